@@ -1,0 +1,47 @@
+# Musubi — the two commands a new user needs are `make demo` and `make test`.
+# Both set up what they need: Debian's clickhouse-server (installed with
+# apt-get when missing) started on private ports by deployments/local.
+
+GO          ?= go
+BIN         := bin/musubi
+CH          := deployments/local/clickhouse.sh
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+export MUSUBI_CLICKHOUSE_ADDR ?= 127.0.0.1:19000
+FUZZTIME    ?= 3s
+
+.PHONY: all build demo test test-unit test-fuzz test-faults lint clickhouse-start clickhouse-stop bench bench-quick clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/musubi
+
+## demo: the main job — local ClickHouse, embedded Kafka, the engine, a sample attack; serves until Ctrl-C.
+demo: build clickhouse-start
+	./$(BIN) demo
+
+## test: every test — unit, integration against the real ClickHouse and kfake, race detector, short fuzzing.
+test: clickhouse-start
+	MUSUBI_REQUIRE_CLICKHOUSE=1 $(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory test-fuzz
+
+test-fuzz:
+	@scripts/fuzz.sh $(FUZZTIME)
+
+## test-faults: the long fault-injection suite.
+test-faults: clickhouse-start
+	MUSUBI_REQUIRE_CLICKHOUSE=1 $(GO) test -count=1 -tags faults -timeout 30m ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+clickhouse-start:
+	@$(CH) start
+
+clickhouse-stop:
+	@$(CH) stop
+
+clean:
+	rm -rf bin

@@ -1,0 +1,80 @@
+package correlate
+
+import "github.com/musubi-xdr/musubi/ocsf"
+
+// Incident is a multi-stage incident graph: the alerts that belong together,
+// the entities that tie them, and the edges that explain every link. Every
+// change produces a new Version; storage keeps the latest.
+type Incident struct {
+	ID        string `json:"id"`
+	Version   uint64 `json:"version"`
+	TenantUID string `json:"tenant_uid"`
+	Title     string `json:"title"`
+	// Severity is an OCSF severity id; RiskScore is 0–100.
+	Severity  int    `json:"severity_id"`
+	RiskScore int    `json:"risk_score"`
+	Status    string `json:"status"`
+	FirstSeen int64  `json:"first_seen"` // ms since epoch, event time
+	LastSeen  int64  `json:"last_seen"`
+	// Stages, Tactics and Techniques are in kill-chain order of first sight.
+	Stages     []string        `json:"stages"`
+	Tactics    []string        `json:"tactics"`
+	Techniques []string        `json:"techniques"`
+	Accounts   []string        `json:"accounts"`
+	RuleIDs    []string        `json:"rule_ids"`
+	AlertIDs   []string        `json:"alert_ids"`
+	Nodes      []Node          `json:"nodes"`
+	Edges      []Edge          `json:"edges"`
+	Timeline   []TimelineEntry `json:"timeline"`
+	// MergedInto names the incident this one was merged into, if any.
+	MergedInto string `json:"merged_into,omitempty"`
+}
+
+// NodeKind says whether a node is an entity or an alert.
+type NodeKind string
+
+// Node kinds.
+const (
+	NodeEntity NodeKind = "entity"
+	NodeAlert  NodeKind = "alert"
+)
+
+// Node is one vertex of an incident graph, shaped for Grafana's Node Graph
+// panel (id, title, subtitle, mainstat).
+type Node struct {
+	ID        string      `json:"id"`
+	Kind      NodeKind    `json:"kind"`
+	Entity    ocsf.Entity `json:"entity,omitempty"`
+	Value     string      `json:"value"`
+	Title     string      `json:"title"`
+	Subtitle  string      `json:"subtitle,omitempty"`
+	MainStat  string      `json:"mainstat,omitempty"`
+	Severity  int         `json:"severity_id,omitempty"`
+	FirstSeen int64       `json:"first_seen"`
+}
+
+// Edge is one link of an incident graph, with everything an analyst needs to
+// trust it: the relation, the rule and version that made it, the join key, the
+// event-time gap between its ends and the evidence events.
+type Edge struct {
+	ID          string   `json:"id"`
+	Source      string   `json:"source"`
+	Target      string   `json:"target"`
+	Relation    string   `json:"relation"`
+	RuleID      string   `json:"rule_id,omitempty"`
+	RuleVersion string   `json:"rule_version,omitempty"`
+	JoinKey     string   `json:"join_key,omitempty"`
+	GapMS       int64    `json:"gap_ms"`
+	Time        int64    `json:"time"`
+	EventIDs    []string `json:"event_ids,omitempty"`
+}
+
+// TimelineEntry is one alert on the incident's timeline.
+type TimelineEntry struct {
+	Time     int64  `json:"time"`
+	AlertID  string `json:"alert_id"`
+	RuleID   string `json:"rule_id"`
+	Title    string `json:"title"`
+	Stage    string `json:"stage,omitempty"`
+	Severity int    `json:"severity_id"`
+}

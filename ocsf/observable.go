@@ -1,0 +1,127 @@
+package ocsf
+
+// Entity is the kind of thing an observable names. The correlator joins
+// events and alerts through entities of the same kind and value.
+type Entity string
+
+// The entity kinds Musubi extracts and correlates on.
+const (
+	EntityAccount         Entity = "account"          // AWS account id
+	EntityRegion          Entity = "region"           // AWS region
+	EntityInstance        Entity = "instance"         // EC2 instance id (i-…)
+	EntityIP              Entity = "ip"               // IPv4 or IPv6 address
+	EntityPrincipal       Entity = "principal"        // principal ARN
+	EntityRole            Entity = "role"             // IAM role ARN
+	EntitySession         Entity = "session"          // role session ARN (assumed-role/<role>/<name>)
+	EntityAccessKey       Entity = "access_key"       // AKIA…/ASIA… access key id
+	EntityUser            Entity = "user"             // IAM user name or OS user name
+	EntityBucket          Entity = "bucket"           // S3 bucket name
+	EntityObject          Entity = "object"           // S3 object as bucket/key
+	EntityDeployment      Entity = "deployment"       // CodeDeploy deployment id (d-…)
+	EntityApplication     Entity = "application"      // CodeDeploy application
+	EntityDeploymentGroup Entity = "deployment_group" // CodeDeploy deployment group
+	EntityPipeline        Entity = "pipeline"         // CodePipeline name
+	EntityHost            Entity = "host"             // host name of an agent
+	EntityProcess         Entity = "process"          // process, as host:pid or a process uid
+	EntityFile            Entity = "file"             // file path
+	EntityHash            Entity = "hash"             // file hash value
+	EntityDomain          Entity = "domain"           // DNS name
+	EntityFinding         Entity = "finding"          // GuardDuty or other finding id
+	EntityCluster         Entity = "cluster"          // EKS/ECS cluster
+	EntityContainer       Entity = "container"        // container id
+)
+
+// Entities lists every entity kind, in a stable order.
+var Entities = []Entity{
+	EntityAccount, EntityRegion, EntityInstance, EntityIP, EntityPrincipal,
+	EntityRole, EntitySession, EntityAccessKey, EntityUser, EntityBucket,
+	EntityObject, EntityDeployment, EntityApplication, EntityDeploymentGroup,
+	EntityPipeline, EntityHost, EntityProcess, EntityFile, EntityHash,
+	EntityDomain, EntityFinding, EntityCluster, EntityContainer,
+}
+
+// Valid reports whether e is a known entity kind.
+func (e Entity) Valid() bool {
+	for _, k := range Entities {
+		if k == e {
+			return true
+		}
+	}
+	return false
+}
+
+// OCSF observable type ids used by Musubi.
+const (
+	ObservableHostname    = 1
+	ObservableIP          = 2
+	ObservableUserName    = 4
+	ObservableFileName    = 7
+	ObservableHash        = 8
+	ObservableProcessName = 9
+	ObservableResourceUID = 10
+	ObservableOther       = 99
+)
+
+// Observable is an OCSF observable. Name is the attribute the value was found
+// in (for example "actor.session.name"); TypeID and Type are the OCSF
+// observable type; Entity is Musubi's entity kind, an extension attribute that
+// lets the correlator join without re-deriving the kind from the path. A
+// value hidden inside another (the instance id that is a role session's
+// name) is listed with the attribute it was found in.
+type Observable struct {
+	Name   string `json:"name" cel:"name"`
+	Type   string `json:"type,omitempty" cel:"type"`
+	TypeID int    `json:"type_id" cel:"type_id"`
+	Value  string `json:"value" cel:"value"`
+	Entity Entity `json:"entity" cel:"entity"`
+}
+
+// entityTypes maps an entity kind to its OCSF observable type.
+var entityTypes = map[Entity]struct {
+	id      int
+	caption string
+}{
+	EntityIP:      {ObservableIP, "IP Address"},
+	EntityHost:    {ObservableHostname, "Hostname"},
+	EntityDomain:  {ObservableHostname, "Hostname"},
+	EntityUser:    {ObservableUserName, "User Name"},
+	EntityFile:    {ObservableFileName, "File Name"},
+	EntityHash:    {ObservableHash, "Hash"},
+	EntityProcess: {ObservableProcessName, "Process Name"},
+	EntityRegion:  {ObservableOther, "Other"},
+	EntityAccount: {ObservableResourceUID, "Resource UID"},
+}
+
+// NewObservable returns the observable for an entity found at attribute name.
+func NewObservable(kind Entity, name, value string) Observable {
+	t, ok := entityTypes[kind]
+	if !ok {
+		t.id, t.caption = ObservableResourceUID, "Resource UID"
+	}
+	return Observable{Name: name, Type: t.caption, TypeID: t.id, Value: value, Entity: kind}
+}
+
+// AddObservable appends an observable unless value is empty or the same kind
+// and value is already listed.
+func (e *Event) AddObservable(kind Entity, name, value string) {
+	if value == "" {
+		return
+	}
+	for i := range e.Observables {
+		if e.Observables[i].Entity == kind && e.Observables[i].Value == value {
+			return
+		}
+	}
+	e.Observables = append(e.Observables, NewObservable(kind, name, value))
+}
+
+// EntityValues returns the values of every observable of the given kind.
+func (e *Event) EntityValues(kind Entity) []string {
+	var out []string
+	for _, o := range e.Observables {
+		if o.Entity == kind {
+			out = append(out, o.Value)
+		}
+	}
+	return out
+}

@@ -1,0 +1,34 @@
+package rules
+
+import "github.com/musubi-xdr/musubi/ocsf"
+
+// Alert is what a detection or correlation rule raises: an OCSF Detection
+// Finding in Musubi's shape. Its ID is deterministic (rule id and evidence),
+// so re-processing the same events after a crash yields the same alert.
+type Alert struct {
+	ID          string `json:"id"`
+	TenantUID   string `json:"tenant_uid"`
+	RuleID      string `json:"rule_id"`
+	RuleVersion string `json:"rule_version"`
+	Title       string `json:"title"`
+	// Severity is an OCSF severity id (1 informational … 5 critical).
+	Severity int `json:"severity_id"`
+	// Stage is the kill-chain stage the rule detects (initial_access,
+	// discovery, credential_access, ...).
+	Stage      string   `json:"stage,omitempty"`
+	Tactics    []string `json:"tactics,omitempty"`    // ATT&CK tactic ids, e.g. TA0006
+	Techniques []string `json:"techniques,omitempty"` // ATT&CK technique ids, e.g. T1552.005
+	// Time is the event time of the (last) evidence event, ms since epoch.
+	Time       int64  `json:"time"`
+	AccountUID string `json:"account_uid,omitempty"`
+	Region     string `json:"region,omitempty"`
+	// Source is the log name of the evidence (cloudtrail, agent, ...).
+	Source string `json:"source,omitempty"`
+	// Entities are the observables the alert carries and may be joined on.
+	Entities []ocsf.Observable `json:"entities,omitempty"`
+	// EventIDs are the metadata.uid of the evidence events, oldest first.
+	EventIDs []string `json:"event_ids"`
+	// Correlated is set on alerts raised by correlation rules.
+	Correlated bool   `json:"correlated,omitempty"`
+	Summary    string `json:"summary,omitempty"`
+}
