@@ -1,0 +1,436 @@
+// Package config holds Musubi's configuration: one YAML file, environment
+// overrides and flags, in that order of precedence (flags win).
+//
+// Decoding is strict — an unknown key is an error — and Validate reports every
+// problem at once. Defaults (in Default) let `musubi serve` run against the
+// project's local ClickHouse and a Kafka broker on localhost without a file.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration of the musubi binary.
+type Config struct {
+	Kafka      Kafka      `yaml:"kafka"`
+	ClickHouse ClickHouse `yaml:"clickhouse"`
+	Rules      Rules      `yaml:"rules"`
+	Correlate  Correlate  `yaml:"correlate"`
+	Pipeline   Pipeline   `yaml:"pipeline"`
+	API        API        `yaml:"api"`
+	Ingest     Ingest     `yaml:"ingest"`
+	Tenants    []Tenant   `yaml:"tenants"`
+	Log        Log        `yaml:"log"`
+}
+
+// Kafka configures the consumer of the raw topics.
+type Kafka struct {
+	// Brokers lists bootstrap brokers. Empty in `musubi demo` means an
+	// embedded broker; `serve` requires at least one.
+	Brokers []string `yaml:"brokers"`
+	GroupID string   `yaml:"group_id"`
+	// Topics maps each source (cloudtrail, vpcflow, guardduty, agent, falco)
+	// to the topic that carries it.
+	Topics map[string]string `yaml:"topics"`
+	// DeadLetterTopic, when set, receives every record that cannot be
+	// processed, in addition to the dead_letters table.
+	DeadLetterTopic string        `yaml:"dead_letter_topic"`
+	MaxWait         time.Duration `yaml:"max_wait"`
+	// QueueCapacity bounds the messages the client prefetches.
+	QueueCapacity int `yaml:"queue_capacity"`
+}
+
+// ClickHouse configures storage.
+type ClickHouse struct {
+	Addr             []string      `yaml:"addr"`
+	Database         string        `yaml:"database"`
+	Username         string        `yaml:"username"`
+	Password         string        `yaml:"password"`
+	Cluster          string        `yaml:"cluster"`
+	MigrateOnStart   bool          `yaml:"migrate_on_start"`
+	StoreRaw         bool          `yaml:"store_raw"`
+	MaxExecutionTime time.Duration `yaml:"max_execution_time"`
+	// Retention per table (events, alerts, dead_letters, ...); zero keeps
+	// data forever.
+	Retention map[string]time.Duration `yaml:"retention"`
+}
+
+// Rules configures detection and correlation rules.
+type Rules struct {
+	Dir string `yaml:"dir"`
+	// ReloadInterval is how often the directory is checked for changes.
+	ReloadInterval time.Duration `yaml:"reload_interval"`
+}
+
+// Correlate configures the correlator.
+type Correlate struct {
+	Window          time.Duration `yaml:"window"`
+	AllowedLateness time.Duration `yaml:"allowed_lateness"`
+	HubPartnerLimit int           `yaml:"hub_partner_limit"`
+	// HubCIDRs are addresses that never glue incidents together (NAT
+	// gateways, VPC endpoints).
+	HubCIDRs             []string `yaml:"hub_cidrs"`
+	MaxAlertsPerIncident int      `yaml:"max_alerts_per_incident"`
+	MaxNodesPerIncident  int      `yaml:"max_nodes_per_incident"`
+}
+
+// Pipeline configures batching between Kafka and ClickHouse.
+type Pipeline struct {
+	// BatchSize is the most records processed and written together.
+	BatchSize int `yaml:"batch_size"`
+	// FlushInterval bounds how long a partial batch waits.
+	FlushInterval time.Duration `yaml:"flush_interval"`
+}
+
+// API configures the HTTP server.
+type API struct {
+	Listen string `yaml:"listen"`
+	// Tokens seeds API tokens at start; the secret may be given as
+	// "env:NAME" to read it from the environment.
+	Tokens []Token `yaml:"tokens"`
+	// Open disables authentication; only for local demos.
+	Open bool `yaml:"open"`
+}
+
+// Token is a bearer token seeded from configuration.
+type Token struct {
+	Name    string   `yaml:"name"`
+	Secret  string   `yaml:"secret"`
+	Role    string   `yaml:"role"`
+	Tenants []string `yaml:"tenants"`
+}
+
+// Ingest configures decoding limits.
+type Ingest struct {
+	MaxRecordBytes int `yaml:"max_record_bytes"`
+	MaxDepth       int `yaml:"max_depth"`
+}
+
+// Tenant maps a tenant to the AWS accounts it owns. An account list of
+// ["*"] matches every account not claimed by another tenant.
+type Tenant struct {
+	ID       string   `yaml:"id"`
+	Name     string   `yaml:"name"`
+	Accounts []string `yaml:"accounts"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Sources are the source names a topic can carry.
+var Sources = []string{"cloudtrail", "vpcflow", "guardduty", "agent", "falco"}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		Kafka: Kafka{
+			Brokers: []string{"127.0.0.1:9092"},
+			GroupID: "musubi",
+			Topics: map[string]string{
+				"cloudtrail": "musubi.raw.cloudtrail",
+				"vpcflow":    "musubi.raw.vpcflow",
+				"guardduty":  "musubi.raw.guardduty",
+				"agent":      "musubi.raw.agent",
+				"falco":      "musubi.raw.falco",
+			},
+			MaxWait:       250 * time.Millisecond,
+			QueueCapacity: 1000,
+		},
+		ClickHouse: ClickHouse{
+			Addr:             []string{"127.0.0.1:19000"},
+			Database:         "musubi",
+			Username:         "default",
+			MigrateOnStart:   true,
+			StoreRaw:         true,
+			MaxExecutionTime: 30 * time.Second,
+			Retention:        map[string]time.Duration{},
+		},
+		Rules:     Rules{Dir: "detections", ReloadInterval: 5 * time.Second},
+		Correlate: Correlate{Window: 24 * time.Hour, AllowedLateness: 2 * time.Minute, HubPartnerLimit: 50, MaxAlertsPerIncident: 500, MaxNodesPerIncident: 1000},
+		Pipeline:  Pipeline{BatchSize: 5000, FlushInterval: time.Second},
+		API:       API{Listen: "127.0.0.1:8080"},
+		Ingest:    Ingest{MaxRecordBytes: 1 << 20, MaxDepth: 64},
+		Tenants:   []Tenant{{ID: "default", Name: "Default", Accounts: []string{"*"}}},
+		Log:       Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load reads the file at path over the defaults (an empty path means no
+// file), then applies environment overrides. It does not validate.
+func Load(path string, getenv func(string) string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		if err := Decode(bytes.NewReader(data), &cfg); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := cfg.applyEnv(getenv); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// Decode decodes YAML strictly into cfg: unknown keys are errors.
+func Decode(r io.Reader, cfg *Config) error {
+	dec := yaml.NewDecoder(r)
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// Env lists the environment variables that override the file.
+var Env = []struct{ Name, Help string }{
+	{"MUSUBI_KAFKA_BROKERS", "comma-separated Kafka bootstrap brokers"},
+	{"MUSUBI_KAFKA_GROUP_ID", "Kafka consumer group"},
+	{"MUSUBI_CLICKHOUSE_ADDR", "comma-separated ClickHouse native addresses (host:port)"},
+	{"MUSUBI_CLICKHOUSE_DATABASE", "ClickHouse database"},
+	{"MUSUBI_CLICKHOUSE_USERNAME", "ClickHouse user"},
+	{"MUSUBI_CLICKHOUSE_PASSWORD", "ClickHouse password"},
+	{"MUSUBI_CLICKHOUSE_CLUSTER", "ClickHouse cluster name (enables ON CLUSTER schema)"},
+	{"MUSUBI_RULES_DIR", "rule directory"},
+	{"MUSUBI_API_LISTEN", "HTTP listen address"},
+	{"MUSUBI_LOG_LEVEL", "debug, info, warn or error"},
+}
+
+func (c *Config) applyEnv(getenv func(string) string) error {
+	if getenv == nil {
+		return nil
+	}
+	list := func(v string) []string {
+		var out []string
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	set := func(name string, apply func(string)) {
+		if v := getenv(name); v != "" {
+			apply(v)
+		}
+	}
+	set("MUSUBI_KAFKA_BROKERS", func(v string) { c.Kafka.Brokers = list(v) })
+	set("MUSUBI_KAFKA_GROUP_ID", func(v string) { c.Kafka.GroupID = v })
+	set("MUSUBI_CLICKHOUSE_ADDR", func(v string) { c.ClickHouse.Addr = list(v) })
+	set("MUSUBI_CLICKHOUSE_DATABASE", func(v string) { c.ClickHouse.Database = v })
+	set("MUSUBI_CLICKHOUSE_USERNAME", func(v string) { c.ClickHouse.Username = v })
+	set("MUSUBI_CLICKHOUSE_PASSWORD", func(v string) { c.ClickHouse.Password = v })
+	set("MUSUBI_CLICKHOUSE_CLUSTER", func(v string) { c.ClickHouse.Cluster = v })
+	set("MUSUBI_RULES_DIR", func(v string) { c.Rules.Dir = v })
+	set("MUSUBI_API_LISTEN", func(v string) { c.API.Listen = v })
+	set("MUSUBI_LOG_LEVEL", func(v string) { c.Log.Level = v })
+	return nil
+}
+
+// Validate reports every problem of the configuration at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	for i, b := range c.Kafka.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			bad(fmt.Sprintf("kafka.brokers[%d]", i), "%q is not host:port", b)
+		}
+	}
+	if c.Kafka.GroupID == "" {
+		bad("kafka.group_id", "must not be empty")
+	}
+	if len(c.Kafka.Topics) == 0 {
+		bad("kafka.topics", "at least one source topic is required")
+	}
+	seen := map[string]string{}
+	for src, topic := range c.Kafka.Topics {
+		if !slices.Contains(Sources, src) {
+			bad("kafka.topics."+src, "unknown source (want one of %s)", strings.Join(Sources, ", "))
+		}
+		if topic == "" {
+			bad("kafka.topics."+src, "topic must not be empty")
+		} else if other, dup := seen[topic]; dup {
+			bad("kafka.topics."+src, "topic %q is also used by %s", topic, other)
+		}
+		seen[topic] = src
+	}
+	if c.Kafka.MaxWait <= 0 {
+		bad("kafka.max_wait", "must be positive")
+	}
+	if c.Kafka.QueueCapacity <= 0 {
+		bad("kafka.queue_capacity", "must be positive")
+	}
+	if len(c.ClickHouse.Addr) == 0 {
+		bad("clickhouse.addr", "at least one address is required")
+	}
+	for i, a := range c.ClickHouse.Addr {
+		if _, port, err := net.SplitHostPort(a); err != nil {
+			bad(fmt.Sprintf("clickhouse.addr[%d]", i), "%q is not host:port", a)
+		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			bad(fmt.Sprintf("clickhouse.addr[%d]", i), "port %q is not a number", port)
+		}
+	}
+	if !isIdent(c.ClickHouse.Database) {
+		bad("clickhouse.database", "%q must be letters, digits and underscores", c.ClickHouse.Database)
+	}
+	if c.ClickHouse.Cluster != "" && !isIdent(c.ClickHouse.Cluster) {
+		bad("clickhouse.cluster", "%q must be letters, digits and underscores", c.ClickHouse.Cluster)
+	}
+	if c.ClickHouse.MaxExecutionTime <= 0 {
+		bad("clickhouse.max_execution_time", "must be positive")
+	}
+	for table, d := range c.ClickHouse.Retention {
+		if d < 0 {
+			bad("clickhouse.retention."+table, "must not be negative")
+		}
+		if d > 0 && d < 24*time.Hour {
+			bad("clickhouse.retention."+table, "%s is shorter than one daily partition", d)
+		}
+	}
+	if c.Rules.Dir == "" {
+		bad("rules.dir", "must not be empty")
+	}
+	if c.Rules.ReloadInterval < 0 {
+		bad("rules.reload_interval", "must not be negative")
+	}
+	if c.Correlate.Window <= 0 {
+		bad("correlate.window", "must be positive")
+	}
+	if c.Correlate.AllowedLateness < 0 {
+		bad("correlate.allowed_lateness", "must not be negative")
+	}
+	for i, cidr := range c.Correlate.HubCIDRs {
+		if _, _, err := net.ParseCIDR(cidr); err != nil {
+			bad(fmt.Sprintf("correlate.hub_cidrs[%d]", i), "%q is not a CIDR", cidr)
+		}
+	}
+	if c.Correlate.HubPartnerLimit < 2 {
+		bad("correlate.hub_partner_limit", "must be at least 2")
+	}
+	if c.Correlate.MaxAlertsPerIncident <= 0 {
+		bad("correlate.max_alerts_per_incident", "must be positive")
+	}
+	if c.Correlate.MaxNodesPerIncident <= 0 {
+		bad("correlate.max_nodes_per_incident", "must be positive")
+	}
+	if c.Pipeline.BatchSize <= 0 || c.Pipeline.BatchSize > 1_000_000 {
+		bad("pipeline.batch_size", "%d is outside 1..1000000", c.Pipeline.BatchSize)
+	}
+	if c.Pipeline.FlushInterval <= 0 {
+		bad("pipeline.flush_interval", "must be positive")
+	}
+	if _, _, err := net.SplitHostPort(c.API.Listen); err != nil {
+		bad("api.listen", "%q is not host:port", c.API.Listen)
+	}
+	for i, t := range c.API.Tokens {
+		f := fmt.Sprintf("api.tokens[%d]", i)
+		if t.Name == "" {
+			bad(f+".name", "must not be empty")
+		}
+		if t.Secret == "" {
+			bad(f+".secret", "must not be empty")
+		}
+		if !slices.Contains([]string{"viewer", "analyst", "admin"}, t.Role) {
+			bad(f+".role", "%q is not viewer, analyst or admin", t.Role)
+		}
+		for _, tn := range t.Tenants {
+			if tn != "*" && !hasTenant(c.Tenants, tn) {
+				bad(f+".tenants", "unknown tenant %q", tn)
+			}
+		}
+	}
+	if c.Ingest.MaxRecordBytes <= 0 {
+		bad("ingest.max_record_bytes", "must be positive")
+	}
+	if c.Ingest.MaxDepth <= 0 || c.Ingest.MaxDepth > 10000 {
+		bad("ingest.max_depth", "%d is outside 1..10000", c.Ingest.MaxDepth)
+	}
+	if len(c.Tenants) == 0 {
+		bad("tenants", "at least one tenant is required")
+	}
+	ids := map[string]bool{}
+	accounts := map[string]string{}
+	for i, t := range c.Tenants {
+		f := fmt.Sprintf("tenants[%d]", i)
+		if !isIdent(strings.ReplaceAll(t.ID, "-", "_")) {
+			bad(f+".id", "%q must be letters, digits, '-' and '_'", t.ID)
+		}
+		if ids[t.ID] {
+			bad(f+".id", "duplicate tenant %q", t.ID)
+		}
+		ids[t.ID] = true
+		if len(t.Accounts) == 0 {
+			bad(f+".accounts", "at least one AWS account (or \"*\") is required")
+		}
+		for _, a := range t.Accounts {
+			if a != "*" && !isAccountID(a) {
+				bad(f+".accounts", "%q is not a 12-digit AWS account id", a)
+			}
+			if other, dup := accounts[a]; dup {
+				bad(f+".accounts", "account %s is also claimed by tenant %q", a, other)
+			}
+			accounts[a] = t.ID
+		}
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		bad("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+	}
+	if !slices.Contains([]string{"text", "json"}, c.Log.Format) {
+		bad("log.format", "%q is not text or json", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}
+
+func hasTenant(ts []Tenant, id string) bool {
+	for _, t := range ts {
+		if t.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+func isIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r == '_', 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z':
+		case '0' <= r && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func isAccountID(s string) bool {
+	if len(s) != 12 {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}

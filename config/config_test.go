@@ -1,0 +1,79 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Fatalf("default config: %v", err)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		// wantErrs are substrings that must all appear in the load or
+		// validation error; empty means the file must be valid.
+		wantErrs []string
+	}{
+		{file: "testdata/good.yaml"},
+		{file: "testdata/unknown-key.yaml", wantErrs: []string{"field grup_id not found"}},
+		{file: "testdata/invalid.yaml", wantErrs: []string{
+			`kafka.brokers[0]: "not-a-host-port" is not host:port`,
+			"kafka.topics.netflow: unknown source",
+			`topic "raw" is also used by`,
+			`clickhouse.database: "musubi; DROP" must be letters`,
+			"pipeline.batch_size: 0 is outside",
+			`tenants[0].accounts: "1234" is not a 12-digit AWS account id`,
+			`log.level: "loud" is not debug`,
+		}},
+		{file: "testdata/missing.yaml", wantErrs: []string{"no such file"}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			cfg, err := Load(tc.file, nil)
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if len(tc.wantErrs) == 0 {
+				if err != nil {
+					t.Fatalf("got error %v, want none", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("got no error, want %q", tc.wantErrs)
+			}
+			for _, want := range tc.wantErrs {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not mention %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestEnvOverridesFile(t *testing.T) {
+	env := map[string]string{
+		"MUSUBI_KAFKA_BROKERS":   "a:1, b:2",
+		"MUSUBI_CLICKHOUSE_ADDR": "ch:9000",
+		"MUSUBI_API_LISTEN":      "127.0.0.1:9999",
+	}
+	cfg, err := Load("testdata/good.yaml", func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.Kafka.Brokers, ","); got != "a:1,b:2" {
+		t.Errorf("got brokers %q, want a:1,b:2", got)
+	}
+	if got := cfg.ClickHouse.Addr[0]; got != "ch:9000" {
+		t.Errorf("got clickhouse addr %q, want ch:9000", got)
+	}
+	if got := cfg.API.Listen; got != "127.0.0.1:9999" {
+		t.Errorf("got listen %q, want 127.0.0.1:9999", got)
+	}
+	if got := cfg.Kafka.GroupID; got != "musubi-prod" {
+		t.Errorf("got group %q, want the file's musubi-prod", got)
+	}
+}
