@@ -99,8 +99,6 @@ type API struct {
 	// Tokens seeds API tokens at start; the secret may be given as
 	// "env:NAME" to read it from the environment.
 	Tokens []Token `yaml:"tokens"`
-	// Open disables authentication; only for local demos.
-	Open bool `yaml:"open"`
 }
 
 // Token is a bearer token seeded from configuration.

@@ -1,0 +1,113 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/rules"
+)
+
+// ErrNotFound is returned by a Store when an id does not exist in the
+// caller's tenants.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned by a Store when an update's expected version is
+// stale.
+var ErrConflict = errors.New("version conflict")
+
+// Store is what the API needs from storage.
+type Store interface {
+	ListIncidents(ctx context.Context, q IncidentQuery) (IncidentPage, error)
+	GetIncident(ctx context.Context, tenants []string, id, evidenceCursor string) (IncidentDetail, error)
+}
+
+// RuleSource is what the API needs from the rule engine.
+type RuleSource interface {
+	Rules() []RuleInfo
+	Reload() error
+}
+
+// IncidentQuery selects incidents for the queue.
+type IncidentQuery struct {
+	Tenants     []string
+	Status      []string
+	MinSeverity int
+	// Assignee: "" any, "none" unassigned, otherwise the exact assignee.
+	Assignee    string
+	Tag         string
+	RuleID      string
+	EntityType  string
+	EntityValue string
+	Account     string
+	From, To    time.Time
+	Text        string
+	Sort        string
+	Desc        bool
+	Limit       int
+	Cursor      string
+}
+
+// Workflow is the analyst-owned state of an incident.
+type Workflow struct {
+	Status           string    `json:"status"`
+	Assignee         string    `json:"assignee,omitempty"`
+	Verdict          string    `json:"verdict,omitempty"`
+	Reason           string    `json:"reason,omitempty"`
+	Tags             []string  `json:"tags"`
+	SeverityOverride int       `json:"severity_override,omitempty"`
+	Version          uint64    `json:"workflow_version"`
+	UpdatedAt        time.Time `json:"updated_at,omitzero"`
+	UpdatedBy        string    `json:"updated_by,omitempty"`
+}
+
+// Incident is one row of the queue: the correlator's incident with the
+// analyst's workflow state.
+type Incident struct {
+	correlate.Incident
+	Workflow Workflow `json:"workflow"`
+}
+
+// IncidentPage is one page of the queue.
+type IncidentPage struct {
+	Items          []Incident     `json:"items"`
+	NextCursor     string         `json:"next_cursor,omitempty"`
+	CountsByStatus map[string]int `json:"counts_by_status"`
+}
+
+// IncidentDetail is one incident with its alerts and a page of evidence.
+type IncidentDetail struct {
+	Incident
+	Alerts             []rules.Alert `json:"alerts"`
+	Evidence           []Evidence    `json:"evidence"`
+	NextEvidenceCursor string        `json:"next_evidence_cursor,omitempty"`
+}
+
+// Evidence is one evidence event: its id, time, source, the normalized OCSF
+// JSON and, when stored, the raw record.
+type Evidence struct {
+	ID         string          `json:"id"`
+	Time       int64           `json:"time"`
+	Source     string          `json:"source"`
+	ClassUID   int             `json:"class_uid"`
+	Operation  string          `json:"operation,omitempty"`
+	Normalized json.RawMessage `json:"normalized,omitempty"`
+	Raw        string          `json:"raw,omitempty"`
+}
+
+// RuleInfo describes one loaded rule.
+type RuleInfo struct {
+	ID          string   `json:"id"`
+	Kind        string   `json:"kind"`
+	Title       string   `json:"title"`
+	Version     string   `json:"version"`
+	Severity    int      `json:"severity_id"`
+	Stage       string   `json:"stage,omitempty"`
+	Tactics     []string `json:"tactics,omitempty"`
+	Techniques  []string `json:"techniques,omitempty"`
+	Evaluations uint64   `json:"evaluations"`
+	Matches     uint64   `json:"matches"`
+	Errors      uint64   `json:"errors"`
+}
