@@ -1,0 +1,119 @@
+// Package rules is Musubi's detection-as-code engine: single-event detection
+// rules written in YAML with a CEL condition over the normalized OCSF event,
+// loaded from a directory, indexed, evaluated under hard limits, and turned
+// into deterministic alerts.
+//
+// # Rule files
+//
+// A rule directory holds *.yaml / *.yml files, in any sub-folders; hidden
+// entries (".git", a ConfigMap's "..data") and "testdata" folders are
+// skipped, symbolic links are followed. A file holds one or more YAML
+// documents, one rule each. Files with "kind: correlation" belong to the
+// correlation engine and are skipped; "kind: detection" is the default.
+// Unknown keys are errors.
+//
+//	kind: detection                 # optional
+//	id: aws.imds.credentials_from_web_server   # stable, [a-z0-9_.-]
+//	title: Instance role credentials read by a web server child
+//	description: |
+//	  A process descended from a web server fetched the instance role's
+//	  credentials from the instance metadata service.
+//	status: stable                  # stable | test | experimental | deprecated
+//	severity: high                  # informational | low | medium | high | critical
+//	stage: credential_access        # a kill-chain stage, see Stages
+//	attack:
+//	  tactics: [TA0006]             # ATT&CK tactic ids
+//	  techniques: [T1552.005]       # ATT&CK technique ids
+//	sources:                        # what the rule can match; feeds the index
+//	  log_names: [agent]            # metadata.log_name
+//	  classes: [1007]               # class_uid
+//	  operations: []                # api.operation
+//	condition: |                    # CEL, must be bool
+//	  event.process.cmd_line.icontains(["169.254.169.254", "fd00:ec2::254"]) &&
+//	  event.process.cmd_line.contains("security-credentials") &&
+//	  event.process.lineage.exists(p, basename(p) in ["nginx", "httpd", "php-fpm"])
+//	entities: [host, instance, process]   # observables the alert carries (ocsf.Entity)
+//	suppression:                    # optional: one alert per key value and window
+//	  key: event.device.instance_uid  # CEL, must be string
+//	  window: 1h                    # Go duration or days ("1d")
+//	falsepositives: [Provisioning scripts run by the web server user]
+//	references: [https://attack.mitre.org/techniques/T1552/005/]
+//	tests:                          # at least one match and one no-match
+//	  - name: curl from a php-fpm child
+//	    match: true
+//	    event:                      # an OCSF event, as its JSON shape
+//	      class_uid: 1007
+//	      metadata: {log_name: agent, uid: t1}
+//	      process:
+//	        cmd_line: curl http://169.254.169.254/latest/meta-data/iam/security-credentials/web
+//	        lineage: [/usr/sbin/php-fpm, /bin/sh]
+//	  - name: the agent itself
+//	    match: false
+//	    event: {class_uid: 1007, metadata: {log_name: agent}, process: {cmd_line: /usr/bin/amazon-ssm-agent}}
+//
+// Each non-empty list under sources must contain the event's value; rules
+// are indexed by operation, else class, else log name, so an event meets
+// only its candidate rules and the cost per event stays nearly flat as the
+// rule count grows.
+//
+// # CEL
+//
+// Conditions see three variables, in one environment (NewEnv) compiled once:
+//
+//   - event: the ocsf.Event, typed: field names are the `cel` struct tags
+//     (the OCSF attribute names), so a misspelled field is a load error at
+//     file:line:col. An absent sub-object reads as its zero value.
+//   - request, response: api.request.data and api.response.data, JSON
+//     objects of type map(string, dyn), decoded only when a candidate rule
+//     of the event reads them, once per event.
+//
+// Absent keys in request/response: a lookup of a missing key, at any depth,
+// yields an absent value that equals nothing. So request.x == "a" is false,
+// request.x != "a" and !(request.x == "a") are true, request.x in [...] is
+// false, and a negated condition is never broken by a missing field. Calling
+// a function on an absent value (request.x.startsWith("a")) is an evaluation
+// error, counted and treated as no match: guard it with has(request.x) or
+// request.?x.orValue("").
+//
+// Functions: the CEL standard library, the strings extension
+// (lowerAscii, split, ...), optional values, and Musubi's Library:
+// cidr_match, is_public_ip, is_private_ip, is_ip, iequals, icontains,
+// istartsWith, iendsWith, glob, iglob (each taking a string or a list of
+// strings meaning "any of"), base64_decode and basename. matches() takes an
+// RE2 pattern that must be a constant; it is compiled once at load.
+//
+// # Limits
+//
+// At load a condition is rejected when it is longer than MaxExpressionSize,
+// has more than MaxExpressionNodes nodes, nests deeper than MaxRecursion,
+// nests comprehensions deeper than MaxComprehensionNesting, has a regular
+// expression larger than MaxRegexProgramSize, is not boolean, or has a
+// worst-case cost estimate (over strings of 16 KiB and lists of 256 items)
+// above MaxEstimatedCost. At evaluation each rule runs under CostLimit and,
+// when it iterates, a deadline (Engine.EvalTimeout); a rule that exceeds
+// either is stopped, counted in musubi_rules_errors_total, and the other
+// rules of the event still run.
+//
+// # Lifecycle
+//
+// Load compiles a directory into an immutable Set, listing every problem of
+// every file at once (errors.Join of *Problem). Engine.Swap installs a set
+// atomically; Manager polls the directory's content hash and reloads it,
+// and Manager.Reload is what SIGHUP and POST /-/reload call. A broken set is
+// rejected whole; the running set stays.
+//
+// # Alerts
+//
+// An alert names the rule id and its version: a hash of the rule's content
+// and, when the directory is a git checkout, "@" and the commit. Its id is
+// deterministic: a hash of the rule id and the evidence event's
+// metadata.uid, or, with suppression, of the rule id, the suppression key
+// value and the window the event time falls in. Within a window the engine
+// returns the alert once; replays reproduce the same id.
+//
+// # Tooling
+//
+// Lint, Test and Coverage return reports (with JSON tags) for
+// `musubi rules lint|test|coverage`; Coverage includes an ATT&CK Navigator
+// layer.
+package rules

@@ -1,0 +1,407 @@
+package rules
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/interpreter"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/musubi-xdr/musubi/ocsf"
+)
+
+// DefaultEvalTimeout is the deadline of one rule evaluation that iterates
+// (a condition with comprehensions). Conditions without comprehensions are
+// bounded by the cost limit alone: their work is linear in their size.
+const DefaultEvalTimeout = 20 * time.Millisecond
+
+// maxSuppressed bounds the suppression memory; see Engine.suppressed.
+const maxSuppressed = 1 << 16
+
+// Error reasons counted in musubi_rules_errors_total.
+const (
+	ReasonCostLimit = "cost_limit"
+	ReasonTimeout   = "timeout"
+	ReasonEval      = "eval"
+	ReasonNotBool   = "not_bool"
+	ReasonPanic     = "panic"
+	ReasonBadJSON   = "bad_json"
+)
+
+// Engine evaluates the current rule set against events. The set is swapped
+// atomically, so a reload never blocks evaluation. It is safe for concurrent
+// use.
+type Engine struct {
+	set     atomic.Pointer[engineSet]
+	logger  *slog.Logger
+	metrics *metrics
+	// EvalTimeout is the deadline of one iterating evaluation; set it before
+	// the first Evaluate.
+	EvalTimeout time.Duration
+
+	mu         sync.Mutex
+	suppressed map[string]int64 // alert id → end of its window, event time ms
+	lastErrLog atomic.Int64     // unix ns of the last evaluation error logged
+}
+
+// engineSet is a rule set with the metric children of its rules resolved
+// once, so the hot path does no label lookups.
+type engineSet struct {
+	set   *Set
+	rules map[*Rule]*ruleMetrics
+}
+
+type ruleMetrics struct {
+	evals, matches, cost, suppressed prometheus.Counter
+}
+
+type metrics struct {
+	evals, matches, cost, suppressed, errors *prometheus.CounterVec
+	loaded                                   prometheus.Gauge
+	reloads                                  *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		evals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "musubi_rules_evaluations_total", Help: "Rule evaluations, by rule.",
+		}, []string{"rule"}),
+		matches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "musubi_rules_matches_total", Help: "Rule matches (before suppression), by rule.",
+		}, []string{"rule"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "musubi_rules_errors_total", Help: "Rule evaluations that failed, by rule and reason (cost_limit, timeout, eval, not_bool, panic, bad_json).",
+		}, []string{"rule", "reason"}),
+		cost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "musubi_rules_cost_total", Help: "CEL evaluation cost units spent, by rule.",
+		}, []string{"rule"}),
+		suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "musubi_rules_suppressed_total", Help: "Matches folded into an earlier alert by suppression, by rule.",
+		}, []string{"rule"}),
+		loaded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "musubi_rules_loaded", Help: "Detection rules in the running set.",
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "musubi_rules_reloads_total", Help: "Rule set reloads, by outcome (success, failure).",
+		}, []string{"outcome"}),
+	}
+	if reg != nil {
+		m.evals = register(reg, m.evals)
+		m.matches = register(reg, m.matches)
+		m.errors = register(reg, m.errors)
+		m.cost = register(reg, m.cost)
+		m.suppressed = register(reg, m.suppressed)
+		m.loaded = register(reg, m.loaded)
+		m.reloads = register(reg, m.reloads)
+	}
+	return m
+}
+
+// register registers c, or returns the collector already registered under
+// the same name (two engines on one registry share their metrics).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}
+
+// NewEngine returns an engine with no rules. Metrics are registered with reg
+// (nil: not registered); logger may be nil.
+func NewEngine(reg prometheus.Registerer, logger *slog.Logger) *Engine {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{
+		logger:      logger.With("component", "rules"),
+		metrics:     newMetrics(reg),
+		EvalTimeout: DefaultEvalTimeout,
+		suppressed:  map[string]int64{},
+	}
+}
+
+// Swap replaces the running rule set. Series of rules that are gone are
+// removed from the metrics.
+func (e *Engine) Swap(s *Set) {
+	es := &engineSet{set: s, rules: map[*Rule]*ruleMetrics{}}
+	ids := map[string]bool{}
+	for _, r := range s.Rules() {
+		ids[r.ID] = true
+		es.rules[r] = &ruleMetrics{
+			evals:      e.metrics.evals.WithLabelValues(r.ID),
+			matches:    e.metrics.matches.WithLabelValues(r.ID),
+			cost:       e.metrics.cost.WithLabelValues(r.ID),
+			suppressed: e.metrics.suppressed.WithLabelValues(r.ID),
+		}
+	}
+	old := e.set.Swap(es)
+	if old != nil {
+		for _, r := range old.set.Rules() {
+			if !ids[r.ID] {
+				e.metrics.evals.DeleteLabelValues(r.ID)
+				e.metrics.matches.DeleteLabelValues(r.ID)
+				e.metrics.cost.DeleteLabelValues(r.ID)
+				e.metrics.suppressed.DeleteLabelValues(r.ID)
+				e.metrics.errors.DeletePartialMatch(prometheus.Labels{"rule": r.ID})
+			}
+		}
+	}
+	e.metrics.loaded.Set(float64(s.Len()))
+}
+
+// Set returns the running rule set (nil before the first Swap).
+func (e *Engine) Set() *Set {
+	if es := e.set.Load(); es != nil {
+		return es.set
+	}
+	return nil
+}
+
+// Evaluate runs every candidate rule of the running set on ev and returns
+// the alerts raised. Rule errors (cost limit, deadline, evaluation errors)
+// are counted in musubi_rules_errors_total and never returned; a failing
+// rule does not affect the others. Evaluate never panics.
+func (e *Engine) Evaluate(ev *ocsf.Event) []Alert {
+	es := e.set.Load()
+	if es == nil || ev == nil {
+		return nil
+	}
+	act := newActivation(ev)
+	var alerts []Alert
+	es.set.index.candidates(ev, func(r *Rule) {
+		m := es.rules[r]
+		matched, reason, err := e.eval(r, act, m)
+		if err != nil {
+			e.ruleError(r, reason, err)
+			return
+		}
+		if !matched {
+			return
+		}
+		m.matches.Inc()
+		a, suppressed := e.alert(r, ev, act, m)
+		if !suppressed {
+			alerts = append(alerts, a)
+		}
+	})
+	if act.badJSON {
+		e.metrics.errors.WithLabelValues("", ReasonBadJSON).Inc()
+	}
+	return alerts
+}
+
+// eval evaluates one rule's condition under the cost limit and, when it
+// iterates, a deadline.
+func (e *Engine) eval(r *Rule, act *activation, m *ruleMetrics) (matched bool, reason string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			matched, reason, err = false, ReasonPanic, fmt.Errorf("panic: %v", p)
+		}
+	}()
+	if m != nil {
+		m.evals.Inc()
+	}
+	out, det, err := e.run(r.prg, r.iterates, act)
+	if m != nil {
+		if c := det.ActualCost(); c != nil {
+			m.cost.Add(float64(*c))
+		}
+	}
+	if err != nil {
+		return false, errorReason(err), err
+	}
+	b, ok := out.(types.Bool)
+	if !ok {
+		return false, ReasonNotBool, fmt.Errorf("condition returned %s, not bool", out.Type().TypeName())
+	}
+	return bool(b), "", nil
+}
+
+func (e *Engine) run(prg cel.Program, iterates bool, act *activation) (ref.Val, *cel.EvalDetails, error) {
+	if !iterates {
+		return prg.Eval(act)
+	}
+	timeout := e.EvalTimeout
+	if timeout <= 0 {
+		timeout = DefaultEvalTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return prg.ContextEval(ctx, act)
+}
+
+func errorReason(err error) string {
+	var ce interpreter.EvalCancelledError
+	switch {
+	case errors.As(err, &ce) && ce.Cause == interpreter.CostLimitExceeded:
+		return ReasonCostLimit
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ce), errors.Is(err, interpreter.InterruptError{}):
+		return ReasonTimeout
+	}
+	return ReasonEval
+}
+
+// ruleError counts a failed evaluation and logs at most one per second.
+func (e *Engine) ruleError(r *Rule, reason string, err error) {
+	e.metrics.errors.WithLabelValues(r.ID, reason).Inc()
+	now := time.Now().UnixNano()
+	last := e.lastErrLog.Load()
+	if now-last > int64(time.Second) && e.lastErrLog.CompareAndSwap(last, now) {
+		e.logger.Warn("rule evaluation failed (further errors this second are only counted)", "rule", r.ID, "reason", reason, "err", err)
+	}
+}
+
+// alert builds the alert of a match and applies suppression: a match whose
+// rule and suppression key value fall in the same window as an earlier alert
+// gets the same id and is not returned again.
+func (e *Engine) alert(r *Rule, ev *ocsf.Event, act *activation, m *ruleMetrics) (Alert, bool) {
+	a := NewAlert(r, ev)
+	if r.suppress == nil {
+		return a, false
+	}
+	out, _, err := e.run(r.suppress, false, act)
+	key, ok := out.(types.String)
+	if err != nil || !ok || key == "" {
+		if err != nil {
+			e.ruleError(r, "suppression_"+errorReason(err), err)
+		}
+		return a, false
+	}
+	winMS := r.SuppressionWindow.Milliseconds()
+	bucket := ev.Time / winMS
+	a.ID = alertID(r.ID, "key", string(key), strconv.FormatInt(bucket, 10))
+	end := (bucket + 1) * winMS
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, dup := e.suppressed[a.ID]; dup {
+		if m != nil {
+			m.suppressed.Inc()
+		}
+		return a, true
+	}
+	if len(e.suppressed) >= maxSuppressed {
+		// Forget windows that ended before this event; if none did, forget
+		// everything (replays then re-emit the same deterministic ids,
+		// which storage folds).
+		for id, until := range e.suppressed {
+			if until <= ev.Time {
+				delete(e.suppressed, id)
+			}
+		}
+		if len(e.suppressed) >= maxSuppressed {
+			clear(e.suppressed)
+		}
+	}
+	e.suppressed[a.ID] = end
+	return a, false
+}
+
+// NewAlert returns the alert rule r raises for event ev, without suppression:
+// its id is derived from the rule id and the event's metadata.uid.
+func NewAlert(r *Rule, ev *ocsf.Event) Alert {
+	uid := ev.Metadata.UID
+	if uid == "" {
+		uid = fmt.Sprintf("%d/%d/%s/%s", ev.Time, ev.ClassUID, ev.API.Operation, ev.Device.UID)
+	}
+	a := Alert{
+		ID:          alertID(r.ID, "event", uid),
+		TenantUID:   ev.Metadata.TenantUID,
+		RuleID:      r.ID,
+		RuleVersion: r.AlertVersion(),
+		Title:       r.Title,
+		Severity:    r.Severity,
+		Stage:       r.Stage,
+		Tactics:     r.Tactics,
+		Techniques:  r.Techniques,
+		Time:        ev.Time,
+		AccountUID:  ev.Cloud.Account.UID,
+		Region:      ev.Cloud.Region,
+		Source:      ev.Metadata.LogName,
+		EventIDs:    []string{ev.Metadata.UID},
+		Summary:     summary(r, ev),
+	}
+	if a.EventIDs[0] == "" {
+		a.EventIDs = []string{}
+	}
+	for _, o := range ev.Observables {
+		if len(r.Entities) == 0 || containsEntity(r.Entities, o.Entity) {
+			a.Entities = append(a.Entities, o)
+		}
+	}
+	return a
+}
+
+func containsEntity(kinds []ocsf.Entity, k ocsf.Entity) bool {
+	for _, x := range kinds {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// summary is a one-line description of what happened: the rule title with
+// the actor and the action of the event.
+func summary(r *Rule, ev *ocsf.Event) string {
+	who := ev.Actor.User.Name
+	if ev.Actor.Session.Name != "" && ev.Actor.User.Type == "AssumedRole" {
+		who = ev.Actor.User.Name + "/" + ev.Actor.Session.Name
+	}
+	what := ev.API.Operation
+	switch {
+	case ev.Process.CmdLine != "":
+		what = ev.Process.CmdLine
+		if ev.Device.Hostname != "" {
+			who = ev.Device.Hostname
+		}
+	case ev.FindingInfo.Title != "":
+		what = ev.FindingInfo.Title
+	case ev.File.Path != "":
+		what = ev.ActivityName + " " + ev.File.Path
+		if ev.Device.Hostname != "" {
+			who = ev.Device.Hostname
+		}
+	case ev.DstEndpoint.IP != "" && what == "":
+		what = fmt.Sprintf("%s → %s:%d", ev.SrcEndpoint.IP, ev.DstEndpoint.IP, ev.DstEndpoint.Port)
+	}
+	s := r.Title
+	if who != "" {
+		s += " — " + who
+	}
+	if what != "" {
+		if len(what) > 200 {
+			what = what[:200] + "…"
+		}
+		s += ": " + what
+	}
+	return s
+}
+
+// alertID is the deterministic alert id: a hash of the rule id and the parts
+// that identify the evidence.
+func alertID(ruleID string, parts ...string) string {
+	h := sha256.New()
+	h.Write([]byte(ruleID))
+	for _, p := range parts {
+		h.Write([]byte{0})
+		h.Write([]byte(p))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}

@@ -1,0 +1,613 @@
+package rules
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"cel.dev/cel-go/cel"
+	celast "cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/cost"
+	"cel.dev/cel-go/common/types"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/musubi-xdr/musubi/ocsf"
+)
+
+// Limits on rule directories, so a runaway ConfigMap cannot exhaust memory.
+const (
+	MaxFileSize = 1 << 20
+	MaxFiles    = 10000
+	maxDirDepth = 16
+)
+
+// Problem is one thing wrong with a rule file, located as file:line:col.
+type Problem struct {
+	File   string `json:"file"`
+	Line   int    `json:"line"`
+	Col    int    `json:"col"`
+	RuleID string `json:"rule_id,omitempty"`
+	Msg    string `json:"message"`
+}
+
+// Error formats the problem as "file:line:col: rule <id>: message".
+func (p *Problem) Error() string {
+	var b strings.Builder
+	b.WriteString(p.File)
+	if p.Line > 0 {
+		fmt.Fprintf(&b, ":%d:%d", p.Line, p.Col)
+	}
+	if p.RuleID != "" {
+		fmt.Fprintf(&b, ": rule %s", p.RuleID)
+	}
+	b.WriteString(": ")
+	b.WriteString(p.Msg)
+	return b.String()
+}
+
+// Problems returns every *Problem joined in err (as returned by Load).
+func Problems(err error) []*Problem {
+	var out []*Problem
+	var walk func(error)
+	walk = func(err error) {
+		if err == nil {
+			return
+		}
+		if p, ok := err.(*Problem); ok {
+			out = append(out, p)
+			return
+		}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		out = append(out, &Problem{Msg: err.Error()})
+	}
+	walk(err)
+	return out
+}
+
+// Set is an immutable, compiled rule set.
+type Set struct {
+	rules []*Rule
+	byID  map[string]*Rule
+	index index
+	// Dir is the directory the set was loaded from; Hash the content hash
+	// of its rule files; Commit the git commit, if any.
+	Dir    string
+	Hash   string
+	Commit string
+	// Skipped lists files of another kind (correlation) that Load left to
+	// their owner.
+	Skipped []string
+}
+
+// Rules returns the rules in load order (by file path, then position).
+func (s *Set) Rules() []*Rule {
+	if s == nil {
+		return nil
+	}
+	return s.rules
+}
+
+// Rule returns the rule with the given id, or nil.
+func (s *Set) Rule(id string) *Rule {
+	if s == nil {
+		return nil
+	}
+	return s.byID[id]
+}
+
+// Len returns the number of rules.
+func (s *Set) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.rules)
+}
+
+var sharedEnv = sync.OnceValues(func() (*cel.Env, error) { return NewEnv() })
+
+// Env returns the one CEL environment detection rules are compiled in.
+func Env() (*cel.Env, error) { return sharedEnv() }
+
+// File is one rule file's path and content.
+type File struct {
+	Path string
+	Data []byte
+}
+
+// Load reads every *.yaml and *.yml file under dir (following symbolic
+// links, skipping hidden entries such as a Kubernetes ConfigMap's ..data),
+// parses, type-checks and compiles every detection rule, and returns the set.
+// Files whose kind is correlation are skipped. If any rule is broken, Load
+// returns no set and an error joining every problem (see Problems).
+func Load(dir string) (*Set, error) {
+	files, err := ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	s, err := LoadFiles(files)
+	if err != nil {
+		return nil, err
+	}
+	s.Dir = dir
+	s.Commit = gitCommit(dir)
+	for _, r := range s.rules {
+		r.Commit = s.Commit
+		r.alertRev = r.Version
+		if s.Commit != "" {
+			r.alertRev += "@" + s.Commit[:min(12, len(s.Commit))]
+		}
+	}
+	return s, nil
+}
+
+// LoadFiles compiles rules from files already read (see Load).
+func LoadFiles(files []File) (*Set, error) {
+	env, err := Env()
+	if err != nil {
+		return nil, fmt.Errorf("rules: CEL environment: %w", err)
+	}
+	s := &Set{byID: map[string]*Rule{}, Hash: hashFiles(files)}
+	var problems []error
+	seen := map[string]string{}
+	for _, f := range files {
+		rules, skipped, probs := parseFile(env, f)
+		problems = append(problems, probs...)
+		if skipped {
+			s.Skipped = append(s.Skipped, f.Path)
+		}
+		for _, r := range rules {
+			if prev, dup := seen[r.ID]; dup {
+				problems = append(problems, &Problem{File: f.Path, Line: r.Line, Col: 1, RuleID: r.ID, Msg: "duplicate rule id (first defined in " + prev + ")"})
+				continue
+			}
+			seen[r.ID] = fmt.Sprintf("%s:%d", f.Path, r.Line)
+			s.rules = append(s.rules, r)
+			s.byID[r.ID] = r
+		}
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	for _, r := range s.rules {
+		if r.alertRev == "" {
+			r.alertRev = r.Version
+		}
+	}
+	s.index = buildIndex(s.rules)
+	return s, nil
+}
+
+// ReadDir reads the rule files under dir in a stable order.
+func ReadDir(dir string) ([]File, error) {
+	var files []File
+	var walk func(path string, depth int) error
+	walk = func(path string, depth int) error {
+		if depth > maxDirDepth {
+			return fmt.Errorf("rules: %s: directories nested too deep", path)
+		}
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			return fmt.Errorf("rules: %w", err)
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if strings.HasPrefix(name, ".") || name == "testdata" {
+				continue
+			}
+			p := filepath.Join(path, name)
+			fi, err := os.Stat(p) // follows symbolic links
+			if err != nil {
+				if errors.Is(err, os.ErrNotExist) {
+					continue // a dangling link mid-swap
+				}
+				return fmt.Errorf("rules: %w", err)
+			}
+			if fi.IsDir() {
+				if err := walk(p, depth+1); err != nil {
+					return err
+				}
+				continue
+			}
+			if ext := filepath.Ext(name); ext != ".yaml" && ext != ".yml" {
+				continue
+			}
+			if fi.Size() > MaxFileSize {
+				return fmt.Errorf("rules: %s: file larger than %d bytes", p, MaxFileSize)
+			}
+			if len(files) >= MaxFiles {
+				return fmt.Errorf("rules: %s: more than %d rule files", dir, MaxFiles)
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return fmt.Errorf("rules: %w", err)
+			}
+			files = append(files, File{Path: p, Data: data})
+		}
+		return nil
+	}
+	if err := walk(dir, 0); err != nil {
+		return nil, err
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+	return files, nil
+}
+
+// hashFiles is the content hash of a rule directory: paths and contents.
+func hashFiles(files []File) string {
+	h := sha256.New()
+	for _, f := range files {
+		fmt.Fprintf(h, "%s\x00%d\x00", f.Path, len(f.Data))
+		h.Write(f.Data)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// gitCommit returns the HEAD commit of the git checkout dir is in, or "".
+func gitCommit(dir string) string {
+	if _, err := exec.LookPath("git"); err != nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// parseFile parses and compiles every YAML document of one file.
+func parseFile(env *cel.Env, f File) (rules []*Rule, skipped bool, problems []error) {
+	lines := strings.Split(string(f.Data), "\n")
+	dec := yaml.NewDecoder(bytes.NewReader(f.Data))
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return rules, skipped, problems
+		}
+		if err != nil {
+			return rules, skipped, append(problems, yamlProblem(f.Path, err))
+		}
+		if len(doc.Content) == 0 {
+			continue
+		}
+		root := doc.Content[0]
+		if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+			continue // an empty document
+		}
+		if root.Kind != yaml.MappingNode {
+			problems = append(problems, &Problem{File: f.Path, Line: root.Line, Col: root.Column, Msg: "a rule must be a YAML mapping"})
+			continue
+		}
+		if k := mapValue(root, "kind"); k != nil && k.Value == KindCorrelation {
+			skipped = true
+			continue
+		}
+		r, probs := compileDoc(env, f.Path, lines, root)
+		problems = append(problems, probs...)
+		if r != nil {
+			rules = append(rules, r)
+		}
+	}
+}
+
+func yamlProblem(file string, err error) *Problem {
+	p := &Problem{File: file, Msg: "YAML: " + err.Error()}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		p.Msg = "YAML: " + strings.Join(te.Errors, "; ")
+	}
+	// yaml.v3 messages start with "yaml: line N:"; lift N into the position.
+	var line int
+	if _, e := fmt.Sscanf(err.Error(), "yaml: line %d:", &line); e == nil {
+		p.Line, p.Col = line, 1
+	}
+	return p
+}
+
+// mapValue returns the value node of key in a mapping node, or nil.
+func mapValue(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// checkKeys reports keys that are not allowed in a mapping.
+func checkKeys(file, id string, m *yaml.Node, where string, add func(*Problem)) {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return
+	}
+	allowed := allowedKeys[where]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k := m.Content[i]
+		if !slices.Contains(allowed, k.Value) {
+			name := k.Value
+			if where != "" {
+				name = strings.TrimSuffix(where, "[]") + "." + name
+			}
+			add(&Problem{File: file, Line: k.Line, Col: k.Column, RuleID: id, Msg: fmt.Sprintf("unknown key %q", name)})
+		}
+	}
+}
+
+// compileDoc turns one YAML rule document into a compiled Rule.
+func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Rule, []error) {
+	var problems []error
+	id := ""
+	if n := mapValue(root, "id"); n != nil {
+		id = n.Value
+	}
+	at := func(n *yaml.Node, format string, args ...any) {
+		p := &Problem{File: file, Line: root.Line, Col: root.Column, RuleID: id, Msg: fmt.Sprintf(format, args...)}
+		if n != nil {
+			p.Line, p.Col = n.Line, n.Column
+		}
+		problems = append(problems, p)
+	}
+	add := func(p *Problem) { problems = append(problems, p) }
+
+	checkKeys(file, id, root, "", add)
+	for _, k := range []string{"attack", "sources", "suppression"} {
+		checkKeys(file, id, mapValue(root, k), k, add)
+	}
+	if t := mapValue(root, "tests"); t != nil && t.Kind == yaml.SequenceNode {
+		for _, c := range t.Content {
+			checkKeys(file, id, c, "tests[]", add)
+		}
+	}
+
+	var d ruleDoc
+	if err := root.Decode(&d); err != nil {
+		p := yamlProblem(file, err)
+		p.RuleID = id
+		if p.Line == 0 {
+			p.Line, p.Col = root.Line, root.Column
+		}
+		return nil, append(problems, p)
+	}
+	r := &Rule{
+		ID: d.ID, Title: strings.TrimSpace(d.Title), Description: strings.TrimSpace(d.Description),
+		Status: d.Status, Stage: d.Stage, Tactics: d.Attack.Tactics, Techniques: d.Attack.Techniques,
+		Sources: d.Sources, Condition: d.Condition, SuppressionKey: strings.TrimSpace(d.Suppression.Key),
+		FalsePositives: d.FalsePos, References: d.References, File: file, Line: root.Line,
+		logNames: d.Sources.LogNames, classUIDs: d.Sources.Classes, operations: d.Sources.Operations,
+	}
+
+	switch {
+	case d.Kind != "" && d.Kind != KindDetection:
+		at(mapValue(root, "kind"), "unknown kind %q (want %s or %s)", d.Kind, KindDetection, KindCorrelation)
+	}
+	if !idPattern.MatchString(d.ID) {
+		at(mapValue(root, "id"), "id %q must be 3-128 characters of a-z 0-9 _ . - starting with a letter or digit", d.ID)
+	}
+	if r.Title == "" {
+		at(mapValue(root, "title"), "title is required")
+	}
+	if d.Status != "" && !slices.Contains(Statuses, d.Status) {
+		at(mapValue(root, "status"), "status %q is not one of %s", d.Status, strings.Join(Statuses, ", "))
+	}
+	sev, ok := ocsf.SeverityID(d.Severity)
+	if !ok || sev == ocsf.SeverityUnknown {
+		at(mapValue(root, "severity"), "severity %q is not one of informational, low, medium, high, critical", d.Severity)
+	}
+	r.Severity = sev
+	if d.Stage != "" && StageOrder(d.Stage) < 0 {
+		at(mapValue(root, "stage"), "stage %q is not one of %s", d.Stage, strings.Join(Stages, ", "))
+	}
+	for _, t := range d.Attack.Tactics {
+		if _, ok := tacticNames[t]; !ok {
+			at(mapValue(root, "attack"), "unknown ATT&CK tactic %q (want an id such as TA0006)", t)
+		}
+	}
+	for _, t := range d.Attack.Techniques {
+		if !techniquePattern.MatchString(t) {
+			at(mapValue(root, "attack"), "ATT&CK technique %q is not an id such as T1552 or T1552.005", t)
+		}
+	}
+	for _, c := range d.Sources.Classes {
+		if _, ok := ocsf.Classes[c]; !ok {
+			at(mapValue(root, "sources"), "unknown OCSF class %d", c)
+		}
+	}
+	for _, e := range d.Entities {
+		if !ocsf.Entity(e).Valid() {
+			at(mapValue(root, "entities"), "unknown entity kind %q", e)
+		}
+		r.Entities = append(r.Entities, ocsf.Entity(e))
+	}
+	if d.Suppression.Window != "" || d.Suppression.Key != "" {
+		w, err := parseWindow(d.Suppression.Window)
+		switch {
+		case err != nil:
+			at(mapValue(mapValue(root, "suppression"), "window"), "suppression window: %v", err)
+		case w <= 0 || w > 30*24*time.Hour:
+			at(mapValue(mapValue(root, "suppression"), "window"), "suppression window must be between 1s and 30d")
+		case r.SuppressionKey == "":
+			at(mapValue(root, "suppression"), "suppression needs a key")
+		}
+		r.SuppressionWindow = w
+	}
+
+	// The condition: parsed, type-checked against the OCSF event, required
+	// to be boolean, and bounded.
+	condNode := mapValue(root, "condition")
+	if strings.TrimSpace(d.Condition) == "" {
+		at(condNode, "condition is required")
+	} else {
+		prg, iter, probs := compileExpr(env, d.Condition, cel.BoolType, func(line, col int) (int, int) {
+			return exprPos(condNode, lines, line, col)
+		}, file, id, "condition")
+		problems = append(problems, probs...)
+		r.prg, r.iterates = prg, iter
+	}
+	if r.SuppressionKey != "" {
+		keyNode := mapValue(mapValue(root, "suppression"), "key")
+		prg, _, probs := compileExpr(env, r.SuppressionKey, cel.StringType, func(line, col int) (int, int) {
+			return exprPos(keyNode, lines, line, col)
+		}, file, id, "suppression key")
+		problems = append(problems, probs...)
+		r.suppress = prg
+	}
+
+	for i, t := range d.Tests {
+		var node *yaml.Node
+		if tn := mapValue(root, "tests"); tn != nil && i < len(tn.Content) {
+			node = tn.Content[i]
+		}
+		rt := RuleTest{Name: t.Name, Line: root.Line}
+		if node != nil {
+			rt.Line = node.Line
+		}
+		if rt.Name == "" {
+			rt.Name = fmt.Sprintf("test %d", i+1)
+		}
+		if t.Match == nil {
+			at(node, "test %q: match (true or false) is required", rt.Name)
+		} else {
+			rt.Match = *t.Match
+		}
+		if t.Event == nil {
+			at(node, "test %q: event is required", rt.Name)
+		} else if ev, err := decodeEvent(t.Event); err != nil {
+			at(node, "test %q: event: %v", rt.Name, err)
+		} else {
+			rt.Event = ev
+		}
+		r.Tests = append(r.Tests, rt)
+	}
+
+	sum, _ := json.Marshal(d)
+	h := sha256.Sum256(sum)
+	r.Version = hex.EncodeToString(h[:])[:12]
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	return r, nil
+}
+
+// exprPos maps a position inside a CEL expression (1-based line, 0-based
+// column) to a position in the YAML file.
+func exprPos(n *yaml.Node, lines []string, line, col int) (int, int) {
+	if n == nil {
+		return 0, 0
+	}
+	switch n.Style {
+	case yaml.LiteralStyle, yaml.FoldedStyle:
+		l := n.Line + line
+		indent := 0
+		if l-1 < len(lines) {
+			indent = len(lines[l-1]) - len(strings.TrimLeft(lines[l-1], " "))
+		}
+		return l, indent + col + 1
+	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
+		if line == 1 {
+			return n.Line, n.Column + col + 1
+		}
+		return n.Line + line - 1, col + 1
+	default:
+		if line == 1 {
+			return n.Line, n.Column + col
+		}
+		return n.Line + line - 1, col + 1
+	}
+}
+
+// compileExpr compiles one CEL expression that must have type want, and
+// checks Musubi's load-time bounds: constant regular expressions, and a
+// worst-case cost estimate under MaxEstimatedCost.
+func compileExpr(env *cel.Env, expr string, want *cel.Type, pos func(line, col int) (int, int), file, id, what string) (cel.Program, bool, []error) {
+	var problems []error
+	ast, iss := env.Compile(expr)
+	if iss.Err() != nil {
+		for _, e := range iss.Errors() {
+			l, c := pos(e.Location.Line(), e.Location.Column())
+			problems = append(problems, &Problem{File: file, Line: l, Col: c, RuleID: id, Msg: what + ": " + e.Message})
+		}
+		return nil, false, problems
+	}
+	l0, c0 := pos(1, 0)
+	bad := func(format string, args ...any) {
+		problems = append(problems, &Problem{File: file, Line: l0, Col: c0, RuleID: id, Msg: what + ": " + fmt.Sprintf(format, args...)})
+	}
+	if !ast.OutputType().IsExactType(want) {
+		bad("must be of type %s, got %s", want, ast.OutputType())
+		return nil, false, problems
+	}
+	nav := celast.NavigateAST(ast.NativeRep())
+	for _, call := range celast.MatchDescendants(nav, celast.FunctionMatcher("matches")) {
+		args := call.AsCall().Args()
+		if len(args) == 0 || args[len(args)-1].Kind() != celast.LiteralKind {
+			l, c := pos(ast.NativeRep().SourceInfo().GetStartLocation(call.ID()).Line(), ast.NativeRep().SourceInfo().GetStartLocation(call.ID()).Column())
+			problems = append(problems, &Problem{File: file, Line: l, Col: c, RuleID: id, Msg: what + ": the pattern of matches() must be a constant string"})
+		}
+	}
+	iterates := len(celast.MatchDescendants(nav, celast.KindMatcher(celast.ComprehensionKind))) > 0
+	est, err := env.EstimateCost(ast, sizeEstimator{})
+	if err != nil {
+		bad("cost estimate: %v", err)
+	} else if est.Max > MaxEstimatedCost {
+		bad("estimated worst-case cost %d exceeds the limit %d (nested comprehensions or scans of large fields?)", est.Max, MaxEstimatedCost)
+	}
+	if len(problems) > 0 {
+		return nil, false, problems
+	}
+	prg, err := env.Program(ast,
+		cel.EvalOptions(cel.OptOptimize),
+		cel.CostLimit(CostLimit),
+		cel.InterruptCheckFrequency(64),
+	)
+	if err != nil {
+		bad("%v", err)
+		return nil, false, problems
+	}
+	return prg, iterates, nil
+}
+
+// sizeEstimator bounds the sizes of event fields for the worst-case cost
+// estimate: strings up to estimatedMaxString, lists and maps up to
+// estimatedMaxList entries.
+type sizeEstimator struct{}
+
+func (sizeEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
+	if n.Path() == nil {
+		return nil
+	}
+	switch n.Type().Kind() {
+	case types.StringKind, types.BytesKind:
+		s := cost.RangedSizeEstimate(0, estimatedMaxString)
+		return &s
+	case types.ListKind, types.MapKind:
+		s := cost.RangedSizeEstimate(0, estimatedMaxList)
+		return &s
+	case types.DynKind:
+		s := cost.RangedSizeEstimate(0, estimatedMaxString)
+		return &s
+	}
+	return nil
+}
+
+func (sizeEstimator) EstimateCallCost(function, overloadID string, target *cost.AstNode, args []cost.AstNode) *cost.CallEstimate {
+	return nil
+}

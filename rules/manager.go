@@ -1,0 +1,111 @@
+package rules
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// DefaultPollInterval is how often a Manager hashes its directory.
+const DefaultPollInterval = 3 * time.Second
+
+// Manager keeps an Engine's rule set in step with a directory. It polls a
+// content hash of the rule files (which also catches a Kubernetes ConfigMap
+// swapping its ..data symbolic link) and reloads on change; Reload forces a
+// reload (the caller wires SIGHUP and POST /-/reload to it). A set that does
+// not load is rejected whole and the running set stays.
+type Manager struct {
+	dir    string
+	engine *Engine
+	logger *slog.Logger
+	// Interval is the polling period; set it before Run.
+	Interval time.Duration
+
+	mu       sync.Mutex // serialises reloads
+	lastHash string
+	lastErr  error
+}
+
+// NewManager returns a manager of dir for e; logger may be nil.
+func NewManager(dir string, e *Engine, logger *slog.Logger) *Manager {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Manager{dir: dir, engine: e, logger: logger.With("component", "rules", "dir", dir), Interval: DefaultPollInterval}
+}
+
+// Reload loads the directory and swaps the new set in. On error the running
+// set stays and the error lists every problem.
+func (m *Manager) Reload() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reload()
+}
+
+func (m *Manager) reload() error {
+	s, err := Load(m.dir)
+	if err != nil {
+		m.engine.metrics.reloads.WithLabelValues("failure").Inc()
+		m.lastErr = err
+		if files, rerr := ReadDir(m.dir); rerr == nil {
+			m.lastHash = hashFiles(files) // do not retry the same broken content every poll
+		}
+		m.logger.Error("rule set rejected; the running set stays", "problems", len(Problems(err)), "err", err)
+		return fmt.Errorf("rules: reload rejected: %w", err)
+	}
+	m.engine.Swap(s)
+	m.engine.metrics.reloads.WithLabelValues("success").Inc()
+	m.lastHash, m.lastErr = s.Hash, nil
+	m.logger.Info("rule set loaded", "rules", s.Len(), "hash", s.Hash[:12], "commit", s.Commit, "skipped", len(s.Skipped))
+	return nil
+}
+
+// LastError returns the error of the last reload, or nil if it succeeded.
+func (m *Manager) LastError() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lastErr
+}
+
+// Run loads the directory if no set is loaded yet, then polls it until ctx
+// is done. It returns the error of the initial load (the engine cannot run
+// without rules) or nil when ctx ends.
+func (m *Manager) Run(ctx context.Context) error {
+	if m.engine.Set() == nil {
+		if err := m.Reload(); err != nil {
+			return err
+		}
+	}
+	interval := m.Interval
+	if interval <= 0 {
+		interval = DefaultPollInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			m.poll()
+		}
+	}
+}
+
+// poll reloads when the content hash of the directory changed.
+func (m *Manager) poll() {
+	files, err := ReadDir(m.dir)
+	if err != nil {
+		m.logger.Warn("cannot read rule directory", "err", err)
+		return
+	}
+	h := hashFiles(files)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if h == m.lastHash {
+		return
+	}
+	_ = m.reload() // logged and counted
+}

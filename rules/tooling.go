@@ -1,0 +1,238 @@
+package rules
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/musubi-xdr/musubi/ocsf"
+)
+
+// TestResult is the outcome of one inline test.
+type TestResult struct {
+	Name  string `json:"name"`
+	Line  int    `json:"line"`
+	Want  bool   `json:"want_match"`
+	Got   bool   `json:"got_match"`
+	Error string `json:"error,omitempty"`
+	Pass  bool   `json:"pass"`
+}
+
+// RunTests runs the rule's inline tests. A test event must also pass the
+// rule's sources, since the engine never shows it to the rule otherwise.
+func (r *Rule) RunTests() []TestResult {
+	e := NewEngine(nil, nil)
+	var out []TestResult
+	for i := range r.Tests {
+		t := &r.Tests[i]
+		res := TestResult{Name: t.Name, Line: t.Line, Want: t.Match}
+		ev := t.Event
+		if r.accepts(&ev) {
+			got, _, err := e.eval(r, newActivation(&ev), nil)
+			res.Got = got
+			if err != nil {
+				res.Error = err.Error()
+			}
+		} else if t.Match {
+			res.Error = "the event does not pass the rule's sources (log_names, classes, operations)"
+		}
+		res.Pass = res.Got == res.Want && res.Error == ""
+		out = append(out, res)
+	}
+	return out
+}
+
+// RuleTestReport is the test outcome of one rule.
+type RuleTestReport struct {
+	RuleID string       `json:"rule_id"`
+	File   string       `json:"file"`
+	Tests  []TestResult `json:"tests"`
+}
+
+// TestReport is what Test returns.
+type TestReport struct {
+	Dir      string           `json:"dir"`
+	Rules    []RuleTestReport `json:"rules"`
+	Passed   int              `json:"passed"`
+	Failed   int              `json:"failed"`
+	Problems []*Problem       `json:"problems,omitempty"`
+	OK       bool             `json:"ok"`
+}
+
+// Test loads dir and runs every rule's inline tests. Load problems are
+// reported in Problems; OK is true when everything loaded and passed.
+func Test(dir string) *TestReport {
+	rep := &TestReport{Dir: dir}
+	s, err := Load(dir)
+	if err != nil {
+		rep.Problems = Problems(err)
+		return rep
+	}
+	for _, r := range s.Rules() {
+		rr := RuleTestReport{RuleID: r.ID, File: r.File, Tests: r.RunTests()}
+		for _, t := range rr.Tests {
+			if t.Pass {
+				rep.Passed++
+			} else {
+				rep.Failed++
+			}
+		}
+		rep.Rules = append(rep.Rules, rr)
+	}
+	rep.OK = rep.Failed == 0
+	return rep
+}
+
+// LintReport is what Lint returns.
+type LintReport struct {
+	Dir      string     `json:"dir"`
+	Rules    int        `json:"rules"`
+	Skipped  []string   `json:"skipped,omitempty"`
+	Problems []*Problem `json:"problems"`
+	OK       bool       `json:"ok"`
+}
+
+// Lint loads dir and checks what Load tolerates but a shipped rule must
+// have: a description, status, stage, ATT&CK tactic and technique, sources,
+// entities, and at least one matching and one non-matching inline test.
+func Lint(dir string) *LintReport {
+	rep := &LintReport{Dir: dir, Problems: []*Problem{}}
+	s, err := Load(dir)
+	if err != nil {
+		rep.Problems = Problems(err)
+		return rep
+	}
+	rep.Rules, rep.Skipped = s.Len(), s.Skipped
+	for _, r := range s.Rules() {
+		bad := func(format string, args ...any) {
+			rep.Problems = append(rep.Problems, &Problem{File: r.File, Line: r.Line, Col: 1, RuleID: r.ID, Msg: fmt.Sprintf(format, args...)})
+		}
+		if r.Description == "" {
+			bad("description is missing")
+		}
+		if r.Status == "" {
+			bad("status is missing")
+		}
+		if r.Stage == "" {
+			bad("stage is missing")
+		}
+		if len(r.Tactics) == 0 || len(r.Techniques) == 0 {
+			bad("attack: at least one tactic and one technique are required")
+		}
+		if len(r.Sources.LogNames)+len(r.Sources.Classes)+len(r.Sources.Operations) == 0 {
+			bad("sources: name the log names, classes or operations the rule can match, so the index can skip it")
+		}
+		if len(r.Entities) == 0 {
+			bad("entities: name the observables the alert carries")
+		}
+		var match, noMatch bool
+		for _, t := range r.Tests {
+			match = match || t.Match
+			noMatch = noMatch || !t.Match
+		}
+		if !match || !noMatch {
+			bad("tests: at least one matching and one non-matching test are required")
+		}
+	}
+	rep.OK = len(rep.Problems) == 0
+	return rep
+}
+
+// NavigatorLayer is an ATT&CK Navigator layer (format version 4.5).
+type NavigatorLayer struct {
+	Name         string               `json:"name"`
+	Versions     map[string]string    `json:"versions"`
+	Domain       string               `json:"domain"`
+	Description  string               `json:"description"`
+	Techniques   []NavigatorTechnique `json:"techniques"`
+	Gradient     map[string]any       `json:"gradient"`
+	LegendItems  []any                `json:"legendItems"`
+	Metadata     []map[string]string  `json:"metadata"`
+	HideDisabled bool                 `json:"hideDisabled"`
+}
+
+// NavigatorTechnique is one scored technique of a layer.
+type NavigatorTechnique struct {
+	TechniqueID string `json:"techniqueID"`
+	Tactic      string `json:"tactic,omitempty"`
+	Score       int    `json:"score"`
+	Comment     string `json:"comment"`
+	Enabled     bool   `json:"enabled"`
+}
+
+// CoverageReport is what Coverage returns.
+type CoverageReport struct {
+	Dir        string              `json:"dir"`
+	Rules      int                 `json:"rules"`
+	Techniques map[string][]string `json:"techniques"` // technique id → rule ids
+	Tactics    map[string]int      `json:"tactics"`    // tactic id → rules
+	Stages     map[string]int      `json:"stages"`     // stage → rules
+	Sources    map[string]int      `json:"sources"`    // log name → rules
+	Layer      NavigatorLayer      `json:"layer"`
+	Problems   []*Problem          `json:"problems,omitempty"`
+	OK         bool                `json:"ok"`
+}
+
+// Coverage loads dir and summarises its ATT&CK coverage, with a Navigator
+// layer that scores each technique by the number of rules detecting it.
+func Coverage(dir string) *CoverageReport {
+	rep := &CoverageReport{Dir: dir, Techniques: map[string][]string{}, Tactics: map[string]int{}, Stages: map[string]int{}, Sources: map[string]int{}}
+	s, err := Load(dir)
+	if err != nil {
+		rep.Problems = Problems(err)
+		return rep
+	}
+	rep.Rules = s.Len()
+	type key struct{ tech, tactic string }
+	cells := map[key][]string{}
+	for _, r := range s.Rules() {
+		for _, t := range r.Techniques {
+			rep.Techniques[t] = append(rep.Techniques[t], r.ID)
+			for _, ta := range r.Tactics {
+				cells[key{t, tacticNames[ta]}] = append(cells[key{t, tacticNames[ta]}], r.ID)
+			}
+			if len(r.Tactics) == 0 {
+				cells[key{t, ""}] = append(cells[key{t, ""}], r.ID)
+			}
+		}
+		for _, ta := range r.Tactics {
+			rep.Tactics[ta]++
+		}
+		if r.Stage != "" {
+			rep.Stages[r.Stage]++
+		}
+		for _, l := range r.Sources.LogNames {
+			rep.Sources[l]++
+		}
+	}
+	maxScore := 1
+	for k, ids := range cells {
+		rep.Layer.Techniques = append(rep.Layer.Techniques, NavigatorTechnique{
+			TechniqueID: k.tech, Tactic: k.tactic, Score: len(ids), Enabled: true,
+			Comment: strings.Join(ids, ", "),
+		})
+		maxScore = max(maxScore, len(ids))
+	}
+	sort.Slice(rep.Layer.Techniques, func(i, j int) bool {
+		a, b := rep.Layer.Techniques[i], rep.Layer.Techniques[j]
+		if a.TechniqueID != b.TechniqueID {
+			return a.TechniqueID < b.TechniqueID
+		}
+		return a.Tactic < b.Tactic
+	})
+	rep.Layer.Name = "Musubi detections"
+	rep.Layer.Versions = map[string]string{"attack": "16", "navigator": "4.9.5", "layer": "4.5"}
+	rep.Layer.Domain = "enterprise-attack"
+	rep.Layer.Description = fmt.Sprintf("%d Musubi detection rules; score = rules per technique", rep.Rules)
+	rep.Layer.Gradient = map[string]any{"colors": []string{"#ffffff", "#66b1ff", "#0b5394"}, "minValue": 0, "maxValue": maxScore}
+	rep.Layer.LegendItems = []any{}
+	rep.Layer.Metadata = []map[string]string{{"name": "source", "value": dir}}
+	if s.Commit != "" {
+		rep.Layer.Metadata = append(rep.Layer.Metadata, map[string]string{"name": "commit", "value": s.Commit})
+	}
+	rep.OK = true
+	return rep
+}
+
+// severityName is the lower-case severity caption used in rule files.
+func severityName(id int) string { return strings.ToLower(ocsf.SeverityName(id)) }
