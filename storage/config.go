@@ -1,0 +1,139 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Config configures the ClickHouse store. Start from Default and override.
+type Config struct {
+	// Addr lists ClickHouse native-protocol addresses (host:port).
+	Addr     []string `yaml:"addr"`
+	Database string   `yaml:"database"`
+	Username string   `yaml:"username"`
+	Password string   `yaml:"password"`
+	// Cluster names the ClickHouse cluster (remote_servers) for ON CLUSTER
+	// DDL, Replicated*MergeTree and Distributed tables. Empty means one node.
+	Cluster string `yaml:"cluster"`
+	// ZooKeeperPrefix is the root of the replicated tables' ZooKeeper paths
+	// in cluster mode; the server's {shard} and {replica} macros complete it.
+	ZooKeeperPrefix string `yaml:"zookeeper_prefix"`
+	// DialTimeout bounds connecting to a server.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// MaxOpenConns bounds the connection pool.
+	MaxOpenConns int `yaml:"max_open_conns"`
+	// MaxExecutionTime is sent as max_execution_time with every query.
+	MaxExecutionTime time.Duration `yaml:"max_execution_time"`
+	// MaxResultRows is sent as max_result_rows with every read; each read
+	// also carries its own LIMIT below it.
+	MaxResultRows int `yaml:"max_result_rows"`
+	// Retention is how long each table keeps its data, by table name (see
+	// Tables). Partitions older than that are dropped by
+	// DropExpiredPartitions. A table that is absent or zero is kept forever.
+	Retention map[string]time.Duration `yaml:"retention"`
+	// StoreRaw keeps each event's source record, zstd-compressed.
+	StoreRaw bool `yaml:"store_raw"`
+	// EvidenceLookback is how far before an incident's first alert the
+	// evidence events of its alerts are searched for.
+	EvidenceLookback time.Duration `yaml:"evidence_lookback"`
+	// RetryMin and RetryMax bound the back-off between write attempts.
+	RetryMin time.Duration `yaml:"retry_min"`
+	RetryMax time.Duration `yaml:"retry_max"`
+	// AttemptTimeout bounds one INSERT attempt.
+	AttemptTimeout time.Duration `yaml:"attempt_timeout"`
+}
+
+// Default returns the configuration for the local single-node server.
+func Default() Config {
+	return Config{
+		Addr:             []string{"127.0.0.1:9000"},
+		Database:         "musubi",
+		Username:         "default",
+		ZooKeeperPrefix:  "/clickhouse/tables/{shard}",
+		DialTimeout:      5 * time.Second,
+		MaxOpenConns:     8,
+		MaxExecutionTime: 30 * time.Second,
+		MaxResultRows:    100_000,
+		Retention: map[string]time.Duration{
+			TableEvents:      30 * 24 * time.Hour,
+			TableAlerts:      180 * 24 * time.Hour,
+			TableIncidents:   365 * 24 * time.Hour,
+			TableNodes:       365 * 24 * time.Hour,
+			TableEdges:       365 * 24 * time.Hour,
+			TableLinks:       365 * 24 * time.Hour,
+			TableWorkflow:    400 * 24 * time.Hour,
+			TableComments:    400 * 24 * time.Hour,
+			TableAudit:       400 * 24 * time.Hour,
+			TableDeadLetters: 14 * 24 * time.Hour,
+		},
+		EvidenceLookback: 7 * 24 * time.Hour,
+		RetryMin:         100 * time.Millisecond,
+		RetryMax:         10 * time.Second,
+		AttemptTimeout:   60 * time.Second,
+	}
+}
+
+var (
+	identRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	zkPathRE  = regexp.MustCompile(`^/[A-Za-z0-9_{}/.-]*$`)
+	errConfig = errors.New("invalid storage config")
+)
+
+// Validate reports every problem of c at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{errConfig}, args...)...))
+	}
+	if len(c.Addr) == 0 {
+		bad("addr: at least one address is required")
+	}
+	for _, a := range c.Addr {
+		if a == "" {
+			bad("addr: empty address")
+		}
+	}
+	if !identRE.MatchString(c.Database) {
+		bad("database %q: must be an identifier ([A-Za-z_][A-Za-z0-9_]*)", c.Database)
+	}
+	if c.Cluster != "" && !identRE.MatchString(c.Cluster) {
+		bad("cluster %q: must be an identifier", c.Cluster)
+	}
+	if c.Cluster != "" && !zkPathRE.MatchString(c.ZooKeeperPrefix) {
+		bad("zookeeper_prefix %q: must be an absolute path", c.ZooKeeperPrefix)
+	}
+	if c.DialTimeout <= 0 {
+		bad("dial_timeout must be positive")
+	}
+	if c.MaxOpenConns <= 0 {
+		bad("max_open_conns must be positive")
+	}
+	if c.MaxExecutionTime < time.Second {
+		bad("max_execution_time must be at least 1s")
+	}
+	if c.MaxResultRows <= 0 {
+		bad("max_result_rows must be positive")
+	}
+	for t, d := range c.Retention {
+		if _, ok := tableSpecs[t]; !ok || t == TableMigrations {
+			bad("retention: unknown table %q", t)
+		}
+		if d < 0 {
+			bad("retention of %s: negative duration", t)
+		} else if d > 0 && d < 24*time.Hour {
+			bad("retention of %s: %s is shorter than one daily partition", t, d)
+		}
+	}
+	if c.EvidenceLookback < 0 {
+		bad("evidence_lookback must not be negative")
+	}
+	if c.RetryMin <= 0 || c.RetryMax < c.RetryMin {
+		bad("retry_min must be positive and retry_max at least retry_min")
+	}
+	if c.AttemptTimeout <= 0 {
+		bad("attempt_timeout must be positive")
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,140 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/klauspost/compress/zstd"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Errors callers branch on with errors.Is.
+var (
+	// ErrNotFound: the id does not exist in any of the caller's tenants.
+	ErrNotFound = errors.New("storage: not found")
+	// ErrConflict: an optimistic update carried a stale version.
+	ErrConflict = errors.New("storage: version conflict")
+	// ErrInvalidArgument: a query parameter is not acceptable (caller's
+	// error; an HTTP 400).
+	ErrInvalidArgument = errors.New("storage: invalid argument")
+	// ErrPermanent wraps write errors that retrying cannot fix (schema
+	// mismatch, rejected data). The batch must be dealt with, not retried.
+	ErrPermanent = errors.New("storage: permanent write error")
+)
+
+// Store is Musubi's ClickHouse storage: writes of the pipeline's output and
+// the reads of the incident API. It is safe for concurrent use.
+type Store struct {
+	cfg     Config
+	conn    driver.Conn
+	log     *slog.Logger
+	dialect dialect
+	metrics *metrics
+	enc     *zstd.Encoder
+	dec     *zstd.Decoder
+}
+
+type metrics struct {
+	rows    *prometheus.CounterVec
+	seconds prometheus.Histogram
+	errors  *prometheus.CounterVec
+	retries prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "musubi_storage_insert_rows_total",
+			Help: "Rows inserted into ClickHouse, by table.",
+		}, []string{"table"}),
+		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "musubi_storage_insert_seconds",
+			Help:    "Duration of one successful INSERT attempt.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "musubi_storage_insert_errors_total",
+			Help: "Failed INSERT attempts, by table and kind (transient, permanent, canceled).",
+		}, []string{"table", "kind"}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "musubi_storage_retries_total",
+			Help: "INSERT attempts repeated after a transient error.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.rows, m.seconds, m.errors, m.retries)
+	}
+	return m
+}
+
+// Open connects to ClickHouse and checks the connection. It does not
+// migrate; call Migrate.
+func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Addr: cfg.Addr,
+		Auth: clickhouse.Auth{Database: cfg.Database, Username: cfg.Username, Password: cfg.Password},
+		Settings: clickhouse.Settings{
+			"allow_experimental_low_cardinality_type": 1,
+		},
+		DialTimeout:     cfg.DialTimeout,
+		MaxOpenConns:    cfg.MaxOpenConns,
+		MaxIdleConns:    cfg.MaxOpenConns,
+		ConnMaxLifetime: 0,
+		Compression:     &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open clickhouse: %w", err)
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return nil, err
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		cfg: cfg, conn: conn, dialect: newDialect(cfg),
+		log:     logger.With("component", "storage"),
+		metrics: newMetrics(reg),
+		enc:     enc, dec: dec,
+	}
+	if err := s.Ping(ctx); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("ping clickhouse %v: %w", cfg.Addr, err)
+	}
+	return s, nil
+}
+
+// Ping checks that a server answers.
+func (s *Store) Ping(ctx context.Context) error { return s.conn.Ping(ctx) }
+
+// Close closes the connections.
+func (s *Store) Close() error {
+	s.dec.Close()
+	return s.conn.Close()
+}
+
+// queryCtx attaches the per-query limits every statement carries.
+func (s *Store) queryCtx(ctx context.Context) context.Context {
+	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
+		"max_execution_time": int(s.cfg.MaxExecutionTime.Seconds()),
+	}))
+}
+
+func (s *Store) exec(ctx context.Context, q string, args ...any) error {
+	return s.conn.Exec(s.queryCtx(ctx), q, args...)
+}
+
+// t is the qualified name of table t for reads and inserts.
+func (s *Store) t(t string) string { return s.dialect.table(t) }

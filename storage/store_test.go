@@ -1,0 +1,212 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/internal/chtest"
+	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/rules"
+)
+
+// testStore opens a migrated Store on a fresh test database.
+func testStore(t testing.TB) *Store {
+	t.Helper()
+	db, _ := chtest.Database(t)
+	cfg := Default()
+	cfg.Addr = []string{chtest.Addr()}
+	cfg.Database = db
+	cfg.StoreRaw = true
+	cfg.RetryMin = 5 * time.Millisecond
+	cfg.RetryMax = 20 * time.Millisecond
+	ctx := context.Background()
+	s, err := Open(ctx, cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+var t0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+
+func ms(d time.Duration) int64 { return t0.Add(d).UnixMilli() }
+
+func testEvent(tenant, uid string, at time.Duration) ocsf.Event {
+	var e ocsf.Event
+	e.SetClass(ocsf.ClassAPIActivity, 1, "Create")
+	e.Time = ms(at)
+	e.SeverityID = ocsf.SeverityInformational
+	e.Metadata.UID = uid
+	e.Metadata.TenantUID = tenant
+	e.Metadata.LogName = "cloudtrail"
+	e.Metadata.Product.Name = "CloudTrail"
+	e.Cloud.Account.UID = "111122223333"
+	e.Cloud.Region = "eu-west-1"
+	e.API.Operation = "PutObject"
+	e.API.Service.Name = "s3.amazonaws.com"
+	e.Actor.User.Name = "web-role"
+	e.Actor.User.CredentialUID = "ASIAEXAMPLE"
+	e.Actor.Session.UID = "arn:aws:sts::111122223333:assumed-role/web-role/i-0abc"
+	e.SrcEndpoint.IP = "203.0.113.7"
+	e.AddObservable(ocsf.EntityIP, "src_endpoint.ip", "203.0.113.7")
+	e.AddObservable(ocsf.EntityAccessKey, "actor.user.credential_uid", "ASIAEXAMPLE")
+	e.AddObservable(ocsf.EntityBucket, "resources.uid", "artifacts")
+	e.Raw = []byte(`{"eventID":"` + uid + `","eventName":"PutObject"}`)
+	return e
+}
+
+func testAlert(tenant, id string, at time.Duration, events ...string) rules.Alert {
+	return rules.Alert{
+		ID: id, TenantUID: tenant, RuleID: "aws.s3.appspec_tamper", RuleVersion: "3", Title: "appspec.yml rewritten",
+		Severity: ocsf.SeverityHigh, Stage: "tampering", Tactics: []string{"TA0040"}, Techniques: []string{"T1565"},
+		Time: ms(at), AccountUID: "111122223333", Region: "eu-west-1", Source: "cloudtrail",
+		Entities: []ocsf.Observable{ocsf.NewObservable(ocsf.EntityBucket, "resources.uid", "artifacts")},
+		EventIDs: events, Summary: "s",
+	}
+}
+
+func testIncident(tenant, id string, version uint64, alerts ...rules.Alert) correlate.Incident {
+	in := correlate.Incident{ID: id, Version: version, TenantUID: tenant, Title: "Pipeline poisoning " + id,
+		Severity: ocsf.SeverityHigh, RiskScore: 80, Status: "open", Stages: []string{}, Tactics: []string{},
+		Techniques: []string{}, Accounts: []string{"111122223333"}}
+	for i, a := range alerts {
+		if i == 0 || a.Time < in.FirstSeen {
+			in.FirstSeen = a.Time
+		}
+		in.LastSeen = max(in.LastSeen, a.Time)
+		in.AlertIDs = append(in.AlertIDs, a.ID)
+		in.RuleIDs = append(in.RuleIDs, a.RuleID)
+		in.Nodes = append(in.Nodes, correlate.Node{ID: "alert:" + a.ID, Kind: correlate.NodeAlert, Value: a.ID, Title: a.Title, Severity: a.Severity, FirstSeen: a.Time})
+		in.Timeline = append(in.Timeline, correlate.TimelineEntry{Time: a.Time, AlertID: a.ID, RuleID: a.RuleID, Title: a.Title, Stage: a.Stage, Severity: a.Severity})
+	}
+	in.Nodes = append(in.Nodes, correlate.Node{ID: "bucket:artifacts", Kind: correlate.NodeEntity, Entity: ocsf.EntityBucket, Value: "artifacts", Title: "artifacts", Subtitle: "bucket", FirstSeen: in.FirstSeen})
+	for _, a := range alerts {
+		in.Edges = append(in.Edges, correlate.Edge{ID: fmt.Sprintf("e:%s", a.ID), Source: "alert:" + a.ID, Target: "bucket:artifacts",
+			Relation: "touches", RuleID: a.RuleID, RuleVersion: a.RuleVersion, JoinKey: "bucket", GapMS: 1500, Time: a.Time, EventIDs: a.EventIDs})
+	}
+	return in
+}
+
+func count(t testing.TB, s *Store, q string, args ...any) uint64 {
+	t.Helper()
+	var n uint64
+	if err := s.conn.QueryRow(context.Background(), q, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+func TestMigrateTwice(t *testing.T) {
+	s := testStore(t)
+	ctx := context.Background()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("second migrate: %v", err)
+	}
+	st, err := s.MigrationStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st {
+		if !m.Applied || m.Changed {
+			t.Errorf("migration %d %s: applied %v changed %v, want applied and unchanged", m.Version, m.Name, m.Applied, m.Changed)
+		}
+	}
+	if n := count(t, s, "SELECT count() FROM "+s.t(TableMigrations)+" FINAL"); int(n) != len(st) {
+		t.Errorf("got %d schema_migrations rows, want %d", n, len(st))
+	}
+	for _, tbl := range Tables() {
+		if n := count(t, s, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = 'tenant_uid'", s.cfg.Database, tbl); n != 1 {
+			t.Errorf("table %s: tenant_uid column missing", tbl)
+		}
+	}
+}
+
+func TestWriteIsIdempotent(t *testing.T) {
+	s := testStore(t)
+	ctx := context.Background()
+	e1, e2 := testEvent("t1", "ev-1", 0), testEvent("t1", "ev-2", time.Minute)
+	a := testAlert("t1", "al-1", time.Minute, "ev-1", "ev-2")
+	b := Batch{
+		Events:      []ocsf.Event{e1, e2},
+		Alerts:      []rules.Alert{a},
+		Incidents:   []correlate.Incident{testIncident("t1", "inc-1", 1, a)},
+		DeadLetters: []DeadLetter{{TenantUID: "t1", Source: "cloudtrail", Topic: "raw.cloudtrail", Partition: 3, Offset: 42, Raw: []byte("{bad"), Reason: "bad_json", Error: "unexpected EOF", Time: t0}},
+	}
+	// First write fails twice per table with a transient error, then works.
+	fails := map[string]int{}
+	sendHook = func(table string) error {
+		if fails[table] < 2 {
+			fails[table]++
+			return fmt.Errorf("dial: %w", &netErr{})
+		}
+		return nil
+	}
+	t.Cleanup(func() { sendHook = nil })
+	if err := s.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	sendHook = nil
+	// A replay writes the same batch again.
+	if err := s.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	for tbl, want := range map[string]uint64{TableEvents: 2, TableAlerts: 1, TableIncidents: 1, TableNodes: 2, TableEdges: 1, TableLinks: 1, TableDeadLetters: 1} {
+		if raw := count(t, s, "SELECT count() FROM "+s.t(tbl)); raw != 2*want {
+			t.Errorf("%s: got %d raw rows, want %d (each write once)", tbl, raw, 2*want)
+		}
+		if n := count(t, s, "SELECT count() FROM "+s.t(tbl)+" FINAL"); n != want {
+			t.Errorf("%s: got %d rows after FINAL, want %d", tbl, n, want)
+		}
+	}
+	if got := testutilCounter(t, s, TableEvents); got != 4 {
+		t.Errorf("insert_rows_total{events}: got %v, want 4", got)
+	}
+}
+
+func TestWritePermanentError(t *testing.T) {
+	s := testStore(t)
+	ctx := context.Background()
+	if err := s.exec(ctx, "ALTER TABLE "+s.t(TableAlerts)+" DROP COLUMN summary"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err := s.Write(ctx, Batch{Alerts: []rules.Alert{testAlert("t1", "a", 0, "e")}})
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("got %v (ctx %v), want an immediate permanent error", err, ctx.Err())
+	}
+	if Transient(err) {
+		t.Errorf("schema mismatch classified transient: %v", err)
+	}
+}
+
+func TestWriteTransientUntilCanceled(t *testing.T) {
+	s := testStore(t)
+	sendHook = func(string) error { return &netErr{} }
+	t.Cleanup(func() { sendHook = nil })
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err := s.Write(ctx, Batch{Events: []ocsf.Event{testEvent("t1", "x", 0)}})
+	if err == nil {
+		t.Fatal("got nil, want the context error")
+	}
+	if n := count(t, s, "SELECT count() FROM "+s.t(TableEvents)); n != 0 {
+		t.Errorf("got %d rows, want 0", n)
+	}
+}
+
+type netErr struct{}
+
+func (*netErr) Error() string   { return "connection refused" }
+func (*netErr) Timeout() bool   { return false }
+func (*netErr) Temporary() bool { return true }

@@ -1,0 +1,533 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/rules"
+)
+
+// Batch is everything one pipeline step derived from a set of input records.
+// Write stores it whole; only then may the caller commit the input offsets.
+type Batch struct {
+	Events      []ocsf.Event
+	Alerts      []rules.Alert
+	Incidents   []correlate.Incident
+	DeadLetters []DeadLetter
+}
+
+// Rows is the number of top-level rows in b (events, alerts, incidents and
+// dead letters); the graph rows of incidents are not counted.
+func (b Batch) Rows() int {
+	return len(b.Events) + len(b.Alerts) + len(b.Incidents) + len(b.DeadLetters)
+}
+
+// DeadLetter is a record that can never be processed. Its id is (topic,
+// partition, offset); Time should be the record's own timestamp, so a
+// replayed dead letter lands in the same daily partition and folds.
+type DeadLetter struct {
+	TenantUID, Source, Topic string
+	Partition                int
+	Offset                   int64
+	Raw                      []byte
+	Reason, Error            string
+	Time                     time.Time
+}
+
+// Raw encodings of the raw columns.
+const (
+	RawNone = ""
+	RawZstd = "zstd"
+)
+
+// columns is one table's rows in column order: names[i] is the column of
+// values[i], a typed slice with one element per row.
+type columns struct {
+	table  string
+	names  []string
+	values []any
+	rows   int
+}
+
+func (c *columns) insertSQL(s *Store) string {
+	return "INSERT INTO " + s.t(c.table) + " (" + strings.Join(c.names, ", ") + ")"
+}
+
+// Write stores b: one INSERT per non-empty table, each retried with
+// exponential back-off while the error is transient, until ctx is done.
+// It returns nil only when every row is stored. A permanent error (for
+// example a schema mismatch) is returned at once, wrapped in ErrPermanent;
+// the tables inserted before it stay inserted, which is harmless because
+// every row has a deterministic id and a repeated write folds.
+func (s *Store) Write(ctx context.Context, b Batch) error {
+	tables, err := s.encode(b)
+	if err != nil {
+		return err
+	}
+	for _, c := range tables {
+		if c.rows == 0 {
+			continue
+		}
+		if err := s.insert(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// encode converts a batch into column slices, once, so that every retry
+// sends the identical rows.
+func (s *Store) encode(b Batch) ([]*columns, error) {
+	now := time.Now().UnixMilli()
+	out := make([]*columns, 0, 8)
+	if len(b.Events) > 0 {
+		c, err := s.eventColumns(b.Events, now)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	if len(b.Alerts) > 0 {
+		c, err := alertColumns(b.Alerts, now)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	if len(b.Incidents) > 0 {
+		cs, err := incidentColumns(b.Incidents, now)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, cs...)
+	}
+	if len(b.DeadLetters) > 0 {
+		out = append(out, s.deadLetterColumns(b.DeadLetters))
+	}
+	return out, nil
+}
+
+// insert sends one table's rows, retrying transient failures.
+func (s *Store) insert(ctx context.Context, c *columns) error {
+	backoff := s.cfg.RetryMin
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		err := s.send(ctx, c)
+		if err == nil {
+			s.metrics.seconds.Observe(time.Since(start).Seconds())
+			s.metrics.rows.WithLabelValues(c.table).Add(float64(c.rows))
+			return nil
+		}
+		if ctx.Err() != nil {
+			s.metrics.errors.WithLabelValues(c.table, "canceled").Inc()
+			return fmt.Errorf("insert %s: %w (last error: %v)", c.table, ctx.Err(), err)
+		}
+		if !Transient(err) {
+			s.metrics.errors.WithLabelValues(c.table, "permanent").Inc()
+			s.log.Error("insert failed permanently", "table", c.table, "rows", c.rows, "err", err)
+			return fmt.Errorf("insert %d rows into %s: %w: %w", c.rows, c.table, ErrPermanent, err)
+		}
+		s.metrics.errors.WithLabelValues(c.table, "transient").Inc()
+		if attempt == 0 || attempt%10 == 0 {
+			s.log.Warn("insert failed, retrying", "table", c.table, "rows", c.rows, "attempt", attempt+1, "err", err)
+		}
+		// Full jitter keeps many writers from retrying in lock step.
+		sleep := backoff/2 + rand.N(backoff/2+1)
+		t := time.NewTimer(sleep)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			s.metrics.errors.WithLabelValues(c.table, "canceled").Inc()
+			return fmt.Errorf("insert %s: %w (last error: %v)", c.table, ctx.Err(), err)
+		case <-t.C:
+		}
+		backoff = min(backoff*2, s.cfg.RetryMax)
+		s.metrics.retries.Inc()
+	}
+}
+
+// sendHook, when set by tests, runs before each attempt and may fail it.
+var sendHook func(table string) error
+
+func (s *Store) send(ctx context.Context, c *columns) error {
+	if sendHook != nil {
+		if err := sendHook(c.table); err != nil {
+			return err
+		}
+	}
+	actx, cancel := context.WithTimeout(ctx, s.cfg.AttemptTimeout)
+	defer cancel()
+	settings := clickhouse.Settings{"max_execution_time": int(s.cfg.MaxExecutionTime.Seconds())}
+	if s.dialect.cluster != "" {
+		// Return only once the shards hold the rows, not a local spool.
+		settings["insert_distributed_sync"] = 1
+	}
+	batch, err := s.conn.PrepareBatch(clickhouse.Context(actx, clickhouse.WithSettings(settings)), c.insertSQL(s))
+	if err != nil {
+		return err
+	}
+	for i, v := range c.values {
+		if err := batch.Column(i).Append(v); err != nil {
+			_ = batch.Abort()
+			return &encodeError{column: c.names[i], err: err}
+		}
+	}
+	return batch.Send()
+}
+
+// encodeError is a client-side conversion failure: the rows do not fit the
+// table's columns. Never transient.
+type encodeError struct {
+	column string
+	err    error
+}
+
+func (e *encodeError) Error() string { return "column " + e.column + ": " + e.err.Error() }
+func (e *encodeError) Unwrap() error { return e.err }
+
+// transientCodes are ClickHouse server error codes worth retrying: the
+// server is overloaded, restarting, or a replica/ZooKeeper is away.
+var transientCodes = map[int32]bool{
+	3:   true, // UNEXPECTED_END_OF_FILE
+	159: true, // TIMEOUT_EXCEEDED
+	164: true, // READONLY
+	202: true, // TOO_MANY_SIMULTANEOUS_QUERIES
+	203: true, // NO_FREE_CONNECTION
+	209: true, // SOCKET_TIMEOUT
+	210: true, // NETWORK_ERROR
+	236: true, // ABORTED
+	241: true, // MEMORY_LIMIT_EXCEEDED
+	242: true, // TABLE_IS_READ_ONLY
+	252: true, // TOO_MANY_PARTS
+	279: true, // ALL_CONNECTION_TRIES_FAILED
+	285: true, // TOO_FEW_LIVE_REPLICAS
+	319: true, // UNKNOWN_STATUS_OF_INSERT
+	425: true, // SYSTEM_ERROR
+	999: true, // KEEPER_EXCEPTION
+}
+
+// Transient reports whether err is worth retrying: network failures,
+// timeouts of one attempt, and the server errors of overload or restart.
+// Everything else — schema mismatch, type errors, syntax — is permanent.
+func Transient(err error) bool {
+	if err == nil {
+		return false
+	}
+	var enc *encodeError
+	if errors.As(err, &enc) {
+		return false
+	}
+	var ex *clickhouse.Exception
+	if errors.As(err, &ex) {
+		return transientCodes[ex.Code]
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return true
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), // one attempt timed out
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, net.ErrClosed),
+		errors.Is(err, clickhouse.ErrAcquireConnTimeout),
+		errors.Is(err, clickhouse.ErrConnectionClosed):
+		return true
+	}
+	return false
+}
+
+// eventColumns encodes events. The event is kept whole as OCSF JSON
+// (event_json) and its most-hunted attributes are lifted into columns.
+func (s *Store) eventColumns(evs []ocsf.Event, now int64) (*columns, error) {
+	n := len(evs)
+	var (
+		tenant, uid, status, logName, product, account, region, apiSvc, op = mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n)
+		actorUID, actorName, session, key, srcIP, dstIP, devUID, devHost   = mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n)
+		msg, js, raw, rawEnc                                               = mk[string](n), mk[string](n), mk[string](n), mk[string](n)
+		ts                                                                 = mk[time.Time](n)
+		tms, ins                                                           = mk[int64](n), mk[int64](n)
+		class, typ                                                         = mk[uint32](n), mk[uint32](n)
+		act                                                                = mk[int32](n)
+		sev                                                                = mk[uint8](n)
+		ents                                                               = mk[[]string](n)
+	)
+	for i := range evs {
+		e := &evs[i]
+		if e.Metadata.UID == "" {
+			return nil, fmt.Errorf("%w: event %d has no metadata.uid", ErrPermanent, i)
+		}
+		b, err := json.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("%w: encode event %s: %w", ErrPermanent, e.Metadata.UID, err)
+		}
+		tenant[i], uid[i] = e.Metadata.TenantUID, e.Metadata.UID
+		ts[i], tms[i], ins[i] = msTime(e.Time), e.Time, now
+		class[i], typ[i], act[i], sev[i] = uint32(e.ClassUID), uint32(e.TypeUID), int32(e.ActivityID), clampU8(e.SeverityID)
+		status[i], logName[i], product[i] = e.Status, e.Metadata.LogName, e.Metadata.Product.Name
+		account[i], region[i] = e.Cloud.Account.UID, e.Cloud.Region
+		apiSvc[i], op[i] = e.API.Service.Name, e.API.Operation
+		actorUID[i], actorName[i] = e.Actor.User.UID, e.Actor.User.Name
+		session[i] = e.Actor.Session.UID
+		key[i] = e.Actor.User.CredentialUID
+		if key[i] == "" {
+			key[i] = e.Actor.Session.CredentialUID
+		}
+		srcIP[i], dstIP[i] = e.SrcEndpoint.IP, e.DstEndpoint.IP
+		devUID[i], devHost[i] = e.Device.UID, e.Device.Hostname
+		msg[i], js[i] = e.Message, string(b)
+		ents[i] = entityKeys(e.Observables)
+		if s.cfg.StoreRaw && len(e.Raw) > 0 {
+			raw[i], rawEnc[i] = string(s.enc.EncodeAll(e.Raw, nil)), RawZstd
+		}
+	}
+	return &columns{table: TableEvents, rows: n,
+		names: []string{"tenant_uid", "event_uid", "time", "time_ms", "class_uid", "activity_id", "type_uid", "severity_id",
+			"status", "log_name", "product", "account_uid", "region", "api_service", "operation",
+			"actor_user_uid", "actor_user_name", "actor_session_uid", "access_key_uid", "src_ip", "dst_ip",
+			"device_uid", "device_hostname", "entities", "message", "event_json", "raw", "raw_encoding", "inserted_ms"},
+		values: []any{tenant, uid, ts, tms, class, act, typ, sev,
+			status, logName, product, account, region, apiSvc, op,
+			actorUID, actorName, session, key, srcIP, dstIP,
+			devUID, devHost, ents, msg, js, raw, rawEnc, ins},
+	}, nil
+}
+
+func alertColumns(as []rules.Alert, now int64) (*columns, error) {
+	n := len(as)
+	var (
+		tenant, id, ruleID, ruleVer, title, stage, account, region, source, obs, summary = mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n)
+		ts                                                                               = mk[time.Time](n)
+		tms, ins                                                                         = mk[int64](n), mk[int64](n)
+		class                                                                            = mk[uint32](n)
+		sev, corr                                                                        = mk[uint8](n), mk[uint8](n)
+		tactics, techs, ents, evIDs                                                      = mk[[]string](n), mk[[]string](n), mk[[]string](n), mk[[]string](n)
+	)
+	for i := range as {
+		a := &as[i]
+		if a.ID == "" {
+			return nil, fmt.Errorf("%w: alert %d has no id", ErrPermanent, i)
+		}
+		b, err := json.Marshal(a.Entities)
+		if err != nil {
+			return nil, fmt.Errorf("%w: encode alert %s: %w", ErrPermanent, a.ID, err)
+		}
+		tenant[i], id[i], ruleID[i], ruleVer[i], title[i] = a.TenantUID, a.ID, a.RuleID, a.RuleVersion, a.Title
+		ts[i], tms[i], ins[i], class[i] = msTime(a.Time), a.Time, now, ocsf.ClassDetectionFinding
+		sev[i], stage[i] = clampU8(a.Severity), a.Stage
+		tactics[i], techs[i] = nonNil(a.Tactics), nonNil(a.Techniques)
+		account[i], region[i], source[i] = a.AccountUID, a.Region, a.Source
+		ents[i], obs[i], evIDs[i] = entityKeys(a.Entities), string(b), nonNil(a.EventIDs)
+		if a.Correlated {
+			corr[i] = 1
+		}
+		summary[i] = a.Summary
+	}
+	return &columns{table: TableAlerts, rows: n,
+		names: []string{"tenant_uid", "alert_id", "time", "time_ms", "class_uid", "rule_id", "rule_version", "title", "severity_id",
+			"stage", "tactics", "techniques", "account_uid", "region", "source", "entities", "observables_json", "event_ids",
+			"correlated", "summary", "inserted_ms"},
+		values: []any{tenant, id, ts, tms, class, ruleID, ruleVer, title, sev,
+			stage, tactics, techs, account, region, source, ents, obs, evIDs, corr, summary, ins},
+	}, nil
+}
+
+// incidentColumns encodes incidents and their graph: the incident row, one
+// row per node, edge and alert link, all carrying the incident's version
+// and last_seen (the partition key), so a version's rows live and expire
+// together.
+func incidentColumns(incs []correlate.Incident, now int64) ([]*columns, error) {
+	n := len(incs)
+	var (
+		tenant, id, title, status, timeline, merged         = mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n)
+		version                                             = mk[uint64](n)
+		last                                                = mk[time.Time](n)
+		sev, risk                                           = mk[uint8](n), mk[uint8](n)
+		first, lastMS, upd                                  = mk[int64](n), mk[int64](n), mk[int64](n)
+		stages, tactics, techs, accounts, ruleIDs, alertIDs = mk[[]string](n), mk[[]string](n), mk[[]string](n), mk[[]string](n), mk[[]string](n), mk[[]string](n)
+		ents                                                = mk[[]string](n)
+		nodeCount, edgeCount                                = mk[uint32](n), mk[uint32](n)
+	)
+	nodes := &columns{table: TableNodes, names: []string{"tenant_uid", "incident_id", "version", "last_seen", "id", "title", "subtitle",
+		"mainstat", "secondarystat", "color", "detail__kind", "detail__entity", "detail__value", "detail__severity_id", "detail__first_seen_ms"}}
+	var nT, nI, nID, nTitle, nSub, nMain, nSec, nColor, nKind, nEnt, nVal []string
+	var nVer []uint64
+	var nLast []time.Time
+	var nSev []uint8
+	var nFirst []int64
+	edges := &columns{table: TableEdges, names: []string{"tenant_uid", "incident_id", "version", "last_seen", "id", "source", "target",
+		"mainstat", "secondarystat", "detail__rule_id", "detail__rule_version", "detail__join_key", "detail__gap_ms", "detail__time_ms", "event_ids"}}
+	var eT, eI, eID, eSrc, eDst, eMain, eSec, eRule, eRuleV, eKey []string
+	var eVer []uint64
+	var eLast []time.Time
+	var eGap, eTime []int64
+	var eEv [][]string
+	links := &columns{table: TableLinks, names: []string{"tenant_uid", "incident_id", "alert_id", "version", "last_seen", "alert_time_ms"}}
+	var lT, lI, lA []string
+	var lVer []uint64
+	var lLast []time.Time
+	var lTime []int64
+
+	for i := range incs {
+		in := &incs[i]
+		if in.ID == "" {
+			return nil, fmt.Errorf("%w: incident %d has no id", ErrPermanent, i)
+		}
+		tl, err := json.Marshal(nonNilT(in.Timeline))
+		if err != nil {
+			return nil, fmt.Errorf("%w: encode incident %s: %w", ErrPermanent, in.ID, err)
+		}
+		ls := msTime(in.LastSeen)
+		tenant[i], id[i], version[i], last[i] = in.TenantUID, in.ID, in.Version, ls
+		title[i], sev[i], risk[i], status[i] = in.Title, clampU8(in.Severity), clampU8(in.RiskScore), in.Status
+		first[i], lastMS[i], upd[i] = in.FirstSeen, in.LastSeen, now
+		stages[i], tactics[i], techs[i] = nonNil(in.Stages), nonNil(in.Tactics), nonNil(in.Techniques)
+		accounts[i], ruleIDs[i], alertIDs[i] = nonNil(in.Accounts), nonNil(in.RuleIDs), nonNil(in.AlertIDs)
+		timeline[i], merged[i] = string(tl), in.MergedInto
+		nodeCount[i], edgeCount[i] = uint32(len(in.Nodes)), uint32(len(in.Edges))
+		var ek []string
+		for _, nd := range in.Nodes {
+			if nd.Kind == correlate.NodeEntity && nd.Entity != "" {
+				ek = append(ek, string(nd.Entity)+":"+nd.Value)
+			}
+			nT, nI, nVer, nLast = append(nT, in.TenantUID), append(nI, in.ID), append(nVer, in.Version), append(nLast, ls)
+			nID, nTitle, nSub, nMain = append(nID, nd.ID), append(nTitle, nd.Title), append(nSub, nd.Subtitle), append(nMain, nd.MainStat)
+			nSec, nColor = append(nSec, ocsf.SeverityName(nd.Severity)), append(nColor, severityColor(nd.Severity, nd.Kind))
+			nKind, nEnt, nVal = append(nKind, string(nd.Kind)), append(nEnt, string(nd.Entity)), append(nVal, nd.Value)
+			nSev, nFirst = append(nSev, clampU8(nd.Severity)), append(nFirst, nd.FirstSeen)
+		}
+		ents[i] = nonNil(ek)
+		for _, e := range in.Edges {
+			eT, eI, eVer, eLast = append(eT, in.TenantUID), append(eI, in.ID), append(eVer, in.Version), append(eLast, ls)
+			eID, eSrc, eDst = append(eID, e.ID), append(eSrc, e.Source), append(eDst, e.Target)
+			eMain, eSec = append(eMain, e.Relation), append(eSec, (time.Duration(e.GapMS)*time.Millisecond).String())
+			eRule, eRuleV, eKey = append(eRule, e.RuleID), append(eRuleV, e.RuleVersion), append(eKey, e.JoinKey)
+			eGap, eTime, eEv = append(eGap, e.GapMS), append(eTime, e.Time), append(eEv, nonNil(e.EventIDs))
+		}
+		alertTimes := map[string]int64{}
+		for _, t := range in.Timeline {
+			alertTimes[t.AlertID] = t.Time
+		}
+		for _, a := range in.AlertIDs {
+			lT, lI, lA, lVer, lLast = append(lT, in.TenantUID), append(lI, in.ID), append(lA, a), append(lVer, in.Version), append(lLast, ls)
+			lTime = append(lTime, alertTimes[a])
+		}
+	}
+	inc := &columns{table: TableIncidents, rows: n,
+		names: []string{"tenant_uid", "incident_id", "version", "last_seen", "title", "severity_id", "risk_score", "status",
+			"first_seen_ms", "last_seen_ms", "stages", "tactics", "techniques", "accounts", "rule_ids", "alert_ids", "entities",
+			"node_count", "edge_count", "timeline_json", "merged_into", "updated_ms"},
+		values: []any{tenant, id, version, last, title, sev, risk, status,
+			first, lastMS, stages, tactics, techs, accounts, ruleIDs, alertIDs, ents,
+			nodeCount, edgeCount, timeline, merged, upd},
+	}
+	nodes.rows = len(nID)
+	nodes.values = []any{nT, nI, nVer, nLast, nID, nTitle, nSub, nMain, nSec, nColor, nKind, nEnt, nVal, nSev, nFirst}
+	edges.rows = len(eID)
+	edges.values = []any{eT, eI, eVer, eLast, eID, eSrc, eDst, eMain, eSec, eRule, eRuleV, eKey, eGap, eTime, eEv}
+	links.rows = len(lA)
+	links.values = []any{lT, lI, lA, lVer, lLast, lTime}
+	return []*columns{inc, nodes, edges, links}, nil
+}
+
+func (s *Store) deadLetterColumns(ds []DeadLetter) *columns {
+	n := len(ds)
+	tenant, source, topic, reason, errText, raw, rawEnc := mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n)
+	part := mk[int32](n)
+	off, tms := mk[int64](n), mk[int64](n)
+	ts := mk[time.Time](n)
+	for i, d := range ds {
+		tenant[i], source[i], topic[i], reason[i], errText[i] = d.TenantUID, d.Source, d.Topic, d.Reason, d.Error
+		part[i], off[i] = int32(d.Partition), d.Offset
+		t := d.Time
+		if t.IsZero() {
+			t = time.Now()
+		}
+		ts[i], tms[i] = t.Truncate(time.Second), t.UnixMilli()
+		// Dead letters always keep their bytes: they are the only copy
+		// left once the offset is committed.
+		if len(d.Raw) > 0 {
+			raw[i], rawEnc[i] = string(s.enc.EncodeAll(d.Raw, nil)), RawZstd
+		}
+	}
+	return &columns{table: TableDeadLetters, rows: n,
+		names:  []string{"tenant_uid", "source", "topic", "kafka_partition", "kafka_offset", "time", "time_ms", "reason", "error", "raw", "raw_encoding"},
+		values: []any{tenant, source, topic, part, off, ts, tms, reason, errText, raw, rawEnc},
+	}
+}
+
+// entityKeys renders observables as "kind:value" strings, the form the
+// entities columns hold and has(entities, 'ip:203.0.113.7') searches.
+func entityKeys(obs []ocsf.Observable) []string {
+	out := make([]string, 0, len(obs))
+	for _, o := range obs {
+		k := string(o.Entity)
+		if k == "" {
+			k = o.Name
+		}
+		out = append(out, k+":"+o.Value)
+	}
+	return out
+}
+
+// EntityKey is the "kind:value" form entities columns store.
+func EntityKey(kind ocsf.Entity, value string) string { return string(kind) + ":" + value }
+
+func severityColor(sev int, kind correlate.NodeKind) string {
+	if kind == correlate.NodeEntity {
+		return "blue"
+	}
+	switch {
+	case sev >= ocsf.SeverityCritical:
+		return "dark-red"
+	case sev >= ocsf.SeverityHigh:
+		return "red"
+	case sev >= ocsf.SeverityMedium:
+		return "orange"
+	default:
+		return "yellow"
+	}
+}
+
+func mk[T any](n int) []T { return make([]T, n) }
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func nonNilT[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func clampU8(v int) uint8 { return uint8(max(0, min(v, 255))) }
+
+// msTime converts event-time milliseconds to the DateTime partition column
+// (second precision, UTC); values before 1970 or after 2105 are clamped to
+// the range DateTime can hold.
+func msTime(ms int64) time.Time {
+	sec := ms / 1000
+	sec = max(0, min(sec, 1<<32-1))
+	return time.Unix(sec, 0).UTC()
+}
