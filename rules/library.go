@@ -34,7 +34,7 @@ const (
 	MaxRegexProgramSize = 1000
 	// MaxEstimatedCost is the highest worst-case cost a condition may have,
 	// estimated over the size bounds below.
-	MaxEstimatedCost = 5_000_000
+	MaxEstimatedCost = 10_000_000
 	// CostLimit stops one evaluation once its actual cost exceeds it.
 	CostLimit = 1_000_000
 	// estimated sizes used for the worst-case estimate: the longest string
@@ -42,6 +42,7 @@ const (
 	// ingest limits let through.
 	estimatedMaxString = 16 << 10
 	estimatedMaxList   = 256
+	estimatedMaxItem   = 1024
 )
 
 // Library returns Musubi's CEL function library. It is the one place our
@@ -157,6 +158,7 @@ func NewEnv(extra ...cel.EnvOption) (*cel.Env, error) {
 		cel.Variable("request", cel.MapType(cel.StringType, cel.DynType)),
 		cel.Variable("response", cel.MapType(cel.StringType, cel.DynType)),
 		ext.Strings(),
+		ext.Bindings(),
 		cel.OptionalTypes(),
 		Library(),
 		cel.ParserExpressionSizeLimit(MaxExpressionSize),

@@ -596,6 +596,11 @@ func (sizeEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 	}
 	switch n.Type().Kind() {
 	case types.StringKind, types.BytesKind:
+		if p := n.Path(); p[len(p)-1] == "@items" {
+			// elements of lists: paths, names, observable values
+			s := cost.RangedSizeEstimate(0, estimatedMaxItem)
+			return &s
+		}
 		s := cost.RangedSizeEstimate(0, estimatedMaxString)
 		return &s
 	case types.ListKind, types.MapKind:
@@ -608,6 +613,49 @@ func (sizeEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 	return nil
 }
 
-func (sizeEstimator) EstimateCallCost(function, overloadID string, target *cost.AstNode, args []cost.AstNode) *cost.CallEstimate {
+// EstimateCallCost prices Musubi's library functions as scans of their
+// string operand; basename and base64_decode return at most their input.
+func (e sizeEstimator) EstimateCallCost(function, overloadID string, target *cost.AstNode, args []cost.AstNode) *cost.CallEstimate {
+	var operand cost.AstNode
+	switch {
+	case target != nil:
+		operand = *target
+	case len(args) > 0:
+		operand = args[0]
+	default:
+		return nil
+	}
+	switch function {
+	case "string":
+		if k := operand.Type().Kind(); k == types.IntKind || k == types.UintKind || k == types.DoubleKind || k == types.BoolKind {
+			sz := cost.RangedSizeEstimate(1, 32)
+			return cost.NewCallEstimate(cost.FixedCostEstimate(1), &sz)
+		}
+	case "basename", "base64_decode":
+		c, sz := cost.EstimateStringScan(sizeOrMax(e, operand))
+		return cost.NewCallEstimate(c, sz)
+	case "cidr_match", "is_public_ip", "is_private_ip", "is_ip":
+		return cost.NewCallEstimate(cost.FixedCostEstimate(2), nil)
+	case "iequals", "icontains", "istartsWith", "iendsWith", "glob", "iglob":
+		sz := sizeOrMax(e, operand)
+		if len(args) > 0 {
+			// a list argument multiplies the scans
+			if n := cost.EstimateSize(e, args[len(args)-1]); !n.IsUnknown() && args[len(args)-1].Type().Kind() == types.ListKind {
+				sz = sz.Multiply(n)
+			}
+		}
+		c, _ := cost.EstimateStringScan(sz)
+		return cost.NewCallEstimate(c.Add(cost.FixedCostEstimate(1)), nil)
+	}
 	return nil
+}
+
+// sizeOrMax is the estimated size of n, or the largest string size when
+// nothing better is known.
+func sizeOrMax(e sizeEstimator, n cost.AstNode) cost.SizeEstimate {
+	sz := cost.EstimateSize(e, n)
+	if sz.IsUnknown() {
+		return cost.RangedSizeEstimate(0, estimatedMaxString)
+	}
+	return sz
 }
