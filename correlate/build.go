@@ -1,0 +1,448 @@
+package correlate
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/rules"
+)
+
+// KillChain is the stage order incidents are scored against: the ATT&CK
+// enterprise tactics as snake_case names. Alert.Stage values outside it
+// still count as stages, after the known ones.
+var KillChain = []string{
+	"reconnaissance", "resource_development", "initial_access", "execution",
+	"persistence", "privilege_escalation", "defense_evasion", "credential_access",
+	"discovery", "lateral_movement", "collection", "command_and_control",
+	"exfiltration", "impact",
+}
+
+// Edge relations.
+const (
+	RelObserved = "observed" // alert → entity it carries
+	RelShared   = "shared"   // alert → alert through an identical entity
+	RelLineage  = "lineage"  // alert → alert through linked entities
+	RelLinked   = "linked"   // entity → entity seen together in an event
+	RelSequence = "sequence" // stage alert → correlated alert of a sequence rule
+	RelGrouped  = "grouped"  // alert → alert kept together after its link expired
+)
+
+func hashID(prefix string, parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return prefix + hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// IncidentID is the deterministic id of the incident whose earliest alert
+// is alertID.
+func IncidentID(tenant, alertID string) string { return hashID("inc-", tenant, alertID) }
+
+func entityNodeID(kind ocsf.Entity, value string) string { return string(kind) + ":" + value }
+
+func alertNodeID(id string) string { return "alert:" + id }
+
+// builder renders one incident.
+type builder struct {
+	c      *Correlator
+	in     *incident
+	out    Incident
+	nodes  map[string]int
+	edges  map[string]int
+	capped bool
+}
+
+func (b *builder) node(n Node) bool {
+	if i, ok := b.nodes[n.ID]; ok {
+		if n.FirstSeen < b.out.Nodes[i].FirstSeen {
+			b.out.Nodes[i].FirstSeen = n.FirstSeen
+		}
+		return true
+	}
+	if len(b.out.Nodes) >= b.c.cfg.MaxNodesPerIncident {
+		b.capped = true
+		return false
+	}
+	b.nodes[n.ID] = len(b.out.Nodes)
+	b.out.Nodes = append(b.out.Nodes, n)
+	return true
+}
+
+func (b *builder) edge(e Edge) {
+	if _, ok := b.nodes[e.Source]; !ok {
+		return
+	}
+	if _, ok := b.nodes[e.Target]; !ok {
+		return
+	}
+	e.ID = hashID("edge-", e.Source, e.Target, e.Relation, e.RuleID)
+	if i, ok := b.edges[e.ID]; ok {
+		old := &b.out.Edges[i]
+		for _, id := range e.EventIDs {
+			if !slices.Contains(old.EventIDs, id) && len(old.EventIDs) < 16 {
+				old.EventIDs = append(old.EventIDs, id)
+			}
+		}
+		return
+	}
+	b.edges[e.ID] = len(b.out.Edges)
+	b.out.Edges = append(b.out.Edges, e)
+}
+
+func (b *builder) entityNode(kind ocsf.Entity, value string, t int64) string {
+	id := entityNodeID(kind, value)
+	sub := string(kind)
+	if b.c.isHub(b.in.tenant, kind, value) {
+		sub += " (hub)"
+	}
+	if !b.node(Node{ID: id, Kind: NodeEntity, Entity: kind, Value: value, Title: value, Subtitle: sub, FirstSeen: t}) {
+		return ""
+	}
+	return id
+}
+
+// isHub reports whether the entity never glues incidents.
+func (c *Correlator) isHub(tenant uint32, kind ocsf.Entity, value string) bool {
+	if i, ok := c.g.index[ekey{tenant: tenant, kind: kindIndex[kind], value: value}]; ok {
+		return c.g.ents[i].hub
+	}
+	return c.hubs.isHub(kind, value)
+}
+
+// cand is a way alert k joins an earlier alert j.
+type cand struct {
+	j     int
+	key   string
+	depth int
+	path  []uint32 // entity slots from alert k's entity to j's entity
+}
+
+// build renders in as an Incident (without Version). Everything in it
+// derives from the set of alerts and the link graph, sorted by event time,
+// so arrival order does not change the result.
+func (c *Correlator) build(in *incident) Incident {
+	alerts := slices.Clone(in.alerts)
+	slices.SortFunc(alerts, func(a, b *rules.Alert) int {
+		if alertLess(a, b) {
+			return -1
+		}
+		if alertLess(b, a) {
+			return 1
+		}
+		return 0
+	})
+	tenant := c.tenantNames[in.tenant]
+	b := &builder{c: c, in: in, nodes: map[string]int{}, edges: map[string]int{}}
+	b.out = Incident{
+		ID: IncidentID(tenant, alerts[0].ID), TenantUID: tenant, Status: in.status,
+		FirstSeen: alerts[0].Time, LastSeen: alerts[len(alerts)-1].Time,
+		Stages: []string{}, Tactics: []string{}, Techniques: []string{}, Accounts: []string{},
+		RuleIDs: []string{}, AlertIDs: []string{}, Nodes: []Node{}, Edges: []Edge{}, Timeline: []TimelineEntry{},
+	}
+	index := make(map[string]int, len(alerts))
+	for k, a := range alerts {
+		index[a.ID] = k
+		b.node(Node{ID: alertNodeID(a.ID), Kind: NodeAlert, Value: a.ID, Title: a.Title, Subtitle: a.RuleID,
+			MainStat: a.Stage, Severity: a.Severity, FirstSeen: a.Time})
+	}
+	// Union-find over alerts: every join edge connects two components.
+	parent := make([]int, len(alerts))
+	for i := range parent {
+		parent[i] = i
+	}
+	find := func(x int) int {
+		for parent[x] != x {
+			parent[x] = parent[parent[x]]
+			x = parent[x]
+		}
+		return x
+	}
+	holder := make(map[ekey]int)
+	var confSum float64
+	var joins int
+	for k, a := range alerts {
+		b.out.AlertIDs = append(b.out.AlertIDs, a.ID)
+		b.out.Timeline = append(b.out.Timeline, TimelineEntry{Time: a.Time, AlertID: a.ID, RuleID: a.RuleID, Title: a.Title, Stage: a.Stage, Severity: a.Severity})
+		addUnique(&b.out.RuleIDs, a.RuleID)
+		addUnique(&b.out.Accounts, a.AccountUID)
+		addUnique(&b.out.Stages, a.Stage)
+		for _, t := range a.Tactics {
+			addUnique(&b.out.Tactics, t)
+		}
+		for _, t := range a.Techniques {
+			addUnique(&b.out.Techniques, t)
+		}
+		an := alertNodeID(a.ID)
+		for _, o := range a.Entities {
+			if o.Value == "" || !o.Entity.Valid() {
+				continue
+			}
+			if id := b.entityNode(o.Entity, o.Value, a.Time); id != "" {
+				b.edge(Edge{Source: an, Target: id, Relation: RelObserved, RuleID: a.RuleID, RuleVersion: a.RuleVersion,
+					JoinKey: o.Name, Time: a.Time, EventIDs: a.EventIDs})
+			}
+		}
+		// Sequence edges: the stage alerts that made a correlated alert.
+		if m := c.corr[a.ID]; m != nil {
+			for _, st := range m.steps {
+				j, ok := index[st.alertID]
+				if !ok || st.alertID == "" {
+					continue
+				}
+				b.edge(Edge{Source: alertNodeID(st.alertID), Target: an, Relation: RelSequence, RuleID: m.rule.ID,
+					RuleVersion: m.rule.Version, JoinKey: st.key, GapMS: a.Time - alerts[j].Time, Time: a.Time, EventIDs: st.eventIDs})
+				if rj, rk := find(j), find(k); rj != rk {
+					parent[rj] = rk
+					confSum++
+					joins++
+				}
+			}
+		}
+		best := map[int]cand{}
+		for _, cd := range c.joinCandidates(in.tenant, a, alerts, holder) {
+			r := find(cd.j)
+			if old, ok := best[r]; !ok || cd.better(old) {
+				best[r] = cd
+			}
+		}
+		roots := make([]int, 0, len(best))
+		for r := range best {
+			roots = append(roots, r)
+		}
+		slices.Sort(roots)
+		for _, r := range roots {
+			cd := best[r]
+			rj, rk := find(cd.j), find(k)
+			if rj == rk {
+				continue
+			}
+			parent[rj] = rk
+			prev := alerts[cd.j]
+			rel, conf := RelShared, 1.0
+			evs := slices.Clone(a.EventIDs)
+			if cd.depth > 0 {
+				rel = RelLineage
+				conf = 1.0
+				for range cd.depth {
+					conf *= 0.85
+				}
+				evs = append(evs, b.lineagePath(cd.path)...)
+			}
+			confSum += conf
+			joins++
+			b.edge(Edge{Source: alertNodeID(prev.ID), Target: an, Relation: rel, RuleID: a.RuleID, RuleVersion: a.RuleVersion,
+				JoinKey: cd.key, GapMS: a.Time - prev.Time, Time: a.Time, EventIDs: evs})
+		}
+		for _, o := range a.Entities {
+			ki := kindIndex[o.Entity]
+			if c.joinable[ki] && o.Value != "" && !c.isHub(in.tenant, o.Entity, o.Value) {
+				holder[ekey{tenant: in.tenant, kind: ki, value: o.Value}] = k
+			}
+		}
+	}
+	// Alerts whose links were evicted (or restored without them) stay
+	// grouped; say so rather than draw nothing.
+	for k := 1; k < len(alerts); k++ {
+		if r0, rk := find(0), find(k); r0 != rk {
+			parent[rk] = r0
+			confSum += 0.5
+			joins++
+			b.edge(Edge{Source: alertNodeID(alerts[0].ID), Target: alertNodeID(alerts[k].ID), Relation: RelGrouped,
+				GapMS: alerts[k].Time - alerts[0].Time, Time: alerts[k].Time})
+		}
+	}
+	conf := 1.0
+	if joins > 0 {
+		conf = confSum / float64(joins)
+	}
+	if b.capped {
+		c.m.dropped.WithLabelValues("incident_node_cap").Inc()
+	}
+	b.out.Severity, b.out.RiskScore = score(alerts, b.out.Stages, b.out.Tactics, conf)
+	b.out.Title = title(alerts, b.out.Stages)
+	return b.out
+}
+
+// better prefers a direct join, then a shorter path, then the latest
+// earlier alert, then the smaller key.
+func (x cand) better(y cand) bool {
+	if x.depth != y.depth {
+		return x.depth < y.depth
+	}
+	if x.j != y.j {
+		return x.j > y.j
+	}
+	return x.key < y.key
+}
+
+// joinCandidates finds how alert a joins the alerts before it: through an
+// identical joinable entity within its window, or through lineage links
+// usable at a's time.
+func (c *Correlator) joinCandidates(tenant uint32, a *rules.Alert, alerts []*rules.Alert, holder map[ekey]int) []cand {
+	var out []cand
+	offer := func(cd cand) { out = append(out, cd) }
+	var start []uint32
+	for _, o := range a.Entities {
+		ki := kindIndex[o.Entity]
+		if o.Value == "" || !c.tracked[ki] {
+			continue
+		}
+		k := ekey{tenant: tenant, kind: ki, value: o.Value}
+		if c.isHub(tenant, o.Entity, o.Value) {
+			continue
+		}
+		if j, ok := holder[k]; ok && c.joinable[ki] && a.Time-alerts[j].Time <= c.window[ki] {
+			offer(cand{j: j, key: entityNodeID(o.Entity, o.Value)})
+		}
+		if i, ok := c.g.index[k]; ok {
+			start = append(start, i)
+		}
+	}
+	if c.cfg.MaxDepth == 0 {
+		return out
+	}
+	// Breadth-first through lineage, remembering the way back.
+	from := map[uint32]uint32{}
+	depth := map[uint32]int{}
+	queue := slices.Clone(start)
+	for _, s := range start {
+		depth[s] = 0
+		from[s] = 0
+	}
+	for q := 0; q < len(queue); q++ {
+		cur := queue[q]
+		e := &c.g.ents[cur]
+		if d := depth[cur]; d > 0 {
+			if j, ok := holder[e.key]; ok && a.Time-alerts[j].Time <= c.window[e.key.kind]+c.window[c.g.ents[queue[0]].key.kind] {
+				var path []uint32
+				for x := cur; x != 0; x = from[x] {
+					path = append(path, x)
+				}
+				slices.Reverse(path)
+				offer(cand{j: j, key: c.pathKey(path), depth: d, path: path})
+				continue
+			}
+		}
+		if depth[cur] >= c.cfg.MaxDepth {
+			continue
+		}
+		for _, l := range e.links {
+			if _, ok := depth[l.to]; ok {
+				continue
+			}
+			o := &c.g.ents[l.to]
+			lw := min(c.window[e.key.kind], c.window[o.key.kind])
+			if o.hub || a.Time < l.first-lw || a.Time > l.last+lw {
+				continue
+			}
+			depth[l.to] = depth[cur] + 1
+			from[l.to] = cur
+			queue = append(queue, l.to)
+		}
+	}
+	return out
+}
+
+func (c *Correlator) pathKey(path []uint32) string {
+	parts := make([]string, len(path))
+	for i, p := range path {
+		e := &c.g.ents[p]
+		parts[i] = entityNodeID(kindOf(e.key.kind), e.key.value)
+	}
+	return strings.Join(parts, " ~ ")
+}
+
+// lineagePath adds the entities and links of a lineage path to the graph
+// and returns their evidence events.
+func (b *builder) lineagePath(path []uint32) []string {
+	var evs []string
+	g := &b.c.g
+	prev := ""
+	for i, p := range path {
+		e := &g.ents[p]
+		id := b.entityNode(kindOf(e.key.kind), e.key.value, e.first)
+		if i > 0 && id != "" && prev != "" {
+			for _, l := range g.ents[path[i-1]].links {
+				if l.to == p {
+					b.edge(Edge{Source: prev, Target: id, Relation: RelLinked, JoinKey: "event", Time: l.first, EventIDs: []string{l.ev}})
+					evs = append(evs, l.ev)
+				}
+			}
+		}
+		prev = id
+	}
+	return evs
+}
+
+func addUnique(s *[]string, v string) {
+	if v != "" && !slices.Contains(*s, v) {
+		*s = append(*s, v)
+	}
+}
+
+// score derives severity and risk from what the incident covers: kill-chain
+// stages, tactic diversity, sources and how confidently its alerts were
+// joined. A single alert never makes an incident more severe than one step
+// below its own severity; a correlated alert raises the incident to its own.
+func score(alerts []*rules.Alert, stages, tactics []string, conf float64) (int, int) {
+	maxSev, corrSev := 0, 0
+	sources := map[string]struct{}{}
+	for _, a := range alerts {
+		if a.Correlated {
+			corrSev = max(corrSev, a.Severity)
+			continue
+		}
+		maxSev = max(maxSev, a.Severity)
+		if a.Source != "" {
+			sources[a.Source] = struct{}{}
+		}
+	}
+	if maxSev == 0 {
+		maxSev = corrSev
+	}
+	coverage := 9*max(len(stages)-1, 0) + 3*max(len(tactics)-1, 0) + 4*max(len(sources)-1, 0)
+	risk := 8*min(maxSev, ocsf.SeverityCritical) + int(float64(coverage)*conf+0.5)
+	if corrSev > 0 {
+		risk = max(risk, 20*corrSev-10)
+	}
+	risk = min(max(risk, 0), 100)
+	var sev int
+	switch {
+	case risk >= 85:
+		sev = ocsf.SeverityCritical
+	case risk >= 65:
+		sev = ocsf.SeverityHigh
+	case risk >= 40:
+		sev = ocsf.SeverityMedium
+	case risk >= 20:
+		sev = ocsf.SeverityLow
+	default:
+		sev = ocsf.SeverityInformational
+	}
+	sev = max(sev, min(maxSev-1, ocsf.SeverityCritical), min(corrSev, ocsf.SeverityCritical))
+	return max(sev, ocsf.SeverityInformational), risk
+}
+
+func title(alerts []*rules.Alert, stages []string) string {
+	top := alerts[0]
+	for _, a := range alerts {
+		if a.Severity > top.Severity {
+			top = a
+		}
+	}
+	if len(alerts) == 1 {
+		return top.Title
+	}
+	if len(stages) >= 2 {
+		return fmt.Sprintf("%s → %s: %s (+%d alerts)", stageLabel(stages[0]), stageLabel(stages[len(stages)-1]), top.Title, len(alerts)-1)
+	}
+	return fmt.Sprintf("%s (+%d alerts)", top.Title, len(alerts)-1)
+}
+
+func stageLabel(s string) string { return strings.ReplaceAll(s, "_", " ") }

@@ -1,0 +1,215 @@
+package correlate
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/musubi-xdr/musubi/ocsf"
+)
+
+// LinkRule says that two entity kinds observed in the same event are linked
+// (identity or deployment lineage). The rule is symmetric.
+type LinkRule struct {
+	A ocsf.Entity `yaml:"a" json:"a"`
+	B ocsf.Entity `yaml:"b" json:"b"`
+}
+
+// Config configures a Correlator. Zero values are not defaults: start from
+// DefaultConfig and change what you need.
+type Config struct {
+	// Windows is how far apart in event time two sightings of an entity of
+	// a kind may be and still join (per entity kind); DefaultWindow applies
+	// to kinds not listed.
+	Windows       map[ocsf.Entity]time.Duration
+	DefaultWindow time.Duration
+	// AllowedLateness is how far behind its source's watermark an input may
+	// arrive and still be treated as on time. Later inputs are counted as
+	// late and still attached where the state allows.
+	AllowedLateness time.Duration
+
+	// HubPartnerLimit makes an entity with more distinct link partners than
+	// this a hub: it stops linking and joining.
+	HubPartnerLimit int
+	// HubIPs are CIDRs (or single addresses) of shared addresses: NAT
+	// gateways, VPC endpoints, AWS service ranges, link-local IMDS.
+	HubIPs []string
+	// HubValues are entity values that never glue (for example a very
+	// common role session or principal), matched exactly.
+	HubValues []string
+	// HubSuffixes are value suffixes that never glue; AWS service
+	// principals (".amazonaws.com") by default.
+	HubSuffixes []string
+
+	// JoinKinds are the entity kinds on which alerts join incidents
+	// directly. Other kinds (account, region, role, bucket, ...) are shown
+	// as context nodes but never glue incidents together.
+	JoinKinds []ocsf.Entity
+	// Lineage lists the kind pairs that plain events link (identity and
+	// deployment lineage).
+	Lineage []LinkRule
+	// MaxDepth bounds how many lineage links a join may follow.
+	MaxDepth int
+	// MaxLinksPerEvent bounds the links one event may create.
+	MaxLinksPerEvent int
+
+	MaxAlertsPerIncident int
+	MaxNodesPerIncident  int
+	// MaxEntities caps tracked entities; beyond it the oldest are evicted
+	// first.
+	MaxEntities int
+	// MaxPartialsPerKey bounds in-flight sequence state per rule stage and
+	// key.
+	MaxPartialsPerKey int
+}
+
+// DefaultConfig returns the defaults: windows sized for a cloud intrusion
+// that moves from a web server to CI/CD within hours.
+func DefaultConfig() Config {
+	return Config{
+		Windows: map[ocsf.Entity]time.Duration{
+			ocsf.EntityIP:         time.Hour,
+			ocsf.EntityInstance:   2 * time.Hour,
+			ocsf.EntityHost:       2 * time.Hour,
+			ocsf.EntityProcess:    time.Hour,
+			ocsf.EntitySession:    12 * time.Hour,
+			ocsf.EntityAccessKey:  12 * time.Hour,
+			ocsf.EntityPrincipal:  6 * time.Hour,
+			ocsf.EntityObject:     6 * time.Hour,
+			ocsf.EntityDeployment: 6 * time.Hour,
+		},
+		DefaultWindow:   2 * time.Hour,
+		AllowedLateness: 5 * time.Minute,
+		HubPartnerLimit: 64,
+		HubIPs: []string{
+			"169.254.0.0/16", // link-local: IMDS, time sync
+			"fe80::/10",
+			"127.0.0.0/8",
+			"::1/128",
+			"0.0.0.0/32",
+		},
+		HubSuffixes: []string{".amazonaws.com", ".amazonaws.com.cn"},
+		JoinKinds: []ocsf.Entity{
+			ocsf.EntityInstance, ocsf.EntityIP, ocsf.EntityPrincipal, ocsf.EntitySession,
+			ocsf.EntityAccessKey, ocsf.EntityObject, ocsf.EntityDeployment, ocsf.EntityHost,
+			ocsf.EntityProcess, ocsf.EntityHash, ocsf.EntityDomain, ocsf.EntityFinding,
+			ocsf.EntityContainer,
+		},
+		Lineage:              DefaultLineage(),
+		MaxDepth:             3,
+		MaxLinksPerEvent:     32,
+		MaxAlertsPerIncident: 500,
+		MaxNodesPerIncident:  2000,
+		MaxEntities:          4_000_000,
+		MaxPartialsPerKey:    64,
+	}
+}
+
+// DefaultLineage is identity lineage (instance ↔ role session ↔ access key
+// ↔ source IP ↔ agent host) and deployment lineage (object → deployment →
+// target instance or host).
+func DefaultLineage() []LinkRule {
+	identity := []ocsf.Entity{
+		ocsf.EntityInstance, ocsf.EntitySession, ocsf.EntityAccessKey, ocsf.EntityIP,
+		ocsf.EntityHost, ocsf.EntityPrincipal, ocsf.EntityContainer,
+	}
+	var out []LinkRule
+	for i, a := range identity {
+		for _, b := range identity[i:] {
+			out = append(out, LinkRule{a, b})
+		}
+	}
+	return append(out,
+		LinkRule{ocsf.EntityObject, ocsf.EntityDeployment},
+		LinkRule{ocsf.EntityDeployment, ocsf.EntityInstance},
+		LinkRule{ocsf.EntityDeployment, ocsf.EntityHost},
+	)
+}
+
+// Validate reports every problem of the configuration at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DefaultWindow <= 0 {
+		errs = append(errs, errors.New("default window must be positive"))
+	}
+	for k, w := range c.Windows {
+		if !k.Valid() {
+			errs = append(errs, fmt.Errorf("windows: unknown entity kind %q", k))
+		}
+		if w <= 0 {
+			errs = append(errs, fmt.Errorf("windows: %s window must be positive", k))
+		}
+	}
+	if c.AllowedLateness < 0 {
+		errs = append(errs, errors.New("allowed lateness must not be negative"))
+	}
+	if c.HubPartnerLimit < 1 {
+		errs = append(errs, errors.New("hub partner limit must be at least 1"))
+	}
+	for _, s := range c.HubIPs {
+		if _, err := parsePrefix(s); err != nil {
+			errs = append(errs, fmt.Errorf("hub ips: %w", err))
+		}
+	}
+	for _, k := range c.JoinKinds {
+		if !k.Valid() {
+			errs = append(errs, fmt.Errorf("join kinds: unknown entity kind %q", k))
+		}
+	}
+	for _, l := range c.Lineage {
+		if !l.A.Valid() || !l.B.Valid() {
+			errs = append(errs, fmt.Errorf("lineage: unknown entity kind in %s-%s", l.A, l.B))
+		}
+	}
+	if c.MaxDepth < 0 || c.MaxDepth > 8 {
+		errs = append(errs, errors.New("max depth must be within 0..8"))
+	}
+	if c.MaxLinksPerEvent < 1 {
+		errs = append(errs, errors.New("max links per event must be at least 1"))
+	}
+	if c.MaxAlertsPerIncident < 1 {
+		errs = append(errs, errors.New("max alerts per incident must be at least 1"))
+	}
+	if c.MaxNodesPerIncident < 2 {
+		errs = append(errs, errors.New("max nodes per incident must be at least 2"))
+	}
+	if c.MaxEntities < 1 {
+		errs = append(errs, errors.New("max entities must be at least 1"))
+	}
+	if c.MaxPartialsPerKey < 1 {
+		errs = append(errs, errors.New("max partials per key must be at least 1"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) window(k ocsf.Entity) int64 {
+	if w, ok := c.Windows[k]; ok {
+		return w.Milliseconds()
+	}
+	return c.DefaultWindow.Milliseconds()
+}
+
+func (c Config) maxWindow() int64 {
+	m := c.DefaultWindow.Milliseconds()
+	for _, w := range c.Windows {
+		m = max(m, w.Milliseconds())
+	}
+	return m
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("bad CIDR %q", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("bad address %q", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}

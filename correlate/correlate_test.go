@@ -1,0 +1,502 @@
+package correlate
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/rules"
+)
+
+func newTest(t testing.TB, cfg Config, seq []*SequenceRule) (*Correlator, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	c, err := New(cfg, seq, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, reg
+}
+
+// final folds results into the latest version of every incident and drops
+// the merged ones.
+type final map[string]Incident
+
+func (f final) add(t testing.TB, r Result) {
+	t.Helper()
+	for _, in := range r.Incidents {
+		if old, ok := f[in.ID]; ok && in.Version <= old.Version {
+			t.Fatalf("incident %s: version %d after %d, want monotonic", in.ID, in.Version, old.Version)
+		}
+		f[in.ID] = in
+	}
+}
+
+func (f final) open() []Incident {
+	var out []Incident
+	for _, in := range f {
+		if in.MergedInto == "" {
+			out = append(out, in)
+		}
+	}
+	slices.SortFunc(out, func(a, b Incident) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+func (f final) containing(alertID string) *Incident {
+	for _, in := range f.open() {
+		if slices.Contains(in.AlertIDs, alertID) {
+			return &in
+		}
+	}
+	return nil
+}
+
+// fingerprint is everything of the open incidents except versions.
+func fingerprint(t testing.TB, f final) string {
+	t.Helper()
+	var out []Incident
+	for _, in := range f.open() {
+		in.Version = 0
+		slices.SortFunc(in.Nodes, func(a, b Node) int { return strings.Compare(a.ID, b.ID) })
+		slices.SortFunc(in.Edges, func(a, b Edge) int { return strings.Compare(a.ID, b.ID) })
+		for i := range in.Edges {
+			slices.Sort(in.Edges[i].EventIDs)
+		}
+		out = append(out, in)
+	}
+	b, err := json.MarshalIndent(out, "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func runInOrder(t testing.TB, c *Correlator, s story) final {
+	f := final{}
+	evs := slices.Clone(s.events)
+	slices.SortStableFunc(evs, func(a, b ocsf.Event) int { return int(a.Time - b.Time) })
+	for _, ev := range evs {
+		var as []rules.Alert
+		for _, a := range s.alerts {
+			if a.EventIDs[0] == ev.Metadata.UID {
+				as = append(as, a)
+			}
+		}
+		f.add(t, c.Process([]ocsf.Event{ev}, as))
+	}
+	return f
+}
+
+// runShuffled feeds events and alerts in a random order and random batch
+// sizes; an alert never arrives before its event's batch is done, as in
+// the pipeline, unless loose is set.
+func runShuffled(t testing.TB, c *Correlator, s story, rng *rand.Rand) final {
+	type item struct {
+		ev *ocsf.Event
+		as []rules.Alert
+	}
+	items := make([]item, len(s.events))
+	for i := range s.events {
+		items[i].ev = &s.events[i]
+		for _, a := range s.alerts {
+			if a.EventIDs[0] == s.events[i].Metadata.UID {
+				items[i].as = append(items[i].as, a)
+			}
+		}
+	}
+	rng.Shuffle(len(items), func(i, j int) { items[i], items[j] = items[j], items[i] })
+	f := final{}
+	for len(items) > 0 {
+		n := 1 + rng.IntN(min(4, len(items)))
+		var evs []ocsf.Event
+		var as []rules.Alert
+		for _, it := range items[:n] {
+			evs = append(evs, *it.ev)
+			as = append(as, it.as...)
+		}
+		items = items[n:]
+		f.add(t, c.Process(evs, as))
+	}
+	return f
+}
+
+func nodeIDs(in *Incident) []string {
+	var ids []string
+	for _, n := range in.Nodes {
+		ids = append(ids, n.ID)
+	}
+	return ids
+}
+
+func TestAttackChainIsOneIncident(t *testing.T) {
+	c, reg := newTest(t, testConfig(), nil)
+	f := runInOrder(t, c, attackStory())
+
+	attack := f.containing("a-web-sh")
+	if attack == nil {
+		t.Fatal("no incident holds the web shell alert")
+	}
+	for _, id := range []string{"a-web-file", "a-web-imds", "a-gd-exfil", "a-ct-list", "a-ct-appspec", "a-ct-bundle",
+		"a-tgt-drop-1", "a-tgt-drop-2", "a-tgt-c2-1", "a-tgt-c2-2", "a-tgt-lock-1", "a-tgt-lock-2"} {
+		if !slices.Contains(attack.AlertIDs, id) {
+			t.Errorf("attack incident lacks alert %s; has %v", id, attack.AlertIDs)
+		}
+	}
+	for _, id := range []string{"a-ci-put", "a-ci-hook-1", "a-ci-hook-2", "a-noise-alice", "a-noise-bob"} {
+		if slices.Contains(attack.AlertIDs, id) {
+			t.Errorf("attack incident holds unrelated alert %s", id)
+		}
+	}
+	nodes := nodeIDs(attack)
+	for _, want := range []string{"host:web-1", "instance:i-0web1", "access_key:" + asiaKey, "ip:" + attackerIP,
+		"bucket:" + bucket, "deployment:d-ATTACK0001", "host:tgt-1", "host:tgt-2", "object:" + badObject} {
+		if !slices.Contains(nodes, want) {
+			t.Errorf("attack incident lacks node %s", want)
+		}
+	}
+	if attack.Severity < ocsf.SeverityHigh {
+		t.Errorf("attack severity = %d (risk %d), want high or critical", attack.Severity, attack.RiskScore)
+	}
+	wantStages := []string{"initial_access", "persistence", "credential_access", "discovery", "defense_evasion", "execution", "command_and_control", "impact"}
+	if !slices.Equal(attack.Stages, wantStages) {
+		t.Errorf("stages = %v, want %v", attack.Stages, wantStages)
+	}
+	// The deployment join is explained: a lineage edge through the
+	// CreateDeployment event.
+	var lineage bool
+	for _, e := range attack.Edges {
+		if e.Relation == RelLineage && strings.Contains(e.JoinKey, "deployment:d-ATTACK0001") && slices.Contains(e.EventIDs, "ct-deploy") {
+			lineage = true
+			if e.GapMS <= 0 {
+				t.Errorf("lineage edge gap = %d, want > 0", e.GapMS)
+			}
+		}
+	}
+	if !lineage {
+		t.Error("no lineage edge through the malicious deployment with the CreateDeployment event as evidence")
+	}
+
+	ci := f.containing("a-ci-put")
+	if ci == nil || !slices.Contains(ci.AlertIDs, "a-ci-hook-1") || !slices.Contains(ci.AlertIDs, "a-ci-hook-2") {
+		t.Fatalf("CI deployment alerts not grouped: %+v", ci)
+	}
+	if ci.Severity >= ocsf.SeverityHigh {
+		t.Errorf("legitimate CI deployment severity = %d (risk %d), want below high", ci.Severity, ci.RiskScore)
+	}
+	if a, b := f.containing("a-noise-alice"), f.containing("a-noise-bob"); a == nil || b == nil || a.ID == b.ID {
+		t.Error("users behind the shared NAT address were glued together")
+	}
+	var high int
+	for _, in := range f.open() {
+		if in.Severity >= ocsf.SeverityHigh {
+			high++
+		}
+	}
+	if high != 1 {
+		t.Errorf("%d high or critical incidents, want 1", high)
+	}
+	if got := metricValue(t, reg, "musubi_correlate_open_incidents"); got != float64(c.OpenIncidents()) || got < 4 {
+		t.Errorf("open incidents gauge = %v, want %d", got, c.OpenIncidents())
+	}
+	if got := metricValue(t, reg, "musubi_correlate_tracked_entities"); got != float64(c.TrackedEntities()) || got == 0 {
+		t.Errorf("tracked entities gauge = %v, want %d", got, c.TrackedEntities())
+	}
+}
+
+func TestShuffledInputGivesSameIncidents(t *testing.T) {
+	cfg := testConfig()
+	cfg.AllowedLateness = 24 * time.Hour // any permutation is within lateness
+	c, _ := newTest(t, cfg, nil)
+	want := fingerprint(t, runInOrder(t, c, attackStory()))
+	for seed := range uint64(25) {
+		c, _ := newTest(t, cfg, nil)
+		got := fingerprint(t, runShuffled(t, c, attackStory(), rand.New(rand.NewPCG(seed, 7))))
+		if got != want {
+			t.Fatalf("seed %d: shuffled input gives other incidents\n got %s\nwant %s", seed, got, want)
+		}
+	}
+}
+
+// Disorder within the allowed lateness, default windows: same incidents,
+// and nothing counted late.
+func TestBoundedDisorder(t *testing.T) {
+	cfg := testConfig()
+	c, _ := newTest(t, cfg, nil)
+	want := fingerprint(t, runInOrder(t, c, attackStory()))
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		s := attackStory()
+		jitter := make(map[string]int64)
+		for _, ev := range s.events {
+			jitter[ev.Metadata.UID] = ev.Time + rng.Int64N(cfg.AllowedLateness.Milliseconds())
+		}
+		slices.SortStableFunc(s.events, func(a, b ocsf.Event) int { return int(jitter[a.Metadata.UID] - jitter[b.Metadata.UID]) })
+		c, _ := newTest(t, cfg, nil)
+		f := final{}
+		late := 0
+		for _, ev := range s.events {
+			var as []rules.Alert
+			for _, a := range s.alerts {
+				if a.EventIDs[0] == ev.Metadata.UID {
+					as = append(as, a)
+				}
+			}
+			r := c.Process([]ocsf.Event{ev}, as)
+			late += r.Late
+			f.add(t, r)
+		}
+		if got := fingerprint(t, f); got != want {
+			t.Fatalf("seed %d: disorder within lateness gives other incidents", seed)
+		}
+		if late != 0 {
+			t.Errorf("seed %d: %d events counted late, want 0", seed, late)
+		}
+	}
+}
+
+func TestBridgingAlertMergesIncidents(t *testing.T) {
+	c, reg := newTest(t, testConfig(), nil)
+	e1 := mkEvent("e1", "cloudtrail", 0, ob(ocsf.EntityAccessKey, "AKIA1"))
+	e2 := mkEvent("e2", "agent", time.Minute, ob(ocsf.EntityHost, "h1"))
+	e3 := mkEvent("e3", "guardduty", 2*time.Minute, ob(ocsf.EntityAccessKey, "AKIA1"), ob(ocsf.EntityHost, "h1"))
+	f := final{}
+	f.add(t, c.Process([]ocsf.Event{e1}, []rules.Alert{mkAlert("x1", "r1", "discovery", 3, e1)}))
+	f.add(t, c.Process([]ocsf.Event{e2}, []rules.Alert{mkAlert("x2", "r2", "execution", 3, e2)}))
+	if len(f.open()) != 2 {
+		t.Fatalf("%d incidents before the bridge, want 2", len(f.open()))
+	}
+	loserID := f.containing("x2").ID
+	r := c.Process([]ocsf.Event{e3}, []rules.Alert{mkAlert("x3", "r3", "impact", 4, e3)})
+	f.add(t, r)
+	if len(r.Incidents) != 2 {
+		t.Fatalf("bridge emitted %d incidents, want winner and loser", len(r.Incidents))
+	}
+	open := f.open()
+	if len(open) != 1 || len(open[0].AlertIDs) != 3 {
+		t.Fatalf("after the bridge: %d open incidents, want 1 with 3 alerts", len(open))
+	}
+	if got := f[loserID].MergedInto; got != open[0].ID {
+		t.Errorf("loser MergedInto = %q, want %q", got, open[0].ID)
+	}
+	if open[0].ID != IncidentID(tenantA, "x1") {
+		t.Errorf("merged incident id = %s, want the id of its earliest alert", open[0].ID)
+	}
+	if got := metricValue(t, reg, "musubi_correlate_merges_total"); got != 1 {
+		t.Errorf("merges = %v, want 1", got)
+	}
+}
+
+func TestLinkFromPlainEventMergesIncidents(t *testing.T) {
+	c, _ := newTest(t, testConfig(), nil)
+	e1 := mkEvent("e1", "cloudtrail", 0, ob(ocsf.EntityAccessKey, "ASIA1"))
+	e2 := mkEvent("e2", "agent", time.Minute, ob(ocsf.EntityHost, "h1"))
+	link := mkEvent("e3", "agent", 2*time.Minute, ob(ocsf.EntityHost, "h1"), ob(ocsf.EntityInstance, "i-1"))
+	link2 := mkEvent("e4", "cloudtrail", 3*time.Minute, ob(ocsf.EntityInstance, "i-1"), ob(ocsf.EntityAccessKey, "ASIA1"))
+	f := final{}
+	f.add(t, c.Process([]ocsf.Event{e1, e2}, []rules.Alert{mkAlert("x1", "r1", "discovery", 3, e1), mkAlert("x2", "r2", "execution", 3, e2)}))
+	f.add(t, c.Process([]ocsf.Event{link}, nil))
+	if len(f.open()) != 2 {
+		t.Fatalf("one link of two: %d incidents, want 2", len(f.open()))
+	}
+	f.add(t, c.Process([]ocsf.Event{link2}, nil))
+	if len(f.open()) != 1 {
+		t.Fatalf("lineage host ↔ instance ↔ key: %d incidents, want 1", len(f.open()))
+	}
+}
+
+func TestHubsDoNotGlue(t *testing.T) {
+	cfg := testConfig()
+	cfg.HubPartnerLimit = 3
+	c, reg := newTest(t, cfg, nil)
+	f := final{}
+	// A shared role session seen with many keys becomes a hub.
+	shared := "arn:aws:sts::1:assumed-role/common/sess"
+	for i := range 6 {
+		key := "AKIA" + string(rune('A'+i))
+		e := mkEvent("e"+key, "cloudtrail", time.Duration(i)*time.Second, ob(ocsf.EntitySession, shared), ob(ocsf.EntityAccessKey, key))
+		f.add(t, c.Process([]ocsf.Event{e}, nil))
+	}
+	a := mkEvent("a", "cloudtrail", time.Minute, ob(ocsf.EntityAccessKey, "AKIAE"))
+	b := mkEvent("b", "cloudtrail", time.Minute, ob(ocsf.EntityAccessKey, "AKIAF"))
+	svc := mkEvent("s1", "cloudtrail", time.Minute, ob(ocsf.EntityPrincipal, "codedeploy.amazonaws.com"), ob(ocsf.EntityAccount, "1"))
+	svc2 := mkEvent("s2", "cloudtrail", time.Minute, ob(ocsf.EntityPrincipal, "codedeploy.amazonaws.com"), ob(ocsf.EntityAccount, "1"))
+	f.add(t, c.Process([]ocsf.Event{a, b, svc, svc2}, []rules.Alert{
+		mkAlert("xa", "r", "discovery", 3, a), mkAlert("xb", "r", "discovery", 3, b),
+		mkAlert("xs1", "r", "discovery", 3, svc), mkAlert("xs2", "r", "discovery", 3, svc2),
+	}))
+	if n := len(f.open()); n != 4 {
+		t.Errorf("%d incidents, want 4: hub session, service principal and account must not glue", n)
+	}
+	if got := metricValue(t, reg, "musubi_correlate_dropped_total", "reason", "hub"); got < 1 {
+		t.Errorf("hub drops = %v, want ≥ 1", got)
+	}
+}
+
+func TestWindowsSeparateIncidents(t *testing.T) {
+	c, _ := newTest(t, testConfig(), nil)
+	e1 := mkEvent("e1", "agent", 0, ob(ocsf.EntityHost, "h1"))
+	e2 := mkEvent("e2", "agent", 3*time.Hour, ob(ocsf.EntityHost, "h1")) // host window is 2h
+	f := final{}
+	f.add(t, c.Process([]ocsf.Event{e1}, []rules.Alert{mkAlert("x1", "r", "execution", 3, e1)}))
+	f.add(t, c.Process([]ocsf.Event{e2}, []rules.Alert{mkAlert("x2", "r", "execution", 3, e2)}))
+	if n := len(f.open()); n != 2 {
+		t.Errorf("%d incidents for sightings 3h apart, want 2", n)
+	}
+}
+
+func TestLateEventsCountedAndAttached(t *testing.T) {
+	c, reg := newTest(t, testConfig(), nil)
+	now := mkEvent("e1", "agent", time.Hour, ob(ocsf.EntityHost, "h1"))
+	late := mkEvent("e0", "agent", 0, ob(ocsf.EntityHost, "h1"))
+	f := final{}
+	f.add(t, c.Process([]ocsf.Event{now}, []rules.Alert{mkAlert("x1", "r", "execution", 3, now)}))
+	r := c.Process([]ocsf.Event{late}, []rules.Alert{mkAlert("x0", "r", "initial_access", 3, late)})
+	f.add(t, r)
+	if r.Late != 1 {
+		t.Errorf("Late = %d, want 1", r.Late)
+	}
+	if got := metricValue(t, reg, "musubi_correlate_late_events_total"); got != 1 {
+		t.Errorf("late events metric = %v, want 1", got)
+	}
+	open := f.open()
+	if len(open) != 1 || len(open[0].AlertIDs) != 2 {
+		t.Fatalf("late alert not attached: %d incidents", len(open))
+	}
+	// The earlier alert arrived late: the incident is re-keyed to it and the
+	// old id points at the new one.
+	if open[0].ID != IncidentID(tenantA, "x0") {
+		t.Errorf("id = %s, want the id of the earliest alert", open[0].ID)
+	}
+	if old := f[IncidentID(tenantA, "x1")]; old.MergedInto != open[0].ID {
+		t.Errorf("old id MergedInto = %q, want %q", old.MergedInto, open[0].ID)
+	}
+}
+
+func TestTenantsNeverMeet(t *testing.T) {
+	c, _ := newTest(t, testConfig(), nil)
+	e1 := mkEvent("e1", "agent", 0, ob(ocsf.EntityHost, "h1"))
+	e2 := mkEvent("e2", "agent", time.Minute, ob(ocsf.EntityHost, "h1"))
+	e2.Metadata.TenantUID = "other"
+	f := final{}
+	a2 := mkAlert("x2", "r", "execution", 3, e2)
+	f.add(t, c.Process([]ocsf.Event{e1, e2}, []rules.Alert{mkAlert("x1", "r", "execution", 3, e1), a2}))
+	if n := len(f.open()); n != 2 {
+		t.Errorf("%d incidents across two tenants, want 2", n)
+	}
+}
+
+func TestEvictionBoundsState(t *testing.T) {
+	c, reg := newTest(t, testConfig(), nil)
+	for i := range 200 {
+		e := mkEvent("e", "agent", time.Duration(i)*10*time.Minute, ob(ocsf.EntityHost, "h"+string(rune('a'+i%26))+string(rune('a'+i/26))),
+			ob(ocsf.EntityInstance, "i-"+string(rune('a'+i%26))+string(rune('a'+i/26))))
+		c.Process([]ocsf.Event{e}, []rules.Alert{mkAlert("x"+e.Observables[0].Value, "r", "execution", 3, e)})
+	}
+	// Two entities every 10 minutes, host and instance windows of 2h.
+	if n := c.TrackedEntities(); n > 2*14 {
+		t.Errorf("tracked entities = %d, want only those of the last 2h", n)
+	}
+	// Incidents close when the longest window (12h) has passed.
+	if n := c.OpenIncidents(); n > 75 {
+		t.Errorf("open incidents = %d, want closed ones evicted", n)
+	}
+	r := c.Advance(t0.Add(48 * time.Hour))
+	_ = r
+	if n := c.TrackedEntities(); n != 0 {
+		t.Errorf("tracked entities after the windows closed = %d, want 0", n)
+	}
+	if got := metricValue(t, reg, "musubi_correlate_tracked_entities"); got != 0 {
+		t.Errorf("tracked entities gauge = %v, want 0", got)
+	}
+}
+
+func TestRestore(t *testing.T) {
+	s := attackStory()
+	cfg := testConfig()
+	c, _ := newTest(t, cfg, nil)
+	// First half before the "crash".
+	half := len(s.events) / 2
+	sort := func(evs []ocsf.Event) {
+		slices.SortStableFunc(evs, func(a, b ocsf.Event) int { return int(a.Time - b.Time) })
+	}
+	sort(s.events)
+	first := story{events: s.events[:half]}
+	rest := story{events: s.events[half:]}
+	for _, a := range s.alerts {
+		if slices.ContainsFunc(first.events, func(e ocsf.Event) bool { return e.Metadata.UID == a.EventIDs[0] }) {
+			first.alerts = append(first.alerts, a)
+		} else {
+			rest.alerts = append(rest.alerts, a)
+		}
+	}
+	f := runInOrder(t, c, first)
+	stored := final{}
+	for k, v := range f {
+		stored[k] = v
+	}
+	c2, _ := newTest(t, cfg, nil)
+	c2.Restore(f.open(), first.alerts)
+	if c2.OpenIncidents() != c.OpenIncidents() {
+		t.Errorf("restored %d open incidents, want %d", c2.OpenIncidents(), c.OpenIncidents())
+	}
+	g := runInOrder(t, c2, rest)
+	for k, v := range g {
+		if old, ok := stored[k]; ok && v.Version <= old.Version {
+			t.Errorf("incident %s: version %d after restore, want > %d", k, v.Version, old.Version)
+		}
+		stored[k] = v
+	}
+	attack := stored.containing("a-tgt-lock-2")
+	if attack == nil || !slices.Contains(attack.AlertIDs, "a-web-sh") {
+		t.Fatal("after restore the chain did not join the restored incident")
+	}
+	if attack.ID != IncidentID(tenantA, "a-web-sh") {
+		t.Errorf("restored incident id changed")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("default config: %v", err)
+	}
+	bad := DefaultConfig()
+	bad.DefaultWindow = 0
+	bad.HubIPs = []string{"not-a-cidr"}
+	bad.Windows = map[ocsf.Entity]time.Duration{"nope": time.Second}
+	bad.MaxAlertsPerIncident = 0
+	err := bad.Validate()
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	for _, want := range []string{"default window", "not-a-cidr", `"nope"`, "max alerts"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	if _, err := New(bad, nil, nil, nil); err == nil {
+		t.Error("New accepted an invalid config")
+	}
+}
+
+func TestAlertCap(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxAlertsPerIncident = 3
+	c, _ := newTest(t, cfg, nil)
+	f := final{}
+	for i := range 7 {
+		e := mkEvent("e", "agent", time.Duration(i)*time.Second, ob(ocsf.EntityHost, "h1"))
+		f.add(t, c.Process([]ocsf.Event{e}, []rules.Alert{mkAlert("x"+string(rune('a'+i)), "r", "execution", 3, e)}))
+	}
+	for _, in := range f.open() {
+		if len(in.AlertIDs) > 3 {
+			t.Errorf("incident with %d alerts, cap 3", len(in.AlertIDs))
+		}
+	}
+}

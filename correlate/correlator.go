@@ -1,0 +1,638 @@
+package correlate
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/rules"
+)
+
+// Result is what one Process or Advance call changed.
+type Result struct {
+	// Incidents holds every incident changed by the call, at its latest
+	// version, sorted by id. An incident merged into another (or re-keyed
+	// because an earlier alert arrived late) is included with MergedInto
+	// set.
+	Incidents []Incident
+	// Alerts are the correlated alerts raised by sequence rules during the
+	// call (Correlated is set); they have already joined their incidents.
+	Alerts []rules.Alert
+	// Late counts the events of the call that arrived later than the
+	// allowed lateness behind their source's watermark.
+	Late int
+}
+
+// Correlator groups alerts into incidents. It is not safe for concurrent
+// use: the pipeline runner owns it and calls it from one goroutine.
+type Correlator struct {
+	cfg    Config
+	logger *slog.Logger
+	m      *metrics
+
+	tracked  [numKinds]bool
+	joinable [numKinds]bool
+	linkable [numKinds][numKinds]bool
+	window   [numKinds]int64
+	maxWin   int64
+	lateMS   int64
+	idleMS   int64
+	hubs     hubRules
+
+	tenants     map[string]uint32
+	tenantNames []string
+
+	g        graph
+	incs     map[uint32]*incident
+	nextInc  uint32
+	alertInc map[string]uint32
+	// versions is the last emitted version of every incident id still in
+	// memory, including ids that were merged away, so versions stay
+	// monotonic per id.
+	versions map[string]uint64
+	// corr explains correlated alerts: which alerts and keys made them.
+	corr map[string]*seqMatch
+
+	srcMax    map[string]int64
+	floor     int64 // watermark floor set by Advance
+	wm        int64
+	lastSweep int64
+
+	seq   *seqEngine
+	dirty map[uint32]struct{}
+	tombs []tomb
+	// redirect maps a merged slot to the slot it went into, until emit.
+	redirect map[uint32]uint32
+}
+
+// tomb is an emitted incident that was merged away and must be emitted
+// once more with MergedInto set.
+type tomb struct {
+	id     string
+	tenant uint32
+	into   uint32
+}
+
+// incident is the in-memory state of an open incident.
+type incident struct {
+	slot        uint32
+	tenant      uint32
+	id          string // last emitted id, "" before the first emit
+	status      string
+	alerts      []*rules.Alert
+	first, last int64
+}
+
+// minAlert returns the earliest alert by (time, id): the incident's id
+// derives from it, so the id does not depend on arrival order.
+func (in *incident) minAlert() *rules.Alert {
+	var m *rules.Alert
+	for _, a := range in.alerts {
+		if m == nil || alertLess(a, m) {
+			m = a
+		}
+	}
+	return m
+}
+
+func alertLess(a, b *rules.Alert) bool {
+	if a.Time != b.Time {
+		return a.Time < b.Time
+	}
+	return a.ID < b.ID
+}
+
+// New returns a correlator. seq may be empty; logger and reg may be nil.
+func New(cfg Config, seq []*SequenceRule, logger *slog.Logger, reg prometheus.Registerer) (*Correlator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("correlate: invalid config: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Correlator{
+		cfg:      cfg,
+		logger:   logger.With("component", "correlate"),
+		m:        newMetrics(reg),
+		maxWin:   cfg.maxWindow(),
+		lateMS:   cfg.AllowedLateness.Milliseconds(),
+		idleMS:   max(cfg.AllowedLateness, 15*time.Minute).Milliseconds(),
+		hubs:     newHubRules(cfg),
+		tenants:  make(map[string]uint32),
+		g:        newGraph(),
+		incs:     make(map[uint32]*incident),
+		alertInc: make(map[string]uint32),
+		versions: make(map[string]uint64),
+		corr:     make(map[string]*seqMatch),
+		srcMax:   make(map[string]int64),
+		dirty:    make(map[uint32]struct{}),
+		redirect: make(map[uint32]uint32),
+		wm:       -1 << 62,
+		floor:    -1 << 62,
+	}
+	for _, k := range cfg.JoinKinds {
+		c.joinable[kindIndex[k]] = true
+		c.tracked[kindIndex[k]] = true
+	}
+	for _, l := range cfg.Lineage {
+		a, b := kindIndex[l.A], kindIndex[l.B]
+		c.linkable[a][b], c.linkable[b][a] = true, true
+		c.tracked[a], c.tracked[b] = true, true
+	}
+	c.tracked[0] = false
+	for i := range c.window {
+		c.window[i] = cfg.window(kindOf(uint8(i)))
+	}
+	var err error
+	if c.seq, err = newSeqEngine(seq, cfg, c.m); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Correlator) tenant(name string) uint32 {
+	if t, ok := c.tenants[name]; ok {
+		return t
+	}
+	t := uint32(len(c.tenantNames))
+	c.tenants[name] = t
+	c.tenantNames = append(c.tenantNames, name)
+	return t
+}
+
+// Process correlates one batch: events feed the entity-link graph and the
+// sequence rules, alerts join or open incidents. It advances the
+// watermarks from the events' times and fires the sequence timers they pass.
+func (c *Correlator) Process(events []ocsf.Event, alerts []rules.Alert) Result {
+	var res Result
+	for i := range events {
+		ev := &events[i]
+		if c.observeTime(ev.Metadata.LogName, ev.Time) {
+			res.Late++
+		}
+		c.linkEvent(ev)
+	}
+	// Alerts in event-time order, so a batch gives the same result however
+	// its alerts were ordered.
+	ordered := make([]*rules.Alert, 0, len(alerts))
+	for i := range alerts {
+		ordered = append(ordered, &alerts[i])
+	}
+	slices.SortStableFunc(ordered, func(a, b *rules.Alert) int {
+		if alertLess(a, b) {
+			return -1
+		}
+		if alertLess(b, a) {
+			return 1
+		}
+		return 0
+	})
+	for _, a := range ordered {
+		cp := *a
+		c.addAlert(&cp)
+		res.Alerts = append(res.Alerts, c.raise(c.seq.observeAlert(&cp))...)
+	}
+	for i := range events {
+		res.Alerts = append(res.Alerts, c.raise(c.seq.observeEvent(&events[i]))...)
+	}
+	c.updateWatermark()
+	res.Alerts = append(res.Alerts, c.raise(c.seq.fire(c.wm))...)
+	c.sweep()
+	res.Incidents = c.emit()
+	c.m.lateEvents.Add(float64(res.Late))
+	return res
+}
+
+// Advance moves the watermark as if every source had reached now, fires the
+// sequence timers (absence rules) it passes and evicts closed windows. The
+// pipeline calls it when input is idle.
+func (c *Correlator) Advance(now time.Time) Result {
+	c.floor = max(c.floor, now.UnixMilli()-c.lateMS)
+	c.updateWatermark()
+	var res Result
+	res.Alerts = c.raise(c.seq.fire(c.wm))
+	c.sweep()
+	res.Incidents = c.emit()
+	return res
+}
+
+// raise lets correlated alerts join or open incidents.
+func (c *Correlator) raise(ms []*seqMatch) []rules.Alert {
+	var out []rules.Alert
+	for _, m := range ms {
+		if _, dup := c.alertInc[m.alert.ID]; dup {
+			continue
+		}
+		c.corr[m.alert.ID] = m
+		a := m.alert
+		c.addAlert(&a)
+		c.m.sequenceMatches.WithLabelValues(m.rule.ID).Inc()
+		out = append(out, a)
+	}
+	return out
+}
+
+// observeTime advances the source's high-water mark and reports whether t
+// is later than the allowed lateness behind it.
+func (c *Correlator) observeTime(src string, t int64) bool {
+	if src == "" {
+		src = "unknown"
+	}
+	prev, seen := c.srcMax[src]
+	late := (seen && t < prev-c.lateMS) || t < c.floor
+	if !seen || t > prev {
+		c.srcMax[src] = t
+	}
+	return late
+}
+
+// updateWatermark sets the global watermark: the slowest active source's
+// high-water mark minus the allowed lateness. A source far behind the
+// freshest one is idle and does not hold the watermark back.
+func (c *Correlator) updateWatermark() {
+	fresh := int64(-1 << 62)
+	for _, t := range c.srcMax {
+		fresh = max(fresh, t)
+	}
+	wm := fresh
+	for _, t := range c.srcMax {
+		if t >= fresh-c.idleMS {
+			wm = min(wm, t)
+		}
+	}
+	if len(c.srcMax) > 0 {
+		wm -= c.lateMS
+	}
+	c.wm = max(c.wm, wm, c.floor)
+}
+
+// Watermark returns the current global watermark (event time).
+func (c *Correlator) Watermark() time.Time { return time.UnixMilli(c.wm) }
+
+// trackedIDs interns the tracked observables of obs at time t.
+func (c *Correlator) trackedIDs(tenant uint32, obs []ocsf.Observable, t int64, buf []uint32) []uint32 {
+	for _, o := range obs {
+		ki := kindIndex[o.Entity]
+		if !c.tracked[ki] || o.Value == "" {
+			continue
+		}
+		k := ekey{tenant: tenant, kind: ki, value: o.Value}
+		i, isNew := c.g.touch(k, t)
+		if isNew && c.hubs.isHub(o.Entity, o.Value) {
+			c.g.ents[i].hub = true
+		}
+		if !slices.Contains(buf, i) {
+			buf = append(buf, i)
+		}
+	}
+	return buf
+}
+
+// linkEvent adds the lineage links of one event to the graph. A new link
+// that bridges two open incidents merges them.
+func (c *Correlator) linkEvent(ev *ocsf.Event) {
+	if len(ev.Observables) < 2 {
+		return
+	}
+	tenant := c.tenant(ev.Metadata.TenantUID)
+	var arr [16]uint32
+	ids := c.trackedIDs(tenant, ev.Observables, ev.Time, arr[:0])
+	n := 0
+	for x := 0; x < len(ids) && n < c.cfg.MaxLinksPerEvent; x++ {
+		a := ids[x]
+		for y := x + 1; y < len(ids) && n < c.cfg.MaxLinksPerEvent; y++ {
+			b := ids[y]
+			ea, eb := &c.g.ents[a], &c.g.ents[b]
+			if ea.hub || eb.hub || !c.linkable[ea.key.kind][eb.key.kind] {
+				continue
+			}
+			n++
+			if !c.g.addLink(a, b, ev.Time, ev.Metadata.UID) {
+				continue
+			}
+			c.checkHub(a)
+			c.checkHub(b)
+			if !c.g.ents[a].hub && !c.g.ents[b].hub {
+				c.bridge([]uint32{a, b}, ev.Time)
+			}
+		}
+	}
+	c.m.trackedEntities.Set(float64(c.g.len()))
+}
+
+func (c *Correlator) checkHub(i uint32) {
+	if e := &c.g.ents[i]; !e.hub && len(e.links) > c.cfg.HubPartnerLimit {
+		c.g.makeHub(i)
+		c.m.dropped.WithLabelValues("hub").Inc()
+	}
+}
+
+// bridge merges the open incidents reachable from start at time t.
+func (c *Correlator) bridge(start []uint32, t int64) {
+	hits := c.reach(start, t)
+	if len(hits) < 2 {
+		return
+	}
+	target := c.best(hits)
+	for _, h := range hits {
+		if h != target {
+			c.merge(target, h)
+		}
+	}
+}
+
+// reach walks the link graph from start (up to MaxDepth links usable at t)
+// and returns the open incidents whose members it meets within their
+// windows, in a deterministic order.
+func (c *Correlator) reach(start []uint32, t int64) []uint32 {
+	type item struct {
+		ent   uint32
+		depth int
+	}
+	var qa [32]item
+	queue := qa[:0]
+	seen := make(map[uint32]struct{}, 8)
+	for _, s := range start {
+		if c.g.ents[s].hub {
+			continue
+		}
+		if _, ok := seen[s]; !ok {
+			seen[s] = struct{}{}
+			queue = append(queue, item{s, 0})
+		}
+	}
+	var hits []uint32
+	for q := 0; q < len(queue); q++ {
+		it := queue[q]
+		e := &c.g.ents[it.ent]
+		w := c.window[e.key.kind]
+		if c.joinable[e.key.kind] {
+			for _, m := range e.members {
+				if _, open := c.incs[m.inc]; open && t >= m.first-w && t <= m.last+w && !slices.Contains(hits, m.inc) {
+					hits = append(hits, m.inc)
+				}
+			}
+		}
+		if it.depth >= c.cfg.MaxDepth {
+			continue
+		}
+		for _, l := range e.links {
+			if _, ok := seen[l.to]; ok {
+				continue
+			}
+			o := &c.g.ents[l.to]
+			lw := min(w, c.window[o.key.kind])
+			if o.hub || t < l.first-lw || t > l.last+lw {
+				continue
+			}
+			seen[l.to] = struct{}{}
+			queue = append(queue, item{l.to, it.depth + 1})
+		}
+	}
+	slices.Sort(hits)
+	return hits
+}
+
+// best picks the incident others merge into: the one whose earliest alert
+// is earliest.
+func (c *Correlator) best(hits []uint32) uint32 {
+	var b uint32
+	var bm *rules.Alert
+	for _, h := range hits {
+		m := c.incs[h].minAlert()
+		if bm == nil || (m != nil && alertLess(m, bm)) {
+			b, bm = h, m
+		}
+	}
+	return b
+}
+
+// addAlert joins a to the incident it shares entities with (directly or
+// through lineage), merging incidents it bridges, or opens a new one.
+func (c *Correlator) addAlert(a *rules.Alert) {
+	if _, dup := c.alertInc[a.ID]; dup {
+		return
+	}
+	if a.Time < c.floor {
+		c.m.lateEvents.Inc()
+	}
+	tenant := c.tenant(a.TenantUID)
+	var arr [16]uint32
+	ids := c.trackedIDs(tenant, a.Entities, a.Time, arr[:0])
+	hits := c.reach(ids, a.Time)
+	var target uint32
+	if len(hits) > 0 {
+		target = c.best(hits)
+		for _, h := range hits {
+			if h != target {
+				c.merge(target, h)
+			}
+		}
+		if len(c.incs[target].alerts) >= c.cfg.MaxAlertsPerIncident {
+			c.m.dropped.WithLabelValues("incident_alert_cap").Inc()
+			target = 0
+		}
+	}
+	if target == 0 {
+		target = c.open(tenant)
+	}
+	c.attach(c.incs[target], a, ids)
+	c.m.trackedEntities.Set(float64(c.g.len()))
+}
+
+func (c *Correlator) open(tenant uint32) uint32 {
+	c.nextInc++
+	in := &incident{slot: c.nextInc, tenant: tenant, status: "new", first: 1<<63 - 1, last: -1 << 63}
+	c.incs[in.slot] = in
+	c.m.openIncidents.Set(float64(len(c.incs)))
+	return in.slot
+}
+
+// attach adds a to in and records the memberships of its joinable entities.
+func (c *Correlator) attach(in *incident, a *rules.Alert, ids []uint32) {
+	in.alerts = append(in.alerts, a)
+	in.first, in.last = min(in.first, a.Time), max(in.last, a.Time)
+	c.alertInc[a.ID] = in.slot
+	for _, i := range ids {
+		e := &c.g.ents[i]
+		if e.hub || !c.joinable[e.key.kind] {
+			continue
+		}
+		addMember(e, in.slot, a.Time, a.Time)
+	}
+	c.dirty[in.slot] = struct{}{}
+}
+
+func addMember(e *entity, inc uint32, first, last int64) {
+	for j := range e.members {
+		if m := &e.members[j]; m.inc == inc {
+			m.first, m.last = min(m.first, first), max(m.last, last)
+			return
+		}
+	}
+	e.members = append(e.members, membership{inc: inc, first: first, last: last})
+}
+
+// merge moves loser's alerts into winner, unless the result would exceed
+// the alert cap.
+func (c *Correlator) merge(winner, loser uint32) {
+	w, l := c.incs[winner], c.incs[loser]
+	if w == nil || l == nil || w == l {
+		return
+	}
+	if w.tenant != l.tenant {
+		return // never: entities are per tenant
+	}
+	if len(w.alerts)+len(l.alerts) > c.cfg.MaxAlertsPerIncident {
+		c.m.dropped.WithLabelValues("merge_alert_cap").Inc()
+		return
+	}
+	var arr [16]uint32
+	for _, a := range l.alerts {
+		ids := c.trackedIDs(l.tenant, a.Entities, a.Time, arr[:0])
+		for _, i := range ids {
+			e := &c.g.ents[i]
+			e.members = slices.DeleteFunc(e.members, func(m membership) bool { return m.inc == loser })
+		}
+		c.attach(w, a, ids)
+	}
+	if w.status == "new" && l.status != "" && l.status != "new" {
+		w.status = l.status
+	}
+	delete(c.incs, loser)
+	delete(c.dirty, loser)
+	c.redirect[loser] = winner
+	if l.id != "" {
+		c.tombs = append(c.tombs, tomb{id: l.id, tenant: l.tenant, into: winner})
+	}
+	c.m.merges.Inc()
+	c.m.openIncidents.Set(float64(len(c.incs)))
+}
+
+// emit renders every changed incident at a new version.
+func (c *Correlator) emit() []Incident {
+	var out []Incident
+	ids := make(map[uint32]string)
+	slots := make([]uint32, 0, len(c.dirty))
+	for s := range c.dirty {
+		slots = append(slots, s)
+	}
+	slices.Sort(slots)
+	for _, s := range slots {
+		in := c.incs[s]
+		if in == nil {
+			continue
+		}
+		inc := c.build(in)
+		if in.id != "" && in.id != inc.ID {
+			// An earlier alert arrived late: the incident is re-keyed so
+			// its id stays that of its earliest alert.
+			out = append(out, c.tombstone(in.id, in.tenant, inc.ID))
+		}
+		in.id = inc.ID
+		c.versions[inc.ID]++
+		inc.Version = c.versions[inc.ID]
+		ids[s] = inc.ID
+		out = append(out, inc)
+	}
+	for _, t := range c.tombs {
+		slot := t.into
+		for range len(c.redirect) {
+			next, ok := c.redirect[slot]
+			if !ok {
+				break
+			}
+			slot = next
+		}
+		into := ids[slot]
+		if into == "" {
+			if in := c.incs[slot]; in != nil {
+				into = in.id
+			}
+		}
+		out = append(out, c.tombstone(t.id, t.tenant, into))
+	}
+	c.tombs = c.tombs[:0]
+	clear(c.redirect)
+	clear(c.dirty)
+	slices.SortStableFunc(out, func(a, b Incident) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+func (c *Correlator) tombstone(id string, tenant uint32, into string) Incident {
+	c.versions[id]++
+	return Incident{
+		ID: id, Version: c.versions[id], TenantUID: c.tenantNames[tenant],
+		Status: "merged", MergedInto: into,
+		Stages: []string{}, Tactics: []string{}, Techniques: []string{}, Accounts: []string{},
+		RuleIDs: []string{}, AlertIDs: []string{}, Nodes: []Node{}, Edges: []Edge{}, Timeline: []TimelineEntry{},
+	}
+}
+
+// sweep evicts entities and incidents whose windows closed.
+func (c *Correlator) sweep() {
+	const every = int64(time.Minute / time.Millisecond)
+	if c.wm-c.lastSweep < every && c.g.len() <= c.cfg.MaxEntities {
+		return
+	}
+	c.lastSweep = c.wm
+	for s, in := range c.incs {
+		if in.last+c.maxWin+c.lateMS < c.wm {
+			for _, a := range in.alerts {
+				delete(c.alertInc, a.ID)
+				delete(c.corr, a.ID)
+			}
+			delete(c.versions, in.id)
+			delete(c.incs, s)
+		}
+	}
+	for i := 1; i < len(c.g.ents); i++ {
+		e := &c.g.ents[i]
+		if e.key.kind == 0 {
+			continue // free slot
+		}
+		if e.last+c.window[e.key.kind]+c.lateMS < c.wm {
+			c.g.remove(uint32(i))
+			continue
+		}
+		e.members = slices.DeleteFunc(e.members, func(m membership) bool { _, ok := c.incs[m.inc]; return !ok })
+		if len(e.members) == 0 {
+			e.members = nil
+		}
+	}
+	if over := c.g.len() - c.cfg.MaxEntities; over > 0 {
+		c.evictOldest(over)
+	}
+	c.seq.evict(c.wm)
+	c.m.trackedEntities.Set(float64(c.g.len()))
+	c.m.openIncidents.Set(float64(len(c.incs)))
+}
+
+func (c *Correlator) evictOldest(n int) {
+	type age struct {
+		last int64
+		slot uint32
+	}
+	all := make([]age, 0, c.g.len())
+	for i := 1; i < len(c.g.ents); i++ {
+		if e := &c.g.ents[i]; e.key.kind != 0 {
+			all = append(all, age{e.last, uint32(i)})
+		}
+	}
+	slices.SortFunc(all, func(a, b age) int { return cmp.Compare(a.last, b.last) })
+	for _, a := range all[:min(n, len(all))] {
+		c.g.remove(a.slot)
+	}
+	c.m.dropped.WithLabelValues("entity_cap").Add(float64(n))
+}
+
+// TrackedEntities returns how many entities the link graph holds.
+func (c *Correlator) TrackedEntities() int { return c.g.len() }
+
+// OpenIncidents returns how many incidents are open in memory.
+func (c *Correlator) OpenIncidents() int { return len(c.incs) }

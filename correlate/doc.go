@@ -1,0 +1,70 @@
+// Package correlate stitches alerts into multi-stage incident graphs, in
+// event time.
+//
+// # Model
+//
+// Two mechanisms run side by side.
+//
+// Entity-graph grouping. Every event's observables feed an entity-link
+// graph: entities of kinds that Config.Lineage pairs up and that appear in
+// the same event are linked (identity lineage: instance ↔ role session ↔
+// access key ↔ source IP ↔ agent host; deployment lineage: S3 object →
+// CodeDeploy deployment → target instance or host). Each link keeps the
+// event-time range it was seen in and the id of its earliest evidence
+// event. An alert joins the open incident that holds one of its joinable
+// entities (Config.JoinKinds) within that kind's window, or that it reaches
+// through at most Config.MaxDepth usable links (a link is usable within the
+// shorter window of its two kinds); otherwise it opens an incident. An
+// alert, or a new link from a plain event, that reaches two incidents
+// merges them: the loser is emitted once more with MergedInto set.
+//
+// Hubs never glue: addresses in Config.HubIPs (NAT, VPC endpoints,
+// link-local IMDS), values with Config.HubSuffixes (AWS service principals),
+// values in Config.HubValues, any account or region on its own, anything
+// that is not an address where an address is expected, and every entity
+// that gains more than Config.HubPartnerLimit link partners. Kinds outside
+// JoinKinds (account, region, role, bucket, file, user, ...) appear in the
+// graph as context nodes but are not joined on.
+//
+// Sequence rules (kind: correlation files, see LoadRules) match ordered
+// stages over alerts or events with key hand-off between stages on
+// different fields, per-stage gaps and a total span, thresholds and
+// distinct counts, and absence ("A not followed by B within T") fired by
+// event-time timers. A match raises a correlated alert (Correlated set,
+// deterministic id) that joins its stages' incident and raises its
+// severity.
+//
+// # Incidents
+//
+// An incident is rendered from its set of alerts and the link graph, sorted
+// by (event time, alert id), so the same input in any arrival order gives
+// the same incident: its id is IncidentID(tenant, earliest alert id) (when
+// an earlier alert arrives late, the incident is re-keyed and the old id
+// is emitted as merged into the new one); nodes are the alerts, the
+// entities they carry and the entities on the lineage paths that joined
+// them; every edge carries its relation, rule and version, join key, time
+// gap and evidence events. Severity and risk come from kill-chain stage
+// coverage, tactic and source diversity and join confidence (see score),
+// not from one alert: a lone alert makes an incident at most one step
+// below its own severity. Every emitted change has a higher Version.
+//
+// # Time and state
+//
+// Each source (metadata.log_name) has a high-water mark; an event more
+// than Config.AllowedLateness behind its source's mark is counted late
+// (musubi_correlate_late_events_total) and still attached as far as the
+// state allows. The global watermark is the slowest active source's mark
+// minus the allowed lateness (Advance moves it when input is idle); it
+// fires sequence timers and evicts entities, links and incidents whose
+// windows have closed. Tracked entities are capped (Config.MaxEntities,
+// oldest evicted first), as are alerts and nodes per incident. Restore
+// rebuilds the open incidents and in-flight sequence state from storage
+// after a restart.
+//
+// # Ownership and locking
+//
+// A Correlator is a synchronous, single-owner state machine: it is not
+// safe for concurrent use and takes no locks. The pipeline runner owns it
+// and calls Process, Advance and Restore from one goroutine; correlation
+// is scaled out by keying signals by tenant, so one owner holds a scope.
+package correlate

@@ -1,0 +1,195 @@
+package correlate
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/musubi-xdr/musubi/ocsf"
+)
+
+// kindIndex maps an entity kind to a small integer (its position in
+// ocsf.Entities); 0 means unknown.
+var kindIndex = func() map[ocsf.Entity]uint8 {
+	m := make(map[ocsf.Entity]uint8, len(ocsf.Entities))
+	for i, k := range ocsf.Entities {
+		m[k] = uint8(i + 1)
+	}
+	return m
+}()
+
+const numKinds = 32
+
+func kindOf(i uint8) ocsf.Entity {
+	if i == 0 || int(i) > len(ocsf.Entities) {
+		return ""
+	}
+	return ocsf.Entities[i-1]
+}
+
+// ekey identifies an entity: tenant (interned), kind and value. Entities of
+// different tenants never meet.
+type ekey struct {
+	tenant uint32
+	kind   uint8
+	value  string
+}
+
+// link is one side of an undirected lineage link. first is the earliest
+// event time the link was seen at and ev the id of that event (the smallest
+// id on ties), so the evidence is the same whatever the arrival order.
+type link struct {
+	to          uint32
+	first, last int64
+	ev          string
+}
+
+// membership says that an entity was carried by alerts of an open incident
+// between first and last (event time).
+type membership struct {
+	inc         uint32
+	first, last int64
+}
+
+// entity is one tracked entity. Its size is what the memory target of
+// 512 bytes per tracked entity is measured against (see the benchmark).
+type entity struct {
+	key         ekey
+	first, last int64
+	links       []link
+	members     []membership
+	hub         bool
+}
+
+// graph is the entity-link graph: interned entities and lineage links.
+type graph struct {
+	index map[ekey]uint32
+	ents  []entity // slot 0 is unused so that 0 means "none"
+	free  []uint32
+}
+
+func newGraph() graph {
+	return graph{index: make(map[ekey]uint32), ents: make([]entity, 1)}
+}
+
+func (g *graph) len() int { return len(g.index) }
+
+// touch interns k and widens its seen range to t; it reports the slot and
+// whether the entity is new.
+func (g *graph) touch(k ekey, t int64) (uint32, bool) {
+	if i, ok := g.index[k]; ok {
+		e := &g.ents[i]
+		e.first, e.last = min(e.first, t), max(e.last, t)
+		return i, false
+	}
+	var i uint32
+	if n := len(g.free); n > 0 {
+		i, g.free = g.free[n-1], g.free[:n-1]
+	} else {
+		g.ents = append(g.ents, entity{})
+		i = uint32(len(g.ents) - 1)
+	}
+	g.ents[i] = entity{key: k, first: t, last: t}
+	g.index[k] = i
+	return i, true
+}
+
+// addLink records a link between a and b seen at t in event ev and reports
+// whether the link is new.
+func (g *graph) addLink(a, b uint32, t int64, ev string) bool {
+	added := g.addHalf(a, b, t, ev)
+	g.addHalf(b, a, t, ev)
+	return added
+}
+
+func (g *graph) addHalf(a, b uint32, t int64, ev string) bool {
+	e := &g.ents[a]
+	for i := range e.links {
+		l := &e.links[i]
+		if l.to != b {
+			continue
+		}
+		if t < l.first || (t == l.first && ev < l.ev) {
+			l.first, l.ev = t, ev
+		}
+		l.last = max(l.last, t)
+		return false
+	}
+	e.links = append(e.links, link{to: b, first: t, last: t, ev: ev})
+	return true
+}
+
+// makeHub turns e into a hub: it keeps no links from now on.
+func (g *graph) makeHub(i uint32) {
+	e := &g.ents[i]
+	e.hub = true
+	for _, l := range e.links {
+		g.dropHalf(l.to, i)
+	}
+	e.links = nil
+	e.members = nil
+}
+
+func (g *graph) dropHalf(a, b uint32) {
+	e := &g.ents[a]
+	e.links = slices.DeleteFunc(e.links, func(l link) bool { return l.to == b })
+}
+
+// remove evicts entity i.
+func (g *graph) remove(i uint32) {
+	e := &g.ents[i]
+	for _, l := range e.links {
+		g.dropHalf(l.to, i)
+	}
+	delete(g.index, e.key)
+	g.ents[i] = entity{}
+	g.free = append(g.free, i)
+}
+
+// hubRules decides which entities are hubs by value alone.
+type hubRules struct {
+	nets     []netip.Prefix
+	values   map[string]struct{}
+	suffixes []string
+}
+
+func newHubRules(c Config) hubRules {
+	h := hubRules{values: make(map[string]struct{}, len(c.HubValues))}
+	for _, s := range c.HubIPs {
+		if p, err := parsePrefix(s); err == nil {
+			h.nets = append(h.nets, p)
+		}
+	}
+	for _, v := range c.HubValues {
+		h.values[v] = struct{}{}
+	}
+	h.suffixes = append(h.suffixes, c.HubSuffixes...)
+	return h
+}
+
+func (h hubRules) isHub(kind ocsf.Entity, value string) bool {
+	if _, ok := h.values[value]; ok {
+		return true
+	}
+	for _, s := range h.suffixes {
+		if strings.HasSuffix(value, s) {
+			return true
+		}
+	}
+	switch kind {
+	case ocsf.EntityIP:
+		a, err := netip.ParseAddr(value)
+		if err != nil {
+			return true // not an address (e.g. "AWS Internal"): never glue on it
+		}
+		a = a.Unmap()
+		for _, p := range h.nets {
+			if p.Contains(a) {
+				return true
+			}
+		}
+	case ocsf.EntityAccount, ocsf.EntityRegion:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,45 @@
+package correlate
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	trackedEntities prometheus.Gauge
+	openIncidents   prometheus.Gauge
+	lateEvents      prometheus.Counter
+	merges          prometheus.Counter
+	sequenceMatches *prometheus.CounterVec
+	dropped         *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		trackedEntities: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "musubi_correlate_tracked_entities",
+			Help: "Entities held in the correlator's entity-link graph.",
+		}),
+		openIncidents: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "musubi_correlate_open_incidents",
+			Help: "Incidents whose windows are still open in the correlator.",
+		}),
+		lateEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "musubi_correlate_late_events_total",
+			Help: "Events that arrived later than the allowed lateness behind their source's watermark (still attached where possible).",
+		}),
+		merges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "musubi_correlate_merges_total",
+			Help: "Incidents merged into another because an alert or a link bridged them.",
+		}),
+		sequenceMatches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "musubi_correlate_sequence_matches_total",
+			Help: "Correlated alerts raised by sequence rules.",
+		}, []string{"rule"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "musubi_correlate_dropped_total",
+			Help: "State the correlator declined to keep, by reason (caps, hubs, evictions).",
+		}, []string{"reason"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.trackedEntities, m.openIncidents, m.lateEvents, m.merges, m.sequenceMatches, m.dropped)
+	}
+	return m
+}

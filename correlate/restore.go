@@ -1,0 +1,106 @@
+package correlate
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/rules"
+)
+
+// Restore rebuilds the state after a restart from what storage kept: the
+// open incidents (latest versions) and the alerts of the longest window.
+// Incidents keep their ids, versions and status; their lineage links come
+// back from their "linked" edges; in-flight sequence state is rebuilt by
+// replaying the alerts through the sequence rules (a sequence completed
+// before the restart is not raised again: its alert id is already known).
+// Event-only sequence stages and links of events that raised no alert are
+// not in storage and are lost.
+func (c *Correlator) Restore(incidents []Incident, alerts []rules.Alert) {
+	byID := make(map[string]*rules.Alert, len(alerts))
+	for i := range alerts {
+		byID[alerts[i].ID] = &alerts[i]
+	}
+	for _, inc := range incidents {
+		if inc.MergedInto != "" {
+			continue
+		}
+		c.versions[inc.ID] = max(c.versions[inc.ID], inc.Version)
+		tenant := c.tenant(inc.TenantUID)
+		for _, e := range inc.Edges {
+			if e.Relation != RelLinked {
+				continue
+			}
+			a, okA := c.restoreEntity(tenant, e.Source, e.Time)
+			b, okB := c.restoreEntity(tenant, e.Target, e.Time)
+			if okA && okB && a != b {
+				ev := ""
+				if len(e.EventIDs) > 0 {
+					ev = e.EventIDs[0]
+				}
+				c.g.addLink(a, b, e.Time, ev)
+			}
+		}
+		var in *incident
+		for _, id := range inc.AlertIDs {
+			a := byID[id]
+			if a == nil {
+				continue
+			}
+			if _, dup := c.alertInc[id]; dup {
+				continue
+			}
+			if in == nil {
+				in = c.incs[c.open(tenant)]
+				in.id = inc.ID
+				if inc.Status != "" {
+					in.status = inc.Status
+				}
+			}
+			cp := *a
+			var arr [16]uint32
+			c.attach(in, &cp, c.trackedIDs(tenant, cp.Entities, cp.Time, arr[:0]))
+		}
+	}
+	// The restored incidents are already stored: nothing to emit for them.
+	clear(c.dirty)
+	ordered := make([]*rules.Alert, 0, len(alerts))
+	for i := range alerts {
+		ordered = append(ordered, &alerts[i])
+	}
+	slices.SortFunc(ordered, func(a, b *rules.Alert) int {
+		if alertLess(a, b) {
+			return -1
+		}
+		if alertLess(b, a) {
+			return 1
+		}
+		return 0
+	})
+	for _, a := range ordered {
+		if _, known := c.alertInc[a.ID]; !known {
+			c.addAlert(a) // an alert stored without its incident
+		}
+		if !a.Correlated {
+			c.raise(c.seq.observeAlert(a))
+		}
+		src := a.Source
+		if src == "" {
+			src = "unknown"
+		}
+		c.srcMax[src] = max(c.srcMax[src], a.Time)
+	}
+	c.updateWatermark()
+	c.m.trackedEntities.Set(float64(c.g.len()))
+	c.m.openIncidents.Set(float64(len(c.incs)))
+}
+
+func (c *Correlator) restoreEntity(tenant uint32, nodeID string, t int64) (uint32, bool) {
+	kind, value, ok := strings.Cut(nodeID, ":")
+	ki := kindIndex[ocsf.Entity(kind)]
+	if !ok || !c.tracked[ki] || value == "" {
+		return 0, false
+	}
+	i, _ := c.g.touch(ekey{tenant: tenant, kind: ki, value: value}, t)
+	return i, !c.g.ents[i].hub
+}
