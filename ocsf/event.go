@@ -188,7 +188,10 @@ type NetworkEndpoint struct {
 	SubnetUID    string `json:"subnet_uid,omitempty" cel:"subnet_uid"`
 	SvcName      string `json:"svc_name,omitempty" cel:"svc_name"`
 	Type         string `json:"type,omitempty" cel:"type"`
-	Location     struct {
+	// IntermediateIPs lists addresses the traffic passed through (the
+	// pkt-srcaddr/pkt-dstaddr of a flow log when they differ).
+	IntermediateIPs []string `json:"intermediate_ips,omitempty" cel:"intermediate_ips"`
+	Location        struct {
 		Country string `json:"country,omitempty" cel:"country"`
 		City    string `json:"city,omitempty" cel:"city"`
 	} `json:"location,omitzero" cel:"location"`

@@ -1,0 +1,206 @@
+// Package agent normalizes host telemetry: OCSF JSON events as endpoint
+// agents and pipelines emit them (Process Activity 1007, File System Activity
+// 1001, Network Activity 4001, DNS Activity 4003, Authentication 3002, and
+// Detection Findings 2004 from agents that detect), and Falco's JSON alert
+// output, which becomes a Detection Finding.
+//
+// OCSF events are already in Musubi's model: Normalize decodes them with
+// encoding/json into ocsf.Event (fields Musubi does not model stay in the raw
+// record), checks the class, fills the derived attributes (class and type
+// names, type_uid, severity caption, metadata.version and log_name) and
+// extracts the observables: device.instance_uid names the EC2 instance, and a
+// process or file under the CodeDeploy agent's deployment root names the
+// deployment that put it there.
+package agent
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strconv"
+
+	"github.com/musubi-xdr/musubi/ingest/internal/entity"
+	"github.com/musubi-xdr/musubi/ingest/internal/scan"
+	"github.com/musubi-xdr/musubi/ocsf"
+)
+
+// LogName is metadata.log_name of OCSF agent events.
+const LogName = "agent"
+
+// classes are the OCSF classes accepted from agents.
+var classes = map[int]bool{
+	ocsf.ClassProcessActivity:    true,
+	ocsf.ClassFileSystemActivity: true,
+	ocsf.ClassNetworkActivity:    true,
+	ocsf.ClassDNSActivity:        true,
+	ocsf.ClassAuthentication:     true,
+	ocsf.ClassDetectionFinding:   true,
+}
+
+// Normalize turns one OCSF JSON event from an agent into a Musubi event.
+// The agent's own observables are kept when their OCSF type maps to an
+// entity kind; Musubi's are added.
+func Normalize(rec []byte, maxDepth int) (ocsf.Event, error) {
+	if err := scan.Validate(rec, maxDepth); err != nil {
+		return ocsf.Event{}, err
+	}
+	raw := bytes.Clone(rec)
+	var ev ocsf.Event
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return ocsf.Event{}, err
+	}
+	if ev.ClassUID == 0 {
+		return ocsf.Event{}, scan.Errorf(scan.ReasonMissingField, "an OCSF event needs class_uid")
+	}
+	if !classes[ev.ClassUID] {
+		return ocsf.Event{}, scan.Errorf(scan.ReasonUnsupported, "OCSF class "+strconv.Itoa(ev.ClassUID)+" is not accepted from agents")
+	}
+	if ev.Time <= 0 {
+		return ocsf.Event{}, scan.Errorf(scan.ReasonMissingField, "an OCSF event needs time (epoch milliseconds)")
+	}
+	if ev.Time < 1e11 { // seconds written where OCSF wants milliseconds
+		ev.Time *= 1000
+	}
+	ev.Raw = raw
+	c := ocsf.Classes[ev.ClassUID]
+	ev.ClassName, ev.CategoryUID, ev.CategoryName = c.Name, c.CategoryUID, c.CategoryName
+	if ev.ActivityName == "" {
+		ev.ActivityName = activityName(ev.ClassUID, ev.ActivityID)
+	}
+	ev.TypeUID = ev.ClassUID*100 + ev.ActivityID
+	if ev.ActivityName != "" {
+		ev.TypeName = c.Name + ": " + ev.ActivityName
+	}
+	if ev.Severity == "" || ev.SeverityID != 99 {
+		ev.Severity = ocsf.SeverityName(ev.SeverityID)
+	}
+	md := &ev.Metadata
+	md.Version = ocsf.Version
+	md.LogName = LogName
+	if md.UID == "" {
+		sum := sha256.Sum256(raw)
+		md.UID = hex.EncodeToString(sum[:16])
+	}
+	if ev.Cloud.Provider == "" && (ev.Cloud.Account.UID != "" || ev.Cloud.Region != "") {
+		ev.Cloud.Provider = "AWS"
+	}
+	if ev.Cloud.Region == "" {
+		ev.Cloud.Region = ev.Device.Region
+	}
+	given := ev.Observables
+	ev.Observables = make([]ocsf.Observable, 0, 16)
+	Observables(&ev)
+	for _, o := range given {
+		if k := kindOf(o.TypeID); k != "" {
+			ev.AddObservable(k, o.Name, o.Value)
+		}
+	}
+	return ev, nil
+}
+
+// kindOf maps an OCSF observable type id to an entity kind.
+func kindOf(typeID int) ocsf.Entity {
+	switch typeID {
+	case ocsf.ObservableHostname:
+		return ocsf.EntityHost
+	case ocsf.ObservableIP:
+		return ocsf.EntityIP
+	case ocsf.ObservableUserName:
+		return ocsf.EntityUser
+	case ocsf.ObservableFileName:
+		return ocsf.EntityFile
+	case ocsf.ObservableHash:
+		return ocsf.EntityHash
+	case ocsf.ObservableProcessName:
+		return ocsf.EntityProcess
+	}
+	return ""
+}
+
+var activityNames = map[int]map[int]string{
+	ocsf.ClassProcessActivity:    {1: "Launch", 2: "Terminate", 3: "Open", 4: "Inject", 5: "Set User ID"},
+	ocsf.ClassFileSystemActivity: {1: "Create", 2: "Read", 3: "Update", 4: "Delete", 5: "Rename", 6: "Set Attributes", 7: "Set Security", 8: "Get Attributes", 9: "Get Security", 10: "Encrypt", 11: "Decrypt", 12: "Mount", 13: "Unmount", 14: "Open"},
+	ocsf.ClassNetworkActivity:    {1: "Open", 2: "Close", 3: "Reset", 4: "Fail", 5: "Refuse", 6: "Traffic", 7: "Listen"},
+	ocsf.ClassDNSActivity:        {1: "Query", 2: "Response", 6: "Traffic"},
+	ocsf.ClassAuthentication:     {1: "Logon", 2: "Logoff", 3: "Authentication Ticket", 4: "Service Ticket Request", 5: "Service Ticket Renew", 6: "Preauth"},
+	ocsf.ClassDetectionFinding:   {1: "Create", 2: "Update", 3: "Close"},
+}
+
+func activityName(class, id int) string {
+	if id == 0 {
+		return "Unknown"
+	}
+	if id == 99 {
+		return "Other"
+	}
+	return activityNames[class][id]
+}
+
+// Observables adds the entities of a host event: device, instance, users,
+// processes, files, hashes, endpoints, DNS names and the CodeDeploy
+// deployments named by paths under the agent's deployment root.
+func Observables(ev *ocsf.Event) {
+	d := &ev.Device
+	ev.AddObservable(ocsf.EntityAccount, "cloud.account.uid", ev.Cloud.Account.UID)
+	ev.AddObservable(ocsf.EntityRegion, "cloud.region", ev.Cloud.Region)
+	if entity.IsInstanceID(d.InstanceUID) {
+		ev.AddObservable(ocsf.EntityInstance, "device.instance_uid", d.InstanceUID)
+	}
+	ev.AddObservable(ocsf.EntityHost, "device.hostname", d.Hostname)
+	ev.AddObservable(ocsf.EntityIP, "device.ip", d.IP)
+	ev.AddObservable(ocsf.EntityContainer, "device.container.uid", d.Container.UID)
+
+	p := &ev.Process
+	if p.UID != "" {
+		ev.AddObservable(ocsf.EntityProcess, "process.uid", p.UID)
+	} else if p.PID != 0 && d.Hostname != "" {
+		ev.AddObservable(ocsf.EntityProcess, "process.pid", d.Hostname+":"+strconv.Itoa(p.PID))
+	}
+	ev.AddObservable(ocsf.EntityFile, "process.file.path", p.File.Path)
+	hashes(ev, "process.file.hashes.value", p.File.Hashes)
+	ev.AddObservable(ocsf.EntityUser, "process.user.name", p.User.Name)
+	ev.AddObservable(ocsf.EntityFile, "process.parent_process.file.path", p.Parent.File.Path)
+	ev.AddObservable(ocsf.EntityUser, "actor.user.name", ev.Actor.User.Name)
+	ev.AddObservable(ocsf.EntityUser, "user.name", ev.User.Name)
+	ev.AddObservable(ocsf.EntityFile, "file.path", ev.File.Path)
+	hashes(ev, "file.hashes.value", ev.File.Hashes)
+	ev.AddObservable(ocsf.EntityFile, "file_result.path", ev.FileResult.Path)
+	ev.AddObservable(ocsf.EntityIP, "src_endpoint.ip", ev.SrcEndpoint.IP)
+	ev.AddObservable(ocsf.EntityIP, "dst_endpoint.ip", ev.DstEndpoint.IP)
+	ev.AddObservable(ocsf.EntityDomain, "dst_endpoint.hostname", ev.DstEndpoint.Hostname)
+	ev.AddObservable(ocsf.EntityDomain, "query.hostname", trimDot(ev.Query.Hostname))
+	for _, a := range ev.Answers {
+		if entity.IsIP(a.Rdata) {
+			ev.AddObservable(ocsf.EntityIP, "answers.rdata", a.Rdata)
+		}
+	}
+
+	deployments(ev, "process.file.path", p.File.Path)
+	deployments(ev, "process.cmd_line", p.CmdLine)
+	deployments(ev, "process.cwd", p.CWD)
+	deployments(ev, "process.parent_process.file.path", p.Parent.File.Path)
+	deployments(ev, "process.parent_process.cmd_line", p.Parent.CmdLine)
+	for _, l := range p.Lineage {
+		deployments(ev, "process.lineage", l)
+	}
+	deployments(ev, "file.path", ev.File.Path)
+	deployments(ev, "file_result.path", ev.FileResult.Path)
+}
+
+func trimDot(s string) string {
+	if len(s) > 1 && s[len(s)-1] == '.' {
+		return s[:len(s)-1]
+	}
+	return s
+}
+
+func hashes(ev *ocsf.Event, name string, hs []ocsf.Fingerprint) {
+	for _, h := range hs {
+		ev.AddObservable(ocsf.EntityHash, name, h.Value)
+	}
+}
+
+func deployments(ev *ocsf.Event, name, s string) {
+	entity.Deployments(s, func(id string) { ev.AddObservable(ocsf.EntityDeployment, name, id) })
+}

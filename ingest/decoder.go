@@ -1,0 +1,556 @@
+package ingest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/musubi-xdr/musubi/ingest/agent"
+	"github.com/musubi-xdr/musubi/ingest/cloudtrail"
+	"github.com/musubi-xdr/musubi/ingest/guardduty"
+	"github.com/musubi-xdr/musubi/ingest/internal/scan"
+	"github.com/musubi-xdr/musubi/ingest/vpcflow"
+	"github.com/musubi-xdr/musubi/ocsf"
+)
+
+// Decoder turns messages and files of the supported sources into OCSF
+// events. It holds no per-message state: one Decoder may be used by many
+// goroutines at once.
+type Decoder struct {
+	limits     Limits
+	flowFormat *vpcflow.Format
+}
+
+// NewDecoder returns a decoder with the given limits; zero or negative
+// limits take their DefaultLimits value.
+func NewDecoder(l Limits) *Decoder {
+	return &Decoder{limits: l.withDefaults(), flowFormat: vpcflow.DefaultFormat()}
+}
+
+// Limits returns the limits in effect.
+func (d *Decoder) Limits() Limits { return d.limits }
+
+// SetFlowFormat sets the field list of flow log lines that arrive without a
+// header line (one line per Kafka message, CloudWatch Logs subscriptions),
+// written as the header of a flow log file ("version account-id ...", the
+// ${field} form of the AWS console also works). The default is the v2 default
+// format. Files that start with a header always use their own header.
+func (d *Decoder) SetFlowFormat(header string) error {
+	f, err := vpcflow.ParseHeader(header)
+	if err != nil {
+		return err
+	}
+	d.flowFormat = f
+	return nil
+}
+
+// maxUnwrap bounds nested compression and encodings (gzip in base64 in
+// JSON), so that a crafted message cannot recurse.
+const maxUnwrap = 4
+
+// batch collects the results of one Decode call.
+type batch struct {
+	d      *Decoder
+	events []ocsf.Event
+	errs   []*DecodeError
+	n      int // records seen
+	full   bool
+}
+
+// Decode turns one Kafka message or one file's bytes into events. A message
+// may hold many records (a CloudTrail delivery file, many flow log lines, a
+// findings array, JSON lines, a CloudWatch Logs subscription payload); it may
+// be gzip-compressed. Events that decoded are returned even when some records
+// failed; each failed record is reported in the returned errors with its raw
+// bytes and position, never dropped silently. Decode never panics: a panic
+// inside a decoder is recovered and reported as ReasonInternal.
+//
+// With SourceAuto the source is detected per message (see Detect);
+// EventBridge envelopes and CloudWatch Logs payloads name their content, so
+// they are decoded as what they hold whatever src says.
+func (d *Decoder) Decode(src Source, data []byte) (events []ocsf.Event, errs []*DecodeError) {
+	b := &batch{d: d}
+	defer func() {
+		if r := recover(); r != nil {
+			b.fail(src, ReasonInternal, -1, -1, data, fmt.Errorf("panic: %v\n%s", r, debug.Stack()))
+		}
+		events, errs = b.events, b.errs
+	}()
+	b.message(src, data, 0, "")
+	return b.events, b.errs
+}
+
+func (b *batch) fail(src Source, reason string, record, offset int, raw []byte, err error) {
+	if err == nil {
+		err = errors.New(reason)
+	}
+	b.errs = append(b.errs, &DecodeError{Source: src, Reason: reason, Record: record, Offset: offset, Raw: raw, Err: err})
+}
+
+// message decodes a whole message (or a payload unwrapped from one).
+// context names where it came from, for flow log record ids.
+func (b *batch) message(src Source, data []byte, unwrap int, context string) {
+	lim := b.d.limits
+	if len(data) > lim.MaxMessageBytes {
+		b.fail(src, ReasonTooLarge, -1, 0, data, fmt.Errorf("message of %d bytes exceeds %d", len(data), lim.MaxMessageBytes))
+		return
+	}
+	if unwrap > maxUnwrap {
+		b.fail(src, ReasonUnknownFormat, -1, 0, data, errors.New("too many nested encodings"))
+		return
+	}
+	if isGzip(data) {
+		out, err := gunzip(data, lim.MaxMessageBytes)
+		if err != nil {
+			reason := ReasonInvalidGzip
+			if errors.Is(err, errTooLarge) {
+				reason = ReasonTooLarge
+			}
+			b.fail(src, reason, -1, 0, data, err)
+			return
+		}
+		b.message(src, out, unwrap+1, context)
+		return
+	}
+	if bytes.HasPrefix(data, []byte("H4sI")) { // base64 of a gzip header
+		out, err := unbase64(data)
+		if err != nil {
+			b.fail(src, ReasonInvalidBase64, -1, 0, data, err)
+			return
+		}
+		b.message(src, out, unwrap+1, context)
+		return
+	}
+	if src == SourceAuto || src == "" {
+		src = Detect(data)
+		if src == SourceAuto {
+			b.fail(SourceAuto, ReasonUnknownFormat, -1, 0, data, errors.New("no source recognises the message"))
+			return
+		}
+	}
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
+		return
+	}
+	if src == SourceVPCFlow && trimmed[0] != '{' && trimmed[0] != '[' {
+		b.flowText(data, context, b.d.flowFormat)
+		return
+	}
+	if trimmed[0] != '{' && trimmed[0] != '[' {
+		if !utf8.Valid(trimmed) {
+			b.fail(src, ReasonInvalidUTF8, -1, 0, data, errors.New("message is neither JSON nor UTF-8 text"))
+			return
+		}
+		b.fail(src, ReasonInvalidJSON, -1, 0, data, errors.New("expected a JSON object or array"))
+		return
+	}
+	b.json(src, data, unwrap, context)
+}
+
+// containerKeys are the top-level keys of the envelopes Decode unwraps.
+var containerKeys = [][]byte{[]byte(`"Records"`), []byte(`"Findings"`), []byte(`"detail"`), []byte(`"logEvents"`), []byte(`"awslogs"`)}
+
+func mayHoldContainer(data []byte) bool {
+	for _, k := range containerKeys {
+		if bytes.Contains(data, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// json decodes a JSON message: one record, JSON lines, an array of records or
+// an envelope.
+func (b *batch) json(src Source, data []byte, unwrap int, context string) {
+	lim := b.d.limits
+	hint := mayHoldContainer(data)
+	// Fast path: one compact record per message, the usual Kafka shape.
+	if !hint && data[0] == '{' && bytes.IndexByte(bytes.TrimRight(data, " \t\r\n"), '\n') < 0 {
+		b.record(src, data, 0, context)
+		return
+	}
+	s := scan.New(data, "", lim.MaxDepth+2)
+	for !b.full && !s.AtEnd() {
+		start := s.Pos
+		switch s.Peek() {
+		case '[':
+			b.array(src, &s, data, context)
+			if s.Failed() {
+				return
+			}
+			continue
+		case '{':
+			if hint {
+				if end, ok := b.envelope(src, data, start, unwrap, context); ok {
+					s.Pos = end
+					continue
+				}
+			}
+		}
+		s.Skip()
+		if err := s.Err(); err != nil {
+			// Resynchronise at the next line, so that one bad line of a
+			// JSON lines file does not lose the lines after it.
+			end := len(data)
+			if i := bytes.IndexByte(data[start:], '\n'); i >= 0 {
+				end = start + i + 1
+			}
+			b.badRecord(src, data[start:end], start, err)
+			s = scan.New(data, "", lim.MaxDepth+2)
+			s.Pos = end
+			continue
+		}
+		b.record(src, data[start:s.Pos], start, context)
+	}
+}
+
+// badRecord reports a record that failed before reaching its decoder.
+func (b *batch) badRecord(src Source, raw []byte, offset int, err error) {
+	idx := b.n
+	b.n++
+	b.fail(src, reasonOf(err), idx, offset, raw, err)
+}
+
+// array decodes the elements of a JSON array as records.
+func (b *batch) array(src Source, s *scan.Scanner, data []byte, context string) {
+	if !s.Array() {
+		return
+	}
+	for first := true; !b.full && s.More(&first); {
+		start := s.Pos
+		s.Skip()
+		if err := s.Err(); err != nil {
+			b.badRecord(src, data[start:], start, err)
+			return
+		}
+		b.record(src, data[start:s.Pos], start, context)
+	}
+}
+
+// envelope decodes the object at start if it is one of the envelopes: a
+// CloudTrail delivery file {"Records":[…]}, GetFindings output
+// {"Findings":[…]}, an EventBridge event, a CloudWatch Logs subscription
+// payload, or a Lambda-style {"awslogs":{"data":…}} wrapper. It reports the
+// end of the object and whether it was an envelope.
+func (b *batch) envelope(src Source, data []byte, start, unwrap int, context string) (int, bool) {
+	s := scan.New(data, "", b.d.limits.MaxDepth+2)
+	s.Pos = start
+	var (
+		detail                   []byte
+		detailOff                int
+		detailType, ebSource     string
+		logEvents                = -1
+		messageType, group, strm string
+		awslogs                  string
+		seenOther, seenRecords   bool
+		eventsHandled            bool
+		recordsSrc               = src
+	)
+	if !s.Object() {
+		return 0, false
+	}
+	for first := true; s.More(&first); {
+		switch key := s.Key(); key {
+		case "Records", "Findings":
+			if s.Peek() != '[' {
+				s.Skip()
+				seenOther = true
+				continue
+			}
+			if key == "Findings" {
+				recordsSrc = SourceGuardDuty
+			} else if src == SourceAuto || src == SourceGuardDuty {
+				recordsSrc = SourceCloudTrail
+			}
+			seenRecords = true
+			b.array(recordsSrc, &s, data, context)
+			if s.Failed() {
+				return len(data), true
+			}
+		case "detail":
+			s.Peek()
+			detailOff = s.Pos
+			detail = s.Raw()
+		case "detail-type":
+			detailType = s.String()
+		case "source":
+			ebSource = s.String()
+		case "logEvents":
+			s.Peek()
+			logEvents = s.Pos
+			s.Skip()
+		case "messageType":
+			messageType = s.String()
+		case "logGroup":
+			group = s.String()
+		case "logStream":
+			strm = s.String()
+		case "awslogs":
+			if s.Object() {
+				for first := true; s.More(&first); {
+					if s.Key() == "data" {
+						awslogs = s.String()
+					} else {
+						s.Skip()
+					}
+				}
+			}
+		default:
+			seenOther = true
+			s.Skip()
+		}
+	}
+	if err := s.Err(); err != nil {
+		if seenRecords {
+			b.badRecord(src, data[start:], start, err)
+			return len(data), true
+		}
+		return 0, false // not a usable envelope: let the caller report it as a record
+	}
+	end := s.Pos
+	switch {
+	case seenRecords:
+		return end, true
+	case awslogs != "":
+		out, err := unbase64([]byte(awslogs))
+		if err != nil {
+			b.fail(src, ReasonInvalidBase64, -1, start, data[start:end], err)
+		} else {
+			b.message(src, out, unwrap+1, context)
+		}
+		return end, true
+	case logEvents >= 0 && messageType != "":
+		if messageType != "DATA_MESSAGE" {
+			return end, true // CONTROL_MESSAGE: a subscription health check, no records
+		}
+		b.logEvents(src, data, logEvents, group+"/"+strm)
+		eventsHandled = true
+		return end, eventsHandled
+	case detail != nil && detailType != "":
+		inner := ebSourceOf(detailType, ebSource)
+		if inner == SourceAuto {
+			idx := b.n
+			b.n++
+			b.fail(src, ReasonUnsupported, idx, start, data[start:end], fmt.Errorf("EventBridge detail-type %q is not a supported source", detailType))
+			return end, true
+		}
+		b.record(inner, detail, detailOff, context)
+		return end, true
+	}
+	_ = seenOther
+	return 0, false
+}
+
+// ebSourceOf maps an EventBridge detail-type and source to the source of its
+// detail.
+func ebSourceOf(detailType, source string) Source {
+	switch {
+	case detailType == "GuardDuty Finding" || source == "aws.guardduty":
+		return SourceGuardDuty
+	case bytes.HasSuffix([]byte(detailType), []byte("via CloudTrail")):
+		return SourceCloudTrail
+	}
+	return SourceAuto
+}
+
+// logEvents decodes the logEvents array of a CloudWatch Logs subscription
+// payload: each message is one record of the source (a CloudTrail event, a
+// flow log line, ...).
+func (b *batch) logEvents(src Source, data []byte, pos int, context string) {
+	s := scan.New(data, "", b.d.limits.MaxDepth+2)
+	s.Pos = pos
+	if !s.Array() {
+		return
+	}
+	for first := true; !b.full && s.More(&first); {
+		start := s.Pos
+		var id, msg string
+		if s.Object() {
+			for first := true; s.More(&first); {
+				switch s.Key() {
+				case "id":
+					id = s.Scalar()
+				case "message":
+					msg = s.String()
+				default:
+					s.Skip()
+				}
+			}
+		}
+		if err := s.Err(); err != nil {
+			b.badRecord(src, data[start:], start, err)
+			return
+		}
+		m := []byte(msg)
+		msrc := src
+		if msrc == SourceAuto {
+			msrc = Detect(m)
+		}
+		t := bytes.TrimSpace(m)
+		switch {
+		case len(t) == 0:
+		case msrc == SourceVPCFlow && t[0] != '{':
+			b.flowLine(b.d.flowFormat, m, start, context+"/"+id, 0)
+		case msrc == SourceAuto:
+			b.badRecord(src, m, start, scan.Errorf(ReasonUnknownFormat, "no source recognises the log event"))
+		default:
+			b.record(msrc, m, start, context)
+		}
+	}
+}
+
+// record normalizes one JSON record of src.
+func (b *batch) record(src Source, rec []byte, offset int, context string) {
+	idx := b.n
+	b.n++
+	lim := b.d.limits
+	if b.n > lim.MaxRecords {
+		b.full = true
+		b.fail(src, ReasonTooManyRecords, idx, offset, rec, fmt.Errorf("more than %d records in one message", lim.MaxRecords))
+		return
+	}
+	if len(rec) > lim.MaxRecordBytes {
+		b.fail(src, ReasonTooLarge, idx, offset, rec, fmt.Errorf("record of %d bytes exceeds %d", len(rec), lim.MaxRecordBytes))
+		return
+	}
+	if !utf8.Valid(rec) {
+		b.fail(src, ReasonInvalidUTF8, idx, offset, rec, errors.New("record is not valid UTF-8"))
+		return
+	}
+	ev, err := normalize(src, rec, lim.MaxDepth, context, idx)
+	if err != nil {
+		b.fail(src, reasonOf(err), idx, offset, rec, err)
+		return
+	}
+	b.events = append(b.events, ev)
+}
+
+// normalize dispatches one record to its source's decoder, turning a panic
+// into an error so that one bad record never costs the rest of a message.
+func normalize(src Source, rec []byte, depth int, context string, idx int) (ev ocsf.Event, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = scan.Errorf(ReasonInternal, fmt.Sprintf("panic: %v\n%s", r, debug.Stack()))
+		}
+	}()
+	switch src {
+	case SourceCloudTrail:
+		return cloudtrail.Normalize(rec, depth)
+	case SourceGuardDuty:
+		return guardduty.Normalize(rec, depth)
+	case SourceAgent:
+		return agent.Normalize(rec, depth)
+	case SourceFalco:
+		return agent.NormalizeFalco(rec, depth)
+	case SourceVPCFlow:
+		return vpcflow.NormalizeJSON(rec, depth, context, idx)
+	}
+	return ocsf.Event{}, scan.Errorf(ReasonUnknownFormat, "unknown source "+strconv.Quote(string(src)))
+}
+
+// flowText decodes flow log lines. A first line that is a header sets the
+// field order for the lines after it; without one, format applies.
+func (b *batch) flowText(data []byte, context string, format *vpcflow.Format) {
+	lim := b.d.limits
+	line := 0
+	for off := 0; off < len(data) && !b.full; line++ {
+		end := bytes.IndexByte(data[off:], '\n')
+		if end < 0 {
+			end = len(data)
+		} else {
+			end += off
+		}
+		l := bytes.TrimRight(data[off:end], "\r")
+		start := off
+		off = end + 1
+		if len(bytes.TrimSpace(l)) == 0 {
+			continue
+		}
+		if vpcflow.IsHeader(l) {
+			if len(l) > lim.MaxRecordBytes || !utf8.Valid(l) {
+				b.badRecord(SourceVPCFlow, l, start, scan.Errorf(ReasonInvalidValue, "unusable header line"))
+				return
+			}
+			f, err := vpcflow.ParseHeader(string(l))
+			if err != nil {
+				b.badRecord(SourceVPCFlow, l, start, err)
+				return // the lines after it cannot be read without their header
+			}
+			format = f
+			continue
+		}
+		b.flowLine(format, l, start, context, line)
+	}
+}
+
+func (b *batch) flowLine(format *vpcflow.Format, l []byte, offset int, context string, line int) {
+	idx := b.n
+	b.n++
+	lim := b.d.limits
+	if b.n > lim.MaxRecords {
+		b.full = true
+		b.fail(SourceVPCFlow, ReasonTooManyRecords, idx, offset, l, fmt.Errorf("more than %d records in one message", lim.MaxRecords))
+		return
+	}
+	if len(l) > lim.MaxRecordBytes {
+		b.fail(SourceVPCFlow, ReasonTooLarge, idx, offset, l, fmt.Errorf("line of %d bytes exceeds %d", len(l), lim.MaxRecordBytes))
+		return
+	}
+	if !utf8.Valid(l) {
+		b.fail(SourceVPCFlow, ReasonInvalidUTF8, idx, offset, l, errors.New("line is not valid UTF-8"))
+		return
+	}
+	ev, err := normalizeFlow(format, l, context, line)
+	if err != nil {
+		b.fail(SourceVPCFlow, reasonOf(err), idx, offset, l, err)
+		return
+	}
+	b.events = append(b.events, ev)
+}
+
+func normalizeFlow(format *vpcflow.Format, l []byte, context string, line int) (ev ocsf.Event, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = scan.Errorf(ReasonInternal, fmt.Sprintf("panic: %v\n%s", r, debug.Stack()))
+		}
+	}()
+	return format.Normalize(l, context, line)
+}
+
+func isGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b }
+
+var errTooLarge = errors.New("decompressed data exceeds the message limit")
+
+// gunzip decompresses every gzip member of data, up to limit bytes.
+func gunzip(data []byte, limit int) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	defer zr.Close()
+	var out bytes.Buffer
+	n, err := io.Copy(&out, io.LimitReader(zr, int64(limit)+1))
+	if err != nil {
+		return nil, err
+	}
+	if n > int64(limit) {
+		return nil, errTooLarge
+	}
+	return out.Bytes(), nil
+}
+
+func unbase64(data []byte) ([]byte, error) {
+	data = bytes.TrimSpace(data)
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(data)))
+	n, err := base64.StdEncoding.Decode(out, data)
+	if err != nil {
+		return nil, err
+	}
+	return out[:n], nil
+}

@@ -1,0 +1,66 @@
+package ingest
+
+import (
+	"errors"
+	"strconv"
+)
+
+// Limits bound the work one message can cause. A record above a limit fails
+// with ReasonTooLarge, ReasonTooDeep or ReasonTooManyRecords; the rest of the
+// message is still decoded.
+type Limits struct {
+	// MaxRecordBytes bounds one record: a CloudTrail event, a finding, an
+	// agent event, a flow log line.
+	MaxRecordBytes int
+	// MaxDepth bounds the JSON nesting of one record.
+	MaxDepth int
+	// MaxMessageBytes bounds a whole message or file after decompression.
+	MaxMessageBytes int
+	// MaxRecords bounds the records of one message.
+	MaxRecords int
+}
+
+// DefaultLimits returns limits that hold every real record comfortably:
+// 1 MiB per record (CloudTrail caps its events at 256 KB), 64 levels of
+// nesting, 256 MiB per decompressed message and a million records.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxRecordBytes:  1 << 20,
+		MaxDepth:        64,
+		MaxMessageBytes: 256 << 20,
+		MaxRecords:      1_000_000,
+	}
+}
+
+// Validate reports every limit that is not positive.
+func (l Limits) Validate() error {
+	var errs []error
+	check := func(name string, v int) {
+		if v <= 0 {
+			errs = append(errs, errors.New("ingest: limit "+name+" must be positive, got "+strconv.Itoa(v)))
+		}
+	}
+	check("MaxRecordBytes", l.MaxRecordBytes)
+	check("MaxDepth", l.MaxDepth)
+	check("MaxMessageBytes", l.MaxMessageBytes)
+	check("MaxRecords", l.MaxRecords)
+	return errors.Join(errs...)
+}
+
+// withDefaults replaces zero or negative limits by their defaults.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	if l.MaxRecordBytes <= 0 {
+		l.MaxRecordBytes = d.MaxRecordBytes
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = d.MaxDepth
+	}
+	if l.MaxMessageBytes <= 0 {
+		l.MaxMessageBytes = d.MaxMessageBytes
+	}
+	if l.MaxRecords <= 0 {
+		l.MaxRecords = d.MaxRecords
+	}
+	return l
+}

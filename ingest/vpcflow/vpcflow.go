@@ -1,0 +1,513 @@
+// Package vpcflow normalizes Amazon VPC and Transit Gateway flow log records
+// to OCSF Network Activity (4001, activity Traffic), as Amazon Security Lake
+// does.
+//
+// A Format is the field order of a flow log: the v2 default, or the custom
+// format named by a file's header line (versions 3 to 8: instance-id,
+// pkt-srcaddr/pkt-dstaddr, flow-direction, traffic-path, region, az-id, ECS
+// and Transit Gateway fields, reject-reason). Records arrive as
+// space-separated lines or as JSON objects keyed by field name (hyphens or
+// underscores). NODATA and SKIPDATA records keep their log status and carry no
+// endpoints. Fields without an OCSF home go to unmapped.
+//
+// Records have no id of their own: metadata.uid is a hash of the line and its
+// file context (the format, the file or log stream, the line number), so a
+// replayed file yields the same ids.
+package vpcflow
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"strings"
+
+	"github.com/musubi-xdr/musubi/ingest/internal/entity"
+	"github.com/musubi-xdr/musubi/ingest/internal/scan"
+	"github.com/musubi-xdr/musubi/ocsf"
+)
+
+// LogName is metadata.log_name of flow log events.
+const LogName = "vpcflow"
+
+// field identifies a flow log field Musubi maps.
+type field uint8
+
+const (
+	fUnmapped field = iota
+	fVersion
+	fAccountID
+	fInterfaceID
+	fSrcAddr
+	fDstAddr
+	fSrcPort
+	fDstPort
+	fProtocol
+	fPackets
+	fBytes
+	fStart
+	fEnd
+	fAction
+	fLogStatus
+	fVPCID
+	fSubnetID
+	fInstanceID
+	fTCPFlags
+	fType
+	fPktSrcAddr
+	fPktDstAddr
+	fRegion
+	fAZID
+	fPktSrcService
+	fPktDstService
+	fFlowDirection
+	fTrafficPath
+	fECSClusterARN
+	fECSClusterName
+	fECSContainerID
+	fECSSecondContainerID
+	fECSTaskARN
+	fECSServiceName
+	fRejectReason
+	fResourceType
+	fTGWID
+	fTGWAttachmentID
+	fTGWSrcVPCAccountID
+	fTGWDstVPCAccountID
+	fTGWSrcVPCID
+	fTGWDstVPCID
+	fTGWSrcSubnetID
+	fTGWDstSubnetID
+	fTGWSrcENI
+	fTGWDstENI
+	fTGWSrcAZID
+	fTGWDstAZID
+	numFields
+)
+
+var fieldNames = map[string]field{
+	"version": fVersion, "account-id": fAccountID, "interface-id": fInterfaceID,
+	"srcaddr": fSrcAddr, "dstaddr": fDstAddr, "srcport": fSrcPort, "dstport": fDstPort,
+	"protocol": fProtocol, "packets": fPackets, "bytes": fBytes, "start": fStart, "end": fEnd,
+	"action": fAction, "log-status": fLogStatus, "vpc-id": fVPCID, "subnet-id": fSubnetID,
+	"instance-id": fInstanceID, "tcp-flags": fTCPFlags, "type": fType,
+	"pkt-srcaddr": fPktSrcAddr, "pkt-dstaddr": fPktDstAddr, "region": fRegion, "az-id": fAZID,
+	"pkt-src-aws-service": fPktSrcService, "pkt-dst-aws-service": fPktDstService,
+	"flow-direction": fFlowDirection, "traffic-path": fTrafficPath,
+	"ecs-cluster-arn": fECSClusterARN, "ecs-cluster-name": fECSClusterName,
+	"ecs-container-id": fECSContainerID, "ecs-second-container-id": fECSSecondContainerID,
+	"ecs-task-arn": fECSTaskARN, "ecs-service-name": fECSServiceName,
+	"reject-reason": fRejectReason, "resource-type": fResourceType,
+	"tgw-id": fTGWID, "tgw-attachment-id": fTGWAttachmentID,
+	"tgw-src-vpc-account-id": fTGWSrcVPCAccountID, "tgw-dst-vpc-account-id": fTGWDstVPCAccountID,
+	"tgw-src-vpc-id": fTGWSrcVPCID, "tgw-dst-vpc-id": fTGWDstVPCID,
+	"tgw-src-subnet-id": fTGWSrcSubnetID, "tgw-dst-subnet-id": fTGWDstSubnetID,
+	"tgw-src-eni": fTGWSrcENI, "tgw-dst-eni": fTGWDstENI,
+	"tgw-src-az-id": fTGWSrcAZID, "tgw-dst-az-id": fTGWDstAZID,
+}
+
+// Format is the field order of a flow log.
+type Format struct {
+	header string
+	names  []string
+	fields []field
+}
+
+// DefaultHeader is the v2 default format.
+const DefaultHeader = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
+
+var defaultFormat = mustHeader(DefaultHeader)
+
+func mustHeader(h string) *Format {
+	f, err := ParseHeader(h)
+	if err != nil {
+		panic(err)
+	}
+	return f
+}
+
+// DefaultFormat returns the v2 default format.
+func DefaultFormat() *Format { return defaultFormat }
+
+// ParseHeader reads a header line: field names separated by spaces, as flow
+// log files start with; the ${field} form of the AWS console works too.
+// Unknown names are kept (their values go to unmapped).
+func ParseHeader(h string) (*Format, error) {
+	names := strings.Fields(h)
+	if len(names) == 0 {
+		return nil, scan.Errorf(scan.ReasonUnknownFormat, "empty flow log header")
+	}
+	f := &Format{names: make([]string, len(names)), fields: make([]field, len(names))}
+	known := 0
+	for i, n := range names {
+		n = strings.TrimSuffix(strings.TrimPrefix(n, "${"), "}")
+		n = strings.ReplaceAll(n, "_", "-")
+		f.names[i] = n
+		f.fields[i] = fieldNames[n]
+		if f.fields[i] != fUnmapped {
+			known++
+		}
+	}
+	if known == 0 {
+		return nil, scan.Errorf(scan.ReasonUnknownFormat, "no known flow log field in header")
+	}
+	f.header = strings.Join(f.names, " ")
+	return f, nil
+}
+
+// Header returns the header line of the format.
+func (f *Format) Header() string { return f.header }
+
+// IsHeader reports whether line is a header line (it names fields instead of
+// holding values).
+func IsHeader(line []byte) bool {
+	t := bytes.TrimSpace(line)
+	return bytes.HasPrefix(t, []byte("version ")) || bytes.HasPrefix(t, []byte("${version}")) ||
+		bytes.HasPrefix(t, []byte("account-id ")) || bytes.HasPrefix(t, []byte("resource-type ")) ||
+		bytes.HasPrefix(t, []byte("interface-id "))
+}
+
+// LooksLikeFlow reports whether text starts like a flow log: a header, or a
+// line of at least 5 space-separated fields whose first is a version number.
+func LooksLikeFlow(t []byte) bool {
+	if i := bytes.IndexByte(t, '\n'); i >= 0 {
+		t = t[:i]
+	}
+	if IsHeader(t) {
+		return true
+	}
+	fs := bytes.Fields(t)
+	if len(fs) < 5 {
+		return false
+	}
+	v, err := strconv.Atoi(string(fs[0]))
+	return err == nil && v >= 2 && v <= 8
+}
+
+// values holds one record's values by field.
+type values struct {
+	v     [numFields]string
+	extra []kv // unmapped fields
+	buf   [4]kv
+}
+
+type kv struct{ k, v string }
+
+// Normalize decodes one text line of the format. context names the file or
+// log stream and line is the line number; both feed metadata.uid.
+func (f *Format) Normalize(line []byte, context string, n int) (ocsf.Event, error) {
+	str := string(line)
+	var vals values
+	vals.extra = vals.buf[:0]
+	i, rest := 0, str
+	for rest != "" {
+		rest = strings.TrimLeft(rest, " \t")
+		if rest == "" {
+			break
+		}
+		j := strings.IndexAny(rest, " \t")
+		if j < 0 {
+			j = len(rest)
+		}
+		if i >= len(f.fields) {
+			return ocsf.Event{}, scan.Errorf(scan.ReasonInvalidValue, "more values than the format has fields ("+strconv.Itoa(len(f.fields))+")")
+		}
+		v := rest[:j]
+		if fl := f.fields[i]; fl != fUnmapped {
+			vals.v[fl] = v
+		} else if v != "-" {
+			vals.extra = append(vals.extra, kv{f.names[i], v})
+		}
+		rest = rest[j:]
+		i++
+	}
+	if i != len(f.fields) {
+		return ocsf.Event{}, scan.Errorf(scan.ReasonMissingField, "got "+strconv.Itoa(i)+" values, the format has "+strconv.Itoa(len(f.fields))+" fields")
+	}
+	return build(&vals, line, f.header, context, n)
+}
+
+// NormalizeJSON decodes one flow record written as a JSON object keyed by
+// field name.
+func NormalizeJSON(rec []byte, maxDepth int, context string, n int) (ocsf.Event, error) {
+	buf := bytes.Clone(rec)
+	s := scan.New(buf, string(buf), maxDepth)
+	var vals values
+	vals.extra = vals.buf[:0]
+	if !s.Object() {
+		if err := s.Err(); err != nil {
+			return ocsf.Event{}, err
+		}
+		return ocsf.Event{}, scan.Errorf(scan.ReasonWrongType, "a flow log record must be a JSON object")
+	}
+	for first := true; s.More(&first); {
+		k := s.Key()
+		v := s.Scalar()
+		name := k
+		if strings.IndexByte(k, '_') >= 0 {
+			name = strings.ReplaceAll(k, "_", "-")
+		}
+		if fl := fieldNames[name]; fl != fUnmapped {
+			vals.v[fl] = v
+		} else if v != "" && v != "-" {
+			vals.extra = append(vals.extra, kv{name, v})
+		}
+	}
+	s.End()
+	if err := s.Err(); err != nil {
+		return ocsf.Event{}, err
+	}
+	return build(&vals, buf, "json", context, n)
+}
+
+func dash(s string) string {
+	if s == "-" {
+		return ""
+	}
+	return s
+}
+
+var protocols = map[string]string{"1": "icmp", "6": "tcp", "17": "udp", "47": "gre", "50": "esp", "51": "ah", "58": "ipv6-icmp", "132": "sctp"}
+
+// boundaries maps traffic-path to OCSF connection_info.boundary_id/boundary.
+var boundaries = [...]struct {
+	id   int
+	name string
+}{
+	1: {4, "Same VPC"}, 2: {5, "Internet/VPC Gateway"}, 3: {6, "Virtual Private Gateway"},
+	4: {7, "Intra-region VPC"}, 5: {8, "Inter-region VPC"}, 6: {9, "Local Gateway"},
+	7: {10, "Gateway VPC"}, 8: {11, "Internet Gateway"},
+}
+
+func build(vals *values, raw []byte, header, context string, n int) (ocsf.Event, error) {
+	v := &vals.v
+	var ev ocsf.Event
+	ev.ClassUID, ev.ClassName = ocsf.ClassNetworkActivity, "Network Activity"
+	ev.CategoryUID, ev.CategoryName = ocsf.CategoryNetwork, "Network Activity"
+	ev.ActivityID, ev.ActivityName = 6, "Traffic"
+	ev.TypeUID, ev.TypeName = ocsf.ClassNetworkActivity*100+6, "Network Activity: Traffic"
+	ev.SeverityID, ev.Severity = ocsf.SeverityInformational, "Informational"
+	ev.Raw = raw
+
+	start, okS := atoi(v[fStart])
+	end, okE := atoi(v[fEnd])
+	if !okS && !okE {
+		return ocsf.Event{}, scan.Errorf(scan.ReasonMissingField, "a flow record needs start or end")
+	}
+	if !okS {
+		start = end
+	}
+	if !okE {
+		end = start
+	}
+	ev.StartTime, ev.EndTime, ev.Time = start*1000, end*1000, start*1000
+
+	md := &ev.Metadata
+	md.Version = ocsf.Version
+	md.Product.Name, md.Product.VendorName = "Amazon VPC", "AWS"
+	if v[fResourceType] == "TransitGateway" || v[fTGWID] != "" {
+		md.Product.Name = "Amazon VPC Transit Gateway"
+	}
+	md.Product.Version = v[fVersion]
+	md.LogName = LogName
+	md.UID = uid(header, context, n, raw)
+
+	ev.Cloud.Provider = "AWS"
+	ev.Cloud.Account.UID = dash(v[fAccountID])
+	ev.Cloud.Region = dash(v[fRegion])
+	ev.Cloud.Zone = dash(v[fAZID])
+
+	status := v[fLogStatus]
+	switch status {
+	case "OK", "":
+		ev.StatusID, ev.Status = 1, "Success"
+	default: // NODATA, SKIPDATA
+		ev.StatusID, ev.Status = 99, "Other"
+	}
+	ev.StatusCode = status
+	ev.StatusDetail = dash(v[fRejectReason])
+
+	src, dst := &ev.SrcEndpoint, &ev.DstEndpoint
+	src.IP, dst.IP = dash(v[fSrcAddr]), dash(v[fDstAddr])
+	if p, ok := atoi(v[fSrcPort]); ok && p >= 0 && p <= 65535 {
+		src.Port = int(p)
+	} else if dash(v[fSrcPort]) != "" {
+		return ocsf.Event{}, scan.Errorf(scan.ReasonInvalidValue, "srcport out of range: "+v[fSrcPort])
+	}
+	if p, ok := atoi(v[fDstPort]); ok && p >= 0 && p <= 65535 {
+		dst.Port = int(p)
+	} else if dash(v[fDstPort]) != "" {
+		return ocsf.Event{}, scan.Errorf(scan.ReasonInvalidValue, "dstport out of range: "+v[fDstPort])
+	}
+	if ps := dash(v[fPktSrcAddr]); ps != "" && ps != src.IP {
+		src.IntermediateIPs = []string{ps}
+	}
+	if pd := dash(v[fPktDstAddr]); pd != "" && pd != dst.IP {
+		dst.IntermediateIPs = []string{pd}
+	}
+	src.SvcName, dst.SvcName = dash(v[fPktSrcService]), dash(v[fPktDstService])
+
+	// The interface (and its instance, subnet, VPC) is the local side: the
+	// destination of ingress traffic, the source otherwise.
+	local := src
+	ci := &ev.ConnectionInfo
+	switch v[fFlowDirection] {
+	case "ingress":
+		local = dst
+		ci.Direction, ci.DirectionID = "Inbound", 1
+	case "egress":
+		ci.Direction, ci.DirectionID = "Outbound", 2
+	}
+	local.InterfaceUID = dash(v[fInterfaceID])
+	local.InstanceUID = dash(v[fInstanceID])
+	local.VPCUID = dash(v[fVPCID])
+	local.SubnetUID = dash(v[fSubnetID])
+	if v[fTGWSrcVPCID] != "" || v[fTGWDstVPCID] != "" {
+		src.VPCUID, dst.VPCUID = dash(v[fTGWSrcVPCID]), dash(v[fTGWDstVPCID])
+		src.SubnetUID, dst.SubnetUID = dash(v[fTGWSrcSubnetID]), dash(v[fTGWDstSubnetID])
+		src.InterfaceUID, dst.InterfaceUID = dash(v[fTGWSrcENI]), dash(v[fTGWDstENI])
+	}
+
+	if p, ok := atoi(v[fProtocol]); ok {
+		ci.ProtocolNum = int(p)
+		ci.ProtocolName = protocols[v[fProtocol]]
+	}
+	if f, ok := atoi(v[fTCPFlags]); ok {
+		ci.TCPFlags = int(f)
+	}
+	switch v[fType] {
+	case "IPv4":
+		ci.ProtocolVer, ci.ProtocolVerID = "Internet Protocol version 4 (IPv4)", 4
+	case "IPv6":
+		ci.ProtocolVer, ci.ProtocolVerID = "Internet Protocol version 6 (IPv6)", 6
+	}
+	if tp, ok := atoi(v[fTrafficPath]); ok && tp > 0 && int(tp) < len(boundaries) {
+		ci.BoundaryID, ci.Boundary = boundaries[tp].id, boundaries[tp].name
+	}
+	if b, ok := atoi(v[fBytes]); ok {
+		ev.Traffic.Bytes = b
+	}
+	if p, ok := atoi(v[fPackets]); ok {
+		ev.Traffic.Packets = p
+	}
+	switch v[fAction] {
+	case "ACCEPT":
+		ev.Action, ev.ActionID = "Allowed", 1
+		ev.Disposition, ev.DispositionID = "Allowed", 1
+	case "REJECT":
+		ev.Action, ev.ActionID = "Denied", 2
+		ev.Disposition, ev.DispositionID = "Blocked", 2
+	}
+
+	ev.Observables = make([]ocsf.Observable, 0, 8)
+	ev.AddObservable(ocsf.EntityAccount, "cloud.account.uid", ev.Cloud.Account.UID)
+	ev.AddObservable(ocsf.EntityRegion, "cloud.region", ev.Cloud.Region)
+	ev.AddObservable(ocsf.EntityIP, "src_endpoint.ip", src.IP)
+	ev.AddObservable(ocsf.EntityIP, "dst_endpoint.ip", dst.IP)
+	if len(src.IntermediateIPs) > 0 {
+		ev.AddObservable(ocsf.EntityIP, "src_endpoint.intermediate_ips", src.IntermediateIPs[0])
+	}
+	if len(dst.IntermediateIPs) > 0 {
+		ev.AddObservable(ocsf.EntityIP, "dst_endpoint.intermediate_ips", dst.IntermediateIPs[0])
+	}
+	if entity.IsInstanceID(local.InstanceUID) {
+		name := "src_endpoint.instance_uid"
+		if local == dst {
+			name = "dst_endpoint.instance_uid"
+		}
+		ev.AddObservable(ocsf.EntityInstance, name, local.InstanceUID)
+	}
+	ev.AddObservable(ocsf.EntityCluster, "unmapped.ecs-cluster-name", dash(v[fECSClusterName]))
+	ev.AddObservable(ocsf.EntityContainer, "unmapped.ecs-container-id", dash(v[fECSContainerID]))
+	ev.AddObservable(ocsf.EntityContainer, "unmapped.ecs-second-container-id", dash(v[fECSSecondContainerID]))
+
+	ev.Unmapped = unmapped(vals)
+	return ev, nil
+}
+
+// unmappedFields are the mapped-elsewhere-or-nowhere fields kept in unmapped.
+var unmappedFields = []struct {
+	f    field
+	name string
+}{
+	{fECSClusterARN, "ecs-cluster-arn"}, {fECSClusterName, "ecs-cluster-name"},
+	{fECSContainerID, "ecs-container-id"}, {fECSSecondContainerID, "ecs-second-container-id"},
+	{fECSTaskARN, "ecs-task-arn"}, {fECSServiceName, "ecs-service-name"},
+	{fTrafficPath, "traffic-path"}, {fFlowDirection, "flow-direction"},
+	{fResourceType, "resource-type"}, {fTGWID, "tgw-id"}, {fTGWAttachmentID, "tgw-attachment-id"},
+	{fTGWSrcVPCAccountID, "tgw-src-vpc-account-id"}, {fTGWDstVPCAccountID, "tgw-dst-vpc-account-id"},
+	{fTGWSrcAZID, "tgw-src-az-id"}, {fTGWDstAZID, "tgw-dst-az-id"},
+}
+
+func unmapped(vals *values) []byte {
+	var out []byte
+	add := func(k, v string) {
+		if v == "" || v == "-" {
+			return
+		}
+		if out == nil {
+			out = append(make([]byte, 0, 128), '{')
+		} else {
+			out = append(out, ',')
+		}
+		out = strconv.AppendQuote(out, k)
+		out = append(out, ':')
+		out = appendJSONString(out, v)
+	}
+	for _, u := range unmappedFields {
+		add(u.name, vals.v[u.f])
+	}
+	for _, e := range vals.extra {
+		add(e.k, e.v)
+	}
+	if out == nil {
+		return nil
+	}
+	return append(out, '}')
+}
+
+func appendJSONString(out []byte, s string) []byte {
+	out = append(out, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			out = append(out, '\\', c)
+		case c < 0x20:
+			out = append(out, '\\', 'u', '0', '0', "0123456789abcdef"[c>>4], "0123456789abcdef"[c&15])
+		default:
+			out = append(out, c)
+		}
+	}
+	return append(out, '"')
+}
+
+func atoi(s string) (int64, bool) {
+	if s == "" || s == "-" || len(s) > 19 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// uid hashes the record with its context: 128 bits of SHA-256, hex.
+func uid(header, context string, n int, raw []byte) string {
+	h := sha256.New()
+	h.Write([]byte(header))
+	h.Write([]byte{0})
+	h.Write([]byte(context))
+	h.Write([]byte{0})
+	var num [20]byte
+	h.Write(strconv.AppendInt(num[:0], int64(n), 10))
+	h.Write([]byte{0})
+	h.Write(raw)
+	var sum [32]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+}
