@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"text/template"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 )
 
 // Table names. On a cluster each is a Distributed table over <name>_local.
@@ -190,7 +193,7 @@ func (d dialect) migrationsTable() string {
     version UInt32,
     name String,
     checksum String,
-    applied DateTime,
+    applied DateTime('UTC'),
     applied_ms Int64
 ) ENGINE = %s
 ORDER BY version`, d.db, TableMigrations, d.onCluster(), engine)
@@ -273,7 +276,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return err
 		}
 		for _, q := range stmts {
-			if err := s.exec(ctx, q); err != nil {
+			if err := s.exec(ctx, q); err != nil && !alreadyApplied(q, err) {
 				return fmt.Errorf("migration %s: %w", m.Name, err)
 			}
 		}
@@ -292,6 +295,17 @@ func (s *Store) Migrate(ctx context.Context) error {
 		s.log.Info("applied migration", "version", m.Version, "name", m.Name, "statements", len(stmts))
 	}
 	return nil
+}
+
+// alreadyApplied reports whether err only says that an ALTER ... ADD COLUMN
+// has been applied before: 18.16 has no ADD COLUMN IF NOT EXISTS, so a
+// migration interrupted after such a statement would otherwise never
+// complete.
+func alreadyApplied(stmt string, err error) bool {
+	var ex *clickhouse.Exception
+	const duplicateColumn = 15
+	return errors.As(err, &ex) && ex.Code == duplicateColumn &&
+		strings.Contains(strings.ToUpper(stmt), "ADD COLUMN")
 }
 
 // MigrationStatus lists every embedded migration and whether it is applied.

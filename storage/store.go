@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -36,6 +37,10 @@ type Store struct {
 	metrics *metrics
 	enc     *zstd.Encoder
 	dec     *zstd.Decoder
+
+	// wfLocks serializes workflow updates per incident in this process.
+	wfMu    sync.Mutex
+	wfLocks map[string]*wfLock
 }
 
 type metrics struct {
@@ -108,6 +113,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 		log:     logger.With("component", "storage"),
 		metrics: newMetrics(reg),
 		enc:     enc, dec: dec,
+		wfLocks: map[string]*wfLock{},
 	}
 	if err := s.Ping(ctx); err != nil {
 		_ = conn.Close()
@@ -129,6 +135,14 @@ func (s *Store) Close() error {
 func (s *Store) queryCtx(ctx context.Context) context.Context {
 	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
 		"max_execution_time": int(s.cfg.MaxExecutionTime.Seconds()),
+	}))
+}
+
+// readCtx is queryCtx plus the result-size cap of reads.
+func (s *Store) readCtx(ctx context.Context) context.Context {
+	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
+		"max_execution_time": int(s.cfg.MaxExecutionTime.Seconds()),
+		"max_result_rows":    s.cfg.MaxResultRows,
 	}))
 }
 

@@ -1,0 +1,746 @@
+package storage
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/rules"
+)
+
+// Read limits.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 500
+	// maxGraphRows bounds the nodes, edges and alerts read for one incident.
+	maxGraphRows = 10_000
+)
+
+// Workflow is the analyst-owned state of an incident, versioned apart from
+// the correlator's incident rows. Version 0 means no analyst has touched it.
+type Workflow struct {
+	Status           string
+	Assignee         string
+	Verdict          string
+	Reason           string
+	Tags             []string
+	SeverityOverride int
+	MergedInto       string
+	Version          uint64
+	UpdatedAt        time.Time
+	UpdatedBy        string
+}
+
+// Incident is the latest version of an incident with its workflow state.
+// In lists, Nodes, Edges and Timeline are left empty.
+type Incident struct {
+	correlate.Incident
+	Workflow Workflow
+	// EffectiveStatus is Workflow.Status when an analyst set one, else the
+	// correlator's Status; EffectiveSeverity likewise with the override.
+	EffectiveStatus   string
+	EffectiveSeverity int
+	// UpdatedAt is the later of the last incident and workflow writes.
+	UpdatedAt time.Time
+}
+
+// IncidentQuery selects incidents for the queue. Tenants is required.
+type IncidentQuery struct {
+	Tenants     []string
+	Status      []string // effective status, any of
+	MinSeverity int      // effective severity
+	// Assignee: "" any, "none" unassigned, otherwise exactly this one.
+	Assignee    string
+	Tag         string
+	RuleID      string
+	EntityType  string
+	EntityValue string
+	Account     string
+	// From and To select incidents active in [From, To] (event time).
+	From, To time.Time
+	// Text matches the title (case-insensitive substring) or the exact id.
+	Text string
+	// Sort is one of last_seen (default), first_seen, severity,
+	// risk_score, updated.
+	Sort   string
+	Desc   bool
+	Limit  int
+	Cursor string
+}
+
+// IncidentPage is one page of the queue.
+type IncidentPage struct {
+	Items      []Incident
+	NextCursor string
+	// CountsByStatus counts every incident matching the query's filters
+	// other than Status, by effective status.
+	CountsByStatus map[string]int
+}
+
+// IncidentDetail is one incident with its graph, alerts and a page of the
+// evidence events behind them.
+type IncidentDetail struct {
+	Incident
+	Alerts             []rules.Alert
+	Evidence           []Evidence
+	NextEvidenceCursor string
+}
+
+// Evidence is one stored event.
+type Evidence struct {
+	ID        string
+	TenantUID string
+	Time      int64
+	Source    string
+	ClassUID  int
+	Operation string
+	// Normalized is the event as OCSF JSON.
+	Normalized json.RawMessage
+	// Raw is the source record, when it was stored.
+	Raw []byte
+}
+
+// Event decodes the normalized event.
+func (e Evidence) Event() (ocsf.Event, error) {
+	var ev ocsf.Event
+	err := json.Unmarshal(e.Normalized, &ev)
+	ev.Raw = e.Raw
+	return ev, err
+}
+
+// sortColumns maps the API's sort names to the expressions of the queue
+// query: the allow-list that keeps user input out of SQL.
+var sortColumns = map[string]string{
+	"last_seen":  "i_last",
+	"first_seen": "i_first",
+	"severity":   "eff_sev",
+	"risk_score": "i_risk",
+	"updated":    "eff_updated",
+}
+
+// SortKeys lists the accepted IncidentQuery.Sort values.
+func SortKeys() []string {
+	return []string{"last_seen", "first_seen", "severity", "risk_score", "updated"}
+}
+
+// builder accumulates a WHERE clause and its bound arguments.
+type builder struct {
+	conds []string
+	args  []any
+}
+
+func (b *builder) add(cond string, args ...any) {
+	b.conds = append(b.conds, cond)
+	b.args = append(b.args, args...)
+}
+
+func (b *builder) where() string {
+	if len(b.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(b.conds, " AND ")
+}
+
+// placeholders returns "(?, ?, ?)" for n values.
+func placeholders(n int) string {
+	return "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
+}
+
+func anySlice[T any](s []T) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
+
+func checkTenants(tenants []string) error {
+	if len(tenants) == 0 {
+		return fmt.Errorf("%w: no tenants", ErrInvalidArgument)
+	}
+	return nil
+}
+
+// latestIncidents renders the query of the latest version of every
+// incident of the tenants, joined with its latest workflow state; inner
+// narrows the incident rows before aggregation (only conditions that
+// cannot drop the latest version of an incident belong there).
+func (s *Store) latestIncidents(tenants []string, inner *builder, withTimeline bool) (string, []any) {
+	timeline := "''"
+	if withTimeline {
+		timeline = "argMax(timeline_json, version)"
+	}
+	// nil tenants (only the correlator's restore) means every tenant.
+	tenantCond, args := "1 = 1", []any{}
+	if tenants != nil {
+		tenantCond, args = "tenant_uid IN "+placeholders(len(tenants)), anySlice(tenants)
+	}
+	innerWhere := ""
+	if inner != nil {
+		for _, c := range inner.conds {
+			innerWhere += " AND " + c
+		}
+		args = append(args, inner.args...)
+	}
+	args = append(args, anySlice(tenants)...)
+	q := `SELECT tenant_uid, incident_id, v, i_title, i_sev, i_risk, i_status, i_first, i_last,
+    i_stages, i_tactics, i_techniques, i_accounts, i_rule_ids, i_alert_ids, i_entities, i_merged, i_updated, i_timeline,
+    w_version, w_status, w_assignee, w_verdict, w_reason, w_tags, w_sev, w_merged, w_updated, w_by,
+    if(w_status != '', w_status, i_status) AS eff_status,
+    if(w_sev > 0, w_sev, i_sev) AS eff_sev,
+    greatest(i_updated, w_updated) AS eff_updated
+FROM (
+    SELECT tenant_uid, incident_id, max(version) AS v,
+        argMax(title, version) AS i_title, argMax(severity_id, version) AS i_sev,
+        argMax(risk_score, version) AS i_risk, argMax(status, version) AS i_status,
+        argMax(first_seen_ms, version) AS i_first, argMax(last_seen_ms, version) AS i_last,
+        argMax(stages, version) AS i_stages, argMax(tactics, version) AS i_tactics,
+        argMax(techniques, version) AS i_techniques, argMax(accounts, version) AS i_accounts,
+        argMax(rule_ids, version) AS i_rule_ids, argMax(alert_ids, version) AS i_alert_ids,
+        argMax(entities, version) AS i_entities, argMax(merged_into, version) AS i_merged,
+        argMax(updated_ms, version) AS i_updated, ` + timeline + ` AS i_timeline
+    FROM ` + s.t(TableIncidents) + `
+    WHERE ` + tenantCond + innerWhere + `
+    GROUP BY tenant_uid, incident_id
+) ANY LEFT JOIN (
+    SELECT tenant_uid, incident_id, max(version) AS w_version,
+        argMax(status, version) AS w_status, argMax(assignee, version) AS w_assignee,
+        argMax(verdict, version) AS w_verdict, argMax(reason, version) AS w_reason,
+        argMax(tags, version) AS w_tags, argMax(severity_override, version) AS w_sev,
+        argMax(merged_into, version) AS w_merged, argMax(updated_ms, version) AS w_updated,
+        argMax(updated_by, version) AS w_by
+    FROM ` + s.t(TableWorkflow) + `
+    WHERE ` + tenantCond + `
+    GROUP BY tenant_uid, incident_id
+) USING (tenant_uid, incident_id)`
+	return q, args
+}
+
+// scanner is the part of driver.Rows and driver.Row that scanning needs.
+type scanner interface{ Scan(dest ...any) error }
+
+func scanIncident(r scanner) (Incident, int64, error) {
+	var (
+		in                                    Incident
+		sev, risk, wSev, effSev               uint8
+		timeline                              string
+		iUpdated, wUpdated, effUpdated        int64
+		stages, tactics, techs, accts, ruleID []string
+	)
+	err := r.Scan(&in.TenantUID, &in.ID, &in.Version, &in.Title, &sev, &risk, &in.Status, &in.FirstSeen, &in.LastSeen,
+		&stages, &tactics, &techs, &accts, &ruleID, &in.AlertIDs, new([]string), &in.MergedInto, &iUpdated, &timeline,
+		&in.Workflow.Version, &in.Workflow.Status, &in.Workflow.Assignee, &in.Workflow.Verdict, &in.Workflow.Reason,
+		&in.Workflow.Tags, &wSev, &in.Workflow.MergedInto, &wUpdated, &in.Workflow.UpdatedBy,
+		&in.EffectiveStatus, &effSev, &effUpdated)
+	if err != nil {
+		return in, 0, err
+	}
+	in.Severity, in.RiskScore = int(sev), int(risk)
+	in.Stages, in.Tactics, in.Techniques, in.Accounts, in.RuleIDs = stages, tactics, techs, accts, ruleID
+	in.Workflow.SeverityOverride, in.EffectiveSeverity = int(wSev), int(effSev)
+	if in.Workflow.Version > 0 {
+		in.Workflow.UpdatedAt = time.UnixMilli(wUpdated).UTC()
+	}
+	in.UpdatedAt = time.UnixMilli(effUpdated).UTC()
+	if timeline != "" {
+		if err := json.Unmarshal([]byte(timeline), &in.Timeline); err != nil {
+			return in, 0, fmt.Errorf("incident %s timeline: %w", in.ID, err)
+		}
+	}
+	return in, effUpdated, nil
+}
+
+// cursor is the opaque keyset position of the queue.
+type cursor struct {
+	Sort   string `json:"s"`
+	Desc   bool   `json:"d"`
+	Value  int64  `json:"v"`
+	Tenant string `json:"t"`
+	ID     string `json:"i"`
+}
+
+func encodeCursor(c any) string {
+	b, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(s string, c any) error {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err == nil {
+		err = json.Unmarshal(b, c)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: malformed cursor", ErrInvalidArgument)
+	}
+	return nil
+}
+
+// ListIncidents returns one page of the incident queue.
+func (s *Store) ListIncidents(ctx context.Context, q IncidentQuery) (IncidentPage, error) {
+	if err := checkTenants(q.Tenants); err != nil {
+		return IncidentPage{}, err
+	}
+	if q.Sort == "" {
+		q.Sort = "last_seen"
+	}
+	sortCol, ok := sortColumns[q.Sort]
+	if !ok {
+		return IncidentPage{}, fmt.Errorf("%w: sort %q (want one of %s)", ErrInvalidArgument, q.Sort, strings.Join(SortKeys(), ", "))
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultPageSize
+	}
+	limit = min(limit, MaxPageSize)
+
+	inner := &builder{}
+	if !q.From.IsZero() {
+		// last_seen only grows, so this keeps every incident's latest version.
+		inner.add("last_seen >= toDateTime(?)", q.From.Unix())
+	}
+	outer := &builder{}
+	if !q.From.IsZero() {
+		outer.add("i_last >= ?", q.From.UnixMilli())
+	}
+	if !q.To.IsZero() {
+		outer.add("i_first <= ?", q.To.UnixMilli())
+	}
+	if q.MinSeverity > 0 {
+		outer.add("eff_sev >= ?", q.MinSeverity)
+	}
+	switch q.Assignee {
+	case "":
+	case "none":
+		outer.add("w_assignee = ''")
+	default:
+		outer.add("w_assignee = ?", q.Assignee)
+	}
+	if q.Tag != "" {
+		outer.add("has(w_tags, ?)", q.Tag)
+	}
+	if q.RuleID != "" {
+		outer.add("has(i_rule_ids, ?)", q.RuleID)
+	}
+	if q.Account != "" {
+		outer.add("has(i_accounts, ?)", q.Account)
+	}
+	switch {
+	case q.EntityType != "" && q.EntityValue != "":
+		outer.add("has(i_entities, ?)", q.EntityType+":"+q.EntityValue)
+	case q.EntityType != "":
+		outer.add("arrayExists(x -> startsWith(x, ?), i_entities)", q.EntityType+":")
+	case q.EntityValue != "":
+		outer.add("arrayExists(x -> substring(x, position(x, ':') + 1) = ?, i_entities)", q.EntityValue)
+	}
+	if q.Text != "" {
+		outer.add("(positionCaseInsensitiveUTF8(i_title, ?) > 0 OR incident_id = ?)", q.Text, q.Text)
+	}
+	base, baseArgs := s.latestIncidents(q.Tenants, inner, false)
+
+	// Counts ignore the status filter and the cursor.
+	countQ := "SELECT eff_status, count() FROM (" + base + ")" + outer.where() + " GROUP BY eff_status LIMIT 1000"
+	counts := map[string]int{}
+	rows, err := s.conn.Query(s.readCtx(ctx), countQ, append(append([]any{}, baseArgs...), outer.args...)...)
+	if err != nil {
+		return IncidentPage{}, fmt.Errorf("count incidents: %w", err)
+	}
+	for rows.Next() {
+		var st string
+		var n uint64
+		if err := rows.Scan(&st, &n); err != nil {
+			rows.Close()
+			return IncidentPage{}, err
+		}
+		counts[st] = int(n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return IncidentPage{}, err
+	}
+
+	if len(q.Status) > 0 {
+		outer.add("eff_status IN "+placeholders(len(q.Status)), anySlice(q.Status)...)
+	}
+	if q.Cursor != "" {
+		var c cursor
+		if err := decodeCursor(q.Cursor, &c); err != nil {
+			return IncidentPage{}, err
+		}
+		if c.Sort != q.Sort || c.Desc != q.Desc {
+			return IncidentPage{}, fmt.Errorf("%w: cursor was made for another sort order", ErrInvalidArgument)
+		}
+		op := ">"
+		if q.Desc {
+			op = "<"
+		}
+		outer.add(fmt.Sprintf("(%[1]s %[2]s ? OR (%[1]s = ? AND (tenant_uid > ? OR (tenant_uid = ? AND incident_id > ?))))", sortCol, op),
+			c.Value, c.Value, c.Tenant, c.Tenant, c.ID)
+	}
+	dir := "ASC"
+	if q.Desc {
+		dir = "DESC"
+	}
+	listQ := "SELECT * FROM (" + base + ")" + outer.where() +
+		fmt.Sprintf(" ORDER BY %s %s, tenant_uid, incident_id LIMIT %d", sortCol, dir, limit+1)
+	rows, err = s.conn.Query(s.readCtx(ctx), listQ, append(append([]any{}, baseArgs...), outer.args...)...)
+	if err != nil {
+		return IncidentPage{}, fmt.Errorf("list incidents: %w", err)
+	}
+	defer rows.Close()
+	page := IncidentPage{CountsByStatus: counts, Items: []Incident{}}
+	var last cursor
+	for rows.Next() {
+		in, _, err := scanIncident(rows)
+		if err != nil {
+			return IncidentPage{}, err
+		}
+		if len(page.Items) == limit {
+			page.NextCursor = encodeCursor(last)
+			break
+		}
+		page.Items = append(page.Items, in)
+		last = cursor{Sort: q.Sort, Desc: q.Desc, Value: sortValue(q.Sort, in), Tenant: in.TenantUID, ID: in.ID}
+	}
+	return page, rows.Err()
+}
+
+func sortValue(sort string, in Incident) int64 {
+	switch sort {
+	case "first_seen":
+		return in.FirstSeen
+	case "severity":
+		return int64(in.EffectiveSeverity)
+	case "risk_score":
+		return int64(in.RiskScore)
+	case "updated":
+		return in.UpdatedAt.UnixMilli()
+	}
+	return in.LastSeen
+}
+
+// getIncident reads the latest version of one incident with its workflow.
+func (s *Store) getIncident(ctx context.Context, tenants []string, id string, withTimeline bool) (Incident, error) {
+	if err := checkTenants(tenants); err != nil {
+		return Incident{}, err
+	}
+	inner := &builder{}
+	inner.add("incident_id = ?", id)
+	q, args := s.latestIncidents(tenants, inner, withTimeline)
+	rows, err := s.conn.Query(s.readCtx(ctx), q+" LIMIT 2", args...)
+	if err != nil {
+		return Incident{}, fmt.Errorf("get incident: %w", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return Incident{}, err
+		}
+		return Incident{}, fmt.Errorf("incident %s: %w", id, ErrNotFound)
+	}
+	in, _, err := scanIncident(rows)
+	return in, err
+}
+
+// evidenceCursor is the opaque position in an incident's evidence.
+type evidenceCursor struct {
+	Time int64  `json:"t"`
+	UID  string `json:"u"`
+}
+
+// GetIncident returns the latest version of incident id in one of tenants:
+// its workflow state, graph, timeline, alerts and the first (or the
+// cursor's) page of evidence events, oldest first.
+func (s *Store) GetIncident(ctx context.Context, tenants []string, id, evidenceCursor string) (IncidentDetail, error) {
+	in, err := s.getIncident(ctx, tenants, id, true)
+	if err != nil {
+		return IncidentDetail{}, err
+	}
+	d := IncidentDetail{Incident: in}
+	if d.Nodes, err = s.nodes(ctx, in.TenantUID, in.ID, in.Version); err != nil {
+		return d, err
+	}
+	if d.Edges, err = s.edges(ctx, in.TenantUID, in.ID, in.Version); err != nil {
+		return d, err
+	}
+	if d.Alerts, err = s.incidentAlerts(ctx, in); err != nil {
+		return d, err
+	}
+	d.Evidence, d.NextEvidenceCursor, err = s.evidence(ctx, in, evidenceCursor)
+	return d, err
+}
+
+func (s *Store) nodes(ctx context.Context, tenant, id string, version uint64) ([]correlate.Node, error) {
+	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT id, detail__kind, detail__entity, detail__value, title, subtitle, mainstat,
+    detail__severity_id, detail__first_seen_ms FROM `+s.t(TableNodes)+` FINAL
+WHERE tenant_uid = ? AND incident_id = ? AND version = ? ORDER BY id LIMIT ?`, tenant, id, version, maxGraphRows)
+	if err != nil {
+		return nil, fmt.Errorf("incident nodes: %w", err)
+	}
+	defer rows.Close()
+	out := []correlate.Node{}
+	for rows.Next() {
+		var n correlate.Node
+		var kind, entity string
+		var sev uint8
+		if err := rows.Scan(&n.ID, &kind, &entity, &n.Value, &n.Title, &n.Subtitle, &n.MainStat, &sev, &n.FirstSeen); err != nil {
+			return nil, err
+		}
+		n.Kind, n.Entity, n.Severity = correlate.NodeKind(kind), ocsf.Entity(entity), int(sev)
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) edges(ctx context.Context, tenant, id string, version uint64) ([]correlate.Edge, error) {
+	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT id, source, target, mainstat, detail__rule_id, detail__rule_version,
+    detail__join_key, detail__gap_ms, detail__time_ms, event_ids FROM `+s.t(TableEdges)+` FINAL
+WHERE tenant_uid = ? AND incident_id = ? AND version = ? ORDER BY detail__time_ms, id LIMIT ?`, tenant, id, version, maxGraphRows)
+	if err != nil {
+		return nil, fmt.Errorf("incident edges: %w", err)
+	}
+	defer rows.Close()
+	out := []correlate.Edge{}
+	for rows.Next() {
+		var e correlate.Edge
+		if err := rows.Scan(&e.ID, &e.Source, &e.Target, &e.Relation, &e.RuleID, &e.RuleVersion, &e.JoinKey, &e.GapMS, &e.Time, &e.EventIDs); err != nil {
+			return nil, err
+		}
+		if len(e.EventIDs) == 0 {
+			e.EventIDs = nil
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+const alertColumnsSQL = `tenant_uid, alert_id, time_ms, rule_id, rule_version, title, severity_id, stage, tactics, techniques,
+    account_uid, region, source, observables_json, event_ids, correlated, summary`
+
+func scanAlert(r scanner) (rules.Alert, error) {
+	var a rules.Alert
+	var sev, corr uint8
+	var obs string
+	err := r.Scan(&a.TenantUID, &a.ID, &a.Time, &a.RuleID, &a.RuleVersion, &a.Title, &sev, &a.Stage, &a.Tactics, &a.Techniques,
+		&a.AccountUID, &a.Region, &a.Source, &obs, &a.EventIDs, &corr, &a.Summary)
+	if err != nil {
+		return a, err
+	}
+	a.Severity, a.Correlated = int(sev), corr == 1
+	if obs != "" && obs != "null" {
+		if err := json.Unmarshal([]byte(obs), &a.Entities); err != nil {
+			return a, fmt.Errorf("alert %s observables: %w", a.ID, err)
+		}
+	}
+	if len(a.Tactics) == 0 {
+		a.Tactics = nil
+	}
+	if len(a.Techniques) == 0 {
+		a.Techniques = nil
+	}
+	return a, nil
+}
+
+// alertTimeSlack widens an incident's time span when its alerts are looked
+// up by their partition column.
+const alertTimeSlack = 24 * time.Hour
+
+func (s *Store) incidentAlerts(ctx context.Context, in Incident) ([]rules.Alert, error) {
+	if len(in.AlertIDs) == 0 {
+		return []rules.Alert{}, nil
+	}
+	from := time.UnixMilli(in.FirstSeen).Add(-alertTimeSlack).Unix()
+	to := time.UnixMilli(in.LastSeen).Add(alertTimeSlack).Unix()
+	args := append([]any{in.TenantUID, max(from, 0), to}, anySlice(in.AlertIDs)...)
+	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT `+alertColumnsSQL+` FROM `+s.t(TableAlerts)+`
+WHERE tenant_uid = ? AND time >= toDateTime(?) AND time <= toDateTime(?) AND alert_id IN `+placeholders(len(in.AlertIDs))+`
+ORDER BY time_ms, alert_id LIMIT 1 BY alert_id LIMIT `+fmt.Sprint(maxGraphRows), args...)
+	if err != nil {
+		return nil, fmt.Errorf("incident alerts: %w", err)
+	}
+	defer rows.Close()
+	out := []rules.Alert{}
+	for rows.Next() {
+		a, err := scanAlert(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+const evidenceColumnsSQL = "event_uid, tenant_uid, time_ms, log_name, class_uid, operation, event_json, raw, raw_encoding"
+
+func (s *Store) scanEvidence(r scanner) (Evidence, error) {
+	var e Evidence
+	var class uint32
+	var js, raw, enc string
+	if err := r.Scan(&e.ID, &e.TenantUID, &e.Time, &e.Source, &class, &e.Operation, &js, &raw, &enc); err != nil {
+		return e, err
+	}
+	e.ClassUID, e.Normalized = int(class), json.RawMessage(js)
+	switch enc {
+	case RawNone:
+		if raw != "" {
+			e.Raw = []byte(raw)
+		}
+	case RawZstd:
+		b, err := s.dec.DecodeAll([]byte(raw), nil)
+		if err != nil {
+			return e, fmt.Errorf("event %s raw: %w", e.ID, err)
+		}
+		e.Raw = b
+	default:
+		return e, fmt.Errorf("event %s: unknown raw encoding %q", e.ID, enc)
+	}
+	return e, nil
+}
+
+// evidencePageSize is the number of evidence events per GetIncident page.
+const evidencePageSize = 100
+
+// evidence reads one page of the events behind an incident's alerts.
+func (s *Store) evidence(ctx context.Context, in Incident, after string) ([]Evidence, string, error) {
+	if len(in.AlertIDs) == 0 {
+		return []Evidence{}, "", nil
+	}
+	// Alerts carry the time of their last evidence event; earlier evidence
+	// is looked for up to EvidenceLookback before the first alert.
+	from := time.UnixMilli(in.FirstSeen).Add(-s.cfg.EvidenceLookback - alertTimeSlack).Unix()
+	to := time.UnixMilli(in.LastSeen).Add(alertTimeSlack).Unix()
+	alertFrom := time.UnixMilli(in.FirstSeen).Add(-alertTimeSlack).Unix()
+	b := &builder{}
+	b.add("tenant_uid = ?", in.TenantUID)
+	b.add("time >= toDateTime(?) AND time <= toDateTime(?)", max(from, 0), to)
+	b.add("event_uid IN (SELECT arrayJoin(event_ids) FROM "+s.t(TableAlerts)+
+		" WHERE tenant_uid = ? AND time >= toDateTime(?) AND time <= toDateTime(?) AND alert_id IN "+placeholders(len(in.AlertIDs))+")",
+		append([]any{in.TenantUID, max(alertFrom, 0), to}, anySlice(in.AlertIDs)...)...)
+	if after != "" {
+		var c evidenceCursor
+		if err := decodeCursor(after, &c); err != nil {
+			return nil, "", err
+		}
+		b.add("(time_ms > ? OR (time_ms = ? AND event_uid > ?))", c.Time, c.Time, c.UID)
+	}
+	q := "SELECT " + evidenceColumnsSQL + " FROM " + s.t(TableEvents) + b.where() +
+		fmt.Sprintf(" ORDER BY time_ms, event_uid LIMIT 1 BY event_uid LIMIT %d", evidencePageSize+1)
+	rows, err := s.conn.Query(s.readCtx(ctx), q, b.args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("incident evidence: %w", err)
+	}
+	defer rows.Close()
+	out := []Evidence{}
+	next := ""
+	for rows.Next() {
+		e, err := s.scanEvidence(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		if len(out) == evidencePageSize {
+			last := out[len(out)-1]
+			next = encodeCursor(evidenceCursor{Time: last.Time, UID: last.ID})
+			break
+		}
+		out = append(out, e)
+	}
+	return out, next, rows.Err()
+}
+
+// EntityActivity is what storage knows about one entity in a time range.
+type EntityActivity struct {
+	Incidents []Incident
+	Alerts    []rules.Alert
+	Events    []Evidence
+}
+
+// EntityPivot returns the incidents, alerts and most recent events of the
+// tenants that name entity kind:value within [from, to], each list newest
+// first and at most limit long.
+func (s *Store) EntityPivot(ctx context.Context, tenants []string, entityType, value string, from, to time.Time, limit int) (EntityActivity, error) {
+	if err := checkTenants(tenants); err != nil {
+		return EntityActivity{}, err
+	}
+	if entityType == "" || value == "" {
+		return EntityActivity{}, fmt.Errorf("%w: entity type and value are required", ErrInvalidArgument)
+	}
+	if to.IsZero() {
+		to = time.Now()
+	}
+	if !from.Before(to) {
+		return EntityActivity{}, fmt.Errorf("%w: from must be before to", ErrInvalidArgument)
+	}
+	if limit <= 0 {
+		limit = DefaultPageSize
+	}
+	limit = min(limit, MaxPageSize)
+	key := entityType + ":" + value
+	var out EntityActivity
+
+	inner := &builder{}
+	inner.add("last_seen >= toDateTime(?)", from.Unix())
+	base, args := s.latestIncidents(tenants, inner, false)
+	rows, err := s.conn.Query(s.readCtx(ctx), "SELECT * FROM ("+base+") WHERE has(i_entities, ?) AND i_last >= ? AND i_first <= ?"+
+		fmt.Sprintf(" ORDER BY i_last DESC, tenant_uid, incident_id LIMIT %d", limit),
+		append(args, key, from.UnixMilli(), to.UnixMilli())...)
+	if err != nil {
+		return out, fmt.Errorf("entity incidents: %w", err)
+	}
+	out.Incidents = []Incident{}
+	for rows.Next() {
+		in, _, err := scanIncident(rows)
+		if err != nil {
+			rows.Close()
+			return out, err
+		}
+		out.Incidents = append(out.Incidents, in)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return out, err
+	}
+
+	b := &builder{}
+	b.add("tenant_uid IN "+placeholders(len(tenants)), anySlice(tenants)...)
+	b.add("time >= toDateTime(?) AND time <= toDateTime(?)", from.Unix(), to.Unix())
+	b.add("time_ms >= ? AND time_ms <= ?", from.UnixMilli(), to.UnixMilli())
+	b.add("has(entities, ?)", key)
+	rows, err = s.conn.Query(s.readCtx(ctx), "SELECT "+alertColumnsSQL+" FROM "+s.t(TableAlerts)+b.where()+
+		fmt.Sprintf(" ORDER BY time_ms DESC, alert_id LIMIT 1 BY alert_id LIMIT %d", limit), b.args...)
+	if err != nil {
+		return out, fmt.Errorf("entity alerts: %w", err)
+	}
+	out.Alerts = []rules.Alert{}
+	for rows.Next() {
+		a, err := scanAlert(rows)
+		if err != nil {
+			rows.Close()
+			return out, err
+		}
+		out.Alerts = append(out.Alerts, a)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return out, err
+	}
+
+	rows, err = s.conn.Query(s.readCtx(ctx), "SELECT "+evidenceColumnsSQL+" FROM "+s.t(TableEvents)+b.where()+
+		fmt.Sprintf(" ORDER BY time_ms DESC, event_uid LIMIT 1 BY event_uid LIMIT %d", limit), b.args...)
+	if err != nil {
+		return out, fmt.Errorf("entity events: %w", err)
+	}
+	defer rows.Close()
+	out.Events = []Evidence{}
+	for rows.Next() {
+		e, err := s.scanEvidence(rows)
+		if err != nil {
+			return out, err
+		}
+		out.Events = append(out.Events, e)
+	}
+	return out, rows.Err()
+}

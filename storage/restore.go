@@ -1,0 +1,126 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/rules"
+)
+
+// OpenState is what the correlator needs to resume: the open incidents with
+// their graphs and timelines, and every alert of the window.
+type OpenState struct {
+	Incidents []correlate.Incident
+	Alerts    []rules.Alert
+}
+
+// LoadOpenState returns, over every tenant, the incidents active since
+// since whose effective status is not closed (see ClosedStatuses) and that
+// were not merged away, each at its latest version with nodes, edges and
+// timeline, plus every alert with a time at or after since, oldest first.
+// since should be the correlator's longest window. The result is bounded by
+// Config.MaxResultRows per query; exceeding it is an error, not a silently
+// partial state.
+func (s *Store) LoadOpenState(ctx context.Context, since time.Time) (OpenState, error) {
+	out := OpenState{Incidents: []correlate.Incident{}, Alerts: []rules.Alert{}}
+	inner := &builder{}
+	inner.add("last_seen >= toDateTime(?)", since.Unix())
+	base, args := s.latestIncidents(nil, inner, true)
+	closed := anySlice(ClosedStatuses)
+	q := "SELECT * FROM (" + base + ") WHERE i_last >= ? AND i_merged = '' AND w_merged = '' AND eff_status NOT IN " +
+		placeholders(len(closed)) + " ORDER BY tenant_uid, i_first, incident_id"
+	rows, err := s.conn.Query(s.readCtx(ctx), q, append(append(args, since.UnixMilli()), closed...)...)
+	if err != nil {
+		return out, fmt.Errorf("open incidents: %w", err)
+	}
+	type key struct{ tenant, id string }
+	index := map[key]int{}
+	for rows.Next() {
+		in, _, err := scanIncident(rows)
+		if err != nil {
+			rows.Close()
+			return out, err
+		}
+		in.Nodes, in.Edges = []correlate.Node{}, []correlate.Edge{}
+		index[key{in.TenantUID, in.ID}] = len(out.Incidents)
+		out.Incidents = append(out.Incidents, in.Incident)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return out, err
+	}
+
+	if len(out.Incidents) > 0 {
+		// The graph rows of every incident's latest version, in one query per table.
+		latest := "(tenant_uid, incident_id, version) IN (SELECT tenant_uid, incident_id, max(version) FROM " + s.t(TableIncidents) +
+			" WHERE last_seen >= toDateTime(?) GROUP BY tenant_uid, incident_id)"
+		rows, err := s.conn.Query(s.readCtx(ctx), `SELECT tenant_uid, incident_id, id, detail__kind, detail__entity, detail__value,
+    title, subtitle, mainstat, detail__severity_id, detail__first_seen_ms FROM `+s.t(TableNodes)+` FINAL
+WHERE last_seen >= toDateTime(?) AND `+latest+` ORDER BY tenant_uid, incident_id, id`, since.Unix(), since.Unix())
+		if err != nil {
+			return out, fmt.Errorf("open incident nodes: %w", err)
+		}
+		for rows.Next() {
+			var k key
+			var n correlate.Node
+			var kind, entity string
+			var sev uint8
+			if err := rows.Scan(&k.tenant, &k.id, &n.ID, &kind, &entity, &n.Value, &n.Title, &n.Subtitle, &n.MainStat, &sev, &n.FirstSeen); err != nil {
+				rows.Close()
+				return out, err
+			}
+			n.Kind, n.Entity, n.Severity = correlate.NodeKind(kind), ocsf.Entity(entity), int(sev)
+			if i, ok := index[k]; ok {
+				out.Incidents[i].Nodes = append(out.Incidents[i].Nodes, n)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return out, err
+		}
+		rows, err = s.conn.Query(s.readCtx(ctx), `SELECT tenant_uid, incident_id, id, source, target, mainstat, detail__rule_id,
+    detail__rule_version, detail__join_key, detail__gap_ms, detail__time_ms, event_ids FROM `+s.t(TableEdges)+` FINAL
+WHERE last_seen >= toDateTime(?) AND `+latest+` ORDER BY tenant_uid, incident_id, detail__time_ms, id`, since.Unix(), since.Unix())
+		if err != nil {
+			return out, fmt.Errorf("open incident edges: %w", err)
+		}
+		for rows.Next() {
+			var k key
+			var e correlate.Edge
+			if err := rows.Scan(&k.tenant, &k.id, &e.ID, &e.Source, &e.Target, &e.Relation, &e.RuleID, &e.RuleVersion, &e.JoinKey,
+				&e.GapMS, &e.Time, &e.EventIDs); err != nil {
+				rows.Close()
+				return out, err
+			}
+			if len(e.EventIDs) == 0 {
+				e.EventIDs = nil
+			}
+			if i, ok := index[k]; ok {
+				out.Incidents[i].Edges = append(out.Incidents[i].Edges, e)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return out, err
+		}
+	}
+
+	rows, err = s.conn.Query(s.readCtx(ctx), "SELECT "+alertColumnsSQL+" FROM "+s.t(TableAlerts)+
+		" WHERE time >= toDateTime(?) AND time_ms >= ? ORDER BY time_ms, tenant_uid, alert_id LIMIT 1 BY tenant_uid, alert_id",
+		since.Unix(), since.UnixMilli())
+	if err != nil {
+		return out, fmt.Errorf("window alerts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		a, err := scanAlert(rows)
+		if err != nil {
+			return out, err
+		}
+		out.Alerts = append(out.Alerts, a)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,380 @@
+package storage
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Workflow statuses that mean an analyst is done with an incident. The
+// correlator does not restore incidents in these states.
+var ClosedStatuses = []string{"closed", "resolved", "merged"}
+
+// IsClosed reports whether an effective status is a closed one.
+func IsClosed(status string) bool { return slices.Contains(ClosedStatuses, status) }
+
+// WorkflowUpdate changes an incident's workflow state. Nil fields keep
+// their current value.
+type WorkflowUpdate struct {
+	Tenants    []string
+	IncidentID string
+	// ExpectedVersion is the workflow version the analyst last saw (0 when
+	// no analyst has touched the incident). A stale one is ErrConflict.
+	ExpectedVersion  uint64
+	Status           *string
+	Assignee         *string
+	Verdict          *string
+	Reason           *string
+	Tags             *[]string
+	SeverityOverride *int
+	Actor            string
+}
+
+// wfLock serializes workflow updates of one incident in this process.
+type wfLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// lockIncident takes the in-process lock of one incident and returns its
+// release function.
+func (s *Store) lockIncident(tenant, id string) func() {
+	key := tenant + "\x00" + id
+	s.wfMu.Lock()
+	l := s.wfLocks[key]
+	if l == nil {
+		l = &wfLock{}
+		s.wfLocks[key] = l
+	}
+	l.refs++
+	s.wfMu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		s.wfMu.Lock()
+		l.refs--
+		if l.refs == 0 {
+			delete(s.wfLocks, key)
+		}
+		s.wfMu.Unlock()
+	}
+}
+
+// latestWorkflow reads the newest workflow row of an incident; a zero
+// Workflow when there is none.
+func (s *Store) latestWorkflow(ctx context.Context, tenant, id string) (Workflow, error) {
+	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT version, status, assignee, verdict, reason, tags, severity_override,
+    merged_into, updated_ms, updated_by FROM `+s.t(TableWorkflow)+`
+WHERE tenant_uid = ? AND incident_id = ? ORDER BY version DESC LIMIT 1`, tenant, id)
+	if err != nil {
+		return Workflow{}, fmt.Errorf("read workflow: %w", err)
+	}
+	defer rows.Close()
+	var w Workflow
+	if rows.Next() {
+		var sev uint8
+		var upd int64
+		if err := rows.Scan(&w.Version, &w.Status, &w.Assignee, &w.Verdict, &w.Reason, &w.Tags, &sev, &w.MergedInto, &upd, &w.UpdatedBy); err != nil {
+			return w, err
+		}
+		w.SeverityOverride, w.UpdatedAt = int(sev), time.UnixMilli(upd).UTC()
+	}
+	return w, rows.Err()
+}
+
+// UpdateWorkflow applies u with compare-and-set semantics: it reads the
+// latest workflow version, fails with ErrConflict unless it equals
+// u.ExpectedVersion, and inserts version+1 together with an audit entry.
+//
+// Race window: the read and the insert are two statements, and ClickHouse
+// has no transactions. Updates through one Store are serialized per
+// incident by an in-process lock, so they never race. Two API processes
+// updating the same incident within the few milliseconds between read and
+// insert can both succeed with the same new version; the row that survives
+// the merge is then either one. Deployments with several API replicas that
+// need strict CAS should route workflow writes for an incident to one
+// replica.
+func (s *Store) UpdateWorkflow(ctx context.Context, u WorkflowUpdate) (Workflow, error) {
+	in, err := s.getIncident(ctx, u.Tenants, u.IncidentID, false)
+	if err != nil {
+		return Workflow{}, err
+	}
+	if u.SeverityOverride != nil && (*u.SeverityOverride < 0 || *u.SeverityOverride > 6) {
+		return Workflow{}, fmt.Errorf("%w: severity override %d out of range 0..6", ErrInvalidArgument, *u.SeverityOverride)
+	}
+	unlock := s.lockIncident(in.TenantUID, in.ID)
+	defer unlock()
+	cur, err := s.latestWorkflow(ctx, in.TenantUID, in.ID)
+	if err != nil {
+		return Workflow{}, err
+	}
+	if cur.Version != u.ExpectedVersion {
+		return cur, fmt.Errorf("incident %s workflow is at version %d, not %d: %w", in.ID, cur.Version, u.ExpectedVersion, ErrConflict)
+	}
+	next := cur
+	if next.Status == "" {
+		next.Status = in.Status
+	}
+	set := func(dst *string, v *string) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&next.Status, u.Status)
+	set(&next.Assignee, u.Assignee)
+	set(&next.Verdict, u.Verdict)
+	set(&next.Reason, u.Reason)
+	if u.Tags != nil {
+		next.Tags = slices.Clone(*u.Tags)
+	}
+	if u.SeverityOverride != nil {
+		next.SeverityOverride = *u.SeverityOverride
+	}
+	next.Version = cur.Version + 1
+	next.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
+	next.UpdatedBy = u.Actor
+	details, _ := json.Marshal(map[string]any{"from": cur, "to": next})
+	if err := s.writeWorkflow(ctx, in.TenantUID, in.ID, next, AuditEntry{
+		ID:   deterministicID("workflow", in.TenantUID, in.ID, fmt.Sprint(next.Version)),
+		Time: next.UpdatedAt, TenantUID: in.TenantUID, Actor: u.Actor,
+		Action: "incident.workflow", IncidentID: in.ID, Details: details,
+	}); err != nil {
+		return Workflow{}, err
+	}
+	return next, nil
+}
+
+func (s *Store) writeWorkflow(ctx context.Context, tenant, id string, w Workflow, audit AuditEntry) error {
+	c := &columns{table: TableWorkflow, rows: 1,
+		names: []string{"tenant_uid", "incident_id", "version", "updated", "updated_ms", "updated_by", "status", "assignee",
+			"verdict", "reason", "tags", "severity_override", "merged_into"},
+		values: []any{[]string{tenant}, []string{id}, []uint64{w.Version}, []time.Time{w.UpdatedAt}, []int64{w.UpdatedAt.UnixMilli()},
+			[]string{w.UpdatedBy}, []string{w.Status}, []string{w.Assignee}, []string{w.Verdict}, []string{w.Reason},
+			[][]string{nonNil(w.Tags)}, []uint8{clampU8(w.SeverityOverride)}, []string{w.MergedInto}},
+	}
+	// The audit entry goes first: an audited change that failed to apply is
+	// visible as such, an unaudited change is not possible.
+	if err := s.AppendAudit(ctx, audit); err != nil {
+		return err
+	}
+	return s.insert(ctx, c)
+}
+
+// RecordMerge marks incident from as merged into incident into (both in the
+// same tenant), as a new workflow version of from, and audits it.
+func (s *Store) RecordMerge(ctx context.Context, tenants []string, from, into, actor, reason string) (Workflow, error) {
+	src, err := s.getIncident(ctx, tenants, from, false)
+	if err != nil {
+		return Workflow{}, err
+	}
+	dst, err := s.getIncident(ctx, []string{src.TenantUID}, into, false)
+	if err != nil {
+		return Workflow{}, err
+	}
+	if src.ID == dst.ID {
+		return Workflow{}, fmt.Errorf("%w: an incident cannot be merged into itself", ErrInvalidArgument)
+	}
+	unlock := s.lockIncident(src.TenantUID, src.ID)
+	defer unlock()
+	cur, err := s.latestWorkflow(ctx, src.TenantUID, src.ID)
+	if err != nil {
+		return Workflow{}, err
+	}
+	next := cur
+	next.Status, next.MergedInto, next.Reason = "merged", dst.ID, reason
+	next.Version = cur.Version + 1
+	next.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
+	next.UpdatedBy = actor
+	details, _ := json.Marshal(map[string]string{"from": src.ID, "into": dst.ID, "reason": reason})
+	err = s.writeWorkflow(ctx, src.TenantUID, src.ID, next, AuditEntry{
+		ID:   deterministicID("merge", src.TenantUID, src.ID, fmt.Sprint(next.Version)),
+		Time: next.UpdatedAt, TenantUID: src.TenantUID, Actor: actor, Action: "incident.merge", IncidentID: src.ID, Details: details,
+	})
+	return next, err
+}
+
+// Comment is an analyst's note on an incident.
+type Comment struct {
+	ID         string
+	TenantUID  string
+	IncidentID string
+	Author     string
+	Body       string
+	Time       time.Time
+}
+
+// AddComment stores a comment on an incident of one of tenants. An empty ID
+// gets a random one; a caller that retries should set it (an idempotency
+// key), so the retry folds into the first write.
+func (s *Store) AddComment(ctx context.Context, tenants []string, c Comment) (Comment, error) {
+	if c.Body == "" {
+		return c, fmt.Errorf("%w: empty comment", ErrInvalidArgument)
+	}
+	in, err := s.getIncident(ctx, tenants, c.IncidentID, false)
+	if err != nil {
+		return c, err
+	}
+	c.TenantUID = in.TenantUID
+	if c.ID == "" {
+		c.ID = randomID()
+	}
+	if c.Time.IsZero() {
+		c.Time = time.Now()
+	}
+	c.Time = c.Time.UTC().Truncate(time.Millisecond)
+	cols := &columns{table: TableComments, rows: 1,
+		names: []string{"tenant_uid", "incident_id", "comment_id", "time", "time_ms", "author", "body"},
+		values: []any{[]string{c.TenantUID}, []string{c.IncidentID}, []string{c.ID}, []time.Time{c.Time}, []int64{c.Time.UnixMilli()},
+			[]string{c.Author}, []string{c.Body}},
+	}
+	if err := s.insert(ctx, cols); err != nil {
+		return c, err
+	}
+	return c, s.AppendAudit(ctx, AuditEntry{ID: deterministicID("comment", c.TenantUID, c.ID), TenantUID: c.TenantUID, Time: c.Time,
+		Actor: c.Author, Action: "incident.comment", IncidentID: c.IncidentID})
+}
+
+// ListComments returns an incident's comments, oldest first.
+func (s *Store) ListComments(ctx context.Context, tenants []string, incidentID string, limit int) ([]Comment, error) {
+	in, err := s.getIncident(ctx, tenants, incidentID, false)
+	if err != nil {
+		return nil, err
+	}
+	if limit <= 0 || limit > MaxPageSize {
+		limit = MaxPageSize
+	}
+	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT comment_id, time_ms, author, body FROM `+s.t(TableComments)+`
+WHERE tenant_uid = ? AND incident_id = ? ORDER BY time_ms, comment_id LIMIT 1 BY comment_id LIMIT ?`, in.TenantUID, in.ID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list comments: %w", err)
+	}
+	defer rows.Close()
+	out := []Comment{}
+	for rows.Next() {
+		c := Comment{TenantUID: in.TenantUID, IncidentID: in.ID}
+		var t int64
+		if err := rows.Scan(&c.ID, &t, &c.Author, &c.Body); err != nil {
+			return nil, err
+		}
+		c.Time = time.UnixMilli(t).UTC()
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// AuditEntry is one line of the append-only audit log.
+type AuditEntry struct {
+	ID         string
+	TenantUID  string
+	Time       time.Time
+	Actor      string
+	Action     string
+	IncidentID string
+	Details    json.RawMessage
+}
+
+// AppendAudit stores audit entries. Entries without an ID get a random one,
+// without a Time the current time.
+func (s *Store) AppendAudit(ctx context.Context, entries ...AuditEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	n := len(entries)
+	tenant, id, actor, action, inc, details := mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n)
+	ts, tms := mk[time.Time](n), mk[int64](n)
+	for i, e := range entries {
+		if e.ID == "" {
+			e.ID = randomID()
+		}
+		if e.Time.IsZero() {
+			e.Time = time.Now()
+		}
+		tenant[i], id[i], actor[i], action[i], inc[i], details[i] = e.TenantUID, e.ID, e.Actor, e.Action, e.IncidentID, string(e.Details)
+		ts[i], tms[i] = e.Time.UTC().Truncate(time.Second), e.Time.UnixMilli()
+	}
+	return s.insert(ctx, &columns{table: TableAudit, rows: n,
+		names:  []string{"tenant_uid", "action_id", "time", "time_ms", "actor", "action", "incident_id", "details"},
+		values: []any{tenant, id, ts, tms, actor, action, inc, details},
+	})
+}
+
+// AuditQuery selects audit entries; Tenants is required.
+type AuditQuery struct {
+	Tenants    []string
+	IncidentID string
+	Actor      string
+	Action     string
+	From, To   time.Time
+	Limit      int
+}
+
+// ListAudit returns matching audit entries, newest first.
+func (s *Store) ListAudit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
+	if err := checkTenants(q.Tenants); err != nil {
+		return nil, err
+	}
+	limit := q.Limit
+	if limit <= 0 || limit > MaxPageSize {
+		limit = MaxPageSize
+	}
+	b := &builder{}
+	b.add("tenant_uid IN "+placeholders(len(q.Tenants)), anySlice(q.Tenants)...)
+	if q.IncidentID != "" {
+		b.add("incident_id = ?", q.IncidentID)
+	}
+	if q.Actor != "" {
+		b.add("actor = ?", q.Actor)
+	}
+	if q.Action != "" {
+		b.add("action = ?", q.Action)
+	}
+	if !q.From.IsZero() {
+		b.add("time >= toDateTime(?) AND time_ms >= ?", q.From.Unix(), q.From.UnixMilli())
+	}
+	if !q.To.IsZero() {
+		b.add("time <= toDateTime(?) AND time_ms <= ?", q.To.Unix(), q.To.UnixMilli())
+	}
+	rows, err := s.conn.Query(s.readCtx(ctx), "SELECT tenant_uid, action_id, time_ms, actor, action, incident_id, details FROM "+
+		s.t(TableAudit)+b.where()+fmt.Sprintf(" ORDER BY time_ms DESC, action_id LIMIT 1 BY action_id LIMIT %d", limit), b.args...)
+	if err != nil {
+		return nil, fmt.Errorf("list audit: %w", err)
+	}
+	defer rows.Close()
+	out := []AuditEntry{}
+	for rows.Next() {
+		var e AuditEntry
+		var t int64
+		var d string
+		if err := rows.Scan(&e.TenantUID, &e.ID, &t, &e.Actor, &e.Action, &e.IncidentID, &d); err != nil {
+			return nil, err
+		}
+		e.Time = time.UnixMilli(t).UTC()
+		if d != "" {
+			e.Details = json.RawMessage(d)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// deterministicID hashes parts into an id, so a retried write folds.
+func deterministicID(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
