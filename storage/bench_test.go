@@ -1,0 +1,71 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/musubi-xdr/musubi/ocsf"
+)
+
+// benchEvents returns n CloudTrail-like events of one tenant.
+func benchEvents(n int, raw bool) []ocsf.Event {
+	evs := make([]ocsf.Event, n)
+	for i := range evs {
+		e := testEvent("tenant-a", fmt.Sprintf("bench-%08d", i), time.Duration(i)*time.Millisecond)
+		if !raw {
+			e.Raw = nil
+		}
+		evs[i] = e
+	}
+	return evs
+}
+
+// BenchmarkWriteEvents measures Store.Write of event rows into the local
+// server, in batches of 20 000 (about one second of a busy partition).
+// Run with -cpu 1 for the one-core number.
+func BenchmarkWriteEvents(b *testing.B) {
+	for _, raw := range []bool{false, true} {
+		b.Run(fmt.Sprintf("raw=%v", raw), func(b *testing.B) {
+			s := testStore(b)
+			s.cfg.StoreRaw = raw
+			const batch = 20_000
+			evs := benchEvents(batch, raw)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			rows := 0
+			for i := 0; i < b.N; i++ {
+				if err := s.Write(ctx, Batch{Events: evs}); err != nil {
+					b.Fatal(err)
+				}
+				rows += batch
+			}
+			b.ReportMetric(float64(rows)/time.Since(start).Seconds(), "rows/s")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(rows), "ns/row")
+		})
+	}
+}
+
+// BenchmarkEncodeEvents measures only the client-side encoding of events
+// into columns (JSON and zstd included), without the server.
+func BenchmarkEncodeEvents(b *testing.B) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &Store{cfg: Default(), enc: enc}
+	s.cfg.StoreRaw = true
+	evs := benchEvents(1000, true)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.eventColumns(evs, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(evs)), "ns/row")
+}

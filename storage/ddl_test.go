@@ -1,0 +1,109 @@
+package storage
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// TestRenderDDLGolden pins the DDL of both deployment shapes. The cluster
+// variant cannot run here (no cluster, no ZooKeeper), so its text is
+// reviewed through the golden file.
+func TestRenderDDLGolden(t *testing.T) {
+	for _, tc := range []struct{ name, cluster string }{{"single", ""}, {"cluster", "musubi_cluster"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Default()
+			cfg.Cluster = tc.cluster
+			stmts, err := RenderDDL(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Join(stmts, ";\n\n") + ";\n"
+			path := filepath.Join("testdata", "ddl_"+tc.name+".sql")
+			if *update {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test -update)", err)
+			}
+			if got != string(want) {
+				t.Errorf("DDL differs from %s (run go test -update and review the diff):\n%s", path, got)
+			}
+			for _, s := range stmts {
+				if tc.cluster == "" && (strings.Contains(s, "ON CLUSTER") || strings.Contains(s, "Replicated") || strings.Contains(s, "Distributed")) {
+					t.Errorf("single-node DDL has cluster syntax: %s", s)
+				}
+				if tc.cluster != "" && !strings.Contains(s, "ON CLUSTER "+tc.cluster) {
+					t.Errorf("cluster DDL without ON CLUSTER: %s", s)
+				}
+			}
+			if tc.cluster != "" {
+				want := len(Tables()) // one Distributed table per data table
+				if n := strings.Count(got, "ENGINE = Distributed("); n != want {
+					t.Errorf("got %d Distributed tables, want %d", n, want)
+				}
+			}
+		})
+	}
+}
+
+func TestSplitStatements(t *testing.T) {
+	got := splitStatements("-- c\nCREATE a;\n\n-- only a comment\n;\nCREATE b (x String);\n")
+	if len(got) != 2 || got[0] != "CREATE a" || got[1] != "CREATE b (x String)" {
+		t.Errorf("got %q", got)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Fatalf("default config: %v", err)
+	}
+	c := Default()
+	c.Addr = nil
+	c.Database = "musubi; DROP"
+	c.Cluster = "a b"
+	c.MaxExecutionTime = 0
+	c.Retention = map[string]time.Duration{"nope": 48 * time.Hour, TableEvents: time.Hour}
+	c.RetryMin = 0
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("got nil, want errors")
+	}
+	for _, want := range []string{"addr", "database", "cluster", "max_execution_time", `unknown table "nope"`, "shorter than one daily partition", "retry_min"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s: %v", want, err)
+		}
+	}
+	if !errors.Is(err, errConfig) {
+		t.Errorf("got %v, want errConfig", err)
+	}
+}
+
+func TestPartitionEnd(t *testing.T) {
+	for _, tc := range []struct {
+		p       string
+		monthly bool
+		want    string
+		ok      bool
+	}{
+		{"20261130", false, "2026-12-01", true},
+		{"202612", true, "2027-01-01", true},
+		{"202612", false, "", false},
+		{"2026-12", true, "", false},
+		{"tuple()", false, "", false},
+	} {
+		end, ok := partitionEnd(tc.p, tc.monthly)
+		if ok != tc.ok || (ok && end.Format(time.DateOnly) != tc.want) {
+			t.Errorf("partitionEnd(%q, %v) = %v, %v; want %s, %v", tc.p, tc.monthly, end, ok, tc.want, tc.ok)
+		}
+	}
+}

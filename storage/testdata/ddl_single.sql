@@ -1,0 +1,216 @@
+CREATE TABLE IF NOT EXISTS musubi.schema_migrations  (
+    tenant_uid LowCardinality(String),
+    version UInt32,
+    name String,
+    checksum String,
+    applied DateTime('UTC'),
+    applied_ms Int64
+) ENGINE = ReplacingMergeTree(applied_ms)
+ORDER BY version;
+
+CREATE TABLE IF NOT EXISTS musubi.events  (
+    tenant_uid LowCardinality(String),
+    event_uid String,
+    time DateTime('UTC'),
+    time_ms Int64,
+    class_uid UInt32,
+    activity_id Int32,
+    type_uid UInt32,
+    severity_id UInt8,
+    status LowCardinality(String),
+    log_name LowCardinality(String),
+    product LowCardinality(String),
+    account_uid LowCardinality(String),
+    region LowCardinality(String),
+    api_service LowCardinality(String),
+    operation LowCardinality(String),
+    actor_user_uid String,
+    actor_user_name String,
+    actor_session_uid String,
+    access_key_uid String,
+    src_ip String,
+    dst_ip String,
+    device_uid String,
+    device_hostname String,
+    entities Array(String),
+    message String,
+    event_json String,
+    raw String,
+    raw_encoding LowCardinality(String),
+    inserted_ms Int64
+) ENGINE = ReplacingMergeTree(inserted_ms)
+PARTITION BY toYYYYMMDD(time)
+ORDER BY (tenant_uid, class_uid, time, event_uid)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE IF NOT EXISTS musubi.alerts  (
+    tenant_uid LowCardinality(String),
+    alert_id String,
+    time DateTime('UTC'),
+    time_ms Int64,
+    class_uid UInt32,
+    rule_id LowCardinality(String),
+    rule_version LowCardinality(String),
+    title String,
+    severity_id UInt8,
+    stage LowCardinality(String),
+    tactics Array(String),
+    techniques Array(String),
+    account_uid LowCardinality(String),
+    region LowCardinality(String),
+    source LowCardinality(String),
+    entities Array(String),
+    observables_json String,
+    event_ids Array(String),
+    correlated UInt8,
+    summary String,
+    inserted_ms Int64
+) ENGINE = ReplacingMergeTree(inserted_ms)
+PARTITION BY toYYYYMMDD(time)
+ORDER BY (tenant_uid, time, alert_id)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE IF NOT EXISTS musubi.incidents  (
+    tenant_uid LowCardinality(String),
+    incident_id String,
+    version UInt64,
+    last_seen DateTime('UTC'),
+    title String,
+    severity_id UInt8,
+    risk_score UInt8,
+    status LowCardinality(String),
+    first_seen_ms Int64,
+    last_seen_ms Int64,
+    stages Array(String),
+    tactics Array(String),
+    techniques Array(String),
+    accounts Array(String),
+    rule_ids Array(String),
+    alert_ids Array(String),
+    entities Array(String),
+    node_count UInt32,
+    edge_count UInt32,
+    timeline_json String,
+    merged_into String,
+    updated_ms Int64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMMDD(last_seen)
+ORDER BY (tenant_uid, incident_id)
+SETTINGS index_granularity = 1024;
+
+CREATE TABLE IF NOT EXISTS musubi.incident_nodes  (
+    tenant_uid LowCardinality(String),
+    incident_id String,
+    version UInt64,
+    last_seen DateTime('UTC'),
+    id String,
+    title String,
+    subtitle String,
+    mainstat String,
+    secondarystat String,
+    color LowCardinality(String),
+    detail__kind LowCardinality(String),
+    detail__entity LowCardinality(String),
+    detail__value String,
+    detail__severity_id UInt8,
+    detail__first_seen_ms Int64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMMDD(last_seen)
+ORDER BY (tenant_uid, incident_id, id)
+SETTINGS index_granularity = 1024;
+
+CREATE TABLE IF NOT EXISTS musubi.incident_edges  (
+    tenant_uid LowCardinality(String),
+    incident_id String,
+    version UInt64,
+    last_seen DateTime('UTC'),
+    id String,
+    source String,
+    target String,
+    mainstat String,
+    secondarystat String,
+    detail__rule_id LowCardinality(String),
+    detail__rule_version LowCardinality(String),
+    detail__join_key String,
+    detail__gap_ms Int64,
+    detail__time_ms Int64,
+    event_ids Array(String)
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMMDD(last_seen)
+ORDER BY (tenant_uid, incident_id, id)
+SETTINGS index_granularity = 1024;
+
+CREATE TABLE IF NOT EXISTS musubi.incident_alerts  (
+    tenant_uid LowCardinality(String),
+    incident_id String,
+    alert_id String,
+    version UInt64,
+    last_seen DateTime('UTC'),
+    alert_time_ms Int64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMMDD(last_seen)
+ORDER BY (tenant_uid, incident_id, alert_id)
+SETTINGS index_granularity = 1024;
+
+CREATE TABLE IF NOT EXISTS musubi.incident_workflow  (
+    tenant_uid LowCardinality(String),
+    incident_id String,
+    version UInt64,
+    updated DateTime('UTC'),
+    updated_ms Int64,
+    updated_by String,
+    status LowCardinality(String),
+    assignee String,
+    verdict LowCardinality(String),
+    reason String,
+    tags Array(String),
+    severity_override UInt8,
+    merged_into String
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(updated)
+ORDER BY (tenant_uid, incident_id)
+SETTINGS index_granularity = 1024;
+
+CREATE TABLE IF NOT EXISTS musubi.incident_comments  (
+    tenant_uid LowCardinality(String),
+    incident_id String,
+    comment_id String,
+    time DateTime('UTC'),
+    time_ms Int64,
+    author String,
+    body String
+) ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(time)
+ORDER BY (tenant_uid, incident_id, time_ms, comment_id)
+SETTINGS index_granularity = 1024;
+
+CREATE TABLE IF NOT EXISTS musubi.audit_log  (
+    tenant_uid LowCardinality(String),
+    action_id String,
+    time DateTime('UTC'),
+    time_ms Int64,
+    actor String,
+    action LowCardinality(String),
+    incident_id String,
+    details String
+) ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(time)
+ORDER BY (tenant_uid, time_ms, action_id)
+SETTINGS index_granularity = 1024;
+
+CREATE TABLE IF NOT EXISTS musubi.dead_letters  (
+    tenant_uid LowCardinality(String),
+    source LowCardinality(String),
+    topic String,
+    kafka_partition Int32,
+    kafka_offset Int64,
+    time DateTime('UTC'),
+    time_ms Int64,
+    reason LowCardinality(String),
+    error String,
+    raw String,
+    raw_encoding LowCardinality(String)
+) ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMMDD(time)
+ORDER BY (tenant_uid, source, topic, kafka_partition, kafka_offset)
+SETTINGS index_granularity = 8192;
