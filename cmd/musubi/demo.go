@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/musubi-xdr/musubi/api"
+	"github.com/musubi-xdr/musubi/config"
+	"github.com/musubi-xdr/musubi/ingest"
+	"github.com/musubi-xdr/musubi/ocsf"
+)
+
+func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var cf commonFlags
+	fs := newFlagSet("demo", "demo [flags]\n\nRuns the whole product on embedded defaults: the local ClickHouse (start it\nwith 'make clickhouse-start' or use 'make demo'), an in-process Kafka broker\nunless -brokers or MUSUBI_KAFKA_BROKERS names one, the engine and the API.\nIt publishes the bundled attack scenario and its benign background to the\nraw topics, prints the incidents Musubi found and how to open them through\nthe API, then keeps serving until Ctrl-C.", stderr)
+	cf.register(fs)
+	data := fs.String("data", "testdata/scenarios", "directory of telemetry files to publish")
+	exitAfter := fs.Bool("exit", false, "exit after printing the incidents instead of serving")
+	wait := fs.Duration("wait", 90*time.Second, "how long to wait for the incidents")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	brokersSet := cf.brokers != "" || os.Getenv("MUSUBI_KAFKA_BROKERS") != ""
+	cfg, err := cf.load()
+	if err != nil {
+		fmt.Fprintf(stderr, "musubi demo: invalid configuration:\n%v\n", err)
+		return 1
+	}
+	logger := newLogger(cfg.Log, stderr)
+
+	if !brokersSet {
+		topics := make([]string, 0, len(cfg.Kafka.Topics))
+		for _, t := range cfg.Kafka.Topics {
+			topics = append(topics, t)
+		}
+		cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, topics...))
+		if err != nil {
+			fmt.Fprintf(stderr, "musubi demo: embedded Kafka: %v\n", err)
+			return 1
+		}
+		defer cluster.Close()
+		cfg.Kafka.Brokers = cluster.ListenAddrs()
+		fmt.Fprintf(stdout, "▸ embedded Kafka broker on %s\n", strings.Join(cfg.Kafka.Brokers, ","))
+	}
+
+	secret := randomSecret()
+	cfg.API.Tokens = append(cfg.API.Tokens, config.Token{Name: "demo-admin", Secret: secret, Role: "admin", Tenants: []string{"*"}})
+	e, err := newEngine(ctx, cfg, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "musubi demo: %v\n", err)
+		if strings.Contains(err.Error(), "clickhouse") {
+			fmt.Fprintln(stderr, "musubi demo: is ClickHouse running? 'make demo' starts it (deployments/local/clickhouse.sh start).")
+		}
+		return 1
+	}
+	fmt.Fprintf(stdout, "▸ ClickHouse %s, database %s (schema applied)\n", strings.Join(cfg.ClickHouse.Addr, ","), cfg.ClickHouse.Database)
+	fmt.Fprintf(stdout, "▸ %d detection rules loaded from %s\n", len(e.rules.Set().Rules()), cfg.Rules.Dir)
+	base := "http://" + e.addr()
+	fmt.Fprintf(stdout, "▸ API on %s\n", base)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.run(ctx) }()
+
+	n, err := publishDir(ctx, cfg, *data)
+	if err != nil {
+		fmt.Fprintf(stderr, "musubi demo: publish: %v\n", err)
+		cancel()
+		<-done
+		return 1
+	}
+	fmt.Fprintf(stdout, "▸ published %d records from %s to the raw topics\n\n", n, *data)
+
+	incidents, err := waitForIncidents(ctx, base, secret, *wait)
+	if err != nil {
+		fmt.Fprintf(stderr, "musubi demo: %v\n", err)
+		cancel()
+		<-done
+		return 1
+	}
+	printDemoIncidents(stdout, incidents)
+	fmt.Fprintf(stdout, "\nOpen them through the API (demo admin token below):\n")
+	fmt.Fprintf(stdout, "  export MUSUBI_TOKEN=%s\n", secret)
+	fmt.Fprintf(stdout, "  curl -s -H \"Authorization: Bearer $MUSUBI_TOKEN\" '%s/v1/incidents?min_severity=4'\n", base)
+	if len(incidents) > 0 {
+		fmt.Fprintf(stdout, "  curl -s -H \"Authorization: Bearer $MUSUBI_TOKEN\" '%s/v1/incidents/%s'\n", base, incidents[0].ID)
+	}
+	fmt.Fprintf(stdout, "  curl -s %s/metrics | grep musubi_\n", base)
+	if *exitAfter {
+		cancel()
+		<-done
+		return 0
+	}
+	fmt.Fprintf(stdout, "\nServing until Ctrl-C.\n")
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(stderr, "musubi demo: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func randomSecret() string {
+	var b [18]byte
+	_, _ = rand.Read(b[:])
+	return "msb_" + hex.EncodeToString(b[:])
+}
+
+// publishDir publishes every file under dir to the topic of its source:
+// line-oriented files (flow logs, agent and Falco JSON lines) one message per
+// line, JSON documents one message per file, in name order.
+func publishDir(ctx context.Context, cfg config.Config, dir string) (int, error) {
+	recs, err := readRecords([]string{dir})
+	if err != nil {
+		return 0, err
+	}
+	w := &kafka.Writer{
+		Addr:                   kafka.TCP(cfg.Kafka.Brokers...),
+		Balancer:               &kafka.Hash{},
+		BatchTimeout:           20 * time.Millisecond,
+		AllowAutoTopicCreation: true,
+		RequiredAcks:           kafka.RequireAll,
+	}
+	defer w.Close()
+	var msgs []kafka.Message
+	for _, r := range recs {
+		src := ingest.Detect(r.Value)
+		topic, ok := cfg.Kafka.Topics[string(src)]
+		if !ok {
+			return 0, fmt.Errorf("%s: no topic for source %q", r.Topic, src)
+		}
+		for _, part := range splitMessages(src, r.Value) {
+			msgs = append(msgs, kafka.Message{Topic: topic, Key: []byte(r.Topic), Value: part})
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		return 0, err
+	}
+	return len(msgs), nil
+}
+
+// splitMessages splits line-oriented inputs into one message per line; a
+// VPC flow log keeps its header line on every message.
+func splitMessages(src ingest.Source, data []byte) [][]byte {
+	trimmed := strings.TrimSpace(string(data))
+	if strings.HasPrefix(trimmed, "[") || (strings.HasPrefix(trimmed, "{") && !strings.Contains(trimmed, "}\n{")) {
+		return [][]byte{data}
+	}
+	lines := strings.Split(trimmed, "\n")
+	var header string
+	if src == ingest.SourceVPCFlow && len(lines) > 0 && !startsWithDigit(lines[0]) {
+		header, lines = lines[0]+"\n", lines[1:]
+	}
+	var out [][]byte
+	for _, l := range lines {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, []byte(header+l))
+		}
+	}
+	return out
+}
+
+func startsWithDigit(s string) bool { return s != "" && s[0] >= '0' && s[0] <= '9' }
+
+// waitForIncidents polls the API until the incidents stop changing for a
+// few seconds after the first high-severity one appears, or until timeout.
+func waitForIncidents(ctx context.Context, base, token string, timeout time.Duration) ([]api.Incident, error) {
+	deadline := time.Now().Add(timeout)
+	var last []api.Incident
+	var stableSince time.Time
+	lastKey := ""
+	for time.Now().Before(deadline) {
+		page, err := getIncidents(ctx, base, token)
+		if err == nil {
+			key := ""
+			high := false
+			for _, in := range page {
+				key += fmt.Sprintf("%s/%d;", in.ID, in.Version)
+				high = high || in.Severity >= ocsf.SeverityHigh
+			}
+			if key != lastKey {
+				lastKey, stableSince, last = key, time.Now(), page
+			} else if high && time.Since(stableSince) > 3*time.Second {
+				return last, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	if len(last) > 0 {
+		return last, nil
+	}
+	return nil, fmt.Errorf("no incident within %s; check the log above for errors", timeout)
+}
+
+func getIncidents(ctx context.Context, base, token string) ([]api.Incident, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/incidents?limit=100&sort=severity", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return nil, fmt.Errorf("GET /v1/incidents: %s: %s", resp.Status, b)
+	}
+	var page api.IncidentPage
+	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
+		return nil, err
+	}
+	return page.Items, nil
+}
+
+func printDemoIncidents(w io.Writer, incidents []api.Incident) {
+	sort.SliceStable(incidents, func(i, j int) bool { return incidents[i].Severity > incidents[j].Severity })
+	fmt.Fprintf(w, "Musubi found %d incident(s):\n\n", len(incidents))
+	for _, in := range incidents {
+		fmt.Fprintf(w, "  [%s] %s  risk %d\n", strings.ToUpper(ocsf.SeverityName(in.Severity)), in.Title, in.RiskScore)
+		fmt.Fprintf(w, "      id %s · %d alerts · %d nodes · %d edges · %s → %s\n", in.ID, len(in.AlertIDs), len(in.Nodes), len(in.Edges),
+			time.UnixMilli(in.FirstSeen).UTC().Format(time.TimeOnly), time.UnixMilli(in.LastSeen).UTC().Format(time.TimeOnly))
+		if len(in.Stages) > 0 {
+			fmt.Fprintf(w, "      stages: %s\n", strings.Join(in.Stages, " → "))
+		}
+		var ents []string
+		for _, n := range in.Nodes {
+			if n.Kind == "entity" {
+				ents = append(ents, string(n.Entity)+"="+n.Value)
+			}
+		}
+		if len(ents) > 8 {
+			ents = append(ents[:8], fmt.Sprintf("… %d more", len(ents)-8))
+		}
+		if len(ents) > 0 {
+			fmt.Fprintf(w, "      entities: %s\n", strings.Join(ents, ", "))
+		}
+	}
+}

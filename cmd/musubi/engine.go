@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/musubi-xdr/musubi/api"
+	"github.com/musubi-xdr/musubi/config"
+	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/ingest"
+	"github.com/musubi-xdr/musubi/pipeline"
+	"github.com/musubi-xdr/musubi/rules"
+	"github.com/musubi-xdr/musubi/storage"
+)
+
+// engine is every component of `musubi serve`, wired from one Config.
+type engine struct {
+	cfg      config.Config
+	logger   *slog.Logger
+	registry *prometheus.Registry
+	store    *storage.Store
+	rules    *rules.Engine
+	manager  *rules.Manager
+	corr     *correlate.Correlator
+	proc     *pipeline.Processor
+	consumer *pipeline.Consumer
+	server   *http.Server
+	listener net.Listener
+}
+
+// newEngine opens storage (applying migrations when configured), loads the
+// rules, restores the correlator and prepares the consumer and the API.
+func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (*engine, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	e := &engine{cfg: cfg, logger: logger, registry: reg}
+
+	store, err := storage.Open(ctx, storageConfig(cfg), logger, reg)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: %w", err)
+	}
+	e.store = store
+	if cfg.ClickHouse.MigrateOnStart {
+		if err := store.Migrate(ctx); err != nil {
+			store.Close()
+			return nil, fmt.Errorf("migrate: %w", err)
+		}
+	}
+
+	set, err := rules.Load(cfg.Rules.Dir)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	e.rules = rules.NewEngine(reg, logger)
+	e.rules.Swap(set)
+	e.manager = rules.NewManager(cfg.Rules.Dir, e.rules, logger)
+	logger.Info("rules loaded", "component", "rules", "dir", cfg.Rules.Dir, "rules", len(set.Rules()))
+
+	seq, err := correlate.LoadRules(cfg.Rules.Dir)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("correlation rules: %w", err)
+	}
+	corr, err := correlate.New(correlateConfig(cfg), seq, logger, reg)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("correlate: %w", err)
+	}
+	e.corr = corr
+	if err := restoreCorrelator(ctx, store, corr, cfg, logger); err != nil {
+		store.Close()
+		return nil, err
+	}
+
+	dec := ingest.NewDecoder(ingestLimits(cfg))
+	e.proc = pipeline.NewProcessor(dec, e.rules, corr, tenantFunc(cfg.Tenants), cfg.ClickHouse.StoreRaw, logger, reg)
+	topics := map[string]ingest.Source{}
+	for src, topic := range cfg.Kafka.Topics {
+		s, err := ingest.ParseSource(src)
+		if err != nil {
+			store.Close()
+			return nil, err
+		}
+		topics[topic] = s
+	}
+	e.consumer = pipeline.NewConsumer(pipeline.ConsumerConfig{
+		Brokers:       cfg.Kafka.Brokers,
+		GroupID:       cfg.Kafka.GroupID,
+		Topics:        topics,
+		BatchSize:     cfg.Pipeline.BatchSize,
+		FlushInterval: cfg.Pipeline.FlushInterval,
+		MaxWait:       cfg.Kafka.MaxWait,
+		QueueCapacity: cfg.Kafka.QueueCapacity,
+	}, e.proc, store, logger)
+
+	handler, err := api.New(api.Options{
+		Store:    storeAdapter{store},
+		Rules:    rulesAdapter{engine: e.rules, manager: e.manager},
+		Ready:    e.ready,
+		Registry: reg,
+		Gatherer: reg,
+		Tokens:   apiTokens(cfg.API.Tokens),
+		Tenants:  apiTenants(cfg.Tenants),
+		Logger:   logger,
+	})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.API.Listen)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	e.listener = ln
+	e.server = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	return e, nil
+}
+
+// ready reports whether the engine's dependencies answer.
+func (e *engine) ready(ctx context.Context) error {
+	var errs []error
+	if err := e.store.Ping(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("clickhouse: %w", err))
+	}
+	if err := pingKafka(ctx, e.cfg.Kafka.Brokers); err != nil {
+		errs = append(errs, fmt.Errorf("kafka: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// run runs every component until ctx is cancelled, then shuts down within
+// a deadline. The errgroup owns every goroutine.
+func (e *engine) run(ctx context.Context) error {
+	defer e.store.Close()
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return e.consumer.Run(ctx) })
+	g.Go(func() error { return e.manager.Run(ctx) })
+	g.Go(func() error {
+		if err := e.server.Serve(e.listener); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return e.server.Shutdown(shutdown)
+	})
+	return g.Wait()
+}
+
+// addr is the API's listen address.
+func (e *engine) addr() string { return e.listener.Addr().String() }
+
+func pingKafka(ctx context.Context, brokers []string) error {
+	var d net.Dialer
+	var errs []error
+	for _, b := range brokers {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		c, err := d.DialContext(ctx, "tcp", b)
+		cancel()
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/rules"
+)
+
+const rulesUsage = `Usage: musubi rules <lint|test|coverage> [-format text|json] DIR
+
+  lint      parse, type-check and compile every rule; check the metadata a
+            shipped rule must have (ATT&CK, stage, sources, entities, tests)
+  test      run every rule's inline tests (and the correlation rules' loader)
+  coverage  print the ATT&CK coverage; with -format json an ATT&CK Navigator
+            layer (format 4.5) under "layer"
+
+The exit code is 1 when any rule fails.
+`
+
+func rulesCommand(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, rulesUsage)
+		return 2
+	}
+	action := args[0]
+	fs := newFlagSet("rules "+action, "rules "+action+" [-format text|json] DIR", stderr)
+	format := fs.String("format", "text", "output format: text or json")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 || (*format != "text" && *format != "json") {
+		fmt.Fprint(stderr, rulesUsage)
+		return 2
+	}
+	dir := fs.Arg(0)
+	var report any
+	ok := false
+	var text func()
+	switch action {
+	case "lint":
+		rep := rules.Lint(dir)
+		seqProblems := lintCorrelation(dir)
+		report, ok = struct {
+			*rules.LintReport
+			Correlation []string `json:"correlation_problems,omitempty"`
+		}{rep, seqProblems}, rep.OK && len(seqProblems) == 0
+		text = func() {
+			for _, p := range rep.Problems {
+				fmt.Fprintln(stdout, p)
+			}
+			for _, p := range seqProblems {
+				fmt.Fprintln(stdout, p)
+			}
+			fmt.Fprintf(stdout, "%d detection rules, %d problems\n", rep.Rules, len(rep.Problems)+len(seqProblems))
+		}
+	case "test":
+		rep := rules.Test(dir)
+		report, ok = rep, rep.OK && len(rep.Problems) == 0
+		text = func() {
+			for _, p := range rep.Problems {
+				fmt.Fprintln(stdout, p)
+			}
+			for _, r := range rep.Rules {
+				for _, t := range r.Tests {
+					if !t.Pass {
+						fmt.Fprintf(stdout, "FAIL %s %s:%d test %q: got match=%t, want %t %s\n", r.RuleID, r.File, t.Line, t.Name, t.Got, t.Want, t.Error)
+					}
+				}
+			}
+			fmt.Fprintf(stdout, "%d passed, %d failed\n", rep.Passed, rep.Failed)
+		}
+	case "coverage":
+		rep := rules.Coverage(dir)
+		report, ok = rep, rep.OK
+		text = func() {
+			for _, p := range rep.Problems {
+				fmt.Fprintln(stdout, p)
+			}
+			fmt.Fprintf(stdout, "%d rules cover %d ATT&CK techniques across %d tactics\n", rep.Rules, len(rep.Techniques), len(rep.Tactics))
+			for _, t := range rep.Layer.Techniques {
+				fmt.Fprintf(stdout, "  %-10s %-22s %d  %s\n", t.TechniqueID, t.Tactic, t.Score, t.Comment)
+			}
+		}
+	default:
+		fmt.Fprint(stderr, rulesUsage)
+		return 2
+	}
+	if *format == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(report); err != nil {
+			fmt.Fprintf(stderr, "musubi rules: %v\n", err)
+			return 1
+		}
+	} else {
+		text()
+	}
+	if !ok {
+		return 1
+	}
+	return 0
+}
+
+// lintCorrelation loads the correlation rules of dir and lists their
+// problems.
+func lintCorrelation(dir string) []string {
+	if _, err := correlate.LoadRules(dir); err != nil {
+		return []string{err.Error()}
+	}
+	return nil
+}

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var cf commonFlags
+	fs := newFlagSet("serve", "serve [flags]\n\nRuns the engine: consumes the raw Kafka topics, normalizes, detects,\ncorrelates, writes to ClickHouse (committing offsets only after the write)\nand serves the HTTP API, /healthz, /readyz and /metrics. Rules reload on\nfile change, on SIGHUP and on POST /-/reload.", stderr)
+	cf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		fmt.Fprintf(stderr, "musubi serve: invalid configuration:\n%v\n", err)
+		return 1
+	}
+	logger := newLogger(cfg.Log, stderr)
+	e, err := newEngine(ctx, cfg, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "musubi serve: %v\n", err)
+		return 1
+	}
+	stopHUP := reloadOnSIGHUP(ctx, e)
+	defer stopHUP()
+	logger.Info("serving", "api", "http://"+e.addr())
+	if err := e.run(ctx); err != nil {
+		fmt.Fprintf(stderr, "musubi serve: %v\n", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/musubi-xdr/musubi/api"
+	"github.com/musubi-xdr/musubi/config"
+	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/ingest"
+	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/pipeline"
+	"github.com/musubi-xdr/musubi/storage"
+)
+
+// storageConfig maps the configuration onto the store's own.
+func storageConfig(cfg config.Config) storage.Config {
+	sc := storage.Default()
+	c := cfg.ClickHouse
+	sc.Addr, sc.Database, sc.Username, sc.Password = c.Addr, c.Database, c.Username, c.Password
+	sc.Cluster, sc.StoreRaw, sc.MaxExecutionTime = c.Cluster, c.StoreRaw, c.MaxExecutionTime
+	for table, d := range c.Retention {
+		sc.Retention[table] = d
+	}
+	return sc
+}
+
+// correlateConfig maps the configuration onto the correlator's own.
+func correlateConfig(cfg config.Config) correlate.Config {
+	cc := correlate.DefaultConfig()
+	c := cfg.Correlate
+	for kind, d := range c.Windows {
+		cc.Windows[ocsf.Entity(kind)] = d
+	}
+	cc.DefaultWindow, cc.AllowedLateness, cc.HubPartnerLimit = c.DefaultWindow, c.AllowedLateness, c.HubPartnerLimit
+	cc.HubIPs = append(cc.HubIPs, c.HubCIDRs...)
+	cc.HubValues = append(cc.HubValues, c.HubValues...)
+	cc.MaxAlertsPerIncident, cc.MaxNodesPerIncident = c.MaxAlertsPerIncident, c.MaxNodesPerIncident
+	return cc
+}
+
+func ingestLimits(cfg config.Config) ingest.Limits {
+	l := ingest.DefaultLimits()
+	l.MaxRecordBytes, l.MaxDepth = cfg.Ingest.MaxRecordBytes, cfg.Ingest.MaxDepth
+	return l
+}
+
+// tenantFunc resolves an AWS account to its tenant: the tenant that lists
+// the account, else the tenant with "*", else the first tenant.
+func tenantFunc(tenants []config.Tenant) pipeline.TenantFunc {
+	byAccount := map[string]string{}
+	fallback := tenants[0].ID
+	for _, t := range tenants {
+		for _, a := range t.Accounts {
+			if a == "*" {
+				fallback = t.ID
+			} else {
+				byAccount[a] = t.ID
+			}
+		}
+	}
+	return func(account string) string {
+		if t, ok := byAccount[account]; ok {
+			return t
+		}
+		return fallback
+	}
+}
+
+// apiTokens hashes the configured token secrets; "env:NAME" reads the
+// secret from the environment.
+func apiTokens(ts []config.Token) []api.Token {
+	out := make([]api.Token, 0, len(ts))
+	for _, t := range ts {
+		secret := t.Secret
+		if name, ok := strings.CutPrefix(secret, "env:"); ok {
+			secret = os.Getenv(name)
+			if secret == "" {
+				continue
+			}
+		}
+		out = append(out, api.Token{Name: t.Name, Hash: api.HashSecret(secret), Role: api.Role(t.Role), Tenants: t.Tenants})
+	}
+	return out
+}
+
+func apiTenants(ts []config.Tenant) []api.Tenant {
+	out := make([]api.Tenant, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, api.Tenant{ID: t.ID, Name: t.Name, Accounts: t.Accounts})
+	}
+	return out
+}
+
+// restoreCorrelator rebuilds the correlator's state from ClickHouse: the
+// open incidents and the alerts of the longest window, so a chain split
+// across a restart is still caught.
+func restoreCorrelator(ctx context.Context, store *storage.Store, corr *correlate.Correlator, cfg config.Config, logger *slog.Logger) error {
+	window := cfg.Correlate.DefaultWindow
+	for _, d := range correlateConfig(cfg).Windows {
+		window = max(window, d)
+	}
+	state, err := store.LoadOpenState(ctx, time.Now().Add(-window))
+	if err != nil {
+		return fmt.Errorf("restore correlation state: %w", err)
+	}
+	corr.Restore(state.Incidents, state.Alerts)
+	logger.Info("correlation state restored", "component", "correlate", "incidents", len(state.Incidents), "alerts", len(state.Alerts))
+	return nil
+}

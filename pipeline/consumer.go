@@ -1,0 +1,172 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/musubi-xdr/musubi/ingest"
+	"github.com/musubi-xdr/musubi/storage"
+)
+
+// Writer makes a batch durable. It returns nil only when every row is
+// stored; the consumer commits offsets only then.
+type Writer interface {
+	Write(ctx context.Context, b storage.Batch) error
+}
+
+// ConsumerConfig configures a Consumer.
+type ConsumerConfig struct {
+	Brokers []string
+	GroupID string
+	// Topics maps a topic to the source it carries.
+	Topics        map[string]ingest.Source
+	BatchSize     int
+	FlushInterval time.Duration
+	MaxWait       time.Duration
+	QueueCapacity int
+	// RetryBackoff is the first wait after a failed write; it doubles up to
+	// MaxBackoff.
+	RetryBackoff time.Duration
+	MaxBackoff   time.Duration
+}
+
+// Consumer reads the raw topics as one consumer group and drives a
+// Processor, committing offsets only after the batch is durable.
+type Consumer struct {
+	cfg    ConsumerConfig
+	proc   *Processor
+	writer Writer
+	logger *slog.Logger
+	// afterWrite, when set, runs between the durable write and the commit;
+	// tests use it to crash the consumer at exactly that point.
+	afterWrite func()
+}
+
+// NewConsumer returns a consumer feeding proc and writing through w.
+func NewConsumer(cfg ConsumerConfig, proc *Processor, w Writer, logger *slog.Logger) *Consumer {
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = 100 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 10 * time.Second
+	}
+	return &Consumer{cfg: cfg, proc: proc, writer: w, logger: logger.With("component", "consumer")}
+}
+
+// Run consumes until ctx is cancelled. It returns nil on cancellation and an
+// error only when the consumer cannot go on.
+func (c *Consumer) Run(ctx context.Context) error {
+	topics := make([]string, 0, len(c.cfg.Topics))
+	for t := range c.cfg.Topics {
+		topics = append(topics, t)
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:        c.cfg.Brokers,
+		GroupID:        c.cfg.GroupID,
+		GroupTopics:    topics,
+		StartOffset:    kafka.FirstOffset,
+		MaxWait:        c.cfg.MaxWait,
+		QueueCapacity:  c.cfg.QueueCapacity,
+		CommitInterval: 0, // synchronous commits, only after a durable write
+		MaxBytes:       16 << 20,
+		ErrorLogger:    kafka.LoggerFunc(func(msg string, args ...any) { c.logger.Warn(fmt.Sprintf(msg, args...)) }),
+	})
+	defer r.Close()
+	c.logger.Info("consuming", "brokers", c.cfg.Brokers, "group", c.cfg.GroupID, "topics", topics)
+
+	msgs := make([]kafka.Message, 0, c.cfg.BatchSize)
+	recs := make([]Record, 0, c.cfg.BatchSize)
+	for {
+		msgs = msgs[:0]
+		start, err := c.fetchBatch(ctx, r, &msgs)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("fetch: %w", err)
+		}
+		c.proc.metrics.lag.Set(float64(r.Stats().Lag))
+		if len(msgs) == 0 {
+			continue
+		}
+		recs = recs[:0]
+		for _, m := range msgs {
+			recs = append(recs, Record{
+				Source: c.cfg.Topics[m.Topic], Topic: m.Topic, Partition: m.Partition,
+				Offset: m.Offset, Value: m.Value, Time: m.Time,
+			})
+			c.proc.metrics.records.WithLabelValues(m.Topic).Inc()
+		}
+		batch := c.proc.Process(recs)
+		if err := c.write(ctx, batch); err != nil {
+			return nil // only cancellation ends write retries
+		}
+		if c.afterWrite != nil {
+			c.afterWrite()
+		}
+		if err := r.CommitMessages(ctx, msgs...); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			// The batch is durable; a lost commit only means it is
+			// processed again after a restart, and deterministic ids fold
+			// the rewrite.
+			c.logger.Warn("offset commit failed; the batch will be reprocessed after a restart", "error", err)
+			continue
+		}
+		c.proc.metrics.commits.Inc()
+		c.proc.metrics.batches.Observe(time.Since(start).Seconds())
+	}
+}
+
+// fetchBatch fetches up to BatchSize messages, waiting at most FlushInterval
+// once the first message has arrived. It returns the time of the first.
+func (c *Consumer) fetchBatch(ctx context.Context, r *kafka.Reader, msgs *[]kafka.Message) (time.Time, error) {
+	m, err := r.FetchMessage(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	start := time.Now()
+	*msgs = append(*msgs, m)
+	deadline, cancel := context.WithDeadline(ctx, start.Add(c.cfg.FlushInterval))
+	defer cancel()
+	for len(*msgs) < c.cfg.BatchSize {
+		m, err := r.FetchMessage(deadline)
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				break
+			}
+			return start, err
+		}
+		*msgs = append(*msgs, m)
+	}
+	return start, nil
+}
+
+// write retries the identical batch with exponential back-off until it is
+// durable or ctx is cancelled.
+func (c *Consumer) write(ctx context.Context, b storage.Batch) error {
+	backoff := c.cfg.RetryBackoff
+	for attempt := 1; ; attempt++ {
+		err := c.writer.Write(ctx, b)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		c.proc.metrics.writeRetries.Inc()
+		c.logger.Warn("batch write failed; retrying, offsets not committed", "attempt", attempt, "backoff", backoff, "error", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, c.cfg.MaxBackoff)
+	}
+}

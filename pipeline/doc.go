@@ -1,0 +1,16 @@
+// Package pipeline runs Musubi's stages: it consumes raw records from Kafka,
+// decodes and normalizes them (ingest), evaluates detection rules (rules),
+// correlates alerts into incidents (correlate), writes everything to
+// ClickHouse (storage) and only then commits the Kafka offsets.
+//
+// Concurrency lives here and only here. Processor is synchronous and owns
+// the correlator; Consumer is the loop that feeds it, one batch at a time:
+//
+//	fetch (no auto-commit) → Process → Store.Write (retried until durable) → commit
+//
+// A record that can never be processed becomes a dead letter in the same
+// batch, so it is written and committed with the rest and the partition
+// keeps flowing. A failing write is retried with back-off and nothing is
+// committed meanwhile; while the loop waits it fetches nothing, so memory
+// stays bounded by one batch plus the Kafka client's prefetch queue.
+package pipeline

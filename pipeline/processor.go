@@ -1,0 +1,138 @@
+package pipeline
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/ingest"
+	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/rules"
+	"github.com/musubi-xdr/musubi/storage"
+)
+
+// Record is one raw input record: a Kafka message or a file.
+type Record struct {
+	Source    ingest.Source
+	Topic     string
+	Partition int
+	Offset    int64
+	Value     []byte
+	// Time is when the record was appended (Kafka) or read (files).
+	Time time.Time
+}
+
+// Evaluator evaluates detection rules on one event.
+type Evaluator interface {
+	Evaluate(ev *ocsf.Event) []rules.Alert
+}
+
+// Correlator turns events and alerts into incident updates.
+type Correlator interface {
+	Process(events []ocsf.Event, alerts []rules.Alert) correlate.Result
+}
+
+// TenantFunc maps an AWS account id (possibly empty) to a tenant id.
+type TenantFunc func(account string) string
+
+// Processor runs decode → rules → correlate on a batch of records and
+// returns what must be written. It is synchronous and not safe for
+// concurrent use: the correlator state it drives has a single owner.
+type Processor struct {
+	decoder    *ingest.Decoder
+	rules      Evaluator
+	corr       Correlator
+	tenant     TenantFunc
+	storeRaw   bool
+	logger     *slog.Logger
+	metrics    *metrics
+	lastWarn   time.Time
+	suppressed int
+}
+
+// NewProcessor returns a Processor. reg may be nil.
+func NewProcessor(dec *ingest.Decoder, ev Evaluator, corr Correlator, tenant TenantFunc, storeRaw bool, logger *slog.Logger, reg prometheus.Registerer) *Processor {
+	return &Processor{
+		decoder:  dec,
+		rules:    ev,
+		corr:     corr,
+		tenant:   tenant,
+		storeRaw: storeRaw,
+		logger:   logger.With("component", "pipeline"),
+		metrics:  newMetrics(reg),
+	}
+}
+
+// Process decodes every record, evaluates rules on every event and feeds the
+// correlator. Records that fail to decode become dead letters; nothing is
+// dropped.
+func (p *Processor) Process(recs []Record) storage.Batch {
+	var b storage.Batch
+	for i := range recs {
+		r := &recs[i]
+		src := r.Source
+		if src == ingest.SourceAuto || src == "" {
+			src = ingest.Detect(r.Value)
+		}
+		events, errs := p.decoder.Decode(src, r.Value)
+		for _, de := range errs {
+			raw := de.Raw
+			if raw == nil {
+				raw = r.Value
+			}
+			b.DeadLetters = append(b.DeadLetters, storage.DeadLetter{
+				TenantUID: p.tenant(""),
+				Source:    string(src),
+				Topic:     r.Topic,
+				Partition: r.Partition,
+				Offset:    r.Offset,
+				Raw:       raw,
+				Reason:    de.Reason,
+				Error:     de.Error(),
+				Time:      r.Time,
+			})
+			p.metrics.deadLetters.WithLabelValues(string(src), de.Reason).Inc()
+		}
+		if len(errs) > 0 {
+			p.warnThrottled("records sent to dead letters", "source", src, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", errs[0].Reason, "error", errs[0].Error())
+		}
+		p.metrics.events.WithLabelValues(string(src)).Add(float64(len(events)))
+		for j := range events {
+			ev := &events[j]
+			ev.Metadata.TenantUID = p.tenant(ev.Cloud.Account.UID)
+			if !p.storeRaw {
+				ev.Raw = nil
+			}
+		}
+		b.Events = append(b.Events, events...)
+	}
+	for i := range b.Events {
+		for _, a := range p.rules.Evaluate(&b.Events[i]) {
+			if a.TenantUID == "" {
+				a.TenantUID = b.Events[i].Metadata.TenantUID
+			}
+			b.Alerts = append(b.Alerts, a)
+		}
+	}
+	p.metrics.alerts.Add(float64(len(b.Alerts)))
+	res := p.corr.Process(b.Events, b.Alerts)
+	b.Alerts = append(b.Alerts, res.Alerts...)
+	b.Incidents = res.Incidents
+	return b
+}
+
+// warnThrottled logs at most one warning per second and counts the rest.
+func (p *Processor) warnThrottled(msg string, args ...any) {
+	now := time.Now()
+	if now.Sub(p.lastWarn) < time.Second {
+		p.suppressed++
+		return
+	}
+	if p.suppressed > 0 {
+		args = append(args, "suppressed", p.suppressed)
+	}
+	p.logger.Warn(msg, args...)
+	p.lastWarn, p.suppressed = now, 0
+}
