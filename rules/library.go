@@ -34,7 +34,7 @@ const (
 	MaxRegexProgramSize = 1000
 	// MaxEstimatedCost is the highest worst-case cost a condition may have,
 	// estimated over the size bounds below.
-	MaxEstimatedCost = 10_000_000
+	MaxEstimatedCost = 25_000_000
 	// CostLimit stops one evaluation once its actual cost exceeds it.
 	CostLimit = 1_000_000
 	// estimated sizes used for the worst-case estimate: the longest string

@@ -631,6 +631,14 @@ func (e sizeEstimator) EstimateCallCost(function, overloadID string, target *cos
 			sz := cost.RangedSizeEstimate(1, 32)
 			return cost.NewCallEstimate(cost.FixedCostEstimate(1), &sz)
 		}
+		sz := sizeOrMax(e, operand)
+		return cost.NewCallEstimate(cost.FixedCostEstimate(1), &sz)
+	case "orValue", "value", "_?._", "_[?_]", "dyn":
+		// optional access into request/response: a JSON value whose size
+		// we cannot know; bounded like a list of the event (the cost limit
+		// still applies at evaluation)
+		sz := cost.RangedSizeEstimate(0, estimatedMaxList)
+		return cost.NewCallEstimate(cost.FixedCostEstimate(1), &sz)
 	case "basename", "base64_decode":
 		c, sz := cost.EstimateStringScan(sizeOrMax(e, operand))
 		return cost.NewCallEstimate(c, sz)
