@@ -154,7 +154,9 @@ func (b *batch) message(src Source, data []byte, unwrap int, context string) {
 }
 
 // containerKeys are the top-level keys of the envelopes Decode unwraps.
-var containerKeys = [][]byte{[]byte(`"Records"`), []byte(`"Findings"`), []byte(`"detail"`), []byte(`"logEvents"`), []byte(`"awslogs"`)}
+// The prefilter searches for the key without its opening quote: a rare first
+// byte keeps bytes.Index on its fast path.
+var containerKeys = [][]byte{[]byte(`Records"`), []byte(`Findings"`), []byte(`detail-type"`), []byte(`logEvents"`), []byte(`awslogs"`)}
 
 func mayHoldContainer(data []byte) bool {
 	for _, k := range containerKeys {
@@ -165,16 +167,35 @@ func mayHoldContainer(data []byte) bool {
 	return false
 }
 
+// headLen is how much of a one-line message the fast path searches for
+// envelope keys: envelopes written by AWS put them first.
+const headLen = 256
+
 // json decodes a JSON message: one record, JSON lines, an array of records or
 // an envelope.
 func (b *batch) json(src Source, data []byte, unwrap int, context string) {
 	lim := b.d.limits
-	hint := mayHoldContainer(data)
-	// Fast path: one compact record per message, the usual Kafka shape.
-	if !hint && data[0] == '{' && bytes.IndexByte(bytes.TrimRight(data, " \t\r\n"), '\n') < 0 {
-		b.record(src, data, 0, context)
-		return
+	// Fast path: one compact record per message, the usual Kafka shape. Only
+	// the head is searched for envelope keys; should the record fail, the
+	// whole message is searched before the failure is reported.
+	if data[0] == '{' && !mayHoldContainer(data[:min(len(data), headLen)]) &&
+		bytes.IndexByte(bytes.TrimRight(data, " \t\r\n"), '\n') < 0 {
+		idx, ok := b.admit(src, data, 0)
+		if !ok {
+			return
+		}
+		ev, err := normalize(src, data, lim.MaxDepth, context, idx)
+		if err == nil {
+			b.events = append(b.events, ev)
+			return
+		}
+		if len(data) <= headLen || !mayHoldContainer(data) {
+			b.fail(src, reasonOf(err), idx, 0, data, err)
+			return
+		}
+		b.n-- // not a record after all: decode it as an envelope below
 	}
+	hint := mayHoldContainer(data)
 	s := scan.New(data, "", lim.MaxDepth+2)
 	for !b.full && !s.AtEnd() {
 		start := s.Pos
@@ -405,25 +426,35 @@ func (b *batch) logEvents(src Source, data []byte, pos int, context string) {
 	}
 }
 
-// record normalizes one JSON record of src.
-func (b *batch) record(src Source, rec []byte, offset int, context string) {
+// admit counts a record and checks it against the limits and for UTF-8,
+// reporting it when it fails. It returns the record's index.
+func (b *batch) admit(src Source, rec []byte, offset int) (int, bool) {
 	idx := b.n
 	b.n++
 	lim := b.d.limits
 	if b.n > lim.MaxRecords {
 		b.full = true
 		b.fail(src, ReasonTooManyRecords, idx, offset, rec, fmt.Errorf("more than %d records in one message", lim.MaxRecords))
-		return
+		return idx, false
 	}
 	if len(rec) > lim.MaxRecordBytes {
 		b.fail(src, ReasonTooLarge, idx, offset, rec, fmt.Errorf("record of %d bytes exceeds %d", len(rec), lim.MaxRecordBytes))
-		return
+		return idx, false
 	}
 	if !utf8.Valid(rec) {
 		b.fail(src, ReasonInvalidUTF8, idx, offset, rec, errors.New("record is not valid UTF-8"))
+		return idx, false
+	}
+	return idx, true
+}
+
+// record normalizes one JSON record of src.
+func (b *batch) record(src Source, rec []byte, offset int, context string) {
+	idx, ok := b.admit(src, rec, offset)
+	if !ok {
 		return
 	}
-	ev, err := normalize(src, rec, lim.MaxDepth, context, idx)
+	ev, err := normalize(src, rec, b.d.limits.MaxDepth, context, idx)
 	if err != nil {
 		b.fail(src, reasonOf(err), idx, offset, rec, err)
 		return

@@ -41,14 +41,9 @@ type identity struct {
 	creationDate, mfa, federatedProvider, sourceIdentity               string
 }
 
-type kv struct {
-	key string
-	raw []byte
-}
-
 type parser struct {
 	s  scan.Scanner
-	ev *ocsf.Event
+	ev ocsf.Event // a value, so that the parser and the event stay on the stack
 
 	eventVersion, eventTime, eventSource, eventName, awsRegion string
 	sourceIP, userAgent, errorCode, errorMessage, requestID    string
@@ -60,8 +55,9 @@ type parser struct {
 	// From request and response parameters.
 	reqName, reqUserName, reqRoleName, consoleLogin, mfaUsed string
 
-	unmapped []kv
-	unmBuf   [8]kv
+	// unmapped is the JSON object of the members without an OCSF home,
+	// written as they are met.
+	unmapped []byte
 }
 
 // Normalize turns one CloudTrail record into an OCSF event. maxDepth bounds
@@ -69,21 +65,20 @@ type parser struct {
 // request and response are sub-slices of a second copy, so the event does
 // not alias rec.
 func Normalize(rec []byte, maxDepth int) (ocsf.Event, error) {
-	var ev ocsf.Event
 	// One copy for the raw bytes and one string copy that every field is a
 	// substring of: two allocations instead of one per field.
 	buf := bytes.Clone(rec)
-	p := parser{s: scan.New(buf, string(buf), maxDepth), ev: &ev}
-	p.unmapped = p.unmBuf[:0]
-	ev.Observables = make([]ocsf.Observable, 0, 16)
+	var p parser
+	p.s = scan.New(buf, string(buf), maxDepth)
+	p.ev.Observables = make([]ocsf.Observable, 0, 16)
 	if err := p.parse(); err != nil {
 		return ocsf.Event{}, err
 	}
-	ev.Raw = buf
+	p.ev.Raw = buf
 	if err := p.build(); err != nil {
 		return ocsf.Event{}, err
 	}
-	return ev, nil
+	return p.ev, nil
 }
 
 func (p *parser) parse() error {
@@ -134,22 +129,22 @@ func (p *parser) parse() error {
 		case "resources":
 			p.resources()
 		case "additionalEventData":
-			p.unmapped = append(p.unmapped, kv{k, p.additional()})
+			p.unmap(k, p.additional())
 		case "eventType":
 			s.Peek()
 			a := s.Pos
 			p.eventType = s.String()
-			p.unmapped = append(p.unmapped, kv{k, s.Buf[a:s.Pos:s.Pos]})
+			p.unmap(k, s.Buf[a:s.Pos:s.Pos])
 		case "readOnly":
 			s.Peek()
 			a := s.Pos
 			p.readOnly = s.Scalar()
-			p.unmapped = append(p.unmapped, kv{k, s.Buf[a:s.Pos:s.Pos]})
+			p.unmap(k, s.Buf[a:s.Pos:s.Pos])
 		default:
 			// No OCSF home (tlsDetails, managementEvent, sharedEventID,
 			// serviceEventDetails, future fields): keep it in unmapped.
 			if raw := s.Raw(); raw != nil {
-				p.unmapped = append(p.unmapped, kv{k, raw})
+				p.unmap(k, raw)
 			}
 		}
 	}
@@ -388,7 +383,7 @@ func (p *parser) value(sd side, parent, k, v string, level int) {
 	if v == "" {
 		return
 	}
-	ev := p.ev
+	ev := &p.ev
 	switch k {
 	case "bucketName", "bucket", "Bucket":
 		ev.AddObservable(ocsf.EntityBucket, paramName(sd, parent, k), v)
@@ -555,7 +550,7 @@ func setClass(ev *ocsf.Event, class, activity int, name string) {
 }
 
 func (p *parser) build() error {
-	ev := p.ev
+	ev := &p.ev
 	if p.eventTime == "" || p.eventName == "" || p.eventSource == "" {
 		reason := scan.ReasonMissingField
 		if p.s.Mismatch {
@@ -657,7 +652,7 @@ func (p *parser) build() error {
 }
 
 func (p *parser) actor() {
-	ev, id := p.ev, &p.id
+	ev, id := &p.ev, &p.id
 	u := &ev.Actor.User
 	u.Type, u.UID, u.UIDAlt = id.typ, id.principalID, id.arn
 	u.CredentialUID = id.accessKeyID
@@ -698,7 +693,7 @@ func (p *parser) actor() {
 }
 
 func (p *parser) observables() {
-	ev, id := p.ev, &p.id
+	ev, id := &p.ev, &p.id
 	ev.AddObservable(ocsf.EntityAccount, "cloud.account.uid", ev.Cloud.Account.UID)
 	ev.AddObservable(ocsf.EntityAccount, "actor.user.account.uid", id.accountID)
 	ev.AddObservable(ocsf.EntityRegion, "cloud.region", p.awsRegion)
@@ -743,27 +738,28 @@ func (p *parser) observables() {
 	}
 }
 
-// buildUnmapped writes the members without an OCSF home as one JSON object,
-// in one allocation.
+// unmap adds a member without an OCSF home to unmapped. The buffer is sized
+// on first use so that it never grows: the members are parts of the record.
+func (p *parser) unmap(key string, raw []byte) {
+	if raw == nil {
+		return
+	}
+	if p.unmapped == nil {
+		p.unmapped = make([]byte, 0, len(p.s.Buf)+64)
+		p.unmapped = append(p.unmapped, '{')
+	} else {
+		p.unmapped = append(p.unmapped, ',')
+	}
+	p.unmapped = appendJSONString(p.unmapped, key)
+	p.unmapped = append(p.unmapped, ':')
+	p.unmapped = append(p.unmapped, raw...)
+}
+
 func (p *parser) buildUnmapped() []byte {
-	if len(p.unmapped) == 0 {
+	if p.unmapped == nil {
 		return nil
 	}
-	n := 2
-	for _, u := range p.unmapped {
-		n += len(u.key) + 4 + len(u.raw)
-	}
-	out := make([]byte, 0, n+16)
-	out = append(out, '{')
-	for i, u := range p.unmapped {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		out = appendJSONString(out, u.key)
-		out = append(out, ':')
-		out = append(out, u.raw...)
-	}
-	return append(out, '}')
+	return append(p.unmapped, '}')
 }
 
 func appendJSONString(out []byte, s string) []byte {

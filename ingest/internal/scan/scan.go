@@ -12,6 +12,7 @@
 package scan
 
 import (
+	"encoding/binary"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -116,7 +117,7 @@ func (s *Scanner) sub(a, b int) string {
 }
 
 func (s *Scanner) ws() {
-	for s.Pos < len(s.Buf) {
+	for s.Pos < len(s.Buf) && s.Buf[s.Pos] <= ' ' {
 		switch s.Buf[s.Pos] {
 		case ' ', '\t', '\n', '\r':
 			s.Pos++
@@ -124,6 +125,30 @@ func (s *Scanner) ws() {
 			return
 		}
 	}
+}
+
+// plain returns the index of the first byte at or after i that ends the fast
+// path of a string: a quote, a backslash or a control character. It looks at
+// eight bytes at a time (SWAR): string scanning dominates decoding time.
+func plain(b []byte, i int) int {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		q := x ^ (ones * '"')
+		bs := x ^ (ones * '\\')
+		// A byte is flagged when it is zero in q or bs, or below 0x20 in x.
+		m := ((q - ones) &^ q) | ((bs - ones) &^ bs) | ((x - ones*0x20) &^ x)
+		if m&highs != 0 {
+			break
+		}
+	}
+	for i < len(b) && !special[b[i]] {
+		i++
+	}
+	return i
 }
 
 // Peek returns the next non-space byte without consuming it, 0 at the end.
@@ -407,9 +432,7 @@ func (s *Scanner) skipString() {
 	b := s.Buf
 	i := s.Pos + 1
 	for {
-		for i < len(b) && !special[b[i]] {
-			i++
-		}
+		i = plain(b, i)
 		if i >= len(b) {
 			s.Fail(ReasonInvalidJSON, "unterminated string")
 			return
@@ -473,10 +496,7 @@ func hexVal(c byte) int {
 func (s *Scanner) str() string {
 	b := s.Buf
 	a := s.Pos + 1
-	i := a
-	for i < len(b) && !special[b[i]] {
-		i++
-	}
+	i := plain(b, a)
 	if i < len(b) && b[i] == '"' {
 		s.Pos = i + 1
 		return s.sub(a, i)
