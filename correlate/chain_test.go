@@ -58,6 +58,12 @@ func (s *story) ev(uid, src string, d time.Duration, obs ...ocsf.Observable) ocs
 	return e
 }
 
+// op sets the API operation of the last event.
+func (s *story) op(operation string) ocsf.Event {
+	s.events[len(s.events)-1].API.Operation = operation
+	return s.events[len(s.events)-1]
+}
+
 func (s *story) alert(id, rule, stage string, sev int, ev ocsf.Event, tactics ...string) {
 	s.alerts = append(s.alerts, mkAlert(id, rule, stage, sev, ev, tactics...))
 }
@@ -99,11 +105,13 @@ func attackStory() story {
 		ct   = "cloudtrail"
 	)
 	// Legitimate CI deployment, five hours earlier, to the same targets.
-	e := s.ev("ci-put", ct, ci, ob(ocsf.EntityPrincipal, "arn:aws:iam::111122223333:user/ci-deployer"),
+	s.ev("ci-put", ct, ci, ob(ocsf.EntityPrincipal, "arn:aws:iam::111122223333:user/ci-deployer"),
 		ob(ocsf.EntityUser, "ci-deployer"), ob(ocsf.EntityAccessKey, "AKIACIDEPLOYER001"), ob(ocsf.EntityIP, "192.0.2.50"),
 		ob(ocsf.EntityBucket, bucket), ob(ocsf.EntityObject, ciObject), ob(ocsf.EntityAccount, account))
+	e := s.op("PutObject")
 	s.alert("a-ci-put", "aws.s3.release_bundle_upload", "execution", ocsf.SeverityMedium, e, "TA0002")
 	s.ev("ci-deploy", ct, ci+2*time.Minute, pipelineObs("arn:aws:sts::111122223333:assumed-role/codepipeline-role/1111", ciObject, "d-CI0000001")...)
+	s.op("CreateDeployment")
 	for _, n := range []string{"1", "2"} {
 		e = s.ev("ci-hook-"+n, agnt, ci+4*time.Minute, targetObs(n, ob(ocsf.EntityDeployment, "d-CI0000001"),
 			ob(ocsf.EntityProcess, "tgt-"+n+":1200"))...)
@@ -128,12 +136,15 @@ func attackStory() story {
 	s.alert("a-ct-list", "aws.s3.enum_with_instance_creds", "discovery", ocsf.SeverityMedium, e, "TA0007")
 	s.ev("ct-get", ct, 35*time.Minute, attackerObs(ob(ocsf.EntityBucket, bucket), ob(ocsf.EntityObject, "acme-artifacts/appspec.yml"))...)
 	// 6 tampering, 7 malware placement.
-	e = s.ev("ct-appspec", ct, 45*time.Minute, attackerObs(ob(ocsf.EntityBucket, bucket), ob(ocsf.EntityObject, "acme-artifacts/appspec.yml"))...)
+	s.ev("ct-appspec", ct, 45*time.Minute, attackerObs(ob(ocsf.EntityBucket, bucket), ob(ocsf.EntityObject, "acme-artifacts/appspec.yml"))...)
+	e = s.op("PutObject")
 	s.alert("a-ct-appspec", "aws.s3.appspec_tamper", "defense_evasion", ocsf.SeverityHigh, e, "TA0005")
-	e = s.ev("ct-bundle", ct, 50*time.Minute, attackerObs(ob(ocsf.EntityBucket, bucket), ob(ocsf.EntityObject, badObject))...)
+	s.ev("ct-bundle", ct, 50*time.Minute, attackerObs(ob(ocsf.EntityBucket, bucket), ob(ocsf.EntityObject, badObject))...)
+	e = s.op("PutObject")
 	s.alert("a-ct-bundle", "aws.s3.release_bundle_upload", "execution", ocsf.SeverityMedium, e, "TA0002")
 	// 8 distribution.
 	s.ev("ct-deploy", ct, 53*time.Minute, pipelineObs("arn:aws:sts::111122223333:assumed-role/codepipeline-role/2222", badObject, "d-ATTACK0001")...)
+	s.op("CreateDeployment")
 	// 9 impact on both targets.
 	for i, n := range []string{"1", "2"} {
 		off := time.Duration(i) * 20 * time.Second

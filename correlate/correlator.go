@@ -221,15 +221,37 @@ func (c *Correlator) Advance(now time.Time) Result {
 	return res
 }
 
-// raise lets correlated alerts join or open incidents.
+// raise lets correlated alerts join or open incidents. A correlated alert
+// raised again under the same id (a smaller chain completed out of order)
+// replaces the earlier one.
 func (c *Correlator) raise(ms []*seqMatch) []rules.Alert {
 	var out []rules.Alert
 	for _, m := range ms {
-		if _, dup := c.alertInc[m.alert.ID]; dup {
+		a := m.alert
+		if slot, known := c.alertInc[a.ID]; known {
+			in := c.incs[slot]
+			if in == nil {
+				continue
+			}
+			for i, old := range in.alerts {
+				if old.ID == a.ID {
+					in.alerts[i] = &a
+				}
+			}
+			c.corr[a.ID] = m
+			var arr [16]uint32
+			ids := c.trackedIDs(in.tenant, a.Entities, a.Time, arr[:0])
+			for _, i := range ids {
+				if e := &c.g.ents[i]; !e.hub && c.joinable[e.key.kind] {
+					addMember(e, slot, a.Time, a.Time)
+				}
+			}
+			in.first, in.last = min(in.first, a.Time), max(in.last, a.Time)
+			c.dirty[slot] = struct{}{}
+			out = append(out, a)
 			continue
 		}
-		c.corr[m.alert.ID] = m
-		a := m.alert
+		c.corr[a.ID] = m
 		c.addAlert(&a)
 		c.m.sequenceMatches.WithLabelValues(m.rule.ID).Inc()
 		out = append(out, a)

@@ -1,0 +1,580 @@
+package correlate
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+
+	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/rules"
+)
+
+// item is one input that satisfied a stage: an alert, an event, or a
+// threshold reached by several of them.
+type item struct {
+	id      string
+	alertID string
+	tenant  string
+	t       int64
+	on, key []string
+	events  []string
+	ents    []ocsf.Observable
+	members []*item // of a threshold
+}
+
+func itemLess(a, b *item) int {
+	if c := cmp.Compare(a.t, b.t); c != 0 {
+		return c
+	}
+	return strings.Compare(a.id, b.id)
+}
+
+type stageState struct {
+	byOn  map[string][]*item // tenant \x00 value of on
+	byKey map[string][]*item // tenant \x00 value of key
+	ids   map[string]struct{}
+	raw   map[string][]*item // threshold inputs by group
+}
+
+// timer waits for the absent last stage of a chain.
+type timer struct {
+	deadline int64
+	chain    []*item
+}
+
+type ruleState struct {
+	r      *SequenceRule
+	stages []*stageState
+	fired  map[string]fired // by anchor (first input) id
+	timers map[string]*timer
+}
+
+// fired remembers the chain raised for an anchor.
+type fired struct {
+	t     int64
+	chain []*item
+}
+
+// seqStep explains one stage of a match.
+type seqStep struct {
+	alertID  string
+	key      string
+	eventIDs []string
+}
+
+// seqMatch is one completed sequence: the correlated alert and the steps
+// that made it.
+type seqMatch struct {
+	rule  *SequenceRule
+	alert rules.Alert
+	steps []seqStep
+}
+
+// seqEngine runs the sequence rules. It keeps every stage input of the
+// span indexed by its hand-off values and, on each input, searches the
+// chains through it backwards and forwards, so the same inputs complete the
+// same chains in any arrival order.
+type seqEngine struct {
+	rules  []*ruleState
+	cfg    Config
+	m      *metrics
+	lateMS int64
+}
+
+const maxChains = 32
+
+func newSeqEngine(rs []*SequenceRule, cfg Config, m *metrics) (*seqEngine, error) {
+	s := &seqEngine{cfg: cfg, m: m, lateMS: cfg.AllowedLateness.Milliseconds()}
+	for _, r := range rs {
+		st := &ruleState{r: r, fired: map[string]fired{}, timers: map[string]*timer{}}
+		for range r.Stages {
+			st.stages = append(st.stages, &stageState{byOn: map[string][]*item{}, byKey: map[string][]*item{}, ids: map[string]struct{}{}, raw: map[string][]*item{}})
+		}
+		s.rules = append(s.rules, st)
+	}
+	return s, nil
+}
+
+func (s *seqEngine) observeAlert(a *rules.Alert) []*seqMatch {
+	if s == nil || a.Correlated {
+		return nil
+	}
+	var act map[string]any
+	var out []*seqMatch
+	for _, rs := range s.rules {
+		for k, st := range rs.r.Stages {
+			if !st.OnAlerts || (len(st.LogNames) > 0 && !slices.Contains(st.LogNames, a.Source)) {
+				continue
+			}
+			if act == nil {
+				act = alertActivation(a)
+			}
+			if !s.eval(st, act) {
+				continue
+			}
+			x := &item{id: a.ID, alertID: a.ID, tenant: a.TenantUID, t: a.Time, events: a.EventIDs, ents: a.Entities}
+			out = append(out, s.observe(rs, k, x)...)
+		}
+	}
+	return out
+}
+
+func (s *seqEngine) observeEvent(ev *ocsf.Event) []*seqMatch {
+	if s == nil {
+		return nil
+	}
+	var act map[string]any
+	var out []*seqMatch
+	for _, rs := range s.rules {
+		for k, st := range rs.r.Stages {
+			if st.OnAlerts || (len(st.LogNames) > 0 && !slices.Contains(st.LogNames, ev.Metadata.LogName)) ||
+				(len(st.Operations) > 0 && !slices.Contains(st.Operations, ev.API.Operation)) {
+				continue
+			}
+			if act == nil {
+				act = eventActivation(ev)
+			}
+			if !s.eval(st, act) {
+				continue
+			}
+			// Keep only the observables the rule keys on: events are many.
+			var ents []ocsf.Observable
+			for _, o := range ev.Observables {
+				if matchesSpec(st.On, o) || matchesSpec(st.Key, o) || matchesSpec(st.Distinct, o) {
+					ents = append(ents, o)
+				}
+			}
+			x := &item{id: ev.Metadata.UID, tenant: ev.Metadata.TenantUID, t: ev.Time, events: []string{ev.Metadata.UID}, ents: ents}
+			out = append(out, s.observe(rs, k, x)...)
+		}
+	}
+	return out
+}
+
+func matchesSpec(f *FieldSpec, o ocsf.Observable) bool {
+	return f != nil && (f.Entity == "" || o.Entity == f.Entity) && (f.Name == "" || rules.Glob(o.Name, f.Name))
+}
+
+func (s *seqEngine) eval(st *SequenceStage, act map[string]any) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	out, _, err := st.prg.Eval(act)
+	if err != nil {
+		s.m.dropped.WithLabelValues("sequence_eval_error").Inc()
+		return false
+	}
+	b, isBool := out.Value().(bool)
+	return isBool && b
+}
+
+func tkey(tenant, v string) string { return tenant + "\x00" + v }
+
+// observe records x at stage k and returns the matches it completes.
+func (s *seqEngine) observe(rs *ruleState, k int, x *item) []*seqMatch {
+	st := rs.r.Stages[k]
+	x.on = st.On.values(x.ents)
+	x.key = st.Key.values(x.ents)
+	if k == 0 && rs.r.Stages[0].On == nil {
+		x.on = []string{""}
+	}
+	if len(x.on) == 0 || len(x.key) == 0 {
+		return nil // the stage's key fields are missing: cannot chain
+	}
+	if st.Count > 1 {
+		return s.threshold(rs, k, x)
+	}
+	return s.register(rs, k, x)
+}
+
+// threshold keeps x as an input of stage k's threshold and registers a
+// threshold item when a group reaches it.
+func (s *seqEngine) threshold(rs *ruleState, k int, x *item) []*seqMatch {
+	st := rs.r.Stages[k]
+	ss := rs.stages[k]
+	groups := x.on
+	if k == 0 {
+		groups = x.key
+	}
+	var out []*seqMatch
+	for _, g := range groups {
+		gk := tkey(x.tenant, g)
+		list := ss.raw[gk]
+		if slices.ContainsFunc(list, func(o *item) bool { return o.id == x.id }) {
+			continue
+		}
+		list = append(list, x)
+		slices.SortFunc(list, itemLess)
+		if over := len(list) - 4*s.cfg.MaxPartialsPerKey; over > 0 {
+			list = list[over:]
+			s.m.dropped.WithLabelValues("sequence_cap").Inc()
+		}
+		ss.raw[gk] = list
+		// The earliest window [i, j] that holds the threshold.
+		w := st.Within.Milliseconds()
+		for j := range list {
+			i := j
+			for i > 0 && list[j].t-list[i-1].t <= w {
+				i--
+			}
+			win := list[i : j+1]
+			n := len(win)
+			if st.Distinct != nil {
+				var vals []string
+				for _, it := range win {
+					for _, v := range st.Distinct.values(it.ents) {
+						if !slices.Contains(vals, v) {
+							vals = append(vals, v)
+						}
+					}
+				}
+				n = len(vals)
+			}
+			if n < st.Count {
+				continue
+			}
+			v := &item{id: "threshold:" + win[0].id + ":" + g, tenant: x.tenant, t: list[j].t, members: slices.Clone(win)}
+			for _, it := range win {
+				v.events = append(v.events, it.events...)
+				v.ents = appendObs(v.ents, it.ents)
+				for _, kv := range it.key {
+					if !slices.Contains(v.key, kv) {
+						v.key = append(v.key, kv)
+					}
+				}
+			}
+			v.on = []string{g}
+			if k == 0 {
+				v.key = []string{g}
+			}
+			out = append(out, s.register(rs, k, v)...)
+			break
+		}
+	}
+	return out
+}
+
+func appendObs(dst, src []ocsf.Observable) []ocsf.Observable {
+	for _, o := range src {
+		if len(dst) >= 64 {
+			break
+		}
+		if !slices.ContainsFunc(dst, func(d ocsf.Observable) bool { return d.Entity == o.Entity && d.Value == o.Value }) {
+			dst = append(dst, o)
+		}
+	}
+	return dst
+}
+
+// register indexes x at stage k and searches the chains through it.
+func (s *seqEngine) register(rs *ruleState, k int, x *item) []*seqMatch {
+	ss := rs.stages[k]
+	if _, dup := ss.ids[x.id]; dup {
+		return nil
+	}
+	ss.ids[x.id] = struct{}{}
+	add := func(m map[string][]*item, vals []string) {
+		for _, v := range vals {
+			tk := tkey(x.tenant, v)
+			l := append(m[tk], x)
+			if over := len(l) - s.cfg.MaxPartialsPerKey; over > 0 {
+				slices.SortFunc(l, itemLess)
+				for _, old := range l[:over] {
+					delete(ss.ids, old.id)
+				}
+				l = l[over:]
+				s.m.dropped.WithLabelValues("sequence_cap").Inc()
+			}
+			m[tk] = l
+		}
+	}
+	add(ss.byOn, x.on)
+	add(ss.byKey, x.key)
+
+	r := rs.r
+	last := len(r.Stages) - 1
+	absent := r.Stages[last].Absent
+	if absent && k == last {
+		s.cancelTimers(rs, x)
+		return nil
+	}
+	end := last
+	if absent {
+		end = last - 1
+	}
+	var chains [][]*item
+	for _, b := range s.back(rs, k, x) {
+		for _, f := range s.fwd(rs, k, x, end) {
+			ch := append(append(slices.Clone(b), x), f...)
+			if valid(r, ch) {
+				chains = append(chains, ch)
+			}
+		}
+	}
+	if len(chains) == 0 {
+		return nil
+	}
+	slices.SortFunc(chains, chainCompare)
+	var out []*seqMatch
+	for _, ch := range chains {
+		anchor := ch[0].id
+		if prev, done := rs.fired[anchor]; done {
+			// A chain for this anchor was raised already. A smaller one
+			// (found because an input arrived out of order) replaces it, so
+			// the final alert does not depend on arrival order.
+			if !absent && chainCompare(ch, prev.chain) < 0 {
+				rs.fired[anchor] = fired{t: ch[len(ch)-1].t, chain: ch}
+				out = append(out, s.match(r, ch, ch[len(ch)-1].t))
+			}
+			continue
+		}
+		if absent {
+			dl := ch[len(ch)-1].t + r.Stages[last].Within.Milliseconds()
+			if tm, waiting := rs.timers[anchor]; waiting && chainCompare(ch, tm.chain) >= 0 {
+				continue
+			}
+			if s.followed(rs, ch, dl) {
+				continue
+			}
+			rs.timers[anchor] = &timer{deadline: dl, chain: ch}
+			continue
+		}
+		rs.fired[anchor] = fired{t: ch[len(ch)-1].t, chain: ch}
+		out = append(out, s.match(r, ch, ch[len(ch)-1].t))
+	}
+	return out
+}
+
+// chainCompare orders chains of equal length by their inputs' (time, id).
+func chainCompare(a, b []*item) int {
+	for i := range min(len(a), len(b)) {
+		if c := itemLess(a[i], b[i]); c != 0 {
+			return c
+		}
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+// valid checks the total span and that no input fills two stages.
+func valid(r *SequenceRule, ch []*item) bool {
+	if ch[len(ch)-1].t-ch[0].t > r.Span.Milliseconds() {
+		return false
+	}
+	for i := range ch {
+		for j := i + 1; j < len(ch); j++ {
+			if ch[i].id == ch[j].id {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// back returns the partial chains of stages 0..k-1 that x can follow.
+func (s *seqEngine) back(rs *ruleState, k int, x *item) [][]*item {
+	if k == 0 {
+		return [][]*item{nil}
+	}
+	gap := rs.r.Stages[k].MaxGap.Milliseconds()
+	var out [][]*item
+	for _, v := range x.on {
+		for _, p := range rs.stages[k-1].byKey[tkey(x.tenant, v)] {
+			if p.t > x.t || x.t-p.t > gap || p.id == x.id {
+				continue
+			}
+			for _, c := range s.back(rs, k-1, p) {
+				out = append(out, append(c, p))
+				if len(out) >= maxChains {
+					return out
+				}
+			}
+		}
+	}
+	return dedupeChains(out)
+}
+
+// fwd returns the partial chains of stages k+1..end that can follow x.
+func (s *seqEngine) fwd(rs *ruleState, k int, x *item, end int) [][]*item {
+	if k >= end {
+		return [][]*item{nil}
+	}
+	gap := rs.r.Stages[k+1].MaxGap.Milliseconds()
+	var out [][]*item
+	for _, v := range x.key {
+		for _, q := range rs.stages[k+1].byOn[tkey(x.tenant, v)] {
+			if q.t < x.t || q.t-x.t > gap || q.id == x.id {
+				continue
+			}
+			for _, c := range s.fwd(rs, k+1, q, end) {
+				out = append(out, append([]*item{q}, c...))
+				if len(out) >= maxChains {
+					return out
+				}
+			}
+		}
+	}
+	return dedupeChains(out)
+}
+
+func dedupeChains(in [][]*item) [][]*item {
+	seen := map[string]struct{}{}
+	out := in[:0]
+	for _, c := range in {
+		var b strings.Builder
+		for _, it := range c {
+			b.WriteString(it.id)
+			b.WriteByte(0)
+		}
+		if _, ok := seen[b.String()]; ok {
+			continue
+		}
+		seen[b.String()] = struct{}{}
+		out = append(out, c)
+	}
+	return out
+}
+
+// followed reports whether an input of the absent stage already follows
+// the chain before the deadline.
+func (s *seqEngine) followed(rs *ruleState, ch []*item, deadline int64) bool {
+	last := ch[len(ch)-1]
+	for _, v := range last.key {
+		for _, q := range rs.stages[len(rs.stages)-1].byOn[tkey(last.tenant, v)] {
+			if q.t >= last.t && q.t <= deadline {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (s *seqEngine) cancelTimers(rs *ruleState, x *item) {
+	for anchor, tm := range rs.timers {
+		last := tm.chain[len(tm.chain)-1]
+		if last.tenant != x.tenant || x.t < last.t || x.t > tm.deadline {
+			continue
+		}
+		for _, v := range x.on {
+			if slices.Contains(last.key, v) {
+				delete(rs.timers, anchor)
+				break
+			}
+		}
+	}
+}
+
+// fire raises the absence matches whose deadline the watermark passed.
+func (s *seqEngine) fire(wm int64) []*seqMatch {
+	if s == nil {
+		return nil
+	}
+	var out []*seqMatch
+	for _, rs := range s.rules {
+		var due []string
+		for anchor, tm := range rs.timers {
+			if tm.deadline <= wm {
+				due = append(due, anchor)
+			}
+		}
+		slices.Sort(due)
+		for _, anchor := range due {
+			tm := rs.timers[anchor]
+			delete(rs.timers, anchor)
+			rs.fired[anchor] = fired{t: tm.deadline, chain: tm.chain}
+			out = append(out, s.match(rs.r, tm.chain, tm.deadline))
+		}
+	}
+	return out
+}
+
+// match builds the correlated alert of a chain. Its id derives from the
+// rule and the chain's first input, so a replay raises the same alert.
+func (s *seqEngine) match(r *SequenceRule, ch []*item, t int64) *seqMatch {
+	first := ch[0]
+	a := rules.Alert{
+		ID:        hashID("corr-", r.ID, r.Version, first.tenant, first.id),
+		TenantUID: first.tenant, RuleID: r.ID, RuleVersion: r.Version, Title: r.Title, Severity: r.Severity,
+		Stage: r.Stage, Tactics: r.Tactics, Techniques: r.Techniques, Time: t, Source: "correlation",
+		Correlated: true, EventIDs: []string{},
+	}
+	m := &seqMatch{rule: r}
+	var summary []string
+	for i, it := range ch {
+		st := r.Stages[i]
+		key := ""
+		if i > 0 {
+			for _, v := range it.on {
+				if slices.Contains(ch[i-1].key, v) {
+					key = st.On.String() + "=" + v
+					break
+				}
+			}
+		}
+		for _, e := range it.events {
+			if !slices.Contains(a.EventIDs, e) {
+				a.EventIDs = append(a.EventIDs, e)
+			}
+		}
+		a.Entities = appendObs(a.Entities, it.ents)
+		members := it.members
+		if len(members) == 0 {
+			members = []*item{it}
+		}
+		for _, mb := range members {
+			m.steps = append(m.steps, seqStep{alertID: mb.alertID, key: key, eventIDs: mb.events})
+		}
+		summary = append(summary, st.Name)
+	}
+	if r.Stages[len(r.Stages)-1].Absent {
+		summary = append(summary, "no "+r.Stages[len(r.Stages)-1].Name)
+	}
+	a.Summary = strings.Join(summary, " → ")
+	m.alert = a
+	return m
+}
+
+// evict drops stage inputs and fired anchors older than the span.
+func (s *seqEngine) evict(wm int64) {
+	if s == nil {
+		return
+	}
+	for _, rs := range s.rules {
+		horizon := wm - rs.r.Span.Milliseconds() - s.lateMS
+		for _, ss := range rs.stages {
+			for _, m := range []map[string][]*item{ss.byOn, ss.byKey, ss.raw} {
+				for k, l := range m {
+					l = slices.DeleteFunc(l, func(it *item) bool {
+						if it.t < horizon {
+							delete(ss.ids, it.id)
+							return true
+						}
+						return false
+					})
+					if len(l) == 0 {
+						delete(m, k)
+					} else {
+						m[k] = l
+					}
+				}
+			}
+		}
+		for a, f := range rs.fired {
+			if f.t < horizon {
+				delete(rs.fired, a)
+			}
+		}
+	}
+}
+
+// partials counts the stage inputs held, for tests and the gauge.
+func (s *seqEngine) partials() int {
+	n := 0
+	for _, rs := range s.rules {
+		for _, ss := range rs.stages {
+			n += len(ss.ids)
+		}
+	}
+	return n
+}
