@@ -515,12 +515,12 @@ func exprPos(n *yaml.Node, lines []string, line, col int) (int, int) {
 	}
 	switch n.Style {
 	case yaml.LiteralStyle, yaml.FoldedStyle:
-		l := n.Line + line
+		// The block's indentation is that of its first content line.
 		indent := 0
-		if l-1 < len(lines) {
-			indent = len(lines[l-1]) - len(strings.TrimLeft(lines[l-1], " "))
+		if n.Line < len(lines) {
+			indent = len(lines[n.Line]) - len(strings.TrimLeft(lines[n.Line], " "))
 		}
-		return l, indent + col + 1
+		return n.Line + line, indent + col + 1
 	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
 		if line == 1 {
 			return n.Line, n.Column + col + 1

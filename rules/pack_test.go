@@ -1,0 +1,177 @@
+package rules_test
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/musubi-xdr/musubi/ingest"
+	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/rules"
+)
+
+const packDir = "../detections"
+
+// TestShippedPack checks that every shipped rule loads, passes lint, and
+// passes its inline tests, and that the pack covers what the product needs.
+func TestShippedPack(t *testing.T) {
+	lint := rules.Lint(packDir)
+	for _, p := range lint.Problems {
+		t.Errorf("lint: %v", p)
+	}
+	if lint.Rules < 60 {
+		t.Errorf("got %d rules, want at least 60", lint.Rules)
+	}
+	rep := rules.Test(packDir)
+	for _, p := range rep.Problems {
+		t.Errorf("load: %v", p)
+	}
+	for _, r := range rep.Rules {
+		t.Run(r.RuleID, func(t *testing.T) {
+			for _, tr := range r.Tests {
+				if !tr.Pass {
+					t.Errorf("%s:%d %q: got match %v, want %v %s", r.File, tr.Line, tr.Name, tr.Got, tr.Want, tr.Error)
+				}
+			}
+		})
+	}
+	s, err := rules.Load(packDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range s.Rules() {
+		if len(r.Techniques) == 0 {
+			t.Errorf("rule %s: got no ATT&CK technique, want one", r.ID)
+		}
+	}
+}
+
+// TestDetonations runs the real CloudTrail logs that stratus-red-team
+// recorded while detonating each technique through the CloudTrail
+// normalizer and the shipped pack, and checks that the technique's rule
+// fires.
+func TestDetonations(t *testing.T) {
+	s, err := rules.Load(packDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := rules.NewEngine(nil, nil)
+	e.Swap(s)
+	tests := []struct {
+		technique string
+		want      []string
+	}{
+		{"aws.credential-access.ec2-get-password-data", []string{"aws.ec2_password_data_read"}},
+		{"aws.credential-access.ec2-steal-instance-credentials", []string{"aws.ssm_send_command"}},
+		{"aws.credential-access.secretsmanager-batch-retrieve-secrets", []string{"aws.secretsmanager_batch_read"}},
+		{"aws.credential-access.secretsmanager-retrieve-secrets", []string{"aws.secretsmanager_secret_read"}},
+		{"aws.credential-access.ssm-retrieve-securestring-parameters", []string{"aws.ssm_parameters_decrypted"}},
+		{"aws.defense-evasion.cloudtrail-delete", []string{"aws.cloudtrail_trail_deleted"}},
+		{"aws.defense-evasion.cloudtrail-event-selectors", []string{"aws.cloudtrail_event_selectors_changed"}},
+		{"aws.defense-evasion.cloudtrail-stop", []string{"aws.cloudtrail_logging_stopped"}},
+		{"aws.defense-evasion.dns-delete-logs", []string{"aws.dns_query_logging_deleted"}},
+		{"aws.defense-evasion.organizations-leave", []string{"aws.organizations_leave"}},
+		{"aws.defense-evasion.vpc-remove-flow-logs", []string{"aws.vpc_flow_logs_deleted"}},
+		{"aws.discovery.ec2-download-user-data", []string{"aws.ec2_user_data_read"}},
+		{"aws.execution.ec2-launch-unusual-instances", []string{"aws.ec2_gpu_instances_launched"}},
+		{"aws.execution.ec2-user-data", []string{"aws.ec2_user_data_modified"}},
+		{"aws.execution.ssm-send-command", []string{"aws.ssm_send_command"}},
+		{"aws.execution.ssm-start-session", []string{"aws.ssm_start_session"}},
+		{"aws.exfiltration.ec2-security-group-open-port-22-ingress", []string{"aws.security_group_opened_to_world"}},
+		{"aws.exfiltration.ec2-share-ami", []string{"aws.ami_shared"}},
+		{"aws.exfiltration.ec2-share-ebs-snapshot", []string{"aws.ebs_snapshot_shared"}},
+		{"aws.exfiltration.rds-share-snapshot", []string{"aws.rds_snapshot_shared"}},
+		{"aws.initial-access.console-login-without-mfa", []string{"aws.console_login_without_mfa"}},
+		{"aws.lateral-movement.ec2-instance-connect", []string{"aws.ec2_instance_connect_key_pushed"}},
+		{"aws.lateral-movement.ec2-serial-console-send-ssh-public-key", []string{"aws.ec2_serial_console_access"}},
+		{"aws.persistence.iam-backdoor-role", []string{"aws.iam_role_trusts_external_principal", "aws.iam_assume_role_policy_updated"}},
+		{"aws.persistence.iam-backdoor-user", []string{"aws.iam_access_key_created_for_other_user"}},
+		{"aws.persistence.iam-create-admin-user", []string{"aws.iam_user_created", "aws.iam_admin_policy_attached", "aws.iam_access_key_created_for_other_user"}},
+		{"aws.persistence.iam-create-backdoor-role", []string{"aws.iam_role_trusts_external_principal"}},
+		{"aws.persistence.iam-create-user-login-profile", []string{"aws.iam_login_profile_created"}},
+		{"aws.persistence.lambda-backdoor-function", []string{"aws.lambda_invocable_by_anyone"}},
+		{"aws.persistence.lambda-layer-extension", []string{"aws.lambda_layer_added"}},
+		{"aws.persistence.lambda-overwrite-code", []string{"aws.lambda_code_updated"}},
+		{"aws.persistence.rolesanywhere-create-trust-anchor", []string{"aws.rolesanywhere_trust_anchor_created"}},
+		{"aws.persistence.sts-federation-token", []string{"aws.sts_federation_token", "aws.iam_inline_policy_full_admin"}},
+		{"aws.privilege-escalation.iam-update-user-login-profile", []string{"aws.iam_login_profile_updated"}},
+	}
+	dec := ingest.NewDecoder(ingest.DefaultLimits())
+	for _, tt := range tests {
+		t.Run(tt.technique, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("testdata", "stratus-red-team", tt.technique+".json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			events, errs := dec.Decode(ingest.SourceCloudTrail, data)
+			if len(errs) > 0 {
+				t.Fatalf("decode: %v", errs[0])
+			}
+			fired := map[string]bool{}
+			for i := range events {
+				for _, a := range e.Evaluate(&events[i]) {
+					fired[a.RuleID] = true
+				}
+			}
+			for _, id := range tt.want {
+				if !fired[id] {
+					t.Errorf("rule %s did not fire on %d events; fired: %v", id, len(events), keys(fired))
+				}
+			}
+		})
+	}
+}
+
+// TestGuardDutyFindings runs the GuardDuty severity rules over normalized
+// findings of every level.
+func TestGuardDutyFindings(t *testing.T) {
+	s, err := rules.Load(packDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := rules.NewEngine(nil, nil)
+	e.Swap(s)
+	for sev, want := range map[int]string{2: "aws.guardduty_finding_low", 3: "aws.guardduty_finding_medium", 4: "aws.guardduty_finding_high", 5: "aws.guardduty_finding_critical"} {
+		ev := ocsf.Event{ClassUID: ocsf.ClassDetectionFinding, SeverityID: sev}
+		ev.Metadata.LogName, ev.Metadata.UID = "guardduty", "f"
+		ev.FindingInfo.Types = []string{"UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS"}
+		var ids []string
+		for _, a := range e.Evaluate(&ev) {
+			ids = append(ids, a.RuleID)
+		}
+		if !slices.Contains(ids, want) || !slices.Contains(ids, "aws.guardduty_instance_credential_exfiltration_outside_aws") {
+			t.Errorf("severity %d: got %v, want %s and the exfiltration rule", sev, ids, want)
+		}
+	}
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestCoverageLayer checks the Navigator layer of the shipped pack.
+func TestCoverageLayer(t *testing.T) {
+	rep := rules.Coverage(packDir)
+	if !rep.OK {
+		t.Fatalf("coverage: %v", rep.Problems)
+	}
+	if rep.Layer.Versions["layer"] != "4.5" || rep.Layer.Domain != "enterprise-attack" {
+		t.Errorf("got layer versions %v domain %q", rep.Layer.Versions, rep.Layer.Domain)
+	}
+	var found bool
+	for _, tech := range rep.Layer.Techniques {
+		if tech.TechniqueID == "T1552.005" && tech.Tactic == "credential-access" && strings.Contains(tech.Comment, "host.imds_credentials_from_webserver") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("layer lacks T1552.005 under credential-access with the IMDS rule")
+	}
+}
