@@ -13,6 +13,9 @@ import (
 	"github.com/musubi-xdr/musubi/storage"
 )
 
+// errCrashed is returned by Run when a test hook simulated a crash.
+var errCrashed = errors.New("consumer crashed before commit (test hook)")
+
 // Writer makes a batch durable. It returns nil only when every row is
 // stored; the consumer commits offsets only then.
 type Writer interface {
@@ -42,9 +45,10 @@ type Consumer struct {
 	proc   *Processor
 	writer Writer
 	logger *slog.Logger
-	// afterWrite, when set, runs between the durable write and the commit;
-	// tests use it to crash the consumer at exactly that point.
-	afterWrite func()
+	// crashBeforeCommit, when set, runs between the durable write and the
+	// commit; when it returns true the consumer stops right there, as if
+	// killed. Tests use it to crash at exactly that point.
+	crashBeforeCommit func() bool
 }
 
 // NewConsumer returns a consumer feeding proc and writing through w.
@@ -106,8 +110,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if err := c.write(ctx, batch); err != nil {
 			return nil // only cancellation ends write retries
 		}
-		if c.afterWrite != nil {
-			c.afterWrite()
+		if c.crashBeforeCommit != nil && c.crashBeforeCommit() {
+			return errCrashed
 		}
 		if err := r.CommitMessages(ctx, msgs...); err != nil {
 			if ctx.Err() != nil {
