@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -268,15 +269,21 @@ func (s *Store) eventColumns(evs []ocsf.Event, now int64) (*columns, error) {
 		sev                                                                = mk[uint8](n)
 		ents                                                               = mk[[]string](n)
 	)
+	// One encoder over one buffer: each event's JSON is copied once, into
+	// its string, instead of twice through json.Marshal.
+	var buf bytes.Buffer
+	jsonEnc := json.NewEncoder(&buf)
+	jsonEnc.SetEscapeHTML(false)
 	for i := range evs {
 		e := &evs[i]
 		if e.Metadata.UID == "" {
 			return nil, fmt.Errorf("%w: event %d has no metadata.uid", ErrPermanent, i)
 		}
-		b, err := json.Marshal(e)
-		if err != nil {
+		buf.Reset()
+		if err := jsonEnc.Encode(e); err != nil {
 			return nil, fmt.Errorf("%w: encode event %s: %w", ErrPermanent, e.Metadata.UID, err)
 		}
+		b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 		tenant[i], uid[i] = e.Metadata.TenantUID, e.Metadata.UID
 		ts[i], tms[i], ins[i] = msTime(e.Time), e.Time, now
 		class[i], typ[i], act[i], sev[i] = uint32(e.ClassUID), uint32(e.TypeUID), int32(e.ActivityID), clampU8(e.SeverityID)
