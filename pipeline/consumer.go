@@ -32,6 +32,9 @@ type ConsumerConfig struct {
 	FlushInterval time.Duration
 	MaxWait       time.Duration
 	QueueCapacity int
+	// IdleAfter is how long the consumer waits for input before it advances
+	// the correlator's event time on its own (absence timers).
+	IdleAfter time.Duration
 	// RetryBackoff is the first wait after a failed write; it doubles up to
 	// MaxBackoff.
 	RetryBackoff time.Duration
@@ -58,6 +61,9 @@ func NewConsumer(cfg ConsumerConfig, proc *Processor, w Writer, logger *slog.Log
 	}
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 10 * time.Second
+	}
+	if cfg.IdleAfter <= 0 {
+		cfg.IdleAfter = 5 * time.Second
 	}
 	return &Consumer{cfg: cfg, proc: proc, writer: w, logger: logger.With("component", "consumer")}
 }
@@ -88,6 +94,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 	for {
 		msgs = msgs[:0]
 		start, err := c.fetchBatch(ctx, r, &msgs)
+		if errors.Is(err, errIdle) {
+			if b := c.proc.Idle(time.Now()); b.Rows() > 0 {
+				if err := c.write(ctx, b); err != nil {
+					return nil
+				}
+			}
+			continue
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -95,9 +109,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 			return fmt.Errorf("fetch: %w", err)
 		}
 		c.proc.metrics.lag.Set(float64(r.Stats().Lag))
-		if len(msgs) == 0 {
-			continue
-		}
 		recs = recs[:0]
 		for _, m := range msgs {
 			recs = append(recs, Record{
@@ -128,11 +139,20 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
+// errIdle says no message arrived within IdleAfter.
+var errIdle = errors.New("no input")
+
 // fetchBatch fetches up to BatchSize messages, waiting at most FlushInterval
-// once the first message has arrived. It returns the time of the first.
+// once the first message has arrived. It returns the time of the first, or
+// errIdle when nothing arrived within IdleAfter.
 func (c *Consumer) fetchBatch(ctx context.Context, r *kafka.Reader, msgs *[]kafka.Message) (time.Time, error) {
-	m, err := r.FetchMessage(ctx)
+	idle, cancelIdle := context.WithTimeout(ctx, c.cfg.IdleAfter)
+	m, err := r.FetchMessage(idle)
+	cancelIdle()
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return time.Time{}, errIdle
+		}
 		return time.Time{}, err
 	}
 	start := time.Now()

@@ -32,6 +32,8 @@ type Evaluator interface {
 // Correlator turns events and alerts into incident updates.
 type Correlator interface {
 	Process(events []ocsf.Event, alerts []rules.Alert) correlate.Result
+	// Advance moves event time to now while input is idle, firing timers.
+	Advance(now time.Time) correlate.Result
 }
 
 // TenantFunc maps an AWS account id (possibly empty) to a tenant id.
@@ -121,6 +123,14 @@ func (p *Processor) Process(recs []Record) storage.Batch {
 	b.Alerts = append(b.Alerts, res.Alerts...)
 	b.Incidents = res.Incidents
 	return b
+}
+
+// Idle advances the correlator's event time to now when no input arrived
+// for a while, so absence rules fire and windows close; it returns what that
+// produced.
+func (p *Processor) Idle(now time.Time) storage.Batch {
+	res := p.corr.Advance(now)
+	return storage.Batch{Alerts: res.Alerts, Incidents: res.Incidents}
 }
 
 // warnThrottled logs at most one warning per second and counts the rest.
