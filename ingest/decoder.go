@@ -417,7 +417,7 @@ func (b *batch) logEvents(src Source, data []byte, pos int, context string) {
 		switch {
 		case len(t) == 0:
 		case msrc == SourceVPCFlow && t[0] != '{':
-			b.flowLine(b.d.flowFormat, m, start, context+"/"+id, 0)
+			b.flowLine(b.d.flowFormat, m, start, context+"/"+id, -1)
 		case msrc == SourceAuto:
 			b.badRecord(src, m, start, scan.Errorf(ReasonUnknownFormat, "no source recognises the log event"))
 		default:
@@ -489,6 +489,10 @@ func normalize(src Source, rec []byte, depth int, context string, idx int) (ev o
 // field order for the lines after it; without one, format applies.
 func (b *batch) flowText(data []byte, context string, format *vpcflow.Format) {
 	lim := b.d.limits
+	if b.events == nil {
+		// Events are large: grow the slice once, not by doubling.
+		b.events = make([]ocsf.Event, 0, min(bytes.Count(data, []byte{'\n'})+1, lim.MaxRecords))
+	}
 	line := 0
 	for off := 0; off < len(data) && !b.full; line++ {
 		end := bytes.IndexByte(data[off:], '\n')
@@ -520,9 +524,14 @@ func (b *batch) flowText(data []byte, context string, format *vpcflow.Format) {
 	}
 }
 
+// flowLine decodes one flow log line; line is its line number in the file
+// (the record index of its errors) or -1 when it has none.
 func (b *batch) flowLine(format *vpcflow.Format, l []byte, offset int, context string, line int) {
 	idx := b.n
 	b.n++
+	if line >= 0 {
+		idx = line
+	}
 	lim := b.d.limits
 	if b.n > lim.MaxRecords {
 		b.full = true
@@ -537,7 +546,7 @@ func (b *batch) flowLine(format *vpcflow.Format, l []byte, offset int, context s
 		b.fail(SourceVPCFlow, ReasonInvalidUTF8, idx, offset, l, errors.New("line is not valid UTF-8"))
 		return
 	}
-	ev, err := normalizeFlow(format, l, context, line)
+	ev, err := normalizeFlow(format, l, context, max(line, 0))
 	if err != nil {
 		b.fail(SourceVPCFlow, reasonOf(err), idx, offset, l, err)
 		return

@@ -53,7 +53,6 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-
 // TestStratusKeyFields checks that every real event normalizes and that the
 // key fields equal the raw values.
 func TestStratusKeyFields(t *testing.T) {

@@ -391,7 +391,7 @@ func Normalize(rec []byte, maxDepth int) (ocsf.Event, error) {
 	ev.AddObservable(ocsf.EntityAccount, "cloud.account.uid", f.AccountID)
 	ev.AddObservable(ocsf.EntityRegion, "cloud.region", f.Region)
 
-	mapResource(&ev, &f.Resource, f.Region, f.AccountID)
+	mapResource(&ev, &f.Resource, f.Partition, f.Region, f.AccountID)
 	mapAction(&ev, &f.Service)
 	mapRuntime(&ev, &f.Service)
 	if f.Service.Detection != nil && f.Service.Detection.Sequence != nil {
@@ -426,7 +426,7 @@ func addResource(ev *ocsf.Event, typ, uid, name, region, account string) {
 	ev.Resources = append(ev.Resources, r)
 }
 
-func mapResource(ev *ocsf.Event, r *resource, region, account string) {
+func mapResource(ev *ocsf.Event, r *resource, partition, region, account string) {
 	if ak := r.AccessKeyDetails; ak != nil {
 		addResource(ev, "AccessKey", ak.AccessKeyID, ak.UserName, region, account)
 		ev.Actor.User.Name = ak.UserName
@@ -437,9 +437,23 @@ func mapResource(ev *ocsf.Event, r *resource, region, account string) {
 		if ak.UserType == "AssumedRole" {
 			// For instance credentials the user name is the role name and the
 			// principal id ends with the session name (the instance id).
-			if i := strings.IndexByte(ak.PrincipalID, ':'); i >= 0 && entity.IsInstanceID(ak.PrincipalID[i+1:]) {
-				ev.Actor.Session.Name = ak.PrincipalID[i+1:]
-				ev.AddObservable(ocsf.EntityInstance, "actor.session.name", ev.Actor.Session.Name)
+			if i := strings.IndexByte(ak.PrincipalID, ':'); i >= 0 {
+				sess := ak.PrincipalID[i+1:]
+				ev.Actor.Session.Name = sess
+				if partition == "" {
+					partition = "aws"
+				}
+				// The session and role ARNs as CloudTrail writes them, so
+				// that the finding joins the calls made with the keys.
+				if ak.UserName != "" && account != "" {
+					ev.Actor.Session.UID = "arn:" + partition + ":sts::" + account + ":assumed-role/" + ak.UserName + "/" + sess
+					ev.Actor.Session.Issuer = "arn:" + partition + ":iam::" + account + ":role/" + ak.UserName
+					ev.AddObservable(ocsf.EntitySession, "actor.session.uid", ev.Actor.Session.UID)
+					ev.AddObservable(ocsf.EntityRole, "actor.session.issuer", ev.Actor.Session.Issuer)
+				}
+				if entity.IsInstanceID(sess) {
+					ev.AddObservable(ocsf.EntityInstance, "actor.session.name", sess)
+				}
 			}
 		} else {
 			ev.AddObservable(ocsf.EntityUser, "actor.user.name", ak.UserName)

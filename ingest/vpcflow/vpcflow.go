@@ -111,6 +111,9 @@ type Format struct {
 	header string
 	names  []string
 	fields []field
+	// sum identifies the format in record ids, so that ids do not hash the
+	// header again for every line.
+	sum [16]byte
 }
 
 // DefaultHeader is the v2 default format.
@@ -152,6 +155,8 @@ func ParseHeader(h string) (*Format, error) {
 		return nil, scan.Errorf(scan.ReasonUnknownFormat, "no known flow log field in header")
 	}
 	f.header = strings.Join(f.names, " ")
+	full := sha256.Sum256([]byte(f.header))
+	copy(f.sum[:], full[:])
 	return f, nil
 }
 
@@ -199,32 +204,34 @@ func (f *Format) Normalize(line []byte, context string, n int) (ocsf.Event, erro
 	str := string(line)
 	var vals values
 	vals.extra = vals.buf[:0]
-	i, rest := 0, str
-	for rest != "" {
-		rest = strings.TrimLeft(rest, " \t")
-		if rest == "" {
+	i := 0
+	for p := 0; p < len(str); {
+		for p < len(str) && (str[p] == ' ' || str[p] == '\t') {
+			p++
+		}
+		if p == len(str) {
 			break
 		}
-		j := strings.IndexAny(rest, " \t")
-		if j < 0 {
-			j = len(rest)
+		q := p
+		for q < len(str) && str[q] != ' ' && str[q] != '\t' {
+			q++
 		}
 		if i >= len(f.fields) {
 			return ocsf.Event{}, scan.Errorf(scan.ReasonInvalidValue, "more values than the format has fields ("+strconv.Itoa(len(f.fields))+")")
 		}
-		v := rest[:j]
+		v := str[p:q]
 		if fl := f.fields[i]; fl != fUnmapped {
 			vals.v[fl] = v
 		} else if v != "-" {
 			vals.extra = append(vals.extra, kv{f.names[i], v})
 		}
-		rest = rest[j:]
+		p = q
 		i++
 	}
 	if i != len(f.fields) {
 		return ocsf.Event{}, scan.Errorf(scan.ReasonMissingField, "got "+strconv.Itoa(i)+" values, the format has "+strconv.Itoa(len(f.fields))+" fields")
 	}
-	return build(&vals, line, f.header, context, n)
+	return build(&vals, line, f.sum, context, n)
 }
 
 // NormalizeJSON decodes one flow record written as a JSON object keyed by
@@ -257,7 +264,7 @@ func NormalizeJSON(rec []byte, maxDepth int, context string, n int) (ocsf.Event,
 	if err := s.Err(); err != nil {
 		return ocsf.Event{}, err
 	}
-	return build(&vals, buf, "json", context, n)
+	return build(&vals, buf, jsonSum, context, n)
 }
 
 func dash(s string) string {
@@ -279,7 +286,10 @@ var boundaries = [...]struct {
 	7: {10, "Gateway VPC"}, 8: {11, "Internet Gateway"},
 }
 
-func build(vals *values, raw []byte, header, context string, n int) (ocsf.Event, error) {
+// jsonSum stands for the format of JSON records in their ids.
+var jsonSum = [16]byte{'j', 's', 'o', 'n'}
+
+func build(vals *values, raw []byte, format [16]byte, context string, n int) (ocsf.Event, error) {
 	v := &vals.v
 	var ev ocsf.Event
 	ev.ClassUID, ev.ClassName = ocsf.ClassNetworkActivity, "Network Activity"
@@ -310,7 +320,7 @@ func build(vals *values, raw []byte, header, context string, n int) (ocsf.Event,
 	}
 	md.Product.Version = v[fVersion]
 	md.LogName = LogName
-	md.UID = uid(header, context, n, raw)
+	md.UID = uid(format, context, n, raw)
 
 	ev.Cloud.Provider = "AWS"
 	ev.Cloud.Account.UID = dash(v[fAccountID])
@@ -497,17 +507,27 @@ func atoi(s string) (int64, bool) {
 	return n, true
 }
 
-// uid hashes the record with its context: 128 bits of SHA-256, hex.
-func uid(header, context string, n int, raw []byte) string {
-	h := sha256.New()
-	h.Write([]byte(header))
-	h.Write([]byte{0})
-	h.Write([]byte(context))
-	h.Write([]byte{0})
-	var num [20]byte
-	h.Write(strconv.AppendInt(num[:0], int64(n), 10))
-	h.Write([]byte{0})
-	h.Write(raw)
+// uid hashes the record with its context (format, file or stream, line
+// number): 128 bits of SHA-256, hex. Short records are hashed from a stack
+// buffer, without allocating.
+func uid(format [16]byte, context string, n int, raw []byte) string {
+	var stack [512]byte
+	b := append(stack[:0], format[:]...)
+	b = append(b, context...)
+	b = append(b, 0)
+	b = strconv.AppendInt(b, int64(n), 10)
+	b = append(b, 0)
 	var sum [32]byte
-	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+	if len(b)+len(raw) <= len(stack) {
+		b = append(b, raw...)
+		sum = sha256.Sum256(b)
+	} else {
+		h := sha256.New()
+		h.Write(b)
+		h.Write(raw)
+		h.Sum(sum[:0])
+	}
+	var out [32]byte
+	hex.Encode(out[:], sum[:16])
+	return string(out[:])
 }

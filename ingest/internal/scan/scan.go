@@ -45,9 +45,9 @@ type Error struct {
 
 func (e *Error) Error() string {
 	if e.Offset >= 0 {
-		return e.Reason + " at byte " + strconv.Itoa(e.Offset) + ": " + e.Msg
+		return e.Msg + " (at byte " + strconv.Itoa(e.Offset) + ")"
 	}
-	return e.Reason + ": " + e.Msg
+	return e.Msg
 }
 
 // DecodeReason returns the machine reason; ingest reads it through an
