@@ -61,8 +61,9 @@ type ClickHouse struct {
 	MigrateOnStart   bool          `yaml:"migrate_on_start"`
 	StoreRaw         bool          `yaml:"store_raw"`
 	MaxExecutionTime time.Duration `yaml:"max_execution_time"`
-	// Retention per table (events, alerts, dead_letters, ...); zero keeps
-	// data forever.
+	// Retention per table (events, alerts, incidents, dead_letters, ...),
+	// enforced by dropping daily partitions; tables not named keep their
+	// default retention (README), 0 keeps a table forever.
 	Retention map[string]time.Duration `yaml:"retention"`
 }
 
@@ -73,14 +74,25 @@ type Rules struct {
 	ReloadInterval time.Duration `yaml:"reload_interval"`
 }
 
-// Correlate configures the correlator.
+// Correlate configures the correlator. Entity kinds not named in Windows
+// keep the correlator's built-in windows (see docs/design.md).
 type Correlate struct {
-	Window          time.Duration `yaml:"window"`
+	// Windows is how far apart in event time two sightings of an entity
+	// kind may be and still join, by kind (instance, ip, access_key, ...).
+	Windows       map[string]time.Duration `yaml:"windows"`
+	DefaultWindow time.Duration            `yaml:"default_window"`
+	// AllowedLateness is how far behind the watermark input may arrive and
+	// still count as on time; later input is counted and still attached.
 	AllowedLateness time.Duration `yaml:"allowed_lateness"`
-	HubPartnerLimit int           `yaml:"hub_partner_limit"`
-	// HubCIDRs are addresses that never glue incidents together (NAT
-	// gateways, VPC endpoints).
-	HubCIDRs             []string `yaml:"hub_cidrs"`
+	// HubPartnerLimit makes an entity with more distinct partners a hub
+	// that no longer glues incidents together.
+	HubPartnerLimit int `yaml:"hub_partner_limit"`
+	// HubCIDRs are extra shared addresses (NAT gateways, VPC endpoints)
+	// that never glue incidents together.
+	HubCIDRs []string `yaml:"hub_cidrs"`
+	// HubValues are extra entity values (a very common role, say) that
+	// never glue incidents together.
+	HubValues            []string `yaml:"hub_values"`
 	MaxAlertsPerIncident int      `yaml:"max_alerts_per_incident"`
 	MaxNodesPerIncident  int      `yaml:"max_nodes_per_incident"`
 }
@@ -158,7 +170,7 @@ func Default() Config {
 			Retention:        map[string]time.Duration{},
 		},
 		Rules:     Rules{Dir: "detections", ReloadInterval: 5 * time.Second},
-		Correlate: Correlate{Window: 24 * time.Hour, AllowedLateness: 2 * time.Minute, HubPartnerLimit: 50, MaxAlertsPerIncident: 500, MaxNodesPerIncident: 1000},
+		Correlate: Correlate{DefaultWindow: 2 * time.Hour, AllowedLateness: 5 * time.Minute, HubPartnerLimit: 64, MaxAlertsPerIncident: 500, MaxNodesPerIncident: 2000},
 		Pipeline:  Pipeline{BatchSize: 5000, FlushInterval: time.Second},
 		API:       API{Listen: "127.0.0.1:8080"},
 		Ingest:    Ingest{MaxRecordBytes: 1 << 20, MaxDepth: 64},
@@ -309,8 +321,13 @@ func (c Config) Validate() error {
 	if c.Rules.ReloadInterval < 0 {
 		bad("rules.reload_interval", "must not be negative")
 	}
-	if c.Correlate.Window <= 0 {
-		bad("correlate.window", "must be positive")
+	if c.Correlate.DefaultWindow <= 0 {
+		bad("correlate.default_window", "must be positive")
+	}
+	for kind, d := range c.Correlate.Windows {
+		if d <= 0 {
+			bad("correlate.windows."+kind, "must be positive")
+		}
 	}
 	if c.Correlate.AllowedLateness < 0 {
 		bad("correlate.allowed_lateness", "must not be negative")
