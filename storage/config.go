@@ -126,6 +126,12 @@ func (c Config) Validate() error {
 			bad("retention of %s: %s is shorter than one daily partition", t, d)
 		}
 	}
+	for _, t := range []string{TableNodes, TableEdges, TableLinks} {
+		if c.Retention[t] != c.Retention[TableIncidents] {
+			bad("retention of %s (%s) must equal that of %s (%s): the graph expires with its incident",
+				t, c.Retention[t], TableIncidents, c.Retention[TableIncidents])
+		}
+	}
 	if c.EvidenceLookback < 0 {
 		bad("evidence_lookback must not be negative")
 	}

@@ -68,16 +68,29 @@
 // overwrite each other. PARTITION BY toYYYYMM(updated): the rows are few;
 // keep its retention at least as long as the incidents'.
 //
+// incident_alerts links an incident version to its alerts; the alert to
+// evidence-event link is alerts.event_ids, which the evidence query joins.
+//
 // incident_comments, audit_log: append-only, monthly partitions, ids chosen
-// by the caller (or random) so a retried request folds.
+// by the caller (or random) so a retried request folds. Workflow changes
+// and merges write their audit entry (deterministic id) before the change.
 //
 // dead_letters: PARTITION BY toYYYYMMDD(time), ORDER BY (tenant_uid,
 // source, topic, kafka_partition, kafka_offset). Raw bytes are always kept
 // (zstd), because they are the only copy once the offset is committed.
+// DeadLetter.Time should be the record's timestamp so a replay folds.
+//
+// schema_migrations is the one table without a tenant: it describes the
+// database, not data (its tenant_uid column is always empty).
+//
+// DateTime columns are DateTime('UTC'), so partitions are UTC days whatever
+// the server's timezone.
 //
 // # Writes and overload
 //
-// Store.Write is synchronous: one INSERT per non-empty table, each retried
+// Store.Write is synchronous: one INSERT per non-empty table (events,
+// alerts, then each incident's nodes, edges and alert links before the
+// incident row, so a visible incident version has its graph), each retried
 // with jittered exponential back-off (Config.RetryMin..RetryMax) while the
 // error is transient (network errors, timeouts, overload codes such as
 // TOO_MANY_PARTS, MEMORY_LIMIT_EXCEEDED, READONLY), until the caller's
@@ -106,5 +119,47 @@
 //
 // Every read takes the caller's tenant list and filters on it; an id in
 // another tenant is ErrNotFound. Every query carries max_execution_time and
-// max_result_rows, and a LIMIT below them.
+// max_result_rows (Config), and a LIMIT below them; a read that would
+// exceed max_result_rows fails rather than returning a silently cut result.
+//
+// The queue (ListIncidents) filters on the effective status and severity:
+// the analyst's workflow value when set, the correlator's otherwise. Its
+// cursor is an opaque keyset position (sort value, tenant, id), so pages
+// stay stable while incidents are written; it is bound to its sort order.
+// CountsByStatus applies every filter except Status.
+//
+// Evidence pages (GetIncident) are the events named by the incident's
+// alerts' event_ids, oldest first, 100 per page, searched from
+// EvidenceLookback before the first alert to a day after the last.
+//
+// Workflow updates are compare-and-set on the workflow version: read the
+// latest, compare, insert version+1. Without transactions this has a race
+// window between two processes (see UpdateWorkflow); within one process a
+// per-incident lock closes it.
+//
+// # Grafana
+//
+// The Node Graph panel reads the graph tables directly, for example:
+//
+//	SELECT id, title, subtitle, mainstat, secondarystat, color, detail__kind, detail__value
+//	FROM incident_nodes FINAL
+//	WHERE tenant_uid = '$tenant' AND incident_id = '$incident'
+//	  AND version = (SELECT max(version) FROM incidents WHERE tenant_uid = '$tenant' AND incident_id = '$incident')
+//
+//	SELECT id, source, target, mainstat, secondarystat, detail__rule_id, detail__join_key
+//	FROM incident_edges FINAL WHERE ... (the same condition)
+//
+// # On current ClickHouse
+//
+// The same DDL and queries run unchanged on 24.x. What one would do
+// differently there, and may add by a later migration once 18.16 is no
+// longer a test target: CODEC(ZSTD) on event_json and raw, TTL instead of
+// DropExpiredPartitions, bloom_filter skip indexes on event_uid and
+// entities, DateTime64(3) instead of the *_ms columns, and
+// insert_deduplication_token for batch-level dedup on top of the row ids.
+// LowCardinality needs no setting there (the one we send is harmless).
+//
+// Migrations are append-only: never edit a released file (Migrate warns on
+// a checksum change). 18.16 has no ADD COLUMN IF NOT EXISTS; Migrate treats
+// a duplicate-column error of an ADD COLUMN as already applied.
 package storage

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/musubi-xdr/musubi/correlate"
@@ -210,3 +211,34 @@ type netErr struct{}
 func (*netErr) Error() string   { return "connection refused" }
 func (*netErr) Timeout() bool   { return false }
 func (*netErr) Temporary() bool { return true }
+
+func TestTransientClassification(t *testing.T) {
+	// A real dial error to a closed port is transient.
+	cfg := Default()
+	cfg.Addr = []string{"127.0.0.1:1"}
+	cfg.DialTimeout = time.Second
+	_, err := Open(context.Background(), cfg, nil, nil)
+	if err == nil || !Transient(err) {
+		t.Errorf("dial error %v: transient %v, want true", err, Transient(err))
+	}
+	// A real server error about the schema is permanent; overload is not.
+	s := testStore(t)
+	err = s.exec(context.Background(), "SELECT no_such_column FROM "+s.t(TableEvents))
+	if err == nil || Transient(err) {
+		t.Errorf("unknown column %v: transient %v, want false", err, Transient(err))
+	}
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&clickhouse.Exception{Code: 252, Name: "TOO_MANY_PARTS"}, true},
+		{fmt.Errorf("insert: %w", &clickhouse.Exception{Code: 241}), true},
+		{&clickhouse.Exception{Code: 16, Name: "NO_SUCH_COLUMN_IN_TABLE"}, false},
+		{&encodeError{column: "x", err: context.DeadlineExceeded}, false},
+		{context.Canceled, false},
+	} {
+		if got := Transient(tc.err); got != tc.want {
+			t.Errorf("Transient(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}

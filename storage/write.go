@@ -450,7 +450,9 @@ func incidentColumns(incs []correlate.Incident, now int64) ([]*columns, error) {
 	edges.values = []any{eT, eI, eVer, eLast, eID, eSrc, eDst, eMain, eSec, eRule, eRuleV, eKey, eGap, eTime, eEv}
 	links.rows = len(lA)
 	links.values = []any{lT, lI, lA, lVer, lLast, lTime}
-	return []*columns{inc, nodes, edges, links}, nil
+	// The graph rows go first: an incident version becomes visible only
+	// when its nodes, edges and alert links are already stored.
+	return []*columns{nodes, edges, links, inc}, nil
 }
 
 func (s *Store) deadLetterColumns(ds []DeadLetter) *columns {

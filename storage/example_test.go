@@ -1,0 +1,56 @@
+package storage_test
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/storage"
+)
+
+// Example shows the pipeline's use: open, migrate, write a batch, and only
+// then commit the Kafka offsets it came from.
+func Example() {
+	ctx := context.Background()
+	cfg := storage.Default()
+	cfg.Addr = []string{"127.0.0.1:19000"}
+	s, err := storage.Open(ctx, cfg, slog.Default(), prometheus.NewRegistry())
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx); err != nil {
+		return
+	}
+	var ev ocsf.Event
+	ev.SetClass(ocsf.ClassAPIActivity, 1, "Create")
+	ev.Metadata.UID, ev.Metadata.TenantUID, ev.Time = "evt-1", "acme", time.Now().UnixMilli()
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := s.Write(wctx, storage.Batch{Events: []ocsf.Event{ev}}); err != nil {
+		return // do not commit: the records will be fetched again
+	}
+	// commit offsets here
+}
+
+// ExampleBuffer aggregates small batches into about one INSERT per second
+// and commits each batch's offsets once it is durable.
+func ExampleBuffer() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var s *storage.Store // opened and migrated as in Example
+	if s == nil {
+		return
+	}
+	buf := storage.NewBuffer(s.Write, storage.BufferConfig{FlushRows: 50_000, Interval: time.Second})
+	go func() { _ = buf.Run(ctx) }()
+	commit := func(err error) {
+		if err == nil {
+			// commit the offsets of this batch
+		}
+	}
+	_ = buf.Add(ctx, storage.Batch{}, commit) // blocks while the buffer is full
+}
