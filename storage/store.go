@@ -85,9 +85,12 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	// Every statement names its tables with the database (dialect.table),
+	// so the session needs no default database: Open works before Migrate
+	// has created it.
 	conn, err := clickhouse.Open(&clickhouse.Options{
 		Addr: cfg.Addr,
-		Auth: clickhouse.Auth{Database: cfg.Database, Username: cfg.Username, Password: cfg.Password},
+		Auth: clickhouse.Auth{Username: cfg.Username, Password: cfg.Password},
 		Settings: clickhouse.Settings{
 			"allow_experimental_low_cardinality_type": 1,
 		},
