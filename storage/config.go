@@ -32,6 +32,9 @@ type Config struct {
 	// Retention is how long each table keeps its data, by table name (see
 	// Tables). Partitions older than that are dropped by
 	// DropExpiredPartitions. A table that is absent or zero is kept forever.
+	// The graph tables (incident_nodes, incident_edges, incident_alerts)
+	// always follow incidents. Keep incident_workflow at least as long as
+	// incidents, or analysts' state disappears from live incidents.
 	Retention map[string]time.Duration `yaml:"retention"`
 	// StoreRaw keeps each event's source record, zstd-compressed.
 	StoreRaw bool `yaml:"store_raw"`
@@ -60,9 +63,6 @@ func Default() Config {
 			TableEvents:      30 * 24 * time.Hour,
 			TableAlerts:      180 * 24 * time.Hour,
 			TableIncidents:   365 * 24 * time.Hour,
-			TableNodes:       365 * 24 * time.Hour,
-			TableEdges:       365 * 24 * time.Hour,
-			TableLinks:       365 * 24 * time.Hour,
 			TableWorkflow:    400 * 24 * time.Hour,
 			TableComments:    400 * 24 * time.Hour,
 			TableAudit:       400 * 24 * time.Hour,
@@ -126,10 +126,10 @@ func (c Config) Validate() error {
 			bad("retention of %s: %s is shorter than one daily partition", t, d)
 		}
 	}
-	for _, t := range []string{TableNodes, TableEdges, TableLinks} {
-		if c.Retention[t] != c.Retention[TableIncidents] {
-			bad("retention of %s (%s) must equal that of %s (%s): the graph expires with its incident",
-				t, c.Retention[t], TableIncidents, c.Retention[TableIncidents])
+	for _, t := range graphTables {
+		if d, ok := c.Retention[t]; ok && d != c.Retention[TableIncidents] {
+			bad("retention of %s (%s) differs from that of %s (%s): the graph expires with its incident; leave it unset",
+				t, d, TableIncidents, c.Retention[TableIncidents])
 		}
 	}
 	if c.EvidenceLookback < 0 {

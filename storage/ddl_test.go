@@ -72,13 +72,13 @@ func TestConfigValidate(t *testing.T) {
 	c.Database = "musubi; DROP"
 	c.Cluster = "a b"
 	c.MaxExecutionTime = 0
-	c.Retention = map[string]time.Duration{"nope": 48 * time.Hour, TableEvents: time.Hour}
+	c.Retention = map[string]time.Duration{"nope": 48 * time.Hour, TableEvents: time.Hour, TableNodes: 48 * time.Hour}
 	c.RetryMin = 0
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("got nil, want errors")
 	}
-	for _, want := range []string{"addr", "database", "cluster", "max_execution_time", `unknown table "nope"`, "shorter than one daily partition", "retry_min"} {
+	for _, want := range []string{"addr", "database", "cluster", "max_execution_time", `unknown table "nope"`, "shorter than one daily partition", "incident_nodes (48h0m0s) differs", "retry_min"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s: %v", want, err)
 		}

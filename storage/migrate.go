@@ -34,6 +34,9 @@ const (
 	TableMigrations  = "schema_migrations"
 )
 
+// graphTables hold an incident's graph; they expire with the incident.
+var graphTables = []string{TableNodes, TableEdges, TableLinks}
+
 // tableSpec says how a table is partitioned, which DropExpiredPartitions
 // needs to turn a partition id back into a time range.
 type tableSpec struct {
@@ -248,10 +251,8 @@ func splitStatements(sql string) []string {
 // again after a crash half-way through a migration, is safe.
 func (s *Store) Migrate(ctx context.Context) error {
 	d := s.dialect
-	if d.cluster != "" {
-		if err := s.exec(ctx, "CREATE DATABASE IF NOT EXISTS "+d.db+" "+d.onCluster()); err != nil {
-			return fmt.Errorf("create database: %w", err)
-		}
+	if err := s.exec(ctx, "CREATE DATABASE IF NOT EXISTS "+d.db+" "+d.onCluster()); err != nil {
+		return fmt.Errorf("create database: %w", err)
 	}
 	if err := s.exec(ctx, d.migrationsTable()); err != nil {
 		return fmt.Errorf("create %s: %w", TableMigrations, err)

@@ -477,7 +477,7 @@ func TestDropExpiredPartitions(t *testing.T) {
 	s := testStore(t)
 	ctx := context.Background()
 	now := time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)
-	s.cfg.Retention = map[string]time.Duration{TableEvents: 30 * 24 * time.Hour, TableAudit: 60 * 24 * time.Hour}
+	s.cfg.Retention = map[string]time.Duration{TableEvents: 30 * 24 * time.Hour, TableAudit: 60 * 24 * time.Hour, TableIncidents: 30 * 24 * time.Hour}
 	var evs []ocsf.Event
 	for _, daysAgo := range []int{45, 31, 30, 29, 0} {
 		e := testEvent("t1", fmt.Sprint("ev-", daysAgo), 0)
@@ -486,7 +486,13 @@ func TestDropExpiredPartitions(t *testing.T) {
 	}
 	a := testAlert("t1", "al", 0, "ev")
 	a.Time = now.AddDate(0, 0, -45).UnixMilli()
-	write(t, s, Batch{Events: evs, Alerts: []rules.Alert{a}})
+	// An incident last seen 45 days ago expires with its graph; one with a
+	// version 45 days ago and a newer one yesterday keeps the new version.
+	gone := testIncident("t1", "gone", 1, a)
+	fresh := testAlert("t1", "al-new", 0, "ev")
+	fresh.Time = now.AddDate(0, 0, -1).UnixMilli()
+	kept1, kept2 := testIncident("t1", "kept", 1, a), testIncident("t1", "kept", 2, a, fresh)
+	write(t, s, Batch{Events: evs, Alerts: []rules.Alert{a}, Incidents: []correlate.Incident{gone, kept1, kept2}})
 	for _, at := range []time.Time{now.AddDate(0, -4, 0), now.AddDate(0, -2, 0), now.AddDate(0, -1, 0)} {
 		if err := s.AppendAudit(ctx, AuditEntry{TenantUID: "t1", Action: "x", Time: at}); err != nil {
 			t.Fatal(err)
@@ -498,7 +504,9 @@ func TestDropExpiredPartitions(t *testing.T) {
 	}
 	// The cutoff is 2026-10-26 13:00: the day of 30 days ago still holds
 	// younger rows and stays; months before 2026-09-26 13:00 go.
-	want := []DroppedPartition{{TableEvents, "20261011"}, {TableEvents, "20261025"}, {TableAudit, "202607"}}
+	want := []DroppedPartition{{TableEvents, "20261011"}, {TableEvents, "20261025"},
+		{TableIncidents, "20261011"}, {TableNodes, "20261011"}, {TableEdges, "20261011"}, {TableLinks, "20261011"},
+		{TableAudit, "202607"}}
 	if !reflect.DeepEqual(dropped, want) {
 		t.Errorf("dropped %v, want %v", dropped, want)
 	}
@@ -510,6 +518,16 @@ func TestDropExpiredPartitions(t *testing.T) {
 	}
 	if n := count(t, s, "SELECT count() FROM "+s.t(TableAudit)); n != 2 {
 		t.Errorf("got %d audit entries left, want 2", n)
+	}
+	p, err := s.ListIncidents(ctx, IncidentQuery{Tenants: []string{"t1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(p.Items); !slices.Equal(got, []string{"kept"}) || p.Items[0].Version != 2 {
+		t.Errorf("incidents after retention: got %v, want [kept] at version 2", got)
+	}
+	if d, err := s.GetIncident(ctx, []string{"t1"}, "kept", ""); err != nil || len(d.Nodes) != 3 || len(d.Edges) != 2 {
+		t.Errorf("kept incident: err %v, %d nodes, %d edges; want 3 and 2", err, len(d.Nodes), len(d.Edges))
 	}
 	if dropped, err := s.DropExpiredPartitions(ctx, now); err != nil || len(dropped) != 0 {
 		t.Errorf("second run: dropped %v, err %v; want nothing", dropped, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 )
 
@@ -45,6 +46,9 @@ func (s *Store) DropExpiredPartitions(ctx context.Context, now time.Time) ([]Dro
 	var dropped []DroppedPartition
 	for _, table := range Tables() {
 		keep := s.cfg.Retention[table]
+		if slices.Contains(graphTables, table) {
+			keep = s.cfg.Retention[TableIncidents]
+		}
 		if keep <= 0 {
 			continue
 		}
