@@ -19,7 +19,8 @@ import (
 // goroutine for one event.
 type activation struct {
 	ev       *ocsf.Event
-	evVal    any
+	adapter  types.Adapter
+	evVal    ref.Val // the event adapted once, shared by all candidate rules
 	req      ref.Val
 	resp     ref.Val
 	decoded  uint8 // bit 1: request decoded, bit 2: response decoded
@@ -27,14 +28,17 @@ type activation struct {
 	decodeFn func(json.RawMessage) (ref.Val, bool)
 }
 
-func newActivation(ev *ocsf.Event) *activation {
-	return &activation{ev: ev, evVal: ev, decodeFn: decodeBody}
+func newActivation(ev *ocsf.Event, adapter types.Adapter) *activation {
+	return &activation{ev: ev, adapter: adapter, decodeFn: decodeBody}
 }
 
 // ResolveName implements interpreter.Activation.
 func (a *activation) ResolveName(name string) (any, bool) {
 	switch name {
 	case "event":
+		if a.evVal == nil {
+			a.evVal = a.adapter.NativeToValue(a.ev)
+		}
 		return a.evVal, true
 	case "request":
 		if a.decoded&1 == 0 {

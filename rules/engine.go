@@ -182,7 +182,7 @@ func (e *Engine) Evaluate(ev *ocsf.Event) []Alert {
 	if es == nil || ev == nil {
 		return nil
 	}
-	act := newActivation(ev)
+	act := newActivation(ev, es.set.adapter)
 	var alerts []Alert
 	es.set.index.candidates(ev, func(r *Rule) {
 		m := es.rules[r]

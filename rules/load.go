@@ -95,6 +95,8 @@ type Set struct {
 	// Skipped lists files of another kind (correlation) that Load left to
 	// their owner.
 	Skipped []string
+
+	adapter types.Adapter
 }
 
 // Rules returns the rules in load order (by file path, then position).
@@ -164,7 +166,7 @@ func LoadFiles(files []File) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rules: CEL environment: %w", err)
 	}
-	s := &Set{byID: map[string]*Rule{}, Hash: hashFiles(files)}
+	s := &Set{byID: map[string]*Rule{}, Hash: hashFiles(files), adapter: env.CELTypeAdapter()}
 	var problems []error
 	seen := map[string]string{}
 	for _, f := range files {

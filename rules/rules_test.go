@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -178,7 +179,7 @@ func TestAbsentKeyPolicy(t *testing.T) {
 			s := mustLoad(t, map[string]string{"r.yaml": ruleYAML("t.absent", "'"+tt.cond+"'")})
 			e := NewEngine(nil, nil)
 			e.Swap(s)
-			got, _, err := e.eval(s.Rules()[0], newActivation(ctEvent("X", tt.req)), nil)
+			got, _, err := e.eval(s.Rules()[0], newActivation(ctEvent("X", tt.req), s.adapter), nil)
 			if got != tt.want || (err != nil) != tt.err {
 				t.Errorf("got %v (err %v), want %v (err %v)", got, err, tt.want, tt.err)
 			}
@@ -188,7 +189,7 @@ func TestAbsentKeyPolicy(t *testing.T) {
 
 func TestActivationDecodesLazilyOnce(t *testing.T) {
 	ev := ctEvent("X", `{"a":1}`)
-	act := newActivation(ev)
+	act := newActivation(ev, types.DefaultTypeAdapter)
 	calls := 0
 	act.decodeFn = func(raw json.RawMessage) (ref.Val, bool) {
 		calls++
@@ -338,7 +339,7 @@ func TestDeadlineStopsEvaluation(t *testing.T) {
 	for range 200 {
 		ev.Observables = append(ev.Observables, ocsf.Observable{Value: "xxxxxxxx"})
 	}
-	_, reason, err := e.eval(s.Rules()[0], newActivation(ev), nil)
+	_, reason, err := e.eval(s.Rules()[0], newActivation(ev, s.adapter), nil)
 	if err == nil || (reason != ReasonTimeout && reason != ReasonCostLimit) {
 		t.Errorf("got reason %q err %v, want a timeout", reason, err)
 	}

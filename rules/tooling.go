@@ -22,13 +22,14 @@ type TestResult struct {
 // rule's sources, since the engine never shows it to the rule otherwise.
 func (r *Rule) RunTests() []TestResult {
 	e := NewEngine(nil, nil)
+	env, _ := Env()
 	var out []TestResult
 	for i := range r.Tests {
 		t := &r.Tests[i]
 		res := TestResult{Name: t.Name, Line: t.Line, Want: t.Match}
 		ev := t.Event
 		if r.accepts(&ev) {
-			got, _, err := e.eval(r, newActivation(&ev), nil)
+			got, _, err := e.eval(r, newActivation(&ev, env.CELTypeAdapter()), nil)
 			res.Got = got
 			if err != nil {
 				res.Error = err.Error()
