@@ -316,7 +316,7 @@ func (s *Store) MigrationStatus(ctx context.Context) ([]MigrationStatus, error) 
 		return nil, err
 	}
 	applied := map[int]MigrationStatus{}
-	q := fmt.Sprintf("SELECT version, argMax(checksum, applied_ms), max(applied_ms) FROM %s.%s GROUP BY version", s.dialect.db, TableMigrations)
+	q := fmt.Sprintf("SELECT version, argMax(checksum, applied_ms), max(applied_ms) FROM %s.%s GROUP BY version LIMIT 100000", s.dialect.db, TableMigrations)
 	rows, err := s.conn.Query(s.queryCtx(ctx), q)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", TableMigrations, err)

@@ -533,3 +533,21 @@ func TestDropExpiredPartitions(t *testing.T) {
 		t.Errorf("second run: dropped %v, err %v; want nothing", dropped, err)
 	}
 }
+
+func TestResultRowCap(t *testing.T) {
+	s := testStore(t)
+	var alerts []rules.Alert
+	for i := range 5 {
+		alerts = append(alerts, testAlert("t1", fmt.Sprint("al-", i), 0, "ev"))
+	}
+	write(t, s, Batch{Alerts: alerts})
+	s.cfg.MaxResultRows = 3
+	if _, err := s.LoadOpenState(context.Background(), t0.Add(-time.Hour)); err == nil {
+		t.Error("LoadOpenState over max_result_rows: got nil, want an error rather than a partial state")
+	}
+	s.cfg.MaxResultRows = 5
+	st, err := s.LoadOpenState(context.Background(), t0.Add(-time.Hour))
+	if err != nil || len(st.Alerts) != 5 {
+		t.Errorf("got %d alerts, err %v; want 5", len(st.Alerts), err)
+	}
+}
