@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-
-	"github.com/musubi-xdr/musubi/ocsf"
 )
 
 // TestResult is the outcome of one inline test.
@@ -234,6 +232,3 @@ func Coverage(dir string) *CoverageReport {
 	rep.OK = true
 	return rep
 }
-
-// severityName is the lower-case severity caption used in rule files.
-func severityName(id int) string { return strings.ToLower(ocsf.SeverityName(id)) }
