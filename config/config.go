@@ -45,8 +45,12 @@ type Kafka struct {
 	Topics map[string]string `yaml:"topics"`
 	// DeadLetterTopic, when set, receives every record that cannot be
 	// processed, in addition to the dead_letters table.
-	DeadLetterTopic string        `yaml:"dead_letter_topic"`
-	MaxWait         time.Duration `yaml:"max_wait"`
+	DeadLetterTopic string `yaml:"dead_letter_topic"`
+	// MaxWait is the longest a fetch waits at the broker when no data is
+	// there (data that arrives is returned at once). The client's read
+	// deadline keeps a safety margin of up to a second below it, so values
+	// under a second leave little slack on a busy broker.
+	MaxWait time.Duration `yaml:"max_wait"`
 	// QueueCapacity bounds the messages the client prefetches.
 	QueueCapacity int `yaml:"queue_capacity"`
 }
@@ -157,7 +161,7 @@ func Default() Config {
 				"agent":      "musubi.raw.agent",
 				"falco":      "musubi.raw.falco",
 			},
-			MaxWait:       250 * time.Millisecond,
+			MaxWait:       2 * time.Second,
 			QueueCapacity: 1000,
 		},
 		ClickHouse: ClickHouse{

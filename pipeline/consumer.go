@@ -32,6 +32,9 @@ type ConsumerConfig struct {
 	FlushInterval time.Duration
 	MaxWait       time.Duration
 	QueueCapacity int
+	// DeadLetterTopic, when set, also receives every dead letter (raw
+	// bytes, with the reason and origin in headers) before the commit.
+	DeadLetterTopic string
 	// IdleAfter is how long the consumer waits for input before it advances
 	// the correlator's event time on its own (absence timers).
 	IdleAfter time.Duration
@@ -87,6 +90,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 		ErrorLogger:    kafka.LoggerFunc(func(msg string, args ...any) { c.logger.Warn(fmt.Sprintf(msg, args...)) }),
 	})
 	defer r.Close()
+	var dlq *kafka.Writer
+	if c.cfg.DeadLetterTopic != "" {
+		dlq = &kafka.Writer{
+			Addr: kafka.TCP(c.cfg.Brokers...), Topic: c.cfg.DeadLetterTopic,
+			RequiredAcks: kafka.RequireAll, BatchTimeout: 10 * time.Millisecond,
+		}
+		defer dlq.Close()
+	}
 	c.logger.Info("consuming", "brokers", c.cfg.Brokers, "group", c.cfg.GroupID, "topics", topics)
 
 	msgs := make([]kafka.Message, 0, c.cfg.BatchSize)
@@ -120,6 +131,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 		batch := c.proc.Process(recs)
 		if err := c.write(ctx, batch); err != nil {
 			return nil // only cancellation ends write retries
+		}
+		if dlq != nil && len(batch.DeadLetters) > 0 {
+			if err := c.retry(ctx, "dead-letter publish", func() error { return publishDeadLetters(ctx, dlq, batch.DeadLetters) }); err != nil {
+				return nil
+			}
 		}
 		if c.crashBeforeCommit != nil && c.crashBeforeCommit() {
 			return errCrashed
@@ -175,9 +191,15 @@ func (c *Consumer) fetchBatch(ctx context.Context, r *kafka.Reader, msgs *[]kafk
 // write retries the identical batch with exponential back-off until it is
 // durable or ctx is cancelled.
 func (c *Consumer) write(ctx context.Context, b storage.Batch) error {
+	return c.retry(ctx, "batch write", func() error { return c.writer.Write(ctx, b) })
+}
+
+// retry runs op with exponential back-off until it succeeds or ctx is
+// cancelled. Offsets are not committed meanwhile.
+func (c *Consumer) retry(ctx context.Context, what string, op func() error) error {
 	backoff := c.cfg.RetryBackoff
 	for attempt := 1; ; attempt++ {
-		err := c.writer.Write(ctx, b)
+		err := op()
 		if err == nil {
 			return nil
 		}
@@ -185,7 +207,7 @@ func (c *Consumer) write(ctx context.Context, b storage.Batch) error {
 			return ctx.Err()
 		}
 		c.proc.metrics.writeRetries.Inc()
-		c.logger.Warn("batch write failed; retrying, offsets not committed", "attempt", attempt, "backoff", backoff, "error", err)
+		c.logger.Warn(what+" failed; retrying, offsets not committed", "attempt", attempt, "backoff", backoff, "error", err)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -193,4 +215,25 @@ func (c *Consumer) write(ctx context.Context, b storage.Batch) error {
 		}
 		backoff = min(backoff*2, c.cfg.MaxBackoff)
 	}
+}
+
+// publishDeadLetters sends dead letters to the dead-letter topic: the raw
+// bytes as the value, the reason and origin as headers.
+func publishDeadLetters(ctx context.Context, w *kafka.Writer, dls []storage.DeadLetter) error {
+	msgs := make([]kafka.Message, 0, len(dls))
+	for _, d := range dls {
+		msgs = append(msgs, kafka.Message{
+			Key:   []byte(fmt.Sprintf("%s/%d/%d", d.Topic, d.Partition, d.Offset)),
+			Value: d.Raw,
+			Headers: []kafka.Header{
+				{Key: "musubi-source", Value: []byte(d.Source)},
+				{Key: "musubi-reason", Value: []byte(d.Reason)},
+				{Key: "musubi-error", Value: []byte(d.Error)},
+				{Key: "musubi-topic", Value: []byte(d.Topic)},
+				{Key: "musubi-partition", Value: []byte(fmt.Sprint(d.Partition))},
+				{Key: "musubi-offset", Value: []byte(fmt.Sprint(d.Offset))},
+			},
+		})
+	}
+	return w.WriteMessages(ctx, msgs...)
 }

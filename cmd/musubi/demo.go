@@ -76,7 +76,7 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	done := make(chan error, 1)
 	go func() { done <- e.run(ctx) }()
 
-	n, err := publishDir(ctx, cfg, *data)
+	n, err := publishDir(ctx, cfg, *data, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "musubi demo: publish: %v\n", err)
 		cancel()
@@ -91,6 +91,13 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		cancel()
 		<-done
 		return 1
+	}
+	for i := range incidents {
+		// The queue lists incidents without their graphs; fetch each one.
+		var d api.IncidentDetail
+		if err := getAPI(ctx, base+"/v1/incidents/"+incidents[i].ID, secret, &d); err == nil {
+			incidents[i].Nodes, incidents[i].Edges = d.Nodes, d.Edges
+		}
 	}
 	printDemoIncidents(stdout, incidents)
 	fmt.Fprintf(stdout, "\nOpen them through the API (demo admin token below):\n")
@@ -122,7 +129,7 @@ func randomSecret() string {
 // publishDir publishes every file under dir to the topic of its source:
 // line-oriented files (flow logs, agent and Falco JSON lines) one message per
 // line, JSON documents one message per file, in name order.
-func publishDir(ctx context.Context, cfg config.Config, dir string) (int, error) {
+func publishDir(ctx context.Context, cfg config.Config, dir string, stdout io.Writer) (int, error) {
 	recs, err := readRecords([]string{dir})
 	if err != nil {
 		return 0, err
@@ -140,7 +147,8 @@ func publishDir(ctx context.Context, cfg config.Config, dir string) (int, error)
 		src := ingest.Detect(r.Value)
 		topic, ok := cfg.Kafka.Topics[string(src)]
 		if !ok {
-			return 0, fmt.Errorf("%s: no topic for source %q", r.Topic, src)
+			fmt.Fprintf(stdout, "  (skipping %s: not telemetry of a known source)\n", r.Topic)
+			continue
 		}
 		for _, part := range splitMessages(src, r.Value) {
 			msgs = append(msgs, kafka.Message{Topic: topic, Key: []byte(r.Topic), Value: part})
@@ -212,25 +220,35 @@ func waitForIncidents(ctx context.Context, base, token string, timeout time.Dura
 }
 
 func getIncidents(ctx context.Context, base, token string) ([]api.Incident, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/incidents?limit=100&sort=severity", nil)
+	var page api.IncidentPage
+	err := getAPI(ctx, base+"/v1/incidents?limit=100&sort=severity", token, &page)
+	return page.Items, err
+}
+
+// getAPI GETs url with the bearer token and decodes the JSON answer into v.
+func getAPI(ctx context.Context, url, token string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("GET /v1/incidents: %s: %s", resp.Status, b)
+		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, b)
 	}
-	var page api.IncidentPage
-	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
-		return nil, err
-	}
-	return page.Items, nil
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// demoEntityOrder is the order the demo lists an incident's entities in:
+// the identifiers that tie the attack chain together first.
+var demoEntityOrder = []ocsf.Entity{
+	ocsf.EntityInstance, ocsf.EntityHost, ocsf.EntityIP, ocsf.EntityAccessKey, ocsf.EntitySession,
+	ocsf.EntityBucket, ocsf.EntityObject, ocsf.EntityDeployment, ocsf.EntityPipeline, ocsf.EntityFinding,
 }
 
 func printDemoIncidents(w io.Writer, incidents []api.Incident) {
@@ -244,13 +262,15 @@ func printDemoIncidents(w io.Writer, incidents []api.Incident) {
 			fmt.Fprintf(w, "      stages: %s\n", strings.Join(in.Stages, " → "))
 		}
 		var ents []string
-		for _, n := range in.Nodes {
-			if n.Kind == "entity" {
-				ents = append(ents, string(n.Entity)+"="+n.Value)
+		for _, kind := range demoEntityOrder {
+			for _, n := range in.Nodes {
+				if n.Kind == "entity" && n.Entity == kind {
+					ents = append(ents, string(n.Entity)+"="+n.Value)
+				}
 			}
 		}
-		if len(ents) > 8 {
-			ents = append(ents[:8], fmt.Sprintf("… %d more", len(ents)-8))
+		if len(ents) > 12 {
+			ents = append(ents[:12], fmt.Sprintf("… %d more", len(ents)-12))
 		}
 		if len(ents) > 0 {
 			fmt.Fprintf(w, "      entities: %s\n", strings.Join(ents, ", "))

@@ -36,7 +36,7 @@ func TestServeEndToEnd(t *testing.T) {
 	defer cancel()
 
 	cfg := config.Default()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, cfg.Kafka.Topics["cloudtrail"]))
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, cfg.Kafka.Topics["cloudtrail"], "musubi.deadletter"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +49,7 @@ func TestServeEndToEnd(t *testing.T) {
 	cfg.API.Listen = "127.0.0.1:0"
 	cfg.API.Tokens = []config.Token{{Name: "analyst-1", Secret: "s3cret-token", Role: "analyst", Tenants: []string{"*"}}}
 	cfg.Pipeline.FlushInterval = 200 * time.Millisecond
+	cfg.Kafka.DeadLetterTopic = "musubi.deadletter"
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +121,21 @@ func TestServeEndToEnd(t *testing.T) {
 	})
 	if reason == "" || !strings.Contains(raw, `"eventName": `) {
 		t.Errorf("got dead letter reason %q raw %q, want a reason and the raw bytes", reason, raw)
+	}
+
+	// ...and is also on the dead-letter topic, with its origin in headers.
+	dlq := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Kafka.Brokers, Topic: cfg.Kafka.DeadLetterTopic, MaxWait: time.Second})
+	defer dlq.Close()
+	m, err := dlq.ReadMessage(ctx)
+	if err != nil {
+		t.Fatalf("read dead-letter topic: %v", err)
+	}
+	headers := map[string]string{}
+	for _, h := range m.Headers {
+		headers[h.Key] = string(h.Value)
+	}
+	if string(m.Value) != string(msgs[1].Value) || headers["musubi-reason"] != reason || headers["musubi-topic"] != cfg.Kafka.Topics["cloudtrail"] {
+		t.Errorf("got dead-letter message %q with headers %v, want the raw record with reason %q and its topic", m.Value, headers, reason)
 	}
 
 	// Both offsets are committed: the batch was durable before the commit.

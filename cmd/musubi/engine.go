@@ -94,18 +94,19 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (*en
 		topics[topic] = s
 	}
 	e.consumer = pipeline.NewConsumer(pipeline.ConsumerConfig{
-		Brokers:       cfg.Kafka.Brokers,
-		GroupID:       cfg.Kafka.GroupID,
-		Topics:        topics,
-		BatchSize:     cfg.Pipeline.BatchSize,
-		FlushInterval: cfg.Pipeline.FlushInterval,
-		MaxWait:       cfg.Kafka.MaxWait,
-		QueueCapacity: cfg.Kafka.QueueCapacity,
+		Brokers:         cfg.Kafka.Brokers,
+		GroupID:         cfg.Kafka.GroupID,
+		Topics:          topics,
+		BatchSize:       cfg.Pipeline.BatchSize,
+		FlushInterval:   cfg.Pipeline.FlushInterval,
+		MaxWait:         cfg.Kafka.MaxWait,
+		QueueCapacity:   cfg.Kafka.QueueCapacity,
+		DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
 	}, e.proc, store, logger)
 
 	handler, err := api.New(api.Options{
 		Store:    storeAdapter{store},
-		Rules:    rulesAdapter{engine: e.rules, manager: e.manager},
+		Rules:    rulesAdapter{engine: e.rules, manager: e.manager, sequences: seq, gatherer: reg},
 		Ready:    e.ready,
 		Registry: reg,
 		Gatherer: reg,

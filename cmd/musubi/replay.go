@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/musubi-xdr/musubi/config"
@@ -166,6 +167,15 @@ func printIncidents(w io.Writer, b storage.Batch, minSeverity int) error {
 	return nil
 }
 
+// skipInput reports whether a file in a walked directory is not telemetry:
+// hidden files, documentation, rule files (YAML) and scenario expectations
+// (expected*.json).
+func skipInput(name string) bool {
+	ext := filepath.Ext(name)
+	return strings.HasPrefix(name, ".") || strings.HasPrefix(name, "expected") ||
+		ext == ".md" || ext == ".yaml" || ext == ".yml"
+}
+
 // readRecords reads every file named, walking directories in name order;
 // each file is one record whose source is recognized from its content.
 func readRecords(paths []string) ([]pipeline.Record, error) {
@@ -201,7 +211,7 @@ func readRecords(paths []string) ([]pipeline.Record, error) {
 			if err != nil {
 				return err
 			}
-			if d.IsDir() || d.Name()[0] == '.' || filepath.Ext(path) == ".md" || filepath.Ext(path) == ".yaml" || filepath.Ext(path) == ".yml" {
+			if d.IsDir() || skipInput(d.Name()) {
 				return nil
 			}
 			return add(path)
