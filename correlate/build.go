@@ -171,12 +171,14 @@ func (c *Correlator) build(in *incident) Incident {
 		b.out.Timeline = append(b.out.Timeline, TimelineEntry{Time: a.Time, AlertID: a.ID, RuleID: a.RuleID, Title: a.Title, Stage: a.Stage, Severity: a.Severity})
 		addUnique(&b.out.RuleIDs, a.RuleID)
 		addUnique(&b.out.Accounts, a.AccountUID)
-		addUnique(&b.out.Stages, a.Stage)
-		for _, t := range a.Tactics {
-			addUnique(&b.out.Tactics, t)
-		}
-		for _, t := range a.Techniques {
-			addUnique(&b.out.Techniques, t)
+		if !a.Correlated {
+			addUnique(&b.out.Stages, a.Stage)
+			for _, t := range a.Tactics {
+				addUnique(&b.out.Tactics, t)
+			}
+			for _, t := range a.Techniques {
+				addUnique(&b.out.Techniques, t)
+			}
 		}
 		an := alertNodeID(a.ID)
 		for _, o := range a.Entities {
@@ -243,6 +245,19 @@ func (c *Correlator) build(in *incident) Incident {
 			ki := kindIndex[o.Entity]
 			if c.joinable[ki] && o.Value != "" && !c.isHub(in.tenant, o.Entity, o.Value) {
 				holder[ekey{tenant: in.tenant, kind: ki, value: o.Value}] = k
+			}
+		}
+	}
+	// Correlated alerts summarise the others: their stages and tactics count
+	// after those of the detections they stand on.
+	for _, a := range alerts {
+		if a.Correlated {
+			addUnique(&b.out.Stages, a.Stage)
+			for _, t := range a.Tactics {
+				addUnique(&b.out.Tactics, t)
+			}
+			for _, t := range a.Techniques {
+				addUnique(&b.out.Techniques, t)
 			}
 		}
 	}

@@ -11,10 +11,13 @@ import (
 )
 
 // LinkRule says that two entity kinds observed in the same event are linked
-// (identity or deployment lineage). The rule is symmetric.
+// (identity or deployment lineage). The rule is symmetric. With Operations,
+// only events of those API operations link the pair (an object is tied to
+// the identity that wrote it, not to everyone who read it).
 type LinkRule struct {
-	A ocsf.Entity `yaml:"a" json:"a"`
-	B ocsf.Entity `yaml:"b" json:"b"`
+	A          ocsf.Entity `yaml:"a" json:"a"`
+	B          ocsf.Entity `yaml:"b" json:"b"`
+	Operations []string    `yaml:"operations,omitempty" json:"operations,omitempty"`
 }
 
 // Config configures a Correlator. Zero values are not defaults: start from
@@ -107,9 +110,12 @@ func DefaultConfig() Config {
 	}
 }
 
+// WriteOperations are the S3 API operations that write an object.
+var WriteOperations = []string{"PutObject", "CopyObject", "CompleteMultipartUpload", "UploadPart", "UploadPartCopy", "RestoreObject"}
+
 // DefaultLineage is identity lineage (instance ↔ role session ↔ access key
-// ↔ source IP ↔ agent host) and deployment lineage (object → deployment →
-// target instance or host).
+// ↔ source IP ↔ agent host) and deployment lineage (writer identity →
+// object → deployment → target instance or host).
 func DefaultLineage() []LinkRule {
 	identity := []ocsf.Entity{
 		ocsf.EntityInstance, ocsf.EntitySession, ocsf.EntityAccessKey, ocsf.EntityIP,
@@ -118,13 +124,16 @@ func DefaultLineage() []LinkRule {
 	var out []LinkRule
 	for i, a := range identity {
 		for _, b := range identity[i:] {
-			out = append(out, LinkRule{a, b})
+			out = append(out, LinkRule{A: a, B: b})
 		}
 	}
+	for _, who := range []ocsf.Entity{ocsf.EntityInstance, ocsf.EntitySession, ocsf.EntityAccessKey, ocsf.EntityIP, ocsf.EntityPrincipal} {
+		out = append(out, LinkRule{A: ocsf.EntityObject, B: who, Operations: WriteOperations})
+	}
 	return append(out,
-		LinkRule{ocsf.EntityObject, ocsf.EntityDeployment},
-		LinkRule{ocsf.EntityDeployment, ocsf.EntityInstance},
-		LinkRule{ocsf.EntityDeployment, ocsf.EntityHost},
+		LinkRule{A: ocsf.EntityObject, B: ocsf.EntityDeployment},
+		LinkRule{A: ocsf.EntityDeployment, B: ocsf.EntityInstance},
+		LinkRule{A: ocsf.EntityDeployment, B: ocsf.EntityHost},
 	)
 }
 

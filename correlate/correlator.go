@@ -38,11 +38,13 @@ type Correlator struct {
 	tracked  [numKinds]bool
 	joinable [numKinds]bool
 	linkable [numKinds][numKinds]bool
-	window   [numKinds]int64
-	maxWin   int64
-	lateMS   int64
-	idleMS   int64
-	hubs     hubRules
+	// linkOps restricts a linkable pair to events of these operations.
+	linkOps [numKinds][numKinds][]string
+	window  [numKinds]int64
+	maxWin  int64
+	lateMS  int64
+	idleMS  int64
+	hubs    hubRules
 
 	tenants     map[string]uint32
 	tenantNames []string
@@ -141,6 +143,12 @@ func New(cfg Config, seq []*SequenceRule, logger *slog.Logger, reg prometheus.Re
 	}
 	for _, l := range cfg.Lineage {
 		a, b := kindIndex[l.A], kindIndex[l.B]
+		if c.linkable[a][b] && (len(l.Operations) == 0 || len(c.linkOps[a][b]) == 0) {
+			c.linkOps[a][b], c.linkOps[b][a] = nil, nil // an unrestricted rule wins
+		} else {
+			ops := append(slices.Clone(c.linkOps[a][b]), l.Operations...)
+			c.linkOps[a][b], c.linkOps[b][a] = ops, ops
+		}
 		c.linkable[a][b], c.linkable[b][a] = true, true
 		c.tracked[a], c.tracked[b] = true, true
 	}
@@ -331,6 +339,9 @@ func (c *Correlator) linkEvent(ev *ocsf.Event) {
 			b := ids[y]
 			ea, eb := &c.g.ents[a], &c.g.ents[b]
 			if ea.hub || eb.hub || !c.linkable[ea.key.kind][eb.key.kind] {
+				continue
+			}
+			if ops := c.linkOps[ea.key.kind][eb.key.kind]; ops != nil && !slices.Contains(ops, ev.API.Operation) {
 				continue
 			}
 			n++

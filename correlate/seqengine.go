@@ -2,6 +2,7 @@ package correlate
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -20,6 +21,9 @@ type item struct {
 	events  []string
 	ents    []ocsf.Observable
 	members []*item // of a threshold
+	// version counts in-place updates of a threshold item whose window
+	// gained an input that arrived out of order.
+	version int
 }
 
 func itemLess(a, b *item) int {
@@ -32,7 +36,7 @@ func itemLess(a, b *item) int {
 type stageState struct {
 	byOn  map[string][]*item // tenant \x00 value of on
 	byKey map[string][]*item // tenant \x00 value of key
-	ids   map[string]struct{}
+	ids   map[string]*item
 	raw   map[string][]*item // threshold inputs by group
 }
 
@@ -53,6 +57,7 @@ type ruleState struct {
 type fired struct {
 	t     int64
 	chain []*item
+	sig   string
 }
 
 // seqStep explains one stage of a match.
@@ -71,9 +76,9 @@ type seqMatch struct {
 }
 
 // seqEngine runs the sequence rules. It keeps every stage input of the
-// span indexed by its hand-off values and, on each input, searches the
-// chains through it backwards and forwards, so the same inputs complete the
-// same chains in any arrival order.
+// span indexed by its hand-off values and, on each input, walks back to the
+// anchors it may follow and searches each anchor's smallest chain, so the
+// same inputs complete the same chains in any arrival order.
 type seqEngine struct {
 	rules  []*ruleState
 	cfg    Config
@@ -81,14 +86,12 @@ type seqEngine struct {
 	lateMS int64
 }
 
-const maxChains = 32
-
 func newSeqEngine(rs []*SequenceRule, cfg Config, m *metrics) (*seqEngine, error) {
 	s := &seqEngine{cfg: cfg, m: m, lateMS: cfg.AllowedLateness.Milliseconds()}
 	for _, r := range rs {
 		st := &ruleState{r: r, fired: map[string]fired{}, timers: map[string]*timer{}}
 		for range r.Stages {
-			st.stages = append(st.stages, &stageState{byOn: map[string][]*item{}, byKey: map[string][]*item{}, ids: map[string]struct{}{}, raw: map[string][]*item{}})
+			st.stages = append(st.stages, &stageState{byOn: map[string][]*item{}, byKey: map[string][]*item{}, ids: map[string]*item{}, raw: map[string][]*item{}})
 		}
 		s.rules = append(s.rules, st)
 	}
@@ -235,7 +238,9 @@ func (s *seqEngine) threshold(rs *ruleState, k int, x *item) []*seqMatch {
 			if n < st.Count {
 				continue
 			}
-			v := &item{id: "threshold:" + win[0].id + ":" + g, tenant: x.tenant, t: list[j].t, members: slices.Clone(win)}
+			// Named by the input that completed it: a late input inside the
+			// window updates the same threshold item.
+			v := &item{id: "threshold:" + list[j].id + ":" + g, tenant: x.tenant, t: list[j].t, members: slices.Clone(win)}
 			for _, it := range win {
 				v.events = append(v.events, it.events...)
 				v.ents = appendObs(v.ents, it.ents)
@@ -249,11 +254,23 @@ func (s *seqEngine) threshold(rs *ruleState, k int, x *item) []*seqMatch {
 			if k == 0 {
 				v.key = []string{g}
 			}
+			if old := ss.ids[v.id]; old != nil {
+				if !sameMembers(old.members, v.members) {
+					old.members, old.events, old.ents, old.key, old.t = v.members, v.events, v.ents, v.key, v.t
+					old.version++
+					out = append(out, s.search(rs, k, old)...)
+				}
+				break
+			}
 			out = append(out, s.register(rs, k, v)...)
 			break
 		}
 	}
 	return out
+}
+
+func sameMembers(a, b []*item) bool {
+	return slices.EqualFunc(a, b, func(x, y *item) bool { return x.id == y.id })
 }
 
 func appendObs(dst, src []ocsf.Observable) []ocsf.Observable {
@@ -274,7 +291,7 @@ func (s *seqEngine) register(rs *ruleState, k int, x *item) []*seqMatch {
 	if _, dup := ss.ids[x.id]; dup {
 		return nil
 	}
-	ss.ids[x.id] = struct{}{}
+	ss.ids[x.id] = x
 	add := func(m map[string][]*item, vals []string) {
 		for _, v := range vals {
 			tk := tkey(x.tenant, v)
@@ -292,40 +309,60 @@ func (s *seqEngine) register(rs *ruleState, k int, x *item) []*seqMatch {
 	}
 	add(ss.byOn, x.on)
 	add(ss.byKey, x.key)
-
-	r := rs.r
-	last := len(r.Stages) - 1
-	absent := r.Stages[last].Absent
-	if absent && k == last {
+	if last := len(rs.r.Stages) - 1; k == last && rs.r.Stages[last].Absent {
 		s.cancelTimers(rs, x)
 		return nil
 	}
+	return s.search(rs, k, x)
+}
+
+// chainCompare orders chains by their inputs' (time, id), stage by stage.
+func chainCompare(a, b []*item) int {
+	for i := range min(len(a), len(b)) {
+		if c := itemLess(a[i], b[i]); c != 0 {
+			return c
+		}
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+// chainSig names a chain with the versions of its inputs.
+func chainSig(ch []*item) string {
+	var b strings.Builder
+	for _, it := range ch {
+		fmt.Fprintf(&b, "%s#%d\x00", it.id, it.version)
+	}
+	return b.String()
+}
+
+// search raises (or upgrades) the matches whose chains may go through x at
+// stage k: it finds the anchors (first-stage inputs) x can follow and, for
+// each, the smallest complete chain by (time, id) in the current state. As
+// state only grows until eviction, each anchor's chain only gets smaller,
+// so the final match does not depend on arrival order.
+func (s *seqEngine) search(rs *ruleState, k int, x *item) []*seqMatch {
+	r := rs.r
+	last := len(r.Stages) - 1
+	absent := r.Stages[last].Absent
 	end := last
 	if absent {
 		end = last - 1
 	}
-	var chains [][]*item
-	for _, b := range s.back(rs, k, x) {
-		for _, f := range s.fwd(rs, k, x, end) {
-			ch := append(append(slices.Clone(b), x), f...)
-			if valid(r, ch) {
-				chains = append(chains, ch)
-			}
-		}
-	}
-	if len(chains) == 0 {
-		return nil
-	}
-	slices.SortFunc(chains, chainCompare)
 	var out []*seqMatch
-	for _, ch := range chains {
-		anchor := ch[0].id
+	for _, a := range s.anchors(rs, k, x) {
+		failed := map[*item]bool{}
+		rest, ok := s.fwdMin(rs, 0, a, a.t+r.Span.Milliseconds(), end, []*item{a}, failed)
+		if !ok {
+			continue
+		}
+		ch := append([]*item{a}, rest...)
+		anchor := a.id
 		if prev, done := rs.fired[anchor]; done {
-			// A chain for this anchor was raised already. A smaller one
-			// (found because an input arrived out of order) replaces it, so
-			// the final alert does not depend on arrival order.
-			if !absent && chainCompare(ch, prev.chain) < 0 {
-				rs.fired[anchor] = fired{t: ch[len(ch)-1].t, chain: ch}
+			// Raised already: a smaller chain, or the same one with a
+			// threshold window that gained a late input, replaces it.
+			c := chainCompare(ch, prev.chain)
+			if !absent && (c < 0 || c == 0 && chainSig(ch) != prev.sig) {
+				rs.fired[anchor] = fired{t: ch[len(ch)-1].t, chain: ch, sig: chainSig(ch)}
 				out = append(out, s.match(r, ch, ch[len(ch)-1].t))
 			}
 			continue
@@ -336,104 +373,71 @@ func (s *seqEngine) register(rs *ruleState, k int, x *item) []*seqMatch {
 				continue
 			}
 			if s.followed(rs, ch, dl) {
+				delete(rs.timers, anchor)
 				continue
 			}
 			rs.timers[anchor] = &timer{deadline: dl, chain: ch}
 			continue
 		}
-		rs.fired[anchor] = fired{t: ch[len(ch)-1].t, chain: ch}
+		rs.fired[anchor] = fired{t: ch[len(ch)-1].t, chain: ch, sig: chainSig(ch)}
 		out = append(out, s.match(r, ch, ch[len(ch)-1].t))
 	}
 	return out
 }
 
-// chainCompare orders chains of equal length by their inputs' (time, id).
-func chainCompare(a, b []*item) int {
-	for i := range min(len(a), len(b)) {
-		if c := itemLess(a[i], b[i]); c != 0 {
-			return c
-		}
-	}
-	return cmp.Compare(len(a), len(b))
-}
-
-// valid checks the total span and that no input fills two stages.
-func valid(r *SequenceRule, ch []*item) bool {
-	if ch[len(ch)-1].t-ch[0].t > r.Span.Milliseconds() {
-		return false
-	}
-	for i := range ch {
-		for j := i + 1; j < len(ch); j++ {
-			if ch[i].id == ch[j].id {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// back returns the partial chains of stages 0..k-1 that x can follow.
-func (s *seqEngine) back(rs *ruleState, k int, x *item) [][]*item {
-	if k == 0 {
-		return [][]*item{nil}
-	}
-	gap := rs.r.Stages[k].MaxGap.Milliseconds()
-	var out [][]*item
-	for _, v := range x.on {
-		for _, p := range rs.stages[k-1].byKey[tkey(x.tenant, v)] {
-			if p.t > x.t || x.t-p.t > gap || p.id == x.id {
-				continue
-			}
-			for _, c := range s.back(rs, k-1, p) {
-				out = append(out, append(c, p))
-				if len(out) >= maxChains {
-					return out
+// anchors returns the first-stage inputs that x at stage k can follow,
+// walking back stage by stage through the hand-off keys, in (time, id)
+// order.
+func (s *seqEngine) anchors(rs *ruleState, k int, x *item) []*item {
+	level := []*item{x}
+	for j := k; j > 0 && len(level) > 0; j-- {
+		gap := rs.r.Stages[j].MaxGap.Milliseconds()
+		seen := map[*item]bool{}
+		var prev []*item
+		for _, it := range level {
+			for _, v := range it.on {
+				for _, p := range rs.stages[j-1].byKey[tkey(it.tenant, v)] {
+					if !seen[p] && p.t <= it.t && it.t-p.t <= gap && p.id != it.id {
+						seen[p] = true
+						prev = append(prev, p)
+					}
 				}
 			}
 		}
+		level = prev
 	}
-	return dedupeChains(out)
+	slices.SortFunc(level, itemLess)
+	return level
 }
 
-// fwd returns the partial chains of stages k+1..end that can follow x.
-func (s *seqEngine) fwd(rs *ruleState, k int, x *item, end int) [][]*item {
+// fwdMin returns the smallest completion (by (time, id), stage by stage)
+// of stages k+1..end after x, within the anchor's deadline.
+func (s *seqEngine) fwdMin(rs *ruleState, k int, x *item, deadline int64, end int, used []*item, failed map[*item]bool) ([]*item, bool) {
 	if k >= end {
-		return [][]*item{nil}
+		return nil, true
+	}
+	if failed[x] {
+		return nil, false
 	}
 	gap := rs.r.Stages[k+1].MaxGap.Milliseconds()
-	var out [][]*item
+	var cands []*item
 	for _, v := range x.key {
 		for _, q := range rs.stages[k+1].byOn[tkey(x.tenant, v)] {
-			if q.t < x.t || q.t-x.t > gap || q.id == x.id {
+			if q.t < x.t || q.t-x.t > gap || q.t > deadline || slices.Contains(cands, q) ||
+				slices.ContainsFunc(used, func(u *item) bool { return u.id == q.id }) {
 				continue
 			}
-			for _, c := range s.fwd(rs, k+1, q, end) {
-				out = append(out, append([]*item{q}, c...))
-				if len(out) >= maxChains {
-					return out
-				}
-			}
+			cands = append(cands, q)
 		}
 	}
-	return dedupeChains(out)
-}
-
-func dedupeChains(in [][]*item) [][]*item {
-	seen := map[string]struct{}{}
-	out := in[:0]
-	for _, c := range in {
-		var b strings.Builder
-		for _, it := range c {
-			b.WriteString(it.id)
-			b.WriteByte(0)
+	slices.SortFunc(cands, itemLess)
+	for _, q := range cands {
+		if rest, ok := s.fwdMin(rs, k+1, q, deadline, end, append(used, q), failed); ok {
+			return append([]*item{q}, rest...), true
 		}
-		if _, ok := seen[b.String()]; ok {
-			continue
-		}
-		seen[b.String()] = struct{}{}
-		out = append(out, c)
 	}
-	return out
+	failed[x] = true
+	return nil, false
 }
 
 // followed reports whether an input of the absent stage already follows
@@ -482,7 +486,7 @@ func (s *seqEngine) fire(wm int64) []*seqMatch {
 		for _, anchor := range due {
 			tm := rs.timers[anchor]
 			delete(rs.timers, anchor)
-			rs.fired[anchor] = fired{t: tm.deadline, chain: tm.chain}
+			rs.fired[anchor] = fired{t: tm.deadline, chain: tm.chain, sig: chainSig(tm.chain)}
 			out = append(out, s.match(rs.r, tm.chain, tm.deadline))
 		}
 	}

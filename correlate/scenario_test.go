@@ -1,0 +1,223 @@
+package correlate
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/musubi-xdr/musubi/ingest"
+	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/rules"
+)
+
+// The scenario test replays the raw source files of
+// testdata/scenarios/attack-chain through ingest → detection rules
+// (../detections) → correlation, in time order and in shuffled orders, and
+// checks expected.json.
+
+const scenarioDir = "../testdata/scenarios/attack-chain"
+
+type expectation struct {
+	HubIPs        []string `json:"hub_ips"`
+	HighIncidents int      `json:"high_incidents"`
+	Attack        struct {
+		MinSeverity      int      `json:"min_severity"`
+		Entities         []string `json:"entities"`
+		Stages           []string `json:"stages"`
+		CorrelationRules []string `json:"correlation_rules"`
+		NotEntities      []string `json:"not_entities"`
+	} `json:"attack"`
+	Benign struct {
+		Entities    []string `json:"entities"`
+		MaxSeverity int      `json:"max_severity"`
+	} `json:"benign"`
+}
+
+type signal struct {
+	ev     ocsf.Event
+	alerts []rules.Alert
+}
+
+// replayInputs decodes the scenario and runs the detection rules once.
+func replayInputs(t testing.TB) ([]signal, expectation) {
+	t.Helper()
+	var exp expectation
+	b, err := os.ReadFile(filepath.Join(scenarioDir, "expected.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &exp); err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Load("../detections")
+	if err != nil {
+		t.Fatalf("detection rules: %v", err)
+	}
+	eng := rules.NewEngine(nil, nil)
+	eng.Swap(set)
+	files, _ := filepath.Glob(filepath.Join(scenarioDir, "*"))
+	var out []signal
+	dec := ingest.NewDecoder(ingest.DefaultLimits())
+	for _, f := range files {
+		switch ext := filepath.Ext(f); {
+		case filepath.Base(f) == "expected.json":
+			continue
+		case ext != ".json" && ext != ".jsonl" && ext != ".log":
+			continue // the generator, notes
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, errs := dec.Decode(ingest.Detect(data), data)
+		if len(errs) > 0 {
+			t.Fatalf("%s: %v", f, errs[0])
+		}
+		for _, ev := range evs {
+			out = append(out, signal{ev: ev, alerts: eng.Evaluate(&ev)})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b signal) int {
+		if a.ev.Time != b.ev.Time {
+			return int(a.ev.Time - b.ev.Time)
+		}
+		return 0
+	})
+	if len(out) < 50 {
+		t.Fatalf("decoded %d events, want the whole scenario", len(out))
+	}
+	return out, exp
+}
+
+func replay(t testing.TB, c *Correlator, sigs []signal, rng *rand.Rand) final {
+	sigs = slices.Clone(sigs)
+	if rng != nil {
+		rng.Shuffle(len(sigs), func(i, j int) { sigs[i], sigs[j] = sigs[j], sigs[i] })
+	}
+	f := final{}
+	for len(sigs) > 0 {
+		n := 1
+		if rng != nil {
+			n = 1 + rng.IntN(min(8, len(sigs)))
+		}
+		var evs []ocsf.Event
+		var as []rules.Alert
+		for _, s := range sigs[:n] {
+			evs = append(evs, s.ev)
+			as = append(as, s.alerts...)
+		}
+		sigs = sigs[n:]
+		f.add(t, c.Process(evs, as))
+	}
+	return f
+}
+
+func scenarioConfig(exp expectation) Config {
+	cfg := DefaultConfig()
+	cfg.HubIPs = append(cfg.HubIPs, exp.HubIPs...)
+	return cfg
+}
+
+func checkScenario(t *testing.T, f final, exp expectation) {
+	t.Helper()
+	var attack *Incident
+	high := 0
+	for _, in := range f.open() {
+		if in.Severity >= ocsf.SeverityHigh {
+			high++
+		}
+		if slices.Contains(nodeIDs(&in), exp.Attack.Entities[0]) {
+			attack = &in
+		}
+	}
+	if high != exp.HighIncidents {
+		for _, in := range f.open() {
+			t.Logf("incident %s severity %d: %s", in.ID, in.Severity, in.Title)
+		}
+		t.Errorf("%d high or critical incidents, want %d", high, exp.HighIncidents)
+	}
+	if attack == nil {
+		t.Fatal("no incident holds the web server")
+	}
+	if attack.Severity < exp.Attack.MinSeverity {
+		t.Errorf("attack severity %d, want ≥ %d", attack.Severity, exp.Attack.MinSeverity)
+	}
+	nodes := nodeIDs(attack)
+	for _, e := range exp.Attack.Entities {
+		if !slices.Contains(nodes, e) {
+			t.Errorf("attack incident lacks %s", e)
+		}
+	}
+	for _, e := range exp.Attack.NotEntities {
+		if slices.Contains(nodes, e) {
+			t.Errorf("attack incident holds the unrelated %s", e)
+		}
+	}
+	// The expected stages appear in this order (others may come between).
+	i := 0
+	for _, s := range attack.Stages {
+		if i < len(exp.Attack.Stages) && s == exp.Attack.Stages[i] {
+			i++
+		}
+	}
+	if i < len(exp.Attack.Stages) {
+		t.Errorf("stages %v, want %v in this order", attack.Stages, exp.Attack.Stages)
+	}
+	for _, r := range exp.Attack.CorrelationRules {
+		if !slices.Contains(attack.RuleIDs, r) {
+			t.Errorf("attack incident lacks correlated alert of %s", r)
+		}
+	}
+	for _, in := range f.open() {
+		ids := nodeIDs(&in)
+		for _, e := range exp.Benign.Entities {
+			if slices.Contains(ids, e) && in.Severity > exp.Benign.MaxSeverity {
+				t.Errorf("benign %s is in incident %q of severity %d, want ≤ %d", e, in.Title, in.Severity, exp.Benign.MaxSeverity)
+			}
+		}
+	}
+}
+
+func TestScenarioAttackChain(t *testing.T) {
+	sigs, exp := replayInputs(t)
+	seq := loadScenarioRules(t)
+	c, _ := newTest(t, scenarioConfig(exp), seq)
+	checkScenario(t, replay(t, c, sigs, nil), exp)
+}
+
+// Shuffled input gives the same incident graphs as ordered input. A file
+// replay holds everything within its lateness, as `musubi replay` does.
+func TestScenarioShuffled(t *testing.T) {
+	sigs, exp := replayInputs(t)
+	seq := loadScenarioRules(t)
+	cfg := scenarioConfig(exp)
+	cfg.AllowedLateness = 12 * time.Hour
+	c, _ := newTest(t, cfg, seq)
+	ordered := replay(t, c, sigs, nil)
+	checkScenario(t, ordered, exp)
+	want := fingerprint(t, ordered)
+	seeds := 12
+	if testing.Short() {
+		seeds = 3
+	}
+	if n, err := strconv.Atoi(os.Getenv("MUSUBI_SEEDS")); err == nil {
+		seeds = n
+	}
+	for seed := range uint64(seeds) {
+		c, _ := newTest(t, cfg, seq)
+		got := replay(t, c, sigs, rand.New(rand.NewPCG(seed, 42)))
+		checkScenario(t, got, exp)
+		if fp := fingerprint(t, got); fp != want {
+			if dir := os.Getenv("MUSUBI_DEBUG_DIR"); dir != "" {
+				_ = os.WriteFile(filepath.Join(dir, "want.json"), []byte(want), 0o644)
+				_ = os.WriteFile(filepath.Join(dir, "got.json"), []byte(fp), 0o644)
+			}
+			t.Fatalf("seed %d: shuffled replay gives other incidents", seed)
+		}
+	}
+}
