@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/cost"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/common/types/traits"
@@ -143,6 +144,56 @@ func (library) CompileOptions() []cel.EnvOption {
 				return types.String(path.Base(s))
 			}))),
 	}
+}
+
+// CostTrackers prices Musubi's library functions at evaluation the way the
+// standard library prices string functions: a scan costs one unit per ten
+// bytes (times the number of patterns of a list argument), so a function over
+// a huge field runs into the cost limit like matches() does. Pass them to
+// env.Program with cel.CostTrackerOptions.
+func CostTrackers() []cost.TrackerOption {
+	scan := func(args []ref.Val, _ ref.Val) *uint64 {
+		n := uint64(1)
+		if len(args) > 0 {
+			if s, ok := args[0].Value().(string); ok {
+				n += uint64(len(s)) / 10
+			}
+		}
+		if len(args) > 1 {
+			switch p := args[1].(type) {
+			case traits.Sizer:
+				if k, ok := p.Size().(types.Int); ok && k > 1 {
+					n *= uint64(k)
+				}
+			case types.String:
+				n += uint64(len(p)) / 10
+			}
+		}
+		return &n
+	}
+	glob := func(args []ref.Val, result ref.Val) *uint64 {
+		n := *scan(args, result)
+		if len(args) > 1 {
+			if p, ok := args[1].Value().(string); ok {
+				n *= max(1, uint64(strings.Count(p, "*")))
+			}
+		}
+		return &n
+	}
+	var opts []cost.TrackerOption
+	for _, name := range []string{"iequals", "icontains", "istartsWith", "iendsWith"} {
+		opts = append(opts,
+			cost.OverloadTracker("string_"+name+"_string", scan),
+			cost.OverloadTracker("string_"+name+"_list", scan))
+	}
+	for _, name := range []string{"glob", "iglob"} {
+		opts = append(opts,
+			cost.OverloadTracker("string_"+name+"_string", glob),
+			cost.OverloadTracker("string_"+name+"_list", glob))
+	}
+	return append(opts,
+		cost.OverloadTracker("base64_decode_string", scan),
+		cost.OverloadTracker("basename_string", scan))
 }
 
 // NewEnv returns the CEL environment rules compile in: the OCSF event as the

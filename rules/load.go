@@ -578,6 +578,7 @@ func compileExpr(env *cel.Env, expr string, want *cel.Type, pos func(line, col i
 	prg, err := env.Program(ast,
 		cel.EvalOptions(cel.OptOptimize),
 		cel.CostLimit(CostLimit),
+		cel.CostTrackerOptions(CostTrackers()...),
 		cel.InterruptCheckFrequency(64),
 	)
 	if err != nil {

@@ -328,6 +328,28 @@ func TestHostileEvaluationIsStopped(t *testing.T) {
 	}
 }
 
+// TestHugeFieldHitsCostLimit checks that scanning functions over a huge
+// field are priced by size, so they are stopped like matches() is.
+func TestHugeFieldHitsCostLimit(t *testing.T) {
+	tests := []string{
+		`'event.message.icontains(["needle", "other"])'`,
+		`'event.message.matches("needle")'`,
+		`'event.message.iglob("*a*b*c*needle")'`,
+	}
+	for _, cond := range tests {
+		t.Run(cond, func(t *testing.T) {
+			s := mustLoad(t, map[string]string{"r.yaml": ruleYAML("t.huge", cond)})
+			e := NewEngine(nil, nil)
+			ev := ctEvent("X", "")
+			ev.Message = strings.Repeat("haystack ", 4<<20)
+			_, reason, err := e.eval(s.Rules()[0], newActivation(ev, s.adapter), nil)
+			if reason != ReasonCostLimit {
+				t.Errorf("got reason %q (err %v), want %q", reason, err, ReasonCostLimit)
+			}
+		})
+	}
+}
+
 func TestDeadlineStopsEvaluation(t *testing.T) {
 	s := mustLoad(t, map[string]string{
 		"slow.yaml": ruleYAML("t.slow", `'event.observables.exists(a, event.observables.exists(b, a.type_id == b.type_id + 1000))'`),
