@@ -10,13 +10,20 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/rules"
 )
 
 // Allow-lists for the queue's parameters.
 var (
 	sortFields = []string{"last_seen", "first_seen", "severity", "risk_score", "updated"}
-	statuses   = []string{"new", "in_progress", "on_hold", "resolved", "closed"}
-	idPattern  = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+	// filterStatuses are the statuses the queue can be filtered by: the
+	// workflow statuses and "merged".
+	filterStatuses = append(slices.Clone(statuses), "merged")
+	idPattern      = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+	// assigneePattern admits token names and e-mail addresses.
+	assigneePattern = regexp.MustCompile(`^[A-Za-z0-9._:@+-]{1,128}$`)
 	// entityTypes are the entity kinds a filter may name.
 	entityTypes = []string{"account", "region", "instance", "ip", "principal", "role", "session", "access_key",
 		"user", "bucket", "object", "deployment", "application", "deployment_group", "pipeline", "host",
@@ -27,27 +34,23 @@ var (
 // problem at once.
 func parseIncidentQuery(v url.Values, p *principal, now time.Time) (IncidentQuery, *problem) {
 	q := IncidentQuery{Tenants: p.tenants, Sort: "last_seen", Desc: true, Limit: defaultPage}
-	var errs []string
-	for k := range v {
-		switch k {
-		case "status", "min_severity", "assignee", "tag", "rule", "entity_type", "entity_value", "account",
-			"from", "to", "q", "sort", "order", "limit", "cursor", "tenant":
-		default:
-			errs = append(errs, fmt.Sprintf("unknown parameter %q", k))
-		}
-	}
+	errs := unknownParams(v, "status", "min_severity", "assignee", "tag", "rule", "entity_type", "entity_value", "account",
+		"from", "to", "q", "sort", "order", "limit", "cursor", "tenant")
 	for _, s := range v["status"] {
 		for _, st := range strings.Split(s, ",") {
-			if !slices.Contains(statuses, st) {
-				errs = append(errs, fmt.Sprintf("status %q is not one of %s", st, strings.Join(statuses, ", ")))
+			if !slices.Contains(filterStatuses, st) {
+				errs = append(errs, fmt.Sprintf("status %s is not one of %s", quote(st), strings.Join(filterStatuses, ", ")))
 			}
 			q.Status = append(q.Status, st)
 		}
 	}
+	if len(q.Status) > len(filterStatuses) {
+		errs = append(errs, "status names more values than there are statuses")
+	}
 	if s := v.Get("min_severity"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 || n > 6 {
-			errs = append(errs, fmt.Sprintf("min_severity %q is not an OCSF severity id 0..6", s))
+			errs = append(errs, fmt.Sprintf("min_severity %s is not an OCSF severity id 0..6", quote(s)))
 		}
 		q.MinSeverity = n
 	}
@@ -55,53 +58,33 @@ func parseIncidentQuery(v url.Values, p *principal, now time.Time) (IncidentQuer
 	if q.Assignee == "me" {
 		q.Assignee = p.name
 	}
-	if len(q.Assignee) > 128 {
-		errs = append(errs, "assignee is longer than 128 characters")
+	if q.Assignee != "" && !assigneePattern.MatchString(q.Assignee) {
+		errs = append(errs, fmt.Sprintf("assignee %s is not none, me or a name of letters, digits and . _ : @ + - (at most 128)", quote(q.Assignee)))
 	}
 	q.Tag, q.RuleID, q.Account = v.Get("tag"), v.Get("rule"), v.Get("account")
-	for name, val := range map[string]string{"tag": q.Tag, "rule": q.RuleID} {
-		if val != "" && !idPattern.MatchString(val) {
-			errs = append(errs, fmt.Sprintf("%s %q may hold only letters, digits and . _ : -", name, val))
-		}
+	if q.Tag != "" && !tagPattern.MatchString(q.Tag) {
+		errs = append(errs, fmt.Sprintf("tag %s may hold only letters, digits and . _ : - (at most 64)", quote(q.Tag)))
+	}
+	if q.RuleID != "" && !idPattern.MatchString(q.RuleID) {
+		errs = append(errs, fmt.Sprintf("rule %s may hold only letters, digits and . _ : - (at most 128)", quote(q.RuleID)))
 	}
 	if q.Account != "" && !isAccount(q.Account) {
-		errs = append(errs, fmt.Sprintf("account %q is not a 12-digit AWS account id", q.Account))
+		errs = append(errs, fmt.Sprintf("account %s is not a 12-digit AWS account id", quote(q.Account)))
 	}
 	q.EntityType, q.EntityValue = v.Get("entity_type"), v.Get("entity_value")
 	if (q.EntityType == "") != (q.EntityValue == "") {
 		errs = append(errs, "entity_type and entity_value go together")
 	}
 	if q.EntityType != "" && !slices.Contains(entityTypes, q.EntityType) {
-		errs = append(errs, fmt.Sprintf("entity_type %q is not one of %s", q.EntityType, strings.Join(entityTypes, ", ")))
+		errs = append(errs, fmt.Sprintf("entity_type %s is not one of %s", quote(q.EntityType), strings.Join(entityTypes, ", ")))
 	}
-	if len(q.EntityValue) > 1024 {
-		errs = append(errs, "entity_value is longer than 1024 characters")
-	}
+	errs = checkText("entity_value", q.EntityValue, 1024, errs)
 	q.Text = v.Get("q")
-	if len(q.Text) > 256 {
-		errs = append(errs, "q is longer than 256 characters")
-	}
-	var err error
-	if s := v.Get("from"); s != "" {
-		if q.From, err = time.Parse(time.RFC3339, s); err != nil {
-			errs = append(errs, fmt.Sprintf("from %q is not an RFC 3339 time", s))
-		}
-	}
-	if s := v.Get("to"); s != "" {
-		if q.To, err = time.Parse(time.RFC3339, s); err != nil {
-			errs = append(errs, fmt.Sprintf("to %q is not an RFC 3339 time", s))
-		}
-	}
-	if !q.From.IsZero() && !q.To.IsZero() {
-		if q.To.Before(q.From) {
-			errs = append(errs, "to is before from")
-		} else if q.To.Sub(q.From) > maxTimeRange {
-			errs = append(errs, fmt.Sprintf("the time range is longer than %d days", int(maxTimeRange.Hours()/24)))
-		}
-	}
+	errs = checkText("q", q.Text, 256, errs)
+	q.From, q.To, errs = parseRange(v, now, errs)
 	if s := v.Get("sort"); s != "" {
 		if !slices.Contains(sortFields, s) {
-			errs = append(errs, fmt.Sprintf("sort %q is not one of %s", s, strings.Join(sortFields, ", ")))
+			errs = append(errs, fmt.Sprintf("sort %s is not one of %s", quote(s), strings.Join(sortFields, ", ")))
 		}
 		q.Sort = s
 	}
@@ -110,22 +93,14 @@ func parseIncidentQuery(v url.Values, p *principal, now time.Time) (IncidentQuer
 	case "asc":
 		q.Desc = false
 	default:
-		errs = append(errs, fmt.Sprintf("order %q is not asc or desc", v.Get("order")))
+		errs = append(errs, fmt.Sprintf("order %s is not asc or desc", quote(v.Get("order"))))
 	}
-	if s := v.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxPageSize {
-			errs = append(errs, fmt.Sprintf("limit %q is outside 1..%d", s, maxPageSize))
-		}
-		q.Limit = n
-	}
+	q.Limit, errs = parseLimit(v, defaultPage, errs)
 	q.Cursor = v.Get("cursor")
-	if len(q.Cursor) > 512 {
-		errs = append(errs, "cursor is longer than 512 characters")
-	}
+	errs = checkCursor("cursor", q.Cursor, errs)
 	if t := v.Get("tenant"); t != "" {
 		if !slices.Contains(p.tenants, t) {
-			errs = append(errs, fmt.Sprintf("tenant %q is not one of this token's tenants", t))
+			errs = append(errs, fmt.Sprintf("tenant %s is not one of this token's tenants", quote(t)))
 		}
 		q.Tenants = []string{t}
 	}
@@ -133,6 +108,27 @@ func parseIncidentQuery(v url.Values, p *principal, now time.Time) (IncidentQuer
 		return q, badRequest("invalid query parameters", errs...)
 	}
 	return q, nil
+}
+
+// checkText checks a free-text parameter: printable and at most max bytes.
+func checkText(name, s string, max int, errs []string) []string {
+	switch {
+	case len(s) > max:
+		errs = append(errs, fmt.Sprintf("%s is longer than %d bytes", name, max))
+	case !printable(s, false):
+		errs = append(errs, fmt.Sprintf("%s holds invalid UTF-8 or control characters", name))
+	}
+	return errs
+}
+
+// cursorPattern is the alphabet of the opaque cursors (base64url).
+var cursorPattern = regexp.MustCompile(`^[A-Za-z0-9_-]*$`)
+
+func checkCursor(name, s string, errs []string) []string {
+	if len(s) > 512 || !cursorPattern.MatchString(s) {
+		errs = append(errs, fmt.Sprintf("%s is not a cursor this API returned", name))
+	}
+	return errs
 }
 
 func isAccount(s string) bool {
@@ -147,6 +143,15 @@ func isAccount(s string) bool {
 	return true
 }
 
+// incidentID reads and checks the {id} path parameter.
+func incidentID(r *http.Request) (string, *problem) {
+	id := r.PathValue("id")
+	if !idPattern.MatchString(id) {
+		return "", badRequest(fmt.Sprintf("incident id %s is not an id: 1 to 128 letters, digits and . _ : -", quote(id)))
+	}
+	return id, nil
+}
+
 func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request) *problem {
 	p := principalFrom(r.Context())
 	q, prob := parseIncidentQuery(r.URL.Query(), p, s.opts.Now())
@@ -157,10 +162,13 @@ func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request) *problem 
 	defer cancel()
 	page, err := s.opts.Store.ListIncidents(ctx, q)
 	if err != nil {
-		return s.storeError(r, err)
+		return s.storeError(r, err, "incident")
 	}
 	if page.Items == nil {
 		page.Items = []Incident{}
+	}
+	if page.CountsByStatus == nil {
+		page.CountsByStatus = map[string]int{}
 	}
 	writeJSON(w, http.StatusOK, page)
 	return nil
@@ -168,23 +176,49 @@ func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request) *problem 
 
 func (s *Server) getIncident(w http.ResponseWriter, r *http.Request) *problem {
 	p := principalFrom(r.Context())
-	id := r.PathValue("id")
-	if !idPattern.MatchString(id) {
-		return &problem{Status: http.StatusNotFound, Title: "Not Found", Detail: "no such incident"}
+	id, prob := incidentID(r)
+	if prob != nil {
+		return prob
 	}
-	cursor := r.URL.Query().Get("evidence_cursor")
-	if len(cursor) > 512 {
-		return badRequest("evidence_cursor is longer than 512 characters")
+	v := r.URL.Query()
+	errs := unknownParams(v, "evidence_cursor")
+	cursor := v.Get("evidence_cursor")
+	errs = checkCursor("evidence_cursor", cursor, errs)
+	if len(errs) > 0 {
+		return badRequest("invalid query parameters", errs...)
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
 	d, err := s.opts.Store.GetIncident(ctx, p.tenants, id, cursor)
 	if err != nil {
-		return s.storeError(r, err)
+		return s.storeError(r, err, "incident")
 	}
+	fillDetail(&d)
 	w.Header().Set("ETag", etag(d.Incident))
 	writeJSON(w, http.StatusOK, d)
 	return nil
+}
+
+// fillDetail turns nil lists into empty ones, so clients always see arrays.
+func fillDetail(d *IncidentDetail) {
+	if d.Nodes == nil {
+		d.Nodes = []correlate.Node{}
+	}
+	if d.Edges == nil {
+		d.Edges = []correlate.Edge{}
+	}
+	if d.Timeline == nil {
+		d.Timeline = []correlate.TimelineEntry{}
+	}
+	if d.Alerts == nil {
+		d.Alerts = []rules.Alert{}
+	}
+	if d.Evidence == nil {
+		d.Evidence = []Evidence{}
+	}
+	if d.Workflow.Tags == nil {
+		d.Workflow.Tags = []string{}
+	}
 }
 
 // etag identifies the version of an incident a client has seen: the
@@ -194,6 +228,9 @@ func etag(in Incident) string {
 }
 
 func (s *Server) listRules(w http.ResponseWriter, r *http.Request) *problem {
+	if errs := unknownParams(r.URL.Query()); len(errs) > 0 {
+		return badRequest("invalid query parameters", errs...)
+	}
 	rs := s.opts.Rules.Rules()
 	if rs == nil {
 		rs = []RuleInfo{}
@@ -203,9 +240,16 @@ func (s *Server) listRules(w http.ResponseWriter, r *http.Request) *problem {
 }
 
 func (s *Server) reload(w http.ResponseWriter, r *http.Request) *problem {
+	p := principalFrom(r.Context())
+	before := len(s.opts.Rules.Rules())
 	if err := s.opts.Rules.Reload(); err != nil {
-		return &problem{Status: http.StatusUnprocessableEntity, Title: "Rule set rejected", Detail: "the running rules stay loaded: " + err.Error()}
+		prob := &problem{Status: http.StatusUnprocessableEntity, Title: "Rule set rejected", Detail: "the running rules stay loaded: " + err.Error()}
+		_ = s.audit(r, p, p.auditTenant(), actionReload, "", auditDetails{Status: prob.Status, Reason: prob.Detail})
+		return prob
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "reloaded", "rules": len(s.opts.Rules.Rules())})
+	after := len(s.opts.Rules.Rules())
+	_ = s.audit(r, p, p.auditTenant(), actionReload, "", auditDetails{Status: http.StatusOK,
+		Before: map[string]int{"rules": before}, After: map[string]int{"rules": after}})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "reloaded", "rules": after})
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -22,9 +23,11 @@ type Options struct {
 	Ready    func(ctx context.Context) error
 	Registry prometheus.Registerer
 	Gatherer prometheus.Gatherer
-	Tokens   []Token
-	Tenants  []Tenant
-	Logger   *slog.Logger
+	// Tokens are seeded at start (from configuration); tokens created
+	// through /v1/admin/tokens live in memory until the process ends.
+	Tokens  []Token
+	Tenants []Tenant
+	Logger  *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -37,16 +40,28 @@ type Server struct {
 	logger   *slog.Logger
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	audits   *prometheus.CounterVec
+	denied   *rateLimiter
 }
 
 // Limits on what a request may ask for.
 const (
-	maxBodyBytes = 1 << 20
-	maxPageSize  = 500
-	defaultPage  = 50
-	maxTimeRange = 366 * 24 * time.Hour
-	queryTimeout = 30 * time.Second
+	maxBodyBytes    = 1 << 20
+	maxPageSize     = 500
+	defaultPage     = 50
+	maxTimeRange    = 366 * 24 * time.Hour
+	queryTimeout    = 30 * time.Second
+	maxCommentBytes = 16 << 10
+	maxReasonBytes  = 2000
+	// deniedAuditsPerSecond bounds the audit rows that refused requests
+	// may write, so a flood of bad tokens cannot flood the audit table;
+	// the excess is counted in musubi_api_audit_entries_total{outcome="dropped"}.
+	deniedAuditsPerSecond = 20
 )
+
+// requestIDPattern is what a client-chosen X-Request-Id may look like;
+// anything else is replaced by a fresh id.
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 
 // New returns the API handler.
 func New(opts Options) (*Server, error) {
@@ -56,10 +71,14 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	tokens, err := newTokenStore(opts.Tokens, opts.Tenants)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		opts:   opts,
 		mux:    http.NewServeMux(),
-		tokens: newTokenStore(opts.Tokens, opts.Tenants),
+		tokens: tokens,
 		logger: opts.Logger.With("component", "api"),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "musubi_api_requests_total",
@@ -70,19 +89,22 @@ func New(opts Options) (*Server, error) {
 			Help:    "HTTP request latency by route.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route"}),
+		audits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "musubi_api_audit_entries_total",
+			Help: "Audit entries of API requests, by outcome (written, failed, dropped).",
+		}, []string{"outcome"}),
+		denied: newRateLimiter(deniedAuditsPerSecond),
 	}
 	if opts.Registry != nil {
-		opts.Registry.MustRegister(s.requests, s.latency)
+		opts.Registry.MustRegister(s.requests, s.latency, s.audits)
 	}
-	s.routes()
-	return s, nil
-}
-
-// routes lists every route; Routes() exposes the list for the OpenAPI check.
-func (s *Server) routes() {
 	for _, rt := range s.routeTable() {
-		s.handle(rt.pattern, rt.role, rt.handler)
+		s.handle(rt)
 	}
+	// Everything else is a problem document too: 405 when the path exists
+	// with another method, else 404.
+	s.mux.Handle("/", s.instrument("unmatched", s.unmatched))
+	return s, nil
 }
 
 type route struct {
@@ -95,10 +117,22 @@ func (s *Server) routeTable() []route {
 	return []route{
 		{"GET /healthz", "", s.healthz},
 		{"GET /readyz", "", s.readyz},
+		{"GET /metrics", "", s.metrics},
+		{"GET /v1/openapi.json", "", s.openapi},
 		{"GET /v1/incidents", RoleViewer, s.listIncidents},
 		{"GET /v1/incidents/{id}", RoleViewer, s.getIncident},
+		{"PATCH /v1/incidents/{id}", RoleAnalyst, s.patchIncident},
+		{"GET /v1/incidents/{id}/comments", RoleViewer, s.listComments},
+		{"POST /v1/incidents/{id}/comments", RoleAnalyst, s.addComment},
+		{"POST /v1/incidents/{id}/merge", RoleAnalyst, s.mergeIncident},
+		{"GET /v1/entities/{type}/{value...}", RoleViewer, s.entityPivot},
 		{"GET /v1/rules", RoleViewer, s.listRules},
 		{"POST /-/reload", RoleAdmin, s.reload},
+		{"GET /v1/audit", RoleAdmin, s.listAudit},
+		{"GET /v1/admin/tokens", RoleAdmin, s.listTokens},
+		{"POST /v1/admin/tokens", RoleAdmin, s.createToken},
+		{"DELETE /v1/admin/tokens/{id}", RoleAdmin, s.deleteToken},
+		{"GET /v1/admin/tenants", RoleAdmin, s.listTenants},
 	}
 }
 
@@ -108,35 +142,72 @@ func (s *Server) Routes() []string {
 	for _, rt := range s.routeTable() {
 		out = append(out, rt.pattern)
 	}
-	return append(out, "GET /metrics")
+	return out
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-func (s *Server) handle(pattern string, role Role, h func(http.ResponseWriter, *http.Request) *problem) {
-	s.mux.Handle(pattern, s.instrument(pattern, func(w http.ResponseWriter, r *http.Request) *problem {
-		if role != "" {
-			p, prob := s.tokens.authenticate(r, s.opts.Now())
-			if prob != nil {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="musubi"`)
-				return prob
-			}
-			if p.role.rank() < role.rank() {
-				return &problem{Status: http.StatusForbidden, Title: "Forbidden", Detail: fmt.Sprintf("this action needs the %s role; the token has %s", role, p.role)}
-			}
-			r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
-		}
+type requestIDKey struct{}
+
+// requestID is the id of the request ctx belongs to.
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// stateChanging reports whether a method changes state (and is audited).
+func stateChanging(method string) bool {
+	return method != http.MethodGet && method != http.MethodHead && method != http.MethodOptions
+}
+
+func (s *Server) handle(rt route) {
+	s.mux.Handle(rt.pattern, s.instrument(rt.pattern, func(w http.ResponseWriter, r *http.Request) *problem {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
-		return h(w, r)
+		if rt.role == "" {
+			return rt.handler(w, r)
+		}
+		p, prob := s.tokens.authenticate(r, s.opts.Now())
+		if prob != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="musubi"`)
+			if stateChanging(r.Method) {
+				s.auditDenied(r, w, nil, rt.pattern, prob)
+			}
+			return prob
+		}
+		if p.role.rank() < rt.role.rank() {
+			prob := &problem{Status: http.StatusForbidden, Title: "Forbidden", Detail: fmt.Sprintf("this action needs the %s role; the token has %s", rt.role, p.role)}
+			if stateChanging(r.Method) {
+				s.auditDenied(r, w, p, rt.pattern, prob)
+			}
+			return prob
+		}
+		r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+		return rt.handler(w, r)
 	}))
-	if pattern == "GET /healthz" && s.opts.Gatherer != nil {
-		s.mux.Handle("GET /metrics", s.instrument("GET /metrics", func(w http.ResponseWriter, r *http.Request) *problem {
-			promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{}).ServeHTTP(w, r)
-			return nil
-		}))
+}
+
+// unmatched answers requests no route takes.
+func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) *problem {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete} {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "" && pattern != "/" {
+			allowed = append(allowed, m)
+		}
 	}
+	if len(allowed) > 0 {
+		for _, m := range allowed {
+			w.Header().Add("Allow", m)
+		}
+		return &problem{Status: http.StatusMethodNotAllowed, Title: "Method Not Allowed", Detail: fmt.Sprintf("%s is not allowed here; allowed: %v", r.Method, allowed)}
+	}
+	return &problem{Status: http.StatusNotFound, Title: "Not Found", Detail: "no such endpoint; see /v1/openapi.json"}
 }
 
 // statusWriter records the status code for metrics.
@@ -166,16 +237,19 @@ func (s *Server) instrument(routeName string, h func(http.ResponseWriter, *http.
 		start := time.Now()
 		w := &statusWriter{ResponseWriter: rw}
 		id := r.Header.Get("X-Request-Id")
-		if id == "" || len(id) > 128 {
+		if !requestIDPattern.MatchString(id) {
 			var b [8]byte
 			_, _ = rand.Read(b[:])
 			id = hex.EncodeToString(b[:])
 		}
 		w.Header().Set("X-Request-Id", id)
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 		defer func() {
 			if v := recover(); v != nil {
 				s.logger.Error("handler panic", "route", routeName, "request_id", id, "panic", v)
-				writeProblem(w, r, &problem{Status: http.StatusInternalServerError, Title: "Internal Server Error", Detail: "the request failed; see the server log for request id " + id})
+				if w.code == 0 {
+					writeProblem(w, r, &problem{Status: http.StatusInternalServerError, Title: "Internal Server Error", Detail: "the request failed; see the server log for request id " + id})
+				}
 			}
 			code := w.code
 			if code == 0 {
@@ -205,16 +279,33 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) *problem {
 	return nil
 }
 
-// storeError maps a store error to a problem.
-func (s *Server) storeError(r *http.Request, err error) *problem {
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) *problem {
+	if s.opts.Gatherer == nil {
+		return &problem{Status: http.StatusNotFound, Title: "Not Found", Detail: "metrics are not enabled"}
+	}
+	promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	return nil
+}
+
+// storeError maps a store error to a problem; what names the object for a
+// 404 ("incident", say).
+func (s *Server) storeError(r *http.Request, err error, what string) *problem {
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return &problem{Status: http.StatusNotFound, Title: "Not Found", Detail: "no such incident"}
+		return notFound(what)
 	case errors.Is(err, ErrConflict):
-		return &problem{Status: http.StatusPreconditionFailed, Title: "Precondition Failed", Detail: "the incident was changed by someone else; reload it and retry"}
+		return &problem{Status: http.StatusPreconditionFailed, Title: "Precondition Failed", Detail: "the " + what + " was changed by someone else; reload it and retry with its new ETag"}
+	case errors.Is(err, ErrInvalidArgument):
+		return badRequest(err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		return &problem{Status: http.StatusServiceUnavailable, Title: "Service Unavailable", Detail: "the query took too long; narrow the filters or the time range"}
+	case errors.Is(err, context.Canceled):
+		return &problem{Status: 499, Title: "Client Closed Request", Detail: "the request was cancelled"}
 	}
-	s.logger.Error("store error", "path", r.URL.Path, "error", err)
+	s.logger.Error("store error", "path", r.URL.Path, "request_id", requestID(r.Context()), "error", err)
 	return &problem{Status: http.StatusServiceUnavailable, Title: "Service Unavailable", Detail: "storage is unavailable; retry shortly"}
+}
+
+func notFound(what string) *problem {
+	return &problem{Status: http.StatusNotFound, Title: "Not Found", Detail: "no such " + what}
 }

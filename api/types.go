@@ -18,10 +18,89 @@ var ErrNotFound = errors.New("not found")
 // stale.
 var ErrConflict = errors.New("version conflict")
 
-// Store is what the API needs from storage.
+// ErrInvalidArgument is returned by a Store when the caller's input (a
+// cursor, say) is not acceptable; the API answers 400.
+var ErrInvalidArgument = errors.New("invalid argument")
+
+// Store is what the API needs from storage. Every method takes the caller's
+// tenants and answers ErrNotFound for an id outside them.
 type Store interface {
 	ListIncidents(ctx context.Context, q IncidentQuery) (IncidentPage, error)
 	GetIncident(ctx context.Context, tenants []string, id, evidenceCursor string) (IncidentDetail, error)
+	// UpdateWorkflow applies u if the incident's workflow is still at
+	// u.ExpectedVersion, else it fails with ErrConflict.
+	UpdateWorkflow(ctx context.Context, u WorkflowUpdate) (Workflow, error)
+	// Merge marks incident from as merged into incident into.
+	Merge(ctx context.Context, tenants []string, from, into, actor, reason string) (Workflow, error)
+	AddComment(ctx context.Context, tenants []string, c Comment) (Comment, error)
+	ListComments(ctx context.Context, tenants []string, incidentID string, limit int) ([]Comment, error)
+	AppendAudit(ctx context.Context, entries ...AuditEntry) error
+	ListAudit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+	EntityPivot(ctx context.Context, q EntityQuery) (EntityActivity, error)
+}
+
+// WorkflowUpdate changes an incident's workflow; nil fields stay as they are.
+type WorkflowUpdate struct {
+	Tenants          []string
+	IncidentID       string
+	ExpectedVersion  uint64
+	Status           *string
+	Assignee         *string
+	Verdict          *string
+	Reason           *string
+	Tags             *[]string
+	SeverityOverride *int
+	Actor            string
+}
+
+// Comment is an analyst's note on an incident.
+type Comment struct {
+	ID         string    `json:"id"`
+	IncidentID string    `json:"incident_id"`
+	TenantUID  string    `json:"tenant_uid"`
+	Author     string    `json:"author"`
+	Body       string    `json:"body"`
+	Time       time.Time `json:"time"`
+}
+
+// AuditEntry is one line of the append-only audit log.
+type AuditEntry struct {
+	ID         string          `json:"id"`
+	TenantUID  string          `json:"tenant_uid"`
+	Time       time.Time       `json:"time"`
+	Actor      string          `json:"actor"`
+	Action     string          `json:"action"`
+	IncidentID string          `json:"incident_id,omitempty"`
+	Details    json.RawMessage `json:"details,omitempty"`
+}
+
+// AuditQuery selects audit entries, newest first.
+type AuditQuery struct {
+	Tenants    []string
+	IncidentID string
+	Actor      string
+	Action     string
+	From, To   time.Time
+	Limit      int
+}
+
+// EntityQuery selects what is known about one entity.
+type EntityQuery struct {
+	Tenants  []string
+	Type     string
+	Value    string
+	From, To time.Time
+	Limit    int
+}
+
+// EntityActivity is the incidents, alerts and events that name an entity,
+// each list newest first.
+type EntityActivity struct {
+	Type      string        `json:"type"`
+	Value     string        `json:"value"`
+	Incidents []Incident    `json:"incidents"`
+	Alerts    []rules.Alert `json:"alerts"`
+	Events    []Evidence    `json:"events"`
 }
 
 // RuleSource is what the API needs from the rule engine.
@@ -58,6 +137,7 @@ type Workflow struct {
 	Reason           string    `json:"reason,omitempty"`
 	Tags             []string  `json:"tags"`
 	SeverityOverride int       `json:"severity_override,omitempty"`
+	MergedInto       string    `json:"merged_into,omitempty"`
 	Version          uint64    `json:"workflow_version"`
 	UpdatedAt        time.Time `json:"updated_at,omitzero"`
 	UpdatedBy        string    `json:"updated_by,omitempty"`

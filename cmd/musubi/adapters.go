@@ -3,14 +3,21 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/musubi-xdr/musubi/api"
+	"github.com/musubi-xdr/musubi/correlate"
 	"github.com/musubi-xdr/musubi/rules"
 	"github.com/musubi-xdr/musubi/storage"
 )
 
 // storeAdapter serves the API's Store interface from the ClickHouse store.
 type storeAdapter struct{ s *storage.Store }
+
+var _ api.Store = storeAdapter{}
 
 func (a storeAdapter) ListIncidents(ctx context.Context, q api.IncidentQuery) (api.IncidentPage, error) {
 	page, err := a.s.ListIncidents(ctx, storage.IncidentQuery{
@@ -34,61 +41,221 @@ func (a storeAdapter) GetIncident(ctx context.Context, tenants []string, id, cur
 	if err != nil {
 		return api.IncidentDetail{}, storeErr(err)
 	}
-	out := api.IncidentDetail{Incident: apiIncident(d.Incident), Alerts: d.Alerts, NextEvidenceCursor: d.NextEvidenceCursor}
-	for _, e := range d.Evidence {
-		out.Evidence = append(out.Evidence, api.Evidence{
+	out := api.IncidentDetail{Incident: apiIncident(d.Incident), Alerts: d.Alerts, NextEvidenceCursor: d.NextEvidenceCursor,
+		Evidence: apiEvidence(d.Evidence)}
+	return out, nil
+}
+
+func apiEvidence(es []storage.Evidence) []api.Evidence {
+	out := make([]api.Evidence, 0, len(es))
+	for _, e := range es {
+		out = append(out, api.Evidence{
 			ID: e.ID, Time: e.Time, Source: e.Source, ClassUID: e.ClassUID, Operation: e.Operation,
 			Normalized: e.Normalized, Raw: string(e.Raw),
 		})
 	}
-	return out, nil
+	return out
 }
 
 // apiIncident shows the analyst's view: the effective status and severity.
 func apiIncident(in storage.Incident) api.Incident {
-	w := in.Workflow
-	out := api.Incident{Incident: in.Incident, Workflow: api.Workflow{
-		Status: in.EffectiveStatus, Assignee: w.Assignee, Verdict: w.Verdict, Reason: w.Reason,
-		Tags: w.Tags, SeverityOverride: w.SeverityOverride, Version: w.Version,
-		UpdatedAt: w.UpdatedAt, UpdatedBy: w.UpdatedBy,
-	}}
-	if out.Workflow.Tags == nil {
-		out.Workflow.Tags = []string{}
+	out := api.Incident{Incident: in.Incident, Workflow: apiWorkflow(in.Workflow)}
+	out.Workflow.Status = in.EffectiveStatus
+	if out.Workflow.MergedInto == "" {
+		out.Workflow.MergedInto = in.MergedInto
 	}
 	out.Severity = in.EffectiveSeverity
 	out.Status = in.EffectiveStatus
 	return out
 }
 
+func apiWorkflow(w storage.Workflow) api.Workflow {
+	out := api.Workflow{
+		Status: w.Status, Assignee: w.Assignee, Verdict: w.Verdict, Reason: w.Reason,
+		Tags: w.Tags, SeverityOverride: w.SeverityOverride, MergedInto: w.MergedInto, Version: w.Version,
+		UpdatedAt: w.UpdatedAt, UpdatedBy: w.UpdatedBy,
+	}
+	if out.Tags == nil {
+		out.Tags = []string{}
+	}
+	return out
+}
+
+func (a storeAdapter) UpdateWorkflow(ctx context.Context, u api.WorkflowUpdate) (api.Workflow, error) {
+	w, err := a.s.UpdateWorkflow(ctx, storage.WorkflowUpdate{
+		Tenants: u.Tenants, IncidentID: u.IncidentID, ExpectedVersion: u.ExpectedVersion,
+		Status: u.Status, Assignee: u.Assignee, Verdict: u.Verdict, Reason: u.Reason, Tags: u.Tags,
+		SeverityOverride: u.SeverityOverride, Actor: u.Actor,
+	})
+	if err != nil {
+		return api.Workflow{}, storeErr(err)
+	}
+	return apiWorkflow(w), nil
+}
+
+func (a storeAdapter) Merge(ctx context.Context, tenants []string, from, into, actor, reason string) (api.Workflow, error) {
+	w, err := a.s.RecordMerge(ctx, tenants, from, into, actor, reason)
+	if err != nil {
+		return api.Workflow{}, storeErr(err)
+	}
+	return apiWorkflow(w), nil
+}
+
+func (a storeAdapter) AddComment(ctx context.Context, tenants []string, c api.Comment) (api.Comment, error) {
+	sc, err := a.s.AddComment(ctx, tenants, storage.Comment{ID: c.ID, IncidentID: c.IncidentID, Author: c.Author, Body: c.Body, Time: c.Time})
+	if err != nil {
+		return api.Comment{}, storeErr(err)
+	}
+	return apiComment(sc), nil
+}
+
+func apiComment(c storage.Comment) api.Comment {
+	return api.Comment{ID: c.ID, IncidentID: c.IncidentID, TenantUID: c.TenantUID, Author: c.Author, Body: c.Body, Time: c.Time}
+}
+
+func (a storeAdapter) ListComments(ctx context.Context, tenants []string, id string, limit int) ([]api.Comment, error) {
+	cs, err := a.s.ListComments(ctx, tenants, id, limit)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	out := make([]api.Comment, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, apiComment(c))
+	}
+	return out, nil
+}
+
+func (a storeAdapter) AppendAudit(ctx context.Context, entries ...api.AuditEntry) error {
+	se := make([]storage.AuditEntry, 0, len(entries))
+	for _, e := range entries {
+		se = append(se, storage.AuditEntry{ID: e.ID, TenantUID: e.TenantUID, Time: e.Time, Actor: e.Actor, Action: e.Action,
+			IncidentID: e.IncidentID, Details: e.Details})
+	}
+	return storeErr(a.s.AppendAudit(ctx, se...))
+}
+
+func (a storeAdapter) ListAudit(ctx context.Context, q api.AuditQuery) ([]api.AuditEntry, error) {
+	es, err := a.s.ListAudit(ctx, storage.AuditQuery{Tenants: q.Tenants, IncidentID: q.IncidentID, Actor: q.Actor,
+		Action: q.Action, From: q.From, To: q.To, Limit: q.Limit})
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	out := make([]api.AuditEntry, 0, len(es))
+	for _, e := range es {
+		out = append(out, api.AuditEntry{ID: e.ID, TenantUID: e.TenantUID, Time: e.Time, Actor: e.Actor, Action: e.Action,
+			IncidentID: e.IncidentID, Details: e.Details})
+	}
+	return out, nil
+}
+
+func (a storeAdapter) EntityPivot(ctx context.Context, q api.EntityQuery) (api.EntityActivity, error) {
+	act, err := a.s.EntityPivot(ctx, q.Tenants, q.Type, q.Value, q.From, q.To, q.Limit)
+	if err != nil {
+		return api.EntityActivity{}, storeErr(err)
+	}
+	out := api.EntityActivity{Incidents: make([]api.Incident, 0, len(act.Incidents)), Alerts: act.Alerts, Events: apiEvidence(act.Events)}
+	for _, in := range act.Incidents {
+		out.Incidents = append(out.Incidents, apiIncident(in))
+	}
+	return out, nil
+}
+
+// storeErr translates storage's errors into the API's.
 func storeErr(err error) error {
 	switch {
+	case err == nil:
+		return nil
 	case errors.Is(err, storage.ErrNotFound):
 		return errors.Join(api.ErrNotFound, err)
 	case errors.Is(err, storage.ErrConflict):
 		return errors.Join(api.ErrConflict, err)
+	case errors.Is(err, storage.ErrInvalidArgument):
+		// The caller sees storage's explanation without its prefix.
+		msg := err.Error()
+		if i := strings.LastIndex(msg, storage.ErrInvalidArgument.Error()+": "); i >= 0 {
+			msg = msg[i+len(storage.ErrInvalidArgument.Error())+2:]
+		}
+		return fmt.Errorf("%w: %s", api.ErrInvalidArgument, msg)
 	}
 	return err
 }
 
-// rulesAdapter serves the API's RuleSource from the rule engine.
+// rulesAdapter serves the API's RuleSource from the rule engine: the
+// detection rules of the running set and the correlation (sequence) rules
+// loaded at start, with per-rule counters read from the metrics registry.
 type rulesAdapter struct {
-	engine  *rules.Engine
-	manager *rules.Manager
+	engine    *rules.Engine
+	manager   *rules.Manager
+	sequences []*correlate.SequenceRule
+	gatherer  prometheus.Gatherer
 }
 
 func (a rulesAdapter) Rules() []api.RuleInfo {
-	set := a.engine.Set()
-	if set == nil {
-		return nil
-	}
+	stats := ruleStats(a.gatherer)
 	var out []api.RuleInfo
-	for _, r := range set.Rules() {
+	if set := a.engine.Set(); set != nil {
+		for _, r := range set.Rules() {
+			s := stats[r.ID]
+			out = append(out, api.RuleInfo{
+				ID: r.ID, Kind: rules.KindDetection, Title: r.Title, Version: r.Version, Severity: r.Severity,
+				Stage: r.Stage, Tactics: r.Tactics, Techniques: r.Techniques,
+				Evaluations: s.evaluations, Matches: s.matches, Errors: s.errors,
+			})
+		}
+	}
+	for _, r := range a.sequences {
+		s := stats[r.ID]
 		out = append(out, api.RuleInfo{
-			ID: r.ID, Kind: rules.KindDetection, Title: r.Title, Version: r.Version, Severity: r.Severity,
-			Stage: r.Stage, Tactics: r.Tactics, Techniques: r.Techniques,
+			ID: r.ID, Kind: rules.KindCorrelation, Title: r.Title, Version: r.Version, Severity: r.Severity,
+			Stage: r.Stage, Tactics: r.Tactics, Techniques: r.Techniques, Matches: s.sequenceMatches,
 		})
 	}
 	return out
 }
 
 func (a rulesAdapter) Reload() error { return a.manager.Reload() }
+
+type ruleCounters struct{ evaluations, matches, errors, sequenceMatches uint64 }
+
+// ruleStats sums the per-rule counters of the rule engine and the
+// correlator by rule id.
+func ruleStats(g prometheus.Gatherer) map[string]ruleCounters {
+	out := map[string]ruleCounters{}
+	if g == nil {
+		return out
+	}
+	mfs, err := g.Gather()
+	if err != nil && len(mfs) == 0 {
+		return out
+	}
+	for _, mf := range mfs {
+		var field func(*ruleCounters) *uint64
+		switch mf.GetName() {
+		case "musubi_rules_evaluations_total":
+			field = func(c *ruleCounters) *uint64 { return &c.evaluations }
+		case "musubi_rules_matches_total":
+			field = func(c *ruleCounters) *uint64 { return &c.matches }
+		case "musubi_rules_errors_total":
+			field = func(c *ruleCounters) *uint64 { return &c.errors }
+		case "musubi_correlate_sequence_matches_total":
+			field = func(c *ruleCounters) *uint64 { return &c.sequenceMatches }
+		default:
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			rule := ""
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "rule" {
+					rule = l.GetValue()
+				}
+			}
+			if rule == "" || m.GetCounter() == nil {
+				continue
+			}
+			c := out[rule]
+			*field(&c) += uint64(m.GetCounter().GetValue())
+			out[rule] = c
+		}
+	}
+	return out
+}

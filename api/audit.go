@@ -1,0 +1,122 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+)
+
+// Actions of the audit entries the API writes. Storage writes its own
+// entries for the data it changes (incident.workflow, incident.merge,
+// incident.comment); the API's entries record the request: who, from which
+// tenant, what was asked, the outcome, before/after and the request id.
+const (
+	actionPatch        = "api.incident.update"
+	actionComment      = "api.incident.comment"
+	actionMerge        = "api.incident.merge"
+	actionReload       = "api.rules.reload"
+	actionTokenCreate  = "api.token.create"
+	actionTokenDelete  = "api.token.delete"
+	actionDenied       = "api.denied"
+	auditWriteDeadline = 5 * time.Second
+)
+
+// auditDetails is the details document of an API audit entry.
+type auditDetails struct {
+	RequestID string `json:"request_id"`
+	Method    string `json:"method"`
+	Path      string `json:"path"`
+	Route     string `json:"route,omitempty"`
+	Status    int    `json:"status"`
+	Token     string `json:"token_id,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+	Before    any    `json:"before,omitempty"`
+	After     any    `json:"after,omitempty"`
+}
+
+// audit appends one entry to the audit log. It outlives a client that hangs
+// up, so a change that happened is recorded.
+func (s *Server) audit(r *http.Request, p *principal, tenant, action, incidentID string, d auditDetails) error {
+	d.RequestID, d.Method, d.Path = requestID(r.Context()), r.Method, r.URL.Path
+	actor := "anonymous"
+	if p != nil {
+		actor, d.Token = p.name, p.tokenID
+	}
+	details, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), auditWriteDeadline)
+	defer cancel()
+	err = s.opts.Store.AppendAudit(ctx, AuditEntry{
+		TenantUID: tenant, Time: s.opts.Now(), Actor: actor, Action: action, IncidentID: incidentID, Details: details,
+	})
+	if err != nil {
+		s.audits.WithLabelValues("failed").Inc()
+		s.logger.Error("audit write failed", "action", action, "request_id", d.RequestID, "error", err)
+		return err
+	}
+	s.audits.WithLabelValues("written").Inc()
+	return nil
+}
+
+// auditDenied records a refused state-changing request (401, 403), at most
+// deniedAuditsPerSecond a second.
+func (s *Server) auditDenied(r *http.Request, w http.ResponseWriter, p *principal, routeName string, prob *problem) {
+	if !s.denied.allow(s.opts.Now()) {
+		s.audits.WithLabelValues("dropped").Inc()
+		return
+	}
+	_ = s.audit(r, p, p.auditTenant(), actionDenied, "", auditDetails{Route: routeName, Status: prob.Status, Reason: prob.Detail})
+}
+
+// listAudit serves GET /v1/audit.
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) *problem {
+	p := principalFrom(r.Context())
+	v := r.URL.Query()
+	q := AuditQuery{Tenants: p.auditTenants(), Limit: defaultPage}
+	var errs []string
+	errs = append(errs, unknownParams(v, "tenant", "incident_id", "actor", "action", "from", "to", "limit")...)
+	if t := v.Get("tenant"); t != "" {
+		if !slices.Contains(q.Tenants, t) {
+			errs = append(errs, "tenant "+quote(t)+" is not one of this token's tenants")
+		}
+		q.Tenants = []string{t}
+	}
+	q.IncidentID, q.Actor, q.Action = v.Get("incident_id"), v.Get("actor"), v.Get("action")
+	for name, val := range map[string]string{"incident_id": q.IncidentID, "actor": q.Actor, "action": q.Action} {
+		if val != "" && !idPattern.MatchString(val) {
+			errs = append(errs, name+" "+quote(val)+" may hold only letters, digits and . _ : - (at most 128)")
+		}
+	}
+	q.From, q.To, errs = parseRange(v, s.opts.Now(), errs)
+	q.Limit, errs = parseLimit(v, defaultPage, errs)
+	if len(errs) > 0 {
+		return badRequest("invalid query parameters", errs...)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	entries, err := s.opts.Store.ListAudit(ctx, q)
+	if err != nil {
+		return s.storeError(r, err, "audit entry")
+	}
+	if entries == nil {
+		entries = []AuditEntry{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": entries})
+	return nil
+}
+
+// unknownParams lists the parameters of v not in known.
+func unknownParams(v url.Values, known ...string) []string {
+	var errs []string
+	for k := range v {
+		if !slices.Contains(known, k) {
+			errs = append(errs, "unknown parameter "+quote(k))
+		}
+	}
+	return errs
+}

@@ -1,0 +1,72 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/musubi-xdr/musubi/rules"
+)
+
+// defaultPivotRange is how far back an entity pivot looks without from.
+const defaultPivotRange = 7 * 24 * time.Hour
+
+// entityPivot serves GET /v1/entities/{type}/{value...}: the incidents,
+// alerts and events that name one entity. The value may hold slashes (an
+// ARN, an S3 object, a file path).
+func (s *Server) entityPivot(w http.ResponseWriter, r *http.Request) *problem {
+	p := principalFrom(r.Context())
+	q := EntityQuery{Tenants: p.tenants, Type: r.PathValue("type"), Value: r.PathValue("value")}
+	var errs []string
+	if !slices.Contains(entityTypes, q.Type) {
+		errs = append(errs, fmt.Sprintf("entity type %s is not one of %s", quote(q.Type), strings.Join(entityTypes, ", ")))
+	}
+	if q.Value == "" {
+		errs = append(errs, "the entity value is missing: /v1/entities/{type}/{value}")
+	}
+	errs = checkText("entity value", q.Value, 1024, errs)
+	v := r.URL.Query()
+	errs = append(errs, unknownParams(v, "from", "to", "limit", "tenant")...)
+	now := s.opts.Now()
+	q.From, q.To, errs = parseRange(v, now, errs)
+	if q.To.IsZero() {
+		q.To = now
+	}
+	if q.From.IsZero() {
+		q.From = q.To.Add(-defaultPivotRange)
+	}
+	if !q.From.Before(q.To) && len(errs) == 0 {
+		errs = append(errs, "from must be before to")
+	}
+	q.Limit, errs = parseLimit(v, defaultPage, errs)
+	if t := v.Get("tenant"); t != "" {
+		if !slices.Contains(p.tenants, t) {
+			errs = append(errs, fmt.Sprintf("tenant %s is not one of this token's tenants", quote(t)))
+		}
+		q.Tenants = []string{t}
+	}
+	if len(errs) > 0 {
+		return badRequest("invalid entity query", errs...)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	a, err := s.opts.Store.EntityPivot(ctx, q)
+	if err != nil {
+		return s.storeError(r, err, "entity")
+	}
+	a.Type, a.Value = q.Type, q.Value
+	if a.Incidents == nil {
+		a.Incidents = []Incident{}
+	}
+	if a.Alerts == nil {
+		a.Alerts = []rules.Alert{}
+	}
+	if a.Events == nil {
+		a.Events = []Evidence{}
+	}
+	writeJSON(w, http.StatusOK, a)
+	return nil
+}

@@ -1,0 +1,79 @@
+package api
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// quote renders a user-supplied value for an error message: quoted, with
+// at most 64 characters, so a huge value is not echoed back whole.
+func quote(s string) string {
+	if utf8.RuneCountInString(s) > 64 {
+		r := []rune(s)
+		return strconv.Quote(string(r[:64])) + "…"
+	}
+	return strconv.Quote(s)
+}
+
+// printable reports whether s is valid UTF-8 without control characters
+// (newlines and tabs allowed when multiline).
+func printable(s string, multiline bool) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if multiline && (r == '\n' || r == '\t' || r == '\r') {
+			continue
+		}
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return false
+		}
+	}
+	return true
+}
+
+// parseRange reads from and to (RFC 3339) and checks the range: to after
+// from, at most maxTimeRange long (an open end counts from now).
+func parseRange(v url.Values, now time.Time, errs []string) (from, to time.Time, _ []string) {
+	var err error
+	if s := v.Get("from"); s != "" {
+		if from, err = time.Parse(time.RFC3339, s); err != nil {
+			errs = append(errs, fmt.Sprintf("from %s is not an RFC 3339 time like 2026-11-20T10:00:00Z", quote(s)))
+		}
+	}
+	if s := v.Get("to"); s != "" {
+		if to, err = time.Parse(time.RFC3339, s); err != nil {
+			errs = append(errs, fmt.Sprintf("to %s is not an RFC 3339 time like 2026-11-20T10:00:00Z", quote(s)))
+		}
+	}
+	end := to
+	if end.IsZero() {
+		end = now
+	}
+	if !from.IsZero() {
+		switch {
+		case !to.IsZero() && to.Before(from):
+			errs = append(errs, "to is before from")
+		case end.Sub(from) > maxTimeRange:
+			errs = append(errs, fmt.Sprintf("the time range is longer than %d days", int(maxTimeRange.Hours()/24)))
+		}
+	}
+	return from, to, errs
+}
+
+// parseLimit reads the page size.
+func parseLimit(v url.Values, def int, errs []string) (int, []string) {
+	s := v.Get("limit")
+	if s == "" {
+		return def, errs
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > maxPageSize {
+		return def, append(errs, fmt.Sprintf("limit %s is not a number in 1..%d", quote(s), maxPageSize))
+	}
+	return n, errs
+}

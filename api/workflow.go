@@ -1,0 +1,472 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Workflow statuses, in the order an incident usually goes through them.
+var statuses = []string{"new", "in_progress", "on_hold", "resolved", "closed"}
+
+// transitions is the table of allowed status changes. Staying in the same
+// status is always allowed (it changes nothing). Reopening takes a resolved
+// or closed incident back to in_progress. A merged incident is final.
+var transitions = map[string][]string{
+	"new":         {"in_progress", "on_hold", "resolved", "closed"},
+	"in_progress": {"on_hold", "resolved", "closed"},
+	"on_hold":     {"in_progress", "resolved", "closed"},
+	"resolved":    {"in_progress", "closed"},
+	"closed":      {"in_progress"},
+}
+
+// Verdicts an analyst gives when closing an incident.
+var verdicts = []string{"true_positive", "benign_positive", "false_positive", "undetermined", "duplicate"}
+
+// tagPattern is what a tag may look like.
+var tagPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+
+const maxTags = 32
+
+// currentStatus maps the effective status of an incident onto the
+// workflow's: the correlator calls an untouched incident "new" (older rows
+// say "open").
+func currentStatus(s string) string {
+	if s == "open" || s == "" {
+		return "new"
+	}
+	return s
+}
+
+// incidentPatch is a validated JSON merge patch (RFC 7396) of an incident's
+// workflow. A nil field is absent from the patch.
+type incidentPatch struct {
+	Status           *string
+	Assignee         *string
+	SeverityOverride *int
+	Tags             *[]string
+	Verdict          *string
+	Reason           *string
+}
+
+// patchFields are the members a patch may have.
+var patchFields = []string{"status", "assignee", "severity_override", "tags", "verdict", "reason"}
+
+// decodePatch parses body as a merge patch. JSON null removes a value
+// (unassigns, clears the override or the tags). Every problem is reported.
+func decodePatch(body []byte, p *principal) (incidentPatch, []string, *problem) {
+	var raw map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&raw); err != nil || raw == nil {
+		return incidentPatch{}, nil, badRequest("the body is not a JSON object: " + jsonError(err))
+	}
+	if dec.More() {
+		return incidentPatch{}, nil, badRequest("the body holds more than one JSON value")
+	}
+	if len(raw) == 0 {
+		return incidentPatch{}, []string{"the patch is empty; set at least one of " + strings.Join(patchFields, ", ")}, nil
+	}
+	var out incidentPatch
+	var errs []string
+	isNull := func(b json.RawMessage) bool { return string(bytes.TrimSpace(b)) == "null" }
+	str := func(name string, b json.RawMessage) (string, bool) {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			errs = append(errs, name+" must be a string")
+			return "", false
+		}
+		return s, true
+	}
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		b := raw[k]
+		switch k {
+		case "status":
+			if isNull(b) {
+				errs = append(errs, "status cannot be removed")
+				continue
+			}
+			if s, ok := str(k, b); ok {
+				if !slices.Contains(statuses, s) {
+					errs = append(errs, fmt.Sprintf("status %s is not one of %s", quote(s), strings.Join(statuses, ", ")))
+				}
+				out.Status = &s
+			}
+		case "assignee":
+			s := ""
+			if !isNull(b) {
+				var ok bool
+				if s, ok = str(k, b); !ok {
+					continue
+				}
+				if s == "me" {
+					s = p.name
+				}
+				if !assigneePattern.MatchString(s) {
+					errs = append(errs, fmt.Sprintf("assignee %s is not me or a name of letters, digits and . _ : @ + - (1 to 128); null unassigns", quote(s)))
+				}
+			}
+			out.Assignee = &s
+		case "severity_override":
+			n := 0
+			if !isNull(b) {
+				if err := json.Unmarshal(b, &n); err != nil || n < 1 || n > 6 {
+					errs = append(errs, fmt.Sprintf("severity_override %s is not an OCSF severity id 1..6; null clears it", quote(string(b))))
+					continue
+				}
+			}
+			out.SeverityOverride = &n
+		case "tags":
+			tags := []string{}
+			if !isNull(b) {
+				if err := json.Unmarshal(b, &tags); err != nil {
+					errs = append(errs, "tags must be an array of strings; null clears them")
+					continue
+				}
+			}
+			if len(tags) > maxTags {
+				errs = append(errs, fmt.Sprintf("tags has %d entries, at most %d are allowed", len(tags), maxTags))
+			}
+			var clean []string
+			for _, t := range tags {
+				if !tagPattern.MatchString(t) {
+					errs = append(errs, fmt.Sprintf("tag %s may hold only letters, digits and . _ : - (1 to 64)", quote(t)))
+				} else if !slices.Contains(clean, t) {
+					clean = append(clean, t)
+				}
+			}
+			if clean == nil {
+				clean = []string{}
+			}
+			out.Tags = &clean
+		case "verdict":
+			if isNull(b) {
+				errs = append(errs, "verdict cannot be removed; reopen the incident instead")
+				continue
+			}
+			if s, ok := str(k, b); ok {
+				if !slices.Contains(verdicts, s) {
+					errs = append(errs, fmt.Sprintf("verdict %s is not one of %s", quote(s), strings.Join(verdicts, ", ")))
+				}
+				out.Verdict = &s
+			}
+		case "reason":
+			if isNull(b) {
+				errs = append(errs, "reason cannot be removed")
+				continue
+			}
+			if s, ok := str(k, b); ok {
+				errs = checkReason("reason", s, errs)
+				out.Reason = &s
+			}
+		default:
+			errs = append(errs, fmt.Sprintf("unknown field %s; a patch may set %s", quote(k), strings.Join(patchFields, ", ")))
+		}
+	}
+	return out, errs, nil
+}
+
+func checkReason(name, s string, errs []string) []string {
+	switch {
+	case strings.TrimSpace(s) == "":
+		errs = append(errs, name+" must not be empty")
+	case len(s) > maxReasonBytes:
+		errs = append(errs, fmt.Sprintf("%s is longer than %d bytes", name, maxReasonBytes))
+	case !printable(s, true):
+		errs = append(errs, name+" holds invalid UTF-8 or control characters")
+	}
+	return errs
+}
+
+// checkTransition validates the patch against the incident's current state
+// and returns the workflow update to apply.
+func checkTransition(cur Workflow, from string, patch incidentPatch) (WorkflowUpdate, []string) {
+	var errs []string
+	u := WorkflowUpdate{Assignee: patch.Assignee, SeverityOverride: patch.SeverityOverride, Tags: patch.Tags}
+	from = currentStatus(from)
+	to := from
+	if patch.Status != nil {
+		to = *patch.Status
+	}
+	if from == "merged" {
+		return u, []string{"the incident was merged into " + quote(cur.MergedInto) + "; it cannot be changed"}
+	}
+	if patch.Status != nil && to != from && slices.Contains(statuses, to) && !slices.Contains(transitions[from], to) {
+		errs = append(errs, fmt.Sprintf("status cannot go from %s to %s; from %s it may go to %s", from, to, from, strings.Join(transitions[from], ", ")))
+	}
+	if patch.Status != nil && to != from {
+		u.Status = patch.Status
+	}
+	closing := to == "closed" && from != "closed"
+	resolving := to == "resolved" && from != "resolved"
+	reopening := to == "in_progress" && (from == "closed" || from == "resolved")
+	switch {
+	case closing:
+		if patch.Verdict == nil {
+			errs = append(errs, "closing needs a verdict: one of "+strings.Join(verdicts, ", "))
+		}
+		if patch.Reason == nil {
+			errs = append(errs, "closing needs a reason")
+		}
+		u.Verdict, u.Reason = patch.Verdict, patch.Reason
+	case resolving:
+		// A verdict and a reason are welcome when resolving, not required.
+		u.Verdict, u.Reason = patch.Verdict, patch.Reason
+	case reopening:
+		if patch.Verdict != nil {
+			errs = append(errs, "a verdict is given only when closing or resolving")
+		}
+		// The old verdict no longer holds; the reason says why it reopened.
+		empty := ""
+		u.Verdict, u.Reason = &empty, patch.Reason
+		if u.Reason == nil {
+			u.Reason = &empty
+		}
+	default:
+		if patch.Verdict != nil || patch.Reason != nil {
+			if to != "closed" && to != "resolved" {
+				errs = append(errs, "verdict and reason are given only when closing or resolving")
+			} else {
+				// Correcting the verdict or reason of a closed/resolved incident.
+				u.Verdict, u.Reason = patch.Verdict, patch.Reason
+			}
+		}
+	}
+	return u, errs
+}
+
+// parseIfMatch reads the workflow version out of If-Match.
+func parseIfMatch(r *http.Request) (uint64, *problem) {
+	h := r.Header.Get("If-Match")
+	if h == "" {
+		return 0, &problem{Status: http.StatusPreconditionRequired, Title: "Precondition Required",
+			Detail: "send If-Match with the ETag of the incident you read (GET /v1/incidents/{id}), so concurrent changes are not lost"}
+	}
+	tag := strings.TrimSpace(h)
+	tag = strings.TrimPrefix(tag, "W/")
+	inner, ok := strings.CutPrefix(tag, `"`)
+	if ok {
+		inner, ok = strings.CutSuffix(inner, `"`)
+	}
+	var wv uint64
+	if ok {
+		iv, wvs, found := strings.Cut(inner, ".")
+		_, err1 := strconv.ParseUint(iv, 10, 64)
+		var err2 error
+		wv, err2 = strconv.ParseUint(wvs, 10, 64)
+		ok = found && err1 == nil && err2 == nil
+	}
+	if !ok {
+		return 0, badRequest(fmt.Sprintf("If-Match %s is not an ETag of this API, like \"3.1\"", quote(h)))
+	}
+	return wv, nil
+}
+
+// readJSONBody reads a JSON request body: the content type must be one of
+// types, the size at most maxBodyBytes.
+func readJSONBody(r *http.Request, types ...string) ([]byte, *problem) {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || !slices.Contains(types, mt) {
+		return nil, &problem{Status: http.StatusUnsupportedMediaType, Title: "Unsupported Media Type",
+			Detail: fmt.Sprintf("Content-Type %s is not one of %s", quote(ct), strings.Join(types, ", "))}
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &problem{Status: http.StatusRequestEntityTooLarge, Title: "Content Too Large",
+				Detail: fmt.Sprintf("the body is larger than %d bytes", maxBodyBytes)}
+		}
+		return nil, badRequest("the body could not be read: " + err.Error())
+	}
+	return body, nil
+}
+
+// decodeStrict decodes a JSON object into v, rejecting unknown fields and
+// trailing data.
+func decodeStrict(body []byte, v any) *problem {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("the body is not valid: " + jsonError(err))
+	}
+	if dec.More() {
+		return badRequest("the body holds more than one JSON value")
+	}
+	return nil
+}
+
+// jsonError describes a decoding error without echoing the input.
+func jsonError(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	var pe *time.ParseError
+	switch {
+	case errors.As(err, &pe):
+		return "a time is not RFC 3339, like 2026-11-20T10:00:00Z"
+	case err == nil:
+		return "null"
+	case errors.Is(err, io.EOF):
+		return "it is empty"
+	case errors.As(err, &se):
+		return fmt.Sprintf("malformed JSON at byte %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("%s must be a %s", te.Field, te.Type)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	}
+	return "malformed JSON"
+}
+
+func unprocessable(detail string, errs []string) *problem {
+	return &problem{Status: http.StatusUnprocessableEntity, Title: "Unprocessable Content", Detail: detail, Errors: errs}
+}
+
+// patchIncident serves PATCH /v1/incidents/{id}.
+func (s *Server) patchIncident(w http.ResponseWriter, r *http.Request) *problem {
+	p := principalFrom(r.Context())
+	id, prob := incidentID(r)
+	if prob != nil {
+		return prob
+	}
+	wantVersion, prob := parseIfMatch(r)
+	if prob != nil {
+		if prob.Status == http.StatusPreconditionRequired {
+			_ = s.audit(r, p, p.auditTenant(), actionPatch, id, auditDetails{Status: prob.Status, Reason: prob.Detail})
+		}
+		return prob
+	}
+	body, prob := readJSONBody(r, "application/merge-patch+json", "application/json")
+	if prob != nil {
+		return prob
+	}
+	patch, errs, prob := decodePatch(body, p)
+	if prob != nil {
+		return prob
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	cur, err := s.opts.Store.GetIncident(ctx, p.tenants, id, "")
+	if err != nil {
+		return s.storeError(r, err, "incident")
+	}
+	if cur.Workflow.Version != wantVersion {
+		prob := &problem{Status: http.StatusPreconditionFailed, Title: "Precondition Failed",
+			Detail: fmt.Sprintf("the incident changed since you read it (its ETag is now %s); reload it and retry", etag(cur.Incident))}
+		w.Header().Set("ETag", etag(cur.Incident))
+		_ = s.audit(r, p, cur.TenantUID, actionPatch, id, auditDetails{Status: prob.Status, Reason: prob.Detail, After: json.RawMessage(body)})
+		return prob
+	}
+	u, terrs := checkTransition(cur.Workflow, cur.Workflow.Status, patch)
+	errs = append(errs, terrs...)
+	if len(errs) > 0 {
+		return unprocessable("the patch is not valid for this incident", errs)
+	}
+	u.Tenants, u.IncidentID, u.ExpectedVersion, u.Actor = []string{cur.TenantUID}, id, wantVersion, p.name
+	if _, err := s.opts.Store.UpdateWorkflow(ctx, u); err != nil {
+		prob := s.storeError(r, err, "incident")
+		if prob.Status == http.StatusPreconditionFailed {
+			_ = s.audit(r, p, cur.TenantUID, actionPatch, id, auditDetails{Status: prob.Status, Reason: prob.Detail, After: json.RawMessage(body)})
+		}
+		return prob
+	}
+	next, err := s.opts.Store.GetIncident(ctx, p.tenants, id, "")
+	if err != nil {
+		return s.storeError(r, err, "incident")
+	}
+	_ = s.audit(r, p, cur.TenantUID, actionPatch, id, auditDetails{Status: http.StatusOK, Before: cur.Workflow, After: next.Workflow})
+	fillDetail(&next)
+	w.Header().Set("ETag", etag(next.Incident))
+	writeJSON(w, http.StatusOK, next)
+	return nil
+}
+
+// mergeRequest is the body of POST /v1/incidents/{id}/merge.
+type mergeRequest struct {
+	Into   string `json:"into"`
+	Reason string `json:"reason"`
+}
+
+// mergeIncident serves POST /v1/incidents/{id}/merge.
+func (s *Server) mergeIncident(w http.ResponseWriter, r *http.Request) *problem {
+	p := principalFrom(r.Context())
+	id, prob := incidentID(r)
+	if prob != nil {
+		return prob
+	}
+	body, prob := readJSONBody(r, "application/json")
+	if prob != nil {
+		return prob
+	}
+	var req mergeRequest
+	if prob := decodeStrict(body, &req); prob != nil {
+		return prob
+	}
+	var errs []string
+	if !idPattern.MatchString(req.Into) {
+		errs = append(errs, fmt.Sprintf("into %s is not an incident id", quote(req.Into)))
+	} else if req.Into == id {
+		errs = append(errs, "an incident cannot be merged into itself")
+	}
+	errs = checkReason("reason", req.Reason, errs)
+	if len(errs) > 0 {
+		return unprocessable("the merge request is not valid", errs)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	src, err := s.opts.Store.GetIncident(ctx, p.tenants, id, "")
+	if err != nil {
+		return s.storeError(r, err, "incident")
+	}
+	if h := r.Header.Get("If-Match"); h != "" {
+		wv, prob := parseIfMatch(r)
+		if prob != nil {
+			return prob
+		}
+		if wv != src.Workflow.Version {
+			w.Header().Set("ETag", etag(src.Incident))
+			prob := &problem{Status: http.StatusPreconditionFailed, Title: "Precondition Failed",
+				Detail: fmt.Sprintf("the incident changed since you read it (its ETag is now %s); reload it and retry", etag(src.Incident))}
+			_ = s.audit(r, p, src.TenantUID, actionMerge, id, auditDetails{Status: prob.Status, Reason: prob.Detail})
+			return prob
+		}
+	}
+	if currentStatus(src.Workflow.Status) == "merged" {
+		return &problem{Status: http.StatusConflict, Title: "Conflict", Detail: "the incident was already merged into " + src.Workflow.MergedInto}
+	}
+	// The target must be in the same tenant: another tenant's incident is
+	// not found, exactly like one that does not exist.
+	dst, err := s.opts.Store.GetIncident(ctx, []string{src.TenantUID}, req.Into, "")
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return unprocessable("the merge request is not valid", []string{fmt.Sprintf("into %s: no such incident in this incident's tenant", quote(req.Into))})
+		}
+		return s.storeError(r, err, "incident")
+	}
+	if currentStatus(dst.Workflow.Status) == "merged" {
+		return unprocessable("the merge request is not valid", []string{"into " + quote(req.Into) + " was itself merged into " + dst.Workflow.MergedInto + "; merge into that one"})
+	}
+	wf, err := s.opts.Store.Merge(ctx, []string{src.TenantUID}, id, req.Into, p.name, req.Reason)
+	if err != nil {
+		return s.storeError(r, err, "incident")
+	}
+	_ = s.audit(r, p, src.TenantUID, actionMerge, id, auditDetails{Status: http.StatusOK, Reason: req.Reason,
+		Before: src.Workflow, After: wf})
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "merged_into": req.Into, "workflow": wf})
+	return nil
+}
