@@ -127,16 +127,22 @@ func (b *batch) message(src Source, data []byte, unwrap int, context string) {
 		b.message(src, out, unwrap+1, context)
 		return
 	}
-	if src == SourceAuto || src == "" {
-		src = Detect(data)
-		if src == SourceAuto {
-			b.fail(SourceAuto, ReasonUnknownFormat, -1, 0, data, errors.New("no source recognises the message"))
-			return
-		}
-	}
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 {
 		return
+	}
+	if src == "" {
+		src = SourceAuto
+	}
+	if src == SourceAuto {
+		src = Detect(data)
+		// An envelope names its content even when Detect does not know it
+		// (a CloudWatch Logs control message, an EventBridge event of
+		// another service): unwrap it and detect record by record.
+		if src == SourceAuto && !((trimmed[0] == '{' || trimmed[0] == '[') && mayHoldContainer(data)) {
+			b.fail(SourceAuto, ReasonUnknownFormat, -1, 0, data, errors.New("no source recognises the message"))
+			return
+		}
 	}
 	if src == SourceVPCFlow && trimmed[0] != '{' && trimmed[0] != '[' {
 		b.flowText(data, context, b.d.flowFormat)
@@ -450,6 +456,9 @@ func (b *batch) admit(src Source, rec []byte, offset int) (int, bool) {
 
 // record normalizes one JSON record of src.
 func (b *batch) record(src Source, rec []byte, offset int, context string) {
+	if src == SourceAuto {
+		src = Detect(rec)
+	}
 	idx, ok := b.admit(src, rec, offset)
 	if !ok {
 		return
@@ -481,6 +490,9 @@ func normalize(src Source, rec []byte, depth int, context string, idx int) (ev o
 		return agent.NormalizeFalco(rec, depth)
 	case SourceVPCFlow:
 		return vpcflow.NormalizeJSON(rec, depth, context, idx)
+	}
+	if src == SourceAuto {
+		return ocsf.Event{}, scan.Errorf(ReasonUnknownFormat, "no source recognises the record")
 	}
 	return ocsf.Event{}, scan.Errorf(ReasonUnknownFormat, "unknown source "+strconv.Quote(string(src)))
 }

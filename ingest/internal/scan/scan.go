@@ -80,6 +80,11 @@ type Scanner struct {
 	Mismatch bool
 	depth    int
 	err      *Error
+	// arrays has bit d set when the container at depth d is an array, so
+	// that More accepts only its own closing bracket. Depths past 256 use
+	// deep, allocated only for such limits.
+	arrays [4]uint64
+	deep   []bool
 }
 
 // New returns a scanner over buf; str is the same bytes as a string, or "".
@@ -170,13 +175,35 @@ func (s *Scanner) End() {
 	}
 }
 
-func (s *Scanner) enter() bool {
+func (s *Scanner) enter(array bool) bool {
 	s.depth++
 	if s.depth > s.MaxDepth {
 		s.Fail(ReasonTooDeep, "nesting deeper than "+strconv.Itoa(s.MaxDepth))
 		return false
 	}
+	d := s.depth
+	if d < 256 {
+		if array {
+			s.arrays[d>>6] |= 1 << (d & 63)
+		} else {
+			s.arrays[d>>6] &^= 1 << (d & 63)
+		}
+		return true
+	}
+	for len(s.deep) <= d-256 {
+		s.deep = append(s.deep, false)
+	}
+	s.deep[d-256] = array
 	return true
+}
+
+// inArray reports whether the innermost open container is an array.
+func (s *Scanner) inArray() bool {
+	d := s.depth
+	if d < 256 {
+		return s.arrays[d>>6]&(1<<(d&63)) != 0
+	}
+	return s.deep[d-256]
 }
 
 // Object consumes '{' and reports true; on null it reports false; on another
@@ -190,7 +217,7 @@ func (s *Scanner) open(c byte) bool {
 	switch s.Peek() {
 	case c:
 		s.Pos++
-		return s.enter()
+		return s.enter(c == '[')
 	case 'n':
 		s.literal("null")
 		return false
@@ -213,6 +240,10 @@ func (s *Scanner) More(first *bool) bool {
 		return false
 	}
 	if c == '}' || c == ']' {
+		if (c == ']') != s.inArray() || s.depth == 0 {
+			s.Fail(ReasonInvalidJSON, "mismatched closing bracket")
+			return false
+		}
 		s.Pos++
 		s.depth--
 		return false
@@ -345,7 +376,7 @@ func (s *Scanner) Skip() {
 		s.skipString()
 	case c == '{':
 		s.Pos++
-		if !s.enter() {
+		if !s.enter(false) {
 			return
 		}
 		for first := true; s.More(&first); {
@@ -354,7 +385,7 @@ func (s *Scanner) Skip() {
 		}
 	case c == '[':
 		s.Pos++
-		if !s.enter() {
+		if !s.enter(true) {
 			return
 		}
 		for first := true; s.More(&first); {
