@@ -1,6 +1,8 @@
 package rules_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -173,5 +175,55 @@ func TestCoverageLayer(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("layer lacks T1552.005 under credential-access with the IMDS rule")
+	}
+}
+
+// TestGuardDutyPantherFindings runs the real GuardDuty findings of
+// panther-analysis's rule tests through the GuardDuty normalizer and checks
+// that each becomes exactly one severity alert of the right level, and that
+// attack sequences get their own.
+func TestGuardDutyPantherFindings(t *testing.T) {
+	s, err := rules.Load(packDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := rules.NewEngine(nil, nil)
+	e.Swap(s)
+	data, err := os.ReadFile("testdata/panther-guardduty/AWS_GuardDuty.tests.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := ingest.NewDecoder(ingest.DefaultLimits())
+	for i, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var rec struct {
+			TestName string          `json:"test_name"`
+			Log      json.RawMessage `json:"log"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		t.Run(fmt.Sprintf("%d %s", i, rec.TestName), func(t *testing.T) {
+			events, errs := dec.Decode(ingest.SourceGuardDuty, rec.Log)
+			if len(errs) > 0 || len(events) != 1 {
+				t.Fatalf("decode: got %d events, errors %v", len(events), errs)
+			}
+			ev := &events[0]
+			var sev []string
+			var seq bool
+			for _, a := range e.Evaluate(ev) {
+				if strings.HasPrefix(a.RuleID, "aws.guardduty_finding_") {
+					sev = append(sev, a.RuleID)
+				}
+				seq = seq || a.RuleID == "aws.guardduty_attack_sequence"
+			}
+			want := map[int]string{2: "aws.guardduty_finding_low", 3: "aws.guardduty_finding_medium", 4: "aws.guardduty_finding_high", 5: "aws.guardduty_finding_critical"}[ev.SeverityID]
+			if len(sev) != 1 || sev[0] != want {
+				t.Errorf("severity_id %d: got %v, want [%s]", ev.SeverityID, sev, want)
+			}
+			isSeq := len(ev.FindingInfo.Types) > 0 && strings.HasPrefix(ev.FindingInfo.Types[0], "AttackSequence:")
+			if seq != isSeq {
+				t.Errorf("types %v: got attack-sequence alert %v, want %v", ev.FindingInfo.Types, seq, isSeq)
+			}
+		})
 	}
 }
