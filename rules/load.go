@@ -575,17 +575,25 @@ func compileExpr(env *cel.Env, expr string, want *cel.Type, pos func(line, col i
 	if len(problems) > 0 {
 		return nil, false, problems
 	}
-	prg, err := env.Program(ast,
-		cel.EvalOptions(cel.OptOptimize),
-		cel.CostLimit(CostLimit),
-		cel.CostTrackerOptions(CostTrackers()...),
-		cel.InterruptCheckFrequency(64),
-	)
+	prg, err := env.Program(ast, ProgramOptions()...)
 	if err != nil {
 		bad("%v", err)
 		return nil, false, problems
 	}
 	return prg, iterates, nil
+}
+
+// ProgramOptions are the options every rule program is built with: constant
+// folding and regex precompilation, the cost limit with Musubi's function
+// prices, and interrupt checks so a deadline can stop comprehensions. The
+// correlation engine builds its programs with them too.
+func ProgramOptions() []cel.ProgramOption {
+	return []cel.ProgramOption{
+		cel.EvalOptions(cel.OptOptimize),
+		cel.CostLimit(CostLimit),
+		cel.CostTrackerOptions(CostTrackers()...),
+		cel.InterruptCheckFrequency(64),
+	}
 }
 
 // sizeEstimator bounds the sizes of event fields for the worst-case cost
