@@ -3,7 +3,12 @@ package storage
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -39,14 +44,14 @@ func BenchmarkWriteEvents(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			rows := 0
+			cpu := startCPU()
 			for i := 0; i < b.N; i++ {
 				if err := s.Write(ctx, Batch{Events: evs}); err != nil {
 					b.Fatal(err)
 				}
 				rows += batch
 			}
-			b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(rows), "ns/row")
+			cpu.report(b, rows)
 		})
 	}
 }
@@ -73,14 +78,13 @@ func BenchmarkWriteEventsConcurrent(b *testing.B) {
 			}
 		}()
 	}
+	cpu := startCPU()
 	for i := 0; i < b.N; i++ {
 		next <- struct{}{}
 	}
 	close(next)
 	wg.Wait()
-	rows := b.N * batch
-	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(rows), "ns/row")
+	cpu.report(b, b.N*batch)
 }
 
 // BenchmarkEncodeEvents measures only the client-side encoding of events
@@ -100,4 +104,53 @@ func BenchmarkEncodeEvents(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(evs)), "ns/row")
+}
+
+// cpuMeter measures the CPU time the benchmark process and, when its pid
+// file is found, the local ClickHouse server spend per row. On a shared
+// machine wall-clock rows/s swings with the load; CPU per row does not.
+type cpuMeter struct {
+	client, server time.Duration
+	serverPID      string
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// serverCPU reads utime+stime of pid from /proc (clock ticks of 10ms).
+func serverCPU(pid string) time.Duration {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * 10 * time.Millisecond
+}
+
+func startCPU() *cpuMeter {
+	m := &cpuMeter{client: processCPU()}
+	if b, err := os.ReadFile(filepath.Join("..", ".local", "clickhouse", "clickhouse-server.pid")); err == nil {
+		m.serverPID = strings.TrimSpace(string(b))
+		m.server = serverCPU(m.serverPID)
+	}
+	return m
+}
+
+func (m *cpuMeter) report(b *testing.B, rows int) {
+	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(rows), "ns/row")
+	b.ReportMetric(float64((processCPU()-m.client).Nanoseconds())/float64(rows), "client-cpu-ns/row")
+	if m.serverPID != "" {
+		b.ReportMetric(float64((serverCPU(m.serverPID)-m.server).Nanoseconds())/float64(rows), "server-cpu-ns/row")
+	}
 }
