@@ -500,3 +500,28 @@ func TestAlertCap(t *testing.T) {
 		}
 	}
 }
+
+// An object is tied to the identity that wrote it, not to every reader.
+func TestObjectLinksOnlyOnWrites(t *testing.T) {
+	c, _ := newTest(t, testConfig(), nil)
+	read := mkEvent("r", "cloudtrail", 0, ob(ocsf.EntityAccessKey, "AKIAREADER"), ob(ocsf.EntityObject, "b/appspec.yml"))
+	read.API.Operation = "GetObject"
+	write := mkEvent("w", "cloudtrail", time.Minute, ob(ocsf.EntityAccessKey, "ASIAWRITER"), ob(ocsf.EntityObject, "b/appspec.yml"))
+	write.API.Operation = "PutObject"
+	reader := mkEvent("ra", "cloudtrail", 2*time.Minute, ob(ocsf.EntityAccessKey, "AKIAREADER"))
+	writer := mkEvent("wa", "cloudtrail", 2*time.Minute, ob(ocsf.EntityAccessKey, "ASIAWRITER"))
+	deploy := mkEvent("d", "cloudtrail", 3*time.Minute, ob(ocsf.EntityObject, "b/appspec.yml"), ob(ocsf.EntityDeployment, "d-1"))
+	hook := mkEvent("h", "agent", 4*time.Minute, ob(ocsf.EntityDeployment, "d-1"), ob(ocsf.EntityHost, "app-1"))
+	f := final{}
+	f.add(t, c.Process([]ocsf.Event{read, write, reader, writer, deploy, hook}, []rules.Alert{
+		mkAlert("a-reader", "r", "discovery", 2, reader), mkAlert("a-writer", "r", "persistence", 4, writer),
+		mkAlert("a-hook", "r", "execution", 4, hook),
+	}))
+	in := f.containing("a-hook")
+	if in == nil || !slices.Contains(in.AlertIDs, "a-writer") {
+		t.Fatal("hook alert not joined to the writer through object → deployment lineage")
+	}
+	if slices.Contains(in.AlertIDs, "a-reader") {
+		t.Error("a reader of the object was glued to the deployment")
+	}
+}

@@ -65,9 +65,11 @@ type Correlator struct {
 	wm        int64
 	lastSweep int64
 
-	seq   *seqEngine
-	dirty map[uint32]struct{}
-	tombs []tomb
+	seq       *seqEngine
+	restoring bool
+	seen      map[uint32]struct{} // scratch for reach
+	dirty     map[uint32]struct{}
+	tombs     []tomb
 	// redirect maps a merged slot to the slot it went into, until emit.
 	redirect map[uint32]uint32
 }
@@ -133,6 +135,7 @@ func New(cfg Config, seq []*SequenceRule, logger *slog.Logger, reg prometheus.Re
 		corr:     make(map[string]*seqMatch),
 		srcMax:   make(map[string]int64),
 		dirty:    make(map[uint32]struct{}),
+		seen:     make(map[uint32]struct{}),
 		redirect: make(map[uint32]uint32),
 		wm:       -1 << 62,
 		floor:    -1 << 62,
@@ -236,7 +239,14 @@ func (c *Correlator) raise(ms []*seqMatch) []rules.Alert {
 	var out []rules.Alert
 	for _, m := range ms {
 		a := m.alert
-		if slot, known := c.alertInc[a.ID]; known {
+		slot, known := c.alertInc[a.ID]
+		if known && c.restoring {
+			// Replayed stage alerts completed a chain raised before the
+			// restart: keep its explanation, emit nothing.
+			c.corr[a.ID] = m
+			continue
+		}
+		if known {
 			in := c.incs[slot]
 			if in == nil {
 				continue
@@ -387,9 +397,13 @@ func (c *Correlator) reach(start []uint32, t int64) []uint32 {
 		ent   uint32
 		depth int
 	}
+	if len(c.incs) == 0 {
+		return nil
+	}
 	var qa [32]item
 	queue := qa[:0]
-	seen := make(map[uint32]struct{}, 8)
+	seen := c.seen
+	defer clear(seen)
 	for _, s := range start {
 		if c.g.ents[s].hub {
 			continue
@@ -451,9 +465,6 @@ func (c *Correlator) addAlert(a *rules.Alert) {
 	if _, dup := c.alertInc[a.ID]; dup {
 		return
 	}
-	if a.Time < c.floor {
-		c.m.lateEvents.Inc()
-	}
 	tenant := c.tenant(a.TenantUID)
 	var arr [16]uint32
 	ids := c.trackedIDs(tenant, a.Entities, a.Time, arr[:0])
@@ -467,8 +478,20 @@ func (c *Correlator) addAlert(a *rules.Alert) {
 			}
 		}
 		if len(c.incs[target].alerts) >= c.cfg.MaxAlertsPerIncident {
+			// Full: continue in the best incident that still has room (an
+			// earlier overflow), else open one.
 			c.m.dropped.WithLabelValues("incident_alert_cap").Inc()
+			full := target
 			target = 0
+			var room []uint32
+			for _, h := range hits {
+				if in := c.incs[h]; h != full && in != nil && len(in.alerts) < c.cfg.MaxAlertsPerIncident {
+					room = append(room, h)
+				}
+			}
+			if len(room) > 0 {
+				target = c.best(room)
+			}
 		}
 	}
 	if target == 0 {
@@ -501,12 +524,25 @@ func (c *Correlator) attach(in *incident, a *rules.Alert, ids []uint32) {
 	c.dirty[in.slot] = struct{}{}
 }
 
+// maxMembers bounds the incidents one entity remembers; the one seen
+// longest ago goes first.
+const maxMembers = 8
+
 func addMember(e *entity, inc uint32, first, last int64) {
 	for j := range e.members {
 		if m := &e.members[j]; m.inc == inc {
 			m.first, m.last = min(m.first, first), max(m.last, last)
 			return
 		}
+	}
+	if len(e.members) >= maxMembers {
+		oldest := 0
+		for j := range e.members {
+			if e.members[j].last < e.members[oldest].last {
+				oldest = j
+			}
+		}
+		e.members = slices.Delete(e.members, oldest, oldest+1)
 	}
 	e.members = append(e.members, membership{inc: inc, first: first, last: last})
 }

@@ -64,6 +64,8 @@ func (c *Correlator) Restore(incidents []Incident, alerts []rules.Alert) {
 	}
 	// The restored incidents are already stored: nothing to emit for them.
 	clear(c.dirty)
+	c.restoring = true
+	defer func() { c.restoring = false }()
 	ordered := make([]*rules.Alert, 0, len(alerts))
 	for i := range alerts {
 		ordered = append(ordered, &alerts[i])

@@ -394,3 +394,50 @@ func TestSequenceAbsenceFiresWhenIdle(t *testing.T) {
 		}
 	})
 }
+
+// After a restart the in-flight sequence state comes back from the stored
+// alerts, and a chain raised before the restart is not raised again.
+func TestSequenceRestore(t *testing.T) {
+	rs := parse(t, gapRule)
+	c, _ := newTest(t, testConfig(), rs)
+	a := mkEvent("e1", "cloudtrail", 0, ob(ocsf.EntityAccessKey, "AKIA1"))
+	x1 := mkAlert("x1", "r1", "discovery", 2, a)
+	f := final{}
+	f.add(t, c.Process([]ocsf.Event{a}, []rules.Alert{x1}))
+
+	c2, _ := newTest(t, testConfig(), rs)
+	c2.Restore(f.open(), []rules.Alert{x1})
+	b := mkEvent("e2", "cloudtrail", 10*time.Minute, ob(ocsf.EntityAccessKey, "AKIA1"))
+	x2 := mkAlert("x2", "r2", "impact", 2, b)
+	r := c2.Process([]ocsf.Event{b}, []rules.Alert{x2})
+	f.add(t, r)
+	if len(r.Alerts) != 1 {
+		t.Fatalf("after restore: %d correlated alerts, want 1 (the first stage came from storage)", len(r.Alerts))
+	}
+	corr := r.Alerts[0]
+	inc := f.containing(corr.ID)
+	if inc == nil || !slices.Contains(inc.AlertIDs, "x1") || inc.ID != IncidentID(tenantA, "x1") {
+		t.Fatalf("correlated alert not in the restored incident: %+v", inc)
+	}
+
+	// A second restart with everything stored: replaying the stage alerts
+	// completes the chain again, but nothing is raised twice.
+	c3, _ := newTest(t, testConfig(), rs)
+	c3.Restore(f.open(), []rules.Alert{x1, x2, corr})
+	late := mkEvent("e3", "cloudtrail", 11*time.Minute, ob(ocsf.EntityHost, "other"))
+	if r := c3.Process([]ocsf.Event{late}, nil); len(r.Alerts) != 0 || len(r.Incidents) != 0 {
+		t.Errorf("restore re-raised %d alerts and re-emitted %d incidents, want none", len(r.Alerts), len(r.Incidents))
+	}
+	// The explanation of the correlated alert survives the restart.
+	y := mkEvent("e4", "cloudtrail", 12*time.Minute, ob(ocsf.EntityAccessKey, "AKIA1"))
+	r = c3.Process([]ocsf.Event{y}, []rules.Alert{mkAlert("x3", "r3", "exfiltration", 2, y)})
+	var seq bool
+	for _, in := range r.Incidents {
+		for _, e := range in.Edges {
+			seq = seq || e.Relation == RelSequence
+		}
+	}
+	if !seq {
+		t.Error("sequence edges lost after restore")
+	}
+}
