@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/musubi-xdr/musubi/api"
 	"github.com/musubi-xdr/musubi/config"
@@ -97,18 +96,28 @@ func apiTenants(ts []config.Tenant) []api.Tenant {
 }
 
 // restoreCorrelator rebuilds the correlator's state from ClickHouse: the
-// open incidents and the alerts of the longest window, so a chain split
-// across a restart is still caught.
+// open incidents and the alerts of the longest window before the newest
+// stored alert (event time, not the wall clock), so a chain split across a
+// restart is still caught, also when replaying old data.
 func restoreCorrelator(ctx context.Context, store *storage.Store, corr *correlate.Correlator, cfg config.Config, logger *slog.Logger) error {
-	window := cfg.Correlate.DefaultWindow
-	for _, d := range correlateConfig(cfg).Windows {
+	cc := correlateConfig(cfg)
+	window := cc.DefaultWindow
+	for _, d := range cc.Windows {
 		window = max(window, d)
 	}
-	state, err := store.LoadOpenState(ctx, time.Now().Add(-window))
+	watermark, err := store.Watermark(ctx)
+	if err != nil {
+		return fmt.Errorf("restore correlation state: %w", err)
+	}
+	if watermark.IsZero() {
+		return nil
+	}
+	state, err := store.LoadOpenState(ctx, watermark.Add(-window-cc.AllowedLateness))
 	if err != nil {
 		return fmt.Errorf("restore correlation state: %w", err)
 	}
 	corr.Restore(state.Incidents, state.Alerts)
-	logger.Info("correlation state restored", "component", "correlate", "incidents", len(state.Incidents), "alerts", len(state.Alerts))
+	logger.Info("correlation state restored", "component", "correlate", "watermark", watermark,
+		"incidents", len(state.Incidents), "alerts", len(state.Alerts))
 	return nil
 }
