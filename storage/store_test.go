@@ -143,10 +143,12 @@ func TestWriteIsIdempotent(t *testing.T) {
 		Incidents:   []correlate.Incident{testIncident("t1", "inc-1", 1, a)},
 		DeadLetters: []DeadLetter{{TenantUID: "t1", Source: "cloudtrail", Topic: "raw.cloudtrail", Partition: 3, Offset: 42, Raw: []byte("{bad"), Reason: "bad_json", Error: "unexpected EOF", Time: t0}},
 	}
-	// First write fails twice per table with a transient error, then works.
+	// The first write of each table fails once before sending, then once
+	// after the rows were stored (a lost acknowledgement), so the identical
+	// rows are sent twice; then a replay writes them a third time.
 	fails := map[string]int{}
-	sendHook = func(table string) error {
-		if fails[table] < 2 {
+	sendHook = func(table string, sent bool) error {
+		if fails[table] == 0 && !sent || fails[table] == 1 && sent {
 			fails[table]++
 			return fmt.Errorf("dial: %w", &netErr{})
 		}
@@ -162,15 +164,26 @@ func TestWriteIsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	for tbl, want := range map[string]uint64{TableEvents: 2, TableAlerts: 1, TableIncidents: 1, TableNodes: 2, TableEdges: 1, TableLinks: 1, TableDeadLetters: 1} {
-		if raw := count(t, s, "SELECT count() FROM "+s.t(tbl)); raw != 2*want {
-			t.Errorf("%s: got %d raw rows, want %d (each write once)", tbl, raw, 2*want)
+		if raw := count(t, s, "SELECT count() FROM "+s.t(tbl)); raw != 3*want {
+			t.Errorf("%s: got %d raw rows, want %d (stored three times)", tbl, raw, 3*want)
 		}
 		if n := count(t, s, "SELECT count() FROM "+s.t(tbl)+" FINAL"); n != want {
 			t.Errorf("%s: got %d rows after FINAL, want %d", tbl, n, want)
 		}
 	}
 	if got := testutilCounter(t, s, TableEvents); got != 4 {
-		t.Errorf("insert_rows_total{events}: got %v, want 4", got)
+		t.Errorf("insert_rows_total{events}: got %v, want 4 (two acknowledged writes of 2)", got)
+	}
+	if got := retriesCounter(t, s); got != 14 {
+		t.Errorf("retries_total: got %v, want 14 (two per table, seven tables)", got)
+	}
+	// The queue and the detail view see each row once.
+	d, err := s.GetIncident(ctx, []string{"t1"}, "inc-1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Alerts) != 1 || len(d.Evidence) != 2 || len(d.Nodes) != 2 || len(d.Edges) != 1 {
+		t.Errorf("detail after replays: %d alerts, %d evidence, %d nodes, %d edges; want 1, 2, 2, 1", len(d.Alerts), len(d.Evidence), len(d.Nodes), len(d.Edges))
 	}
 }
 
@@ -193,7 +206,7 @@ func TestWritePermanentError(t *testing.T) {
 
 func TestWriteTransientUntilCanceled(t *testing.T) {
 	s := testStore(t)
-	sendHook = func(string) error { return &netErr{} }
+	sendHook = func(string, bool) error { return &netErr{} }
 	t.Cleanup(func() { sendHook = nil })
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()

@@ -163,15 +163,27 @@ func (s *Store) insert(ctx context.Context, c *columns) error {
 // sendBlockRows is the number of rows per native-protocol block.
 var sendBlockRows = 4096
 
-// sendHook, when set by tests, runs before each attempt and may fail it.
-var sendHook func(table string) error
+// sendHook, when set by tests, runs before each attempt (sent false) and
+// after a successful one (sent true), and may fail it: after, it simulates
+// an acknowledgement lost on the way back.
+var sendHook func(table string, sent bool) error
 
 func (s *Store) send(ctx context.Context, c *columns) error {
 	if sendHook != nil {
-		if err := sendHook(c.table); err != nil {
+		if err := sendHook(c.table, false); err != nil {
 			return err
 		}
 	}
+	if err := s.sendBlocks(ctx, c); err != nil {
+		return err
+	}
+	if sendHook != nil {
+		return sendHook(c.table, true)
+	}
+	return nil
+}
+
+func (s *Store) sendBlocks(ctx context.Context, c *columns) error {
 	actx, cancel := context.WithTimeout(ctx, s.cfg.AttemptTimeout)
 	defer cancel()
 	settings := clickhouse.Settings{"max_execution_time": int(s.cfg.MaxExecutionTime.Seconds())}
