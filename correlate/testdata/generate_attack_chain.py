@@ -1,8 +1,8 @@
-# Generates the attack-chain fixtures (run from anywhere: python3 generate.py).
+# Generates testdata/scenarios/attack-chain (run from anywhere: python3 generate_attack_chain.py).
 # The files are committed; rerun only to change the story.
 import json, datetime, uuid, hashlib
 import os
-OUT = os.path.dirname(os.path.abspath(__file__)) + "/"
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../testdata/scenarios/attack-chain") + "/"
 T0 = datetime.datetime(2026, 11, 20, 9, 0, 0, tzinfo=datetime.timezone.utc)
 ACCT, REGION = "111122223333", "eu-west-1"
 WEB_I, TGT1_I, TGT2_I = "i-0a1b2c3d4e5f60718", "i-0b2c3d4e5f6071829", "i-0c3d4e5f607182930"
