@@ -584,20 +584,11 @@ func (s *Store) scanEvidence(r scanner) (Evidence, error) {
 		return e, err
 	}
 	e.ClassUID, e.Normalized = int(class), json.RawMessage(js)
-	switch enc {
-	case RawNone:
-		if raw != "" {
-			e.Raw = []byte(raw)
-		}
-	case RawZstd:
-		b, err := s.dec.DecodeAll([]byte(raw), nil)
-		if err != nil {
-			return e, fmt.Errorf("event %s raw: %w", e.ID, err)
-		}
-		e.Raw = b
-	default:
-		return e, fmt.Errorf("event %s: unknown raw encoding %q", e.ID, enc)
+	raws, err := s.decodeRaw(raw, enc)
+	if err != nil {
+		return e, fmt.Errorf("event %s raw: %w", e.ID, err)
 	}
+	e.Raw = raws
 	return e, nil
 }
 

@@ -105,8 +105,15 @@ func TestTenantIsolation(t *testing.T) {
 	s := testStore(t)
 	ctx := context.Background()
 	a := testAlert("t2", "al-x", 0, "ev-x")
-	write(t, s, Batch{Events: []ocsf.Event{testEvent("t2", "ev-x", 0)}, Alerts: []rules.Alert{a}, Incidents: []correlate.Incident{testIncident("t2", "inc-x", 1, a)}})
+	write(t, s, Batch{Events: []ocsf.Event{testEvent("t2", "ev-x", 0)}, Alerts: []rules.Alert{a}, Incidents: []correlate.Incident{testIncident("t2", "inc-x", 1, a)},
+		DeadLetters: []DeadLetter{{TenantUID: "t2", Source: "agent", Topic: "raw.agent", Raw: []byte("x"), Reason: "bad_json", Time: t0}}})
 	mine := []string{"t1"}
+	if dls, err := s.ListDeadLetters(ctx, DeadLetterQuery{Tenants: mine}); err != nil || len(dls) != 0 {
+		t.Errorf("ListDeadLetters for t1: got %d, err %v; want none", len(dls), err)
+	}
+	if _, err := s.ListAudit(ctx, AuditQuery{}); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("ListAudit without tenants: got %v, want ErrInvalidArgument", err)
+	}
 	if _, err := s.GetIncident(ctx, mine, "inc-x", ""); !errors.Is(err, ErrNotFound) {
 		t.Errorf("GetIncident of another tenant: got %v, want ErrNotFound", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"testing"
 	"time"
 
@@ -176,6 +177,13 @@ func TestWriteIsIdempotent(t *testing.T) {
 	}
 	if got := retriesCounter(t, s); got != 14 {
 		t.Errorf("retries_total: got %v, want 14 (two per table, seven tables)", got)
+	}
+	dls, err := s.ListDeadLetters(ctx, DeadLetterQuery{Tenants: []string{"t1"}, Source: "cloudtrail"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := b.DeadLetters; !reflect.DeepEqual(dls, want) {
+		t.Errorf("dead letters:\ngot  %+v\nwant %+v", dls, want)
 	}
 	// The queue and the detail view see each row once.
 	d, err := s.GetIncident(ctx, []string{"t1"}, "inc-1", "")
