@@ -71,6 +71,10 @@ type batch struct {
 // bytes and position, never dropped silently. Decode never panics: a panic
 // inside a decoder is recovered and reported as ReasonInternal.
 //
+// Events may reference data: Raw and the raw API request and response are
+// sub-slices of it (or of its decompressed copy), so data must not be
+// modified while the events are in use. Strings never alias data.
+//
 // With SourceAuto the source is detected per message (see Detect);
 // EventBridge envelopes and CloudWatch Logs payloads name their content, so
 // they are decoded as what they hold whatever src says.
@@ -190,11 +194,11 @@ func (b *batch) json(src Source, data []byte, unwrap int, context string) {
 		if !ok {
 			return
 		}
-		ev, err := normalize(src, data, lim.MaxDepth, context, idx)
+		err := normalize(b.next(), src, data, lim.MaxDepth, context, idx)
 		if err == nil {
-			b.events = append(b.events, ev)
 			return
 		}
+		b.drop()
 		if len(data) <= headLen || !mayHoldContainer(data) {
 			b.fail(src, reasonOf(err), idx, 0, data, err)
 			return
@@ -463,17 +467,16 @@ func (b *batch) record(src Source, rec []byte, offset int, context string) {
 	if !ok {
 		return
 	}
-	ev, err := normalize(src, rec, b.d.limits.MaxDepth, context, idx)
-	if err != nil {
+	if err := normalize(b.next(), src, rec, b.d.limits.MaxDepth, context, idx); err != nil {
+		b.drop()
 		b.fail(src, reasonOf(err), idx, offset, rec, err)
-		return
 	}
-	b.events = append(b.events, ev)
 }
 
 // normalize dispatches one record to its source's decoder, turning a panic
 // into an error so that one bad record never costs the rest of a message.
-func normalize(src Source, rec []byte, depth int, context string, idx int) (ev ocsf.Event, err error) {
+// The event is written into *ev, in place.
+func normalize(ev *ocsf.Event, src Source, rec []byte, depth int, context string, idx int) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = scan.Errorf(ReasonInternal, fmt.Sprintf("panic: %v\n%s", r, debug.Stack()))
@@ -481,20 +484,33 @@ func normalize(src Source, rec []byte, depth int, context string, idx int) (ev o
 	}()
 	switch src {
 	case SourceCloudTrail:
-		return cloudtrail.Normalize(rec, depth)
+		return cloudtrail.NormalizeTo(ev, rec, depth)
 	case SourceGuardDuty:
-		return guardduty.Normalize(rec, depth)
+		*ev, err = guardduty.Normalize(rec, depth)
 	case SourceAgent:
-		return agent.Normalize(rec, depth)
+		*ev, err = agent.Normalize(rec, depth)
 	case SourceFalco:
-		return agent.NormalizeFalco(rec, depth)
+		*ev, err = agent.NormalizeFalco(rec, depth)
 	case SourceVPCFlow:
-		return vpcflow.NormalizeJSON(rec, depth, context, idx)
+		*ev, err = vpcflow.NormalizeJSON(rec, depth, context, idx)
+	case SourceAuto:
+		err = scan.Errorf(ReasonUnknownFormat, "no source recognises the record")
+	default:
+		err = scan.Errorf(ReasonUnknownFormat, "unknown source "+strconv.Quote(string(src)))
 	}
-	if src == SourceAuto {
-		return ocsf.Event{}, scan.Errorf(ReasonUnknownFormat, "no source recognises the record")
-	}
-	return ocsf.Event{}, scan.Errorf(ReasonUnknownFormat, "unknown source "+strconv.Quote(string(src)))
+	return err
+}
+
+// next returns a zero event appended to the batch, to be filled in place;
+// drop removes it again when its record failed.
+func (b *batch) next() *ocsf.Event {
+	b.events = append(b.events, ocsf.Event{})
+	return &b.events[len(b.events)-1]
+}
+
+func (b *batch) drop() {
+	b.events[len(b.events)-1] = ocsf.Event{}
+	b.events = b.events[:len(b.events)-1]
 }
 
 // flowText decodes flow log lines. A first line that is a header sets the
@@ -558,21 +574,19 @@ func (b *batch) flowLine(format *vpcflow.Format, l []byte, offset int, context s
 		b.fail(SourceVPCFlow, ReasonInvalidUTF8, idx, offset, l, errors.New("line is not valid UTF-8"))
 		return
 	}
-	ev, err := normalizeFlow(format, l, context, max(line, 0))
-	if err != nil {
+	if err := normalizeFlow(b.next(), format, l, context, max(line, 0)); err != nil {
+		b.drop()
 		b.fail(SourceVPCFlow, reasonOf(err), idx, offset, l, err)
-		return
 	}
-	b.events = append(b.events, ev)
 }
 
-func normalizeFlow(format *vpcflow.Format, l []byte, context string, line int) (ev ocsf.Event, err error) {
+func normalizeFlow(ev *ocsf.Event, format *vpcflow.Format, l []byte, context string, line int) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = scan.Errorf(ReasonInternal, fmt.Sprintf("panic: %v\n%s", r, debug.Stack()))
 		}
 	}()
-	return format.Normalize(l, context, line)
+	return format.NormalizeTo(ev, l, context, line)
 }
 
 func isGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b }

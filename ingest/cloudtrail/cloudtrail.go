@@ -22,7 +22,6 @@
 package cloudtrail
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
@@ -43,7 +42,7 @@ type identity struct {
 
 type parser struct {
 	s  scan.Scanner
-	ev ocsf.Event // a value, so that the parser and the event stay on the stack
+	ev *ocsf.Event
 
 	eventVersion, eventTime, eventSource, eventName, awsRegion string
 	sourceIP, userAgent, errorCode, errorMessage, requestID    string
@@ -55,30 +54,40 @@ type parser struct {
 	// From request and response parameters.
 	reqName, reqUserName, reqRoleName, consoleLogin, mfaUsed string
 
-	// unmapped is the JSON object of the members without an OCSF home,
-	// written as they are met.
-	unmapped []byte
+	// unmapped lists the members without an OCSF home, as positions in the
+	// record; buildUnmapped writes them as one JSON object.
+	unmapped  [16]member
+	nUnmapped int
+}
+
+type member struct {
+	key        string
+	start, end int
 }
 
 // Normalize turns one CloudTrail record into an OCSF event. maxDepth bounds
-// the JSON nesting. Event strings share one copy of rec; Raw and the raw
-// request and response are sub-slices of a second copy, so the event does
-// not alias rec.
+// the JSON nesting. The event's strings share one string copy of rec; Raw and
+// the raw request and response parameters are sub-slices of rec itself, so
+// rec must not be modified while the event is in use.
 func Normalize(rec []byte, maxDepth int) (ocsf.Event, error) {
-	// One copy for the raw bytes and one string copy that every field is a
-	// substring of: two allocations instead of one per field.
-	buf := bytes.Clone(rec)
-	var p parser
-	p.s = scan.New(buf, string(buf), maxDepth)
-	p.ev.Observables = make([]ocsf.Observable, 0, 16)
+	var ev ocsf.Event
+	err := NormalizeTo(&ev, rec, maxDepth)
+	return ev, err
+}
+
+// NormalizeTo is Normalize writing into *ev, which must be zero: a decoder
+// that appends events to a slice fills them in place instead of copying a
+// large struct (BenchmarkNormalize). On error *ev is left partly filled.
+func NormalizeTo(ev *ocsf.Event, rec []byte, maxDepth int) error {
+	// One string copy that every field is a substring of: one allocation
+	// instead of one per field.
+	p := parser{s: scan.New(rec, string(rec), maxDepth), ev: ev}
+	ev.Observables = make([]ocsf.Observable, 0, 16)
 	if err := p.parse(); err != nil {
-		return ocsf.Event{}, err
+		return err
 	}
-	p.ev.Raw = buf
-	if err := p.build(); err != nil {
-		return ocsf.Event{}, err
-	}
-	return p.ev, nil
+	ev.Raw = rec[:len(rec):len(rec)]
+	return p.build()
 }
 
 func (p *parser) parse() error {
@@ -129,23 +138,27 @@ func (p *parser) parse() error {
 		case "resources":
 			p.resources()
 		case "additionalEventData":
-			p.unmap(k, p.additional())
+			s.Peek()
+			a := s.Pos
+			p.additional()
+			p.unmap(k, a, s.Pos)
 		case "eventType":
 			s.Peek()
 			a := s.Pos
 			p.eventType = s.String()
-			p.unmap(k, s.Buf[a:s.Pos:s.Pos])
+			p.unmap(k, a, s.Pos)
 		case "readOnly":
 			s.Peek()
 			a := s.Pos
 			p.readOnly = s.Scalar()
-			p.unmap(k, s.Buf[a:s.Pos:s.Pos])
+			p.unmap(k, a, s.Pos)
 		default:
 			// No OCSF home (tlsDetails, managementEvent, sharedEventID,
 			// serviceEventDetails, future fields): keep it in unmapped.
-			if raw := s.Raw(); raw != nil {
-				p.unmap(k, raw)
-			}
+			s.Peek()
+			a := s.Pos
+			s.Skip()
+			p.unmap(k, a, s.Pos)
 		}
 	}
 	s.End()
@@ -236,12 +249,9 @@ func (p *parser) sessionContext() {
 	}
 }
 
-// additional reads additionalEventData for the console sign-in MFA flag and
-// returns it raw.
-func (p *parser) additional() []byte {
+// additional reads additionalEventData for the console sign-in MFA flag.
+func (p *parser) additional() {
 	s := &p.s
-	s.Peek()
-	a := s.Pos
 	if s.Object() {
 		for first := true; s.More(&first); {
 			if s.Key() == "MFAUsed" {
@@ -251,10 +261,6 @@ func (p *parser) additional() []byte {
 			}
 		}
 	}
-	if s.Failed() || s.Pos-a == 4 && s.Buf[a] == 'n' {
-		return nil
-	}
-	return s.Buf[a:s.Pos:s.Pos]
 }
 
 func (p *parser) resources() {
@@ -383,7 +389,7 @@ func (p *parser) value(sd side, parent, k, v string, level int) {
 	if v == "" {
 		return
 	}
-	ev := &p.ev
+	ev := p.ev
 	switch k {
 	case "bucketName", "bucket", "Bucket":
 		ev.AddObservable(ocsf.EntityBucket, paramName(sd, parent, k), v)
@@ -550,7 +556,7 @@ func setClass(ev *ocsf.Event, class, activity int, name string) {
 }
 
 func (p *parser) build() error {
-	ev := &p.ev
+	ev := p.ev
 	if p.eventTime == "" || p.eventName == "" || p.eventSource == "" {
 		reason := scan.ReasonMissingField
 		if p.s.Mismatch {
@@ -652,7 +658,7 @@ func (p *parser) build() error {
 }
 
 func (p *parser) actor() {
-	ev, id := &p.ev, &p.id
+	ev, id := p.ev, &p.id
 	u := &ev.Actor.User
 	u.Type, u.UID, u.UIDAlt = id.typ, id.principalID, id.arn
 	u.CredentialUID = id.accessKeyID
@@ -693,7 +699,7 @@ func (p *parser) actor() {
 }
 
 func (p *parser) observables() {
-	ev, id := &p.ev, &p.id
+	ev, id := p.ev, &p.id
 	ev.AddObservable(ocsf.EntityAccount, "cloud.account.uid", ev.Cloud.Account.UID)
 	ev.AddObservable(ocsf.EntityAccount, "actor.user.account.uid", id.accountID)
 	ev.AddObservable(ocsf.EntityRegion, "cloud.region", p.awsRegion)
@@ -738,28 +744,39 @@ func (p *parser) observables() {
 	}
 }
 
-// unmap adds a member without an OCSF home to unmapped. The buffer is sized
-// on first use so that it never grows: the members are parts of the record.
-func (p *parser) unmap(key string, raw []byte) {
-	if raw == nil {
+// unmap notes a member without an OCSF home, the value at Buf[start:end]
+// (nothing for null). Members past the sixteenth stay in the raw record only.
+func (p *parser) unmap(key string, start, end int) {
+	if p.s.Failed() || end-start == 4 && p.s.Buf[start] == 'n' || p.nUnmapped == len(p.unmapped) {
 		return
 	}
-	if p.unmapped == nil {
-		p.unmapped = make([]byte, 0, len(p.s.Buf)+64)
-		p.unmapped = append(p.unmapped, '{')
-	} else {
-		p.unmapped = append(p.unmapped, ',')
-	}
-	p.unmapped = appendJSONString(p.unmapped, key)
-	p.unmapped = append(p.unmapped, ':')
-	p.unmapped = append(p.unmapped, raw...)
+	p.unmapped[p.nUnmapped] = member{key, start, end}
+	p.nUnmapped++
 }
 
+// buildUnmapped writes the noted members as one JSON object, in one
+// allocation of the exact size.
 func (p *parser) buildUnmapped() []byte {
-	if p.unmapped == nil {
+	if p.nUnmapped == 0 {
 		return nil
 	}
-	return append(p.unmapped, '}')
+	ms := p.unmapped[:p.nUnmapped]
+	n := 1
+	for _, m := range ms {
+		n += len(m.key) + 4 + m.end - m.start
+	}
+	out := make([]byte, 0, n+8)
+	for i, m := range ms {
+		if i == 0 {
+			out = append(out, '{')
+		} else {
+			out = append(out, ',')
+		}
+		out = appendJSONString(out, m.key)
+		out = append(out, ':')
+		out = append(out, p.s.Buf[m.start:m.end]...)
+	}
+	return append(out, '}')
 }
 
 func appendJSONString(out []byte, s string) []byte {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/ingest/cloudtrail"
+	"github.com/musubi-xdr/musubi/ingest/internal/cputime"
 	"github.com/musubi-xdr/musubi/ingest/internal/golden"
 	"github.com/musubi-xdr/musubi/ocsf"
 )
@@ -243,19 +244,23 @@ func TestDuplicateKeys(t *testing.T) {
 	}
 }
 
-// TestNoAliasing checks that events do not share memory with the input.
-func TestNoAliasing(t *testing.T) {
+// TestStringsDoNotAliasInput checks the documented contract: strings are
+// copies, Raw and the raw parameters are sub-slices of the input.
+func TestStringsDoNotAliasInput(t *testing.T) {
 	data, _ := os.ReadFile("testdata/s3_putobject_instance_role.json")
 	ev, err := cloudtrail.Normalize(data, 64)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if &ev.Raw[0] != &data[0] || !json.Valid(ev.API.Request.Data) {
+		t.Error("Raw is not the input record")
+	}
 	op, bucket := ev.API.Operation, ev.EntityValues(ocsf.EntityBucket)[0]
 	for i := range data {
 		data[i] = 'x'
 	}
-	if ev.API.Operation != op || op != "PutObject" || bucket != "acme-release-artifacts" || !json.Valid(ev.API.Request.Data) {
-		t.Errorf("event changed with its input: %q %q", ev.API.Operation, bucket)
+	if ev.API.Operation != op || op != "PutObject" || bucket != "acme-release-artifacts" {
+		t.Errorf("strings changed with the input: %q %q", ev.API.Operation, bucket)
 	}
 }
 
@@ -288,6 +293,9 @@ func FuzzNormalize(f *testing.F) {
 	})
 }
 
+// BenchmarkNormalize measures one 1.8 KB S3 data event (an assumed-role
+// session with resources, request and response parameters), decoded in
+// place as ingest.Decoder does. Run with -cpu 1; cpu-ns/op is the CPU time.
 func BenchmarkNormalize(b *testing.B) {
 	data, err := os.ReadFile("testdata/s3_putobject_instance_role.json")
 	if err != nil {
@@ -296,15 +304,18 @@ func BenchmarkNormalize(b *testing.B) {
 	data = bytes.TrimSpace(data)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
-	for b.Loop() {
-		if _, err := cloudtrail.Normalize(data, 64); err != nil {
+	var ev ocsf.Event
+	cputime.Report(b, func() {
+		ev = ocsf.Event{}
+		if err := cloudtrail.NormalizeTo(&ev, data, 64); err != nil {
 			b.Fatal(err)
 		}
-	}
+	})
 }
 
 // BenchmarkDecode measures the same record through ingest.Decoder, as the
-// pipeline calls it (one record per Kafka message).
+// pipeline calls it (one record per Kafka message), including the events
+// slice it returns.
 func BenchmarkDecode(b *testing.B) {
 	data, err := os.ReadFile("testdata/s3_putobject_instance_role.json")
 	if err != nil {
@@ -314,9 +325,9 @@ func BenchmarkDecode(b *testing.B) {
 	d := ingest.NewDecoder(ingest.DefaultLimits())
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
-	for b.Loop() {
+	cputime.Report(b, func() {
 		if _, errs := d.Decode(ingest.SourceCloudTrail, data); len(errs) > 0 {
 			b.Fatal(errs[0])
 		}
-	}
+	})
 }

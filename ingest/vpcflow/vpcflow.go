@@ -199,8 +199,18 @@ type values struct {
 type kv struct{ k, v string }
 
 // Normalize decodes one text line of the format. context names the file or
-// log stream and line is the line number; both feed metadata.uid.
+// log stream and line is the line number; both feed metadata.uid. Raw is
+// line itself.
 func (f *Format) Normalize(line []byte, context string, n int) (ocsf.Event, error) {
+	var ev ocsf.Event
+	err := f.NormalizeTo(&ev, line, context, n)
+	return ev, err
+}
+
+// NormalizeTo is Normalize writing into *ev, which must be zero: a decoder
+// that appends events to a slice fills them in place instead of copying a
+// large struct. On error *ev is left partly filled.
+func (f *Format) NormalizeTo(ev *ocsf.Event, line []byte, context string, n int) error {
 	str := string(line)
 	var vals values
 	vals.extra = vals.buf[:0]
@@ -217,7 +227,7 @@ func (f *Format) Normalize(line []byte, context string, n int) (ocsf.Event, erro
 			q++
 		}
 		if i >= len(f.fields) {
-			return ocsf.Event{}, scan.Errorf(scan.ReasonInvalidValue, "more values than the format has fields ("+strconv.Itoa(len(f.fields))+")")
+			return scan.Errorf(scan.ReasonInvalidValue, "more values than the format has fields ("+strconv.Itoa(len(f.fields))+")")
 		}
 		v := str[p:q]
 		if fl := f.fields[i]; fl != fUnmapped {
@@ -229,14 +239,15 @@ func (f *Format) Normalize(line []byte, context string, n int) (ocsf.Event, erro
 		i++
 	}
 	if i != len(f.fields) {
-		return ocsf.Event{}, scan.Errorf(scan.ReasonMissingField, "got "+strconv.Itoa(i)+" values, the format has "+strconv.Itoa(len(f.fields))+" fields")
+		return scan.Errorf(scan.ReasonMissingField, "got "+strconv.Itoa(i)+" values, the format has "+strconv.Itoa(len(f.fields))+" fields")
 	}
-	return build(&vals, line, f.sum, context, n)
+	return build(ev, &vals, line, f.sum, context, n)
 }
 
 // NormalizeJSON decodes one flow record written as a JSON object keyed by
 // field name.
 func NormalizeJSON(rec []byte, maxDepth int, context string, n int) (ocsf.Event, error) {
+	var ev ocsf.Event
 	buf := bytes.Clone(rec)
 	s := scan.New(buf, string(buf), maxDepth)
 	var vals values
@@ -264,7 +275,8 @@ func NormalizeJSON(rec []byte, maxDepth int, context string, n int) (ocsf.Event,
 	if err := s.Err(); err != nil {
 		return ocsf.Event{}, err
 	}
-	return build(&vals, buf, jsonSum, context, n)
+	err := build(&ev, &vals, buf, jsonSum, context, n)
+	return ev, err
 }
 
 func dash(s string) string {
@@ -289,9 +301,8 @@ var boundaries = [...]struct {
 // jsonSum stands for the format of JSON records in their ids.
 var jsonSum = [16]byte{'j', 's', 'o', 'n'}
 
-func build(vals *values, raw []byte, format [16]byte, context string, n int) (ocsf.Event, error) {
+func build(ev *ocsf.Event, vals *values, raw []byte, format [16]byte, context string, n int) error {
 	v := &vals.v
-	var ev ocsf.Event
 	ev.ClassUID, ev.ClassName = ocsf.ClassNetworkActivity, "Network Activity"
 	ev.CategoryUID, ev.CategoryName = ocsf.CategoryNetwork, "Network Activity"
 	ev.ActivityID, ev.ActivityName = 6, "Traffic"
@@ -302,7 +313,7 @@ func build(vals *values, raw []byte, format [16]byte, context string, n int) (oc
 	start, okS := atoi(v[fStart])
 	end, okE := atoi(v[fEnd])
 	if !okS && !okE {
-		return ocsf.Event{}, scan.Errorf(scan.ReasonMissingField, "a flow record needs start or end")
+		return scan.Errorf(scan.ReasonMissingField, "a flow record needs start or end")
 	}
 	if !okS {
 		start = end
@@ -342,12 +353,12 @@ func build(vals *values, raw []byte, format [16]byte, context string, n int) (oc
 	if p, ok := atoi(v[fSrcPort]); ok && p >= 0 && p <= 65535 {
 		src.Port = int(p)
 	} else if dash(v[fSrcPort]) != "" {
-		return ocsf.Event{}, scan.Errorf(scan.ReasonInvalidValue, "srcport out of range: "+v[fSrcPort])
+		return scan.Errorf(scan.ReasonInvalidValue, "srcport out of range: "+v[fSrcPort])
 	}
 	if p, ok := atoi(v[fDstPort]); ok && p >= 0 && p <= 65535 {
 		dst.Port = int(p)
 	} else if dash(v[fDstPort]) != "" {
-		return ocsf.Event{}, scan.Errorf(scan.ReasonInvalidValue, "dstport out of range: "+v[fDstPort])
+		return scan.Errorf(scan.ReasonInvalidValue, "dstport out of range: "+v[fDstPort])
 	}
 	if ps := dash(v[fPktSrcAddr]); ps != "" && ps != src.IP {
 		src.IntermediateIPs = []string{ps}
@@ -432,7 +443,7 @@ func build(vals *values, raw []byte, format [16]byte, context string, n int) (oc
 	ev.AddObservable(ocsf.EntityContainer, "unmapped.ecs-second-container-id", dash(v[fECSSecondContainerID]))
 
 	ev.Unmapped = unmapped(vals)
-	return ev, nil
+	return nil
 }
 
 // unmappedFields are the mapped-elsewhere-or-nowhere fields kept in unmapped.
