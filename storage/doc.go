@@ -112,8 +112,10 @@
 // shards by cityHash64(tenant_uid, incident_id) (incident tables) or the
 // row id, so all versions of a row meet on one shard and fold there.
 // Inserts use insert_distributed_sync=1 so Write returns only when the
-// shards hold the rows. Retention drops partitions of the _local tables
-// ON CLUSTER.
+// shards hold the rows. IN subqueries are GLOBAL IN, which Distributed
+// tables require. Retention drops partitions of the _local tables ON
+// CLUSTER. Only the cluster DDL text is tested (golden file); the cluster
+// read and write paths have not run against a real cluster.
 //
 // # Reads
 //

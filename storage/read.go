@@ -608,7 +608,10 @@ func (s *Store) evidence(ctx context.Context, in Incident, after string) ([]Evid
 	b := &builder{}
 	b.add("tenant_uid = ?", in.TenantUID)
 	b.add("time >= toDateTime(?) AND time <= toDateTime(?)", max(from, 0), to)
-	b.add("event_uid IN (SELECT arrayJoin(event_ids) FROM "+s.t(TableAlerts)+
+	// GLOBAL: on a cluster both tables are Distributed and a plain IN
+	// subquery would be refused (distributed_product_mode=deny); on one
+	// node it is the same as IN.
+	b.add("event_uid GLOBAL IN (SELECT arrayJoin(event_ids) FROM "+s.t(TableAlerts)+
 		" WHERE tenant_uid = ? AND time >= toDateTime(?) AND time <= toDateTime(?) AND alert_id IN "+placeholders(len(in.AlertIDs))+")",
 		append([]any{in.TenantUID, max(alertFrom, 0), to}, anySlice(in.AlertIDs)...)...)
 	if after != "" {

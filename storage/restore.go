@@ -54,8 +54,9 @@ func (s *Store) LoadOpenState(ctx context.Context, since time.Time) (OpenState, 
 	}
 
 	if len(out.Incidents) > 0 {
-		// The graph rows of every incident's latest version, in one query per table.
-		latest := "(tenant_uid, incident_id, version) IN (SELECT tenant_uid, incident_id, max(version) FROM " + s.t(TableIncidents) +
+		// The graph rows of every incident's latest version, in one query
+		// per table (GLOBAL IN: see evidence).
+		latest := "(tenant_uid, incident_id, version) GLOBAL IN (SELECT tenant_uid, incident_id, max(version) FROM " + s.t(TableIncidents) +
 			" WHERE last_seen >= toDateTime(?) GROUP BY tenant_uid, incident_id)"
 		rows, err := s.conn.Query(s.readCtx(ctx), `SELECT tenant_uid, incident_id, id, detail__kind, detail__entity, detail__value,
     title, subtitle, mainstat, detail__severity_id, detail__first_seen_ms FROM `+s.t(TableNodes)+` FINAL
