@@ -76,29 +76,32 @@ type Observable struct {
 	Entity Entity `json:"entity" cel:"entity"`
 }
 
-// entityTypes maps an entity kind to its OCSF observable type.
-var entityTypes = map[Entity]struct {
-	id      int
-	caption string
-}{
-	EntityIP:      {ObservableIP, "IP Address"},
-	EntityHost:    {ObservableHostname, "Hostname"},
-	EntityDomain:  {ObservableHostname, "Hostname"},
-	EntityUser:    {ObservableUserName, "User Name"},
-	EntityFile:    {ObservableFileName, "File Name"},
-	EntityHash:    {ObservableHash, "Hash"},
-	EntityProcess: {ObservableProcessName, "Process Name"},
-	EntityRegion:  {ObservableOther, "Other"},
-	EntityAccount: {ObservableResourceUID, "Resource UID"},
+// observableType returns the OCSF observable type of an entity kind. A
+// switch, not a map: it runs for every observable of every event.
+func observableType(kind Entity) (int, string) {
+	switch kind {
+	case EntityIP:
+		return ObservableIP, "IP Address"
+	case EntityHost, EntityDomain:
+		return ObservableHostname, "Hostname"
+	case EntityUser:
+		return ObservableUserName, "User Name"
+	case EntityFile:
+		return ObservableFileName, "File Name"
+	case EntityHash:
+		return ObservableHash, "Hash"
+	case EntityProcess:
+		return ObservableProcessName, "Process Name"
+	case EntityRegion:
+		return ObservableOther, "Other"
+	}
+	return ObservableResourceUID, "Resource UID"
 }
 
 // NewObservable returns the observable for an entity found at attribute name.
 func NewObservable(kind Entity, name, value string) Observable {
-	t, ok := entityTypes[kind]
-	if !ok {
-		t.id, t.caption = ObservableResourceUID, "Resource UID"
-	}
-	return Observable{Name: name, Type: t.caption, TypeID: t.id, Value: value, Entity: kind}
+	id, caption := observableType(kind)
+	return Observable{Name: name, Type: caption, TypeID: id, Value: value, Entity: kind}
 }
 
 // AddObservable appends an observable unless value is empty or the same kind

@@ -506,28 +506,41 @@ var accountChange = map[string]int{
 var accountChangeNames = map[int]string{1: "Create", 3: "Password Change", 4: "Password Reset", 6: "Delete", 7: "Attach Policy", 8: "Detach Policy", 10: "MFA Factor Enable", 11: "MFA Factor Disable", 99: "Other"}
 
 // API Activity ids by the verb an operation name starts with.
-var verbs = []struct {
-	prefix string
-	id     int
-}{
-	{"Create", 1}, {"Run", 1}, {"Allocate", 1}, {"Import", 1}, {"Register", 1}, {"Copy", 1}, {"Upload", 1}, {"Issue", 1}, {"Generate", 1}, {"Launch", 1},
-	{"Get", 2}, {"Describe", 2}, {"List", 2}, {"Head", 2}, {"Lookup", 2}, {"Search", 2}, {"Query", 2}, {"Select", 2}, {"Scan", 2}, {"BatchGet", 2}, {"Check", 2}, {"Download", 2}, {"Retrieve", 2}, {"View", 2}, {"Preview", 2}, {"Simulate", 2}, {"Estimate", 2}, {"Validate", 2},
-	{"Update", 3}, {"Modify", 3}, {"Put", 3}, {"Set", 3}, {"Change", 3}, {"Enable", 3}, {"Disable", 3}, {"Attach", 3}, {"Associate", 3}, {"Add", 3}, {"Replace", 3}, {"Reset", 3}, {"Tag", 3}, {"Untag", 3}, {"Start", 3}, {"Stop", 3}, {"Reboot", 3}, {"Restore", 3}, {"Authorize", 3}, {"Accept", 3}, {"Assign", 3}, {"Apply", 3}, {"Edit", 3}, {"Rotate", 3}, {"Send", 3}, {"Move", 3}, {"Rename", 3}, {"Upgrade", 3}, {"Link", 3}, {"Activate", 3}, {"Deactivate", 3}, {"Confirm", 3}, {"Leave", 3}, {"Invoke", 3}, {"Execute", 3},
-	{"Delete", 4}, {"Remove", 4}, {"Terminate", 4}, {"Detach", 4}, {"Deregister", 4}, {"Revoke", 4}, {"Disassociate", 4}, {"Release", 4}, {"Cancel", 4}, {"Purge", 4}, {"Unassign", 4}, {"Unlink", 4}, {"Unregister", 4}, {"Destroy", 4},
+var verbs = map[string]int{
+	"Create": 1, "Run": 1, "Allocate": 1, "Import": 1, "Register": 1, "Copy": 1, "Upload": 1, "Issue": 1, "Generate": 1, "Launch": 1,
+	"Get": 2, "Describe": 2, "List": 2, "Head": 2, "Lookup": 2, "Search": 2, "Query": 2, "Select": 2, "Scan": 2, "BatchGet": 2, "Check": 2, "Download": 2, "Retrieve": 2, "View": 2, "Preview": 2, "Simulate": 2, "Estimate": 2, "Validate": 2,
+	"Update": 3, "Modify": 3, "Put": 3, "Set": 3, "Change": 3, "Enable": 3, "Disable": 3, "Attach": 3, "Associate": 3, "Add": 3, "Replace": 3, "Reset": 3, "Tag": 3, "Untag": 3, "Start": 3, "Stop": 3, "Reboot": 3, "Restore": 3, "Authorize": 3, "Accept": 3, "Assign": 3, "Apply": 3, "Edit": 3, "Rotate": 3, "Send": 3, "Move": 3, "Rename": 3, "Upgrade": 3, "Link": 3, "Activate": 3, "Deactivate": 3, "Confirm": 3, "Leave": 3, "Invoke": 3, "Execute": 3,
+	"Delete": 4, "Remove": 4, "Terminate": 4, "Detach": 4, "Deregister": 4, "Revoke": 4, "Disassociate": 4, "Release": 4, "Cancel": 4, "Purge": 4, "Unassign": 4, "Unlink": 4, "Unregister": 4, "Destroy": 4, "BatchDelete": 4,
 }
 
 var apiActivityNames = map[int]string{1: "Create", 2: "Read", 3: "Update", 4: "Delete", 99: "Other"}
 
+// apiActivity maps an operation to an API Activity id by its leading verb
+// (the first capitalised word; "Batch" takes the next one too), falling
+// back on readOnly.
 func apiActivity(op, readOnly string) int {
-	for _, v := range verbs {
-		if strings.HasPrefix(op, v.prefix) && (len(op) == len(v.prefix) || op[len(v.prefix)] >= 'A' && op[len(v.prefix)] <= 'Z' || op[len(v.prefix)] >= '0' && op[len(v.prefix)] <= '9') {
-			return v.id
-		}
+	end := word(op, 0)
+	if op[:end] == "Batch" {
+		end = word(op, end)
+	}
+	if id, ok := verbs[op[:end]]; ok {
+		return id
 	}
 	if readOnly == "true" {
 		return 2
 	}
 	return 99
+}
+
+// word returns the end of the capitalised word starting at i.
+func word(s string, i int) int {
+	if i < len(s) {
+		i++
+	}
+	for i < len(s) && (s[i] < 'A' || s[i] > 'Z') && (s[i] < '0' || s[i] > '9') {
+		i++
+	}
+	return i
 }
 
 // typeNames caches "Class: Activity" captions so that building an event does
