@@ -344,7 +344,7 @@ func (c *Correlator) joinCandidates(tenant uint32, a *rules.Alert, alerts []*rul
 				continue
 			}
 		}
-		if depth[cur] >= c.cfg.MaxDepth {
+		if depth[cur] >= c.cfg.MaxDepth || len(queue) >= maxVisit {
 			continue
 		}
 		for _, l := range e.links {

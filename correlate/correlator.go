@@ -389,6 +389,10 @@ func (c *Correlator) bridge(start []uint32, t int64) {
 	}
 }
 
+// maxVisit bounds the entities one lineage walk visits, so a dense
+// neighbourhood below the hub limit cannot make a join expensive.
+const maxVisit = 512
+
 // reach walks the link graph from start (up to MaxDepth links usable at t)
 // and returns the open incidents whose members it meets within their
 // windows, in a deterministic order.
@@ -425,7 +429,7 @@ func (c *Correlator) reach(start []uint32, t int64) []uint32 {
 				}
 			}
 		}
-		if it.depth >= c.cfg.MaxDepth {
+		if it.depth >= c.cfg.MaxDepth || len(queue) >= maxVisit {
 			continue
 		}
 		for _, l := range e.links {
@@ -678,6 +682,7 @@ func (c *Correlator) sweep() {
 		c.evictOldest(over)
 	}
 	c.seq.evict(c.wm)
+	c.m.sequenceInputs.Set(float64(c.seq.partials()))
 	c.m.trackedEntities.Set(float64(c.g.len()))
 	c.m.openIncidents.Set(float64(len(c.incs)))
 }

@@ -8,10 +8,11 @@
 // Entity-graph grouping. Every event's observables feed an entity-link
 // graph: entities of kinds that Config.Lineage pairs up and that appear in
 // the same event are linked (identity lineage: instance ↔ role session ↔
-// access key ↔ source IP ↔ agent host; deployment lineage: S3 object →
-// CodeDeploy deployment → target instance or host). Each link keeps the
-// event-time range it was seen in and the id of its earliest evidence
-// event. An alert joins the open incident that holds one of its joinable
+// access key ↔ source IP ↔ agent host; deployment lineage: the identity
+// that wrote an S3 object (write operations only, not its readers) →
+// object → CodeDeploy deployment → target instance or host). Each link
+// keeps the event-time range it was seen in and the id of its earliest
+// evidence event. An alert joins the open incident that holds one of its joinable
 // entities (Config.JoinKinds) within that kind's window, or that it reaches
 // through at most Config.MaxDepth usable links (a link is usable within the
 // shorter window of its two kinds); otherwise it opens an incident. An
@@ -26,13 +27,18 @@
 // JoinKinds (account, region, role, bucket, file, user, ...) appear in the
 // graph as context nodes but are not joined on.
 //
-// Sequence rules (kind: correlation files, see LoadRules) match ordered
-// stages over alerts or events with key hand-off between stages on
-// different fields, per-stage gaps and a total span, thresholds and
-// distinct counts, and absence ("A not followed by B within T") fired by
-// event-time timers. A match raises a correlated alert (Correlated set,
-// deterministic id) that joins its stages' incident and raises its
-// severity.
+// Sequence rules (kind: correlation files, see LoadRules and the format in
+// sequence.go) match ordered stages over alerts or events with key hand-off
+// between stages on different fields, per-stage gaps and a total span,
+// thresholds and distinct counts, and absence ("A not followed by B within
+// T") fired by event-time timers. Stage inputs are kept for the rule's span,
+// indexed by their hand-off values; every input walks back to the first-
+// stage inputs (anchors) it may follow and each anchor's smallest complete
+// chain by (time, id) is raised, or re-raised under the same id when a late
+// input makes it smaller. A match raises a correlated alert (Correlated set,
+// id from rule, version and anchor) that joins its stages' incident with
+// "sequence" edges and raises its severity; its stages count after those of
+// the detections it stands on.
 //
 // # Incidents
 //
@@ -60,6 +66,26 @@
 // oldest evicted first), as are alerts and nodes per incident. Restore
 // rebuilds the open incidents and in-flight sequence state from storage
 // after a restart.
+//
+// # Determinism and its limits
+//
+// Within the allowed lateness (and with nothing evicted) any arrival order
+// gives the same incidents: the tests replay the attack-chain scenario in
+// hundreds of shuffled orders and compare the graphs. Two approximations
+// can make order matter: an entity that becomes a hub by partner count may
+// have glued incidents before it crossed the limit (merges are not undone;
+// list known shared addresses in HubIPs), and an entity's membership in an
+// incident is kept as one time range, so a sighting inside a gap of that
+// range joins where, in another order, it might not have.
+//
+// # Cost
+//
+// Measured with go test -bench . -benchtime=1x ./correlate/ (2 vCPU):
+// about 300 bytes of heap per tracked entity with its links (1M entities
+// in ~300 MB; target ≤ 512 bytes), about 5 µs per plain event, and ~2 ms
+// for the Process call that puts the last alert of a chain into its
+// incident while 300k entities are tracked (target ≤ 1 s). A lineage walk
+// visits at most 512 entities; an entity remembers at most 8 incidents.
 //
 // # Ownership and locking
 //

@@ -8,6 +8,7 @@ type metrics struct {
 	lateEvents      prometheus.Counter
 	merges          prometheus.Counter
 	sequenceMatches *prometheus.CounterVec
+	sequenceInputs  prometheus.Gauge
 	dropped         *prometheus.CounterVec
 }
 
@@ -33,13 +34,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "musubi_correlate_sequence_matches_total",
 			Help: "Correlated alerts raised by sequence rules.",
 		}, []string{"rule"}),
+		sequenceInputs: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "musubi_correlate_sequence_inputs",
+			Help: "Stage inputs (alerts, events, thresholds) held by sequence rules, waiting for the rest of their chains.",
+		}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "musubi_correlate_dropped_total",
 			Help: "State the correlator declined to keep, by reason (caps, hubs, evictions).",
 		}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.trackedEntities, m.openIncidents, m.lateEvents, m.merges, m.sequenceMatches, m.dropped)
+		reg.MustRegister(m.trackedEntities, m.openIncidents, m.lateEvents, m.merges, m.sequenceMatches, m.sequenceInputs, m.dropped)
 	}
 	return m
 }

@@ -574,6 +574,9 @@ func (s *seqEngine) evict(wm int64) {
 
 // partials counts the stage inputs held, for tests and the gauge.
 func (s *seqEngine) partials() int {
+	if s == nil {
+		return 0
+	}
 	n := 0
 	for _, rs := range s.rules {
 		for _, ss := range rs.stages {

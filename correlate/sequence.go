@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"cel.dev/cel-go/cel"
@@ -174,11 +175,17 @@ var alertFields = []string{"id", "tenant_uid", "rule_id", "rule_version", "title
 
 var alertSelect = regexp.MustCompile(`\balert\.([A-Za-z_][A-Za-z0-9_]*)`)
 
+// celEnv is the detection rules' environment plus `alert`, built once:
+// `event` is the typed OCSF event, `alert` a map of the alert's fields.
+var celEnv = sync.OnceValues(func() (*cel.Env, error) {
+	return rules.NewEnv(cel.Variable("alert", cel.MapType(cel.StringType, cel.DynType)))
+})
+
 // LoadRules loads every correlation rule (files whose documents say
 // kind: correlation) under dir, recursively; hidden entries and testdata
 // folders below dir are skipped. It returns every problem at once.
 func LoadRules(dir string) ([]*SequenceRule, error) {
-	env, err := rules.NewEnv(cel.Variable("alert", cel.MapType(cel.StringType, cel.DynType)))
+	env, err := celEnv()
 	if err != nil {
 		return nil, fmt.Errorf("correlate: CEL environment: %w", err)
 	}
@@ -226,7 +233,7 @@ func LoadRules(dir string) ([]*SequenceRule, error) {
 // ParseRules compiles the correlation rules of one YAML file's contents;
 // documents of other kinds are skipped.
 func ParseRules(file string, data []byte) ([]*SequenceRule, error) {
-	env, err := rules.NewEnv(cel.Variable("alert", cel.MapType(cel.StringType, cel.DynType)))
+	env, err := celEnv()
 	if err != nil {
 		return nil, err
 	}
