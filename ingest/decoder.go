@@ -40,7 +40,8 @@ func (d *Decoder) Limits() Limits { return d.limits }
 // header line (one line per Kafka message, CloudWatch Logs subscriptions),
 // written as the header of a flow log file ("version account-id ...", the
 // ${field} form of the AWS console also works). The default is the v2 default
-// format. Files that start with a header always use their own header.
+// format. Files that start with a header always use their own header. Call
+// it before the decoder is shared: it is not safe during Decode calls.
 func (d *Decoder) SetFlowFormat(header string) error {
 	f, err := vpcflow.ParseHeader(header)
 	if err != nil {
@@ -279,8 +280,7 @@ func (b *batch) envelope(src Source, data []byte, start, unwrap int, context str
 		logEvents                = -1
 		messageType, group, strm string
 		awslogs                  string
-		seenOther, seenRecords   bool
-		eventsHandled            bool
+		seenRecords              bool
 		recordsSrc               = src
 	)
 	if !s.Object() {
@@ -291,7 +291,6 @@ func (b *batch) envelope(src Source, data []byte, start, unwrap int, context str
 		case "Records", "Findings":
 			if s.Peek() != '[' {
 				s.Skip()
-				seenOther = true
 				continue
 			}
 			if key == "Findings" {
@@ -333,7 +332,6 @@ func (b *batch) envelope(src Source, data []byte, start, unwrap int, context str
 				}
 			}
 		default:
-			seenOther = true
 			s.Skip()
 		}
 	}
@@ -361,8 +359,7 @@ func (b *batch) envelope(src Source, data []byte, start, unwrap int, context str
 			return end, true // CONTROL_MESSAGE: a subscription health check, no records
 		}
 		b.logEvents(src, data, logEvents, group+"/"+strm)
-		eventsHandled = true
-		return end, eventsHandled
+		return end, true
 	case detail != nil && detailType != "":
 		inner := ebSourceOf(detailType, ebSource)
 		if inner == SourceAuto {
@@ -374,7 +371,6 @@ func (b *batch) envelope(src Source, data []byte, start, unwrap int, context str
 		b.record(inner, detail, detailOff, context)
 		return end, true
 	}
-	_ = seenOther
 	return 0, false
 }
 

@@ -44,7 +44,11 @@ type DecodeError struct {
 }
 
 func (e *DecodeError) Error() string {
-	msg := "ingest: " + string(e.Source) + " record " + strconv.Itoa(e.Record) + ": " + e.Reason
+	where := "message"
+	if e.Record >= 0 {
+		where = "record " + strconv.Itoa(e.Record)
+	}
+	msg := "ingest: " + string(e.Source) + " " + where + ": " + e.Reason
 	if e.Err != nil {
 		msg += ": " + e.Err.Error()
 	}

@@ -22,6 +22,8 @@ package guardduty
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -498,8 +500,13 @@ func mapResource(ev *ocsf.Event, r *resource, partition, region, account string)
 				ev.Actor.User.Groups = append(ev.Actor.User.Groups, ocsf.Group{Name: g})
 			}
 			ev.AddObservable(ocsf.EntityUser, "actor.user.name", u.Username)
-			if _, sess, ok := entity.SessionName(u.Username); ok && entity.IsInstanceID(sess) {
-				ev.AddObservable(ocsf.EntityInstance, "actor.user.name", sess)
+			if _, sess, ok := entity.SessionName(u.Username); ok {
+				// An IAM role mapped into Kubernetes: the user is the
+				// role session (of a node, the instance id).
+				ev.AddObservable(ocsf.EntitySession, "actor.user.name", u.Username)
+				if entity.IsInstanceID(sess) {
+					ev.AddObservable(ocsf.EntityInstance, "actor.user.name", sess)
+				}
 			}
 		}
 		w := k.KubernetesWorkloadDetails
@@ -818,23 +825,10 @@ func nonEmpty(r json.RawMessage) json.RawMessage {
 // sortedPairs iterates a map in key order, so events are deterministic.
 func sortedPairs(m map[string]string) func(func(string, string) bool) {
 	return func(yield func(string, string) bool) {
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sortStrings(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			if !yield(k, m[k]) {
 				return
 			}
-		}
-	}
-}
-
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
 		}
 	}
 }
