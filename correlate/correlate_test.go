@@ -525,3 +525,31 @@ func TestObjectLinksOnlyOnWrites(t *testing.T) {
 		t.Error("a reader of the object was glued to the deployment")
 	}
 }
+
+func TestNodeCap(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxNodesPerIncident = 6
+	c, reg := newTest(t, cfg, nil)
+	f := final{}
+	for i := range 4 {
+		e := mkEvent("e", "agent", time.Duration(i)*time.Second, ob(ocsf.EntityHost, "h1"),
+			ob(ocsf.EntityFile, "/tmp/f"+string(rune('a'+i))), ob(ocsf.EntityProcess, "h1:"+string(rune('1'+i))))
+		f.add(t, c.Process([]ocsf.Event{e}, []rules.Alert{mkAlert("x"+string(rune('a'+i)), "r", "execution", 3, e)}))
+	}
+	open := f.open()
+	if len(open) != 1 || len(open[0].AlertIDs) != 4 {
+		t.Fatalf("got %d incidents, want 1 with 4 alerts", len(open))
+	}
+	if n := len(open[0].Nodes); n > 6 {
+		t.Errorf("%d nodes, cap 6", n)
+	}
+	for _, e := range open[0].Edges {
+		if !slices.ContainsFunc(open[0].Nodes, func(n Node) bool { return n.ID == e.Source }) ||
+			!slices.ContainsFunc(open[0].Nodes, func(n Node) bool { return n.ID == e.Target }) {
+			t.Errorf("edge %s → %s points outside the capped graph", e.Source, e.Target)
+		}
+	}
+	if got := metricValue(t, reg, "musubi_correlate_dropped_total", "reason", "incident_node_cap"); got < 1 {
+		t.Errorf("node cap drops = %v, want ≥ 1", got)
+	}
+}

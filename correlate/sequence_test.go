@@ -357,6 +357,18 @@ func TestSequenceAbsence(t *testing.T) {
 	}
 }
 
+// The follow-up arriving before the chain it follows still cancels it.
+func TestSequenceAbsenceFollowUpFirst(t *testing.T) {
+	c, _ := newTest(t, testConfig(), parse(t, absenceRule))
+	var raised []rules.Alert
+	raised = append(raised, c.Process([]ocsf.Event{deployEvent("f1", 10*time.Minute, "PutLifecycleEventHookExecutionStatus", "d-1")}, nil).Alerts...)
+	raised = append(raised, c.Process([]ocsf.Event{deployEvent("d1", 0, "CreateDeployment", "d-1")}, nil).Alerts...)
+	raised = append(raised, c.Advance(t0.Add(2*time.Hour)).Alerts...)
+	if len(raised) != 0 {
+		t.Errorf("absence fired although the follow-up came (first): %d alerts", len(raised))
+	}
+}
+
 // The pipeline calls Advance with the clock when input is idle; absence
 // rules still fire. synctest gives the idle loop a fake clock.
 func TestSequenceAbsenceFiresWhenIdle(t *testing.T) {
