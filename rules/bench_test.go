@@ -82,9 +82,12 @@ func BenchmarkEvaluate(b *testing.B) {
 			evs := syntheticEvents(n)
 			b.ReportAllocs()
 			b.ResetTimer()
+			start, n := cpuTime(), 0
 			for i := 0; b.Loop(); i++ {
 				e.Evaluate(evs[i%len(evs)])
+				n++
 			}
+			b.ReportMetric(float64(cpuTime()-start)/float64(n), "cpu-ns/event")
 		})
 	}
 }
@@ -127,18 +130,24 @@ func BenchmarkEvaluatePack(b *testing.B) {
 	b.Logf("%d rules, %d events", s.Len(), len(evs))
 	b.ReportAllocs()
 	b.ResetTimer()
+	start, n := cpuTime(), 0
 	for i := 0; b.Loop(); i++ {
 		e.Evaluate(evs[i%len(evs)])
+		n++
 	}
+	b.ReportMetric(float64(cpuTime()-start)/float64(n), "cpu-ns/event")
 }
 
 // BenchmarkLoad300 measures parsing, type-checking and compiling 300 rules.
 func BenchmarkLoad300(b *testing.B) {
 	files := syntheticRules(300)
 	b.ReportAllocs()
+	start, n := cpuTime(), 0
 	for b.Loop() {
 		if _, err := LoadFiles(files); err != nil {
 			b.Fatal(err)
 		}
+		n++
 	}
+	b.ReportMetric(float64(cpuTime()-start)/float64(n)/1e9, "cpu-s/load")
 }

@@ -18,7 +18,7 @@
 //	description: |
 //	  A process descended from a web server fetched the instance role's
 //	  credentials from the instance metadata service.
-//	status: stable                  # stable | test | experimental | deprecated
+//	status: stable                  # stable | test | experimental | deprecated (loaded, not evaluated)
 //	severity: high                  # informational | low | medium | high | critical
 //	stage: credential_access        # a kill-chain stage, see Stages
 //	attack:

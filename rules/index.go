@@ -18,6 +18,9 @@ type index struct {
 func buildIndex(rules []*Rule) index {
 	ix := index{byOp: map[string][]*Rule{}, byClass: map[int][]*Rule{}, byLog: map[string][]*Rule{}}
 	for _, r := range rules {
+		if r.Status == "deprecated" {
+			continue // kept in the set for lint and tests, never evaluated
+		}
 		switch {
 		case len(r.operations) > 0:
 			for _, op := range uniq(r.operations) {

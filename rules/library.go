@@ -161,12 +161,12 @@ func CostTrackers() []cost.TrackerOption {
 		}
 		if len(args) > 1 {
 			switch p := args[1].(type) {
-			case traits.Sizer:
+			case types.String:
+				n += uint64(len(p)) / 10
+			case traits.Sizer: // a list of patterns
 				if k, ok := p.Size().(types.Int); ok && k > 1 {
 					n *= uint64(k)
 				}
-			case types.String:
-				n += uint64(len(p)) / 10
 			}
 		}
 		return &n

@@ -429,6 +429,18 @@ condition: 'request.name == "keep"'
 	}
 }
 
+func TestDeprecatedRulesAreNotEvaluated(t *testing.T) {
+	s := mustLoad(t, map[string]string{"r.yaml": ruleYAML("t.old", "'true'", "status: deprecated")})
+	e := NewEngine(nil, nil)
+	e.Swap(s)
+	if got := e.Evaluate(ctEvent("X", "")); len(got) != 0 {
+		t.Errorf("got %d alerts from a deprecated rule, want 0", len(got))
+	}
+	if s.Len() != 1 {
+		t.Errorf("got %d rules in the set, want the deprecated rule kept", s.Len())
+	}
+}
+
 func TestSuppression(t *testing.T) {
 	s := mustLoad(t, map[string]string{"r.yaml": ruleYAML("t.sup", "'true'", "suppression: {key: event.actor.user.name, window: 1h}")})
 	e := NewEngine(prometheus.NewRegistry(), nil)
