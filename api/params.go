@@ -36,20 +36,32 @@ func printable(s string, multiline bool) bool {
 	return true
 }
 
+// The times a range may name.
+var (
+	minTime = time.Unix(0, 0)
+	maxTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
 // parseRange reads from and to (RFC 3339) and checks the range: to after
 // from, at most maxTimeRange long (an open end counts from now).
 func parseRange(v url.Values, now time.Time, errs []string) (from, to time.Time, _ []string) {
-	var err error
-	if s := v.Get("from"); s != "" {
-		if from, err = time.Parse(time.RFC3339, s); err != nil {
-			errs = append(errs, fmt.Sprintf("from %s is not an RFC 3339 time like 2026-11-20T10:00:00Z", quote(s)))
+	parse := func(name string) time.Time {
+		s := v.Get(name)
+		if s == "" {
+			return time.Time{}
 		}
-	}
-	if s := v.Get("to"); s != "" {
-		if to, err = time.Parse(time.RFC3339, s); err != nil {
-			errs = append(errs, fmt.Sprintf("to %s is not an RFC 3339 time like 2026-11-20T10:00:00Z", quote(s)))
+		t, err := time.Parse(time.RFC3339, s)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Sprintf("%s %s is not an RFC 3339 time like 2026-11-20T10:00:00Z", name, quote(s)))
+		case t.Before(minTime) || !t.Before(maxTime):
+			errs = append(errs, fmt.Sprintf("%s is outside 1970-01-01 .. 2199-12-31", name))
+		default:
+			return t
 		}
+		return time.Time{}
 	}
+	from, to = parse("from"), parse("to")
 	end := to
 	if end.IsZero() {
 		end = now

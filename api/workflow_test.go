@@ -1,0 +1,158 @@
+package api
+
+import (
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// TestTransitions walks the whole transition table.
+func TestTransitions(t *testing.T) {
+	all := slices.Concat(statuses, []string{"merged"})
+	allowed := map[[2]string]bool{}
+	for from, tos := range transitions {
+		for _, to := range tos {
+			allowed[[2]string{from, to}] = true
+		}
+	}
+	want := map[[2]string]bool{
+		{"new", "in_progress"}: true, {"new", "on_hold"}: true, {"new", "resolved"}: true, {"new", "closed"}: true,
+		{"in_progress", "on_hold"}: true, {"in_progress", "resolved"}: true, {"in_progress", "closed"}: true,
+		{"on_hold", "in_progress"}: true, {"on_hold", "resolved"}: true, {"on_hold", "closed"}: true,
+		{"resolved", "in_progress"}: true, {"resolved", "closed"}: true,
+		{"closed", "in_progress"}: true,
+	}
+	for _, from := range all {
+		for _, to := range statuses {
+			t.Run(from+"→"+to, func(t *testing.T) {
+				p := incidentPatch{Status: ptr(to)}
+				if to == "closed" {
+					p.Verdict, p.Reason = ptr("false_positive"), ptr("scanner noise")
+				}
+				_, errs := checkTransition(Workflow{Status: from, MergedInto: "inc-x"}, from, p)
+				got := len(errs) == 0
+				w := from != "merged" && (from == to || want[[2]string{from, to}])
+				if got != w {
+					t.Errorf("got allowed=%v (%v), want %v", got, errs, w)
+				}
+			})
+		}
+	}
+	if len(allowed) != len(want) {
+		t.Errorf("the table has %d transitions, want %d", len(allowed), len(want))
+	}
+}
+
+func TestCheckTransitionFields(t *testing.T) {
+	cases := []struct {
+		name        string
+		from        string
+		patch       incidentPatch
+		wantErrs    []string
+		wantVerdict *string
+	}{
+		{"close needs verdict and reason", "in_progress", incidentPatch{Status: ptr("closed")}, []string{"verdict", "reason"}, nil},
+		{"close with verdict", "new", incidentPatch{Status: ptr("closed"), Verdict: ptr("duplicate"), Reason: ptr("dup of inc-1")}, nil, ptr("duplicate")},
+		{"old rows say open", "open", incidentPatch{Status: ptr("in_progress")}, nil, nil},
+		{"reopen clears the verdict", "closed", incidentPatch{Status: ptr("in_progress")}, nil, ptr("")},
+		{"reopen with a verdict", "resolved", incidentPatch{Status: ptr("in_progress"), Verdict: ptr("true_positive")}, []string{"only when closing"}, ptr("")},
+		{"verdict on an open incident", "on_hold", incidentPatch{Verdict: ptr("true_positive")}, []string{"only when closing or resolving"}, nil},
+		{"correct the verdict of a closed incident", "closed", incidentPatch{Verdict: ptr("benign_positive")}, nil, ptr("benign_positive")},
+		{"merged is final", "merged", incidentPatch{Tags: &[]string{"x"}}, []string{"merged into"}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			u, errs := checkTransition(Workflow{Status: c.from}, c.from, c.patch)
+			all := strings.Join(errs, "\n")
+			if len(errs) != len(c.wantErrs) {
+				t.Errorf("got errors %q, want %d errors", errs, len(c.wantErrs))
+			}
+			for _, w := range c.wantErrs {
+				if !strings.Contains(all, w) {
+					t.Errorf("got errors %q, want one containing %q", errs, w)
+				}
+			}
+			if len(c.wantErrs) == 0 {
+				switch {
+				case (u.Verdict == nil) != (c.wantVerdict == nil):
+					t.Errorf("got verdict %v, want %v", u.Verdict, c.wantVerdict)
+				case u.Verdict != nil && *u.Verdict != *c.wantVerdict:
+					t.Errorf("got verdict %q, want %q", *u.Verdict, *c.wantVerdict)
+				}
+			}
+		})
+	}
+}
+
+func TestDecodePatch(t *testing.T) {
+	me := &principal{name: "alice"}
+	cases := []struct {
+		body     string
+		wantErrs int
+		bad      bool // a 400 rather than field errors
+		check    func(incidentPatch) bool
+	}{
+		{`{"status":"in_progress","assignee":"me"}`, 0, false, func(p incidentPatch) bool { return *p.Status == "in_progress" && *p.Assignee == "alice" }},
+		{`{"assignee":null,"tags":null,"severity_override":null}`, 0, false, func(p incidentPatch) bool {
+			return *p.Assignee == "" && len(*p.Tags) == 0 && *p.SeverityOverride == 0
+		}},
+		{`{"tags":["a","a","b"]}`, 0, false, func(p incidentPatch) bool { return len(*p.Tags) == 2 }},
+		{`{"status":null,"verdict":null,"reason":null}`, 3, false, nil},
+		{`{"status":"x","assignee":"a b","severity_override":0,"tags":["ok","bad tag"],"verdict":"x","reason":"","zzz":1}`, 7, false, nil},
+		{`{"tags":[` + strings.Repeat(`"t",`, 40) + `"t"]}`, 1, false, nil},
+		{`{"severity_override":"5"}`, 1, false, nil},
+		{`{}`, 1, false, nil},
+		{`null`, 0, true, nil},
+		{`[]`, 0, true, nil},
+		{`{"status":"new"} {}`, 0, true, nil},
+		{`{"status":`, 0, true, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.body[:min(len(c.body), 40)], func(t *testing.T) {
+			p, errs, prob := decodePatch([]byte(c.body), me)
+			if (prob != nil) != c.bad {
+				t.Fatalf("got problem %v, want a 400: %v", prob, c.bad)
+			}
+			if len(errs) != c.wantErrs {
+				t.Errorf("got %d errors %q, want %d", len(errs), errs, c.wantErrs)
+			}
+			if c.check != nil && len(errs) == 0 && !c.check(p) {
+				t.Errorf("got patch %+v, not what the body says", p)
+			}
+		})
+	}
+}
+
+func TestParseIfMatch(t *testing.T) {
+	cases := []struct {
+		header string
+		want   uint64
+		status int
+	}{
+		{`"3.7"`, 7, 0},
+		{`W/"3.7"`, 7, 0},
+		{``, 0, 428},
+		{`*`, 0, 400},
+		{`"3"`, 0, 400},
+		{`3.7`, 0, 400},
+		{`"3.-1"`, 0, 400},
+		{`"3.99999999999999999999999"`, 0, 400},
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest("PATCH", "/v1/incidents/x", nil)
+		if c.header != "" {
+			r.Header.Set("If-Match", c.header)
+		}
+		got, prob := parseIfMatch(r)
+		status := 0
+		if prob != nil {
+			status = prob.Status
+		}
+		if got != c.want || status != c.status {
+			t.Errorf("If-Match %q: got %d, status %d; want %d, status %d", c.header, got, status, c.want, c.status)
+		}
+	}
+}
