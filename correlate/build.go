@@ -168,7 +168,9 @@ func (c *Correlator) build(in *incident) Incident {
 	var joins int
 	for k, a := range alerts {
 		b.out.AlertIDs = append(b.out.AlertIDs, a.ID)
-		b.out.Timeline = append(b.out.Timeline, TimelineEntry{Time: a.Time, AlertID: a.ID, RuleID: a.RuleID, Title: a.Title, Stage: a.Stage, Severity: a.Severity})
+		b.out.Timeline = append(b.out.Timeline, TimelineEntry{Time: a.Time, AlertID: a.ID, RuleID: a.RuleID, Title: a.Title,
+			Stage: a.Stage, Severity: a.Severity, RuleVersion: a.RuleVersion, Source: a.Source, Tactics: a.Tactics,
+			Techniques: a.Techniques, Correlated: a.Correlated})
 		addUnique(&b.out.RuleIDs, a.RuleID)
 		addUnique(&b.out.Accounts, a.AccountUID)
 		if !a.Correlated {

@@ -553,3 +553,46 @@ func TestNodeCap(t *testing.T) {
 		t.Errorf("node cap drops = %v, want ≥ 1", got)
 	}
 }
+
+// Storage restores only the alerts of the longest window; older alerts of
+// an open incident come back from its own graph, so the incident keeps its
+// id and every alert.
+func TestRestoreWithoutOldAlerts(t *testing.T) {
+	cfg := testConfig()
+	c, _ := newTest(t, cfg, nil)
+	e1 := mkEvent("e1", "agent", 0, ob(ocsf.EntityHost, "h1"), ob(ocsf.EntityInstance, "i-1"))
+	e2 := mkEvent("e2", "agent", 90*time.Minute, ob(ocsf.EntityHost, "h1"))
+	old, recent := mkAlert("x-old", "r1", "initial_access", 4, e1, "TA0001"), mkAlert("x-new", "r2", "execution", 3, e2, "TA0002")
+	f := final{}
+	f.add(t, c.Process([]ocsf.Event{e1}, []rules.Alert{old}))
+	f.add(t, c.Process([]ocsf.Event{e2}, []rules.Alert{recent}))
+	before := f.open()[0]
+
+	// Round-trip through JSON, as storage does with the timeline.
+	var stored []Incident
+	b, _ := json.Marshal(f.open())
+	if err := json.Unmarshal(b, &stored); err != nil {
+		t.Fatal(err)
+	}
+	c2, _ := newTest(t, cfg, nil)
+	c2.Restore(stored, []rules.Alert{recent})
+	e3 := mkEvent("e3", "agent", 100*time.Minute, ob(ocsf.EntityHost, "h1"))
+	r := c2.Process([]ocsf.Event{e3}, []rules.Alert{mkAlert("x-3", "r3", "impact", 5, e3, "TA0040")})
+	f.add(t, r)
+	if len(r.Incidents) != 1 {
+		t.Fatalf("emitted %d incidents, want the restored one", len(r.Incidents))
+	}
+	after := r.Incidents[0]
+	if after.ID != before.ID {
+		t.Errorf("incident re-keyed after restore: %s, want %s", after.ID, before.ID)
+	}
+	if !slices.Contains(after.AlertIDs, "x-old") || len(after.AlertIDs) != 3 {
+		t.Errorf("alerts after restore = %v, want the old one kept", after.AlertIDs)
+	}
+	if !slices.Contains(after.Tactics, "TA0001") || after.FirstSeen != before.FirstSeen {
+		t.Errorf("restored incident lost history: tactics %v, first seen %d", after.Tactics, after.FirstSeen)
+	}
+	if !slices.Contains(nodeIDs(&after), "instance:i-1") {
+		t.Error("the old alert's entities were not restored")
+	}
+}

@@ -69,7 +69,10 @@ type Edge struct {
 	EventIDs    []string `json:"event_ids,omitempty"`
 }
 
-// TimelineEntry is one alert on the incident's timeline.
+// TimelineEntry is one alert on the incident's timeline. With the alert's
+// "observed" edges it carries everything the correlator needs to rebuild
+// the alert after a restart when the alert itself is older than the
+// restored window.
 type TimelineEntry struct {
 	Time     int64  `json:"time"`
 	AlertID  string `json:"alert_id"`
@@ -77,4 +80,11 @@ type TimelineEntry struct {
 	Title    string `json:"title"`
 	Stage    string `json:"stage,omitempty"`
 	Severity int    `json:"severity_id"`
+	// RuleVersion, Source, Tactics, Techniques and Correlated are the
+	// alert's.
+	RuleVersion string   `json:"rule_version,omitempty"`
+	Source      string   `json:"source,omitempty"`
+	Tactics     []string `json:"tactics,omitempty"`
+	Techniques  []string `json:"techniques,omitempty"`
+	Correlated  bool     `json:"correlated,omitempty"`
 }

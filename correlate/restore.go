@@ -42,10 +42,16 @@ func (c *Correlator) Restore(incidents []Incident, alerts []rules.Alert) {
 			}
 		}
 		var in *incident
+		ghosts := ghostAlerts(inc)
 		for _, id := range inc.AlertIDs {
 			a := byID[id]
 			if a == nil {
-				continue
+				// Older than the restored window: rebuild it from the
+				// incident's own graph so the incident keeps every alert
+				// (and its id, which derives from the earliest).
+				if a = ghosts[id]; a == nil {
+					continue
+				}
 			}
 			if _, dup := c.alertInc[id]; dup {
 				continue
@@ -105,4 +111,41 @@ func (c *Correlator) restoreEntity(tenant uint32, nodeID string, t int64) (uint3
 	}
 	i, _ := c.g.touch(ekey{tenant: tenant, kind: ki, value: value}, t)
 	return i, !c.g.ents[i].hub
+}
+
+// ghostAlerts rebuilds the alerts of a stored incident from its timeline
+// and its "observed" edges.
+func ghostAlerts(inc Incident) map[string]*rules.Alert {
+	nodes := make(map[string]*Node, len(inc.Nodes))
+	for i := range inc.Nodes {
+		nodes[inc.Nodes[i].ID] = &inc.Nodes[i]
+	}
+	out := make(map[string]*rules.Alert, len(inc.Timeline))
+	for _, t := range inc.Timeline {
+		out[t.AlertID] = &rules.Alert{
+			ID: t.AlertID, TenantUID: inc.TenantUID, RuleID: t.RuleID, RuleVersion: t.RuleVersion, Title: t.Title,
+			Severity: t.Severity, Stage: t.Stage, Tactics: t.Tactics, Techniques: t.Techniques, Time: t.Time,
+			Source: t.Source, Correlated: t.Correlated, EventIDs: []string{},
+		}
+	}
+	for _, e := range inc.Edges {
+		if e.Relation != RelObserved {
+			continue
+		}
+		a := out[strings.TrimPrefix(e.Source, "alert:")]
+		n := nodes[e.Target]
+		if a == nil || n == nil || n.Kind != NodeEntity {
+			continue
+		}
+		a.Entities = append(a.Entities, ocsf.NewObservable(n.Entity, e.JoinKey, n.Value))
+		for _, id := range e.EventIDs {
+			if !slices.Contains(a.EventIDs, id) {
+				a.EventIDs = append(a.EventIDs, id)
+			}
+		}
+		if a.RuleVersion == "" {
+			a.RuleVersion = e.RuleVersion
+		}
+	}
+	return out
 }
