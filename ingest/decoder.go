@@ -28,7 +28,8 @@ type Decoder struct {
 }
 
 // NewDecoder returns a decoder with the given limits; zero or negative
-// limits take their DefaultLimits value.
+// limits take their DefaultLimits value and MaxDepth is capped at
+// MaxDepthLimit.
 func NewDecoder(l Limits) *Decoder {
 	return &Decoder{limits: l.withDefaults(), flowFormat: vpcflow.DefaultFormat()}
 }

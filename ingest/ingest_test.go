@@ -277,6 +277,14 @@ func TestLimitsValidate(t *testing.T) {
 	if err := (ingest.Limits{}).Validate(); err == nil || strings.Count(err.Error(), "must be positive") != 4 {
 		t.Errorf("zero limits: got %v, want four problems", err)
 	}
+	deep := ingest.DefaultLimits()
+	deep.MaxDepth = 1 << 30
+	if deep.Validate() == nil {
+		t.Error("a MaxDepth above MaxDepthLimit was accepted")
+	}
+	if got := ingest.NewDecoder(deep).Limits().MaxDepth; got != ingest.MaxDepthLimit {
+		t.Errorf("NewDecoder: MaxDepth %d, want it capped at %d", got, ingest.MaxDepthLimit)
+	}
 }
 
 func FuzzDecode(f *testing.F) {

@@ -12,13 +12,18 @@ type Limits struct {
 	// MaxRecordBytes bounds one record: a CloudTrail event, a finding, an
 	// agent event, a flow log line.
 	MaxRecordBytes int
-	// MaxDepth bounds the JSON nesting of one record.
+	// MaxDepth bounds the JSON nesting of one record; at most MaxDepthLimit.
 	MaxDepth int
 	// MaxMessageBytes bounds a whole message or file after decompression.
 	MaxMessageBytes int
 	// MaxRecords bounds the records of one message.
 	MaxRecords int
 }
+
+// MaxDepthLimit caps Limits.MaxDepth: the scanners recurse once per level,
+// and a deeper recursion could exhaust the goroutine stack, which no recover
+// can catch. encoding/json uses the same bound.
+const MaxDepthLimit = 10000
 
 // DefaultLimits returns limits that hold every real record comfortably:
 // 1 MiB per record (CloudTrail caps its events at 256 KB), 64 levels of
@@ -44,10 +49,14 @@ func (l Limits) Validate() error {
 	check("MaxDepth", l.MaxDepth)
 	check("MaxMessageBytes", l.MaxMessageBytes)
 	check("MaxRecords", l.MaxRecords)
+	if l.MaxDepth > MaxDepthLimit {
+		errs = append(errs, errors.New("ingest: limit MaxDepth must be at most "+strconv.Itoa(MaxDepthLimit)+", got "+strconv.Itoa(l.MaxDepth)))
+	}
 	return errors.Join(errs...)
 }
 
-// withDefaults replaces zero or negative limits by their defaults.
+// withDefaults replaces zero or negative limits by their defaults and caps
+// MaxDepth.
 func (l Limits) withDefaults() Limits {
 	d := DefaultLimits()
 	if l.MaxRecordBytes <= 0 {
@@ -56,6 +65,7 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxDepth <= 0 {
 		l.MaxDepth = d.MaxDepth
 	}
+	l.MaxDepth = min(l.MaxDepth, MaxDepthLimit)
 	if l.MaxMessageBytes <= 0 {
 		l.MaxMessageBytes = d.MaxMessageBytes
 	}

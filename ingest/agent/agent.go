@@ -19,6 +19,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strconv"
+	"strings"
 
 	"github.com/musubi-xdr/musubi/ingest/internal/entity"
 	"github.com/musubi-xdr/musubi/ingest/internal/scan"
@@ -92,15 +93,17 @@ func Normalize(rec []byte, maxDepth int) (ocsf.Event, error) {
 	ev.Observables = make([]ocsf.Observable, 0, 16)
 	Observables(&ev)
 	for _, o := range given {
-		if k := kindOf(o.TypeID); k != "" {
+		if k := kindOf(o.TypeID, o.Value); k != "" {
 			ev.AddObservable(k, o.Name, o.Value)
 		}
 	}
 	return ev, nil
 }
 
-// kindOf maps an OCSF observable type id to an entity kind.
-func kindOf(typeID int) ocsf.Entity {
+// kindOf maps an OCSF observable type id to an entity kind. Process names
+// and bare file names are left out: they would join unrelated processes and
+// files that merely share a name.
+func kindOf(typeID int, value string) ocsf.Entity {
 	switch typeID {
 	case ocsf.ObservableHostname:
 		return ocsf.EntityHost
@@ -109,11 +112,11 @@ func kindOf(typeID int) ocsf.Entity {
 	case ocsf.ObservableUserName:
 		return ocsf.EntityUser
 	case ocsf.ObservableFileName:
-		return ocsf.EntityFile
+		if strings.HasPrefix(value, "/") || strings.Contains(value, `\`) {
+			return ocsf.EntityFile
+		}
 	case ocsf.ObservableHash:
 		return ocsf.EntityHash
-	case ocsf.ObservableProcessName:
-		return ocsf.EntityProcess
 	}
 	return ""
 }
