@@ -14,7 +14,8 @@ import (
 // pack: each names one operation (two rules per operation, so the number of
 // candidate rules per event is the same at every n) and has a condition of
 // realistic size that reads the typed event, the request body, a
-// comprehension or a regular expression.
+// comprehension or a regular expression. The two rules of an operation have
+// neighbouring conditions, so every n sees the same mix.
 func syntheticRules(n int) []File {
 	ops := max(n/2, 1)
 	conds := []string{
@@ -34,7 +35,7 @@ sources: {log_names: [cloudtrail], operations: [Op%d]}
 condition: |
   event.api.operation == "Op%d" && (%s)
 entities: [principal, ip, session]
-`, i, i, i%ops, i%ops, conds[i%len(conds)])
+`, i, i, i%ops, i%ops, conds[(i%ops+i/ops)%len(conds)])
 		files[i] = File{Path: fmt.Sprintf("synthetic/rule_%04d.yaml", i), Data: []byte(body)}
 	}
 	return files

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -177,13 +178,20 @@ func (e *Engine) Set() *Set {
 // the alerts raised. Rule errors (cost limit, deadline, evaluation errors)
 // are counted in musubi_rules_errors_total and never returned; a failing
 // rule does not affect the others. Evaluate never panics.
-func (e *Engine) Evaluate(ev *ocsf.Event) []Alert {
+func (e *Engine) Evaluate(ev *ocsf.Event) (alerts []Alert) {
 	es := e.set.Load()
-	if es == nil || ev == nil {
+	if es == nil || es.set == nil || ev == nil {
 		return nil
 	}
+	defer func() {
+		// Rule evaluation recovers on its own; this guards the rest (alert
+		// building), keeping the alerts raised so far.
+		if p := recover(); p != nil {
+			e.metrics.errors.WithLabelValues("", ReasonPanic).Inc()
+			e.logger.Error("rule engine panic", "panic", p)
+		}
+	}()
 	act := newActivation(ev, es.set.adapter)
-	var alerts []Alert
 	es.set.index.candidates(ev, func(r *Rule) {
 		m := es.rules[r]
 		matched, reason, err := e.eval(r, act, m)
@@ -340,9 +348,18 @@ func NewAlert(r *Rule, ev *ocsf.Event) Alert {
 	if a.EventIDs[0] == "" {
 		a.EventIDs = []string{}
 	}
+	n := 0
 	for _, o := range ev.Observables {
 		if len(r.Entities) == 0 || containsEntity(r.Entities, o.Entity) {
-			a.Entities = append(a.Entities, o)
+			n++
+		}
+	}
+	if n > 0 {
+		a.Entities = make([]ocsf.Observable, 0, n)
+		for _, o := range ev.Observables {
+			if len(r.Entities) == 0 || containsEntity(r.Entities, o.Entity) {
+				a.Entities = append(a.Entities, o)
+			}
 		}
 	}
 	return a
@@ -381,27 +398,32 @@ func summary(r *Rule, ev *ocsf.Event) string {
 	case ev.DstEndpoint.IP != "" && what == "":
 		what = fmt.Sprintf("%s → %s:%d", ev.SrcEndpoint.IP, ev.DstEndpoint.IP, ev.DstEndpoint.Port)
 	}
-	s := r.Title
+	if len(what) > 200 {
+		what = what[:200] + "…"
+	}
+	var b strings.Builder
+	b.Grow(len(r.Title) + len(who) + len(what) + 8)
+	b.WriteString(r.Title)
 	if who != "" {
-		s += " — " + who
+		b.WriteString(" — ")
+		b.WriteString(who)
 	}
 	if what != "" {
-		if len(what) > 200 {
-			what = what[:200] + "…"
-		}
-		s += ": " + what
+		b.WriteString(": ")
+		b.WriteString(what)
 	}
-	return s
+	return b.String()
 }
 
 // alertID is the deterministic alert id: a hash of the rule id and the parts
-// that identify the evidence.
+// that identify the evidence, as 32 hex digits.
 func alertID(ruleID string, parts ...string) string {
-	h := sha256.New()
-	h.Write([]byte(ruleID))
+	var stack [512]byte
+	buf := append(stack[:0], ruleID...)
 	for _, p := range parts {
-		h.Write([]byte{0})
-		h.Write([]byte(p))
+		buf = append(buf, 0)
+		buf = append(buf, p...)
 	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:16])
 }

@@ -502,6 +502,10 @@ func TestEvaluateNilAndEmpty(t *testing.T) {
 	if got := e.Evaluate(nil); got != nil {
 		t.Errorf("got %v for a nil event, want nil", got)
 	}
+	e.Swap(nil)
+	if got := e.Evaluate(ctEvent("X", "")); got != nil {
+		t.Errorf("got %v after swapping in no set, want nil", got)
+	}
 }
 
 func TestNewEngineTwiceOnOneRegistry(t *testing.T) {
