@@ -14,7 +14,6 @@
 package agent
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -46,7 +45,7 @@ func Normalize(rec []byte, maxDepth int) (ocsf.Event, error) {
 	if err := scan.Validate(rec, maxDepth); err != nil {
 		return ocsf.Event{}, err
 	}
-	raw := bytes.Clone(rec)
+	raw := rec[:len(rec):len(rec)]
 	var ev ocsf.Event
 	if err := json.Unmarshal(raw, &ev); err != nil {
 		return ocsf.Event{}, err

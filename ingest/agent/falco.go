@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
@@ -27,7 +26,7 @@ var falcoSeverity = map[string]int{
 // parent, the user, the file, the container and the endpoints; tags naming
 // ATT&CK techniques (T1059, mitre_execution) fill finding_info.attacks.
 func NormalizeFalco(rec []byte, maxDepth int) (ocsf.Event, error) {
-	buf := bytes.Clone(rec)
+	buf := rec[:len(rec):len(rec)]
 	s := scan.New(buf, string(buf), maxDepth)
 	var ev ocsf.Event
 	ev.Raw = buf

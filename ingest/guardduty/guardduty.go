@@ -20,7 +20,6 @@
 package guardduty
 
 import (
-	"bytes"
 	"encoding/json"
 	"maps"
 	"slices"
@@ -329,7 +328,7 @@ func Normalize(rec []byte, maxDepth int) (ocsf.Event, error) {
 	if err := scan.Validate(rec, maxDepth); err != nil {
 		return ocsf.Event{}, err
 	}
-	raw := bytes.Clone(rec)
+	raw := rec[:len(rec):len(rec)]
 	var f finding
 	if err := json.Unmarshal(raw, &f); err != nil {
 		return ocsf.Event{}, err

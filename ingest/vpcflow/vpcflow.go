@@ -189,11 +189,22 @@ func LooksLikeFlow(t []byte) bool {
 	return err == nil && v >= 2 && v <= 8
 }
 
-// values holds one record's values by field.
+// values holds one record's values by field. The unmapped fields go to a
+// fixed array (a slice of its own array would move values to the heap).
 type values struct {
-	v     [numFields]string
-	extra []kv // unmapped fields
-	buf   [4]kv
+	v      [numFields]string
+	extra  [12]kv
+	nextra int
+	more   []kv // past the array
+}
+
+func (vals *values) addExtra(k, v string) {
+	if vals.nextra < len(vals.extra) {
+		vals.extra[vals.nextra] = kv{k, v}
+		vals.nextra++
+		return
+	}
+	vals.more = append(vals.more, kv{k, v})
 }
 
 type kv struct{ k, v string }
@@ -213,7 +224,6 @@ func (f *Format) Normalize(line []byte, context string, n int) (ocsf.Event, erro
 func (f *Format) NormalizeTo(ev *ocsf.Event, line []byte, context string, n int) error {
 	str := string(line)
 	var vals values
-	vals.extra = vals.buf[:0]
 	i := 0
 	for p := 0; p < len(str); {
 		for p < len(str) && (str[p] == ' ' || str[p] == '\t') {
@@ -233,7 +243,7 @@ func (f *Format) NormalizeTo(ev *ocsf.Event, line []byte, context string, n int)
 		if fl := f.fields[i]; fl != fUnmapped {
 			vals.v[fl] = v
 		} else if v != "-" {
-			vals.extra = append(vals.extra, kv{f.names[i], v})
+			vals.addExtra(f.names[i], v)
 		}
 		p = q
 		i++
@@ -248,10 +258,9 @@ func (f *Format) NormalizeTo(ev *ocsf.Event, line []byte, context string, n int)
 // field name.
 func NormalizeJSON(rec []byte, maxDepth int, context string, n int) (ocsf.Event, error) {
 	var ev ocsf.Event
-	buf := bytes.Clone(rec)
+	buf := rec[:len(rec):len(rec)]
 	s := scan.New(buf, string(buf), maxDepth)
 	var vals values
-	vals.extra = vals.buf[:0]
 	if !s.Object() {
 		if err := s.Err(); err != nil {
 			return ocsf.Event{}, err
@@ -268,7 +277,7 @@ func NormalizeJSON(rec []byte, maxDepth int, context string, n int) (ocsf.Event,
 		if fl := fieldNames[name]; fl != fUnmapped {
 			vals.v[fl] = v
 		} else if v != "" && v != "-" {
-			vals.extra = append(vals.extra, kv{name, v})
+			vals.addExtra(name, v)
 		}
 	}
 	s.End()
@@ -478,7 +487,10 @@ func unmapped(vals *values) []byte {
 	for _, u := range unmappedFields {
 		add(u.name, vals.v[u.f])
 	}
-	for _, e := range vals.extra {
+	for _, e := range vals.extra[:vals.nextra] {
+		add(e.k, e.v)
+	}
+	for _, e := range vals.more {
 		add(e.k, e.v)
 	}
 	if out == nil {
