@@ -190,7 +190,7 @@ func (b *batch) json(src Source, data []byte, unwrap int, context string) {
 	// Fast path: one compact record per message, the usual Kafka shape. Only
 	// the head is searched for envelope keys; should the record fail, the
 	// whole message is searched before the failure is reported.
-	if data[0] == '{' && !mayHoldContainer(data[:min(len(data), headLen)]) &&
+	if data[0] == '{' && len(data) <= lim.MaxRecordBytes && !mayHoldContainer(data[:min(len(data), headLen)]) &&
 		bytes.IndexByte(bytes.TrimRight(data, " \t\r\n"), '\n') < 0 {
 		idx, ok := b.admit(src, data, 0)
 		if !ok {

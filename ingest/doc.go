@@ -51,6 +51,16 @@
 // columns) holds the last value. The raw record and the raw request and
 // response parameters are kept byte for byte, duplicates included.
 //
+// # Memory
+//
+// Decoding allocates little: CloudTrail and flow records are read by a
+// validating scanner into typed fields that are substrings of one string
+// copy of the record, and each event is filled in place in the returned
+// slice. Events keep the record's bytes as sub-slices of the message (Raw,
+// and for CloudTrail the raw request and response parameters), so a message
+// must not be modified while its events are in use. Strings never alias the
+// message.
+//
 // # Identity of events
 //
 // metadata.uid is deterministic, so replaying a message yields the same ids:

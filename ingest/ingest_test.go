@@ -336,3 +336,18 @@ func ExampleDecoder_Decode() {
 	// API Activity StartPipelineExecution 1b0a9c8d-7e6f-4b5a-3d2c-1f0e9d8c7b6a
 	// pipeline: [webapp-release]
 }
+
+// TestLargeEnvelopeWithLateKeys decodes a one-line EventBridge event larger
+// than a record limit whose detail-type comes after a large detail (keys in
+// alphabetical order, as some pipelines re-serialise them).
+func TestLargeEnvelopeWithLateKeys(t *testing.T) {
+	rec := strings.TrimSpace(string(read(t, "cloudtrail/testdata/codepipeline_start_execution.json")))
+	rec = strings.Replace(rec, `"userAgent":"events.amazonaws.com"`, `"userAgent":"`+strings.Repeat("a", 3000)+`"`, 1)
+	msg := []byte(`{"account":"111122223333","detail":` + rec + `,"detail-type":"AWS API Call via CloudTrail","source":"aws.codepipeline"}`)
+	lim := ingest.DefaultLimits()
+	lim.MaxRecordBytes = len(rec) + 10
+	evs, errs := ingest.NewDecoder(lim).Decode(ingest.SourceAuto, msg)
+	if len(errs) > 0 || len(evs) != 1 || evs[0].API.Operation != "StartPipelineExecution" {
+		t.Fatalf("got %d events, errors %v", len(evs), errs)
+	}
+}
