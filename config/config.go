@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -115,6 +116,26 @@ type API struct {
 	// Tokens seeds API tokens at start; the secret may be given as
 	// "env:NAME" to read it from the environment.
 	Tokens []Token `yaml:"tokens"`
+	// Webhooks announce new and escalated incidents (package notify).
+	Webhooks []Webhook `yaml:"webhooks"`
+	// PublicURL is the API's external base URL; webhooks link to
+	// <public_url>/v1/incidents/<id> when it is set.
+	PublicURL string `yaml:"public_url"`
+}
+
+// Webhook is one receiver of incident notifications.
+type Webhook struct {
+	Name string `yaml:"name"`
+	URL  string `yaml:"url"`
+	// Secret is the Standard Webhooks signing secret ("whsec_<base64>"),
+	// or "env:NAME" to read it from the environment.
+	Secret string `yaml:"secret"`
+	// Format is slack or generic.
+	Format string `yaml:"format"`
+	// MinSeverity is the lowest OCSF severity id announced.
+	MinSeverity int `yaml:"min_severity"`
+	// Tenants limits the webhook to these tenants (empty: all).
+	Tenants []string `yaml:"tenants"`
 }
 
 // Token is a bearer token seeded from configuration.
@@ -372,6 +393,29 @@ func (c Config) Validate() error {
 		}
 		for _, tn := range t.Tenants {
 			if tn != "*" && !hasTenant(c.Tenants, tn) {
+				bad(f+".tenants", "unknown tenant %q", tn)
+			}
+		}
+	}
+	for i, w := range c.API.Webhooks {
+		f := fmt.Sprintf("api.webhooks[%d]", i)
+		if w.Name == "" {
+			bad(f+".name", "must not be empty")
+		}
+		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad(f+".url", "%q is not an http(s) URL", w.URL)
+		}
+		if w.Secret == "" {
+			bad(f+".secret", "must not be empty")
+		}
+		if w.Format != "slack" && w.Format != "generic" {
+			bad(f+".format", "%q is not slack or generic", w.Format)
+		}
+		if w.MinSeverity < 0 || w.MinSeverity > 6 {
+			bad(f+".min_severity", "%d is outside 0..6", w.MinSeverity)
+		}
+		for _, tn := range w.Tenants {
+			if !hasTenant(c.Tenants, tn) {
 				bad(f+".tenants", "unknown tenant %q", tn)
 			}
 		}
