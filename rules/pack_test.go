@@ -227,3 +227,55 @@ func TestGuardDutyPantherFindings(t *testing.T) {
 		})
 	}
 }
+
+// TestChainFixtures runs events of the attack chain in their source formats
+// (agent OCSF, Falco, CloudTrail, GuardDuty; fixtures of the ingest
+// package) through the normalizers and the pack, and checks which rules
+// fire on each.
+func TestChainFixtures(t *testing.T) {
+	s, err := rules.Load(packDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		file string
+		want []string
+	}{
+		{"process_imds_curl.json", []string{"host.imds_credentials_from_webserver", "host.imds_credentials_by_download_tool"}},
+		{"falco_imds.json", []string{"host.imds_credentials_from_webserver"}},
+		{"network_imds.json", []string{"host.imds_connection_by_download_tool"}},
+		{"file_webshell_create.json", []string{"host.webshell_written_under_webroot"}},
+		{"ct_s3_putobject_instance_role.json", []string{"aws.s3_appspec_written_by_instance_session"}},
+		{"ct_codedeploy_create_deployment.json", []string{"aws.codedeploy_deployment_from_s3"}},
+		{"gd_eventbridge_credential_exfiltration.json", []string{"aws.guardduty_instance_credential_exfiltration_outside_aws"}},
+		{"process_codedeploy_payload.json", []string{"host.codedeploy_archive_binary_executed", "host.bulk_encryption_command"}},
+		{"file_rename_ransomware.json", []string{"host.ransomware_file_renamed_encrypted"}},
+		{"falco_write_below_binary_dir.json", []string{"host.falco_high_priority_alert"}},
+	}
+	dec := ingest.NewDecoder(ingest.DefaultLimits())
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("testdata", "chain", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			events, errs := dec.Decode(ingest.SourceAuto, data)
+			if len(errs) > 0 || len(events) == 0 {
+				t.Fatalf("decode: got %d events, errors %v", len(events), errs)
+			}
+			e := rules.NewEngine(nil, nil) // fresh: no suppression carried over
+			e.Swap(s)
+			fired := map[string]bool{}
+			for i := range events {
+				for _, a := range e.Evaluate(&events[i]) {
+					fired[a.RuleID] = true
+				}
+			}
+			for _, id := range tt.want {
+				if !fired[id] {
+					t.Errorf("rule %s did not fire; fired: %v", id, keys(fired))
+				}
+			}
+		})
+	}
+}
