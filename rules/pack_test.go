@@ -279,3 +279,62 @@ func TestChainFixtures(t *testing.T) {
 		})
 	}
 }
+
+// TestLegitimateDeploymentStaysLow replays a normal release — CI uploads the
+// bundle and appspec, the pipeline deploys it, the hooks install and start
+// the application — and checks that no alert above low severity is raised:
+// stages 7–9 of the attack without the rest must not look like one.
+func TestLegitimateDeploymentStaysLow(t *testing.T) {
+	s, err := rules.Load(packDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := rules.NewEngine(nil, nil)
+	e.Swap(s)
+	ct := func(uid, op string, req string, user ocsf.User, invokedBy string) ocsf.Event {
+		ev := ocsf.Event{ClassUID: ocsf.ClassAPIActivity, Time: 1741080000000}
+		ev.Metadata.LogName, ev.Metadata.UID = "cloudtrail", uid
+		ev.API.Operation = op
+		ev.API.Request.Data = json.RawMessage(req)
+		ev.Actor.User, ev.Actor.InvokedBy = user, invokedBy
+		ev.SrcEndpoint.IP = "10.0.0.12"
+		return ev
+	}
+	ci := ocsf.User{Type: "IAMUser", Name: "ci-deployer"}
+	pipelineRole := ocsf.User{Type: "AssumedRole", Name: "codepipeline-web-role"}
+	put := func(uid, key string) ocsf.Event {
+		ev := ct(uid, "PutObject", `{"bucketName":"artifacts-prod","key":"`+key+`"}`, ci, "")
+		ev.Resources = []ocsf.Resource{{Type: "AWS::S3::Object", UID: "artifacts-prod/" + key}}
+		return ev
+	}
+	agent := func(uid string, class int, p ocsf.Process) ocsf.Event {
+		ev := ocsf.Event{ClassUID: class, ActivityID: 1, Time: 1741080100000, Process: p}
+		ev.Metadata.LogName, ev.Metadata.UID = "agent", uid
+		ev.Device.UID, ev.Device.Hostname = "host-7", "app-7"
+		return ev
+	}
+	hook := "/opt/codedeploy-agent/deployment-root/g-1/d-ABC123XYZ/deployment-archive/scripts/install.sh"
+	events := []ocsf.Event{
+		put("l-1", "releases/web/release.zip"),
+		put("l-2", "releases/web/appspec.yml"),
+		ct("l-3", "StartPipelineExecution", `{"name":"web"}`, pipelineRole, "events.amazonaws.com"),
+		ct("l-4", "CreateDeployment", `{"applicationName":"web","deploymentGroupName":"prod","revision":{"revisionType":"S3","s3Location":{"bucket":"artifacts-prod","key":"releases/web/release.zip","bundleType":"zip"}}}`, pipelineRole, "codepipeline.amazonaws.com"),
+		agent("l-5", ocsf.ClassProcessActivity, ocsf.Process{Name: "bash", CmdLine: "bash " + hook, File: ocsf.File{Path: "/usr/bin/bash"},
+			Parent: ocsf.ParentProcess{Name: "ruby", CmdLine: "codedeploy-agent: InstanceAgent::Plugins::CodeDeployPlugin::CommandPoller"}}),
+		agent("l-6", ocsf.ClassProcessActivity, ocsf.Process{Name: "server", CmdLine: "/srv/web/bin/server --port 8080", File: ocsf.File{Path: "/srv/web/bin/server"},
+			Parent: ocsf.ParentProcess{Name: "bash", CmdLine: "bash " + hook}, Lineage: []string{"/opt/codedeploy-agent/bin/codedeploy-agent", "/usr/bin/bash"}}),
+	}
+	fileEv := agent("l-7", ocsf.ClassFileSystemActivity, ocsf.Process{Name: "cp", CmdLine: "cp -r /opt/codedeploy-agent/deployment-root/g-1/d-ABC123XYZ/deployment-archive/web /srv/web"})
+	fileEv.File.Path = "/srv/web/bin/server"
+	netEv := agent("l-8", ocsf.ClassNetworkActivity, ocsf.Process{Name: "server", File: ocsf.File{Path: "/srv/web/bin/server"}})
+	netEv.ConnectionInfo.DirectionID = 2
+	netEv.DstEndpoint.IP, netEv.DstEndpoint.Port = "10.0.3.4", 5432
+	events = append(events, fileEv, netEv)
+	for i := range events {
+		for _, a := range e.Evaluate(&events[i]) {
+			if a.Severity > ocsf.SeverityLow {
+				t.Errorf("event %s: got %s alert %s, want nothing above low", events[i].Metadata.UID, ocsf.SeverityName(a.Severity), a.RuleID)
+			}
+		}
+	}
+}
