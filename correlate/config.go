@@ -11,13 +11,19 @@ import (
 )
 
 // LinkRule says that two entity kinds observed in the same event are linked
-// (identity or deployment lineage). The rule is symmetric. With Operations,
-// only events of those API operations link the pair (an object is tied to
-// the identity that wrote it, not to everyone who read it).
+// (identity or deployment lineage). The rule is symmetric. The optional
+// filters narrow it: Operations to events of those API operations (an
+// object is tied to the identity that wrote it, not to every reader),
+// Classes to those OCSF classes, NamesA and NamesB to observables found in
+// those attributes (globs with *; a host's own address links to the host,
+// the peer it talks to does not).
 type LinkRule struct {
 	A          ocsf.Entity `yaml:"a" json:"a"`
 	B          ocsf.Entity `yaml:"b" json:"b"`
 	Operations []string    `yaml:"operations,omitempty" json:"operations,omitempty"`
+	Classes    []int       `yaml:"classes,omitempty" json:"classes,omitempty"`
+	NamesA     []string    `yaml:"names_a,omitempty" json:"names_a,omitempty"`
+	NamesB     []string    `yaml:"names_b,omitempty" json:"names_b,omitempty"`
 }
 
 // Config configures a Correlator. Zero values are not defaults: start from
@@ -113,23 +119,50 @@ func DefaultConfig() Config {
 // WriteOperations are the S3 API operations that write an object.
 var WriteOperations = []string{"PutObject", "CopyObject", "CompleteMultipartUpload", "UploadPart", "UploadPartCopy", "RestoreObject"}
 
+// Attribute names (globs) of the observables that identify an actor or a
+// device, as the normalizers under ingest/ name them.
+var (
+	// DeviceIPNames are a host's own addresses.
+	DeviceIPNames = []string{"device.ip", "device.public_ip", "device.ipv6"}
+	// CallerIPNames are the address an API caller acted from.
+	CallerIPNames = []string{"src_endpoint.ip"}
+	// CallerClasses are the classes whose src_endpoint is the caller.
+	CallerClasses = []int{ocsf.ClassAPIActivity, ocsf.ClassAuthentication, ocsf.ClassAccountChange}
+	// ActorPrincipalNames leave out shared principals such as an
+	// instance profile.
+	ActorPrincipalNames = []string{"actor.*", "finding_info.actors.*"}
+)
+
 // DefaultLineage is identity lineage (instance ↔ role session ↔ access key
-// ↔ source IP ↔ agent host) and deployment lineage (writer identity →
-// object → deployment → target instance or host).
+// ↔ caller IP ↔ agent host and its own addresses) and deployment lineage
+// (writer identity → object → deployment → target instance or host).
+// Addresses a host merely talks to, and shared principals, do not link.
 func DefaultLineage() []LinkRule {
-	identity := []ocsf.Entity{
-		ocsf.EntityInstance, ocsf.EntitySession, ocsf.EntityAccessKey, ocsf.EntityIP,
-		ocsf.EntityHost, ocsf.EntityPrincipal, ocsf.EntityContainer,
+	type side struct {
+		kind  ocsf.Entity
+		names []string
+	}
+	identity := []side{
+		{ocsf.EntityInstance, nil}, {ocsf.EntitySession, nil}, {ocsf.EntityAccessKey, nil},
+		{ocsf.EntityHost, nil}, {ocsf.EntityPrincipal, ActorPrincipalNames}, {ocsf.EntityContainer, nil},
 	}
 	var out []LinkRule
 	for i, a := range identity {
 		for _, b := range identity[i:] {
-			out = append(out, LinkRule{A: a, B: b})
+			out = append(out, LinkRule{A: a.kind, B: b.kind, NamesA: a.names, NamesB: b.names})
 		}
+		out = append(out,
+			LinkRule{A: a.kind, B: ocsf.EntityIP, NamesA: a.names, NamesB: DeviceIPNames},
+			LinkRule{A: a.kind, B: ocsf.EntityIP, NamesA: a.names, NamesB: CallerIPNames, Classes: CallerClasses})
 	}
-	for _, who := range []ocsf.Entity{ocsf.EntityInstance, ocsf.EntitySession, ocsf.EntityAccessKey, ocsf.EntityIP, ocsf.EntityPrincipal} {
-		out = append(out, LinkRule{A: ocsf.EntityObject, B: who, Operations: WriteOperations})
+	out = append(out, LinkRule{A: ocsf.EntityIP, B: ocsf.EntityIP, NamesA: DeviceIPNames, NamesB: DeviceIPNames})
+	for _, who := range identity[:3] {
+		out = append(out, LinkRule{A: ocsf.EntityObject, B: who.kind, Operations: WriteOperations})
 	}
+	out = append(out,
+		LinkRule{A: ocsf.EntityObject, B: ocsf.EntityPrincipal, NamesB: ActorPrincipalNames, Operations: WriteOperations},
+		LinkRule{A: ocsf.EntityObject, B: ocsf.EntityIP, NamesB: CallerIPNames, Operations: WriteOperations},
+	)
 	return append(out,
 		LinkRule{A: ocsf.EntityObject, B: ocsf.EntityDeployment},
 		LinkRule{A: ocsf.EntityDeployment, B: ocsf.EntityInstance},

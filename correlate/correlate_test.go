@@ -596,3 +596,33 @@ func TestRestoreWithoutOldAlerts(t *testing.T) {
 		t.Error("the old alert's entities were not restored")
 	}
 }
+
+// Hosts that talk to the same service are not glued by its address; a
+// host's own address and the address an API caller acted from do link.
+func TestPeerAddressesDoNotLink(t *testing.T) {
+	c, _ := newTest(t, testConfig(), nil)
+	conn := func(uid, host, own string, d time.Duration) ocsf.Event {
+		e := mkEvent(uid, "agent", d, ocsf.NewObservable(ocsf.EntityHost, "device.hostname", host),
+			ocsf.NewObservable(ocsf.EntityIP, "device.ip", own), ocsf.NewObservable(ocsf.EntityIP, "dst_endpoint.ip", "10.0.0.5"))
+		e.ClassUID = ocsf.ClassNetworkActivity
+		return e
+	}
+	a, b := conn("c1", "h1", "10.0.1.1", 0), conn("c2", "h2", "10.0.1.2", time.Minute)
+	ha := mkEvent("ha", "agent", 2*time.Minute, ob(ocsf.EntityHost, "h1"))
+	hb := mkEvent("hb", "agent", 2*time.Minute, ob(ocsf.EntityHost, "h2"))
+	// An API call from h2's own address by some key.
+	api := mkEvent("api", "cloudtrail", 3*time.Minute, ocsf.NewObservable(ocsf.EntityIP, "src_endpoint.ip", "10.0.1.2"),
+		ocsf.NewObservable(ocsf.EntityAccessKey, "actor.user.credential_uid", "ASIAH2"))
+	api.ClassUID = ocsf.ClassAPIActivity
+	ka := mkEvent("ka", "cloudtrail", 4*time.Minute, ob(ocsf.EntityAccessKey, "ASIAH2"))
+	f := final{}
+	f.add(t, c.Process([]ocsf.Event{a, b, ha, hb, api, ka}, []rules.Alert{
+		mkAlert("xa", "r", "execution", 3, ha), mkAlert("xb", "r", "execution", 3, hb), mkAlert("xk", "r", "discovery", 3, ka),
+	}))
+	if x, y := f.containing("xa"), f.containing("xb"); x == nil || y == nil || x.ID == y.ID {
+		t.Error("two hosts glued by the address of a service they both talk to")
+	}
+	if x, y := f.containing("xb"), f.containing("xk"); x == nil || y == nil || x.ID != y.ID {
+		t.Error("a key used from a host's own address did not join the host (h2 ↔ 10.0.1.2 ↔ key)")
+	}
+}

@@ -37,14 +37,14 @@ type Correlator struct {
 
 	tracked  [numKinds]bool
 	joinable [numKinds]bool
-	linkable [numKinds][numKinds]bool
-	// linkOps restricts a linkable pair to events of these operations.
-	linkOps [numKinds][numKinds][]string
-	window  [numKinds]int64
-	maxWin  int64
-	lateMS  int64
-	idleMS  int64
-	hubs    hubRules
+	// links holds the lineage rules per kind pair, oriented so that
+	// NamesA applies to the first kind.
+	links  [numKinds][numKinds][]LinkRule
+	window [numKinds]int64
+	maxWin int64
+	lateMS int64
+	idleMS int64
+	hubs   hubRules
 
 	tenants     map[string]uint32
 	tenantNames []string
@@ -146,13 +146,16 @@ func New(cfg Config, seq []*SequenceRule, logger *slog.Logger, reg prometheus.Re
 	}
 	for _, l := range cfg.Lineage {
 		a, b := kindIndex[l.A], kindIndex[l.B]
-		if c.linkable[a][b] && (len(l.Operations) == 0 || len(c.linkOps[a][b]) == 0) {
-			c.linkOps[a][b], c.linkOps[b][a] = nil, nil // an unrestricted rule wins
+		c.links[a][b] = append(c.links[a][b], l)
+		if a != b {
+			r := l
+			r.A, r.B, r.NamesA, r.NamesB = l.B, l.A, l.NamesB, l.NamesA
+			c.links[b][a] = append(c.links[b][a], r)
 		} else {
-			ops := append(slices.Clone(c.linkOps[a][b]), l.Operations...)
-			c.linkOps[a][b], c.linkOps[b][a] = ops, ops
+			r := l
+			r.NamesA, r.NamesB = l.NamesB, l.NamesA
+			c.links[a][a] = append(c.links[a][a], r)
 		}
-		c.linkable[a][b], c.linkable[b][a] = true, true
 		c.tracked[a], c.tracked[b] = true, true
 	}
 	c.tracked[0] = false
@@ -340,21 +343,34 @@ func (c *Correlator) linkEvent(ev *ocsf.Event) {
 		return
 	}
 	tenant := c.tenant(ev.Metadata.TenantUID)
-	var arr [16]uint32
-	ids := c.trackedIDs(tenant, ev.Observables, ev.Time, arr[:0])
+	type ref struct {
+		slot uint32
+		kind uint8
+		name string
+	}
+	var arr [16]ref
+	refs := arr[:0]
+	for _, o := range ev.Observables {
+		ki := kindIndex[o.Entity]
+		if !c.tracked[ki] || o.Value == "" {
+			continue
+		}
+		i, isNew := c.g.touch(ekey{tenant: tenant, kind: ki, value: o.Value}, ev.Time)
+		if isNew && c.hubs.isHub(o.Entity, o.Value) {
+			c.g.ents[i].hub = true
+		}
+		refs = append(refs, ref{i, ki, o.Name})
+	}
 	n := 0
-	for x := 0; x < len(ids) && n < c.cfg.MaxLinksPerEvent; x++ {
-		a := ids[x]
-		for y := x + 1; y < len(ids) && n < c.cfg.MaxLinksPerEvent; y++ {
-			b := ids[y]
-			ea, eb := &c.g.ents[a], &c.g.ents[b]
-			if ea.hub || eb.hub || !c.linkable[ea.key.kind][eb.key.kind] {
-				continue
-			}
-			if ops := c.linkOps[ea.key.kind][eb.key.kind]; ops != nil && !slices.Contains(ops, ev.API.Operation) {
+	for x := 0; x < len(refs) && n < c.cfg.MaxLinksPerEvent; x++ {
+		ra := refs[x]
+		for y := x + 1; y < len(refs) && n < c.cfg.MaxLinksPerEvent; y++ {
+			rb := refs[y]
+			if ra.slot == rb.slot || c.g.ents[ra.slot].hub || c.g.ents[rb.slot].hub || !c.linkAllowed(ev, ra.kind, ra.name, rb.kind, rb.name) {
 				continue
 			}
 			n++
+			a, b := ra.slot, rb.slot
 			if !c.g.addLink(a, b, ev.Time, ev.Metadata.UID) {
 				continue
 			}
@@ -366,6 +382,31 @@ func (c *Correlator) linkEvent(ev *ocsf.Event) {
 		}
 	}
 	c.m.trackedEntities.Set(float64(c.g.len()))
+}
+
+// linkAllowed reports whether a lineage rule links observable a (kind ka,
+// attribute na) with b in event ev.
+func (c *Correlator) linkAllowed(ev *ocsf.Event, ka uint8, na string, kb uint8, nb string) bool {
+	for _, r := range c.links[ka][kb] {
+		if (len(r.Operations) == 0 || slices.Contains(r.Operations, ev.API.Operation)) &&
+			(len(r.Classes) == 0 || slices.Contains(r.Classes, ev.ClassUID)) &&
+			nameMatch(r.NamesA, na) && nameMatch(r.NamesB, nb) {
+			return true
+		}
+	}
+	return false
+}
+
+func nameMatch(globs []string, name string) bool {
+	if len(globs) == 0 {
+		return true
+	}
+	for _, g := range globs {
+		if rules.Glob(name, g) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Correlator) checkHub(i uint32) {

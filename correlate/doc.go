@@ -8,9 +8,12 @@
 // Entity-graph grouping. Every event's observables feed an entity-link
 // graph: entities of kinds that Config.Lineage pairs up and that appear in
 // the same event are linked (identity lineage: instance ↔ role session ↔
-// access key ↔ source IP ↔ agent host; deployment lineage: the identity
-// that wrote an S3 object (write operations only, not its readers) →
-// object → CodeDeploy deployment → target instance or host). Each link
+// access key ↔ the IP an API caller acted from ↔ agent host and its own
+// addresses; deployment lineage: the identity that wrote an S3 object
+// (write operations only, not its readers) → object → CodeDeploy
+// deployment → target instance or host). Rules can be narrowed by
+// operation, class and attribute name, so the peers a host talks to and
+// shared principals such as an instance profile do not link. Each link
 // keeps the event-time range it was seen in and the id of its earliest
 // evidence event. An alert joins the open incident that holds one of its joinable
 // entities (Config.JoinKinds) within that kind's window, or that it reaches
