@@ -586,19 +586,21 @@ func mapAction(ev *ocsf.Event, s *service) {
 	}
 	if c := a.NetworkConnectionAction; c != nil {
 		local, remoteEP := &ev.DstEndpoint, &ev.SrcEndpoint
+		localName, remoteName := "dst_endpoint.ip", "src_endpoint.ip"
 		ev.ConnectionInfo.Direction, ev.ConnectionInfo.DirectionID = "Inbound", 1
 		if c.ConnectionDirection == "OUTBOUND" {
 			local, remoteEP = &ev.SrcEndpoint, &ev.DstEndpoint
+			localName, remoteName = remoteName, localName
 			ev.ConnectionInfo.Direction, ev.ConnectionInfo.DirectionID = "Outbound", 2
 		}
 		if c.LocalIPDetails != nil {
 			local.IP = c.LocalIPDetails.ip()
-			ev.AddObservable(ocsf.EntityIP, "local.ip", local.IP)
+			ev.AddObservable(ocsf.EntityIP, localName, local.IP)
 		}
 		if c.LocalPortDetails != nil {
 			local.Port = port(c.LocalPortDetails)
 		}
-		remote(c.RemoteIPDetails, remoteEP, "remote.ip")
+		remote(c.RemoteIPDetails, remoteEP, remoteName)
 		if c.RemotePortDetails != nil {
 			remoteEP.Port = port(c.RemotePortDetails)
 		}

@@ -279,6 +279,20 @@ func (s *Scanner) Key() string {
 	return k
 }
 
+// skipKey consumes an object key and its colon without reading it.
+func (s *Scanner) skipKey() {
+	if s.Peek() != '"' {
+		s.Fail(ReasonInvalidJSON, "expected a string key")
+		return
+	}
+	s.skipString()
+	if s.Peek() != ':' {
+		s.Fail(ReasonInvalidJSON, "expected ':'")
+		return
+	}
+	s.Pos++
+}
+
 // String reads a string value; null gives "", another type sets Mismatch.
 func (s *Scanner) String() string {
 	switch s.Peek() {
@@ -380,7 +394,7 @@ func (s *Scanner) Skip() {
 			return
 		}
 		for first := true; s.More(&first); {
-			s.Key()
+			s.skipKey()
 			s.Skip()
 		}
 	case c == '[':
