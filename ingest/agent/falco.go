@@ -3,6 +3,7 @@ package agent
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"strconv"
 	"strings"
 
@@ -32,6 +33,7 @@ func NormalizeFalco(rec []byte, maxDepth int) (ocsf.Event, error) {
 	ev.Raw = buf
 	var uuid, output, priority, rule, tm, hostname, source string
 	var tags []string
+	var unm, tagsRaw []byte // unmapped output fields; the tags as written
 	p := &ev.Process
 	if !s.Object() {
 		if err := s.Err(); err != nil {
@@ -56,6 +58,8 @@ func NormalizeFalco(rec []byte, maxDepth int) (ocsf.Event, error) {
 		case "source":
 			source = s.String()
 		case "tags":
+			s.Peek()
+			tagsAt := s.Pos
 			if s.Array() {
 				for first := true; s.More(&first); {
 					if t := s.Scalar(); t != "" {
@@ -63,15 +67,23 @@ func NormalizeFalco(rec []byte, maxDepth int) (ocsf.Event, error) {
 					}
 				}
 			}
+			if !s.Failed() && len(tags) > 0 {
+				tagsRaw = buf[tagsAt:s.Pos]
+			}
 		case "output_fields":
 			if s.Object() {
 				for first := true; s.More(&first); {
 					k := s.Key()
+					s.Peek()
+					a := s.Pos
 					v := s.Scalar()
 					if v == "" || v == "<NA>" {
 						continue
 					}
-					falcoField(&ev, k, v)
+					if !falcoField(&ev, k, v) {
+						// No OCSF home: kept in unmapped.output_fields.
+						unm = appendMember(unm, k, buf[a:s.Pos])
+					}
 				}
 			}
 		default:
@@ -133,6 +145,19 @@ func NormalizeFalco(rec []byte, maxDepth int) (ocsf.Event, error) {
 	}
 	ev.Observables = make([]ocsf.Observable, 0, 12)
 	Observables(&ev)
+	if unm != nil || tagsRaw != nil {
+		out := []byte{'{'}
+		if unm != nil {
+			out = append(append(append(out, `"output_fields":`...), unm...), '}')
+		}
+		if tagsRaw != nil {
+			if len(out) > 1 {
+				out = append(out, ',')
+			}
+			out = append(append(out, `"tags":`...), tagsRaw...)
+		}
+		ev.Unmapped = append(out, '}')
+	}
 	return ev, nil
 }
 
@@ -144,8 +169,23 @@ func atoi(v string) int {
 	return n
 }
 
-// falcoField maps one output field (Falco's field names, sysdig syntax).
-func falcoField(ev *ocsf.Event, k, v string) {
+// appendMember appends "key":raw to a JSON object being written (opened
+// on first use, closed by the caller).
+func appendMember(out []byte, key string, raw []byte) []byte {
+	if out == nil {
+		out = []byte{'{'}
+	} else {
+		out = append(out, ',')
+	}
+	b, _ := json.Marshal(key)
+	out = append(out, b...)
+	out = append(out, ':')
+	return append(out, raw...)
+}
+
+// falcoField maps one output field (Falco's field names, sysdig syntax) and
+// reports whether it has an OCSF home.
+func falcoField(ev *ocsf.Event, k, v string) bool {
 	p := &ev.Process
 	switch k {
 	case "proc.name":
@@ -173,10 +213,11 @@ func falcoField(ev *ocsf.Event, k, v string) {
 	case "user.uid":
 		p.User.UID = v
 	case "fd.name":
-		if strings.HasPrefix(v, "/") {
-			ev.File.Path = v
-			ev.File.Name = v[strings.LastIndexByte(v, '/')+1:]
+		if !strings.HasPrefix(v, "/") {
+			return false // a connection tuple or a pipe: kept in unmapped
 		}
+		ev.File.Path = v
+		ev.File.Name = v[strings.LastIndexByte(v, '/')+1:]
 	case "fd.sip":
 		ev.DstEndpoint.IP = v
 	case "fd.sport":
@@ -201,8 +242,12 @@ func falcoField(ev *ocsf.Event, k, v string) {
 		ev.Device.Hostname = v
 	case "aws.instance_id", "cloud.instance_id", "ec2.instance_id":
 		ev.Device.InstanceUID = v
+	default:
+		if strings.HasPrefix(k, "proc.aexepath[") {
+			p.Lineage = append(p.Lineage, v)
+			return true
+		}
+		return false
 	}
-	if len(k) > 0 && strings.HasPrefix(k, "proc.aexepath[") && v != "" {
-		p.Lineage = append(p.Lineage, v)
-	}
+	return true
 }
