@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/ingest/cloudtrail"
@@ -113,7 +114,10 @@ func TestStratusKeyFields(t *testing.T) {
 					t.Errorf("%s[%d] %s: got %q, want %q", filepath.Base(f), i, c.name, c.got, c.want)
 				}
 			}
-			if ev.Time <= 0 || ev.ClassUID == 0 || ev.TypeUID != ev.ClassUID*100+ev.ActivityID || len(ev.Raw) == 0 {
+			if want, err := time.Parse(time.RFC3339, r.EventTime); err != nil || ev.Time != want.UnixMilli() {
+				t.Errorf("%s[%d] time: got %d, want %s (%v)", filepath.Base(f), i, ev.Time, r.EventTime, err)
+			}
+			if ev.ClassUID == 0 || ev.TypeUID != ev.ClassUID*100+ev.ActivityID || len(ev.Raw) == 0 {
 				t.Errorf("%s[%d]: time %d class %d type %d raw %d", f, i, ev.Time, ev.ClassUID, ev.TypeUID, len(ev.Raw))
 			}
 			if !json.Valid(ev.API.Request.Data) && ev.API.Request.Data != nil {

@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/ingest/guardduty"
@@ -121,7 +123,14 @@ func TestPantherKeyFields(t *testing.T) {
 				t.Errorf("panther %d %s: got %q, want %q", i, c.name, c.got, c.want)
 			}
 		}
-		if ev.Time <= 0 || len(ev.Raw) == 0 {
+		layout := "2006-01-02 15:04:05.000"
+		if strings.Contains(raw.UpdatedAt, "T") {
+			layout = time.RFC3339Nano
+		}
+		if want, err := time.Parse(layout, raw.UpdatedAt); err != nil || ev.Time != want.UnixMilli() {
+			t.Errorf("panther %d time: got %d, want %s (%v)", i, ev.Time, raw.UpdatedAt, err)
+		}
+		if len(ev.Raw) == 0 {
 			t.Errorf("panther %d: time %d raw %d", i, ev.Time, len(ev.Raw))
 		}
 	}
