@@ -68,6 +68,11 @@ func (s *story) alert(id, rule, stage string, sev int, ev ocsf.Event, tactics ..
 	s.alerts = append(s.alerts, mkAlert(id, rule, stage, sev, ev, tactics...))
 }
 
+// sessionInstance is the instance id found as a role session's name.
+func sessionInstance(id string) ocsf.Observable {
+	return ocsf.NewObservable(ocsf.EntityInstance, "actor.session.name", id)
+}
+
 func webObs(extra ...ocsf.Observable) []ocsf.Observable {
 	return append([]ocsf.Observable{ob(ocsf.EntityHost, "web-1"), ob(ocsf.EntityInstance, "i-0web1"), ob(ocsf.EntityIP, "10.0.1.10")}, extra...)
 }
@@ -75,7 +80,7 @@ func webObs(extra ...ocsf.Observable) []ocsf.Observable {
 func attackerObs(extra ...ocsf.Observable) []ocsf.Observable {
 	return append([]ocsf.Observable{
 		ob(ocsf.EntitySession, webSession), ob(ocsf.EntityPrincipal, webSession),
-		ob(ocsf.EntityAccessKey, asiaKey), ob(ocsf.EntityInstance, "i-0web1"), ob(ocsf.EntityIP, attackerIP),
+		ob(ocsf.EntityAccessKey, asiaKey), sessionInstance("i-0web1"), ob(ocsf.EntityIP, attackerIP),
 		ob(ocsf.EntityRole, "arn:aws:iam::111122223333:role/web-app-role"),
 		ob(ocsf.EntityAccount, account), ob(ocsf.EntityRegion, "eu-west-1"),
 	}, extra...)
@@ -128,7 +133,7 @@ func attackStory() story {
 	e = s.ev("web-imds", agnt, 5*time.Minute, webObs(ob(ocsf.EntityIP, "169.254.169.254"), ob(ocsf.EntityProcess, "web-1:4300"))...)
 	s.alert("a-web-imds", "agent.imds.credentials", "credential_access", ocsf.SeverityHigh, e, "TA0006", "TA0007")
 	// 4 key use from outside.
-	e = s.ev("gd-exfil", "guardduty", 30*time.Minute, ob(ocsf.EntityAccessKey, asiaKey), ob(ocsf.EntityInstance, "i-0web1"),
+	e = s.ev("gd-exfil", "guardduty", 30*time.Minute, ob(ocsf.EntityAccessKey, asiaKey), sessionInstance("i-0web1"),
 		ob(ocsf.EntityIP, attackerIP), ob(ocsf.EntityFinding, "gd-0001"), ob(ocsf.EntityAccount, account))
 	s.alert("a-gd-exfil", "guardduty.instance_credential_exfiltration", "credential_access", ocsf.SeverityHigh, e, "TA0006")
 	// 5 bucket reference.

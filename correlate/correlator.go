@@ -626,6 +626,7 @@ func (c *Correlator) merge(winner, loser uint32) {
 	}
 	c.m.merges.Inc()
 	c.m.openIncidents.Set(float64(len(c.incs)))
+	c.logger.Debug("incidents merged", "into", w.id, "merged", l.id, "alerts", len(w.alerts))
 }
 
 // emit renders every changed incident at a new version.

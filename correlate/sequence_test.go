@@ -182,7 +182,7 @@ func TestSequenceChainsHandOffOnDifferentFields(t *testing.T) {
 	for _, e := range seqEdges {
 		keys[e.JoinKey] = true
 	}
-	for _, want := range []string{"", "instance=i-0web1", "deployment=d-ATTACK0001"} {
+	for _, want := range []string{"", "instance@actor.session.name=i-0web1", "deployment=d-ATTACK0001"} {
 		if !keys[want] {
 			t.Errorf("sequence edges lack join key %q: %v", want, keys)
 		}
