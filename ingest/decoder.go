@@ -516,7 +516,7 @@ func (b *batch) flowText(data []byte, context string, format *vpcflow.Format) {
 	lim := b.d.limits
 	if b.events == nil {
 		// Events are large: grow the slice once, not by doubling.
-		b.events = make([]ocsf.Event, 0, min(bytes.Count(data, []byte{'\n'})+1, lim.MaxRecords))
+		b.events = make([]ocsf.Event, 0, min(bytes.Count(data, []byte{'\n'})+1, lim.MaxRecords, 4096))
 	}
 	line := 0
 	for off := 0; off < len(data) && !b.full; line++ {

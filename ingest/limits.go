@@ -16,7 +16,10 @@ type Limits struct {
 	MaxDepth int
 	// MaxMessageBytes bounds a whole message or file after decompression.
 	MaxMessageBytes int
-	// MaxRecords bounds the records of one message.
+	// MaxRecords bounds the records of one message, and so the memory of
+	// the events Decode returns (an event takes about 4 KiB). Decoding stops
+	// at the limit; the record that crossed it is reported with
+	// ReasonTooManyRecords and the rest of the message is not decoded.
 	MaxRecords int
 }
 
@@ -27,13 +30,15 @@ const MaxDepthLimit = 10000
 
 // DefaultLimits returns limits that hold every real record comfortably:
 // 1 MiB per record (CloudTrail caps its events at 256 KB), 64 levels of
-// nesting, 256 MiB per decompressed message and a million records.
+// nesting, 256 MiB per decompressed message and 200,000 records per message
+// (a CloudTrail delivery file holds a few thousand, a flow log file rarely
+// more than 100,000 lines).
 func DefaultLimits() Limits {
 	return Limits{
 		MaxRecordBytes:  1 << 20,
 		MaxDepth:        64,
 		MaxMessageBytes: 256 << 20,
-		MaxRecords:      1_000_000,
+		MaxRecords:      200_000,
 	}
 }
 
