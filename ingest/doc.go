@@ -18,9 +18,14 @@
 // bytes; this package unwraps containers, enforces Limits and classifies
 // failures.
 //
+// Flow log lines that arrive without their file's header line (one line per
+// Kafka message, CloudWatch Logs subscriptions) are read with the v2 default
+// format, or with the custom format set by Decoder.SetFlowFormat.
+//
 // # Bad input
 //
-// Decode never panics and never stops at a bad record. Every record that
+// Decode never panics and never stops at a bad record (only
+// Limits.MaxRecords ends a message early). Every record that
 // fails is returned as a *DecodeError with its raw bytes, its position
 // (record index and byte offset) and a short machine reason (ReasonInvalidJSON,
 // ReasonTooLarge, ReasonTooDeep, ReasonInvalidUTF8, ReasonMissingField, ...)
