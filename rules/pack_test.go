@@ -85,6 +85,7 @@ func TestDetonations(t *testing.T) {
 		{"aws.exfiltration.ec2-share-ami", []string{"aws.ami_shared"}},
 		{"aws.exfiltration.ec2-share-ebs-snapshot", []string{"aws.ebs_snapshot_shared"}},
 		{"aws.exfiltration.rds-share-snapshot", []string{"aws.rds_snapshot_shared"}},
+		{"aws.impact.bedrock-invoke-model", []string{"aws.bedrock_model_access_enabled"}},
 		{"aws.initial-access.console-login-without-mfa", []string{"aws.console_login_without_mfa"}},
 		{"aws.lateral-movement.ec2-instance-connect", []string{"aws.ec2_instance_connect_key_pushed"}},
 		{"aws.lateral-movement.ec2-serial-console-send-ssh-public-key", []string{"aws.ec2_serial_console_access"}},
