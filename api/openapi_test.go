@@ -13,6 +13,8 @@ import (
 // fakeStore satisfies Store for tests that never reach storage.
 type fakeStore struct{ Store }
 
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
 type fakeRules struct{}
 
 func (fakeRules) Rules() []RuleInfo { return nil }
@@ -21,7 +23,7 @@ func (fakeRules) Reload() error     { return nil }
 func newTestServer(t *testing.T) *Server {
 	t.Helper()
 	s, err := New(Options{Store: fakeStore{}, Rules: fakeRules{}, Ready: func(context.Context) error { return nil },
-		Logger: slog.New(slog.DiscardHandler)})
+		Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -180,6 +180,31 @@ func decodePatch(body []byte, p *principal) (incidentPatch, []string, *problem) 
 	return out, errs, nil
 }
 
+// summary is what the audit log keeps of a refused patch: the fields that
+// were valid, never the raw body (which may be up to 1 MiB of anything).
+func (p incidentPatch) summary() map[string]any {
+	out := map[string]any{}
+	if p.Status != nil {
+		out["status"] = *p.Status
+	}
+	if p.Assignee != nil {
+		out["assignee"] = *p.Assignee
+	}
+	if p.SeverityOverride != nil {
+		out["severity_override"] = *p.SeverityOverride
+	}
+	if p.Tags != nil {
+		out["tags"] = *p.Tags
+	}
+	if p.Verdict != nil {
+		out["verdict"] = *p.Verdict
+	}
+	if p.Reason != nil && len(*p.Reason) <= maxReasonBytes {
+		out["reason"] = *p.Reason
+	}
+	return out
+}
+
 func checkReason(name, s string, errs []string) []string {
 	switch {
 	case strings.TrimSpace(s) == "":
@@ -369,7 +394,7 @@ func (s *Server) patchIncident(w http.ResponseWriter, r *http.Request) *problem 
 		prob := &problem{Status: http.StatusPreconditionFailed, Title: "Precondition Failed",
 			Detail: fmt.Sprintf("the incident changed since you read it (its ETag is now %s); reload it and retry", etag(cur.Incident))}
 		w.Header().Set("ETag", etag(cur.Incident))
-		_ = s.audit(r, p, cur.TenantUID, actionPatch, id, auditDetails{Status: prob.Status, Reason: prob.Detail, After: json.RawMessage(body)})
+		_ = s.audit(r, p, cur.TenantUID, actionPatch, id, auditDetails{Status: prob.Status, Reason: prob.Detail, After: patch.summary()})
 		return prob
 	}
 	u, terrs := checkTransition(cur.Workflow, cur.Workflow.Status, patch)
@@ -381,7 +406,7 @@ func (s *Server) patchIncident(w http.ResponseWriter, r *http.Request) *problem 
 	if _, err := s.opts.Store.UpdateWorkflow(ctx, u); err != nil {
 		prob := s.storeError(r, err, "incident")
 		if prob.Status == http.StatusPreconditionFailed {
-			_ = s.audit(r, p, cur.TenantUID, actionPatch, id, auditDetails{Status: prob.Status, Reason: prob.Detail, After: json.RawMessage(body)})
+			_ = s.audit(r, p, cur.TenantUID, actionPatch, id, auditDetails{Status: prob.Status, Reason: prob.Detail, After: patch.summary()})
 		}
 		return prob
 	}
