@@ -109,7 +109,9 @@
 // deterministic: a hash of the rule id and the evidence event's
 // metadata.uid, or, with suppression, of the rule id, the suppression key
 // value and the window the event time falls in. Within a window the engine
-// returns the alert once; replays reproduce the same id.
+// returns the alert once; replays reproduce the same id. When the event is a
+// finding that names ATT&CK tactics or techniques (GuardDuty, Falco), the
+// alert carries them in addition to the rule's own.
 //
 // # Tooling
 //

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
@@ -345,6 +347,9 @@ func NewAlert(r *Rule, ev *ocsf.Event) Alert {
 		EventIDs:    []string{ev.Metadata.UID},
 		Summary:     summary(r, ev),
 	}
+	if len(ev.FindingInfo.Attacks) > 0 {
+		a.Tactics, a.Techniques = mergeAttacks(r.Tactics, r.Techniques, ev.FindingInfo.Attacks)
+	}
 	if a.EventIDs[0] == "" {
 		a.EventIDs = []string{}
 	}
@@ -363,6 +368,41 @@ func NewAlert(r *Rule, ev *ocsf.Event) Alert {
 		}
 	}
 	return a
+}
+
+// mergeAttacks adds the ATT&CK tactics and techniques a finding names (a
+// GuardDuty or Falco finding relayed by a rule) to the rule's own, as ids.
+func mergeAttacks(tactics, techniques []string, attacks []ocsf.Attack) ([]string, []string) {
+	tactics, techniques = slices.Clone(tactics), slices.Clone(techniques)
+	for _, at := range attacks {
+		if id := tacticID(at.Tactic); id != "" && !slices.Contains(tactics, id) {
+			tactics = append(tactics, id)
+		}
+		if id := at.Technique.UID; techniquePattern.MatchString(id) && !slices.Contains(techniques, id) {
+			techniques = append(techniques, id)
+		}
+	}
+	return tactics, techniques
+}
+
+// tacticID returns the ATT&CK id of a tactic given by id or by name in any
+// spelling ("CredentialAccess", "credential access", "credential-access").
+func tacticID(t ocsf.AttackRef) string {
+	if _, ok := tacticNames[t.UID]; ok {
+		return t.UID
+	}
+	key := strings.Map(func(r rune) rune {
+		if r == ' ' || r == '-' || r == '_' {
+			return -1
+		}
+		return unicode.ToLower(r)
+	}, t.Name)
+	for id, name := range tacticNames {
+		if strings.ReplaceAll(name, "-", "") == key {
+			return id
+		}
+	}
+	return ""
 }
 
 func containsEntity(kinds []ocsf.Entity, k ocsf.Entity) bool {

@@ -536,3 +536,28 @@ func counterValue(t testing.TB, m prometheus.Metric) float64 {
 	}
 	return d.GetCounter().GetValue()
 }
+
+func TestAlertTakesFindingAttacks(t *testing.T) {
+	s := mustLoad(t, map[string]string{"r.yaml": `id: t.gd
+title: finding
+severity: high
+attack: {tactics: [TA0002], techniques: [T1204]}
+sources: {classes: [2004]}
+condition: 'true'
+`})
+	ev := &ocsf.Event{ClassUID: ocsf.ClassDetectionFinding}
+	ev.FindingInfo.Attacks = []ocsf.Attack{
+		{Tactic: ocsf.AttackRef{Name: "CredentialAccess"}},
+		{Tactic: ocsf.AttackRef{Name: "credential access"}},
+		{Technique: ocsf.AttackRef{UID: "T1552.005"}},
+		{Technique: ocsf.AttackRef{UID: "T1204"}},
+		{Technique: ocsf.AttackRef{Name: "not an id"}},
+	}
+	a := NewAlert(s.Rules()[0], ev)
+	if !slices.Equal(a.Tactics, []string{"TA0002", "TA0006"}) || !slices.Equal(a.Techniques, []string{"T1204", "T1552.005"}) {
+		t.Errorf("got tactics %v techniques %v, want [TA0002 TA0006] [T1204 T1552.005]", a.Tactics, a.Techniques)
+	}
+	if r := s.Rules()[0]; len(r.Tactics) != 1 || len(r.Techniques) != 1 {
+		t.Errorf("the rule's own lists were modified: %v %v", r.Tactics, r.Techniques)
+	}
+}
