@@ -1,0 +1,150 @@
+package deployments_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/ingest"
+	"github.com/musubi-xdr/musubi/internal/chtest"
+	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/pipeline"
+	"github.com/musubi-xdr/musubi/rules"
+	"github.com/musubi-xdr/musubi/storage"
+)
+
+const scenarioDir = "../testdata/scenarios/attack-chain"
+
+// seeded is a fresh database holding what the real pipeline stores for the
+// attack scenario, plus analyst workflow and a dead letter.
+type seeded struct {
+	db       string
+	conn     driver.Conn
+	tenant   string
+	incident string // the attack incident, the most severe one
+	from, to time.Time
+}
+
+// flushing fires every pending event-time timer after the input, as
+// `musubi replay` does, since no more input will come.
+type flushing struct{ *correlate.Correlator }
+
+func (f flushing) Process(events []ocsf.Event, alerts []rules.Alert) correlate.Result {
+	res := f.Correlator.Process(events, alerts)
+	end := f.Correlator.Advance(time.Unix(0, 0).Add(1 << 62))
+	res.Alerts = append(res.Alerts, end.Alerts...)
+	res.Incidents = append(res.Incidents, end.Incidents...)
+	return res
+}
+
+// seed replays the scenario files through ingest, the shipped detections and
+// the correlator (pipeline.Processor, as `musubi replay -write` does),
+// writes the batch with storage.Store.Write, then moves the attack incident
+// through the analyst workflow.
+func seed(t *testing.T) seeded {
+	t.Helper()
+	db, _ := chtest.Database(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	cfg := storage.Default()
+	cfg.Addr, cfg.Database = []string{chtest.Addr()}, db
+	store, err := storage.Open(ctx, cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	set, err := rules.Load("../detections")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := rules.NewEngine(nil, slog.New(slog.DiscardHandler))
+	eng.Swap(set)
+	var seq []*correlate.SequenceRule
+	for _, dir := range []string{"../detections", "../testdata/scenarios/correlation-rules"} {
+		s, err := correlate.LoadRules(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq = append(seq, s...)
+	}
+	ccfg := correlate.DefaultConfig()
+	ccfg.HubIPs = append(ccfg.HubIPs, "198.51.100.7/32") // the office NAT of the scenario
+	corr, err := correlate.New(ccfg, seq, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tenant = "default"
+	proc := pipeline.NewProcessor(ingest.NewDecoder(ingest.DefaultLimits()), eng, flushing{corr},
+		func(string) string { return tenant }, true, slog.New(slog.DiscardHandler), nil)
+
+	files, err := filepath.Glob(filepath.Join(scenarioDir, "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []pipeline.Record
+	for i, f := range files {
+		if filepath.Base(f) == "expected.json" {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, pipeline.Record{Source: ingest.SourceAuto, Topic: "scenario", Partition: 0, Offset: int64(i), Value: data, Time: time.Now()})
+	}
+	// One record that can never be processed, for the dead-letter panels.
+	recs = append(recs, pipeline.Record{Source: ingest.SourceAuto, Topic: "musubi.raw.cloudtrail", Partition: 0, Offset: 99, Value: []byte("this is not telemetry"), Time: time.Now()})
+	batch := proc.Process(recs)
+	if len(batch.Events) < 50 || len(batch.Alerts) == 0 || len(batch.Incidents) == 0 || len(batch.DeadLetters) == 0 {
+		t.Fatalf("replay gave %d events, %d alerts, %d incident versions, %d dead letters; want the whole scenario",
+			len(batch.Events), len(batch.Alerts), len(batch.Incidents), len(batch.DeadLetters))
+	}
+	if err := store.Write(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+
+	s := seeded{db: db, tenant: tenant}
+	var first, last int64 = 1<<63 - 1, 0
+	best := correlate.Incident{}
+	for _, in := range batch.Incidents {
+		first, last = min(first, in.FirstSeen), max(last, in.LastSeen)
+		if in.MergedInto == "" && (in.Severity > best.Severity || (in.Severity == best.Severity && len(in.Nodes) > len(best.Nodes))) {
+			best = in
+		}
+	}
+	s.incident = best.ID
+	s.from, s.to = time.UnixMilli(first).Add(-time.Hour), time.UnixMilli(last).Add(time.Hour)
+
+	// An analyst acknowledges the attack incident, then resolves it; the
+	// others stay open.
+	for i, status := range []string{"in_progress", "resolved"} {
+		st := status
+		if _, err := store.UpdateWorkflow(ctx, storage.WorkflowUpdate{
+			Tenants: []string{tenant}, IncidentID: s.incident, ExpectedVersion: uint64(i), Status: &st, Actor: "analyst@example.com",
+		}); err != nil {
+			t.Fatalf("workflow %s: %v", status, err)
+		}
+	}
+
+	// Panels run on a connection whose default database is the seeded one,
+	// as the provisioned datasource's defaultDatabase is Musubi's.
+	conn, err := clickhouse.Open(chtest.Options(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	s.conn = conn
+	return s
+}
