@@ -626,3 +626,59 @@ func TestPeerAddressesDoNotLink(t *testing.T) {
 		t.Error("a key used from a host's own address did not join the host (h2 ↔ 10.0.1.2 ↔ key)")
 	}
 }
+
+// An address that becomes a hub only after it glued two incidents lets go
+// of them: the result is the same as if it had been a hub from the start.
+func TestLateHubSplitsWhatItGlued(t *testing.T) {
+	cfg := testConfig()
+	cfg.HubPartnerLimit = 4
+	call := func(uid, user string, d time.Duration) ocsf.Event {
+		e := mkEvent(uid, "cloudtrail", d, ocsf.NewObservable(ocsf.EntityAccessKey, "actor.user.credential_uid", "AKIA"+user),
+			ocsf.NewObservable(ocsf.EntityIP, "src_endpoint.ip", "192.0.2.200"))
+		e.ClassUID = ocsf.ClassAPIActivity
+		return e
+	}
+	alertOn := func(uid, user string, d time.Duration) (ocsf.Event, rules.Alert) {
+		e := mkEvent(uid, "cloudtrail", d, ocsf.NewObservable(ocsf.EntityAccessKey, "actor.user.credential_uid", "AKIA"+user))
+		return e, mkAlert("x-"+user, "r", "discovery", 3, e)
+	}
+	users := []string{"alice", "bob", "carol", "dave", "erin", "frank"}
+	run := func(alertsFirst bool) final {
+		c, _ := newTest(t, cfg, nil)
+		f := final{}
+		noise := func() {
+			for i, u := range users {
+				f.add(t, c.Process([]ocsf.Event{call("n-"+u, u, time.Duration(i)*time.Second)}, nil))
+			}
+		}
+		alerts := func() {
+			for _, u := range users[:2] {
+				e, a := alertOn("a-"+u, u, time.Minute)
+				f.add(t, c.Process([]ocsf.Event{e}, []rules.Alert{a}))
+			}
+		}
+		if alertsFirst {
+			// The first two callers, their alerts, then the rest of the
+			// office: the address glues alice and bob until it turns hub.
+			for i, u := range users[:2] {
+				f.add(t, c.Process([]ocsf.Event{call("n-"+u, u, time.Duration(i)*time.Second)}, nil))
+			}
+			alerts()
+			if got := len(f.open()); got != 1 {
+				t.Fatalf("before the address is a hub: %d incidents, want 1 (glued)", got)
+			}
+			noise()
+		} else {
+			noise()
+			alerts()
+		}
+		return f
+	}
+	glued, clean := run(true), run(false)
+	if n := len(clean.open()); n != 2 {
+		t.Fatalf("hub known first: %d incidents, want 2", n)
+	}
+	if got, want := fingerprint(t, glued), fingerprint(t, clean); got != want {
+		t.Errorf("late hub left other incidents than an early one\n got %s\nwant %s", got, want)
+	}
+}

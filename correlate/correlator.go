@@ -68,8 +68,11 @@ type Correlator struct {
 	seq       *seqEngine
 	restoring bool
 	seen      map[uint32]struct{} // scratch for reach
-	dirty     map[uint32]struct{}
-	tombs     []tomb
+	// splitCheck holds incidents an entity was part of when it became a
+	// hub; emit re-checks that they still hold together.
+	splitCheck map[uint32]struct{}
+	dirty      map[uint32]struct{}
+	tombs      []tomb
 	// redirect maps a merged slot to the slot it went into, until emit.
 	redirect map[uint32]uint32
 }
@@ -120,25 +123,26 @@ func New(cfg Config, seq []*SequenceRule, logger *slog.Logger, reg prometheus.Re
 		logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Correlator{
-		cfg:      cfg,
-		logger:   logger.With("component", "correlate"),
-		m:        newMetrics(reg),
-		maxWin:   cfg.maxWindow(),
-		lateMS:   cfg.AllowedLateness.Milliseconds(),
-		idleMS:   max(cfg.AllowedLateness, 15*time.Minute).Milliseconds(),
-		hubs:     newHubRules(cfg),
-		tenants:  make(map[string]uint32),
-		g:        newGraph(),
-		incs:     make(map[uint32]*incident),
-		alertInc: make(map[string]uint32),
-		versions: make(map[string]uint64),
-		corr:     make(map[string]*seqMatch),
-		srcMax:   make(map[string]int64),
-		dirty:    make(map[uint32]struct{}),
-		seen:     make(map[uint32]struct{}),
-		redirect: make(map[uint32]uint32),
-		wm:       -1 << 62,
-		floor:    -1 << 62,
+		cfg:        cfg,
+		logger:     logger.With("component", "correlate"),
+		m:          newMetrics(reg),
+		maxWin:     cfg.maxWindow(),
+		lateMS:     cfg.AllowedLateness.Milliseconds(),
+		idleMS:     max(cfg.AllowedLateness, 15*time.Minute).Milliseconds(),
+		hubs:       newHubRules(cfg),
+		tenants:    make(map[string]uint32),
+		g:          newGraph(),
+		incs:       make(map[uint32]*incident),
+		alertInc:   make(map[string]uint32),
+		versions:   make(map[string]uint64),
+		corr:       make(map[string]*seqMatch),
+		srcMax:     make(map[string]int64),
+		dirty:      make(map[uint32]struct{}),
+		seen:       make(map[uint32]struct{}),
+		splitCheck: make(map[uint32]struct{}),
+		redirect:   make(map[uint32]uint32),
+		wm:         -1 << 62,
+		floor:      -1 << 62,
 	}
 	for _, k := range cfg.JoinKinds {
 		c.joinable[kindIndex[k]] = true
@@ -411,8 +415,23 @@ func nameMatch(globs []string, name string) bool {
 
 func (c *Correlator) checkHub(i uint32) {
 	if e := &c.g.ents[i]; !e.hub && len(e.links) > c.cfg.HubPartnerLimit {
+		c.markSplit(i)
 		c.g.makeHub(i)
 		c.m.dropped.WithLabelValues("hub").Inc()
+	}
+}
+
+// markSplit records the incidents that entity i, about to become a hub,
+// may have glued: those it is a member of and those of its partners.
+func (c *Correlator) markSplit(i uint32) {
+	e := &c.g.ents[i]
+	for _, m := range e.members {
+		c.splitCheck[m.inc] = struct{}{}
+	}
+	for _, l := range e.links {
+		for _, m := range c.g.ents[l.to].members {
+			c.splitCheck[m.inc] = struct{}{}
+		}
 	}
 }
 
@@ -631,6 +650,9 @@ func (c *Correlator) merge(winner, loser uint32) {
 
 // emit renders every changed incident at a new version.
 func (c *Correlator) emit() []Incident {
+	if len(c.splitCheck) > 0 {
+		c.splitHubbed()
+	}
 	var out []Incident
 	ids := make(map[uint32]string)
 	slots := make([]uint32, 0, len(c.dirty))

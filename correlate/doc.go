@@ -74,12 +74,14 @@
 //
 // Within the allowed lateness (and with nothing evicted) any arrival order
 // gives the same incidents: the tests replay the attack-chain scenario in
-// hundreds of shuffled orders and compare the graphs. Two approximations
-// can make order matter: an entity that becomes a hub by partner count may
-// have glued incidents before it crossed the limit (merges are not undone;
-// list known shared addresses in HubIPs), and an entity's membership in an
-// incident is kept as one time range, so a sighting inside a gap of that
-// range joins where, in another order, it might not have.
+// hundreds of shuffled orders and compare the graphs. An entity that
+// becomes a hub by partner count after it glued incidents lets go of them:
+// the incidents it was part of are re-checked and alerts that only it held
+// together go back to incidents of their own (the earliest group keeps the
+// id; the others come back under their own ids). One approximation remains:
+// an entity's membership in an incident is kept as one time range, so a
+// sighting inside a gap of that range joins where, in another order, it
+// might not have.
 //
 // # Cost
 //
