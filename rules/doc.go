@@ -113,6 +113,20 @@
 // finding that names ATT&CK tactics or techniques (GuardDuty, Falco), the
 // alert carries them in addition to the rule's own.
 //
+// # Metrics
+//
+// NewEngine registers, on the Registerer it is given:
+//
+//	musubi_rules_evaluations_total{rule}       condition evaluations
+//	musubi_rules_matches_total{rule}           matches, before suppression
+//	musubi_rules_suppressed_total{rule}        matches folded into an earlier alert
+//	musubi_rules_errors_total{rule,reason}     cost_limit, timeout, eval, not_bool, panic, bad_json
+//	musubi_rules_cost_total{rule}              CEL cost units spent
+//	musubi_rules_loaded                        rules in the running set
+//	musubi_rules_reloads_total{outcome}        success, failure
+//
+// Evaluation errors are never logged per event: at most one line a second.
+//
 // # Tooling
 //
 // Lint, Test and Coverage return reports (with JSON tags) for
