@@ -81,7 +81,14 @@ type batch struct {
 // EventBridge envelopes and CloudWatch Logs payloads name their content, so
 // they are decoded as what they hold whatever src says.
 func (d *Decoder) Decode(src Source, data []byte) (events []ocsf.Event, errs []*DecodeError) {
-	b := &batch{d: d}
+	return d.DecodeAppend(nil, src, data)
+}
+
+// DecodeAppend is Decode appending the events to dst, so that a caller that
+// is done with the events of one message can reuse their slice for the next
+// (events are about 4 KiB each: reusing the slice saves their allocation).
+func (d *Decoder) DecodeAppend(dst []ocsf.Event, src Source, data []byte) (events []ocsf.Event, errs []*DecodeError) {
+	b := &batch{d: d, events: dst}
 	defer func() {
 		if r := recover(); r != nil {
 			b.fail(src, ReasonInternal, -1, -1, data, fmt.Errorf("panic: %v\n%s", r, debug.Stack()))
@@ -501,6 +508,13 @@ func normalize(ev *ocsf.Event, src Source, rec []byte, depth int, context string
 // next returns a zero event appended to the batch, to be filled in place;
 // drop removes it again when its record failed.
 func (b *batch) next() *ocsf.Event {
+	if len(b.events) < cap(b.events) {
+		// A reused slot (DecodeAppend): clear what the last message left.
+		b.events = b.events[:len(b.events)+1]
+		ev := &b.events[len(b.events)-1]
+		*ev = ocsf.Event{}
+		return ev
+	}
 	b.events = append(b.events, ocsf.Event{})
 	return &b.events[len(b.events)-1]
 }
@@ -514,9 +528,9 @@ func (b *batch) drop() {
 // field order for the lines after it; without one, format applies.
 func (b *batch) flowText(data []byte, context string, format *vpcflow.Format) {
 	lim := b.d.limits
-	if b.events == nil {
+	if cap(b.events)-len(b.events) < 64 {
 		// Events are large: grow the slice once, not by doubling.
-		b.events = make([]ocsf.Event, 0, min(bytes.Count(data, []byte{'\n'})+1, lim.MaxRecords, 4096))
+		b.events = append(make([]ocsf.Event, 0, len(b.events)+min(bytes.Count(data, []byte{'\n'})+1, lim.MaxRecords, 4096)), b.events...)
 	}
 	line := 0
 	for off := 0; off < len(data) && !b.full; line++ {

@@ -351,3 +351,24 @@ func TestLargeEnvelopeWithLateKeys(t *testing.T) {
 		t.Fatalf("got %d events, errors %v", len(evs), errs)
 	}
 }
+
+func TestDecodeAppendReusesSlots(t *testing.T) {
+	d := ingest.NewDecoder(ingest.DefaultLimits())
+	ct := read(t, "cloudtrail/testdata/s3_putobject_instance_role.json")
+	flow := read(t, "vpcflow/testdata/v5_full.log")
+	evs, errs := d.DecodeAppend(nil, ingest.SourceAuto, ct)
+	if len(errs) > 0 || len(evs) != 1 {
+		t.Fatalf("got %d events, errors %v", len(evs), errs)
+	}
+	evs, errs = d.DecodeAppend(evs[:0], ingest.SourceAuto, flow)
+	if len(errs) > 0 || len(evs) != 3 {
+		t.Fatalf("got %d events, errors %v", len(evs), errs)
+	}
+	if evs[0].API.Operation != "" || evs[0].ClassUID != ocsf.ClassNetworkActivity || len(evs[0].Resources) != 0 {
+		t.Errorf("a reused slot kept fields of the previous event: %q %d", evs[0].API.Operation, evs[0].ClassUID)
+	}
+	more, _ := d.DecodeAppend(evs, ingest.SourceAuto, ct)
+	if len(more) != 4 || more[3].API.Operation != "PutObject" || more[0].ClassUID != ocsf.ClassNetworkActivity {
+		t.Errorf("append: got %d events", len(more))
+	}
+}

@@ -335,3 +335,24 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkDecodeAppend is BenchmarkDecode with the events slice reused
+// across messages, as a pipeline that has written the events of one message
+// can do.
+func BenchmarkDecodeAppend(b *testing.B) {
+	data, err := os.ReadFile("testdata/s3_putobject_instance_role.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	data = bytes.TrimSpace(data)
+	d := ingest.NewDecoder(ingest.DefaultLimits())
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	var evs []ocsf.Event
+	cputime.Report(b, func() {
+		var errs []*ingest.DecodeError
+		if evs, errs = d.DecodeAppend(evs[:0], ingest.SourceCloudTrail, data); len(errs) > 0 {
+			b.Fatal(errs[0])
+		}
+	})
+}
