@@ -128,15 +128,7 @@ type cand struct {
 // so arrival order does not change the result.
 func (c *Correlator) build(in *incident) Incident {
 	alerts := slices.Clone(in.alerts)
-	slices.SortFunc(alerts, func(a, b *rules.Alert) int {
-		if alertLess(a, b) {
-			return -1
-		}
-		if alertLess(b, a) {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(alerts, alertCmp)
 	tenant := c.tenantNames[in.tenant]
 	b := &builder{c: c, in: in, nodes: map[string]int{}, edges: map[string]int{}}
 	b.out = Incident{

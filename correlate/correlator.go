@@ -107,6 +107,13 @@ func (in *incident) minAlert() *rules.Alert {
 	return m
 }
 
+func alertCmp(a, b *rules.Alert) int {
+	if c := cmp.Compare(a.Time, b.Time); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.ID, b.ID)
+}
+
 func alertLess(a, b *rules.Alert) bool {
 	if a.Time != b.Time {
 		return a.Time < b.Time
@@ -201,15 +208,7 @@ func (c *Correlator) Process(events []ocsf.Event, alerts []rules.Alert) Result {
 	for i := range alerts {
 		ordered = append(ordered, &alerts[i])
 	}
-	slices.SortStableFunc(ordered, func(a, b *rules.Alert) int {
-		if alertLess(a, b) {
-			return -1
-		}
-		if alertLess(b, a) {
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(ordered, alertCmp)
 	for _, a := range ordered {
 		cp := *a
 		c.addAlert(&cp)

@@ -76,15 +76,7 @@ func (c *Correlator) Restore(incidents []Incident, alerts []rules.Alert) {
 	for i := range alerts {
 		ordered = append(ordered, &alerts[i])
 	}
-	slices.SortFunc(ordered, func(a, b *rules.Alert) int {
-		if alertLess(a, b) {
-			return -1
-		}
-		if alertLess(b, a) {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(ordered, alertCmp)
 	for _, a := range ordered {
 		if _, known := c.alertInc[a.ID]; !known {
 			c.addAlert(a) // an alert stored without its incident

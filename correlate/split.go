@@ -12,15 +12,7 @@ import (
 // order, groups ordered by their earliest alert.
 func (c *Correlator) components(in *incident) [][]*rules.Alert {
 	alerts := slices.Clone(in.alerts)
-	slices.SortFunc(alerts, func(a, b *rules.Alert) int {
-		if alertLess(a, b) {
-			return -1
-		}
-		if alertLess(b, a) {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(alerts, alertCmp)
 	parent := make([]int, len(alerts))
 	for i := range parent {
 		parent[i] = i
