@@ -163,13 +163,21 @@ func ParseHeader(h string) (*Format, error) {
 // Header returns the header line of the format.
 func (f *Format) Header() string { return f.header }
 
-// IsHeader reports whether line is a header line (it names fields instead of
-// holding values).
+// IsHeader reports whether line is a header line: its first word is a field
+// name (a value line starts with a version number, an id or an address).
 func IsHeader(line []byte) bool {
 	t := bytes.TrimSpace(line)
-	return bytes.HasPrefix(t, []byte("version ")) || bytes.HasPrefix(t, []byte("${version}")) ||
-		bytes.HasPrefix(t, []byte("account-id ")) || bytes.HasPrefix(t, []byte("resource-type ")) ||
-		bytes.HasPrefix(t, []byte("interface-id "))
+	if i := bytes.IndexAny(t, " \t"); i >= 0 {
+		t = t[:i]
+	}
+	t = bytes.TrimSuffix(bytes.TrimPrefix(t, []byte("${")), []byte("}"))
+	if len(t) == 0 {
+		return false
+	}
+	name := strings.ReplaceAll(string(t), "_", "-")
+	return fieldNames[name] != fUnmapped || name == "sublocation-type" || name == "sublocation-id" ||
+		name == "ecs-container-instance-arn" || name == "ecs-container-instance-id" ||
+		name == "ecs-task-definition-arn" || name == "ecs-task-id"
 }
 
 // LooksLikeFlow reports whether text starts like a flow log: a header, or a

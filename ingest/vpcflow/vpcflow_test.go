@@ -244,3 +244,29 @@ func BenchmarkDecodeFile(b *testing.B) {
 		}
 	})
 }
+
+func TestIsHeader(t *testing.T) {
+	for in, want := range map[string]bool{
+		vpcflow.DefaultHeader:                       true,
+		"srcaddr dstaddr srcport dstport":           true,
+		"${instance-id} ${srcaddr}":                 true,
+		"resource-type account-id tgw-id":           true,
+		"2 111122223333 eni-1 10.0.0.1 10.0.0.2":    false,
+		"i-0a1b2c3d4e5f60718 10.0.0.1 10.0.0.2 443": false,
+		"10.0.0.1 10.0.0.2":                         false,
+		"":                                          false,
+	} {
+		if got := vpcflow.IsHeader([]byte(in)); got != want {
+			t.Errorf("IsHeader(%q): got %v, want %v", in, got, want)
+		}
+	}
+}
+
+func TestHeaderWithoutVersionFirst(t *testing.T) {
+	data := []byte("srcaddr dstaddr srcport dstport protocol bytes start end action log-status instance-id\n" +
+		"10.0.1.25 198.51.100.200 39000 4444 6 91000 1741084200 1741084260 ACCEPT OK i-0a1b2c3d4e5f60718\n")
+	evs, errs := decode(t, ingest.SourceAuto, data)
+	if len(errs) > 0 || len(evs) != 1 || evs[0].SrcEndpoint.InstanceUID != "i-0a1b2c3d4e5f60718" || evs[0].DstEndpoint.Port != 4444 {
+		t.Fatalf("got %d events, errors %v", len(evs), errs)
+	}
+}
