@@ -561,3 +561,45 @@ condition: 'true'
 		t.Errorf("the rule's own lists were modified: %v %v", r.Tactics, r.Techniques)
 	}
 }
+
+func TestLint(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"good.yaml": `id: t.good
+title: good
+description: d
+status: stable
+severity: low
+stage: discovery
+attack: {tactics: [TA0007], techniques: [T1619]}
+sources: {log_names: [cloudtrail], operations: [ListBuckets]}
+condition: event.api.operation == "ListBuckets" && event.status_id != 2
+entities: [principal]
+tests:
+  - {name: hit, match: true, event: {class_uid: 6003, metadata: {log_name: cloudtrail}, api: {operation: ListBuckets}}}
+  - {name: miss, match: false, event: {class_uid: 6003, metadata: {log_name: cloudtrail}, api: {operation: ListBuckets}, status_id: 2}}
+`,
+		"bare.yaml": ruleYAML("t.bare", `'event.api.operation == "X"'`),
+	})
+	rep := Lint(dir)
+	if rep.OK || rep.Rules != 2 {
+		t.Fatalf("got ok=%v rules=%d, want a failing report over 2 rules", rep.OK, rep.Rules)
+	}
+	var msgs []string
+	for _, p := range rep.Problems {
+		if p.RuleID != "t.bare" {
+			t.Errorf("got a problem for %s: %v", p.RuleID, p)
+		}
+		msgs = append(msgs, p.Msg)
+	}
+	all := strings.Join(msgs, "\n")
+	for _, want := range []string{"description", "status", "stage", "attack", "sources.operations", "entities", "tests"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("lint problems do not mention %q:\n%s", want, all)
+		}
+	}
+	// The good rule's tests pass, the bare rule has none.
+	if tr := Test(dir); tr.Failed != 0 {
+		t.Errorf("got %d failing inline tests, want 0", tr.Failed)
+	}
+}

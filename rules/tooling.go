@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -82,6 +83,9 @@ func Test(dir string) *TestReport {
 	return rep
 }
 
+// operationTest finds a condition that pins api.operation to a constant.
+var operationTest = regexp.MustCompile(`event\.api\.operation\s*(==|in\s*\[)`)
+
 // LintReport is what Lint returns.
 type LintReport struct {
 	Dir      string     `json:"dir"`
@@ -120,6 +124,9 @@ func Lint(dir string) *LintReport {
 		}
 		if len(r.Sources.LogNames)+len(r.Sources.Classes)+len(r.Sources.Operations) == 0 {
 			bad("sources: name the log names, classes or operations the rule can match, so the index can skip it")
+		}
+		if len(r.Sources.Operations) == 0 && operationTest.MatchString(r.Condition) {
+			bad("sources: the condition tests event.api.operation; list the operations under sources.operations so other events skip the rule")
 		}
 		if len(r.Entities) == 0 {
 			bad("entities: name the observables the alert carries")
