@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -26,14 +27,14 @@ type tokenView struct {
 	CreatedAt time.Time `json:"created_at,omitzero"`
 	CreatedBy string    `json:"created_by,omitempty"`
 	// Source is "config" for tokens seeded from configuration, "api" for
-	// tokens created here (kept in memory until the process ends).
+	// tokens created here.
 	Source string `json:"source"`
 	// Secret is set only in the response that creates the token.
 	Secret string `json:"secret,omitempty"`
 }
 
 func viewToken(t Token, now time.Time) tokenView {
-	v := tokenView{ID: t.ID(), Name: t.Name, Role: t.Role, Tenants: slices.Clone(t.Tenants), ExpiresAt: t.Expires,
+	v := tokenView{ID: t.ID, Name: t.Name, Role: t.Role, Tenants: slices.Clone(t.Tenants), ExpiresAt: t.Expires,
 		CreatedAt: t.Created, CreatedBy: t.CreatedBy, Source: "config"}
 	if v.Tenants == nil {
 		v.Tenants = []string{}
@@ -112,11 +113,12 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) *problem {
 		return unprocessable("the token request is not valid", errs)
 	}
 	secret := NewSecret()
-	t := Token{Name: req.Name, Hash: HashSecret(secret), Role: req.Role, Tenants: slices.Clone(req.Tenants),
+	t := Token{ID: newTokenID(), Name: req.Name, Hash: HashSecret(secret), Role: req.Role, Tenants: slices.Clone(req.Tenants),
 		Expires: req.ExpiresAt.UTC(), Created: now.UTC(), CreatedBy: p.name}
 	v := viewToken(t, now)
 	// Audited before it exists: a token nobody can account for must not.
-	if err := s.audit(r, p, p.auditTenant(), actionTokenCreate, "", auditDetails{Status: http.StatusCreated, After: v}); err != nil {
+	rec := tokenRecord{tokenView: v, Hash: hex.EncodeToString(t.Hash[:])}
+	if err := s.audit(r, p, p.auditTenant(), actionTokenCreate, "", auditDetails{Status: http.StatusCreated, After: rec}); err != nil {
 		return &problem{Status: http.StatusServiceUnavailable, Title: "Service Unavailable", Detail: "the audit log is unavailable, so no token was created; retry shortly"}
 	}
 	s.tokens.add(t)

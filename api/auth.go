@@ -49,6 +49,10 @@ const globalTenant = "-"
 
 // Token is an API token. Only the SHA-256 of its secret is kept.
 type Token struct {
+	// ID is the token's public identifier. It is random, never derived
+	// from the secret, so listing tokens gives nothing to guess secrets
+	// against; empty (configured tokens) gets a fresh one at start.
+	ID      string
 	Name    string
 	Hash    [32]byte
 	Role    Role
@@ -59,8 +63,11 @@ type Token struct {
 	CreatedBy string
 }
 
-// ID is the token's public identifier: a prefix of its hash.
-func (t Token) ID() string { return "tok_" + hex.EncodeToString(t.Hash[:8]) }
+func newTokenID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "tok_" + hex.EncodeToString(b[:])
+}
 
 // HashSecret returns the stored form of a token secret.
 func HashSecret(secret string) [32]byte { return sha256.Sum256([]byte(secret)) }
@@ -143,6 +150,9 @@ func newTokenStore(tokens []Token, tenants []Tenant) (*tokenStore, error) {
 		if t.Role.rank() == 0 {
 			return nil, fmt.Errorf("api: token %q has unknown role %q", t.Name, t.Role)
 		}
+		if t.ID == "" {
+			t.ID = newTokenID()
+		}
 		ts.byHash[t.Hash] = t
 	}
 	return ts, nil
@@ -182,7 +192,7 @@ func (ts *tokenStore) authenticate(r *http.Request, now time.Time) (*principal, 
 	if !t.Expires.IsZero() && now.After(t.Expires) {
 		return nil, unauthorized("token expired")
 	}
-	p := &principal{name: t.Name, tokenID: t.ID(), role: t.Role}
+	p := &principal{name: t.Name, tokenID: t.ID, role: t.Role}
 	if slices.Contains(t.Tenants, AllTenants) {
 		p.all = true
 		p.tenants = ts.tenantIDs()
@@ -206,7 +216,7 @@ func (ts *tokenStore) list(p *principal) []Token {
 		if out[i].Name != out[j].Name {
 			return out[i].Name < out[j].Name
 		}
-		return out[i].ID() < out[j].ID()
+		return out[i].ID < out[j].ID
 	})
 	return out
 }
@@ -217,10 +227,21 @@ func (ts *tokenStore) add(t Token) {
 	ts.mu.Unlock()
 }
 
+// addIfAbsent adds t unless a token with its secret exists already.
+func (ts *tokenStore) addIfAbsent(t Token) bool {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if _, ok := ts.byHash[t.Hash]; ok {
+		return false
+	}
+	ts.byHash[t.Hash] = t
+	return true
+}
+
 // get returns the token with id if p may manage it.
 func (ts *tokenStore) get(p *principal, id string) (Token, bool) {
 	for _, t := range ts.list(p) {
-		if t.ID() == id {
+		if t.ID == id {
 			return t, true
 		}
 	}

@@ -23,11 +23,14 @@ type Options struct {
 	Ready    func(ctx context.Context) error
 	Registry prometheus.Registerer
 	Gatherer prometheus.Gatherer
-	// Tokens are seeded at start (from configuration); tokens created
-	// through /v1/admin/tokens live in memory until the process ends.
-	Tokens  []Token
-	Tenants []Tenant
-	Logger  *slog.Logger
+	// Tokens are seeded at start (from configuration).
+	Tokens []Token
+	// RestoreTokens makes New restore the tokens created through
+	// /v1/admin/tokens from the audit log (see tokens_persist.go); without
+	// it they live in memory until the process ends.
+	RestoreTokens bool
+	Tenants       []Tenant
+	Logger        *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -97,6 +100,15 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Registry != nil {
 		opts.Registry.MustRegister(s.requests, s.latency, s.audits)
+	}
+	if opts.RestoreTokens {
+		ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
+		n, err := s.restoreTokens(ctx)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		s.logger.Info("API tokens restored from the audit log", "tokens", n)
 	}
 	for _, rt := range s.routeTable() {
 		s.handle(rt)

@@ -67,8 +67,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	ctx := context.Background()
 	cfg := storage.Default()
 	cfg.Addr, cfg.Database, cfg.StoreRaw = []string{chtest.Addr()}, db, true
-	logger := slog.New(slog.DiscardHandler)
-	store, err := storage.Open(ctx, cfg, logger, prometheus.NewRegistry())
+	store, err := storage.Open(ctx, cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,17 +78,24 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	now := time.Now().UTC().Truncate(time.Second)
 	seedIncidents(t, store, now.Add(-2*time.Hour))
 
+	e := &apiEnv{t: t, store: store, rules: &stubRules{}, now: now}
+	e.url = e.server(false)
+	return e
+}
+
+// server starts an API server on e's store and returns its URL.
+func (e *apiEnv) server(restoreTokens bool) string {
+	t := e.t
 	tok := func(secret, name string, role api.Role, tenants ...string) api.Token {
 		return api.Token{Name: name, Hash: api.HashSecret(secret), Role: role, Tenants: tenants}
 	}
 	expired := tok(tokExpired, "old", api.RoleAdmin, "*")
-	expired.Expires = now.Add(-time.Minute)
+	expired.Expires = e.now.Add(-time.Minute)
 	reg := prometheus.NewRegistry()
-	sr := &stubRules{}
 	srv, err := api.New(api.Options{
-		Store:    storeAdapter{store},
-		Rules:    sr,
-		Ready:    store.Ping,
+		Store:    storeAdapter{e.store},
+		Rules:    e.rules,
+		Ready:    e.store.Ping,
 		Registry: reg,
 		Gatherer: reg,
 		Tokens: []api.Token{
@@ -106,7 +112,8 @@ func newAPIEnv(t *testing.T) *apiEnv {
 			{ID: "acme", Name: "Acme", Accounts: []string{acmeAccount}},
 			{ID: "globex", Name: "Globex", Accounts: []string{globexAccount}},
 		},
-		Logger: logger,
+		RestoreTokens: restoreTokens,
+		Logger:        slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +123,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	ts.Config.ReadHeaderTimeout, ts.Config.MaxHeaderBytes = 10*time.Second, 64<<10
 	ts.Start()
 	t.Cleanup(ts.Close)
-	return &apiEnv{t: t, url: ts.URL, store: store, rules: sr, now: now}
+	return ts.URL
 }
 
 // seedIncidents writes, per tenant, events, alerts and incidents:
@@ -864,6 +871,30 @@ func TestAPITokens(t *testing.T) {
 	if !slices.Contains(actions, "api.token.create") || !slices.Contains(actions, "api.token.delete") {
 		t.Errorf("got audited actions %v, want token create and delete", actions)
 	}
+	// Tokens created through the API survive a restart; deleted ones stay
+	// deleted; the secret itself is never stored.
+	r = e.do(http.MethodPost, "/v1/admin/tokens", tokRootAdmin, map[string]any{"name": "erin", "role": "viewer", "tenants": []string{"globex"}})
+	var kept struct{ ID, Secret string }
+	_ = json.Unmarshal(r.body, &kept)
+	first := e.url
+	e.url = e.server(true)
+	var gp api.IncidentPage
+	e.get("/v1/incidents", kept.Secret, &gp)
+	if got := ids(gp.Items); !slices.Equal(got, []string{"inc-b1"}) {
+		t.Errorf("the restored token sees %v, want globex's [inc-b1]", got)
+	}
+	if r := e.do(http.MethodGet, "/v1/incidents", created.Secret, nil); r.code != http.StatusUnauthorized {
+		t.Errorf("a deleted token after a restart: got %d, want 401", r.code)
+	}
+	if r := e.do(http.MethodDelete, "/v1/admin/tokens/"+kept.ID, tokRootAdmin, nil); r.code != http.StatusNoContent {
+		t.Fatalf("delete the restored token: got %d %s, want 204", r.code, r.body)
+	}
+	e.url = e.server(true)
+	if r := e.do(http.MethodGet, "/v1/incidents", kept.Secret, nil); r.code != http.StatusUnauthorized {
+		t.Errorf("a token deleted on the restarted server, after another restart: got %d, want 401", r.code)
+	}
+	e.url = first
+
 	// Reload is admin-only and audited.
 	if r := e.do(http.MethodPost, "/-/reload", tokAcmeAdmin, nil); r.code != http.StatusOK || e.rules.reloads != 1 {
 		t.Errorf("reload: got %d with %d reloads, want 200 and 1", r.code, e.rules.reloads)
