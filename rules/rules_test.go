@@ -603,3 +603,25 @@ tests:
 		t.Errorf("got %d failing inline tests, want 0", tr.Failed)
 	}
 }
+
+// TestIndexLimitsCandidates checks that an event meets only the rules whose
+// sources can match it, however many rules are loaded.
+func TestIndexLimitsCandidates(t *testing.T) {
+	for _, n := range []int{10, 1000} {
+		s, err := LoadFiles(syntheticRules(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg := prometheus.NewRegistry()
+		e := NewEngine(reg, nil)
+		e.Swap(s)
+		e.Evaluate(syntheticEvents(n)[0])
+		var evals float64
+		for _, r := range s.Rules() {
+			evals += counterValue(t, e.metrics.evals.WithLabelValues(r.ID))
+		}
+		if evals != 2 {
+			t.Errorf("%d rules: got %v evaluations for one event, want 2", n, evals)
+		}
+	}
+}
