@@ -19,4 +19,7 @@
 // the oldest entry is forgotten first, so an incident not seen for a long
 // time may be announced again. After a restart every incident observed is
 // new to the notifier: receivers should de-duplicate on data.id.
+//
+// A nil *Notifier is valid and does nothing, so the engine can run and feed
+// one whether or not webhooks are configured.
 package notify

@@ -247,6 +247,9 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Notifier,
 
 // Len is the number of queued deliveries.
 func (n *Notifier) Len() int {
+	if n == nil {
+		return 0
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return len(n.queue)
@@ -254,7 +257,11 @@ func (n *Notifier) Len() int {
 
 // Observe looks at incident versions just written and enqueues a delivery
 // for every new incident and every severity escalation. It never blocks.
+// A nil Notifier (no webhooks configured) ignores them.
 func (n *Notifier) Observe(incs []correlate.Incident) {
+	if n == nil {
+		return
+	}
 	for i := range incs {
 		in := &incs[i]
 		if in.Status == "merged" || in.MergedInto != "" {
@@ -349,8 +356,12 @@ func (n *Notifier) pop() (delivery, bool) {
 }
 
 // Run delivers queued messages until ctx is done. Deliveries still queued
-// then are dropped and counted.
+// then are dropped and counted. A nil Notifier waits for ctx.
 func (n *Notifier) Run(ctx context.Context) error {
+	if n == nil {
+		<-ctx.Done()
+		return nil
+	}
 	var wg sync.WaitGroup
 	for range n.cfg.Workers {
 		wg.Add(1)

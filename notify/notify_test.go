@@ -323,3 +323,15 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestNilNotifier: without webhooks the pipeline and the engine can call a
+// nil Notifier.
+func TestNilNotifier(t *testing.T) {
+	var n *Notifier
+	n.Observe([]correlate.Incident{incident("inc-1", 4, 1)})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := n.Run(ctx); err != nil || n.Len() != 0 {
+		t.Errorf("nil notifier: got %v, %d queued; want nil, 0", err, n.Len())
+	}
+}
