@@ -682,3 +682,23 @@ func TestLateHubSplitsWhatItGlued(t *testing.T) {
 		t.Errorf("late hub left other incidents than an early one\n got %s\nwant %s", got, want)
 	}
 }
+
+// An incident evicted from memory and rebuilt later (a replayed alert)
+// still gets a higher version, so storage keeps the newer row.
+func TestVersionsGrowAfterEviction(t *testing.T) {
+	c, _ := newTest(t, testConfig(), nil)
+	e := mkEvent("e1", "agent", 0, ob(ocsf.EntityHost, "h1"))
+	a := mkAlert("x1", "r", "execution", 3, e)
+	first := c.Process([]ocsf.Event{e}, []rules.Alert{a}).Incidents[0]
+	c.Advance(t0.Add(48 * time.Hour))
+	if c.OpenIncidents() != 0 {
+		t.Fatal("incident not evicted")
+	}
+	r := c.Process([]ocsf.Event{e}, []rules.Alert{a})
+	if len(r.Incidents) != 1 || r.Incidents[0].ID != first.ID {
+		t.Fatalf("replayed alert gave %+v, want the same incident id", r.Incidents)
+	}
+	if r.Incidents[0].Version <= first.Version {
+		t.Errorf("version %d after eviction, want > %d", r.Incidents[0].Version, first.Version)
+	}
+}

@@ -66,6 +66,7 @@ type Correlator struct {
 	lastSweep int64
 
 	seq       *seqEngine
+	clock     func() time.Time // wall clock, for versions only
 	restoring bool
 	seen      map[uint32]struct{} // scratch for reach
 	// splitCheck holds incidents an entity was part of when it became a
@@ -145,6 +146,7 @@ func New(cfg Config, seq []*SequenceRule, logger *slog.Logger, reg prometheus.Re
 		corr:       make(map[string]*seqMatch),
 		srcMax:     make(map[string]int64),
 		dirty:      make(map[uint32]struct{}),
+		clock:      time.Now,
 		seen:       make(map[uint32]struct{}),
 		splitCheck: make(map[uint32]struct{}),
 		redirect:   make(map[uint32]uint32),
@@ -671,8 +673,7 @@ func (c *Correlator) emit() []Incident {
 			out = append(out, c.tombstone(in.id, in.tenant, inc.ID))
 		}
 		in.id = inc.ID
-		c.versions[inc.ID]++
-		inc.Version = c.versions[inc.ID]
+		inc.Version = c.nextVersion(inc.ID)
 		ids[s] = inc.ID
 		out = append(out, inc)
 	}
@@ -700,10 +701,19 @@ func (c *Correlator) emit() []Incident {
 	return out
 }
 
+// nextVersion returns the next version of incident id: one more than the
+// last this process emitted and never below the wall clock in
+// microseconds, so versions keep growing across restarts and after an
+// incident was evicted and comes back (storage keeps the highest).
+func (c *Correlator) nextVersion(id string) uint64 {
+	v := max(c.versions[id]+1, uint64(max(c.clock().UnixMicro(), 0)))
+	c.versions[id] = v
+	return v
+}
+
 func (c *Correlator) tombstone(id string, tenant uint32, into string) Incident {
-	c.versions[id]++
 	return Incident{
-		ID: id, Version: c.versions[id], TenantUID: c.tenantNames[tenant],
+		ID: id, Version: c.nextVersion(id), TenantUID: c.tenantNames[tenant],
 		Status: "merged", MergedInto: into,
 		Stages: []string{}, Tactics: []string{}, Techniques: []string{}, Accounts: []string{},
 		RuleIDs: []string{}, AlertIDs: []string{}, Nodes: []Node{}, Edges: []Edge{}, Timeline: []TimelineEntry{},

@@ -4,7 +4,9 @@ import "github.com/musubi-xdr/musubi/ocsf"
 
 // Incident is a multi-stage incident graph: the alerts that belong together,
 // the entities that tie them, and the edges that explain every link. Every
-// change produces a new Version; storage keeps the latest.
+// change produces a new, higher Version (at least the wall clock in
+// microseconds, so it also grows across restarts); storage keeps the
+// highest. Everything else is derived from the input alone.
 type Incident struct {
 	ID        string `json:"id"`
 	Version   uint64 `json:"version"`
