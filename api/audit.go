@@ -65,7 +65,7 @@ func (s *Server) audit(r *http.Request, p *principal, tenant, action, incidentID
 
 // auditDenied records a refused state-changing request (401, 403), at most
 // deniedAuditsPerSecond a second.
-func (s *Server) auditDenied(r *http.Request, w http.ResponseWriter, p *principal, routeName string, prob *problem) {
+func (s *Server) auditDenied(r *http.Request, p *principal, routeName string, prob *problem) {
 	if !s.denied.allow(s.opts.Now()) {
 		s.audits.WithLabelValues("dropped").Inc()
 		return

@@ -231,16 +231,28 @@ func (s *Server) listRules(w http.ResponseWriter, r *http.Request) *problem {
 	if errs := unknownParams(r.URL.Query()); len(errs) > 0 {
 		return badRequest("invalid query parameters", errs...)
 	}
+	p := principalFrom(r.Context())
 	rs := s.opts.Rules.Rules()
 	if rs == nil {
 		rs = []RuleInfo{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"rules": rs})
+	if !p.all {
+		// The counters mix every tenant's activity.
+		for i := range rs {
+			rs[i].Evaluations, rs[i].Matches, rs[i].Errors = 0, 0, 0
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"rules": rs, "stats": p.all})
 	return nil
 }
 
 func (s *Server) reload(w http.ResponseWriter, r *http.Request) *problem {
 	p := principalFrom(r.Context())
+	if !p.all {
+		prob := &problem{Status: http.StatusForbidden, Title: "Forbidden", Detail: "reloading rules changes them for every tenant; it needs an admin token of every tenant (\"*\")"}
+		s.auditDenied(r, p, "POST /-/reload", prob)
+		return prob
+	}
 	before := len(s.opts.Rules.Rules())
 	if err := s.opts.Rules.Reload(); err != nil {
 		prob := &problem{Status: http.StatusUnprocessableEntity, Title: "Rule set rejected", Detail: "the running rules stay loaded: " + err.Error()}

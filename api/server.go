@@ -184,14 +184,14 @@ func (s *Server) handle(rt route) {
 		if prob != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="musubi"`)
 			if stateChanging(r.Method) {
-				s.auditDenied(r, w, nil, rt.pattern, prob)
+				s.auditDenied(r, nil, rt.pattern, prob)
 			}
 			return prob
 		}
 		if p.role.rank() < rt.role.rank() {
 			prob := &problem{Status: http.StatusForbidden, Title: "Forbidden", Detail: fmt.Sprintf("this action needs the %s role; the token has %s", rt.role, p.role)}
 			if stateChanging(r.Method) {
-				s.auditDenied(r, w, p, rt.pattern, prob)
+				s.auditDenied(r, p, rt.pattern, prob)
 			}
 			return prob
 		}

@@ -179,15 +179,17 @@ type Evidence struct {
 
 // RuleInfo describes one loaded rule.
 type RuleInfo struct {
-	ID          string   `json:"id"`
-	Kind        string   `json:"kind"`
-	Title       string   `json:"title"`
-	Version     string   `json:"version"`
-	Severity    int      `json:"severity_id"`
-	Stage       string   `json:"stage,omitempty"`
-	Tactics     []string `json:"tactics,omitempty"`
-	Techniques  []string `json:"techniques,omitempty"`
-	Evaluations uint64   `json:"evaluations"`
-	Matches     uint64   `json:"matches"`
-	Errors      uint64   `json:"errors"`
+	ID         string   `json:"id"`
+	Kind       string   `json:"kind"`
+	Title      string   `json:"title"`
+	Version    string   `json:"version"`
+	Severity   int      `json:"severity_id"`
+	Stage      string   `json:"stage,omitempty"`
+	Tactics    []string `json:"tactics,omitempty"`
+	Techniques []string `json:"techniques,omitempty"`
+	// The counters since start count every tenant's events, so only
+	// tokens of every tenant see them.
+	Evaluations uint64 `json:"evaluations,omitempty"`
+	Matches     uint64 `json:"matches,omitempty"`
+	Errors      uint64 `json:"errors,omitempty"`
 }

@@ -57,7 +57,8 @@ type apiEnv struct {
 type stubRules struct{ reloads int }
 
 func (r *stubRules) Rules() []api.RuleInfo {
-	return []api.RuleInfo{{ID: "aws.s3.appspec_tamper", Kind: "detection", Title: "appspec.yml rewritten", Version: "3", Severity: 4}}
+	return []api.RuleInfo{{ID: "aws.s3.appspec_tamper", Kind: "detection", Title: "appspec.yml rewritten", Version: "3", Severity: 4,
+		Evaluations: 7, Matches: 2}}
 }
 func (r *stubRules) Reload() error { r.reloads++; return nil }
 
@@ -384,8 +385,12 @@ func TestAPIAnalystQueue(t *testing.T) {
 	// Rules, health, readiness, metrics by route.
 	var rs struct{ Rules []api.RuleInfo }
 	e.get("/v1/rules", tokAcmeViewer, &rs)
-	if len(rs.Rules) != 1 || rs.Rules[0].Version != "3" {
-		t.Errorf("got rules %+v, want the one stub rule at version 3", rs.Rules)
+	if len(rs.Rules) != 1 || rs.Rules[0].Version != "3" || rs.Rules[0].Evaluations != 0 {
+		t.Errorf("got rules %+v, want the one stub rule at version 3, without the counters of every tenant", rs.Rules)
+	}
+	e.get("/v1/rules", tokRootAdmin, &rs)
+	if len(rs.Rules) != 1 || rs.Rules[0].Evaluations != 7 || rs.Rules[0].Matches != 2 {
+		t.Errorf("got rules %+v, want the counters for a token of every tenant", rs.Rules)
 	}
 	e.get("/healthz", "", nil)
 	e.get("/readyz", "", nil)
@@ -895,9 +900,17 @@ func TestAPITokens(t *testing.T) {
 	}
 	e.url = first
 
-	// Reload is admin-only and audited.
-	if r := e.do(http.MethodPost, "/-/reload", tokAcmeAdmin, nil); r.code != http.StatusOK || e.rules.reloads != 1 {
+	// Reload changes the rules of every tenant: only an admin of every
+	// tenant may; it is audited.
+	if r := e.do(http.MethodPost, "/-/reload", tokAcmeAdmin, nil); r.code != http.StatusForbidden || e.rules.reloads != 0 {
+		t.Errorf("reload by a tenant admin: got %d with %d reloads, want 403 and 0", r.code, e.rules.reloads)
+	}
+	if r := e.do(http.MethodPost, "/-/reload", tokRootAdmin, nil); r.code != http.StatusOK || e.rules.reloads != 1 {
 		t.Errorf("reload: got %d with %d reloads, want 200 and 1", r.code, e.rules.reloads)
+	}
+	e.get("/v1/audit?action=api.rules.reload", tokRootAdmin, &audit)
+	if len(audit.Items) != 1 || audit.Items[0].Actor != "root" {
+		t.Errorf("got reload audit %+v, want root's reload", audit.Items)
 	}
 }
 
