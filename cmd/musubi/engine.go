@@ -113,6 +113,8 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (*en
 		Tokens:   apiTokens(cfg.API.Tokens),
 		Tenants:  apiTenants(cfg.Tenants),
 		Logger:   logger,
+		// Tokens created through the API survive restarts via the audit log.
+		RestoreTokens: true,
 	})
 	if err != nil {
 		store.Close()
