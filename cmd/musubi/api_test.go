@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -1050,4 +1051,86 @@ func TestAPIOpenAPIServed(t *testing.T) {
 		t.Fatalf("got openapi %q with %d paths, want 3.1.0 with paths", doc.OpenAPI, len(doc.Paths))
 	}
 	fmt.Fprint(io.Discard, doc.Paths)
+}
+
+// TestAPIConcurrentChanges: analysts racing with the same ETag: exactly one
+// wins, the others get 412 and the current ETag.
+func TestAPIConcurrentChanges(t *testing.T) {
+	e := newAPIEnv(t)
+	const n = 6
+	codes := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok := tokAcmeAnalyst
+			if i%2 == 1 {
+				tok = tokAcmeAnalyst2
+			}
+			r := e.do(http.MethodPatch, "/v1/incidents/inc-a2", tok, map[string]any{"assignee": "me", "tags": []string{fmt.Sprint("t", i)}}, "If-Match", `"1.0"`)
+			codes <- r.code
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	got := map[int]int{}
+	for c := range codes {
+		got[c]++
+	}
+	if got[http.StatusOK] != 1 || got[http.StatusPreconditionFailed] != n-1 {
+		t.Errorf("got status counts %v, want one 200 and %d 412", got, n-1)
+	}
+	var d api.IncidentDetail
+	r := e.get("/v1/incidents/inc-a2", tokAcmeViewer, &d)
+	if d.Workflow.Version != 1 || r.header.Get("ETag") != `"1.1"` || len(d.Workflow.Tags) != 1 {
+		t.Errorf("got workflow %+v ETag %s, want exactly one change applied", d.Workflow, r.header.Get("ETag"))
+	}
+}
+
+// TestAPIEvidencePages: an incident with more evidence than one page is
+// read page by page through next_evidence_cursor.
+func TestAPIEvidencePages(t *testing.T) {
+	e := newAPIEnv(t)
+	base := e.now.Add(-time.Hour)
+	var evs []ocsf.Event
+	var evIDs []string
+	for i := range 130 {
+		var ev ocsf.Event
+		ev.SetClass(ocsf.ClassAPIActivity, 1, "Create")
+		ev.Time = base.Add(time.Duration(i) * time.Second).UnixMilli()
+		ev.Metadata.UID, ev.Metadata.TenantUID, ev.Metadata.LogName = fmt.Sprintf("ev-big-%03d", i), "acme", "cloudtrail"
+		ev.Cloud.Account.UID = acmeAccount
+		evs = append(evs, ev)
+		evIDs = append(evIDs, ev.Metadata.UID)
+	}
+	a := rules.Alert{ID: "al-big", TenantUID: "acme", RuleID: "aws.s3.mass_get", RuleVersion: "1", Title: "mass read", Severity: ocsf.SeverityMedium,
+		Time: evs[len(evs)-1].Time, AccountUID: acmeAccount, Source: "cloudtrail", EventIDs: evIDs}
+	in := correlate.Incident{ID: "inc-big", Version: 1, TenantUID: "acme", Title: "mass read", Severity: ocsf.SeverityMedium, Status: "new",
+		FirstSeen: a.Time, LastSeen: a.Time, AlertIDs: []string{a.ID}, RuleIDs: []string{a.RuleID}, Accounts: []string{acmeAccount}}
+	if err := e.store.Write(context.Background(), storage.Batch{Events: evs, Alerts: []rules.Alert{a}, Incidents: []correlate.Incident{in}}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	cursor, pages := "", 0
+	for {
+		var d api.IncidentDetail
+		e.get("/v1/incidents/inc-big?evidence_cursor="+cursor, tokAcmeViewer, &d)
+		pages++
+		for _, ev := range d.Evidence {
+			got = append(got, ev.ID)
+		}
+		if cursor = d.NextEvidenceCursor; cursor == "" || pages > 5 {
+			break
+		}
+	}
+	if pages != 2 || !slices.Equal(got, evIDs) {
+		t.Errorf("got %d evidence events in %d pages, want all %d in 2 pages, in time order", len(got), pages, len(evIDs))
+	}
+	// Another tenant's token cannot use the cursor either.
+	var d api.IncidentDetail
+	e.get("/v1/incidents/inc-big", tokAcmeViewer, &d)
+	if r := e.do(http.MethodGet, "/v1/incidents/inc-big?evidence_cursor="+d.NextEvidenceCursor, tokGlobexAnalyst, nil); r.code != http.StatusNotFound {
+		t.Errorf("globex with acme's evidence cursor: got %d, want 404", r.code)
+	}
 }
