@@ -209,8 +209,11 @@ func TestChartSplitRoles(t *testing.T) {
 	if !rulesCM || !secret {
 		t.Errorf("rules ConfigMap rendered %v, Secret (a pre-install hook, for the migration Job) %v; want both", rulesCM, secret)
 	}
-	if len(byKind(ms, "ServiceMonitor")) != 1 {
+	if sm := byKind(ms, "ServiceMonitor"); len(sm) != 1 {
 		t.Error("no ServiceMonitor")
+	} else if jl := str(dig(sm[0].obj, "spec", "jobLabel")); jl == "" || dig(sm[0].obj, "spec", "selector", "matchLabels", jl) != "musubi" {
+		// The alert rules select job="musubi".
+		t.Errorf("ServiceMonitor jobLabel %q does not make the job musubi", jl)
 	}
 	rules := byKind(ms, "PrometheusRule")
 	if len(rules) != 1 {
