@@ -124,7 +124,6 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) *problem {
 	s.tokens.add(t)
 	v.Secret = secret
 	w.Header().Set("Location", "/v1/admin/tokens/"+v.ID)
-	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, v)
 	return nil
 }

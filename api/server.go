@@ -180,6 +180,8 @@ func (s *Server) handle(rt route) {
 		if rt.role == "" {
 			return rt.handler(w, r)
 		}
+		// Tenant data must not linger in shared caches.
+		w.Header().Set("Cache-Control", "no-store")
 		p, prob := s.tokens.authenticate(r, s.opts.Now())
 		if prob != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="musubi"`)
@@ -255,6 +257,7 @@ func (s *Server) instrument(routeName string, h func(http.ResponseWriter, *http.
 			id = hex.EncodeToString(b[:])
 		}
 		w.Header().Set("X-Request-Id", id)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 		defer func() {
 			if v := recover(); v != nil {

@@ -262,6 +262,10 @@ func (e *apiEnv) do(method, path, token string, body any, headers ...string) res
 	if resp.Header.Get("X-Request-Id") == "" && resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		e.t.Errorf("%s %s: no X-Request-Id on the response", method, path)
 	}
+	if strings.HasPrefix(path, "/v1/") && path != "/v1/openapi.json" && resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge &&
+		resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed && resp.Header.Get("Cache-Control") != "no-store" {
+		e.t.Errorf("%s %s: got Cache-Control %q, want no-store", method, path, resp.Header.Get("Cache-Control"))
+	}
 	if resp.StatusCode >= 500 && resp.StatusCode != http.StatusServiceUnavailable {
 		e.t.Errorf("%s %s: got %d %.300s, never want a 5xx", method, path, resp.StatusCode, b)
 	}
