@@ -14,6 +14,9 @@ import (
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/engine"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/musubi-xdr/musubi/config"
@@ -94,10 +97,48 @@ func render(t *testing.T, overrides map[string]any) []manifest {
 			if m.kind() == "" || str(obj["apiVersion"]) == "" || m.name() == "" {
 				t.Fatalf("%s: object without apiVersion, kind or name:\n%s", name, out[name])
 			}
+			checkTyped(t, m)
 			ms = append(ms, m)
 		}
 	}
 	return ms
+}
+
+// typed are the Kubernetes API types of the kinds the chart renders, by
+// apiVersion and kind.
+var typed = map[string]func() any{
+	"apps/v1/Deployment": func() any { return &appsv1.Deployment{} },
+	"batch/v1/Job":       func() any { return &batchv1.Job{} },
+	"v1/Service":         func() any { return &corev1.Service{} },
+	"v1/ConfigMap":       func() any { return &corev1.ConfigMap{} },
+	"v1/Secret":          func() any { return &corev1.Secret{} },
+	"v1/ServiceAccount":  func() any { return &corev1.ServiceAccount{} },
+	"monitoring.coreos.com/v1/ServiceMonitor": nil,
+	"monitoring.coreos.com/v1/PrometheusRule": nil,
+}
+
+// checkTyped decodes a manifest into its Kubernetes API type, rejecting
+// unknown fields (a misspelled or misplaced key) as the API server would.
+func checkTyped(t *testing.T, m manifest) {
+	t.Helper()
+	key := str(m.obj["apiVersion"]) + "/" + m.kind()
+	newObj, known := typed[key]
+	if !known {
+		t.Errorf("%s: unexpected %s", m.source, key)
+		return
+	}
+	if newObj == nil {
+		return // a custom resource: no type to check against here
+	}
+	j, err := json.Marshal(m.obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(newObj()); err != nil {
+		t.Errorf("%s: %s %s is not a valid %s: %v", m.source, m.kind(), m.name(), key, err)
+	}
 }
 
 func byKind(ms []manifest, kind string) []manifest {
