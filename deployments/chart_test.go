@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -206,8 +207,9 @@ func TestChartSplitRoles(t *testing.T) {
 		"config": map[string]any{"api": map[string]any{"tokens": []any{
 			map[string]any{"name": "soc", "secret": "env:MUSUBI_TOKEN_SOC", "role": "admin", "tenants": []any{"*"}},
 		}}},
-		"serviceMonitor": map[string]any{"enabled": true},
-		"prometheusRule": map[string]any{"enabled": true},
+		"serviceMonitor":    map[string]any{"enabled": true},
+		"prometheusRule":    map[string]any{"enabled": true},
+		"grafanaDashboards": map[string]any{"enabled": true},
 	})
 	var names []string
 	for _, d := range byKind(ms, "Deployment") {
@@ -242,6 +244,17 @@ func TestChartSplitRoles(t *testing.T) {
 		switch {
 		case m.kind() == "ConfigMap" && m.name() == "musubi-rules":
 			rulesCM = dig(m.obj, "data", "my_rule.yaml") == "id: custom.rule\n"
+		case m.kind() == "ConfigMap" && m.name() == "musubi-dashboards":
+			if dig(m.obj, "metadata", "labels", "grafana_dashboard") != "1" {
+				t.Error("dashboards ConfigMap without the sidecar's grafana_dashboard label")
+			}
+			data, _ := dig(m.obj, "data").(map[string]any)
+			for _, name := range []string{"soc-overview.json", "incident.json", "detections.json", "pipeline-health.json"} {
+				var d dashboard
+				if err := json.Unmarshal([]byte(str(data[name])), &d); err != nil || d.UID == "" {
+					t.Errorf("dashboards ConfigMap: %s is not a dashboard (%v)", name, err)
+				}
+			}
 		case m.kind() == "Secret":
 			secret = dig(m.obj, "stringData", "MUSUBI_TOKEN_SOC") == "msb_x" &&
 				strings.Contains(str(dig(m.obj, "metadata", "annotations", "helm.sh/hook")), "pre-install")
@@ -273,20 +286,35 @@ func TestChartSplitRoles(t *testing.T) {
 	}
 }
 
-// TestChartAlertsInSync keeps the chart's copy of the alert rules equal to
-// deployments/prometheus/musubi-alerts.yml (a chart cannot read files
-// outside its folder).
-func TestChartAlertsInSync(t *testing.T) {
-	a, err := os.ReadFile("prometheus/musubi-alerts.yml")
+// TestChartFilesInSync keeps the chart's copies of the alert rules and the
+// dashboards equal to deployments/prometheus and deployments/grafana (a
+// chart cannot read files outside its folder).
+func TestChartFilesInSync(t *testing.T) {
+	pairs := map[string]string{"prometheus/musubi-alerts.yml": chartDir + "/files/musubi-alerts.yml"}
+	dashes, err := filepath.Glob("grafana/dashboards/*.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(chartDir + "/files/musubi-alerts.yml")
-	if err != nil {
-		t.Fatal(err)
+	for _, d := range dashes {
+		pairs[d] = chartDir + "/files/dashboards/" + filepath.Base(d)
 	}
-	if !bytes.Equal(a, b) {
-		t.Error("kubernetes/musubi/files/musubi-alerts.yml differs from prometheus/musubi-alerts.yml: copy it over")
+	copies, _ := filepath.Glob(chartDir + "/files/dashboards/*.json")
+	if len(copies) != len(dashes) {
+		t.Errorf("the chart carries %d dashboards, deployments/grafana %d", len(copies), len(dashes))
+	}
+	for src, dst := range pairs {
+		a, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(dst)
+		if err != nil {
+			t.Errorf("%v: copy %s there", err, src)
+			continue
+		}
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s differs from %s: copy it over", dst, src)
+		}
 	}
 }
 
