@@ -42,8 +42,9 @@ type Kafka struct {
 	Brokers []string `yaml:"brokers"`
 	GroupID string   `yaml:"group_id"`
 	// Topics maps each source (cloudtrail, vpcflow, guardduty, agent, falco)
-	// to the topic that carries it.
-	Topics map[string]string `yaml:"topics"`
+	// to the topic that carries it. A file's map replaces the default one
+	// whole: list every source to consume.
+	Topics Topics `yaml:"topics"`
 	// DeadLetterTopic, when set, receives every record that cannot be
 	// processed, in addition to the dead_letters table.
 	DeadLetterTopic string `yaml:"dead_letter_topic"`
@@ -54,6 +55,11 @@ type Kafka struct {
 	MaxWait time.Duration `yaml:"max_wait"`
 	// QueueCapacity bounds the messages the client prefetches.
 	QueueCapacity int `yaml:"queue_capacity"`
+	// SessionTimeout is how long the group coordinator waits for heartbeats
+	// before it hands a silent (crashed) member's partitions to others.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// RebalanceTimeout is how long a rebalance waits for members to rejoin.
+	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
 }
 
 // ClickHouse configures storage.
@@ -70,6 +76,21 @@ type ClickHouse struct {
 	// enforced by dropping daily partitions; tables not named keep their
 	// default retention (README), 0 keeps a table forever.
 	Retention map[string]time.Duration `yaml:"retention"`
+}
+
+// Topics maps sources to topics. Unlike other maps of the configuration,
+// which override defaults key by key, a configured Topics replaces the
+// defaults, so a deployment consumes exactly the sources it lists.
+type Topics map[string]string
+
+// UnmarshalYAML replaces the map instead of merging into the defaults.
+func (t *Topics) UnmarshalYAML(n *yaml.Node) error {
+	m := map[string]string{}
+	if err := n.Decode(&m); err != nil {
+		return err
+	}
+	*t = m
+	return nil
 }
 
 // Rules configures detection and correlation rules.
@@ -175,15 +196,17 @@ func Default() Config {
 		Kafka: Kafka{
 			Brokers: []string{"127.0.0.1:9092"},
 			GroupID: "musubi",
-			Topics: map[string]string{
+			Topics: Topics{
 				"cloudtrail": "musubi.raw.cloudtrail",
 				"vpcflow":    "musubi.raw.vpcflow",
 				"guardduty":  "musubi.raw.guardduty",
 				"agent":      "musubi.raw.agent",
 				"falco":      "musubi.raw.falco",
 			},
-			MaxWait:       2 * time.Second,
-			QueueCapacity: 1000,
+			MaxWait:          2 * time.Second,
+			QueueCapacity:    1000,
+			SessionTimeout:   30 * time.Second,
+			RebalanceTimeout: 30 * time.Second,
 		},
 		ClickHouse: ClickHouse{
 			Addr:             []string{"127.0.0.1:19000"},
@@ -312,6 +335,12 @@ func (c Config) Validate() error {
 	}
 	if c.Kafka.QueueCapacity <= 0 {
 		bad("kafka.queue_capacity", "must be positive")
+	}
+	if c.Kafka.SessionTimeout < time.Second {
+		bad("kafka.session_timeout", "%s is shorter than a second", c.Kafka.SessionTimeout)
+	}
+	if c.Kafka.RebalanceTimeout < time.Second {
+		bad("kafka.rebalance_timeout", "%s is shorter than a second", c.Kafka.RebalanceTimeout)
 	}
 	if len(c.ClickHouse.Addr) == 0 {
 		bad("clickhouse.addr", "at least one address is required")

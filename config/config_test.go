@@ -77,3 +77,20 @@ func TestEnvOverridesFile(t *testing.T) {
 		t.Errorf("got group %q, want the file's musubi-prod", got)
 	}
 }
+
+func TestTopicsReplaceDefaults(t *testing.T) {
+	var cfg = Default()
+	if err := Decode(strings.NewReader("kafka:\n  topics: {cloudtrail: ct}\n"), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Kafka.Topics) != 1 || cfg.Kafka.Topics["cloudtrail"] != "ct" {
+		t.Errorf("got topics %v, want only cloudtrail: ct", cfg.Kafka.Topics)
+	}
+	cfg = Default()
+	if err := Decode(strings.NewReader("kafka:\n  group_id: g\n"), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Kafka.Topics) != len(Sources) {
+		t.Errorf("got topics %v, want the defaults for every source", cfg.Kafka.Topics)
+	}
+}

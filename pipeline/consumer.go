@@ -32,6 +32,10 @@ type ConsumerConfig struct {
 	FlushInterval time.Duration
 	MaxWait       time.Duration
 	QueueCapacity int
+	// SessionTimeout and RebalanceTimeout are the consumer group's; zero
+	// keeps the client's defaults.
+	SessionTimeout   time.Duration
+	RebalanceTimeout time.Duration
 	// DeadLetterTopic, when set, also receives every dead letter (raw
 	// bytes, with the reason and origin in headers) before the commit.
 	DeadLetterTopic string
@@ -78,16 +82,21 @@ func (c *Consumer) Run(ctx context.Context) error {
 	for t := range c.cfg.Topics {
 		topics = append(topics, t)
 	}
+	if err := c.waitForTopics(ctx, topics); err != nil {
+		return nil // cancelled
+	}
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        c.cfg.Brokers,
-		GroupID:        c.cfg.GroupID,
-		GroupTopics:    topics,
-		StartOffset:    kafka.FirstOffset,
-		MaxWait:        c.cfg.MaxWait,
-		QueueCapacity:  c.cfg.QueueCapacity,
-		CommitInterval: 0, // synchronous commits, only after a durable write
-		MaxBytes:       16 << 20,
-		ErrorLogger:    kafka.LoggerFunc(func(msg string, args ...any) { c.logger.Warn(fmt.Sprintf(msg, args...)) }),
+		Brokers:          c.cfg.Brokers,
+		GroupID:          c.cfg.GroupID,
+		GroupTopics:      topics,
+		StartOffset:      kafka.FirstOffset,
+		MaxWait:          c.cfg.MaxWait,
+		QueueCapacity:    c.cfg.QueueCapacity,
+		CommitInterval:   0, // synchronous commits, only after a durable write
+		SessionTimeout:   c.cfg.SessionTimeout,
+		RebalanceTimeout: c.cfg.RebalanceTimeout,
+		MaxBytes:         16 << 20,
+		ErrorLogger:      kafka.LoggerFunc(func(msg string, args ...any) { c.logger.Warn(fmt.Sprintf(msg, args...)) }),
 	})
 	defer r.Close()
 	var dlq *kafka.Writer
@@ -152,6 +161,47 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		c.proc.metrics.commits.Inc()
 		c.proc.metrics.batches.Observe(time.Since(start).Seconds())
+	}
+}
+
+// waitForTopics returns once every topic exists. A consumer group over a
+// missing topic consumes nothing without a word, so the consumer waits and
+// says which topics it is waiting for (readiness stays green: the API works).
+func (c *Consumer) waitForTopics(ctx context.Context, topics []string) error {
+	client := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second}
+	var lastLog time.Time
+	for {
+		resp, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+		var missing []string
+		if err == nil {
+			found := map[string]bool{}
+			for _, t := range resp.Topics {
+				if t.Error == nil && len(t.Partitions) > 0 {
+					found[t.Name] = true
+				}
+			}
+			for _, t := range topics {
+				if !found[t] {
+					missing = append(missing, t)
+				}
+			}
+			if len(missing) == 0 {
+				return nil
+			}
+		}
+		if time.Since(lastLog) > 30*time.Second {
+			if err != nil {
+				c.logger.Warn("cannot read topic metadata; waiting", "error", err)
+			} else {
+				c.logger.Error("configured topics do not exist; waiting for them (create them or fix kafka.topics)", "missing", missing)
+			}
+			lastLog = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
 	}
 }
 

@@ -94,14 +94,16 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (*en
 		topics[topic] = s
 	}
 	e.consumer = pipeline.NewConsumer(pipeline.ConsumerConfig{
-		Brokers:         cfg.Kafka.Brokers,
-		GroupID:         cfg.Kafka.GroupID,
-		Topics:          topics,
-		BatchSize:       cfg.Pipeline.BatchSize,
-		FlushInterval:   cfg.Pipeline.FlushInterval,
-		MaxWait:         cfg.Kafka.MaxWait,
-		QueueCapacity:   cfg.Kafka.QueueCapacity,
-		DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
+		Brokers:          cfg.Kafka.Brokers,
+		GroupID:          cfg.Kafka.GroupID,
+		Topics:           topics,
+		BatchSize:        cfg.Pipeline.BatchSize,
+		FlushInterval:    cfg.Pipeline.FlushInterval,
+		MaxWait:          cfg.Kafka.MaxWait,
+		QueueCapacity:    cfg.Kafka.QueueCapacity,
+		DeadLetterTopic:  cfg.Kafka.DeadLetterTopic,
+		SessionTimeout:   cfg.Kafka.SessionTimeout,
+		RebalanceTimeout: cfg.Kafka.RebalanceTimeout,
 	}, e.proc, store, logger)
 
 	handler, err := api.New(api.Options{
