@@ -110,6 +110,10 @@ type Correlate struct {
 	// AllowedLateness is how far behind the watermark input may arrive and
 	// still count as on time; later input is counted and still attached.
 	AllowedLateness time.Duration `yaml:"allowed_lateness"`
+	// SourceDelay is how far behind the wall clock the slowest source
+	// delivers (CloudTrail: up to about 15 minutes). While input is idle,
+	// event time advances only to now minus this.
+	SourceDelay time.Duration `yaml:"source_delay"`
 	// HubPartnerLimit makes an entity with more distinct partners a hub
 	// that no longer glues incidents together.
 	HubPartnerLimit int `yaml:"hub_partner_limit"`
@@ -218,7 +222,7 @@ func Default() Config {
 			Retention:        map[string]time.Duration{},
 		},
 		Rules:     Rules{Dir: "detections", ReloadInterval: 5 * time.Second},
-		Correlate: Correlate{DefaultWindow: 2 * time.Hour, AllowedLateness: 5 * time.Minute, HubPartnerLimit: 64, MaxAlertsPerIncident: 500, MaxNodesPerIncident: 2000},
+		Correlate: Correlate{DefaultWindow: 2 * time.Hour, AllowedLateness: 5 * time.Minute, SourceDelay: 15 * time.Minute, HubPartnerLimit: 64, MaxAlertsPerIncident: 500, MaxNodesPerIncident: 2000},
 		Pipeline:  Pipeline{BatchSize: 5000, FlushInterval: time.Second},
 		API:       API{Listen: "127.0.0.1:8080"},
 		Ingest:    Ingest{MaxRecordBytes: 1 << 20, MaxDepth: 64},
@@ -385,6 +389,9 @@ func (c Config) Validate() error {
 	}
 	if c.Correlate.AllowedLateness < 0 {
 		bad("correlate.allowed_lateness", "must not be negative")
+	}
+	if c.Correlate.SourceDelay < 0 {
+		bad("correlate.source_delay", "must not be negative")
 	}
 	for i, cidr := range c.Correlate.HubCIDRs {
 		if _, _, err := net.ParseCIDR(cidr); err != nil {

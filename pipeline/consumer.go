@@ -42,6 +42,14 @@ type ConsumerConfig struct {
 	// IdleAfter is how long the consumer waits for input before it advances
 	// the correlator's event time on its own (absence timers).
 	IdleAfter time.Duration
+	// SourceDelay is how far behind the wall clock the slowest source
+	// delivers (CloudTrail: up to about 15 minutes). When input is idle,
+	// event time advances to now minus SourceDelay, so events still on
+	// their way are not counted late.
+	SourceDelay time.Duration
+	// OnDurable, when set, is called with every batch once it is durable
+	// (before the commit); the webhook notifier observes incidents here.
+	OnDurable func(storage.Batch)
 	// RetryBackoff is the first wait after a failed write; it doubles up to
 	// MaxBackoff.
 	RetryBackoff time.Duration
@@ -115,10 +123,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 		msgs = msgs[:0]
 		start, err := c.fetchBatch(ctx, r, &msgs)
 		if errors.Is(err, errIdle) {
-			if b := c.proc.Idle(time.Now()); b.Rows() > 0 {
+			if b := c.proc.Idle(time.Now().Add(-c.cfg.SourceDelay)); b.Rows() > 0 {
 				if err := c.write(ctx, b); err != nil {
 					return nil
 				}
+				c.durable(b)
 			}
 			continue
 		}
@@ -141,6 +150,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if err := c.write(ctx, batch); err != nil {
 			return nil // only cancellation ends write retries
 		}
+		c.durable(batch)
 		if dlq != nil && len(batch.DeadLetters) > 0 {
 			if err := c.retry(ctx, "dead-letter publish", func() error { return publishDeadLetters(ctx, dlq, batch.DeadLetters) }); err != nil {
 				return nil
@@ -202,6 +212,13 @@ func (c *Consumer) waitForTopics(ctx context.Context, topics []string) error {
 			return ctx.Err()
 		case <-time.After(2 * time.Second):
 		}
+	}
+}
+
+// durable passes a durable batch to OnDurable.
+func (c *Consumer) durable(b storage.Batch) {
+	if c.cfg.OnDurable != nil && len(b.Incidents) > 0 {
+		c.cfg.OnDurable(b)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/musubi-xdr/musubi/api"
 	"github.com/musubi-xdr/musubi/config"
 	"github.com/musubi-xdr/musubi/internal/chtest"
+	"github.com/musubi-xdr/musubi/notify"
 )
 
 // stratusStop is a real CloudTrail StopLogging record (Stratus Red Team
@@ -50,6 +52,18 @@ func TestServeEndToEnd(t *testing.T) {
 	cfg.API.Tokens = []config.Token{{Name: "analyst-1", Secret: "s3cret-token", Role: "analyst", Tenants: []string{"*"}}}
 	cfg.Pipeline.FlushInterval = 200 * time.Millisecond
 	cfg.Kafka.DeadLetterTopic = "musubi.deadletter"
+	// A webhook receiver: the new incident must be announced, signed.
+	const whSecret = "whsec_bXVzdWJpLXRlc3Qtd2ViaG9vay1zZWNyZXQtMzJieXQ="
+	hooks := make(chan []byte, 10)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := notify.Verify(whSecret, r.Header, body, time.Now(), 5*time.Minute); err != nil {
+			t.Errorf("webhook signature: %v", err)
+		}
+		hooks <- body
+	}))
+	defer receiver.Close()
+	cfg.API.Webhooks = []config.Webhook{{Name: "soc", URL: receiver.URL, Secret: whSecret, Format: "generic", MinSeverity: 1}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -140,6 +154,20 @@ func TestServeEndToEnd(t *testing.T) {
 
 	// Both offsets are committed: the batch was durable before the commit.
 	waitFor(t, ctx, "committed offsets", func() bool { return committed(t, ctx, cfg) == 2 })
+
+	// The webhook announced the incident.
+	select {
+	case body := <-hooks:
+		var msg struct {
+			Type string
+			Data struct{ ID string }
+		}
+		if err := json.Unmarshal(body, &msg); err != nil || msg.Data.ID != in.ID || !strings.Contains(msg.Type, "created") {
+			t.Errorf("got webhook %s, want the creation of %s", body, in.ID)
+		}
+	case <-ctx.Done():
+		t.Error("no webhook for the new incident")
+	}
 
 	// Health, readiness and metrics answer without a token.
 	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready", "/metrics": "musubi_pipeline_commits_total"} {

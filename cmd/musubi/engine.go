@@ -17,6 +17,7 @@ import (
 	"github.com/musubi-xdr/musubi/config"
 	"github.com/musubi-xdr/musubi/correlate"
 	"github.com/musubi-xdr/musubi/ingest"
+	"github.com/musubi-xdr/musubi/notify"
 	"github.com/musubi-xdr/musubi/pipeline"
 	"github.com/musubi-xdr/musubi/rules"
 	"github.com/musubi-xdr/musubi/storage"
@@ -33,6 +34,7 @@ type engine struct {
 	corr     *correlate.Correlator
 	proc     *pipeline.Processor
 	consumer *pipeline.Consumer
+	notifier *notify.Notifier
 	server   *http.Server
 	listener net.Listener
 }
@@ -93,6 +95,12 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (*en
 		}
 		topics[topic] = s
 	}
+	notifier, err := newNotifier(cfg, logger, reg)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("webhooks: %w", err)
+	}
+	e.notifier = notifier
 	e.consumer = pipeline.NewConsumer(pipeline.ConsumerConfig{
 		Brokers:          cfg.Kafka.Brokers,
 		GroupID:          cfg.Kafka.GroupID,
@@ -104,6 +112,8 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (*en
 		DeadLetterTopic:  cfg.Kafka.DeadLetterTopic,
 		SessionTimeout:   cfg.Kafka.SessionTimeout,
 		RebalanceTimeout: cfg.Kafka.RebalanceTimeout,
+		SourceDelay:      cfg.Correlate.SourceDelay,
+		OnDurable:        func(b storage.Batch) { notifier.Observe(b.Incidents) },
 	}, e.proc, store, logger)
 
 	handler, err := api.New(api.Options{
@@ -151,6 +161,9 @@ func (e *engine) run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return e.consumer.Run(ctx) })
 	g.Go(func() error { return e.manager.Run(ctx) })
+	if e.notifier != nil {
+		g.Go(func() error { return e.notifier.Run(ctx) })
+	}
 	g.Go(func() error {
 		if err := e.server.Serve(e.listener); !errors.Is(err, http.ErrServerClosed) {
 			return err
