@@ -131,6 +131,7 @@ func (s *Server) routeTable() []route {
 		{"GET /readyz", "", s.readyz},
 		{"GET /metrics", "", s.metrics},
 		{"GET /v1/openapi.json", "", s.openapi},
+		{"GET /v1/me", RoleViewer, s.me},
 		{"GET /v1/incidents", RoleViewer, s.listIncidents},
 		{"GET /v1/incidents/{id}", RoleViewer, s.getIncident},
 		{"PATCH /v1/incidents/{id}", RoleAnalyst, s.patchIncident},
