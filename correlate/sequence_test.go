@@ -15,7 +15,7 @@ import (
 	"github.com/musubi-xdr/musubi/rules"
 )
 
-const scenarioRules = "../testdata/scenarios/correlation-rules"
+const scenarioRules = "../detections"
 
 func loadScenarioRules(t testing.TB) []*SequenceRule {
 	t.Helper()

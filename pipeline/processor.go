@@ -1,7 +1,10 @@
 package pipeline
 
 import (
+	"cmp"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +55,7 @@ type Processor struct {
 	metrics    *metrics
 	lastWarn   time.Time
 	suppressed int
+	order      []int // reused: a batch's events in event-time order
 }
 
 // NewProcessor returns a Processor. reg may be nil.
@@ -110,7 +114,21 @@ func (p *Processor) Process(recs []Record) storage.Batch {
 		}
 		b.Events = append(b.Events, events...)
 	}
+	// Rules see the batch in event-time order (ties by uid), so what a
+	// suppression window keeps — the first event of the window — does not
+	// depend on the order the records arrived in.
+	p.order = p.order[:0]
 	for i := range b.Events {
+		p.order = append(p.order, i)
+	}
+	slices.SortFunc(p.order, func(i, j int) int {
+		a, c := &b.Events[i], &b.Events[j]
+		if a.Time != c.Time {
+			return cmp.Compare(a.Time, c.Time)
+		}
+		return strings.Compare(a.Metadata.UID, c.Metadata.UID)
+	})
+	for _, i := range p.order {
 		for _, a := range p.rules.Evaluate(&b.Events[i]) {
 			if a.TenantUID == "" {
 				a.TenantUID = b.Events[i].Metadata.TenantUID

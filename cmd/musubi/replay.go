@@ -99,12 +99,21 @@ func offlineProcessor(cfg config.Config, logger *slog.Logger) (*pipeline.Process
 	if err != nil {
 		return nil, fmt.Errorf("correlation rules: %w", err)
 	}
-	corr, err := correlate.New(correlateConfig(cfg), seq, logger, nil)
+	// Offline, all the input is there before correlation starts, so nothing
+	// is late: files may hold any order (the correlator orders each batch
+	// by event time within its allowed lateness).
+	cc := correlateConfig(cfg)
+	cc.AllowedLateness = offlineLateness
+	corr, err := correlate.New(cc, seq, logger, nil)
 	if err != nil {
 		return nil, err
 	}
 	return pipeline.NewProcessor(ingest.NewDecoder(ingestLimits(cfg)), eng, flushing{corr}, tenantFunc(cfg.Tenants), cfg.ClickHouse.StoreRaw, logger, nil), nil
 }
+
+// offlineLateness is the allowed lateness of offline replays: longer than
+// any file set spans.
+const offlineLateness = 10 * 365 * 24 * time.Hour
 
 // flushing wraps the correlator for offline use: after the input it fires
 // every pending event-time timer, since no more input will come.

@@ -4,16 +4,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/musubi-xdr/musubi/correlate"
 	"github.com/musubi-xdr/musubi/rules"
 )
 
-const rulesUsage = `Usage: musubi rules <lint|test|coverage> [-format text|json] DIR
+const rulesUsage = `Usage: musubi rules <lint|test|coverage> [-format text|json] [-scenarios DIR] DIR
 
-  lint      parse, type-check and compile every rule; check the metadata a
-            shipped rule must have (ATT&CK, stage, sources, entities, tests)
-  test      run every rule's inline tests (and the correlation rules' loader)
+  lint      parse, type-check and compile every rule, detection and
+            correlation; check the metadata a shipped rule must have (ATT&CK,
+            stage, sources, entities, tests)
+  test      run every rule's inline tests; with -scenarios, also replay every
+            scenario directory (telemetry files + expected.json) under DIR
+            through normalize → rules → correlate, in file order and in
+            -orders shuffled orders, and check the expected incident
   coverage  print the ATT&CK coverage; with -format json an ATT&CK Navigator
             layer (format 4.5) under "layer"
 
@@ -28,6 +33,8 @@ func rulesCommand(args []string, stdout, stderr io.Writer) int {
 	action := args[0]
 	fs := newFlagSet("rules "+action, "rules "+action+" [-format text|json] DIR", stderr)
 	format := fs.String("format", "text", "output format: text or json")
+	scenarios := fs.String("scenarios", "", "directory of scenario tests (test only)")
+	orders := fs.Int("orders", 5, "orders each scenario is replayed in: file order, then shuffled (test only)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -54,12 +61,42 @@ func rulesCommand(args []string, stdout, stderr io.Writer) int {
 			for _, p := range seqProblems {
 				fmt.Fprintln(stdout, p)
 			}
-			fmt.Fprintf(stdout, "%d detection rules, %d problems\n", rep.Rules, len(rep.Problems)+len(seqProblems))
+			seq, _ := correlate.LoadRules(dir)
+			fmt.Fprintf(stdout, "%d detection rules, %d correlation rules, %d problems\n", rep.Rules, len(seq), len(rep.Problems)+len(seqProblems))
 		}
 	case "test":
 		rep := rules.Test(dir)
-		report, ok = rep, rep.OK && len(rep.Problems) == 0
+		var scen []ScenarioReport
+		if *scenarios != "" {
+			dirs, err := findScenarios(*scenarios)
+			if err != nil || len(dirs) == 0 {
+				fmt.Fprintf(stderr, "musubi rules test: no scenarios under %s (%v)\n", *scenarios, err)
+				return 1
+			}
+			for _, d := range dirs {
+				scen = append(scen, runScenario(d, dir, max(*orders, 1)))
+			}
+		}
+		scenOK := true
+		for _, sr := range scen {
+			scenOK = scenOK && sr.Pass
+		}
+		report = struct {
+			*rules.TestReport
+			Scenarios []ScenarioReport `json:"scenarios,omitempty"`
+		}{rep, scen}
+		ok = rep.OK && len(rep.Problems) == 0 && scenOK
 		text = func() {
+			for _, sr := range scen {
+				status := "ok"
+				if !sr.Pass {
+					status = "FAIL"
+				}
+				fmt.Fprintf(stdout, "scenario %s: %d orders: %s\n", sr.Dir, sr.Orders, status)
+				for _, f := range sr.Failures {
+					fmt.Fprintf(stdout, "  %s\n", f)
+				}
+			}
 			for _, p := range rep.Problems {
 				fmt.Fprintln(stdout, p)
 			}
@@ -108,7 +145,7 @@ func rulesCommand(args []string, stdout, stderr io.Writer) int {
 // problems.
 func lintCorrelation(dir string) []string {
 	if _, err := correlate.LoadRules(dir); err != nil {
-		return []string{err.Error()}
+		return strings.Split(err.Error(), "\n")
 	}
 	return nil
 }
