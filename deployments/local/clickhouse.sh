@@ -62,8 +62,10 @@ start() {
 		return 0
 	fi
 	if answers; then
-		log "port $http_port answers but not from our server; set MUSUBI_CH_HTTP_PORT/MUSUBI_CH_TCP_PORT"
-		exit 1
+		# Another checkout's server (or one you started) on the private
+		# ports: use it rather than fight over the ports.
+		log "a ClickHouse already answers on 127.0.0.1:$http_port (not started from $dir); using it"
+		return 0
 	fi
 	mkdir -p "$dir"/{data,tmp,log,user_files,format_schemas}
 	sed -e "s#@DIR@#$dir#g" -e "s#@TCP_PORT@#$tcp_port#g" -e "s#@HTTP_PORT@#$http_port#g" \
