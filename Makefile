@@ -37,6 +37,16 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
+## bench: the end-to-end benchmark (engine on one core, 10–1000 rules, ceiling, detection latency, stage costs); writes BENCHMARKS.md (~12 min).
+bench: build clickhouse-start
+	$(GO) build -o bin/musubi-bench ./bench/cmd/musubi-bench
+	./bin/musubi-bench -engine $(BIN) -out BENCHMARKS.md
+
+## bench-quick: a fast check of the same (under two minutes); prints a summary, report in .local/bench/.
+bench-quick: build clickhouse-start
+	$(GO) build -o bin/musubi-bench ./bench/cmd/musubi-bench
+	./bin/musubi-bench -quick -engine $(BIN)
+
 clickhouse-start:
 	@$(CH) start
 

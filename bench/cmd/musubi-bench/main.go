@@ -1,0 +1,353 @@
+// Command musubi-bench is Musubi's end-to-end benchmark (a development
+// tool, not part of the product binary). `make bench` and `make
+// bench-quick` run it.
+//
+// It runs an in-process Kafka broker (kfake), preloads it with a mixed
+// stream from bench/loadgen (attack chains injected), and starts the engine
+// (`musubi serve`, built from this tree) as a separate process under
+// GOMAXPROCS=1, pinned to core 0 with taskset, once per rule-set size; the
+// harness itself moves to the other cores. For each run it measures events/s
+// from the consumer group's committed offsets, the engine's CPU time and
+// peak RSS, and checks that every injected chain became one high incident.
+// The ceiling is the same stream consumed by this binary's `sink` mode
+// (consume → decode → storage.Write of events → commit, no rules, no
+// correlation) under the same constraints. Then the detection latency run
+// offers 70% of the measured 300-rule throughput in real time and measures,
+// for each chain, the time from the Kafka append of its last record to an
+// incident holding it being queryable in ClickHouse. Per-stage costs come
+// from the packages' `go test -bench` benchmarks and bench/stage, summarized
+// with benchstat, and a CPU profile of the Processor explains where the
+// engine core goes. The results are written as Markdown (BENCHMARKS.md).
+//
+//	musubi-bench [-quick] [-out FILE]
+//	musubi-bench sink -brokers ... -database ...   (the ceiling, run by the harness)
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/musubi-xdr/musubi/bench/loadgen"
+	"github.com/musubi-xdr/musubi/bench/rulesets"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "sink" {
+		os.Exit(sinkMain(os.Args[2:]))
+	}
+	os.Exit(benchMain(os.Args[1:]))
+}
+
+type harness struct {
+	id         string
+	seed       uint64
+	quick      bool
+	brokers    []string
+	clickhouse string
+	engine     string
+	self       string
+	work       string
+	entities   int
+	load, live topicSet
+	pack, corr string
+	report     *report
+}
+
+func benchMain(args []string) int {
+	fs := flag.NewFlagSet("musubi-bench", flag.ExitOnError)
+	quick := fs.Bool("quick", false, "the fast check: fewer events, one rule-set size, short latency run, one count of the micro-benchmarks")
+	out := fs.String("out", "", "write the Markdown report here (default BENCHMARKS.md, or .local/bench/BENCHMARKS-quick.md with -quick)")
+	events := fs.Int("events", 0, "records preloaded for the throughput runs (default 600000, quick 100000)")
+	sizes := fs.String("rules", "", "rule-set sizes, comma-separated (default 10,100,300,1000; quick 300)")
+	latencyFor := fs.Duration("latency", 0, "length of the detection latency run (default 40s, quick 15s)")
+	runFor := fs.Duration("max-run", 0, "longest measured window of one throughput run (default 75s, quick 30s)")
+	count := fs.Int("count", 0, "go test -count of the micro-benchmarks (default 5, quick 1)")
+	skipMicro := fs.Bool("skip-micro", false, "skip the go test benchmarks")
+	engine := fs.String("engine", "bin/musubi", "the musubi binary to benchmark")
+	ch := fs.String("clickhouse", envOr("MUSUBI_CLICKHOUSE_ADDR", "127.0.0.1:19000"), "ClickHouse native address")
+	seed := fs.Uint64("seed", 1, "load generator seed")
+	entities := fs.Int("entities", 20000, "distinct background entities")
+	_ = fs.Parse(args)
+
+	def := func(v *int, full, q int) {
+		if *v == 0 {
+			*v = full
+			if *quick {
+				*v = q
+			}
+		}
+	}
+	def(events, 600_000, 100_000)
+	def(count, 5, 1)
+	if *latencyFor == 0 {
+		*latencyFor = map[bool]time.Duration{false: 40 * time.Second, true: 15 * time.Second}[*quick]
+	}
+	if *runFor == 0 {
+		*runFor = map[bool]time.Duration{false: 75 * time.Second, true: 30 * time.Second}[*quick]
+	}
+	if *sizes == "" {
+		*sizes = map[bool]string{false: "10,100,300,1000", true: "300"}[*quick]
+	}
+	if *out == "" {
+		*out = map[bool]string{false: "BENCHMARKS.md", true: ".local/bench/BENCHMARKS-quick.md"}[*quick]
+	}
+	var ruleSizes []int
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			fmt.Fprintf(os.Stderr, "musubi-bench: bad -rules %q\n", *sizes)
+			return 2
+		}
+		ruleSizes = append(ruleSizes, n)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var idb [4]byte
+	_, _ = rand.Read(idb[:])
+	self, _ := os.Executable()
+	h := &harness{
+		id: hex.EncodeToString(idb[:]), seed: *seed, quick: *quick, clickhouse: *ch, engine: *engine, self: self,
+		entities: *entities, load: newTopicSet("bench.load"), live: newTopicSet("bench.live"),
+	}
+	h.work = filepath.Join(".local", "bench", "run-"+h.id)
+	if err := os.MkdirAll(h.work, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "musubi-bench:", err)
+		return 1
+	}
+	h.report = newReport(*quick, "musubi-bench "+strings.Join(args, " "))
+	if err := h.run(ctx, ruleSizes, *events, *count, *skipMicro, *latencyFor, *runFor); err != nil {
+		fmt.Fprintln(os.Stderr, "musubi-bench:", err)
+		h.report.errors = append(h.report.errors, err.Error())
+	}
+	h.report.finish()
+	md := h.report.markdown()
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err == nil {
+		err = os.WriteFile(*out, []byte(md), 0o644)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "musubi-bench:", err)
+		}
+	}
+	fmt.Print(h.report.summary())
+	fmt.Printf("\nreport written to %s (work files in %s)\n", *out, h.work)
+	if len(h.report.errors) > 0 {
+		return 1
+	}
+	return 0
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func (h *harness) logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func (h *harness) dbName(run string) string {
+	return "musubi_bench_" + h.id + "_" + strings.ReplaceAll(run, "-", "_")
+}
+
+func (h *harness) dropDB(db string) {
+	conn, err := chConn(h.clickhouse)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db)
+}
+
+// exportPack copies the committed detection pack and the scenario's
+// correlation rules (git archive HEAD), so a rule file someone is editing
+// in the working tree cannot break or skew the run; without git it uses the
+// working tree.
+func (h *harness) exportPack() error {
+	dir := filepath.Join(h.work, "pack")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	cmd := exec.Command("sh", "-c", "git archive HEAD detections testdata/scenarios/correlation-rules | tar -x -C "+dir)
+	if err := cmd.Run(); err == nil {
+		h.pack, h.corr = filepath.Join(dir, "detections"), filepath.Join(dir, "testdata", "scenarios", "correlation-rules")
+		h.report.packSource = "the detection pack committed at HEAD (`git archive`)"
+		return nil
+	}
+	h.pack, h.corr = "detections", filepath.Join("testdata", "scenarios", "correlation-rules")
+	h.report.packSource = "the working tree's detection pack"
+	return nil
+}
+
+// pinHarness moves this process to every core but 0, which the measured
+// process gets.
+func pinHarness() string {
+	n := runtime.NumCPU()
+	if n < 2 {
+		return "one core: the harness, the broker and the engine share it"
+	}
+	if _, err := exec.LookPath("taskset"); err != nil {
+		return "taskset not found: nothing pinned"
+	}
+	cpus := "1"
+	if n > 2 {
+		cpus = fmt.Sprintf("1-%d", n-1)
+	}
+	if err := exec.Command("taskset", "-a", "-p", "-c", cpus, strconv.Itoa(os.Getpid())).Run(); err != nil {
+		return "taskset failed: " + err.Error()
+	}
+	return fmt.Sprintf("engine on core 0 (`taskset -c 0`, GOMAXPROCS=1); harness and kfake on cores %s; ClickHouse unpinned", cpus)
+}
+
+func (h *harness) run(ctx context.Context, sizes []int, events, count int, skipMicro bool, latencyFor, runFor time.Duration) error {
+	if _, err := os.Stat(h.engine); err != nil {
+		return fmt.Errorf("engine binary %s: %w (run `make build`)", h.engine, err)
+	}
+	if err := h.exportPack(); err != nil {
+		return err
+	}
+	if conn, err := chConn(h.clickhouse); err != nil {
+		return err
+	} else if err := conn.Ping(ctx); err != nil {
+		return fmt.Errorf("ClickHouse at %s: %w (run `make clickhouse-start`)", h.clickhouse, err)
+	} else {
+		conn.Close()
+	}
+
+	if !skipMicro {
+		h.logf("micro-benchmarks (go test -bench, count %d)", count)
+		if err := h.micro(ctx, count); err != nil {
+			h.report.errors = append(h.report.errors, "micro-benchmarks: "+err.Error())
+		}
+	}
+	h.report.pinning = pinHarness()
+
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, append(h.load.names(), h.live.names()...)...))
+	if err != nil {
+		return err
+	}
+	defer cluster.Close()
+	h.brokers = cluster.ListenAddrs()
+
+	// Event time of the preloaded stream ends about now.
+	nominal := 20_000.0
+	startT := time.Now().Add(-time.Duration(float64(events) / nominal * float64(time.Second))).Truncate(time.Second)
+	// A chain every 0.5 s of event time; the preload completes the last.
+	gcfg := loadgen.Config{Seed: h.seed, Start: startT, Rate: nominal, Entities: h.entities, ChainEvery: 500 * time.Millisecond, ChainSpan: 2 * time.Second}
+	h.logf("preloading %d records into kfake", events)
+	t0 := time.Now()
+	records, chains, err := preload(ctx, h.brokers, h.load, loadgen.New(gcfg), events)
+	if err != nil {
+		return err
+	}
+	h.report.stream = streamInfo{Records: records, Chains: chains, Entities: h.entities, Seed: h.seed, Nominal: nominal, Preload: time.Since(t0)}
+	h.logf("preloaded in %s, %d chains", time.Since(t0).Round(time.Millisecond), chains)
+
+	conn, err := chConn(h.clickhouse)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+
+	// The ceiling.
+	{
+		db := h.dbName("ceiling")
+		group := "bench-ceiling-" + h.id
+		h.logf("ceiling: consume → decode → write events → commit")
+		p, err := start(pinned(h.self, "sink", "-brokers", strings.Join(h.brokers, ","), "-group", group, "-topics", "bench.load",
+			"-clickhouse", h.clickhouse, "-database", db), filepath.Join(h.work, "ceiling.log"))
+		if err != nil {
+			return err
+		}
+		t, err := measure(ctx, h, p, group, runFor)
+		p.stop()
+		h.dropDB(db)
+		t.Name = "ceiling (no rules, no correlation)"
+		if err != nil {
+			t.Err = err.Error()
+		}
+		h.report.ceiling = t
+		h.logf("ceiling: %.0f events/s (%.0f per CPU-second)", t.PerSecond, t.PerCPUSecond)
+	}
+
+	var max300 float64
+	for _, n := range sizes {
+		dir := filepath.Join(h.work, fmt.Sprintf("rules-%d", n))
+		if _, err := rulesets.Write(dir, h.pack, h.corr, n); err != nil {
+			return err
+		}
+		name := fmt.Sprintf("engine-%d", n)
+		db := h.dbName(name)
+		group := "bench-" + name + "-" + h.id
+		cfgPath, err := h.engineConfig(name, group, h.load, dir, db)
+		if err != nil {
+			return err
+		}
+		h.logf("engine with %d rules", n)
+		p, err := start(pinned(h.engine, "serve", "-config", cfgPath), filepath.Join(h.work, name+".log"))
+		if err != nil {
+			return err
+		}
+		t, err := measure(ctx, h, p, group, runFor)
+		p.stop()
+		t.Name, t.Rules, t.Chains = fmt.Sprintf("engine, %d rules", n), n, chains
+		if err != nil {
+			t.Err = err.Error()
+		} else if hi, err := highIncidents(ctx, conn, db); err == nil {
+			t.HighIncidents = hi
+		}
+		h.dropDB(db)
+		h.report.engine = append(h.report.engine, t)
+		h.logf("engine, %d rules: %.0f events/s (%.0f per CPU-second), %d high incidents for %d chains (complete %v)",
+			n, t.PerSecond, t.PerCPUSecond, t.HighIncidents, chains, t.Complete)
+		if n == 300 || max300 == 0 {
+			max300 = t.PerSecond
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+
+	// Detection latency at 70% of the 300-rule maximum.
+	n := 300
+	if !contains(sizes, 300) {
+		n = sizes[len(sizes)-1]
+	}
+	if max300 > 0 {
+		rate := 0.7 * max300
+		h.logf("latency: %.0f events/s for %s with %d rules", rate, latencyFor, n)
+		l, err := h.runLatency(ctx, filepath.Join(h.work, fmt.Sprintf("rules-%d", n)), n, rate, latencyFor)
+		if err != nil {
+			l.Err = err.Error()
+		}
+		h.report.latency = &l
+		h.logf("latency: p50 %s p99 %s (%d of %d chains)", l.P50.Round(time.Millisecond), l.P99.Round(time.Millisecond), l.Detected, l.Chains)
+	}
+	return nil
+}
+
+func contains(xs []int, x int) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}

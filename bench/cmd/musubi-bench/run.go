@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// proc is a process the harness started, pinned to one core.
+type proc struct {
+	cmd  *exec.Cmd
+	log  string
+	done chan error
+}
+
+// pinned returns argv run on core 0 when taskset exists.
+func pinned(argv ...string) []string {
+	if _, err := exec.LookPath("taskset"); err == nil {
+		return append([]string{"taskset", "-c", "0"}, argv...)
+	}
+	return argv
+}
+
+// start runs argv with GOMAXPROCS=1, its output in logPath.
+func start(argv []string, logPath string) (*proc, error) {
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	p := &proc{cmd: cmd, log: logPath, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait(); f.Close() }()
+	return p, nil
+}
+
+// stop sends SIGTERM and waits, killing after a grace period.
+func (p *proc) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// exited reports the process's exit, if it has exited.
+func (p *proc) exited() (error, bool) {
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return err, true
+	default:
+		return nil, false
+	}
+}
+
+func (p *proc) tail() string {
+	b, _ := os.ReadFile(p.log)
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
+}
+
+// cpuTime is the user+system time of the process (the child of taskset
+// included: taskset execs, so the pid is the engine's).
+func (p *proc) cpuTime() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * 10 * time.Millisecond
+}
+
+// peakRSS is VmHWM in bytes.
+func (p *proc) peakRSS() int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// throughput is one measured run.
+type throughput struct {
+	Name          string
+	Rules         int
+	Events        int64 // records committed in the measured window
+	Seconds       float64
+	PerSecond     float64
+	CPUSeconds    float64
+	PerCPUSecond  float64
+	PeakRSS       int64
+	Complete      bool
+	HighIncidents int
+	Chains        int
+	Err           string
+}
+
+// measure waits for group to commit the topics' end offsets (or for the
+// deadline) while p runs. The window starts at the first commit, so
+// start-up (migrations, rule compilation, the group join) is not counted.
+func measure(ctx context.Context, h *harness, p *proc, group string, deadline time.Duration) (throughput, error) {
+	var t throughput
+	var t0 time.Time
+	var c0 int64
+	var cpu0 time.Duration
+	limit := time.Now().Add(deadline)
+	startupLimit := time.Now().Add(3 * time.Minute)
+	for {
+		if err, ok := p.exited(); ok {
+			return t, fmt.Errorf("process exited (%v):\n%s", err, p.tail())
+		}
+		end, committed, err := offsets(ctx, h.brokers, h.load, group)
+		now := time.Now()
+		if err == nil && committed > 0 && t0.IsZero() {
+			t0, c0, cpu0 = now, committed, p.cpuTime()
+			limit = now.Add(deadline)
+		}
+		if !t0.IsZero() && (committed >= end || now.After(limit)) {
+			t.Events = committed - c0
+			t.Seconds = now.Sub(t0).Seconds()
+			t.CPUSeconds = (p.cpuTime() - cpu0).Seconds()
+			t.Complete = committed >= end
+			break
+		}
+		if t0.IsZero() && now.After(startupLimit) {
+			return t, fmt.Errorf("no commit within 3 minutes:\n%s", p.tail())
+		}
+		select {
+		case <-ctx.Done():
+			return t, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if t.Seconds > 0 {
+		t.PerSecond = float64(t.Events) / t.Seconds
+	}
+	if t.CPUSeconds > 0 {
+		t.PerCPUSecond = float64(t.Events) / t.CPUSeconds
+	}
+	t.PeakRSS = p.peakRSS()
+	return t, nil
+}
+
+// engineConfig writes a serve configuration for one run.
+func (h *harness) engineConfig(name, group string, ts topicSet, rulesDir, db string) (string, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "kafka:\n  brokers: [%q]\n  group_id: %q\n  topics:\n", strings.Join(h.brokers, ","), group)
+	for s, t := range ts {
+		fmt.Fprintf(&b, "    %s: %q\n", s, t)
+	}
+	fmt.Fprintf(&b, "clickhouse:\n  addr: [%q]\n  database: %q\n  migrate_on_start: true\n", h.clickhouse, db)
+	fmt.Fprintf(&b, "rules:\n  dir: %q\n", rulesDir)
+	fmt.Fprintf(&b, "api:\n  listen: 127.0.0.1:0\n")
+	fmt.Fprintf(&b, "log:\n  level: warn\n")
+	path := filepath.Join(h.work, name+".yaml")
+	return path, os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// chConn opens the admin connection of the harness.
+func chConn(addr string) (driver.Conn, error) {
+	return clickhouse.Open(&clickhouse.Options{
+		Addr: []string{addr}, Auth: clickhouse.Auth{Username: "default"}, DialTimeout: 5 * time.Second,
+		Settings: clickhouse.Settings{"allow_experimental_low_cardinality_type": 1},
+	})
+}
+
+// highIncidents counts the latest versions of incidents of at least high
+// severity that were not merged into another.
+func highIncidents(ctx context.Context, conn driver.Conn, db string) (int, error) {
+	var n uint64
+	err := conn.QueryRow(ctx, `SELECT count() FROM (SELECT incident_id, argMax(severity_id, version) AS s, argMax(merged_into, version) AS m
+		FROM `+db+`.incidents GROUP BY incident_id) WHERE s >= 4 AND m = ''`).Scan(&n)
+	return int(n), err
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/musubi-xdr/musubi/ingest"
+	"github.com/musubi-xdr/musubi/storage"
+)
+
+// sinkMain is the ceiling: the same stream consumed from Kafka and inserted
+// into ClickHouse with no rules and no correlation — fetch (no auto-commit,
+// the pipeline's reader settings and batching), ingest decode, storage.Write
+// of the events, commit. The harness runs it as its own process under
+// GOMAXPROCS=1, as it runs the engine.
+func sinkMain(args []string) int {
+	fs := flag.NewFlagSet("sink", flag.ExitOnError)
+	brokers := fs.String("brokers", "", "Kafka brokers, comma-separated")
+	group := fs.String("group", "bench-ceiling", "consumer group")
+	prefix := fs.String("topics", "bench.load", "topic prefix")
+	addr := fs.String("clickhouse", "127.0.0.1:19000", "ClickHouse native address")
+	db := fs.String("database", "", "ClickHouse database (created)")
+	batchSize := fs.Int("batch", 5000, "records per batch (pipeline.batch_size)")
+	flush := fs.Duration("flush", time.Second, "partial batch wait (pipeline.flush_interval)")
+	_ = fs.Parse(args)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := sink(ctx, strings.Split(*brokers, ","), *group, newTopicSet(*prefix), *addr, *db, *batchSize, *flush); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "sink:", err)
+		return 1
+	}
+	return 0
+}
+
+func sink(ctx context.Context, brokers []string, group string, ts topicSet, addr, db string, batchSize int, flush time.Duration) error {
+	cfg := storage.Default()
+	cfg.Addr, cfg.Database, cfg.StoreRaw = []string{addr}, db, true
+	store, err := storage.Open(ctx, cfg, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := store.Migrate(ctx); err != nil {
+		return err
+	}
+	sources := map[string]ingest.Source{}
+	for s, t := range ts {
+		sources[t] = ingest.Source(s)
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers: brokers, GroupID: group, GroupTopics: ts.names(), StartOffset: kafka.FirstOffset,
+		MaxWait: 2 * time.Second, QueueCapacity: 1000, CommitInterval: 0, MaxBytes: 16 << 20,
+	})
+	defer r.Close()
+	dec := ingest.NewDecoder(ingest.DefaultLimits())
+	msgs := make([]kafka.Message, 0, batchSize)
+	for {
+		msgs = msgs[:0]
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, m)
+		deadline, cancel := context.WithTimeout(ctx, flush)
+		for len(msgs) < batchSize {
+			m, err := r.FetchMessage(deadline)
+			if err != nil {
+				break
+			}
+			msgs = append(msgs, m)
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var b storage.Batch
+		for _, m := range msgs {
+			evs, errs := dec.Decode(sources[m.Topic], m.Value)
+			if len(errs) > 0 {
+				return fmt.Errorf("%s/%d/%d: %v", m.Topic, m.Partition, m.Offset, errs[0])
+			}
+			for i := range evs {
+				evs[i].Metadata.TenantUID = "default"
+			}
+			b.Events = append(b.Events, evs...)
+		}
+		for {
+			if err = store.Write(ctx, b); err == nil || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil {
+			return err
+		}
+		if err := r.CommitMessages(ctx, msgs...); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,236 @@
+package stage
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/musubi-xdr/musubi/bench/loadgen"
+	"github.com/musubi-xdr/musubi/bench/rulesets"
+	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/ingest"
+	"github.com/musubi-xdr/musubi/internal/chtest"
+	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/pipeline"
+	"github.com/musubi-xdr/musubi/rules"
+	"github.com/musubi-xdr/musubi/storage"
+)
+
+// streamSize records, about 5 s of a 20,000 events/s stream with a chain
+// injected every second.
+const streamSize = 100_000
+
+// batchSize is the pipeline's default batch.
+const batchSize = 5000
+
+// pack is the detection pack rule sets are built from:
+// MUSUBI_BENCH_PACK (the bench harness points it at the committed pack) or
+// the working tree's.
+func pack() string {
+	if p := os.Getenv("MUSUBI_BENCH_PACK"); p != "" {
+		return p
+	}
+	return "../../detections"
+}
+
+// correlationRules is where the chain's correlation rules are read from.
+func correlationRules() string {
+	if p := os.Getenv("MUSUBI_BENCH_CORRELATION"); p != "" {
+		return p
+	}
+	return "../../testdata/scenarios/correlation-rules"
+}
+
+var ruleSizes = []int{10, 100, 300, 1000}
+
+// stream is generated once per test binary: every benchmark reads it.
+var stream = sync.OnceValue(func() []loadgen.Record {
+	g := loadgen.New(loadgen.Config{Seed: 1, Rate: 20_000, ChainEvery: time.Second, ChainSpan: 500 * time.Millisecond})
+	recs := make([]loadgen.Record, streamSize)
+	for i := range recs {
+		recs[i] = g.Next()
+	}
+	return recs
+})
+
+var decodedOnce sync.Once
+var decodedEvents []ocsf.Event
+
+func decoded(b *testing.B, recs []loadgen.Record) []ocsf.Event {
+	b.Helper()
+	decodedOnce.Do(func() { decodedEvents = decode(b, recs) })
+	return decodedEvents
+}
+
+func decode(b *testing.B, recs []loadgen.Record) []ocsf.Event {
+	dec := ingest.NewDecoder(ingest.DefaultLimits())
+	evs := make([]ocsf.Event, 0, len(recs))
+	for _, r := range recs {
+		e, errs := dec.Decode(ingest.Source(r.Source), r.Value)
+		if len(errs) > 0 {
+			b.Fatal(errs[0])
+		}
+		for i := range e {
+			e[i].Metadata.TenantUID = "default"
+		}
+		evs = append(evs, e...)
+	}
+	return evs
+}
+
+func ruleEngine(b *testing.B, n int) *rules.Engine {
+	b.Helper()
+	dir := b.TempDir()
+	if _, err := rulesets.Write(dir, pack(), "", n); err != nil {
+		b.Fatal(err)
+	}
+	set, err := rules.Load(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := rules.NewEngine(nil, nil)
+	e.Swap(set)
+	return e
+}
+
+// BenchmarkDecode is ingest.Decoder.Decode (source framing, JSON or flow
+// line parsing, normalization to OCSF, observables) per record of the mix.
+func BenchmarkDecode(b *testing.B) {
+	recs := stream()
+	dec := ingest.NewDecoder(ingest.DefaultLimits())
+	var bytes int64
+	for _, r := range recs {
+		bytes += int64(len(r.Value))
+	}
+	b.SetBytes(bytes / int64(len(recs)))
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		r := &recs[i%len(recs)]
+		if _, errs := dec.Decode(ingest.Source(r.Source), r.Value); len(errs) > 0 {
+			b.Fatal(errs[0])
+		}
+	}
+}
+
+// BenchmarkRules is rules.Engine.Evaluate per decoded event of the mix,
+// for sets of 10 to 1000 rules (bench/rulesets).
+func BenchmarkRules(b *testing.B) {
+	evs := decoded(b, stream())
+	for _, n := range ruleSizes {
+		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
+			e := ruleEngine(b, n)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				e.Evaluate(&evs[i%len(evs)])
+			}
+		})
+	}
+}
+
+// BenchmarkCorrelate is correlate.Correlator.Process per event, fed the
+// mix's events and their alerts (300 rules) in pipeline-sized batches; the
+// correlator's state grows over the run as it would in a stream.
+func BenchmarkCorrelate(b *testing.B) {
+	evs := decoded(b, stream())
+	e := ruleEngine(b, 300)
+	alerts := make([][]rules.Alert, len(evs))
+	for i := range evs {
+		alerts[i] = e.Evaluate(&evs[i])
+	}
+	seq, err := correlate.LoadRules(correlationRules())
+	if err != nil {
+		b.Fatal(err)
+	}
+	corr, err := correlate.New(correlate.DefaultConfig(), seq, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var batchAlerts []rules.Alert
+	for done := 0; done < b.N; {
+		start := done % len(evs)
+		n := min(batchSize, b.N-done, len(evs)-start)
+		b.StopTimer()
+		// Events are reused across passes; fresh ids keep them distinct.
+		batch := make([]ocsf.Event, n)
+		copy(batch, evs[start:start+n])
+		batchAlerts = batchAlerts[:0]
+		for j := range batch {
+			batchAlerts = append(batchAlerts, alerts[start+j]...)
+		}
+		b.StartTimer()
+		corr.Process(batch, batchAlerts)
+		done += n
+	}
+}
+
+// BenchmarkProcessor is pipeline.Processor.Process — decode, rules,
+// correlate, the engine's whole CPU work but the write — per record, in
+// batches of 5000, with the scenario's correlation rules loaded. Profile it
+// with -cpuprofile to see where an engine core goes.
+func BenchmarkProcessor(b *testing.B) {
+	recs := stream()
+	prs := make([]pipeline.Record, len(recs))
+	for i, r := range recs {
+		prs[i] = pipeline.Record{Source: ingest.Source(r.Source), Topic: r.Source, Offset: int64(i), Value: r.Value, Time: r.Time}
+	}
+	for _, n := range ruleSizes {
+		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
+			e := ruleEngine(b, n)
+			seq, err := correlate.LoadRules(correlationRules())
+			if err != nil {
+				b.Fatal(err)
+			}
+			corr, err := correlate.New(correlate.DefaultConfig(), seq, nil, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p := pipeline.NewProcessor(ingest.NewDecoder(ingest.DefaultLimits()), e, corr,
+				func(string) string { return "default" }, true, slog.New(slog.DiscardHandler), nil)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for done := 0; done < b.N; {
+				start := done % len(prs)
+				n := min(batchSize, b.N-done, len(prs)-start)
+				p.Process(prs[start : start+n])
+				done += n
+			}
+		})
+	}
+}
+
+// BenchmarkWrite is storage.Store.Write of the mix's events (raw bytes
+// kept, as serve does by default) into the local ClickHouse, per event, in
+// batches of 5000. It skips without ClickHouse unless
+// MUSUBI_REQUIRE_CLICKHOUSE=1.
+func BenchmarkWrite(b *testing.B) {
+	evs := decoded(b, stream())
+	db, _ := chtest.Database(b)
+	cfg := storage.Default()
+	cfg.Addr, cfg.Database, cfg.StoreRaw = []string{chtest.Addr()}, db, true
+	ctx := context.Background()
+	s, err := storage.Open(ctx, cfg, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		start := done % len(evs)
+		n := min(batchSize, b.N-done, len(evs)-start)
+		if err := s.Write(ctx, storage.Batch{Events: evs[start : start+n]}); err != nil {
+			b.Fatal(err)
+		}
+		done += n
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+}
