@@ -71,13 +71,9 @@ func seed(t *testing.T) seeded {
 	}
 	eng := rules.NewEngine(nil, slog.New(slog.DiscardHandler))
 	eng.Swap(set)
-	var seq []*correlate.SequenceRule
-	for _, dir := range []string{"../detections", "../testdata/scenarios/correlation-rules"} {
-		s, err := correlate.LoadRules(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		seq = append(seq, s...)
+	seq, err := correlate.LoadRules("../detections")
+	if err != nil {
+		t.Fatal(err)
 	}
 	ccfg := correlate.DefaultConfig()
 	ccfg.HubIPs = append(ccfg.HubIPs, "198.51.100.7/32") // the office NAT of the scenario
