@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -67,6 +68,10 @@ type Consumer struct {
 	// commit; when it returns true the consumer stops right there, as if
 	// killed. Tests use it to crash at exactly that point.
 	crashBeforeCommit func() bool
+	// fetchWait is the current back-off after failed fetches; lastFetchLog
+	// throttles their warnings. Only Run uses them.
+	fetchWait    time.Duration
+	lastFetchLog time.Time
 }
 
 // NewConsumer returns a consumer feeding proc and writing through w.
@@ -135,8 +140,23 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("fetch: %w", err)
+			if errors.Is(err, io.EOF) {
+				return fmt.Errorf("fetch: %w", err) // the reader was closed
+			}
+			// A broker error (a failed fetch, a group that cannot be
+			// joined) is transient: the reader retries from the same
+			// offset. Messages fetched before it are processed and
+			// committed as usual; dropping them would let a later commit
+			// skip them.
+			c.proc.metrics.fetchErrors.Inc()
+			if len(msgs) == 0 {
+				if err := c.fetchBackoff(ctx, err); err != nil {
+					return nil
+				}
+				continue
+			}
 		}
+		c.fetchWait = 0
 		c.proc.metrics.lag.Set(float64(r.Stats().Lag))
 		recs = recs[:0]
 		for _, m := range msgs {
@@ -212,6 +232,22 @@ func (c *Consumer) waitForTopics(ctx context.Context, topics []string) error {
 			return ctx.Err()
 		case <-time.After(2 * time.Second):
 		}
+	}
+}
+
+// fetchBackoff waits after a failed fetch, doubling the wait up to
+// MaxBackoff while the failures go on, and logs at most every 30 seconds.
+func (c *Consumer) fetchBackoff(ctx context.Context, err error) error {
+	c.fetchWait = min(max(c.fetchWait*2, c.cfg.RetryBackoff), c.cfg.MaxBackoff)
+	if time.Since(c.lastFetchLog) > 30*time.Second {
+		c.logger.Warn("fetch failed; retrying, nothing is committed meanwhile", "error", err, "backoff", c.fetchWait)
+		c.lastFetchLog = time.Now()
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(c.fetchWait):
+		return nil
 	}
 }
 

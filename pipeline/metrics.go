@@ -10,6 +10,7 @@ type metrics struct {
 	batches      prometheus.Histogram
 	writeRetries prometheus.Counter
 	commits      prometheus.Counter
+	fetchErrors  prometheus.Counter
 	lag          prometheus.Gauge
 }
 
@@ -44,13 +45,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "musubi_pipeline_commits_total",
 			Help: "Kafka offset commits after a durable write.",
 		}),
+		fetchErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "musubi_kafka_fetch_errors_total",
+			Help: "Fetches that failed with a broker or group error; the consumer backs off and retries.",
+		}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "musubi_kafka_consumer_lag",
 			Help: "Messages behind the end of the assigned partitions, as last reported by the consumer.",
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.deadLetters, m.alerts, m.records, m.batches, m.writeRetries, m.commits, m.lag)
+		reg.MustRegister(m.events, m.deadLetters, m.alerts, m.records, m.batches, m.writeRetries, m.commits, m.fetchErrors, m.lag)
 	}
 	return m
 }

@@ -1,0 +1,124 @@
+package pipeline
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/ingest"
+	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/rules"
+	"github.com/musubi-xdr/musubi/storage"
+)
+
+// memoryWriter keeps every written event id; it needs no database.
+type memoryWriter struct {
+	mu     sync.Mutex
+	events map[string]int
+}
+
+func (w *memoryWriter) Write(_ context.Context, b storage.Batch) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, e := range b.Events {
+		w.events[e.Metadata.UID]++
+	}
+	return nil
+}
+
+func (w *memoryWriter) distinct() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.events)
+}
+
+type noRules struct{}
+
+func (noRules) Evaluate(*ocsf.Event) []rules.Alert { return nil }
+
+// TestFetchErrorsAreRetried makes the broker fail every Fetch for a while:
+// the consumer must keep going (an engine that exits on a transient broker
+// error is down until someone restarts it), lose nothing and commit
+// everything once the broker answers again.
+func TestFetchErrorsAreRetried(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	brokers := cluster.ListenAddrs()
+	msgs := stratusRecords(t)
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, BatchTimeout: 5 * time.Millisecond}
+	if err := w.WriteMessages(ctx, msgs[:len(msgs)/2]...); err != nil {
+		t.Fatal(err)
+	}
+
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	corr, err := correlate.New(correlate.DefaultConfig(), nil, logger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc := NewProcessor(ingest.NewDecoder(ingest.DefaultLimits()), noRules{}, corr, func(string) string { return "default" }, false, logger, nil)
+	mem := &memoryWriter{events: map[string]int{}}
+	c := NewConsumer(ConsumerConfig{
+		Brokers: brokers, GroupID: "musubi", Topics: map[string]ingest.Source{topic: ingest.SourceCloudTrail},
+		BatchSize: 50, FlushInterval: 100 * time.Millisecond, MaxWait: 50 * time.Millisecond, QueueCapacity: 100,
+		RetryBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+	}, proc, mem, logger)
+	done := make(chan error, 1)
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() { done <- c.Run(runCtx) }()
+	waitUntil(t, ctx, done, func() bool { return committedOffset(t, ctx, brokers) == int64(len(msgs)/2) })
+
+	// Every Fetch fails until the fault is removed.
+	fault := cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Err: kerr.UnknownServerError, Count: -1})
+	if err := w.WriteMessages(ctx, msgs[len(msgs)/2:]...); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	waitCtx, cancelWait := context.WithTimeout(ctx, 30*time.Second)
+	_ = fault.Wait(waitCtx, 5)
+	cancelWait()
+	select {
+	case err := <-done:
+		t.Fatalf("consumer stopped on a transient fetch error: %v", err)
+	case <-time.After(time.Second):
+	}
+	hits := fault.Hits()
+	fault.Remove()
+	waitUntil(t, ctx, done, func() bool { return committedOffset(t, ctx, brokers) == int64(len(msgs)) })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	t.Logf("%d fetches failed; %d of %d records written, all committed", hits, mem.distinct(), len(msgs))
+	if mem.distinct() != len(msgs) {
+		t.Errorf("got %d distinct events written, want %d", mem.distinct(), len(msgs))
+	}
+}
+
+// waitUntil polls cond; it fails when ctx ends or the consumer stops.
+func waitUntil(t *testing.T, ctx context.Context, done <-chan error, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case err := <-done:
+			t.Fatalf("consumer stopped: %v", err)
+		case <-ctx.Done():
+			t.Fatal("timed out")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
