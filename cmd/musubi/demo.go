@@ -21,6 +21,7 @@ import (
 	"github.com/musubi-xdr/musubi/config"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/ui"
 )
 
 func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -107,12 +108,16 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stdout, "  curl -s -H \"Authorization: Bearer $MUSUBI_TOKEN\" '%s/v1/incidents/%s'\n", base, incidents[0].ID)
 	}
 	fmt.Fprintf(stdout, "  curl -s %s/metrics | grep musubi_\n", base)
+	if !*exitAfter {
+		fmt.Fprintf(stdout, "\nServing until Ctrl-C.\n")
+	}
+	// The last line: where to work the incidents in a browser.
+	fmt.Fprintf(stdout, "\nConsole: %s%s (sign in with the token above)\n", base, ui.Prefix)
 	if *exitAfter {
 		cancel()
 		<-done
 		return 0
 	}
-	fmt.Fprintf(stdout, "\nServing until Ctrl-C.\n")
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(stderr, "musubi demo: %v\n", err)
 		return 1

@@ -21,6 +21,7 @@ import (
 	"github.com/musubi-xdr/musubi/pipeline"
 	"github.com/musubi-xdr/musubi/rules"
 	"github.com/musubi-xdr/musubi/storage"
+	"github.com/musubi-xdr/musubi/ui"
 )
 
 // engine is every component of `musubi serve`, wired from one Config.
@@ -138,7 +139,8 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (*en
 		return nil, fmt.Errorf("api: %w", err)
 	}
 	e.listener = ln
-	e.server = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	// The console (/ui/) is served beside the API, outside /v1.
+	e.server = &http.Server{Handler: ui.Mount(handler), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
 	return e, nil
 }
 

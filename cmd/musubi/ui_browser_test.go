@@ -1,0 +1,494 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/musubi-xdr/musubi/api"
+	"github.com/musubi-xdr/musubi/config"
+	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/internal/chtest"
+	"github.com/musubi-xdr/musubi/rules"
+	"github.com/musubi-xdr/musubi/storage"
+	"github.com/musubi-xdr/musubi/ui"
+)
+
+// The console's end-to-end tests drive Debian's headless Chromium against
+// the API and the console on the real ClickHouse, seeded with the bundled
+// attack scenario replayed through the real pipeline (tenant acme) and the
+// API tests' incidents (acme and globex).
+
+const scenarioAccount = "111122223333"
+
+// uiEnv is a running console with seeded data.
+type uiEnv struct {
+	url     string
+	chainID string // the attack-chain incident of the scenario
+}
+
+func newUIEnv(t *testing.T) *uiEnv {
+	t.Helper()
+	db, _ := chtest.Database(t)
+	ctx := context.Background()
+	logger := slog.New(slog.DiscardHandler)
+	sc := storage.Default()
+	sc.Addr, sc.Database, sc.StoreRaw = []string{chtest.Addr()}, db, true
+	store, err := storage.Open(ctx, sc, logger, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	seedIncidents(t, store, time.Now().UTC().Add(-2*time.Hour))
+
+	cfg := config.Default()
+	cfg.Rules.Dir = "../../detections"
+	cfg.ClickHouse.StoreRaw = true
+	cfg.Tenants = []config.Tenant{
+		{ID: "acme", Name: "ACME", Accounts: []string{scenarioAccount, acmeAccount}},
+		{ID: "globex", Name: "Globex", Accounts: []string{globexAccount}},
+	}
+	proc, err := offlineProcessor(cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := readRecords([]string{"../../testdata/scenarios"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := proc.Process(recs)
+	if err := store.Write(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	env := &uiEnv{}
+	latest := mergeResults(correlate.Result{Incidents: batch.Incidents}, correlate.Result{}).Incidents
+	for _, in := range latest {
+		if in.MergedInto == "" && in.Severity >= 4 && slices.ContainsFunc(in.Nodes, func(n correlate.Node) bool { return n.ID == "ip:203.0.113.9" }) {
+			env.chainID = in.ID
+		}
+	}
+	if env.chainID == "" {
+		t.Fatal("the scenario produced no attack-chain incident")
+	}
+
+	set, err := rules.Load(cfg.Rules.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	eng := rules.NewEngine(reg, logger)
+	eng.Swap(set)
+	seq, err := correlate.LoadRules(cfg.Rules.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := func(secret, name string, role api.Role, tenants ...string) api.Token {
+		return api.Token{Name: name, Hash: api.HashSecret(secret), Role: role, Tenants: tenants}
+	}
+	srv, err := api.New(api.Options{
+		Store:    storeAdapter{store},
+		Rules:    rulesAdapter{engine: eng, manager: rules.NewManager(cfg.Rules.Dir, eng, logger), sequences: seq, gatherer: reg},
+		Ready:    store.Ping,
+		Registry: reg,
+		Gatherer: reg,
+		Tokens: []api.Token{
+			tok(tokAcmeAnalyst, "alice", api.RoleAnalyst, "acme"),
+			tok(tokAcmeViewer, "victor", api.RoleViewer, "acme"),
+			tok(tokRootAdmin, "root", api.RoleAdmin, "*"),
+		},
+		Tenants: apiTenants(cfg.Tenants),
+		Logger:  logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(ui.Mount(srv))
+	t.Cleanup(ts.Close)
+	env.url = ts.URL
+	return env
+}
+
+// chromium is the path of the browser, or "" when there is none.
+func chromium() string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// newBrowser starts a headless Chromium with a fresh profile; JavaScript
+// exceptions on the page fail the test.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	path := chromium()
+	if path == "" {
+		if os.Getenv("MUSUBI_REQUIRE_BROWSER") == "1" {
+			t.Fatal("Chromium is required (MUSUBI_REQUIRE_BROWSER=1) but not installed; `make test` installs it")
+		}
+		t.Skip("no Chromium; install it (apt-get install chromium) or run `make test`")
+	}
+	// A fresh profile per browser. Chromium's helper processes may still
+	// write to it for a moment after the browser exits, so it is removed
+	// with retries rather than by t.TempDir.
+	profile, err := os.MkdirTemp("", "musubi-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for i := 0; i < 20 && os.RemoveAll(profile) != nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(profile),
+		chromedp.WindowSize(1440, 1000),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	ctx, cancel := context.WithTimeout(bctx, 4*time.Minute)
+	t.Cleanup(func() { cancel(); cancelBrowser(); cancelAlloc() })
+	chromedp.ListenTarget(ctx, func(ev any) {
+		if e, ok := ev.(*runtime.EventExceptionThrown); ok {
+			t.Errorf("JavaScript exception: %s", e.ExceptionDetails.Error())
+		}
+	})
+	if err := chromedp.Run(ctx); err != nil {
+		t.Fatalf("start Chromium: %v", err)
+	}
+	return ctx
+}
+
+// browse runs browser actions and fails the test with what on error.
+func browse(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action) {
+	t.Helper()
+	step, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Run(step, actions...); err != nil {
+		// Leave what the page showed for whoever reads the failure.
+		var text, hash string
+		var png []byte
+		peek, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_ = chromedp.Run(peek, chromedp.Evaluate(`location.hash`, &hash), chromedp.Evaluate(`(document.querySelector('#node-details') ? 'node details: ' + document.querySelector('#node-details').innerText.slice(0, 1500) + '\n' : '') + document.body.innerText.slice(0, 1500)`, &text),
+			chromedp.FullScreenshot(&png, 100))
+		if dir := screenshotDir(t); len(png) > 0 {
+			_ = os.WriteFile(filepath.Join(dir, "failure.png"), png, 0o644)
+		}
+		t.Fatalf("%s: %v\npage %s shows:\n%s", what, err, hash, text)
+	}
+}
+
+// choose sets a <select> and fires its change event, as a user's pick does.
+func choose(sel, value string) chromedp.Action {
+	js := fmt.Sprintf(`(() => { const el = document.querySelector(%q); el.value = %q; el.dispatchEvent(new Event('change', {bubbles: true})); return el.value; })()`, sel, value)
+	var got string
+	return chromedp.Evaluate(js, &got)
+}
+
+// textOf reads the text of the first element matching sel.
+func textOf(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	var s string
+	browse(t, ctx, "read "+sel, chromedp.Text(sel, &s, chromedp.ByQuery))
+	return s
+}
+
+func signIn(t *testing.T, ctx context.Context, base, token string) {
+	t.Helper()
+	browse(t, ctx, "sign in",
+		chromedp.Navigate(base+"/ui/"),
+		chromedp.Evaluate(`sessionStorage.clear()`, nil),
+		chromedp.Reload(),
+		chromedp.WaitVisible("#token", chromedp.ByQuery),
+		chromedp.SendKeys("#token", token, chromedp.ByQuery),
+		chromedp.Click("#login button[type=submit]", chromedp.ByQuery),
+		chromedp.WaitVisible("#queue tbody tr[data-id]", chromedp.ByQuery),
+	)
+}
+
+func queueIDs(t *testing.T, ctx context.Context) []string {
+	t.Helper()
+	var ids []string
+	browse(t, ctx, "read the queue", chromedp.Evaluate(`[...document.querySelectorAll('#queue tbody tr[data-id]')].map(r => r.dataset.id)`, &ids))
+	return ids
+}
+
+// screenshotDir is the git-ignored folder of the screenshots each run writes.
+func screenshotDir(t *testing.T) string {
+	dir := filepath.Join("..", "..", ".local", "screenshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := screenshotDir(t)
+	var png []byte
+	browse(t, ctx, "screenshot "+name, chromedp.FullScreenshot(&png, 100))
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot %s", filepath.Join(dir, name+".png"))
+}
+
+// apiPatch changes an incident through the API, as another analyst would.
+func apiPatch(t *testing.T, base, id string, body string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/v1/incidents/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+tokAcmeAnalyst)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	req, _ = http.NewRequest(http.MethodPatch, base+"/v1/incidents/"+id, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+tokAcmeAnalyst)
+	req.Header.Set("Content-Type", "application/merge-patch+json")
+	req.Header.Set("If-Match", resp.Header.Get("ETag"))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PATCH %s: got %d (%s), want 200", id, resp.StatusCode, b)
+	}
+}
+
+// TestUIAnalystWorksTheAttackChain signs in as an analyst, filters the
+// queue, opens the attack-chain incident, checks its graph, pivots on the
+// attacker's address, meets a stale ETag, changes the status and closes the
+// incident with a verdict; another tenant's incident stays unreachable.
+func TestUIAnalystWorksTheAttackChain(t *testing.T) {
+	env := newUIEnv(t)
+	ctx := newBrowser(t)
+	base := env.url
+
+	signIn(t, ctx, base, tokAcmeAnalyst)
+	ids := queueIDs(t, ctx)
+	if !slices.Contains(ids, env.chainID) || !slices.Contains(ids, "inc-a1") {
+		t.Errorf("got queue %v, want %s and inc-a1 in it", ids, env.chainID)
+	}
+	if slices.Contains(ids, "inc-b1") {
+		t.Errorf("the queue of acme lists globex's inc-b1: %v", ids)
+	}
+
+	// First paint of the queue on a fresh load (the token is in the session).
+	var paint struct{ Painted, Response, FCP float64 }
+	browse(t, ctx, "reload the queue",
+		chromedp.Reload(),
+		chromedp.WaitVisible(`body[data-queue-painted]`, chromedp.ByQuery),
+		chromedp.Evaluate(`(() => {
+			const m = performance.getEntriesByName('musubi:queue-painted')[0];
+			const n = performance.getEntriesByType('navigation')[0];
+			const f = performance.getEntriesByName('first-contentful-paint')[0];
+			return {Painted: m ? m.startTime : -1, Response: n ? n.responseEnd : -1, FCP: f ? f.startTime : -1};
+		})()`, &paint))
+	t.Logf("queue first paint: %.0f ms after navigation start (%d incidents; first contentful paint %.0f ms, page response %.0f ms)",
+		paint.Painted, len(queueIDs(t, ctx)), paint.FCP, paint.Response)
+	fmt.Fprintf(os.Stderr, "musubi console: queue first paint %.0f ms on the seeded data\n", paint.Painted)
+	screenshot(t, ctx, "queue")
+
+	// Filter: only critical incidents — the attack chain.
+	browse(t, ctx, "filter critical",
+		choose(`select[name=min_severity]`, "5"),
+		chromedp.Click(`#filters button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#queue tbody tr[data-id="`+env.chainID+`"]`, chromedp.ByQuery),
+		chromedp.Poll(`document.querySelectorAll('#queue tbody tr[data-id]').length === 1`, nil, chromedp.WithPollingTimeout(10*time.Second)))
+	if got := queueIDs(t, ctx); !slices.Equal(got, []string{env.chainID}) {
+		t.Errorf("got critical queue %v, want only %s", got, env.chainID)
+	}
+	var hash string
+	browse(t, ctx, "read hash", chromedp.Evaluate(`location.hash`, &hash))
+	if !strings.Contains(hash, "min_severity=5") {
+		t.Errorf("got location hash %q, want the filter in it", hash)
+	}
+
+	// Keyboard: focus the row, Enter opens the incident.
+	browse(t, ctx, "open with the keyboard",
+		chromedp.Focus(`#queue tbody tr[data-id]`, chromedp.ByQuery),
+		chromedp.KeyEvent(kb.Enter),
+		chromedp.WaitVisible(`#graph`, chromedp.ByQuery))
+	for _, node := range []string{"instance:i-0a1b2c3d4e5f60718", "host:web-1", "ip:203.0.113.9", "access_key:ASIA4WEBAPPROLE7QX2K",
+		"bucket:acme-release-artifacts", "deployment:d-K7Q2X9ATK", "host:app-1", "host:app-2"} {
+		var n int
+		browse(t, ctx, "count node "+node, chromedp.Evaluate(fmt.Sprintf(`document.querySelectorAll('#graph [data-node-id=%q]').length`, node), &n))
+		if n != 1 {
+			t.Errorf("graph node %s: got %d, want 1", node, n)
+		}
+	}
+	var stages []string
+	browse(t, ctx, "read kill chain", chromedp.Evaluate(`[...document.querySelectorAll('#killchain li')].map(li => li.dataset.stage)`, &stages))
+	want := []string{"initial_access", "persistence", "discovery", "credential_access", "lateral_movement", "command_and_control", "impact"}
+	if !inOrder(stages, want) {
+		t.Errorf("got kill chain %v, want %v in this order", stages, want)
+	}
+	var strong int
+	browse(t, ctx, "count labelled links", chromedp.Evaluate(`document.querySelectorAll('#graph .edge-label').length`, &strong))
+	if strong == 0 {
+		t.Error("the graph has no labelled alert-to-alert links")
+	}
+	screenshot(t, ctx, "incident")
+
+	// A node's details: the attacker's address with its evidence events.
+	browse(t, ctx, "select the attacker IP",
+		chromedp.Click(`#graph [data-node-id="ip:203.0.113.9"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#pivot-link`, chromedp.ByQuery),
+		chromedp.Poll(`document.querySelectorAll('#node-details details.event').length > 0`, nil, chromedp.WithPollingTimeout(10*time.Second)))
+	if s := textOf(t, ctx, "#node-details"); !strings.Contains(s, "203.0.113.9") || !strings.Contains(strings.ToLower(s), "evidence events") {
+		t.Errorf("node details %.300q lack the address or the evidence", s)
+	}
+	screenshot(t, ctx, "incident-node")
+
+	// Entity pivot.
+	browse(t, ctx, "pivot",
+		chromedp.Click(`#pivot-link`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#entity-incidents tbody tr[data-id="`+env.chainID+`"]`, chromedp.ByQuery))
+
+	// A stale ETag: another analyst tags the incident after the page loaded.
+	browse(t, ctx, "open the incident",
+		chromedp.Navigate(base+"/ui/#/incidents/"+env.chainID),
+		chromedp.WaitVisible(`#status-select`, chromedp.ByQuery))
+	apiPatch(t, base, env.chainID, `{"tags": ["seen-by-bob"]}`)
+	browse(t, ctx, "change status with a stale ETag",
+		choose(`#status-select`, "in_progress"),
+		chromedp.Click(`[data-action=status]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#banner.conflict`, chromedp.ByQuery))
+	if s := textOf(t, ctx, "#banner"); !strings.Contains(s, "changed by someone else") {
+		t.Errorf("got banner %q, want the conflict explained", s)
+	}
+	if s := textOf(t, ctx, "#incident-status"); s != "new" {
+		t.Errorf("after the conflict the status reads %q, want new", s)
+	}
+	screenshot(t, ctx, "incident-conflict")
+	browse(t, ctx, "reload and change status",
+		chromedp.Click(`#reload`, chromedp.ByQuery),
+		chromedp.WaitNotVisible(`#banner`, chromedp.ByQuery),
+		chromedp.Poll(`document.querySelector('#incident-tags').textContent.includes('seen-by-bob')`, nil, chromedp.WithPollingTimeout(10*time.Second)),
+		choose(`#status-select`, "in_progress"),
+		chromedp.Click(`[data-action=status]`, chromedp.ByQuery),
+		chromedp.Poll(`document.querySelector('#incident-status').textContent === 'in progress'`, nil, chromedp.WithPollingTimeout(10*time.Second)))
+
+	// Assign, comment, close with a verdict.
+	browse(t, ctx, "take it and comment",
+		chromedp.Click(`[data-action=assign-me]`, chromedp.ByQuery),
+		chromedp.Poll(`document.querySelector('#incident-assignee').textContent === 'alice'`, nil, chromedp.WithPollingTimeout(10*time.Second)),
+		chromedp.SendKeys(`.comment-form textarea`, "Keys used from 203.0.113.9; rotating.", chromedp.ByQuery),
+		chromedp.Click(`[data-action=comment]`, chromedp.ByQuery),
+		chromedp.Poll(`document.querySelector('#comments').textContent.includes('rotating')`, nil, chromedp.WithPollingTimeout(10*time.Second)))
+	browse(t, ctx, "close with a verdict",
+		choose(`#status-select`, "closed"),
+		chromedp.WaitVisible(`#verdict-select`, chromedp.ByQuery),
+		choose(`#verdict-select`, "true_positive"),
+		chromedp.SendKeys(`#reason-input`, "keys rotated, bundle rolled back", chromedp.ByQuery),
+		chromedp.Click(`[data-action=status]`, chromedp.ByQuery),
+		chromedp.Poll(`document.querySelector('#incident-status').textContent === 'closed'`, nil, chromedp.WithPollingTimeout(10*time.Second)))
+	if s := textOf(t, ctx, "#incident-verdict"); s != "true positive" {
+		t.Errorf("got verdict %q, want true positive", s)
+	}
+	var d api.IncidentDetail
+	if code := getJSON(t, base+"/v1/incidents/"+env.chainID, tokAcmeAnalyst, &d); code != http.StatusOK {
+		t.Fatalf("GET incident: %d", code)
+	}
+	if w := d.Workflow; w.Status != "closed" || w.Verdict != "true_positive" || w.Assignee != "alice" || !slices.Contains(w.Tags, "seen-by-bob") {
+		t.Errorf("got workflow %+v, want closed, true_positive, assigned to alice, tagged seen-by-bob", w)
+	}
+
+	// Another tenant's incident is unreachable.
+	browse(t, ctx, "open globex's incident",
+		chromedp.Navigate(base+"/ui/#/incidents/inc-b1"),
+		chromedp.WaitVisible(`#not-found`, chromedp.ByQuery))
+}
+
+// TestUIViewerSeesNoActions signs in with a viewer token: the incident is
+// readable and no action is offered.
+func TestUIViewerSeesNoActions(t *testing.T) {
+	env := newUIEnv(t)
+	ctx := newBrowser(t)
+	signIn(t, ctx, env.url, tokAcmeViewer)
+	browse(t, ctx, "open the incident",
+		chromedp.Navigate(env.url+"/ui/#/incidents/"+env.chainID),
+		chromedp.WaitVisible(`#graph [data-node-id="ip:203.0.113.9"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#read-only`, chromedp.ByQuery))
+	var n int
+	browse(t, ctx, "count actions", chromedp.Evaluate(`document.querySelectorAll('[data-action], #status-select, .comment-form').length`, &n))
+	if n != 0 {
+		t.Errorf("a viewer sees %d action controls, want 0", n)
+	}
+	if s := textOf(t, ctx, "#who"); !strings.Contains(s, "viewer") {
+		t.Errorf("got header %q, want the viewer role named", s)
+	}
+
+	// Rules: listed, without the reload button.
+	browse(t, ctx, "rules", chromedp.Navigate(env.url+"/ui/#/rules"),
+		chromedp.WaitVisible(`#rules tbody tr`, chromedp.ByQuery))
+	browse(t, ctx, "count reload", chromedp.Evaluate(`document.querySelectorAll('#reload-rules').length`, &n))
+	if n != 0 {
+		t.Error("a viewer sees the rule reload button")
+	}
+
+	// An admin of every tenant may reload, and picks one tenant at a time.
+	signIn(t, ctx, env.url, tokRootAdmin)
+	var tenants []string
+	browse(t, ctx, "tenant picker", chromedp.Evaluate(`[...document.querySelectorAll('#tenant option')].map(o => o.value)`, &tenants))
+	if !slices.Equal(tenants, []string{"acme", "globex"}) {
+		t.Errorf("got tenant choices %v, want [acme globex]", tenants)
+	}
+	if ids := queueIDs(t, ctx); slices.Contains(ids, "inc-b1") {
+		t.Errorf("the acme queue of a multi-tenant admin lists globex's inc-b1: %v", ids)
+	}
+	browse(t, ctx, "switch tenant", choose(`#tenant`, "globex"),
+		chromedp.WaitVisible(`#queue tbody tr[data-id="inc-b1"]`, chromedp.ByQuery))
+	if ids := queueIDs(t, ctx); slices.Contains(ids, env.chainID) {
+		t.Errorf("the globex queue lists acme's %s: %v", env.chainID, ids)
+	}
+	browse(t, ctx, "reload rules", chromedp.Navigate(env.url+"/ui/#/rules"),
+		chromedp.WaitVisible(`#reload-rules`, chromedp.ByQuery),
+		chromedp.Click(`#reload-rules`, chromedp.ByQuery),
+		chromedp.Poll(`document.querySelector('#rules-status').textContent.startsWith('Rules reloaded')`, nil, chromedp.WithPollingTimeout(20*time.Second)))
+}
+
+// inOrder reports whether want appears in got in this order.
+func inOrder(got, want []string) bool {
+	i := 0
+	for _, g := range got {
+		if i < len(want) && g == want[i] {
+			i++
+		}
+	}
+	return i == len(want)
+}
