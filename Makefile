@@ -9,7 +9,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export MUSUBI_CLICKHOUSE_ADDR ?= 127.0.0.1:19000
 FUZZTIME    ?= 3s
 
-.PHONY: all build demo test test-unit test-fuzz test-faults lint clickhouse-start clickhouse-stop bench bench-quick clean
+.PHONY: all build demo test test-unit test-fuzz test-faults lint chromium clickhouse-start clickhouse-stop bench bench-quick clean
 
 all: build
 
@@ -21,8 +21,8 @@ demo: build clickhouse-start
 	./$(BIN) demo
 
 ## test: every test — unit, integration against the real ClickHouse and kfake, race detector, short fuzzing.
-test: clickhouse-start
-	MUSUBI_REQUIRE_CLICKHOUSE=1 $(GO) test -race -count=1 ./...
+test: clickhouse-start chromium
+	MUSUBI_REQUIRE_CLICKHOUSE=1 MUSUBI_REQUIRE_BROWSER=1 $(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory test-fuzz
 
 test-fuzz:
@@ -46,6 +46,16 @@ bench: build clickhouse-start
 bench-quick: build clickhouse-start
 	$(GO) build -o bin/musubi-bench ./bench/cmd/musubi-bench
 	./bin/musubi-bench -quick -engine $(BIN)
+
+## chromium: Debian's headless Chromium, which the console's browser tests drive (installed with apt-get when missing).
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then \
+		if ! command -v apt-get >/dev/null 2>&1; then echo "chromium is missing and this system has no apt-get; install Chromium for the browser tests"; exit 1; fi; \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+		echo "installing Debian's chromium (apt-get) for the console's browser tests"; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	fi
 
 clickhouse-start:
 	@$(CH) start
