@@ -112,6 +112,7 @@ type Generator struct {
 	pending   []Record
 	nextChain time.Duration
 	chains    int
+	stopped   bool
 }
 
 // New returns a generator for cfg.
@@ -149,7 +150,7 @@ func (g *Generator) offset() time.Duration {
 // Next returns the next record in event-time order.
 func (g *Generator) Next() Record {
 	off := g.offset()
-	if g.cfg.ChainEvery > 0 && off >= g.nextChain && (g.cfg.MaxChains == 0 || g.chains < g.cfg.MaxChains) {
+	if g.cfg.ChainEvery > 0 && !g.stopped && off >= g.nextChain && (g.cfg.MaxChains == 0 || g.chains < g.cfg.MaxChains) {
 		g.chains++
 		g.pending = append(g.pending, chain(g.cfg, g.chains, g.cfg.Start.Add(g.nextChain))...)
 		sort.SliceStable(g.pending, func(i, j int) bool { return g.pending[i].Time.Before(g.pending[j].Time) })
@@ -164,6 +165,10 @@ func (g *Generator) Next() Record {
 	g.n++
 	return g.background(now)
 }
+
+// StopChains injects no chain after the ones already begun, so a caller
+// can drain Pending to finish them.
+func (g *Generator) StopChains() { g.stopped = true }
 
 // Pending returns how many chain records are scheduled but not yet returned.
 func (g *Generator) Pending() int { return len(g.pending) }

@@ -56,6 +56,9 @@ func preload(ctx context.Context, brokers []string, ts topicSet, g *loadgen.Gene
 	const chunk = 20_000
 	msgs := make([]kafka.Message, 0, chunk)
 	for records < n || g.Pending() > 0 {
+		if records == n {
+			g.StopChains()
+		}
 		r := g.Next()
 		records++
 		if r.Last {

@@ -71,10 +71,10 @@ func benchMain(args []string) int {
 	fs := flag.NewFlagSet("musubi-bench", flag.ExitOnError)
 	quick := fs.Bool("quick", false, "the fast check: fewer events, one rule-set size, short latency run, one count of the micro-benchmarks")
 	out := fs.String("out", "", "write the Markdown report here (default BENCHMARKS.md, or .local/bench/BENCHMARKS-quick.md with -quick)")
-	events := fs.Int("events", 0, "records preloaded for the throughput runs (default 600000, quick 100000)")
+	events := fs.Int("events", 0, "records preloaded for the throughput runs (default 400000, quick 100000)")
 	sizes := fs.String("rules", "", "rule-set sizes, comma-separated (default 10,100,300,1000; quick 300)")
 	latencyFor := fs.Duration("latency", 0, "length of the detection latency run (default 40s, quick 15s)")
-	runFor := fs.Duration("max-run", 0, "longest measured window of one throughput run (default 75s, quick 30s)")
+	runFor := fs.Duration("max-run", 0, "longest measured window of one throughput run (default 60s, quick 30s)")
 	count := fs.Int("count", 0, "go test -count of the micro-benchmarks (default 5, quick 1)")
 	skipMicro := fs.Bool("skip-micro", false, "skip the go test benchmarks")
 	engine := fs.String("engine", "bin/musubi", "the musubi binary to benchmark")
@@ -91,13 +91,13 @@ func benchMain(args []string) int {
 			}
 		}
 	}
-	def(events, 600_000, 100_000)
+	def(events, 400_000, 100_000)
 	def(count, 5, 1)
 	if *latencyFor == 0 {
 		*latencyFor = map[bool]time.Duration{false: 40 * time.Second, true: 15 * time.Second}[*quick]
 	}
 	if *runFor == 0 {
-		*runFor = map[bool]time.Duration{false: 75 * time.Second, true: 30 * time.Second}[*quick]
+		*runFor = map[bool]time.Duration{false: 60 * time.Second, true: 30 * time.Second}[*quick]
 	}
 	if *sizes == "" {
 		*sizes = map[bool]string{false: "10,100,300,1000", true: "300"}[*quick]

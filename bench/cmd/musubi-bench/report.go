@@ -41,6 +41,7 @@ type report struct {
 	microCommands           []string
 	benchstat               string
 	profile, profileCommand string
+	profileCum              string
 	errors                  []string
 }
 
@@ -200,7 +201,7 @@ func (r *report) markdown() string {
 		}
 	}
 	if ts := r.targets(); len(ts) > 0 {
-		p("## Targets\n\n| target | measured | verdict |\n|---|---|---|\n%s\n\n", strings.Join(ts, "\n"))
+		p("## Targets\n\n| target | measured | verdict |\n|---|---|---|\n%s\n\n%s", strings.Join(ts, "\n"), r.stamp())
 	}
 
 	p("## End-to-end throughput, one engine core\n\n")
@@ -217,8 +218,10 @@ func (r *report) markdown() string {
 			ratio = fmt.Sprintf("%.2f", t.PerSecond/r.ceiling.PerSecond)
 		}
 		inc := ""
-		if chains {
+		if chains && t.Complete {
 			inc = fmt.Sprintf("%d / %d", t.HighIncidents, t.Chains)
+		} else if chains {
+			inc = fmt.Sprintf("%d / – (stream not finished)", t.HighIncidents)
 		}
 		window := fmt.Sprintf("%s events in %.1f s", commas(t.Events), t.Seconds)
 		if !t.Complete {
@@ -230,7 +233,8 @@ func (r *report) markdown() string {
 	for _, t := range r.engine {
 		row(t, true)
 	}
-	p("\nThe ceiling is the same stream through `musubi-bench sink` under the same constraints: the pipeline's reader settings and batching (5000 records / 1 s), `ingest` decode, `storage.Write` of the events (raw bytes kept, as `serve` does), commit — no rules, no correlation, no alerts or incidents to write. ")
+	p("\n%s", r.stamp())
+	p("The ceiling is the same stream through `musubi-bench sink` under the same constraints: the pipeline's reader settings and batching (5000 records / 1 s), `ingest` decode, `storage.Write` of the events (raw bytes kept, as `serve` does), commit — no rules, no correlation, no alerts or incidents to write. ")
 	p("High incidents are counted in ClickHouse after the run (latest version, not merged); each injected chain should be exactly one.\n\n")
 
 	if l := r.latency; l != nil {
@@ -242,7 +246,7 @@ func (r *report) markdown() string {
 			l.Rules, num(l.Rate), l.Rules, l.Seconds, l.WarmupSecs)
 		p("Latency is from the broker's acknowledgement of a chain's last record (the ransom note on its second target) to the first poll (every %s) that finds an incident of at least high severity holding that record's alert in ClickHouse.\n\n", l.Poll)
 		p("| chains | detected | p50 | p99 | max | engine CPU (cores) | lag at end | peak RSS |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-		p("| %d | %d | %s | %s | %s | %.2f | %s records | %s |\n\n", l.Chains, l.Detected, l.P50.Round(time.Millisecond), l.P99.Round(time.Millisecond), l.Max.Round(time.Millisecond), l.CPUPerSec, commas(l.LagAtEnd), mib(l.PeakRSS))
+		p("| %d | %d | %s | %s | %s | %.2f | %s records | %s |\n\n%s", l.Chains, l.Detected, l.P50.Round(time.Millisecond), l.P99.Round(time.Millisecond), l.Max.Round(time.Millisecond), l.CPUPerSec, commas(l.LagAtEnd), mib(l.PeakRSS), r.stamp())
 		if l.Detected > 0 && l.Detected < 100 {
 			p("With %d samples the p99 is the second-largest to largest sample.\n\n", l.Detected)
 		}
@@ -271,7 +275,8 @@ func (r *report) markdown() string {
 		for _, n := range []int{10, 100, 300, 1000} {
 			stage(fmt.Sprintf("Processor: decode → rules (%d) → correlate", n), "bench/stage", fmt.Sprintf("Processor/rules=%d", n))
 		}
-		p("\nThe packages' own benchmarks (one sample record or synthetic events each):\n\n")
+		p("\n%s", r.stamp())
+		p("The packages' own benchmarks (one sample record or synthetic events each):\n\n")
 		p("| package | benchmark | ns/op | B/op | allocs/op | other |\n|---|---|---:|---:|---:|---|\n")
 		for _, b := range r.micro {
 			if b.Pkg == "bench/stage" {
@@ -285,6 +290,7 @@ func (r *report) markdown() string {
 			}
 			p("| `%s` | %s | %s | %s | %s | %s |\n", b.Pkg, b.Name, num(b.Metrics["ns/op"]), num(b.Metrics["B/op"]), num(b.Metrics["allocs/op"]), strings.Join(other, ", "))
 		}
+		p("\n%s", r.stamp())
 		p("\n## Memory and ClickHouse\n\n| measure | value | source |\n|---|---:|---|\n")
 		if v, ok := r.micro1("correlate", "TrackedEntityMemory", "bytes/entity"); ok {
 			n, _ := r.micro1("correlate", "TrackedEntityMemory", "entities")
@@ -304,12 +310,16 @@ func (r *report) markdown() string {
 		if r.ceiling.Err == "" && r.ceiling.PerSecond > 0 {
 			p("| ClickHouse insert through the ceiling pipeline | %s rows/s | the ceiling run above (one event row per record) |\n", num(r.ceiling.PerSecond))
 		}
-		p("\n")
+		p("\n%s", r.stamp())
 	}
 
+	if b := r.budget(); b != "" {
+		p("## CPU budget per event\n\n%s\n%s", b, r.stamp())
+	}
 	if r.profile != "" {
 		p("## Where the engine core goes\n\n")
-		p("CPU profile of `pipeline.Processor.Process` (decode → 300 rules → correlate, batches of 5000) on the mixed stream; the write to ClickHouse is not in it (see the ceiling and Write rows). Top 30 by flat time:\n\n")
+		p("CPU profile of `pipeline.Processor.Process` (decode → 300 rules → correlate, batches of 5000) on the mixed stream, only samples under `Process`; the write to ClickHouse is not in it (see the ceiling and Write rows). Top 30 by cumulative time, then by flat time:\n\n")
+		p("```\n%s```\n\n", trimProfile(r.profileCum))
 		p("```\n%s```\n\n", trimProfile(r.profile))
 	}
 
@@ -332,6 +342,39 @@ func (r *report) markdown() string {
 		p("## benchstat\n\n<details><summary>benchstat over the raw `go test -bench` output</summary>\n\n```\n%s```\n\n</details>\n", r.benchstat)
 	}
 	return b.String()
+}
+
+// budget splits the engine's CPU time per event (300 rules) into the
+// Processor's stages and the rest, against the target's 50 µs.
+func (r *report) budget() string {
+	t := r.engineAt(300)
+	proc, ok := r.micro1("bench/stage", "Processor/rules=300", "ns/op")
+	if t == nil || t.Err != "" || t.PerCPUSecond == 0 || !ok {
+		return ""
+	}
+	us := func(ns float64) string { return fmt.Sprintf("%.1f µs", ns/1000) }
+	engine := 1e9 / t.PerCPUSecond
+	var b strings.Builder
+	fmt.Fprintf(&b, "| | CPU per event | source |\n|---|---:|---|\n")
+	fmt.Fprintf(&b, "| target: 20,000 events/s on one core | %s | |\n", us(1e9/targetPerCore))
+	fmt.Fprintf(&b, "| engine, 300 rules, end to end | %s | engine process CPU time ÷ events, run above |\n", us(engine))
+	fmt.Fprintf(&b, "| Processor: decode → rules → correlate | %s | bench/stage Processor/rules=300 |\n", us(proc))
+	for _, s := range []struct{ label, name string }{{"  decode + normalize", "Decode"}, {"  rules (300)", "Rules/rules=300"}, {"  correlate", "Correlate"}} {
+		if v, ok := r.micro1("bench/stage", s.name, "ns/op"); ok {
+			fmt.Fprintf(&b, "| %s | %s | bench/stage %s |\n", s.label, us(v), s.name)
+		}
+	}
+	fmt.Fprintf(&b, "| the rest: Kafka fetch, ClickHouse encoding and insert of events, alerts and incidents, their GC | %s | difference |\n", us(engine-proc))
+	if r.ceiling.Err == "" && r.ceiling.PerCPUSecond > 0 {
+		fmt.Fprintf(&b, "| ceiling: fetch + decode + write events, no rules | %s | sink process CPU time ÷ events |\n", us(1e9/r.ceiling.PerCPUSecond))
+	}
+	return b.String()
+}
+
+// stamp is the line under every table: commit, machine, command.
+func (r *report) stamp() string {
+	return fmt.Sprintf("<sub>commit `%.12s` · %d CPUs, %s, %s · load %s → %s · `%s`</sub>\n\n",
+		r.commit, r.nproc, r.cpu, r.mem, r.loadStart, r.loadEnd, strings.TrimSpace(r.command))
 }
 
 func firstLine(s string) string {
