@@ -27,7 +27,7 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo exited %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr.String())
 	}
 	t.Logf("demo output:\n%s", out)
-	for _, want := range []string{"published", "Musubi found", "stages: initial_access", "/v1/incidents/inc-", "export MUSUBI_TOKEN=msb_"} {
+	for _, want := range []string{"published", "Musubi found", "stages: initial_access", "/v1/incidents/inc-", "export MUSUBI_TOKEN=msb_", "Console: http://"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q", want)
 		}

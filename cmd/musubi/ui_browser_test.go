@@ -253,11 +253,16 @@ func screenshotDir(t *testing.T) string {
 	return dir
 }
 
-func screenshot(t *testing.T, ctx context.Context, name string) {
+// screenshot writes a PNG of the whole page, or of the element sel names.
+func screenshot(t *testing.T, ctx context.Context, name string, sel ...string) {
 	t.Helper()
 	dir := screenshotDir(t)
 	var png []byte
-	browse(t, ctx, "screenshot "+name, chromedp.FullScreenshot(&png, 100))
+	shot := chromedp.FullScreenshot(&png, 100)
+	if len(sel) > 0 {
+		shot = chromedp.Screenshot(sel[0], &png, chromedp.ByQuery)
+	}
+	browse(t, ctx, "screenshot "+name, shot)
 	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +377,7 @@ func TestUIAnalystWorksTheAttackChain(t *testing.T) {
 	if s := textOf(t, ctx, "#node-details"); !strings.Contains(s, "203.0.113.9") || !strings.Contains(strings.ToLower(s), "evidence events") {
 		t.Errorf("node details %.300q lack the address or the evidence", s)
 	}
-	screenshot(t, ctx, "incident-node")
+	screenshot(t, ctx, "incident-node", ".graph-layout")
 
 	// Entity pivot.
 	browse(t, ctx, "pivot",
@@ -440,6 +445,18 @@ func TestUIViewerSeesNoActions(t *testing.T) {
 	env := newUIEnv(t)
 	ctx := newBrowser(t)
 	signIn(t, ctx, env.url, tokAcmeViewer)
+
+	// A narrow window: the queue fits its width, nothing scrolls sideways.
+	var overflow bool
+	browse(t, ctx, "narrow window", chromedp.EmulateViewport(400, 800),
+		chromedp.Reload(),
+		chromedp.WaitVisible(`#queue tbody tr[data-id]`, chromedp.ByQuery),
+		chromedp.Evaluate(`document.documentElement.scrollWidth > window.innerWidth + 1`, &overflow))
+	if overflow {
+		t.Error("the queue scrolls sideways in a 400 px window")
+	}
+	screenshot(t, ctx, "queue-narrow")
+	browse(t, ctx, "wide window", chromedp.EmulateViewport(1440, 1000))
 	browse(t, ctx, "open the incident",
 		chromedp.Navigate(env.url+"/ui/#/incidents/"+env.chainID),
 		chromedp.WaitVisible(`#graph [data-node-id="ip:203.0.113.9"]`, chromedp.ByQuery),

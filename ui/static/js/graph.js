@@ -13,7 +13,7 @@ const KIND_ORDER = ['instance', 'host', 'ip', 'access_key', 'session', 'principa
   'application', 'deployment_group', 'deployment', 'pipeline', 'finding', 'hash', 'region', 'user', 'process', 'file'];
 const DETAIL_KINDS = new Set(['process', 'file', 'user', 'hash']);
 
-const COL_W = 250, NODE_W = 220, ALERT_H = 44, ENT_H = 30, GAP = 10, TOP = 44, PAD = 16;
+const COL_W = 300, NODE_W = 236, ALERT_H = 44, ENT_H = 30, GAP = 10, TOP = 44, PAD = 16;
 
 function trunc(str, n) {
   return str.length > n ? str.slice(0, n - 1) + '…' : str;
@@ -63,12 +63,20 @@ export function layout(inc, showAll) {
 function edgePath(a, b) {
   const ay = a.y + a.h / 2, by = b.y + b.h / 2;
   if (a.col === b.col) {
-    const x = a.x + NODE_W, bend = 30 + Math.min(60, Math.abs(by - ay) / 6);
+    const x = a.x + NODE_W, bend = 18 + Math.min(36, Math.abs(by - ay) / 8);
     return [`M${x},${ay} C${x + bend},${ay} ${x + bend},${by} ${x},${by}`, x + bend * 0.75, (ay + by) / 2];
   }
   const [x1, x2] = a.x < b.x ? [a.x + NODE_W, b.x] : [a.x, b.x + NODE_W];
   const mx = (x1 + x2) / 2;
   return [`M${x1},${ay} C${mx},${ay} ${mx},${by} ${x2},${by}`, mx, (ay + by) / 2];
+}
+
+// entityLabel is an entity node's kind and value, the value cut to fit.
+function entityLabel(n) {
+  const kind = human(n.entity);
+  const kindW = Math.ceil(kind.length * 7.2) + 10;
+  const fit = Math.max(6, Math.floor((NODE_W - 12 - kindW - 10) / 7.6));
+  return [s('text', { x: 12, y: 19, class: 'n-kind' }, kind), s('text', { x: 12 + kindW, y: 19, class: 'n-title' }, trunc(n.value, fit))];
 }
 
 // renderGraph draws inc into an <svg>; onSelect gets the chosen node.
@@ -91,7 +99,7 @@ export function renderGraph(inc, { showAll, onSelect }) {
     const a = L.nodes.get(e.source), b = L.nodes.get(e.target);
     const [d, lx, ly] = edgePath(a, b);
     const strong = a.kind === 'alert' && b.kind === 'alert';
-    const label = `${e.relation}${e.join_key && strong ? ' ' + trunc(e.join_key, 30) : ''} · ${gap(e.gap_ms)}`;
+    const label = `${e.relation} · ${gap(e.gap_ms)}`;
     const p = s('path', {
       d, class: `edge ${strong ? 'strong' : 'observed'}`, 'data-source': e.source, 'data-target': e.target,
       'marker-end': strong ? 'url(#arrow)' : null,
@@ -112,8 +120,8 @@ export function renderGraph(inc, { showAll, onSelect }) {
     s('title', {}, isAlert ? `${n.title}\n${n.subtitle || ''}` : `${n.entity}: ${n.value}${n.subtitle ? '\n' + n.subtitle : ''}`),
     s('rect', { width: NODE_W, height: n.h, rx: isAlert ? 4 : n.h / 2 }),
     isAlert
-      ? [s('text', { x: 8, y: 17, class: 'n-title' }, trunc(title, 34)), s('text', { x: 8, y: 34, class: 'n-sub' }, trunc(n.subtitle || '', 38))]
-      : [s('text', { x: 12, y: 19, class: 'n-kind' }, human(n.entity)), s('text', { x: 12 + 7 * human(n.entity).length + 8, y: 19, class: 'n-title' }, trunc(title, Math.max(8, 30 - n.entity.length)))]);
+      ? [s('text', { x: 8, y: 17, class: 'n-title' }, trunc(title, 28)), s('text', { x: 8, y: 34, class: 'n-sub' }, trunc(n.subtitle || '', 31))]
+      : entityLabel(n));
     const pick = () => {
       for (const el of svg.querySelectorAll('.selected, .hot')) el.classList.remove('selected', 'hot');
       svg.classList.add('focused');

@@ -265,7 +265,10 @@ export function renderIncident(main, ctx, id, params) {
     const links = (d.edges || []).filter((e) => e.source === n.id || e.target === n.id);
     out.push(h('h4', {}, `Links (${links.length})`), h('ul', { class: 'links' }, links.slice(0, 50).map((e) => {
       const other = e.source === n.id ? e.target : e.source;
-      return h('li', {}, `${e.relation} ${e.source === n.id ? '→' : '←'} `, h('code', {}, other),
+      const on = (d.nodes || []).find((x) => x.id === other);
+      const name = on ? (on.kind === 'alert' ? on.title : `${human(on.entity)} ${on.value}`) : other;
+      return h('li', {}, `${e.relation} ${e.source === n.id ? '→' : '←'} `,
+        h('button', { type: 'button', class: 'linkish', onclick: () => selectNode(other) }, name),
         h('span', { class: 'muted' }, ` · ${gap(e.gap_ms)} · ${e.rule_id || ''} v${e.rule_version || ''}${e.join_key ? ' · join ' + e.join_key : ''}`));
     })));
     const eventIDs = nodeEventIDs(d, n);

@@ -80,10 +80,10 @@ export function renderQueue(main, ctx, params) {
   const table = h('table', { class: 'queue', id: 'queue' },
     h('caption', { class: 'sr-only' }, 'Incidents; j/k or arrow keys move, Enter opens'),
     h('thead', {}, h('tr', {},
-      h('th', { scope: 'col' }, 'Severity'), h('th', { scope: 'col' }, 'Incident'), h('th', { scope: 'col' }, 'Status'),
+      h('th', { scope: 'col' }, 'Severity'), h('th', { scope: 'col' }, 'Incident'), h('th', { scope: 'col', class: 'wide' }, 'Status'),
       h('th', { scope: 'col', class: 'wide' }, 'Assignee'), h('th', { scope: 'col', class: 'wide' }, 'Stages'),
-      h('th', { scope: 'col', class: 'num wide' }, 'Alerts'), h('th', { scope: 'col', class: 'num' }, 'Risk'),
-      h('th', { scope: 'col' }, 'Last seen'), h('th', { scope: 'col', class: 'wide' }, 'Age'))),
+      h('th', { scope: 'col', class: 'num wide' }, 'Alerts'), h('th', { scope: 'col', class: 'num wide' }, 'Risk'),
+      h('th', { scope: 'col', class: 'wide' }, 'Last seen'), h('th', { scope: 'col', class: 'wide' }, 'Age'))),
     tbody);
   const pager = h('nav', { class: 'pager', 'aria-label': 'Pages' });
 
@@ -127,13 +127,14 @@ export function renderQueue(main, ctx, params) {
       },
       h('td', {}, sevBadge(sev, !!w.severity_override)),
       h('td', { class: 'title' }, h('a', { href: '#/incidents/' + encodeURIComponent(inc.id), tabindex: -1 }, inc.title),
-        h('div', { class: 'sub muted' }, inc.id, (w.tags || []).map((t) => h('span', { class: 'tag' }, t)))),
-      h('td', {}, h('span', { class: `status st-${w.status || inc.status}` }, human(w.status || inc.status))),
+        h('div', { class: 'sub muted' }, h('span', { class: 'narrow-only' }, `${human(w.status || inc.status)} · ${age(inc.last_seen, now)} ago ·`),
+          inc.id, (w.tags || []).map((t) => h('span', { class: 'tag' }, t)))),
+      h('td', { class: 'wide' }, h('span', { class: `status st-${w.status || inc.status}` }, human(w.status || inc.status))),
       h('td', { class: 'wide' }, w.assignee || h('span', { class: 'muted' }, '—')),
       h('td', { class: 'wide stages', title: stages.map(human).join(' → ') }, stages.length > 1 ? `${stages.length}: ${human(stages[0])} → ${human(stages[stages.length - 1])}` : human(stages[0] || '')),
       h('td', { class: 'num wide' }, String((inc.alert_ids || []).length)),
-      h('td', { class: 'num' }, String(inc.risk_score)),
-      h('td', { title: fmtTime(inc.last_seen) }, age(inc.last_seen, now) + ' ago'),
+      h('td', { class: 'num wide' }, String(inc.risk_score)),
+      h('td', { class: 'wide', title: fmtTime(inc.last_seen) }, age(inc.last_seen, now) + ' ago'),
       h('td', { class: 'wide', title: 'first seen ' + fmtTime(inc.first_seen) }, age(inc.first_seen, now)));
     }));
     if (!items.length) tbody.append(h('tr', {}, h('td', { colspan: 9, class: 'muted empty' }, 'No incidents match these filters.')));
