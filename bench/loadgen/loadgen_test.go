@@ -98,8 +98,7 @@ func TestStreamShape(t *testing.T) {
 }
 
 // TestEachChainIsOneHighIncident replays the stream through the engine's
-// Processor with the shipped detection pack and the scenario's
-// correlation rules: every chain must become exactly one high or critical
+// Processor with the shipped detection pack and its correlation rules: every chain must become exactly one high or critical
 // incident holding the alert of its last record, and the background none.
 func TestEachChainIsOneHighIncident(t *testing.T) {
 	g := New(testConfig(3))
@@ -110,7 +109,7 @@ func TestEachChainIsOneHighIncident(t *testing.T) {
 	}
 	eng := rules.NewEngine(nil, nil)
 	eng.Swap(set)
-	seq, err := correlate.LoadRules("../../testdata/scenarios/correlation-rules")
+	seq, err := correlate.LoadRules("../../detections")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,12 +37,13 @@ func pack() string {
 	return "../../detections"
 }
 
-// correlationRules is where the chain's correlation rules are read from.
+// correlationRules is where the chain's correlation rules are read from:
+// MUSUBI_BENCH_CORRELATION, else the pack (detections/correlation).
 func correlationRules() string {
 	if p := os.Getenv("MUSUBI_BENCH_CORRELATION"); p != "" {
 		return p
 	}
-	return "../../testdata/scenarios/correlation-rules"
+	return pack()
 }
 
 var ruleSizes = []int{10, 100, 300, 1000}
@@ -171,7 +172,7 @@ func BenchmarkCorrelate(b *testing.B) {
 
 // BenchmarkProcessor is pipeline.Processor.Process — decode, rules,
 // correlate, the engine's whole CPU work but the write — per record, in
-// batches of 5000, with the scenario's correlation rules loaded. Profile it
+// batches of 5000, with the pack's correlation rules loaded. Profile it
 // with -cpuprofile to see where an engine core goes.
 func BenchmarkProcessor(b *testing.B) {
 	recs := stream()

@@ -176,23 +176,31 @@ func (h *harness) dropDB(db string) {
 	_ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db)
 }
 
-// exportPack copies the committed detection pack and the scenario's
-// correlation rules (git archive HEAD), so a rule file someone is editing
-// in the working tree cannot break or skew the run; without git it uses the
-// working tree.
+// exportPack copies the committed detection pack (git archive HEAD), so a
+// rule file someone is editing in the working tree cannot break or skew the
+// run; without git it uses the working tree. Correlation rules come with
+// the pack (detections/correlation), plus the scenario's folder when HEAD
+// still has one.
 func (h *harness) exportPack() error {
 	dir := filepath.Join(h.work, "pack")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	cmd := exec.Command("sh", "-c", "git archive HEAD detections testdata/scenarios/correlation-rules | tar -x -C "+dir)
-	if err := cmd.Run(); err == nil {
-		h.pack, h.corr = filepath.Join(dir, "detections"), filepath.Join(dir, "testdata", "scenarios", "correlation-rules")
-		h.report.packSource = "the detection pack committed at HEAD (`git archive`)"
+	if err := exec.Command("sh", "-c", "git archive HEAD detections | tar -x -C "+dir).Run(); err != nil {
+		h.pack, h.corr = "detections", ""
+		if _, err := os.Stat(filepath.Join("testdata", "scenarios", "correlation-rules")); err == nil {
+			h.corr = filepath.Join("testdata", "scenarios", "correlation-rules")
+		}
+		h.report.packSource = "the working tree's detection pack"
 		return nil
 	}
-	h.pack, h.corr = "detections", filepath.Join("testdata", "scenarios", "correlation-rules")
-	h.report.packSource = "the working tree's detection pack"
+	h.pack = filepath.Join(dir, "detections")
+	if exec.Command("sh", "-c", "git archive HEAD testdata/scenarios/correlation-rules 2>/dev/null | tar -x -C "+dir).Run() == nil {
+		if _, err := os.Stat(filepath.Join(dir, "testdata", "scenarios", "correlation-rules")); err == nil {
+			h.corr = filepath.Join(dir, "testdata", "scenarios", "correlation-rules")
+		}
+	}
+	h.report.packSource = "the detection pack committed at HEAD (`git archive`)"
 	return nil
 }
 

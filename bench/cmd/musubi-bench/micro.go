@@ -86,8 +86,10 @@ func (h *harness) micro(ctx context.Context, count int) error {
 
 func (h *harness) goCmd(ctx context.Context, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Env = append(os.Environ(), "MUSUBI_BENCH_PACK="+abs(h.pack), "MUSUBI_BENCH_CORRELATION="+abs(h.corr),
-		"MUSUBI_REQUIRE_CLICKHOUSE=1", "MUSUBI_CLICKHOUSE_ADDR="+h.clickhouse)
+	cmd.Env = append(os.Environ(), "MUSUBI_BENCH_PACK="+abs(h.pack), "MUSUBI_REQUIRE_CLICKHOUSE=1", "MUSUBI_CLICKHOUSE_ADDR="+h.clickhouse)
+	if h.corr != "" {
+		cmd.Env = append(cmd.Env, "MUSUBI_BENCH_CORRELATION="+abs(h.corr))
+	}
 	return cmd.CombinedOutput()
 }
 
