@@ -39,6 +39,7 @@ const scenarioAccount = "111122223333"
 // uiEnv is a running console with seeded data.
 type uiEnv struct {
 	url     string
+	store   *storage.Store
 	chainID string // the attack-chain incident of the scenario
 }
 
@@ -78,7 +79,7 @@ func newUIEnv(t *testing.T) *uiEnv {
 	if err := store.Write(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
-	env := &uiEnv{}
+	env := &uiEnv{store: store}
 	latest := mergeResults(correlate.Result{Incidents: batch.Incidents}, correlate.Result{}).Incidents
 	for _, in := range latest {
 		if in.MergedInto == "" && in.Severity >= 4 && slices.ContainsFunc(in.Nodes, func(n correlate.Node) bool { return n.ID == "ip:203.0.113.9" }) {
@@ -253,13 +254,17 @@ func screenshotDir(t *testing.T) string {
 	return dir
 }
 
-// screenshot writes a PNG of the whole page, or of the element sel names.
+// screenshot writes a PNG of the whole page, of the element sel names, or
+// of what the window shows (sel "viewport").
 func screenshot(t *testing.T, ctx context.Context, name string, sel ...string) {
 	t.Helper()
 	dir := screenshotDir(t)
 	var png []byte
 	shot := chromedp.FullScreenshot(&png, 100)
-	if len(sel) > 0 {
+	switch {
+	case len(sel) > 0 && sel[0] == "viewport":
+		shot = chromedp.CaptureScreenshot(&png)
+	case len(sel) > 0:
 		shot = chromedp.Screenshot(sel[0], &png, chromedp.ByQuery)
 	}
 	browse(t, ctx, "screenshot "+name, shot)
@@ -327,6 +332,34 @@ func TestUIAnalystWorksTheAttackChain(t *testing.T) {
 		paint.Painted, len(queueIDs(t, ctx)), paint.FCP, paint.Response)
 	fmt.Fprintf(os.Stderr, "musubi console: queue first paint %.0f ms on the seeded data\n", paint.Painted)
 	screenshot(t, ctx, "queue")
+	var all string
+	browse(t, ctx, "read counts", chromedp.Text(`[data-status=all] .count`, &all, chromedp.ByQuery))
+	if all != fmt.Sprint(len(ids)) {
+		t.Errorf("got the All tab counting %s, want %d", all, len(ids))
+	}
+
+	// A new incident arrives: the refresh (r, the same as the timer's)
+	// shows it highlighted and says so.
+	now := time.Now().UnixMilli()
+	fresh := correlate.Incident{ID: "inc-fresh", Version: 1, TenantUID: "acme", Title: "Freshly correlated", Severity: 4, RiskScore: 50,
+		Status: "new", FirstSeen: now - 1000, LastSeen: now, Stages: []string{"discovery"}, Accounts: []string{acmeAccount}}
+	if err := env.store.Write(context.Background(), storage.Batch{Incidents: []correlate.Incident{fresh}}); err != nil {
+		t.Fatal(err)
+	}
+	browse(t, ctx, "refresh the queue",
+		chromedp.Focus(`#queue tbody tr[data-id]`, chromedp.ByQuery),
+		chromedp.KeyEvent("r"),
+		chromedp.WaitVisible(`#queue tbody tr.fresh[data-id="inc-fresh"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#new-notice`, chromedp.ByQuery))
+	var sel []string
+	browse(t, ctx, "move with j and k",
+		chromedp.Focus(`#queue tbody tr[data-id]`, chromedp.ByQuery),
+		chromedp.KeyEvent("j"), chromedp.KeyEvent("j"), chromedp.KeyEvent("k"),
+		chromedp.Evaluate(`[document.activeElement.dataset.id, document.querySelector('#queue tr[aria-selected=true]').dataset.id,
+			document.querySelectorAll('#queue tbody tr[data-id]')[1].dataset.id]`, &sel))
+	if len(sel) != 3 || sel[0] != sel[2] || sel[1] != sel[2] {
+		t.Errorf("after j j k: got focus %v, want the second row focused and selected", sel)
+	}
 
 	// Filter: only critical incidents — the attack chain.
 	browse(t, ctx, "filter critical",
@@ -399,7 +432,7 @@ func TestUIAnalystWorksTheAttackChain(t *testing.T) {
 	if s := textOf(t, ctx, "#incident-status"); s != "new" {
 		t.Errorf("after the conflict the status reads %q, want new", s)
 	}
-	screenshot(t, ctx, "incident-conflict")
+	screenshot(t, ctx, "incident-conflict", "viewport")
 	browse(t, ctx, "reload and change status",
 		chromedp.Click(`#reload`, chromedp.ByQuery),
 		chromedp.WaitNotVisible(`#banner`, chromedp.ByQuery),
