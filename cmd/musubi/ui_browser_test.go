@@ -441,6 +441,15 @@ func TestUIAnalystWorksTheAttackChain(t *testing.T) {
 		chromedp.Click(`[data-action=status]`, chromedp.ByQuery),
 		chromedp.Poll(`document.querySelector('#incident-status').textContent === 'in progress'`, nil, chromedp.WithPollingTimeout(10*time.Second)))
 
+	// Severity override and tags.
+	browse(t, ctx, "override severity and tag",
+		choose(`select[name=severity_override]`, "6"),
+		chromedp.Click(`[data-action=severity]`, chromedp.ByQuery),
+		chromedp.Poll(`document.querySelector('.inc-title .sev').textContent === 'Fatal *'`, nil, chromedp.WithPollingTimeout(10*time.Second)),
+		chromedp.SetValue(`#tags-input`, "seen-by-bob, ransomware", chromedp.ByQuery),
+		chromedp.Click(`[data-action=tags]`, chromedp.ByQuery),
+		chromedp.Poll(`document.querySelector('#incident-tags').textContent.includes('ransomware')`, nil, chromedp.WithPollingTimeout(10*time.Second)))
+
 	// Assign, comment, close with a verdict.
 	browse(t, ctx, "take it and comment",
 		chromedp.Click(`[data-action=assign-me]`, chromedp.ByQuery),
@@ -462,9 +471,19 @@ func TestUIAnalystWorksTheAttackChain(t *testing.T) {
 	if code := getJSON(t, base+"/v1/incidents/"+env.chainID, tokAcmeAnalyst, &d); code != http.StatusOK {
 		t.Fatalf("GET incident: %d", code)
 	}
-	if w := d.Workflow; w.Status != "closed" || w.Verdict != "true_positive" || w.Assignee != "alice" || !slices.Contains(w.Tags, "seen-by-bob") {
-		t.Errorf("got workflow %+v, want closed, true_positive, assigned to alice, tagged seen-by-bob", w)
+	if w := d.Workflow; w.Status != "closed" || w.Verdict != "true_positive" || w.Assignee != "alice" || w.SeverityOverride != 6 ||
+		!slices.Equal(w.Tags, []string{"ransomware", "seen-by-bob"}) && !slices.Equal(w.Tags, []string{"seen-by-bob", "ransomware"}) {
+		t.Errorf("got workflow %+v, want closed, true_positive, assigned to alice, severity 6, tagged seen-by-bob and ransomware", w)
 	}
+
+	// Merge a duplicate into another incident.
+	browse(t, ctx, "merge inc-a3 into inc-a1",
+		chromedp.Navigate(base+"/ui/#/incidents/inc-a3"),
+		chromedp.WaitVisible(`[data-action=merge]`, chromedp.ByQuery),
+		chromedp.SetValue(`input[name=into]`, "inc-a1", chromedp.ByQuery),
+		chromedp.SetValue(`input[name=merge_reason]`, "same bucket, same rule", chromedp.ByQuery),
+		chromedp.Click(`[data-action=merge]`, chromedp.ByQuery),
+		chromedp.Poll(`document.querySelector('#incident-status').textContent === 'merged'`, nil, chromedp.WithPollingTimeout(10*time.Second)))
 
 	// Another tenant's incident is unreachable.
 	browse(t, ctx, "open globex's incident",
