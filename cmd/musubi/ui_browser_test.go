@@ -416,6 +416,7 @@ func TestUIAnalystWorksTheAttackChain(t *testing.T) {
 	browse(t, ctx, "pivot",
 		chromedp.Click(`#pivot-link`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#entity-incidents tbody tr[data-id="`+env.chainID+`"]`, chromedp.ByQuery))
+	screenshot(t, ctx, "entity", "viewport")
 
 	// A stale ETag: another analyst tags the incident after the page loaded.
 	browse(t, ctx, "open the incident",
@@ -549,6 +550,7 @@ func TestUIViewerSeesNoActions(t *testing.T) {
 		chromedp.WaitVisible(`#reload-rules`, chromedp.ByQuery),
 		chromedp.Click(`#reload-rules`, chromedp.ByQuery),
 		chromedp.Poll(`document.querySelector('#rules-status').textContent.startsWith('Rules reloaded')`, nil, chromedp.WithPollingTimeout(20*time.Second)))
+	screenshot(t, ctx, "rules", "viewport")
 }
 
 // inOrder reports whether want appears in got in this order.

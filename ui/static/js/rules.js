@@ -7,7 +7,7 @@ import { h, SEVERITY, human, TACTICS } from './dom.js';
 export function renderRules(main, ctx) {
   let alive = true;
   const msg = h('p', { role: 'status', id: 'rules-status' });
-  const filter = h('input', { type: 'search', placeholder: 'filter by id, title, stage, technique', 'aria-label': 'Filter rules' });
+  const filter = h('input', { type: 'search', class: 'rule-filter', placeholder: 'filter by id, title, stage, technique', 'aria-label': 'Filter rules' });
   const tbody = h('tbody');
   let rules = [];
   let stats = false;
