@@ -102,7 +102,7 @@ func TestStreamShape(t *testing.T) {
 // incident holding the alert of its last record, and the background none.
 func TestEachChainIsOneHighIncident(t *testing.T) {
 	g := New(testConfig(3))
-	recs := generate(g, 20*time.Second)
+	recs := generate(g, 10*time.Second)
 	set, err := rules.Load("../../detections")
 	if err != nil {
 		t.Fatal(err)

@@ -81,6 +81,22 @@ func (h *harness) micro(ctx context.Context, count int) error {
 		return fmt.Errorf("pprof: %v\n%s", err, tailOf(cum))
 	}
 	h.report.profile, h.report.profileCum = string(flat), string(cum)
+
+	// The write path: storage.Store.Write of the mixed stream's events.
+	wprof := filepath.Join(h.work, "cpu-write.out")
+	n = map[bool]string{false: "100000x", true: "20000x"}[h.quick]
+	args = []string{"test", "-run", "^$", "-bench", "^BenchmarkWrite$", "-cpu", "1", "-count", "1", "-benchtime", n,
+		"-cpuprofile", wprof, "-o", bin, "./bench/stage"}
+	const wfocus = `storage\.\(\*Store\)\.Write`
+	h.report.profileCommand += "; go " + strings.Join(args, " ") + " && go tool pprof -top -cum -nodecount 25 -focus '" + wfocus + "' " + bin + " " + wprof
+	if out, err := h.goCmd(ctx, args...); err != nil {
+		return fmt.Errorf("write profile: %v\n%s", err, tailOf(out))
+	}
+	wcum, err := h.goCmd(ctx, "tool", "pprof", "-top", "-cum", "-nodecount", "25", "-focus", wfocus, bin, wprof)
+	if err != nil {
+		return fmt.Errorf("pprof: %v\n%s", err, tailOf(wcum))
+	}
+	h.report.profileWrite = string(wcum)
 	return nil
 }
 

@@ -25,24 +25,24 @@ type streamInfo struct {
 }
 
 type report struct {
-	quick                   bool
-	command                 string
-	started, ended          time.Time
-	loadStart, loadEnd      string
-	commit, dirty           string
-	nproc                   int
-	cpu, mem, goVersion     string
-	pinning, packSource     string
-	stream                  streamInfo
-	ceiling                 throughput
-	engine                  []throughput
-	latency                 *latencyResult
-	micro                   []benchResult
-	microCommands           []string
-	benchstat               string
-	profile, profileCommand string
-	profileCum              string
-	errors                  []string
+	quick                    bool
+	command                  string
+	started, ended           time.Time
+	loadStart, loadEnd       string
+	commit, dirty            string
+	nproc                    int
+	cpu, mem, goVersion      string
+	pinning, packSource      string
+	stream                   streamInfo
+	ceiling                  throughput
+	engine                   []throughput
+	latency                  *latencyResult
+	micro                    []benchResult
+	microCommands            []string
+	benchstat                string
+	profile, profileCommand  string
+	profileCum, profileWrite string
+	errors                   []string
 }
 
 func newReport(quick bool, command string) *report {
@@ -321,6 +321,10 @@ func (r *report) markdown() string {
 		p("CPU profile of `pipeline.Processor.Process` (decode → 300 rules → correlate, batches of 5000) on the mixed stream, only samples under `Process`; the write to ClickHouse is not in it (see the ceiling and Write rows). Top 30 by cumulative time, then by flat time:\n\n")
 		p("```\n%s```\n\n", trimProfile(r.profileCum))
 		p("```\n%s```\n\n", trimProfile(r.profile))
+		if r.profileWrite != "" {
+			p("And the write path: CPU profile of `storage.Store.Write` of the mixed stream's events (batches of 5000, raw bytes kept), only samples under `Write`, top 25 by cumulative time — the client side of what the ceiling and the engine spend after the Processor:\n\n")
+			p("```\n%s```\n\n", trimProfile(r.profileWrite))
+		}
 	}
 
 	if !r.quick {
@@ -365,8 +369,21 @@ func (r *report) budget() string {
 		}
 	}
 	fmt.Fprintf(&b, "| the rest: Kafka fetch, ClickHouse encoding and insert of events, alerts and incidents, their GC | %s | difference |\n", us(engine-proc))
+	ceiling := 0.0
 	if r.ceiling.Err == "" && r.ceiling.PerCPUSecond > 0 {
-		fmt.Fprintf(&b, "| ceiling: fetch + decode + write events, no rules | %s | sink process CPU time ÷ events |\n", us(1e9/r.ceiling.PerCPUSecond))
+		ceiling = 1e9 / r.ceiling.PerCPUSecond
+		fmt.Fprintf(&b, "| ceiling: fetch + decode + write events, no rules | %s | sink process CPU time ÷ events |\n", us(ceiling))
+	}
+	target := 1e9 / targetPerCore
+	if engine > target {
+		rules, _ := r.micro1("bench/stage", "Rules/rules=300", "ns/op")
+		fmt.Fprintf(&b, "\nReading it: the engine spends %.1f× the target's budget per event. ", engine/target)
+		fmt.Fprintf(&b, "Rule evaluation at 300 rules is %s of it (%.0f%%), the path outside the Processor (fetch, write, GC) %s (%.0f%%). ",
+			us(rules), 100*rules/engine, us(engine-proc), 100*(engine-proc)/engine)
+		if ceiling > target {
+			fmt.Fprintf(&b, "Even the ceiling, with no rules and no correlation, costs %s per event (mostly encoding and inserting the event rows with their raw bytes), so one core cannot reach 20,000 events/s until the write path gets cheaper, whatever the rules cost. ", us(ceiling))
+		}
+		fmt.Fprintf(&b, "The profile below shows the Processor's share.\n")
 	}
 	return b.String()
 }
