@@ -74,7 +74,7 @@ func benchMain(args []string) int {
 	events := fs.Int("events", 0, "records preloaded for the throughput runs (default 400000, quick 100000)")
 	sizes := fs.String("rules", "", "rule-set sizes, comma-separated (default 10,100,300,1000; quick 300)")
 	latencyFor := fs.Duration("latency", 0, "length of the detection latency run (default 40s, quick 15s)")
-	runFor := fs.Duration("max-run", 0, "longest measured window of one throughput run (default 60s, quick 30s)")
+	runFor := fs.Duration("max-run", 0, "longest measured window of one throughput run (default 45s, quick 30s)")
 	count := fs.Int("count", 0, "go test -count of the micro-benchmarks (default 5, quick 1)")
 	skipMicro := fs.Bool("skip-micro", false, "skip the go test benchmarks")
 	engine := fs.String("engine", "bin/musubi", "the musubi binary to benchmark")
@@ -97,7 +97,7 @@ func benchMain(args []string) int {
 		*latencyFor = map[bool]time.Duration{false: 40 * time.Second, true: 15 * time.Second}[*quick]
 	}
 	if *runFor == 0 {
-		*runFor = map[bool]time.Duration{false: 60 * time.Second, true: 30 * time.Second}[*quick]
+		*runFor = map[bool]time.Duration{false: 45 * time.Second, true: 30 * time.Second}[*quick]
 	}
 	if *sizes == "" {
 		*sizes = map[bool]string{false: "10,100,300,1000", true: "300"}[*quick]
