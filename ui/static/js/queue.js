@@ -116,6 +116,8 @@ export function renderQueue(main, ctx, params) {
 
   function renderRows(fresh) {
     const now = Date.now();
+    // A refresh must not take the keyboard focus away from the queue.
+    const hadFocus = tbody.contains(document.activeElement);
     tbody.replaceChildren(...items.map((inc, i) => {
       const sev = effectiveSeverity(inc);
       const w = inc.workflow || {};
@@ -138,7 +140,7 @@ export function renderQueue(main, ctx, params) {
       h('td', { class: 'wide', title: 'first seen ' + fmtTime(inc.first_seen) }, age(inc.first_seen, now)));
     }));
     if (!items.length) tbody.append(h('tr', {}, h('td', { colspan: 9, class: 'muted empty' }, 'No incidents match these filters.')));
-    selectRow(selected);
+    selectRow(selected, hadFocus);
   }
 
   function renderPager(next) {
