@@ -68,10 +68,11 @@ type Consumer struct {
 	// commit; when it returns true the consumer stops right there, as if
 	// killed. Tests use it to crash at exactly that point.
 	crashBeforeCommit func() bool
-	// fetchWait is the current back-off after failed fetches; lastFetchLog
-	// throttles their warnings. Only Run uses them.
-	fetchWait    time.Duration
+	// lastFetchLog throttles the warnings about failed fetches.
 	lastFetchLog time.Time
+	// pending holds, per partition, the last message of durable batches
+	// whose commit failed; they are committed with the next commit.
+	pending []kafka.Message
 }
 
 // NewConsumer returns a consumer feeding proc and writing through w.
@@ -128,6 +129,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		msgs = msgs[:0]
 		start, err := c.fetchBatch(ctx, r, &msgs)
 		if errors.Is(err, errIdle) {
+			c.commitPending(ctx, r)
 			if b := c.proc.Idle(time.Now().Add(-c.cfg.SourceDelay)); b.Rows() > 0 {
 				if err := c.write(ctx, b); err != nil {
 					return nil
@@ -148,15 +150,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 			// offset. Messages fetched before it are processed and
 			// committed as usual; dropping them would let a later commit
 			// skip them.
+			// The reader backs off between its own attempts and queues
+			// each failure as one item, so the consumer fetches again
+			// at once: waiting here would let stale failures pile up in
+			// the queue and delay recovery long after the broker is back.
 			c.proc.metrics.fetchErrors.Inc()
+			if time.Since(c.lastFetchLog) > 30*time.Second {
+				c.logger.Warn("fetch failed; the reader retries, nothing is committed meanwhile", "error", err)
+				c.lastFetchLog = time.Now()
+			}
 			if len(msgs) == 0 {
-				if err := c.fetchBackoff(ctx, err); err != nil {
-					return nil
-				}
 				continue
 			}
 		}
-		c.fetchWait = 0
 		c.proc.metrics.lag.Set(float64(r.Stats().Lag))
 		recs = recs[:0]
 		for _, m := range msgs {
@@ -179,16 +185,20 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if c.crashBeforeCommit != nil && c.crashBeforeCommit() {
 			return errCrashed
 		}
-		if err := r.CommitMessages(ctx, msgs...); err != nil {
+		if err := r.CommitMessages(ctx, append(msgs, c.pending...)...); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			// The batch is durable; a lost commit only means it is
 			// processed again after a restart, and deterministic ids fold
-			// the rewrite.
-			c.logger.Warn("offset commit failed; the batch will be reprocessed after a restart", "error", err)
+			// the rewrite. The offsets are kept and committed with the next
+			// batch or when input goes idle, so a partition that receives
+			// nothing more does not stay behind.
+			c.keepPending(msgs)
+			c.logger.Warn("offset commit failed; retried with the next commit", "error", err)
 			continue
 		}
+		c.pending = c.pending[:0]
 		c.proc.metrics.commits.Inc()
 		c.proc.metrics.batches.Observe(time.Since(start).Seconds())
 	}
@@ -235,20 +245,39 @@ func (c *Consumer) waitForTopics(ctx context.Context, topics []string) error {
 	}
 }
 
-// fetchBackoff waits after a failed fetch, doubling the wait up to
-// MaxBackoff while the failures go on, and logs at most every 30 seconds.
-func (c *Consumer) fetchBackoff(ctx context.Context, err error) error {
-	c.fetchWait = min(max(c.fetchWait*2, c.cfg.RetryBackoff), c.cfg.MaxBackoff)
-	if time.Since(c.lastFetchLog) > 30*time.Second {
-		c.logger.Warn("fetch failed; retrying, nothing is committed meanwhile", "error", err, "backoff", c.fetchWait)
-		c.lastFetchLog = time.Now()
+// keepPending remembers the last message of each partition of a batch whose
+// commit failed.
+func (c *Consumer) keepPending(msgs []kafka.Message) {
+	last := map[string]int{}
+	for i, m := range c.pending {
+		last[fmt.Sprint(m.Topic, "/", m.Partition)] = i
 	}
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(c.fetchWait):
-		return nil
+	for _, m := range msgs {
+		k := fmt.Sprint(m.Topic, "/", m.Partition)
+		if i, ok := last[k]; ok {
+			if m.Offset > c.pending[i].Offset {
+				c.pending[i] = m
+			}
+			continue
+		}
+		last[k] = len(c.pending)
+		c.pending = append(c.pending, m)
 	}
+}
+
+// commitPending retries the commit of offsets whose commit failed earlier.
+func (c *Consumer) commitPending(ctx context.Context, r *kafka.Reader) {
+	if len(c.pending) == 0 {
+		return
+	}
+	if err := r.CommitMessages(ctx, c.pending...); err != nil {
+		if ctx.Err() == nil {
+			c.logger.Warn("offset commit failed again; retried later", "error", err)
+		}
+		return
+	}
+	c.pending = c.pending[:0]
+	c.proc.metrics.commits.Inc()
 }
 
 // durable passes a durable batch to OnDurable.
