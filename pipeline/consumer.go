@@ -41,7 +41,9 @@ type ConsumerConfig struct {
 	// bytes, with the reason and origin in headers) before the commit.
 	DeadLetterTopic string
 	// IdleAfter is how long the consumer waits for input before it advances
-	// the correlator's event time on its own (absence timers).
+	// the correlator's event time on its own (absence timers). It does so
+	// only once the consumer has received input since it started, so a
+	// restarted engine does not age its restored state before it reads.
 	IdleAfter time.Duration
 	// SourceDelay is how far behind the wall clock the slowest source
 	// delivers (CloudTrail: up to about 15 minutes). When input is idle,
@@ -73,6 +75,9 @@ type Consumer struct {
 	// pending holds, per partition, the last message of durable batches
 	// whose commit failed; they are committed with the next commit.
 	pending []kafka.Message
+	// seenInput is set once a message arrived; idle time advances event
+	// time only after that.
+	seenInput bool
 }
 
 // NewConsumer returns a consumer feeding proc and writing through w.
@@ -130,6 +135,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 		start, err := c.fetchBatch(ctx, r, &msgs)
 		if errors.Is(err, errIdle) {
 			c.commitPending(ctx, r)
+			if !c.seenInput {
+				// Until this consumer has received input, event time
+				// stays where the restored state left it: an engine
+				// waiting for its partitions after a restart must not
+				// age the restored incidents to the wall clock and turn
+				// the backlog it is about to read into late events.
+				continue
+			}
 			if b := c.proc.Idle(time.Now().Add(-c.cfg.SourceDelay)); b.Rows() > 0 {
 				if err := c.write(ctx, b); err != nil {
 					return nil
@@ -163,6 +176,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 				continue
 			}
 		}
+		c.seenInput = true
 		c.proc.metrics.lag.Set(float64(r.Stats().Lag))
 		recs = recs[:0]
 		for _, m := range msgs {

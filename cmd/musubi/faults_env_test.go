@@ -132,16 +132,19 @@ func newClusterEnv(t *testing.T, cluster *kfake.Cluster, topics map[string]strin
 	yaml := fmt.Sprintf(`kafka: {brokers: [%s], group_id: musubi, topics: {%s}, session_timeout: 6s, rebalance_timeout: 6s}
 clickhouse: {addr: [%s], database: %s}
 rules: {dir: %s, reload_interval: 1s}
-api: {listen: "%s"}
+api: {listen: "%s", tokens: [{name: fault-admin, secret: "%s", role: admin, tenants: ["*"]}]}
 pipeline: {batch_size: %d, flush_interval: 100ms}
 log: {level: warn}
-%s`, strings.Join(cfg.Kafka.Brokers, ", "), strings.Join(ts, ", "), chAddr, db, rulesDir, listen, cfg.Pipeline.BatchSize, extra)
+%s`, strings.Join(cfg.Kafka.Brokers, ", "), strings.Join(ts, ", "), chAddr, db, rulesDir, listen, faultToken, cfg.Pipeline.BatchSize, extra)
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	topic := topics["cloudtrail"]
 	return &faultEnv{brokers: cfg.Kafka.Brokers, topic: topic, cfg: cfg, cfgPath: path}, "http://" + listen
 }
+
+// faultToken is the admin API token of the engines the fault tests start.
+const faultToken = "fault-suite-admin-token"
 
 // rssMiB is the resident memory of a process, from /proc/<pid>/status.
 func rssMiB(pid int) float64 {
