@@ -9,7 +9,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export MUSUBI_CLICKHOUSE_ADDR ?= 127.0.0.1:19000
 FUZZTIME    ?= 3s
 
-.PHONY: all build demo test test-unit test-fuzz test-faults lint chromium clickhouse-start clickhouse-stop bench bench-quick clean
+.PHONY: all build demo test test-unit test-fuzz fuzz-nightly test-faults lint chromium clickhouse-start clickhouse-stop bench bench-quick clean
 
 all: build
 
@@ -28,7 +28,12 @@ test: clickhouse-start chromium
 test-fuzz:
 	@scripts/fuzz.sh $(FUZZTIME)
 
-## test-faults: the long fault-injection suite.
+## fuzz-nightly: every Fuzz target for 5 minutes each (FUZZTIME overrides); for a nightly job.
+fuzz-nightly:
+	@scripts/fuzz.sh $(if $(filter command line environment,$(origin FUZZTIME)),$(FUZZTIME),5m)
+
+## test-faults: the fault-injection suite (kill -9, database outage and slowness, broker faults,
+## rebalances, restarts mid attack, hostile input); MUSUBI_FAULT_OUTAGE sets the outage (default 60s).
 test-faults: clickhouse-start
 	MUSUBI_REQUIRE_CLICKHOUSE=1 $(GO) test -count=1 -tags faults -timeout 30m ./...
 
