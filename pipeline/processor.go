@@ -75,19 +75,14 @@ func NewProcessor(dec *ingest.Decoder, ev Evaluator, corr Correlator, tenant Ten
 // correlator. Records that fail to decode become dead letters; nothing is
 // dropped.
 func (p *Processor) Process(recs []Record) storage.Batch {
-	// Events are decoded straight into the batch: one ~4 KiB event is
-	// never copied.
-	b := storage.Batch{Events: make([]ocsf.Event, 0, len(recs))}
+	var b storage.Batch
 	for i := range recs {
 		r := &recs[i]
 		src := r.Source
 		if src == ingest.SourceAuto || src == "" {
 			src = ingest.Detect(r.Value)
 		}
-		start := len(b.Events)
-		var errs []*ingest.DecodeError
-		b.Events, errs = p.decoder.DecodeAppend(b.Events, src, r.Value)
-		events := b.Events[start:]
+		events, errs := p.decoder.Decode(src, r.Value)
 		for _, de := range errs {
 			raw := de.Raw
 			if raw == nil {
@@ -117,6 +112,7 @@ func (p *Processor) Process(recs []Record) storage.Batch {
 				ev.Raw = nil
 			}
 		}
+		b.Events = append(b.Events, events...)
 	}
 	// Rules see the batch in event-time order (ties by uid), so what a
 	// suppression window keeps — the first event of the window — does not
