@@ -122,3 +122,54 @@ func waitUntil(t *testing.T, ctx context.Context, done <-chan error, cond func()
 		}
 	}
 }
+
+// TestFailedCommitsAreRetried fails every offset commit while the whole
+// topic is consumed, then lets commits through again without producing
+// anything more: the durable batches' offsets must still be committed, so
+// a restart does not reprocess them and the lag reads zero.
+func TestFailedCommitsAreRetried(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	brokers := cluster.ListenAddrs()
+	msgs := stratusRecords(t)
+	fault := cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.OffsetCommit}, Err: kerr.CoordinatorNotAvailable, Count: -1})
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, BatchTimeout: 5 * time.Millisecond}
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	corr, err := correlate.New(correlate.DefaultConfig(), nil, logger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc := NewProcessor(ingest.NewDecoder(ingest.DefaultLimits()), noRules{}, corr, func(string) string { return "default" }, false, logger, nil)
+	mem := &memoryWriter{events: map[string]int{}}
+	c := NewConsumer(ConsumerConfig{
+		Brokers: brokers, GroupID: "musubi", Topics: map[string]ingest.Source{topic: ingest.SourceCloudTrail},
+		BatchSize: 50, FlushInterval: 100 * time.Millisecond, MaxWait: 50 * time.Millisecond, QueueCapacity: 100,
+		IdleAfter: 500 * time.Millisecond,
+	}, proc, mem, logger)
+	done := make(chan error, 1)
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() { done <- c.Run(runCtx) }()
+	waitUntil(t, ctx, done, func() bool { return mem.distinct() == len(msgs) })
+	if got := committedOffset(t, ctx, brokers); got > 0 {
+		t.Fatalf("got committed offset %d while every commit fails", got)
+	}
+	hits := fault.Hits()
+	fault.Remove()
+	waitUntil(t, ctx, done, func() bool { return committedOffset(t, ctx, brokers) == int64(len(msgs)) })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	t.Logf("%d commits failed; all %d offsets committed once commits worked again, with no new input", hits, len(msgs))
+}
