@@ -249,36 +249,7 @@ func TestKillNineUnderLoad(t *testing.T) {
 		t.Errorf("graceful stop: %v", err)
 	}
 
-	var total, distinct, final uint64
-	if err := conn.QueryRow(ctx, "SELECT count(), uniqExact(event_uid) FROM events").Scan(&total, &distinct); err != nil {
-		t.Fatal(err)
-	}
-	if err := conn.QueryRow(ctx, "SELECT count() FROM events FINAL").Scan(&final); err != nil {
-		t.Fatal(err)
-	}
-	fmt.Printf("checked events: %d produced, %d rows written (re-processed batches included), %d distinct, %d after dedup\n", len(recs), total, distinct, final)
-	if distinct != uint64(len(recs)) || final != distinct {
-		t.Errorf("got %d distinct events, %d after FINAL; want %d each", distinct, final, len(recs))
-	}
-
-	want := expectedAlerts(t, env.cfg, recs)
-	var got []string
-	r, err := conn.Query(ctx, "SELECT DISTINCT alert_id FROM alerts FINAL WHERE NOT correlated ORDER BY alert_id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for r.Next() {
-		var id string
-		_ = r.Scan(&id)
-		got = append(got, id)
-	}
-	r.Close()
-	var alertRows, alertFinal uint64
-	_ = conn.QueryRow(ctx, "SELECT count(), (SELECT count() FROM alerts FINAL) FROM alerts").Scan(&alertRows, &alertFinal)
-	fmt.Printf("checked alerts: %d expected from a fault-free run, %d stored (%d rows before dedup, %d after)\n", len(want), len(got), alertRows, alertFinal)
-	if !slices.Equal(got, want) {
-		t.Errorf("stored alerts differ from a fault-free run: %d stored, %d expected", len(got), len(want))
-	}
+	checkNothingLost(t, ctx, conn, env, recs)
 	var orphans uint64
 	if err := conn.QueryRow(ctx, "SELECT count() FROM (SELECT DISTINCT alert_id FROM alerts) WHERE alert_id NOT IN (SELECT alert_id FROM incident_alerts)").Scan(&orphans); err != nil {
 		t.Fatal(err)
