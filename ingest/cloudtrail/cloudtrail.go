@@ -785,27 +785,11 @@ func (p *parser) buildUnmapped() []byte {
 		} else {
 			out = append(out, ',')
 		}
-		out = appendJSONString(out, m.key)
+		out = scan.AppendString(out, m.key)
 		out = append(out, ':')
 		out = append(out, p.s.Buf[m.start:m.end]...)
 	}
 	return append(out, '}')
-}
-
-func appendJSONString(out []byte, s string) []byte {
-	out = append(out, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			out = append(out, '\\', c)
-		case c < 0x20:
-			out = append(out, '\\', 'u', '0', '0', "0123456789abcdef"[c>>4], "0123456789abcdef"[c&15])
-		default:
-			out = append(out, c)
-		}
-	}
-	return append(out, '"')
 }
 
 func truncate(s string) string {

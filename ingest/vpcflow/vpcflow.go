@@ -490,7 +490,7 @@ func unmapped(vals *values) []byte {
 		}
 		out = strconv.AppendQuote(out, k)
 		out = append(out, ':')
-		out = appendJSONString(out, v)
+		out = scan.AppendString(out, v)
 	}
 	for _, u := range unmappedFields {
 		add(u.name, vals.v[u.f])
@@ -505,22 +505,6 @@ func unmapped(vals *values) []byte {
 		return nil
 	}
 	return append(out, '}')
-}
-
-func appendJSONString(out []byte, s string) []byte {
-	out = append(out, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			out = append(out, '\\', c)
-		case c < 0x20:
-			out = append(out, '\\', 'u', '0', '0', "0123456789abcdef"[c>>4], "0123456789abcdef"[c&15])
-		default:
-			out = append(out, c)
-		}
-	}
-	return append(out, '"')
 }
 
 func atoi(s string) (int64, bool) {

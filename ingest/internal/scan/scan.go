@@ -613,3 +613,22 @@ func Validate(buf []byte, maxDepth int) error {
 	s.End()
 	return s.Err()
 }
+
+// AppendString appends s to out as a JSON string, escaping quotes,
+// backslashes and control characters. Builders of unmapped and request
+// objects use it instead of encoding/json to stay allocation-free.
+func AppendString(out []byte, s string) []byte {
+	out = append(out, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			out = append(out, '\\', c)
+		case c < 0x20:
+			out = append(out, '\\', 'u', '0', '0', "0123456789abcdef"[c>>4], "0123456789abcdef"[c&15])
+		default:
+			out = append(out, c)
+		}
+	}
+	return append(out, '"')
+}
