@@ -42,7 +42,7 @@ type engine struct {
 
 // newEngine opens storage (applying migrations when configured), loads the
 // rules, restores the correlator and prepares the consumer and the API.
-func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (*engine, error) {
+func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *engine, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	e := &engine{cfg: cfg, logger: logger, registry: reg}
@@ -52,16 +52,19 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (*en
 		return nil, fmt.Errorf("clickhouse: %w", err)
 	}
 	e.store = store
+	defer func() {
+		if err != nil {
+			store.Close() // a half-built engine releases its connections
+		}
+	}()
 	if cfg.ClickHouse.MigrateOnStart {
 		if err := store.Migrate(ctx); err != nil {
-			store.Close()
 			return nil, fmt.Errorf("migrate: %w", err)
 		}
 	}
 
 	set, err := rules.Load(cfg.Rules.Dir)
 	if err != nil {
-		store.Close()
 		return nil, fmt.Errorf("rules: %w", err)
 	}
 	e.rules = rules.NewEngine(reg, logger)
@@ -71,17 +74,14 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (*en
 
 	seq, err := correlate.LoadRules(cfg.Rules.Dir)
 	if err != nil {
-		store.Close()
 		return nil, fmt.Errorf("correlation rules: %w", err)
 	}
 	corr, err := correlate.New(correlateConfig(cfg), seq, logger, reg)
 	if err != nil {
-		store.Close()
 		return nil, fmt.Errorf("correlate: %w", err)
 	}
 	e.corr = corr
 	if err := restoreCorrelator(ctx, store, corr, cfg, logger); err != nil {
-		store.Close()
 		return nil, err
 	}
 
@@ -91,14 +91,12 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (*en
 	for src, topic := range cfg.Kafka.Topics {
 		s, err := ingest.ParseSource(src)
 		if err != nil {
-			store.Close()
 			return nil, err
 		}
 		topics[topic] = s
 	}
 	notifier, err := newNotifier(cfg, logger, reg)
 	if err != nil {
-		store.Close()
 		return nil, fmt.Errorf("webhooks: %w", err)
 	}
 	e.notifier = notifier
@@ -130,12 +128,10 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (*en
 		RestoreTokens: true,
 	})
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
-		store.Close()
 		return nil, fmt.Errorf("api: %w", err)
 	}
 	e.listener = ln
