@@ -127,14 +127,6 @@ func runShuffled(t testing.TB, c *Correlator, s story, rng *rand.Rand) final {
 	return f
 }
 
-func nodeIDs(in *Incident) []string {
-	var ids []string
-	for _, n := range in.Nodes {
-		ids = append(ids, n.ID)
-	}
-	return ids
-}
-
 func TestAttackChainIsOneIncident(t *testing.T) {
 	c, reg := newTest(t, testConfig(), nil)
 	f := runInOrder(t, c, attackStory())
