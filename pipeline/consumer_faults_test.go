@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -52,14 +51,9 @@ func (noRules) Evaluate(*ocsf.Event) []rules.Alert { return nil }
 func TestFetchErrorsAreRetried(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
+	cluster, w := testBroker(t)
 	brokers := cluster.ListenAddrs()
 	msgs := stratusRecords(t)
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, BatchTimeout: 5 * time.Millisecond}
 	if err := w.WriteMessages(ctx, msgs[:len(msgs)/2]...); err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +81,6 @@ func TestFetchErrorsAreRetried(t *testing.T) {
 	if err := w.WriteMessages(ctx, msgs[len(msgs)/2:]...); err != nil {
 		t.Fatal(err)
 	}
-	w.Close()
 	waitCtx, cancelWait := context.WithTimeout(ctx, 30*time.Second)
 	_ = fault.Wait(waitCtx, 5)
 	cancelWait()
@@ -130,19 +123,13 @@ func waitUntil(t *testing.T, ctx context.Context, done <-chan error, cond func()
 func TestFailedCommitsAreRetried(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
+	cluster, w := testBroker(t)
 	brokers := cluster.ListenAddrs()
 	msgs := stratusRecords(t)
 	fault := cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.OffsetCommit}, Err: kerr.CoordinatorNotAvailable, Count: -1})
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, BatchTimeout: 5 * time.Millisecond}
 	if err := w.WriteMessages(ctx, msgs...); err != nil {
 		t.Fatal(err)
 	}
-	w.Close()
 
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	corr, err := correlate.New(correlate.DefaultConfig(), nil, logger, nil)

@@ -64,6 +64,20 @@ func stratusRecords(t *testing.T) []kafka.Message {
 	return msgs
 }
 
+// testBroker starts a kfake broker holding the raw CloudTrail topic and a
+// writer to it; both close when the test ends.
+func testBroker(t *testing.T) (*kfake.Cluster, *kafka.Writer) {
+	t.Helper()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	w := &kafka.Writer{Addr: kafka.TCP(cluster.ListenAddrs()...), Topic: topic, BatchTimeout: 5 * time.Millisecond}
+	t.Cleanup(func() { w.Close() })
+	return cluster, w
+}
+
 // pipelineUnderTest is one incarnation of the engine's data path.
 type pipelineUnderTest struct {
 	consumer *Consumer
@@ -116,18 +130,12 @@ func TestCrashBetweenWriteAndCommit(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(rulesDir, "any.yaml"), []byte(ruleYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
+	cluster, w := testBroker(t)
 	brokers := cluster.ListenAddrs()
 	msgs := stratusRecords(t)
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, BatchTimeout: 5 * time.Millisecond}
 	if err := w.WriteMessages(ctx, msgs...); err != nil {
 		t.Fatal(err)
 	}
-	w.Close()
 
 	// First incarnation: crashes right after its first durable write.
 	first := newPipeline(t, ctx, brokers, db, rulesDir)
