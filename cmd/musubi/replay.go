@@ -127,19 +127,27 @@ func (f flushing) Process(events []ocsf.Event, alerts []rules.Alert) correlate.R
 
 // mergeResults keeps the latest version of each incident and every alert.
 func mergeResults(a, b correlate.Result) correlate.Result {
-	out := correlate.Result{Alerts: append(a.Alerts, b.Alerts...), Late: a.Late + b.Late}
-	latest := map[string]correlate.Incident{}
-	var order []string
-	for _, in := range append(a.Incidents, b.Incidents...) {
-		if _, ok := latest[in.ID]; !ok {
-			order = append(order, in.ID)
-		}
-		if in.Version >= latest[in.ID].Version {
-			latest[in.ID] = in
-		}
+	return correlate.Result{
+		Alerts:    append(a.Alerts, b.Alerts...),
+		Incidents: latestVersions(append(a.Incidents, b.Incidents...)),
+		Late:      a.Late + b.Late,
 	}
-	for _, id := range order {
-		out.Incidents = append(out.Incidents, latest[id])
+}
+
+// latestVersions keeps the highest version of each incident, in order of
+// first appearance.
+func latestVersions(incs []correlate.Incident) []correlate.Incident {
+	latest := map[string]int{}
+	var out []correlate.Incident
+	for _, in := range incs {
+		i, seen := latest[in.ID]
+		switch {
+		case !seen:
+			latest[in.ID] = len(out)
+			out = append(out, in)
+		case in.Version >= out[i].Version:
+			out[i] = in
+		}
 	}
 	return out
 }
@@ -151,7 +159,7 @@ func printIncidents(w io.Writer, b storage.Batch, minSeverity int) error {
 	for _, a := range b.Alerts {
 		alerts[a.ID] = a
 	}
-	latest := mergeResults(correlate.Result{Incidents: b.Incidents}, correlate.Result{}).Incidents
+	latest := latestVersions(b.Incidents)
 	sort.SliceStable(latest, func(i, j int) bool {
 		if latest[i].Severity != latest[j].Severity {
 			return latest[i].Severity > latest[j].Severity

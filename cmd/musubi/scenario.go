@@ -85,7 +85,7 @@ func runScenario(dir, rulesDir string, orders int) ScenarioReport {
 		for _, dl := range batch.DeadLetters {
 			fail("order %d: %s: %s: %s", order, dl.Topic, dl.Reason, dl.Error)
 		}
-		incidents := mergeResults(correlate.Result{Incidents: batch.Incidents}, correlate.Result{}).Incidents
+		incidents := latestVersions(batch.Incidents)
 		for _, p := range exp.Check(incidents) {
 			fail("order %d: %s", order, p)
 		}

@@ -80,7 +80,7 @@ func newUIEnv(t *testing.T) *uiEnv {
 		t.Fatal(err)
 	}
 	env := &uiEnv{store: store}
-	latest := mergeResults(correlate.Result{Incidents: batch.Incidents}, correlate.Result{}).Incidents
+	latest := latestVersions(batch.Incidents)
 	for _, in := range latest {
 		if in.MergedInto == "" && in.Severity >= 4 && slices.ContainsFunc(in.Nodes, func(n correlate.Node) bool { return n.ID == "ip:203.0.113.9" }) {
 			env.chainID = in.ID
