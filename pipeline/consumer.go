@@ -369,7 +369,7 @@ func publishDeadLetters(ctx context.Context, w *kafka.Writer, dls []storage.Dead
 	msgs := make([]kafka.Message, 0, len(dls))
 	for _, d := range dls {
 		msgs = append(msgs, kafka.Message{
-			Key:   []byte(fmt.Sprintf("%s/%d/%d", d.Topic, d.Partition, d.Offset)),
+			Key:   []byte(fmt.Sprintf("%s/%d/%d/%d", d.Topic, d.Partition, d.Offset, d.Record)),
 			Value: d.Raw,
 			Headers: []kafka.Header{
 				{Key: "musubi-source", Value: []byte(d.Source)},
@@ -378,6 +378,7 @@ func publishDeadLetters(ctx context.Context, w *kafka.Writer, dls []storage.Dead
 				{Key: "musubi-topic", Value: []byte(d.Topic)},
 				{Key: "musubi-partition", Value: []byte(fmt.Sprint(d.Partition))},
 				{Key: "musubi-offset", Value: []byte(fmt.Sprint(d.Offset))},
+				{Key: "musubi-record", Value: []byte(fmt.Sprint(d.Record))},
 			},
 		})
 	}

@@ -94,6 +94,7 @@ func (p *Processor) Process(recs []Record) storage.Batch {
 				Topic:     r.Topic,
 				Partition: r.Partition,
 				Offset:    r.Offset,
+				Record:    de.Record,
 				Raw:       raw,
 				Reason:    de.Reason,
 				Error:     de.Error(),

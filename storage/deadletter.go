@@ -41,9 +41,9 @@ func (s *Store) ListDeadLetters(ctx context.Context, q DeadLetterQuery) ([]DeadL
 	if !q.To.IsZero() {
 		b.add("time <= toDateTime(?) AND time_ms <= ?", q.To.Unix(), q.To.UnixMilli())
 	}
-	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT tenant_uid, source, topic, kafka_partition, kafka_offset, time_ms, reason, error,
+	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT tenant_uid, source, topic, kafka_partition, kafka_offset, record, time_ms, reason, error,
     raw, raw_encoding FROM `+s.t(TableDeadLetters)+b.where()+
-		fmt.Sprintf(" ORDER BY time_ms DESC, topic, kafka_partition, kafka_offset LIMIT 1 BY tenant_uid, source, topic, kafka_partition, kafka_offset LIMIT %d", limit),
+		fmt.Sprintf(" ORDER BY time_ms DESC, topic, kafka_partition, kafka_offset, record LIMIT 1 BY tenant_uid, source, topic, kafka_partition, kafka_offset, record LIMIT %d", limit),
 		b.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list dead letters: %w", err)
@@ -52,13 +52,13 @@ func (s *Store) ListDeadLetters(ctx context.Context, q DeadLetterQuery) ([]DeadL
 	out := []DeadLetter{}
 	for rows.Next() {
 		var d DeadLetter
-		var part int32
+		var part, rec int32
 		var t int64
 		var raw, enc string
-		if err := rows.Scan(&d.TenantUID, &d.Source, &d.Topic, &part, &d.Offset, &t, &d.Reason, &d.Error, &raw, &enc); err != nil {
+		if err := rows.Scan(&d.TenantUID, &d.Source, &d.Topic, &part, &d.Offset, &rec, &t, &d.Reason, &d.Error, &raw, &enc); err != nil {
 			return nil, err
 		}
-		d.Partition, d.Time = int(part), time.UnixMilli(t).UTC()
+		d.Partition, d.Record, d.Time = int(part), int(rec), time.UnixMilli(t).UTC()
 		if d.Raw, err = s.decodeRaw(raw, enc); err != nil {
 			return nil, fmt.Errorf("dead letter %s/%d/%d: %w", d.Topic, d.Partition, d.Offset, err)
 		}

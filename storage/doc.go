@@ -27,7 +27,7 @@
 // deterministic id: events by metadata.uid, alerts by Alert.ID, incidents
 // by Incident.ID (version column: the highest version wins), graph nodes and
 // edges by (incident id, node/edge id), dead letters by (topic, partition,
-// offset). A retried or replayed batch writes identical keys, and the rows
+// offset, record). A retried or replayed batch writes identical keys, and the rows
 // fold at merge time; reads use FINAL or argMax(…, version), so duplicates
 // are never visible, even before a merge. Folding happens within one
 // partition only, so every partition key is derived from the row itself
@@ -76,7 +76,8 @@
 // and merges write their audit entry (deterministic id) before the change.
 //
 // dead_letters: PARTITION BY toYYYYMMDD(time), ORDER BY (tenant_uid,
-// source, topic, kafka_partition, kafka_offset). Raw bytes are always kept
+// source, topic, kafka_partition, kafka_offset, record): one message may
+// hold several bad records (a CloudTrail delivery file), each its own row. Raw bytes are always kept
 // (zstd), because they are the only copy once the offset is committed.
 // DeadLetter.Time should be the record's timestamp so a replay folds.
 //

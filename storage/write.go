@@ -43,9 +43,13 @@ type DeadLetter struct {
 	TenantUID, Source, Topic string
 	Partition                int
 	Offset                   int64
-	Raw                      []byte
-	Reason, Error            string
-	Time                     time.Time
+	// Record is the failed record's index within the message (-1 when the
+	// whole message failed), so several bad records of one message are
+	// kept apart.
+	Record        int
+	Raw           []byte
+	Reason, Error string
+	Time          time.Time
 }
 
 // Raw encodings of the raw columns.
@@ -489,12 +493,12 @@ func incidentColumns(incs []correlate.Incident, now int64) ([]*columns, error) {
 func (s *Store) deadLetterColumns(ds []DeadLetter) *columns {
 	n := len(ds)
 	tenant, source, topic, reason, errText, raw, rawEnc := mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n)
-	part := mk[int32](n)
+	part, rec := mk[int32](n), mk[int32](n)
 	off, tms := mk[int64](n), mk[int64](n)
 	ts := mk[time.Time](n)
 	for i, d := range ds {
 		tenant[i], source[i], topic[i], reason[i], errText[i] = d.TenantUID, d.Source, d.Topic, d.Reason, d.Error
-		part[i], off[i] = int32(d.Partition), d.Offset
+		part[i], off[i], rec[i] = int32(d.Partition), d.Offset, int32(d.Record)
 		t := d.Time
 		if t.IsZero() {
 			t = time.Now()
@@ -507,8 +511,8 @@ func (s *Store) deadLetterColumns(ds []DeadLetter) *columns {
 		}
 	}
 	return &columns{table: TableDeadLetters, rows: n,
-		names:  []string{"tenant_uid", "source", "topic", "kafka_partition", "kafka_offset", "time", "time_ms", "reason", "error", "raw", "raw_encoding"},
-		values: []any{tenant, source, topic, part, off, ts, tms, reason, errText, raw, rawEnc},
+		names:  []string{"tenant_uid", "source", "topic", "kafka_partition", "kafka_offset", "record", "time", "time_ms", "reason", "error", "raw", "raw_encoding"},
+		values: []any{tenant, source, topic, part, off, rec, ts, tms, reason, errText, raw, rawEnc},
 	}
 }
 

@@ -228,6 +228,7 @@ CREATE TABLE IF NOT EXISTS {{table "dead_letters"}} {{on_cluster}} (
     topic String,
     kafka_partition Int32,
     kafka_offset Int64,
+    record Int32,
     time DateTime('UTC'),
     time_ms Int64,
     reason LowCardinality(String),
@@ -236,7 +237,7 @@ CREATE TABLE IF NOT EXISTS {{table "dead_letters"}} {{on_cluster}} (
     raw_encoding LowCardinality(String)
 ) ENGINE = {{engine "ReplacingMergeTree" "dead_letters" ""}}
 PARTITION BY toYYYYMMDD(time)
-ORDER BY (tenant_uid, source, topic, kafka_partition, kafka_offset)
+ORDER BY (tenant_uid, source, topic, kafka_partition, kafka_offset, record)
 SETTINGS index_granularity = 8192;
 
 {{distributed "dead_letters" "cityHash64(topic, kafka_partition, kafka_offset)"}}

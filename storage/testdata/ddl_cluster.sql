@@ -233,6 +233,7 @@ CREATE TABLE IF NOT EXISTS musubi.dead_letters_local ON CLUSTER musubi_cluster (
     topic String,
     kafka_partition Int32,
     kafka_offset Int64,
+    record Int32,
     time DateTime('UTC'),
     time_ms Int64,
     reason LowCardinality(String),
@@ -241,7 +242,7 @@ CREATE TABLE IF NOT EXISTS musubi.dead_letters_local ON CLUSTER musubi_cluster (
     raw_encoding LowCardinality(String)
 ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/musubi/dead_letters_local', '{replica}')
 PARTITION BY toYYYYMMDD(time)
-ORDER BY (tenant_uid, source, topic, kafka_partition, kafka_offset)
+ORDER BY (tenant_uid, source, topic, kafka_partition, kafka_offset, record)
 SETTINGS index_granularity = 8192;
 
 CREATE TABLE IF NOT EXISTS musubi.dead_letters ON CLUSTER musubi_cluster AS musubi.dead_letters_local

@@ -204,6 +204,7 @@ CREATE TABLE IF NOT EXISTS musubi.dead_letters  (
     topic String,
     kafka_partition Int32,
     kafka_offset Int64,
+    record Int32,
     time DateTime('UTC'),
     time_ms Int64,
     reason LowCardinality(String),
@@ -212,5 +213,5 @@ CREATE TABLE IF NOT EXISTS musubi.dead_letters  (
     raw_encoding LowCardinality(String)
 ) ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMMDD(time)
-ORDER BY (tenant_uid, source, topic, kafka_partition, kafka_offset)
+ORDER BY (tenant_uid, source, topic, kafka_partition, kafka_offset, record)
 SETTINGS index_granularity = 8192;
