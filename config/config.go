@@ -131,6 +131,10 @@ type Correlate struct {
 type Pipeline struct {
 	// BatchSize is the most records processed and written together.
 	BatchSize int `yaml:"batch_size"`
+	// BatchBytes bounds the raw bytes of the messages of one batch (a
+	// batch closes at BatchSize messages or BatchBytes, whichever first;
+	// one message larger than it is a batch of its own).
+	BatchBytes int `yaml:"batch_bytes"`
 	// FlushInterval bounds how long a partial batch waits.
 	FlushInterval time.Duration `yaml:"flush_interval"`
 }
@@ -171,10 +175,18 @@ type Token struct {
 	Tenants []string `yaml:"tenants"`
 }
 
-// Ingest configures decoding limits.
+// Ingest configures decoding limits: what one record or message may cost.
+// A record or message beyond a limit is a dead letter, never dropped.
 type Ingest struct {
 	MaxRecordBytes int `yaml:"max_record_bytes"`
 	MaxDepth       int `yaml:"max_depth"`
+	// MaxMessageBytes bounds one message after decompression (a gzip
+	// bomb fails here without being inflated in memory).
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// MaxRecords bounds the records of one message; each decoded record
+	// holds about 5 KiB until its batch is written. Records past the limit
+	// go, undecoded, into one dead letter.
+	MaxRecords int `yaml:"max_records"`
 }
 
 // Tenant maps a tenant to the AWS accounts it owns. An account list of
@@ -223,9 +235,9 @@ func Default() Config {
 		},
 		Rules:     Rules{Dir: "detections", ReloadInterval: 5 * time.Second},
 		Correlate: Correlate{DefaultWindow: 2 * time.Hour, AllowedLateness: 5 * time.Minute, SourceDelay: 15 * time.Minute, HubPartnerLimit: 64, MaxAlertsPerIncident: 500, MaxNodesPerIncident: 2000},
-		Pipeline:  Pipeline{BatchSize: 5000, FlushInterval: time.Second},
+		Pipeline:  Pipeline{BatchSize: 5000, BatchBytes: 16 << 20, FlushInterval: time.Second},
 		API:       API{Listen: "127.0.0.1:8080"},
-		Ingest:    Ingest{MaxRecordBytes: 1 << 20, MaxDepth: 64},
+		Ingest:    Ingest{MaxRecordBytes: 1 << 20, MaxDepth: 64, MaxMessageBytes: 64 << 20, MaxRecords: 20_000},
 		Tenants:   []Tenant{{ID: "default", Name: "Default", Accounts: []string{"*"}}},
 		Log:       Log{Level: "info", Format: "text"},
 	}
@@ -410,6 +422,9 @@ func (c Config) Validate() error {
 	if c.Pipeline.BatchSize <= 0 || c.Pipeline.BatchSize > 1_000_000 {
 		bad("pipeline.batch_size", "%d is outside 1..1000000", c.Pipeline.BatchSize)
 	}
+	if c.Pipeline.BatchBytes <= 0 {
+		bad("pipeline.batch_bytes", "must be positive")
+	}
 	if c.Pipeline.FlushInterval <= 0 {
 		bad("pipeline.flush_interval", "must be positive")
 	}
@@ -461,6 +476,12 @@ func (c Config) Validate() error {
 	}
 	if c.Ingest.MaxDepth <= 0 || c.Ingest.MaxDepth > 10000 {
 		bad("ingest.max_depth", "%d is outside 1..10000", c.Ingest.MaxDepth)
+	}
+	if c.Ingest.MaxMessageBytes < c.Ingest.MaxRecordBytes {
+		bad("ingest.max_message_bytes", "%d is below ingest.max_record_bytes (%d)", c.Ingest.MaxMessageBytes, c.Ingest.MaxRecordBytes)
+	}
+	if c.Ingest.MaxRecords <= 0 {
+		bad("ingest.max_records", "must be positive")
 	}
 	if len(c.Tenants) == 0 {
 		bad("tenants", "at least one tenant is required")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -63,6 +64,18 @@ type batch struct {
 	errs   []*DecodeError
 	n      int // records seen
 	full   bool
+	// cur is the payload being decoded (a message, or what was unwrapped
+	// from it): when decoding stops early, the rest of it is kept.
+	cur []byte
+}
+
+// rest is what decoding leaves of the current payload from offset on, so
+// that a dead letter for a message cut short loses no record.
+func (b *batch) rest(offset int, rec []byte) []byte {
+	if offset >= 0 && offset < len(b.cur) && len(b.cur)-offset >= len(rec) {
+		return b.cur[offset:]
+	}
+	return rec
 }
 
 // Decode turns one Kafka message or one file's bytes into events. A message
@@ -110,6 +123,8 @@ func (b *batch) fail(src Source, reason string, record, offset int, raw []byte, 
 // context names where it came from, for flow log record ids.
 func (b *batch) message(src Source, data []byte, unwrap int, context string) {
 	lim := b.d.limits
+	defer func(outer []byte) { b.cur = outer }(b.cur)
+	b.cur = data
 	if len(data) > lim.MaxMessageBytes {
 		b.fail(src, ReasonTooLarge, -1, 0, data, fmt.Errorf("message of %d bytes exceeds %d", len(data), lim.MaxMessageBytes))
 		return
@@ -235,18 +250,33 @@ func (b *batch) json(src Source, data []byte, unwrap int, context string) {
 		}
 		s.Skip()
 		if err := s.Err(); err != nil {
-			// Resynchronise at the next line, so that one bad line of a
-			// JSON lines file does not lose the lines after it.
-			end := len(data)
-			if i := bytes.IndexByte(data[start:], '\n'); i >= 0 {
-				end = start + i + 1
-			}
+			// Resynchronise at the next record of a JSON lines file, so
+			// that one bad line does not lose the lines after it. A record
+			// of JSON lines starts a line with '{' or '['; the indented
+			// lines of a pretty-printed record do not, so a truncated
+			// pretty-printed record stays one dead letter.
+			end := nextRecordLine(data, start)
 			b.badRecord(src, data[start:end], start, err)
 			s = scan.New(data, "", lim.MaxDepth+2)
 			s.Pos = end
 			continue
 		}
 		b.record(src, data[start:s.Pos], start, context)
+	}
+}
+
+// nextRecordLine returns the offset of the first line after the one holding
+// pos that starts with '{' or '[', or len(data).
+func nextRecordLine(data []byte, pos int) int {
+	for {
+		i := bytes.IndexByte(data[pos:], '\n')
+		if i < 0 {
+			return len(data)
+		}
+		pos += i + 1
+		if pos < len(data) && (data[pos] == '{' || data[pos] == '[') {
+			return pos
+		}
 	}
 }
 
@@ -448,7 +478,7 @@ func (b *batch) admit(src Source, rec []byte, offset int) (int, bool) {
 	lim := b.d.limits
 	if b.n > lim.MaxRecords {
 		b.full = true
-		b.fail(src, ReasonTooManyRecords, idx, offset, rec, fmt.Errorf("more than %d records in one message", lim.MaxRecords))
+		b.fail(src, ReasonTooManyRecords, idx, offset, b.rest(offset, rec), fmt.Errorf("more than %d records in one message: records from %d on are not decoded and kept here", lim.MaxRecords, idx))
 		return idx, false
 	}
 	if len(rec) > lim.MaxRecordBytes {
@@ -548,13 +578,13 @@ func (b *batch) flowText(data []byte, context string, format *vpcflow.Format) {
 		}
 		if vpcflow.IsHeader(l) {
 			if len(l) > lim.MaxRecordBytes || !utf8.Valid(l) {
-				b.badRecord(SourceVPCFlow, l, start, scan.Errorf(ReasonInvalidValue, "unusable header line"))
-				return
+				b.badRecord(SourceVPCFlow, b.rest(start, l), start, scan.Errorf(ReasonInvalidValue, "unusable header line"))
+				return // as below
 			}
 			f, err := vpcflow.ParseHeader(string(l))
 			if err != nil {
-				b.badRecord(SourceVPCFlow, l, start, err)
-				return // the lines after it cannot be read without their header
+				b.badRecord(SourceVPCFlow, b.rest(start, l), start, err)
+				return // the lines after it cannot be read without their header: they are kept in the dead letter
 			}
 			format = f
 			continue
@@ -574,7 +604,7 @@ func (b *batch) flowLine(format *vpcflow.Format, l []byte, offset int, context s
 	lim := b.d.limits
 	if b.n > lim.MaxRecords {
 		b.full = true
-		b.fail(SourceVPCFlow, ReasonTooManyRecords, idx, offset, l, fmt.Errorf("more than %d records in one message", lim.MaxRecords))
+		b.fail(SourceVPCFlow, ReasonTooManyRecords, idx, offset, b.rest(offset, l), fmt.Errorf("more than %d records in one message: lines from %d on are not decoded and kept here", lim.MaxRecords, idx))
 		return
 	}
 	if len(l) > lim.MaxRecordBytes {
@@ -605,21 +635,84 @@ func isGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b 
 var errTooLarge = errors.New("decompressed data exceeds the message limit")
 
 // gunzip decompresses every gzip member of data, up to limit bytes.
+// maxDeflateRatio bounds how much deflate can inflate: a 258-byte match
+// costs at least two bits, so no stream grows more than about 1032 times.
+const maxDeflateRatio = 1032
+
+// gunzip inflates data, failing with errTooLarge beyond limit bytes. Memory
+// stays near the inflated size, never a multiple of the limit: a gzip
+// trailer announcing more than the limit is checked by inflating into
+// nothing (a bomb usually tells its size), an honest trailer sizes the
+// output exactly, and a lying one costs at most twice the inflated size.
 func gunzip(data []byte, limit int) ([]byte, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(data))
 	if err != nil {
 		return nil, err
 	}
 	defer zr.Close()
-	var out bytes.Buffer
-	n, err := io.Copy(&out, io.LimitReader(zr, int64(limit)+1))
+	size := min(limit, len(data)*maxDeflateRatio)
+	if len(data) >= 18 {
+		// ISIZE, the last member's inflated size modulo 2^32, unless the
+		// stream is cut short; no more than deflate can produce is
+		// believed.
+		announced := int(binary.LittleEndian.Uint32(data[len(data)-4:]))
+		if announced > limit && announced <= len(data)*maxDeflateRatio {
+			n, err := io.Copy(io.Discard, io.LimitReader(zr, int64(limit)+1))
+			if err != nil {
+				return nil, err
+			}
+			if n > int64(limit) {
+				return nil, fmt.Errorf("%w: inflates to more than %d bytes", errTooLarge, limit)
+			}
+			if err := zr.Reset(bytes.NewReader(data)); err != nil {
+				return nil, err
+			}
+		}
+		if announced <= size {
+			size = announced
+		}
+	}
+	out := make([]byte, size+1) // +1: an exact size reaches EOF unfilled
+	n, err := fill(zr, out)
+	if err == io.EOF {
+		return out[:n], nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	if n > int64(limit) {
-		return nil, errTooLarge
+	// The trailer lied (or the stream holds several members): go on in
+	// chunks up to the limit and join them once.
+	const chunk = 1 << 20
+	chunks, total := [][]byte{out}, n
+	for err != io.EOF {
+		if total > limit {
+			return nil, fmt.Errorf("%w: inflates to more than %d bytes", errTooLarge, limit)
+		}
+		c := make([]byte, min(chunk, limit+1-total))
+		n, err = fill(zr, c)
+		if err != nil && err != io.EOF {
+			return nil, err
+		}
+		chunks, total = append(chunks, c[:n]), total+n
 	}
-	return out.Bytes(), nil
+	if total > limit {
+		return nil, fmt.Errorf("%w: inflates to more than %d bytes", errTooLarge, limit)
+	}
+	return bytes.Join(chunks, nil), nil
+}
+
+// fill reads into buf until it is full or r fails; at the end of r it
+// returns io.EOF with what it read.
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 func unbase64(data []byte) ([]byte, error) {

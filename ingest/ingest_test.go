@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -201,6 +202,7 @@ func TestObservableKinds(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	good := strings.TrimSpace(string(read(t, "cloudtrail/testdata/codepipeline_start_execution.json")))
 	small := ingest.Limits{MaxRecordBytes: 4096, MaxDepth: 8, MaxMessageBytes: 1 << 20, MaxRecords: 3}
+	pretty := prettyRecord(t)
 	for _, tc := range []struct {
 		name    string
 		src     ingest.Source
@@ -210,6 +212,8 @@ func TestBadInput(t *testing.T) {
 		reasons []string
 	}{
 		{"truncated line among good lines", ingest.SourceCloudTrail, []byte(good + "\n" + good[:100] + "\n" + good + "\n"), ingest.DefaultLimits(), 2, []string{"invalid_json"}},
+		{"truncated pretty-printed record is one dead letter", ingest.SourceCloudTrail, pretty[:len(pretty)/2], ingest.DefaultLimits(), 0, []string{"invalid_json"}},
+		{"truncated pretty-printed record before a good line", ingest.SourceCloudTrail, []byte(string(pretty[:len(pretty)/2]) + "\n" + good + "\n"), ingest.DefaultLimits(), 1, []string{"invalid_json"}},
 		{"truncated delivery file keeps the records before", ingest.SourceCloudTrail, []byte(`{"Records":[` + good + `,` + good[:50]), ingest.DefaultLimits(), 1, []string{"invalid_json"}},
 		{"10 MB field", ingest.SourceCloudTrail, []byte(`{"eventName":"` + strings.Repeat("A", 10<<20) + `"}`), ingest.DefaultLimits(), 0, []string{"too_large"}},
 		{"deep nesting", ingest.SourceAgent, []byte(`{"class_uid":1007,"time":1741082000000,"x":` + strings.Repeat(`{"a":`, 100) + `1` + strings.Repeat(`}`, 100) + `}`), ingest.DefaultLimits(), 0, []string{"too_deep"}},
@@ -236,6 +240,100 @@ func TestBadInput(t *testing.T) {
 			}
 			if len(evs) != tc.events || strings.Join(reasons, ",") != strings.Join(tc.reasons, ",") {
 				t.Errorf("got %d events and reasons %v, want %d and %v (%v)", len(evs), reasons, tc.events, tc.reasons, errs)
+			}
+		})
+	}
+}
+
+// prettyRecord is a real CloudTrail record as pretty-printed JSON, one
+// field a line, the way files exported by hand often look.
+func prettyRecord(t *testing.T) []byte {
+	t.Helper()
+	var recs []json.RawMessage
+	if err := json.Unmarshal(read(t, "cloudtrail/testdata/stratus/aws.defense-evasion.cloudtrail-stop.json"), &recs); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, recs[0], "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Count(out.Bytes(), []byte("\n")) < 20 {
+		t.Fatal("the record is not pretty-printed over many lines")
+	}
+	return out.Bytes()
+}
+
+// TestCutShortKeepsTheRest checks that a message whose decoding stops early
+// (too many records, a flow log header that cannot be read) keeps the
+// records it did not decode in its dead letter.
+func TestCutShortKeepsTheRest(t *testing.T) {
+	good := strings.TrimSpace(string(read(t, "cloudtrail/testdata/codepipeline_start_execution.json")))
+	last := strings.Replace(good, `"eventID":"`, `"eventID":"the-last-one-`, 1)
+	if last == good {
+		t.Fatal("the fixture has no compact eventID")
+	}
+	msg := strings.Repeat(good+"\n", 4) + last + "\n"
+	hdr := "version account-id interface-id start end action log-status\n"
+	line := func(eni string) string { return "2 111122223333 " + eni + " 1741082400 1741082460 ACCEPT OK\n" }
+	manyLines := hdr + line("eni-1") + line("eni-2") + line("eni-3") + line("eni-4") + line("eni-5")
+	badHeader := hdr + line("eni-1") + "version account-id bogus-field\n" + line("eni-2")
+	for _, tc := range []struct {
+		name, src, data, reason, keeps string
+	}{
+		{"too many records", "cloudtrail", msg, "too_many_records", "the-last-one-"},
+		{"too many flow lines", "vpcflow", manyLines, "too_many_records", "eni-5"},
+		{"unreadable flow header", "vpcflow", badHeader, "invalid_value", "eni-2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src, _ := ingest.ParseSource(tc.src)
+			_, errs := ingest.NewDecoder(ingest.Limits{MaxRecords: 3}).Decode(src, []byte(tc.data))
+			if len(errs) != 1 {
+				t.Fatalf("got %d errors %v, want 1", len(errs), errs)
+			}
+			if errs[0].Reason != tc.reason || !bytes.Contains(errs[0].Raw, []byte(tc.keeps)) {
+				t.Errorf("got reason %s and raw %q, want %s and raw holding %q", errs[0].Reason, errs[0].Raw, tc.reason, tc.keeps)
+			}
+		})
+	}
+}
+
+// TestGzipBombMemory measures what inflating a gzip bomb allocates: a
+// bomb whose trailer tells its size costs next to nothing, one whose trailer
+// lies costs the limit and one chunk, never the inflated size.
+func TestGzipBombMemory(t *testing.T) {
+	const limit = 16 << 20
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	zeros := make([]byte, 1<<20)
+	for range 100 { // 100 MiB inflated
+		zw.Write(zeros)
+	}
+	zw.Close()
+	honest := buf.Bytes()
+	lying := bytes.Clone(honest)
+	copy(lying[len(lying)-4:], []byte{0xe8, 0x03, 0, 0}) // claims 1000 bytes
+	dec := ingest.NewDecoder(ingest.Limits{MaxMessageBytes: limit})
+	for _, tc := range []struct {
+		name     string
+		data     []byte
+		maxAlloc uint64
+	}{
+		{"honest trailer", honest, 1 << 20},
+		{"lying trailer", lying, limit + 2<<20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			_, errs := dec.Decode(ingest.SourceCloudTrail, tc.data)
+			runtime.ReadMemStats(&after)
+			if len(errs) != 1 || errs[0].Reason != ingest.ReasonTooLarge {
+				t.Fatalf("got %v, want one too_large", errs)
+			}
+			alloc := after.TotalAlloc - before.TotalAlloc
+			t.Logf("%s: %d KiB compressed, %d MiB allocated (limit %d MiB)", tc.name, len(tc.data)>>10, alloc>>20, limit>>20)
+			if alloc > tc.maxAlloc {
+				t.Errorf("allocated %d bytes, want at most %d", alloc, tc.maxAlloc)
 			}
 		})
 	}

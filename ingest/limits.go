@@ -28,17 +28,19 @@ type Limits struct {
 // can catch. encoding/json uses the same bound.
 const MaxDepthLimit = 10000
 
-// DefaultLimits returns limits that hold every real record comfortably:
-// 1 MiB per record (CloudTrail caps its events at 256 KB), 64 levels of
-// nesting, 256 MiB per decompressed message and 200,000 records per message
-// (a CloudTrail delivery file holds a few thousand, a flow log file rarely
-// more than 100,000 lines).
+// DefaultLimits returns limits that hold every real record comfortably and
+// bound what one message costs: 1 MiB per record (CloudTrail caps its events
+// at 256 KB), 64 levels of nesting, 64 MiB per decompressed message and
+// 20,000 records per message (a CloudWatch Logs subscription payload holds
+// at most 10,000 log events, a CloudTrail delivery file a few thousand
+// records; a whole flow log file may need more). An event takes about
+// 4 KiB, so the records of one message stay under about 100 MiB.
 func DefaultLimits() Limits {
 	return Limits{
 		MaxRecordBytes:  1 << 20,
 		MaxDepth:        64,
-		MaxMessageBytes: 256 << 20,
-		MaxRecords:      200_000,
+		MaxMessageBytes: 64 << 20,
+		MaxRecords:      20_000,
 	}
 }
 

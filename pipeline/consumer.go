@@ -28,8 +28,11 @@ type ConsumerConfig struct {
 	Brokers []string
 	GroupID string
 	// Topics maps a topic to the source it carries.
-	Topics        map[string]ingest.Source
-	BatchSize     int
+	Topics    map[string]ingest.Source
+	BatchSize int
+	// BatchBytes bounds the raw bytes of one batch's messages; zero means
+	// 16 MiB. A message larger than it is a batch of its own.
+	BatchBytes    int
 	FlushInterval time.Duration
 	MaxWait       time.Duration
 	QueueCapacity int
@@ -87,6 +90,9 @@ func NewConsumer(cfg ConsumerConfig, proc *Processor, w Writer, logger *slog.Log
 	}
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 10 * time.Second
+	}
+	if cfg.BatchBytes <= 0 {
+		cfg.BatchBytes = 16 << 20
 	}
 	if cfg.IdleAfter <= 0 {
 		cfg.IdleAfter = 5 * time.Second
@@ -304,7 +310,7 @@ func (c *Consumer) durable(b storage.Batch) {
 // errIdle says no message arrived within IdleAfter.
 var errIdle = errors.New("no input")
 
-// fetchBatch fetches up to BatchSize messages, waiting at most FlushInterval
+// fetchBatch fetches up to BatchSize messages or BatchBytes, waiting at most FlushInterval
 // once the first message has arrived. It returns the time of the first, or
 // errIdle when nothing arrived within IdleAfter.
 func (c *Consumer) fetchBatch(ctx context.Context, r *kafka.Reader, msgs *[]kafka.Message) (time.Time, error) {
@@ -319,9 +325,10 @@ func (c *Consumer) fetchBatch(ctx context.Context, r *kafka.Reader, msgs *[]kafk
 	}
 	start := time.Now()
 	*msgs = append(*msgs, m)
+	size := len(m.Value)
 	deadline, cancel := context.WithDeadline(ctx, start.Add(c.cfg.FlushInterval))
 	defer cancel()
-	for len(*msgs) < c.cfg.BatchSize {
+	for len(*msgs) < c.cfg.BatchSize && size < c.cfg.BatchBytes {
 		m, err := r.FetchMessage(deadline)
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
@@ -330,6 +337,7 @@ func (c *Consumer) fetchBatch(ctx context.Context, r *kafka.Reader, msgs *[]kafk
 			return start, err
 		}
 		*msgs = append(*msgs, m)
+		size += len(m.Value)
 	}
 	return start, nil
 }

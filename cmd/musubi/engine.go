@@ -105,6 +105,7 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *
 		GroupID:          cfg.Kafka.GroupID,
 		Topics:           topics,
 		BatchSize:        cfg.Pipeline.BatchSize,
+		BatchBytes:       cfg.Pipeline.BatchBytes,
 		FlushInterval:    cfg.Pipeline.FlushInterval,
 		MaxWait:          cfg.Kafka.MaxWait,
 		QueueCapacity:    cfg.Kafka.QueueCapacity,

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
@@ -29,6 +30,9 @@ type hostileRecord struct {
 	name   string
 	value  []byte
 	reason string
+	// keep is how many raw bytes its dead letter must keep at least (the
+	// records of a message cut short that were not decoded).
+	keep int
 }
 
 func hostileRecords(t *testing.T, good []byte) []hostileRecord {
@@ -54,17 +58,30 @@ func hostileRecords(t *testing.T, good []byte) []hostileRecord {
 		_, _ = zw.Write(zeros)
 	}
 	_ = zw.Close()
+	lying := bytes.Clone(bomb.Bytes())
+	copy(lying[len(lying)-4:], []byte{0xe8, 0x03, 0, 0}) // the trailer claims 1000 bytes
+	// A record flood: 50,000 small records in one 1 MiB-ish gzip message,
+	// more than the 20,000 records one message may hold.
+	var flood bytes.Buffer
+	zw, _ = gzip.NewWriterLevel(&flood, gzip.BestCompression)
+	line := append(with("eventName", "ListBuckets"), '\n')
+	for i := 0; i < 50_000; i++ {
+		_, _ = zw.Write(line)
+	}
+	_ = zw.Close()
 	badUTF8 := bytes.Replace(with("userAgent", "UTF8MARK"), []byte("UTF8MARK"), []byte{0xff, 0xfe, 'x'}, 1)
 	dup := bytes.Replace(with("eventName", "ListBuckets"), []byte(`"eventName":"ListBuckets"`), []byte(`"eventName":"ListBuckets","eventName":"StopLogging"`), 1)
 	return []hostileRecord{
-		{"truncated JSON", good[:len(good)/2], ingest.ReasonInvalidJSON},
-		{"10 MB field", with("userAgent", strings.Repeat("A", 10<<20)), ingest.ReasonTooLarge},
-		{"100k-deep nesting", []byte(`{"Records":[` + strings.Repeat("[", 100_000) + strings.Repeat("]", 100_000) + `]}`), ingest.ReasonTooDeep},
-		{"invalid UTF-8", badUTF8, ingest.ReasonInvalidUTF8},
-		{"duplicate keys", dup, ""},
-		{"number out of range", with("eventTime", json.Number("1e400")), ""},
-		{"wrong types", with("eventTime", []int{1, 2}), ""},
-		{fmt.Sprintf("gzip bomb (%d KiB inflating to 300 MiB)", bomb.Len()>>10), bomb.Bytes(), ingest.ReasonTooLarge},
+		{"truncated JSON", good[:len(good)/2], ingest.ReasonInvalidJSON, 0},
+		{"10 MB field", with("userAgent", strings.Repeat("A", 10<<20)), ingest.ReasonTooLarge, 0},
+		{"100k-deep nesting", []byte(`{"Records":[` + strings.Repeat("[", 100_000) + strings.Repeat("]", 100_000) + `]}`), ingest.ReasonTooDeep, 0},
+		{"invalid UTF-8", badUTF8, ingest.ReasonInvalidUTF8, 0},
+		{"duplicate keys", dup, "", 0},
+		{"number out of range", with("eventTime", json.Number("1e400")), "", 0},
+		{"wrong types", with("eventTime", []int{1, 2}), "", 0},
+		{fmt.Sprintf("gzip bomb (%d KiB inflating to 300 MiB)", bomb.Len()>>10), bomb.Bytes(), ingest.ReasonTooLarge, 0},
+		{"gzip bomb with a lying size trailer", lying, ingest.ReasonTooLarge, 0},
+		{fmt.Sprintf("record flood (%d KiB gzip, 50,000 records)", flood.Len()>>10), flood.Bytes(), ingest.ReasonTooManyRecords, 30_000 * len(line)},
 	}
 }
 
@@ -158,18 +175,38 @@ func TestHostileInputEndToEnd(t *testing.T) {
 	}
 	var dlRows, dlFinal uint64
 	_ = conn.QueryRow(ctx, "SELECT count(), (SELECT count() FROM dead_letters FINAL) FROM dead_letters").Scan(&dlRows, &dlFinal)
-	rows, err = conn.Query(ctx, "SELECT kafka_offset, count(), groupUniqArray(reason) FROM dead_letters GROUP BY kafka_offset ORDER BY kafka_offset")
+	rows, err = conn.Query(ctx, "SELECT kafka_offset, reason, raw, raw_encoding FROM dead_letters ORDER BY kafka_offset, record")
 	if err != nil {
 		t.Fatal(err)
 	}
+	zr, _ := zstd.NewReader(nil)
+	defer zr.Close()
+	perRecord, rawKept := map[int64]int{}, map[int64]int{}
 	for rows.Next() {
 		var off int64
-		var n uint64
-		var rs []string
-		_ = rows.Scan(&off, &n, &rs)
-		fmt.Printf("  offset %d: %d dead-letter rows %v\n", off, n, rs)
+		var reason, raw, enc string
+		if err := rows.Scan(&off, &reason, &raw, &enc); err != nil {
+			t.Fatal(err)
+		}
+		b := []byte(raw)
+		if enc == "zstd" {
+			if b, err = zr.DecodeAll(b, nil); err != nil {
+				t.Fatalf("offset %d: raw bytes do not decompress: %v", off, err)
+			}
+		}
+		perRecord[off]++
+		rawKept[off] += len(b)
+		fmt.Printf("  offset %d: dead letter %s, %d raw bytes kept\n", off, reason, len(b))
 	}
 	rows.Close()
+	for i, h := range hostile {
+		if h.reason != "" && perRecord[int64(i)] != 1 {
+			t.Errorf("%s: %d dead letters, want exactly one", h.name, perRecord[int64(i)])
+		}
+		if rawKept[int64(i)] < h.keep {
+			t.Errorf("%s: its dead letter keeps %d raw bytes, want at least %d (the records not decoded)", h.name, rawKept[int64(i)], h.keep)
+		}
+	}
 	dl := metric(base, "musubi_pipeline_dead_letters_total")
 	fmt.Printf("  musubi_pipeline_dead_letters_total %.0f; dead_letters rows %d written, %d after FINAL\n", dl, dlRows, dlFinal)
 	if dl != float64(dlRows) {

@@ -43,9 +43,12 @@ func correlateConfig(cfg config.Config) correlate.Config {
 }
 
 func ingestLimits(cfg config.Config) ingest.Limits {
-	l := ingest.DefaultLimits()
-	l.MaxRecordBytes, l.MaxDepth = cfg.Ingest.MaxRecordBytes, cfg.Ingest.MaxDepth
-	return l
+	return ingest.Limits{
+		MaxRecordBytes:  cfg.Ingest.MaxRecordBytes,
+		MaxDepth:        cfg.Ingest.MaxDepth,
+		MaxMessageBytes: cfg.Ingest.MaxMessageBytes,
+		MaxRecords:      cfg.Ingest.MaxRecords,
+	}
 }
 
 // tenantFunc resolves an AWS account to its tenant: the tenant that lists
