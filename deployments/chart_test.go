@@ -224,6 +224,9 @@ func TestChartSplitRoles(t *testing.T) {
 		if env["MUSUBI_ROLE"] != role || env["MUSUBI_KAFKA_GROUP_ID"] != "musubi-"+role {
 			t.Errorf("%s: env %v, want MUSUBI_ROLE=%s and its own consumer group", d.name(), env, role)
 		}
+		if want := map[string]string{"detect": "800MiB", "correlate": "1600MiB", "api": "400MiB"}[role]; env["GOMEMLIMIT"] != want {
+			t.Errorf("%s: GOMEMLIMIT %q, want %q (about 80%% of its memory limit)", d.name(), env["GOMEMLIMIT"], want)
+		}
 		if role == "detect" && dig(d.obj, "spec", "replicas") != 3 {
 			t.Errorf("detect replicas %v, want 3", dig(d.obj, "spec", "replicas"))
 		}

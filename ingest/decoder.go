@@ -230,6 +230,11 @@ func (b *batch) json(src Source, data []byte, unwrap int, context string) {
 		b.n-- // not a record after all: decode it as an envelope below
 	}
 	hint := mayHoldContainer(data)
+	// JSON lines: one record per line that starts with '{'. Events are
+	// large (about 4 KiB), and append would grow the slice by a quarter
+	// at a time, copying each event several times over a big message:
+	// size it once for the lines counted.
+	b.reserve(bytes.Count(data, []byte("\n{")) + 1)
 	s := scan.New(data, "", lim.MaxDepth+2)
 	for !b.full && !s.AtEnd() {
 		start := s.Pos
@@ -535,6 +540,16 @@ func normalize(ev *ocsf.Event, src Source, rec []byte, depth int, context string
 	return err
 }
 
+// reserve makes room for n more events (at most MaxRecords in all) in one
+// allocation: events are large, so growing by append costs.
+func (b *batch) reserve(n int) {
+	n = min(n, b.d.limits.MaxRecords-b.n)
+	if n <= 1 || cap(b.events)-len(b.events) >= n {
+		return
+	}
+	b.events = append(make([]ocsf.Event, 0, len(b.events)+n), b.events...)
+}
+
 // next returns a zero event appended to the batch, to be filled in place;
 // drop removes it again when its record failed.
 func (b *batch) next() *ocsf.Event {
@@ -558,10 +573,7 @@ func (b *batch) drop() {
 // field order for the lines after it; without one, format applies.
 func (b *batch) flowText(data []byte, context string, format *vpcflow.Format) {
 	lim := b.d.limits
-	if cap(b.events)-len(b.events) < 64 {
-		// Events are large: grow the slice once, not by doubling.
-		b.events = append(make([]ocsf.Event, 0, len(b.events)+min(bytes.Count(data, []byte{'\n'})+1, lim.MaxRecords, 4096)), b.events...)
-	}
+	b.reserve(min(bytes.Count(data, []byte{'\n'})+1, 4096))
 	line := 0
 	for off := 0; off < len(data) && !b.full; line++ {
 		end := bytes.IndexByte(data[off:], '\n')

@@ -82,7 +82,12 @@ func (p *Processor) Process(recs []Record) storage.Batch {
 		if src == ingest.SourceAuto || src == "" {
 			src = ingest.Detect(r.Value)
 		}
-		events, errs := p.decoder.Decode(src, r.Value)
+		// Decoding appends to the batch's events: no slice per record, no
+		// copy of a large message's events.
+		n0 := len(b.Events)
+		var errs []*ingest.DecodeError
+		b.Events, errs = p.decoder.DecodeAppend(b.Events, src, r.Value)
+		events := b.Events[n0:]
 		for _, de := range errs {
 			raw := de.Raw
 			if raw == nil {
@@ -113,7 +118,6 @@ func (p *Processor) Process(recs []Record) storage.Batch {
 				ev.Raw = nil
 			}
 		}
-		b.Events = append(b.Events, events...)
 	}
 	// Rules see the batch in event-time order (ties by uid), so what a
 	// suppression window keeps — the first event of the window — does not

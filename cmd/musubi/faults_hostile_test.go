@@ -161,7 +161,7 @@ func TestHostileInputEndToEnd(t *testing.T) {
 		reasons[off] = reason
 	}
 	rows.Close()
-	fmt.Printf("hostile events: %d records through Kafka into the engine (memory at most %.0f MiB)\n", len(hostile), maxRSS)
+	fmt.Printf("hostile events: %d records through Kafka into the engine (memory at most %.0f MiB; cap %d MiB, GOMEMLIMIT %s)\n", len(hostile), maxRSS, memCapMiB, engineMemLimit)
 	for i, h := range hostile {
 		got := reasons[int64(i)]
 		outcome := "dead letter, reason " + got
@@ -206,6 +206,19 @@ func TestHostileInputEndToEnd(t *testing.T) {
 		if rawKept[int64(i)] < h.keep {
 			t.Errorf("%s: its dead letter keeps %d raw bytes, want at least %d (the records not decoded)", h.name, rawKept[int64(i)], h.keep)
 		}
+	}
+	// Events: the hostile records that decoded, the 20,000 records of the
+	// flood up to the per-message limit, and the good record.
+	wantEvents := 20_000 + 1
+	for i := range hostile {
+		if perRecord[int64(i)] == 0 {
+			wantEvents++
+		}
+	}
+	decoded := metric(base, "musubi_pipeline_events_total")
+	fmt.Printf("  musubi_pipeline_events_total %.0f (the flood's first 20,000 records among them)\n", decoded)
+	if decoded != float64(wantEvents) {
+		t.Errorf("musubi_pipeline_events_total = %.0f, want %d", decoded, wantEvents)
 	}
 	dl := metric(base, "musubi_pipeline_dead_letters_total")
 	fmt.Printf("  musubi_pipeline_dead_letters_total %.0f; dead_letters rows %d written, %d after FINAL\n", dl, dlRows, dlFinal)

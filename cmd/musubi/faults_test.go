@@ -153,11 +153,30 @@ func (e *faultEnv) start(t *testing.T, bin string, env ...string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(engineEnviron(), env...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	return cmd
+}
+
+// engineMemLimit is the engine's GOMEMLIMIT in the fault tests: what the
+// deployments set for a container of memCapMiB (about 80% of its limit).
+const engineMemLimit = "400MiB"
+
+// engineEnviron is the environment of an engine under test: the test's,
+// without MUSUBI_ variables (the engine takes its whole configuration from
+// its file, not from what the Makefile exports for the in-process tests,
+// such as MUSUBI_CLICKHOUSE_ADDR, which would point it at another server),
+// and with GOMEMLIMIT set as the deployments set it.
+func engineEnviron() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "MUSUBI_") && !strings.HasPrefix(kv, "GOMEMLIMIT=") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "GOMEMLIMIT="+engineMemLimit)
 }
 
 // expectedAlerts runs the same pipeline code offline, in one pass without
