@@ -433,7 +433,20 @@ func TestRestore(t *testing.T) {
 	for k, v := range f {
 		stored[k] = v
 	}
+	// The correlator that takes the scope over held other state before:
+	// Reset forgets it, Restore rebuilds the scope from what was stored.
 	c2, _ := newTest(t, cfg, nil)
+	other := mkEvent("other-1", "agent", 0, ob(ocsf.EntityHost, "elsewhere"), ob(ocsf.EntityInstance, "i-elsewhere"))
+	c2.Process([]ocsf.Event{other}, []rules.Alert{mkAlert("other-a", "r-other", "execution", 3, other, "TA0002")})
+	if c2.OpenIncidents() != 1 || c2.TrackedEntities() == 0 {
+		t.Fatalf("the other state did not form: %d incidents, %d entities", c2.OpenIncidents(), c2.TrackedEntities())
+	}
+	if err := c2.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if c2.OpenIncidents() != 0 || c2.TrackedEntities() != 0 {
+		t.Fatalf("after Reset: %d incidents, %d entities, want none", c2.OpenIncidents(), c2.TrackedEntities())
+	}
 	c2.Restore(f.open(), first.alerts)
 	if c2.OpenIncidents() != c.OpenIncidents() {
 		t.Errorf("restored %d open incidents, want %d", c2.OpenIncidents(), c.OpenIncidents())

@@ -66,6 +66,7 @@ type Correlator struct {
 	lastSweep int64
 
 	seq       *seqEngine
+	seqRules  []*SequenceRule
 	clock     func() time.Time // wall clock, for versions only
 	restoring bool
 	seen      map[uint32]struct{} // scratch for reach
@@ -131,27 +132,15 @@ func New(cfg Config, seq []*SequenceRule, logger *slog.Logger, reg prometheus.Re
 		logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Correlator{
-		cfg:        cfg,
-		logger:     logger.With("component", "correlate"),
-		m:          newMetrics(reg),
-		maxWin:     cfg.maxWindow(),
-		lateMS:     cfg.AllowedLateness.Milliseconds(),
-		idleMS:     max(cfg.AllowedLateness, 15*time.Minute).Milliseconds(),
-		hubs:       newHubRules(cfg),
-		tenants:    make(map[string]uint32),
-		g:          newGraph(),
-		incs:       make(map[uint32]*incident),
-		alertInc:   make(map[string]uint32),
-		versions:   make(map[string]uint64),
-		corr:       make(map[string]*seqMatch),
-		srcMax:     make(map[string]int64),
-		dirty:      make(map[uint32]struct{}),
-		clock:      time.Now,
-		seen:       make(map[uint32]struct{}),
-		splitCheck: make(map[uint32]struct{}),
-		redirect:   make(map[uint32]uint32),
-		wm:         -1 << 62,
-		floor:      -1 << 62,
+		cfg:      cfg,
+		logger:   logger.With("component", "correlate"),
+		m:        newMetrics(reg),
+		maxWin:   cfg.maxWindow(),
+		lateMS:   cfg.AllowedLateness.Milliseconds(),
+		idleMS:   max(cfg.AllowedLateness, 15*time.Minute).Milliseconds(),
+		hubs:     newHubRules(cfg),
+		clock:    time.Now,
+		seqRules: seq,
 	}
 	for _, k := range cfg.JoinKinds {
 		c.joinable[kindIndex[k]] = true
@@ -175,11 +164,40 @@ func New(cfg Config, seq []*SequenceRule, logger *slog.Logger, reg prometheus.Re
 	for i := range c.window {
 		c.window[i] = cfg.window(kindOf(uint8(i)))
 	}
-	var err error
-	if c.seq, err = newSeqEngine(seq, cfg, c.m); err != nil {
+	if err := c.Reset(); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// Reset forgets all state — entities, links, incidents, sequences in
+// flight, watermarks — keeping the configuration and the rules, so that a
+// Restore can rebuild it from storage. The engine does so when its consumer
+// group hands it a new assignment: the state of the scopes it now owns
+// follows them from the engine that owned them before.
+func (c *Correlator) Reset() error {
+	seq, err := newSeqEngine(c.seqRules, c.cfg, c.m)
+	if err != nil {
+		return err
+	}
+	c.seq = seq
+	c.tenants, c.tenantNames = make(map[string]uint32), nil
+	c.g = newGraph()
+	c.incs, c.nextInc = make(map[uint32]*incident), 0
+	c.alertInc = make(map[string]uint32)
+	c.versions = make(map[string]uint64)
+	c.corr = make(map[string]*seqMatch)
+	c.srcMax = make(map[string]int64)
+	c.floor, c.wm, c.lastSweep = -1<<62, -1<<62, 0
+	c.seen = make(map[uint32]struct{})
+	c.splitCheck = make(map[uint32]struct{})
+	c.dirty = make(map[uint32]struct{})
+	c.tombs = nil
+	c.redirect = make(map[uint32]uint32)
+	c.m.trackedEntities.Set(0)
+	c.m.openIncidents.Set(0)
+	c.m.sequenceInputs.Set(0)
+	return nil
 }
 
 func (c *Correlator) tenant(name string) uint32 {

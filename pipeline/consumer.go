@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -56,6 +58,12 @@ type ConsumerConfig struct {
 	// OnDurable, when set, is called with every batch once it is durable
 	// (before the commit); the webhook notifier observes incidents here.
 	OnDurable func(storage.Batch)
+	// OnAssign, when set, is called when the group hands this consumer a
+	// new assignment after its first (a rebalance), before any record of
+	// it is processed; it is retried like a write until it succeeds. The
+	// engine rebuilds its correlation state from storage here, so the
+	// state of a scope follows the partitions that carry it.
+	OnAssign func(context.Context) error
 	// RetryBackoff is the first wait after a failed write; it doubles up to
 	// MaxBackoff.
 	RetryBackoff time.Duration
@@ -81,6 +89,8 @@ type Consumer struct {
 	// seenInput is set once a message arrived; idle time advances event
 	// time only after that.
 	seenInput bool
+	// generations counts the group generations joined (see reassigned).
+	generations int64
 }
 
 // NewConsumer returns a consumer feeding proc and writing through w.
@@ -121,6 +131,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		SessionTimeout:   c.cfg.SessionTimeout,
 		RebalanceTimeout: c.cfg.RebalanceTimeout,
 		MaxBytes:         16 << 20,
+		GroupBalancers:   []kafka.GroupBalancer{scopeBalancer{}},
 		ErrorLogger:      kafka.LoggerFunc(func(msg string, args ...any) { c.logger.Warn(fmt.Sprintf(msg, args...)) }),
 	})
 	defer r.Close()
@@ -183,7 +194,15 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 		}
 		c.seenInput = true
-		c.proc.metrics.lag.Set(float64(r.Stats().Lag))
+		st := r.Stats()
+		c.proc.metrics.lag.Set(float64(st.Lag))
+		if c.reassigned(st.Rebalances) {
+			c.proc.metrics.reassignments.Inc()
+			c.logger.Info("new partition assignment; rebuilding correlation state from storage before processing it")
+			if err := c.retry(ctx, "correlation state rebuild", func() error { return c.cfg.OnAssign(ctx) }); err != nil {
+				return nil
+			}
+		}
 		recs = recs[:0]
 		for _, m := range msgs {
 			recs = append(recs, Record{
@@ -246,6 +265,7 @@ func (c *Consumer) waitForTopics(ctx context.Context, topics []string) error {
 				}
 			}
 			if len(missing) == 0 {
+				c.checkCopartitioned(resp.Topics)
 				return nil
 			}
 		}
@@ -263,6 +283,29 @@ func (c *Consumer) waitForTopics(ctx context.Context, topics []string) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
+}
+
+// checkCopartitioned warns when the raw topics differ in partition count:
+// records of one AWS account then land on different partition indexes, may
+// reach different engines, and correlate separately (see scopeBalancer).
+func (c *Consumer) checkCopartitioned(topics []kafka.Topic) {
+	counts := map[string]int{}
+	for _, t := range topics {
+		counts[t.Name] = len(t.Partitions)
+	}
+	if n := len(slices.Compact(slices.Sorted(maps.Values(counts)))); n > 1 {
+		c.logger.Warn("the raw topics differ in partition count: with more than one engine in the group, records of one account may reach different engines and correlate apart; give every raw topic the same number of partitions", "partitions", counts)
+	}
+}
+
+// reassigned counts the group generations the reader joined (n since the
+// last call) and reports whether OnAssign must run: on every generation
+// after the first, whose state the engine restored when it started.
+// kafka-go counts a partition leader change as a rebalance too; the
+// rebuild it then causes is redundant but harmless.
+func (c *Consumer) reassigned(n int64) bool {
+	c.generations += n
+	return n > 0 && c.generations > 1 && c.cfg.OnAssign != nil
 }
 
 // keepPending remembers the last message of each partition of a batch whose

@@ -12,6 +12,9 @@ type metrics struct {
 	commits      prometheus.Counter
 	fetchErrors  prometheus.Counter
 	lag          prometheus.Gauge
+	// reassignments counts new partition assignments after the first,
+	// each of which rebuilt the correlation state.
+	reassignments prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -53,9 +56,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "musubi_kafka_consumer_lag",
 			Help: "Messages behind the end of the assigned partitions, as last reported by the consumer.",
 		}),
+		reassignments: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "musubi_kafka_reassignments_total",
+			Help: "New partition assignments after the first (rebalances); each rebuilds the correlation state from storage.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.deadLetters, m.alerts, m.records, m.batches, m.writeRetries, m.commits, m.fetchErrors, m.lag)
+		reg.MustRegister(m.events, m.deadLetters, m.alerts, m.records, m.batches, m.writeRetries, m.commits, m.fetchErrors, m.lag, m.reassignments)
 	}
 	return m
 }

@@ -114,6 +114,15 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *
 		RebalanceTimeout: cfg.Kafka.RebalanceTimeout,
 		SourceDelay:      cfg.Correlate.SourceDelay,
 		OnDurable:        func(b storage.Batch) { notifier.Observe(b.Incidents) },
+		// A new assignment after a rebalance: the scopes this engine now
+		// owns were correlated elsewhere until now, and everything that
+		// engine derived is durable in ClickHouse before its commits.
+		OnAssign: func(ctx context.Context) error {
+			if err := corr.Reset(); err != nil {
+				return err
+			}
+			return restoreCorrelator(ctx, store, corr, cfg, logger)
+		},
 	}, e.proc, store, logger)
 
 	handler, err := api.New(api.Options{
