@@ -160,3 +160,84 @@ func TestFailedCommitsAreRetried(t *testing.T) {
 	}
 	t.Logf("%d commits failed; all %d offsets committed once commits worked again, with no new input", hits, len(msgs))
 }
+
+// batchSizes records the raw sizes of the events of every batch written.
+type batchSizes struct {
+	mu      sync.Mutex
+	batches [][]int
+	events  int
+}
+
+func (w *batchSizes) Write(_ context.Context, b storage.Batch) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var sizes []int
+	for _, e := range b.Events {
+		sizes = append(sizes, len(e.Raw))
+	}
+	if len(sizes) > 0 {
+		w.batches = append(w.batches, sizes)
+	}
+	w.events += len(b.Events)
+	return nil
+}
+
+func (w *batchSizes) total() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.events
+}
+
+// TestBatchBytesBoundsABatch checks pipeline.batch_bytes: a batch closes
+// once its messages reach the byte bound, well before batch_size, so big
+// messages cannot pile up in one batch.
+func TestBatchBytesBoundsABatch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cluster, w := testBroker(t)
+	msgs := stratusRecords(t)
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	limit := 0
+	for _, m := range msgs[:3] {
+		limit += len(m.Value)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	corr, err := correlate.New(correlate.DefaultConfig(), nil, logger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc := NewProcessor(ingest.NewDecoder(ingest.DefaultLimits()), noRules{}, corr, func(string) string { return "default" }, true, logger, nil)
+	out := &batchSizes{}
+	c := NewConsumer(ConsumerConfig{
+		Brokers: cluster.ListenAddrs(), GroupID: "musubi", Topics: map[string]ingest.Source{topic: ingest.SourceCloudTrail},
+		BatchSize: 1000, BatchBytes: limit, FlushInterval: time.Second, MaxWait: 50 * time.Millisecond, QueueCapacity: 1000,
+	}, proc, out, logger)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(runCtx) }()
+	for out.total() < len(msgs) && ctx.Err() == nil {
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	<-done
+	if out.total() != len(msgs) {
+		t.Fatalf("got %d events, want %d", out.total(), len(msgs))
+	}
+	most := 0
+	for i, b := range out.batches {
+		before := 0
+		for _, n := range b[:len(b)-1] {
+			before += n
+		}
+		if before >= limit {
+			t.Errorf("batch %d: %d bytes before its last message, want the batch closed at %d", i, before, limit)
+		}
+		most = max(most, len(b))
+	}
+	t.Logf("%d messages in %d batches of at most %d messages (batch_bytes %d, batch_size 1000)", len(msgs), len(out.batches), most, limit)
+	if len(out.batches) < len(msgs)/10 {
+		t.Errorf("%d batches for %d messages: batch_bytes did not close them", len(out.batches), len(msgs))
+	}
+}
