@@ -395,10 +395,19 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	}
+	// Compressed seeds: one member, two members, a trailer that lies.
+	small := read(f, "cloudtrail/testdata/codepipeline_start_execution.json")
+	f.Add(gz(small))
+	f.Add(append(gz(small), gz(small)...))
+	lying := gz(bytes.Repeat(small, 8))
+	copy(lying[len(lying)-4:], []byte{1, 0, 0, 0})
+	f.Add(lying)
 	d := ingest.NewDecoder(ingest.DefaultLimits())
+	tight := ingest.NewDecoder(ingest.Limits{MaxMessageBytes: 4096, MaxRecordBytes: 2048, MaxRecords: 4})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		evs, errs := d.Decode(ingest.SourceAuto, data)
-		for _, e := range errs {
+		_, tightErrs := tight.Decode(ingest.SourceAuto, data)
+		for _, e := range append(errs, tightErrs...) {
 			if e.Reason == ingest.ReasonInternal {
 				t.Fatalf("internal error: %v", e)
 			}
