@@ -148,6 +148,7 @@ func TestPrometheusRules(t *testing.T) {
 	}
 	for alert, metric := range map[string]string{
 		"MusubiConsumerLagHigh":    "musubi_kafka_consumer_lag",
+		"MusubiRebalanceStorm":     "musubi_kafka_reassignments_total",
 		"MusubiDeadLetters":        "musubi_pipeline_dead_letters_total",
 		"MusubiStorageWriteErrors": "musubi_storage_insert_errors_total",
 		"MusubiRuleErrors":         "musubi_rules_errors_total",
