@@ -20,16 +20,24 @@ import (
 )
 
 // memoryWriter keeps every written event id; it needs no database.
+// memoryWriter keeps what the consumer writes: how often each event was
+// written, and the raw size of each event of every batch.
 type memoryWriter struct {
-	mu     sync.Mutex
-	events map[string]int
+	mu      sync.Mutex
+	events  map[string]int
+	batches [][]int
 }
 
 func (w *memoryWriter) Write(_ context.Context, b storage.Batch) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	var sizes []int
 	for _, e := range b.Events {
 		w.events[e.Metadata.UID]++
+		sizes = append(sizes, len(e.Raw))
+	}
+	if len(sizes) > 0 {
+		w.batches = append(w.batches, sizes)
 	}
 	return nil
 }
@@ -43,6 +51,27 @@ func (w *memoryWriter) distinct() int {
 type noRules struct{}
 
 func (noRules) Evaluate(*ocsf.Event) []rules.Alert { return nil }
+
+// runMemoryConsumer runs a consumer of the test topic (no rules, raw bytes
+// kept) into a memoryWriter until the test ends; cfg needs only what the
+// test tunes. It returns the writer, the consumer's result and a stop.
+func runMemoryConsumer(t *testing.T, ctx context.Context, brokers []string, cfg ConsumerConfig) (*memoryWriter, <-chan error, context.CancelFunc) {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	corr, err := correlate.New(correlate.DefaultConfig(), nil, logger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc := NewProcessor(ingest.NewDecoder(ingest.DefaultLimits()), noRules{}, corr, func(string) string { return "default" }, true, logger, nil)
+	cfg.Brokers, cfg.GroupID, cfg.Topics = brokers, "musubi", map[string]ingest.Source{topic: ingest.SourceCloudTrail}
+	mem := &memoryWriter{events: map[string]int{}}
+	c := NewConsumer(cfg, proc, mem, logger)
+	done := make(chan error, 1)
+	runCtx, stop := context.WithCancel(ctx)
+	t.Cleanup(stop)
+	go func() { done <- c.Run(runCtx) }()
+	return mem, done, stop
+}
 
 // TestFetchErrorsAreRetried makes the broker fail every Fetch for a while:
 // the consumer must keep going (an engine that exits on a transient broker
@@ -58,22 +87,10 @@ func TestFetchErrorsAreRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	corr, err := correlate.New(correlate.DefaultConfig(), nil, logger, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proc := NewProcessor(ingest.NewDecoder(ingest.DefaultLimits()), noRules{}, corr, func(string) string { return "default" }, false, logger, nil)
-	mem := &memoryWriter{events: map[string]int{}}
-	c := NewConsumer(ConsumerConfig{
-		Brokers: brokers, GroupID: "musubi", Topics: map[string]ingest.Source{topic: ingest.SourceCloudTrail},
+	mem, done, stop := runMemoryConsumer(t, ctx, brokers, ConsumerConfig{
 		BatchSize: 50, FlushInterval: 100 * time.Millisecond, MaxWait: 50 * time.Millisecond, QueueCapacity: 100,
 		RetryBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-	}, proc, mem, logger)
-	done := make(chan error, 1)
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() { done <- c.Run(runCtx) }()
+	})
 	waitUntil(t, ctx, done, func() bool { return committedOffset(t, ctx, brokers) == int64(len(msgs)/2) })
 
 	// Every Fetch fails until the fault is removed.
@@ -131,22 +148,10 @@ func TestFailedCommitsAreRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	corr, err := correlate.New(correlate.DefaultConfig(), nil, logger, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proc := NewProcessor(ingest.NewDecoder(ingest.DefaultLimits()), noRules{}, corr, func(string) string { return "default" }, false, logger, nil)
-	mem := &memoryWriter{events: map[string]int{}}
-	c := NewConsumer(ConsumerConfig{
-		Brokers: brokers, GroupID: "musubi", Topics: map[string]ingest.Source{topic: ingest.SourceCloudTrail},
+	mem, done, stop := runMemoryConsumer(t, ctx, brokers, ConsumerConfig{
 		BatchSize: 50, FlushInterval: 100 * time.Millisecond, MaxWait: 50 * time.Millisecond, QueueCapacity: 100,
 		IdleAfter: 500 * time.Millisecond,
-	}, proc, mem, logger)
-	done := make(chan error, 1)
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() { done <- c.Run(runCtx) }()
+	})
 	waitUntil(t, ctx, done, func() bool { return mem.distinct() == len(msgs) })
 	if got := committedOffset(t, ctx, brokers); got > 0 {
 		t.Fatalf("got committed offset %d while every commit fails", got)
@@ -159,33 +164,6 @@ func TestFailedCommitsAreRetried(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 	t.Logf("%d commits failed; all %d offsets committed once commits worked again, with no new input", hits, len(msgs))
-}
-
-// batchSizes records the raw sizes of the events of every batch written.
-type batchSizes struct {
-	mu      sync.Mutex
-	batches [][]int
-	events  int
-}
-
-func (w *batchSizes) Write(_ context.Context, b storage.Batch) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var sizes []int
-	for _, e := range b.Events {
-		sizes = append(sizes, len(e.Raw))
-	}
-	if len(sizes) > 0 {
-		w.batches = append(w.batches, sizes)
-	}
-	w.events += len(b.Events)
-	return nil
-}
-
-func (w *batchSizes) total() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.events
 }
 
 // TestBatchBytesBoundsABatch checks pipeline.batch_bytes: a batch closes
@@ -203,28 +181,12 @@ func TestBatchBytesBoundsABatch(t *testing.T) {
 	for _, m := range msgs[:3] {
 		limit += len(m.Value)
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	corr, err := correlate.New(correlate.DefaultConfig(), nil, logger, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proc := NewProcessor(ingest.NewDecoder(ingest.DefaultLimits()), noRules{}, corr, func(string) string { return "default" }, true, logger, nil)
-	out := &batchSizes{}
-	c := NewConsumer(ConsumerConfig{
-		Brokers: cluster.ListenAddrs(), GroupID: "musubi", Topics: map[string]ingest.Source{topic: ingest.SourceCloudTrail},
+	out, done, stop := runMemoryConsumer(t, ctx, cluster.ListenAddrs(), ConsumerConfig{
 		BatchSize: 1000, BatchBytes: limit, FlushInterval: time.Second, MaxWait: 50 * time.Millisecond, QueueCapacity: 1000,
-	}, proc, out, logger)
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- c.Run(runCtx) }()
-	for out.total() < len(msgs) && ctx.Err() == nil {
-		time.Sleep(50 * time.Millisecond)
-	}
+	})
+	waitUntil(t, ctx, done, func() bool { return out.distinct() == len(msgs) })
 	stop()
 	<-done
-	if out.total() != len(msgs) {
-		t.Fatalf("got %d events, want %d", out.total(), len(msgs))
-	}
 	most := 0
 	for i, b := range out.batches {
 		before := 0
