@@ -142,14 +142,7 @@ func BenchmarkCorrelate(b *testing.B) {
 	for i := range evs {
 		alerts[i] = e.Evaluate(&evs[i])
 	}
-	seq, err := correlate.LoadRules(correlationRules())
-	if err != nil {
-		b.Fatal(err)
-	}
-	corr, err := correlate.New(correlate.DefaultConfig(), seq, nil, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	corr := packCorrelator(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	var batchAlerts []rules.Alert
@@ -170,6 +163,20 @@ func BenchmarkCorrelate(b *testing.B) {
 	}
 }
 
+// packCorrelator is a correlator with the pack's correlation rules.
+func packCorrelator(b *testing.B) *correlate.Correlator {
+	b.Helper()
+	seq, err := correlate.LoadRules(correlationRules())
+	if err != nil {
+		b.Fatal(err)
+	}
+	corr, err := correlate.New(correlate.DefaultConfig(), seq, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return corr
+}
+
 // BenchmarkProcessor is pipeline.Processor.Process — decode, rules,
 // correlate, the engine's whole CPU work but the write — per record, in
 // batches of 5000, with the pack's correlation rules loaded. Profile it
@@ -183,14 +190,7 @@ func BenchmarkProcessor(b *testing.B) {
 	for _, n := range ruleSizes {
 		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
 			e := ruleEngine(b, n)
-			seq, err := correlate.LoadRules(correlationRules())
-			if err != nil {
-				b.Fatal(err)
-			}
-			corr, err := correlate.New(correlate.DefaultConfig(), seq, nil, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
+			corr := packCorrelator(b)
 			p := pipeline.NewProcessor(ingest.NewDecoder(ingest.DefaultLimits()), e, corr,
 				func(string) string { return "default" }, true, slog.New(slog.DiscardHandler), nil)
 			b.ReportAllocs()
