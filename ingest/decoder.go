@@ -646,7 +646,6 @@ func isGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b 
 
 var errTooLarge = errors.New("decompressed data exceeds the message limit")
 
-// gunzip decompresses every gzip member of data, up to limit bytes.
 // maxDeflateRatio bounds how much deflate can inflate: a 258-byte match
 // costs at least two bits, so no stream grows more than about 1032 times.
 const maxDeflateRatio = 1032
@@ -707,14 +706,16 @@ func gunzip(data []byte, limit int) ([]byte, error) {
 		}
 		chunks, total = append(chunks, c[:n]), total+n
 	}
-	if total > limit {
+	if total > limit { // the last read filled its chunk and ended the stream
 		return nil, fmt.Errorf("%w: inflates to more than %d bytes", errTooLarge, limit)
 	}
 	return bytes.Join(chunks, nil), nil
 }
 
 // fill reads into buf until it is full or r fails; at the end of r it
-// returns io.EOF with what it read.
+// returns io.EOF with what it read. Unlike io.ReadFull it does not turn a
+// short read into io.ErrUnexpectedEOF, which gzip itself returns for a
+// stream cut short: the two must stay apart.
 func fill(r io.Reader, buf []byte) (int, error) {
 	n := 0
 	for n < len(buf) {
