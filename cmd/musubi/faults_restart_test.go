@@ -27,11 +27,12 @@ import (
 const attackChainDir = "../../testdata/scenarios/attack-chain"
 
 // scenarioMessage is one Kafka message of the attack-chain scenario with
-// the earliest event time it carries.
+// the earliest event time it carries and its AWS account ("" for Falco).
 type scenarioMessage struct {
-	topic string
-	value []byte
-	time  int64
+	topic   string
+	value   []byte
+	time    int64
+	account string
 }
 
 // attackChainMessages splits the scenario into one message per record
@@ -68,7 +69,7 @@ func attackChainMessages(t *testing.T, topics map[string]string) []scenarioMessa
 			if len(errs) > 0 || len(evs) == 0 {
 				t.Fatalf("%s: %d events, errors %v", f, len(evs), errs)
 			}
-			m := scenarioMessage{topic: topics[string(src)], value: p, time: evs[0].Time}
+			m := scenarioMessage{topic: topics[string(src)], value: p, time: evs[0].Time, account: evs[0].Cloud.Account.UID}
 			for _, e := range evs {
 				m.time = min(m.time, e.Time)
 			}
@@ -82,13 +83,14 @@ func attackChainMessages(t *testing.T, topics map[string]string) []scenarioMessa
 	return out
 }
 
-func produceScenario(t *testing.T, ctx context.Context, brokers []string, msgs []scenarioMessage) {
+// produceScenario publishes msgs, each with the key key gives it.
+func produceScenario(t *testing.T, ctx context.Context, brokers []string, msgs []scenarioMessage, key func(i int, m scenarioMessage) string) {
 	t.Helper()
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll}
 	defer w.Close()
 	var km []kafka.Message
 	for i, m := range msgs {
-		km = append(km, kafka.Message{Topic: m.topic, Key: []byte(fmt.Sprint(i % 7)), Value: m.value})
+		km = append(km, kafka.Message{Topic: m.topic, Key: []byte(key(i, m)), Value: m.value})
 	}
 	if err := w.WriteMessages(ctx, km...); err != nil {
 		t.Fatal(err)
@@ -249,14 +251,14 @@ func TestCorrelatorRestartMidChain(t *testing.T) {
 			half := len(msgs) / 2
 			first, rest := msgs[:half], msgs[half:]
 			cmd := env.start(t, bin)
-			produceScenario(t, ctx, env.brokers, first)
+			produceScenario(t, ctx, env.brokers, first, scattered)
 			waitGroupCommitted(t, ctx, env, topics, partitions, int64(half))
 			_ = cmd.Process.Signal(sig)
 			_ = cmd.Wait()
 			cut := time.UnixMilli(first[len(first)-1].time).UTC()
 			cmd = env.start(t, bin)
 			defer func() { _ = cmd.Process.Kill() }()
-			produceScenario(t, ctx, env.brokers, rest)
+			produceScenario(t, ctx, env.brokers, rest, scattered)
 			waitGroupCommitted(t, ctx, env, topics, partitions, int64(len(msgs)))
 
 			high, missing := exp.waitIncident(ctx, base)
@@ -273,27 +275,21 @@ func TestCorrelatorRestartMidChain(t *testing.T) {
 	}
 }
 
-// produceByAccount publishes the scenario keyed by AWS account, as the
-// README asks producers to: every record of one account lands on the same
-// partition index of every raw topic. Falco events carry no account; their
-// producer keys them by the account of its host (fallback).
-func produceByAccount(t *testing.T, ctx context.Context, brokers []string, msgs []scenarioMessage, fallback string) {
-	t.Helper()
-	dec := ingest.NewDecoder(ingest.DefaultLimits())
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll}
-	defer w.Close()
-	var km []kafka.Message
-	for _, m := range msgs {
-		key := fallback
-		if evs, _ := dec.Decode(ingest.SourceAuto, m.value); len(evs) > 0 && evs[0].Cloud.Account.UID != "" {
-			key = evs[0].Cloud.Account.UID
+// byAccount keys the scenario by AWS account, as the README asks producers
+// to: every record of one account lands on the same partition index of
+// every raw topic. Falco events carry no account; their producer keys them
+// by the account of its host, fallback.
+func byAccount(fallback string) func(int, scenarioMessage) string {
+	return func(_ int, m scenarioMessage) string {
+		if m.account != "" {
+			return m.account
 		}
-		km = append(km, kafka.Message{Topic: m.topic, Key: []byte(key), Value: m.value})
-	}
-	if err := w.WriteMessages(ctx, km...); err != nil {
-		t.Fatal(err)
+		return fallback
 	}
 }
+
+// scattered spreads the scenario over the partitions regardless of account.
+func scattered(i int, _ scenarioMessage) string { return fmt.Sprint(i % 7) }
 
 // groupMembers is the number of members of the engines' consumer group
 // that hold an assignment.
@@ -385,7 +381,7 @@ func TestScopeFollowsRebalance(t *testing.T) {
 	msgs := attackChainMessages(t, topics)
 	half := len(msgs) / 2
 	const account = "111122223333" // the scenario's account, for Falco's records
-	produceByAccount(t, ctx, env.brokers, msgs[:half], account)
+	produceScenario(t, ctx, env.brokers, msgs[:half], byAccount(account))
 	waitGroupCommitted(t, ctx, env, topics, partitions, int64(half))
 
 	recA, recB := metric(baseA, "musubi_pipeline_records_total"), metric(baseB, "musubi_pipeline_records_total")
@@ -399,7 +395,7 @@ func TestScopeFollowsRebalance(t *testing.T) {
 	}
 	_ = owner.Process.Kill()
 	_ = owner.Wait()
-	produceByAccount(t, ctx, env.brokers, msgs[half:], account)
+	produceScenario(t, ctx, env.brokers, msgs[half:], byAccount(account))
 	waitGroupCommitted(t, ctx, env, topics, partitions, int64(len(msgs)))
 	reassigned := metric(base, "musubi_kafka_reassignments_total")
 	high, missing := exp.waitIncident(ctx, base)
