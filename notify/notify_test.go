@@ -135,7 +135,10 @@ func TestDeliverSignedPayloads(t *testing.T) {
 		Endpoint{Name: "soc", URL: srv.URL + "/generic", Secret: testSecret, Format: FormatGeneric},
 		Endpoint{Name: "slack", URL: srv.URL + "/slack", Secret: testSecret, Format: FormatSlack})
 	n.Observe([]correlate.Incident{incident("inc-1", 4, 1)})
-	run(t, n, func() bool { return rcv.calls.Load() == 2 })
+	// Wait for the notifier to finish both deliveries, not for the receiver
+	// to see both requests: stopping the notifier between the two cancels
+	// the second request before its response is read.
+	run(t, n, func() bool { return counter(t, reg, "musubi_notify_deliveries_total", nil) == 2 })
 
 	for _, r := range rcv.requests() {
 		if err := Verify(testSecret, r.header, r.body, time.Now(), 5*time.Minute); err != nil {
