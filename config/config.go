@@ -114,6 +114,10 @@ type Correlate struct {
 	// delivers (CloudTrail: up to about 15 minutes). While input is idle,
 	// event time advances only to now minus this.
 	SourceDelay time.Duration `yaml:"source_delay"`
+	// FoldWindow is the window within which repeats of one detection on
+	// the same entities fold into one alert with a count; 0 turns folding
+	// off.
+	FoldWindow time.Duration `yaml:"fold_window"`
 	// HubPartnerLimit makes an entity with more distinct partners a hub
 	// that no longer glues incidents together.
 	HubPartnerLimit int `yaml:"hub_partner_limit"`
@@ -234,7 +238,7 @@ func Default() Config {
 			Retention:        map[string]time.Duration{},
 		},
 		Rules:     Rules{Dir: "detections", ReloadInterval: 5 * time.Second},
-		Correlate: Correlate{DefaultWindow: 2 * time.Hour, AllowedLateness: 5 * time.Minute, SourceDelay: 15 * time.Minute, HubPartnerLimit: 64, MaxAlertsPerIncident: 500, MaxNodesPerIncident: 2000},
+		Correlate: Correlate{DefaultWindow: 2 * time.Hour, AllowedLateness: 5 * time.Minute, SourceDelay: 15 * time.Minute, FoldWindow: time.Hour, HubPartnerLimit: 64, MaxAlertsPerIncident: 500, MaxNodesPerIncident: 2000},
 		Pipeline:  Pipeline{BatchSize: 5000, BatchBytes: 16 << 20, FlushInterval: time.Second},
 		API:       API{Listen: "127.0.0.1:8080"},
 		Ingest:    Ingest{MaxRecordBytes: 1 << 20, MaxDepth: 64, MaxMessageBytes: 64 << 20, MaxRecords: 20_000},
@@ -398,6 +402,9 @@ func (c Config) Validate() error {
 		if d <= 0 {
 			bad("correlate.windows."+kind, "must be positive")
 		}
+	}
+	if c.Correlate.FoldWindow < 0 || c.Correlate.FoldWindow > 0 && time.Hour%c.Correlate.FoldWindow != 0 {
+		bad("correlate.fold_window", "must be 0 (off) or divide an hour (1m, 5m, 10m, 15m, 30m, 1h)")
 	}
 	if c.Correlate.AllowedLateness < 0 {
 		bad("correlate.allowed_lateness", "must not be negative")

@@ -117,10 +117,31 @@ func (c *Correlator) isHub(tenant uint32, kind ocsf.Entity, value string) bool {
 
 // cand is a way alert k joins an earlier alert j.
 type cand struct {
-	j     int
-	key   string
-	depth int
-	path  []uint32 // entity slots from alert k's entity to j's entity
+	j      int
+	key    string
+	depth  int
+	strong bool     // through strong kinds only (see join.go)
+	path   []uint32 // entity slots from alert k's entity to j's entity
+}
+
+// stageAlert is the alert a sequence stage stands on in incidents: the
+// folded alert its match went into, if any.
+func (c *Correlator) stageAlert(id string) string {
+	if f, ok := c.foldOf[id]; ok {
+		return f
+	}
+	return id
+}
+
+// hold records alert k of alerts as the latest holder of its joinable
+// entities, of weak kinds only when it may join on them (see join.go).
+func (c *Correlator) hold(holder map[ekey]int, tenant uint32, a *rules.Alert, k int) {
+	for _, o := range a.Entities {
+		ki := kindIndex[o.Entity]
+		if c.joinable[ki] && o.Value != "" && (strongKinds[ki] || weakOK(a.Severity)) && !c.isHub(tenant, o.Entity, o.Value) {
+			holder[ekey{tenant: tenant, kind: ki, value: o.Value}] = k
+		}
+	}
 }
 
 // build renders in as an Incident (without Version). Everything in it
@@ -137,10 +158,13 @@ func (c *Correlator) build(in *incident) Incident {
 		Stages: []string{}, Tactics: []string{}, Techniques: []string{}, Accounts: []string{},
 		RuleIDs: []string{}, AlertIDs: []string{}, Nodes: []Node{}, Edges: []Edge{}, Timeline: []TimelineEntry{},
 	}
+	for _, a := range alerts {
+		b.out.LastSeen = max(b.out.LastSeen, a.LastSeen)
+	}
 	index := make(map[string]int, len(alerts))
 	for k, a := range alerts {
 		index[a.ID] = k
-		b.node(Node{ID: alertNodeID(a.ID), Kind: NodeAlert, Value: a.ID, Title: a.Title, Subtitle: a.RuleID,
+		b.node(Node{ID: alertNodeID(a.ID), Kind: NodeAlert, Value: a.ID, Title: foldedTitle(a), Subtitle: a.RuleID,
 			MainStat: a.Stage, Severity: a.Severity, FirstSeen: a.Time})
 	}
 	// Union-find over alerts: every join edge connects two components.
@@ -162,7 +186,7 @@ func (c *Correlator) build(in *incident) Incident {
 		b.out.AlertIDs = append(b.out.AlertIDs, a.ID)
 		b.out.Timeline = append(b.out.Timeline, TimelineEntry{Time: a.Time, AlertID: a.ID, RuleID: a.RuleID, Title: a.Title,
 			Stage: a.Stage, Severity: a.Severity, RuleVersion: a.RuleVersion, Source: a.Source, Tactics: a.Tactics,
-			Techniques: a.Techniques, Correlated: a.Correlated})
+			Techniques: a.Techniques, Correlated: a.Correlated, Count: max(a.Count, 1), LastSeen: max(a.LastSeen, a.Time)})
 		addUnique(&b.out.RuleIDs, a.RuleID)
 		addUnique(&b.out.Accounts, a.AccountUID)
 		if !a.Correlated {
@@ -187,11 +211,12 @@ func (c *Correlator) build(in *incident) Incident {
 		// Sequence edges: the stage alerts that made a correlated alert.
 		if m := c.corr[a.ID]; m != nil {
 			for _, st := range m.steps {
-				j, ok := index[st.alertID]
+				stage := c.stageAlert(st.alertID)
+				j, ok := index[stage]
 				if !ok || st.alertID == "" {
 					continue
 				}
-				b.edge(Edge{Source: alertNodeID(st.alertID), Target: an, Relation: RelSequence, RuleID: m.rule.ID,
+				b.edge(Edge{Source: alertNodeID(stage), Target: an, Relation: RelSequence, RuleID: m.rule.ID,
 					RuleVersion: m.rule.Version, JoinKey: st.key, GapMS: a.Time - alerts[j].Time, Time: a.Time, EventIDs: st.eventIDs})
 				if rj, rk := find(j), find(k); rj != rk {
 					parent[rj] = rk
@@ -235,12 +260,7 @@ func (c *Correlator) build(in *incident) Incident {
 			b.edge(Edge{Source: alertNodeID(prev.ID), Target: an, Relation: rel, RuleID: a.RuleID, RuleVersion: a.RuleVersion,
 				JoinKey: cd.key, GapMS: a.Time - prev.Time, Time: a.Time, EventIDs: evs})
 		}
-		for _, o := range a.Entities {
-			ki := kindIndex[o.Entity]
-			if c.joinable[ki] && o.Value != "" && !c.isHub(in.tenant, o.Entity, o.Value) {
-				holder[ekey{tenant: in.tenant, kind: ki, value: o.Value}] = k
-			}
-		}
+		c.hold(holder, in.tenant, a, k)
 	}
 	// Correlated alerts summarise the others: their stages and tactics count
 	// after those of the detections they stand on.
@@ -278,9 +298,12 @@ func (c *Correlator) build(in *incident) Incident {
 	return b.out
 }
 
-// better prefers a direct join, then a shorter path, then the latest
-// earlier alert, then the smaller key.
+// better prefers a strong join, then a direct one, then a shorter path,
+// then the latest earlier alert, then the smaller key.
 func (x cand) better(y cand) bool {
+	if x.strong != y.strong {
+		return x.strong
+	}
 	if x.depth != y.depth {
 		return x.depth < y.depth
 	}
@@ -295,7 +318,17 @@ func (x cand) better(y cand) bool {
 // usable at a's time.
 func (c *Correlator) joinCandidates(tenant uint32, a *rules.Alert, alerts []*rules.Alert, holder map[ekey]int) []cand {
 	var out []cand
-	offer := func(cd cand) { out = append(out, cd) }
+	ids := alertIdentities(a)
+	// A weak join needs both alerts to be allowed one and to name no
+	// different identities.
+	weakJoins := func(j int) bool {
+		return weakOK(a.Severity) && weakOK(alerts[j].Severity) && !ids.conflicts(alertIdentities(alerts[j]))
+	}
+	offer := func(cd cand) {
+		if cd.strong || weakJoins(cd.j) {
+			out = append(out, cd)
+		}
+	}
 	var start []uint32
 	for _, o := range a.Entities {
 		ki := kindIndex[o.Entity]
@@ -307,9 +340,9 @@ func (c *Correlator) joinCandidates(tenant uint32, a *rules.Alert, alerts []*rul
 			continue
 		}
 		if j, ok := holder[k]; ok && c.joinable[ki] && a.Time-alerts[j].Time <= c.window[ki] {
-			offer(cand{j: j, key: entityNodeID(o.Entity, o.Value)})
+			offer(cand{j: j, key: entityNodeID(o.Entity, o.Value), strong: strongKinds[ki]})
 		}
-		if i, ok := c.g.index[k]; ok {
+		if i, ok := c.g.index[k]; ok && !slices.Contains(start, i) {
 			start = append(start, i)
 		}
 	}
@@ -319,22 +352,30 @@ func (c *Correlator) joinCandidates(tenant uint32, a *rules.Alert, alerts []*rul
 	// Breadth-first through lineage, remembering the way back.
 	from := map[uint32]uint32{}
 	depth := map[uint32]int{}
+	strong := map[uint32]bool{}
+	arrive := map[uint32]int64{}
 	queue := slices.Clone(start)
 	for _, s := range start {
 		depth[s] = 0
 		from[s] = 0
+		strong[s] = strongKinds[c.g.ents[s].key.kind]
 	}
 	for q := 0; q < len(queue); q++ {
 		cur := queue[q]
 		e := &c.g.ents[cur]
 		if d := depth[cur]; d > 0 {
-			if j, ok := holder[e.key]; ok && a.Time-alerts[j].Time <= c.window[e.key.kind]+c.window[c.g.ents[queue[0]].key.kind] {
+			j, ok := holder[e.key]
+			// An object's link must come after the holder touched it.
+			if ok && e.key.kind == objectKind && arrive[cur] < alerts[j].Time-causalSlack {
+				ok = false
+			}
+			if ok && a.Time-alerts[j].Time <= c.window[e.key.kind]+c.window[c.g.ents[queue[0]].key.kind] {
 				var path []uint32
 				for x := cur; x != 0; x = from[x] {
 					path = append(path, x)
 				}
 				slices.Reverse(path)
-				offer(cand{j: j, key: c.pathKey(path), depth: d, path: path})
+				offer(cand{j: j, key: c.pathKey(path), depth: d, path: path, strong: strong[cur]})
 				continue
 			}
 		}
@@ -350,8 +391,13 @@ func (c *Correlator) joinCandidates(tenant uint32, a *rules.Alert, alerts []*rul
 			if o.hub || a.Time < l.first-lw || a.Time > l.last+lw {
 				continue
 			}
+			if depth[cur] == 0 && e.key.kind == objectKind && l.last < a.Time-causalSlack {
+				continue
+			}
 			depth[l.to] = depth[cur] + 1
 			from[l.to] = cur
+			strong[l.to] = strong[cur] && strongKinds[o.key.kind]
+			arrive[l.to] = l.last
 			queue = append(queue, l.to)
 		}
 	}
@@ -452,6 +498,14 @@ func title(alerts []*rules.Alert, stages []string) string {
 		return fmt.Sprintf("%s → %s: %s (+%d alerts)", stageLabel(stages[0]), stageLabel(stages[len(stages)-1]), top.Title, len(alerts)-1)
 	}
 	return fmt.Sprintf("%s (+%d alerts)", top.Title, len(alerts)-1)
+}
+
+// foldedTitle is an alert's title with the count of the matches it folds.
+func foldedTitle(a *rules.Alert) string {
+	if a.Count > 1 {
+		return fmt.Sprintf("%s (×%d)", a.Title, a.Count)
+	}
+	return a.Title
 }
 
 func stageLabel(s string) string { return strings.ReplaceAll(s, "_", " ") }

@@ -176,8 +176,11 @@ func attackStory() story {
 	return s
 }
 
+// testConfig turns folding off, so the tests can follow each alert by the
+// id they gave it; fold_test.go tests folding.
 func testConfig() Config {
 	cfg := DefaultConfig()
 	cfg.HubIPs = append(cfg.HubIPs, natIP+"/32")
+	cfg.FoldWindow = 0
 	return cfg
 }

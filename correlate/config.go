@@ -38,6 +38,10 @@ type Config struct {
 	// arrive and still be treated as on time. Later inputs are counted as
 	// late and still attached where the state allows.
 	AllowedLateness time.Duration
+	// FoldWindow is the window within which repeats of one detection on
+	// the same entities fold into one alert with a count (see fold.go);
+	// zero keeps every match an alert of its own.
+	FoldWindow time.Duration
 
 	// HubPartnerLimit makes an entity with more distinct link partners than
 	// this a hub: it stops linking and joining.
@@ -91,6 +95,7 @@ func DefaultConfig() Config {
 		},
 		DefaultWindow:   2 * time.Hour,
 		AllowedLateness: 5 * time.Minute,
+		FoldWindow:      time.Hour,
 		HubPartnerLimit: 64,
 		HubIPs: []string{
 			"169.254.0.0/16", // link-local: IMDS, time sync
@@ -186,6 +191,9 @@ func (c Config) Validate() error {
 	}
 	if c.AllowedLateness < 0 {
 		errs = append(errs, errors.New("allowed lateness must not be negative"))
+	}
+	if c.FoldWindow < 0 || c.FoldWindow > 0 && time.Hour%c.FoldWindow != 0 {
+		errs = append(errs, errors.New("fold window must be zero or divide an hour"))
 	}
 	if c.HubPartnerLimit < 1 {
 		errs = append(errs, errors.New("hub partner limit must be at least 1"))

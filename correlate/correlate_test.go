@@ -638,13 +638,13 @@ func TestLateHubSplitsWhatItGlued(t *testing.T) {
 	cfg := testConfig()
 	cfg.HubPartnerLimit = 4
 	call := func(uid, user string, d time.Duration) ocsf.Event {
-		e := mkEvent(uid, "cloudtrail", d, ocsf.NewObservable(ocsf.EntityAccessKey, "actor.user.credential_uid", "AKIA"+user),
+		e := mkEvent(uid, "cloudtrail", d, ocsf.NewObservable(ocsf.EntityPrincipal, "actor.user.uid", "arn:aws:iam::1:user/"+user),
 			ocsf.NewObservable(ocsf.EntityIP, "src_endpoint.ip", "192.0.2.200"))
 		e.ClassUID = ocsf.ClassAPIActivity
 		return e
 	}
 	alertOn := func(uid, user string, d time.Duration) (ocsf.Event, rules.Alert) {
-		e := mkEvent(uid, "cloudtrail", d, ocsf.NewObservable(ocsf.EntityAccessKey, "actor.user.credential_uid", "AKIA"+user))
+		e := mkEvent(uid, "cloudtrail", d, ocsf.NewObservable(ocsf.EntityPrincipal, "actor.user.uid", "arn:aws:iam::1:user/"+user))
 		return e, mkAlert("x-"+user, "r", "discovery", 3, e)
 	}
 	users := []string{"alice", "bob", "carol", "dave", "erin", "frank"}

@@ -20,8 +20,10 @@ type Result struct {
 	// because an earlier alert arrived late) is included with MergedInto
 	// set.
 	Incidents []Incident
-	// Alerts are the correlated alerts raised by sequence rules during the
-	// call (Correlated is set); they have already joined their incidents.
+	// Alerts are the alerts to store: every folded detection alert the call
+	// created or updated (at its latest count) and the correlated alerts
+	// raised by sequence rules (Correlated is set). All of them have
+	// already joined their incidents.
 	Alerts []rules.Alert
 	// Late counts the events of the call that arrived later than the
 	// allowed lateness behind their source's watermark.
@@ -59,6 +61,10 @@ type Correlator struct {
 	versions map[string]uint64
 	// corr explains correlated alerts: which alerts and keys made them.
 	corr map[string]*seqMatch
+	// folds holds the folded alerts by id; foldOf maps every folded match
+	// to its folded alert (see fold.go).
+	folds  map[string]*fold
+	foldOf map[string]string
 
 	srcMax    map[string]int64
 	floor     int64 // watermark floor set by Advance
@@ -95,6 +101,9 @@ type incident struct {
 	status      string
 	alerts      []*rules.Alert
 	first, last int64
+	// ids are the deployments, sessions and keys its alerts name: a weak
+	// link never joins an alert that names others (see join.go).
+	ids identities
 }
 
 // minAlert returns the earliest alert by (time, id): the incident's id
@@ -187,6 +196,8 @@ func (c *Correlator) Reset() error {
 	c.alertInc = make(map[string]uint32)
 	c.versions = make(map[string]uint64)
 	c.corr = make(map[string]*seqMatch)
+	c.folds = make(map[string]*fold)
+	c.foldOf = make(map[string]string)
 	c.srcMax = make(map[string]int64)
 	c.floor, c.wm, c.lastSweep = -1<<62, -1<<62, 0
 	c.seen = make(map[uint32]struct{})
@@ -229,11 +240,28 @@ func (c *Correlator) Process(events []ocsf.Event, alerts []rules.Alert) Result {
 		ordered = append(ordered, &alerts[i])
 	}
 	slices.SortStableFunc(ordered, alertCmp)
+	var changed []*rules.Alert
 	for _, a := range ordered {
 		cp := *a
-		c.addAlert(&cp)
+		fa, isNew := c.foldAlert(&cp)
+		switch {
+		case fa == nil: // a match folded before: replayed input
+		case isNew:
+			c.addAlert(fa)
+			changed = append(changed, fa)
+		default:
+			c.refold(fa, &cp)
+			if !slices.Contains(changed, fa) {
+				changed = append(changed, fa)
+			}
+		}
 		res.Alerts = append(res.Alerts, c.raise(c.seq.observeAlert(&cp))...)
 	}
+	folded := make([]rules.Alert, 0, len(changed)+len(res.Alerts))
+	for _, fa := range changed {
+		folded = append(folded, *fa)
+	}
+	res.Alerts = append(folded, res.Alerts...)
 	for i := range events {
 		res.Alerts = append(res.Alerts, c.raise(c.seq.observeEvent(&events[i]))...)
 	}
@@ -454,31 +482,67 @@ func (c *Correlator) markSplit(i uint32) {
 	}
 }
 
-// bridge merges the open incidents reachable from start at time t.
+// bridge merges the open incidents that a new link, seen at time t
+// between the entities of start, connects: through strong paths always,
+// through weak ones unless the incidents name different identities.
 func (c *Correlator) bridge(start []uint32, t int64) {
-	hits := c.reach(start, t)
+	hits := c.reach(seeker{t: t, sev: WeakJoinSeverity, link: true}, start)
 	if len(hits) < 2 {
 		return
 	}
-	target := c.best(hits)
-	for _, h := range hits {
-		if h != target {
-			c.merge(target, h)
-		}
+	c.mergeHits(hits)
+}
+
+// mergeHits merges the incidents hit into the best of them; an incident
+// reached only weakly stays apart when it names identities the target does
+// not.
+func (c *Correlator) mergeHits(hits []hit) uint32 {
+	slots := make([]uint32, len(hits))
+	for i, h := range hits {
+		slots[i] = h.slot
 	}
+	target := c.best(slots)
+	for _, h := range hits {
+		if h.slot == target {
+			continue
+		}
+		if w, l := c.incs[target], c.incs[h.slot]; !h.strong && w != nil && l != nil && w.ids.conflicts(l.ids) {
+			continue
+		}
+		c.merge(target, h.slot)
+	}
+	return target
 }
 
 // maxVisit bounds the entities one lineage walk visits, so a dense
 // neighbourhood below the hub limit cannot make a join expensive.
 const maxVisit = 512
 
-// reach walks the link graph from start (up to MaxDepth links usable at t)
-// and returns the open incidents whose members it meets within their
-// windows, in a deterministic order.
-func (c *Correlator) reach(start []uint32, t int64) []uint32 {
+// seeker is what looks for incidents to join: an alert (its time,
+// severity and identities) or a new link seen at time t.
+type seeker struct {
+	t    int64
+	sev  int
+	ids  identities
+	link bool // a new lineage link, not an alert
+}
+
+// hit is an open incident a seeker reaches, and whether through a strong
+// path (see join.go).
+type hit struct {
+	slot   uint32
+	strong bool
+}
+
+// reach walks the link graph from start (up to MaxDepth links usable at
+// s.t) and returns the open incidents whose members it meets within their
+// windows, by the causal rules of join.go, in a deterministic order.
+func (c *Correlator) reach(s seeker, start []uint32) []hit {
 	type item struct {
-		ent   uint32
-		depth int
+		ent    uint32
+		depth  int
+		strong bool  // every entity so far is of a strong kind
+		arrive int64 // last time of the link that led here
 	}
 	if len(c.incs) == 0 {
 		return nil
@@ -487,24 +551,39 @@ func (c *Correlator) reach(start []uint32, t int64) []uint32 {
 	queue := qa[:0]
 	seen := c.seen
 	defer clear(seen)
-	for _, s := range start {
-		if c.g.ents[s].hub {
+	for _, x := range start {
+		if c.g.ents[x].hub {
 			continue
 		}
-		if _, ok := seen[s]; !ok {
-			seen[s] = struct{}{}
-			queue = append(queue, item{s, 0})
+		if _, ok := seen[x]; !ok {
+			seen[x] = struct{}{}
+			queue = append(queue, item{x, 0, strongKinds[c.g.ents[x].key.kind], s.t})
 		}
 	}
-	var hits []uint32
+	var hits []hit
 	for q := 0; q < len(queue); q++ {
 		it := queue[q]
 		e := &c.g.ents[it.ent]
 		w := c.window[e.key.kind]
 		if c.joinable[e.key.kind] {
 			for _, m := range e.members {
-				if _, open := c.incs[m.inc]; open && t >= m.first-w && t <= m.last+w && !slices.Contains(hits, m.inc) {
-					hits = append(hits, m.inc)
+				in, open := c.incs[m.inc]
+				if !open || s.t < m.first-w || s.t > m.last+w {
+					continue
+				}
+				// An object's link describes the version of the object
+				// it was seen with: it must come after the incident
+				// touched the object.
+				if e.key.kind == objectKind && (it.depth > 0 || s.link) && it.arrive < m.first-causalSlack {
+					continue
+				}
+				if !it.strong && (!weakOK(s.sev) || s.ids.conflicts(in.ids)) {
+					continue
+				}
+				if i := slices.IndexFunc(hits, func(h hit) bool { return h.slot == m.inc }); i >= 0 {
+					hits[i].strong = hits[i].strong || it.strong
+				} else {
+					hits = append(hits, hit{m.inc, it.strong})
 				}
 			}
 		}
@@ -517,14 +596,19 @@ func (c *Correlator) reach(start []uint32, t int64) []uint32 {
 			}
 			o := &c.g.ents[l.to]
 			lw := min(w, c.window[o.key.kind])
-			if o.hub || t < l.first-lw || t > l.last+lw {
+			if o.hub || s.t < l.first-lw || s.t > l.last+lw {
+				continue
+			}
+			// A link of an object the seeker touched must not be older
+			// than the touch.
+			if it.depth == 0 && !s.link && e.key.kind == objectKind && l.last < s.t-causalSlack {
 				continue
 			}
 			seen[l.to] = struct{}{}
-			queue = append(queue, item{l.to, it.depth + 1})
+			queue = append(queue, item{l.to, it.depth + 1, it.strong && strongKinds[o.key.kind], l.last})
 		}
 	}
-	slices.Sort(hits)
+	slices.SortFunc(hits, func(a, b hit) int { return cmp.Compare(a.slot, b.slot) })
 	return hits
 }
 
@@ -551,15 +635,10 @@ func (c *Correlator) addAlert(a *rules.Alert) {
 	tenant := c.tenant(a.TenantUID)
 	var arr [16]uint32
 	ids := c.trackedIDs(tenant, a.Entities, a.Time, arr[:0])
-	hits := c.reach(ids, a.Time)
+	hits := c.reach(seeker{t: a.Time, sev: a.Severity, ids: alertIdentities(a)}, ids)
 	var target uint32
 	if len(hits) > 0 {
-		target = c.best(hits)
-		for _, h := range hits {
-			if h != target {
-				c.merge(target, h)
-			}
-		}
+		target = c.mergeHits(hits)
 		if len(c.incs[target].alerts) >= c.cfg.MaxAlertsPerIncident {
 			// Full: continue in the best incident that still has room (an
 			// earlier overflow), else open one.
@@ -568,8 +647,8 @@ func (c *Correlator) addAlert(a *rules.Alert) {
 			target = 0
 			var room []uint32
 			for _, h := range hits {
-				if in := c.incs[h]; h != full && in != nil && len(in.alerts) < c.cfg.MaxAlertsPerIncident {
-					room = append(room, h)
+				if in := c.incs[h.slot]; h.slot != full && in != nil && len(in.alerts) < c.cfg.MaxAlertsPerIncident {
+					room = append(room, h.slot)
 				}
 			}
 			if len(room) > 0 {
@@ -584,6 +663,20 @@ func (c *Correlator) addAlert(a *rules.Alert) {
 	c.m.trackedEntities.Set(float64(c.g.len()))
 }
 
+// refold records that a repeat folded into fa, already in an incident:
+// the incident reaches the repeat's entities at the repeat's time.
+func (c *Correlator) refold(fa, repeat *rules.Alert) {
+	slot, ok := c.alertInc[fa.ID]
+	in := c.incs[slot]
+	if !ok || in == nil {
+		return
+	}
+	var arr [16]uint32
+	c.addMembers(slot, fa, repeat.Time, c.trackedIDs(in.tenant, repeat.Entities, repeat.Time, arr[:0]))
+	in.first, in.last = min(in.first, repeat.Time), max(in.last, repeat.Time)
+	c.dirty[slot] = struct{}{}
+}
+
 func (c *Correlator) open(tenant uint32) uint32 {
 	c.nextInc++
 	in := &incident{slot: c.nextInc, tenant: tenant, status: "new", first: 1<<63 - 1, last: -1 << 63}
@@ -592,19 +685,27 @@ func (c *Correlator) open(tenant uint32) uint32 {
 	return in.slot
 }
 
-// attach adds a to in and records the memberships of its joinable entities.
+// attach adds a to in and records the memberships of its joinable
+// entities: of weak kinds only for alerts that may join on them.
 func (c *Correlator) attach(in *incident, a *rules.Alert, ids []uint32) {
 	in.alerts = append(in.alerts, a)
 	in.first, in.last = min(in.first, a.Time), max(in.last, a.Time)
+	in.ids = in.ids.add(a)
 	c.alertInc[a.ID] = in.slot
+	c.addMembers(in.slot, a, a.Time, ids)
+	c.dirty[in.slot] = struct{}{}
+}
+
+// addMembers records that incident slot holds the joinable entities ids of
+// alert a at time t.
+func (c *Correlator) addMembers(slot uint32, a *rules.Alert, t int64, ids []uint32) {
 	for _, i := range ids {
 		e := &c.g.ents[i]
-		if e.hub || !c.joinable[e.key.kind] {
+		if e.hub || !c.joinable[e.key.kind] || !strongKinds[e.key.kind] && !weakOK(a.Severity) {
 			continue
 		}
-		addMember(e, in.slot, a.Time, a.Time)
+		addMember(e, slot, t, t)
 	}
-	c.dirty[in.slot] = struct{}{}
 }
 
 // maxMembers bounds the incidents one entity remembers; the one seen
@@ -750,6 +851,7 @@ func (c *Correlator) sweep() {
 			for _, a := range in.alerts {
 				delete(c.alertInc, a.ID)
 				delete(c.corr, a.ID)
+				c.forgetFold(a.ID)
 			}
 			delete(c.versions, in.id)
 			delete(c.incs, s)

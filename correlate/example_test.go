@@ -42,14 +42,18 @@ func ExampleCorrelator_Process() {
 	for _, in := range res.Incidents {
 		fmt.Println(in.Title)
 		fmt.Println(ocsf.SeverityName(in.Severity), in.Stages, len(in.AlertIDs), "alerts")
+		rule := map[string]string{}
+		for _, t := range in.Timeline {
+			rule["alert:"+t.AlertID] = t.RuleID
+		}
 		for _, e := range in.Edges {
 			if e.Relation == correlate.RelShared {
-				fmt.Println(e.Source, "→", e.Target, "via", e.JoinKey, "after", time.Duration(e.GapMS)*time.Millisecond)
+				fmt.Println(rule[e.Source], "→", rule[e.Target], "via", e.JoinKey, "after", time.Duration(e.GapMS)*time.Millisecond)
 			}
 		}
 	}
 	// Output:
 	// credential access → discovery: Instance role credentials read by a web server descendant (+1 alerts)
 	// High [credential_access discovery] 2 alerts
-	// alert:a1 → alert:a2 via instance:i-0a1b2c3d4e5f60718 after 30m0s
+	// host.imds_credentials_from_webserver → aws.instance_credentials_used_outside_instance via instance:i-0a1b2c3d4e5f60718 after 30m0s
 }

@@ -89,4 +89,8 @@ type TimelineEntry struct {
 	Tactics     []string `json:"tactics,omitempty"`
 	Techniques  []string `json:"techniques,omitempty"`
 	Correlated  bool     `json:"correlated,omitempty"`
+	// Count is how many matches the alert folds; LastSeen is the time of
+	// the latest.
+	Count    int   `json:"count,omitempty"`
+	LastSeen int64 `json:"last_seen,omitempty"`
 }

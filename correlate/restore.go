@@ -66,6 +66,7 @@ func (c *Correlator) Restore(incidents []Incident, alerts []rules.Alert) {
 			cp := *a
 			var arr [16]uint32
 			c.attach(in, &cp, c.trackedIDs(tenant, cp.Entities, cp.Time, arr[:0]))
+			c.restoreFold(&cp)
 		}
 	}
 	// The restored incidents are already stored: nothing to emit for them.
@@ -80,6 +81,7 @@ func (c *Correlator) Restore(incidents []Incident, alerts []rules.Alert) {
 	for _, a := range ordered {
 		if _, known := c.alertInc[a.ID]; !known {
 			c.addAlert(a) // an alert stored without its incident
+			c.restoreFold(a)
 		}
 		if !a.Correlated {
 			c.raise(c.seq.observeAlert(a))

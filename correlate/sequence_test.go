@@ -35,6 +35,18 @@ func parse(t testing.TB, src string) []*SequenceRule {
 	return rs
 }
 
+// corrOnly returns the correlated alerts of a result: what sequence rules
+// raised, without the detection alerts it also carries.
+func corrOnly(r Result) []rules.Alert {
+	var out []rules.Alert
+	for _, a := range r.Alerts {
+		if a.Correlated {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 func correlated(f final) []Incident {
 	var out []Incident
 	for _, in := range f.open() {
@@ -143,7 +155,7 @@ func TestSequenceChainsHandOffOnDifferentFields(t *testing.T) {
 			}
 		}
 		r := c.Process([]ocsf.Event{ev}, as)
-		raised = append(raised, r.Alerts...)
+		raised = append(raised, corrOnly(r)...)
 		f.add(t, r)
 	}
 	var chain *rules.Alert
@@ -234,8 +246,8 @@ func TestSequenceMaxGap(t *testing.T) {
 		c, _ := newTest(t, testConfig(), parse(t, gapRule))
 		a := mkEvent("e1", "cloudtrail", 0, ob(ocsf.EntityAccessKey, "AKIA1"))
 		b := mkEvent("e2", "cloudtrail", tc.gap, ob(ocsf.EntityAccessKey, "AKIA1"))
-		n := len(c.Process([]ocsf.Event{a}, []rules.Alert{mkAlert("x1", "r1", "discovery", 2, a)}).Alerts)
-		n += len(c.Process([]ocsf.Event{b}, []rules.Alert{mkAlert("x2", "r2", "impact", 2, b)}).Alerts)
+		n := len(corrOnly(c.Process([]ocsf.Event{a}, []rules.Alert{mkAlert("x1", "r1", "discovery", 2, a)})))
+		n += len(corrOnly(c.Process([]ocsf.Event{b}, []rules.Alert{mkAlert("x2", "r2", "impact", 2, b)})))
 		if n != tc.want {
 			t.Errorf("gap %v: %d matches, want %d", tc.gap, n, tc.want)
 		}
@@ -247,20 +259,20 @@ func TestSequenceOutOfOrderStages(t *testing.T) {
 	a := mkEvent("e1", "cloudtrail", 0, ob(ocsf.EntityAccessKey, "AKIA1"))
 	b := mkEvent("e2", "cloudtrail", 10*time.Minute, ob(ocsf.EntityAccessKey, "AKIA1"))
 	// The later stage arrives first.
-	n := len(c.Process([]ocsf.Event{b}, []rules.Alert{mkAlert("x2", "r2", "impact", 2, b)}).Alerts)
+	n := len(corrOnly(c.Process([]ocsf.Event{b}, []rules.Alert{mkAlert("x2", "r2", "impact", 2, b)})))
 	r := c.Process([]ocsf.Event{a}, []rules.Alert{mkAlert("x1", "r1", "discovery", 2, a)})
-	n += len(r.Alerts)
+	n += len(corrOnly(r))
 	if n != 1 {
 		t.Fatalf("%d matches, want 1", n)
 	}
-	if r.Alerts[0].Time != b.Time {
-		t.Errorf("correlated alert time = %d, want the last stage's %d", r.Alerts[0].Time, b.Time)
+	if corrOnly(r)[0].Time != b.Time {
+		t.Errorf("correlated alert time = %d, want the last stage's %d", corrOnly(r)[0].Time, b.Time)
 	}
 	// A single medium alert is low; the correlated high alert lifts the
 	// incident.
 	var inc *Incident
 	for i := range r.Incidents {
-		if slices.Contains(r.Incidents[i].AlertIDs, r.Alerts[0].ID) {
+		if slices.Contains(r.Incidents[i].AlertIDs, corrOnly(r)[0].ID) {
 			inc = &r.Incidents[i]
 		}
 	}
@@ -288,8 +300,8 @@ func TestSequenceThresholdDistinct(t *testing.T) {
 		e := mkEvent("g"+string(rune('a'+i)), "cloudtrail", time.Duration(i)*time.Minute, ob(ocsf.EntityAccessKey, "AKIA1"), ob(ocsf.EntityIP, ip))
 		e.API.Operation = "GetObject"
 		r := c.Process([]ocsf.Event{e}, nil)
-		n += len(r.Alerts)
-		if len(r.Alerts) == 1 && i != 4 {
+		n += len(corrOnly(r))
+		if len(corrOnly(r)) == 1 && i != 4 {
 			t.Errorf("threshold reached at event %d, want at the third distinct address (event 4)", i)
 		}
 	}
@@ -301,7 +313,7 @@ func TestSequenceThresholdDistinct(t *testing.T) {
 	for i, ip := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.3"} {
 		e := mkEvent("h"+string(rune('a'+i)), "cloudtrail", time.Duration(i)*8*time.Minute, ob(ocsf.EntityAccessKey, "AKIA1"), ob(ocsf.EntityIP, ip))
 		e.API.Operation = "GetObject"
-		if r := c.Process([]ocsf.Event{e}, nil); len(r.Alerts) > 0 {
+		if r := c.Process([]ocsf.Event{e}, nil); len(corrOnly(r)) > 0 {
 			t.Error("threshold matched across more than its window")
 		}
 	}
@@ -330,7 +342,7 @@ func TestSequenceAbsence(t *testing.T) {
 	cfg := testConfig()
 	c, _ := newTest(t, cfg, parse(t, absenceRule))
 	var raised []rules.Alert
-	step := func(evs ...ocsf.Event) { raised = append(raised, c.Process(evs, nil).Alerts...) }
+	step := func(evs ...ocsf.Event) { raised = append(raised, corrOnly(c.Process(evs, nil))...) }
 	step(deployEvent("d1", 0, "CreateDeployment", "d-1"), deployEvent("d2", 0, "CreateDeployment", "d-2"))
 	// d-2 finishes, late but within the allowed lateness; it arrives after
 	// a later event moved the source's mark.
@@ -361,9 +373,9 @@ func TestSequenceAbsence(t *testing.T) {
 func TestSequenceAbsenceFollowUpFirst(t *testing.T) {
 	c, _ := newTest(t, testConfig(), parse(t, absenceRule))
 	var raised []rules.Alert
-	raised = append(raised, c.Process([]ocsf.Event{deployEvent("f1", 10*time.Minute, "PutLifecycleEventHookExecutionStatus", "d-1")}, nil).Alerts...)
-	raised = append(raised, c.Process([]ocsf.Event{deployEvent("d1", 0, "CreateDeployment", "d-1")}, nil).Alerts...)
-	raised = append(raised, c.Advance(t0.Add(2*time.Hour)).Alerts...)
+	raised = append(raised, corrOnly(c.Process([]ocsf.Event{deployEvent("f1", 10*time.Minute, "PutLifecycleEventHookExecutionStatus", "d-1")}, nil))...)
+	raised = append(raised, corrOnly(c.Process([]ocsf.Event{deployEvent("d1", 0, "CreateDeployment", "d-1")}, nil))...)
+	raised = append(raised, corrOnly(c.Advance(t0.Add(2*time.Hour)))...)
 	if len(raised) != 0 {
 		t.Errorf("absence fired although the follow-up came (first): %d alerts", len(raised))
 	}
@@ -379,7 +391,7 @@ func TestSequenceAbsenceFiresWhenIdle(t *testing.T) {
 		ev := mkEvent("d1", "cloudtrail", 0, ob(ocsf.EntityDeployment, "d-1"))
 		ev.Time = start.UnixMilli()
 		ev.API.Operation = "CreateDeployment"
-		if r := c.Process([]ocsf.Event{ev}, nil); len(r.Alerts) != 0 {
+		if r := c.Process([]ocsf.Event{ev}, nil); len(corrOnly(r)) != 0 {
 			t.Fatal("fired at once")
 		}
 		ctx, cancel := context.WithCancel(t.Context())
@@ -393,7 +405,7 @@ func TestSequenceAbsenceFiresWhenIdle(t *testing.T) {
 				case <-ctx.Done():
 					return
 				case now := <-tick.C:
-					if r := c.Advance(now); len(r.Alerts) > 0 {
+					if r := c.Advance(now); len(corrOnly(r)) > 0 {
 						fired <- now
 						return
 					}
@@ -423,10 +435,10 @@ func TestSequenceRestore(t *testing.T) {
 	x2 := mkAlert("x2", "r2", "impact", 2, b)
 	r := c2.Process([]ocsf.Event{b}, []rules.Alert{x2})
 	f.add(t, r)
-	if len(r.Alerts) != 1 {
-		t.Fatalf("after restore: %d correlated alerts, want 1 (the first stage came from storage)", len(r.Alerts))
+	if len(corrOnly(r)) != 1 {
+		t.Fatalf("after restore: %d correlated alerts, want 1 (the first stage came from storage)", len(corrOnly(r)))
 	}
-	corr := r.Alerts[0]
+	corr := corrOnly(r)[0]
 	inc := f.containing(corr.ID)
 	if inc == nil || !slices.Contains(inc.AlertIDs, "x1") || inc.ID != IncidentID(tenantA, "x1") {
 		t.Fatalf("correlated alert not in the restored incident: %+v", inc)
@@ -437,8 +449,8 @@ func TestSequenceRestore(t *testing.T) {
 	c3, _ := newTest(t, testConfig(), rs)
 	c3.Restore(f.open(), []rules.Alert{x1, x2, corr})
 	late := mkEvent("e3", "cloudtrail", 11*time.Minute, ob(ocsf.EntityHost, "other"))
-	if r := c3.Process([]ocsf.Event{late}, nil); len(r.Alerts) != 0 || len(r.Incidents) != 0 {
-		t.Errorf("restore re-raised %d alerts and re-emitted %d incidents, want none", len(r.Alerts), len(r.Incidents))
+	if r := c3.Process([]ocsf.Event{late}, nil); len(corrOnly(r)) != 0 || len(r.Incidents) != 0 {
+		t.Errorf("restore re-raised %d alerts and re-emitted %d incidents, want none", len(corrOnly(r)), len(r.Incidents))
 	}
 	// The explanation of the correlated alert survives the restart.
 	y := mkEvent("e4", "cloudtrail", 12*time.Minute, ob(ocsf.EntityAccessKey, "AKIA1"))

@@ -37,7 +37,7 @@ func (c *Correlator) components(in *incident) [][]*rules.Alert {
 	for k, a := range alerts {
 		if m := c.corr[a.ID]; m != nil {
 			for _, st := range m.steps {
-				if j, ok := index[st.alertID]; ok && st.alertID != "" {
+				if j, ok := index[c.stageAlert(st.alertID)]; ok && st.alertID != "" {
 					union(j, k)
 				}
 			}
@@ -45,12 +45,7 @@ func (c *Correlator) components(in *incident) [][]*rules.Alert {
 		for _, cd := range c.joinCandidates(in.tenant, a, alerts, holder) {
 			union(cd.j, k)
 		}
-		for _, o := range a.Entities {
-			ki := kindIndex[o.Entity]
-			if c.joinable[ki] && o.Value != "" && !c.isHub(in.tenant, o.Entity, o.Value) {
-				holder[ekey{tenant: in.tenant, kind: ki, value: o.Value}] = k
-			}
-		}
+		c.hold(holder, in.tenant, a, k)
 	}
 	groups := map[int][]*rules.Alert{}
 	var roots []int
@@ -96,7 +91,7 @@ func (c *Correlator) splitHubbed() {
 				e.members = slices.DeleteFunc(e.members, func(m membership) bool { return m.inc == s })
 			}
 		}
-		in.alerts = nil
+		in.alerts, in.ids = nil, nil
 		in.first, in.last = 1<<63-1, -1<<63
 		for gi, g := range groups {
 			target := in

@@ -142,8 +142,9 @@ func (p *Processor) Process(recs []Record) storage.Batch {
 		}
 	}
 	p.metrics.alerts.Add(float64(len(b.Alerts)))
+	// The correlator folds repeats: what is stored is its alerts.
 	res := p.corr.Process(b.Events, b.Alerts)
-	b.Alerts = append(b.Alerts, res.Alerts...)
+	b.Alerts = res.Alerts
 	b.Incidents = res.Incidents
 	return b
 }

@@ -31,4 +31,12 @@ type Alert struct {
 	// Correlated is set on alerts raised by correlation rules.
 	Correlated bool   `json:"correlated,omitempty"`
 	Summary    string `json:"summary,omitempty"`
+	// Count is how many matches of the rule on the same entities within
+	// the correlator's fold window this alert stands for (0 or 1: one).
+	// FirstSeen and LastSeen are the event times of the earliest and the
+	// latest of them, ms since epoch; EventIDs then holds a bounded sample
+	// of their evidence (the earliest and the latest).
+	Count     int   `json:"count,omitempty"`
+	FirstSeen int64 `json:"first_seen,omitempty"`
+	LastSeen  int64 `json:"last_seen,omitempty"`
 }

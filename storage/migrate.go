@@ -163,7 +163,15 @@ func (d dialect) distributed(t, key string) string {
 
 func (d dialect) funcs() template.FuncMap {
 	return template.FuncMap{
-		"table":       func(t string) string { return d.db + "." + d.local(t) },
+		"table": func(t string) string { return d.db + "." + d.local(t) },
+		// tables names every table that holds t's columns: the local one
+		// and, on a cluster, the Distributed one in front of it.
+		"tables": func(t string) []string {
+			if d.cluster == "" {
+				return []string{d.db + "." + t}
+			}
+			return []string{d.db + "." + d.local(t), d.db + "." + t}
+		},
 		"on_cluster":  d.onCluster,
 		"engine":      d.engine,
 		"distributed": d.distributed,

@@ -519,17 +519,19 @@ WHERE tenant_uid = ? AND incident_id = ? AND version = ? ORDER BY detail__time_m
 }
 
 const alertColumnsSQL = `tenant_uid, alert_id, time_ms, rule_id, rule_version, title, severity_id, stage, tactics, techniques,
-    account_uid, region, source, observables_json, event_ids, correlated, summary`
+    account_uid, region, source, observables_json, event_ids, correlated, summary, fold_count, first_seen_ms, last_seen_ms`
 
 func scanAlert(r scanner) (rules.Alert, error) {
 	var a rules.Alert
 	var sev, corr uint8
 	var obs string
+	var count uint32
 	err := r.Scan(&a.TenantUID, &a.ID, &a.Time, &a.RuleID, &a.RuleVersion, &a.Title, &sev, &a.Stage, &a.Tactics, &a.Techniques,
-		&a.AccountUID, &a.Region, &a.Source, &obs, &a.EventIDs, &corr, &a.Summary)
+		&a.AccountUID, &a.Region, &a.Source, &obs, &a.EventIDs, &corr, &a.Summary, &count, &a.FirstSeen, &a.LastSeen)
 	if err != nil {
 		return a, err
 	}
+	a.Count = int(count)
 	a.Severity, a.Correlated = int(sev), corr == 1
 	if obs != "" && obs != "null" {
 		if err := json.Unmarshal([]byte(obs), &a.Entities); err != nil {
@@ -558,7 +560,7 @@ func (s *Store) incidentAlerts(ctx context.Context, in Incident) ([]rules.Alert,
 	args := append([]any{in.TenantUID, max(from, 0), to}, anySlice(in.AlertIDs)...)
 	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT `+alertColumnsSQL+` FROM `+s.t(TableAlerts)+`
 WHERE tenant_uid = ? AND time >= toDateTime(?) AND time <= toDateTime(?) AND alert_id IN `+placeholders(len(in.AlertIDs))+`
-ORDER BY time_ms, alert_id LIMIT 1 BY alert_id LIMIT `+fmt.Sprint(maxGraphRows), args...)
+ORDER BY time_ms, alert_id, inserted_ms DESC LIMIT 1 BY alert_id LIMIT `+fmt.Sprint(maxGraphRows), args...)
 	if err != nil {
 		return nil, fmt.Errorf("incident alerts: %w", err)
 	}
@@ -700,11 +702,11 @@ func (s *Store) EntityPivot(ctx context.Context, tenants []string, entityType, v
 
 	b := &builder{}
 	b.add("tenant_uid IN "+placeholders(len(tenants)), anySlice(tenants)...)
-	b.add("time >= toDateTime(?) AND time <= toDateTime(?)", from.Unix(), to.Unix())
+	b.add("time >= toStartOfHour(toDateTime(?)) AND time <= toDateTime(?)", from.Unix(), to.Unix())
 	b.add("time_ms >= ? AND time_ms <= ?", from.UnixMilli(), to.UnixMilli())
 	b.add("has(entities, ?)", key)
 	rows, err = s.conn.Query(s.readCtx(ctx), "SELECT "+alertColumnsSQL+" FROM "+s.t(TableAlerts)+b.where()+
-		fmt.Sprintf(" ORDER BY time_ms DESC, alert_id LIMIT 1 BY alert_id LIMIT %d", limit), b.args...)
+		fmt.Sprintf(" ORDER BY time_ms DESC, alert_id, inserted_ms DESC LIMIT 1 BY alert_id LIMIT %d", limit), b.args...)
 	if err != nil {
 		return out, fmt.Errorf("entity alerts: %w", err)
 	}

@@ -23,6 +23,32 @@ func write(t testing.TB, s *Store, b Batch) {
 	}
 }
 
+// TestFoldedAlertRewrittenInPlace: a folded alert written again with a
+// higher count and an earlier first match is one row, read at its latest.
+func TestFoldedAlertRewrittenInPlace(t *testing.T) {
+	s := testStore(t)
+	ctx := context.Background()
+	a := testAlert("t1", "fold-1", 20*time.Minute, "ev-1")
+	a.Count, a.LastSeen = 2, ms(25*time.Minute)
+	in := testIncident("t1", "inc-1", 1, a)
+	write(t, s, Batch{Alerts: []rules.Alert{a}, Incidents: []correlate.Incident{in}})
+	later := a
+	later.Count, later.Time, later.FirstSeen, later.LastSeen = 7, ms(5*time.Minute), ms(5*time.Minute), ms(40*time.Minute)
+	later.EventIDs = []string{"ev-0", "ev-1", "ev-9"}
+	in2 := testIncident("t1", "inc-1", 2, later)
+	write(t, s, Batch{Alerts: []rules.Alert{later}, Incidents: []correlate.Incident{in2}})
+	d, err := s.GetIncident(ctx, []string{"t1"}, "inc-1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Alerts) != 1 || !reflect.DeepEqual(d.Alerts[0], later) {
+		t.Errorf("got alerts %+v, want the latest fold %+v", d.Alerts, later)
+	}
+	if n := count(t, s, "SELECT count() FROM "+s.t(TableAlerts)+" FINAL"); n != 1 {
+		t.Errorf("got %d alert rows after FINAL, want 1", n)
+	}
+}
+
 func TestGetIncidentRoundTrip(t *testing.T) {
 	s := testStore(t)
 	ctx := context.Background()

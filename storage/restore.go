@@ -110,7 +110,7 @@ WHERE last_seen >= toDateTime(?) AND `+latest+` ORDER BY tenant_uid, incident_id
 	}
 
 	rows, err = s.conn.Query(s.readCtx(ctx), "SELECT "+alertColumnsSQL+" FROM "+s.t(TableAlerts)+
-		" WHERE time >= toDateTime(?) AND time_ms >= ? ORDER BY time_ms, tenant_uid, alert_id LIMIT 1 BY tenant_uid, alert_id",
+		" WHERE time >= toStartOfHour(toDateTime(?)) AND time_ms >= ? ORDER BY time_ms, tenant_uid, alert_id, inserted_ms DESC LIMIT 1 BY tenant_uid, alert_id",
 		since.Unix(), since.UnixMilli())
 	if err != nil {
 		return out, fmt.Errorf("window alerts: %w", err)

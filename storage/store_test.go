@@ -73,7 +73,7 @@ func testAlert(tenant, id string, at time.Duration, events ...string) rules.Aler
 		Severity: ocsf.SeverityHigh, Stage: "tampering", Tactics: []string{"TA0040"}, Techniques: []string{"T1565"},
 		Time: ms(at), AccountUID: "111122223333", Region: "eu-west-1", Source: "cloudtrail",
 		Entities: []ocsf.Observable{ocsf.NewObservable(ocsf.EntityBucket, "resources.uid", "artifacts")},
-		EventIDs: events, Summary: "s",
+		EventIDs: events, Summary: "s", Count: 1, FirstSeen: ms(at), LastSeen: ms(at),
 	}
 }
 

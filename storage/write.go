@@ -356,8 +356,8 @@ func alertColumns(as []rules.Alert, now int64) (*columns, error) {
 	var (
 		tenant, id, ruleID, ruleVer, title, stage, account, region, source, obs, summary = mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n)
 		ts                                                                               = mk[time.Time](n)
-		tms, ins                                                                         = mk[int64](n), mk[int64](n)
-		class                                                                            = mk[uint32](n)
+		tms, ins, firstMS, lastMS                                                        = mk[int64](n), mk[int64](n), mk[int64](n), mk[int64](n)
+		class, count                                                                     = mk[uint32](n), mk[uint32](n)
 		sev, corr                                                                        = mk[uint8](n), mk[uint8](n)
 		tactics, techs, ents, evIDs                                                      = mk[[]string](n), mk[[]string](n), mk[[]string](n), mk[[]string](n)
 	)
@@ -371,7 +371,10 @@ func alertColumns(as []rules.Alert, now int64) (*columns, error) {
 			return nil, fmt.Errorf("%w: encode alert %s: %w", ErrPermanent, a.ID, err)
 		}
 		tenant[i], id[i], ruleID[i], ruleVer[i], title[i] = a.TenantUID, a.ID, a.RuleID, a.RuleVersion, a.Title
-		ts[i], tms[i], ins[i], class[i] = msTime(a.Time), a.Time, now, ocsf.ClassDetectionFinding
+		// The sort key holds the hour, not the exact time: a folded alert
+		// rewritten in place keeps its row even when an earlier repeat
+		// moves its first-seen time (fold windows divide an hour).
+		ts[i], tms[i], ins[i], class[i] = msTime(a.Time-a.Time%hourMS), a.Time, now, ocsf.ClassDetectionFinding
 		sev[i], stage[i] = clampU8(a.Severity), a.Stage
 		tactics[i], techs[i] = nonNil(a.Tactics), nonNil(a.Techniques)
 		account[i], region[i], source[i] = a.AccountUID, a.Region, a.Source
@@ -380,13 +383,17 @@ func alertColumns(as []rules.Alert, now int64) (*columns, error) {
 			corr[i] = 1
 		}
 		summary[i] = a.Summary
+		count[i], firstMS[i], lastMS[i] = uint32(max(a.Count, 1)), a.FirstSeen, a.LastSeen
+		if a.FirstSeen == 0 {
+			firstMS[i], lastMS[i] = a.Time, a.Time
+		}
 	}
 	return &columns{table: TableAlerts, rows: n,
 		names: []string{"tenant_uid", "alert_id", "time", "time_ms", "class_uid", "rule_id", "rule_version", "title", "severity_id",
 			"stage", "tactics", "techniques", "account_uid", "region", "source", "entities", "observables_json", "event_ids",
-			"correlated", "summary", "inserted_ms"},
+			"correlated", "summary", "fold_count", "first_seen_ms", "last_seen_ms", "inserted_ms"},
 		values: []any{tenant, id, ts, tms, class, ruleID, ruleVer, title, sev,
-			stage, tactics, techs, account, region, source, ents, obs, evIDs, corr, summary, ins},
+			stage, tactics, techs, account, region, source, ents, obs, evIDs, corr, summary, count, firstMS, lastMS, ins},
 	}, nil
 }
 
@@ -570,6 +577,8 @@ func clampU8(v int) uint8 { return uint8(max(0, min(v, 255))) }
 // msTime converts event-time milliseconds to the DateTime partition column
 // (second precision, UTC); values before 1970 or after 2105 are clamped to
 // the range DateTime can hold.
+const hourMS = int64(time.Hour / time.Millisecond)
+
 func msTime(ms int64) time.Time {
 	sec := ms / 1000
 	sec = max(0, min(sec, 1<<32-1))

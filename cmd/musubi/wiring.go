@@ -36,6 +36,7 @@ func correlateConfig(cfg config.Config) correlate.Config {
 		cc.Windows[ocsf.Entity(kind)] = d
 	}
 	cc.DefaultWindow, cc.AllowedLateness, cc.HubPartnerLimit = c.DefaultWindow, c.AllowedLateness, c.HubPartnerLimit
+	cc.FoldWindow = c.FoldWindow
 	cc.HubIPs = append(cc.HubIPs, c.HubCIDRs...)
 	cc.HubValues = append(cc.HubValues, c.HubValues...)
 	cc.MaxAlertsPerIncident, cc.MaxNodesPerIncident = c.MaxAlertsPerIncident, c.MaxNodesPerIncident

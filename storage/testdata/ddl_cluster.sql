@@ -247,3 +247,15 @@ SETTINGS index_granularity = 8192;
 
 CREATE TABLE IF NOT EXISTS musubi.dead_letters ON CLUSTER musubi_cluster AS musubi.dead_letters_local
 ENGINE = Distributed(musubi_cluster, musubi, dead_letters_local, cityHash64(topic, kafka_partition, kafka_offset));
+
+ALTER TABLE musubi.alerts_local ON CLUSTER musubi_cluster ADD COLUMN fold_count UInt32 DEFAULT 1;
+
+ALTER TABLE musubi.alerts_local ON CLUSTER musubi_cluster ADD COLUMN first_seen_ms Int64 DEFAULT time_ms;
+
+ALTER TABLE musubi.alerts_local ON CLUSTER musubi_cluster ADD COLUMN last_seen_ms Int64 DEFAULT time_ms;
+
+ALTER TABLE musubi.alerts ON CLUSTER musubi_cluster ADD COLUMN fold_count UInt32 DEFAULT 1;
+
+ALTER TABLE musubi.alerts ON CLUSTER musubi_cluster ADD COLUMN first_seen_ms Int64 DEFAULT time_ms;
+
+ALTER TABLE musubi.alerts ON CLUSTER musubi_cluster ADD COLUMN last_seen_ms Int64 DEFAULT time_ms;

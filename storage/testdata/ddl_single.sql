@@ -215,3 +215,9 @@ CREATE TABLE IF NOT EXISTS musubi.dead_letters  (
 PARTITION BY toYYYYMMDD(time)
 ORDER BY (tenant_uid, source, topic, kafka_partition, kafka_offset, record)
 SETTINGS index_granularity = 8192;
+
+ALTER TABLE musubi.alerts  ADD COLUMN fold_count UInt32 DEFAULT 1;
+
+ALTER TABLE musubi.alerts  ADD COLUMN first_seen_ms Int64 DEFAULT time_ms;
+
+ALTER TABLE musubi.alerts  ADD COLUMN last_seen_ms Int64 DEFAULT time_ms;

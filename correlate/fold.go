@@ -1,0 +1,208 @@
+package correlate
+
+import (
+	"cmp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/rules"
+)
+
+// Folding. A detection that fires again and again on the same actor — each
+// connection of a miner, each file a ransomware run renames, each command
+// of a web shell — is one finding to an analyst, not hundreds. The
+// correlator folds the matches of one rule on the same entities within a
+// fold window into one alert with a count, first and last seen times and a
+// bounded sample of evidence.
+//
+// The folded alert's id is derived from the tenant, the rule, the fold key
+// and the window bucket (event time divided by the window), never from
+// which match arrived first, so any arrival order gives the same alerts.
+// The fold key is the alert's entities except the kinds that differ
+// between repeats of one activity (files, objects, processes): those are
+// gathered into the folded alert, up to maxFoldExtra of them.
+
+const (
+	// maxFoldSample bounds the evidence ids of a folded alert: the
+	// earliest and the latest half each.
+	maxFoldSample = 10
+	// maxFoldExtra bounds the varying entities gathered into a folded
+	// alert beyond those of its first match.
+	maxFoldExtra = 8
+)
+
+// foldVaries are the entity kinds that differ between repeats of one
+// activity and so are not part of the fold key.
+var foldVaries = map[ocsf.Entity]bool{ocsf.EntityFile: true, ocsf.EntityObject: true, ocsf.EntityProcess: true}
+
+// fold is the state of one folded alert.
+type fold struct {
+	alert *rules.Alert // as held by its incident
+	// rep is the earliest match by (time, id): the folded alert shows its
+	// title, summary and first entities, whatever the arrival order.
+	repTime int64
+	repID   string
+	// early and late are the evidence samples, by (time, id).
+	early, late []evRef
+	extra       int      // varying entities gathered beyond the first match's
+	raw         []string // ids of the folded matches, for de-duplication
+}
+
+type evRef struct {
+	t  int64
+	id string
+}
+
+func evCmp(a, b evRef) int {
+	if c := cmp.Compare(a.t, b.t); c != 0 {
+		return c
+	}
+	return strings.Compare(a.id, b.id)
+}
+
+// foldID is the id of the folded alert a belongs to.
+func (c *Correlator) foldID(a *rules.Alert) string {
+	keys := make([]string, 0, len(a.Entities))
+	for _, o := range a.Entities {
+		if o.Value != "" && !foldVaries[o.Entity] {
+			keys = append(keys, string(o.Entity)+":"+o.Value)
+		}
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	w := c.cfg.FoldWindow.Milliseconds()
+	bucket := a.Time / w
+	if a.Time < 0 && a.Time%w != 0 {
+		bucket--
+	}
+	parts := append([]string{a.TenantUID, a.RuleID, strconv.FormatInt(bucket, 10)}, keys...)
+	return hashID("fold-", parts...)
+}
+
+// foldAlert folds a detection alert into its folded alert. It returns the
+// folded alert and whether it is new; nil when a is a match already folded
+// (a replay). Correlated alerts and a zero fold window are not folded.
+func (c *Correlator) foldAlert(a *rules.Alert) (*rules.Alert, bool) {
+	if a.Correlated || c.cfg.FoldWindow <= 0 {
+		return a, true
+	}
+	if _, dup := c.foldOf[a.ID]; dup {
+		return nil, false
+	}
+	id := c.foldID(a)
+	c.foldOf[a.ID] = id
+	ref := sampleRefs(a)
+	f := c.folds[id]
+	if f == nil {
+		fa := *a
+		fa.ID = id
+		fa.Count, fa.FirstSeen, fa.LastSeen = 1, a.Time, a.Time
+		fa.Entities = slices.Clone(a.Entities)
+		f = &fold{alert: &fa, repTime: a.Time, repID: a.ID, raw: []string{a.ID}}
+		f.addEvidence(ref)
+		c.folds[id] = f
+		return &fa, true
+	}
+	fa := f.alert
+	f.raw = append(f.raw, a.ID)
+	fa.Count++
+	fa.FirstSeen, fa.LastSeen = min(fa.FirstSeen, a.Time), max(fa.LastSeen, a.Time)
+	fa.Time = fa.FirstSeen
+	fa.Severity = max(fa.Severity, a.Severity)
+	if evCmp(evRef{a.Time, a.ID}, evRef{f.repTime, f.repID}) < 0 {
+		f.repTime, f.repID = a.Time, a.ID
+		fa.Title, fa.Summary, fa.RuleVersion = a.Title, a.Summary, a.RuleVersion
+	}
+	for _, o := range a.Entities {
+		if f.extra >= maxFoldExtra {
+			break
+		}
+		if o.Value == "" || !foldVaries[o.Entity] || slices.ContainsFunc(fa.Entities, func(x ocsf.Observable) bool {
+			return x.Entity == o.Entity && x.Value == o.Value
+		}) {
+			continue
+		}
+		fa.Entities = append(fa.Entities, o)
+		f.extra++
+	}
+	f.addEvidence(ref)
+	return fa, false
+}
+
+// sampleRefs returns the evidence of one match with its time.
+func sampleRefs(a *rules.Alert) []evRef {
+	out := make([]evRef, 0, len(a.EventIDs))
+	for _, id := range a.EventIDs {
+		out = append(out, evRef{a.Time, id})
+	}
+	return out
+}
+
+// addEvidence keeps the earliest and the latest evidence ids and writes the
+// sample into the folded alert, oldest first.
+func (f *fold) addEvidence(refs []evRef) {
+	half := maxFoldSample / 2
+	for _, r := range refs {
+		if !slices.ContainsFunc(f.early, func(x evRef) bool { return x.id == r.id }) {
+			f.early = append(f.early, r)
+			slices.SortFunc(f.early, evCmp)
+			f.early = f.early[:min(len(f.early), half)]
+		}
+		if !slices.ContainsFunc(f.late, func(x evRef) bool { return x.id == r.id }) {
+			f.late = append(f.late, r)
+			slices.SortFunc(f.late, evCmp)
+			f.late = f.late[max(len(f.late)-half, 0):]
+		}
+	}
+	ids := make([]string, 0, maxFoldSample)
+	for _, r := range f.early {
+		ids = append(ids, r.id)
+	}
+	for _, r := range f.late {
+		if !slices.Contains(ids, r.id) {
+			ids = append(ids, r.id)
+		}
+	}
+	f.alert.EventIDs = ids
+}
+
+// restoreFold records a stored folded alert, so repeats after a restart
+// count on. The matches it folded before are not known one by one: a
+// replayed match is counted again.
+func (c *Correlator) restoreFold(a *rules.Alert) {
+	if a.Correlated || c.cfg.FoldWindow <= 0 || !strings.HasPrefix(a.ID, "fold-") {
+		return
+	}
+	if _, ok := c.folds[a.ID]; ok {
+		return
+	}
+	if a.Count == 0 {
+		a.Count = 1
+	}
+	if a.FirstSeen == 0 {
+		a.FirstSeen, a.LastSeen = a.Time, a.Time
+	}
+	f := &fold{alert: a, repTime: a.Time, repID: a.ID}
+	for _, id := range a.EventIDs {
+		f.early = append(f.early, evRef{a.FirstSeen, id})
+	}
+	if len(f.early) > maxFoldSample/2 {
+		f.late = slices.Clone(f.early[maxFoldSample/2:])
+		f.early = f.early[:maxFoldSample/2]
+	}
+	c.folds[a.ID] = f
+}
+
+// forgetFold drops the fold state of an evicted alert.
+func (c *Correlator) forgetFold(id string) {
+	f := c.folds[id]
+	if f == nil {
+		return
+	}
+	for _, r := range f.raw {
+		delete(c.foldOf, r)
+	}
+	delete(c.folds, id)
+}

@@ -1,0 +1,181 @@
+package correlate
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/rules"
+)
+
+// ransomRun is one ransomware run on a host: n renames by one process, one
+// alert each, a second apart from start.
+func ransomRun(host string, start time.Duration, n int) []rules.Alert {
+	var out []rules.Alert
+	for i := range n {
+		ev := mkEvent(fmt.Sprintf("ev-%s-%d", host, i), "agent", start+time.Duration(i)*time.Second,
+			ob(ocsf.EntityHost, host), ob(ocsf.EntityProcess, host+":6210"),
+			ocsf.NewObservable(ocsf.EntityFile, "file.path", fmt.Sprintf("/srv/data/f%03d.db.locked", i)))
+		out = append(out, mkAlert(fmt.Sprintf("raw-%s-%d", host, i), "host.ransomware_file_renamed", "impact", 5, ev))
+	}
+	return out
+}
+
+func foldConfig() Config {
+	cfg := testConfig()
+	cfg.FoldWindow = time.Hour
+	return cfg
+}
+
+// folded returns the detection alerts of the open incidents' latest
+// versions as stored: the last version of each alert in the results.
+func foldedAlerts(results []Result) map[string]rules.Alert {
+	out := map[string]rules.Alert{}
+	for _, r := range results {
+		for _, a := range r.Alerts {
+			out[a.ID] = a
+		}
+	}
+	return out
+}
+
+func TestRepeatsFoldIntoOneAlert(t *testing.T) {
+	c, _ := newTest(t, foldConfig(), nil)
+	run := ransomRun("app-1", 0, 50)
+	var results []Result
+	for i := 0; i < len(run); i += 7 {
+		results = append(results, c.Process(nil, run[i:min(i+7, len(run))]))
+	}
+	alerts := foldedAlerts(results)
+	if len(alerts) != 1 {
+		t.Fatalf("got %d stored alerts, want 1 folded alert", len(alerts))
+	}
+	var a rules.Alert
+	for _, x := range alerts {
+		a = x
+	}
+	if a.Count != 50 || a.FirstSeen != run[0].Time || a.LastSeen != run[49].Time || a.Time != a.FirstSeen {
+		t.Errorf("got count %d, first %d, last %d, time %d; want 50, %d, %d, the first", a.Count, a.FirstSeen, a.LastSeen, a.Time, run[0].Time, run[49].Time)
+	}
+	if len(a.EventIDs) != maxFoldSample || a.EventIDs[0] != "ev-app-1-0" || a.EventIDs[len(a.EventIDs)-1] != "ev-app-1-49" {
+		t.Errorf("got evidence sample %v, want the 5 earliest and the 5 latest", a.EventIDs)
+	}
+	files := 0
+	for _, o := range a.Entities {
+		if o.Entity == ocsf.EntityFile {
+			files++
+		}
+	}
+	if files != 1+maxFoldExtra {
+		t.Errorf("got %d file entities, want the first match's and %d more", files, maxFoldExtra)
+	}
+	f := final{}
+	for _, r := range results {
+		f.add(t, r)
+	}
+	open := f.open()
+	if len(open) != 1 || len(open[0].AlertIDs) != 1 {
+		t.Fatalf("got %d incidents, want one with one alert", len(open))
+	}
+	in := open[0]
+	if in.Timeline[0].Count != 50 || in.LastSeen != run[49].Time {
+		t.Errorf("got timeline count %d, incident last seen %d; want 50 and the last repeat's time", in.Timeline[0].Count, in.LastSeen)
+	}
+	for _, n := range in.Nodes {
+		if n.Kind == NodeAlert && !strings.HasSuffix(n.Title, "(×50)") {
+			t.Errorf("got alert node title %q, want the count", n.Title)
+		}
+	}
+}
+
+func TestFoldingIsOrderFree(t *testing.T) {
+	run := append(ransomRun("app-1", 0, 30), ransomRun("app-2", 10*time.Second, 30)...)
+	want := ""
+	rng := rand.New(rand.NewPCG(7, 7))
+	for round := range 20 {
+		c, _ := newTest(t, foldConfig(), nil)
+		in := slices.Clone(run)
+		if round > 0 {
+			rng.Shuffle(len(in), func(i, j int) { in[i], in[j] = in[j], in[i] })
+		}
+		var results []Result
+		for i := 0; i < len(in); i += 5 {
+			results = append(results, c.Process(nil, in[i:min(i+5, len(in))]))
+		}
+		alerts := foldedAlerts(results)
+		var got []string
+		for _, a := range alerts {
+			slices.SortFunc(a.Entities, func(x, y ocsf.Observable) int { return strings.Compare(x.Value, y.Value) })
+			got = append(got, fmt.Sprint(a.ID, a.Count, a.FirstSeen, a.LastSeen, a.EventIDs, a.Title, len(a.Entities)))
+		}
+		slices.Sort(got)
+		s := strings.Join(got, "\n")
+		if len(alerts) != 2 {
+			t.Fatalf("round %d: got %d folded alerts, want one per host", round, len(alerts))
+		}
+		if round == 0 {
+			want = s
+		} else if s != want {
+			t.Fatalf("round %d: folded alerts differ from file order:\n%s\nwant\n%s", round, s, want)
+		}
+	}
+}
+
+func TestFoldBoundaries(t *testing.T) {
+	c, _ := newTest(t, foldConfig(), nil)
+	// One match per 40 minutes over three hours: the one-hour buckets hold
+	// one or two each.
+	var in []rules.Alert
+	for i := range 5 {
+		ev := mkEvent(fmt.Sprintf("e%d", i), "agent", time.Duration(i)*40*time.Minute, ob(ocsf.EntityHost, "web-1"))
+		in = append(in, mkAlert(fmt.Sprintf("x%d", i), "host.miner", "impact", 3, ev))
+	}
+	// The same rule on another host and another rule on the same host
+	// never fold with these.
+	other := mkEvent("o1", "agent", time.Minute, ob(ocsf.EntityHost, "web-2"))
+	in = append(in, mkAlert("y1", "host.miner", "impact", 3, other))
+	same := mkEvent("o2", "agent", time.Minute, ob(ocsf.EntityHost, "web-1"))
+	in = append(in, mkAlert("z1", "host.shell", "execution", 3, same))
+	r := c.Process(nil, in)
+	counts := map[string]int{}
+	for _, a := range r.Alerts {
+		counts[a.RuleID+"@"+a.Entities[0].Value] += a.Count
+	}
+	if len(r.Alerts) != 3+2 || counts["host.miner@web-1"] != 5 || counts["host.miner@web-2"] != 1 || counts["host.shell@web-1"] != 1 {
+		t.Errorf("got %d alerts with counts %v, want 3 buckets of host.miner on web-1 (5 matches) and one of each other", len(r.Alerts), counts)
+	}
+	// A replayed match is not counted again.
+	r = c.Process(nil, in[:1])
+	if len(r.Alerts) != 0 {
+		t.Errorf("a replayed match changed %d alerts, want none", len(r.Alerts))
+	}
+}
+
+func TestFoldingOff(t *testing.T) {
+	c, _ := newTest(t, testConfig(), nil)
+	r := c.Process(nil, ransomRun("app-1", 0, 5))
+	if len(r.Alerts) != 5 || r.Alerts[0].ID != "raw-app-1-0" {
+		t.Errorf("got %d alerts, want the 5 matches under their own ids", len(r.Alerts))
+	}
+}
+
+// TestFoldsSurviveRestore: repeats after a restart count on in the stored
+// folded alert instead of opening a new one.
+func TestFoldsSurviveRestore(t *testing.T) {
+	run := ransomRun("app-1", 0, 10)
+	c, _ := newTest(t, foldConfig(), nil)
+	r := c.Process(nil, run[:6])
+	c2, _ := newTest(t, foldConfig(), nil)
+	c2.Restore(r.Incidents, r.Alerts)
+	r2 := c2.Process(nil, run[6:])
+	if len(r2.Alerts) != 1 || r2.Alerts[0].ID != r.Alerts[0].ID || r2.Alerts[0].Count != 10 {
+		t.Fatalf("got %+v, want the stored folded alert at count 10", r2.Alerts)
+	}
+	if len(r2.Incidents) != 1 || r2.Incidents[0].ID != r.Incidents[0].ID {
+		t.Errorf("got incidents %v, want the restored one updated", r2.Incidents)
+	}
+}
