@@ -40,7 +40,7 @@ func pack(w *world, recs []record, r *rng) ([]File, map[string][]string, map[str
 		case srcCloudTrail:
 			at := rec.t.Add(rec.lag).Truncate(5 * time.Minute).Add(5 * time.Minute)
 			key = fmt.Sprintf("cloudtrail/AWSLogs/%s/CloudTrail/%s/%s/%s_CloudTrail_%s_%s_%s.json", rec.account, w.region, at.Format("2006/01/02"),
-				rec.account, w.region, at.Format("20060102T1504Z"), hash16(rec.account + at.String()))
+				rec.account, w.region, at.Format("20060102T1504Z"), hash16(rec.account+at.String()))
 			key = ext(key)
 		case srcFlow:
 			at := rec.t.Truncate(10 * time.Minute).Add(10 * time.Minute)

@@ -66,7 +66,9 @@ func (r *rng) docIP() string {
 	return pick(r, nets) + fmt.Sprint(r.between(2, 254))
 }
 
-func (r *rng) benchIP() string { return fmt.Sprintf("198.%d.%d.%d", r.between(18, 19), r.between(0, 255), r.between(2, 254)) }
+func (r *rng) benchIP() string {
+	return fmt.Sprintf("198.%d.%d.%d", r.between(18, 19), r.between(0, 255), r.between(2, 254))
+}
 
 func (r *rng) privateIP(subnet int) string {
 	return fmt.Sprintf("10.%d.%d.%d", r.between(0, 3), subnet, r.between(4, 250))

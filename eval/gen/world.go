@@ -45,30 +45,30 @@ type world struct {
 	db      host
 	api     host // a second public host, target of internet scans
 
-	company         string
-	bucket          string // release artifacts
-	configBucket    string
-	logBucket       string
-	app, group      string // CodeDeploy application and deployment group
-	groupID         string // deployment group id (the agent's directory)
-	pipeline        string
-	pipelineRole    string
-	deployRole      string // cross-account CodeDeploy role in acct
-	eventsRole      string
-	ci              user
-	ciIP            string
-	natIP           string // the office's shared NAT address (a hub)
-	hostNAT         string // the VPC's NAT gateway address
-	admins          []user
-	readers         []user
-	detector        string
-	flowLogV2       string
-	flowLogCustom   string
-	webRoot         string
-	phpFPM          string
-	releasePrefix   string
-	appspecKey      string
-	used            map[string]bool
+	company       string
+	bucket        string // release artifacts
+	configBucket  string
+	logBucket     string
+	app, group    string // CodeDeploy application and deployment group
+	groupID       string // deployment group id (the agent's directory)
+	pipeline      string
+	pipelineRole  string
+	deployRole    string // cross-account CodeDeploy role in acct
+	eventsRole    string
+	ci            user
+	ciIP          string
+	natIP         string // the office's shared NAT address (a hub)
+	hostNAT       string // the VPC's NAT gateway address
+	admins        []user
+	readers       []user
+	detector      string
+	flowLogV2     string
+	flowLogCustom string
+	webRoot       string
+	phpFPM        string
+	releasePrefix string
+	appspecKey    string
+	used          map[string]bool
 }
 
 // unique draws values until one is new to the scenario, so that two
