@@ -138,3 +138,14 @@ func pack(w *world, recs []record, r *rng) ([]File, map[string][]string, map[str
 	sortFiles(files)
 	return files, uids, seen, len(recs), nil
 }
+
+// gunzip returns the text of a gzip stream (for tests and tools).
+func gunzip(data []byte) (string, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return "", err
+	}
+	var b bytes.Buffer
+	_, err = b.ReadFrom(zr)
+	return b.String(), err
+}
