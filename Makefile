@@ -33,6 +33,7 @@ test-fuzz:
 EVAL_N    ?= 36
 EVAL_SEED ?= 1
 eval: build
+	rm -rf .local/eval
 	./$(BIN) eval -generate $(EVAL_N) -seed $(EVAL_SEED) -out .local/eval
 	./$(BIN) eval -rules detections .local/eval testdata/scenarios
 
