@@ -44,13 +44,13 @@ func TestScore(t *testing.T) {
 			found: true, benign: []string{"deployment:d-GOOD00001"}, purity: 2.0 / 3, alerts: 3, unrelated: true},
 		{name: "impure alert mixing attack and benign evidence",
 			incidents: []Incident{func() Incident { in := attackIncident(); in.AlertIDs = append(in.AlertIDs, "al4"); return in }(), scan},
-			found: true, purity: 2.0 / 3, alerts: 3, unrelated: true},
+			found:     true, purity: 2.0 / 3, alerts: 3, unrelated: true},
 		{name: "benign entity in a high incident of its own",
 			incidents: []Incident{attackIncident(), scan, {ID: "inc-b", Severity: 4, Entities: []string{"host:bastion"}}},
-			found: true, benign: []string{"host:bastion"}, purity: 1, alerts: 2, unrelated: true},
+			found:     true, benign: []string{"host:bastion"}, purity: 1, alerts: 2, unrelated: true},
 		{name: "benign entity in a medium incident is fine",
 			incidents: []Incident{attackIncident(), scan, {ID: "inc-b", Severity: 3, Entities: []string{"host:bastion"}}},
-			found: true, purity: 1, alerts: 2, unrelated: true},
+			found:     true, purity: 1, alerts: 2, unrelated: true},
 		{name: "unrelated attack merged into the attack incident",
 			incidents: []Incident{func() Incident {
 				in := attackIncident("ip:198.18.0.9")
@@ -60,7 +60,7 @@ func TestScore(t *testing.T) {
 			found: true, purity: 2.0 / 3, alerts: 3, reason: "together with the attack's host:web-1"},
 		{name: "unrelated attack below its severity",
 			incidents: []Incident{attackIncident(), {ID: "inc-s", Severity: 2, Entities: []string{"ip:198.18.0.9"}}},
-			found: true, purity: 1, alerts: 2, reason: "below 3"},
+			found:     true, purity: 1, alerts: 2, reason: "below 3"},
 		{name: "attack split in two",
 			incidents: []Incident{
 				{ID: "inc-1", Severity: 5, Entities: []string{"host:web-1", "access_key:ASIAX"}, AlertIDs: []string{"al1"}},
@@ -68,7 +68,7 @@ func TestScore(t *testing.T) {
 			missing: []string{"deployment:d-BAD000001"}, purity: 1, alerts: 1, unrelated: true},
 		{name: "attack incident too low",
 			incidents: []Incident{func() Incident { in := attackIncident(); in.Severity = 3; return in }(), scan},
-			purity: 1, alerts: 2, unrelated: true},
+			purity:    1, alerts: 2, unrelated: true},
 		{name: "no attack incident", incidents: []Incident{scan},
 			missing: []string{"host:web-1", "access_key:ASIAX", "deployment:d-BAD000001"}, unrelated: true},
 	} {
