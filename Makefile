@@ -9,7 +9,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export MUSUBI_CLICKHOUSE_ADDR ?= 127.0.0.1:19000
 FUZZTIME    ?= 3s
 
-.PHONY: all build demo test test-unit test-fuzz fuzz-nightly test-faults lint chromium clickhouse-start clickhouse-stop bench bench-quick clean
+.PHONY: all build demo eval test test-unit test-fuzz fuzz-nightly test-faults lint chromium clickhouse-start clickhouse-stop bench bench-quick clean
 
 all: build
 
@@ -27,6 +27,15 @@ test: clickhouse-start chromium
 
 test-fuzz:
 	@scripts/fuzz.sh $(FUZZTIME)
+
+## eval: the detection-quality scorecard — generates EVAL_N scenarios (every attack variant and
+## benign days) into .local/eval, replays them and testdata/scenarios in three orders, checks issue 15's thresholds.
+EVAL_N    ?= 36
+EVAL_SEED ?= 1
+eval: build
+	rm -rf .local/eval
+	./$(BIN) eval -generate $(EVAL_N) -seed $(EVAL_SEED) -out .local/eval
+	./$(BIN) eval -rules detections .local/eval testdata/scenarios
 
 ## fuzz-nightly: every Fuzz target for 5 minutes each (FUZZTIME overrides); for a nightly job.
 fuzz-nightly:

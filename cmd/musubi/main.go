@@ -19,6 +19,7 @@ Usage:
 Commands:
   serve         run the engine: consume Kafka, detect, correlate, store, serve the API
   replay        run normalize → rules → correlate offline on files; print incidents
+  eval          score detection quality on scenarios with ground truth (-generate writes them)
   normalize     print the normalized OCSF events of files, one JSON object per line
   rules         lint, test and report ATT&CK coverage of a rule directory
   migrate       apply or show the ClickHouse schema migrations (up | status)
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return serveCommand(ctx, rest, stdout, stderr)
 	case "replay":
 		return replayCommand(ctx, rest, stdout, stderr)
+	case "eval":
+		return evalCommand(rest, stdout, stderr)
 	case "normalize":
 		return normalizeCommand(rest, stdin, stdout, stderr)
 	case "rules":
