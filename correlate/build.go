@@ -138,7 +138,7 @@ func (c *Correlator) stageAlert(id string) string {
 func (c *Correlator) hold(holder map[ekey]int, tenant uint32, a *rules.Alert, k int) {
 	for _, o := range a.Entities {
 		ki := kindIndex[o.Entity]
-		if c.joinable[ki] && o.Value != "" && (strongKinds[ki] || weakOK(a.Severity)) && !c.isHub(tenant, o.Entity, o.Value) {
+		if c.joinable[ki] && o.Value != "" && joinsOn(ki, a.Severity) && !c.isHub(tenant, o.Entity, o.Value) {
 			holder[ekey{tenant: tenant, kind: ki, value: o.Value}] = k
 		}
 	}
@@ -332,7 +332,7 @@ func (c *Correlator) joinCandidates(tenant uint32, a *rules.Alert, alerts []*rul
 	var start []uint32
 	for _, o := range a.Entities {
 		ki := kindIndex[o.Entity]
-		if o.Value == "" || !c.tracked[ki] {
+		if o.Value == "" || !c.tracked[ki] || !joinsOn(ki, a.Severity) {
 			continue
 		}
 		k := ekey{tenant: tenant, kind: ki, value: o.Value}

@@ -83,12 +83,14 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Windows: map[ocsf.Entity]time.Duration{
-			ocsf.EntityIP:         time.Hour,
-			ocsf.EntityInstance:   2 * time.Hour,
-			ocsf.EntityHost:       2 * time.Hour,
-			ocsf.EntityProcess:    time.Hour,
-			ocsf.EntitySession:    12 * time.Hour,
-			ocsf.EntityAccessKey:  12 * time.Hour,
+			ocsf.EntityIP:       time.Hour,
+			ocsf.EntityInstance: 2 * time.Hour,
+			ocsf.EntityHost:     2 * time.Hour,
+			ocsf.EntityProcess:  time.Hour,
+			// A role session or key stolen today may be used again
+			// tomorrow: slow chains span days.
+			ocsf.EntitySession:    48 * time.Hour,
+			ocsf.EntityAccessKey:  48 * time.Hour,
 			ocsf.EntityPrincipal:  6 * time.Hour,
 			ocsf.EntityObject:     6 * time.Hour,
 			ocsf.EntityDeployment: 6 * time.Hour,

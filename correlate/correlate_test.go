@@ -385,7 +385,9 @@ func TestTenantsNeverMeet(t *testing.T) {
 }
 
 func TestEvictionBoundsState(t *testing.T) {
-	c, reg := newTest(t, testConfig(), nil)
+	cfg := testConfig()
+	cfg.Windows[ocsf.EntitySession], cfg.Windows[ocsf.EntityAccessKey] = 12*time.Hour, 12*time.Hour
+	c, reg := newTest(t, cfg, nil)
 	for i := range 200 {
 		e := mkEvent("e", "agent", time.Duration(i)*10*time.Minute, ob(ocsf.EntityHost, "h"+string(rune('a'+i%26))+string(rune('a'+i/26))),
 			ob(ocsf.EntityInstance, "i-"+string(rune('a'+i%26))+string(rune('a'+i/26))))
@@ -695,7 +697,7 @@ func TestVersionsGrowAfterEviction(t *testing.T) {
 	e := mkEvent("e1", "agent", 0, ob(ocsf.EntityHost, "h1"))
 	a := mkAlert("x1", "r", "execution", 3, e)
 	first := c.Process([]ocsf.Event{e}, []rules.Alert{a}).Incidents[0]
-	c.Advance(t0.Add(48 * time.Hour))
+	c.Advance(t0.Add(96 * time.Hour))
 	if c.OpenIncidents() != 0 {
 		t.Fatal("incident not evicted")
 	}

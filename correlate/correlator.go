@@ -65,6 +65,13 @@ type Correlator struct {
 	// to its folded alert (see fold.go).
 	folds  map[string]*fold
 	foldOf map[string]string
+	// theft is the earliest host-side credential-access alert per
+	// instance (see expected.go).
+	theft map[ekey]int64
+	pairs map[sourcePair]pairSeen
+	// held are the alerts judged expected sources, kept for re-checking.
+	held        map[string]rules.Alert
+	firstSource map[sourcePair]firstSource
 
 	srcMax    map[string]int64
 	floor     int64 // watermark floor set by Advance
@@ -198,6 +205,10 @@ func (c *Correlator) Reset() error {
 	c.corr = make(map[string]*seqMatch)
 	c.folds = make(map[string]*fold)
 	c.foldOf = make(map[string]string)
+	c.theft = make(map[ekey]int64)
+	c.pairs = make(map[sourcePair]pairSeen)
+	c.held = make(map[string]rules.Alert)
+	c.firstSource = make(map[sourcePair]firstSource)
 	c.srcMax = make(map[string]int64)
 	c.floor, c.wm, c.lastSweep = -1<<62, -1<<62, 0
 	c.seen = make(map[uint32]struct{})
@@ -232,6 +243,7 @@ func (c *Correlator) Process(events []ocsf.Event, alerts []rules.Alert) Result {
 			res.Late++
 		}
 		c.linkEvent(ev)
+		c.noteSource(ev)
 	}
 	// Alerts in event-time order, so a batch gives the same result however
 	// its alerts were ordered.
@@ -240,9 +252,29 @@ func (c *Correlator) Process(events []ocsf.Event, alerts []rules.Alert) Result {
 		ordered = append(ordered, &alerts[i])
 	}
 	slices.SortStableFunc(ordered, alertCmp)
+	for _, a := range ordered {
+		c.noteTheft(a)
+	}
+	// Alerts held as expected sources come back when what arrived since
+	// (a theft on their instance, an earlier call from the instance's own
+	// address) says otherwise.
+	if released := c.release(); len(released) > 0 {
+		ordered = append(ordered, released...)
+		slices.SortStableFunc(ordered, alertCmp)
+	}
 	var changed []*rules.Alert
+	var expected []rules.Alert
 	for _, a := range ordered {
 		cp := *a
+		if why, ok := c.expectedSource(&cp); ok {
+			if _, held := c.held[cp.ID]; !held {
+				c.holdExpected(cp)
+				cp.Severity, cp.Summary = ocsf.SeverityInformational, why
+				expected = append(expected, cp)
+				c.m.dropped.WithLabelValues("expected_source").Inc()
+			}
+			continue
+		}
 		fa, isNew := c.foldAlert(&cp)
 		switch {
 		case fa == nil: // a match folded before: replayed input
@@ -261,7 +293,7 @@ func (c *Correlator) Process(events []ocsf.Event, alerts []rules.Alert) Result {
 	for _, fa := range changed {
 		folded = append(folded, *fa)
 	}
-	res.Alerts = append(folded, res.Alerts...)
+	res.Alerts = append(append(folded, expected...), res.Alerts...)
 	for i := range events {
 		res.Alerts = append(res.Alerts, c.raise(c.seq.observeEvent(&events[i]))...)
 	}
@@ -552,7 +584,7 @@ func (c *Correlator) reach(s seeker, start []uint32) []hit {
 	seen := c.seen
 	defer clear(seen)
 	for _, x := range start {
-		if c.g.ents[x].hub {
+		if c.g.ents[x].hub || !s.link && !joinsOn(c.g.ents[x].key.kind, s.sev) {
 			continue
 		}
 		if _, ok := seen[x]; !ok {
@@ -571,9 +603,10 @@ func (c *Correlator) reach(s seeker, start []uint32) []hit {
 				if !open || s.t < m.first-w || s.t > m.last+w {
 					continue
 				}
-				// An object's link describes the version of the object
-				// it was seen with: it must come after the incident
-				// touched the object.
+				// A link to a place (a host, an address, an object) seen
+				// before the incident touched it is earlier context, not
+				// its consequence; for an object it describes an earlier
+				// version.
 				if e.key.kind == objectKind && (it.depth > 0 || s.link) && it.arrive < m.first-causalSlack {
 					continue
 				}
@@ -701,7 +734,7 @@ func (c *Correlator) attach(in *incident, a *rules.Alert, ids []uint32) {
 func (c *Correlator) addMembers(slot uint32, a *rules.Alert, t int64, ids []uint32) {
 	for _, i := range ids {
 		e := &c.g.ents[i]
-		if e.hub || !c.joinable[e.key.kind] || !strongKinds[e.key.kind] && !weakOK(a.Severity) {
+		if e.hub || !c.joinable[e.key.kind] || !joinsOn(e.key.kind, a.Severity) {
 			continue
 		}
 		addMember(e, slot, t, t)
@@ -873,6 +906,23 @@ func (c *Correlator) sweep() {
 	}
 	if over := c.g.len() - c.cfg.MaxEntities; over > 0 {
 		c.evictOldest(over)
+	}
+	for k, t := range c.theft {
+		if t+c.maxWin+c.lateMS < c.wm {
+			delete(c.theft, k)
+		}
+	}
+	for id, a := range c.held {
+		if a.Time+c.maxWin+c.lateMS < c.wm {
+			delete(c.held, id)
+		}
+	}
+	// A pair is forgotten the longest window after it was last seen.
+	for k, p := range c.pairs {
+		if p.last+c.maxWin+c.lateMS < c.wm {
+			delete(c.pairs, k)
+			delete(c.firstSource, sourcePair{k.tenant, k.session, ""})
+		}
 	}
 	c.seq.evict(c.wm)
 	c.m.sequenceInputs.Set(float64(c.seq.partials()))

@@ -56,6 +56,30 @@ var objectKind = kindIndex[ocsf.EntityObject]
 // weakOK reports whether an alert of severity sev may join on a weak kind.
 func weakOK(sev int) bool { return sev >= WeakJoinSeverity }
 
+// actorKinds name who acted. A shared service role's session acts for
+// every deployment, benign or not, so an informational alert does not join
+// on them: it joins on the activity it names (a deployment, a process, a
+// finding), or stands alone.
+var actorKinds = func() [numKinds]bool {
+	var s [numKinds]bool
+	for _, k := range []ocsf.Entity{ocsf.EntitySession, ocsf.EntityAccessKey, ocsf.EntityPrincipal} {
+		s[kindIndex[k]] = true
+	}
+	return s
+}()
+
+// joinsOn reports whether an alert of severity sev joins on entities of
+// kind ki (an index of kindIndex).
+func joinsOn(ki uint8, sev int) bool {
+	switch {
+	case !strongKinds[ki]:
+		return weakOK(sev)
+	case actorKinds[ki]:
+		return sev > ocsf.SeverityInformational
+	}
+	return true
+}
+
 // identities is the set of identity values (deployments, sessions, keys)
 // of one alert or one incident, by kind.
 type identities map[ocsf.Entity][]string

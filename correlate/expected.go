@@ -1,0 +1,176 @@
+package correlate
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/rules"
+)
+
+// Expected sources. A detection that an instance role's session was used
+// from a public address cannot tell the attacker's machine from the
+// instance's own public address: both are outside AWS's service ranges.
+// The correlator can. A session-and-address pair that was in use before
+// anything read the instance's credentials (an IMDS read by a web server,
+// a GuardDuty runtime finding: credential-access alerts from the host's
+// side), or, on an instance where nothing did, that has been in use for
+// establishedAfter already, is the instance calling AWS from its own
+// address. Such an alert is stored as informational, with the reason in
+// its summary, and joins no incident. Counted by
+// musubi_correlate_dropped_total{reason="expected_source"}.
+
+// A session's first address is its instance's own (or its NAT's) unless
+// something read the credentials first: an attacker's address comes after
+// the instance's own calls, or after the theft.
+
+// establishedAfter is how long a session must have been used from an
+// address, with no sign of credential theft on its instance, before that
+// address counts as the instance's own.
+const establishedAfter = int64(60 * 60_000)
+
+// noteTheft records the earliest host-side credential-access alert of
+// every instance a carries.
+func (c *Correlator) noteTheft(a *rules.Alert) {
+	if a.Correlated || a.Stage != "credential_access" || a.Source == "cloudtrail" || a.Severity < ocsf.SeverityHigh {
+		return
+	}
+	tenant := c.tenant(a.TenantUID)
+	for _, o := range a.Entities {
+		if o.Entity != ocsf.EntityInstance || o.Value == "" || o.Name == sessionNameAttr {
+			continue
+		}
+		k := ekey{tenant: tenant, kind: kindIndex[ocsf.EntityInstance], value: o.Value}
+		if t, ok := c.theft[k]; !ok || a.Time < t {
+			c.theft[k] = a.Time
+		}
+	}
+}
+
+// sessionNameAttr is where the normalizers put an instance id that names
+// a role session.
+const sessionNameAttr = "actor.session.name"
+
+// sourcePair is a role session and an address it called AWS from.
+type sourcePair struct {
+	tenant      uint32
+	session, ip string
+}
+
+// noteSource records when a session was first seen calling from an
+// address. Kept apart from the link graph: a shared address becomes a hub
+// there and loses its links, but its history still tells who used it.
+func (c *Correlator) noteSource(ev *ocsf.Event) {
+	if ev.ClassUID != ocsf.ClassAPIActivity {
+		return
+	}
+	var session, ip string
+	for _, o := range ev.Observables {
+		switch {
+		case o.Entity == ocsf.EntitySession:
+			session = o.Value
+		case o.Entity == ocsf.EntityIP && o.Name == "src_endpoint.ip":
+			ip = o.Value
+		}
+	}
+	if session == "" || ip == "" || !strings.Contains(session, "/i-") {
+		return
+	}
+	k := sourcePair{c.tenant(ev.Metadata.TenantUID), session, ip}
+	seen, ok := c.pairs[k]
+	if !ok {
+		seen = pairSeen{ev.Time, ev.Time}
+	}
+	seen.first, seen.last = min(seen.first, ev.Time), max(seen.last, ev.Time)
+	c.pairs[k] = seen
+	sk := sourcePair{k.tenant, session, ""}
+	if f, ok := c.firstSource[sk]; !ok || ev.Time < f.t || ev.Time == f.t && ip < f.ip {
+		c.firstSource[sk] = firstSource{ip, ev.Time}
+	}
+}
+
+type pairSeen struct{ first, last int64 }
+
+// firstSource is the address a session was first seen calling from.
+type firstSource struct {
+	ip string
+	t  int64
+}
+
+// expectedSource reports whether alert a is an instance session used from
+// an address that was the instance's own before any theft, and why.
+func (c *Correlator) expectedSource(a *rules.Alert) (string, bool) {
+	var instance, session, ip string
+	for _, o := range a.Entities {
+		switch {
+		case o.Entity == ocsf.EntitySession:
+			session = o.Value
+			// assumed-role/<role>/<instance id>: an instance's session.
+			if i := strings.LastIndexByte(o.Value, '/'); i >= 0 && strings.HasPrefix(o.Value[i+1:], "i-") {
+				instance = o.Value[i+1:]
+			}
+		case o.Entity == ocsf.EntityIP && o.Name == "src_endpoint.ip":
+			ip = o.Value
+		}
+	}
+	// Only the detections of the session's use itself, from CloudTrail:
+	// what the key did (uploads, deployments) is judged by its own rules,
+	// and GuardDuty knows the instance's addresses.
+	if instance == "" || session == "" || ip == "" || a.Correlated || a.Source != "cloudtrail" || a.Stage != "credential_access" {
+		return "", false
+	}
+	tenant := c.tenant(a.TenantUID)
+	seen, ok := c.pairs[sourcePair{tenant, session, ip}]
+	if !ok {
+		return "", false
+	}
+	first := seen.first
+	theft, stolen := c.theft[ekey{tenant: tenant, kind: kindIndex[ocsf.EntityInstance], value: instance}]
+	switch {
+	case stolen && first < theft-causalSlack:
+		return fmt.Sprintf("expected source: %s used this session since %s, before its credentials were read on %s",
+			ip, msString(first), instance), true
+	case !stolen && a.Time-first >= establishedAfter:
+		return fmt.Sprintf("expected source: %s has used this session since %s and nothing read the credentials on %s",
+			ip, msString(first), instance), true
+	case !stolen && c.firstSource[sourcePair{tenant, session, ""}].ip == ip:
+		return fmt.Sprintf("expected source: %s is the first address this session was used from and nothing read the credentials on %s",
+			ip, instance), true
+	}
+	return "", false
+}
+
+func msString(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339) }
+
+// maxHeld bounds the expected-source alerts kept for re-checking; beyond
+// it the oldest is forgotten (it stays stored as informational).
+const maxHeld = 4096
+
+// holdExpected keeps an alert judged an expected source, so that it can be
+// released if later input shows a theft.
+func (c *Correlator) holdExpected(a rules.Alert) {
+	if len(c.held) >= maxHeld {
+		var oldest string
+		for id, h := range c.held {
+			if oldest == "" || h.Time < c.held[oldest].Time || h.Time == c.held[oldest].Time && id < oldest {
+				oldest = id
+			}
+		}
+		delete(c.held, oldest)
+	}
+	c.held[a.ID] = a
+}
+
+// release returns the held alerts that are no longer expected sources and
+// forgets them.
+func (c *Correlator) release() []*rules.Alert {
+	var out []*rules.Alert
+	for id, a := range c.held {
+		if _, still := c.expectedSource(&a); !still {
+			delete(c.held, id)
+			out = append(out, &a)
+		}
+	}
+	return out
+}
