@@ -601,13 +601,16 @@ func ProgramOptions() []cel.ProgramOption {
 // estimatedMaxList entries.
 type sizeEstimator struct{}
 
+// A value without a path comes from a variable bound by cel.bind (the
+// subject process of a rule that reads Process Activity and findings alike:
+// cel.bind(proc, event.class_uid == 1007 ? event.process :
+// event.actor.process, ...)); everything a rule reads derives from the
+// event, so it gets the same bounds, its list elements those of a list.
 func (sizeEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
-	if n.Path() == nil {
-		return nil
-	}
+	p := n.Path()
 	switch n.Type().Kind() {
 	case types.StringKind, types.BytesKind:
-		if p := n.Path(); p[len(p)-1] == "@items" {
+		if len(p) > 0 && p[len(p)-1] == "@items" {
 			// elements of lists: paths, names, observable values
 			s := cost.RangedSizeEstimate(0, estimatedMaxItem)
 			return &s
@@ -618,6 +621,9 @@ func (sizeEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 		s := cost.RangedSizeEstimate(0, estimatedMaxList)
 		return &s
 	case types.DynKind:
+		if p == nil {
+			return nil
+		}
 		s := cost.RangedSizeEstimate(0, estimatedMaxString)
 		return &s
 	}
