@@ -1,10 +1,13 @@
 # Generates the scenarios signin-burst-user, signin-spray-source and port-scan
-# (run from anywhere: python3 generate_signin_and_scan.py). The files are
-# committed; rerun only to change the stories. All values are made up.
+# under scenarios/ (run from anywhere: python3 generate_signin_and_scan.py).
+# The files are committed; rerun only to change the stories. All values are
+# made up. `musubi demo` replays every scenario folder together, so these
+# stories stay before the attack chain (2026-11-20 09:00Z) and use users,
+# hosts and addresses of their own.
 import datetime, hashlib, json, os, uuid
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-T0 = datetime.datetime(2026, 11, 21, 14, 0, 0, tzinfo=datetime.timezone.utc)
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scenarios")
+T0 = datetime.datetime(2026, 11, 20, 2, 0, 0, tzinfo=datetime.timezone.utc)
 ACCT, REGION, NAT = "111122223333", "us-east-1", "198.51.100.7"
 
 def at(seconds):
@@ -35,15 +38,15 @@ def write_trail(name, records):
         json.dump({"Records": sorted(records, key=lambda r: r["eventTime"])}, f, indent=1)
         f.write("\n")
 
-# signin-burst-user: 12 failed sign-ins of the IAM user bob within 8 minutes,
-# rotated over three addresses (4 each, under the per-source threshold).
-# Background: alice mistypes her password three times behind the office NAT
-# and signs in; carol fails once; dave signs in.
+# signin-burst-user: 12 failed sign-ins of the IAM user frank within 8
+# minutes, rotated over three addresses (4 each, under the per-source
+# threshold). Background: grace mistypes her password three times behind the
+# office NAT and signs in; heidi fails once; ivan signs in.
 recs = []
 for i in range(12):
-    recs.append(signin(40 * i, "bob", f"203.0.113.{61 + i % 3}", False, tag=i))
-recs += [signin(100 + 30 * i, "alice", NAT, False, tag=i) for i in range(3)]
-recs += [signin(200, "alice", NAT, True), signin(300, "carol", NAT, False), signin(900, "dave", NAT, True)]
+    recs.append(signin(40 * i, "frank", f"203.0.113.{61 + i % 3}", False, tag=i))
+recs += [signin(100 + 30 * i, "grace", NAT, False, tag=i) for i in range(3)]
+recs += [signin(200, "grace", NAT, True), signin(300, "heidi", NAT, False), signin(900, "ivan", NAT, True)]
 write_trail("signin-burst-user", recs)
 
 # signin-spray-source: one address tries 11 user names (some do not exist;
@@ -51,22 +54,22 @@ write_trail("signin-burst-user", recs)
 # per-user threshold, the address reaches the per-source one. Background as
 # above.
 recs = []
-for i, u in enumerate(["admin", "bob", "carol", "HIDDEN_DUE_TO_SECURITY_REASONS", "dave", "erin", "frank",
-                       "HIDDEN_DUE_TO_SECURITY_REASONS", "grace", "heidi", "ivan"]):
-    recs.append(signin(30 * i, u, "203.0.113.80", False, tag=i))
-recs += [signin(100 + 30 * i, "alice", NAT, False, tag=i) for i in range(3)]
-recs += [signin(200, "alice", NAT, True), signin(900, "dave", NAT, True)]
+for i, u in enumerate(["admin", "administrator", "test", "HIDDEN_DUE_TO_SECURITY_REASONS", "backup", "devops",
+                       "support", "HIDDEN_DUE_TO_SECURITY_REASONS", "deploy-admin", "ops", "security"]):
+    recs.append(signin(1800 + 30 * i, u, "203.0.113.80", False, tag=i))
+recs += [signin(1900 + 30 * i, "grace", NAT, False, tag=i) for i in range(3)]
+recs += [signin(2000, "grace", NAT, True), signin(2700, "ivan", NAT, True)]
 write_trail("signin-spray-source", recs)
 
-# port-scan: 198.51.100.99 probes 21 ports of web-1 (10.0.1.10, eni-0web…)
+# port-scan: 198.51.100.99 probes 21 ports of admin-1 (10.0.4.40, eni-0adm…)
 # within 2 minutes; the security group rejects all but 443, so exactly the
 # threshold of 20 rejects arrives. (More rejects than the threshold, shuffled,
 # make the sequence engine emit one threshold alert per earliest window seen
 # so far instead of one: see README.md.) Background: clients reaching 443
 # (accepted, many flows from one busy client), a few stray rejects from other
 # internet addresses, internal traffic.
-ENI, WEB = "eni-0web0000000000001", "10.0.1.10"
-start = int(T0.timestamp())
+ENI, WEB = "eni-0adm0000000000001", "10.0.4.40"
+start = int(T0.timestamp()) + 3600
 lines = ["version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"]
 def flow(t, src, dst, sport, dport, action, packets=1, size=44):
     lines.append(f"2 {ACCT} {ENI} {src} {dst} {sport} {dport} 6 {packets} {packets * size} {start + t} {start + t + 60} {action} OK")
@@ -78,6 +81,6 @@ for i in range(30):  # one busy client: many accepted flows to 443
 for i, src in enumerate(["203.0.113.201", "203.0.113.202", "203.0.113.203"]):  # internet background noise
     flow(20 + 50 * i, src, WEB, 61000 + i, 23, "REJECT")
 for i in range(5):
-    flow(10 * i, "10.0.0.5", WEB, 41800 + i, 443, "ACCEPT", packets=40, size=228)
+    flow(10 * i, "10.0.4.5", WEB, 41800 + i, 443, "ACCEPT", packets=40, size=228)
 with open(os.path.join(HERE, "port-scan", "vpcflow.log"), "w") as f:
     f.write("\n".join(lines) + "\n")
