@@ -56,7 +56,13 @@ type Event struct {
 	Service   Service `json:"service,omitzero" cel:"service"`
 
 	// System activity (1001 File System, 1007 Process) and Network (4001, 4003).
-	Device  Device  `json:"device,omitzero" cel:"device"`
+	Device Device `json:"device,omitzero" cel:"device"`
+	// Process is the process acted on in Process Activity (1007): the one
+	// launched, opened or terminated; Actor.Process is the one that acted
+	// (its parent, for a launch). No other class defines a top-level
+	// process: in Network, DNS and File System Activity and in findings the
+	// process that acted is Actor.Process. Defines tells which top-level
+	// attributes each class has.
 	Process Process `json:"process,omitzero" cel:"process"`
 	File    File    `json:"file,omitzero" cel:"file"`
 	// FileResult is the file after the activity (the new name of a rename).
@@ -132,7 +138,8 @@ type Account struct {
 	Type string `json:"type,omitempty" cel:"type"`
 }
 
-// Actor is OCSF actor.
+// Actor is OCSF actor. Process is the process that performed the activity
+// (the host profile's actor.process).
 type Actor struct {
 	User      User    `json:"user,omitzero" cel:"user"`
 	Session   Session `json:"session,omitzero" cel:"session"`

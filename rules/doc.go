@@ -132,4 +132,16 @@
 // Lint, Test and Coverage return reports (with JSON tags) for
 // `musubi rules lint|test|coverage`; Coverage includes an ATT&CK Navigator
 // layer.
+//
+// # Fields per class
+//
+// Rules read each OCSF class in its own shape: Process Activity (1007) has
+// `process` (the process acted on) and `actor.process` (the one that acted);
+// Network, DNS and File System Activity and findings have only
+// `actor.process`. Load records every top-level event attribute a condition
+// or suppression key selects (and request/response as api), and every
+// top-level key of a test event, with its position; Lint rejects those that
+// none of the rule's classes defines (ocsf.Defines: the OCSF 1.x table and
+// Musubi's documented extensions), or, for a rule without classes, that no
+// class defines.
 package rules

@@ -422,9 +422,15 @@ func summary(r *Rule, ev *ocsf.Event) string {
 		who = ev.Actor.User.Name + "/" + ev.Actor.Session.Name
 	}
 	what := ev.API.Operation
+	// The process the event is about: the launched one in Process Activity,
+	// the acting one (actor.process) in every other class.
+	proc := &ev.Actor.Process
+	if ev.ClassUID == ocsf.ClassProcessActivity {
+		proc = &ev.Process
+	}
 	switch {
-	case ev.Process.CmdLine != "":
-		what = ev.Process.CmdLine
+	case proc.CmdLine != "":
+		what = proc.CmdLine
 		if ev.Device.Hostname != "" {
 			who = ev.Device.Hostname
 		}

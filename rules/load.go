@@ -458,19 +458,21 @@ func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Ru
 	if strings.TrimSpace(d.Condition) == "" {
 		at(condNode, "condition is required")
 	} else {
-		prg, iter, probs := compileExpr(env, d.Condition, cel.BoolType, func(line, col int) (int, int) {
+		prg, iter, refs, probs := compileExpr(env, d.Condition, cel.BoolType, func(line, col int) (int, int) {
 			return exprPos(condNode, lines, line, col)
 		}, file, id, "condition")
 		problems = append(problems, probs...)
 		r.prg, r.iterates = prg, iter
+		r.fields = append(r.fields, refs...)
 	}
 	if r.SuppressionKey != "" {
 		keyNode := mapValue(mapValue(root, "suppression"), "key")
-		prg, _, probs := compileExpr(env, r.SuppressionKey, cel.StringType, func(line, col int) (int, int) {
+		prg, _, refs, probs := compileExpr(env, r.SuppressionKey, cel.StringType, func(line, col int) (int, int) {
 			return exprPos(keyNode, lines, line, col)
 		}, file, id, "suppression key")
 		problems = append(problems, probs...)
 		r.suppress = prg
+		r.fields = append(r.fields, refs...)
 	}
 
 	for i, t := range d.Tests {
@@ -496,6 +498,13 @@ func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Ru
 			at(node, "test %q: event: %v", rt.Name, err)
 		} else {
 			rt.Event = ev
+			if en := mapValue(node, "event"); en != nil && en.Kind == yaml.MappingNode {
+				for k := 0; k+1 < len(en.Content); k += 2 {
+					key := en.Content[k]
+					r.fields = append(r.fields, fieldRef{attr: key.Value, path: key.Value,
+						what: fmt.Sprintf("test %q: event", rt.Name), line: key.Line, col: key.Column, class: ev.ClassUID})
+				}
+			}
 		}
 		r.Tests = append(r.Tests, rt)
 	}
@@ -538,8 +547,10 @@ func exprPos(n *yaml.Node, lines []string, line, col int) (int, int) {
 
 // compileExpr compiles one CEL expression that must have type want, and
 // checks Musubi's load-time bounds: constant regular expressions, and a
-// worst-case cost estimate under MaxEstimatedCost.
-func compileExpr(env *cel.Env, expr string, want *cel.Type, pos func(line, col int) (int, int), file, id, what string) (cel.Program, bool, []error) {
+// worst-case cost estimate under MaxEstimatedCost. It also returns the
+// top-level event attributes the expression reads, for the class check of
+// Lint.
+func compileExpr(env *cel.Env, expr string, want *cel.Type, pos func(line, col int) (int, int), file, id, what string) (cel.Program, bool, []fieldRef, []error) {
 	var problems []error
 	ast, iss := env.Compile(expr)
 	if iss.Err() != nil {
@@ -547,7 +558,7 @@ func compileExpr(env *cel.Env, expr string, want *cel.Type, pos func(line, col i
 			l, c := pos(e.Location.Line(), e.Location.Column())
 			problems = append(problems, &Problem{File: file, Line: l, Col: c, RuleID: id, Msg: what + ": " + e.Message})
 		}
-		return nil, false, problems
+		return nil, false, nil, problems
 	}
 	l0, c0 := pos(1, 0)
 	bad := func(format string, args ...any) {
@@ -555,7 +566,7 @@ func compileExpr(env *cel.Env, expr string, want *cel.Type, pos func(line, col i
 	}
 	if !ast.OutputType().IsExactType(want) {
 		bad("must be of type %s, got %s", want, ast.OutputType())
-		return nil, false, problems
+		return nil, false, nil, problems
 	}
 	nav := celast.NavigateAST(ast.NativeRep())
 	for _, call := range celast.MatchDescendants(nav, celast.FunctionMatcher("matches")) {
@@ -573,14 +584,14 @@ func compileExpr(env *cel.Env, expr string, want *cel.Type, pos func(line, col i
 		bad("estimated worst-case cost %d exceeds the limit %d (nested comprehensions or scans of large fields?)", est.Max, MaxEstimatedCost)
 	}
 	if len(problems) > 0 {
-		return nil, false, problems
+		return nil, false, nil, problems
 	}
 	prg, err := env.Program(ast, ProgramOptions()...)
 	if err != nil {
 		bad("%v", err)
-		return nil, false, problems
+		return nil, false, nil, problems
 	}
-	return prg, iterates, nil
+	return prg, iterates, eventFields(ast.NativeRep(), pos, what), nil
 }
 
 // ProgramOptions are the options every rule program is built with: constant
@@ -601,13 +612,16 @@ func ProgramOptions() []cel.ProgramOption {
 // estimatedMaxList entries.
 type sizeEstimator struct{}
 
+// A value without a path comes from a variable bound by cel.bind (the
+// subject process of a rule that reads Process Activity and findings alike:
+// cel.bind(proc, event.class_uid == 1007 ? event.process :
+// event.actor.process, ...)); everything a rule reads derives from the
+// event, so it gets the same bounds, its list elements those of a list.
 func (sizeEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
-	if n.Path() == nil {
-		return nil
-	}
+	p := n.Path()
 	switch n.Type().Kind() {
 	case types.StringKind, types.BytesKind:
-		if p := n.Path(); p[len(p)-1] == "@items" {
+		if len(p) > 0 && p[len(p)-1] == "@items" {
 			// elements of lists: paths, names, observable values
 			s := cost.RangedSizeEstimate(0, estimatedMaxItem)
 			return &s
@@ -618,6 +632,9 @@ func (sizeEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 		s := cost.RangedSizeEstimate(0, estimatedMaxList)
 		return &s
 	case types.DynKind:
+		if p == nil {
+			return nil
+		}
 		s := cost.RangedSizeEstimate(0, estimatedMaxString)
 		return &s
 	}

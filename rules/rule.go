@@ -89,6 +89,7 @@ type Rule struct {
 	logNames   []string
 	classUIDs  []int
 	operations []string
+	fields     []fieldRef // top-level attributes read and tested, for Lint
 }
 
 // AlertVersion is the version string alerts carry: the content hash, plus

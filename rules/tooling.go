@@ -98,6 +98,12 @@ type LintReport struct {
 // Lint loads dir and checks what Load tolerates but a shipped rule must
 // have: a description, status, stage, ATT&CK tactic and technique, sources,
 // entities, and at least one matching and one non-matching inline test.
+// It also rejects, at its position, every event attribute the condition or
+// suppression key reads that none of the rule's classes defines (all of
+// Musubi's classes when it declares none), and every top-level attribute of
+// a test event that the event's class does not define: a network rule that
+// reads event.process instead of event.actor.process would never match an
+// event in the standard OCSF shape.
 func Lint(dir string) *LintReport {
 	rep := &LintReport{Dir: dir, Problems: []*Problem{}}
 	s, err := Load(dir)
@@ -139,6 +145,7 @@ func Lint(dir string) *LintReport {
 		if !match || !noMatch {
 			bad("tests: at least one matching and one non-matching test are required")
 		}
+		rep.Problems = append(rep.Problems, r.checkClassFields()...)
 	}
 	rep.OK = len(rep.Problems) == 0
 	return rep

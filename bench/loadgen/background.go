@@ -200,6 +200,19 @@ func agentEvent(uid string, t time.Time, class, activity int, account, region st
 	for k, v := range extra {
 		e[k] = v
 	}
+	// OCSF places processes per class: in Process Activity `process` is the
+	// launched process and actor.process its parent; elsewhere the acting
+	// process is actor.process.
+	if p, ok := e["process"].(m); ok {
+		if class == 1007 {
+			if parent, ok := p["parent_process"].(m); ok {
+				e["actor"] = m{"process": parent}
+			}
+		} else {
+			delete(e, "process")
+			e["actor"] = m{"process": p}
+		}
+	}
 	return e
 }
 

@@ -169,6 +169,15 @@ def ag(m, cls, act, host, extra, sev=1, tag=""):
          "metadata": {"uid": uid("ag", host, m, cls, act, tag), "product": {"name": "musubi-sensor", "vendor_name": "Musubi"}, "version": "1.1.0"},
          "cloud": {"provider": "AWS", "region": REGION, "account": {"uid": ACCT}}, "device": dev(host)}
     e.update(extra)
+    # OCSF places processes per class: in Process Activity (1007) `process` is
+    # the launched process and `actor.process` its parent; in File System and
+    # Network Activity the acting process is `actor.process`.
+    if cls == 1007:
+        parent = e["process"].get("parent_process")
+        if parent:
+            e["actor"] = {"process": dict(parent)}
+    elif "process" in e:
+        e["actor"] = {"process": e.pop("process")}
     agent.append(e)
 PHP = "/usr/sbin/php-fpm8.2"
 web_lin = ["/usr/lib/systemd/systemd", PHP, "/bin/sh"]

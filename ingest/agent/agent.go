@@ -11,6 +11,19 @@
 // extracts the observables: device.instance_uid names the EC2 instance, and a
 // process or file under the CodeDeploy agent's deployment root names the
 // deployment that put it there.
+//
+// Processes sit where each OCSF class puts them. In Process Activity (1007)
+// `process` is the process launched (or opened, or terminated) and
+// `actor.process` the process that did it, its parent for a launch; in every
+// other class (Network Activity, DNS Activity, File System Activity,
+// Authentication, Detection Finding) the process that acted is
+// `actor.process`, and the class defines no top-level `process`. Events in
+// that standard shape are taken as they are. Agents that write the acting
+// process of a network or file event as a top-level `process` (an older,
+// non-standard shape) are still accepted: the process is moved to
+// `actor.process`. In Process Activity the parent is kept in both standard
+// places: `actor.process` is filled from `process.parent_process` when an
+// agent writes only the latter, and the other way round.
 package agent
 
 import (
@@ -63,6 +76,7 @@ func Normalize(rec []byte, maxDepth int) (ocsf.Event, error) {
 		ev.Time *= 1000
 	}
 	ev.Raw = raw
+	StandardShape(&ev)
 	c := ocsf.Classes[ev.ClassUID]
 	ev.ClassName, ev.CategoryUID, ev.CategoryName = c.Name, c.CategoryUID, c.CategoryName
 	if ev.ActivityName == "" {
@@ -153,16 +167,12 @@ func Observables(ev *ocsf.Event) {
 	ev.AddObservable(ocsf.EntityIP, "device.ip", d.IP)
 	ev.AddObservable(ocsf.EntityContainer, "device.container.uid", d.Container.UID)
 
-	p := &ev.Process
-	if p.UID != "" {
-		ev.AddObservable(ocsf.EntityProcess, "process.uid", p.UID)
-	} else if p.PID != 0 && d.Hostname != "" {
-		ev.AddObservable(ocsf.EntityProcess, "process.pid", d.Hostname+":"+strconv.Itoa(p.PID))
+	if ev.ClassUID == ocsf.ClassProcessActivity {
+		processObservables(ev, "process", &ev.Process, true)
+		processObservables(ev, "actor.process", &ev.Actor.Process, false)
+	} else {
+		processObservables(ev, "actor.process", &ev.Actor.Process, true)
 	}
-	ev.AddObservable(ocsf.EntityFile, "process.file.path", p.File.Path)
-	hashes(ev, "process.file.hashes.value", p.File.Hashes)
-	ev.AddObservable(ocsf.EntityUser, "process.user.name", p.User.Name)
-	ev.AddObservable(ocsf.EntityFile, "process.parent_process.file.path", p.Parent.File.Path)
 	ev.AddObservable(ocsf.EntityUser, "actor.user.name", ev.Actor.User.Name)
 	ev.AddObservable(ocsf.EntityUser, "user.name", ev.User.Name)
 	ev.AddObservable(ocsf.EntityFile, "file.path", ev.File.Path)
@@ -177,17 +187,69 @@ func Observables(ev *ocsf.Event) {
 			ev.AddObservable(ocsf.EntityIP, "answers.rdata", a.Rdata)
 		}
 	}
-
-	deployments(ev, "process.file.path", p.File.Path)
-	deployments(ev, "process.cmd_line", p.CmdLine)
-	deployments(ev, "process.cwd", p.CWD)
-	deployments(ev, "process.parent_process.file.path", p.Parent.File.Path)
-	deployments(ev, "process.parent_process.cmd_line", p.Parent.CmdLine)
-	for _, l := range p.Lineage {
-		deployments(ev, "process.lineage", l)
-	}
 	deployments(ev, "file.path", ev.File.Path)
 	deployments(ev, "file_result.path", ev.FileResult.Path)
+}
+
+// processObservables adds the entities of the process at attribute name:
+// its file, hashes and user, its parent's file, and the CodeDeploy
+// deployments named by its paths, command lines and lineage. The process
+// itself becomes a process entity (its uid, else host:pid) when subject is
+// true: the process the event is about, not a parent named for context.
+func processObservables(ev *ocsf.Event, name string, p *ocsf.Process, subject bool) {
+	if subject {
+		if p.UID != "" {
+			ev.AddObservable(ocsf.EntityProcess, name+".uid", p.UID)
+		} else if p.PID != 0 && ev.Device.Hostname != "" {
+			ev.AddObservable(ocsf.EntityProcess, name+".pid", ev.Device.Hostname+":"+strconv.Itoa(p.PID))
+		}
+	}
+	ev.AddObservable(ocsf.EntityFile, name+".file.path", p.File.Path)
+	hashes(ev, name+".file.hashes.value", p.File.Hashes)
+	ev.AddObservable(ocsf.EntityUser, name+".user.name", p.User.Name)
+	ev.AddObservable(ocsf.EntityFile, name+".parent_process.file.path", p.Parent.File.Path)
+	deployments(ev, name+".file.path", p.File.Path)
+	deployments(ev, name+".cmd_line", p.CmdLine)
+	deployments(ev, name+".cwd", p.CWD)
+	deployments(ev, name+".parent_process.file.path", p.Parent.File.Path)
+	deployments(ev, name+".parent_process.cmd_line", p.Parent.CmdLine)
+	for _, l := range p.Lineage {
+		deployments(ev, name+".lineage", l)
+	}
+}
+
+// StandardShape puts the processes of an event where its OCSF class defines
+// them (see the package comment): outside Process Activity a top-level
+// process is the acting process and moves to actor.process (unless the
+// event already names one there); in Process Activity the parent is copied
+// between process.parent_process and actor.process, whichever is missing.
+func StandardShape(ev *ocsf.Event) {
+	if ev.ClassUID != ocsf.ClassProcessActivity {
+		if !isZeroProcess(&ev.Process) && isZeroProcess(&ev.Actor.Process) {
+			ev.Actor.Process = ev.Process
+		}
+		ev.Process = ocsf.Process{}
+		return
+	}
+	pp, ap := &ev.Process.Parent, &ev.Actor.Process
+	switch {
+	case isZeroProcess(ap) && !isZeroParent(pp):
+		ap.PID, ap.UID, ap.Name, ap.CmdLine, ap.File, ap.User = pp.PID, pp.UID, pp.Name, pp.CmdLine, pp.File, pp.User
+	case isZeroParent(pp) && !isZeroProcess(ap):
+		pp.PID, pp.UID, pp.Name, pp.CmdLine, pp.File, pp.User = ap.PID, ap.UID, ap.Name, ap.CmdLine, ap.File, ap.User
+	}
+}
+
+func isZeroProcess(p *ocsf.Process) bool {
+	return p.PID == 0 && p.UID == "" && p.Name == "" && p.CmdLine == "" && p.CWD == "" &&
+		p.File.Path == "" && p.File.Name == "" && len(p.File.Hashes) == 0 &&
+		p.User == (ocsf.ProcessUser{}) && len(p.Lineage) == 0 && p.CreatedTime == 0 &&
+		isZeroParent(&p.Parent)
+}
+
+func isZeroParent(p *ocsf.ParentProcess) bool {
+	return p.PID == 0 && p.UID == "" && p.Name == "" && p.CmdLine == "" &&
+		p.File.Path == "" && p.File.Name == "" && len(p.File.Hashes) == 0 && p.User == (ocsf.ProcessUser{})
 }
 
 func trimDot(s string) string {

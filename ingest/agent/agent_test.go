@@ -84,6 +84,81 @@ func TestAgentObservablesAndClasses(t *testing.T) {
 	}
 }
 
+// TestProcessPlaces checks that each class's process lands where OCSF puts
+// it: the acting process of a network, file or DNS event in actor.process,
+// the launched process of a Process Activity in process with its parent in
+// both process.parent_process and actor.process, whichever shape the agent
+// wrote.
+func TestProcessPlaces(t *testing.T) {
+	const dev = `"device":{"hostname":"app-1"},"time":1741082000000`
+	for _, tc := range []struct {
+		name, data           string
+		process, actor       string // process.name, actor.process.name
+		parent               string // process.parent_process.name
+		processEntity        string
+		deployment, entityAt string
+	}{
+		{name: "network, standard", data: `{"class_uid":4001,"activity_id":1,` + dev + `,"actor":{"process":{"pid":7,"name":"x","file":{"path":"/opt/codedeploy-agent/deployment-root/g/d-ABCDEFGH1/deployment-archive/x"}}}}`,
+			actor: "x", processEntity: "app-1:7", deployment: "d-ABCDEFGH1", entityAt: "actor.process.file.path"},
+		{name: "network, top-level process moved to actor", data: `{"class_uid":4001,"activity_id":1,` + dev + `,"process":{"pid":7,"name":"x","file":{"path":"/opt/codedeploy-agent/deployment-root/g/d-ABCDEFGH1/deployment-archive/x"}}}`,
+			actor: "x", processEntity: "app-1:7", deployment: "d-ABCDEFGH1", entityAt: "actor.process.file.path"},
+		{name: "network, actor.process wins over a top-level process", data: `{"class_uid":4001,"activity_id":1,` + dev + `,"process":{"pid":8,"name":"y"},"actor":{"process":{"pid":7,"name":"x"}}}`,
+			actor: "x", processEntity: "app-1:7"},
+		{name: "file, top-level process moved to actor", data: `{"class_uid":1001,"activity_id":1,` + dev + `,"file":{"path":"/tmp/a"},"process":{"pid":9,"name":"bash","cmd_line":"bash /opt/codedeploy-agent/deployment-root/g/d-ABCDEFGH2/deployment-archive/s.sh"}}`,
+			actor: "bash", processEntity: "app-1:9", deployment: "d-ABCDEFGH2", entityAt: "actor.process.cmd_line"},
+		{name: "dns, standard", data: `{"class_uid":4003,"activity_id":1,` + dev + `,"query":{"hostname":"a.example."},"actor":{"process":{"uid":"p-1","name":"curl"}}}`,
+			actor: "curl", processEntity: "p-1"},
+		{name: "process launch with parent_process only", data: `{"class_uid":1007,"activity_id":1,` + dev + `,"process":{"pid":11,"name":"sh","parent_process":{"pid":10,"name":"php-fpm"}}}`,
+			process: "sh", actor: "php-fpm", parent: "php-fpm", processEntity: "app-1:11"},
+		{name: "process launch with actor.process only", data: `{"class_uid":1007,"activity_id":1,` + dev + `,"process":{"pid":11,"name":"sh"},"actor":{"process":{"pid":10,"name":"bash","cmd_line":"bash /opt/codedeploy-agent/deployment-root/g/d-ABCDEFGH3/deployment-archive/hook.sh"}}}`,
+			process: "sh", actor: "bash", parent: "bash", processEntity: "app-1:11", deployment: "d-ABCDEFGH3", entityAt: "process.parent_process.cmd_line"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev, err := agent.Normalize([]byte(tc.data), 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Process.Name != tc.process || ev.Actor.Process.Name != tc.actor || ev.Process.Parent.Name != tc.parent {
+				t.Errorf("process %q, actor.process %q, process.parent_process %q; want %q, %q, %q",
+					ev.Process.Name, ev.Actor.Process.Name, ev.Process.Parent.Name, tc.process, tc.actor, tc.parent)
+			}
+			if got := ev.EntityValues(ocsf.EntityProcess); len(got) != 1 || got[0] != tc.processEntity {
+				t.Errorf("process entity: got %v, want [%s]", got, tc.processEntity)
+			}
+			var got []string
+			for _, o := range ev.Observables {
+				if o.Entity == ocsf.EntityDeployment {
+					got = append(got, o.Value+" at "+o.Name)
+				}
+			}
+			if want := tc.deployment + " at " + tc.entityAt; tc.deployment != "" && (len(got) != 1 || got[0] != want) || tc.deployment == "" && len(got) != 0 {
+				t.Errorf("deployment: got %v, want %q", got, tc.deployment)
+			}
+		})
+	}
+}
+
+// TestLegacyShapeIsStandardized checks that a network event written with a
+// top-level process normalizes to the same event as its standard form.
+func TestLegacyShapeIsStandardized(t *testing.T) {
+	std, _ := os.ReadFile("testdata/network_imds.json")
+	old, _ := os.ReadFile("testdata/network_imds_legacy_shape.json")
+	a, err := agent.Normalize(std, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := agent.Normalize(old, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Raw, b.Raw = nil, nil
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	if !bytes.Equal(ja, jb) {
+		t.Errorf("legacy shape:\n%s\nstandard shape:\n%s", jb, ja)
+	}
+}
+
 func TestFalco(t *testing.T) {
 	data, _ := os.ReadFile("testdata/falco_imds.json")
 	ev, err := agent.NormalizeFalco(data, 64)
@@ -91,8 +166,8 @@ func TestFalco(t *testing.T) {
 		t.Fatal(err)
 	}
 	if ev.FindingInfo.Title != "Contact EC2 Instance Metadata Service From Host" || ev.SeverityID != ocsf.SeverityMedium ||
-		ev.DstEndpoint.IP != "169.254.169.254" || ev.Process.PID != 2301 || ev.Device.InstanceUID != "i-0a1b2c3d4e5f60718" {
-		t.Errorf("falco event: title %q severity %d dst %q pid %d instance %q", ev.FindingInfo.Title, ev.SeverityID, ev.DstEndpoint.IP, ev.Process.PID, ev.Device.InstanceUID)
+		ev.DstEndpoint.IP != "169.254.169.254" || ev.Actor.Process.PID != 2301 || ev.Process.PID != 0 || ev.Device.InstanceUID != "i-0a1b2c3d4e5f60718" {
+		t.Errorf("falco event: title %q severity %d dst %q pid %d instance %q", ev.FindingInfo.Title, ev.SeverityID, ev.DstEndpoint.IP, ev.Actor.Process.PID, ev.Device.InstanceUID)
 	}
 	if len(ev.FindingInfo.Attacks) != 2 || ev.FindingInfo.Attacks[0].Technique.UID != "T1552.005" {
 		t.Errorf("attacks: %+v", ev.FindingInfo.Attacks)

@@ -23,8 +23,10 @@ var falcoSeverity = map[string]int{
 
 // NormalizeFalco turns one Falco JSON alert (json_output: true) into an OCSF
 // Detection Finding: the rule is the finding title and type, the output its
-// description, the priority its severity; output_fields fill the process, its
-// parent, the user, the file, the container and the endpoints; tags naming
+// description, the priority its severity; output_fields fill the acting
+// process (actor.process, as OCSF's host profile places it on a finding) with
+// its parent and lineage, the user, the file, the container and the
+// endpoints; tags naming
 // ATT&CK techniques (T1059, mitre_execution) fill finding_info.attacks.
 func NormalizeFalco(rec []byte, maxDepth int) (ocsf.Event, error) {
 	buf := rec[:len(rec):len(rec)]
@@ -34,7 +36,7 @@ func NormalizeFalco(rec []byte, maxDepth int) (ocsf.Event, error) {
 	var uuid, output, priority, rule, tm, hostname, source string
 	var tags []string
 	var unm, tagsRaw []byte // unmapped output fields; the tags as written
-	p := &ev.Process
+	p := &ev.Actor.Process
 	if !s.Object() {
 		if err := s.Err(); err != nil {
 			return ocsf.Event{}, err
@@ -186,7 +188,7 @@ func appendMember(out []byte, key string, raw []byte) []byte {
 // falcoField maps one output field (Falco's field names, sysdig syntax) and
 // reports whether it has an OCSF home.
 func falcoField(ev *ocsf.Event, k, v string) bool {
-	p := &ev.Process
+	p := &ev.Actor.Process
 	switch k {
 	case "proc.name":
 		p.Name = v

@@ -662,7 +662,7 @@ func mapRuntime(ev *ocsf.Event, s *service) {
 		return
 	}
 	p := rd.Process
-	pr := &ev.Process
+	pr := &ev.Actor.Process
 	pr.Name = p.Name
 	pr.PID = num(p.Pid)
 	pr.UID = p.UUID
@@ -671,19 +671,19 @@ func mapRuntime(ev *ocsf.Event, s *service) {
 	pr.File.Name = baseName(p.ExecutablePath)
 	if p.ExecutableSha256 != "" {
 		pr.File.Hashes = []ocsf.Fingerprint{{Algorithm: "SHA-256", AlgorithmID: 3, Value: p.ExecutableSha256}}
-		ev.AddObservable(ocsf.EntityHash, "process.file.hashes.value", p.ExecutableSha256)
+		ev.AddObservable(ocsf.EntityHash, "actor.process.file.hashes.value", p.ExecutableSha256)
 	}
 	pr.User.Name = p.User
 	pr.User.UID = p.UserID.String()
 	pr.CreatedTime, _ = scan.TimeMillis(p.StartTime)
-	ev.AddObservable(ocsf.EntityProcess, "process.uid", p.UUID)
-	ev.AddObservable(ocsf.EntityFile, "process.file.path", p.ExecutablePath)
-	ev.AddObservable(ocsf.EntityUser, "process.user.name", p.User)
-	deployments(ev, "process.file.path", p.ExecutablePath)
-	deployments(ev, "process.cwd", p.Pwd)
+	ev.AddObservable(ocsf.EntityProcess, "actor.process.uid", p.UUID)
+	ev.AddObservable(ocsf.EntityFile, "actor.process.file.path", p.ExecutablePath)
+	ev.AddObservable(ocsf.EntityUser, "actor.process.user.name", p.User)
+	deployments(ev, "actor.process.file.path", p.ExecutablePath)
+	deployments(ev, "actor.process.cwd", p.Pwd)
 	if ctx := rd.Context; ctx != nil {
 		pr.CmdLine = ctx.CommandLineExample
-		deployments(ev, "process.cmd_line", ctx.CommandLineExample)
+		deployments(ev, "actor.process.cmd_line", ctx.CommandLineExample)
 		if ctx.ScriptPath != "" {
 			ev.File.Path = ctx.ScriptPath
 			ev.File.Name = baseName(ctx.ScriptPath)
@@ -700,7 +700,7 @@ func mapRuntime(ev *ocsf.Event, s *service) {
 			pr.Parent.File.Path = l.ExecutablePath
 			pr.Parent.File.Name = baseName(l.ExecutablePath)
 		}
-		deployments(ev, "process.lineage", l.ExecutablePath)
+		deployments(ev, "actor.process.lineage", l.ExecutablePath)
 	}
 }
 

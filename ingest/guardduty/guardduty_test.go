@@ -183,8 +183,8 @@ func TestRuntimeLineageAndDeployment(t *testing.T) {
 	if got := ev.EntityValues(ocsf.EntityDeployment); len(got) != 1 || got[0] != "d-7KQ2X9ABC" {
 		t.Errorf("deployment: got %v, want [d-7KQ2X9ABC]", got)
 	}
-	if len(ev.Process.Lineage) != 2 || ev.Process.Parent.Name != "bash" || ev.Process.PID != 4411 {
-		t.Errorf("process: lineage %v parent %q pid %d", ev.Process.Lineage, ev.Process.Parent.Name, ev.Process.PID)
+	if len(ev.Actor.Process.Lineage) != 2 || ev.Actor.Process.Parent.Name != "bash" || ev.Actor.Process.PID != 4411 || ev.Process.PID != 0 {
+		t.Errorf("actor.process: lineage %v parent %q pid %d", ev.Actor.Process.Lineage, ev.Actor.Process.Parent.Name, ev.Actor.Process.PID)
 	}
 	if ev.ActivityID != 2 {
 		t.Errorf("activity_id: got %d, want 2 (Update: updatedAt after createdAt)", ev.ActivityID)
