@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -294,8 +295,21 @@ func (c *Correlator) Process(events []ocsf.Event, alerts []rules.Alert) Result {
 		folded = append(folded, *fa)
 	}
 	res.Alerts = append(append(folded, expected...), res.Alerts...)
+	// Sequence rules see events in event-time order too (ties by uid): a
+	// threshold window is named after the event that completes it, which
+	// must not depend on the order records arrived in.
+	evOrder := make([]*ocsf.Event, len(events))
 	for i := range events {
-		res.Alerts = append(res.Alerts, c.raise(c.seq.observeEvent(&events[i]))...)
+		evOrder[i] = &events[i]
+	}
+	slices.SortStableFunc(evOrder, func(a, b *ocsf.Event) int {
+		if a.Time != b.Time {
+			return cmp.Compare(a.Time, b.Time)
+		}
+		return strings.Compare(a.Metadata.UID, b.Metadata.UID)
+	})
+	for _, ev := range evOrder {
+		res.Alerts = append(res.Alerts, c.raise(c.seq.observeEvent(ev))...)
 	}
 	c.updateWatermark()
 	res.Alerts = append(res.Alerts, c.raise(c.seq.fire(c.wm))...)
