@@ -138,7 +138,7 @@ func (c *Correlator) stageAlert(id string) string {
 func (c *Correlator) hold(holder map[ekey]int, tenant uint32, a *rules.Alert, k int) {
 	for _, o := range a.Entities {
 		ki := kindIndex[o.Entity]
-		if c.joinable[ki] && o.Value != "" && joinsOn(ki, a.Severity) && !c.isHub(tenant, o.Entity, o.Value) {
+		if c.joinable[ki] && o.Value != "" && joinsOn(ki, joinSeverity(a)) && !c.isHub(tenant, o.Entity, o.Value) {
 			holder[ekey{tenant: tenant, kind: ki, value: o.Value}] = k
 		}
 	}
@@ -322,7 +322,7 @@ func (c *Correlator) joinCandidates(tenant uint32, a *rules.Alert, alerts []*rul
 	// A weak join needs both alerts to be allowed one and to name no
 	// different identities.
 	weakJoins := func(j int) bool {
-		return weakOK(a.Severity) && weakOK(alerts[j].Severity) && !ids.conflicts(alertIdentities(alerts[j]))
+		return weakOK(joinSeverity(a)) && weakOK(joinSeverity(alerts[j])) && !ids.conflicts(alertIdentities(alerts[j]))
 	}
 	offer := func(cd cand) {
 		if cd.strong || weakJoins(cd.j) {
@@ -332,7 +332,7 @@ func (c *Correlator) joinCandidates(tenant uint32, a *rules.Alert, alerts []*rul
 	var start []uint32
 	for _, o := range a.Entities {
 		ki := kindIndex[o.Entity]
-		if o.Value == "" || !c.tracked[ki] || !joinsOn(ki, a.Severity) {
+		if o.Value == "" || !c.tracked[ki] || !joinsOn(ki, joinSeverity(a)) {
 			continue
 		}
 		k := ekey{tenant: tenant, kind: ki, value: o.Value}
@@ -444,7 +444,8 @@ func addUnique(s *[]string, v string) {
 // score derives severity and risk from what the incident covers: kill-chain
 // stages, tactic diversity, sources and how confidently its alerts were
 // joined. A single alert never makes an incident more severe than one step
-// below its own severity; a correlated alert raises the incident to its own.
+// below its own severity; a correlated alert raises the incident to its own,
+// and so does a GuardDuty finding (GuardDuty's own correlated verdict).
 func score(alerts []*rules.Alert, stages, tactics []string, conf float64) (int, int) {
 	maxSev, corrSev := 0, 0
 	sources := map[string]struct{}{}
@@ -452,6 +453,9 @@ func score(alerts []*rules.Alert, stages, tactics []string, conf float64) (int, 
 		if a.Correlated {
 			corrSev = max(corrSev, a.Severity)
 			continue
+		}
+		if a.Source == "guardduty" {
+			corrSev = max(corrSev, a.Severity)
 		}
 		maxSev = max(maxSev, a.Severity)
 		if a.Source != "" {

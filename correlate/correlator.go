@@ -682,7 +682,7 @@ func (c *Correlator) addAlert(a *rules.Alert) {
 	tenant := c.tenant(a.TenantUID)
 	var arr [16]uint32
 	ids := c.trackedIDs(tenant, a.Entities, a.Time, arr[:0])
-	hits := c.reach(seeker{t: a.Time, sev: a.Severity, ids: alertIdentities(a)}, ids)
+	hits := c.reach(seeker{t: a.Time, sev: joinSeverity(a), ids: alertIdentities(a)}, ids)
 	var target uint32
 	if len(hits) > 0 {
 		target = c.mergeHits(hits)
@@ -748,7 +748,7 @@ func (c *Correlator) attach(in *incident, a *rules.Alert, ids []uint32) {
 func (c *Correlator) addMembers(slot uint32, a *rules.Alert, t int64, ids []uint32) {
 	for _, i := range ids {
 		e := &c.g.ents[i]
-		if e.hub || !c.joinable[e.key.kind] || !joinsOn(e.key.kind, a.Severity) {
+		if e.hub || !c.joinable[e.key.kind] || !joinsOn(e.key.kind, joinSeverity(a)) {
 			continue
 		}
 		addMember(e, slot, t, t)

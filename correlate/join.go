@@ -123,3 +123,13 @@ func (ids identities) conflicts(other identities) bool {
 }
 
 func alertIdentities(a *rules.Alert) identities { return identities(nil).add(a) }
+
+// joinSeverity is the severity an alert joins with: its own, and at least
+// medium for a GuardDuty finding, which is already a vetted verdict (a low
+// port-probe finding and the scan seen in flow logs are one story).
+func joinSeverity(a *rules.Alert) int {
+	if a.Source == "guardduty" {
+		return max(a.Severity, WeakJoinSeverity)
+	}
+	return a.Severity
+}
