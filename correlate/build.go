@@ -180,6 +180,7 @@ func (c *Correlator) build(in *incident) Incident {
 		return x
 	}
 	holder := make(map[ekey]int)
+	why := make([][]Reason, len(alerts))
 	var confSum float64
 	var joins int
 	for k, a := range alerts {
@@ -218,6 +219,8 @@ func (c *Correlator) build(in *incident) Incident {
 				}
 				b.edge(Edge{Source: alertNodeID(stage), Target: an, Relation: RelSequence, RuleID: m.rule.ID,
 					RuleVersion: m.rule.Version, JoinKey: st.key, GapMS: a.Time - alerts[j].Time, Time: a.Time, EventIDs: st.eventIDs})
+				why[k] = append(why[k], Reason{Relation: RelSequence, Via: stage, Strength: "strong", RuleID: m.rule.ID,
+					JoinKey: st.key, GapMS: a.Time - alerts[j].Time, EventIDs: st.eventIDs})
 				if rj, rk := find(j), find(k); rj != rk {
 					parent[rj] = rk
 					confSum++
@@ -259,6 +262,19 @@ func (c *Correlator) build(in *incident) Incident {
 			joins++
 			b.edge(Edge{Source: alertNodeID(prev.ID), Target: an, Relation: rel, RuleID: a.RuleID, RuleVersion: a.RuleVersion,
 				JoinKey: cd.key, GapMS: a.Time - prev.Time, Time: a.Time, EventIDs: evs})
+			r := Reason{Relation: rel, Via: prev.ID, Strength: "weak", JoinKey: cd.key, GapMS: a.Time - prev.Time,
+				Path: c.pathSteps(cd.path, a.Time), EventIDs: evs}
+			if cd.strong {
+				r.Strength = "strong"
+			}
+			why[k] = append(why[k], r)
+			// The earlier alert of a group that this one brought in is
+			// there through the same link.
+			if cd.j != 0 && len(why[cd.j]) == 0 {
+				back := r
+				back.Via, back.GapMS = a.ID, prev.Time-a.Time
+				why[cd.j] = append(why[cd.j], back)
+			}
 		}
 		c.hold(holder, in.tenant, a, k)
 	}
@@ -284,7 +300,11 @@ func (c *Correlator) build(in *incident) Incident {
 			joins++
 			b.edge(Edge{Source: alertNodeID(alerts[0].ID), Target: alertNodeID(alerts[k].ID), Relation: RelGrouped,
 				GapMS: alerts[k].Time - alerts[0].Time, Time: alerts[k].Time})
+			why[k] = append(why[k], Reason{Relation: RelGrouped, Via: alerts[0].ID, GapMS: alerts[k].Time - alerts[0].Time})
 		}
+	}
+	for k := range why {
+		b.out.Timeline[k].Why = why[k]
 	}
 	conf := 1.0
 	if joins > 0 {
@@ -321,11 +341,20 @@ func (c *Correlator) joinCandidates(tenant uint32, a *rules.Alert, alerts []*rul
 	ids := alertIdentities(a)
 	// A weak join needs both alerts to be allowed one and to name no
 	// different identities.
-	weakJoins := func(j int) bool {
-		return weakOK(joinSeverity(a)) && weakOK(joinSeverity(alerts[j])) && !ids.conflicts(alertIdentities(alerts[j]))
+	weakJoins := func(cd cand) bool {
+		other := alertIdentities(alerts[cd.j])
+		if !weakOK(joinSeverity(a)) || !weakOK(joinSeverity(alerts[cd.j])) || ids.conflicts(other) {
+			return false
+		}
+		var via identities
+		for _, p := range cd.path[:max(len(cd.path)-1, 0)] {
+			e := &c.g.ents[p]
+			via = via.with(kindOf(e.key.kind), e.key.value)
+		}
+		return !via.conflicts(other)
 	}
 	offer := func(cd cand) {
-		if cd.strong || weakJoins(cd.j) {
+		if cd.strong || weakJoins(cd) {
 			out = append(out, cd)
 		}
 	}
@@ -400,6 +429,25 @@ func (c *Correlator) joinCandidates(tenant uint32, a *rules.Alert, alerts []*rul
 			arrive[l.to] = l.last
 			queue = append(queue, l.to)
 		}
+	}
+	return out
+}
+
+// pathSteps describes a lineage path: each entity with the time and event
+// of the link that reached it (the first entity is the alert's own, at t).
+func (c *Correlator) pathSteps(path []uint32, t int64) []PathStep {
+	out := make([]PathStep, 0, len(path))
+	for i, p := range path {
+		e := &c.g.ents[p]
+		st := PathStep{Entity: entityNodeID(kindOf(e.key.kind), e.key.value), Time: t}
+		if i > 0 {
+			for _, l := range c.g.ents[path[i-1]].links {
+				if l.to == p {
+					st.Time, st.EventID = l.first, l.ev
+				}
+			}
+		}
+		out = append(out, st)
 	}
 	return out
 }

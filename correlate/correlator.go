@@ -589,6 +589,9 @@ func (c *Correlator) reach(s seeker, start []uint32) []hit {
 		depth  int
 		strong bool  // every entity so far is of a strong kind
 		arrive int64 // last time of the link that led here
+		// via are the identities (deployments, sessions, keys) the path
+		// passed through: they must not conflict with the incident's.
+		via identities
 	}
 	if len(c.incs) == 0 {
 		return nil
@@ -603,7 +606,7 @@ func (c *Correlator) reach(s seeker, start []uint32) []hit {
 		}
 		if _, ok := seen[x]; !ok {
 			seen[x] = struct{}{}
-			queue = append(queue, item{x, 0, strongKinds[c.g.ents[x].key.kind], s.t})
+			queue = append(queue, item{x, 0, strongKinds[c.g.ents[x].key.kind], s.t, nil})
 		}
 	}
 	var hits []hit
@@ -624,7 +627,7 @@ func (c *Correlator) reach(s seeker, start []uint32) []hit {
 				if e.key.kind == objectKind && (it.depth > 0 || s.link) && it.arrive < m.first-causalSlack {
 					continue
 				}
-				if !it.strong && (!weakOK(s.sev) || s.ids.conflicts(in.ids)) {
+				if !it.strong && (!weakOK(s.sev) || s.ids.conflicts(in.ids) || it.via.conflicts(in.ids)) {
 					continue
 				}
 				if i := slices.IndexFunc(hits, func(h hit) bool { return h.slot == m.inc }); i >= 0 {
@@ -652,7 +655,7 @@ func (c *Correlator) reach(s seeker, start []uint32) []hit {
 				continue
 			}
 			seen[l.to] = struct{}{}
-			queue = append(queue, item{l.to, it.depth + 1, it.strong && strongKinds[o.key.kind], l.last})
+			queue = append(queue, item{l.to, it.depth + 1, it.strong && strongKinds[o.key.kind], l.last, it.via.with(kindOf(e.key.kind), e.key.value)})
 		}
 	}
 	slices.SortFunc(hits, func(a, b hit) int { return cmp.Compare(a.slot, b.slot) })

@@ -93,4 +93,36 @@ type TimelineEntry struct {
 	// the latest.
 	Count    int   `json:"count,omitempty"`
 	LastSeen int64 `json:"last_seen,omitempty"`
+	// Why says why the alert is in the incident: the links that joined it
+	// to other alerts of the incident. Empty for the alert the incident
+	// started from.
+	Why []Reason `json:"why,omitempty"`
+}
+
+// Reason is one link that put an alert into its incident.
+type Reason struct {
+	// Relation is shared (an identical entity), lineage (a path of linked
+	// entities), sequence (a stage of a correlation rule) or grouped (kept
+	// together after the link expired).
+	Relation string `json:"relation"`
+	// Via is the other alert of the link.
+	Via string `json:"via"`
+	// Strength is strong (entities that name one actor or activity) or
+	// weak (a place: a host, an address, an object); see join.go.
+	Strength string `json:"strength,omitempty"`
+	RuleID   string `json:"rule_id,omitempty"` // the correlation rule, for sequence
+	JoinKey  string `json:"join_key,omitempty"`
+	// GapMS is this alert's time less the other's.
+	GapMS int64 `json:"gap_ms"`
+	// Path lists the entities of a lineage link from this alert's side,
+	// each with when and by which event its link was first seen.
+	Path     []PathStep `json:"path,omitempty"`
+	EventIDs []string   `json:"event_ids,omitempty"`
+}
+
+// PathStep is one entity of a lineage path.
+type PathStep struct {
+	Entity  string `json:"entity"` // node id, kind:value
+	Time    int64  `json:"time"`   // when the link to it was first seen (ms)
+	EventID string `json:"event_id,omitempty"`
 }

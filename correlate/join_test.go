@@ -1,0 +1,225 @@
+package correlate
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/rules"
+)
+
+// incidentsOf runs the alerts (each with its event) through a fresh
+// correlator in one batch and returns the open incidents.
+func incidentsOf(t *testing.T, events []ocsf.Event, alerts []rules.Alert) []Incident {
+	t.Helper()
+	c, _ := newTest(t, testConfig(), nil)
+	f := final{}
+	f.add(t, c.Process(events, alerts))
+	return f.open()
+}
+
+// together reports whether one incident holds all the alert ids.
+func together(ins []Incident, ids ...string) bool {
+	for _, in := range ins {
+		n := 0
+		for _, id := range ids {
+			if slices.Contains(in.AlertIDs, id) {
+				n++
+			}
+		}
+		if n == len(ids) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestWeakLinksJoinOnlyMediumAlerts(t *testing.T) {
+	host := ob(ocsf.EntityHost, "web-9")
+	for _, tc := range []struct {
+		name     string
+		sev1     int
+		sev2     int
+		together bool
+	}{
+		{"both medium", ocsf.SeverityMedium, ocsf.SeverityHigh, true},
+		{"one low", ocsf.SeverityLow, ocsf.SeverityHigh, false},
+		{"one informational", ocsf.SeverityInformational, ocsf.SeverityCritical, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e1 := mkEvent("e1", "agent", 0, host, ob(ocsf.EntityProcess, "web-9:1"))
+			e2 := mkEvent("e2", "agent", 10*time.Minute, host, ob(ocsf.EntityProcess, "web-9:2"))
+			ins := incidentsOf(t, []ocsf.Event{e1, e2}, []rules.Alert{
+				mkAlert("a1", "r1", "execution", tc.sev1, e1), mkAlert("a2", "r2", "impact", tc.sev2, e2)})
+			if got := together(ins, "a1", "a2"); got != tc.together {
+				t.Errorf("got together=%v, want %v", got, tc.together)
+			}
+		})
+	}
+}
+
+// Two activities naming different deployments on the same host stay
+// apart; the same deployment joins whatever the host.
+func TestDifferentDeploymentsStayApart(t *testing.T) {
+	host := ob(ocsf.EntityHost, "app-9")
+	e1 := mkEvent("e1", "agent", 0, host, ob(ocsf.EntityDeployment, "d-BENIGN001"))
+	e2 := mkEvent("e2", "agent", 20*time.Minute, host, ob(ocsf.EntityDeployment, "d-ATTACK001"))
+	e3 := mkEvent("e3", "agent", 21*time.Minute, ob(ocsf.EntityHost, "app-8"), ob(ocsf.EntityDeployment, "d-ATTACK001"))
+	ins := incidentsOf(t, []ocsf.Event{e1, e2, e3}, []rules.Alert{
+		mkAlert("benign", "r1", "execution", ocsf.SeverityHigh, e1),
+		mkAlert("attack", "r2", "execution", ocsf.SeverityHigh, e2),
+		mkAlert("attack-2", "r2", "execution", ocsf.SeverityHigh, e3)})
+	if together(ins, "benign", "attack") {
+		t.Error("alerts of two deployments on one host were joined by the host")
+	}
+	if !together(ins, "attack", "attack-2") {
+		t.Error("alerts of one deployment on two hosts were not joined")
+	}
+}
+
+// A deployment that shipped a bundle before the attacker overwrote it is
+// not part of the attack: an object's links count only forward in time.
+func TestObjectLinksCountForward(t *testing.T) {
+	obj := ob(ocsf.EntityObject, "rel/app.zip")
+	put := func(uid string, d time.Duration, who ...ocsf.Observable) ocsf.Event {
+		e := mkEvent(uid, "cloudtrail", d, append([]ocsf.Observable{obj}, who...)...)
+		e.API.Operation = "PutObject"
+		return e
+	}
+	deploy := func(uid string, d time.Duration, dep string) ocsf.Event {
+		e := mkEvent(uid, "cloudtrail", d, obj, ob(ocsf.EntityDeployment, dep))
+		e.API.Operation = "CreateDeployment"
+		return e
+	}
+	ciPut := put("ci-put", 0, ob(ocsf.EntityPrincipal, "arn:aws:iam::1:user/ci"))
+	ciDeploy := deploy("ci-deploy", time.Minute, "d-CI0000001")
+	ciHook := mkEvent("ci-hook", "agent", 2*time.Minute, ob(ocsf.EntityHost, "app-1"), ob(ocsf.EntityDeployment, "d-CI0000001"))
+	badPut := put("bad-put", 90*time.Minute, ob(ocsf.EntitySession, "arn:aws:sts::1:assumed-role/web/i-0abc"))
+	badDeploy := deploy("bad-deploy", 95*time.Minute, "d-BAD000001")
+	badHook := mkEvent("bad-hook", "agent", 97*time.Minute, ob(ocsf.EntityHost, "app-1"), ob(ocsf.EntityDeployment, "d-BAD000001"))
+	events := []ocsf.Event{ciPut, ciDeploy, ciHook, badPut, badDeploy, badHook}
+	alerts := []rules.Alert{
+		mkAlert("ci-hook", "hook", "execution", ocsf.SeverityMedium, ciHook),
+		mkAlert("bad-put", "bundle", "execution", ocsf.SeverityHigh, badPut),
+		mkAlert("bad-hook", "hook", "execution", ocsf.SeverityHigh, badHook),
+	}
+	ins := incidentsOf(t, events, alerts)
+	if !together(ins, "bad-put", "bad-hook") {
+		t.Error("the attacker's upload and the deployment of it were not joined")
+	}
+	if together(ins, "bad-put", "ci-hook") {
+		t.Error("the earlier legitimate deployment of the same object joined the attack")
+	}
+}
+
+// An informational alert joins on the activity it names, never on a
+// shared actor such as a pipeline's role session.
+func TestInformationalAlertsJoinOnlyOnActivity(t *testing.T) {
+	role := ob(ocsf.EntitySession, "arn:aws:sts::1:assumed-role/pipeline/run")
+	e1 := mkEvent("e1", "cloudtrail", 0, role, ob(ocsf.EntityDeployment, "d-ONE000001"))
+	e2 := mkEvent("e2", "cloudtrail", 5*time.Minute, role, ob(ocsf.EntityDeployment, "d-TWO000001"))
+	e3 := mkEvent("e3", "agent", 7*time.Minute, ob(ocsf.EntityHost, "app-1"), ob(ocsf.EntityDeployment, "d-TWO000001"))
+	ins := incidentsOf(t, []ocsf.Event{e1, e2, e3}, []rules.Alert{
+		mkAlert("info-1", "deploy", "execution", ocsf.SeverityInformational, e1),
+		mkAlert("info-2", "deploy", "execution", ocsf.SeverityInformational, e2),
+		mkAlert("hook", "hook", "execution", ocsf.SeverityHigh, e3)})
+	if together(ins, "info-1", "info-2") {
+		t.Error("two informational alerts were joined by the role session they share")
+	}
+	if !together(ins, "info-2", "hook") {
+		t.Error("an informational alert was not joined by the deployment it names")
+	}
+}
+
+// credentialUse is a CloudTrail call of an instance's role session from ip
+// and the alert a detection raises on it.
+func credentialUse(uid string, d time.Duration, ip string) (ocsf.Event, rules.Alert) {
+	const session = "arn:aws:sts::1:assumed-role/web-role/i-0abc"
+	e := mkEvent(uid, "cloudtrail", d, ocsf.NewObservable(ocsf.EntitySession, "actor.session.uid", session),
+		ocsf.NewObservable(ocsf.EntityInstance, sessionNameAttr, "i-0abc"),
+		ocsf.NewObservable(ocsf.EntityIP, "src_endpoint.ip", ip))
+	e.ClassUID = ocsf.ClassAPIActivity
+	return e, mkAlert("use-"+uid, "aws.instance_credentials_used_outside_instance", "credential_access", ocsf.SeverityMedium, e)
+}
+
+func TestExpectedSources(t *testing.T) {
+	const own, attacker = "203.0.113.10", "198.51.100.99"
+	theftEv := mkEvent("theft", "agent", 2*time.Hour, ob(ocsf.EntityHost, "web-1"), ob(ocsf.EntityInstance, "i-0abc"))
+	theft := mkAlert("theft", "host.imds_credentials_from_webserver", "credential_access", ocsf.SeverityCritical, theftEv)
+	ownEv, ownUse := credentialUse("own", 0, own)
+	laterEv, laterOwn := credentialUse("own-later", 3*time.Hour, own)
+	atkEv, atkUse := credentialUse("atk", 150*time.Minute, attacker)
+
+	c, reg := newTest(t, testConfig(), nil)
+	f := final{}
+	r := c.Process([]ocsf.Event{ownEv, laterEv, atkEv, theftEv}, []rules.Alert{ownUse, laterOwn, theft, atkUse})
+	f.add(t, r)
+	for _, a := range r.Alerts {
+		own := a.ID == "use-own" || a.ID == "use-own-later"
+		if own && (a.Severity != ocsf.SeverityInformational || a.Summary == "") {
+			t.Errorf("%s: got severity %d, summary %q; want informational with the reason", a.ID, a.Severity, a.Summary)
+		}
+		if own && f.containing(a.ID) != nil {
+			t.Errorf("%s: the instance's own address is in an incident", a.ID)
+		}
+	}
+	in := f.containing("use-atk")
+	if in == nil || !slices.Contains(in.AlertIDs, "theft") {
+		t.Errorf("the attacker's use after the theft is not in the theft's incident")
+	}
+	if got := metricValue(t, reg, "musubi_correlate_dropped_total", "expected_source"); got != 2 {
+		t.Errorf("got %v expected sources counted, want 2", got)
+	}
+}
+
+// An alert held as an expected source comes back when a theft on its
+// instance that happened before it arrives late.
+func TestExpectedSourceReleasedByLateTheft(t *testing.T) {
+	cfg := testConfig()
+	cfg.AllowedLateness = 24 * time.Hour
+	c, _ := newTest(t, cfg, nil)
+	f := final{}
+	// No calls of its own: the attacker's address is the session's first,
+	// and nothing has read the credentials yet.
+	atkEv, atkUse := credentialUse("atk", time.Hour, "198.51.100.99")
+	f.add(t, c.Process([]ocsf.Event{atkEv}, []rules.Alert{atkUse}))
+	if f.containing("use-atk") != nil {
+		t.Fatal("the first use was correlated before any theft was known; the test expects it held")
+	}
+	theftEv := mkEvent("theft", "agent", 30*time.Minute, ob(ocsf.EntityHost, "web-1"), ob(ocsf.EntityInstance, "i-0abc"))
+	theft := mkAlert("theft", "host.imds_credentials_from_webserver", "credential_access", ocsf.SeverityCritical, theftEv)
+	f.add(t, c.Process([]ocsf.Event{theftEv}, []rules.Alert{theft}))
+	in := f.containing("theft")
+	if in == nil || !slices.Contains(in.AlertIDs, "use-atk") {
+		t.Errorf("the held use did not come back into the theft's incident")
+	}
+}
+
+// Every alert of the attack incident but the first says why it is there,
+// naming another alert of the incident.
+func TestEveryAlertSaysWhy(t *testing.T) {
+	c, _ := newTest(t, testConfig(), nil)
+	f := runInOrder(t, c, attackStory())
+	in := f.containing("a-web-sh")
+	if in == nil {
+		t.Fatal("no attack incident")
+	}
+	for i, e := range in.Timeline {
+		if i == 0 {
+			continue
+		}
+		if len(e.Why) == 0 {
+			t.Errorf("alert %s (%s) has no reason", e.AlertID, e.RuleID)
+			continue
+		}
+		for _, r := range e.Why {
+			if !slices.Contains(in.AlertIDs, r.Via) || r.Relation == "" || (r.Relation != RelGrouped && r.JoinKey == "" && r.RuleID == "") {
+				t.Errorf("alert %s: reason %+v does not name a link to an alert of the incident", e.AlertID, r)
+			}
+			if r.Relation == RelLineage && len(r.Path) < 2 {
+				t.Errorf("alert %s: lineage reason without its path: %+v", e.AlertID, r)
+			}
+		}
+	}
+}
