@@ -589,9 +589,11 @@ func (c *Correlator) reach(s seeker, start []uint32) []hit {
 		depth  int
 		strong bool  // every entity so far is of a strong kind
 		arrive int64 // last time of the link that led here
-		// via are the identities (deployments, sessions, keys) the path
-		// passed through: they must not conflict with the incident's.
-		via identities
+		// via are the identity entities (deployments, sessions, keys)
+		// the path passed through: they must not conflict with the
+		// incident's. A fixed array: walks must not allocate.
+		via  [4]uint32
+		nvia uint8
 	}
 	if len(c.incs) == 0 {
 		return nil
@@ -606,7 +608,7 @@ func (c *Correlator) reach(s seeker, start []uint32) []hit {
 		}
 		if _, ok := seen[x]; !ok {
 			seen[x] = struct{}{}
-			queue = append(queue, item{x, 0, strongKinds[c.g.ents[x].key.kind], s.t, nil})
+			queue = append(queue, item{ent: x, strong: strongKinds[c.g.ents[x].key.kind], arrive: s.t})
 		}
 	}
 	var hits []hit
@@ -627,7 +629,7 @@ func (c *Correlator) reach(s seeker, start []uint32) []hit {
 				if e.key.kind == objectKind && (it.depth > 0 || s.link) && it.arrive < m.first-causalSlack {
 					continue
 				}
-				if !it.strong && (!weakOK(s.sev) || s.ids.conflicts(in.ids) || it.via.conflicts(in.ids)) {
+				if !it.strong && (!weakOK(s.sev) || s.ids.conflicts(in.ids) || c.viaConflicts(it.via[:it.nvia], in.ids)) {
 					continue
 				}
 				if i := slices.IndexFunc(hits, func(h hit) bool { return h.slot == m.inc }); i >= 0 {
@@ -655,7 +657,12 @@ func (c *Correlator) reach(s seeker, start []uint32) []hit {
 				continue
 			}
 			seen[l.to] = struct{}{}
-			queue = append(queue, item{l.to, it.depth + 1, it.strong && strongKinds[o.key.kind], l.last, it.via.with(kindOf(e.key.kind), e.key.value)})
+			next := item{ent: l.to, depth: it.depth + 1, strong: it.strong && strongKinds[o.key.kind], arrive: l.last, via: it.via, nvia: it.nvia}
+			if it.depth > 0 && identityKind[e.key.kind] && int(next.nvia) < len(next.via) {
+				next.via[next.nvia] = it.ent
+				next.nvia++
+			}
+			queue = append(queue, next)
 		}
 	}
 	slices.SortFunc(hits, func(a, b hit) int { return cmp.Compare(a.slot, b.slot) })

@@ -53,6 +53,28 @@ var identityKinds = []ocsf.Entity{ocsf.EntityDeployment, ocsf.EntitySession, ocs
 
 var objectKind = kindIndex[ocsf.EntityObject]
 
+var identityKind = func() [numKinds]bool {
+	var s [numKinds]bool
+	for _, k := range identityKinds {
+		s[kindIndex[k]] = true
+	}
+	return s
+}()
+
+// viaConflicts reports whether an identity entity a path passed through
+// (slots of the graph) is not among the incident's identities of its kind
+// while the incident names some.
+func (c *Correlator) viaConflicts(via []uint32, ids identities) bool {
+	for _, v := range via {
+		e := &c.g.ents[v]
+		have := ids[kindOf(e.key.kind)]
+		if len(have) > 0 && !slices.Contains(have, e.key.value) {
+			return true
+		}
+	}
+	return false
+}
+
 // weakOK reports whether an alert of severity sev may join on a weak kind.
 func weakOK(sev int) bool { return sev >= WeakJoinSeverity }
 
