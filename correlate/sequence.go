@@ -426,8 +426,13 @@ func orEmpty(s []string) []string {
 }
 
 // eventActivation is `event` (typed) with request and response bodies.
+// eventActivation is what an event stage's condition sees. The request and
+// response bodies are decoded only if the condition reads them (cel-go
+// resolves func values lazily): most events meet conditions that never do.
 func eventActivation(ev *ocsf.Event) map[string]any {
-	return map[string]any{"event": ev, "request": jsonBody(ev.API.Request.Data), "response": jsonBody(ev.API.Response.Data)}
+	return map[string]any{"event": ev,
+		"request":  func() any { return jsonBody(ev.API.Request.Data) },
+		"response": func() any { return jsonBody(ev.API.Response.Data) }}
 }
 
 func jsonBody(raw json.RawMessage) map[string]any {
