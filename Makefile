@@ -8,21 +8,26 @@ CH          := deployments/local/clickhouse.sh
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export MUSUBI_CLICKHOUSE_ADDR ?= 127.0.0.1:19000
 FUZZTIME    ?= 3s
+# The build's identity, printed by `musubi version` and exported as musubi_build_info.
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT      ?= $(shell git rev-parse HEAD 2>/dev/null)
+BUILD_DATE  ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS     := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(BUILD_DATE)
 
-.PHONY: all build demo eval eval-ratchet test test-unit test-fuzz fuzz-nightly test-faults lint chromium clickhouse-start clickhouse-stop bench bench-quick clean
+.PHONY: all build demo eval eval-ratchet test test-unit test-fuzz fuzz-nightly test-faults lint chromium promtool clickhouse-start clickhouse-stop bench bench-quick clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/musubi
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/musubi
 
 ## demo: the main job — local ClickHouse, embedded Kafka, the engine, a sample attack; serves until Ctrl-C.
 demo: build clickhouse-start
 	./$(BIN) demo
 
 ## test: every test — unit, integration against the real ClickHouse and kfake, race detector, short fuzzing.
-test: clickhouse-start chromium
-	MUSUBI_REQUIRE_CLICKHOUSE=1 MUSUBI_REQUIRE_BROWSER=1 $(GO) test -race -count=1 ./...
+test: clickhouse-start chromium promtool
+	MUSUBI_REQUIRE_CLICKHOUSE=1 MUSUBI_REQUIRE_BROWSER=1 MUSUBI_REQUIRE_PROMTOOL=1 $(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory test-fuzz
 
 test-fuzz:
@@ -81,6 +86,16 @@ chromium:
 		echo "installing Debian's chromium (apt-get) for the console's browser tests"; \
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	fi
+
+## promtool: Debian's promtool (package prometheus), which tests the shipped alert rules (installed with apt-get when missing).
+promtool:
+	@if ! command -v promtool >/dev/null 2>&1; then \
+		if ! command -v apt-get >/dev/null 2>&1; then echo "promtool is missing and this system has no apt-get; install Prometheus' promtool for the alert rule tests"; exit 1; fi; \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+		echo "installing Debian's prometheus (apt-get) for promtool, which tests the alert rules"; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
 	fi
 
 clickhouse-start:

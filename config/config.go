@@ -60,6 +60,9 @@ type Kafka struct {
 	SessionTimeout time.Duration `yaml:"session_timeout"`
 	// RebalanceTimeout is how long a rebalance waits for members to rejoin.
 	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
+	// LagInterval is how often the consumer lag (high-water mark minus the
+	// committed offset, per partition held) is read from the brokers.
+	LagInterval time.Duration `yaml:"lag_interval"`
 }
 
 // ClickHouse configures storage.
@@ -227,6 +230,7 @@ func Default() Config {
 			QueueCapacity:    1000,
 			SessionTimeout:   30 * time.Second,
 			RebalanceTimeout: 30 * time.Second,
+			LagInterval:      15 * time.Second,
 		},
 		ClickHouse: ClickHouse{
 			Addr:             []string{"127.0.0.1:19000"},
@@ -361,6 +365,9 @@ func (c Config) Validate() error {
 	}
 	if c.Kafka.RebalanceTimeout < time.Second {
 		bad("kafka.rebalance_timeout", "%s is shorter than a second", c.Kafka.RebalanceTimeout)
+	}
+	if c.Kafka.LagInterval < time.Second {
+		bad("kafka.lag_interval", "%s is shorter than a second", c.Kafka.LagInterval)
 	}
 	if len(c.ClickHouse.Addr) == 0 {
 		bad("clickhouse.addr", "at least one address is required")

@@ -44,7 +44,8 @@ type engine struct {
 // rules, restores the correlator and prepares the consumer and the API.
 func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *engine, err error) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newBuildInfoGauge(currentBuild()))
 	e := &engine{cfg: cfg, logger: logger, registry: reg}
 
 	store, err := storage.Open(ctx, storageConfig(cfg), logger, reg)
@@ -69,6 +70,7 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *
 	}
 	e.rules = rules.NewEngine(reg, logger)
 	e.rules.Swap(set)
+	reg.MustRegister(newRuleSetCollector(e.rules))
 	e.manager = rules.NewManager(cfg.Rules.Dir, e.rules, logger)
 	logger.Info("rules loaded", "component", "rules", "dir", cfg.Rules.Dir, "rules", len(set.Rules()))
 
@@ -112,6 +114,7 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *
 		DeadLetterTopic:  cfg.Kafka.DeadLetterTopic,
 		SessionTimeout:   cfg.Kafka.SessionTimeout,
 		RebalanceTimeout: cfg.Kafka.RebalanceTimeout,
+		LagInterval:      cfg.Kafka.LagInterval,
 		SourceDelay:      cfg.Correlate.SourceDelay,
 		OnDurable:        func(b storage.Batch) { notifier.Observe(b.Incidents) },
 		// A new assignment after a rebalance: the scopes this engine now
