@@ -24,6 +24,13 @@ import (
 
 // Config is the whole configuration of the musubi binary.
 type Config struct {
+	// Role is what `musubi serve` runs: "all" (every stage and the API, the
+	// default), "api" (the API and console only: no Kafka), or "detect" /
+	// "correlate" (the data path; until signals have a topic of their own
+	// each of these runs the whole data path, consume to store). It also
+	// decides readiness: a process serving the API is ready when ClickHouse
+	// answers, a data-path role also needs Kafka.
+	Role       string     `yaml:"role"`
 	Kafka      Kafka      `yaml:"kafka"`
 	ClickHouse ClickHouse `yaml:"clickhouse"`
 	Rules      Rules      `yaml:"rules"`
@@ -248,6 +255,7 @@ func Default() Config {
 		Ingest:    Ingest{MaxRecordBytes: 1 << 20, MaxDepth: 64, MaxMessageBytes: 64 << 20, MaxRecords: 20_000},
 		Tenants:   []Tenant{{ID: "default", Name: "Default", Accounts: []string{"*"}}},
 		Log:       Log{Level: "info", Format: "text"},
+		Role:      RoleAll,
 	}
 }
 
@@ -270,6 +278,20 @@ func Load(path string, getenv func(string) string) (Config, error) {
 	return cfg, nil
 }
 
+// The roles of `musubi serve` (Config.Role).
+const (
+	RoleAll       = "all"
+	RoleAPI       = "api"
+	RoleDetect    = "detect"
+	RoleCorrelate = "correlate"
+)
+
+// Roles lists the valid values of Config.Role.
+var Roles = []string{RoleAll, RoleAPI, RoleDetect, RoleCorrelate}
+
+// ServesData reports whether the role consumes Kafka and runs the data path.
+func (c Config) ServesData() bool { return c.Role != RoleAPI }
+
 // Decode decodes YAML strictly into cfg: unknown keys are errors.
 func Decode(r io.Reader, cfg *Config) error {
 	dec := yaml.NewDecoder(r)
@@ -282,6 +304,7 @@ func Decode(r io.Reader, cfg *Config) error {
 
 // Env lists the environment variables that override the file.
 var Env = []struct{ Name, Help string }{
+	{"MUSUBI_ROLE", "what serve runs: all, api, detect or correlate"},
 	{"MUSUBI_KAFKA_BROKERS", "comma-separated Kafka bootstrap brokers"},
 	{"MUSUBI_KAFKA_GROUP_ID", "Kafka consumer group"},
 	{"MUSUBI_CLICKHOUSE_ADDR", "comma-separated ClickHouse native addresses (host:port)"},
@@ -312,6 +335,7 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 			apply(v)
 		}
 	}
+	set("MUSUBI_ROLE", func(v string) { c.Role = v })
 	set("MUSUBI_KAFKA_BROKERS", func(v string) { c.Kafka.Brokers = list(v) })
 	set("MUSUBI_KAFKA_GROUP_ID", func(v string) { c.Kafka.GroupID = v })
 	set("MUSUBI_CLICKHOUSE_ADDR", func(v string) { c.ClickHouse.Addr = list(v) })
@@ -335,6 +359,9 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(b); err != nil {
 			bad(fmt.Sprintf("kafka.brokers[%d]", i), "%q is not host:port", b)
 		}
+	}
+	if !slices.Contains(Roles, c.Role) {
+		bad("role", "%q is not one of %s", c.Role, strings.Join(Roles, ", "))
 	}
 	if c.Kafka.GroupID == "" {
 		bad("kafka.group_id", "must not be empty")

@@ -78,28 +78,63 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *
 	if err != nil {
 		return nil, fmt.Errorf("correlation rules: %w", err)
 	}
-	corr, err := correlate.New(correlateConfig(cfg), seq, logger, reg)
+	if cfg.ServesData() {
+		if err := e.wireDataPath(ctx, seq); err != nil {
+			return nil, err
+		}
+	}
+
+	handler, err := api.New(api.Options{
+		Store:    storeAdapter{store},
+		Rules:    rulesAdapter{engine: e.rules, manager: e.manager, sequences: seq, gatherer: reg},
+		Ready:    e.ready,
+		Registry: reg,
+		Gatherer: reg,
+		Tokens:   apiTokens(cfg.API.Tokens),
+		Tenants:  apiTenants(cfg.Tenants),
+		Logger:   logger,
+		// Tokens created through the API survive restarts via the audit log.
+		RestoreTokens: true,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("correlate: %w", err)
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.API.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	e.listener = ln
+	// The console (/ui/) is served beside the API, outside /v1.
+	e.server = &http.Server{Handler: ui.Mount(handler), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	return e, nil
+}
+
+// wireDataPath builds what a data-path role runs: the correlator (restored
+// from storage), the processor, the webhook notifier and the Kafka consumer.
+func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule) error {
+	cfg, logger, store := e.cfg, e.logger, e.store
+	corr, err := correlate.New(correlateConfig(cfg), seq, logger, e.registry)
+	if err != nil {
+		return fmt.Errorf("correlate: %w", err)
 	}
 	e.corr = corr
 	if err := restoreCorrelator(ctx, store, corr, cfg, logger); err != nil {
-		return nil, err
+		return err
 	}
 
 	dec := ingest.NewDecoder(ingestLimits(cfg))
-	e.proc = pipeline.NewProcessor(dec, e.rules, corr, tenantFunc(cfg.Tenants), cfg.ClickHouse.StoreRaw, logger, reg)
+	e.proc = pipeline.NewProcessor(dec, e.rules, corr, tenantFunc(cfg.Tenants), cfg.ClickHouse.StoreRaw, logger, e.registry)
 	topics := map[string]ingest.Source{}
 	for src, topic := range cfg.Kafka.Topics {
 		s, err := ingest.ParseSource(src)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		topics[topic] = s
 	}
-	notifier, err := newNotifier(cfg, logger, reg)
+	notifier, err := newNotifier(cfg, logger, e.registry)
 	if err != nil {
-		return nil, fmt.Errorf("webhooks: %w", err)
+		return fmt.Errorf("webhooks: %w", err)
 	}
 	e.notifier = notifier
 	e.consumer = pipeline.NewConsumer(pipeline.ConsumerConfig{
@@ -127,42 +162,32 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *
 			return restoreCorrelator(ctx, store, corr, cfg, logger)
 		},
 	}, e.proc, store, logger)
-
-	handler, err := api.New(api.Options{
-		Store:    storeAdapter{store},
-		Rules:    rulesAdapter{engine: e.rules, manager: e.manager, sequences: seq, gatherer: reg},
-		Ready:    e.ready,
-		Registry: reg,
-		Gatherer: reg,
-		Tokens:   apiTokens(cfg.API.Tokens),
-		Tenants:  apiTenants(cfg.Tenants),
-		Logger:   logger,
-		// Tokens created through the API survive restarts via the audit log.
-		RestoreTokens: true,
-	})
-	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", cfg.API.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("api: %w", err)
-	}
-	e.listener = ln
-	// The console (/ui/) is served beside the API, outside /v1.
-	e.server = &http.Server{Handler: ui.Mount(handler), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
-	return e, nil
+	return nil
 }
 
-// ready reports whether the engine's dependencies answer.
+// ready reports whether the dependencies of the engine's role answer
+// (/readyz). A process that serves the API (roles all and api) needs
+// ClickHouse only: a Kafka outage must not take the API and console out of
+// their Service, and the data path waits for Kafka on its own. A data-path
+// role (detect, correlate) also needs a Kafka broker to answer.
 func (e *engine) ready(ctx context.Context) error {
-	var errs []error
-	if err := e.store.Ping(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("clickhouse: %w", err))
+	return readiness(e.cfg, e.store.Ping)(ctx)
+}
+
+func readiness(cfg config.Config, pingStore func(context.Context) error) func(context.Context) error {
+	needKafka := cfg.Role == config.RoleDetect || cfg.Role == config.RoleCorrelate
+	return func(ctx context.Context) error {
+		var errs []error
+		if err := pingStore(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("clickhouse: %w", err))
+		}
+		if needKafka {
+			if err := pingKafka(ctx, cfg.Kafka.Brokers); err != nil {
+				errs = append(errs, fmt.Errorf("kafka: %w", err))
+			}
+		}
+		return errors.Join(errs...)
 	}
-	if err := pingKafka(ctx, e.cfg.Kafka.Brokers); err != nil {
-		errs = append(errs, fmt.Errorf("kafka: %w", err))
-	}
-	return errors.Join(errs...)
 }
 
 // run runs every component until ctx is cancelled, then shuts down within
@@ -170,7 +195,9 @@ func (e *engine) ready(ctx context.Context) error {
 func (e *engine) run(ctx context.Context) error {
 	defer e.store.Close()
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return e.consumer.Run(ctx) })
+	if e.consumer != nil {
+		g.Go(func() error { return e.consumer.Run(ctx) })
+	}
 	g.Go(func() error { return e.manager.Run(ctx) })
 	if e.notifier != nil {
 		g.Go(func() error { return e.notifier.Run(ctx) })

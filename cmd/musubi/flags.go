@@ -20,6 +20,8 @@ type commonFlags struct {
 	rulesDir   string
 	listen     string
 	logLevel   string
+	// overrides are a command's own flags, applied after the common ones.
+	overrides []func(*config.Config)
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet) {
@@ -51,6 +53,9 @@ func (c *commonFlags) load() (config.Config, error) {
 	}
 	if c.logLevel != "" {
 		cfg.Log.Level = c.logLevel
+	}
+	for _, o := range c.overrides {
+		o(&cfg)
 	}
 	return cfg, cfg.Validate()
 }
