@@ -14,7 +14,7 @@ COMMIT      ?= $(shell git rev-parse HEAD 2>/dev/null)
 BUILD_DATE  ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS     := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(BUILD_DATE)
 
-.PHONY: all build demo eval eval-ratchet test test-unit test-fuzz fuzz-nightly test-faults lint chromium promtool clickhouse-start clickhouse-stop bench bench-quick clean
+.PHONY: all build demo eval eval-ratchet test test-unit test-fuzz fuzz-nightly test-faults lint chromium test-tools clickhouse-start clickhouse-stop bench bench-quick clean
 
 all: build
 
@@ -26,8 +26,8 @@ demo: build clickhouse-start
 	./$(BIN) demo
 
 ## test: every test — unit, integration against the real ClickHouse and kfake, race detector, short fuzzing.
-test: clickhouse-start chromium promtool
-	MUSUBI_REQUIRE_CLICKHOUSE=1 MUSUBI_REQUIRE_BROWSER=1 MUSUBI_REQUIRE_PROMTOOL=1 $(GO) test -race -count=1 ./...
+test: clickhouse-start chromium test-tools
+	MUSUBI_REQUIRE_CLICKHOUSE=1 MUSUBI_REQUIRE_BROWSER=1 MUSUBI_REQUIRE_PROMTOOL=1 MUSUBI_REQUIRE_SHELLS=1 $(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory test-fuzz
 
 test-fuzz:
@@ -88,14 +88,17 @@ chromium:
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
 	fi
 
-## promtool: Debian's promtool (package prometheus), which tests the shipped alert rules (installed with apt-get when missing).
-promtool:
-	@if ! command -v promtool >/dev/null 2>&1; then \
-		if ! command -v apt-get >/dev/null 2>&1; then echo "promtool is missing and this system has no apt-get; install Prometheus' promtool for the alert rule tests"; exit 1; fi; \
+## test-tools: Debian's promtool (package prometheus), which tests the shipped alert rules, and zsh and
+## fish, which load the completion scripts; installed with apt-get when missing.
+TEST_TOOLS = promtool:prometheus zsh:zsh fish:fish
+test-tools:
+	@missing=""; for t in $(TEST_TOOLS); do command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		if ! command -v apt-get >/dev/null 2>&1; then echo "missing:$$missing, and this system has no apt-get; install them for the alert rule and completion tests"; exit 1; fi; \
 		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
-		echo "installing Debian's prometheus (apt-get) for promtool, which tests the alert rules"; \
+		echo "installing Debian's$$missing (apt-get) for the alert rule and completion tests"; \
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
-		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
 clickhouse-start:

@@ -242,9 +242,9 @@ func TestPrometheusAlertUnitTests(t *testing.T) {
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
 		if os.Getenv("MUSUBI_REQUIRE_PROMTOOL") != "" {
-			t.Fatal("promtool is required (MUSUBI_REQUIRE_PROMTOOL) and not installed: apt-get install prometheus, or make promtool")
+			t.Fatal("promtool is required (MUSUBI_REQUIRE_PROMTOOL) and not installed: apt-get install prometheus, or make test-tools")
 		}
-		t.Skip("promtool not installed (make promtool)")
+		t.Skip("promtool not installed (make test-tools)")
 	}
 	for _, args := range [][]string{
 		{"check", "rules", "musubi-alerts.yml"},

@@ -11,11 +11,11 @@ import (
 func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cf commonFlags
 	var role string
-	fs := newFlagSet("serve", "serve [flags]\n\nRuns the engine: consumes the raw Kafka topics, normalizes, detects,\ncorrelates, writes to ClickHouse (committing offsets only after the write)\nand serves the HTTP API, /healthz, /readyz and /metrics. Rules reload on\nfile change, on SIGHUP and on POST /-/reload.", stderr)
-	cf.register(fs)
+	fs := newFlagSet("serve", "serve [flags]\n\nRuns the engine: consumes the raw Kafka topics, normalizes, detects,\ncorrelates, writes to ClickHouse (committing offsets only after the write)\nand serves the HTTP API, /healthz, /readyz and /metrics. Rules reload on\nfile change, on SIGHUP and on POST /-/reload.", stdout, stderr)
+	cf.register(fs, flagsAll)
 	fs.StringVar(&role, "role", "", "what to run: all, api (API and console, no Kafka), detect or correlate (overrides role, MUSUBI_ROLE)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, stop := fs.parse(args); stop {
+		return code
 	}
 	if role != "" {
 		cf.overrides = append(cf.overrides, func(c *config.Config) { c.Role = role })
