@@ -171,15 +171,22 @@ type Webhook struct {
 	Name string `yaml:"name"`
 	URL  string `yaml:"url"`
 	// Secret is the Standard Webhooks signing secret ("whsec_<base64>"),
-	// or "env:NAME" to read it from the environment.
+	// or "env:NAME" to read it from the environment. Required for the
+	// generic and slack formats; optional for the others.
 	Secret string `yaml:"secret"`
-	// Format is slack or generic.
+	// Key is the receiver's credential: the PagerDuty routing key or the
+	// Opsgenie API key; "env:NAME" reads it from the environment.
+	Key string `yaml:"key"`
+	// Format is generic, slack, pagerduty, opsgenie, teams or alertmanager.
 	Format string `yaml:"format"`
 	// MinSeverity is the lowest OCSF severity id announced.
 	MinSeverity int `yaml:"min_severity"`
 	// Tenants limits the webhook to these tenants (empty: all).
 	Tenants []string `yaml:"tenants"`
 }
+
+// WebhookFormats lists the payload formats of Webhook.Format.
+var WebhookFormats = []string{"generic", "slack", "pagerduty", "opsgenie", "teams", "alertmanager"}
 
 // Token is a bearer token seeded from configuration.
 type Token struct {
@@ -497,11 +504,14 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			bad(f+".url", "%q is not an http(s) URL", w.URL)
 		}
-		if w.Secret == "" {
-			bad(f+".secret", "must not be empty")
+		if w.Secret == "" && (w.Format == "slack" || w.Format == "generic") {
+			bad(f+".secret", "must not be empty for the %s format", w.Format)
 		}
-		if w.Format != "slack" && w.Format != "generic" {
-			bad(f+".format", "%q is not slack or generic", w.Format)
+		if !slices.Contains(WebhookFormats, w.Format) {
+			bad(f+".format", "%q is not one of %s", w.Format, strings.Join(WebhookFormats, ", "))
+		}
+		if w.Key == "" && (w.Format == "pagerduty" || w.Format == "opsgenie") {
+			bad(f+".key", "a %s webhook needs its key (routing key or API key)", w.Format)
 		}
 		if w.MinSeverity < 0 || w.MinSeverity > 6 {
 			bad(f+".min_severity", "%d is outside 0..6", w.MinSeverity)

@@ -97,3 +97,32 @@ func TestTopicsReplaceDefaults(t *testing.T) {
 		t.Errorf("got topics %v, want the defaults for every source", cfg.Kafka.Topics)
 	}
 }
+
+// TestWebhookFormats checks each webhook format's requirements: a signing
+// secret for generic and slack, a key for pagerduty and opsgenie, neither
+// for teams and alertmanager.
+func TestWebhookFormats(t *testing.T) {
+	for _, tc := range []struct {
+		hook    Webhook
+		wantErr string // "" means valid
+	}{
+		{Webhook{Name: "a", URL: "https://x.example/", Format: "generic"}, "api.webhooks[0].secret"},
+		{Webhook{Name: "a", URL: "https://x.example/", Format: "slack", Secret: "env:S"}, ""},
+		{Webhook{Name: "a", URL: "https://events.pagerduty.com/v2/enqueue", Format: "pagerduty"}, "api.webhooks[0].key"},
+		{Webhook{Name: "a", URL: "https://events.pagerduty.com/v2/enqueue", Format: "pagerduty", Key: "env:PD"}, ""},
+		{Webhook{Name: "a", URL: "https://api.opsgenie.com/v2/alerts", Format: "opsgenie"}, "api.webhooks[0].key"},
+		{Webhook{Name: "a", URL: "https://x.example/", Format: "teams"}, ""},
+		{Webhook{Name: "a", URL: "http://alertmanager:9093/api/v2/alerts", Format: "alertmanager"}, ""},
+		{Webhook{Name: "a", URL: "https://x.example/", Format: "email"}, "api.webhooks[0].format"},
+	} {
+		cfg := Default()
+		cfg.API.Webhooks = []Webhook{tc.hook}
+		err := cfg.Validate()
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%s webhook %+v: got %v, want valid", tc.hook.Format, tc.hook, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s webhook %+v: got %v, want an error naming %s", tc.hook.Format, tc.hook, err, tc.wantErr)
+		}
+	}
+}
