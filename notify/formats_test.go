@@ -103,7 +103,9 @@ func TestReceiverFormats(t *testing.T) {
 			n := newTestNotifier(t, reg, Endpoint{Name: "oncall", URL: srv.URL, Key: tc.key, Format: tc.format})
 			n.Observe([]correlate.Incident{in})
 			n.Observe([]correlate.Incident{escalated})
-			run(t, n, func() bool { return counter(t, reg, "musubi_notify_deliveries_total", map[string]string{"outcome": "delivered"}) == 2 })
+			run(t, n, func() bool {
+				return counter(t, reg, "musubi_notify_deliveries_total", map[string]string{"outcome": "delivered"}) == 2
+			})
 			reqs := rcv.requests()
 			if len(reqs) != 2 {
 				t.Fatalf("got %d requests, want 2", len(reqs))
