@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,6 +126,7 @@ func TestOnlyUsedFlags(t *testing.T) {
 		{[]string{"rules", "coverage"}, []string{"-format"}},
 		{[]string{"rules", "test"}, []string{"-format", "-orders", "-scenarios"}},
 		{[]string{"version"}, nil},
+		{[]string{"healthcheck"}, []string{"-timeout", "-url"}},
 	} {
 		if got := helpFlags(t, tc.args...); !slices.Equal(got, tc.want) {
 			t.Errorf("musubi %s -h lists %v, want %v", strings.Join(tc.args, " "), got, tc.want)
@@ -273,5 +276,30 @@ func TestCompletionFish(t *testing.T) {
 			got = append(got, c)
 		}
 		checkCompletion(t, "fish", tc.line, got, tc.want, tc.notWant)
+	}
+}
+
+// TestHealthcheck checks `musubi healthcheck` exits 0 on a 2xx answer and 1
+// on a 503 or no answer (the compose healthcheck of the distroless image).
+func TestHealthcheck(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/readyz" {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		http.Error(w, "clickhouse: connection refused", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		url  string
+		want int
+	}{
+		{srv.URL + "/readyz", 0},
+		{srv.URL + "/down", 1},
+		{"http://" + deadBroker(t) + "/readyz", 1},
+	} {
+		if code, _, stderr := runCLI("healthcheck", "-url", tc.url); code != tc.want {
+			t.Errorf("healthcheck %s: exit %d (%s), want %d", tc.url, code, stderr, tc.want)
+		}
 	}
 }

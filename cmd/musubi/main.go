@@ -30,6 +30,7 @@ var commands = []command{
 	{"migrate", "apply or show the ClickHouse schema migrations", []string{"up", "status"}},
 	{"demo", "the whole product on embedded defaults with a sample attack", nil},
 	{"config", "validate a configuration file and report every problem", []string{"check"}},
+	{"healthcheck", "probe a running engine's /readyz (the container healthcheck)", nil},
 	{"completion", "print a shell completion script (bash, zsh or fish)", []string{"bash", "zsh", "fish"}},
 	{"version", "print the version, commit, build date and Go version", nil},
 	{"help", "show the help of a command", nil},
@@ -82,6 +83,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return configCommand(rest, stdout, stderr)
 	case "completion":
 		return completionCommand(rest, stdout, stderr)
+	case "healthcheck":
+		return healthcheckCommand(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fs := newFlagSet("version", "version\n\nPrints the version, the commit and date it was built from, and the Go version.", stdout, stderr)
 		if code, stop := fs.parse(rest); stop {
