@@ -70,7 +70,44 @@ type Kafka struct {
 	// LagInterval is how often the consumer lag (high-water mark minus the
 	// committed offset, per partition held) is read from the brokers.
 	LagInterval time.Duration `yaml:"lag_interval"`
+	// TLS and SASL secure the connections to the brokers (Amazon MSK,
+	// Confluent Cloud, any broker with TLS or SASL listeners).
+	TLS  TLS  `yaml:"tls"`
+	SASL SASL `yaml:"sasl"`
 }
+
+// TLS configures TLS to a server.
+type TLS struct {
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM bundle of the CAs to trust; empty trusts the
+	// system's roots (right for MSK and Confluent Cloud).
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and key, for
+	// mutual TLS.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the name the server's certificate is checked
+	// against (default: the host of the address dialled).
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify accepts any server certificate. For a lab only:
+	// the engine warns at start when it is on.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// SASL configures SASL authentication to the brokers.
+type SASL struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty means no
+	// SASL.
+	Mechanism string `yaml:"mechanism"`
+	Username  string `yaml:"username"`
+	// Password is the password itself, "env:NAME" to read it from the
+	// environment, or "file:PATH" to read it from a file (a mounted
+	// Secret).
+	Password string `yaml:"password"`
+}
+
+// SASLMechanisms lists the valid values of SASL.Mechanism.
+var SASLMechanisms = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
 
 // ClickHouse configures storage.
 type ClickHouse struct {
@@ -285,6 +322,27 @@ func Load(path string, getenv func(string) string) (Config, error) {
 	return cfg, nil
 }
 
+// Secret resolves a secret setting: "env:NAME" reads the environment,
+// "file:PATH" reads a file (trailing newlines trimmed), anything else is the
+// secret itself.
+func Secret(v string) (string, error) {
+	if name, ok := strings.CutPrefix(v, "env:"); ok {
+		s := os.Getenv(name)
+		if s == "" {
+			return "", fmt.Errorf("environment variable %s is empty", name)
+		}
+		return s, nil
+	}
+	if path, ok := strings.CutPrefix(v, "file:"); ok {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	return v, nil
+}
+
 // The roles of `musubi serve` (Config.Role).
 const (
 	RoleAll       = "all"
@@ -402,6 +460,22 @@ func (c Config) Validate() error {
 	}
 	if c.Kafka.LagInterval < time.Second {
 		bad("kafka.lag_interval", "%s is shorter than a second", c.Kafka.LagInterval)
+	}
+	if (c.Kafka.TLS.CertFile == "") != (c.Kafka.TLS.KeyFile == "") {
+		bad("kafka.tls", "cert_file and key_file go together")
+	}
+	if !c.Kafka.TLS.Enabled && (c.Kafka.TLS.CAFile != "" || c.Kafka.TLS.CertFile != "" || c.Kafka.TLS.ServerName != "" || c.Kafka.TLS.InsecureSkipVerify) {
+		bad("kafka.tls.enabled", "is false although other kafka.tls keys are set")
+	}
+	if m := c.Kafka.SASL.Mechanism; m != "" {
+		if !slices.Contains(SASLMechanisms, m) {
+			bad("kafka.sasl.mechanism", "%q is not one of %s", m, strings.Join(SASLMechanisms, ", "))
+		}
+		if c.Kafka.SASL.Username == "" || c.Kafka.SASL.Password == "" {
+			bad("kafka.sasl", "username and password are required with mechanism %s", m)
+		}
+	} else if c.Kafka.SASL.Username != "" || c.Kafka.SASL.Password != "" {
+		bad("kafka.sasl.mechanism", "is empty although a username or password is set")
 	}
 	if len(c.ClickHouse.Addr) == 0 {
 		bad("clickhouse.addr", "at least one address is required")

@@ -126,3 +126,34 @@ func TestWebhookFormats(t *testing.T) {
 		}
 	}
 }
+
+// TestKafkaSecurityValidate checks the TLS and SASL settings are checked
+// together.
+func TestKafkaSecurityValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		set     func(*Kafka)
+		wantErr string
+	}{
+		{"msk scram", func(k *Kafka) {
+			k.TLS = TLS{Enabled: true}
+			k.SASL = SASL{Mechanism: "SCRAM-SHA-512", Username: "musubi", Password: "env:MSK_PASSWORD"}
+		}, ""},
+		{"mutual tls", func(k *Kafka) { k.TLS = TLS{Enabled: true, CAFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/k.pem"} }, ""},
+		{"cert without key", func(k *Kafka) { k.TLS = TLS{Enabled: true, CertFile: "/c.pem"} }, "kafka.tls"},
+		{"tls keys while off", func(k *Kafka) { k.TLS = TLS{CAFile: "/ca.pem"} }, "kafka.tls.enabled"},
+		{"unknown mechanism", func(k *Kafka) { k.SASL = SASL{Mechanism: "GSSAPI", Username: "u", Password: "p"} }, "kafka.sasl.mechanism"},
+		{"no password", func(k *Kafka) { k.SASL = SASL{Mechanism: "PLAIN", Username: "u"} }, "kafka.sasl"},
+		{"password without mechanism", func(k *Kafka) { k.SASL = SASL{Username: "u", Password: "p"} }, "kafka.sasl.mechanism"},
+	} {
+		cfg := Default()
+		tc.set(&cfg.Kafka)
+		err := cfg.Validate()
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%s: got %v, want valid", tc.name, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s: got %v, want an error naming %s", tc.name, err, tc.wantErr)
+		}
+	}
+}

@@ -272,3 +272,21 @@ func TestChartRollsOnSecretChange(t *testing.T) {
 		t.Errorf("checksum/existing-secret %v, want the existingSecretVersion 42", v)
 	}
 }
+
+// TestChartKafkaSecurity renders an Amazon MSK setup — TLS to the brokers
+// and SCRAM with the password from the Secret's environment — and checks
+// the configuration Musubi reads carries it.
+func TestChartKafkaSecurity(t *testing.T) {
+	ms := render(t, map[string]any{
+		"config": map[string]any{"kafka": map[string]any{
+			"brokers": []any{"b-1.msk.example:9096", "b-2.msk.example:9096"},
+			"tls":     map[string]any{"enabled": true},
+			"sasl":    map[string]any{"mechanism": "SCRAM-SHA-512", "username": "musubi", "password": "env:MUSUBI_KAFKA_PASSWORD"},
+		}},
+		"secret": map[string]any{"existingSecret": "musubi-credentials"},
+	})
+	cfg := checkConfig(t, ms)
+	if !cfg.Kafka.TLS.Enabled || cfg.Kafka.SASL.Mechanism != "SCRAM-SHA-512" || cfg.Kafka.SASL.Password != "env:MUSUBI_KAFKA_PASSWORD" {
+		t.Errorf("rendered kafka.tls %+v, kafka.sasl %+v; want TLS on and SCRAM-SHA-512 with the password from the environment", cfg.Kafka.TLS, cfg.Kafka.SASL)
+	}
+}

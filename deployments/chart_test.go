@@ -430,6 +430,12 @@ func TestChartValuesSchema(t *testing.T) {
 		{"literal token secret", func(v map[string]any) {
 			v["config"].(map[string]any)["api"].(map[string]any)["tokens"] = []any{map[string]any{"name": "a", "secret": "plain", "role": "admin"}}
 		}},
+		{"literal SASL password", func(v map[string]any) {
+			v["config"].(map[string]any)["kafka"].(map[string]any)["sasl"] = map[string]any{"mechanism": "SCRAM-SHA-512", "username": "u", "password": "plain"}
+		}},
+		{"unknown SASL mechanism", func(v map[string]any) {
+			v["config"].(map[string]any)["kafka"].(map[string]any)["sasl"] = map[string]any{"mechanism": "GSSAPI"}
+		}},
 		{"negative replicas", func(v map[string]any) { v["roles"].(map[string]any)["api"].(map[string]any)["replicas"] = -1 }},
 		{"rule file in a folder", func(v map[string]any) { v["rules"].(map[string]any)["files"] = map[string]any{"aws/x.yaml": "a"} }},
 	}

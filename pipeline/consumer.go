@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
 
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/storage"
@@ -73,6 +75,16 @@ type ConsumerConfig struct {
 	// LagInterval is how often the consumer lag is read from the brokers;
 	// zero means 15 seconds.
 	LagInterval time.Duration
+	// TLS, when set, encrypts every connection to the brokers; SASL, when
+	// set, authenticates them. Both apply to the group reader, the lag and
+	// metadata client and the dead-letter writer alike.
+	TLS  *tls.Config
+	SASL sasl.Mechanism
+}
+
+// transport returns a kafka-go transport with the consumer's TLS and SASL.
+func (c *Consumer) transport(clientID string) *kafka.Transport {
+	return &kafka.Transport{TLS: c.cfg.TLS, SASL: c.cfg.SASL, ClientID: clientID, DialTimeout: 10 * time.Second}
 }
 
 // Consumer reads the raw topics as one consumer group and drives a
@@ -134,8 +146,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// member, and so its partitions, in the group.
 	clientID := memberClientID()
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:          c.cfg.Brokers,
-		Dialer:           &kafka.Dialer{ClientID: clientID, Timeout: 10 * time.Second, DualStack: true},
+		Brokers: c.cfg.Brokers,
+		Dialer: &kafka.Dialer{ClientID: clientID, Timeout: 10 * time.Second, DualStack: true,
+			TLS: c.cfg.TLS, SASLMechanism: c.cfg.SASL},
 		GroupID:          c.cfg.GroupID,
 		GroupTopics:      topics,
 		StartOffset:      kafka.FirstOffset,
@@ -149,12 +162,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 		ErrorLogger:      kafka.LoggerFunc(func(msg string, args ...any) { c.logger.Warn(fmt.Sprintf(msg, args...)) }),
 	})
 	defer r.Close()
+	tr := c.transport(clientID)
+	defer tr.CloseIdleConnections()
 	lagCtx, stopLag := context.WithCancel(ctx)
 	lagDone := make(chan struct{})
 	go func() {
 		defer close(lagDone)
 		(&lagMonitor{
-			client: &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second},
+			client: &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second, Transport: tr},
 			group:  c.cfg.GroupID, clientID: clientID, interval: c.cfg.LagInterval,
 			gauge: c.proc.metrics.lag, errors: c.proc.metrics.lagErrors, logger: c.logger,
 		}).run(lagCtx)
@@ -165,6 +180,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		dlq = &kafka.Writer{
 			Addr: kafka.TCP(c.cfg.Brokers...), Topic: c.cfg.DeadLetterTopic,
 			RequiredAcks: kafka.RequireAll, BatchTimeout: 10 * time.Millisecond,
+			Transport: tr,
 		}
 		defer dlq.Close()
 	}
@@ -270,7 +286,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 // missing topic consumes nothing without a word, so the consumer waits and
 // says which topics it is waiting for (readiness stays green: the API works).
 func (c *Consumer) waitForTopics(ctx context.Context, topics []string) error {
-	client := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second}
+	tr := c.transport("")
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second, Transport: tr}
 	var lastLog time.Time
 	for {
 		resp, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})

@@ -132,6 +132,14 @@ func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule
 		}
 		topics[topic] = s
 	}
+	kafkaTLS, err := tlsConfig(cfg.Kafka.TLS, "kafka", logger)
+	if err != nil {
+		return err
+	}
+	kafkaSASL, err := saslMechanism(cfg.Kafka.SASL)
+	if err != nil {
+		return err
+	}
 	notifier, err := newNotifier(cfg, logger, e.registry)
 	if err != nil {
 		return fmt.Errorf("webhooks: %w", err)
@@ -150,6 +158,8 @@ func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule
 		SessionTimeout:   cfg.Kafka.SessionTimeout,
 		RebalanceTimeout: cfg.Kafka.RebalanceTimeout,
 		LagInterval:      cfg.Kafka.LagInterval,
+		TLS:              kafkaTLS,
+		SASL:             kafkaSASL,
 		SourceDelay:      cfg.Correlate.SourceDelay,
 		OnDurable:        func(b storage.Batch) { notifier.Observe(b.Incidents) },
 		// A new assignment after a rebalance: the scopes this engine now
