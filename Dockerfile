@@ -16,9 +16,14 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
+# The build's identity (musubi version, musubi_build_info):
+#   docker build --build-arg VERSION=$(git describe --tags --always) \
+#     --build-arg COMMIT=$(git rev-parse HEAD) --build-arg DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) .
 ARG VERSION=dev
+ARG COMMIT=unknown
+ARG DATE=unknown
 RUN CGO_ENABLED=0 GOOS=linux go build -trimpath \
-        -ldflags "-s -w -X main.version=${VERSION}" \
+        -ldflags "-s -w -X main.version=${VERSION} -X main.commit=${COMMIT} -X main.date=${DATE}" \
         -o /out/musubi ./cmd/musubi \
     && /out/musubi version
 

@@ -8,21 +8,26 @@ CH          := deployments/local/clickhouse.sh
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export MUSUBI_CLICKHOUSE_ADDR ?= 127.0.0.1:19000
 FUZZTIME    ?= 3s
+# The build's identity, printed by `musubi version` and exported as musubi_build_info.
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT      ?= $(shell git rev-parse HEAD 2>/dev/null)
+BUILD_DATE  ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS     := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(BUILD_DATE)
 
-.PHONY: all build demo eval test test-unit test-fuzz fuzz-nightly test-faults lint chromium clickhouse-start clickhouse-stop bench bench-quick clean
+.PHONY: all build demo eval test test-unit test-fuzz fuzz-nightly test-faults lint chromium test-tools clickhouse-start clickhouse-stop bench bench-quick clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/musubi
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/musubi
 
 ## demo: the main job — local ClickHouse, embedded Kafka, the engine, a sample attack; serves until Ctrl-C.
 demo: build clickhouse-start
 	./$(BIN) demo
 
 ## test: every test — unit, integration against the real ClickHouse and kfake, race detector, short fuzzing.
-test: clickhouse-start chromium
-	MUSUBI_REQUIRE_CLICKHOUSE=1 MUSUBI_REQUIRE_BROWSER=1 $(GO) test -race -count=1 ./...
+test: clickhouse-start chromium test-tools
+	MUSUBI_REQUIRE_CLICKHOUSE=1 MUSUBI_REQUIRE_BROWSER=1 MUSUBI_REQUIRE_PROMTOOL=1 MUSUBI_REQUIRE_SHELLS=1 $(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory test-fuzz
 
 test-fuzz:
@@ -73,6 +78,19 @@ chromium:
 		echo "installing Debian's chromium (apt-get) for the console's browser tests"; \
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	fi
+
+## test-tools: Debian's promtool (package prometheus), which tests the shipped alert rules, and zsh and
+## fish, which load the completion scripts; installed with apt-get when missing.
+TEST_TOOLS = promtool:prometheus zsh:zsh fish:fish
+test-tools:
+	@missing=""; for t in $(TEST_TOOLS); do command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		if ! command -v apt-get >/dev/null 2>&1; then echo "missing:$$missing, and this system has no apt-get; install them for the alert rule and completion tests"; exit 1; fi; \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+		echo "installing Debian's$$missing (apt-get) for the alert rule and completion tests"; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
 clickhouse-start:

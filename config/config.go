@@ -24,6 +24,13 @@ import (
 
 // Config is the whole configuration of the musubi binary.
 type Config struct {
+	// Role is what `musubi serve` runs: "all" (every stage and the API, the
+	// default), "api" (the API and console only: no Kafka), or "detect" /
+	// "correlate" (the data path; until signals have a topic of their own
+	// each of these runs the whole data path, consume to store). It also
+	// decides readiness: a process serving the API is ready when ClickHouse
+	// answers, a data-path role also needs Kafka.
+	Role       string     `yaml:"role"`
 	Kafka      Kafka      `yaml:"kafka"`
 	ClickHouse ClickHouse `yaml:"clickhouse"`
 	Rules      Rules      `yaml:"rules"`
@@ -60,7 +67,47 @@ type Kafka struct {
 	SessionTimeout time.Duration `yaml:"session_timeout"`
 	// RebalanceTimeout is how long a rebalance waits for members to rejoin.
 	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
+	// LagInterval is how often the consumer lag (high-water mark minus the
+	// committed offset, per partition held) is read from the brokers.
+	LagInterval time.Duration `yaml:"lag_interval"`
+	// TLS and SASL secure the connections to the brokers (Amazon MSK,
+	// Confluent Cloud, any broker with TLS or SASL listeners).
+	TLS  TLS  `yaml:"tls"`
+	SASL SASL `yaml:"sasl"`
 }
+
+// TLS configures TLS to a server.
+type TLS struct {
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM bundle of the CAs to trust; empty trusts the
+	// system's roots (right for MSK and Confluent Cloud).
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and key, for
+	// mutual TLS.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the name the server's certificate is checked
+	// against (default: the host of the address dialled).
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify accepts any server certificate. For a lab only:
+	// the engine warns at start when it is on.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// SASL configures SASL authentication to the brokers.
+type SASL struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty means no
+	// SASL.
+	Mechanism string `yaml:"mechanism"`
+	Username  string `yaml:"username"`
+	// Password is the password itself, "env:NAME" to read it from the
+	// environment, or "file:PATH" to read it from a file (a mounted
+	// Secret).
+	Password string `yaml:"password"`
+}
+
+// SASLMechanisms lists the valid values of SASL.Mechanism.
+var SASLMechanisms = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
 
 // ClickHouse configures storage.
 type ClickHouse struct {
@@ -161,15 +208,22 @@ type Webhook struct {
 	Name string `yaml:"name"`
 	URL  string `yaml:"url"`
 	// Secret is the Standard Webhooks signing secret ("whsec_<base64>"),
-	// or "env:NAME" to read it from the environment.
+	// or "env:NAME" to read it from the environment. Required for the
+	// generic and slack formats; optional for the others.
 	Secret string `yaml:"secret"`
-	// Format is slack or generic.
+	// Key is the receiver's credential: the PagerDuty routing key or the
+	// Opsgenie API key; "env:NAME" reads it from the environment.
+	Key string `yaml:"key"`
+	// Format is generic, slack, pagerduty, opsgenie, teams or alertmanager.
 	Format string `yaml:"format"`
 	// MinSeverity is the lowest OCSF severity id announced.
 	MinSeverity int `yaml:"min_severity"`
 	// Tenants limits the webhook to these tenants (empty: all).
 	Tenants []string `yaml:"tenants"`
 }
+
+// WebhookFormats lists the payload formats of Webhook.Format.
+var WebhookFormats = []string{"generic", "slack", "pagerduty", "opsgenie", "teams", "alertmanager"}
 
 // Token is a bearer token seeded from configuration.
 type Token struct {
@@ -227,6 +281,7 @@ func Default() Config {
 			QueueCapacity:    1000,
 			SessionTimeout:   30 * time.Second,
 			RebalanceTimeout: 30 * time.Second,
+			LagInterval:      15 * time.Second,
 		},
 		ClickHouse: ClickHouse{
 			Addr:             []string{"127.0.0.1:19000"},
@@ -244,6 +299,7 @@ func Default() Config {
 		Ingest:    Ingest{MaxRecordBytes: 1 << 20, MaxDepth: 64, MaxMessageBytes: 64 << 20, MaxRecords: 20_000},
 		Tenants:   []Tenant{{ID: "default", Name: "Default", Accounts: []string{"*"}}},
 		Log:       Log{Level: "info", Format: "text"},
+		Role:      RoleAll,
 	}
 }
 
@@ -266,6 +322,41 @@ func Load(path string, getenv func(string) string) (Config, error) {
 	return cfg, nil
 }
 
+// Secret resolves a secret setting: "env:NAME" reads the environment,
+// "file:PATH" reads a file (trailing newlines trimmed), anything else is the
+// secret itself.
+func Secret(v string) (string, error) {
+	if name, ok := strings.CutPrefix(v, "env:"); ok {
+		s := os.Getenv(name)
+		if s == "" {
+			return "", fmt.Errorf("environment variable %s is empty", name)
+		}
+		return s, nil
+	}
+	if path, ok := strings.CutPrefix(v, "file:"); ok {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	return v, nil
+}
+
+// The roles of `musubi serve` (Config.Role).
+const (
+	RoleAll       = "all"
+	RoleAPI       = "api"
+	RoleDetect    = "detect"
+	RoleCorrelate = "correlate"
+)
+
+// Roles lists the valid values of Config.Role.
+var Roles = []string{RoleAll, RoleAPI, RoleDetect, RoleCorrelate}
+
+// ServesData reports whether the role consumes Kafka and runs the data path.
+func (c Config) ServesData() bool { return c.Role != RoleAPI }
+
 // Decode decodes YAML strictly into cfg: unknown keys are errors.
 func Decode(r io.Reader, cfg *Config) error {
 	dec := yaml.NewDecoder(r)
@@ -278,6 +369,7 @@ func Decode(r io.Reader, cfg *Config) error {
 
 // Env lists the environment variables that override the file.
 var Env = []struct{ Name, Help string }{
+	{"MUSUBI_ROLE", "what serve runs: all, api, detect or correlate"},
 	{"MUSUBI_KAFKA_BROKERS", "comma-separated Kafka bootstrap brokers"},
 	{"MUSUBI_KAFKA_GROUP_ID", "Kafka consumer group"},
 	{"MUSUBI_CLICKHOUSE_ADDR", "comma-separated ClickHouse native addresses (host:port)"},
@@ -308,6 +400,7 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 			apply(v)
 		}
 	}
+	set("MUSUBI_ROLE", func(v string) { c.Role = v })
 	set("MUSUBI_KAFKA_BROKERS", func(v string) { c.Kafka.Brokers = list(v) })
 	set("MUSUBI_KAFKA_GROUP_ID", func(v string) { c.Kafka.GroupID = v })
 	set("MUSUBI_CLICKHOUSE_ADDR", func(v string) { c.ClickHouse.Addr = list(v) })
@@ -331,6 +424,9 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(b); err != nil {
 			bad(fmt.Sprintf("kafka.brokers[%d]", i), "%q is not host:port", b)
 		}
+	}
+	if !slices.Contains(Roles, c.Role) {
+		bad("role", "%q is not one of %s", c.Role, strings.Join(Roles, ", "))
 	}
 	if c.Kafka.GroupID == "" {
 		bad("kafka.group_id", "must not be empty")
@@ -361,6 +457,25 @@ func (c Config) Validate() error {
 	}
 	if c.Kafka.RebalanceTimeout < time.Second {
 		bad("kafka.rebalance_timeout", "%s is shorter than a second", c.Kafka.RebalanceTimeout)
+	}
+	if c.Kafka.LagInterval < time.Second {
+		bad("kafka.lag_interval", "%s is shorter than a second", c.Kafka.LagInterval)
+	}
+	if (c.Kafka.TLS.CertFile == "") != (c.Kafka.TLS.KeyFile == "") {
+		bad("kafka.tls", "cert_file and key_file go together")
+	}
+	if !c.Kafka.TLS.Enabled && (c.Kafka.TLS.CAFile != "" || c.Kafka.TLS.CertFile != "" || c.Kafka.TLS.ServerName != "" || c.Kafka.TLS.InsecureSkipVerify) {
+		bad("kafka.tls.enabled", "is false although other kafka.tls keys are set")
+	}
+	if m := c.Kafka.SASL.Mechanism; m != "" {
+		if !slices.Contains(SASLMechanisms, m) {
+			bad("kafka.sasl.mechanism", "%q is not one of %s", m, strings.Join(SASLMechanisms, ", "))
+		}
+		if c.Kafka.SASL.Username == "" || c.Kafka.SASL.Password == "" {
+			bad("kafka.sasl", "username and password are required with mechanism %s", m)
+		}
+	} else if c.Kafka.SASL.Username != "" || c.Kafka.SASL.Password != "" {
+		bad("kafka.sasl.mechanism", "is empty although a username or password is set")
 	}
 	if len(c.ClickHouse.Addr) == 0 {
 		bad("clickhouse.addr", "at least one address is required")
@@ -463,11 +578,14 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			bad(f+".url", "%q is not an http(s) URL", w.URL)
 		}
-		if w.Secret == "" {
-			bad(f+".secret", "must not be empty")
+		if w.Secret == "" && (w.Format == "slack" || w.Format == "generic") {
+			bad(f+".secret", "must not be empty for the %s format", w.Format)
 		}
-		if w.Format != "slack" && w.Format != "generic" {
-			bad(f+".format", "%q is not slack or generic", w.Format)
+		if !slices.Contains(WebhookFormats, w.Format) {
+			bad(f+".format", "%q is not one of %s", w.Format, strings.Join(WebhookFormats, ", "))
+		}
+		if w.Key == "" && (w.Format == "pagerduty" || w.Format == "opsgenie") {
+			bad(f+".key", "a %s webhook needs its key (routing key or API key)", w.Format)
 		}
 		if w.MinSeverity < 0 || w.MinSeverity > 6 {
 			bad(f+".min_severity", "%d is outside 0..6", w.MinSeverity)

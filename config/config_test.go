@@ -97,3 +97,63 @@ func TestTopicsReplaceDefaults(t *testing.T) {
 		t.Errorf("got topics %v, want the defaults for every source", cfg.Kafka.Topics)
 	}
 }
+
+// TestWebhookFormats checks each webhook format's requirements: a signing
+// secret for generic and slack, a key for pagerduty and opsgenie, neither
+// for teams and alertmanager.
+func TestWebhookFormats(t *testing.T) {
+	for _, tc := range []struct {
+		hook    Webhook
+		wantErr string // "" means valid
+	}{
+		{Webhook{Name: "a", URL: "https://x.example/", Format: "generic"}, "api.webhooks[0].secret"},
+		{Webhook{Name: "a", URL: "https://x.example/", Format: "slack", Secret: "env:S"}, ""},
+		{Webhook{Name: "a", URL: "https://events.pagerduty.com/v2/enqueue", Format: "pagerduty"}, "api.webhooks[0].key"},
+		{Webhook{Name: "a", URL: "https://events.pagerduty.com/v2/enqueue", Format: "pagerduty", Key: "env:PD"}, ""},
+		{Webhook{Name: "a", URL: "https://api.opsgenie.com/v2/alerts", Format: "opsgenie"}, "api.webhooks[0].key"},
+		{Webhook{Name: "a", URL: "https://x.example/", Format: "teams"}, ""},
+		{Webhook{Name: "a", URL: "http://alertmanager:9093/api/v2/alerts", Format: "alertmanager"}, ""},
+		{Webhook{Name: "a", URL: "https://x.example/", Format: "email"}, "api.webhooks[0].format"},
+	} {
+		cfg := Default()
+		cfg.API.Webhooks = []Webhook{tc.hook}
+		err := cfg.Validate()
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%s webhook %+v: got %v, want valid", tc.hook.Format, tc.hook, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s webhook %+v: got %v, want an error naming %s", tc.hook.Format, tc.hook, err, tc.wantErr)
+		}
+	}
+}
+
+// TestKafkaSecurityValidate checks the TLS and SASL settings are checked
+// together.
+func TestKafkaSecurityValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		set     func(*Kafka)
+		wantErr string
+	}{
+		{"msk scram", func(k *Kafka) {
+			k.TLS = TLS{Enabled: true}
+			k.SASL = SASL{Mechanism: "SCRAM-SHA-512", Username: "musubi", Password: "env:MSK_PASSWORD"}
+		}, ""},
+		{"mutual tls", func(k *Kafka) { k.TLS = TLS{Enabled: true, CAFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/k.pem"} }, ""},
+		{"cert without key", func(k *Kafka) { k.TLS = TLS{Enabled: true, CertFile: "/c.pem"} }, "kafka.tls"},
+		{"tls keys while off", func(k *Kafka) { k.TLS = TLS{CAFile: "/ca.pem"} }, "kafka.tls.enabled"},
+		{"unknown mechanism", func(k *Kafka) { k.SASL = SASL{Mechanism: "GSSAPI", Username: "u", Password: "p"} }, "kafka.sasl.mechanism"},
+		{"no password", func(k *Kafka) { k.SASL = SASL{Mechanism: "PLAIN", Username: "u"} }, "kafka.sasl"},
+		{"password without mechanism", func(k *Kafka) { k.SASL = SASL{Username: "u", Password: "p"} }, "kafka.sasl.mechanism"},
+	} {
+		cfg := Default()
+		tc.set(&cfg.Kafka)
+		err := cfg.Validate()
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%s: got %v, want valid", tc.name, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s: got %v, want an error naming %s", tc.name, err, tc.wantErr)
+		}
+	}
+}

@@ -18,6 +18,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/musubi-xdr/musubi/config"
@@ -108,12 +109,13 @@ func render(t *testing.T, overrides map[string]any) []manifest {
 // typed are the Kubernetes API types of the kinds the chart renders, by
 // apiVersion and kind.
 var typed = map[string]func() any{
-	"apps/v1/Deployment": func() any { return &appsv1.Deployment{} },
-	"batch/v1/Job":       func() any { return &batchv1.Job{} },
-	"v1/Service":         func() any { return &corev1.Service{} },
-	"v1/ConfigMap":       func() any { return &corev1.ConfigMap{} },
-	"v1/Secret":          func() any { return &corev1.Secret{} },
-	"v1/ServiceAccount":  func() any { return &corev1.ServiceAccount{} },
+	"apps/v1/Deployment":            func() any { return &appsv1.Deployment{} },
+	"batch/v1/Job":                  func() any { return &batchv1.Job{} },
+	"v1/Service":                    func() any { return &corev1.Service{} },
+	"v1/ConfigMap":                  func() any { return &corev1.ConfigMap{} },
+	"v1/Secret":                     func() any { return &corev1.Secret{} },
+	"v1/ServiceAccount":             func() any { return &corev1.ServiceAccount{} },
+	"policy/v1/PodDisruptionBudget": func() any { return &policyv1.PodDisruptionBudget{} },
 	"monitoring.coreos.com/v1/ServiceMonitor": nil,
 	"monitoring.coreos.com/v1/PrometheusRule": nil,
 }
@@ -162,7 +164,7 @@ func TestChartDefault(t *testing.T) {
 	for _, m := range ms {
 		kinds[m.kind()]++
 	}
-	want := map[string]int{"Deployment": 1, "ConfigMap": 1, "Job": 1, "Service": 2, "ServiceAccount": 1}
+	want := map[string]int{"Deployment": 1, "ConfigMap": 1, "Job": 1, "Service": 2, "ServiceAccount": 1, "PodDisruptionBudget": 1}
 	if !reflect.DeepEqual(kinds, want) {
 		t.Errorf("rendered kinds %v, want %v", kinds, want)
 	}
@@ -427,6 +429,12 @@ func TestChartValuesSchema(t *testing.T) {
 		{"password in the ConfigMap", func(v map[string]any) { v["config"].(map[string]any)["clickhouse"].(map[string]any)["password"] = "pw" }},
 		{"literal token secret", func(v map[string]any) {
 			v["config"].(map[string]any)["api"].(map[string]any)["tokens"] = []any{map[string]any{"name": "a", "secret": "plain", "role": "admin"}}
+		}},
+		{"literal SASL password", func(v map[string]any) {
+			v["config"].(map[string]any)["kafka"].(map[string]any)["sasl"] = map[string]any{"mechanism": "SCRAM-SHA-512", "username": "u", "password": "plain"}
+		}},
+		{"unknown SASL mechanism", func(v map[string]any) {
+			v["config"].(map[string]any)["kafka"].(map[string]any)["sasl"] = map[string]any{"mechanism": "GSSAPI"}
 		}},
 		{"negative replicas", func(v map[string]any) { v["roles"].(map[string]any)["api"].(map[string]any)["replicas"] = -1 }},
 		{"rule file in a folder", func(v map[string]any) { v["rules"].(map[string]any)["files"] = map[string]any{"aws/x.yaml": "a"} }},

@@ -1,6 +1,7 @@
 package deployments_test
 
 import (
+	"encoding/xml"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -237,6 +238,142 @@ func TestDockerfile(t *testing.T) {
 	for _, line := range strings.Split(string(ignore), "\n") {
 		if line = strings.TrimSpace(line); line == "detections" || line == "cmd" || line == "go.mod" {
 			t.Errorf(".dockerignore excludes %s, which the build needs", line)
+		}
+	}
+}
+
+// TestComposeExposure checks what the laptop stack exposes and how it is
+// watched: every published port bound to 127.0.0.1 (the stack runs with
+// development secrets), no Prometheus lifecycle endpoints, a healthcheck on
+// every long-running service (Musubi's through its own binary, since the
+// image has no shell), Grafana's ClickHouse plugin pinned, and Grafana
+// reading with a read-only ClickHouse user that is not the engine's.
+func TestComposeExposure(t *testing.T) {
+	doc := loadCompose(t)
+	services, _ := doc["services"].(map[string]any)
+	for name, v := range services {
+		svc, _ := v.(map[string]any)
+		ports, _ := svc["ports"].([]any)
+		for _, p := range ports {
+			if !strings.HasPrefix(fmt.Sprint(p), "127.0.0.1:") {
+				t.Errorf("%s publishes %v on every interface, want 127.0.0.1 only", name, p)
+			}
+		}
+		if svc["restart"] == "unless-stopped" {
+			hc, _ := svc["healthcheck"].(map[string]any)
+			if test, _ := hc["test"].([]any); len(test) < 2 {
+				t.Errorf("%s runs until stopped and has no healthcheck", name)
+			}
+		}
+	}
+	prom, _ := services["prometheus"].(map[string]any)
+	if cmd := fmt.Sprint(prom["command"]); strings.Contains(cmd, "enable-lifecycle") || strings.Contains(cmd, "enable-admin-api") {
+		t.Errorf("prometheus enables its lifecycle or admin endpoints: %s", cmd)
+	}
+	musubi, _ := services["musubi"].(map[string]any)
+	hc, _ := musubi["healthcheck"].(map[string]any)
+	test := fmt.Sprint(hc["test"])
+	if !strings.Contains(test, "/usr/local/bin/musubi healthcheck") || !strings.Contains(test, "/readyz") {
+		t.Errorf("musubi healthcheck %s, want the binary's healthcheck command on /readyz", test)
+	}
+	graf, _ := services["grafana"].(map[string]any)
+	env, _ := graf["environment"].(map[string]any)
+	if plugin := fmt.Sprint(env["GF_PLUGINS_PREINSTALL_SYNC"]); !regexp.MustCompile(`^grafana-clickhouse-datasource@\d+\.\d+\.\d+$`).MatchString(plugin) {
+		t.Errorf("GF_PLUGINS_PREINSTALL_SYNC %q, want grafana-clickhouse-datasource@<version>", plugin)
+	}
+	deps := dependsOn(graf["depends_on"])
+	if !slices.Contains(deps, "prometheus") || !slices.Contains(deps, "clickhouse") {
+		t.Errorf("grafana depends on %v, want clickhouse and prometheus", deps)
+	}
+
+	// Grafana's ClickHouse user: defined read-only in a users.d file the
+	// clickhouse service mounts, and not the engine's user.
+	data, err := os.ReadFile(filepath.Join(composeDir, "musubi.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	if err := config.Decode(strings.NewReader(string(data)), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	user := fmt.Sprint(env["MUSUBI_CLICKHOUSE_USER"])
+	if user == cfg.ClickHouse.Username || user == "default" {
+		t.Errorf("grafana reads ClickHouse as %q, the engine's read-write user; want a read-only one", user)
+	}
+	ch, _ := services["clickhouse"].(map[string]any)
+	var usersFile string
+	mounts, _ := ch["volumes"].([]any)
+	for _, m := range mounts {
+		src, dst, _ := strings.Cut(fmt.Sprint(m), ":")
+		if strings.HasPrefix(dst, "/etc/clickhouse-server/users.d/") {
+			usersFile = filepath.Join(composeDir, src)
+		}
+	}
+	if usersFile == "" {
+		t.Fatal("the clickhouse service mounts no users.d file")
+	}
+	var users struct {
+		Profiles struct {
+			Inner []byte `xml:",innerxml"`
+		} `xml:"profiles"`
+		Users struct {
+			Inner []byte `xml:",innerxml"`
+		} `xml:"users"`
+	}
+	raw, err := os.ReadFile(usersFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := xml.Unmarshal(raw, &users); err != nil {
+		t.Fatalf("%s: %v", usersFile, err)
+	}
+	var u struct {
+		Password struct {
+			FromEnv string `xml:"from_env,attr"`
+		} `xml:"password"`
+		Profile   string   `xml:"profile"`
+		Databases []string `xml:"allow_databases>database"`
+	}
+	if err := xml.Unmarshal([]byte(findElement(t, users.Users.Inner, user)), &u); err != nil {
+		t.Fatal(err)
+	}
+	var prof struct {
+		ReadOnly int `xml:"readonly"`
+	}
+	if err := xml.Unmarshal([]byte(findElement(t, users.Profiles.Inner, u.Profile)), &prof); err != nil {
+		t.Fatal(err)
+	}
+	if prof.ReadOnly != 1 && prof.ReadOnly != 2 {
+		t.Errorf("user %s has profile %s with readonly %d, want 1 or 2", user, u.Profile, prof.ReadOnly)
+	}
+	if !slices.Equal(u.Databases, []string{cfg.ClickHouse.Database}) {
+		t.Errorf("user %s may read %v, want only %s", user, u.Databases, cfg.ClickHouse.Database)
+	}
+	chEnv, _ := ch["environment"].(map[string]any)
+	if u.Password.FromEnv == "" || chEnv[u.Password.FromEnv] == nil {
+		t.Errorf("user %s's password comes from env %q, which the clickhouse service does not set", user, u.Password.FromEnv)
+	}
+}
+
+// findElement returns the element named name among the children in inner.
+func findElement(t *testing.T, inner []byte, name string) string {
+	t.Helper()
+	dec := xml.NewDecoder(strings.NewReader(string(inner)))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatalf("no element %q", name)
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			var any struct {
+				Inner []byte `xml:",innerxml"`
+			}
+			if err := dec.DecodeElement(&any, &se); err != nil {
+				t.Fatal(err)
+			}
+			if se.Name.Local == name {
+				return "<" + name + ">" + string(any.Inner) + "</" + name + ">"
+			}
 		}
 	}
 }

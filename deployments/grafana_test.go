@@ -66,6 +66,7 @@ type variable struct {
 	Type       string        `json:"type"`
 	Datasource datasourceRef `json:"datasource"`
 	Query      string        `json:"query"`
+	IncludeAll bool          `json:"includeAll"`
 }
 
 const (
@@ -73,6 +74,12 @@ const (
 	prometheusUID  = "musubi-prometheus"
 	clickhouseType = "grafana-clickhouse-datasource"
 )
+
+// dsVariables are the datasource variables every panel and query variable
+// selects its datasource with, by type: no dashboard hard-codes a
+// datasource uid, so they load into any Grafana whatever its datasources
+// are called.
+var dsVariables = map[string]string{clickhouseType: "${ds_clickhouse}", "prometheus": "${ds_prometheus}"}
 
 func loadDashboards(t *testing.T) map[string]dashboard {
 	t.Helper()
@@ -114,7 +121,22 @@ func TestDashboardsStructure(t *testing.T) {
 		}
 	}
 	ds := provisionedDatasources(t)
+	types := map[string]bool{}
+	for _, typ := range ds {
+		types[typ] = true
+	}
 	for uid, d := range dashes {
+		dsVars := map[string]string{} // "${name}" → plugin type
+		for _, v := range d.Templating.List {
+			if v.Type == "datasource" {
+				dsVars["${"+v.Name+"}"] = v.Query
+				if !types[v.Query] {
+					t.Errorf("%s: datasource variable %s selects type %q, which is not provisioned", uid, v.Name, v.Query)
+				}
+			} else if v.Datasource.Type != "" && dsVars[v.Datasource.UID] != v.Datasource.Type {
+				t.Errorf("%s: variable %s uses datasource %+v, want a datasource variable declared before it", uid, v.Name, v.Datasource)
+			}
+		}
 		ids := map[int]bool{}
 		for _, p := range d.Panels {
 			if ids[p.ID] {
@@ -124,10 +146,15 @@ func TestDashboardsStructure(t *testing.T) {
 			if len(p.Targets) == 0 {
 				t.Errorf("%s/%s: no targets", uid, p.Title)
 			}
+			if p.Datasource.UID != "" && dsVars[p.Datasource.UID] != p.Datasource.Type {
+				t.Errorf("%s/%s: panel datasource %+v, want %s", uid, p.Title, p.Datasource, dsVariables[p.Datasource.Type])
+			}
 			for _, tg := range p.Targets {
-				typ, ok := ds[tg.Datasource.UID]
-				if !ok || typ != tg.Datasource.Type {
-					t.Errorf("%s/%s/%s: datasource %+v is not provisioned", uid, p.Title, tg.RefID, tg.Datasource)
+				if typ, ok := dsVars[tg.Datasource.UID]; !ok || typ != tg.Datasource.Type || tg.Datasource.UID != dsVariables[typ] {
+					t.Errorf("%s/%s/%s: datasource %+v, want the %s variable %s", uid, p.Title, tg.RefID, tg.Datasource, tg.Datasource.Type, dsVariables[tg.Datasource.Type])
+				}
+				if tg.Datasource.Type == clickhouseType {
+					checkClusterSafe(t, uid+"/"+p.Title+"/"+tg.RefID, tg.RawSQL)
 				}
 				switch tg.Datasource.Type {
 				case clickhouseType:
@@ -147,6 +174,22 @@ func TestDashboardsStructure(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+var inSubqueryRe = regexp.MustCompile(`(?i)(\bGLOBAL\s+)?\bIN\s*\(\s*SELECT\b`)
+
+// checkClusterSafe checks that every IN over a subquery is GLOBAL IN: on a
+// cluster (Distributed tables) a plain IN subquery runs on every shard
+// against its local part only, and ClickHouse refuses it by default
+// (distributed_product_mode = deny). The API uses GLOBAL IN for the same
+// reason.
+func checkClusterSafe(t *testing.T, where, sql string) {
+	t.Helper()
+	for _, m := range inSubqueryRe.FindAllStringSubmatch(sql, -1) {
+		if m[1] == "" {
+			t.Errorf("%s: %q over a subquery, want GLOBAL IN (a cluster refuses it)", where, strings.Join(strings.Fields(m[0]), " "))
 		}
 	}
 }
@@ -502,7 +545,29 @@ func valueChecks(ctx context.Context, t *testing.T, s seeded) map[string]func(*t
 				t.Errorf("%d acknowledged and %d resolved, want 1 and 1", acked, resolved)
 			}
 		},
-		"musubi-incident/Incident graph/nodes": rowsWant(nodes),
+		"musubi-incident/Incident graph/nodes": func(t *testing.T, s seeded, r result) {
+			rowsWant(nodes)(t, s, r)
+			// The Node Graph draws the color field as a CSS colour.
+			for _, c := range r.strings("color") {
+				if !cssColor.MatchString(c) {
+					t.Errorf("node colour %q is not a CSS colour", c)
+				}
+			}
+		},
+		"musubi-incident/Evidence events/A": func(t *testing.T, s seeded, r result) {
+			// Every evidence event of the incident's alerts, each once.
+			want, err := runQuery(ctx, s, "SELECT DISTINCT arrayJoin(event_ids) AS id FROM alerts WHERE alert_id IN (SELECT alert_id FROM incident_alerts WHERE incident_id = '"+s.incident+"')")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := r.strings("event_uid")
+			wantIDs := want.strings("id")
+			slices.Sort(got)
+			slices.Sort(wantIDs)
+			if len(got) == 0 || !slices.Equal(got, slices.Compact(wantIDs)) {
+				t.Errorf("evidence events %v, want the incident's %v", got, wantIDs)
+			}
+		},
 		"musubi-incident/Incident graph/edges": func(t *testing.T, s seeded, r result) {
 			rowsWant(edges)(t, s, r)
 			ids := map[string]bool{}
@@ -521,6 +586,62 @@ func valueChecks(ctx context.Context, t *testing.T, s seeded) map[string]func(*t
 		},
 		"musubi-incident/Timeline/A":      rowsWant(alerts),
 		"musubi-incident/Links and why/A": rowsWant(edges),
+	}
+}
+
+// cssColor matches the colours a browser draws: a hex triplet or a CSS
+// named colour (letters only; Grafana's "dark-red" is not one).
+var cssColor = regexp.MustCompile(`^(#[0-9a-fA-F]{3,8}|(red|darkred|orange|yellow|blue|green|purple|gray|grey|black|white))$`)
+
+// TestDashboardsBeforeFirstIncident runs every ClickHouse query of every
+// dashboard on an installation that has stored events but no alert or
+// incident yet, with $tenant at "All": Grafana expands All to the values
+// of the tenant variable, which must therefore not be empty (an empty
+// list renders as IN (), which ClickHouse rejects).
+func TestDashboardsBeforeFirstIncident(t *testing.T) {
+	dashes := loadDashboards(t)
+	s := seedEventsOnly(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	m := macros{from: s.from, to: s.to, interval: 5 * time.Minute, vars: map[string][]string{}}
+	for uid, d := range dashes {
+		m.vars = map[string][]string{}
+		for _, v := range d.Templating.List {
+			if v.Type != "query" {
+				continue
+			}
+			sql, err := m.expand(v.Query)
+			if err != nil {
+				t.Fatalf("%s/var/%s: %v", uid, v.Name, err)
+			}
+			r, err := runQuery(ctx, s, sql)
+			if err != nil {
+				t.Fatalf("%s/var/%s: %v\n%s", uid, v.Name, err, sql)
+			}
+			vals := r.strings(r.names[0])
+			if v.Name == "tenant" && !slices.Contains(vals, s.tenant) {
+				t.Errorf("%s: tenant variable offers %v before the first incident, want %q (from its events)", uid, vals, s.tenant)
+			}
+			if len(vals) == 0 && !v.IncludeAll {
+				vals = []string{""} // nothing to pick: Grafana leaves it empty
+			}
+			// With "All" and no values Grafana expands to nothing: IN ().
+			m.vars[v.Name] = vals
+		}
+		for _, p := range d.Panels {
+			for _, tg := range p.Targets {
+				if tg.Datasource.Type != clickhouseType {
+					continue
+				}
+				sql, err := m.expand(tg.RawSQL)
+				if err != nil {
+					t.Fatalf("%s/%s/%s: %v", uid, p.Title, tg.RefID, err)
+				}
+				if _, err := runQuery(ctx, s, sql); err != nil {
+					t.Errorf("%s/%s/%s before the first incident: %v\n%s", uid, p.Title, tg.RefID, err, sql)
+				}
+			}
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package deployments_test
 import (
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -34,7 +35,7 @@ type ruleFile struct {
 // (prometheus.*Opts{Name: "musubi_…"}).
 func registeredMetrics(t *testing.T) map[string]bool {
 	t.Helper()
-	re := regexp.MustCompile(`Name:\s*"(musubi_\w+)"`)
+	re := regexp.MustCompile(`(?:Name:\s*|prometheus\.NewDesc\()"(musubi_\w+)"`)
 	out := map[string]bool{}
 	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -147,12 +148,16 @@ func TestPrometheusRules(t *testing.T) {
 		}
 	}
 	for alert, metric := range map[string]string{
-		"MusubiConsumerLagHigh":    "musubi_kafka_consumer_lag",
-		"MusubiRebalanceStorm":     "musubi_kafka_reassignments_total",
-		"MusubiDeadLetters":        "musubi_pipeline_dead_letters_total",
-		"MusubiStorageWriteErrors": "musubi_storage_insert_errors_total",
-		"MusubiRuleErrors":         "musubi_rules_errors_total",
-		"MusubiSourceSilent":       "musubi_pipeline_events_total",
+		"MusubiConsumerLagHigh":      "musubi_kafka_consumer_lag",
+		"MusubiConsumerStalled":      "musubi_pipeline_commits_total",
+		"MusubiConsumerLagUnknown":   "musubi_kafka_lag_errors_total",
+		"MusubiDetectionLatencyHigh": "musubi_pipeline_detection_latency_seconds_bucket",
+		"MusubiRuleSetsDiffer":       "musubi_rules_set_info",
+		"MusubiRebalanceStorm":       "musubi_kafka_reassignments_total",
+		"MusubiDeadLetters":          "musubi_pipeline_dead_letters_total",
+		"MusubiStorageWriteErrors":   "musubi_storage_insert_errors_total",
+		"MusubiRuleErrors":           "musubi_rules_errors_total",
+		"MusubiSourceSilent":         "musubi_pipeline_events_total",
 	} {
 		if !strings.Contains(alerts[alert], metric) {
 			t.Errorf("alert %s missing or not on %s (expr %q)", alert, metric, alerts[alert])
@@ -225,5 +230,68 @@ func TestDashboardPromQL(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("no Prometheus panels")
+	}
+}
+
+// TestPrometheusAlertUnitTests runs promtool (Debian's prometheus package;
+// make test installs it) on the shipped alerts: `check rules`, and `test
+// rules` with prometheus/musubi-alerts.test.yml, which must exercise every
+// alert. Without promtool the test skips, unless MUSUBI_REQUIRE_PROMTOOL is
+// set (make test sets it).
+func TestPrometheusAlertUnitTests(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("MUSUBI_REQUIRE_PROMTOOL") != "" {
+			t.Fatal("promtool is required (MUSUBI_REQUIRE_PROMTOOL) and not installed: apt-get install prometheus, or make test-tools")
+		}
+		t.Skip("promtool not installed (make test-tools)")
+	}
+	for _, args := range [][]string{
+		{"check", "rules", "musubi-alerts.yml"},
+		{"test", "rules", "musubi-alerts.test.yml"},
+	} {
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = "prometheus"
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+
+	var rulesFile ruleFile
+	data, err := os.ReadFile("prometheus/musubi-alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &rulesFile); err != nil {
+		t.Fatal(err)
+	}
+	var tests struct {
+		Tests []struct {
+			AlertRuleTest []struct {
+				AlertName string `yaml:"alertname"`
+				ExpAlerts []any  `yaml:"exp_alerts"`
+			} `yaml:"alert_rule_test"`
+		} `yaml:"tests"`
+	}
+	data, err = os.ReadFile("prometheus/musubi-alerts.test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &tests); err != nil {
+		t.Fatal(err)
+	}
+	fires := map[string]bool{}
+	for _, tc := range tests.Tests {
+		for _, a := range tc.AlertRuleTest {
+			fires[a.AlertName] = fires[a.AlertName] || len(a.ExpAlerts) > 0
+		}
+	}
+	for _, g := range rulesFile.Groups {
+		for _, r := range g.Rules {
+			if r.Alert != "" && !fires[r.Alert] {
+				t.Errorf("alert %s has no promtool test in which it fires", r.Alert)
+			}
+		}
 	}
 }

@@ -48,7 +48,13 @@ func (f flushing) Process(events []ocsf.Event, alerts []rules.Alert) correlate.R
 // the correlator (pipeline.Processor, as `musubi replay -write` does),
 // writes the batch with storage.Store.Write, then moves the attack incident
 // through the analyst workflow.
-func seed(t *testing.T) seeded {
+func seed(t *testing.T) seeded { t.Helper(); return seedWith(t, false) }
+
+// seedEventsOnly stores only the scenario's events and dead letters: an
+// installation before its first alert and incident.
+func seedEventsOnly(t *testing.T) seeded { t.Helper(); return seedWith(t, true) }
+
+func seedWith(t *testing.T, eventsOnly bool) seeded {
 	t.Helper()
 	db, _ := chtest.Database(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -107,6 +113,19 @@ func seed(t *testing.T) seeded {
 		t.Fatalf("replay gave %d events, %d alerts, %d incident versions, %d dead letters; want the whole scenario",
 			len(batch.Events), len(batch.Alerts), len(batch.Incidents), len(batch.DeadLetters))
 	}
+	if eventsOnly {
+		s := seeded{db: db, tenant: tenant, from: time.Now(), to: time.Time{}}
+		if err := store.Write(ctx, storage.Batch{Events: batch.Events, DeadLetters: batch.DeadLetters}); err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range batch.Events {
+			at := time.UnixMilli(ev.Time)
+			s.from, s.to = minTime(s.from, at), maxTime(s.to, at)
+		}
+		s.from, s.to = s.from.Add(-time.Hour), s.to.Add(time.Hour)
+		s.conn = openSeeded(t, db)
+		return s
+	}
 	if err := store.Write(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
@@ -134,13 +153,33 @@ func seed(t *testing.T) seeded {
 		}
 	}
 
-	// Panels run on a connection whose default database is the seeded one,
-	// as the provisioned datasource's defaultDatabase is Musubi's.
+	s.conn = openSeeded(t, db)
+	return s
+}
+
+// openSeeded opens a connection whose default database is the seeded one:
+// panels run there, as the provisioned datasource's defaultDatabase is
+// Musubi's.
+func openSeeded(t *testing.T, db string) driver.Conn {
+	t.Helper()
 	conn, err := clickhouse.Open(chtest.Options(db))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	s.conn = conn
-	return s
+	return conn
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

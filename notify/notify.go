@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,7 +32,34 @@ type Format string
 const (
 	FormatGeneric Format = "generic"
 	FormatSlack   Format = "slack"
+	// FormatPagerDuty is a PagerDuty Events API v2 trigger event, posted to
+	// https://events.pagerduty.com/v2/enqueue with the integration's
+	// routing key (Endpoint.Key).
+	FormatPagerDuty Format = "pagerduty"
+	// FormatOpsgenie is an Opsgenie Create Alert request, posted to
+	// https://api.opsgenie.com/v2/alerts (or the EU host) with the API
+	// integration's key (Endpoint.Key) as "Authorization: GenieKey …".
+	FormatOpsgenie Format = "opsgenie"
+	// FormatTeams is a Microsoft Teams message with an Adaptive Card, for a
+	// Teams Workflows "post to a channel when a webhook request is received"
+	// URL (or a legacy incoming webhook).
+	FormatTeams Format = "teams"
+	// FormatAlertmanager is a list of alerts as Prometheus Alertmanager's
+	// API takes them (POST /api/v2/alerts), so Alertmanager routes,
+	// groups, silences and inhibits incidents like any other alert.
+	FormatAlertmanager Format = "alertmanager"
 )
+
+// Formats lists every payload format.
+var Formats = []Format{FormatGeneric, FormatSlack, FormatPagerDuty, FormatOpsgenie, FormatTeams, FormatAlertmanager}
+
+// signed reports whether a format's endpoints must have a signing secret:
+// the receivers of the other formats authenticate by their URL or Key and
+// ignore the signature headers (sent all the same when a secret is set).
+func (f Format) signed() bool { return f == FormatGeneric || f == FormatSlack }
+
+// needsKey reports whether a format's endpoints must have a Key.
+func (f Format) needsKey() bool { return f == FormatPagerDuty || f == FormatOpsgenie }
 
 // Event types.
 const (
@@ -44,6 +73,9 @@ type Endpoint struct {
 	Name   string
 	URL    string
 	Secret string // "whsec_" + base64 key
+	// Key is the receiver's own credential: the PagerDuty routing
+	// (integration) key or the Opsgenie API key.
+	Key    string
 	Format Format
 	// MinSeverity is the lowest OCSF severity id announced (0: all).
 	MinSeverity int
@@ -88,11 +120,16 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(e.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			bad("%s.url: %q is not an http(s) URL", at, e.URL)
 		}
-		if _, err := decodeSecret(e.Secret); err != nil {
-			bad("%s.secret: %v", at, err)
+		if e.Secret != "" || e.Format.signed() {
+			if _, err := decodeSecret(e.Secret); err != nil {
+				bad("%s.secret: %v", at, err)
+			}
 		}
-		if e.Format != FormatGeneric && e.Format != FormatSlack {
-			bad("%s.format: %q is not generic or slack", at, e.Format)
+		if !slices.Contains(Formats, e.Format) {
+			bad("%s.format: %q is not one of %v", at, e.Format, Formats)
+		}
+		if e.Format.needsKey() && e.Key == "" {
+			bad("%s.key: a %s endpoint needs its key", at, e.Format)
 		}
 		if e.MinSeverity < 0 || e.MinSeverity > 6 {
 			bad("%s.min_severity: %d is outside 0..6", at, e.MinSeverity)
@@ -177,6 +214,8 @@ type Notifier struct {
 	logger    *slog.Logger
 	now       func() time.Time
 	sleep     func(ctx context.Context, d time.Duration) error
+	// jitter picks the wait before a retry from the back-off d.
+	jitter func(d time.Duration) time.Duration
 
 	mu    sync.Mutex
 	queue []delivery // FIFO, at most cfg.QueueSize
@@ -193,6 +232,7 @@ type metrics struct {
 	deliveries *prometheus.CounterVec
 	attempts   *prometheus.CounterVec
 	dropped    *prometheus.CounterVec
+	failures   *prometheus.CounterVec
 	queue      prometheus.GaugeFunc
 	seconds    prometheus.Histogram
 }
@@ -211,6 +251,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Notifier,
 		logger: logger.With("component", "notify"),
 		now:    time.Now,
 		sleep:  sleepCtx,
+		jitter: equalJitter,
 		seen:   map[string]int{},
 		ready:  make(chan struct{}, 1),
 	}
@@ -231,6 +272,9 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Notifier,
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "musubi_notify_dropped_total", Help: "Deliveries dropped before an attempt, by reason (queue_full, shutdown).",
 		}, []string{"reason"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "musubi_notify_failures_total", Help: "Notifications that were not delivered, by endpoint and reason (exhausted: every attempt failed; rejected: the receiver answered 4xx; queue_full: dropped for newer ones; shutdown: still queued at shutdown).",
+		}, []string{"endpoint", "reason"}),
 		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "musubi_notify_attempt_duration_seconds", Help: "Duration of one webhook HTTP attempt.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 10),
@@ -240,7 +284,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Notifier,
 		Name: "musubi_notify_queue_length", Help: "Deliveries waiting in the queue.",
 	}, func() float64 { return float64(n.Len()) })
 	if reg != nil {
-		reg.MustRegister(n.m.events, n.m.deliveries, n.m.attempts, n.m.dropped, n.m.queue, n.m.seconds)
+		reg.MustRegister(n.m.events, n.m.deliveries, n.m.attempts, n.m.dropped, n.m.failures, n.m.queue, n.m.seconds)
 	}
 	return n, nil
 }
@@ -302,7 +346,7 @@ func (n *Notifier) enqueue(event string, in *correlate.Incident, prev int) {
 		if in.Severity < e.MinSeverity || len(e.Tenants) > 0 && !contains(e.Tenants, in.TenantUID) {
 			continue
 		}
-		body, err := n.payload(e.Format, event, in, prev)
+		body, err := n.payload(e, event, in, prev)
 		if err != nil {
 			n.logger.Error("webhook payload", "endpoint", e.Name, "err", err)
 			continue
@@ -310,6 +354,7 @@ func (n *Notifier) enqueue(event string, in *correlate.Incident, prev int) {
 		d := delivery{endpoint: e, id: messageID(e.Name, event, in), body: body}
 		n.mu.Lock()
 		if len(n.queue) >= n.cfg.QueueSize {
+			n.m.failures.WithLabelValues(n.queue[0].endpoint.Name, "queue_full").Inc()
 			n.queue[0] = delivery{} // let the dropped body be collected
 			n.queue = n.queue[1:]
 			n.m.dropped.WithLabelValues("queue_full").Inc()
@@ -390,13 +435,18 @@ func (n *Notifier) Run(ctx context.Context) error {
 	n.mu.Lock()
 	if k := len(n.queue); k > 0 {
 		n.m.dropped.WithLabelValues("shutdown").Add(float64(k))
+		for _, d := range n.queue {
+			n.m.failures.WithLabelValues(d.endpoint.Name, "shutdown").Inc()
+		}
 		n.queue = nil
 	}
 	n.mu.Unlock()
 	return nil
 }
 
-// deliver sends d, retrying transient failures with exponential back-off.
+// deliver sends d, retrying transient failures with exponential back-off
+// and jitter: many engines (or one engine's workers) that failed together do
+// not retry a recovering receiver in lockstep.
 func (n *Notifier) deliver(ctx context.Context, d delivery) {
 	e := d.endpoint
 	backoff := n.cfg.BackoffMin
@@ -410,17 +460,20 @@ func (n *Notifier) deliver(ctx context.Context, d delivery) {
 		case !retry:
 			n.m.attempts.WithLabelValues(e.Name, "permanent").Inc()
 			n.m.deliveries.WithLabelValues(e.Name, "rejected").Inc()
+			n.m.failures.WithLabelValues(e.Name, "rejected").Inc()
 			n.logger.Warn("webhook rejected", "endpoint", e.Name, "id", d.id, "err", err)
 			return
 		}
 		n.m.attempts.WithLabelValues(e.Name, "retry").Inc()
 		if attempt >= n.cfg.MaxAttempts || ctx.Err() != nil {
 			n.m.deliveries.WithLabelValues(e.Name, "failed").Inc()
+			n.m.failures.WithLabelValues(e.Name, "exhausted").Inc()
 			n.logger.Warn("webhook failed after every attempt", "endpoint", e.Name, "id", d.id, "attempts", attempt, "err", err)
 			return
 		}
-		if n.sleep(ctx, backoff) != nil {
+		if n.sleep(ctx, n.jitter(backoff)) != nil {
 			n.m.deliveries.WithLabelValues(e.Name, "failed").Inc()
+			n.m.failures.WithLabelValues(e.Name, "shutdown").Inc()
 			return
 		}
 		backoff = min(2*backoff, n.cfg.BackoffMax)
@@ -437,8 +490,13 @@ func (n *Notifier) attempt(ctx context.Context, d delivery) (retry bool, _ error
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "musubi-notify")
 	req.Header.Set("webhook-id", d.id)
-	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
-	req.Header.Set("webhook-signature", Sign(d.endpoint.key, d.id, ts, d.body))
+	if d.endpoint.key != nil {
+		req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
+		req.Header.Set("webhook-signature", Sign(d.endpoint.key, d.id, ts, d.body))
+	}
+	if d.endpoint.Format == FormatOpsgenie {
+		req.Header.Set("Authorization", "GenieKey "+d.endpoint.Key)
+	}
 	start := time.Now()
 	resp, err := n.client.Do(req)
 	n.m.seconds.Observe(time.Since(start).Seconds())
@@ -455,6 +513,11 @@ func (n *Notifier) attempt(ctx context.Context, d delivery) (retry bool, _ error
 	default:
 		return false, fmt.Errorf("HTTP %d", c)
 	}
+}
+
+// equalJitter waits between half the back-off and all of it, at random.
+func equalJitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

@@ -49,13 +49,17 @@ func severityName(id int) string {
 	return "Other"
 }
 
-func (n *Notifier) payload(f Format, event string, in *correlate.Incident, prev int) ([]byte, error) {
+func (n *Notifier) payload(e *endpoint, event string, in *correlate.Incident, prev int) ([]byte, error) {
+	f := e.Format
 	link := ""
 	if n.cfg.IncidentURL != "" {
 		link = fmt.Sprintf(n.cfg.IncidentURL, in.ID)
 	}
-	if f == FormatSlack {
+	switch f {
+	case FormatSlack:
 		return json.Marshal(slackPayload(event, in, prev, link))
+	case FormatPagerDuty, FormatOpsgenie, FormatTeams, FormatAlertmanager:
+		return n.receiverPayload(e, event, in, prev, link)
 	}
 	nonNil := func(s []string) []string {
 		if s == nil {

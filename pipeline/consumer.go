@@ -2,15 +2,19 @@ package pipeline
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
 
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/storage"
@@ -68,6 +72,19 @@ type ConsumerConfig struct {
 	// MaxBackoff.
 	RetryBackoff time.Duration
 	MaxBackoff   time.Duration
+	// LagInterval is how often the consumer lag is read from the brokers;
+	// zero means 15 seconds.
+	LagInterval time.Duration
+	// TLS, when set, encrypts every connection to the brokers; SASL, when
+	// set, authenticates them. Both apply to the group reader, the lag and
+	// metadata client and the dead-letter writer alike.
+	TLS  *tls.Config
+	SASL sasl.Mechanism
+}
+
+// transport returns a kafka-go transport with the consumer's TLS and SASL.
+func (c *Consumer) transport(clientID string) *kafka.Transport {
+	return &kafka.Transport{TLS: c.cfg.TLS, SASL: c.cfg.SASL, ClientID: clientID, DialTimeout: 10 * time.Second}
 }
 
 // Consumer reads the raw topics as one consumer group and drives a
@@ -91,6 +108,8 @@ type Consumer struct {
 	seenInput bool
 	// generations counts the group generations joined (see reassigned).
 	generations int64
+	// now is the clock the detection latency is measured with.
+	now func() time.Time
 }
 
 // NewConsumer returns a consumer feeding proc and writing through w.
@@ -107,7 +126,10 @@ func NewConsumer(cfg ConsumerConfig, proc *Processor, w Writer, logger *slog.Log
 	if cfg.IdleAfter <= 0 {
 		cfg.IdleAfter = 5 * time.Second
 	}
-	return &Consumer{cfg: cfg, proc: proc, writer: w, logger: logger.With("component", "consumer")}
+	if cfg.LagInterval <= 0 {
+		cfg.LagInterval = 15 * time.Second
+	}
+	return &Consumer{cfg: cfg, proc: proc, writer: w, logger: logger.With("component", "consumer"), now: time.Now}
 }
 
 // Run consumes until ctx is cancelled. It returns nil on cancellation and an
@@ -120,8 +142,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err := c.waitForTopics(ctx, topics); err != nil {
 		return nil // cancelled
 	}
+	// A client id of its own lets the lag monitor find this consumer's
+	// member, and so its partitions, in the group.
+	clientID := memberClientID()
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:          c.cfg.Brokers,
+		Brokers: c.cfg.Brokers,
+		Dialer: &kafka.Dialer{ClientID: clientID, Timeout: 10 * time.Second, DualStack: true,
+			TLS: c.cfg.TLS, SASLMechanism: c.cfg.SASL},
 		GroupID:          c.cfg.GroupID,
 		GroupTopics:      topics,
 		StartOffset:      kafka.FirstOffset,
@@ -135,11 +162,25 @@ func (c *Consumer) Run(ctx context.Context) error {
 		ErrorLogger:      kafka.LoggerFunc(func(msg string, args ...any) { c.logger.Warn(fmt.Sprintf(msg, args...)) }),
 	})
 	defer r.Close()
+	tr := c.transport(clientID)
+	defer tr.CloseIdleConnections()
+	lagCtx, stopLag := context.WithCancel(ctx)
+	lagDone := make(chan struct{})
+	go func() {
+		defer close(lagDone)
+		(&lagMonitor{
+			client: &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second, Transport: tr},
+			group:  c.cfg.GroupID, clientID: clientID, interval: c.cfg.LagInterval,
+			gauge: c.proc.metrics.lag, errors: c.proc.metrics.lagErrors, logger: c.logger,
+		}).run(lagCtx)
+	}()
+	defer func() { stopLag(); <-lagDone }()
 	var dlq *kafka.Writer
 	if c.cfg.DeadLetterTopic != "" {
 		dlq = &kafka.Writer{
 			Addr: kafka.TCP(c.cfg.Brokers...), Topic: c.cfg.DeadLetterTopic,
 			RequiredAcks: kafka.RequireAll, BatchTimeout: 10 * time.Millisecond,
+			Transport: tr,
 		}
 		defer dlq.Close()
 	}
@@ -194,9 +235,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 		}
 		c.seenInput = true
-		st := r.Stats()
-		c.proc.metrics.lag.Set(float64(st.Lag))
-		if c.reassigned(st.Rebalances) {
+		if c.reassigned(r.Stats().Rebalances) {
 			c.proc.metrics.reassignments.Inc()
 			c.logger.Info("new partition assignment; rebuilding correlation state from storage before processing it")
 			if err := c.retry(ctx, "correlation state rebuild", func() error { return c.cfg.OnAssign(ctx) }); err != nil {
@@ -247,7 +286,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 // missing topic consumes nothing without a word, so the consumer waits and
 // says which topics it is waiting for (readiness stays green: the API works).
 func (c *Consumer) waitForTopics(ctx context.Context, topics []string) error {
-	client := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second}
+	tr := c.transport("")
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second, Transport: tr}
 	var lastLog time.Time
 	for {
 		resp, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
@@ -343,11 +384,31 @@ func (c *Consumer) commitPending(ctx context.Context, r *kafka.Reader) {
 	c.proc.metrics.commits.Inc()
 }
 
-// durable passes a durable batch to OnDurable.
+// durable observes the detection latency of every incident update of a
+// durable batch — from the event time of the incident's newest alert to
+// now — and passes the batch to OnDurable. An incident merged into another
+// is not observed: its update is bookkeeping, not a detection.
 func (c *Consumer) durable(b storage.Batch) {
+	now := c.now()
+	for i := range b.Incidents {
+		in := &b.Incidents[i]
+		if in.MergedInto != "" || in.LastSeen == 0 {
+			continue
+		}
+		c.proc.metrics.detectionLatency.Observe(max(now.Sub(time.UnixMilli(in.LastSeen)).Seconds(), 0))
+	}
 	if c.cfg.OnDurable != nil && len(b.Incidents) > 0 {
 		c.cfg.OnDurable(b)
 	}
+}
+
+// memberClientID returns a Kafka client id unique to one consumer: the
+// host name and a random suffix.
+func memberClientID() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("musubi-%s-%x", host, b)
 }
 
 // errIdle says no message arrived within IdleAfter.

@@ -11,7 +11,10 @@ type metrics struct {
 	writeRetries prometheus.Counter
 	commits      prometheus.Counter
 	fetchErrors  prometheus.Counter
-	lag          prometheus.Gauge
+	lag          *prometheus.GaugeVec
+	lagErrors    prometheus.Counter
+	// detectionLatency is event time → incident durable.
+	detectionLatency prometheus.Histogram
 	// reassignments counts new partition assignments after the first,
 	// each of which rebuilt the correlation state.
 	reassignments prometheus.Counter
@@ -52,9 +55,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "musubi_kafka_fetch_errors_total",
 			Help: "Fetches that failed with a broker or group error; the consumer backs off and retries.",
 		}),
-		lag: prometheus.NewGauge(prometheus.GaugeOpts{
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "musubi_kafka_consumer_lag",
-			Help: "Messages behind the end of the assigned partitions, as last reported by the consumer.",
+			Help: "Messages of a partition this consumer holds that are not yet committed: the broker's high-water mark minus the group's committed offset, read from the brokers every kafka.lag_interval.",
+		}, []string{"topic", "partition"}),
+		lagErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "musubi_kafka_lag_errors_total",
+			Help: "Failed reads of the consumer lag from the brokers; musubi_kafka_consumer_lag keeps its last values meanwhile.",
+		}),
+		detectionLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "musubi_pipeline_detection_latency_seconds",
+			Help:    "Time from the event time of an incident's newest alert to the incident update being durable in ClickHouse; includes the sources' own delivery delay.",
+			Buckets: []float64{1, 2.5, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400},
 		}),
 		reassignments: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "musubi_kafka_reassignments_total",
@@ -62,7 +74,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.deadLetters, m.alerts, m.records, m.batches, m.writeRetries, m.commits, m.fetchErrors, m.lag, m.reassignments)
+		reg.MustRegister(m.events, m.deadLetters, m.alerts, m.records, m.batches, m.writeRetries, m.commits, m.fetchErrors, m.lag, m.lagErrors, m.detectionLatency, m.reassignments)
 	}
 	return m
 }

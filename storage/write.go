@@ -546,7 +546,7 @@ func severityColor(sev int, kind correlate.NodeKind) string {
 	}
 	switch {
 	case sev >= ocsf.SeverityCritical:
-		return "dark-red"
+		return "darkred" // a CSS colour: the Node Graph draws it as is
 	case sev >= ocsf.SeverityHigh:
 		return "red"
 	case sev >= ocsf.SeverityMedium:

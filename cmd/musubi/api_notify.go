@@ -34,7 +34,13 @@ func newNotifier(cfg config.Config, logger *slog.Logger, reg prometheus.Register
 				return nil, fmt.Errorf("webhook %s: environment variable %s is empty", w.Name, name)
 			}
 		}
-		nc.Endpoints = append(nc.Endpoints, notify.Endpoint{Name: w.Name, URL: w.URL, Secret: secret,
+		key := w.Key
+		if name, ok := strings.CutPrefix(key, "env:"); ok {
+			if key = os.Getenv(name); key == "" {
+				return nil, fmt.Errorf("webhook %s: environment variable %s is empty", w.Name, name)
+			}
+		}
+		nc.Endpoints = append(nc.Endpoints, notify.Endpoint{Name: w.Name, URL: w.URL, Secret: secret, Key: key,
 			Format: notify.Format(w.Format), MinSeverity: w.MinSeverity, Tenants: w.Tenants})
 	}
 	return notify.New(nc, logger, reg)

@@ -26,13 +26,13 @@ import (
 
 func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cf commonFlags
-	fs := newFlagSet("demo", "demo [flags]\n\nRuns the whole product on embedded defaults: the local ClickHouse (start it\nwith 'make clickhouse-start' or use 'make demo'), an in-process Kafka broker\nunless -brokers or MUSUBI_KAFKA_BROKERS names one, the engine and the API.\nIt publishes the bundled attack scenario and its benign background to the\nraw topics, prints the incidents Musubi found and how to open them through\nthe API, then keeps serving until Ctrl-C.", stderr)
-	cf.register(fs)
+	fs := newFlagSet("demo", "demo [flags]\n\nRuns the whole product on embedded defaults: the local ClickHouse (start it\nwith 'make clickhouse-start' or use 'make demo'), an in-process Kafka broker\nunless -brokers or MUSUBI_KAFKA_BROKERS names one, the engine and the API.\nIt publishes the bundled attack scenario and its benign background to the\nraw topics, prints the incidents Musubi found and how to open them through\nthe API, then keeps serving until Ctrl-C.", stdout, stderr)
+	cf.register(fs, flagsAll)
 	data := fs.String("data", "testdata/scenarios", "directory of telemetry files to publish")
 	exitAfter := fs.Bool("exit", false, "exit after printing the incidents instead of serving")
 	wait := fs.Duration("wait", 90*time.Second, "how long to wait for the incidents")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, stop := fs.parse(args); stop {
+		return code
 	}
 	brokersSet := cf.brokers != "" || os.Getenv("MUSUBI_KAFKA_BROKERS") != ""
 	cfg, err := cf.load()

@@ -44,7 +44,8 @@ type engine struct {
 // rules, restores the correlator and prepares the consumer and the API.
 func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *engine, err error) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newBuildInfoGauge(currentBuild()))
 	e := &engine{cfg: cfg, logger: logger, registry: reg}
 
 	store, err := storage.Open(ctx, storageConfig(cfg), logger, reg)
@@ -69,6 +70,7 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *
 	}
 	e.rules = rules.NewEngine(reg, logger)
 	e.rules.Swap(set)
+	reg.MustRegister(newRuleSetCollector(e.rules))
 	e.manager = rules.NewManager(cfg.Rules.Dir, e.rules, logger)
 	logger.Info("rules loaded", "component", "rules", "dir", cfg.Rules.Dir, "rules", len(set.Rules()))
 
@@ -76,54 +78,11 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *
 	if err != nil {
 		return nil, fmt.Errorf("correlation rules: %w", err)
 	}
-	corr, err := correlate.New(correlateConfig(cfg), seq, logger, reg)
-	if err != nil {
-		return nil, fmt.Errorf("correlate: %w", err)
-	}
-	e.corr = corr
-	if err := restoreCorrelator(ctx, store, corr, cfg, logger); err != nil {
-		return nil, err
-	}
-
-	dec := ingest.NewDecoder(ingestLimits(cfg))
-	e.proc = pipeline.NewProcessor(dec, e.rules, corr, tenantFunc(cfg.Tenants), cfg.ClickHouse.StoreRaw, logger, reg)
-	topics := map[string]ingest.Source{}
-	for src, topic := range cfg.Kafka.Topics {
-		s, err := ingest.ParseSource(src)
-		if err != nil {
+	if cfg.ServesData() {
+		if err := e.wireDataPath(ctx, seq); err != nil {
 			return nil, err
 		}
-		topics[topic] = s
 	}
-	notifier, err := newNotifier(cfg, logger, reg)
-	if err != nil {
-		return nil, fmt.Errorf("webhooks: %w", err)
-	}
-	e.notifier = notifier
-	e.consumer = pipeline.NewConsumer(pipeline.ConsumerConfig{
-		Brokers:          cfg.Kafka.Brokers,
-		GroupID:          cfg.Kafka.GroupID,
-		Topics:           topics,
-		BatchSize:        cfg.Pipeline.BatchSize,
-		BatchBytes:       cfg.Pipeline.BatchBytes,
-		FlushInterval:    cfg.Pipeline.FlushInterval,
-		MaxWait:          cfg.Kafka.MaxWait,
-		QueueCapacity:    cfg.Kafka.QueueCapacity,
-		DeadLetterTopic:  cfg.Kafka.DeadLetterTopic,
-		SessionTimeout:   cfg.Kafka.SessionTimeout,
-		RebalanceTimeout: cfg.Kafka.RebalanceTimeout,
-		SourceDelay:      cfg.Correlate.SourceDelay,
-		OnDurable:        func(b storage.Batch) { notifier.Observe(b.Incidents) },
-		// A new assignment after a rebalance: the scopes this engine now
-		// owns were correlated elsewhere until now, and everything that
-		// engine derived is durable in ClickHouse before its commits.
-		OnAssign: func(ctx context.Context) error {
-			if err := corr.Reset(); err != nil {
-				return err
-			}
-			return restoreCorrelator(ctx, store, corr, cfg, logger)
-		},
-	}, e.proc, store, logger)
 
 	handler, err := api.New(api.Options{
 		Store:    storeAdapter{store},
@@ -150,16 +109,95 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *
 	return e, nil
 }
 
-// ready reports whether the engine's dependencies answer.
+// wireDataPath builds what a data-path role runs: the correlator (restored
+// from storage), the processor, the webhook notifier and the Kafka consumer.
+func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule) error {
+	cfg, logger, store := e.cfg, e.logger, e.store
+	corr, err := correlate.New(correlateConfig(cfg), seq, logger, e.registry)
+	if err != nil {
+		return fmt.Errorf("correlate: %w", err)
+	}
+	e.corr = corr
+	if err := restoreCorrelator(ctx, store, corr, cfg, logger); err != nil {
+		return err
+	}
+
+	dec := ingest.NewDecoder(ingestLimits(cfg))
+	e.proc = pipeline.NewProcessor(dec, e.rules, corr, tenantFunc(cfg.Tenants), cfg.ClickHouse.StoreRaw, logger, e.registry)
+	topics := map[string]ingest.Source{}
+	for src, topic := range cfg.Kafka.Topics {
+		s, err := ingest.ParseSource(src)
+		if err != nil {
+			return err
+		}
+		topics[topic] = s
+	}
+	kafkaTLS, err := tlsConfig(cfg.Kafka.TLS, "kafka", logger)
+	if err != nil {
+		return err
+	}
+	kafkaSASL, err := saslMechanism(cfg.Kafka.SASL)
+	if err != nil {
+		return err
+	}
+	notifier, err := newNotifier(cfg, logger, e.registry)
+	if err != nil {
+		return fmt.Errorf("webhooks: %w", err)
+	}
+	e.notifier = notifier
+	e.consumer = pipeline.NewConsumer(pipeline.ConsumerConfig{
+		Brokers:          cfg.Kafka.Brokers,
+		GroupID:          cfg.Kafka.GroupID,
+		Topics:           topics,
+		BatchSize:        cfg.Pipeline.BatchSize,
+		BatchBytes:       cfg.Pipeline.BatchBytes,
+		FlushInterval:    cfg.Pipeline.FlushInterval,
+		MaxWait:          cfg.Kafka.MaxWait,
+		QueueCapacity:    cfg.Kafka.QueueCapacity,
+		DeadLetterTopic:  cfg.Kafka.DeadLetterTopic,
+		SessionTimeout:   cfg.Kafka.SessionTimeout,
+		RebalanceTimeout: cfg.Kafka.RebalanceTimeout,
+		LagInterval:      cfg.Kafka.LagInterval,
+		TLS:              kafkaTLS,
+		SASL:             kafkaSASL,
+		SourceDelay:      cfg.Correlate.SourceDelay,
+		OnDurable:        func(b storage.Batch) { notifier.Observe(b.Incidents) },
+		// A new assignment after a rebalance: the scopes this engine now
+		// owns were correlated elsewhere until now, and everything that
+		// engine derived is durable in ClickHouse before its commits.
+		OnAssign: func(ctx context.Context) error {
+			if err := corr.Reset(); err != nil {
+				return err
+			}
+			return restoreCorrelator(ctx, store, corr, cfg, logger)
+		},
+	}, e.proc, store, logger)
+	return nil
+}
+
+// ready reports whether the dependencies of the engine's role answer
+// (/readyz). A process that serves the API (roles all and api) needs
+// ClickHouse only: a Kafka outage must not take the API and console out of
+// their Service, and the data path waits for Kafka on its own. A data-path
+// role (detect, correlate) also needs a Kafka broker to answer.
 func (e *engine) ready(ctx context.Context) error {
-	var errs []error
-	if err := e.store.Ping(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("clickhouse: %w", err))
+	return readiness(e.cfg, e.store.Ping)(ctx)
+}
+
+func readiness(cfg config.Config, pingStore func(context.Context) error) func(context.Context) error {
+	needKafka := cfg.Role == config.RoleDetect || cfg.Role == config.RoleCorrelate
+	return func(ctx context.Context) error {
+		var errs []error
+		if err := pingStore(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("clickhouse: %w", err))
+		}
+		if needKafka {
+			if err := pingKafka(ctx, cfg.Kafka.Brokers); err != nil {
+				errs = append(errs, fmt.Errorf("kafka: %w", err))
+			}
+		}
+		return errors.Join(errs...)
 	}
-	if err := pingKafka(ctx, e.cfg.Kafka.Brokers); err != nil {
-		errs = append(errs, fmt.Errorf("kafka: %w", err))
-	}
-	return errors.Join(errs...)
 }
 
 // run runs every component until ctx is cancelled, then shuts down within
@@ -167,7 +205,9 @@ func (e *engine) ready(ctx context.Context) error {
 func (e *engine) run(ctx context.Context) error {
 	defer e.store.Close()
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return e.consumer.Run(ctx) })
+	if e.consumer != nil {
+		g.Go(func() error { return e.consumer.Run(ctx) })
+	}
 	g.Go(func() error { return e.manager.Run(ctx) })
 	if e.notifier != nil {
 		g.Go(func() error { return e.notifier.Run(ctx) })

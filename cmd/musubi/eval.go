@@ -31,8 +31,8 @@ variants and benign days) under -out instead.`
 
 func evalCommand(args []string, stdout, stderr io.Writer) int {
 	var cf commonFlags
-	flags := newFlagSet("eval", evalUsage, stderr)
-	cf.register(flags)
+	flags := newFlagSet("eval", evalUsage, stdout, stderr)
+	cf.register(flags, flagConfig|flagRules|flagLogLevel)
 	def := eval.DefaultThresholds()
 	orders := flags.Int("orders", 3, "replay orders per scenario: file order and orders-1 shuffled orders")
 	shuffleSeed := flags.Uint64("shuffle-seed", 1, "seed of the shuffled orders")
@@ -47,8 +47,8 @@ func evalCommand(args []string, stdout, stderr io.Writer) int {
 	flags.Float64Var(&th.MaxMedianAlerts, "max-median-alerts", def.MaxMedianAlerts, "maximum median alerts per attack incident")
 	flags.Float64Var(&th.MinUnrelatedRate, "min-unrelated", def.MinUnrelatedRate, "minimum share of unrelated attacks found on their own")
 	flags.BoolVar(&th.RequireInvariant, "require-invariant", def.RequireInvariant, "require the same incidents in every order")
-	if err := flags.Parse(args); err != nil {
-		return 2
+	if code, stop := flags.parse(args); stop {
+		return code
 	}
 	if *generate > 0 {
 		if *out == "" {
@@ -58,8 +58,7 @@ func evalCommand(args []string, stdout, stderr io.Writer) int {
 		return generateScenarios(*generate, *seed, *out, stdout, stderr)
 	}
 	if flags.NArg() == 0 || *orders < 1 || (*format != "text" && *format != "json") {
-		flags.Usage()
-		return 2
+		return flags.usageError()
 	}
 	cfg, err := cf.load()
 	if err != nil {

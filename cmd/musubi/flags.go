@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/musubi-xdr/musubi/config"
@@ -20,15 +22,42 @@ type commonFlags struct {
 	rulesDir   string
 	listen     string
 	logLevel   string
+	// overrides are a command's own flags, applied after the common ones.
+	overrides []func(*config.Config)
 }
 
-func (c *commonFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.configPath, "config", "", "configuration file (YAML); defaults apply without one")
-	fs.StringVar(&c.brokers, "brokers", "", "Kafka bootstrap brokers, comma-separated (overrides kafka.brokers)")
-	fs.StringVar(&c.clickhouse, "clickhouse", "", "ClickHouse native address host:port (overrides clickhouse.addr)")
-	fs.StringVar(&c.rulesDir, "rules", "", "rule directory (overrides rules.dir)")
-	fs.StringVar(&c.listen, "listen", "", "HTTP listen address (overrides api.listen)")
-	fs.StringVar(&c.logLevel, "log-level", "", "debug, info, warn or error (overrides log.level)")
+// The common flags a command can take; a command registers only those it
+// uses, so its help lists nothing that does not apply.
+const (
+	flagConfig = 1 << iota
+	flagBrokers
+	flagClickHouse
+	flagRules
+	flagListen
+	flagLogLevel
+
+	flagsAll = flagConfig | flagBrokers | flagClickHouse | flagRules | flagListen | flagLogLevel
+)
+
+func (c *commonFlags) register(fs *cmdFlags, which int) {
+	if which&flagConfig != 0 {
+		fs.StringVar(&c.configPath, "config", "", "configuration file (YAML); defaults apply without one")
+	}
+	if which&flagBrokers != 0 {
+		fs.StringVar(&c.brokers, "brokers", "", "Kafka bootstrap brokers, comma-separated (overrides kafka.brokers)")
+	}
+	if which&flagClickHouse != 0 {
+		fs.StringVar(&c.clickhouse, "clickhouse", "", "ClickHouse native address host:port (overrides clickhouse.addr)")
+	}
+	if which&flagRules != 0 {
+		fs.StringVar(&c.rulesDir, "rules", "", "rule directory (overrides rules.dir)")
+	}
+	if which&flagListen != 0 {
+		fs.StringVar(&c.listen, "listen", "", "HTTP listen address (overrides api.listen)")
+	}
+	if which&flagLogLevel != 0 {
+		fs.StringVar(&c.logLevel, "log-level", "", "debug, info, warn or error (overrides log.level)")
+	}
 }
 
 // load reads the configuration and applies the flags, then validates.
@@ -51,6 +80,9 @@ func (c *commonFlags) load() (config.Config, error) {
 	}
 	if c.logLevel != "" {
 		cfg.Log.Level = c.logLevel
+	}
+	for _, o := range c.overrides {
+		o(&cfg)
 	}
 	return cfg, cfg.Validate()
 }
@@ -75,27 +107,95 @@ func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// newFlagSet returns a flag set that prints its usage with a synopsis.
-func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+// cmdFlags is a command's flag set. Help asked for (-h, -help, `musubi
+// help CMD`) goes to stdout with exit 0; a usage error prints the problem
+// and the help to stderr with exit 2.
+type cmdFlags struct {
+	*flag.FlagSet
+	stdout, stderr io.Writer
+}
+
+// newFlagSet returns a flag set whose help starts with a synopsis.
+func newFlagSet(name, synopsis string, stdout, stderr io.Writer) *cmdFlags {
+	fs := &cmdFlags{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), stdout: stdout, stderr: stderr}
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: musubi %s\n\n", synopsis)
-		fs.PrintDefaults()
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: musubi %s\n", synopsis)
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprint(w, "\nFlags:\n")
+			fs.PrintDefaults()
+		}
 	}
 	return fs
 }
 
+// parse parses args. stop is true when the command must return code at
+// once: 0 after printing the help that -h asked for, 2 after a usage error.
+func (fs *cmdFlags) parse(args []string) (code int, stop bool) {
+	var errs strings.Builder
+	fs.SetOutput(&errs)
+	err := fs.Parse(args)
+	fs.SetOutput(fs.stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.help()
+		return 0, true
+	case err != nil:
+		fmt.Fprintf(fs.stderr, "musubi %s: %v\n", fs.Name(), err)
+		fs.Usage()
+		return 2, true
+	}
+	return 0, false
+}
+
+// help prints the command's help to stdout.
+func (fs *cmdFlags) help() {
+	fs.SetOutput(fs.stdout)
+	fs.Usage()
+	fs.SetOutput(fs.stderr)
+}
+
+// usageError prints the help to stderr and returns the exit code of a
+// usage error.
+func (fs *cmdFlags) usageError() int {
+	fs.Usage()
+	return 2
+}
+
+// wantsHelp reports whether args ask for help before any flag set could
+// parse them (a command that dispatches on its first argument).
+func wantsHelp(args []string) bool {
+	return len(args) > 0 && slices.Contains([]string{"-h", "-help", "--help", "help"}, args[0])
+}
+
+const configUsage = `Usage: musubi config check [flags] [FILE]
+
+Validates the configuration (file, environment and defaults) as serve would
+load it and reports every problem.
+`
+
 func configCommand(args []string, stdout, stderr io.Writer) int {
+	if wantsHelp(args) {
+		fmt.Fprint(stdout, configUsage)
+		return 0
+	}
 	if len(args) == 0 || args[0] != "check" {
-		fmt.Fprint(stderr, "Usage: musubi config check [-config FILE]\n\nValidates the configuration (file, environment and defaults) and reports every problem.\n")
+		fmt.Fprint(stderr, configUsage)
 		return 2
 	}
 	var cf commonFlags
-	fs := newFlagSet("config check", "config check [-config FILE] [flags]", stderr)
-	cf.register(fs)
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+	var role string
+	fs := newFlagSet("config check", "config check [flags] [FILE]\n\nValidates the configuration (file, environment and defaults) as serve would\nload it and reports every problem.", stdout, stderr)
+	cf.register(fs, flagsAll)
+	fs.StringVar(&role, "role", "", "the role serve would run (overrides role, MUSUBI_ROLE)")
+	if code, stop := fs.parse(args[1:]); stop {
+		return code
+	}
+	if role != "" {
+		cf.overrides = append(cf.overrides, func(c *config.Config) { c.Role = role })
 	}
 	if fs.NArg() == 1 && cf.configPath == "" {
 		cf.configPath = fs.Arg(0)

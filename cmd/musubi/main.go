@@ -8,30 +8,47 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 )
 
-const usage = `musubi — XDR event correlation for AWS
+type command struct {
+	name, summary string
+	subcommands   []string
+}
 
-Usage:
-  musubi <command> [flags] [arguments]
+// commands lists the subcommands: the top-level help, `musubi help` and the
+// shell completions are built from it. subcommands are the words a command
+// takes first (migrate up, rules lint, …).
+var commands = []command{
+	{"serve", "run the engine: consume Kafka, detect, correlate, store, serve the API", nil},
+	{"replay", "run normalize → rules → correlate offline on files; print incidents", nil},
+	{"eval", "score detection quality on scenarios with ground truth (-generate writes them)", nil},
+	{"normalize", "print the normalized OCSF events of files, one JSON object per line", nil},
+	{"rules", "lint, test and report ATT&CK coverage of a rule directory", []string{"lint", "test", "coverage"}},
+	{"migrate", "apply or show the ClickHouse schema migrations", []string{"up", "status"}},
+	{"demo", "the whole product on embedded defaults with a sample attack", nil},
+	{"config", "validate a configuration file and report every problem", []string{"check"}},
+	{"healthcheck", "probe a running engine's /readyz (the container healthcheck)", nil},
+	{"completion", "print a shell completion script (bash, zsh or fish)", []string{"bash", "zsh", "fish"}},
+	{"version", "print the version, commit, build date and Go version", nil},
+	{"help", "show the help of a command", nil},
+}
 
-Commands:
-  serve         run the engine: consume Kafka, detect, correlate, store, serve the API
-  replay        run normalize → rules → correlate offline on files; print incidents
-  eval          score detection quality on scenarios with ground truth (-generate writes them)
-  normalize     print the normalized OCSF events of files, one JSON object per line
-  rules         lint, test and report ATT&CK coverage of a rule directory
-  migrate       apply or show the ClickHouse schema migrations (up | status)
-  demo          the whole product on embedded defaults with a sample attack
-  config check  validate a configuration file and report every problem
-  version       print the version
-
-Run 'musubi <command> -h' for the flags of a command.
-`
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+func usage() string {
+	var b strings.Builder
+	b.WriteString("musubi — XDR event correlation for AWS\n\nUsage:\n  musubi <command> [flags] [arguments]\n\nCommands:\n")
+	for _, c := range commands {
+		name := c.name
+		if len(c.subcommands) > 0 {
+			name += " " + strings.Join(c.subcommands, "|")
+		}
+		fmt.Fprintf(&b, "  %-26s %s\n", name, c.summary)
+	}
+	b.WriteString("\nRun 'musubi help <command>' or 'musubi <command> -h' for the flags of a command.\n")
+	return b.String()
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -43,7 +60,7 @@ func main() {
 // run dispatches a command line and returns the process exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return 2
 	}
 	cmd, rest := args[0], args[1:]
@@ -64,14 +81,30 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return demoCommand(ctx, rest, stdout, stderr)
 	case "config":
 		return configCommand(rest, stdout, stderr)
+	case "completion":
+		return completionCommand(rest, stdout, stderr)
+	case "healthcheck":
+		return healthcheckCommand(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":
-		fmt.Fprintf(stdout, "musubi %s\n", version)
+		fs := newFlagSet("version", "version\n\nPrints the version, the commit and date it was built from, and the Go version.", stdout, stderr)
+		if code, stop := fs.parse(rest); stop {
+			return code
+		}
+		currentBuild().print(stdout)
 		return 0
 	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
+		if len(rest) == 0 || cmd != "help" {
+			fmt.Fprint(stdout, usage())
+			return 0
+		}
+		if !slices.ContainsFunc(commands, func(c command) bool { return c.name == rest[0] }) || rest[0] == "help" {
+			fmt.Fprintf(stderr, "musubi help: unknown command %q\n\n%s", rest[0], usage())
+			return 2
+		}
+		// `musubi help rules lint` is `musubi rules lint -h`.
+		return run(ctx, append(slices.Clone(rest), "-h"), stdin, stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "musubi: unknown command %q\n\n%s", cmd, usage)
+		fmt.Fprintf(stderr, "musubi: unknown command %q\n\n%s", cmd, usage())
 		return 2
 	}
 }

@@ -11,15 +11,18 @@ import (
 
 func migrateCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cf commonFlags
-	fs := newFlagSet("migrate", "migrate up|status [flags]\n\nup applies every pending ClickHouse schema migration (safe to run twice);\nstatus lists the migrations and whether each is applied.", stderr)
-	cf.register(fs)
+	fs := newFlagSet("migrate", "migrate up|status [flags]\n\nup applies every pending ClickHouse schema migration (safe to run twice);\nstatus lists the migrations and whether each is applied.", stdout, stderr)
+	cf.register(fs, flagConfig|flagClickHouse|flagLogLevel)
+	if wantsHelp(args) {
+		fs.help()
+		return 0
+	}
 	if len(args) == 0 || (args[0] != "up" && args[0] != "status") {
-		fs.Usage()
-		return 2
+		return fs.usageError()
 	}
 	action := args[0]
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+	if code, stop := fs.parse(args[1:]); stop {
+		return code
 	}
 	cfg, err := cf.load()
 	if err != nil {

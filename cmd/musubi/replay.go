@@ -31,16 +31,15 @@ type replayedIncident struct {
 
 func replayCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cf commonFlags
-	flags := newFlagSet("replay", "replay [-rules DIR] [-write] FILE|DIR...\n\nRuns the same normalize → rules → correlate code as serve, offline, on files\nof every supported source (mixed, in any order; directories are walked).\nPrints the resulting incidents as JSON lines; with -write also stores\nevents, alerts and incidents in ClickHouse.", stderr)
-	cf.register(flags)
+	flags := newFlagSet("replay", "replay [-rules DIR] [-write] FILE|DIR...\n\nRuns the same normalize → rules → correlate code as serve, offline, on files\nof every supported source (mixed, in any order; directories are walked).\nPrints the resulting incidents as JSON lines; with -write also stores\nevents, alerts and incidents in ClickHouse.", stdout, stderr)
+	cf.register(flags, flagConfig|flagClickHouse|flagRules|flagLogLevel)
 	write := flags.Bool("write", false, "also write events, alerts, incidents and dead letters to ClickHouse")
 	minSeverity := flags.Int("min-severity", 0, "print only incidents of at least this OCSF severity id")
-	if err := flags.Parse(args); err != nil {
-		return 2
+	if code, stop := flags.parse(args); stop {
+		return code
 	}
 	if flags.NArg() == 0 {
-		flags.Usage()
-		return 2
+		return flags.usageError()
 	}
 	cfg, err := cf.load()
 	if err != nil {

@@ -25,22 +25,35 @@ const rulesUsage = `Usage: musubi rules <lint|test|coverage> [-format text|json]
 The exit code is 1 when any rule fails.
 `
 
+// rulesActions are the actions of `musubi rules` and their help.
+var rulesActions = map[string]string{
+	"lint":     "rules lint [-format text|json] DIR\n\nParses, type-checks and compiles every rule, detection and correlation, and\nchecks the metadata a shipped rule must have (ATT&CK, stage, sources,\nentities, tests). The exit code is 1 when any rule fails.",
+	"test":     "rules test [-format text|json] [-scenarios DIR] [-orders N] DIR\n\nRuns every rule's inline tests; with -scenarios, also replays every scenario\ndirectory (telemetry files + expected.json) through normalize → rules →\ncorrelate, in file order and in shuffled orders, and checks the expected\nincident. The exit code is 1 when any rule or scenario fails.",
+	"coverage": "rules coverage [-format text|json] DIR\n\nPrints the ATT&CK coverage; with -format json an ATT&CK Navigator layer\n(format 4.5) under \"layer\".",
+}
+
 func rulesCommand(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
+	if wantsHelp(args) {
+		fmt.Fprint(stdout, rulesUsage)
+		return 0
+	}
+	if len(args) == 0 || rulesActions[args[0]] == "" {
 		fmt.Fprint(stderr, rulesUsage)
 		return 2
 	}
 	action := args[0]
-	fs := newFlagSet("rules "+action, "rules "+action+" [-format text|json] DIR", stderr)
+	fs := newFlagSet("rules "+action, rulesActions[action], stdout, stderr)
 	format := fs.String("format", "text", "output format: text or json")
-	scenarios := fs.String("scenarios", "", "directory of scenario tests (test only)")
-	orders := fs.Int("orders", 5, "orders each scenario is replayed in: file order, then shuffled (test only)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+	scenarios, orders := new(string), new(int)
+	if action == "test" {
+		fs.StringVar(scenarios, "scenarios", "", "directory of scenario tests")
+		fs.IntVar(orders, "orders", 5, "orders each scenario is replayed in: file order, then shuffled")
+	}
+	if code, stop := fs.parse(args[1:]); stop {
+		return code
 	}
 	if fs.NArg() != 1 || (*format != "text" && *format != "json") {
-		fmt.Fprint(stderr, rulesUsage)
-		return 2
+		return fs.usageError()
 	}
 	dir := fs.Arg(0)
 	var report any

@@ -4,14 +4,21 @@ import (
 	"context"
 	"fmt"
 	"io"
+
+	"github.com/musubi-xdr/musubi/config"
 )
 
 func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cf commonFlags
-	fs := newFlagSet("serve", "serve [flags]\n\nRuns the engine: consumes the raw Kafka topics, normalizes, detects,\ncorrelates, writes to ClickHouse (committing offsets only after the write)\nand serves the HTTP API, /healthz, /readyz and /metrics. Rules reload on\nfile change, on SIGHUP and on POST /-/reload.", stderr)
-	cf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	var role string
+	fs := newFlagSet("serve", "serve [flags]\n\nRuns the engine: consumes the raw Kafka topics, normalizes, detects,\ncorrelates, writes to ClickHouse (committing offsets only after the write)\nand serves the HTTP API, /healthz, /readyz and /metrics. Rules reload on\nfile change, on SIGHUP and on POST /-/reload.", stdout, stderr)
+	cf.register(fs, flagsAll)
+	fs.StringVar(&role, "role", "", "what to run: all, api (API and console, no Kafka), detect or correlate (overrides role, MUSUBI_ROLE)")
+	if code, stop := fs.parse(args); stop {
+		return code
+	}
+	if role != "" {
+		cf.overrides = append(cf.overrides, func(c *config.Config) { c.Role = role })
 	}
 	cfg, err := cf.load()
 	if err != nil {
@@ -26,7 +33,7 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	stopHUP := reloadOnSIGHUP(ctx, e)
 	defer stopHUP()
-	logger.Info("serving", "api", "http://"+e.addr())
+	logger.Info("serving", "role", cfg.Role, "api", "http://"+e.addr())
 	if err := e.run(ctx); err != nil {
 		fmt.Fprintf(stderr, "musubi serve: %v\n", err)
 		return 1

@@ -41,6 +41,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/* The ServiceAccount of the migration Job: one that exists before
+install (the release's own is created after the pre-install hooks). Empty
+means the namespace's default. */}}
+{{- define "musubi.migrateServiceAccountName" -}}
+{{- if .Values.migrations.serviceAccountName }}
+{{- .Values.migrations.serviceAccountName }}
+{{- else if not .Values.serviceAccount.create }}
+{{- default "" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
 {{- define "musubi.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
