@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"path"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,6 +48,8 @@ type Server struct {
 	latency  *prometheus.HistogramVec
 	audits   *prometheus.CounterVec
 	denied   *rateLimiter
+	// notCanonical answers paths with ".", ".." or empty segments.
+	notCanonical http.Handler
 }
 
 // Limits on what a request may ask for.
@@ -116,6 +121,11 @@ func New(opts Options) (*Server, error) {
 	// Everything else is a problem document too: 405 when the path exists
 	// with another method, else 404.
 	s.mux.Handle("/", s.instrument("unmatched", s.unmatched))
+	s.notCanonical = s.instrument("not_canonical", func(w http.ResponseWriter, r *http.Request) *problem {
+		w.Header().Set("Cache-Control", "no-store")
+		return badRequest(fmt.Sprintf("the path %s is not canonical: it has \".\", \"..\" or empty segments; send %s",
+			quote(r.URL.EscapedPath()), quote(cleanPath(r.URL.EscapedPath()))))
+	})
 	return s, nil
 }
 
@@ -159,7 +169,31 @@ func (s *Server) Routes() []string {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.EscapedPath(); cleanPath(p) != p {
+		// net/http would answer an HTML redirect to the cleaned path; an API
+		// answers a problem, and a client that sends "..", "." or "//"
+		// gets told so instead of silently reaching another resource.
+		s.notCanonical.ServeHTTP(w, r)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// cleanPath is the canonical form of an escaped URL path, as net/http's
+// ServeMux computes it: no ".", ".." or empty segments, the trailing slash
+// kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
 }
 
 type requestIDKey struct{}
@@ -178,6 +212,13 @@ func stateChanging(method string) bool {
 func (s *Server) handle(rt route) {
 	s.mux.Handle(rt.pattern, s.instrument(rt.pattern, func(w http.ResponseWriter, r *http.Request) *problem {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		// r.URL.Query() drops what it cannot parse (a raw ";", a bad
+		// escape) without a word, so a filter could vanish and widen the
+		// answer: a query that does not parse is refused whole.
+		if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+			return badRequest("the query string is malformed: " + queryError(err) +
+				"; separate parameters with & and percent-encode ; % and other reserved characters in values")
+		}
 		if rt.role == "" {
 			return rt.handler(w, r)
 		}
@@ -320,6 +361,18 @@ func (s *Server) storeError(r *http.Request, err error, what string) *problem {
 	}
 	s.logger.Error("store error", "path", r.URL.Path, "request_id", requestID(r.Context()), "error", err)
 	return &problem{Status: http.StatusServiceUnavailable, Title: "Service Unavailable", Detail: "storage is unavailable; retry shortly"}
+}
+
+// queryError describes a query parsing error without echoing the query.
+func queryError(err error) string {
+	var ee url.EscapeError
+	switch {
+	case errors.As(err, &ee):
+		return "invalid percent-encoding " + quote(string(ee))
+	case strings.Contains(err.Error(), "semicolon"):
+		return "a raw \";\" is not a parameter separator"
+	}
+	return "it does not parse"
 }
 
 func notFound(what string) *problem {

@@ -27,9 +27,14 @@ var ErrInvalidArgument = errors.New("invalid argument")
 type Store interface {
 	ListIncidents(ctx context.Context, q IncidentQuery) (IncidentPage, error)
 	GetIncident(ctx context.Context, tenants []string, id, evidenceCursor string) (IncidentDetail, error)
+	// IncidentRow returns one incident as a queue row (no graph, timeline,
+	// alerts or evidence): what a change needs to read.
+	IncidentRow(ctx context.Context, tenants []string, id string) (Incident, error)
 	// UpdateWorkflow applies u if the incident's workflow is still at
-	// u.ExpectedVersion, else it fails with ErrConflict.
-	UpdateWorkflow(ctx context.Context, u WorkflowUpdate) (Workflow, error)
+	// u.ExpectedVersion and the incident at u.ExpectedIncidentVersion, else
+	// it fails with ErrConflict. It returns the incident's queue row with
+	// the new workflow.
+	UpdateWorkflow(ctx context.Context, u WorkflowUpdate) (Incident, error)
 	// Merge marks incident from as merged into incident into.
 	Merge(ctx context.Context, tenants []string, from, into, actor, reason string) (Workflow, error)
 	AddComment(ctx context.Context, tenants []string, c Comment) (Comment, error)
@@ -41,16 +46,19 @@ type Store interface {
 
 // WorkflowUpdate changes an incident's workflow; nil fields stay as they are.
 type WorkflowUpdate struct {
-	Tenants          []string
-	IncidentID       string
-	ExpectedVersion  uint64
-	Status           *string
-	Assignee         *string
-	Verdict          *string
-	Reason           *string
-	Tags             *[]string
-	SeverityOverride *int
-	Actor            string
+	Tenants         []string
+	IncidentID      string
+	ExpectedVersion uint64
+	// ExpectedIncidentVersion is the correlator's incident version the
+	// analyst saw (the first half of the ETag).
+	ExpectedIncidentVersion uint64
+	Status                  *string
+	Assignee                *string
+	Verdict                 *string
+	Reason                  *string
+	Tags                    *[]string
+	SeverityOverride        *int
+	Actor                   string
 }
 
 // Comment is an analyst's note on an incident.

@@ -171,6 +171,13 @@ func checkTenants(tenants []string) error {
 // narrows the incident rows before aggregation (only conditions that
 // cannot drop the latest version of an incident belong there).
 func (s *Store) latestIncidents(tenants []string, inner *builder, withTimeline bool) (string, []any) {
+	return s.latestIncidentsOf(tenants, inner, withTimeline, "")
+}
+
+// latestIncidentsOf is latestIncidents, narrowed to incident id on both
+// sides of the join when id is set: reading one incident then reads only
+// its own workflow rows, not every workflow row of its tenants.
+func (s *Store) latestIncidentsOf(tenants []string, inner *builder, withTimeline bool, id string) (string, []any) {
 	timeline := "''"
 	if withTimeline {
 		timeline = "argMax(timeline_json, version)"
@@ -188,6 +195,11 @@ func (s *Store) latestIncidents(tenants []string, inner *builder, withTimeline b
 		args = append(args, inner.args...)
 	}
 	args = append(args, anySlice(tenants)...)
+	wfWhere := ""
+	if id != "" {
+		wfWhere = " AND incident_id = ?"
+		args = append(args, id)
+	}
 	q := `SELECT tenant_uid, incident_id, v, i_title, i_sev, i_risk, i_status, i_first, i_last,
     i_stages, i_tactics, i_techniques, i_accounts, i_rule_ids, i_alert_ids, i_entities, i_merged, i_updated, i_timeline,
     w_version, w_status, w_assignee, w_verdict, w_reason, w_tags, w_sev, w_merged, w_updated, w_by,
@@ -215,7 +227,7 @@ FROM (
         argMax(merged_into, version) AS w_merged, argMax(updated_ms, version) AS w_updated,
         argMax(updated_by, version) AS w_by
     FROM ` + s.t(TableWorkflow) + `
-    WHERE ` + tenantCond + `
+    WHERE ` + tenantCond + wfWhere + `
     GROUP BY tenant_uid, incident_id
 ) USING (tenant_uid, incident_id)`
 	return q, args
@@ -430,7 +442,7 @@ func (s *Store) getIncident(ctx context.Context, tenants []string, id string, wi
 	}
 	inner := &builder{}
 	inner.add("incident_id = ?", id)
-	q, args := s.latestIncidents(tenants, inner, withTimeline)
+	q, args := s.latestIncidentsOf(tenants, inner, withTimeline, id)
 	rows, err := s.conn.Query(s.readCtx(ctx), q+" LIMIT 2", args...)
 	if err != nil {
 		return Incident{}, fmt.Errorf("get incident: %w", err)

@@ -26,14 +26,17 @@ type WorkflowUpdate struct {
 	IncidentID string
 	// ExpectedVersion is the workflow version the analyst last saw (0 when
 	// no analyst has touched the incident). A stale one is ErrConflict.
-	ExpectedVersion  uint64
-	Status           *string
-	Assignee         *string
-	Verdict          *string
-	Reason           *string
-	Tags             *[]string
-	SeverityOverride *int
-	Actor            string
+	ExpectedVersion uint64
+	// ExpectedIncidentVersion, when not 0, is the correlator's incident
+	// version the analyst last saw; a stale one is ErrConflict too.
+	ExpectedIncidentVersion uint64
+	Status                  *string
+	Assignee                *string
+	Verdict                 *string
+	Reason                  *string
+	Tags                    *[]string
+	SeverityOverride        *int
+	Actor                   string
 }
 
 // wfLock serializes workflow updates of one incident in this process.
@@ -88,9 +91,23 @@ WHERE tenant_uid = ? AND incident_id = ? ORDER BY version DESC LIMIT 1`, tenant,
 	return w, rows.Err()
 }
 
-// UpdateWorkflow applies u with compare-and-set semantics: it reads the
-// latest workflow version, fails with ErrConflict unless it equals
-// u.ExpectedVersion, and inserts version+1 together with an audit entry.
+// UpdateWorkflow applies u with compare-and-set semantics and returns the
+// new workflow state; see UpdateIncidentWorkflow.
+func (s *Store) UpdateWorkflow(ctx context.Context, u WorkflowUpdate) (Workflow, error) {
+	in, err := s.UpdateIncidentWorkflow(ctx, u)
+	return in.Workflow, err
+}
+
+// UpdateIncidentWorkflow applies u with compare-and-set semantics: it reads
+// the incident's latest version and workflow version (one query), fails
+// with ErrConflict unless the workflow is at u.ExpectedVersion and, when
+// u.ExpectedIncidentVersion is set, the incident at that version; then it
+// inserts workflow version+1 together with an audit entry. It returns the
+// incident's queue row (no graph, no timeline) with the new workflow, so a
+// caller need not read the incident again.
+//
+// With exactly one tenant in u.Tenants the incident's lock is taken before
+// anything is read, so an update costs one read and two inserts.
 //
 // Race window: the read and the insert are two statements, and ClickHouse
 // has no transactions. Updates through one Store are serialized per
@@ -99,23 +116,37 @@ WHERE tenant_uid = ? AND incident_id = ? ORDER BY version DESC LIMIT 1`, tenant,
 // insert can both succeed with the same new version; the row that survives
 // the merge is then either one. Deployments with several API replicas that
 // need strict CAS should route workflow writes for an incident to one
-// replica.
-func (s *Store) UpdateWorkflow(ctx context.Context, u WorkflowUpdate) (Workflow, error) {
-	in, err := s.getIncident(ctx, u.Tenants, u.IncidentID, false)
-	if err != nil {
-		return Workflow{}, err
+// replica. The correlator does not take the lock: a new incident version
+// written between the read and the insert is not detected (the next
+// update's If-Match is).
+func (s *Store) UpdateIncidentWorkflow(ctx context.Context, u WorkflowUpdate) (Incident, error) {
+	if err := checkTenants(u.Tenants); err != nil {
+		return Incident{}, err
 	}
 	if u.SeverityOverride != nil && (*u.SeverityOverride < 0 || *u.SeverityOverride > 6) {
-		return Workflow{}, fmt.Errorf("%w: severity override %d out of range 0..6", ErrInvalidArgument, *u.SeverityOverride)
+		return Incident{}, fmt.Errorf("%w: severity override %d out of range 0..6", ErrInvalidArgument, *u.SeverityOverride)
 	}
-	unlock := s.lockIncident(in.TenantUID, in.ID)
+	tenants := u.Tenants
+	if len(tenants) > 1 {
+		// Find the incident's tenant first: the lock is per tenant and id.
+		in, err := s.getIncident(ctx, tenants, u.IncidentID, false)
+		if err != nil {
+			return Incident{}, err
+		}
+		tenants = []string{in.TenantUID}
+	}
+	unlock := s.lockIncident(tenants[0], u.IncidentID)
 	defer unlock()
-	cur, err := s.latestWorkflow(ctx, in.TenantUID, in.ID)
+	in, err := s.getIncident(ctx, tenants, u.IncidentID, false)
 	if err != nil {
-		return Workflow{}, err
+		return Incident{}, err
 	}
+	cur := in.Workflow
 	if cur.Version != u.ExpectedVersion {
-		return cur, fmt.Errorf("incident %s workflow is at version %d, not %d: %w", in.ID, cur.Version, u.ExpectedVersion, ErrConflict)
+		return in, fmt.Errorf("incident %s workflow is at version %d, not %d: %w", in.ID, cur.Version, u.ExpectedVersion, ErrConflict)
+	}
+	if u.ExpectedIncidentVersion != 0 && in.Version != u.ExpectedIncidentVersion {
+		return in, fmt.Errorf("incident %s is at version %d, not %d: %w", in.ID, in.Version, u.ExpectedIncidentVersion, ErrConflict)
 	}
 	next := cur
 	if next.Status == "" {
@@ -145,9 +176,25 @@ func (s *Store) UpdateWorkflow(ctx context.Context, u WorkflowUpdate) (Workflow,
 		Time: next.UpdatedAt, TenantUID: in.TenantUID, Actor: u.Actor,
 		Action: "incident.workflow", IncidentID: in.ID, Details: details,
 	}); err != nil {
-		return Workflow{}, err
+		return Incident{}, err
 	}
-	return next, nil
+	in.Workflow = next
+	in.EffectiveStatus = next.Status
+	in.EffectiveSeverity = in.Severity
+	if next.SeverityOverride > 0 {
+		in.EffectiveSeverity = next.SeverityOverride
+	}
+	if next.UpdatedAt.After(in.UpdatedAt) {
+		in.UpdatedAt = next.UpdatedAt
+	}
+	return in, nil
+}
+
+// IncidentRow returns the queue row of incident id in one of tenants: the
+// latest incident version with its workflow, without graph, timeline,
+// alerts or evidence. It is one query.
+func (s *Store) IncidentRow(ctx context.Context, tenants []string, id string) (Incident, error) {
+	return s.getIncident(ctx, tenants, id, false)
 }
 
 func (s *Store) writeWorkflow(ctx context.Context, tenant, id string, w Workflow, audit AuditEntry) error {

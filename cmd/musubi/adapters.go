@@ -81,16 +81,25 @@ func apiWorkflow(w storage.Workflow) api.Workflow {
 	return out
 }
 
-func (a storeAdapter) UpdateWorkflow(ctx context.Context, u api.WorkflowUpdate) (api.Workflow, error) {
-	w, err := a.s.UpdateWorkflow(ctx, storage.WorkflowUpdate{
+func (a storeAdapter) IncidentRow(ctx context.Context, tenants []string, id string) (api.Incident, error) {
+	in, err := a.s.IncidentRow(ctx, tenants, id)
+	if err != nil {
+		return api.Incident{}, storeErr(err)
+	}
+	return apiIncident(in), nil
+}
+
+func (a storeAdapter) UpdateWorkflow(ctx context.Context, u api.WorkflowUpdate) (api.Incident, error) {
+	in, err := a.s.UpdateIncidentWorkflow(ctx, storage.WorkflowUpdate{
 		Tenants: u.Tenants, IncidentID: u.IncidentID, ExpectedVersion: u.ExpectedVersion,
-		Status: u.Status, Assignee: u.Assignee, Verdict: u.Verdict, Reason: u.Reason, Tags: u.Tags,
+		ExpectedIncidentVersion: u.ExpectedIncidentVersion,
+		Status:                  u.Status, Assignee: u.Assignee, Verdict: u.Verdict, Reason: u.Reason, Tags: u.Tags,
 		SeverityOverride: u.SeverityOverride, Actor: u.Actor,
 	})
 	if err != nil {
-		return api.Workflow{}, storeErr(err)
+		return api.Incident{}, storeErr(err)
 	}
-	return apiWorkflow(w), nil
+	return apiIncident(in), nil
 }
 
 func (a storeAdapter) Merge(ctx context.Context, tenants []string, from, into, actor, reason string) (api.Workflow, error) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -611,9 +612,19 @@ func TestAPIAnalystWorkflow(t *testing.T) {
 	if len(audit.Items) != 2 {
 		t.Errorf("got %d audited comment requests, want 2 (the retry is a request too)", len(audit.Items))
 	}
+	// Every merge request is audited, the refused ones too.
 	e.get("/v1/audit?action=api.incident.merge", tokAcmeAdmin, &audit)
-	if len(audit.Items) != 1 || audit.Items[0].IncidentID != "inc-a3" {
-		t.Errorf("got merge audit %+v, want one entry for inc-a3", audit.Items)
+	mergeStatuses := map[int]int{}
+	for _, a := range audit.Items {
+		var det struct{ Status int }
+		_ = json.Unmarshal(a.Details, &det)
+		mergeStatuses[det.Status]++
+		if a.IncidentID != "inc-a3" {
+			t.Errorf("got merge audit entry for %q, want inc-a3", a.IncidentID)
+		}
+	}
+	if want := map[int]int{200: 1, 400: 1, 409: 1, 422: 3}; !maps.Equal(mergeStatuses, want) {
+		t.Errorf("got audited merge requests by status %v, want %v", mergeStatuses, want)
 	}
 	// Analysts cannot read the audit log.
 	if r := e.do(http.MethodGet, "/v1/audit", tokAcmeAnalyst, nil); r.code != http.StatusForbidden {
@@ -981,7 +992,11 @@ func TestAPIHostileInput(t *testing.T) {
 		{"header too large", "GET", "/v1/incidents", nil, []string{"X-Padding", huge}, 431, ""},
 		{"authorization too long", "GET", "/v1/incidents", nil, []string{"Authorization", "Bearer " + strings.Repeat("x", 1000)}, 401, "malformed"},
 		{"wrong scheme", "GET", "/v1/incidents", nil, []string{"Authorization", "Basic YWxpY2U6cGFzcw=="}, 401, "Bearer"},
-		{"unknown route", "GET", "/v1/incidents/inc-a1/../../admin", nil, nil, 404, ""},
+		{"dot-dot path", "GET", "/v1/incidents/inc-a1/../../admin", nil, nil, 400, "not canonical"},
+		{"dot-dot path, PATCH", "PATCH", "/v1/incidents/../incidents/inc-a1", `{"status":"closed"}`, []string{"If-Match", `"1.0"`}, 400, "not canonical"},
+		{"dot path", "GET", "/v1/./incidents", nil, nil, 400, "not canonical"},
+		{"double slash", "GET", "/v1//incidents", nil, nil, 400, "not canonical"},
+		{"unknown route", "GET", "/v1/admin", nil, nil, 404, "no such endpoint"},
 		{"unknown endpoint", "GET", "/v1/nothing", nil, nil, 404, "no such endpoint"},
 		{"method not allowed", "DELETE", "/v1/incidents/inc-a1", nil, nil, 405, "not allowed"},
 		{"token name sql", "POST", "/v1/admin/tokens", map[string]any{"name": "x'; --", "role": "viewer", "tenants": []string{"acme"}}, []string{"Authorization", "Bearer " + tokAcmeAdmin}, 422, "name"},
