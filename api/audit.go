@@ -63,7 +63,8 @@ func (s *Server) audit(r *http.Request, p *principal, tenant, action, incidentID
 	return nil
 }
 
-// auditDenied records a refused state-changing request (401, 403), at most
+// auditDenied records a state-changing request refused before its handler
+// ran (401, 403, a query string that does not parse), at most
 // deniedAuditsPerSecond a second.
 func (s *Server) auditDenied(r *http.Request, p *principal, routeName string, prob *problem) {
 	if !s.denied.allow(s.opts.Now()) {

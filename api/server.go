@@ -215,11 +215,16 @@ func (s *Server) handle(rt route) {
 		// r.URL.Query() drops what it cannot parse (a raw ";", a bad
 		// escape) without a word, so a filter could vanish and widen the
 		// answer: a query that does not parse is refused whole.
-		if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
-			return badRequest("the query string is malformed: " + queryError(err) +
+		_, qerr := url.ParseQuery(r.URL.RawQuery)
+		var qprob *problem
+		if qerr != nil {
+			qprob = badRequest("the query string is malformed: " + queryError(qerr) +
 				"; separate parameters with & and percent-encode ; % and other reserved characters in values")
 		}
 		if rt.role == "" {
+			if qprob != nil {
+				return qprob
+			}
 			return rt.handler(w, r)
 		}
 		// Tenant data must not linger in shared caches.
@@ -238,6 +243,12 @@ func (s *Server) handle(rt route) {
 				s.auditDenied(r, p, rt.pattern, prob)
 			}
 			return prob
+		}
+		if qprob != nil {
+			if stateChanging(r.Method) {
+				s.auditDenied(r, p, rt.pattern, qprob)
+			}
+			return qprob
 		}
 		r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
 		return rt.handler(w, r)

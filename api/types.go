@@ -32,8 +32,8 @@ type Store interface {
 	IncidentRow(ctx context.Context, tenants []string, id string) (Incident, error)
 	// UpdateWorkflow applies u if the incident's workflow is still at
 	// u.ExpectedVersion and the incident at u.ExpectedIncidentVersion, else
-	// it fails with ErrConflict. It returns the incident's queue row with
-	// the new workflow.
+	// it fails with ErrConflict (and returns the current row when it knows
+	// it). It returns the incident's queue row with the new workflow.
 	UpdateWorkflow(ctx context.Context, u WorkflowUpdate) (Incident, error)
 	// Merge marks incident from as merged into incident into.
 	Merge(ctx context.Context, tenants []string, from, into, actor, reason string) (Workflow, error)

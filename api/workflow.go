@@ -476,6 +476,9 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, p *principal, ref
 		if prob.Status == http.StatusPreconditionFailed {
 			// Someone else's change landed between the read and the write.
 			prob.Detail = "the incident was changed by someone else while this change was being applied; reload it and retry with its new ETag"
+			if next.ID != "" {
+				w.Header().Set("ETag", etag(next))
+			}
 		}
 		return prob
 	}

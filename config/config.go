@@ -72,6 +72,14 @@ type ClickHouse struct {
 	MigrateOnStart   bool          `yaml:"migrate_on_start"`
 	StoreRaw         bool          `yaml:"store_raw"`
 	MaxExecutionTime time.Duration `yaml:"max_execution_time"`
+	// MaxOpenConns bounds the connection pool that the pipeline and the
+	// API share. A query waits for a free connection at most
+	// dial_timeout; the API answers 503 with Retry-After when it cannot get
+	// one.
+	MaxOpenConns int `yaml:"max_open_conns"`
+	// DialTimeout bounds connecting to a server and waiting for a free
+	// connection of the pool.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
 	// Retention per table (events, alerts, incidents, dead_letters, ...),
 	// enforced by dropping daily partitions; tables not named keep their
 	// default retention (README), 0 keeps a table forever.
@@ -235,6 +243,8 @@ func Default() Config {
 			MigrateOnStart:   true,
 			StoreRaw:         true,
 			MaxExecutionTime: 30 * time.Second,
+			MaxOpenConns:     16,
+			DialTimeout:      5 * time.Second,
 			Retention:        map[string]time.Duration{},
 		},
 		Rules:     Rules{Dir: "detections", ReloadInterval: 5 * time.Second},
@@ -381,6 +391,12 @@ func (c Config) Validate() error {
 	if c.ClickHouse.MaxExecutionTime <= 0 {
 		bad("clickhouse.max_execution_time", "must be positive")
 	}
+	if c.ClickHouse.MaxOpenConns < 1 || c.ClickHouse.MaxOpenConns > 1000 {
+		bad("clickhouse.max_open_conns", "%d is outside 1..1000", c.ClickHouse.MaxOpenConns)
+	}
+	if c.ClickHouse.DialTimeout < 100*time.Millisecond {
+		bad("clickhouse.dial_timeout", "%s is shorter than 100ms", c.ClickHouse.DialTimeout)
+	}
 	for table, d := range c.ClickHouse.Retention {
 		if d < 0 {
 			bad("clickhouse.retention."+table, "must not be negative")
@@ -438,10 +454,16 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.API.Listen); err != nil {
 		bad("api.listen", "%q is not host:port", c.API.Listen)
 	}
+	tokenNames := map[string]int{}
 	for i, t := range c.API.Tokens {
 		f := fmt.Sprintf("api.tokens[%d]", i)
 		if t.Name == "" {
 			bad(f+".name", "must not be empty")
+		} else if j, dup := tokenNames[strings.ToLower(t.Name)]; dup {
+			// The name is the actor in the audit log and the assignee "me".
+			bad(f+".name", "%q is already the name of api.tokens[%d]; token names must be unique (case-insensitive)", t.Name, j)
+		} else {
+			tokenNames[strings.ToLower(t.Name)] = i
 		}
 		if t.Secret == "" {
 			bad(f+".secret", "must not be empty")

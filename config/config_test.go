@@ -25,6 +25,8 @@ func TestLoad(t *testing.T) {
 			"kafka.topics.netflow: unknown source",
 			`topic "raw" is also used by`,
 			`clickhouse.database: "musubi; DROP" must be letters`,
+			"clickhouse.max_open_conns: 0 is outside 1..1000",
+			`api.tokens[1].name: "Alice" is already the name of api.tokens[0]`,
 			"pipeline.batch_size: 0 is outside",
 			"pipeline.batch_bytes: must be positive",
 			"ingest.max_message_bytes: 1000 is below ingest.max_record_bytes (1048576)",

@@ -43,11 +43,16 @@ type WorkflowUpdate struct {
 type wfLock struct {
 	mu   sync.Mutex
 	refs int
+	// last is the row this process last wrote while the lock was in use
+	// (guarded by mu). Updates queued behind a write that expect an older
+	// workflow version fail at once instead of reading again: versions only
+	// grow. The lock, and with it last, is dropped when nobody waits.
+	last *Incident
 }
 
 // lockIncident takes the in-process lock of one incident and returns its
 // release function.
-func (s *Store) lockIncident(tenant, id string) func() {
+func (s *Store) lockIncident(tenant, id string) (*wfLock, func()) {
 	key := tenant + "\x00" + id
 	s.wfMu.Lock()
 	l := s.wfLocks[key]
@@ -58,7 +63,7 @@ func (s *Store) lockIncident(tenant, id string) func() {
 	l.refs++
 	s.wfMu.Unlock()
 	l.mu.Lock()
-	return func() {
+	return l, func() {
 		l.mu.Unlock()
 		s.wfMu.Lock()
 		l.refs--
@@ -135,8 +140,11 @@ func (s *Store) UpdateIncidentWorkflow(ctx context.Context, u WorkflowUpdate) (I
 		}
 		tenants = []string{in.TenantUID}
 	}
-	unlock := s.lockIncident(tenants[0], u.IncidentID)
+	l, unlock := s.lockIncident(tenants[0], u.IncidentID)
 	defer unlock()
+	if l.last != nil && u.ExpectedVersion < l.last.Workflow.Version {
+		return *l.last, fmt.Errorf("incident %s workflow is at version %d or later, not %d: %w", u.IncidentID, l.last.Workflow.Version, u.ExpectedVersion, ErrConflict)
+	}
 	in, err := s.getIncident(ctx, tenants, u.IncidentID, false)
 	if err != nil {
 		return Incident{}, err
@@ -187,6 +195,9 @@ func (s *Store) UpdateIncidentWorkflow(ctx context.Context, u WorkflowUpdate) (I
 	if next.UpdatedAt.After(in.UpdatedAt) {
 		in.UpdatedAt = next.UpdatedAt
 	}
+	last := in
+	last.Workflow.Tags = slices.Clone(next.Tags)
+	l.last = &last
 	return in, nil
 }
 
@@ -227,8 +238,9 @@ func (s *Store) RecordMerge(ctx context.Context, tenants []string, from, into, a
 	if src.ID == dst.ID {
 		return Workflow{}, fmt.Errorf("%w: an incident cannot be merged into itself", ErrInvalidArgument)
 	}
-	unlock := s.lockIncident(src.TenantUID, src.ID)
+	l, unlock := s.lockIncident(src.TenantUID, src.ID)
 	defer unlock()
+	l.last = nil // this write does not go through UpdateIncidentWorkflow
 	cur, err := s.latestWorkflow(ctx, src.TenantUID, src.ID)
 	if err != nil {
 		return Workflow{}, err

@@ -97,6 +97,10 @@ func (a storeAdapter) UpdateWorkflow(ctx context.Context, u api.WorkflowUpdate) 
 		SeverityOverride: u.SeverityOverride, Actor: u.Actor,
 	})
 	if err != nil {
+		if errors.Is(err, storage.ErrConflict) && in.ID != "" {
+			// The current row, so the 412 can carry the current ETag.
+			return apiIncident(in), storeErr(err)
+		}
 		return api.Incident{}, storeErr(err)
 	}
 	return apiIncident(in), nil

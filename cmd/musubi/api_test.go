@@ -49,7 +49,7 @@ const (
 )
 
 type apiEnv struct {
-	t     *testing.T
+	t     testing.TB
 	url   string
 	store *storage.Store
 	rules *stubRules
@@ -64,7 +64,7 @@ func (r *stubRules) Rules() []api.RuleInfo {
 }
 func (r *stubRules) Reload() error { r.reloads++; return nil }
 
-func newAPIEnv(t *testing.T) *apiEnv {
+func newAPIEnv(t testing.TB) *apiEnv {
 	t.Helper()
 	db, _ := chtest.Database(t)
 	ctx := context.Background()
@@ -133,7 +133,7 @@ func (e *apiEnv) server(restoreTokens bool) string {
 //
 //	acme:   inc-a1 (high, 2 alerts, 3 events), inc-a2 (medium), inc-a3 (high, later merged)
 //	globex: inc-b1 (critical), sharing the bucket name "artifacts" with acme
-func seedIncidents(t *testing.T, s *storage.Store, base time.Time) {
+func seedIncidents(t testing.TB, s *storage.Store, base time.Time) {
 	t.Helper()
 	at := func(d time.Duration) int64 { return base.Add(d).UnixMilli() }
 	event := func(tenant, account, uid string, d time.Duration) ocsf.Event {

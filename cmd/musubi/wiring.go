@@ -22,6 +22,7 @@ func storageConfig(cfg config.Config) storage.Config {
 	c := cfg.ClickHouse
 	sc.Addr, sc.Database, sc.Username, sc.Password = c.Addr, c.Database, c.Username, c.Password
 	sc.Cluster, sc.StoreRaw, sc.MaxExecutionTime = c.Cluster, c.StoreRaw, c.MaxExecutionTime
+	sc.MaxOpenConns, sc.DialTimeout = c.MaxOpenConns, c.DialTimeout
 	for table, d := range c.Retention {
 		sc.Retention[table] = d
 	}
