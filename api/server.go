@@ -48,6 +48,7 @@ type Server struct {
 	latency  *prometheus.HistogramVec
 	audits   *prometheus.CounterVec
 	denied   *rateLimiter
+	auditLog *groupCommit
 	// notCanonical answers paths with ".", ".." or empty segments.
 	notCanonical http.Handler
 }
@@ -101,7 +102,8 @@ func New(opts Options) (*Server, error) {
 			Name: "musubi_api_audit_entries_total",
 			Help: "Audit entries of API requests, by outcome (written, failed, dropped).",
 		}, []string{"outcome"}),
-		denied: newRateLimiter(deniedAuditsPerSecond),
+		denied:   newRateLimiter(deniedAuditsPerSecond),
+		auditLog: &groupCommit{write: opts.Store.AppendAudit},
 	}
 	if opts.Registry != nil {
 		opts.Registry.MustRegister(s.requests, s.latency, s.audits)

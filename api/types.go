@@ -59,6 +59,15 @@ type WorkflowUpdate struct {
 	Tags                    *[]string
 	SeverityOverride        *int
 	Actor                   string
+	// Decide, when set, replaces the version check: the store calls it
+	// under the incident's lock with the incident's current row; it
+	// returns the changes to apply, or an error that refuses the update
+	// and is returned as it is. It may be called twice (first with the row
+	// the store last wrote, then with the row it read).
+	Decide func(cur Incident) (WorkflowUpdate, error)
+	// Audit, when set, returns the request's audit entry, written together
+	// with the store's own entry for the change, before the change.
+	Audit func(after Workflow) AuditEntry
 }
 
 // Comment is an analyst's note on an incident.

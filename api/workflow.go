@@ -455,34 +455,35 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, p *principal, ref
 	ref.summary = patch.summary()
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
-	cur, err := s.opts.Store.IncidentRow(ctx, p.tenants, id)
-	if err != nil {
-		return s.storeError(r, err, "incident")
+	// The ETag and the transition are checked by the store under the
+	// incident's lock, against the row it reads there: one read, and the
+	// request's audit entry goes with the store's in one insert.
+	var cur Incident
+	u := WorkflowUpdate{Tenants: p.tenants, IncidentID: id, Actor: p.name}
+	u.Decide = func(row Incident) (WorkflowUpdate, error) {
+		cur = row
+		ref.tenant = row.TenantUID
+		if prob := cond.check(w, row); prob != nil {
+			return WorkflowUpdate{}, refusedError{prob}
+		}
+		d, terrs := checkTransition(row.Workflow, row.Workflow.Status, patch)
+		if all := append(slices.Clone(errs), terrs...); len(all) > 0 {
+			return WorkflowUpdate{}, refusedError{unprocessable("the patch is not valid for this incident", all)}
+		}
+		return d, nil
 	}
-	ref.tenant = cur.TenantUID
-	if prob := cond.check(w, cur); prob != nil {
-		return prob
+	u.Audit = func(after Workflow) AuditEntry {
+		return s.auditEntry(r, p, cur.TenantUID, actionPatch, id, auditDetails{Status: http.StatusOK, Before: cur.Workflow, After: after})
 	}
-	u, terrs := checkTransition(cur.Workflow, cur.Workflow.Status, patch)
-	errs = append(errs, terrs...)
-	if len(errs) > 0 {
-		return unprocessable("the patch is not valid for this incident", errs)
-	}
-	u.Tenants, u.IncidentID, u.Actor = []string{cur.TenantUID}, id, p.name
-	u.ExpectedVersion, u.ExpectedIncidentVersion = cur.Workflow.Version, cur.Version
 	next, err := s.opts.Store.UpdateWorkflow(ctx, u)
 	if err != nil {
-		prob := s.storeError(r, err, "incident")
-		if prob.Status == http.StatusPreconditionFailed {
-			// Someone else's change landed between the read and the write.
-			prob.Detail = "the incident was changed by someone else while this change was being applied; reload it and retry with its new ETag"
-			if next.ID != "" {
-				w.Header().Set("ETag", etag(next))
-			}
+		var refused refusedError
+		if errors.As(err, &refused) {
+			return refused.prob
 		}
-		return prob
+		return s.storeError(r, err, "incident")
 	}
-	_ = s.audit(r, p, cur.TenantUID, actionPatch, id, auditDetails{Status: http.StatusOK, Before: cur.Workflow, After: next.Workflow})
+	s.audits.WithLabelValues("written").Inc()
 	if next.Workflow.Tags == nil {
 		next.Workflow.Tags = []string{}
 	}
@@ -490,6 +491,12 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, p *principal, ref
 	writeJSON(w, http.StatusOK, next)
 	return nil
 }
+
+// refusedError carries the problem a Decide function refuses a change with
+// through the store.
+type refusedError struct{ prob *problem }
+
+func (e refusedError) Error() string { return e.prob.Detail }
 
 // mergeRequest is the body of POST /v1/incidents/{id}/merge.
 type mergeRequest struct {

@@ -37,6 +37,18 @@ type WorkflowUpdate struct {
 	Tags                    *[]string
 	SeverityOverride        *int
 	Actor                   string
+	// Decide, when set, replaces the version check: it is called under the
+	// incident's lock with the incident's current row and returns the
+	// changes to apply (only Status, Assignee, Verdict, Reason, Tags and
+	// SeverityOverride of its result are used). An error refuses the
+	// update and is returned as it is. It may be called twice: first with
+	// the row this process last wrote, when a write just happened, so a
+	// request queued behind it can be refused without a read; then with
+	// the row read.
+	Decide func(cur Incident) (WorkflowUpdate, error)
+	// Audit, when set, returns one more audit entry (the request's) that is
+	// written with the change's own entry, in one insert, before the change.
+	Audit func(after Workflow) AuditEntry
 }
 
 // wfLock serializes workflow updates of one incident in this process.
@@ -111,8 +123,10 @@ func (s *Store) UpdateWorkflow(ctx context.Context, u WorkflowUpdate) (Workflow,
 // incident's queue row (no graph, no timeline) with the new workflow, so a
 // caller need not read the incident again.
 //
-// With exactly one tenant in u.Tenants the incident's lock is taken before
-// anything is read, so an update costs one read and two inserts.
+// With u.Decide the caller checks the current row itself (an ETag, a status
+// transition) under the lock. With exactly one tenant in u.Tenants the
+// incident's lock is taken before anything is read, so an update costs one
+// read and two inserts (the audit entries, then the workflow row).
 //
 // Race window: the read and the insert are two statements, and ClickHouse
 // has no transactions. Updates through one Store are serialized per
@@ -142,19 +156,38 @@ func (s *Store) UpdateIncidentWorkflow(ctx context.Context, u WorkflowUpdate) (I
 	}
 	l, unlock := s.lockIncident(tenants[0], u.IncidentID)
 	defer unlock()
-	if l.last != nil && u.ExpectedVersion < l.last.Workflow.Version {
-		return *l.last, fmt.Errorf("incident %s workflow is at version %d or later, not %d: %w", u.IncidentID, l.last.Workflow.Version, u.ExpectedVersion, ErrConflict)
+	if l.last != nil {
+		// Versions only grow: what expects less than this process just
+		// wrote is stale without asking the database.
+		if u.Decide != nil {
+			if _, err := u.Decide(*l.last); err != nil {
+				return *l.last, err
+			}
+		} else if u.ExpectedVersion < l.last.Workflow.Version {
+			return *l.last, fmt.Errorf("incident %s workflow is at version %d or later, not %d: %w", u.IncidentID, l.last.Workflow.Version, u.ExpectedVersion, ErrConflict)
+		}
 	}
 	in, err := s.getIncident(ctx, tenants, u.IncidentID, false)
 	if err != nil {
 		return Incident{}, err
 	}
 	cur := in.Workflow
-	if cur.Version != u.ExpectedVersion {
-		return in, fmt.Errorf("incident %s workflow is at version %d, not %d: %w", in.ID, cur.Version, u.ExpectedVersion, ErrConflict)
-	}
-	if u.ExpectedIncidentVersion != 0 && in.Version != u.ExpectedIncidentVersion {
-		return in, fmt.Errorf("incident %s is at version %d, not %d: %w", in.ID, in.Version, u.ExpectedIncidentVersion, ErrConflict)
+	if u.Decide != nil {
+		d, err := u.Decide(in)
+		if err != nil {
+			return in, err
+		}
+		u.Status, u.Assignee, u.Verdict, u.Reason, u.Tags, u.SeverityOverride = d.Status, d.Assignee, d.Verdict, d.Reason, d.Tags, d.SeverityOverride
+		if u.SeverityOverride != nil && (*u.SeverityOverride < 0 || *u.SeverityOverride > 6) {
+			return in, fmt.Errorf("%w: severity override %d out of range 0..6", ErrInvalidArgument, *u.SeverityOverride)
+		}
+	} else {
+		if cur.Version != u.ExpectedVersion {
+			return in, fmt.Errorf("incident %s workflow is at version %d, not %d: %w", in.ID, cur.Version, u.ExpectedVersion, ErrConflict)
+		}
+		if u.ExpectedIncidentVersion != 0 && in.Version != u.ExpectedIncidentVersion {
+			return in, fmt.Errorf("incident %s is at version %d, not %d: %w", in.ID, in.Version, u.ExpectedIncidentVersion, ErrConflict)
+		}
 	}
 	next := cur
 	if next.Status == "" {
@@ -179,11 +212,15 @@ func (s *Store) UpdateIncidentWorkflow(ctx context.Context, u WorkflowUpdate) (I
 	next.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
 	next.UpdatedBy = u.Actor
 	details, _ := json.Marshal(map[string]any{"from": cur, "to": next})
-	if err := s.writeWorkflow(ctx, in.TenantUID, in.ID, next, AuditEntry{
+	audits := []AuditEntry{{
 		ID:   deterministicID("workflow", in.TenantUID, in.ID, fmt.Sprint(next.Version)),
 		Time: next.UpdatedAt, TenantUID: in.TenantUID, Actor: u.Actor,
 		Action: "incident.workflow", IncidentID: in.ID, Details: details,
-	}); err != nil {
+	}}
+	if u.Audit != nil {
+		audits = append(audits, u.Audit(next))
+	}
+	if err := s.writeWorkflow(ctx, in.TenantUID, in.ID, next, audits...); err != nil {
 		return Incident{}, err
 	}
 	in.Workflow = next
@@ -208,7 +245,7 @@ func (s *Store) IncidentRow(ctx context.Context, tenants []string, id string) (I
 	return s.getIncident(ctx, tenants, id, false)
 }
 
-func (s *Store) writeWorkflow(ctx context.Context, tenant, id string, w Workflow, audit AuditEntry) error {
+func (s *Store) writeWorkflow(ctx context.Context, tenant, id string, w Workflow, audit ...AuditEntry) error {
 	c := &columns{table: TableWorkflow, rows: 1,
 		names: []string{"tenant_uid", "incident_id", "version", "updated", "updated_ms", "updated_by", "status", "assignee",
 			"verdict", "reason", "tags", "severity_override", "merged_into"},
@@ -218,7 +255,7 @@ func (s *Store) writeWorkflow(ctx context.Context, tenant, id string, w Workflow
 	}
 	// The audit entry goes first: an audited change that failed to apply is
 	// visible as such, an unaudited change is not possible.
-	if err := s.AppendAudit(ctx, audit); err != nil {
+	if err := s.AppendAudit(ctx, audit...); err != nil {
 		return err
 	}
 	return s.insert(ctx, c)

@@ -90,12 +90,25 @@ func (a storeAdapter) IncidentRow(ctx context.Context, tenants []string, id stri
 }
 
 func (a storeAdapter) UpdateWorkflow(ctx context.Context, u api.WorkflowUpdate) (api.Incident, error) {
-	in, err := a.s.UpdateIncidentWorkflow(ctx, storage.WorkflowUpdate{
+	su := storage.WorkflowUpdate{
 		Tenants: u.Tenants, IncidentID: u.IncidentID, ExpectedVersion: u.ExpectedVersion,
 		ExpectedIncidentVersion: u.ExpectedIncidentVersion,
 		Status:                  u.Status, Assignee: u.Assignee, Verdict: u.Verdict, Reason: u.Reason, Tags: u.Tags,
 		SeverityOverride: u.SeverityOverride, Actor: u.Actor,
-	})
+	}
+	if u.Decide != nil {
+		su.Decide = func(cur storage.Incident) (storage.WorkflowUpdate, error) {
+			d, err := u.Decide(apiIncident(cur))
+			return storage.WorkflowUpdate{Status: d.Status, Assignee: d.Assignee, Verdict: d.Verdict, Reason: d.Reason,
+				Tags: d.Tags, SeverityOverride: d.SeverityOverride}, err
+		}
+	}
+	if u.Audit != nil {
+		su.Audit = func(after storage.Workflow) storage.AuditEntry {
+			return storageAudit(u.Audit(apiWorkflow(after)))
+		}
+	}
+	in, err := a.s.UpdateIncidentWorkflow(ctx, su)
 	if err != nil {
 		if errors.Is(err, storage.ErrConflict) && in.ID != "" {
 			// The current row, so the 412 can carry the current ETag.
@@ -141,10 +154,14 @@ func (a storeAdapter) ListComments(ctx context.Context, tenants []string, id str
 func (a storeAdapter) AppendAudit(ctx context.Context, entries ...api.AuditEntry) error {
 	se := make([]storage.AuditEntry, 0, len(entries))
 	for _, e := range entries {
-		se = append(se, storage.AuditEntry{ID: e.ID, TenantUID: e.TenantUID, Time: e.Time, Actor: e.Actor, Action: e.Action,
-			IncidentID: e.IncidentID, Details: e.Details})
+		se = append(se, storageAudit(e))
 	}
 	return storeErr(a.s.AppendAudit(ctx, se...))
+}
+
+func storageAudit(e api.AuditEntry) storage.AuditEntry {
+	return storage.AuditEntry{ID: e.ID, TenantUID: e.TenantUID, Time: e.Time, Actor: e.Actor, Action: e.Action,
+		IncidentID: e.IncidentID, Details: e.Details}
 }
 
 func (a storeAdapter) ListAudit(ctx context.Context, q api.AuditQuery) ([]api.AuditEntry, error) {
