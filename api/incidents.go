@@ -160,10 +160,17 @@ func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request) *problem 
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
+	scope := queueScope(r.URL.Query(), p.tenants)
+	pos, ok := s.cursors.open(scope, q.Cursor)
+	if !ok {
+		return badRequest("invalid cursor", "cursor is not a cursor this API returned for this query (same filters, sort and order, same tenants)")
+	}
+	q.Cursor = pos
 	page, err := s.opts.Store.ListIncidents(ctx, q)
 	if err != nil {
 		return s.storeError(r, err, "incident")
 	}
+	page.NextCursor = s.cursors.sign(scope, page.NextCursor)
 	if page.Items == nil {
 		page.Items = []Incident{}
 	}
@@ -189,10 +196,16 @@ func (s *Server) getIncident(w http.ResponseWriter, r *http.Request) *problem {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
-	d, err := s.opts.Store.GetIncident(ctx, p.tenants, id, cursor)
+	scope := evidenceScope(id, p.tenants)
+	pos, ok := s.cursors.open(scope, cursor)
+	if !ok {
+		return badRequest("invalid cursor", "evidence_cursor is not a cursor this API returned for this incident and these tenants")
+	}
+	d, err := s.opts.Store.GetIncident(ctx, p.tenants, id, pos)
 	if err != nil {
 		return s.storeError(r, err, "incident")
 	}
+	d.NextEvidenceCursor = s.cursors.sign(scope, d.NextEvidenceCursor)
 	fillDetail(&d)
 	w.Header().Set("ETag", etag(d.Incident))
 	writeJSON(w, http.StatusOK, d)

@@ -36,6 +36,10 @@ type Options struct {
 	Logger        *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// CursorKey signs the paging cursors. API replicas behind one address
+	// need the same key to follow each other's cursors; empty means a
+	// random key, so cursors are good until the process restarts.
+	CursorKey []byte
 }
 
 // Server is the API's http.Handler.
@@ -49,6 +53,7 @@ type Server struct {
 	audits   *prometheus.CounterVec
 	denied   *rateLimiter
 	auditLog *groupCommit
+	cursors  cursorSigner
 	// notCanonical answers paths with ".", ".." or empty segments.
 	notCanonical http.Handler
 }
@@ -104,6 +109,7 @@ func New(opts Options) (*Server, error) {
 		}, []string{"outcome"}),
 		denied:   newRateLimiter(deniedAuditsPerSecond),
 		auditLog: &groupCommit{write: opts.Store.AppendAudit},
+		cursors:  newCursorSigner(opts.CursorKey),
 	}
 	if opts.Registry != nil {
 		opts.Registry.MustRegister(s.requests, s.latency, s.audits)

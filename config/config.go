@@ -162,6 +162,10 @@ type API struct {
 	// PublicURL is the API's external base URL; webhooks link to
 	// <public_url>/v1/incidents/<id> when it is set.
 	PublicURL string `yaml:"public_url"`
+	// CursorKey signs the paging cursors ("env:NAME" reads it from the
+	// environment). API replicas behind one address need the same key;
+	// empty means a random key per process.
+	CursorKey string `yaml:"cursor_key"`
 }
 
 // Webhook is one receiver of incident notifications.
@@ -453,6 +457,9 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.API.Listen); err != nil {
 		bad("api.listen", "%q is not host:port", c.API.Listen)
+	}
+	if k := c.API.CursorKey; k != "" && !strings.HasPrefix(k, "env:") && len(k) < 16 {
+		bad("api.cursor_key", "is %d bytes; use at least 16 random bytes", len(k))
 	}
 	tokenNames := map[string]int{}
 	for i, t := range c.API.Tokens {

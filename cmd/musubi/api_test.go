@@ -54,6 +54,8 @@ type apiEnv struct {
 	store *storage.Store
 	rules *stubRules
 	now   time.Time
+	// cursorKey, when set, is the key of the servers started after.
+	cursorKey []byte
 }
 
 type stubRules struct{ reloads int }
@@ -117,6 +119,7 @@ func (e *apiEnv) server(restoreTokens bool) string {
 		},
 		RestoreTokens: restoreTokens,
 		Logger:        slog.New(slog.DiscardHandler),
+		CursorKey:     e.cursorKey,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -1146,10 +1149,15 @@ func TestAPIEvidencePages(t *testing.T) {
 	if pages != 2 || !slices.Equal(got, evIDs) {
 		t.Errorf("got %d evidence events in %d pages, want all %d in 2 pages, in time order", len(got), pages, len(evIDs))
 	}
-	// Another tenant's token cannot use the cursor either.
+	// Another tenant's token cannot use the cursor either: it is bound to
+	// the tenants it was issued to (400, the same whether or not the
+	// incident exists), and without it the incident is not found.
 	var d api.IncidentDetail
 	e.get("/v1/incidents/inc-big", tokAcmeViewer, &d)
-	if r := e.do(http.MethodGet, "/v1/incidents/inc-big?evidence_cursor="+d.NextEvidenceCursor, tokGlobexAnalyst, nil); r.code != http.StatusNotFound {
-		t.Errorf("globex with acme's evidence cursor: got %d, want 404", r.code)
+	if r := e.do(http.MethodGet, "/v1/incidents/inc-big?evidence_cursor="+d.NextEvidenceCursor, tokGlobexAnalyst, nil); r.code != http.StatusBadRequest {
+		t.Errorf("globex with acme's evidence cursor: got %d, want 400", r.code)
+	}
+	if r := e.do(http.MethodGet, "/v1/incidents/inc-big", tokGlobexAnalyst, nil); r.code != http.StatusNotFound {
+		t.Errorf("globex reading acme's incident: got %d, want 404", r.code)
 	}
 }

@@ -75,6 +75,18 @@ func tenantFunc(tenants []config.Tenant) pipeline.TenantFunc {
 	}
 }
 
+// apiCursorKey resolves api.cursor_key ("env:NAME" reads the environment);
+// nil lets the API pick a random key.
+func apiCursorKey(k string) []byte {
+	if name, ok := strings.CutPrefix(k, "env:"); ok {
+		k = os.Getenv(name)
+	}
+	if k == "" {
+		return nil
+	}
+	return []byte(k)
+}
+
 // apiTokens hashes the configured token secrets; "env:NAME" reads the
 // secret from the environment.
 func apiTokens(ts []config.Token) []api.Token {
