@@ -177,6 +177,9 @@ type IncidentPage struct {
 // IncidentDetail is one incident with its alerts and a page of evidence.
 type IncidentDetail struct {
 	Incident
+	// MergedFrom lists the incidents merged into this one; their alerts
+	// and evidence are served with this incident's.
+	MergedFrom         []string      `json:"merged_from,omitempty"`
 	Alerts             []rules.Alert `json:"alerts"`
 	Evidence           []Evidence    `json:"evidence"`
 	NextEvidenceCursor string        `json:"next_evidence_cursor,omitempty"`

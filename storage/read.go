@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -86,6 +87,10 @@ type IncidentPage struct {
 // evidence events behind them.
 type IncidentDetail struct {
 	Incident
+	// MergedFrom lists the incidents merged into this one (directly or
+	// through another merged one); their alerts and evidence are served
+	// with this incident's.
+	MergedFrom         []string
 	Alerts             []rules.Alert
 	Evidence           []Evidence
 	NextEvidenceCursor string
@@ -479,11 +484,84 @@ func (s *Store) GetIncident(ctx context.Context, tenants []string, id, evidenceC
 	if d.Edges, err = s.edges(ctx, in.TenantUID, in.ID, in.Version); err != nil {
 		return d, err
 	}
-	if d.Alerts, err = s.incidentAlerts(ctx, in); err != nil {
+	// The alerts of merged incidents are served through the survivor.
+	withMerged := in
+	if d.MergedFrom, withMerged, err = s.withMergedAlerts(ctx, in); err != nil {
 		return d, err
 	}
-	d.Evidence, d.NextEvidenceCursor, err = s.evidence(ctx, in, evidenceCursor)
+	if d.Alerts, err = s.incidentAlerts(ctx, withMerged); err != nil {
+		return d, err
+	}
+	d.Evidence, d.NextEvidenceCursor, err = s.evidence(ctx, withMerged, evidenceCursor)
 	return d, err
+}
+
+// maxMerged bounds the incidents whose alerts one survivor serves.
+const maxMerged = 1000
+
+// withMergedAlerts finds the incidents merged into in, directly or through
+// another merged incident, and returns their ids and a copy of in whose
+// alert ids and time span include theirs (for reading alerts and
+// evidence; the graph stays in's own).
+func (s *Store) withMergedAlerts(ctx context.Context, in Incident) ([]string, Incident, error) {
+	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT incident_id, m FROM (
+    SELECT incident_id, argMax(merged_into, version) AS m, argMax(status, version) AS st FROM `+s.t(TableWorkflow)+`
+    WHERE tenant_uid = ? GROUP BY incident_id
+) WHERE st = 'merged' AND m != '' ORDER BY incident_id LIMIT ?`, in.TenantUID, maxMerged*10)
+	if err != nil {
+		return nil, in, fmt.Errorf("merged incidents: %w", err)
+	}
+	into := map[string][]string{}
+	for rows.Next() {
+		var from, to string
+		if err := rows.Scan(&from, &to); err != nil {
+			rows.Close()
+			return nil, in, err
+		}
+		into[to] = append(into[to], from)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, in, err
+	}
+	var merged []string
+	seen := map[string]bool{in.ID: true}
+	for queue := []string{in.ID}; len(queue) > 0 && len(merged) < maxMerged; queue = queue[1:] {
+		for _, from := range into[queue[0]] {
+			if !seen[from] {
+				seen[from] = true
+				merged = append(merged, from)
+				queue = append(queue, from)
+			}
+		}
+	}
+	if len(merged) == 0 {
+		return nil, in, nil
+	}
+	slices.Sort(merged)
+	rows, err = s.conn.Query(s.readCtx(ctx), `SELECT argMax(alert_ids, version), min(first_seen_ms), max(last_seen_ms) FROM `+
+		s.t(TableIncidents)+` WHERE tenant_uid = ? AND incident_id IN `+placeholders(len(merged))+` GROUP BY incident_id`,
+		append([]any{in.TenantUID}, anySlice(merged)...)...)
+	if err != nil {
+		return nil, in, fmt.Errorf("merged incidents' alerts: %w", err)
+	}
+	defer rows.Close()
+	out := in
+	out.AlertIDs = slices.Clone(in.AlertIDs)
+	for rows.Next() {
+		var ids []string
+		var first, last int64
+		if err := rows.Scan(&ids, &first, &last); err != nil {
+			return nil, in, err
+		}
+		for _, id := range ids {
+			if !slices.Contains(out.AlertIDs, id) {
+				out.AlertIDs = append(out.AlertIDs, id)
+			}
+		}
+		out.FirstSeen, out.LastSeen = min(out.FirstSeen, first), max(out.LastSeen, last)
+	}
+	return merged, out, rows.Err()
 }
 
 func (s *Store) nodes(ctx context.Context, tenant, id string, version uint64) ([]correlate.Node, error) {

@@ -42,7 +42,7 @@ func (a storeAdapter) GetIncident(ctx context.Context, tenants []string, id, cur
 		return api.IncidentDetail{}, storeErr(err)
 	}
 	out := api.IncidentDetail{Incident: apiIncident(d.Incident), Alerts: d.Alerts, NextEvidenceCursor: d.NextEvidenceCursor,
-		Evidence: apiEvidence(d.Evidence)}
+		Evidence: apiEvidence(d.Evidence), MergedFrom: d.MergedFrom}
 	return out, nil
 }
 

@@ -470,3 +470,69 @@ func TestAPICursorsSigned(t *testing.T) {
 		})
 	}
 }
+
+// TestAPIMergeServesAlertsThroughSurvivor: after a merge the surviving
+// incident shows the merged incident's alerts and evidence and names it
+// in merged_from, also through a chain of merges; the merged incident
+// keeps its own for the record.
+func TestAPIMergeServesAlertsThroughSurvivor(t *testing.T) {
+	e := newAPIEnv(t)
+	alertIDs := func(d api.IncidentDetail) []string {
+		var out []string
+		for _, a := range d.Alerts {
+			out = append(out, a.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	evidenceIDs := func(d api.IncidentDetail) []string {
+		var out []string
+		for _, ev := range d.Evidence {
+			out = append(out, ev.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	var before api.IncidentDetail
+	e.get("/v1/incidents/inc-a1", tokAcmeAnalyst, &before)
+	if got := alertIDs(before); !slices.Equal(got, []string{"al-a1", "al-a2"}) || len(before.MergedFrom) != 0 {
+		t.Fatalf("inc-a1 before any merge: got alerts %v merged_from %v, want al-a1, al-a2 and none", got, before.MergedFrom)
+	}
+	merge := func(from, into string) {
+		t.Helper()
+		if r := e.do(http.MethodPost, "/v1/incidents/"+from+"/merge", tokAcmeAnalyst, map[string]string{"into": into, "reason": "same bucket"}); r.code != http.StatusOK {
+			t.Fatalf("merge %s into %s: got %d %.300s", from, into, r.code, r.body)
+		}
+	}
+	// inc-a3 into inc-a2, then inc-a2 into inc-a1: inc-a1 serves all three.
+	merge("inc-a3", "inc-a2")
+	var mid api.IncidentDetail
+	e.get("/v1/incidents/inc-a2", tokAcmeAnalyst, &mid)
+	if got := alertIDs(mid); !slices.Equal(got, []string{"al-a3", "al-a4"}) || !slices.Equal(mid.MergedFrom, []string{"inc-a3"}) {
+		t.Errorf("inc-a2 after inc-a3 merged into it: got alerts %v merged_from %v, want al-a3, al-a4 and [inc-a3]", got, mid.MergedFrom)
+	}
+	merge("inc-a2", "inc-a1")
+	var after api.IncidentDetail
+	e.get("/v1/incidents/inc-a1", tokAcmeAnalyst, &after)
+	if got := alertIDs(after); !slices.Equal(got, []string{"al-a1", "al-a2", "al-a3", "al-a4"}) {
+		t.Errorf("inc-a1 after the merges: got alerts %v, want al-a1..al-a4", got)
+	}
+	if !slices.Equal(after.MergedFrom, []string{"inc-a2", "inc-a3"}) {
+		t.Errorf("got merged_from %v, want [inc-a2 inc-a3]", after.MergedFrom)
+	}
+	if got := evidenceIDs(after); !slices.Equal(got, []string{"ev-a1", "ev-a2", "ev-a3", "ev-a4", "ev-a5"}) {
+		t.Errorf("inc-a1 evidence after the merges: got %v, want ev-a1..ev-a5", got)
+	}
+	// The merged incident still shows its own alerts; another tenant's
+	// survivor is untouched.
+	var merged api.IncidentDetail
+	e.get("/v1/incidents/inc-a3", tokAcmeAnalyst, &merged)
+	if got := alertIDs(merged); !slices.Equal(got, []string{"al-a4"}) || merged.Workflow.Status != "merged" {
+		t.Errorf("inc-a3: got alerts %v status %s, want al-a4 and merged", got, merged.Workflow.Status)
+	}
+	var other api.IncidentDetail
+	e.get("/v1/incidents/inc-b1", tokGlobexAnalyst, &other)
+	if got := alertIDs(other); !slices.Equal(got, []string{"al-b1"}) || len(other.MergedFrom) != 0 {
+		t.Errorf("globex's inc-b1: got alerts %v merged_from %v, want al-b1 only", got, other.MergedFrom)
+	}
+}
