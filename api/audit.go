@@ -17,6 +17,8 @@ import (
 const (
 	actionPatch        = "api.incident.update"
 	actionComment      = "api.incident.comment"
+	actionCommentEdit  = "api.incident.comment.edit"
+	actionCommentDel   = "api.incident.comment.delete"
 	actionMerge        = "api.incident.merge"
 	actionReload       = "api.rules.reload"
 	actionTokenCreate  = "api.token.create"

@@ -155,6 +155,8 @@ func (s *Server) routeTable() []route {
 		{"PATCH /v1/incidents/{id}", RoleAnalyst, s.patchIncident},
 		{"GET /v1/incidents/{id}/comments", RoleViewer, s.listComments},
 		{"POST /v1/incidents/{id}/comments", RoleAnalyst, s.addComment},
+		{"PATCH /v1/incidents/{id}/comments/{comment_id}", RoleAnalyst, s.editComment},
+		{"DELETE /v1/incidents/{id}/comments/{comment_id}", RoleAnalyst, s.deleteComment},
 		{"POST /v1/incidents/{id}/merge", RoleAnalyst, s.mergeIncident},
 		{"GET /v1/entities/{type}/{value...}", RoleViewer, s.entityPivot},
 		{"GET /v1/rules", RoleViewer, s.listRules},

@@ -38,7 +38,11 @@ type Store interface {
 	// Merge marks incident from as merged into incident into.
 	Merge(ctx context.Context, tenants []string, from, into, actor, reason string) (Workflow, error)
 	AddComment(ctx context.Context, tenants []string, c Comment) (Comment, error)
-	ListComments(ctx context.Context, tenants []string, incidentID string, limit int) ([]Comment, error)
+	// ListComments returns a page of an incident's comments, oldest first,
+	// after the store's cursor, and the cursor of the next page.
+	ListComments(ctx context.Context, tenants []string, incidentID, cursor string, limit int) ([]Comment, string, error)
+	// ChangeComment edits or deletes a comment (see CommentChange).
+	ChangeComment(ctx context.Context, ch CommentChange) (Comment, error)
 	AppendAudit(ctx context.Context, entries ...AuditEntry) error
 	ListAudit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
 	EntityPivot(ctx context.Context, q EntityQuery) (EntityActivity, error)
@@ -78,6 +82,26 @@ type Comment struct {
 	Author     string    `json:"author"`
 	Body       string    `json:"body"`
 	Time       time.Time `json:"time"`
+	// EditedAt is when the author last edited it; Version counts the
+	// changes (0: as written).
+	EditedAt time.Time `json:"edited_at,omitzero"`
+	Version  uint64    `json:"version"`
+	Deleted  bool      `json:"deleted,omitempty"`
+}
+
+// CommentChange edits (Body) or deletes (Delete) a comment. Check is
+// called by the store with the comment as it is, under the incident's
+// lock, and may refuse; Audit returns the request's audit entry, written
+// with the store's own before the change.
+type CommentChange struct {
+	Tenants    []string
+	IncidentID string
+	CommentID  string
+	Body       string
+	Delete     bool
+	Actor      string
+	Check      func(cur Comment) error
+	Audit      func(before, after Comment) AuditEntry
 }
 
 // AuditEntry is one line of the append-only audit log.

@@ -136,19 +136,38 @@ func (a storeAdapter) AddComment(ctx context.Context, tenants []string, c api.Co
 }
 
 func apiComment(c storage.Comment) api.Comment {
-	return api.Comment{ID: c.ID, IncidentID: c.IncidentID, TenantUID: c.TenantUID, Author: c.Author, Body: c.Body, Time: c.Time}
+	return api.Comment{ID: c.ID, IncidentID: c.IncidentID, TenantUID: c.TenantUID, Author: c.Author, Body: c.Body, Time: c.Time,
+		EditedAt: c.EditedAt, Version: c.Version, Deleted: c.Deleted}
 }
 
-func (a storeAdapter) ListComments(ctx context.Context, tenants []string, id string, limit int) ([]api.Comment, error) {
-	cs, err := a.s.ListComments(ctx, tenants, id, limit)
+func (a storeAdapter) ListComments(ctx context.Context, tenants []string, id, cursor string, limit int) ([]api.Comment, string, error) {
+	cs, next, err := a.s.CommentPage(ctx, tenants, id, cursor, limit)
 	if err != nil {
-		return nil, storeErr(err)
+		return nil, "", storeErr(err)
 	}
 	out := make([]api.Comment, 0, len(cs))
 	for _, c := range cs {
 		out = append(out, apiComment(c))
 	}
-	return out, nil
+	return out, next, nil
+}
+
+func (a storeAdapter) ChangeComment(ctx context.Context, ch api.CommentChange) (api.Comment, error) {
+	sc := storage.CommentChange{Tenants: ch.Tenants, IncidentID: ch.IncidentID, CommentID: ch.CommentID, Body: ch.Body,
+		Delete: ch.Delete, Actor: ch.Actor}
+	if ch.Check != nil {
+		sc.Check = func(cur storage.Comment) error { return ch.Check(apiComment(cur)) }
+	}
+	if ch.Audit != nil {
+		sc.Audit = func(before, after storage.Comment) storage.AuditEntry {
+			return storageAudit(ch.Audit(apiComment(before), apiComment(after)))
+		}
+	}
+	c, err := a.s.ChangeComment(ctx, sc)
+	if err != nil {
+		return api.Comment{}, storeErr(err)
+	}
+	return apiComment(c), nil
 }
 
 func (a storeAdapter) AppendAudit(ctx context.Context, entries ...api.AuditEntry) error {

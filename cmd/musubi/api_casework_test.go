@@ -536,3 +536,121 @@ func TestAPIMergeServesAlertsThroughSurvivor(t *testing.T) {
 		t.Errorf("globex's inc-b1: got alerts %v merged_from %v, want al-b1 only", got, other.MergedFrom)
 	}
 }
+
+// TestAPICommentsPagedEditedDeleted: comments page with signed cursors;
+// their author (and only the author) edits and deletes them; every
+// request is audited, refusals included.
+func TestAPICommentsPagedEditedDeleted(t *testing.T) {
+	e := newAPIEnv(t)
+	const n = 7
+	var written []api.Comment
+	for i := range n {
+		r := e.do(http.MethodPost, "/v1/incidents/inc-a1/comments", tokAcmeAnalyst, map[string]string{"body": fmt.Sprint("note ", i)})
+		if r.code != http.StatusCreated {
+			t.Fatalf("comment %d: got %d %.300s", i, r.code, r.body)
+		}
+		var c api.Comment
+		_ = json.Unmarshal(r.body, &c)
+		written = append(written, c)
+	}
+	type page struct {
+		Items      []api.Comment
+		NextCursor string `json:"next_cursor"`
+	}
+	walk := func(token string) []string {
+		t.Helper()
+		var got []string
+		cursor := ""
+		for pages := 0; pages < 10; pages++ {
+			var p page
+			e.get("/v1/incidents/inc-a1/comments?limit=3&cursor="+cursor, token, &p)
+			for _, c := range p.Items {
+				got = append(got, c.Body)
+			}
+			if cursor = p.NextCursor; cursor == "" {
+				break
+			}
+		}
+		return got
+	}
+	want := []string{"note 0", "note 1", "note 2", "note 3", "note 4", "note 5", "note 6"}
+	if got := walk(tokAcmeViewer); !slices.Equal(got, want) {
+		t.Fatalf("paged comments: got %v, want %v", got, want)
+	}
+	var p1 page
+	e.get("/v1/incidents/inc-a1/comments?limit=3", tokAcmeViewer, &p1)
+	if r := e.do(http.MethodGet, "/v1/incidents/inc-a2/comments?cursor="+p1.NextCursor, tokAcmeViewer, nil); r.code != http.StatusBadRequest {
+		t.Errorf("a comment cursor of another incident: got %d, want 400", r.code)
+	}
+
+	path := func(c api.Comment) string { return "/v1/incidents/inc-a1/comments/" + c.ID }
+	// Bob may not change Alice's comment; a viewer may not either.
+	if r := e.do(http.MethodPatch, path(written[1]), tokAcmeAnalyst2, map[string]string{"body": "bob was here"}); r.code != http.StatusForbidden {
+		t.Errorf("bob editing alice's comment: got %d, want 403", r.code)
+	}
+	if r := e.do(http.MethodDelete, path(written[1]), tokAcmeAnalyst2, nil); r.code != http.StatusForbidden {
+		t.Errorf("bob deleting alice's comment: got %d, want 403", r.code)
+	}
+	if r := e.do(http.MethodDelete, path(written[1]), tokAcmeViewer, nil); r.code != http.StatusForbidden {
+		t.Errorf("a viewer deleting a comment: got %d, want 403", r.code)
+	}
+	if r := e.do(http.MethodPatch, path(written[1]), tokGlobexAnalyst, map[string]string{"body": "x"}); r.code != http.StatusNotFound {
+		t.Errorf("another tenant editing: got %d, want 404", r.code)
+	}
+	if r := e.do(http.MethodPatch, path(written[1]), tokAcmeAnalyst, map[string]string{"body": " "}); r.code != http.StatusUnprocessableEntity {
+		t.Errorf("editing to an empty body: got %d, want 422", r.code)
+	}
+	// Alice edits one and deletes another.
+	r := e.do(http.MethodPatch, path(written[1]), tokAcmeAnalyst, map[string]string{"body": "note 1, corrected"})
+	if r.code != http.StatusOK {
+		t.Fatalf("alice editing her comment: got %d %.300s", r.code, r.body)
+	}
+	var edited api.Comment
+	_ = json.Unmarshal(r.body, &edited)
+	if edited.Body != "note 1, corrected" || edited.Version != 1 || edited.EditedAt.IsZero() || !edited.Time.Equal(written[1].Time) || edited.Author != "alice" {
+		t.Errorf("got edited comment %+v, want the new body, version 1, edited_at set, the original time", edited)
+	}
+	if r := e.do(http.MethodDelete, path(written[4]), tokAcmeAnalyst, nil); r.code != http.StatusNoContent {
+		t.Fatalf("alice deleting her comment: got %d %.300s", r.code, r.body)
+	}
+	if r := e.do(http.MethodDelete, path(written[4]), tokAcmeAnalyst, nil); r.code != http.StatusNotFound {
+		t.Errorf("deleting a deleted comment: got %d, want 404", r.code)
+	}
+	if r := e.do(http.MethodPatch, path(written[4]), tokAcmeAnalyst, map[string]string{"body": "back"}); r.code != http.StatusNotFound {
+		t.Errorf("editing a deleted comment: got %d, want 404", r.code)
+	}
+	want = []string{"note 0", "note 1, corrected", "note 2", "note 3", "note 5", "note 6"}
+	if got := walk(tokAcmeViewer); !slices.Equal(got, want) {
+		t.Errorf("comments after the edit and the deletion: got %v, want %v", got, want)
+	}
+	// Audited: the edit, the deletion and every refusal, with sizes, not text.
+	outcomes := map[string]int{}
+	for _, action := range []string{"api.incident.comment.edit", "api.incident.comment.delete"} {
+		for _, a := range e.auditOf("inc-a1", action) {
+			outcomes[fmt.Sprint(action, " ", a.Actor, " ", a.det.Status)]++
+			if strings.Contains(string(a.Details), "corrected") {
+				t.Errorf("the audit entry keeps the comment's text: %s", a.Details)
+			}
+		}
+	}
+	wantOutcomes := map[string]int{
+		"api.incident.comment.edit bob 403": 1, "api.incident.comment.delete bob 403": 1,
+		"api.incident.comment.edit alice 422": 1, "api.incident.comment.edit alice 200": 1,
+		"api.incident.comment.delete alice 204": 1, "api.incident.comment.delete alice 200": 0,
+		"api.incident.comment.delete alice 404": 1, "api.incident.comment.edit alice 404": 1,
+	}
+	for k, v := range wantOutcomes {
+		if outcomes[k] != v {
+			t.Errorf("audited %q: got %d, want %d (all: %v)", k, outcomes[k], v, outcomes)
+		}
+	}
+	var gina []auditRow
+	var pg struct{ Items []api.AuditEntry }
+	e.get("/v1/audit?action=api.incident.comment.edit&actor=gina", tokRootAdmin, &pg)
+	for _, a := range pg.Items {
+		gina = append(gina, auditRow{AuditEntry: a})
+	}
+	if len(gina) != 1 || gina[0].TenantUID != "globex" {
+		t.Errorf("gina's refused edit: got %+v, want one entry filed under her tenant globex", gina)
+	}
+}
