@@ -36,6 +36,9 @@ type Options struct {
 	Logger        *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// SLA is the time to resolve per OCSF severity id (0 or absent: no
+	// SLA); nil means DefaultSLA.
+	SLA map[int]time.Duration
 	// CursorKey signs the paging cursors. API replicas behind one address
 	// need the same key to follow each other's cursors; empty means a
 	// random key, so cursors are good until the process restarts.
@@ -84,6 +87,12 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.SLA == nil {
+		opts.SLA = DefaultSLA()
+	}
+	if err := checkSLA(opts.SLA); err != nil {
+		return nil, err
 	}
 	tokens, err := newTokenStore(opts.Tokens, opts.Tenants)
 	if err != nil {

@@ -168,6 +168,12 @@ type IncidentQuery struct {
 	Desc        bool
 	Limit       int
 	Cursor      string
+	// SLA ("breached" or "ok") keeps the incidents whose SLA is breached,
+	// or that have one that is not; SLAMillis is the time to resolve per
+	// severity and NowMillis the clock it is judged at.
+	SLA       string
+	SLAMillis map[int]int64
+	NowMillis int64
 }
 
 // Workflow is the analyst-owned state of an incident.
@@ -182,6 +188,12 @@ type Workflow struct {
 	Version          uint64    `json:"workflow_version"`
 	UpdatedAt        time.Time `json:"updated_at,omitzero"`
 	UpdatedBy        string    `json:"updated_by,omitempty"`
+	// AcknowledgedAt is when an analyst first took the incident (assigned
+	// it or moved it off new); ResolvedAt and ClosedAt when it was
+	// resolved and closed (absent while it is not).
+	AcknowledgedAt time.Time `json:"acknowledged_at,omitzero"`
+	ResolvedAt     time.Time `json:"resolved_at,omitzero"`
+	ClosedAt       time.Time `json:"closed_at,omitzero"`
 }
 
 // Incident is one row of the queue: the correlator's incident with the
@@ -189,6 +201,8 @@ type Workflow struct {
 type Incident struct {
 	correlate.Incident
 	Workflow Workflow `json:"workflow"`
+	// Timing is the case clock, computed by the API.
+	Timing *CaseTiming `json:"timing,omitempty"`
 }
 
 // IncidentPage is one page of the queue.

@@ -487,6 +487,7 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, p *principal, ref
 	if next.Workflow.Tags == nil {
 		next.Workflow.Tags = []string{}
 	}
+	next.Timing = timing(next, s.opts.SLA, s.opts.Now())
 	w.Header().Set("ETag", etag(next))
 	writeJSON(w, http.StatusOK, next)
 	return nil

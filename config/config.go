@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/musubi-xdr/musubi/ocsf"
 )
 
 // Config is the whole configuration of the musubi binary.
@@ -166,6 +168,11 @@ type API struct {
 	// environment). API replicas behind one address need the same key;
 	// empty means a random key per process.
 	CursorKey string `yaml:"cursor_key"`
+	// SLA is the time to resolve an incident by its effective severity
+	// (informational, low, medium, high, critical, fatal), counted from
+	// its first alert; severities not named keep the API's defaults, 0
+	// means no SLA.
+	SLA map[string]time.Duration `yaml:"sla"`
 }
 
 // Webhook is one receiver of incident notifications.
@@ -460,6 +467,14 @@ func (c Config) Validate() error {
 	}
 	if k := c.API.CursorKey; k != "" && !strings.HasPrefix(k, "env:") && len(k) < 16 {
 		bad("api.cursor_key", "is %d bytes; use at least 16 random bytes", len(k))
+	}
+	for name, d := range c.API.SLA {
+		if id, ok := ocsf.SeverityID(name); !ok || id == ocsf.SeverityUnknown {
+			bad("api.sla."+name, "is not a severity: informational, low, medium, high, critical or fatal")
+		}
+		if d < 0 {
+			bad("api.sla."+name, "must not be negative")
+		}
 	}
 	tokenNames := map[string]int{}
 	for i, t := range c.API.Tokens {

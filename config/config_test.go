@@ -27,6 +27,8 @@ func TestLoad(t *testing.T) {
 			`clickhouse.database: "musubi; DROP" must be letters`,
 			"clickhouse.max_open_conns: 0 is outside 1..1000",
 			"api.cursor_key: is 5 bytes",
+			"api.sla.urgent: is not a severity",
+			"api.sla.high: must not be negative",
 			`api.tokens[1].name: "Alice" is already the name of api.tokens[0]`,
 			"pipeline.batch_size: 0 is outside",
 			"pipeline.batch_bytes: must be positive",

@@ -35,6 +35,12 @@ type Workflow struct {
 	Version          uint64
 	UpdatedAt        time.Time
 	UpdatedBy        string
+	// AcknowledgedAt is when an analyst first took the incident (assigned
+	// it or moved it off new); ResolvedAt and ClosedAt when it was
+	// resolved and closed (zero while it is not: reopening clears them).
+	AcknowledgedAt time.Time
+	ResolvedAt     time.Time
+	ClosedAt       time.Time
 }
 
 // Incident is the latest version of an incident with its workflow state.
@@ -72,6 +78,13 @@ type IncidentQuery struct {
 	Desc   bool
 	Limit  int
 	Cursor string
+	// SLA is "breached" (resolved or closed after first_seen plus the SLA
+	// of its effective severity, or still open after it) or "ok" (has an
+	// SLA, not breached); SLAMillis is the time to resolve per severity id
+	// (0 or absent: none) and NowMillis the clock.
+	SLA       string
+	SLAMillis map[int]int64
+	NowMillis int64
 }
 
 // IncidentPage is one page of the queue.
@@ -210,7 +223,8 @@ func (s *Store) latestIncidentsOf(tenants []string, inner *builder, withTimeline
     w_version, w_status, w_assignee, w_verdict, w_reason, w_tags, w_sev, w_merged, w_updated, w_by,
     if(w_status != '', w_status, i_status) AS eff_status,
     if(w_sev > 0, w_sev, i_sev) AS eff_sev,
-    greatest(i_updated, w_updated) AS eff_updated
+    greatest(i_updated, w_updated) AS eff_updated,
+    w_ack, w_resolved, w_closed
 FROM (
     SELECT tenant_uid, incident_id, max(version) AS v,
         argMax(title, version) AS i_title, argMax(severity_id, version) AS i_sev,
@@ -230,7 +244,8 @@ FROM (
         argMax(verdict, version) AS w_verdict, argMax(reason, version) AS w_reason,
         argMax(tags, version) AS w_tags, argMax(severity_override, version) AS w_sev,
         argMax(merged_into, version) AS w_merged, argMax(updated_ms, version) AS w_updated,
-        argMax(updated_by, version) AS w_by
+        argMax(updated_by, version) AS w_by, argMax(acknowledged_ms, version) AS w_ack,
+        argMax(resolved_ms, version) AS w_resolved, argMax(closed_ms, version) AS w_closed
     FROM ` + s.t(TableWorkflow) + `
     WHERE ` + tenantCond + wfWhere + `
     GROUP BY tenant_uid, incident_id
@@ -247,16 +262,18 @@ func scanIncident(r scanner) (Incident, int64, error) {
 		sev, risk, wSev, effSev               uint8
 		timeline                              string
 		iUpdated, wUpdated, effUpdated        int64
+		ack, resolved, closed                 int64
 		stages, tactics, techs, accts, ruleID []string
 	)
 	err := r.Scan(&in.TenantUID, &in.ID, &in.Version, &in.Title, &sev, &risk, &in.Status, &in.FirstSeen, &in.LastSeen,
 		&stages, &tactics, &techs, &accts, &ruleID, &in.AlertIDs, new([]string), &in.MergedInto, &iUpdated, &timeline,
 		&in.Workflow.Version, &in.Workflow.Status, &in.Workflow.Assignee, &in.Workflow.Verdict, &in.Workflow.Reason,
 		&in.Workflow.Tags, &wSev, &in.Workflow.MergedInto, &wUpdated, &in.Workflow.UpdatedBy,
-		&in.EffectiveStatus, &effSev, &effUpdated)
+		&in.EffectiveStatus, &effSev, &effUpdated, &ack, &resolved, &closed)
 	if err != nil {
 		return in, 0, err
 	}
+	in.Workflow.AcknowledgedAt, in.Workflow.ResolvedAt, in.Workflow.ClosedAt = msOrZero(ack), msOrZero(resolved), msOrZero(closed)
 	in.Severity, in.RiskScore = int(sev), int(risk)
 	in.Stages, in.Tactics, in.Techniques, in.Accounts, in.RuleIDs = stages, tactics, techs, accts, ruleID
 	in.Workflow.SeverityOverride, in.EffectiveSeverity = int(wSev), int(effSev)
@@ -270,6 +287,14 @@ func scanIncident(r scanner) (Incident, int64, error) {
 		}
 	}
 	return in, effUpdated, nil
+}
+
+// msOrZero is the time of Unix milliseconds ms; zero for 0.
+func msOrZero(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
 }
 
 // cursor is the opaque keyset position of the queue.
@@ -356,6 +381,29 @@ func (s *Store) ListIncidents(ctx context.Context, q IncidentQuery) (IncidentPag
 	}
 	if q.Text != "" {
 		outer.add("(positionCaseInsensitiveUTF8(i_title, ?) > 0 OR incident_id = ?)", q.Text, q.Text)
+	}
+	if q.SLA != "" {
+		// The time to resolve of the effective severity, and the end of
+		// the clock: resolved, else closed, else now.
+		slaMS := "multiIf(eff_sev = 6, toInt64(?), eff_sev = 5, toInt64(?), eff_sev = 4, toInt64(?), eff_sev = 3, toInt64(?), " +
+			"eff_sev = 2, toInt64(?), eff_sev = 1, toInt64(?), toInt64(0))"
+		slaArgs := func() []any {
+			var out []any
+			for sev := 6; sev >= 1; sev-- {
+				out = append(out, q.SLAMillis[sev])
+			}
+			return out
+		}
+		breached := "(" + slaMS + " > 0 AND if(w_resolved > 0, w_resolved, if(w_closed > 0, w_closed, toInt64(?))) > i_first + " + slaMS + ")"
+		breachedArgs := append(append(slaArgs(), q.NowMillis), slaArgs()...)
+		switch q.SLA {
+		case "breached":
+			outer.add(breached, breachedArgs...)
+		case "ok":
+			outer.add("("+slaMS+" > 0 AND NOT "+breached+")", append(slaArgs(), breachedArgs...)...)
+		default:
+			return IncidentPage{}, fmt.Errorf("%w: sla %q (want breached or ok)", ErrInvalidArgument, q.SLA)
+		}
 	}
 	base, baseArgs := s.latestIncidents(q.Tenants, inner, false)
 

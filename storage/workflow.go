@@ -86,28 +86,6 @@ func (s *Store) lockIncident(tenant, id string) (*wfLock, func()) {
 	}
 }
 
-// latestWorkflow reads the newest workflow row of an incident; a zero
-// Workflow when there is none.
-func (s *Store) latestWorkflow(ctx context.Context, tenant, id string) (Workflow, error) {
-	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT version, status, assignee, verdict, reason, tags, severity_override,
-    merged_into, updated_ms, updated_by FROM `+s.t(TableWorkflow)+`
-WHERE tenant_uid = ? AND incident_id = ? ORDER BY version DESC LIMIT 1`, tenant, id)
-	if err != nil {
-		return Workflow{}, fmt.Errorf("read workflow: %w", err)
-	}
-	defer rows.Close()
-	var w Workflow
-	if rows.Next() {
-		var sev uint8
-		var upd int64
-		if err := rows.Scan(&w.Version, &w.Status, &w.Assignee, &w.Verdict, &w.Reason, &w.Tags, &sev, &w.MergedInto, &upd, &w.UpdatedBy); err != nil {
-			return w, err
-		}
-		w.SeverityOverride, w.UpdatedAt = int(sev), time.UnixMilli(upd).UTC()
-	}
-	return w, rows.Err()
-}
-
 // UpdateWorkflow applies u with compare-and-set semantics and returns the
 // new workflow state; see UpdateIncidentWorkflow.
 func (s *Store) UpdateWorkflow(ctx context.Context, u WorkflowUpdate) (Workflow, error) {
@@ -211,6 +189,7 @@ func (s *Store) UpdateIncidentWorkflow(ctx context.Context, u WorkflowUpdate) (I
 	next.Version = cur.Version + 1
 	next.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
 	next.UpdatedBy = u.Actor
+	stampTimes(&next, in.EffectiveStatus)
 	details, _ := json.Marshal(map[string]any{"from": cur, "to": next})
 	audits := []AuditEntry{{
 		ID:   deterministicID("workflow", in.TenantUID, in.ID, fmt.Sprint(next.Version)),
@@ -238,6 +217,40 @@ func (s *Store) UpdateIncidentWorkflow(ctx context.Context, u WorkflowUpdate) (I
 	return in, nil
 }
 
+// stampTimes sets the case times of the new workflow state w of an
+// incident whose effective status was from: the first acknowledgement
+// (assigned, or moved off new), and when it was resolved and closed (a
+// merge closes it); reopening clears resolved and closed.
+func stampTimes(w *Workflow, from string) {
+	now := w.UpdatedAt
+	if from == "open" || from == "" {
+		from = "new"
+	}
+	if w.AcknowledgedAt.IsZero() && (w.Assignee != "" || (w.Status != "new" && w.Status != "open" && w.Status != "")) {
+		w.AcknowledgedAt = now
+	}
+	switch w.Status {
+	case "resolved":
+		if from != "resolved" || w.ResolvedAt.IsZero() {
+			w.ResolvedAt = now
+		}
+		w.ClosedAt = time.Time{}
+	case "closed", "merged":
+		if (from != "closed" && from != "merged") || w.ClosedAt.IsZero() {
+			w.ClosedAt = now
+		}
+	default:
+		w.ResolvedAt, w.ClosedAt = time.Time{}, time.Time{}
+	}
+}
+
+func zeroMS(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
 // IncidentRow returns the queue row of incident id in one of tenants: the
 // latest incident version with its workflow, without graph, timeline,
 // alerts or evidence. It is one query.
@@ -248,10 +261,11 @@ func (s *Store) IncidentRow(ctx context.Context, tenants []string, id string) (I
 func (s *Store) writeWorkflow(ctx context.Context, tenant, id string, w Workflow, audit ...AuditEntry) error {
 	c := &columns{table: TableWorkflow, rows: 1,
 		names: []string{"tenant_uid", "incident_id", "version", "updated", "updated_ms", "updated_by", "status", "assignee",
-			"verdict", "reason", "tags", "severity_override", "merged_into"},
+			"verdict", "reason", "tags", "severity_override", "merged_into", "acknowledged_ms", "resolved_ms", "closed_ms"},
 		values: []any{[]string{tenant}, []string{id}, []uint64{w.Version}, []time.Time{w.UpdatedAt}, []int64{w.UpdatedAt.UnixMilli()},
 			[]string{w.UpdatedBy}, []string{w.Status}, []string{w.Assignee}, []string{w.Verdict}, []string{w.Reason},
-			[][]string{nonNil(w.Tags)}, []uint8{clampU8(w.SeverityOverride)}, []string{w.MergedInto}},
+			[][]string{nonNil(w.Tags)}, []uint8{clampU8(w.SeverityOverride)}, []string{w.MergedInto},
+			[]int64{zeroMS(w.AcknowledgedAt)}, []int64{zeroMS(w.ResolvedAt)}, []int64{zeroMS(w.ClosedAt)}},
 	}
 	// The audit entry goes first: an audited change that failed to apply is
 	// visible as such, an unaudited change is not possible.
@@ -278,15 +292,17 @@ func (s *Store) RecordMerge(ctx context.Context, tenants []string, from, into, a
 	l, unlock := s.lockIncident(src.TenantUID, src.ID)
 	defer unlock()
 	l.last = nil // this write does not go through UpdateIncidentWorkflow
-	cur, err := s.latestWorkflow(ctx, src.TenantUID, src.ID)
+	row, err := s.getIncident(ctx, []string{src.TenantUID}, src.ID, false)
 	if err != nil {
 		return Workflow{}, err
 	}
+	cur := row.Workflow
 	next := cur
 	next.Status, next.MergedInto, next.Reason = "merged", dst.ID, reason
 	next.Version = cur.Version + 1
 	next.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
 	next.UpdatedBy = actor
+	stampTimes(&next, row.EffectiveStatus)
 	details, _ := json.Marshal(map[string]string{"from": src.ID, "into": dst.ID, "reason": reason})
 	err = s.writeWorkflow(ctx, src.TenantUID, src.ID, next, AuditEntry{
 		ID:   deterministicID("merge", src.TenantUID, src.ID, fmt.Sprint(next.Version)),

@@ -24,7 +24,7 @@ func (a storeAdapter) ListIncidents(ctx context.Context, q api.IncidentQuery) (a
 		Tenants: q.Tenants, Status: q.Status, MinSeverity: q.MinSeverity, Assignee: q.Assignee,
 		Tag: q.Tag, RuleID: q.RuleID, EntityType: q.EntityType, EntityValue: q.EntityValue,
 		Account: q.Account, From: q.From, To: q.To, Text: q.Text, Sort: q.Sort, Desc: q.Desc,
-		Limit: q.Limit, Cursor: q.Cursor,
+		Limit: q.Limit, Cursor: q.Cursor, SLA: q.SLA, SLAMillis: q.SLAMillis, NowMillis: q.NowMillis,
 	})
 	if err != nil {
 		return api.IncidentPage{}, storeErr(err)
@@ -74,6 +74,7 @@ func apiWorkflow(w storage.Workflow) api.Workflow {
 		Status: w.Status, Assignee: w.Assignee, Verdict: w.Verdict, Reason: w.Reason,
 		Tags: w.Tags, SeverityOverride: w.SeverityOverride, MergedInto: w.MergedInto, Version: w.Version,
 		UpdatedAt: w.UpdatedAt, UpdatedBy: w.UpdatedBy,
+		AcknowledgedAt: w.AcknowledgedAt, ResolvedAt: w.ResolvedAt, ClosedAt: w.ClosedAt,
 	}
 	if out.Tags == nil {
 		out.Tags = []string{}

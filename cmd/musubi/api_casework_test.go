@@ -654,3 +654,80 @@ func TestAPICommentsPagedEditedDeleted(t *testing.T) {
 		t.Errorf("gina's refused edit: got %+v, want one entry filed under her tenant globex", gina)
 	}
 }
+
+// TestAPICaseTiming: the queue shows each incident's clock — when it was
+// acknowledged, resolved and closed, the times to acknowledge and to
+// resolve, the SLA due time of its severity and whether it is breached —
+// and filters by the SLA.
+func TestAPICaseTiming(t *testing.T) {
+	e := newAPIEnv(t)
+	// High: resolve within 1h (inc-a1 and inc-a3 started 2h ago and more:
+	// breached); medium: within 24h (inc-a2: not breached).
+	e.sla = map[int]time.Duration{4: time.Hour, 3: 24 * time.Hour}
+	e.url = e.server(false)
+
+	var d api.IncidentDetail
+	r := e.get("/v1/incidents/inc-a1", tokAcmeAnalyst, &d)
+	created := time.UnixMilli(d.FirstSeen).UTC()
+	if d.Timing == nil || !d.Timing.CreatedAt.Equal(created) || !d.Timing.SLADue.Equal(created.Add(time.Hour)) || !d.Timing.SLABreached ||
+		d.Timing.TimeToAcknowledge != nil || d.Timing.TimeToResolve != nil {
+		t.Fatalf("inc-a1 untouched: got timing %+v, want created at first_seen, due 1h later, breached, no times yet", d.Timing)
+	}
+	patch := func(etag string, body map[string]any) (api.Incident, string) {
+		t.Helper()
+		r := e.do(http.MethodPatch, "/v1/incidents/inc-a1", tokAcmeAnalyst, body, "If-Match", etag)
+		if r.code != http.StatusOK {
+			t.Fatalf("PATCH %v: got %d %.300s", body, r.code, r.body)
+		}
+		var in api.Incident
+		_ = json.Unmarshal(r.body, &in)
+		return in, r.header.Get("ETag")
+	}
+	before := time.Now()
+	in, etag := patch(r.header.Get("ETag"), map[string]any{"assignee": "me"})
+	ack := in.Workflow.AcknowledgedAt
+	if ack.Before(before.Add(-time.Second)) || in.Timing.TimeToAcknowledge == nil ||
+		*in.Timing.TimeToAcknowledge != int64(ack.Sub(created)/time.Second) || in.Timing.TimeToResolve != nil {
+		t.Errorf("assigned: got workflow %+v timing %+v, want acknowledged now and time to acknowledge from first_seen", in.Workflow, in.Timing)
+	}
+	in, etag = patch(etag, map[string]any{"status": "resolved", "verdict": "true_positive", "reason": "keys rotated"})
+	if !in.Workflow.AcknowledgedAt.Equal(ack) || in.Workflow.ResolvedAt.IsZero() || in.Timing.TimeToResolve == nil || !in.Timing.SLABreached {
+		t.Errorf("resolved: got workflow %+v timing %+v, want the first acknowledgement kept, resolved now, breached", in.Workflow, in.Timing)
+	}
+	in, etag = patch(etag, map[string]any{"status": "in_progress", "reason": "more keys found"})
+	if !in.Workflow.ResolvedAt.IsZero() || in.Timing.TimeToResolve != nil {
+		t.Errorf("reopened: got workflow %+v timing %+v, want resolved cleared", in.Workflow, in.Timing)
+	}
+	in, _ = patch(etag, map[string]any{"status": "closed", "verdict": "true_positive", "reason": "all rotated"})
+	if in.Workflow.ClosedAt.IsZero() || in.Timing.TimeToResolve == nil || !in.Workflow.AcknowledgedAt.Equal(ack) {
+		t.Errorf("closed: got workflow %+v timing %+v, want closed now and a time to resolve", in.Workflow, in.Timing)
+	}
+	// The same in the queue and the detail, and as filters.
+	var page api.IncidentPage
+	e.get("/v1/incidents?sla=breached", tokAcmeAnalyst, &page)
+	if got := ids(page.Items); !slices.Equal(got, []string{"inc-a3", "inc-a1"}) {
+		t.Errorf("sla=breached: got %v, want [inc-a3 inc-a1]", got)
+	}
+	for _, it := range page.Items {
+		if it.Timing == nil || !it.Timing.SLABreached {
+			t.Errorf("%s in sla=breached: got timing %+v, want breached", it.ID, it.Timing)
+		}
+		if it.ID == "inc-a1" && (it.Workflow.ClosedAt.IsZero() || !it.Workflow.AcknowledgedAt.Equal(ack)) {
+			t.Errorf("inc-a1 in the queue: got workflow %+v, want its acknowledged and closed times", it.Workflow)
+		}
+	}
+	var ok api.IncidentPage
+	e.get("/v1/incidents?sla=ok", tokAcmeAnalyst, &ok)
+	if got := ids(ok.Items); !slices.Equal(got, []string{"inc-a2"}) || ok.Items[0].Timing.SLABreached {
+		t.Errorf("sla=ok: got %v, want [inc-a2] not breached", got)
+	}
+	if r := e.do(http.MethodGet, "/v1/incidents?sla=late", tokAcmeAnalyst, nil); r.code != http.StatusBadRequest {
+		t.Errorf("sla=late: got %d, want 400", r.code)
+	}
+	// Globex's critical incident has no SLA in this table.
+	var globex api.IncidentPage
+	e.get("/v1/incidents", tokGlobexAnalyst, &globex)
+	if len(globex.Items) != 1 || !globex.Items[0].Timing.SLADue.IsZero() || globex.Items[0].Timing.SLABreached {
+		t.Errorf("inc-b1 without an SLA: got %+v, want no due time, not breached", globex.Items)
+	}
+}

@@ -56,6 +56,8 @@ type apiEnv struct {
 	now   time.Time
 	// cursorKey, when set, is the key of the servers started after.
 	cursorKey []byte
+	// sla, when set, is the SLA table of the servers started after.
+	sla map[int]time.Duration
 }
 
 type stubRules struct{ reloads int }
@@ -120,6 +122,7 @@ func (e *apiEnv) server(restoreTokens bool) string {
 		RestoreTokens: restoreTokens,
 		Logger:        slog.New(slog.DiscardHandler),
 		CursorKey:     e.cursorKey,
+		SLA:           e.sla,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -135,6 +135,7 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *
 		Tenants:   apiTenants(cfg.Tenants),
 		Logger:    logger,
 		CursorKey: apiCursorKey(cfg.API.CursorKey),
+		SLA:       apiSLA(cfg.API.SLA),
 		// Tokens created through the API survive restarts via the audit log.
 		RestoreTokens: true,
 	})

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/musubi-xdr/musubi/api"
 	"github.com/musubi-xdr/musubi/config"
@@ -73,6 +74,17 @@ func tenantFunc(tenants []config.Tenant) pipeline.TenantFunc {
 		}
 		return fallback
 	}
+}
+
+// apiSLA is the API's default SLA table with api.sla applied over it.
+func apiSLA(names map[string]time.Duration) map[int]time.Duration {
+	out := api.DefaultSLA()
+	for name, d := range names {
+		if id, ok := ocsf.SeverityID(name); ok {
+			out[id] = d
+		}
+	}
+	return out
 }
 
 // apiCursorKey resolves api.cursor_key ("env:NAME" reads the environment);

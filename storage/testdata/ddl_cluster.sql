@@ -271,3 +271,15 @@ ALTER TABLE musubi.incident_comments ON CLUSTER musubi_cluster ADD COLUMN versio
 ALTER TABLE musubi.incident_comments ON CLUSTER musubi_cluster ADD COLUMN edited_ms Int64 DEFAULT 0;
 
 ALTER TABLE musubi.incident_comments ON CLUSTER musubi_cluster ADD COLUMN deleted UInt8 DEFAULT 0;
+
+ALTER TABLE musubi.incident_workflow_local ON CLUSTER musubi_cluster ADD COLUMN acknowledged_ms Int64 DEFAULT 0;
+
+ALTER TABLE musubi.incident_workflow_local ON CLUSTER musubi_cluster ADD COLUMN resolved_ms Int64 DEFAULT 0;
+
+ALTER TABLE musubi.incident_workflow_local ON CLUSTER musubi_cluster ADD COLUMN closed_ms Int64 DEFAULT 0;
+
+ALTER TABLE musubi.incident_workflow ON CLUSTER musubi_cluster ADD COLUMN acknowledged_ms Int64 DEFAULT 0;
+
+ALTER TABLE musubi.incident_workflow ON CLUSTER musubi_cluster ADD COLUMN resolved_ms Int64 DEFAULT 0;
+
+ALTER TABLE musubi.incident_workflow ON CLUSTER musubi_cluster ADD COLUMN closed_ms Int64 DEFAULT 0;

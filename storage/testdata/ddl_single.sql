@@ -227,3 +227,9 @@ ALTER TABLE musubi.incident_comments  ADD COLUMN version UInt64 DEFAULT 0;
 ALTER TABLE musubi.incident_comments  ADD COLUMN edited_ms Int64 DEFAULT 0;
 
 ALTER TABLE musubi.incident_comments  ADD COLUMN deleted UInt8 DEFAULT 0;
+
+ALTER TABLE musubi.incident_workflow  ADD COLUMN acknowledged_ms Int64 DEFAULT 0;
+
+ALTER TABLE musubi.incident_workflow  ADD COLUMN resolved_ms Int64 DEFAULT 0;
+
+ALTER TABLE musubi.incident_workflow  ADD COLUMN closed_ms Int64 DEFAULT 0;
