@@ -404,7 +404,12 @@ type refusal struct {
 }
 
 // auditRefusal records a refused state-changing request on an incident.
+// A 5xx (or a client that hung up) is no refusal: storage failed, and the
+// audit log lives in the same database, so the server log has it instead.
 func (s *Server) auditRefusal(r *http.Request, p *principal, action string, ref refusal, prob *problem) {
+	if prob.Status >= 500 || prob.Status == 499 {
+		return
+	}
 	reason := prob.Detail
 	if len(prob.Errors) > 0 {
 		reason += ": " + strings.Join(prob.Errors, "; ")
