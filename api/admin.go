@@ -109,6 +109,12 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) *problem {
 	case req.ExpiresAt.Sub(now) > maxTokenLifetime:
 		errs = append(errs, fmt.Sprintf("expires_at is more than %d days ahead", int(maxTokenLifetime.Hours()/24)))
 	}
+	// Names are unique: the name is the actor of the audit log.
+	s.tokens.createMu.Lock()
+	defer s.tokens.createMu.Unlock()
+	if tokenNamePattern.MatchString(req.Name) && s.tokens.nameTaken(req.Name) {
+		errs = append(errs, fmt.Sprintf("name %s is taken by another token (names are unique, case-insensitive); pick another or delete that token", quote(req.Name)))
+	}
 	if len(errs) > 0 {
 		return unprocessable("the token request is not valid", errs)
 	}

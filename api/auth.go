@@ -139,9 +139,12 @@ func principalFrom(ctx context.Context) *principal {
 // tokenStore holds the tokens by hash. Tokens created through the API live
 // in memory only: they are gone after a restart (see docs/api.md).
 type tokenStore struct {
-	mu      sync.RWMutex
-	byHash  map[[32]byte]Token
-	tenants []Tenant
+	// createMu serializes token creation, so two requests cannot both
+	// take one name between the check and the add.
+	createMu sync.Mutex
+	mu       sync.RWMutex
+	byHash   map[[32]byte]Token
+	tenants  []Tenant
 }
 
 func newTokenStore(tokens []Token, tenants []Tenant) (*tokenStore, error) {
@@ -149,6 +152,11 @@ func newTokenStore(tokens []Token, tenants []Tenant) (*tokenStore, error) {
 	for _, t := range tokens {
 		if t.Role.rank() == 0 {
 			return nil, fmt.Errorf("api: token %q has unknown role %q", t.Name, t.Role)
+		}
+		// The name is the actor of the audit log and the assignee "me":
+		// two tokens with one name would make both ambiguous.
+		if ts.nameTaken(t.Name) {
+			return nil, fmt.Errorf("api: two tokens are named %q; token names must be unique (case-insensitive)", t.Name)
 		}
 		if t.ID == "" {
 			t.ID = newTokenID()
@@ -221,18 +229,37 @@ func (ts *tokenStore) list(p *principal) []Token {
 	return out
 }
 
+// nameTaken reports whether a token named name (case-insensitive) exists;
+// the caller holds no lock.
+func (ts *tokenStore) nameTaken(name string) bool {
+	ts.mu.RLock()
+	defer ts.mu.RUnlock()
+	for _, t := range ts.byHash {
+		if strings.EqualFold(t.Name, name) {
+			return true
+		}
+	}
+	return false
+}
+
 func (ts *tokenStore) add(t Token) {
 	ts.mu.Lock()
 	ts.byHash[t.Hash] = t
 	ts.mu.Unlock()
 }
 
-// addIfAbsent adds t unless a token with its secret exists already.
+// addIfAbsent adds t unless a token with its secret or its name exists
+// already.
 func (ts *tokenStore) addIfAbsent(t Token) bool {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	if _, ok := ts.byHash[t.Hash]; ok {
 		return false
+	}
+	for _, o := range ts.byHash {
+		if strings.EqualFold(o.Name, t.Name) {
+			return false
+		}
 	}
 	ts.byHash[t.Hash] = t
 	return true

@@ -61,6 +61,9 @@ func (s *Server) entityPivot(w http.ResponseWriter, r *http.Request) *problem {
 	if a.Incidents == nil {
 		a.Incidents = []Incident{}
 	}
+	for i := range a.Incidents {
+		a.Incidents[i].Timing = timing(a.Incidents[i], s.opts.SLA, now)
+	}
 	if a.Alerts == nil {
 		a.Alerts = []rules.Alert{}
 	}

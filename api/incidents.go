@@ -35,7 +35,12 @@ var (
 func parseIncidentQuery(v url.Values, p *principal, now time.Time) (IncidentQuery, *problem) {
 	q := IncidentQuery{Tenants: p.tenants, Sort: "last_seen", Desc: true, Limit: defaultPage}
 	errs := unknownParams(v, "status", "min_severity", "assignee", "tag", "rule", "entity_type", "entity_value", "account",
-		"from", "to", "q", "sort", "order", "limit", "cursor", "tenant")
+		"from", "to", "q", "sort", "order", "limit", "cursor", "tenant", "sla")
+	switch q.SLA = v.Get("sla"); q.SLA {
+	case "", "breached", "ok":
+	default:
+		errs = append(errs, fmt.Sprintf("sla %s is not breached or ok", quote(q.SLA)))
+	}
 	for _, s := range v["status"] {
 		for _, st := range strings.Split(s, ",") {
 			if !slices.Contains(filterStatuses, st) {
@@ -160,10 +165,22 @@ func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request) *problem 
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
+	scope := queueScope(r.URL.Query(), p.tenants)
+	pos, ok := s.cursors.open(scope, q.Cursor)
+	if !ok {
+		return badRequest("invalid cursor", "cursor is not a cursor this API returned for this query (same filters, sort and order, same tenants)")
+	}
+	q.Cursor = pos
+	now := s.opts.Now()
+	q.SLAMillis, q.NowMillis = slaMillis(s.opts.SLA), now.UnixMilli()
 	page, err := s.opts.Store.ListIncidents(ctx, q)
 	if err != nil {
 		return s.storeError(r, err, "incident")
 	}
+	for i := range page.Items {
+		page.Items[i].Timing = timing(page.Items[i], s.opts.SLA, now)
+	}
+	page.NextCursor = s.cursors.sign(scope, page.NextCursor)
 	if page.Items == nil {
 		page.Items = []Incident{}
 	}
@@ -189,10 +206,17 @@ func (s *Server) getIncident(w http.ResponseWriter, r *http.Request) *problem {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
-	d, err := s.opts.Store.GetIncident(ctx, p.tenants, id, cursor)
+	scope := evidenceScope(id, p.tenants)
+	pos, ok := s.cursors.open(scope, cursor)
+	if !ok {
+		return badRequest("invalid cursor", "evidence_cursor is not a cursor this API returned for this incident and these tenants")
+	}
+	d, err := s.opts.Store.GetIncident(ctx, p.tenants, id, pos)
 	if err != nil {
 		return s.storeError(r, err, "incident")
 	}
+	d.NextEvidenceCursor = s.cursors.sign(scope, d.NextEvidenceCursor)
+	d.Timing = timing(d.Incident, s.opts.SLA, s.opts.Now())
 	fillDetail(&d)
 	w.Header().Set("ETag", etag(d.Incident))
 	writeJSON(w, http.StatusOK, d)

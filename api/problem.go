@@ -3,7 +3,11 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 )
+
+// retryAfterSeconds is the Retry-After of a 503.
+const retryAfterSeconds = 2
 
 // problem is an RFC 9457 problem document.
 type problem struct {
@@ -23,6 +27,10 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p *problem) {
 	}
 	p.Instance = r.URL.Path
 	p.RequestID = w.Header().Get("X-Request-Id")
+	if p.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		// Every 503 is worth retrying: the database is away or busy.
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)

@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"path"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +36,13 @@ type Options struct {
 	Logger        *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// SLA is the time to resolve per OCSF severity id (0 or absent: no
+	// SLA); nil means DefaultSLA.
+	SLA map[int]time.Duration
+	// CursorKey signs the paging cursors. API replicas behind one address
+	// need the same key to follow each other's cursors; empty means a
+	// random key, so cursors are good until the process restarts.
+	CursorKey []byte
 }
 
 // Server is the API's http.Handler.
@@ -45,6 +55,10 @@ type Server struct {
 	latency  *prometheus.HistogramVec
 	audits   *prometheus.CounterVec
 	denied   *rateLimiter
+	auditLog *groupCommit
+	cursors  cursorSigner
+	// notCanonical answers paths with ".", ".." or empty segments.
+	notCanonical http.Handler
 }
 
 // Limits on what a request may ask for.
@@ -74,6 +88,12 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.SLA == nil {
+		opts.SLA = DefaultSLA()
+	}
+	if err := checkSLA(opts.SLA); err != nil {
+		return nil, err
+	}
 	tokens, err := newTokenStore(opts.Tokens, opts.Tenants)
 	if err != nil {
 		return nil, err
@@ -96,7 +116,9 @@ func New(opts Options) (*Server, error) {
 			Name: "musubi_api_audit_entries_total",
 			Help: "Audit entries of API requests, by outcome (written, failed, dropped).",
 		}, []string{"outcome"}),
-		denied: newRateLimiter(deniedAuditsPerSecond),
+		denied:   newRateLimiter(deniedAuditsPerSecond),
+		auditLog: &groupCommit{write: opts.Store.AppendAudit},
+		cursors:  newCursorSigner(opts.CursorKey),
 	}
 	if opts.Registry != nil {
 		opts.Registry.MustRegister(s.requests, s.latency, s.audits)
@@ -116,6 +138,11 @@ func New(opts Options) (*Server, error) {
 	// Everything else is a problem document too: 405 when the path exists
 	// with another method, else 404.
 	s.mux.Handle("/", s.instrument("unmatched", s.unmatched))
+	s.notCanonical = s.instrument("not_canonical", func(w http.ResponseWriter, r *http.Request) *problem {
+		w.Header().Set("Cache-Control", "no-store")
+		return badRequest(fmt.Sprintf("the path %s is not canonical: it has \".\", \"..\" or empty segments; send %s",
+			quote(r.URL.EscapedPath()), quote(cleanPath(r.URL.EscapedPath()))))
+	})
 	return s, nil
 }
 
@@ -137,6 +164,8 @@ func (s *Server) routeTable() []route {
 		{"PATCH /v1/incidents/{id}", RoleAnalyst, s.patchIncident},
 		{"GET /v1/incidents/{id}/comments", RoleViewer, s.listComments},
 		{"POST /v1/incidents/{id}/comments", RoleAnalyst, s.addComment},
+		{"PATCH /v1/incidents/{id}/comments/{comment_id}", RoleAnalyst, s.editComment},
+		{"DELETE /v1/incidents/{id}/comments/{comment_id}", RoleAnalyst, s.deleteComment},
 		{"POST /v1/incidents/{id}/merge", RoleAnalyst, s.mergeIncident},
 		{"GET /v1/entities/{type}/{value...}", RoleViewer, s.entityPivot},
 		{"GET /v1/rules", RoleViewer, s.listRules},
@@ -159,7 +188,31 @@ func (s *Server) Routes() []string {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.EscapedPath(); cleanPath(p) != p {
+		// net/http would answer an HTML redirect to the cleaned path; an API
+		// answers a problem, and a client that sends "..", "." or "//"
+		// gets told so instead of silently reaching another resource.
+		s.notCanonical.ServeHTTP(w, r)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// cleanPath is the canonical form of an escaped URL path, as net/http's
+// ServeMux computes it: no ".", ".." or empty segments, the trailing slash
+// kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
 }
 
 type requestIDKey struct{}
@@ -178,7 +231,19 @@ func stateChanging(method string) bool {
 func (s *Server) handle(rt route) {
 	s.mux.Handle(rt.pattern, s.instrument(rt.pattern, func(w http.ResponseWriter, r *http.Request) *problem {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		// r.URL.Query() drops what it cannot parse (a raw ";", a bad
+		// escape) without a word, so a filter could vanish and widen the
+		// answer: a query that does not parse is refused whole.
+		_, qerr := url.ParseQuery(r.URL.RawQuery)
+		var qprob *problem
+		if qerr != nil {
+			qprob = badRequest("the query string is malformed: " + queryError(qerr) +
+				"; separate parameters with & and percent-encode ; % and other reserved characters in values")
+		}
 		if rt.role == "" {
+			if qprob != nil {
+				return qprob
+			}
 			return rt.handler(w, r)
 		}
 		// Tenant data must not linger in shared caches.
@@ -197,6 +262,12 @@ func (s *Server) handle(rt route) {
 				s.auditDenied(r, p, rt.pattern, prob)
 			}
 			return prob
+		}
+		if qprob != nil {
+			if stateChanging(r.Method) {
+				s.auditDenied(r, p, rt.pattern, qprob)
+			}
+			return qprob
 		}
 		r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
 		return rt.handler(w, r)
@@ -320,6 +391,18 @@ func (s *Server) storeError(r *http.Request, err error, what string) *problem {
 	}
 	s.logger.Error("store error", "path", r.URL.Path, "request_id", requestID(r.Context()), "error", err)
 	return &problem{Status: http.StatusServiceUnavailable, Title: "Service Unavailable", Detail: "storage is unavailable; retry shortly"}
+}
+
+// queryError describes a query parsing error without echoing the query.
+func queryError(err error) string {
+	var ee url.EscapeError
+	switch {
+	case errors.As(err, &ee):
+		return "invalid percent-encoding " + quote(string(ee))
+	case strings.Contains(err.Error(), "semicolon"):
+		return "a raw \";\" is not a parameter separator"
+	}
+	return "it does not parse"
 }
 
 func notFound(what string) *problem {

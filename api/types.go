@@ -27,13 +27,22 @@ var ErrInvalidArgument = errors.New("invalid argument")
 type Store interface {
 	ListIncidents(ctx context.Context, q IncidentQuery) (IncidentPage, error)
 	GetIncident(ctx context.Context, tenants []string, id, evidenceCursor string) (IncidentDetail, error)
+	// IncidentRow returns one incident as a queue row (no graph, timeline,
+	// alerts or evidence): what a change needs to read.
+	IncidentRow(ctx context.Context, tenants []string, id string) (Incident, error)
 	// UpdateWorkflow applies u if the incident's workflow is still at
-	// u.ExpectedVersion, else it fails with ErrConflict.
-	UpdateWorkflow(ctx context.Context, u WorkflowUpdate) (Workflow, error)
+	// u.ExpectedVersion and the incident at u.ExpectedIncidentVersion, else
+	// it fails with ErrConflict (and returns the current row when it knows
+	// it). It returns the incident's queue row with the new workflow.
+	UpdateWorkflow(ctx context.Context, u WorkflowUpdate) (Incident, error)
 	// Merge marks incident from as merged into incident into.
 	Merge(ctx context.Context, tenants []string, from, into, actor, reason string) (Workflow, error)
 	AddComment(ctx context.Context, tenants []string, c Comment) (Comment, error)
-	ListComments(ctx context.Context, tenants []string, incidentID string, limit int) ([]Comment, error)
+	// ListComments returns a page of an incident's comments, oldest first,
+	// after the store's cursor, and the cursor of the next page.
+	ListComments(ctx context.Context, tenants []string, incidentID, cursor string, limit int) ([]Comment, string, error)
+	// ChangeComment edits or deletes a comment (see CommentChange).
+	ChangeComment(ctx context.Context, ch CommentChange) (Comment, error)
 	AppendAudit(ctx context.Context, entries ...AuditEntry) error
 	ListAudit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
 	EntityPivot(ctx context.Context, q EntityQuery) (EntityActivity, error)
@@ -41,16 +50,28 @@ type Store interface {
 
 // WorkflowUpdate changes an incident's workflow; nil fields stay as they are.
 type WorkflowUpdate struct {
-	Tenants          []string
-	IncidentID       string
-	ExpectedVersion  uint64
-	Status           *string
-	Assignee         *string
-	Verdict          *string
-	Reason           *string
-	Tags             *[]string
-	SeverityOverride *int
-	Actor            string
+	Tenants         []string
+	IncidentID      string
+	ExpectedVersion uint64
+	// ExpectedIncidentVersion is the correlator's incident version the
+	// analyst saw (the first half of the ETag).
+	ExpectedIncidentVersion uint64
+	Status                  *string
+	Assignee                *string
+	Verdict                 *string
+	Reason                  *string
+	Tags                    *[]string
+	SeverityOverride        *int
+	Actor                   string
+	// Decide, when set, replaces the version check: the store calls it
+	// under the incident's lock with the incident's current row; it
+	// returns the changes to apply, or an error that refuses the update
+	// and is returned as it is. It may be called twice (first with the row
+	// the store last wrote, then with the row it read).
+	Decide func(cur Incident) (WorkflowUpdate, error)
+	// Audit, when set, returns the request's audit entry, written together
+	// with the store's own entry for the change, before the change.
+	Audit func(after Workflow) AuditEntry
 }
 
 // Comment is an analyst's note on an incident.
@@ -61,6 +82,26 @@ type Comment struct {
 	Author     string    `json:"author"`
 	Body       string    `json:"body"`
 	Time       time.Time `json:"time"`
+	// EditedAt is when the author last edited it; Version counts the
+	// changes (0: as written).
+	EditedAt time.Time `json:"edited_at,omitzero"`
+	Version  uint64    `json:"version"`
+	Deleted  bool      `json:"deleted,omitempty"`
+}
+
+// CommentChange edits (Body) or deletes (Delete) a comment. Check is
+// called by the store with the comment as it is, under the incident's
+// lock, and may refuse; Audit returns the request's audit entry, written
+// with the store's own before the change.
+type CommentChange struct {
+	Tenants    []string
+	IncidentID string
+	CommentID  string
+	Body       string
+	Delete     bool
+	Actor      string
+	Check      func(cur Comment) error
+	Audit      func(before, after Comment) AuditEntry
 }
 
 // AuditEntry is one line of the append-only audit log.
@@ -127,6 +168,12 @@ type IncidentQuery struct {
 	Desc        bool
 	Limit       int
 	Cursor      string
+	// SLA ("breached" or "ok") keeps the incidents whose SLA is breached,
+	// or that have one that is not; SLAMillis is the time to resolve per
+	// severity and NowMillis the clock it is judged at.
+	SLA       string
+	SLAMillis map[int]int64
+	NowMillis int64
 }
 
 // Workflow is the analyst-owned state of an incident.
@@ -141,6 +188,12 @@ type Workflow struct {
 	Version          uint64    `json:"workflow_version"`
 	UpdatedAt        time.Time `json:"updated_at,omitzero"`
 	UpdatedBy        string    `json:"updated_by,omitempty"`
+	// AcknowledgedAt is when an analyst first took the incident (assigned
+	// it or moved it off new); ResolvedAt and ClosedAt when it was
+	// resolved and closed (absent while it is not).
+	AcknowledgedAt time.Time `json:"acknowledged_at,omitzero"`
+	ResolvedAt     time.Time `json:"resolved_at,omitzero"`
+	ClosedAt       time.Time `json:"closed_at,omitzero"`
 }
 
 // Incident is one row of the queue: the correlator's incident with the
@@ -148,6 +201,8 @@ type Workflow struct {
 type Incident struct {
 	correlate.Incident
 	Workflow Workflow `json:"workflow"`
+	// Timing is the case clock, computed by the API.
+	Timing *CaseTiming `json:"timing,omitempty"`
 }
 
 // IncidentPage is one page of the queue.
@@ -160,6 +215,9 @@ type IncidentPage struct {
 // IncidentDetail is one incident with its alerts and a page of evidence.
 type IncidentDetail struct {
 	Incident
+	// MergedFrom lists the incidents merged into this one; their alerts
+	// and evidence are served with this incident's.
+	MergedFrom         []string      `json:"merged_from,omitempty"`
 	Alerts             []rules.Alert `json:"alerts"`
 	Evidence           []Evidence    `json:"evidence"`
 	NextEvidenceCursor string        `json:"next_evidence_cursor,omitempty"`

@@ -274,31 +274,63 @@ func checkTransition(cur Workflow, from string, patch incidentPatch) (WorkflowUp
 	return u, errs
 }
 
-// parseIfMatch reads the workflow version out of If-Match.
-func parseIfMatch(r *http.Request) (uint64, *problem) {
+// ifMatch is a parsed If-Match header: the strong ETags it lists and
+// whether it listed weak ones.
+type ifMatch struct {
+	strong []string
+	weak   bool
+}
+
+// parseIfMatch reads If-Match: a comma-separated list of ETags of this API
+// ("<incident version>.<workflow version>"). A weak ETag (W/"…") is
+// well-formed but never matches: RFC 9110 requires strong comparison for
+// If-Match. "*" and anything that is not an ETag of this API are 400.
+func parseIfMatch(r *http.Request) (ifMatch, *problem) {
 	h := r.Header.Get("If-Match")
 	if h == "" {
-		return 0, &problem{Status: http.StatusPreconditionRequired, Title: "Precondition Required",
+		return ifMatch{}, &problem{Status: http.StatusPreconditionRequired, Title: "Precondition Required",
 			Detail: "send If-Match with the ETag of the incident you read (GET /v1/incidents/{id}), so concurrent changes are not lost"}
 	}
-	tag := strings.TrimSpace(h)
-	tag = strings.TrimPrefix(tag, "W/")
-	inner, ok := strings.CutPrefix(tag, `"`)
-	if ok {
-		inner, ok = strings.CutSuffix(inner, `"`)
+	var m ifMatch
+	for _, part := range strings.Split(h, ",") {
+		tag := strings.TrimSpace(part)
+		weak := strings.HasPrefix(tag, "W/")
+		tag = strings.TrimPrefix(tag, "W/")
+		inner, ok := strings.CutPrefix(tag, `"`)
+		if ok {
+			inner, ok = strings.CutSuffix(inner, `"`)
+		}
+		if ok {
+			iv, wv, found := strings.Cut(inner, ".")
+			_, err1 := strconv.ParseUint(iv, 10, 64)
+			_, err2 := strconv.ParseUint(wv, 10, 64)
+			ok = found && err1 == nil && err2 == nil
+		}
+		if !ok || len(m.strong) >= 16 {
+			return ifMatch{}, badRequest(fmt.Sprintf("If-Match %s is not an ETag of this API, like \"3.1\" (at most 16, comma-separated)", quote(h)))
+		}
+		if weak {
+			m.weak = true
+			continue
+		}
+		m.strong = append(m.strong, tag)
 	}
-	var wv uint64
-	if ok {
-		iv, wvs, found := strings.Cut(inner, ".")
-		_, err1 := strconv.ParseUint(iv, 10, 64)
-		var err2 error
-		wv, err2 = strconv.ParseUint(wvs, 10, 64)
-		ok = found && err1 == nil && err2 == nil
+	return m, nil
+}
+
+// check compares the ETag of in with the header: nil when it matches, else
+// the 412 to answer (with the current ETag set on w).
+func (m ifMatch) check(w http.ResponseWriter, in Incident) *problem {
+	cur := etag(in)
+	if slices.Contains(m.strong, cur) {
+		return nil
 	}
-	if !ok {
-		return 0, badRequest(fmt.Sprintf("If-Match %s is not an ETag of this API, like \"3.1\"", quote(h)))
+	w.Header().Set("ETag", cur)
+	detail := fmt.Sprintf("the incident changed since you read it (its ETag is now %s); reload it and retry", cur)
+	if m.weak && len(m.strong) == 0 {
+		detail = fmt.Sprintf("a weak ETag (W/\"…\") never matches If-Match, which compares strongly (RFC 9110); send the ETag as GET answers it: %s", cur)
 	}
-	return wv, nil
+	return &problem{Status: http.StatusPreconditionFailed, Title: "Precondition Failed", Detail: detail}
 }
 
 // readJSONBody reads a JSON request body: the content type must be one of
@@ -362,18 +394,59 @@ func unprocessable(detail string, errs []string) *problem {
 	return &problem{Status: http.StatusUnprocessableEntity, Title: "Unprocessable Content", Detail: detail, Errors: errs}
 }
 
-// patchIncident serves PATCH /v1/incidents/{id}.
+// refusal is what the audit log keeps of a refused change: the incident
+// (when the path named a valid id), the tenant the entry is filed under and
+// the valid part of the request.
+type refusal struct {
+	incidentID string
+	tenant     string
+	summary    any
+}
+
+// auditRefusal records a refused state-changing request on an incident.
+// A 5xx (or a client that hung up) is no refusal: storage failed, and the
+// audit log lives in the same database, so the server log has it instead.
+func (s *Server) auditRefusal(r *http.Request, p *principal, action string, ref refusal, prob *problem) {
+	if prob.Status >= 500 || prob.Status == 499 {
+		return
+	}
+	reason := prob.Detail
+	if len(prob.Errors) > 0 {
+		reason += ": " + strings.Join(prob.Errors, "; ")
+	}
+	if len(reason) > maxReasonBytes {
+		reason = reason[:maxReasonBytes] + "…"
+	}
+	d := auditDetails{Status: prob.Status, Reason: reason}
+	if ref.summary != nil {
+		d.After = ref.summary
+	}
+	_ = s.audit(r, p, ref.tenant, action, ref.incidentID, d)
+}
+
+// patchIncident serves PATCH /v1/incidents/{id}. Every answer is audited,
+// refusals included. It reads the incident's queue row (one query), checks
+// the whole ETag and the transition, and writes the new workflow version
+// with compare-and-set on both versions; the graph is neither read nor
+// returned (it cannot have changed: the incident version is checked).
 func (s *Server) patchIncident(w http.ResponseWriter, r *http.Request) *problem {
 	p := principalFrom(r.Context())
+	ref := refusal{tenant: p.auditTenant()}
+	prob := s.patch(w, r, p, &ref)
+	if prob != nil {
+		s.auditRefusal(r, p, actionPatch, ref, prob)
+	}
+	return prob
+}
+
+func (s *Server) patch(w http.ResponseWriter, r *http.Request, p *principal, ref *refusal) *problem {
 	id, prob := incidentID(r)
 	if prob != nil {
 		return prob
 	}
-	wantVersion, prob := parseIfMatch(r)
+	ref.incidentID = id
+	cond, prob := parseIfMatch(r)
 	if prob != nil {
-		if prob.Status == http.StatusPreconditionRequired {
-			_ = s.audit(r, p, p.auditTenant(), actionPatch, id, auditDetails{Status: prob.Status, Reason: prob.Detail})
-		}
 		return prob
 	}
 	body, prob := readJSONBody(r, "application/merge-patch+json", "application/json")
@@ -384,42 +457,52 @@ func (s *Server) patchIncident(w http.ResponseWriter, r *http.Request) *problem 
 	if prob != nil {
 		return prob
 	}
+	ref.summary = patch.summary()
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
-	cur, err := s.opts.Store.GetIncident(ctx, p.tenants, id, "")
-	if err != nil {
-		return s.storeError(r, err, "incident")
-	}
-	if cur.Workflow.Version != wantVersion {
-		prob := &problem{Status: http.StatusPreconditionFailed, Title: "Precondition Failed",
-			Detail: fmt.Sprintf("the incident changed since you read it (its ETag is now %s); reload it and retry", etag(cur.Incident))}
-		w.Header().Set("ETag", etag(cur.Incident))
-		_ = s.audit(r, p, cur.TenantUID, actionPatch, id, auditDetails{Status: prob.Status, Reason: prob.Detail, After: patch.summary()})
-		return prob
-	}
-	u, terrs := checkTransition(cur.Workflow, cur.Workflow.Status, patch)
-	errs = append(errs, terrs...)
-	if len(errs) > 0 {
-		return unprocessable("the patch is not valid for this incident", errs)
-	}
-	u.Tenants, u.IncidentID, u.ExpectedVersion, u.Actor = []string{cur.TenantUID}, id, wantVersion, p.name
-	if _, err := s.opts.Store.UpdateWorkflow(ctx, u); err != nil {
-		prob := s.storeError(r, err, "incident")
-		if prob.Status == http.StatusPreconditionFailed {
-			_ = s.audit(r, p, cur.TenantUID, actionPatch, id, auditDetails{Status: prob.Status, Reason: prob.Detail, After: patch.summary()})
+	// The ETag and the transition are checked by the store under the
+	// incident's lock, against the row it reads there: one read, and the
+	// request's audit entry goes with the store's in one insert.
+	var cur Incident
+	u := WorkflowUpdate{Tenants: p.tenants, IncidentID: id, Actor: p.name}
+	u.Decide = func(row Incident) (WorkflowUpdate, error) {
+		cur = row
+		ref.tenant = row.TenantUID
+		if prob := cond.check(w, row); prob != nil {
+			return WorkflowUpdate{}, refusedError{prob}
 		}
-		return prob
+		d, terrs := checkTransition(row.Workflow, row.Workflow.Status, patch)
+		if all := append(slices.Clone(errs), terrs...); len(all) > 0 {
+			return WorkflowUpdate{}, refusedError{unprocessable("the patch is not valid for this incident", all)}
+		}
+		return d, nil
 	}
-	next, err := s.opts.Store.GetIncident(ctx, p.tenants, id, "")
+	u.Audit = func(after Workflow) AuditEntry {
+		return s.auditEntry(r, p, cur.TenantUID, actionPatch, id, auditDetails{Status: http.StatusOK, Before: cur.Workflow, After: after})
+	}
+	next, err := s.opts.Store.UpdateWorkflow(ctx, u)
 	if err != nil {
+		var refused refusedError
+		if errors.As(err, &refused) {
+			return refused.prob
+		}
 		return s.storeError(r, err, "incident")
 	}
-	_ = s.audit(r, p, cur.TenantUID, actionPatch, id, auditDetails{Status: http.StatusOK, Before: cur.Workflow, After: next.Workflow})
-	fillDetail(&next)
-	w.Header().Set("ETag", etag(next.Incident))
+	s.audits.WithLabelValues("written").Inc()
+	if next.Workflow.Tags == nil {
+		next.Workflow.Tags = []string{}
+	}
+	next.Timing = timing(next, s.opts.SLA, s.opts.Now())
+	w.Header().Set("ETag", etag(next))
 	writeJSON(w, http.StatusOK, next)
 	return nil
 }
+
+// refusedError carries the problem a Decide function refuses a change with
+// through the store.
+type refusedError struct{ prob *problem }
+
+func (e refusedError) Error() string { return e.prob.Detail }
 
 // mergeRequest is the body of POST /v1/incidents/{id}/merge.
 type mergeRequest struct {
@@ -427,12 +510,31 @@ type mergeRequest struct {
 	Reason string `json:"reason"`
 }
 
-// mergeIncident serves POST /v1/incidents/{id}/merge.
+// mergeIncident serves POST /v1/incidents/{id}/merge. Every answer is
+// audited, refusals included.
 func (s *Server) mergeIncident(w http.ResponseWriter, r *http.Request) *problem {
 	p := principalFrom(r.Context())
+	ref := refusal{tenant: p.auditTenant()}
+	prob := s.merge(w, r, p, &ref)
+	if prob != nil {
+		s.auditRefusal(r, p, actionMerge, ref, prob)
+	}
+	return prob
+}
+
+func (s *Server) merge(w http.ResponseWriter, r *http.Request, p *principal, ref *refusal) *problem {
 	id, prob := incidentID(r)
 	if prob != nil {
 		return prob
+	}
+	ref.incidentID = id
+	var cond *ifMatch
+	if r.Header.Get("If-Match") != "" {
+		m, prob := parseIfMatch(r)
+		if prob != nil {
+			return prob
+		}
+		cond = &m
 	}
 	body, prob := readJSONBody(r, "application/json")
 	if prob != nil {
@@ -447,6 +549,8 @@ func (s *Server) mergeIncident(w http.ResponseWriter, r *http.Request) *problem 
 		errs = append(errs, fmt.Sprintf("into %s is not an incident id", quote(req.Into)))
 	} else if req.Into == id {
 		errs = append(errs, "an incident cannot be merged into itself")
+	} else {
+		ref.summary = map[string]string{"into": req.Into}
 	}
 	errs = checkReason("reason", req.Reason, errs)
 	if len(errs) > 0 {
@@ -454,20 +558,13 @@ func (s *Server) mergeIncident(w http.ResponseWriter, r *http.Request) *problem 
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
-	src, err := s.opts.Store.GetIncident(ctx, p.tenants, id, "")
+	src, err := s.opts.Store.IncidentRow(ctx, p.tenants, id)
 	if err != nil {
 		return s.storeError(r, err, "incident")
 	}
-	if h := r.Header.Get("If-Match"); h != "" {
-		wv, prob := parseIfMatch(r)
-		if prob != nil {
-			return prob
-		}
-		if wv != src.Workflow.Version {
-			w.Header().Set("ETag", etag(src.Incident))
-			prob := &problem{Status: http.StatusPreconditionFailed, Title: "Precondition Failed",
-				Detail: fmt.Sprintf("the incident changed since you read it (its ETag is now %s); reload it and retry", etag(src.Incident))}
-			_ = s.audit(r, p, src.TenantUID, actionMerge, id, auditDetails{Status: prob.Status, Reason: prob.Detail})
+	ref.tenant = src.TenantUID
+	if cond != nil {
+		if prob := cond.check(w, src); prob != nil {
 			return prob
 		}
 	}
@@ -476,7 +573,7 @@ func (s *Server) mergeIncident(w http.ResponseWriter, r *http.Request) *problem 
 	}
 	// The target must be in the same tenant: another tenant's incident is
 	// not found, exactly like one that does not exist.
-	dst, err := s.opts.Store.GetIncident(ctx, []string{src.TenantUID}, req.Into, "")
+	dst, err := s.opts.Store.IncidentRow(ctx, []string{src.TenantUID}, req.Into)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return unprocessable("the merge request is not valid", []string{fmt.Sprintf("into %s: no such incident in this incident's tenant", quote(req.Into))})

@@ -126,33 +126,50 @@ func TestDecodePatch(t *testing.T) {
 	}
 }
 
+// TestParseIfMatch checks If-Match against an incident at ETag "3.7":
+// both halves must match, weak ETags never do, and malformed ones are 400.
 func TestParseIfMatch(t *testing.T) {
 	cases := []struct {
 		header string
-		want   uint64
-		status int
+		status int // 0: the change may go ahead
 	}{
-		{`"3.7"`, 7, 0},
-		{`W/"3.7"`, 7, 0},
-		{``, 0, 428},
-		{`*`, 0, 400},
-		{`"3"`, 0, 400},
-		{`3.7`, 0, 400},
-		{`"3.-1"`, 0, 400},
-		{`"3.99999999999999999999999"`, 0, 400},
+		{`"3.7"`, 0},
+		{` "3.7" `, 0},
+		{`"2.7", "3.7"`, 0},
+		{`"2.7"`, 412}, // an older incident version (the correlator extended it)
+		{`"3.6"`, 412}, // an older workflow version
+		{`"4.7"`, 412},
+		{`W/"3.7"`, 412}, // weak: strong comparison never matches it
+		{`W/"3.7", "3.6"`, 412},
+		{``, 428},
+		{`*`, 400},
+		{`"3"`, 400},
+		{`3.7`, 400},
+		{`"3.-1"`, 400},
+		{`"3.99999999999999999999999"`, 400},
+		{`"3.7",`, 400},
 	}
+	var in Incident
+	in.Version, in.Workflow.Version = 3, 7
 	for _, c := range cases {
 		r := httptest.NewRequest("PATCH", "/v1/incidents/x", nil)
 		if c.header != "" {
 			r.Header.Set("If-Match", c.header)
 		}
-		got, prob := parseIfMatch(r)
+		w := httptest.NewRecorder()
+		m, prob := parseIfMatch(r)
+		if prob == nil {
+			prob = m.check(w, in)
+		}
 		status := 0
 		if prob != nil {
 			status = prob.Status
 		}
-		if got != c.want || status != c.status {
-			t.Errorf("If-Match %q: got %d, status %d; want %d, status %d", c.header, got, status, c.want, c.status)
+		if status != c.status {
+			t.Errorf("If-Match %q: got status %d, want %d", c.header, status, c.status)
+		}
+		if status == 412 && w.Header().Get("ETag") != `"3.7"` {
+			t.Errorf("If-Match %q: got ETag %q on the 412, want the current \"3.7\"", c.header, w.Header().Get("ETag"))
 		}
 	}
 }

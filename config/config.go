@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/musubi-xdr/musubi/ocsf"
 )
 
 // Config is the whole configuration of the musubi binary.
@@ -119,6 +121,14 @@ type ClickHouse struct {
 	MigrateOnStart   bool          `yaml:"migrate_on_start"`
 	StoreRaw         bool          `yaml:"store_raw"`
 	MaxExecutionTime time.Duration `yaml:"max_execution_time"`
+	// MaxOpenConns bounds the connection pool that the pipeline and the
+	// API share. A query waits for a free connection at most
+	// dial_timeout; the API answers 503 with Retry-After when it cannot get
+	// one.
+	MaxOpenConns int `yaml:"max_open_conns"`
+	// DialTimeout bounds connecting to a server and waiting for a free
+	// connection of the pool.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
 	// Retention per table (events, alerts, incidents, dead_letters, ...),
 	// enforced by dropping daily partitions; tables not named keep their
 	// default retention (README), 0 keeps a table forever.
@@ -201,6 +211,15 @@ type API struct {
 	// PublicURL is the API's external base URL; webhooks link to
 	// <public_url>/v1/incidents/<id> when it is set.
 	PublicURL string `yaml:"public_url"`
+	// CursorKey signs the paging cursors ("env:NAME" reads it from the
+	// environment). API replicas behind one address need the same key;
+	// empty means a random key per process.
+	CursorKey string `yaml:"cursor_key"`
+	// SLA is the time to resolve an incident by its effective severity
+	// (informational, low, medium, high, critical, fatal), counted from
+	// its first alert; severities not named keep the API's defaults, 0
+	// means no SLA.
+	SLA map[string]time.Duration `yaml:"sla"`
 }
 
 // Webhook is one receiver of incident notifications.
@@ -290,6 +309,8 @@ func Default() Config {
 			MigrateOnStart:   true,
 			StoreRaw:         true,
 			MaxExecutionTime: 30 * time.Second,
+			MaxOpenConns:     16,
+			DialTimeout:      5 * time.Second,
 			Retention:        map[string]time.Duration{},
 		},
 		Rules:     Rules{Dir: "detections", ReloadInterval: 5 * time.Second},
@@ -496,6 +517,12 @@ func (c Config) Validate() error {
 	if c.ClickHouse.MaxExecutionTime <= 0 {
 		bad("clickhouse.max_execution_time", "must be positive")
 	}
+	if c.ClickHouse.MaxOpenConns < 1 || c.ClickHouse.MaxOpenConns > 1000 {
+		bad("clickhouse.max_open_conns", "%d is outside 1..1000", c.ClickHouse.MaxOpenConns)
+	}
+	if c.ClickHouse.DialTimeout < 100*time.Millisecond {
+		bad("clickhouse.dial_timeout", "%s is shorter than 100ms", c.ClickHouse.DialTimeout)
+	}
 	for table, d := range c.ClickHouse.Retention {
 		if d < 0 {
 			bad("clickhouse.retention."+table, "must not be negative")
@@ -553,10 +580,27 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.API.Listen); err != nil {
 		bad("api.listen", "%q is not host:port", c.API.Listen)
 	}
+	if k := c.API.CursorKey; k != "" && !strings.HasPrefix(k, "env:") && len(k) < 16 {
+		bad("api.cursor_key", "is %d bytes; use at least 16 random bytes", len(k))
+	}
+	for name, d := range c.API.SLA {
+		if id, ok := ocsf.SeverityID(name); !ok || id == ocsf.SeverityUnknown {
+			bad("api.sla."+name, "is not a severity: informational, low, medium, high, critical or fatal")
+		}
+		if d < 0 {
+			bad("api.sla."+name, "must not be negative")
+		}
+	}
+	tokenNames := map[string]int{}
 	for i, t := range c.API.Tokens {
 		f := fmt.Sprintf("api.tokens[%d]", i)
 		if t.Name == "" {
 			bad(f+".name", "must not be empty")
+		} else if j, dup := tokenNames[strings.ToLower(t.Name)]; dup {
+			// The name is the actor in the audit log and the assignee "me".
+			bad(f+".name", "%q is already the name of api.tokens[%d]; token names must be unique (case-insensitive)", t.Name, j)
+		} else {
+			tokenNames[strings.ToLower(t.Name)] = i
 		}
 		if t.Secret == "" {
 			bad(f+".secret", "must not be empty")

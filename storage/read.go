@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,12 @@ type Workflow struct {
 	Version          uint64
 	UpdatedAt        time.Time
 	UpdatedBy        string
+	// AcknowledgedAt is when an analyst first took the incident (assigned
+	// it or moved it off new); ResolvedAt and ClosedAt when it was
+	// resolved and closed (zero while it is not: reopening clears them).
+	AcknowledgedAt time.Time
+	ResolvedAt     time.Time
+	ClosedAt       time.Time
 }
 
 // Incident is the latest version of an incident with its workflow state.
@@ -71,6 +78,13 @@ type IncidentQuery struct {
 	Desc   bool
 	Limit  int
 	Cursor string
+	// SLA is "breached" (resolved or closed after first_seen plus the SLA
+	// of its effective severity, or still open after it) or "ok" (has an
+	// SLA, not breached); SLAMillis is the time to resolve per severity id
+	// (0 or absent: none) and NowMillis the clock.
+	SLA       string
+	SLAMillis map[int]int64
+	NowMillis int64
 }
 
 // IncidentPage is one page of the queue.
@@ -86,6 +100,10 @@ type IncidentPage struct {
 // evidence events behind them.
 type IncidentDetail struct {
 	Incident
+	// MergedFrom lists the incidents merged into this one (directly or
+	// through another merged one); their alerts and evidence are served
+	// with this incident's.
+	MergedFrom         []string
 	Alerts             []rules.Alert
 	Evidence           []Evidence
 	NextEvidenceCursor string
@@ -171,6 +189,13 @@ func checkTenants(tenants []string) error {
 // narrows the incident rows before aggregation (only conditions that
 // cannot drop the latest version of an incident belong there).
 func (s *Store) latestIncidents(tenants []string, inner *builder, withTimeline bool) (string, []any) {
+	return s.latestIncidentsOf(tenants, inner, withTimeline, "")
+}
+
+// latestIncidentsOf is latestIncidents, narrowed to incident id on both
+// sides of the join when id is set: reading one incident then reads only
+// its own workflow rows, not every workflow row of its tenants.
+func (s *Store) latestIncidentsOf(tenants []string, inner *builder, withTimeline bool, id string) (string, []any) {
 	timeline := "''"
 	if withTimeline {
 		timeline = "argMax(timeline_json, version)"
@@ -188,12 +213,18 @@ func (s *Store) latestIncidents(tenants []string, inner *builder, withTimeline b
 		args = append(args, inner.args...)
 	}
 	args = append(args, anySlice(tenants)...)
+	wfWhere := ""
+	if id != "" {
+		wfWhere = " AND incident_id = ?"
+		args = append(args, id)
+	}
 	q := `SELECT tenant_uid, incident_id, v, i_title, i_sev, i_risk, i_status, i_first, i_last,
     i_stages, i_tactics, i_techniques, i_accounts, i_rule_ids, i_alert_ids, i_entities, i_merged, i_updated, i_timeline,
     w_version, w_status, w_assignee, w_verdict, w_reason, w_tags, w_sev, w_merged, w_updated, w_by,
     if(w_status != '', w_status, i_status) AS eff_status,
     if(w_sev > 0, w_sev, i_sev) AS eff_sev,
-    greatest(i_updated, w_updated) AS eff_updated
+    greatest(i_updated, w_updated) AS eff_updated,
+    w_ack, w_resolved, w_closed
 FROM (
     SELECT tenant_uid, incident_id, max(version) AS v,
         argMax(title, version) AS i_title, argMax(severity_id, version) AS i_sev,
@@ -213,9 +244,10 @@ FROM (
         argMax(verdict, version) AS w_verdict, argMax(reason, version) AS w_reason,
         argMax(tags, version) AS w_tags, argMax(severity_override, version) AS w_sev,
         argMax(merged_into, version) AS w_merged, argMax(updated_ms, version) AS w_updated,
-        argMax(updated_by, version) AS w_by
+        argMax(updated_by, version) AS w_by, argMax(acknowledged_ms, version) AS w_ack,
+        argMax(resolved_ms, version) AS w_resolved, argMax(closed_ms, version) AS w_closed
     FROM ` + s.t(TableWorkflow) + `
-    WHERE ` + tenantCond + `
+    WHERE ` + tenantCond + wfWhere + `
     GROUP BY tenant_uid, incident_id
 ) USING (tenant_uid, incident_id)`
 	return q, args
@@ -230,16 +262,18 @@ func scanIncident(r scanner) (Incident, int64, error) {
 		sev, risk, wSev, effSev               uint8
 		timeline                              string
 		iUpdated, wUpdated, effUpdated        int64
+		ack, resolved, closed                 int64
 		stages, tactics, techs, accts, ruleID []string
 	)
 	err := r.Scan(&in.TenantUID, &in.ID, &in.Version, &in.Title, &sev, &risk, &in.Status, &in.FirstSeen, &in.LastSeen,
 		&stages, &tactics, &techs, &accts, &ruleID, &in.AlertIDs, new([]string), &in.MergedInto, &iUpdated, &timeline,
 		&in.Workflow.Version, &in.Workflow.Status, &in.Workflow.Assignee, &in.Workflow.Verdict, &in.Workflow.Reason,
 		&in.Workflow.Tags, &wSev, &in.Workflow.MergedInto, &wUpdated, &in.Workflow.UpdatedBy,
-		&in.EffectiveStatus, &effSev, &effUpdated)
+		&in.EffectiveStatus, &effSev, &effUpdated, &ack, &resolved, &closed)
 	if err != nil {
 		return in, 0, err
 	}
+	in.Workflow.AcknowledgedAt, in.Workflow.ResolvedAt, in.Workflow.ClosedAt = msOrZero(ack), msOrZero(resolved), msOrZero(closed)
 	in.Severity, in.RiskScore = int(sev), int(risk)
 	in.Stages, in.Tactics, in.Techniques, in.Accounts, in.RuleIDs = stages, tactics, techs, accts, ruleID
 	in.Workflow.SeverityOverride, in.EffectiveSeverity = int(wSev), int(effSev)
@@ -253,6 +287,14 @@ func scanIncident(r scanner) (Incident, int64, error) {
 		}
 	}
 	return in, effUpdated, nil
+}
+
+// msOrZero is the time of Unix milliseconds ms; zero for 0.
+func msOrZero(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
 }
 
 // cursor is the opaque keyset position of the queue.
@@ -339,6 +381,29 @@ func (s *Store) ListIncidents(ctx context.Context, q IncidentQuery) (IncidentPag
 	}
 	if q.Text != "" {
 		outer.add("(positionCaseInsensitiveUTF8(i_title, ?) > 0 OR incident_id = ?)", q.Text, q.Text)
+	}
+	if q.SLA != "" {
+		// The time to resolve of the effective severity, and the end of
+		// the clock: resolved, else closed, else now.
+		slaMS := "multiIf(eff_sev = 6, toInt64(?), eff_sev = 5, toInt64(?), eff_sev = 4, toInt64(?), eff_sev = 3, toInt64(?), " +
+			"eff_sev = 2, toInt64(?), eff_sev = 1, toInt64(?), toInt64(0))"
+		slaArgs := func() []any {
+			var out []any
+			for sev := 6; sev >= 1; sev-- {
+				out = append(out, q.SLAMillis[sev])
+			}
+			return out
+		}
+		breached := "(" + slaMS + " > 0 AND if(w_resolved > 0, w_resolved, if(w_closed > 0, w_closed, toInt64(?))) > i_first + " + slaMS + ")"
+		breachedArgs := append(append(slaArgs(), q.NowMillis), slaArgs()...)
+		switch q.SLA {
+		case "breached":
+			outer.add(breached, breachedArgs...)
+		case "ok":
+			outer.add("("+slaMS+" > 0 AND NOT "+breached+")", append(slaArgs(), breachedArgs...)...)
+		default:
+			return IncidentPage{}, fmt.Errorf("%w: sla %q (want breached or ok)", ErrInvalidArgument, q.SLA)
+		}
 	}
 	base, baseArgs := s.latestIncidents(q.Tenants, inner, false)
 
@@ -430,7 +495,7 @@ func (s *Store) getIncident(ctx context.Context, tenants []string, id string, wi
 	}
 	inner := &builder{}
 	inner.add("incident_id = ?", id)
-	q, args := s.latestIncidents(tenants, inner, withTimeline)
+	q, args := s.latestIncidentsOf(tenants, inner, withTimeline, id)
 	rows, err := s.conn.Query(s.readCtx(ctx), q+" LIMIT 2", args...)
 	if err != nil {
 		return Incident{}, fmt.Errorf("get incident: %w", err)
@@ -467,11 +532,84 @@ func (s *Store) GetIncident(ctx context.Context, tenants []string, id, evidenceC
 	if d.Edges, err = s.edges(ctx, in.TenantUID, in.ID, in.Version); err != nil {
 		return d, err
 	}
-	if d.Alerts, err = s.incidentAlerts(ctx, in); err != nil {
+	// The alerts of merged incidents are served through the survivor.
+	withMerged := in
+	if d.MergedFrom, withMerged, err = s.withMergedAlerts(ctx, in); err != nil {
 		return d, err
 	}
-	d.Evidence, d.NextEvidenceCursor, err = s.evidence(ctx, in, evidenceCursor)
+	if d.Alerts, err = s.incidentAlerts(ctx, withMerged); err != nil {
+		return d, err
+	}
+	d.Evidence, d.NextEvidenceCursor, err = s.evidence(ctx, withMerged, evidenceCursor)
 	return d, err
+}
+
+// maxMerged bounds the incidents whose alerts one survivor serves.
+const maxMerged = 1000
+
+// withMergedAlerts finds the incidents merged into in, directly or through
+// another merged incident, and returns their ids and a copy of in whose
+// alert ids and time span include theirs (for reading alerts and
+// evidence; the graph stays in's own).
+func (s *Store) withMergedAlerts(ctx context.Context, in Incident) ([]string, Incident, error) {
+	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT incident_id, m FROM (
+    SELECT incident_id, argMax(merged_into, version) AS m, argMax(status, version) AS st FROM `+s.t(TableWorkflow)+`
+    WHERE tenant_uid = ? GROUP BY incident_id
+) WHERE st = 'merged' AND m != '' ORDER BY incident_id LIMIT ?`, in.TenantUID, maxMerged*10)
+	if err != nil {
+		return nil, in, fmt.Errorf("merged incidents: %w", err)
+	}
+	into := map[string][]string{}
+	for rows.Next() {
+		var from, to string
+		if err := rows.Scan(&from, &to); err != nil {
+			rows.Close()
+			return nil, in, err
+		}
+		into[to] = append(into[to], from)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, in, err
+	}
+	var merged []string
+	seen := map[string]bool{in.ID: true}
+	for queue := []string{in.ID}; len(queue) > 0 && len(merged) < maxMerged; queue = queue[1:] {
+		for _, from := range into[queue[0]] {
+			if !seen[from] {
+				seen[from] = true
+				merged = append(merged, from)
+				queue = append(queue, from)
+			}
+		}
+	}
+	if len(merged) == 0 {
+		return nil, in, nil
+	}
+	slices.Sort(merged)
+	rows, err = s.conn.Query(s.readCtx(ctx), `SELECT argMax(alert_ids, version), min(first_seen_ms), max(last_seen_ms) FROM `+
+		s.t(TableIncidents)+` WHERE tenant_uid = ? AND incident_id IN `+placeholders(len(merged))+` GROUP BY incident_id`,
+		append([]any{in.TenantUID}, anySlice(merged)...)...)
+	if err != nil {
+		return nil, in, fmt.Errorf("merged incidents' alerts: %w", err)
+	}
+	defer rows.Close()
+	out := in
+	out.AlertIDs = slices.Clone(in.AlertIDs)
+	for rows.Next() {
+		var ids []string
+		var first, last int64
+		if err := rows.Scan(&ids, &first, &last); err != nil {
+			return nil, in, err
+		}
+		for _, id := range ids {
+			if !slices.Contains(out.AlertIDs, id) {
+				out.AlertIDs = append(out.AlertIDs, id)
+			}
+		}
+		out.FirstSeen, out.LastSeen = min(out.FirstSeen, first), max(out.LastSeen, last)
+	}
+	return merged, out, rows.Err()
 }
 
 func (s *Store) nodes(ctx context.Context, tenant, id string, version uint64) ([]correlate.Node, error) {

@@ -26,25 +26,45 @@ type WorkflowUpdate struct {
 	IncidentID string
 	// ExpectedVersion is the workflow version the analyst last saw (0 when
 	// no analyst has touched the incident). A stale one is ErrConflict.
-	ExpectedVersion  uint64
-	Status           *string
-	Assignee         *string
-	Verdict          *string
-	Reason           *string
-	Tags             *[]string
-	SeverityOverride *int
-	Actor            string
+	ExpectedVersion uint64
+	// ExpectedIncidentVersion, when not 0, is the correlator's incident
+	// version the analyst last saw; a stale one is ErrConflict too.
+	ExpectedIncidentVersion uint64
+	Status                  *string
+	Assignee                *string
+	Verdict                 *string
+	Reason                  *string
+	Tags                    *[]string
+	SeverityOverride        *int
+	Actor                   string
+	// Decide, when set, replaces the version check: it is called under the
+	// incident's lock with the incident's current row and returns the
+	// changes to apply (only Status, Assignee, Verdict, Reason, Tags and
+	// SeverityOverride of its result are used). An error refuses the
+	// update and is returned as it is. It may be called twice: first with
+	// the row this process last wrote, when a write just happened, so a
+	// request queued behind it can be refused without a read; then with
+	// the row read.
+	Decide func(cur Incident) (WorkflowUpdate, error)
+	// Audit, when set, returns one more audit entry (the request's) that is
+	// written with the change's own entry, in one insert, before the change.
+	Audit func(after Workflow) AuditEntry
 }
 
 // wfLock serializes workflow updates of one incident in this process.
 type wfLock struct {
 	mu   sync.Mutex
 	refs int
+	// last is the row this process last wrote while the lock was in use
+	// (guarded by mu). Updates queued behind a write that expect an older
+	// workflow version fail at once instead of reading again: versions only
+	// grow. The lock, and with it last, is dropped when nobody waits.
+	last *Incident
 }
 
 // lockIncident takes the in-process lock of one incident and returns its
 // release function.
-func (s *Store) lockIncident(tenant, id string) func() {
+func (s *Store) lockIncident(tenant, id string) (*wfLock, func()) {
 	key := tenant + "\x00" + id
 	s.wfMu.Lock()
 	l := s.wfLocks[key]
@@ -55,7 +75,7 @@ func (s *Store) lockIncident(tenant, id string) func() {
 	l.refs++
 	s.wfMu.Unlock()
 	l.mu.Lock()
-	return func() {
+	return l, func() {
 		l.mu.Unlock()
 		s.wfMu.Lock()
 		l.refs--
@@ -66,31 +86,25 @@ func (s *Store) lockIncident(tenant, id string) func() {
 	}
 }
 
-// latestWorkflow reads the newest workflow row of an incident; a zero
-// Workflow when there is none.
-func (s *Store) latestWorkflow(ctx context.Context, tenant, id string) (Workflow, error) {
-	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT version, status, assignee, verdict, reason, tags, severity_override,
-    merged_into, updated_ms, updated_by FROM `+s.t(TableWorkflow)+`
-WHERE tenant_uid = ? AND incident_id = ? ORDER BY version DESC LIMIT 1`, tenant, id)
-	if err != nil {
-		return Workflow{}, fmt.Errorf("read workflow: %w", err)
-	}
-	defer rows.Close()
-	var w Workflow
-	if rows.Next() {
-		var sev uint8
-		var upd int64
-		if err := rows.Scan(&w.Version, &w.Status, &w.Assignee, &w.Verdict, &w.Reason, &w.Tags, &sev, &w.MergedInto, &upd, &w.UpdatedBy); err != nil {
-			return w, err
-		}
-		w.SeverityOverride, w.UpdatedAt = int(sev), time.UnixMilli(upd).UTC()
-	}
-	return w, rows.Err()
+// UpdateWorkflow applies u with compare-and-set semantics and returns the
+// new workflow state; see UpdateIncidentWorkflow.
+func (s *Store) UpdateWorkflow(ctx context.Context, u WorkflowUpdate) (Workflow, error) {
+	in, err := s.UpdateIncidentWorkflow(ctx, u)
+	return in.Workflow, err
 }
 
-// UpdateWorkflow applies u with compare-and-set semantics: it reads the
-// latest workflow version, fails with ErrConflict unless it equals
-// u.ExpectedVersion, and inserts version+1 together with an audit entry.
+// UpdateIncidentWorkflow applies u with compare-and-set semantics: it reads
+// the incident's latest version and workflow version (one query), fails
+// with ErrConflict unless the workflow is at u.ExpectedVersion and, when
+// u.ExpectedIncidentVersion is set, the incident at that version; then it
+// inserts workflow version+1 together with an audit entry. It returns the
+// incident's queue row (no graph, no timeline) with the new workflow, so a
+// caller need not read the incident again.
+//
+// With u.Decide the caller checks the current row itself (an ETag, a status
+// transition) under the lock. With exactly one tenant in u.Tenants the
+// incident's lock is taken before anything is read, so an update costs one
+// read and two inserts (the audit entries, then the workflow row).
 //
 // Race window: the read and the insert are two statements, and ClickHouse
 // has no transactions. Updates through one Store are serialized per
@@ -99,23 +113,59 @@ WHERE tenant_uid = ? AND incident_id = ? ORDER BY version DESC LIMIT 1`, tenant,
 // insert can both succeed with the same new version; the row that survives
 // the merge is then either one. Deployments with several API replicas that
 // need strict CAS should route workflow writes for an incident to one
-// replica.
-func (s *Store) UpdateWorkflow(ctx context.Context, u WorkflowUpdate) (Workflow, error) {
-	in, err := s.getIncident(ctx, u.Tenants, u.IncidentID, false)
-	if err != nil {
-		return Workflow{}, err
+// replica. The correlator does not take the lock: a new incident version
+// written between the read and the insert is not detected (the next
+// update's If-Match is).
+func (s *Store) UpdateIncidentWorkflow(ctx context.Context, u WorkflowUpdate) (Incident, error) {
+	if err := checkTenants(u.Tenants); err != nil {
+		return Incident{}, err
 	}
 	if u.SeverityOverride != nil && (*u.SeverityOverride < 0 || *u.SeverityOverride > 6) {
-		return Workflow{}, fmt.Errorf("%w: severity override %d out of range 0..6", ErrInvalidArgument, *u.SeverityOverride)
+		return Incident{}, fmt.Errorf("%w: severity override %d out of range 0..6", ErrInvalidArgument, *u.SeverityOverride)
 	}
-	unlock := s.lockIncident(in.TenantUID, in.ID)
+	tenants := u.Tenants
+	if len(tenants) > 1 {
+		// Find the incident's tenant first: the lock is per tenant and id.
+		in, err := s.getIncident(ctx, tenants, u.IncidentID, false)
+		if err != nil {
+			return Incident{}, err
+		}
+		tenants = []string{in.TenantUID}
+	}
+	l, unlock := s.lockIncident(tenants[0], u.IncidentID)
 	defer unlock()
-	cur, err := s.latestWorkflow(ctx, in.TenantUID, in.ID)
-	if err != nil {
-		return Workflow{}, err
+	if l.last != nil {
+		// Versions only grow: what expects less than this process just
+		// wrote is stale without asking the database.
+		if u.Decide != nil {
+			if _, err := u.Decide(*l.last); err != nil {
+				return *l.last, err
+			}
+		} else if u.ExpectedVersion < l.last.Workflow.Version {
+			return *l.last, fmt.Errorf("incident %s workflow is at version %d or later, not %d: %w", u.IncidentID, l.last.Workflow.Version, u.ExpectedVersion, ErrConflict)
+		}
 	}
-	if cur.Version != u.ExpectedVersion {
-		return cur, fmt.Errorf("incident %s workflow is at version %d, not %d: %w", in.ID, cur.Version, u.ExpectedVersion, ErrConflict)
+	in, err := s.getIncident(ctx, tenants, u.IncidentID, false)
+	if err != nil {
+		return Incident{}, err
+	}
+	cur := in.Workflow
+	if u.Decide != nil {
+		d, err := u.Decide(in)
+		if err != nil {
+			return in, err
+		}
+		u.Status, u.Assignee, u.Verdict, u.Reason, u.Tags, u.SeverityOverride = d.Status, d.Assignee, d.Verdict, d.Reason, d.Tags, d.SeverityOverride
+		if u.SeverityOverride != nil && (*u.SeverityOverride < 0 || *u.SeverityOverride > 6) {
+			return in, fmt.Errorf("%w: severity override %d out of range 0..6", ErrInvalidArgument, *u.SeverityOverride)
+		}
+	} else {
+		if cur.Version != u.ExpectedVersion {
+			return in, fmt.Errorf("incident %s workflow is at version %d, not %d: %w", in.ID, cur.Version, u.ExpectedVersion, ErrConflict)
+		}
+		if u.ExpectedIncidentVersion != 0 && in.Version != u.ExpectedIncidentVersion {
+			return in, fmt.Errorf("incident %s is at version %d, not %d: %w", in.ID, in.Version, u.ExpectedIncidentVersion, ErrConflict)
+		}
 	}
 	next := cur
 	if next.Status == "" {
@@ -139,28 +189,87 @@ func (s *Store) UpdateWorkflow(ctx context.Context, u WorkflowUpdate) (Workflow,
 	next.Version = cur.Version + 1
 	next.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
 	next.UpdatedBy = u.Actor
+	stampTimes(&next, in.EffectiveStatus)
 	details, _ := json.Marshal(map[string]any{"from": cur, "to": next})
-	if err := s.writeWorkflow(ctx, in.TenantUID, in.ID, next, AuditEntry{
+	audits := []AuditEntry{{
 		ID:   deterministicID("workflow", in.TenantUID, in.ID, fmt.Sprint(next.Version)),
 		Time: next.UpdatedAt, TenantUID: in.TenantUID, Actor: u.Actor,
 		Action: "incident.workflow", IncidentID: in.ID, Details: details,
-	}); err != nil {
-		return Workflow{}, err
+	}}
+	if u.Audit != nil {
+		audits = append(audits, u.Audit(next))
 	}
-	return next, nil
+	if err := s.writeWorkflow(ctx, in.TenantUID, in.ID, next, audits...); err != nil {
+		return Incident{}, err
+	}
+	in.Workflow = next
+	in.EffectiveStatus = next.Status
+	in.EffectiveSeverity = in.Severity
+	if next.SeverityOverride > 0 {
+		in.EffectiveSeverity = next.SeverityOverride
+	}
+	if next.UpdatedAt.After(in.UpdatedAt) {
+		in.UpdatedAt = next.UpdatedAt
+	}
+	last := in
+	last.Workflow.Tags = slices.Clone(next.Tags)
+	l.last = &last
+	return in, nil
 }
 
-func (s *Store) writeWorkflow(ctx context.Context, tenant, id string, w Workflow, audit AuditEntry) error {
+// stampTimes sets the case times of the new workflow state w of an
+// incident whose effective status was from: the first acknowledgement
+// (assigned, or moved off new), and when it was resolved and closed (a
+// merge closes it); reopening clears resolved and closed.
+func stampTimes(w *Workflow, from string) {
+	now := w.UpdatedAt
+	if from == "open" || from == "" {
+		from = "new"
+	}
+	if w.AcknowledgedAt.IsZero() && (w.Assignee != "" || (w.Status != "new" && w.Status != "open" && w.Status != "")) {
+		w.AcknowledgedAt = now
+	}
+	switch w.Status {
+	case "resolved":
+		if from != "resolved" || w.ResolvedAt.IsZero() {
+			w.ResolvedAt = now
+		}
+		w.ClosedAt = time.Time{}
+	case "closed", "merged":
+		if (from != "closed" && from != "merged") || w.ClosedAt.IsZero() {
+			w.ClosedAt = now
+		}
+	default:
+		w.ResolvedAt, w.ClosedAt = time.Time{}, time.Time{}
+	}
+}
+
+func zeroMS(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// IncidentRow returns the queue row of incident id in one of tenants: the
+// latest incident version with its workflow, without graph, timeline,
+// alerts or evidence. It is one query.
+func (s *Store) IncidentRow(ctx context.Context, tenants []string, id string) (Incident, error) {
+	return s.getIncident(ctx, tenants, id, false)
+}
+
+func (s *Store) writeWorkflow(ctx context.Context, tenant, id string, w Workflow, audit ...AuditEntry) error {
 	c := &columns{table: TableWorkflow, rows: 1,
 		names: []string{"tenant_uid", "incident_id", "version", "updated", "updated_ms", "updated_by", "status", "assignee",
-			"verdict", "reason", "tags", "severity_override", "merged_into"},
+			"verdict", "reason", "tags", "severity_override", "merged_into", "acknowledged_ms", "resolved_ms", "closed_ms"},
 		values: []any{[]string{tenant}, []string{id}, []uint64{w.Version}, []time.Time{w.UpdatedAt}, []int64{w.UpdatedAt.UnixMilli()},
 			[]string{w.UpdatedBy}, []string{w.Status}, []string{w.Assignee}, []string{w.Verdict}, []string{w.Reason},
-			[][]string{nonNil(w.Tags)}, []uint8{clampU8(w.SeverityOverride)}, []string{w.MergedInto}},
+			[][]string{nonNil(w.Tags)}, []uint8{clampU8(w.SeverityOverride)}, []string{w.MergedInto},
+			[]int64{zeroMS(w.AcknowledgedAt)}, []int64{zeroMS(w.ResolvedAt)}, []int64{zeroMS(w.ClosedAt)}},
 	}
 	// The audit entry goes first: an audited change that failed to apply is
 	// visible as such, an unaudited change is not possible.
-	if err := s.AppendAudit(ctx, audit); err != nil {
+	if err := s.AppendAudit(ctx, audit...); err != nil {
 		return err
 	}
 	return s.insert(ctx, c)
@@ -180,92 +289,26 @@ func (s *Store) RecordMerge(ctx context.Context, tenants []string, from, into, a
 	if src.ID == dst.ID {
 		return Workflow{}, fmt.Errorf("%w: an incident cannot be merged into itself", ErrInvalidArgument)
 	}
-	unlock := s.lockIncident(src.TenantUID, src.ID)
+	l, unlock := s.lockIncident(src.TenantUID, src.ID)
 	defer unlock()
-	cur, err := s.latestWorkflow(ctx, src.TenantUID, src.ID)
+	l.last = nil // this write does not go through UpdateIncidentWorkflow
+	row, err := s.getIncident(ctx, []string{src.TenantUID}, src.ID, false)
 	if err != nil {
 		return Workflow{}, err
 	}
+	cur := row.Workflow
 	next := cur
 	next.Status, next.MergedInto, next.Reason = "merged", dst.ID, reason
 	next.Version = cur.Version + 1
 	next.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
 	next.UpdatedBy = actor
+	stampTimes(&next, row.EffectiveStatus)
 	details, _ := json.Marshal(map[string]string{"from": src.ID, "into": dst.ID, "reason": reason})
 	err = s.writeWorkflow(ctx, src.TenantUID, src.ID, next, AuditEntry{
 		ID:   deterministicID("merge", src.TenantUID, src.ID, fmt.Sprint(next.Version)),
 		Time: next.UpdatedAt, TenantUID: src.TenantUID, Actor: actor, Action: "incident.merge", IncidentID: src.ID, Details: details,
 	})
 	return next, err
-}
-
-// Comment is an analyst's note on an incident.
-type Comment struct {
-	ID         string
-	TenantUID  string
-	IncidentID string
-	Author     string
-	Body       string
-	Time       time.Time
-}
-
-// AddComment stores a comment on an incident of one of tenants. An empty ID
-// gets a random one; a caller that retries should set it (an idempotency
-// key), so the retry folds into the first write.
-func (s *Store) AddComment(ctx context.Context, tenants []string, c Comment) (Comment, error) {
-	if c.Body == "" {
-		return c, fmt.Errorf("%w: empty comment", ErrInvalidArgument)
-	}
-	in, err := s.getIncident(ctx, tenants, c.IncidentID, false)
-	if err != nil {
-		return c, err
-	}
-	c.TenantUID = in.TenantUID
-	if c.ID == "" {
-		c.ID = randomID()
-	}
-	if c.Time.IsZero() {
-		c.Time = time.Now()
-	}
-	c.Time = c.Time.UTC().Truncate(time.Millisecond)
-	cols := &columns{table: TableComments, rows: 1,
-		names: []string{"tenant_uid", "incident_id", "comment_id", "time", "time_ms", "author", "body"},
-		values: []any{[]string{c.TenantUID}, []string{c.IncidentID}, []string{c.ID}, []time.Time{c.Time}, []int64{c.Time.UnixMilli()},
-			[]string{c.Author}, []string{c.Body}},
-	}
-	if err := s.insert(ctx, cols); err != nil {
-		return c, err
-	}
-	return c, s.AppendAudit(ctx, AuditEntry{ID: deterministicID("comment", c.TenantUID, c.ID), TenantUID: c.TenantUID, Time: c.Time,
-		Actor: c.Author, Action: "incident.comment", IncidentID: c.IncidentID})
-}
-
-// ListComments returns an incident's comments, oldest first.
-func (s *Store) ListComments(ctx context.Context, tenants []string, incidentID string, limit int) ([]Comment, error) {
-	in, err := s.getIncident(ctx, tenants, incidentID, false)
-	if err != nil {
-		return nil, err
-	}
-	if limit <= 0 || limit > MaxPageSize {
-		limit = MaxPageSize
-	}
-	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT comment_id, time_ms, author, body FROM `+s.t(TableComments)+`
-WHERE tenant_uid = ? AND incident_id = ? ORDER BY time_ms, comment_id LIMIT 1 BY comment_id LIMIT ?`, in.TenantUID, in.ID, limit)
-	if err != nil {
-		return nil, fmt.Errorf("list comments: %w", err)
-	}
-	defer rows.Close()
-	out := []Comment{}
-	for rows.Next() {
-		c := Comment{TenantUID: in.TenantUID, IncidentID: in.ID}
-		var t int64
-		if err := rows.Scan(&c.ID, &t, &c.Author, &c.Body); err != nil {
-			return nil, err
-		}
-		c.Time = time.UnixMilli(t).UTC()
-		out = append(out, c)
-	}
-	return out, rows.Err()
 }
 
 // AuditEntry is one line of the append-only audit log.

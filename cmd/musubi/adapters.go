@@ -24,7 +24,7 @@ func (a storeAdapter) ListIncidents(ctx context.Context, q api.IncidentQuery) (a
 		Tenants: q.Tenants, Status: q.Status, MinSeverity: q.MinSeverity, Assignee: q.Assignee,
 		Tag: q.Tag, RuleID: q.RuleID, EntityType: q.EntityType, EntityValue: q.EntityValue,
 		Account: q.Account, From: q.From, To: q.To, Text: q.Text, Sort: q.Sort, Desc: q.Desc,
-		Limit: q.Limit, Cursor: q.Cursor,
+		Limit: q.Limit, Cursor: q.Cursor, SLA: q.SLA, SLAMillis: q.SLAMillis, NowMillis: q.NowMillis,
 	})
 	if err != nil {
 		return api.IncidentPage{}, storeErr(err)
@@ -42,7 +42,7 @@ func (a storeAdapter) GetIncident(ctx context.Context, tenants []string, id, cur
 		return api.IncidentDetail{}, storeErr(err)
 	}
 	out := api.IncidentDetail{Incident: apiIncident(d.Incident), Alerts: d.Alerts, NextEvidenceCursor: d.NextEvidenceCursor,
-		Evidence: apiEvidence(d.Evidence)}
+		Evidence: apiEvidence(d.Evidence), MergedFrom: d.MergedFrom}
 	return out, nil
 }
 
@@ -74,6 +74,7 @@ func apiWorkflow(w storage.Workflow) api.Workflow {
 		Status: w.Status, Assignee: w.Assignee, Verdict: w.Verdict, Reason: w.Reason,
 		Tags: w.Tags, SeverityOverride: w.SeverityOverride, MergedInto: w.MergedInto, Version: w.Version,
 		UpdatedAt: w.UpdatedAt, UpdatedBy: w.UpdatedBy,
+		AcknowledgedAt: w.AcknowledgedAt, ResolvedAt: w.ResolvedAt, ClosedAt: w.ClosedAt,
 	}
 	if out.Tags == nil {
 		out.Tags = []string{}
@@ -81,16 +82,42 @@ func apiWorkflow(w storage.Workflow) api.Workflow {
 	return out
 }
 
-func (a storeAdapter) UpdateWorkflow(ctx context.Context, u api.WorkflowUpdate) (api.Workflow, error) {
-	w, err := a.s.UpdateWorkflow(ctx, storage.WorkflowUpdate{
-		Tenants: u.Tenants, IncidentID: u.IncidentID, ExpectedVersion: u.ExpectedVersion,
-		Status: u.Status, Assignee: u.Assignee, Verdict: u.Verdict, Reason: u.Reason, Tags: u.Tags,
-		SeverityOverride: u.SeverityOverride, Actor: u.Actor,
-	})
+func (a storeAdapter) IncidentRow(ctx context.Context, tenants []string, id string) (api.Incident, error) {
+	in, err := a.s.IncidentRow(ctx, tenants, id)
 	if err != nil {
-		return api.Workflow{}, storeErr(err)
+		return api.Incident{}, storeErr(err)
 	}
-	return apiWorkflow(w), nil
+	return apiIncident(in), nil
+}
+
+func (a storeAdapter) UpdateWorkflow(ctx context.Context, u api.WorkflowUpdate) (api.Incident, error) {
+	su := storage.WorkflowUpdate{
+		Tenants: u.Tenants, IncidentID: u.IncidentID, ExpectedVersion: u.ExpectedVersion,
+		ExpectedIncidentVersion: u.ExpectedIncidentVersion,
+		Status:                  u.Status, Assignee: u.Assignee, Verdict: u.Verdict, Reason: u.Reason, Tags: u.Tags,
+		SeverityOverride: u.SeverityOverride, Actor: u.Actor,
+	}
+	if u.Decide != nil {
+		su.Decide = func(cur storage.Incident) (storage.WorkflowUpdate, error) {
+			d, err := u.Decide(apiIncident(cur))
+			return storage.WorkflowUpdate{Status: d.Status, Assignee: d.Assignee, Verdict: d.Verdict, Reason: d.Reason,
+				Tags: d.Tags, SeverityOverride: d.SeverityOverride}, err
+		}
+	}
+	if u.Audit != nil {
+		su.Audit = func(after storage.Workflow) storage.AuditEntry {
+			return storageAudit(u.Audit(apiWorkflow(after)))
+		}
+	}
+	in, err := a.s.UpdateIncidentWorkflow(ctx, su)
+	if err != nil {
+		if errors.Is(err, storage.ErrConflict) && in.ID != "" {
+			// The current row, so the 412 can carry the current ETag.
+			return apiIncident(in), storeErr(err)
+		}
+		return api.Incident{}, storeErr(err)
+	}
+	return apiIncident(in), nil
 }
 
 func (a storeAdapter) Merge(ctx context.Context, tenants []string, from, into, actor, reason string) (api.Workflow, error) {
@@ -110,28 +137,51 @@ func (a storeAdapter) AddComment(ctx context.Context, tenants []string, c api.Co
 }
 
 func apiComment(c storage.Comment) api.Comment {
-	return api.Comment{ID: c.ID, IncidentID: c.IncidentID, TenantUID: c.TenantUID, Author: c.Author, Body: c.Body, Time: c.Time}
+	return api.Comment{ID: c.ID, IncidentID: c.IncidentID, TenantUID: c.TenantUID, Author: c.Author, Body: c.Body, Time: c.Time,
+		EditedAt: c.EditedAt, Version: c.Version, Deleted: c.Deleted}
 }
 
-func (a storeAdapter) ListComments(ctx context.Context, tenants []string, id string, limit int) ([]api.Comment, error) {
-	cs, err := a.s.ListComments(ctx, tenants, id, limit)
+func (a storeAdapter) ListComments(ctx context.Context, tenants []string, id, cursor string, limit int) ([]api.Comment, string, error) {
+	cs, next, err := a.s.CommentPage(ctx, tenants, id, cursor, limit)
 	if err != nil {
-		return nil, storeErr(err)
+		return nil, "", storeErr(err)
 	}
 	out := make([]api.Comment, 0, len(cs))
 	for _, c := range cs {
 		out = append(out, apiComment(c))
 	}
-	return out, nil
+	return out, next, nil
+}
+
+func (a storeAdapter) ChangeComment(ctx context.Context, ch api.CommentChange) (api.Comment, error) {
+	sc := storage.CommentChange{Tenants: ch.Tenants, IncidentID: ch.IncidentID, CommentID: ch.CommentID, Body: ch.Body,
+		Delete: ch.Delete, Actor: ch.Actor}
+	if ch.Check != nil {
+		sc.Check = func(cur storage.Comment) error { return ch.Check(apiComment(cur)) }
+	}
+	if ch.Audit != nil {
+		sc.Audit = func(before, after storage.Comment) storage.AuditEntry {
+			return storageAudit(ch.Audit(apiComment(before), apiComment(after)))
+		}
+	}
+	c, err := a.s.ChangeComment(ctx, sc)
+	if err != nil {
+		return api.Comment{}, storeErr(err)
+	}
+	return apiComment(c), nil
 }
 
 func (a storeAdapter) AppendAudit(ctx context.Context, entries ...api.AuditEntry) error {
 	se := make([]storage.AuditEntry, 0, len(entries))
 	for _, e := range entries {
-		se = append(se, storage.AuditEntry{ID: e.ID, TenantUID: e.TenantUID, Time: e.Time, Actor: e.Actor, Action: e.Action,
-			IncidentID: e.IncidentID, Details: e.Details})
+		se = append(se, storageAudit(e))
 	}
 	return storeErr(a.s.AppendAudit(ctx, se...))
+}
+
+func storageAudit(e api.AuditEntry) storage.AuditEntry {
+	return storage.AuditEntry{ID: e.ID, TenantUID: e.TenantUID, Time: e.Time, Actor: e.Actor, Action: e.Action,
+		IncidentID: e.IncidentID, Details: e.Details}
 }
 
 func (a storeAdapter) ListAudit(ctx context.Context, q api.AuditQuery) ([]api.AuditEntry, error) {

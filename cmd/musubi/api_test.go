@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -48,11 +49,15 @@ const (
 )
 
 type apiEnv struct {
-	t     *testing.T
+	t     testing.TB
 	url   string
 	store *storage.Store
 	rules *stubRules
 	now   time.Time
+	// cursorKey, when set, is the key of the servers started after.
+	cursorKey []byte
+	// sla, when set, is the SLA table of the servers started after.
+	sla map[int]time.Duration
 }
 
 type stubRules struct{ reloads int }
@@ -63,7 +68,7 @@ func (r *stubRules) Rules() []api.RuleInfo {
 }
 func (r *stubRules) Reload() error { r.reloads++; return nil }
 
-func newAPIEnv(t *testing.T) *apiEnv {
+func newAPIEnv(t testing.TB) *apiEnv {
 	t.Helper()
 	db, _ := chtest.Database(t)
 	ctx := context.Background()
@@ -116,6 +121,8 @@ func (e *apiEnv) server(restoreTokens bool) string {
 		},
 		RestoreTokens: restoreTokens,
 		Logger:        slog.New(slog.DiscardHandler),
+		CursorKey:     e.cursorKey,
+		SLA:           e.sla,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +139,7 @@ func (e *apiEnv) server(restoreTokens bool) string {
 //
 //	acme:   inc-a1 (high, 2 alerts, 3 events), inc-a2 (medium), inc-a3 (high, later merged)
 //	globex: inc-b1 (critical), sharing the bucket name "artifacts" with acme
-func seedIncidents(t *testing.T, s *storage.Store, base time.Time) {
+func seedIncidents(t testing.TB, s *storage.Store, base time.Time) {
 	t.Helper()
 	at := func(d time.Duration) int64 { return base.Add(d).UnixMilli() }
 	event := func(tenant, account, uid string, d time.Duration) ocsf.Event {
@@ -611,9 +618,19 @@ func TestAPIAnalystWorkflow(t *testing.T) {
 	if len(audit.Items) != 2 {
 		t.Errorf("got %d audited comment requests, want 2 (the retry is a request too)", len(audit.Items))
 	}
+	// Every merge request is audited, the refused ones too.
 	e.get("/v1/audit?action=api.incident.merge", tokAcmeAdmin, &audit)
-	if len(audit.Items) != 1 || audit.Items[0].IncidentID != "inc-a3" {
-		t.Errorf("got merge audit %+v, want one entry for inc-a3", audit.Items)
+	mergeStatuses := map[int]int{}
+	for _, a := range audit.Items {
+		var det struct{ Status int }
+		_ = json.Unmarshal(a.Details, &det)
+		mergeStatuses[det.Status]++
+		if a.IncidentID != "inc-a3" {
+			t.Errorf("got merge audit entry for %q, want inc-a3", a.IncidentID)
+		}
+	}
+	if want := map[int]int{200: 1, 400: 1, 409: 1, 422: 3}; !maps.Equal(mergeStatuses, want) {
+		t.Errorf("got audited merge requests by status %v, want %v", mergeStatuses, want)
 	}
 	// Analysts cannot read the audit log.
 	if r := e.do(http.MethodGet, "/v1/audit", tokAcmeAnalyst, nil); r.code != http.StatusForbidden {
@@ -981,7 +998,11 @@ func TestAPIHostileInput(t *testing.T) {
 		{"header too large", "GET", "/v1/incidents", nil, []string{"X-Padding", huge}, 431, ""},
 		{"authorization too long", "GET", "/v1/incidents", nil, []string{"Authorization", "Bearer " + strings.Repeat("x", 1000)}, 401, "malformed"},
 		{"wrong scheme", "GET", "/v1/incidents", nil, []string{"Authorization", "Basic YWxpY2U6cGFzcw=="}, 401, "Bearer"},
-		{"unknown route", "GET", "/v1/incidents/inc-a1/../../admin", nil, nil, 404, ""},
+		{"dot-dot path", "GET", "/v1/incidents/inc-a1/../../admin", nil, nil, 400, "not canonical"},
+		{"dot-dot path, PATCH", "PATCH", "/v1/incidents/../incidents/inc-a1", `{"status":"closed"}`, []string{"If-Match", `"1.0"`}, 400, "not canonical"},
+		{"dot path", "GET", "/v1/./incidents", nil, nil, 400, "not canonical"},
+		{"double slash", "GET", "/v1//incidents", nil, nil, 400, "not canonical"},
+		{"unknown route", "GET", "/v1/admin", nil, nil, 404, "no such endpoint"},
 		{"unknown endpoint", "GET", "/v1/nothing", nil, nil, 404, "no such endpoint"},
 		{"method not allowed", "DELETE", "/v1/incidents/inc-a1", nil, nil, 405, "not allowed"},
 		{"token name sql", "POST", "/v1/admin/tokens", map[string]any{"name": "x'; --", "role": "viewer", "tenants": []string{"acme"}}, []string{"Authorization", "Bearer " + tokAcmeAdmin}, 422, "name"},
@@ -1131,10 +1152,15 @@ func TestAPIEvidencePages(t *testing.T) {
 	if pages != 2 || !slices.Equal(got, evIDs) {
 		t.Errorf("got %d evidence events in %d pages, want all %d in 2 pages, in time order", len(got), pages, len(evIDs))
 	}
-	// Another tenant's token cannot use the cursor either.
+	// Another tenant's token cannot use the cursor either: it is bound to
+	// the tenants it was issued to (400, the same whether or not the
+	// incident exists), and without it the incident is not found.
 	var d api.IncidentDetail
 	e.get("/v1/incidents/inc-big", tokAcmeViewer, &d)
-	if r := e.do(http.MethodGet, "/v1/incidents/inc-big?evidence_cursor="+d.NextEvidenceCursor, tokGlobexAnalyst, nil); r.code != http.StatusNotFound {
-		t.Errorf("globex with acme's evidence cursor: got %d, want 404", r.code)
+	if r := e.do(http.MethodGet, "/v1/incidents/inc-big?evidence_cursor="+d.NextEvidenceCursor, tokGlobexAnalyst, nil); r.code != http.StatusBadRequest {
+		t.Errorf("globex with acme's evidence cursor: got %d, want 400", r.code)
+	}
+	if r := e.do(http.MethodGet, "/v1/incidents/inc-big", tokGlobexAnalyst, nil); r.code != http.StatusNotFound {
+		t.Errorf("globex reading acme's incident: got %d, want 404", r.code)
 	}
 }

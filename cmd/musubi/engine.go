@@ -85,14 +85,16 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *
 	}
 
 	handler, err := api.New(api.Options{
-		Store:    storeAdapter{store},
-		Rules:    rulesAdapter{engine: e.rules, manager: e.manager, sequences: seq, gatherer: reg},
-		Ready:    e.ready,
-		Registry: reg,
-		Gatherer: reg,
-		Tokens:   apiTokens(cfg.API.Tokens),
-		Tenants:  apiTenants(cfg.Tenants),
-		Logger:   logger,
+		Store:     storeAdapter{store},
+		Rules:     rulesAdapter{engine: e.rules, manager: e.manager, sequences: seq, gatherer: reg},
+		Ready:     e.ready,
+		Registry:  reg,
+		Gatherer:  reg,
+		Tokens:    apiTokens(cfg.API.Tokens),
+		Tenants:   apiTenants(cfg.Tenants),
+		Logger:    logger,
+		CursorKey: apiCursorKey(cfg.API.CursorKey),
+		SLA:       apiSLA(cfg.API.SLA),
 		// Tokens created through the API survive restarts via the audit log.
 		RestoreTokens: true,
 	})

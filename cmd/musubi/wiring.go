@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/musubi-xdr/musubi/api"
 	"github.com/musubi-xdr/musubi/config"
@@ -22,6 +23,7 @@ func storageConfig(cfg config.Config) storage.Config {
 	c := cfg.ClickHouse
 	sc.Addr, sc.Database, sc.Username, sc.Password = c.Addr, c.Database, c.Username, c.Password
 	sc.Cluster, sc.StoreRaw, sc.MaxExecutionTime = c.Cluster, c.StoreRaw, c.MaxExecutionTime
+	sc.MaxOpenConns, sc.DialTimeout = c.MaxOpenConns, c.DialTimeout
 	for table, d := range c.Retention {
 		sc.Retention[table] = d
 	}
@@ -72,6 +74,29 @@ func tenantFunc(tenants []config.Tenant) pipeline.TenantFunc {
 		}
 		return fallback
 	}
+}
+
+// apiSLA is the API's default SLA table with api.sla applied over it.
+func apiSLA(names map[string]time.Duration) map[int]time.Duration {
+	out := api.DefaultSLA()
+	for name, d := range names {
+		if id, ok := ocsf.SeverityID(name); ok {
+			out[id] = d
+		}
+	}
+	return out
+}
+
+// apiCursorKey resolves api.cursor_key ("env:NAME" reads the environment);
+// nil lets the API pick a random key.
+func apiCursorKey(k string) []byte {
+	if name, ok := strings.CutPrefix(k, "env:"); ok {
+		k = os.Getenv(name)
+	}
+	if k == "" {
+		return nil
+	}
+	return []byte(k)
 }
 
 // apiTokens hashes the configured token secrets; "env:NAME" reads the

@@ -259,3 +259,27 @@ ALTER TABLE musubi.alerts ON CLUSTER musubi_cluster ADD COLUMN fold_count UInt32
 ALTER TABLE musubi.alerts ON CLUSTER musubi_cluster ADD COLUMN first_seen_ms Int64 DEFAULT time_ms;
 
 ALTER TABLE musubi.alerts ON CLUSTER musubi_cluster ADD COLUMN last_seen_ms Int64 DEFAULT time_ms;
+
+ALTER TABLE musubi.incident_comments_local ON CLUSTER musubi_cluster ADD COLUMN version UInt64 DEFAULT 0;
+
+ALTER TABLE musubi.incident_comments_local ON CLUSTER musubi_cluster ADD COLUMN edited_ms Int64 DEFAULT 0;
+
+ALTER TABLE musubi.incident_comments_local ON CLUSTER musubi_cluster ADD COLUMN deleted UInt8 DEFAULT 0;
+
+ALTER TABLE musubi.incident_comments ON CLUSTER musubi_cluster ADD COLUMN version UInt64 DEFAULT 0;
+
+ALTER TABLE musubi.incident_comments ON CLUSTER musubi_cluster ADD COLUMN edited_ms Int64 DEFAULT 0;
+
+ALTER TABLE musubi.incident_comments ON CLUSTER musubi_cluster ADD COLUMN deleted UInt8 DEFAULT 0;
+
+ALTER TABLE musubi.incident_workflow_local ON CLUSTER musubi_cluster ADD COLUMN acknowledged_ms Int64 DEFAULT 0;
+
+ALTER TABLE musubi.incident_workflow_local ON CLUSTER musubi_cluster ADD COLUMN resolved_ms Int64 DEFAULT 0;
+
+ALTER TABLE musubi.incident_workflow_local ON CLUSTER musubi_cluster ADD COLUMN closed_ms Int64 DEFAULT 0;
+
+ALTER TABLE musubi.incident_workflow ON CLUSTER musubi_cluster ADD COLUMN acknowledged_ms Int64 DEFAULT 0;
+
+ALTER TABLE musubi.incident_workflow ON CLUSTER musubi_cluster ADD COLUMN resolved_ms Int64 DEFAULT 0;
+
+ALTER TABLE musubi.incident_workflow ON CLUSTER musubi_cluster ADD COLUMN closed_ms Int64 DEFAULT 0;

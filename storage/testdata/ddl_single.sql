@@ -221,3 +221,15 @@ ALTER TABLE musubi.alerts  ADD COLUMN fold_count UInt32 DEFAULT 1;
 ALTER TABLE musubi.alerts  ADD COLUMN first_seen_ms Int64 DEFAULT time_ms;
 
 ALTER TABLE musubi.alerts  ADD COLUMN last_seen_ms Int64 DEFAULT time_ms;
+
+ALTER TABLE musubi.incident_comments  ADD COLUMN version UInt64 DEFAULT 0;
+
+ALTER TABLE musubi.incident_comments  ADD COLUMN edited_ms Int64 DEFAULT 0;
+
+ALTER TABLE musubi.incident_comments  ADD COLUMN deleted UInt8 DEFAULT 0;
+
+ALTER TABLE musubi.incident_workflow  ADD COLUMN acknowledged_ms Int64 DEFAULT 0;
+
+ALTER TABLE musubi.incident_workflow  ADD COLUMN resolved_ms Int64 DEFAULT 0;
+
+ALTER TABLE musubi.incident_workflow  ADD COLUMN closed_ms Int64 DEFAULT 0;

@@ -55,8 +55,12 @@ export function renderIncident(main, ctx, id, params) {
       const { data, etag } = await api('/v1/incidents/' + encodeURIComponent(id), {
         method: 'PATCH', body: changes, etag: st.etag, contentType: 'application/merge-patch+json',
       });
-      st.detail = data; st.etag = etag;
-      st.evidence = data.evidence || st.evidence;
+      // The answer is the incident's row with its new workflow; the graph,
+      // timeline, alerts and evidence did not change (If-Match checked the
+      // incident version), so they are kept from the last read.
+      const { nodes, edges, timeline, alerts, evidence, next_evidence_cursor } = st.detail;
+      st.detail = { ...data, nodes, edges, timeline, alerts, evidence, next_evidence_cursor };
+      st.etag = etag;
       showBanner('ok', `${what}: saved.`);
       render();
     } catch (e) {
