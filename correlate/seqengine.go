@@ -507,14 +507,27 @@ func (s *seqEngine) match(r *SequenceRule, ch []*item, t int64) *seqMatch {
 	var summary []string
 	for i, it := range ch {
 		st := r.Stages[i]
+		// Every step names its join key: a later stage the value it took
+		// from the stage before; the first stage the value it handed on
+		// (or, alone, the value it was counted by).
 		key := ""
-		if i > 0 {
+		switch {
+		case i > 0:
 			for _, v := range it.on {
 				if slices.Contains(ch[i-1].key, v) {
 					key = st.On.String() + "=" + v
 					break
 				}
 			}
+		case st.Key != nil && len(ch) > 1:
+			for _, v := range ch[1].on {
+				if slices.Contains(it.key, v) {
+					key = st.Key.String() + "=" + v
+					break
+				}
+			}
+		case st.Key != nil && len(it.key) > 0:
+			key = st.Key.String() + "=" + it.key[0]
 		}
 		for _, e := range it.events {
 			if !slices.Contains(a.EventIDs, e) {

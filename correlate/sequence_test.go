@@ -195,7 +195,10 @@ func TestSequenceChainsHandOffOnDifferentFields(t *testing.T) {
 	for _, e := range seqEdges {
 		keys[e.JoinKey] = true
 	}
-	for _, want := range []string{"", "instance@actor.session.name=i-0web1", "deployment=d-ATTACK0001"} {
+	if keys[""] {
+		t.Errorf("a sequence edge has no join key: %v", keys)
+	}
+	for _, want := range []string{"instance=i-0web1", "instance@actor.session.name=i-0web1", "deployment=d-ATTACK0001"} {
 		if !keys[want] {
 			t.Errorf("sequence edges lack join key %q: %v", want, keys)
 		}
