@@ -533,7 +533,7 @@ func (s *Store) GetIncident(ctx context.Context, tenants []string, id, evidenceC
 		return d, err
 	}
 	// The alerts of merged incidents are served through the survivor.
-	withMerged := in
+	var withMerged Incident
 	if d.MergedFrom, withMerged, err = s.withMergedAlerts(ctx, in); err != nil {
 		return d, err
 	}

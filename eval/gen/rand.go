@@ -59,24 +59,14 @@ func (r *rng) principalID(prefix string) string { return prefix + r.chars(17, up
 // letters or digits.
 func (r *rng) deploymentID() string { return "d-" + r.chars(9, upperAlnum) }
 
-// ip addresses: internet addresses come only from the documentation and
-// benchmarking ranges, never real ones.
-func (r *rng) docIP() string {
-	nets := []string{"192.0.2.", "198.51.100.", "203.0.113."}
-	return pick(r, nets) + fmt.Sprint(r.between(2, 254))
-}
-
+// benchIP is an internet address from the benchmarking range
+// 198.18.0.0/15, never a real one.
 func (r *rng) benchIP() string {
 	return fmt.Sprintf("198.%d.%d.%d", r.between(18, 19), r.between(0, 255), r.between(2, 254))
 }
 
 func (r *rng) privateIP(subnet int) string {
 	return fmt.Sprintf("10.%d.%d.%d", r.between(0, 3), subnet, r.between(4, 250))
-}
-
-// jitter returns t moved by up to d either way.
-func (r *rng) jitter(t time.Time, d time.Duration) time.Time {
-	return t.Add(time.Duration(r.Int64N(int64(2*d+1))) - d)
 }
 
 // within returns a time in [t, t+d).
