@@ -270,6 +270,13 @@ func (c *Correlator) Process(events []ocsf.Event, alerts []rules.Alert) Result {
 		if why, ok := c.expectedSource(&cp); ok {
 			if _, held := c.held[cp.ID]; !held {
 				c.holdExpected(cp)
+				// Stored under the id it would fold into, so that the
+				// alert is one row whichever way it is judged (and is
+				// rewritten in place if it is released).
+				if c.cfg.FoldWindow > 0 && !cp.Keyed {
+					cp.ID = c.foldID(&cp)
+				}
+				cp.Count, cp.FirstSeen, cp.LastSeen = 1, cp.Time, cp.Time
 				cp.Severity, cp.Summary = ocsf.SeverityInformational, why
 				expected = append(expected, cp)
 				c.m.dropped.WithLabelValues("expected_source").Inc()

@@ -85,7 +85,10 @@ func (c *Correlator) foldID(a *rules.Alert) string {
 // folded alert and whether it is new; nil when a is a match already folded
 // (a replay). Correlated alerts and a zero fold window are not folded.
 func (c *Correlator) foldAlert(a *rules.Alert) (*rules.Alert, bool) {
-	if a.Correlated || c.cfg.FoldWindow <= 0 {
+	if a.Correlated || a.Keyed || c.cfg.FoldWindow <= 0 {
+		if a.Count == 0 {
+			a.Count, a.FirstSeen, a.LastSeen = 1, a.Time, a.Time
+		}
 		return a, true
 	}
 	if _, dup := c.foldOf[a.ID]; dup {

@@ -39,4 +39,9 @@ type Alert struct {
 	Count     int   `json:"count,omitempty"`
 	FirstSeen int64 `json:"first_seen,omitempty"`
 	LastSeen  int64 `json:"last_seen,omitempty"`
+	// Keyed is set when the rule's suppression named the alert (its id is
+	// the suppression key and window, whichever match came first): the
+	// correlator keeps that id instead of folding it, so the id does not
+	// depend on which match arrived first.
+	Keyed bool `json:"-"`
 }

@@ -296,6 +296,7 @@ func (e *Engine) alert(r *Rule, ev *ocsf.Event, act *activation, m *ruleMetrics)
 	winMS := r.SuppressionWindow.Milliseconds()
 	bucket := ev.Time / winMS
 	a.ID = alertID(r.ID, "key", string(key), strconv.FormatInt(bucket, 10))
+	a.Keyed = true
 	end := (bucket + 1) * winMS
 
 	e.mu.Lock()

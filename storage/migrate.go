@@ -312,9 +312,12 @@ func (s *Store) Migrate(ctx context.Context) error {
 // complete.
 func alreadyApplied(stmt string, err error) bool {
 	var ex *clickhouse.Exception
-	const duplicateColumn = 15
-	return errors.As(err, &ex) && ex.Code == duplicateColumn &&
-		strings.Contains(strings.ToUpper(stmt), "ADD COLUMN")
+	// 18.16 answers 15 (DUPLICATE_COLUMN), or 44 (ILLEGAL_COLUMN, "column
+	// with this name already exists") when another process added it
+	// concurrently.
+	const duplicateColumn, illegalColumn = 15, 44
+	return errors.As(err, &ex) && strings.Contains(strings.ToUpper(stmt), "ADD COLUMN") &&
+		(ex.Code == duplicateColumn || ex.Code == illegalColumn && strings.Contains(ex.Message, "already exists"))
 }
 
 // MigrationStatus lists every embedded migration and whether it is applied.

@@ -290,6 +290,18 @@ func checkNothingLost(t *testing.T, ctx context.Context, conn driver.Conn, e *fa
 	r.Close()
 	fmt.Printf("  checked alerts: %d expected from a fault-free offline run, %d stored\n", len(want), len(got))
 	if !slices.Equal(got, want) {
-		t.Errorf("stored alerts differ from a fault-free run: %d stored, %d expected", len(got), len(want))
+		var extra, missing []string
+		for _, id := range got {
+			if _, ok := slices.BinarySearch(want, id); !ok {
+				extra = append(extra, id)
+			}
+		}
+		for _, id := range want {
+			if _, ok := slices.BinarySearch(got, id); !ok {
+				missing = append(missing, id)
+			}
+		}
+		t.Errorf("stored alerts differ from a fault-free run: %d stored, %d expected; stored only %v, expected only %v",
+			len(got), len(want), extra[:min(3, len(extra))], missing[:min(3, len(missing))])
 	}
 }
