@@ -225,7 +225,7 @@ func TestHostileInputEndToEnd(t *testing.T) {
 	var stopID struct{ EventID string }
 	_ = json.Unmarshal(stop[0], &stopID)
 	_ = conn.QueryRow(ctx, "SELECT count() FROM events FINAL WHERE event_uid = ?", stopID.EventID).Scan(&goodEvents)
-	_ = conn.QueryRow(ctx, "SELECT sum(c) FROM (SELECT argMax(fold_count, inserted_ms) AS c FROM alerts WHERE rule_id = 'e2e.cloudtrail_stopped' GROUP BY alert_id)").Scan(&goodAlerts)
+	_ = conn.QueryRow(ctx, "SELECT count() FROM alerts WHERE rule_id = 'e2e.cloudtrail_stopped'").Scan(&goodAlerts)
 	fmt.Printf("  the good record after them: %d event stored, %d alert raised\n", goodEvents, goodAlerts)
 	if goodEvents != 1 || goodAlerts < 1 {
 		t.Errorf("the good record after the hostile ones: %d events, %d alerts; want 1 and at least 1", goodEvents, goodAlerts)
@@ -268,8 +268,10 @@ func TestHostileInputEndToEnd(t *testing.T) {
 	produced++
 	waitCommitted(t, ctx, env, int64(produced))
 	var fired uint64
-	_ = conn.QueryRow(ctx, "SELECT sum(c) FROM (SELECT argMax(fold_count, inserted_ms) AS c FROM alerts WHERE rule_id = 'e2e.cloudtrail_stopped' GROUP BY alert_id)").Scan(&fired)
-	fmt.Printf("  after the hostile rules: e2e.cloudtrail_stopped matches %d (was %d; repeats fold into one alert with a count)\n", fired, goodAlerts)
+	_ = conn.QueryRow(ctx, "SELECT count() FROM alerts WHERE rule_id = 'e2e.cloudtrail_stopped'").Scan(&fired)
+	// Every match writes a row (a folded alert is rewritten with its new
+	// count), so the rows, not the distinct alerts, show that it fired.
+	fmt.Printf("  after the hostile rules: e2e.cloudtrail_stopped alert rows %d (was %d)\n", fired, goodAlerts)
 	if fired <= goodAlerts {
 		t.Errorf("the running rule stopped firing after the hostile reloads")
 	}
