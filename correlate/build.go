@@ -346,12 +346,12 @@ func (c *Correlator) joinCandidates(tenant uint32, a *rules.Alert, alerts []*rul
 		if !weakOK(joinSeverity(a)) || !weakOK(joinSeverity(alerts[cd.j])) || ids.conflicts(other) {
 			return false
 		}
-		var via identities
-		for _, p := range cd.path[:max(len(cd.path)-1, 0)] {
-			e := &c.g.ents[p]
-			via = via.with(kindOf(e.key.kind), e.key.value)
+		// The identities the path passed between the two alerts, as reach
+		// checks them.
+		if len(cd.path) < 3 {
+			return true
 		}
-		return !via.conflicts(other)
+		return !c.viaConflicts(cd.path[1:len(cd.path)-1], other)
 	}
 	offer := func(cd cand) {
 		if cd.strong || weakJoins(cd) {

@@ -146,20 +146,6 @@ func (ids identities) conflicts(other identities) bool {
 
 func alertIdentities(a *rules.Alert) identities { return identities(nil).add(a) }
 
-// with returns ids and the entity (kind, value) if it is an identity; ids
-// itself is not changed.
-func (ids identities) with(kind ocsf.Entity, value string) identities {
-	if !slices.Contains(identityKinds, kind) || slices.Contains(ids[kind], value) {
-		return ids
-	}
-	out := make(identities, len(ids)+1)
-	for k, v := range ids {
-		out[k] = v
-	}
-	out[kind] = append(slices.Clip(out[kind]), value)
-	return out
-}
-
 // joinSeverity is the severity an alert joins with: its own, and at least
 // medium for a GuardDuty finding, which is already a vetted verdict (a low
 // port-probe finding and the scan seen in flow logs are one story).
