@@ -591,16 +591,18 @@ type hit struct {
 // s.t) and returns the open incidents whose members it meets within their
 // windows, by the causal rules of join.go, in a deterministic order.
 func (c *Correlator) reach(s seeker, start []uint32) []hit {
+	// item is 32 bytes (fields ordered to pack): the queue's first 32
+	// items live on the stack.
 	type item struct {
 		ent    uint32
-		depth  int
-		strong bool  // every entity so far is of a strong kind
+		depth  uint8
+		strong bool // every entity so far is of a strong kind
+		nvia   uint8
 		arrive int64 // last time of the link that led here
 		// via are the identity entities (deployments, sessions, keys)
 		// the path passed through: they must not conflict with the
 		// incident's. A fixed array: walks must not allocate.
-		via  [4]uint32
-		nvia uint8
+		via [4]uint32
 	}
 	if len(c.incs) == 0 {
 		return nil
@@ -646,7 +648,7 @@ func (c *Correlator) reach(s seeker, start []uint32) []hit {
 				}
 			}
 		}
-		if it.depth >= c.cfg.MaxDepth || len(queue) >= maxVisit {
+		if int(it.depth) >= c.cfg.MaxDepth || len(queue) >= maxVisit {
 			continue
 		}
 		for _, l := range e.links {

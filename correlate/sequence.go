@@ -165,6 +165,9 @@ type SequenceStage struct {
 	Within     time.Duration
 	Absent     bool
 	prg        cel.Program
+	// pre is what an event must carry for the condition to hold, checked
+	// before the program runs (event stages only).
+	pre rules.Prefilter
 }
 
 var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
@@ -385,6 +388,8 @@ func compileRule(env *cel.Env, file string, line int, rf ruleFile) (*SequenceRul
 				bad("%s: condition must be bool, got %s", where, ast.OutputType())
 			} else if st.prg, err = env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(rules.CostLimit), cel.InterruptCheckFrequency(64)); err != nil {
 				bad("%s: %v", where, err)
+			} else if !st.OnAlerts {
+				st.pre = rules.NewPrefilter(ast.NativeRep())
 			}
 		}
 		r.Stages = append(r.Stages, st)

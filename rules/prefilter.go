@@ -1,0 +1,193 @@
+package rules
+
+import (
+	"slices"
+
+	celast "cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/operators"
+	"cel.dev/cel-go/common/types"
+
+	"github.com/musubi-xdr/musubi/ocsf"
+)
+
+// Prefilter is what an event must carry for a condition to be true: the
+// comparisons of a typed event field with literals (event.class_uid == 4001,
+// event.api.operation in ["PutObject", "CopyObject"]) among the condition's
+// top-level conjuncts. CEL's && is false as soon as one side is false, even
+// if the other side errs, so an event that fails one of them cannot satisfy
+// the condition: checking these in Go first spares the program's evaluation
+// (its activation, cost tracking and interpretation) for most events.
+//
+// The zero Prefilter admits every event. Only fields with a Go accessor
+// below are used; everything else is left to the program.
+type Prefilter struct {
+	checks []literalCheck
+}
+
+// literalCheck is one conjunct: the field equals one of the literals.
+type literalCheck struct {
+	field string
+	ints  []int64
+	strs  []string
+}
+
+// fieldAccessors are the typed event fields a prefilter may read. Each
+// returns the field as CEL sees it: ints as int, strings as string.
+var (
+	intFields = map[string]func(*ocsf.Event) int64{
+		"event.class_uid":                    func(e *ocsf.Event) int64 { return int64(e.ClassUID) },
+		"event.category_uid":                 func(e *ocsf.Event) int64 { return int64(e.CategoryUID) },
+		"event.activity_id":                  func(e *ocsf.Event) int64 { return int64(e.ActivityID) },
+		"event.type_uid":                     func(e *ocsf.Event) int64 { return int64(e.TypeUID) },
+		"event.severity_id":                  func(e *ocsf.Event) int64 { return int64(e.SeverityID) },
+		"event.status_id":                    func(e *ocsf.Event) int64 { return int64(e.StatusID) },
+		"event.action_id":                    func(e *ocsf.Event) int64 { return int64(e.ActionID) },
+		"event.disposition_id":               func(e *ocsf.Event) int64 { return int64(e.DispositionID) },
+		"event.dst_endpoint.port":            func(e *ocsf.Event) int64 { return int64(e.DstEndpoint.Port) },
+		"event.connection_info.direction_id": func(e *ocsf.Event) int64 { return int64(e.ConnectionInfo.DirectionID) },
+	}
+	strFields = map[string]func(*ocsf.Event) string{
+		"event.metadata.log_name":   func(e *ocsf.Event) string { return e.Metadata.LogName },
+		"event.api.operation":       func(e *ocsf.Event) string { return e.API.Operation },
+		"event.api.service.name":    func(e *ocsf.Event) string { return e.API.Service.Name },
+		"event.actor.user.type":     func(e *ocsf.Event) string { return e.Actor.User.Type },
+		"event.actor.invoked_by":    func(e *ocsf.Event) string { return e.Actor.InvokedBy },
+		"event.src_endpoint.ip":     func(e *ocsf.Event) string { return e.SrcEndpoint.IP },
+		"event.dst_endpoint.ip":     func(e *ocsf.Event) string { return e.DstEndpoint.IP },
+		"event.cloud.account.uid":   func(e *ocsf.Event) string { return e.Cloud.Account.UID },
+		"event.user.name":           func(e *ocsf.Event) string { return e.User.Name },
+		"event.metadata.tenant_uid": func(e *ocsf.Event) string { return e.Metadata.TenantUID },
+	}
+)
+
+// NewPrefilter derives the prefilter of a checked boolean condition over
+// `event`.
+func NewPrefilter(a *celast.AST) Prefilter {
+	var p Prefilter
+	if a == nil {
+		return p
+	}
+	var walk func(e celast.Expr)
+	walk = func(e celast.Expr) {
+		if e.Kind() != celast.CallKind {
+			return
+		}
+		call := e.AsCall()
+		args := call.Args()
+		switch call.FunctionName() {
+		case operators.LogicalAnd:
+			for _, x := range args {
+				walk(x)
+			}
+		case operators.Equals:
+			if len(args) != 2 {
+				return
+			}
+			if c, ok := literalEquals(args[0], args[1]); ok {
+				p.checks = append(p.checks, c)
+			} else if c, ok := literalEquals(args[1], args[0]); ok {
+				p.checks = append(p.checks, c)
+			}
+		case operators.In:
+			if len(args) == 2 {
+				if c, ok := literalIn(args[0], args[1]); ok {
+					p.checks = append(p.checks, c)
+				}
+			}
+		}
+	}
+	walk(a.Expr())
+	return p
+}
+
+// Admits reports whether ev passes every check: false means the condition
+// is certainly false for ev.
+func (p Prefilter) Admits(ev *ocsf.Event) bool {
+	for i := range p.checks {
+		c := &p.checks[i]
+		if f, ok := intFields[c.field]; ok {
+			if !slices.Contains(c.ints, f(ev)) {
+				return false
+			}
+		} else if !slices.Contains(c.strs, strFields[c.field](ev)) {
+			return false
+		}
+	}
+	return true
+}
+
+// Len is the number of checks, for tests and the rule listing.
+func (p Prefilter) Len() int { return len(p.checks) }
+
+// literalEquals reads `field == literal`.
+func literalEquals(f, lit celast.Expr) (literalCheck, bool) {
+	path, ok := eventPath(f)
+	if !ok || lit.Kind() != celast.LiteralKind {
+		return literalCheck{}, false
+	}
+	return checkOf(path, []celast.Expr{lit})
+}
+
+// literalIn reads `field in [literal, …]`.
+func literalIn(f, list celast.Expr) (literalCheck, bool) {
+	path, ok := eventPath(f)
+	if !ok || list.Kind() != celast.ListKind || len(list.AsList().OptionalIndices()) > 0 {
+		return literalCheck{}, false
+	}
+	return checkOf(path, list.AsList().Elements())
+}
+
+// checkOf builds a check when the field has an accessor and every literal
+// has the field's own type (CEL's heterogeneous equality, 2 == 2.0, is left
+// to the program).
+func checkOf(path string, lits []celast.Expr) (literalCheck, bool) {
+	c := literalCheck{field: path}
+	_, isInt := intFields[path]
+	_, isStr := strFields[path]
+	if !isInt && !isStr {
+		return c, false
+	}
+	for _, l := range lits {
+		if l.Kind() != celast.LiteralKind {
+			return c, false
+		}
+		switch v := l.AsLiteral().(type) {
+		case types.Int:
+			if !isInt {
+				return c, false
+			}
+			c.ints = append(c.ints, int64(v))
+		case types.String:
+			if !isStr {
+				return c, false
+			}
+			c.strs = append(c.strs, string(v))
+		default:
+			return c, false
+		}
+	}
+	return c, true
+}
+
+// eventPath is the dotted path of a plain selection chain from `event`
+// (event.api.operation), with no presence test or optional selection.
+func eventPath(e celast.Expr) (string, bool) {
+	var parts []string
+	for e.Kind() == celast.SelectKind {
+		s := e.AsSelect()
+		if s.IsTestOnly() {
+			return "", false
+		}
+		parts = append(parts, s.FieldName())
+		e = s.Operand()
+	}
+	if e.Kind() != celast.IdentKind || e.AsIdent() != "event" || len(parts) == 0 {
+		return "", false
+	}
+	slices.Reverse(parts)
+	path := "event"
+	for _, p := range parts {
+		path += "." + p
+	}
+	return path, true
+}
