@@ -492,11 +492,25 @@ func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Ru
 		} else {
 			rt.Match = *t.Match
 		}
-		if t.Event == nil {
-			at(node, "test %q: event is required", rt.Name)
-		} else if ev, err := decodeEvent(t.Event); err != nil {
-			at(node, "test %q: event: %v", rt.Name, err)
-		} else {
+		switch {
+		case t.Raw != nil && t.Event != nil:
+			at(node, "test %q: give either event or raw, not both", rt.Name)
+		case t.Raw != nil:
+			ev, err := rawTestEvent(t.Source, t.Raw)
+			if err != nil {
+				at(mapValue(node, "raw"), "test %q: %v", rt.Name, err)
+			}
+			rt.Event, rt.Source = ev, t.Source
+		case t.Source != "":
+			at(mapValue(node, "source"), "test %q: source is given without raw", rt.Name)
+		case t.Event == nil:
+			at(node, "test %q: event or raw is required", rt.Name)
+		default:
+			ev, err := decodeEvent(t.Event)
+			if err != nil {
+				at(node, "test %q: event: %v", rt.Name, err)
+				break
+			}
 			rt.Event = ev
 			if en := mapValue(node, "event"); en != nil && en.Kind == yaml.MappingNode {
 				for k := 0; k+1 < len(en.Content); k += 2 {

@@ -119,6 +119,9 @@ type RuleTest struct {
 	Match bool
 	Event ocsf.Event
 	Line  int
+	// Source is set when the test gave a raw record of that source
+	// (Event is then the record as the ingest code normalized it).
+	Source string
 }
 
 // ruleDoc is the YAML shape of a rule file.
@@ -151,9 +154,11 @@ type suppressDoc struct {
 }
 
 type testDoc struct {
-	Name  string `yaml:"name"`
-	Match *bool  `yaml:"match"`
-	Event any    `yaml:"event"`
+	Name   string `yaml:"name"`
+	Match  *bool  `yaml:"match"`
+	Event  any    `yaml:"event"`
+	Source string `yaml:"source"`
+	Raw    any    `yaml:"raw"`
 }
 
 // allowedKeys lists the keys each YAML mapping of a rule may have; anything
@@ -163,7 +168,7 @@ var allowedKeys = map[string][]string{
 	"attack":      {"tactics", "techniques"},
 	"sources":     {"log_names", "classes", "operations"},
 	"suppression": {"key", "window"},
-	"tests[]":     {"name", "match", "event"},
+	"tests[]":     {"name", "match", "event", "source", "raw"},
 }
 
 // parseWindow parses a suppression window: a Go duration or a number of days

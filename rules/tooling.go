@@ -9,12 +9,13 @@ import (
 
 // TestResult is the outcome of one inline test.
 type TestResult struct {
-	Name  string `json:"name"`
-	Line  int    `json:"line"`
-	Want  bool   `json:"want_match"`
-	Got   bool   `json:"got_match"`
-	Error string `json:"error,omitempty"`
-	Pass  bool   `json:"pass"`
+	Name   string `json:"name"`
+	Line   int    `json:"line"`
+	Source string `json:"source,omitempty"` // the source of a raw record; "" for an OCSF event
+	Want   bool   `json:"want_match"`
+	Got    bool   `json:"got_match"`
+	Error  string `json:"error,omitempty"`
+	Pass   bool   `json:"pass"`
 }
 
 // RunTests runs the rule's inline tests. A test event must also pass the
@@ -25,7 +26,7 @@ func (r *Rule) RunTests() []TestResult {
 	var out []TestResult
 	for i := range r.Tests {
 		t := &r.Tests[i]
-		res := TestResult{Name: t.Name, Line: t.Line, Want: t.Match}
+		res := TestResult{Name: t.Name, Line: t.Line, Source: t.Source, Want: t.Match}
 		ev := t.Event
 		if r.accepts(&ev) {
 			got, _, err := e.eval(r, newActivation(&ev, env.CELTypeAdapter()), nil)
