@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/musubi-xdr/musubi/rules"
+	"github.com/musubi-xdr/musubi/alert"
 )
 
 // defaultPivotRange is how far back an entity pivot looks without from.
@@ -65,7 +65,7 @@ func (s *Server) entityPivot(w http.ResponseWriter, r *http.Request) *problem {
 		a.Incidents[i].Timing = timing(a.Incidents[i], s.opts.SLA, now)
 	}
 	if a.Alerts == nil {
-		a.Alerts = []rules.Alert{}
+		a.Alerts = []alert.Alert{}
 	}
 	if a.Events == nil {
 		a.Events = []Evidence{}

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/musubi-xdr/musubi/correlate"
-	"github.com/musubi-xdr/musubi/rules"
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/incident"
 )
 
 // Allow-lists for the queue's parameters.
@@ -226,16 +226,16 @@ func (s *Server) getIncident(w http.ResponseWriter, r *http.Request) *problem {
 // fillDetail turns nil lists into empty ones, so clients always see arrays.
 func fillDetail(d *IncidentDetail) {
 	if d.Nodes == nil {
-		d.Nodes = []correlate.Node{}
+		d.Nodes = []incident.Node{}
 	}
 	if d.Edges == nil {
-		d.Edges = []correlate.Edge{}
+		d.Edges = []incident.Edge{}
 	}
 	if d.Timeline == nil {
-		d.Timeline = []correlate.TimelineEntry{}
+		d.Timeline = []incident.TimelineEntry{}
 	}
 	if d.Alerts == nil {
-		d.Alerts = []rules.Alert{}
+		d.Alerts = []alert.Alert{}
 	}
 	if d.Evidence == nil {
 		d.Evidence = []Evidence{}

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"time"
 
-	"github.com/musubi-xdr/musubi/correlate"
-	"github.com/musubi-xdr/musubi/rules"
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/incident"
 )
 
 // ErrNotFound is returned by a Store when an id does not exist in the
@@ -140,7 +140,7 @@ type EntityActivity struct {
 	Type      string        `json:"type"`
 	Value     string        `json:"value"`
 	Incidents []Incident    `json:"incidents"`
-	Alerts    []rules.Alert `json:"alerts"`
+	Alerts    []alert.Alert `json:"alerts"`
 	Events    []Evidence    `json:"events"`
 }
 
@@ -199,7 +199,7 @@ type Workflow struct {
 // Incident is one row of the queue: the correlator's incident with the
 // analyst's workflow state.
 type Incident struct {
-	correlate.Incident
+	incident.Incident
 	Workflow Workflow `json:"workflow"`
 	// Timing is the case clock, computed by the API.
 	Timing *CaseTiming `json:"timing,omitempty"`
@@ -218,7 +218,7 @@ type IncidentDetail struct {
 	// MergedFrom lists the incidents merged into this one; their alerts
 	// and evidence are served with this incident's.
 	MergedFrom         []string      `json:"merged_from,omitempty"`
-	Alerts             []rules.Alert `json:"alerts"`
+	Alerts             []alert.Alert `json:"alerts"`
 	Evidence           []Evidence    `json:"evidence"`
 	NextEvidenceCursor string        `json:"next_evidence_cursor,omitempty"`
 }

@@ -22,7 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/incident"
 )
 
 // Format is the payload shape of an endpoint.
@@ -302,7 +302,7 @@ func (n *Notifier) Len() int {
 // Observe looks at incident versions just written and enqueues a delivery
 // for every new incident and every severity escalation. It never blocks.
 // A nil Notifier (no webhooks configured) ignores them.
-func (n *Notifier) Observe(incs []correlate.Incident) {
+func (n *Notifier) Observe(incs []incident.Incident) {
 	if n == nil {
 		return
 	}
@@ -340,7 +340,7 @@ func (n *Notifier) remember(key string, sev int) {
 	n.seen[key] = sev
 }
 
-func (n *Notifier) enqueue(event string, in *correlate.Incident, prev int) {
+func (n *Notifier) enqueue(event string, in *incident.Incident, prev int) {
 	n.m.events.WithLabelValues(event).Inc()
 	for _, e := range n.endpoints {
 		if in.Severity < e.MinSeverity || len(e.Tenants) > 0 && !contains(e.Tenants, in.TenantUID) {
@@ -379,7 +379,7 @@ func contains(s []string, v string) bool {
 
 // messageID is the webhook-id: the same for every attempt of a message, so
 // receivers can de-duplicate.
-func messageID(endpoint, event string, in *correlate.Incident) string {
+func messageID(endpoint, event string, in *incident.Incident) string {
 	h := sha256.Sum256([]byte(strings.Join([]string{endpoint, event, in.TenantUID, in.ID, strconv.FormatUint(in.Version, 10)}, "\x00")))
 	return "msg_" + hex.EncodeToString(h[:12])
 }

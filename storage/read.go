@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/rules"
 )
 
 // Read limits.
@@ -46,7 +46,7 @@ type Workflow struct {
 // Incident is the latest version of an incident with its workflow state.
 // In lists, Nodes, Edges and Timeline are left empty.
 type Incident struct {
-	correlate.Incident
+	incident.Incident
 	Workflow Workflow
 	// EffectiveStatus is Workflow.Status when an analyst set one, else the
 	// correlator's Status; EffectiveSeverity likewise with the override.
@@ -104,7 +104,7 @@ type IncidentDetail struct {
 	// through another merged one); their alerts and evidence are served
 	// with this incident's.
 	MergedFrom         []string
-	Alerts             []rules.Alert
+	Alerts             []alert.Alert
 	Evidence           []Evidence
 	NextEvidenceCursor string
 }
@@ -612,7 +612,7 @@ func (s *Store) withMergedAlerts(ctx context.Context, in Incident) ([]string, In
 	return merged, out, rows.Err()
 }
 
-func (s *Store) nodes(ctx context.Context, tenant, id string, version uint64) ([]correlate.Node, error) {
+func (s *Store) nodes(ctx context.Context, tenant, id string, version uint64) ([]incident.Node, error) {
 	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT id, detail__kind, detail__entity, detail__value, title, subtitle, mainstat,
     detail__severity_id, detail__first_seen_ms FROM `+s.t(TableNodes)+` FINAL
 WHERE tenant_uid = ? AND incident_id = ? AND version = ? ORDER BY id LIMIT ?`, tenant, id, version, maxGraphRows)
@@ -620,21 +620,21 @@ WHERE tenant_uid = ? AND incident_id = ? AND version = ? ORDER BY id LIMIT ?`, t
 		return nil, fmt.Errorf("incident nodes: %w", err)
 	}
 	defer rows.Close()
-	out := []correlate.Node{}
+	out := []incident.Node{}
 	for rows.Next() {
-		var n correlate.Node
+		var n incident.Node
 		var kind, entity string
 		var sev uint8
 		if err := rows.Scan(&n.ID, &kind, &entity, &n.Value, &n.Title, &n.Subtitle, &n.MainStat, &sev, &n.FirstSeen); err != nil {
 			return nil, err
 		}
-		n.Kind, n.Entity, n.Severity = correlate.NodeKind(kind), ocsf.Entity(entity), int(sev)
+		n.Kind, n.Entity, n.Severity = incident.NodeKind(kind), ocsf.Entity(entity), int(sev)
 		out = append(out, n)
 	}
 	return out, rows.Err()
 }
 
-func (s *Store) edges(ctx context.Context, tenant, id string, version uint64) ([]correlate.Edge, error) {
+func (s *Store) edges(ctx context.Context, tenant, id string, version uint64) ([]incident.Edge, error) {
 	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT id, source, target, mainstat, detail__rule_id, detail__rule_version,
     detail__join_key, detail__gap_ms, detail__time_ms, event_ids FROM `+s.t(TableEdges)+` FINAL
 WHERE tenant_uid = ? AND incident_id = ? AND version = ? ORDER BY detail__time_ms, id LIMIT ?`, tenant, id, version, maxGraphRows)
@@ -642,9 +642,9 @@ WHERE tenant_uid = ? AND incident_id = ? AND version = ? ORDER BY detail__time_m
 		return nil, fmt.Errorf("incident edges: %w", err)
 	}
 	defer rows.Close()
-	out := []correlate.Edge{}
+	out := []incident.Edge{}
 	for rows.Next() {
-		var e correlate.Edge
+		var e incident.Edge
 		if err := rows.Scan(&e.ID, &e.Source, &e.Target, &e.Relation, &e.RuleID, &e.RuleVersion, &e.JoinKey, &e.GapMS, &e.Time, &e.EventIDs); err != nil {
 			return nil, err
 		}
@@ -659,8 +659,8 @@ WHERE tenant_uid = ? AND incident_id = ? AND version = ? ORDER BY detail__time_m
 const alertColumnsSQL = `tenant_uid, alert_id, time_ms, rule_id, rule_version, title, severity_id, stage, tactics, techniques,
     account_uid, region, source, observables_json, event_ids, correlated, summary, fold_count, first_seen_ms, last_seen_ms`
 
-func scanAlert(r scanner) (rules.Alert, error) {
-	var a rules.Alert
+func scanAlert(r scanner) (alert.Alert, error) {
+	var a alert.Alert
 	var sev, corr uint8
 	var obs string
 	var count uint32
@@ -689,9 +689,9 @@ func scanAlert(r scanner) (rules.Alert, error) {
 // up by their partition column.
 const alertTimeSlack = 24 * time.Hour
 
-func (s *Store) incidentAlerts(ctx context.Context, in Incident) ([]rules.Alert, error) {
+func (s *Store) incidentAlerts(ctx context.Context, in Incident) ([]alert.Alert, error) {
 	if len(in.AlertIDs) == 0 {
-		return []rules.Alert{}, nil
+		return []alert.Alert{}, nil
 	}
 	from := time.UnixMilli(in.FirstSeen).Add(-alertTimeSlack).Unix()
 	to := time.UnixMilli(in.LastSeen).Add(alertTimeSlack).Unix()
@@ -703,7 +703,7 @@ ORDER BY time_ms, alert_id, inserted_ms DESC LIMIT 1 BY alert_id LIMIT `+fmt.Spr
 		return nil, fmt.Errorf("incident alerts: %w", err)
 	}
 	defer rows.Close()
-	out := []rules.Alert{}
+	out := []alert.Alert{}
 	for rows.Next() {
 		a, err := scanAlert(rows)
 		if err != nil {
@@ -788,7 +788,7 @@ func (s *Store) evidence(ctx context.Context, in Incident, after string) ([]Evid
 // EntityActivity is what storage knows about one entity in a time range.
 type EntityActivity struct {
 	Incidents []Incident
-	Alerts    []rules.Alert
+	Alerts    []alert.Alert
 	Events    []Evidence
 }
 
@@ -848,7 +848,7 @@ func (s *Store) EntityPivot(ctx context.Context, tenants []string, entityType, v
 	if err != nil {
 		return out, fmt.Errorf("entity alerts: %w", err)
 	}
-	out.Alerts = []rules.Alert{}
+	out.Alerts = []alert.Alert{}
 	for rows.Next() {
 		a, err := scanAlert(rows)
 		if err != nil {

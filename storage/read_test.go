@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/rules"
 )
 
 func write(t testing.TB, s *Store, b Batch) {
@@ -31,12 +31,12 @@ func TestFoldedAlertRewrittenInPlace(t *testing.T) {
 	a := testAlert("t1", "fold-1", 20*time.Minute, "ev-1")
 	a.Count, a.LastSeen = 2, ms(25*time.Minute)
 	in := testIncident("t1", "inc-1", 1, a)
-	write(t, s, Batch{Alerts: []rules.Alert{a}, Incidents: []correlate.Incident{in}})
+	write(t, s, Batch{Alerts: []alert.Alert{a}, Incidents: []incident.Incident{in}})
 	later := a
 	later.Count, later.Time, later.FirstSeen, later.LastSeen = 7, ms(5*time.Minute), ms(5*time.Minute), ms(40*time.Minute)
 	later.EventIDs = []string{"ev-0", "ev-1", "ev-9"}
 	in2 := testIncident("t1", "inc-1", 2, later)
-	write(t, s, Batch{Alerts: []rules.Alert{later}, Incidents: []correlate.Incident{in2}})
+	write(t, s, Batch{Alerts: []alert.Alert{later}, Incidents: []incident.Incident{in2}})
 	d, err := s.GetIncident(ctx, []string{"t1"}, "inc-1", "")
 	if err != nil {
 		t.Fatal(err)
@@ -57,11 +57,11 @@ func TestGetIncidentRoundTrip(t *testing.T) {
 	a2 := testAlert("t1", "al-2", 2*time.Minute, "ev-3")
 	a2.Correlated, a2.Stage, a2.Title = true, "distribution", "bundle deployed"
 	v1 := testIncident("t1", "inc-1", 1, a1)
-	v1.Nodes = append(v1.Nodes, correlate.Node{ID: "ip:203.0.113.7", Kind: correlate.NodeEntity, Entity: ocsf.EntityIP, Value: "203.0.113.7", Title: "203.0.113.7"})
+	v1.Nodes = append(v1.Nodes, incident.Node{ID: "ip:203.0.113.7", Kind: incident.NodeEntity, Entity: ocsf.EntityIP, Value: "203.0.113.7", Title: "203.0.113.7"})
 	v2 := testIncident("t1", "inc-1", 2, a1, a2)
 	v2.Stages, v2.Tactics, v2.Techniques = []string{"tampering", "distribution"}, []string{"TA0040"}, []string{"T1565"}
-	write(t, s, Batch{Events: []ocsf.Event{e1, e2, e3}, Alerts: []rules.Alert{a1, a2}, Incidents: []correlate.Incident{v1}})
-	write(t, s, Batch{Incidents: []correlate.Incident{v2}})
+	write(t, s, Batch{Events: []ocsf.Event{e1, e2, e3}, Alerts: []alert.Alert{a1, a2}, Incidents: []incident.Incident{v1}})
+	write(t, s, Batch{Incidents: []incident.Incident{v2}})
 
 	d, err := s.GetIncident(ctx, []string{"t0", "t1"}, "inc-1", "")
 	if err != nil {
@@ -74,8 +74,8 @@ func TestGetIncidentRoundTrip(t *testing.T) {
 	if d.Workflow.Version != 0 || d.EffectiveStatus != "open" || d.EffectiveSeverity != ocsf.SeverityHigh {
 		t.Errorf("got workflow %+v, status %q, severity %d; want none, open, high", d.Workflow, d.EffectiveStatus, d.EffectiveSeverity)
 	}
-	if !reflect.DeepEqual(d.Alerts, []rules.Alert{a1, a2}) {
-		t.Errorf("alerts:\ngot  %+v\nwant %+v", d.Alerts, []rules.Alert{a1, a2})
+	if !reflect.DeepEqual(d.Alerts, []alert.Alert{a1, a2}) {
+		t.Errorf("alerts:\ngot  %+v\nwant %+v", d.Alerts, []alert.Alert{a1, a2})
 	}
 	if len(d.Evidence) != 3 || d.NextEvidenceCursor != "" {
 		t.Fatalf("got %d evidence events (cursor %q), want 3 and no cursor", len(d.Evidence), d.NextEvidenceCursor)
@@ -103,7 +103,7 @@ func TestEvidencePages(t *testing.T) {
 		ids = append(ids, id)
 	}
 	a := testAlert("t1", "al-1", 100*time.Second, ids...)
-	write(t, s, Batch{Events: evs, Alerts: []rules.Alert{a}, Incidents: []correlate.Incident{testIncident("t1", "inc", 1, a)}})
+	write(t, s, Batch{Events: evs, Alerts: []alert.Alert{a}, Incidents: []incident.Incident{testIncident("t1", "inc", 1, a)}})
 	write(t, s, Batch{Events: evs[:40]}) // duplicates must not show
 	var got []string
 	cur := ""
@@ -131,7 +131,7 @@ func TestTenantIsolation(t *testing.T) {
 	s := testStore(t)
 	ctx := context.Background()
 	a := testAlert("t2", "al-x", 0, "ev-x")
-	write(t, s, Batch{Events: []ocsf.Event{testEvent("t2", "ev-x", 0)}, Alerts: []rules.Alert{a}, Incidents: []correlate.Incident{testIncident("t2", "inc-x", 1, a)},
+	write(t, s, Batch{Events: []ocsf.Event{testEvent("t2", "ev-x", 0)}, Alerts: []alert.Alert{a}, Incidents: []incident.Incident{testIncident("t2", "inc-x", 1, a)},
 		DeadLetters: []DeadLetter{{TenantUID: "t2", Source: "agent", Topic: "raw.agent", Raw: []byte("x"), Reason: "bad_json", Time: t0}}})
 	mine := []string{"t1"}
 	if dls, err := s.ListDeadLetters(ctx, DeadLetterQuery{Tenants: mine}); err != nil || len(dls) != 0 {
@@ -179,9 +179,9 @@ func ptr[T any](v T) *T { return &v }
 
 // queueFixture writes 12 incidents in two tenants with varied attributes
 // and returns them.
-func queueFixture(t *testing.T, s *Store) []correlate.Incident {
+func queueFixture(t *testing.T, s *Store) []incident.Incident {
 	ctx := context.Background()
-	var incs []correlate.Incident
+	var incs []incident.Incident
 	for i := range 12 {
 		tenant := "t1"
 		if i%4 == 3 {
@@ -197,7 +197,7 @@ func queueFixture(t *testing.T, s *Store) []correlate.Incident {
 		in.FirstSeen = ms(time.Duration(i) * time.Hour / 2)
 		if i%2 == 0 {
 			in.Accounts = []string{"999988887777"}
-			in.Nodes = append(in.Nodes, correlate.Node{ID: "ip", Kind: correlate.NodeEntity, Entity: ocsf.EntityIP, Value: "198.51.100.9"})
+			in.Nodes = append(in.Nodes, incident.Node{ID: "ip", Kind: incident.NodeEntity, Entity: ocsf.EntityIP, Value: "198.51.100.9"})
 		}
 		if i == 5 {
 			in.Title = "Web shell on frontend"
@@ -207,7 +207,7 @@ func queueFixture(t *testing.T, s *Store) []correlate.Incident {
 		old := in
 		old.Version = 0
 		old.Severity, old.Title, old.RuleIDs = 6, "stale", []string{"stale"}
-		write(t, s, Batch{Incidents: []correlate.Incident{old}})
+		write(t, s, Batch{Incidents: []incident.Incident{old}})
 	}
 	write(t, s, Batch{Incidents: incs})
 	for _, u := range []WorkflowUpdate{
@@ -355,7 +355,7 @@ func TestWorkflowCompareAndSet(t *testing.T) {
 	s := testStore(t)
 	ctx := context.Background()
 	a := testAlert("t1", "al", 0, "ev")
-	write(t, s, Batch{Incidents: []correlate.Incident{testIncident("t1", "inc", 1, a)}})
+	write(t, s, Batch{Incidents: []incident.Incident{testIncident("t1", "inc", 1, a)}})
 	tenants := []string{"t1"}
 	w, err := s.UpdateWorkflow(ctx, WorkflowUpdate{Tenants: tenants, IncidentID: "inc", Assignee: ptr("alice"), Actor: "alice"})
 	if err != nil {
@@ -401,7 +401,7 @@ func TestWorkflowCompareAndSet(t *testing.T) {
 		t.Errorf("got workflow %+v, effective %q, correlator status %q", d.Workflow, d.EffectiveStatus, d.Status)
 	}
 	// A new correlator version does not touch the analyst's state.
-	write(t, s, Batch{Incidents: []correlate.Incident{testIncident("t1", "inc", 2, a)}})
+	write(t, s, Batch{Incidents: []incident.Incident{testIncident("t1", "inc", 2, a)}})
 	d, err = s.GetIncident(ctx, tenants, "inc", "")
 	if err != nil {
 		t.Fatal(err)
@@ -422,7 +422,7 @@ func TestCommentsAuditMerge(t *testing.T) {
 	s := testStore(t)
 	ctx := context.Background()
 	a := testAlert("t1", "al", 0, "ev")
-	write(t, s, Batch{Incidents: []correlate.Incident{testIncident("t1", "inc-a", 1, a), testIncident("t1", "inc-b", 1, a), testIncident("t2", "inc-c", 1, a)}})
+	write(t, s, Batch{Incidents: []incident.Incident{testIncident("t1", "inc-a", 1, a), testIncident("t1", "inc-b", 1, a), testIncident("t2", "inc-c", 1, a)}})
 	tenants := []string{"t1"}
 	c1, err := s.AddComment(ctx, tenants, Comment{IncidentID: "inc-a", Author: "alice", Body: "looking", Time: t0})
 	if err != nil {
@@ -483,7 +483,7 @@ func TestLoadOpenState(t *testing.T) {
 	merged := testIncident("t1", "merged", 1, a1)
 	merged.MergedInto = "open-1"
 	prev := testIncident("t1", "open-1", 2, old) // an older version with other nodes
-	write(t, s, Batch{Alerts: []rules.Alert{old, a1, a2}, Incidents: []correlate.Incident{prev, open1, open2, closed, stale, merged}})
+	write(t, s, Batch{Alerts: []alert.Alert{old, a1, a2}, Incidents: []incident.Incident{prev, open1, open2, closed, stale, merged}})
 	if _, err := s.UpdateWorkflow(ctx, WorkflowUpdate{Tenants: []string{"t1"}, IncidentID: "closed", Status: ptr("closed")}); err != nil {
 		t.Fatal(err)
 	}
@@ -495,7 +495,7 @@ func TestLoadOpenState(t *testing.T) {
 		t.Fatalf("got %d open incidents, want 2: %+v", len(st.Incidents), st.Incidents)
 	}
 	if !reflect.DeepEqual(st.Incidents[0], open1) || !reflect.DeepEqual(st.Incidents[1], open2) {
-		t.Errorf("open incidents:\ngot  %+v\nwant %+v", st.Incidents, []correlate.Incident{open1, open2})
+		t.Errorf("open incidents:\ngot  %+v\nwant %+v", st.Incidents, []incident.Incident{open1, open2})
 	}
 	var alertIDs []string
 	for _, a := range st.Alerts {
@@ -525,7 +525,7 @@ func TestDropExpiredPartitions(t *testing.T) {
 	fresh := testAlert("t1", "al-new", 0, "ev")
 	fresh.Time = now.AddDate(0, 0, -1).UnixMilli()
 	kept1, kept2 := testIncident("t1", "kept", 1, a), testIncident("t1", "kept", 2, a, fresh)
-	write(t, s, Batch{Events: evs, Alerts: []rules.Alert{a}, Incidents: []correlate.Incident{gone, kept1, kept2}})
+	write(t, s, Batch{Events: evs, Alerts: []alert.Alert{a}, Incidents: []incident.Incident{gone, kept1, kept2}})
 	for _, at := range []time.Time{now.AddDate(0, -4, 0), now.AddDate(0, -2, 0), now.AddDate(0, -1, 0)} {
 		if err := s.AppendAudit(ctx, AuditEntry{TenantUID: "t1", Action: "x", Time: at}); err != nil {
 			t.Fatal(err)
@@ -569,7 +569,7 @@ func TestDropExpiredPartitions(t *testing.T) {
 
 func TestResultRowCap(t *testing.T) {
 	s := testStore(t)
-	var alerts []rules.Alert
+	var alerts []alert.Alert
 	for i := range 5 {
 		alerts = append(alerts, testAlert("t1", fmt.Sprint("al-", i), 0, "ev"))
 	}

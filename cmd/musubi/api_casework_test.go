@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/musubi-xdr/musubi/api"
-	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/internal/chtest"
 	"github.com/musubi-xdr/musubi/storage"
 )
@@ -65,7 +65,7 @@ func (e *apiEnv) extendIncident(id string) {
 	in.Status = "new"
 	in.Severity = 4
 	in.AlertIDs = append(in.AlertIDs, fmt.Sprintf("al-extra-%d", in.Version))
-	if err := e.store.Write(context.Background(), storage.Batch{Incidents: []correlate.Incident{in}}); err != nil {
+	if err := e.store.Write(context.Background(), storage.Batch{Incidents: []incident.Incident{in}}); err != nil {
 		e.t.Fatal(err)
 	}
 }

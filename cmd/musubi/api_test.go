@@ -19,11 +19,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/api"
-	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/internal/chtest"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/rules"
 	"github.com/musubi-xdr/musubi/storage"
 )
 
@@ -156,15 +156,15 @@ func seedIncidents(t testing.TB, s *storage.Store, base time.Time) {
 		e.Raw = []byte(`{"eventID":"` + uid + `","eventName":"PutObject"}`)
 		return e
 	}
-	alert := func(tenant, account, id, rule string, sev int, d time.Duration, events ...string) rules.Alert {
-		return rules.Alert{ID: id, TenantUID: tenant, RuleID: rule, RuleVersion: "3", Title: "alert " + id, Severity: sev,
+	mkAlert := func(tenant, account, id, rule string, sev int, d time.Duration, events ...string) alert.Alert {
+		return alert.Alert{ID: id, TenantUID: tenant, RuleID: rule, RuleVersion: "3", Title: "alert " + id, Severity: sev,
 			Stage: "tampering", Tactics: []string{"TA0040"}, Techniques: []string{"T1565"}, Time: at(d), AccountUID: account,
 			Region: "eu-west-1", Source: "cloudtrail",
 			Entities: []ocsf.Observable{ocsf.NewObservable(ocsf.EntityBucket, "resources.uid", "artifacts")},
 			EventIDs: events, Summary: "s"}
 	}
-	incident := func(id, title string, sev int, alerts ...rules.Alert) correlate.Incident {
-		in := correlate.Incident{ID: id, Version: 1, TenantUID: alerts[0].TenantUID, Title: title, Severity: sev, RiskScore: 20 * sev,
+	mkIncident := func(id, title string, sev int, alerts ...alert.Alert) incident.Incident {
+		in := incident.Incident{ID: id, Version: 1, TenantUID: alerts[0].TenantUID, Title: title, Severity: sev, RiskScore: 20 * sev,
 			Status: "new", Stages: []string{"tampering"}, Tactics: []string{"TA0040"}, Techniques: []string{"T1565"},
 			Accounts: []string{alerts[0].AccountUID}}
 		for i, a := range alerts {
@@ -173,31 +173,31 @@ func seedIncidents(t testing.TB, s *storage.Store, base time.Time) {
 			}
 			in.LastSeen = max(in.LastSeen, a.Time)
 			in.AlertIDs, in.RuleIDs = append(in.AlertIDs, a.ID), append(in.RuleIDs, a.RuleID)
-			in.Nodes = append(in.Nodes, correlate.Node{ID: "alert:" + a.ID, Kind: correlate.NodeAlert, Value: a.ID, Title: a.Title, Severity: a.Severity, FirstSeen: a.Time})
-			in.Timeline = append(in.Timeline, correlate.TimelineEntry{Time: a.Time, AlertID: a.ID, RuleID: a.RuleID, Title: a.Title, Stage: a.Stage, Severity: a.Severity})
-			in.Edges = append(in.Edges, correlate.Edge{ID: "e:" + a.ID, Source: "alert:" + a.ID, Target: "bucket:artifacts", Relation: "touches",
+			in.Nodes = append(in.Nodes, incident.Node{ID: "alert:" + a.ID, Kind: incident.NodeAlert, Value: a.ID, Title: a.Title, Severity: a.Severity, FirstSeen: a.Time})
+			in.Timeline = append(in.Timeline, incident.TimelineEntry{Time: a.Time, AlertID: a.ID, RuleID: a.RuleID, Title: a.Title, Stage: a.Stage, Severity: a.Severity})
+			in.Edges = append(in.Edges, incident.Edge{ID: "e:" + a.ID, Source: "alert:" + a.ID, Target: "bucket:artifacts", Relation: "touches",
 				RuleID: a.RuleID, RuleVersion: a.RuleVersion, JoinKey: "bucket", GapMS: 1000, Time: a.Time, EventIDs: a.EventIDs})
 		}
-		in.Nodes = append(in.Nodes, correlate.Node{ID: "bucket:artifacts", Kind: correlate.NodeEntity, Entity: ocsf.EntityBucket, Value: "artifacts", Title: "artifacts", FirstSeen: in.FirstSeen})
+		in.Nodes = append(in.Nodes, incident.Node{ID: "bucket:artifacts", Kind: incident.NodeEntity, Entity: ocsf.EntityBucket, Value: "artifacts", Title: "artifacts", FirstSeen: in.FirstSeen})
 		return in
 	}
-	a1 := alert("acme", acmeAccount, "al-a1", "aws.s3.appspec_tamper", ocsf.SeverityHigh, 0, "ev-a1", "ev-a2")
-	a2 := alert("acme", acmeAccount, "al-a2", "aws.codedeploy.bundle", ocsf.SeverityHigh, 10*time.Minute, "ev-a3")
-	a3 := alert("acme", acmeAccount, "al-a3", "aws.iam.policy", ocsf.SeverityMedium, 20*time.Minute, "ev-a4")
-	a4 := alert("acme", acmeAccount, "al-a4", "aws.s3.appspec_tamper", ocsf.SeverityHigh, 30*time.Minute, "ev-a5")
-	b1 := alert("globex", globexAccount, "al-b1", "aws.s3.appspec_tamper", ocsf.SeverityCritical, 5*time.Minute, "ev-b1")
+	a1 := mkAlert("acme", acmeAccount, "al-a1", "aws.s3.appspec_tamper", ocsf.SeverityHigh, 0, "ev-a1", "ev-a2")
+	a2 := mkAlert("acme", acmeAccount, "al-a2", "aws.codedeploy.bundle", ocsf.SeverityHigh, 10*time.Minute, "ev-a3")
+	a3 := mkAlert("acme", acmeAccount, "al-a3", "aws.iam.policy", ocsf.SeverityMedium, 20*time.Minute, "ev-a4")
+	a4 := mkAlert("acme", acmeAccount, "al-a4", "aws.s3.appspec_tamper", ocsf.SeverityHigh, 30*time.Minute, "ev-a5")
+	b1 := mkAlert("globex", globexAccount, "al-b1", "aws.s3.appspec_tamper", ocsf.SeverityCritical, 5*time.Minute, "ev-b1")
 	batch := storage.Batch{
 		Events: []ocsf.Event{
 			event("acme", acmeAccount, "ev-a1", 0), event("acme", acmeAccount, "ev-a2", time.Second), event("acme", acmeAccount, "ev-a3", 10*time.Minute),
 			event("acme", acmeAccount, "ev-a4", 20*time.Minute), event("acme", acmeAccount, "ev-a5", 30*time.Minute),
 			event("globex", globexAccount, "ev-b1", 5*time.Minute),
 		},
-		Alerts: []rules.Alert{a1, a2, a3, a4, b1},
-		Incidents: []correlate.Incident{
-			incident("inc-a1", "Pipeline poisoning in acme", ocsf.SeverityHigh, a1, a2),
-			incident("inc-a2", "IAM policy change", ocsf.SeverityMedium, a3),
-			incident("inc-a3", "appspec rewritten again", ocsf.SeverityHigh, a4),
-			incident("inc-b1", "Pipeline poisoning in globex", ocsf.SeverityCritical, b1),
+		Alerts: []alert.Alert{a1, a2, a3, a4, b1},
+		Incidents: []incident.Incident{
+			mkIncident("inc-a1", "Pipeline poisoning in acme", ocsf.SeverityHigh, a1, a2),
+			mkIncident("inc-a2", "IAM policy change", ocsf.SeverityMedium, a3),
+			mkIncident("inc-a3", "appspec rewritten again", ocsf.SeverityHigh, a4),
+			mkIncident("inc-b1", "Pipeline poisoning in globex", ocsf.SeverityCritical, b1),
 		},
 	}
 	if err := s.Write(context.Background(), batch); err != nil {
@@ -1129,11 +1129,11 @@ func TestAPIEvidencePages(t *testing.T) {
 		evs = append(evs, ev)
 		evIDs = append(evIDs, ev.Metadata.UID)
 	}
-	a := rules.Alert{ID: "al-big", TenantUID: "acme", RuleID: "aws.s3.mass_get", RuleVersion: "1", Title: "mass read", Severity: ocsf.SeverityMedium,
+	a := alert.Alert{ID: "al-big", TenantUID: "acme", RuleID: "aws.s3.mass_get", RuleVersion: "1", Title: "mass read", Severity: ocsf.SeverityMedium,
 		Time: evs[len(evs)-1].Time, AccountUID: acmeAccount, Source: "cloudtrail", EventIDs: evIDs}
-	in := correlate.Incident{ID: "inc-big", Version: 1, TenantUID: "acme", Title: "mass read", Severity: ocsf.SeverityMedium, Status: "new",
+	in := incident.Incident{ID: "inc-big", Version: 1, TenantUID: "acme", Title: "mass read", Severity: ocsf.SeverityMedium, Status: "new",
 		FirstSeen: a.Time, LastSeen: a.Time, AlertIDs: []string{a.ID}, RuleIDs: []string{a.RuleID}, Accounts: []string{acmeAccount}}
-	if err := e.store.Write(context.Background(), storage.Batch{Events: evs, Alerts: []rules.Alert{a}, Incidents: []correlate.Incident{in}}); err != nil {
+	if err := e.store.Write(context.Background(), storage.Batch{Events: evs, Alerts: []alert.Alert{a}, Incidents: []incident.Incident{in}}); err != nil {
 		t.Fatal(err)
 	}
 	var got []string

@@ -23,6 +23,7 @@ import (
 	"github.com/musubi-xdr/musubi/api"
 	"github.com/musubi-xdr/musubi/config"
 	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/internal/chtest"
 	"github.com/musubi-xdr/musubi/rules"
 	"github.com/musubi-xdr/musubi/storage"
@@ -82,7 +83,7 @@ func newUIEnv(t *testing.T) *uiEnv {
 	env := &uiEnv{store: store}
 	latest := latestVersions(batch.Incidents)
 	for _, in := range latest {
-		if in.MergedInto == "" && in.Severity >= 4 && slices.ContainsFunc(in.Nodes, func(n correlate.Node) bool { return n.ID == "ip:203.0.113.9" }) {
+		if in.MergedInto == "" && in.Severity >= 4 && slices.ContainsFunc(in.Nodes, func(n incident.Node) bool { return n.ID == "ip:203.0.113.9" }) {
 			env.chainID = in.ID
 		}
 	}
@@ -341,9 +342,9 @@ func TestUIAnalystWorksTheAttackChain(t *testing.T) {
 	// A new incident arrives: the refresh (r, the same as the timer's)
 	// shows it highlighted and says so.
 	now := time.Now().UnixMilli()
-	fresh := correlate.Incident{ID: "inc-fresh", Version: 1, TenantUID: "acme", Title: "Freshly correlated", Severity: 4, RiskScore: 50,
+	fresh := incident.Incident{ID: "inc-fresh", Version: 1, TenantUID: "acme", Title: "Freshly correlated", Severity: 4, RiskScore: 50,
 		Status: "new", FirstSeen: now - 1000, LastSeen: now, Stages: []string{"discovery"}, Accounts: []string{acmeAccount}}
-	if err := env.store.Write(context.Background(), storage.Batch{Incidents: []correlate.Incident{fresh}}); err != nil {
+	if err := env.store.Write(context.Background(), storage.Batch{Incidents: []incident.Incident{fresh}}); err != nil {
 		t.Fatal(err)
 	}
 	browse(t, ctx, "refresh the queue",
