@@ -12,6 +12,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/correlate"
 	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ingest"
@@ -148,7 +149,7 @@ func seedWith(t *testing.T, eventsOnly bool) seeded {
 	// others stay open.
 	for i, status := range []string{"in_progress", "resolved"} {
 		st := status
-		if _, err := store.UpdateWorkflow(ctx, storage.WorkflowUpdate{
+		if _, err := store.UpdateWorkflow(ctx, casework.WorkflowUpdate{
 			Tenants: []string{tenant}, IncidentID: s.incident, ExpectedVersion: uint64(i), Status: &st, Actor: "analyst@example.com",
 		}); err != nil {
 			t.Fatalf("workflow %s: %v", status, err)

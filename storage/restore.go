@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ocsf"
 )
@@ -29,7 +30,7 @@ func (s *Store) LoadOpenState(ctx context.Context, since time.Time) (OpenState, 
 	inner := &builder{}
 	inner.add("last_seen >= toDateTime(?)", since.Unix())
 	base, args := s.latestIncidents(nil, inner, true)
-	closed := anySlice(ClosedStatuses)
+	closed := anySlice(casework.ClosedStatuses)
 	q := "SELECT * FROM (" + base + ") WHERE i_last >= ? AND i_merged = '' AND w_merged = '' AND eff_status NOT IN " +
 		placeholders(len(closed)) + " ORDER BY tenant_uid, i_first, incident_id"
 	rows, err := s.conn.Query(s.readCtx(ctx), q, append(append(args, since.UnixMilli()), closed...)...)

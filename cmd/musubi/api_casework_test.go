@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/musubi-xdr/musubi/api"
+	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/internal/chtest"
 	"github.com/musubi-xdr/musubi/storage"
@@ -31,7 +32,7 @@ import (
 // first, with their details decoded.
 func (e *apiEnv) auditOf(incident, action string) []auditRow {
 	e.t.Helper()
-	var page struct{ Items []api.AuditEntry }
+	var page struct{ Items []casework.AuditEntry }
 	e.get("/v1/audit?incident_id="+url.QueryEscape(incident)+"&action="+url.QueryEscape(action)+"&limit=500", tokRootAdmin, &page)
 	out := make([]auditRow, 0, len(page.Items))
 	for _, a := range page.Items {
@@ -45,7 +46,7 @@ func (e *apiEnv) auditOf(incident, action string) []auditRow {
 }
 
 type auditRow struct {
-	api.AuditEntry
+	casework.AuditEntry
 	det struct {
 		RequestID string `json:"request_id"`
 		Status    int    `json:"status"`
@@ -58,7 +59,7 @@ type auditRow struct {
 // (one more alert id), as the correlator does when a chain grows.
 func (e *apiEnv) extendIncident(id string) {
 	e.t.Helper()
-	var d api.IncidentDetail
+	var d casework.IncidentDetail
 	e.get("/v1/incidents/"+id, tokAcmeViewer, &d)
 	in := d.Incident.Incident
 	in.Version++
@@ -98,7 +99,7 @@ func TestAPIIfMatchWholeETag(t *testing.T) {
 	if r.code != http.StatusPreconditionFailed || r.header.Get("ETag") != `"2.0"` {
 		t.Errorf("stale incident version: got %d ETag %s, want 412 with the current ETag \"2.0\"", r.code, r.header.Get("ETag"))
 	}
-	var d api.IncidentDetail
+	var d casework.IncidentDetail
 	e.get("/v1/incidents/inc-a1", tokAcmeAnalyst, &d)
 	if d.Workflow.Version != 0 || d.Workflow.Status != "new" {
 		t.Errorf("refused patches changed the incident: workflow %+v", d.Workflow)
@@ -115,7 +116,7 @@ func TestAPIIfMatchWholeETag(t *testing.T) {
 	if r.code != http.StatusOK || r.header.Get("ETag") != `"2.1"` {
 		t.Fatalf("current ETag: got %d ETag %s %.300s, want 200 with ETag \"2.1\"", r.code, r.header.Get("ETag"), r.body)
 	}
-	var row api.Incident
+	var row casework.Incident
 	if err := json.Unmarshal(r.body, &row); err != nil {
 		t.Fatal(err)
 	}
@@ -168,12 +169,12 @@ func TestAPIMalformedQuery(t *testing.T) {
 		})
 	}
 	// The well-formed spelling of the same filter works.
-	var page api.IncidentPage
+	var page casework.IncidentPage
 	e.get("/v1/incidents?status=closed", tokAcmeAnalyst, &page)
 	if len(page.Items) != 0 {
 		t.Errorf("status=closed: got %v, want none", ids(page.Items))
 	}
-	var d api.IncidentDetail
+	var d casework.IncidentDetail
 	e.get("/v1/incidents/inc-a1", tokAcmeAnalyst, &d)
 	if d.Workflow.Version != 0 {
 		t.Errorf("the malformed PATCH changed inc-a1: %+v", d.Workflow)
@@ -214,7 +215,7 @@ func TestAPIRefusedPatchAudited(t *testing.T) {
 				t.Fatalf("got %d %.300s, want %d", r.code, r.body, c.code)
 			}
 			var found *auditRow
-			var page struct{ Items []api.AuditEntry }
+			var page struct{ Items []casework.AuditEntry }
 			e.get("/v1/audit?action=api.incident.update&actor=alice&limit=500", tokRootAdmin, &page)
 			for _, a := range page.Items {
 				row := auditRow{AuditEntry: a}
@@ -239,7 +240,7 @@ func TestAPIRefusedPatchAudited(t *testing.T) {
 			t.Errorf("got refused close audited with %s, want the valid fields of the patch", a.det.After)
 		}
 	}
-	var d api.IncidentDetail
+	var d casework.IncidentDetail
 	e.get("/v1/incidents/inc-a1", tokAcmeAnalyst, &d)
 	if d.Workflow.Version != 0 {
 		t.Errorf("refused patches changed inc-a1: %+v", d.Workflow)
@@ -281,7 +282,7 @@ func TestAPIConcurrentPatches(t *testing.T) {
 	if got[http.StatusOK] != 1 || got[http.StatusPreconditionFailed] != n-1 {
 		t.Errorf("got status counts %v, want one 200 and %d 412 (no 5xx)", got, n-1)
 	}
-	var d api.IncidentDetail
+	var d casework.IncidentDetail
 	r := e.get("/v1/incidents/inc-a1", tokAcmeViewer, &d)
 	if d.Workflow.Version != 1 || r.header.Get("ETag") != `"1.1"` || len(d.Workflow.Tags) != 1 {
 		t.Errorf("got workflow %+v ETag %s, want exactly one change applied", d.Workflow, r.header.Get("ETag"))
@@ -306,7 +307,7 @@ func TestAPIUnavailableRetryAfter(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = store.Close() // every query now fails
-	srv, err := api.New(api.Options{Store: storeAdapter{store}, Rules: &stubRules{}, Ready: store.Ping,
+	srv, err := api.New(api.Options{Store: store, Rules: &stubRules{}, Ready: store.Ping,
 		Tokens:  []api.Token{{Name: "alice", Hash: api.HashSecret(tokAcmeAnalyst), Role: api.RoleAnalyst, Tenants: []string{"acme"}}},
 		Tenants: []api.Tenant{{ID: "acme", Name: "Acme", Accounts: []string{acmeAccount}}}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -336,7 +337,7 @@ func TestAPIUnavailableRetryAfter(t *testing.T) {
 // actor in the audit log and the assignee "me"), neither in configuration
 // nor through the admin API.
 func TestAPITokenNamesUnique(t *testing.T) {
-	_, err := api.New(api.Options{Store: storeAdapter{}, Rules: &stubRules{}, Ready: func(context.Context) error { return nil },
+	_, err := api.New(api.Options{Store: &storage.Store{}, Rules: &stubRules{}, Ready: func(context.Context) error { return nil },
 		Tokens: []api.Token{
 			{Name: "alice", Hash: api.HashSecret("a"), Role: api.RoleAnalyst, Tenants: []string{"acme"}},
 			{Name: "Alice", Hash: api.HashSecret("b"), Role: api.RoleViewer, Tenants: []string{"acme"}},
@@ -416,7 +417,7 @@ func TestAPICursorsSigned(t *testing.T) {
 	urlOther := e.server(false)
 	e.url = urlA
 
-	var p1 api.IncidentPage
+	var p1 casework.IncidentPage
 	e.get("/v1/incidents?status=new&limit=1", tokAcmeAnalyst, &p1)
 	if p1.NextCursor == "" {
 		t.Fatal("no next cursor on a page of 1 of 3")
@@ -460,7 +461,7 @@ func TestAPICursorsSigned(t *testing.T) {
 				}
 				return
 			}
-			var page api.IncidentPage
+			var page casework.IncidentPage
 			if err := json.Unmarshal(r.body, &page); err != nil {
 				t.Fatal(err)
 			}
@@ -477,7 +478,7 @@ func TestAPICursorsSigned(t *testing.T) {
 // keeps its own for the record.
 func TestAPIMergeServesAlertsThroughSurvivor(t *testing.T) {
 	e := newAPIEnv(t)
-	alertIDs := func(d api.IncidentDetail) []string {
+	alertIDs := func(d casework.IncidentDetail) []string {
 		var out []string
 		for _, a := range d.Alerts {
 			out = append(out, a.ID)
@@ -485,7 +486,7 @@ func TestAPIMergeServesAlertsThroughSurvivor(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
-	evidenceIDs := func(d api.IncidentDetail) []string {
+	evidenceIDs := func(d casework.IncidentDetail) []string {
 		var out []string
 		for _, ev := range d.Evidence {
 			out = append(out, ev.ID)
@@ -493,7 +494,7 @@ func TestAPIMergeServesAlertsThroughSurvivor(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
-	var before api.IncidentDetail
+	var before casework.IncidentDetail
 	e.get("/v1/incidents/inc-a1", tokAcmeAnalyst, &before)
 	if got := alertIDs(before); !slices.Equal(got, []string{"al-a1", "al-a2"}) || len(before.MergedFrom) != 0 {
 		t.Fatalf("inc-a1 before any merge: got alerts %v merged_from %v, want al-a1, al-a2 and none", got, before.MergedFrom)
@@ -506,13 +507,13 @@ func TestAPIMergeServesAlertsThroughSurvivor(t *testing.T) {
 	}
 	// inc-a3 into inc-a2, then inc-a2 into inc-a1: inc-a1 serves all three.
 	merge("inc-a3", "inc-a2")
-	var mid api.IncidentDetail
+	var mid casework.IncidentDetail
 	e.get("/v1/incidents/inc-a2", tokAcmeAnalyst, &mid)
 	if got := alertIDs(mid); !slices.Equal(got, []string{"al-a3", "al-a4"}) || !slices.Equal(mid.MergedFrom, []string{"inc-a3"}) {
 		t.Errorf("inc-a2 after inc-a3 merged into it: got alerts %v merged_from %v, want al-a3, al-a4 and [inc-a3]", got, mid.MergedFrom)
 	}
 	merge("inc-a2", "inc-a1")
-	var after api.IncidentDetail
+	var after casework.IncidentDetail
 	e.get("/v1/incidents/inc-a1", tokAcmeAnalyst, &after)
 	if got := alertIDs(after); !slices.Equal(got, []string{"al-a1", "al-a2", "al-a3", "al-a4"}) {
 		t.Errorf("inc-a1 after the merges: got alerts %v, want al-a1..al-a4", got)
@@ -525,12 +526,12 @@ func TestAPIMergeServesAlertsThroughSurvivor(t *testing.T) {
 	}
 	// The merged incident still shows its own alerts; another tenant's
 	// survivor is untouched.
-	var merged api.IncidentDetail
+	var merged casework.IncidentDetail
 	e.get("/v1/incidents/inc-a3", tokAcmeAnalyst, &merged)
 	if got := alertIDs(merged); !slices.Equal(got, []string{"al-a4"}) || merged.Workflow.Status != "merged" {
 		t.Errorf("inc-a3: got alerts %v status %s, want al-a4 and merged", got, merged.Workflow.Status)
 	}
-	var other api.IncidentDetail
+	var other casework.IncidentDetail
 	e.get("/v1/incidents/inc-b1", tokGlobexAnalyst, &other)
 	if got := alertIDs(other); !slices.Equal(got, []string{"al-b1"}) || len(other.MergedFrom) != 0 {
 		t.Errorf("globex's inc-b1: got alerts %v merged_from %v, want al-b1 only", got, other.MergedFrom)
@@ -543,18 +544,18 @@ func TestAPIMergeServesAlertsThroughSurvivor(t *testing.T) {
 func TestAPICommentsPagedEditedDeleted(t *testing.T) {
 	e := newAPIEnv(t)
 	const n = 7
-	var written []api.Comment
+	var written []casework.Comment
 	for i := range n {
 		r := e.do(http.MethodPost, "/v1/incidents/inc-a1/comments", tokAcmeAnalyst, map[string]string{"body": fmt.Sprint("note ", i)})
 		if r.code != http.StatusCreated {
 			t.Fatalf("comment %d: got %d %.300s", i, r.code, r.body)
 		}
-		var c api.Comment
+		var c casework.Comment
 		_ = json.Unmarshal(r.body, &c)
 		written = append(written, c)
 	}
 	type page struct {
-		Items      []api.Comment
+		Items      []casework.Comment
 		NextCursor string `json:"next_cursor"`
 	}
 	walk := func(token string) []string {
@@ -583,7 +584,7 @@ func TestAPICommentsPagedEditedDeleted(t *testing.T) {
 		t.Errorf("a comment cursor of another incident: got %d, want 400", r.code)
 	}
 
-	path := func(c api.Comment) string { return "/v1/incidents/inc-a1/comments/" + c.ID }
+	path := func(c casework.Comment) string { return "/v1/incidents/inc-a1/comments/" + c.ID }
 	// Bob may not change Alice's comment; a viewer may not either.
 	if r := e.do(http.MethodPatch, path(written[1]), tokAcmeAnalyst2, map[string]string{"body": "bob was here"}); r.code != http.StatusForbidden {
 		t.Errorf("bob editing alice's comment: got %d, want 403", r.code)
@@ -605,7 +606,7 @@ func TestAPICommentsPagedEditedDeleted(t *testing.T) {
 	if r.code != http.StatusOK {
 		t.Fatalf("alice editing her comment: got %d %.300s", r.code, r.body)
 	}
-	var edited api.Comment
+	var edited casework.Comment
 	_ = json.Unmarshal(r.body, &edited)
 	if edited.Body != "note 1, corrected" || edited.Version != 1 || edited.EditedAt.IsZero() || !edited.Time.Equal(written[1].Time) || edited.Author != "alice" {
 		t.Errorf("got edited comment %+v, want the new body, version 1, edited_at set, the original time", edited)
@@ -645,7 +646,7 @@ func TestAPICommentsPagedEditedDeleted(t *testing.T) {
 		}
 	}
 	var gina []auditRow
-	var pg struct{ Items []api.AuditEntry }
+	var pg struct{ Items []casework.AuditEntry }
 	e.get("/v1/audit?action=api.incident.comment.edit&actor=gina", tokRootAdmin, &pg)
 	for _, a := range pg.Items {
 		gina = append(gina, auditRow{AuditEntry: a})
@@ -666,20 +667,20 @@ func TestAPICaseTiming(t *testing.T) {
 	e.sla = map[int]time.Duration{4: time.Hour, 3: 24 * time.Hour}
 	e.url = e.server(false)
 
-	var d api.IncidentDetail
+	var d casework.IncidentDetail
 	r := e.get("/v1/incidents/inc-a1", tokAcmeAnalyst, &d)
 	created := time.UnixMilli(d.FirstSeen).UTC()
 	if d.Timing == nil || !d.Timing.CreatedAt.Equal(created) || !d.Timing.SLADue.Equal(created.Add(time.Hour)) || !d.Timing.SLABreached ||
 		d.Timing.TimeToAcknowledge != nil || d.Timing.TimeToResolve != nil {
 		t.Fatalf("inc-a1 untouched: got timing %+v, want created at first_seen, due 1h later, breached, no times yet", d.Timing)
 	}
-	patch := func(etag string, body map[string]any) (api.Incident, string) {
+	patch := func(etag string, body map[string]any) (casework.Incident, string) {
 		t.Helper()
 		r := e.do(http.MethodPatch, "/v1/incidents/inc-a1", tokAcmeAnalyst, body, "If-Match", etag)
 		if r.code != http.StatusOK {
 			t.Fatalf("PATCH %v: got %d %.300s", body, r.code, r.body)
 		}
-		var in api.Incident
+		var in casework.Incident
 		_ = json.Unmarshal(r.body, &in)
 		return in, r.header.Get("ETag")
 	}
@@ -703,7 +704,7 @@ func TestAPICaseTiming(t *testing.T) {
 		t.Errorf("closed: got workflow %+v timing %+v, want closed now and a time to resolve", in.Workflow, in.Timing)
 	}
 	// The same in the queue and the detail, and as filters.
-	var page api.IncidentPage
+	var page casework.IncidentPage
 	e.get("/v1/incidents?sla=breached", tokAcmeAnalyst, &page)
 	if got := ids(page.Items); !slices.Equal(got, []string{"inc-a3", "inc-a1"}) {
 		t.Errorf("sla=breached: got %v, want [inc-a3 inc-a1]", got)
@@ -716,7 +717,7 @@ func TestAPICaseTiming(t *testing.T) {
 			t.Errorf("inc-a1 in the queue: got workflow %+v, want its acknowledged and closed times", it.Workflow)
 		}
 	}
-	var ok api.IncidentPage
+	var ok casework.IncidentPage
 	e.get("/v1/incidents?sla=ok", tokAcmeAnalyst, &ok)
 	if got := ids(ok.Items); !slices.Equal(got, []string{"inc-a2"}) || ok.Items[0].Timing.SLABreached {
 		t.Errorf("sla=ok: got %v, want [inc-a2] not breached", got)
@@ -725,7 +726,7 @@ func TestAPICaseTiming(t *testing.T) {
 		t.Errorf("sla=late: got %d, want 400", r.code)
 	}
 	// Globex's critical incident has no SLA in this table.
-	var globex api.IncidentPage
+	var globex casework.IncidentPage
 	e.get("/v1/incidents", tokGlobexAnalyst, &globex)
 	if len(globex.Items) != 1 || !globex.Items[0].Timing.SLADue.IsZero() || globex.Items[0].Timing.SLABreached {
 		t.Errorf("inc-b1 without an SLA: got %+v, want no due time, not breached", globex.Items)

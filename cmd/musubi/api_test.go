@@ -21,6 +21,7 @@ import (
 
 	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/api"
+	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/internal/chtest"
 	"github.com/musubi-xdr/musubi/ocsf"
@@ -100,7 +101,7 @@ func (e *apiEnv) server(restoreTokens bool) string {
 	expired.Expires = e.now.Add(-time.Minute)
 	reg := prometheus.NewRegistry()
 	srv, err := api.New(api.Options{
-		Store:    storeAdapter{e.store},
+		Store:    e.store,
 		Rules:    e.rules,
 		Ready:    e.store.Ping,
 		Registry: reg,
@@ -295,16 +296,16 @@ func (e *apiEnv) get(path, token string, v any) response {
 }
 
 // detailOf decodes an incident answer into a fresh value.
-func detailOf(t *testing.T, r response) api.IncidentDetail {
+func detailOf(t *testing.T, r response) casework.IncidentDetail {
 	t.Helper()
-	var d api.IncidentDetail
+	var d casework.IncidentDetail
 	if err := json.Unmarshal(r.body, &d); err != nil {
 		t.Fatalf("decode incident %.200s: %v", r.body, err)
 	}
 	return d
 }
 
-func ids(items []api.Incident) []string {
+func ids(items []casework.Incident) []string {
 	var out []string
 	for _, in := range items {
 		out = append(out, in.ID)
@@ -316,7 +317,7 @@ func ids(items []api.Incident) []string {
 // sort, page, open an incident with its graph and evidence.
 func TestAPIAnalystQueue(t *testing.T) {
 	e := newAPIEnv(t)
-	var page api.IncidentPage
+	var page casework.IncidentPage
 	e.get("/v1/incidents", tokAcmeAnalyst, &page)
 	if got, want := ids(page.Items), []string{"inc-a3", "inc-a2", "inc-a1"}; !slices.Equal(got, want) {
 		t.Errorf("queue by last_seen desc: got %v, want %v", got, want)
@@ -343,7 +344,7 @@ func TestAPIAnalystQueue(t *testing.T) {
 	}
 	for _, f := range filters {
 		t.Run(f.query, func(t *testing.T) {
-			var p api.IncidentPage
+			var p casework.IncidentPage
 			e.get("/v1/incidents?"+f.query, tokAcmeAnalyst, &p)
 			if got := ids(p.Items); !slices.Equal(got, f.want) {
 				t.Errorf("got %v, want %v", got, f.want)
@@ -355,7 +356,7 @@ func TestAPIAnalystQueue(t *testing.T) {
 	var walked []string
 	cursor := ""
 	for range 5 {
-		var p api.IncidentPage
+		var p casework.IncidentPage
 		e.get("/v1/incidents?limit=1&cursor="+cursor, tokAcmeAnalyst, &p)
 		walked = append(walked, ids(p.Items)...)
 		if cursor = p.NextCursor; cursor == "" {
@@ -366,7 +367,7 @@ func TestAPIAnalystQueue(t *testing.T) {
 		t.Errorf("paged queue: got %v, want %v", walked, want)
 	}
 	// A cursor of another sort order is refused.
-	var p1 api.IncidentPage
+	var p1 casework.IncidentPage
 	e.get("/v1/incidents?limit=1", tokAcmeAnalyst, &p1)
 	if r := e.do("GET", "/v1/incidents?limit=1&sort=severity&cursor="+p1.NextCursor, tokAcmeAnalyst, nil); r.code != http.StatusBadRequest {
 		t.Errorf("cursor of another sort: got %d, want 400", r.code)
@@ -375,7 +376,7 @@ func TestAPIAnalystQueue(t *testing.T) {
 	}
 
 	// Open an incident: graph, timeline, alerts, evidence, ETag.
-	var d api.IncidentDetail
+	var d casework.IncidentDetail
 	r := e.get("/v1/incidents/inc-a1", tokAcmeViewer, &d)
 	if got, want := r.header.Get("ETag"), `"1.0"`; got != want {
 		t.Errorf("got ETag %s, want %s", got, want)
@@ -463,13 +464,13 @@ func TestAPIAnalystWorkflow(t *testing.T) {
 		"min_severity=5":                  {"inc-a1"},
 		"sort=updated&order=desc&limit=1": {"inc-a1"},
 	} {
-		var p api.IncidentPage
+		var p casework.IncidentPage
 		e.get("/v1/incidents?"+q, tokAcmeAnalyst, &p)
 		if got := ids(p.Items); !slices.Equal(got, want) {
 			t.Errorf("%s: got %v, want %v", q, got, want)
 		}
 	}
-	var counts api.IncidentPage
+	var counts casework.IncidentPage
 	e.get("/v1/incidents?status=in_progress", tokAcmeAnalyst, &counts)
 	if counts.CountsByStatus["in_progress"] != 1 || counts.CountsByStatus["new"] != 2 {
 		t.Errorf("got counts %v, want in_progress 1 and new 2 regardless of the status filter", counts.CountsByStatus)
@@ -516,7 +517,7 @@ func TestAPIAnalystWorkflow(t *testing.T) {
 	}
 	// A retry with the same key folds into the first comment.
 	e.do(http.MethodPost, "/v1/incidents/inc-a1/comments", tokAcmeAnalyst, map[string]string{"body": "Keys used from 198.51.100.9; rotating."}, "Idempotency-Key", "c-1")
-	var comments struct{ Items []api.Comment }
+	var comments struct{ Items []casework.Comment }
 	e.get("/v1/incidents/inc-a1/comments", tokAcmeViewer, &comments)
 	if len(comments.Items) != 1 || comments.Items[0].Author != "alice" || !strings.Contains(comments.Items[0].Body, "rotating") {
 		t.Errorf("got comments %+v, want alice's one comment", comments.Items)
@@ -584,14 +585,14 @@ func TestAPIAnalystWorkflow(t *testing.T) {
 	if r.code != http.StatusOK || r.header.Get("X-Request-Id") != "req-audit-1" {
 		t.Fatalf("PATCH inc-a2: got %d with request id %q, want 200 and req-audit-1", r.code, r.header.Get("X-Request-Id"))
 	}
-	var audit struct{ Items []api.AuditEntry }
+	var audit struct{ Items []casework.AuditEntry }
 	e.get("/v1/audit?incident_id=inc-a2", tokAcmeAdmin, &audit)
 	found := false
 	for _, a := range audit.Items {
 		var det struct {
 			RequestID     string `json:"request_id"`
 			Status        int
-			Before, After api.Workflow
+			Before, After casework.Workflow
 		}
 		_ = json.Unmarshal(a.Details, &det)
 		if a.Action == "api.incident.update" && det.RequestID == "req-audit-1" {
@@ -684,19 +685,19 @@ func TestAPIViewerCannotChange(t *testing.T) {
 			t.Errorf("401 without WWW-Authenticate")
 		}
 	}
-	var d api.IncidentDetail
+	var d casework.IncidentDetail
 	e.get("/v1/incidents/inc-a1", tokAcmeViewer, &d)
 	if d.Workflow.Version != 0 || d.Workflow.Status != "new" {
 		t.Errorf("after the refused attempts: got workflow %+v, want untouched", d.Workflow)
 	}
-	var comments struct{ Items []api.Comment }
+	var comments struct{ Items []casework.Comment }
 	e.get("/v1/incidents/inc-a1/comments", tokAcmeViewer, &comments)
 	if len(comments.Items) != 0 {
 		t.Errorf("got %d comments, want 0", len(comments.Items))
 	}
 	// Refusals are audited: the viewer's under acme, anonymous ones under
 	// the global tenant that only every-tenant admins see.
-	var audit struct{ Items []api.AuditEntry }
+	var audit struct{ Items []casework.AuditEntry }
 	e.get("/v1/audit?action=api.denied&actor=victor", tokAcmeAdmin, &audit)
 	if len(audit.Items) != 6 {
 		t.Errorf("got %d audited refusals of the viewer's state-changing requests, want 6", len(audit.Items))
@@ -715,13 +716,13 @@ func TestAPIViewerCannotChange(t *testing.T) {
 // another's data, on every endpoint.
 func TestAPITenantIsolation(t *testing.T) {
 	e := newAPIEnv(t)
-	var page api.IncidentPage
+	var page casework.IncidentPage
 	e.get("/v1/incidents", tokGlobexAnalyst, &page)
 	if got := ids(page.Items); !slices.Equal(got, []string{"inc-b1"}) {
 		t.Errorf("globex queue: got %v, want [inc-b1]", got)
 	}
 	for _, q := range []string{"q=inc-a1", "entity_type=bucket&entity_value=artifacts&status=new", "account=" + acmeAccount, "rule=aws.iam.policy"} {
-		var p api.IncidentPage
+		var p casework.IncidentPage
 		e.get("/v1/incidents?"+q, tokGlobexAnalyst, &p)
 		for _, in := range p.Items {
 			if in.TenantUID != "globex" {
@@ -762,7 +763,7 @@ func TestAPITenantIsolation(t *testing.T) {
 		t.Errorf("tenant=acme as globex: got %d, want 400", r.code)
 	}
 	// Entity pivot: the shared bucket shows only globex's incident, alerts, events.
-	var act api.EntityActivity
+	var act casework.EntityActivity
 	e.get("/v1/entities/bucket/artifacts", tokGlobexAnalyst, &act)
 	if got := ids(act.Incidents); !slices.Equal(got, []string{"inc-b1"}) || len(act.Alerts) != 1 || len(act.Events) != 1 {
 		t.Errorf("globex pivot: got incidents %v, %d alerts, %d events; want [inc-b1], 1, 1", got, len(act.Alerts), len(act.Events))
@@ -777,12 +778,12 @@ func TestAPITenantIsolation(t *testing.T) {
 		}
 	}
 	// acme's incident is untouched.
-	var d api.IncidentDetail
+	var d casework.IncidentDetail
 	e.get("/v1/incidents/"+acmeID, tokAcmeAnalyst, &d)
 	if d.Workflow.Version != 0 {
 		t.Errorf("acme's incident changed: %+v", d.Workflow)
 	}
-	var comments struct{ Items []api.Comment }
+	var comments struct{ Items []casework.Comment }
 	e.get("/v1/incidents/"+acmeID+"/comments", tokAcmeAnalyst, &comments)
 	if len(comments.Items) != 0 {
 		t.Errorf("acme's incident got comments: %+v", comments.Items)
@@ -816,7 +817,7 @@ func TestAPITenantIsolation(t *testing.T) {
 	}
 	// Comment on globex's own incident, then the audit views differ.
 	e.do(http.MethodPost, "/v1/incidents/inc-b1/comments", tokGlobexAnalyst, map[string]string{"body": "ours"})
-	var audit struct{ Items []api.AuditEntry }
+	var audit struct{ Items []casework.AuditEntry }
 	e.get("/v1/audit", tokAcmeAdmin, &audit)
 	for _, a := range audit.Items {
 		if a.TenantUID != "acme" {
@@ -846,7 +847,7 @@ func TestAPITokens(t *testing.T) {
 	if !strings.HasPrefix(created.Secret, "msb_") || created.ID == "" {
 		t.Fatalf("got %+v, want an id and a msb_ secret", created)
 	}
-	var p api.IncidentPage
+	var p casework.IncidentPage
 	e.get("/v1/incidents", created.Secret, &p)
 	if len(p.Items) != 3 {
 		t.Errorf("the new token sees %d incidents, want acme's 3", len(p.Items))
@@ -886,7 +887,7 @@ func TestAPITokens(t *testing.T) {
 	if r := e.do(http.MethodGet, "/v1/incidents", created.Secret, nil); r.code != http.StatusUnauthorized {
 		t.Errorf("a deleted token: got %d, want 401", r.code)
 	}
-	var audit struct{ Items []api.AuditEntry }
+	var audit struct{ Items []casework.AuditEntry }
 	e.get("/v1/audit?actor=ada", tokAcmeAdmin, &audit)
 	var actions []string
 	for _, a := range audit.Items {
@@ -905,7 +906,7 @@ func TestAPITokens(t *testing.T) {
 	_ = json.Unmarshal(r.body, &kept)
 	first := e.url
 	e.url = e.server(true)
-	var gp api.IncidentPage
+	var gp casework.IncidentPage
 	e.get("/v1/incidents", kept.Secret, &gp)
 	if got := ids(gp.Items); !slices.Equal(got, []string{"inc-b1"}) {
 		t.Errorf("the restored token sees %v, want globex's [inc-b1]", got)
@@ -1033,13 +1034,13 @@ func TestAPIHostileInput(t *testing.T) {
 	}
 	// Free text is bound, not spliced: SQL in q finds nothing and leaks nothing.
 	for _, q := range []string{"' OR 1=1 --", `") OR ("1"="1`, "inc-b1", "%' UNION SELECT * FROM system.tables --", "🦀 \u202e"} {
-		var p api.IncidentPage
+		var p casework.IncidentPage
 		e.get("/v1/incidents?q="+url.QueryEscape(q), tokAcmeAnalyst, &p)
 		if len(p.Items) != 0 {
 			t.Errorf("q=%q: got %v, want nothing", q, ids(p.Items))
 		}
 	}
-	var p api.IncidentPage
+	var p casework.IncidentPage
 	e.get("/v1/incidents?entity_type=ip&entity_value="+url.QueryEscape("1' OR '1'='1"), tokAcmeAnalyst, &p)
 	if len(p.Items) != 0 {
 		t.Errorf("entity_value injection: got %v, want nothing", ids(p.Items))
@@ -1050,12 +1051,12 @@ func TestAPIHostileInput(t *testing.T) {
 		t.Errorf("got request id %q, want a fresh one", got)
 	}
 	// Nothing above changed the data.
-	var d api.IncidentDetail
+	var d casework.IncidentDetail
 	e.get("/v1/incidents/inc-a1", tokAcmeAnalyst, &d)
 	if d.Workflow.Version != 0 {
 		t.Errorf("hostile requests changed inc-a1: %+v", d.Workflow)
 	}
-	var comments struct{ Items []api.Comment }
+	var comments struct{ Items []casework.Comment }
 	e.get("/v1/incidents/inc-a1/comments", tokAcmeAnalyst, &comments)
 	if len(comments.Items) != 0 {
 		t.Errorf("hostile requests added comments: %+v", comments.Items)
@@ -1106,7 +1107,7 @@ func TestAPIConcurrentChanges(t *testing.T) {
 	if got[http.StatusOK] != 1 || got[http.StatusPreconditionFailed] != n-1 {
 		t.Errorf("got status counts %v, want one 200 and %d 412", got, n-1)
 	}
-	var d api.IncidentDetail
+	var d casework.IncidentDetail
 	r := e.get("/v1/incidents/inc-a2", tokAcmeViewer, &d)
 	if d.Workflow.Version != 1 || r.header.Get("ETag") != `"1.1"` || len(d.Workflow.Tags) != 1 {
 		t.Errorf("got workflow %+v ETag %s, want exactly one change applied", d.Workflow, r.header.Get("ETag"))
@@ -1139,7 +1140,7 @@ func TestAPIEvidencePages(t *testing.T) {
 	var got []string
 	cursor, pages := "", 0
 	for {
-		var d api.IncidentDetail
+		var d casework.IncidentDetail
 		e.get("/v1/incidents/inc-big?evidence_cursor="+cursor, tokAcmeViewer, &d)
 		pages++
 		for _, ev := range d.Evidence {
@@ -1155,7 +1156,7 @@ func TestAPIEvidencePages(t *testing.T) {
 	// Another tenant's token cannot use the cursor either: it is bound to
 	// the tenants it was issued to (400, the same whether or not the
 	// incident exists), and without it the incident is not found.
-	var d api.IncidentDetail
+	var d casework.IncidentDetail
 	e.get("/v1/incidents/inc-big", tokAcmeViewer, &d)
 	if r := e.do(http.MethodGet, "/v1/incidents/inc-big?evidence_cursor="+d.NextEvidenceCursor, tokGlobexAnalyst, nil); r.code != http.StatusBadRequest {
 		t.Errorf("globex with acme's evidence cursor: got %d, want 400", r.code)

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/musubi-xdr/musubi/api"
+	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/config"
 	"github.com/musubi-xdr/musubi/correlate"
 	"github.com/musubi-xdr/musubi/incident"
@@ -106,7 +107,7 @@ func newUIEnv(t *testing.T) *uiEnv {
 		return api.Token{Name: name, Hash: api.HashSecret(secret), Role: role, Tenants: tenants}
 	}
 	srv, err := api.New(api.Options{
-		Store:    storeAdapter{store},
+		Store:    store,
 		Rules:    rulesAdapter{engine: eng, manager: rules.NewManager(cfg.Rules.Dir, eng, logger), sequences: seq, gatherer: reg},
 		Ready:    store.Ping,
 		Registry: reg,
@@ -469,7 +470,7 @@ func TestUIAnalystWorksTheAttackChain(t *testing.T) {
 	if s := textOf(t, ctx, "#incident-verdict"); s != "true positive" {
 		t.Errorf("got verdict %q, want true positive", s)
 	}
-	var d api.IncidentDetail
+	var d casework.IncidentDetail
 	if code := getJSON(t, base+"/v1/incidents/"+env.chainID, tokAcmeAnalyst, &d); code != http.StatusOK {
 		t.Fatalf("GET incident: %d", code)
 	}
