@@ -3,7 +3,6 @@ package casework
 import (
 	"encoding/json"
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/musubi-xdr/musubi/alert"
@@ -26,9 +25,6 @@ var (
 // with an incident. The correlator does not restore incidents in these
 // states.
 var ClosedStatuses = []string{"closed", "resolved", "merged"}
-
-// IsClosed reports whether an effective status is a closed one.
-func IsClosed(status string) bool { return slices.Contains(ClosedStatuses, status) }
 
 // Workflow is the analyst-owned state of an incident, versioned apart from
 // the correlator's incident rows. Version 0 means no analyst has touched it.

@@ -149,7 +149,7 @@ func seedWith(t *testing.T, eventsOnly bool) seeded {
 	// others stay open.
 	for i, status := range []string{"in_progress", "resolved"} {
 		st := status
-		if _, err := store.UpdateWorkflow(ctx, casework.WorkflowUpdate{
+		if _, err := store.UpdateIncidentWorkflow(ctx, casework.WorkflowUpdate{
 			Tenants: []string{tenant}, IncidentID: s.incident, ExpectedVersion: uint64(i), Status: &st, Actor: "analyst@example.com",
 		}); err != nil {
 			t.Fatalf("workflow %s: %v", status, err)

@@ -264,7 +264,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Notifier,
 			Name: "musubi_notify_events_total", Help: "Incident events detected for notification, by type (incident.created, incident.escalated).",
 		}, []string{"type"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "musubi_notify_deliveries_total", Help: "Finished webhook deliveries, by endpoint and outcome (delivered, failed after every attempt, rejected by a 4xx).",
+			Name: "musubi_notify_deliveries_total", Help: "Finished webhook deliveries, by endpoint and outcome (delivered; failed: every attempt failed, or shutdown came between attempts; rejected: the receiver answered 4xx).",
 		}, []string{"endpoint", "outcome"}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "musubi_notify_attempts_total", Help: "Webhook HTTP attempts, by endpoint and outcome (ok, retry, permanent).",

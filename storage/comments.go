@@ -64,13 +64,6 @@ type commentCursor struct {
 	ID   string `json:"i"`
 }
 
-// ListComments returns the first limit comments of an incident, oldest
-// first; see CommentPage.
-func (s *Store) ListComments(ctx context.Context, tenants []string, incidentID string, limit int) ([]casework.Comment, error) {
-	cs, _, err := s.CommentPage(ctx, tenants, incidentID, "", limit)
-	return cs, err
-}
-
 // CommentPage returns one page of an incident's comments, oldest first,
 // without deleted ones, starting after cursor (empty: the first page), and
 // the cursor of the next page ("" at the end).

@@ -144,8 +144,8 @@ func TestTenantIsolation(t *testing.T) {
 	if _, err := s.GetIncident(ctx, mine, "inc-x", ""); !errors.Is(err, casework.ErrNotFound) {
 		t.Errorf("GetIncident of another tenant: got %v, want casework.ErrNotFound", err)
 	}
-	if _, err := s.UpdateWorkflow(ctx, casework.WorkflowUpdate{Tenants: mine, IncidentID: "inc-x", Status: ptr("closed")}); !errors.Is(err, casework.ErrNotFound) {
-		t.Errorf("UpdateWorkflow of another tenant: got %v, want casework.ErrNotFound", err)
+	if _, err := s.UpdateIncidentWorkflow(ctx, casework.WorkflowUpdate{Tenants: mine, IncidentID: "inc-x", Status: ptr("closed")}); !errors.Is(err, casework.ErrNotFound) {
+		t.Errorf("UpdateIncidentWorkflow of another tenant: got %v, want casework.ErrNotFound", err)
 	}
 	if _, err := s.AddComment(ctx, mine, casework.Comment{IncidentID: "inc-x", Body: "hi"}); !errors.Is(err, casework.ErrNotFound) {
 		t.Errorf("AddComment of another tenant: got %v, want casework.ErrNotFound", err)
@@ -217,7 +217,7 @@ func queueFixture(t *testing.T, s *Store) []incident.Incident {
 		{IncidentID: "inc-02", SeverityOverride: ptr(5), Tags: &[]string{"apt", "ransomware"}},
 	} {
 		u.Tenants, u.Actor = []string{"t1"}, "tester"
-		if _, err := s.UpdateWorkflow(ctx, u); err != nil {
+		if _, err := s.UpdateIncidentWorkflow(ctx, u); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -358,14 +358,15 @@ func TestWorkflowCompareAndSet(t *testing.T) {
 	a := testAlert("t1", "al", 0, "ev")
 	write(t, s, Batch{Incidents: []incident.Incident{testIncident("t1", "inc", 1, a)}})
 	tenants := []string{"t1"}
-	w, err := s.UpdateWorkflow(ctx, casework.WorkflowUpdate{Tenants: tenants, IncidentID: "inc", Assignee: ptr("alice"), Actor: "alice"})
+	in, err := s.UpdateIncidentWorkflow(ctx, casework.WorkflowUpdate{Tenants: tenants, IncidentID: "inc", Assignee: ptr("alice"), Actor: "alice"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	w := in.Workflow
 	if w.Version != 1 || w.Status != "open" || w.Assignee != "alice" {
 		t.Errorf("first update: got %+v, want version 1, status open (the correlator's), assignee alice", w)
 	}
-	if _, err := s.UpdateWorkflow(ctx, casework.WorkflowUpdate{Tenants: tenants, IncidentID: "inc", Status: ptr("closed")}); !errors.Is(err, casework.ErrConflict) {
+	if _, err := s.UpdateIncidentWorkflow(ctx, casework.WorkflowUpdate{Tenants: tenants, IncidentID: "inc", Status: ptr("closed")}); !errors.Is(err, casework.ErrConflict) {
 		t.Fatalf("stale expected version: got %v, want casework.ErrConflict", err)
 	}
 	// Concurrent updates from the same version: exactly one wins.
@@ -376,7 +377,7 @@ func TestWorkflowCompareAndSet(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := s.UpdateWorkflow(ctx, casework.WorkflowUpdate{Tenants: tenants, IncidentID: "inc", ExpectedVersion: 1,
+			_, err := s.UpdateIncidentWorkflow(ctx, casework.WorkflowUpdate{Tenants: tenants, IncidentID: "inc", ExpectedVersion: 1,
 				Status: ptr("in_progress"), Assignee: ptr(fmt.Sprint("analyst-", i)), Actor: "x"})
 			mu.Lock()
 			defer mu.Unlock()
@@ -436,7 +437,7 @@ func TestCommentsAuditMerge(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cs, err := s.ListComments(ctx, tenants, "inc-a", 0)
+	cs, _, err := s.CommentPage(ctx, tenants, "inc-a", "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +486,7 @@ func TestLoadOpenState(t *testing.T) {
 	merged.MergedInto = "open-1"
 	prev := testIncident("t1", "open-1", 2, old) // an older version with other nodes
 	write(t, s, Batch{Alerts: []alert.Alert{old, a1, a2}, Incidents: []incident.Incident{prev, open1, open2, closed, stale, merged}})
-	if _, err := s.UpdateWorkflow(ctx, casework.WorkflowUpdate{Tenants: []string{"t1"}, IncidentID: "closed", Status: ptr("closed")}); err != nil {
+	if _, err := s.UpdateIncidentWorkflow(ctx, casework.WorkflowUpdate{Tenants: []string{"t1"}, IncidentID: "closed", Status: ptr("closed")}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := s.LoadOpenState(ctx, t0.Add(-time.Hour))

@@ -49,13 +49,6 @@ func (s *Store) lockIncident(tenant, id string) (*wfLock, func()) {
 	}
 }
 
-// UpdateWorkflow applies u with compare-and-set semantics and returns the
-// new workflow state; see UpdateIncidentWorkflow.
-func (s *Store) UpdateWorkflow(ctx context.Context, u casework.WorkflowUpdate) (casework.Workflow, error) {
-	in, err := s.UpdateIncidentWorkflow(ctx, u)
-	return in.Workflow, err
-}
-
 // UpdateIncidentWorkflow applies u with compare-and-set semantics: it reads
 // the incident's latest version and workflow version (one query), fails
 // with ErrConflict unless the workflow is at u.ExpectedVersion and, when

@@ -537,9 +537,6 @@ func entityKeys(obs []ocsf.Observable) []string {
 	return out
 }
 
-// EntityKey is the "kind:value" form entities columns store.
-func EntityKey(kind ocsf.Entity, value string) string { return string(kind) + ":" + value }
-
 func severityColor(sev int, kind incident.NodeKind) string {
 	if kind == incident.NodeEntity {
 		return "blue"
