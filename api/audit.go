@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/musubi-xdr/musubi/casework"
 )
 
 // Actions of the audit entries the API writes. Storage writes its own
@@ -57,14 +59,14 @@ func (s *Server) audit(r *http.Request, p *principal, tenant, action, incidentID
 }
 
 // auditEntry is the audit entry of request r.
-func (s *Server) auditEntry(r *http.Request, p *principal, tenant, action, incidentID string, d auditDetails) AuditEntry {
+func (s *Server) auditEntry(r *http.Request, p *principal, tenant, action, incidentID string, d auditDetails) casework.AuditEntry {
 	d.RequestID, d.Method, d.Path = requestID(r.Context()), r.Method, r.URL.Path
 	actor := "anonymous"
 	if p != nil {
 		actor, d.Token = p.name, p.tokenID
 	}
 	details, _ := json.Marshal(d) // strings, numbers and workflows: it cannot fail
-	return AuditEntry{TenantUID: tenant, Time: s.opts.Now(), Actor: actor, Action: action, IncidentID: incidentID, Details: details}
+	return casework.AuditEntry{TenantUID: tenant, Time: s.opts.Now(), Actor: actor, Action: action, IncidentID: incidentID, Details: details}
 }
 
 // auditDenied records a state-changing request refused before its handler
@@ -82,7 +84,7 @@ func (s *Server) auditDenied(r *http.Request, p *principal, routeName string, pr
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) *problem {
 	p := principalFrom(r.Context())
 	v := r.URL.Query()
-	q := AuditQuery{Tenants: p.auditTenants(), Limit: defaultPage}
+	q := casework.AuditQuery{Tenants: p.auditTenants(), Limit: defaultPage}
 	var errs []string
 	errs = append(errs, unknownParams(v, "tenant", "incident_id", "actor", "action", "from", "to", "limit")...)
 	if t := v.Get("tenant"); t != "" {
@@ -109,7 +111,7 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) *problem {
 		return s.storeError(r, err, "audit entry")
 	}
 	if entries == nil {
-		entries = []AuditEntry{}
+		entries = []casework.AuditEntry{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": entries})
 	return nil
@@ -133,14 +135,14 @@ func unknownParams(v url.Values, known ...string) []string {
 // pay a handful instead of 200, so the audit log does not exhaust the
 // connection pool exactly when it is busiest.
 type groupCommit struct {
-	write func(context.Context, ...AuditEntry) error
+	write func(context.Context, ...casework.AuditEntry) error
 	mu    sync.Mutex
 	busy  bool // a write is in flight
 	queue []*commitReq
 }
 
 type commitReq struct {
-	e   AuditEntry
+	e   casework.AuditEntry
 	res chan commitResult
 }
 
@@ -152,7 +154,7 @@ type commitResult struct {
 }
 
 // append writes e, together with whatever else is waiting.
-func (g *groupCommit) append(ctx context.Context, e AuditEntry) error {
+func (g *groupCommit) append(ctx context.Context, e casework.AuditEntry) error {
 	req := &commitReq{e: e, res: make(chan commitResult, 1)}
 	g.mu.Lock()
 	g.queue = append(g.queue, req)
@@ -167,7 +169,7 @@ func (g *groupCommit) append(ctx context.Context, e AuditEntry) error {
 	batch := g.queue
 	g.queue = nil
 	g.mu.Unlock()
-	entries := make([]AuditEntry, len(batch))
+	entries := make([]casework.AuditEntry, len(batch))
 	for i, r := range batch {
 		entries[i] = r.e
 	}

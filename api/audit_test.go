@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"testing/synctest"
+
+	"github.com/musubi-xdr/musubi/casework"
 )
 
 // TestGroupCommit: entries that arrive while an audit write is in flight
@@ -19,7 +21,7 @@ func TestGroupCommit(t *testing.T) {
 		errSecond := errors.New("database away")
 		var mu sync.Mutex
 		var writes [][]string
-		g := &groupCommit{write: func(_ context.Context, es ...AuditEntry) error {
+		g := &groupCommit{write: func(_ context.Context, es ...casework.AuditEntry) error {
 			mu.Lock()
 			var ids []string
 			for _, e := range es {
@@ -37,10 +39,10 @@ func TestGroupCommit(t *testing.T) {
 		const n = 50
 		errs := make([]error, n)
 		var wg sync.WaitGroup
-		wg.Go(func() { errs[0] = g.append(t.Context(), AuditEntry{ID: "0"}) })
+		wg.Go(func() { errs[0] = g.append(t.Context(), casework.AuditEntry{ID: "0"}) })
 		synctest.Wait() // the first write is in flight
 		for i := 1; i < n; i++ {
-			wg.Go(func() { errs[i] = g.append(t.Context(), AuditEntry{ID: fmt.Sprint(i)}) })
+			wg.Go(func() { errs[i] = g.append(t.Context(), casework.AuditEntry{ID: fmt.Sprint(i)}) })
 		}
 		synctest.Wait() // the others are queued behind it
 		close(release)
@@ -67,7 +69,7 @@ func TestGroupCommit(t *testing.T) {
 		mu.Lock()
 		writes = nil
 		mu.Unlock()
-		_ = g.append(t.Context(), AuditEntry{ID: "late"})
+		_ = g.append(t.Context(), casework.AuditEntry{ID: "late"})
 		if len(writes) != 1 || !slices.Equal(writes[0], []string{"late"}) {
 			t.Errorf("got writes %v, want [late] alone", writes)
 		}

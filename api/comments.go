@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+
+	"github.com/musubi-xdr/musubi/casework"
 )
 
 // commentRequest is the body of POST /v1/incidents/{id}/comments.
@@ -38,12 +40,12 @@ func (s *Server) listComments(w http.ResponseWriter, r *http.Request) *problem {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
-	cs, next, err := s.opts.Store.ListComments(ctx, p.tenants, id, pos, limit)
+	cs, next, err := s.opts.Store.CommentPage(ctx, p.tenants, id, pos, limit)
 	if err != nil {
 		return s.storeError(r, err, "incident")
 	}
 	if cs == nil {
-		cs = []Comment{}
+		cs = []casework.Comment{}
 	}
 	page := map[string]any{"items": cs}
 	if next != "" {
@@ -93,7 +95,7 @@ func (s *Server) commentChange(w http.ResponseWriter, r *http.Request, p *princi
 		return badRequest(fmt.Sprintf("comment id %s is not a comment id: 32 hex digits", quote(cid)))
 	}
 	ref.summary = map[string]any{"comment_id": cid}
-	ch := CommentChange{Tenants: p.tenants, IncidentID: id, CommentID: cid, Delete: del, Actor: p.name}
+	ch := casework.CommentChange{Tenants: p.tenants, IncidentID: id, CommentID: cid, Delete: del, Actor: p.name}
 	if !del {
 		body, prob := readJSONBody(r, "application/json", "application/merge-patch+json")
 		if prob != nil {
@@ -109,7 +111,7 @@ func (s *Server) commentChange(w http.ResponseWriter, r *http.Request, p *princi
 		ch.Body = req.Body
 		ref.summary = map[string]any{"comment_id": cid, "bytes": len(req.Body)}
 	}
-	ch.Check = func(cur Comment) error {
+	ch.Check = func(cur casework.Comment) error {
 		ref.tenant = cur.TenantUID
 		if cur.Author != p.name {
 			return refusedError{&problem{Status: http.StatusForbidden, Title: "Forbidden",
@@ -121,7 +123,7 @@ func (s *Server) commentChange(w http.ResponseWriter, r *http.Request, p *princi
 	if del {
 		status = http.StatusNoContent
 	}
-	ch.Audit = func(before, after Comment) AuditEntry {
+	ch.Audit = func(before, after casework.Comment) casework.AuditEntry {
 		return s.auditEntry(r, p, before.TenantUID, action, id, auditDetails{Status: status,
 			Before: map[string]any{"comment_id": cid, "version": before.Version, "bytes": len(before.Body)},
 			After:  map[string]any{"comment_id": cid, "version": after.Version, "bytes": len(after.Body), "deleted": after.Deleted}})
@@ -183,7 +185,7 @@ func (s *Server) addComment(w http.ResponseWriter, r *http.Request) *problem {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
-	c := Comment{IncidentID: id, Author: p.name, Body: req.Body, Time: s.opts.Now()}
+	c := casework.Comment{IncidentID: id, Author: p.name, Body: req.Body, Time: s.opts.Now()}
 	if key != "" {
 		// Scoped to the author, so two analysts' keys never collide.
 		c.ID = commentID(p.name, id, key)

@@ -14,6 +14,8 @@
 // state-changing request, including refused ones, is written to the audit
 // log with the request id.
 //
-// The package does not import storage: it declares the small Store interface
-// it needs, and cmd/musubi adapts the ClickHouse store to it.
+// The package does not import storage, the rule engine or the correlator: it
+// declares the small Store interface it needs in the data types of package
+// casework, which storage.Store implements as it is, and the RuleSource
+// interface that cmd/musubi serves from the rule engine.
 package api

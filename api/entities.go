@@ -8,7 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/musubi-xdr/musubi/rules"
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/casework"
 )
 
 // defaultPivotRange is how far back an entity pivot looks without from.
@@ -19,7 +20,7 @@ const defaultPivotRange = 7 * 24 * time.Hour
 // ARN, an S3 object, a file path).
 func (s *Server) entityPivot(w http.ResponseWriter, r *http.Request) *problem {
 	p := principalFrom(r.Context())
-	q := EntityQuery{Tenants: p.tenants, Type: r.PathValue("type"), Value: r.PathValue("value")}
+	q := casework.EntityQuery{Tenants: p.tenants, Type: r.PathValue("type"), Value: r.PathValue("value")}
 	var errs []string
 	if !slices.Contains(entityTypes, q.Type) {
 		errs = append(errs, fmt.Sprintf("entity type %s is not one of %s", quote(q.Type), strings.Join(entityTypes, ", ")))
@@ -59,16 +60,17 @@ func (s *Server) entityPivot(w http.ResponseWriter, r *http.Request) *problem {
 	}
 	a.Type, a.Value = q.Type, q.Value
 	if a.Incidents == nil {
-		a.Incidents = []Incident{}
+		a.Incidents = []casework.Incident{}
 	}
 	for i := range a.Incidents {
+		a.Incidents[i] = a.Incidents[i].Effective()
 		a.Incidents[i].Timing = timing(a.Incidents[i], s.opts.SLA, now)
 	}
 	if a.Alerts == nil {
-		a.Alerts = []rules.Alert{}
+		a.Alerts = []alert.Alert{}
 	}
 	if a.Events == nil {
-		a.Events = []Evidence{}
+		a.Events = []casework.Evidence{}
 	}
 	writeJSON(w, http.StatusOK, a)
 	return nil

@@ -11,8 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/musubi-xdr/musubi/correlate"
-	"github.com/musubi-xdr/musubi/rules"
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/casework"
+	"github.com/musubi-xdr/musubi/incident"
 )
 
 // Allow-lists for the queue's parameters.
@@ -32,8 +33,8 @@ var (
 
 // parseIncidentQuery validates the queue's query parameters and reports every
 // problem at once.
-func parseIncidentQuery(v url.Values, p *principal, now time.Time) (IncidentQuery, *problem) {
-	q := IncidentQuery{Tenants: p.tenants, Sort: "last_seen", Desc: true, Limit: defaultPage}
+func parseIncidentQuery(v url.Values, p *principal, now time.Time) (casework.IncidentQuery, *problem) {
+	q := casework.IncidentQuery{Tenants: p.tenants, Sort: "last_seen", Desc: true, Limit: defaultPage}
 	errs := unknownParams(v, "status", "min_severity", "assignee", "tag", "rule", "entity_type", "entity_value", "account",
 		"from", "to", "q", "sort", "order", "limit", "cursor", "tenant", "sla")
 	switch q.SLA = v.Get("sla"); q.SLA {
@@ -178,11 +179,12 @@ func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request) *problem 
 		return s.storeError(r, err, "incident")
 	}
 	for i := range page.Items {
+		page.Items[i] = page.Items[i].Effective()
 		page.Items[i].Timing = timing(page.Items[i], s.opts.SLA, now)
 	}
 	page.NextCursor = s.cursors.sign(scope, page.NextCursor)
 	if page.Items == nil {
-		page.Items = []Incident{}
+		page.Items = []casework.Incident{}
 	}
 	if page.CountsByStatus == nil {
 		page.CountsByStatus = map[string]int{}
@@ -215,6 +217,7 @@ func (s *Server) getIncident(w http.ResponseWriter, r *http.Request) *problem {
 	if err != nil {
 		return s.storeError(r, err, "incident")
 	}
+	d.Incident = d.Incident.Effective()
 	d.NextEvidenceCursor = s.cursors.sign(scope, d.NextEvidenceCursor)
 	d.Timing = timing(d.Incident, s.opts.SLA, s.opts.Now())
 	fillDetail(&d)
@@ -224,30 +227,27 @@ func (s *Server) getIncident(w http.ResponseWriter, r *http.Request) *problem {
 }
 
 // fillDetail turns nil lists into empty ones, so clients always see arrays.
-func fillDetail(d *IncidentDetail) {
+func fillDetail(d *casework.IncidentDetail) {
 	if d.Nodes == nil {
-		d.Nodes = []correlate.Node{}
+		d.Nodes = []incident.Node{}
 	}
 	if d.Edges == nil {
-		d.Edges = []correlate.Edge{}
+		d.Edges = []incident.Edge{}
 	}
 	if d.Timeline == nil {
-		d.Timeline = []correlate.TimelineEntry{}
+		d.Timeline = []incident.TimelineEntry{}
 	}
 	if d.Alerts == nil {
-		d.Alerts = []rules.Alert{}
+		d.Alerts = []alert.Alert{}
 	}
 	if d.Evidence == nil {
-		d.Evidence = []Evidence{}
-	}
-	if d.Workflow.Tags == nil {
-		d.Workflow.Tags = []string{}
+		d.Evidence = []casework.Evidence{}
 	}
 }
 
 // etag identifies the version of an incident a client has seen: the
 // correlator's version and the analyst workflow's version.
-func etag(in Incident) string {
+func etag(in casework.Incident) string {
 	return fmt.Sprintf(`"%d.%d"`, in.Version, in.Workflow.Version)
 }
 

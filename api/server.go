@@ -17,6 +17,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/musubi-xdr/musubi/casework"
 )
 
 // Options configures the API handler.
@@ -378,12 +380,18 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) *problem {
 // 404 ("incident", say).
 func (s *Server) storeError(r *http.Request, err error, what string) *problem {
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, casework.ErrNotFound):
 		return notFound(what)
-	case errors.Is(err, ErrConflict):
+	case errors.Is(err, casework.ErrConflict):
 		return &problem{Status: http.StatusPreconditionFailed, Title: "Precondition Failed", Detail: "the " + what + " was changed by someone else; reload it and retry with its new ETag"}
-	case errors.Is(err, ErrInvalidArgument):
-		return badRequest(err.Error())
+	case errors.Is(err, casework.ErrInvalidArgument):
+		// The caller sees the store's explanation without the context
+		// it was wrapped in.
+		msg := err.Error()
+		if i := strings.LastIndex(msg, casework.ErrInvalidArgument.Error()+": "); i >= 0 {
+			msg = msg[i:]
+		}
+		return badRequest(msg)
 	case errors.Is(err, context.DeadlineExceeded):
 		return &problem{Status: http.StatusServiceUnavailable, Title: "Service Unavailable", Detail: "the query took too long; narrow the filters or the time range"}
 	case errors.Is(err, context.Canceled):

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/musubi-xdr/musubi/casework"
 )
 
 // errStore answers every incident read with err (or panics when err is nil).
@@ -19,11 +21,11 @@ type errStore struct {
 	err error
 }
 
-func (s errStore) ListIncidents(context.Context, IncidentQuery) (IncidentPage, error) {
+func (s errStore) ListIncidents(context.Context, casework.IncidentQuery) (casework.IncidentPage, error) {
 	if s.err == nil {
 		panic("boom")
 	}
-	return IncidentPage{}, s.err
+	return casework.IncidentPage{}, s.err
 }
 
 // TestStoreErrorsMapToProblems: what storage says decides the status; a
@@ -33,8 +35,8 @@ func TestStoreErrorsMapToProblems(t *testing.T) {
 		err  error
 		code int
 	}{
-		{errors.Join(ErrNotFound, errors.New("x")), 404},
-		{fmt.Errorf("%w: malformed cursor", ErrInvalidArgument), 400},
+		{errors.Join(casework.ErrNotFound, errors.New("x")), 404},
+		{fmt.Errorf("%w: malformed cursor", casework.ErrInvalidArgument), 400},
 		{context.DeadlineExceeded, 503},
 		{errors.New("dial tcp: connection refused"), 503},
 		{nil, 500},
@@ -71,14 +73,14 @@ func TestParseIncidentQuery(t *testing.T) {
 	cases := []struct {
 		query    string
 		wantErrs int
-		check    func(IncidentQuery) bool
+		check    func(casework.IncidentQuery) bool
 	}{
-		{"", 0, func(q IncidentQuery) bool {
+		{"", 0, func(q casework.IncidentQuery) bool {
 			return q.Sort == "last_seen" && q.Desc && q.Limit == 50 && len(q.Tenants) == 2
 		}},
-		{"assignee=me", 0, func(q IncidentQuery) bool { return q.Assignee == "alice" }},
-		{"assignee=none&status=new,closed&status=merged", 0, func(q IncidentQuery) bool { return q.Assignee == "none" && len(q.Status) == 3 }},
-		{"tenant=globex&order=asc&limit=500", 0, func(q IncidentQuery) bool { return q.Tenants[0] == "globex" && !q.Desc && q.Limit == 500 }},
+		{"assignee=me", 0, func(q casework.IncidentQuery) bool { return q.Assignee == "alice" }},
+		{"assignee=none&status=new,closed&status=merged", 0, func(q casework.IncidentQuery) bool { return q.Assignee == "none" && len(q.Status) == 3 }},
+		{"tenant=globex&order=asc&limit=500", 0, func(q casework.IncidentQuery) bool { return q.Tenants[0] == "globex" && !q.Desc && q.Limit == 500 }},
 		{"tenant=initech", 1, nil},
 		{"entity_type=ip", 1, nil},
 		{"entity_type=nope&entity_value=1", 1, nil},

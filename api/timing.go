@@ -3,6 +3,8 @@ package api
 import (
 	"fmt"
 	"time"
+
+	"github.com/musubi-xdr/musubi/casework"
 )
 
 // Case timing. The clock of an incident starts at its first alert's event
@@ -18,26 +20,10 @@ func DefaultSLA() map[int]time.Duration {
 	return map[int]time.Duration{6: time.Hour, 5: 4 * time.Hour, 4: 24 * time.Hour, 3: 72 * time.Hour, 2: 7 * 24 * time.Hour}
 }
 
-// CaseTiming is what the queue shows of an incident's clock.
-type CaseTiming struct {
-	// CreatedAt is the incident's first_seen.
-	CreatedAt time.Time `json:"created_at"`
-	// TimeToAcknowledge and TimeToResolve are in seconds from CreatedAt,
-	// absent until the incident is acknowledged, resolved or closed.
-	TimeToAcknowledge *int64 `json:"time_to_acknowledge_seconds,omitempty"`
-	TimeToResolve     *int64 `json:"time_to_resolve_seconds,omitempty"`
-	// SLADue is when the incident must be resolved by, from its effective
-	// severity; absent when its severity has no SLA.
-	SLADue time.Time `json:"sla_due,omitzero"`
-	// SLABreached: it was resolved or closed after SLADue, or is still
-	// open after it.
-	SLABreached bool `json:"sla_breached"`
-}
-
 // timing computes in's case timing at now.
-func timing(in Incident, sla map[int]time.Duration, now time.Time) *CaseTiming {
+func timing(in casework.Incident, sla map[int]time.Duration, now time.Time) *casework.Timing {
 	created := time.UnixMilli(in.FirstSeen).UTC()
-	t := &CaseTiming{CreatedAt: created}
+	t := &casework.Timing{CreatedAt: created}
 	secs := func(at time.Time) *int64 {
 		d := int64(max(at.Sub(created), 0) / time.Second)
 		return &d

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/musubi-xdr/musubi/casework"
 )
 
 // Tokens created through the API are persisted in the audit log: the
@@ -30,11 +32,11 @@ const restoreLimit = maxPageSize
 // not expired, to ts.
 func (s *Server) restoreTokens(ctx context.Context) (int, error) {
 	tenants := append(s.tokens.tenantIDs(), globalTenant)
-	creates, err := s.opts.Store.ListAudit(ctx, AuditQuery{Tenants: tenants, Action: actionTokenCreate, Limit: restoreLimit})
+	creates, err := s.opts.Store.ListAudit(ctx, casework.AuditQuery{Tenants: tenants, Action: actionTokenCreate, Limit: restoreLimit})
 	if err != nil {
 		return 0, fmt.Errorf("api: restore tokens: %w", err)
 	}
-	deletes, err := s.opts.Store.ListAudit(ctx, AuditQuery{Tenants: tenants, Action: actionTokenDelete, Limit: restoreLimit})
+	deletes, err := s.opts.Store.ListAudit(ctx, casework.AuditQuery{Tenants: tenants, Action: actionTokenDelete, Limit: restoreLimit})
 	if err != nil {
 		return 0, fmt.Errorf("api: restore tokens: %w", err)
 	}

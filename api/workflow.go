@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/musubi-xdr/musubi/casework"
 )
 
 // Workflow statuses, in the order an incident usually goes through them.
@@ -219,9 +221,9 @@ func checkReason(name, s string, errs []string) []string {
 
 // checkTransition validates the patch against the incident's current state
 // and returns the workflow update to apply.
-func checkTransition(cur Workflow, from string, patch incidentPatch) (WorkflowUpdate, []string) {
+func checkTransition(cur casework.Workflow, from string, patch incidentPatch) (casework.WorkflowUpdate, []string) {
 	var errs []string
-	u := WorkflowUpdate{Assignee: patch.Assignee, SeverityOverride: patch.SeverityOverride, Tags: patch.Tags}
+	u := casework.WorkflowUpdate{Assignee: patch.Assignee, SeverityOverride: patch.SeverityOverride, Tags: patch.Tags}
 	from = currentStatus(from)
 	to := from
 	if patch.Status != nil {
@@ -320,7 +322,7 @@ func parseIfMatch(r *http.Request) (ifMatch, *problem) {
 
 // check compares the ETag of in with the header: nil when it matches, else
 // the 412 to answer (with the current ETag set on w).
-func (m ifMatch) check(w http.ResponseWriter, in Incident) *problem {
+func (m ifMatch) check(w http.ResponseWriter, in casework.Incident) *problem {
 	cur := etag(in)
 	if slices.Contains(m.strong, cur) {
 		return nil
@@ -463,24 +465,25 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, p *principal, ref
 	// The ETag and the transition are checked by the store under the
 	// incident's lock, against the row it reads there: one read, and the
 	// request's audit entry goes with the store's in one insert.
-	var cur Incident
-	u := WorkflowUpdate{Tenants: p.tenants, IncidentID: id, Actor: p.name}
-	u.Decide = func(row Incident) (WorkflowUpdate, error) {
+	var cur casework.Incident
+	u := casework.WorkflowUpdate{Tenants: p.tenants, IncidentID: id, Actor: p.name}
+	u.Decide = func(row casework.Incident) (casework.WorkflowUpdate, error) {
+		row = row.Effective()
 		cur = row
 		ref.tenant = row.TenantUID
 		if prob := cond.check(w, row); prob != nil {
-			return WorkflowUpdate{}, refusedError{prob}
+			return casework.WorkflowUpdate{}, refusedError{prob}
 		}
 		d, terrs := checkTransition(row.Workflow, row.Workflow.Status, patch)
 		if all := append(slices.Clone(errs), terrs...); len(all) > 0 {
-			return WorkflowUpdate{}, refusedError{unprocessable("the patch is not valid for this incident", all)}
+			return casework.WorkflowUpdate{}, refusedError{unprocessable("the patch is not valid for this incident", all)}
 		}
 		return d, nil
 	}
-	u.Audit = func(after Workflow) AuditEntry {
-		return s.auditEntry(r, p, cur.TenantUID, actionPatch, id, auditDetails{Status: http.StatusOK, Before: cur.Workflow, After: after})
+	u.Audit = func(after casework.Workflow) casework.AuditEntry {
+		return s.auditEntry(r, p, cur.TenantUID, actionPatch, id, auditDetails{Status: http.StatusOK, Before: cur.Workflow, After: withTags(after)})
 	}
-	next, err := s.opts.Store.UpdateWorkflow(ctx, u)
+	next, err := s.opts.Store.UpdateIncidentWorkflow(ctx, u)
 	if err != nil {
 		var refused refusedError
 		if errors.As(err, &refused) {
@@ -489,13 +492,20 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, p *principal, ref
 		return s.storeError(r, err, "incident")
 	}
 	s.audits.WithLabelValues("written").Inc()
-	if next.Workflow.Tags == nil {
-		next.Workflow.Tags = []string{}
-	}
+	next = next.Effective()
 	next.Timing = timing(next, s.opts.SLA, s.opts.Now())
 	w.Header().Set("ETag", etag(next))
 	writeJSON(w, http.StatusOK, next)
 	return nil
+}
+
+// withTags returns w with an empty tag list for none, so clients always
+// see an array.
+func withTags(w casework.Workflow) casework.Workflow {
+	if w.Tags == nil {
+		w.Tags = []string{}
+	}
+	return w
 }
 
 // refusedError carries the problem a Decide function refuses a change with
@@ -562,6 +572,7 @@ func (s *Server) merge(w http.ResponseWriter, r *http.Request, p *principal, ref
 	if err != nil {
 		return s.storeError(r, err, "incident")
 	}
+	src = src.Effective()
 	ref.tenant = src.TenantUID
 	if cond != nil {
 		if prob := cond.check(w, src); prob != nil {
@@ -575,18 +586,20 @@ func (s *Server) merge(w http.ResponseWriter, r *http.Request, p *principal, ref
 	// not found, exactly like one that does not exist.
 	dst, err := s.opts.Store.IncidentRow(ctx, []string{src.TenantUID}, req.Into)
 	if err != nil {
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, casework.ErrNotFound) {
 			return unprocessable("the merge request is not valid", []string{fmt.Sprintf("into %s: no such incident in this incident's tenant", quote(req.Into))})
 		}
 		return s.storeError(r, err, "incident")
 	}
+	dst = dst.Effective()
 	if currentStatus(dst.Workflow.Status) == "merged" {
 		return unprocessable("the merge request is not valid", []string{"into " + quote(req.Into) + " was itself merged into " + dst.Workflow.MergedInto + "; merge into that one"})
 	}
-	wf, err := s.opts.Store.Merge(ctx, []string{src.TenantUID}, id, req.Into, p.name, req.Reason)
+	wf, err := s.opts.Store.RecordMerge(ctx, []string{src.TenantUID}, id, req.Into, p.name, req.Reason)
 	if err != nil {
 		return s.storeError(r, err, "incident")
 	}
+	wf = withTags(wf)
 	_ = s.audit(r, p, src.TenantUID, actionMerge, id, auditDetails{Status: http.StatusOK, Reason: req.Reason,
 		Before: src.Workflow, After: wf})
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "merged_into": req.Into, "workflow": wf})

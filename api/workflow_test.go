@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/musubi-xdr/musubi/casework"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -32,7 +34,7 @@ func TestTransitions(t *testing.T) {
 				if to == "closed" {
 					p.Verdict, p.Reason = ptr("false_positive"), ptr("scanner noise")
 				}
-				_, errs := checkTransition(Workflow{Status: from, MergedInto: "inc-x"}, from, p)
+				_, errs := checkTransition(casework.Workflow{Status: from, MergedInto: "inc-x"}, from, p)
 				got := len(errs) == 0
 				w := from != "merged" && (from == to || want[[2]string{from, to}])
 				if got != w {
@@ -65,7 +67,7 @@ func TestCheckTransitionFields(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			u, errs := checkTransition(Workflow{Status: c.from}, c.from, c.patch)
+			u, errs := checkTransition(casework.Workflow{Status: c.from}, c.from, c.patch)
 			all := strings.Join(errs, "\n")
 			if len(errs) != len(c.wantErrs) {
 				t.Errorf("got errors %q, want %d errors", errs, len(c.wantErrs))
@@ -149,7 +151,7 @@ func TestParseIfMatch(t *testing.T) {
 		{`"3.99999999999999999999999"`, 400},
 		{`"3.7",`, 400},
 	}
-	var in Incident
+	var in casework.Incident
 	in.Version, in.Workflow.Version = 3, 7
 	for _, c := range cases {
 		r := httptest.NewRequest("PATCH", "/v1/incidents/x", nil)

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/rules"
 )
 
 // lineageEvent is an agent-like event: host ↔ instance ↔ private address,
@@ -90,7 +90,7 @@ func BenchmarkAlertJoinLatency(b *testing.B) {
 		ev := mkEvent(fmt.Sprintf("late-%d", i), "agent", 61*time.Minute, ob(ocsf.EntityHost, "tgt-1"),
 			ob(ocsf.EntityDeployment, "d-ATTACK0001"))
 		a := mkAlert(fmt.Sprintf("x-%d", i), "agent.late", "impact", 5, ev)
-		r := c.Process([]ocsf.Event{ev}, []rules.Alert{a})
+		r := c.Process([]ocsf.Event{ev}, []alert.Alert{a})
 		if len(r.Incidents) == 0 {
 			b.Fatal("no incident updated")
 		}

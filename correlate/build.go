@@ -7,8 +7,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/rules"
 )
 
 // KillChain is the stage order incidents are scored against: the ATT&CK
@@ -51,14 +52,14 @@ func alertNodeID(id string) string { return "alert:" + id }
 // builder renders one incident.
 type builder struct {
 	c      *Correlator
-	in     *incident
-	out    Incident
+	in     *openIncident
+	out    incident.Incident
 	nodes  map[string]int
 	edges  map[string]int
 	capped bool
 }
 
-func (b *builder) node(n Node) bool {
+func (b *builder) node(n incident.Node) bool {
 	if i, ok := b.nodes[n.ID]; ok {
 		if n.FirstSeen < b.out.Nodes[i].FirstSeen {
 			b.out.Nodes[i].FirstSeen = n.FirstSeen
@@ -74,7 +75,7 @@ func (b *builder) node(n Node) bool {
 	return true
 }
 
-func (b *builder) edge(e Edge) {
+func (b *builder) edge(e incident.Edge) {
 	if _, ok := b.nodes[e.Source]; !ok {
 		return
 	}
@@ -101,7 +102,7 @@ func (b *builder) entityNode(kind ocsf.Entity, value string, t int64) string {
 	if b.c.isHub(b.in.tenant, kind, value) {
 		sub += " (hub)"
 	}
-	if !b.node(Node{ID: id, Kind: NodeEntity, Entity: kind, Value: value, Title: value, Subtitle: sub, FirstSeen: t}) {
+	if !b.node(incident.Node{ID: id, Kind: incident.NodeEntity, Entity: kind, Value: value, Title: value, Subtitle: sub, FirstSeen: t}) {
 		return ""
 	}
 	return id
@@ -135,7 +136,7 @@ func (c *Correlator) stageAlert(id string) string {
 
 // hold records alert k of alerts as the latest holder of its joinable
 // entities, of weak kinds only when it may join on them (see join.go).
-func (c *Correlator) hold(holder map[ekey]int, tenant uint32, a *rules.Alert, k int) {
+func (c *Correlator) hold(holder map[ekey]int, tenant uint32, a *alert.Alert, k int) {
 	for _, o := range a.Entities {
 		ki := kindIndex[o.Entity]
 		if c.joinable[ki] && o.Value != "" && joinsOn(ki, joinSeverity(a)) && !c.isHub(tenant, o.Entity, o.Value) {
@@ -147,16 +148,16 @@ func (c *Correlator) hold(holder map[ekey]int, tenant uint32, a *rules.Alert, k 
 // build renders in as an Incident (without Version). Everything in it
 // derives from the set of alerts and the link graph, sorted by event time,
 // so arrival order does not change the result.
-func (c *Correlator) build(in *incident) Incident {
+func (c *Correlator) build(in *openIncident) incident.Incident {
 	alerts := slices.Clone(in.alerts)
 	slices.SortFunc(alerts, alertCmp)
 	tenant := c.tenantNames[in.tenant]
 	b := &builder{c: c, in: in, nodes: map[string]int{}, edges: map[string]int{}}
-	b.out = Incident{
+	b.out = incident.Incident{
 		ID: IncidentID(tenant, alerts[0].ID), TenantUID: tenant, Status: in.status,
 		FirstSeen: alerts[0].Time, LastSeen: alerts[len(alerts)-1].Time,
 		Stages: []string{}, Tactics: []string{}, Techniques: []string{}, Accounts: []string{},
-		RuleIDs: []string{}, AlertIDs: []string{}, Nodes: []Node{}, Edges: []Edge{}, Timeline: []TimelineEntry{},
+		RuleIDs: []string{}, AlertIDs: []string{}, Nodes: []incident.Node{}, Edges: []incident.Edge{}, Timeline: []incident.TimelineEntry{},
 	}
 	for _, a := range alerts {
 		b.out.LastSeen = max(b.out.LastSeen, a.LastSeen)
@@ -164,7 +165,7 @@ func (c *Correlator) build(in *incident) Incident {
 	index := make(map[string]int, len(alerts))
 	for k, a := range alerts {
 		index[a.ID] = k
-		b.node(Node{ID: alertNodeID(a.ID), Kind: NodeAlert, Value: a.ID, Title: foldedTitle(a), Subtitle: a.RuleID,
+		b.node(incident.Node{ID: alertNodeID(a.ID), Kind: incident.NodeAlert, Value: a.ID, Title: foldedTitle(a), Subtitle: a.RuleID,
 			MainStat: a.Stage, Severity: a.Severity, FirstSeen: a.Time})
 	}
 	// Union-find over alerts: every join edge connects two components.
@@ -180,12 +181,12 @@ func (c *Correlator) build(in *incident) Incident {
 		return x
 	}
 	holder := make(map[ekey]int)
-	why := make([][]Reason, len(alerts))
+	why := make([][]incident.Reason, len(alerts))
 	var confSum float64
 	var joins int
 	for k, a := range alerts {
 		b.out.AlertIDs = append(b.out.AlertIDs, a.ID)
-		b.out.Timeline = append(b.out.Timeline, TimelineEntry{Time: a.Time, AlertID: a.ID, RuleID: a.RuleID, Title: a.Title,
+		b.out.Timeline = append(b.out.Timeline, incident.TimelineEntry{Time: a.Time, AlertID: a.ID, RuleID: a.RuleID, Title: a.Title,
 			Stage: a.Stage, Severity: a.Severity, RuleVersion: a.RuleVersion, Source: a.Source, Tactics: a.Tactics,
 			Techniques: a.Techniques, Correlated: a.Correlated, Count: max(a.Count, 1), LastSeen: max(a.LastSeen, a.Time)})
 		addUnique(&b.out.RuleIDs, a.RuleID)
@@ -205,7 +206,7 @@ func (c *Correlator) build(in *incident) Incident {
 				continue
 			}
 			if id := b.entityNode(o.Entity, o.Value, a.Time); id != "" {
-				b.edge(Edge{Source: an, Target: id, Relation: RelObserved, RuleID: a.RuleID, RuleVersion: a.RuleVersion,
+				b.edge(incident.Edge{Source: an, Target: id, Relation: RelObserved, RuleID: a.RuleID, RuleVersion: a.RuleVersion,
 					JoinKey: o.Name, Time: a.Time, EventIDs: a.EventIDs})
 			}
 		}
@@ -217,9 +218,9 @@ func (c *Correlator) build(in *incident) Incident {
 				if !ok || st.alertID == "" {
 					continue
 				}
-				b.edge(Edge{Source: alertNodeID(stage), Target: an, Relation: RelSequence, RuleID: m.rule.ID,
+				b.edge(incident.Edge{Source: alertNodeID(stage), Target: an, Relation: RelSequence, RuleID: m.rule.ID,
 					RuleVersion: m.rule.Version, JoinKey: st.key, GapMS: a.Time - alerts[j].Time, Time: a.Time, EventIDs: st.eventIDs})
-				why[k] = append(why[k], Reason{Relation: RelSequence, Via: stage, Strength: "strong", RuleID: m.rule.ID,
+				why[k] = append(why[k], incident.Reason{Relation: RelSequence, Via: stage, Strength: "strong", RuleID: m.rule.ID,
 					JoinKey: st.key, GapMS: a.Time - alerts[j].Time, EventIDs: st.eventIDs})
 				if rj, rk := find(j), find(k); rj != rk {
 					parent[rj] = rk
@@ -260,9 +261,9 @@ func (c *Correlator) build(in *incident) Incident {
 			}
 			confSum += conf
 			joins++
-			b.edge(Edge{Source: alertNodeID(prev.ID), Target: an, Relation: rel, RuleID: a.RuleID, RuleVersion: a.RuleVersion,
+			b.edge(incident.Edge{Source: alertNodeID(prev.ID), Target: an, Relation: rel, RuleID: a.RuleID, RuleVersion: a.RuleVersion,
 				JoinKey: cd.key, GapMS: a.Time - prev.Time, Time: a.Time, EventIDs: evs})
-			r := Reason{Relation: rel, Via: prev.ID, Strength: "weak", JoinKey: cd.key, GapMS: a.Time - prev.Time,
+			r := incident.Reason{Relation: rel, Via: prev.ID, Strength: "weak", JoinKey: cd.key, GapMS: a.Time - prev.Time,
 				Path: c.pathSteps(cd.path, a.Time), EventIDs: evs}
 			if cd.strong {
 				r.Strength = "strong"
@@ -298,9 +299,9 @@ func (c *Correlator) build(in *incident) Incident {
 			parent[rk] = r0
 			confSum += 0.5
 			joins++
-			b.edge(Edge{Source: alertNodeID(alerts[0].ID), Target: alertNodeID(alerts[k].ID), Relation: RelGrouped,
+			b.edge(incident.Edge{Source: alertNodeID(alerts[0].ID), Target: alertNodeID(alerts[k].ID), Relation: RelGrouped,
 				GapMS: alerts[k].Time - alerts[0].Time, Time: alerts[k].Time})
-			why[k] = append(why[k], Reason{Relation: RelGrouped, Via: alerts[0].ID, GapMS: alerts[k].Time - alerts[0].Time})
+			why[k] = append(why[k], incident.Reason{Relation: RelGrouped, Via: alerts[0].ID, GapMS: alerts[k].Time - alerts[0].Time})
 		}
 	}
 	for k := range why {
@@ -336,7 +337,7 @@ func (x cand) better(y cand) bool {
 // joinCandidates finds how alert a joins the alerts before it: through an
 // identical joinable entity within its window, or through lineage links
 // usable at a's time.
-func (c *Correlator) joinCandidates(tenant uint32, a *rules.Alert, alerts []*rules.Alert, holder map[ekey]int) []cand {
+func (c *Correlator) joinCandidates(tenant uint32, a *alert.Alert, alerts []*alert.Alert, holder map[ekey]int) []cand {
 	var out []cand
 	ids := alertIdentities(a)
 	// A weak join needs both alerts to be allowed one and to name no
@@ -435,11 +436,11 @@ func (c *Correlator) joinCandidates(tenant uint32, a *rules.Alert, alerts []*rul
 
 // pathSteps describes a lineage path: each entity with the time and event
 // of the link that reached it (the first entity is the alert's own, at t).
-func (c *Correlator) pathSteps(path []uint32, t int64) []PathStep {
-	out := make([]PathStep, 0, len(path))
+func (c *Correlator) pathSteps(path []uint32, t int64) []incident.PathStep {
+	out := make([]incident.PathStep, 0, len(path))
 	for i, p := range path {
 		e := &c.g.ents[p]
-		st := PathStep{Entity: entityNodeID(kindOf(e.key.kind), e.key.value), Time: t}
+		st := incident.PathStep{Entity: entityNodeID(kindOf(e.key.kind), e.key.value), Time: t}
 		if i > 0 {
 			for _, l := range c.g.ents[path[i-1]].links {
 				if l.to == p {
@@ -473,7 +474,7 @@ func (b *builder) lineagePath(path []uint32) []string {
 		if i > 0 && id != "" && prev != "" {
 			for _, l := range g.ents[path[i-1]].links {
 				if l.to == p {
-					b.edge(Edge{Source: prev, Target: id, Relation: RelLinked, JoinKey: "event", Time: l.first, EventIDs: []string{l.ev}})
+					b.edge(incident.Edge{Source: prev, Target: id, Relation: RelLinked, JoinKey: "event", Time: l.first, EventIDs: []string{l.ev}})
 					evs = append(evs, l.ev)
 				}
 			}
@@ -494,7 +495,7 @@ func addUnique(s *[]string, v string) {
 // joined. A single alert never makes an incident more severe than one step
 // below its own severity; a correlated alert raises the incident to its own,
 // and so does a GuardDuty finding (GuardDuty's own correlated verdict).
-func score(alerts []*rules.Alert, stages, tactics []string, conf float64) (int, int) {
+func score(alerts []*alert.Alert, stages, tactics []string, conf float64) (int, int) {
 	maxSev, corrSev := 0, 0
 	sources := map[string]struct{}{}
 	for _, a := range alerts {
@@ -536,7 +537,7 @@ func score(alerts []*rules.Alert, stages, tactics []string, conf float64) (int, 
 	return max(sev, ocsf.SeverityInformational), risk
 }
 
-func title(alerts []*rules.Alert, stages []string) string {
+func title(alerts []*alert.Alert, stages []string) string {
 	top := alerts[0]
 	for _, a := range alerts {
 		if a.Severity > top.Severity {
@@ -553,7 +554,7 @@ func title(alerts []*rules.Alert, stages []string) string {
 }
 
 // foldedTitle is an alert's title with the count of the matches it folds.
-func foldedTitle(a *rules.Alert) string {
+func foldedTitle(a *alert.Alert) string {
 	if a.Count > 1 {
 		return fmt.Sprintf("%s (×%d)", a.Title, a.Count)
 	}

@@ -3,8 +3,8 @@ package correlate
 import (
 	"time"
 
+	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/rules"
 )
 
 // The attack chain of PRODUCT.md, already normalized and detected, with a
@@ -39,8 +39,8 @@ func mkEvent(uid, src string, d time.Duration, obs ...ocsf.Observable) ocsf.Even
 	return ev
 }
 
-func mkAlert(id, rule, stage string, sev int, ev ocsf.Event, tactics ...string) rules.Alert {
-	return rules.Alert{
+func mkAlert(id, rule, stage string, sev int, ev ocsf.Event, tactics ...string) alert.Alert {
+	return alert.Alert{
 		ID: id, TenantUID: ev.Metadata.TenantUID, RuleID: rule, RuleVersion: "1", Title: "alert " + rule,
 		Severity: sev, Stage: stage, Tactics: tactics, Time: ev.Time, AccountUID: account,
 		Source: ev.Metadata.LogName, Entities: ev.Observables, EventIDs: []string{ev.Metadata.UID},
@@ -49,7 +49,7 @@ func mkAlert(id, rule, stage string, sev int, ev ocsf.Event, tactics ...string) 
 
 type story struct {
 	events []ocsf.Event
-	alerts []rules.Alert
+	alerts []alert.Alert
 }
 
 func (s *story) ev(uid, src string, d time.Duration, obs ...ocsf.Observable) ocsf.Event {

@@ -10,8 +10,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/rules"
 )
 
 func newTest(t testing.TB, cfg Config, seq []*SequenceRule) (*Correlator, *prometheus.Registry) {
@@ -26,7 +27,7 @@ func newTest(t testing.TB, cfg Config, seq []*SequenceRule) (*Correlator, *prome
 
 // final folds results into the latest version of every incident and drops
 // the merged ones.
-type final map[string]Incident
+type final map[string]incident.Incident
 
 func (f final) add(t testing.TB, r Result) {
 	t.Helper()
@@ -38,18 +39,18 @@ func (f final) add(t testing.TB, r Result) {
 	}
 }
 
-func (f final) open() []Incident {
-	var out []Incident
+func (f final) open() []incident.Incident {
+	var out []incident.Incident
 	for _, in := range f {
 		if in.MergedInto == "" {
 			out = append(out, in)
 		}
 	}
-	slices.SortFunc(out, func(a, b Incident) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b incident.Incident) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 
-func (f final) containing(alertID string) *Incident {
+func (f final) containing(alertID string) *incident.Incident {
 	for _, in := range f.open() {
 		if slices.Contains(in.AlertIDs, alertID) {
 			return &in
@@ -61,11 +62,11 @@ func (f final) containing(alertID string) *Incident {
 // fingerprint is everything of the open incidents except versions.
 func fingerprint(t testing.TB, f final) string {
 	t.Helper()
-	var out []Incident
+	var out []incident.Incident
 	for _, in := range f.open() {
 		in.Version = 0
-		slices.SortFunc(in.Nodes, func(a, b Node) int { return strings.Compare(a.ID, b.ID) })
-		slices.SortFunc(in.Edges, func(a, b Edge) int { return strings.Compare(a.ID, b.ID) })
+		slices.SortFunc(in.Nodes, func(a, b incident.Node) int { return strings.Compare(a.ID, b.ID) })
+		slices.SortFunc(in.Edges, func(a, b incident.Edge) int { return strings.Compare(a.ID, b.ID) })
 		for i := range in.Edges {
 			slices.Sort(in.Edges[i].EventIDs)
 		}
@@ -83,7 +84,7 @@ func runInOrder(t testing.TB, c *Correlator, s story) final {
 	evs := slices.Clone(s.events)
 	slices.SortStableFunc(evs, func(a, b ocsf.Event) int { return int(a.Time - b.Time) })
 	for _, ev := range evs {
-		var as []rules.Alert
+		var as []alert.Alert
 		for _, a := range s.alerts {
 			if a.EventIDs[0] == ev.Metadata.UID {
 				as = append(as, a)
@@ -100,7 +101,7 @@ func runInOrder(t testing.TB, c *Correlator, s story) final {
 func runShuffled(t testing.TB, c *Correlator, s story, rng *rand.Rand) final {
 	type item struct {
 		ev *ocsf.Event
-		as []rules.Alert
+		as []alert.Alert
 	}
 	items := make([]item, len(s.events))
 	for i := range s.events {
@@ -116,7 +117,7 @@ func runShuffled(t testing.TB, c *Correlator, s story, rng *rand.Rand) final {
 	for len(items) > 0 {
 		n := 1 + rng.IntN(min(4, len(items)))
 		var evs []ocsf.Event
-		var as []rules.Alert
+		var as []alert.Alert
 		for _, it := range items[:n] {
 			evs = append(evs, *it.ev)
 			as = append(as, it.as...)
@@ -234,7 +235,7 @@ func TestBoundedDisorder(t *testing.T) {
 		f := final{}
 		late := 0
 		for _, ev := range s.events {
-			var as []rules.Alert
+			var as []alert.Alert
 			for _, a := range s.alerts {
 				if a.EventIDs[0] == ev.Metadata.UID {
 					as = append(as, a)
@@ -259,13 +260,13 @@ func TestBridgingAlertMergesIncidents(t *testing.T) {
 	e2 := mkEvent("e2", "agent", time.Minute, ob(ocsf.EntityHost, "h1"))
 	e3 := mkEvent("e3", "guardduty", 2*time.Minute, ob(ocsf.EntityAccessKey, "AKIA1"), ob(ocsf.EntityHost, "h1"))
 	f := final{}
-	f.add(t, c.Process([]ocsf.Event{e1}, []rules.Alert{mkAlert("x1", "r1", "discovery", 3, e1)}))
-	f.add(t, c.Process([]ocsf.Event{e2}, []rules.Alert{mkAlert("x2", "r2", "execution", 3, e2)}))
+	f.add(t, c.Process([]ocsf.Event{e1}, []alert.Alert{mkAlert("x1", "r1", "discovery", 3, e1)}))
+	f.add(t, c.Process([]ocsf.Event{e2}, []alert.Alert{mkAlert("x2", "r2", "execution", 3, e2)}))
 	if len(f.open()) != 2 {
 		t.Fatalf("%d incidents before the bridge, want 2", len(f.open()))
 	}
 	loserID := f.containing("x2").ID
-	r := c.Process([]ocsf.Event{e3}, []rules.Alert{mkAlert("x3", "r3", "impact", 4, e3)})
+	r := c.Process([]ocsf.Event{e3}, []alert.Alert{mkAlert("x3", "r3", "impact", 4, e3)})
 	f.add(t, r)
 	if len(r.Incidents) != 2 {
 		t.Fatalf("bridge emitted %d incidents, want winner and loser", len(r.Incidents))
@@ -292,7 +293,7 @@ func TestLinkFromPlainEventMergesIncidents(t *testing.T) {
 	link := mkEvent("e3", "agent", 2*time.Minute, ob(ocsf.EntityHost, "h1"), ob(ocsf.EntityInstance, "i-1"))
 	link2 := mkEvent("e4", "cloudtrail", 3*time.Minute, ob(ocsf.EntityInstance, "i-1"), ob(ocsf.EntityAccessKey, "ASIA1"))
 	f := final{}
-	f.add(t, c.Process([]ocsf.Event{e1, e2}, []rules.Alert{mkAlert("x1", "r1", "discovery", 3, e1), mkAlert("x2", "r2", "execution", 3, e2)}))
+	f.add(t, c.Process([]ocsf.Event{e1, e2}, []alert.Alert{mkAlert("x1", "r1", "discovery", 3, e1), mkAlert("x2", "r2", "execution", 3, e2)}))
 	f.add(t, c.Process([]ocsf.Event{link}, nil))
 	if len(f.open()) != 2 {
 		t.Fatalf("one link of two: %d incidents, want 2", len(f.open()))
@@ -319,7 +320,7 @@ func TestHubsDoNotGlue(t *testing.T) {
 	b := mkEvent("b", "cloudtrail", time.Minute, ob(ocsf.EntityAccessKey, "AKIAF"))
 	svc := mkEvent("s1", "cloudtrail", time.Minute, ob(ocsf.EntityPrincipal, "codedeploy.amazonaws.com"), ob(ocsf.EntityAccount, "1"))
 	svc2 := mkEvent("s2", "cloudtrail", time.Minute, ob(ocsf.EntityPrincipal, "codedeploy.amazonaws.com"), ob(ocsf.EntityAccount, "1"))
-	f.add(t, c.Process([]ocsf.Event{a, b, svc, svc2}, []rules.Alert{
+	f.add(t, c.Process([]ocsf.Event{a, b, svc, svc2}, []alert.Alert{
 		mkAlert("xa", "r", "discovery", 3, a), mkAlert("xb", "r", "discovery", 3, b),
 		mkAlert("xs1", "r", "discovery", 3, svc), mkAlert("xs2", "r", "discovery", 3, svc2),
 	}))
@@ -336,8 +337,8 @@ func TestWindowsSeparateIncidents(t *testing.T) {
 	e1 := mkEvent("e1", "agent", 0, ob(ocsf.EntityHost, "h1"))
 	e2 := mkEvent("e2", "agent", 3*time.Hour, ob(ocsf.EntityHost, "h1")) // host window is 2h
 	f := final{}
-	f.add(t, c.Process([]ocsf.Event{e1}, []rules.Alert{mkAlert("x1", "r", "execution", 3, e1)}))
-	f.add(t, c.Process([]ocsf.Event{e2}, []rules.Alert{mkAlert("x2", "r", "execution", 3, e2)}))
+	f.add(t, c.Process([]ocsf.Event{e1}, []alert.Alert{mkAlert("x1", "r", "execution", 3, e1)}))
+	f.add(t, c.Process([]ocsf.Event{e2}, []alert.Alert{mkAlert("x2", "r", "execution", 3, e2)}))
 	if n := len(f.open()); n != 2 {
 		t.Errorf("%d incidents for sightings 3h apart, want 2", n)
 	}
@@ -348,8 +349,8 @@ func TestLateEventsCountedAndAttached(t *testing.T) {
 	now := mkEvent("e1", "agent", time.Hour, ob(ocsf.EntityHost, "h1"))
 	late := mkEvent("e0", "agent", 0, ob(ocsf.EntityHost, "h1"))
 	f := final{}
-	f.add(t, c.Process([]ocsf.Event{now}, []rules.Alert{mkAlert("x1", "r", "execution", 3, now)}))
-	r := c.Process([]ocsf.Event{late}, []rules.Alert{mkAlert("x0", "r", "initial_access", 3, late)})
+	f.add(t, c.Process([]ocsf.Event{now}, []alert.Alert{mkAlert("x1", "r", "execution", 3, now)}))
+	r := c.Process([]ocsf.Event{late}, []alert.Alert{mkAlert("x0", "r", "initial_access", 3, late)})
 	f.add(t, r)
 	if r.Late != 1 {
 		t.Errorf("Late = %d, want 1", r.Late)
@@ -378,7 +379,7 @@ func TestTenantsNeverMeet(t *testing.T) {
 	e2.Metadata.TenantUID = "other"
 	f := final{}
 	a2 := mkAlert("x2", "r", "execution", 3, e2)
-	f.add(t, c.Process([]ocsf.Event{e1, e2}, []rules.Alert{mkAlert("x1", "r", "execution", 3, e1), a2}))
+	f.add(t, c.Process([]ocsf.Event{e1, e2}, []alert.Alert{mkAlert("x1", "r", "execution", 3, e1), a2}))
 	if n := len(f.open()); n != 2 {
 		t.Errorf("%d incidents across two tenants, want 2", n)
 	}
@@ -391,7 +392,7 @@ func TestEvictionBoundsState(t *testing.T) {
 	for i := range 200 {
 		e := mkEvent("e", "agent", time.Duration(i)*10*time.Minute, ob(ocsf.EntityHost, "h"+string(rune('a'+i%26))+string(rune('a'+i/26))),
 			ob(ocsf.EntityInstance, "i-"+string(rune('a'+i%26))+string(rune('a'+i/26))))
-		c.Process([]ocsf.Event{e}, []rules.Alert{mkAlert("x"+e.Observables[0].Value, "r", "execution", 3, e)})
+		c.Process([]ocsf.Event{e}, []alert.Alert{mkAlert("x"+e.Observables[0].Value, "r", "execution", 3, e)})
 	}
 	// Two entities every 10 minutes, host and instance windows of 2h.
 	if n := c.TrackedEntities(); n > 2*14 {
@@ -439,7 +440,7 @@ func TestRestore(t *testing.T) {
 	// Reset forgets it, Restore rebuilds the scope from what was stored.
 	c2, _ := newTest(t, cfg, nil)
 	other := mkEvent("other-1", "agent", 0, ob(ocsf.EntityHost, "elsewhere"), ob(ocsf.EntityInstance, "i-elsewhere"))
-	c2.Process([]ocsf.Event{other}, []rules.Alert{mkAlert("other-a", "r-other", "execution", 3, other, "TA0002")})
+	c2.Process([]ocsf.Event{other}, []alert.Alert{mkAlert("other-a", "r-other", "execution", 3, other, "TA0002")})
 	if c2.OpenIncidents() != 1 || c2.TrackedEntities() == 0 {
 		t.Fatalf("the other state did not form: %d incidents, %d entities", c2.OpenIncidents(), c2.TrackedEntities())
 	}
@@ -499,7 +500,7 @@ func TestAlertCap(t *testing.T) {
 	f := final{}
 	for i := range 7 {
 		e := mkEvent("e", "agent", time.Duration(i)*time.Second, ob(ocsf.EntityHost, "h1"))
-		f.add(t, c.Process([]ocsf.Event{e}, []rules.Alert{mkAlert("x"+string(rune('a'+i)), "r", "execution", 3, e)}))
+		f.add(t, c.Process([]ocsf.Event{e}, []alert.Alert{mkAlert("x"+string(rune('a'+i)), "r", "execution", 3, e)}))
 	}
 	for _, in := range f.open() {
 		if len(in.AlertIDs) > 3 {
@@ -520,7 +521,7 @@ func TestObjectLinksOnlyOnWrites(t *testing.T) {
 	deploy := mkEvent("d", "cloudtrail", 3*time.Minute, ob(ocsf.EntityObject, "b/appspec.yml"), ob(ocsf.EntityDeployment, "d-1"))
 	hook := mkEvent("h", "agent", 4*time.Minute, ob(ocsf.EntityDeployment, "d-1"), ob(ocsf.EntityHost, "app-1"))
 	f := final{}
-	f.add(t, c.Process([]ocsf.Event{read, write, reader, writer, deploy, hook}, []rules.Alert{
+	f.add(t, c.Process([]ocsf.Event{read, write, reader, writer, deploy, hook}, []alert.Alert{
 		mkAlert("a-reader", "r", "discovery", 2, reader), mkAlert("a-writer", "r", "persistence", 4, writer),
 		mkAlert("a-hook", "r", "execution", 4, hook),
 	}))
@@ -541,7 +542,7 @@ func TestNodeCap(t *testing.T) {
 	for i := range 4 {
 		e := mkEvent("e", "agent", time.Duration(i)*time.Second, ob(ocsf.EntityHost, "h1"),
 			ob(ocsf.EntityFile, "/tmp/f"+string(rune('a'+i))), ob(ocsf.EntityProcess, "h1:"+string(rune('1'+i))))
-		f.add(t, c.Process([]ocsf.Event{e}, []rules.Alert{mkAlert("x"+string(rune('a'+i)), "r", "execution", 3, e)}))
+		f.add(t, c.Process([]ocsf.Event{e}, []alert.Alert{mkAlert("x"+string(rune('a'+i)), "r", "execution", 3, e)}))
 	}
 	open := f.open()
 	if len(open) != 1 || len(open[0].AlertIDs) != 4 {
@@ -551,8 +552,8 @@ func TestNodeCap(t *testing.T) {
 		t.Errorf("%d nodes, cap 6", n)
 	}
 	for _, e := range open[0].Edges {
-		if !slices.ContainsFunc(open[0].Nodes, func(n Node) bool { return n.ID == e.Source }) ||
-			!slices.ContainsFunc(open[0].Nodes, func(n Node) bool { return n.ID == e.Target }) {
+		if !slices.ContainsFunc(open[0].Nodes, func(n incident.Node) bool { return n.ID == e.Source }) ||
+			!slices.ContainsFunc(open[0].Nodes, func(n incident.Node) bool { return n.ID == e.Target }) {
 			t.Errorf("edge %s → %s points outside the capped graph", e.Source, e.Target)
 		}
 	}
@@ -571,20 +572,20 @@ func TestRestoreWithoutOldAlerts(t *testing.T) {
 	e2 := mkEvent("e2", "agent", 90*time.Minute, ob(ocsf.EntityHost, "h1"))
 	old, recent := mkAlert("x-old", "r1", "initial_access", 4, e1, "TA0001"), mkAlert("x-new", "r2", "execution", 3, e2, "TA0002")
 	f := final{}
-	f.add(t, c.Process([]ocsf.Event{e1}, []rules.Alert{old}))
-	f.add(t, c.Process([]ocsf.Event{e2}, []rules.Alert{recent}))
+	f.add(t, c.Process([]ocsf.Event{e1}, []alert.Alert{old}))
+	f.add(t, c.Process([]ocsf.Event{e2}, []alert.Alert{recent}))
 	before := f.open()[0]
 
 	// Round-trip through JSON, as storage does with the timeline.
-	var stored []Incident
+	var stored []incident.Incident
 	b, _ := json.Marshal(f.open())
 	if err := json.Unmarshal(b, &stored); err != nil {
 		t.Fatal(err)
 	}
 	c2, _ := newTest(t, cfg, nil)
-	c2.Restore(stored, []rules.Alert{recent})
+	c2.Restore(stored, []alert.Alert{recent})
 	e3 := mkEvent("e3", "agent", 100*time.Minute, ob(ocsf.EntityHost, "h1"))
-	r := c2.Process([]ocsf.Event{e3}, []rules.Alert{mkAlert("x-3", "r3", "impact", 5, e3, "TA0040")})
+	r := c2.Process([]ocsf.Event{e3}, []alert.Alert{mkAlert("x-3", "r3", "impact", 5, e3, "TA0040")})
 	f.add(t, r)
 	if len(r.Incidents) != 1 {
 		t.Fatalf("emitted %d incidents, want the restored one", len(r.Incidents))
@@ -623,7 +624,7 @@ func TestPeerAddressesDoNotLink(t *testing.T) {
 	api.ClassUID = ocsf.ClassAPIActivity
 	ka := mkEvent("ka", "cloudtrail", 4*time.Minute, ob(ocsf.EntityAccessKey, "ASIAH2"))
 	f := final{}
-	f.add(t, c.Process([]ocsf.Event{a, b, ha, hb, api, ka}, []rules.Alert{
+	f.add(t, c.Process([]ocsf.Event{a, b, ha, hb, api, ka}, []alert.Alert{
 		mkAlert("xa", "r", "execution", 3, ha), mkAlert("xb", "r", "execution", 3, hb), mkAlert("xk", "r", "discovery", 3, ka),
 	}))
 	if x, y := f.containing("xa"), f.containing("xb"); x == nil || y == nil || x.ID == y.ID {
@@ -645,7 +646,7 @@ func TestLateHubSplitsWhatItGlued(t *testing.T) {
 		e.ClassUID = ocsf.ClassAPIActivity
 		return e
 	}
-	alertOn := func(uid, user string, d time.Duration) (ocsf.Event, rules.Alert) {
+	alertOn := func(uid, user string, d time.Duration) (ocsf.Event, alert.Alert) {
 		e := mkEvent(uid, "cloudtrail", d, ocsf.NewObservable(ocsf.EntityPrincipal, "actor.user.uid", "arn:aws:iam::1:user/"+user))
 		return e, mkAlert("x-"+user, "r", "discovery", 3, e)
 	}
@@ -661,7 +662,7 @@ func TestLateHubSplitsWhatItGlued(t *testing.T) {
 		alerts := func() {
 			for _, u := range users[:2] {
 				e, a := alertOn("a-"+u, u, time.Minute)
-				f.add(t, c.Process([]ocsf.Event{e}, []rules.Alert{a}))
+				f.add(t, c.Process([]ocsf.Event{e}, []alert.Alert{a}))
 			}
 		}
 		if alertsFirst {
@@ -696,12 +697,12 @@ func TestVersionsGrowAfterEviction(t *testing.T) {
 	c, _ := newTest(t, testConfig(), nil)
 	e := mkEvent("e1", "agent", 0, ob(ocsf.EntityHost, "h1"))
 	a := mkAlert("x1", "r", "execution", 3, e)
-	first := c.Process([]ocsf.Event{e}, []rules.Alert{a}).Incidents[0]
+	first := c.Process([]ocsf.Event{e}, []alert.Alert{a}).Incidents[0]
 	c.Advance(t0.Add(96 * time.Hour))
 	if c.OpenIncidents() != 0 {
 		t.Fatal("incident not evicted")
 	}
-	r := c.Process([]ocsf.Event{e}, []rules.Alert{a})
+	r := c.Process([]ocsf.Event{e}, []alert.Alert{a})
 	if len(r.Incidents) != 1 || r.Incidents[0].ID != first.ID {
 		t.Fatalf("replayed alert gave %+v, want the same incident id", r.Incidents)
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/rules"
 )
@@ -20,12 +22,12 @@ type Result struct {
 	// version, sorted by id. An incident merged into another (or re-keyed
 	// because an earlier alert arrived late) is included with MergedInto
 	// set.
-	Incidents []Incident
+	Incidents []incident.Incident
 	// Alerts are the alerts to store: every folded detection alert the call
 	// created or updated (at its latest count) and the correlated alerts
 	// raised by sequence rules (Correlated is set). All of them have
 	// already joined their incidents.
-	Alerts []rules.Alert
+	Alerts []alert.Alert
 	// Late counts the events of the call that arrived later than the
 	// allowed lateness behind their source's watermark.
 	Late int
@@ -53,7 +55,7 @@ type Correlator struct {
 	tenantNames []string
 
 	g        graph
-	incs     map[uint32]*incident
+	incs     map[uint32]*openIncident
 	nextInc  uint32
 	alertInc map[string]uint32
 	// versions is the last emitted version of every incident id still in
@@ -71,7 +73,7 @@ type Correlator struct {
 	theft map[ekey]int64
 	pairs map[sourcePair]pairSeen
 	// held are the alerts judged expected sources, kept for re-checking.
-	held        map[string]rules.Alert
+	held        map[string]alert.Alert
 	firstSource map[sourcePair]firstSource
 
 	srcMax    map[string]int64
@@ -102,12 +104,12 @@ type tomb struct {
 }
 
 // incident is the in-memory state of an open incident.
-type incident struct {
+type openIncident struct {
 	slot        uint32
 	tenant      uint32
 	id          string // last emitted id, "" before the first emit
 	status      string
-	alerts      []*rules.Alert
+	alerts      []*alert.Alert
 	first, last int64
 	// ids are the deployments, sessions and keys its alerts name: a weak
 	// link never joins an alert that names others (see join.go).
@@ -116,8 +118,8 @@ type incident struct {
 
 // minAlert returns the earliest alert by (time, id): the incident's id
 // derives from it, so the id does not depend on arrival order.
-func (in *incident) minAlert() *rules.Alert {
-	var m *rules.Alert
+func (in *openIncident) minAlert() *alert.Alert {
+	var m *alert.Alert
 	for _, a := range in.alerts {
 		if m == nil || alertLess(a, m) {
 			m = a
@@ -126,14 +128,14 @@ func (in *incident) minAlert() *rules.Alert {
 	return m
 }
 
-func alertCmp(a, b *rules.Alert) int {
+func alertCmp(a, b *alert.Alert) int {
 	if c := cmp.Compare(a.Time, b.Time); c != 0 {
 		return c
 	}
 	return cmp.Compare(a.ID, b.ID)
 }
 
-func alertLess(a, b *rules.Alert) bool {
+func alertLess(a, b *alert.Alert) bool {
 	if a.Time != b.Time {
 		return a.Time < b.Time
 	}
@@ -200,7 +202,7 @@ func (c *Correlator) Reset() error {
 	c.seq = seq
 	c.tenants, c.tenantNames = make(map[string]uint32), nil
 	c.g = newGraph()
-	c.incs, c.nextInc = make(map[uint32]*incident), 0
+	c.incs, c.nextInc = make(map[uint32]*openIncident), 0
 	c.alertInc = make(map[string]uint32)
 	c.versions = make(map[string]uint64)
 	c.corr = make(map[string]*seqMatch)
@@ -208,7 +210,7 @@ func (c *Correlator) Reset() error {
 	c.foldOf = make(map[string]string)
 	c.theft = make(map[ekey]int64)
 	c.pairs = make(map[sourcePair]pairSeen)
-	c.held = make(map[string]rules.Alert)
+	c.held = make(map[string]alert.Alert)
 	c.firstSource = make(map[sourcePair]firstSource)
 	c.srcMax = make(map[string]int64)
 	c.floor, c.wm, c.lastSweep = -1<<62, -1<<62, 0
@@ -236,7 +238,7 @@ func (c *Correlator) tenant(name string) uint32 {
 // Process correlates one batch: events feed the entity-link graph and the
 // sequence rules, alerts join or open incidents. It advances the
 // watermarks from the events' times and fires the sequence timers they pass.
-func (c *Correlator) Process(events []ocsf.Event, alerts []rules.Alert) Result {
+func (c *Correlator) Process(events []ocsf.Event, alerts []alert.Alert) Result {
 	var res Result
 	for i := range events {
 		ev := &events[i]
@@ -248,7 +250,7 @@ func (c *Correlator) Process(events []ocsf.Event, alerts []rules.Alert) Result {
 	}
 	// Alerts in event-time order, so a batch gives the same result however
 	// its alerts were ordered.
-	ordered := make([]*rules.Alert, 0, len(alerts))
+	ordered := make([]*alert.Alert, 0, len(alerts))
 	for i := range alerts {
 		ordered = append(ordered, &alerts[i])
 	}
@@ -263,8 +265,8 @@ func (c *Correlator) Process(events []ocsf.Event, alerts []rules.Alert) Result {
 		ordered = append(ordered, released...)
 		slices.SortStableFunc(ordered, alertCmp)
 	}
-	var changed []*rules.Alert
-	var expected []rules.Alert
+	var changed []*alert.Alert
+	var expected []alert.Alert
 	for _, a := range ordered {
 		cp := *a
 		if why, ok := c.expectedSource(&cp); ok {
@@ -297,7 +299,7 @@ func (c *Correlator) Process(events []ocsf.Event, alerts []rules.Alert) Result {
 		}
 		res.Alerts = append(res.Alerts, c.raise(c.seq.observeAlert(&cp))...)
 	}
-	folded := make([]rules.Alert, 0, len(changed)+len(res.Alerts))
+	folded := make([]alert.Alert, 0, len(changed)+len(res.Alerts))
 	for _, fa := range changed {
 		folded = append(folded, *fa)
 	}
@@ -342,8 +344,8 @@ func (c *Correlator) Advance(now time.Time) Result {
 // raise lets correlated alerts join or open incidents. A correlated alert
 // raised again under the same id (a smaller chain completed out of order)
 // replaces the earlier one.
-func (c *Correlator) raise(ms []*seqMatch) []rules.Alert {
-	var out []rules.Alert
+func (c *Correlator) raise(ms []*seqMatch) []alert.Alert {
+	var out []alert.Alert
 	for _, m := range ms {
 		a := m.alert
 		slot, known := c.alertInc[a.ID]
@@ -682,7 +684,7 @@ func (c *Correlator) reach(s seeker, start []uint32) []hit {
 // is earliest.
 func (c *Correlator) best(hits []uint32) uint32 {
 	var b uint32
-	var bm *rules.Alert
+	var bm *alert.Alert
 	for _, h := range hits {
 		m := c.incs[h].minAlert()
 		if bm == nil || (m != nil && alertLess(m, bm)) {
@@ -694,7 +696,7 @@ func (c *Correlator) best(hits []uint32) uint32 {
 
 // addAlert joins a to the incident it shares entities with (directly or
 // through lineage), merging incidents it bridges, or opens a new one.
-func (c *Correlator) addAlert(a *rules.Alert) {
+func (c *Correlator) addAlert(a *alert.Alert) {
 	if _, dup := c.alertInc[a.ID]; dup {
 		return
 	}
@@ -731,7 +733,7 @@ func (c *Correlator) addAlert(a *rules.Alert) {
 
 // refold records that a repeat folded into fa, already in an incident:
 // the incident reaches the repeat's entities at the repeat's time.
-func (c *Correlator) refold(fa, repeat *rules.Alert) {
+func (c *Correlator) refold(fa, repeat *alert.Alert) {
 	slot, ok := c.alertInc[fa.ID]
 	in := c.incs[slot]
 	if !ok || in == nil {
@@ -745,7 +747,7 @@ func (c *Correlator) refold(fa, repeat *rules.Alert) {
 
 func (c *Correlator) open(tenant uint32) uint32 {
 	c.nextInc++
-	in := &incident{slot: c.nextInc, tenant: tenant, status: "new", first: 1<<63 - 1, last: -1 << 63}
+	in := &openIncident{slot: c.nextInc, tenant: tenant, status: "new", first: 1<<63 - 1, last: -1 << 63}
 	c.incs[in.slot] = in
 	c.m.openIncidents.Set(float64(len(c.incs)))
 	return in.slot
@@ -753,7 +755,7 @@ func (c *Correlator) open(tenant uint32) uint32 {
 
 // attach adds a to in and records the memberships of its joinable
 // entities: of weak kinds only for alerts that may join on them.
-func (c *Correlator) attach(in *incident, a *rules.Alert, ids []uint32) {
+func (c *Correlator) attach(in *openIncident, a *alert.Alert, ids []uint32) {
 	in.alerts = append(in.alerts, a)
 	in.first, in.last = min(in.first, a.Time), max(in.last, a.Time)
 	in.ids = in.ids.add(a)
@@ -764,7 +766,7 @@ func (c *Correlator) attach(in *incident, a *rules.Alert, ids []uint32) {
 
 // addMembers records that incident slot holds the joinable entities ids of
 // alert a at time t.
-func (c *Correlator) addMembers(slot uint32, a *rules.Alert, t int64, ids []uint32) {
+func (c *Correlator) addMembers(slot uint32, a *alert.Alert, t int64, ids []uint32) {
 	for _, i := range ids {
 		e := &c.g.ents[i]
 		if e.hub || !c.joinable[e.key.kind] || !joinsOn(e.key.kind, joinSeverity(a)) {
@@ -835,11 +837,11 @@ func (c *Correlator) merge(winner, loser uint32) {
 }
 
 // emit renders every changed incident at a new version.
-func (c *Correlator) emit() []Incident {
+func (c *Correlator) emit() []incident.Incident {
 	if len(c.splitCheck) > 0 {
 		c.splitHubbed()
 	}
-	var out []Incident
+	var out []incident.Incident
 	ids := make(map[uint32]string)
 	slots := make([]uint32, 0, len(c.dirty))
 	for s := range c.dirty {
@@ -882,7 +884,7 @@ func (c *Correlator) emit() []Incident {
 	c.tombs = c.tombs[:0]
 	clear(c.redirect)
 	clear(c.dirty)
-	slices.SortStableFunc(out, func(a, b Incident) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortStableFunc(out, func(a, b incident.Incident) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 
@@ -896,12 +898,12 @@ func (c *Correlator) nextVersion(id string) uint64 {
 	return v
 }
 
-func (c *Correlator) tombstone(id string, tenant uint32, into string) Incident {
-	return Incident{
+func (c *Correlator) tombstone(id string, tenant uint32, into string) incident.Incident {
+	return incident.Incident{
 		ID: id, Version: c.nextVersion(id), TenantUID: c.tenantNames[tenant],
 		Status: "merged", MergedInto: into,
 		Stages: []string{}, Tactics: []string{}, Techniques: []string{}, Accounts: []string{},
-		RuleIDs: []string{}, AlertIDs: []string{}, Nodes: []Node{}, Edges: []Edge{}, Timeline: []TimelineEntry{},
+		RuleIDs: []string{}, AlertIDs: []string{}, Nodes: []incident.Node{}, Edges: []incident.Edge{}, Timeline: []incident.TimelineEntry{},
 	}
 }
 

@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/correlate"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/rules"
 )
 
 // A web server's instance credentials are read on the host and used from
@@ -18,7 +18,7 @@ func ExampleCorrelator_Process() {
 		panic(err)
 	}
 	t0 := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
-	imds := rules.Alert{
+	imds := alert.Alert{
 		ID: "a1", TenantUID: "acme", RuleID: "host.imds_credentials_from_webserver", RuleVersion: "3",
 		Title: "Instance role credentials read by a web server descendant", Severity: ocsf.SeverityCritical,
 		Stage: "credential_access", Source: "agent", Time: t0.UnixMilli(), EventIDs: []string{"e1"},
@@ -27,7 +27,7 @@ func ExampleCorrelator_Process() {
 			ocsf.NewObservable(ocsf.EntityInstance, "device.instance_uid", "i-0a1b2c3d4e5f60718"),
 		},
 	}
-	used := rules.Alert{
+	used := alert.Alert{
 		ID: "a2", TenantUID: "acme", RuleID: "aws.instance_credentials_used_outside_instance", RuleVersion: "1",
 		Title: "Instance credentials used outside the instance", Severity: ocsf.SeverityMedium,
 		Stage: "discovery", Source: "cloudtrail", Time: t0.Add(30 * time.Minute).UnixMilli(), EventIDs: []string{"e2"},
@@ -37,8 +37,8 @@ func ExampleCorrelator_Process() {
 			ocsf.NewObservable(ocsf.EntityIP, "src_endpoint.ip", "203.0.113.9"),
 		},
 	}
-	c.Process(nil, []rules.Alert{imds})
-	res := c.Process(nil, []rules.Alert{used})
+	c.Process(nil, []alert.Alert{imds})
+	res := c.Process(nil, []alert.Alert{used})
 	for _, in := range res.Incidents {
 		fmt.Println(in.Title)
 		fmt.Println(ocsf.SeverityName(in.Severity), in.Stages, len(in.AlertIDs), "alerts")

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/rules"
 )
 
 // Expected sources. A detection that an instance role's session was used
@@ -32,7 +32,7 @@ const establishedAfter = int64(60 * 60_000)
 
 // noteTheft records the earliest host-side credential-access alert of
 // every instance a carries.
-func (c *Correlator) noteTheft(a *rules.Alert) {
+func (c *Correlator) noteTheft(a *alert.Alert) {
 	if a.Correlated || a.Stage != "credential_access" || a.Source == "cloudtrail" || a.Severity < ocsf.SeverityHigh {
 		return
 	}
@@ -100,7 +100,7 @@ type firstSource struct {
 
 // expectedSource reports whether alert a is an instance session used from
 // an address that was the instance's own before any theft, and why.
-func (c *Correlator) expectedSource(a *rules.Alert) (string, bool) {
+func (c *Correlator) expectedSource(a *alert.Alert) (string, bool) {
 	var instance, session, ip string
 	for _, o := range a.Entities {
 		switch {
@@ -149,7 +149,7 @@ const maxHeld = 4096
 
 // holdExpected keeps an alert judged an expected source, so that it can be
 // released if later input shows a theft.
-func (c *Correlator) holdExpected(a rules.Alert) {
+func (c *Correlator) holdExpected(a alert.Alert) {
 	if len(c.held) >= maxHeld {
 		var oldest string
 		for id, h := range c.held {
@@ -164,8 +164,8 @@ func (c *Correlator) holdExpected(a rules.Alert) {
 
 // release returns the held alerts that are no longer expected sources and
 // forgets them.
-func (c *Correlator) release() []*rules.Alert {
-	var out []*rules.Alert
+func (c *Correlator) release() []*alert.Alert {
+	var out []*alert.Alert
 	for id, a := range c.held {
 		if _, still := c.expectedSource(&a); !still {
 			delete(c.held, id)

@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/rules"
 )
 
 // Folding. A detection that fires again and again on the same actor — each
@@ -39,7 +39,7 @@ var foldVaries = map[ocsf.Entity]bool{ocsf.EntityFile: true, ocsf.EntityObject: 
 
 // fold is the state of one folded alert.
 type fold struct {
-	alert *rules.Alert // as held by its incident
+	alert *alert.Alert // as held by its incident
 	// rep is the earliest match by (time, id): the folded alert shows its
 	// title, summary and first entities, whatever the arrival order.
 	repTime int64
@@ -63,7 +63,7 @@ func evCmp(a, b evRef) int {
 }
 
 // foldID is the id of the folded alert a belongs to.
-func (c *Correlator) foldID(a *rules.Alert) string {
+func (c *Correlator) foldID(a *alert.Alert) string {
 	keys := make([]string, 0, len(a.Entities))
 	for _, o := range a.Entities {
 		if o.Value != "" && !foldVaries[o.Entity] {
@@ -84,7 +84,7 @@ func (c *Correlator) foldID(a *rules.Alert) string {
 // foldAlert folds a detection alert into its folded alert. It returns the
 // folded alert and whether it is new; nil when a is a match already folded
 // (a replay). Correlated alerts and a zero fold window are not folded.
-func (c *Correlator) foldAlert(a *rules.Alert) (*rules.Alert, bool) {
+func (c *Correlator) foldAlert(a *alert.Alert) (*alert.Alert, bool) {
 	if a.Correlated || a.Keyed || c.cfg.FoldWindow <= 0 {
 		if a.Count == 0 {
 			a.Count, a.FirstSeen, a.LastSeen = 1, a.Time, a.Time
@@ -135,7 +135,7 @@ func (c *Correlator) foldAlert(a *rules.Alert) (*rules.Alert, bool) {
 }
 
 // sampleRefs returns the evidence of one match with its time.
-func sampleRefs(a *rules.Alert) []evRef {
+func sampleRefs(a *alert.Alert) []evRef {
 	out := make([]evRef, 0, len(a.EventIDs))
 	for _, id := range a.EventIDs {
 		out = append(out, evRef{a.Time, id})
@@ -174,7 +174,7 @@ func (f *fold) addEvidence(refs []evRef) {
 // restoreFold records a stored folded alert, so repeats after a restart
 // count on. The matches it folded before are not known one by one: a
 // replayed match is counted again.
-func (c *Correlator) restoreFold(a *rules.Alert) {
+func (c *Correlator) restoreFold(a *alert.Alert) {
 	if a.Correlated || c.cfg.FoldWindow <= 0 || !strings.HasPrefix(a.ID, "fold-") {
 		return
 	}

@@ -8,14 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/rules"
 )
 
 // ransomRun is one ransomware run on a host: n renames by one process, one
 // alert each, a second apart from start.
-func ransomRun(host string, start time.Duration, n int) []rules.Alert {
-	var out []rules.Alert
+func ransomRun(host string, start time.Duration, n int) []alert.Alert {
+	var out []alert.Alert
 	for i := range n {
 		ev := mkEvent(fmt.Sprintf("ev-%s-%d", host, i), "agent", start+time.Duration(i)*time.Second,
 			ob(ocsf.EntityHost, host), ob(ocsf.EntityProcess, host+":6210"),
@@ -33,8 +34,8 @@ func foldConfig() Config {
 
 // folded returns the detection alerts of the open incidents' latest
 // versions as stored: the last version of each alert in the results.
-func foldedAlerts(results []Result) map[string]rules.Alert {
-	out := map[string]rules.Alert{}
+func foldedAlerts(results []Result) map[string]alert.Alert {
+	out := map[string]alert.Alert{}
 	for _, r := range results {
 		for _, a := range r.Alerts {
 			out[a.ID] = a
@@ -54,7 +55,7 @@ func TestRepeatsFoldIntoOneAlert(t *testing.T) {
 	if len(alerts) != 1 {
 		t.Fatalf("got %d stored alerts, want 1 folded alert", len(alerts))
 	}
-	var a rules.Alert
+	var a alert.Alert
 	for _, x := range alerts {
 		a = x
 	}
@@ -86,7 +87,7 @@ func TestRepeatsFoldIntoOneAlert(t *testing.T) {
 		t.Errorf("got timeline count %d, incident last seen %d; want 50 and the last repeat's time", in.Timeline[0].Count, in.LastSeen)
 	}
 	for _, n := range in.Nodes {
-		if n.Kind == NodeAlert && !strings.HasSuffix(n.Title, "(×50)") {
+		if n.Kind == incident.NodeAlert && !strings.HasSuffix(n.Title, "(×50)") {
 			t.Errorf("got alert node title %q, want the count", n.Title)
 		}
 	}
@@ -129,7 +130,7 @@ func TestFoldBoundaries(t *testing.T) {
 	c, _ := newTest(t, foldConfig(), nil)
 	// One match per 40 minutes over three hours: the one-hour buckets hold
 	// one or two each.
-	var in []rules.Alert
+	var in []alert.Alert
 	for i := range 5 {
 		ev := mkEvent(fmt.Sprintf("e%d", i), "agent", time.Duration(i)*40*time.Minute, ob(ocsf.EntityHost, "web-1"))
 		in = append(in, mkAlert(fmt.Sprintf("x%d", i), "host.miner", "impact", 3, ev))

@@ -3,8 +3,8 @@ package correlate
 import (
 	"slices"
 
+	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/rules"
 )
 
 // Causal joining. A shared host, bucket object or address is not by itself
@@ -106,7 +106,7 @@ func joinsOn(ki uint8, sev int) bool {
 // of one alert or one incident, by kind.
 type identities map[ocsf.Entity][]string
 
-func (ids identities) add(a *rules.Alert) identities {
+func (ids identities) add(a *alert.Alert) identities {
 	for _, o := range a.Entities {
 		if o.Value == "" || !slices.Contains(identityKinds, o.Entity) {
 			continue
@@ -144,12 +144,12 @@ func (ids identities) conflicts(other identities) bool {
 	return false
 }
 
-func alertIdentities(a *rules.Alert) identities { return identities(nil).add(a) }
+func alertIdentities(a *alert.Alert) identities { return identities(nil).add(a) }
 
 // joinSeverity is the severity an alert joins with: its own, and at least
 // medium for a GuardDuty finding, which is already a vetted verdict (a low
 // port-probe finding and the scan seen in flow logs are one story).
-func joinSeverity(a *rules.Alert) int {
+func joinSeverity(a *alert.Alert) int {
 	if a.Source == "guardduty" {
 		return max(a.Severity, WeakJoinSeverity)
 	}

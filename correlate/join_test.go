@@ -5,13 +5,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/rules"
 )
 
 // incidentsOf runs the alerts (each with its event) through a fresh
 // correlator in one batch and returns the open incidents.
-func incidentsOf(t *testing.T, events []ocsf.Event, alerts []rules.Alert) []Incident {
+func incidentsOf(t *testing.T, events []ocsf.Event, alerts []alert.Alert) []incident.Incident {
 	t.Helper()
 	c, _ := newTest(t, testConfig(), nil)
 	f := final{}
@@ -20,7 +21,7 @@ func incidentsOf(t *testing.T, events []ocsf.Event, alerts []rules.Alert) []Inci
 }
 
 // together reports whether one incident holds all the alert ids.
-func together(ins []Incident, ids ...string) bool {
+func together(ins []incident.Incident, ids ...string) bool {
 	for _, in := range ins {
 		n := 0
 		for _, id := range ids {
@@ -50,7 +51,7 @@ func TestWeakLinksJoinOnlyMediumAlerts(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e1 := mkEvent("e1", "agent", 0, host, ob(ocsf.EntityProcess, "web-9:1"))
 			e2 := mkEvent("e2", "agent", 10*time.Minute, host, ob(ocsf.EntityProcess, "web-9:2"))
-			ins := incidentsOf(t, []ocsf.Event{e1, e2}, []rules.Alert{
+			ins := incidentsOf(t, []ocsf.Event{e1, e2}, []alert.Alert{
 				mkAlert("a1", "r1", "execution", tc.sev1, e1), mkAlert("a2", "r2", "impact", tc.sev2, e2)})
 			if got := together(ins, "a1", "a2"); got != tc.together {
 				t.Errorf("got together=%v, want %v", got, tc.together)
@@ -66,7 +67,7 @@ func TestDifferentDeploymentsStayApart(t *testing.T) {
 	e1 := mkEvent("e1", "agent", 0, host, ob(ocsf.EntityDeployment, "d-BENIGN001"))
 	e2 := mkEvent("e2", "agent", 20*time.Minute, host, ob(ocsf.EntityDeployment, "d-ATTACK001"))
 	e3 := mkEvent("e3", "agent", 21*time.Minute, ob(ocsf.EntityHost, "app-8"), ob(ocsf.EntityDeployment, "d-ATTACK001"))
-	ins := incidentsOf(t, []ocsf.Event{e1, e2, e3}, []rules.Alert{
+	ins := incidentsOf(t, []ocsf.Event{e1, e2, e3}, []alert.Alert{
 		mkAlert("benign", "r1", "execution", ocsf.SeverityHigh, e1),
 		mkAlert("attack", "r2", "execution", ocsf.SeverityHigh, e2),
 		mkAlert("attack-2", "r2", "execution", ocsf.SeverityHigh, e3)})
@@ -99,7 +100,7 @@ func TestObjectLinksCountForward(t *testing.T) {
 	badDeploy := deploy("bad-deploy", 95*time.Minute, "d-BAD000001")
 	badHook := mkEvent("bad-hook", "agent", 97*time.Minute, ob(ocsf.EntityHost, "app-1"), ob(ocsf.EntityDeployment, "d-BAD000001"))
 	events := []ocsf.Event{ciPut, ciDeploy, ciHook, badPut, badDeploy, badHook}
-	alerts := []rules.Alert{
+	alerts := []alert.Alert{
 		mkAlert("ci-hook", "hook", "execution", ocsf.SeverityMedium, ciHook),
 		mkAlert("bad-put", "bundle", "execution", ocsf.SeverityHigh, badPut),
 		mkAlert("bad-hook", "hook", "execution", ocsf.SeverityHigh, badHook),
@@ -120,7 +121,7 @@ func TestInformationalAlertsJoinOnlyOnActivity(t *testing.T) {
 	e1 := mkEvent("e1", "cloudtrail", 0, role, ob(ocsf.EntityDeployment, "d-ONE000001"))
 	e2 := mkEvent("e2", "cloudtrail", 5*time.Minute, role, ob(ocsf.EntityDeployment, "d-TWO000001"))
 	e3 := mkEvent("e3", "agent", 7*time.Minute, ob(ocsf.EntityHost, "app-1"), ob(ocsf.EntityDeployment, "d-TWO000001"))
-	ins := incidentsOf(t, []ocsf.Event{e1, e2, e3}, []rules.Alert{
+	ins := incidentsOf(t, []ocsf.Event{e1, e2, e3}, []alert.Alert{
 		mkAlert("info-1", "deploy", "execution", ocsf.SeverityInformational, e1),
 		mkAlert("info-2", "deploy", "execution", ocsf.SeverityInformational, e2),
 		mkAlert("hook", "hook", "execution", ocsf.SeverityHigh, e3)})
@@ -134,7 +135,7 @@ func TestInformationalAlertsJoinOnlyOnActivity(t *testing.T) {
 
 // credentialUse is a CloudTrail call of an instance's role session from ip
 // and the alert a detection raises on it.
-func credentialUse(uid string, d time.Duration, ip string) (ocsf.Event, rules.Alert) {
+func credentialUse(uid string, d time.Duration, ip string) (ocsf.Event, alert.Alert) {
 	const session = "arn:aws:sts::1:assumed-role/web-role/i-0abc"
 	e := mkEvent(uid, "cloudtrail", d, ocsf.NewObservable(ocsf.EntitySession, "actor.session.uid", session),
 		ocsf.NewObservable(ocsf.EntityInstance, sessionNameAttr, "i-0abc"),
@@ -153,7 +154,7 @@ func TestExpectedSources(t *testing.T) {
 
 	c, reg := newTest(t, testConfig(), nil)
 	f := final{}
-	r := c.Process([]ocsf.Event{ownEv, laterEv, atkEv, theftEv}, []rules.Alert{ownUse, laterOwn, theft, atkUse})
+	r := c.Process([]ocsf.Event{ownEv, laterEv, atkEv, theftEv}, []alert.Alert{ownUse, laterOwn, theft, atkUse})
 	f.add(t, r)
 	for _, a := range r.Alerts {
 		own := a.ID == "use-own" || a.ID == "use-own-later"
@@ -183,13 +184,13 @@ func TestExpectedSourceReleasedByLateTheft(t *testing.T) {
 	// No calls of its own: the attacker's address is the session's first,
 	// and nothing has read the credentials yet.
 	atkEv, atkUse := credentialUse("atk", time.Hour, "198.51.100.99")
-	f.add(t, c.Process([]ocsf.Event{atkEv}, []rules.Alert{atkUse}))
+	f.add(t, c.Process([]ocsf.Event{atkEv}, []alert.Alert{atkUse}))
 	if f.containing("use-atk") != nil {
 		t.Fatal("the first use was correlated before any theft was known; the test expects it held")
 	}
 	theftEv := mkEvent("theft", "agent", 30*time.Minute, ob(ocsf.EntityHost, "web-1"), ob(ocsf.EntityInstance, "i-0abc"))
 	theft := mkAlert("theft", "host.imds_credentials_from_webserver", "credential_access", ocsf.SeverityCritical, theftEv)
-	f.add(t, c.Process([]ocsf.Event{theftEv}, []rules.Alert{theft}))
+	f.add(t, c.Process([]ocsf.Event{theftEv}, []alert.Alert{theft}))
 	in := f.containing("theft")
 	if in == nil || !slices.Contains(in.AlertIDs, "use-atk") {
 		t.Errorf("the held use did not come back into the theft's incident")

@@ -4,8 +4,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/rules"
 )
 
 // Restore rebuilds the state after a restart from what storage kept: the
@@ -16,8 +17,8 @@ import (
 // before the restart is not raised again: its alert id is already known).
 // Event-only sequence stages and links of events that raised no alert are
 // not in storage and are lost.
-func (c *Correlator) Restore(incidents []Incident, alerts []rules.Alert) {
-	byID := make(map[string]*rules.Alert, len(alerts))
+func (c *Correlator) Restore(incidents []incident.Incident, alerts []alert.Alert) {
+	byID := make(map[string]*alert.Alert, len(alerts))
 	for i := range alerts {
 		byID[alerts[i].ID] = &alerts[i]
 	}
@@ -41,7 +42,7 @@ func (c *Correlator) Restore(incidents []Incident, alerts []rules.Alert) {
 				c.g.addLink(a, b, e.Time, ev)
 			}
 		}
-		var in *incident
+		var in *openIncident
 		ghosts := ghostAlerts(inc)
 		for _, id := range inc.AlertIDs {
 			a := byID[id]
@@ -73,7 +74,7 @@ func (c *Correlator) Restore(incidents []Incident, alerts []rules.Alert) {
 	clear(c.dirty)
 	c.restoring = true
 	defer func() { c.restoring = false }()
-	ordered := make([]*rules.Alert, 0, len(alerts))
+	ordered := make([]*alert.Alert, 0, len(alerts))
 	for i := range alerts {
 		ordered = append(ordered, &alerts[i])
 	}
@@ -109,14 +110,14 @@ func (c *Correlator) restoreEntity(tenant uint32, nodeID string, t int64) (uint3
 
 // ghostAlerts rebuilds the alerts of a stored incident from its timeline
 // and its "observed" edges.
-func ghostAlerts(inc Incident) map[string]*rules.Alert {
-	nodes := make(map[string]*Node, len(inc.Nodes))
+func ghostAlerts(inc incident.Incident) map[string]*alert.Alert {
+	nodes := make(map[string]*incident.Node, len(inc.Nodes))
 	for i := range inc.Nodes {
 		nodes[inc.Nodes[i].ID] = &inc.Nodes[i]
 	}
-	out := make(map[string]*rules.Alert, len(inc.Timeline))
+	out := make(map[string]*alert.Alert, len(inc.Timeline))
 	for _, t := range inc.Timeline {
-		out[t.AlertID] = &rules.Alert{
+		out[t.AlertID] = &alert.Alert{
 			ID: t.AlertID, TenantUID: inc.TenantUID, RuleID: t.RuleID, RuleVersion: t.RuleVersion, Title: t.Title,
 			Severity: t.Severity, Stage: t.Stage, Tactics: t.Tactics, Techniques: t.Techniques, Time: t.Time,
 			Source: t.Source, Correlated: t.Correlated, EventIDs: []string{},
@@ -128,7 +129,7 @@ func ghostAlerts(inc Incident) map[string]*rules.Alert {
 		}
 		a := out[strings.TrimPrefix(e.Source, "alert:")]
 		n := nodes[e.Target]
-		if a == nil || n == nil || n.Kind != NodeEntity {
+		if a == nil || n == nil || n.Kind != incident.NodeEntity {
 			continue
 		}
 		a.Entities = append(a.Entities, ocsf.NewObservable(n.Entity, e.JoinKey, n.Value))

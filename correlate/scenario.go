@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ocsf"
 )
 
@@ -59,10 +60,10 @@ func LoadExpectation(path string) (Expectation, error) {
 // Check returns every way the latest incident versions differ from the
 // expectation; none means the scenario passed. Merged-away incidents are
 // ignored.
-func (x Expectation) Check(incidents []Incident) []string {
+func (x Expectation) Check(incidents []incident.Incident) []string {
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-	var attack *Incident
+	var attack *incident.Incident
 	high := 0
 	for i := range incidents {
 		in := &incidents[i]
@@ -127,7 +128,7 @@ func (x Expectation) Check(incidents []Incident) []string {
 }
 
 // nodeIDs returns the ids of an incident's nodes ("kind:value" for entities).
-func nodeIDs(in *Incident) []string {
+func nodeIDs(in *incident.Incident) []string {
 	ids := make([]string, 0, len(in.Nodes))
 	for _, n := range in.Nodes {
 		ids = append(ids, n.ID)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/rules"
@@ -25,7 +26,7 @@ const scenarioDir = "../testdata/scenarios/attack-chain"
 
 type signal struct {
 	ev     ocsf.Event
-	alerts []rules.Alert
+	alerts []alert.Alert
 }
 
 // replayInputs decodes the scenario and runs the detection rules once.
@@ -91,7 +92,7 @@ func replay(t testing.TB, c *Correlator, sigs []signal, rng *rand.Rand) final {
 			n = 1 + rng.IntN(min(8, len(sigs)))
 		}
 		var evs []ocsf.Event
-		var as []rules.Alert
+		var as []alert.Alert
 		for _, s := range sigs[:n] {
 			evs = append(evs, s.ev)
 			as = append(as, s.alerts...)
@@ -188,7 +189,7 @@ func TestScenarioSourceDelays(t *testing.T) {
 	late := 0
 	for i := 0; i < len(delayed); i += 5 {
 		var evs []ocsf.Event
-		var as []rules.Alert
+		var as []alert.Alert
 		for _, s := range delayed[i:min(i+5, len(delayed))] {
 			evs = append(evs, s.ev)
 			as = append(as, s.alerts...)

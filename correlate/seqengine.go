@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/rules"
 )
@@ -71,7 +72,7 @@ type seqStep struct {
 // that made it.
 type seqMatch struct {
 	rule  *SequenceRule
-	alert rules.Alert
+	alert alert.Alert
 	steps []seqStep
 }
 
@@ -98,7 +99,7 @@ func newSeqEngine(rs []*SequenceRule, cfg Config, m *metrics) (*seqEngine, error
 	return s, nil
 }
 
-func (s *seqEngine) observeAlert(a *rules.Alert) []*seqMatch {
+func (s *seqEngine) observeAlert(a *alert.Alert) []*seqMatch {
 	if s == nil || a.Correlated {
 		return nil
 	}
@@ -497,7 +498,7 @@ func (s *seqEngine) fire(wm int64) []*seqMatch {
 // rule and the chain's first input, so a replay raises the same alert.
 func (s *seqEngine) match(r *SequenceRule, ch []*item, t int64) *seqMatch {
 	first := ch[0]
-	a := rules.Alert{
+	a := alert.Alert{
 		ID:        hashID("corr-", r.ID, r.Version, first.tenant, first.id),
 		TenantUID: first.tenant, RuleID: r.ID, RuleVersion: r.Version, Title: r.Title, Severity: r.Severity,
 		Stage: r.Stage, Tactics: r.Tactics, Techniques: r.Techniques, Time: t, Source: "correlation",

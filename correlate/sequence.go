@@ -18,6 +18,7 @@ import (
 	"cel.dev/cel-go/cel"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/rules"
 )
@@ -409,7 +410,7 @@ func compileRule(env *cel.Env, file string, line int, rf ruleFile) (*SequenceRul
 }
 
 // alertActivation is the `alert` variable of a stage condition.
-func alertActivation(a *rules.Alert) map[string]any {
+func alertActivation(a *alert.Alert) map[string]any {
 	ents := make([]any, 0, len(a.Entities))
 	for _, o := range a.Entities {
 		ents = append(ents, map[string]any{"name": o.Name, "entity": string(o.Entity), "value": o.Value, "type": o.Type})

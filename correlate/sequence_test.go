@@ -11,8 +11,9 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/rules"
 )
 
 const scenarioRules = "../detections"
@@ -37,8 +38,8 @@ func parse(t testing.TB, src string) []*SequenceRule {
 
 // corrOnly returns the correlated alerts of a result: what sequence rules
 // raised, without the detection alerts it also carries.
-func corrOnly(r Result) []rules.Alert {
-	var out []rules.Alert
+func corrOnly(r Result) []alert.Alert {
+	var out []alert.Alert
 	for _, a := range r.Alerts {
 		if a.Correlated {
 			out = append(out, a)
@@ -47,11 +48,11 @@ func corrOnly(r Result) []rules.Alert {
 	return out
 }
 
-func correlated(f final) []Incident {
-	var out []Incident
+func correlated(f final) []incident.Incident {
+	var out []incident.Incident
 	for _, in := range f.open() {
 		for _, n := range in.Nodes {
-			if n.Kind == NodeAlert && strings.HasPrefix(n.Value, "corr-") {
+			if n.Kind == incident.NodeAlert && strings.HasPrefix(n.Value, "corr-") {
 				out = append(out, in)
 				break
 			}
@@ -145,11 +146,11 @@ func TestSequenceChainsHandOffOnDifferentFields(t *testing.T) {
 	c, reg := newTest(t, testConfig(), loadScenarioRules(t))
 	s := attackStory()
 	f := final{}
-	var raised []rules.Alert
+	var raised []alert.Alert
 	evs := slices.Clone(s.events)
 	slices.SortStableFunc(evs, func(a, b ocsf.Event) int { return int(a.Time - b.Time) })
 	for _, ev := range evs {
-		var as []rules.Alert
+		var as []alert.Alert
 		for _, a := range s.alerts {
 			if a.EventIDs[0] == ev.Metadata.UID {
 				as = append(as, a)
@@ -159,7 +160,7 @@ func TestSequenceChainsHandOffOnDifferentFields(t *testing.T) {
 		raised = append(raised, corrOnly(r)...)
 		f.add(t, r)
 	}
-	var chain *rules.Alert
+	var chain *alert.Alert
 	byRule := map[string]int{}
 	for i, a := range raised {
 		byRule[a.RuleID]++
@@ -185,7 +186,7 @@ func TestSequenceChainsHandOffOnDifferentFields(t *testing.T) {
 	if attack == nil || !slices.Contains(attack.AlertIDs, "a-web-sh") {
 		t.Fatal("correlated alert did not join the attack incident")
 	}
-	var seqEdges []Edge
+	var seqEdges []incident.Edge
 	for _, e := range attack.Edges {
 		if e.Relation == RelSequence && e.RuleID == chain.RuleID {
 			seqEdges = append(seqEdges, e)
@@ -250,8 +251,8 @@ func TestSequenceMaxGap(t *testing.T) {
 		c, _ := newTest(t, testConfig(), parse(t, gapRule))
 		a := mkEvent("e1", "cloudtrail", 0, ob(ocsf.EntityAccessKey, "AKIA1"))
 		b := mkEvent("e2", "cloudtrail", tc.gap, ob(ocsf.EntityAccessKey, "AKIA1"))
-		n := len(corrOnly(c.Process([]ocsf.Event{a}, []rules.Alert{mkAlert("x1", "r1", "discovery", 2, a)})))
-		n += len(corrOnly(c.Process([]ocsf.Event{b}, []rules.Alert{mkAlert("x2", "r2", "impact", 2, b)})))
+		n := len(corrOnly(c.Process([]ocsf.Event{a}, []alert.Alert{mkAlert("x1", "r1", "discovery", 2, a)})))
+		n += len(corrOnly(c.Process([]ocsf.Event{b}, []alert.Alert{mkAlert("x2", "r2", "impact", 2, b)})))
 		if n != tc.want {
 			t.Errorf("gap %v: %d matches, want %d", tc.gap, n, tc.want)
 		}
@@ -263,8 +264,8 @@ func TestSequenceOutOfOrderStages(t *testing.T) {
 	a := mkEvent("e1", "cloudtrail", 0, ob(ocsf.EntityAccessKey, "AKIA1"))
 	b := mkEvent("e2", "cloudtrail", 10*time.Minute, ob(ocsf.EntityAccessKey, "AKIA1"))
 	// The later stage arrives first.
-	n := len(corrOnly(c.Process([]ocsf.Event{b}, []rules.Alert{mkAlert("x2", "r2", "impact", 2, b)})))
-	r := c.Process([]ocsf.Event{a}, []rules.Alert{mkAlert("x1", "r1", "discovery", 2, a)})
+	n := len(corrOnly(c.Process([]ocsf.Event{b}, []alert.Alert{mkAlert("x2", "r2", "impact", 2, b)})))
+	r := c.Process([]ocsf.Event{a}, []alert.Alert{mkAlert("x1", "r1", "discovery", 2, a)})
 	n += len(corrOnly(r))
 	if n != 1 {
 		t.Fatalf("%d matches, want 1", n)
@@ -274,7 +275,7 @@ func TestSequenceOutOfOrderStages(t *testing.T) {
 	}
 	// A single medium alert is low; the correlated high alert lifts the
 	// incident.
-	var inc *Incident
+	var inc *incident.Incident
 	for i := range r.Incidents {
 		if slices.Contains(r.Incidents[i].AlertIDs, corrOnly(r)[0].ID) {
 			inc = &r.Incidents[i]
@@ -345,7 +346,7 @@ func deployEvent(uid string, d time.Duration, op, dep string) ocsf.Event {
 func TestSequenceAbsence(t *testing.T) {
 	cfg := testConfig()
 	c, _ := newTest(t, cfg, parse(t, absenceRule))
-	var raised []rules.Alert
+	var raised []alert.Alert
 	step := func(evs ...ocsf.Event) { raised = append(raised, corrOnly(c.Process(evs, nil))...) }
 	step(deployEvent("d1", 0, "CreateDeployment", "d-1"), deployEvent("d2", 0, "CreateDeployment", "d-2"))
 	// d-2 finishes, late but within the allowed lateness; it arrives after
@@ -376,7 +377,7 @@ func TestSequenceAbsence(t *testing.T) {
 // The follow-up arriving before the chain it follows still cancels it.
 func TestSequenceAbsenceFollowUpFirst(t *testing.T) {
 	c, _ := newTest(t, testConfig(), parse(t, absenceRule))
-	var raised []rules.Alert
+	var raised []alert.Alert
 	raised = append(raised, corrOnly(c.Process([]ocsf.Event{deployEvent("f1", 10*time.Minute, "PutLifecycleEventHookExecutionStatus", "d-1")}, nil))...)
 	raised = append(raised, corrOnly(c.Process([]ocsf.Event{deployEvent("d1", 0, "CreateDeployment", "d-1")}, nil))...)
 	raised = append(raised, corrOnly(c.Advance(t0.Add(2*time.Hour)))...)
@@ -431,13 +432,13 @@ func TestSequenceRestore(t *testing.T) {
 	a := mkEvent("e1", "cloudtrail", 0, ob(ocsf.EntityAccessKey, "AKIA1"))
 	x1 := mkAlert("x1", "r1", "discovery", 2, a)
 	f := final{}
-	f.add(t, c.Process([]ocsf.Event{a}, []rules.Alert{x1}))
+	f.add(t, c.Process([]ocsf.Event{a}, []alert.Alert{x1}))
 
 	c2, _ := newTest(t, testConfig(), rs)
-	c2.Restore(f.open(), []rules.Alert{x1})
+	c2.Restore(f.open(), []alert.Alert{x1})
 	b := mkEvent("e2", "cloudtrail", 10*time.Minute, ob(ocsf.EntityAccessKey, "AKIA1"))
 	x2 := mkAlert("x2", "r2", "impact", 2, b)
-	r := c2.Process([]ocsf.Event{b}, []rules.Alert{x2})
+	r := c2.Process([]ocsf.Event{b}, []alert.Alert{x2})
 	f.add(t, r)
 	if len(corrOnly(r)) != 1 {
 		t.Fatalf("after restore: %d correlated alerts, want 1 (the first stage came from storage)", len(corrOnly(r)))
@@ -451,14 +452,14 @@ func TestSequenceRestore(t *testing.T) {
 	// A second restart with everything stored: replaying the stage alerts
 	// completes the chain again, but nothing is raised twice.
 	c3, _ := newTest(t, testConfig(), rs)
-	c3.Restore(f.open(), []rules.Alert{x1, x2, corr})
+	c3.Restore(f.open(), []alert.Alert{x1, x2, corr})
 	late := mkEvent("e3", "cloudtrail", 11*time.Minute, ob(ocsf.EntityHost, "other"))
 	if r := c3.Process([]ocsf.Event{late}, nil); len(corrOnly(r)) != 0 || len(r.Incidents) != 0 {
 		t.Errorf("restore re-raised %d alerts and re-emitted %d incidents, want none", len(corrOnly(r)), len(r.Incidents))
 	}
 	// The explanation of the correlated alert survives the restart.
 	y := mkEvent("e4", "cloudtrail", 12*time.Minute, ob(ocsf.EntityAccessKey, "AKIA1"))
-	r = c3.Process([]ocsf.Event{y}, []rules.Alert{mkAlert("x3", "r3", "exfiltration", 2, y)})
+	r = c3.Process([]ocsf.Event{y}, []alert.Alert{mkAlert("x3", "r3", "exfiltration", 2, y)})
 	var seq bool
 	for _, in := range r.Incidents {
 		for _, e := range in.Edges {

@@ -3,14 +3,14 @@ package correlate
 import (
 	"slices"
 
-	"github.com/musubi-xdr/musubi/rules"
+	"github.com/musubi-xdr/musubi/alert"
 )
 
 // components partitions in's alerts into the groups that still join each
 // other by the rules build draws edges with (shared joinable non-hub
 // entities within windows, lineage, sequence steps), each group in event
 // order, groups ordered by their earliest alert.
-func (c *Correlator) components(in *incident) [][]*rules.Alert {
+func (c *Correlator) components(in *openIncident) [][]*alert.Alert {
 	alerts := slices.Clone(in.alerts)
 	slices.SortFunc(alerts, alertCmp)
 	parent := make([]int, len(alerts))
@@ -47,7 +47,7 @@ func (c *Correlator) components(in *incident) [][]*rules.Alert {
 		}
 		c.hold(holder, in.tenant, a, k)
 	}
-	groups := map[int][]*rules.Alert{}
+	groups := map[int][]*alert.Alert{}
 	var roots []int
 	for k, a := range alerts {
 		r := find(k)
@@ -56,7 +56,7 @@ func (c *Correlator) components(in *incident) [][]*rules.Alert {
 		}
 		groups[r] = append(groups[r], a)
 	}
-	out := make([][]*rules.Alert, 0, len(roots))
+	out := make([][]*alert.Alert, 0, len(roots))
 	for _, r := range roots {
 		out = append(out, groups[r])
 	}

@@ -11,7 +11,10 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/internal/chtest"
 	"github.com/musubi-xdr/musubi/ocsf"
@@ -36,7 +39,7 @@ type seeded struct {
 // `musubi replay` does, since no more input will come.
 type flushing struct{ *correlate.Correlator }
 
-func (f flushing) Process(events []ocsf.Event, alerts []rules.Alert) correlate.Result {
+func (f flushing) Process(events []ocsf.Event, alerts []alert.Alert) correlate.Result {
 	res := f.Correlator.Process(events, alerts)
 	end := f.Correlator.Advance(time.Unix(0, 0).Add(1 << 62))
 	res.Alerts = append(res.Alerts, end.Alerts...)
@@ -132,7 +135,7 @@ func seedWith(t *testing.T, eventsOnly bool) seeded {
 
 	s := seeded{db: db, tenant: tenant}
 	var first, last int64 = 1<<63 - 1, 0
-	best := correlate.Incident{}
+	best := incident.Incident{}
 	for _, in := range batch.Incidents {
 		first, last = min(first, in.FirstSeen), max(last, in.LastSeen)
 		if in.MergedInto == "" && (in.Severity > best.Severity || (in.Severity == best.Severity && len(in.Nodes) > len(best.Nodes))) {
@@ -146,7 +149,7 @@ func seedWith(t *testing.T, eventsOnly bool) seeded {
 	// others stay open.
 	for i, status := range []string{"in_progress", "resolved"} {
 		st := status
-		if _, err := store.UpdateWorkflow(ctx, storage.WorkflowUpdate{
+		if _, err := store.UpdateIncidentWorkflow(ctx, casework.WorkflowUpdate{
 			Tenants: []string{tenant}, IncidentID: s.incident, ExpectedVersion: uint64(i), Status: &st, Actor: "analyst@example.com",
 		}); err != nil {
 			t.Fatalf("workflow %s: %v", status, err)

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/incident"
 )
 
 // PagerDutyEvent is a PagerDuty Events API v2 event.
@@ -146,7 +146,7 @@ func teamsColor(id int) string {
 }
 
 // headline is the one-line summary of an incident event.
-func headline(event string, in *correlate.Incident, prev int) string {
+func headline(event string, in *incident.Incident, prev int) string {
 	if event == EventEscalated {
 		return fmt.Sprintf("Incident escalated %s → %s: %s", severityName(prev), severityName(in.Severity), in.Title)
 	}
@@ -155,7 +155,7 @@ func headline(event string, in *correlate.Incident, prev int) string {
 
 // dedupKey identifies an incident across its events, so a receiver that
 // de-duplicates (PagerDuty, Opsgenie) keeps one alert per incident.
-func dedupKey(in *correlate.Incident) string { return "musubi/" + in.TenantUID + "/" + in.ID }
+func dedupKey(in *incident.Incident) string { return "musubi/" + in.TenantUID + "/" + in.ID }
 
 func orDash(s []string, sep string) string {
 	if len(s) == 0 {
@@ -165,7 +165,7 @@ func orDash(s []string, sep string) string {
 }
 
 // receiverPayload renders the formats of incident-management receivers.
-func (n *Notifier) receiverPayload(e *endpoint, event string, in *correlate.Incident, prev int, link string) ([]byte, error) {
+func (n *Notifier) receiverPayload(e *endpoint, event string, in *incident.Incident, prev int, link string) ([]byte, error) {
 	head := headline(event, in, prev)
 	first, last := time.UnixMilli(in.FirstSeen).UTC(), time.UnixMilli(in.LastSeen).UTC()
 	switch e.Format {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/incident"
 )
 
 // TestReceiverFormats delivers a new and an escalated incident to an
@@ -20,7 +20,7 @@ import (
 // (with its GenieKey header), a Teams Adaptive Card message and
 // Alertmanager's list of alerts.
 func TestReceiverFormats(t *testing.T) {
-	in := incident("inc-1", 4, 1)
+	in := testIncident("inc-1", 4, 1)
 	in.FirstSeen, in.LastSeen = time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC).UnixMilli(), time.Date(2026, 5, 1, 10, 30, 0, 0, time.UTC).UnixMilli()
 	in.Tactics, in.Techniques = []string{"TA0040"}, []string{"T1486"}
 	escalated := in
@@ -101,8 +101,8 @@ func TestReceiverFormats(t *testing.T) {
 			defer srv.Close()
 			reg := prometheus.NewRegistry()
 			n := newTestNotifier(t, reg, Endpoint{Name: "oncall", URL: srv.URL, Key: tc.key, Format: tc.format})
-			n.Observe([]correlate.Incident{in})
-			n.Observe([]correlate.Incident{escalated})
+			n.Observe([]incident.Incident{in})
+			n.Observe([]incident.Incident{escalated})
 			run(t, n, func() bool {
 				return counter(t, reg, "musubi_notify_deliveries_total", map[string]string{"outcome": "delivered"}) == 2
 			})
@@ -156,7 +156,7 @@ func TestRetryJitter(t *testing.T) {
 	n.sleep = func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }
 	jitter := n.jitter
 	n.jitter = func(d time.Duration) time.Duration { backoffs = append(backoffs, d); return jitter(d) }
-	n.Observe([]correlate.Incident{incident("inc-1", 4, 1)})
+	n.Observe([]incident.Incident{testIncident("inc-1", 4, 1)})
 	run(t, n, func() bool { return counter(t, reg, "musubi_notify_deliveries_total", nil) == 1 })
 	if want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}; !slices.Equal(backoffs, want) {
 		t.Errorf("got back-offs %v, want %v", backoffs, want)
@@ -194,7 +194,7 @@ func TestFailuresCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.Observe([]correlate.Incident{incident("inc-1", 4, 1), incident("inc-2", 4, 1)})
+	n.Observe([]incident.Incident{testIncident("inc-1", 4, 1), testIncident("inc-2", 4, 1)})
 	run(t, n, func() bool { return counter(t, reg, "musubi_notify_deliveries_total", nil) == 2 })
 	for reason, want := range map[string]float64{"exhausted": 1, "rejected": 1} {
 		if got := counter(t, reg, "musubi_notify_failures_total", map[string]string{"endpoint": "soc", "reason": reason}); got != want {

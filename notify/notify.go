@@ -22,7 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/incident"
 )
 
 // Format is the payload shape of an endpoint.
@@ -264,7 +264,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Notifier,
 			Name: "musubi_notify_events_total", Help: "Incident events detected for notification, by type (incident.created, incident.escalated).",
 		}, []string{"type"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "musubi_notify_deliveries_total", Help: "Finished webhook deliveries, by endpoint and outcome (delivered, failed after every attempt, rejected by a 4xx).",
+			Name: "musubi_notify_deliveries_total", Help: "Finished webhook deliveries, by endpoint and outcome (delivered; failed: every attempt failed, or shutdown came between attempts; rejected: the receiver answered 4xx).",
 		}, []string{"endpoint", "outcome"}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "musubi_notify_attempts_total", Help: "Webhook HTTP attempts, by endpoint and outcome (ok, retry, permanent).",
@@ -302,7 +302,7 @@ func (n *Notifier) Len() int {
 // Observe looks at incident versions just written and enqueues a delivery
 // for every new incident and every severity escalation. It never blocks.
 // A nil Notifier (no webhooks configured) ignores them.
-func (n *Notifier) Observe(incs []correlate.Incident) {
+func (n *Notifier) Observe(incs []incident.Incident) {
 	if n == nil {
 		return
 	}
@@ -340,7 +340,7 @@ func (n *Notifier) remember(key string, sev int) {
 	n.seen[key] = sev
 }
 
-func (n *Notifier) enqueue(event string, in *correlate.Incident, prev int) {
+func (n *Notifier) enqueue(event string, in *incident.Incident, prev int) {
 	n.m.events.WithLabelValues(event).Inc()
 	for _, e := range n.endpoints {
 		if in.Severity < e.MinSeverity || len(e.Tenants) > 0 && !contains(e.Tenants, in.TenantUID) {
@@ -379,7 +379,7 @@ func contains(s []string, v string) bool {
 
 // messageID is the webhook-id: the same for every attempt of a message, so
 // receivers can de-duplicate.
-func messageID(endpoint, event string, in *correlate.Incident) string {
+func messageID(endpoint, event string, in *incident.Incident) string {
 	h := sha256.Sum256([]byte(strings.Join([]string{endpoint, event, in.TenantUID, in.ID, strconv.FormatUint(in.Version, 10)}, "\x00")))
 	return "msg_" + hex.EncodeToString(h[:12])
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/incident"
 )
 
 var testSecret = "whsec_" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
@@ -53,8 +53,8 @@ func (r *receiver) requests() []received {
 	return append([]received(nil), r.got...)
 }
 
-func incident(id string, sev int, version uint64) correlate.Incident {
-	return correlate.Incident{ID: id, Version: version, TenantUID: "acme", Title: "Pipeline <poisoning> & more", Severity: sev, RiskScore: 80,
+func testIncident(id string, sev int, version uint64) incident.Incident {
+	return incident.Incident{ID: id, Version: version, TenantUID: "acme", Title: "Pipeline <poisoning> & more", Severity: sev, RiskScore: 80,
 		Status: "new", Stages: []string{"tampering", "distribution"}, Accounts: []string{"111111111111"}, AlertIDs: []string{"a1", "a2"}}
 }
 
@@ -134,7 +134,7 @@ func TestDeliverSignedPayloads(t *testing.T) {
 	n := newTestNotifier(t, reg,
 		Endpoint{Name: "soc", URL: srv.URL + "/generic", Secret: testSecret, Format: FormatGeneric},
 		Endpoint{Name: "slack", URL: srv.URL + "/slack", Secret: testSecret, Format: FormatSlack})
-	n.Observe([]correlate.Incident{incident("inc-1", 4, 1)})
+	n.Observe([]incident.Incident{testIncident("inc-1", 4, 1)})
 	// Wait for the notifier to finish both deliveries, not for the receiver
 	// to see both requests: stopping the notifier between the two cancels
 	// the second request before its response is read.
@@ -183,20 +183,20 @@ func TestObserveDetectsNewAndEscalated(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	n := newTestNotifier(t, reg, Endpoint{Name: "soc", URL: "http://127.0.0.1:1/", Secret: testSecret, Format: FormatGeneric})
 	steps := []struct {
-		in   correlate.Incident
+		in   incident.Incident
 		want string // event type enqueued, "" for none
 	}{
-		{incident("inc-1", 3, 1), EventCreated},
-		{incident("inc-1", 3, 2), ""},
-		{incident("inc-1", 4, 3), EventEscalated},
-		{incident("inc-1", 2, 4), ""},
-		{incident("inc-1", 4, 5), ""}, // back to the highest seen: not a new escalation
-		{incident("inc-2", 1, 1), EventCreated},
-		{func() correlate.Incident { in := incident("inc-3", 5, 1); in.Status = "merged"; return in }(), ""},
+		{testIncident("inc-1", 3, 1), EventCreated},
+		{testIncident("inc-1", 3, 2), ""},
+		{testIncident("inc-1", 4, 3), EventEscalated},
+		{testIncident("inc-1", 2, 4), ""},
+		{testIncident("inc-1", 4, 5), ""}, // back to the highest seen: not a new escalation
+		{testIncident("inc-2", 1, 1), EventCreated},
+		{func() incident.Incident { in := testIncident("inc-3", 5, 1); in.Status = "merged"; return in }(), ""},
 	}
 	for i, s := range steps {
 		before := n.Len()
-		n.Observe([]correlate.Incident{s.in})
+		n.Observe([]incident.Incident{s.in})
 		got := ""
 		if n.Len() > before {
 			var g Generic
@@ -220,7 +220,7 @@ func TestRetryThenDeliver(t *testing.T) {
 	defer srv.Close()
 	reg := prometheus.NewRegistry()
 	n := newTestNotifier(t, reg, Endpoint{Name: "soc", URL: srv.URL, Secret: testSecret, Format: FormatGeneric})
-	n.Observe([]correlate.Incident{incident("inc-1", 4, 1)})
+	n.Observe([]incident.Incident{testIncident("inc-1", 4, 1)})
 	run(t, n, func() bool { return counter(t, reg, "musubi_notify_deliveries_total", nil) == 1 })
 	reqs := rcv.requests()
 	if len(reqs) != 3 {
@@ -257,7 +257,7 @@ func TestGiveUp(t *testing.T) {
 			defer srv.Close()
 			reg := prometheus.NewRegistry()
 			n := newTestNotifier(t, reg, Endpoint{Name: "soc", URL: srv.URL, Secret: testSecret, Format: FormatGeneric})
-			n.Observe([]correlate.Incident{incident("inc-1", 4, 1)})
+			n.Observe([]incident.Incident{testIncident("inc-1", 4, 1)})
 			run(t, n, func() bool { return counter(t, reg, "musubi_notify_deliveries_total", nil) == 1 })
 			if got := int(rcv.calls.Load()); got != c.attempts {
 				t.Errorf("got %d attempts, want %d", got, c.attempts)
@@ -279,7 +279,7 @@ func TestQueueDropsOldest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.Observe([]correlate.Incident{incident("inc-1", 4, 1), incident("inc-2", 4, 1), incident("inc-3", 4, 1)})
+	n.Observe([]incident.Incident{testIncident("inc-1", 4, 1), testIncident("inc-2", 4, 1), testIncident("inc-3", 4, 1)})
 	if n.Len() != 2 {
 		t.Fatalf("got %d queued, want 2", n.Len())
 	}
@@ -301,7 +301,7 @@ func TestSeenIsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.Observe([]correlate.Incident{incident("inc-1", 4, 1), incident("inc-2", 4, 1), incident("inc-3", 4, 1)})
+	n.Observe([]incident.Incident{testIncident("inc-1", 4, 1), testIncident("inc-2", 4, 1), testIncident("inc-3", 4, 1)})
 	if len(n.seen) != 2 {
 		t.Errorf("got %d remembered, want 2", len(n.seen))
 	}
@@ -331,7 +331,7 @@ func TestConfigValidate(t *testing.T) {
 // nil Notifier.
 func TestNilNotifier(t *testing.T) {
 	var n *Notifier
-	n.Observe([]correlate.Incident{incident("inc-1", 4, 1)})
+	n.Observe([]incident.Incident{testIncident("inc-1", 4, 1)})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := n.Run(ctx); err != nil || n.Len() != 0 {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/incident"
 )
 
 // Generic is the generic JSON payload, shaped as the Standard Webhooks
@@ -49,7 +49,7 @@ func severityName(id int) string {
 	return "Other"
 }
 
-func (n *Notifier) payload(e *endpoint, event string, in *correlate.Incident, prev int) ([]byte, error) {
+func (n *Notifier) payload(e *endpoint, event string, in *incident.Incident, prev int) ([]byte, error) {
 	f := e.Format
 	link := ""
 	if n.cfg.IncidentURL != "" {
@@ -116,7 +116,7 @@ func truncate(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-func slackPayload(event string, in *correlate.Incident, prev int, link string) Slack {
+func slackPayload(event string, in *incident.Incident, prev int, link string) Slack {
 	sev := severityName(in.Severity)
 	head := fmt.Sprintf("New %s incident: %s", sev, in.Title)
 	if event == EventEscalated {

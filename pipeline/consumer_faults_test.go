@@ -12,10 +12,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/correlate"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/rules"
 	"github.com/musubi-xdr/musubi/storage"
 )
 
@@ -50,7 +50,7 @@ func (w *memoryWriter) distinct() int {
 
 type noRules struct{}
 
-func (noRules) Evaluate(*ocsf.Event) []rules.Alert { return nil }
+func (noRules) Evaluate(*ocsf.Event) []alert.Alert { return nil }
 
 // runMemoryConsumer runs a consumer of the test topic (no rules, raw bytes
 // kept) into a memoryWriter until the test ends; cfg needs only what the

@@ -11,10 +11,11 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/rules"
 	"github.com/musubi-xdr/musubi/storage"
 )
 
@@ -41,11 +42,11 @@ func (w *stallingWriter) Write(ctx context.Context, _ storage.Batch) error {
 
 type lagNoRules struct{}
 
-func (lagNoRules) Evaluate(*ocsf.Event) []rules.Alert { return nil }
+func (lagNoRules) Evaluate(*ocsf.Event) []alert.Alert { return nil }
 
 type noCorrelation struct{}
 
-func (noCorrelation) Process([]ocsf.Event, []rules.Alert) correlate.Result { return correlate.Result{} }
+func (noCorrelation) Process([]ocsf.Event, []alert.Alert) correlate.Result { return correlate.Result{} }
 func (noCorrelation) Advance(time.Time) correlate.Result                   { return correlate.Result{} }
 
 // byKey sends a message to the partition its key names.
@@ -175,7 +176,7 @@ func TestDetectionLatency(t *testing.T) {
 	c := NewConsumer(ConsumerConfig{}, proc, nil, logger)
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	c.now = func() time.Time { return now }
-	c.durable(storage.Batch{Incidents: []correlate.Incident{
+	c.durable(storage.Batch{Incidents: []incident.Incident{
 		{ID: "a", LastSeen: now.Add(-3 * time.Second).UnixMilli()},
 		{ID: "b", LastSeen: now.Add(-20 * time.Minute).UnixMilli()},
 		{ID: "c", LastSeen: now.Add(-time.Hour).UnixMilli(), MergedInto: "a"},

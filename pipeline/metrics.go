@@ -32,7 +32,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"source", "reason"}),
 		alerts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "musubi_pipeline_alerts_total",
-			Help: "Alerts raised by detection rules.",
+			Help: "Alerts raised by detection rules: every match, before the correlator folds repeats into one stored alert.",
 		}),
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "musubi_pipeline_records_total",

@@ -9,10 +9,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/correlate"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/rules"
 	"github.com/musubi-xdr/musubi/storage"
 )
 
@@ -29,12 +29,12 @@ type Record struct {
 
 // Evaluator evaluates detection rules on one event.
 type Evaluator interface {
-	Evaluate(ev *ocsf.Event) []rules.Alert
+	Evaluate(ev *ocsf.Event) []alert.Alert
 }
 
 // Correlator turns events and alerts into incident updates.
 type Correlator interface {
-	Process(events []ocsf.Event, alerts []rules.Alert) correlate.Result
+	Process(events []ocsf.Event, alerts []alert.Alert) correlate.Result
 	// Advance moves event time to now while input is idle, firing timers.
 	Advance(now time.Time) correlate.Result
 }

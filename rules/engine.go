@@ -21,6 +21,7 @@ import (
 	"cel.dev/cel-go/interpreter"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/ocsf"
 )
 
@@ -180,7 +181,7 @@ func (e *Engine) Set() *Set {
 // the alerts raised. Rule errors (cost limit, deadline, evaluation errors)
 // are counted in musubi_rules_errors_total and never returned; a failing
 // rule does not affect the others. Evaluate never panics.
-func (e *Engine) Evaluate(ev *ocsf.Event) (alerts []Alert) {
+func (e *Engine) Evaluate(ev *ocsf.Event) (alerts []alert.Alert) {
 	es := e.set.Load()
 	if es == nil || es.set == nil || ev == nil {
 		return nil
@@ -280,7 +281,7 @@ func (e *Engine) ruleError(r *Rule, reason string, err error) {
 // alert builds the alert of a match and applies suppression: a match whose
 // rule and suppression key value fall in the same window as an earlier alert
 // gets the same id and is not returned again.
-func (e *Engine) alert(r *Rule, ev *ocsf.Event, act *activation, m *ruleMetrics) (Alert, bool) {
+func (e *Engine) alert(r *Rule, ev *ocsf.Event, act *activation, m *ruleMetrics) (alert.Alert, bool) {
 	a := NewAlert(r, ev)
 	if r.suppress == nil {
 		return a, false
@@ -326,12 +327,12 @@ func (e *Engine) alert(r *Rule, ev *ocsf.Event, act *activation, m *ruleMetrics)
 
 // NewAlert returns the alert rule r raises for event ev, without suppression:
 // its id is derived from the rule id and the event's metadata.uid.
-func NewAlert(r *Rule, ev *ocsf.Event) Alert {
+func NewAlert(r *Rule, ev *ocsf.Event) alert.Alert {
 	uid := ev.Metadata.UID
 	if uid == "" {
 		uid = fmt.Sprintf("%d/%d/%s/%s", ev.Time, ev.ClassUID, ev.API.Operation, ev.Device.UID)
 	}
-	a := Alert{
+	a := alert.Alert{
 		ID:          alertID(r.ID, "event", uid),
 		TenantUID:   ev.Metadata.TenantUID,
 		RuleID:      r.ID,

@@ -4,30 +4,16 @@ import (
 	"context"
 	"fmt"
 	"time"
-)
 
-// Comment is an analyst's note on an incident. Version 0 is the comment
-// as written; every edit or deletion by its author is the next version.
-type Comment struct {
-	ID         string
-	TenantUID  string
-	IncidentID string
-	Author     string
-	Body       string
-	// Time is when the comment was written; EditedAt when it was last
-	// edited (zero if never).
-	Time     time.Time
-	EditedAt time.Time
-	Version  uint64
-	Deleted  bool
-}
+	"github.com/musubi-xdr/musubi/casework"
+)
 
 // AddComment stores a comment on an incident of one of tenants. An empty ID
 // gets a random one; a caller that retries should set it (an idempotency
 // key), so the retry folds into the first write.
-func (s *Store) AddComment(ctx context.Context, tenants []string, c Comment) (Comment, error) {
+func (s *Store) AddComment(ctx context.Context, tenants []string, c casework.Comment) (casework.Comment, error) {
 	if c.Body == "" {
-		return c, fmt.Errorf("%w: empty comment", ErrInvalidArgument)
+		return c, fmt.Errorf("%w: empty comment", casework.ErrInvalidArgument)
 	}
 	in, err := s.getIncident(ctx, tenants, c.IncidentID, false)
 	if err != nil {
@@ -45,11 +31,11 @@ func (s *Store) AddComment(ctx context.Context, tenants []string, c Comment) (Co
 	if err := s.insert(ctx, commentColumns(c)); err != nil {
 		return c, err
 	}
-	return c, s.AppendAudit(ctx, AuditEntry{ID: deterministicID("comment", c.TenantUID, c.ID), TenantUID: c.TenantUID, Time: c.Time,
+	return c, s.AppendAudit(ctx, casework.AuditEntry{ID: deterministicID("comment", c.TenantUID, c.ID), TenantUID: c.TenantUID, Time: c.Time,
 		Actor: c.Author, Action: "incident.comment", IncidentID: c.IncidentID})
 }
 
-func commentColumns(c Comment) *columns {
+func commentColumns(c casework.Comment) *columns {
 	var edited int64
 	if !c.EditedAt.IsZero() {
 		edited = c.EditedAt.UnixMilli()
@@ -78,17 +64,10 @@ type commentCursor struct {
 	ID   string `json:"i"`
 }
 
-// ListComments returns the first limit comments of an incident, oldest
-// first; see CommentPage.
-func (s *Store) ListComments(ctx context.Context, tenants []string, incidentID string, limit int) ([]Comment, error) {
-	cs, _, err := s.CommentPage(ctx, tenants, incidentID, "", limit)
-	return cs, err
-}
-
 // CommentPage returns one page of an incident's comments, oldest first,
 // without deleted ones, starting after cursor (empty: the first page), and
 // the cursor of the next page ("" at the end).
-func (s *Store) CommentPage(ctx context.Context, tenants []string, incidentID, after string, limit int) ([]Comment, string, error) {
+func (s *Store) CommentPage(ctx context.Context, tenants []string, incidentID, after string, limit int) ([]casework.Comment, string, error) {
 	in, err := s.getIncident(ctx, tenants, incidentID, false)
 	if err != nil {
 		return nil, "", err
@@ -112,7 +91,7 @@ func (s *Store) CommentPage(ctx context.Context, tenants []string, incidentID, a
 		return nil, "", fmt.Errorf("list comments: %w", err)
 	}
 	defer rows.Close()
-	out := []Comment{}
+	out := []casework.Comment{}
 	next := ""
 	for rows.Next() {
 		c, err := scanComment(rows, in)
@@ -129,8 +108,8 @@ func (s *Store) CommentPage(ctx context.Context, tenants []string, incidentID, a
 	return out, next, rows.Err()
 }
 
-func scanComment(r scanner, in Incident) (Comment, error) {
-	c := Comment{TenantUID: in.TenantUID, IncidentID: in.ID}
+func scanComment(r scanner, in casework.Incident) (casework.Comment, error) {
+	c := casework.Comment{TenantUID: in.TenantUID, IncidentID: in.ID}
 	var t, edited int64
 	var deleted uint8
 	if err := r.Scan(&c.ID, &t, &c.Author, &c.Body, &c.Version, &edited, &deleted); err != nil {
@@ -143,42 +122,24 @@ func scanComment(r scanner, in Incident) (Comment, error) {
 	return c, nil
 }
 
-// CommentChange edits or deletes one comment.
-type CommentChange struct {
-	Tenants    []string
-	IncidentID string
-	CommentID  string
-	// Body is the new text; ignored when Delete is set.
-	Body   string
-	Delete bool
-	Actor  string
-	// Check, when set, is called with the comment as it is (under the
-	// incident's lock) and may refuse the change (the caller checks that
-	// the actor wrote it); its error is returned as it is.
-	Check func(cur Comment) error
-	// Audit, when set, returns one more audit entry (the request's),
-	// written with the change's own in one insert, before the change.
-	Audit func(before, after Comment) AuditEntry
-}
-
 // ChangeComment applies ch and returns the comment's new version. A comment
 // that does not exist or was deleted is ErrNotFound.
-func (s *Store) ChangeComment(ctx context.Context, ch CommentChange) (Comment, error) {
+func (s *Store) ChangeComment(ctx context.Context, ch casework.CommentChange) (casework.Comment, error) {
 	if !ch.Delete && ch.Body == "" {
-		return Comment{}, fmt.Errorf("%w: empty comment", ErrInvalidArgument)
+		return casework.Comment{}, fmt.Errorf("%w: empty comment", casework.ErrInvalidArgument)
 	}
 	in, err := s.getIncident(ctx, ch.Tenants, ch.IncidentID, false)
 	if err != nil {
-		return Comment{}, err
+		return casework.Comment{}, err
 	}
 	_, unlock := s.lockIncident(in.TenantUID, in.ID)
 	defer unlock()
 	q := fmt.Sprintf(commentsSQL, s.t(TableComments), " AND comment_id = ?")
 	rows, err := s.conn.Query(s.readCtx(ctx), q, in.TenantUID, in.ID, ch.CommentID)
 	if err != nil {
-		return Comment{}, fmt.Errorf("read comment: %w", err)
+		return casework.Comment{}, fmt.Errorf("read comment: %w", err)
 	}
-	var cur Comment
+	var cur casework.Comment
 	found := rows.Next()
 	if found {
 		cur, err = scanComment(rows, in)
@@ -188,10 +149,10 @@ func (s *Store) ChangeComment(ctx context.Context, ch CommentChange) (Comment, e
 		err = rows.Err()
 	}
 	if err != nil {
-		return Comment{}, err
+		return casework.Comment{}, err
 	}
 	if !found || cur.Deleted {
-		return Comment{}, fmt.Errorf("comment %s: %w", ch.CommentID, ErrNotFound)
+		return casework.Comment{}, fmt.Errorf("comment %s: %w", ch.CommentID, casework.ErrNotFound)
 	}
 	if ch.Check != nil {
 		if err := ch.Check(cur); err != nil {
@@ -207,7 +168,7 @@ func (s *Store) ChangeComment(ctx context.Context, ch CommentChange) (Comment, e
 	} else {
 		next.Body = ch.Body
 	}
-	audits := []AuditEntry{{
+	audits := []casework.AuditEntry{{
 		ID:   deterministicID(action, in.TenantUID, cur.ID, fmt.Sprint(next.Version)),
 		Time: next.EditedAt, TenantUID: in.TenantUID, Actor: ch.Actor, Action: action, IncidentID: in.ID,
 		Details: []byte(fmt.Sprintf(`{"comment_id":%q,"version":%d,"bytes_before":%d,"bytes_after":%d}`, cur.ID, next.Version, len(cur.Body), len(next.Body))),
@@ -217,10 +178,10 @@ func (s *Store) ChangeComment(ctx context.Context, ch CommentChange) (Comment, e
 	}
 	// The audit entries go first, as for workflow changes.
 	if err := s.AppendAudit(ctx, audits...); err != nil {
-		return Comment{}, err
+		return casework.Comment{}, err
 	}
 	if err := s.insert(ctx, commentColumns(next)); err != nil {
-		return Comment{}, err
+		return casework.Comment{}, err
 	}
 	return next, nil
 }

@@ -100,11 +100,6 @@
 // stored, so the caller commits Kafka offsets after it and never before.
 // Memory is bounded by the caller's batch: Write holds one encoded copy.
 //
-// Buffer aggregates small batches into one Write per ~second or per
-// MaxRows rows. Its overload policy is backpressure: Add blocks while
-// MaxRows are pending (the Kafka consumer stops fetching) and fails with
-// the context's error if the caller gives up; nothing is ever dropped.
-//
 // # Clusters
 //
 // With Config.Cluster set, DDL runs ON CLUSTER, data tables are
@@ -137,7 +132,7 @@
 //
 // Workflow updates are compare-and-set on the workflow version: read the
 // latest, compare, insert version+1. Without transactions this has a race
-// window between two processes (see UpdateWorkflow); within one process a
+// window between two processes (see UpdateIncidentWorkflow); within one process a
 // per-incident lock closes it.
 //
 // # Grafana

@@ -35,22 +35,3 @@ func Example() {
 	}
 	// commit offsets here
 }
-
-// ExampleBuffer aggregates small batches into about one INSERT per second
-// and commits each batch's offsets once it is durable.
-func ExampleBuffer() {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var s *storage.Store // opened and migrated as in Example
-	if s == nil {
-		return
-	}
-	buf := storage.NewBuffer(s.Write, storage.BufferConfig{FlushRows: 50_000, Interval: time.Second})
-	go func() { _ = buf.Run(ctx) }()
-	commit := func(err error) {
-		if err == nil {
-			// commit the offsets of this batch
-		}
-	}
-	_ = buf.Add(ctx, storage.Batch{}, commit) // blocks while the buffer is full
-}

@@ -9,9 +9,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/casework"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/rules"
 )
 
 // Read limits.
@@ -21,115 +22,6 @@ const (
 	// maxGraphRows bounds the nodes, edges and alerts read for one incident.
 	maxGraphRows = 10_000
 )
-
-// Workflow is the analyst-owned state of an incident, versioned apart from
-// the correlator's incident rows. Version 0 means no analyst has touched it.
-type Workflow struct {
-	Status           string
-	Assignee         string
-	Verdict          string
-	Reason           string
-	Tags             []string
-	SeverityOverride int
-	MergedInto       string
-	Version          uint64
-	UpdatedAt        time.Time
-	UpdatedBy        string
-	// AcknowledgedAt is when an analyst first took the incident (assigned
-	// it or moved it off new); ResolvedAt and ClosedAt when it was
-	// resolved and closed (zero while it is not: reopening clears them).
-	AcknowledgedAt time.Time
-	ResolvedAt     time.Time
-	ClosedAt       time.Time
-}
-
-// Incident is the latest version of an incident with its workflow state.
-// In lists, Nodes, Edges and Timeline are left empty.
-type Incident struct {
-	correlate.Incident
-	Workflow Workflow
-	// EffectiveStatus is Workflow.Status when an analyst set one, else the
-	// correlator's Status; EffectiveSeverity likewise with the override.
-	EffectiveStatus   string
-	EffectiveSeverity int
-	// UpdatedAt is the later of the last incident and workflow writes.
-	UpdatedAt time.Time
-}
-
-// IncidentQuery selects incidents for the queue. Tenants is required.
-type IncidentQuery struct {
-	Tenants     []string
-	Status      []string // effective status, any of
-	MinSeverity int      // effective severity
-	// Assignee: "" any, "none" unassigned, otherwise exactly this one.
-	Assignee    string
-	Tag         string
-	RuleID      string
-	EntityType  string
-	EntityValue string
-	Account     string
-	// From and To select incidents active in [From, To] (event time).
-	From, To time.Time
-	// Text matches the title (case-insensitive substring) or the exact id.
-	Text string
-	// Sort is one of last_seen (default), first_seen, severity,
-	// risk_score, updated.
-	Sort   string
-	Desc   bool
-	Limit  int
-	Cursor string
-	// SLA is "breached" (resolved or closed after first_seen plus the SLA
-	// of its effective severity, or still open after it) or "ok" (has an
-	// SLA, not breached); SLAMillis is the time to resolve per severity id
-	// (0 or absent: none) and NowMillis the clock.
-	SLA       string
-	SLAMillis map[int]int64
-	NowMillis int64
-}
-
-// IncidentPage is one page of the queue.
-type IncidentPage struct {
-	Items      []Incident
-	NextCursor string
-	// CountsByStatus counts every incident matching the query's filters
-	// other than Status, by effective status.
-	CountsByStatus map[string]int
-}
-
-// IncidentDetail is one incident with its graph, alerts and a page of the
-// evidence events behind them.
-type IncidentDetail struct {
-	Incident
-	// MergedFrom lists the incidents merged into this one (directly or
-	// through another merged one); their alerts and evidence are served
-	// with this incident's.
-	MergedFrom         []string
-	Alerts             []rules.Alert
-	Evidence           []Evidence
-	NextEvidenceCursor string
-}
-
-// Evidence is one stored event.
-type Evidence struct {
-	ID        string
-	TenantUID string
-	Time      int64
-	Source    string
-	ClassUID  int
-	Operation string
-	// Normalized is the event as OCSF JSON.
-	Normalized json.RawMessage
-	// Raw is the source record, when it was stored.
-	Raw []byte
-}
-
-// Event decodes the normalized event.
-func (e Evidence) Event() (ocsf.Event, error) {
-	var ev ocsf.Event
-	err := json.Unmarshal(e.Normalized, &ev)
-	ev.Raw = e.Raw
-	return ev, err
-}
 
 // sortColumns maps the API's sort names to the expressions of the queue
 // query: the allow-list that keeps user input out of SQL.
@@ -179,7 +71,7 @@ func anySlice[T any](s []T) []any {
 
 func checkTenants(tenants []string) error {
 	if len(tenants) == 0 {
-		return fmt.Errorf("%w: no tenants", ErrInvalidArgument)
+		return fmt.Errorf("%w: no tenants", casework.ErrInvalidArgument)
 	}
 	return nil
 }
@@ -256,9 +148,9 @@ FROM (
 // scanner is the part of driver.Rows and driver.Row that scanning needs.
 type scanner interface{ Scan(dest ...any) error }
 
-func scanIncident(r scanner) (Incident, int64, error) {
+func scanIncident(r scanner) (casework.Incident, int64, error) {
 	var (
-		in                                    Incident
+		in                                    casework.Incident
 		sev, risk, wSev, effSev               uint8
 		timeline                              string
 		iUpdated, wUpdated, effUpdated        int64
@@ -317,22 +209,22 @@ func decodeCursor(s string, c any) error {
 		err = json.Unmarshal(b, c)
 	}
 	if err != nil {
-		return fmt.Errorf("%w: malformed cursor", ErrInvalidArgument)
+		return fmt.Errorf("%w: malformed cursor", casework.ErrInvalidArgument)
 	}
 	return nil
 }
 
 // ListIncidents returns one page of the incident queue.
-func (s *Store) ListIncidents(ctx context.Context, q IncidentQuery) (IncidentPage, error) {
+func (s *Store) ListIncidents(ctx context.Context, q casework.IncidentQuery) (casework.IncidentPage, error) {
 	if err := checkTenants(q.Tenants); err != nil {
-		return IncidentPage{}, err
+		return casework.IncidentPage{}, err
 	}
 	if q.Sort == "" {
 		q.Sort = "last_seen"
 	}
 	sortCol, ok := sortColumns[q.Sort]
 	if !ok {
-		return IncidentPage{}, fmt.Errorf("%w: sort %q (want one of %s)", ErrInvalidArgument, q.Sort, strings.Join(SortKeys(), ", "))
+		return casework.IncidentPage{}, fmt.Errorf("%w: sort %q (want one of %s)", casework.ErrInvalidArgument, q.Sort, strings.Join(SortKeys(), ", "))
 	}
 	limit := q.Limit
 	if limit <= 0 {
@@ -402,7 +294,7 @@ func (s *Store) ListIncidents(ctx context.Context, q IncidentQuery) (IncidentPag
 		case "ok":
 			outer.add("("+slaMS+" > 0 AND NOT "+breached+")", append(slaArgs(), breachedArgs...)...)
 		default:
-			return IncidentPage{}, fmt.Errorf("%w: sla %q (want breached or ok)", ErrInvalidArgument, q.SLA)
+			return casework.IncidentPage{}, fmt.Errorf("%w: sla %q (want breached or ok)", casework.ErrInvalidArgument, q.SLA)
 		}
 	}
 	base, baseArgs := s.latestIncidents(q.Tenants, inner, false)
@@ -412,20 +304,20 @@ func (s *Store) ListIncidents(ctx context.Context, q IncidentQuery) (IncidentPag
 	counts := map[string]int{}
 	rows, err := s.conn.Query(s.readCtx(ctx), countQ, append(append([]any{}, baseArgs...), outer.args...)...)
 	if err != nil {
-		return IncidentPage{}, fmt.Errorf("count incidents: %w", err)
+		return casework.IncidentPage{}, fmt.Errorf("count incidents: %w", err)
 	}
 	for rows.Next() {
 		var st string
 		var n uint64
 		if err := rows.Scan(&st, &n); err != nil {
 			rows.Close()
-			return IncidentPage{}, err
+			return casework.IncidentPage{}, err
 		}
 		counts[st] = int(n)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return IncidentPage{}, err
+		return casework.IncidentPage{}, err
 	}
 
 	if len(q.Status) > 0 {
@@ -434,10 +326,10 @@ func (s *Store) ListIncidents(ctx context.Context, q IncidentQuery) (IncidentPag
 	if q.Cursor != "" {
 		var c cursor
 		if err := decodeCursor(q.Cursor, &c); err != nil {
-			return IncidentPage{}, err
+			return casework.IncidentPage{}, err
 		}
 		if c.Sort != q.Sort || c.Desc != q.Desc {
-			return IncidentPage{}, fmt.Errorf("%w: cursor was made for another sort order", ErrInvalidArgument)
+			return casework.IncidentPage{}, fmt.Errorf("%w: cursor was made for another sort order", casework.ErrInvalidArgument)
 		}
 		op := ">"
 		if q.Desc {
@@ -454,15 +346,15 @@ func (s *Store) ListIncidents(ctx context.Context, q IncidentQuery) (IncidentPag
 		fmt.Sprintf(" ORDER BY %s %s, tenant_uid, incident_id LIMIT %d", sortCol, dir, limit+1)
 	rows, err = s.conn.Query(s.readCtx(ctx), listQ, append(append([]any{}, baseArgs...), outer.args...)...)
 	if err != nil {
-		return IncidentPage{}, fmt.Errorf("list incidents: %w", err)
+		return casework.IncidentPage{}, fmt.Errorf("list incidents: %w", err)
 	}
 	defer rows.Close()
-	page := IncidentPage{CountsByStatus: counts, Items: []Incident{}}
+	page := casework.IncidentPage{CountsByStatus: counts, Items: []casework.Incident{}}
 	var last cursor
 	for rows.Next() {
 		in, _, err := scanIncident(rows)
 		if err != nil {
-			return IncidentPage{}, err
+			return casework.IncidentPage{}, err
 		}
 		if len(page.Items) == limit {
 			page.NextCursor = encodeCursor(last)
@@ -474,7 +366,7 @@ func (s *Store) ListIncidents(ctx context.Context, q IncidentQuery) (IncidentPag
 	return page, rows.Err()
 }
 
-func sortValue(sort string, in Incident) int64 {
+func sortValue(sort string, in casework.Incident) int64 {
 	switch sort {
 	case "first_seen":
 		return in.FirstSeen
@@ -489,23 +381,23 @@ func sortValue(sort string, in Incident) int64 {
 }
 
 // getIncident reads the latest version of one incident with its workflow.
-func (s *Store) getIncident(ctx context.Context, tenants []string, id string, withTimeline bool) (Incident, error) {
+func (s *Store) getIncident(ctx context.Context, tenants []string, id string, withTimeline bool) (casework.Incident, error) {
 	if err := checkTenants(tenants); err != nil {
-		return Incident{}, err
+		return casework.Incident{}, err
 	}
 	inner := &builder{}
 	inner.add("incident_id = ?", id)
 	q, args := s.latestIncidentsOf(tenants, inner, withTimeline, id)
 	rows, err := s.conn.Query(s.readCtx(ctx), q+" LIMIT 2", args...)
 	if err != nil {
-		return Incident{}, fmt.Errorf("get incident: %w", err)
+		return casework.Incident{}, fmt.Errorf("get incident: %w", err)
 	}
 	defer rows.Close()
 	if !rows.Next() {
 		if err := rows.Err(); err != nil {
-			return Incident{}, err
+			return casework.Incident{}, err
 		}
-		return Incident{}, fmt.Errorf("incident %s: %w", id, ErrNotFound)
+		return casework.Incident{}, fmt.Errorf("incident %s: %w", id, casework.ErrNotFound)
 	}
 	in, _, err := scanIncident(rows)
 	return in, err
@@ -520,12 +412,12 @@ type evidenceCursor struct {
 // GetIncident returns the latest version of incident id in one of tenants:
 // its workflow state, graph, timeline, alerts and the first (or the
 // cursor's) page of evidence events, oldest first.
-func (s *Store) GetIncident(ctx context.Context, tenants []string, id, evidenceCursor string) (IncidentDetail, error) {
+func (s *Store) GetIncident(ctx context.Context, tenants []string, id, evidenceCursor string) (casework.IncidentDetail, error) {
 	in, err := s.getIncident(ctx, tenants, id, true)
 	if err != nil {
-		return IncidentDetail{}, err
+		return casework.IncidentDetail{}, err
 	}
-	d := IncidentDetail{Incident: in}
+	d := casework.IncidentDetail{Incident: in}
 	if d.Nodes, err = s.nodes(ctx, in.TenantUID, in.ID, in.Version); err != nil {
 		return d, err
 	}
@@ -533,7 +425,7 @@ func (s *Store) GetIncident(ctx context.Context, tenants []string, id, evidenceC
 		return d, err
 	}
 	// The alerts of merged incidents are served through the survivor.
-	var withMerged Incident
+	var withMerged casework.Incident
 	if d.MergedFrom, withMerged, err = s.withMergedAlerts(ctx, in); err != nil {
 		return d, err
 	}
@@ -551,7 +443,7 @@ const maxMerged = 1000
 // another merged incident, and returns their ids and a copy of in whose
 // alert ids and time span include theirs (for reading alerts and
 // evidence; the graph stays in's own).
-func (s *Store) withMergedAlerts(ctx context.Context, in Incident) ([]string, Incident, error) {
+func (s *Store) withMergedAlerts(ctx context.Context, in casework.Incident) ([]string, casework.Incident, error) {
 	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT incident_id, m FROM (
     SELECT incident_id, argMax(merged_into, version) AS m, argMax(status, version) AS st FROM `+s.t(TableWorkflow)+`
     WHERE tenant_uid = ? GROUP BY incident_id
@@ -612,7 +504,7 @@ func (s *Store) withMergedAlerts(ctx context.Context, in Incident) ([]string, In
 	return merged, out, rows.Err()
 }
 
-func (s *Store) nodes(ctx context.Context, tenant, id string, version uint64) ([]correlate.Node, error) {
+func (s *Store) nodes(ctx context.Context, tenant, id string, version uint64) ([]incident.Node, error) {
 	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT id, detail__kind, detail__entity, detail__value, title, subtitle, mainstat,
     detail__severity_id, detail__first_seen_ms FROM `+s.t(TableNodes)+` FINAL
 WHERE tenant_uid = ? AND incident_id = ? AND version = ? ORDER BY id LIMIT ?`, tenant, id, version, maxGraphRows)
@@ -620,21 +512,21 @@ WHERE tenant_uid = ? AND incident_id = ? AND version = ? ORDER BY id LIMIT ?`, t
 		return nil, fmt.Errorf("incident nodes: %w", err)
 	}
 	defer rows.Close()
-	out := []correlate.Node{}
+	out := []incident.Node{}
 	for rows.Next() {
-		var n correlate.Node
+		var n incident.Node
 		var kind, entity string
 		var sev uint8
 		if err := rows.Scan(&n.ID, &kind, &entity, &n.Value, &n.Title, &n.Subtitle, &n.MainStat, &sev, &n.FirstSeen); err != nil {
 			return nil, err
 		}
-		n.Kind, n.Entity, n.Severity = correlate.NodeKind(kind), ocsf.Entity(entity), int(sev)
+		n.Kind, n.Entity, n.Severity = incident.NodeKind(kind), ocsf.Entity(entity), int(sev)
 		out = append(out, n)
 	}
 	return out, rows.Err()
 }
 
-func (s *Store) edges(ctx context.Context, tenant, id string, version uint64) ([]correlate.Edge, error) {
+func (s *Store) edges(ctx context.Context, tenant, id string, version uint64) ([]incident.Edge, error) {
 	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT id, source, target, mainstat, detail__rule_id, detail__rule_version,
     detail__join_key, detail__gap_ms, detail__time_ms, event_ids FROM `+s.t(TableEdges)+` FINAL
 WHERE tenant_uid = ? AND incident_id = ? AND version = ? ORDER BY detail__time_ms, id LIMIT ?`, tenant, id, version, maxGraphRows)
@@ -642,9 +534,9 @@ WHERE tenant_uid = ? AND incident_id = ? AND version = ? ORDER BY detail__time_m
 		return nil, fmt.Errorf("incident edges: %w", err)
 	}
 	defer rows.Close()
-	out := []correlate.Edge{}
+	out := []incident.Edge{}
 	for rows.Next() {
-		var e correlate.Edge
+		var e incident.Edge
 		if err := rows.Scan(&e.ID, &e.Source, &e.Target, &e.Relation, &e.RuleID, &e.RuleVersion, &e.JoinKey, &e.GapMS, &e.Time, &e.EventIDs); err != nil {
 			return nil, err
 		}
@@ -659,8 +551,8 @@ WHERE tenant_uid = ? AND incident_id = ? AND version = ? ORDER BY detail__time_m
 const alertColumnsSQL = `tenant_uid, alert_id, time_ms, rule_id, rule_version, title, severity_id, stage, tactics, techniques,
     account_uid, region, source, observables_json, event_ids, correlated, summary, fold_count, first_seen_ms, last_seen_ms`
 
-func scanAlert(r scanner) (rules.Alert, error) {
-	var a rules.Alert
+func scanAlert(r scanner) (alert.Alert, error) {
+	var a alert.Alert
 	var sev, corr uint8
 	var obs string
 	var count uint32
@@ -689,9 +581,9 @@ func scanAlert(r scanner) (rules.Alert, error) {
 // up by their partition column.
 const alertTimeSlack = 24 * time.Hour
 
-func (s *Store) incidentAlerts(ctx context.Context, in Incident) ([]rules.Alert, error) {
+func (s *Store) incidentAlerts(ctx context.Context, in casework.Incident) ([]alert.Alert, error) {
 	if len(in.AlertIDs) == 0 {
-		return []rules.Alert{}, nil
+		return []alert.Alert{}, nil
 	}
 	from := time.UnixMilli(in.FirstSeen).Add(-alertTimeSlack).Unix()
 	to := time.UnixMilli(in.LastSeen).Add(alertTimeSlack).Unix()
@@ -703,7 +595,7 @@ ORDER BY time_ms, alert_id, inserted_ms DESC LIMIT 1 BY alert_id LIMIT `+fmt.Spr
 		return nil, fmt.Errorf("incident alerts: %w", err)
 	}
 	defer rows.Close()
-	out := []rules.Alert{}
+	out := []alert.Alert{}
 	for rows.Next() {
 		a, err := scanAlert(rows)
 		if err != nil {
@@ -716,8 +608,8 @@ ORDER BY time_ms, alert_id, inserted_ms DESC LIMIT 1 BY alert_id LIMIT `+fmt.Spr
 
 const evidenceColumnsSQL = "event_uid, tenant_uid, time_ms, log_name, class_uid, operation, event_json, raw, raw_encoding"
 
-func (s *Store) scanEvidence(r scanner) (Evidence, error) {
-	var e Evidence
+func (s *Store) scanEvidence(r scanner) (casework.Evidence, error) {
+	var e casework.Evidence
 	var class uint32
 	var js, raw, enc string
 	if err := r.Scan(&e.ID, &e.TenantUID, &e.Time, &e.Source, &class, &e.Operation, &js, &raw, &enc); err != nil {
@@ -728,7 +620,7 @@ func (s *Store) scanEvidence(r scanner) (Evidence, error) {
 	if err != nil {
 		return e, fmt.Errorf("event %s raw: %w", e.ID, err)
 	}
-	e.Raw = raws
+	e.Raw = string(raws)
 	return e, nil
 }
 
@@ -736,9 +628,9 @@ func (s *Store) scanEvidence(r scanner) (Evidence, error) {
 const evidencePageSize = 100
 
 // evidence reads one page of the events behind an incident's alerts.
-func (s *Store) evidence(ctx context.Context, in Incident, after string) ([]Evidence, string, error) {
+func (s *Store) evidence(ctx context.Context, in casework.Incident, after string) ([]casework.Evidence, string, error) {
 	if len(in.AlertIDs) == 0 {
-		return []Evidence{}, "", nil
+		return []casework.Evidence{}, "", nil
 	}
 	// Alerts carry the time of their last evidence event; earlier evidence
 	// is looked for up to EvidenceLookback before the first alert.
@@ -768,7 +660,7 @@ func (s *Store) evidence(ctx context.Context, in Incident, after string) ([]Evid
 		return nil, "", fmt.Errorf("incident evidence: %w", err)
 	}
 	defer rows.Close()
-	out := []Evidence{}
+	out := []casework.Evidence{}
 	next := ""
 	for rows.Next() {
 		e, err := s.scanEvidence(rows)
@@ -785,35 +677,29 @@ func (s *Store) evidence(ctx context.Context, in Incident, after string) ([]Evid
 	return out, next, rows.Err()
 }
 
-// EntityActivity is what storage knows about one entity in a time range.
-type EntityActivity struct {
-	Incidents []Incident
-	Alerts    []rules.Alert
-	Events    []Evidence
-}
-
 // EntityPivot returns the incidents, alerts and most recent events of the
-// tenants that name entity kind:value within [from, to], each list newest
-// first and at most limit long.
-func (s *Store) EntityPivot(ctx context.Context, tenants []string, entityType, value string, from, to time.Time, limit int) (EntityActivity, error) {
+// tenants that name entity q.Type:q.Value within [q.From, q.To], each list
+// newest first and at most q.Limit long.
+func (s *Store) EntityPivot(ctx context.Context, q casework.EntityQuery) (casework.EntityActivity, error) {
+	tenants, entityType, value, from, to, limit := q.Tenants, q.Type, q.Value, q.From, q.To, q.Limit
 	if err := checkTenants(tenants); err != nil {
-		return EntityActivity{}, err
+		return casework.EntityActivity{}, err
 	}
 	if entityType == "" || value == "" {
-		return EntityActivity{}, fmt.Errorf("%w: entity type and value are required", ErrInvalidArgument)
+		return casework.EntityActivity{}, fmt.Errorf("%w: entity type and value are required", casework.ErrInvalidArgument)
 	}
 	if to.IsZero() {
 		to = time.Now()
 	}
 	if !from.Before(to) {
-		return EntityActivity{}, fmt.Errorf("%w: from must be before to", ErrInvalidArgument)
+		return casework.EntityActivity{}, fmt.Errorf("%w: from must be before to", casework.ErrInvalidArgument)
 	}
 	if limit <= 0 {
 		limit = DefaultPageSize
 	}
 	limit = min(limit, MaxPageSize)
 	key := entityType + ":" + value
-	var out EntityActivity
+	out := casework.EntityActivity{Type: entityType, Value: value}
 
 	inner := &builder{}
 	inner.add("last_seen >= toDateTime(?)", from.Unix())
@@ -824,7 +710,7 @@ func (s *Store) EntityPivot(ctx context.Context, tenants []string, entityType, v
 	if err != nil {
 		return out, fmt.Errorf("entity incidents: %w", err)
 	}
-	out.Incidents = []Incident{}
+	out.Incidents = []casework.Incident{}
 	for rows.Next() {
 		in, _, err := scanIncident(rows)
 		if err != nil {
@@ -848,7 +734,7 @@ func (s *Store) EntityPivot(ctx context.Context, tenants []string, entityType, v
 	if err != nil {
 		return out, fmt.Errorf("entity alerts: %w", err)
 	}
-	out.Alerts = []rules.Alert{}
+	out.Alerts = []alert.Alert{}
 	for rows.Next() {
 		a, err := scanAlert(rows)
 		if err != nil {
@@ -868,7 +754,7 @@ func (s *Store) EntityPivot(ctx context.Context, tenants []string, entityType, v
 		return out, fmt.Errorf("entity events: %w", err)
 	}
 	defer rows.Close()
-	out.Events = []Evidence{}
+	out.Events = []casework.Evidence{}
 	for rows.Next() {
 		e, err := s.scanEvidence(rows)
 		if err != nil {

@@ -11,9 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/casework"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/rules"
 )
 
 func write(t testing.TB, s *Store, b Batch) {
@@ -31,12 +32,12 @@ func TestFoldedAlertRewrittenInPlace(t *testing.T) {
 	a := testAlert("t1", "fold-1", 20*time.Minute, "ev-1")
 	a.Count, a.LastSeen = 2, ms(25*time.Minute)
 	in := testIncident("t1", "inc-1", 1, a)
-	write(t, s, Batch{Alerts: []rules.Alert{a}, Incidents: []correlate.Incident{in}})
+	write(t, s, Batch{Alerts: []alert.Alert{a}, Incidents: []incident.Incident{in}})
 	later := a
 	later.Count, later.Time, later.FirstSeen, later.LastSeen = 7, ms(5*time.Minute), ms(5*time.Minute), ms(40*time.Minute)
 	later.EventIDs = []string{"ev-0", "ev-1", "ev-9"}
 	in2 := testIncident("t1", "inc-1", 2, later)
-	write(t, s, Batch{Alerts: []rules.Alert{later}, Incidents: []correlate.Incident{in2}})
+	write(t, s, Batch{Alerts: []alert.Alert{later}, Incidents: []incident.Incident{in2}})
 	d, err := s.GetIncident(ctx, []string{"t1"}, "inc-1", "")
 	if err != nil {
 		t.Fatal(err)
@@ -57,11 +58,11 @@ func TestGetIncidentRoundTrip(t *testing.T) {
 	a2 := testAlert("t1", "al-2", 2*time.Minute, "ev-3")
 	a2.Correlated, a2.Stage, a2.Title = true, "distribution", "bundle deployed"
 	v1 := testIncident("t1", "inc-1", 1, a1)
-	v1.Nodes = append(v1.Nodes, correlate.Node{ID: "ip:203.0.113.7", Kind: correlate.NodeEntity, Entity: ocsf.EntityIP, Value: "203.0.113.7", Title: "203.0.113.7"})
+	v1.Nodes = append(v1.Nodes, incident.Node{ID: "ip:203.0.113.7", Kind: incident.NodeEntity, Entity: ocsf.EntityIP, Value: "203.0.113.7", Title: "203.0.113.7"})
 	v2 := testIncident("t1", "inc-1", 2, a1, a2)
 	v2.Stages, v2.Tactics, v2.Techniques = []string{"tampering", "distribution"}, []string{"TA0040"}, []string{"T1565"}
-	write(t, s, Batch{Events: []ocsf.Event{e1, e2, e3}, Alerts: []rules.Alert{a1, a2}, Incidents: []correlate.Incident{v1}})
-	write(t, s, Batch{Incidents: []correlate.Incident{v2}})
+	write(t, s, Batch{Events: []ocsf.Event{e1, e2, e3}, Alerts: []alert.Alert{a1, a2}, Incidents: []incident.Incident{v1}})
+	write(t, s, Batch{Incidents: []incident.Incident{v2}})
 
 	d, err := s.GetIncident(ctx, []string{"t0", "t1"}, "inc-1", "")
 	if err != nil {
@@ -74,8 +75,8 @@ func TestGetIncidentRoundTrip(t *testing.T) {
 	if d.Workflow.Version != 0 || d.EffectiveStatus != "open" || d.EffectiveSeverity != ocsf.SeverityHigh {
 		t.Errorf("got workflow %+v, status %q, severity %d; want none, open, high", d.Workflow, d.EffectiveStatus, d.EffectiveSeverity)
 	}
-	if !reflect.DeepEqual(d.Alerts, []rules.Alert{a1, a2}) {
-		t.Errorf("alerts:\ngot  %+v\nwant %+v", d.Alerts, []rules.Alert{a1, a2})
+	if !reflect.DeepEqual(d.Alerts, []alert.Alert{a1, a2}) {
+		t.Errorf("alerts:\ngot  %+v\nwant %+v", d.Alerts, []alert.Alert{a1, a2})
 	}
 	if len(d.Evidence) != 3 || d.NextEvidenceCursor != "" {
 		t.Fatalf("got %d evidence events (cursor %q), want 3 and no cursor", len(d.Evidence), d.NextEvidenceCursor)
@@ -103,7 +104,7 @@ func TestEvidencePages(t *testing.T) {
 		ids = append(ids, id)
 	}
 	a := testAlert("t1", "al-1", 100*time.Second, ids...)
-	write(t, s, Batch{Events: evs, Alerts: []rules.Alert{a}, Incidents: []correlate.Incident{testIncident("t1", "inc", 1, a)}})
+	write(t, s, Batch{Events: evs, Alerts: []alert.Alert{a}, Incidents: []incident.Incident{testIncident("t1", "inc", 1, a)}})
 	write(t, s, Batch{Events: evs[:40]}) // duplicates must not show
 	var got []string
 	cur := ""
@@ -131,42 +132,42 @@ func TestTenantIsolation(t *testing.T) {
 	s := testStore(t)
 	ctx := context.Background()
 	a := testAlert("t2", "al-x", 0, "ev-x")
-	write(t, s, Batch{Events: []ocsf.Event{testEvent("t2", "ev-x", 0)}, Alerts: []rules.Alert{a}, Incidents: []correlate.Incident{testIncident("t2", "inc-x", 1, a)},
+	write(t, s, Batch{Events: []ocsf.Event{testEvent("t2", "ev-x", 0)}, Alerts: []alert.Alert{a}, Incidents: []incident.Incident{testIncident("t2", "inc-x", 1, a)},
 		DeadLetters: []DeadLetter{{TenantUID: "t2", Source: "agent", Topic: "raw.agent", Raw: []byte("x"), Reason: "bad_json", Time: t0}}})
 	mine := []string{"t1"}
 	if dls, err := s.ListDeadLetters(ctx, DeadLetterQuery{Tenants: mine}); err != nil || len(dls) != 0 {
 		t.Errorf("ListDeadLetters for t1: got %d, err %v; want none", len(dls), err)
 	}
-	if _, err := s.ListAudit(ctx, AuditQuery{}); !errors.Is(err, ErrInvalidArgument) {
-		t.Errorf("ListAudit without tenants: got %v, want ErrInvalidArgument", err)
+	if _, err := s.ListAudit(ctx, casework.AuditQuery{}); !errors.Is(err, casework.ErrInvalidArgument) {
+		t.Errorf("ListAudit without tenants: got %v, want casework.ErrInvalidArgument", err)
 	}
-	if _, err := s.GetIncident(ctx, mine, "inc-x", ""); !errors.Is(err, ErrNotFound) {
-		t.Errorf("GetIncident of another tenant: got %v, want ErrNotFound", err)
+	if _, err := s.GetIncident(ctx, mine, "inc-x", ""); !errors.Is(err, casework.ErrNotFound) {
+		t.Errorf("GetIncident of another tenant: got %v, want casework.ErrNotFound", err)
 	}
-	if _, err := s.UpdateWorkflow(ctx, WorkflowUpdate{Tenants: mine, IncidentID: "inc-x", Status: ptr("closed")}); !errors.Is(err, ErrNotFound) {
-		t.Errorf("UpdateWorkflow of another tenant: got %v, want ErrNotFound", err)
+	if _, err := s.UpdateIncidentWorkflow(ctx, casework.WorkflowUpdate{Tenants: mine, IncidentID: "inc-x", Status: ptr("closed")}); !errors.Is(err, casework.ErrNotFound) {
+		t.Errorf("UpdateIncidentWorkflow of another tenant: got %v, want casework.ErrNotFound", err)
 	}
-	if _, err := s.AddComment(ctx, mine, Comment{IncidentID: "inc-x", Body: "hi"}); !errors.Is(err, ErrNotFound) {
-		t.Errorf("AddComment of another tenant: got %v, want ErrNotFound", err)
+	if _, err := s.AddComment(ctx, mine, casework.Comment{IncidentID: "inc-x", Body: "hi"}); !errors.Is(err, casework.ErrNotFound) {
+		t.Errorf("AddComment of another tenant: got %v, want casework.ErrNotFound", err)
 	}
-	p, err := s.ListIncidents(ctx, IncidentQuery{Tenants: mine})
+	p, err := s.ListIncidents(ctx, casework.IncidentQuery{Tenants: mine})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(p.Items) != 0 || len(p.CountsByStatus) != 0 {
 		t.Errorf("ListIncidents for t1: got %d items, counts %v; want none", len(p.Items), p.CountsByStatus)
 	}
-	act, err := s.EntityPivot(ctx, mine, "bucket", "artifacts", t0.Add(-time.Hour), t0.Add(time.Hour), 10)
+	act, err := s.EntityPivot(ctx, casework.EntityQuery{Tenants: mine, Type: "bucket", Value: "artifacts", From: t0.Add(-time.Hour), To: t0.Add(time.Hour), Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(act.Incidents)+len(act.Alerts)+len(act.Events) != 0 {
 		t.Errorf("EntityPivot for t1 sees t2's data: %+v", act)
 	}
-	if _, err := s.ListIncidents(ctx, IncidentQuery{}); !errors.Is(err, ErrInvalidArgument) {
-		t.Errorf("ListIncidents without tenants: got %v, want ErrInvalidArgument", err)
+	if _, err := s.ListIncidents(ctx, casework.IncidentQuery{}); !errors.Is(err, casework.ErrInvalidArgument) {
+		t.Errorf("ListIncidents without tenants: got %v, want casework.ErrInvalidArgument", err)
 	}
-	act, err = s.EntityPivot(ctx, []string{"t2"}, "bucket", "artifacts", t0.Add(-time.Hour), t0.Add(time.Hour), 10)
+	act, err = s.EntityPivot(ctx, casework.EntityQuery{Tenants: []string{"t2"}, Type: "bucket", Value: "artifacts", From: t0.Add(-time.Hour), To: t0.Add(time.Hour), Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,9 +180,9 @@ func ptr[T any](v T) *T { return &v }
 
 // queueFixture writes 12 incidents in two tenants with varied attributes
 // and returns them.
-func queueFixture(t *testing.T, s *Store) []correlate.Incident {
+func queueFixture(t *testing.T, s *Store) []incident.Incident {
 	ctx := context.Background()
-	var incs []correlate.Incident
+	var incs []incident.Incident
 	for i := range 12 {
 		tenant := "t1"
 		if i%4 == 3 {
@@ -197,7 +198,7 @@ func queueFixture(t *testing.T, s *Store) []correlate.Incident {
 		in.FirstSeen = ms(time.Duration(i) * time.Hour / 2)
 		if i%2 == 0 {
 			in.Accounts = []string{"999988887777"}
-			in.Nodes = append(in.Nodes, correlate.Node{ID: "ip", Kind: correlate.NodeEntity, Entity: ocsf.EntityIP, Value: "198.51.100.9"})
+			in.Nodes = append(in.Nodes, incident.Node{ID: "ip", Kind: incident.NodeEntity, Entity: ocsf.EntityIP, Value: "198.51.100.9"})
 		}
 		if i == 5 {
 			in.Title = "Web shell on frontend"
@@ -207,23 +208,23 @@ func queueFixture(t *testing.T, s *Store) []correlate.Incident {
 		old := in
 		old.Version = 0
 		old.Severity, old.Title, old.RuleIDs = 6, "stale", []string{"stale"}
-		write(t, s, Batch{Incidents: []correlate.Incident{old}})
+		write(t, s, Batch{Incidents: []incident.Incident{old}})
 	}
 	write(t, s, Batch{Incidents: incs})
-	for _, u := range []WorkflowUpdate{
+	for _, u := range []casework.WorkflowUpdate{
 		{IncidentID: "inc-00", Status: ptr("in_progress"), Assignee: ptr("alice"), Tags: &[]string{"apt"}},
 		{IncidentID: "inc-01", Status: ptr("closed"), Verdict: ptr("false_positive"), Assignee: ptr("bob")},
 		{IncidentID: "inc-02", SeverityOverride: ptr(5), Tags: &[]string{"apt", "ransomware"}},
 	} {
 		u.Tenants, u.Actor = []string{"t1"}, "tester"
-		if _, err := s.UpdateWorkflow(ctx, u); err != nil {
+		if _, err := s.UpdateIncidentWorkflow(ctx, u); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return incs
 }
 
-func ids(items []Incident) []string {
+func ids(items []casework.Incident) []string {
 	out := []string{}
 	for _, in := range items {
 		out = append(out, in.ID)
@@ -238,25 +239,25 @@ func TestListIncidentsFilters(t *testing.T) {
 	t1 := []string{"t1"}
 	for _, tc := range []struct {
 		name string
-		q    IncidentQuery
+		q    casework.IncidentQuery
 		want []string
 	}{
-		{"all of t1", IncidentQuery{}, []string{"inc-00", "inc-01", "inc-02", "inc-04", "inc-05", "inc-06", "inc-08", "inc-09", "inc-10"}},
-		{"both tenants", IncidentQuery{Tenants: []string{"t1", "t2"}, Status: []string{"open"}}, []string{"inc-02", "inc-03", "inc-04", "inc-05", "inc-06", "inc-07", "inc-08", "inc-09", "inc-10", "inc-11"}},
-		{"status", IncidentQuery{Status: []string{"closed", "in_progress"}}, []string{"inc-00", "inc-01"}},
-		{"min severity (override counts)", IncidentQuery{MinSeverity: 5}, []string{"inc-02", "inc-04", "inc-09"}},
-		{"assignee", IncidentQuery{Assignee: "alice"}, []string{"inc-00"}},
-		{"unassigned", IncidentQuery{Assignee: "none"}, []string{"inc-02", "inc-04", "inc-05", "inc-06", "inc-08", "inc-09", "inc-10"}},
-		{"tag", IncidentQuery{Tag: "apt"}, []string{"inc-00", "inc-02"}},
-		{"rule", IncidentQuery{RuleID: "aws.imds.credential_read"}, []string{"inc-00", "inc-06", "inc-09"}},
-		{"stale version's rule", IncidentQuery{RuleID: "stale"}, []string{}},
-		{"entity", IncidentQuery{EntityType: "ip", EntityValue: "198.51.100.9"}, []string{"inc-00", "inc-02", "inc-04", "inc-06", "inc-08", "inc-10"}},
-		{"entity type", IncidentQuery{EntityType: "ip"}, []string{"inc-00", "inc-02", "inc-04", "inc-06", "inc-08", "inc-10"}},
-		{"entity value", IncidentQuery{EntityValue: "artifacts"}, []string{"inc-00", "inc-01", "inc-02", "inc-04", "inc-05", "inc-06", "inc-08", "inc-09", "inc-10"}},
-		{"account", IncidentQuery{Account: "111122223333"}, []string{"inc-01", "inc-05", "inc-09"}},
-		{"time range", IncidentQuery{From: t0.Add(4 * time.Hour), To: t0.Add(4*time.Hour + 30*time.Minute)}, []string{"inc-04", "inc-05", "inc-06", "inc-08", "inc-09"}},
-		{"text", IncidentQuery{Text: "web SHELL"}, []string{"inc-05"}},
-		{"text id", IncidentQuery{Text: "inc-08"}, []string{"inc-08"}},
+		{"all of t1", casework.IncidentQuery{}, []string{"inc-00", "inc-01", "inc-02", "inc-04", "inc-05", "inc-06", "inc-08", "inc-09", "inc-10"}},
+		{"both tenants", casework.IncidentQuery{Tenants: []string{"t1", "t2"}, Status: []string{"open"}}, []string{"inc-02", "inc-03", "inc-04", "inc-05", "inc-06", "inc-07", "inc-08", "inc-09", "inc-10", "inc-11"}},
+		{"status", casework.IncidentQuery{Status: []string{"closed", "in_progress"}}, []string{"inc-00", "inc-01"}},
+		{"min severity (override counts)", casework.IncidentQuery{MinSeverity: 5}, []string{"inc-02", "inc-04", "inc-09"}},
+		{"assignee", casework.IncidentQuery{Assignee: "alice"}, []string{"inc-00"}},
+		{"unassigned", casework.IncidentQuery{Assignee: "none"}, []string{"inc-02", "inc-04", "inc-05", "inc-06", "inc-08", "inc-09", "inc-10"}},
+		{"tag", casework.IncidentQuery{Tag: "apt"}, []string{"inc-00", "inc-02"}},
+		{"rule", casework.IncidentQuery{RuleID: "aws.imds.credential_read"}, []string{"inc-00", "inc-06", "inc-09"}},
+		{"stale version's rule", casework.IncidentQuery{RuleID: "stale"}, []string{}},
+		{"entity", casework.IncidentQuery{EntityType: "ip", EntityValue: "198.51.100.9"}, []string{"inc-00", "inc-02", "inc-04", "inc-06", "inc-08", "inc-10"}},
+		{"entity type", casework.IncidentQuery{EntityType: "ip"}, []string{"inc-00", "inc-02", "inc-04", "inc-06", "inc-08", "inc-10"}},
+		{"entity value", casework.IncidentQuery{EntityValue: "artifacts"}, []string{"inc-00", "inc-01", "inc-02", "inc-04", "inc-05", "inc-06", "inc-08", "inc-09", "inc-10"}},
+		{"account", casework.IncidentQuery{Account: "111122223333"}, []string{"inc-01", "inc-05", "inc-09"}},
+		{"time range", casework.IncidentQuery{From: t0.Add(4 * time.Hour), To: t0.Add(4*time.Hour + 30*time.Minute)}, []string{"inc-04", "inc-05", "inc-06", "inc-08", "inc-09"}},
+		{"text", casework.IncidentQuery{Text: "web SHELL"}, []string{"inc-05"}},
+		{"text id", casework.IncidentQuery{Text: "inc-08"}, []string{"inc-08"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			q := tc.q
@@ -273,7 +274,7 @@ func TestListIncidentsFilters(t *testing.T) {
 			}
 		})
 	}
-	p, err := s.ListIncidents(ctx, IncidentQuery{Tenants: t1, Status: []string{"closed"}})
+	p, err := s.ListIncidents(ctx, casework.IncidentQuery{Tenants: t1, Status: []string{"closed"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,11 +285,11 @@ func TestListIncidentsFilters(t *testing.T) {
 	if got := p.Items[0]; got.Workflow.Verdict != "false_positive" || got.Workflow.Version != 1 || got.Workflow.UpdatedBy != "tester" {
 		t.Errorf("workflow of inc-01: got %+v", got.Workflow)
 	}
-	if _, err := s.ListIncidents(ctx, IncidentQuery{Tenants: t1, Sort: "title; DROP TABLE x"}); !errors.Is(err, ErrInvalidArgument) {
-		t.Errorf("unknown sort: got %v, want ErrInvalidArgument", err)
+	if _, err := s.ListIncidents(ctx, casework.IncidentQuery{Tenants: t1, Sort: "title; DROP TABLE x"}); !errors.Is(err, casework.ErrInvalidArgument) {
+		t.Errorf("unknown sort: got %v, want casework.ErrInvalidArgument", err)
 	}
-	if _, err := s.ListIncidents(ctx, IncidentQuery{Tenants: t1, Cursor: "!!"}); !errors.Is(err, ErrInvalidArgument) {
-		t.Errorf("bad cursor: got %v, want ErrInvalidArgument", err)
+	if _, err := s.ListIncidents(ctx, casework.IncidentQuery{Tenants: t1, Cursor: "!!"}); !errors.Is(err, casework.ErrInvalidArgument) {
+		t.Errorf("bad cursor: got %v, want casework.ErrInvalidArgument", err)
 	}
 }
 
@@ -297,7 +298,7 @@ func TestListIncidentsSortAndPages(t *testing.T) {
 	ctx := context.Background()
 	queueFixture(t, s)
 	tenants := []string{"t1", "t2"}
-	all, err := s.ListIncidents(ctx, IncidentQuery{Tenants: tenants, Limit: 100})
+	all, err := s.ListIncidents(ctx, casework.IncidentQuery{Tenants: tenants, Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,13 +319,13 @@ func TestListIncidentsSortAndPages(t *testing.T) {
 					}
 					return want[i].ID < want[j].ID
 				})
-				var got []Incident
+				var got []casework.Incident
 				cur := ""
 				for pages := 0; ; pages++ {
 					if pages > 5 {
 						t.Fatal("paging does not end")
 					}
-					p, err := s.ListIncidents(ctx, IncidentQuery{Tenants: tenants, Sort: sortKey, Desc: desc, Limit: 5, Cursor: cur})
+					p, err := s.ListIncidents(ctx, casework.IncidentQuery{Tenants: tenants, Sort: sortKey, Desc: desc, Limit: 5, Cursor: cur})
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -342,12 +343,12 @@ func TestListIncidentsSortAndPages(t *testing.T) {
 			})
 		}
 	}
-	p, err := s.ListIncidents(ctx, IncidentQuery{Tenants: tenants, Sort: "severity", Limit: 5})
+	p, err := s.ListIncidents(ctx, casework.IncidentQuery{Tenants: tenants, Sort: "severity", Limit: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ListIncidents(ctx, IncidentQuery{Tenants: tenants, Sort: "risk_score", Cursor: p.NextCursor}); !errors.Is(err, ErrInvalidArgument) {
-		t.Errorf("cursor of another sort: got %v, want ErrInvalidArgument", err)
+	if _, err := s.ListIncidents(ctx, casework.IncidentQuery{Tenants: tenants, Sort: "risk_score", Cursor: p.NextCursor}); !errors.Is(err, casework.ErrInvalidArgument) {
+		t.Errorf("cursor of another sort: got %v, want casework.ErrInvalidArgument", err)
 	}
 }
 
@@ -355,17 +356,18 @@ func TestWorkflowCompareAndSet(t *testing.T) {
 	s := testStore(t)
 	ctx := context.Background()
 	a := testAlert("t1", "al", 0, "ev")
-	write(t, s, Batch{Incidents: []correlate.Incident{testIncident("t1", "inc", 1, a)}})
+	write(t, s, Batch{Incidents: []incident.Incident{testIncident("t1", "inc", 1, a)}})
 	tenants := []string{"t1"}
-	w, err := s.UpdateWorkflow(ctx, WorkflowUpdate{Tenants: tenants, IncidentID: "inc", Assignee: ptr("alice"), Actor: "alice"})
+	in, err := s.UpdateIncidentWorkflow(ctx, casework.WorkflowUpdate{Tenants: tenants, IncidentID: "inc", Assignee: ptr("alice"), Actor: "alice"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	w := in.Workflow
 	if w.Version != 1 || w.Status != "open" || w.Assignee != "alice" {
 		t.Errorf("first update: got %+v, want version 1, status open (the correlator's), assignee alice", w)
 	}
-	if _, err := s.UpdateWorkflow(ctx, WorkflowUpdate{Tenants: tenants, IncidentID: "inc", Status: ptr("closed")}); !errors.Is(err, ErrConflict) {
-		t.Fatalf("stale expected version: got %v, want ErrConflict", err)
+	if _, err := s.UpdateIncidentWorkflow(ctx, casework.WorkflowUpdate{Tenants: tenants, IncidentID: "inc", Status: ptr("closed")}); !errors.Is(err, casework.ErrConflict) {
+		t.Fatalf("stale expected version: got %v, want casework.ErrConflict", err)
 	}
 	// Concurrent updates from the same version: exactly one wins.
 	var wg sync.WaitGroup
@@ -375,14 +377,14 @@ func TestWorkflowCompareAndSet(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := s.UpdateWorkflow(ctx, WorkflowUpdate{Tenants: tenants, IncidentID: "inc", ExpectedVersion: 1,
+			_, err := s.UpdateIncidentWorkflow(ctx, casework.WorkflowUpdate{Tenants: tenants, IncidentID: "inc", ExpectedVersion: 1,
 				Status: ptr("in_progress"), Assignee: ptr(fmt.Sprint("analyst-", i)), Actor: "x"})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
 			case err == nil:
 				wins++
-			case errors.Is(err, ErrConflict):
+			case errors.Is(err, casework.ErrConflict):
 				conflicts++
 			default:
 				t.Error(err)
@@ -401,7 +403,7 @@ func TestWorkflowCompareAndSet(t *testing.T) {
 		t.Errorf("got workflow %+v, effective %q, correlator status %q", d.Workflow, d.EffectiveStatus, d.Status)
 	}
 	// A new correlator version does not touch the analyst's state.
-	write(t, s, Batch{Incidents: []correlate.Incident{testIncident("t1", "inc", 2, a)}})
+	write(t, s, Batch{Incidents: []incident.Incident{testIncident("t1", "inc", 2, a)}})
 	d, err = s.GetIncident(ctx, tenants, "inc", "")
 	if err != nil {
 		t.Fatal(err)
@@ -409,7 +411,7 @@ func TestWorkflowCompareAndSet(t *testing.T) {
 	if d.Version != 2 || d.Workflow.Version != 2 || d.EffectiveStatus != "in_progress" {
 		t.Errorf("after a correlator update: incident v%d, workflow v%d, status %q; want 2, 2, in_progress", d.Version, d.Workflow.Version, d.EffectiveStatus)
 	}
-	audit, err := s.ListAudit(ctx, AuditQuery{Tenants: tenants, IncidentID: "inc", Action: "incident.workflow"})
+	audit, err := s.ListAudit(ctx, casework.AuditQuery{Tenants: tenants, IncidentID: "inc", Action: "incident.workflow"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -422,28 +424,28 @@ func TestCommentsAuditMerge(t *testing.T) {
 	s := testStore(t)
 	ctx := context.Background()
 	a := testAlert("t1", "al", 0, "ev")
-	write(t, s, Batch{Incidents: []correlate.Incident{testIncident("t1", "inc-a", 1, a), testIncident("t1", "inc-b", 1, a), testIncident("t2", "inc-c", 1, a)}})
+	write(t, s, Batch{Incidents: []incident.Incident{testIncident("t1", "inc-a", 1, a), testIncident("t1", "inc-b", 1, a), testIncident("t2", "inc-c", 1, a)}})
 	tenants := []string{"t1"}
-	c1, err := s.AddComment(ctx, tenants, Comment{IncidentID: "inc-a", Author: "alice", Body: "looking", Time: t0})
+	c1, err := s.AddComment(ctx, tenants, casework.Comment{IncidentID: "inc-a", Author: "alice", Body: "looking", Time: t0})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A retried request with the same id folds.
-	c2 := Comment{ID: "req-7", IncidentID: "inc-a", Author: "bob", Body: "IMDS read confirmed", Time: t0.Add(time.Minute)}
+	c2 := casework.Comment{ID: "req-7", IncidentID: "inc-a", Author: "bob", Body: "IMDS read confirmed", Time: t0.Add(time.Minute)}
 	for range 2 {
 		if _, err := s.AddComment(ctx, tenants, c2); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cs, err := s.ListComments(ctx, tenants, "inc-a", 0)
+	cs, _, err := s.CommentPage(ctx, tenants, "inc-a", "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(cs) != 2 || cs[0].ID != c1.ID || cs[1].Body != c2.Body || !cs[1].Time.Equal(c2.Time) {
 		t.Errorf("comments: got %+v", cs)
 	}
-	if _, err := s.RecordMerge(ctx, tenants, "inc-b", "inc-c", "alice", "same actor"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("merge across tenants: got %v, want ErrNotFound", err)
+	if _, err := s.RecordMerge(ctx, tenants, "inc-b", "inc-c", "alice", "same actor"); !errors.Is(err, casework.ErrNotFound) {
+		t.Errorf("merge across tenants: got %v, want casework.ErrNotFound", err)
 	}
 	w, err := s.RecordMerge(ctx, tenants, "inc-b", "inc-a", "alice", "same actor")
 	if err != nil {
@@ -452,7 +454,7 @@ func TestCommentsAuditMerge(t *testing.T) {
 	if w.Status != "merged" || w.MergedInto != "inc-a" || w.Version != 1 {
 		t.Errorf("merge: got %+v", w)
 	}
-	audit, err := s.ListAudit(ctx, AuditQuery{Tenants: tenants, Limit: 10})
+	audit, err := s.ListAudit(ctx, casework.AuditQuery{Tenants: tenants, Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,10 +465,10 @@ func TestCommentsAuditMerge(t *testing.T) {
 	if want := []string{"incident.merge", "incident.comment", "incident.comment"}; !slices.Equal(actions, want) {
 		t.Errorf("audit actions newest first: got %v, want %v", actions, want)
 	}
-	if err := s.AppendAudit(ctx, AuditEntry{TenantUID: "t2", Actor: "system", Action: "rules.reload"}); err != nil {
+	if err := s.AppendAudit(ctx, casework.AuditEntry{TenantUID: "t2", Actor: "system", Action: "rules.reload"}); err != nil {
 		t.Fatal(err)
 	}
-	if audit, _ := s.ListAudit(ctx, AuditQuery{Tenants: tenants, Action: "rules.reload"}); len(audit) != 0 {
+	if audit, _ := s.ListAudit(ctx, casework.AuditQuery{Tenants: tenants, Action: "rules.reload"}); len(audit) != 0 {
 		t.Errorf("t1 sees t2's audit entries: %+v", audit)
 	}
 }
@@ -483,8 +485,8 @@ func TestLoadOpenState(t *testing.T) {
 	merged := testIncident("t1", "merged", 1, a1)
 	merged.MergedInto = "open-1"
 	prev := testIncident("t1", "open-1", 2, old) // an older version with other nodes
-	write(t, s, Batch{Alerts: []rules.Alert{old, a1, a2}, Incidents: []correlate.Incident{prev, open1, open2, closed, stale, merged}})
-	if _, err := s.UpdateWorkflow(ctx, WorkflowUpdate{Tenants: []string{"t1"}, IncidentID: "closed", Status: ptr("closed")}); err != nil {
+	write(t, s, Batch{Alerts: []alert.Alert{old, a1, a2}, Incidents: []incident.Incident{prev, open1, open2, closed, stale, merged}})
+	if _, err := s.UpdateIncidentWorkflow(ctx, casework.WorkflowUpdate{Tenants: []string{"t1"}, IncidentID: "closed", Status: ptr("closed")}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := s.LoadOpenState(ctx, t0.Add(-time.Hour))
@@ -495,7 +497,7 @@ func TestLoadOpenState(t *testing.T) {
 		t.Fatalf("got %d open incidents, want 2: %+v", len(st.Incidents), st.Incidents)
 	}
 	if !reflect.DeepEqual(st.Incidents[0], open1) || !reflect.DeepEqual(st.Incidents[1], open2) {
-		t.Errorf("open incidents:\ngot  %+v\nwant %+v", st.Incidents, []correlate.Incident{open1, open2})
+		t.Errorf("open incidents:\ngot  %+v\nwant %+v", st.Incidents, []incident.Incident{open1, open2})
 	}
 	var alertIDs []string
 	for _, a := range st.Alerts {
@@ -525,9 +527,9 @@ func TestDropExpiredPartitions(t *testing.T) {
 	fresh := testAlert("t1", "al-new", 0, "ev")
 	fresh.Time = now.AddDate(0, 0, -1).UnixMilli()
 	kept1, kept2 := testIncident("t1", "kept", 1, a), testIncident("t1", "kept", 2, a, fresh)
-	write(t, s, Batch{Events: evs, Alerts: []rules.Alert{a}, Incidents: []correlate.Incident{gone, kept1, kept2}})
+	write(t, s, Batch{Events: evs, Alerts: []alert.Alert{a}, Incidents: []incident.Incident{gone, kept1, kept2}})
 	for _, at := range []time.Time{now.AddDate(0, -4, 0), now.AddDate(0, -2, 0), now.AddDate(0, -1, 0)} {
-		if err := s.AppendAudit(ctx, AuditEntry{TenantUID: "t1", Action: "x", Time: at}); err != nil {
+		if err := s.AppendAudit(ctx, casework.AuditEntry{TenantUID: "t1", Action: "x", Time: at}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -552,7 +554,7 @@ func TestDropExpiredPartitions(t *testing.T) {
 	if n := count(t, s, "SELECT count() FROM "+s.t(TableAudit)); n != 2 {
 		t.Errorf("got %d audit entries left, want 2", n)
 	}
-	p, err := s.ListIncidents(ctx, IncidentQuery{Tenants: []string{"t1"}})
+	p, err := s.ListIncidents(ctx, casework.IncidentQuery{Tenants: []string{"t1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -569,7 +571,7 @@ func TestDropExpiredPartitions(t *testing.T) {
 
 func TestResultRowCap(t *testing.T) {
 	s := testStore(t)
-	var alerts []rules.Alert
+	var alerts []alert.Alert
 	for i := range 5 {
 		alerts = append(alerts, testAlert("t1", fmt.Sprint("al-", i), 0, "ev"))
 	}

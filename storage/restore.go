@@ -5,16 +5,17 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/casework"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/rules"
 )
 
 // OpenState is what the correlator needs to resume: the open incidents with
 // their graphs and timelines, and every alert of the window.
 type OpenState struct {
-	Incidents []correlate.Incident
-	Alerts    []rules.Alert
+	Incidents []incident.Incident
+	Alerts    []alert.Alert
 }
 
 // LoadOpenState returns, over every tenant, the incidents active since
@@ -25,11 +26,11 @@ type OpenState struct {
 // Config.MaxResultRows per query; exceeding it is an error, not a silently
 // partial state.
 func (s *Store) LoadOpenState(ctx context.Context, since time.Time) (OpenState, error) {
-	out := OpenState{Incidents: []correlate.Incident{}, Alerts: []rules.Alert{}}
+	out := OpenState{Incidents: []incident.Incident{}, Alerts: []alert.Alert{}}
 	inner := &builder{}
 	inner.add("last_seen >= toDateTime(?)", since.Unix())
 	base, args := s.latestIncidents(nil, inner, true)
-	closed := anySlice(ClosedStatuses)
+	closed := anySlice(casework.ClosedStatuses)
 	q := "SELECT * FROM (" + base + ") WHERE i_last >= ? AND i_merged = '' AND w_merged = '' AND eff_status NOT IN " +
 		placeholders(len(closed)) + " ORDER BY tenant_uid, i_first, incident_id"
 	rows, err := s.conn.Query(s.readCtx(ctx), q, append(append(args, since.UnixMilli()), closed...)...)
@@ -44,7 +45,7 @@ func (s *Store) LoadOpenState(ctx context.Context, since time.Time) (OpenState, 
 			rows.Close()
 			return out, err
 		}
-		in.Nodes, in.Edges = []correlate.Node{}, []correlate.Edge{}
+		in.Nodes, in.Edges = []incident.Node{}, []incident.Edge{}
 		index[key{in.TenantUID, in.ID}] = len(out.Incidents)
 		out.Incidents = append(out.Incidents, in.Incident)
 	}
@@ -66,14 +67,14 @@ WHERE last_seen >= toDateTime(?) AND `+latest+` ORDER BY tenant_uid, incident_id
 		}
 		for rows.Next() {
 			var k key
-			var n correlate.Node
+			var n incident.Node
 			var kind, entity string
 			var sev uint8
 			if err := rows.Scan(&k.tenant, &k.id, &n.ID, &kind, &entity, &n.Value, &n.Title, &n.Subtitle, &n.MainStat, &sev, &n.FirstSeen); err != nil {
 				rows.Close()
 				return out, err
 			}
-			n.Kind, n.Entity, n.Severity = correlate.NodeKind(kind), ocsf.Entity(entity), int(sev)
+			n.Kind, n.Entity, n.Severity = incident.NodeKind(kind), ocsf.Entity(entity), int(sev)
 			if i, ok := index[k]; ok {
 				out.Incidents[i].Nodes = append(out.Incidents[i].Nodes, n)
 			}
@@ -90,7 +91,7 @@ WHERE last_seen >= toDateTime(?) AND `+latest+` ORDER BY tenant_uid, incident_id
 		}
 		for rows.Next() {
 			var k key
-			var e correlate.Edge
+			var e incident.Edge
 			if err := rows.Scan(&k.tenant, &k.id, &e.ID, &e.Source, &e.Target, &e.Relation, &e.RuleID, &e.RuleVersion, &e.JoinKey,
 				&e.GapMS, &e.Time, &e.EventIDs); err != nil {
 				rows.Close()

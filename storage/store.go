@@ -13,19 +13,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Errors callers branch on with errors.Is.
-var (
-	// ErrNotFound: the id does not exist in any of the caller's tenants.
-	ErrNotFound = errors.New("storage: not found")
-	// ErrConflict: an optimistic update carried a stale version.
-	ErrConflict = errors.New("storage: version conflict")
-	// ErrInvalidArgument: a query parameter is not acceptable (caller's
-	// error; an HTTP 400).
-	ErrInvalidArgument = errors.New("storage: invalid argument")
-	// ErrPermanent wraps write errors that retrying cannot fix (schema
-	// mismatch, rejected data). The batch must be dealt with, not retried.
-	ErrPermanent = errors.New("storage: permanent write error")
-)
+// ErrPermanent wraps write errors that retrying cannot fix (schema
+// mismatch, rejected data). The batch must be dealt with, not retried.
+// Reads and workflow changes answer with casework's errors (ErrNotFound,
+// ErrConflict, ErrInvalidArgument).
+var ErrPermanent = errors.New("storage: permanent write error")
 
 // Store is Musubi's ClickHouse storage: writes of the pipeline's output and
 // the reads of the incident API. It is safe for concurrent use.

@@ -11,10 +11,10 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/internal/chtest"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/rules"
 )
 
 // testStore opens a migrated Store on a fresh test database.
@@ -67,8 +67,8 @@ func testEvent(tenant, uid string, at time.Duration) ocsf.Event {
 	return e
 }
 
-func testAlert(tenant, id string, at time.Duration, events ...string) rules.Alert {
-	return rules.Alert{
+func testAlert(tenant, id string, at time.Duration, events ...string) alert.Alert {
+	return alert.Alert{
 		ID: id, TenantUID: tenant, RuleID: "aws.s3.appspec_tamper", RuleVersion: "3", Title: "appspec.yml rewritten",
 		Severity: ocsf.SeverityHigh, Stage: "tampering", Tactics: []string{"TA0040"}, Techniques: []string{"T1565"},
 		Time: ms(at), AccountUID: "111122223333", Region: "eu-west-1", Source: "cloudtrail",
@@ -77,8 +77,8 @@ func testAlert(tenant, id string, at time.Duration, events ...string) rules.Aler
 	}
 }
 
-func testIncident(tenant, id string, version uint64, alerts ...rules.Alert) correlate.Incident {
-	in := correlate.Incident{ID: id, Version: version, TenantUID: tenant, Title: "Pipeline poisoning " + id,
+func testIncident(tenant, id string, version uint64, alerts ...alert.Alert) incident.Incident {
+	in := incident.Incident{ID: id, Version: version, TenantUID: tenant, Title: "Pipeline poisoning " + id,
 		Severity: ocsf.SeverityHigh, RiskScore: 80, Status: "open", Stages: []string{}, Tactics: []string{},
 		Techniques: []string{}, Accounts: []string{"111122223333"}}
 	for i, a := range alerts {
@@ -88,12 +88,12 @@ func testIncident(tenant, id string, version uint64, alerts ...rules.Alert) corr
 		in.LastSeen = max(in.LastSeen, a.Time)
 		in.AlertIDs = append(in.AlertIDs, a.ID)
 		in.RuleIDs = append(in.RuleIDs, a.RuleID)
-		in.Nodes = append(in.Nodes, correlate.Node{ID: "alert:" + a.ID, Kind: correlate.NodeAlert, Value: a.ID, Title: a.Title, Severity: a.Severity, FirstSeen: a.Time})
-		in.Timeline = append(in.Timeline, correlate.TimelineEntry{Time: a.Time, AlertID: a.ID, RuleID: a.RuleID, Title: a.Title, Stage: a.Stage, Severity: a.Severity})
+		in.Nodes = append(in.Nodes, incident.Node{ID: "alert:" + a.ID, Kind: incident.NodeAlert, Value: a.ID, Title: a.Title, Severity: a.Severity, FirstSeen: a.Time})
+		in.Timeline = append(in.Timeline, incident.TimelineEntry{Time: a.Time, AlertID: a.ID, RuleID: a.RuleID, Title: a.Title, Stage: a.Stage, Severity: a.Severity})
 	}
-	in.Nodes = append(in.Nodes, correlate.Node{ID: "bucket:artifacts", Kind: correlate.NodeEntity, Entity: ocsf.EntityBucket, Value: "artifacts", Title: "artifacts", Subtitle: "bucket", FirstSeen: in.FirstSeen})
+	in.Nodes = append(in.Nodes, incident.Node{ID: "bucket:artifacts", Kind: incident.NodeEntity, Entity: ocsf.EntityBucket, Value: "artifacts", Title: "artifacts", Subtitle: "bucket", FirstSeen: in.FirstSeen})
 	for _, a := range alerts {
-		in.Edges = append(in.Edges, correlate.Edge{ID: fmt.Sprintf("e:%s", a.ID), Source: "alert:" + a.ID, Target: "bucket:artifacts",
+		in.Edges = append(in.Edges, incident.Edge{ID: fmt.Sprintf("e:%s", a.ID), Source: "alert:" + a.ID, Target: "bucket:artifacts",
 			Relation: "touches", RuleID: a.RuleID, RuleVersion: a.RuleVersion, JoinKey: "bucket", GapMS: 1500, Time: a.Time, EventIDs: a.EventIDs})
 	}
 	return in
@@ -140,8 +140,8 @@ func TestWriteIsIdempotent(t *testing.T) {
 	a := testAlert("t1", "al-1", time.Minute, "ev-1", "ev-2")
 	b := Batch{
 		Events:      []ocsf.Event{e1, e2},
-		Alerts:      []rules.Alert{a},
-		Incidents:   []correlate.Incident{testIncident("t1", "inc-1", 1, a)},
+		Alerts:      []alert.Alert{a},
+		Incidents:   []incident.Incident{testIncident("t1", "inc-1", 1, a)},
 		DeadLetters: []DeadLetter{{TenantUID: "t1", Source: "cloudtrail", Topic: "raw.cloudtrail", Partition: 3, Offset: 42, Raw: []byte("{bad"), Reason: "bad_json", Error: "unexpected EOF", Time: t0}},
 	}
 	// The first write of each table fails once before sending, then once
@@ -203,7 +203,7 @@ func TestWritePermanentError(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	err := s.Write(ctx, Batch{Alerts: []rules.Alert{testAlert("t1", "a", 0, "e")}})
+	err := s.Write(ctx, Batch{Alerts: []alert.Alert{testAlert("t1", "a", 0, "e")}})
 	if err == nil || ctx.Err() != nil {
 		t.Fatalf("got %v (ctx %v), want an immediate permanent error", err, ctx.Err())
 	}

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/musubi-xdr/musubi/rules"
+	"github.com/musubi-xdr/musubi/alert"
 )
 
 func TestWatermark(t *testing.T) {
@@ -17,9 +17,9 @@ func TestWatermark(t *testing.T) {
 	}
 	newest := time.Date(2026, 3, 2, 7, 30, 0, 123e6, time.UTC)
 	older := newest.Add(-50 * time.Hour) // another daily partition
-	var alerts []rules.Alert
+	var alerts []alert.Alert
 	for i, at := range []time.Time{older, newest, newest.Add(-time.Minute)} {
-		alerts = append(alerts, rules.Alert{
+		alerts = append(alerts, alert.Alert{
 			ID: "a" + string(rune('0'+i)), TenantUID: "t1", RuleID: "r", RuleVersion: "v", Title: "x",
 			Severity: 3, Time: at.UnixMilli(), EventIDs: []string{"e"},
 		})

@@ -10,46 +10,9 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/musubi-xdr/musubi/casework"
 )
-
-// Workflow statuses that mean an analyst is done with an incident. The
-// correlator does not restore incidents in these states.
-var ClosedStatuses = []string{"closed", "resolved", "merged"}
-
-// IsClosed reports whether an effective status is a closed one.
-func IsClosed(status string) bool { return slices.Contains(ClosedStatuses, status) }
-
-// WorkflowUpdate changes an incident's workflow state. Nil fields keep
-// their current value.
-type WorkflowUpdate struct {
-	Tenants    []string
-	IncidentID string
-	// ExpectedVersion is the workflow version the analyst last saw (0 when
-	// no analyst has touched the incident). A stale one is ErrConflict.
-	ExpectedVersion uint64
-	// ExpectedIncidentVersion, when not 0, is the correlator's incident
-	// version the analyst last saw; a stale one is ErrConflict too.
-	ExpectedIncidentVersion uint64
-	Status                  *string
-	Assignee                *string
-	Verdict                 *string
-	Reason                  *string
-	Tags                    *[]string
-	SeverityOverride        *int
-	Actor                   string
-	// Decide, when set, replaces the version check: it is called under the
-	// incident's lock with the incident's current row and returns the
-	// changes to apply (only Status, Assignee, Verdict, Reason, Tags and
-	// SeverityOverride of its result are used). An error refuses the
-	// update and is returned as it is. It may be called twice: first with
-	// the row this process last wrote, when a write just happened, so a
-	// request queued behind it can be refused without a read; then with
-	// the row read.
-	Decide func(cur Incident) (WorkflowUpdate, error)
-	// Audit, when set, returns one more audit entry (the request's) that is
-	// written with the change's own entry, in one insert, before the change.
-	Audit func(after Workflow) AuditEntry
-}
 
 // wfLock serializes workflow updates of one incident in this process.
 type wfLock struct {
@@ -59,7 +22,7 @@ type wfLock struct {
 	// (guarded by mu). Updates queued behind a write that expect an older
 	// workflow version fail at once instead of reading again: versions only
 	// grow. The lock, and with it last, is dropped when nobody waits.
-	last *Incident
+	last *casework.Incident
 }
 
 // lockIncident takes the in-process lock of one incident and returns its
@@ -86,13 +49,6 @@ func (s *Store) lockIncident(tenant, id string) (*wfLock, func()) {
 	}
 }
 
-// UpdateWorkflow applies u with compare-and-set semantics and returns the
-// new workflow state; see UpdateIncidentWorkflow.
-func (s *Store) UpdateWorkflow(ctx context.Context, u WorkflowUpdate) (Workflow, error) {
-	in, err := s.UpdateIncidentWorkflow(ctx, u)
-	return in.Workflow, err
-}
-
 // UpdateIncidentWorkflow applies u with compare-and-set semantics: it reads
 // the incident's latest version and workflow version (one query), fails
 // with ErrConflict unless the workflow is at u.ExpectedVersion and, when
@@ -116,19 +72,19 @@ func (s *Store) UpdateWorkflow(ctx context.Context, u WorkflowUpdate) (Workflow,
 // replica. The correlator does not take the lock: a new incident version
 // written between the read and the insert is not detected (the next
 // update's If-Match is).
-func (s *Store) UpdateIncidentWorkflow(ctx context.Context, u WorkflowUpdate) (Incident, error) {
+func (s *Store) UpdateIncidentWorkflow(ctx context.Context, u casework.WorkflowUpdate) (casework.Incident, error) {
 	if err := checkTenants(u.Tenants); err != nil {
-		return Incident{}, err
+		return casework.Incident{}, err
 	}
 	if u.SeverityOverride != nil && (*u.SeverityOverride < 0 || *u.SeverityOverride > 6) {
-		return Incident{}, fmt.Errorf("%w: severity override %d out of range 0..6", ErrInvalidArgument, *u.SeverityOverride)
+		return casework.Incident{}, fmt.Errorf("%w: severity override %d out of range 0..6", casework.ErrInvalidArgument, *u.SeverityOverride)
 	}
 	tenants := u.Tenants
 	if len(tenants) > 1 {
 		// Find the incident's tenant first: the lock is per tenant and id.
 		in, err := s.getIncident(ctx, tenants, u.IncidentID, false)
 		if err != nil {
-			return Incident{}, err
+			return casework.Incident{}, err
 		}
 		tenants = []string{in.TenantUID}
 	}
@@ -142,12 +98,12 @@ func (s *Store) UpdateIncidentWorkflow(ctx context.Context, u WorkflowUpdate) (I
 				return *l.last, err
 			}
 		} else if u.ExpectedVersion < l.last.Workflow.Version {
-			return *l.last, fmt.Errorf("incident %s workflow is at version %d or later, not %d: %w", u.IncidentID, l.last.Workflow.Version, u.ExpectedVersion, ErrConflict)
+			return *l.last, fmt.Errorf("incident %s workflow is at version %d or later, not %d: %w", u.IncidentID, l.last.Workflow.Version, u.ExpectedVersion, casework.ErrConflict)
 		}
 	}
 	in, err := s.getIncident(ctx, tenants, u.IncidentID, false)
 	if err != nil {
-		return Incident{}, err
+		return casework.Incident{}, err
 	}
 	cur := in.Workflow
 	if u.Decide != nil {
@@ -157,14 +113,14 @@ func (s *Store) UpdateIncidentWorkflow(ctx context.Context, u WorkflowUpdate) (I
 		}
 		u.Status, u.Assignee, u.Verdict, u.Reason, u.Tags, u.SeverityOverride = d.Status, d.Assignee, d.Verdict, d.Reason, d.Tags, d.SeverityOverride
 		if u.SeverityOverride != nil && (*u.SeverityOverride < 0 || *u.SeverityOverride > 6) {
-			return in, fmt.Errorf("%w: severity override %d out of range 0..6", ErrInvalidArgument, *u.SeverityOverride)
+			return in, fmt.Errorf("%w: severity override %d out of range 0..6", casework.ErrInvalidArgument, *u.SeverityOverride)
 		}
 	} else {
 		if cur.Version != u.ExpectedVersion {
-			return in, fmt.Errorf("incident %s workflow is at version %d, not %d: %w", in.ID, cur.Version, u.ExpectedVersion, ErrConflict)
+			return in, fmt.Errorf("incident %s workflow is at version %d, not %d: %w", in.ID, cur.Version, u.ExpectedVersion, casework.ErrConflict)
 		}
 		if u.ExpectedIncidentVersion != 0 && in.Version != u.ExpectedIncidentVersion {
-			return in, fmt.Errorf("incident %s is at version %d, not %d: %w", in.ID, in.Version, u.ExpectedIncidentVersion, ErrConflict)
+			return in, fmt.Errorf("incident %s is at version %d, not %d: %w", in.ID, in.Version, u.ExpectedIncidentVersion, casework.ErrConflict)
 		}
 	}
 	next := cur
@@ -191,7 +147,7 @@ func (s *Store) UpdateIncidentWorkflow(ctx context.Context, u WorkflowUpdate) (I
 	next.UpdatedBy = u.Actor
 	stampTimes(&next, in.EffectiveStatus)
 	details, _ := json.Marshal(map[string]any{"from": cur, "to": next})
-	audits := []AuditEntry{{
+	audits := []casework.AuditEntry{{
 		ID:   deterministicID("workflow", in.TenantUID, in.ID, fmt.Sprint(next.Version)),
 		Time: next.UpdatedAt, TenantUID: in.TenantUID, Actor: u.Actor,
 		Action: "incident.workflow", IncidentID: in.ID, Details: details,
@@ -200,7 +156,7 @@ func (s *Store) UpdateIncidentWorkflow(ctx context.Context, u WorkflowUpdate) (I
 		audits = append(audits, u.Audit(next))
 	}
 	if err := s.writeWorkflow(ctx, in.TenantUID, in.ID, next, audits...); err != nil {
-		return Incident{}, err
+		return casework.Incident{}, err
 	}
 	in.Workflow = next
 	in.EffectiveStatus = next.Status
@@ -221,7 +177,7 @@ func (s *Store) UpdateIncidentWorkflow(ctx context.Context, u WorkflowUpdate) (I
 // incident whose effective status was from: the first acknowledgement
 // (assigned, or moved off new), and when it was resolved and closed (a
 // merge closes it); reopening clears resolved and closed.
-func stampTimes(w *Workflow, from string) {
+func stampTimes(w *casework.Workflow, from string) {
 	now := w.UpdatedAt
 	if from == "open" || from == "" {
 		from = "new"
@@ -254,11 +210,11 @@ func zeroMS(t time.Time) int64 {
 // IncidentRow returns the queue row of incident id in one of tenants: the
 // latest incident version with its workflow, without graph, timeline,
 // alerts or evidence. It is one query.
-func (s *Store) IncidentRow(ctx context.Context, tenants []string, id string) (Incident, error) {
+func (s *Store) IncidentRow(ctx context.Context, tenants []string, id string) (casework.Incident, error) {
 	return s.getIncident(ctx, tenants, id, false)
 }
 
-func (s *Store) writeWorkflow(ctx context.Context, tenant, id string, w Workflow, audit ...AuditEntry) error {
+func (s *Store) writeWorkflow(ctx context.Context, tenant, id string, w casework.Workflow, audit ...casework.AuditEntry) error {
 	c := &columns{table: TableWorkflow, rows: 1,
 		names: []string{"tenant_uid", "incident_id", "version", "updated", "updated_ms", "updated_by", "status", "assignee",
 			"verdict", "reason", "tags", "severity_override", "merged_into", "acknowledged_ms", "resolved_ms", "closed_ms"},
@@ -277,24 +233,24 @@ func (s *Store) writeWorkflow(ctx context.Context, tenant, id string, w Workflow
 
 // RecordMerge marks incident from as merged into incident into (both in the
 // same tenant), as a new workflow version of from, and audits it.
-func (s *Store) RecordMerge(ctx context.Context, tenants []string, from, into, actor, reason string) (Workflow, error) {
+func (s *Store) RecordMerge(ctx context.Context, tenants []string, from, into, actor, reason string) (casework.Workflow, error) {
 	src, err := s.getIncident(ctx, tenants, from, false)
 	if err != nil {
-		return Workflow{}, err
+		return casework.Workflow{}, err
 	}
 	dst, err := s.getIncident(ctx, []string{src.TenantUID}, into, false)
 	if err != nil {
-		return Workflow{}, err
+		return casework.Workflow{}, err
 	}
 	if src.ID == dst.ID {
-		return Workflow{}, fmt.Errorf("%w: an incident cannot be merged into itself", ErrInvalidArgument)
+		return casework.Workflow{}, fmt.Errorf("%w: an incident cannot be merged into itself", casework.ErrInvalidArgument)
 	}
 	l, unlock := s.lockIncident(src.TenantUID, src.ID)
 	defer unlock()
 	l.last = nil // this write does not go through UpdateIncidentWorkflow
 	row, err := s.getIncident(ctx, []string{src.TenantUID}, src.ID, false)
 	if err != nil {
-		return Workflow{}, err
+		return casework.Workflow{}, err
 	}
 	cur := row.Workflow
 	next := cur
@@ -304,27 +260,16 @@ func (s *Store) RecordMerge(ctx context.Context, tenants []string, from, into, a
 	next.UpdatedBy = actor
 	stampTimes(&next, row.EffectiveStatus)
 	details, _ := json.Marshal(map[string]string{"from": src.ID, "into": dst.ID, "reason": reason})
-	err = s.writeWorkflow(ctx, src.TenantUID, src.ID, next, AuditEntry{
+	err = s.writeWorkflow(ctx, src.TenantUID, src.ID, next, casework.AuditEntry{
 		ID:   deterministicID("merge", src.TenantUID, src.ID, fmt.Sprint(next.Version)),
 		Time: next.UpdatedAt, TenantUID: src.TenantUID, Actor: actor, Action: "incident.merge", IncidentID: src.ID, Details: details,
 	})
 	return next, err
 }
 
-// AuditEntry is one line of the append-only audit log.
-type AuditEntry struct {
-	ID         string
-	TenantUID  string
-	Time       time.Time
-	Actor      string
-	Action     string
-	IncidentID string
-	Details    json.RawMessage
-}
-
 // AppendAudit stores audit entries. Entries without an ID get a random one,
 // without a Time the current time.
-func (s *Store) AppendAudit(ctx context.Context, entries ...AuditEntry) error {
+func (s *Store) AppendAudit(ctx context.Context, entries ...casework.AuditEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
@@ -347,18 +292,8 @@ func (s *Store) AppendAudit(ctx context.Context, entries ...AuditEntry) error {
 	})
 }
 
-// AuditQuery selects audit entries; Tenants is required.
-type AuditQuery struct {
-	Tenants    []string
-	IncidentID string
-	Actor      string
-	Action     string
-	From, To   time.Time
-	Limit      int
-}
-
 // ListAudit returns matching audit entries, newest first.
-func (s *Store) ListAudit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
+func (s *Store) ListAudit(ctx context.Context, q casework.AuditQuery) ([]casework.AuditEntry, error) {
 	if err := checkTenants(q.Tenants); err != nil {
 		return nil, err
 	}
@@ -389,9 +324,9 @@ func (s *Store) ListAudit(ctx context.Context, q AuditQuery) ([]AuditEntry, erro
 		return nil, fmt.Errorf("list audit: %w", err)
 	}
 	defer rows.Close()
-	out := []AuditEntry{}
+	out := []casework.AuditEntry{}
 	for rows.Next() {
-		var e AuditEntry
+		var e casework.AuditEntry
 		var t int64
 		var d string
 		if err := rows.Scan(&e.TenantUID, &e.ID, &t, &e.Actor, &e.Action, &e.IncidentID, &d); err != nil {

@@ -16,17 +16,17 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
-	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/rules"
 )
 
 // Batch is everything one pipeline step derived from a set of input records.
 // Write stores it whole; only then may the caller commit the input offsets.
 type Batch struct {
 	Events      []ocsf.Event
-	Alerts      []rules.Alert
-	Incidents   []correlate.Incident
+	Alerts      []alert.Alert
+	Incidents   []incident.Incident
 	DeadLetters []DeadLetter
 }
 
@@ -351,7 +351,7 @@ func (s *Store) eventColumns(evs []ocsf.Event, now int64) (*columns, error) {
 	}, nil
 }
 
-func alertColumns(as []rules.Alert, now int64) (*columns, error) {
+func alertColumns(as []alert.Alert, now int64) (*columns, error) {
 	n := len(as)
 	var (
 		tenant, id, ruleID, ruleVer, title, stage, account, region, source, obs, summary = mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n)
@@ -401,7 +401,7 @@ func alertColumns(as []rules.Alert, now int64) (*columns, error) {
 // row per node, edge and alert link, all carrying the incident's version
 // and last_seen (the partition key), so a version's rows live and expire
 // together.
-func incidentColumns(incs []correlate.Incident, now int64) ([]*columns, error) {
+func incidentColumns(incs []incident.Incident, now int64) ([]*columns, error) {
 	n := len(incs)
 	var (
 		tenant, id, title, status, timeline, merged         = mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n)
@@ -452,7 +452,7 @@ func incidentColumns(incs []correlate.Incident, now int64) ([]*columns, error) {
 		nodeCount[i], edgeCount[i] = uint32(len(in.Nodes)), uint32(len(in.Edges))
 		var ek []string
 		for _, nd := range in.Nodes {
-			if nd.Kind == correlate.NodeEntity && nd.Entity != "" {
+			if nd.Kind == incident.NodeEntity && nd.Entity != "" {
 				ek = append(ek, string(nd.Entity)+":"+nd.Value)
 			}
 			nT, nI, nVer, nLast = append(nT, in.TenantUID), append(nI, in.ID), append(nVer, in.Version), append(nLast, ls)
@@ -537,11 +537,8 @@ func entityKeys(obs []ocsf.Observable) []string {
 	return out
 }
 
-// EntityKey is the "kind:value" form entities columns store.
-func EntityKey(kind ocsf.Entity, value string) string { return string(kind) + ":" + value }
-
-func severityColor(sev int, kind correlate.NodeKind) string {
-	if kind == correlate.NodeEntity {
+func severityColor(sev int, kind incident.NodeKind) string {
+	if kind == incident.NodeEntity {
 		return "blue"
 	}
 	switch {

@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/pipeline"
@@ -119,9 +121,9 @@ func TestEachChainIsOneHighIncident(t *testing.T) {
 	}
 	proc := pipeline.NewProcessor(ingest.NewDecoder(ingest.DefaultLimits()), eng, corr,
 		func(string) string { return "default" }, false, slog.New(slog.DiscardHandler), nil)
-	latest := map[string]correlate.Incident{}
+	latest := map[string]incident.Incident{}
 	alertEvents := map[string][]string{}
-	keep := func(incs []correlate.Incident, alerts []rules.Alert) {
+	keep := func(incs []incident.Incident, alerts []alert.Alert) {
 		for _, in := range incs {
 			if in.Version >= latest[in.ID].Version {
 				latest[in.ID] = in

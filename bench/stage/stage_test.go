@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/bench/loadgen"
 	"github.com/musubi-xdr/musubi/bench/rulesets"
 	"github.com/musubi-xdr/musubi/correlate"
@@ -138,14 +139,14 @@ func BenchmarkRules(b *testing.B) {
 func BenchmarkCorrelate(b *testing.B) {
 	evs := decoded(b, stream())
 	e := ruleEngine(b, 300)
-	alerts := make([][]rules.Alert, len(evs))
+	alerts := make([][]alert.Alert, len(evs))
 	for i := range evs {
 		alerts[i] = e.Evaluate(&evs[i])
 	}
 	corr := packCorrelator(b)
 	b.ReportAllocs()
 	b.ResetTimer()
-	var batchAlerts []rules.Alert
+	var batchAlerts []alert.Alert
 	for done := 0; done < b.N; {
 		start := done % len(evs)
 		n := min(batchSize, b.N-done, len(evs)-start)

@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/musubi-xdr/musubi/config"
-	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/notify"
 )
 
@@ -46,7 +46,7 @@ func TestNotifierFromConfig(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = n.Run(ctx) }()
-	n.Observe([]correlate.Incident{
+	n.Observe([]incident.Incident{
 		{ID: "inc-low", TenantUID: "default", Version: 1, Title: "low", Severity: 2, Status: "new"},
 		{ID: "inc-1", TenantUID: "default", Version: 1, Title: "Pipeline poisoning", Severity: 4, Status: "new"},
 	})

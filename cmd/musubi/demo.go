@@ -17,7 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/musubi-xdr/musubi/api"
+	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/config"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/ocsf"
@@ -95,7 +95,7 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	for i := range incidents {
 		// The queue lists incidents without their graphs; fetch each one.
-		var d api.IncidentDetail
+		var d casework.IncidentDetail
 		if err := getAPI(ctx, base+"/v1/incidents/"+incidents[i].ID, secret, &d); err == nil {
 			incidents[i].Nodes, incidents[i].Edges = d.Nodes, d.Edges
 		}
@@ -192,9 +192,9 @@ func startsWithDigit(s string) bool { return s != "" && s[0] >= '0' && s[0] <= '
 
 // waitForIncidents polls the API until the incidents stop changing for a
 // few seconds after the first high-severity one appears, or until timeout.
-func waitForIncidents(ctx context.Context, base, token string, timeout time.Duration) ([]api.Incident, error) {
+func waitForIncidents(ctx context.Context, base, token string, timeout time.Duration) ([]casework.Incident, error) {
 	deadline := time.Now().Add(timeout)
-	var last []api.Incident
+	var last []casework.Incident
 	var stableSince time.Time
 	lastKey := ""
 	for time.Now().Before(deadline) {
@@ -224,8 +224,8 @@ func waitForIncidents(ctx context.Context, base, token string, timeout time.Dura
 	return nil, fmt.Errorf("no incident within %s; check the log above for errors", timeout)
 }
 
-func getIncidents(ctx context.Context, base, token string) ([]api.Incident, error) {
-	var page api.IncidentPage
+func getIncidents(ctx context.Context, base, token string) ([]casework.Incident, error) {
+	var page casework.IncidentPage
 	err := getAPI(ctx, base+"/v1/incidents?limit=100&sort=severity", token, &page)
 	return page.Items, err
 }
@@ -256,7 +256,7 @@ var demoEntityOrder = []ocsf.Entity{
 	ocsf.EntityBucket, ocsf.EntityObject, ocsf.EntityDeployment, ocsf.EntityPipeline, ocsf.EntityFinding,
 }
 
-func printDemoIncidents(w io.Writer, incidents []api.Incident) {
+func printDemoIncidents(w io.Writer, incidents []casework.Incident) {
 	sort.SliceStable(incidents, func(i, j int) bool { return incidents[i].Severity > incidents[j].Severity })
 	fmt.Fprintf(w, "Musubi found %d incident(s):\n\n", len(incidents))
 	for _, in := range incidents {

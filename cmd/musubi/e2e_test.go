@@ -17,7 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/musubi-xdr/musubi/api"
+	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/config"
 	"github.com/musubi-xdr/musubi/internal/chtest"
 	"github.com/musubi-xdr/musubi/notify"
@@ -102,9 +102,9 @@ func TestServeEndToEnd(t *testing.T) {
 	w.Close()
 
 	base := "http://" + e.addr()
-	var page api.IncidentPage
+	var page casework.IncidentPage
 	waitFor(t, ctx, "an incident in GET /v1/incidents", func() bool {
-		page = api.IncidentPage{}
+		page = casework.IncidentPage{}
 		return getJSON(t, base+"/v1/incidents", "s3cret-token", &page) == http.StatusOK && len(page.Items) > 0
 	})
 	in := page.Items[0]
@@ -115,7 +115,7 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Errorf("got status %q with %d alerts, want new with 1", in.Status, len(in.AlertIDs))
 	}
 
-	var detail api.IncidentDetail
+	var detail casework.IncidentDetail
 	if code := getJSON(t, base+"/v1/incidents/"+in.ID, "s3cret-token", &detail); code != http.StatusOK {
 		t.Fatalf("GET incident: got %d, want 200", code)
 	}

@@ -85,7 +85,7 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *
 	}
 
 	handler, err := api.New(api.Options{
-		Store:     storeAdapter{store},
+		Store:     store,
 		Rules:     rulesAdapter{engine: e.rules, manager: e.manager, sequences: seq, gatherer: reg},
 		Ready:     e.ready,
 		Registry:  reg,

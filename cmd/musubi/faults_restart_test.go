@@ -17,7 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/musubi-xdr/musubi/api"
+	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/config"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/internal/chtest"
@@ -150,7 +150,7 @@ func groupCommitted(ctx context.Context, brokers []string, topics map[string]str
 // highIncidents lists the high or critical incidents through the API, each
 // with its entity node ids ("kind:value").
 func highIncidents(ctx context.Context, base string) (map[string][]string, error) {
-	var page api.IncidentPage
+	var page casework.IncidentPage
 	if err := getAPI(ctx, base+"/v1/incidents?limit=100", faultToken, &page); err != nil {
 		return nil, err
 	}
@@ -159,7 +159,7 @@ func highIncidents(ctx context.Context, base string) (map[string][]string, error
 		if in.Severity < ocsf.SeverityHigh {
 			continue
 		}
-		var d api.IncidentDetail
+		var d casework.IncidentDetail
 		if err := getAPI(ctx, base+"/v1/incidents/"+in.ID, faultToken, &d); err != nil {
 			return nil, err
 		}

@@ -13,8 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/config"
 	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/pipeline"
@@ -25,8 +27,8 @@ import (
 // replayedIncident is one line of `musubi replay` output: the incident graph
 // with its alerts inline.
 type replayedIncident struct {
-	correlate.Incident
-	Alerts []rules.Alert `json:"alerts"`
+	incident.Incident
+	Alerts []alert.Alert `json:"alerts"`
 }
 
 func replayCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -118,7 +120,7 @@ const offlineLateness = 10 * 365 * 24 * time.Hour
 // every pending event-time timer, since no more input will come.
 type flushing struct{ *correlate.Correlator }
 
-func (f flushing) Process(events []ocsf.Event, alerts []rules.Alert) correlate.Result {
+func (f flushing) Process(events []ocsf.Event, alerts []alert.Alert) correlate.Result {
 	res := f.Correlator.Process(events, alerts)
 	end := f.Correlator.Advance(time.Unix(0, 0).Add(1 << 62))
 	return mergeResults(res, end)
@@ -135,9 +137,9 @@ func mergeResults(a, b correlate.Result) correlate.Result {
 
 // latestVersions keeps the highest version of each incident, in order of
 // first appearance.
-func latestVersions(incs []correlate.Incident) []correlate.Incident {
+func latestVersions(incs []incident.Incident) []incident.Incident {
 	latest := map[string]int{}
-	var out []correlate.Incident
+	var out []incident.Incident
 	for _, in := range incs {
 		i, seen := latest[in.ID]
 		switch {
@@ -154,7 +156,7 @@ func latestVersions(incs []correlate.Incident) []correlate.Incident {
 // printIncidents prints the latest version of every incident that was not
 // merged away, most severe first, with its alerts.
 func printIncidents(w io.Writer, b storage.Batch, minSeverity int) error {
-	alerts := map[string]rules.Alert{}
+	alerts := map[string]alert.Alert{}
 	for _, a := range b.Alerts {
 		alerts[a.ID] = a
 	}
@@ -170,7 +172,7 @@ func printIncidents(w io.Writer, b storage.Batch, minSeverity int) error {
 		if in.MergedInto != "" || in.Severity < minSeverity {
 			continue
 		}
-		out := replayedIncident{Incident: in, Alerts: []rules.Alert{}}
+		out := replayedIncident{Incident: in, Alerts: []alert.Alert{}}
 		for _, id := range in.AlertIDs {
 			if a, ok := alerts[id]; ok {
 				out.Alerts = append(out.Alerts, a)

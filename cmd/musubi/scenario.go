@@ -13,6 +13,7 @@ import (
 
 	"github.com/musubi-xdr/musubi/config"
 	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/pipeline"
 )
@@ -102,7 +103,7 @@ func runScenario(dir, rulesDir string, orders int) ScenarioReport {
 
 // graphSignature describes the open incidents of at least minSeverity —
 // ids, entity nodes and edges — for comparing runs in different orders.
-func graphSignature(incidents []correlate.Incident, minSeverity int) string {
+func graphSignature(incidents []incident.Incident, minSeverity int) string {
 	var sig []string
 	for _, in := range incidents {
 		if in.MergedInto != "" || in.Severity < minSeverity {
@@ -110,7 +111,7 @@ func graphSignature(incidents []correlate.Incident, minSeverity int) string {
 		}
 		var nodes, edges []string
 		for _, n := range in.Nodes {
-			if n.Kind == correlate.NodeEntity {
+			if n.Kind == incident.NodeEntity {
 				nodes = append(nodes, n.ID)
 			}
 		}

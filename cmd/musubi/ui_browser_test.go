@@ -21,8 +21,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/musubi-xdr/musubi/api"
+	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/config"
 	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/incident"
+	"github.com/musubi-xdr/musubi/internal/apitest"
 	"github.com/musubi-xdr/musubi/internal/chtest"
 	"github.com/musubi-xdr/musubi/rules"
 	"github.com/musubi-xdr/musubi/storage"
@@ -58,14 +61,14 @@ func newUIEnv(t *testing.T) *uiEnv {
 	if err := store.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	seedIncidents(t, store, time.Now().UTC().Add(-2*time.Hour))
+	apitest.SeedIncidents(t, store, time.Now().UTC().Add(-2*time.Hour))
 
 	cfg := config.Default()
 	cfg.Rules.Dir = "../../detections"
 	cfg.ClickHouse.StoreRaw = true
 	cfg.Tenants = []config.Tenant{
-		{ID: "acme", Name: "ACME", Accounts: []string{scenarioAccount, acmeAccount}},
-		{ID: "globex", Name: "Globex", Accounts: []string{globexAccount}},
+		{ID: "acme", Name: "ACME", Accounts: []string{scenarioAccount, apitest.AcmeAccount}},
+		{ID: "globex", Name: "Globex", Accounts: []string{apitest.GlobexAccount}},
 	}
 	proc, err := offlineProcessor(cfg, logger)
 	if err != nil {
@@ -82,7 +85,7 @@ func newUIEnv(t *testing.T) *uiEnv {
 	env := &uiEnv{store: store}
 	latest := latestVersions(batch.Incidents)
 	for _, in := range latest {
-		if in.MergedInto == "" && in.Severity >= 4 && slices.ContainsFunc(in.Nodes, func(n correlate.Node) bool { return n.ID == "ip:203.0.113.9" }) {
+		if in.MergedInto == "" && in.Severity >= 4 && slices.ContainsFunc(in.Nodes, func(n incident.Node) bool { return n.ID == "ip:203.0.113.9" }) {
 			env.chainID = in.ID
 		}
 	}
@@ -105,15 +108,15 @@ func newUIEnv(t *testing.T) *uiEnv {
 		return api.Token{Name: name, Hash: api.HashSecret(secret), Role: role, Tenants: tenants}
 	}
 	srv, err := api.New(api.Options{
-		Store:    storeAdapter{store},
+		Store:    store,
 		Rules:    rulesAdapter{engine: eng, manager: rules.NewManager(cfg.Rules.Dir, eng, logger), sequences: seq, gatherer: reg},
 		Ready:    store.Ping,
 		Registry: reg,
 		Gatherer: reg,
 		Tokens: []api.Token{
-			tok(tokAcmeAnalyst, "alice", api.RoleAnalyst, "acme"),
-			tok(tokAcmeViewer, "victor", api.RoleViewer, "acme"),
-			tok(tokRootAdmin, "root", api.RoleAdmin, "*"),
+			tok(apitest.TokAcmeAnalyst, "alice", api.RoleAnalyst, "acme"),
+			tok(apitest.TokAcmeViewer, "victor", api.RoleViewer, "acme"),
+			tok(apitest.TokRootAdmin, "root", api.RoleAdmin, "*"),
 		},
 		Tenants: apiTenants(cfg.Tenants),
 		Logger:  logger,
@@ -278,14 +281,14 @@ func screenshot(t *testing.T, ctx context.Context, name string, sel ...string) {
 func apiPatch(t *testing.T, base, id string, body string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, base+"/v1/incidents/"+id, nil)
-	req.Header.Set("Authorization", "Bearer "+tokAcmeAnalyst)
+	req.Header.Set("Authorization", "Bearer "+apitest.TokAcmeAnalyst)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	req, _ = http.NewRequest(http.MethodPatch, base+"/v1/incidents/"+id, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+tokAcmeAnalyst)
+	req.Header.Set("Authorization", "Bearer "+apitest.TokAcmeAnalyst)
 	req.Header.Set("Content-Type", "application/merge-patch+json")
 	req.Header.Set("If-Match", resp.Header.Get("ETag"))
 	resp, err = http.DefaultClient.Do(req)
@@ -308,7 +311,7 @@ func TestUIAnalystWorksTheAttackChain(t *testing.T) {
 	ctx := newBrowser(t)
 	base := env.url
 
-	signIn(t, ctx, base, tokAcmeAnalyst)
+	signIn(t, ctx, base, apitest.TokAcmeAnalyst)
 	ids := queueIDs(t, ctx)
 	if !slices.Contains(ids, env.chainID) || !slices.Contains(ids, "inc-a1") {
 		t.Errorf("got queue %v, want %s and inc-a1 in it", ids, env.chainID)
@@ -341,9 +344,9 @@ func TestUIAnalystWorksTheAttackChain(t *testing.T) {
 	// A new incident arrives: the refresh (r, the same as the timer's)
 	// shows it highlighted and says so.
 	now := time.Now().UnixMilli()
-	fresh := correlate.Incident{ID: "inc-fresh", Version: 1, TenantUID: "acme", Title: "Freshly correlated", Severity: 4, RiskScore: 50,
-		Status: "new", FirstSeen: now - 1000, LastSeen: now, Stages: []string{"discovery"}, Accounts: []string{acmeAccount}}
-	if err := env.store.Write(context.Background(), storage.Batch{Incidents: []correlate.Incident{fresh}}); err != nil {
+	fresh := incident.Incident{ID: "inc-fresh", Version: 1, TenantUID: "acme", Title: "Freshly correlated", Severity: 4, RiskScore: 50,
+		Status: "new", FirstSeen: now - 1000, LastSeen: now, Stages: []string{"discovery"}, Accounts: []string{apitest.AcmeAccount}}
+	if err := env.store.Write(context.Background(), storage.Batch{Incidents: []incident.Incident{fresh}}); err != nil {
 		t.Fatal(err)
 	}
 	browse(t, ctx, "refresh the queue",
@@ -468,8 +471,8 @@ func TestUIAnalystWorksTheAttackChain(t *testing.T) {
 	if s := textOf(t, ctx, "#incident-verdict"); s != "true positive" {
 		t.Errorf("got verdict %q, want true positive", s)
 	}
-	var d api.IncidentDetail
-	if code := getJSON(t, base+"/v1/incidents/"+env.chainID, tokAcmeAnalyst, &d); code != http.StatusOK {
+	var d casework.IncidentDetail
+	if code := getJSON(t, base+"/v1/incidents/"+env.chainID, apitest.TokAcmeAnalyst, &d); code != http.StatusOK {
 		t.Fatalf("GET incident: %d", code)
 	}
 	if w := d.Workflow; w.Status != "closed" || w.Verdict != "true_positive" || w.Assignee != "alice" || w.SeverityOverride != 6 ||
@@ -497,7 +500,7 @@ func TestUIAnalystWorksTheAttackChain(t *testing.T) {
 func TestUIViewerSeesNoActions(t *testing.T) {
 	env := newUIEnv(t)
 	ctx := newBrowser(t)
-	signIn(t, ctx, env.url, tokAcmeViewer)
+	signIn(t, ctx, env.url, apitest.TokAcmeViewer)
 
 	// A narrow window: the queue fits its width, nothing scrolls sideways.
 	var overflow bool
@@ -532,7 +535,7 @@ func TestUIViewerSeesNoActions(t *testing.T) {
 	}
 
 	// An admin of every tenant may reload, and picks one tenant at a time.
-	signIn(t, ctx, env.url, tokRootAdmin)
+	signIn(t, ctx, env.url, apitest.TokRootAdmin)
 	var tenants []string
 	browse(t, ctx, "tenant picker", chromedp.Evaluate(`[...document.querySelectorAll('#tenant option')].map(o => o.value)`, &tenants))
 	if !slices.Equal(tenants, []string{"acme", "globex"}) {

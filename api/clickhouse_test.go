@@ -1,4 +1,4 @@
-package main
+package api_test
 
 import (
 	"bytes"
@@ -19,34 +19,19 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/api"
-	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/casework"
+	"github.com/musubi-xdr/musubi/incident"
+	"github.com/musubi-xdr/musubi/internal/apitest"
 	"github.com/musubi-xdr/musubi/internal/chtest"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/rules"
 	"github.com/musubi-xdr/musubi/storage"
 )
 
 // The API tests run the real handler on the real ClickHouse store, seeded
 // with incidents of two tenants: acme (account 111111111111) and globex
 // (account 222222222222).
-
-const (
-	acmeAccount   = "111111111111"
-	globexAccount = "222222222222"
-)
-
-// Token secrets of the test server.
-const (
-	tokAcmeAnalyst   = "acme-analyst-secret"
-	tokAcmeAnalyst2  = "acme-analyst2-secret"
-	tokAcmeViewer    = "acme-viewer-secret"
-	tokAcmeAdmin     = "acme-admin-secret"
-	tokGlobexAnalyst = "globex-analyst-secret"
-	tokGlobexAdmin   = "globex-admin-secret"
-	tokRootAdmin     = "root-admin-secret"
-	tokExpired       = "expired-secret"
-)
 
 type apiEnv struct {
 	t     testing.TB
@@ -83,7 +68,7 @@ func newAPIEnv(t testing.TB) *apiEnv {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC().Truncate(time.Second)
-	seedIncidents(t, store, now.Add(-2*time.Hour))
+	apitest.SeedIncidents(t, store, now.Add(-2*time.Hour))
 
 	e := &apiEnv{t: t, store: store, rules: &stubRules{}, now: now}
 	e.url = e.server(false)
@@ -96,28 +81,28 @@ func (e *apiEnv) server(restoreTokens bool) string {
 	tok := func(secret, name string, role api.Role, tenants ...string) api.Token {
 		return api.Token{Name: name, Hash: api.HashSecret(secret), Role: role, Tenants: tenants}
 	}
-	expired := tok(tokExpired, "old", api.RoleAdmin, "*")
+	expired := tok(apitest.TokExpired, "old", api.RoleAdmin, "*")
 	expired.Expires = e.now.Add(-time.Minute)
 	reg := prometheus.NewRegistry()
 	srv, err := api.New(api.Options{
-		Store:    storeAdapter{e.store},
+		Store:    e.store,
 		Rules:    e.rules,
 		Ready:    e.store.Ping,
 		Registry: reg,
 		Gatherer: reg,
 		Tokens: []api.Token{
-			tok(tokAcmeAnalyst, "alice", api.RoleAnalyst, "acme"),
-			tok(tokAcmeAnalyst2, "bob", api.RoleAnalyst, "acme"),
-			tok(tokAcmeViewer, "victor", api.RoleViewer, "acme"),
-			tok(tokAcmeAdmin, "ada", api.RoleAdmin, "acme"),
-			tok(tokGlobexAnalyst, "gina", api.RoleAnalyst, "globex"),
-			tok(tokGlobexAdmin, "gus", api.RoleAdmin, "globex"),
-			tok(tokRootAdmin, "root", api.RoleAdmin, "*"),
+			tok(apitest.TokAcmeAnalyst, "alice", api.RoleAnalyst, "acme"),
+			tok(apitest.TokAcmeAnalyst2, "bob", api.RoleAnalyst, "acme"),
+			tok(apitest.TokAcmeViewer, "victor", api.RoleViewer, "acme"),
+			tok(apitest.TokAcmeAdmin, "ada", api.RoleAdmin, "acme"),
+			tok(apitest.TokGlobexAnalyst, "gina", api.RoleAnalyst, "globex"),
+			tok(apitest.TokGlobexAdmin, "gus", api.RoleAdmin, "globex"),
+			tok(apitest.TokRootAdmin, "root", api.RoleAdmin, "*"),
 			expired,
 		},
 		Tenants: []api.Tenant{
-			{ID: "acme", Name: "Acme", Accounts: []string{acmeAccount}},
-			{ID: "globex", Name: "Globex", Accounts: []string{globexAccount}},
+			{ID: "acme", Name: "Acme", Accounts: []string{apitest.AcmeAccount}},
+			{ID: "globex", Name: "Globex", Accounts: []string{apitest.GlobexAccount}},
 		},
 		RestoreTokens: restoreTokens,
 		Logger:        slog.New(slog.DiscardHandler),
@@ -133,76 +118,6 @@ func (e *apiEnv) server(restoreTokens bool) string {
 	ts.Start()
 	t.Cleanup(ts.Close)
 	return ts.URL
-}
-
-// seedIncidents writes, per tenant, events, alerts and incidents:
-//
-//	acme:   inc-a1 (high, 2 alerts, 3 events), inc-a2 (medium), inc-a3 (high, later merged)
-//	globex: inc-b1 (critical), sharing the bucket name "artifacts" with acme
-func seedIncidents(t testing.TB, s *storage.Store, base time.Time) {
-	t.Helper()
-	at := func(d time.Duration) int64 { return base.Add(d).UnixMilli() }
-	event := func(tenant, account, uid string, d time.Duration) ocsf.Event {
-		var e ocsf.Event
-		e.SetClass(ocsf.ClassAPIActivity, 1, "Create")
-		e.Time = at(d)
-		e.SeverityID = ocsf.SeverityInformational
-		e.Metadata.UID, e.Metadata.TenantUID, e.Metadata.LogName = uid, tenant, "cloudtrail"
-		e.Metadata.Product.Name = "CloudTrail"
-		e.Cloud.Account.UID, e.Cloud.Region = account, "eu-west-1"
-		e.API.Operation, e.API.Service.Name = "PutObject", "s3.amazonaws.com"
-		e.AddObservable(ocsf.EntityBucket, "resources.uid", "artifacts")
-		e.AddObservable(ocsf.EntityObject, "resources.uid", "artifacts/releases/app.zip")
-		e.Raw = []byte(`{"eventID":"` + uid + `","eventName":"PutObject"}`)
-		return e
-	}
-	alert := func(tenant, account, id, rule string, sev int, d time.Duration, events ...string) rules.Alert {
-		return rules.Alert{ID: id, TenantUID: tenant, RuleID: rule, RuleVersion: "3", Title: "alert " + id, Severity: sev,
-			Stage: "tampering", Tactics: []string{"TA0040"}, Techniques: []string{"T1565"}, Time: at(d), AccountUID: account,
-			Region: "eu-west-1", Source: "cloudtrail",
-			Entities: []ocsf.Observable{ocsf.NewObservable(ocsf.EntityBucket, "resources.uid", "artifacts")},
-			EventIDs: events, Summary: "s"}
-	}
-	incident := func(id, title string, sev int, alerts ...rules.Alert) correlate.Incident {
-		in := correlate.Incident{ID: id, Version: 1, TenantUID: alerts[0].TenantUID, Title: title, Severity: sev, RiskScore: 20 * sev,
-			Status: "new", Stages: []string{"tampering"}, Tactics: []string{"TA0040"}, Techniques: []string{"T1565"},
-			Accounts: []string{alerts[0].AccountUID}}
-		for i, a := range alerts {
-			if i == 0 || a.Time < in.FirstSeen {
-				in.FirstSeen = a.Time
-			}
-			in.LastSeen = max(in.LastSeen, a.Time)
-			in.AlertIDs, in.RuleIDs = append(in.AlertIDs, a.ID), append(in.RuleIDs, a.RuleID)
-			in.Nodes = append(in.Nodes, correlate.Node{ID: "alert:" + a.ID, Kind: correlate.NodeAlert, Value: a.ID, Title: a.Title, Severity: a.Severity, FirstSeen: a.Time})
-			in.Timeline = append(in.Timeline, correlate.TimelineEntry{Time: a.Time, AlertID: a.ID, RuleID: a.RuleID, Title: a.Title, Stage: a.Stage, Severity: a.Severity})
-			in.Edges = append(in.Edges, correlate.Edge{ID: "e:" + a.ID, Source: "alert:" + a.ID, Target: "bucket:artifacts", Relation: "touches",
-				RuleID: a.RuleID, RuleVersion: a.RuleVersion, JoinKey: "bucket", GapMS: 1000, Time: a.Time, EventIDs: a.EventIDs})
-		}
-		in.Nodes = append(in.Nodes, correlate.Node{ID: "bucket:artifacts", Kind: correlate.NodeEntity, Entity: ocsf.EntityBucket, Value: "artifacts", Title: "artifacts", FirstSeen: in.FirstSeen})
-		return in
-	}
-	a1 := alert("acme", acmeAccount, "al-a1", "aws.s3.appspec_tamper", ocsf.SeverityHigh, 0, "ev-a1", "ev-a2")
-	a2 := alert("acme", acmeAccount, "al-a2", "aws.codedeploy.bundle", ocsf.SeverityHigh, 10*time.Minute, "ev-a3")
-	a3 := alert("acme", acmeAccount, "al-a3", "aws.iam.policy", ocsf.SeverityMedium, 20*time.Minute, "ev-a4")
-	a4 := alert("acme", acmeAccount, "al-a4", "aws.s3.appspec_tamper", ocsf.SeverityHigh, 30*time.Minute, "ev-a5")
-	b1 := alert("globex", globexAccount, "al-b1", "aws.s3.appspec_tamper", ocsf.SeverityCritical, 5*time.Minute, "ev-b1")
-	batch := storage.Batch{
-		Events: []ocsf.Event{
-			event("acme", acmeAccount, "ev-a1", 0), event("acme", acmeAccount, "ev-a2", time.Second), event("acme", acmeAccount, "ev-a3", 10*time.Minute),
-			event("acme", acmeAccount, "ev-a4", 20*time.Minute), event("acme", acmeAccount, "ev-a5", 30*time.Minute),
-			event("globex", globexAccount, "ev-b1", 5*time.Minute),
-		},
-		Alerts: []rules.Alert{a1, a2, a3, a4, b1},
-		Incidents: []correlate.Incident{
-			incident("inc-a1", "Pipeline poisoning in acme", ocsf.SeverityHigh, a1, a2),
-			incident("inc-a2", "IAM policy change", ocsf.SeverityMedium, a3),
-			incident("inc-a3", "appspec rewritten again", ocsf.SeverityHigh, a4),
-			incident("inc-b1", "Pipeline poisoning in globex", ocsf.SeverityCritical, b1),
-		},
-	}
-	if err := s.Write(context.Background(), batch); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // response is a decoded HTTP answer.
@@ -295,16 +210,16 @@ func (e *apiEnv) get(path, token string, v any) response {
 }
 
 // detailOf decodes an incident answer into a fresh value.
-func detailOf(t *testing.T, r response) api.IncidentDetail {
+func detailOf(t *testing.T, r response) casework.IncidentDetail {
 	t.Helper()
-	var d api.IncidentDetail
+	var d casework.IncidentDetail
 	if err := json.Unmarshal(r.body, &d); err != nil {
 		t.Fatalf("decode incident %.200s: %v", r.body, err)
 	}
 	return d
 }
 
-func ids(items []api.Incident) []string {
+func ids(items []casework.Incident) []string {
 	var out []string
 	for _, in := range items {
 		out = append(out, in.ID)
@@ -316,8 +231,8 @@ func ids(items []api.Incident) []string {
 // sort, page, open an incident with its graph and evidence.
 func TestAPIAnalystQueue(t *testing.T) {
 	e := newAPIEnv(t)
-	var page api.IncidentPage
-	e.get("/v1/incidents", tokAcmeAnalyst, &page)
+	var page casework.IncidentPage
+	e.get("/v1/incidents", apitest.TokAcmeAnalyst, &page)
 	if got, want := ids(page.Items), []string{"inc-a3", "inc-a2", "inc-a1"}; !slices.Equal(got, want) {
 		t.Errorf("queue by last_seen desc: got %v, want %v", got, want)
 	}
@@ -332,8 +247,8 @@ func TestAPIAnalystQueue(t *testing.T) {
 		{"min_severity=4", []string{"inc-a3", "inc-a1"}},
 		{"rule=aws.iam.policy", []string{"inc-a2"}},
 		{"entity_type=bucket&entity_value=artifacts&sort=first_seen&order=asc", []string{"inc-a1", "inc-a2", "inc-a3"}},
-		{"account=" + acmeAccount + "&sort=severity&order=desc", []string{"inc-a1", "inc-a3", "inc-a2"}},
-		{"account=" + globexAccount, nil},
+		{"account=" + apitest.AcmeAccount + "&sort=severity&order=desc", []string{"inc-a1", "inc-a3", "inc-a2"}},
+		{"account=" + apitest.GlobexAccount, nil},
 		{"q=poisoning", []string{"inc-a1"}},
 		{"q=inc-a2", []string{"inc-a2"}},
 		{"status=new&assignee=none", []string{"inc-a3", "inc-a2", "inc-a1"}},
@@ -343,8 +258,8 @@ func TestAPIAnalystQueue(t *testing.T) {
 	}
 	for _, f := range filters {
 		t.Run(f.query, func(t *testing.T) {
-			var p api.IncidentPage
-			e.get("/v1/incidents?"+f.query, tokAcmeAnalyst, &p)
+			var p casework.IncidentPage
+			e.get("/v1/incidents?"+f.query, apitest.TokAcmeAnalyst, &p)
 			if got := ids(p.Items); !slices.Equal(got, f.want) {
 				t.Errorf("got %v, want %v", got, f.want)
 			}
@@ -355,8 +270,8 @@ func TestAPIAnalystQueue(t *testing.T) {
 	var walked []string
 	cursor := ""
 	for range 5 {
-		var p api.IncidentPage
-		e.get("/v1/incidents?limit=1&cursor="+cursor, tokAcmeAnalyst, &p)
+		var p casework.IncidentPage
+		e.get("/v1/incidents?limit=1&cursor="+cursor, apitest.TokAcmeAnalyst, &p)
 		walked = append(walked, ids(p.Items)...)
 		if cursor = p.NextCursor; cursor == "" {
 			break
@@ -366,17 +281,17 @@ func TestAPIAnalystQueue(t *testing.T) {
 		t.Errorf("paged queue: got %v, want %v", walked, want)
 	}
 	// A cursor of another sort order is refused.
-	var p1 api.IncidentPage
-	e.get("/v1/incidents?limit=1", tokAcmeAnalyst, &p1)
-	if r := e.do("GET", "/v1/incidents?limit=1&sort=severity&cursor="+p1.NextCursor, tokAcmeAnalyst, nil); r.code != http.StatusBadRequest {
+	var p1 casework.IncidentPage
+	e.get("/v1/incidents?limit=1", apitest.TokAcmeAnalyst, &p1)
+	if r := e.do("GET", "/v1/incidents?limit=1&sort=severity&cursor="+p1.NextCursor, apitest.TokAcmeAnalyst, nil); r.code != http.StatusBadRequest {
 		t.Errorf("cursor of another sort: got %d, want 400", r.code)
 	} else if p := r.problem(t); !strings.Contains(p.Detail, "cursor") {
 		t.Errorf("got detail %q, want it to name the cursor", p.Detail)
 	}
 
 	// Open an incident: graph, timeline, alerts, evidence, ETag.
-	var d api.IncidentDetail
-	r := e.get("/v1/incidents/inc-a1", tokAcmeViewer, &d)
+	var d casework.IncidentDetail
+	r := e.get("/v1/incidents/inc-a1", apitest.TokAcmeViewer, &d)
 	if got, want := r.header.Get("ETag"), `"1.0"`; got != want {
 		t.Errorf("got ETag %s, want %s", got, want)
 	}
@@ -396,11 +311,11 @@ func TestAPIAnalystQueue(t *testing.T) {
 
 	// Rules, health, readiness, metrics by route.
 	var rs struct{ Rules []api.RuleInfo }
-	e.get("/v1/rules", tokAcmeViewer, &rs)
+	e.get("/v1/rules", apitest.TokAcmeViewer, &rs)
 	if len(rs.Rules) != 1 || rs.Rules[0].Version != "3" || rs.Rules[0].Evaluations != 0 {
 		t.Errorf("got rules %+v, want the one stub rule at version 3, without the counters of every tenant", rs.Rules)
 	}
-	e.get("/v1/rules", tokRootAdmin, &rs)
+	e.get("/v1/rules", apitest.TokRootAdmin, &rs)
 	if len(rs.Rules) != 1 || rs.Rules[0].Evaluations != 7 || rs.Rules[0].Matches != 2 {
 		t.Errorf("got rules %+v, want the counters for a token of every tenant", rs.Rules)
 	}
@@ -426,16 +341,16 @@ func TestAPIAnalystWorkflow(t *testing.T) {
 		return e.do(http.MethodPatch, "/v1/incidents/"+id, token, body, h...)
 	}
 
-	if r := patch("inc-a1", tokAcmeAnalyst, "", map[string]any{"status": "in_progress"}); r.code != http.StatusPreconditionRequired {
+	if r := patch("inc-a1", apitest.TokAcmeAnalyst, "", map[string]any{"status": "in_progress"}); r.code != http.StatusPreconditionRequired {
 		t.Fatalf("PATCH without If-Match: got %d, want 428", r.code)
 	}
-	if r := patch("inc-a1", tokAcmeAnalyst, `"1.7"`, map[string]any{"status": "in_progress"}); r.code != http.StatusPreconditionFailed {
+	if r := patch("inc-a1", apitest.TokAcmeAnalyst, `"1.7"`, map[string]any{"status": "in_progress"}); r.code != http.StatusPreconditionFailed {
 		t.Fatalf("PATCH with a stale ETag: got %d, want 412", r.code)
 	} else if r.header.Get("ETag") != `"1.0"` {
 		t.Errorf("412 carries ETag %s, want the current \"1.0\"", r.header.Get("ETag"))
 	}
 
-	r := patch("inc-a1", tokAcmeAnalyst, `"1.0"`, map[string]any{"status": "in_progress", "assignee": "me", "tags": []string{"ransomware", "ci"}, "severity_override": 5})
+	r := patch("inc-a1", apitest.TokAcmeAnalyst, `"1.0"`, map[string]any{"status": "in_progress", "assignee": "me", "tags": []string{"ransomware", "ci"}, "severity_override": 5})
 	if r.code != http.StatusOK {
 		t.Fatalf("PATCH to in_progress: got %d %s, want 200", r.code, r.body)
 	}
@@ -448,7 +363,7 @@ func TestAPIAnalystWorkflow(t *testing.T) {
 		t.Errorf("got ETag %s after the change, want \"1.1\"", etag1)
 	}
 	// The old ETag is now stale: a second analyst who read before loses.
-	if r := patch("inc-a1", tokAcmeAnalyst2, `"1.0"`, map[string]any{"assignee": "me"}); r.code != http.StatusPreconditionFailed {
+	if r := patch("inc-a1", apitest.TokAcmeAnalyst2, `"1.0"`, map[string]any{"assignee": "me"}); r.code != http.StatusPreconditionFailed {
 		t.Errorf("PATCH by a second analyst with the old ETag: got %d, want 412", r.code)
 	}
 
@@ -463,14 +378,14 @@ func TestAPIAnalystWorkflow(t *testing.T) {
 		"min_severity=5":                  {"inc-a1"},
 		"sort=updated&order=desc&limit=1": {"inc-a1"},
 	} {
-		var p api.IncidentPage
-		e.get("/v1/incidents?"+q, tokAcmeAnalyst, &p)
+		var p casework.IncidentPage
+		e.get("/v1/incidents?"+q, apitest.TokAcmeAnalyst, &p)
 		if got := ids(p.Items); !slices.Equal(got, want) {
 			t.Errorf("%s: got %v, want %v", q, got, want)
 		}
 	}
-	var counts api.IncidentPage
-	e.get("/v1/incidents?status=in_progress", tokAcmeAnalyst, &counts)
+	var counts casework.IncidentPage
+	e.get("/v1/incidents?status=in_progress", apitest.TokAcmeAnalyst, &counts)
 	if counts.CountsByStatus["in_progress"] != 1 || counts.CountsByStatus["new"] != 2 {
 		t.Errorf("got counts %v, want in_progress 1 and new 2 regardless of the status filter", counts.CountsByStatus)
 	}
@@ -492,7 +407,7 @@ func TestAPIAnalystWorkflow(t *testing.T) {
 	}
 	for _, c := range invalid {
 		t.Run(c.name, func(t *testing.T) {
-			r := patch("inc-a1", tokAcmeAnalyst, etag1, c.body)
+			r := patch("inc-a1", apitest.TokAcmeAnalyst, etag1, c.body)
 			if r.code != http.StatusUnprocessableEntity {
 				t.Fatalf("got %d %s, want 422", r.code, r.body)
 			}
@@ -510,20 +425,20 @@ func TestAPIAnalystWorkflow(t *testing.T) {
 	}
 
 	// Comment.
-	r = e.do(http.MethodPost, "/v1/incidents/inc-a1/comments", tokAcmeAnalyst, map[string]string{"body": "Keys used from 198.51.100.9; rotating."}, "Idempotency-Key", "c-1")
+	r = e.do(http.MethodPost, "/v1/incidents/inc-a1/comments", apitest.TokAcmeAnalyst, map[string]string{"body": "Keys used from 198.51.100.9; rotating."}, "Idempotency-Key", "c-1")
 	if r.code != http.StatusCreated {
 		t.Fatalf("POST comment: got %d %s, want 201", r.code, r.body)
 	}
 	// A retry with the same key folds into the first comment.
-	e.do(http.MethodPost, "/v1/incidents/inc-a1/comments", tokAcmeAnalyst, map[string]string{"body": "Keys used from 198.51.100.9; rotating."}, "Idempotency-Key", "c-1")
-	var comments struct{ Items []api.Comment }
-	e.get("/v1/incidents/inc-a1/comments", tokAcmeViewer, &comments)
+	e.do(http.MethodPost, "/v1/incidents/inc-a1/comments", apitest.TokAcmeAnalyst, map[string]string{"body": "Keys used from 198.51.100.9; rotating."}, "Idempotency-Key", "c-1")
+	var comments struct{ Items []casework.Comment }
+	e.get("/v1/incidents/inc-a1/comments", apitest.TokAcmeViewer, &comments)
 	if len(comments.Items) != 1 || comments.Items[0].Author != "alice" || !strings.Contains(comments.Items[0].Body, "rotating") {
 		t.Errorf("got comments %+v, want alice's one comment", comments.Items)
 	}
 
 	// Close with a verdict, then reopen.
-	r = patch("inc-a1", tokAcmeAnalyst, etag1, map[string]any{"status": "closed", "verdict": "true_positive", "reason": "confirmed pipeline poisoning; keys rotated"})
+	r = patch("inc-a1", apitest.TokAcmeAnalyst, etag1, map[string]any{"status": "closed", "verdict": "true_positive", "reason": "confirmed pipeline poisoning; keys rotated"})
 	if r.code != http.StatusOK {
 		t.Fatalf("close with verdict: got %d %s, want 200", r.code, r.body)
 	}
@@ -531,7 +446,7 @@ func TestAPIAnalystWorkflow(t *testing.T) {
 	if d.Workflow.Status != "closed" || d.Workflow.Verdict != "true_positive" || d.Workflow.Reason == "" {
 		t.Errorf("got workflow %+v, want closed true_positive with a reason", d.Workflow)
 	}
-	r = patch("inc-a1", tokAcmeAnalyst, r.header.Get("ETag"), map[string]any{"status": "in_progress", "reason": "new activity"})
+	r = patch("inc-a1", apitest.TokAcmeAnalyst, r.header.Get("ETag"), map[string]any{"status": "in_progress", "reason": "new activity"})
 	if r.code != http.StatusOK {
 		t.Fatalf("reopen: got %d %s, want 200", r.code, r.body)
 	}
@@ -540,7 +455,7 @@ func TestAPIAnalystWorkflow(t *testing.T) {
 		t.Errorf("reopened workflow %+v, want in_progress without a verdict", d.Workflow)
 	}
 	// Unassign with null (merge-patch semantics), sent as application/json.
-	r = e.do(http.MethodPatch, "/v1/incidents/inc-a1", tokAcmeAnalyst, `{"assignee": null, "tags": null}`, "If-Match", r.header.Get("ETag"))
+	r = e.do(http.MethodPatch, "/v1/incidents/inc-a1", apitest.TokAcmeAnalyst, `{"assignee": null, "tags": null}`, "If-Match", r.header.Get("ETag"))
 	if r.code != http.StatusOK {
 		t.Fatalf("unassign: got %d %s, want 200", r.code, r.body)
 	}
@@ -559,39 +474,39 @@ func TestAPIAnalystWorkflow(t *testing.T) {
 		{map[string]string{"into": "inc-a1"}, http.StatusUnprocessableEntity},
 		{map[string]string{"into": "inc-a1", "reason": "same bucket and rule", "x": "y"}, http.StatusBadRequest},
 	} {
-		if r := e.do(http.MethodPost, "/v1/incidents/inc-a3/merge", tokAcmeAnalyst, c.body); r.code != c.code {
+		if r := e.do(http.MethodPost, "/v1/incidents/inc-a3/merge", apitest.TokAcmeAnalyst, c.body); r.code != c.code {
 			t.Errorf("merge %v: got %d %s, want %d", c.body, r.code, r.body, c.code)
 		}
 	}
-	if r := e.do(http.MethodPost, "/v1/incidents/inc-a3/merge", tokAcmeAnalyst, map[string]string{"into": "inc-a1", "reason": "same bucket and rule"}); r.code != http.StatusOK {
+	if r := e.do(http.MethodPost, "/v1/incidents/inc-a3/merge", apitest.TokAcmeAnalyst, map[string]string{"into": "inc-a1", "reason": "same bucket and rule"}); r.code != http.StatusOK {
 		t.Fatalf("merge: got %d %s, want 200", r.code, r.body)
 	}
-	r = e.get("/v1/incidents/inc-a3", tokAcmeAnalyst, nil)
+	r = e.get("/v1/incidents/inc-a3", apitest.TokAcmeAnalyst, nil)
 	d = detailOf(t, r)
 	if d.Workflow.Status != "merged" || d.Workflow.MergedInto != "inc-a1" {
 		t.Errorf("merged incident: got workflow %+v, want merged into inc-a1", d.Workflow)
 	}
-	if r := patch("inc-a3", tokAcmeAnalyst, r.header.Get("ETag"), map[string]any{"status": "in_progress"}); r.code != http.StatusUnprocessableEntity {
+	if r := patch("inc-a3", apitest.TokAcmeAnalyst, r.header.Get("ETag"), map[string]any{"status": "in_progress"}); r.code != http.StatusUnprocessableEntity {
 		t.Errorf("PATCH of a merged incident: got %d, want 422", r.code)
 	}
-	if r := e.do(http.MethodPost, "/v1/incidents/inc-a3/merge", tokAcmeAnalyst, map[string]string{"into": "inc-a2", "reason": "again"}); r.code != http.StatusConflict {
+	if r := e.do(http.MethodPost, "/v1/incidents/inc-a3/merge", apitest.TokAcmeAnalyst, map[string]string{"into": "inc-a2", "reason": "again"}); r.code != http.StatusConflict {
 		t.Errorf("merging a merged incident: got %d, want 409", r.code)
 	}
 
 	// The audit log has who, tenant, what, before/after and the request id,
 	// including the refused attempts.
-	r = e.do(http.MethodPatch, "/v1/incidents/inc-a2", tokAcmeAnalyst, map[string]any{"status": "on_hold"}, "If-Match", `"1.0"`, "X-Request-Id", "req-audit-1")
+	r = e.do(http.MethodPatch, "/v1/incidents/inc-a2", apitest.TokAcmeAnalyst, map[string]any{"status": "on_hold"}, "If-Match", `"1.0"`, "X-Request-Id", "req-audit-1")
 	if r.code != http.StatusOK || r.header.Get("X-Request-Id") != "req-audit-1" {
 		t.Fatalf("PATCH inc-a2: got %d with request id %q, want 200 and req-audit-1", r.code, r.header.Get("X-Request-Id"))
 	}
-	var audit struct{ Items []api.AuditEntry }
-	e.get("/v1/audit?incident_id=inc-a2", tokAcmeAdmin, &audit)
+	var audit struct{ Items []casework.AuditEntry }
+	e.get("/v1/audit?incident_id=inc-a2", apitest.TokAcmeAdmin, &audit)
 	found := false
 	for _, a := range audit.Items {
 		var det struct {
 			RequestID     string `json:"request_id"`
 			Status        int
-			Before, After api.Workflow
+			Before, After casework.Workflow
 		}
 		_ = json.Unmarshal(a.Details, &det)
 		if a.Action == "api.incident.update" && det.RequestID == "req-audit-1" {
@@ -604,7 +519,7 @@ func TestAPIAnalystWorkflow(t *testing.T) {
 	if !found {
 		t.Errorf("no api.incident.update entry with request id req-audit-1 in %+v", audit.Items)
 	}
-	e.get("/v1/audit?incident_id=inc-a1&action=api.incident.update", tokAcmeAdmin, &audit)
+	e.get("/v1/audit?incident_id=inc-a1&action=api.incident.update", apitest.TokAcmeAdmin, &audit)
 	statuses := map[int]int{}
 	for _, a := range audit.Items {
 		var det struct{ Status int }
@@ -614,12 +529,12 @@ func TestAPIAnalystWorkflow(t *testing.T) {
 	if statuses[http.StatusPreconditionRequired] != 1 || statuses[http.StatusPreconditionFailed] != 2 || statuses[http.StatusOK] != 4 {
 		t.Errorf("got audited inc-a1 updates by status %v, want 428: 1, 412: 2, 200: 4", statuses)
 	}
-	e.get("/v1/audit?action=api.incident.comment", tokAcmeAdmin, &audit)
+	e.get("/v1/audit?action=api.incident.comment", apitest.TokAcmeAdmin, &audit)
 	if len(audit.Items) != 2 {
 		t.Errorf("got %d audited comment requests, want 2 (the retry is a request too)", len(audit.Items))
 	}
 	// Every merge request is audited, the refused ones too.
-	e.get("/v1/audit?action=api.incident.merge", tokAcmeAdmin, &audit)
+	e.get("/v1/audit?action=api.incident.merge", apitest.TokAcmeAdmin, &audit)
 	mergeStatuses := map[int]int{}
 	for _, a := range audit.Items {
 		var det struct{ Status int }
@@ -633,7 +548,7 @@ func TestAPIAnalystWorkflow(t *testing.T) {
 		t.Errorf("got audited merge requests by status %v, want %v", mergeStatuses, want)
 	}
 	// Analysts cannot read the audit log.
-	if r := e.do(http.MethodGet, "/v1/audit", tokAcmeAnalyst, nil); r.code != http.StatusForbidden {
+	if r := e.do(http.MethodGet, "/v1/audit", apitest.TokAcmeAnalyst, nil); r.code != http.StatusForbidden {
 		t.Errorf("GET /v1/audit as analyst: got %d, want 403", r.code)
 	}
 }
@@ -658,7 +573,7 @@ func TestAPIViewerCannotChange(t *testing.T) {
 	}
 	for _, a := range attempts {
 		t.Run(a.method+" "+a.path, func(t *testing.T) {
-			r := e.do(a.method, a.path, tokAcmeViewer, a.body, "If-Match", `"1.0"`)
+			r := e.do(a.method, a.path, apitest.TokAcmeViewer, a.body, "If-Match", `"1.0"`)
 			if r.code != http.StatusForbidden {
 				t.Fatalf("got %d %s, want 403", r.code, r.body)
 			}
@@ -669,7 +584,7 @@ func TestAPIViewerCannotChange(t *testing.T) {
 	}
 	// Analysts cannot administer either.
 	for _, a := range attempts[3:] {
-		if r := e.do(a.method, a.path, tokAcmeAnalyst, a.body); r.code != http.StatusForbidden {
+		if r := e.do(a.method, a.path, apitest.TokAcmeAnalyst, a.body); r.code != http.StatusForbidden {
 			t.Errorf("%s %s as analyst: got %d, want 403", a.method, a.path, r.code)
 		}
 	}
@@ -677,35 +592,35 @@ func TestAPIViewerCannotChange(t *testing.T) {
 		t.Errorf("got %d reloads, want 0", e.rules.reloads)
 	}
 	// Unauthenticated and expired tokens: 401.
-	for _, tok := range []string{"", "not-a-token", tokExpired} {
+	for _, tok := range []string{"", "not-a-token", apitest.TokExpired} {
 		if r := e.do(http.MethodPatch, "/v1/incidents/inc-a1", tok, map[string]any{"status": "closed"}); r.code != http.StatusUnauthorized {
 			t.Errorf("PATCH with token %q: got %d, want 401", tok, r.code)
 		} else if r.header.Get("WWW-Authenticate") == "" {
 			t.Errorf("401 without WWW-Authenticate")
 		}
 	}
-	var d api.IncidentDetail
-	e.get("/v1/incidents/inc-a1", tokAcmeViewer, &d)
+	var d casework.IncidentDetail
+	e.get("/v1/incidents/inc-a1", apitest.TokAcmeViewer, &d)
 	if d.Workflow.Version != 0 || d.Workflow.Status != "new" {
 		t.Errorf("after the refused attempts: got workflow %+v, want untouched", d.Workflow)
 	}
-	var comments struct{ Items []api.Comment }
-	e.get("/v1/incidents/inc-a1/comments", tokAcmeViewer, &comments)
+	var comments struct{ Items []casework.Comment }
+	e.get("/v1/incidents/inc-a1/comments", apitest.TokAcmeViewer, &comments)
 	if len(comments.Items) != 0 {
 		t.Errorf("got %d comments, want 0", len(comments.Items))
 	}
 	// Refusals are audited: the viewer's under acme, anonymous ones under
 	// the global tenant that only every-tenant admins see.
-	var audit struct{ Items []api.AuditEntry }
-	e.get("/v1/audit?action=api.denied&actor=victor", tokAcmeAdmin, &audit)
+	var audit struct{ Items []casework.AuditEntry }
+	e.get("/v1/audit?action=api.denied&actor=victor", apitest.TokAcmeAdmin, &audit)
 	if len(audit.Items) != 6 {
 		t.Errorf("got %d audited refusals of the viewer's state-changing requests, want 6", len(audit.Items))
 	}
-	e.get("/v1/audit?action=api.denied&actor=anonymous", tokRootAdmin, &audit)
+	e.get("/v1/audit?action=api.denied&actor=anonymous", apitest.TokRootAdmin, &audit)
 	if len(audit.Items) != 3 {
 		t.Errorf("got %d audited anonymous refusals, want 3", len(audit.Items))
 	}
-	e.get("/v1/audit?action=api.denied&actor=anonymous", tokAcmeAdmin, &audit)
+	e.get("/v1/audit?action=api.denied&actor=anonymous", apitest.TokAcmeAdmin, &audit)
 	if len(audit.Items) != 0 {
 		t.Errorf("a single-tenant admin sees %d global entries, want 0", len(audit.Items))
 	}
@@ -715,14 +630,14 @@ func TestAPIViewerCannotChange(t *testing.T) {
 // another's data, on every endpoint.
 func TestAPITenantIsolation(t *testing.T) {
 	e := newAPIEnv(t)
-	var page api.IncidentPage
-	e.get("/v1/incidents", tokGlobexAnalyst, &page)
+	var page casework.IncidentPage
+	e.get("/v1/incidents", apitest.TokGlobexAnalyst, &page)
 	if got := ids(page.Items); !slices.Equal(got, []string{"inc-b1"}) {
 		t.Errorf("globex queue: got %v, want [inc-b1]", got)
 	}
-	for _, q := range []string{"q=inc-a1", "entity_type=bucket&entity_value=artifacts&status=new", "account=" + acmeAccount, "rule=aws.iam.policy"} {
-		var p api.IncidentPage
-		e.get("/v1/incidents?"+q, tokGlobexAnalyst, &p)
+	for _, q := range []string{"q=inc-a1", "entity_type=bucket&entity_value=artifacts&status=new", "account=" + apitest.AcmeAccount, "rule=aws.iam.policy"} {
+		var p casework.IncidentPage
+		e.get("/v1/incidents?"+q, apitest.TokGlobexAnalyst, &p)
 		for _, in := range p.Items {
 			if in.TenantUID != "globex" {
 				t.Errorf("%s: globex sees %s of %s", q, in.ID, in.TenantUID)
@@ -742,32 +657,32 @@ func TestAPITenantIsolation(t *testing.T) {
 	}
 	for _, c := range notFound {
 		t.Run(c.method+" "+c.path, func(t *testing.T) {
-			r := e.do(c.method, c.path, tokGlobexAnalyst, c.body, "If-Match", `"1.0"`)
+			r := e.do(c.method, c.path, apitest.TokGlobexAnalyst, c.body, "If-Match", `"1.0"`)
 			if r.code != http.StatusNotFound {
 				t.Fatalf("got %d %s, want 404", r.code, r.body)
 			}
 			// Exactly like an id that does not exist.
-			missing := e.do(c.method, strings.Replace(c.path, acmeID, "inc-nope", 1), tokGlobexAnalyst, c.body, "If-Match", `"1.0"`)
+			missing := e.do(c.method, strings.Replace(c.path, acmeID, "inc-nope", 1), apitest.TokGlobexAnalyst, c.body, "If-Match", `"1.0"`)
 			if pa, pb := r.problem(t), missing.problem(t); pa.Detail != pb.Detail || missing.code != r.code {
 				t.Errorf("another tenant's id answers %d %q, a missing id %d %q; want the same", r.code, pa.Detail, missing.code, pb.Detail)
 			}
 		})
 	}
 	// Merging into another tenant's incident is refused as not found.
-	if r := e.do(http.MethodPost, "/v1/incidents/inc-b1/merge", tokGlobexAnalyst, map[string]string{"into": acmeID, "reason": "x"}); r.code != http.StatusUnprocessableEntity {
+	if r := e.do(http.MethodPost, "/v1/incidents/inc-b1/merge", apitest.TokGlobexAnalyst, map[string]string{"into": acmeID, "reason": "x"}); r.code != http.StatusUnprocessableEntity {
 		t.Errorf("merge into acme's incident: got %d, want 422", r.code)
 	}
 	// The tenant parameter cannot widen the scope.
-	if r := e.do(http.MethodGet, "/v1/incidents?tenant=acme", tokGlobexAnalyst, nil); r.code != http.StatusBadRequest {
+	if r := e.do(http.MethodGet, "/v1/incidents?tenant=acme", apitest.TokGlobexAnalyst, nil); r.code != http.StatusBadRequest {
 		t.Errorf("tenant=acme as globex: got %d, want 400", r.code)
 	}
 	// Entity pivot: the shared bucket shows only globex's incident, alerts, events.
-	var act api.EntityActivity
-	e.get("/v1/entities/bucket/artifacts", tokGlobexAnalyst, &act)
+	var act casework.EntityActivity
+	e.get("/v1/entities/bucket/artifacts", apitest.TokGlobexAnalyst, &act)
 	if got := ids(act.Incidents); !slices.Equal(got, []string{"inc-b1"}) || len(act.Alerts) != 1 || len(act.Events) != 1 {
 		t.Errorf("globex pivot: got incidents %v, %d alerts, %d events; want [inc-b1], 1, 1", got, len(act.Alerts), len(act.Events))
 	}
-	e.get("/v1/entities/object/artifacts/releases/app.zip", tokAcmeViewer, &act)
+	e.get("/v1/entities/object/artifacts/releases/app.zip", apitest.TokAcmeViewer, &act)
 	if len(act.Events) != 5 || act.Value != "artifacts/releases/app.zip" {
 		t.Errorf("acme pivot on an object with slashes: got %d events for %q, want 5", len(act.Events), act.Value)
 	}
@@ -777,24 +692,24 @@ func TestAPITenantIsolation(t *testing.T) {
 		}
 	}
 	// acme's incident is untouched.
-	var d api.IncidentDetail
-	e.get("/v1/incidents/"+acmeID, tokAcmeAnalyst, &d)
+	var d casework.IncidentDetail
+	e.get("/v1/incidents/"+acmeID, apitest.TokAcmeAnalyst, &d)
 	if d.Workflow.Version != 0 {
 		t.Errorf("acme's incident changed: %+v", d.Workflow)
 	}
-	var comments struct{ Items []api.Comment }
-	e.get("/v1/incidents/"+acmeID+"/comments", tokAcmeAnalyst, &comments)
+	var comments struct{ Items []casework.Comment }
+	e.get("/v1/incidents/"+acmeID+"/comments", apitest.TokAcmeAnalyst, &comments)
 	if len(comments.Items) != 0 {
 		t.Errorf("acme's incident got comments: %+v", comments.Items)
 	}
 	// Admin endpoints are scoped too.
 	var tenants struct{ Items []api.Tenant }
-	e.get("/v1/admin/tenants", tokGlobexAdmin, &tenants)
-	if len(tenants.Items) != 1 || tenants.Items[0].ID != "globex" || !slices.Equal(tenants.Items[0].Accounts, []string{globexAccount}) {
+	e.get("/v1/admin/tenants", apitest.TokGlobexAdmin, &tenants)
+	if len(tenants.Items) != 1 || tenants.Items[0].ID != "globex" || !slices.Equal(tenants.Items[0].Accounts, []string{apitest.GlobexAccount}) {
 		t.Errorf("globex admin tenants: got %+v", tenants.Items)
 	}
 	var toks struct{ Items []struct{ ID, Name string } }
-	e.get("/v1/admin/tokens", tokGlobexAdmin, &toks)
+	e.get("/v1/admin/tokens", apitest.TokGlobexAdmin, &toks)
 	var names []string
 	for _, tk := range toks.Items {
 		names = append(names, tk.Name)
@@ -802,32 +717,32 @@ func TestAPITenantIsolation(t *testing.T) {
 	if !slices.Equal(names, []string{"gina", "gus"}) {
 		t.Errorf("globex admin sees tokens %v, want [gina gus]", names)
 	}
-	if r := e.do(http.MethodPost, "/v1/admin/tokens", tokGlobexAdmin, map[string]any{"name": "sneaky", "role": "admin", "tenants": []string{"acme"}}); r.code != http.StatusUnprocessableEntity {
+	if r := e.do(http.MethodPost, "/v1/admin/tokens", apitest.TokGlobexAdmin, map[string]any{"name": "sneaky", "role": "admin", "tenants": []string{"acme"}}); r.code != http.StatusUnprocessableEntity {
 		t.Errorf("globex admin creating an acme token: got %d, want 422", r.code)
 	}
 	var all struct{ Items []struct{ ID, Name string } }
-	e.get("/v1/admin/tokens", tokRootAdmin, &all)
+	e.get("/v1/admin/tokens", apitest.TokRootAdmin, &all)
 	for _, tk := range all.Items {
 		if tk.Name == "alice" {
-			if r := e.do(http.MethodDelete, "/v1/admin/tokens/"+tk.ID, tokGlobexAdmin, nil); r.code != http.StatusNotFound {
+			if r := e.do(http.MethodDelete, "/v1/admin/tokens/"+tk.ID, apitest.TokGlobexAdmin, nil); r.code != http.StatusNotFound {
 				t.Errorf("globex admin deleting acme's token: got %d, want 404", r.code)
 			}
 		}
 	}
 	// Comment on globex's own incident, then the audit views differ.
-	e.do(http.MethodPost, "/v1/incidents/inc-b1/comments", tokGlobexAnalyst, map[string]string{"body": "ours"})
-	var audit struct{ Items []api.AuditEntry }
-	e.get("/v1/audit", tokAcmeAdmin, &audit)
+	e.do(http.MethodPost, "/v1/incidents/inc-b1/comments", apitest.TokGlobexAnalyst, map[string]string{"body": "ours"})
+	var audit struct{ Items []casework.AuditEntry }
+	e.get("/v1/audit", apitest.TokAcmeAdmin, &audit)
 	for _, a := range audit.Items {
 		if a.TenantUID != "acme" {
 			t.Errorf("acme admin sees audit entry of %s: %+v", a.TenantUID, a)
 		}
 	}
-	e.get("/v1/audit?tenant=globex", tokGlobexAdmin, &audit)
+	e.get("/v1/audit?tenant=globex", apitest.TokGlobexAdmin, &audit)
 	if len(audit.Items) == 0 {
 		t.Errorf("globex admin sees no audit entries of globex")
 	}
-	if r := e.do(http.MethodGet, "/v1/audit?tenant=acme", tokGlobexAdmin, nil); r.code != http.StatusBadRequest {
+	if r := e.do(http.MethodGet, "/v1/audit?tenant=acme", apitest.TokGlobexAdmin, nil); r.code != http.StatusBadRequest {
 		t.Errorf("globex admin asking for acme's audit: got %d, want 400", r.code)
 	}
 }
@@ -836,7 +751,7 @@ func TestAPITenantIsolation(t *testing.T) {
 // works at once; listing never shows secrets; deleting revokes it.
 func TestAPITokens(t *testing.T) {
 	e := newAPIEnv(t)
-	r := e.do(http.MethodPost, "/v1/admin/tokens", tokAcmeAdmin, map[string]any{"name": "carol", "role": "analyst", "tenants": []string{"acme"},
+	r := e.do(http.MethodPost, "/v1/admin/tokens", apitest.TokAcmeAdmin, map[string]any{"name": "carol", "role": "analyst", "tenants": []string{"acme"},
 		"expires_at": e.now.Add(24 * time.Hour).Format(time.RFC3339)})
 	if r.code != http.StatusCreated {
 		t.Fatalf("create token: got %d %s, want 201", r.code, r.body)
@@ -846,12 +761,12 @@ func TestAPITokens(t *testing.T) {
 	if !strings.HasPrefix(created.Secret, "msb_") || created.ID == "" {
 		t.Fatalf("got %+v, want an id and a msb_ secret", created)
 	}
-	var p api.IncidentPage
+	var p casework.IncidentPage
 	e.get("/v1/incidents", created.Secret, &p)
 	if len(p.Items) != 3 {
 		t.Errorf("the new token sees %d incidents, want acme's 3", len(p.Items))
 	}
-	list := e.get("/v1/admin/tokens", tokAcmeAdmin, nil)
+	list := e.get("/v1/admin/tokens", apitest.TokAcmeAdmin, nil)
 	if strings.Contains(string(list.body), created.Secret) || strings.Contains(string(list.body), "secret") {
 		t.Errorf("the token list shows secrets: %s", list.body)
 	}
@@ -868,7 +783,7 @@ func TestAPITokens(t *testing.T) {
 		{map[string]any{"name": "dave", "role": "viewer", "tenants": []string{"acme"}, "expires_at": "2001-01-01T00:00:00Z"}, []string{"expires_at is in the past"}},
 	}
 	for _, b := range bad {
-		r := e.do(http.MethodPost, "/v1/admin/tokens", tokAcmeAdmin, b.body)
+		r := e.do(http.MethodPost, "/v1/admin/tokens", apitest.TokAcmeAdmin, b.body)
 		if r.code != http.StatusUnprocessableEntity {
 			t.Errorf("create %v: got %d, want 422", b.body, r.code)
 			continue
@@ -880,14 +795,14 @@ func TestAPITokens(t *testing.T) {
 			}
 		}
 	}
-	if r := e.do(http.MethodDelete, "/v1/admin/tokens/"+created.ID, tokAcmeAdmin, nil); r.code != http.StatusNoContent {
+	if r := e.do(http.MethodDelete, "/v1/admin/tokens/"+created.ID, apitest.TokAcmeAdmin, nil); r.code != http.StatusNoContent {
 		t.Fatalf("delete token: got %d %s, want 204", r.code, r.body)
 	}
 	if r := e.do(http.MethodGet, "/v1/incidents", created.Secret, nil); r.code != http.StatusUnauthorized {
 		t.Errorf("a deleted token: got %d, want 401", r.code)
 	}
-	var audit struct{ Items []api.AuditEntry }
-	e.get("/v1/audit?actor=ada", tokAcmeAdmin, &audit)
+	var audit struct{ Items []casework.AuditEntry }
+	e.get("/v1/audit?actor=ada", apitest.TokAcmeAdmin, &audit)
 	var actions []string
 	for _, a := range audit.Items {
 		actions = append(actions, a.Action)
@@ -900,12 +815,12 @@ func TestAPITokens(t *testing.T) {
 	}
 	// Tokens created through the API survive a restart; deleted ones stay
 	// deleted; the secret itself is never stored.
-	r = e.do(http.MethodPost, "/v1/admin/tokens", tokRootAdmin, map[string]any{"name": "erin", "role": "viewer", "tenants": []string{"globex"}})
+	r = e.do(http.MethodPost, "/v1/admin/tokens", apitest.TokRootAdmin, map[string]any{"name": "erin", "role": "viewer", "tenants": []string{"globex"}})
 	var kept struct{ ID, Secret string }
 	_ = json.Unmarshal(r.body, &kept)
 	first := e.url
 	e.url = e.server(true)
-	var gp api.IncidentPage
+	var gp casework.IncidentPage
 	e.get("/v1/incidents", kept.Secret, &gp)
 	if got := ids(gp.Items); !slices.Equal(got, []string{"inc-b1"}) {
 		t.Errorf("the restored token sees %v, want globex's [inc-b1]", got)
@@ -913,7 +828,7 @@ func TestAPITokens(t *testing.T) {
 	if r := e.do(http.MethodGet, "/v1/incidents", created.Secret, nil); r.code != http.StatusUnauthorized {
 		t.Errorf("a deleted token after a restart: got %d, want 401", r.code)
 	}
-	if r := e.do(http.MethodDelete, "/v1/admin/tokens/"+kept.ID, tokRootAdmin, nil); r.code != http.StatusNoContent {
+	if r := e.do(http.MethodDelete, "/v1/admin/tokens/"+kept.ID, apitest.TokRootAdmin, nil); r.code != http.StatusNoContent {
 		t.Fatalf("delete the restored token: got %d %s, want 204", r.code, r.body)
 	}
 	e.url = e.server(true)
@@ -924,13 +839,13 @@ func TestAPITokens(t *testing.T) {
 
 	// Reload changes the rules of every tenant: only an admin of every
 	// tenant may; it is audited.
-	if r := e.do(http.MethodPost, "/-/reload", tokAcmeAdmin, nil); r.code != http.StatusForbidden || e.rules.reloads != 0 {
+	if r := e.do(http.MethodPost, "/-/reload", apitest.TokAcmeAdmin, nil); r.code != http.StatusForbidden || e.rules.reloads != 0 {
 		t.Errorf("reload by a tenant admin: got %d with %d reloads, want 403 and 0", r.code, e.rules.reloads)
 	}
-	if r := e.do(http.MethodPost, "/-/reload", tokRootAdmin, nil); r.code != http.StatusOK || e.rules.reloads != 1 {
+	if r := e.do(http.MethodPost, "/-/reload", apitest.TokRootAdmin, nil); r.code != http.StatusOK || e.rules.reloads != 1 {
 		t.Errorf("reload: got %d with %d reloads, want 200 and 1", r.code, e.rules.reloads)
 	}
-	e.get("/v1/audit?action=api.rules.reload", tokRootAdmin, &audit)
+	e.get("/v1/audit?action=api.rules.reload", apitest.TokRootAdmin, &audit)
 	if len(audit.Items) != 1 || audit.Items[0].Actor != "root" {
 		t.Errorf("got reload audit %+v, want root's reload", audit.Items)
 	}
@@ -979,7 +894,7 @@ func TestAPIHostileInput(t *testing.T) {
 		{"entity type unknown", "GET", "/v1/entities/" + url.PathEscape("ip'--") + "/1.2.3.4", nil, nil, 400, "entity type"},
 		{"entity value control", "GET", "/v1/entities/ip/%00", nil, nil, 400, "control"},
 		{"entity range reversed", "GET", "/v1/entities/ip/1.2.3.4?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", nil, nil, 400, "before"},
-		{"audit sql", "GET", "/v1/audit?actor=" + url.QueryEscape("x' OR 1=1"), nil, []string{"Authorization", "Bearer " + tokAcmeAdmin}, 400, "actor"},
+		{"audit sql", "GET", "/v1/audit?actor=" + url.QueryEscape("x' OR 1=1"), nil, []string{"Authorization", "Bearer " + apitest.TokAcmeAdmin}, 400, "actor"},
 		{"body over 1 MiB", "PATCH", "/v1/incidents/inc-a1", `{"reason":"` + strings.Repeat("x", 1<<20+10) + `"}`, []string{"If-Match", `"1.0"`}, 413, "larger"},
 		{"comment over 1 MiB", "POST", "/v1/incidents/inc-a1/comments", `{"body":"` + strings.Repeat("x", 1<<20+10) + `"}`, nil, 413, "larger"},
 		{"comment too long", "POST", "/v1/incidents/inc-a1/comments", map[string]string{"body": strings.Repeat("x", 20000)}, nil, 422, "longer"},
@@ -1005,12 +920,12 @@ func TestAPIHostileInput(t *testing.T) {
 		{"unknown route", "GET", "/v1/admin", nil, nil, 404, "no such endpoint"},
 		{"unknown endpoint", "GET", "/v1/nothing", nil, nil, 404, "no such endpoint"},
 		{"method not allowed", "DELETE", "/v1/incidents/inc-a1", nil, nil, 405, "not allowed"},
-		{"token name sql", "POST", "/v1/admin/tokens", map[string]any{"name": "x'; --", "role": "viewer", "tenants": []string{"acme"}}, []string{"Authorization", "Bearer " + tokAcmeAdmin}, 422, "name"},
-		{"token id traversal", "DELETE", "/v1/admin/tokens/..%2f..%2f", nil, []string{"Authorization", "Bearer " + tokAcmeAdmin}, 400, "token id"},
+		{"token name sql", "POST", "/v1/admin/tokens", map[string]any{"name": "x'; --", "role": "viewer", "tenants": []string{"acme"}}, []string{"Authorization", "Bearer " + apitest.TokAcmeAdmin}, 422, "name"},
+		{"token id traversal", "DELETE", "/v1/admin/tokens/..%2f..%2f", nil, []string{"Authorization", "Bearer " + apitest.TokAcmeAdmin}, 400, "token id"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			h := append([]string{"Authorization", "Bearer " + tokAcmeAnalyst}, c.headers...)
+			h := append([]string{"Authorization", "Bearer " + apitest.TokAcmeAnalyst}, c.headers...)
 			r := e.do(c.method, c.path, "", c.body, h...)
 			if r.code != c.code {
 				t.Fatalf("got %d %.300s, want %d", r.code, r.body, c.code)
@@ -1033,14 +948,14 @@ func TestAPIHostileInput(t *testing.T) {
 	}
 	// Free text is bound, not spliced: SQL in q finds nothing and leaks nothing.
 	for _, q := range []string{"' OR 1=1 --", `") OR ("1"="1`, "inc-b1", "%' UNION SELECT * FROM system.tables --", "🦀 \u202e"} {
-		var p api.IncidentPage
-		e.get("/v1/incidents?q="+url.QueryEscape(q), tokAcmeAnalyst, &p)
+		var p casework.IncidentPage
+		e.get("/v1/incidents?q="+url.QueryEscape(q), apitest.TokAcmeAnalyst, &p)
 		if len(p.Items) != 0 {
 			t.Errorf("q=%q: got %v, want nothing", q, ids(p.Items))
 		}
 	}
-	var p api.IncidentPage
-	e.get("/v1/incidents?entity_type=ip&entity_value="+url.QueryEscape("1' OR '1'='1"), tokAcmeAnalyst, &p)
+	var p casework.IncidentPage
+	e.get("/v1/incidents?entity_type=ip&entity_value="+url.QueryEscape("1' OR '1'='1"), apitest.TokAcmeAnalyst, &p)
 	if len(p.Items) != 0 {
 		t.Errorf("entity_value injection: got %v, want nothing", ids(p.Items))
 	}
@@ -1050,13 +965,13 @@ func TestAPIHostileInput(t *testing.T) {
 		t.Errorf("got request id %q, want a fresh one", got)
 	}
 	// Nothing above changed the data.
-	var d api.IncidentDetail
-	e.get("/v1/incidents/inc-a1", tokAcmeAnalyst, &d)
+	var d casework.IncidentDetail
+	e.get("/v1/incidents/inc-a1", apitest.TokAcmeAnalyst, &d)
 	if d.Workflow.Version != 0 {
 		t.Errorf("hostile requests changed inc-a1: %+v", d.Workflow)
 	}
-	var comments struct{ Items []api.Comment }
-	e.get("/v1/incidents/inc-a1/comments", tokAcmeAnalyst, &comments)
+	var comments struct{ Items []casework.Comment }
+	e.get("/v1/incidents/inc-a1/comments", apitest.TokAcmeAnalyst, &comments)
 	if len(comments.Items) != 0 {
 		t.Errorf("hostile requests added comments: %+v", comments.Items)
 	}
@@ -1089,9 +1004,9 @@ func TestAPIConcurrentChanges(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tok := tokAcmeAnalyst
+			tok := apitest.TokAcmeAnalyst
 			if i%2 == 1 {
-				tok = tokAcmeAnalyst2
+				tok = apitest.TokAcmeAnalyst2
 			}
 			r := e.do(http.MethodPatch, "/v1/incidents/inc-a2", tok, map[string]any{"assignee": "me", "tags": []string{fmt.Sprint("t", i)}}, "If-Match", `"1.0"`)
 			codes <- r.code
@@ -1106,8 +1021,8 @@ func TestAPIConcurrentChanges(t *testing.T) {
 	if got[http.StatusOK] != 1 || got[http.StatusPreconditionFailed] != n-1 {
 		t.Errorf("got status counts %v, want one 200 and %d 412", got, n-1)
 	}
-	var d api.IncidentDetail
-	r := e.get("/v1/incidents/inc-a2", tokAcmeViewer, &d)
+	var d casework.IncidentDetail
+	r := e.get("/v1/incidents/inc-a2", apitest.TokAcmeViewer, &d)
 	if d.Workflow.Version != 1 || r.header.Get("ETag") != `"1.1"` || len(d.Workflow.Tags) != 1 {
 		t.Errorf("got workflow %+v ETag %s, want exactly one change applied", d.Workflow, r.header.Get("ETag"))
 	}
@@ -1125,22 +1040,22 @@ func TestAPIEvidencePages(t *testing.T) {
 		ev.SetClass(ocsf.ClassAPIActivity, 1, "Create")
 		ev.Time = base.Add(time.Duration(i) * time.Second).UnixMilli()
 		ev.Metadata.UID, ev.Metadata.TenantUID, ev.Metadata.LogName = fmt.Sprintf("ev-big-%03d", i), "acme", "cloudtrail"
-		ev.Cloud.Account.UID = acmeAccount
+		ev.Cloud.Account.UID = apitest.AcmeAccount
 		evs = append(evs, ev)
 		evIDs = append(evIDs, ev.Metadata.UID)
 	}
-	a := rules.Alert{ID: "al-big", TenantUID: "acme", RuleID: "aws.s3.mass_get", RuleVersion: "1", Title: "mass read", Severity: ocsf.SeverityMedium,
-		Time: evs[len(evs)-1].Time, AccountUID: acmeAccount, Source: "cloudtrail", EventIDs: evIDs}
-	in := correlate.Incident{ID: "inc-big", Version: 1, TenantUID: "acme", Title: "mass read", Severity: ocsf.SeverityMedium, Status: "new",
-		FirstSeen: a.Time, LastSeen: a.Time, AlertIDs: []string{a.ID}, RuleIDs: []string{a.RuleID}, Accounts: []string{acmeAccount}}
-	if err := e.store.Write(context.Background(), storage.Batch{Events: evs, Alerts: []rules.Alert{a}, Incidents: []correlate.Incident{in}}); err != nil {
+	a := alert.Alert{ID: "al-big", TenantUID: "acme", RuleID: "aws.s3.mass_get", RuleVersion: "1", Title: "mass read", Severity: ocsf.SeverityMedium,
+		Time: evs[len(evs)-1].Time, AccountUID: apitest.AcmeAccount, Source: "cloudtrail", EventIDs: evIDs}
+	in := incident.Incident{ID: "inc-big", Version: 1, TenantUID: "acme", Title: "mass read", Severity: ocsf.SeverityMedium, Status: "new",
+		FirstSeen: a.Time, LastSeen: a.Time, AlertIDs: []string{a.ID}, RuleIDs: []string{a.RuleID}, Accounts: []string{apitest.AcmeAccount}}
+	if err := e.store.Write(context.Background(), storage.Batch{Events: evs, Alerts: []alert.Alert{a}, Incidents: []incident.Incident{in}}); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
 	cursor, pages := "", 0
 	for {
-		var d api.IncidentDetail
-		e.get("/v1/incidents/inc-big?evidence_cursor="+cursor, tokAcmeViewer, &d)
+		var d casework.IncidentDetail
+		e.get("/v1/incidents/inc-big?evidence_cursor="+cursor, apitest.TokAcmeViewer, &d)
 		pages++
 		for _, ev := range d.Evidence {
 			got = append(got, ev.ID)
@@ -1155,12 +1070,12 @@ func TestAPIEvidencePages(t *testing.T) {
 	// Another tenant's token cannot use the cursor either: it is bound to
 	// the tenants it was issued to (400, the same whether or not the
 	// incident exists), and without it the incident is not found.
-	var d api.IncidentDetail
-	e.get("/v1/incidents/inc-big", tokAcmeViewer, &d)
-	if r := e.do(http.MethodGet, "/v1/incidents/inc-big?evidence_cursor="+d.NextEvidenceCursor, tokGlobexAnalyst, nil); r.code != http.StatusBadRequest {
+	var d casework.IncidentDetail
+	e.get("/v1/incidents/inc-big", apitest.TokAcmeViewer, &d)
+	if r := e.do(http.MethodGet, "/v1/incidents/inc-big?evidence_cursor="+d.NextEvidenceCursor, apitest.TokGlobexAnalyst, nil); r.code != http.StatusBadRequest {
 		t.Errorf("globex with acme's evidence cursor: got %d, want 400", r.code)
 	}
-	if r := e.do(http.MethodGet, "/v1/incidents/inc-big", tokGlobexAnalyst, nil); r.code != http.StatusNotFound {
+	if r := e.do(http.MethodGet, "/v1/incidents/inc-big", apitest.TokGlobexAnalyst, nil); r.code != http.StatusNotFound {
 		t.Errorf("globex reading acme's incident: got %d, want 404", r.code)
 	}
 }

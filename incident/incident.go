@@ -1,4 +1,4 @@
-package correlate
+package incident
 
 import "github.com/musubi-xdr/musubi/ocsf"
 

@@ -1,4 +1,4 @@
-package rules
+package alert
 
 import "github.com/musubi-xdr/musubi/ocsf"
 

@@ -1,4 +1,4 @@
-package main
+package api_test
 
 import (
 	"context"
@@ -18,7 +18,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/musubi-xdr/musubi/api"
-	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/casework"
+	"github.com/musubi-xdr/musubi/incident"
+	"github.com/musubi-xdr/musubi/internal/apitest"
 	"github.com/musubi-xdr/musubi/internal/chtest"
 	"github.com/musubi-xdr/musubi/storage"
 )
@@ -31,8 +33,8 @@ import (
 // first, with their details decoded.
 func (e *apiEnv) auditOf(incident, action string) []auditRow {
 	e.t.Helper()
-	var page struct{ Items []api.AuditEntry }
-	e.get("/v1/audit?incident_id="+url.QueryEscape(incident)+"&action="+url.QueryEscape(action)+"&limit=500", tokRootAdmin, &page)
+	var page struct{ Items []casework.AuditEntry }
+	e.get("/v1/audit?incident_id="+url.QueryEscape(incident)+"&action="+url.QueryEscape(action)+"&limit=500", apitest.TokRootAdmin, &page)
 	out := make([]auditRow, 0, len(page.Items))
 	for _, a := range page.Items {
 		row := auditRow{AuditEntry: a}
@@ -45,7 +47,7 @@ func (e *apiEnv) auditOf(incident, action string) []auditRow {
 }
 
 type auditRow struct {
-	api.AuditEntry
+	casework.AuditEntry
 	det struct {
 		RequestID string `json:"request_id"`
 		Status    int    `json:"status"`
@@ -58,14 +60,14 @@ type auditRow struct {
 // (one more alert id), as the correlator does when a chain grows.
 func (e *apiEnv) extendIncident(id string) {
 	e.t.Helper()
-	var d api.IncidentDetail
-	e.get("/v1/incidents/"+id, tokAcmeViewer, &d)
+	var d casework.IncidentDetail
+	e.get("/v1/incidents/"+id, apitest.TokAcmeViewer, &d)
 	in := d.Incident.Incident
 	in.Version++
 	in.Status = "new"
 	in.Severity = 4
 	in.AlertIDs = append(in.AlertIDs, fmt.Sprintf("al-extra-%d", in.Version))
-	if err := e.store.Write(context.Background(), storage.Batch{Incidents: []correlate.Incident{in}}); err != nil {
+	if err := e.store.Write(context.Background(), storage.Batch{Incidents: []incident.Incident{in}}); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -75,14 +77,14 @@ func (e *apiEnv) extendIncident(id string) {
 // extended is refused, and so is a weak ETag; nothing changes either time.
 func TestAPIIfMatchWholeETag(t *testing.T) {
 	e := newAPIEnv(t)
-	r := e.get("/v1/incidents/inc-a1", tokAcmeAnalyst, nil)
+	r := e.get("/v1/incidents/inc-a1", apitest.TokAcmeAnalyst, nil)
 	if got := r.header.Get("ETag"); got != `"1.0"` {
 		t.Fatalf("got ETag %s, want \"1.0\"", got)
 	}
 	closeIt := map[string]any{"status": "closed", "verdict": "benign_positive", "reason": "only a test deploy"}
 
 	// D2: the right versions, but weak.
-	r = e.do(http.MethodPatch, "/v1/incidents/inc-a1", tokAcmeAnalyst, closeIt, "If-Match", `W/"1.0"`)
+	r = e.do(http.MethodPatch, "/v1/incidents/inc-a1", apitest.TokAcmeAnalyst, closeIt, "If-Match", `W/"1.0"`)
 	if r.code != http.StatusPreconditionFailed || r.header.Get("ETag") != `"1.0"` {
 		t.Errorf("weak If-Match: got %d ETag %s, want 412 with ETag \"1.0\"", r.code, r.header.Get("ETag"))
 	}
@@ -94,12 +96,12 @@ func TestAPIIfMatchWholeETag(t *testing.T) {
 	// incident to version 2. The workflow half still matches; the whole
 	// ETag does not.
 	e.extendIncident("inc-a1")
-	r = e.do(http.MethodPatch, "/v1/incidents/inc-a1", tokAcmeAnalyst, closeIt, "If-Match", `"1.0"`)
+	r = e.do(http.MethodPatch, "/v1/incidents/inc-a1", apitest.TokAcmeAnalyst, closeIt, "If-Match", `"1.0"`)
 	if r.code != http.StatusPreconditionFailed || r.header.Get("ETag") != `"2.0"` {
 		t.Errorf("stale incident version: got %d ETag %s, want 412 with the current ETag \"2.0\"", r.code, r.header.Get("ETag"))
 	}
-	var d api.IncidentDetail
-	e.get("/v1/incidents/inc-a1", tokAcmeAnalyst, &d)
+	var d casework.IncidentDetail
+	e.get("/v1/incidents/inc-a1", apitest.TokAcmeAnalyst, &d)
 	if d.Workflow.Version != 0 || d.Workflow.Status != "new" {
 		t.Errorf("refused patches changed the incident: workflow %+v", d.Workflow)
 	}
@@ -111,11 +113,11 @@ func TestAPIIfMatchWholeETag(t *testing.T) {
 
 	// With the current ETag the close goes through; the answer is the
 	// incident's row with the new ETag.
-	r = e.do(http.MethodPatch, "/v1/incidents/inc-a1", tokAcmeAnalyst, closeIt, "If-Match", `"2.0"`)
+	r = e.do(http.MethodPatch, "/v1/incidents/inc-a1", apitest.TokAcmeAnalyst, closeIt, "If-Match", `"2.0"`)
 	if r.code != http.StatusOK || r.header.Get("ETag") != `"2.1"` {
 		t.Fatalf("current ETag: got %d ETag %s %.300s, want 200 with ETag \"2.1\"", r.code, r.header.Get("ETag"), r.body)
 	}
-	var row api.Incident
+	var row casework.Incident
 	if err := json.Unmarshal(r.body, &row); err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +130,7 @@ func TestAPIIfMatchWholeETag(t *testing.T) {
 	}
 	// A merge with a stale incident version is refused the same way.
 	e.extendIncident("inc-a2")
-	r = e.do(http.MethodPost, "/v1/incidents/inc-a2/merge", tokAcmeAnalyst, map[string]string{"into": "inc-a3", "reason": "same bucket"}, "If-Match", `"1.0"`)
+	r = e.do(http.MethodPost, "/v1/incidents/inc-a2/merge", apitest.TokAcmeAnalyst, map[string]string{"into": "inc-a3", "reason": "same bucket"}, "If-Match", `"1.0"`)
 	if r.code != http.StatusPreconditionFailed || r.header.Get("ETag") != `"2.0"` {
 		t.Errorf("merge with a stale incident version: got %d ETag %s, want 412 with \"2.0\"", r.code, r.header.Get("ETag"))
 	}
@@ -139,17 +141,17 @@ func TestAPIIfMatchWholeETag(t *testing.T) {
 func TestAPIMalformedQuery(t *testing.T) {
 	e := newAPIEnv(t)
 	cases := []struct{ method, path, token string }{
-		{"GET", "/v1/incidents?status=closed;x", tokAcmeAnalyst},
-		{"GET", "/v1/incidents?status=closed&tag=a;b", tokAcmeAnalyst},
-		{"GET", "/v1/incidents?q=%zz", tokAcmeAnalyst},
-		{"GET", "/v1/incidents?;", tokAcmeAnalyst},
-		{"GET", "/v1/incidents/inc-a1?evidence_cursor=x;y", tokAcmeAnalyst},
-		{"GET", "/v1/incidents/inc-a1/comments?limit=5;x", tokAcmeAnalyst},
-		{"GET", "/v1/entities/bucket/artifacts?from=2026-01-01T00:00:00Z;", tokAcmeAnalyst},
-		{"GET", "/v1/audit?actor=alice;x", tokAcmeAdmin},
-		{"GET", "/v1/rules?%", tokAcmeAnalyst},
+		{"GET", "/v1/incidents?status=closed;x", apitest.TokAcmeAnalyst},
+		{"GET", "/v1/incidents?status=closed&tag=a;b", apitest.TokAcmeAnalyst},
+		{"GET", "/v1/incidents?q=%zz", apitest.TokAcmeAnalyst},
+		{"GET", "/v1/incidents?;", apitest.TokAcmeAnalyst},
+		{"GET", "/v1/incidents/inc-a1?evidence_cursor=x;y", apitest.TokAcmeAnalyst},
+		{"GET", "/v1/incidents/inc-a1/comments?limit=5;x", apitest.TokAcmeAnalyst},
+		{"GET", "/v1/entities/bucket/artifacts?from=2026-01-01T00:00:00Z;", apitest.TokAcmeAnalyst},
+		{"GET", "/v1/audit?actor=alice;x", apitest.TokAcmeAdmin},
+		{"GET", "/v1/rules?%", apitest.TokAcmeAnalyst},
 		{"GET", "/healthz?a;b", ""},
-		{"PATCH", "/v1/incidents/inc-a1?x;y", tokAcmeAnalyst},
+		{"PATCH", "/v1/incidents/inc-a1?x;y", apitest.TokAcmeAnalyst},
 	}
 	for _, c := range cases {
 		t.Run(c.method+" "+c.path, func(t *testing.T) {
@@ -168,13 +170,13 @@ func TestAPIMalformedQuery(t *testing.T) {
 		})
 	}
 	// The well-formed spelling of the same filter works.
-	var page api.IncidentPage
-	e.get("/v1/incidents?status=closed", tokAcmeAnalyst, &page)
+	var page casework.IncidentPage
+	e.get("/v1/incidents?status=closed", apitest.TokAcmeAnalyst, &page)
 	if len(page.Items) != 0 {
 		t.Errorf("status=closed: got %v, want none", ids(page.Items))
 	}
-	var d api.IncidentDetail
-	e.get("/v1/incidents/inc-a1", tokAcmeAnalyst, &d)
+	var d casework.IncidentDetail
+	e.get("/v1/incidents/inc-a1", apitest.TokAcmeAnalyst, &d)
 	if d.Workflow.Version != 0 {
 		t.Errorf("the malformed PATCH changed inc-a1: %+v", d.Workflow)
 	}
@@ -209,13 +211,13 @@ func TestAPIRefusedPatchAudited(t *testing.T) {
 			reqID := "refused-" + strings.ReplaceAll(c.name, " ", "-")
 			reqID = strings.ReplaceAll(reqID, "'", "")
 			h := append([]string{"X-Request-Id", reqID}, c.headers...)
-			r := e.do(http.MethodPatch, "/v1/incidents/"+url.PathEscape(c.id), tokAcmeAnalyst, c.body, h...)
+			r := e.do(http.MethodPatch, "/v1/incidents/"+url.PathEscape(c.id), apitest.TokAcmeAnalyst, c.body, h...)
 			if r.code != c.code {
 				t.Fatalf("got %d %.300s, want %d", r.code, r.body, c.code)
 			}
 			var found *auditRow
-			var page struct{ Items []api.AuditEntry }
-			e.get("/v1/audit?action=api.incident.update&actor=alice&limit=500", tokRootAdmin, &page)
+			var page struct{ Items []casework.AuditEntry }
+			e.get("/v1/audit?action=api.incident.update&actor=alice&limit=500", apitest.TokRootAdmin, &page)
 			for _, a := range page.Items {
 				row := auditRow{AuditEntry: a}
 				_ = json.Unmarshal(a.Details, &row.det)
@@ -239,8 +241,8 @@ func TestAPIRefusedPatchAudited(t *testing.T) {
 			t.Errorf("got refused close audited with %s, want the valid fields of the patch", a.det.After)
 		}
 	}
-	var d api.IncidentDetail
-	e.get("/v1/incidents/inc-a1", tokAcmeAnalyst, &d)
+	var d casework.IncidentDetail
+	e.get("/v1/incidents/inc-a1", apitest.TokAcmeAnalyst, &d)
 	if d.Workflow.Version != 0 {
 		t.Errorf("refused patches changed inc-a1: %+v", d.Workflow)
 	}
@@ -259,9 +261,9 @@ func TestAPIConcurrentPatches(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tok := tokAcmeAnalyst
+			tok := apitest.TokAcmeAnalyst
 			if i%2 == 1 {
-				tok = tokAcmeAnalyst2
+				tok = apitest.TokAcmeAnalyst2
 			}
 			<-start
 			r := e.do(http.MethodPatch, "/v1/incidents/inc-a1", tok, map[string]any{"tags": []string{fmt.Sprint("t", i)}}, "If-Match", `"1.0"`)
@@ -281,8 +283,8 @@ func TestAPIConcurrentPatches(t *testing.T) {
 	if got[http.StatusOK] != 1 || got[http.StatusPreconditionFailed] != n-1 {
 		t.Errorf("got status counts %v, want one 200 and %d 412 (no 5xx)", got, n-1)
 	}
-	var d api.IncidentDetail
-	r := e.get("/v1/incidents/inc-a1", tokAcmeViewer, &d)
+	var d casework.IncidentDetail
+	r := e.get("/v1/incidents/inc-a1", apitest.TokAcmeViewer, &d)
 	if d.Workflow.Version != 1 || r.header.Get("ETag") != `"1.1"` || len(d.Workflow.Tags) != 1 {
 		t.Errorf("got workflow %+v ETag %s, want exactly one change applied", d.Workflow, r.header.Get("ETag"))
 	}
@@ -306,9 +308,9 @@ func TestAPIUnavailableRetryAfter(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = store.Close() // every query now fails
-	srv, err := api.New(api.Options{Store: storeAdapter{store}, Rules: &stubRules{}, Ready: store.Ping,
-		Tokens:  []api.Token{{Name: "alice", Hash: api.HashSecret(tokAcmeAnalyst), Role: api.RoleAnalyst, Tenants: []string{"acme"}}},
-		Tenants: []api.Tenant{{ID: "acme", Name: "Acme", Accounts: []string{acmeAccount}}}, Logger: slog.New(slog.DiscardHandler)})
+	srv, err := api.New(api.Options{Store: store, Rules: &stubRules{}, Ready: store.Ping,
+		Tokens:  []api.Token{{Name: "alice", Hash: api.HashSecret(apitest.TokAcmeAnalyst), Role: api.RoleAnalyst, Tenants: []string{"acme"}}},
+		Tenants: []api.Tenant{{ID: "acme", Name: "Acme", Accounts: []string{apitest.AcmeAccount}}}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +325,7 @@ func TestAPIUnavailableRetryAfter(t *testing.T) {
 		if c.method == "PATCH" {
 			body, h = map[string]string{"status": "on_hold"}, []string{"If-Match", `"1.0"`}
 		}
-		r := e.do(c.method, c.path, tokAcmeAnalyst, body, h...)
+		r := e.do(c.method, c.path, apitest.TokAcmeAnalyst, body, h...)
 		if r.code != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
 			t.Errorf("%s %s on a closed store: got %d Retry-After %q, want 503 with Retry-After", c.method, c.path, r.code, r.header.Get("Retry-After"))
 			continue
@@ -336,7 +338,7 @@ func TestAPIUnavailableRetryAfter(t *testing.T) {
 // actor in the audit log and the assignee "me"), neither in configuration
 // nor through the admin API.
 func TestAPITokenNamesUnique(t *testing.T) {
-	_, err := api.New(api.Options{Store: storeAdapter{}, Rules: &stubRules{}, Ready: func(context.Context) error { return nil },
+	_, err := api.New(api.Options{Store: &storage.Store{}, Rules: &stubRules{}, Ready: func(context.Context) error { return nil },
 		Tokens: []api.Token{
 			{Name: "alice", Hash: api.HashSecret("a"), Role: api.RoleAnalyst, Tenants: []string{"acme"}},
 			{Name: "Alice", Hash: api.HashSecret("b"), Role: api.RoleViewer, Tenants: []string{"acme"}},
@@ -347,7 +349,7 @@ func TestAPITokenNamesUnique(t *testing.T) {
 	}
 	e := newAPIEnv(t)
 	for _, name := range []string{"alice", "ALICE", "bob"} {
-		r := e.do(http.MethodPost, "/v1/admin/tokens", tokAcmeAdmin, map[string]any{"name": name, "role": "viewer", "tenants": []string{"acme"}})
+		r := e.do(http.MethodPost, "/v1/admin/tokens", apitest.TokAcmeAdmin, map[string]any{"name": name, "role": "viewer", "tenants": []string{"acme"}})
 		if r.code != http.StatusUnprocessableEntity {
 			t.Errorf("creating a second token named %s: got %d, want 422", name, r.code)
 			continue
@@ -363,7 +365,7 @@ func TestAPITokenNamesUnique(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			codes <- e.do(http.MethodPost, "/v1/admin/tokens", tokAcmeAdmin, map[string]any{"name": "carol", "role": "viewer", "tenants": []string{"acme"}}).code
+			codes <- e.do(http.MethodPost, "/v1/admin/tokens", apitest.TokAcmeAdmin, map[string]any{"name": "carol", "role": "viewer", "tenants": []string{"acme"}}).code
 		}()
 	}
 	wg.Wait()
@@ -388,7 +390,7 @@ func BenchmarkAPIPatch(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		start := time.Now()
-		r := e.do(http.MethodPatch, "/v1/incidents/inc-a1", tokAcmeAnalyst, map[string]any{"tags": []string{fmt.Sprint("t", i)}}, "If-Match", etag)
+		r := e.do(http.MethodPatch, "/v1/incidents/inc-a1", apitest.TokAcmeAnalyst, map[string]any{"tags": []string{fmt.Sprint("t", i)}}, "If-Match", etag)
 		lat = append(lat, time.Since(start))
 		if r.code != http.StatusOK {
 			b.Fatalf("PATCH %d: got %d %.300s", i, r.code, r.body)
@@ -416,8 +418,8 @@ func TestAPICursorsSigned(t *testing.T) {
 	urlOther := e.server(false)
 	e.url = urlA
 
-	var p1 api.IncidentPage
-	e.get("/v1/incidents?status=new&limit=1", tokAcmeAnalyst, &p1)
+	var p1 casework.IncidentPage
+	e.get("/v1/incidents?status=new&limit=1", apitest.TokAcmeAnalyst, &p1)
 	if p1.NextCursor == "" {
 		t.Fatal("no next cursor on a page of 1 of 3")
 	}
@@ -434,17 +436,17 @@ func TestAPICursorsSigned(t *testing.T) {
 		name, url, path, token string
 		code                   int
 	}{
-		{"the same query", urlA, "/v1/incidents?status=new&limit=1&cursor=" + p1.NextCursor, tokAcmeAnalyst, 200},
-		{"another page size", urlA, "/v1/incidents?status=new&limit=2&cursor=" + p1.NextCursor, tokAcmeAnalyst, 200},
-		{"another analyst of the tenant", urlA, "/v1/incidents?status=new&limit=1&cursor=" + p1.NextCursor, tokAcmeAnalyst2, 200},
-		{"a replica with the same key", urlB, "/v1/incidents?status=new&limit=1&cursor=" + p1.NextCursor, tokAcmeAnalyst, 200},
-		{"forged", urlA, "/v1/incidents?status=new&limit=1&cursor=" + forged, tokAcmeAnalyst, 400},
-		{"edited", urlA, "/v1/incidents?status=new&limit=1&cursor=" + base64.RawURLEncoding.EncodeToString(flipped), tokAcmeAnalyst, 400},
-		{"another filter", urlA, "/v1/incidents?status=closed&limit=1&cursor=" + p1.NextCursor, tokAcmeAnalyst, 400},
-		{"no filter", urlA, "/v1/incidents?limit=1&cursor=" + p1.NextCursor, tokAcmeAnalyst, 400},
-		{"other tenants", urlA, "/v1/incidents?status=new&limit=1&cursor=" + p1.NextCursor, tokRootAdmin, 400},
-		{"another key", urlOther, "/v1/incidents?status=new&limit=1&cursor=" + p1.NextCursor, tokAcmeAnalyst, 400},
-		{"forged evidence cursor", urlA, "/v1/incidents/inc-a1?evidence_cursor=" + base64.RawURLEncoding.EncodeToString([]byte(`{"t":0,"u":"ev-a1"}`)), tokAcmeAnalyst, 400},
+		{"the same query", urlA, "/v1/incidents?status=new&limit=1&cursor=" + p1.NextCursor, apitest.TokAcmeAnalyst, 200},
+		{"another page size", urlA, "/v1/incidents?status=new&limit=2&cursor=" + p1.NextCursor, apitest.TokAcmeAnalyst, 200},
+		{"another analyst of the tenant", urlA, "/v1/incidents?status=new&limit=1&cursor=" + p1.NextCursor, apitest.TokAcmeAnalyst2, 200},
+		{"a replica with the same key", urlB, "/v1/incidents?status=new&limit=1&cursor=" + p1.NextCursor, apitest.TokAcmeAnalyst, 200},
+		{"forged", urlA, "/v1/incidents?status=new&limit=1&cursor=" + forged, apitest.TokAcmeAnalyst, 400},
+		{"edited", urlA, "/v1/incidents?status=new&limit=1&cursor=" + base64.RawURLEncoding.EncodeToString(flipped), apitest.TokAcmeAnalyst, 400},
+		{"another filter", urlA, "/v1/incidents?status=closed&limit=1&cursor=" + p1.NextCursor, apitest.TokAcmeAnalyst, 400},
+		{"no filter", urlA, "/v1/incidents?limit=1&cursor=" + p1.NextCursor, apitest.TokAcmeAnalyst, 400},
+		{"other tenants", urlA, "/v1/incidents?status=new&limit=1&cursor=" + p1.NextCursor, apitest.TokRootAdmin, 400},
+		{"another key", urlOther, "/v1/incidents?status=new&limit=1&cursor=" + p1.NextCursor, apitest.TokAcmeAnalyst, 400},
+		{"forged evidence cursor", urlA, "/v1/incidents/inc-a1?evidence_cursor=" + base64.RawURLEncoding.EncodeToString([]byte(`{"t":0,"u":"ev-a1"}`)), apitest.TokAcmeAnalyst, 400},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -460,7 +462,7 @@ func TestAPICursorsSigned(t *testing.T) {
 				}
 				return
 			}
-			var page api.IncidentPage
+			var page casework.IncidentPage
 			if err := json.Unmarshal(r.body, &page); err != nil {
 				t.Fatal(err)
 			}
@@ -477,7 +479,7 @@ func TestAPICursorsSigned(t *testing.T) {
 // keeps its own for the record.
 func TestAPIMergeServesAlertsThroughSurvivor(t *testing.T) {
 	e := newAPIEnv(t)
-	alertIDs := func(d api.IncidentDetail) []string {
+	alertIDs := func(d casework.IncidentDetail) []string {
 		var out []string
 		for _, a := range d.Alerts {
 			out = append(out, a.ID)
@@ -485,7 +487,7 @@ func TestAPIMergeServesAlertsThroughSurvivor(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
-	evidenceIDs := func(d api.IncidentDetail) []string {
+	evidenceIDs := func(d casework.IncidentDetail) []string {
 		var out []string
 		for _, ev := range d.Evidence {
 			out = append(out, ev.ID)
@@ -493,27 +495,27 @@ func TestAPIMergeServesAlertsThroughSurvivor(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
-	var before api.IncidentDetail
-	e.get("/v1/incidents/inc-a1", tokAcmeAnalyst, &before)
+	var before casework.IncidentDetail
+	e.get("/v1/incidents/inc-a1", apitest.TokAcmeAnalyst, &before)
 	if got := alertIDs(before); !slices.Equal(got, []string{"al-a1", "al-a2"}) || len(before.MergedFrom) != 0 {
 		t.Fatalf("inc-a1 before any merge: got alerts %v merged_from %v, want al-a1, al-a2 and none", got, before.MergedFrom)
 	}
 	merge := func(from, into string) {
 		t.Helper()
-		if r := e.do(http.MethodPost, "/v1/incidents/"+from+"/merge", tokAcmeAnalyst, map[string]string{"into": into, "reason": "same bucket"}); r.code != http.StatusOK {
+		if r := e.do(http.MethodPost, "/v1/incidents/"+from+"/merge", apitest.TokAcmeAnalyst, map[string]string{"into": into, "reason": "same bucket"}); r.code != http.StatusOK {
 			t.Fatalf("merge %s into %s: got %d %.300s", from, into, r.code, r.body)
 		}
 	}
 	// inc-a3 into inc-a2, then inc-a2 into inc-a1: inc-a1 serves all three.
 	merge("inc-a3", "inc-a2")
-	var mid api.IncidentDetail
-	e.get("/v1/incidents/inc-a2", tokAcmeAnalyst, &mid)
+	var mid casework.IncidentDetail
+	e.get("/v1/incidents/inc-a2", apitest.TokAcmeAnalyst, &mid)
 	if got := alertIDs(mid); !slices.Equal(got, []string{"al-a3", "al-a4"}) || !slices.Equal(mid.MergedFrom, []string{"inc-a3"}) {
 		t.Errorf("inc-a2 after inc-a3 merged into it: got alerts %v merged_from %v, want al-a3, al-a4 and [inc-a3]", got, mid.MergedFrom)
 	}
 	merge("inc-a2", "inc-a1")
-	var after api.IncidentDetail
-	e.get("/v1/incidents/inc-a1", tokAcmeAnalyst, &after)
+	var after casework.IncidentDetail
+	e.get("/v1/incidents/inc-a1", apitest.TokAcmeAnalyst, &after)
 	if got := alertIDs(after); !slices.Equal(got, []string{"al-a1", "al-a2", "al-a3", "al-a4"}) {
 		t.Errorf("inc-a1 after the merges: got alerts %v, want al-a1..al-a4", got)
 	}
@@ -525,13 +527,13 @@ func TestAPIMergeServesAlertsThroughSurvivor(t *testing.T) {
 	}
 	// The merged incident still shows its own alerts; another tenant's
 	// survivor is untouched.
-	var merged api.IncidentDetail
-	e.get("/v1/incidents/inc-a3", tokAcmeAnalyst, &merged)
+	var merged casework.IncidentDetail
+	e.get("/v1/incidents/inc-a3", apitest.TokAcmeAnalyst, &merged)
 	if got := alertIDs(merged); !slices.Equal(got, []string{"al-a4"}) || merged.Workflow.Status != "merged" {
 		t.Errorf("inc-a3: got alerts %v status %s, want al-a4 and merged", got, merged.Workflow.Status)
 	}
-	var other api.IncidentDetail
-	e.get("/v1/incidents/inc-b1", tokGlobexAnalyst, &other)
+	var other casework.IncidentDetail
+	e.get("/v1/incidents/inc-b1", apitest.TokGlobexAnalyst, &other)
 	if got := alertIDs(other); !slices.Equal(got, []string{"al-b1"}) || len(other.MergedFrom) != 0 {
 		t.Errorf("globex's inc-b1: got alerts %v merged_from %v, want al-b1 only", got, other.MergedFrom)
 	}
@@ -543,18 +545,18 @@ func TestAPIMergeServesAlertsThroughSurvivor(t *testing.T) {
 func TestAPICommentsPagedEditedDeleted(t *testing.T) {
 	e := newAPIEnv(t)
 	const n = 7
-	var written []api.Comment
+	var written []casework.Comment
 	for i := range n {
-		r := e.do(http.MethodPost, "/v1/incidents/inc-a1/comments", tokAcmeAnalyst, map[string]string{"body": fmt.Sprint("note ", i)})
+		r := e.do(http.MethodPost, "/v1/incidents/inc-a1/comments", apitest.TokAcmeAnalyst, map[string]string{"body": fmt.Sprint("note ", i)})
 		if r.code != http.StatusCreated {
 			t.Fatalf("comment %d: got %d %.300s", i, r.code, r.body)
 		}
-		var c api.Comment
+		var c casework.Comment
 		_ = json.Unmarshal(r.body, &c)
 		written = append(written, c)
 	}
 	type page struct {
-		Items      []api.Comment
+		Items      []casework.Comment
 		NextCursor string `json:"next_cursor"`
 	}
 	walk := func(token string) []string {
@@ -574,53 +576,53 @@ func TestAPICommentsPagedEditedDeleted(t *testing.T) {
 		return got
 	}
 	want := []string{"note 0", "note 1", "note 2", "note 3", "note 4", "note 5", "note 6"}
-	if got := walk(tokAcmeViewer); !slices.Equal(got, want) {
+	if got := walk(apitest.TokAcmeViewer); !slices.Equal(got, want) {
 		t.Fatalf("paged comments: got %v, want %v", got, want)
 	}
 	var p1 page
-	e.get("/v1/incidents/inc-a1/comments?limit=3", tokAcmeViewer, &p1)
-	if r := e.do(http.MethodGet, "/v1/incidents/inc-a2/comments?cursor="+p1.NextCursor, tokAcmeViewer, nil); r.code != http.StatusBadRequest {
+	e.get("/v1/incidents/inc-a1/comments?limit=3", apitest.TokAcmeViewer, &p1)
+	if r := e.do(http.MethodGet, "/v1/incidents/inc-a2/comments?cursor="+p1.NextCursor, apitest.TokAcmeViewer, nil); r.code != http.StatusBadRequest {
 		t.Errorf("a comment cursor of another incident: got %d, want 400", r.code)
 	}
 
-	path := func(c api.Comment) string { return "/v1/incidents/inc-a1/comments/" + c.ID }
+	path := func(c casework.Comment) string { return "/v1/incidents/inc-a1/comments/" + c.ID }
 	// Bob may not change Alice's comment; a viewer may not either.
-	if r := e.do(http.MethodPatch, path(written[1]), tokAcmeAnalyst2, map[string]string{"body": "bob was here"}); r.code != http.StatusForbidden {
+	if r := e.do(http.MethodPatch, path(written[1]), apitest.TokAcmeAnalyst2, map[string]string{"body": "bob was here"}); r.code != http.StatusForbidden {
 		t.Errorf("bob editing alice's comment: got %d, want 403", r.code)
 	}
-	if r := e.do(http.MethodDelete, path(written[1]), tokAcmeAnalyst2, nil); r.code != http.StatusForbidden {
+	if r := e.do(http.MethodDelete, path(written[1]), apitest.TokAcmeAnalyst2, nil); r.code != http.StatusForbidden {
 		t.Errorf("bob deleting alice's comment: got %d, want 403", r.code)
 	}
-	if r := e.do(http.MethodDelete, path(written[1]), tokAcmeViewer, nil); r.code != http.StatusForbidden {
+	if r := e.do(http.MethodDelete, path(written[1]), apitest.TokAcmeViewer, nil); r.code != http.StatusForbidden {
 		t.Errorf("a viewer deleting a comment: got %d, want 403", r.code)
 	}
-	if r := e.do(http.MethodPatch, path(written[1]), tokGlobexAnalyst, map[string]string{"body": "x"}); r.code != http.StatusNotFound {
+	if r := e.do(http.MethodPatch, path(written[1]), apitest.TokGlobexAnalyst, map[string]string{"body": "x"}); r.code != http.StatusNotFound {
 		t.Errorf("another tenant editing: got %d, want 404", r.code)
 	}
-	if r := e.do(http.MethodPatch, path(written[1]), tokAcmeAnalyst, map[string]string{"body": " "}); r.code != http.StatusUnprocessableEntity {
+	if r := e.do(http.MethodPatch, path(written[1]), apitest.TokAcmeAnalyst, map[string]string{"body": " "}); r.code != http.StatusUnprocessableEntity {
 		t.Errorf("editing to an empty body: got %d, want 422", r.code)
 	}
 	// Alice edits one and deletes another.
-	r := e.do(http.MethodPatch, path(written[1]), tokAcmeAnalyst, map[string]string{"body": "note 1, corrected"})
+	r := e.do(http.MethodPatch, path(written[1]), apitest.TokAcmeAnalyst, map[string]string{"body": "note 1, corrected"})
 	if r.code != http.StatusOK {
 		t.Fatalf("alice editing her comment: got %d %.300s", r.code, r.body)
 	}
-	var edited api.Comment
+	var edited casework.Comment
 	_ = json.Unmarshal(r.body, &edited)
 	if edited.Body != "note 1, corrected" || edited.Version != 1 || edited.EditedAt.IsZero() || !edited.Time.Equal(written[1].Time) || edited.Author != "alice" {
 		t.Errorf("got edited comment %+v, want the new body, version 1, edited_at set, the original time", edited)
 	}
-	if r := e.do(http.MethodDelete, path(written[4]), tokAcmeAnalyst, nil); r.code != http.StatusNoContent {
+	if r := e.do(http.MethodDelete, path(written[4]), apitest.TokAcmeAnalyst, nil); r.code != http.StatusNoContent {
 		t.Fatalf("alice deleting her comment: got %d %.300s", r.code, r.body)
 	}
-	if r := e.do(http.MethodDelete, path(written[4]), tokAcmeAnalyst, nil); r.code != http.StatusNotFound {
+	if r := e.do(http.MethodDelete, path(written[4]), apitest.TokAcmeAnalyst, nil); r.code != http.StatusNotFound {
 		t.Errorf("deleting a deleted comment: got %d, want 404", r.code)
 	}
-	if r := e.do(http.MethodPatch, path(written[4]), tokAcmeAnalyst, map[string]string{"body": "back"}); r.code != http.StatusNotFound {
+	if r := e.do(http.MethodPatch, path(written[4]), apitest.TokAcmeAnalyst, map[string]string{"body": "back"}); r.code != http.StatusNotFound {
 		t.Errorf("editing a deleted comment: got %d, want 404", r.code)
 	}
 	want = []string{"note 0", "note 1, corrected", "note 2", "note 3", "note 5", "note 6"}
-	if got := walk(tokAcmeViewer); !slices.Equal(got, want) {
+	if got := walk(apitest.TokAcmeViewer); !slices.Equal(got, want) {
 		t.Errorf("comments after the edit and the deletion: got %v, want %v", got, want)
 	}
 	// Audited: the edit, the deletion and every refusal, with sizes, not text.
@@ -645,8 +647,8 @@ func TestAPICommentsPagedEditedDeleted(t *testing.T) {
 		}
 	}
 	var gina []auditRow
-	var pg struct{ Items []api.AuditEntry }
-	e.get("/v1/audit?action=api.incident.comment.edit&actor=gina", tokRootAdmin, &pg)
+	var pg struct{ Items []casework.AuditEntry }
+	e.get("/v1/audit?action=api.incident.comment.edit&actor=gina", apitest.TokRootAdmin, &pg)
 	for _, a := range pg.Items {
 		gina = append(gina, auditRow{AuditEntry: a})
 	}
@@ -666,20 +668,20 @@ func TestAPICaseTiming(t *testing.T) {
 	e.sla = map[int]time.Duration{4: time.Hour, 3: 24 * time.Hour}
 	e.url = e.server(false)
 
-	var d api.IncidentDetail
-	r := e.get("/v1/incidents/inc-a1", tokAcmeAnalyst, &d)
+	var d casework.IncidentDetail
+	r := e.get("/v1/incidents/inc-a1", apitest.TokAcmeAnalyst, &d)
 	created := time.UnixMilli(d.FirstSeen).UTC()
 	if d.Timing == nil || !d.Timing.CreatedAt.Equal(created) || !d.Timing.SLADue.Equal(created.Add(time.Hour)) || !d.Timing.SLABreached ||
 		d.Timing.TimeToAcknowledge != nil || d.Timing.TimeToResolve != nil {
 		t.Fatalf("inc-a1 untouched: got timing %+v, want created at first_seen, due 1h later, breached, no times yet", d.Timing)
 	}
-	patch := func(etag string, body map[string]any) (api.Incident, string) {
+	patch := func(etag string, body map[string]any) (casework.Incident, string) {
 		t.Helper()
-		r := e.do(http.MethodPatch, "/v1/incidents/inc-a1", tokAcmeAnalyst, body, "If-Match", etag)
+		r := e.do(http.MethodPatch, "/v1/incidents/inc-a1", apitest.TokAcmeAnalyst, body, "If-Match", etag)
 		if r.code != http.StatusOK {
 			t.Fatalf("PATCH %v: got %d %.300s", body, r.code, r.body)
 		}
-		var in api.Incident
+		var in casework.Incident
 		_ = json.Unmarshal(r.body, &in)
 		return in, r.header.Get("ETag")
 	}
@@ -703,8 +705,8 @@ func TestAPICaseTiming(t *testing.T) {
 		t.Errorf("closed: got workflow %+v timing %+v, want closed now and a time to resolve", in.Workflow, in.Timing)
 	}
 	// The same in the queue and the detail, and as filters.
-	var page api.IncidentPage
-	e.get("/v1/incidents?sla=breached", tokAcmeAnalyst, &page)
+	var page casework.IncidentPage
+	e.get("/v1/incidents?sla=breached", apitest.TokAcmeAnalyst, &page)
 	if got := ids(page.Items); !slices.Equal(got, []string{"inc-a3", "inc-a1"}) {
 		t.Errorf("sla=breached: got %v, want [inc-a3 inc-a1]", got)
 	}
@@ -716,17 +718,17 @@ func TestAPICaseTiming(t *testing.T) {
 			t.Errorf("inc-a1 in the queue: got workflow %+v, want its acknowledged and closed times", it.Workflow)
 		}
 	}
-	var ok api.IncidentPage
-	e.get("/v1/incidents?sla=ok", tokAcmeAnalyst, &ok)
+	var ok casework.IncidentPage
+	e.get("/v1/incidents?sla=ok", apitest.TokAcmeAnalyst, &ok)
 	if got := ids(ok.Items); !slices.Equal(got, []string{"inc-a2"}) || ok.Items[0].Timing.SLABreached {
 		t.Errorf("sla=ok: got %v, want [inc-a2] not breached", got)
 	}
-	if r := e.do(http.MethodGet, "/v1/incidents?sla=late", tokAcmeAnalyst, nil); r.code != http.StatusBadRequest {
+	if r := e.do(http.MethodGet, "/v1/incidents?sla=late", apitest.TokAcmeAnalyst, nil); r.code != http.StatusBadRequest {
 		t.Errorf("sla=late: got %d, want 400", r.code)
 	}
 	// Globex's critical incident has no SLA in this table.
-	var globex api.IncidentPage
-	e.get("/v1/incidents", tokGlobexAnalyst, &globex)
+	var globex casework.IncidentPage
+	e.get("/v1/incidents", apitest.TokGlobexAnalyst, &globex)
 	if len(globex.Items) != 1 || !globex.Items[0].Timing.SLADue.IsZero() || globex.Items[0].Timing.SLABreached {
 		t.Errorf("inc-b1 without an SLA: got %+v, want no due time, not breached", globex.Items)
 	}

@@ -1,0 +1,289 @@
+package casework
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/incident"
+	"github.com/musubi-xdr/musubi/ocsf"
+)
+
+// Errors a store answers with; callers branch on them with errors.Is.
+var (
+	// ErrNotFound: the id does not exist in any of the caller's tenants.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: an optimistic update carried a stale version.
+	ErrConflict = errors.New("version conflict")
+	// ErrInvalidArgument: the caller's input (a query parameter, a cursor)
+	// is not acceptable; the API answers 400.
+	ErrInvalidArgument = errors.New("invalid argument")
+)
+
+// ClosedStatuses are the workflow statuses that mean an analyst is done
+// with an incident. The correlator does not restore incidents in these
+// states.
+var ClosedStatuses = []string{"closed", "resolved", "merged"}
+
+// Workflow is the analyst-owned state of an incident, versioned apart from
+// the correlator's incident rows. Version 0 means no analyst has touched it.
+type Workflow struct {
+	Status           string    `json:"status"`
+	Assignee         string    `json:"assignee,omitempty"`
+	Verdict          string    `json:"verdict,omitempty"`
+	Reason           string    `json:"reason,omitempty"`
+	Tags             []string  `json:"tags"`
+	SeverityOverride int       `json:"severity_override,omitempty"`
+	MergedInto       string    `json:"merged_into,omitempty"`
+	Version          uint64    `json:"workflow_version"`
+	UpdatedAt        time.Time `json:"updated_at,omitzero"`
+	UpdatedBy        string    `json:"updated_by,omitempty"`
+	// AcknowledgedAt is when an analyst first took the incident (assigned
+	// it or moved it off new); ResolvedAt and ClosedAt when it was
+	// resolved and closed (zero while it is not: reopening clears them).
+	AcknowledgedAt time.Time `json:"acknowledged_at,omitzero"`
+	ResolvedAt     time.Time `json:"resolved_at,omitzero"`
+	ClosedAt       time.Time `json:"closed_at,omitzero"`
+}
+
+// Incident is one row of the queue: the latest version of the correlator's
+// incident with the analyst's workflow state. In lists, Nodes, Edges and
+// Timeline are left empty.
+//
+// As read from a store, the embedded incident's Status and Severity are the
+// correlator's; EffectiveStatus and EffectiveSeverity are what the analyst
+// sees (Workflow.Status when an analyst set one, the severity override when
+// there is one). Effective puts those in place for display.
+type Incident struct {
+	incident.Incident
+	Workflow Workflow `json:"workflow"`
+	// Timing is the case clock; the API computes it.
+	Timing *Timing `json:"timing,omitempty"`
+
+	EffectiveStatus   string `json:"-"`
+	EffectiveSeverity int    `json:"-"`
+	// UpdatedAt is the later of the last incident and workflow writes.
+	UpdatedAt time.Time `json:"-"`
+}
+
+// Effective returns in as an analyst sees it: Status, Severity and
+// Workflow.Status are the effective ones, Workflow.MergedInto names the
+// incident it was merged into whoever merged it, and Tags is never nil.
+func (in Incident) Effective() Incident {
+	if in.EffectiveStatus != "" {
+		in.Status, in.Workflow.Status = in.EffectiveStatus, in.EffectiveStatus
+	}
+	if in.EffectiveSeverity != 0 {
+		in.Severity = in.EffectiveSeverity
+	}
+	if in.Workflow.MergedInto == "" {
+		in.Workflow.MergedInto = in.MergedInto
+	}
+	if in.Workflow.Tags == nil {
+		in.Workflow.Tags = []string{}
+	}
+	return in
+}
+
+// Timing is what the queue shows of an incident's clock.
+type Timing struct {
+	// CreatedAt is the incident's first_seen.
+	CreatedAt time.Time `json:"created_at"`
+	// TimeToAcknowledge and TimeToResolve are in seconds from CreatedAt,
+	// absent until the incident is acknowledged, resolved or closed.
+	TimeToAcknowledge *int64 `json:"time_to_acknowledge_seconds,omitempty"`
+	TimeToResolve     *int64 `json:"time_to_resolve_seconds,omitempty"`
+	// SLADue is when the incident must be resolved by, from its effective
+	// severity; absent when its severity has no SLA.
+	SLADue time.Time `json:"sla_due,omitzero"`
+	// SLABreached: it was resolved or closed after SLADue, or is still
+	// open after it.
+	SLABreached bool `json:"sla_breached"`
+}
+
+// IncidentQuery selects incidents for the queue. Tenants is required.
+type IncidentQuery struct {
+	Tenants     []string
+	Status      []string // effective status, any of
+	MinSeverity int      // effective severity
+	// Assignee: "" any, "none" unassigned, otherwise exactly this one.
+	Assignee    string
+	Tag         string
+	RuleID      string
+	EntityType  string
+	EntityValue string
+	Account     string
+	// From and To select incidents active in [From, To] (event time).
+	From, To time.Time
+	// Text matches the title (case-insensitive substring) or the exact id.
+	Text string
+	// Sort is one of last_seen (default), first_seen, severity,
+	// risk_score, updated.
+	Sort   string
+	Desc   bool
+	Limit  int
+	Cursor string
+	// SLA is "breached" (resolved or closed after first_seen plus the SLA
+	// of its effective severity, or still open after it) or "ok" (has an
+	// SLA, not breached); SLAMillis is the time to resolve per severity id
+	// (0 or absent: none) and NowMillis the clock.
+	SLA       string
+	SLAMillis map[int]int64
+	NowMillis int64
+}
+
+// IncidentPage is one page of the queue.
+type IncidentPage struct {
+	Items      []Incident `json:"items"`
+	NextCursor string     `json:"next_cursor,omitempty"`
+	// CountsByStatus counts every incident matching the query's filters
+	// other than Status, by effective status.
+	CountsByStatus map[string]int `json:"counts_by_status"`
+}
+
+// IncidentDetail is one incident with its graph, alerts and a page of the
+// evidence events behind them.
+type IncidentDetail struct {
+	Incident
+	// MergedFrom lists the incidents merged into this one (directly or
+	// through another merged one); their alerts and evidence are served
+	// with this incident's.
+	MergedFrom         []string      `json:"merged_from,omitempty"`
+	Alerts             []alert.Alert `json:"alerts"`
+	Evidence           []Evidence    `json:"evidence"`
+	NextEvidenceCursor string        `json:"next_evidence_cursor,omitempty"`
+}
+
+// Evidence is one stored event: its id, time, source, the normalized OCSF
+// JSON and, when stored, the raw record.
+type Evidence struct {
+	ID        string `json:"id"`
+	TenantUID string `json:"tenant_uid"`
+	Time      int64  `json:"time"`
+	Source    string `json:"source"`
+	ClassUID  int    `json:"class_uid"`
+	Operation string `json:"operation,omitempty"`
+	// Normalized is the event as OCSF JSON.
+	Normalized json.RawMessage `json:"normalized,omitempty"`
+	// Raw is the source record, when it was stored.
+	Raw string `json:"raw,omitempty"`
+}
+
+// Event decodes the normalized event.
+func (e Evidence) Event() (ocsf.Event, error) {
+	var ev ocsf.Event
+	err := json.Unmarshal(e.Normalized, &ev)
+	if e.Raw != "" {
+		ev.Raw = []byte(e.Raw)
+	}
+	return ev, err
+}
+
+// WorkflowUpdate changes an incident's workflow state. Nil fields keep
+// their current value.
+type WorkflowUpdate struct {
+	Tenants    []string
+	IncidentID string
+	// ExpectedVersion is the workflow version the analyst last saw (0 when
+	// no analyst has touched the incident). A stale one is ErrConflict.
+	ExpectedVersion uint64
+	// ExpectedIncidentVersion, when not 0, is the correlator's incident
+	// version the analyst last saw (the first half of the ETag); a stale
+	// one is ErrConflict too.
+	ExpectedIncidentVersion uint64
+	Status                  *string
+	Assignee                *string
+	Verdict                 *string
+	Reason                  *string
+	Tags                    *[]string
+	SeverityOverride        *int
+	Actor                   string
+	// Decide, when set, replaces the version check: it is called under the
+	// incident's lock with the incident's current row and returns the
+	// changes to apply (only Status, Assignee, Verdict, Reason, Tags and
+	// SeverityOverride of its result are used). An error refuses the
+	// update and is returned as it is. It may be called twice: first with
+	// the row the store last wrote, when a write just happened, so a
+	// request queued behind it can be refused without a read; then with
+	// the row read.
+	Decide func(cur Incident) (WorkflowUpdate, error)
+	// Audit, when set, returns one more audit entry (the request's) that is
+	// written with the change's own entry, in one insert, before the change.
+	Audit func(after Workflow) AuditEntry
+}
+
+// Comment is an analyst's note on an incident. Version 0 is the comment
+// as written; every edit or deletion by its author is the next version.
+type Comment struct {
+	ID         string `json:"id"`
+	IncidentID string `json:"incident_id"`
+	TenantUID  string `json:"tenant_uid"`
+	Author     string `json:"author"`
+	Body       string `json:"body"`
+	// Time is when the comment was written; EditedAt when it was last
+	// edited (zero if never).
+	Time     time.Time `json:"time"`
+	EditedAt time.Time `json:"edited_at,omitzero"`
+	Version  uint64    `json:"version"`
+	Deleted  bool      `json:"deleted,omitempty"`
+}
+
+// CommentChange edits or deletes one comment.
+type CommentChange struct {
+	Tenants    []string
+	IncidentID string
+	CommentID  string
+	// Body is the new text; ignored when Delete is set.
+	Body   string
+	Delete bool
+	Actor  string
+	// Check, when set, is called with the comment as it is (under the
+	// incident's lock) and may refuse the change (the caller checks that
+	// the actor wrote it); its error is returned as it is.
+	Check func(cur Comment) error
+	// Audit, when set, returns one more audit entry (the request's),
+	// written with the change's own in one insert, before the change.
+	Audit func(before, after Comment) AuditEntry
+}
+
+// AuditEntry is one line of the append-only audit log.
+type AuditEntry struct {
+	ID         string          `json:"id"`
+	TenantUID  string          `json:"tenant_uid"`
+	Time       time.Time       `json:"time"`
+	Actor      string          `json:"actor"`
+	Action     string          `json:"action"`
+	IncidentID string          `json:"incident_id,omitempty"`
+	Details    json.RawMessage `json:"details,omitempty"`
+}
+
+// AuditQuery selects audit entries, newest first; Tenants is required.
+type AuditQuery struct {
+	Tenants    []string
+	IncidentID string
+	Actor      string
+	Action     string
+	From, To   time.Time
+	Limit      int
+}
+
+// EntityQuery selects what is known about one entity (Type:Value) within
+// [From, To]; each list is at most Limit long.
+type EntityQuery struct {
+	Tenants  []string
+	Type     string
+	Value    string
+	From, To time.Time
+	Limit    int
+}
+
+// EntityActivity is the incidents, alerts and events that name an entity,
+// each list newest first.
+type EntityActivity struct {
+	Type      string        `json:"type"`
+	Value     string        `json:"value"`
+	Incidents []Incident    `json:"incidents"`
+	Alerts    []alert.Alert `json:"alerts"`
+	Events    []Evidence    `json:"events"`
+}
