@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/rules"
@@ -54,7 +55,7 @@ func TestDetonationRecordShare(t *testing.T) {
 			alone := rules.NewEngine(nil, nil)
 			alone.Swap(s)
 			got := alone.Evaluate(&events[i])
-			if slices.ContainsFunc(got, func(a rules.Alert) bool { return a.Severity > ocsf.SeverityInformational }) {
+			if slices.ContainsFunc(got, func(a alert.Alert) bool { return a.Severity > ocsf.SeverityInformational }) {
 				firedAboveInfo++
 			}
 			if len(got) > 0 {
