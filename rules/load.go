@@ -144,6 +144,13 @@ func Load(dir string) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
+	return LoadDirFiles(dir, files)
+}
+
+// LoadDirFiles compiles the files read from dir (by ReadDir) and records
+// the directory and its git commit in the set, as Load does. The manager
+// reads a directory once and hands the same files to every rule kind.
+func LoadDirFiles(dir string, files []File) (*Set, error) {
 	s, err := LoadFiles(files)
 	if err != nil {
 		return nil, err
@@ -596,8 +603,8 @@ func compileExpr(env *cel.Env, expr string, want *cel.Type, pos func(line, col i
 
 // ProgramOptions are the options every rule program is built with: constant
 // folding and regex precompilation, the cost limit with Musubi's function
-// prices, and interrupt checks so a deadline can stop comprehensions. The
-// correlation engine builds its programs with them too.
+// prices, and interrupt checks so a deadline can stop comprehensions.
+// Correlation stage conditions get them through CompileCondition.
 func ProgramOptions() []cel.ProgramOption {
 	return []cel.ProgramOption{
 		cel.EvalOptions(cel.OptOptimize),

@@ -72,6 +72,7 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *
 	e.rules.Swap(set)
 	reg.MustRegister(newRuleSetCollector(e.rules))
 	e.manager = rules.NewManager(cfg.Rules.Dir, e.rules, logger)
+	e.manager.Interval = cfg.Rules.ReloadInterval
 	logger.Info("rules loaded", "component", "rules", "dir", cfg.Rules.Dir, "rules", len(set.Rules()))
 
 	seq, err := correlate.LoadRules(cfg.Rules.Dir)
@@ -82,6 +83,10 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *
 		if err := e.wireDataPath(ctx, seq); err != nil {
 			return nil, err
 		}
+		// Correlation rules reload with the detection rules, or neither.
+		e.manager.AddCompanion(e.corr.Reloader())
+	} else {
+		e.manager.AddCompanion(correlate.Checker())
 	}
 
 	handler, err := api.New(api.Options{
