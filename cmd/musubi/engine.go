@@ -71,8 +71,7 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *
 	e.rules = rules.NewEngine(reg, logger)
 	e.rules.Swap(set)
 	reg.MustRegister(newRuleSetCollector(e.rules))
-	e.manager = rules.NewManager(cfg.Rules.Dir, e.rules, logger)
-	e.manager.Interval = cfg.Rules.ReloadInterval
+	e.manager = ruleManager(cfg, e.rules, logger)
 	logger.Info("rules loaded", "component", "rules", "dir", cfg.Rules.Dir, "rules", len(set.Rules()))
 
 	seq, err := correlate.LoadRules(cfg.Rules.Dir)
@@ -114,6 +113,14 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *
 	// The console (/ui/) is served beside the API, outside /v1.
 	e.server = &http.Server{Handler: ui.Mount(handler), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
 	return e, nil
+}
+
+// ruleManager keeps eng's rules in step with rules.dir, polling every
+// rules.reload_interval.
+func ruleManager(cfg config.Config, eng *rules.Engine, logger *slog.Logger) *rules.Manager {
+	m := rules.NewManager(cfg.Rules.Dir, eng, logger)
+	m.Interval = cfg.Rules.ReloadInterval
+	return m
 }
 
 // wireDataPath builds what a data-path role runs: the correlator (restored
