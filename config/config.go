@@ -22,6 +22,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/rules"
 )
 
 // Config is the whole configuration of the musubi binary.
@@ -153,7 +154,8 @@ func (t *Topics) UnmarshalYAML(n *yaml.Node) error {
 // Rules configures detection and correlation rules.
 type Rules struct {
 	Dir string `yaml:"dir"`
-	// ReloadInterval is how often the directory is checked for changes.
+	// ReloadInterval is how often the directory is checked for changes
+	// (detection and correlation rules reload together).
 	ReloadInterval time.Duration `yaml:"reload_interval"`
 }
 
@@ -313,8 +315,8 @@ func Default() Config {
 			DialTimeout:      5 * time.Second,
 			Retention:        map[string]time.Duration{},
 		},
-		Rules:     Rules{Dir: "detections", ReloadInterval: 5 * time.Second},
-		Correlate: Correlate{DefaultWindow: 2 * time.Hour, AllowedLateness: 5 * time.Minute, SourceDelay: 15 * time.Minute, FoldWindow: time.Hour, HubPartnerLimit: 64, MaxAlertsPerIncident: 500, MaxNodesPerIncident: 2000},
+		Rules:     Rules{Dir: "detections", ReloadInterval: rules.DefaultPollInterval},
+		Correlate: defaultCorrelate(),
 		Pipeline:  Pipeline{BatchSize: 5000, BatchBytes: 16 << 20, FlushInterval: time.Second},
 		API:       API{Listen: "127.0.0.1:8080"},
 		Ingest:    Ingest{MaxRecordBytes: 1 << 20, MaxDepth: 64, MaxMessageBytes: 64 << 20, MaxRecords: 20_000},
@@ -508,65 +510,19 @@ func (c Config) Validate() error {
 			bad(fmt.Sprintf("clickhouse.addr[%d]", i), "port %q is not a number", port)
 		}
 	}
-	if !isIdent(c.ClickHouse.Database) {
-		bad("clickhouse.database", "%q must be letters, digits and underscores", c.ClickHouse.Database)
-	}
-	if c.ClickHouse.Cluster != "" && !isIdent(c.ClickHouse.Cluster) {
-		bad("clickhouse.cluster", "%q must be letters, digits and underscores", c.ClickHouse.Cluster)
-	}
-	if c.ClickHouse.MaxExecutionTime <= 0 {
-		bad("clickhouse.max_execution_time", "must be positive")
-	}
-	if c.ClickHouse.MaxOpenConns < 1 || c.ClickHouse.MaxOpenConns > 1000 {
-		bad("clickhouse.max_open_conns", "%d is outside 1..1000", c.ClickHouse.MaxOpenConns)
-	}
 	if c.ClickHouse.DialTimeout < 100*time.Millisecond {
 		bad("clickhouse.dial_timeout", "%s is shorter than 100ms", c.ClickHouse.DialTimeout)
 	}
-	for table, d := range c.ClickHouse.Retention {
-		if d < 0 {
-			bad("clickhouse.retention."+table, "must not be negative")
-		}
-		if d > 0 && d < 24*time.Hour {
-			bad("clickhouse.retention."+table, "%s is shorter than one daily partition", d)
-		}
-	}
+	// The components' own validators, on the values serve gives them.
+	errs = append(errs, c.componentErrors()...)
 	if c.Rules.Dir == "" {
 		bad("rules.dir", "must not be empty")
 	}
-	if c.Rules.ReloadInterval < 0 {
-		bad("rules.reload_interval", "must not be negative")
-	}
-	if c.Correlate.DefaultWindow <= 0 {
-		bad("correlate.default_window", "must be positive")
-	}
-	for kind, d := range c.Correlate.Windows {
-		if d <= 0 {
-			bad("correlate.windows."+kind, "must be positive")
-		}
-	}
-	if c.Correlate.FoldWindow < 0 || c.Correlate.FoldWindow > 0 && time.Hour%c.Correlate.FoldWindow != 0 {
-		bad("correlate.fold_window", "must be 0 (off) or divide an hour (1m, 5m, 10m, 15m, 30m, 1h)")
-	}
-	if c.Correlate.AllowedLateness < 0 {
-		bad("correlate.allowed_lateness", "must not be negative")
+	if c.Rules.ReloadInterval < 100*time.Millisecond {
+		bad("rules.reload_interval", "%s is shorter than 100ms", c.Rules.ReloadInterval)
 	}
 	if c.Correlate.SourceDelay < 0 {
 		bad("correlate.source_delay", "must not be negative")
-	}
-	for i, cidr := range c.Correlate.HubCIDRs {
-		if _, _, err := net.ParseCIDR(cidr); err != nil {
-			bad(fmt.Sprintf("correlate.hub_cidrs[%d]", i), "%q is not a CIDR", cidr)
-		}
-	}
-	if c.Correlate.HubPartnerLimit < 2 {
-		bad("correlate.hub_partner_limit", "must be at least 2")
-	}
-	if c.Correlate.MaxAlertsPerIncident <= 0 {
-		bad("correlate.max_alerts_per_incident", "must be positive")
-	}
-	if c.Correlate.MaxNodesPerIncident <= 0 {
-		bad("correlate.max_nodes_per_incident", "must be positive")
 	}
 	if c.Pipeline.BatchSize <= 0 || c.Pipeline.BatchSize > 1_000_000 {
 		bad("pipeline.batch_size", "%d is outside 1..1000000", c.Pipeline.BatchSize)

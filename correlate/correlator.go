@@ -83,6 +83,7 @@ type Correlator struct {
 
 	seq       *seqEngine
 	seqRules  []*SequenceRule
+	pending   pendingRules
 	clock     func() time.Time // wall clock, for versions only
 	restoring bool
 	seen      map[uint32]struct{} // scratch for reach
@@ -161,6 +162,7 @@ func New(cfg Config, seq []*SequenceRule, logger *slog.Logger, reg prometheus.Re
 		clock:    time.Now,
 		seqRules: seq,
 	}
+	c.pending.current.Store(&seq)
 	for _, k := range cfg.JoinKinds {
 		c.joinable[kindIndex[k]] = true
 		c.tracked[kindIndex[k]] = true
@@ -239,6 +241,7 @@ func (c *Correlator) tenant(name string) uint32 {
 // sequence rules, alerts join or open incidents. It advances the
 // watermarks from the events' times and fires the sequence timers they pass.
 func (c *Correlator) Process(events []ocsf.Event, alerts []alert.Alert) Result {
+	c.applyRules()
 	var res Result
 	for i := range events {
 		ev := &events[i]
@@ -332,6 +335,7 @@ func (c *Correlator) Process(events []ocsf.Event, alerts []alert.Alert) Result {
 // sequence timers (absence rules) it passes and evicts closed windows. The
 // pipeline calls it when input is idle.
 func (c *Correlator) Advance(now time.Time) Result {
+	c.applyRules()
 	c.floor = max(c.floor, now.UnixMilli()-c.lateMS)
 	c.updateWatermark()
 	var res Result

@@ -99,6 +99,24 @@ func newSeqEngine(rs []*SequenceRule, cfg Config, m *metrics) (*seqEngine, error
 	return s, nil
 }
 
+// replace puts rs into service: a rule whose document is unchanged keeps
+// its in-flight state (partial chains, timers, what it fired), a changed or
+// new rule starts empty, a removed rule's state goes.
+func (s *seqEngine) replace(rs []*SequenceRule) {
+	old := map[string]*ruleState{}
+	for _, st := range s.rules {
+		old[st.r.ID] = st
+	}
+	next, _ := newSeqEngine(rs, s.cfg, s.m)
+	for i, st := range next.rules {
+		if prev, ok := old[st.r.ID]; ok && prev.r.sum == st.r.sum && len(prev.stages) == len(st.stages) {
+			prev.r = st.r
+			next.rules[i] = prev
+		}
+	}
+	s.rules = next.rules
+}
+
 func (s *seqEngine) observeAlert(a *alert.Alert) []*seqMatch {
 	if s == nil || a.Correlated {
 		return nil
@@ -132,7 +150,7 @@ func (s *seqEngine) observeEvent(ev *ocsf.Event) []*seqMatch {
 	for _, rs := range s.rules {
 		for k, st := range rs.r.Stages {
 			if st.OnAlerts || (len(st.LogNames) > 0 && !slices.Contains(st.LogNames, ev.Metadata.LogName)) ||
-				(len(st.Operations) > 0 && !slices.Contains(st.Operations, ev.API.Operation)) || !st.pre.Admits(ev) {
+				(len(st.Operations) > 0 && !slices.Contains(st.Operations, ev.API.Operation)) || st.cond != nil && !st.cond.Admits(ev) {
 				continue
 			}
 			if act == nil {
@@ -165,13 +183,13 @@ func (s *seqEngine) eval(st *SequenceStage, act map[string]any) (ok bool) {
 			ok = false
 		}
 	}()
-	out, _, err := st.prg.Eval(act)
+	ok, err := st.cond.Eval(act, 0)
 	if err != nil {
-		s.m.dropped.WithLabelValues("sequence_eval_error").Inc()
+		// cost limit, deadline or evaluation error, as for detection rules
+		s.m.dropped.WithLabelValues("sequence_" + rules.ErrorReason(err)).Inc()
 		return false
 	}
-	b, isBool := out.Value().(bool)
-	return isBool && b
+	return ok
 }
 
 func tkey(tenant, v string) string { return tenant + "\x00" + v }

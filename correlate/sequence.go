@@ -2,13 +2,12 @@ package correlate
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -149,7 +148,13 @@ type SequenceRule struct {
 	// Span bounds first to last stage in event time (0: the sum of the gaps).
 	Span   time.Duration
 	Stages []*SequenceStage
-	File   string
+	// File and Line locate the rule.
+	File string
+	Line int
+
+	// sum is a content hash of the rule's document: a reload keeps the
+	// in-flight state of a rule whose document did not change.
+	sum string
 }
 
 // SequenceStage is one compiled stage.
@@ -165,10 +170,7 @@ type SequenceStage struct {
 	Distinct   *FieldSpec
 	Within     time.Duration
 	Absent     bool
-	prg        cel.Program
-	// pre is what an event must carry for the condition to hold, checked
-	// before the program runs (event stages only).
-	pre rules.Prefilter
+	cond       *rules.Condition
 }
 
 var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
@@ -186,9 +188,21 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 })
 
 // LoadRules loads every correlation rule (files whose documents say
-// kind: correlation) under dir, recursively; hidden entries and testdata
-// folders below dir are skipped. It returns every problem at once.
+// kind: correlation) under dir, read by rules.ReadDir — the one walker of
+// rule directories: recursively, following symbolic links, skipping hidden
+// entries and testdata folders. It returns every problem at once, each a
+// *rules.Problem located as file:line:col.
 func LoadRules(dir string) ([]*SequenceRule, error) {
+	files, err := rules.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return LoadFiles(files)
+}
+
+// LoadFiles compiles the correlation rules of files already read; documents
+// of other kinds are skipped. A rule id used twice is a problem.
+func LoadFiles(files []rules.File) ([]*SequenceRule, error) {
 	env, err := celEnv()
 	if err != nil {
 		return nil, fmt.Errorf("correlate: CEL environment: %w", err)
@@ -196,39 +210,17 @@ func LoadRules(dir string) ([]*SequenceRule, error) {
 	var out []*SequenceRule
 	var errs []error
 	seen := map[string]string{}
-	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		name := d.Name()
-		if path != dir && (strings.HasPrefix(name, ".") || (d.IsDir() && name == "testdata")) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if d.IsDir() || !(strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
-			return nil
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			errs = append(errs, err)
-			return nil
-		}
-		rs, perr := parseRules(env, path, data)
+	for _, f := range files {
+		rs, perr := parseRules(env, f.Path, f.Data)
 		errs = append(errs, perr...)
 		for _, r := range rs {
 			if other, dup := seen[r.ID]; dup {
-				errs = append(errs, fmt.Errorf("%s: rule %s: id already used in %s", path, r.ID, other))
+				errs = append(errs, &rules.Problem{File: f.Path, Line: r.Line, Col: 1, RuleID: r.ID, Msg: "duplicate rule id (first defined in " + other + ")"})
 				continue
 			}
-			seen[r.ID] = path
+			seen[r.ID] = fmt.Sprintf("%s:%d", f.Path, r.Line)
 			out = append(out, r)
 		}
-		return nil
-	})
-	if err != nil {
-		errs = append(errs, err)
 	}
 	slices.SortFunc(out, func(a, b *SequenceRule) int { return strings.Compare(a.ID, b.ID) })
 	return out, errors.Join(errs...)
@@ -248,38 +240,76 @@ func ParseRules(file string, data []byte) ([]*SequenceRule, error) {
 func parseRules(env *cel.Env, file string, data []byte) ([]*SequenceRule, []error) {
 	var out []*SequenceRule
 	var errs []error
+	lines := strings.Split(string(data), "\n")
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for {
-		var node yaml.Node
-		if err := dec.Decode(&node); err != nil {
+		var doc yaml.Node
+		if err := dec.Decode(&doc); err != nil {
 			if !errors.Is(err, io.EOF) {
-				errs = append(errs, fmt.Errorf("%s: %w", file, err))
+				errs = append(errs, yamlProblem(file, err))
 			}
 			break
 		}
+		if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+			continue // not a rule; the detection loader reports it
+		}
+		root := doc.Content[0]
 		var head struct {
 			Kind string `yaml:"kind"`
+			ID   string `yaml:"id"`
 		}
-		_ = node.Decode(&head)
-		if head.Kind != "correlation" {
+		_ = root.Decode(&head)
+		if head.Kind != rules.KindCorrelation {
+			continue
+		}
+		if probs := rules.StrictKeys(file, head.ID, root, ruleFile{}); len(probs) > 0 {
+			errs = append(errs, probs...)
 			continue
 		}
 		var rf ruleFile
-		// Strict: re-encode the node and decode with known fields only.
-		b, _ := yaml.Marshal(&node)
-		sd := yaml.NewDecoder(bytes.NewReader(b))
-		sd.KnownFields(true)
-		if err := sd.Decode(&rf); err != nil {
-			errs = append(errs, fmt.Errorf("%s:%d: %w", file, node.Line, err))
+		if err := root.Decode(&rf); err != nil {
+			p := yamlProblem(file, err)
+			p.RuleID = head.ID
+			if p.Line == 0 {
+				p.Line, p.Col = root.Line, root.Column
+			}
+			errs = append(errs, p)
 			continue
 		}
-		r, rerrs := compileRule(env, file, node.Line, rf)
+		r, rerrs := compileRule(env, file, lines, root, rf)
 		errs = append(errs, rerrs...)
 		if r != nil {
 			out = append(out, r)
 		}
 	}
 	return out, errs
+}
+
+// yamlProblem turns a YAML error into a located problem.
+func yamlProblem(file string, err error) *rules.Problem {
+	p := &rules.Problem{File: file, Msg: "YAML: " + err.Error()}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		p.Msg = "YAML: " + strings.Join(te.Errors, "; ")
+	}
+	var line int
+	if _, e := fmt.Sscanf(err.Error(), "yaml: line %d:", &line); e == nil {
+		p.Line, p.Col = line, 1
+	}
+	return p
+}
+
+// mapValue returns the value node of key in a mapping node, or nil.
+func mapValue(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
 }
 
 func parseDuration(s string) (time.Duration, error) {
@@ -295,81 +325,102 @@ func parseDuration(s string) (time.Duration, error) {
 	return time.ParseDuration(s)
 }
 
-func compileRule(env *cel.Env, file string, line int, rf ruleFile) (*SequenceRule, []error) {
+func compileRule(env *cel.Env, file string, lines []string, root *yaml.Node, rf ruleFile) (*SequenceRule, []error) {
 	var errs []error
-	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s:%d: rule %s: %s", file, line, rf.ID, fmt.Sprintf(format, args...)))
+	// at reports a problem at node n, or at the rule when n is nil.
+	at := func(n *yaml.Node, format string, args ...any) {
+		p := &rules.Problem{File: file, Line: root.Line, Col: root.Column, RuleID: rf.ID, Msg: fmt.Sprintf(format, args...)}
+		if n != nil {
+			p.Line, p.Col = n.Line, n.Column
+		}
+		errs = append(errs, p)
 	}
 	if !idPattern.MatchString(rf.ID) {
-		bad("id must match %s", idPattern)
+		at(mapValue(root, "id"), "id must match %s", idPattern)
 	}
 	if rf.Title == "" {
-		bad("title is required")
+		at(mapValue(root, "title"), "title is required")
 	}
 	if rf.Version == "" {
 		rf.Version = "1"
 	}
 	sev, ok := ocsf.SeverityID(rf.Severity)
 	if !ok || sev < ocsf.SeverityInformational || sev > ocsf.SeverityCritical {
-		bad("severity %q must be informational, low, medium, high or critical", rf.Severity)
+		at(mapValue(root, "severity"), "severity %q must be informational, low, medium, high or critical", rf.Severity)
 	}
 	span, err := parseDuration(rf.Span)
 	if err != nil || span < 0 {
-		bad("span %q: not a duration", rf.Span)
+		at(mapValue(root, "span"), "span %q: not a duration", rf.Span)
 	}
 	if len(rf.Stages) == 0 {
-		bad("at least one stage is required")
+		at(mapValue(root, "stages"), "at least one stage is required")
 	}
+	sum, _ := json.Marshal(rf)
+	h := sha256.Sum256(sum)
 	r := &SequenceRule{ID: rf.ID, Version: rf.Version, Title: rf.Title, Description: rf.Description, Severity: sev,
-		Stage: rf.Stage, Tactics: rf.Attack.Tactics, Techniques: rf.Attack.Techniques, Span: span, File: file}
+		Stage: rf.Stage, Tactics: rf.Attack.Tactics, Techniques: rf.Attack.Techniques, Span: span, File: file,
+		Line: root.Line, sum: hex.EncodeToString(h[:])}
+	stagesNode := mapValue(root, "stages")
 	for i, sp := range rf.Stages {
+		var sn *yaml.Node
+		if stagesNode != nil && i < len(stagesNode.Content) {
+			sn = stagesNode.Content[i]
+		}
 		st := &SequenceStage{Name: sp.Name, LogNames: sp.LogNames, Operations: sp.Operations, On: sp.On, Key: sp.Key,
 			Count: sp.Count, Distinct: sp.Distinct, Absent: sp.Absent}
 		where := fmt.Sprintf("stage %d (%s)", i+1, sp.Name)
+		bad := func(key, format string, args ...any) {
+			n := mapValue(sn, key)
+			if n == nil {
+				n = sn
+			}
+			at(n, where+": "+format, args...)
+		}
 		if st.Name == "" {
 			st.Name = fmt.Sprintf("stage%d", i+1)
 		}
+		exprKey := ""
 		switch {
 		case sp.Alert != "" && sp.Event != "":
-			bad("%s: alert and event are exclusive", where)
+			bad("event", "alert and event are exclusive")
 		case sp.Alert != "":
-			st.OnAlerts, st.Expr = true, sp.Alert
+			st.OnAlerts, st.Expr, exprKey = true, sp.Alert, "alert"
 			for _, m := range alertSelect.FindAllStringSubmatch(sp.Alert, -1) {
 				if !slices.Contains(alertFields, m[1]) {
-					bad("%s: alert has no field %q (fields: %s)", where, m[1], strings.Join(alertFields, ", "))
+					bad("alert", "alert has no field %q (fields: %s)", m[1], strings.Join(alertFields, ", "))
 				}
 			}
 		case sp.Event != "":
-			st.Expr = sp.Event
+			st.Expr, exprKey = sp.Event, "event"
 		default:
-			bad("%s: alert or event condition is required", where)
+			bad("", "alert or event condition is required")
 		}
-		for _, f := range []*FieldSpec{sp.On, sp.Key, sp.Distinct} {
+		for key, f := range map[string]*FieldSpec{"on": sp.On, "key": sp.Key, "distinct": sp.Distinct} {
 			if f != nil && ((f.Entity == "" && f.Name == "") || (f.Entity != "" && !f.Entity.Valid())) {
-				bad("%s: field spec needs a known entity kind and/or a name, got %q/%q", where, f.Entity, f.Name)
+				bad(key, "field spec needs a known entity kind and/or a name, got %q/%q", f.Entity, f.Name)
 			}
 		}
 		if st.MaxGap, err = parseDuration(sp.MaxGap); err != nil || st.MaxGap < 0 {
-			bad("%s: max_gap %q: not a duration", where, sp.MaxGap)
+			bad("max_gap", "max_gap %q: not a duration", sp.MaxGap)
 		}
 		if st.Within, err = parseDuration(sp.Within); err != nil || st.Within < 0 {
-			bad("%s: within %q: not a duration", where, sp.Within)
+			bad("within", "within %q: not a duration", sp.Within)
 		}
 		if st.Count < 0 || (st.Count > 1 || st.Distinct != nil) && st.Within == 0 {
-			bad("%s: a threshold (count, distinct) needs a positive count and within", where)
+			bad("count", "a threshold (count, distinct) needs a positive count and within")
 		}
 		if st.Distinct != nil && st.Count < 1 {
 			st.Count = 2
 		}
 		if st.Absent {
 			if i == 0 || i != len(rf.Stages)-1 {
-				bad("%s: only the last stage (not the first) may be absent", where)
+				bad("absent", "only the last stage (not the first) may be absent")
 			}
 			if st.Within == 0 {
-				bad("%s: an absent stage needs within", where)
+				bad("absent", "an absent stage needs within")
 			}
 			if st.Count > 1 {
-				bad("%s: an absent stage cannot have a threshold", where)
+				bad("absent", "an absent stage cannot have a threshold")
 			}
 		}
 		if i > 0 && st.On == nil {
@@ -382,16 +433,12 @@ func compileRule(env *cel.Env, file string, line int, rf ruleFile) (*SequenceRul
 			st.MaxGap = span
 		}
 		if st.Expr != "" {
-			ast, iss := env.Compile(st.Expr)
-			if iss.Err() != nil {
-				bad("%s: %v", where, iss.Err())
-			} else if !ast.OutputType().IsExactType(cel.BoolType) {
-				bad("%s: condition must be bool, got %s", where, ast.OutputType())
-			} else if st.prg, err = env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(rules.CostLimit), cel.InterruptCheckFrequency(64)); err != nil {
-				bad("%s: %v", where, err)
-			} else if !st.OnAlerts {
-				st.pre = rules.NewPrefilter(ast.NativeRep())
-			}
+			// The same compiler, bounds and program options as a
+			// detection rule's condition.
+			cond, probs := rules.CompileCondition(env, st.Expr, rules.ExprAt{
+				File: file, RuleID: rf.ID, What: where, Node: mapValue(sn, exprKey), Lines: lines})
+			errs = append(errs, probs...)
+			st.cond = cond
 		}
 		r.Stages = append(r.Stages, st)
 	}
@@ -400,7 +447,7 @@ func compileRule(env *cel.Env, file string, line int, rf ruleFile) (*SequenceRul
 			r.Span += max(st.MaxGap, st.Within)
 		}
 		if r.Span == 0 {
-			bad("span or per-stage max_gap is required")
+			at(mapValue(root, "span"), "span or per-stage max_gap is required")
 		}
 	}
 	if len(errs) > 0 {

@@ -132,7 +132,7 @@ stages:
     alert: alert.stage == "x"
 `)
 	rs, err := LoadRules(dir)
-	for _, want := range []string{"severity", "span", `no field "rule"`, "must be bool", "only the last stage"} {
+	for _, want := range []string{"severity", "span", `no field "rule"`, "must be of type bool", "bad.yaml:11:13:", "only the last stage"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q: %v", want, err)
 		}

@@ -202,8 +202,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 				continue
 			}
 			if b := c.proc.Idle(time.Now().Add(-c.cfg.SourceDelay)); b.Rows() > 0 {
-				if err := c.write(ctx, b); err != nil {
-					return nil
+				if _, err := c.write(ctx, b, nil); err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return err
 				}
 				c.durable(b)
 			}
@@ -251,8 +254,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.proc.metrics.records.WithLabelValues(m.Topic).Inc()
 		}
 		batch := c.proc.Process(recs)
-		if err := c.write(ctx, batch); err != nil {
-			return nil // only cancellation ends write retries
+		batch, err = c.write(ctx, batch, recs)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err // nothing committed: the batch is read again after a restart
 		}
 		c.durable(batch)
 		if dlq != nil && len(batch.DeadLetters) > 0 {
@@ -446,11 +453,59 @@ func (c *Consumer) fetchBatch(ctx context.Context, r *kafka.Reader, msgs *[]kafk
 	return start, nil
 }
 
-// write retries the identical batch with exponential back-off until it is
-// durable or ctx is cancelled.
-func (c *Consumer) write(ctx context.Context, b storage.Batch) error {
-	return c.retry(ctx, "batch write", func() error { return c.writer.Write(ctx, b) })
+// write makes b durable and returns what was stored. Retries have one
+// owner, the writer: storage classifies each error, backs off with jitter
+// on transient ones until they pass or ctx ends, and returns a permanent
+// one (storage.ErrPermanent) at once. The consumer never retries a write:
+//
+//   - a permanent error means the batch as derived can never be stored
+//     (a row the schema rejects): every record of the batch becomes a dead
+//     letter with its raw bytes and the reason, written instead, so the
+//     partition keeps flowing and nothing is dropped silently;
+//   - if the dead letters cannot be stored either, or the writer gave up on
+//     an error it did not classify as permanent, write returns an error
+//     and the consumer stops without committing: an operator must act, and
+//     the records are read again after the restart.
+func (c *Consumer) write(ctx context.Context, b storage.Batch, recs []Record) (storage.Batch, error) {
+	err := c.writer.Write(ctx, b)
+	if err == nil || ctx.Err() != nil {
+		return b, err
+	}
+	if !errors.Is(err, storage.ErrPermanent) {
+		return b, fmt.Errorf("batch write failed and the writer did not retry it: %w", err)
+	}
+	if len(recs) == 0 {
+		// What event time derived on its own (absence timers) has no
+		// record to keep as a dead letter.
+		return b, fmt.Errorf("batch of timer results rejected permanently by storage; stopping: %w", err)
+	}
+	c.proc.metrics.writeRejected.Inc()
+	c.logger.Error("batch rejected permanently by storage; its records are stored as dead letters", "records", len(recs), "error", err)
+	dl := storage.Batch{DeadLetters: make([]storage.DeadLetter, 0, len(recs))}
+	msg := err.Error()
+	if len(msg) > 1024 {
+		msg = msg[:1024]
+	}
+	for _, r := range recs {
+		dl.DeadLetters = append(dl.DeadLetters, storage.DeadLetter{
+			TenantUID: c.proc.tenant(""), Source: string(r.Source), Topic: r.Topic,
+			Partition: r.Partition, Offset: r.Offset, Record: -1, Raw: r.Value,
+			Reason: ReasonWriteRejected, Error: msg, Time: r.Time,
+		})
+		c.proc.metrics.deadLetters.WithLabelValues(string(r.Source), ReasonWriteRejected).Inc()
+	}
+	if derr := c.writer.Write(ctx, dl); derr != nil {
+		if ctx.Err() != nil {
+			return b, derr
+		}
+		return b, fmt.Errorf("batch rejected permanently (%w) and its dead letters could not be stored either (%w); stopping without commit", err, derr)
+	}
+	return dl, nil
 }
+
+// ReasonWriteRejected is the dead-letter reason of records whose derived
+// batch storage rejected permanently.
+const ReasonWriteRejected = "write_rejected"
 
 // retry runs op with exponential back-off until it succeeds or ctx is
 // cancelled. Offsets are not committed meanwhile.

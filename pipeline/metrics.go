@@ -9,10 +9,12 @@ type metrics struct {
 	records      *prometheus.CounterVec
 	batches      prometheus.Histogram
 	writeRetries prometheus.Counter
-	commits      prometheus.Counter
-	fetchErrors  prometheus.Counter
-	lag          *prometheus.GaugeVec
-	lagErrors    prometheus.Counter
+	// writeRejected counts batches storage rejected permanently.
+	writeRejected prometheus.Counter
+	commits       prometheus.Counter
+	fetchErrors   prometheus.Counter
+	lag           *prometheus.GaugeVec
+	lagErrors     prometheus.Counter
 	// detectionLatency is event time → incident durable.
 	detectionLatency prometheus.Histogram
 	// reassignments counts new partition assignments after the first,
@@ -45,7 +47,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		writeRetries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "musubi_pipeline_write_retries_total",
-			Help: "Batch writes retried after a transient storage error.",
+			Help: "Consumer-side operations retried: correlation-state rebuilds after a rebalance and dead-letter topic publishes (storage retries its own writes: musubi_storage_insert_errors_total{kind=\"transient\"}).",
+		}),
+		writeRejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "musubi_pipeline_batches_rejected_total",
+			Help: "Batches storage rejected permanently; their records were stored as dead letters (reason write_rejected).",
 		}),
 		commits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "musubi_pipeline_commits_total",
@@ -74,7 +80,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.deadLetters, m.alerts, m.records, m.batches, m.writeRetries, m.commits, m.fetchErrors, m.lag, m.lagErrors, m.detectionLatency, m.reassignments)
+		reg.MustRegister(m.events, m.deadLetters, m.alerts, m.records, m.batches, m.writeRetries, m.writeRejected, m.commits, m.fetchErrors, m.lag, m.lagErrors, m.detectionLatency, m.reassignments)
 	}
 	return m
 }

@@ -245,16 +245,7 @@ func (e *Engine) eval(r *Rule, act *activation, m *ruleMetrics) (matched bool, r
 }
 
 func (e *Engine) run(prg cel.Program, iterates bool, act *activation) (ref.Val, *cel.EvalDetails, error) {
-	if !iterates {
-		return prg.Eval(act)
-	}
-	timeout := e.EvalTimeout
-	if timeout <= 0 {
-		timeout = DefaultEvalTimeout
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	return prg.ContextEval(ctx, act)
+	return evalProgram(prg, iterates, act, e.EvalTimeout)
 }
 
 func errorReason(err error) string {

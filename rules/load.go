@@ -144,6 +144,13 @@ func Load(dir string) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
+	return LoadDirFiles(dir, files)
+}
+
+// LoadDirFiles compiles the files read from dir (by ReadDir) and records
+// the directory and its git commit in the set, as Load does. The manager
+// reads a directory once and hands the same files to every rule kind.
+func LoadDirFiles(dir string, files []File) (*Set, error) {
 	s, err := LoadFiles(files)
 	if err != nil {
 		return nil, err
@@ -458,21 +465,21 @@ func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Ru
 	if strings.TrimSpace(d.Condition) == "" {
 		at(condNode, "condition is required")
 	} else {
-		prg, iter, refs, probs := compileExpr(env, d.Condition, cel.BoolType, func(line, col int) (int, int) {
+		ce, probs := compileExpr(env, d.Condition, cel.BoolType, func(line, col int) (int, int) {
 			return exprPos(condNode, lines, line, col)
 		}, file, id, "condition")
 		problems = append(problems, probs...)
-		r.prg, r.iterates = prg, iter
-		r.fields = append(r.fields, refs...)
+		r.prg, r.iterates = ce.prg, ce.iterates
+		r.fields = append(r.fields, ce.refs...)
 	}
 	if r.SuppressionKey != "" {
 		keyNode := mapValue(mapValue(root, "suppression"), "key")
-		prg, _, refs, probs := compileExpr(env, r.SuppressionKey, cel.StringType, func(line, col int) (int, int) {
+		ce, probs := compileExpr(env, r.SuppressionKey, cel.StringType, func(line, col int) (int, int) {
 			return exprPos(keyNode, lines, line, col)
 		}, file, id, "suppression key")
 		problems = append(problems, probs...)
-		r.suppress = prg
-		r.fields = append(r.fields, refs...)
+		r.suppress = ce.prg
+		r.fields = append(r.fields, ce.refs...)
 	}
 
 	for i, t := range d.Tests {
@@ -564,7 +571,16 @@ func exprPos(n *yaml.Node, lines []string, line, col int) (int, int) {
 // worst-case cost estimate under MaxEstimatedCost. It also returns the
 // top-level event attributes the expression reads, for the class check of
 // Lint.
-func compileExpr(env *cel.Env, expr string, want *cel.Type, pos func(line, col int) (int, int), file, id, what string) (cel.Program, bool, []fieldRef, []error) {
+// compiledExpr is a compiled rule expression: its program, whether it has
+// comprehensions, the event fields it reads and its prefilter.
+type compiledExpr struct {
+	prg      cel.Program
+	iterates bool
+	refs     []fieldRef
+	pre      Prefilter
+}
+
+func compileExpr(env *cel.Env, expr string, want *cel.Type, pos func(line, col int) (int, int), file, id, what string) (compiledExpr, []error) {
 	var problems []error
 	ast, iss := env.Compile(expr)
 	if iss.Err() != nil {
@@ -572,7 +588,7 @@ func compileExpr(env *cel.Env, expr string, want *cel.Type, pos func(line, col i
 			l, c := pos(e.Location.Line(), e.Location.Column())
 			problems = append(problems, &Problem{File: file, Line: l, Col: c, RuleID: id, Msg: what + ": " + e.Message})
 		}
-		return nil, false, nil, problems
+		return compiledExpr{}, problems
 	}
 	l0, c0 := pos(1, 0)
 	bad := func(format string, args ...any) {
@@ -580,7 +596,7 @@ func compileExpr(env *cel.Env, expr string, want *cel.Type, pos func(line, col i
 	}
 	if !ast.OutputType().IsExactType(want) {
 		bad("must be of type %s, got %s", want, ast.OutputType())
-		return nil, false, nil, problems
+		return compiledExpr{}, problems
 	}
 	nav := celast.NavigateAST(ast.NativeRep())
 	for _, call := range celast.MatchDescendants(nav, celast.FunctionMatcher("matches")) {
@@ -598,20 +614,20 @@ func compileExpr(env *cel.Env, expr string, want *cel.Type, pos func(line, col i
 		bad("estimated worst-case cost %d exceeds the limit %d (nested comprehensions or scans of large fields?)", est.Max, MaxEstimatedCost)
 	}
 	if len(problems) > 0 {
-		return nil, false, nil, problems
+		return compiledExpr{}, problems
 	}
 	prg, err := env.Program(ast, ProgramOptions()...)
 	if err != nil {
 		bad("%v", err)
-		return nil, false, nil, problems
+		return compiledExpr{}, problems
 	}
-	return prg, iterates, eventFields(ast.NativeRep(), pos, what), nil
+	return compiledExpr{prg: prg, iterates: iterates, refs: eventFields(ast.NativeRep(), pos, what), pre: NewPrefilter(ast.NativeRep())}, nil
 }
 
 // ProgramOptions are the options every rule program is built with: constant
 // folding and regex precompilation, the cost limit with Musubi's function
-// prices, and interrupt checks so a deadline can stop comprehensions. The
-// correlation engine builds its programs with them too.
+// prices, and interrupt checks so a deadline can stop comprehensions.
+// Correlation stage conditions get them through CompileCondition.
 func ProgramOptions() []cel.ProgramOption {
 	return []cel.ProgramOption{
 		cel.EvalOptions(cel.OptOptimize),

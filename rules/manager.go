@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -11,21 +12,40 @@ import (
 // DefaultPollInterval is how often a Manager hashes its directory.
 const DefaultPollInterval = 3 * time.Second
 
-// Manager keeps an Engine's rule set in step with a directory. It polls a
-// content hash of the rule files (which also catches a Kubernetes ConfigMap
-// swapping its ..data symbolic link) and reloads on change; Reload forces a
-// reload (the caller wires SIGHUP and POST /-/reload to it). A set that does
-// not load is rejected whole and the running set stays.
+// Manager keeps an Engine's rule set, and the rules of every Companion
+// (correlation rules), in step with a directory. It polls a content hash of
+// the rule files (which also catches a Kubernetes ConfigMap swapping its
+// ..data symbolic link) and reloads on change; Reload forces a reload (the
+// caller wires SIGHUP and POST /-/reload to it). The directory is read once
+// per reload and every kind is compiled from the same files; if any kind
+// fails, the reload is rejected whole and every running set stays.
 type Manager struct {
-	dir    string
-	engine *Engine
-	logger *slog.Logger
+	dir        string
+	engine     *Engine
+	logger     *slog.Logger
+	companions []Companion
 	// Interval is the polling period; set it before Run.
 	Interval time.Duration
 
 	mu       sync.Mutex // serialises reloads
 	lastHash string
 	lastErr  error
+}
+
+// Companion compiles the rules of another kind (correlation rules) from the
+// files of the same directory, so that they reload with the detection rules.
+type Companion interface {
+	// Prepare compiles files and returns a commit function that puts the
+	// result into service; the manager calls commit only when every kind
+	// compiled. Problems should be *Problem values.
+	Prepare(files []File) (commit func(), err error)
+}
+
+// AddCompanion makes c reload with the detection rules; call it before Run.
+func (m *Manager) AddCompanion(c Companion) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.companions = append(m.companions, c)
 }
 
 // NewManager returns a manager of dir for e; logger may be nil.
@@ -45,17 +65,37 @@ func (m *Manager) Reload() error {
 }
 
 func (m *Manager) reload() error {
-	s, err := Load(m.dir)
+	files, err := ReadDir(m.dir)
+	var s *Set
+	var commits []func()
+	if err == nil {
+		var errs []error
+		if s, err = LoadDirFiles(m.dir, files); err != nil {
+			errs = append(errs, err)
+		}
+		for _, c := range m.companions {
+			commit, cerr := c.Prepare(files)
+			if cerr != nil {
+				errs = append(errs, cerr)
+				continue
+			}
+			commits = append(commits, commit)
+		}
+		err = errors.Join(errs...)
+	}
 	if err != nil {
 		m.engine.metrics.reloads.WithLabelValues("failure").Inc()
 		m.lastErr = err
-		if files, rerr := ReadDir(m.dir); rerr == nil {
+		if files != nil {
 			m.lastHash = hashFiles(files) // do not retry the same broken content every poll
 		}
 		m.logger.Error("rule set rejected; the running set stays", "problems", len(Problems(err)), "err", err)
 		return fmt.Errorf("rules: reload rejected: %w", err)
 	}
 	m.engine.Swap(s)
+	for _, commit := range commits {
+		commit()
+	}
 	m.engine.metrics.reloads.WithLabelValues("success").Inc()
 	m.lastHash, m.lastErr = s.Hash, nil
 	m.logger.Info("rule set loaded", "rules", s.Len(), "hash", s.Hash[:12], "commit", s.Commit, "skipped", len(s.Skipped))

@@ -107,8 +107,8 @@ func (c Config) Validate() error {
 	if c.DialTimeout <= 0 {
 		bad("dial_timeout must be positive")
 	}
-	if c.MaxOpenConns <= 0 {
-		bad("max_open_conns must be positive")
+	if c.MaxOpenConns < 1 || c.MaxOpenConns > 1000 {
+		bad("max_open_conns: %d is outside 1..1000", c.MaxOpenConns)
 	}
 	if c.MaxExecutionTime < time.Second {
 		bad("max_execution_time must be at least 1s")

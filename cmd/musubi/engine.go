@@ -71,22 +71,28 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *
 	e.rules = rules.NewEngine(reg, logger)
 	e.rules.Swap(set)
 	reg.MustRegister(newRuleSetCollector(e.rules))
-	e.manager = rules.NewManager(cfg.Rules.Dir, e.rules, logger)
+	e.manager = ruleManager(cfg, e.rules, logger)
 	logger.Info("rules loaded", "component", "rules", "dir", cfg.Rules.Dir, "rules", len(set.Rules()))
 
 	seq, err := correlate.LoadRules(cfg.Rules.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("correlation rules: %w", err)
 	}
+	sequences := func() []*correlate.SequenceRule { return seq }
 	if cfg.ServesData() {
 		if err := e.wireDataPath(ctx, seq); err != nil {
 			return nil, err
 		}
+		// Correlation rules reload with the detection rules, or neither.
+		e.manager.AddCompanion(e.corr.Reloader())
+		sequences = e.corr.SequenceRules
+	} else {
+		e.manager.AddCompanion(correlate.Checker())
 	}
 
 	handler, err := api.New(api.Options{
 		Store:     store,
-		Rules:     rulesAdapter{engine: e.rules, manager: e.manager, sequences: seq, gatherer: reg},
+		Rules:     rulesAdapter{engine: e.rules, manager: e.manager, sequences: sequences, gatherer: reg},
 		Ready:     e.ready,
 		Registry:  reg,
 		Gatherer:  reg,
@@ -109,6 +115,14 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *
 	// The console (/ui/) is served beside the API, outside /v1.
 	e.server = &http.Server{Handler: ui.Mount(handler), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
 	return e, nil
+}
+
+// ruleManager keeps eng's rules in step with rules.dir, polling every
+// rules.reload_interval.
+func ruleManager(cfg config.Config, eng *rules.Engine, logger *slog.Logger) *rules.Manager {
+	m := rules.NewManager(cfg.Rules.Dir, eng, logger)
+	m.Interval = cfg.Rules.ReloadInterval
+	return m
 }
 
 // wireDataPath builds what a data-path role runs: the correlator (restored

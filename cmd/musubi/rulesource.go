@@ -10,11 +10,13 @@ import (
 
 // rulesAdapter serves the API's RuleSource from the rule engine: the
 // detection rules of the running set and the correlation (sequence) rules
-// loaded at start, with per-rule counters read from the metrics registry.
+// in service, with per-rule counters read from the metrics registry.
 type rulesAdapter struct {
-	engine    *rules.Engine
-	manager   *rules.Manager
-	sequences []*correlate.SequenceRule
+	engine  *rules.Engine
+	manager *rules.Manager
+	// sequences returns the correlation rules in service (the correlator's
+	// after a reload; those loaded at start where no correlator runs).
+	sequences func() []*correlate.SequenceRule
 	gatherer  prometheus.Gatherer
 }
 
@@ -31,7 +33,7 @@ func (a rulesAdapter) Rules() []api.RuleInfo {
 			})
 		}
 	}
-	for _, r := range a.sequences {
+	for _, r := range a.sequences() {
 		s := stats[r.ID]
 		out = append(out, api.RuleInfo{
 			ID: r.ID, Kind: rules.KindCorrelation, Title: r.Title, Version: r.Version, Severity: r.Severity,

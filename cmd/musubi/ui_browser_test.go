@@ -109,7 +109,7 @@ func newUIEnv(t *testing.T) *uiEnv {
 	}
 	srv, err := api.New(api.Options{
 		Store:    store,
-		Rules:    rulesAdapter{engine: eng, manager: rules.NewManager(cfg.Rules.Dir, eng, logger), sequences: seq, gatherer: reg},
+		Rules:    rulesAdapter{engine: eng, manager: rules.NewManager(cfg.Rules.Dir, eng, logger), sequences: func() []*correlate.SequenceRule { return seq }, gatherer: reg},
 		Ready:    store.Ping,
 		Registry: reg,
 		Gatherer: reg,

@@ -17,33 +17,13 @@ import (
 	"github.com/musubi-xdr/musubi/storage"
 )
 
-// storageConfig maps the configuration onto the store's own.
-func storageConfig(cfg config.Config) storage.Config {
-	sc := storage.Default()
-	c := cfg.ClickHouse
-	sc.Addr, sc.Database, sc.Username, sc.Password = c.Addr, c.Database, c.Username, c.Password
-	sc.Cluster, sc.StoreRaw, sc.MaxExecutionTime = c.Cluster, c.StoreRaw, c.MaxExecutionTime
-	sc.MaxOpenConns, sc.DialTimeout = c.MaxOpenConns, c.DialTimeout
-	for table, d := range c.Retention {
-		sc.Retention[table] = d
-	}
-	return sc
-}
+// storageConfig is the store's configuration (owned by storage, composed
+// by config).
+func storageConfig(cfg config.Config) storage.Config { return cfg.StorageConfig() }
 
-// correlateConfig maps the configuration onto the correlator's own.
-func correlateConfig(cfg config.Config) correlate.Config {
-	cc := correlate.DefaultConfig()
-	c := cfg.Correlate
-	for kind, d := range c.Windows {
-		cc.Windows[ocsf.Entity(kind)] = d
-	}
-	cc.DefaultWindow, cc.AllowedLateness, cc.HubPartnerLimit = c.DefaultWindow, c.AllowedLateness, c.HubPartnerLimit
-	cc.FoldWindow = c.FoldWindow
-	cc.HubIPs = append(cc.HubIPs, c.HubCIDRs...)
-	cc.HubValues = append(cc.HubValues, c.HubValues...)
-	cc.MaxAlertsPerIncident, cc.MaxNodesPerIncident = c.MaxAlertsPerIncident, c.MaxNodesPerIncident
-	return cc
-}
+// correlateConfig is the correlator's configuration (owned by correlate,
+// composed by config).
+func correlateConfig(cfg config.Config) correlate.Config { return cfg.CorrelateConfig() }
 
 func ingestLimits(cfg config.Config) ingest.Limits {
 	return ingest.Limits{

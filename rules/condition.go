@@ -1,0 +1,153 @@
+package rules
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types/ref"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/musubi-xdr/musubi/ocsf"
+)
+
+// Condition is a compiled boolean CEL condition, bounded as every rule
+// condition is: type-checked, regular expressions constant, the worst-case
+// cost estimate under MaxEstimatedCost at load, and at evaluation the cost
+// limit with Musubi's function prices and, when it iterates, a deadline.
+// Detection rules and correlation stages are both compiled through it, so
+// the bounds are set once, here.
+type Condition struct {
+	prg      cel.Program
+	iterates bool
+	pre      Prefilter
+}
+
+// ExprAt locates a CEL expression in a rule file, so that its problems are
+// reported as file:line:col. Node is the YAML value node of the
+// expression; Lines the file's lines (for block scalars).
+type ExprAt struct {
+	File   string
+	RuleID string
+	// What names the expression in messages ("condition", "stage 2 (used)").
+	What  string
+	Node  *yaml.Node
+	Lines []string
+}
+
+func (at ExprAt) pos(line, col int) (int, int) { return exprPos(at.Node, at.Lines, line, col) }
+
+// CompileCondition compiles expr in env (an environment from NewEnv) as a
+// boolean condition with the load-time bounds of every rule. The problems
+// are *Problem values located in the file.
+func CompileCondition(env *cel.Env, expr string, at ExprAt) (*Condition, []error) {
+	ce, probs := compileExpr(env, expr, cel.BoolType, at.pos, at.File, at.RuleID, at.What)
+	if len(probs) > 0 {
+		return nil, probs
+	}
+	return &Condition{prg: ce.prg, iterates: ce.iterates, pre: ce.pre}, nil
+}
+
+// Admits reports whether an event can satisfy the condition (a condition
+// over `event`): false when one of its literal conjuncts rules ev out, so
+// the program need not run. See Prefilter.
+func (c *Condition) Admits(ev *ocsf.Event) bool { return c.pre.Admits(ev) }
+
+// Iterates reports whether the condition has comprehensions (and so runs
+// under the evaluation deadline).
+func (c *Condition) Iterates() bool { return c.iterates }
+
+// Eval evaluates the condition on act (a map of variables or a CEL
+// activation) under the cost limit and, when it iterates, the deadline
+// timeout (DefaultEvalTimeout when timeout <= 0). A non-boolean result is
+// an error; ErrorReason classifies errors.
+func (c *Condition) Eval(act any, timeout time.Duration) (bool, error) {
+	out, _, err := evalProgram(c.prg, c.iterates, act, timeout)
+	if err != nil {
+		return false, err
+	}
+	b, ok := out.Value().(bool)
+	if !ok {
+		return false, fmt.Errorf("condition returned %s, not bool", out.Type().TypeName())
+	}
+	return b, nil
+}
+
+// ErrorReason classifies an evaluation error as counted in
+// musubi_rules_errors_total: cost_limit, timeout or eval.
+func ErrorReason(err error) string { return errorReason(err) }
+
+// evalProgram runs prg on act under the cost limit the program was built
+// with and, when it iterates, a deadline.
+func evalProgram(prg cel.Program, iterates bool, act any, timeout time.Duration) (ref.Val, *cel.EvalDetails, error) {
+	if !iterates {
+		return prg.Eval(act)
+	}
+	if timeout <= 0 {
+		timeout = DefaultEvalTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return prg.ContextEval(ctx, act)
+}
+
+// StrictKeys reports every key of the YAML mapping node that the struct v
+// (or a pointer to it) does not declare in its yaml tags, recursing into
+// nested structs, pointers to structs and slices of them, each as a
+// *Problem at the key's position. Rule formats that decode into a struct use
+// it instead of the decoder's KnownFields, which loses positions; a field
+// added to the struct is accepted at once.
+func StrictKeys(file, ruleID string, node *yaml.Node, v any) []error {
+	var out []error
+	strictKeys(file, ruleID, node, reflect.TypeOf(v), "", &out)
+	return out
+}
+
+func strictKeys(file, id string, n *yaml.Node, t reflect.Type, where string, out *[]error) {
+	for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice) {
+		if t.Kind() == reflect.Slice {
+			if n == nil || n.Kind != yaml.SequenceNode {
+				return
+			}
+			for _, c := range n.Content {
+				strictKeys(file, id, c, t.Elem(), where+"[]", out)
+			}
+			return
+		}
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct || n == nil || n.Kind != yaml.MappingNode {
+		return
+	}
+	fields := map[string]reflect.Type{}
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		fields[name] = f.Type
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		ft, ok := fields[k.Value]
+		name := strings.TrimPrefix(where+"."+k.Value, ".")
+		if !ok {
+			keys := make([]string, 0, len(fields))
+			for f := range fields {
+				keys = append(keys, f)
+			}
+			slices.Sort(keys)
+			*out = append(*out, &Problem{File: file, Line: k.Line, Col: k.Column, RuleID: id,
+				Msg: fmt.Sprintf("unknown key %q (want one of %s)", name, strings.Join(keys, ", "))})
+			continue
+		}
+		strictKeys(file, id, n.Content[i+1], ft, name, out)
+	}
+}
