@@ -52,11 +52,14 @@ export function renderIncident(main, ctx, id, params) {
 
   async function load(clearBanner) {
     try {
-      const { data, etag } = await api('/v1/incidents/' + encodeURIComponent(id));
+      // The incident and its comments are asked for at once.
+      const [{ data, etag }, c] = await Promise.all([
+        api('/v1/incidents/' + encodeURIComponent(id)),
+        api(`/v1/incidents/${encodeURIComponent(id)}/comments`)]);
       if (!alive) return;
+      if (!st.painted) performance.mark('musubi:incident-data');
       st.detail = data; st.etag = etag;
       st.evidence = data.evidence || []; st.nextEvidence = data.next_evidence_cursor || '';
-      const c = await api(`/v1/incidents/${encodeURIComponent(id)}/comments`);
       st.comments = c.data.items || c.data || [];
       if (clearBanner) { banner.hidden = true; announce('Incident reloaded.'); }
       const keep = st.pending && st.pending.draft;
@@ -110,7 +113,7 @@ export function renderIncident(main, ctx, id, params) {
       }
       if (w.updated_at) changed.push(`at ${fmtTime(Date.parse(w.updated_at))}`);
     } catch { /* the banner still says what happened */ }
-    const mine = Object.entries(changes || {}).map(([k, v]) => `${human(k)} → ${Array.isArray(v) ? v.join(', ') : v ?? '—'}`).join(', ');
+    const mine = Object.entries(changes || {}).map(([k, v]) => `${human(k)} → ${Array.isArray(v) ? v.join(', ') : (k === 'reason' ? v : human(String(v ?? '—')))}`).join(', ');
     showBanner('conflict',
       `This incident was changed by someone else: ${who} set ${changed.length ? changed.join(', ') : 'it'} after you opened it. Your change (${mine || what}) was not saved; what you typed is kept.`,
       [h('button', { type: 'button', id: 'reload', onclick: () => load(true) }, 'Reload'),
@@ -202,6 +205,7 @@ export function renderIncident(main, ctx, id, params) {
     statusForm.addEventListener('submit', (ev) => {
       ev.preventDefault();
       // Checked here, in words, before anything is sent.
+      for (const x of body.querySelectorAll('.form-error')) x.remove();
       const problems = [];
       if (statusSel.value === cur) problems.push(`The incident is already ${human(cur)}; choose another status.`);
       if (statusSel.value === 'closed' && cur !== 'closed') {
@@ -246,6 +250,7 @@ export function renderIncident(main, ctx, id, params) {
       h('button', { type: 'submit', 'data-action': 'merge', disabled: cur === 'merged' }, 'Merge'));
     mergeForm.addEventListener('submit', async (ev) => {
       ev.preventDefault();
+      for (const x of body.querySelectorAll('.form-error')) x.remove();
       const problems = [];
       if (!into.value.trim()) problems.push('Name the incident to merge this one into.');
       else if (into.value.trim() === id) problems.push('An incident cannot be merged into itself.');
@@ -380,16 +385,26 @@ export function renderIncident(main, ctx, id, params) {
     }
   }
 
+  // lazyJSON shows the normalized event and the raw record, built when
+  // first opened (they are long and rarely read).
+  function lazyJSON(ev) {
+    const box = h('details', { class: 'ev-json' }, h('summary', {}, 'Normalized (OCSF) and raw record'));
+    box.addEventListener('toggle', () => {
+      if (!box.open || box.querySelector('.event-body')) return;
+      box.append(h('div', { class: 'event-body' },
+        h('div', {}, h('h5', {}, 'Normalized (OCSF)'), jsonBlock(ev.normalized)),
+        ev.raw ? h('div', {}, h('h5', {}, 'Raw'), jsonBlock(ev.raw)) : ''));
+    });
+    return box;
+  }
+
   function eventItem(ev) {
     const x = describe(ev);
     return h('details', { class: 'event', 'data-event-id': ev.id },
       h('summary', {}, h('span', { class: 'ev-time' }, fmtTime(ev.time)), ' ', h('strong', { class: 'ev-kind' }, x.kind + ':'), ' ',
         h('span', { class: 'ev-text' }, x.text), h('span', { class: 'muted' }, ` · ${x.product}`)),
       h('dl', { class: 'facts ev-facts' }, x.facts.map(([k, v]) => fact(k, String(v)))),
-      h('details', { class: 'ev-json' }, h('summary', {}, 'Normalized (OCSF) and raw record'),
-        h('div', { class: 'event-body' },
-          h('div', {}, h('h5', {}, 'Normalized (OCSF)'), jsonBlock(ev.normalized)),
-          ev.raw ? h('div', {}, h('h5', {}, 'Raw'), jsonBlock(ev.raw)) : '')),
+      lazyJSON(ev),
       h('p', { class: 'muted ev-id' }, 'event ', h('code', {}, ev.id)));
   }
 
