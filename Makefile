@@ -27,7 +27,7 @@ demo: build clickhouse-start
 
 ## test: every test — unit, integration against the real ClickHouse and kfake, race detector, short fuzzing.
 test: clickhouse-start chromium test-tools
-	MUSUBI_REQUIRE_CLICKHOUSE=1 MUSUBI_REQUIRE_BROWSER=1 MUSUBI_REQUIRE_PROMTOOL=1 MUSUBI_REQUIRE_SHELLS=1 $(GO) test -race -count=1 ./...
+	MUSUBI_REQUIRE_CLICKHOUSE=1 MUSUBI_REQUIRE_BROWSER=1 MUSUBI_REQUIRE_PROMTOOL=1 MUSUBI_REQUIRE_SHELLS=1 $(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory test-fuzz
 
 test-fuzz:
