@@ -14,7 +14,7 @@ COMMIT      ?= $(shell git rev-parse HEAD 2>/dev/null)
 BUILD_DATE  ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS     := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(BUILD_DATE)
 
-.PHONY: all build demo eval test test-unit test-fuzz fuzz-nightly test-faults lint chromium test-tools clickhouse-start clickhouse-stop bench bench-quick clean
+.PHONY: all build demo eval ui-screenshots test test-unit test-fuzz fuzz-nightly test-faults lint chromium test-tools clickhouse-start clickhouse-stop bench bench-quick clean
 
 all: build
 
@@ -27,7 +27,7 @@ demo: build clickhouse-start
 
 ## test: every test — unit, integration against the real ClickHouse and kfake, race detector, short fuzzing.
 test: clickhouse-start chromium test-tools
-	MUSUBI_REQUIRE_CLICKHOUSE=1 MUSUBI_REQUIRE_BROWSER=1 MUSUBI_REQUIRE_PROMTOOL=1 MUSUBI_REQUIRE_SHELLS=1 $(GO) test -race -count=1 ./...
+	MUSUBI_REQUIRE_CLICKHOUSE=1 MUSUBI_REQUIRE_BROWSER=1 MUSUBI_REQUIRE_PROMTOOL=1 MUSUBI_REQUIRE_SHELLS=1 $(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory test-fuzz
 
 test-fuzz:
@@ -69,6 +69,10 @@ bench: build clickhouse-start
 bench-quick: build clickhouse-start
 	$(GO) build -o bin/musubi-bench ./bench/cmd/musubi-bench
 	./bin/musubi-bench -quick -engine $(BIN)
+
+## ui-screenshots: the console's screenshots in docs/img (docs/ui.md), taken by its browser tests on the demo incident.
+ui-screenshots: clickhouse-start chromium
+	MUSUBI_UI_DOCS=1 MUSUBI_REQUIRE_CLICKHOUSE=1 MUSUBI_REQUIRE_BROWSER=1 $(GO) test -count=1 -run '^(TestUIIncidentStory|TestUIWorkflowKeepsWork)$$' -v ./cmd/musubi/ | grep -E 'first paint|graph at|^(---|ok|FAIL)'
 
 ## chromium: Debian's headless Chromium, which the console's browser tests drive (installed with apt-get when missing).
 chromium:

@@ -2,7 +2,7 @@
 // (#/ queue, #/incidents/{id}, #/entities/{type}/{value}, #/rules).
 
 import { api, session, APIError } from './api.js';
-import { h } from './dom.js';
+import { h, timeZone, setTimeZone, zoneName } from './dom.js';
 import { renderQueue } from './queue.js';
 import { renderIncident } from './incident.js';
 import { renderEntity } from './entity.js';
@@ -71,6 +71,7 @@ function route() {
     const on = (a.dataset.nav === 'rules') === (parts[0] === 'rules');
     if (on) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
+  document.title = parts[0] === 'rules' ? 'Rules — Musubi' : parts[0] === 'entities' ? `${decodeURIComponent(parts.slice(2).join('/'))} — Musubi` : 'Incident queue — Musubi';
   try {
     if (parts[0] === 'incidents' && parts[1]) {
       cleanup = renderIncident(main, ctx, decodeURIComponent(parts[1]), params);
@@ -98,6 +99,10 @@ document.getElementById('logout').addEventListener('click', () => {
   if (cleanup) { cleanup(); cleanup = null; }
   showLogin('Signed out.');
 });
+const tz = document.getElementById('tz');
+tz.value = timeZone();
+tz.options[1].textContent = timeZone() === 'local' ? zoneName() : (Intl.DateTimeFormat().resolvedOptions().timeZone || "this browser's zone");
+tz.addEventListener('change', () => { setTimeZone(tz.value); route(); });
 document.getElementById('tenant').addEventListener('change', (ev) => {
   ctx.tenant = ev.target.value;
   session.tenant = ctx.tenant;

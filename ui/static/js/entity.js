@@ -3,6 +3,7 @@
 
 import { api, entityPath, query } from './api.js';
 import { h, sevBadge, effectiveSeverity, fmtTime, human, jsonBlock } from './dom.js';
+import { describe } from './story.js';
 
 export function renderEntity(main, ctx, type, value, params) {
   let alive = true;
@@ -32,7 +33,7 @@ export function renderEntity(main, ctx, type, value, params) {
             h('code', { class: 'muted' }, a.rule_id))))),
         h('section', { class: 'card', 'aria-labelledby': 'ee-h' }, h('h2', { id: 'ee-h' }, `Recent events (${data.events.length})`),
           data.events.map((ev) => h('details', { class: 'event' },
-            h('summary', {}, h('code', {}, fmtTime(ev.time)), ` ${ev.source} · ${ev.operation || 'class ' + ev.class_uid} · `, h('span', { class: 'muted' }, ev.id)),
+            h('summary', {}, ((x) => [h('span', { class: 'ev-time' }, fmtTime(ev.time)), ' ', h('strong', {}, x.kind + ':'), ' ', h('span', { class: 'ev-text' }, x.text), h('span', { class: 'muted' }, ` · ${x.product}`)])(describe(ev))),
             h('div', { class: 'event-body' }, h('div', {}, h('h5', {}, 'Normalized (OCSF)'), jsonBlock(ev.normalized)),
               ev.raw ? h('div', {}, h('h5', {}, 'Raw'), jsonBlock(ev.raw)) : '')))));
     } catch (e) {

@@ -1,9 +1,11 @@
-// One incident: header, actions (by role), kill chain, graph with node
-// details, timeline, evidence and comments.
+// One incident: a compact header bar with the actions (by role), then the
+// story (summary, impact scope, kill chain), the graph with node details,
+// the timeline, the evidence and the comments.
 
 import { api, APIError, query } from './api.js';
-import { h, sevBadge, effectiveSeverity, fmtTime, gap, human, jsonBlock, TACTICS, SEVERITY, announce } from './dom.js';
+import { h, sevBadge, effectiveSeverity, fmtTime, gap, human, jsonBlock, TACTICS, SEVERITY, announce, shortID, copyable } from './dom.js';
 import { renderGraph } from './graph.js';
+import { story, impact, killChain, describe } from './story.js';
 
 const TRANSITIONS = {
   new: ['in_progress', 'on_hold', 'resolved', 'closed'],
@@ -17,29 +19,53 @@ const VERDICTS = ['true_positive', 'benign_positive', 'false_positive', 'undeter
 const rank = { viewer: 1, analyst: 2, admin: 3 };
 
 export function renderIncident(main, ctx, id, params) {
-  const st = { detail: null, etag: '', comments: [], evidence: [], nextEvidence: '', showAll: false, selected: null };
+  const st = { detail: null, etag: '', comments: [], evidence: [], nextEvidence: '', showAll: false, selected: null, pending: null, graph: null };
   const canAct = (rank[ctx.me.role] || 0) >= rank.analyst;
   const banner = h('div', { id: 'banner', class: 'banner', role: 'alert', hidden: true });
   const body = h('div', { class: 'incident' }, h('p', { class: 'muted' }, 'Loading incident…'));
   main.replaceChildren(h('p', {}, h('a', { href: '#/', class: 'back' }, '← Queue')), banner, body);
   let alive = true;
 
-  function showBanner(kind, text, withReload) {
+  function showBanner(kind, text, buttons) {
     banner.hidden = false;
     banner.className = `banner ${kind}`;
-    banner.replaceChildren(h('span', {}, text), withReload ? h('button', { type: 'button', id: 'reload', onclick: () => load(true) }, 'Reload') : '');
+    banner.replaceChildren(h('span', { class: 'banner-text' }, text), ...[buttons || []].flat().filter(Boolean));
+  }
+
+  // draft is what the analyst typed in the action forms; a reload keeps it.
+  function draft() {
+    const out = {};
+    for (const el of body.querySelectorAll('.actions [name]')) {
+      if (el.value !== el.dataset.shown) out[el.name] = el.value;
+    }
+    return out;
+  }
+  function restoreDraft(dr) {
+    if (!dr) return;
+    for (const el of body.querySelectorAll('.actions [name]')) {
+      if (!(el.name in dr)) continue;
+      if (el.tagName === 'SELECT' && ![...el.options].some((o) => o.value === dr[el.name])) continue;
+      el.value = dr[el.name];
+      el.dispatchEvent(new Event('change'));
+    }
   }
 
   async function load(clearBanner) {
     try {
-      const { data, etag } = await api('/v1/incidents/' + encodeURIComponent(id));
+      // The incident and its comments are asked for at once.
+      const [{ data, etag }, c] = await Promise.all([
+        api('/v1/incidents/' + encodeURIComponent(id)),
+        api(`/v1/incidents/${encodeURIComponent(id)}/comments`)]);
       if (!alive) return;
+      if (!st.painted) performance.mark('musubi:incident-data');
       st.detail = data; st.etag = etag;
       st.evidence = data.evidence || []; st.nextEvidence = data.next_evidence_cursor || '';
-      const c = await api(`/v1/incidents/${encodeURIComponent(id)}/comments`);
       st.comments = c.data.items || c.data || [];
       if (clearBanner) { banner.hidden = true; announce('Incident reloaded.'); }
+      const keep = st.pending && st.pending.draft;
       render();
+      restoreDraft(keep);
+      document.title = `${d0()} · ${id} — Musubi`;
     } catch (e) {
       if (!alive) return;
       if (e instanceof APIError && e.status === 404) {
@@ -49,6 +75,8 @@ export function renderIncident(main, ctx, id, params) {
       }
     }
   }
+
+  function d0() { return (st.detail && st.detail.title) || id; }
 
   async function patch(changes, what) {
     try {
@@ -61,16 +89,46 @@ export function renderIncident(main, ctx, id, params) {
       const { nodes, edges, timeline, alerts, evidence, next_evidence_cursor } = st.detail;
       st.detail = { ...data, nodes, edges, timeline, alerts, evidence, next_evidence_cursor };
       st.etag = etag;
+      st.pending = null;
       showBanner('ok', `${what}: saved.`);
       render();
     } catch (e) {
-      failed(e, what);
+      failed(e, what, changes);
     }
   }
 
-  function failed(e, what) {
+  // conflict explains a 412: who changed what since the page was loaded;
+  // the analyst's typed values stay, and their change can be re-applied.
+  async function conflict(what, changes) {
+    const before = (st.detail && st.detail.workflow) || {};
+    st.pending = { what, changes, draft: draft() };
+    let who = 'Someone else', changed = [];
+    try {
+      const { data } = await api('/v1/incidents/' + encodeURIComponent(id));
+      const w = data.workflow || {};
+      who = w.updated_by || who;
+      for (const k of ['status', 'assignee', 'verdict', 'reason', 'severity_override', 'tags', 'merged_into']) {
+        const a = JSON.stringify(before[k] ?? null), b = JSON.stringify(w[k] ?? null);
+        if (a !== b) changed.push(`${human(k)} ${k === 'tags' ? (w.tags || []).join(', ') || '—' : (w[k] ?? '—')}`);
+      }
+      if (w.updated_at) changed.push(`at ${fmtTime(Date.parse(w.updated_at))}`);
+    } catch { /* the banner still says what happened */ }
+    const mine = Object.entries(changes || {}).map(([k, v]) => `${human(k)} → ${Array.isArray(v) ? v.join(', ') : (k === 'reason' ? v : human(String(v ?? '—')))}`).join(', ');
+    showBanner('conflict',
+      `This incident was changed by someone else: ${who} set ${changed.length ? changed.join(', ') : 'it'} after you opened it. Your change (${mine || what}) was not saved; what you typed is kept.`,
+      [h('button', { type: 'button', id: 'reload', onclick: () => load(true) }, 'Reload'),
+        changes ? h('button', { type: 'button', id: 'reapply', class: 'primary', onclick: reapply }, 'Re-apply my change') : '']);
+  }
+
+  async function reapply() {
+    const p = st.pending;
+    await load(true);
+    if (p) patch(p.changes, p.what);
+  }
+
+  function failed(e, what, changes) {
     if (e instanceof APIError && e.status === 412) {
-      showBanner('conflict', 'This incident was changed by someone else; reload to see the changes, then try again.', true);
+      conflict(what, changes);
     } else if (e instanceof APIError && e.errors.length) {
       showBanner('error', `${what} refused: ${e.errors.join('; ')}`);
     } else {
@@ -85,25 +143,46 @@ export function renderIncident(main, ctx, id, params) {
     body.replaceChildren(
       h('header', { class: 'inc-head' },
         h('div', { class: 'inc-title' }, sevBadge(sev, !!w.severity_override), h('h1', { id: 'incident-title' }, d.title)),
-        h('dl', { class: 'facts' },
-          fact('Id', d.id), fact('Tenant', d.tenant_uid),
-          fact('Status', h('span', { class: `status st-${w.status}`, id: 'incident-status' }, human(w.status))),
-          fact('Assignee', h('span', { id: 'incident-assignee' }, w.assignee || '—')),
-          w.verdict ? fact('Verdict', h('span', { id: 'incident-verdict' }, human(w.verdict))) : '',
-          w.reason ? fact('Reason', w.reason) : '',
-          fact('Tags', h('span', { id: 'incident-tags' }, (w.tags || []).length ? (w.tags || []).map((t) => h('span', { class: 'tag' }, t)) : '—')),
-          fact('Risk', String(d.risk_score)),
-          fact('Severity', `${SEVERITY[d.severity_id]}${w.severity_override ? ` → ${SEVERITY[w.severity_override]} (override)` : ''}`),
-          fact('First seen', fmtTime(d.first_seen)), fact('Last seen', fmtTime(d.last_seen)),
-          fact('Accounts', (d.accounts || []).join(', ')),
-          w.merged_into ? fact('Merged into', h('a', { href: '#/incidents/' + encodeURIComponent(w.merged_into) }, w.merged_into)) : '',
-          w.updated_by ? fact('Changed', `${w.updated_by} · ${w.updated_at ? w.updated_at.replace('T', ' ').slice(0, 19) + 'Z' : ''}`) : '')),
-      canAct ? actions(d, w) : h('p', { class: 'muted', id: 'read-only' }, `Read-only: your role (${ctx.me.role}) cannot change incidents.`),
-      killChain(d),
+        h('div', { class: 'inc-meta' },
+          h('span', { class: `status st-${w.status}`, id: 'incident-status' }, human(w.status)),
+          h('span', {}, h('span', { class: 'muted' }, 'Assignee '), h('span', { id: 'incident-assignee' }, w.assignee || '—')),
+          w.verdict ? h('span', {}, h('span', { class: 'muted' }, 'Verdict '), h('span', { id: 'incident-verdict' }, human(w.verdict))) : '',
+          w.reason ? h('span', { class: 'reason' }, h('span', { class: 'muted' }, 'Reason '), w.reason) : '',
+          h('span', {}, h('span', { class: 'muted' }, 'Tags '), h('span', { id: 'incident-tags' }, (w.tags || []).length ? (w.tags || []).map((t) => h('span', { class: 'tag' }, t)) : '—')),
+          h('span', {}, h('span', { class: 'muted' }, 'Risk '), String(d.risk_score)),
+          w.severity_override ? h('span', { class: 'muted' }, `correlator said ${SEVERITY[d.severity_id]}`) : '',
+          h('span', {}, h('span', { class: 'muted' }, 'Id '), copyable(d.id, 30)),
+          w.merged_into ? h('span', {}, 'Merged into ', h('a', { href: '#/incidents/' + encodeURIComponent(w.merged_into) }, w.merged_into)) : '',
+          w.updated_by ? h('span', { class: 'muted', id: 'changed-by' }, `changed by ${w.updated_by}${w.updated_at ? ' · ' + fmtTime(Date.parse(w.updated_at)) : ''}`) : ''),
+        canAct ? actions(d, w) : h('p', { class: 'muted', id: 'read-only' }, `Read-only: your role (${ctx.me.role}) cannot change incidents.`)),
+      h('section', { class: 'card summary', 'aria-labelledby': 'sum-h', id: 'summary' },
+        h('h2', { id: 'sum-h' }, 'What happened'),
+        story(d),
+        h('div', { class: 'summary-grid' },
+          h('div', {}, h('h3', {}, 'Impact scope'), impact(d)),
+          h('div', {}, h('h3', { id: 'kc-h' }, 'Kill chain'), killChain(d)))),
       graphSection(d),
       timeline(d),
       evidence(),
       comments());
+    for (const el of body.querySelectorAll('.actions [name]')) el.dataset.shown = el.value;
+    if (st.graph) requestAnimationFrame(() => {
+      st.graph.fit();
+      if (!st.painted) {
+        st.painted = true;
+        requestAnimationFrame(() => {
+          performance.mark('musubi:incident-painted');
+          document.body.dataset.incidentPainted = String(Math.round(performance.now()));
+        });
+      }
+      if (st.selected) st.graph.select(st.selected);
+    });
+  }
+
+  // invalid shows what is wrong with a form, in words, without a request.
+  function invalid(form, problems) {
+    for (const old of body.querySelectorAll('.form-error')) old.remove();
+    form.append(h('p', { class: 'form-error', id: 'form-error', role: 'alert' }, problems.join(' ')));
   }
 
   function fact(k, v) {
@@ -125,6 +204,15 @@ export function renderIncident(main, ctx, id, params) {
       h('button', { type: 'submit', class: 'primary', 'data-action': 'status', disabled: cur === 'merged' }, 'Change status'));
     statusForm.addEventListener('submit', (ev) => {
       ev.preventDefault();
+      // Checked here, in words, before anything is sent.
+      for (const x of body.querySelectorAll('.form-error')) x.remove();
+      const problems = [];
+      if (statusSel.value === cur) problems.push(`The incident is already ${human(cur)}; choose another status.`);
+      if (statusSel.value === 'closed' && cur !== 'closed') {
+        if (!verdictSel.value) problems.push('Closing needs a verdict: choose whether it was a true positive, benign positive, false positive, undetermined or a duplicate.');
+        if (!reason.value.trim()) problems.push('Closing needs a reason: say in a few words why.');
+      }
+      if (problems.length) { invalid(statusForm, problems); return; }
       const p = { status: statusSel.value };
       if (verdictSel.value && !closing.hidden) p.verdict = verdictSel.value;
       if (reason.value.trim() && !closing.hidden) p.reason = reason.value.trim();
@@ -162,69 +250,50 @@ export function renderIncident(main, ctx, id, params) {
       h('button', { type: 'submit', 'data-action': 'merge', disabled: cur === 'merged' }, 'Merge'));
     mergeForm.addEventListener('submit', async (ev) => {
       ev.preventDefault();
+      for (const x of body.querySelectorAll('.form-error')) x.remove();
+      const problems = [];
+      if (!into.value.trim()) problems.push('Name the incident to merge this one into.');
+      else if (into.value.trim() === id) problems.push('An incident cannot be merged into itself.');
+      if (problems.length) { invalid(mergeForm, problems); return; }
       try {
         await api(`/v1/incidents/${encodeURIComponent(id)}/merge`, { method: 'POST', body: { into: into.value.trim(), reason: mreason.value.trim() }, etag: st.etag });
         await load(false);
         showBanner('ok', `Merged into ${into.value.trim()}.`);
       } catch (e) { failed(e, 'Merge'); }
     });
-    return h('section', { class: 'card actions', 'aria-labelledby': 'actions-h' },
-      h('h2', { id: 'actions-h' }, 'Actions'), statusForm, assignForm, sevForm, tagForm, mergeForm);
-  }
-
-  function killChain(d) {
-    const byStage = new Map();
-    for (const t of d.timeline || []) {
-      const k = t.stage || 'other';
-      if (!byStage.has(k)) byStage.set(k, { n: 0, tactics: new Set(), techniques: new Set() });
-      const e = byStage.get(k);
-      e.n++;
-      (t.tactics || []).forEach((x) => e.tactics.add(x));
-      (t.techniques || []).forEach((x) => e.techniques.add(x));
-    }
-    const stages = [...(d.stages || [])];
-    for (const k of byStage.keys()) if (!stages.includes(k)) stages.push(k);
-    return h('section', { class: 'card', 'aria-labelledby': 'kc-h' },
-      h('h2', { id: 'kc-h' }, 'Kill chain'),
-      h('ol', { class: 'killchain', id: 'killchain' }, stages.map((stg) => {
-        const e = byStage.get(stg) || { n: 0, tactics: new Set(), techniques: new Set() };
-        return h('li', { 'data-stage': stg },
-          h('strong', {}, human(stg)), h('span', { class: 'muted' }, ` ${e.n} alert${e.n === 1 ? '' : 's'}`),
-          h('div', { class: 'tactics' }, [...e.tactics].map((t) => h('span', { class: 'chip', title: t }, TACTICS[t] || t))),
-          h('div', { class: 'techniques' }, [...e.techniques].map((t) => h('span', { class: 'chip tech' }, t))));
-      })));
+    return h('section', { class: 'actions', 'aria-label': 'Actions' }, statusForm, assignForm, sevForm, tagForm, mergeForm);
   }
 
   function graphSection(d) {
     const details = h('aside', { class: 'node-details', id: 'node-details', 'aria-live': 'polite' },
-      h('p', { class: 'muted' }, 'Select a node (click, or Tab and Enter) to see its details and evidence.'));
+      h('p', { class: 'muted' }, 'Select a node (click, or Tab and Enter) to see its details, its links and its evidence.'));
     const toggle = h('label', { class: 'toggle' }, h('input', {
       type: 'checkbox', checked: st.showAll, onchange: (ev) => { st.showAll = ev.target.checked; render(); },
     }), ' show every entity (processes, files, users, hashes)');
-    const svg = renderGraph(d, {
+    st.graph = renderGraph(d, {
       showAll: st.showAll,
-      onSelect: async (n) => {
-        st.selected = n.id;
-        details.replaceChildren(...nodeDetails(d, n));
+      onSelect: async (nodeID, members) => {
+        st.selected = nodeID;
+        const n = (d.nodes || []).find((x) => x.id === nodeID);
+        if (!n) return;
+        details.replaceChildren(...nodeDetails(d, n, members));
         // Evidence comes in pages; fetch on until this node's is here.
-        if (await fetchEvidence(nodeEventIDs(d, n)) && st.selected === n.id) details.replaceChildren(...nodeDetails(d, n));
+        if (await fetchEvidence(nodeEventIDs(d, n, members)) && st.selected === nodeID) details.replaceChildren(...nodeDetails(d, n, members));
       },
     });
-    const section = h('section', { class: 'card', 'aria-labelledby': 'graph-h' },
-      h('h2', { id: 'graph-h' }, 'Graph ', h('span', { class: 'muted' }, `${(d.nodes || []).length} nodes · ${(d.edges || []).length} links`)),
+    const L = st.graph.layout;
+    return h('section', { class: 'card', 'aria-labelledby': 'graph-h' },
+      h('h2', { id: 'graph-h' }, 'Graph ', h('span', { class: 'muted' },
+        `${L.groups.length} alert nodes (${(d.alerts || []).length} alerts) · ${L.entities.length} entities · ${L.links.length} links between alerts`)),
       toggle,
-      h('div', { class: 'graph-layout' }, h('div', { class: 'graph-wrap' }, svg), details));
-    if (st.selected) {
-      const g = svg.querySelector(`[data-node-id="${CSS.escape(st.selected)}"]`);
-      if (g) queueMicrotask(() => g.dispatchEvent(new Event('click')));
-    }
-    return section;
+      h('div', { class: 'graph-layout' }, st.graph.el, details));
   }
 
-  function nodeEventIDs(d, n) {
+  function nodeEventIDs(d, n, members) {
     const ids = [];
-    if (n.kind === 'alert') ids.push(...(((d.alerts || []).find((x) => x.id === n.value) || {}).event_ids || []));
-    for (const e of d.edges || []) if (e.source === n.id || e.target === n.id) ids.push(...(e.event_ids || []));
+    const all = members && members.length ? members : [n.id];
+    for (const m of all) if (m.startsWith('alert:')) ids.push(...(((d.alerts || []).find((x) => 'alert:' + x.id === m) || {}).event_ids || []));
+    for (const e of d.edges || []) if (all.includes(e.source) || all.includes(e.target)) ids.push(...(e.event_ids || []));
     return [...new Set(ids)];
   }
 
@@ -251,31 +320,38 @@ export function renderIncident(main, ctx, id, params) {
     return loaded;
   }
 
-  function nodeDetails(d, n) {
+  function nodeDetails(d, n, members) {
     const out = [];
+    const all = members && members.length ? members : [n.id];
     const range = query({ from: new Date(d.first_seen - 86400000).toISOString(), to: new Date(d.last_seen + 86400000).toISOString() });
     if (n.kind === 'alert') {
-      const a = (d.alerts || []).find((x) => x.id === n.value) || {};
-      out.push(h('h3', {}, n.title), h('dl', { class: 'facts' },
-        fact('Rule', `${a.rule_id || n.subtitle || ''} v${a.rule_version || '?'}`), fact('Severity', SEVERITY[a.severity_id || n.severity_id] || ''),
-        fact('Stage', human(a.stage || '')), fact('Time', fmtTime(a.time || n.first_seen)), fact('Source', a.source || ''),
+      const as = all.map((m) => (d.alerts || []).find((x) => 'alert:' + x.id === m)).filter(Boolean);
+      const a = as[0] || {};
+      out.push(h('h3', {}, n.title, as.length > 1 ? h('span', { class: 'muted' }, ` ×${as.length}`) : ''), h('dl', { class: 'facts' },
+        fact('Rule', h('span', { title: `version ${a.rule_version || '?'}` }, a.rule_id || n.subtitle || '')), fact('Severity', SEVERITY[a.severity_id || n.severity_id] || ''),
+        fact('Stage', human(a.stage || '')), fact('Time', as.map((x) => fmtTime(x.time)).join(', ') || fmtTime(n.first_seen)), fact('Source', a.source || ''),
+        a.count > 1 ? fact('Repeats', `${a.count} (folded into one alert)`) : '',
         fact('Tactics', (a.tactics || []).map((t) => TACTICS[t] || t).join(', ')), fact('Techniques', (a.techniques || []).join(', ')),
-        a.summary ? fact('Summary', a.summary) : ''));
+        as.map((x) => (x.summary ? fact('Summary', x.summary) : ''))));
     } else {
-      out.push(h('h3', {}, `${human(n.entity)}: `, h('code', {}, n.value)),
+      out.push(h('h3', {}, `${human(n.entity)}: `, copyable(n.value, 60)),
         h('p', {}, h('a', { href: `#/entities/${encodeURIComponent(n.entity)}/${encodeURIComponent(n.value)}${range}`, id: 'pivot-link' }, 'Pivot: incidents and recent events of this entity →')),
         n.subtitle && n.subtitle !== n.entity ? h('p', { class: 'muted' }, n.subtitle) : '');
     }
-    const links = (d.edges || []).filter((e) => e.source === n.id || e.target === n.id);
-    out.push(h('h4', {}, `Links (${links.length})`), h('ul', { class: 'links' }, links.slice(0, 50).map((e) => {
-      const other = e.source === n.id ? e.target : e.source;
+    const links = (d.edges || []).filter((e) => all.includes(e.source) || all.includes(e.target));
+    const strong = links.filter((e) => e.relation !== 'observed'), observed = links.filter((e) => e.relation === 'observed');
+    const linkItem = (e) => {
+      const out2 = all.includes(e.source);
+      const other = out2 ? e.target : e.source;
       const on = (d.nodes || []).find((x) => x.id === other);
-      const name = on ? (on.kind === 'alert' ? on.title : `${human(on.entity)} ${on.value}`) : other;
-      return h('li', {}, `${e.relation} ${e.source === n.id ? '→' : '←'} `,
+      const name = on ? (on.kind === 'alert' ? on.title : `${human(on.entity)} ${shortID(on.value, 40)}`) : other;
+      return h('li', {}, `${out2 ? '→' : '←'} `,
         h('button', { type: 'button', class: 'linkish', onclick: () => selectNode(other) }, name),
-        h('span', { class: 'muted' }, ` · ${gap(e.gap_ms)} · ${e.rule_id || ''} v${e.rule_version || ''}${e.join_key ? ' · join ' + e.join_key : ''}`));
-    })));
-    const eventIDs = nodeEventIDs(d, n);
+        h('span', { class: 'muted' }, ` · ${e.relation}${e.join_key ? ' on ' + e.join_key : ''} · ${gap(e.gap_ms)}${e.rule_id ? ' · ' + e.rule_id : ''}`));
+    };
+    out.push(h('h4', {}, `Linked alerts (${strong.length})`), h('ul', { class: 'links' }, strong.slice(0, 50).map(linkItem)));
+    if (observed.length) out.push(h('h4', {}, `Observed (${observed.length})`), h('ul', { class: 'links' }, observed.slice(0, 50).map(linkItem)));
+    const eventIDs = nodeEventIDs(d, n, all);
     const evs = st.evidence.filter((x) => eventIDs.includes(x.id));
     out.push(h('h4', {}, `Evidence events (${eventIDs.length})`), evs.map(eventItem));
     if (evs.length < eventIDs.length) out.push(h('p', { class: 'muted' }, `${eventIDs.length - evs.length} more not in the loaded evidence pages.`));
@@ -283,28 +359,53 @@ export function renderIncident(main, ctx, id, params) {
   }
 
   function timeline(d) {
+    // Rows that say the same (two sequence alerts of one rule at one
+    // instant) are one row with a count.
+    const rows = [];
+    for (const t of d.timeline || []) {
+      const last = rows[rows.length - 1];
+      if (last && last.t.time === t.time && last.t.rule_id === t.rule_id && last.t.title === t.title) { last.n++; continue; }
+      rows.push({ t, n: 1 });
+    }
     return h('section', { class: 'card', 'aria-labelledby': 'tl-h' },
       h('h2', { id: 'tl-h' }, 'Timeline'),
       h('div', { class: 'table-wrap' }, h('table', { class: 'timeline', id: 'timeline' },
         h('thead', {}, h('tr', {}, ['Time', 'Δ', 'Stage', 'Severity', 'Alert', 'Rule'].map((c) => h('th', { scope: 'col' }, c)))),
-        h('tbody', {}, (d.timeline || []).map((t, i, all) => h('tr', { class: t.correlated ? 'correlated' : '' },
-          h('td', {}, fmtTime(t.time)), h('td', { class: 'muted' }, i ? gap(t.time - all[i - 1].time) : ''),
+        h('tbody', {}, rows.map(({ t, n }, i) => h('tr', { class: t.correlated ? 'correlated' : '' },
+          h('td', { class: 'nowrap' }, fmtTime(t.time)), h('td', { class: 'muted nowrap' }, i ? gap(t.time - rows[i - 1].t.time) : ''),
           h('td', {}, human(t.stage || '')), h('td', {}, sevBadge(t.severity_id)),
-          h('td', {}, h('button', { type: 'button', class: 'linkish', onclick: () => selectNode('alert:' + t.alert_id) }, t.title), t.correlated ? h('span', { class: 'chip' }, 'sequence') : ''),
-          h('td', {}, h('code', {}, t.rule_id), h('span', { class: 'muted' }, ' v' + (t.rule_version || '')))))))));
+          h('td', {}, h('button', { type: 'button', class: 'linkish', onclick: () => selectNode('alert:' + t.alert_id) }, t.title),
+            n > 1 ? h('span', { class: 'muted' }, ` ×${n}`) : '', t.correlated ? h('span', { class: 'chip' }, 'sequence') : '', (t.count || 1) > 1 ? h('span', { class: 'chip' }, `folded ×${t.count}`) : ''),
+          h('td', {}, h('code', { title: `version ${t.rule_version || '?'}` }, t.rule_id))))))));
   }
 
   function selectNode(nodeID) {
-    const g = document.querySelector(`#graph [data-node-id="${CSS.escape(nodeID)}"]`);
-    if (g) { g.dispatchEvent(new Event('click')); g.scrollIntoView({ block: 'nearest', inline: 'center' }); g.focus(); }
+    if (st.graph && st.graph.select(nodeID)) {
+      document.getElementById('graph-h').scrollIntoView({ block: 'start' });
+    }
+  }
+
+  // lazyJSON shows the normalized event and the raw record, built when
+  // first opened (they are long and rarely read).
+  function lazyJSON(ev) {
+    const box = h('details', { class: 'ev-json' }, h('summary', {}, 'Normalized (OCSF) and raw record'));
+    box.addEventListener('toggle', () => {
+      if (!box.open || box.querySelector('.event-body')) return;
+      box.append(h('div', { class: 'event-body' },
+        h('div', {}, h('h5', {}, 'Normalized (OCSF)'), jsonBlock(ev.normalized)),
+        ev.raw ? h('div', {}, h('h5', {}, 'Raw'), jsonBlock(ev.raw)) : ''));
+    });
+    return box;
   }
 
   function eventItem(ev) {
+    const x = describe(ev);
     return h('details', { class: 'event', 'data-event-id': ev.id },
-      h('summary', {}, h('code', {}, fmtTime(ev.time)), ` ${ev.source} · ${ev.operation || 'class ' + ev.class_uid} · `, h('span', { class: 'muted' }, ev.id)),
-      h('div', { class: 'event-body' },
-        h('div', {}, h('h5', {}, 'Normalized (OCSF)'), jsonBlock(ev.normalized)),
-        ev.raw ? h('div', {}, h('h5', {}, 'Raw'), jsonBlock(ev.raw)) : ''));
+      h('summary', {}, h('span', { class: 'ev-time' }, fmtTime(ev.time)), ' ', h('strong', { class: 'ev-kind' }, x.kind + ':'), ' ',
+        h('span', { class: 'ev-text' }, x.text), h('span', { class: 'muted' }, ` · ${x.product}`)),
+      h('dl', { class: 'facts ev-facts' }, x.facts.map(([k, v]) => fact(k, String(v)))),
+      lazyJSON(ev),
+      h('p', { class: 'muted ev-id' }, 'event ', h('code', {}, ev.id)));
   }
 
   function evidence() {
@@ -325,7 +426,7 @@ export function renderIncident(main, ctx, id, params) {
 
   function comments() {
     const list = h('ol', { class: 'comments', id: 'comments' }, st.comments.map((c) => h('li', {},
-      h('div', { class: 'muted' }, `${c.author} · ${(c.time || '').replace('T', ' ').slice(0, 19)}Z`), h('p', {}, c.body))));
+      h('div', { class: 'muted' }, `${c.author} · ${fmtTime(Date.parse(c.time))}`), h('p', {}, c.body))));
     if (!st.comments.length) list.append(h('li', { class: 'muted' }, 'No comments yet.'));
     let form = '';
     if (canAct) {
@@ -345,5 +446,5 @@ export function renderIncident(main, ctx, id, params) {
   }
 
   load(false);
-  return () => { alive = false; };
+  return () => { alive = false; document.title = 'Musubi console'; };
 }

@@ -2,23 +2,23 @@
 // cursor paging, keyboard navigation and auto-refresh.
 
 import { api, query } from './api.js';
-import { h, sevBadge, effectiveSeverity, fmtTime, age, human, announce } from './dom.js';
+import { h, sevBadge, effectiveSeverity, fmtTime, age, gap, human, announce, inputTime, fromInputTime, zoneName } from './dom.js';
 
 const STATUSES = ['new', 'in_progress', 'on_hold', 'resolved', 'closed', 'merged'];
+// The working queue: what still needs an analyst.
+const OPEN = ['new', 'in_progress', 'on_hold'];
+export const LAST_KEY = 'musubi.lastIncident';
 const ENTITY_TYPES = ['account', 'region', 'instance', 'host', 'ip', 'principal', 'role', 'session', 'access_key',
   'bucket', 'object', 'deployment', 'deployment_group', 'application', 'pipeline', 'process', 'file', 'user', 'hash', 'finding'];
 const FILTERS = ['status', 'min_severity', 'assignee', 'tag', 'rule', 'entity_type', 'entity_value', 'account', 'from', 'to', 'q', 'sort', 'order'];
 export const REFRESH_MS = 15000;
 let firstPaintDone = false;
 
-// apiTime turns a datetime-local value (UTC) into RFC 3339.
-function apiTime(v) {
-  if (!v) return '';
-  return /Z$/.test(v) ? v : (v.length === 16 ? v + ':00Z' : v + 'Z');
-}
 
 export function renderQueue(main, ctx, params) {
   const f = Object.fromEntries(FILTERS.map((k) => [k, params.get(k) || '']));
+  // No status in the URL means the working queue: open incidents.
+  const statusParam = f.status === 'all' ? '' : (f.status || OPEN.join(','));
   const cursors = (params.get('cursors') || '').split(',').filter(Boolean);
   const cursor = cursors[cursors.length - 1] || '';
   const seen = new Set();
@@ -43,7 +43,7 @@ export function renderQueue(main, ctx, params) {
     options.map(([v, l]) => h('option', { value: v, selected: f[name] === v }, l)));
   const assigneeMode = ['', 'me', 'none'].includes(f.assignee) ? f.assignee : 'other';
   const form = h('form', { class: 'filters', id: 'filters', role: 'search', 'aria-label': 'Filter incidents' },
-    field('Search', 'q', text('q', 'title or id  (/)')),
+    field('Search', 'q', text('q', 'title or id  (/, Esc leaves)')),
     field('Min severity', 'min_severity', select('min_severity', [['', 'any'], ['1', 'Informational'], ['2', 'Low'], ['3', 'Medium'], ['4', 'High'], ['5', 'Critical'], ['6', 'Fatal']])),
     field('Assignee', 'assignee_mode', h('select', { name: 'assignee_mode' },
       [['', 'anyone'], ['me', 'mine'], ['none', 'unassigned'], ['other', 'named…']].map(([v, l]) => h('option', { value: v, selected: assigneeMode === v }, l)))),
@@ -53,8 +53,8 @@ export function renderQueue(main, ctx, params) {
     field('Entity', 'entity_type', select('entity_type', [['', 'any type'], ...ENTITY_TYPES.map((t) => [t, human(t)])])),
     field('Entity value', 'entity_value', text('entity_value')),
     field('Account', 'account', text('account', '12 digits')),
-    field('From (UTC)', 'from', h('input', { name: 'from', type: 'datetime-local', value: f.from.replace(/:00Z$|Z$/, '') })),
-    field('To (UTC)', 'to', h('input', { name: 'to', type: 'datetime-local', value: f.to.replace(/:00Z$|Z$/, '') })),
+    field(`From (${zoneName()}, 24 h)`, 'from', h('input', { name: 'from', type: 'datetime-local', value: inputTime(f.from) })),
+    field(`To (${zoneName()}, 24 h)`, 'to', h('input', { name: 'to', type: 'datetime-local', value: inputTime(f.to) })),
     field('Sort', 'sort', select('sort', [['', 'last seen'], ['first_seen', 'first seen'], ['severity', 'severity'], ['risk_score', 'risk score'], ['updated', 'updated']])),
     field('Order', 'order', select('order', [['', 'newest / highest first'], ['asc', 'oldest / lowest first']])),
     h('div', { class: 'filter-buttons' },
@@ -67,7 +67,7 @@ export function renderQueue(main, ctx, params) {
     setParams({
       q: d.get('q').trim(), min_severity: d.get('min_severity'), tag: d.get('tag').trim(), rule: d.get('rule').trim(),
       entity_type: d.get('entity_type'), entity_value: d.get('entity_value').trim(), account: d.get('account').trim(),
-      from: apiTime(d.get('from')), to: apiTime(d.get('to')), sort: d.get('sort'), order: d.get('order'),
+      from: fromInputTime(d.get('from')), to: fromInputTime(d.get('to')), sort: d.get('sort'), order: d.get('order'),
       assignee: mode === 'other' ? d.get('assignee_name').trim() : mode,
     });
   });
@@ -83,7 +83,7 @@ export function renderQueue(main, ctx, params) {
       h('th', { scope: 'col' }, 'Severity'), h('th', { scope: 'col' }, 'Incident'), h('th', { scope: 'col', class: 'wide' }, 'Status'),
       h('th', { scope: 'col', class: 'wide' }, 'Assignee'), h('th', { scope: 'col', class: 'wide' }, 'Stages'),
       h('th', { scope: 'col', class: 'num wide' }, 'Alerts'), h('th', { scope: 'col', class: 'num wide' }, 'Risk'),
-      h('th', { scope: 'col', class: 'wide' }, 'Last seen'), h('th', { scope: 'col', class: 'wide' }, 'Age'))),
+      h('th', { scope: 'col', class: 'wide' }, 'Last seen'), h('th', { scope: 'col', class: 'wide num' }, 'Duration'))),
     tbody);
   const pager = h('nav', { class: 'pager', 'aria-label': 'Pages' });
 
@@ -97,13 +97,15 @@ export function renderQueue(main, ctx, params) {
     h('p', { class: 'muted keys' }, 'Keys: j/k or ↑/↓ move · Enter opens · / search · r refresh'));
 
   function renderTabs(counts) {
-    const total = Object.values(counts || {}).reduce((a, b) => a + b, 0);
-    const cur = f.status;
+    const c = counts || {};
+    const total = Object.values(c).reduce((a, b) => a + b, 0);
+    const open = OPEN.reduce((a, k) => a + (c[k] || 0), 0);
+    const cur = f.status || 'open';
     const tab = (value, label, n) => h('button', {
-      type: 'button', class: 'tab', 'aria-pressed': String(cur === value), dataset: { status: value || 'all' },
-      onclick: () => setParams({ status: value }),
+      type: 'button', class: 'tab', 'aria-pressed': String(cur === value), dataset: { status: value },
+      onclick: () => setParams({ status: value === 'open' ? '' : value }),
     }, label, ' ', h('span', { class: 'count' }, String(n)));
-    tabs.replaceChildren(tab('', 'All', total), ...STATUSES.map((st) => tab(st, human(st), (counts || {})[st] || 0)));
+    tabs.replaceChildren(tab('open', 'Open', open), tab('all', 'All', total), ...STATUSES.map((st) => tab(st, human(st), c[st] || 0)));
   }
 
   function selectRow(i, focus) {
@@ -124,11 +126,11 @@ export function renderQueue(main, ctx, params) {
       const stages = inc.stages || [];
       return h('tr', {
         'data-id': inc.id, tabindex: i === selected ? 0 : -1, class: `sevrow-${sev}${fresh.has(inc.id) ? ' fresh' : ''}`,
-        onclick: (ev) => { if (!ev.target.closest('a')) location.hash = '#/incidents/' + encodeURIComponent(inc.id); },
+        onclick: (ev) => { if (!ev.target.closest('a')) open(inc.id); },
         onfocus: () => selectRow(i),
       },
       h('td', {}, sevBadge(sev, !!w.severity_override)),
-      h('td', { class: 'title' }, h('a', { href: '#/incidents/' + encodeURIComponent(inc.id), tabindex: -1 }, inc.title),
+      h('td', { class: 'title' }, h('a', { href: '#/incidents/' + encodeURIComponent(inc.id), tabindex: -1, onclick: () => sessionStorage.setItem(LAST_KEY, inc.id) }, inc.title),
         h('div', { class: 'sub muted' }, h('span', { class: 'narrow-only' }, `${human(w.status || inc.status)} · ${age(inc.last_seen, now)} ago ·`),
           inc.id, (w.tags || []).map((t) => h('span', { class: 'tag' }, t)))),
       h('td', { class: 'wide' }, h('span', { class: `status st-${w.status || inc.status}` }, human(w.status || inc.status))),
@@ -136,8 +138,8 @@ export function renderQueue(main, ctx, params) {
       h('td', { class: 'wide stages', title: stages.map(human).join(' → ') }, stages.length > 1 ? `${stages.length}: ${human(stages[0])} → ${human(stages[stages.length - 1])}` : human(stages[0] || '')),
       h('td', { class: 'num wide' }, String((inc.alert_ids || []).length)),
       h('td', { class: 'num wide' }, String(inc.risk_score)),
-      h('td', { class: 'wide', title: fmtTime(inc.last_seen) }, age(inc.last_seen, now) + ' ago'),
-      h('td', { class: 'wide', title: 'first seen ' + fmtTime(inc.first_seen) }, age(inc.first_seen, now)));
+      h('td', { class: 'wide nowrap', title: fmtTime(inc.last_seen) }, age(inc.last_seen, now) + ' ago'),
+      h('td', { class: 'wide num nowrap', title: `first seen ${fmtTime(inc.first_seen)}, last seen ${fmtTime(inc.last_seen)}` }, gap(inc.last_seen - inc.first_seen).slice(1)));
     }));
     if (!items.length) tbody.append(h('tr', {}, h('td', { colspan: 9, class: 'muted empty' }, 'No incidents match these filters.')));
     selectRow(selected, hadFocus);
@@ -155,7 +157,7 @@ export function renderQueue(main, ctx, params) {
     if (controller) controller.abort();
     controller = new AbortController();
     const q = {
-      status: f.status, min_severity: f.min_severity, assignee: f.assignee, tag: f.tag, rule: f.rule,
+      status: statusParam, min_severity: f.min_severity, assignee: f.assignee, tag: f.tag, rule: f.rule,
       entity_type: f.entity_type, entity_value: f.entity_value, account: f.account, from: f.from, to: f.to,
       q: f.q, sort: f.sort, order: f.order, limit: 50, cursor, tenant: ctx.tenant,
     };
@@ -164,9 +166,11 @@ export function renderQueue(main, ctx, params) {
       const fresh = new Set();
       if (isRefresh) for (const inc of data.items) if (!seen.has(inc.id)) fresh.add(inc.id);
       for (const inc of data.items) seen.add(inc.id);
-      const keep = items[selected] && items[selected].id;
+      // Keep the selected row; coming back from an incident, select it.
+      const keep = (items[selected] && items[selected].id) || (!isRefresh && sessionStorage.getItem(LAST_KEY));
       items = data.items;
       if (keep) selected = Math.max(0, items.findIndex((x) => x.id === keep));
+      if (!isRefresh && items[selected] && items[selected].id === sessionStorage.getItem(LAST_KEY)) requestAnimationFrame(() => selectRow(selected, true));
       errorBox.hidden = true;
       renderTabs(data.counts_by_status);
       renderRows(fresh);
@@ -191,14 +195,21 @@ export function renderQueue(main, ctx, params) {
     }
   }
 
+  function open(incID) {
+    sessionStorage.setItem(LAST_KEY, incID);
+    location.hash = '#/incidents/' + encodeURIComponent(incID);
+  }
+
   function onKey(ev) {
     const t = ev.target;
+    // Esc leaves the search and filter fields for the list.
+    if (ev.key === 'Escape' && t.closest && t.closest('#filters')) { t.blur(); selectRow(selected, true); ev.preventDefault(); return; }
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     if (t.closest && t.closest('input, select, textarea, button, summary')) return;
     switch (ev.key) {
       case 'j': case 'ArrowDown': selectRow(selected + 1, true); ev.preventDefault(); break;
       case 'k': case 'ArrowUp': selectRow(selected - 1, true); ev.preventDefault(); break;
-      case 'Enter': if (items[selected]) { location.hash = '#/incidents/' + encodeURIComponent(items[selected].id); ev.preventDefault(); } break;
+      case 'Enter': if (items[selected]) { open(items[selected].id); ev.preventDefault(); } break;
       case '/': form.closest('details').open = true; form.querySelector('[name=q]').focus(); ev.preventDefault(); break;
       case 'r': load(true); break;
     }
