@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/musubi-xdr/musubi/api"
+	"github.com/musubi-xdr/musubi/internal/apitest"
 )
 
 // The incident page tells the attack's story: these tests open the
@@ -182,7 +183,7 @@ const measureContrast = `(() => {
 func TestUIIncidentStory(t *testing.T) {
 	env := newUIEnv(t)
 	ctx := newBrowser(t)
-	signIn(t, ctx, env.url, tokAcmeViewer)
+	signIn(t, ctx, env.url, apitest.TokAcmeViewer)
 
 	painted, fcp := openIncident(t, ctx, env.url, env.chainID)
 	t.Logf("incident first paint: %.0f ms after navigation start (first contentful paint %.0f ms)", painted, fcp)
