@@ -24,6 +24,9 @@ func storageConfig(cfg config.Config) storage.Config {
 	sc.Addr, sc.Database, sc.Username, sc.Password = c.Addr, c.Database, c.Username, c.Password
 	sc.Cluster, sc.StoreRaw, sc.MaxExecutionTime = c.Cluster, c.StoreRaw, c.MaxExecutionTime
 	sc.MaxOpenConns, sc.DialTimeout = c.MaxOpenConns, c.DialTimeout
+	if n := c.IncidentNumbers; n.Allocators > 0 {
+		sc.IncidentNumbers = storage.NumberConfig{Allocator: n.Allocator, Allocators: n.Allocators}
+	}
 	for table, d := range c.Retention {
 		sc.Retention[table] = d
 	}
