@@ -1,0 +1,543 @@
+package replay
+
+import (
+	"cmp"
+	"container/heap"
+	"context"
+	"errors"
+	"math"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/ingest"
+	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/rules"
+	"github.com/musubi-xdr/musubi/storage"
+)
+
+// Filter selects the events a replay keeps. The zero value keeps all.
+// Events filtered out are counted (Stats.Filtered), not correlated.
+type Filter struct {
+	// Since and Until bound event time (Until exclusive); zero is unbounded.
+	Since, Until time.Time
+	// Accounts keeps only events of these AWS accounts; empty keeps all.
+	Accounts []string
+	// Sources keeps only files of these sources; empty keeps all.
+	Sources []ingest.Source
+}
+
+func (f Filter) keepSource(src ingest.Source) bool {
+	return len(f.Sources) == 0 || slices.Contains(f.Sources, src)
+}
+
+func (f Filter) keep(ev *ocsf.Event) bool {
+	if !f.Since.IsZero() && ev.Time < f.Since.UnixMilli() {
+		return false
+	}
+	if !f.Until.IsZero() && ev.Time >= f.Until.UnixMilli() {
+		return false
+	}
+	return len(f.Accounts) == 0 || slices.Contains(f.Accounts, ev.Cloud.Account.UID)
+}
+
+// overlaps reports whether the event-time window [lo, hi] can hold an event
+// the filter keeps.
+func (f Filter) overlaps(lo, hi int64) bool {
+	return (f.Since.IsZero() || hi >= f.Since.UnixMilli()) && (f.Until.IsZero() || lo < f.Until.UnixMilli())
+}
+
+// Stats is the progress of a Stream run; Run returns the final one.
+type Stats struct {
+	// Phase is "scan" while the first pass learns the files' time windows,
+	// then "replay".
+	Phase string
+	// Files and Bytes are the inputs' totals; Scanned counts the files of
+	// the first pass; FilesDone and BytesDone those replayed.
+	Files, Scanned, FilesDone int
+	Bytes, BytesDone          int64
+	// Records is the number of events the first pass found (before the
+	// filter): the denominator of the ETA.
+	Records int64
+	// Events counts the events replayed, by source.
+	Events map[string]int64
+	// Filtered counts events (and files) dropped by the Filter.
+	Filtered, FilteredFiles int64
+	// DeadLetters counts records that could not be decoded, by reason.
+	DeadLetters map[string]int64
+	// Late counts events the correlator received later than the allowed
+	// lateness behind their source's watermark.
+	Late int64
+	// Alerts counts distinct stored alerts (folded alerts once);
+	// Incidents distinct incidents not merged into another.
+	Alerts, Incidents int64
+	Started           time.Time
+	Elapsed           time.Duration
+}
+
+// EventsTotal is the number of events replayed over every source.
+func (s Stats) EventsTotal() int64 {
+	var n int64
+	for _, v := range s.Events {
+		n += v
+	}
+	return n
+}
+
+// DeadLettersTotal is the number of dead letters over every reason.
+func (s Stats) DeadLettersTotal() int64 {
+	var n int64
+	for _, v := range s.DeadLetters {
+		n += v
+	}
+	return n
+}
+
+func (s Stats) clone() Stats {
+	c := s
+	c.Events = maps(s.Events)
+	c.DeadLetters = maps(s.DeadLetters)
+	if !s.Started.IsZero() && s.Elapsed == 0 {
+		c.Elapsed = time.Since(s.Started)
+	}
+	return c
+}
+
+func maps(m map[string]int64) map[string]int64 {
+	c := make(map[string]int64, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// Stream replays exported files of any size in bounded memory (see the
+// package comment). Build it with NewStream; Run it once.
+type Stream struct {
+	opts   Options
+	filter Filter
+	st     stages
+	// Workers is how many files are decoded and evaluated at once
+	// (default GOMAXPROCS).
+	Workers int
+	// Chunk is how many events the correlator receives per call, as one
+	// of serve's batches (default 5000).
+	Chunk int
+
+	mu     sync.Mutex
+	stats  Stats
+	alerts map[string]struct{}
+	incs   map[string]bool // id → merged away
+}
+
+// NewStream loads the rules of o.RulesDir and a fresh correlator with
+// o.Correlate's allowed lateness.
+func NewStream(o Options, f Filter) (*Stream, error) {
+	o = o.withDefaults()
+	st, err := load(o)
+	if err != nil {
+		return nil, err
+	}
+	return &Stream{opts: o, filter: f, st: st, alerts: map[string]struct{}{}, incs: map[string]bool{},
+		stats: Stats{Events: map[string]int64{}, DeadLetters: map[string]int64{}}}, nil
+}
+
+// Progress returns a snapshot of the running replay's statistics; it is
+// safe to call from another goroutine while Run runs.
+func (s *Stream) Progress() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats.clone()
+}
+
+// Sink receives each correlated chunk: its events, the alerts and incident
+// versions the correlator emitted for it, and the dead letters of the files
+// merged since the last chunk. It must not keep b.Events after it returns
+// (their backing array is reused). An error stops the replay.
+type Sink func(b storage.Batch) error
+
+// window is what the first pass learned about one input.
+type window struct {
+	src      ingest.Source
+	lo, hi   int64 // event time range, ms; 0, 0 without events
+	records  int
+	skip     bool // filtered out as a whole
+	readErr  error
+	inputIdx int
+}
+
+// run is one input decoded, filtered, evaluated and sorted by event time.
+type run struct {
+	events  []ocsf.Event
+	alerts  [][]rules.Alert // per event
+	dead    []storage.DeadLetter
+	src     ingest.Source
+	pos     int
+	order   int
+	bytes   int64
+	nEvents int
+}
+
+func (r *run) head() *ocsf.Event { return &r.events[r.pos] }
+
+type runHeap []*run
+
+func (h runHeap) Len() int { return len(h) }
+func (h runHeap) Less(i, j int) bool {
+	a, b := h[i].head(), h[j].head()
+	if a.Time != b.Time {
+		return a.Time < b.Time
+	}
+	if c := strings.Compare(a.Metadata.UID, b.Metadata.UID); c != 0 {
+		return c < 0
+	}
+	return h[i].order < h[j].order
+}
+func (h runHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *runHeap) Push(x any)   { *h = append(*h, x.(*run)) }
+func (h *runHeap) Pop() any {
+	old := *h
+	r := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return r
+}
+
+// Run replays inputs, handing every correlated chunk to sink, and returns
+// the final statistics. Files that cannot be read are an error; records
+// that cannot be decoded are dead letters (in the batches and the stats).
+func (s *Stream) Run(ctx context.Context, inputs []Input, sink Sink) (Stats, error) {
+	workers := s.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	chunk := s.Chunk
+	if chunk <= 0 {
+		chunk = 5000
+	}
+	s.mu.Lock()
+	s.stats.Phase, s.stats.Files, s.stats.Started = "scan", len(inputs), time.Now()
+	for _, in := range inputs {
+		s.stats.Bytes += in.Size
+	}
+	s.mu.Unlock()
+
+	wins, err := s.scan(ctx, inputs, workers)
+	if err != nil {
+		return s.Progress(), err
+	}
+	order := make([]int, 0, len(wins))
+	for i := range wins {
+		if !wins[i].skip {
+			order = append(order, i)
+		}
+	}
+	// Files in order of their earliest event (files without events, only
+	// dead letters, first), ties by name order.
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(wins[a].lo, wins[b].lo) })
+	s.mu.Lock()
+	s.stats.Phase = "replay"
+	s.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready := make([]chan *run, len(order))
+	for i := range ready {
+		ready[i] = make(chan *run, 1)
+	}
+	// At most inflight decoded runs wait for the merge: the decode side's
+	// share of memory.
+	inflight := make(chan struct{}, 2*workers)
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dec := ingest.NewDecoder(s.opts.Limits)
+			for k := range jobs {
+				ready[k] <- s.decode(dec, inputs[wins[order[k]].inputIdx], k)
+			}
+		}()
+	}
+	go func() {
+		defer close(jobs)
+		for k := range order {
+			select {
+			case inflight <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case jobs <- k:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	defer wg.Wait()
+
+	m := merger{s: s, sink: sink, chunk: chunk}
+	for k, idx := range order {
+		var r *run
+		select {
+		case r = <-ready[k]:
+		case <-ctx.Done():
+			return s.Progress(), ctx.Err()
+		}
+		<-inflight
+		if wins[idx].records > 0 {
+			if err := m.emitBefore(wins[idx].lo); err != nil {
+				return s.Progress(), err
+			}
+		}
+		m.dead = append(m.dead, r.dead...)
+		s.mu.Lock()
+		s.stats.FilesDone++
+		s.stats.BytesDone += r.bytes
+		for _, dl := range r.dead {
+			s.stats.DeadLetters[dl.Reason]++
+		}
+		s.mu.Unlock()
+		if len(r.events) > 0 {
+			heap.Push(&m.h, r)
+		}
+	}
+	if err := m.emitBefore(math.MaxInt64); err != nil {
+		return s.Progress(), err
+	}
+	if err := m.flush(); err != nil {
+		return s.Progress(), err
+	}
+	// No more input: fire every pending timer.
+	if err := m.deliver(s.st.corr.Advance(EndOfTime), nil); err != nil {
+		return s.Progress(), err
+	}
+	s.mu.Lock()
+	s.stats.Elapsed = time.Since(s.stats.Started)
+	s.mu.Unlock()
+	return s.Progress(), nil
+}
+
+// scan is the first pass: every input decoded in parallel for its source,
+// event-time window and record count.
+func (s *Stream) scan(ctx context.Context, inputs []Input, workers int) ([]window, error) {
+	wins := make([]window, len(inputs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dec := ingest.NewDecoder(s.opts.Limits)
+			var buf []ocsf.Event
+			for i := range next {
+				w := &wins[i]
+				w.inputIdx = i
+				data, err := inputs[i].Read()
+				if err != nil {
+					w.readErr = err
+					continue
+				}
+				w.src = ingest.Detect(data)
+				if !s.filter.keepSource(w.src) {
+					w.skip = true
+				} else {
+					buf, _ = dec.DecodeAppend(buf[:0], w.src, data)
+					for j := range buf {
+						t := buf[j].Time
+						if w.records == 0 || t < w.lo {
+							w.lo = t
+						}
+						w.hi = max(w.hi, t)
+						w.records++
+					}
+					w.skip = w.records > 0 && !s.filter.overlaps(w.lo, w.hi)
+				}
+				clear(buf)
+				s.mu.Lock()
+				s.stats.Scanned++
+				s.stats.Records += int64(w.records)
+				if w.skip {
+					s.stats.FilteredFiles++
+					s.stats.Filtered += int64(w.records)
+				}
+				s.mu.Unlock()
+			}
+		}()
+	}
+	func() {
+		defer close(next)
+		for i := range inputs {
+			select {
+			case next <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, w := range wins {
+		errs = append(errs, w.readErr)
+	}
+	return wins, errors.Join(errs...)
+}
+
+// decode is the second pass on one input: decode, filter, tenant, rules,
+// sorted by event time (ties by uid). It runs on a worker.
+func (s *Stream) decode(dec *ingest.Decoder, in Input, order int) *run {
+	r := &run{order: order, bytes: in.Size}
+	data, err := in.Read()
+	if err != nil {
+		// The scan read it; a file changed under the replay is a dead
+		// letter of its own.
+		r.dead = append(r.dead, storage.DeadLetter{TenantUID: s.opts.Tenant(""), Topic: in.Name, Reason: "unreadable", Error: err.Error(), Time: time.Now()})
+		return r
+	}
+	r.src = ingest.Detect(data)
+	events, errs := dec.Decode(r.src, data)
+	for _, de := range errs {
+		raw := de.Raw
+		if raw == nil {
+			raw = data
+		}
+		r.dead = append(r.dead, storage.DeadLetter{
+			TenantUID: s.opts.Tenant(""), Source: string(r.src), Topic: in.Name,
+			Record: de.Record, Raw: raw, Reason: de.Reason, Error: de.Error(), Time: time.Now(),
+		})
+	}
+	kept := events[:0]
+	filtered := 0
+	for i := range events {
+		ev := &events[i]
+		if !s.filter.keep(ev) {
+			filtered++
+			continue
+		}
+		ev.Metadata.TenantUID = s.opts.Tenant(ev.Cloud.Account.UID)
+		if !s.opts.StoreRaw {
+			ev.Raw = nil
+		}
+		kept = append(kept, *ev)
+	}
+	clear(events[len(kept):])
+	slices.SortStableFunc(kept, func(a, b ocsf.Event) int {
+		if a.Time != b.Time {
+			return cmp.Compare(a.Time, b.Time)
+		}
+		return strings.Compare(a.Metadata.UID, b.Metadata.UID)
+	})
+	r.events = kept
+	r.alerts = make([][]rules.Alert, len(kept))
+	for i := range kept {
+		as := s.st.engine.Evaluate(&kept[i])
+		for j := range as {
+			if as[j].TenantUID == "" {
+				as[j].TenantUID = kept[i].Metadata.TenantUID
+			}
+		}
+		r.alerts[i] = as
+	}
+	if filtered > 0 {
+		s.mu.Lock()
+		s.stats.Filtered += int64(filtered)
+		s.mu.Unlock()
+	}
+	return r
+}
+
+// merger hands the runs' events to the correlator in event-time order.
+type merger struct {
+	s      *Stream
+	sink   Sink
+	chunk  int
+	h      runHeap
+	events []ocsf.Event
+	alerts []rules.Alert
+	dead   []storage.DeadLetter
+	bySrc  map[string]int64
+}
+
+// emitBefore moves every buffered event earlier than t into chunks.
+func (m *merger) emitBefore(t int64) error {
+	for m.h.Len() > 0 && m.h[0].head().Time < t {
+		r := m.h[0]
+		m.events = append(m.events, r.events[r.pos])
+		m.alerts = append(m.alerts, r.alerts[r.pos]...)
+		if m.bySrc == nil {
+			m.bySrc = map[string]int64{}
+		}
+		m.bySrc[string(r.src)]++
+		// Free what was handed on: a run's memory shrinks as it drains.
+		r.events[r.pos], r.alerts[r.pos] = ocsf.Event{}, nil
+		r.pos++
+		if r.pos == len(r.events) {
+			heap.Pop(&m.h)
+		} else {
+			heap.Fix(&m.h, 0)
+		}
+		if len(m.events) >= m.chunk {
+			if err := m.flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// flush correlates the chunk and hands it to the sink.
+func (m *merger) flush() error {
+	if len(m.events) == 0 && len(m.dead) == 0 {
+		return nil
+	}
+	res := m.s.st.corr.Process(m.events, m.alerts)
+	m.s.mu.Lock()
+	for src, n := range m.bySrc {
+		m.s.stats.Events[src] += n
+	}
+	m.s.stats.Late += int64(res.Late)
+	m.s.mu.Unlock()
+	clear(m.bySrc)
+	err := m.deliver(res, m.events)
+	clear(m.events)
+	m.events, m.alerts = m.events[:0], nil
+	return err
+}
+
+// deliver counts what the correlator emitted and hands it to the sink with
+// the pending dead letters.
+func (m *merger) deliver(res correlate.Result, events []ocsf.Event) error {
+	m.s.mu.Lock()
+	for _, a := range res.Alerts {
+		if _, seen := m.s.alerts[a.ID]; !seen {
+			m.s.alerts[a.ID] = struct{}{}
+			m.s.stats.Alerts++
+		}
+	}
+	for _, in := range res.Incidents {
+		merged, seen := m.s.incs[in.ID]
+		gone := in.MergedInto != ""
+		switch {
+		case !seen && !gone:
+			m.s.stats.Incidents++
+		case seen && !merged && gone:
+			m.s.stats.Incidents--
+		case seen && merged && !gone:
+			m.s.stats.Incidents++
+		}
+		m.s.incs[in.ID] = gone
+	}
+	m.s.mu.Unlock()
+	b := storage.Batch{Events: events, Alerts: res.Alerts, Incidents: res.Incidents, DeadLetters: m.dead}
+	m.dead = nil
+	if len(b.Events) == 0 && len(b.Alerts) == 0 && len(b.Incidents) == 0 && len(b.DeadLetters) == 0 {
+		return nil
+	}
+	return m.sink(b)
+}
