@@ -168,7 +168,6 @@ func publishDir(ctx context.Context, cfg config.Config, dir string, stdout io.Wr
 	return len(msgs), nil
 }
 
-
 // waitForIncidents polls the API until the incidents stop changing for a
 // few seconds after the first high-severity one appears, or until timeout.
 func waitForIncidents(ctx context.Context, base, token string, timeout time.Duration) ([]api.Incident, error) {

@@ -25,8 +25,8 @@ import (
 	"github.com/musubi-xdr/musubi/config"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/internal/chtest"
-	"github.com/musubi-xdr/musubi/replay"
 	"github.com/musubi-xdr/musubi/pipeline"
+	"github.com/musubi-xdr/musubi/replay"
 )
 
 // The fault suite (make test-faults) drives the real binary as a separate

@@ -187,7 +187,6 @@ func parseEventTime(s string) (time.Time, error) {
 	return time.Parse(time.DateOnly, s)
 }
 
-
 // replayedIncident is one line of `musubi replay` output: the incident graph
 // with its alerts inline.
 type replayedIncident struct {
