@@ -172,7 +172,6 @@ type window struct {
 // run is one input decoded, filtered, evaluated and sorted by event time.
 type run struct {
 	events  []ocsf.Event
-	alerts  [][]rules.Alert // per event
 	dead    []storage.DeadLetter
 	src     ingest.Source
 	pos     int
@@ -213,9 +212,9 @@ func (s *Stream) Run(ctx context.Context, inputs []Input, sink Sink) (Stats, err
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	chunk := s.Chunk
-	if chunk <= 0 {
-		chunk = 5000
+	size := s.Chunk
+	if size <= 0 {
+		size = 5000
 	}
 	s.mu.Lock()
 	s.stats.Phase, s.stats.Files, s.stats.Started = "scan", len(inputs), time.Now()
@@ -279,40 +278,24 @@ func (s *Stream) Run(ctx context.Context, inputs []Input, sink Sink) (Stats, err
 	}()
 	defer wg.Wait()
 
-	m := merger{s: s, sink: sink, chunk: chunk}
-	for k, idx := range order {
-		var r *run
-		select {
-		case r = <-ready[k]:
-		case <-ctx.Done():
-			return s.Progress(), ctx.Err()
-		}
-		<-inflight
-		if wins[idx].records > 0 {
-			if err := m.emitBefore(wins[idx].lo); err != nil {
-				return s.Progress(), err
-			}
-		}
-		m.dead = append(m.dead, r.dead...)
-		s.mu.Lock()
-		s.stats.FilesDone++
-		s.stats.BytesDone += r.bytes
-		for _, dl := range r.dead {
-			s.stats.DeadLetters[dl.Reason]++
-		}
-		s.mu.Unlock()
-		if len(r.events) > 0 {
-			heap.Push(&m.h, r)
-		}
+	toRules, toCorr := make(chan chunk, 2), make(chan chunk, 2)
+	go s.evaluate(toRules, toCorr)
+	corrDone := make(chan error, 1)
+	go func() { corrDone <- s.correlate(toCorr, sink, cancel) }()
+	m := merger{s: s, size: size, out: toRules, ctx: ctx}
+	err = m.merge(order, wins, ready, inflight)
+	if err == nil {
+		err = m.flush()
 	}
-	if err := m.emitBefore(math.MaxInt64); err != nil {
-		return s.Progress(), err
+	close(toRules)
+	if cerr := <-corrDone; cerr != nil {
+		err = cerr
 	}
-	if err := m.flush(); err != nil {
+	if err != nil {
 		return s.Progress(), err
 	}
 	// No more input: fire every pending timer.
-	if err := m.deliver(s.st.corr.Advance(EndOfTime), nil); err != nil {
+	if err := s.deliver(s.st.corr.Advance(EndOfTime), nil, nil, sink); err != nil {
 		return s.Progress(), err
 	}
 	s.mu.Lock()
@@ -389,7 +372,7 @@ func (s *Stream) scan(ctx context.Context, inputs []Input, workers int) ([]windo
 	return wins, errors.Join(errs...)
 }
 
-// decode is the second pass on one input: decode, filter, tenant, rules,
+// decode is the second pass on one input: decode, filter, tenant,
 // sorted by event time (ties by uid). It runs on a worker.
 func (s *Stream) decode(dec *ingest.Decoder, in Input, order int) *run {
 	r := &run{order: order, bytes: in.Size}
@@ -434,16 +417,6 @@ func (s *Stream) decode(dec *ingest.Decoder, in Input, order int) *run {
 		return strings.Compare(a.Metadata.UID, b.Metadata.UID)
 	})
 	r.events = kept
-	r.alerts = make([][]rules.Alert, len(kept))
-	for i := range kept {
-		as := s.st.engine.Evaluate(&kept[i])
-		for j := range as {
-			if as[j].TenantUID == "" {
-				as[j].TenantUID = kept[i].Metadata.TenantUID
-			}
-		}
-		r.alerts[i] = as
-	}
 	if filtered > 0 {
 		s.mu.Lock()
 		s.stats.Filtered += int64(filtered)
@@ -452,37 +425,47 @@ func (s *Stream) decode(dec *ingest.Decoder, in Input, order int) *run {
 	return r
 }
 
-// merger hands the runs' events to the correlator in event-time order.
-type merger struct {
-	s      *Stream
-	sink   Sink
-	chunk  int
-	h      runHeap
+// chunk is a slice of the merged stream on its way to the correlator.
+type chunk struct {
 	events []ocsf.Event
 	alerts []rules.Alert
 	dead   []storage.DeadLetter
 	bySrc  map[string]int64
 }
 
+// merger hands the runs' events, in event-time order, to the ordered
+// stages: rules (one goroutine, in order, so that what a suppression window
+// keeps is the first event of the window, as in serve) and then the
+// correlator (another goroutine). The channels between them hold two chunks
+// each.
+type merger struct {
+	s    *Stream
+	size int
+	h    runHeap
+	cur  chunk
+	out  chan<- chunk
+	ctx  context.Context
+}
+
 // emitBefore moves every buffered event earlier than t into chunks.
 func (m *merger) emitBefore(t int64) error {
 	for m.h.Len() > 0 && m.h[0].head().Time < t {
 		r := m.h[0]
-		m.events = append(m.events, r.events[r.pos])
-		m.alerts = append(m.alerts, r.alerts[r.pos]...)
-		if m.bySrc == nil {
-			m.bySrc = map[string]int64{}
+		if m.cur.bySrc == nil {
+			m.cur.bySrc = map[string]int64{}
+			m.cur.events = make([]ocsf.Event, 0, m.size)
 		}
-		m.bySrc[string(r.src)]++
+		m.cur.events = append(m.cur.events, r.events[r.pos])
+		m.cur.bySrc[string(r.src)]++
 		// Free what was handed on: a run's memory shrinks as it drains.
-		r.events[r.pos], r.alerts[r.pos] = ocsf.Event{}, nil
+		r.events[r.pos] = ocsf.Event{}
 		r.pos++
 		if r.pos == len(r.events) {
 			heap.Pop(&m.h)
 		} else {
 			heap.Fix(&m.h, 0)
 		}
-		if len(m.events) >= m.chunk {
+		if len(m.cur.events) >= m.size {
 			if err := m.flush(); err != nil {
 				return err
 			}
@@ -491,53 +474,119 @@ func (m *merger) emitBefore(t int64) error {
 	return nil
 }
 
-// flush correlates the chunk and hands it to the sink.
+// flush sends the current chunk on.
 func (m *merger) flush() error {
-	if len(m.events) == 0 && len(m.dead) == 0 {
+	if len(m.cur.events) == 0 && len(m.cur.dead) == 0 {
 		return nil
 	}
-	res := m.s.st.corr.Process(m.events, m.alerts)
-	m.s.mu.Lock()
-	for src, n := range m.bySrc {
-		m.s.stats.Events[src] += n
+	select {
+	case m.out <- m.cur:
+		m.cur = chunk{}
+		return nil
+	case <-m.ctx.Done():
+		return m.ctx.Err()
 	}
-	m.s.stats.Late += int64(res.Late)
-	m.s.mu.Unlock()
-	clear(m.bySrc)
-	err := m.deliver(res, m.events)
-	clear(m.events)
-	m.events, m.alerts = m.events[:0], nil
+}
+
+// evaluate is the rules stage: every event of each chunk in order.
+func (s *Stream) evaluate(in <-chan chunk, out chan<- chunk) {
+	defer close(out)
+	for c := range in {
+		for i := range c.events {
+			ev := &c.events[i]
+			for _, a := range s.st.engine.Evaluate(ev) {
+				if a.TenantUID == "" {
+					a.TenantUID = ev.Metadata.TenantUID
+				}
+				c.alerts = append(c.alerts, a)
+			}
+		}
+		out <- c
+	}
+}
+
+// correlate is the correlation stage: each chunk through the correlator,
+// then to the sink. After an error it drains its input.
+func (s *Stream) correlate(in <-chan chunk, sink Sink, cancel context.CancelFunc) error {
+	var err error
+	for c := range in {
+		if err != nil {
+			continue
+		}
+		res := s.st.corr.Process(c.events, c.alerts)
+		s.mu.Lock()
+		for src, n := range c.bySrc {
+			s.stats.Events[src] += n
+		}
+		s.stats.Late += int64(res.Late)
+		s.mu.Unlock()
+		if err = s.deliver(res, c.events, c.dead, sink); err != nil {
+			cancel()
+		}
+	}
 	return err
 }
 
 // deliver counts what the correlator emitted and hands it to the sink with
-// the pending dead letters.
-func (m *merger) deliver(res correlate.Result, events []ocsf.Event) error {
-	m.s.mu.Lock()
+// the dead letters.
+func (s *Stream) deliver(res correlate.Result, events []ocsf.Event, dead []storage.DeadLetter, sink Sink) error {
+	s.mu.Lock()
 	for _, a := range res.Alerts {
-		if _, seen := m.s.alerts[a.ID]; !seen {
-			m.s.alerts[a.ID] = struct{}{}
-			m.s.stats.Alerts++
+		if _, seen := s.alerts[a.ID]; !seen {
+			s.alerts[a.ID] = struct{}{}
+			s.stats.Alerts++
 		}
 	}
 	for _, in := range res.Incidents {
-		merged, seen := m.s.incs[in.ID]
+		merged, seen := s.incs[in.ID]
 		gone := in.MergedInto != ""
 		switch {
 		case !seen && !gone:
-			m.s.stats.Incidents++
+			s.stats.Incidents++
 		case seen && !merged && gone:
-			m.s.stats.Incidents--
+			s.stats.Incidents--
 		case seen && merged && !gone:
-			m.s.stats.Incidents++
+			s.stats.Incidents++
 		}
-		m.s.incs[in.ID] = gone
+		s.incs[in.ID] = gone
 	}
-	m.s.mu.Unlock()
-	b := storage.Batch{Events: events, Alerts: res.Alerts, Incidents: res.Incidents, DeadLetters: m.dead}
-	m.dead = nil
+	s.mu.Unlock()
+	b := storage.Batch{Events: events, Alerts: res.Alerts, Incidents: res.Incidents, DeadLetters: dead}
 	if len(b.Events) == 0 && len(b.Alerts) == 0 && len(b.Incidents) == 0 && len(b.DeadLetters) == 0 {
 		return nil
 	}
-	return m.sink(b)
+	return sink(b)
+}
+
+// merge takes the decoded runs in order of their files' earliest events;
+// before adding each, it hands on every buffered event earlier than that
+// file's earliest, which no later file can precede.
+func (m *merger) merge(order []int, wins []window, ready []chan *run, inflight chan struct{}) error {
+	s := m.s
+	for k, idx := range order {
+		var r *run
+		select {
+		case r = <-ready[k]:
+		case <-m.ctx.Done():
+			return m.ctx.Err()
+		}
+		<-inflight
+		if wins[idx].records > 0 {
+			if err := m.emitBefore(wins[idx].lo); err != nil {
+				return err
+			}
+		}
+		m.cur.dead = append(m.cur.dead, r.dead...)
+		s.mu.Lock()
+		s.stats.FilesDone++
+		s.stats.BytesDone += r.bytes
+		for _, dl := range r.dead {
+			s.stats.DeadLetters[dl.Reason]++
+		}
+		s.mu.Unlock()
+		if len(r.events) > 0 {
+			heap.Push(&m.h, r)
+		}
+	}
+	return m.emitBefore(math.MaxInt64)
 }
