@@ -171,13 +171,12 @@ type window struct {
 
 // run is one input decoded, filtered, evaluated and sorted by event time.
 type run struct {
-	events  []ocsf.Event
-	dead    []storage.DeadLetter
-	src     ingest.Source
-	pos     int
-	order   int
-	bytes   int64
-	nEvents int
+	events []ocsf.Event
+	dead   []storage.DeadLetter
+	src    ingest.Source
+	pos    int
+	order  int
+	bytes  int64
 }
 
 func (r *run) head() *ocsf.Event { return &r.events[r.pos] }
