@@ -10,7 +10,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/musubi-xdr/musubi/correlate"
 	"github.com/musubi-xdr/musubi/ingest"
@@ -126,12 +128,22 @@ type Stream struct {
 	// Chunk is how many events the correlator receives per call, as one
 	// of serve's batches (default 5000).
 	Chunk int
+	// Retain bounds the memory (estimated bytes) of the files the first
+	// pass keeps decoded and evaluated for the merge; files beyond it are
+	// decoded a second time when the merge reaches them (default
+	// DefaultRetain; negative keeps none).
+	Retain int64
 
 	mu     sync.Mutex
 	stats  Stats
 	alerts map[string]struct{}
 	incs   map[string]bool // id → merged away
 }
+
+// DefaultRetain is the default of Stream.Retain: about 12,000 decoded
+// events, so exports of that size are decoded once and larger ones stay
+// within the 500 MiB the replay is meant to need.
+const DefaultRetain = 64 << 20
 
 // NewStream loads the rules of o.RulesDir and a fresh correlator with
 // o.Correlate's allowed lateness.
@@ -159,24 +171,25 @@ func (s *Stream) Progress() Stats {
 // (their backing array is reused). An error stops the replay.
 type Sink func(b storage.Batch) error
 
-// window is what the first pass learned about one input.
-type window struct {
-	src      ingest.Source
-	lo, hi   int64 // event time range, ms; 0, 0 without events
-	records  int
-	skip     bool // filtered out as a whole
-	readErr  error
-	inputIdx int
-}
-
-// run is one input decoded, filtered, evaluated and sorted by event time.
+// run is one input: its event-time window and, once loaded, its events
+// (filtered, sorted by event time, ties by uid) with the rule matches of
+// each, and its dead letters.
 type run struct {
-	events []ocsf.Event
-	dead   []storage.DeadLetter
-	src    ingest.Source
-	pos    int
-	order  int
-	bytes  int64
+	src     ingest.Source
+	lo, hi  int64 // event time range, ms, of the decoded records
+	records int   // decoded records, before the filter
+	skip    bool  // filtered out as a whole
+	readErr error
+
+	loaded  bool
+	second  bool // loaded by the second pass (holds an inflight slot)
+	events  []ocsf.Event
+	matches [][]rules.Match // per event
+	dead    []storage.DeadLetter
+	cost    int64 // retained-memory estimate, bytes
+	pos     int
+	order   int
+	bytes   int64
 }
 
 func (r *run) head() *ocsf.Event { return &r.events[r.pos] }
@@ -203,6 +216,13 @@ func (h *runHeap) Pop() any {
 	return r
 }
 
+// eventCost estimates the memory of one decoded event held for the merge:
+// the struct, its strings and slices (about its record's size again) and
+// its share of the rule matches.
+func eventCost(recordBytes int64) int64 {
+	return int64(unsafe.Sizeof(ocsf.Event{})) + 2*recordBytes + 256
+}
+
 // Run replays inputs, handing every correlated chunk to sink, and returns
 // the final statistics. Files that cannot be read are an error; records
 // that cannot be decoded are dead letters (in the batches and the stats).
@@ -215,6 +235,10 @@ func (s *Stream) Run(ctx context.Context, inputs []Input, sink Sink) (Stats, err
 	if size <= 0 {
 		size = 5000
 	}
+	retain := s.Retain
+	if retain == 0 {
+		retain = DefaultRetain
+	}
 	s.mu.Lock()
 	s.stats.Phase, s.stats.Files, s.stats.Started = "scan", len(inputs), time.Now()
 	for _, in := range inputs {
@@ -222,19 +246,22 @@ func (s *Stream) Run(ctx context.Context, inputs []Input, sink Sink) (Stats, err
 	}
 	s.mu.Unlock()
 
-	wins, err := s.scan(ctx, inputs, workers)
+	runs, err := s.scan(ctx, inputs, workers, retain)
 	if err != nil {
 		return s.Progress(), err
 	}
-	order := make([]int, 0, len(wins))
-	for i := range wins {
-		if !wins[i].skip {
+	order := make([]int, 0, len(runs))
+	for i := range runs {
+		if !runs[i].skip {
 			order = append(order, i)
 		}
 	}
 	// Files in order of their earliest event (files without events, only
 	// dead letters, first), ties by name order.
-	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(wins[a].lo, wins[b].lo) })
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(runs[a].lo, runs[b].lo) })
+	for k, i := range order {
+		runs[i].order = k
+	}
 	s.mu.Lock()
 	s.stats.Phase = "replay"
 	s.mu.Unlock()
@@ -245,8 +272,8 @@ func (s *Stream) Run(ctx context.Context, inputs []Input, sink Sink) (Stats, err
 	for i := range ready {
 		ready[i] = make(chan *run, 1)
 	}
-	// At most inflight decoded runs wait for the merge: the decode side's
-	// share of memory.
+	// At most inflight runs decoded by the second pass wait for the merge:
+	// the decode side's share of memory beside the retained runs.
 	inflight := make(chan struct{}, 2*workers)
 	jobs := make(chan int)
 	var wg sync.WaitGroup
@@ -256,13 +283,20 @@ func (s *Stream) Run(ctx context.Context, inputs []Input, sink Sink) (Stats, err
 			defer wg.Done()
 			dec := ingest.NewDecoder(s.opts.Limits)
 			for k := range jobs {
-				ready[k] <- s.decode(dec, inputs[wins[order[k]].inputIdx], k)
+				r := runs[order[k]]
+				r.second = true
+				s.load(dec, inputs[order[k]], r, nil)
+				ready[k] <- r
 			}
 		}()
 	}
 	go func() {
 		defer close(jobs)
-		for k := range order {
+		for k, i := range order {
+			if runs[i].loaded {
+				ready[k] <- runs[i]
+				continue
+			}
 			select {
 			case inflight <- struct{}{}:
 			case <-ctx.Done():
@@ -277,16 +311,16 @@ func (s *Stream) Run(ctx context.Context, inputs []Input, sink Sink) (Stats, err
 	}()
 	defer wg.Wait()
 
-	toRules, toCorr := make(chan chunk, 2), make(chan chunk, 2)
-	go s.evaluate(toRules, toCorr)
+	toCorr := make(chan chunk, 2)
+	free := make(chan []ocsf.Event, 4)
 	corrDone := make(chan error, 1)
-	go func() { corrDone <- s.correlate(toCorr, sink, cancel) }()
-	m := merger{s: s, size: size, out: toRules, ctx: ctx}
-	err = m.merge(order, wins, ready, inflight)
+	go func() { corrDone <- s.correlate(toCorr, free, sink, cancel) }()
+	m := merger{s: s, size: size, out: toCorr, free: free, ctx: ctx}
+	err = m.merge(order, runs, ready, inflight)
 	if err == nil {
 		err = m.flush()
 	}
-	close(toRules)
+	close(toCorr)
 	if cerr := <-corrDone; cerr != nil {
 		err = cerr
 	}
@@ -304,9 +338,14 @@ func (s *Stream) Run(ctx context.Context, inputs []Input, sink Sink) (Stats, err
 }
 
 // scan is the first pass: every input decoded in parallel for its source,
-// event-time window and record count.
-func (s *Stream) scan(ctx context.Context, inputs []Input, workers int) ([]window, error) {
-	wins := make([]window, len(inputs))
+// event-time window and record count. While the retained-memory budget
+// lasts, a file is also filtered, sorted and evaluated right away and kept
+// for the merge, so that it is decoded once; beyond the budget only its
+// window is kept.
+func (s *Stream) scan(ctx context.Context, inputs []Input, workers int, retain int64) ([]*run, error) {
+	runs := make([]*run, len(inputs))
+	var budget atomic.Int64
+	budget.Store(retain)
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range workers {
@@ -314,37 +353,16 @@ func (s *Stream) scan(ctx context.Context, inputs []Input, workers int) ([]windo
 		go func() {
 			defer wg.Done()
 			dec := ingest.NewDecoder(s.opts.Limits)
-			var buf []ocsf.Event
 			for i := range next {
-				w := &wins[i]
-				w.inputIdx = i
-				data, err := inputs[i].Read()
-				if err != nil {
-					w.readErr = err
-					continue
-				}
-				w.src = ingest.Detect(data)
-				if !s.filter.keepSource(w.src) {
-					w.skip = true
-				} else {
-					buf, _ = dec.DecodeAppend(buf[:0], w.src, data)
-					for j := range buf {
-						t := buf[j].Time
-						if w.records == 0 || t < w.lo {
-							w.lo = t
-						}
-						w.hi = max(w.hi, t)
-						w.records++
-					}
-					w.skip = w.records > 0 && !s.filter.overlaps(w.lo, w.hi)
-				}
-				clear(buf)
+				r := &run{bytes: inputs[i].Size}
+				runs[i] = r
+				s.load(dec, inputs[i], r, &budget)
 				s.mu.Lock()
 				s.stats.Scanned++
-				s.stats.Records += int64(w.records)
-				if w.skip {
+				s.stats.Records += int64(r.records)
+				if r.skip {
 					s.stats.FilteredFiles++
-					s.stats.Filtered += int64(w.records)
+					s.stats.Filtered += int64(r.records)
 				}
 				s.mu.Unlock()
 			}
@@ -365,25 +383,58 @@ func (s *Stream) scan(ctx context.Context, inputs []Input, workers int) ([]windo
 		return nil, err
 	}
 	var errs []error
-	for _, w := range wins {
-		errs = append(errs, w.readErr)
+	for _, r := range runs {
+		errs = append(errs, r.readErr)
 	}
-	return wins, errors.Join(errs...)
+	return runs, errors.Join(errs...)
 }
 
-// decode is the second pass on one input: decode, filter, tenant,
-// sorted by event time (ties by uid). It runs on a worker.
-func (s *Stream) decode(dec *ingest.Decoder, in Input, order int) *run {
-	r := &run{order: order, bytes: in.Size}
+// load decodes one input into r. With a budget (the first pass) it learns
+// the window and loads the run only if the budget has room for it; without
+// one (the second pass) it loads the run, whose window is known. Loading
+// filters, sets the tenant, sorts by event time (ties by uid) and runs the
+// rules on each event. It runs on a worker.
+func (s *Stream) load(dec *ingest.Decoder, in Input, r *run, budget *atomic.Int64) {
 	data, err := in.Read()
 	if err != nil {
+		if budget != nil {
+			r.readErr = err
+			return
+		}
 		// The scan read it; a file changed under the replay is a dead
 		// letter of its own.
 		r.dead = append(r.dead, storage.DeadLetter{TenantUID: s.opts.Tenant(""), Topic: in.Name, Reason: "unreadable", Error: err.Error(), Time: time.Now()})
-		return r
+		r.loaded = true
+		return
 	}
 	r.src = ingest.Detect(data)
+	if budget != nil && !s.filter.keepSource(r.src) {
+		r.skip = true
+		return
+	}
 	events, errs := dec.Decode(r.src, data)
+	if budget != nil {
+		for j := range events {
+			t := events[j].Time
+			if j == 0 || t < r.lo {
+				r.lo = t
+			}
+			r.hi = max(r.hi, t)
+		}
+		r.records = len(events)
+		if r.records > 0 && !s.filter.overlaps(r.lo, r.hi) {
+			r.skip = true
+			return
+		}
+		perRecord := int64(len(data)) / int64(max(len(events), 1))
+		r.cost = int64(len(events))*eventCost(perRecord) + int64(len(data))*int64(min(len(errs), 1))
+		if budget.Add(-r.cost) < 0 {
+			budget.Add(r.cost)
+			r.cost = 0
+			clear(events)
+			return
+		}
+	}
 	for _, de := range errs {
 		raw := de.Raw
 		if raw == nil {
@@ -416,33 +467,37 @@ func (s *Stream) decode(dec *ingest.Decoder, in Input, order int) *run {
 		return strings.Compare(a.Metadata.UID, b.Metadata.UID)
 	})
 	r.events = kept
+	r.matches = make([][]rules.Match, len(kept))
+	for i := range kept {
+		r.matches[i] = s.st.engine.Match(&kept[i])
+	}
+	r.loaded = true
 	if filtered > 0 {
 		s.mu.Lock()
 		s.stats.Filtered += int64(filtered)
 		s.mu.Unlock()
 	}
-	return r
 }
 
-// chunk is a slice of the merged stream on its way to the correlator.
+// chunk is a slice of the merged stream on its way to the correlator: its
+// events and their rule matches, in event-time order.
 type chunk struct {
-	events []ocsf.Event
-	alerts []rules.Alert
-	dead   []storage.DeadLetter
-	bySrc  map[string]int64
+	events  []ocsf.Event
+	matches []rules.Match
+	dead    []storage.DeadLetter
+	bySrc   map[string]int64
 }
 
-// merger hands the runs' events, in event-time order, to the ordered
-// stages: rules (one goroutine, in order, so that what a suppression window
-// keeps is the first event of the window, as in serve) and then the
-// correlator (another goroutine). The channels between them hold two chunks
-// each.
+// merger hands the runs' events, in event-time order, to the correlating
+// goroutine, which applies suppression and correlates. The channel between
+// them holds two chunks; the chunks' event arrays are reused (free).
 type merger struct {
 	s    *Stream
 	size int
 	h    runHeap
 	cur  chunk
 	out  chan<- chunk
+	free chan []ocsf.Event
 	ctx  context.Context
 }
 
@@ -452,15 +507,23 @@ func (m *merger) emitBefore(t int64) error {
 		r := m.h[0]
 		if m.cur.bySrc == nil {
 			m.cur.bySrc = map[string]int64{}
-			m.cur.events = make([]ocsf.Event, 0, m.size)
+			select {
+			case ev := <-m.free:
+				m.cur.events = ev[:0]
+			default:
+				m.cur.events = make([]ocsf.Event, 0, m.size)
+			}
 		}
 		m.cur.events = append(m.cur.events, r.events[r.pos])
+		m.cur.matches = append(m.cur.matches, r.matches[r.pos]...)
 		m.cur.bySrc[string(r.src)]++
 		// Free what was handed on: a run's memory shrinks as it drains.
 		r.events[r.pos] = ocsf.Event{}
+		r.matches[r.pos] = nil
 		r.pos++
 		if r.pos == len(r.events) {
 			heap.Pop(&m.h)
+			r.events, r.matches = nil, nil
 		} else {
 			heap.Fix(&m.h, 0)
 		}
@@ -487,32 +550,28 @@ func (m *merger) flush() error {
 	}
 }
 
-// evaluate is the rules stage: every event of each chunk in order.
-func (s *Stream) evaluate(in <-chan chunk, out chan<- chunk) {
-	defer close(out)
-	for c := range in {
-		for i := range c.events {
-			ev := &c.events[i]
-			for _, a := range s.st.engine.Evaluate(ev) {
-				if a.TenantUID == "" {
-					a.TenantUID = ev.Metadata.TenantUID
-				}
-				c.alerts = append(c.alerts, a)
-			}
-		}
-		out <- c
-	}
-}
-
-// correlate is the correlation stage: each chunk through the correlator,
-// then to the sink. After an error it drains its input.
-func (s *Stream) correlate(in <-chan chunk, sink Sink, cancel context.CancelFunc) error {
+// correlate is the ordered stage: suppression over each chunk's matches in
+// event-time order (the first event of a window keeps it, as in serve),
+// then the correlator, then the sink. It returns each chunk's event array
+// to free. After an error it drains its input.
+func (s *Stream) correlate(in <-chan chunk, free chan<- []ocsf.Event, sink Sink, cancel context.CancelFunc) error {
 	var err error
 	for c := range in {
 		if err != nil {
 			continue
 		}
-		res := s.st.corr.Process(c.events, c.alerts)
+		alerts := make([]rules.Alert, 0, len(c.matches))
+		for _, mt := range c.matches {
+			if s.st.engine.Suppressed(mt) {
+				continue
+			}
+			a := mt.Alert
+			if a.TenantUID == "" {
+				a.TenantUID = s.opts.Tenant(a.AccountUID)
+			}
+			alerts = append(alerts, a)
+		}
+		res := s.st.corr.Process(c.events, alerts)
 		s.mu.Lock()
 		for src, n := range c.bySrc {
 			s.stats.Events[src] += n
@@ -521,6 +580,13 @@ func (s *Stream) correlate(in <-chan chunk, sink Sink, cancel context.CancelFunc
 		s.mu.Unlock()
 		if err = s.deliver(res, c.events, c.dead, sink); err != nil {
 			cancel()
+		}
+		if c.events != nil {
+			clear(c.events)
+			select {
+			case free <- c.events[:0]:
+			default:
+			}
 		}
 	}
 	return err
@@ -557,10 +623,10 @@ func (s *Stream) deliver(res correlate.Result, events []ocsf.Event, dead []stora
 	return sink(b)
 }
 
-// merge takes the decoded runs in order of their files' earliest events;
+// merge takes the loaded runs in order of their files' earliest events;
 // before adding each, it hands on every buffered event earlier than that
 // file's earliest, which no later file can precede.
-func (m *merger) merge(order []int, wins []window, ready []chan *run, inflight chan struct{}) error {
+func (m *merger) merge(order []int, runs []*run, ready []chan *run, inflight chan struct{}) error {
 	s := m.s
 	for k, idx := range order {
 		var r *run
@@ -569,9 +635,11 @@ func (m *merger) merge(order []int, wins []window, ready []chan *run, inflight c
 		case <-m.ctx.Done():
 			return m.ctx.Err()
 		}
-		<-inflight
-		if wins[idx].records > 0 {
-			if err := m.emitBefore(wins[idx].lo); err != nil {
+		if r.second {
+			<-inflight
+		}
+		if runs[idx].records > 0 {
+			if err := m.emitBefore(runs[idx].lo); err != nil {
 				return err
 			}
 		}
@@ -583,6 +651,7 @@ func (m *merger) merge(order []int, wins []window, ready []chan *run, inflight c
 			s.stats.DeadLetters[dl.Reason]++
 		}
 		s.mu.Unlock()
+		r.dead = nil
 		if len(r.events) > 0 {
 			heap.Push(&m.h, r)
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -52,6 +53,7 @@ func replayCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	format := flags.String("format", "jsonl", "output: jsonl, summary or markdown")
 	lateness := flags.Duration("lateness", -1, "allowed lateness of the correlator (default correlate.allowed_lateness)")
 	quiet := flags.Bool("quiet", false, "no progress line and no summary on stderr")
+	cpuprofile := flags.String("cpuprofile", "", "write a CPU profile of the replay to this file (go tool pprof)")
 	if code, stop := flags.parse(args); stop {
 		return code
 	}
@@ -106,6 +108,17 @@ func replayCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return store.Write(ctx, b)
 		}
 		return nil
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return fail("cpuprofile: %v", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fail("cpuprofile: %v", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	stopProgress := func() {}
 	if !*quiet && isTerminal(stderr) {
