@@ -412,7 +412,7 @@ func (s *Stream) load(dec *ingest.Decoder, in Input, r *run, budget *atomic.Int6
 		r.skip = true
 		return
 	}
-	events, errs := dec.Decode(r.src, data)
+	events, errs := decodeAsServe(dec, r.src, data)
 	if budget != nil {
 		for j := range events {
 			t := events[j].Time
@@ -477,6 +477,31 @@ func (s *Stream) load(dec *ingest.Decoder, in Input, r *run, budget *atomic.Int6
 		s.stats.Filtered += int64(filtered)
 		s.mu.Unlock()
 	}
+}
+
+// decodeAsServe decodes one file as serve decodes the messages it arrives
+// in: a VPC flow log line by line, each with the file's header, as the
+// demo and the shippers publish it, because a flow record's uid (it has no
+// id of its own) hashes its line number in its message. Other sources
+// carry their own ids and are decoded whole.
+func decodeAsServe(dec *ingest.Decoder, src ingest.Source, data []byte) ([]ocsf.Event, []*ingest.DecodeError) {
+	if src != ingest.SourceVPCFlow {
+		return dec.Decode(src, data)
+	}
+	var events []ocsf.Event
+	var errs []*ingest.DecodeError
+	for i, msg := range SplitMessages(src, data) {
+		var errs1 []*ingest.DecodeError
+		events, errs1 = dec.DecodeAppend(events, src, msg)
+		for _, de := range errs1 {
+			if de.Raw == nil {
+				de.Raw = msg
+			}
+			de.Record = i
+		}
+		errs = append(errs, errs1...)
+	}
+	return events, errs
 }
 
 // chunk is a slice of the merged stream on its way to the correlator: its

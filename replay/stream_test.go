@@ -137,10 +137,9 @@ func serveMessages(t *testing.T, dir string) []pipeline.Record {
 // delivers them, then idle — and requires the same incidents: ids,
 // severities, alerts and entities.
 func TestStreamEqualsServe(t *testing.T) {
-	// port-scan is not listed: there replay names the port-scan threshold
-	// alert differently from serve (same entities, other corr- id) — an
-	// open difference, see the replay section of the README.
-	for _, name := range []string{"attack-chain", "signin-burst-user", "signin-spray-source"} {
+	// port-scan checks that flow records get serve's uids: its threshold
+	// alert is named after the flow record that completes it.
+	for _, name := range []string{"attack-chain", "port-scan", "signin-burst-user", "signin-spray-source"} {
 		dir := filepath.Join(scenarios, name)
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			o := options().withDefaults()
