@@ -710,3 +710,31 @@ func TestVersionsGrowAfterEviction(t *testing.T) {
 		t.Errorf("version %d after eviction, want > %d", r.Incidents[0].Version, first.Version)
 	}
 }
+
+// TestIncidentEmittedBeforeEviction feeds one batch whose events span more
+// than the longest window: an incident created early in the batch closes
+// before the batch ends, and must still be emitted (once with its alert)
+// before it is forgotten — as must the incident another merged into. A
+// batch like this is a replay's chunk or a backlog serve catches up on.
+func TestIncidentEmittedBeforeEviction(t *testing.T) {
+	c, _ := newTest(t, testConfig(), nil)
+	e1 := mkEvent("e1", "agent", 0, ob(ocsf.EntityHost, "h1"))
+	e2 := mkEvent("e2", "agent", time.Minute, ob(ocsf.EntityHost, "h2"))
+	e3 := mkEvent("e3", "agent", 2*time.Minute, ob(ocsf.EntityHost, "h1"), ob(ocsf.EntityHost, "h2"))
+	late := mkEvent("e4", "agent", 96*time.Hour, ob(ocsf.EntityHost, "h9"))
+	res := c.Process([]ocsf.Event{e1, e2, e3, late}, []alert.Alert{
+		mkAlert("x1", "r", "execution", 3, e1), mkAlert("x2", "r", "execution", 3, e2), mkAlert("x3", "r", "execution", 3, e3),
+	})
+	f := final{}
+	f.add(t, res)
+	f.add(t, c.Advance(t0.Add(200*time.Hour)))
+	open := f.open()
+	if len(open) != 1 || len(open[0].AlertIDs) != 3 {
+		t.Fatalf("got %d open incidents %+v, want one with the three alerts", len(open), open)
+	}
+	for _, in := range f {
+		if in.Status == "merged" && in.MergedInto == "" {
+			t.Errorf("incident %s merged into nothing", in.ID)
+		}
+	}
+}

@@ -919,6 +919,12 @@ func (c *Correlator) sweep() {
 	}
 	c.lastSweep = c.wm
 	for s, in := range c.incs {
+		if _, changed := c.dirty[s]; changed {
+			// Changed since the last emit: its new version (and the
+			// target of any incident merged into it) must be emitted
+			// before it is forgotten; the next sweep evicts it.
+			continue
+		}
 		if in.last+c.maxWin+c.lateMS < c.wm {
 			for _, a := range in.alerts {
 				delete(c.alertInc, a.ID)

@@ -2,7 +2,6 @@ package deployments_test
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,15 +10,13 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/correlate"
 	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/internal/chtest"
-	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/pipeline"
-	"github.com/musubi-xdr/musubi/rules"
+	"github.com/musubi-xdr/musubi/replay"
 	"github.com/musubi-xdr/musubi/storage"
 )
 
@@ -33,18 +30,6 @@ type seeded struct {
 	tenant   string
 	incident string // the attack incident, the most severe one
 	from, to time.Time
-}
-
-// flushing fires every pending event-time timer after the input, as
-// `musubi replay` does, since no more input will come.
-type flushing struct{ *correlate.Correlator }
-
-func (f flushing) Process(events []ocsf.Event, alerts []alert.Alert) correlate.Result {
-	res := f.Correlator.Process(events, alerts)
-	end := f.Correlator.Advance(time.Unix(0, 0).Add(1 << 62))
-	res.Alerts = append(res.Alerts, end.Alerts...)
-	res.Incidents = append(res.Incidents, end.Incidents...)
-	return res
 }
 
 // seed replays the scenario files through ingest, the shipped detections and
@@ -74,25 +59,14 @@ func seedWith(t *testing.T, eventsOnly bool) seeded {
 		t.Fatal(err)
 	}
 
-	set, err := rules.Load("../detections")
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng := rules.NewEngine(nil, slog.New(slog.DiscardHandler))
-	eng.Swap(set)
-	seq, err := correlate.LoadRules("../detections")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ccfg := correlate.DefaultConfig()
 	ccfg.HubIPs = append(ccfg.HubIPs, "198.51.100.7/32") // the office NAT of the scenario
-	corr, err := correlate.New(ccfg, seq, slog.New(slog.DiscardHandler), nil)
+	const tenant = "default"
+	proc, err := replay.NewProcessor(replay.Options{RulesDir: "../detections", Correlate: ccfg, StoreRaw: true,
+		Tenant: func(string) string { return tenant }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	const tenant = "default"
-	proc := pipeline.NewProcessor(ingest.NewDecoder(ingest.DefaultLimits()), eng, flushing{corr},
-		func(string) string { return tenant }, true, slog.New(slog.DiscardHandler), nil)
 
 	files, err := filepath.Glob(filepath.Join(scenarioDir, "*"))
 	if err != nil {

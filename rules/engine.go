@@ -273,9 +273,20 @@ func (e *Engine) ruleError(r *Rule, reason string, err error) {
 // rule and suppression key value fall in the same window as an earlier alert
 // gets the same id and is not returned again.
 func (e *Engine) alert(r *Rule, ev *ocsf.Event, act *activation, m *ruleMetrics) (alert.Alert, bool) {
+	a, end := e.keyedAlert(r, ev, act)
+	if end == 0 {
+		return a, false
+	}
+	return a, e.suppress(a.ID, end, ev.Time, m)
+}
+
+// keyedAlert builds the alert of a match; for a rule with suppression it
+// carries the id of its suppression window and the window's end (event
+// time ms; 0 without suppression).
+func (e *Engine) keyedAlert(r *Rule, ev *ocsf.Event, act *activation) (alert.Alert, int64) {
 	a := NewAlert(r, ev)
 	if r.suppress == nil {
-		return a, false
+		return a, 0
 	}
 	out, _, err := e.run(r.suppress, false, act)
 	key, ok := out.(types.String)
@@ -283,37 +294,95 @@ func (e *Engine) alert(r *Rule, ev *ocsf.Event, act *activation, m *ruleMetrics)
 		if err != nil {
 			e.ruleError(r, "suppression_"+errorReason(err), err)
 		}
-		return a, false
+		return a, 0
 	}
 	winMS := r.SuppressionWindow.Milliseconds()
 	bucket := ev.Time / winMS
 	a.ID = alertID(r.ID, "key", string(key), strconv.FormatInt(bucket, 10))
 	a.Keyed = true
-	end := (bucket + 1) * winMS
+	return a, (bucket + 1) * winMS
+}
 
+// suppress reports whether the window of alert id already raised an alert,
+// and remembers it otherwise.
+func (e *Engine) suppress(id string, end, now int64, m *ruleMetrics) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if _, dup := e.suppressed[a.ID]; dup {
+	if _, dup := e.suppressed[id]; dup {
 		if m != nil {
 			m.suppressed.Inc()
 		}
-		return a, true
+		return true
 	}
 	if len(e.suppressed) >= maxSuppressed {
 		// Forget windows that ended before this event; if none did, forget
 		// everything (replays then re-emit the same deterministic ids,
 		// which storage folds).
-		for id, until := range e.suppressed {
-			if until <= ev.Time {
-				delete(e.suppressed, id)
+		for sid, until := range e.suppressed {
+			if until <= now {
+				delete(e.suppressed, sid)
 			}
 		}
 		if len(e.suppressed) >= maxSuppressed {
 			clear(e.suppressed)
 		}
 	}
-	e.suppressed[a.ID] = end
-	return a, false
+	e.suppressed[id] = end
+	return false
+}
+
+// Match is an alert of Engine.Match before suppression.
+type Match struct {
+	alert.Alert
+	// end is the end of the alert's suppression window (event time ms), 0
+	// when its rule has none.
+	end int64
+	m   *ruleMetrics
+}
+
+// Match runs every candidate rule of the running set on ev, as Evaluate
+// does, but leaves suppression to Suppressed. It is safe to call from many
+// goroutines at once; an offline pipeline evaluates in parallel this way
+// and then calls Suppressed in event-time order on one goroutine, so that a
+// suppression window keeps its first event, as with Evaluate in order.
+func (e *Engine) Match(ev *ocsf.Event) (matches []Match) {
+	es := e.set.Load()
+	if es == nil || es.set == nil || ev == nil {
+		return nil
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			e.metrics.errors.WithLabelValues("", ReasonPanic).Inc()
+			e.logger.Error("rule engine panic", "panic", p)
+		}
+	}()
+	act := newActivation(ev, es.set.adapter)
+	es.set.index.candidates(ev, func(r *Rule) {
+		m := es.rules[r]
+		matched, reason, err := e.eval(r, act, m)
+		if err != nil {
+			e.ruleError(r, reason, err)
+			return
+		}
+		if !matched {
+			return
+		}
+		m.matches.Inc()
+		a, end := e.keyedAlert(r, ev, act)
+		matches = append(matches, Match{Alert: a, end: end, m: m})
+	})
+	if act.badJSON {
+		e.metrics.errors.WithLabelValues("", ReasonBadJSON).Inc()
+	}
+	return matches
+}
+
+// Suppressed applies suppression to a match of Match: it reports whether
+// the match's rule and key fall in the window of an earlier alert (the
+// match is then dropped, as Evaluate drops it), and remembers the window
+// otherwise. Call it in event-time order.
+func (e *Engine) Suppressed(m Match) bool {
+	return m.end != 0 && e.suppress(m.ID, m.end, m.Time, m.m)
 }
 
 // NewAlert returns the alert rule r raises for event ev, without suppression:

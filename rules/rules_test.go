@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/ocsf"
 )
 
@@ -469,6 +470,64 @@ func TestSuppression(t *testing.T) {
 	}
 	if got := counterValue(t, e.metrics.suppressed.WithLabelValues("t.sup")); got != 1 {
 		t.Errorf("got %v suppressed, want 1", got)
+	}
+}
+
+// TestMatchThenSuppressedEqualsEvaluate evaluates events concurrently with
+// Match and applies Suppressed in event-time order afterwards: the alerts
+// are those Evaluate returns in order — the first event of a window keeps
+// it, whatever order the matches were computed in.
+func TestMatchThenSuppressedEqualsEvaluate(t *testing.T) {
+	s := mustLoad(t, map[string]string{
+		"r.yaml": ruleYAML("t.sup", "'true'", "suppression: {key: event.actor.user.name, window: 1h}"),
+		"p.yaml": ruleYAML("t.plain", "event.actor.user.name == 'bob'"),
+	})
+	base := int64(1_700_000_000_000) / 3_600_000 * 3_600_000
+	var events []*ocsf.Event
+	for i, user := range []string{"alice", "alice", "bob", "alice", "bob", "carol", "alice"} {
+		ev := ctEvent("X", "")
+		ev.Actor.User.Name, ev.Time, ev.Metadata.UID = user, base+int64(i)*1_000_000, string(rune('a'+i))
+		events = append(events, ev)
+	}
+	inOrder := NewEngine(nil, nil)
+	inOrder.Swap(s)
+	var want []alert.Alert
+	for _, ev := range events {
+		want = append(want, inOrder.Evaluate(ev)...)
+	}
+
+	e := NewEngine(prometheus.NewRegistry(), nil)
+	e.Swap(s)
+	matches := make([][]Match, len(events))
+	done := make(chan struct{})
+	for i := len(events) - 1; i >= 0; i-- { // computed in reverse, concurrently
+		go func() {
+			matches[i] = e.Match(events[i])
+			done <- struct{}{}
+		}()
+	}
+	for range events {
+		<-done
+	}
+	var got []alert.Alert
+	for _, ms := range matches {
+		for _, m := range ms {
+			if !e.Suppressed(m) {
+				got = append(got, m.Alert)
+			}
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d alerts, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].ID != want[i].ID || got[i].Time != want[i].Time || got[i].RuleID != want[i].RuleID {
+			t.Errorf("alert %d: got %s %s at %d, want %s %s at %d", i, got[i].RuleID, got[i].ID, got[i].Time, want[i].RuleID, want[i].ID, want[i].Time)
+		}
+	}
+	// alice's second and third events fall in her first event's window.
+	if n := counterValue(t, e.metrics.suppressed.WithLabelValues("t.sup")); n != 2 {
+		t.Errorf("got %v suppressed, want 2", n)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/musubi-xdr/musubi/config"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/replay"
 	"github.com/musubi-xdr/musubi/ui"
 )
 
@@ -135,7 +136,7 @@ func randomSecret() string {
 // line-oriented files (flow logs, agent and Falco JSON lines) one message per
 // line, JSON documents one message per file, in name order.
 func publishDir(ctx context.Context, cfg config.Config, dir string, stdout io.Writer) (int, error) {
-	recs, err := readRecords([]string{dir})
+	recs, err := replay.ReadFiles([]string{dir})
 	if err != nil {
 		return 0, err
 	}
@@ -155,7 +156,7 @@ func publishDir(ctx context.Context, cfg config.Config, dir string, stdout io.Wr
 			fmt.Fprintf(stdout, "  (skipping %s: not telemetry of a known source)\n", r.Topic)
 			continue
 		}
-		for _, part := range splitMessages(src, r.Value) {
+		for _, part := range replay.SplitMessages(src, r.Value) {
 			msgs = append(msgs, kafka.Message{Topic: topic, Key: []byte(r.Topic), Value: part})
 		}
 	}
@@ -166,29 +167,6 @@ func publishDir(ctx context.Context, cfg config.Config, dir string, stdout io.Wr
 	}
 	return len(msgs), nil
 }
-
-// splitMessages splits line-oriented inputs into one message per line; a
-// VPC flow log keeps its header line on every message.
-func splitMessages(src ingest.Source, data []byte) [][]byte {
-	trimmed := strings.TrimSpace(string(data))
-	if strings.HasPrefix(trimmed, "[") || (strings.HasPrefix(trimmed, "{") && !strings.Contains(trimmed, "}\n{")) {
-		return [][]byte{data}
-	}
-	lines := strings.Split(trimmed, "\n")
-	var header string
-	if src == ingest.SourceVPCFlow && len(lines) > 0 && !startsWithDigit(lines[0]) {
-		header, lines = lines[0]+"\n", lines[1:]
-	}
-	var out [][]byte
-	for _, l := range lines {
-		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, []byte(header+l))
-		}
-	}
-	return out
-}
-
-func startsWithDigit(s string) bool { return s != "" && s[0] >= '0' && s[0] <= '9' }
 
 // waitForIncidents polls the API until the incidents stop changing for a
 // few seconds after the first high-severity one appears, or until timeout.

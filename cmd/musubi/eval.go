@@ -13,6 +13,7 @@ import (
 	"github.com/musubi-xdr/musubi/eval"
 	"github.com/musubi-xdr/musubi/eval/gen"
 	"github.com/musubi-xdr/musubi/pipeline"
+	"github.com/musubi-xdr/musubi/replay"
 )
 
 const evalUsage = `eval [-orders N] [-format text|json] [thresholds] DIR...
@@ -107,7 +108,7 @@ func scoreScenario(dir string, base config.Config, logger *slog.Logger, orders i
 	if err != nil {
 		return eval.ScenarioScore{Name: name, Error: err.Error()}
 	}
-	files, err := readRecords([]string{dir})
+	files, err := replay.ReadFiles([]string{dir})
 	if err != nil {
 		return eval.ScenarioScore{Name: name, Error: err.Error()}
 	}
@@ -120,7 +121,7 @@ func scoreScenario(dir string, base config.Config, logger *slog.Logger, orders i
 			rng := rand.New(rand.NewPCG(seed, uint64(order)))
 			rng.Shuffle(len(in), func(i, j int) { in[i], in[j] = in[j], in[i] })
 		}
-		proc, err := offlineProcessor(cfg, logger)
+		proc, err := replay.NewProcessor(offlineOptions(cfg, logger))
 		if err != nil {
 			return eval.ScenarioScore{Name: name, Error: err.Error()}
 		}
@@ -136,7 +137,7 @@ func evalRun(proc *pipeline.Processor, files []pipeline.Record) eval.Run {
 	for _, a := range batch.Alerts {
 		run.Evidence[a.ID] = a.EventIDs
 	}
-	for _, in := range latestVersions(batch.Incidents) {
+	for _, in := range replay.LatestVersions(batch.Incidents) {
 		if in.MergedInto != "" {
 			continue
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/internal/chtest"
 	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/replay"
 )
 
 const attackChainDir = "../../testdata/scenarios/attack-chain"
@@ -62,7 +63,7 @@ func attackChainMessages(t *testing.T, topics map[string]string) []scenarioMessa
 				parts = append(parts, r)
 			}
 		} else {
-			parts = splitMessages(src, data)
+			parts = replay.SplitMessages(src, data)
 		}
 		for _, p := range parts {
 			evs, errs := dec.Decode(src, p)

@@ -26,6 +26,7 @@ import (
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/internal/chtest"
 	"github.com/musubi-xdr/musubi/pipeline"
+	"github.com/musubi-xdr/musubi/replay"
 )
 
 // The fault suite (make test-faults) drives the real binary as a separate
@@ -183,7 +184,7 @@ func engineEnviron() []string {
 // faults, and returns the alert ids it raises.
 func expectedAlerts(t *testing.T, cfg config.Config, recs [][]byte) []string {
 	t.Helper()
-	proc, err := offlineProcessor(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	proc, err := replay.NewProcessor(offlineOptions(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		t.Fatal(err)
 	}

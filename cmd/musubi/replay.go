@@ -5,24 +5,200 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/config"
-	"github.com/musubi-xdr/musubi/correlate"
 	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/pipeline"
-	"github.com/musubi-xdr/musubi/rules"
+	"github.com/musubi-xdr/musubi/replay"
 	"github.com/musubi-xdr/musubi/storage"
 )
+
+const replayUsage = `replay [-rules DIR] [filters] [-format jsonl|summary|markdown] [-write [-tenant ID]] FILE|DIR|ARCHIVE...
+
+Runs the same normalize → rules → correlate code as serve, offline, on
+exported files of every supported source: plain or gzip files, directories
+as 'aws s3 sync' writes them (walked recursively) and tar or zip archives.
+Files are replayed in event-time order in bounded memory (a first pass
+learns each file's time window; decode and rules run on every core,
+correlation in order), so exports of any size fit.
+
+A progress line goes to stderr when it is a terminal, and a summary at
+the end (-quiet silences both). Incidents are printed on stdout, most
+severe first: JSON lines (jsonl), a table (summary) or a Markdown report
+of each incident with its story, entities and timeline (markdown). With
+-write, events, alerts, incidents and dead letters are also written to
+ClickHouse as they are correlated, under their own tenant, so the console
+and Grafana can be used on the investigation.`
+
+func replayCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var cf commonFlags
+	flags := newFlagSet("replay", replayUsage, stdout, stderr)
+	cf.register(flags, flagConfig|flagClickHouse|flagRules|flagLogLevel)
+	write := flags.Bool("write", false, "also write events, alerts, incidents and dead letters to ClickHouse")
+	tenant := flags.String("tenant", "replay", "tenant of everything -write stores (the investigation's own)")
+	minSeverity := flags.Int("min-severity", 0, "print only incidents of at least this OCSF severity id")
+	since := flags.String("since", "", "replay only events at or after this event time (RFC 3339 or YYYY-MM-DD)")
+	until := flags.String("until", "", "replay only events before this event time (RFC 3339 or YYYY-MM-DD)")
+	accounts := flags.String("account", "", "replay only events of these AWS accounts (comma-separated)")
+	sources := flags.String("source", "", "replay only files of these sources (comma-separated: cloudtrail, vpcflow, guardduty, agent, falco)")
+	format := flags.String("format", "jsonl", "output: jsonl, summary or markdown")
+	lateness := flags.Duration("lateness", -1, "allowed lateness of the correlator (default correlate.allowed_lateness)")
+	quiet := flags.Bool("quiet", false, "no progress line and no summary on stderr")
+	cpuprofile := flags.String("cpuprofile", "", "write a CPU profile of the replay to this file (go tool pprof)")
+	if code, stop := flags.parse(args); stop {
+		return code
+	}
+	if flags.NArg() == 0 || (*format != "jsonl" && *format != "summary" && *format != "markdown") {
+		return flags.usageError()
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "musubi replay: "+format+"\n", a...)
+		return 1
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return fail("invalid configuration:\n%v", err)
+	}
+	filter, err := replayFilter(*since, *until, *accounts, *sources)
+	if err != nil {
+		fmt.Fprintf(stderr, "musubi replay: %v\n", err)
+		return 2
+	}
+	logger := newLogger(cfg.Log, stderr)
+	opts := offlineOptions(cfg, logger)
+	if *lateness >= 0 {
+		opts.Correlate.AllowedLateness = *lateness
+	}
+	var store *storage.Store
+	if *write {
+		// The investigation's own tenant: nothing mixes with live data.
+		id := *tenant
+		opts.Tenant = func(string) string { return id }
+		store, err = storage.Open(ctx, storageConfig(cfg), logger, nil)
+		if err == nil {
+			err = store.Migrate(ctx)
+		}
+		if err != nil {
+			return fail("write: %v", err)
+		}
+		defer store.Close()
+	}
+	inputs, cleanup, err := replay.Inputs(flags.Args())
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer cleanup()
+	stream, err := replay.NewStream(opts, filter)
+	if err != nil {
+		return fail("%v", err)
+	}
+	out := newIncidentCollector()
+	sink := func(b storage.Batch) error {
+		out.add(b)
+		if store != nil {
+			return store.Write(ctx, b)
+		}
+		return nil
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return fail("cpuprofile: %v", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fail("cpuprofile: %v", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	stopProgress := func() {}
+	if !*quiet && isTerminal(stderr) {
+		stopProgress = showProgress(stderr, stream.Progress)
+	}
+	stats, err := stream.Run(ctx, inputs, sink)
+	stopProgress()
+	if err != nil {
+		return fail("%v", err)
+	}
+	incidents := out.incidents(*minSeverity)
+	switch *format {
+	case "jsonl":
+		err = writeJSONL(stdout, incidents)
+	case "summary":
+		err = writeIncidentTable(stdout, incidents)
+	case "markdown":
+		err = writeMarkdown(stdout, incidents)
+	}
+	if err != nil {
+		return fail("%v", err)
+	}
+	for i, dl := range out.dead {
+		if i == 20 {
+			fmt.Fprintf(stderr, "… %d more dead letters\n", len(out.dead)-i)
+			break
+		}
+		fmt.Fprintf(stderr, "%s: %s: %s\n", dl.Topic, dl.Reason, dl.Error)
+	}
+	if !*quiet {
+		writeSummary(stderr, stats)
+	}
+	if stats.DeadLettersTotal() > 0 {
+		return 1
+	}
+	return 0
+}
+
+// offlineOptions maps the configuration onto the offline pipeline's.
+func offlineOptions(cfg config.Config, logger *slog.Logger) replay.Options {
+	return replay.Options{
+		RulesDir:  cfg.Rules.Dir,
+		Correlate: correlateConfig(cfg),
+		Limits:    ingestLimits(cfg),
+		Tenant:    tenantFunc(cfg.Tenants),
+		StoreRaw:  cfg.ClickHouse.StoreRaw,
+		Logger:    logger,
+	}
+}
+
+// replayFilter parses the filter flags.
+func replayFilter(since, until, accounts, sources string) (replay.Filter, error) {
+	var f replay.Filter
+	var err error
+	if f.Since, err = parseEventTime(since); err != nil {
+		return f, fmt.Errorf("-since: %w", err)
+	}
+	if f.Until, err = parseEventTime(until); err != nil {
+		return f, fmt.Errorf("-until: %w", err)
+	}
+	f.Accounts = splitList(accounts)
+	for _, s := range splitList(sources) {
+		src, err := ingest.ParseSource(s)
+		if err != nil {
+			return f, fmt.Errorf("-source: %w", err)
+		}
+		f.Sources = append(f.Sources, src)
+	}
+	return f, nil
+}
+
+func parseEventTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Parse(time.DateOnly, s)
+}
 
 // replayedIncident is one line of `musubi replay` output: the incident graph
 // with its alerts inline.
@@ -31,212 +207,230 @@ type replayedIncident struct {
 	Alerts []alert.Alert `json:"alerts"`
 }
 
-func replayCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var cf commonFlags
-	flags := newFlagSet("replay", "replay [-rules DIR] [-write] FILE|DIR...\n\nRuns the same normalize → rules → correlate code as serve, offline, on files\nof every supported source (mixed, in any order; directories are walked).\nPrints the resulting incidents as JSON lines; with -write also stores\nevents, alerts and incidents in ClickHouse.", stdout, stderr)
-	cf.register(flags, flagConfig|flagClickHouse|flagRules|flagLogLevel)
-	write := flags.Bool("write", false, "also write events, alerts, incidents and dead letters to ClickHouse")
-	minSeverity := flags.Int("min-severity", 0, "print only incidents of at least this OCSF severity id")
-	if code, stop := flags.parse(args); stop {
-		return code
-	}
-	if flags.NArg() == 0 {
-		return flags.usageError()
-	}
-	cfg, err := cf.load()
-	if err != nil {
-		fmt.Fprintf(stderr, "musubi replay: invalid configuration:\n%v\n", err)
-		return 1
-	}
-	logger := newLogger(cfg.Log, stderr)
-	recs, err := readRecords(flags.Args())
-	if err != nil {
-		fmt.Fprintf(stderr, "musubi replay: %v\n", err)
-		return 1
-	}
-	proc, err := offlineProcessor(cfg, logger)
-	if err != nil {
-		fmt.Fprintf(stderr, "musubi replay: %v\n", err)
-		return 1
-	}
-	batch := proc.Process(recs)
-	for _, dl := range batch.DeadLetters {
-		fmt.Fprintf(stderr, "%s: %s: %s\n", dl.Topic, dl.Reason, dl.Error)
-	}
-	if *write {
-		store, err := storage.Open(ctx, storageConfig(cfg), logger, nil)
-		if err == nil {
-			err = store.Migrate(ctx)
-		}
-		if err == nil {
-			err = store.Write(ctx, batch)
-			store.Close()
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "musubi replay: write: %v\n", err)
-			return 1
-		}
-	}
-	if err := printIncidents(stdout, batch, *minSeverity); err != nil {
-		fmt.Fprintf(stderr, "musubi replay: %v\n", err)
-		return 1
-	}
-	if len(batch.DeadLetters) > 0 {
-		return 1
-	}
-	return 0
+// incidentCollector keeps the latest version of every incident and alert
+// the replay emitted (not the events), and the dead letters.
+type incidentCollector struct {
+	incs   map[string]incident.Incident
+	alerts map[string]alert.Alert
+	dead   []storage.DeadLetter
 }
 
-// offlineProcessor builds the serve pipeline's Processor without Kafka or
-// storage: the rules of cfg.Rules.Dir and a fresh correlator.
-func offlineProcessor(cfg config.Config, logger *slog.Logger) (*pipeline.Processor, error) {
-	set, err := rules.Load(cfg.Rules.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("rules: %w", err)
-	}
-	eng := rules.NewEngine(nil, logger)
-	eng.Swap(set)
-	seq, err := correlate.LoadRules(cfg.Rules.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("correlation rules: %w", err)
-	}
-	// Offline, all the input is there before correlation starts, so nothing
-	// is late: files may hold any order (the correlator orders each batch
-	// by event time within its allowed lateness).
-	cc := correlateConfig(cfg)
-	cc.AllowedLateness = offlineLateness
-	corr, err := correlate.New(cc, seq, logger, nil)
-	if err != nil {
-		return nil, err
-	}
-	return pipeline.NewProcessor(ingest.NewDecoder(ingestLimits(cfg)), eng, flushing{corr}, tenantFunc(cfg.Tenants), cfg.ClickHouse.StoreRaw, logger, nil), nil
+func newIncidentCollector() *incidentCollector {
+	return &incidentCollector{incs: map[string]incident.Incident{}, alerts: map[string]alert.Alert{}}
 }
 
-// offlineLateness is the allowed lateness of offline replays: longer than
-// any file set spans.
-const offlineLateness = 10 * 365 * 24 * time.Hour
-
-// flushing wraps the correlator for offline use: after the input it fires
-// every pending event-time timer, since no more input will come.
-type flushing struct{ *correlate.Correlator }
-
-func (f flushing) Process(events []ocsf.Event, alerts []alert.Alert) correlate.Result {
-	res := f.Correlator.Process(events, alerts)
-	end := f.Correlator.Advance(time.Unix(0, 0).Add(1 << 62))
-	return mergeResults(res, end)
-}
-
-// mergeResults keeps the latest version of each incident and every alert.
-func mergeResults(a, b correlate.Result) correlate.Result {
-	return correlate.Result{
-		Alerts:    append(a.Alerts, b.Alerts...),
-		Incidents: latestVersions(append(a.Incidents, b.Incidents...)),
-		Late:      a.Late + b.Late,
-	}
-}
-
-// latestVersions keeps the highest version of each incident, in order of
-// first appearance.
-func latestVersions(incs []incident.Incident) []incident.Incident {
-	latest := map[string]int{}
-	var out []incident.Incident
-	for _, in := range incs {
-		i, seen := latest[in.ID]
-		switch {
-		case !seen:
-			latest[in.ID] = len(out)
-			out = append(out, in)
-		case in.Version >= out[i].Version:
-			out[i] = in
-		}
-	}
-	return out
-}
-
-// printIncidents prints the latest version of every incident that was not
-// merged away, most severe first, with its alerts.
-func printIncidents(w io.Writer, b storage.Batch, minSeverity int) error {
-	alerts := map[string]alert.Alert{}
+func (c *incidentCollector) add(b storage.Batch) {
 	for _, a := range b.Alerts {
-		alerts[a.ID] = a
+		c.alerts[a.ID] = a
 	}
-	latest := latestVersions(b.Incidents)
-	sort.SliceStable(latest, func(i, j int) bool {
-		if latest[i].Severity != latest[j].Severity {
-			return latest[i].Severity > latest[j].Severity
+	for _, in := range b.Incidents {
+		if old, ok := c.incs[in.ID]; !ok || in.Version >= old.Version {
+			c.incs[in.ID] = in
 		}
-		return latest[i].FirstSeen < latest[j].FirstSeen
-	})
-	enc := json.NewEncoder(w)
-	for _, in := range latest {
+	}
+	for _, dl := range b.DeadLetters {
+		dl.Raw = nil
+		c.dead = append(c.dead, dl)
+	}
+}
+
+// incidents returns the incidents not merged away of at least minSeverity,
+// most severe first, with their alerts.
+func (c *incidentCollector) incidents(minSeverity int) []replayedIncident {
+	var out []replayedIncident
+	for _, in := range c.incs {
 		if in.MergedInto != "" || in.Severity < minSeverity {
 			continue
 		}
-		out := replayedIncident{Incident: in, Alerts: []alert.Alert{}}
+		ri := replayedIncident{Incident: in, Alerts: []alert.Alert{}}
 		for _, id := range in.AlertIDs {
-			if a, ok := alerts[id]; ok {
-				out.Alerts = append(out.Alerts, a)
+			if a, ok := c.alerts[id]; ok {
+				ri.Alerts = append(ri.Alerts, a)
 			}
 		}
-		if err := enc.Encode(out); err != nil {
+		out = append(out, ri)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Severity != b.Severity {
+			return a.Severity > b.Severity
+		}
+		if a.FirstSeen != b.FirstSeen {
+			return a.FirstSeen < b.FirstSeen
+		}
+		return a.ID < b.ID
+	})
+	return out
+}
+
+func writeJSONL(w io.Writer, incs []replayedIncident) error {
+	enc := json.NewEncoder(w)
+	for _, in := range incs {
+		if err := enc.Encode(in); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// skipInput reports whether a file in a walked directory is not telemetry:
-// hidden files, documentation, rule files (YAML) and scenario expectations
-// (expected*.json).
-func skipInput(name string) bool {
-	ext := filepath.Ext(name)
-	return strings.HasPrefix(name, ".") || strings.HasPrefix(name, "expected") ||
-		ext == ".md" || ext == ".yaml" || ext == ".yml"
+func writeIncidentTable(w io.Writer, incs []replayedIncident) error {
+	fmt.Fprintf(w, "%-13s %-8s %5s %6s  %-17s  %s\n", "SEVERITY", "RISK", "ALERTS", "NODES", "FIRST SEEN (UTC)", "TITLE")
+	for _, in := range incs {
+		fmt.Fprintf(w, "%-13s %-8d %5d %6d  %-17s  %s\n", ocsf.SeverityName(in.Severity), in.RiskScore, len(in.AlertIDs), len(in.Nodes),
+			time.UnixMilli(in.FirstSeen).UTC().Format("2006-01-02 15:04"), in.Title)
+	}
+	_, err := fmt.Fprintf(w, "%d incident(s)\n", len(incs))
+	return err
 }
 
-// readRecords reads every file named, walking directories in name order;
-// each file is one record whose source is recognized from its content.
-func readRecords(paths []string) ([]pipeline.Record, error) {
-	var recs []pipeline.Record
-	add := func(path string) error {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
+// writeMarkdown writes a report of each incident: its story (stages and
+// summary), its entities and the timeline of its alerts.
+func writeMarkdown(w io.Writer, incs []replayedIncident) error {
+	fmt.Fprintf(w, "# Musubi replay: %d incident(s)\n", len(incs))
+	for _, in := range incs {
+		fmt.Fprintf(w, "\n## [%s] %s\n\n", strings.ToUpper(ocsf.SeverityName(in.Severity)), in.Title)
+		fmt.Fprintf(w, "- id `%s`, risk %d, %d alerts, %s → %s (UTC)\n", in.ID, in.RiskScore, len(in.AlertIDs),
+			time.UnixMilli(in.FirstSeen).UTC().Format(time.DateTime), time.UnixMilli(in.LastSeen).UTC().Format(time.DateTime))
+		if len(in.Stages) > 0 {
+			fmt.Fprintf(w, "- story: %s\n", strings.Join(in.Stages, " → "))
 		}
-		recs = append(recs, pipeline.Record{Source: ingest.SourceAuto, Topic: path, Value: data, Time: time.Now()})
-		return nil
-	}
-	for _, p := range paths {
-		if p == "-" {
-			data, err := io.ReadAll(os.Stdin)
-			if err != nil {
-				return nil, err
+		var ents []string
+		for _, n := range in.Nodes {
+			if n.Kind == incident.NodeEntity {
+				ents = append(ents, fmt.Sprintf("`%s=%s`", n.Entity, n.Value))
 			}
-			recs = append(recs, pipeline.Record{Source: ingest.SourceAuto, Topic: "stdin", Value: data, Time: time.Now()})
-			continue
 		}
-		st, err := os.Stat(p)
-		if err != nil {
-			return nil, err
+		sort.Strings(ents)
+		if len(ents) > 0 {
+			fmt.Fprintf(w, "- entities: %s\n", strings.Join(ents, ", "))
 		}
-		if !st.IsDir() {
-			if err := add(p); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() || skipInput(d.Name()) {
-				return nil
-			}
-			return add(path)
-		})
-		if err != nil {
-			return nil, err
+		alerts := append([]alert.Alert(nil), in.Alerts...)
+		sort.SliceStable(alerts, func(i, j int) bool { return alerts[i].Time < alerts[j].Time })
+		fmt.Fprintf(w, "\n| time (UTC) | severity | rule | summary |\n|---|---|---|---|\n")
+		for _, a := range alerts {
+			fmt.Fprintf(w, "| %s | %s | %s | %s |\n", time.UnixMilli(a.Time).UTC().Format(time.DateTime), ocsf.SeverityName(a.Severity),
+				mdCell(a.RuleID), mdCell(a.Summary))
 		}
 	}
-	return recs, nil
+	return nil
+}
+
+func mdCell(s string) string {
+	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// showProgress redraws a progress line on w twice a second until the
+// returned stop is called, which erases it.
+func showProgress(w io.Writer, progress func() replay.Stats) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				fmt.Fprint(w, "\r\x1b[K")
+				return
+			case <-t.C:
+				fmt.Fprint(w, "\r\x1b[K"+progressLine(progress()))
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// progressLine renders the progress of a replay on one line.
+func progressLine(s replay.Stats) string {
+	el := s.Elapsed.Seconds()
+	if s.Phase == "scan" {
+		return fmt.Sprintf("scanning %d/%d files · %s records · %s", s.Scanned, s.Files, count(s.Records), s.Elapsed.Round(time.Second))
+	}
+	ev := s.EventsTotal()
+	rate := 0.0
+	if el > 0 {
+		rate = float64(ev) / el
+	}
+	eta := "–"
+	if todo := s.Records - s.Filtered - ev; rate > 0 && todo >= 0 {
+		eta = (time.Duration(float64(todo)/rate) * time.Second).Round(time.Second).String()
+	}
+	return fmt.Sprintf("%d/%d files · %s/%s · %s records · %s/s · %d alerts · %d incidents · ETA %s",
+		s.FilesDone, s.Files, bytesize(s.BytesDone), bytesize(s.Bytes), count(ev), count(int64(rate)), s.Alerts, s.Incidents, eta)
+}
+
+// writeSummary writes the end-of-replay summary.
+func writeSummary(w io.Writer, s replay.Stats) {
+	ev := s.EventsTotal()
+	rate := 0.0
+	if s.Elapsed > 0 {
+		rate = float64(ev) / s.Elapsed.Seconds()
+	}
+	fmt.Fprintf(w, "replayed %d files (%s), %s records in %s (%s records/s)\n", s.FilesDone, bytesize(s.BytesDone), count(ev),
+		s.Elapsed.Round(time.Millisecond), count(int64(rate)))
+	var srcs []string
+	for src := range s.Events {
+		srcs = append(srcs, src)
+	}
+	sort.Strings(srcs)
+	for _, src := range srcs {
+		fmt.Fprintf(w, "  %-10s %s records\n", src, count(s.Events[src]))
+	}
+	if s.Filtered > 0 {
+		fmt.Fprintf(w, "  filtered   %s records (%d whole files)\n", count(s.Filtered), s.FilteredFiles)
+	}
+	var reasons []string
+	for r := range s.DeadLetters {
+		reasons = append(reasons, r)
+	}
+	sort.Strings(reasons)
+	fmt.Fprintf(w, "dead letters: %d", s.DeadLettersTotal())
+	for i, r := range reasons {
+		sep := ", "
+		if i == 0 {
+			sep = " ("
+		}
+		fmt.Fprintf(w, "%s%s %d", sep, r, s.DeadLetters[r])
+	}
+	if len(reasons) > 0 {
+		fmt.Fprint(w, ")")
+	}
+	fmt.Fprintf(w, "; late records: %d\n", s.Late)
+	fmt.Fprintf(w, "alerts: %d; incidents: %d\n", s.Alerts, s.Incidents)
+}
+
+// count formats n with thousands separators.
+func count(n int64) string {
+	s := fmt.Sprint(n)
+	if n < 0 {
+		return s
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+func bytesize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/pipeline"
+	"github.com/musubi-xdr/musubi/replay"
 )
 
 // ScenarioReport is the outcome of one scenario directory.
@@ -54,7 +55,7 @@ func runScenario(dir, rulesDir string, orders int) ScenarioReport {
 		fail("%v", err)
 		return rep
 	}
-	files, err := readRecords([]string{dir})
+	files, err := replay.ReadFiles([]string{dir})
 	if err != nil {
 		fail("%v", err)
 		return rep
@@ -62,7 +63,7 @@ func runScenario(dir, rulesDir string, orders int) ScenarioReport {
 	var msgs []pipeline.Record
 	for _, f := range files {
 		src := ingest.Detect(f.Value)
-		for _, part := range splitMessages(src, f.Value) {
+		for _, part := range replay.SplitMessages(src, f.Value) {
 			msgs = append(msgs, pipeline.Record{Source: src, Topic: f.Topic, Value: part, Time: time.Unix(0, 0)})
 		}
 	}
@@ -77,7 +78,7 @@ func runScenario(dir, rulesDir string, orders int) ScenarioReport {
 			rng := rand.New(rand.NewPCG(uint64(order), 0x5eed))
 			rng.Shuffle(len(in), func(i, j int) { in[i], in[j] = in[j], in[i] })
 		}
-		proc, err := offlineProcessor(cfg, logger)
+		proc, err := replay.NewProcessor(offlineOptions(cfg, logger))
 		if err != nil {
 			fail("%v", err)
 			return rep
@@ -86,7 +87,7 @@ func runScenario(dir, rulesDir string, orders int) ScenarioReport {
 		for _, dl := range batch.DeadLetters {
 			fail("order %d: %s: %s: %s", order, dl.Topic, dl.Reason, dl.Error)
 		}
-		incidents := latestVersions(batch.Incidents)
+		incidents := replay.LatestVersions(batch.Incidents)
 		for _, p := range exp.Check(incidents) {
 			fail("order %d: %s", order, p)
 		}

@@ -27,6 +27,7 @@ import (
 	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/internal/apitest"
 	"github.com/musubi-xdr/musubi/internal/chtest"
+	"github.com/musubi-xdr/musubi/replay"
 	"github.com/musubi-xdr/musubi/rules"
 	"github.com/musubi-xdr/musubi/storage"
 	"github.com/musubi-xdr/musubi/ui"
@@ -70,11 +71,11 @@ func newUIEnv(t *testing.T) *uiEnv {
 		{ID: "acme", Name: "ACME", Accounts: []string{scenarioAccount, apitest.AcmeAccount}},
 		{ID: "globex", Name: "Globex", Accounts: []string{apitest.GlobexAccount}},
 	}
-	proc, err := offlineProcessor(cfg, logger)
+	proc, err := replay.NewProcessor(offlineOptions(cfg, logger))
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs, err := readRecords([]string{"../../testdata/scenarios"})
+	recs, err := replay.ReadFiles([]string{"../../testdata/scenarios"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func newUIEnv(t *testing.T) *uiEnv {
 		t.Fatal(err)
 	}
 	env := &uiEnv{store: store}
-	latest := latestVersions(batch.Incidents)
+	latest := replay.LatestVersions(batch.Incidents)
 	for _, in := range latest {
 		if in.MergedInto == "" && in.Severity >= 4 && slices.ContainsFunc(in.Nodes, func(n incident.Node) bool { return n.ID == "ip:203.0.113.9" }) {
 			env.chainID = in.ID

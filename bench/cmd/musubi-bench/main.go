@@ -17,9 +17,12 @@
 // incident holding it being queryable in ClickHouse. Per-stage costs come
 // from the packages' `go test -bench` benchmarks and bench/stage, summarized
 // with benchstat, and a CPU profile of the Processor explains where the
-// engine core goes. The results are written as Markdown (BENCHMARKS.md).
+// engine core goes. Last, `musubi replay` runs on a generated export of a
+// million records (an `aws s3 sync`-style tree of gzip files under
+// .local/bench, reused between runs), measuring records/s and the child's
+// peak RSS. The results are written as Markdown (BENCHMARKS.md).
 //
-//	musubi-bench [-quick] [-out FILE]
+//	musubi-bench [-quick] [-replay N] [-only-replay] [-out FILE]
 //	musubi-bench sink -brokers ... -database ...   (the ceiling, run by the harness)
 package main
 
@@ -81,6 +84,8 @@ func benchMain(args []string) int {
 	ch := fs.String("clickhouse", envOr("MUSUBI_CLICKHOUSE_ADDR", "127.0.0.1:19000"), "ClickHouse native address")
 	seed := fs.Uint64("seed", 1, "load generator seed")
 	entities := fs.Int("entities", 20000, "distinct background entities")
+	replayN := fs.Int("replay", 0, "records of the generated export the offline replay runs on (default 1000000, quick 100000; negative skips it)")
+	onlyReplay := fs.Bool("only-replay", false, "run only the offline replay benchmark")
 	_ = fs.Parse(args)
 
 	def := func(v *int, full, q int) {
@@ -93,6 +98,7 @@ func benchMain(args []string) int {
 	}
 	def(events, 300_000, 100_000)
 	def(count, 5, 1)
+	def(replayN, 1_000_000, 100_000)
 	if *latencyFor == 0 {
 		*latencyFor = map[bool]time.Duration{false: 40 * time.Second, true: 15 * time.Second}[*quick]
 	}
@@ -130,7 +136,20 @@ func benchMain(args []string) int {
 		return 1
 	}
 	h.report = newReport(*quick, "musubi-bench "+strings.Join(args, " "))
-	if err := h.run(ctx, ruleSizes, *events, *count, *skipMicro, *latencyFor, *runFor); err != nil {
+	var err error
+	if !*onlyReplay {
+		err = h.run(ctx, ruleSizes, *events, *count, *skipMicro, *latencyFor, *runFor)
+	}
+	if err == nil && *replayN > 0 {
+		if err = h.exportPack(); err == nil {
+			x := h.runReplay(ctx, *replayN)
+			h.report.replay = &x
+			if x.Err != "" {
+				h.report.errors = append(h.report.errors, "replay: "+x.Err)
+			}
+		}
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "musubi-bench:", err)
 		h.report.errors = append(h.report.errors, err.Error())
 	}

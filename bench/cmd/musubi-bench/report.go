@@ -38,6 +38,7 @@ type report struct {
 	ceilings                 []throughput
 	engine                   []throughput
 	latency                  *latencyResult
+	replay                   *replayResult
 	micro                    []benchResult
 	microCommands            []string
 	benchstat                string
@@ -255,6 +256,7 @@ func (r *report) markdown() string {
 		}
 	}
 
+	p("%s", r.replayMarkdown())
 	if len(r.micro) > 0 {
 		p("## Cost per event of each stage\n\n")
 		p("`go test -bench` with `-cpu 1`, median of %d runs; bench/stage runs each stage on the same mixed stream as above (100,000 records, one op = one record or event). ", r.micro[0].Runs)
@@ -431,6 +433,10 @@ func (r *report) summary() string {
 	}
 	if l := r.latency; l != nil {
 		fmt.Fprintf(&b, "  latency at %.0f ev/s     p50 %s  p99 %s  (%d/%d chains)\n", l.Rate, l.P50.Round(time.Millisecond), l.P99.Round(time.Millisecond), l.Detected, l.Chains)
+	}
+	if x := r.replay; x != nil && x.Err == "" {
+		fmt.Fprintf(&b, "  replay of %d records    %9.0f records/s  %9.0f per CPU-s  peak RSS %s  %d incidents (%d high) for %d chains\n",
+			x.Records, float64(x.Records)/x.Wall.Seconds(), float64(x.Records)/x.CPU.Seconds(), mib(x.PeakRSS), x.Incidents, x.High, x.Chains)
 	}
 	for _, t := range r.targets() {
 		fmt.Fprintf(&b, "  %s\n", t)

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/musubi-xdr/musubi/bench/loadgen"
+)
+
+// replayResult is the offline replay of a generated export.
+type replayResult struct {
+	Records, Files, Chains int
+	Bytes                  int64
+	Span                   time.Duration
+	Wall, CPU              time.Duration
+	PeakRSS                int64 // bytes
+	Incidents, High        int
+	Summary                string
+	Err                    string
+}
+
+// flowHeader is the default-format header of VPC flow log files.
+const flowHeader = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
+
+// writeExport writes n records of the load generator as an `aws s3 sync`
+// tree: per source, gzip files of five minutes of event time each under
+// AWSLogs/<source>/YYYY/MM/DD/ (CloudTrail wrapped in {"Records":[…]},
+// flow logs with their header, the others JSON lines). The stream spans one
+// day of event time with a chain every hour. An export already written with
+// the same parameters is reused (it is kept out of the repository, under
+// .local/bench).
+func writeExport(dir string, seed uint64, entities, n int) (files int, chains int, bytes int64, span time.Duration, err error) {
+	span = 24 * time.Hour
+	marker := filepath.Join(dir, ".complete")
+	if b, err := os.ReadFile(marker); err == nil {
+		if _, err := fmt.Sscanf(string(b), "%d %d %d", &files, &chains, &bytes); err == nil {
+			return files, chains, bytes, span, nil
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return 0, 0, 0, 0, err
+	}
+	start := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	g := loadgen.New(loadgen.Config{Seed: seed, Start: start, Rate: float64(n) / span.Seconds(), Entities: entities,
+		ChainEvery: time.Hour, ChainSpan: 10 * time.Minute})
+	type open struct {
+		f     *os.File
+		zw    *gzip.Writer
+		bw    *bufio.Writer
+		count int
+	}
+	cur := map[string]*open{}
+	bucket := map[string]time.Time{}
+	closeFile := func(src string) error {
+		o := cur[src]
+		if o == nil {
+			return nil
+		}
+		delete(cur, src)
+		if src == loadgen.SourceCloudTrail {
+			o.bw.WriteString("]}\n")
+		}
+		err := o.bw.Flush()
+		if e := o.zw.Close(); err == nil {
+			err = e
+		}
+		if st, e := o.f.Stat(); e == nil {
+			bytes += st.Size()
+		}
+		if e := o.f.Close(); err == nil {
+			err = e
+		}
+		files++
+		return err
+	}
+	for i := 0; i < n || g.Pending() > 0; i++ {
+		if i >= n {
+			g.StopChains()
+		}
+		r := g.Next()
+		b := r.Time.Truncate(5 * time.Minute)
+		if o := cur[r.Source]; o != nil && !bucket[r.Source].Equal(b) {
+			if err := closeFile(r.Source); err != nil {
+				return 0, 0, 0, 0, err
+			}
+		}
+		o := cur[r.Source]
+		if o == nil {
+			bucket[r.Source] = b
+			name := filepath.Join(dir, "AWSLogs", r.Source, b.Format("2006/01/02"), r.Source+"_"+b.Format("20060102T1504Z")+".gz")
+			if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+				return 0, 0, 0, 0, err
+			}
+			f, err := os.Create(name)
+			if err != nil {
+				return 0, 0, 0, 0, err
+			}
+			zw := gzip.NewWriter(f)
+			o = &open{f: f, zw: zw, bw: bufio.NewWriterSize(zw, 64<<10)}
+			cur[r.Source] = o
+			switch r.Source {
+			case loadgen.SourceCloudTrail:
+				o.bw.WriteString(`{"Records":[`)
+			case loadgen.SourceVPCFlow:
+				o.bw.WriteString(flowHeader + "\n")
+			}
+		}
+		if r.Source == loadgen.SourceCloudTrail && o.count > 0 {
+			o.bw.WriteByte(',')
+		}
+		o.bw.Write(r.Value)
+		if r.Source != loadgen.SourceCloudTrail {
+			o.bw.WriteByte('\n')
+		}
+		o.count++
+	}
+	for src := range cur {
+		if err := closeFile(src); err != nil {
+			return 0, 0, 0, 0, err
+		}
+	}
+	chains = g.Chains()
+	err = os.WriteFile(marker, []byte(fmt.Sprintf("%d %d %d\n", files, chains, bytes)), 0o644)
+	return files, chains, bytes, span, err
+}
+
+// runReplay generates (or reuses) the export and replays it with
+// `musubi replay -quiet -format summary` as a child process, measuring its
+// wall time, CPU time and peak RSS (the child's rusage).
+func (h *harness) runReplay(ctx context.Context, n int) replayResult {
+	res := replayResult{Records: n}
+	dir := filepath.Join(".local", "bench", fmt.Sprintf("replay-export-%d-seed%d", n, h.seed))
+	h.logf("replay: writing a %d-record export to %s (reused when present)", n, dir)
+	var err error
+	res.Files, res.Chains, res.Bytes, res.Span, err = writeExport(dir, h.seed, h.entities, n)
+	if err != nil {
+		res.Err = err.Error()
+		return res
+	}
+	h.logf("replay: %d files, %s compressed, %d chains; replaying", res.Files, mib(res.Bytes), res.Chains)
+	cmd := exec.CommandContext(ctx, h.engine, "replay", "-rules", h.pack, "-quiet", "-format", "summary", dir)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	t0 := time.Now()
+	err = cmd.Run()
+	res.Wall = time.Since(t0)
+	if err != nil && cmd.ProcessState == nil {
+		res.Err = err.Error()
+		return res
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		res.PeakRSS = ru.Maxrss * 1024
+		res.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	if err != nil && cmd.ProcessState.ExitCode() != 1 { // 1: dead letters, reported in the summary
+		res.Err = fmt.Sprintf("%v: %s", err, tailOf(stderr.Bytes()))
+	}
+	for _, l := range strings.Split(stdout.String(), "\n") {
+		switch {
+		case strings.HasSuffix(l, " incident(s)"):
+			res.Incidents, _ = strconv.Atoi(strings.Fields(l)[0])
+		case strings.HasPrefix(l, "Critical"), strings.HasPrefix(l, "High"):
+			res.High++
+		}
+	}
+	res.Summary = strings.TrimSpace(stderr.String())
+	h.logf("replay: %d records in %s (%.0f/s, %.0f per CPU-s), peak RSS %s, %d incidents (%d high or critical) for %d chains",
+		n, res.Wall.Round(time.Millisecond), float64(n)/res.Wall.Seconds(), float64(n)/res.CPU.Seconds(), mib(res.PeakRSS), res.Incidents, res.High, res.Chains)
+	return res
+}
+
+// replayMarkdown renders the replay section.
+func (r *report) replayMarkdown() string {
+	x := r.replay
+	if x == nil {
+		return ""
+	}
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	p("## Offline replay of an export\n\n")
+	if x.Err != "" {
+		p("Error: %s\n\n", x.Err)
+	}
+	p("`musubi replay -quiet -format summary` (all cores, no pinning) on an `aws s3 sync`-style tree written by `bench/loadgen`: %s records over %s of event time, %d gzip files of five minutes per source (%s compressed), a PRODUCT.md chain every hour (%d chains). The export is kept under `.local/bench/` (not in the repository) and reused.\n\n",
+		commas(int64(x.Records)), x.Span, x.Files, mib(x.Bytes), x.Chains)
+	p("| measure | value | target |\n|---|---:|---|\n")
+	p("| records/s (wall) | %s | ≥ 20,000 (issue 24) %s |\n", num(float64(x.Records)/x.Wall.Seconds()), met(float64(x.Records)/x.Wall.Seconds() >= 20_000))
+	p("| records per CPU-second | %s | |\n", num(float64(x.Records)/x.CPU.Seconds()))
+	p("| wall / CPU time | %s / %s | |\n", x.Wall.Round(time.Millisecond), x.CPU.Round(time.Millisecond))
+	p("| peak RSS (child's rusage) | %s | ≤ 500 MiB %s |\n", mib(x.PeakRSS), met(x.PeakRSS <= 500<<20))
+	p("| incidents (high or critical) | %d (%d) for %d chains | |\n\n", x.Incidents, x.High, x.Chains)
+	p("<details><summary>the replay's summary</summary>\n\n```\n%s\n```\n\n</details>\n\n%s", x.Summary, r.stamp())
+	return b.String()
+}

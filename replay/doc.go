@@ -1,0 +1,30 @@
+// Package replay is Musubi's offline pipeline: the serve code path
+// (ingest → rules → correlate) run on files instead of Kafka. It is the one
+// implementation behind `musubi replay`, `musubi rules test -scenarios`,
+// `musubi eval`, the demo's scenario publisher and the tests and benchmarks
+// that need the whole pipeline without a broker.
+//
+// Two modes share the same stages:
+//
+//   - Batch (NewProcessor, ReadFiles) holds every record in memory and
+//     processes them in one call with unlimited lateness, flushing every
+//     timer at the end. Scenario checks and the eval scorecard use it,
+//     because they shuffle whole inputs to test order invariance.
+//   - Stream (Stream.Run) replays exports of any size in bounded memory.
+//     A first pass decodes every file in parallel only to learn its event
+//     time window and record count; the second pass decodes each file
+//     again and evaluates the rules on it in parallel (one worker per
+//     core), sorts it into a run by event time, and merges the runs in
+//     event-time order: before the file with the next-earliest start is
+//     added, every buffered event earlier than that start is handed on, so
+//     the correlator sees one time-ordered stream and late records only
+//     where a file's own order leaves them (counted as serve counts them,
+//     against correlate.allowed_lateness). Correlation runs in order on one
+//     goroutine in chunks, as serve's batches. Memory is the correlator's
+//     state plus the files whose time windows overlap the merge point —
+//     for delivery files of a few minutes each, a handful — not the input.
+//
+// Inputs are plain files, gzip files, directories as `aws s3 sync` writes
+// them (walked recursively) and tar (extracted to a temporary directory)
+// or zip archives (read in place).
+package replay
