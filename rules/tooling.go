@@ -146,6 +146,7 @@ func Lint(dir string) *LintReport {
 			bad("tests: at least one matching and one non-matching test are required")
 		}
 		rep.Problems = append(rep.Problems, r.checkClassFields()...)
+		rep.Problems = append(rep.Problems, r.checkAttack()...)
 	}
 	rep.OK = len(rep.Problems) == 0
 	return rep

@@ -10,7 +10,8 @@ import (
 	"github.com/musubi-xdr/musubi/rules"
 )
 
-const rulesUsage = `Usage: musubi rules <lint|test|coverage> [-format text|json] [-scenarios DIR] DIR
+const rulesUsage = `Usage: musubi rules <lint|test|coverage> [-format FORMAT] [-scenarios DIR] DIR
+       musubi rules import sigma [-out DIR] [-license ID] FILE|DIR
 
   lint      parse, type-check and compile every rule, detection and
             correlation; check the metadata a shipped rule must have (ATT&CK,
@@ -20,7 +21,15 @@ const rulesUsage = `Usage: musubi rules <lint|test|coverage> [-format text|json]
             through normalize → rules → correlate, in file order and in
             -orders shuffled orders, and check the expected incident
   coverage  print the ATT&CK coverage; with -format json an ATT&CK Navigator
-            layer (format 4.5) under "layer"
+            layer (format 4.5) under "layer", with -format navigator the
+            layer alone, ready to upload
+  import    convert Sigma rules (AWS CloudTrail; Linux process_creation,
+            file_event, network_connection) into Musubi rule files with
+            generated tests; every rule that cannot convert is listed with
+            the reason
+
+lint and test also write -format junit (JUnit XML), sarif (SARIF 2.1.0) and
+github (GitHub Actions annotations) for CI.
 
 The exit code is 1 when any rule fails.
 `
@@ -29,7 +38,8 @@ The exit code is 1 when any rule fails.
 var rulesActions = map[string]string{
 	"lint":     "rules lint [-format text|json] DIR\n\nParses, type-checks and compiles every rule, detection and correlation, and\nchecks the metadata a shipped rule must have (ATT&CK, stage, sources,\nentities, tests). The exit code is 1 when any rule fails.",
 	"test":     "rules test [-format text|json] [-scenarios DIR] [-orders N] DIR\n\nRuns every rule's inline tests; with -scenarios, also replays every scenario\ndirectory (telemetry files + expected.json) through normalize → rules →\ncorrelate, in file order and in shuffled orders, and checks the expected\nincident. The exit code is 1 when any rule or scenario fails.",
-	"coverage": "rules coverage [-format text|json] DIR\n\nPrints the ATT&CK coverage; with -format json an ATT&CK Navigator layer\n(format 4.5) under \"layer\".",
+	"import":   "rules import sigma [-out DIR] [-license ID] [-format text|json] FILE|DIR\n\nConverts Sigma rules into Musubi rule files under -out, each with a\ngenerated matching and non-matching test checked against the converted\ncondition. A rule with a construct Musubi cannot express is not written; it\nis listed with every reason. -license is recorded for rules that name none\n(DRL-1.1 for SigmaHQ's). The exit code is 1 when any rule was not converted.",
+	"coverage": "rules coverage [-format text|json|navigator] DIR\n\nPrints the ATT&CK coverage; with -format json an ATT&CK Navigator layer\n(format 4.5) under \"layer\".",
 }
 
 func rulesCommand(args []string, stdout, stderr io.Writer) int {
@@ -42,6 +52,9 @@ func rulesCommand(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	action := args[0]
+	if action == "import" {
+		return rulesImport(args[1:], stdout, stderr)
+	}
 	fs := newFlagSet("rules "+action, rulesActions[action], stdout, stderr)
 	format := fs.String("format", "text", "output format: text or json")
 	scenarios, orders := new(string), new(int)
