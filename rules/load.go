@@ -394,7 +394,7 @@ func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Ru
 		Status: d.Status, Stage: d.Stage, Tactics: d.Attack.Tactics, Techniques: d.Attack.Techniques,
 		Sources: d.Sources, Condition: d.Condition, SuppressionKey: strings.TrimSpace(d.Suppression.Key),
 		FalsePositives: d.FalsePos, References: d.References, File: file, Line: root.Line,
-		Meta: ruleMeta(d),
+		Meta:     ruleMeta(d),
 		logNames: d.Sources.LogNames, classUIDs: d.Sources.Classes, operations: d.Sources.Operations,
 	}
 

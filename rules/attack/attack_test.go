@@ -49,8 +49,8 @@ func TestLookups(t *testing.T) {
 
 func TestParseRejectsBrokenData(t *testing.T) {
 	for _, bad := range []string{
-		"T1001\tcommand-and-control",                                    // two fields
-		"TA0011\tcommand-and-control\tC2\nT1001.001\t\tJunk Data",       // orphan sub-technique
+		"T1001\tcommand-and-control",                                   // two fields
+		"TA0011\tcommand-and-control\tC2\nT1001.001\t\tJunk Data",      // orphan sub-technique
 		"TA0011\tcommand-and-control\tC2\nT1001\tno-such-tactic\tData", // unknown tactic
 		"X1\ta\tb",
 	} {
