@@ -7,13 +7,11 @@ import (
 	"strings"
 )
 
-// node is a parsed Sigma condition: a selection name, "1 of"/"all of" a
-// pattern, not, and, or.
+// node is a parsed Sigma condition.
 type node struct {
-	op    string // "sel", "not", "and", "or"
-	name  string // selection name, for "sel"
-	kids  []*node
-	quant string // for of: "1" or "all"; name holds the pattern ("them" or a glob)
+	op   string // "sel", "not", "and", "or"; "1 of" and "all of" become or and and
+	name string // selection name, for "sel"
+	kids []*node
 }
 
 // parseCondition parses a Sigma condition over the selection names.
