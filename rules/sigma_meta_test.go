@@ -141,3 +141,23 @@ func TestCIFormats(t *testing.T) {
 		t.Errorf("GitHub: got %q, want %q", g.String(), want)
 	}
 }
+
+func TestJSONText(t *testing.T) {
+	dir := t.TempDir()
+	rule := `id: test.json_text
+title: t
+severity: low
+sources: {log_names: [cloudtrail]}
+condition: json_text(request).contains('"Status":"Suspended","x":"<a&b>"') && !json_text(response).contains("Suspended")
+tests:
+  - {name: suspended, match: true, event: {class_uid: 6003, metadata: {log_name: cloudtrail, uid: a}, api: {operation: PutBucketVersioning, request: {data: {"bucketName": "b", "VersioningConfiguration": {"Status": "Suspended", "x": "<a&b>"}}}}}}
+  - {name: enabled, match: false, event: {class_uid: 6003, metadata: {log_name: cloudtrail, uid: b}, api: {operation: PutBucketVersioning, request: {data: {"VersioningConfiguration": {"Status": "Enabled"}}}}}}
+`
+	if err := os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(rule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := rules.Test(dir)
+	if !rep.OK || rep.Passed != 2 {
+		t.Errorf("got %+v, want both tests passing", rep)
+	}
+}

@@ -354,8 +354,10 @@ func value(as []*atom) (string, bool) {
 					vv = windash(vv)[0]
 					vv = b64(vv)
 				}
-				_, lit, isGlob := wildcard(vv)
-				if isGlob {
+				g0, lit, isGlob := wildcard(vv)
+				if isGlob && strings.Trim(g0, "*") == "" {
+					lit = "present"
+				} else if isGlob {
 					g, _, _ := wildcard(vv)
 					lit = strings.NewReplacer("*", "", "?", "x").Replace(g)
 				}

@@ -1,6 +1,7 @@
 package sigma
 
 import (
+	"encoding/json"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -105,6 +106,10 @@ var cloudtrail = &target{
 	entities: cloudtrailEntities,
 	class:    6003,
 	fields: map[string]field{
+		// CloudTrail records have no status; Sigma rules that test it
+		// (ConsoleLogin success/failure) mean the outcome, which the
+		// normalizer keeps as OCSF status (Success, Failure).
+		"status":             str("status"),
 		"eventSource":        str("api.service.name"),
 		"eventName":          str("api.operation"),
 		"awsRegion":          str("cloud.region"),
@@ -154,6 +159,32 @@ var cloudtrail = &target{
 		"userIdentity.webIdFederationData.federatedProvider": str("actor.idp.name"),
 	},
 	dynamic: func(name string) (field, bool) {
+		// the whole body, searched as JSON text (json_text)
+		if side, ok := map[string]string{"requestParameters": "request", "responseElements": "response"}[name]; ok {
+			return field{
+				expr: "json_text(" + side + ")",
+				json: true,
+				has:  "size(" + side + ") > 0",
+				set: func(ev map[string]any, v string) {
+					// searched fragments that are JSON strings ("Allow")
+					// become string members, so the text holds them quoted
+					var strs []any
+					for _, tok := range strings.Fields(v) {
+						var u string
+						if json.Unmarshal([]byte(tok), &u) != nil {
+							strs = nil
+							break
+						}
+						strs = append(strs, u)
+					}
+					if strs != nil {
+						put(ev, []string{"api", side, "data"}, map[string]any{"values": strs})
+						return
+					}
+					put(ev, []string{"api", side, "data"}, map[string]any{"value": v})
+				},
+			}, true
+		}
 		for prefix, side := range map[string][2]string{
 			"requestParameters.": {"request", "request"},
 			"responseElements.":  {"response", "response"},

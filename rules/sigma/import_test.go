@@ -20,10 +20,9 @@ func TestImportSigmaHQ(t *testing.T) {
 	}
 	// The rules that cannot convert, and the construct that stops each.
 	wantSkipped := map[string]string{
-		"aws_cloudtrail_console_login_without_mfa.yml":              "field status has no OCSF mapping",
-		"aws_cloudtrail_discovery_api_calls.yml":                    "aggregations (count, near, ...) are not supported",
-		"aws_enum_buckets.yml":                                      "field type has no OCSF mapping",
-		"aws_iam_s3browser_templated_s3_bucket_policy_creation.yml": "field requestParameters has no OCSF mapping",
+		"aws_cloudtrail_console_login_without_mfa.yml": "field additionalEventData.MFAUsed has no OCSF mapping",
+		"aws_cloudtrail_discovery_api_calls.yml":       "aggregations (count, near, ...) are not supported",
+		"aws_enum_buckets.yml":                         "field type has no OCSF mapping",
 	}
 	for _, r := range rep.Results {
 		name := r.File[strings.LastIndex(r.File, "/")+1:]
@@ -38,10 +37,14 @@ func TestImportSigmaHQ(t *testing.T) {
 		}
 	}
 	total := len(rep.Results)
-	// Converted but not lint-clean: the Sigma rule names a tactic and no
+	// Converted but not lint-clean: these Sigma rules name tactics and no
 	// technique, and a shipped Musubi rule needs both.
 	wantLint := map[string]string{
-		"sigma.4990c2e3-f4b8-45e3-bc3c-30b14ff0ed26": "at least one tactic and one technique",
+		"sigma.4990c2e3-f4b8-45e3-bc3c-30b14ff0ed26": "at least one tactic and one technique", // glue dev endpoint
+		"sigma.97fbabf8-8e1b-47a2-b7d5-a418d2b95e3d": "at least one tactic and one technique", // lambda layer
+		"sigma.e386b9b5-af12-450e-afff-761730fb8a98": "at least one tactic and one technique", // VPC flow logs deleted
+		"sigma.25cb1ba1-8a19-4a23-a198-d252664c8cef": "at least one tactic and one technique", // EFS deleted
+		"sigma.ec541962-c05a-4420-b9ea-84de072d18f4": "at least one tactic and one technique", // Lambda function URL
 	}
 	lint := rules.Lint(out)
 	failed := map[string]bool{}

@@ -368,9 +368,15 @@ func (c *converter) valuesCEL(a *atom) string {
 		fn = "equals"
 	}
 	// Wildcards: * and ? (unescaped) make a glob.
-	var plain, globs []string
+	var plain, globs, parts []string
 	for _, v := range vals {
 		g, lit, isGlob := wildcard(v)
+		if isGlob && strings.Trim(g, "*") == "" && !cased {
+			// "*" alone (with or without contains): any value, as Sigma
+			// backends read it: the field is present
+			parts = append(parts, f.has)
+			continue
+		}
 		if isGlob && !cased {
 			switch fn {
 			case "contains":
@@ -385,7 +391,6 @@ func (c *converter) valuesCEL(a *atom) string {
 			plain = append(plain, lit)
 		}
 	}
-	var parts []string
 	if a.all {
 		for _, v := range plain {
 			parts = append(parts, strCall(f.expr, fn, cased, quote(v)))
