@@ -1,10 +1,12 @@
 package sigma
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/rules"
 )
 
@@ -68,4 +70,54 @@ func TestImportSigmaHQ(t *testing.T) {
 	}
 	clean := lint.Rules - len(failed)
 	t.Logf("SigmaHQ CloudTrail rules vendored: %d; imported: %d; imported and lint-clean: %d (%.0f%%)", total, rep.Converted, clean, 100*float64(clean)/float64(total))
+}
+
+// TestImportSigmaHQLinux imports SigmaHQ's Linux process_creation and
+// network_connection rules vendored under testdata: all convert to rules
+// over agent and Falco events and pass their generated tests; the one
+// without ATT&CK tags fails lint for that reason only.
+func TestImportSigmaHQLinux(t *testing.T) {
+	out := t.TempDir()
+	rep, err := Import("testdata/sigmahq/linux", out, "DRL-1.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Results {
+		if !r.OK() {
+			t.Errorf("%s: not converted: %v", r.File, r.Unsupported)
+		}
+	}
+	test := rules.Test(out)
+	if !test.OK || test.Passed != 2*len(rep.Results) {
+		t.Errorf("rules test: %d passed, %d failed, problems %v", test.Passed, test.Failed, test.Problems)
+	}
+	for _, p := range rules.Lint(out).Problems {
+		if p.RuleID != "sigma.19bf6fdb-7721-4f3d-867f-53467f6a5db6" || !strings.Contains(p.Msg, "at least one tactic and one technique") && !strings.Contains(p.Msg, "stage is missing") {
+			t.Errorf("lint: %v", p)
+		}
+	}
+	// The imported IMDS rule fires on the chain's credential theft and not
+	// on cloud-init.
+	s, err := rules.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := s.Rule("sigma.31f87cbb-010c-4dbc-8495-0b9f01a638de")
+	if r == nil || r.Sources.Classes[0] != 1007 || r.Sources.LogNames[0] != "agent" {
+		t.Fatalf("IMDS rule: got %+v, want a Process Activity rule over agent and falco", r)
+	}
+	for ev, want := range map[string]bool{
+		`{"class_uid":1007,"metadata":{"log_name":"agent","uid":"a"},"process":{"cmd_line":"curl -s http://169.254.169.254/latest/meta-data/iam/security-credentials/web","parent_process":{"file":{"path":"/bin/sh"}}}}`:       true,
+		`{"class_uid":1007,"metadata":{"log_name":"falco","uid":"b"},"process":{"cmd_line":"curl http://169.254.169.254/latest/meta-data/iam/security-credentials/","parent_process":{"file":{"path":"/usr/bin/cloud-init"}}}}`: false,
+		`{"class_uid":1007,"metadata":{"log_name":"agent","uid":"c"},"process":{"cmd_line":"curl http://169.254.169.254/latest/meta-data/instance-id"}}`:                                                                        false,
+	} {
+		var e ocsf.Event
+		if err := json.Unmarshal([]byte(ev), &e); err != nil {
+			t.Fatal(err)
+		}
+		r.Tests = []rules.RuleTest{{Name: "x", Match: want, Event: e}}
+		if res := r.RunTests()[0]; !res.Pass {
+			t.Errorf("IMDS rule on %s: got match=%v, want %v %s", ev, res.Got, want, res.Error)
+		}
+	}
 }
