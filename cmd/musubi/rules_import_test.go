@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/musubi-xdr/musubi/rules/attack"
 )
 
 func TestRulesImportSigma(t *testing.T) {
@@ -45,5 +48,36 @@ func TestRulesImportSigma(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "::error file="+f) || !strings.Contains(stdout.String(), "T1486 (Data Encrypted for Impact) belongs to impact") {
 		t.Errorf("GitHub annotations: got %q", stdout.String())
+	}
+}
+
+// TestCoverageNavigatorFormat checks that -format navigator prints the
+// layer itself at the top level (what the ATT&CK Navigator uploads) and that
+// every technique sits in a column MITRE puts it in.
+func TestCoverageNavigatorFormat(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := rulesCommand([]string{"coverage", "-format", "navigator", "../../detections"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("got exit %d: %s", code, stderr.String())
+	}
+	var layer struct {
+		Name       string            `json:"name"`
+		Domain     string            `json:"domain"`
+		Versions   map[string]string `json:"versions"`
+		Techniques []struct {
+			TechniqueID string `json:"techniqueID"`
+			Tactic      string `json:"tactic"`
+		} `json:"techniques"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &layer); err != nil {
+		t.Fatal(err)
+	}
+	if layer.Domain != "enterprise-attack" || layer.Versions["layer"] != "4.5" || len(layer.Techniques) == 0 {
+		t.Fatalf("got %+v, want a Navigator 4.5 layer at the top level", layer)
+	}
+	for _, te := range layer.Techniques {
+		ta, ok := attack.TacticByShortName(te.Tactic)
+		if !ok || !attack.InTactic(te.TechniqueID, ta.ID) {
+			t.Errorf("technique %s placed under %q, which MITRE does not give it", te.TechniqueID, te.Tactic)
+		}
 	}
 }
