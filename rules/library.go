@@ -1,7 +1,9 @@
 package rules
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"net/netip"
 	"path"
 	"reflect"
@@ -63,6 +65,7 @@ const (
 //	s.glob(p), s.iglob(p)           shell-style glob: * any run (including /), ? one character
 //	base64_decode(s)                standard, URL or unpadded base64 decoded as a string; "" if invalid
 //	basename(path)                  last element of a / separated path
+//	json_text(v)                    v (request, response or a member) as compact JSON, keys sorted; "" if not JSON
 //
 // The standard matches() takes RE2 regular expressions; the loader requires
 // the pattern to be a constant, so it is compiled once at load.
@@ -135,6 +138,8 @@ func (library) CompileOptions() []cel.EnvOption {
 				s, _ := v.Value().(string)
 				return types.String(base64Decode(s))
 			}))),
+		cel.Function("json_text", cel.Overload("json_text_dyn", []*cel.Type{cel.DynType}, str,
+			cel.UnaryBinding(func(v ref.Val) ref.Val { return types.String(jsonText(v.Value())) }))),
 		cel.Function("basename", cel.Overload("basename_string", []*cel.Type{str}, str,
 			cel.UnaryBinding(func(v ref.Val) ref.Val {
 				s, _ := v.Value().(string)
@@ -193,7 +198,8 @@ func CostTrackers() []cost.TrackerOption {
 	}
 	return append(opts,
 		cost.OverloadTracker("base64_decode_string", scan),
-		cost.OverloadTracker("basename_string", scan))
+		cost.OverloadTracker("basename_string", scan),
+		cost.OverloadTracker("json_text_dyn", func([]ref.Val, ref.Val) *uint64 { n := uint64(estimatedMaxString / 10); return &n }))
 }
 
 // NewEnv returns the CEL environment rules compile in: the OCSF event as the
@@ -324,4 +330,17 @@ func Glob(s, p string) bool {
 		pi++
 	}
 	return pi == len(p)
+}
+
+// jsonText renders a decoded JSON value as compact JSON with sorted keys and
+// without HTML escaping, so a rule can search a whole request or response
+// body the way it reads in the record; "" when it is not JSON data.
+func jsonText(v any) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return ""
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }

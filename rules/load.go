@@ -401,6 +401,7 @@ func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Ru
 		Status: d.Status, Stage: d.Stage, Tactics: d.Attack.Tactics, Techniques: d.Attack.Techniques,
 		Sources: d.Sources, Condition: d.Condition, SuppressionKey: strings.TrimSpace(d.Suppression.Key),
 		FalsePositives: d.FalsePos, References: d.References, File: file, Line: root.Line,
+		Meta:     ruleMeta(d),
 		logNames: d.Sources.LogNames, classUIDs: d.Sources.Classes, operations: d.Sources.Operations,
 	}
 
@@ -417,6 +418,7 @@ func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Ru
 	if d.Status != "" && !slices.Contains(Statuses, d.Status) {
 		at(mapValue(root, "status"), "status %q is not one of %s", d.Status, strings.Join(Statuses, ", "))
 	}
+	d.Severity = severityOrLevel(d, func(msg string) { at(mapValue(root, "level"), "%s", msg) })
 	sev, ok := ocsf.SeverityID(d.Severity)
 	if !ok || sev == ocsf.SeverityUnknown {
 		at(mapValue(root, "severity"), "severity %q is not one of informational, low, medium, high, critical", d.Severity)

@@ -73,6 +73,8 @@ type Rule struct {
 	FalsePositives    []string
 	References        []string
 	Tests             []RuleTest
+	// Meta is the Sigma-style metadata of the rule file, if any.
+	Meta Meta
 
 	// Version is a content hash of the rule's YAML document. Commit is the
 	// git commit of the rule directory, when it is a git checkout.
@@ -141,6 +143,16 @@ type ruleDoc struct {
 	FalsePos    []string    `yaml:"falsepositives"`
 	References  []string    `yaml:"references"`
 	Tests       []testDoc   `yaml:"tests"`
+
+	// Sigma metadata, accepted so Sigma-style files and imported rules
+	// load (see sigma_meta.go).
+	Author   any      `yaml:"author" json:",omitempty"`
+	Date     string   `yaml:"date" json:",omitempty"`
+	Modified string   `yaml:"modified" json:",omitempty"`
+	Tags     []string `yaml:"tags" json:",omitempty"`
+	Level    string   `yaml:"level" json:",omitempty"`
+	License  string   `yaml:"license" json:",omitempty"`
+	SigmaID  string   `yaml:"sigma_id" json:",omitempty"`
 }
 
 type attackDoc struct {
@@ -164,7 +176,8 @@ type testDoc struct {
 // allowedKeys lists the keys each YAML mapping of a rule may have; anything
 // else is an error (a misspelled key must not silently disable a feature).
 var allowedKeys = map[string][]string{
-	"":            {"kind", "id", "title", "description", "status", "severity", "stage", "attack", "sources", "condition", "entities", "suppression", "falsepositives", "references", "tests"},
+	"": {"kind", "id", "title", "description", "status", "severity", "stage", "attack", "sources", "condition", "entities", "suppression", "falsepositives", "references", "tests",
+		"author", "date", "modified", "tags", "level", "license", "sigma_id"},
 	"attack":      {"tactics", "techniques"},
 	"sources":     {"log_names", "classes", "operations"},
 	"suppression": {"key", "window"},

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/musubi-xdr/musubi/rules/attack"
 )
 
 // TestResult is the outcome of one inline test.
@@ -147,6 +149,7 @@ func Lint(dir string) *LintReport {
 			bad("tests: at least one matching and one non-matching test are required")
 		}
 		rep.Problems = append(rep.Problems, r.checkClassFields()...)
+		rep.Problems = append(rep.Problems, r.checkAttack()...)
 	}
 	rep.OK = len(rep.Problems) == 0
 	return rep
@@ -202,10 +205,15 @@ func Coverage(dir string) *CoverageReport {
 	for _, r := range s.Rules() {
 		for _, t := range r.Techniques {
 			rep.Techniques[t] = append(rep.Techniques[t], r.ID)
+			placed := false
 			for _, ta := range r.Tactics {
-				cells[key{t, tacticNames[ta]}] = append(cells[key{t, tacticNames[ta]}], r.ID)
+				// only the columns MITRE puts the technique in (checked by Lint)
+				if attack.InTactic(t, ta) {
+					cells[key{t, tacticNames[ta]}] = append(cells[key{t, tacticNames[ta]}], r.ID)
+					placed = true
+				}
 			}
-			if len(r.Tactics) == 0 {
+			if !placed {
 				cells[key{t, ""}] = append(cells[key{t, ""}], r.ID)
 			}
 		}
@@ -235,7 +243,7 @@ func Coverage(dir string) *CoverageReport {
 		return a.Tactic < b.Tactic
 	})
 	rep.Layer.Name = "Musubi detections"
-	rep.Layer.Versions = map[string]string{"attack": "16", "navigator": "4.9.5", "layer": "4.5"}
+	rep.Layer.Versions = map[string]string{"attack": strings.SplitN(attack.Version, ".", 2)[0], "navigator": "4.9.5", "layer": "4.5"}
 	rep.Layer.Domain = "enterprise-attack"
 	rep.Layer.Description = fmt.Sprintf("%d Musubi detection rules; score = rules per technique", rep.Rules)
 	rep.Layer.Gradient = map[string]any{"colors": []string{"#ffffff", "#66b1ff", "#0b5394"}, "minValue": 0, "maxValue": maxScore}

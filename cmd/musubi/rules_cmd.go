@@ -4,13 +4,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/musubi-xdr/musubi/correlate"
 	"github.com/musubi-xdr/musubi/rules"
 )
 
-const rulesUsage = `Usage: musubi rules <lint|test|coverage> [-format text|json] [-scenarios DIR] DIR
+const rulesUsage = `Usage: musubi rules <lint|test|coverage> [-format FORMAT] [-scenarios DIR] DIR
+       musubi rules import sigma [-out DIR] [-license ID] FILE|DIR
 
   lint      parse, type-check and compile every rule, detection and
             correlation; check the metadata a shipped rule must have (ATT&CK,
@@ -20,7 +22,15 @@ const rulesUsage = `Usage: musubi rules <lint|test|coverage> [-format text|json]
             through normalize → rules → correlate, in file order and in
             -orders shuffled orders, and check the expected incident
   coverage  print the ATT&CK coverage; with -format json an ATT&CK Navigator
-            layer (format 4.5) under "layer"
+            layer (format 4.5) under "layer", with -format navigator the
+            layer alone, ready to upload
+  import    convert Sigma rules (AWS CloudTrail; Linux process_creation,
+            file_event, network_connection) into Musubi rule files with
+            generated tests; every rule that cannot convert is listed with
+            the reason
+
+lint and test also write -format junit (JUnit XML), sarif (SARIF 2.1.0) and
+github (GitHub Actions annotations) for CI.
 
 The exit code is 1 when any rule fails.
 `
@@ -29,7 +39,8 @@ The exit code is 1 when any rule fails.
 var rulesActions = map[string]string{
 	"lint":     "rules lint [-format text|json] DIR\n\nParses, type-checks and compiles every rule, detection and correlation, and\nchecks the metadata a shipped rule must have (ATT&CK, stage, sources,\nentities, tests). The exit code is 1 when any rule fails.",
 	"test":     "rules test [-format text|json] [-scenarios DIR] [-orders N] DIR\n\nRuns every rule's inline tests; with -scenarios, also replays every scenario\ndirectory (telemetry files + expected.json) through normalize → rules →\ncorrelate, in file order and in shuffled orders, and checks the expected\nincident. The exit code is 1 when any rule or scenario fails.",
-	"coverage": "rules coverage [-format text|json] DIR\n\nPrints the ATT&CK coverage; with -format json an ATT&CK Navigator layer\n(format 4.5) under \"layer\".",
+	"import":   "rules import sigma [-out DIR] [-license ID] [-format text|json] FILE|DIR\n\nConverts Sigma rules into Musubi rule files under -out, each with a\ngenerated matching and non-matching test checked against the converted\ncondition. A rule with a construct Musubi cannot express is not written; it\nis listed with every reason. -license is recorded for rules that name none\n(DRL-1.1 for SigmaHQ's). The exit code is 1 when any rule was not converted.",
+	"coverage": "rules coverage [-format text|json|navigator] DIR\n\nPrints the ATT&CK coverage; with -format json an ATT&CK Navigator layer\n(format 4.5) under \"layer\".",
 }
 
 func rulesCommand(args []string, stdout, stderr io.Writer) int {
@@ -42,8 +53,16 @@ func rulesCommand(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	action := args[0]
+	if action == "import" {
+		return rulesImport(args[1:], stdout, stderr)
+	}
 	fs := newFlagSet("rules "+action, rulesActions[action], stdout, stderr)
-	format := fs.String("format", "text", "output format: text or json")
+	formats := map[string][]string{
+		"lint":     {"text", "json", "junit", "sarif", "github"},
+		"test":     {"text", "json", "junit", "sarif", "github"},
+		"coverage": {"text", "json", "navigator"},
+	}[action]
+	format := fs.String("format", "text", "output format: "+strings.Join(formats, ", "))
 	scenarios, orders := new(string), new(int)
 	if action == "test" {
 		fs.StringVar(scenarios, "scenarios", "", "directory of scenario tests")
@@ -52,17 +71,19 @@ func rulesCommand(args []string, stdout, stderr io.Writer) int {
 	if code, stop := fs.parse(args[1:]); stop {
 		return code
 	}
-	if fs.NArg() != 1 || (*format != "text" && *format != "json") {
+	if fs.NArg() != 1 || !slices.Contains(formats, *format) {
 		return fs.usageError()
 	}
 	dir := fs.Arg(0)
 	var report any
 	ok := false
 	var text func()
+	var cases []rules.CICase // for junit, sarif, github
 	switch action {
 	case "lint":
 		rep := rules.Lint(dir)
 		seqProblems := lintCorrelation(dir)
+		cases = lintCases(dir, rep, seqProblems)
 		report, ok = struct {
 			*rules.LintReport
 			Correlation []string `json:"correlation_problems,omitempty"`
@@ -93,6 +114,14 @@ func rulesCommand(args []string, stdout, stderr io.Writer) int {
 		scenOK := true
 		for _, sr := range scen {
 			scenOK = scenOK && sr.Pass
+		}
+		cases = rules.TestCases(rep)
+		for _, sr := range scen {
+			c := rules.CICase{Name: "scenario " + sr.Dir, File: sr.Dir}
+			if !sr.Pass {
+				c.Failure = strings.Join(sr.Failures, "; ")
+			}
+			cases = append(cases, c)
 		}
 		report = struct {
 			*rules.TestReport
@@ -138,6 +167,23 @@ func rulesCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, rulesUsage)
 		return 2
 	}
+	var err error
+	switch *format {
+	case "junit":
+		err = rules.WriteJUnit(stdout, "musubi rules "+action, cases)
+	case "sarif":
+		err = rules.WriteSARIF(stdout, "musubi rules "+action, version, cases)
+	case "github":
+		err = rules.WriteGitHub(stdout, cases)
+	case "navigator":
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(report.(*rules.CoverageReport).Layer)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "musubi rules: %v\n", err)
+		return 1
+	}
 	if *format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -145,7 +191,7 @@ func rulesCommand(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "musubi rules: %v\n", err)
 			return 1
 		}
-	} else {
+	} else if *format == "text" {
 		text()
 	}
 	if !ok {
@@ -161,4 +207,27 @@ func lintCorrelation(dir string) []string {
 		return strings.Split(err.Error(), "\n")
 	}
 	return nil
+}
+
+// lintCases turns a lint run into CI cases: one per detection rule (failed
+// with each of its problems), one per correlation problem.
+func lintCases(dir string, rep *rules.LintReport, seqProblems []string) []rules.CICase {
+	files := map[string]string{}
+	if s, err := rules.Load(dir); err == nil {
+		for _, r := range s.Rules() {
+			files[r.ID] = r.File
+		}
+	}
+	cases := rules.LintCases(rep, files)
+	for _, p := range seqProblems {
+		if p == "" {
+			continue
+		}
+		file := p
+		if i := strings.IndexByte(p, ':'); i > 0 {
+			file = p[:i]
+		}
+		cases = append(cases, rules.CICase{Name: "correlation", File: file, Failure: p})
+	}
+	return cases
 }

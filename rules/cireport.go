@@ -1,0 +1,215 @@
+package rules
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// CICase is one checked item for CI output: a rule in lint, an inline test
+// in test. Failure is empty when it passed.
+type CICase struct {
+	Name      string // the rule id, or "rule id / test name"
+	File      string
+	Line, Col int
+	RuleID    string
+	Failure   string
+}
+
+// LintCases turns a lint report into one case per rule and one per problem
+// that names no loaded rule (a file that does not parse).
+func LintCases(rep *LintReport, ruleFiles map[string]string) []CICase {
+	byRule := map[string][]*Problem{}
+	var orphans []*Problem
+	for _, p := range rep.Problems {
+		if p.RuleID == "" {
+			orphans = append(orphans, p)
+			continue
+		}
+		byRule[p.RuleID] = append(byRule[p.RuleID], p)
+	}
+	var out []CICase
+	for id, file := range ruleFiles {
+		if _, bad := byRule[id]; !bad {
+			out = append(out, CICase{Name: id, RuleID: id, File: file})
+		}
+	}
+	for id, ps := range byRule {
+		for _, p := range ps {
+			out = append(out, CICase{Name: id, RuleID: id, File: p.File, Line: p.Line, Col: p.Col, Failure: p.Msg})
+		}
+	}
+	for _, p := range orphans {
+		out = append(out, CICase{Name: p.File, File: p.File, Line: p.Line, Col: p.Col, Failure: p.Msg})
+	}
+	sortCases(out)
+	return out
+}
+
+// TestCases turns a test report into one case per inline test, plus one
+// failed case per load problem.
+func TestCases(rep *TestReport) []CICase {
+	var out []CICase
+	for _, r := range rep.Rules {
+		for _, t := range r.Tests {
+			c := CICase{Name: r.RuleID + " / " + t.Name, RuleID: r.RuleID, File: r.File, Line: t.Line, Col: 1}
+			if !t.Pass {
+				c.Failure = fmt.Sprintf("got match=%t, want %t", t.Got, t.Want)
+				if t.Error != "" {
+					c.Failure += ": " + t.Error
+				}
+			}
+			out = append(out, c)
+		}
+	}
+	for _, p := range rep.Problems {
+		out = append(out, CICase{Name: p.File, RuleID: p.RuleID, File: p.File, Line: p.Line, Col: p.Col, Failure: p.Msg})
+	}
+	sortCases(out)
+	return out
+}
+
+func sortCases(cs []CICase) {
+	// stable, readable order: by file, line, name
+	for i := 1; i < len(cs); i++ {
+		for j := i; j > 0 && lessCase(cs[j], cs[j-1]); j-- {
+			cs[j], cs[j-1] = cs[j-1], cs[j]
+		}
+	}
+}
+
+func lessCase(a, b CICase) bool {
+	if a.File != b.File {
+		return a.File < b.File
+	}
+	if a.Line != b.Line {
+		return a.Line < b.Line
+	}
+	return a.Name < b.Name
+}
+
+type junitSuites struct {
+	XMLName  xml.Name     `xml:"testsuites"`
+	Tests    int          `xml:"tests,attr"`
+	Failures int          `xml:"failures,attr"`
+	Suites   []junitSuite `xml:"testsuite"`
+}
+
+type junitSuite struct {
+	Name     string      `xml:"name,attr"`
+	Tests    int         `xml:"tests,attr"`
+	Failures int         `xml:"failures,attr"`
+	Cases    []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Name      string        `xml:"name,attr"`
+	Classname string        `xml:"classname,attr"`
+	File      string        `xml:"file,attr,omitempty"`
+	Line      int           `xml:"line,attr,omitempty"`
+	Failure   *junitFailure `xml:"failure"`
+}
+
+type junitFailure struct {
+	Message string `xml:"message,attr"`
+	Text    string `xml:",chardata"`
+}
+
+// WriteJUnit writes the cases as one JUnit XML test suite.
+func WriteJUnit(w io.Writer, suite string, cases []CICase) error {
+	s := junitSuite{Name: suite, Tests: len(cases)}
+	for _, c := range cases {
+		jc := junitCase{Name: c.Name, Classname: suite, File: c.File, Line: c.Line}
+		if c.Failure != "" {
+			s.Failures++
+			jc.Failure = &junitFailure{Message: c.Failure, Text: fmt.Sprintf("%s:%d:%d: %s", c.File, c.Line, c.Col, c.Failure)}
+		}
+		s.Cases = append(s.Cases, jc)
+	}
+	io.WriteString(w, xml.Header)
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(junitSuites{Tests: s.Tests, Failures: s.Failures, Suites: []junitSuite{s}}); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
+
+// WriteSARIF writes the failed cases as a SARIF 2.1.0 log, one result per
+// failure, with the rule id as the result's ruleId.
+func WriteSARIF(w io.Writer, tool, version string, cases []CICase) error {
+	type region struct {
+		StartLine   int `json:"startLine"`
+		StartColumn int `json:"startColumn,omitempty"`
+	}
+	type location struct {
+		PhysicalLocation struct {
+			ArtifactLocation struct {
+				URI string `json:"uri"`
+			} `json:"artifactLocation"`
+			Region *region `json:"region,omitempty"`
+		} `json:"physicalLocation"`
+	}
+	type result struct {
+		RuleID    string            `json:"ruleId"`
+		Level     string            `json:"level"`
+		Message   map[string]string `json:"message"`
+		Locations []location        `json:"locations"`
+	}
+	results := []result{}
+	for _, c := range cases {
+		if c.Failure == "" {
+			continue
+		}
+		var l location
+		l.PhysicalLocation.ArtifactLocation.URI = strings.TrimPrefix(c.File, "./")
+		if c.Line > 0 {
+			l.PhysicalLocation.Region = &region{StartLine: c.Line, StartColumn: c.Col}
+		}
+		id := c.RuleID
+		if id == "" {
+			id = "load"
+		}
+		results = append(results, result{RuleID: id, Level: "error", Message: map[string]string{"text": c.Failure}, Locations: []location{l}})
+	}
+	log := map[string]any{
+		"version": "2.1.0",
+		"$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+		"runs": []any{map[string]any{
+			"tool":    map[string]any{"driver": map[string]any{"name": tool, "version": version, "informationUri": "https://github.com/musubi-xdr/musubi"}},
+			"results": results,
+		}},
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(log)
+}
+
+// WriteGitHub writes one GitHub Actions ::error workflow command per failed
+// case, so the failure shows on the file and line of the pull request.
+func WriteGitHub(w io.Writer, cases []CICase) error {
+	esc := strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A")
+	escProp := strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C")
+	for _, c := range cases {
+		if c.Failure == "" {
+			continue
+		}
+		props := "file=" + escProp.Replace(c.File)
+		if c.Line > 0 {
+			props += fmt.Sprintf(",line=%d", c.Line)
+			if c.Col > 0 {
+				props += fmt.Sprintf(",col=%d", c.Col)
+			}
+		}
+		if c.RuleID != "" {
+			props += ",title=" + escProp.Replace(c.RuleID)
+		}
+		if _, err := fmt.Fprintf(w, "::error %s::%s\n", props, esc.Replace(c.Failure)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
