@@ -55,12 +55,13 @@ var tableSpecs = map[string]tableSpec{
 	TableAudit:       {monthly: true},
 	TableDeadLetters: {},
 	TableMigrations:  {},
+	TableInventory:   {monthly: true},
 }
 
 // Tables lists the data tables in a stable order.
 func Tables() []string {
 	return []string{TableEvents, TableAlerts, TableIncidents, TableNodes, TableEdges,
-		TableLinks, TableWorkflow, TableComments, TableAudit, TableDeadLetters}
+		TableLinks, TableWorkflow, TableComments, TableAudit, TableDeadLetters, TableInventory}
 }
 
 //go:embed migrations/*.sql
