@@ -428,9 +428,17 @@ func candidates(inv *Inventory, p *Path) []Countermeasure {
 	return out
 }
 
-// apply returns the inventory with one countermeasure in place.
+// apply returns the inventory of the path's account with one
+// countermeasure in place. Paths never leave their account (writers are
+// roles of the pipeline's account), so the other accounts need no second
+// search.
 func apply(inv *Inventory, c Countermeasure, p *Path) *Inventory {
-	items := slices.Clone(inv.items)
+	var items []awsconfig.Item
+	for _, it := range inv.items {
+		if it.Account == p.Account {
+			items = append(items, it)
+		}
+	}
 	var vulns []Vulnerability
 	for _, vs := range inv.vulns {
 		vulns = append(vulns, vs...)
