@@ -59,8 +59,10 @@ type rawItem struct {
 	SupplementaryConfiguration   map[string]json.RawMessage `json:"supplementaryConfiguration"`
 }
 
-// notification is the detail of a change notification.
+// notification is the detail of a change notification (or the whole
+// EventBridge event, whose detail it is).
 type notification struct {
+	Detail                   json.RawMessage `json:"detail"`
 	MessageType              string          `json:"messageType"`
 	ConfigurationItem        json.RawMessage `json:"configurationItem"`
 	ConfigurationItemSummary json.RawMessage `json:"configurationItemSummary"`
@@ -125,6 +127,13 @@ func ParseItem(rec []byte) (Item, error) {
 	var n notification
 	if err := json.Unmarshal(rec, &n); err != nil {
 		return Item{}, err
+	}
+	if d := bytes.TrimSpace(n.Detail); len(d) > 0 && d[0] == '{' {
+		// The whole EventBridge event: read its detail.
+		rec, n = d, notification{}
+		if err := json.Unmarshal(rec, &n); err != nil {
+			return Item{}, err
+		}
 	}
 	switch {
 	case n.ConfigurationItem != nil && string(n.ConfigurationItem) != "null":

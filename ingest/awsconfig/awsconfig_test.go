@@ -160,6 +160,11 @@ func TestChangeNotification(t *testing.T) {
 	if err := json.Unmarshal(ev.Unmapped, &um); err != nil || um.Asset.Instance == nil || um.Asset.Instance.HTTPTokens != "optional" {
 		t.Errorf("unmapped.asset: got %s (%v)", ev.Unmapped, err)
 	}
+	// NormalizeTo reads the whole EventBridge event too.
+	var whole ocsf.Event
+	if err := awsconfig.NormalizeTo(&whole, read(t, "eventbridge_change_imds.json"), 64); err != nil || whole.Device.InstanceUID != "i-0c0000000000000c1" {
+		t.Errorf("whole event: got %v, device %+v", err, whole.Device)
+	}
 	// An oversized notification carries no item: a clear error, not an event.
 	evs, errs = d.Decode(ingest.SourceAuto, read(t, "hostile/eventbridge_oversized.json"))
 	if len(evs) != 0 || len(errs) != 1 || errs[0].Reason != ingest.ReasonUnsupported || len(errs[0].Raw) == 0 {
