@@ -13,9 +13,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/musubi-xdr/musubi/ingest/agent"
+	"github.com/musubi-xdr/musubi/ingest/awsconfig"
 	"github.com/musubi-xdr/musubi/ingest/cloudtrail"
 	"github.com/musubi-xdr/musubi/ingest/guardduty"
+	"github.com/musubi-xdr/musubi/ingest/inspector"
 	"github.com/musubi-xdr/musubi/ingest/internal/scan"
+	"github.com/musubi-xdr/musubi/ingest/malwarescan"
 	"github.com/musubi-xdr/musubi/ingest/vpcflow"
 	"github.com/musubi-xdr/musubi/ocsf"
 )
@@ -190,7 +193,7 @@ func (b *batch) message(src Source, data []byte, unwrap int, context string) {
 // containerKeys are the top-level keys of the envelopes Decode unwraps.
 // The prefilter searches for the key without its opening quote: a rare first
 // byte keeps bytes.Index on its fast path.
-var containerKeys = [][]byte{[]byte(`Records"`), []byte(`Findings"`), []byte(`detail-type"`), []byte(`logEvents"`), []byte(`awslogs"`)}
+var containerKeys = [][]byte{[]byte(`Records"`), []byte(`Findings"`), []byte(`detail-type"`), []byte(`logEvents"`), []byte(`awslogs"`), []byte(`configurationItems"`)}
 
 func mayHoldContainer(data []byte) bool {
 	for _, k := range containerKeys {
@@ -331,13 +334,15 @@ func (b *batch) envelope(src Source, data []byte, start, unwrap int, context str
 	}
 	for first := true; s.More(&first); {
 		switch key := s.Key(); key {
-		case "Records", "Findings":
+		case "Records", "Findings", "configurationItems":
 			if s.Peek() != '[' {
 				s.Skip()
 				continue
 			}
 			if key == "Findings" {
 				recordsSrc = SourceGuardDuty
+			} else if key == "configurationItems" {
+				recordsSrc = SourceAWSConfig
 			} else if src == SourceAuto || src == SourceGuardDuty {
 				recordsSrc = SourceCloudTrail
 			}
@@ -411,6 +416,12 @@ func (b *batch) envelope(src Source, data []byte, start, unwrap int, context str
 			b.fail(src, ReasonUnsupported, idx, start, data[start:end], fmt.Errorf("EventBridge detail-type %q is not a supported source", detailType))
 			return end, true
 		}
+		if inner == SourceInspector || inner == SourceMalwareScan {
+			// These decoders read the envelope too: a scan result's detail
+			// has no account, region or time of its own.
+			b.record(inner, data[start:end], start, context)
+			return end, true
+		}
 		b.record(inner, detail, detailOff, context)
 		return end, true
 	}
@@ -421,6 +432,12 @@ func (b *batch) envelope(src Source, data []byte, start, unwrap int, context str
 // detail.
 func ebSourceOf(detailType, source string) Source {
 	switch {
+	case detailType == "GuardDuty Malware Protection Object Scan Result":
+		return SourceMalwareScan
+	case detailType == "Inspector2 Finding" || source == "aws.inspector2":
+		return SourceInspector
+	case detailType == "Configuration Item Change Notification" || source == "aws.config":
+		return SourceAWSConfig
 	case detailType == "GuardDuty Finding" || source == "aws.guardduty":
 		return SourceGuardDuty
 	case bytes.HasSuffix([]byte(detailType), []byte("via CloudTrail")):
@@ -532,6 +549,12 @@ func normalize(ev *ocsf.Event, src Source, rec []byte, depth int, context string
 		*ev, err = agent.NormalizeFalco(rec, depth)
 	case SourceVPCFlow:
 		*ev, err = vpcflow.NormalizeJSON(rec, depth, context, idx)
+	case SourceAWSConfig:
+		return awsconfig.NormalizeTo(ev, rec, depth)
+	case SourceInspector:
+		return inspector.NormalizeTo(ev, rec, depth)
+	case SourceMalwareScan:
+		return malwarescan.NormalizeTo(ev, rec, depth)
 	case SourceAuto:
 		err = scan.Errorf(ReasonUnknownFormat, "no source recognises the record")
 	default:

@@ -57,12 +57,23 @@ func detect(data []byte, depth int) Source {
 	}
 	switch {
 	case hasKey(t, "detail-type"):
+		switch {
+		case bytes.Contains(t, []byte("Malware Protection Object Scan Result")):
+			return SourceMalwareScan
+		case bytes.Contains(t, []byte("Inspector2 Finding")):
+			return SourceInspector
+		case bytes.Contains(t, []byte("Configuration Item Change Notification")):
+			return SourceAWSConfig
+		}
 		if bytes.Contains(t, []byte("GuardDuty Finding")) || bytes.Contains(t, []byte(`"aws.guardduty"`)) {
 			return SourceGuardDuty
 		}
 		if bytes.Contains(t, []byte("via CloudTrail")) {
 			return SourceCloudTrail
 		}
+	case hasKey(t, "configurationItems"),
+		hasKey(t, "configurationItemCaptureTime") && hasKey(t, "resourceType"):
+		return SourceAWSConfig
 	case hasKey(t, "Records") && hasKey(t, "eventSource"),
 		hasKey(t, "eventVersion") && hasKey(t, "eventSource"),
 		hasKey(t, "eventSource") && hasKey(t, "eventName") && hasKey(t, "userIdentity"):

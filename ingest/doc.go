@@ -1,6 +1,8 @@
 // Package ingest decodes the raw telemetry Musubi reads from Kafka and from
 // files — CloudTrail, VPC Flow Logs, GuardDuty findings, OCSF events from
-// host agents and Falco alerts — into OCSF events (package ocsf), with the
+// host agents, Falco alerts, AWS Config configuration items (the asset
+// inventory), Inspector findings and GuardDuty Malware Protection for S3
+// scan results — into OCSF events (package ocsf), with the
 // entities that tie them together listed as observables.
 //
 // A Decoder turns one message into events:
@@ -10,11 +12,12 @@
 //
 // One message may hold many records: a CloudTrail delivery file
 // ({"Records":[…]}), a JSON array, JSON lines, a GetFindings output
-// ({"Findings":[…]}), a flow log file with its header line, an EventBridge
+// ({"Findings":[…]}), an AWS Config snapshot or history file
+// ({"configurationItems":[…]}), a flow log file with its header line, an EventBridge
 // event (its detail-type names the source), a CloudWatch Logs subscription
 // payload (gzip, base64 or plain; each log event is a record), each of them
 // gzip-compressed or not. Each source package (cloudtrail, vpcflow,
-// guardduty, agent) normalizes one record and is a pure function of its
+// guardduty, agent, awsconfig, inspector, malwarescan) normalizes one record and is a pure function of its
 // bytes; this package unwraps containers, enforces Limits and classifies
 // failures.
 //

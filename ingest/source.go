@@ -17,10 +17,18 @@ const (
 	SourceGuardDuty  Source = "guardduty"
 	SourceAgent      Source = "agent"
 	SourceFalco      Source = "falco"
+	// SourceAWSConfig is AWS Config configuration items (asset inventory).
+	SourceAWSConfig Source = "awsconfig"
+	// SourceInspector is Amazon Inspector findings (EventBridge
+	// "Inspector2 Finding").
+	SourceInspector Source = "inspector"
+	// SourceMalwareScan is GuardDuty Malware Protection for S3 scan results
+	// (EventBridge "GuardDuty Malware Protection Object Scan Result").
+	SourceMalwareScan Source = "malwarescan"
 )
 
 // Sources lists the concrete sources (every Source except SourceAuto).
-var Sources = []Source{SourceCloudTrail, SourceVPCFlow, SourceGuardDuty, SourceAgent, SourceFalco}
+var Sources = []Source{SourceCloudTrail, SourceVPCFlow, SourceGuardDuty, SourceAgent, SourceFalco, SourceAWSConfig, SourceInspector, SourceMalwareScan}
 
 // ParseSource parses a source name as a user writes it on a command line or in
 // a configuration file: case-insensitive, "" and "auto" meaning SourceAuto,
@@ -39,8 +47,14 @@ func ParseSource(s string) (Source, error) {
 		return SourceAgent, nil
 	case "falco":
 		return SourceFalco, nil
+	case "awsconfig", "config", "aws-config":
+		return SourceAWSConfig, nil
+	case "inspector", "inspector2":
+		return SourceInspector, nil
+	case "malwarescan", "malware-scan", "s3malware":
+		return SourceMalwareScan, nil
 	}
-	return "", fmt.Errorf("ingest: unknown source %q (want auto, cloudtrail, vpcflow, guardduty, agent or falco)", s)
+	return "", fmt.Errorf("ingest: unknown source %q (want auto, cloudtrail, vpcflow, guardduty, agent, falco, awsconfig, inspector or malwarescan)", s)
 }
 
 // String returns the source name.

@@ -55,9 +55,11 @@ var classAttributes = map[int][]string{
 	ClassAuthentication: {"user", "service", "session", "src_endpoint", "dst_endpoint", "http_request",
 		"is_mfa", "is_remote", "logon_type", "logon_type_id", "auth_protocol", "auth_protocol_id",
 		"certificate", "logon_process", "is_cleartext", "is_new_logon"},
-	ClassNetworkActivity: networkAttributes,
-	ClassDNSActivity:     append(slices.Clip(networkAttributes), "query", "answers", "rcode", "rcode_id", "query_time", "response_time"),
-	ClassAPIActivity:     {"api", "resources", "src_endpoint", "dst_endpoint", "http_request", "http_response"},
+	ClassNetworkActivity:      networkAttributes,
+	ClassDNSActivity:          append(slices.Clip(networkAttributes), "query", "answers", "rcode", "rcode_id", "query_time", "response_time"),
+	ClassAPIActivity:          {"api", "resources", "src_endpoint", "dst_endpoint", "http_request", "http_response"},
+	ClassInventoryInfo:        {"device", "actor"},
+	ClassVulnerabilityFinding: findingAttributes,
 }
 
 // extensionAttributes are Musubi's documented extensions: attributes a
@@ -67,7 +69,12 @@ var classAttributes = map[int][]string{
 //     are flattened to the top level (OCSF 1.1 nests them in evidences[]).
 //   - Authentication and Account Change from CloudTrail keep the API call
 //     they came from: its resources.
+//   - Inventory Info from AWS Config names the configuration item's asset
+//     in resources (OCSF 1.1 defines only device); an EC2 instance is also
+//     the device. Inspector's Vulnerability Finding puts the scanned
+//     instance in device, as the host profile allows.
 var extensionAttributes = map[int][]string{
+	ClassInventoryInfo:    {"resources"},
 	ClassDetectionFinding: {"src_endpoint", "dst_endpoint", "connection_info", "file", "query", "http_request"},
 	ClassAccountChange:    {"resources"},
 	ClassAuthentication:   {"resources"},

@@ -8,17 +8,21 @@ const (
 	CategoryFindings    = 2
 	CategoryIAM         = 3
 	CategoryNetwork     = 4
+	CategoryDiscovery   = 5
 	CategoryApplication = 6
 
-	ClassFileSystemActivity = 1001
-	ClassProcessActivity    = 1007
-	ClassDetectionFinding   = 2004
-	ClassIncidentFinding    = 2005
-	ClassAccountChange      = 3001
-	ClassAuthentication     = 3002
-	ClassNetworkActivity    = 4001
-	ClassDNSActivity        = 4003
-	ClassAPIActivity        = 6003
+	ClassFileSystemActivity   = 1001
+	ClassProcessActivity      = 1007
+	ClassVulnerabilityFinding = 2002
+	ClassDetectionFinding     = 2004
+	ClassIncidentFinding      = 2005
+	ClassAccountChange        = 3001
+	ClassAuthentication       = 3002
+	ClassNetworkActivity      = 4001
+	ClassDNSActivity          = 4003
+	ClassInventoryInfo        = 5001
+	ClassConfigState          = 5002
+	ClassAPIActivity          = 6003
 )
 
 // Class describes one OCSF class.
@@ -31,15 +35,18 @@ type Class struct {
 
 // Classes lists the classes Musubi emits, by class uid.
 var Classes = map[int]Class{
-	ClassFileSystemActivity: {ClassFileSystemActivity, "File System Activity", CategorySystem, "System Activity"},
-	ClassProcessActivity:    {ClassProcessActivity, "Process Activity", CategorySystem, "System Activity"},
-	ClassDetectionFinding:   {ClassDetectionFinding, "Detection Finding", CategoryFindings, "Findings"},
-	ClassIncidentFinding:    {ClassIncidentFinding, "Incident Finding", CategoryFindings, "Findings"},
-	ClassAccountChange:      {ClassAccountChange, "Account Change", CategoryIAM, "Identity & Access Management"},
-	ClassAuthentication:     {ClassAuthentication, "Authentication", CategoryIAM, "Identity & Access Management"},
-	ClassNetworkActivity:    {ClassNetworkActivity, "Network Activity", CategoryNetwork, "Network Activity"},
-	ClassDNSActivity:        {ClassDNSActivity, "DNS Activity", CategoryNetwork, "Network Activity"},
-	ClassAPIActivity:        {ClassAPIActivity, "API Activity", CategoryApplication, "Application Activity"},
+	ClassFileSystemActivity:   {ClassFileSystemActivity, "File System Activity", CategorySystem, "System Activity"},
+	ClassProcessActivity:      {ClassProcessActivity, "Process Activity", CategorySystem, "System Activity"},
+	ClassDetectionFinding:     {ClassDetectionFinding, "Detection Finding", CategoryFindings, "Findings"},
+	ClassIncidentFinding:      {ClassIncidentFinding, "Incident Finding", CategoryFindings, "Findings"},
+	ClassAccountChange:        {ClassAccountChange, "Account Change", CategoryIAM, "Identity & Access Management"},
+	ClassAuthentication:       {ClassAuthentication, "Authentication", CategoryIAM, "Identity & Access Management"},
+	ClassNetworkActivity:      {ClassNetworkActivity, "Network Activity", CategoryNetwork, "Network Activity"},
+	ClassDNSActivity:          {ClassDNSActivity, "DNS Activity", CategoryNetwork, "Network Activity"},
+	ClassInventoryInfo:        {ClassInventoryInfo, "Inventory Info", CategoryDiscovery, "Discovery"},
+	ClassConfigState:          {ClassConfigState, "Config State", CategoryDiscovery, "Discovery"},
+	ClassVulnerabilityFinding: {ClassVulnerabilityFinding, "Vulnerability Finding", CategoryFindings, "Findings"},
+	ClassAPIActivity:          {ClassAPIActivity, "API Activity", CategoryApplication, "Application Activity"},
 }
 
 // SetClass fills class, category and type fields for class uid and activity

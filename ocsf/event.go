@@ -81,7 +81,10 @@ type Event struct {
 	// Findings (2004 Detection Finding, 2005 Incident Finding).
 	FindingInfo FindingInfo `json:"finding_info,omitzero" cel:"finding_info"`
 	RiskScore   int         `json:"risk_score,omitempty" cel:"risk_score"`
-	Confidence  int         `json:"confidence_score,omitempty" cel:"confidence_score"`
+	// Vulnerabilities are the vulnerabilities of a Vulnerability Finding
+	// (2002): Inspector's CVE, CVSS and exploitability.
+	Vulnerabilities []Vulnerability `json:"vulnerabilities,omitempty" cel:"vulnerabilities"`
+	Confidence      int             `json:"confidence_score,omitempty" cel:"confidence_score"`
 
 	// Observables names every entity of the event, including the links
 	// hidden inside values (see Observable).
@@ -406,4 +409,30 @@ type RelatedEvent struct {
 	Desc       string `json:"desc,omitempty" cel:"desc"`
 	FirstSeen  int64  `json:"first_seen_time,omitempty" cel:"first_seen_time"`
 	LastSeen   int64  `json:"last_seen_time,omitempty" cel:"last_seen_time"`
+}
+
+// Vulnerability is OCSF vulnerability (the details of a Vulnerability
+// Finding).
+type Vulnerability struct {
+	CVE                CVE    `json:"cve,omitzero" cel:"cve"`
+	Title              string `json:"title,omitempty" cel:"title"`
+	Severity           string `json:"severity,omitempty" cel:"severity"`
+	IsExploitAvailable bool   `json:"is_exploit_available,omitempty" cel:"is_exploit_available"`
+	IsFixAvailable     bool   `json:"is_fix_available,omitempty" cel:"is_fix_available"`
+	// Packages names the affected packages as name@version.
+	Packages   []string `json:"affected_packages,omitempty" cel:"affected_packages"`
+	References []string `json:"references,omitempty" cel:"references"`
+}
+
+// CVE is OCSF cve.
+type CVE struct {
+	UID  string `json:"uid,omitempty" cel:"uid"`
+	CVSS []CVSS `json:"cvss,omitempty" cel:"cvss"`
+}
+
+// CVSS is OCSF cvss.
+type CVSS struct {
+	BaseScore    float64 `json:"base_score,omitempty" cel:"base_score"`
+	VectorString string  `json:"vector_string,omitempty" cel:"vector_string"`
+	Version      string  `json:"version,omitempty" cel:"version"`
 }

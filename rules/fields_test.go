@@ -57,7 +57,7 @@ func TestLintClassFields(t *testing.T) {
 			`{name: hit, match: true, event: {class_uid: 1001, metadata: {log_name: agent}, file: {path: /a}, finding_info: {title: x}}}`,
 			`{name: miss, match: false, event: {class_uid: 1001, metadata: {log_name: agent}}}`),
 			want: []string{
-				"11:3: condition: event.finding_info.title: finding_info is not defined by class 1001 File System Activity (defined by classes 2004 Detection Finding or 2005 Incident Finding)",
+				"11:3: condition: event.finding_info.title: finding_info is not defined by class 1001 File System Activity (defined by classes 2002 Vulnerability Finding, 2004 Detection Finding or 2005 Incident Finding)",
 				`13:102: test "hit": event: finding_info`,
 			}},
 		{name: "request reads api, defined everywhere", rule: classRule("t.req", ", classes: [3002]", `request.x == "y" && event.user.name != ""`, "",

@@ -57,12 +57,13 @@ var tableSpecs = map[string]tableSpec{
 	TableDeadLetters: {},
 	TableNumbers:     {},
 	TableMigrations:  {},
+	TableInventory:   {monthly: true},
 }
 
 // Tables lists the data tables in a stable order.
 func Tables() []string {
 	return []string{TableEvents, TableAlerts, TableIncidents, TableNodes, TableEdges,
-		TableLinks, TableWorkflow, TableComments, TableAudit, TableDeadLetters, TableNumbers}
+		TableLinks, TableWorkflow, TableComments, TableAudit, TableDeadLetters, TableNumbers, TableInventory}
 }
 
 //go:embed migrations/*.sql

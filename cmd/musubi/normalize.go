@@ -11,7 +11,7 @@ import (
 )
 
 func normalizeCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("normalize", "normalize [-source auto|cloudtrail|vpcflow|guardduty|agent|falco] [FILE|-]...\n\nPrints one normalized OCSF event per line as JSON. Problems go to stderr\nwith the file and record position; the exit code is 1 when any record failed.", stdout, stderr)
+	fs := newFlagSet("normalize", "normalize [-source auto|cloudtrail|vpcflow|guardduty|agent|falco|awsconfig|inspector|malwarescan] [FILE|-]...\n\nPrints one normalized OCSF event per line as JSON. Problems go to stderr\nwith the file and record position; the exit code is 1 when any record failed.", stdout, stderr)
 	source := fs.String("source", "auto", "source format of the input; auto recognizes it per file")
 	maxBytes := fs.Int("max-record-bytes", ingest.DefaultLimits().MaxRecordBytes, "largest record accepted")
 	if code, stop := fs.parse(args); stop {

@@ -284,6 +284,29 @@ ALTER TABLE musubi.incident_workflow ON CLUSTER musubi_cluster ADD COLUMN resolv
 
 ALTER TABLE musubi.incident_workflow ON CLUSTER musubi_cluster ADD COLUMN closed_ms Int64 DEFAULT 0;
 
+CREATE TABLE IF NOT EXISTS musubi.asset_inventory_local ON CLUSTER musubi_cluster (
+    tenant_uid LowCardinality(String),
+    account_uid String,
+    resource_type LowCardinality(String),
+    resource_id String,
+    capture_time DateTime('UTC'),
+    capture_ms Int64,
+    region LowCardinality(String),
+    arn String,
+    resource_name String,
+    status LowCardinality(String),
+    deleted UInt8,
+    item_uid String,
+    item_json String,
+    inserted_ms Int64
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/musubi/asset_inventory_local', '{replica}', inserted_ms)
+PARTITION BY toYYYYMM(capture_time)
+ORDER BY (tenant_uid, account_uid, resource_type, resource_id, capture_ms)
+SETTINGS index_granularity = 1024;
+
+CREATE TABLE IF NOT EXISTS musubi.asset_inventory ON CLUSTER musubi_cluster AS musubi.asset_inventory_local
+ENGINE = Distributed(musubi_cluster, musubi, asset_inventory_local, cityHash64(tenant_uid, account_uid));
+
 ALTER TABLE musubi.incident_workflow_local ON CLUSTER musubi_cluster ADD COLUMN classification LowCardinality(String) DEFAULT '';
 
 ALTER TABLE musubi.incident_workflow_local ON CLUSTER musubi_cluster ADD COLUMN impact LowCardinality(String) DEFAULT '';

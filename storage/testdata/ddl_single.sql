@@ -234,6 +234,26 @@ ALTER TABLE musubi.incident_workflow  ADD COLUMN resolved_ms Int64 DEFAULT 0;
 
 ALTER TABLE musubi.incident_workflow  ADD COLUMN closed_ms Int64 DEFAULT 0;
 
+CREATE TABLE IF NOT EXISTS musubi.asset_inventory  (
+    tenant_uid LowCardinality(String),
+    account_uid String,
+    resource_type LowCardinality(String),
+    resource_id String,
+    capture_time DateTime('UTC'),
+    capture_ms Int64,
+    region LowCardinality(String),
+    arn String,
+    resource_name String,
+    status LowCardinality(String),
+    deleted UInt8,
+    item_uid String,
+    item_json String,
+    inserted_ms Int64
+) ENGINE = ReplacingMergeTree(inserted_ms)
+PARTITION BY toYYYYMM(capture_time)
+ORDER BY (tenant_uid, account_uid, resource_type, resource_id, capture_ms)
+SETTINGS index_granularity = 1024;
+
 ALTER TABLE musubi.incident_workflow  ADD COLUMN classification LowCardinality(String) DEFAULT '';
 
 ALTER TABLE musubi.incident_workflow  ADD COLUMN impact LowCardinality(String) DEFAULT '';
