@@ -40,6 +40,11 @@ type ConsumerConfig struct {
 	// 16 MiB. A message larger than it is a batch of its own.
 	BatchBytes    int
 	FlushInterval time.Duration
+	// MaxWait is how long the broker holds a fetch of an empty partition
+	// (kafka-go sends MaxWait minus up to one second) and also how long the
+	// reader waits for a fetch's response before it drops the connection
+	// and fetches again: below a fetch round trip the reader never gets a
+	// batch, so keep it well above one second (the default is 2 s).
 	MaxWait       time.Duration
 	QueueCapacity int
 	// SessionTimeout and RebalanceTimeout are the consumer group's; zero

@@ -78,7 +78,7 @@ func runMemoryConsumer(t *testing.T, ctx context.Context, brokers []string, cfg 
 // error is down until someone restarts it), lose nothing and commit
 // everything once the broker answers again.
 func TestFetchErrorsAreRetried(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), testBudget)
 	defer cancel()
 	cluster, w := testBroker(t)
 	brokers := cluster.ListenAddrs()
@@ -88,7 +88,7 @@ func TestFetchErrorsAreRetried(t *testing.T) {
 	}
 
 	mem, done, stop := runMemoryConsumer(t, ctx, brokers, ConsumerConfig{
-		BatchSize: 50, FlushInterval: 100 * time.Millisecond, MaxWait: 50 * time.Millisecond, QueueCapacity: 100,
+		BatchSize: 50, FlushInterval: 100 * time.Millisecond, MaxWait: testMaxWait, QueueCapacity: 100,
 		RetryBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
 	})
 	waitUntil(t, ctx, done, func() bool { return committedOffset(t, ctx, brokers) == int64(len(msgs)/2) })
@@ -138,7 +138,7 @@ func waitUntil(t *testing.T, ctx context.Context, done <-chan error, cond func()
 // anything more: the durable batches' offsets must still be committed, so
 // a restart does not reprocess them and the lag reads zero.
 func TestFailedCommitsAreRetried(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), testBudget)
 	defer cancel()
 	cluster, w := testBroker(t)
 	brokers := cluster.ListenAddrs()
@@ -149,7 +149,7 @@ func TestFailedCommitsAreRetried(t *testing.T) {
 	}
 
 	mem, done, stop := runMemoryConsumer(t, ctx, brokers, ConsumerConfig{
-		BatchSize: 50, FlushInterval: 100 * time.Millisecond, MaxWait: 50 * time.Millisecond, QueueCapacity: 100,
+		BatchSize: 50, FlushInterval: 100 * time.Millisecond, MaxWait: testMaxWait, QueueCapacity: 100,
 		IdleAfter: 500 * time.Millisecond,
 	})
 	waitUntil(t, ctx, done, func() bool { return mem.distinct() == len(msgs) })
@@ -170,7 +170,7 @@ func TestFailedCommitsAreRetried(t *testing.T) {
 // once its messages reach the byte bound, well before batch_size, so big
 // messages cannot pile up in one batch.
 func TestBatchBytesBoundsABatch(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), testBudget)
 	defer cancel()
 	cluster, w := testBroker(t)
 	msgs := stratusRecords(t)
@@ -182,7 +182,7 @@ func TestBatchBytesBoundsABatch(t *testing.T) {
 		limit += len(m.Value)
 	}
 	out, done, stop := runMemoryConsumer(t, ctx, cluster.ListenAddrs(), ConsumerConfig{
-		BatchSize: 1000, BatchBytes: limit, FlushInterval: time.Second, MaxWait: 50 * time.Millisecond, QueueCapacity: 1000,
+		BatchSize: 1000, BatchBytes: limit, FlushInterval: time.Second, MaxWait: testMaxWait, QueueCapacity: 1000,
 	})
 	waitUntil(t, ctx, done, func() bool { return out.distinct() == len(msgs) })
 	stop()

@@ -22,6 +22,24 @@ import (
 
 const topic = "musubi.raw.cloudtrail"
 
+// testMaxWait is the consumers' kafka.max_wait in these tests, the
+// production default. kafka-go uses max_wait twice: the broker holds an
+// empty fetch for max_wait minus up to one second, and the reader gives the
+// fetch's response header max_wait to arrive, else it drops the
+// connection, backs off, redials, seeks and fetches again. A few tens of
+// milliseconds (what these tests once used, to "poll fast") is shorter than
+// one fetch round trip to kfake under the race detector on a loaded
+// machine, so the first fetch timed out again and again and the first
+// batch came after seconds, minutes or never. kfake answers a held fetch
+// as soon as records arrive, so a long wait costs the tests nothing.
+const testMaxWait = 2 * time.Second
+
+// testBudget is the wall-clock safety net of the tests that run a consumer
+// against kfake: it only turns a hang into a failure with a message. A
+// consumer gets its first batch in well under a second even on a loaded
+// machine, so no test's outcome depends on it.
+const testBudget = 5 * time.Minute
+
 // ruleYAML raises an alert on every successful or failed API call of the
 // Stratus detonations, so every batch carries alerts and incidents.
 const ruleYAML = `id: test.any_api_call
@@ -114,7 +132,7 @@ func newPipeline(t *testing.T, ctx context.Context, brokers []string, db, rulesD
 	proc := NewProcessor(ingest.NewDecoder(ingest.DefaultLimits()), eng, corr, func(string) string { return "default" }, true, logger, nil)
 	c := NewConsumer(ConsumerConfig{
 		Brokers: brokers, GroupID: "musubi", Topics: map[string]ingest.Source{topic: ingest.SourceCloudTrail},
-		BatchSize: 50, FlushInterval: 100 * time.Millisecond, MaxWait: 50 * time.Millisecond, QueueCapacity: 100,
+		BatchSize: 50, FlushInterval: 100 * time.Millisecond, MaxWait: testMaxWait, QueueCapacity: 100,
 	}, proc, store, logger)
 	return &pipelineUnderTest{consumer: c, store: store}
 }
@@ -124,7 +142,7 @@ func newPipeline(t *testing.T, ctx context.Context, brokers []string, db, rulesD
 // was lost and that the replayed batch folded into the same rows.
 func TestCrashBetweenWriteAndCommit(t *testing.T) {
 	db, conn := chtest.Database(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), testBudget)
 	defer cancel()
 	rulesDir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(rulesDir, "any.yaml"), []byte(ruleYAML), 0o644); err != nil {

@@ -50,10 +50,8 @@ func (w *classifyingWriter) counts() (events, dls, letters int) {
 	return w.eventWrites, w.dlWrites, len(w.deadLetters)
 }
 
-// runWriterConsumer runs a consumer of the test topic into w. Joining the
-// group takes from one to tens of seconds on a loaded machine (measured:
-// 1 s to over 2 min under a load average of 17 on 2 cores), hence the
-// tests' five-minute budget; nothing waits for a fixed time.
+// runWriterConsumer runs a consumer of the test topic into w until the
+// test ends.
 func runWriterConsumer(t *testing.T, ctx context.Context, brokers []string, w Writer) (<-chan error, *Processor) {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -64,7 +62,7 @@ func runWriterConsumer(t *testing.T, ctx context.Context, brokers []string, w Wr
 	proc := NewProcessor(ingest.NewDecoder(ingest.DefaultLimits()), noRules{}, corr, func(string) string { return "default" }, true, logger, nil)
 	c := NewConsumer(ConsumerConfig{
 		Brokers: brokers, GroupID: "musubi", Topics: map[string]ingest.Source{topic: ingest.SourceCloudTrail},
-		BatchSize: 50, FlushInterval: 100 * time.Millisecond, MaxWait: 50 * time.Millisecond, QueueCapacity: 100,
+		BatchSize: 50, FlushInterval: 100 * time.Millisecond, MaxWait: testMaxWait, QueueCapacity: 100,
 		RetryBackoff: time.Millisecond, MaxBackoff: time.Millisecond,
 	}, proc, w, logger)
 	done := make(chan error, 1)
@@ -79,7 +77,7 @@ func runWriterConsumer(t *testing.T, ctx context.Context, brokers []string, w Wr
 // letter with its raw bytes and the reason, and the offsets are committed,
 // so the partition keeps flowing.
 func TestPermanentWriteErrorBecomesDeadLetters(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), testBudget)
 	defer cancel()
 	cluster, kw := testBroker(t)
 	msgs := stratusRecords(t)
@@ -119,7 +117,7 @@ func TestPermanentWriteErrorBecomesDeadLetters(t *testing.T) {
 // retries its transient errors itself until they pass) stops the consumer
 // with that error and commits nothing.
 func TestUnclassifiedWriteErrorStops(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), testBudget)
 	defer cancel()
 	cluster, kw := testBroker(t)
 	msgs := stratusRecords(t)

@@ -91,7 +91,7 @@ func lagByPartition(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 // or committed, then falls to zero once the write goes through.
 func TestConsumerLagPerPartitionDuringStall(t *testing.T) {
 	const lagTopic = "musubi.raw.lagtest"
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), testBudget)
 	defer cancel()
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, lagTopic))
 	if err != nil {
@@ -120,7 +120,7 @@ func TestConsumerLagPerPartitionDuringStall(t *testing.T) {
 	sw := &stallingWriter{called: make(chan struct{}), release: make(chan struct{})}
 	c := NewConsumer(ConsumerConfig{
 		Brokers: brokers, GroupID: "lagtest", Topics: map[string]ingest.Source{lagTopic: ingest.SourceCloudTrail},
-		BatchSize: 100, FlushInterval: 50 * time.Millisecond, MaxWait: 20 * time.Millisecond, QueueCapacity: 100,
+		BatchSize: 100, FlushInterval: 50 * time.Millisecond, MaxWait: testMaxWait, QueueCapacity: 100,
 		RetryBackoff: time.Millisecond, MaxBackoff: time.Millisecond, LagInterval: 20 * time.Millisecond,
 	}, proc, sw, logger)
 	runCtx, stop := context.WithCancel(ctx)

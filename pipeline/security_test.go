@@ -85,7 +85,7 @@ func TestConsumerOverTLSAndSASL(t *testing.T) {
 		{"SCRAM-SHA-512", func(u, p string) (sasl.Mechanism, error) { return scram.Mechanism(scram.SHA512, u, p) }},
 	} {
 		t.Run(tc.method, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			ctx, cancel := context.WithTimeout(t.Context(), testBudget)
 			defer cancel()
 			serverTLS, clientTLS := testPKI(t)
 			cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, secTopic),
@@ -132,7 +132,7 @@ func TestConsumerOverTLSAndSASL(t *testing.T) {
 			rw := recordingWriter{events: make(chan int, 100)}
 			c := NewConsumer(ConsumerConfig{
 				Brokers: brokers, GroupID: "secure", Topics: map[string]ingest.Source{secTopic: ingest.SourceCloudTrail},
-				BatchSize: 100, FlushInterval: 20 * time.Millisecond, MaxWait: 20 * time.Millisecond, QueueCapacity: 100,
+				BatchSize: 100, FlushInterval: 20 * time.Millisecond, MaxWait: testMaxWait, QueueCapacity: 100,
 				LagInterval: 20 * time.Millisecond, TLS: clientTLS, SASL: mech,
 			}, proc, rw, logger)
 			runCtx, stop := context.WithCancel(ctx)

@@ -138,7 +138,7 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 
 	// ...and is also on the dead-letter topic, with its origin in headers.
-	dlq := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Kafka.Brokers, Topic: cfg.Kafka.DeadLetterTopic, MaxWait: time.Second})
+	dlq := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Kafka.Brokers, Topic: cfg.Kafka.DeadLetterTopic, MaxWait: 2 * time.Second})
 	defer dlq.Close()
 	m, err := dlq.ReadMessage(ctx)
 	if err != nil {

@@ -2,46 +2,99 @@ package gen
 
 import (
 	"bytes"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/musubi-xdr/musubi/ingest"
 )
 
-// TestDeterministic: the same seed gives the same bytes, another seed
-// other bytes.
-func TestDeterministic(t *testing.T) {
-	a, err := Generate(len(Variants), 7)
-	if err != nil {
-		t.Fatal(err)
+// scenarios builds one scenario of every variant once for the whole test
+// binary, concurrently: building is what these tests spend their time on
+// (a second of CPU per scenario under the race detector, minutes of wall
+// time on a loaded machine), and every test checks the same scenarios.
+var scenarios = sync.OnceValue(func() []result {
+	return buildAll(func(i int, v Variant) uint64 { return uint64(100 + i) })
+})
+
+type result struct {
+	s   Scenario
+	err error
+}
+
+// buildAll builds one scenario of every variant with the seed seed(i, v),
+// as many at a time as there are processors.
+func buildAll(seed func(int, Variant) uint64) []result {
+	out := make([]result, len(Variants))
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i, v := range Variants {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			s, err := Build(v, seed(i, v))
+			out[i] = result{s, err}
+		})
 	}
-	b, err := Generate(len(Variants), 7)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range a {
-		if len(a[i].Files) != len(b[i].Files) {
-			t.Fatalf("%s: got %d files, then %d", a[i].Name, len(a[i].Files), len(b[i].Files))
+	wg.Wait()
+	return out
+}
+
+// scenario returns the built scenario of variant v.
+func scenario(t *testing.T, v Variant) Scenario {
+	t.Helper()
+	for _, r := range scenarios() {
+		if r.err != nil {
+			t.Fatal(r.err)
 		}
-		for j := range a[i].Files {
-			fa, fb := a[i].Files[j], b[i].Files[j]
+		if r.s.Variant == v {
+			return r.s
+		}
+	}
+	t.Fatalf("no scenario of variant %s", v)
+	return Scenario{}
+}
+
+// TestDeterministic: the same seed gives the same bytes, another seed
+// other bytes, also when scenarios are built concurrently.
+func TestDeterministic(t *testing.T) {
+	a := scenarios()
+	seeds := map[Variant]uint64{}
+	for _, r := range a {
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		seeds[r.s.Variant] = r.s.Seed
+	}
+	b := buildAll(func(_ int, v Variant) uint64 { return seeds[v] })
+	for i := range a {
+		sa, sb := a[i].s, b[i].s
+		if b[i].err != nil {
+			t.Fatal(b[i].err)
+		}
+		if len(sa.Files) != len(sb.Files) {
+			t.Fatalf("%s: got %d files, then %d", sa.Variant, len(sa.Files), len(sb.Files))
+		}
+		for j := range sa.Files {
+			fa, fb := sa.Files[j], sb.Files[j]
 			if fa.Path != fb.Path || !bytes.Equal(fa.Data, fb.Data) {
-				t.Fatalf("%s: file %d differs between runs of one seed (%s, %s)", a[i].Name, j, fa.Path, fb.Path)
+				t.Fatalf("%s: file %d differs between runs of one seed (%s, %s)", sa.Variant, j, fa.Path, fb.Path)
 			}
 		}
-		ta, _ := a[i].Truth.Marshal()
-		tb, _ := b[i].Truth.Marshal()
+		ta, _ := sa.Truth.Marshal()
+		tb, _ := sb.Truth.Marshal()
 		if !bytes.Equal(ta, tb) {
-			t.Fatalf("%s: expected.json differs between runs of one seed", a[i].Name)
+			t.Fatalf("%s: expected.json differs between runs of one seed", sa.Variant)
 		}
 	}
-	c, err := Build(Variants[0], 8)
+	c, err := Build(Variants[0], a[0].s.Seed+1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bytes.Equal(c.Files[0].Data, a[0].Files[0].Data) {
-		t.Fatal("seeds 7 and 8 gave the same first file")
+	if bytes.Equal(c.Files[0].Data, a[0].s.Files[0].Data) {
+		t.Fatal("two seeds gave the same first file")
 	}
 }
 
@@ -50,11 +103,8 @@ func TestDeterministic(t *testing.T) {
 // are all among the decoded events.
 func TestFilesDecode(t *testing.T) {
 	dec := ingest.NewDecoder(ingest.DefaultLimits())
-	for i, v := range Variants {
-		s, err := Build(v, uint64(100+i))
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, v := range Variants {
+		s := scenario(t, v)
 		t.Run(string(v), func(t *testing.T) {
 			uids := map[string]bool{}
 			sources := map[ingest.Source]int{}
@@ -140,18 +190,11 @@ func TestVariantsDiffer(t *testing.T) {
 		{VariantKeysFromVPS, "Example Cloud VPS"},
 		{VariantResidential, "Example Broadband"},
 	} {
-		s, err := Build(tc.v, 3)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !has(s, tc.want) {
+		if s := scenario(t, tc.v); !has(s, tc.want) {
 			t.Errorf("%s: no file holds %q", tc.v, tc.want)
 		}
 	}
-	s, err := Build(VariantCrossAccount, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := scenario(t, VariantCrossAccount)
 	accounts := map[string]bool{}
 	for _, f := range s.Files {
 		if p := strings.Split(f.Path, "/"); p[0] == "cloudtrail" {
@@ -161,10 +204,7 @@ func TestVariantsDiffer(t *testing.T) {
 	if len(accounts) != 2 {
 		t.Errorf("cross-account pipeline: CloudTrail of %d accounts, want 2", len(accounts))
 	}
-	slow, err := Build(VariantSlowTwoDays, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
+	slow := scenario(t, VariantSlowTwoDays)
 	days := map[string]bool{}
 	for _, f := range slow.Files {
 		if strings.HasPrefix(f.Path, "agent/") {
