@@ -90,9 +90,9 @@ func fill(r *rand.Rand, v reflect.Value, depth int) {
 // byte for byte over many random events that reach every field.
 func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	n := 20000
+	n := 5000
 	if testing.Short() {
-		n = 2000
+		n = 1000
 	}
 	buf := []byte("prefix")
 	for i := range n {
