@@ -54,7 +54,12 @@
 // Each non-empty list under sources must contain the event's value; rules
 // are indexed by operation, else class, else log name, so an event meets
 // only its candidate rules and the cost per event stays nearly flat as the
-// rule count grows.
+// rule count grows. Before a candidate's condition runs, the engine checks
+// its literal prerequisites (Prefilter: the top-level conjuncts that compare
+// an event field with literals, such as event.status_id != 2 or
+// event.cloud.account.uid == "…"); an event that fails one is never shown
+// to the CEL program, and an event that reaches no program costs no
+// activation.
 //
 // # CEL
 //

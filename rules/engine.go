@@ -194,8 +194,16 @@ func (e *Engine) Evaluate(ev *ocsf.Event) (alerts []alert.Alert) {
 			e.logger.Error("rule engine panic", "panic", p)
 		}
 	}()
-	act := newActivation(ev, es.set.adapter)
+	// The activation is made for the first rule that runs: most events meet
+	// no rule whose prerequisites they carry, and then cost nothing more.
+	var act *activation
 	es.set.index.candidates(ev, func(r *Rule) {
+		if !r.pre.Admits(ev) {
+			return // a literal conjunct is false: the condition is false
+		}
+		if act == nil {
+			act = newActivation(ev, es.set.adapter)
+		}
 		m := es.rules[r]
 		matched, reason, err := e.eval(r, act, m)
 		if err != nil {
@@ -211,7 +219,7 @@ func (e *Engine) Evaluate(ev *ocsf.Event) (alerts []alert.Alert) {
 			alerts = append(alerts, a)
 		}
 	})
-	if act.badJSON {
+	if act != nil && act.badJSON {
 		e.metrics.errors.WithLabelValues("", ReasonBadJSON).Inc()
 	}
 	return alerts

@@ -471,7 +471,7 @@ func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Ru
 			return exprPos(condNode, lines, line, col)
 		}, file, id, "condition")
 		problems = append(problems, probs...)
-		r.prg, r.iterates = ce.prg, ce.iterates
+		r.prg, r.iterates, r.pre = ce.prg, ce.iterates, ce.pre
 		r.fields = append(r.fields, ce.refs...)
 	}
 	if r.SuppressionKey != "" {

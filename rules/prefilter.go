@@ -12,8 +12,8 @@ import (
 
 // Prefilter is what an event must carry for a condition to be true: the
 // comparisons of a typed event field with literals (event.class_uid == 4001,
-// event.api.operation in ["PutObject", "CopyObject"]) among the condition's
-// top-level conjuncts. CEL's && is false as soon as one side is false, even
+// event.api.operation in ["PutObject", "CopyObject"], event.status_id != 2)
+// among the condition's top-level conjuncts. CEL's && is false as soon as one side is false, even
 // if the other side errs, so an event that fails one of them cannot satisfy
 // the condition: checking these in Go first spares the program's evaluation
 // (its activation, cost tracking and interpretation) for most events.
@@ -24,11 +24,27 @@ type Prefilter struct {
 	checks []literalCheck
 }
 
-// literalCheck is one conjunct: the field equals one of the literals.
+// literalCheck is one conjunct: the field equals one of the literals (or,
+// negated, none of them). The accessor is resolved when the check is built,
+// so Admits does no map lookups.
 type literalCheck struct {
 	field string
+	neg   bool
+	intf  func(*ocsf.Event) int64
+	strf  func(*ocsf.Event) string
 	ints  []int64
 	strs  []string
+}
+
+// admits reports whether ev passes the check.
+func (c *literalCheck) admits(ev *ocsf.Event) bool {
+	var in bool
+	if c.intf != nil {
+		in = slices.Contains(c.ints, c.intf(ev))
+	} else {
+		in = slices.Contains(c.strs, c.strf(ev))
+	}
+	return in != c.neg
 }
 
 // fieldAccessors are the typed event fields a prefilter may read. Each
@@ -45,18 +61,25 @@ var (
 		"event.disposition_id":               func(e *ocsf.Event) int64 { return int64(e.DispositionID) },
 		"event.dst_endpoint.port":            func(e *ocsf.Event) int64 { return int64(e.DstEndpoint.Port) },
 		"event.connection_info.direction_id": func(e *ocsf.Event) int64 { return int64(e.ConnectionInfo.DirectionID) },
+		"event.connection_info.protocol_num": func(e *ocsf.Event) int64 { return int64(e.ConnectionInfo.ProtocolNum) },
 	}
 	strFields = map[string]func(*ocsf.Event) string{
-		"event.metadata.log_name":   func(e *ocsf.Event) string { return e.Metadata.LogName },
-		"event.api.operation":       func(e *ocsf.Event) string { return e.API.Operation },
-		"event.api.service.name":    func(e *ocsf.Event) string { return e.API.Service.Name },
-		"event.actor.user.type":     func(e *ocsf.Event) string { return e.Actor.User.Type },
-		"event.actor.invoked_by":    func(e *ocsf.Event) string { return e.Actor.InvokedBy },
-		"event.src_endpoint.ip":     func(e *ocsf.Event) string { return e.SrcEndpoint.IP },
-		"event.dst_endpoint.ip":     func(e *ocsf.Event) string { return e.DstEndpoint.IP },
-		"event.cloud.account.uid":   func(e *ocsf.Event) string { return e.Cloud.Account.UID },
-		"event.user.name":           func(e *ocsf.Event) string { return e.User.Name },
-		"event.metadata.tenant_uid": func(e *ocsf.Event) string { return e.Metadata.TenantUID },
+		"event.metadata.log_name":     func(e *ocsf.Event) string { return e.Metadata.LogName },
+		"event.api.operation":         func(e *ocsf.Event) string { return e.API.Operation },
+		"event.api.service.name":      func(e *ocsf.Event) string { return e.API.Service.Name },
+		"event.actor.user.type":       func(e *ocsf.Event) string { return e.Actor.User.Type },
+		"event.actor.invoked_by":      func(e *ocsf.Event) string { return e.Actor.InvokedBy },
+		"event.src_endpoint.ip":       func(e *ocsf.Event) string { return e.SrcEndpoint.IP },
+		"event.dst_endpoint.ip":       func(e *ocsf.Event) string { return e.DstEndpoint.IP },
+		"event.cloud.account.uid":     func(e *ocsf.Event) string { return e.Cloud.Account.UID },
+		"event.user.name":             func(e *ocsf.Event) string { return e.User.Name },
+		"event.metadata.tenant_uid":   func(e *ocsf.Event) string { return e.Metadata.TenantUID },
+		"event.metadata.product.name": func(e *ocsf.Event) string { return e.Metadata.Product.Name },
+		"event.actor.user.name":       func(e *ocsf.Event) string { return e.Actor.User.Name },
+		"event.status":                func(e *ocsf.Event) string { return e.Status },
+		"event.finding_info.uid":      func(e *ocsf.Event) string { return e.FindingInfo.UID },
+		"event.process.name":          func(e *ocsf.Event) string { return e.Process.Name },
+		"event.actor.process.name":    func(e *ocsf.Event) string { return e.Actor.Process.Name },
 	}
 )
 
@@ -79,13 +102,16 @@ func NewPrefilter(a *celast.AST) Prefilter {
 			for _, x := range args {
 				walk(x)
 			}
-		case operators.Equals:
+		case operators.Equals, operators.NotEquals:
 			if len(args) != 2 {
 				return
 			}
-			if c, ok := literalEquals(args[0], args[1]); ok {
-				p.checks = append(p.checks, c)
-			} else if c, ok := literalEquals(args[1], args[0]); ok {
+			c, ok := literalEquals(args[0], args[1])
+			if !ok {
+				c, ok = literalEquals(args[1], args[0])
+			}
+			if ok {
+				c.neg = call.FunctionName() == operators.NotEquals
 				p.checks = append(p.checks, c)
 			}
 		case operators.In:
@@ -104,12 +130,7 @@ func NewPrefilter(a *celast.AST) Prefilter {
 // is certainly false for ev.
 func (p Prefilter) Admits(ev *ocsf.Event) bool {
 	for i := range p.checks {
-		c := &p.checks[i]
-		if f, ok := intFields[c.field]; ok {
-			if !slices.Contains(c.ints, f(ev)) {
-				return false
-			}
-		} else if !slices.Contains(c.strs, strFields[c.field](ev)) {
+		if !p.checks[i].admits(ev) {
 			return false
 		}
 	}
@@ -141,9 +162,8 @@ func literalIn(f, list celast.Expr) (literalCheck, bool) {
 // has the field's own type (CEL's heterogeneous equality, 2 == 2.0, is left
 // to the program).
 func checkOf(path string, lits []celast.Expr) (literalCheck, bool) {
-	c := literalCheck{field: path}
-	_, isInt := intFields[path]
-	_, isStr := strFields[path]
+	c := literalCheck{field: path, intf: intFields[path], strf: strFields[path]}
+	isInt, isStr := c.intf != nil, c.strf != nil
 	if !isInt && !isStr {
 		return c, false
 	}

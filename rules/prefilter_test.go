@@ -23,7 +23,7 @@ func prefilterEvents() []*ocsf.Event {
 					ev.DstEndpoint.Port = 443 * action
 					ev.SrcEndpoint.IP = []string{"10.0.0.1", "203.0.113.9", "198.51.100.7"}[action]
 					if user == "" {
-						ev.Process.Name = "sh"
+						ev.Process.Name, ev.Process.CmdLine = "sh", "sh"
 					}
 					out = append(out, ev)
 				}
@@ -54,7 +54,12 @@ func TestPrefilterNeverRejectsAMatch(t *testing.T) {
 		{`event.action_id == dyn(2.0)`, 0},                                  // heterogeneous equality is the program's
 		{`event.api.operation in ["PutObject", event.api.service.name]`, 0}, // not all literals
 		{`has(event.api.operation) && event.dst_endpoint.port == 443`, 1},
-		{`event.metadata.log_name == "cloudtrail" && event.process.name == "sh"`, 1}, // process.name has no accessor
+		{`event.metadata.log_name == "cloudtrail" && event.process.name == "sh"`, 2},
+		{`event.metadata.log_name == "cloudtrail" && event.process.cmd_line == "sh"`, 1}, // process.cmd_line has no accessor
+		{`event.status_id != 2 && event.actor.user.type != "AssumedRole"`, 2},
+		{`"" != event.actor.user.type && event.api.operation != "PutObject"`, 2},
+		{`event.status_id != 2 || event.action_id != 1`, 0},
+		{`!(event.status_id != 2) && event.action_id != dyn(1.0)`, 0},
 		{`event.actor.user.type == "IAMUser" && event.class_uid in [6003, 3002]`, 2},
 	}
 	events := prefilterEvents()
@@ -112,4 +117,52 @@ func ExamplePrefilter() {
 	denied := &ocsf.Event{ClassUID: 4001, ActionID: 2}
 	fmt.Println(pre.Len(), pre.Admits(allowed), pre.Admits(denied))
 	// Output: 2 false true
+}
+
+// TestPackPrefilterIsSound runs every shipped rule's condition on every
+// inline test event of the pack that passes the rule's sources: the
+// prefilter the engine checks first must admit each event the condition
+// matches. It also checks that the prefilter rules out events at all.
+func TestPackPrefilterIsSound(t *testing.T) {
+	set, err := Load("../detections")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := Env()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []*ocsf.Event
+	for _, r := range set.Rules() {
+		for i := range r.Tests {
+			events = append(events, &r.Tests[i].Event)
+		}
+	}
+	e := NewEngine(nil, nil)
+	prefiltered, rejected, matched := 0, 0, 0
+	for _, r := range set.Rules() {
+		if r.pre.Len() > 0 {
+			prefiltered++
+		}
+		for _, ev := range events {
+			if !r.accepts(ev) {
+				continue
+			}
+			got, _, _ := e.eval(r, newActivation(ev, env.CELTypeAdapter()), nil)
+			admits := r.pre.Admits(ev)
+			if got {
+				matched++
+				if !admits {
+					t.Errorf("rule %s: the prefilter rejects an event the condition matches (%s)", r.ID, ev.Metadata.UID)
+				}
+			}
+			if !admits {
+				rejected++
+			}
+		}
+	}
+	if matched == 0 || prefiltered == 0 || rejected == 0 {
+		t.Errorf("got %d matches, %d prefiltered rules, %d rejected events: want each above 0", matched, prefiltered, rejected)
+	}
+	t.Logf("%d of %d rules prefiltered; %d rejections, %d matches", prefiltered, set.Len(), rejected, matched)
 }

@@ -86,7 +86,8 @@ type Rule struct {
 
 	prg        cel.Program
 	suppress   cel.Program
-	iterates   bool // the condition has comprehensions: evaluate under a deadline
+	iterates   bool      // the condition has comprehensions: evaluate under a deadline
+	pre        Prefilter // the condition's literal prerequisites, checked before it runs
 	alertRev   string
 	logNames   []string
 	classUIDs  []int

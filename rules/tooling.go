@@ -33,8 +33,13 @@ func (r *Rule) RunTests() []TestResult {
 		if r.accepts(&ev) {
 			got, _, err := e.eval(r, newActivation(&ev, env.CELTypeAdapter()), nil)
 			res.Got = got
-			if err != nil {
+			switch {
+			case err != nil:
 				res.Error = err.Error()
+			case got && !r.pre.Admits(&ev):
+				// The engine checks the prerequisites first and would
+				// never have run the condition.
+				res.Error = "the condition's prefilter rejects an event the condition matches"
 			}
 		} else if t.Match {
 			res.Error = "the event does not pass the rule's sources (log_names, classes, operations)"

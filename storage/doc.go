@@ -14,6 +14,13 @@
 // parameters (values are bound client-side with ? and identifiers such as
 // sort columns come from allow-lists), and every INSERT names its columns.
 //
+// Encoding: a batch is sent column by column (one typed slice per column,
+// blocks of sendBlockRows rows). event_json is ocsf.Event.AppendJSON's
+// output — byte for byte encoding/json's, written without reflection — and
+// every row's JSON, compressed raw record and entity keys are appended to
+// pooled arenas and turned into strings once per batch, so encoding a
+// batch costs a few allocations, not a few per row.
+//
 // Compression: 18.16 has no per-column CODEC clause, so the raw source
 // record is compressed client-side with zstd (raw, raw_encoding = 'zstd')
 // when Config.StoreRaw is set; all other columns get the server's default

@@ -1,14 +1,19 @@
 package storage
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/musubi-xdr/musubi/alert"
@@ -266,5 +271,81 @@ func TestTransientClassification(t *testing.T) {
 		if got := Transient(tc.err); got != tc.want {
 			t.Errorf("Transient(%v) = %v, want %v", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestEventRowsRoundTrip writes events whose rows differ in every encoded
+// column (raw or not, no observables, text that needs escaping) in more
+// than one block, and reads back what the columnar encoder stored: the
+// OCSF JSON as encoding/json writes it, the entity keys, and the raw bytes.
+func TestEventRowsRoundTrip(t *testing.T) {
+	s := testStore(t)
+	defer func(n int) { sendBlockRows = n }(sendBlockRows)
+	sendBlockRows = 3
+	ctx := context.Background()
+	var evs []ocsf.Event
+	for i := range 8 {
+		e := testEvent("tenant-a", fmt.Sprintf("rt-%d", i), time.Duration(i)*time.Second)
+		switch i % 4 {
+		case 1:
+			e.Raw = nil
+		case 2:
+			e.Observables = nil
+		case 3:
+			e.Message = "quote\" back\\slash <tag> \u2028 \xff"
+			e.AddObservable(ocsf.EntityUser, "actor.user.name", "日本")
+		}
+		evs = append(evs, e)
+	}
+	if err := s.Write(ctx, Batch{Events: evs}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.conn.Query(ctx, "SELECT event_uid, event_json, entities, raw, raw_encoding FROM "+s.t(TableEvents)+" FINAL ORDER BY event_uid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := 0
+	for rows.Next() {
+		var uid, js, raw, enc string
+		var ents []string
+		if err := rows.Scan(&uid, &js, &ents, &raw, &enc); err != nil {
+			t.Fatal(err)
+		}
+		var i int
+		if _, err := fmt.Sscanf(uid, "rt-%d", &i); err != nil {
+			t.Fatal(err)
+		}
+		e := &evs[i]
+		var buf bytes.Buffer
+		je := json.NewEncoder(&buf)
+		je.SetEscapeHTML(false)
+		if err := je.Encode(e); err != nil {
+			t.Fatal(err)
+		}
+		if want := strings.TrimSuffix(buf.String(), "\n"); js != want {
+			t.Errorf("%s: got event_json %s, want %s", uid, js, want)
+		}
+		if want := entityKeys(e.Observables); !slices.Equal(ents, want) {
+			t.Errorf("%s: got entities %q, want %q", uid, ents, want)
+		}
+		switch {
+		case e.Raw == nil && (raw != "" || enc != ""):
+			t.Errorf("%s: got raw %q (%s), want none", uid, raw, enc)
+		case e.Raw != nil:
+			dec, err := zstd.NewReader(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain, err := dec.DecodeAll([]byte(raw), nil)
+			dec.Close()
+			if err != nil || enc != RawZstd || !bytes.Equal(plain, e.Raw) {
+				t.Errorf("%s: got raw %q (%s, %v), want %q", uid, plain, enc, err, e.Raw)
+			}
+		}
+		got++
+	}
+	if got != len(evs) {
+		t.Errorf("got %d rows, want %d", got, len(evs))
 	}
 }

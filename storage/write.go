@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,10 +10,12 @@ import (
 	"net"
 	"reflect"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/incident"
@@ -212,10 +213,7 @@ func (s *Store) sendBlocks(ctx context.Context, c *columns) error {
 	for lo := 0; lo < c.rows; lo += sendBlockRows {
 		hi := min(lo+sendBlockRows, c.rows)
 		for i, v := range c.values {
-			if lo > 0 || hi < c.rows {
-				v = reflect.ValueOf(v).Slice(lo, hi).Interface()
-			}
-			if err := batch.Column(i).Append(v); err != nil {
+			if err := appendRows(batch.Column(i), v, lo, hi, c.rows); err != nil {
 				_ = batch.Abort()
 				return &encodeError{column: c.names[i], err: err}
 			}
@@ -228,6 +226,25 @@ func (s *Store) sendBlocks(ctx context.Context, c *columns) error {
 		}
 	}
 	return batch.Send()
+}
+
+// appendRows appends rows [lo, hi) of the column values v (a typed slice
+// of length rows). Array(String) columns go row by row: clickhouse-go's
+// slice append walks a [][]string by reflection and boxes every element
+// through reflect.Value, its row append takes the []string directly.
+func appendRows(col driver.BatchColumn, v any, lo, hi, rows int) error {
+	if ss, ok := v.([][]string); ok {
+		for _, row := range ss[lo:hi] {
+			if err := col.AppendRow(row); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if lo > 0 || hi < rows {
+		v = reflect.ValueOf(v).Slice(lo, hi).Interface()
+	}
+	return col.Append(v)
 }
 
 // encodeError is a client-side conversion failure: the rows do not fit the
@@ -311,21 +328,28 @@ func (s *Store) eventColumns(evs []ocsf.Event, now int64) (*columns, error) {
 		sev                                                                = mk[uint8](n)
 		ents                                                               = mk[[]string](n)
 	)
-	// One encoder over one buffer: each event's JSON is copied once, into
-	// its string, instead of twice through json.Marshal.
-	var buf bytes.Buffer
-	jsonEnc := json.NewEncoder(&buf)
-	jsonEnc.SetEscapeHTML(false)
+	// Every event's JSON and compressed raw bytes go into one arena; one
+	// string conversion of the arena then backs every row's value, so a
+	// batch costs two allocations here instead of three per event.
+	// ocsf.Event.AppendJSON writes what encoding/json would, without
+	// reflection (BenchmarkEncodeEvents, bench/stage BenchmarkWrite).
+	ab := arenas.Get().(*arenaBufs)
+	defer arenas.Put(ab)
+	arena := ab.main[:0]
+	defer func() { ab.main = arena[:0] }()
+	jsEnd, rawEnd := mk[int](n), mk[int](n)
+	// The entities likewise: "kind:value" keys appended to one arena, cut
+	// into one flat slice that every row's list is a window of.
+	entArena := ab.ents[:0]
+	defer func() { ab.ents = entArena[:0] }()
+	var entEnd []int // entEnd[k] ends the k-th key in entArena
+	entRows := mk[int](n)
+	var err error
 	for i := range evs {
 		e := &evs[i]
 		if e.Metadata.UID == "" {
 			return nil, fmt.Errorf("%w: event %d has no metadata.uid", ErrPermanent, i)
 		}
-		buf.Reset()
-		if err := jsonEnc.Encode(e); err != nil {
-			return nil, fmt.Errorf("%w: encode event %s: %w", ErrPermanent, e.Metadata.UID, err)
-		}
-		b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 		tenant[i], uid[i] = e.Metadata.TenantUID, e.Metadata.UID
 		ts[i], tms[i], ins[i] = msTime(e.Time), e.Time, now
 		class[i], typ[i], act[i], sev[i] = uint32(e.ClassUID), uint32(e.TypeUID), int32(e.ActivityID), clampU8(e.SeverityID)
@@ -340,11 +364,33 @@ func (s *Store) eventColumns(evs []ocsf.Event, now int64) (*columns, error) {
 		}
 		srcIP[i], dstIP[i] = e.SrcEndpoint.IP, e.DstEndpoint.IP
 		devUID[i], devHost[i] = e.Device.UID, e.Device.Hostname
-		msg[i], js[i] = e.Message, string(b)
-		ents[i] = entityKeys(e.Observables)
-		if s.cfg.StoreRaw && len(e.Raw) > 0 {
-			raw[i], rawEnc[i] = string(s.enc.EncodeAll(e.Raw, nil)), RawZstd
+		msg[i] = e.Message
+		for _, o := range e.Observables {
+			entArena = appendEntityKey(entArena, o)
+			entEnd = append(entEnd, len(entArena))
 		}
+		entRows[i] = len(entEnd)
+		if arena, err = e.AppendJSON(arena); err != nil {
+			return nil, fmt.Errorf("%w: encode event %s: %w", ErrPermanent, e.Metadata.UID, err)
+		}
+		jsEnd[i] = len(arena)
+		if s.cfg.StoreRaw && len(e.Raw) > 0 {
+			arena = s.enc.EncodeAll(e.Raw, arena)
+			rawEnc[i] = RawZstd
+		}
+		rawEnd[i] = len(arena)
+	}
+	all := string(arena)
+	for i, start := 0, 0; i < n; i++ {
+		js[i], raw[i] = all[start:jsEnd[i]], all[jsEnd[i]:rawEnd[i]]
+		start = rawEnd[i]
+	}
+	entAll, keys := string(entArena), make([]string, len(entEnd))
+	for k, start := 0, 0; k < len(entEnd); k++ {
+		keys[k], start = entAll[start:entEnd[k]], entEnd[k]
+	}
+	for i, start := 0, 0; i < n; i++ {
+		ents[i], start = keys[start:entRows[i]:entRows[i]], entRows[i]
 	}
 	return &columns{table: TableEvents, rows: n,
 		names: []string{"tenant_uid", "event_uid", "time", "time_ms", "class_uid", "activity_id", "type_uid", "severity_id",
@@ -357,6 +403,12 @@ func (s *Store) eventColumns(evs []ocsf.Event, now int64) (*columns, error) {
 			devUID, devHost, ents, msg, js, raw, rawEnc, ins},
 	}, nil
 }
+
+// arenaBufs are the byte arenas eventColumns encodes a batch into before
+// copying each into one string; they are reused across batches.
+type arenaBufs struct{ main, ents []byte }
+
+var arenas = sync.Pool{New: func() any { return new(arenaBufs) }}
 
 func alertColumns(as []alert.Alert, now int64) (*columns, error) {
 	n := len(as)
@@ -535,13 +587,19 @@ func (s *Store) deadLetterColumns(ds []DeadLetter) *columns {
 func entityKeys(obs []ocsf.Observable) []string {
 	out := make([]string, 0, len(obs))
 	for _, o := range obs {
-		k := string(o.Entity)
-		if k == "" {
-			k = o.Name
-		}
-		out = append(out, k+":"+o.Value)
+		out = append(out, string(appendEntityKey(nil, o)))
 	}
 	return out
+}
+
+func appendEntityKey(b []byte, o ocsf.Observable) []byte {
+	k := string(o.Entity)
+	if k == "" {
+		k = o.Name
+	}
+	b = append(b, k...)
+	b = append(b, ':')
+	return append(b, o.Value...)
 }
 
 func severityColor(sev int, kind incident.NodeKind) string {
