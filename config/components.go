@@ -22,7 +22,7 @@ import (
 func (c Config) StorageConfig() storage.Config {
 	sc := storage.Default()
 	ch := c.ClickHouse
-	sc.Addr, sc.Database, sc.Username, sc.Password = ch.Addr, ch.Database, ch.Username, ch.Password
+	sc.Addr, sc.Database, sc.Username, sc.Password, sc.TLS = ch.Addr, ch.Database, ch.Username, ch.Password, ch.TLS
 	sc.Cluster, sc.StoreRaw, sc.MaxExecutionTime = ch.Cluster, ch.StoreRaw, ch.MaxExecutionTime
 	sc.MaxOpenConns, sc.DialTimeout = ch.MaxOpenConns, ch.DialTimeout
 	for table, d := range ch.Retention {

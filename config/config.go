@@ -21,6 +21,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/musubi-xdr/musubi/internal/secret"
+	"github.com/musubi-xdr/musubi/internal/tlsconf"
 	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/rules"
 )
@@ -79,23 +81,8 @@ type Kafka struct {
 	SASL SASL `yaml:"sasl"`
 }
 
-// TLS configures TLS to a server.
-type TLS struct {
-	Enabled bool `yaml:"enabled"`
-	// CAFile is a PEM bundle of the CAs to trust; empty trusts the
-	// system's roots (right for MSK and Confluent Cloud).
-	CAFile string `yaml:"ca_file"`
-	// CertFile and KeyFile are a PEM client certificate and key, for
-	// mutual TLS.
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-	// ServerName overrides the name the server's certificate is checked
-	// against (default: the host of the address dialled).
-	ServerName string `yaml:"server_name"`
-	// InsecureSkipVerify accepts any server certificate. For a lab only:
-	// the engine warns at start when it is on.
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-}
+// TLS configures TLS to a server (package tlsconf).
+type TLS = tlsconf.Config
 
 // SASL configures SASL authentication to the brokers.
 type SASL struct {
@@ -114,10 +101,13 @@ var SASLMechanisms = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
 
 // ClickHouse configures storage.
 type ClickHouse struct {
-	Addr             []string      `yaml:"addr"`
-	Database         string        `yaml:"database"`
-	Username         string        `yaml:"username"`
-	Password         string        `yaml:"password"`
+	Addr     []string `yaml:"addr"`
+	Database string   `yaml:"database"`
+	Username string   `yaml:"username"`
+	// Password is the password, "env:NAME" or "file:PATH".
+	Password string `yaml:"password"`
+	// TLS encrypts the connections (tcp_port_secure; ClickHouse Cloud).
+	TLS              TLS           `yaml:"tls"`
 	Cluster          string        `yaml:"cluster"`
 	MigrateOnStart   bool          `yaml:"migrate_on_start"`
 	StoreRaw         bool          `yaml:"store_raw"`
@@ -348,23 +338,7 @@ func Load(path string, getenv func(string) string) (Config, error) {
 // Secret resolves a secret setting: "env:NAME" reads the environment,
 // "file:PATH" reads a file (trailing newlines trimmed), anything else is the
 // secret itself.
-func Secret(v string) (string, error) {
-	if name, ok := strings.CutPrefix(v, "env:"); ok {
-		s := os.Getenv(name)
-		if s == "" {
-			return "", fmt.Errorf("environment variable %s is empty", name)
-		}
-		return s, nil
-	}
-	if path, ok := strings.CutPrefix(v, "file:"); ok {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return "", err
-		}
-		return strings.TrimRight(string(b), "\r\n"), nil
-	}
-	return v, nil
-}
+func Secret(v string) (string, error) { return secret.Resolve(v) }
 
 // The roles of `musubi serve` (Config.Role).
 const (
@@ -484,11 +458,8 @@ func (c Config) Validate() error {
 	if c.Kafka.LagInterval < time.Second {
 		bad("kafka.lag_interval", "%s is shorter than a second", c.Kafka.LagInterval)
 	}
-	if (c.Kafka.TLS.CertFile == "") != (c.Kafka.TLS.KeyFile == "") {
-		bad("kafka.tls", "cert_file and key_file go together")
-	}
-	if !c.Kafka.TLS.Enabled && (c.Kafka.TLS.CAFile != "" || c.Kafka.TLS.CertFile != "" || c.Kafka.TLS.ServerName != "" || c.Kafka.TLS.InsecureSkipVerify) {
-		bad("kafka.tls.enabled", "is false although other kafka.tls keys are set")
+	for _, err := range c.Kafka.TLS.Validate() {
+		errs = append(errs, fmt.Errorf("kafka.tls.%w", err))
 	}
 	if m := c.Kafka.SASL.Mechanism; m != "" {
 		if !slices.Contains(SASLMechanisms, m) {

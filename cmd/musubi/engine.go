@@ -148,7 +148,7 @@ func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule
 		}
 		topics[topic] = s
 	}
-	kafkaTLS, err := tlsConfig(cfg.Kafka.TLS, "kafka", logger)
+	kafkaTLS, err := cfg.Kafka.TLS.Client("kafka", logger)
 	if err != nil {
 		return err
 	}

@@ -1,12 +1,8 @@
 package main
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
@@ -14,37 +10,6 @@ import (
 
 	"github.com/musubi-xdr/musubi/config"
 )
-
-// tlsConfig builds the client TLS configuration of a TLS setting; nil when
-// TLS is off.
-func tlsConfig(c config.TLS, what string, logger *slog.Logger) (*tls.Config, error) {
-	if !c.Enabled {
-		return nil, nil
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify}
-	if c.InsecureSkipVerify {
-		logger.Warn(what + ".tls.insecure_skip_verify is on: any server certificate is accepted, so the connection can be intercepted; use it in a lab only")
-	}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("%s.tls.ca_file: %w", what, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s.tls.ca_file: %s holds no PEM certificate", what, c.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("%s.tls.cert_file/key_file: %w", what, err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
-}
 
 // saslMechanism builds the SASL mechanism of the Kafka configuration; nil
 // when SASL is off. The password may come from the environment or a file.

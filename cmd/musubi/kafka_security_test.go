@@ -47,23 +47,23 @@ func TestKafkaTLSConfig(t *testing.T) {
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 
-	if tc, err := tlsConfig(config.TLS{}, "kafka", logger); tc != nil || err != nil {
+	if tc, err := (config.TLS{}).Client("kafka", logger); tc != nil || err != nil {
 		t.Errorf("TLS off: got %v, %v; want nil, nil", tc, err)
 	}
-	tc, err := tlsConfig(config.TLS{Enabled: true, CAFile: ca, ServerName: "b-1.msk.example"}, "kafka", logger)
+	tc, err := (config.TLS{Enabled: true, CAFile: ca, ServerName: "b-1.msk.example"}).Client("kafka", logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if tc.RootCAs == nil || tc.ServerName != "b-1.msk.example" || tc.InsecureSkipVerify {
 		t.Errorf("got roots %v, server name %q, skip-verify %v; want the CA, the name, verification on", tc.RootCAs, tc.ServerName, tc.InsecureSkipVerify)
 	}
-	if _, err := tlsConfig(config.TLS{Enabled: true, CAFile: junk}, "kafka", logger); err == nil || !strings.Contains(err.Error(), "kafka.tls.ca_file") {
+	if _, err := (config.TLS{Enabled: true, CAFile: junk}).Client("kafka", logger); err == nil || !strings.Contains(err.Error(), "kafka.tls.ca_file") {
 		t.Errorf("a CA file without a certificate: got %v, want an error naming kafka.tls.ca_file", err)
 	}
 	if logs.Len() != 0 {
 		t.Errorf("warned without skip-verify: %s", logs.String())
 	}
-	if _, err := tlsConfig(config.TLS{Enabled: true, InsecureSkipVerify: true}, "kafka", logger); err != nil {
+	if _, err := (config.TLS{Enabled: true, InsecureSkipVerify: true}).Client("kafka", logger); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(logs.String(), "insecure_skip_verify") {
