@@ -108,6 +108,7 @@ func (e *apiEnv) server(restoreTokens bool) string {
 		Logger:        slog.New(slog.DiscardHandler),
 		CursorKey:     e.cursorKey,
 		SLA:           e.sla,
+		Directory:     api.Directory{Analysts: []string{"carol@acme.example"}, Teams: map[string][]string{"tier2": {"alice", "bob"}}},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -36,7 +36,8 @@ var (
 func parseIncidentQuery(v url.Values, p *principal, now time.Time) (casework.IncidentQuery, *problem) {
 	q := casework.IncidentQuery{Tenants: p.tenants, Sort: "last_seen", Desc: true, Limit: defaultPage}
 	errs := unknownParams(v, "status", "min_severity", "assignee", "tag", "rule", "entity_type", "entity_value", "account",
-		"from", "to", "q", "sort", "order", "limit", "cursor", "tenant", "sla")
+		"from", "to", "q", "sort", "order", "limit", "cursor", "tenant", "sla",
+		"team", "verdict", "max_severity", "closed_from", "closed_to", "search")
 	switch q.SLA = v.Get("sla"); q.SLA {
 	case "", "breached", "ok":
 	default:
@@ -67,6 +68,49 @@ func parseIncidentQuery(v url.Values, p *principal, now time.Time) (casework.Inc
 	if q.Assignee != "" && !assigneePattern.MatchString(q.Assignee) {
 		errs = append(errs, fmt.Sprintf("assignee %s is not none, me or a name of letters, digits and . _ : @ + - (at most 128)", quote(q.Assignee)))
 	}
+	q.Team = v.Get("team")
+	if q.Team != "" && !assigneePattern.MatchString(q.Team) {
+		errs = append(errs, fmt.Sprintf("team %s is not none or a team name", quote(q.Team)))
+	}
+	for _, s := range v["verdict"] {
+		for _, vd := range strings.Split(s, ",") {
+			if !slices.Contains(verdicts, vd) {
+				errs = append(errs, fmt.Sprintf("verdict %s is not one of %s", quote(vd), strings.Join(verdicts, ", ")))
+			}
+			if !slices.Contains(q.Verdict, vd) {
+				q.Verdict = append(q.Verdict, vd)
+			}
+		}
+	}
+	if s := v.Get("max_severity"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 6 {
+			errs = append(errs, fmt.Sprintf("max_severity %s is not an OCSF severity id 1..6", quote(s)))
+		}
+		q.MaxSeverity = n
+	}
+	for _, name := range []string{"closed_from", "closed_to"} {
+		s := v.Get(name)
+		if s == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil || t.Before(minTime) || !t.Before(maxTime) {
+			errs = append(errs, fmt.Sprintf("%s %s is not an RFC 3339 time like 2026-11-20T10:00:00Z", name, quote(s)))
+		}
+		if name == "closed_from" {
+			q.ClosedFrom = t
+		} else {
+			q.ClosedTo = t
+		}
+	}
+	if search := v.Get("search"); search != "" {
+		if v.Get("q") != "" {
+			errs = append(errs, "q and search exclude each other: q matches the title, id and number; search also comments, entities and evidence")
+		}
+		errs = checkText("search", search, 256, errs)
+		q.Text, q.FullText = search, true
+	}
 	q.Tag, q.RuleID, q.Account = v.Get("tag"), v.Get("rule"), v.Get("account")
 	if q.Tag != "" && !tagPattern.MatchString(q.Tag) {
 		errs = append(errs, fmt.Sprintf("tag %s may hold only letters, digits and . _ : - (at most 64)", quote(q.Tag)))
@@ -85,8 +129,10 @@ func parseIncidentQuery(v url.Values, p *principal, now time.Time) (casework.Inc
 		errs = append(errs, fmt.Sprintf("entity_type %s is not one of %s", quote(q.EntityType), strings.Join(entityTypes, ", ")))
 	}
 	errs = checkText("entity_value", q.EntityValue, 1024, errs)
-	q.Text = v.Get("q")
-	errs = checkText("q", q.Text, 256, errs)
+	if !q.FullText {
+		q.Text = v.Get("q")
+		errs = checkText("q", q.Text, 256, errs)
+	}
 	q.From, q.To, errs = parseRange(v, now, errs)
 	if s := v.Get("sort"); s != "" {
 		if !slices.Contains(sortFields, s) {

@@ -45,6 +45,9 @@ type Options struct {
 	// need the same key to follow each other's cursors; empty means a
 	// random key, so cursors are good until the process restarts.
 	CursorKey []byte
+	// Directory lists the analysts and teams incidents can be assigned
+	// to, besides token names.
+	Directory Directory
 }
 
 // Server is the API's http.Handler.
@@ -94,6 +97,9 @@ func New(opts Options) (*Server, error) {
 		opts.SLA = DefaultSLA()
 	}
 	if err := checkSLA(opts.SLA); err != nil {
+		return nil, err
+	}
+	if err := opts.Directory.Validate(); err != nil {
 		return nil, err
 	}
 	tokens, err := newTokenStore(opts.Tokens, opts.Tenants)

@@ -35,6 +35,22 @@ var transitions = map[string][]string{
 // Verdicts an analyst gives when closing an incident.
 var verdicts = []string{"true_positive", "benign_positive", "false_positive", "undetermined", "duplicate"}
 
+// classifications are the reasons a verdict may give (Sentinel's
+// classification reasons), by verdict; "other" goes with any verdict.
+var classifications = map[string][]string{
+	"true_positive":   {"suspicious_activity", "other"},
+	"benign_positive": {"suspicious_but_expected", "other"},
+	"false_positive":  {"incorrect_alert_logic", "inaccurate_data", "other"},
+	"undetermined":    {"other"},
+	"duplicate":       {"other"},
+}
+
+// allClassifications lists every classification once.
+var allClassifications = []string{"suspicious_activity", "suspicious_but_expected", "incorrect_alert_logic", "inaccurate_data", "other"}
+
+// impacts are the values of an incident's impact assessment.
+var impacts = []string{"none", "low", "medium", "high", "critical"}
+
 // tagPattern is what a tag may look like.
 var tagPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 
@@ -59,10 +75,13 @@ type incidentPatch struct {
 	Tags             *[]string
 	Verdict          *string
 	Reason           *string
+	Classification   *string
+	Impact           *string
+	Team             *string
 }
 
 // patchFields are the members a patch may have.
-var patchFields = []string{"status", "assignee", "severity_override", "tags", "verdict", "reason"}
+var patchFields = []string{"status", "assignee", "team", "severity_override", "tags", "verdict", "reason", "classification", "impact"}
 
 // decodePatch parses body as a merge patch. JSON null removes a value
 // (unassigns, clears the override or the tags). Every problem is reported.
@@ -123,6 +142,41 @@ func decodePatch(body []byte, p *principal) (incidentPatch, []string, *problem) 
 				}
 			}
 			out.Assignee = &s
+		case "team":
+			s := ""
+			if !isNull(b) {
+				var ok bool
+				if s, ok = str(k, b); !ok {
+					continue
+				}
+				if !assigneePattern.MatchString(s) {
+					errs = append(errs, fmt.Sprintf("team %s is not a name of letters, digits and . _ : @ + - (1 to 128); null removes the team", quote(s)))
+				}
+			}
+			out.Team = &s
+		case "classification":
+			if isNull(b) {
+				errs = append(errs, "classification cannot be removed; reopen the incident instead")
+				continue
+			}
+			if s, ok := str(k, b); ok {
+				if !slices.Contains(allClassifications, s) {
+					errs = append(errs, fmt.Sprintf("classification %s is not one of %s", quote(s), strings.Join(allClassifications, ", ")))
+				}
+				out.Classification = &s
+			}
+		case "impact":
+			s := ""
+			if !isNull(b) {
+				var ok bool
+				if s, ok = str(k, b); !ok {
+					continue
+				}
+				if !slices.Contains(impacts, s) {
+					errs = append(errs, fmt.Sprintf("impact %s is not one of %s; null clears it", quote(s), strings.Join(impacts, ", ")))
+				}
+			}
+			out.Impact = &s
 		case "severity_override":
 			n := 0
 			if !isNull(b) {
@@ -204,6 +258,11 @@ func (p incidentPatch) summary() map[string]any {
 	if p.Reason != nil && len(*p.Reason) <= maxReasonBytes {
 		out["reason"] = *p.Reason
 	}
+	for k, v := range map[string]*string{"classification": p.Classification, "impact": p.Impact, "team": p.Team} {
+		if v != nil {
+			out[k] = *v
+		}
+	}
 	return out
 }
 
@@ -223,7 +282,8 @@ func checkReason(name, s string, errs []string) []string {
 // and returns the workflow update to apply.
 func checkTransition(cur casework.Workflow, from string, patch incidentPatch) (casework.WorkflowUpdate, []string) {
 	var errs []string
-	u := casework.WorkflowUpdate{Assignee: patch.Assignee, SeverityOverride: patch.SeverityOverride, Tags: patch.Tags}
+	u := casework.WorkflowUpdate{Assignee: patch.Assignee, SeverityOverride: patch.SeverityOverride, Tags: patch.Tags,
+		Impact: patch.Impact, Team: patch.Team}
 	from = currentStatus(from)
 	to := from
 	if patch.Status != nil {
@@ -271,6 +331,27 @@ func checkTransition(cur casework.Workflow, from string, patch incidentPatch) (c
 				// Correcting the verdict or reason of a closed/resolved incident.
 				u.Verdict, u.Reason = patch.Verdict, patch.Reason
 			}
+		}
+	}
+	// The classification goes with the verdict it explains.
+	verdict := cur.Verdict
+	if u.Verdict != nil {
+		verdict = *u.Verdict
+	}
+	switch {
+	case patch.Classification != nil && (u.Verdict != nil || patch.Verdict == nil) && (to == "closed" || to == "resolved"):
+		if verdict != "" && !slices.Contains(classifications[verdict], *patch.Classification) {
+			errs = append(errs, fmt.Sprintf("classification %s does not go with verdict %s; it may be %s", quote(*patch.Classification), verdict, strings.Join(classifications[verdict], ", ")))
+		}
+		u.Classification = patch.Classification
+	case patch.Classification != nil:
+		errs = append(errs, "a classification is given only when closing or resolving, with the verdict")
+	case u.Verdict != nil && *u.Verdict != cur.Verdict:
+		// A new verdict (or none, reopening) drops the old classification
+		// unless it still fits.
+		if !slices.Contains(classifications[*u.Verdict], cur.Classification) {
+			empty := ""
+			u.Classification = &empty
 		}
 	}
 	return u, errs
@@ -475,6 +556,7 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, p *principal, ref
 			return casework.WorkflowUpdate{}, refusedError{prob}
 		}
 		d, terrs := checkTransition(row.Workflow, row.Workflow.Status, patch)
+		terrs = append(terrs, s.checkPrincipals(patch, row.TenantUID)...)
 		if all := append(slices.Clone(errs), terrs...); len(all) > 0 {
 			return casework.WorkflowUpdate{}, refusedError{unprocessable("the patch is not valid for this incident", all)}
 		}

@@ -3,6 +3,8 @@ package casework
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/musubi-xdr/musubi/alert"
@@ -29,10 +31,19 @@ var ClosedStatuses = []string{"closed", "resolved", "merged"}
 // Workflow is the analyst-owned state of an incident, versioned apart from
 // the correlator's incident rows. Version 0 means no analyst has touched it.
 type Workflow struct {
-	Status           string    `json:"status"`
-	Assignee         string    `json:"assignee,omitempty"`
-	Verdict          string    `json:"verdict,omitempty"`
-	Reason           string    `json:"reason,omitempty"`
+	Status   string `json:"status"`
+	Assignee string `json:"assignee,omitempty"`
+	Verdict  string `json:"verdict,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+	// Classification is the reason for the verdict (as Sentinel's
+	// classification reason): suspicious_activity, suspicious_but_expected,
+	// incorrect_alert_logic, inaccurate_data or other.
+	Classification string `json:"classification,omitempty"`
+	// Impact is the analyst's assessment of the damage: none, low,
+	// medium, high or critical.
+	Impact string `json:"impact,omitempty"`
+	// Team is the team the incident is assigned to.
+	Team             string    `json:"team,omitempty"`
 	Tags             []string  `json:"tags"`
 	SeverityOverride int       `json:"severity_override,omitempty"`
 	MergedInto       string    `json:"merged_into,omitempty"`
@@ -57,6 +68,10 @@ type Workflow struct {
 // there is one). Effective puts those in place for display.
 type Incident struct {
 	incident.Incident
+	// Number is the short human number of the incident (MSB-1042),
+	// unique per tenant and assigned once when the incident is first
+	// stored; empty until it is assigned.
+	Number   string   `json:"number,omitempty"`
 	Workflow Workflow `json:"workflow"`
 	// Timing is the case clock; the API computes it.
 	Timing *Timing `json:"timing,omitempty"`
@@ -108,16 +123,28 @@ type IncidentQuery struct {
 	Status      []string // effective status, any of
 	MinSeverity int      // effective severity
 	// Assignee: "" any, "none" unassigned, otherwise exactly this one.
-	Assignee    string
-	Tag         string
-	RuleID      string
-	EntityType  string
-	EntityValue string
-	Account     string
+	Assignee string
+	// Team: "" any, "none" no team, otherwise exactly this one.
+	Team string
+	// Verdict: any of these verdicts.
+	Verdict []string
+	// MaxSeverity, when not 0, is the highest effective severity.
+	MaxSeverity int
+	// ClosedFrom and ClosedTo select incidents closed (or resolved) in
+	// [ClosedFrom, ClosedTo] by the workflow's clock.
+	ClosedFrom, ClosedTo time.Time
+	Tag                  string
+	RuleID               string
+	EntityType           string
+	EntityValue          string
+	Account              string
 	// From and To select incidents active in [From, To] (event time).
 	From, To time.Time
-	// Text matches the title (case-insensitive substring) or the exact id.
-	Text string
+	// Text matches the title (case-insensitive substring), the exact id
+	// or number, and with FullText also the incident's entity values, its
+	// comments and its alerts' titles and evidence fields.
+	Text     string
+	FullText bool
 	// Sort is one of last_seen (default), first_seen, severity,
 	// risk_score, updated.
 	Sort   string
@@ -196,13 +223,17 @@ type WorkflowUpdate struct {
 	Assignee                *string
 	Verdict                 *string
 	Reason                  *string
+	Classification          *string
+	Impact                  *string
+	Team                    *string
 	Tags                    *[]string
 	SeverityOverride        *int
 	Actor                   string
 	// Decide, when set, replaces the version check: it is called under the
 	// incident's lock with the incident's current row and returns the
-	// changes to apply (only Status, Assignee, Verdict, Reason, Tags and
-	// SeverityOverride of its result are used). An error refuses the
+	// changes to apply (only Status, Assignee, Team, Verdict, Reason,
+	// Classification, Impact, Tags and SeverityOverride of its result are
+	// used). An error refuses the
 	// update and is returned as it is. It may be called twice: first with
 	// the row the store last wrote, when a write just happened, so a
 	// request queued behind it can be refused without a read; then with
@@ -286,4 +317,19 @@ type EntityActivity struct {
 	Incidents []Incident    `json:"incidents"`
 	Alerts    []alert.Alert `json:"alerts"`
 	Events    []Evidence    `json:"events"`
+}
+
+// NumberPrefix starts every incident number.
+const NumberPrefix = "MSB-"
+
+// FormatNumber renders an incident number: MSB-1042.
+func FormatNumber(n uint32) string { return NumberPrefix + strconv.FormatUint(uint64(n), 10) }
+
+// ParseNumber reads an incident number (MSB-1042, case-insensitive).
+func ParseNumber(s string) (uint32, bool) {
+	if len(s) <= len(NumberPrefix) || !strings.EqualFold(s[:len(NumberPrefix)], NumberPrefix) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(s[len(NumberPrefix):], 10, 32)
+	return uint32(n), err == nil && n > 0
 }

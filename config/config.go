@@ -124,6 +124,13 @@ type ClickHouse struct {
 	// enforced by dropping daily partitions; tables not named keep their
 	// default retention (README), 0 keeps a table forever.
 	Retention map[string]time.Duration `yaml:"retention"`
+	// IncidentNumbers splits incident numbering among engine replicas
+	// (storage.NumberConfig, which validates it); unset keeps one
+	// allocator.
+	IncidentNumbers struct {
+		Allocator  int `yaml:"allocator"`
+		Allocators int `yaml:"allocators"`
+	} `yaml:"incident_numbers"`
 }
 
 // Topics maps sources to topics. Unlike other maps of the configuration,
@@ -212,6 +219,10 @@ type API struct {
 	// its first alert; severities not named keep the API's defaults, 0
 	// means no SLA.
 	SLA map[string]time.Duration `yaml:"sla"`
+	// Analysts and Teams are who incidents may be assigned to besides
+	// token names (api.Directory, which validates them).
+	Analysts []string            `yaml:"analysts"`
+	Teams    map[string][]string `yaml:"teams"`
 }
 
 // Webhook is one receiver of incident notifications.

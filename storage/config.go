@@ -54,6 +54,20 @@ type Config struct {
 	RetryMax time.Duration `yaml:"retry_max"`
 	// AttemptTimeout bounds one INSERT attempt.
 	AttemptTimeout time.Duration `yaml:"attempt_timeout"`
+	// IncidentNumbers says which incident numbers this writer hands out
+	// (see numbers.go).
+	IncidentNumbers NumberConfig `yaml:"incident_numbers"`
+}
+
+// NumberConfig splits the incident numbers of a tenant among the engines
+// that write incidents: engine Allocator of Allocators hands out the
+// numbers n with n % Allocators == Allocator (1, 2, 3 … with the default
+// single allocator), so engines never hand out the same number without
+// coordinating. Give every engine replica that correlates its own
+// Allocator and the same Allocators.
+type NumberConfig struct {
+	Allocator  int `yaml:"allocator"`
+	Allocators int `yaml:"allocators"`
 }
 
 // Default returns the configuration for the local single-node server.
@@ -80,6 +94,7 @@ func Default() Config {
 		RetryMin:         100 * time.Millisecond,
 		RetryMax:         10 * time.Second,
 		AttemptTimeout:   60 * time.Second,
+		IncidentNumbers:  NumberConfig{Allocator: 0, Allocators: 1},
 	}
 }
 
@@ -151,6 +166,9 @@ func (c Config) Validate() error {
 	}
 	for _, err := range c.TLS.Validate() {
 		bad("tls.%v", err)
+	}
+	if n := c.IncidentNumbers; n.Allocators < 1 || n.Allocators > 1000 || n.Allocator < 0 || n.Allocator >= n.Allocators {
+		bad("incident_numbers: allocator %d of %d: want 1 <= allocators <= 1000 and 0 <= allocator < allocators", n.Allocator, n.Allocators)
 	}
 	return errors.Join(errs...)
 }

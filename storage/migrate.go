@@ -31,6 +31,7 @@ const (
 	TableComments    = "incident_comments"
 	TableAudit       = "audit_log"
 	TableDeadLetters = "dead_letters"
+	TableNumbers     = "incident_numbers"
 	TableMigrations  = "schema_migrations"
 )
 
@@ -54,13 +55,14 @@ var tableSpecs = map[string]tableSpec{
 	TableComments:    {monthly: true},
 	TableAudit:       {monthly: true},
 	TableDeadLetters: {},
+	TableNumbers:     {},
 	TableMigrations:  {},
 }
 
 // Tables lists the data tables in a stable order.
 func Tables() []string {
 	return []string{TableEvents, TableAlerts, TableIncidents, TableNodes, TableEdges,
-		TableLinks, TableWorkflow, TableComments, TableAudit, TableDeadLetters}
+		TableLinks, TableWorkflow, TableComments, TableAudit, TableDeadLetters, TableNumbers}
 }
 
 //go:embed migrations/*.sql

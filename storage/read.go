@@ -110,13 +110,17 @@ func (s *Store) latestIncidentsOf(tenants []string, inner *builder, withTimeline
 		wfWhere = " AND incident_id = ?"
 		args = append(args, id)
 	}
+	const cols = `tenant_uid, incident_id, v, i_title, i_sev, i_risk, i_status, i_first, i_last,
+    i_stages, i_tactics, i_techniques, i_accounts, i_rule_ids, i_alert_ids, i_entities, i_merged, i_updated, i_timeline,
+    w_version, w_status, w_assignee, w_verdict, w_reason, w_tags, w_sev, w_merged, w_updated, w_by,
+    eff_status, eff_sev, eff_updated, w_ack, w_resolved, w_closed, w_class, w_impact, w_team`
 	q := `SELECT tenant_uid, incident_id, v, i_title, i_sev, i_risk, i_status, i_first, i_last,
     i_stages, i_tactics, i_techniques, i_accounts, i_rule_ids, i_alert_ids, i_entities, i_merged, i_updated, i_timeline,
     w_version, w_status, w_assignee, w_verdict, w_reason, w_tags, w_sev, w_merged, w_updated, w_by,
     if(w_status != '', w_status, i_status) AS eff_status,
     if(w_sev > 0, w_sev, i_sev) AS eff_sev,
     greatest(i_updated, w_updated) AS eff_updated,
-    w_ack, w_resolved, w_closed
+    w_ack, w_resolved, w_closed, w_class, w_impact, w_team
 FROM (
     SELECT tenant_uid, incident_id, max(version) AS v,
         argMax(title, version) AS i_title, argMax(severity_id, version) AS i_sev,
@@ -137,8 +141,22 @@ FROM (
         argMax(tags, version) AS w_tags, argMax(severity_override, version) AS w_sev,
         argMax(merged_into, version) AS w_merged, argMax(updated_ms, version) AS w_updated,
         argMax(updated_by, version) AS w_by, argMax(acknowledged_ms, version) AS w_ack,
-        argMax(resolved_ms, version) AS w_resolved, argMax(closed_ms, version) AS w_closed
+        argMax(resolved_ms, version) AS w_resolved, argMax(closed_ms, version) AS w_closed,
+        argMax(classification, version) AS w_class, argMax(impact, version) AS w_impact,
+        argMax(team, version) AS w_team
     FROM ` + s.t(TableWorkflow) + `
+    WHERE ` + tenantCond + wfWhere + `
+    GROUP BY tenant_uid, incident_id
+) USING (tenant_uid, incident_id)`
+	// 18.16 joins two tables per SELECT: the incident numbers join the
+	// joined rows one level up.
+	args = append(args, anySlice(tenants)...)
+	if id != "" {
+		args = append(args, id)
+	}
+	q = `SELECT ` + cols + `, i_number FROM (` + q + `) ANY LEFT JOIN (
+    SELECT tenant_uid, incident_id, toUInt32(4294967296 - max(rank)) AS i_number
+    FROM ` + s.t(TableNumbers) + `
     WHERE ` + tenantCond + wfWhere + `
     GROUP BY tenant_uid, incident_id
 ) USING (tenant_uid, incident_id)`
@@ -155,15 +173,20 @@ func scanIncident(r scanner) (casework.Incident, int64, error) {
 		timeline                              string
 		iUpdated, wUpdated, effUpdated        int64
 		ack, resolved, closed                 int64
+		number                                uint32
 		stages, tactics, techs, accts, ruleID []string
 	)
 	err := r.Scan(&in.TenantUID, &in.ID, &in.Version, &in.Title, &sev, &risk, &in.Status, &in.FirstSeen, &in.LastSeen,
 		&stages, &tactics, &techs, &accts, &ruleID, &in.AlertIDs, new([]string), &in.MergedInto, &iUpdated, &timeline,
 		&in.Workflow.Version, &in.Workflow.Status, &in.Workflow.Assignee, &in.Workflow.Verdict, &in.Workflow.Reason,
 		&in.Workflow.Tags, &wSev, &in.Workflow.MergedInto, &wUpdated, &in.Workflow.UpdatedBy,
-		&in.EffectiveStatus, &effSev, &effUpdated, &ack, &resolved, &closed)
+		&in.EffectiveStatus, &effSev, &effUpdated, &ack, &resolved, &closed,
+		&in.Workflow.Classification, &in.Workflow.Impact, &in.Workflow.Team, &number)
 	if err != nil {
 		return in, 0, err
+	}
+	if number > 0 {
+		in.Number = casework.FormatNumber(number)
 	}
 	in.Workflow.AcknowledgedAt, in.Workflow.ResolvedAt, in.Workflow.ClosedAt = msOrZero(ack), msOrZero(resolved), msOrZero(closed)
 	in.Severity, in.RiskScore = int(sev), int(risk)
@@ -271,8 +294,61 @@ func (s *Store) ListIncidents(ctx context.Context, q casework.IncidentQuery) (ca
 	case q.EntityValue != "":
 		outer.add("arrayExists(x -> substring(x, position(x, ':') + 1) = ?, i_entities)", q.EntityValue)
 	}
+	switch q.Team {
+	case "":
+	case "none":
+		outer.add("w_team = ''")
+	default:
+		outer.add("w_team = ?", q.Team)
+	}
+	if len(q.Verdict) > 0 {
+		outer.add("w_verdict IN "+placeholders(len(q.Verdict)), anySlice(q.Verdict)...)
+	}
+	if q.MaxSeverity > 0 {
+		outer.add("eff_sev <= ?", q.MaxSeverity)
+	}
+	if !q.ClosedFrom.IsZero() {
+		outer.add("greatest(w_closed, w_resolved) >= ?", q.ClosedFrom.UnixMilli())
+	}
+	if !q.ClosedTo.IsZero() {
+		outer.add("greatest(w_closed, w_resolved) > 0 AND greatest(w_closed, w_resolved) <= ?", q.ClosedTo.UnixMilli())
+	}
 	if q.Text != "" {
-		outer.add("(positionCaseInsensitiveUTF8(i_title, ?) > 0 OR incident_id = ?)", q.Text, q.Text)
+		num, _ := casework.ParseNumber(q.Text)
+		cond := "positionCaseInsensitiveUTF8(i_title, ?) > 0 OR incident_id = ? OR (i_number > 0 AND i_number = ?)"
+		args := []any{q.Text, q.Text, num}
+		if q.FullText {
+			tin := "tenant_uid IN " + placeholders(len(q.Tenants))
+			tenants := anySlice(q.Tenants)
+			evTime := ""
+			var evArgs []any
+			if !q.From.IsZero() {
+				evTime += " AND time >= toDateTime(?)"
+				evArgs = append(evArgs, q.From.Add(-s.cfg.EvidenceLookback).Unix())
+			}
+			if !q.To.IsZero() {
+				evTime += " AND time <= toDateTime(?)"
+				evArgs = append(evArgs, q.To.Unix())
+			}
+			// Entity values, the latest text of live comments, and alerts
+			// whose title or summary holds the text or whose evidence
+			// events do (the normalized event's fields).
+			cond += ` OR arrayExists(x -> positionCaseInsensitiveUTF8(substring(x, position(x, ':') + 1), ?) > 0, i_entities)
+    OR (tenant_uid, incident_id) IN (SELECT tenant_uid, incident_id FROM (
+        SELECT tenant_uid, incident_id, comment_id, argMax(body, version) AS b, argMax(deleted, version) AS d
+        FROM ` + s.t(TableComments) + ` WHERE ` + tin + ` GROUP BY tenant_uid, incident_id, comment_id)
+        WHERE d = 0 AND positionCaseInsensitiveUTF8(b, ?) > 0)
+    OR (tenant_uid, incident_id) IN (SELECT tenant_uid, incident_id FROM ` + s.t(TableLinks) + ` WHERE (tenant_uid, alert_id) IN (
+        SELECT tenant_uid, alert_id FROM ` + s.t(TableAlerts) + ` ARRAY JOIN if(empty(event_ids), [''], event_ids) AS ev WHERE ` + tin + `
+        AND (positionCaseInsensitiveUTF8(title, ?) > 0 OR positionCaseInsensitiveUTF8(summary, ?) > 0
+        OR (tenant_uid, ev) IN (SELECT tenant_uid, event_uid FROM ` + s.t(TableEvents) + ` WHERE ` + tin + evTime + `
+            AND positionCaseInsensitiveUTF8(event_json, ?) > 0))))`
+			args = append(args, q.Text)
+			args = append(append(args, tenants...), q.Text)
+			args = append(append(args, tenants...), q.Text, q.Text)
+			args = append(append(append(args, tenants...), evArgs...), q.Text)
+		}
+		outer.add("("+cond+")", args...)
 	}
 	if q.SLA != "" {
 		// The time to resolve of the effective severity, and the end of

@@ -35,6 +35,9 @@ type Store struct {
 	// wfLocks serializes workflow updates per incident in this process.
 	wfMu    sync.Mutex
 	wfLocks map[string]*wfLock
+
+	// numbers assigns incident numbers (numbers.go).
+	numbers numberer
 }
 
 type metrics struct {

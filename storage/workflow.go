@@ -112,6 +112,7 @@ func (s *Store) UpdateIncidentWorkflow(ctx context.Context, u casework.WorkflowU
 			return in, err
 		}
 		u.Status, u.Assignee, u.Verdict, u.Reason, u.Tags, u.SeverityOverride = d.Status, d.Assignee, d.Verdict, d.Reason, d.Tags, d.SeverityOverride
+		u.Classification, u.Impact, u.Team = d.Classification, d.Impact, d.Team
 		if u.SeverityOverride != nil && (*u.SeverityOverride < 0 || *u.SeverityOverride > 6) {
 			return in, fmt.Errorf("%w: severity override %d out of range 0..6", casework.ErrInvalidArgument, *u.SeverityOverride)
 		}
@@ -136,6 +137,9 @@ func (s *Store) UpdateIncidentWorkflow(ctx context.Context, u casework.WorkflowU
 	set(&next.Assignee, u.Assignee)
 	set(&next.Verdict, u.Verdict)
 	set(&next.Reason, u.Reason)
+	set(&next.Classification, u.Classification)
+	set(&next.Impact, u.Impact)
+	set(&next.Team, u.Team)
 	if u.Tags != nil {
 		next.Tags = slices.Clone(*u.Tags)
 	}
@@ -217,11 +221,13 @@ func (s *Store) IncidentRow(ctx context.Context, tenants []string, id string) (c
 func (s *Store) writeWorkflow(ctx context.Context, tenant, id string, w casework.Workflow, audit ...casework.AuditEntry) error {
 	c := &columns{table: TableWorkflow, rows: 1,
 		names: []string{"tenant_uid", "incident_id", "version", "updated", "updated_ms", "updated_by", "status", "assignee",
-			"verdict", "reason", "tags", "severity_override", "merged_into", "acknowledged_ms", "resolved_ms", "closed_ms"},
+			"verdict", "reason", "tags", "severity_override", "merged_into", "acknowledged_ms", "resolved_ms", "closed_ms",
+			"classification", "impact", "team"},
 		values: []any{[]string{tenant}, []string{id}, []uint64{w.Version}, []time.Time{w.UpdatedAt}, []int64{w.UpdatedAt.UnixMilli()},
 			[]string{w.UpdatedBy}, []string{w.Status}, []string{w.Assignee}, []string{w.Verdict}, []string{w.Reason},
 			[][]string{nonNil(w.Tags)}, []uint8{clampU8(w.SeverityOverride)}, []string{w.MergedInto},
-			[]int64{zeroMS(w.AcknowledgedAt)}, []int64{zeroMS(w.ResolvedAt)}, []int64{zeroMS(w.ClosedAt)}},
+			[]int64{zeroMS(w.AcknowledgedAt)}, []int64{zeroMS(w.ResolvedAt)}, []int64{zeroMS(w.ClosedAt)},
+			[]string{w.Classification}, []string{w.Impact}, []string{w.Team}},
 	}
 	// The audit entry goes first: an audited change that failed to apply is
 	// visible as such, an unaudited change is not possible.

@@ -82,6 +82,13 @@ func (s *Store) Write(ctx context.Context, b Batch) error {
 	if err != nil {
 		return err
 	}
+	if len(b.Incidents) > 0 {
+		// Numbers first: an incident is never visible without one for
+		// longer than its first write takes.
+		if err := s.assignNumbers(ctx, b.Incidents); err != nil {
+			return err
+		}
+	}
 	for _, c := range tables {
 		if c.rows == 0 {
 			continue

@@ -15,7 +15,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
-	"github.com/musubi-xdr/musubi/api"
+	"github.com/musubi-xdr/musubi/casework"
+	"github.com/musubi-xdr/musubi/internal/apitest"
 )
 
 // The incident page tells the attack's story: these tests open the
@@ -182,7 +183,7 @@ const measureContrast = `(() => {
 func TestUIIncidentStory(t *testing.T) {
 	env := newUIEnv(t)
 	ctx := newBrowser(t)
-	signIn(t, ctx, env.url, tokAcmeViewer)
+	signIn(t, ctx, env.url, apitest.TokAcmeViewer)
 
 	painted, fcp := openIncident(t, ctx, env.url, env.chainID)
 	t.Logf("incident first paint: %.0f ms after navigation start (first contentful paint %.0f ms)", painted, fcp)
@@ -313,7 +314,7 @@ func TestUIWorkflowKeepsWork(t *testing.T) {
 	env := newUIEnv(t)
 	ctx := newBrowser(t)
 	base := env.url
-	signIn(t, ctx, base, tokAcmeAnalyst)
+	signIn(t, ctx, base, apitest.TokAcmeAnalyst)
 
 	var pressed, active string
 	browse(t, ctx, "default tab and Esc",
@@ -381,8 +382,8 @@ func TestUIWorkflowKeepsWork(t *testing.T) {
 		chromedp.WaitVisible(`#reapply`, chromedp.ByQuery),
 		chromedp.Click(`#reapply`, chromedp.ByQuery),
 		chromedp.Poll(`document.querySelector('#incident-status').textContent === 'closed'`, nil, chromedp.WithPollingTimeout(10*time.Second)))
-	var d api.IncidentDetail
-	if code := getJSON(t, base+"/v1/incidents/"+env.chainID, tokAcmeAnalyst, &d); code != http.StatusOK {
+	var d casework.IncidentDetail
+	if code := getJSON(t, base+"/v1/incidents/"+env.chainID, apitest.TokAcmeAnalyst, &d); code != http.StatusOK {
 		t.Fatalf("GET incident: %d", code)
 	}
 	if w := d.Workflow; w.Status != "closed" || w.Verdict != "true_positive" || w.Reason != "keys rotated" || len(w.Tags) != 2 {
@@ -399,8 +400,8 @@ func TestUIWorkflowKeepsWork(t *testing.T) {
 
 func workflowVersion(t *testing.T, base, id string) uint64 {
 	t.Helper()
-	var d api.IncidentDetail
-	if code := getJSON(t, base+"/v1/incidents/"+id, tokAcmeAnalyst, &d); code != http.StatusOK {
+	var d casework.IncidentDetail
+	if code := getJSON(t, base+"/v1/incidents/"+id, apitest.TokAcmeAnalyst, &d); code != http.StatusOK {
 		t.Fatalf("GET incident: %d", code)
 	}
 	return d.Workflow.Version

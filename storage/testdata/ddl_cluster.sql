@@ -283,3 +283,28 @@ ALTER TABLE musubi.incident_workflow ON CLUSTER musubi_cluster ADD COLUMN acknow
 ALTER TABLE musubi.incident_workflow ON CLUSTER musubi_cluster ADD COLUMN resolved_ms Int64 DEFAULT 0;
 
 ALTER TABLE musubi.incident_workflow ON CLUSTER musubi_cluster ADD COLUMN closed_ms Int64 DEFAULT 0;
+
+ALTER TABLE musubi.incident_workflow_local ON CLUSTER musubi_cluster ADD COLUMN classification LowCardinality(String) DEFAULT '';
+
+ALTER TABLE musubi.incident_workflow_local ON CLUSTER musubi_cluster ADD COLUMN impact LowCardinality(String) DEFAULT '';
+
+ALTER TABLE musubi.incident_workflow_local ON CLUSTER musubi_cluster ADD COLUMN team String DEFAULT '';
+
+ALTER TABLE musubi.incident_workflow ON CLUSTER musubi_cluster ADD COLUMN classification LowCardinality(String) DEFAULT '';
+
+ALTER TABLE musubi.incident_workflow ON CLUSTER musubi_cluster ADD COLUMN impact LowCardinality(String) DEFAULT '';
+
+ALTER TABLE musubi.incident_workflow ON CLUSTER musubi_cluster ADD COLUMN team String DEFAULT '';
+
+CREATE TABLE IF NOT EXISTS musubi.incident_numbers_local ON CLUSTER musubi_cluster (
+    tenant_uid LowCardinality(String),
+    incident_id String,
+    number UInt32,
+    rank UInt64,
+    assigned_ms Int64
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/musubi/incident_numbers_local', '{replica}', rank)
+ORDER BY (tenant_uid, incident_id)
+SETTINGS index_granularity = 1024;
+
+CREATE TABLE IF NOT EXISTS musubi.incident_numbers ON CLUSTER musubi_cluster AS musubi.incident_numbers_local
+ENGINE = Distributed(musubi_cluster, musubi, incident_numbers_local, cityHash64(tenant_uid, incident_id));

@@ -233,3 +233,19 @@ ALTER TABLE musubi.incident_workflow  ADD COLUMN acknowledged_ms Int64 DEFAULT 0
 ALTER TABLE musubi.incident_workflow  ADD COLUMN resolved_ms Int64 DEFAULT 0;
 
 ALTER TABLE musubi.incident_workflow  ADD COLUMN closed_ms Int64 DEFAULT 0;
+
+ALTER TABLE musubi.incident_workflow  ADD COLUMN classification LowCardinality(String) DEFAULT '';
+
+ALTER TABLE musubi.incident_workflow  ADD COLUMN impact LowCardinality(String) DEFAULT '';
+
+ALTER TABLE musubi.incident_workflow  ADD COLUMN team String DEFAULT '';
+
+CREATE TABLE IF NOT EXISTS musubi.incident_numbers  (
+    tenant_uid LowCardinality(String),
+    incident_id String,
+    number UInt32,
+    rank UInt64,
+    assigned_ms Int64
+) ENGINE = ReplacingMergeTree(rank)
+ORDER BY (tenant_uid, incident_id)
+SETTINGS index_granularity = 1024;
