@@ -86,10 +86,16 @@ type TLS = tlsconf.Config
 
 // SASL configures SASL authentication to the brokers.
 type SASL struct {
-	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty means no
-	// SASL.
+	// Mechanism is PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM;
+	// empty means no SASL. AWS_MSK_IAM (Amazon MSK's IAM access control,
+	// port 9098) signs with the AWS default credential chain — the pod's
+	// IAM role through IRSA or EKS Pod Identity, the environment, the
+	// instance profile — and needs TLS; it takes no username or password.
 	Mechanism string `yaml:"mechanism"`
-	Username  string `yaml:"username"`
+	// Region is the MSK cluster's AWS region for AWS_MSK_IAM; empty takes
+	// AWS_REGION from the environment.
+	Region   string `yaml:"region"`
+	Username string `yaml:"username"`
 	// Password is the password itself, "env:NAME" to read it from the
 	// environment, or "file:PATH" to read it from a file (a mounted
 	// Secret).
@@ -97,7 +103,10 @@ type SASL struct {
 }
 
 // SASLMechanisms lists the valid values of SASL.Mechanism.
-var SASLMechanisms = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
+var SASLMechanisms = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", SASLAWSMSKIAM}
+
+// SASLAWSMSKIAM is the SASL mechanism of Amazon MSK's IAM access control.
+const SASLAWSMSKIAM = "AWS_MSK_IAM"
 
 // ClickHouse configures storage.
 type ClickHouse struct {
@@ -476,11 +485,19 @@ func (c Config) Validate() error {
 		if !slices.Contains(SASLMechanisms, m) {
 			bad("kafka.sasl.mechanism", "%q is not one of %s", m, strings.Join(SASLMechanisms, ", "))
 		}
-		if c.Kafka.SASL.Username == "" || c.Kafka.SASL.Password == "" {
+		switch {
+		case m == SASLAWSMSKIAM && (c.Kafka.SASL.Username != "" || c.Kafka.SASL.Password != ""):
+			bad("kafka.sasl", "%s signs with the AWS credential chain; remove username and password", m)
+		case m == SASLAWSMSKIAM && !c.Kafka.TLS.Enabled:
+			bad("kafka.tls.enabled", "%s needs TLS (MSK's IAM listener, port 9098, is TLS only)", m)
+		case m != SASLAWSMSKIAM && (c.Kafka.SASL.Username == "" || c.Kafka.SASL.Password == ""):
 			bad("kafka.sasl", "username and password are required with mechanism %s", m)
 		}
-	} else if c.Kafka.SASL.Username != "" || c.Kafka.SASL.Password != "" {
-		bad("kafka.sasl.mechanism", "is empty although a username or password is set")
+		if m != SASLAWSMSKIAM && c.Kafka.SASL.Region != "" {
+			bad("kafka.sasl.region", "applies to %s only", SASLAWSMSKIAM)
+		}
+	} else if c.Kafka.SASL.Username != "" || c.Kafka.SASL.Password != "" || c.Kafka.SASL.Region != "" {
+		bad("kafka.sasl.mechanism", "is empty although a username, password or region is set")
 	}
 	if len(c.ClickHouse.Addr) == 0 {
 		bad("clickhouse.addr", "at least one address is required")

@@ -150,6 +150,19 @@ func TestKafkaSecurityValidate(t *testing.T) {
 		{"unknown mechanism", func(k *Kafka) { k.SASL = SASL{Mechanism: "GSSAPI", Username: "u", Password: "p"} }, "kafka.sasl.mechanism"},
 		{"no password", func(k *Kafka) { k.SASL = SASL{Mechanism: "PLAIN", Username: "u"} }, "kafka.sasl"},
 		{"password without mechanism", func(k *Kafka) { k.SASL = SASL{Username: "u", Password: "p"} }, "kafka.sasl.mechanism"},
+		{"msk iam", func(k *Kafka) {
+			k.TLS = TLS{Enabled: true}
+			k.SASL = SASL{Mechanism: "AWS_MSK_IAM", Region: "eu-west-1"}
+		}, ""},
+		{"msk iam, region from env", func(k *Kafka) { k.TLS = TLS{Enabled: true}; k.SASL = SASL{Mechanism: "AWS_MSK_IAM"} }, ""},
+		{"msk iam without tls", func(k *Kafka) { k.SASL = SASL{Mechanism: "AWS_MSK_IAM"} }, "kafka.tls.enabled"},
+		{"msk iam with a password", func(k *Kafka) {
+			k.TLS = TLS{Enabled: true}
+			k.SASL = SASL{Mechanism: "AWS_MSK_IAM", Username: "u", Password: "p"}
+		}, "remove username and password"},
+		{"region with scram", func(k *Kafka) {
+			k.SASL = SASL{Mechanism: "SCRAM-SHA-512", Username: "u", Password: "p", Region: "eu-west-1"}
+		}, "kafka.sasl.region"},
 	} {
 		cfg := Default()
 		tc.set(&cfg.Kafka)

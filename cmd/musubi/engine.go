@@ -153,7 +153,7 @@ func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule
 	if err != nil {
 		return err
 	}
-	kafkaSASL, err := saslMechanism(cfg.Kafka.SASL)
+	kafkaSASL, err := saslMechanism(ctx, cfg.Kafka.SASL)
 	if err != nil {
 		return err
 	}

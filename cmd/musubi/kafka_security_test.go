@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -82,7 +83,7 @@ func TestKafkaSASLSecrets(t *testing.T) {
 	for _, tc := range []struct{ password, want string }{
 		{"literal", "literal"}, {"env:MUSUBI_TEST_SASL_PASSWORD", "from-env"}, {"file:" + file, "from-file"},
 	} {
-		m, err := saslMechanism(config.SASL{Mechanism: "PLAIN", Username: "musubi", Password: tc.password})
+		m, err := saslMechanism(context.Background(), config.SASL{Mechanism: "PLAIN", Username: "musubi", Password: tc.password})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,15 +92,15 @@ func TestKafkaSASLSecrets(t *testing.T) {
 		}
 	}
 	for _, mech := range []string{"SCRAM-SHA-256", "SCRAM-SHA-512"} {
-		m, err := saslMechanism(config.SASL{Mechanism: mech, Username: "musubi", Password: "x"})
+		m, err := saslMechanism(context.Background(), config.SASL{Mechanism: mech, Username: "musubi", Password: "x"})
 		if err != nil || m == nil || m.Name() != mech {
 			t.Errorf("%s: got %v, %v", mech, m, err)
 		}
 	}
-	if _, err := saslMechanism(config.SASL{Mechanism: "PLAIN", Username: "u", Password: "env:MUSUBI_TEST_UNSET_VARIABLE"}); err == nil {
+	if _, err := saslMechanism(context.Background(), config.SASL{Mechanism: "PLAIN", Username: "u", Password: "env:MUSUBI_TEST_UNSET_VARIABLE"}); err == nil {
 		t.Error("an empty environment variable was accepted as the password")
 	}
-	if m, err := saslMechanism(config.SASL{}); m != nil || err != nil {
+	if m, err := saslMechanism(context.Background(), config.SASL{}); m != nil || err != nil {
 		t.Errorf("SASL off: got %v, %v", m, err)
 	}
 }
