@@ -75,6 +75,17 @@ func (c Config) componentErrors() []error {
 			errs = append(errs, fmt.Errorf("%s: %s", section, msg))
 		}
 	}
+	// These components name the key below their section in each error.
+	keyed := func(section string, err error) {
+		if err != nil {
+			for _, e := range unjoin(err) {
+				errs = append(errs, fmt.Errorf("%s.%w", section, e))
+			}
+		}
+	}
+	keyed("kafka", c.Kafka.Validate())
+	keyed("pipeline", c.Pipeline.Validate())
+	keyed("ingest", c.Ingest.Validate())
 	prefix("clickhouse", c.StorageConfig().Validate())
 	prefix("correlate", c.CorrelateConfig().Validate())
 	return errs
