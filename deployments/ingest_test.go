@@ -159,8 +159,8 @@ func TestVectorAccountFromObjectKey(t *testing.T) {
 	}
 	re := regexp.MustCompile(m[1])
 	for key, want := range map[string]string{
-		"AWSLogs/111122223333/CloudTrail/eu-west-1/2026/12/05/111122223333_CloudTrail_eu-west-1_20261205T0000Z_abc.json.gz":              "111122223333",
-		"prefix/AWSLogs/o-a1b2c3d4e5/444455556666/CloudTrail/us-east-1/2026/12/05/444455556666_CloudTrail_us-east-1_x.json.gz":           "444455556666",
+		"AWSLogs/111122223333/CloudTrail/eu-west-1/2026/12/05/111122223333_CloudTrail_eu-west-1_20261205T0000Z_abc.json.gz":           "111122223333",
+		"prefix/AWSLogs/o-a1b2c3d4e5/444455556666/CloudTrail/us-east-1/2026/12/05/444455556666_CloudTrail_us-east-1_x.json.gz":        "444455556666",
 		"AWSLogs/777788889999/vpcflowlogs/eu-west-1/2026/12/05/777788889999_vpcflowlogs_eu-west-1_fl-0abc_20261205T0000Z_hash.log.gz": "777788889999",
 		"AWSLogs/CloudTrail-Digest/nothing.json.gz": "",
 	} {
