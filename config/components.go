@@ -22,7 +22,7 @@ import (
 func (c Config) StorageConfig() storage.Config {
 	sc := storage.Default()
 	ch := c.ClickHouse
-	sc.Addr, sc.Database, sc.Username, sc.Password = ch.Addr, ch.Database, ch.Username, ch.Password
+	sc.Addr, sc.Database, sc.Username, sc.Password, sc.TLS = ch.Addr, ch.Database, ch.Username, ch.Password, ch.TLS
 	sc.Cluster, sc.StoreRaw, sc.MaxExecutionTime = ch.Cluster, ch.StoreRaw, ch.MaxExecutionTime
 	sc.MaxOpenConns, sc.DialTimeout = ch.MaxOpenConns, ch.DialTimeout
 	if n := ch.IncidentNumbers; n.Allocators > 0 {
@@ -75,6 +75,17 @@ func (c Config) componentErrors() []error {
 			errs = append(errs, fmt.Errorf("%s: %s", section, msg))
 		}
 	}
+	// These components name the key below their section in each error.
+	keyed := func(section string, err error) {
+		if err != nil {
+			for _, e := range unjoin(err) {
+				errs = append(errs, fmt.Errorf("%s.%w", section, e))
+			}
+		}
+	}
+	keyed("kafka", c.Kafka.Validate())
+	keyed("pipeline", c.Pipeline.Validate())
+	keyed("ingest", c.Ingest.Validate())
 	prefix("clickhouse", c.StorageConfig().Validate())
 	prefix("correlate", c.CorrelateConfig().Validate())
 	return errs

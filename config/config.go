@@ -21,7 +21,11 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/musubi-xdr/musubi/ingest"
+	"github.com/musubi-xdr/musubi/internal/secret"
+	"github.com/musubi-xdr/musubi/internal/tlsconf"
 	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/pipeline"
 	"github.com/musubi-xdr/musubi/rules"
 )
 
@@ -45,79 +49,33 @@ type Config struct {
 	Log        Log        `yaml:"log"`
 }
 
-// Kafka configures the consumer of the raw topics.
-type Kafka struct {
-	// Brokers lists bootstrap brokers. Empty in `musubi demo` means an
-	// embedded broker; `serve` requires at least one.
-	Brokers []string `yaml:"brokers"`
-	GroupID string   `yaml:"group_id"`
-	// Topics maps each source (cloudtrail, vpcflow, guardduty, agent, falco)
-	// to the topic that carries it. A file's map replaces the default one
-	// whole: list every source to consume.
-	Topics Topics `yaml:"topics"`
-	// DeadLetterTopic, when set, receives every record that cannot be
-	// processed, in addition to the dead_letters table.
-	DeadLetterTopic string `yaml:"dead_letter_topic"`
-	// MaxWait is the longest a fetch waits at the broker when no data is
-	// there (data that arrives is returned at once). The client's read
-	// deadline keeps a safety margin of up to a second below it, so values
-	// under a second leave little slack on a busy broker.
-	MaxWait time.Duration `yaml:"max_wait"`
-	// QueueCapacity bounds the messages the client prefetches.
-	QueueCapacity int `yaml:"queue_capacity"`
-	// SessionTimeout is how long the group coordinator waits for heartbeats
-	// before it hands a silent (crashed) member's partitions to others.
-	SessionTimeout time.Duration `yaml:"session_timeout"`
-	// RebalanceTimeout is how long a rebalance waits for members to rejoin.
-	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
-	// LagInterval is how often the consumer lag (high-water mark minus the
-	// committed offset, per partition held) is read from the brokers.
-	LagInterval time.Duration `yaml:"lag_interval"`
-	// TLS and SASL secure the connections to the brokers (Amazon MSK,
-	// Confluent Cloud, any broker with TLS or SASL listeners).
-	TLS  TLS  `yaml:"tls"`
-	SASL SASL `yaml:"sasl"`
-}
+// Kafka is the kafka section, owned by the consumer (package pipeline).
+type Kafka = pipeline.KafkaConfig
 
-// TLS configures TLS to a server.
-type TLS struct {
-	Enabled bool `yaml:"enabled"`
-	// CAFile is a PEM bundle of the CAs to trust; empty trusts the
-	// system's roots (right for MSK and Confluent Cloud).
-	CAFile string `yaml:"ca_file"`
-	// CertFile and KeyFile are a PEM client certificate and key, for
-	// mutual TLS.
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-	// ServerName overrides the name the server's certificate is checked
-	// against (default: the host of the address dialled).
-	ServerName string `yaml:"server_name"`
-	// InsecureSkipVerify accepts any server certificate. For a lab only:
-	// the engine warns at start when it is on.
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-}
+// SASL is kafka.sasl (package pipeline).
+type SASL = pipeline.SASLConfig
 
-// SASL configures SASL authentication to the brokers.
-type SASL struct {
-	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty means no
-	// SASL.
-	Mechanism string `yaml:"mechanism"`
-	Username  string `yaml:"username"`
-	// Password is the password itself, "env:NAME" to read it from the
-	// environment, or "file:PATH" to read it from a file (a mounted
-	// Secret).
-	Password string `yaml:"password"`
-}
+// Topics is kafka.topics (package pipeline).
+type Topics = pipeline.Topics
+
+// TLS configures TLS to a server (package tlsconf).
+type TLS = tlsconf.Config
 
 // SASLMechanisms lists the valid values of SASL.Mechanism.
-var SASLMechanisms = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
+var SASLMechanisms = pipeline.SASLMechanisms
+
+// SASLAWSMSKIAM is the SASL mechanism of Amazon MSK's IAM access control.
+const SASLAWSMSKIAM = pipeline.SASLAWSMSKIAM
 
 // ClickHouse configures storage.
 type ClickHouse struct {
-	Addr             []string      `yaml:"addr"`
-	Database         string        `yaml:"database"`
-	Username         string        `yaml:"username"`
-	Password         string        `yaml:"password"`
+	Addr     []string `yaml:"addr"`
+	Database string   `yaml:"database"`
+	Username string   `yaml:"username"`
+	// Password is the password, "env:NAME" or "file:PATH".
+	Password string `yaml:"password"`
+	// TLS encrypts the connections (tcp_port_secure; ClickHouse Cloud).
+	TLS              TLS           `yaml:"tls"`
 	Cluster          string        `yaml:"cluster"`
 	MigrateOnStart   bool          `yaml:"migrate_on_start"`
 	StoreRaw         bool          `yaml:"store_raw"`
@@ -141,21 +99,6 @@ type ClickHouse struct {
 		Allocator  int `yaml:"allocator"`
 		Allocators int `yaml:"allocators"`
 	} `yaml:"incident_numbers"`
-}
-
-// Topics maps sources to topics. Unlike other maps of the configuration,
-// which override defaults key by key, a configured Topics replaces the
-// defaults, so a deployment consumes exactly the sources it lists.
-type Topics map[string]string
-
-// UnmarshalYAML replaces the map instead of merging into the defaults.
-func (t *Topics) UnmarshalYAML(n *yaml.Node) error {
-	m := map[string]string{}
-	if err := n.Decode(&m); err != nil {
-		return err
-	}
-	*t = m
-	return nil
 }
 
 // Rules configures detection and correlation rules.
@@ -197,17 +140,9 @@ type Correlate struct {
 	MaxNodesPerIncident  int      `yaml:"max_nodes_per_incident"`
 }
 
-// Pipeline configures batching between Kafka and ClickHouse.
-type Pipeline struct {
-	// BatchSize is the most records processed and written together.
-	BatchSize int `yaml:"batch_size"`
-	// BatchBytes bounds the raw bytes of the messages of one batch (a
-	// batch closes at BatchSize messages or BatchBytes, whichever first;
-	// one message larger than it is a batch of its own).
-	BatchBytes int `yaml:"batch_bytes"`
-	// FlushInterval bounds how long a partial batch waits.
-	FlushInterval time.Duration `yaml:"flush_interval"`
-}
+// Pipeline is the pipeline section, owned by the consumer (package
+// pipeline).
+type Pipeline = pipeline.BatchConfig
 
 // API configures the HTTP server.
 type API struct {
@@ -265,19 +200,9 @@ type Token struct {
 	Tenants []string `yaml:"tenants"`
 }
 
-// Ingest configures decoding limits: what one record or message may cost.
-// A record or message beyond a limit is a dead letter, never dropped.
-type Ingest struct {
-	MaxRecordBytes int `yaml:"max_record_bytes"`
-	MaxDepth       int `yaml:"max_depth"`
-	// MaxMessageBytes bounds one message after decompression (a gzip
-	// bomb fails here without being inflated in memory).
-	MaxMessageBytes int `yaml:"max_message_bytes"`
-	// MaxRecords bounds the records of one message; each decoded record
-	// holds about 5 KiB until its batch is written. Records past the limit
-	// go, undecoded, into one dead letter.
-	MaxRecords int `yaml:"max_records"`
-}
+// Ingest is the ingest section: the decoder's limits (package ingest). A
+// record or message beyond a limit is a dead letter, never dropped.
+type Ingest = ingest.Limits
 
 // Tenant maps a tenant to the AWS accounts it owns. An account list of
 // ["*"] matches every account not claimed by another tenant.
@@ -293,28 +218,10 @@ type Log struct {
 	Format string `yaml:"format"`
 }
 
-// Sources are the source names a topic can carry.
-var Sources = []string{"cloudtrail", "vpcflow", "guardduty", "agent", "falco"}
-
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
-		Kafka: Kafka{
-			Brokers: []string{"127.0.0.1:9092"},
-			GroupID: "musubi",
-			Topics: Topics{
-				"cloudtrail": "musubi.raw.cloudtrail",
-				"vpcflow":    "musubi.raw.vpcflow",
-				"guardduty":  "musubi.raw.guardduty",
-				"agent":      "musubi.raw.agent",
-				"falco":      "musubi.raw.falco",
-			},
-			MaxWait:          2 * time.Second,
-			QueueCapacity:    1000,
-			SessionTimeout:   30 * time.Second,
-			RebalanceTimeout: 30 * time.Second,
-			LagInterval:      15 * time.Second,
-		},
+		Kafka: pipeline.DefaultKafka(),
 		ClickHouse: ClickHouse{
 			Addr:             []string{"127.0.0.1:19000"},
 			Database:         "musubi",
@@ -328,9 +235,9 @@ func Default() Config {
 		},
 		Rules:     Rules{Dir: "detections", ReloadInterval: rules.DefaultPollInterval},
 		Correlate: defaultCorrelate(),
-		Pipeline:  Pipeline{BatchSize: 5000, BatchBytes: 16 << 20, FlushInterval: time.Second},
+		Pipeline:  pipeline.DefaultBatch(),
 		API:       API{Listen: "127.0.0.1:8080"},
-		Ingest:    Ingest{MaxRecordBytes: 1 << 20, MaxDepth: 64, MaxMessageBytes: 64 << 20, MaxRecords: 20_000},
+		Ingest:    ingest.DefaultLimits(),
 		Tenants:   []Tenant{{ID: "default", Name: "Default", Accounts: []string{"*"}}},
 		Log:       Log{Level: "info", Format: "text"},
 		Role:      RoleAll,
@@ -359,23 +266,7 @@ func Load(path string, getenv func(string) string) (Config, error) {
 // Secret resolves a secret setting: "env:NAME" reads the environment,
 // "file:PATH" reads a file (trailing newlines trimmed), anything else is the
 // secret itself.
-func Secret(v string) (string, error) {
-	if name, ok := strings.CutPrefix(v, "env:"); ok {
-		s := os.Getenv(name)
-		if s == "" {
-			return "", fmt.Errorf("environment variable %s is empty", name)
-		}
-		return s, nil
-	}
-	if path, ok := strings.CutPrefix(v, "file:"); ok {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return "", err
-		}
-		return strings.TrimRight(string(b), "\r\n"), nil
-	}
-	return v, nil
-}
+func Secret(v string) (string, error) { return secret.Resolve(v) }
 
 // The roles of `musubi serve` (Config.Role).
 const (
@@ -454,62 +345,8 @@ func (c Config) Validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	for i, b := range c.Kafka.Brokers {
-		if _, _, err := net.SplitHostPort(b); err != nil {
-			bad(fmt.Sprintf("kafka.brokers[%d]", i), "%q is not host:port", b)
-		}
-	}
 	if !slices.Contains(Roles, c.Role) {
 		bad("role", "%q is not one of %s", c.Role, strings.Join(Roles, ", "))
-	}
-	if c.Kafka.GroupID == "" {
-		bad("kafka.group_id", "must not be empty")
-	}
-	if len(c.Kafka.Topics) == 0 {
-		bad("kafka.topics", "at least one source topic is required")
-	}
-	seen := map[string]string{}
-	for src, topic := range c.Kafka.Topics {
-		if !slices.Contains(Sources, src) {
-			bad("kafka.topics."+src, "unknown source (want one of %s)", strings.Join(Sources, ", "))
-		}
-		if topic == "" {
-			bad("kafka.topics."+src, "topic must not be empty")
-		} else if other, dup := seen[topic]; dup {
-			bad("kafka.topics."+src, "topic %q is also used by %s", topic, other)
-		}
-		seen[topic] = src
-	}
-	if c.Kafka.MaxWait <= 0 {
-		bad("kafka.max_wait", "must be positive")
-	}
-	if c.Kafka.QueueCapacity <= 0 {
-		bad("kafka.queue_capacity", "must be positive")
-	}
-	if c.Kafka.SessionTimeout < time.Second {
-		bad("kafka.session_timeout", "%s is shorter than a second", c.Kafka.SessionTimeout)
-	}
-	if c.Kafka.RebalanceTimeout < time.Second {
-		bad("kafka.rebalance_timeout", "%s is shorter than a second", c.Kafka.RebalanceTimeout)
-	}
-	if c.Kafka.LagInterval < time.Second {
-		bad("kafka.lag_interval", "%s is shorter than a second", c.Kafka.LagInterval)
-	}
-	if (c.Kafka.TLS.CertFile == "") != (c.Kafka.TLS.KeyFile == "") {
-		bad("kafka.tls", "cert_file and key_file go together")
-	}
-	if !c.Kafka.TLS.Enabled && (c.Kafka.TLS.CAFile != "" || c.Kafka.TLS.CertFile != "" || c.Kafka.TLS.ServerName != "" || c.Kafka.TLS.InsecureSkipVerify) {
-		bad("kafka.tls.enabled", "is false although other kafka.tls keys are set")
-	}
-	if m := c.Kafka.SASL.Mechanism; m != "" {
-		if !slices.Contains(SASLMechanisms, m) {
-			bad("kafka.sasl.mechanism", "%q is not one of %s", m, strings.Join(SASLMechanisms, ", "))
-		}
-		if c.Kafka.SASL.Username == "" || c.Kafka.SASL.Password == "" {
-			bad("kafka.sasl", "username and password are required with mechanism %s", m)
-		}
-	} else if c.Kafka.SASL.Username != "" || c.Kafka.SASL.Password != "" {
-		bad("kafka.sasl.mechanism", "is empty although a username or password is set")
 	}
 	if len(c.ClickHouse.Addr) == 0 {
 		bad("clickhouse.addr", "at least one address is required")
@@ -534,15 +371,6 @@ func (c Config) Validate() error {
 	}
 	if c.Correlate.SourceDelay < 0 {
 		bad("correlate.source_delay", "must not be negative")
-	}
-	if c.Pipeline.BatchSize <= 0 || c.Pipeline.BatchSize > 1_000_000 {
-		bad("pipeline.batch_size", "%d is outside 1..1000000", c.Pipeline.BatchSize)
-	}
-	if c.Pipeline.BatchBytes <= 0 {
-		bad("pipeline.batch_bytes", "must be positive")
-	}
-	if c.Pipeline.FlushInterval <= 0 {
-		bad("pipeline.flush_interval", "must be positive")
 	}
 	if _, _, err := net.SplitHostPort(c.API.Listen); err != nil {
 		bad("api.listen", "%q is not host:port", c.API.Listen)
@@ -606,18 +434,6 @@ func (c Config) Validate() error {
 				bad(f+".tenants", "unknown tenant %q", tn)
 			}
 		}
-	}
-	if c.Ingest.MaxRecordBytes <= 0 {
-		bad("ingest.max_record_bytes", "must be positive")
-	}
-	if c.Ingest.MaxDepth <= 0 || c.Ingest.MaxDepth > 10000 {
-		bad("ingest.max_depth", "%d is outside 1..10000", c.Ingest.MaxDepth)
-	}
-	if c.Ingest.MaxMessageBytes < c.Ingest.MaxRecordBytes {
-		bad("ingest.max_message_bytes", "%d is below ingest.max_record_bytes (%d)", c.Ingest.MaxMessageBytes, c.Ingest.MaxRecordBytes)
-	}
-	if c.Ingest.MaxRecords <= 0 {
-		bad("ingest.max_records", "must be positive")
 	}
 	if len(c.Tenants) == 0 {
 		bad("tenants", "at least one tenant is required")

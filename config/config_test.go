@@ -1,6 +1,7 @@
 package config
 
 import (
+	"github.com/musubi-xdr/musubi/ingest"
 	"strings"
 	"testing"
 )
@@ -32,7 +33,7 @@ func TestLoad(t *testing.T) {
 			`api.tokens[1].name: "Alice" is already the name of api.tokens[0]`,
 			"pipeline.batch_size: 0 is outside",
 			"pipeline.batch_bytes: must be positive",
-			"ingest.max_message_bytes: 1000 is below ingest.max_record_bytes (1048576)",
+			"ingest.max_message_bytes: 1000 is below max_record_bytes (1048576)",
 			"ingest.max_records: must be positive",
 			`tenants[0].accounts: "1234" is not a 12-digit AWS account id`,
 			`log.level: "loud" is not debug`,
@@ -98,7 +99,7 @@ func TestTopicsReplaceDefaults(t *testing.T) {
 	if err := Decode(strings.NewReader("kafka:\n  group_id: g\n"), &cfg); err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Kafka.Topics) != len(Sources) {
+	if len(cfg.Kafka.Topics) != len(ingest.Sources) {
 		t.Errorf("got topics %v, want the defaults for every source", cfg.Kafka.Topics)
 	}
 }
@@ -150,6 +151,19 @@ func TestKafkaSecurityValidate(t *testing.T) {
 		{"unknown mechanism", func(k *Kafka) { k.SASL = SASL{Mechanism: "GSSAPI", Username: "u", Password: "p"} }, "kafka.sasl.mechanism"},
 		{"no password", func(k *Kafka) { k.SASL = SASL{Mechanism: "PLAIN", Username: "u"} }, "kafka.sasl"},
 		{"password without mechanism", func(k *Kafka) { k.SASL = SASL{Username: "u", Password: "p"} }, "kafka.sasl.mechanism"},
+		{"msk iam", func(k *Kafka) {
+			k.TLS = TLS{Enabled: true}
+			k.SASL = SASL{Mechanism: "AWS_MSK_IAM", Region: "eu-west-1"}
+		}, ""},
+		{"msk iam, region from env", func(k *Kafka) { k.TLS = TLS{Enabled: true}; k.SASL = SASL{Mechanism: "AWS_MSK_IAM"} }, ""},
+		{"msk iam without tls", func(k *Kafka) { k.SASL = SASL{Mechanism: "AWS_MSK_IAM"} }, "kafka.tls.enabled"},
+		{"msk iam with a password", func(k *Kafka) {
+			k.TLS = TLS{Enabled: true}
+			k.SASL = SASL{Mechanism: "AWS_MSK_IAM", Username: "u", Password: "p"}
+		}, "remove username and password"},
+		{"region with scram", func(k *Kafka) {
+			k.SASL = SASL{Mechanism: "SCRAM-SHA-512", Username: "u", Password: "p", Region: "eu-west-1"}
+		}, "kafka.sasl.region"},
 	} {
 		cfg := Default()
 		tc.set(&cfg.Kafka)

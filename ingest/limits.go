@@ -11,16 +11,18 @@ import (
 type Limits struct {
 	// MaxRecordBytes bounds one record: a CloudTrail event, a finding, an
 	// agent event, a flow log line.
-	MaxRecordBytes int
+	MaxRecordBytes int `yaml:"max_record_bytes"`
 	// MaxDepth bounds the JSON nesting of one record; at most MaxDepthLimit.
-	MaxDepth int
-	// MaxMessageBytes bounds a whole message or file after decompression.
-	MaxMessageBytes int
+	MaxDepth int `yaml:"max_depth"`
+	// MaxMessageBytes bounds a whole message or file after decompression
+	// (a gzip bomb fails here without being inflated in memory); at least
+	// MaxRecordBytes.
+	MaxMessageBytes int `yaml:"max_message_bytes"`
 	// MaxRecords bounds the records of one message, and so the memory of
 	// the events Decode returns (an event takes about 4 KiB). Decoding stops
 	// at the limit; the record that crossed it is reported with
 	// ReasonTooManyRecords and the rest of the message is not decoded.
-	MaxRecords int
+	MaxRecords int `yaml:"max_records"`
 }
 
 // MaxDepthLimit caps Limits.MaxDepth: the scanners recurse once per level,
@@ -44,20 +46,26 @@ func DefaultLimits() Limits {
 	}
 }
 
-// Validate reports every limit that is not positive.
+// Validate reports every limit that is not positive, a depth above
+// MaxDepthLimit and a message limit below the record limit, each error
+// starting with the limit's key in the ingest section of the
+// configuration.
 func (l Limits) Validate() error {
 	var errs []error
 	check := func(name string, v int) {
 		if v <= 0 {
-			errs = append(errs, errors.New("ingest: limit "+name+" must be positive, got "+strconv.Itoa(v)))
+			errs = append(errs, errors.New(name+": must be positive, got "+strconv.Itoa(v)))
 		}
 	}
-	check("MaxRecordBytes", l.MaxRecordBytes)
-	check("MaxDepth", l.MaxDepth)
-	check("MaxMessageBytes", l.MaxMessageBytes)
-	check("MaxRecords", l.MaxRecords)
+	check("max_record_bytes", l.MaxRecordBytes)
+	check("max_depth", l.MaxDepth)
+	check("max_message_bytes", l.MaxMessageBytes)
+	check("max_records", l.MaxRecords)
 	if l.MaxDepth > MaxDepthLimit {
-		errs = append(errs, errors.New("ingest: limit MaxDepth must be at most "+strconv.Itoa(MaxDepthLimit)+", got "+strconv.Itoa(l.MaxDepth)))
+		errs = append(errs, errors.New("max_depth: must be at most "+strconv.Itoa(MaxDepthLimit)+", got "+strconv.Itoa(l.MaxDepth)))
+	}
+	if l.MaxMessageBytes > 0 && l.MaxMessageBytes < l.MaxRecordBytes {
+		errs = append(errs, errors.New("max_message_bytes: "+strconv.Itoa(l.MaxMessageBytes)+" is below max_record_bytes ("+strconv.Itoa(l.MaxRecordBytes)+")"))
 	}
 	return errors.Join(errs...)
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/musubi-xdr/musubi/internal/tlsconf"
 )
 
 // Config configures the ClickHouse store. Start from Default and override.
@@ -13,7 +15,13 @@ type Config struct {
 	Addr     []string `yaml:"addr"`
 	Database string   `yaml:"database"`
 	Username string   `yaml:"username"`
-	Password string   `yaml:"password"`
+	// Password is the password itself, "env:NAME" to read it from the
+	// environment, or "file:PATH" to read it from a file (a mounted
+	// Secret).
+	Password string `yaml:"password"`
+	// TLS encrypts the connections (ClickHouse's tcp_port_secure, 9440 by
+	// default; ClickHouse Cloud's native port).
+	TLS tlsconf.Config `yaml:"tls"`
 	// Cluster names the ClickHouse cluster (remote_servers) for ON CLUSTER
 	// DDL, Replicated*MergeTree and Distributed tables. Empty means one node.
 	Cluster string `yaml:"cluster"`
@@ -155,6 +163,9 @@ func (c Config) Validate() error {
 	}
 	if c.AttemptTimeout <= 0 {
 		bad("attempt_timeout must be positive")
+	}
+	for _, err := range c.TLS.Validate() {
+		bad("tls.%v", err)
 	}
 	if n := c.IncidentNumbers; n.Allocators < 1 || n.Allocators > 1000 || n.Allocator < 0 || n.Allocator >= n.Allocators {
 		bad("incident_numbers: allocator %d of %d: want 1 <= allocators <= 1000 and 0 <= allocator < allocators", n.Allocator, n.Allocators)

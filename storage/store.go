@@ -11,6 +11,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/musubi-xdr/musubi/internal/secret"
 )
 
 // ErrPermanent wraps write errors that retrying cannot fix (schema
@@ -83,9 +85,18 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 	// Every statement names its tables with the database (dialect.table),
 	// so the session needs no default database: Open works before Migrate
 	// has created it.
+	tlsConf, err := cfg.TLS.Client("clickhouse", logger)
+	if err != nil {
+		return nil, err
+	}
+	password, err := secret.Resolve(cfg.Password)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse.password: %w", err)
+	}
 	conn, err := clickhouse.Open(&clickhouse.Options{
 		Addr: cfg.Addr,
-		Auth: clickhouse.Auth{Username: cfg.Username, Password: cfg.Password},
+		TLS:  tlsConf,
+		Auth: clickhouse.Auth{Username: cfg.Username, Password: password},
 		Settings: clickhouse.Settings{
 			"allow_experimental_low_cardinality_type": 1,
 		},

@@ -149,11 +149,11 @@ func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule
 		}
 		topics[topic] = s
 	}
-	kafkaTLS, err := tlsConfig(cfg.Kafka.TLS, "kafka", logger)
+	kafkaTLS, err := cfg.Kafka.TLS.Client("kafka", logger)
 	if err != nil {
 		return err
 	}
-	kafkaSASL, err := saslMechanism(cfg.Kafka.SASL)
+	kafkaSASL, err := saslMechanism(ctx, cfg.Kafka.SASL)
 	if err != nil {
 		return err
 	}

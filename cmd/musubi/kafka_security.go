@@ -1,56 +1,28 @@
 package main
 
 import (
-	"crypto/tls"
-	"crypto/x509"
+	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/segmentio/kafka-go/sasl"
+	awsmskiam "github.com/segmentio/kafka-go/sasl/aws_msk_iam_v2"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
 
 	"github.com/musubi-xdr/musubi/config"
 )
 
-// tlsConfig builds the client TLS configuration of a TLS setting; nil when
-// TLS is off.
-func tlsConfig(c config.TLS, what string, logger *slog.Logger) (*tls.Config, error) {
-	if !c.Enabled {
-		return nil, nil
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify}
-	if c.InsecureSkipVerify {
-		logger.Warn(what + ".tls.insecure_skip_verify is on: any server certificate is accepted, so the connection can be intercepted; use it in a lab only")
-	}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("%s.tls.ca_file: %w", what, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s.tls.ca_file: %s holds no PEM certificate", what, c.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("%s.tls.cert_file/key_file: %w", what, err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
-}
-
 // saslMechanism builds the SASL mechanism of the Kafka configuration; nil
 // when SASL is off. The password may come from the environment or a file.
-func saslMechanism(c config.SASL) (sasl.Mechanism, error) {
+func saslMechanism(ctx context.Context, c config.SASL) (sasl.Mechanism, error) {
 	if c.Mechanism == "" {
 		return nil, nil
+	}
+	if c.Mechanism == config.SASLAWSMSKIAM {
+		return mskIAMMechanism(ctx, c.Region)
 	}
 	password, err := config.Secret(c.Password)
 	if err != nil {
@@ -65,4 +37,23 @@ func saslMechanism(c config.SASL) (sasl.Mechanism, error) {
 		return scram.Mechanism(scram.SHA512, c.Username, password)
 	}
 	return nil, errors.New("kafka.sasl.mechanism: " + c.Mechanism + " is not supported")
+}
+
+// mskIAMMechanism signs the AWS_MSK_IAM handshake (a SigV4-presigned
+// kafka-cluster:Connect) with the AWS default credential chain, which
+// refreshes expiring credentials (IRSA web identity, Pod Identity, instance
+// profile) before each new connection signs.
+func mskIAMMechanism(ctx context.Context, region string) (sasl.Mechanism, error) {
+	var opts []func(*awsconfig.LoadOptions) error
+	if region != "" {
+		opts = append(opts, awsconfig.WithRegion(region))
+	}
+	ac, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka.sasl: AWS credentials: %w", err)
+	}
+	if ac.Region == "" {
+		return nil, errors.New("kafka.sasl.region: " + config.SASLAWSMSKIAM + " needs the cluster's region (kafka.sasl.region or AWS_REGION)")
+	}
+	return &awsmskiam.Mechanism{Signer: v4.NewSigner(), Credentials: ac.Credentials, Region: ac.Region}, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -47,23 +48,23 @@ func TestKafkaTLSConfig(t *testing.T) {
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 
-	if tc, err := tlsConfig(config.TLS{}, "kafka", logger); tc != nil || err != nil {
+	if tc, err := (config.TLS{}).Client("kafka", logger); tc != nil || err != nil {
 		t.Errorf("TLS off: got %v, %v; want nil, nil", tc, err)
 	}
-	tc, err := tlsConfig(config.TLS{Enabled: true, CAFile: ca, ServerName: "b-1.msk.example"}, "kafka", logger)
+	tc, err := (config.TLS{Enabled: true, CAFile: ca, ServerName: "b-1.msk.example"}).Client("kafka", logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if tc.RootCAs == nil || tc.ServerName != "b-1.msk.example" || tc.InsecureSkipVerify {
 		t.Errorf("got roots %v, server name %q, skip-verify %v; want the CA, the name, verification on", tc.RootCAs, tc.ServerName, tc.InsecureSkipVerify)
 	}
-	if _, err := tlsConfig(config.TLS{Enabled: true, CAFile: junk}, "kafka", logger); err == nil || !strings.Contains(err.Error(), "kafka.tls.ca_file") {
+	if _, err := (config.TLS{Enabled: true, CAFile: junk}).Client("kafka", logger); err == nil || !strings.Contains(err.Error(), "kafka.tls.ca_file") {
 		t.Errorf("a CA file without a certificate: got %v, want an error naming kafka.tls.ca_file", err)
 	}
 	if logs.Len() != 0 {
 		t.Errorf("warned without skip-verify: %s", logs.String())
 	}
-	if _, err := tlsConfig(config.TLS{Enabled: true, InsecureSkipVerify: true}, "kafka", logger); err != nil {
+	if _, err := (config.TLS{Enabled: true, InsecureSkipVerify: true}).Client("kafka", logger); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(logs.String(), "insecure_skip_verify") {
@@ -82,7 +83,7 @@ func TestKafkaSASLSecrets(t *testing.T) {
 	for _, tc := range []struct{ password, want string }{
 		{"literal", "literal"}, {"env:MUSUBI_TEST_SASL_PASSWORD", "from-env"}, {"file:" + file, "from-file"},
 	} {
-		m, err := saslMechanism(config.SASL{Mechanism: "PLAIN", Username: "musubi", Password: tc.password})
+		m, err := saslMechanism(context.Background(), config.SASL{Mechanism: "PLAIN", Username: "musubi", Password: tc.password})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,15 +92,15 @@ func TestKafkaSASLSecrets(t *testing.T) {
 		}
 	}
 	for _, mech := range []string{"SCRAM-SHA-256", "SCRAM-SHA-512"} {
-		m, err := saslMechanism(config.SASL{Mechanism: mech, Username: "musubi", Password: "x"})
+		m, err := saslMechanism(context.Background(), config.SASL{Mechanism: mech, Username: "musubi", Password: "x"})
 		if err != nil || m == nil || m.Name() != mech {
 			t.Errorf("%s: got %v, %v", mech, m, err)
 		}
 	}
-	if _, err := saslMechanism(config.SASL{Mechanism: "PLAIN", Username: "u", Password: "env:MUSUBI_TEST_UNSET_VARIABLE"}); err == nil {
+	if _, err := saslMechanism(context.Background(), config.SASL{Mechanism: "PLAIN", Username: "u", Password: "env:MUSUBI_TEST_UNSET_VARIABLE"}); err == nil {
 		t.Error("an empty environment variable was accepted as the password")
 	}
-	if m, err := saslMechanism(config.SASL{}); m != nil || err != nil {
+	if m, err := saslMechanism(context.Background(), config.SASL{}); m != nil || err != nil {
 		t.Errorf("SASL off: got %v, %v", m, err)
 	}
 }

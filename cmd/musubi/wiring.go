@@ -25,14 +25,9 @@ func storageConfig(cfg config.Config) storage.Config { return cfg.StorageConfig(
 // composed by config).
 func correlateConfig(cfg config.Config) correlate.Config { return cfg.CorrelateConfig() }
 
-func ingestLimits(cfg config.Config) ingest.Limits {
-	return ingest.Limits{
-		MaxRecordBytes:  cfg.Ingest.MaxRecordBytes,
-		MaxDepth:        cfg.Ingest.MaxDepth,
-		MaxMessageBytes: cfg.Ingest.MaxMessageBytes,
-		MaxRecords:      cfg.Ingest.MaxRecords,
-	}
-}
+// ingestLimits is the decoder's configuration: the ingest section is
+// ingest.Limits itself.
+func ingestLimits(cfg config.Config) ingest.Limits { return cfg.Ingest }
 
 // tenantFunc resolves an AWS account to its tenant: the tenant that lists
 // the account, else the tenant with "*", else the first tenant.

@@ -58,7 +58,8 @@ means the namespace's default. */}}
 
 {{/* The directory Musubi reads its rules from. */}}
 {{- define "musubi.rulesDir" -}}
-{{- if or .Values.rules.existingConfigMap .Values.rules.files }}/etc/musubi/rules{{ else }}/detections{{ end }}
+{{- if .Values.rules.gitSync.enabled }}{{ trimSuffix "/" (printf "/etc/musubi/rules-git/current/%s" .Values.rules.gitSync.path) }}
+{{- else if or .Values.rules.existingConfigMap .Values.rules.files }}/etc/musubi/rules{{ else }}/detections{{ end }}
 {{- end }}
 
 {{- define "musubi.rulesConfigMap" -}}
@@ -91,4 +92,37 @@ means the namespace's default. */}}
 - secretRef:
     name: {{ include "musubi.fullname" . }}-env
 {{- end }}
+{{- end }}
+
+{{/* git-sync's container (init: clone once; sidecar: keep pulling). */}}
+{{- define "musubi.gitSync" -}}
+{{- $g := .root.Values.rules.gitSync -}}
+- name: {{ if .init }}git-sync-init{{ else }}git-sync{{ end }}
+  image: {{ $g.image }}
+  args:
+    - --repo={{ required "rules.gitSync.repo is required when rules.gitSync.enabled" $g.repo }}
+    - --ref={{ $g.ref }}
+    - --root=/etc/musubi/rules-git
+    - --link=current
+    - --period={{ $g.period }}
+    {{- if .init }}
+    - --one-time
+    {{- end }}
+  env:
+    - name: HOME
+      value: /tmp
+  {{- with $g.existingSecret }}
+  envFrom:
+    - secretRef:
+        name: {{ . }}
+  {{- end }}
+  resources:
+    {{- toYaml $g.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml .root.Values.securityContext | nindent 4 }}
+  volumeMounts:
+    - name: rules-git
+      mountPath: /etc/musubi/rules-git
+    - name: tmp
+      mountPath: /tmp
 {{- end }}
