@@ -171,6 +171,8 @@ func (s *Server) routeTable() []route {
 		{"GET /v1/incidents/{id}", RoleViewer, s.getIncident},
 		{"PATCH /v1/incidents/{id}", RoleAnalyst, s.patchIncident},
 		{"POST /v1/incidents/bulk", RoleAnalyst, s.bulkIncidents},
+		{"GET /v1/incidents.csv", RoleViewer, s.incidentsCSV},
+		{"GET /v1/incidents/{id}/export", RoleAnalyst, s.exportIncident},
 		{"GET /v1/incidents/{id}/comments", RoleViewer, s.listComments},
 		{"POST /v1/incidents/{id}/comments", RoleAnalyst, s.addComment},
 		{"PATCH /v1/incidents/{id}/comments/{comment_id}", RoleAnalyst, s.editComment},
