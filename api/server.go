@@ -172,6 +172,7 @@ func (s *Server) routeTable() []route {
 		{"PATCH /v1/incidents/{id}", RoleAnalyst, s.patchIncident},
 		{"POST /v1/incidents/bulk", RoleAnalyst, s.bulkIncidents},
 		{"GET /v1/incidents.csv", RoleViewer, s.incidentsCSV},
+		{"GET /v1/alerts", RoleViewer, s.listAlerts},
 		{"GET /v1/incidents/{id}/export", RoleAnalyst, s.exportIncident},
 		{"GET /v1/incidents/{id}/comments", RoleViewer, s.listComments},
 		{"POST /v1/incidents/{id}/comments", RoleAnalyst, s.addComment},
