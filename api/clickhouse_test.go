@@ -192,6 +192,17 @@ func (e *apiEnv) do(method, path, token string, body any, headers ...string) res
 	if resp.StatusCode >= 500 && resp.StatusCode != http.StatusServiceUnavailable {
 		e.t.Errorf("%s %s: got %d %.300s, never want a 5xx", method, path, resp.StatusCode, b)
 	}
+	// Every answer of the API is one its OpenAPI document describes (431
+	// comes from net/http before the API sees the request).
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		v, err := openapiValidator()
+		if err != nil {
+			e.t.Fatalf("openapi.json: %v", err)
+		}
+		if err := v.validate(method, path, resp.StatusCode, resp.Header.Get("Content-Type"), b); err != nil {
+			e.t.Errorf("%s %s: the response does not match openapi.json: %v", method, path, err)
+		}
+	}
 	return response{code: resp.StatusCode, header: resp.Header, body: b}
 }
 

@@ -19,11 +19,17 @@ type problem struct {
 	RequestID string `json:"request_id,omitempty"`
 	// Errors lists every invalid parameter at once.
 	Errors []string `json:"errors,omitempty"`
+	// etag, when set, is the resource's current ETag, sent with the
+	// problem (a 412 tells the client what it would have to match).
+	etag string
 }
 
 func writeProblem(w http.ResponseWriter, r *http.Request, p *problem) {
 	if p.Type == "" {
 		p.Type = "about:blank"
+	}
+	if p.etag != "" {
+		w.Header().Set("ETag", p.etag)
 	}
 	p.Instance = r.URL.Path
 	p.RequestID = w.Header().Get("X-Request-Id")

@@ -34,6 +34,9 @@ type Store interface {
 	AppendAudit(ctx context.Context, entries ...casework.AuditEntry) error
 	ListAudit(ctx context.Context, q casework.AuditQuery) ([]casework.AuditEntry, error)
 	EntityPivot(ctx context.Context, q casework.EntityQuery) (casework.EntityActivity, error)
+	// ListAlerts returns a page of the alert queue: alerts in no incident
+	// of severity q.HighSeverity or more.
+	ListAlerts(ctx context.Context, q casework.AlertQuery) (casework.AlertPage, error)
 }
 
 // RuleSource is what the API needs from the rule engine.

@@ -369,7 +369,12 @@ type ifMatch struct {
 // well-formed but never matches: RFC 9110 requires strong comparison for
 // If-Match. "*" and anything that is not an ETag of this API are 400.
 func parseIfMatch(r *http.Request) (ifMatch, *problem) {
-	h := r.Header.Get("If-Match")
+	return parseETags(r.Header.Get("If-Match"), "If-Match")
+}
+
+// parseETags reads a list of ETags given as name (the If-Match header, or
+// the etag of a bulk item).
+func parseETags(h, name string) (ifMatch, *problem) {
 	if h == "" {
 		return ifMatch{}, &problem{Status: http.StatusPreconditionRequired, Title: "Precondition Required",
 			Detail: "send If-Match with the ETag of the incident you read (GET /v1/incidents/{id}), so concurrent changes are not lost"}
@@ -390,7 +395,7 @@ func parseIfMatch(r *http.Request) (ifMatch, *problem) {
 			ok = found && err1 == nil && err2 == nil
 		}
 		if !ok || len(m.strong) >= 16 {
-			return ifMatch{}, badRequest(fmt.Sprintf("If-Match %s is not an ETag of this API, like \"3.1\" (at most 16, comma-separated)", quote(h)))
+			return ifMatch{}, badRequest(fmt.Sprintf("%s %s is not an ETag of this API, like \"3.1\" (at most 16, comma-separated)", name, quote(h)))
 		}
 		if weak {
 			m.weak = true
@@ -402,18 +407,17 @@ func parseIfMatch(r *http.Request) (ifMatch, *problem) {
 }
 
 // check compares the ETag of in with the header: nil when it matches, else
-// the 412 to answer (with the current ETag set on w).
-func (m ifMatch) check(w http.ResponseWriter, in casework.Incident) *problem {
+// the 412 to answer (carrying the current ETag).
+func (m ifMatch) check(in casework.Incident) *problem {
 	cur := etag(in)
 	if slices.Contains(m.strong, cur) {
 		return nil
 	}
-	w.Header().Set("ETag", cur)
 	detail := fmt.Sprintf("the incident changed since you read it (its ETag is now %s); reload it and retry", cur)
 	if m.weak && len(m.strong) == 0 {
 		detail = fmt.Sprintf("a weak ETag (W/\"…\") never matches If-Match, which compares strongly (RFC 9110); send the ETag as GET answers it: %s", cur)
 	}
-	return &problem{Status: http.StatusPreconditionFailed, Title: "Precondition Failed", Detail: detail}
+	return &problem{Status: http.StatusPreconditionFailed, Title: "Precondition Failed", Detail: detail, etag: cur}
 }
 
 // readJSONBody reads a JSON request body: the content type must be one of
@@ -543,6 +547,21 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, p *principal, ref
 	ref.summary = patch.summary()
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
+	next, prob := s.applyPatch(ctx, r, p, id, cond, patch, errs, ref)
+	if prob != nil {
+		return prob
+	}
+	w.Header().Set("ETag", etag(next))
+	writeJSON(w, http.StatusOK, next)
+	return nil
+}
+
+// applyPatch applies a decoded patch (errs are its decoding errors) to
+// incident id if it still matches cond: the one path of PATCH and of each
+// item of a bulk action. The change's audit entry is written with it; a
+// refusal is the caller's to audit.
+func (s *Server) applyPatch(ctx context.Context, r *http.Request, p *principal, id string, cond ifMatch, patch incidentPatch,
+	errs []string, ref *refusal) (casework.Incident, *problem) {
 	// The ETag and the transition are checked by the store under the
 	// incident's lock, against the row it reads there: one read, and the
 	// request's audit entry goes with the store's in one insert.
@@ -552,7 +571,7 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, p *principal, ref
 		row = row.Effective()
 		cur = row
 		ref.tenant = row.TenantUID
-		if prob := cond.check(w, row); prob != nil {
+		if prob := cond.check(row); prob != nil {
 			return casework.WorkflowUpdate{}, refusedError{prob}
 		}
 		d, terrs := checkTransition(row.Workflow, row.Workflow.Status, patch)
@@ -569,16 +588,14 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, p *principal, ref
 	if err != nil {
 		var refused refusedError
 		if errors.As(err, &refused) {
-			return refused.prob
+			return casework.Incident{}, refused.prob
 		}
-		return s.storeError(r, err, "incident")
+		return casework.Incident{}, s.storeError(r, err, "incident")
 	}
 	s.audits.WithLabelValues("written").Inc()
 	next = next.Effective()
 	next.Timing = timing(next, s.opts.SLA, s.opts.Now())
-	w.Header().Set("ETag", etag(next))
-	writeJSON(w, http.StatusOK, next)
-	return nil
+	return next, nil
 }
 
 // withTags returns w with an empty tag list for none, so clients always
@@ -657,7 +674,7 @@ func (s *Server) merge(w http.ResponseWriter, r *http.Request, p *principal, ref
 	src = src.Effective()
 	ref.tenant = src.TenantUID
 	if cond != nil {
-		if prob := cond.check(w, src); prob != nil {
+		if prob := cond.check(src); prob != nil {
 			return prob
 		}
 	}

@@ -333,3 +333,24 @@ func ParseNumber(s string) (uint32, bool) {
 	n, err := strconv.ParseUint(s[len(NumberPrefix):], 10, 32)
 	return uint32(n), err == nil && n > 0
 }
+
+// AlertQuery selects the alert queue: alerts of Tenants within [From, To]
+// that are in no incident of severity HighSeverity or above, newest first.
+type AlertQuery struct {
+	Tenants      []string
+	From, To     time.Time
+	MinSeverity  int
+	MaxSeverity  int
+	RuleID       string
+	Account      string
+	HighSeverity int
+	Limit        int
+	// Cursor is the store's position after the previous page.
+	Cursor string
+}
+
+// AlertPage is one page of the alert queue.
+type AlertPage struct {
+	Items      []alert.Alert `json:"items"`
+	NextCursor string        `json:"next_cursor,omitempty"`
+}

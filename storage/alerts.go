@@ -1,0 +1,78 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/casework"
+)
+
+// alertCursor is the position after the last alert of a page.
+type alertCursor struct {
+	Time int64  `json:"t"`
+	ID   string `json:"i"`
+}
+
+// ListAlerts returns one page of the alert queue: the tenants' alerts in
+// [q.From, q.To] linked to no incident whose severity (its highest
+// version's) is q.HighSeverity or more, newest first.
+func (s *Store) ListAlerts(ctx context.Context, q casework.AlertQuery) (casework.AlertPage, error) {
+	if err := checkTenants(q.Tenants); err != nil {
+		return casework.AlertPage{}, err
+	}
+	limit := q.Limit
+	if limit <= 0 || limit > MaxPageSize {
+		limit = MaxPageSize
+	}
+	tenants := anySlice(q.Tenants)
+	b := &builder{}
+	b.add("tenant_uid IN "+placeholders(len(q.Tenants)), tenants...)
+	b.add("time >= toStartOfHour(toDateTime(?)) AND time <= toDateTime(?)", q.From.Unix(), q.To.Unix())
+	b.add("time_ms >= ? AND time_ms <= ?", q.From.UnixMilli(), q.To.UnixMilli())
+	if q.MinSeverity > 0 {
+		b.add("severity_id >= ?", q.MinSeverity)
+	}
+	if q.MaxSeverity > 0 {
+		b.add("severity_id <= ?", q.MaxSeverity)
+	}
+	if q.RuleID != "" {
+		b.add("rule_id = ?", q.RuleID)
+	}
+	if q.Account != "" {
+		b.add("account_uid = ?", q.Account)
+	}
+	if q.Cursor != "" {
+		var c alertCursor
+		if err := decodeCursor(q.Cursor, &c); err != nil {
+			return casework.AlertPage{}, err
+		}
+		b.add("(time_ms < ? OR (time_ms = ? AND alert_id < ?))", c.Time, c.Time, c.ID)
+	}
+	// GLOBAL: see evidence. An incident's severity only grows with its
+	// versions, so max(severity_id) is the latest one's.
+	high := "SELECT incident_id FROM " + s.t(TableIncidents) + " WHERE tenant_uid IN " + placeholders(len(q.Tenants)) +
+		" GROUP BY incident_id HAVING max(severity_id) >= ?"
+	b.add("alert_id GLOBAL NOT IN (SELECT alert_id FROM "+s.t(TableLinks)+" WHERE tenant_uid IN "+placeholders(len(q.Tenants))+
+		" AND incident_id GLOBAL IN ("+high+"))", append(append(append([]any{}, tenants...), tenants...), q.HighSeverity)...)
+	rows, err := s.conn.Query(s.readCtx(ctx), "SELECT "+alertColumnsSQL+" FROM "+s.t(TableAlerts)+b.where()+
+		fmt.Sprintf(" ORDER BY time_ms DESC, alert_id DESC, inserted_ms DESC LIMIT 1 BY alert_id LIMIT %d", limit+1), b.args...)
+	if err != nil {
+		return casework.AlertPage{}, fmt.Errorf("alert queue: %w", err)
+	}
+	defer rows.Close()
+	page := casework.AlertPage{Items: []alert.Alert{}}
+	for rows.Next() {
+		a, err := scanAlert(rows)
+		if err != nil {
+			return casework.AlertPage{}, err
+		}
+		if len(page.Items) == limit {
+			last := page.Items[limit-1]
+			page.NextCursor = encodeCursor(alertCursor{Time: last.Time, ID: last.ID})
+			break
+		}
+		page.Items = append(page.Items, a)
+	}
+	return page, rows.Err()
+}
