@@ -119,8 +119,11 @@ func newUIEnv(t *testing.T) *uiEnv {
 			tok(apitest.TokAcmeViewer, "victor", api.RoleViewer, "acme"),
 			tok(apitest.TokRootAdmin, "root", api.RoleAdmin, "*"),
 		},
-		Tenants: apiTenants(cfg.Tenants),
-		Logger:  logger,
+		// bob is on the analyst roster without a token of his own: the
+		// story test assigns him an incident behind alice's back.
+		Directory: api.Directory{Analysts: []string{"bob"}},
+		Tenants:   apiTenants(cfg.Tenants),
+		Logger:    logger,
 	})
 	if err != nil {
 		t.Fatal(err)
