@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -335,7 +336,13 @@ func (s *Store) eventColumns(evs []ocsf.Event, now int64) (*columns, error) {
 	// reflection (BenchmarkEncodeEvents, bench/stage BenchmarkWrite).
 	ab := arenas.Get().(*arenaBufs)
 	defer arenas.Put(ab)
+	// Size the arena once from the bytes per row of the last batch, rather
+	// than doubling it from nothing whenever the pool was emptied by a GC.
+	if want := int(arenaRowBytes.Load()) * (n + n/8); cap(ab.main) < want {
+		ab.main = make([]byte, 0, want)
+	}
 	arena := ab.main[:0]
+	defer func() { arenaRowBytes.Store(int64(len(arena) / max(n, 1))) }()
 	defer func() { ab.main = arena[:0] }()
 	jsEnd, rawEnd := mk[int](n), mk[int](n)
 	// The entities likewise: "kind:value" keys appended to one arena, cut
@@ -409,6 +416,9 @@ func (s *Store) eventColumns(evs []ocsf.Event, now int64) (*columns, error) {
 type arenaBufs struct{ main, ents []byte }
 
 var arenas = sync.Pool{New: func() any { return new(arenaBufs) }}
+
+// arenaRowBytes is the arena bytes per event row of the last batch.
+var arenaRowBytes atomic.Int64
 
 func alertColumns(as []alert.Alert, now int64) (*columns, error) {
 	n := len(as)
