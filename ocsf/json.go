@@ -157,6 +157,17 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 		b = e.FindingInfo.appendJSON(key(b, "finding_info"))
 	}
 	b = num(b, "risk_score", int64(e.RiskScore))
+	if len(e.Vulnerabilities) > 0 {
+		// Only Inspector's findings carry them: encoding/json (without
+		// HTML escaping, as the rest) rather than a copy of its float format.
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(e.Vulnerabilities); err != nil {
+			return b, err
+		}
+		b = append(key(b, "vulnerabilities"), bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
+	}
 	b = num(b, "confidence_score", int64(e.Confidence))
 	if len(e.Observables) > 0 {
 		b = append(key(b, "observables"), '[')

@@ -60,6 +60,10 @@ func fill(r *rand.Rand, v reflect.Value, depth int) {
 		}
 	case reflect.Uint8:
 		v.SetUint(uint64(r.IntN(256)))
+	case reflect.Float64:
+		// CVSS scores, and the magnitudes where encoding/json switches
+		// to exponent form.
+		v.SetFloat([]float64{0, 9.8, 7.25, 1e21, 1e-7, -3.5}[r.IntN(6)])
 	case reflect.Bool:
 		v.SetBool(r.IntN(2) == 0)
 	case reflect.Struct:
