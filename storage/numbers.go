@@ -56,11 +56,10 @@ func (s *Store) assignNumbers(ctx context.Context, ins []incident.Incident) erro
 	if n.next == nil {
 		n.next = map[string]uint32{}
 	}
-	key := func(tenant, id string) string { return tenant + "\x00" + id }
 	var fresh []incident.Incident
 	seen := map[string]bool{}
 	for _, in := range ins {
-		k := key(in.TenantUID, in.ID)
+		k := numberKey(in.TenantUID, in.ID)
 		if _, ok := n.known[k]; ok || seen[k] {
 			continue
 		}
@@ -70,33 +69,22 @@ func (s *Store) assignNumbers(ctx context.Context, ins []incident.Incident) erro
 	if len(fresh) == 0 {
 		return nil
 	}
-	var tenants, ids []string
+	var tenants []string
 	for _, in := range fresh {
 		if !slices.Contains(tenants, in.TenantUID) {
 			tenants = append(tenants, in.TenantUID)
 		}
-		ids = append(ids, in.ID)
 	}
-	rows, err := s.conn.Query(s.readCtx(ctx), "SELECT DISTINCT tenant_uid, incident_id FROM "+s.t(TableNumbers)+
-		" WHERE tenant_uid IN "+placeholders(len(tenants))+" AND incident_id IN "+placeholders(len(ids)),
-		append(anySlice(tenants), anySlice(ids)...)...)
+	// The lookup is a write step of its own, retried through an outage
+	// like the inserts: a batch never fails because a read did.
+	err := s.retry(ctx, TableNumbers, "look up incident numbers", func(ctx context.Context) error {
+		return s.lookupNumbers(ctx, fresh, tenants)
+	})
 	if err != nil {
-		return fmt.Errorf("read incident numbers: %w", err)
-	}
-	for rows.Next() {
-		var t, id string
-		if err := rows.Scan(&t, &id); err != nil {
-			rows.Close()
-			return err
-		}
-		n.known[key(t, id)] = struct{}{}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return err
 	}
 	fresh = slices.DeleteFunc(fresh, func(in incident.Incident) bool {
-		_, ok := n.known[key(in.TenantUID, in.ID)]
+		_, ok := n.known[numberKey(in.TenantUID, in.ID)]
 		return ok
 	})
 	if len(fresh) == 0 {
@@ -121,45 +109,7 @@ func (s *Store) assignNumbers(ctx context.Context, ins []incident.Incident) erro
 		return 0
 	})
 	cfg := s.cfg.IncidentNumbers
-	stride, class := uint32(max(cfg.Allocators, 1)), uint32(cfg.Allocator)
-	var unread []string
-	for _, t := range tenants {
-		if _, ok := n.next[t]; !ok {
-			unread = append(unread, t)
-		}
-	}
-	if len(unread) > 0 {
-		// The highest number of this writer's class, per tenant.
-		rows, err := s.conn.Query(s.readCtx(ctx), fmt.Sprintf("SELECT tenant_uid, max(number) FROM %s WHERE tenant_uid IN %s AND number %% %d = %d GROUP BY tenant_uid",
-			s.t(TableNumbers), placeholders(len(unread)), stride, class), anySlice(unread)...)
-		if err != nil {
-			return fmt.Errorf("read incident numbers: %w", err)
-		}
-		top := map[string]uint32{}
-		for rows.Next() {
-			var t string
-			var m uint32
-			if err := rows.Scan(&t, &m); err != nil {
-				rows.Close()
-				return err
-			}
-			top[t] = m
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		for _, t := range unread {
-			next := top[t] + stride
-			if _, ok := top[t]; !ok {
-				next = class
-				if next == 0 {
-					next = stride
-				}
-			}
-			n.next[t] = next
-		}
-	}
+	stride := uint32(max(cfg.Allocators, 1))
 	now := time.Now().UnixMilli()
 	c := &columns{table: TableNumbers, rows: len(fresh), names: []string{"tenant_uid", "incident_id", "number", "rank", "assigned_ms"}}
 	tcol, icol, ncol, rcol, acol := mk[string](len(fresh)), mk[string](len(fresh)), mk[uint32](len(fresh)), mk[uint64](len(fresh)), mk[int64](len(fresh))
@@ -180,10 +130,13 @@ func (s *Store) assignNumbers(ctx context.Context, ins []incident.Incident) erro
 		n.next[t] = v
 	}
 	for _, in := range fresh {
-		n.known[key(in.TenantUID, in.ID)] = struct{}{}
+		n.known[numberKey(in.TenantUID, in.ID)] = struct{}{}
 	}
 	return nil
 }
+
+// numberKey is the numberer's key of a tenant's incident.
+func numberKey(tenant, id string) string { return tenant + "\x00" + id }
 
 func cmpInt64(a, b int64) int {
 	switch {
@@ -193,4 +146,80 @@ func cmpInt64(a, b int64) int {
 		return 1
 	}
 	return 0
+}
+
+// lookupNumbers records which incidents of fresh already hold a number
+// and, for a tenant seen for the first time, the next number of this
+// writer's class. It changes the numberer only once both reads are
+// complete, so a failed attempt can be repeated as is. The caller holds
+// the numberer's lock.
+func (s *Store) lookupNumbers(ctx context.Context, fresh []incident.Incident, tenants []string) error {
+	n := &s.numbers
+	ids := make([]string, len(fresh))
+	for i, in := range fresh {
+		ids[i] = in.ID
+	}
+	var known [][2]string
+	rows, err := s.conn.Query(s.readCtx(ctx), "SELECT DISTINCT tenant_uid, incident_id FROM "+s.t(TableNumbers)+
+		" WHERE tenant_uid IN "+placeholders(len(tenants))+" AND incident_id IN "+placeholders(len(ids)),
+		append(anySlice(tenants), anySlice(ids)...)...)
+	if err != nil {
+		return fmt.Errorf("read incident numbers: %w", err)
+	}
+	for rows.Next() {
+		var t, id string
+		if err := rows.Scan(&t, &id); err != nil {
+			rows.Close()
+			return fmt.Errorf("read incident numbers: %w", err)
+		}
+		known = append(known, [2]string{t, id})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read incident numbers: %w", err)
+	}
+	cfg := s.cfg.IncidentNumbers
+	stride, class := uint32(max(cfg.Allocators, 1)), uint32(cfg.Allocator)
+	var unread []string
+	for _, t := range tenants {
+		if _, ok := n.next[t]; !ok {
+			unread = append(unread, t)
+		}
+	}
+	top := map[string]uint32{}
+	if len(unread) > 0 {
+		// The highest number of this writer's class, per tenant.
+		rows, err := s.conn.Query(s.readCtx(ctx), fmt.Sprintf("SELECT tenant_uid, max(number) FROM %s WHERE tenant_uid IN %s AND number %% %d = %d GROUP BY tenant_uid",
+			s.t(TableNumbers), placeholders(len(unread)), stride, class), anySlice(unread)...)
+		if err != nil {
+			return fmt.Errorf("read incident numbers: %w", err)
+		}
+		for rows.Next() {
+			var t string
+			var m uint32
+			if err := rows.Scan(&t, &m); err != nil {
+				rows.Close()
+				return fmt.Errorf("read incident numbers: %w", err)
+			}
+			top[t] = m
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read incident numbers: %w", err)
+		}
+	}
+	for _, k := range known {
+		n.known[numberKey(k[0], k[1])] = struct{}{}
+	}
+	for _, t := range unread {
+		next := top[t] + stride
+		if _, ok := top[t]; !ok {
+			next = class
+			if next == 0 {
+				next = stride
+			}
+		}
+		n.next[t] = next
+	}
+	return nil
 }

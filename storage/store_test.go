@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"reflect"
 	"slices"
 	"strings"
@@ -153,18 +154,18 @@ func TestWriteIsIdempotent(t *testing.T) {
 	// after the rows were stored (a lost acknowledgement), so the identical
 	// rows are sent twice; then a replay writes them a third time.
 	fails := map[string]int{}
-	sendHook = func(table string, sent bool) error {
-		if fails[table] == 0 && !sent || fails[table] == 1 && sent {
-			fails[table]++
+	attemptHook = func(step string, done bool) error {
+		if fails[step] == 0 && !done || fails[step] == 1 && done {
+			fails[step]++
 			return fmt.Errorf("dial: %w", &netErr{})
 		}
 		return nil
 	}
-	t.Cleanup(func() { sendHook = nil })
+	t.Cleanup(func() { attemptHook = nil })
 	if err := s.Write(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	sendHook = nil
+	attemptHook = nil
 	// A replay writes the same batch again.
 	if err := s.Write(ctx, b); err != nil {
 		t.Fatal(err)
@@ -185,8 +186,8 @@ func TestWriteIsIdempotent(t *testing.T) {
 	if raw, n := count(t, s, "SELECT count() FROM "+s.t(TableNumbers)), count(t, s, "SELECT count() FROM "+s.t(TableNumbers)+" FINAL"); raw != 2 || n != 1 {
 		t.Errorf("incident_numbers: got %d raw rows, %d after FINAL, want 2 and 1", raw, n)
 	}
-	if got := retriesCounter(t, s); got != 16 {
-		t.Errorf("retries_total: got %v, want 16 (two per table, eight tables with the incident numbers)", got)
+	if got := retriesCounter(t, s); got != 18 {
+		t.Errorf("retries_total: got %v, want 18 (two per table, eight tables with the incident numbers, and two of the numbers' lookup)", got)
 	}
 	dls, err := s.ListDeadLetters(ctx, DeadLetterQuery{Tenants: []string{"t1"}, Source: "cloudtrail"})
 	if err != nil {
@@ -224,8 +225,8 @@ func TestWritePermanentError(t *testing.T) {
 
 func TestWriteTransientUntilCanceled(t *testing.T) {
 	s := testStore(t)
-	sendHook = func(string, bool) error { return &netErr{} }
-	t.Cleanup(func() { sendHook = nil })
+	attemptHook = func(string, bool) error { return &netErr{} }
+	t.Cleanup(func() { attemptHook = nil })
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	err := s.Write(ctx, Batch{Events: []ocsf.Event{testEvent("t1", "x", 0)}})
@@ -235,6 +236,61 @@ func TestWriteTransientUntilCanceled(t *testing.T) {
 	if n := count(t, s, "SELECT count() FROM "+s.t(TableEvents)); n != 0 {
 		t.Errorf("got %d rows, want 0", n)
 	}
+}
+
+// A database outage at any step of a write is waited out: here the
+// lookup that precedes claiming incident numbers is refused, as by a
+// stopped server, for several attempts; the write still succeeds and
+// claims the number once the lookup works again.
+func TestWriteWaitsOutAnOutageOfTheNumbersLookup(t *testing.T) {
+	s := testStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	refused := refusedDial(t)
+	lookups := 0
+	attemptHook = func(step string, done bool) error {
+		if !done && strings.Contains(step, "incident numbers") {
+			lookups++
+			if lookups <= 4 {
+				return fmt.Errorf("read incident numbers: %w", refused)
+			}
+		}
+		return nil
+	}
+	t.Cleanup(func() { attemptHook = nil })
+	a := testAlert("t1", "al-1", 0, "ev-1")
+	if err := s.Write(ctx, Batch{Alerts: []alert.Alert{a}, Incidents: []incident.Incident{testIncident("t1", "inc-1", 1, a)}}); err != nil {
+		t.Fatalf("write through a refused lookup: %v", err)
+	}
+	if lookups != 5 {
+		t.Errorf("lookup attempts: got %d, want 5 (four refused, one answered)", lookups)
+	}
+	if got := retriesCounter(t, s); got != 4 {
+		t.Errorf("retries_total: got %v, want 4", got)
+	}
+	if n := count(t, s, "SELECT count() FROM "+s.t(TableNumbers)+" FINAL WHERE incident_id = 'inc-1'"); n != 1 {
+		t.Errorf("incident_numbers rows of inc-1: got %d, want 1", n)
+	}
+}
+
+// refusedDial returns the error of a real dial to a port nothing listens on.
+func refusedDial(t *testing.T) error {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	c, err := net.Dial("tcp", addr)
+	if err == nil {
+		_ = c.Close()
+		t.Fatal("a closed port accepted a connection")
+	}
+	if !Transient(err) {
+		t.Fatalf("dial error %v not classified transient", err)
+	}
+	return err
 }
 
 type netErr struct{}

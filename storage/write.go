@@ -136,27 +136,45 @@ func (s *Store) encode(b Batch) ([]*columns, error) {
 
 // insert sends one table's rows, retrying transient failures.
 func (s *Store) insert(ctx context.Context, c *columns) error {
+	err := s.retry(ctx, c.table, fmt.Sprintf("insert %d rows into %s", c.rows, c.table), func(ctx context.Context) error {
+		start := time.Now()
+		if err := s.sendBlocks(ctx, c); err != nil {
+			return err
+		}
+		s.metrics.seconds.Observe(time.Since(start).Seconds())
+		return nil
+	})
+	if err == nil {
+		s.metrics.rows.WithLabelValues(c.table).Add(float64(c.rows))
+	}
+	return err
+}
+
+// retry runs one step of a write (an INSERT, or the lookup that precedes
+// claiming incident numbers) until it succeeds, fails permanently or ctx
+// ends. Transient errors are retried with exponential back-off and full
+// jitter; a permanent one is returned at once, wrapped in ErrPermanent.
+// Every step a write takes goes through here, so a database outage at
+// any step is waited out, never reported as a failed batch.
+func (s *Store) retry(ctx context.Context, table, step string, op func(context.Context) error) error {
 	backoff := s.cfg.RetryMin
 	for attempt := 0; ; attempt++ {
-		start := time.Now()
-		err := s.send(ctx, c)
+		err := s.attempt(ctx, step, op)
 		if err == nil {
-			s.metrics.seconds.Observe(time.Since(start).Seconds())
-			s.metrics.rows.WithLabelValues(c.table).Add(float64(c.rows))
 			return nil
 		}
 		if ctx.Err() != nil {
-			s.metrics.errors.WithLabelValues(c.table, "canceled").Inc()
-			return fmt.Errorf("insert %s: %w (last error: %v)", c.table, ctx.Err(), err)
+			s.metrics.errors.WithLabelValues(table, "canceled").Inc()
+			return fmt.Errorf("%s: %w (last error: %v)", step, ctx.Err(), err)
 		}
 		if !Transient(err) {
-			s.metrics.errors.WithLabelValues(c.table, "permanent").Inc()
-			s.log.Error("insert failed permanently", "table", c.table, "rows", c.rows, "err", err)
-			return fmt.Errorf("insert %d rows into %s: %w: %w", c.rows, c.table, ErrPermanent, err)
+			s.metrics.errors.WithLabelValues(table, "permanent").Inc()
+			s.log.Error("write step failed permanently", "step", step, "err", err)
+			return fmt.Errorf("%s: %w: %w", step, ErrPermanent, err)
 		}
-		s.metrics.errors.WithLabelValues(c.table, "transient").Inc()
+		s.metrics.errors.WithLabelValues(table, "transient").Inc()
 		if attempt == 0 || attempt%10 == 0 {
-			s.log.Warn("insert failed, retrying", "table", c.table, "rows", c.rows, "attempt", attempt+1, "err", err)
+			s.log.Warn("write step failed, retrying", "step", step, "attempt", attempt+1, "err", err)
 		}
 		// Full jitter keeps many writers from retrying in lock step.
 		sleep := backoff/2 + rand.N(backoff/2+1)
@@ -164,8 +182,8 @@ func (s *Store) insert(ctx context.Context, c *columns) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			s.metrics.errors.WithLabelValues(c.table, "canceled").Inc()
-			return fmt.Errorf("insert %s: %w (last error: %v)", c.table, ctx.Err(), err)
+			s.metrics.errors.WithLabelValues(table, "canceled").Inc()
+			return fmt.Errorf("%s: %w (last error: %v)", step, ctx.Err(), err)
 		case <-t.C:
 		}
 		backoff = min(backoff*2, s.cfg.RetryMax)
@@ -173,38 +191,39 @@ func (s *Store) insert(ctx context.Context, c *columns) error {
 	}
 }
 
-// sendBlockRows is the number of rows per native-protocol block.
-var sendBlockRows = 4096
+// attemptHook, when set by tests, runs before each attempt of a write
+// step (done false) and after a successful one (done true), and may fail
+// it: after, it simulates an acknowledgement lost on the way back.
+var attemptHook func(step string, done bool) error
 
-// sendHook, when set by tests, runs before each attempt (sent false) and
-// after a successful one (sent true), and may fail it: after, it simulates
-// an acknowledgement lost on the way back.
-var sendHook func(table string, sent bool) error
-
-func (s *Store) send(ctx context.Context, c *columns) error {
-	if sendHook != nil {
-		if err := sendHook(c.table, false); err != nil {
+// attempt runs op once, bounded by the attempt timeout.
+func (s *Store) attempt(ctx context.Context, step string, op func(context.Context) error) error {
+	if attemptHook != nil {
+		if err := attemptHook(step, false); err != nil {
 			return err
 		}
 	}
-	if err := s.sendBlocks(ctx, c); err != nil {
+	actx, cancel := context.WithTimeout(ctx, s.cfg.AttemptTimeout)
+	defer cancel()
+	if err := op(actx); err != nil {
 		return err
 	}
-	if sendHook != nil {
-		return sendHook(c.table, true)
+	if attemptHook != nil {
+		return attemptHook(step, true)
 	}
 	return nil
 }
 
+// sendBlockRows is the number of rows per native-protocol block.
+var sendBlockRows = 4096
+
 func (s *Store) sendBlocks(ctx context.Context, c *columns) error {
-	actx, cancel := context.WithTimeout(ctx, s.cfg.AttemptTimeout)
-	defer cancel()
 	settings := clickhouse.Settings{"max_execution_time": int(s.cfg.MaxExecutionTime.Seconds())}
 	if s.dialect.cluster != "" {
 		// Return only once the shards hold the rows, not a local spool.
 		settings["insert_distributed_sync"] = 1
 	}
-	batch, err := s.conn.PrepareBatch(clickhouse.Context(actx, clickhouse.WithSettings(settings)), c.insertSQL(s))
+	batch, err := s.conn.PrepareBatch(clickhouse.Context(ctx, clickhouse.WithSettings(settings)), c.insertSQL(s))
 	if err != nil {
 		return err
 	}
