@@ -72,16 +72,7 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 			return b, err
 		}
 	}
-	if len(e.Resources) > 0 {
-		b = append(key(b, "resources"), '[')
-		for i := range e.Resources {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = e.Resources[i].appendJSON(b)
-		}
-		b = append(b, ']')
-	}
+	b = list(b, "resources", e.Resources, (*Resource).appendJSON)
 	if !e.User.isZero() {
 		b = e.User.appendJSON(key(b, "user"))
 	}
@@ -134,19 +125,7 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 		b = str(b, "class", e.Query.Class)
 		b = append(b, '}')
 	}
-	if len(e.Answers) > 0 {
-		b = append(key(b, "answers"), '[')
-		for i, a := range e.Answers {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, '{')
-			b = str(b, "rdata", a.Rdata)
-			b = str(b, "type", a.Type)
-			b = append(b, '}')
-		}
-		b = append(b, ']')
-	}
+	b = list(b, "answers", e.Answers, (*DNSAnswer).appendJSON)
 	b = num(b, "start_time", e.StartTime)
 	b = num(b, "end_time", e.EndTime)
 	b = str(b, "action", e.Action)
@@ -169,23 +148,7 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 		b = append(key(b, "vulnerabilities"), bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
 	}
 	b = num(b, "confidence_score", int64(e.Confidence))
-	if len(e.Observables) > 0 {
-		b = append(key(b, "observables"), '[')
-		for i := range e.Observables {
-			o := &e.Observables[i]
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, '{')
-			b = strAlways(b, "name", o.Name)
-			b = str(b, "type", o.Type)
-			b = intAlways(b, "type_id", int64(o.TypeID))
-			b = strAlways(b, "value", o.Value)
-			b = strAlways(b, "entity", string(o.Entity))
-			b = append(b, '}')
-		}
-		b = append(b, ']')
-	}
+	b = list(b, "observables", e.Observables, (*Observable).appendJSON)
 	if b, err = raw(b, "unmapped", e.Unmapped); err != nil {
 		return b, err
 	}
@@ -285,19 +248,14 @@ func (u *User) appendJSON(b []byte) []byte {
 	if u.Account != (Account{}) {
 		b = u.Account.appendJSON(key(b, "account"))
 	}
-	if len(u.Groups) > 0 {
-		b = append(key(b, "groups"), '[')
-		for i, g := range u.Groups {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, '{')
-			b = str(b, "name", g.Name)
-			b = str(b, "uid", g.UID)
-			b = append(b, '}')
-		}
-		b = append(b, ']')
-	}
+	b = list(b, "groups", u.Groups, (*Group).appendJSON)
+	return append(b, '}')
+}
+
+func (g *Group) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	b = str(b, "name", g.Name)
+	b = str(b, "uid", g.UID)
 	return append(b, '}')
 }
 
@@ -479,20 +437,15 @@ func (f *File) appendJSON(b []byte) []byte {
 	b = str(b, "type", f.Type)
 	b = num(b, "type_id", int64(f.TypeID))
 	b = num(b, "size", f.Size)
-	if len(f.Hashes) > 0 {
-		b = append(key(b, "hashes"), '[')
-		for i, h := range f.Hashes {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, '{')
-			b = str(b, "algorithm", h.Algorithm)
-			b = num(b, "algorithm_id", int64(h.AlgorithmID))
-			b = strAlways(b, "value", h.Value)
-			b = append(b, '}')
-		}
-		b = append(b, ']')
-	}
+	b = list(b, "hashes", f.Hashes, (*Fingerprint).appendJSON)
+	return append(b, '}')
+}
+
+func (h *Fingerprint) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	b = str(b, "algorithm", h.Algorithm)
+	b = num(b, "algorithm_id", int64(h.AlgorithmID))
+	b = strAlways(b, "value", h.Value)
 	return append(b, '}')
 }
 
@@ -513,41 +466,31 @@ func (f *FindingInfo) appendJSON(b []byte) []byte {
 	b = num(b, "last_seen_time", f.LastSeen)
 	b = num(b, "modified_time", f.ModifiedTime)
 	b = str(b, "product_uid", f.ProductUID)
-	if len(f.Attacks) > 0 {
-		b = append(key(b, "attacks"), '[')
-		for i, a := range f.Attacks {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, '{')
-			if a.Tactic != (AttackRef{}) {
-				b = a.Tactic.appendJSON(key(b, "tactic"))
-			}
-			if a.Technique != (AttackRef{}) {
-				b = a.Technique.appendJSON(key(b, "technique"))
-			}
-			b = append(b, '}')
-		}
-		b = append(b, ']')
-	}
+	b = list(b, "attacks", f.Attacks, (*Attack).appendJSON)
 	b = str(b, "src_url", f.SrcURL)
-	if len(f.RelatedEvents) > 0 {
-		b = append(key(b, "related_events"), '[')
-		for i, r := range f.RelatedEvents {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, '{')
-			b = str(b, "uid", r.UID)
-			b = str(b, "type", r.Type)
-			b = str(b, "product_uid", r.ProductUID)
-			b = str(b, "desc", r.Desc)
-			b = num(b, "first_seen_time", r.FirstSeen)
-			b = num(b, "last_seen_time", r.LastSeen)
-			b = append(b, '}')
-		}
-		b = append(b, ']')
+	b = list(b, "related_events", f.RelatedEvents, (*RelatedEvent).appendJSON)
+	return append(b, '}')
+}
+
+func (a *Attack) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	if a.Tactic != (AttackRef{}) {
+		b = a.Tactic.appendJSON(key(b, "tactic"))
 	}
+	if a.Technique != (AttackRef{}) {
+		b = a.Technique.appendJSON(key(b, "technique"))
+	}
+	return append(b, '}')
+}
+
+func (r *RelatedEvent) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	b = str(b, "uid", r.UID)
+	b = str(b, "type", r.Type)
+	b = str(b, "product_uid", r.ProductUID)
+	b = str(b, "desc", r.Desc)
+	b = num(b, "first_seen_time", r.FirstSeen)
+	b = num(b, "last_seen_time", r.LastSeen)
 	return append(b, '}')
 }
 
@@ -555,6 +498,23 @@ func (a AttackRef) appendJSON(b []byte) []byte {
 	b = append(b, '{')
 	b = str(b, "uid", a.UID)
 	b = str(b, "name", a.Name)
+	return append(b, '}')
+}
+
+func (a *DNSAnswer) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	b = str(b, "rdata", a.Rdata)
+	b = str(b, "type", a.Type)
+	return append(b, '}')
+}
+
+func (o *Observable) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	b = strAlways(b, "name", o.Name)
+	b = str(b, "type", o.Type)
+	b = intAlways(b, "type_id", int64(o.TypeID))
+	b = strAlways(b, "value", o.Value)
+	b = strAlways(b, "entity", string(o.Entity))
 	return append(b, '}')
 }
 
@@ -609,6 +569,21 @@ func strList(b []byte, k string, vs []string) []byte {
 			b = append(b, ',')
 		}
 		b = appendString(b, v)
+	}
+	return append(b, ']')
+}
+
+// list appends an omitempty array member, each element written by elem.
+func list[T any](b []byte, k string, xs []T, elem func(*T, []byte) []byte) []byte {
+	if len(xs) == 0 {
+		return b
+	}
+	b = append(key(b, k), '[')
+	for i := range xs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = elem(&xs[i], b)
 	}
 	return append(b, ']')
 }

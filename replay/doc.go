@@ -11,18 +11,21 @@
 //     timer at the end. Scenario checks and the eval scorecard use it,
 //     because they shuffle whole inputs to test order invariance.
 //   - Stream (Stream.Run) replays exports of any size in bounded memory.
-//     A first pass decodes every file in parallel only to learn its event
-//     time window and record count; the second pass decodes each file
-//     again and evaluates the rules on it in parallel (one worker per
-//     core), sorts it into a run by event time, and merges the runs in
-//     event-time order: before the file with the next-earliest start is
-//     added, every buffered event earlier than that start is handed on, so
-//     the correlator sees one time-ordered stream and late records only
-//     where a file's own order leaves them (counted as serve counts them,
-//     against correlate.allowed_lateness). Correlation runs in order on one
-//     goroutine in chunks, as serve's batches. Memory is the correlator's
-//     state plus the files whose time windows overlap the merge point —
-//     for delivery files of a few minutes each, a handful — not the input.
+//     A first pass decodes every file in parallel to learn its event time
+//     window and record count; while the retained-memory budget
+//     (Stream.Retain) lasts it also evaluates the rules on the file, sorts
+//     it into a run by event time and keeps it, so small exports are
+//     decoded once. Files past the budget are decoded and evaluated again
+//     (one worker per core) when the merge reaches them. The merge takes
+//     the runs in event-time order: before the file with the next-earliest
+//     start is added, every buffered event earlier than that start is
+//     handed on, so the correlator sees one time-ordered stream and late
+//     records only where a file's own order leaves them (counted as serve
+//     counts them, against correlate.allowed_lateness). Suppression and
+//     correlation run in order on one goroutine in chunks, as serve's
+//     batches. Memory is the correlator's state, the retained runs and the
+//     files whose time windows overlap the merge point — for delivery
+//     files of a few minutes each, a handful — not the input.
 //
 // Inputs are plain files, gzip files, directories as `aws s3 sync` writes
 // them (walked recursively) and tar (extracted to a temporary directory)

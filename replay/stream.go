@@ -5,6 +5,7 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"maps"
 	"math"
 	"runtime"
 	"slices"
@@ -101,18 +102,10 @@ func (s Stats) DeadLettersTotal() int64 {
 
 func (s Stats) clone() Stats {
 	c := s
-	c.Events = maps(s.Events)
-	c.DeadLetters = maps(s.DeadLetters)
+	c.Events = maps.Clone(s.Events)
+	c.DeadLetters = maps.Clone(s.DeadLetters)
 	if !s.Started.IsZero() && s.Elapsed == 0 {
 		c.Elapsed = time.Since(s.Started)
-	}
-	return c
-}
-
-func maps(m map[string]int64) map[string]int64 {
-	c := make(map[string]int64, len(m))
-	for k, v := range m {
-		c[k] = v
 	}
 	return c
 }

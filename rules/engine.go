@@ -182,13 +182,26 @@ func (e *Engine) Set() *Set {
 // are counted in musubi_rules_errors_total and never returned; a failing
 // rule does not affect the others. Evaluate never panics.
 func (e *Engine) Evaluate(ev *ocsf.Event) (alerts []alert.Alert) {
+	e.matchEach(ev, func(r *Rule, act *activation, m *ruleMetrics) {
+		if a, suppressed := e.alert(r, ev, act, m); !suppressed {
+			alerts = append(alerts, a)
+		}
+	})
+	return alerts
+}
+
+// matchEach runs every candidate rule of the running set on ev and calls
+// matched for each rule whose condition is true: the loop Evaluate and
+// Match share. A panic outside a rule's evaluation (in matched) is counted
+// and ends the loop, keeping what matched has done so far.
+func (e *Engine) matchEach(ev *ocsf.Event, matched func(r *Rule, act *activation, m *ruleMetrics)) {
 	es := e.set.Load()
 	if es == nil || es.set == nil || ev == nil {
-		return nil
+		return
 	}
 	defer func() {
 		// Rule evaluation recovers on its own; this guards the rest (alert
-		// building), keeping the alerts raised so far.
+		// building).
 		if p := recover(); p != nil {
 			e.metrics.errors.WithLabelValues("", ReasonPanic).Inc()
 			e.logger.Error("rule engine panic", "panic", p)
@@ -205,24 +218,20 @@ func (e *Engine) Evaluate(ev *ocsf.Event) (alerts []alert.Alert) {
 			act = newActivation(ev, es.set.adapter)
 		}
 		m := es.rules[r]
-		matched, reason, err := e.eval(r, act, m)
+		ok, reason, err := e.eval(r, act, m)
 		if err != nil {
 			e.ruleError(r, reason, err)
 			return
 		}
-		if !matched {
+		if !ok {
 			return
 		}
 		m.matches.Inc()
-		a, suppressed := e.alert(r, ev, act, m)
-		if !suppressed {
-			alerts = append(alerts, a)
-		}
+		matched(r, act, m)
 	})
 	if act != nil && act.badJSON {
 		e.metrics.errors.WithLabelValues("", ReasonBadJSON).Inc()
 	}
-	return alerts
 }
 
 // eval evaluates one rule's condition under the cost limit and, when it
@@ -354,34 +363,10 @@ type Match struct {
 // and then calls Suppressed in event-time order on one goroutine, so that a
 // suppression window keeps its first event, as with Evaluate in order.
 func (e *Engine) Match(ev *ocsf.Event) (matches []Match) {
-	es := e.set.Load()
-	if es == nil || es.set == nil || ev == nil {
-		return nil
-	}
-	defer func() {
-		if p := recover(); p != nil {
-			e.metrics.errors.WithLabelValues("", ReasonPanic).Inc()
-			e.logger.Error("rule engine panic", "panic", p)
-		}
-	}()
-	act := newActivation(ev, es.set.adapter)
-	es.set.index.candidates(ev, func(r *Rule) {
-		m := es.rules[r]
-		matched, reason, err := e.eval(r, act, m)
-		if err != nil {
-			e.ruleError(r, reason, err)
-			return
-		}
-		if !matched {
-			return
-		}
-		m.matches.Inc()
+	e.matchEach(ev, func(r *Rule, act *activation, m *ruleMetrics) {
 		a, end := e.keyedAlert(r, ev, act)
 		matches = append(matches, Match{Alert: a, end: end, m: m})
 	})
-	if act.badJSON {
-		e.metrics.errors.WithLabelValues("", ReasonBadJSON).Inc()
-	}
 	return matches
 }
 

@@ -28,12 +28,11 @@ type Prefilter struct {
 // negated, none of them). The accessor is resolved when the check is built,
 // so Admits does no map lookups.
 type literalCheck struct {
-	field string
-	neg   bool
-	intf  func(*ocsf.Event) int64
-	strf  func(*ocsf.Event) string
-	ints  []int64
-	strs  []string
+	neg  bool
+	intf func(*ocsf.Event) int64
+	strf func(*ocsf.Event) string
+	ints []int64
+	strs []string
 }
 
 // admits reports whether ev passes the check.
@@ -137,7 +136,7 @@ func (p Prefilter) Admits(ev *ocsf.Event) bool {
 	return true
 }
 
-// Len is the number of checks, for tests and the rule listing.
+// Len is the number of checks.
 func (p Prefilter) Len() int { return len(p.checks) }
 
 // literalEquals reads `field == literal`.
@@ -162,7 +161,7 @@ func literalIn(f, list celast.Expr) (literalCheck, bool) {
 // has the field's own type (CEL's heterogeneous equality, 2 == 2.0, is left
 // to the program).
 func checkOf(path string, lits []celast.Expr) (literalCheck, bool) {
-	c := literalCheck{field: path, intf: intFields[path], strf: strFields[path]}
+	c := literalCheck{intf: intFields[path], strf: strFields[path]}
 	isInt, isStr := c.intf != nil, c.strf != nil
 	if !isInt && !isStr {
 		return c, false

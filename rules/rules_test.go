@@ -531,6 +531,35 @@ func TestMatchThenSuppressedEqualsEvaluate(t *testing.T) {
 	}
 }
 
+// TestMatchChecksPrefilter: Match, like Evaluate, never runs a condition
+// whose literal prerequisites the event lacks.
+func TestMatchChecksPrefilter(t *testing.T) {
+	s := mustLoad(t, map[string]string{"r.yaml": ruleYAML("t.op", `'event.api.operation == "Y" && event.actor.user.name != ""'`)})
+	for name, run := range map[string]func(*Engine, *ocsf.Event) int{
+		"Evaluate": func(e *Engine, ev *ocsf.Event) int { return len(e.Evaluate(ev)) },
+		"Match":    func(e *Engine, ev *ocsf.Event) int { return len(e.Match(ev)) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := NewEngine(prometheus.NewRegistry(), nil)
+			e.Swap(s)
+			if n := run(e, ctEvent("X", "")); n != 0 {
+				t.Errorf("got %d results for operation X, want 0", n)
+			}
+			if got := counterValue(t, e.metrics.evals.WithLabelValues("t.op")); got != 0 {
+				t.Errorf("condition evaluated %v times on an event its prefilter rejects, want 0", got)
+			}
+			ev := ctEvent("Y", "")
+			ev.Actor.User.Name = "bob"
+			if n := run(e, ev); n != 1 {
+				t.Errorf("got %d results for operation Y, want 1", n)
+			}
+			if got := counterValue(t, e.metrics.evals.WithLabelValues("t.op")); got != 1 {
+				t.Errorf("got %v evaluations, want 1", got)
+			}
+		})
+	}
+}
+
 func TestEvaluateConcurrent(t *testing.T) {
 	s := mustLoad(t, map[string]string{"r.yaml": ruleYAML("t.c", `'request.n == 1 && event.api.operation == "X"'`)})
 	e := NewEngine(prometheus.NewRegistry(), nil)
