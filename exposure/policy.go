@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/musubi-xdr/musubi/ingest/awsconfig"
+	"github.com/musubi-xdr/musubi/internal/glob"
 )
 
 // Policy is a policy document with the name the evidence gives it (an
@@ -75,65 +76,43 @@ func Evaluate(policies []Policy, action, resource string) Decision {
 }
 
 func actionMatches(st awsconfig.Statement, action string) bool {
-	if len(st.Action) > 0 {
-		return anyGlob(st.Action, action, true)
-	}
-	if len(st.NotAction) > 0 {
-		return !anyGlob(st.NotAction, action, true)
-	}
-	return false
+	return matchesList(st.Action, st.NotAction, action, true)
 }
 
+// resourceMatches: bucket policies may leave Resource out only in invalid
+// documents; identity policies always name one. No resource: no match.
 func resourceMatches(st awsconfig.Statement, resource string) bool {
-	if len(st.Resource) > 0 {
-		return anyGlob(st.Resource, resource, false)
+	return matchesList(st.Resource, st.NotResource, resource, false)
+}
+
+// matchesList reports whether s matches one of the patterns of list, or,
+// when list is empty, none of those of notList; with neither, nothing
+// matches. fold compares case-insensitively (IAM actions).
+func matchesList(list, notList []string, s string, fold bool) bool {
+	switch {
+	case len(list) > 0:
+		return anyGlob(list, s, fold)
+	case len(notList) > 0:
+		return !anyGlob(notList, s, fold)
 	}
-	if len(st.NotResource) > 0 {
-		return !anyGlob(st.NotResource, resource, false)
-	}
-	// Bucket policies may leave Resource out only in invalid documents;
-	// identity policies always name one. No resource: no match.
 	return false
 }
 
+// anyGlob matches s against IAM patterns: * matches any run of characters
+// (including none, '/' and ':'), ? one character.
 func anyGlob(patterns []string, s string, fold bool) bool {
+	if fold {
+		s = strings.ToLower(s)
+	}
 	for _, p := range patterns {
 		if fold {
-			if glob(strings.ToLower(p), strings.ToLower(s)) {
-				return true
-			}
-		} else if glob(p, s) {
+			p = strings.ToLower(p)
+		}
+		if glob.Match(s, p) {
 			return true
 		}
 	}
 	return false
-}
-
-// glob matches s against an IAM pattern where * matches any run of
-// characters (including none, '/' and ':') and ? one character. It
-// backtracks only to the last star: O(len(p)·len(s)) at worst.
-func glob(p, s string) bool {
-	px, sx := 0, 0
-	starP, starS := -1, 0
-	for sx < len(s) {
-		switch {
-		case px < len(p) && (p[px] == '?' || p[px] == s[sx]):
-			px++
-			sx++
-		case px < len(p) && p[px] == '*':
-			starP, starS = px, sx
-			px++
-		case starP >= 0:
-			starS++
-			px, sx = starP+1, starS
-		default:
-			return false
-		}
-	}
-	for px < len(p) && p[px] == '*' {
-		px++
-	}
-	return px == len(p)
 }
 
 // awsManaged holds the statements of the AWS managed policies that matter

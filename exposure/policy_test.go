@@ -7,22 +7,6 @@ import (
 	"github.com/musubi-xdr/musubi/ingest/awsconfig"
 )
 
-func TestGlob(t *testing.T) {
-	for _, c := range []struct {
-		p, s string
-		want bool
-	}{
-		{"*", "", true}, {"*", "anything/at:all", true}, {"s3:Put*", "s3:PutObject", true}, {"s3:Put*", "s3:GetObject", false},
-		{"arn:aws:s3:::acme-*/*", "arn:aws:s3:::acme-release/a/b.zip", true}, {"arn:aws:s3:::acme-*/*", "arn:aws:s3:::acme-release", false},
-		{"s3:?etObject", "s3:GetObject", true}, {"s3:?etObject", "s3:etObject", false}, {"a*b*c", "aXXbYYc", true}, {"a*b*c", "aXXbYY", false},
-		{"**", "x", true}, {"", "", true}, {"", "x", false}, {"abc", "ab", false},
-	} {
-		if got := glob(c.p, c.s); got != c.want {
-			t.Errorf("glob(%q, %q): got %v, want %v", c.p, c.s, got, c.want)
-		}
-	}
-}
-
 func doc(t *testing.T, js string) []Policy {
 	t.Helper()
 	d, err := awsconfig.ParsePolicyDocument(json.RawMessage(js))

@@ -16,6 +16,7 @@ import (
 	"cel.dev/cel-go/common/types/traits"
 	"cel.dev/cel-go/ext"
 
+	"github.com/musubi-xdr/musubi/internal/glob"
 	"github.com/musubi-xdr/musubi/ocsf"
 )
 
@@ -306,31 +307,7 @@ func base64Decode(s string) string {
 // any run of characters (including /) and ? exactly one; every other
 // character matches itself. It runs in O(len(s)*len(p)) time at worst, with
 // no backtracking blow-up.
-func Glob(s, p string) bool {
-	// Iterative wildcard matching with single-star backtracking.
-	si, pi := 0, 0
-	star, mark := -1, 0
-	for si < len(s) {
-		switch {
-		case pi < len(p) && (p[pi] == '?' || p[pi] == s[si]):
-			si++
-			pi++
-		case pi < len(p) && p[pi] == '*':
-			star, mark = pi, si
-			pi++
-		case star >= 0:
-			pi = star + 1
-			mark++
-			si = mark
-		default:
-			return false
-		}
-	}
-	for pi < len(p) && p[pi] == '*' {
-		pi++
-	}
-	return pi == len(p)
-}
+func Glob(s, p string) bool { return glob.Match(s, p) }
 
 // jsonText renders a decoded JSON value as compact JSON with sorted keys and
 // without HTML escaping, so a rule can search a whole request or response

@@ -129,22 +129,6 @@ func TestLibrary(t *testing.T) {
 	}
 }
 
-func TestGlob(t *testing.T) {
-	tests := []struct {
-		s, p string
-		want bool
-	}{
-		{"", "", true}, {"", "*", true}, {"a", "", false}, {"abc", "a*c", true},
-		{"abc", "a*b", false}, {"aXbYc", "a*b*c", true}, {"abc", "???", true},
-		{strings.Repeat("a", 5000), strings.Repeat("*a", 40) + "b", false},
-	}
-	for _, tt := range tests {
-		if got := Glob(tt.s, tt.p); got != tt.want {
-			t.Errorf("Glob(%.20q, %.20q): got %v, want %v", tt.s, tt.p, got, tt.want)
-		}
-	}
-}
-
 // TestAbsentKeyPolicy pins how request/response lookups of absent keys
 // behave, including under negation.
 func TestAbsentKeyPolicy(t *testing.T) {

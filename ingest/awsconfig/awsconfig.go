@@ -196,19 +196,9 @@ func ParseItem(rec []byte) (Item, error) {
 		it.DeploymentGroup, err = parseDeploymentGroup(conf)
 	}
 	if err != nil {
-		return Item{}, fmt.Errorf("%s %s: %w", it.ResourceType, quote(it.ResourceID), plain(err))
+		return Item{}, fmt.Errorf("%s %s: %w", it.ResourceType, quote(it.ResourceID), scan.Plain(err))
 	}
 	return it, nil
-}
-
-// plain shortens encoding/json's type errors (which print whole Go struct
-// types) to the field and the JSON type found.
-func plain(err error) error {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return scan.Errorf(scan.ReasonWrongType, fmt.Sprintf("%s: unexpected JSON %s", te.Field, te.Value))
-	}
-	return err
 }
 
 // unquote returns the JSON value v, decoding it first when Config wrote it

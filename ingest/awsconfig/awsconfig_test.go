@@ -28,28 +28,10 @@ func read(t testing.TB, name string) []byte {
 // `musubi normalize` does, and compares events and error reasons with the
 // golden files.
 func TestGolden(t *testing.T) {
-	files, _ := filepath.Glob("testdata/*.json*")
-	hostile, _ := filepath.Glob("testdata/hostile/*.json*")
-	files = append(files, hostile...)
-	if len(files) < 5 {
-		t.Fatalf("got %d fixtures, want at least 5", len(files))
+	if n := len(golden.Fixtures(t)); n < 5 {
+		t.Fatalf("got %d fixtures, want at least 5", n)
 	}
-	d := ingest.NewDecoder(ingest.DefaultLimits())
-	for _, f := range files {
-		rel := strings.TrimPrefix(filepath.ToSlash(f), "testdata/")
-		t.Run(rel, func(t *testing.T) {
-			data := read(t, rel)
-			evs, errs := d.Decode(ingest.SourceAuto, data)
-			var reasons []string
-			for _, e := range errs {
-				if e.Source != ingest.SourceAWSConfig {
-					t.Errorf("error source: got %s, want awsconfig (%v)", e.Source, e)
-				}
-				reasons = append(reasons, e.Error())
-			}
-			golden.Check(t, filepath.Join("testdata/golden", rel+".golden"), golden.Events(t, evs, reasons))
-		})
-	}
+	golden.CheckFixtures(t, ingest.SourceAWSConfig)
 }
 
 func TestSnapshotItems(t *testing.T) {
@@ -241,16 +223,7 @@ func TestItemUIDIsStable(t *testing.T) {
 }
 
 func FuzzNormalize(f *testing.F) {
-	files, _ := filepath.Glob("testdata/*.json*")
-	hostile, _ := filepath.Glob("testdata/hostile/*.json*")
-	files = append(files, hostile...)
-	for _, file := range files {
-		data, _ := os.ReadFile(file)
-		f.Add(data)
-		for _, l := range bytes.Split(data, []byte("\n")) {
-			f.Add(l)
-		}
-	}
+	golden.AddSeeds(f)
 	d := ingest.NewDecoder(ingest.DefaultLimits())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var ev ocsf.Event

@@ -15,7 +15,6 @@ package inspector
 
 import (
 	"encoding/json"
-	"errors"
 	"net/netip"
 	"strings"
 	"time"
@@ -138,11 +137,7 @@ func NormalizeTo(ev *ocsf.Event, rec []byte, depth int) error {
 	}
 	var f finding
 	if err := json.Unmarshal(body, &f); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) { // encoding/json would print the whole Go type
-			return scan.Errorf(scan.ReasonWrongType, te.Field+": unexpected JSON "+te.Value)
-		}
-		return err
+		return scan.Plain(err)
 	}
 	if f.FindingARN == "" || f.Type == "" {
 		return scan.Errorf(scan.ReasonMissingField, "an Inspector finding needs findingArn and type")

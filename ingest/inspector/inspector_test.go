@@ -1,11 +1,9 @@
 package inspector_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/musubi-xdr/musubi/ingest"
@@ -26,36 +24,11 @@ func decode(t testing.TB, name string) ([]ocsf.Event, []*ingest.DecodeError) {
 // TestGolden decodes every fixture through ingest's auto-detection, as
 // `musubi normalize` does.
 func TestGolden(t *testing.T) {
-	files, _ := filepath.Glob("testdata/*.json*")
-	hostile, _ := filepath.Glob("testdata/hostile/*.json*")
-	files = append(files, hostile...)
-	for _, f := range files {
-		rel := strings.TrimPrefix(filepath.ToSlash(f), "testdata/")
-		t.Run(rel, func(t *testing.T) {
-			evs, errs := decode(t, rel)
-			var reasons []string
-			for _, e := range errs {
-				if len(e.Raw) == 0 || e.Reason == ingest.ReasonInternal {
-					t.Errorf("error %v: want raw bytes and a classified reason", e)
-				}
-				reasons = append(reasons, e.Error())
-			}
-			golden.Check(t, filepath.Join("testdata/golden", rel+".golden"), golden.Events(t, evs, reasons))
-		})
-	}
+	golden.CheckFixtures(t, ingest.SourceInspector)
 }
 
 func FuzzNormalize(f *testing.F) {
-	files, _ := filepath.Glob("testdata/*.json*")
-	hostile, _ := filepath.Glob("testdata/hostile/*.json*")
-	files = append(files, hostile...)
-	for _, file := range files {
-		data, _ := os.ReadFile(file)
-		for _, l := range bytes.Split(data, []byte("\n")) {
-			f.Add(l)
-		}
-		f.Add(data)
-	}
+	golden.AddSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var ev ocsf.Event
 		if err := inspector.NormalizeTo(&ev, data, 64); err == nil {

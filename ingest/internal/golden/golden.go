@@ -1,5 +1,7 @@
 // Package golden compares test output with golden files under testdata/;
-// `go test ./ingest/... -update` rewrites them.
+// `go test ./ingest/... -update` rewrites them. It also holds the fixture
+// harness the source packages share: the golden test over every fixture
+// (CheckFixtures) and the fuzz corpus seeded from them (AddSeeds).
 package golden
 
 import (
@@ -8,8 +10,10 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/ocsf"
 )
 
@@ -47,4 +51,64 @@ func Events(t *testing.T, events []ocsf.Event, errs []string) []byte {
 		t.Fatalf("marshal events: %v", err)
 	}
 	return append(out, '\n')
+}
+
+// Fixtures returns the fixtures of a source package: testdata/*.json* and
+// testdata/hostile/*.json*, as slash-separated paths relative to testdata.
+func Fixtures(tb testing.TB) []string {
+	tb.Helper()
+	var out []string
+	for _, pattern := range []string{"testdata/*.json*", "testdata/hostile/*.json*"} {
+		files, err := filepath.Glob(pattern)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, f := range files {
+			out = append(out, strings.TrimPrefix(filepath.ToSlash(f), "testdata/"))
+		}
+	}
+	return out
+}
+
+// CheckFixtures runs a subtest per fixture (see Fixtures): it decodes the
+// fixture as `musubi normalize` does (ingest's auto-detection, default
+// limits), requires every error to be of source src, with its raw bytes
+// and a classified reason, and compares the events and error messages with
+// testdata/golden/<fixture>.golden.
+func CheckFixtures(t *testing.T, src ingest.Source) {
+	t.Helper()
+	d := ingest.NewDecoder(ingest.DefaultLimits())
+	for _, rel := range Fixtures(t) {
+		t.Run(rel, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("testdata", rel))
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs, errs := d.Decode(ingest.SourceAuto, data)
+			var reasons []string
+			for _, e := range errs {
+				if e.Source != src || len(e.Raw) == 0 || e.Reason == ingest.ReasonInternal {
+					t.Errorf("error %v: want source %s, raw bytes and a classified reason", e, src)
+				}
+				reasons = append(reasons, e.Error())
+			}
+			Check(t, filepath.Join("testdata/golden", rel+".golden"), Events(t, evs, reasons))
+		})
+	}
+}
+
+// AddSeeds adds every fixture (see Fixtures) to the fuzz corpus, whole and
+// line by line.
+func AddSeeds(f *testing.F) {
+	f.Helper()
+	for _, rel := range Fixtures(f) {
+		data, err := os.ReadFile(filepath.Join("testdata", rel))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+		for _, l := range bytes.Split(data, []byte("\n")) {
+			f.Add(l)
+		}
+	}
 }
