@@ -158,22 +158,9 @@ func Convert(file string, data []byte, license string) *Result {
 		}
 	}
 
-	tests, err := c.tests(tree, doc, res)
+	b, err := c.withTests(tree, doc)
 	if err != nil {
 		res.Unsupported = append(res.Unsupported, err.Error())
-		return res
-	}
-	var tn yaml.Node
-	_ = tn.Encode(tests)
-	doc.Content = append(doc.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "tests"}, &tn)
-	b, err := render(doc)
-	if err != nil {
-		res.Unsupported = append(res.Unsupported, err.Error())
-		return res
-	}
-	// The file as written must load and pass its tests.
-	if msg := check(b); msg != "" {
-		res.Unsupported = append(res.Unsupported, msg)
 		return res
 	}
 	res.RuleID, res.YAML = id, b
@@ -395,9 +382,10 @@ func regexLiteral(p string) string {
 	return p
 }
 
-// tests generates a matching and a non-matching event and keeps the first
-// pair the compiled rule agrees with.
-func (c *converter) tests(tree *node, doc *yaml.Node, res *Result) ([]map[string]any, error) {
+// withTests generates a matching and a non-matching event and returns the
+// rule file with the first pair the compiled rule agrees with: the file as
+// written loads and passes its tests.
+func (c *converter) withTests(tree *node, doc *yaml.Node) ([]byte, error) {
 	for i, p := range c.satisfy(tree, true, 16) {
 		ev, ok := c.event(p, fmt.Sprintf("sigma-match-%d", i+1))
 		if !ok {
@@ -424,7 +412,7 @@ func (c *converter) tests(tree *node, doc *yaml.Node, res *Result) ([]map[string
 				return nil, err
 			}
 			if check(b) == "" {
-				return tests, nil
+				return b, nil
 			}
 		}
 	}
