@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/musubi-xdr/musubi/rules"
+	"github.com/musubi-xdr/musubi/rules/attack"
 )
 
 // Result is the outcome of converting one Sigma rule.
@@ -67,11 +68,10 @@ func Convert(file string, data []byte, license string) *Result {
 		c.unsup("level %q is not one of informational, low, medium, high, critical", d.Level)
 	}
 	status := strings.ToLower(d.Status)
-	switch status {
-	case "stable", "test", "experimental", "deprecated":
-	case "":
+	switch {
+	case status == "":
 		status = "experimental"
-	default:
+	case !slices.Contains(rules.Statuses, status):
 		c.unsup("status %q is not supported", d.Status)
 	}
 	id := "sigma." + strings.ToLower(d.ID)
@@ -193,19 +193,11 @@ func check(b []byte) string {
 	return ""
 }
 
+// stageOf is the kill-chain stage of an ATT&CK tactic id: its Navigator
+// short name, spelled as rules.Stages spell it.
 func stageOf(tactic string) string {
-	for _, ta := range []struct{ id, stage string }{
-		{"TA0043", "reconnaissance"}, {"TA0042", "resource_development"}, {"TA0001", "initial_access"},
-		{"TA0002", "execution"}, {"TA0003", "persistence"}, {"TA0004", "privilege_escalation"},
-		{"TA0005", "defense_evasion"}, {"TA0006", "credential_access"}, {"TA0007", "discovery"},
-		{"TA0008", "lateral_movement"}, {"TA0009", "collection"}, {"TA0011", "command_and_control"},
-		{"TA0010", "exfiltration"}, {"TA0040", "impact"},
-	} {
-		if ta.id == tactic {
-			return ta.stage
-		}
-	}
-	return ""
+	ta, _ := attack.LookupTactic(tactic)
+	return strings.ReplaceAll(ta.ShortName, "-", "_")
 }
 
 // falsePositives reads Sigma's falsepositives: a list or one string.
