@@ -333,11 +333,10 @@ func value(as []*atom) (string, bool) {
 					vv = windash(vv)[0]
 					vv = b64(vv)
 				}
-				g0, lit, isGlob := wildcard(vv)
-				if isGlob && strings.Trim(g0, "*") == "" {
+				g, lit, isGlob := wildcard(vv)
+				if isGlob && strings.Trim(g, "*") == "" {
 					lit = "present"
 				} else if isGlob {
-					g, _, _ := wildcard(vv)
 					lit = strings.NewReplacer("*", "", "?", "x").Replace(g)
 				}
 				switch {
