@@ -35,6 +35,9 @@ type Result struct {
 // OK reports whether the rule converted.
 func (r *Result) OK() bool { return len(r.Unsupported) == 0 && r.YAML != nil }
 
+// ruleID is the pattern of a Musubi rule id.
+var ruleID = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{2,127}$`)
+
 var levels = map[string]string{"informational": "informational", "low": "low", "medium": "medium", "high": "high", "critical": "critical"}
 
 // Convert translates one Sigma rule document into a Musubi rule file with
@@ -75,7 +78,7 @@ func Convert(file string, data []byte, license string) *Result {
 		c.unsup("status %q is not supported", d.Status)
 	}
 	id := "sigma." + strings.ToLower(d.ID)
-	if !regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{2,127}$`).MatchString(id) || d.ID == "" {
+	if !ruleID.MatchString(id) || d.ID == "" {
 		c.unsup("id %q cannot name a Musubi rule", d.ID)
 	}
 	var condCEL string
