@@ -1,10 +1,12 @@
 package rules
 
 import (
+	"cmp"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -71,23 +73,12 @@ func TestCases(rep *TestReport) []CICase {
 	return out
 }
 
+// sortCases puts the cases in a stable, readable order: by file, line,
+// name.
 func sortCases(cs []CICase) {
-	// stable, readable order: by file, line, name
-	for i := 1; i < len(cs); i++ {
-		for j := i; j > 0 && lessCase(cs[j], cs[j-1]); j-- {
-			cs[j], cs[j-1] = cs[j-1], cs[j]
-		}
-	}
-}
-
-func lessCase(a, b CICase) bool {
-	if a.File != b.File {
-		return a.File < b.File
-	}
-	if a.Line != b.Line {
-		return a.Line < b.Line
-	}
-	return a.Name < b.Name
+	slices.SortStableFunc(cs, func(a, b CICase) int {
+		return cmp.Or(strings.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), strings.Compare(a.Name, b.Name))
+	})
 }
 
 type junitSuites struct {
