@@ -22,7 +22,7 @@ type CICase struct {
 
 // LintCases turns a lint report into one case per rule and one per problem
 // that names no loaded rule (a file that does not parse).
-func LintCases(rep *LintReport, ruleFiles map[string]string) []CICase {
+func LintCases(rep *LintReport) []CICase {
 	byRule := map[string][]*Problem{}
 	var orphans []*Problem
 	for _, p := range rep.Problems {
@@ -33,7 +33,7 @@ func LintCases(rep *LintReport, ruleFiles map[string]string) []CICase {
 		byRule[p.RuleID] = append(byRule[p.RuleID], p)
 	}
 	var out []CICase
-	for id, file := range ruleFiles {
+	for id, file := range rep.files {
 		if _, bad := byRule[id]; !bad {
 			out = append(out, CICase{Name: id, RuleID: id, File: file})
 		}
