@@ -8,9 +8,6 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
-	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/engine"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/releaseutil"
 )
@@ -19,16 +16,7 @@ import (
 // rendered templates by file name.
 func renderFiles(t *testing.T, overrides map[string]any, install bool) map[string]string {
 	t.Helper()
-	ch, err := loader.Load(chartDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := chartutil.ReleaseOptions{Name: "musubi", Namespace: "security", Revision: 1, IsInstall: install, IsUpgrade: !install}
-	vals, err := chartutil.ToRenderValues(ch, overrides, opts, chartutil.DefaultCapabilities)
-	if err != nil {
-		t.Fatalf("values: %v", err)
-	}
-	out, err := engine.Render(ch, vals)
+	out, err := renderChart(t, overrides, install)
 	if err != nil {
 		t.Fatalf("render: %v", err)
 	}

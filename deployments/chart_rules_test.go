@@ -9,25 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/engine"
 )
-
-// renderErr renders the chart with overrides and returns the error Helm
-// (schema or template) gives, nil when it renders.
-func renderErr(t *testing.T, overrides map[string]any) error {
-	t.Helper()
-	ch, err := loader.Load(chartDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vals, err := chartutil.ToRenderValues(ch, overrides, chartutil.ReleaseOptions{Name: "musubi", Namespace: "security", Revision: 1, IsInstall: true}, chartutil.DefaultCapabilities)
-	if err != nil {
-		return err
-	}
-	_, err = engine.Render(ch, vals)
-	return err
-}
 
 // TestChartRulesGitSync renders rules.gitSync: git-sync clones the
 // repository once before Musubi starts (an init container, --one-time) and
@@ -93,7 +75,7 @@ func TestChartRulesGitSync(t *testing.T) {
 		"with a ConfigMap": {map[string]any{"gitSync": gitSync, "existingConfigMap": "musubi-rules"}, "exclusive"},
 		"not a git URL":    {map[string]any{"gitSync": map[string]any{"enabled": true, "repo": "ftp://x"}}, "repo"},
 	} {
-		if err := renderErr(t, map[string]any{"rules": tc.rules}); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := renderChart(t, map[string]any{"rules": tc.rules}, true); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want an error with %q", name, err, tc.want)
 		}
 	}
@@ -120,7 +102,7 @@ func TestChartDefaultImage(t *testing.T) {
 	if len(images) == 0 || !reflect.DeepEqual(slices.Compact(images), []string{want}) {
 		t.Errorf("images %v, want %s everywhere", images, want)
 	}
-	if err := renderErr(t, map[string]any{"image": map[string]any{"repository": ""}}); err == nil {
+	if _, err := renderChart(t, map[string]any{"image": map[string]any{"repository": ""}}, true); err == nil {
 		t.Error("an empty image.repository rendered")
 	}
 }

@@ -51,10 +51,11 @@ func dig(v any, path ...string) any {
 	return v
 }
 
-// render renders the chart as `helm template` does (the Helm SDK's loader,
-// values coalescing, values.schema.json validation and template engine),
-// with overrides over values.yaml, and parses every manifest.
-func render(t *testing.T, overrides map[string]any) []manifest {
+// renderChart renders the chart as `helm install` (install) or `helm
+// upgrade` does, with overrides over values.yaml, and returns the rendered
+// templates by file name or the error Helm gives (values schema or
+// template).
+func renderChart(t *testing.T, overrides map[string]any, install bool) (map[string]string, error) {
 	t.Helper()
 	ch, err := loader.Load(chartDir)
 	if err != nil {
@@ -63,12 +64,20 @@ func render(t *testing.T, overrides map[string]any) []manifest {
 	if err := ch.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	opts := chartutil.ReleaseOptions{Name: "musubi", Namespace: "security", Revision: 1, IsInstall: true}
+	opts := chartutil.ReleaseOptions{Name: "musubi", Namespace: "security", Revision: 1, IsInstall: install, IsUpgrade: !install}
 	vals, err := chartutil.ToRenderValues(ch, overrides, opts, chartutil.DefaultCapabilities)
 	if err != nil {
-		t.Fatalf("values: %v", err)
+		return nil, err
 	}
-	out, err := engine.Render(ch, vals)
+	return engine.Render(ch, vals)
+}
+
+// render renders the chart as `helm template` does (the Helm SDK's loader,
+// values coalescing, values.schema.json validation and template engine),
+// with overrides over values.yaml, and parses every manifest.
+func render(t *testing.T, overrides map[string]any) []manifest {
+	t.Helper()
+	out, err := renderChart(t, overrides, true)
 	if err != nil {
 		t.Fatalf("render: %v", err)
 	}

@@ -1,10 +1,12 @@
 package rules
 
 import (
+	"cmp"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -20,7 +22,7 @@ type CICase struct {
 
 // LintCases turns a lint report into one case per rule and one per problem
 // that names no loaded rule (a file that does not parse).
-func LintCases(rep *LintReport, ruleFiles map[string]string) []CICase {
+func LintCases(rep *LintReport) []CICase {
 	byRule := map[string][]*Problem{}
 	var orphans []*Problem
 	for _, p := range rep.Problems {
@@ -31,7 +33,7 @@ func LintCases(rep *LintReport, ruleFiles map[string]string) []CICase {
 		byRule[p.RuleID] = append(byRule[p.RuleID], p)
 	}
 	var out []CICase
-	for id, file := range ruleFiles {
+	for id, file := range rep.files {
 		if _, bad := byRule[id]; !bad {
 			out = append(out, CICase{Name: id, RuleID: id, File: file})
 		}
@@ -71,23 +73,12 @@ func TestCases(rep *TestReport) []CICase {
 	return out
 }
 
+// sortCases puts the cases in a stable, readable order: by file, line,
+// name.
 func sortCases(cs []CICase) {
-	// stable, readable order: by file, line, name
-	for i := 1; i < len(cs); i++ {
-		for j := i; j > 0 && lessCase(cs[j], cs[j-1]); j-- {
-			cs[j], cs[j-1] = cs[j-1], cs[j]
-		}
-	}
-}
-
-func lessCase(a, b CICase) bool {
-	if a.File != b.File {
-		return a.File < b.File
-	}
-	if a.Line != b.Line {
-		return a.Line < b.Line
-	}
-	return a.Name < b.Name
+	slices.SortStableFunc(cs, func(a, b CICase) int {
+		return cmp.Or(strings.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), strings.Compare(a.Name, b.Name))
+	})
 }
 
 type junitSuites struct {

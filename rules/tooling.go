@@ -101,6 +101,8 @@ type LintReport struct {
 	Skipped  []string   `json:"skipped,omitempty"`
 	Problems []*Problem `json:"problems"`
 	OK       bool       `json:"ok"`
+
+	files map[string]string // rule id → file, for LintCases
 }
 
 // Lint loads dir and checks what Load tolerates but a shipped rule must
@@ -120,7 +122,9 @@ func Lint(dir string) *LintReport {
 		return rep
 	}
 	rep.Rules, rep.Skipped = s.Len(), s.Skipped
+	rep.files = make(map[string]string, s.Len())
 	for _, r := range s.Rules() {
+		rep.files[r.ID] = r.File
 		bad := func(format string, args ...any) {
 			rep.Problems = append(rep.Problems, &Problem{File: r.File, Line: r.Line, Col: 1, RuleID: r.ID, Msg: fmt.Sprintf(format, args...)})
 		}

@@ -83,7 +83,7 @@ func rulesCommand(args []string, stdout, stderr io.Writer) int {
 	case "lint":
 		rep := rules.Lint(dir)
 		seqProblems := lintCorrelation(dir)
-		cases = lintCases(dir, rep, seqProblems)
+		cases = lintCases(rep, seqProblems)
 		report, ok = struct {
 			*rules.LintReport
 			Correlation []string `json:"correlation_problems,omitempty"`
@@ -211,14 +211,8 @@ func lintCorrelation(dir string) []string {
 
 // lintCases turns a lint run into CI cases: one per detection rule (failed
 // with each of its problems), one per correlation problem.
-func lintCases(dir string, rep *rules.LintReport, seqProblems []string) []rules.CICase {
-	files := map[string]string{}
-	if s, err := rules.Load(dir); err == nil {
-		for _, r := range s.Rules() {
-			files[r.ID] = r.File
-		}
-	}
-	cases := rules.LintCases(rep, files)
+func lintCases(rep *rules.LintReport, seqProblems []string) []rules.CICase {
+	cases := rules.LintCases(rep)
 	for _, p := range seqProblems {
 		if p == "" {
 			continue

@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/musubi-xdr/musubi/rules"
+	"github.com/musubi-xdr/musubi/rules/attack"
 )
 
 // Result is the outcome of converting one Sigma rule.
@@ -33,6 +34,9 @@ type Result struct {
 
 // OK reports whether the rule converted.
 func (r *Result) OK() bool { return len(r.Unsupported) == 0 && r.YAML != nil }
+
+// ruleID is the pattern of a Musubi rule id.
+var ruleID = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{2,127}$`)
 
 var levels = map[string]string{"informational": "informational", "low": "low", "medium": "medium", "high": "high", "critical": "critical"}
 
@@ -67,15 +71,14 @@ func Convert(file string, data []byte, license string) *Result {
 		c.unsup("level %q is not one of informational, low, medium, high, critical", d.Level)
 	}
 	status := strings.ToLower(d.Status)
-	switch status {
-	case "stable", "test", "experimental", "deprecated":
-	case "":
+	switch {
+	case status == "":
 		status = "experimental"
-	default:
+	case !slices.Contains(rules.Statuses, status):
 		c.unsup("status %q is not supported", d.Status)
 	}
 	id := "sigma." + strings.ToLower(d.ID)
-	if !regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{2,127}$`).MatchString(id) || d.ID == "" {
+	if !ruleID.MatchString(id) || d.ID == "" {
 		c.unsup("id %q cannot name a Musubi rule", d.ID)
 	}
 	var condCEL string
@@ -158,22 +161,9 @@ func Convert(file string, data []byte, license string) *Result {
 		}
 	}
 
-	tests, err := c.tests(tree, doc, res)
+	b, err := c.withTests(tree, doc)
 	if err != nil {
 		res.Unsupported = append(res.Unsupported, err.Error())
-		return res
-	}
-	var tn yaml.Node
-	_ = tn.Encode(tests)
-	doc.Content = append(doc.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "tests"}, &tn)
-	b, err := render(doc)
-	if err != nil {
-		res.Unsupported = append(res.Unsupported, err.Error())
-		return res
-	}
-	// The file as written must load and pass its tests.
-	if msg := check(b); msg != "" {
-		res.Unsupported = append(res.Unsupported, msg)
 		return res
 	}
 	res.RuleID, res.YAML = id, b
@@ -206,19 +196,11 @@ func check(b []byte) string {
 	return ""
 }
 
+// stageOf is the kill-chain stage of an ATT&CK tactic id: its Navigator
+// short name, spelled as rules.Stages spell it.
 func stageOf(tactic string) string {
-	for _, ta := range []struct{ id, stage string }{
-		{"TA0043", "reconnaissance"}, {"TA0042", "resource_development"}, {"TA0001", "initial_access"},
-		{"TA0002", "execution"}, {"TA0003", "persistence"}, {"TA0004", "privilege_escalation"},
-		{"TA0005", "defense_evasion"}, {"TA0006", "credential_access"}, {"TA0007", "discovery"},
-		{"TA0008", "lateral_movement"}, {"TA0009", "collection"}, {"TA0011", "command_and_control"},
-		{"TA0010", "exfiltration"}, {"TA0040", "impact"},
-	} {
-		if ta.id == tactic {
-			return ta.stage
-		}
-	}
-	return ""
+	ta, _ := attack.LookupTactic(tactic)
+	return strings.ReplaceAll(ta.ShortName, "-", "_")
 }
 
 // falsePositives reads Sigma's falsepositives: a list or one string.
@@ -354,11 +336,10 @@ func value(as []*atom) (string, bool) {
 					vv = windash(vv)[0]
 					vv = b64(vv)
 				}
-				g0, lit, isGlob := wildcard(vv)
-				if isGlob && strings.Trim(g0, "*") == "" {
+				g, lit, isGlob := wildcard(vv)
+				if isGlob && strings.Trim(g, "*") == "" {
 					lit = "present"
 				} else if isGlob {
-					g, _, _ := wildcard(vv)
 					lit = strings.NewReplacer("*", "", "?", "x").Replace(g)
 				}
 				switch {
@@ -395,9 +376,10 @@ func regexLiteral(p string) string {
 	return p
 }
 
-// tests generates a matching and a non-matching event and keeps the first
-// pair the compiled rule agrees with.
-func (c *converter) tests(tree *node, doc *yaml.Node, res *Result) ([]map[string]any, error) {
+// withTests generates a matching and a non-matching event and returns the
+// rule file with the first pair the compiled rule agrees with: the file as
+// written loads and passes its tests.
+func (c *converter) withTests(tree *node, doc *yaml.Node) ([]byte, error) {
 	for i, p := range c.satisfy(tree, true, 16) {
 		ev, ok := c.event(p, fmt.Sprintf("sigma-match-%d", i+1))
 		if !ok {
@@ -424,7 +406,7 @@ func (c *converter) tests(tree *node, doc *yaml.Node, res *Result) ([]map[string
 				return nil, err
 			}
 			if check(b) == "" {
-				return tests, nil
+				return b, nil
 			}
 		}
 	}

@@ -352,7 +352,7 @@ func (c *converter) valuesCEL(a *atom) string {
 		}
 	case a.has("base64"):
 		for i, v := range vals {
-			vals[i] = base64.StdEncoding.EncodeToString([]byte(v))
+			vals[i] = b64(v)
 		}
 	}
 	cased := a.has("cased") || a.has("base64") || a.has("base64offset")
