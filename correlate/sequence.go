@@ -450,21 +450,3 @@ func orEmpty(s []string) []string {
 	}
 	return s
 }
-
-// eventActivation is `event` (typed) with request and response bodies.
-// eventActivation is what an event stage's condition sees. The request and
-// response bodies are decoded only if the condition reads them (cel-go
-// resolves func values lazily): most events meet conditions that never do.
-func eventActivation(ev *ocsf.Event) map[string]any {
-	return map[string]any{"event": ev,
-		"request":  func() any { return jsonBody(ev.API.Request.Data) },
-		"response": func() any { return jsonBody(ev.API.Response.Data) }}
-}
-
-func jsonBody(raw json.RawMessage) map[string]any {
-	m := map[string]any{}
-	if len(raw) > 0 {
-		_ = json.Unmarshal(raw, &m)
-	}
-	return m
-}
