@@ -26,6 +26,7 @@ import (
 	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/pipeline"
 	"github.com/musubi-xdr/musubi/rules"
+	"github.com/musubi-xdr/musubi/storage"
 )
 
 // Config is the whole configuration of the musubi binary.
@@ -94,10 +95,7 @@ type ClickHouse struct {
 	// IncidentNumbers splits incident numbering among engine replicas
 	// (storage.NumberConfig, which validates it); unset keeps one
 	// allocator.
-	IncidentNumbers struct {
-		Allocator  int `yaml:"allocator"`
-		Allocators int `yaml:"allocators"`
-	} `yaml:"incident_numbers"`
+	IncidentNumbers storage.NumberConfig `yaml:"incident_numbers"`
 }
 
 // Rules configures detection and correlation rules.
