@@ -25,8 +25,8 @@ func (c Config) StorageConfig() storage.Config {
 	sc.Addr, sc.Database, sc.Username, sc.Password, sc.TLS = ch.Addr, ch.Database, ch.Username, ch.Password, ch.TLS
 	sc.Cluster, sc.StoreRaw, sc.MaxExecutionTime = ch.Cluster, ch.StoreRaw, ch.MaxExecutionTime
 	sc.MaxOpenConns, sc.DialTimeout = ch.MaxOpenConns, ch.DialTimeout
-	if n := ch.IncidentNumbers; n.Allocators > 0 {
-		sc.IncidentNumbers = storage.NumberConfig{Allocator: n.Allocator, Allocators: n.Allocators}
+	if ch.IncidentNumbers.Allocators > 0 {
+		sc.IncidentNumbers = ch.IncidentNumbers
 	}
 	for table, d := range ch.Retention {
 		sc.Retention[table] = d

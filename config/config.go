@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/pipeline"
 	"github.com/musubi-xdr/musubi/rules"
+	"github.com/musubi-xdr/musubi/storage"
 )
 
 // Config is the whole configuration of the musubi binary.
@@ -95,10 +95,7 @@ type ClickHouse struct {
 	// IncidentNumbers splits incident numbering among engine replicas
 	// (storage.NumberConfig, which validates it); unset keeps one
 	// allocator.
-	IncidentNumbers struct {
-		Allocator  int `yaml:"allocator"`
-		Allocators int `yaml:"allocators"`
-	} `yaml:"incident_numbers"`
+	IncidentNumbers storage.NumberConfig `yaml:"incident_numbers"`
 }
 
 // Rules configures detection and correlation rules.
@@ -347,19 +344,6 @@ func (c Config) Validate() error {
 	}
 	if !slices.Contains(Roles, c.Role) {
 		bad("role", "%q is not one of %s", c.Role, strings.Join(Roles, ", "))
-	}
-	if len(c.ClickHouse.Addr) == 0 {
-		bad("clickhouse.addr", "at least one address is required")
-	}
-	for i, a := range c.ClickHouse.Addr {
-		if _, port, err := net.SplitHostPort(a); err != nil {
-			bad(fmt.Sprintf("clickhouse.addr[%d]", i), "%q is not host:port", a)
-		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-			bad(fmt.Sprintf("clickhouse.addr[%d]", i), "port %q is not a number", port)
-		}
-	}
-	if c.ClickHouse.DialTimeout < 100*time.Millisecond {
-		bad("clickhouse.dial_timeout", "%s is shorter than 100ms", c.ClickHouse.DialTimeout)
 	}
 	// The components' own validators, on the values serve gives them.
 	errs = append(errs, c.componentErrors()...)

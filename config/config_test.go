@@ -176,3 +176,11 @@ func TestKafkaSecurityValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultIngestIsDecoderDefault: without an ingest section serve hands
+// the decoder its documented default limits.
+func TestDefaultIngestIsDecoderDefault(t *testing.T) {
+	if got, want := Default().Ingest, ingest.DefaultLimits(); got != want {
+		t.Errorf("default configuration gives limits %+v, want ingest.DefaultLimits %+v", got, want)
+	}
+}

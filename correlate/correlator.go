@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -81,9 +82,13 @@ type Correlator struct {
 	wm        int64
 	lastSweep int64
 
-	seq       *seqEngine
-	seqRules  []*SequenceRule
-	pending   pendingRules
+	seq *seqEngine
+	// latest is the sequence rule set most recently given (New, SetRules),
+	// read and written from any goroutine; seqRules is the one seq runs,
+	// owned by the correlator's goroutine. They differ while a reload
+	// waits for the next Process or Advance.
+	latest    atomic.Pointer[[]*SequenceRule]
+	seqRules  *[]*SequenceRule
 	clock     func() time.Time // wall clock, for versions only
 	restoring bool
 	seen      map[uint32]struct{} // scratch for reach
@@ -160,9 +165,9 @@ func New(cfg Config, seq []*SequenceRule, logger *slog.Logger, reg prometheus.Re
 		idleMS:   max(cfg.AllowedLateness, 15*time.Minute).Milliseconds(),
 		hubs:     newHubRules(cfg),
 		clock:    time.Now,
-		seqRules: seq,
+		seqRules: &seq,
 	}
-	c.pending.current.Store(&seq)
+	c.latest.Store(&seq)
 	for _, k := range cfg.JoinKinds {
 		c.joinable[kindIndex[k]] = true
 		c.tracked[kindIndex[k]] = true
@@ -197,7 +202,7 @@ func New(cfg Config, seq []*SequenceRule, logger *slog.Logger, reg prometheus.Re
 // group hands it a new assignment: the state of the scopes it now owns
 // follows them from the engine that owned them before.
 func (c *Correlator) Reset() error {
-	seq, err := newSeqEngine(c.seqRules, c.cfg, c.m)
+	seq, err := newSeqEngine(*c.seqRules, c.cfg, c.m)
 	if err != nil {
 		return err
 	}

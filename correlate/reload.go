@@ -1,44 +1,27 @@
 package correlate
 
 import (
-	"sync/atomic"
-
 	"github.com/musubi-xdr/musubi/rules"
 )
-
-// pendingRules carries a reloaded rule set from the rule manager's
-// goroutine to the goroutine that owns the correlator.
-type pendingRules struct {
-	next    atomic.Pointer[[]*SequenceRule]
-	current atomic.Pointer[[]*SequenceRule]
-}
 
 // SetRules hands the correlator a new set of sequence rules. It is safe to
 // call from any goroutine: the correlator puts the set into service at the
 // start of its next Process or Advance, on its own goroutine. A rule whose
 // document is unchanged keeps its partial chains and timers; a changed or
 // new rule starts empty; a removed rule's state is dropped.
-func (c *Correlator) SetRules(seq []*SequenceRule) {
-	c.pending.next.Store(&seq)
-	c.pending.current.Store(&seq)
-}
+func (c *Correlator) SetRules(seq []*SequenceRule) { c.latest.Store(&seq) }
 
 // SequenceRules returns the sequence rules most recently set (by New or
 // SetRules). It is safe to call from any goroutine.
-func (c *Correlator) SequenceRules() []*SequenceRule {
-	if p := c.pending.current.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
+func (c *Correlator) SequenceRules() []*SequenceRule { return *c.latest.Load() }
 
 // applyRules puts rules handed over by SetRules into service.
 func (c *Correlator) applyRules() {
-	p := c.pending.next.Swap(nil)
-	if p == nil {
+	p := c.latest.Load()
+	if p == c.seqRules {
 		return
 	}
-	c.seqRules = *p
+	c.seqRules = p
 	c.seq.replace(*p)
 	c.logger.Info("correlation rules reloaded", "rules", len(*p))
 }

@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/interpreter"
+
 	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/rules"
@@ -85,10 +88,17 @@ type seqEngine struct {
 	cfg    Config
 	m      *metrics
 	lateMS int64
+	// adapter is the stage conditions' environment's, for the events'
+	// activations.
+	adapter types.Adapter
 }
 
 func newSeqEngine(rs []*SequenceRule, cfg Config, m *metrics) (*seqEngine, error) {
-	s := &seqEngine{cfg: cfg, m: m, lateMS: cfg.AllowedLateness.Milliseconds()}
+	env, err := celEnv()
+	if err != nil {
+		return nil, fmt.Errorf("correlate: CEL environment: %w", err)
+	}
+	s := &seqEngine{cfg: cfg, m: m, lateMS: cfg.AllowedLateness.Milliseconds(), adapter: env.CELTypeAdapter()}
 	for _, r := range rs {
 		st := &ruleState{r: r, fired: map[string]fired{}, timers: map[string]*timer{}}
 		for range r.Stages {
@@ -145,7 +155,10 @@ func (s *seqEngine) observeEvent(ev *ocsf.Event) []*seqMatch {
 	if s == nil {
 		return nil
 	}
-	var act map[string]any
+	// One activation for every stage the event meets, made for the first:
+	// the event is adapted once, and its bodies decoded only if a
+	// condition reads them.
+	var act interpreter.Activation
 	var out []*seqMatch
 	for _, rs := range s.rules {
 		for k, st := range rs.r.Stages {
@@ -154,7 +167,7 @@ func (s *seqEngine) observeEvent(ev *ocsf.Event) []*seqMatch {
 				continue
 			}
 			if act == nil {
-				act = eventActivation(ev)
+				act = rules.EventActivation(ev, s.adapter)
 			}
 			if !s.eval(st, act) {
 				continue
@@ -177,7 +190,7 @@ func matchesSpec(f *FieldSpec, o ocsf.Observable) bool {
 	return f != nil && (f.Entity == "" || o.Entity == f.Entity) && (f.Name == "" || rules.Glob(o.Name, f.Name))
 }
 
-func (s *seqEngine) eval(st *SequenceStage, act map[string]any) (ok bool) {
+func (s *seqEngine) eval(st *SequenceStage, act any) (ok bool) {
 	defer func() {
 		if recover() != nil {
 			ok = false

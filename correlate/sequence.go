@@ -246,7 +246,7 @@ func parseRules(env *cel.Env, file string, data []byte) ([]*SequenceRule, []erro
 		var doc yaml.Node
 		if err := dec.Decode(&doc); err != nil {
 			if !errors.Is(err, io.EOF) {
-				errs = append(errs, yamlProblem(file, err))
+				errs = append(errs, rules.YAMLProblem(file, err))
 			}
 			break
 		}
@@ -268,7 +268,7 @@ func parseRules(env *cel.Env, file string, data []byte) ([]*SequenceRule, []erro
 		}
 		var rf ruleFile
 		if err := root.Decode(&rf); err != nil {
-			p := yamlProblem(file, err)
+			p := rules.YAMLProblem(file, err)
 			p.RuleID = head.ID
 			if p.Line == 0 {
 				p.Line, p.Col = root.Line, root.Column
@@ -283,33 +283,6 @@ func parseRules(env *cel.Env, file string, data []byte) ([]*SequenceRule, []erro
 		}
 	}
 	return out, errs
-}
-
-// yamlProblem turns a YAML error into a located problem.
-func yamlProblem(file string, err error) *rules.Problem {
-	p := &rules.Problem{File: file, Msg: "YAML: " + err.Error()}
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		p.Msg = "YAML: " + strings.Join(te.Errors, "; ")
-	}
-	var line int
-	if _, e := fmt.Sscanf(err.Error(), "yaml: line %d:", &line); e == nil {
-		p.Line, p.Col = line, 1
-	}
-	return p
-}
-
-// mapValue returns the value node of key in a mapping node, or nil.
-func mapValue(m *yaml.Node, key string) *yaml.Node {
-	if m == nil || m.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
-	}
-	return nil
 }
 
 func parseDuration(s string) (time.Duration, error) {
@@ -336,31 +309,31 @@ func compileRule(env *cel.Env, file string, lines []string, root *yaml.Node, rf 
 		errs = append(errs, p)
 	}
 	if !idPattern.MatchString(rf.ID) {
-		at(mapValue(root, "id"), "id must match %s", idPattern)
+		at(rules.MapValue(root, "id"), "id must match %s", idPattern)
 	}
 	if rf.Title == "" {
-		at(mapValue(root, "title"), "title is required")
+		at(rules.MapValue(root, "title"), "title is required")
 	}
 	if rf.Version == "" {
 		rf.Version = "1"
 	}
 	sev, ok := ocsf.SeverityID(rf.Severity)
 	if !ok || sev < ocsf.SeverityInformational || sev > ocsf.SeverityCritical {
-		at(mapValue(root, "severity"), "severity %q must be informational, low, medium, high or critical", rf.Severity)
+		at(rules.MapValue(root, "severity"), "severity %q must be informational, low, medium, high or critical", rf.Severity)
 	}
 	span, err := parseDuration(rf.Span)
 	if err != nil || span < 0 {
-		at(mapValue(root, "span"), "span %q: not a duration", rf.Span)
+		at(rules.MapValue(root, "span"), "span %q: not a duration", rf.Span)
 	}
 	if len(rf.Stages) == 0 {
-		at(mapValue(root, "stages"), "at least one stage is required")
+		at(rules.MapValue(root, "stages"), "at least one stage is required")
 	}
 	sum, _ := json.Marshal(rf)
 	h := sha256.Sum256(sum)
 	r := &SequenceRule{ID: rf.ID, Version: rf.Version, Title: rf.Title, Description: rf.Description, Severity: sev,
 		Stage: rf.Stage, Tactics: rf.Attack.Tactics, Techniques: rf.Attack.Techniques, Span: span, File: file,
 		Line: root.Line, sum: hex.EncodeToString(h[:])}
-	stagesNode := mapValue(root, "stages")
+	stagesNode := rules.MapValue(root, "stages")
 	for i, sp := range rf.Stages {
 		var sn *yaml.Node
 		if stagesNode != nil && i < len(stagesNode.Content) {
@@ -370,7 +343,7 @@ func compileRule(env *cel.Env, file string, lines []string, root *yaml.Node, rf 
 			Count: sp.Count, Distinct: sp.Distinct, Absent: sp.Absent}
 		where := fmt.Sprintf("stage %d (%s)", i+1, sp.Name)
 		bad := func(key, format string, args ...any) {
-			n := mapValue(sn, key)
+			n := rules.MapValue(sn, key)
 			if n == nil {
 				n = sn
 			}
@@ -436,7 +409,7 @@ func compileRule(env *cel.Env, file string, lines []string, root *yaml.Node, rf 
 			// The same compiler, bounds and program options as a
 			// detection rule's condition.
 			cond, probs := rules.CompileCondition(env, st.Expr, rules.ExprAt{
-				File: file, RuleID: rf.ID, What: where, Node: mapValue(sn, exprKey), Lines: lines})
+				File: file, RuleID: rf.ID, What: where, Node: rules.MapValue(sn, exprKey), Lines: lines})
 			errs = append(errs, probs...)
 			st.cond = cond
 		}
@@ -447,7 +420,7 @@ func compileRule(env *cel.Env, file string, lines []string, root *yaml.Node, rf 
 			r.Span += max(st.MaxGap, st.Within)
 		}
 		if r.Span == 0 {
-			at(mapValue(root, "span"), "span or per-stage max_gap is required")
+			at(rules.MapValue(root, "span"), "span or per-stage max_gap is required")
 		}
 	}
 	if len(errs) > 0 {
@@ -476,22 +449,4 @@ func orEmpty(s []string) []string {
 		return []string{}
 	}
 	return s
-}
-
-// eventActivation is `event` (typed) with request and response bodies.
-// eventActivation is what an event stage's condition sees. The request and
-// response bodies are decoded only if the condition reads them (cel-go
-// resolves func values lazily): most events meet conditions that never do.
-func eventActivation(ev *ocsf.Event) map[string]any {
-	return map[string]any{"event": ev,
-		"request":  func() any { return jsonBody(ev.API.Request.Data) },
-		"response": func() any { return jsonBody(ev.API.Response.Data) }}
-}
-
-func jsonBody(raw json.RawMessage) map[string]any {
-	m := map[string]any{}
-	if len(raw) > 0 {
-		_ = json.Unmarshal(raw, &m)
-	}
-	return m
 }

@@ -470,3 +470,40 @@ func TestSequenceRestore(t *testing.T) {
 		t.Error("sequence edges lost after restore")
 	}
 }
+
+// TestSequenceEventStageReadsBodiesAsRulesDo: an event stage sees
+// `request` and `response` as a detection rule's condition does — decoded
+// from the event's bodies, an absent key equal to nothing at any depth —
+// so a negated test of an absent key holds instead of failing evaluation.
+func TestSequenceEventStageReadsBodiesAsRulesDo(t *testing.T) {
+	rs := parse(t, `kind: correlation
+id: t.body
+title: Public bucket policy
+severity: high
+span: 1h
+stages:
+  - event: request.bucketName == "loot" && request.acl != "private" && response.status.code != 200
+    key: {entity: access_key}
+`)
+	for _, tc := range []struct {
+		name, request string
+		want          int
+	}{
+		{"absent keys", `{"bucketName":"loot"}`, 1},
+		{"present keys", `{"bucketName":"loot","acl":"public-read"}`, 1},
+		{"excluded by a present key", `{"bucketName":"loot","acl":"private"}`, 0},
+		{"no body", ``, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, reg := newTest(t, testConfig(), rs)
+			ev := mkEvent("e1", "cloudtrail", 0, ob(ocsf.EntityAccessKey, "AKIA1"))
+			ev.API.Request.Data = []byte(tc.request)
+			if got := len(corrOnly(c.Process([]ocsf.Event{ev}, nil))); got != tc.want {
+				t.Errorf("got %d matches, want %d", got, tc.want)
+			}
+			if got := metricValue(t, reg, "musubi_correlate_dropped_total", "reason", "sequence_eval"); got != 0 {
+				t.Errorf("got %v stage evaluation errors, want 0", got)
+			}
+		})
+	}
+}

@@ -32,6 +32,17 @@ func newActivation(ev *ocsf.Event, adapter types.Adapter) *activation {
 	return &activation{ev: ev, adapter: adapter, decodeFn: decodeBody}
 }
 
+// EventActivation binds ev to `event`, `request` and `response` as a
+// detection rule's condition sees them, for other conditions compiled in an
+// environment from NewEnv (correlation stages): the event is adapted once
+// and each body decoded only when a condition reads it, with the same
+// absent-key policy. adapter is that environment's CELTypeAdapter. Share
+// one activation among the conditions evaluated on one event, on one
+// goroutine.
+func EventActivation(ev *ocsf.Event, adapter types.Adapter) interpreter.Activation {
+	return newActivation(ev, adapter)
+}
+
 // ResolveName implements interpreter.Activation.
 func (a *activation) ResolveName(name string) (any, bool) {
 	switch name {

@@ -294,7 +294,7 @@ func parseFile(env *cel.Env, f File) (rules []*Rule, skipped bool, problems []er
 			return rules, skipped, problems
 		}
 		if err != nil {
-			return rules, skipped, append(problems, yamlProblem(f.Path, err))
+			return rules, skipped, append(problems, YAMLProblem(f.Path, err))
 		}
 		if len(doc.Content) == 0 {
 			continue
@@ -307,7 +307,7 @@ func parseFile(env *cel.Env, f File) (rules []*Rule, skipped bool, problems []er
 			problems = append(problems, &Problem{File: f.Path, Line: root.Line, Col: root.Column, Msg: "a rule must be a YAML mapping"})
 			continue
 		}
-		if k := mapValue(root, "kind"); k != nil && k.Value == KindCorrelation {
+		if k := MapValue(root, "kind"); k != nil && k.Value == KindCorrelation {
 			skipped = true
 			continue
 		}
@@ -319,7 +319,9 @@ func parseFile(env *cel.Env, f File) (rules []*Rule, skipped bool, problems []er
 	}
 }
 
-func yamlProblem(file string, err error) *Problem {
+// YAMLProblem turns a YAML decoding error into a Problem in file, at the
+// line yaml.v3 names. Every rule format's loader reports YAML errors with it.
+func YAMLProblem(file string, err error) *Problem {
 	p := &Problem{File: file, Msg: "YAML: " + err.Error()}
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
@@ -333,8 +335,13 @@ func yamlProblem(file string, err error) *Problem {
 	return p
 }
 
-// mapValue returns the value node of key in a mapping node, or nil.
-func mapValue(m *yaml.Node, key string) *yaml.Node {
+// MapValue returns the value node of key in the mapping node m, or nil
+// (also when m is nil or not a mapping): rule loaders locate problems at
+// the key's value with it.
+func MapValue(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		if m.Content[i].Value == key {
 			return m.Content[i+1]
@@ -365,7 +372,7 @@ func checkKeys(file, id string, m *yaml.Node, where string, add func(*Problem)) 
 func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Rule, []error) {
 	var problems []error
 	id := ""
-	if n := mapValue(root, "id"); n != nil {
+	if n := MapValue(root, "id"); n != nil {
 		id = n.Value
 	}
 	at := func(n *yaml.Node, format string, args ...any) {
@@ -379,9 +386,9 @@ func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Ru
 
 	checkKeys(file, id, root, "", add)
 	for _, k := range []string{"attack", "sources", "suppression"} {
-		checkKeys(file, id, mapValue(root, k), k, add)
+		checkKeys(file, id, MapValue(root, k), k, add)
 	}
-	if t := mapValue(root, "tests"); t != nil && t.Kind == yaml.SequenceNode {
+	if t := MapValue(root, "tests"); t != nil && t.Kind == yaml.SequenceNode {
 		for _, c := range t.Content {
 			checkKeys(file, id, c, "tests[]", add)
 		}
@@ -389,7 +396,7 @@ func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Ru
 
 	var d ruleDoc
 	if err := root.Decode(&d); err != nil {
-		p := yamlProblem(file, err)
+		p := YAMLProblem(file, err)
 		p.RuleID = id
 		if p.Line == 0 {
 			p.Line, p.Col = root.Line, root.Column
@@ -407,44 +414,44 @@ func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Ru
 
 	switch {
 	case d.Kind != "" && d.Kind != KindDetection:
-		at(mapValue(root, "kind"), "unknown kind %q (want %s or %s)", d.Kind, KindDetection, KindCorrelation)
+		at(MapValue(root, "kind"), "unknown kind %q (want %s or %s)", d.Kind, KindDetection, KindCorrelation)
 	}
 	if !idPattern.MatchString(d.ID) {
-		at(mapValue(root, "id"), "id %q must be 3-128 characters of a-z 0-9 _ . - starting with a letter or digit", d.ID)
+		at(MapValue(root, "id"), "id %q must be 3-128 characters of a-z 0-9 _ . - starting with a letter or digit", d.ID)
 	}
 	if r.Title == "" {
-		at(mapValue(root, "title"), "title is required")
+		at(MapValue(root, "title"), "title is required")
 	}
 	if d.Status != "" && !slices.Contains(Statuses, d.Status) {
-		at(mapValue(root, "status"), "status %q is not one of %s", d.Status, strings.Join(Statuses, ", "))
+		at(MapValue(root, "status"), "status %q is not one of %s", d.Status, strings.Join(Statuses, ", "))
 	}
-	d.Severity = severityOrLevel(d, func(msg string) { at(mapValue(root, "level"), "%s", msg) })
+	d.Severity = severityOrLevel(d, func(msg string) { at(MapValue(root, "level"), "%s", msg) })
 	sev, ok := ocsf.SeverityID(d.Severity)
 	if !ok || sev == ocsf.SeverityUnknown {
-		at(mapValue(root, "severity"), "severity %q is not one of informational, low, medium, high, critical", d.Severity)
+		at(MapValue(root, "severity"), "severity %q is not one of informational, low, medium, high, critical", d.Severity)
 	}
 	r.Severity = sev
 	if d.Stage != "" && StageOrder(d.Stage) < 0 {
-		at(mapValue(root, "stage"), "stage %q is not one of %s", d.Stage, strings.Join(Stages, ", "))
+		at(MapValue(root, "stage"), "stage %q is not one of %s", d.Stage, strings.Join(Stages, ", "))
 	}
 	for _, t := range d.Attack.Tactics {
 		if _, ok := tacticNames[t]; !ok {
-			at(mapValue(root, "attack"), "unknown ATT&CK tactic %q (want an id such as TA0006)", t)
+			at(MapValue(root, "attack"), "unknown ATT&CK tactic %q (want an id such as TA0006)", t)
 		}
 	}
 	for _, t := range d.Attack.Techniques {
 		if !techniquePattern.MatchString(t) {
-			at(mapValue(root, "attack"), "ATT&CK technique %q is not an id such as T1552 or T1552.005", t)
+			at(MapValue(root, "attack"), "ATT&CK technique %q is not an id such as T1552 or T1552.005", t)
 		}
 	}
 	for _, c := range d.Sources.Classes {
 		if _, ok := ocsf.Classes[c]; !ok {
-			at(mapValue(root, "sources"), "unknown OCSF class %d", c)
+			at(MapValue(root, "sources"), "unknown OCSF class %d", c)
 		}
 	}
 	for _, e := range d.Entities {
 		if !ocsf.Entity(e).Valid() {
-			at(mapValue(root, "entities"), "unknown entity kind %q", e)
+			at(MapValue(root, "entities"), "unknown entity kind %q", e)
 		}
 		r.Entities = append(r.Entities, ocsf.Entity(e))
 	}
@@ -452,18 +459,18 @@ func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Ru
 		w, err := parseWindow(d.Suppression.Window)
 		switch {
 		case err != nil:
-			at(mapValue(mapValue(root, "suppression"), "window"), "suppression window: %v", err)
+			at(MapValue(MapValue(root, "suppression"), "window"), "suppression window: %v", err)
 		case w <= 0 || w > 30*24*time.Hour:
-			at(mapValue(mapValue(root, "suppression"), "window"), "suppression window must be between 1s and 30d")
+			at(MapValue(MapValue(root, "suppression"), "window"), "suppression window must be between 1s and 30d")
 		case r.SuppressionKey == "":
-			at(mapValue(root, "suppression"), "suppression needs a key")
+			at(MapValue(root, "suppression"), "suppression needs a key")
 		}
 		r.SuppressionWindow = w
 	}
 
 	// The condition: parsed, type-checked against the OCSF event, required
 	// to be boolean, and bounded.
-	condNode := mapValue(root, "condition")
+	condNode := MapValue(root, "condition")
 	if strings.TrimSpace(d.Condition) == "" {
 		at(condNode, "condition is required")
 	} else {
@@ -475,7 +482,7 @@ func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Ru
 		r.fields = append(r.fields, ce.refs...)
 	}
 	if r.SuppressionKey != "" {
-		keyNode := mapValue(mapValue(root, "suppression"), "key")
+		keyNode := MapValue(MapValue(root, "suppression"), "key")
 		ce, probs := compileExpr(env, r.SuppressionKey, cel.StringType, func(line, col int) (int, int) {
 			return exprPos(keyNode, lines, line, col)
 		}, file, id, "suppression key")
@@ -486,7 +493,7 @@ func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Ru
 
 	for i, t := range d.Tests {
 		var node *yaml.Node
-		if tn := mapValue(root, "tests"); tn != nil && i < len(tn.Content) {
+		if tn := MapValue(root, "tests"); tn != nil && i < len(tn.Content) {
 			node = tn.Content[i]
 		}
 		rt := RuleTest{Name: t.Name, Line: root.Line}
@@ -507,11 +514,11 @@ func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Ru
 		case t.Raw != nil:
 			ev, err := rawTestEvent(t.Source, t.Raw)
 			if err != nil {
-				at(mapValue(node, "raw"), "test %q: %v", rt.Name, err)
+				at(MapValue(node, "raw"), "test %q: %v", rt.Name, err)
 			}
 			rt.Event, rt.Source = ev, t.Source
 		case t.Source != "":
-			at(mapValue(node, "source"), "test %q: source is given without raw", rt.Name)
+			at(MapValue(node, "source"), "test %q: source is given without raw", rt.Name)
 		case t.Event == nil:
 			at(node, "test %q: event or raw is required", rt.Name)
 		default:
@@ -521,7 +528,7 @@ func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Ru
 				break
 			}
 			rt.Event = ev
-			if en := mapValue(node, "event"); en != nil && en.Kind == yaml.MappingNode {
+			if en := MapValue(node, "event"); en != nil && en.Kind == yaml.MappingNode {
 				for k := 0; k+1 < len(en.Content); k += 2 {
 					key := en.Content[k]
 					r.fields = append(r.fields, fieldRef{attr: key.Value, path: key.Value,

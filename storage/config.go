@@ -3,7 +3,9 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"net"
 	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/musubi-xdr/musubi/internal/tlsconf"
@@ -113,9 +115,11 @@ func (c Config) Validate() error {
 	if len(c.Addr) == 0 {
 		bad("addr: at least one address is required")
 	}
-	for _, a := range c.Addr {
-		if a == "" {
-			bad("addr: empty address")
+	for i, a := range c.Addr {
+		if _, port, err := net.SplitHostPort(a); err != nil {
+			bad("addr[%d]: %q is not host:port", i, a)
+		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			bad("addr[%d]: port %q is not a number", i, port)
 		}
 	}
 	if !identRE.MatchString(c.Database) {
@@ -127,8 +131,8 @@ func (c Config) Validate() error {
 	if c.Cluster != "" && !zkPathRE.MatchString(c.ZooKeeperPrefix) {
 		bad("zookeeper_prefix %q: must be an absolute path", c.ZooKeeperPrefix)
 	}
-	if c.DialTimeout <= 0 {
-		bad("dial_timeout must be positive")
+	if c.DialTimeout < 100*time.Millisecond {
+		bad("dial_timeout: %s is shorter than 100ms", c.DialTimeout)
 	}
 	if c.MaxOpenConns < 1 || c.MaxOpenConns > 1000 {
 		bad("max_open_conns: %d is outside 1..1000", c.MaxOpenConns)

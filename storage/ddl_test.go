@@ -86,6 +86,15 @@ func TestConfigValidate(t *testing.T) {
 	if !errors.Is(err, errConfig) {
 		t.Errorf("got %v, want errConfig", err)
 	}
+	c = Default()
+	c.Addr = []string{"ch", "ch:native"}
+	c.DialTimeout = time.Millisecond
+	err = c.Validate()
+	for _, want := range []string{`addr[0]: "ch" is not host:port`, `addr[1]: port "native" is not a number`, "dial_timeout: 1ms is shorter than 100ms"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s: %v", want, err)
+		}
+	}
 }
 
 func TestPartitionEnd(t *testing.T) {

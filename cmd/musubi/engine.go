@@ -48,7 +48,7 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *
 		newBuildInfoGauge(currentBuild()))
 	e := &engine{cfg: cfg, logger: logger, registry: reg}
 
-	store, err := storage.Open(ctx, storageConfig(cfg), logger, reg)
+	store, err := storage.Open(ctx, cfg.StorageConfig(), logger, reg)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: %w", err)
 	}
@@ -130,7 +130,7 @@ func ruleManager(cfg config.Config, eng *rules.Engine, logger *slog.Logger) *rul
 // from storage), the processor, the webhook notifier and the Kafka consumer.
 func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule) error {
 	cfg, logger, store := e.cfg, e.logger, e.store
-	corr, err := correlate.New(correlateConfig(cfg), seq, logger, e.registry)
+	corr, err := correlate.New(cfg.CorrelateConfig(), seq, logger, e.registry)
 	if err != nil {
 		return fmt.Errorf("correlate: %w", err)
 	}
@@ -139,7 +139,7 @@ func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule
 		return err
 	}
 
-	dec := ingest.NewDecoder(ingestLimits(cfg))
+	dec := ingest.NewDecoder(cfg.Ingest)
 	e.proc = pipeline.NewProcessor(dec, e.rules, corr, tenantFunc(cfg.Tenants), cfg.ClickHouse.StoreRaw, logger, e.registry)
 	topics := map[string]ingest.Source{}
 	for src, topic := range cfg.Kafka.Topics {

@@ -30,7 +30,7 @@ func migrateCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		return 1
 	}
 	logger := newLogger(cfg.Log, stderr)
-	store, err := storage.Open(ctx, storageConfig(cfg), logger, nil)
+	store, err := storage.Open(ctx, cfg.StorageConfig(), logger, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "musubi migrate: %v\n", err)
 		return 1

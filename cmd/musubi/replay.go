@@ -83,7 +83,7 @@ func replayCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		// The investigation's own tenant: nothing mixes with live data.
 		id := *tenant
 		opts.Tenant = func(string) string { return id }
-		store, err = storage.Open(ctx, storageConfig(cfg), logger, nil)
+		store, err = storage.Open(ctx, cfg.StorageConfig(), logger, nil)
 		if err == nil {
 			err = store.Migrate(ctx)
 		}
@@ -161,8 +161,8 @@ func replayCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 func offlineOptions(cfg config.Config, logger *slog.Logger) replay.Options {
 	return replay.Options{
 		RulesDir:  cfg.Rules.Dir,
-		Correlate: correlateConfig(cfg),
-		Limits:    ingestLimits(cfg),
+		Correlate: cfg.CorrelateConfig(),
+		Limits:    cfg.Ingest,
 		Tenant:    tenantFunc(cfg.Tenants),
 		StoreRaw:  cfg.ClickHouse.StoreRaw,
 		Logger:    logger,

@@ -11,23 +11,10 @@ import (
 	"github.com/musubi-xdr/musubi/api"
 	"github.com/musubi-xdr/musubi/config"
 	"github.com/musubi-xdr/musubi/correlate"
-	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/pipeline"
 	"github.com/musubi-xdr/musubi/storage"
 )
-
-// storageConfig is the store's configuration (owned by storage, composed
-// by config).
-func storageConfig(cfg config.Config) storage.Config { return cfg.StorageConfig() }
-
-// correlateConfig is the correlator's configuration (owned by correlate,
-// composed by config).
-func correlateConfig(cfg config.Config) correlate.Config { return cfg.CorrelateConfig() }
-
-// ingestLimits is the decoder's configuration: the ingest section is
-// ingest.Limits itself.
-func ingestLimits(cfg config.Config) ingest.Limits { return cfg.Ingest }
 
 // tenantFunc resolves an AWS account to its tenant: the tenant that lists
 // the account, else the tenant with "*", else the first tenant.
@@ -104,7 +91,7 @@ func apiTenants(ts []config.Tenant) []api.Tenant {
 // stored alert (event time, not the wall clock), so a chain split across a
 // restart is still caught, also when replaying old data.
 func restoreCorrelator(ctx context.Context, store *storage.Store, corr *correlate.Correlator, cfg config.Config, logger *slog.Logger) error {
-	cc := correlateConfig(cfg)
+	cc := cfg.CorrelateConfig()
 	window := cc.DefaultWindow
 	for _, d := range cc.Windows {
 		window = max(window, d)
