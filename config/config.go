@@ -27,6 +27,7 @@ import (
 	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/pipeline"
 	"github.com/musubi-xdr/musubi/rules"
+	"github.com/musubi-xdr/musubi/storage"
 )
 
 // Config is the whole configuration of the musubi binary.
@@ -92,13 +93,9 @@ type ClickHouse struct {
 	// enforced by dropping daily partitions; tables not named keep their
 	// default retention (README), 0 keeps a table forever.
 	Retention map[string]time.Duration `yaml:"retention"`
-	// IncidentNumbers splits incident numbering among engine replicas
-	// (storage.NumberConfig, which validates it); unset keeps one
-	// allocator.
-	IncidentNumbers struct {
-		Allocator  int `yaml:"allocator"`
-		Allocators int `yaml:"allocators"`
-	} `yaml:"incident_numbers"`
+	// IncidentNumbers splits incident numbering among engine replicas;
+	// unset keeps storage's single allocator.
+	IncidentNumbers storage.NumberConfig `yaml:"incident_numbers"`
 }
 
 // Rules configures detection and correlation rules.
@@ -165,7 +162,8 @@ type API struct {
 	// means no SLA.
 	SLA map[string]time.Duration `yaml:"sla"`
 	// Analysts and Teams are who incidents may be assigned to besides
-	// token names (api.Directory, which validates them).
+	// token names (api.Directory, which validates them; see
+	// Config.APIDirectory).
 	Analysts []string            `yaml:"analysts"`
 	Teams    map[string][]string `yaml:"teams"`
 }
@@ -232,6 +230,7 @@ func Default() Config {
 			MaxOpenConns:     16,
 			DialTimeout:      5 * time.Second,
 			Retention:        map[string]time.Duration{},
+			IncidentNumbers:  storage.Default().IncidentNumbers,
 		},
 		Rules:     Rules{Dir: "detections", ReloadInterval: rules.DefaultPollInterval},
 		Correlate: defaultCorrelate(),
