@@ -12,6 +12,7 @@ import (
 
 	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/casework"
+	"github.com/musubi-xdr/musubi/ocsf"
 )
 
 // Defaults of the alert queue.
@@ -50,7 +51,7 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) *problem {
 	if q.RuleID != "" && !idPattern.MatchString(q.RuleID) {
 		errs = append(errs, fmt.Sprintf("rule %s may hold only letters, digits and . _ : - (at most 128)", quote(q.RuleID)))
 	}
-	if q.Account != "" && !isAccount(q.Account) {
+	if q.Account != "" && !ocsf.IsAccountID(q.Account) {
 		errs = append(errs, fmt.Sprintf("account %s is not a 12-digit AWS account id", quote(q.Account)))
 	}
 	q.From, q.To, errs = parseRange(v, now, errs)

@@ -14,6 +14,7 @@ import (
 	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/incident"
+	"github.com/musubi-xdr/musubi/ocsf"
 )
 
 // Allow-lists for the queue's parameters.
@@ -118,7 +119,7 @@ func parseIncidentQuery(v url.Values, p *principal, now time.Time) (casework.Inc
 	if q.RuleID != "" && !idPattern.MatchString(q.RuleID) {
 		errs = append(errs, fmt.Sprintf("rule %s may hold only letters, digits and . _ : - (at most 128)", quote(q.RuleID)))
 	}
-	if q.Account != "" && !isAccount(q.Account) {
+	if q.Account != "" && !ocsf.IsAccountID(q.Account) {
 		errs = append(errs, fmt.Sprintf("account %s is not a 12-digit AWS account id", quote(q.Account)))
 	}
 	q.EntityType, q.EntityValue = v.Get("entity_type"), v.Get("entity_value")
@@ -181,18 +182,6 @@ func checkCursor(name, s string, errs []string) []string {
 		errs = append(errs, fmt.Sprintf("%s is not a cursor this API returned", name))
 	}
 	return errs
-}
-
-func isAccount(s string) bool {
-	if len(s) != 12 {
-		return false
-	}
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // incidentID reads and checks the {id} path parameter.

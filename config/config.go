@@ -452,7 +452,7 @@ func (c Config) Validate() error {
 			bad(f+".accounts", "at least one AWS account (or \"*\") is required")
 		}
 		for _, a := range t.Accounts {
-			if a != "*" && !isAccountID(a) {
+			if a != "*" && !ocsf.IsAccountID(a) {
 				bad(f+".accounts", "%q is not a 12-digit AWS account id", a)
 			}
 			if other, dup := accounts[a]; dup {
@@ -488,18 +488,6 @@ func isIdent(s string) bool {
 		case r == '_', 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z':
 		case '0' <= r && r <= '9' && i > 0:
 		default:
-			return false
-		}
-	}
-	return true
-}
-
-func isAccountID(s string) bool {
-	if len(s) != 12 {
-		return false
-	}
-	for _, r := range s {
-		if r < '0' || r > '9' {
 			return false
 		}
 	}
