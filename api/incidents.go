@@ -187,10 +187,18 @@ func checkCursor(name, s string, errs []string) []string {
 // incidentID reads and checks the {id} path parameter.
 func incidentID(r *http.Request) (string, *problem) {
 	id := r.PathValue("id")
-	if !idPattern.MatchString(id) {
-		return "", badRequest(fmt.Sprintf("incident id %s is not an id: 1 to 128 letters, digits and . _ : -", quote(id)))
+	if prob := checkIncidentID(id); prob != nil {
+		return "", prob
 	}
 	return id, nil
+}
+
+// checkIncidentID checks an incident id given by the client.
+func checkIncidentID(id string) *problem {
+	if !idPattern.MatchString(id) {
+		return badRequest(fmt.Sprintf("incident id %s is not an id: 1 to 128 letters, digits and . _ : -", quote(id)))
+	}
+	return nil
 }
 
 func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request) *problem {

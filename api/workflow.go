@@ -490,6 +490,20 @@ type refusal struct {
 	summary    any
 }
 
+// audited runs h, the handler of a state-changing request on an incident,
+// and audits its refusal under action: so every answer is audited (a
+// change by the store, with the change). h fills in ref as it learns the
+// incident, its tenant and the valid part of the request.
+func (s *Server) audited(r *http.Request, action string, h func(p *principal, ref *refusal) *problem) *problem {
+	p := principalFrom(r.Context())
+	ref := refusal{tenant: p.auditTenant()}
+	prob := h(p, &ref)
+	if prob != nil {
+		s.auditRefusal(r, p, action, ref, prob)
+	}
+	return prob
+}
+
 // auditRefusal records a refused state-changing request on an incident.
 // A 5xx (or a client that hung up) is no refusal: storage failed, and the
 // audit log lives in the same database, so the server log has it instead.
@@ -517,13 +531,7 @@ func (s *Server) auditRefusal(r *http.Request, p *principal, action string, ref 
 // with compare-and-set on both versions; the graph is neither read nor
 // returned (it cannot have changed: the incident version is checked).
 func (s *Server) patchIncident(w http.ResponseWriter, r *http.Request) *problem {
-	p := principalFrom(r.Context())
-	ref := refusal{tenant: p.auditTenant()}
-	prob := s.patch(w, r, p, &ref)
-	if prob != nil {
-		s.auditRefusal(r, p, actionPatch, ref, prob)
-	}
-	return prob
+	return s.audited(r, actionPatch, func(p *principal, ref *refusal) *problem { return s.patch(w, r, p, ref) })
 }
 
 func (s *Server) patch(w http.ResponseWriter, r *http.Request, p *principal, ref *refusal) *problem {
@@ -622,13 +630,7 @@ type mergeRequest struct {
 // mergeIncident serves POST /v1/incidents/{id}/merge. Every answer is
 // audited, refusals included.
 func (s *Server) mergeIncident(w http.ResponseWriter, r *http.Request) *problem {
-	p := principalFrom(r.Context())
-	ref := refusal{tenant: p.auditTenant()}
-	prob := s.merge(w, r, p, &ref)
-	if prob != nil {
-		s.auditRefusal(r, p, actionMerge, ref, prob)
-	}
-	return prob
+	return s.audited(r, actionMerge, func(p *principal, ref *refusal) *problem { return s.merge(w, r, p, ref) })
 }
 
 func (s *Server) merge(w http.ResponseWriter, r *http.Request, p *principal, ref *refusal) *problem {
