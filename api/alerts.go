@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/musubi-xdr/musubi/alert"
@@ -75,13 +73,7 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) *problem {
 	}
 	// The cursor is bound to the filters as the incident queue's is; from
 	// and to are bound as the client sent them (a default range moves).
-	rest := url.Values{}
-	for k, vs := range v {
-		if k != "cursor" && k != "limit" {
-			rest[k] = vs
-		}
-	}
-	scope := "alerts\x00" + strings.Join(p.tenants, ",") + "\x00" + rest.Encode()
+	scope := queueScope("alerts", v, p.tenants)
 	pos, ok := s.cursors.open(scope, cursor)
 	if !ok {
 		return badRequest("invalid cursor", "cursor is not a cursor this API returned for this query (same filters, same tenants)")

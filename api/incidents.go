@@ -209,7 +209,7 @@ func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request) *problem 
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
-	scope := queueScope(r.URL.Query(), p.tenants)
+	scope := queueScope("incidents", r.URL.Query(), p.tenants)
 	pos, ok := s.cursors.open(scope, q.Cursor)
 	if !ok {
 		return badRequest("invalid cursor", "cursor is not a cursor this API returned for this query (same filters, sort and order, same tenants)")
