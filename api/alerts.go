@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/musubi-xdr/musubi/alert"
@@ -30,21 +29,8 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) *problem {
 	now := s.opts.Now()
 	q := casework.AlertQuery{Tenants: p.tenants, HighSeverity: alertQueueHighSeverity}
 	errs := unknownParams(v, "min_severity", "max_severity", "rule", "account", "from", "to", "limit", "cursor", "tenant")
-	for _, name := range []string{"min_severity", "max_severity"} {
-		s := v.Get(name)
-		if s == "" {
-			continue
-		}
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 6 {
-			errs = append(errs, fmt.Sprintf("%s %s is not an OCSF severity id 1..6", name, quote(s)))
-		}
-		if name == "min_severity" {
-			q.MinSeverity = n
-		} else {
-			q.MaxSeverity = n
-		}
-	}
+	q.MinSeverity, errs = parseSeverity(v, "min_severity", 1, errs)
+	q.MaxSeverity, errs = parseSeverity(v, "max_severity", 1, errs)
 	q.RuleID, q.Account = v.Get("rule"), v.Get("account")
 	if q.RuleID != "" && !idPattern.MatchString(q.RuleID) {
 		errs = append(errs, fmt.Sprintf("rule %s may hold only letters, digits and . _ : - (at most 128)", quote(q.RuleID)))

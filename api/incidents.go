@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -55,13 +54,7 @@ func parseIncidentQuery(v url.Values, p *principal, now time.Time) (casework.Inc
 	if len(q.Status) > len(filterStatuses) {
 		errs = append(errs, "status names more values than there are statuses")
 	}
-	if s := v.Get("min_severity"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 || n > 6 {
-			errs = append(errs, fmt.Sprintf("min_severity %s is not an OCSF severity id 0..6", quote(s)))
-		}
-		q.MinSeverity = n
-	}
+	q.MinSeverity, errs = parseSeverity(v, "min_severity", 0, errs)
 	q.Assignee = v.Get("assignee")
 	if q.Assignee == "me" {
 		q.Assignee = p.name
@@ -83,28 +76,9 @@ func parseIncidentQuery(v url.Values, p *principal, now time.Time) (casework.Inc
 			}
 		}
 	}
-	if s := v.Get("max_severity"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 6 {
-			errs = append(errs, fmt.Sprintf("max_severity %s is not an OCSF severity id 1..6", quote(s)))
-		}
-		q.MaxSeverity = n
-	}
-	for _, name := range []string{"closed_from", "closed_to"} {
-		s := v.Get(name)
-		if s == "" {
-			continue
-		}
-		t, err := time.Parse(time.RFC3339, s)
-		if err != nil || t.Before(minTime) || !t.Before(maxTime) {
-			errs = append(errs, fmt.Sprintf("%s %s is not an RFC 3339 time like 2026-11-20T10:00:00Z", name, quote(s)))
-		}
-		if name == "closed_from" {
-			q.ClosedFrom = t
-		} else {
-			q.ClosedTo = t
-		}
-	}
+	q.MaxSeverity, errs = parseSeverity(v, "max_severity", 1, errs)
+	q.ClosedFrom, errs = parseTime(v, "closed_from", errs)
+	q.ClosedTo, errs = parseTime(v, "closed_to", errs)
 	if search := v.Get("search"); search != "" {
 		if v.Get("q") != "" {
 			errs = append(errs, "q and search exclude each other: q matches the title, id and number; search also comments, entities and evidence")
