@@ -1,9 +1,11 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -103,22 +105,7 @@ func (s *Store) assignNumbers(ctx context.Context, ins []incident.Incident) erro
 		return nil
 	}
 	slices.SortFunc(fresh, func(a, b incident.Incident) int {
-		if a.FirstSeen != b.FirstSeen {
-			return cmpInt64(a.FirstSeen, b.FirstSeen)
-		}
-		if a.TenantUID != b.TenantUID {
-			if a.TenantUID < b.TenantUID {
-				return -1
-			}
-			return 1
-		}
-		if a.ID < b.ID {
-			return -1
-		}
-		if a.ID > b.ID {
-			return 1
-		}
-		return 0
+		return cmp.Or(cmp.Compare(a.FirstSeen, b.FirstSeen), strings.Compare(a.TenantUID, b.TenantUID), strings.Compare(a.ID, b.ID))
 	})
 	cfg := s.cfg.IncidentNumbers
 	stride, class := uint32(max(cfg.Allocators, 1)), uint32(cfg.Allocator)
@@ -183,14 +170,4 @@ func (s *Store) assignNumbers(ctx context.Context, ins []incident.Incident) erro
 		n.known[key(in.TenantUID, in.ID)] = struct{}{}
 	}
 	return nil
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
