@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/casework"
+	"github.com/musubi-xdr/musubi/ocsf"
 )
 
 // Defaults of the alert queue.
@@ -31,26 +29,13 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) *problem {
 	now := s.opts.Now()
 	q := casework.AlertQuery{Tenants: p.tenants, HighSeverity: alertQueueHighSeverity}
 	errs := unknownParams(v, "min_severity", "max_severity", "rule", "account", "from", "to", "limit", "cursor", "tenant")
-	for _, name := range []string{"min_severity", "max_severity"} {
-		s := v.Get(name)
-		if s == "" {
-			continue
-		}
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 6 {
-			errs = append(errs, fmt.Sprintf("%s %s is not an OCSF severity id 1..6", name, quote(s)))
-		}
-		if name == "min_severity" {
-			q.MinSeverity = n
-		} else {
-			q.MaxSeverity = n
-		}
-	}
+	q.MinSeverity, errs = parseSeverity(v, "min_severity", 1, errs)
+	q.MaxSeverity, errs = parseSeverity(v, "max_severity", 1, errs)
 	q.RuleID, q.Account = v.Get("rule"), v.Get("account")
 	if q.RuleID != "" && !idPattern.MatchString(q.RuleID) {
 		errs = append(errs, fmt.Sprintf("rule %s may hold only letters, digits and . _ : - (at most 128)", quote(q.RuleID)))
 	}
-	if q.Account != "" && !isAccount(q.Account) {
+	if q.Account != "" && !ocsf.IsAccountID(q.Account) {
 		errs = append(errs, fmt.Sprintf("account %s is not a 12-digit AWS account id", quote(q.Account)))
 	}
 	q.From, q.To, errs = parseRange(v, now, errs)
@@ -74,13 +59,7 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) *problem {
 	}
 	// The cursor is bound to the filters as the incident queue's is; from
 	// and to are bound as the client sent them (a default range moves).
-	rest := url.Values{}
-	for k, vs := range v {
-		if k != "cursor" && k != "limit" {
-			rest[k] = vs
-		}
-	}
-	scope := "alerts\x00" + strings.Join(p.tenants, ",") + "\x00" + rest.Encode()
+	scope := queueScope("alerts", v, p.tenants)
 	pos, ok := s.cursors.open(scope, cursor)
 	if !ok {
 		return badRequest("invalid cursor", "cursor is not a cursor this API returned for this query (same filters, same tenants)")

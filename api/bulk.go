@@ -51,13 +51,7 @@ type bulkResponse struct {
 // each item goes through the PATCH path in order and gets its own result
 // and audit entry, and the answer is 200.
 func (s *Server) bulkIncidents(w http.ResponseWriter, r *http.Request) *problem {
-	p := principalFrom(r.Context())
-	ref := refusal{tenant: p.auditTenant()}
-	prob := s.bulk(w, r, p, &ref)
-	if prob != nil {
-		s.auditRefusal(r, p, actionBulk, ref, prob)
-	}
-	return prob
+	return s.audited(r, actionBulk, func(p *principal, ref *refusal) *problem { return s.bulk(w, r, p, ref) })
 }
 
 func (s *Server) bulk(w http.ResponseWriter, r *http.Request, p *principal, ref *refusal) *problem {
@@ -101,7 +95,7 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, p *principal, ref 
 	}
 	out := bulkResponse{Results: make([]bulkResult, 0, len(req.Items))}
 	for _, it := range req.Items {
-		res := s.bulkItem(r, p, it, patch)
+		res := s.bulkItem(r, it, patch)
 		if res.Problem != nil {
 			res.Problem.Type, res.Problem.Instance = "about:blank", "/v1/incidents/"+it.ID
 			out.Failed++
@@ -116,31 +110,32 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, p *principal, ref 
 
 // bulkItem applies the patch to one item and audits the outcome as a PATCH
 // of that incident.
-func (s *Server) bulkItem(r *http.Request, p *principal, it bulkItem, patch incidentPatch) bulkResult {
-	ref := refusal{tenant: p.auditTenant(), summary: patch.summary()}
-	fail := func(prob *problem) bulkResult {
-		s.auditRefusal(r, p, actionPatch, ref, prob)
+func (s *Server) bulkItem(r *http.Request, it bulkItem, patch incidentPatch) bulkResult {
+	res := bulkResult{ID: it.ID, Status: http.StatusOK}
+	prob := s.audited(r, actionPatch, func(p *principal, ref *refusal) *problem {
+		if prob := checkIncidentID(it.ID); prob != nil {
+			return prob
+		}
+		ref.incidentID, ref.summary = it.ID, patch.summary()
+		if it.ETag == "" {
+			return &problem{Status: http.StatusPreconditionRequired, Title: "Precondition Required",
+				Detail: "the item has no etag; send the ETag of the incident as you read it (GET /v1/incidents/{id})"}
+		}
+		cond, prob := parseETags(it.ETag, "etag")
+		if prob != nil {
+			return prob
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+		defer cancel()
+		next, prob := s.applyPatch(ctx, r, p, it.ID, cond, patch, nil, ref)
+		if prob != nil {
+			return prob
+		}
+		res.ETag, res.Workflow = etag(next), &next.Workflow
+		return nil
+	})
+	if prob != nil {
 		return bulkResult{ID: it.ID, Status: prob.Status, ETag: prob.etag, Problem: prob}
 	}
-	if !idPattern.MatchString(it.ID) {
-		ref.summary = nil
-		return fail(badRequest(fmt.Sprintf("incident id %s is not an id: 1 to 128 letters, digits and . _ : -", quote(it.ID))))
-	}
-	ref.incidentID = it.ID
-	if it.ETag == "" {
-		return fail(&problem{Status: http.StatusPreconditionRequired, Title: "Precondition Required",
-			Detail: "the item has no etag; send the ETag of the incident as you read it (GET /v1/incidents/{id})"})
-	}
-	cond, prob := parseETags(it.ETag, "etag")
-	if prob != nil {
-		return fail(prob)
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
-	defer cancel()
-	next, prob := s.applyPatch(ctx, r, p, it.ID, cond, patch, nil, &ref)
-	if prob != nil {
-		return fail(prob)
-	}
-	wf := withTags(next.Workflow)
-	return bulkResult{ID: it.ID, Status: http.StatusOK, ETag: etag(next), Workflow: &wf}
+	return res
 }

@@ -71,17 +71,11 @@ func (s *Server) deleteComment(w http.ResponseWriter, r *http.Request) *problem 
 }
 
 func (s *Server) changeComment(w http.ResponseWriter, r *http.Request, del bool) *problem {
-	p := principalFrom(r.Context())
 	action := actionCommentEdit
 	if del {
 		action = actionCommentDel
 	}
-	ref := refusal{tenant: p.auditTenant()}
-	prob := s.commentChange(w, r, p, del, action, &ref)
-	if prob != nil {
-		s.auditRefusal(r, p, action, ref, prob)
-	}
-	return prob
+	return s.audited(r, action, func(p *principal, ref *refusal) *problem { return s.commentChange(w, r, p, del, action, ref) })
 }
 
 func (s *Server) commentChange(w http.ResponseWriter, r *http.Request, p *principal, del bool, action string, ref *refusal) *problem {

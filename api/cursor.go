@@ -66,16 +66,17 @@ func (c cursorSigner) open(scope, cursor string) (string, bool) {
 	return pos, true
 }
 
-// queueScope is what a queue cursor is bound to: the caller's tenants and
-// every parameter of the query except the cursor and the page size.
-func queueScope(v url.Values, tenants []string) string {
+// queueScope is what a cursor of queue ("incidents", "alerts") is bound
+// to: the caller's tenants and every parameter of the query except the
+// cursor and the page size.
+func queueScope(queue string, v url.Values, tenants []string) string {
 	rest := url.Values{}
 	for k, vs := range v {
 		if k != "cursor" && k != "limit" {
 			rest[k] = vs
 		}
 	}
-	return "incidents\x00" + strings.Join(tenants, ",") + "\x00" + rest.Encode()
+	return queue + "\x00" + strings.Join(tenants, ",") + "\x00" + rest.Encode()
 }
 
 // evidenceScope binds an evidence cursor to one incident and the caller's

@@ -313,7 +313,7 @@ func (s *Server) incidentsCSV(w http.ResponseWriter, r *http.Request) *problem {
 	if len(errs) > 0 {
 		return badRequest("invalid query parameters", errs...)
 	}
-	scope := queueScope(v, p.tenants)
+	scope := queueScope("incidents", v, p.tenants)
 	pos, ok := s.cursors.open(scope, q.Cursor)
 	if !ok {
 		return badRequest("invalid cursor", "cursor is not a cursor this API returned for this query (same filters, sort and order, same tenants)")

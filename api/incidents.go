@@ -7,13 +7,13 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/incident"
+	"github.com/musubi-xdr/musubi/ocsf"
 )
 
 // Allow-lists for the queue's parameters.
@@ -54,13 +54,7 @@ func parseIncidentQuery(v url.Values, p *principal, now time.Time) (casework.Inc
 	if len(q.Status) > len(filterStatuses) {
 		errs = append(errs, "status names more values than there are statuses")
 	}
-	if s := v.Get("min_severity"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 || n > 6 {
-			errs = append(errs, fmt.Sprintf("min_severity %s is not an OCSF severity id 0..6", quote(s)))
-		}
-		q.MinSeverity = n
-	}
+	q.MinSeverity, errs = parseSeverity(v, "min_severity", 0, errs)
 	q.Assignee = v.Get("assignee")
 	if q.Assignee == "me" {
 		q.Assignee = p.name
@@ -82,28 +76,9 @@ func parseIncidentQuery(v url.Values, p *principal, now time.Time) (casework.Inc
 			}
 		}
 	}
-	if s := v.Get("max_severity"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 6 {
-			errs = append(errs, fmt.Sprintf("max_severity %s is not an OCSF severity id 1..6", quote(s)))
-		}
-		q.MaxSeverity = n
-	}
-	for _, name := range []string{"closed_from", "closed_to"} {
-		s := v.Get(name)
-		if s == "" {
-			continue
-		}
-		t, err := time.Parse(time.RFC3339, s)
-		if err != nil || t.Before(minTime) || !t.Before(maxTime) {
-			errs = append(errs, fmt.Sprintf("%s %s is not an RFC 3339 time like 2026-11-20T10:00:00Z", name, quote(s)))
-		}
-		if name == "closed_from" {
-			q.ClosedFrom = t
-		} else {
-			q.ClosedTo = t
-		}
-	}
+	q.MaxSeverity, errs = parseSeverity(v, "max_severity", 1, errs)
+	q.ClosedFrom, errs = parseTime(v, "closed_from", errs)
+	q.ClosedTo, errs = parseTime(v, "closed_to", errs)
 	if search := v.Get("search"); search != "" {
 		if v.Get("q") != "" {
 			errs = append(errs, "q and search exclude each other: q matches the title, id and number; search also comments, entities and evidence")
@@ -118,7 +93,7 @@ func parseIncidentQuery(v url.Values, p *principal, now time.Time) (casework.Inc
 	if q.RuleID != "" && !idPattern.MatchString(q.RuleID) {
 		errs = append(errs, fmt.Sprintf("rule %s may hold only letters, digits and . _ : - (at most 128)", quote(q.RuleID)))
 	}
-	if q.Account != "" && !isAccount(q.Account) {
+	if q.Account != "" && !ocsf.IsAccountID(q.Account) {
 		errs = append(errs, fmt.Sprintf("account %s is not a 12-digit AWS account id", quote(q.Account)))
 	}
 	q.EntityType, q.EntityValue = v.Get("entity_type"), v.Get("entity_value")
@@ -183,25 +158,21 @@ func checkCursor(name, s string, errs []string) []string {
 	return errs
 }
 
-func isAccount(s string) bool {
-	if len(s) != 12 {
-		return false
-	}
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
-}
-
 // incidentID reads and checks the {id} path parameter.
 func incidentID(r *http.Request) (string, *problem) {
 	id := r.PathValue("id")
-	if !idPattern.MatchString(id) {
-		return "", badRequest(fmt.Sprintf("incident id %s is not an id: 1 to 128 letters, digits and . _ : -", quote(id)))
+	if prob := checkIncidentID(id); prob != nil {
+		return "", prob
 	}
 	return id, nil
+}
+
+// checkIncidentID checks an incident id given by the client.
+func checkIncidentID(id string) *problem {
+	if !idPattern.MatchString(id) {
+		return badRequest(fmt.Sprintf("incident id %s is not an id: 1 to 128 letters, digits and . _ : -", quote(id)))
+	}
+	return nil
 }
 
 func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request) *problem {
@@ -212,7 +183,7 @@ func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request) *problem 
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
-	scope := queueScope(r.URL.Query(), p.tenants)
+	scope := queueScope("incidents", r.URL.Query(), p.tenants)
 	pos, ok := s.cursors.open(scope, q.Cursor)
 	if !ok {
 		return badRequest("invalid cursor", "cursor is not a cursor this API returned for this query (same filters, sort and order, same tenants)")

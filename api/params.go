@@ -45,23 +45,8 @@ var (
 // parseRange reads from and to (RFC 3339) and checks the range: to after
 // from, at most maxTimeRange long (an open end counts from now).
 func parseRange(v url.Values, now time.Time, errs []string) (from, to time.Time, _ []string) {
-	parse := func(name string) time.Time {
-		s := v.Get(name)
-		if s == "" {
-			return time.Time{}
-		}
-		t, err := time.Parse(time.RFC3339, s)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Sprintf("%s %s is not an RFC 3339 time like 2026-11-20T10:00:00Z", name, quote(s)))
-		case t.Before(minTime) || !t.Before(maxTime):
-			errs = append(errs, fmt.Sprintf("%s is outside 1970-01-01 .. 2199-12-31", name))
-		default:
-			return t
-		}
-		return time.Time{}
-	}
-	from, to = parse("from"), parse("to")
+	from, errs = parseTime(v, "from", errs)
+	to, errs = parseTime(v, "to", errs)
 	end := to
 	if end.IsZero() {
 		end = now
@@ -75,6 +60,39 @@ func parseRange(v url.Values, now time.Time, errs []string) (from, to time.Time,
 		}
 	}
 	return from, to, errs
+}
+
+// parseTime reads the RFC 3339 time parameter name; zero when it is
+// absent or invalid.
+func parseTime(v url.Values, name string, errs []string) (time.Time, []string) {
+	s := v.Get(name)
+	if s == "" {
+		return time.Time{}, errs
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	switch {
+	case err != nil:
+		errs = append(errs, fmt.Sprintf("%s %s is not an RFC 3339 time like 2026-11-20T10:00:00Z", name, quote(s)))
+	case t.Before(minTime) || !t.Before(maxTime):
+		errs = append(errs, fmt.Sprintf("%s is outside 1970-01-01 .. 2199-12-31", name))
+	default:
+		return t, errs
+	}
+	return time.Time{}, errs
+}
+
+// parseSeverity reads the OCSF severity id parameter name, lowest..6; 0
+// when it is absent.
+func parseSeverity(v url.Values, name string, lowest int, errs []string) (int, []string) {
+	s := v.Get(name)
+	if s == "" {
+		return 0, errs
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lowest || n > 6 {
+		errs = append(errs, fmt.Sprintf("%s %s is not an OCSF severity id %d..6", name, quote(s), lowest))
+	}
+	return n, errs
 }
 
 // parseLimit reads the page size.

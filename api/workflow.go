@@ -113,70 +113,73 @@ func decodePatch(body []byte, p *principal) (incidentPatch, []string, *problem) 
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	// required reads a string member that null may not remove (instead
+	// tells the client what to do); nullable reads one that null removes
+	// (""), passing a string to check, which may rewrite it.
+	required := func(k string, b json.RawMessage, instead string) *string {
+		if isNull(b) {
+			errs = append(errs, k+" cannot be removed"+instead)
+			return nil
+		}
+		s, ok := str(k, b)
+		if !ok {
+			return nil
+		}
+		return &s
+	}
+	nullable := func(k string, b json.RawMessage, check func(s *string)) *string {
+		s := ""
+		if !isNull(b) {
+			var ok bool
+			if s, ok = str(k, b); !ok {
+				return nil
+			}
+			check(&s)
+		}
+		return &s
+	}
+	oneOf := func(k, s string, allowed []string, hint string) {
+		if !slices.Contains(allowed, s) {
+			errs = append(errs, fmt.Sprintf("%s %s is not one of %s%s", k, quote(s), strings.Join(allowed, ", "), hint))
+		}
+	}
+	const reopen = "; reopen the incident instead"
 	for _, k := range keys {
 		b := raw[k]
 		switch k {
 		case "status":
-			if isNull(b) {
-				errs = append(errs, "status cannot be removed")
-				continue
+			if out.Status = required(k, b, ""); out.Status != nil {
+				oneOf(k, *out.Status, statuses, "")
 			}
-			if s, ok := str(k, b); ok {
-				if !slices.Contains(statuses, s) {
-					errs = append(errs, fmt.Sprintf("status %s is not one of %s", quote(s), strings.Join(statuses, ", ")))
-				}
-				out.Status = &s
+		case "verdict":
+			if out.Verdict = required(k, b, reopen); out.Verdict != nil {
+				oneOf(k, *out.Verdict, verdicts, "")
+			}
+		case "classification":
+			if out.Classification = required(k, b, reopen); out.Classification != nil {
+				oneOf(k, *out.Classification, allClassifications, "")
+			}
+		case "reason":
+			if out.Reason = required(k, b, ""); out.Reason != nil {
+				errs = checkReason("reason", *out.Reason, errs)
 			}
 		case "assignee":
-			s := ""
-			if !isNull(b) {
-				var ok bool
-				if s, ok = str(k, b); !ok {
-					continue
+			out.Assignee = nullable(k, b, func(s *string) {
+				if *s == "me" {
+					*s = p.name
 				}
-				if s == "me" {
-					s = p.name
+				if !assigneePattern.MatchString(*s) {
+					errs = append(errs, fmt.Sprintf("assignee %s is not me or a name of letters, digits and . _ : @ + - (1 to 128); null unassigns", quote(*s)))
 				}
-				if !assigneePattern.MatchString(s) {
-					errs = append(errs, fmt.Sprintf("assignee %s is not me or a name of letters, digits and . _ : @ + - (1 to 128); null unassigns", quote(s)))
-				}
-			}
-			out.Assignee = &s
+			})
 		case "team":
-			s := ""
-			if !isNull(b) {
-				var ok bool
-				if s, ok = str(k, b); !ok {
-					continue
+			out.Team = nullable(k, b, func(s *string) {
+				if !assigneePattern.MatchString(*s) {
+					errs = append(errs, fmt.Sprintf("team %s is not a name of letters, digits and . _ : @ + - (1 to 128); null removes the team", quote(*s)))
 				}
-				if !assigneePattern.MatchString(s) {
-					errs = append(errs, fmt.Sprintf("team %s is not a name of letters, digits and . _ : @ + - (1 to 128); null removes the team", quote(s)))
-				}
-			}
-			out.Team = &s
-		case "classification":
-			if isNull(b) {
-				errs = append(errs, "classification cannot be removed; reopen the incident instead")
-				continue
-			}
-			if s, ok := str(k, b); ok {
-				if !slices.Contains(allClassifications, s) {
-					errs = append(errs, fmt.Sprintf("classification %s is not one of %s", quote(s), strings.Join(allClassifications, ", ")))
-				}
-				out.Classification = &s
-			}
+			})
 		case "impact":
-			s := ""
-			if !isNull(b) {
-				var ok bool
-				if s, ok = str(k, b); !ok {
-					continue
-				}
-				if !slices.Contains(impacts, s) {
-					errs = append(errs, fmt.Sprintf("impact %s is not one of %s; null clears it", quote(s), strings.Join(impacts, ", ")))
-				}
-			}
-			out.Impact = &s
+			out.Impact = nullable(k, b, func(s *string) { oneOf(k, *s, impacts, "; null clears it") })
 		case "severity_override":
 			n := 0
 			if !isNull(b) {
@@ -209,26 +212,6 @@ func decodePatch(body []byte, p *principal) (incidentPatch, []string, *problem) 
 				clean = []string{}
 			}
 			out.Tags = &clean
-		case "verdict":
-			if isNull(b) {
-				errs = append(errs, "verdict cannot be removed; reopen the incident instead")
-				continue
-			}
-			if s, ok := str(k, b); ok {
-				if !slices.Contains(verdicts, s) {
-					errs = append(errs, fmt.Sprintf("verdict %s is not one of %s", quote(s), strings.Join(verdicts, ", ")))
-				}
-				out.Verdict = &s
-			}
-		case "reason":
-			if isNull(b) {
-				errs = append(errs, "reason cannot be removed")
-				continue
-			}
-			if s, ok := str(k, b); ok {
-				errs = checkReason("reason", s, errs)
-				out.Reason = &s
-			}
 		default:
 			errs = append(errs, fmt.Sprintf("unknown field %s; a patch may set %s", quote(k), strings.Join(patchFields, ", ")))
 		}
@@ -490,6 +473,20 @@ type refusal struct {
 	summary    any
 }
 
+// audited runs h, the handler of a state-changing request on an incident,
+// and audits its refusal under action: so every answer is audited (a
+// change by the store, with the change). h fills in ref as it learns the
+// incident, its tenant and the valid part of the request.
+func (s *Server) audited(r *http.Request, action string, h func(p *principal, ref *refusal) *problem) *problem {
+	p := principalFrom(r.Context())
+	ref := refusal{tenant: p.auditTenant()}
+	prob := h(p, &ref)
+	if prob != nil {
+		s.auditRefusal(r, p, action, ref, prob)
+	}
+	return prob
+}
+
 // auditRefusal records a refused state-changing request on an incident.
 // A 5xx (or a client that hung up) is no refusal: storage failed, and the
 // audit log lives in the same database, so the server log has it instead.
@@ -517,13 +514,7 @@ func (s *Server) auditRefusal(r *http.Request, p *principal, action string, ref 
 // with compare-and-set on both versions; the graph is neither read nor
 // returned (it cannot have changed: the incident version is checked).
 func (s *Server) patchIncident(w http.ResponseWriter, r *http.Request) *problem {
-	p := principalFrom(r.Context())
-	ref := refusal{tenant: p.auditTenant()}
-	prob := s.patch(w, r, p, &ref)
-	if prob != nil {
-		s.auditRefusal(r, p, actionPatch, ref, prob)
-	}
-	return prob
+	return s.audited(r, actionPatch, func(p *principal, ref *refusal) *problem { return s.patch(w, r, p, ref) })
 }
 
 func (s *Server) patch(w http.ResponseWriter, r *http.Request, p *principal, ref *refusal) *problem {
@@ -622,13 +613,7 @@ type mergeRequest struct {
 // mergeIncident serves POST /v1/incidents/{id}/merge. Every answer is
 // audited, refusals included.
 func (s *Server) mergeIncident(w http.ResponseWriter, r *http.Request) *problem {
-	p := principalFrom(r.Context())
-	ref := refusal{tenant: p.auditTenant()}
-	prob := s.merge(w, r, p, &ref)
-	if prob != nil {
-		s.auditRefusal(r, p, actionMerge, ref, prob)
-	}
-	return prob
+	return s.audited(r, actionMerge, func(p *principal, ref *refusal) *problem { return s.merge(w, r, p, ref) })
 }
 
 func (s *Server) merge(w http.ResponseWriter, r *http.Request, p *principal, ref *refusal) *problem {

@@ -128,6 +128,41 @@ func TestDecodePatch(t *testing.T) {
 	}
 }
 
+// TestDecodePatchMessages: each member's problem names the member and
+// what may be sent instead; null removes the team and the impact.
+func TestDecodePatchMessages(t *testing.T) {
+	me := &principal{name: "alice"}
+	for _, c := range []struct {
+		body string
+		want []string
+	}{
+		{`{"status":null,"verdict":null,"classification":null,"reason":null}`, []string{
+			"classification cannot be removed; reopen the incident instead",
+			"reason cannot be removed",
+			"status cannot be removed",
+			"verdict cannot be removed; reopen the incident instead",
+		}},
+		{`{"status":"x","verdict":"x","classification":"x","impact":"x","team":"a b","assignee":"a b"}`, []string{
+			`assignee "a b" is not me or a name of letters, digits and . _ : @ + - (1 to 128); null unassigns`,
+			`classification "x" is not one of ` + strings.Join(allClassifications, ", "),
+			`impact "x" is not one of none, low, medium, high, critical; null clears it`,
+			`status "x" is not one of ` + strings.Join(statuses, ", "),
+			`team "a b" is not a name of letters, digits and . _ : @ + - (1 to 128); null removes the team`,
+			`verdict "x" is not one of ` + strings.Join(verdicts, ", "),
+		}},
+		{`{"team":1,"impact":2,"classification":3}`, []string{"classification must be a string", "impact must be a string", "team must be a string"}},
+	} {
+		_, errs, prob := decodePatch([]byte(c.body), me)
+		if prob != nil || !slices.Equal(errs, c.want) {
+			t.Errorf("%s: got %q (%v), want %q", c.body, errs, prob, c.want)
+		}
+	}
+	p, errs, _ := decodePatch([]byte(`{"team":null,"impact":null,"classification":"other"}`), me)
+	if len(errs) > 0 || p.Team == nil || *p.Team != "" || p.Impact == nil || *p.Impact != "" || *p.Classification != "other" {
+		t.Errorf("got patch %+v, errors %q; want team and impact removed, classification other", p, errs)
+	}
+}
+
 // TestParseIfMatch checks If-Match against an incident at ETag "3.7":
 // both halves must match, weak ETags never do, and malformed ones are 400.
 func TestParseIfMatch(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/musubi-xdr/musubi/api"
 	"github.com/musubi-xdr/musubi/correlate"
 	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/storage"
@@ -24,10 +25,7 @@ func (c Config) StorageConfig() storage.Config {
 	ch := c.ClickHouse
 	sc.Addr, sc.Database, sc.Username, sc.Password, sc.TLS = ch.Addr, ch.Database, ch.Username, ch.Password, ch.TLS
 	sc.Cluster, sc.StoreRaw, sc.MaxExecutionTime = ch.Cluster, ch.StoreRaw, ch.MaxExecutionTime
-	sc.MaxOpenConns, sc.DialTimeout = ch.MaxOpenConns, ch.DialTimeout
-	if ch.IncidentNumbers.Allocators > 0 {
-		sc.IncidentNumbers = ch.IncidentNumbers
-	}
+	sc.MaxOpenConns, sc.DialTimeout, sc.IncidentNumbers = ch.MaxOpenConns, ch.DialTimeout, ch.IncidentNumbers
 	for table, d := range ch.Retention {
 		sc.Retention[table] = d
 	}
@@ -49,6 +47,12 @@ func (c Config) CorrelateConfig() correlate.Config {
 	cc.HubValues = append(cc.HubValues, cs.HubValues...)
 	cc.MaxAlertsPerIncident, cc.MaxNodesPerIncident = cs.MaxAlertsPerIncident, cs.MaxNodesPerIncident
 	return cc
+}
+
+// APIDirectory is the API's directory of assignees: the analysts and teams
+// of the api section.
+func (c Config) APIDirectory() api.Directory {
+	return api.Directory{Analysts: c.API.Analysts, Teams: c.API.Teams}
 }
 
 // defaultCorrelate is the correlate section that reproduces the
@@ -88,6 +92,10 @@ func (c Config) componentErrors() []error {
 	keyed("ingest", c.Ingest.Validate())
 	prefix("clickhouse", c.StorageConfig().Validate())
 	prefix("correlate", c.CorrelateConfig().Validate())
+	// The directory names its keys in full (api.analysts[0], api.teams).
+	if err := c.APIDirectory().Validate(); err != nil {
+		errs = append(errs, unjoin(err)...)
+	}
 	return errs
 }
 

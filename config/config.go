@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -92,9 +93,8 @@ type ClickHouse struct {
 	// enforced by dropping daily partitions; tables not named keep their
 	// default retention (README), 0 keeps a table forever.
 	Retention map[string]time.Duration `yaml:"retention"`
-	// IncidentNumbers splits incident numbering among engine replicas
-	// (storage.NumberConfig, which validates it); unset keeps one
-	// allocator.
+	// IncidentNumbers splits incident numbering among engine replicas;
+	// unset keeps storage's single allocator.
 	IncidentNumbers storage.NumberConfig `yaml:"incident_numbers"`
 }
 
@@ -162,7 +162,8 @@ type API struct {
 	// means no SLA.
 	SLA map[string]time.Duration `yaml:"sla"`
 	// Analysts and Teams are who incidents may be assigned to besides
-	// token names (api.Directory, which validates them).
+	// token names (api.Directory, which validates them; see
+	// Config.APIDirectory).
 	Analysts []string            `yaml:"analysts"`
 	Teams    map[string][]string `yaml:"teams"`
 }
@@ -229,6 +230,7 @@ func Default() Config {
 			MaxOpenConns:     16,
 			DialTimeout:      5 * time.Second,
 			Retention:        map[string]time.Duration{},
+			IncidentNumbers:  storage.Default().IncidentNumbers,
 		},
 		Rules:     Rules{Dir: "detections", ReloadInterval: rules.DefaultPollInterval},
 		Correlate: defaultCorrelate(),
@@ -345,6 +347,19 @@ func (c Config) Validate() error {
 	if !slices.Contains(Roles, c.Role) {
 		bad("role", "%q is not one of %s", c.Role, strings.Join(Roles, ", "))
 	}
+	if len(c.ClickHouse.Addr) == 0 {
+		bad("clickhouse.addr", "at least one address is required")
+	}
+	for i, a := range c.ClickHouse.Addr {
+		if _, port, err := net.SplitHostPort(a); err != nil {
+			bad(fmt.Sprintf("clickhouse.addr[%d]", i), "%q is not host:port", a)
+		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			bad(fmt.Sprintf("clickhouse.addr[%d]", i), "port %q is not a number", port)
+		}
+	}
+	if c.ClickHouse.DialTimeout < 100*time.Millisecond {
+		bad("clickhouse.dial_timeout", "%s is shorter than 100ms", c.ClickHouse.DialTimeout)
+	}
 	// The components' own validators, on the values serve gives them.
 	errs = append(errs, c.componentErrors()...)
 	if c.Rules.Dir == "" {
@@ -437,7 +452,7 @@ func (c Config) Validate() error {
 			bad(f+".accounts", "at least one AWS account (or \"*\") is required")
 		}
 		for _, a := range t.Accounts {
-			if a != "*" && !isAccountID(a) {
+			if a != "*" && !ocsf.IsAccountID(a) {
 				bad(f+".accounts", "%q is not a 12-digit AWS account id", a)
 			}
 			if other, dup := accounts[a]; dup {
@@ -473,18 +488,6 @@ func isIdent(s string) bool {
 		case r == '_', 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z':
 		case '0' <= r && r <= '9' && i > 0:
 		default:
-			return false
-		}
-	}
-	return true
-}
-
-func isAccountID(s string) bool {
-	if len(s) != 12 {
-		return false
-	}
-	for _, r := range s {
-		if r < '0' || r > '9' {
 			return false
 		}
 	}

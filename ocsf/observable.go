@@ -40,6 +40,20 @@ var Entities = []Entity{
 	EntityDomain, EntityFinding, EntityCluster, EntityContainer,
 }
 
+// IsAccountID reports whether s is an AWS account id, the value of an
+// EntityAccount: exactly 12 decimal digits.
+func IsAccountID(s string) bool {
+	if len(s) != 12 {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // Valid reports whether e is a known entity kind.
 func (e Entity) Valid() bool {
 	for _, k := range Entities {

@@ -1,9 +1,11 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -91,22 +93,7 @@ func (s *Store) assignNumbers(ctx context.Context, ins []incident.Incident) erro
 		return nil
 	}
 	slices.SortFunc(fresh, func(a, b incident.Incident) int {
-		if a.FirstSeen != b.FirstSeen {
-			return cmpInt64(a.FirstSeen, b.FirstSeen)
-		}
-		if a.TenantUID != b.TenantUID {
-			if a.TenantUID < b.TenantUID {
-				return -1
-			}
-			return 1
-		}
-		if a.ID < b.ID {
-			return -1
-		}
-		if a.ID > b.ID {
-			return 1
-		}
-		return 0
+		return cmp.Or(cmp.Compare(a.FirstSeen, b.FirstSeen), strings.Compare(a.TenantUID, b.TenantUID), strings.Compare(a.ID, b.ID))
 	})
 	cfg := s.cfg.IncidentNumbers
 	stride := uint32(max(cfg.Allocators, 1))
@@ -137,16 +124,6 @@ func (s *Store) assignNumbers(ctx context.Context, ins []incident.Incident) erro
 
 // numberKey is the numberer's key of a tenant's incident.
 func numberKey(tenant, id string) string { return tenant + "\x00" + id }
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
 
 // lookupNumbers records which incidents of fresh already hold a number
 // and, for a tenant seen for the first time, the next number of this

@@ -101,7 +101,7 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *
 		Logger:    logger,
 		CursorKey: apiCursorKey(cfg.API.CursorKey),
 		SLA:       apiSLA(cfg.API.SLA),
-		Directory: api.Directory{Analysts: cfg.API.Analysts, Teams: cfg.API.Teams},
+		Directory: cfg.APIDirectory(),
 		// Tokens created through the API survive restarts via the audit log.
 		RestoreTokens: true,
 	})
