@@ -57,6 +57,16 @@ func (noRules) Evaluate(*ocsf.Event) []alert.Alert { return nil }
 // test tunes. It returns the writer, the consumer's result and a stop.
 func runMemoryConsumer(t *testing.T, ctx context.Context, brokers []string, cfg ConsumerConfig) (*memoryWriter, <-chan error, context.CancelFunc) {
 	t.Helper()
+	mem := &memoryWriter{events: map[string]int{}}
+	done, _, stop := runConsumer(t, ctx, brokers, cfg, mem)
+	return mem, done, stop
+}
+
+// runConsumer runs a consumer of the test topic (no rules, raw bytes
+// kept) into w until the test ends or stop is called; cfg needs only what
+// the test tunes.
+func runConsumer(t *testing.T, ctx context.Context, brokers []string, cfg ConsumerConfig, w Writer) (<-chan error, *Processor, context.CancelFunc) {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	corr, err := correlate.New(correlate.DefaultConfig(), nil, logger, nil)
 	if err != nil {
@@ -64,13 +74,12 @@ func runMemoryConsumer(t *testing.T, ctx context.Context, brokers []string, cfg 
 	}
 	proc := NewProcessor(ingest.NewDecoder(ingest.DefaultLimits()), noRules{}, corr, func(string) string { return "default" }, true, logger, nil)
 	cfg.Brokers, cfg.GroupID, cfg.Topics = brokers, "musubi", map[string]ingest.Source{topic: ingest.SourceCloudTrail}
-	mem := &memoryWriter{events: map[string]int{}}
-	c := NewConsumer(cfg, proc, mem, logger)
+	c := NewConsumer(cfg, proc, w, logger)
 	done := make(chan error, 1)
 	runCtx, stop := context.WithCancel(ctx)
 	t.Cleanup(stop)
 	go func() { done <- c.Run(runCtx) }()
-	return mem, done, stop
+	return done, proc, stop
 }
 
 // TestFetchErrorsAreRetried makes the broker fail every Fetch for a while:

@@ -5,15 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/musubi-xdr/musubi/correlate"
-	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/storage"
 )
 
@@ -54,21 +50,10 @@ func (w *classifyingWriter) counts() (events, dls, letters int) {
 // test ends.
 func runWriterConsumer(t *testing.T, ctx context.Context, brokers []string, w Writer) (<-chan error, *Processor) {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	corr, err := correlate.New(correlate.DefaultConfig(), nil, logger, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proc := NewProcessor(ingest.NewDecoder(ingest.DefaultLimits()), noRules{}, corr, func(string) string { return "default" }, true, logger, nil)
-	c := NewConsumer(ConsumerConfig{
-		Brokers: brokers, GroupID: "musubi", Topics: map[string]ingest.Source{topic: ingest.SourceCloudTrail},
+	done, proc, _ := runConsumer(t, ctx, brokers, ConsumerConfig{
 		BatchSize: 50, FlushInterval: 100 * time.Millisecond, MaxWait: testMaxWait, QueueCapacity: 100,
 		RetryBackoff: time.Millisecond, MaxBackoff: time.Millisecond,
-	}, proc, w, logger)
-	done := make(chan error, 1)
-	runCtx, stop := context.WithCancel(ctx)
-	t.Cleanup(stop)
-	go func() { done <- c.Run(runCtx) }()
+	}, w)
 	return done, proc
 }
 
