@@ -266,7 +266,7 @@ func TestAPIConcurrentPatches(t *testing.T) {
 				tok = apitest.TokAcmeAnalyst2
 			}
 			<-start
-			r := e.do(http.MethodPatch, "/v1/incidents/inc-a1", tok, map[string]any{"tags": []string{fmt.Sprint("t", i)}}, "If-Match", `"1.0"`)
+			r := e.do(http.MethodPatch, "/v1/incidents/inc-a1", tok, map[string]any{"assignee": "me", "tags": []string{fmt.Sprint("t", i)}}, "If-Match", `"1.0"`)
 			if r.code == http.StatusServiceUnavailable && r.header.Get("Retry-After") == "" {
 				t.Errorf("a 503 without Retry-After: %.300s", r.body)
 			}
@@ -285,8 +285,8 @@ func TestAPIConcurrentPatches(t *testing.T) {
 	}
 	var d casework.IncidentDetail
 	r := e.get("/v1/incidents/inc-a1", apitest.TokAcmeViewer, &d)
-	if d.Workflow.Version != 1 || r.header.Get("ETag") != `"1.1"` || len(d.Workflow.Tags) != 1 {
-		t.Errorf("got workflow %+v ETag %s, want exactly one change applied", d.Workflow, r.header.Get("ETag"))
+	if d.Workflow.Version != 1 || r.header.Get("ETag") != `"1.1"` || len(d.Workflow.Tags) != 1 || d.Workflow.Assignee == "" {
+		t.Errorf("got workflow %+v ETag %s, want exactly one change (assignee and tag) applied", d.Workflow, r.header.Get("ETag"))
 	}
 	audited := map[int]int{}
 	for _, a := range e.auditOf("inc-a1", "api.incident.update") {

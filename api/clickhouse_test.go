@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -1003,41 +1002,6 @@ func TestAPIOpenAPIServed(t *testing.T) {
 		t.Fatalf("got openapi %q with %d paths, want 3.1.0 with paths", doc.OpenAPI, len(doc.Paths))
 	}
 	fmt.Fprint(io.Discard, doc.Paths)
-}
-
-// TestAPIConcurrentChanges: analysts racing with the same ETag: exactly one
-// wins, the others get 412 and the current ETag.
-func TestAPIConcurrentChanges(t *testing.T) {
-	e := newAPIEnv(t)
-	const n = 6
-	codes := make(chan int, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tok := apitest.TokAcmeAnalyst
-			if i%2 == 1 {
-				tok = apitest.TokAcmeAnalyst2
-			}
-			r := e.do(http.MethodPatch, "/v1/incidents/inc-a2", tok, map[string]any{"assignee": "me", "tags": []string{fmt.Sprint("t", i)}}, "If-Match", `"1.0"`)
-			codes <- r.code
-		}()
-	}
-	wg.Wait()
-	close(codes)
-	got := map[int]int{}
-	for c := range codes {
-		got[c]++
-	}
-	if got[http.StatusOK] != 1 || got[http.StatusPreconditionFailed] != n-1 {
-		t.Errorf("got status counts %v, want one 200 and %d 412", got, n-1)
-	}
-	var d casework.IncidentDetail
-	r := e.get("/v1/incidents/inc-a2", apitest.TokAcmeViewer, &d)
-	if d.Workflow.Version != 1 || r.header.Get("ETag") != `"1.1"` || len(d.Workflow.Tags) != 1 {
-		t.Errorf("got workflow %+v ETag %s, want exactly one change applied", d.Workflow, r.header.Get("ETag"))
-	}
 }
 
 // TestAPIEvidencePages: an incident with more evidence than one page is
