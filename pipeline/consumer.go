@@ -281,7 +281,18 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			// The batch is durable; a lost commit only means it is
 			// processed again after a restart, and deterministic ids fold
-			// the rewrite. The offsets are kept and committed with the next
+			// the rewrite.
+			if generationEnded(err) {
+				// The group is rebalancing: these partitions may be
+				// another member's by now, and their next owner reads them
+				// again from the last committed offset. Committing them
+				// later, in the next generation, could move a revoked
+				// partition's offset back behind its new owner.
+				c.pending = c.pending[:0]
+				c.logger.Info("offset commit refused by a rebalance; the partitions' next owner reads them again", "error", err)
+				continue
+			}
+			// Otherwise the offsets are kept and committed with the next
 			// batch or when input goes idle, so a partition that receives
 			// nothing more does not stay behind.
 			c.keepPending(msgs)
@@ -387,6 +398,11 @@ func (c *Consumer) commitPending(ctx context.Context, r *kafka.Reader) {
 		return
 	}
 	if err := r.CommitMessages(ctx, c.pending...); err != nil {
+		if generationEnded(err) {
+			c.pending = c.pending[:0]
+			c.logger.Info("offset commit refused by a rebalance; the partitions' next owner reads them again", "error", err)
+			return
+		}
 		if ctx.Err() == nil {
 			c.logger.Warn("offset commit failed again; retried later", "error", err)
 		}
@@ -394,6 +410,16 @@ func (c *Consumer) commitPending(ctx context.Context, r *kafka.Reader) {
 	}
 	c.pending = c.pending[:0]
 	c.proc.metrics.commits.Inc()
+}
+
+// generationEnded reports whether a commit was refused because the
+// consumer group's generation is over (a rebalance is under way or has
+// happened): the broker's word that the committing member may no longer
+// own the partitions. Other failures (an unavailable coordinator, a
+// network error) leave the assignment as it was.
+func generationEnded(err error) bool {
+	return errors.Is(err, kafka.RebalanceInProgress) || errors.Is(err, kafka.IllegalGeneration) ||
+		errors.Is(err, kafka.UnknownMemberId) || errors.Is(err, kafka.FencedInstanceID)
 }
 
 // durable observes the detection latency of every incident update of a

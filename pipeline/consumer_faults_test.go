@@ -2,12 +2,14 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -210,5 +212,64 @@ func TestBatchBytesBoundsABatch(t *testing.T) {
 	t.Logf("%d messages in %d batches of at most %d messages (batch_bytes %d, batch_size 1000)", len(msgs), len(out.batches), most, limit)
 	if len(out.batches) < len(msgs)/10 {
 		t.Errorf("%d batches for %d messages: batch_bytes did not close them", len(out.batches), len(msgs))
+	}
+}
+
+// TestGenerationEnded: a commit refused because the group's generation is
+// over drops the offsets (their partitions' next owner reads them again);
+// any other failure keeps them to commit later. Each refusal is checked as
+// kafka-go returns it, wrapped as the consumer may see it.
+func TestGenerationEnded(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{kafka.RebalanceInProgress, true},
+		{kafka.IllegalGeneration, true},
+		{kafka.UnknownMemberId, true},
+		{kafka.FencedInstanceID, true},
+		{fmt.Errorf("commit: %w", kafka.RebalanceInProgress), true},
+		{kafka.GroupCoordinatorNotAvailable, false},
+		{kafka.NotCoordinatorForGroup, false},
+		{kafka.RequestTimedOut, false},
+		{context.DeadlineExceeded, false},
+		{io.ErrUnexpectedEOF, false},
+	} {
+		if got := generationEnded(c.err); got != c.want {
+			t.Errorf("generationEnded(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
+
+// TestCommitsRefusedByARebalance: while the broker refuses every commit
+// with REBALANCE_IN_PROGRESS the consumer goes on consuming (the batches
+// are durable; nothing is dropped), and once commits are accepted again
+// the next record's commit covers the partition.
+func TestCommitsRefusedByARebalance(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), testBudget)
+	defer cancel()
+	cluster, w := testBroker(t)
+	brokers := cluster.ListenAddrs()
+	msgs := stratusRecords(t)
+	fault := cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.OffsetCommit}, Err: kerr.RebalanceInProgress, Count: -1})
+	if err := w.WriteMessages(ctx, msgs[:len(msgs)-1]...); err != nil {
+		t.Fatal(err)
+	}
+	mem, done, stop := runMemoryConsumer(t, ctx, brokers, ConsumerConfig{
+		BatchSize: 50, FlushInterval: 100 * time.Millisecond, MaxWait: testMaxWait, QueueCapacity: 100,
+		IdleAfter: 500 * time.Millisecond,
+	})
+	waitUntil(t, ctx, done, func() bool { return mem.distinct() == len(msgs)-1 })
+	if got := committedOffset(t, ctx, brokers); got > 0 {
+		t.Fatalf("got committed offset %d while every commit is refused", got)
+	}
+	fault.Remove()
+	if err := w.WriteMessages(ctx, msgs[len(msgs)-1]); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, ctx, done, func() bool { return committedOffset(t, ctx, brokers) == int64(len(msgs)) })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 }
