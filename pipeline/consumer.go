@@ -111,6 +111,9 @@ type Consumer struct {
 	// seenInput is set once a message arrived; idle time advances event
 	// time only after that.
 	seenInput bool
+	// committed is, per partition (partitionKey), the offset this
+	// consumer last committed there; no commit goes below it.
+	committed map[string]int64
 	// generations counts the group generations joined (see reassigned).
 	generations int64
 	// now is the clock the detection latency is measured with.
@@ -171,13 +174,16 @@ func (c *Consumer) Run(ctx context.Context) error {
 	defer tr.CloseIdleConnections()
 	lagCtx, stopLag := context.WithCancel(ctx)
 	lagDone := make(chan struct{})
+	// The lag monitor also tells the commits which partitions the group
+	// assigns to this member now (see commit).
+	group := &lagMonitor{
+		client: &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second, Transport: tr},
+		group:  c.cfg.GroupID, clientID: clientID, interval: c.cfg.LagInterval,
+		gauge: c.proc.metrics.lag, errors: c.proc.metrics.lagErrors, logger: c.logger,
+	}
 	go func() {
 		defer close(lagDone)
-		(&lagMonitor{
-			client: &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second, Transport: tr},
-			group:  c.cfg.GroupID, clientID: clientID, interval: c.cfg.LagInterval,
-			gauge: c.proc.metrics.lag, errors: c.proc.metrics.lagErrors, logger: c.logger,
-		}).run(lagCtx)
+		group.run(lagCtx)
 	}()
 	defer func() { stopLag(); <-lagDone }()
 	var dlq *kafka.Writer
@@ -197,7 +203,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		msgs = msgs[:0]
 		start, err := c.fetchBatch(ctx, r, &msgs)
 		if errors.Is(err, errIdle) {
-			c.commitPending(ctx, r)
+			c.commitPending(ctx, r, group)
 			if !c.seenInput {
 				// Until this consumer has received input, event time
 				// stays where the restored state left it: an engine
@@ -275,31 +281,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if c.crashBeforeCommit != nil && c.crashBeforeCommit() {
 			return errCrashed
 		}
-		if err := r.CommitMessages(ctx, append(msgs, c.pending...)...); err != nil {
+		if err := c.commit(ctx, r, group, msgs); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			// The batch is durable; a lost commit only means it is
 			// processed again after a restart, and deterministic ids fold
-			// the rewrite.
-			if generationEnded(err) {
-				// The group is rebalancing: these partitions may be
-				// another member's by now, and their next owner reads them
-				// again from the last committed offset. Committing them
-				// later, in the next generation, could move a revoked
-				// partition's offset back behind its new owner.
-				c.pending = c.pending[:0]
-				c.logger.Info("offset commit refused by a rebalance; the partitions' next owner reads them again", "error", err)
-				continue
-			}
-			// Otherwise the offsets are kept and committed with the next
+			// the rewrite. The offsets are kept and committed with the next
 			// batch or when input goes idle, so a partition that receives
 			// nothing more does not stay behind.
 			c.keepPending(msgs)
 			c.logger.Warn("offset commit failed; retried with the next commit", "error", err)
 			continue
 		}
-		c.pending = c.pending[:0]
 		c.proc.metrics.commits.Inc()
 		c.proc.metrics.batches.Observe(time.Since(start).Seconds())
 	}
@@ -393,23 +387,91 @@ func (c *Consumer) keepPending(msgs []kafka.Message) {
 }
 
 // commitPending retries the commit of offsets whose commit failed earlier.
-func (c *Consumer) commitPending(ctx context.Context, r *kafka.Reader) {
+func (c *Consumer) commitPending(ctx context.Context, r *kafka.Reader, group assignments) {
 	if len(c.pending) == 0 {
 		return
 	}
-	if err := r.CommitMessages(ctx, c.pending...); err != nil {
-		if generationEnded(err) {
-			c.pending = c.pending[:0]
-			c.logger.Info("offset commit refused by a rebalance; the partitions' next owner reads them again", "error", err)
-			return
-		}
+	if err := c.commit(ctx, r, group, nil); err != nil {
 		if ctx.Err() == nil {
 			c.logger.Warn("offset commit failed again; retried later", "error", err)
 		}
 		return
 	}
-	c.pending = c.pending[:0]
 	c.proc.metrics.commits.Inc()
+}
+
+// assignments reads which partitions the group assigns to this member now.
+type assignments interface {
+	assignment(ctx context.Context) (map[string][]int, error)
+}
+
+// commit commits the offsets of msgs, a durable batch, together with the
+// pending ones, fenced to what this member may commit. kafka-go's reader
+// hands a commit to whichever group generation is current when it is
+// sent, and the broker checks the generation, not who owns the partition:
+// a batch fetched before a rebalance and committed after it would commit
+// a partition that is now another member's, behind its new owner. So a
+// commit first asks the group which partitions are this member's now
+// (none while it rebalances) and commits only those, and never an offset
+// below one it already committed for the partition. Offsets left out are
+// read again by the partition's owner from the last committed offset. The
+// fence leaves one round trip, between the group's answer and the commit,
+// in which a rebalance can still begin.
+//
+// On a refusal because the generation ended, the offsets are dropped, as
+// the fence would; on any other error they stay pending (the caller keeps
+// the batch's) and nil is returned only when every owned offset is
+// committed.
+func (c *Consumer) commit(ctx context.Context, r *kafka.Reader, group assignments, msgs []kafka.Message) error {
+	owned, err := group.assignment(ctx)
+	if err != nil {
+		return err
+	}
+	keep := commitable(append(slices.Clip(msgs), c.pending...), owned, c.committed)
+	if len(keep) > 0 {
+		if err := r.CommitMessages(ctx, keep...); err != nil {
+			if !generationEnded(err) {
+				return err
+			}
+			c.logger.Info("offset commit refused by a rebalance; the partitions' next owner reads them again", "error", err)
+			keep = nil
+		}
+	}
+	if c.committed == nil {
+		c.committed = map[string]int64{}
+	}
+	for _, m := range keep {
+		k := partitionKey(m.Topic, m.Partition)
+		c.committed[k] = max(c.committed[k], m.Offset+1)
+	}
+	c.pending = c.pending[:0]
+	return nil
+}
+
+// commitable returns the last message of each partition of msgs that the
+// member owns now (owned, by topic) and whose offset is past the one it
+// last committed there (committed, by partitionKey).
+func commitable(msgs []kafka.Message, owned map[string][]int, committed map[string]int64) []kafka.Message {
+	last := map[string]int{}
+	var out []kafka.Message
+	for _, m := range msgs {
+		if !slices.Contains(owned[m.Topic], m.Partition) {
+			continue
+		}
+		k := partitionKey(m.Topic, m.Partition)
+		if c, ok := committed[k]; ok && m.Offset+1 <= c {
+			continue
+		}
+		if i, ok := last[k]; ok {
+			if m.Offset > out[i].Offset {
+				out[i] = m
+			}
+			continue
+		}
+		last[k] = len(out)
+		out = append(out, m)
+	}
+	return out
 }
 
 // generationEnded reports whether a commit was refused because the

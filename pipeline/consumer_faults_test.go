@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -271,5 +272,33 @@ func TestCommitsRefusedByARebalance(t *testing.T) {
 	stop()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
+	}
+}
+
+// TestCommitable: a commit carries, per partition, the last message of a
+// partition the member owns now, and never an offset at or below the one
+// it committed there before (a batch fetched in an earlier generation).
+func TestCommitable(t *testing.T) {
+	msg := func(topic string, p int, off int64) kafka.Message {
+		return kafka.Message{Topic: topic, Partition: p, Offset: off}
+	}
+	msgs := []kafka.Message{
+		msg("a", 0, 10), msg("a", 0, 12), msg("a", 0, 11), // owned: 12 is the last
+		msg("a", 1, 40), // revoked: not owned now
+		msg("a", 2, 5),  // owned, but 9 was committed already
+		msg("b", 0, 7),  // owned, first commit there
+		msg("c", 0, 1),  // a topic with nothing owned
+	}
+	owned := map[string][]int{"a": {0, 2}, "b": {0}}
+	committed := map[string]int64{partitionKey("a", 2): 9, partitionKey("a", 0): 12}
+	got := commitable(msgs, owned, committed)
+	want := []kafka.Message{msg("a", 0, 12), msg("b", 0, 7)}
+	if !slices.EqualFunc(got, want, func(x, y kafka.Message) bool {
+		return x.Topic == y.Topic && x.Partition == y.Partition && x.Offset == y.Offset
+	}) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if got := commitable(msgs, nil, nil); len(got) != 0 {
+		t.Errorf("while the group rebalances (nothing owned): got %v, want nothing", got)
 	}
 }
