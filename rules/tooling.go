@@ -20,8 +20,8 @@ type TestResult struct {
 	Got    bool   `json:"got_match"`
 	// ExceptedBy names the exception that suppressed the match, if any.
 	ExceptedBy string `json:"excepted_by,omitempty"`
-	Error  string `json:"error,omitempty"`
-	Pass   bool   `json:"pass"`
+	Error      string `json:"error,omitempty"`
+	Pass       bool   `json:"pass"`
 }
 
 // RunTests runs the rule's inline tests, without exceptions (see
