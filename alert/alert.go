@@ -29,8 +29,12 @@ type Alert struct {
 	// EventIDs are the metadata.uid of the evidence events, oldest first.
 	EventIDs []string `json:"event_ids"`
 	// Correlated is set on alerts raised by correlation rules.
-	Correlated bool   `json:"correlated,omitempty"`
-	Summary    string `json:"summary,omitempty"`
+	Correlated bool `json:"correlated,omitempty"`
+	// Shadow is set on alerts of experimental rules, which run in shadow
+	// mode: the alert is stored and counted ("would have fired"), but it
+	// never enters an incident, the alert queue or a webhook.
+	Shadow  bool   `json:"shadow,omitempty"`
+	Summary string `json:"summary,omitempty"`
 	// Count is how many matches of the rule on the same entities within
 	// the correlator's fold window this alert stands for (0 or 1: one).
 	// FirstSeen and LastSeen are the event times of the earliest and the

@@ -117,7 +117,7 @@ func TestRoutesNeedRoles(t *testing.T) {
 	want := map[string]Role{
 		"GET /healthz": "", "GET /readyz": "", "GET /metrics": "", "GET /v1/openapi.json": "",
 		"GET /v1/incidents": RoleViewer, "GET /v1/incidents/{id}": RoleViewer, "GET /v1/incidents/{id}/comments": RoleViewer,
-		"GET /v1/entities/{type}/{value...}": RoleViewer, "GET /v1/rules": RoleViewer, "GET /v1/me": RoleViewer,
+		"GET /v1/entities/{type}/{value...}": RoleViewer, "GET /v1/rules": RoleViewer, "GET /v1/rules/shadow": RoleViewer, "GET /v1/me": RoleViewer,
 		"PATCH /v1/incidents/{id}": RoleAnalyst, "POST /v1/incidents/{id}/comments": RoleAnalyst, "POST /v1/incidents/{id}/merge": RoleAnalyst,
 		"PATCH /v1/incidents/{id}/comments/{comment_id}": RoleAnalyst, "DELETE /v1/incidents/{id}/comments/{comment_id}": RoleAnalyst,
 		"POST /v1/incidents/bulk": RoleAnalyst,

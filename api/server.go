@@ -181,6 +181,7 @@ func (s *Server) routeTable() []route {
 		{"POST /v1/incidents/{id}/merge", RoleAnalyst, s.mergeIncident},
 		{"GET /v1/entities/{type}/{value...}", RoleViewer, s.entityPivot},
 		{"GET /v1/rules", RoleViewer, s.listRules},
+		{"GET /v1/rules/shadow", RoleViewer, s.shadowMatches},
 		{"POST /-/reload", RoleAdmin, s.reload},
 		{"GET /v1/audit", RoleAdmin, s.listAudit},
 		{"GET /v1/admin/tokens", RoleAdmin, s.listTokens},

@@ -37,6 +37,9 @@ type Store interface {
 	// ListAlerts returns a page of the alert queue: alerts in no incident
 	// of severity q.HighSeverity or more.
 	ListAlerts(ctx context.Context, q casework.AlertQuery) (casework.AlertPage, error)
+	// ShadowMatches counts the shadow alerts (of experimental rules) per
+	// rule: how often each would have fired.
+	ShadowMatches(ctx context.Context, q casework.ShadowQuery) ([]casework.ShadowCount, error)
 }
 
 // RuleSource is what the API needs from the rule engine.

@@ -349,6 +349,22 @@ type AlertQuery struct {
 	Cursor string
 }
 
+// ShadowQuery selects the shadow alerts (of experimental rules) of Tenants
+// within [From, To].
+type ShadowQuery struct {
+	Tenants  []string
+	From, To time.Time
+}
+
+// ShadowCount is how often one experimental rule would have fired: its
+// shadow alerts in a ShadowQuery's range and the time of the latest.
+type ShadowCount struct {
+	RuleID   string `json:"rule_id"`
+	Title    string `json:"title"`
+	Alerts   uint64 `json:"alerts"`
+	LastSeen int64  `json:"last_seen"`
+}
+
 // AlertPage is one page of the alert queue.
 type AlertPage struct {
 	Items      []alert.Alert `json:"items"`

@@ -257,9 +257,17 @@ func (c *Correlator) Process(events []ocsf.Event, alerts []alert.Alert) Result {
 		c.noteSource(ev)
 	}
 	// Alerts in event-time order, so a batch gives the same result however
-	// its alerts were ordered.
+	// its alerts were ordered. Shadow alerts (of experimental rules) are
+	// only passed through to be stored: they never join or open an
+	// incident, never fold and never feed a sequence rule.
 	ordered := make([]*alert.Alert, 0, len(alerts))
+	var shadows []alert.Alert
 	for i := range alerts {
+		if alerts[i].Shadow {
+			shadows = append(shadows, alerts[i])
+			c.m.dropped.WithLabelValues("shadow").Inc()
+			continue
+		}
 		ordered = append(ordered, &alerts[i])
 	}
 	slices.SortStableFunc(ordered, alertCmp)
@@ -311,7 +319,7 @@ func (c *Correlator) Process(events []ocsf.Event, alerts []alert.Alert) Result {
 	for _, fa := range changed {
 		folded = append(folded, *fa)
 	}
-	res.Alerts = append(append(folded, expected...), res.Alerts...)
+	res.Alerts = append(append(append(folded, expected...), shadows...), res.Alerts...)
 	// Sequence rules see events in event-time order too (ties by uid): a
 	// threshold window is named after the event that completes it, which
 	// must not depend on the order records arrived in.

@@ -40,7 +40,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "musubi_correlate_dropped_total",
-			Help: "State the correlator declined to keep, by reason (caps, hubs, evictions; sequence_cost_limit, sequence_timeout and sequence_eval for stage conditions that failed to evaluate).",
+			Help: "State the correlator declined to keep, by reason (caps, hubs, evictions; shadow for alerts of experimental rules, stored but never correlated; sequence_cost_limit, sequence_timeout and sequence_eval for stage conditions that failed to evaluate).",
 		}, []string{"reason"}),
 	}
 	if reg != nil {

@@ -76,7 +76,9 @@ func (c *Correlator) Restore(incidents []incident.Incident, alerts []alert.Alert
 	defer func() { c.restoring = false }()
 	ordered := make([]*alert.Alert, 0, len(alerts))
 	for i := range alerts {
-		ordered = append(ordered, &alerts[i])
+		if !alerts[i].Shadow { // stored, never correlated
+			ordered = append(ordered, &alerts[i])
+		}
 	}
 	slices.SortFunc(ordered, alertCmp)
 	for _, a := range ordered {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/musubi-xdr/musubi/rules"
 )
 
 // dashboard is the part of a Grafana dashboard JSON the tests read.
@@ -521,7 +523,31 @@ func valueChecks(ctx context.Context, t *testing.T, s seeded) map[string]func(*t
 			}
 		}
 	}
+	var shadowRules, shadowAlerts uint64
+	if err := s.conn.QueryRow(ctx, "SELECT uniqExact(rule_id), uniqExact(alert_id) FROM alerts WHERE shadow = 1").Scan(&shadowRules, &shadowAlerts); err != nil {
+		t.Fatal(err)
+	}
+	experimental := map[string]bool{}
+	rs, err := rules.Load("../detections")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs.Rules() {
+		experimental[r.ID] = r.Shadow()
+	}
 	return map[string]func(*testing.T, seeded, result){
+		"musubi-detections/Shadow rules: would have fired/A": func(t *testing.T, _ seeded, r result) {
+			var total uint64
+			for i, row := range r.rows {
+				total += reflect.ValueOf(row[r.col("would_have_fired")]).Uint()
+				if id := r.strings("rule_id")[i]; !experimental[id] {
+					t.Errorf("rule %s is in the shadow panel but is not experimental", id)
+				}
+			}
+			if shadowAlerts == 0 || uint64(len(r.rows)) != shadowRules || total != shadowAlerts {
+				t.Errorf("%d rules and %d alerts in the panel, want the %d rules and %d shadow alerts stored (at least one)", len(r.rows), total, shadowRules, shadowAlerts)
+			}
+		},
 		"musubi-soc-overview/Open incidents/A": func(t *testing.T, _ seeded, r result) {
 			if got := fmt.Sprint(r.rows[0][0]); got != fmt.Sprint(incidents-1) {
 				t.Errorf("open incidents %s, want %d (all but the resolved one)", got, incidents-1)

@@ -17,6 +17,7 @@ import (
 	"github.com/musubi-xdr/musubi/internal/chtest"
 	"github.com/musubi-xdr/musubi/pipeline"
 	"github.com/musubi-xdr/musubi/replay"
+	"github.com/musubi-xdr/musubi/rules"
 	"github.com/musubi-xdr/musubi/storage"
 )
 
@@ -102,6 +103,19 @@ func seedWith(t *testing.T, eventsOnly bool) seeded {
 		s.from, s.to = s.from.Add(-time.Hour), s.to.Add(time.Hour)
 		s.conn = openSeeded(t, db)
 		return s
+	}
+	// The scenario fires no experimental rule; the shadow panels get one
+	// shadow alert, as the engine builds it for an experimental rule of the
+	// pack, on the scenario's first event.
+	pack, err := rules.Load("../detections")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range pack.Rules() {
+		if r.Shadow() {
+			batch.Alerts = append(batch.Alerts, rules.NewAlert(r, &batch.Events[0]))
+			break
+		}
 	}
 	if err := store.Write(ctx, batch); err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@
 //	description: |
 //	  A process descended from a web server fetched the instance role's
 //	  credentials from the instance metadata service.
-//	status: stable                  # stable | test | experimental | deprecated (loaded, not evaluated)
+//	status: stable                  # stable | test | experimental (shadow mode) | deprecated (loaded, not evaluated)
 //	severity: high                  # informational | low | medium | high | critical
 //	stage: credential_access        # a kill-chain stage, see Stages
 //	attack:
@@ -60,6 +60,24 @@
 // event.cloud.account.uid == "…"); an event that fails one is never shown
 // to the CEL program, and an event that reaches no program costs no
 // activation.
+//
+// # Exceptions and shadow mode
+//
+// A document with "kind: exception" is a tuning exception: rules (ids or
+// globs, "*" for all), owner, reason, expires (a date) and either a CEL
+// condition compiled like a rule's (CompileCondition) or fields, OCSF
+// attribute paths with the values they must equal. A match of a named rule
+// that an active exception's condition accepts raises no alert and is
+// counted in musubi_rules_excepted_total{rule,exception}. An exception
+// applies through its expiry date (UTC); an expired one loads, is warned
+// about (Set.Warnings, Lint) and suppresses nothing. An inline test may say
+// "excepted: true" (with match: false) to assert that an exception covers
+// its event; Test honours exceptions.
+//
+// A rule with status experimental runs in shadow mode (Rule.Shadow): its
+// alerts carry alert.Alert.Shadow and are counted in
+// musubi_rules_shadow_matches_total{rule}; the correlator stores them but
+// never puts them in incidents, so they reach no webhook.
 //
 // # CEL
 //
@@ -125,6 +143,8 @@
 //	musubi_rules_evaluations_total{rule}       condition evaluations
 //	musubi_rules_matches_total{rule}           matches, before suppression
 //	musubi_rules_suppressed_total{rule}        matches folded into an earlier alert
+//	musubi_rules_excepted_total{rule,exception} matches a tuning exception covered
+//	musubi_rules_shadow_matches_total{rule}    matches of experimental rules (shadow mode)
 //	musubi_rules_errors_total{rule,reason}     cost_limit, timeout, eval, not_bool, panic, bad_json
 //	musubi_rules_cost_total{rule}              CEL cost units spent
 //	musubi_rules_loaded                        rules in the running set

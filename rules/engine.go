@@ -53,6 +53,10 @@ type Engine struct {
 	// EvalTimeout is the deadline of one iterating evaluation; set it before
 	// the first Evaluate.
 	EvalTimeout time.Duration
+	// Now is the clock exceptions expire by (wall-clock time, not event
+	// time: an expired exception stops suppressing replays too); nil means
+	// time.Now. Set it before the first Evaluate.
+	Now func() time.Time
 
 	mu         sync.Mutex
 	suppressed map[string]int64 // alert id → end of its window, event time ms
@@ -68,10 +72,20 @@ type engineSet struct {
 
 type ruleMetrics struct {
 	evals, matches, cost, suppressed prometheus.Counter
+	// shadow counts the matches of an experimental rule (nil otherwise).
+	shadow prometheus.Counter
+	// excepts are the exceptions naming the rule, each with its counter.
+	excepts []exceptionRef
+}
+
+type exceptionRef struct {
+	x        *Exception
+	excepted prometheus.Counter
 }
 
 type metrics struct {
 	evals, matches, cost, suppressed, errors *prometheus.CounterVec
+	excepted, shadow                         *prometheus.CounterVec
 	loaded                                   prometheus.Gauge
 	reloads                                  *prometheus.CounterVec
 }
@@ -93,6 +107,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "musubi_rules_suppressed_total", Help: "Matches folded into an earlier alert by suppression, by rule.",
 		}, []string{"rule"}),
+		excepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "musubi_rules_excepted_total", Help: "Rule matches that raised no alert because a tuning exception covers them, by rule and exception.",
+		}, []string{"rule", "exception"}),
+		shadow: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "musubi_rules_shadow_matches_total", Help: "Matches of experimental rules, which run in shadow mode (alerts stored, never in incidents or webhooks), by rule.",
+		}, []string{"rule"}),
 		loaded: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "musubi_rules_loaded", Help: "Detection rules in the running set.",
 		}),
@@ -106,6 +126,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.errors = register(reg, m.errors)
 		m.cost = register(reg, m.cost)
 		m.suppressed = register(reg, m.suppressed)
+		m.excepted = register(reg, m.excepted)
+		m.shadow = register(reg, m.shadow)
 		m.loaded = register(reg, m.loaded)
 		m.reloads = register(reg, m.reloads)
 	}
@@ -144,15 +166,25 @@ func NewEngine(reg prometheus.Registerer, logger *slog.Logger) *Engine {
 // removed from the metrics.
 func (e *Engine) Swap(s *Set) {
 	es := &engineSet{set: s, rules: map[*Rule]*ruleMetrics{}}
-	ids := map[string]bool{}
+	ids, exIDs := map[string]bool{}, map[string]bool{}
+	for _, x := range s.Exceptions() {
+		exIDs[x.ID] = true
+	}
 	for _, r := range s.Rules() {
 		ids[r.ID] = true
-		es.rules[r] = &ruleMetrics{
+		m := &ruleMetrics{
 			evals:      e.metrics.evals.WithLabelValues(r.ID),
 			matches:    e.metrics.matches.WithLabelValues(r.ID),
 			cost:       e.metrics.cost.WithLabelValues(r.ID),
 			suppressed: e.metrics.suppressed.WithLabelValues(r.ID),
 		}
+		if r.Shadow() {
+			m.shadow = e.metrics.shadow.WithLabelValues(r.ID)
+		}
+		for _, x := range s.ExceptionsFor(r) {
+			m.excepts = append(m.excepts, exceptionRef{x: x, excepted: e.metrics.excepted.WithLabelValues(r.ID, x.ID)})
+		}
+		es.rules[r] = m
 	}
 	old := e.set.Swap(es)
 	if old != nil {
@@ -162,7 +194,16 @@ func (e *Engine) Swap(s *Set) {
 				e.metrics.matches.DeleteLabelValues(r.ID)
 				e.metrics.cost.DeleteLabelValues(r.ID)
 				e.metrics.suppressed.DeleteLabelValues(r.ID)
+				e.metrics.shadow.DeleteLabelValues(r.ID)
 				e.metrics.errors.DeletePartialMatch(prometheus.Labels{"rule": r.ID})
+				e.metrics.excepted.DeletePartialMatch(prometheus.Labels{"rule": r.ID})
+			} else if !r.Shadow() {
+				e.metrics.shadow.DeleteLabelValues(r.ID)
+			}
+		}
+		for _, x := range old.set.Exceptions() {
+			if !exIDs[x.ID] {
+				e.metrics.excepted.DeletePartialMatch(prometheus.Labels{"exception": x.ID})
 			}
 		}
 	}
@@ -227,11 +268,49 @@ func (e *Engine) matchEach(ev *ocsf.Event, matched func(r *Rule, act *activation
 			return
 		}
 		m.matches.Inc()
+		if x := e.exceptedBy(r, ev, act, m.excepts); x != nil {
+			return
+		}
+		if m.shadow != nil {
+			m.shadow.Inc()
+		}
 		matched(r, act, m)
 	})
 	if act != nil && act.badJSON {
 		e.metrics.errors.WithLabelValues("", ReasonBadJSON).Inc()
 	}
+}
+
+// exceptedBy returns the first active exception of excepts whose condition
+// holds on ev, counting the excepted match, or nil. An exception that fails
+// to evaluate is counted as an error of the rule (reason "exception_" and
+// the error's reason) and suppresses nothing: the alert is raised.
+func (e *Engine) exceptedBy(r *Rule, ev *ocsf.Event, act *activation, excepts []exceptionRef) *Exception {
+	if len(excepts) == 0 {
+		return nil
+	}
+	now := time.Now
+	if e.Now != nil {
+		now = e.Now
+	}
+	t := now()
+	for _, xr := range excepts {
+		if !xr.x.Active(t) {
+			continue
+		}
+		ok, err := xr.x.matches(ev, act, e.EvalTimeout)
+		if err != nil {
+			e.ruleError(r, "exception_"+errorReason(err), err)
+			continue
+		}
+		if ok {
+			if xr.excepted != nil {
+				xr.excepted.Inc()
+			}
+			return xr.x
+		}
+	}
+	return nil
 }
 
 // eval evaluates one rule's condition under the cost limit and, when it
@@ -401,6 +480,7 @@ func NewAlert(r *Rule, ev *ocsf.Event) alert.Alert {
 		Source:      ev.Metadata.LogName,
 		EventIDs:    []string{ev.Metadata.UID},
 		Summary:     summary(r, ev),
+		Shadow:      r.Shadow(),
 	}
 	if len(ev.FindingInfo.Attacks) > 0 {
 		a.Tactics, a.Techniques = mergeAttacks(r.Tactics, r.Techniques, ev.FindingInfo.Attacks)

@@ -96,6 +96,11 @@ type Set struct {
 	// their owner.
 	Skipped []string
 
+	exceptions []*Exception
+	excepts    map[*Rule][]*Exception // rule → the exceptions naming it
+	warnings   []*Problem             // see Warnings
+	unmatched  []*Problem             // exception rule patterns naming no rule
+
 	adapter types.Adapter
 }
 
@@ -175,12 +180,20 @@ func LoadFiles(files []File) (*Set, error) {
 	}
 	s := &Set{byID: map[string]*Rule{}, Hash: hashFiles(files), adapter: env.CELTypeAdapter()}
 	var problems []error
-	seen := map[string]string{}
+	seen, seenExc := map[string]string{}, map[string]string{}
 	for _, f := range files {
-		rules, skipped, probs := parseFile(env, f)
+		rules, excs, skipped, probs := parseFile(env, f)
 		problems = append(problems, probs...)
 		if skipped {
 			s.Skipped = append(s.Skipped, f.Path)
+		}
+		for _, x := range excs {
+			if prev, dup := seenExc[x.ID]; dup {
+				problems = append(problems, &Problem{File: f.Path, Line: x.Line, Col: 1, RuleID: x.ID, Msg: "exception: duplicate exception id (first defined in " + prev + ")"})
+				continue
+			}
+			seenExc[x.ID] = fmt.Sprintf("%s:%d", f.Path, x.Line)
+			s.exceptions = append(s.exceptions, x)
 		}
 		for _, r := range rules {
 			if prev, dup := seen[r.ID]; dup {
@@ -201,6 +214,7 @@ func LoadFiles(files []File) (*Set, error) {
 		}
 	}
 	s.index = buildIndex(s.rules)
+	s.resolveExceptions(time.Now())
 	return s, nil
 }
 
@@ -284,17 +298,17 @@ func gitCommit(dir string) string {
 }
 
 // parseFile parses and compiles every YAML document of one file.
-func parseFile(env *cel.Env, f File) (rules []*Rule, skipped bool, problems []error) {
+func parseFile(env *cel.Env, f File) (rules []*Rule, excs []*Exception, skipped bool, problems []error) {
 	lines := strings.Split(string(f.Data), "\n")
 	dec := yaml.NewDecoder(bytes.NewReader(f.Data))
 	for {
 		var doc yaml.Node
 		err := dec.Decode(&doc)
 		if errors.Is(err, io.EOF) {
-			return rules, skipped, problems
+			return rules, excs, skipped, problems
 		}
 		if err != nil {
-			return rules, skipped, append(problems, YAMLProblem(f.Path, err))
+			return rules, excs, skipped, append(problems, YAMLProblem(f.Path, err))
 		}
 		if len(doc.Content) == 0 {
 			continue
@@ -309,6 +323,14 @@ func parseFile(env *cel.Env, f File) (rules []*Rule, skipped bool, problems []er
 		}
 		if k := MapValue(root, "kind"); k != nil && k.Value == KindCorrelation {
 			skipped = true
+			continue
+		}
+		if k := MapValue(root, "kind"); k != nil && k.Value == KindException {
+			x, probs := compileException(env, f.Path, lines, root)
+			problems = append(problems, probs...)
+			if x != nil {
+				excs = append(excs, x)
+			}
 			continue
 		}
 		r, probs := compileDoc(env, f.Path, lines, root)
@@ -414,7 +436,7 @@ func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Ru
 
 	switch {
 	case d.Kind != "" && d.Kind != KindDetection:
-		at(MapValue(root, "kind"), "unknown kind %q (want %s or %s)", d.Kind, KindDetection, KindCorrelation)
+		at(MapValue(root, "kind"), "unknown kind %q (want %s, %s or %s)", d.Kind, KindDetection, KindCorrelation, KindException)
 	}
 	if !idPattern.MatchString(d.ID) {
 		at(MapValue(root, "id"), "id %q must be 3-128 characters of a-z 0-9 _ . - starting with a letter or digit", d.ID)
@@ -507,6 +529,10 @@ func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Ru
 			at(node, "test %q: match (true or false) is required", rt.Name)
 		} else {
 			rt.Match = *t.Match
+		}
+		rt.Excepted = t.Excepted
+		if t.Excepted && rt.Match {
+			at(MapValue(node, "excepted"), "test %q: an excepted match raises no alert; say match: false", rt.Name)
 		}
 		switch {
 		case t.Raw != nil && t.Event != nil:

@@ -98,7 +98,10 @@ func (m *Manager) reload() error {
 	}
 	m.engine.metrics.reloads.WithLabelValues("success").Inc()
 	m.lastHash, m.lastErr = s.Hash, nil
-	m.logger.Info("rule set loaded", "rules", s.Len(), "hash", s.Hash[:12], "commit", s.Commit, "skipped", len(s.Skipped))
+	m.logger.Info("rule set loaded", "rules", s.Len(), "exceptions", len(s.Exceptions()), "hash", s.Hash[:12], "commit", s.Commit, "skipped", len(s.Skipped))
+	for _, w := range s.Warnings() {
+		m.logger.Warn("rule set warning", "warning", w.Error())
+	}
 	return nil
 }
 

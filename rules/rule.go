@@ -20,8 +20,12 @@ const (
 	KindCorrelation = "correlation"
 )
 
+// StatusExperimental is the status of a rule that runs in shadow mode (see
+// Rule.Shadow).
+const StatusExperimental = "experimental"
+
 // Statuses a rule may have.
-var Statuses = []string{"stable", "test", "experimental", "deprecated"}
+var Statuses = []string{"stable", "test", StatusExperimental, "deprecated"}
 
 // Stages lists the kill-chain stages, in kill-chain order. They follow the
 // ATT&CK enterprise tactics.
@@ -95,6 +99,11 @@ type Rule struct {
 	fields     []fieldRef // top-level attributes read and tested, for Lint
 }
 
+// Shadow reports whether the rule runs in shadow mode: an experimental
+// rule's alerts are stored and counted, but never enter incidents and never
+// reach webhooks.
+func (r *Rule) Shadow() bool { return r.Status == StatusExperimental }
+
 // AlertVersion is the version string alerts carry: the content hash, plus
 // "@" and the short git commit when known.
 func (r *Rule) AlertVersion() string { return r.alertRev }
@@ -125,6 +134,9 @@ type RuleTest struct {
 	// Source is set when the test gave a raw record of that source
 	// (Event is then the record as the ingest code normalized it).
 	Source string
+	// Excepted asserts that the condition matches the event and a tuning
+	// exception covers the match (Match is then false: no alert).
+	Excepted bool
 }
 
 // ruleDoc is the YAML shape of a rule file.
@@ -172,6 +184,8 @@ type testDoc struct {
 	Event  any    `yaml:"event"`
 	Source string `yaml:"source"`
 	Raw    any    `yaml:"raw"`
+	// Excepted: the condition matches and an exception covers the match.
+	Excepted bool `yaml:"excepted" json:",omitempty"`
 }
 
 // allowedKeys lists the keys each YAML mapping of a rule may have; anything
@@ -182,7 +196,7 @@ var allowedKeys = map[string][]string{
 	"attack":      {"tactics", "techniques"},
 	"sources":     {"log_names", "classes", "operations"},
 	"suppression": {"key", "window"},
-	"tests[]":     {"name", "match", "event", "source", "raw"},
+	"tests[]":     {"name", "match", "event", "source", "raw", "excepted"},
 }
 
 // parseWindow parses a suppression window: a Go duration or a number of days

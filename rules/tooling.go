@@ -3,8 +3,10 @@ package rules
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/musubi-xdr/musubi/rules/attack"
 )
@@ -16,14 +18,33 @@ type TestResult struct {
 	Source string `json:"source,omitempty"` // the source of a raw record; "" for an OCSF event
 	Want   bool   `json:"want_match"`
 	Got    bool   `json:"got_match"`
-	Error  string `json:"error,omitempty"`
-	Pass   bool   `json:"pass"`
+	// ExceptedBy names the exception that suppressed the match, if any.
+	ExceptedBy string `json:"excepted_by,omitempty"`
+	Error      string `json:"error,omitempty"`
+	Pass       bool   `json:"pass"`
 }
 
-// RunTests runs the rule's inline tests. A test event must also pass the
-// rule's sources, since the engine never shows it to the rule otherwise.
-func (r *Rule) RunTests() []TestResult {
+// RunTests runs the rule's inline tests, without exceptions (see
+// Set.RunTests). A test event must also pass the rule's sources, since the
+// engine never shows it to the rule otherwise.
+func (r *Rule) RunTests() []TestResult { return r.runTests(nil, time.Now()) }
+
+// RunTests runs the inline tests of rule r of the set as the engine would
+// see them at now, honouring the set's exceptions: a match that an active
+// exception covers raises no alert, so it counts as no match, and a test
+// with excepted: true passes only when the condition matches and an
+// exception covers it.
+func (s *Set) RunTests(r *Rule, now time.Time) []TestResult {
+	return r.runTests(s.ExceptionsFor(r), now)
+}
+
+func (r *Rule) runTests(excepts []*Exception, now time.Time) []TestResult {
 	e := NewEngine(nil, nil)
+	e.Now = func() time.Time { return now }
+	refs := make([]exceptionRef, len(excepts))
+	for i, x := range excepts {
+		refs[i] = exceptionRef{x: x}
+	}
 	env, _ := Env()
 	var out []TestResult
 	for i := range r.Tests {
@@ -31,7 +52,8 @@ func (r *Rule) RunTests() []TestResult {
 		res := TestResult{Name: t.Name, Line: t.Line, Source: t.Source, Want: t.Match}
 		ev := t.Event
 		if r.accepts(&ev) {
-			got, _, err := e.eval(r, newActivation(&ev, env.CELTypeAdapter()), nil)
+			act := newActivation(&ev, env.CELTypeAdapter())
+			got, _, err := e.eval(r, act, nil)
 			res.Got = got
 			switch {
 			case err != nil:
@@ -40,6 +62,18 @@ func (r *Rule) RunTests() []TestResult {
 				// The engine checks the prerequisites first and would
 				// never have run the condition.
 				res.Error = "the condition's prefilter rejects an event the condition matches"
+			case got:
+				if x := e.exceptedBy(r, &ev, act, refs); x != nil {
+					res.Got, res.ExceptedBy = false, x.ID
+				}
+			}
+			if t.Excepted && res.ExceptedBy == "" && res.Error == "" {
+				res.Error = "the test expects an exception to cover the match, but "
+				if got {
+					res.Error += "no active exception does"
+				} else {
+					res.Error += "the condition does not match"
+				}
 			}
 		} else if t.Match {
 			res.Error = "the event does not pass the rule's sources (log_names, classes, operations)"
@@ -71,13 +105,14 @@ type TestReport struct {
 // reported in Problems; OK is true when everything loaded and passed.
 func Test(dir string) *TestReport {
 	rep := &TestReport{Dir: dir}
+	now := time.Now()
 	s, err := Load(dir)
 	if err != nil {
 		rep.Problems = Problems(err)
 		return rep
 	}
 	for _, r := range s.Rules() {
-		rr := RuleTestReport{RuleID: r.ID, File: r.File, Tests: r.RunTests()}
+		rr := RuleTestReport{RuleID: r.ID, File: r.File, Tests: s.RunTests(r, now)}
 		for _, t := range rr.Tests {
 			if t.Pass {
 				rep.Passed++
@@ -100,7 +135,11 @@ type LintReport struct {
 	Rules    int        `json:"rules"`
 	Skipped  []string   `json:"skipped,omitempty"`
 	Problems []*Problem `json:"problems"`
-	OK       bool       `json:"ok"`
+	// Warnings do not fail the lint: exceptions that expired (they no
+	// longer suppress) or expire within ExpiryWarning.
+	Warnings   []*Problem `json:"warnings,omitempty"`
+	Exceptions int        `json:"exceptions"`
+	OK         bool       `json:"ok"`
 
 	files map[string]string // rule id → file, for LintCases
 }
@@ -121,7 +160,11 @@ func Lint(dir string) *LintReport {
 		rep.Problems = Problems(err)
 		return rep
 	}
-	rep.Rules, rep.Skipped = s.Len(), s.Skipped
+	rep.Rules, rep.Skipped, rep.Exceptions = s.Len(), s.Skipped, len(s.Exceptions())
+	// An exception naming no rule is stale or misspelled: an error here,
+	// a warning at load (removing a rule must not stop a reload).
+	rep.Problems = append(rep.Problems, s.unmatched...)
+	rep.Warnings = slices.DeleteFunc(s.Warnings(), func(w *Problem) bool { return slices.Contains(s.unmatched, w) })
 	rep.files = make(map[string]string, s.Len())
 	for _, r := range s.Rules() {
 		rep.files[r.ID] = r.File

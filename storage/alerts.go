@@ -16,7 +16,8 @@ type alertCursor struct {
 
 // ListAlerts returns one page of the alert queue: the tenants' alerts in
 // [q.From, q.To] linked to no incident whose severity (its highest
-// version's) is q.HighSeverity or more, newest first.
+// version's) is q.HighSeverity or more, newest first. Shadow alerts (of
+// experimental rules) are not in the queue: see ShadowMatches.
 func (s *Store) ListAlerts(ctx context.Context, q casework.AlertQuery) (casework.AlertPage, error) {
 	if err := checkTenants(q.Tenants); err != nil {
 		return casework.AlertPage{}, err
@@ -30,6 +31,7 @@ func (s *Store) ListAlerts(ctx context.Context, q casework.AlertQuery) (casework
 	b.add("tenant_uid IN "+placeholders(len(q.Tenants)), tenants...)
 	b.add("time >= toStartOfHour(toDateTime(?)) AND time <= toDateTime(?)", q.From.Unix(), q.To.Unix())
 	b.add("time_ms >= ? AND time_ms <= ?", q.From.UnixMilli(), q.To.UnixMilli())
+	b.add("shadow = 0")
 	if q.MinSeverity > 0 {
 		b.add("severity_id >= ?", q.MinSeverity)
 	}
@@ -75,4 +77,33 @@ func (s *Store) ListAlerts(ctx context.Context, q casework.AlertQuery) (casework
 		page.Items = append(page.Items, a)
 	}
 	return page, rows.Err()
+}
+
+// ShadowMatches counts, per rule, the shadow alerts of q.Tenants in
+// [q.From, q.To]: how often each experimental rule would have fired. A
+// rewritten alert row counts once. Rules are ordered by id.
+func (s *Store) ShadowMatches(ctx context.Context, q casework.ShadowQuery) ([]casework.ShadowCount, error) {
+	if err := checkTenants(q.Tenants); err != nil {
+		return nil, err
+	}
+	b := &builder{}
+	b.add("tenant_uid IN "+placeholders(len(q.Tenants)), anySlice(q.Tenants)...)
+	b.add("time >= toStartOfHour(toDateTime(?)) AND time <= toDateTime(?)", q.From.Unix(), q.To.Unix())
+	b.add("time_ms >= ? AND time_ms <= ?", q.From.UnixMilli(), q.To.UnixMilli())
+	b.add("shadow = 1")
+	rows, err := s.conn.Query(s.readCtx(ctx), "SELECT rule_id, argMax(title, time_ms), uniqExact(tenant_uid, alert_id), max(time_ms) FROM "+
+		s.t(TableAlerts)+b.where()+" GROUP BY rule_id ORDER BY rule_id LIMIT 10000", b.args...)
+	if err != nil {
+		return nil, fmt.Errorf("shadow matches: %w", err)
+	}
+	defer rows.Close()
+	out := []casework.ShadowCount{}
+	for rows.Next() {
+		var c casework.ShadowCount
+		if err := rows.Scan(&c.RuleID, &c.Title, &c.Alerts, &c.LastSeen); err != nil {
+			return nil, fmt.Errorf("shadow matches: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
 }

@@ -625,20 +625,20 @@ WHERE tenant_uid = ? AND incident_id = ? AND version = ? ORDER BY detail__time_m
 }
 
 const alertColumnsSQL = `tenant_uid, alert_id, time_ms, rule_id, rule_version, title, severity_id, stage, tactics, techniques,
-    account_uid, region, source, observables_json, event_ids, correlated, summary, fold_count, first_seen_ms, last_seen_ms`
+    account_uid, region, source, observables_json, event_ids, correlated, summary, fold_count, first_seen_ms, last_seen_ms, shadow`
 
 func scanAlert(r scanner) (alert.Alert, error) {
 	var a alert.Alert
-	var sev, corr uint8
+	var sev, corr, shadow uint8
 	var obs string
 	var count uint32
 	err := r.Scan(&a.TenantUID, &a.ID, &a.Time, &a.RuleID, &a.RuleVersion, &a.Title, &sev, &a.Stage, &a.Tactics, &a.Techniques,
-		&a.AccountUID, &a.Region, &a.Source, &obs, &a.EventIDs, &corr, &a.Summary, &count, &a.FirstSeen, &a.LastSeen)
+		&a.AccountUID, &a.Region, &a.Source, &obs, &a.EventIDs, &corr, &a.Summary, &count, &a.FirstSeen, &a.LastSeen, &shadow)
 	if err != nil {
 		return a, err
 	}
 	a.Count = int(count)
-	a.Severity, a.Correlated = int(sev), corr == 1
+	a.Severity, a.Correlated, a.Shadow = int(sev), corr == 1, shadow == 1
 	if obs != "" && obs != "null" {
 		if err := json.Unmarshal([]byte(obs), &a.Entities); err != nil {
 			return a, fmt.Errorf("alert %s observables: %w", a.ID, err)

@@ -446,7 +446,7 @@ func alertColumns(as []alert.Alert, now int64) (*columns, error) {
 		ts                                                                               = mk[time.Time](n)
 		tms, ins, firstMS, lastMS                                                        = mk[int64](n), mk[int64](n), mk[int64](n), mk[int64](n)
 		class, count                                                                     = mk[uint32](n), mk[uint32](n)
-		sev, corr                                                                        = mk[uint8](n), mk[uint8](n)
+		sev, corr, shadow                                                                = mk[uint8](n), mk[uint8](n), mk[uint8](n)
 		tactics, techs, ents, evIDs                                                      = mk[[]string](n), mk[[]string](n), mk[[]string](n), mk[[]string](n)
 	)
 	for i := range as {
@@ -470,6 +470,9 @@ func alertColumns(as []alert.Alert, now int64) (*columns, error) {
 		if a.Correlated {
 			corr[i] = 1
 		}
+		if a.Shadow {
+			shadow[i] = 1
+		}
 		summary[i] = a.Summary
 		count[i], firstMS[i], lastMS[i] = uint32(max(a.Count, 1)), a.FirstSeen, a.LastSeen
 		if a.FirstSeen == 0 {
@@ -479,9 +482,9 @@ func alertColumns(as []alert.Alert, now int64) (*columns, error) {
 	return &columns{table: TableAlerts, rows: n,
 		names: []string{"tenant_uid", "alert_id", "time", "time_ms", "class_uid", "rule_id", "rule_version", "title", "severity_id",
 			"stage", "tactics", "techniques", "account_uid", "region", "source", "entities", "observables_json", "event_ids",
-			"correlated", "summary", "fold_count", "first_seen_ms", "last_seen_ms", "inserted_ms"},
+			"correlated", "summary", "fold_count", "first_seen_ms", "last_seen_ms", "inserted_ms", "shadow"},
 		values: []any{tenant, id, ts, tms, class, ruleID, ruleVer, title, sev,
-			stage, tactics, techs, account, region, source, ents, obs, evIDs, corr, summary, count, firstMS, lastMS, ins},
+			stage, tactics, techs, account, region, source, ents, obs, evIDs, corr, summary, count, firstMS, lastMS, ins, shadow},
 	}, nil
 }
 

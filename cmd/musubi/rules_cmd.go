@@ -95,6 +95,9 @@ func rulesCommand(args []string, stdout, stderr io.Writer) int {
 			for _, p := range seqProblems {
 				fmt.Fprintln(stdout, p)
 			}
+			for _, w := range rep.Warnings {
+				fmt.Fprintln(stdout, "warning:", w)
+			}
 			seq, _ := correlate.LoadRules(dir)
 			fmt.Fprintf(stdout, "%d detection rules, %d correlation rules, %d problems\n", rep.Rules, len(seq), len(rep.Problems)+len(seqProblems))
 		}

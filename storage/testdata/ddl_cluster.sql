@@ -331,3 +331,7 @@ SETTINGS index_granularity = 1024;
 
 CREATE TABLE IF NOT EXISTS musubi.incident_numbers ON CLUSTER musubi_cluster AS musubi.incident_numbers_local
 ENGINE = Distributed(musubi_cluster, musubi, incident_numbers_local, cityHash64(tenant_uid, incident_id));
+
+ALTER TABLE musubi.alerts_local ON CLUSTER musubi_cluster ADD COLUMN shadow UInt8 DEFAULT 0;
+
+ALTER TABLE musubi.alerts ON CLUSTER musubi_cluster ADD COLUMN shadow UInt8 DEFAULT 0;

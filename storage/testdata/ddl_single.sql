@@ -269,3 +269,5 @@ CREATE TABLE IF NOT EXISTS musubi.incident_numbers  (
 ) ENGINE = ReplacingMergeTree(rank)
 ORDER BY (tenant_uid, incident_id)
 SETTINGS index_granularity = 1024;
+
+ALTER TABLE musubi.alerts  ADD COLUMN shadow UInt8 DEFAULT 0;
