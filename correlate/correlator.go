@@ -69,6 +69,9 @@ type Correlator struct {
 	// to its folded alert (see fold.go).
 	folds  map[string]*fold
 	foldOf map[string]string
+	// foldGone holds what an evicted folded alert had counted, so a late
+	// match that re-creates it counts on (see forgetFold).
+	foldGone map[string]foldTomb
 	// theft is the earliest host-side credential-access alert per
 	// instance (see expected.go).
 	theft map[ekey]int64
@@ -215,6 +218,7 @@ func (c *Correlator) Reset() error {
 	c.corr = make(map[string]*seqMatch)
 	c.folds = make(map[string]*fold)
 	c.foldOf = make(map[string]string)
+	c.foldGone = make(map[string]foldTomb)
 	c.theft = make(map[ekey]int64)
 	c.pairs = make(map[sourcePair]pairSeen)
 	c.held = make(map[string]alert.Alert)

@@ -102,6 +102,15 @@ func (c *Correlator) foldAlert(a *alert.Alert) (*alert.Alert, bool) {
 		fa := *a
 		fa.ID = id
 		fa.Count, fa.FirstSeen, fa.LastSeen = 1, a.Time, a.Time
+		if t, ok := c.foldGone[id]; ok {
+			// A late match re-creates an evicted folded alert: it
+			// counts on from what was stored, instead of replacing
+			// the stored count with 1.
+			delete(c.foldGone, id)
+			fa.Count += t.count
+			fa.FirstSeen, fa.LastSeen = min(t.first, a.Time), max(t.last, a.Time)
+			fa.Time = fa.FirstSeen
+		}
 		fa.Entities = slices.Clone(a.Entities)
 		f = &fold{alert: &fa, repTime: a.Time, repID: a.ID, raw: []string{a.ID}}
 		f.addEvidence(ref)
@@ -198,12 +207,31 @@ func (c *Correlator) restoreFold(a *alert.Alert) {
 	c.folds[a.ID] = f
 }
 
-// forgetFold drops the fold state of an evicted alert.
+// foldTomb is what an evicted folded alert had counted.
+type foldTomb struct {
+	count       int
+	first, last int64
+}
+
+// maxFoldTombs bounds the evicted folds remembered; past it they are
+// forgotten all at once (a match of a forgotten fold then starts at 1, as
+// after a restart).
+const maxFoldTombs = 100_000
+
+// forgetFold drops the fold state of an evicted alert. Its count is kept
+// as a tomb: a late match of the same rule on the same entities in the
+// same window re-creates the folded alert under the same id, and the
+// version it then stores must not count fewer matches than the one
+// stored before.
 func (c *Correlator) forgetFold(id string) {
 	f := c.folds[id]
 	if f == nil {
 		return
 	}
+	if len(c.foldGone) >= maxFoldTombs {
+		clear(c.foldGone)
+	}
+	c.foldGone[id] = foldTomb{count: f.alert.Count, first: f.alert.FirstSeen, last: f.alert.LastSeen}
 	for _, r := range f.raw {
 		delete(c.foldOf, r)
 	}
