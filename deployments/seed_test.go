@@ -104,19 +104,16 @@ func seedWith(t *testing.T, eventsOnly bool) seeded {
 		s.conn = openSeeded(t, db)
 		return s
 	}
-	// The scenario fires no experimental rule; the shadow panels get one
-	// shadow alert, as the engine builds it for an experimental rule of the
-	// pack, on the scenario's first event.
+	// The shipped pack has no experimental rule, so the scenario raises no
+	// shadow alert; the shadow panels get one, built by the engine for an
+	// experimental copy of a pack rule on the scenario's first event.
 	pack, err := rules.Load("../detections")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range pack.Rules() {
-		if r.Shadow() {
-			batch.Alerts = append(batch.Alerts, rules.NewAlert(r, &batch.Events[0]))
-			break
-		}
-	}
+	experimental := *pack.Rules()[0]
+	experimental.ID, experimental.Status = "seed.experimental_copy", rules.StatusExperimental
+	batch.Alerts = append(batch.Alerts, rules.NewAlert(&experimental, &batch.Events[0]))
 	if err := store.Write(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
