@@ -421,6 +421,62 @@ func checkSplitMatchesAll(t *testing.T, cfg config.Config, recs []chainRecord, t
 		items += sig.Items()
 		bytes += len(s.Value)
 	}
-	t.Logf("%d raw records, %d events: %d signal messages carrying %d signals, %d bytes; %d incidents, %d alerts", len(recs), want.events, len(signals), items, bytes, len(want.incidents), len(want.alerts))
+	rawBytes := 0
+	for _, r := range recs {
+		rawBytes += len(r.value)
+	}
+	t.Logf("%d raw records (%d bytes), %d events: %d signal messages carrying %d signals, %d bytes; %d incidents, %d alerts", len(recs), rawBytes, want.events, len(signals), items, bytes, len(want.incidents), len(want.alerts))
 	return got
+}
+
+// BenchmarkDetectSignals runs the detect role's processor over what
+// `musubi demo` publishes (testdata/scenarios, split into messages as the
+// demo splits them, in batches of pipeline.batch_size) and reports what it
+// publishes: signals per event and per raw record, signal bytes per raw
+// byte, and messages. Each iteration starts a fresh processor (rule
+// suppression state is per process).
+func BenchmarkDetectSignals(b *testing.B) {
+	files, err := replay.ReadFiles([]string{"../../testdata/scenarios"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var recs []pipeline.Record
+	rawBytes := 0
+	for _, f := range files {
+		src := ingest.Detect(f.Value)
+		if _, ok := config.Default().Kafka.Topics[string(src)]; !ok {
+			continue
+		}
+		for _, part := range replay.SplitMessages(src, f.Value) {
+			recs = append(recs, pipeline.Record{Source: src, Value: part})
+			rawBytes += len(part)
+		}
+	}
+	cfg := config.Default()
+	cfg.Rules.Dir, _ = filepath.Abs("../../detections")
+	batch := cfg.Pipeline.BatchSize
+	var events, items, sigBytes, msgs int
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		p, _ := roleStages(b, cfg, config.RoleDetect)
+		events, items, sigBytes, msgs = 0, 0, 0, 0
+		b.StartTimer()
+		for i := 0; i < len(recs); i += batch {
+			out := p.Process(recs[i:min(i+batch, len(recs))])
+			events += len(out.Events)
+			for _, s := range p.TakeSignals() {
+				items += s.Items
+				sigBytes += len(s.Value)
+				msgs++
+			}
+		}
+	}
+	b.ReportMetric(float64(len(recs)), "records")
+	b.ReportMetric(float64(events), "events")
+	b.ReportMetric(float64(items)/float64(events), "signals/event")
+	b.ReportMetric(float64(items)/float64(len(recs)), "signals/record")
+	b.ReportMetric(float64(sigBytes)/float64(rawBytes), "signal-B/raw-B")
+	b.ReportMetric(float64(sigBytes)/float64(events), "signal-B/event")
+	b.ReportMetric(float64(msgs), "messages")
 }
