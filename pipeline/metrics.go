@@ -95,7 +95,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		signalErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "musubi_signals_encode_errors_total",
-			Help: "Signals a detect process could not encode (logged).",
+			Help: "Signals a detect process left out because they could not be encoded or one item exceeded a signal message's 512 KiB (logged; the event is stored).",
 		}),
 		signalsRead: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "musubi_signals_read_total",

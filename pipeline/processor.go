@@ -219,17 +219,17 @@ func (p *Processor) warnThrottled(msg string, args ...any) {
 	p.lastWarn, p.suppressed = now, 0
 }
 
-// encodeSignals encodes a batch's signals. A signal that cannot be encoded
-// (no known cause: every field is plain data) stops nothing: its tenant's
-// share of the batch is logged and counted, as a dead letter would be.
+// encodeSignals encodes a batch's signals. An item that cannot be encoded
+// or is too large for a message stops nothing: it is left out, logged and
+// counted (musubi_signals_encode_errors_total); its event is stored.
 func (p *Processor) encodeSignals(sigs []*Signal) []EncodedSignal {
 	var out []EncodedSignal
 	for _, s := range sigs {
 		enc, err := encodeSignal(s)
 		if err != nil {
+			// The rest of the tenant's signals (enc) are published.
 			p.metrics.signalErrors.Inc()
-			p.warnThrottled("signal not encoded", "tenant", s.Tenant, "error", err)
-			continue
+			p.warnThrottled("signal left out", "tenant", s.Tenant, "error", err)
 		}
 		for _, e := range enc {
 			p.metrics.signalItems.Add(float64(e.Items))

@@ -80,20 +80,24 @@ func encodeSignal(s *Signal) ([]EncodedSignal, error) {
 		return nil, err
 	}
 	n := s.Items()
-	if len(b) <= maxSignalBytes || n <= 1 {
+	if len(b) > maxSignalBytes && n <= 1 {
+		// One item above the bound (a whole event near ingest's record
+		// limit): the broker would refuse it and detect would retry it
+		// forever. It is left out, counted and logged; its event is
+		// stored all the same.
+		return nil, errSignalTooLarge
+	}
+	if len(b) <= maxSignalBytes {
 		return []EncodedSignal{{Tenant: s.Tenant, Value: b, Items: n}}, nil
 	}
 	a, c := s.halves()
-	ea, err := encodeSignal(&a)
-	if err != nil {
-		return nil, err
-	}
-	ec, err := encodeSignal(&c)
-	if err != nil {
-		return nil, err
-	}
-	return append(ea, ec...), nil
+	ea, errA := encodeSignal(&a)
+	ec, errC := encodeSignal(&c)
+	return append(ea, ec...), errors.Join(errA, errC)
 }
+
+// errSignalTooLarge is a single signal item above maxSignalBytes.
+var errSignalTooLarge = errors.New("a signal item is larger than a signal message may be; left out")
 
 // halves splits s's items into two signals of about half each, in order:
 // sources, links, events, alerts. Every part repeats nothing.

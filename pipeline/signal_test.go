@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -87,6 +88,13 @@ func TestSignalRoundTrip(t *testing.T) {
 	}
 	if len(parts) < 2 || n != 400 {
 		t.Errorf("got %d parts carrying %d items, want several carrying 400", len(parts), n)
+	}
+
+	// One item above the bound is left out with an error; the rest go.
+	huge := &Signal{Version: SignalVersion, Tenant: "acme", Links: []ocsf.Event{{Metadata: ocsf.Metadata{UID: "small"}}, {Metadata: ocsf.Metadata{UID: "huge"}, Message: strings.Repeat("y", maxSignalBytes)}}}
+	parts, err = encodeSignal(huge)
+	if !errors.Is(err, errSignalTooLarge) || len(parts) != 1 || !strings.Contains(string(parts[0].Value), `"small"`) {
+		t.Errorf("got %d parts, error %v; want the small item alone and errSignalTooLarge", len(parts), err)
 	}
 }
 
