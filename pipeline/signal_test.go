@@ -148,3 +148,32 @@ func TestBadSignalsAreDeadLetters(t *testing.T) {
 		t.Errorf("dead letters counted %v, want %d", got, len(bad))
 	}
 }
+
+// FuzzDecodeSignal feeds arbitrary bytes to the correlate role's signal
+// decoder: it never panics, and whatever it accepts is a signal of this
+// version with a tenant that encodes again.
+func FuzzDecodeSignal(f *testing.F) {
+	good, _ := json.Marshal(Signal{Version: SignalVersion, Tenant: "acme",
+		Sources: []correlate.SourceTime{{LogName: "cloudtrail", Time: 1}},
+		Links:   []ocsf.Event{{Metadata: ocsf.Metadata{UID: "e"}, Observables: []ocsf.Observable{{Entity: ocsf.EntityIP, Value: "1.2.3.4"}}}},
+		Alerts:  []SignalAlert{{Alert: alert.Alert{ID: "a", RuleID: "r"}, Keyed: true}}})
+	f.Add(good)
+	f.Add([]byte(`{"v": 2}`))
+	f.Add([]byte(`{"v": 1, "tenant": "t", "events": [{"metadata": {"uid": "x"}, "unmapped": {"a": 1}}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := DecodeSignal(b)
+		if err != nil {
+			var es *errSignal
+			if !errors.As(err, &es) || es.reason == "" {
+				t.Fatalf("error %v without a dead-letter reason", err)
+			}
+			return
+		}
+		if s.Version != SignalVersion || s.Tenant == "" {
+			t.Fatalf("accepted version %d tenant %q", s.Version, s.Tenant)
+		}
+		if _, err := json.Marshal(s); err != nil {
+			t.Fatalf("accepted signal does not encode: %v", err)
+		}
+	})
+}
