@@ -33,11 +33,12 @@ import (
 // Config is the whole configuration of the musubi binary.
 type Config struct {
 	// Role is what `musubi serve` runs: "all" (every stage and the API, the
-	// default), "api" (the API and console only: no Kafka), or "detect" /
-	// "correlate" (the data path; until signals have a topic of their own
-	// each of these runs the whole data path, consume to store). It also
-	// decides readiness: a process serving the API is ready when ClickHouse
-	// answers, a data-path role also needs Kafka.
+	// default), "api" (the API and console only: no Kafka), "detect" (the
+	// raw topics: events stored, signals published to
+	// kafka.signals_topic) or "correlate" (the signals: alerts and
+	// incidents stored). It also decides readiness: a process serving the
+	// API is ready when ClickHouse answers, a data-path role also needs
+	// Kafka.
 	Role       string     `yaml:"role"`
 	Kafka      Kafka      `yaml:"kafka"`
 	ClickHouse ClickHouse `yaml:"clickhouse"`

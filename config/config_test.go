@@ -25,6 +25,8 @@ func TestLoad(t *testing.T) {
 			`kafka.brokers[0]: "not-a-host-port" is not host:port`,
 			"kafka.topics.netflow: unknown source",
 			`topic "raw" is also used by`,
+			`kafka.signals_group_id: "musubi" is also group_id`,
+			`kafka.topics.vpcflow: topic "musubi.signals" is also the signals topic`,
 			`clickhouse: database "musubi; DROP": must be an identifier`,
 			"clickhouse: max_open_conns: 0 is outside 1..1000",
 			"clickhouse: incident_numbers: allocator 2 of 1",

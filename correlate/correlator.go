@@ -250,8 +250,28 @@ func (c *Correlator) tenant(name string) uint32 {
 // sequence rules, alerts join or open incidents. It advances the
 // watermarks from the events' times and fires the sequence timers they pass.
 func (c *Correlator) Process(events []ocsf.Event, alerts []alert.Alert) Result {
+	return c.ProcessInput(Input{Events: events, Alerts: alerts})
+}
+
+// ProcessInput correlates one batch as Process does, with the parts a
+// detect process publishes as signals (see Input) apart.
+func (c *Correlator) ProcessInput(in Input) Result {
 	c.applyRules()
 	var res Result
+	for _, st := range in.Sources {
+		if c.observeTime(st.LogName, st.Time) {
+			res.Late++
+		}
+	}
+	for i := range in.Links {
+		ev := &in.Links[i]
+		if c.observeTime(ev.Metadata.LogName, ev.Time) {
+			res.Late++
+		}
+		c.link(ev)
+		c.noteSource(ev)
+	}
+	events, alerts := in.Events, in.Alerts
 	for i := range events {
 		ev := &events[i]
 		if c.observeTime(ev.Metadata.LogName, ev.Time) {
@@ -469,6 +489,12 @@ func (c *Correlator) linkEvent(ev *ocsf.Event) {
 	if len(ev.Observables) < 2 {
 		return
 	}
+	c.link(ev)
+}
+
+// link is linkEvent on an event of at least two observables, or on the
+// link signal of one (see LinkSignal), which keeps only the tracked ones.
+func (c *Correlator) link(ev *ocsf.Event) {
 	tenant := c.tenant(ev.Metadata.TenantUID)
 	type ref struct {
 		slot uint32

@@ -31,6 +31,14 @@ type KafkaConfig struct {
 	// DeadLetterTopic, when set, receives every record that cannot be
 	// processed, in addition to the dead_letters table.
 	DeadLetterTopic string `yaml:"dead_letter_topic"`
+	// SignalsTopic joins the split roles: `-role detect` publishes the
+	// signals of every durable batch to it, keyed by tenant, and `-role
+	// correlate` consumes it. Give it as many partitions as correlate
+	// processes may run; a tenant's signals stay on one partition.
+	SignalsTopic string `yaml:"signals_topic"`
+	// SignalsGroupID is the consumer group of `-role correlate` on the
+	// signals topic; it must differ from group_id (the raw topics' group).
+	SignalsGroupID string `yaml:"signals_group_id"`
 	// MaxWait is the longest a fetch waits at the broker when no data is
 	// there (data that arrives is returned at once). The client's read
 	// deadline keeps a safety margin of up to a second below it, so values
@@ -101,6 +109,8 @@ func DefaultKafka() KafkaConfig {
 	return KafkaConfig{
 		Brokers:          []string{"127.0.0.1:9092"},
 		GroupID:          "musubi",
+		SignalsTopic:     "musubi.signals",
+		SignalsGroupID:   "musubi-correlate",
 		Topics:           topics,
 		MaxWait:          2 * time.Second,
 		QueueCapacity:    1000,
@@ -125,6 +135,16 @@ func (c KafkaConfig) Validate() error {
 	if c.GroupID == "" {
 		bad("group_id", "must not be empty")
 	}
+	if c.SignalsTopic == "" {
+		bad("signals_topic", "must not be empty")
+	} else if c.SignalsTopic == c.DeadLetterTopic {
+		bad("signals_topic", "%q is also the dead-letter topic", c.SignalsTopic)
+	}
+	if c.SignalsGroupID == "" {
+		bad("signals_group_id", "must not be empty")
+	} else if c.SignalsGroupID == c.GroupID {
+		bad("signals_group_id", "%q is also group_id; the correlate role needs a consumer group of its own", c.SignalsGroupID)
+	}
 	if len(c.Topics) == 0 {
 		bad("topics", "at least one source topic is required")
 	}
@@ -140,6 +160,8 @@ func (c KafkaConfig) Validate() error {
 		}
 		if topic == "" {
 			bad("topics."+src, "topic must not be empty")
+		} else if topic == c.SignalsTopic {
+			bad("topics."+src, "topic %q is also the signals topic", topic)
 		} else if other, dup := seen[topic]; dup {
 			bad("topics."+src, "topic %q is also used by %s", topic, other)
 		}

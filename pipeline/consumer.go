@@ -73,6 +73,10 @@ type ConsumerConfig struct {
 	// engine rebuilds its correlation state from storage here, so the
 	// state of a scope follows the partitions that carry it.
 	OnAssign func(context.Context) error
+	// SignalsTopic, when set (-role detect), receives the signals of every
+	// durable batch (Processor.Detect), keyed by tenant and acknowledged
+	// by every in-sync replica, before the batch's offsets are committed.
+	SignalsTopic string
 	// RetryBackoff is the first wait after a failed write; it doubles up to
 	// MaxBackoff.
 	RetryBackoff time.Duration
@@ -195,7 +199,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		defer dlq.Close()
 	}
-	c.logger.Info("consuming", "brokers", c.cfg.Brokers, "group", c.cfg.GroupID, "topics", topics)
+	var signals *kafka.Writer
+	if c.cfg.SignalsTopic != "" {
+		// Keyed by tenant: one tenant's signals land on one partition of
+		// the signals topic, so one correlate process owns its state.
+		signals = &kafka.Writer{
+			Addr: kafka.TCP(c.cfg.Brokers...), Topic: c.cfg.SignalsTopic,
+			Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
+			BatchTimeout: 5 * time.Millisecond, BatchBytes: 2 * maxSignalBytes,
+			Transport: tr,
+		}
+		defer signals.Close()
+	}
+	c.logger.Info("consuming", "brokers", c.cfg.Brokers, "group", c.cfg.GroupID, "topics", topics, "signals_topic", c.cfg.SignalsTopic)
 
 	msgs := make([]kafka.Message, 0, c.cfg.BatchSize)
 	recs := make([]Record, 0, c.cfg.BatchSize)
@@ -213,7 +229,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 				continue
 			}
 			if b := c.proc.Idle(time.Now().Add(-c.cfg.SourceDelay)); b.Rows() > 0 {
-				if _, err := c.write(ctx, b, nil); err != nil {
+				if _, _, err := c.write(ctx, b, nil); err != nil {
 					if ctx.Err() != nil {
 						return nil
 					}
@@ -265,7 +281,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.proc.metrics.records.WithLabelValues(m.Topic).Inc()
 		}
 		batch := c.proc.Process(recs)
-		batch, err = c.write(ctx, batch, recs)
+		sigs := c.proc.TakeSignals()
+		batch, rejected, err := c.write(ctx, batch, recs)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -273,6 +290,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 			return err // nothing committed: the batch is read again after a restart
 		}
 		c.durable(batch)
+		if signals != nil && !rejected && len(sigs) > 0 {
+			// After the write, before the commit: a crash in between
+			// publishes the same signals again, which the correlator folds.
+			if err := c.retry(ctx, "signal publish", func() error { return c.publishSignals(ctx, signals, sigs) }); err != nil {
+				return nil
+			}
+		}
 		if dlq != nil && len(batch.DeadLetters) > 0 {
 			if err := c.retry(ctx, "dead-letter publish", func() error { return publishDeadLetters(ctx, dlq, batch.DeadLetters) }); err != nil {
 				return nil
@@ -559,18 +583,18 @@ func (c *Consumer) fetchBatch(ctx context.Context, r *kafka.Reader, msgs *[]kafk
 //     an error it did not classify as permanent, write returns an error
 //     and the consumer stops without committing: an operator must act, and
 //     the records are read again after the restart.
-func (c *Consumer) write(ctx context.Context, b storage.Batch, recs []Record) (storage.Batch, error) {
+func (c *Consumer) write(ctx context.Context, b storage.Batch, recs []Record) (_ storage.Batch, rejected bool, _ error) {
 	err := c.writer.Write(ctx, b)
 	if err == nil || ctx.Err() != nil {
-		return b, err
+		return b, false, err
 	}
 	if !errors.Is(err, storage.ErrPermanent) {
-		return b, fmt.Errorf("batch write failed and the writer did not retry it: %w", err)
+		return b, false, fmt.Errorf("batch write failed and the writer did not retry it: %w", err)
 	}
 	if len(recs) == 0 {
 		// What event time derived on its own (absence timers) has no
 		// record to keep as a dead letter.
-		return b, fmt.Errorf("batch of timer results rejected permanently by storage; stopping: %w", err)
+		return b, false, fmt.Errorf("batch of timer results rejected permanently by storage; stopping: %w", err)
 	}
 	c.proc.metrics.writeRejected.Inc()
 	c.logger.Error("batch rejected permanently by storage; its records are stored as dead letters", "records", len(recs), "error", err)
@@ -589,11 +613,25 @@ func (c *Consumer) write(ctx context.Context, b storage.Batch, recs []Record) (s
 	}
 	if derr := c.writer.Write(ctx, dl); derr != nil {
 		if ctx.Err() != nil {
-			return b, derr
+			return b, false, derr
 		}
-		return b, fmt.Errorf("batch rejected permanently (%w) and its dead letters could not be stored either (%w); stopping without commit", err, derr)
+		return b, false, fmt.Errorf("batch rejected permanently (%w) and its dead letters could not be stored either (%w); stopping without commit", err, derr)
 	}
-	return dl, nil
+	return dl, true, nil
+}
+
+// publishSignals sends a durable batch's signals to the signals topic,
+// each keyed by its tenant.
+func (c *Consumer) publishSignals(ctx context.Context, w *kafka.Writer, sigs []EncodedSignal) error {
+	msgs := make([]kafka.Message, len(sigs))
+	for i, s := range sigs {
+		msgs[i] = kafka.Message{Key: []byte(s.Tenant), Value: s.Value}
+	}
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		return err
+	}
+	c.proc.metrics.signalMsgs.Add(float64(len(msgs)))
+	return nil
 }
 
 // ReasonWriteRejected is the dead-letter reason of records whose derived

@@ -20,6 +20,13 @@ type metrics struct {
 	// reassignments counts new partition assignments after the first,
 	// each of which rebuilt the correlation state.
 	reassignments prometheus.Counter
+	// signalItems and signalBytes count the signals a detect process
+	// published; signalsRead those a correlate process read.
+	signalItems  prometheus.Counter
+	signalBytes  prometheus.Counter
+	signalErrors prometheus.Counter
+	signalsRead  prometheus.Counter
+	signalMsgs   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -78,8 +85,29 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "musubi_kafka_reassignments_total",
 			Help: "New partition assignments after the first (rebalances); each rebuilds the correlation state from storage.",
 		}),
+		signalItems: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "musubi_signals_published_total",
+			Help: "Signals (alerts, link facts, whole events, source times) a detect process published to the signals topic.",
+		}),
+		signalBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "musubi_signals_published_bytes_total",
+			Help: "Bytes of the signal messages a detect process published.",
+		}),
+		signalErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "musubi_signals_encode_errors_total",
+			Help: "Signals a detect process left out because they could not be encoded or one item exceeded a signal message's 512 KiB (logged; the event is stored).",
+		}),
+		signalsRead: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "musubi_signals_read_total",
+			Help: "Signals a correlate process read from the signals topic (malformed ones count as dead letters instead).",
+		}),
+		signalMsgs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "musubi_signals_published_messages_total",
+			Help: "Signal messages a detect process published (acknowledged by every in-sync replica).",
+		}),
 	}
 	if reg != nil {
+		reg.MustRegister(m.signalItems, m.signalBytes, m.signalErrors, m.signalsRead, m.signalMsgs)
 		reg.MustRegister(m.events, m.deadLetters, m.alerts, m.records, m.batches, m.writeRetries, m.writeRejected, m.commits, m.fetchErrors, m.lag, m.lagErrors, m.detectionLatency, m.reassignments)
 	}
 	return m

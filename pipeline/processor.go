@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"cmp"
+	"errors"
 	"log/slog"
 	"slices"
 	"strings"
@@ -56,6 +57,42 @@ type Processor struct {
 	lastWarn   time.Time
 	suppressed int
 	order      []int // reused: a batch's events in event-time order
+
+	// needs and link, when set (-role detect), make Process publish
+	// signals instead of correlating: see Detect.
+	needs NeedFunc
+	link  func(*ocsf.Event) ocsf.Event
+	// signals are the encoded signals of the last Process (-role detect),
+	// published by the consumer once the batch is durable.
+	signals []EncodedSignal
+	// input, when set (-role correlate), makes Process read signal
+	// messages and feed them to the correlator: see ReadSignals.
+	input func(correlate.Input) correlate.Result
+}
+
+// Detect makes p a detect-role processor: Process decodes and evaluates
+// rules as usual and returns the events and dead letters to store, but
+// instead of correlating it prepares signals (TakeSignals): per tenant the
+// alerts and what needs and link say the correlator needs of each plain
+// event. The alerts are stored by the correlate role, folded, as `-role
+// all` stores them.
+func (p *Processor) Detect(needs NeedFunc, link func(*ocsf.Event) ocsf.Event) {
+	p.needs, p.link = needs, link
+}
+
+// ReadSignals makes p a correlate-role processor: Process reads signal
+// messages (a malformed one is a dead letter) and passes them to in (the
+// correlator's ProcessInput); it returns the alerts and incidents to store.
+func (p *Processor) ReadSignals(in func(correlate.Input) correlate.Result) {
+	p.input = in
+}
+
+// TakeSignals returns the signals of the last Process (-role detect) and
+// forgets them.
+func (p *Processor) TakeSignals() []EncodedSignal {
+	s := p.signals
+	p.signals = nil
+	return s
 }
 
 // NewProcessor returns a Processor. reg may be nil.
@@ -75,6 +112,9 @@ func NewProcessor(dec *ingest.Decoder, ev Evaluator, corr Correlator, tenant Ten
 // correlator. Records that fail to decode become dead letters; nothing is
 // dropped.
 func (p *Processor) Process(recs []Record) storage.Batch {
+	if p.input != nil {
+		return p.processSignals(recs)
+	}
 	var b storage.Batch
 	for i := range recs {
 		r := &recs[i]
@@ -142,6 +182,11 @@ func (p *Processor) Process(recs []Record) storage.Batch {
 		}
 	}
 	p.metrics.alerts.Add(float64(len(b.Alerts)))
+	if p.needs != nil {
+		p.signals = p.encodeSignals(signalsOf(b.Events, b.Alerts, p.needs, p.link))
+		b.Alerts = nil // stored by the correlate role, folded
+		return b
+	}
 	// The correlator folds repeats: what is stored is its alerts.
 	res := p.corr.Process(b.Events, b.Alerts)
 	b.Alerts = res.Alerts
@@ -153,6 +198,9 @@ func (p *Processor) Process(recs []Record) storage.Batch {
 // for a while, so absence rules fire and windows close; it returns what that
 // produced.
 func (p *Processor) Idle(now time.Time) storage.Batch {
+	if p.needs != nil {
+		return storage.Batch{} // a detect process keeps no event time
+	}
 	res := p.corr.Advance(now)
 	return storage.Batch{Alerts: res.Alerts, Incidents: res.Incidents}
 }
@@ -169,4 +217,64 @@ func (p *Processor) warnThrottled(msg string, args ...any) {
 	}
 	p.logger.Warn(msg, args...)
 	p.lastWarn, p.suppressed = now, 0
+}
+
+// encodeSignals encodes a batch's signals. An item that cannot be encoded
+// or is too large for a message stops nothing: it is left out, logged and
+// counted (musubi_signals_encode_errors_total); its event is stored.
+func (p *Processor) encodeSignals(sigs []*Signal) []EncodedSignal {
+	var out []EncodedSignal
+	for _, s := range sigs {
+		enc, err := encodeSignal(s)
+		if err != nil {
+			// The rest of the tenant's signals (enc) are published.
+			p.metrics.signalErrors.Inc()
+			p.warnThrottled("signal left out", "tenant", s.Tenant, "error", err)
+		}
+		for _, e := range enc {
+			p.metrics.signalItems.Add(float64(e.Items))
+			p.metrics.signalBytes.Add(float64(len(e.Value)))
+		}
+		out = append(out, enc...)
+	}
+	return out
+}
+
+// processSignals is Process of the correlate role: it decodes the signal
+// messages of recs (a malformed one becomes a dead letter with its raw
+// bytes and the reason) and correlates them as one batch.
+func (p *Processor) processSignals(recs []Record) storage.Batch {
+	var b storage.Batch
+	var in correlate.Input
+	for i := range recs {
+		r := &recs[i]
+		s, err := DecodeSignal(r.Value)
+		if err != nil {
+			reason := ReasonSignalMalformed
+			var es *errSignal
+			if errors.As(err, &es) {
+				reason = es.reason
+			}
+			b.DeadLetters = append(b.DeadLetters, storage.DeadLetter{
+				TenantUID: p.tenant(""), Source: string(r.Source), Topic: r.Topic,
+				Partition: r.Partition, Offset: r.Offset, Record: -1, Raw: r.Value,
+				Reason: reason, Error: err.Error(), Time: r.Time,
+			})
+			p.metrics.deadLetters.WithLabelValues(string(r.Source), reason).Inc()
+			p.warnThrottled("signal sent to dead letters", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", reason, "error", err)
+			continue
+		}
+		p.metrics.signalsRead.Add(float64(s.Items()))
+		in.Sources = append(in.Sources, s.Sources...)
+		in.Links = append(in.Links, s.Links...)
+		in.Events = append(in.Events, s.Events...)
+		for _, a := range s.Alerts {
+			a.Alert.Keyed = a.Keyed
+			in.Alerts = append(in.Alerts, a.Alert)
+		}
+	}
+	res := p.input(in)
+	b.Alerts = res.Alerts
+	b.Incidents = res.Incidents
+	return b
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/musubi-xdr/musubi/correlate"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/notify"
+	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/pipeline"
 	"github.com/musubi-xdr/musubi/rules"
 	"github.com/musubi-xdr/musubi/storage"
@@ -126,8 +127,15 @@ func ruleManager(cfg config.Config, eng *rules.Engine, logger *slog.Logger) *rul
 	return m
 }
 
+// sourceSignals labels the signals topic's records (metrics, dead letters).
+const sourceSignals ingest.Source = "signals"
+
 // wireDataPath builds what a data-path role runs: the correlator (restored
 // from storage), the processor, the webhook notifier and the Kafka consumer.
+// Role all consumes the raw topics and does everything; detect consumes
+// them, stores events and publishes signals (the correlator only says what
+// it needs); correlate consumes the signals and stores alerts and
+// incidents.
 func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule) error {
 	cfg, logger, store := e.cfg, e.logger, e.store
 	corr, err := correlate.New(cfg.CorrelateConfig(), seq, logger, e.registry)
@@ -135,12 +143,15 @@ func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule
 		return fmt.Errorf("correlate: %w", err)
 	}
 	e.corr = corr
-	if err := restoreCorrelator(ctx, store, corr, cfg, logger); err != nil {
-		return err
+	if cfg.Role != config.RoleDetect {
+		if err := restoreCorrelator(ctx, store, corr, cfg, logger); err != nil {
+			return err
+		}
 	}
 
 	dec := ingest.NewDecoder(cfg.Ingest)
 	e.proc = pipeline.NewProcessor(dec, e.rules, corr, tenantFunc(cfg.Tenants), cfg.ClickHouse.StoreRaw, logger, e.registry)
+	groupID, signalsTopic := cfg.Kafka.GroupID, ""
 	topics := map[string]ingest.Source{}
 	for src, topic := range cfg.Kafka.Topics {
 		s, err := ingest.ParseSource(src)
@@ -148,6 +159,17 @@ func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule
 			return err
 		}
 		topics[topic] = s
+	}
+	switch cfg.Role {
+	case config.RoleDetect:
+		// The correlator only says what it needs of each event; its
+		// state stays empty: the correlate role owns incident state.
+		e.proc.Detect(corr.Needs, func(ev *ocsf.Event) ocsf.Event { return corr.LinkSignal(ev) })
+		signalsTopic = cfg.Kafka.SignalsTopic
+	case config.RoleCorrelate:
+		e.proc.ReadSignals(corr.ProcessInput)
+		groupID = cfg.Kafka.SignalsGroupID
+		topics = map[string]ingest.Source{cfg.Kafka.SignalsTopic: sourceSignals}
 	}
 	kafkaTLS, err := cfg.Kafka.TLS.Client("kafka", logger)
 	if err != nil {
@@ -157,15 +179,32 @@ func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule
 	if err != nil {
 		return err
 	}
-	notifier, err := newNotifier(cfg, logger, e.registry)
-	if err != nil {
-		return fmt.Errorf("webhooks: %w", err)
+	var onDurable func(storage.Batch)
+	var onAssign func(context.Context) error
+	if cfg.Role != config.RoleDetect {
+		// Incidents are made where the correlator runs: webhooks are sent
+		// from there, and a new assignment rebuilds its state.
+		notifier, err := newNotifier(cfg, logger, e.registry)
+		if err != nil {
+			return fmt.Errorf("webhooks: %w", err)
+		}
+		e.notifier = notifier
+		onDurable = func(b storage.Batch) { notifier.Observe(b.Incidents) }
+		// A new assignment after a rebalance: the scopes this engine now
+		// owns were correlated elsewhere until now, and everything that
+		// engine derived is durable in ClickHouse before its commits.
+		onAssign = func(ctx context.Context) error {
+			if err := corr.Reset(); err != nil {
+				return err
+			}
+			return restoreCorrelator(ctx, store, corr, cfg, logger)
+		}
 	}
-	e.notifier = notifier
 	e.consumer = pipeline.NewConsumer(pipeline.ConsumerConfig{
 		Brokers:          cfg.Kafka.Brokers,
-		GroupID:          cfg.Kafka.GroupID,
+		GroupID:          groupID,
 		Topics:           topics,
+		SignalsTopic:     signalsTopic,
 		BatchSize:        cfg.Pipeline.BatchSize,
 		BatchBytes:       cfg.Pipeline.BatchBytes,
 		FlushInterval:    cfg.Pipeline.FlushInterval,
@@ -178,16 +217,8 @@ func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule
 		TLS:              kafkaTLS,
 		SASL:             kafkaSASL,
 		SourceDelay:      cfg.Correlate.SourceDelay,
-		OnDurable:        func(b storage.Batch) { notifier.Observe(b.Incidents) },
-		// A new assignment after a rebalance: the scopes this engine now
-		// owns were correlated elsewhere until now, and everything that
-		// engine derived is durable in ClickHouse before its commits.
-		OnAssign: func(ctx context.Context) error {
-			if err := corr.Reset(); err != nil {
-				return err
-			}
-			return restoreCorrelator(ctx, store, corr, cfg, logger)
-		},
+		OnDurable:        onDurable,
+		OnAssign:         onAssign,
 	}, e.proc, store, logger)
 	return nil
 }

@@ -13,7 +13,7 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var role string
 	fs := newFlagSet("serve", "serve [flags]\n\nRuns the engine: consumes the raw Kafka topics, normalizes, detects,\ncorrelates, writes to ClickHouse (committing offsets only after the write)\nand serves the HTTP API, /healthz, /readyz and /metrics. Rules reload on\nfile change, on SIGHUP and on POST /-/reload.", stdout, stderr)
 	cf.register(fs, flagsAll)
-	fs.StringVar(&role, "role", "", "what to run: all, api (API and console, no Kafka), detect or correlate (overrides role, MUSUBI_ROLE)")
+	fs.StringVar(&role, "role", "", "what to run: all, api (API and console, no Kafka), detect (raw topics → events and signals) or correlate (signals → alerts and incidents) (overrides role, MUSUBI_ROLE)")
 	if code, stop := fs.parse(args); stop {
 		return code
 	}

@@ -1,0 +1,118 @@
+package correlate
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/ocsf"
+)
+
+// Split roles. With `musubi serve -role detect` the detecting process does
+// not correlate: it publishes what the correlator needs of each batch —
+// its alerts, and of its plain events only the part the correlator reads —
+// and a `-role correlate` process feeds that to ProcessInput. Need decides
+// per event what that part is, with the same tests Process applies, so a
+// correlator fed the signals of a stream reaches the results of one fed
+// the stream itself.
+
+// Need is what the correlator needs of one plain event.
+type Need uint8
+
+const (
+	// NeedTime: only the event's source and time, for the watermark.
+	NeedTime Need = iota
+	// NeedLinks: the event's tracked entities too (LinkSignal), for the
+	// entity-link graph — identity and deployment lineage, entity
+	// lifetimes — and the sources of instance sessions.
+	NeedLinks
+	// NeedEvent: the whole event, because a sequence rule's stage may
+	// match it.
+	NeedEvent
+)
+
+// SourceTime is the newest event time (ms) seen of one source (log name):
+// what the watermark needs of events the correlator needs nothing else of.
+type SourceTime struct {
+	LogName string `json:"log_name"`
+	Time    int64  `json:"time"`
+}
+
+// Input is one batch for ProcessInput. Events and Alerts are as for
+// Process. Links are events reduced by LinkSignal: they feed the
+// entity-link graph and the session sources but no sequence rule. Sources
+// advance the watermark.
+type Input struct {
+	Sources []SourceTime
+	Links   []ocsf.Event
+	Events  []ocsf.Event
+	Alerts  []alert.Alert
+}
+
+// Needs reports what the correlator needs of ev (a plain event; its alerts
+// travel apart): the whole event when a stage of a sequence rule may match
+// it (the stage's source, operation and literal prerequisites admit it; its
+// condition is evaluated only by the correlating process), its tracked
+// entities when it touches the entity-link graph or names the address an
+// instance session calls from, else only its time. It reads the
+// correlator's configuration and rules only, never its state, so a detect
+// process calls it on a correlator it never feeds.
+func (c *Correlator) Needs(ev *ocsf.Event) Need {
+	c.applyRules()
+	if c.seq != nil {
+		for _, rs := range c.seq.rules {
+			for _, st := range rs.r.Stages {
+				if st.OnAlerts || (len(st.LogNames) > 0 && !slices.Contains(st.LogNames, ev.Metadata.LogName)) ||
+					(len(st.Operations) > 0 && !slices.Contains(st.Operations, ev.API.Operation)) || st.cond != nil && !st.cond.Admits(ev) {
+					continue
+				}
+				return NeedEvent
+			}
+		}
+	}
+	if len(ev.Observables) >= 2 {
+		for _, o := range ev.Observables {
+			if c.tracked[kindIndex[o.Entity]] && o.Value != "" {
+				return NeedLinks
+			}
+		}
+	}
+	if sessionSource(ev) {
+		return NeedLinks
+	}
+	return NeedTime
+}
+
+// sessionSource reports whether noteSource learns from ev.
+func sessionSource(ev *ocsf.Event) bool {
+	if ev.ClassUID != ocsf.ClassAPIActivity {
+		return false
+	}
+	var session, ip bool
+	for _, o := range ev.Observables {
+		switch {
+		case o.Entity == ocsf.EntitySession && strings.Contains(o.Value, "/i-"):
+			session = true
+		case o.Entity == ocsf.EntityIP && o.Name == "src_endpoint.ip" && o.Value != "":
+			ip = true
+		}
+	}
+	return session && ip
+}
+
+// LinkSignal reduces ev to what the entity-link graph and the session
+// sources read: its uid, source, tenant, time, class, operation and the
+// observables the correlator tracks (and the session and caller address).
+func (c *Correlator) LinkSignal(ev *ocsf.Event) ocsf.Event {
+	out := ocsf.Event{ClassUID: ev.ClassUID, Time: ev.Time}
+	out.Metadata.UID = ev.Metadata.UID
+	out.Metadata.LogName = ev.Metadata.LogName
+	out.Metadata.TenantUID = ev.Metadata.TenantUID
+	out.API.Operation = ev.API.Operation
+	for _, o := range ev.Observables {
+		if (c.tracked[kindIndex[o.Entity]] || o.Entity == ocsf.EntitySession || o.Entity == ocsf.EntityIP) && o.Value != "" {
+			out.Observables = append(out.Observables, o)
+		}
+	}
+	return out
+}

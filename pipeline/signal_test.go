@@ -1,0 +1,179 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/ocsf"
+)
+
+// TestSignalRoundTrip encodes a detect batch's signals and decodes them:
+// alerts keep Keyed (which alert JSON leaves out), events keep their
+// fields, times fold per source, and a signal larger than a message splits
+// into parts that together carry every item once.
+func TestSignalRoundTrip(t *testing.T) {
+	events := []ocsf.Event{
+		{ClassUID: 6003, Time: 10, Metadata: ocsf.Metadata{UID: "e1", LogName: "cloudtrail", TenantUID: "acme"}},
+		{ClassUID: 6003, Time: 30, Metadata: ocsf.Metadata{UID: "e2", LogName: "cloudtrail", TenantUID: "acme"}},
+		{ClassUID: 4001, Time: 20, Metadata: ocsf.Metadata{UID: "e3", LogName: "vpcflow", TenantUID: "acme"},
+			Observables: []ocsf.Observable{{Entity: ocsf.EntityIP, Name: "src_endpoint.ip", Value: "203.0.113.9"}, {Entity: ocsf.EntityInstance, Value: "i-1"}}},
+		{ClassUID: 1007, Time: 40, Metadata: ocsf.Metadata{UID: "e4", LogName: "agent", TenantUID: "beta"}, Message: "whole"},
+	}
+	alerts := []alert.Alert{{ID: "a1", RuleID: "r1", TenantUID: "acme", Time: 30, Keyed: true, EventIDs: []string{"e2"}}}
+	needs := func(ev *ocsf.Event) correlate.Need {
+		switch ev.Metadata.UID {
+		case "e3":
+			return correlate.NeedLinks
+		case "e4":
+			return correlate.NeedEvent
+		}
+		return correlate.NeedTime
+	}
+	link := func(ev *ocsf.Event) ocsf.Event {
+		return ocsf.Event{Time: ev.Time, Metadata: ev.Metadata, Observables: ev.Observables}
+	}
+	sigs := signalsOf(events, alerts, needs, link)
+	if len(sigs) != 2 || sigs[0].Tenant != "acme" || sigs[1].Tenant != "beta" {
+		t.Fatalf("got %d signals, want one per tenant in tenant order", len(sigs))
+	}
+	enc, err := encodeSignal(sigs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeSignal(enc[0].Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Sources) != 1 || got.Sources[0] != (correlate.SourceTime{LogName: "cloudtrail", Time: 30}) {
+		t.Errorf("got sources %v, want cloudtrail at its newest time 30", got.Sources)
+	}
+	if len(got.Links) != 1 || got.Links[0].Metadata.UID != "e3" || len(got.Links[0].Observables) != 2 {
+		t.Errorf("got links %+v, want e3 with its two observables", got.Links)
+	}
+	if len(got.Alerts) != 1 || !got.Alerts[0].Keyed || got.Alerts[0].ID != "a1" {
+		t.Errorf("got alerts %+v, want a1, keyed", got.Alerts)
+	}
+	beta, _ := encodeSignal(sigs[1])
+	if b, _ := DecodeSignal(beta[0].Value); len(b.Events) != 1 || b.Events[0].Message != "whole" {
+		t.Errorf("got events %+v, want e4 whole", b.Events)
+	}
+
+	// A signal above the message bound splits; the parts carry every item.
+	big := &Signal{Version: SignalVersion, Tenant: "acme"}
+	for i := range 400 {
+		big.Links = append(big.Links, ocsf.Event{Metadata: ocsf.Metadata{UID: strings.Repeat("x", 2000) + string(rune('a'+i%26))}})
+	}
+	parts, err := encodeSignal(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, p := range parts {
+		if len(p.Value) > maxSignalBytes {
+			t.Errorf("a part of %d bytes, want at most %d", len(p.Value), maxSignalBytes)
+		}
+		s, err := DecodeSignal(p.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += s.Items()
+	}
+	if len(parts) < 2 || n != 400 {
+		t.Errorf("got %d parts carrying %d items, want several carrying 400", len(parts), n)
+	}
+
+	// One item above the bound is left out with an error; the rest go.
+	huge := &Signal{Version: SignalVersion, Tenant: "acme", Links: []ocsf.Event{{Metadata: ocsf.Metadata{UID: "small"}}, {Metadata: ocsf.Metadata{UID: "huge"}, Message: strings.Repeat("y", maxSignalBytes)}}}
+	parts, err = encodeSignal(huge)
+	if !errors.Is(err, errSignalTooLarge) || len(parts) != 1 || !strings.Contains(string(parts[0].Value), `"small"`) {
+		t.Errorf("got %d parts, error %v; want the small item alone and errSignalTooLarge", len(parts), err)
+	}
+}
+
+// TestBadSignalsAreDeadLetters feeds a correlate-role processor messages
+// that are not signals of this version: each becomes a dead letter with its
+// raw bytes and reason, counted, and the good signal beside them is
+// correlated.
+func TestBadSignalsAreDeadLetters(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	p := NewProcessor(nil, nil, nil, func(string) string { return "default" }, false, slog.New(slog.DiscardHandler), reg)
+	var fed correlate.Input
+	p.ReadSignals(func(in correlate.Input) correlate.Result { fed = in; return correlate.Result{Alerts: in.Alerts} })
+	good, _ := json.Marshal(Signal{Version: SignalVersion, Tenant: "acme", Alerts: []SignalAlert{{Alert: alert.Alert{ID: "a1", RuleID: "r"}, Keyed: true}}})
+	bad := map[string][]byte{
+		"not json":          []byte("{not json"),
+		"future version":    []byte(`{"v": 2, "tenant": "acme"}`),
+		"no tenant":         []byte(`{"v": 1}`),
+		"alert without id":  []byte(`{"v": 1, "tenant": "acme", "alerts": [{"rule_id": "r"}]}`),
+		"event without uid": []byte(`{"v": 1, "tenant": "acme", "links": [{"time": 1}]}`),
+		"wrong shape":       []byte(`{"v": 1, "tenant": "acme", "alerts": "x"}`),
+	}
+	want := map[string]string{"not json": ReasonSignalMalformed, "future version": ReasonSignalVersion, "no tenant": ReasonSignalMalformed,
+		"alert without id": ReasonSignalMalformed, "event without uid": ReasonSignalMalformed, "wrong shape": ReasonSignalMalformed}
+	recs := []Record{{Source: "signals", Topic: "musubi.signals", Offset: 0, Value: good}}
+	names := []string{}
+	for name, v := range bad {
+		names = append(names, name)
+		recs = append(recs, Record{Source: "signals", Topic: "musubi.signals", Offset: int64(len(recs)), Value: v})
+	}
+	b := p.Process(recs)
+	if len(b.Alerts) != 1 || len(fed.Alerts) != 1 || !fed.Alerts[0].Keyed {
+		t.Errorf("got %d alerts stored, %+v fed, want the good signal's keyed alert", len(b.Alerts), fed.Alerts)
+	}
+	if len(b.DeadLetters) != len(bad) {
+		t.Fatalf("got %d dead letters, want %d", len(b.DeadLetters), len(bad))
+	}
+	for i, d := range b.DeadLetters {
+		name := names[i]
+		if string(d.Raw) != string(bad[name]) || d.Reason != want[name] || d.Offset != int64(i+1) || d.Error == "" {
+			t.Errorf("%s: got dead letter %q reason %s offset %d error %q, want its raw bytes, reason %s, offset %d and an error", name, d.Raw, d.Reason, d.Offset, d.Error, want[name], i+1)
+		}
+	}
+	count := func(reason string) float64 {
+		var m dto.Metric
+		if err := p.metrics.deadLetters.WithLabelValues("signals", reason).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue()
+	}
+	if got := count(ReasonSignalMalformed) + count(ReasonSignalVersion); got != float64(len(bad)) {
+		t.Errorf("dead letters counted %v, want %d", got, len(bad))
+	}
+}
+
+// FuzzDecodeSignal feeds arbitrary bytes to the correlate role's signal
+// decoder: it never panics, and whatever it accepts is a signal of this
+// version with a tenant that encodes again.
+func FuzzDecodeSignal(f *testing.F) {
+	good, _ := json.Marshal(Signal{Version: SignalVersion, Tenant: "acme",
+		Sources: []correlate.SourceTime{{LogName: "cloudtrail", Time: 1}},
+		Links:   []ocsf.Event{{Metadata: ocsf.Metadata{UID: "e"}, Observables: []ocsf.Observable{{Entity: ocsf.EntityIP, Value: "1.2.3.4"}}}},
+		Alerts:  []SignalAlert{{Alert: alert.Alert{ID: "a", RuleID: "r"}, Keyed: true}}})
+	f.Add(good)
+	f.Add([]byte(`{"v": 2}`))
+	f.Add([]byte(`{"v": 1, "tenant": "t", "events": [{"metadata": {"uid": "x"}, "unmapped": {"a": 1}}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := DecodeSignal(b)
+		if err != nil {
+			var es *errSignal
+			if !errors.As(err, &es) || es.reason == "" {
+				t.Fatalf("error %v without a dead-letter reason", err)
+			}
+			return
+		}
+		if s.Version != SignalVersion || s.Tenant == "" {
+			t.Fatalf("accepted version %d tenant %q", s.Version, s.Tenant)
+		}
+		if _, err := json.Marshal(s); err != nil {
+			t.Fatalf("accepted signal does not encode: %v", err)
+		}
+	})
+}
