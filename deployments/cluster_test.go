@@ -1,0 +1,405 @@
+//go:build cluster
+
+// The cluster tests run against the local replicated cluster that
+// deployments/local/cluster.sh starts (ZooKeeper, two replicas of shard 1,
+// one replica of shard 2) and `make test-cluster` runs them. They need
+// MUSUBI_CLUSTER_ADDRS (the servers' native addresses, shard 1's replicas
+// first) and fail without it: behind this build tag the cluster is never
+// optional.
+package deployments_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/musubi-xdr/musubi/casework"
+	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/storage"
+)
+
+// clusterFromEnv is the cluster of MUSUBI_CLUSTER_ADDRS and
+// MUSUBI_CLUSTER_NAME.
+func clusterFromEnv(t *testing.T) *clusterTarget {
+	t.Helper()
+	addrs := os.Getenv("MUSUBI_CLUSTER_ADDRS")
+	if addrs == "" {
+		t.Fatal("MUSUBI_CLUSTER_ADDRS is not set: run `make test-cluster`, which starts the cluster (deployments/local/cluster.sh)")
+	}
+	name := os.Getenv("MUSUBI_CLUSTER_NAME")
+	if name == "" {
+		name = "musubi_cluster"
+	}
+	tgt := &clusterTarget{addrs: strings.Split(addrs, ","), name: name}
+	if len(tgt.addrs) != 3 {
+		t.Fatalf("MUSUBI_CLUSTER_ADDRS has %d servers, want 3 (two replicas of shard 1, then shard 2)", len(tgt.addrs))
+	}
+	return tgt
+}
+
+// server opens a connection to one server of the cluster only.
+func server(t *testing.T, addr string) driver.Conn {
+	t.Helper()
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, Auth: clickhouse.Auth{Username: "default"}, DialTimeout: 5 * time.Second,
+		Settings: clickhouse.Settings{"allow_experimental_low_cardinality_type": 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func queryCount(ctx context.Context, t *testing.T, conn driver.Conn, q string, args ...any) uint64 {
+	t.Helper()
+	var n uint64
+	if err := conn.QueryRow(ctx, q, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// TestClusterMigrateTwice runs the migrations ON CLUSTER twice and checks
+// that every server holds every table in its cluster shape: a replicated
+// <table>_local and a Distributed <table>, and the shared schema_migrations.
+func TestClusterMigrateTwice(t *testing.T) {
+	tgt := clusterFromEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	store, cfg := openStore(ctx, t, tgt)
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatalf("second migrate: %v", err)
+	}
+	st, err := store.MigrationStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st {
+		if !m.Applied || m.Changed {
+			t.Errorf("migration %d %s: applied %v changed %v, want applied and unchanged", m.Version, m.Name, m.Applied, m.Changed)
+		}
+	}
+	for _, addr := range tgt.addrs {
+		conn := server(t, addr)
+		for _, tbl := range storage.Tables() {
+			var local, dist string
+			if err := conn.QueryRow(ctx, "SELECT engine FROM system.tables WHERE database = ? AND name = ?", cfg.Database, tbl+"_local").Scan(&local); err != nil {
+				t.Errorf("%s: %s_local: %v", addr, tbl, err)
+			} else if !strings.HasPrefix(local, "Replicated") {
+				t.Errorf("%s: %s_local has engine %s, want Replicated*", addr, tbl, local)
+			}
+			if err := conn.QueryRow(ctx, "SELECT engine FROM system.tables WHERE database = ? AND name = ?", cfg.Database, tbl).Scan(&dist); err != nil {
+				t.Errorf("%s: %s: %v", addr, tbl, err)
+			} else if dist != "Distributed" {
+				t.Errorf("%s: %s has engine %s, want Distributed", addr, tbl, dist)
+			}
+			// The later migrations' columns reached every server.
+			if n := queryCount(ctx, t, conn, "SELECT count() FROM system.columns WHERE database = ? AND table IN (?, ?) AND name = 'tenant_uid'", cfg.Database, tbl, tbl+"_local"); n != 2 {
+				t.Errorf("%s: %s: tenant_uid in %d of its two tables", addr, tbl, n)
+			}
+		}
+		// Every server sees every migration recorded, whichever applied it.
+		if n := queryCount(ctx, t, conn, "SELECT uniqExact(version) FROM "+cfg.Database+".schema_migrations"); int(n) != len(st) {
+			t.Errorf("%s: schema_migrations has %d versions, want %d", addr, n, len(st))
+		}
+	}
+}
+
+// TestClusterReadsEqualSingleNode writes the replayed attack scenario
+// (events, alerts, incident versions, dead letters) once to a fresh
+// database of the single test server and once through the cluster's
+// Distributed tables, and checks that the API's reads answer the same on
+// both: the incident queue, every incident's detail with its evidence, the
+// alert queue, the dead letters and an entity pivot. It also checks that
+// the rows really were spread over both shards.
+func TestClusterReadsEqualSingleNode(t *testing.T) {
+	tgt := clusterFromEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	single, _ := openStore(ctx, t, nil)
+	cluster, ccfg := openStore(ctx, t, tgt)
+	batch, tenant := replayScenario(t)
+	for _, s := range []*storage.Store{single, cluster} {
+		if err := s.Write(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitReplicated(ctx, t, tgt, ccfg.Database)
+
+	// Both shards hold part of the sharded tables (the scenario's few
+	// incidents may all hash to one shard; its events and alerts do not).
+	for _, tbl := range []string{storage.TableEvents, storage.TableAlerts} {
+		s1 := queryCount(ctx, t, server(t, tgt.addrs[0]), "SELECT count() FROM "+ccfg.Database+"."+tbl+"_local")
+		s2 := queryCount(ctx, t, server(t, tgt.addrs[2]), "SELECT count() FROM "+ccfg.Database+"."+tbl+"_local")
+		if s1 == 0 || s2 == 0 {
+			t.Errorf("%s: shard 1 holds %d rows, shard 2 %d; want both some", tbl, s1, s2)
+		}
+	}
+
+	tenants := []string{tenant}
+	same := func(what string, read func(*storage.Store) (any, error)) {
+		t.Helper()
+		want, err := read(single)
+		if err != nil {
+			t.Fatalf("%s on the single server: %v", what, err)
+		}
+		got, err := read(cluster)
+		if err != nil {
+			t.Fatalf("%s on the cluster: %v", what, err)
+		}
+		got, want = writeClockFree(got), writeClockFree(want)
+		if !reflect.DeepEqual(got, want) {
+			g, _ := json.MarshalIndent(got, "", " ")
+			w, _ := json.MarshalIndent(want, "", " ")
+			t.Errorf("%s differs on the cluster:\ncluster %s\nsingle  %s", what, g, w)
+		}
+	}
+	var queue casework.IncidentPage
+	for _, sort := range []string{"last_seen", "severity", "risk_score"} {
+		same("incident queue by "+sort, func(s *storage.Store) (any, error) {
+			p, err := s.ListIncidents(ctx, casework.IncidentQuery{Tenants: tenants, Sort: sort, Desc: true, Limit: 100})
+			queue = p
+			return p, err
+		})
+	}
+	if len(queue.Items) == 0 {
+		t.Fatal("the queue is empty: the comparison compared nothing")
+	}
+	same("incident queue, text search", func(s *storage.Store) (any, error) {
+		return s.ListIncidents(ctx, casework.IncidentQuery{Tenants: tenants, Text: "s3", FullText: true, Limit: 100})
+	})
+	evidence := 0
+	for _, in := range queue.Items {
+		same("incident "+in.ID, func(s *storage.Store) (any, error) {
+			d, err := s.GetIncident(ctx, tenants, in.ID, "")
+			evidence += len(d.Evidence)
+			return d, err
+		})
+	}
+	if evidence == 0 {
+		t.Error("no incident has evidence: the comparison of evidence compared nothing")
+	}
+	same("alert queue", func(s *storage.Store) (any, error) {
+		return s.ListAlerts(ctx, casework.AlertQuery{Tenants: tenants, Limit: 500})
+	})
+	same("dead letters", func(s *storage.Store) (any, error) {
+		return s.ListDeadLetters(ctx, storage.DeadLetterQuery{Tenants: tenants, Limit: 100})
+	})
+	var ip string
+	for _, e := range batch.Events {
+		for _, o := range e.Observables {
+			if o.Entity == ocsf.EntityIP && ip == "" {
+				ip = o.Value
+			}
+		}
+	}
+	same("entity pivot on "+ip, func(s *storage.Store) (any, error) {
+		return s.EntityPivot(ctx, casework.EntityQuery{Tenants: tenants, Type: string(ocsf.EntityIP), Value: ip, Limit: 100})
+	})
+
+	// The analyst workflow works through the cluster too: the queue's
+	// status filter sees the resolved incident.
+	id, _, _ := attackIncident(batch)
+	resolve(ctx, t, cluster, tenant, id)
+	p, err := cluster.ListIncidents(ctx, casework.IncidentQuery{Tenants: tenants, Status: []string{"resolved"}, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Items) != 1 || p.Items[0].ID != id {
+		t.Errorf("resolved incidents on the cluster: %+v, want only %s", p.Items, id)
+	}
+}
+
+// writeClockFree clears what holds the clock of the write rather than the
+// data (an incident's UpdatedAt is when its row was inserted), so two
+// writes of the same batch compare equal.
+func writeClockFree(v any) any {
+	switch v := v.(type) {
+	case casework.IncidentPage:
+		items := slices.Clone(v.Items)
+		for i := range items {
+			items[i].UpdatedAt = time.Time{}
+		}
+		v.Items = items
+		return v
+	case casework.IncidentDetail:
+		v.UpdatedAt = time.Time{}
+		return v
+	case casework.EntityActivity:
+		items := slices.Clone(v.Incidents)
+		for i := range items {
+			items[i].UpdatedAt = time.Time{}
+		}
+		v.Incidents = items
+		return v
+	}
+	return v
+}
+
+// TestClusterDashboards runs the Grafana dashboards' queries (as
+// TestDashboardQueries, TestDashboardsBeforeFirstIncident and
+// TestDashboardsFilterTenant do on the single server) against a cluster
+// database seeded the same way: the panels read the Distributed tables.
+func TestClusterDashboards(t *testing.T) {
+	seedOn = clusterFromEnv(t)
+	defer func() { seedOn = nil }()
+	t.Run("queries", TestDashboardQueries)
+	t.Run("before first incident", TestDashboardsBeforeFirstIncident)
+	t.Run("filter tenant", TestDashboardsFilterTenant)
+}
+
+// TestClusterReplicaDownDuringWrites stops one replica of shard 1 while
+// the writer stores batches, checks every write succeeds meanwhile and the
+// Distributed tables read every row written so far, then restarts it and
+// waits for replication to catch up: both replicas of shard 1 hold every
+// row, and reads through the Distributed tables of every server find all
+// of them. It stops server 2 (a replica the writer does not talk to), then
+// server 1 (the writer's first address, which it has open connections to
+// and must leave for server 2).
+func TestClusterReplicaDownDuringWrites(t *testing.T) {
+	tgt := clusterFromEnv(t)
+	script := os.Getenv("MUSUBI_CLUSTER_SCRIPT")
+	if script == "" {
+		t.Fatal("MUSUBI_CLUSTER_SCRIPT is not set: run `make test-cluster`")
+	}
+	// Whatever happens, the cluster is whole again for the next test.
+	t.Cleanup(func() { _, _ = exec.Command(script, "start").CombinedOutput() })
+	for _, down := range []int{2, 1} {
+		t.Run(fmt.Sprintf("server %d down", down), func(t *testing.T) {
+			replicaDown(t, tgt, script, down)
+		})
+	}
+}
+
+func replicaDown(t *testing.T, tgt *clusterTarget, script string, down int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	store, cfg := openStore(ctx, t, tgt)
+	const tenant, batches, perBatch = "t-down", 6, 200
+	up := tgt.addrs[2-down] // the other replica of shard 1
+	countVia := func(addr string) uint64 {
+		t.Helper()
+		return queryCount(ctx, t, server(t, addr), "SELECT uniqExact(event_uid) FROM "+cfg.Database+".events WHERE tenant_uid = ?", tenant)
+	}
+	write := func(b int) {
+		t.Helper()
+		var evs []ocsf.Event
+		for i := range perBatch {
+			evs = append(evs, clusterEvent(tenant, fmt.Sprintf("ev-%d-%d", b, i), int64(b*perBatch+i)))
+		}
+		// The retry's back-off is Write's own: it returns once the rows
+		// are stored, or fails the test when the context ends.
+		if err := store.Write(ctx, storage.Batch{Events: evs}); err != nil {
+			t.Fatalf("write of batch %d: %v", b, err)
+		}
+	}
+	run := func(args ...string) {
+		t.Helper()
+		out, err := exec.CommandContext(ctx, script, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", script, args, err, out)
+		}
+	}
+
+	write(0)
+	run("stop-server", fmt.Sprint(down))
+	if c, err := net.DialTimeout("tcp", tgt.addrs[down-1], time.Second); err == nil {
+		c.Close()
+		t.Fatalf("server %d still accepts connections after it was stopped", down)
+	}
+	for b := 1; b < batches-1; b++ {
+		write(b)
+		if n, want := countVia(up), uint64((b+1)*perBatch); n != want {
+			t.Errorf("with server %d down, after batch %d: %d events read through %s, want %d", down, b, n, up, want)
+		}
+	}
+	run("start")
+	write(batches - 1)
+	waitReplicated(ctx, t, tgt, cfg.Database)
+
+	want := uint64(batches * perBatch)
+	q := "SELECT uniqExact(event_uid) FROM " + cfg.Database + ".events_local WHERE tenant_uid = ?"
+	r1 := queryCount(ctx, t, server(t, tgt.addrs[0]), q, tenant)
+	r2 := queryCount(ctx, t, server(t, tgt.addrs[1]), q, tenant)
+	s2 := queryCount(ctx, t, server(t, tgt.addrs[2]), q, tenant)
+	if r1 != r2 || r1+s2 != want || r1 == 0 || s2 == 0 {
+		t.Errorf("events: shard 1 replicas hold %d and %d, shard 2 %d; want equal replicas and %d in all over both shards", r1, r2, s2, want)
+	}
+	for _, addr := range tgt.addrs {
+		if n := countVia(addr); n != want {
+			t.Errorf("reading through the Distributed table on %s: %d events, want %d", addr, n, want)
+		}
+	}
+}
+
+// clusterEvent is a minimal stored event.
+func clusterEvent(tenant, uid string, i int64) ocsf.Event {
+	var e ocsf.Event
+	e.SetClass(ocsf.ClassAPIActivity, 1, "Create")
+	e.Time = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC).UnixMilli() + i
+	e.SeverityID = ocsf.SeverityInformational
+	e.Metadata.UID = uid
+	e.Metadata.TenantUID = tenant
+	e.Metadata.LogName = "cloudtrail"
+	e.Metadata.Product.Name = "CloudTrail"
+	e.Cloud.Account.UID = "111122223333"
+	e.API.Operation = "PutObject"
+	e.AddObservable(ocsf.EntityIP, "src_endpoint.ip", "203.0.113.7")
+	return e
+}
+
+// waitReplicated waits until every replicated table of db is caught up on
+// every server: no replica read-only or missing its peers, nothing left in
+// its replication queue, and the two replicas of shard 1 holding the same
+// rows (which also covers log entries not yet copied into a queue).
+func waitReplicated(ctx context.Context, t *testing.T, tgt *clusterTarget, db string) {
+	t.Helper()
+	conns := make([]driver.Conn, len(tgt.addrs))
+	for i, a := range tgt.addrs {
+		conns[i] = server(t, a)
+	}
+	const lagging = `SELECT count() FROM system.replicas WHERE database = ?
+		AND (is_readonly OR is_session_expired OR queue_size > 0 OR inserts_in_queue > 0
+		OR active_replicas < total_replicas)`
+	var last string
+	for {
+		last = ""
+		for i, c := range conns {
+			var n uint64
+			if err := c.QueryRow(ctx, lagging, db).Scan(&n); err != nil {
+				last += fmt.Sprintf("%s: %v; ", tgt.addrs[i], err)
+			} else if n > 0 {
+				last += fmt.Sprintf("%s: %d tables lag; ", tgt.addrs[i], n)
+			}
+		}
+		if last == "" {
+			for _, tbl := range storage.Tables() {
+				q := "SELECT count() FROM " + db + "." + tbl + "_local"
+				var a, b uint64
+				errA := conns[0].QueryRow(ctx, q).Scan(&a)
+				errB := conns[1].QueryRow(ctx, q).Scan(&b)
+				if errA != nil || errB != nil || a != b {
+					last += fmt.Sprintf("%s: shard 1 replicas hold %d and %d rows (%v, %v); ", tbl, a, b, errA, errB)
+				}
+			}
+		}
+		if last == "" {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("replication did not catch up: %s", last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
