@@ -139,6 +139,16 @@ func (d dialect) local(t string) string {
 // table is the fully qualified name reads and inserts use.
 func (d dialect) table(t string) string { return d.db + "." + t }
 
+// parts is the table that lists the data parts of every shard: this
+// server's system.parts on one node, and on a cluster system.parts of one
+// replica of each shard (a shard's replicas hold the same partitions).
+func (d dialect) parts() string {
+	if d.cluster == "" {
+		return "system.parts"
+	}
+	return "cluster('" + d.cluster + "', system, parts)"
+}
+
 func (d dialect) onCluster() string {
 	if d.cluster == "" {
 		return ""

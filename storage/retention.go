@@ -40,8 +40,8 @@ func partitionEnd(p string, monthly bool) (time.Time, bool) {
 // retention, it drops the partitions whose every row is older than
 // now - retention (the partition ends at or before that cutoff). Partition
 // bounds are in UTC, as the DateTime partition columns are. It returns
-// what it dropped; on a cluster it drops ON CLUSTER from the _local tables,
-// listing partitions from this node's system.parts.
+// what it dropped; on a cluster it lists the partitions of every shard and
+// drops them ON CLUSTER from the _local tables.
 func (s *Store) DropExpiredPartitions(ctx context.Context, now time.Time) ([]DroppedPartition, error) {
 	var dropped []DroppedPartition
 	for _, table := range Tables() {
@@ -54,7 +54,7 @@ func (s *Store) DropExpiredPartitions(ctx context.Context, now time.Time) ([]Dro
 		}
 		cutoff := now.Add(-keep)
 		local := s.dialect.local(table)
-		rows, err := s.conn.Query(s.readCtx(ctx), `SELECT DISTINCT partition FROM system.parts
+		rows, err := s.conn.Query(s.readCtx(ctx), `SELECT DISTINCT partition FROM `+s.dialect.parts()+`
 WHERE database = ? AND table = ? AND active ORDER BY partition LIMIT 100000`, s.cfg.Database, local)
 		if err != nil {
 			return dropped, fmt.Errorf("list partitions of %s: %w", table, err)
