@@ -24,6 +24,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/storage"
@@ -342,11 +343,15 @@ func replicaDown(t *testing.T, tgt *clusterTarget, script string, down int) {
 	}
 }
 
-// clusterEvent is a minimal stored event.
+// clusterEventBase is the time of the first clusterEvent.
+var clusterEventBase = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC).UnixMilli()
+
+// clusterEvent is a minimal stored event, i milliseconds after
+// clusterEventBase.
 func clusterEvent(tenant, uid string, i int64) ocsf.Event {
 	var e ocsf.Event
 	e.SetClass(ocsf.ClassAPIActivity, 1, "Create")
-	e.Time = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC).UnixMilli() + i
+	e.Time = clusterEventBase + i
 	e.SeverityID = ocsf.SeverityInformational
 	e.Metadata.UID = uid
 	e.Metadata.TenantUID = tenant
@@ -402,4 +407,95 @@ func waitReplicated(ctx context.Context, t *testing.T, tgt *clusterTarget, db st
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// TestClusterWatermarkAndRetention checks the two reads of partition
+// metadata on a cluster, each asked of a server of the other shard than
+// the one holding the rows that matter: the watermark is the newest alert
+// of every shard, and retention drops an expired partition that exists on
+// one shard only.
+func TestClusterWatermarkAndRetention(t *testing.T) {
+	tgt := clusterFromEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	store, cfg := openStore(ctx, t, tgt)
+	const tenant = "t-meta"
+	old := time.Date(2026, 10, 1, 12, 0, 0, 0, time.UTC)
+	recent := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	b := storage.Batch{}
+	// One event on an old day (so its partition exists on one shard
+	// only), many on a recent one.
+	b.Events = append(b.Events, clusterEvent(tenant, "ev-old", old.UnixMilli()-clusterEventBase))
+	for i := range 100 {
+		b.Events = append(b.Events, clusterEvent(tenant, fmt.Sprintf("ev-%d", i), recent.UnixMilli()-clusterEventBase+int64(i)))
+	}
+	// Many alerts on the recent day, and the newest one the next day (so
+	// its partition exists on one shard only).
+	for i := range 20 {
+		b.Alerts = append(b.Alerts, clusterAlert(tenant, fmt.Sprintf("al-%d", i), recent.UnixMilli()))
+	}
+	newest := recent.Add(24 * time.Hour)
+	b.Alerts = append(b.Alerts, clusterAlert(tenant, "al-newest", newest.UnixMilli()))
+	if err := store.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	waitReplicated(ctx, t, tgt, cfg.Database)
+
+	// otherShard is the address of a server of the shard that does not
+	// hold the row of table where cond holds.
+	otherShard := func(table, cond string) string {
+		t.Helper()
+		n := queryCount(ctx, t, server(t, tgt.addrs[2]), "SELECT count() FROM "+cfg.Database+"."+table+"_local WHERE "+cond)
+		if n == 0 {
+			return tgt.addrs[2]
+		}
+		return tgt.addrs[0]
+	}
+	on := func(addr string) *storage.Store {
+		t.Helper()
+		c := cfg
+		c.Addr = []string{addr}
+		s, err := storage.Open(ctx, c, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+
+	addr := otherShard(storage.TableAlerts, "alert_id = 'al-newest'")
+	wm, err := on(addr).Watermark(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !wm.Equal(newest) {
+		t.Errorf("watermark asked of %s: %v, want the newest alert's %v", addr, wm, newest)
+	}
+
+	addr = otherShard(storage.TableEvents, "event_uid = 'ev-old'")
+	// Events are kept 30 days: on the recent day plus 30, the old day has
+	// expired and the recent one has not.
+	dropped, err := on(addr).DropExpiredPartitions(ctx, recent.Add(30*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []storage.DroppedPartition{{Table: storage.TableEvents, Partition: old.Format("20060102")}}
+	if !reflect.DeepEqual(dropped, want) {
+		t.Errorf("retention run on %s dropped %v, want %v", addr, dropped, want)
+	}
+	for _, a := range tgt.addrs {
+		conn := server(t, a)
+		if n := queryCount(ctx, t, conn, "SELECT count() FROM "+cfg.Database+".events_local WHERE event_uid = 'ev-old'"); n != 0 {
+			t.Errorf("%s still holds the expired event", a)
+		}
+		if n := queryCount(ctx, t, conn, "SELECT uniqExact(event_uid) FROM "+cfg.Database+".events WHERE tenant_uid = ?", tenant); n != 100 {
+			t.Errorf("%s reads %d events through the Distributed table, want the 100 recent ones", a, n)
+		}
+	}
+}
+
+// clusterAlert is a minimal stored alert.
+func clusterAlert(tenant, id string, at int64) alert.Alert {
+	return alert.Alert{ID: id, TenantUID: tenant, RuleID: "aws.test", RuleVersion: "1", Title: "test alert", Severity: ocsf.SeverityHigh,
+		Time: at, FirstSeen: at, LastSeen: at, Count: 1, Source: "cloudtrail", EventIDs: []string{"ev-0"}}
 }
