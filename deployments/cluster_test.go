@@ -499,3 +499,77 @@ func clusterAlert(tenant, id string, at int64) alert.Alert {
 	return alert.Alert{ID: id, TenantUID: tenant, RuleID: "aws.test", RuleVersion: "1", Title: "test alert", Severity: ocsf.SeverityHigh,
 		Time: at, FirstSeen: at, LastSeen: at, Count: 1, Source: "cloudtrail", EventIDs: []string{"ev-0"}}
 }
+
+// TestClusterWorkflowReadsItsWrites updates an analyst's workflow many
+// times in a row through a server of shard 2, for incidents stored on
+// shard 1 (two replicas): each update reads the version the previous one
+// wrote (its optimistic concurrency check), so every read must see the
+// replica the write went to, not the other one that may lag behind.
+func TestClusterWorkflowReadsItsWrites(t *testing.T) {
+	tgt := clusterFromEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	_, cfg := openStore(ctx, t, tgt)
+	cfg.Addr = []string{tgt.addrs[2]}
+	store, err := storage.Open(ctx, cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	batch, tenant := replayScenario(t)
+	if err := store.Write(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	var onShard1 []string
+	seen := map[string]bool{}
+	for _, in := range batch.Incidents {
+		if seen[in.ID] {
+			continue
+		}
+		seen[in.ID] = true
+		if queryCount(ctx, t, server(t, tgt.addrs[2]), "SELECT count() FROM "+cfg.Database+".incidents_local WHERE incident_id = ?", in.ID) == 0 {
+			onShard1 = append(onShard1, in.ID)
+		}
+	}
+	if len(onShard1) == 0 {
+		t.Fatal("no incident of the scenario is stored on shard 1")
+	}
+	const rounds = 12
+	for _, id := range onShard1 {
+		for i := range rounds {
+			status := []string{"in_progress", "open"}[i%2]
+			if _, err := store.UpdateIncidentWorkflow(ctx, casework.WorkflowUpdate{
+				Tenants: []string{tenant}, IncidentID: id, ExpectedVersion: uint64(i), Status: &status, Actor: "analyst@example.com",
+			}); err != nil {
+				t.Fatalf("incident %s, update %d: %v", id, i+1, err)
+			}
+		}
+	}
+}
+
+// TestClusterRefusesRandomReplicas opens the store as a user whose profile
+// keeps ClickHouse's default load_balancing (random): Open refuses it with
+// an error that says what to set, since reads could miss the store's own
+// writes (TestClusterWorkflowReadsItsWrites).
+func TestClusterRefusesRandomReplicas(t *testing.T) {
+	tgt := clusterFromEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := storage.Default()
+	cfg.Addr, cfg.Cluster, cfg.Username = tgt.addrs, tgt.name, "random_replica"
+	s, err := storage.Open(ctx, cfg, nil, nil)
+	if err == nil {
+		s.Close()
+		t.Fatal("Open accepted a cluster profile with load_balancing = random")
+	}
+	if !strings.Contains(err.Error(), "load_balancing = random") || !strings.Contains(err.Error(), "in_order") {
+		t.Errorf("error does not say what to set: %v", err)
+	}
+	// The same cluster as the default user, whose profile sets in_order.
+	cfg.Username = "default"
+	s, err = storage.Open(ctx, cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+}

@@ -128,7 +128,35 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 		_ = conn.Close()
 		return nil, fmt.Errorf("ping clickhouse %v: %w", cfg.Addr, err)
 	}
+	if cfg.Cluster != "" {
+		if err := s.checkLoadBalancing(ctx); err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// checkLoadBalancing refuses a cluster whose user profile reads and
+// inserts through the Distributed tables at a random replica of each shard
+// (ClickHouse's default): a read could then miss the rows this store has
+// just written, still on their way to the other replica, and an analyst's
+// update would fail with a version conflict or not find the incident.
+// With load_balancing = in_order every statement goes to the first healthy
+// replica of each shard in remote_servers order (the server's own replica
+// when it holds one), so reads see this store's writes while that replica
+// is up. 18.16's native protocol cannot carry the setting per query, so it
+// belongs in the profile of Musubi's user (docs/deploy.md).
+func (s *Store) checkLoadBalancing(ctx context.Context) error {
+	var v string
+	if err := s.conn.QueryRow(s.queryCtx(ctx), "SELECT value FROM system.settings WHERE name = 'load_balancing'").Scan(&v); err != nil {
+		return fmt.Errorf("read the load_balancing setting: %w", err)
+	}
+	if v != "in_order" {
+		return fmt.Errorf("%w: cluster %s: the profile of user %q has load_balancing = %s; set it to in_order so reads see the rows just written (docs/deploy.md)",
+			errConfig, s.cfg.Cluster, s.cfg.Username, v)
+	}
+	return nil
 }
 
 // Ping checks that a server answers.

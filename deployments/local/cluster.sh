@@ -85,6 +85,9 @@ CFG
 
 start_ch() {
 	local n=$1 d=$dir/ch$1
+	# users.xml is reloaded by a running server: a changed profile applies
+	# without a restart.
+	[ -d "$d" ] && cp "$here/cluster-users.xml" "$d/users.xml"
 	if pid_running "$d/pid" && ch_answers "$n"; then return 0; fi
 	if ch_answers "$n"; then
 		log "a ClickHouse already answers on 127.0.0.1:$(http_port "$n") (not started from $d); using it"
