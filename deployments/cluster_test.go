@@ -136,6 +136,8 @@ func TestClusterReadsEqualSingleNode(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	t.Logf("the batch: %d events, %d alerts, %d incident versions, %d dead letters",
+		len(batch.Events), len(batch.Alerts), len(batch.Incidents), len(batch.DeadLetters))
 	waitReplicated(ctx, t, tgt, ccfg.Database)
 
 	// Both shards hold part of the sharded tables (the scenario's few
@@ -146,6 +148,7 @@ func TestClusterReadsEqualSingleNode(t *testing.T) {
 		if s1 == 0 || s2 == 0 {
 			t.Errorf("%s: shard 1 holds %d rows, shard 2 %d; want both some", tbl, s1, s2)
 		}
+		t.Logf("%s: %d rows on shard 1, %d on shard 2", tbl, s1, s2)
 	}
 
 	tenants := []string{tenant}

@@ -16,8 +16,9 @@ var distributedRE = regexp.MustCompile(`CREATE TABLE IF NOT EXISTS musubi\.(\w+)
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // TestRenderDDLGolden pins the DDL of both deployment shapes. The cluster
-// variant cannot run here (no cluster, no ZooKeeper), so its text is
-// reviewed through the golden file.
+// variant runs against a real cluster in `make test-cluster`
+// (deployments/cluster_test.go); here its text is reviewed through the
+// golden file.
 func TestRenderDDLGolden(t *testing.T) {
 	for _, tc := range []struct{ name, cluster string }{{"single", ""}, {"cluster", "musubi_cluster"}} {
 		t.Run(tc.name, func(t *testing.T) {
