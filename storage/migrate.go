@@ -219,7 +219,8 @@ func (d dialect) execute(m Migration, funcs template.FuncMap) (string, error) {
 // render turns a migration template into the statements to execute.
 //
 // On a cluster, a migration that changes a table's columns alters the
-// replicated local tables ON CLUSTER, then drops and recreates the
+// replicated local tables once per shard (Migrate runs every ALTER with
+// Store.execPerShard), then drops and recreates ON CLUSTER the
 // Distributed table in front of them (it holds no data: inserts are
 // synchronous), because ClickHouse 18.16 refuses ALTER ... ON CLUSTER of a
 // table that is not replicated on a cluster whose shards replicate
@@ -235,6 +236,15 @@ func (d dialect) render(m Migration) ([]string, error) {
 		return nil, err
 	}
 	stmts := splitStatements(text)
+	if d.cluster != "" {
+		// ALTERs of the replicated tables run once per shard, not ON
+		// CLUSTER (Store.execPerShard says why).
+		for i, q := range stmts {
+			if strings.HasPrefix(q, "ALTER TABLE ") {
+				stmts[i] = strings.Replace(q, " "+d.onCluster()+" ", " ", 1)
+			}
+		}
+	}
 	if len(altered) == 0 {
 		return stmts, nil
 	}
@@ -356,7 +366,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return err
 		}
 		for _, q := range stmts {
-			if err := s.exec(ctx, q); err != nil && !alreadyApplied(q, err) {
+			if err := s.execDDL(ctx, q); err != nil && !alreadyApplied(q, err) {
 				return fmt.Errorf("migration %s: %w", m.Name, err)
 			}
 		}

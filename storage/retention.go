@@ -41,7 +41,7 @@ func partitionEnd(p string, monthly bool) (time.Time, bool) {
 // now - retention (the partition ends at or before that cutoff). Partition
 // bounds are in UTC, as the DateTime partition columns are. It returns
 // what it dropped; on a cluster it lists the partitions of every shard and
-// drops them ON CLUSTER from the _local tables.
+// drops them from the _local tables of each shard.
 func (s *Store) DropExpiredPartitions(ctx context.Context, now time.Time) ([]DroppedPartition, error) {
 	var dropped []DroppedPartition
 	for _, table := range Tables() {
@@ -81,8 +81,9 @@ WHERE database = ? AND table = ? AND active ORDER BY partition LIMIT 100000`, s.
 		}
 		for _, p := range expired {
 			// p is digits only (partitionRE), safe to splice into the DDL.
-			q := fmt.Sprintf("ALTER TABLE %s.%s %s DROP PARTITION %s", s.cfg.Database, local, s.dialect.onCluster(), p)
-			if err := s.exec(ctx, q); err != nil {
+			// On a cluster once per shard (execDDL), as migrations alter.
+			q := fmt.Sprintf("ALTER TABLE %s.%s DROP PARTITION %s", s.cfg.Database, local, p)
+			if err := s.execDDL(ctx, q); err != nil {
 				return dropped, fmt.Errorf("drop partition %s of %s: %w", p, table, err)
 			}
 			s.log.Info("dropped expired partition", "table", table, "partition", p, "retention", keep)
