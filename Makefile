@@ -5,6 +5,7 @@
 GO          ?= go
 BIN         := bin/musubi
 CH          := deployments/local/clickhouse.sh
+CLUSTER     := deployments/local/cluster.sh
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export MUSUBI_CLICKHOUSE_ADDR ?= 127.0.0.1:19000
 FUZZTIME    ?= 3s
@@ -14,7 +15,7 @@ COMMIT      ?= $(shell git rev-parse HEAD 2>/dev/null)
 BUILD_DATE  ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS     := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(BUILD_DATE)
 
-.PHONY: all build demo eval ui-screenshots test test-unit test-fuzz fuzz-nightly test-faults lint chromium test-tools clickhouse-start clickhouse-stop bench bench-quick clean
+.PHONY: all build demo eval ui-screenshots test test-unit test-fuzz fuzz-nightly test-faults test-cluster lint chromium test-tools clickhouse-start clickhouse-stop cluster-start cluster-stop bench bench-quick clean
 
 all: build
 
@@ -54,6 +55,16 @@ FAULT_TESTS = $(shell grep -ho '^func Test[A-Za-z0-9_]*' $(FAULT_FILES) | sed 's
 FAULT_PKGS = $(sort $(dir $(FAULT_FILES)))
 test-faults: clickhouse-start
 	MUSUBI_REQUIRE_CLICKHOUSE=1 $(GO) test -count=1 -tags faults -timeout 20m -v -run '^($(FAULT_TESTS))$$' $(FAULT_PKGS)
+
+## test-cluster: the replicated-cluster suite — starts deployments/local/cluster.sh (ZooKeeper from
+## Debian's zookeeper package, two replicas of shard 1 and one of shard 2, on private ports) and runs
+## the tests behind the cluster build tag: migrations ON CLUSTER run twice, the writer, the API's
+## reads equal to the single server's, the Grafana panels, a replica of shard 1 stopped during writes.
+CLUSTER_FILES = $(shell grep -rl '^//go:build cluster' --include='*_test.go' .)
+CLUSTER_TESTS = $(shell grep -ho '^func Test[A-Za-z0-9_]*' $(CLUSTER_FILES) | sed 's/^func //' | paste -sd'|')
+CLUSTER_PKGS = $(sort $(dir $(CLUSTER_FILES)))
+test-cluster: clickhouse-start cluster-start
+	env $$($(CLUSTER) env) MUSUBI_REQUIRE_CLICKHOUSE=1 $(GO) test -race -count=1 -tags cluster -timeout 20m -v -run '^($(CLUSTER_TESTS))$$' $(CLUSTER_PKGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -102,6 +113,13 @@ clickhouse-start:
 
 clickhouse-stop:
 	@$(CH) stop
+
+## cluster-start / cluster-stop: the local replicated cluster of make test-cluster (data in .local/cluster).
+cluster-start:
+	@$(CLUSTER) start
+
+cluster-stop:
+	@$(CLUSTER) stop
 
 clean:
 	rm -rf bin

@@ -585,7 +585,7 @@ func valueChecks(ctx context.Context, t *testing.T, s seeded) map[string]func(*t
 		},
 		"musubi-incident/Evidence events/A": func(t *testing.T, s seeded, r result) {
 			// Every evidence event of the incident's alerts, each once.
-			want, err := runQuery(ctx, s, "SELECT DISTINCT arrayJoin(event_ids) AS id FROM alerts WHERE alert_id IN (SELECT alert_id FROM incident_alerts WHERE incident_id = '"+s.incident+"')")
+			want, err := runQuery(ctx, s, "SELECT DISTINCT arrayJoin(event_ids) AS id FROM alerts WHERE alert_id GLOBAL IN (SELECT alert_id FROM incident_alerts WHERE incident_id = '"+s.incident+"')")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,6 +2,8 @@ package deployments_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"testing"
@@ -43,14 +45,30 @@ func seed(t *testing.T) seeded { t.Helper(); return seedWith(t, false) }
 // installation before its first alert and incident.
 func seedEventsOnly(t *testing.T) seeded { t.Helper(); return seedWith(t, true) }
 
-func seedWith(t *testing.T, eventsOnly bool) seeded {
-	t.Helper()
-	db, _ := chtest.Database(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+// seedOn is where seed writes: nil for the single test server (chtest), or
+// a cluster (the cluster tests, behind the cluster build tag, set it for
+// the dashboard tests they run again).
+var seedOn *clusterTarget
 
+// clusterTarget is a ClickHouse cluster: the native addresses of its
+// servers and the name of its remote_servers definition.
+type clusterTarget struct {
+	addrs []string
+	name  string
+}
+
+// openStore opens a migrated store on a fresh database of the single test
+// server (tgt nil) or of the cluster, dropped when the test ends.
+func openStore(ctx context.Context, t *testing.T, tgt *clusterTarget) (*storage.Store, storage.Config) {
+	t.Helper()
 	cfg := storage.Default()
-	cfg.Addr, cfg.Database = []string{chtest.Addr()}, db
+	if tgt == nil {
+		db, _ := chtest.Database(t)
+		cfg.Addr, cfg.Database = []string{chtest.Addr()}, db
+	} else {
+		cfg.Addr, cfg.Cluster, cfg.Database = tgt.addrs, tgt.name, freshName()
+		t.Cleanup(func() { dropClusterDatabase(t, tgt, cfg.Database) })
+	}
 	store, err := storage.Open(ctx, cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +77,37 @@ func seedWith(t *testing.T, eventsOnly bool) seeded {
 	if err := store.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return store, cfg
+}
 
+// freshName is a database name no other test uses.
+func freshName() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return "musubi_test_" + hex.EncodeToString(b[:])
+}
+
+// dropClusterDatabase drops db on every server of the cluster (and with it
+// the replicated tables' ZooKeeper nodes).
+func dropClusterDatabase(t *testing.T, tgt *clusterTarget, db string) {
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: tgt.addrs, Auth: clickhouse.Auth{Username: "default"}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Errorf("drop %s: %v", db, err)
+		return
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db+" ON CLUSTER "+tgt.name); err != nil {
+		t.Errorf("drop %s: %v", db, err)
+	}
+}
+
+// replayScenario replays the scenario files through ingest, the shipped
+// detections and the correlator (pipeline.Processor, as `musubi replay
+// -write` does), plus one record that can never be processed.
+func replayScenario(t *testing.T) (storage.Batch, string) {
+	t.Helper()
 	ccfg := correlate.DefaultConfig()
 	ccfg.HubIPs = append(ccfg.HubIPs, "198.51.100.7/32") // the office NAT of the scenario
 	const tenant = "default"
@@ -91,6 +139,16 @@ func seedWith(t *testing.T, eventsOnly bool) seeded {
 		t.Fatalf("replay gave %d events, %d alerts, %d incident versions, %d dead letters; want the whole scenario",
 			len(batch.Events), len(batch.Alerts), len(batch.Incidents), len(batch.DeadLetters))
 	}
+	return batch, tenant
+}
+
+func seedWith(t *testing.T, eventsOnly bool) seeded {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	store, cfg := openStore(ctx, t, seedOn)
+	db := cfg.Database
+	batch, tenant := replayScenario(t)
 	if eventsOnly {
 		s := seeded{db: db, tenant: tenant, from: time.Now(), to: time.Time{}}
 		if err := store.Write(ctx, storage.Batch{Events: batch.Events, DeadLetters: batch.DeadLetters}); err != nil {
@@ -101,7 +159,7 @@ func seedWith(t *testing.T, eventsOnly bool) seeded {
 			s.from, s.to = minTime(s.from, at), maxTime(s.to, at)
 		}
 		s.from, s.to = s.from.Add(-time.Hour), s.to.Add(time.Hour)
-		s.conn = openSeeded(t, db)
+		s.conn = openSeeded(t, cfg)
 		return s
 	}
 	// The shipped pack has no experimental rule, so the scenario raises no
@@ -119,6 +177,19 @@ func seedWith(t *testing.T, eventsOnly bool) seeded {
 	}
 
 	s := seeded{db: db, tenant: tenant}
+	s.incident, s.from, s.to = attackIncident(batch)
+
+	// An analyst acknowledges the attack incident, then resolves it; the
+	// others stay open.
+	resolve(ctx, t, store, tenant, s.incident)
+
+	s.conn = openSeeded(t, cfg)
+	return s
+}
+
+// attackIncident is the most severe incident of batch (the attack), and
+// the time range of all its incidents with an hour on each side.
+func attackIncident(batch storage.Batch) (string, time.Time, time.Time) {
 	var first, last int64 = 1<<63 - 1, 0
 	best := incident.Incident{}
 	for _, in := range batch.Incidents {
@@ -127,30 +198,31 @@ func seedWith(t *testing.T, eventsOnly bool) seeded {
 			best = in
 		}
 	}
-	s.incident = best.ID
-	s.from, s.to = time.UnixMilli(first).Add(-time.Hour), time.UnixMilli(last).Add(time.Hour)
+	return best.ID, time.UnixMilli(first).Add(-time.Hour), time.UnixMilli(last).Add(time.Hour)
+}
 
-	// An analyst acknowledges the attack incident, then resolves it; the
-	// others stay open.
+// resolve moves an incident through the analyst workflow: in progress,
+// then resolved.
+func resolve(ctx context.Context, t *testing.T, store *storage.Store, tenant, id string) {
+	t.Helper()
 	for i, status := range []string{"in_progress", "resolved"} {
 		st := status
 		if _, err := store.UpdateIncidentWorkflow(ctx, casework.WorkflowUpdate{
-			Tenants: []string{tenant}, IncidentID: s.incident, ExpectedVersion: uint64(i), Status: &st, Actor: "analyst@example.com",
+			Tenants: []string{tenant}, IncidentID: id, ExpectedVersion: uint64(i), Status: &st, Actor: "analyst@example.com",
 		}); err != nil {
 			t.Fatalf("workflow %s: %v", status, err)
 		}
 	}
-
-	s.conn = openSeeded(t, db)
-	return s
 }
 
 // openSeeded opens a connection whose default database is the seeded one:
 // panels run there, as the provisioned datasource's defaultDatabase is
 // Musubi's.
-func openSeeded(t *testing.T, db string) driver.Conn {
+func openSeeded(t *testing.T, cfg storage.Config) driver.Conn {
 	t.Helper()
-	conn, err := clickhouse.Open(chtest.Options(db))
+	opts := chtest.Options(cfg.Database)
+	opts.Addr = cfg.Addr
+	conn, err := clickhouse.Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

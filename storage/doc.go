@@ -116,9 +116,16 @@
 // row id, so all versions of a row meet on one shard and fold there.
 // Inserts use insert_distributed_sync=1 so Write returns only when the
 // shards hold the rows. IN subqueries are GLOBAL IN, which Distributed
-// tables require. Retention drops partitions of the _local tables ON
-// CLUSTER. Only the cluster DDL text is tested (golden file); the cluster
-// read and write paths have not run against a real cluster.
+// tables require. A migration that adds columns alters the _local tables
+// once per shard (not ON CLUSTER: 18.16's replica election for it can stop
+// a server's DDL worker) and recreates the Distributed table ON CLUSTER
+// (18.16 refuses ALTER ON CLUSTER of a table that is not replicated). Retention and the watermark
+// list the partitions of every shard (cluster(<name>, system, parts)) and
+// retention drops them from the _local tables of each shard. Open requires
+// load_balancing = in_order in the user's profile, so reads go to the
+// replica this store's inserts went to and see them. `make test-cluster`
+// runs all of this on a local cluster of two shards, one with two replicas
+// (deployments/cluster_test.go).
 //
 // # Reads
 //

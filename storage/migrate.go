@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -138,6 +139,16 @@ func (d dialect) local(t string) string {
 // table is the fully qualified name reads and inserts use.
 func (d dialect) table(t string) string { return d.db + "." + t }
 
+// parts is the table that lists the data parts of every shard: this
+// server's system.parts on one node, and on a cluster system.parts of one
+// replica of each shard (a shard's replicas hold the same partitions).
+func (d dialect) parts() string {
+	if d.cluster == "" {
+		return "system.parts"
+	}
+	return "cluster('" + d.cluster + "', system, parts)"
+}
+
 func (d dialect) onCluster() string {
 	if d.cluster == "" {
 		return ""
@@ -164,34 +175,101 @@ func (d dialect) distributed(t, key string) string {
 		d.db, t, d.onCluster(), d.db, d.local(t), d.cluster, d.db, d.local(t), key)
 }
 
-func (d dialect) funcs() template.FuncMap {
+// funcs are the template functions of one rendering. altered collects,
+// on a cluster, the tables whose columns a migration changes, and keys
+// each table's sharding key as its Distributed table was declared.
+func (d dialect) funcs(altered *[]string, keys map[string]string) template.FuncMap {
 	return template.FuncMap{
 		"table": func(t string) string { return d.db + "." + d.local(t) },
-		// tables names every table that holds t's columns: the local one
-		// and, on a cluster, the Distributed one in front of it.
+		// tables names every table that a column change applies to. On
+		// one node that is the table; on a cluster it is the local table,
+		// and the Distributed table in front of it is recreated after the
+		// migration's statements (see render).
 		"tables": func(t string) []string {
 			if d.cluster == "" {
 				return []string{d.db + "." + t}
 			}
-			return []string{d.db + "." + d.local(t), d.db + "." + t}
+			if !slices.Contains(*altered, t) {
+				*altered = append(*altered, t)
+			}
+			return []string{d.db + "." + d.local(t)}
 		},
-		"on_cluster":  d.onCluster,
-		"engine":      d.engine,
-		"distributed": d.distributed,
+		"on_cluster": d.onCluster,
+		"engine":     d.engine,
+		"distributed": func(t, key string) string {
+			keys[t] = key
+			return d.distributed(t, key)
+		},
 	}
 }
 
-// render turns a migration template into the statements to execute.
-func (d dialect) render(m Migration) ([]string, error) {
-	tmpl, err := template.New(m.Name).Funcs(d.funcs()).Parse(m.text)
+// execute renders one migration template with the given functions.
+func (d dialect) execute(m Migration, funcs template.FuncMap) (string, error) {
+	tmpl, err := template.New(m.Name).Funcs(funcs).Parse(m.text)
 	if err != nil {
-		return nil, fmt.Errorf("migration %s: %w", m.Name, err)
+		return "", fmt.Errorf("migration %s: %w", m.Name, err)
 	}
 	var buf bytes.Buffer
 	if err := tmpl.Execute(&buf, nil); err != nil {
-		return nil, fmt.Errorf("migration %s: %w", m.Name, err)
+		return "", fmt.Errorf("migration %s: %w", m.Name, err)
 	}
-	return splitStatements(buf.String()), nil
+	return buf.String(), nil
+}
+
+// render turns a migration template into the statements to execute.
+//
+// On a cluster, a migration that changes a table's columns alters the
+// replicated local tables once per shard (Migrate runs every ALTER with
+// Store.execPerShard), then drops and recreates ON CLUSTER the
+// Distributed table in front of them (it holds no data: inserts are
+// synchronous), because ClickHouse 18.16 refuses ALTER ... ON CLUSTER of a
+// table that is not replicated on a cluster whose shards replicate
+// internally ("Table isn't replicated, but shard is replicated"). The
+// Distributed table is briefly absent while the migration runs. Both
+// statements are idempotent, so a migration interrupted between them
+// completes when it runs again.
+func (d dialect) render(m Migration) ([]string, error) {
+	var altered []string
+	keys := map[string]string{}
+	text, err := d.execute(m, d.funcs(&altered, keys))
+	if err != nil {
+		return nil, err
+	}
+	stmts := splitStatements(text)
+	if d.cluster != "" {
+		// ALTERs of the replicated tables run once per shard, not ON
+		// CLUSTER (Store.execPerShard says why).
+		for i, q := range stmts {
+			if strings.HasPrefix(q, "ALTER TABLE ") {
+				stmts[i] = strings.Replace(q, " "+d.onCluster()+" ", " ", 1)
+			}
+		}
+	}
+	if len(altered) == 0 {
+		return stmts, nil
+	}
+	// The sharding keys are those the migrations declared their
+	// Distributed tables with.
+	ms, err := Migrations()
+	if err != nil {
+		return nil, err
+	}
+	var ignored []string
+	for _, other := range ms {
+		if _, err := d.execute(other, d.funcs(&ignored, keys)); err != nil {
+			return nil, err
+		}
+	}
+	for _, t := range altered {
+		key, ok := keys[t]
+		if !ok {
+			return nil, fmt.Errorf("migration %s: no migration declares the Distributed table of %s", m.Name, t)
+		}
+		stmts = append(stmts,
+			fmt.Sprintf("DROP TABLE IF EXISTS %s.%s %s", d.db, t, d.onCluster()),
+			strings.TrimSuffix(d.distributed(t, key), ";"))
+	}
+	return stmts, nil
 }
 
 // migrationsTable renders the DDL of schema_migrations. On a cluster it is
@@ -288,7 +366,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return err
 		}
 		for _, q := range stmts {
-			if err := s.exec(ctx, q); err != nil && !alreadyApplied(q, err) {
+			if err := s.execDDL(ctx, q); err != nil && !alreadyApplied(q, err) {
 				return fmt.Errorf("migration %s: %w", m.Name, err)
 			}
 		}

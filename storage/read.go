@@ -332,16 +332,17 @@ func (s *Store) ListIncidents(ctx context.Context, q casework.IncidentQuery) (ca
 			}
 			// Entity values, the latest text of live comments, and alerts
 			// whose title or summary holds the text or whose evidence
-			// events do (the normalized event's fields).
+			// events do (the normalized event's fields). GLOBAL: see
+			// evidence.
 			cond += ` OR arrayExists(x -> positionCaseInsensitiveUTF8(substring(x, position(x, ':') + 1), ?) > 0, i_entities)
-    OR (tenant_uid, incident_id) IN (SELECT tenant_uid, incident_id FROM (
+    OR (tenant_uid, incident_id) GLOBAL IN (SELECT tenant_uid, incident_id FROM (
         SELECT tenant_uid, incident_id, comment_id, argMax(body, version) AS b, argMax(deleted, version) AS d
         FROM ` + s.t(TableComments) + ` WHERE ` + tin + ` GROUP BY tenant_uid, incident_id, comment_id)
         WHERE d = 0 AND positionCaseInsensitiveUTF8(b, ?) > 0)
-    OR (tenant_uid, incident_id) IN (SELECT tenant_uid, incident_id FROM ` + s.t(TableLinks) + ` WHERE (tenant_uid, alert_id) IN (
+    OR (tenant_uid, incident_id) GLOBAL IN (SELECT tenant_uid, incident_id FROM ` + s.t(TableLinks) + ` WHERE (tenant_uid, alert_id) GLOBAL IN (
         SELECT tenant_uid, alert_id FROM ` + s.t(TableAlerts) + ` ARRAY JOIN if(empty(event_ids), [''], event_ids) AS ev WHERE ` + tin + `
         AND (positionCaseInsensitiveUTF8(title, ?) > 0 OR positionCaseInsensitiveUTF8(summary, ?) > 0
-        OR (tenant_uid, ev) IN (SELECT tenant_uid, event_uid FROM ` + s.t(TableEvents) + ` WHERE ` + tin + evTime + `
+        OR (tenant_uid, ev) GLOBAL IN (SELECT tenant_uid, event_uid FROM ` + s.t(TableEvents) + ` WHERE ` + tin + evTime + `
             AND positionCaseInsensitiveUTF8(event_json, ?) > 0))))`
 			args = append(args, q.Text)
 			args = append(append(args, tenants...), q.Text)

@@ -40,8 +40,8 @@ func partitionEnd(p string, monthly bool) (time.Time, bool) {
 // retention, it drops the partitions whose every row is older than
 // now - retention (the partition ends at or before that cutoff). Partition
 // bounds are in UTC, as the DateTime partition columns are. It returns
-// what it dropped; on a cluster it drops ON CLUSTER from the _local tables,
-// listing partitions from this node's system.parts.
+// what it dropped; on a cluster it lists the partitions of every shard and
+// drops them from the _local tables of each shard.
 func (s *Store) DropExpiredPartitions(ctx context.Context, now time.Time) ([]DroppedPartition, error) {
 	var dropped []DroppedPartition
 	for _, table := range Tables() {
@@ -54,7 +54,7 @@ func (s *Store) DropExpiredPartitions(ctx context.Context, now time.Time) ([]Dro
 		}
 		cutoff := now.Add(-keep)
 		local := s.dialect.local(table)
-		rows, err := s.conn.Query(s.readCtx(ctx), `SELECT DISTINCT partition FROM system.parts
+		rows, err := s.conn.Query(s.readCtx(ctx), `SELECT DISTINCT partition FROM `+s.dialect.parts()+`
 WHERE database = ? AND table = ? AND active ORDER BY partition LIMIT 100000`, s.cfg.Database, local)
 		if err != nil {
 			return dropped, fmt.Errorf("list partitions of %s: %w", table, err)
@@ -81,8 +81,9 @@ WHERE database = ? AND table = ? AND active ORDER BY partition LIMIT 100000`, s.
 		}
 		for _, p := range expired {
 			// p is digits only (partitionRE), safe to splice into the DDL.
-			q := fmt.Sprintf("ALTER TABLE %s.%s %s DROP PARTITION %s", s.cfg.Database, local, s.dialect.onCluster(), p)
-			if err := s.exec(ctx, q); err != nil {
+			// On a cluster once per shard (execDDL), as migrations alter.
+			q := fmt.Sprintf("ALTER TABLE %s.%s DROP PARTITION %s", s.cfg.Database, local, p)
+			if err := s.execDDL(ctx, q); err != nil {
 				return dropped, fmt.Errorf("drop partition %s of %s: %w", p, table, err)
 			}
 			s.log.Info("dropped expired partition", "table", table, "partition", p, "retention", keep)

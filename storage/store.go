@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -26,6 +29,7 @@ var ErrPermanent = errors.New("storage: permanent write error")
 type Store struct {
 	cfg     Config
 	conn    driver.Conn
+	opts    clickhouse.Options // how conn was opened (execPerShard reuses it)
 	log     *slog.Logger
 	dialect dialect
 	metrics *metrics
@@ -93,7 +97,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse.password: %w", err)
 	}
-	conn, err := clickhouse.Open(&clickhouse.Options{
+	opts := clickhouse.Options{
 		Addr: cfg.Addr,
 		TLS:  tlsConf,
 		Auth: clickhouse.Auth{Username: cfg.Username, Password: password},
@@ -105,7 +109,8 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 		MaxIdleConns:    cfg.MaxOpenConns,
 		ConnMaxLifetime: 0,
 		Compression:     &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
-	})
+	}
+	conn, err := clickhouse.Open(&opts)
 	if err != nil {
 		return nil, fmt.Errorf("open clickhouse: %w", err)
 	}
@@ -118,7 +123,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 		return nil, err
 	}
 	s := &Store{
-		cfg: cfg, conn: conn, dialect: newDialect(cfg),
+		cfg: cfg, conn: conn, opts: opts, dialect: newDialect(cfg),
 		log:     logger.With("component", "storage"),
 		metrics: newMetrics(reg),
 		enc:     enc, dec: dec,
@@ -128,7 +133,35 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 		_ = conn.Close()
 		return nil, fmt.Errorf("ping clickhouse %v: %w", cfg.Addr, err)
 	}
+	if cfg.Cluster != "" {
+		if err := s.checkLoadBalancing(ctx); err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// checkLoadBalancing refuses a cluster whose user profile reads and
+// inserts through the Distributed tables at a random replica of each shard
+// (ClickHouse's default): a read could then miss the rows this store has
+// just written, still on their way to the other replica, and an analyst's
+// update would fail with a version conflict or not find the incident.
+// With load_balancing = in_order every statement goes to the first healthy
+// replica of each shard in remote_servers order (the server's own replica
+// when it holds one), so reads see this store's writes while that replica
+// is up. 18.16's native protocol cannot carry the setting per query, so it
+// belongs in the profile of Musubi's user (docs/deploy.md).
+func (s *Store) checkLoadBalancing(ctx context.Context) error {
+	var v string
+	if err := s.conn.QueryRow(s.queryCtx(ctx), "SELECT value FROM system.settings WHERE name = 'load_balancing'").Scan(&v); err != nil {
+		return fmt.Errorf("read the load_balancing setting: %w", err)
+	}
+	if v != "in_order" {
+		return fmt.Errorf("%w: cluster %s: the profile of user %q has load_balancing = %s; set it to in_order so reads see the rows just written (docs/deploy.md)",
+			errConfig, s.cfg.Cluster, s.cfg.Username, v)
+	}
+	return nil
 }
 
 // Ping checks that a server answers.
@@ -161,3 +194,66 @@ func (s *Store) exec(ctx context.Context, q string, args ...any) error {
 
 // t is the qualified name of table t for reads and inserts.
 func (s *Store) t(t string) string { return s.dialect.table(t) }
+
+// execPerShard runs q, an ALTER of a replicated _local table, once in each
+// shard of the cluster: at the first replica of the shard (in
+// remote_servers order) that answers, which writes the change to
+// ZooKeeper for the shard's other replicas to apply. It is not sent ON
+// CLUSTER because 18.16 runs such an ALTER through an election among the
+// shard's replicas in which two can both claim it: the loser's DDL worker
+// then stops ("Node exists: …/executed") and every later ON CLUSTER
+// statement waits for it until that server restarts.
+func (s *Store) execPerShard(ctx context.Context, q string) error {
+	rows, err := s.conn.Query(s.queryCtx(ctx),
+		"SELECT shard_num, host_name, port FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num", s.cfg.Cluster)
+	if err != nil {
+		return fmt.Errorf("list the shards of cluster %s: %w", s.cfg.Cluster, err)
+	}
+	var order []uint32
+	replicas := map[uint32][]string{}
+	for rows.Next() {
+		var shard uint32
+		var host string
+		var port uint16
+		if err := rows.Scan(&shard, &host, &port); err != nil {
+			rows.Close()
+			return err
+		}
+		if _, ok := replicas[shard]; !ok {
+			order = append(order, shard)
+		}
+		replicas[shard] = append(replicas[shard], net.JoinHostPort(host, strconv.Itoa(int(port))))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(order) == 0 {
+		return fmt.Errorf("%w: the server knows no cluster %s (remote_servers)", errConfig, s.cfg.Cluster)
+	}
+	for _, shard := range order {
+		opts := s.opts
+		opts.Addr = replicas[shard]
+		opts.MaxOpenConns, opts.MaxIdleConns = 1, 1
+		conn, err := clickhouse.Open(&opts)
+		if err != nil {
+			return fmt.Errorf("shard %d %v: %w", shard, opts.Addr, err)
+		}
+		err = conn.Exec(s.queryCtx(ctx), q)
+		_ = conn.Close()
+		if err != nil {
+			return fmt.Errorf("shard %d %v: %w", shard, opts.Addr, err)
+		}
+	}
+	return nil
+}
+
+// execDDL runs one DDL statement: on a cluster an ALTER (always of a
+// replicated _local table) once per shard, everything else as it is (ON
+// CLUSTER where the dialect put it).
+func (s *Store) execDDL(ctx context.Context, q string) error {
+	if s.dialect.cluster != "" && strings.HasPrefix(q, "ALTER TABLE ") {
+		return s.execPerShard(ctx, q)
+	}
+	return s.exec(ctx, q)
+}

@@ -12,12 +12,12 @@ import (
 // that ends there, so a restart resumes where the data is, not where the
 // wall clock is (replays and late backfills work the same way).
 //
-// It reads only the newest daily partition of the alerts table, so its cost
-// does not grow with retention.
+// It reads only the newest daily partition of the alerts table (of every
+// shard, on a cluster), so its cost does not grow with retention.
 func (s *Store) Watermark(ctx context.Context) (time.Time, error) {
 	var partition string
 	err := s.conn.QueryRow(s.readCtx(ctx),
-		"SELECT max(partition) FROM system.parts WHERE database = ? AND table = ? AND active",
+		"SELECT max(partition) FROM "+s.dialect.parts()+" WHERE database = ? AND table = ? AND active",
 		s.dialect.db, s.dialect.local(TableAlerts)).Scan(&partition)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("watermark: %w", err)

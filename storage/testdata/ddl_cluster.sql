@@ -248,41 +248,38 @@ SETTINGS index_granularity = 8192;
 CREATE TABLE IF NOT EXISTS musubi.dead_letters ON CLUSTER musubi_cluster AS musubi.dead_letters_local
 ENGINE = Distributed(musubi_cluster, musubi, dead_letters_local, cityHash64(topic, kafka_partition, kafka_offset));
 
-ALTER TABLE musubi.alerts_local ON CLUSTER musubi_cluster ADD COLUMN fold_count UInt32 DEFAULT 1;
+ALTER TABLE musubi.alerts_local ADD COLUMN fold_count UInt32 DEFAULT 1;
 
-ALTER TABLE musubi.alerts_local ON CLUSTER musubi_cluster ADD COLUMN first_seen_ms Int64 DEFAULT time_ms;
+ALTER TABLE musubi.alerts_local ADD COLUMN first_seen_ms Int64 DEFAULT time_ms;
 
-ALTER TABLE musubi.alerts_local ON CLUSTER musubi_cluster ADD COLUMN last_seen_ms Int64 DEFAULT time_ms;
+ALTER TABLE musubi.alerts_local ADD COLUMN last_seen_ms Int64 DEFAULT time_ms;
 
-ALTER TABLE musubi.alerts ON CLUSTER musubi_cluster ADD COLUMN fold_count UInt32 DEFAULT 1;
+DROP TABLE IF EXISTS musubi.alerts ON CLUSTER musubi_cluster;
 
-ALTER TABLE musubi.alerts ON CLUSTER musubi_cluster ADD COLUMN first_seen_ms Int64 DEFAULT time_ms;
+CREATE TABLE IF NOT EXISTS musubi.alerts ON CLUSTER musubi_cluster AS musubi.alerts_local
+ENGINE = Distributed(musubi_cluster, musubi, alerts_local, cityHash64(tenant_uid, alert_id));
 
-ALTER TABLE musubi.alerts ON CLUSTER musubi_cluster ADD COLUMN last_seen_ms Int64 DEFAULT time_ms;
+ALTER TABLE musubi.incident_comments_local ADD COLUMN version UInt64 DEFAULT 0;
 
-ALTER TABLE musubi.incident_comments_local ON CLUSTER musubi_cluster ADD COLUMN version UInt64 DEFAULT 0;
+ALTER TABLE musubi.incident_comments_local ADD COLUMN edited_ms Int64 DEFAULT 0;
 
-ALTER TABLE musubi.incident_comments_local ON CLUSTER musubi_cluster ADD COLUMN edited_ms Int64 DEFAULT 0;
+ALTER TABLE musubi.incident_comments_local ADD COLUMN deleted UInt8 DEFAULT 0;
 
-ALTER TABLE musubi.incident_comments_local ON CLUSTER musubi_cluster ADD COLUMN deleted UInt8 DEFAULT 0;
+DROP TABLE IF EXISTS musubi.incident_comments ON CLUSTER musubi_cluster;
 
-ALTER TABLE musubi.incident_comments ON CLUSTER musubi_cluster ADD COLUMN version UInt64 DEFAULT 0;
+CREATE TABLE IF NOT EXISTS musubi.incident_comments ON CLUSTER musubi_cluster AS musubi.incident_comments_local
+ENGINE = Distributed(musubi_cluster, musubi, incident_comments_local, cityHash64(tenant_uid, incident_id));
 
-ALTER TABLE musubi.incident_comments ON CLUSTER musubi_cluster ADD COLUMN edited_ms Int64 DEFAULT 0;
+ALTER TABLE musubi.incident_workflow_local ADD COLUMN acknowledged_ms Int64 DEFAULT 0;
 
-ALTER TABLE musubi.incident_comments ON CLUSTER musubi_cluster ADD COLUMN deleted UInt8 DEFAULT 0;
+ALTER TABLE musubi.incident_workflow_local ADD COLUMN resolved_ms Int64 DEFAULT 0;
 
-ALTER TABLE musubi.incident_workflow_local ON CLUSTER musubi_cluster ADD COLUMN acknowledged_ms Int64 DEFAULT 0;
+ALTER TABLE musubi.incident_workflow_local ADD COLUMN closed_ms Int64 DEFAULT 0;
 
-ALTER TABLE musubi.incident_workflow_local ON CLUSTER musubi_cluster ADD COLUMN resolved_ms Int64 DEFAULT 0;
+DROP TABLE IF EXISTS musubi.incident_workflow ON CLUSTER musubi_cluster;
 
-ALTER TABLE musubi.incident_workflow_local ON CLUSTER musubi_cluster ADD COLUMN closed_ms Int64 DEFAULT 0;
-
-ALTER TABLE musubi.incident_workflow ON CLUSTER musubi_cluster ADD COLUMN acknowledged_ms Int64 DEFAULT 0;
-
-ALTER TABLE musubi.incident_workflow ON CLUSTER musubi_cluster ADD COLUMN resolved_ms Int64 DEFAULT 0;
-
-ALTER TABLE musubi.incident_workflow ON CLUSTER musubi_cluster ADD COLUMN closed_ms Int64 DEFAULT 0;
+CREATE TABLE IF NOT EXISTS musubi.incident_workflow ON CLUSTER musubi_cluster AS musubi.incident_workflow_local
+ENGINE = Distributed(musubi_cluster, musubi, incident_workflow_local, cityHash64(tenant_uid, incident_id));
 
 CREATE TABLE IF NOT EXISTS musubi.asset_inventory_local ON CLUSTER musubi_cluster (
     tenant_uid LowCardinality(String),
@@ -307,17 +304,11 @@ SETTINGS index_granularity = 1024;
 CREATE TABLE IF NOT EXISTS musubi.asset_inventory ON CLUSTER musubi_cluster AS musubi.asset_inventory_local
 ENGINE = Distributed(musubi_cluster, musubi, asset_inventory_local, cityHash64(tenant_uid, account_uid));
 
-ALTER TABLE musubi.incident_workflow_local ON CLUSTER musubi_cluster ADD COLUMN classification LowCardinality(String) DEFAULT '';
+ALTER TABLE musubi.incident_workflow_local ADD COLUMN classification LowCardinality(String) DEFAULT '';
 
-ALTER TABLE musubi.incident_workflow_local ON CLUSTER musubi_cluster ADD COLUMN impact LowCardinality(String) DEFAULT '';
+ALTER TABLE musubi.incident_workflow_local ADD COLUMN impact LowCardinality(String) DEFAULT '';
 
-ALTER TABLE musubi.incident_workflow_local ON CLUSTER musubi_cluster ADD COLUMN team String DEFAULT '';
-
-ALTER TABLE musubi.incident_workflow ON CLUSTER musubi_cluster ADD COLUMN classification LowCardinality(String) DEFAULT '';
-
-ALTER TABLE musubi.incident_workflow ON CLUSTER musubi_cluster ADD COLUMN impact LowCardinality(String) DEFAULT '';
-
-ALTER TABLE musubi.incident_workflow ON CLUSTER musubi_cluster ADD COLUMN team String DEFAULT '';
+ALTER TABLE musubi.incident_workflow_local ADD COLUMN team String DEFAULT '';
 
 CREATE TABLE IF NOT EXISTS musubi.incident_numbers_local ON CLUSTER musubi_cluster (
     tenant_uid LowCardinality(String),
@@ -332,6 +323,14 @@ SETTINGS index_granularity = 1024;
 CREATE TABLE IF NOT EXISTS musubi.incident_numbers ON CLUSTER musubi_cluster AS musubi.incident_numbers_local
 ENGINE = Distributed(musubi_cluster, musubi, incident_numbers_local, cityHash64(tenant_uid, incident_id));
 
-ALTER TABLE musubi.alerts_local ON CLUSTER musubi_cluster ADD COLUMN shadow UInt8 DEFAULT 0;
+DROP TABLE IF EXISTS musubi.incident_workflow ON CLUSTER musubi_cluster;
 
-ALTER TABLE musubi.alerts ON CLUSTER musubi_cluster ADD COLUMN shadow UInt8 DEFAULT 0;
+CREATE TABLE IF NOT EXISTS musubi.incident_workflow ON CLUSTER musubi_cluster AS musubi.incident_workflow_local
+ENGINE = Distributed(musubi_cluster, musubi, incident_workflow_local, cityHash64(tenant_uid, incident_id));
+
+ALTER TABLE musubi.alerts_local ADD COLUMN shadow UInt8 DEFAULT 0;
+
+DROP TABLE IF EXISTS musubi.alerts ON CLUSTER musubi_cluster;
+
+CREATE TABLE IF NOT EXISTS musubi.alerts ON CLUSTER musubi_cluster AS musubi.alerts_local
+ENGINE = Distributed(musubi_cluster, musubi, alerts_local, cityHash64(tenant_uid, alert_id));
