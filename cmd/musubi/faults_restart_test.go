@@ -22,7 +22,6 @@ import (
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/internal/chtest"
 	"github.com/musubi-xdr/musubi/ocsf"
-	"github.com/musubi-xdr/musubi/replay"
 )
 
 const attackChainDir = "../../testdata/scenarios/attack-chain"
@@ -41,44 +40,22 @@ type scenarioMessage struct {
 // time.
 func attackChainMessages(t *testing.T, topics map[string]string) []scenarioMessage {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(attackChainDir, "*"))
 	dec := ingest.NewDecoder(ingest.DefaultLimits())
 	var out []scenarioMessage
-	for _, f := range files {
-		if filepath.Base(f) == "expected.json" {
-			continue
+	for _, part := range scenarioParts(t, attackChainDir) {
+		f, src, p := part.file, part.source, part.value
+		evs, errs := dec.Decode(src, p)
+		if len(errs) > 0 || len(evs) == 0 {
+			t.Fatalf("%s: %d events, errors %v", f, len(evs), errs)
 		}
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
+		m := scenarioMessage{topic: topics[string(src)], value: p, time: evs[0].Time, account: evs[0].Cloud.Account.UID}
+		for _, e := range evs {
+			m.time = min(m.time, e.Time)
 		}
-		src := ingest.Detect(data)
-		var parts [][]byte
-		if src == ingest.SourceCloudTrail {
-			var doc struct{ Records []json.RawMessage }
-			if err := json.Unmarshal(data, &doc); err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range doc.Records {
-				parts = append(parts, r)
-			}
-		} else {
-			parts = replay.SplitMessages(src, data)
+		if m.topic == "" {
+			t.Fatalf("%s: no topic for source %s", f, src)
 		}
-		for _, p := range parts {
-			evs, errs := dec.Decode(src, p)
-			if len(errs) > 0 || len(evs) == 0 {
-				t.Fatalf("%s: %d events, errors %v", f, len(evs), errs)
-			}
-			m := scenarioMessage{topic: topics[string(src)], value: p, time: evs[0].Time, account: evs[0].Cloud.Account.UID}
-			for _, e := range evs {
-				m.time = min(m.time, e.Time)
-			}
-			if m.topic == "" {
-				t.Fatalf("%s: no topic for source %s", f, src)
-			}
-			out = append(out, m)
-		}
+		out = append(out, m)
 	}
 	slices.SortStableFunc(out, func(a, b scenarioMessage) int { return int(a.time - b.time) })
 	return out

@@ -57,9 +57,48 @@ type chainRecord struct {
 // deployment — the entities, not the account.
 func threeAccountChain(t testing.TB) []chainRecord {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(chainDir, "*"))
 	dec := ingest.NewDecoder(ingest.DefaultLimits())
 	var out []chainRecord
+	for _, part := range scenarioParts(t, chainDir) {
+		f, src, p := part.file, part.source, part.value
+		account := accountWeb
+		s := string(p)
+		switch {
+		case src == ingest.SourceCloudTrail && (strings.Contains(s, `"s3.amazonaws.com"`) || strings.Contains(s, `"codedeploy.amazonaws.com"`) || strings.Contains(s, `"codepipeline.amazonaws.com"`)):
+			account = accountCICD
+		case (src == ingest.SourceAgent || src == ingest.SourceFalco) && (strings.Contains(s, `"app-1"`) || strings.Contains(s, `"app-2"`)):
+			account = accountApp
+		}
+		p = []byte(strings.ReplaceAll(s, accountWeb, account))
+		evs, errs := dec.Decode(src, p)
+		if len(errs) > 0 || len(evs) == 0 {
+			t.Fatalf("%s: %d events, errors %v", f, len(evs), errs)
+		}
+		r := chainRecord{source: src, value: p, account: account, time: evs[0].Time}
+		for _, e := range evs {
+			r.time = min(r.time, e.Time)
+		}
+		out = append(out, r)
+	}
+	slices.SortStableFunc(out, func(a, b chainRecord) int { return int(a.time - b.time) })
+	return out
+}
+
+// scenarioPart is one message of a scenario directory, as its source
+// would publish it.
+type scenarioPart struct {
+	file   string
+	source ingest.Source
+	value  []byte
+}
+
+// scenarioParts reads the record files of a scenario directory (not its
+// expected.json) as messages: CloudTrail records one by one, line files
+// line by line.
+func scenarioParts(t testing.TB, dir string) []scenarioPart {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	var out []scenarioPart
 	for _, f := range files {
 		if filepath.Base(f) == "expected.json" {
 			continue
@@ -69,40 +108,20 @@ func threeAccountChain(t testing.TB) []chainRecord {
 			t.Fatal(err)
 		}
 		src := ingest.Detect(data)
-		var parts [][]byte
-		if src == ingest.SourceCloudTrail {
-			var doc struct{ Records []json.RawMessage }
-			if err := json.Unmarshal(data, &doc); err != nil {
-				t.Fatal(err)
+		if src != ingest.SourceCloudTrail {
+			for _, p := range replay.SplitMessages(src, data) {
+				out = append(out, scenarioPart{f, src, p})
 			}
-			for _, r := range doc.Records {
-				parts = append(parts, r)
-			}
-		} else {
-			parts = replay.SplitMessages(src, data)
+			continue
 		}
-		for _, p := range parts {
-			account := accountWeb
-			s := string(p)
-			switch {
-			case src == ingest.SourceCloudTrail && (strings.Contains(s, `"s3.amazonaws.com"`) || strings.Contains(s, `"codedeploy.amazonaws.com"`) || strings.Contains(s, `"codepipeline.amazonaws.com"`)):
-				account = accountCICD
-			case (src == ingest.SourceAgent || src == ingest.SourceFalco) && (strings.Contains(s, `"app-1"`) || strings.Contains(s, `"app-2"`)):
-				account = accountApp
-			}
-			p = []byte(strings.ReplaceAll(s, accountWeb, account))
-			evs, errs := dec.Decode(src, p)
-			if len(errs) > 0 || len(evs) == 0 {
-				t.Fatalf("%s: %d events, errors %v", f, len(evs), errs)
-			}
-			r := chainRecord{source: src, value: p, account: account, time: evs[0].Time}
-			for _, e := range evs {
-				r.time = min(r.time, e.Time)
-			}
-			out = append(out, r)
+		var doc struct{ Records []json.RawMessage }
+		if err := json.Unmarshal(data, &doc); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range doc.Records {
+			out = append(out, scenarioPart{f, src, r})
 		}
 	}
-	slices.SortStableFunc(out, func(a, b chainRecord) int { return int(a.time - b.time) })
 	return out
 }
 
