@@ -107,35 +107,24 @@ func (s *Signal) halves() (Signal, Signal) {
 	half := s.Items() / 2
 	i := 0
 	take := func() bool { i++; return i <= half }
-	for _, x := range s.Sources {
-		if take() {
-			a.Sources = append(a.Sources, x)
-		} else {
-			c.Sources = append(c.Sources, x)
-		}
-	}
-	for _, x := range s.Links {
-		if take() {
-			a.Links = append(a.Links, x)
-		} else {
-			c.Links = append(c.Links, x)
-		}
-	}
-	for _, x := range s.Events {
-		if take() {
-			a.Events = append(a.Events, x)
-		} else {
-			c.Events = append(c.Events, x)
-		}
-	}
-	for _, x := range s.Alerts {
-		if take() {
-			a.Alerts = append(a.Alerts, x)
-		} else {
-			c.Alerts = append(c.Alerts, x)
-		}
-	}
+	a.Sources, c.Sources = divide(s.Sources, take)
+	a.Links, c.Links = divide(s.Links, take)
+	a.Events, c.Events = divide(s.Events, take)
+	a.Alerts, c.Alerts = divide(s.Alerts, take)
 	return a, c
+}
+
+// divide puts each item of xs, in order, in the first slice while take
+// says so and in the second otherwise.
+func divide[T any](xs []T, take func() bool) (first, second []T) {
+	for _, x := range xs {
+		if take() {
+			first = append(first, x)
+		} else {
+			second = append(second, x)
+		}
+	}
+	return first, second
 }
 
 // Dead-letter reasons of signals.
