@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/musubi-xdr/musubi/alert"
@@ -48,12 +47,7 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) *problem {
 	q.Limit, errs = parseLimit(v, defaultPage, errs)
 	cursor := v.Get("cursor")
 	errs = checkCursor("cursor", cursor, errs)
-	if t := v.Get("tenant"); t != "" {
-		if !slices.Contains(p.tenants, t) {
-			errs = append(errs, fmt.Sprintf("tenant %s is not one of this token's tenants", quote(t)))
-		}
-		q.Tenants = []string{t}
-	}
+	q.Tenants, errs = tenantParam(v, q.Tenants, errs)
 	if len(errs) > 0 {
 		return badRequest("invalid query parameters", errs...)
 	}

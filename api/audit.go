@@ -87,12 +87,7 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) *problem {
 	q := casework.AuditQuery{Tenants: p.auditTenants(), Limit: defaultPage}
 	var errs []string
 	errs = append(errs, unknownParams(v, "tenant", "incident_id", "actor", "action", "from", "to", "limit")...)
-	if t := v.Get("tenant"); t != "" {
-		if !slices.Contains(q.Tenants, t) {
-			errs = append(errs, "tenant "+quote(t)+" is not one of this token's tenants")
-		}
-		q.Tenants = []string{t}
-	}
+	q.Tenants, errs = tenantParam(v, q.Tenants, errs)
 	q.IncidentID, q.Actor, q.Action = v.Get("incident_id"), v.Get("actor"), v.Get("action")
 	for name, val := range map[string]string{"incident_id": q.IncidentID, "actor": q.Actor, "action": q.Action} {
 		if val != "" && !idPattern.MatchString(val) {

@@ -43,12 +43,7 @@ func (s *Server) entityPivot(w http.ResponseWriter, r *http.Request) *problem {
 		errs = append(errs, "from must be before to")
 	}
 	q.Limit, errs = parseLimit(v, defaultPage, errs)
-	if t := v.Get("tenant"); t != "" {
-		if !slices.Contains(p.tenants, t) {
-			errs = append(errs, fmt.Sprintf("tenant %s is not one of this token's tenants", quote(t)))
-		}
-		q.Tenants = []string{t}
-	}
+	q.Tenants, errs = tenantParam(v, q.Tenants, errs)
 	if len(errs) > 0 {
 		return badRequest("invalid entity query", errs...)
 	}

@@ -125,12 +125,7 @@ func parseIncidentQuery(v url.Values, p *principal, now time.Time) (casework.Inc
 	q.Limit, errs = parseLimit(v, defaultPage, errs)
 	q.Cursor = v.Get("cursor")
 	errs = checkCursor("cursor", q.Cursor, errs)
-	if t := v.Get("tenant"); t != "" {
-		if !slices.Contains(p.tenants, t) {
-			errs = append(errs, fmt.Sprintf("tenant %s is not one of this token's tenants", quote(t)))
-		}
-		q.Tenants = []string{t}
-	}
+	q.Tenants, errs = tenantParam(v, q.Tenants, errs)
 	if len(errs) > 0 {
 		return q, badRequest("invalid query parameters", errs...)
 	}

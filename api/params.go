@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 	"unicode"
@@ -106,4 +107,17 @@ func parseLimit(v url.Values, def int, errs []string) (int, []string) {
 		return def, append(errs, fmt.Sprintf("limit %s is not a number in 1..%d", quote(s), maxPageSize))
 	}
 	return n, errs
+}
+
+// tenantParam narrows tenants (those the token may read) to the tenant
+// query parameter, when one is given; a tenant outside them is an error.
+func tenantParam(v url.Values, tenants []string, errs []string) ([]string, []string) {
+	t := v.Get("tenant")
+	if t == "" {
+		return tenants, errs
+	}
+	if !slices.Contains(tenants, t) {
+		errs = append(errs, fmt.Sprintf("tenant %s is not one of this token's tenants", quote(t)))
+	}
+	return []string{t}, errs
 }

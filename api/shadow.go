@@ -2,9 +2,7 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/musubi-xdr/musubi/casework"
@@ -26,12 +24,7 @@ func (s *Server) shadowMatches(w http.ResponseWriter, r *http.Request) *problem 
 	if q.From.IsZero() {
 		q.From = q.To.Add(-alertQueueDefaultRange)
 	}
-	if t := v.Get("tenant"); t != "" {
-		if !slices.Contains(p.tenants, t) {
-			errs = append(errs, fmt.Sprintf("tenant %s is not one of this token's tenants", quote(t)))
-		}
-		q.Tenants = []string{t}
-	}
+	q.Tenants, errs = tenantParam(v, q.Tenants, errs)
 	if len(errs) > 0 {
 		return badRequest("invalid query parameters", errs...)
 	}
