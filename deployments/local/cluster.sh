@@ -156,6 +156,12 @@ stop() {
 
 stop_server() {
 	case "${1:-}" in 1 | 2 | 3) ;; *) echo "usage: $0 stop-server 1|2|3" >&2; exit 2 ;; esac
+	if ! pid_running "$dir/ch$1/pid" && ch_answers "$1"; then
+		# A server another checkout started (see start_ch) is not ours to
+		# stop: say so rather than leave it running unnoticed.
+		log "clickhouse server $1 answers on 127.0.0.1:$(http_port "$1") but was not started from $dir; stop it with the cluster.sh that started it"
+		exit 1
+	fi
 	stop_pid "clickhouse server $1" "$dir/ch$1/pid"
 }
 
