@@ -1,9 +1,7 @@
 package inspector_test
 
 import (
-	"encoding/json"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/musubi-xdr/musubi/ingest"
@@ -12,35 +10,16 @@ import (
 	"github.com/musubi-xdr/musubi/ocsf"
 )
 
-func decode(t testing.TB, name string) ([]ocsf.Event, []*ingest.DecodeError) {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ingest.NewDecoder(ingest.DefaultLimits()).Decode(ingest.SourceAuto, data)
-}
-
 // TestGolden decodes every fixture through ingest's auto-detection, as
 // `musubi normalize` does.
 func TestGolden(t *testing.T) {
 	golden.CheckFixtures(t, ingest.SourceInspector)
 }
 
-func FuzzNormalize(f *testing.F) {
-	golden.AddSeeds(f)
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var ev ocsf.Event
-		if err := inspector.NormalizeTo(&ev, data, 64); err == nil {
-			if _, err := json.Marshal(ev); err != nil {
-				t.Fatalf("event does not marshal: %v", err)
-			}
-		}
-	})
-}
+func FuzzNormalize(f *testing.F) { golden.FuzzNormalize(f, inspector.NormalizeTo, nil) }
 
 func TestKeyFields(t *testing.T) {
-	evs, errs := decode(t, "ec2_critical_exploitable.json")
+	evs, errs := golden.Decode(t, "ec2_critical_exploitable.json")
 	if len(errs) != 0 || len(evs) != 1 {
 		t.Fatalf("got %d events, errors %v", len(evs), errs)
 	}
@@ -63,7 +42,7 @@ func TestKeyFields(t *testing.T) {
 	if !v.IsExploitAvailable || !v.IsFixAvailable || v.CVE.CVSS[0].BaseScore != 9.8 || ev.Time != 1796024710000 {
 		t.Errorf("exploit %v fix %v cvss %+v time %d", v.IsExploitAvailable, v.IsFixAvailable, v.CVE.CVSS, ev.Time)
 	}
-	evs, errs = decode(t, "findings.jsonl")
+	evs, errs = golden.Decode(t, "findings.jsonl")
 	if len(errs) != 0 || len(evs) != 3 {
 		t.Fatalf("got %d events, errors %v", len(evs), errs)
 	}
@@ -76,7 +55,7 @@ func TestKeyFields(t *testing.T) {
 	if ts := evs[2].FindingInfo.Types; len(ts) != 2 || ts[1] != "internet_reachable" {
 		t.Errorf("network reachability through an internet gateway: got types %v", ts)
 	}
-	evs, errs = decode(t, "hostile/hostile.jsonl")
+	evs, errs = golden.Decode(t, "hostile/hostile.jsonl")
 	if len(evs) != 0 || len(errs) != 4 {
 		t.Errorf("hostile: got %d events, %d errors, want 0 and 4", len(evs), len(errs))
 	}

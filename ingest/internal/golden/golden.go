@@ -1,7 +1,8 @@
 // Package golden compares test output with golden files under testdata/;
 // `go test ./ingest/... -update` rewrites them. It also holds the fixture
 // harness the source packages share: the golden test over every fixture
-// (CheckFixtures) and the fuzz corpus seeded from them (AddSeeds).
+// (CheckFixtures), a fixture decoded alone (Decode) and the fuzz target
+// seeded from them (AddSeeds, FuzzNormalize).
 package golden
 
 import (
@@ -80,11 +81,7 @@ func CheckFixtures(t *testing.T, src ingest.Source) {
 	d := ingest.NewDecoder(ingest.DefaultLimits())
 	for _, rel := range Fixtures(t) {
 		t.Run(rel, func(t *testing.T) {
-			data, err := os.ReadFile(filepath.Join("testdata", rel))
-			if err != nil {
-				t.Fatal(err)
-			}
-			evs, errs := d.Decode(ingest.SourceAuto, data)
+			evs, errs := decode(t, d, rel)
 			var reasons []string
 			for _, e := range errs {
 				if e.Source != src || len(e.Raw) == 0 || e.Reason == ingest.ReasonInternal {
@@ -95,6 +92,41 @@ func CheckFixtures(t *testing.T, src ingest.Source) {
 			Check(t, filepath.Join("testdata/golden", rel+".golden"), Events(t, evs, reasons))
 		})
 	}
+}
+
+// Decode decodes the fixture testdata/rel as `musubi normalize` does
+// (ingest's auto-detection, default limits).
+func Decode(tb testing.TB, rel string) ([]ocsf.Event, []*ingest.DecodeError) {
+	tb.Helper()
+	return decode(tb, ingest.NewDecoder(ingest.DefaultLimits()), rel)
+}
+
+func decode(tb testing.TB, d *ingest.Decoder, rel string) ([]ocsf.Event, []*ingest.DecodeError) {
+	tb.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", rel))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return d.Decode(ingest.SourceAuto, data)
+}
+
+// FuzzNormalize adds the fixtures as seeds (see AddSeeds) and fuzzes a
+// source's NormalizeTo: it must never panic, and an event it accepts must
+// marshal. check, when set, runs further checks on each input.
+func FuzzNormalize(f *testing.F, normalizeTo func(*ocsf.Event, []byte, int) error, check func(t *testing.T, data []byte)) {
+	f.Helper()
+	AddSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var ev ocsf.Event
+		if err := normalizeTo(&ev, data, 64); err == nil {
+			if _, err := json.Marshal(ev); err != nil {
+				t.Fatalf("event does not marshal: %v", err)
+			}
+		}
+		if check != nil {
+			check(t, data)
+		}
+	})
 }
 
 // AddSeeds adds every fixture (see Fixtures) to the fuzz corpus, whole and
