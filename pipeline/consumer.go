@@ -393,21 +393,30 @@ func (c *Consumer) reassigned(n int64) bool {
 // keepPending remembers the last message of each partition of a batch whose
 // commit failed.
 func (c *Consumer) keepPending(msgs []kafka.Message) {
+	c.pending = lastPerPartition(append(c.pending, msgs...), nil)
+}
+
+// lastPerPartition returns, in order of first appearance, the message with
+// the highest offset of each partition of msgs for which keep (when set)
+// is true.
+func lastPerPartition(msgs []kafka.Message, keep func(kafka.Message) bool) []kafka.Message {
 	last := map[string]int{}
-	for i, m := range c.pending {
-		last[fmt.Sprint(m.Topic, "/", m.Partition)] = i
-	}
+	var out []kafka.Message
 	for _, m := range msgs {
-		k := fmt.Sprint(m.Topic, "/", m.Partition)
+		if keep != nil && !keep(m) {
+			continue
+		}
+		k := partitionKey(m.Topic, m.Partition)
 		if i, ok := last[k]; ok {
-			if m.Offset > c.pending[i].Offset {
-				c.pending[i] = m
+			if m.Offset > out[i].Offset {
+				out[i] = m
 			}
 			continue
 		}
-		last[k] = len(c.pending)
-		c.pending = append(c.pending, m)
+		last[k] = len(out)
+		out = append(out, m)
 	}
+	return out
 }
 
 // commitPending retries the commit of offsets whose commit failed earlier.
@@ -476,26 +485,13 @@ func (c *Consumer) commit(ctx context.Context, r *kafka.Reader, group assignment
 // member owns now (owned, by topic) and whose offset is past the one it
 // last committed there (committed, by partitionKey).
 func commitable(msgs []kafka.Message, owned map[string][]int, committed map[string]int64) []kafka.Message {
-	last := map[string]int{}
-	var out []kafka.Message
-	for _, m := range msgs {
+	return lastPerPartition(msgs, func(m kafka.Message) bool {
 		if !slices.Contains(owned[m.Topic], m.Partition) {
-			continue
+			return false
 		}
-		k := partitionKey(m.Topic, m.Partition)
-		if c, ok := committed[k]; ok && m.Offset+1 <= c {
-			continue
-		}
-		if i, ok := last[k]; ok {
-			if m.Offset > out[i].Offset {
-				out[i] = m
-			}
-			continue
-		}
-		last[k] = len(out)
-		out = append(out, m)
-	}
-	return out
+		c, ok := committed[partitionKey(m.Topic, m.Partition)]
+		return !ok || m.Offset+1 > c
+	})
 }
 
 // generationEnded reports whether a commit was refused because the
