@@ -600,11 +600,7 @@ func (c *Consumer) write(ctx context.Context, b storage.Batch, recs []Record) (_
 		msg = msg[:1024]
 	}
 	for _, r := range recs {
-		dl.DeadLetters = append(dl.DeadLetters, storage.DeadLetter{
-			TenantUID: c.proc.tenant(""), Source: string(r.Source), Topic: r.Topic,
-			Partition: r.Partition, Offset: r.Offset, Record: -1, Raw: r.Value,
-			Reason: ReasonWriteRejected, Error: msg, Time: r.Time,
-		})
+		dl.DeadLetters = append(dl.DeadLetters, c.proc.recordDeadLetter(&r, ReasonWriteRejected, msg))
 		c.proc.metrics.deadLetters.WithLabelValues(string(r.Source), ReasonWriteRejected).Inc()
 	}
 	if derr := c.writer.Write(ctx, dl); derr != nil {

@@ -255,11 +255,7 @@ func (p *Processor) processSignals(recs []Record) storage.Batch {
 			if errors.As(err, &es) {
 				reason = es.reason
 			}
-			b.DeadLetters = append(b.DeadLetters, storage.DeadLetter{
-				TenantUID: p.tenant(""), Source: string(r.Source), Topic: r.Topic,
-				Partition: r.Partition, Offset: r.Offset, Record: -1, Raw: r.Value,
-				Reason: reason, Error: err.Error(), Time: r.Time,
-			})
+			b.DeadLetters = append(b.DeadLetters, p.recordDeadLetter(r, reason, err.Error()))
 			p.metrics.deadLetters.WithLabelValues(string(r.Source), reason).Inc()
 			p.warnThrottled("signal sent to dead letters", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", reason, "error", err)
 			continue
@@ -277,4 +273,14 @@ func (p *Processor) processSignals(recs []Record) storage.Batch {
 	b.Alerts = res.Alerts
 	b.Incidents = res.Incidents
 	return b
+}
+
+// recordDeadLetter is the dead letter of a whole Kafka record (Record -1):
+// its raw bytes, origin, reason and error message.
+func (p *Processor) recordDeadLetter(r *Record, reason, msg string) storage.DeadLetter {
+	return storage.DeadLetter{
+		TenantUID: p.tenant(""), Source: string(r.Source), Topic: r.Topic,
+		Partition: r.Partition, Offset: r.Offset, Record: -1, Raw: r.Value,
+		Reason: reason, Error: msg, Time: r.Time,
+	}
 }
