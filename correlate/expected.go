@@ -62,19 +62,8 @@ type sourcePair struct {
 // address. Kept apart from the link graph: a shared address becomes a hub
 // there and loses its links, but its history still tells who used it.
 func (c *Correlator) noteSource(ev *ocsf.Event) {
-	if ev.ClassUID != ocsf.ClassAPIActivity {
-		return
-	}
-	var session, ip string
-	for _, o := range ev.Observables {
-		switch {
-		case o.Entity == ocsf.EntitySession:
-			session = o.Value
-		case o.Entity == ocsf.EntityIP && o.Name == "src_endpoint.ip":
-			ip = o.Value
-		}
-	}
-	if session == "" || ip == "" || !strings.Contains(session, "/i-") {
+	session, ip, ok := instanceSessionSource(ev)
+	if !ok {
 		return
 	}
 	k := sourcePair{c.tenant(ev.Metadata.TenantUID), session, ip}
@@ -88,6 +77,24 @@ func (c *Correlator) noteSource(ev *ocsf.Event) {
 	if f, ok := c.firstSource[sk]; !ok || ev.Time < f.t || ev.Time == f.t && ip < f.ip {
 		c.firstSource[sk] = firstSource{ip, ev.Time}
 	}
+}
+
+// instanceSessionSource returns the instance session an API call was made
+// in (an assumed-role session of an instance, "/i-") and the address it
+// was called from, when ev names both.
+func instanceSessionSource(ev *ocsf.Event) (session, ip string, ok bool) {
+	if ev.ClassUID != ocsf.ClassAPIActivity {
+		return "", "", false
+	}
+	for _, o := range ev.Observables {
+		switch {
+		case o.Entity == ocsf.EntitySession:
+			session = o.Value
+		case o.Entity == ocsf.EntityIP && o.Name == "src_endpoint.ip":
+			ip = o.Value
+		}
+	}
+	return session, ip, session != "" && ip != "" && strings.Contains(session, "/i-")
 }
 
 type pairSeen struct{ first, last int64 }

@@ -162,8 +162,7 @@ func (s *seqEngine) observeEvent(ev *ocsf.Event) []*seqMatch {
 	var out []*seqMatch
 	for _, rs := range s.rules {
 		for k, st := range rs.r.Stages {
-			if st.OnAlerts || (len(st.LogNames) > 0 && !slices.Contains(st.LogNames, ev.Metadata.LogName)) ||
-				(len(st.Operations) > 0 && !slices.Contains(st.Operations, ev.API.Operation)) || st.cond != nil && !st.cond.Admits(ev) {
+			if !st.mayMatchEvent(ev) {
 				continue
 			}
 			if act == nil {

@@ -450,3 +450,11 @@ func orEmpty(s []string) []string {
 	}
 	return s
 }
+
+// mayMatchEvent reports whether the stage may match the plain event ev: it
+// is an event stage whose sources, operations and literal prerequisites
+// admit ev. Only then is its condition evaluated.
+func (st *SequenceStage) mayMatchEvent(ev *ocsf.Event) bool {
+	return !st.OnAlerts && (len(st.LogNames) == 0 || slices.Contains(st.LogNames, ev.Metadata.LogName)) &&
+		(len(st.Operations) == 0 || slices.Contains(st.Operations, ev.API.Operation)) && (st.cond == nil || st.cond.Admits(ev))
+}

@@ -1,9 +1,6 @@
 package correlate
 
 import (
-	"slices"
-	"strings"
-
 	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/ocsf"
 )
@@ -62,11 +59,9 @@ func (c *Correlator) Needs(ev *ocsf.Event) Need {
 	if c.seq != nil {
 		for _, rs := range c.seq.rules {
 			for _, st := range rs.r.Stages {
-				if st.OnAlerts || (len(st.LogNames) > 0 && !slices.Contains(st.LogNames, ev.Metadata.LogName)) ||
-					(len(st.Operations) > 0 && !slices.Contains(st.Operations, ev.API.Operation)) || st.cond != nil && !st.cond.Admits(ev) {
-					continue
+				if st.mayMatchEvent(ev) {
+					return NeedEvent
 				}
-				return NeedEvent
 			}
 		}
 	}
@@ -85,19 +80,8 @@ func (c *Correlator) Needs(ev *ocsf.Event) Need {
 
 // sessionSource reports whether noteSource learns from ev.
 func sessionSource(ev *ocsf.Event) bool {
-	if ev.ClassUID != ocsf.ClassAPIActivity {
-		return false
-	}
-	var session, ip bool
-	for _, o := range ev.Observables {
-		switch {
-		case o.Entity == ocsf.EntitySession && strings.Contains(o.Value, "/i-"):
-			session = true
-		case o.Entity == ocsf.EntityIP && o.Name == "src_endpoint.ip" && o.Value != "":
-			ip = true
-		}
-	}
-	return session && ip
+	_, _, ok := instanceSessionSource(ev)
+	return ok
 }
 
 // LinkSignal reduces ev to what the entity-link graph and the session

@@ -18,7 +18,6 @@ import (
 	"github.com/musubi-xdr/musubi/correlate"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/notify"
-	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/pipeline"
 	"github.com/musubi-xdr/musubi/rules"
 	"github.com/musubi-xdr/musubi/storage"
@@ -164,7 +163,7 @@ func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule
 	case config.RoleDetect:
 		// The correlator only says what it needs of each event; its
 		// state stays empty: the correlate role owns incident state.
-		e.proc.Detect(corr.Needs, func(ev *ocsf.Event) ocsf.Event { return corr.LinkSignal(ev) })
+		e.proc.Detect(corr.Needs, corr.LinkSignal)
 		signalsTopic = cfg.Kafka.SignalsTopic
 	case config.RoleCorrelate:
 		e.proc.ReadSignals(corr.ProcessInput)
