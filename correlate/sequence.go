@@ -267,12 +267,7 @@ func parseRules(env *cel.Env, file string, data []byte) ([]*SequenceRule, []erro
 			continue
 		}
 		var rf ruleFile
-		if err := root.Decode(&rf); err != nil {
-			p := rules.YAMLProblem(file, err)
-			p.RuleID = head.ID
-			if p.Line == 0 {
-				p.Line, p.Col = root.Line, root.Column
-			}
+		if p := rules.DecodeDoc(file, head.ID, root, &rf); p != nil {
 			errs = append(errs, p)
 			continue
 		}

@@ -95,12 +95,7 @@ func compileException(env *cel.Env, file string, lines []string, root *yaml.Node
 	}
 	problems = append(problems, StrictKeys(file, id, root, exceptionDoc{})...)
 	var d exceptionDoc
-	if err := root.Decode(&d); err != nil {
-		p := YAMLProblem(file, err)
-		p.RuleID = id
-		if p.Line == 0 {
-			p.Line, p.Col = root.Line, root.Column
-		}
+	if p := DecodeDoc(file, id, root, &d); p != nil {
 		return nil, append(problems, p)
 	}
 	x := &Exception{ID: d.ID, Rules: d.Rules, Owner: strings.TrimSpace(d.Owner), Reason: strings.TrimSpace(d.Reason), File: file, Line: root.Line}

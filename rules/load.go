@@ -357,6 +357,22 @@ func YAMLProblem(file string, err error) *Problem {
 	return p
 }
 
+// DecodeDoc decodes the document root of file (the rule or exception id)
+// into v; a failure is a Problem at the YAML error's line, else at the
+// document.
+func DecodeDoc(file, id string, root *yaml.Node, v any) *Problem {
+	err := root.Decode(v)
+	if err == nil {
+		return nil
+	}
+	p := YAMLProblem(file, err)
+	p.RuleID = id
+	if p.Line == 0 {
+		p.Line, p.Col = root.Line, root.Column
+	}
+	return p
+}
+
 // MapValue returns the value node of key in the mapping node m, or nil
 // (also when m is nil or not a mapping): rule loaders locate problems at
 // the key's value with it.
@@ -417,12 +433,7 @@ func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Ru
 	}
 
 	var d ruleDoc
-	if err := root.Decode(&d); err != nil {
-		p := YAMLProblem(file, err)
-		p.RuleID = id
-		if p.Line == 0 {
-			p.Line, p.Col = root.Line, root.Column
-		}
+	if p := DecodeDoc(file, id, root, &d); p != nil {
 		return nil, append(problems, p)
 	}
 	r := &Rule{
