@@ -70,6 +70,9 @@ type batch struct {
 	// cur is the payload being decoded (a message, or what was unwrapped
 	// from it): when decoding stops early, the rest of it is kept.
 	cur []byte
+	// win, when set, collects the records' event-time window instead of
+	// their events (Decoder.Window).
+	win *Window
 }
 
 // rest is what decoding leaves of the current payload from offset on, so
@@ -221,11 +224,10 @@ func (b *batch) json(src Source, data []byte, unwrap int, context string) {
 		if !ok {
 			return
 		}
-		err := normalize(b.next(), src, data, lim.MaxDepth, context, idx)
+		err := b.decodeRecord(src, data, context, idx)
 		if err == nil {
 			return
 		}
-		b.drop()
 		if len(data) <= headLen || !mayHoldContainer(data) {
 			b.fail(src, reasonOf(err), idx, 0, data, err)
 			return
@@ -523,8 +525,7 @@ func (b *batch) record(src Source, rec []byte, offset int, context string) {
 	if !ok {
 		return
 	}
-	if err := normalize(b.next(), src, rec, b.d.limits.MaxDepth, context, idx); err != nil {
-		b.drop()
+	if err := b.decodeRecord(src, rec, context, idx); err != nil {
 		b.fail(src, reasonOf(err), idx, offset, rec, err)
 	}
 }
@@ -567,7 +568,7 @@ func normalize(ev *ocsf.Event, src Source, rec []byte, depth int, context string
 // allocation: events are large, so growing by append costs.
 func (b *batch) reserve(n int) {
 	n = min(n, b.d.limits.MaxRecords-b.n)
-	if n <= 1 || cap(b.events)-len(b.events) >= n {
+	if b.win != nil || n <= 1 || cap(b.events)-len(b.events) >= n {
 		return
 	}
 	b.events = append(make([]ocsf.Event, 0, len(b.events)+n), b.events...)
@@ -648,6 +649,19 @@ func (b *batch) flowLine(format *vpcflow.Format, l []byte, offset int, context s
 	}
 	if !utf8.Valid(l) {
 		b.fail(SourceVPCFlow, ReasonInvalidUTF8, idx, offset, l, errors.New("line is not valid UTF-8"))
+		return
+	}
+	if b.win != nil {
+		if t, ok := format.Time(l); ok {
+			b.win.add(t)
+			return
+		}
+		var ev ocsf.Event
+		if err := normalizeFlow(&ev, format, l, context, max(line, 0)); err != nil {
+			b.fail(SourceVPCFlow, reasonOf(err), idx, offset, l, err)
+			return
+		}
+		b.win.add(ev.Time)
 		return
 	}
 	if err := normalizeFlow(b.next(), format, l, context, max(line, 0)); err != nil {

@@ -405,6 +405,10 @@ func FuzzDecode(f *testing.F) {
 	d := ingest.NewDecoder(ingest.DefaultLimits())
 	tight := ingest.NewDecoder(ingest.Limits{MaxMessageBytes: 4096, MaxRecordBytes: 2048, MaxRecords: 4})
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// Window reads the same records as Decode and never misses an
+		// event's time.
+		checkWindow(t, "fuzz input", d, ingest.SourceAuto, data)
+		checkWindow(t, "fuzz input (tight limits)", tight, ingest.SourceAuto, data)
 		evs, errs := d.Decode(ingest.SourceAuto, data)
 		_, tightErrs := tight.Decode(ingest.SourceAuto, data)
 		for _, e := range append(errs, tightErrs...) {

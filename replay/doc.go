@@ -11,20 +11,20 @@
 //     timer at the end. Scenario checks and the eval scorecard use it,
 //     because they shuffle whole inputs to test order invariance.
 //   - Stream (Stream.Run) replays exports of any size in bounded memory.
-//     A first pass decodes every file in parallel to learn its event time
-//     window and record count; while the retained-memory budget
-//     (Stream.Retain) lasts it also evaluates the rules on the file, sorts
-//     it into a run by event time and keeps it, so small exports are
-//     decoded once. Files past the budget are decoded and evaluated again
-//     (one worker per core) when the merge reaches them. The merge takes
+//     A first pass reads every file in parallel for its event time window
+//     and record count (ingest.Decoder.Window reads the time members
+//     without building events, at a fraction of a decode). The second
+//     pass decodes each file once and evaluates the rules on it (one worker
+//     per core) when the merge reaches it. The merge takes
 //     the runs in event-time order: before the file with the next-earliest
 //     start is added, every buffered event earlier than that start is
 //     handed on, so the correlator sees one time-ordered stream and late
 //     records only where a file's own order leaves them (counted as serve
 //     counts them, against correlate.allowed_lateness). Suppression and
 //     correlation run in order on one goroutine in chunks, as serve's
-//     batches. Memory is the correlator's state, the retained runs and the
-//     files whose time windows overlap the merge point — for delivery
+//     batches. Memory is the correlator's state, the decoded files waiting
+//     for the merge (two per worker) and the files whose time windows
+//     overlap the merge point — for delivery
 //     files of a few minutes each, a handful — not the input.
 //
 // Inputs are plain files, gzip files, directories as `aws s3 sync` writes

@@ -5,6 +5,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -51,7 +52,16 @@ func (in Input) Read() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", in.Name, err)
 	}
-	out, err := readAll(zr, 8*int64(len(data)))
+	// The trailer's ISIZE (the inflated size modulo 4 GiB) sizes the buffer
+	// of a one-member file exactly; an implausible one (more than deflate
+	// can produce) falls back to a guess, and readAll grows past either.
+	hint := 8 * int64(len(data))
+	if len(data) >= 18 {
+		if n := int64(binary.LittleEndian.Uint32(data[len(data)-4:])); n <= 1032*int64(len(data)) {
+			hint = n + 1
+		}
+	}
+	out, err := readAll(zr, hint)
 	if err != nil {
 		return nil, fmt.Errorf("%s: gzip: %w", in.Name, err)
 	}

@@ -11,9 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/correlate"
@@ -56,7 +54,7 @@ func (f Filter) overlaps(lo, hi int64) bool {
 
 // Stats is the progress of a Stream run; Run returns the final one.
 type Stats struct {
-	// Phase is "scan" while the first pass learns the files' time windows,
+	// Phase is "scan" while the first pass reads the files' time windows,
 	// then "replay".
 	Phase string
 	// Files and Bytes are the inputs' totals; Scanned counts the files of
@@ -122,22 +120,12 @@ type Stream struct {
 	// Chunk is how many events the correlator receives per call, as one
 	// of serve's batches (default 5000).
 	Chunk int
-	// Retain bounds the memory (estimated bytes) of the files the first
-	// pass keeps decoded and evaluated for the merge; files beyond it are
-	// decoded a second time when the merge reaches them (default
-	// DefaultRetain; negative keeps none).
-	Retain int64
 
 	mu     sync.Mutex
 	stats  Stats
 	alerts map[string]struct{}
 	incs   map[string]bool // id → merged away
 }
-
-// DefaultRetain is the default of Stream.Retain: about 12,000 decoded
-// events, so exports of that size are decoded once and larger ones stay
-// within the 500 MiB the replay is meant to need.
-const DefaultRetain = 64 << 20
 
 // NewStream loads the rules of o.RulesDir and a fresh correlator with
 // o.Correlate's allowed lateness.
@@ -170,17 +158,14 @@ type Sink func(b storage.Batch) error
 // each, and its dead letters.
 type run struct {
 	src     ingest.Source
-	lo, hi  int64 // event time range, ms, of the decoded records
-	records int   // decoded records, before the filter
+	lo, hi  int64 // event time range, ms, of the records (ingest.Window)
+	records int   // records that decode, before the filter
 	skip    bool  // filtered out as a whole
 	readErr error
 
-	loaded  bool
-	second  bool // loaded by the second pass (holds an inflight slot)
 	events  []ocsf.Event
 	matches [][]rules.Match // per event
 	dead    []storage.DeadLetter
-	cost    int64 // retained-memory estimate, bytes
 	pos     int
 	order   int
 	bytes   int64
@@ -210,13 +195,6 @@ func (h *runHeap) Pop() any {
 	return r
 }
 
-// eventCost estimates the memory of one decoded event held for the merge:
-// the struct, its strings and slices (about its record's size again) and
-// its share of the rule matches.
-func eventCost(recordBytes int64) int64 {
-	return int64(unsafe.Sizeof(ocsf.Event{})) + 2*recordBytes + 256
-}
-
 // Run replays inputs, handing every correlated chunk to sink, and returns
 // the final statistics. Files that cannot be read are an error; records
 // that cannot be decoded are dead letters (in the batches and the stats).
@@ -229,10 +207,6 @@ func (s *Stream) Run(ctx context.Context, inputs []Input, sink Sink) (Stats, err
 	if size <= 0 {
 		size = 5000
 	}
-	retain := s.Retain
-	if retain == 0 {
-		retain = DefaultRetain
-	}
 	s.mu.Lock()
 	s.stats.Phase, s.stats.Files, s.stats.Started = "scan", len(inputs), time.Now()
 	for _, in := range inputs {
@@ -240,7 +214,7 @@ func (s *Stream) Run(ctx context.Context, inputs []Input, sink Sink) (Stats, err
 	}
 	s.mu.Unlock()
 
-	runs, err := s.scan(ctx, inputs, workers, retain)
+	runs, err := s.scan(ctx, inputs, workers)
 	if err != nil {
 		return s.Progress(), err
 	}
@@ -266,8 +240,8 @@ func (s *Stream) Run(ctx context.Context, inputs []Input, sink Sink) (Stats, err
 	for i := range ready {
 		ready[i] = make(chan *run, 1)
 	}
-	// At most inflight runs decoded by the second pass wait for the merge:
-	// the decode side's share of memory beside the retained runs.
+	// At most inflight decoded runs wait for the merge: the decode side's
+	// share of memory.
 	inflight := make(chan struct{}, 2*workers)
 	jobs := make(chan int)
 	var wg sync.WaitGroup
@@ -278,19 +252,14 @@ func (s *Stream) Run(ctx context.Context, inputs []Input, sink Sink) (Stats, err
 			dec := ingest.NewDecoder(s.opts.Limits)
 			for k := range jobs {
 				r := runs[order[k]]
-				r.second = true
-				s.load(dec, inputs[order[k]], r, nil)
+				s.load(dec, inputs[order[k]], r)
 				ready[k] <- r
 			}
 		}()
 	}
 	go func() {
 		defer close(jobs)
-		for k, i := range order {
-			if runs[i].loaded {
-				ready[k] <- runs[i]
-				continue
-			}
+		for k := range order {
 			select {
 			case inflight <- struct{}{}:
 			case <-ctx.Done():
@@ -331,15 +300,11 @@ func (s *Stream) Run(ctx context.Context, inputs []Input, sink Sink) (Stats, err
 	return s.Progress(), nil
 }
 
-// scan is the first pass: every input decoded in parallel for its source,
-// event-time window and record count. While the retained-memory budget
-// lasts, a file is also filtered, sorted and evaluated right away and kept
-// for the merge, so that it is decoded once; beyond the budget only its
-// window is kept.
-func (s *Stream) scan(ctx context.Context, inputs []Input, workers int, retain int64) ([]*run, error) {
+// scan is the first pass: every input read in parallel for its source,
+// event-time window and record count (ingest.Decoder.Window, a fraction of
+// a decode), so that each file is decoded once, when the merge needs it.
+func (s *Stream) scan(ctx context.Context, inputs []Input, workers int) ([]*run, error) {
 	runs := make([]*run, len(inputs))
-	var budget atomic.Int64
-	budget.Store(retain)
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range workers {
@@ -350,7 +315,7 @@ func (s *Stream) scan(ctx context.Context, inputs []Input, workers int, retain i
 			for i := range next {
 				r := &run{bytes: inputs[i].Size}
 				runs[i] = r
-				s.load(dec, inputs[i], r, &budget)
+				s.window(dec, inputs[i], r)
 				s.mu.Lock()
 				s.stats.Scanned++
 				s.stats.Records += int64(r.records)
@@ -383,52 +348,38 @@ func (s *Stream) scan(ctx context.Context, inputs []Input, workers int, retain i
 	return runs, errors.Join(errs...)
 }
 
-// load decodes one input into r. With a budget (the first pass) it learns
-// the window and loads the run only if the budget has room for it; without
-// one (the second pass) it loads the run, whose window is known. Loading
-// filters, sets the tenant, sorts by event time (ties by uid) and runs the
-// rules on each event. It runs on a worker.
-func (s *Stream) load(dec *ingest.Decoder, in Input, r *run, budget *atomic.Int64) {
+// window reads one input's source and event-time window into r, marking
+// it skipped when the filter rules the whole file out. It runs on a worker.
+func (s *Stream) window(dec *ingest.Decoder, in Input, r *run) {
 	data, err := in.Read()
 	if err != nil {
-		if budget != nil {
-			r.readErr = err
-			return
-		}
-		// The scan read it; a file changed under the replay is a dead
-		// letter of its own.
-		r.dead = append(r.dead, storage.DeadLetter{TenantUID: s.opts.Tenant(""), Topic: in.Name, Reason: "unreadable", Error: err.Error(), Time: time.Now()})
-		r.loaded = true
+		r.readErr = err
 		return
 	}
 	r.src = ingest.Detect(data)
-	if budget != nil && !s.filter.keepSource(r.src) {
+	if !s.filter.keepSource(r.src) {
 		r.skip = true
 		return
 	}
-	events, errs := decodeAsServe(dec, r.src, data)
-	if budget != nil {
-		for j := range events {
-			t := events[j].Time
-			if j == 0 || t < r.lo {
-				r.lo = t
-			}
-			r.hi = max(r.hi, t)
-		}
-		r.records = len(events)
-		if r.records > 0 && !s.filter.overlaps(r.lo, r.hi) {
-			r.skip = true
-			return
-		}
-		perRecord := int64(len(data)) / int64(max(len(events), 1))
-		r.cost = int64(len(events))*eventCost(perRecord) + int64(len(data))*int64(min(len(errs), 1))
-		if budget.Add(-r.cost) < 0 {
-			budget.Add(r.cost)
-			r.cost = 0
-			clear(events)
-			return
-		}
+	w := dec.Window(r.src, data)
+	r.lo, r.hi, r.records = w.Lo, w.Hi, w.Records
+	if r.records > 0 && !s.filter.overlaps(r.lo, r.hi) {
+		r.skip = true
 	}
+}
+
+// load decodes one input into r, whose window the first pass read: it
+// filters, sets the tenant, sorts by event time (ties by uid) and runs the
+// rules on each event. It runs on a worker.
+func (s *Stream) load(dec *ingest.Decoder, in Input, r *run) {
+	data, err := in.Read()
+	if err != nil {
+		// The scan read it; a file changed under the replay is a dead
+		// letter of its own.
+		r.dead = append(r.dead, storage.DeadLetter{TenantUID: s.opts.Tenant(""), Topic: in.Name, Reason: "unreadable", Error: err.Error(), Time: time.Now()})
+		return
+	}
+	events, errs := decodeAsServe(dec, r.src, data)
 	for _, de := range errs {
 		raw := de.Raw
 		if raw == nil {
@@ -465,7 +416,6 @@ func (s *Stream) load(dec *ingest.Decoder, in Input, r *run, budget *atomic.Int6
 	for i := range kept {
 		r.matches[i] = s.st.engine.Match(&kept[i])
 	}
-	r.loaded = true
 	if filtered > 0 {
 		s.mu.Lock()
 		s.stats.Filtered += int64(filtered)
@@ -654,9 +604,7 @@ func (m *merger) merge(order []int, runs []*run, ready []chan *run, inflight cha
 		case <-m.ctx.Done():
 			return m.ctx.Err()
 		}
-		if r.second {
-			<-inflight
-		}
+		<-inflight
 		if runs[idx].records > 0 {
 			if err := m.emitBefore(runs[idx].lo); err != nil {
 				return err

@@ -60,14 +60,7 @@ func graphs(incs []incident.Incident) []string {
 // the events in the order the correlator received them, and the stats.
 func streamed(t *testing.T, o Options, f Filter, paths ...string) ([]incident.Incident, []int64, Stats) {
 	t.Helper()
-	return streamedRetain(t, 0, o, f, paths...)
-}
 
-// streamedRetain is streamed with the given Stream.Retain: negative decodes
-// every file twice (the first pass keeps only windows), small values keep
-// some files from the first pass and decode the rest again.
-func streamedRetain(t *testing.T, retain int64, o Options, f Filter, paths ...string) ([]incident.Incident, []int64, Stats) {
-	t.Helper()
 	inputs, cleanup, err := Inputs(paths)
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +71,6 @@ func streamedRetain(t *testing.T, retain int64, o Options, f Filter, paths ...st
 		t.Fatal(err)
 	}
 	s.Chunk = 5 // many chunks: correlation across calls, as serve's batches
-	s.Retain = retain
 	var incs []incident.Incident
 	var times []int64
 	stats, err := s.Run(context.Background(), inputs, func(b storage.Batch) error {
@@ -160,16 +152,12 @@ func TestStreamEqualsServe(t *testing.T) {
 			if len(want) == 0 {
 				t.Fatal("serve found no incident: the comparison would prove nothing")
 			}
-			// Every file kept from the first pass, none (all decoded
-			// again) and some.
-			for _, retain := range []int64{0, -1, 64 << 10} {
-				replayed, _, stats := streamedRetain(t, retain, options(), Filter{}, dir)
-				if got := graphs(replayed); !slices.Equal(got, want) {
-					t.Errorf("retain %d: replay's incidents differ from serve's:\n got %q\nwant %q", retain, got, want)
-				}
-				if stats.Late != 0 || stats.DeadLettersTotal() != 0 {
-					t.Errorf("retain %d: late %d, dead letters %v; want none", retain, stats.Late, stats.DeadLetters)
-				}
+			replayed, _, stats := streamed(t, options(), Filter{}, dir)
+			if got := graphs(replayed); !slices.Equal(got, want) {
+				t.Errorf("replay's incidents differ from serve's:\n got %q\nwant %q", got, want)
+			}
+			if stats.Late != 0 || stats.DeadLettersTotal() != 0 {
+				t.Errorf("late %d, dead letters %v; want none", stats.Late, stats.DeadLetters)
 			}
 		})
 	}
@@ -210,7 +198,7 @@ func TestStreamFeedsEventTimeOrder(t *testing.T) {
 		}
 	}
 	want, _, _ := streamed(t, options(), Filter{}, attackChain)
-	got, times, stats := streamedRetain(t, 64<<10, options(), Filter{}, dir)
+	got, times, stats := streamed(t, options(), Filter{}, dir)
 	if !slices.IsSorted(times) {
 		t.Errorf("the correlator received events out of event-time order")
 	}

@@ -262,6 +262,50 @@ func (f *Format) NormalizeTo(ev *ocsf.Event, line []byte, context string, n int)
 	return build(ev, &vals, line, f.sum, context, n)
 }
 
+// Time reads a line's event time as NormalizeTo sets it — start, or end
+// when start is missing, in ms — without building its event. ok is false
+// when the line has not as many values as the format has fields or
+// neither time, which NormalizeTo reports as errors.
+func (f *Format) Time(line []byte) (int64, bool) {
+	var start, end []byte
+	i := 0
+	for p := 0; p < len(line); {
+		for p < len(line) && (line[p] == ' ' || line[p] == '\t') {
+			p++
+		}
+		if p == len(line) {
+			break
+		}
+		q := p
+		for q < len(line) && line[q] != ' ' && line[q] != '\t' {
+			q++
+		}
+		if i >= len(f.fields) {
+			return 0, false
+		}
+		switch f.fields[i] {
+		case fStart:
+			start = line[p:q]
+		case fEnd:
+			end = line[p:q]
+		}
+		p = q
+		i++
+	}
+	if i != len(f.fields) {
+		return 0, false
+	}
+	s, okS := atoi(string(start))
+	e, okE := atoi(string(end))
+	switch {
+	case okS:
+		return s * 1000, true
+	case okE:
+		return e * 1000, true
+	}
+	return 0, false
+}
+
 // NormalizeJSON decodes one flow record written as a JSON object keyed by
 // field name.
 func NormalizeJSON(rec []byte, maxDepth int, context string, n int) (ocsf.Event, error) {
