@@ -35,20 +35,8 @@ func containerEnv(c any) map[string]string {
 // the pod names a volume of the pod.
 func checkMountsResolve(t *testing.T, spec any) {
 	t.Helper()
-	vols := map[string]bool{}
-	for _, v := range dig(spec, "volumes").([]any) {
-		vols[str(dig(v, "name"))] = true
-	}
-	for _, k := range []string{"initContainers", "containers"} {
-		cs, _ := dig(spec, k).([]any)
-		for _, c := range cs {
-			ms, _ := dig(c, "volumeMounts").([]any)
-			for _, m := range ms {
-				if !vols[str(dig(m, "name"))] {
-					t.Errorf("container %s mounts %s, which is no volume of the pod", dig(c, "name"), dig(m, "name"))
-				}
-			}
-		}
+	for _, m := range unresolvedMounts(map[string]any{"spec": map[string]any{"template": map[string]any{"spec": spec}}}) {
+		t.Errorf("%s names no volume of the pod", m)
 	}
 }
 
