@@ -15,7 +15,7 @@ COMMIT      ?= $(shell git rev-parse HEAD 2>/dev/null)
 BUILD_DATE  ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS     := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(BUILD_DATE)
 
-.PHONY: all build demo eval ui-screenshots test test-unit test-fuzz fuzz-nightly test-faults test-cluster lint chromium test-tools clickhouse-start clickhouse-stop cluster-start cluster-stop bench bench-quick clean
+.PHONY: all build demo eval rules-artifact ui-screenshots test test-unit test-fuzz fuzz-nightly test-faults test-cluster lint chromium test-tools clickhouse-start clickhouse-stop cluster-start cluster-stop bench bench-quick clean
 
 all: build
 
@@ -107,6 +107,22 @@ test-tools:
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+
+## rules-artifact: lint and test the detection pack (detections/), then push it with oras as an OCI
+## artifact to RULES_REF (make rules-artifact RULES_REF=ghcr.io/acme/musubi-rules:v1), which the chart's
+## rules.oci pulls (docs/deploy.md, "Rules as an OCI artifact"). Log in first: oras login REGISTRY.
+RULES_REF           ?=
+RULES_ARTIFACT_TYPE := application/vnd.musubi.rules.v1
+rules-artifact: build
+	@test -n "$(RULES_REF)" || { echo "set RULES_REF=registry/repository:tag"; exit 1; }
+	@command -v oras >/dev/null 2>&1 || { echo "oras is missing (https://oras.land/docs/installation)"; exit 1; }
+	./$(BIN) rules lint detections
+	./$(BIN) rules test detections
+	oras push $(RULES_REF) --artifact-type $(RULES_ARTIFACT_TYPE) \
+		--annotation org.opencontainers.image.revision=$(COMMIT) \
+		--annotation org.opencontainers.image.version=$(VERSION) \
+		--annotation org.opencontainers.image.source=https://github.com/musubi-xdr/musubi \
+		detections
 
 clickhouse-start:
 	@$(CH) start

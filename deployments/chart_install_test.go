@@ -85,6 +85,33 @@ func podRefs(obj map[string]any) []ref {
 	return refs
 }
 
+// unresolvedMounts returns the volumeMounts of a workload's containers
+// that name no volume of its pod template.
+func unresolvedMounts(obj map[string]any) []string {
+	spec := dig(obj, "spec", "template", "spec")
+	if spec == nil {
+		return nil
+	}
+	vols := map[string]bool{}
+	vs, _ := dig(spec, "volumes").([]any)
+	for _, v := range vs {
+		vols[str(dig(v, "name"))] = true
+	}
+	var out []string
+	for _, k := range []string{"initContainers", "containers"} {
+		cs, _ := dig(spec, k).([]any)
+		for _, c := range cs {
+			ms, _ := dig(c, "volumeMounts").([]any)
+			for _, m := range ms {
+				if n := str(dig(m, "name")); !vols[n] {
+					out = append(out, str(dig(c, "name"))+":"+n)
+				}
+			}
+		}
+	}
+	return out
+}
+
 func decodeObj(t *testing.T, manifest string) map[string]any {
 	t.Helper()
 	var obj map[string]any
@@ -115,6 +142,9 @@ func simulate(t *testing.T, files map[string]string, existing map[ref]bool, pre,
 			if !exists(r) {
 				problems = append(problems, fmt.Sprintf("%s: %s/%s needs %s, which does not exist yet", when, kind, name, r))
 			}
+		}
+		for _, m := range unresolvedMounts(obj) {
+			problems = append(problems, fmt.Sprintf("%s: %s/%s mounts %s, which is no volume of its pod", when, kind, name, m))
 		}
 	}
 	runHooks := func(event release.HookEvent) {
@@ -179,6 +209,10 @@ func TestChartInstallOrder(t *testing.T) {
 			"migrations": map[string]any{"serviceAccountName": "db-migrator"},
 		}, []ref{{"ServiceAccount", "db-migrator"}}},
 		{"no migration job", map[string]any{"migrations": map[string]any{"job": false}}, nil},
+		{"rules from git and an existing secret for it", map[string]any{
+			"rules": map[string]any{"gitSync": map[string]any{"enabled": true, "repo": "https://github.com/acme/rules", "existingSecret": "rules-git"}},
+		}, []ref{{"Secret", "rules-git"}}},
+		{"rules from an OCI artifact with a pull secret", ociValues(nil), []ref{{"Secret", "rules-registry"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			base := func() map[ref]bool {

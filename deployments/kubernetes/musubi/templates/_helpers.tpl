@@ -58,8 +58,10 @@ means the namespace's default. */}}
 
 {{/* The directory Musubi reads its rules from. */}}
 {{- define "musubi.rulesDir" -}}
-{{- if .Values.rules.gitSync.enabled }}{{ trimSuffix "/" (printf "/etc/musubi/rules-git/current/%s" .Values.rules.gitSync.path) }}
-{{- else if or .Values.rules.existingConfigMap .Values.rules.files }}/etc/musubi/rules{{ else }}/detections{{ end }}
+{{- $src := include "musubi.rulesSource" . }}
+{{- if eq $src "gitSync" }}{{ trimSuffix "/" (printf "/etc/musubi/rules-git/current/%s" .Values.rules.gitSync.path) }}
+{{- else if eq $src "oci" }}{{ trimSuffix "/" (printf "/etc/musubi/rules-oci/current/%s" .Values.rules.oci.path) }}
+{{- else if eq $src "configMap" }}/etc/musubi/rules{{ else }}/detections{{ end }}
 {{- end }}
 
 {{- define "musubi.rulesConfigMap" -}}
@@ -125,4 +127,94 @@ means the namespace's default. */}}
       mountPath: /etc/musubi/rules-git
     - name: tmp
       mountPath: /tmp
+{{- end }}
+
+{{/* The source of the rules: exactly one of image, configMap, gitSync and
+oci; two set at once is refused. */}}
+{{- define "musubi.rulesSource" -}}
+{{- $r := .Values.rules -}}
+{{- $on := list -}}
+{{- if or $r.existingConfigMap $r.files }}{{ $on = append $on "rules.existingConfigMap/rules.files" }}{{ end -}}
+{{- if $r.gitSync.enabled }}{{ $on = append $on "rules.gitSync" }}{{ end -}}
+{{- if $r.oci.enabled }}{{ $on = append $on "rules.oci" }}{{ end -}}
+{{- if gt (len $on) 1 }}{{ fail (printf "%s are exclusive: choose one source of rules" (join " and " $on)) }}{{ end -}}
+{{- if $r.gitSync.enabled }}gitSync{{ else if $r.oci.enabled }}oci{{ else if or $r.existingConfigMap $r.files }}configMap{{ else }}image{{ end -}}
+{{- end }}
+
+{{/* oras's container (init: pull once, fail without rules; sidecar: resolve
+the reference every period and pull a new digest). Each digest is unpacked
+into its own folder and the current symlink switched to it, so Musubi never
+reads a half-pulled artifact; the previous folder is kept for a reload that
+is still reading it, older ones are removed. */}}
+{{- define "musubi.rulesOCI" -}}
+{{- $o := .root.Values.rules.oci -}}
+- name: {{ if .init }}rules-oci-init{{ else }}rules-oci{{ end }}
+  image: {{ $o.image }}
+  command: ["/bin/sh", "-c"]
+  args:
+    - |
+      {{- include "musubi.rulesOCIScript" . | nindent 6 }}
+  env:
+    - name: HOME
+      value: /tmp
+    - name: RULES_OCI_REFERENCE
+      value: {{ required "rules.oci.reference is required when rules.oci.enabled" $o.reference | quote }}
+    - name: RULES_OCI_ROOT
+      value: /etc/musubi/rules-oci
+    - name: RULES_OCI_FLAGS
+      value: {{ trim (cat (ternary "--plain-http" "" $o.plainHTTP) (ternary "--registry-config /etc/musubi/rules-oci-auth/.dockerconfigjson" "" (ne $o.pullSecret ""))) | quote }}
+    - name: RULES_OCI_PERIOD
+      value: {{ $o.period | quote }}
+    {{- if .init }}
+    - name: RULES_OCI_ONCE
+      value: "1"
+    {{- end }}
+  resources:
+    {{- toYaml $o.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml .root.Values.securityContext | nindent 4 }}
+  volumeMounts:
+    - name: rules-oci
+      mountPath: /etc/musubi/rules-oci
+    - name: tmp
+      mountPath: /tmp
+    {{- if $o.pullSecret }}
+    - name: rules-oci-auth
+      mountPath: /etc/musubi/rules-oci-auth
+      readOnly: true
+    {{- end }}
+{{- end }}
+
+{{/* The shell script of the oras containers (POSIX sh: the oras image is
+Alpine's busybox). */}}
+{{- define "musubi.rulesOCIScript" -}}
+root=$RULES_OCI_ROOT
+# The repository without tag or digest, to pull exactly the digest resolved
+# (a registry port is in the first segment, a tag only in the last).
+name=${RULES_OCI_REFERENCE%%@*}
+case ${name##*/} in *:*) name=${name%:*} ;; esac
+sync_once() {
+  desc=$(oras manifest fetch --descriptor $RULES_OCI_FLAGS "$RULES_OCI_REFERENCE") || return 1
+  digest=$(printf '%s' "$desc" | sed -n 's/.*"digest": *"sha256:\([0-9a-f]\{64\}\)".*/\1/p')
+  if [ -z "$digest" ]; then echo "rules: no sha256 digest in $desc" >&2; return 1; fi
+  previous=$(readlink "$root/current" 2>/dev/null || true)
+  if [ "$previous" = "$digest" ]; then return 0; fi
+  rm -rf "$root/.pull" && mkdir -p "$root/.pull" || return 1
+  oras pull $RULES_OCI_FLAGS -o "$root/.pull" "$name@sha256:$digest" || return 1
+  rm -rf "${root:?}/$digest" && mv "$root/.pull" "$root/$digest" || return 1
+  ln -sfn "$digest" "$root/current" || return 1
+  for d in "$root"/*; do
+    b=${d##*/}
+    [ "$b" = current ] || [ "$b" = "$digest" ] || [ "$b" = "$previous" ] || rm -rf "$d"
+  done
+  echo "rules: $RULES_OCI_REFERENCE is sha256:$digest"
+}
+if [ "${RULES_OCI_ONCE:-}" = 1 ]; then
+  sync_once
+  exit
+fi
+while :; do
+  sync_once || echo "rules: pulling $RULES_OCI_REFERENCE failed; the current rules stay" >&2
+  sleep "$RULES_OCI_PERIOD"
+done
 {{- end }}
