@@ -196,25 +196,37 @@ func skipDir(name string) bool {
 }
 
 func walk(root string) ([]Input, error) {
+	// A root that is a symbolic link (an export mounted elsewhere) is
+	// walked where it points, its files still named under root.
+	real, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return nil, err
+	}
 	var out []Input
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(real, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
+		name := root + strings.TrimPrefix(p, real)
 		if d.IsDir() {
-			if p != root && strings.HasPrefix(d.Name(), ".") {
+			if p != real && strings.HasPrefix(d.Name(), ".") {
 				return filepath.SkipDir
 			}
 			return nil
 		}
-		if Skip(d.Name()) || !d.Type().IsRegular() {
+		if Skip(d.Name()) {
 			return nil
 		}
-		info, err := d.Info()
+		// A symbolic link to a file is read as the file; links to
+		// directories are not followed (they could loop).
+		info, err := os.Stat(p)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", name, err)
 		}
-		out = append(out, fileInput(p, info.Size()))
+		if !info.Mode().IsRegular() {
+			return nil
+		}
+		out = append(out, fileInput(name, info.Size()))
 		return nil
 	})
 	return out, err

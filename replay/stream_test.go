@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -243,7 +244,27 @@ func TestInputsAsExported(t *testing.T) {
 	tarPath, zipPath := filepath.Join(arch, "export.tar.gz"), filepath.Join(arch, "export.zip")
 	_ = os.WriteFile(tarPath, tgz.Bytes(), 0o600)
 	_ = os.WriteFile(zipPath, zbuf.Bytes(), 0o600)
-	for _, in := range []string{tree, tarPath, zipPath} {
+	// An export mounted elsewhere: the root a symbolic link to the tree,
+	// and a tree whose files are symbolic links to the tree's files.
+	link := filepath.Join(arch, "mounted")
+	if err := os.Symlink(tree, link); err != nil {
+		t.Fatal(err)
+	}
+	linked := t.TempDir()
+	inputs, cleanup, err := Inputs([]string{tree})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanup()
+	for i, in := range inputs {
+		if err := os.Symlink(in.Name, filepath.Join(linked, fmt.Sprintf("%03d-%s", i, filepath.Base(in.Name)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _, err := Inputs([]string{link}); err != nil || len(got) != len(inputs) {
+		t.Fatalf("the symlinked root lists %d files (%v), want the tree's %d", len(got), err, len(inputs))
+	}
+	for _, in := range []string{tree, tarPath, zipPath, link, linked} {
 		got, _, stats := streamed(t, options(), Filter{}, in)
 		if g, w := graphs(got), graphs(want); !slices.Equal(g, w) {
 			t.Errorf("%s: other incidents:\n got %q\nwant %q", filepath.Base(in), g, w)

@@ -97,6 +97,9 @@ func replayCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return fail("%v", err)
 	}
 	defer cleanup()
+	if len(inputs) == 0 {
+		return fail("no telemetry file in %s (hidden files, documentation, YAML, expected*.json and CloudTrail digest files are skipped)", strings.Join(flags.Args(), " "))
+	}
 	stream, err := replay.NewStream(opts, filter)
 	if err != nil {
 		return fail("%v", err)

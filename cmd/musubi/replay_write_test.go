@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -67,5 +69,18 @@ func TestReplayWrite(t *testing.T) {
 	slices.Sort(printed)
 	if !slices.Equal(stored, printed) {
 		t.Errorf("stored incidents %v, printed %v", stored, printed)
+	}
+}
+
+// TestReplayWithoutTelemetry: a directory holding no telemetry file is an
+// error that says so, not an empty report.
+func TestReplayWithoutTelemetry(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "README.md"), []byte("notes\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCLI("replay", "-rules", "../../detections", "-quiet", dir)
+	if code == 0 || !strings.Contains(stderr, "no telemetry file in "+dir) || stdout != "" {
+		t.Errorf("replay of a directory without telemetry: exit %d, stdout %q, stderr %q; want a failure naming the directory", code, stdout, stderr)
 	}
 }
