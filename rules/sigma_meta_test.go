@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -159,5 +160,44 @@ tests:
 	rep := rules.Test(dir)
 	if !rep.OK || rep.Passed != 2 {
 		t.Errorf("got %+v, want both tests passing", rep)
+	}
+}
+
+// TestLintTechniqueOptionalForSigmaRules checks lint's ATT&CK requirement:
+// a native rule needs a tactic and a technique; a rule imported from Sigma
+// (sigma_id set) whose source names only a tactic passes with a warning;
+// one without any tactic still fails, since it has no stage.
+func TestLintTechniqueOptionalForSigmaRules(t *testing.T) {
+	native := func(dir string) string {
+		b, err := os.ReadFile(filepath.Join(dir, "r.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = bytes.Replace(b, []byte("sigma_id: 4db60cc0-36fb-42b7-9b58-a5b53019fb74\n"), nil, 1)
+		if err := os.WriteFile(filepath.Join(dir, "r.yaml"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	for _, c := range []struct {
+		name          string
+		dir           string
+		wantErr, warn bool
+	}{
+		{"sigma rule, tactic and technique", writeRule(t, "level: high", "TA0005", "T1562.008"), false, false},
+		{"sigma rule, tactic only", writeRule(t, "level: high", "TA0005", ""), false, true},
+		{"sigma rule, no ATT&CK", writeRule(t, "level: high", "", ""), true, false},
+		{"native rule, tactic only", native(writeRule(t, "level: high", "TA0005", "")), true, false},
+	} {
+		rep := rules.Lint(c.dir)
+		gotErr := slices.ContainsFunc(rep.Problems, func(p *rules.Problem) bool {
+			return strings.Contains(p.Msg, "at least one tactic and one technique")
+		})
+		gotWarn := slices.ContainsFunc(rep.Warnings, func(p *rules.Problem) bool {
+			return strings.Contains(p.Msg, "names no technique of ATT&CK")
+		})
+		if gotErr != c.wantErr || gotWarn != c.warn {
+			t.Errorf("%s: got error %v warning %v (problems %v), want error %v warning %v", c.name, gotErr, gotWarn, rep.Problems, c.wantErr, c.warn)
+		}
 	}
 }
