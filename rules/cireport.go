@@ -82,6 +82,18 @@ func TestCases(rep *TestReport) []CICase {
 			out = append(out, c)
 		}
 	}
+	for _, x := range rep.Exceptions {
+		for _, t := range x.Tests {
+			c := CICase{Name: "exception " + x.ExceptionID + " / " + t.Name, RuleID: x.ExceptionID, File: x.File, Line: t.Line, Col: 1}
+			if !t.Pass {
+				c.Failure = fmt.Sprintf("rule %s: got suppressed=%t, want %t", t.Rule, t.Got, t.Want)
+				if t.Error != "" {
+					c.Failure += ": " + t.Error
+				}
+			}
+			out = append(out, c)
+		}
+	}
 	for _, p := range rep.Problems {
 		out = append(out, CICase{Name: p.File, RuleID: p.RuleID, File: p.File, Line: p.Line, Col: p.Col, Failure: p.Msg})
 	}

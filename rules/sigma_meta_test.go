@@ -211,7 +211,10 @@ func TestLintTechniqueOptionalForSigmaRules(t *testing.T) {
 func TestCIFormatsWarnings(t *testing.T) {
 	dir := writeRule(t, "severity: high", "TA0005", "")
 	soon := time.Now().UTC().AddDate(0, 0, 3).Format(time.DateOnly)
-	exc := "kind: exception\nid: x.soon\nrules: [test.sigma_meta]\nowner: secops@example.com\nreason: the audit account stops its test trail\nexpires: " + soon + "\nfields: {actor.user.name: auditor}\n"
+	exc := "kind: exception\nid: x.soon\nrules: [test.sigma_meta]\nowner: secops@example.com\nreason: the audit account stops its test trail\nexpires: " + soon + "\nfields: {actor.user.name: auditor}\n" +
+		"tests:\n" +
+		"  - {name: auditor, suppressed: true, event: {class_uid: 6003, metadata: {log_name: cloudtrail, uid: a}, api: {operation: StopLogging}, actor: {user: {name: auditor}}}}\n" +
+		"  - {name: other, suppressed: false, event: {class_uid: 6003, metadata: {log_name: cloudtrail, uid: b}, api: {operation: StopLogging}, actor: {user: {name: mallory}}}}\n"
 	if err := os.WriteFile(filepath.Join(dir, "x.yaml"), []byte(exc), 0o644); err != nil {
 		t.Fatal(err)
 	}
