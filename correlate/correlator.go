@@ -389,6 +389,17 @@ func (c *Correlator) raise(ms []*seqMatch) []alert.Alert {
 	var out []alert.Alert
 	for _, m := range ms {
 		a := m.alert
+		if a.Shadow {
+			// An experimental correlation rule: the correlated alert is
+			// handed back to be stored and counted, and joins nothing. A
+			// restore replays chains raised before the restart: nothing
+			// to emit again.
+			if !c.restoring {
+				c.m.shadowMatches.WithLabelValues(m.rule.ID).Inc()
+				out = append(out, a)
+			}
+			continue
+		}
 		slot, known := c.alertInc[a.ID]
 		if known && c.restoring {
 			// Replayed stage alerts completed a chain raised before the

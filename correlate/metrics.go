@@ -8,6 +8,7 @@ type metrics struct {
 	lateEvents      prometheus.Counter
 	merges          prometheus.Counter
 	sequenceMatches *prometheus.CounterVec
+	shadowMatches   *prometheus.CounterVec
 	sequenceInputs  prometheus.Gauge
 	dropped         *prometheus.CounterVec
 }
@@ -34,6 +35,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "musubi_correlate_sequence_matches_total",
 			Help: "Correlated alerts raised by sequence rules.",
 		}, []string{"rule"}),
+		shadowMatches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "musubi_correlate_shadow_matches_total",
+			Help: "Correlated alerts of experimental sequence rules, which run in shadow mode (stored, never in incidents or webhooks), by rule.",
+		}, []string{"rule"}),
 		sequenceInputs: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "musubi_correlate_sequence_inputs",
 			Help: "Stage inputs (alerts, events, thresholds) held by sequence rules, waiting for the rest of their chains.",
@@ -44,7 +49,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.trackedEntities, m.openIncidents, m.lateEvents, m.merges, m.sequenceMatches, m.sequenceInputs, m.dropped)
+		reg.MustRegister(m.trackedEntities, m.openIncidents, m.lateEvents, m.merges, m.sequenceMatches, m.shadowMatches, m.sequenceInputs, m.dropped)
 	}
 	return m
 }

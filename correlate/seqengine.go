@@ -532,7 +532,7 @@ func (s *seqEngine) match(r *SequenceRule, ch []*item, t int64) *seqMatch {
 		ID:        hashID("corr-", r.ID, r.Version, first.tenant, first.id),
 		TenantUID: first.tenant, RuleID: r.ID, RuleVersion: r.Version, Title: r.Title, Severity: r.Severity,
 		Stage: r.Stage, Tactics: r.Tactics, Techniques: r.Techniques, Time: t, Source: "correlation",
-		Correlated: true, EventIDs: []string{},
+		Correlated: true, EventIDs: []string{}, Shadow: r.Shadow(),
 	}
 	m := &seqMatch{rule: r}
 	var summary []string

@@ -29,6 +29,7 @@ import (
 //	version: "1"
 //	title: Stolen instance credentials shipped a deployment
 //	severity: critical            # of the correlated alert
+//	status: test                  # stable | test | experimental (shadow mode)
 //	stage: impact
 //	attack: {tactics: [TA0006, TA0008], techniques: [T1552.005, T1072]}
 //	span: 6h                      # first to last stage, at most
@@ -145,6 +146,9 @@ type SequenceRule struct {
 	Stage       string
 	Tactics     []string
 	Techniques  []string
+	// Status is stable, test or experimental ("" reads as stable); see
+	// Shadow.
+	Status string
 	// Span bounds first to last stage in event time (0: the sum of the gaps).
 	Span   time.Duration
 	Stages []*SequenceStage
@@ -156,6 +160,12 @@ type SequenceRule struct {
 	// in-flight state of a rule whose document did not change.
 	sum string
 }
+
+// Shadow reports whether the rule runs in shadow mode, like an
+// experimental detection rule: its correlated alerts are stored with
+// alert.Alert.Shadow and counted, but never join or open an incident, so
+// they never reach a webhook or the queues.
+func (r *SequenceRule) Shadow() bool { return r.Status == rules.StatusExperimental }
 
 // SequenceStage is one compiled stage.
 type SequenceStage struct {
@@ -316,6 +326,13 @@ func compileRule(env *cel.Env, file string, lines []string, root *yaml.Node, rf 
 	if !ok || sev < ocsf.SeverityInformational || sev > ocsf.SeverityCritical {
 		at(rules.MapValue(root, "severity"), "severity %q must be informational, low, medium, high or critical", rf.Severity)
 	}
+	switch rf.Status {
+	case "", "stable", "test", rules.StatusExperimental:
+	case "deprecated":
+		at(rules.MapValue(root, "status"), "status deprecated is not supported for correlation rules: delete the rule, or make it experimental to keep it in shadow mode")
+	default:
+		at(rules.MapValue(root, "status"), "status %q must be stable, test or experimental (shadow mode)", rf.Status)
+	}
 	span, err := parseDuration(rf.Span)
 	if err != nil || span < 0 {
 		at(rules.MapValue(root, "span"), "span %q: not a duration", rf.Span)
@@ -326,7 +343,7 @@ func compileRule(env *cel.Env, file string, lines []string, root *yaml.Node, rf 
 	sum, _ := json.Marshal(rf)
 	h := sha256.Sum256(sum)
 	r := &SequenceRule{ID: rf.ID, Version: rf.Version, Title: rf.Title, Description: rf.Description, Severity: sev,
-		Stage: rf.Stage, Tactics: rf.Attack.Tactics, Techniques: rf.Attack.Techniques, Span: span, File: file,
+		Stage: rf.Stage, Tactics: rf.Attack.Tactics, Techniques: rf.Attack.Techniques, Status: rf.Status, Span: span, File: file,
 		Line: root.Line, sum: hex.EncodeToString(h[:])}
 	stagesNode := rules.MapValue(root, "stages")
 	for i, sp := range rf.Stages {

@@ -11,13 +11,17 @@ import (
 )
 
 // CICase is one checked item for CI output: a rule in lint, an inline test
-// in test. Failure is empty when it passed.
+// in test. Failure is empty when it passed. Warnings do not fail it (an
+// exception that expires soon, an imported rule without a technique); they
+// are written as JUnit system-out, SARIF results of level warning and
+// GitHub ::warning annotations.
 type CICase struct {
 	Name      string // the rule id, or "rule id / test name"
 	File      string
 	Line, Col int
 	RuleID    string
 	Failure   string
+	Warnings  []*Problem
 }
 
 // LintCases turns a lint report into one case per rule and one per problem
@@ -47,6 +51,18 @@ func LintCases(rep *LintReport) []CICase {
 		out = append(out, CICase{Name: p.File, File: p.File, Line: p.Line, Col: p.Col, Failure: p.Msg})
 	}
 	sortCases(out)
+	// A warning goes with the first case of its rule; a warning about
+	// something that is no rule (an exception) is a passing case of its own.
+	for _, w := range rep.Warnings {
+		i := slices.IndexFunc(out, func(c CICase) bool { return w.RuleID != "" && c.RuleID == w.RuleID })
+		if i < 0 {
+			name := cmp.Or(w.RuleID, w.File)
+			out = append(out, CICase{Name: name, RuleID: w.RuleID, File: w.File, Line: w.Line, Col: w.Col})
+			i = len(out) - 1
+		}
+		out[i].Warnings = append(out[i].Warnings, w)
+	}
+	sortCases(out)
 	return out
 }
 
@@ -59,6 +75,18 @@ func TestCases(rep *TestReport) []CICase {
 			c := CICase{Name: r.RuleID + " / " + t.Name, RuleID: r.RuleID, File: r.File, Line: t.Line, Col: 1}
 			if !t.Pass {
 				c.Failure = fmt.Sprintf("got match=%t, want %t", t.Got, t.Want)
+				if t.Error != "" {
+					c.Failure += ": " + t.Error
+				}
+			}
+			out = append(out, c)
+		}
+	}
+	for _, x := range rep.Exceptions {
+		for _, t := range x.Tests {
+			c := CICase{Name: "exception " + x.ExceptionID + " / " + t.Name, RuleID: x.ExceptionID, File: x.File, Line: t.Line, Col: 1}
+			if !t.Pass {
+				c.Failure = fmt.Sprintf("rule %s: got suppressed=%t, want %t", t.Rule, t.Got, t.Want)
 				if t.Error != "" {
 					c.Failure += ": " + t.Error
 				}
@@ -101,6 +129,7 @@ type junitCase struct {
 	File      string        `xml:"file,attr,omitempty"`
 	Line      int           `xml:"line,attr,omitempty"`
 	Failure   *junitFailure `xml:"failure"`
+	SystemOut string        `xml:"system-out,omitempty"`
 }
 
 type junitFailure struct {
@@ -108,7 +137,10 @@ type junitFailure struct {
 	Text    string `xml:",chardata"`
 }
 
-// WriteJUnit writes the cases as one JUnit XML test suite.
+// WriteJUnit writes the cases as one JUnit XML test suite. A case's
+// warnings go to its system-out, one "warning: file:line:col: message"
+// line each, which Jenkins, GitLab and the JUnit report actions show with
+// the test and which does not fail it.
 func WriteJUnit(w io.Writer, suite string, cases []CICase) error {
 	s := junitSuite{Name: suite, Tests: len(cases)}
 	for _, c := range cases {
@@ -117,6 +149,11 @@ func WriteJUnit(w io.Writer, suite string, cases []CICase) error {
 			s.Failures++
 			jc.Failure = &junitFailure{Message: c.Failure, Text: fmt.Sprintf("%s:%d:%d: %s", c.File, c.Line, c.Col, c.Failure)}
 		}
+		var out strings.Builder
+		for _, wp := range c.Warnings {
+			fmt.Fprintf(&out, "warning: %s:%d:%d: %s\n", wp.File, wp.Line, wp.Col, wp.Msg)
+		}
+		jc.SystemOut = out.String()
 		s.Cases = append(s.Cases, jc)
 	}
 	io.WriteString(w, xml.Header)
@@ -129,8 +166,9 @@ func WriteJUnit(w io.Writer, suite string, cases []CICase) error {
 	return err
 }
 
-// WriteSARIF writes the failed cases as a SARIF 2.1.0 log, one result per
-// failure, with the rule id as the result's ruleId.
+// WriteSARIF writes the failed cases as a SARIF 2.1.0 log, one result of
+// level error per failure and one of level warning per warning, with the
+// rule id as the result's ruleId.
 func WriteSARIF(w io.Writer, tool, version string, cases []CICase) error {
 	type region struct {
 		StartLine   int `json:"startLine"`
@@ -151,20 +189,21 @@ func WriteSARIF(w io.Writer, tool, version string, cases []CICase) error {
 		Locations []location        `json:"locations"`
 	}
 	results := []result{}
-	for _, c := range cases {
-		if c.Failure == "" {
-			continue
-		}
+	add := func(level, ruleID, file string, line, col int, msg string) {
 		var l location
-		l.PhysicalLocation.ArtifactLocation.URI = strings.TrimPrefix(c.File, "./")
-		if c.Line > 0 {
-			l.PhysicalLocation.Region = &region{StartLine: c.Line, StartColumn: c.Col}
+		l.PhysicalLocation.ArtifactLocation.URI = strings.TrimPrefix(file, "./")
+		if line > 0 {
+			l.PhysicalLocation.Region = &region{StartLine: line, StartColumn: col}
 		}
-		id := c.RuleID
-		if id == "" {
-			id = "load"
+		results = append(results, result{RuleID: cmp.Or(ruleID, "load"), Level: level, Message: map[string]string{"text": msg}, Locations: []location{l}})
+	}
+	for _, c := range cases {
+		if c.Failure != "" {
+			add("error", c.RuleID, c.File, c.Line, c.Col, c.Failure)
 		}
-		results = append(results, result{RuleID: id, Level: "error", Message: map[string]string{"text": c.Failure}, Locations: []location{l}})
+		for _, wp := range c.Warnings {
+			add("warning", wp.RuleID, wp.File, wp.Line, wp.Col, wp.Msg)
+		}
 	}
 	log := map[string]any{
 		"version": "2.1.0",
@@ -180,26 +219,35 @@ func WriteSARIF(w io.Writer, tool, version string, cases []CICase) error {
 }
 
 // WriteGitHub writes one GitHub Actions ::error workflow command per failed
-// case, so the failure shows on the file and line of the pull request.
+// case and one ::warning per warning, so each shows on the file and line of
+// the pull request.
 func WriteGitHub(w io.Writer, cases []CICase) error {
 	esc := strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A")
 	escProp := strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C")
-	for _, c := range cases {
-		if c.Failure == "" {
-			continue
-		}
-		props := "file=" + escProp.Replace(c.File)
-		if c.Line > 0 {
-			props += fmt.Sprintf(",line=%d", c.Line)
-			if c.Col > 0 {
-				props += fmt.Sprintf(",col=%d", c.Col)
+	annotate := func(cmd, ruleID, file string, line, col int, msg string) error {
+		props := "file=" + escProp.Replace(file)
+		if line > 0 {
+			props += fmt.Sprintf(",line=%d", line)
+			if col > 0 {
+				props += fmt.Sprintf(",col=%d", col)
 			}
 		}
-		if c.RuleID != "" {
-			props += ",title=" + escProp.Replace(c.RuleID)
+		if ruleID != "" {
+			props += ",title=" + escProp.Replace(ruleID)
 		}
-		if _, err := fmt.Fprintf(w, "::error %s::%s\n", props, esc.Replace(c.Failure)); err != nil {
-			return err
+		_, err := fmt.Fprintf(w, "::%s %s::%s\n", cmd, props, esc.Replace(msg))
+		return err
+	}
+	for _, c := range cases {
+		if c.Failure != "" {
+			if err := annotate("error", c.RuleID, c.File, c.Line, c.Col, c.Failure); err != nil {
+				return err
+			}
+		}
+		for _, wp := range c.Warnings {
+			if err := annotate("warning", wp.RuleID, wp.File, wp.Line, wp.Col, wp.Msg); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -72,12 +72,17 @@
 // applies through its expiry date (UTC); an expired one loads, is warned
 // about (Set.Warnings, Lint) and suppresses nothing. An inline test may say
 // "excepted: true" (with match: false) to assert that an exception covers
-// its event; Test honours exceptions.
+// its event; Test honours exceptions. An exception carries its own tests
+// (ExceptionTest): events a named rule matches that the exception must
+// suppress (suppressed: true) or must leave alerting (suppressed: false),
+// run by Set.RunExceptionTests and Test with that exception alone.
 //
 // A rule with status experimental runs in shadow mode (Rule.Shadow): its
 // alerts carry alert.Alert.Shadow and are counted in
 // musubi_rules_shadow_matches_total{rule}; the correlator stores them but
-// never puts them in incidents, so they reach no webhook.
+// never puts them in incidents, so they reach no webhook. Correlation rules
+// (package correlate) shadow the same way: an experimental one's correlated
+// alert is stored and counted, never put in an incident.
 //
 // # CEL
 //

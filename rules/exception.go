@@ -44,8 +44,25 @@ type Exception struct {
 	Condition string
 	File      string
 	Line      int
+	// Tests are the exception's inline tests (see ExceptionTest).
+	Tests []ExceptionTest
 
 	cond *Condition
+}
+
+// ExceptionTest is an inline test of an exception: an event that one rule
+// the exception names matches, and whether the exception must suppress
+// that match (Suppressed) or must leave its alert alone. Either way the
+// rule must match the event, so the test says something about the
+// exception and not about the rule.
+type ExceptionTest struct {
+	Name       string
+	Rule       string
+	Suppressed bool
+	Event      ocsf.Event
+	// Source is set when the test gave a raw record of that source.
+	Source string
+	Line   int
 }
 
 // Active reports whether the exception suppresses matches at now.
@@ -71,6 +88,16 @@ type exceptionDoc struct {
 	Expires   string               `yaml:"expires"`
 	Condition string               `yaml:"condition"`
 	Fields    map[string]yaml.Node `yaml:"fields"`
+	Tests     []exceptionTestDoc   `yaml:"tests"`
+}
+
+type exceptionTestDoc struct {
+	Name       string `yaml:"name"`
+	Rule       string `yaml:"rule"`
+	Suppressed *bool  `yaml:"suppressed"`
+	Event      any    `yaml:"event"`
+	Source     string `yaml:"source"`
+	Raw        any    `yaml:"raw"`
 }
 
 var (
@@ -149,10 +176,46 @@ func compileException(env *cel.Env, file string, lines []string, root *yaml.Node
 			x.Condition = expr
 		}
 	}
+	x.Tests = compileExceptionTests(d, root, at)
 	if len(problems) > 0 {
 		return nil, problems
 	}
 	return x, nil
+}
+
+// compileExceptionTests reads the tests of an exception document. A test
+// names its rule, unless the exception names exactly one rule id (no glob).
+func compileExceptionTests(d exceptionDoc, root *yaml.Node, at func(n *yaml.Node, format string, args ...any)) []ExceptionTest {
+	var out []ExceptionTest
+	testsNode := MapValue(root, "tests")
+	for i, t := range d.Tests {
+		var node *yaml.Node
+		if testsNode != nil && i < len(testsNode.Content) {
+			node = testsNode.Content[i]
+		}
+		xt := ExceptionTest{Name: t.Name, Rule: t.Rule, Line: root.Line}
+		if node != nil {
+			xt.Line = node.Line
+		}
+		if xt.Name == "" {
+			xt.Name = fmt.Sprintf("test %d", i+1)
+		}
+		if xt.Rule == "" {
+			if len(d.Rules) == 1 && !strings.ContainsAny(d.Rules[0], "*?") {
+				xt.Rule = d.Rules[0]
+			} else {
+				at(node, "test %q: rule is required: the exception names more than one rule or a glob", xt.Name)
+			}
+		}
+		if t.Suppressed == nil {
+			at(node, "test %q: suppressed (true: the exception must silence the rule's match; false: it must not) is required", xt.Name)
+		} else {
+			xt.Suppressed = *t.Suppressed
+		}
+		xt.Event, xt.Source, _ = decodeTestEvent(node, xt.Name, t.Event, t.Raw, t.Source, at)
+		out = append(out, xt)
+	}
+	return out
 }
 
 // fieldsCondition turns field-equals pairs (OCSF attribute paths of the
@@ -226,6 +289,19 @@ func (s *Set) resolveExceptions(now time.Time) {
 					Msg: fmt.Sprintf("exception: rules: %q names no loaded rule", p)})
 			}
 		}
+		for _, t := range x.Tests {
+			msg := ""
+			switch r := s.Rule(t.Rule); {
+			case t.Rule == "":
+			case r == nil:
+				msg = fmt.Sprintf("exception: test %q: rule %q is not loaded", t.Name, t.Rule)
+			case !x.Applies(r.ID):
+				msg = fmt.Sprintf("exception: test %q: rule %q is not one the exception names", t.Name, t.Rule)
+			}
+			if msg != "" {
+				s.unmatched = append(s.unmatched, &Problem{File: x.File, Line: t.Line, Col: 1, RuleID: x.ID, Msg: msg})
+			}
+		}
 		s.warnings = append(s.warnings, x.expiryWarnings(now)...)
 	}
 	s.warnings = slices.Concat(s.unmatched, s.warnings)
@@ -250,6 +326,36 @@ func (x *Exception) expiryWarnings(now time.Time) []*Problem {
 			Msg: fmt.Sprintf("exception: expires on %s, in less than %d days", day, int(ExpiryWarning.Hours()/24))}}
 	}
 	return nil
+}
+
+// RunExceptionTests runs the inline tests of exception x of the set at now.
+// A test passes when its rule matches the event and x covers the match
+// (suppressed: true) or does not (suppressed: false); x alone is applied, so
+// other exceptions cannot make a test pass. Got is whether x suppressed.
+func (s *Set) RunExceptionTests(x *Exception, now time.Time) []TestResult {
+	var out []TestResult
+	for _, t := range x.Tests {
+		res := TestResult{Name: t.Name, Line: t.Line, Source: t.Source, Rule: t.Rule, Want: t.Suppressed}
+		r := s.Rule(t.Rule)
+		switch {
+		case r == nil:
+			res.Error = fmt.Sprintf("rule %q is not loaded", t.Rule)
+		case !x.Applies(r.ID):
+			res.Error = fmt.Sprintf("rule %q is not one the exception names", t.Rule)
+		default:
+			// As a rule test: a suppressed match is an excepted
+			// non-match; an unsuppressed one, a match.
+			rt := RuleTest{Name: t.Name, Match: !t.Suppressed, Excepted: t.Suppressed, Event: t.Event, Line: t.Line}
+			got := r.runTests([]RuleTest{rt}, []*Exception{x}, now)[0]
+			res.Got, res.Error = got.ExceptedBy == x.ID, got.Error
+			if !t.Suppressed && !got.Got && got.ExceptedBy == "" && res.Error == "" {
+				res.Error = "the rule does not match the event, so the test shows nothing about the exception; give an event the rule alerts on"
+			}
+		}
+		res.Pass = res.Got == res.Want && res.Error == ""
+		out = append(out, res)
+	}
+	return out
 }
 
 // Exceptions returns the tuning exceptions of the set, in load order.

@@ -135,7 +135,9 @@ func TestExceptionWarningsAndLint(t *testing.T) {
 		}
 	}
 	for _, w := range rep.Warnings {
-		warns = append(warns, w.RuleID)
+		if !strings.Contains(w.Msg, "exception: tests:") { // none of these has tests
+			warns = append(warns, w.RuleID)
+		}
 	}
 	if strings.Join(errs, ",") != "x.stale" || strings.Join(warns, ",") != "x.old,x.soon" || rep.OK || rep.Exceptions != 3 {
 		t.Errorf("lint: got exception errors %v, warnings %v, ok %v, %d exceptions; want [x.stale], [x.old x.soon], false, 3", errs, warns, rep.OK, rep.Exceptions)
@@ -304,5 +306,147 @@ func TestShadowRule(t *testing.T) {
 	ev.Metadata.UID = "uid-2"
 	if as := e.Evaluate(ev); len(as) != 1 || as[0].Shadow {
 		t.Errorf("after promotion: got %+v, want one alert that is not a shadow", as)
+	}
+}
+
+// putTest is an exception test of rule t.put: a PutObject by user.
+func putTest(name, suppressed, user string, extra ...string) string {
+	return "  - name: " + name + "\n    suppressed: " + suppressed + "\n" + strings.Join(extra, "") +
+		"    event: {class_uid: 6003, metadata: {log_name: cloudtrail, uid: " + name + "}, api: {operation: " + cmpOr(user == "", "GetObject", "PutObject") + "}, actor: {user: {name: " + cmpOr(user == "", "ci", user) + "}}}\n"
+}
+
+func cmpOr(cond bool, a, b string) string {
+	if cond {
+		return a
+	}
+	return b
+}
+
+// TestExceptionInlineTests runs exception tests through Test: each passes
+// only when the rule matches the event and the exception covers it
+// (suppressed: true) or leaves it alone (suppressed: false).
+func TestExceptionInlineTests(t *testing.T) {
+	yesterday := time.Now().UTC().AddDate(0, 0, -1).Format(time.DateOnly)
+	rawCI := `    source: cloudtrail
+    raw: '{"eventVersion":"1.08","eventTime":"2026-01-02T03:04:05Z","eventSource":"s3.amazonaws.com","eventName":"PutObject","awsRegion":"us-east-1","sourceIPAddress":"198.51.100.7","userIdentity":{"type":"IAMUser","userName":"ci","arn":"arn:aws:iam::111122223333:user/ci","accountId":"111122223333"},"requestParameters":{"bucketName":"b","key":"k.zip"},"eventID":"e1","recipientAccountId":"111122223333"}'
+`
+	for _, tt := range []struct {
+		name    string
+		expires string
+		tests   string
+		want    []string // per test: "pass", or a part of the failure
+	}{
+		{"suppresses ci, keeps mallory", "", putTest("ci", "true", "ci") + putTest("mallory", "false", "mallory"), []string{"pass", "pass"}},
+		{"raw record", "", "  - name: raw ci upload\n    suppressed: true\n" + rawCI, []string{"pass"}},
+		{"claims suppression it does not give", "", putTest("mallory", "true", "mallory"), []string{"no active exception does"}},
+		{"suppresses what it must not", "", putTest("ci", "false", "ci"), []string{"got suppressed=true"}},
+		{"rule does not match, kept", "", putTest("root", "false", "root"), []string{"the rule does not match the event"}},
+		{"rule does not match, suppressed", "", putTest("root", "true", "root"), []string{"the condition does not match"}},
+		{"event outside the rule's sources", "", putTest("get", "false", ""), []string{"does not pass the rule's sources"}},
+		{"expired", yesterday, putTest("ci", "true", "ci"), []string{"no active exception does"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			x := exceptionYAML(map[string]string{"expires": cmpOr(tt.expires == "", "2099-12-31", tt.expires)}) + "tests:\n" + tt.tests
+			rule := ruleYAML("t.put", `event.api.operation == "PutObject" && event.actor.user.name != "root"`)
+			rule = strings.Replace(rule, "sources: {log_names: [cloudtrail]}", "sources: {log_names: [cloudtrail], operations: [PutObject]}", 1)
+			writeFiles(t, dir, map[string]string{"r.yaml": rule, "x.yaml": x})
+			rep := Test(dir)
+			if len(rep.Problems) > 0 || len(rep.Exceptions) != 1 {
+				t.Fatalf("got problems %v, %d exception reports; want 1 report", rep.Problems, len(rep.Exceptions))
+			}
+			res := rep.Exceptions[0].Tests
+			if len(res) != len(tt.want) {
+				t.Fatalf("got %d results, want %d", len(res), len(tt.want))
+			}
+			for i, w := range tt.want {
+				c := TestCases(rep)
+				if w == "pass" {
+					if !res[i].Pass {
+						t.Errorf("test %q: got fail (suppressed=%v, %s), want pass", res[i].Name, res[i].Got, res[i].Error)
+					}
+					continue
+				}
+				failure := ""
+				for _, cc := range c {
+					if cc.Name == "exception x.ci / "+res[i].Name {
+						failure = cc.Failure
+					}
+				}
+				if res[i].Pass || !strings.Contains(failure, w) {
+					t.Errorf("test %q: got pass=%v failure %q, want a failure containing %q", res[i].Name, res[i].Pass, failure, w)
+				}
+			}
+			if rep.OK != slices.Equal(tt.want, []string{"pass", "pass"}[:len(tt.want)]) {
+				t.Errorf("got OK %v", rep.OK)
+			}
+		})
+	}
+}
+
+// TestExceptionTestsChecked covers what load and lint say about exception
+// tests: a rule is required when the exception names several rules or a
+// glob, suppressed is required, a test's rule must be loaded and named by
+// the exception (lint error, load warning), and an exception without both
+// kinds of test is warned about.
+func TestExceptionTestsChecked(t *testing.T) {
+	other := ruleYAML("t.other", `event.api.operation == "GetObject"`)
+	for _, tt := range []struct {
+		name, x  string
+		loadErr  string
+		lintErr  string
+		lintWarn bool
+	}{
+		{"no rule with a glob", exceptionYAML(map[string]string{"rules": `["t.*"]`}) + "tests:\n" + putTest("ci", "true", "ci"), "rule is required", "", false},
+		{"no suppressed", exceptionYAML(nil) + "tests:\n  - name: ci\n    event: {class_uid: 6003, metadata: {log_name: cloudtrail, uid: a}}\n", "suppressed (true", "", false},
+		{"no event", exceptionYAML(nil) + "tests:\n  - {name: ci, suppressed: true}\n", "event or raw is required", "", false},
+		{"unknown key", exceptionYAML(nil) + "tests:\n  - {name: ci, suppressed: true, match: true, event: {class_uid: 6003}}\n", "match", "", false},
+		{"rule not loaded", exceptionYAML(map[string]string{"rules": "[t.put, t.gone]"}) + "tests:\n" + putTest("ci", "true", "ci", "    rule: t.gone\n"), "", `rule "t.gone" is not loaded`, true},
+		{"rule not named", exceptionYAML(nil) + "tests:\n" + putTest("ci", "true", "ci", "    rule: t.other\n"), "", `rule "t.other" is not one the exception names`, true},
+		{"only suppressed", exceptionYAML(nil) + "tests:\n" + putTest("ci", "true", "ci"), "", "", true},
+		{"both kinds", exceptionYAML(nil) + "tests:\n" + putTest("ci", "true", "ci") + putTest("m", "false", "m"), "", "", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFiles(t, dir, map[string]string{"r.yaml": putRule(), "o.yaml": other, "x.yaml": tt.x})
+			_, err := Load(dir)
+			if tt.loadErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.loadErr) {
+					t.Fatalf("Load: got %v, want an error containing %q", err, tt.loadErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			rep := Lint(dir)
+			var errs []string
+			for _, p := range rep.Problems {
+				if strings.HasPrefix(p.Msg, "exception") {
+					errs = append(errs, p.Msg)
+				}
+			}
+			if got := strings.Join(errs, "; "); tt.lintErr == "" && got != "" || tt.lintErr != "" && !strings.Contains(got, tt.lintErr) {
+				t.Errorf("lint: got problems %q, want %q", got, tt.lintErr)
+			}
+			warned := slices.ContainsFunc(rep.Warnings, func(w *Problem) bool { return strings.Contains(w.Msg, "exception: tests: give at least one event") })
+			if warned != tt.lintWarn {
+				t.Errorf("lint: got tests warning %v, want %v (%v)", warned, tt.lintWarn, rep.Warnings)
+			}
+		})
+	}
+}
+
+// TestRuleTestExceptedNeedsSources: a rule test that asserts an exception
+// (excepted: true) fails when its event does not even pass the rule's
+// sources, instead of passing because nothing matched.
+func TestRuleTestExceptedNeedsSources(t *testing.T) {
+	rule := strings.Replace(putRule(), "sources: {log_names: [cloudtrail]}", "sources: {log_names: [cloudtrail], operations: [PutObject]}", 1) +
+		"tests:\n  - {name: wrong op, match: false, excepted: true, event: {class_uid: 6003, metadata: {log_name: cloudtrail, uid: a}, api: {operation: GetObject}, actor: {user: {name: ci}}}}\n"
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"r.yaml": rule, "x.yaml": exceptionYAML(nil)})
+	rep := Test(dir)
+	if rep.OK || rep.Failed != 1 || !strings.Contains(rep.Rules[0].Tests[0].Error, "does not pass the rule's sources") {
+		t.Errorf("got %+v, want the excepted test failed for its sources", rep.Rules)
 	}
 }

@@ -545,32 +545,13 @@ func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Ru
 		if t.Excepted && rt.Match {
 			at(MapValue(node, "excepted"), "test %q: an excepted match raises no alert; say match: false", rt.Name)
 		}
-		switch {
-		case t.Raw != nil && t.Event != nil:
-			at(node, "test %q: give either event or raw, not both", rt.Name)
-		case t.Raw != nil:
-			ev, err := rawTestEvent(t.Source, t.Raw)
-			if err != nil {
-				at(MapValue(node, "raw"), "test %q: %v", rt.Name, err)
-			}
-			rt.Event, rt.Source = ev, t.Source
-		case t.Source != "":
-			at(MapValue(node, "source"), "test %q: source is given without raw", rt.Name)
-		case t.Event == nil:
-			at(node, "test %q: event or raw is required", rt.Name)
-		default:
-			ev, err := decodeEvent(t.Event)
-			if err != nil {
-				at(node, "test %q: event: %v", rt.Name, err)
-				break
-			}
-			rt.Event = ev
-			if en := MapValue(node, "event"); en != nil && en.Kind == yaml.MappingNode {
-				for k := 0; k+1 < len(en.Content); k += 2 {
-					key := en.Content[k]
-					r.fields = append(r.fields, fieldRef{attr: key.Value, path: key.Value,
-						what: fmt.Sprintf("test %q: event", rt.Name), line: key.Line, col: key.Column, class: ev.ClassUID})
-				}
+		var ok bool
+		rt.Event, rt.Source, ok = decodeTestEvent(node, rt.Name, t.Event, t.Raw, t.Source, at)
+		if en := MapValue(node, "event"); ok && t.Event != nil && en != nil && en.Kind == yaml.MappingNode {
+			for k := 0; k+1 < len(en.Content); k += 2 {
+				key := en.Content[k]
+				r.fields = append(r.fields, fieldRef{attr: key.Value, path: key.Value,
+					what: fmt.Sprintf("test %q: event", rt.Name), line: key.Line, col: key.Column, class: rt.Event.ClassUID})
 			}
 		}
 		r.Tests = append(r.Tests, rt)
@@ -583,6 +564,35 @@ func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Ru
 		return nil, problems
 	}
 	return r, nil
+}
+
+// decodeTestEvent reads the event of an inline test (of a rule or an
+// exception) at node: an OCSF event, or a raw record of source normalized
+// as the engine would. Problems are reported through bad.
+func decodeTestEvent(node *yaml.Node, name string, event, raw any, source string, bad func(n *yaml.Node, format string, args ...any)) (ocsf.Event, string, bool) {
+	switch {
+	case raw != nil && event != nil:
+		bad(node, "test %q: give either event or raw, not both", name)
+	case raw != nil:
+		ev, err := rawTestEvent(source, raw)
+		if err != nil {
+			bad(MapValue(node, "raw"), "test %q: %v", name, err)
+			return ev, source, false
+		}
+		return ev, source, true
+	case source != "":
+		bad(MapValue(node, "source"), "test %q: source is given without raw", name)
+	case event == nil:
+		bad(node, "test %q: event or raw is required", name)
+	default:
+		ev, err := decodeEvent(event)
+		if err != nil {
+			bad(node, "test %q: event: %v", name, err)
+			return ev, "", false
+		}
+		return ev, "", true
+	}
+	return ocsf.Event{}, "", false
 }
 
 // exprPos maps a position inside a CEL expression (1-based line, 0-based

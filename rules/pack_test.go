@@ -50,6 +50,40 @@ func TestShippedPack(t *testing.T) {
 	}
 }
 
+// TestShippedPackWithTuning lints and tests the shipped pack together with
+// the example tuning exception of testdata/tuning, as a user's rule
+// directory would hold them: the exception's inline tests (raw records and
+// OCSF events) run against the pack's rule and pass, and the pack's own
+// tests still pass with the exception loaded.
+func TestShippedPackWithTuning(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(packDir)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(filepath.Join(dir, "exceptions"), os.DirFS("testdata/tuning")); err != nil {
+		t.Fatal(err)
+	}
+	lint := rules.Lint(dir)
+	for _, p := range lint.Problems {
+		t.Errorf("lint: %v", p)
+	}
+	for _, w := range lint.Warnings {
+		t.Errorf("lint warning: %v", w)
+	}
+	rep := rules.Test(dir)
+	if len(rep.Problems) > 0 || !rep.OK {
+		t.Errorf("got problems %v, %d failed, want the pack and the exception passing", rep.Problems, rep.Failed)
+	}
+	if len(rep.Exceptions) != 1 || len(rep.Exceptions[0].Tests) != 3 {
+		t.Fatalf("got exception reports %+v, want the 3 tests of artifact-sync-release-copies", rep.Exceptions)
+	}
+	for _, tr := range rep.Exceptions[0].Tests {
+		if !tr.Pass {
+			t.Errorf("%q (rule %s): got suppressed=%v, want %v %s", tr.Name, tr.Rule, tr.Got, tr.Want, tr.Error)
+		}
+	}
+}
+
 // TestDetonations runs the real CloudTrail logs that stratus-red-team
 // recorded while detonating each technique through the CloudTrail
 // normalizer and the shipped pack, and checks that the technique's rule

@@ -6,8 +6,10 @@ import (
 	"encoding/xml"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/musubi-xdr/musubi/rules"
 )
@@ -159,5 +161,127 @@ tests:
 	rep := rules.Test(dir)
 	if !rep.OK || rep.Passed != 2 {
 		t.Errorf("got %+v, want both tests passing", rep)
+	}
+}
+
+// TestLintTechniqueOptionalForSigmaRules checks lint's ATT&CK requirement:
+// a native rule needs a tactic and a technique; a rule imported from Sigma
+// (sigma_id set) whose source names only a tactic passes with a warning;
+// one without any tactic still fails, since it has no stage.
+func TestLintTechniqueOptionalForSigmaRules(t *testing.T) {
+	native := func(dir string) string {
+		b, err := os.ReadFile(filepath.Join(dir, "r.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = bytes.Replace(b, []byte("sigma_id: 4db60cc0-36fb-42b7-9b58-a5b53019fb74\n"), nil, 1)
+		if err := os.WriteFile(filepath.Join(dir, "r.yaml"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	for _, c := range []struct {
+		name          string
+		dir           string
+		wantErr, warn bool
+	}{
+		{"sigma rule, tactic and technique", writeRule(t, "level: high", "TA0005", "T1562.008"), false, false},
+		{"sigma rule, tactic only", writeRule(t, "level: high", "TA0005", ""), false, true},
+		{"sigma rule, no ATT&CK", writeRule(t, "level: high", "", ""), true, false},
+		{"native rule, tactic only", native(writeRule(t, "level: high", "TA0005", "")), true, false},
+	} {
+		rep := rules.Lint(c.dir)
+		gotErr := slices.ContainsFunc(rep.Problems, func(p *rules.Problem) bool {
+			return strings.Contains(p.Msg, "at least one tactic and one technique")
+		})
+		gotWarn := slices.ContainsFunc(rep.Warnings, func(p *rules.Problem) bool {
+			return strings.Contains(p.Msg, "names no technique of ATT&CK")
+		})
+		if gotErr != c.wantErr || gotWarn != c.warn {
+			t.Errorf("%s: got error %v warning %v (problems %v), want error %v warning %v", c.name, gotErr, gotWarn, rep.Problems, c.wantErr, c.warn)
+		}
+	}
+}
+
+// TestCIFormatsWarnings lints a directory with two warnings, one about a
+// rule (an imported Sigma rule without a technique) and one about an
+// exception that expires in three days, and checks that every CI format
+// carries both without failing anything: JUnit system-out, SARIF results
+// of level warning, GitHub ::warning annotations.
+func TestCIFormatsWarnings(t *testing.T) {
+	dir := writeRule(t, "severity: high", "TA0005", "")
+	soon := time.Now().UTC().AddDate(0, 0, 3).Format(time.DateOnly)
+	exc := "kind: exception\nid: x.soon\nrules: [test.sigma_meta]\nowner: secops@example.com\nreason: the audit account stops its test trail\nexpires: " + soon + "\nfields: {actor.user.name: auditor}\n" +
+		"tests:\n" +
+		"  - {name: auditor, suppressed: true, event: {class_uid: 6003, metadata: {log_name: cloudtrail, uid: a}, api: {operation: StopLogging}, actor: {user: {name: auditor}}}}\n" +
+		"  - {name: other, suppressed: false, event: {class_uid: 6003, metadata: {log_name: cloudtrail, uid: b}, api: {operation: StopLogging}, actor: {user: {name: mallory}}}}\n"
+	if err := os.WriteFile(filepath.Join(dir, "x.yaml"), []byte(exc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := rules.Lint(dir)
+	if !rep.OK || len(rep.Warnings) != 2 {
+		t.Fatalf("lint: got ok=%v problems %v warnings %v, want ok with 2 warnings", rep.OK, rep.Problems, rep.Warnings)
+	}
+	cases := rules.LintCases(rep)
+
+	var j bytes.Buffer
+	if err := rules.WriteJUnit(&j, "lint", cases); err != nil {
+		t.Fatal(err)
+	}
+	var suites struct {
+		Tests    int `xml:"tests,attr"`
+		Failures int `xml:"failures,attr"`
+		Suite    []struct {
+			Cases []struct {
+				Name      string `xml:"name,attr"`
+				SystemOut string `xml:"system-out"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(j.Bytes(), &suites); err != nil {
+		t.Fatalf("JUnit: %v\n%s", err, j.String())
+	}
+	out := map[string]string{}
+	for _, c := range suites.Suite[0].Cases {
+		out[c.Name] = c.SystemOut
+	}
+	if suites.Failures != 0 || suites.Tests != 2 ||
+		!strings.Contains(out["test.sigma_meta"], "warning: "+filepath.Join(dir, "r.yaml")+":1:1: attack: the Sigma rule names no technique") ||
+		!strings.Contains(out["x.soon"], "warning: "+filepath.Join(dir, "x.yaml")+":1:1: exception: expires on "+soon) {
+		t.Errorf("JUnit: got %d tests, %d failures, system-out %q; want 2 passing cases carrying one warning each\n%s", suites.Tests, suites.Failures, out, j.String())
+	}
+
+	var s bytes.Buffer
+	if err := rules.WriteSARIF(&s, "musubi", "dev", cases); err != nil {
+		t.Fatal(err)
+	}
+	var log struct {
+		Runs []struct {
+			Results []struct {
+				RuleID  string            `json:"ruleId"`
+				Level   string            `json:"level"`
+				Message map[string]string `json:"message"`
+			} `json:"results"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal(s.Bytes(), &log); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range log.Runs[0].Results {
+		got = append(got, r.Level+" "+r.RuleID)
+	}
+	if strings.Join(got, ",") != "warning test.sigma_meta,warning x.soon" {
+		t.Errorf("SARIF: got results %q, want one warning for the rule and one for the exception", got)
+	}
+
+	var g bytes.Buffer
+	if err := rules.WriteGitHub(&g, cases); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(g.String()), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "::warning file="+filepath.Join(dir, "r.yaml")+",line=1,col=1,title=test.sigma_meta::attack:") ||
+		!strings.HasPrefix(lines[1], "::warning file="+filepath.Join(dir, "x.yaml")+",line=1,col=1,title=x.soon::exception: expires on") {
+		t.Errorf("GitHub: got %q, want two ::warning annotations", g.String())
 	}
 }

@@ -16,8 +16,11 @@ type TestResult struct {
 	Name   string `json:"name"`
 	Line   int    `json:"line"`
 	Source string `json:"source,omitempty"` // the source of a raw record; "" for an OCSF event
-	Want   bool   `json:"want_match"`
-	Got    bool   `json:"got_match"`
+	// Rule is the rule an exception's test ran; Want and Got then say
+	// whether the exception suppressed its match.
+	Rule string `json:"rule,omitempty"`
+	Want bool   `json:"want_match"`
+	Got  bool   `json:"got_match"`
 	// ExceptedBy names the exception that suppressed the match, if any.
 	ExceptedBy string `json:"excepted_by,omitempty"`
 	Error      string `json:"error,omitempty"`
@@ -27,7 +30,7 @@ type TestResult struct {
 // RunTests runs the rule's inline tests, without exceptions (see
 // Set.RunTests). A test event must also pass the rule's sources, since the
 // engine never shows it to the rule otherwise.
-func (r *Rule) RunTests() []TestResult { return r.runTests(nil, time.Now()) }
+func (r *Rule) RunTests() []TestResult { return r.runTests(r.Tests, nil, time.Now()) }
 
 // RunTests runs the inline tests of rule r of the set as the engine would
 // see them at now, honouring the set's exceptions: a match that an active
@@ -35,10 +38,10 @@ func (r *Rule) RunTests() []TestResult { return r.runTests(nil, time.Now()) }
 // with excepted: true passes only when the condition matches and an
 // exception covers it.
 func (s *Set) RunTests(r *Rule, now time.Time) []TestResult {
-	return r.runTests(s.ExceptionsFor(r), now)
+	return r.runTests(r.Tests, s.ExceptionsFor(r), now)
 }
 
-func (r *Rule) runTests(excepts []*Exception, now time.Time) []TestResult {
+func (r *Rule) runTests(tests []RuleTest, excepts []*Exception, now time.Time) []TestResult {
 	e := NewEngine(nil, nil)
 	e.Now = func() time.Time { return now }
 	refs := make([]exceptionRef, len(excepts))
@@ -47,8 +50,8 @@ func (r *Rule) runTests(excepts []*Exception, now time.Time) []TestResult {
 	}
 	env, _ := Env()
 	var out []TestResult
-	for i := range r.Tests {
-		t := &r.Tests[i]
+	for i := range tests {
+		t := &tests[i]
 		res := TestResult{Name: t.Name, Line: t.Line, Source: t.Source, Want: t.Match}
 		ev := t.Event
 		if r.accepts(&ev) {
@@ -75,7 +78,7 @@ func (r *Rule) runTests(excepts []*Exception, now time.Time) []TestResult {
 					res.Error += "the condition does not match"
 				}
 			}
-		} else if t.Match {
+		} else if t.Match || t.Excepted {
 			res.Error = "the event does not pass the rule's sources (log_names, classes, operations)"
 		}
 		res.Pass = res.Got == res.Want && res.Error == ""
@@ -91,14 +94,23 @@ type RuleTestReport struct {
 	Tests  []TestResult `json:"tests"`
 }
 
+// ExceptionTestReport is the test outcome of one exception; in its
+// results Want and Got say whether the exception suppressed the match.
+type ExceptionTestReport struct {
+	ExceptionID string       `json:"exception_id"`
+	File        string       `json:"file"`
+	Tests       []TestResult `json:"tests"`
+}
+
 // TestReport is what Test returns.
 type TestReport struct {
-	Dir      string           `json:"dir"`
-	Rules    []RuleTestReport `json:"rules"`
-	Passed   int              `json:"passed"`
-	Failed   int              `json:"failed"`
-	Problems []*Problem       `json:"problems,omitempty"`
-	OK       bool             `json:"ok"`
+	Dir        string                `json:"dir"`
+	Rules      []RuleTestReport      `json:"rules"`
+	Exceptions []ExceptionTestReport `json:"exceptions,omitempty"`
+	Passed     int                   `json:"passed"`
+	Failed     int                   `json:"failed"`
+	Problems   []*Problem            `json:"problems,omitempty"`
+	OK         bool                  `json:"ok"`
 }
 
 // Test loads dir and runs every rule's inline tests. Load problems are
@@ -121,6 +133,20 @@ func Test(dir string) *TestReport {
 			}
 		}
 		rep.Rules = append(rep.Rules, rr)
+	}
+	for _, x := range s.Exceptions() {
+		if len(x.Tests) == 0 {
+			continue
+		}
+		xr := ExceptionTestReport{ExceptionID: x.ID, File: x.File, Tests: s.RunExceptionTests(x, now)}
+		for _, t := range xr.Tests {
+			if t.Pass {
+				rep.Passed++
+			} else {
+				rep.Failed++
+			}
+		}
+		rep.Exceptions = append(rep.Exceptions, xr)
 	}
 	rep.OK = rep.Failed == 0
 	return rep
@@ -165,6 +191,16 @@ func Lint(dir string) *LintReport {
 	// a warning at load (removing a rule must not stop a reload).
 	rep.Problems = append(rep.Problems, s.unmatched...)
 	rep.Warnings = slices.DeleteFunc(s.Warnings(), func(w *Problem) bool { return slices.Contains(s.unmatched, w) })
+	for _, x := range s.Exceptions() {
+		var sup, kept bool
+		for _, t := range x.Tests {
+			sup, kept = sup || t.Suppressed, kept || !t.Suppressed
+		}
+		if !sup || !kept {
+			rep.Warnings = append(rep.Warnings, &Problem{File: x.File, Line: x.Line, Col: 1, RuleID: x.ID,
+				Msg: "exception: tests: give at least one event the exception must suppress (suppressed: true) and one of the same rule it must not (suppressed: false)"})
+		}
+	}
 	rep.files = make(map[string]string, s.Len())
 	for _, r := range s.Rules() {
 		rep.files[r.ID] = r.File
@@ -180,7 +216,14 @@ func Lint(dir string) *LintReport {
 		if r.Stage == "" {
 			bad("stage is missing")
 		}
-		if len(r.Tactics) == 0 || len(r.Techniques) == 0 {
+		switch {
+		case len(r.Tactics) > 0 && len(r.Techniques) == 0 && r.Meta.SigmaID != "":
+			// A Sigma rule may name a tactic and no technique (or only
+			// techniques newer than the bundled matrix); its import keeps
+			// the source's mapping rather than invent one.
+			rep.Warnings = append(rep.Warnings, &Problem{File: r.File, Line: r.Line, Col: 1, RuleID: r.ID,
+				Msg: fmt.Sprintf("attack: the Sigma rule names no technique of ATT&CK Enterprise %s, so it is in no technique of the coverage layer; add one if you know it", attack.Version)})
+		case len(r.Tactics) == 0 || len(r.Techniques) == 0:
 			bad("attack: at least one tactic and one technique are required")
 		}
 		if len(r.Sources.LogNames)+len(r.Sources.Classes)+len(r.Sources.Operations) == 0 {

@@ -38,7 +38,7 @@ The exit code is 1 when any rule fails.
 // rulesActions are the actions of `musubi rules` and their help.
 var rulesActions = map[string]string{
 	"lint":     "rules lint [-format text|json] DIR\n\nParses, type-checks and compiles every rule, detection and correlation, and\nchecks the metadata a shipped rule must have (ATT&CK, stage, sources,\nentities, tests). The exit code is 1 when any rule fails.",
-	"test":     "rules test [-format text|json] [-scenarios DIR] [-orders N] DIR\n\nRuns every rule's inline tests; with -scenarios, also replays every scenario\ndirectory (telemetry files + expected.json) through normalize → rules →\ncorrelate, in file order and in shuffled orders, and checks the expected\nincident. The exit code is 1 when any rule or scenario fails.",
+	"test":     "rules test [-format text|json] [-scenarios DIR] [-orders N] DIR\n\nRuns every rule's and every exception's inline tests; with -scenarios, also replays every scenario\ndirectory (telemetry files + expected.json) through normalize → rules →\ncorrelate, in file order and in shuffled orders, and checks the expected\nincident. The exit code is 1 when any rule or scenario fails.",
 	"import":   "rules import sigma [-out DIR] [-license ID] [-format text|json] FILE|DIR\n\nConverts Sigma rules into Musubi rule files under -out, each with a\ngenerated matching and non-matching test checked against the converted\ncondition. A rule with a construct Musubi cannot express is not written; it\nis listed with every reason. -license is recorded for rules that name none\n(DRL-1.1 for SigmaHQ's). The exit code is 1 when any rule was not converted.",
 	"coverage": "rules coverage [-format text|json|navigator] DIR\n\nPrints the ATT&CK coverage; with -format json an ATT&CK Navigator layer\n(format 4.5) under \"layer\".",
 }
@@ -149,6 +149,13 @@ func rulesCommand(args []string, stdout, stderr io.Writer) int {
 				for _, t := range r.Tests {
 					if !t.Pass {
 						fmt.Fprintf(stdout, "FAIL %s %s:%d test %q: got match=%t, want %t %s\n", r.RuleID, r.File, t.Line, t.Name, t.Got, t.Want, t.Error)
+					}
+				}
+			}
+			for _, x := range rep.Exceptions {
+				for _, t := range x.Tests {
+					if !t.Pass {
+						fmt.Fprintf(stdout, "FAIL exception %s %s:%d test %q (rule %s): got suppressed=%t, want %t %s\n", x.ExceptionID, x.File, t.Line, t.Name, t.Rule, t.Got, t.Want, t.Error)
 					}
 				}
 			}

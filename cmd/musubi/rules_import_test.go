@@ -18,21 +18,21 @@ func TestRulesImportSigma(t *testing.T) {
 	if code != 1 {
 		t.Errorf("got exit %d, want 1 (some rules cannot convert)\n%s%s", code, stdout.String(), stderr.String())
 	}
-	for _, want := range []string{"37 converted, 3 not converted", "unsupported: condition \"selection | count(eventName)", "SKIP ../../rules/sigma/testdata/sigmahq/cloudtrail/aws_enum_buckets.yml"} {
+	for _, want := range []string{"85 converted, 4 not converted", "unsupported: condition \"selection | count(eventName)", "SKIP ../../rules/sigma/testdata/sigmahq/cloudtrail/aws_enum_buckets.yml"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout.String())
 		}
 	}
 	files, _ := filepath.Glob(filepath.Join(out, "*.yaml"))
-	if len(files) != 37 {
-		t.Errorf("got %d rule files, want 37", len(files))
+	if len(files) != 85 {
+		t.Errorf("got %d rule files, want 85", len(files))
 	}
 	// The converted rules test clean; as JUnit for CI.
 	stdout.Reset()
 	if code := rulesCommand([]string{"test", "-format", "junit", out}, &stdout, &stderr); code != 0 {
 		t.Errorf("rules test: got exit %d, want 0\n%s", code, stdout.String())
 	}
-	if !strings.Contains(stdout.String(), `<testsuite name="musubi rules test" tests="74" failures="0">`) {
+	if !strings.Contains(stdout.String(), `<testsuite name="musubi rules test" tests="170" failures="0">`) {
 		t.Errorf("JUnit output: got\n%s", stdout.String())
 	}
 	// A wrong ATT&CK pair shows as a GitHub annotation on the file.

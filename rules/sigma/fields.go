@@ -155,6 +155,17 @@ var cloudtrail = &target{
 				put(ev, []string{"actor", "session", "issuer"}, issuer)
 			},
 		},
+		// additionalEventData.MFAUsed ("Yes"/"No") of a console sign-in:
+		// the normalizer makes the record an Authentication event (3002)
+		// and keeps the flag as OCSF is_mfa; other records have none.
+		"additionalEventData.MFAUsed": {
+			expr: `(event.class_uid == 3002 ? (event.is_mfa ? "Yes" : "No") : "")`,
+			has:  `event.class_uid == 3002`,
+			set: func(ev map[string]any, v string) {
+				ev["class_uid"] = 3002
+				ev["is_mfa"] = !strings.EqualFold(v, "No")
+			},
+		},
 		"userIdentity.sessionContext.sessionIssuer.userName": str("actor.user.name"),
 		"userIdentity.webIdFederationData.federatedProvider": str("actor.idp.name"),
 	},

@@ -1,19 +1,24 @@
 package sigma
 
 import (
+	"bytes"
 	"encoding/json"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/rules"
 )
 
 // TestImportSigmaHQ imports SigmaHQ's AWS CloudTrail rules vendored under
-// testdata, then lints and tests the converted rules as a rule directory:
-// every converted rule must pass lint and its generated tests, and every
-// rule that does not convert must say why.
+// testdata (every rule of rules/cloud/aws/cloudtrail, see the NOTICE), then
+// lints and tests the converted rules as a rule directory. It reports the
+// share of the rules that import and pass lint, and fails below 90%: every
+// converted rule must pass lint and its generated tests, and every rule
+// that does not convert must say why.
 func TestImportSigmaHQ(t *testing.T) {
 	out := t.TempDir()
 	rep, err := Import("testdata/sigmahq/cloudtrail", out, "DRL-1.1")
@@ -22,9 +27,10 @@ func TestImportSigmaHQ(t *testing.T) {
 	}
 	// The rules that cannot convert, and the construct that stops each.
 	wantSkipped := map[string]string{
-		"aws_cloudtrail_console_login_without_mfa.yml": "field additionalEventData.MFAUsed has no OCSF mapping",
 		"aws_cloudtrail_discovery_api_calls.yml":       "aggregations (count, near, ...) are not supported",
-		"aws_enum_buckets.yml":                         "field type has no OCSF mapping",
+		"aws_secretsmanager_mass_secret_retrieval.yml": "aggregations (count, near, ...) are not supported",
+		"aws_enum_buckets.yml":                         "field type has no OCSF mapping",     // the rule means userIdentity.type
+		"aws_cloudtrail_console_susp_login.yml":        `modifier "expand" is not supported`, // placeholders to fill per site
 	}
 	for _, r := range rep.Results {
 		name := r.File[strings.LastIndex(r.File, "/")+1:]
@@ -39,26 +45,17 @@ func TestImportSigmaHQ(t *testing.T) {
 		}
 	}
 	total := len(rep.Results)
-	// Converted but not lint-clean: these Sigma rules name tactics and no
-	// technique, and a shipped Musubi rule needs both.
-	wantLint := map[string]string{
-		"sigma.4990c2e3-f4b8-45e3-bc3c-30b14ff0ed26": "at least one tactic and one technique", // glue dev endpoint
-		"sigma.97fbabf8-8e1b-47a2-b7d5-a418d2b95e3d": "at least one tactic and one technique", // lambda layer
-		"sigma.e386b9b5-af12-450e-afff-761730fb8a98": "at least one tactic and one technique", // VPC flow logs deleted
-		"sigma.25cb1ba1-8a19-4a23-a198-d252664c8cef": "at least one tactic and one technique", // EFS deleted
-		"sigma.ec541962-c05a-4420-b9ea-84de072d18f4": "at least one tactic and one technique", // Lambda function URL
-	}
 	lint := rules.Lint(out)
 	failed := map[string]bool{}
 	for _, p := range lint.Problems {
 		failed[p.RuleID] = true
-		if want, ok := wantLint[p.RuleID]; !ok || !strings.Contains(p.Msg, want) {
-			t.Errorf("lint: %v", p)
-		}
+		t.Errorf("lint: %v", p)
 	}
-	for id := range wantLint {
-		if !failed[id] {
-			t.Errorf("lint: rule %s passed, want it rejected (%s)", id, wantLint[id])
+	// A Sigma rule that names tactics and no technique the bundled matrix
+	// knows is imported with a warning, not rejected.
+	for _, w := range lint.Warnings {
+		if !strings.Contains(w.Msg, "names no technique of ATT&CK") {
+			t.Errorf("lint warning: %v", w)
 		}
 	}
 	test := rules.Test(out)
@@ -69,7 +66,56 @@ func TestImportSigmaHQ(t *testing.T) {
 		t.Errorf("got %d passing tests, want 2 per converted rule (%d)", test.Passed, 2*rep.Converted)
 	}
 	clean := lint.Rules - len(failed)
-	t.Logf("SigmaHQ CloudTrail rules vendored: %d; imported: %d; imported and lint-clean: %d (%.0f%%)", total, rep.Converted, clean, 100*float64(clean)/float64(total))
+	share := float64(clean) / float64(total)
+	t.Logf("SigmaHQ CloudTrail rules vendored: %d; imported: %d; imported and lint-clean: %d (%.1f%%); imported with an ATT&CK warning: %d",
+		total, rep.Converted, clean, 100*share, len(lint.Warnings))
+	if share < 0.9 {
+		t.Errorf("imported and lint-clean: %d of %d (%.1f%%), want at least 90%%", clean, total, 100*share)
+	}
+}
+
+// TestImportedMFARulesOnRawSignIn runs the two imported console sign-in
+// rules that read additionalEventData.MFAUsed on a real CloudTrail record
+// (Stratus Red Team's console login without MFA), normalized as the engine
+// does: both fire on it, neither fires when the sign-in used MFA.
+func TestImportedMFARulesOnRawSignIn(t *testing.T) {
+	out := t.TempDir()
+	if _, err := Import("testdata/sigmahq/cloudtrail", out, "DRL-1.1"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := rules.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("../testdata/stratus-red-team/aws.initial-access.console-login-without-mfa.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := ingest.NewDecoder(ingest.DefaultLimits())
+	normalize := func(data []byte) ocsf.Event {
+		evs, errs := dec.Decode(ingest.SourceCloudTrail, data)
+		if len(errs) > 0 || len(evs) != 1 {
+			t.Fatalf("normalize: got %d events, errors %v; want 1 event", len(evs), errs)
+		}
+		return evs[0]
+	}
+	noMFA := normalize(raw)
+	withMFA := normalize(bytes.Replace(raw, []byte(`"MFAUsed": "No"`), []byte(`"MFAUsed": "Yes"`), 1))
+	for _, id := range []string{
+		"sigma.c134e006-5aef-49dd-9386-62675a251585", // AWS Successful Console Login Without MFA
+		"sigma.77caf516-34e5-4df9-b4db-20744fea0a60", // AWS IAM user with Console Access Login Without MFA
+	} {
+		r := s.Rule(id)
+		if r == nil {
+			t.Fatalf("rule %s not imported", id)
+		}
+		r.Tests = []rules.RuleTest{{Name: "no MFA", Match: true, Event: noMFA}, {Name: "MFA", Match: false, Event: withMFA}}
+		for _, res := range r.RunTests() {
+			if !res.Pass {
+				t.Errorf("%s on the sign-in with %q: got match=%v, want %v %s", id, res.Name, res.Got, res.Want, res.Error)
+			}
+		}
+	}
 }
 
 // TestImportSigmaHQLinux imports SigmaHQ's Linux process_creation and

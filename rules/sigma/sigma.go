@@ -569,6 +569,16 @@ func (c *converter) operations(n *node) []string {
 	return nil
 }
 
+// splitTactics maps tactics of ATT&CK releases newer than the bundled
+// matrix to the bundled tactic they were split from. ATT&CK v19 split
+// Defense Evasion (TA0005) into Stealth and Defense Impairment, and Sigma
+// rules written since tag the new names; until the bundled matrix is v19
+// such a rule keeps Defense Evasion, its stage in Musubi's kill chain.
+var splitTactics = map[string]string{
+	"stealth":            "TA0005",
+	"defense-impairment": "TA0005",
+}
+
 // mapTags reads ATT&CK from Sigma tags: attack.tNNNN[.NNN] techniques and
 // attack.<tactic name> tactics. Notes name tags left out.
 func mapTags(tags []string) (tactics, techniques []string, notes []string) {
@@ -592,8 +602,13 @@ func mapTags(tags []string) (tactics, techniques []string, notes []string) {
 		default:
 			ta, ok := attack.TacticByShortName(rest)
 			if !ok {
-				notes = append(notes, fmt.Sprintf("tag %s: not an ATT&CK tactic; left out", t))
-				continue
+				parent, split := splitTactics[strings.ReplaceAll(rest, "_", "-")]
+				if !split {
+					notes = append(notes, fmt.Sprintf("tag %s: not an ATT&CK tactic; left out", t))
+					continue
+				}
+				ta, _ = attack.LookupTactic(parent)
+				notes = append(notes, fmt.Sprintf("tag %s: ATT&CK v19 split %s (%s) into stealth and defense-impairment; the bundled matrix is ATT&CK %s, so the rule keeps %s", t, ta.ID, ta.ShortName, attack.Version, ta.ID))
 			}
 			if !slices.Contains(tactics, ta.ID) {
 				tactics = append(tactics, ta.ID)

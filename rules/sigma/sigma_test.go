@@ -2,6 +2,7 @@ package sigma
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -172,5 +173,31 @@ func TestTagsToAttack(t *testing.T) {
 	}
 	if len(notes) != 3 { // T1073 unknown, TA0004 dropped, TA0001 added
 		t.Errorf("got notes %q, want 3", notes)
+	}
+}
+
+// TestTagsSplitTactics maps ATT&CK v19's Stealth and Defense Impairment,
+// split from Defense Evasion, to TA0005 of the bundled v18 matrix; their
+// v19 techniques are unknown to it and left out with a note.
+func TestTagsSplitTactics(t *testing.T) {
+	for _, tags := range [][]string{
+		{"attack.defense-impairment", "attack.t1685"},
+		{"attack.stealth"},
+		{"attack.defense_impairment", "attack.stealth", "attack.t1562.008"},
+	} {
+		tactics, techniques, notes := mapTags(tags)
+		if strings.Join(tactics, ",") != "TA0005" {
+			t.Errorf("%v: got tactics %v, want [TA0005]", tags, tactics)
+		}
+		wantTech := ""
+		if slices.Contains(tags, "attack.t1562.008") {
+			wantTech = "T1562.008"
+		}
+		if strings.Join(techniques, ",") != wantTech {
+			t.Errorf("%v: got techniques %v, want %q", tags, techniques, wantTech)
+		}
+		if !strings.Contains(strings.Join(notes, "; "), "ATT&CK v19 split TA0005") {
+			t.Errorf("%v: got notes %q, want the split named", tags, notes)
+		}
 	}
 }
