@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -148,7 +149,9 @@ func (h *harness) runReplay(ctx context.Context, n int) replayResult {
 		return res
 	}
 	h.logf("replay: %d files, %s compressed, %d chains; replaying", res.Files, mib(res.Bytes), res.Chains)
-	cmd := exec.CommandContext(ctx, h.engine, "replay", "-rules", h.pack, "-quiet", "-format", "summary", dir)
+	// Not -quiet: the summary on stderr (no progress line, stderr is not a
+	// terminal) says how many records were replayed.
+	cmd := exec.CommandContext(ctx, h.engine, "replay", "-rules", h.pack, "-format", "summary", dir)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	t0 := time.Now()
@@ -174,10 +177,26 @@ func (h *harness) runReplay(ctx context.Context, n int) replayResult {
 		}
 	}
 	res.Summary = strings.TrimSpace(stderr.String())
+	// The replay must have read the whole export and found every chain.
+	replayed := -1
+	if m := replayedRe.FindStringSubmatch(res.Summary); m != nil {
+		replayed, _ = strconv.Atoi(strings.ReplaceAll(m[1], ",", ""))
+	}
+	switch {
+	case res.Err != "":
+	case replayed != n:
+		res.Err = fmt.Sprintf("the replay read %d records of the %d-record export", replayed, n)
+	case res.High < res.Chains:
+		res.Err = fmt.Sprintf("the replay found %d high or critical incidents for %d chains", res.High, res.Chains)
+	}
 	h.logf("replay: %d records in %s (%.0f/s, %.0f per CPU-s), peak RSS %s, %d incidents (%d high or critical) for %d chains",
 		n, res.Wall.Round(time.Millisecond), float64(n)/res.Wall.Seconds(), float64(n)/res.CPU.Seconds(), mib(res.PeakRSS), res.Incidents, res.High, res.Chains)
 	return res
 }
+
+// replayedRe reads the record count from the replay's summary line
+// "replayed 1440 files (113.0 MiB), 1,000,000 records in …".
+var replayedRe = regexp.MustCompile(`replayed \d+ files \([^)]*\), ([\d,]+) records`)
 
 // replayMarkdown renders the replay section.
 func (r *report) replayMarkdown() string {
