@@ -27,9 +27,12 @@
 // joined by a signals topic, each configuration -split-repeat times, then
 // the detection latency with the signals hop, then the consumer's commit
 // fence (pipeline BenchmarkCommitFence). -only-split runs only these and
-// replaces the "Split roles" section of -out, leaving the rest.
+// replaces the "Split roles" section of -out, leaving the rest;
+// -split-latency-only with -split-latency-rate R adds latency runs at R
+// events/s to that section (the throughput runs are not repeated).
 //
 //	musubi-bench [-quick] [-replay N] [-only-replay] [-split 1,2] [-split-repeat 3] [-only-split] [-out FILE]
+//	musubi-bench -only-split -split-latency-only -split-latency-rate 100 [-out FILE]
 //	musubi-bench sink -brokers ... -database ...   (the ceiling, run by the harness)
 package main
 
@@ -75,6 +78,8 @@ type harness struct {
 	load, live topicSet
 	pack, corr string
 	report     *report
+	// splitLatencyOnly: the split-roles run measures only the latency.
+	splitLatencyOnly bool
 }
 
 func benchMain(args []string) int {
@@ -95,6 +100,8 @@ func benchMain(args []string) int {
 	onlyReplay := fs.Bool("only-replay", false, "run only the offline replay benchmark")
 	split := fs.String("split", "", "detect process counts of the split-roles runs, comma-separated (default 1,2; quick none; \"none\" skips them)")
 	splitRepeat := fs.Int("split-repeat", 3, "runs of each split-roles configuration and of its latency run")
+	splitLatencyRate := fs.Float64("split-latency-rate", 0, "events/s of the split-roles latency runs (default 70% of the median one-detect throughput)")
+	splitLatencyOnly := fs.Bool("split-latency-only", false, "with -only-split: only the latency runs (needs -split-latency-rate); their subsection is added to the existing \"Split roles\" section")
 	onlySplit := fs.Bool("only-split", false, "run only the split-roles benchmarks and replace the \"Split roles\" section of -out")
 	_ = fs.Parse(args)
 
@@ -135,6 +142,10 @@ func benchMain(args []string) int {
 			splitCounts = append(splitCounts, n)
 		}
 	}
+	if *splitLatencyOnly && (!*onlySplit || *splitLatencyRate <= 0) {
+		fmt.Fprintln(os.Stderr, "musubi-bench: -split-latency-only needs -only-split and -split-latency-rate")
+		return 2
+	}
 	if *onlySplit {
 		*replayN = -1
 		if len(splitCounts) == 0 {
@@ -167,6 +178,8 @@ func benchMain(args []string) int {
 		return 1
 	}
 	h.report = newReport(*quick, "musubi-bench "+strings.Join(args, " "))
+	h.report.splitLatencyRate = *splitLatencyRate
+	h.splitLatencyOnly = *splitLatencyOnly
 	var err error
 	if !*onlyReplay {
 		err = h.run(ctx, ruleSizes, *events, *count, *skipMicro, *latencyFor, *runFor, splitCounts, *splitRepeat, *onlySplit)
@@ -413,7 +426,7 @@ func (h *harness) runSplitRoles(ctx context.Context, counts []int, repeats int, 
 			return err
 		}
 	}
-	h.splitAll(ctx, counts, repeats, dir, n, latencyFor, runFor)
+	h.splitAll(ctx, counts, repeats, dir, n, latencyFor, runFor, h.report.splitLatencyRate, h.splitLatencyOnly)
 	return nil
 }
 

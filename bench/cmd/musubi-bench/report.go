@@ -42,6 +42,7 @@ type report struct {
 	splitLatency             []latencyResult
 	fence                    []benchResult
 	fenceStat, fenceCommand  string
+	splitLatencyRate         float64
 	replay                   *replayResult
 	micro                    []benchResult
 	microCommands            []string

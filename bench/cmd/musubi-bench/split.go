@@ -238,10 +238,13 @@ func (h *harness) runSplitLatency(ctx context.Context, split bool, repeat int, r
 // splitAll runs every split measurement: counts detect processes (each
 // repeated), the latency with the signals hop (repeated) at 70% of the
 // median one-detect throughput, and the commit-fence benchmark.
-func (h *harness) splitAll(ctx context.Context, counts []int, repeats int, rulesDir string, nRules int, latencyFor, runFor time.Duration) {
+func (h *harness) splitAll(ctx context.Context, counts []int, repeats int, rulesDir string, nRules int, latencyFor, runFor time.Duration, latencyRate float64, latencyOnly bool) {
 	// The -role all reference (0) runs beside the split configurations.
 	counts = append([]int{0}, counts...)
-	for r := 1; r <= repeats; r++ {
+	if latencyOnly {
+		counts = nil
+	}
+	for r := 1; r <= repeats && len(counts) > 0; r++ {
 		for _, n := range counts {
 			h.logf("split roles: detect ×%d + correlate (0: -role all), run %d of %d", n, r, repeats)
 			s := h.runSplit(ctx, n, r, rulesDir, nRules, h.report.stream.Chains, runFor)
@@ -264,9 +267,12 @@ func (h *harness) splitAll(ctx context.Context, counts []int, repeats int, rules
 			ones = append(ones, s.PerSecond)
 		}
 	}
-	if len(ones) > 0 {
-		slices.Sort(ones)
-		rate := 0.7 * ones[len(ones)/2]
+	if len(ones) > 0 || latencyRate > 0 {
+		rate := latencyRate
+		if rate <= 0 {
+			slices.Sort(ones)
+			rate = 0.7 * ones[len(ones)/2]
+		}
 		for r := 1; r <= repeats; r++ {
 			for _, split := range []bool{true, false} {
 				h.logf("latency (split %v): %.0f events/s for %s, run %d of %d", split, rate, latencyFor, r, repeats)
@@ -283,6 +289,9 @@ func (h *harness) splitAll(ctx context.Context, counts []int, repeats int, rules
 				}
 			}
 		}
+	}
+	if latencyOnly {
+		return
 	}
 	args := []string{"test", "-run", "^$", "-bench", "CommitFence", "-cpu", "1", "-count", "6", "-benchtime", "2000x", "./pipeline"}
 	h.report.fenceCommand = "go " + strings.Join(args, " ")
@@ -318,6 +327,10 @@ func (r *report) splitMarkdown() string {
 	}
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	if len(r.split) == 0 {
+		// A latency-only run: its subsection is added to the section.
+		return r.splitLatencyMarkdown()
+	}
 	p("## Split roles: detect ×1 and ×2, one correlate\n\n")
 	p("The preloaded stream above through `musubi serve -role detect` (×1, then ×2 in one consumer group) and one `-role correlate`, joined by a signals topic of %d partitions in kfake, into ClickHouse; %d rules. ", partitions, r.splitRules())
 	p("**Every process runs with `GOMAXPROCS=1` on either core — nothing is pinned — and shares the machine's %d cores with kfake, the harness, ClickHouse and whatever else runs on it (other engineers' builds and tests)**, so two detect processes can at best use the second core the others leave. ", r.nproc)
@@ -366,10 +379,23 @@ func (r *report) splitMarkdown() string {
 			strings.Join(sig, ", "), spread(rss, func(v float64) string { return mib(int64(v)) }), strings.Join(inc, ", "), strings.Join(runs, "; "))
 	}
 	p("\n%s", r.stamp())
+	p("%s", r.splitLatencyMarkdown())
+	p("%s", r.fenceMarkdown())
+	return b.String()
+}
+
+// splitLatencyMarkdown is the latency subsection of the split roles.
+func (r *report) splitLatencyMarkdown() string {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	if len(r.splitLatency) > 0 {
 		l0 := r.splitLatency[0]
-		p("### Detection latency with the signals hop\n\n")
-		p("As [Detection latency](#detection-latency), with one detect and one correlate process (unpinned, `GOMAXPROCS=1` each) on fresh topics, at %s events/s — 70%% of the median one-detect end-to-end rate above — for %.0f s each run; beside each, the `-role all` reference at the same rate under the same conditions. The target is a p99 of at most 3 s with the signals hop.\n\n", num(l0.Rate), l0.Seconds)
+		p("### Detection latency with the signals hop, at %s events/s\n\n", num(l0.Rate))
+		why := "70% of the median one-detect end-to-end rate above"
+		if r.splitLatencyRate > 0 {
+			why = "a fixed rate (`-split-latency-rate`)"
+		}
+		p("As [Detection latency](#detection-latency), with one detect and one correlate process (unpinned, `GOMAXPROCS=1` each) on fresh topics, at %s events/s — %s — for %.0f s each run; beside each, the `-role all` reference at the same rate under the same conditions. The target is a p99 of at most 3 s with the signals hop.\n\n", num(l0.Rate), why, l0.Seconds)
 		p("| run | roles | chains | detected | p50 | p99 | max | CPU (cores, all processes) | lag at end | verdict |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
 		for i, l := range r.splitLatency {
 			roles := "`-role all` (reference)"
@@ -385,6 +411,13 @@ func (r *report) splitMarkdown() string {
 		}
 		p("\n%s", r.stamp())
 	}
+	return b.String()
+}
+
+// fenceMarkdown is the commit-fence subsection of the split roles.
+func (r *report) fenceMarkdown() string {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	if len(r.fence) > 0 {
 		p("### The consumer's commit fence\n\n")
 		p("Every commit first asks the group coordinator which partitions this member owns (one DescribeGroups), then commits (`pipeline.Consumer.commit`). `pipeline` BenchmarkCommitFence commits one partition's offset through kfake over loopback, fenced and unfenced (the reader's OffsetCommit alone); median of 6 runs. `%s`\n\n", r.fenceCommand)
@@ -439,12 +472,21 @@ func (r *report) splitRepeats() int {
 
 // spliceSplit replaces the "Split roles" section of the Markdown document
 // md with section (up to the next level-2 heading), or inserts it before
-// "## Cost per event of each stage" when md has none.
+// "## Cost per event of each stage" when md has none. A section that is
+// only a subsection (a latency-only run, "### …") is added at the end of
+// the existing section instead.
 func spliceSplit(md, section string) string {
 	const head = "## Split roles"
 	if i := strings.Index(md, head); i >= 0 {
 		rest := md[i+len(head):]
 		j := strings.Index(rest, "\n## ")
+		if strings.HasPrefix(section, "### ") {
+			if j < 0 {
+				return md + section
+			}
+			at := i + len(head) + j + 1
+			return md[:at] + section + md[at:]
+		}
 		if j < 0 {
 			return md[:i] + section
 		}
