@@ -15,7 +15,7 @@ COMMIT      ?= $(shell git rev-parse HEAD 2>/dev/null)
 BUILD_DATE  ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS     := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(BUILD_DATE)
 
-.PHONY: all build demo eval rules-artifact ui-screenshots test test-unit test-fuzz fuzz-nightly test-faults test-cluster lint chromium test-tools clickhouse-start clickhouse-stop cluster-start cluster-stop bench bench-quick clean
+.PHONY: all build demo eval rules-artifact ui-screenshots test test-unit test-fuzz fuzz-nightly test-faults test-cluster lint chromium test-tools clickhouse-start clickhouse-stop cluster-start cluster-stop bench bench-quick bench-split clean
 
 all: build
 
@@ -75,6 +75,11 @@ lint:
 bench: build clickhouse-start
 	$(GO) build -o bin/musubi-bench ./bench/cmd/musubi-bench
 	./bin/musubi-bench -engine $(BIN) -out BENCHMARKS.md
+
+## bench-split: only the split-roles numbers (-role all reference, detect ×1 and ×2 with one correlate, each 3 times; latency with the signals hop; the commit fence); replaces that section of BENCHMARKS.md (about 20 minutes on an idle machine).
+bench-split: build clickhouse-start
+	$(GO) build -o bin/musubi-bench ./bench/cmd/musubi-bench
+	./bin/musubi-bench -only-split -engine $(BIN) -events 60000 -max-run 300s -out BENCHMARKS.md
 
 ## bench-quick: a fast check of the same (under two minutes); prints a summary, report in .local/bench/.
 bench-quick: build clickhouse-start

@@ -16,6 +16,7 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/engine"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -118,13 +119,14 @@ func render(t *testing.T, overrides map[string]any) []manifest {
 // typed are the Kubernetes API types of the kinds the chart renders, by
 // apiVersion and kind.
 var typed = map[string]func() any{
-	"apps/v1/Deployment":            func() any { return &appsv1.Deployment{} },
-	"batch/v1/Job":                  func() any { return &batchv1.Job{} },
-	"v1/Service":                    func() any { return &corev1.Service{} },
-	"v1/ConfigMap":                  func() any { return &corev1.ConfigMap{} },
-	"v1/Secret":                     func() any { return &corev1.Secret{} },
-	"v1/ServiceAccount":             func() any { return &corev1.ServiceAccount{} },
-	"policy/v1/PodDisruptionBudget": func() any { return &policyv1.PodDisruptionBudget{} },
+	"apps/v1/Deployment":                      func() any { return &appsv1.Deployment{} },
+	"batch/v1/Job":                            func() any { return &batchv1.Job{} },
+	"v1/Service":                              func() any { return &corev1.Service{} },
+	"v1/ConfigMap":                            func() any { return &corev1.ConfigMap{} },
+	"v1/Secret":                               func() any { return &corev1.Secret{} },
+	"v1/ServiceAccount":                       func() any { return &corev1.ServiceAccount{} },
+	"policy/v1/PodDisruptionBudget":           func() any { return &policyv1.PodDisruptionBudget{} },
+	"autoscaling/v2/HorizontalPodAutoscaler":  func() any { return &autoscalingv2.HorizontalPodAutoscaler{} },
 	"monitoring.coreos.com/v1/ServiceMonitor": nil,
 	"monitoring.coreos.com/v1/PrometheusRule": nil,
 }
@@ -210,7 +212,8 @@ func TestChartDefault(t *testing.T) {
 // a ServiceMonitor and the PrometheusRule.
 func TestChartSplitRoles(t *testing.T) {
 	ms := render(t, map[string]any{
-		"roles": map[string]any{"split": true, "detect": map[string]any{"replicas": 3}},
+		// Fixed replicas: TestChartDetectAutoscaling covers the autoscaler.
+		"roles": map[string]any{"split": true, "detect": map[string]any{"replicas": 3, "autoscaling": map[string]any{"enabled": false}}},
 		"rules": map[string]any{"files": map[string]any{"my_rule.yaml": "id: custom.rule\n"}},
 		"secret": map[string]any{"env": map[string]any{
 			"MUSUBI_CLICKHOUSE_PASSWORD": "pw", "MUSUBI_TOKEN_SOC": "msb_x",

@@ -46,6 +46,12 @@ type KafkaConfig struct {
 	MaxWait time.Duration `yaml:"max_wait"`
 	// QueueCapacity bounds the messages the client prefetches.
 	QueueCapacity int `yaml:"queue_capacity"`
+	// SignalsQueueCapacity bounds the signal messages `-role correlate`
+	// prefetches. A signal message holds up to 512 KiB (a raw record is
+	// usually far smaller), so its prefetch is bounded apart: at the
+	// default 100, at most 50 MiB wait in a slow correlate process; the
+	// rest waits on the signals topic as consumer lag.
+	SignalsQueueCapacity int `yaml:"signals_queue_capacity"`
 	// SessionTimeout is how long the group coordinator waits for heartbeats
 	// before it hands a silent (crashed) member's partitions to others.
 	SessionTimeout time.Duration `yaml:"session_timeout"`
@@ -107,16 +113,18 @@ func DefaultKafka() KafkaConfig {
 		topics[string(s)] = "musubi.raw." + string(s)
 	}
 	return KafkaConfig{
-		Brokers:          []string{"127.0.0.1:9092"},
-		GroupID:          "musubi",
-		SignalsTopic:     "musubi.signals",
-		SignalsGroupID:   "musubi-correlate",
-		Topics:           topics,
-		MaxWait:          2 * time.Second,
-		QueueCapacity:    1000,
-		SessionTimeout:   30 * time.Second,
-		RebalanceTimeout: 30 * time.Second,
-		LagInterval:      15 * time.Second,
+		Brokers:        []string{"127.0.0.1:9092"},
+		GroupID:        "musubi",
+		SignalsTopic:   "musubi.signals",
+		SignalsGroupID: "musubi-correlate",
+		Topics:         topics,
+		MaxWait:        2 * time.Second,
+		QueueCapacity:  1000,
+		// 100 × 512 KiB: at most 50 MiB of prefetched signals.
+		SignalsQueueCapacity: 100,
+		SessionTimeout:       30 * time.Second,
+		RebalanceTimeout:     30 * time.Second,
+		LagInterval:          15 * time.Second,
 	}
 }
 
@@ -172,6 +180,9 @@ func (c KafkaConfig) Validate() error {
 	}
 	if c.QueueCapacity <= 0 {
 		bad("queue_capacity", "must be positive")
+	}
+	if c.SignalsQueueCapacity <= 0 {
+		bad("signals_queue_capacity", "must be positive")
 	}
 	if c.SessionTimeout < time.Second {
 		bad("session_timeout", "%s is shorter than a second", c.SessionTimeout)

@@ -11,6 +11,8 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -122,6 +124,9 @@ type Consumer struct {
 	generations int64
 	// now is the clock the detection latency is measured with.
 	now func() time.Time
+	// inHand is the number of fetched messages of the batch being
+	// processed, written and committed (musubi_kafka_consumer_buffered_messages).
+	inHand atomic.Int64
 }
 
 // NewConsumer returns a consumer feeding proc and writing through w.
@@ -174,6 +179,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		ErrorLogger:      kafka.LoggerFunc(func(msg string, args ...any) { c.logger.Warn(fmt.Sprintf(msg, args...)) }),
 	})
 	defer r.Close()
+	stats := &readerStats{r: r}
 	tr := c.transport(clientID)
 	defer tr.CloseIdleConnections()
 	lagCtx, stopLag := context.WithCancel(ctx)
@@ -184,6 +190,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		client: &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 10 * time.Second, Transport: tr},
 		group:  c.cfg.GroupID, clientID: clientID, interval: c.cfg.LagInterval,
 		gauge: c.proc.metrics.lag, errors: c.proc.metrics.lagErrors, logger: c.logger,
+		// What this consumer holds in memory is sampled on the same
+		// schedule, also while a batch is stuck in processing or writing.
+		tick: func() { c.observeBuffered(stats.sample()) },
 	}
 	go func() {
 		defer close(lagDone)
@@ -217,6 +226,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	recs := make([]Record, 0, c.cfg.BatchSize)
 	for {
 		msgs = msgs[:0]
+		c.inHand.Store(0)
 		start, err := c.fetchBatch(ctx, r, &msgs)
 		if errors.Is(err, errIdle) {
 			c.commitPending(ctx, r, group)
@@ -265,7 +275,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 		}
 		c.seenInput = true
-		if c.reassigned(r.Stats().Rebalances) {
+		c.inHand.Store(int64(len(msgs)))
+		rebalances, queued := stats.take()
+		c.observeBuffered(queued)
+		if c.reassigned(rebalances) {
 			c.proc.metrics.reassignments.Inc()
 			c.logger.Info("new partition assignment; rebuilding correlation state from storage before processing it")
 			if err := c.retry(ctx, "correlation state rebuild", func() error { return c.cfg.OnAssign(ctx) }); err != nil {
@@ -378,6 +391,44 @@ func (c *Consumer) checkCopartitioned(topics []kafka.Topic) {
 	if n := len(slices.Compact(slices.Sorted(maps.Values(counts)))); n > 1 {
 		c.logger.Warn("the raw topics differ in partition count: with more than one engine in the group, records of one account may reach different engines and correlate apart; give every raw topic the same number of partitions", "partitions", counts)
 	}
+}
+
+// readerStats reads the reader's statistics for the fetch loop and the
+// lag monitor alike. kafka-go resets its counters on every read, so the
+// rebalances a sample sees are kept for the fetch loop (take), which
+// decides on them.
+type readerStats struct {
+	mu         sync.Mutex
+	r          *kafka.Reader
+	rebalances int64
+}
+
+// sample returns how many messages the reader has prefetched.
+func (s *readerStats) sample() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.r.Stats()
+	s.rebalances += st.Rebalances
+	return st.QueueLength
+}
+
+// take returns the rebalances counted since the last take and how many
+// messages the reader has prefetched.
+func (s *readerStats) take() (rebalances, queued int64) {
+	queued = s.sample()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rebalances, s.rebalances = s.rebalances, 0
+	return rebalances, queued
+}
+
+// observeBuffered sets musubi_kafka_consumer_buffered_messages: the
+// messages the reader prefetched (queued) plus the batch in hand. Both are
+// bounded — kafka.queue_capacity (kafka.signals_queue_capacity for -role
+// correlate) and pipeline.batch_size — so when processing or writing is
+// slow this stays at the bound and the lag grows on the topic instead.
+func (c *Consumer) observeBuffered(queued int64) {
+	c.proc.metrics.buffered.Set(float64(queued + c.inHand.Load()))
 }
 
 // reassigned counts the group generations the reader joined (n since the

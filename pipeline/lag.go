@@ -36,6 +36,9 @@ type lagMonitor struct {
 	gauge    *prometheus.GaugeVec
 	errors   prometheus.Counter
 	logger   *slog.Logger
+	// tick, when set, runs at every refresh, before the brokers are
+	// asked (the consumer samples its buffered messages here).
+	tick func()
 	// held are the series currently published, "topic/partition" → labels.
 	held    map[string][2]string
 	lastLog time.Time
@@ -48,6 +51,9 @@ func (m *lagMonitor) run(ctx context.Context) {
 	t := time.NewTicker(m.interval)
 	defer t.Stop()
 	for {
+		if m.tick != nil {
+			m.tick()
+		}
 		if err := m.update(ctx); err != nil && ctx.Err() == nil {
 			m.errors.Inc()
 			if time.Since(m.lastLog) > 30*time.Second {

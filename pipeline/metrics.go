@@ -15,6 +15,9 @@ type metrics struct {
 	fetchErrors   prometheus.Counter
 	lag           *prometheus.GaugeVec
 	lagErrors     prometheus.Counter
+	// buffered is what the consumer holds in memory: prefetched messages
+	// and the batch in hand.
+	buffered prometheus.Gauge
 	// detectionLatency is event time → incident durable.
 	detectionLatency prometheus.Histogram
 	// reassignments counts new partition assignments after the first,
@@ -72,6 +75,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "musubi_kafka_consumer_lag",
 			Help: "Messages of a partition this consumer holds that are not yet committed: the broker's high-water mark minus the group's committed offset, read from the brokers every kafka.lag_interval.",
 		}, []string{"topic", "partition"}),
+		buffered: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "musubi_kafka_consumer_buffered_messages",
+			Help: "Messages this consumer holds in memory, not yet committed: those its Kafka client prefetched (at most kafka.queue_capacity, kafka.signals_queue_capacity for -role correlate) plus the batch being processed and written (at most pipeline.batch_size). Sampled at every fetch and every kafka.lag_interval; when processing or writing is slow it stays at that bound and the consumer lag grows instead.",
+		}),
 		lagErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "musubi_kafka_lag_errors_total",
 			Help: "Failed reads of the consumer lag from the brokers; musubi_kafka_consumer_lag keeps its last values meanwhile.",
@@ -108,7 +115,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.signalItems, m.signalBytes, m.signalErrors, m.signalsRead, m.signalMsgs)
-		reg.MustRegister(m.events, m.deadLetters, m.alerts, m.records, m.batches, m.writeRetries, m.writeRejected, m.commits, m.fetchErrors, m.lag, m.lagErrors, m.detectionLatency, m.reassignments)
+		reg.MustRegister(m.events, m.deadLetters, m.alerts, m.records, m.batches, m.writeRetries, m.writeRejected, m.commits, m.fetchErrors, m.lag, m.buffered, m.lagErrors, m.detectionLatency, m.reassignments)
 	}
 	return m
 }

@@ -150,7 +150,7 @@ func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule
 
 	dec := ingest.NewDecoder(cfg.Ingest)
 	e.proc = pipeline.NewProcessor(dec, e.rules, corr, tenantFunc(cfg.Tenants), cfg.ClickHouse.StoreRaw, logger, e.registry)
-	groupID, signalsTopic := cfg.Kafka.GroupID, ""
+	groupID, signalsTopic, queue := cfg.Kafka.GroupID, "", cfg.Kafka.QueueCapacity
 	topics := map[string]ingest.Source{}
 	for src, topic := range cfg.Kafka.Topics {
 		s, err := ingest.ParseSource(src)
@@ -168,6 +168,9 @@ func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule
 	case config.RoleCorrelate:
 		e.proc.ReadSignals(corr.ProcessInput)
 		groupID = cfg.Kafka.SignalsGroupID
+		// A signal message may be far larger than a raw record: its
+		// prefetch has a bound of its own.
+		queue = cfg.Kafka.SignalsQueueCapacity
 		topics = map[string]ingest.Source{cfg.Kafka.SignalsTopic: sourceSignals}
 	}
 	kafkaTLS, err := cfg.Kafka.TLS.Client("kafka", logger)
@@ -208,7 +211,7 @@ func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule
 		BatchBytes:       cfg.Pipeline.BatchBytes,
 		FlushInterval:    cfg.Pipeline.FlushInterval,
 		MaxWait:          cfg.Kafka.MaxWait,
-		QueueCapacity:    cfg.Kafka.QueueCapacity,
+		QueueCapacity:    queue,
 		DeadLetterTopic:  cfg.Kafka.DeadLetterTopic,
 		SessionTimeout:   cfg.Kafka.SessionTimeout,
 		RebalanceTimeout: cfg.Kafka.RebalanceTimeout,

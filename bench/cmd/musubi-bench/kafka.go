@@ -78,10 +78,16 @@ func preload(ctx context.Context, brokers []string, ts topicSet, g *loadgen.Gene
 // offsets sums the end offsets of the topics and the offsets group has
 // committed on them.
 func offsets(ctx context.Context, brokers []string, ts topicSet, group string) (end, committed int64, err error) {
+	return offsetsOf(ctx, brokers, ts.names(), group)
+}
+
+// offsetsOf sums the end offsets of topics (each of `partitions`
+// partitions) and the offsets group has committed on them.
+func offsetsOf(ctx context.Context, brokers []string, topics []string, group string) (end, committed int64, err error) {
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
 	parts := map[string][]int{}
 	reqs := map[string][]kafka.OffsetRequest{}
-	for _, t := range ts.names() {
+	for _, t := range topics {
 		for p := range partitions {
 			parts[t] = append(parts[t], p)
 			reqs[t] = append(reqs[t], kafka.LastOffsetOf(p))
@@ -119,4 +125,34 @@ func clip(s string) string {
 		return s[:400] + "…"
 	}
 	return s
+}
+
+// createTopics creates topics of `partitions` partitions each.
+func createTopics(ctx context.Context, brokers []string, names ...string) error {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	req := &kafka.CreateTopicsRequest{}
+	for _, n := range names {
+		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: n, NumPartitions: partitions, ReplicationFactor: 1})
+	}
+	resp, err := client.CreateTopics(ctx, req)
+	if err != nil {
+		return err
+	}
+	for t, err := range resp.Errors {
+		if err != nil {
+			return fmt.Errorf("create topic %s: %w", t, err)
+		}
+	}
+	return nil
+}
+
+// groupMembers returns how many members group has when it is stable, and
+// 0 while it rebalances.
+func groupMembers(ctx context.Context, brokers []string, group string) int {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
+	resp, err := client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+	if err != nil || len(resp.Groups) != 1 || resp.Groups[0].GroupState != "Stable" {
+		return 0
+	}
+	return len(resp.Groups[0].Members)
 }

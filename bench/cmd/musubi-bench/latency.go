@@ -32,6 +32,9 @@ type latencyResult struct {
 	Rules      int
 	PeakRSS    int64
 	WarmupSecs float64
+	// Split: the split roles' run (one detect, one correlate), not the
+	// -role all reference (split-roles section only).
+	Split bool
 }
 
 type pendingChain struct {
@@ -45,15 +48,23 @@ type pendingChain struct {
 // acknowledgement) of its last record to an incident of at least high
 // severity holding that record's alert being queryable in ClickHouse.
 func (h *harness) runLatency(ctx context.Context, rulesDir string, nRules int, rate float64, d time.Duration) (latencyResult, error) {
+	return h.latency(ctx, "latency", h.live, nRules, rate, d, func(db, group string) (engineProcs, error) {
+		cfgPath, err := h.engineConfig("latency", group, h.live, rulesDir, db)
+		if err != nil {
+			return nil, err
+		}
+		return start(pinned(h.engine, "serve", "-config", cfgPath), filepath.Join(h.work, "latency.log"))
+	})
+}
+
+// latency is runLatency's measurement on the topics ts, of the engine
+// launch starts (its data in db, its raw consumer group group).
+func (h *harness) latency(ctx context.Context, name string, ts topicSet, nRules int, rate float64, d time.Duration,
+	launch func(db, group string) (engineProcs, error)) (latencyResult, error) {
 	res := latencyResult{Rate: rate, Rules: nRules, Poll: 100 * time.Millisecond}
-	ts := h.live
-	db := h.dbName("latency")
-	group := "bench-latency-" + h.id
-	cfgPath, err := h.engineConfig("latency", group, ts, rulesDir, db)
-	if err != nil {
-		return res, err
-	}
-	p, err := start(pinned(h.engine, "serve", "-config", cfgPath), filepath.Join(h.work, "latency.log"))
+	db := h.dbName(name)
+	group := "bench-" + name + "-" + h.id
+	p, err := launch(db, group)
 	if err != nil {
 		return res, err
 	}
@@ -254,7 +265,7 @@ func quoteList(ids []string) string {
 }
 
 // waitTable waits until the engine has migrated db.
-func (h *harness) waitTable(ctx context.Context, p *proc, db string) error {
+func (h *harness) waitTable(ctx context.Context, p engineProcs, db string) error {
 	conn, err := chConn(h.clickhouse)
 	if err != nil {
 		return err

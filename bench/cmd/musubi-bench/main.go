@@ -22,7 +22,17 @@
 // .local/bench, reused between runs), measuring records/s and the child's
 // peak RSS. The results are written as Markdown (BENCHMARKS.md).
 //
-//	musubi-bench [-quick] [-replay N] [-only-replay] [-out FILE]
+// With -split (default 1,2) it also runs the split roles: the preloaded
+// stream through `-role detect` ×1 and ×2 and one `-role correlate`,
+// joined by a signals topic, each configuration -split-repeat times, then
+// the detection latency with the signals hop, then the consumer's commit
+// fence (pipeline BenchmarkCommitFence). -only-split runs only these and
+// replaces the "Split roles" section of -out, leaving the rest;
+// -split-latency-only with -split-latency-rate R adds latency runs at R
+// events/s to that section (the throughput runs are not repeated).
+//
+//	musubi-bench [-quick] [-replay N] [-only-replay] [-split 1,2] [-split-repeat 3] [-only-split] [-out FILE]
+//	musubi-bench -only-split -split-latency-only -split-latency-rate 100 [-out FILE]
 //	musubi-bench sink -brokers ... -database ...   (the ceiling, run by the harness)
 package main
 
@@ -68,6 +78,8 @@ type harness struct {
 	load, live topicSet
 	pack, corr string
 	report     *report
+	// splitLatencyOnly: the split-roles run measures only the latency.
+	splitLatencyOnly bool
 }
 
 func benchMain(args []string) int {
@@ -86,6 +98,11 @@ func benchMain(args []string) int {
 	entities := fs.Int("entities", 20000, "distinct background entities")
 	replayN := fs.Int("replay", 0, "records of the generated export the offline replay runs on (default 1000000, quick 100000; negative skips it)")
 	onlyReplay := fs.Bool("only-replay", false, "run only the offline replay benchmark")
+	split := fs.String("split", "", "detect process counts of the split-roles runs, comma-separated (default 1,2; quick none; \"none\" skips them)")
+	splitRepeat := fs.Int("split-repeat", 3, "runs of each split-roles configuration and of its latency run")
+	splitLatencyRate := fs.Float64("split-latency-rate", 0, "events/s of the split-roles latency runs (default 70% of the median one-detect throughput)")
+	splitLatencyOnly := fs.Bool("split-latency-only", false, "with -only-split: only the latency runs (needs -split-latency-rate); their subsection is added to the existing \"Split roles\" section")
+	onlySplit := fs.Bool("only-split", false, "run only the split-roles benchmarks and replace the \"Split roles\" section of -out")
 	_ = fs.Parse(args)
 
 	def := func(v *int, full, q int) {
@@ -110,6 +127,31 @@ func benchMain(args []string) int {
 	}
 	if *out == "" {
 		*out = map[bool]string{false: "BENCHMARKS.md", true: ".local/bench/BENCHMARKS-quick.md"}[*quick]
+	}
+	if *split == "" {
+		*split = map[bool]string{false: "1,2", true: "none"}[*quick]
+	}
+	var splitCounts []int
+	if *split != "none" {
+		for _, s := range strings.Split(*split, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || n <= 0 {
+				fmt.Fprintf(os.Stderr, "musubi-bench: bad -split %q\n", *split)
+				return 2
+			}
+			splitCounts = append(splitCounts, n)
+		}
+	}
+	if *splitLatencyOnly && (!*onlySplit || *splitLatencyRate <= 0) {
+		fmt.Fprintln(os.Stderr, "musubi-bench: -split-latency-only needs -only-split and -split-latency-rate")
+		return 2
+	}
+	if *onlySplit {
+		*replayN = -1
+		if len(splitCounts) == 0 {
+			fmt.Fprintln(os.Stderr, "musubi-bench: -only-split with -split none")
+			return 2
+		}
 	}
 	var ruleSizes []int
 	for _, s := range strings.Split(*sizes, ",") {
@@ -136,9 +178,11 @@ func benchMain(args []string) int {
 		return 1
 	}
 	h.report = newReport(*quick, "musubi-bench "+strings.Join(args, " "))
+	h.report.splitLatencyRate = *splitLatencyRate
+	h.splitLatencyOnly = *splitLatencyOnly
 	var err error
 	if !*onlyReplay {
-		err = h.run(ctx, ruleSizes, *events, *count, *skipMicro, *latencyFor, *runFor)
+		err = h.run(ctx, ruleSizes, *events, *count, *skipMicro, *latencyFor, *runFor, splitCounts, *splitRepeat, *onlySplit)
 	}
 	if err == nil && *replayN > 0 {
 		if err = h.exportPack(); err == nil {
@@ -155,6 +199,11 @@ func benchMain(args []string) int {
 	}
 	h.report.finish()
 	md := h.report.markdown()
+	if *onlySplit {
+		// Only the split section is new: the rest of the file stays.
+		old, _ := os.ReadFile(*out)
+		md = spliceSplit(string(old), h.report.splitMarkdown())
+	}
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err == nil {
 		err = os.WriteFile(*out, []byte(md), 0o644)
 		if err != nil {
@@ -243,7 +292,7 @@ func pinHarness() string {
 	return fmt.Sprintf("engine on core 0 (`taskset -c 0`, GOMAXPROCS=1); harness and kfake on cores %s; ClickHouse unpinned", cpus)
 }
 
-func (h *harness) run(ctx context.Context, sizes []int, events, count int, skipMicro bool, latencyFor, runFor time.Duration) error {
+func (h *harness) run(ctx context.Context, sizes []int, events, count int, skipMicro bool, latencyFor, runFor time.Duration, splitCounts []int, splitRepeat int, onlySplit bool) error {
 	if _, err := os.Stat(h.engine); err != nil {
 		return fmt.Errorf("engine binary %s: %w (run `make build`)", h.engine, err)
 	}
@@ -258,7 +307,7 @@ func (h *harness) run(ctx context.Context, sizes []int, events, count int, skipM
 		conn.Close()
 	}
 
-	if !skipMicro {
+	if !skipMicro && !onlySplit {
 		h.logf("micro-benchmarks (go test -bench, count %d)", count)
 		if err := h.micro(ctx, count); err != nil {
 			h.report.errors = append(h.report.errors, "micro-benchmarks: "+err.Error())
@@ -293,6 +342,9 @@ func (h *harness) run(ctx context.Context, sizes []int, events, count int, skipM
 	}
 	defer conn.Close()
 
+	if onlySplit {
+		return h.runSplitRoles(ctx, splitCounts, splitRepeat, latencyFor, runFor)
+	}
 	// The ceiling, before the engine runs and (not with -quick) again after
 	// them; the better of the two is the ceiling, the other shows the drift.
 	h.report.ceilings = append(h.report.ceilings, h.runCeiling(ctx, "first", runFor))
@@ -359,6 +411,22 @@ func (h *harness) run(ctx context.Context, sizes []int, events, count int, skipM
 		h.report.latency = &l
 		h.logf("latency: p50 %s p99 %s (%d of %d chains)", l.P50.Round(time.Millisecond), l.P99.Round(time.Millisecond), l.Detected, l.Chains)
 	}
+	if len(splitCounts) > 0 {
+		return h.runSplitRoles(ctx, splitCounts, splitRepeat, latencyFor, runFor)
+	}
+	return nil
+}
+
+// runSplitRoles runs the split-roles benchmarks with 300 rules.
+func (h *harness) runSplitRoles(ctx context.Context, counts []int, repeats int, latencyFor, runFor time.Duration) error {
+	const n = 300
+	dir := filepath.Join(h.work, fmt.Sprintf("rules-%d", n))
+	if _, err := os.Stat(dir); err != nil {
+		if _, err := rulesets.Write(dir, h.pack, h.corr, n); err != nil {
+			return err
+		}
+	}
+	h.splitAll(ctx, counts, repeats, dir, n, latencyFor, runFor, h.report.splitLatencyRate, h.splitLatencyOnly)
 	return nil
 }
 

@@ -38,6 +38,11 @@ type report struct {
 	ceilings                 []throughput
 	engine                   []throughput
 	latency                  *latencyResult
+	split                    []splitRun
+	splitLatency             []latencyResult
+	fence                    []benchResult
+	fenceStat, fenceCommand  string
+	splitLatencyRate         float64
 	replay                   *replayResult
 	micro                    []benchResult
 	microCommands            []string
@@ -256,6 +261,7 @@ func (r *report) markdown() string {
 		}
 	}
 
+	p("%s", r.splitMarkdown())
 	p("%s", r.replayMarkdown())
 	if len(r.micro) > 0 {
 		p("## Cost per event of each stage\n\n")

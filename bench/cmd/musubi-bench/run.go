@@ -23,6 +23,59 @@ type proc struct {
 	done chan error
 }
 
+// engineProcs is what a measurement watches: one engine process, or the
+// processes of the split roles together.
+type engineProcs interface {
+	exited() (error, bool)
+	cpuTime() time.Duration
+	peakRSS() int64
+	tail() string
+	stop()
+}
+
+// procs are several processes measured as one engine: CPU time summed,
+// peak RSS summed (each process's own peak), exited when any has.
+type procs []*proc
+
+func (ps procs) exited() (error, bool) {
+	for _, p := range ps {
+		if err, ok := p.exited(); ok {
+			return fmt.Errorf("%s: %v", p.log, err), true
+		}
+	}
+	return nil, false
+}
+
+func (ps procs) cpuTime() time.Duration {
+	var d time.Duration
+	for _, p := range ps {
+		d += p.cpuTime()
+	}
+	return d
+}
+
+func (ps procs) peakRSS() int64 {
+	var n int64
+	for _, p := range ps {
+		n += p.peakRSS()
+	}
+	return n
+}
+
+func (ps procs) tail() string {
+	var b strings.Builder
+	for _, p := range ps {
+		fmt.Fprintf(&b, "== %s\n%s\n", p.log, p.tail())
+	}
+	return b.String()
+}
+
+func (ps procs) stop() {
+	for _, p := range ps {
+		p.stop()
+	}
+}
+
 // pinned returns argv run on core 0 when taskset exists.
 func pinned(argv ...string) []string {
 	if _, err := exec.LookPath("taskset"); err == nil {
@@ -129,7 +182,7 @@ type throughput struct {
 // measure waits for group to commit the topics' end offsets (or for the
 // deadline) while p runs. The window starts at the first commit, so
 // start-up (migrations, rule compilation, the group join) is not counted.
-func measure(ctx context.Context, h *harness, p *proc, group string, deadline time.Duration) (throughput, error) {
+func measure(ctx context.Context, h *harness, p engineProcs, group string, deadline time.Duration) (throughput, error) {
 	var t throughput
 	var t0 time.Time
 	var c0 int64
@@ -172,10 +225,22 @@ func measure(ctx context.Context, h *harness, p *proc, group string, deadline ti
 	return t, nil
 }
 
-// engineConfig writes a serve configuration for one run.
-func (h *harness) engineConfig(name, group string, ts topicSet, rulesDir, db string) (string, error) {
+// engineConfig writes a serve configuration for one run; extra lines go
+// below the top level (role: …) or the kafka section ("  signals_topic: …").
+func (h *harness) engineConfig(name, group string, ts topicSet, rulesDir, db string, extra ...string) (string, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "kafka:\n  brokers: [%q]\n  group_id: %q\n  topics:\n", strings.Join(h.brokers, ","), group)
+	for _, l := range extra {
+		if !strings.HasPrefix(l, " ") {
+			fmt.Fprintf(&b, "%s\n", l)
+		}
+	}
+	fmt.Fprintf(&b, "kafka:\n  brokers: [%q]\n  group_id: %q\n", strings.Join(h.brokers, ","), group)
+	for _, l := range extra {
+		if strings.HasPrefix(l, " ") {
+			fmt.Fprintf(&b, "%s\n", l)
+		}
+	}
+	fmt.Fprintf(&b, "  topics:\n")
 	for s, t := range ts {
 		fmt.Fprintf(&b, "    %s: %q\n", s, t)
 	}
