@@ -76,14 +76,15 @@ func openIncident(t *testing.T, ctx context.Context, base, id string) (painted, 
 
 // graphReport is what the page measures of its own graph.
 type graphReport struct {
-	Overlaps, Cut, Backward []string
-	Labels, Arrows          int
-	SVGWidth, WrapWidth     float64
-	WrapScroll, PageScroll  float64
+	Overlaps, Cut, Backward, Small []string
+	Labels, Arrows, Texts          int
+	SVGWidth, WrapWidth, SVGHeight float64
+	WrapScroll, WrapScrollY        float64
+	PageScroll, MinFont            float64
 }
 
 const measureGraph = `(() => {
-	const r = {Overlaps: [], Cut: [], Backward: [], Labels: 0, Arrows: 0};
+	const r = {Overlaps: [], Cut: [], Backward: [], Small: [], Labels: 0, Arrows: 0, Texts: 0};
 	const svg = document.querySelector('#graph');
 	const box = (el) => el.getBoundingClientRect();
 	const shown = (el) => { const b = box(el); return b.width > 0 && b.height > 0 && getComputedStyle(el).display !== 'none'; };
@@ -123,9 +124,22 @@ const measureGraph = `(() => {
 		else if (tb > ta && !(e.x > s.x)) r.Backward.push(what + ': later in time but not to the right');
 		else if (tb === ta && e.x < s.x - 0.5) r.Backward.push(what + ': same instant, arrow to the left');
 	}
+	// The size each node and link label is drawn at: its font size times
+	// the scale of the SVG's transform to the screen.
+	r.MinFont = 1e9;
+	for (const t of svg.querySelectorAll('.node text, .edge-label text, .lane-label')) {
+		const g = t.closest('g.node, g.edge-label');
+		if (g && !shown(g)) continue;
+		const m = t.getScreenCTM();
+		const px = parseFloat(getComputedStyle(t).fontSize) * Math.hypot(m.a, m.b);
+		r.Texts++;
+		r.MinFont = Math.min(r.MinFont, px);
+		if (px < 11 - 0.01) r.Small.push(name(t) + ': "' + t.textContent + '" at ' + px.toFixed(1) + ' px');
+	}
 	const wrap = document.querySelector('#graph-wrap');
-	r.SVGWidth = box(svg).width; r.WrapWidth = wrap.clientWidth;
+	r.SVGWidth = box(svg).width; r.WrapWidth = wrap.clientWidth; r.SVGHeight = box(svg).height;
 	r.WrapScroll = wrap.scrollWidth - wrap.clientWidth;
+	r.WrapScrollY = wrap.scrollHeight - wrap.clientHeight;
 	r.PageScroll = document.documentElement.scrollWidth - window.innerWidth;
 	return r;
 })()`
@@ -224,7 +238,7 @@ func TestUIIncidentStory(t *testing.T) {
 	// The graph.
 	var g graphReport
 	browse(t, ctx, "measure the graph", chromedp.Evaluate(measureGraph, &g))
-	t.Logf("graph at 1440 px: %.0f px wide in a %.0f px frame, %d visible link labels, %d arrows", g.SVGWidth, g.WrapWidth, g.Labels, g.Arrows)
+	t.Logf("graph at 1440 px: %.0f×%.0f px in a %.0f px frame, smallest label %.1f px (of %d), %d visible link labels, %d arrows", g.SVGWidth, g.SVGHeight, g.WrapWidth, g.MinFont, g.Texts, g.Labels, g.Arrows)
 	if g.Arrows < 20 || g.Labels < 10 {
 		t.Errorf("got %d arrows and %d visible labels, want the chain's links drawn and labelled", g.Arrows, g.Labels)
 	}
@@ -237,8 +251,12 @@ func TestUIIncidentStory(t *testing.T) {
 	if len(g.Backward) > 0 {
 		t.Errorf("%d arrows not forward in time: %v", len(g.Backward), g.Backward)
 	}
-	if g.WrapScroll > 1 || g.PageScroll > 1 || g.SVGWidth > g.WrapWidth+1 {
-		t.Errorf("the graph does not fit 1440 px on open: %.0f px in a %.0f px frame, frame scrolls %.0f px, page %.0f px", g.SVGWidth, g.WrapWidth, g.WrapScroll, g.PageScroll)
+	if g.WrapScroll > 1 || g.WrapScrollY > 1 || g.PageScroll > 1 || g.SVGWidth > g.WrapWidth+1 {
+		t.Errorf("the whole graph is not visible at 1440 px on open: %.0f px in a %.0f px frame, frame scrolls %.0f px across and %.0f px down, page %.0f px across",
+			g.SVGWidth, g.WrapWidth, g.WrapScroll, g.WrapScrollY, g.PageScroll)
+	}
+	if g.Texts < 50 || len(g.Small) > 0 {
+		t.Errorf("at 1440 px on open %d of %d graph labels are drawn below 11 px (the smallest at %.1f px): %v", len(g.Small), g.Texts, g.MinFont, g.Small)
 	}
 	var labels []string
 	browse(t, ctx, "read link labels", chromedp.Evaluate(`[...document.querySelectorAll('#graph .edge-label')].map(l => l.querySelector('text').textContent)`, &labels))

@@ -19,7 +19,7 @@ const VERDICTS = ['true_positive', 'benign_positive', 'false_positive', 'undeter
 const rank = { viewer: 1, analyst: 2, admin: 3 };
 
 export function renderIncident(main, ctx, id, params) {
-  const st = { detail: null, etag: '', comments: [], evidence: [], nextEvidence: '', showAll: false, selected: null, pending: null, graph: null };
+  const st = { detail: null, etag: '', comments: [], evidence: [], nextEvidence: '', showAll: false, expanded: new Set(), selected: null, pending: null, graph: null };
   const canAct = (rank[ctx.me.role] || 0) >= rank.analyst;
   const banner = h('div', { id: 'banner', class: 'banner', role: 'alert', hidden: true });
   const body = h('div', { class: 'incident' }, h('p', { class: 'muted' }, 'Loading incident…'));
@@ -272,6 +272,11 @@ export function renderIncident(main, ctx, id, params) {
     }), ' show every entity (processes, files, users, hashes)');
     st.graph = renderGraph(d, {
       showAll: st.showAll,
+      expanded: st.expanded,
+      // Laid out for the width of the page's cards (the frame's border and
+      // the card's padding aside), so that it fits on open.
+      width: Math.max(1000, body.clientWidth - 32),
+      onExpand: (gid) => { st.expanded.add(gid); render(); },
       onSelect: async (nodeID, members) => {
         st.selected = nodeID;
         const n = (d.nodes || []).find((x) => x.id === nodeID);
