@@ -59,18 +59,28 @@ func shot(t *testing.T, ctx context.Context, name string, action func(*[]byte) c
 // Performance API times this page alone) and waits for its first paint.
 func openIncident(t *testing.T, ctx context.Context, base, id string) (painted, fcp float64) {
 	t.Helper()
-	var p struct{ Painted, FCP, API float64 }
+	var p struct {
+		Painted, FCP, API, Graph float64
+		Calls                    []string
+	}
 	browse(t, ctx, "open the incident",
 		chromedp.Navigate("about:blank"),
 		chromedp.Navigate(base+"/ui/#/incidents/"+id),
 		chromedp.WaitVisible(`body[data-incident-painted]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`body[data-graph-drawn]`, chromedp.ByQuery),
 		chromedp.Evaluate(`(() => {
+			const g = performance.getEntriesByName('musubi:incident-graph')[0];
 			const m = performance.getEntriesByName('musubi:incident-painted')[0];
 			const f = performance.getEntriesByName('first-contentful-paint')[0];
 			const d = performance.getEntriesByName('musubi:incident-data')[0];
-			return {Painted: m ? m.startTime : -1, FCP: f ? f.startTime : -1, API: d ? d.startTime : -1};
+			// Every request until the first paint: when it started, when
+			// its answer began and ended (ms after navigation start).
+			const calls = performance.getEntriesByType('resource').filter((r) => !m || r.startTime <= m.startTime).map((r) =>
+				new URL(r.name).pathname.replace(/^.*\/(v1|ui)\//, '$1/') + new URL(r.name).search + ' ' + r.startTime.toFixed(0) + '→' + r.responseStart.toFixed(0) + '→' + r.responseEnd.toFixed(0) + ' (' + Math.round(r.encodedBodySize / 1024) + ' KiB)');
+			return {Painted: m ? m.startTime : -1, FCP: f ? f.startTime : -1, API: d ? d.startTime : -1, Graph: g ? g.startTime : -1, Calls: calls};
 		})()`, &p))
-	t.Logf("incident page: first paint %.0f ms after navigation start; the incident and its comments had arrived at %.0f ms", p.Painted, p.API)
+	t.Logf("incident page: first paint %.0f ms after navigation start; the incident had arrived at %.0f ms; the graph was drawn at %.0f ms; requests (start→first byte→end ms):\n\t%s",
+		p.Painted, p.API, p.Graph, strings.Join(p.Calls, "\n\t"))
 	return p.Painted, p.FCP
 }
 

@@ -18,6 +18,25 @@ const TRANSITIONS = {
 const VERDICTS = ['true_positive', 'benign_positive', 'false_positive', 'undetermined', 'duplicate'];
 const rank = { viewer: 1, analyst: 2, admin: 3 };
 
+// fetchIncident asks for an incident and its comments at once.
+function fetchIncident(id) {
+  return Promise.all([
+    api('/v1/incidents/' + encodeURIComponent(id)),
+    api(`/v1/incidents/${encodeURIComponent(id)}/comments`)]);
+}
+
+let prefetched = null;
+
+// prefetchIncident starts loading incident id before the page is shown
+// (while the console still asks who the token is), so the first paint does
+// not wait for two round trips in a row. The next renderIncident of id
+// takes it over.
+export function prefetchIncident(id) {
+  const p = fetchIncident(id);
+  p.catch(() => {}); // the page that takes it over reports the failure
+  prefetched = { id, p };
+}
+
 export function renderIncident(main, ctx, id, params) {
   const st = { detail: null, etag: '', comments: [], evidence: [], nextEvidence: '', showAll: false, expanded: new Set(), selected: null, pending: null, graph: null };
   const canAct = (rank[ctx.me.role] || 0) >= rank.analyst;
@@ -52,10 +71,9 @@ export function renderIncident(main, ctx, id, params) {
 
   async function load(clearBanner) {
     try {
-      // The incident and its comments are asked for at once.
-      const [{ data, etag }, c] = await Promise.all([
-        api('/v1/incidents/' + encodeURIComponent(id)),
-        api(`/v1/incidents/${encodeURIComponent(id)}/comments`)]);
+      const pre = prefetched && prefetched.id === id && !st.detail ? prefetched.p : null;
+      prefetched = null;
+      const [{ data, etag }, c] = await (pre || fetchIncident(id));
       if (!alive) return;
       if (!st.painted) performance.mark('musubi:incident-data');
       st.detail = data; st.etag = etag;
@@ -140,6 +158,11 @@ export function renderIncident(main, ctx, id, params) {
     const d = st.detail;
     const w = d.workflow || {};
     const sev = effectiveSeverity(d);
+    // The first paint shows the header, the story, the timeline and the
+    // evidence at once; the graph, the costliest part to lay out, is drawn
+    // in the task after it.
+    const graph = st.painted ? graphSection(d) : h('section', { class: 'card', id: 'graph-pending', 'aria-busy': 'true', 'aria-labelledby': 'graph-h' },
+      h('h2', { id: 'graph-h' }, 'Graph'), h('p', { class: 'muted' }, 'Drawing the graph…'));
     body.replaceChildren(
       h('header', { class: 'inc-head' },
         h('div', { class: 'inc-title' }, sevBadge(sev, !!w.severity_override), h('h1', { id: 'incident-title' }, d.title)),
@@ -161,21 +184,32 @@ export function renderIncident(main, ctx, id, params) {
         h('div', { class: 'summary-grid' },
           h('div', {}, h('h3', {}, 'Impact scope'), impact(d)),
           h('div', {}, h('h3', { id: 'kc-h' }, 'Kill chain'), killChain(d)))),
-      graphSection(d),
+      graph,
       timeline(d),
       evidence(),
       comments());
     for (const el of body.querySelectorAll('.actions [name]')) el.dataset.shown = el.value;
-    if (st.graph) requestAnimationFrame(() => {
+    if (st.painted) { fitGraph(); return; }
+    st.painted = true;
+    // Two frames: the second starts once the first has been painted.
+    requestAnimationFrame(() => requestAnimationFrame(() => {
+      performance.mark('musubi:incident-painted');
+      document.body.dataset.incidentPainted = String(Math.round(performance.now()));
+      setTimeout(() => {
+        if (!alive || !graph.isConnected) return;
+        graph.replaceWith(graphSection(st.detail));
+        fitGraph();
+      });
+    }));
+  }
+
+  function fitGraph() {
+    if (!st.graph) return;
+    requestAnimationFrame(() => {
       st.graph.fit();
-      if (!st.painted) {
-        st.painted = true;
-        requestAnimationFrame(() => {
-          performance.mark('musubi:incident-painted');
-          document.body.dataset.incidentPainted = String(Math.round(performance.now()));
-        });
-      }
       if (st.selected) st.graph.select(st.selected);
+      performance.mark('musubi:incident-graph');
+      document.body.dataset.graphDrawn = String(Math.round(performance.now()));
     });
   }
 
@@ -451,5 +485,10 @@ export function renderIncident(main, ctx, id, params) {
   }
 
   load(false);
-  return () => { alive = false; document.title = 'Musubi console'; };
+  return () => {
+    alive = false;
+    document.title = 'Musubi console';
+    delete document.body.dataset.incidentPainted;
+    delete document.body.dataset.graphDrawn;
+  };
 }
