@@ -273,6 +273,24 @@ func TestUIIncidentStory(t *testing.T) {
 	if !slices.Contains(labels, "same access key ASIA…QX2K · +1 m") {
 		t.Errorf("got link labels %v, want them to say what links the alerts (same access key ASIA…QX2K · +1 m)", labels)
 	}
+	// A "+N" pill opens the minor entities of its alert.
+	var more struct {
+		N, Before, After int
+		Label            string
+	}
+	browse(t, ctx, "open a +N pill",
+		chromedp.Evaluate(`(() => {
+			const m = document.querySelector('#graph .node.more');
+			window.__more = {N: Number(m.querySelector('text').textContent.replace('+', '')), Before: document.querySelectorAll('#graph .node.entity').length, Label: m.getAttribute('aria-label')};
+			delete document.body.dataset.graphDrawn;
+			return true;
+		})()`, nil),
+		chromedp.Click(`#graph .node.more`, chromedp.ByQuery),
+		chromedp.Poll(`document.body.dataset.graphDrawn && document.querySelectorAll('#graph .node.entity').length !== window.__more.Before`, nil, chromedp.WithPollingTimeout(10*time.Second)),
+		chromedp.Evaluate(`({...window.__more, After: document.querySelectorAll('#graph .node.entity').length})`, &more))
+	if more.N < 1 || more.After != more.Before+more.N || !strings.HasPrefix(more.Label, "show ") {
+		t.Errorf("a +N pill (%q) opened %d → %d entities, want %d more", more.Label, more.Before, more.After, more.N)
+	}
 	// "Observed" links appear for the selected node only.
 	var observed [2]int
 	browse(t, ctx, "select the attacker IP",

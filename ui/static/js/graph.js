@@ -225,10 +225,29 @@ export function layout(inc, showAll, { expanded = new Set(), width: target = 137
     g.cellH = g.h + Math.max(g.entities.length, g.more.length ? 1 : 0) * (ENT_H + ENT_GAP);
   }
 
-  // x by column; the step shrinks until the story fits the width.
-  const fixed = PAD * 2 + LANE_W + NODE_W;
-  const step = cols > 1 ? Math.max(MIN_STEP, Math.min(COL_W, Math.floor((target - fixed) / (cols - 1)))) : COL_W;
-  for (const g of groups) g.x = PAD + LANE_W + g.col * step;
+  // x by column. Each step between columns wants to be wide enough that a
+  // group clears the one before it in its lane (so nothing stacks); when
+  // those wishes exceed the width, every step keeps MIN_STEP and the rest
+  // of the width is shared in proportion to what each step wanted beyond
+  // it.
+  const want = new Array(cols).fill(MIN_STEP);
+  want[0] = 0;
+  const lastIn = new Map();
+  for (const g of order) {
+    const p = lastIn.get(g.lane);
+    if (p && p.col < g.col) {
+      // The steps from p's column to g's share what clearing p needs.
+      const need = (NODE_W + H_GAP) / (g.col - p.col);
+      for (let c = p.col + 1; c <= g.col; c++) want[c] = Math.max(want[c], Math.min(COL_W, need));
+    }
+    lastIn.set(g.lane, g);
+  }
+  const room = target - (PAD * 2 + LANE_W + NODE_W);
+  const extra = want.reduce((n, w, c) => n + (c ? w - MIN_STEP : 0), 0);
+  const k = extra > 0 ? Math.max(0, Math.min(1, (room - (cols - 1) * MIN_STEP) / extra)) : 1;
+  const colX = [PAD + LANE_W];
+  for (let c = 1; c < cols; c++) colX.push(colX[c - 1] + Math.floor(MIN_STEP + (want[c] - MIN_STEP) * k));
+  for (const g of groups) g.x = colX[g.col];
 
   // y within a lane: each group takes the highest place where it overlaps
   // no group placed before it (in time order).
@@ -260,8 +279,8 @@ export function layout(inc, showAll, { expanded = new Set(), width: target = 137
       g.moreBox = { x: g.x + NODE_W - g.moreW, y: g.y + g.h + ENT_GAP + row * (ENT_H + ENT_GAP), w: g.moreW, h: ENT_H };
     }
   }
-  const width = PAD * 2 + LANE_W + (cols - 1) * step + NODE_W;
-  return { lanes, laneY, laneH, laneLines, groups, groupOf, links, entities, observed, width, height: y + PAD, cols, step };
+  const width = colX[cols - 1] + NODE_W + PAD;
+  return { lanes, laneY, laneH, laneLines, groups, groupOf, links, entities, observed, width, height: y + PAD, cols };
 }
 
 // linkPath draws the arrow from a to b. Apart in x, it is a curve from a's
