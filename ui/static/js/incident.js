@@ -158,9 +158,9 @@ export function renderIncident(main, ctx, id, params) {
     const d = st.detail;
     const w = d.workflow || {};
     const sev = effectiveSeverity(d);
-    // The first paint shows the header, the story, the timeline and the
-    // evidence at once; the graph, the costliest part to lay out, is drawn
-    // in the task after it.
+    // The first paint shows the header, the story and the timeline; the
+    // graph, the costliest part to lay out, and the evidence are drawn in
+    // the task after it.
     const graph = st.painted ? graphSection(d) : h('section', { class: 'card', id: 'graph-pending', 'aria-busy': 'true', 'aria-labelledby': 'graph-h' },
       h('h2', { id: 'graph-h' }, 'Graph'), h('p', { class: 'muted' }, 'Drawing the graph…'));
     body.replaceChildren(
@@ -186,7 +186,7 @@ export function renderIncident(main, ctx, id, params) {
           h('div', {}, h('h3', { id: 'kc-h' }, 'Kill chain'), killChain(d)))),
       graph,
       timeline(d),
-      evidence(),
+      evidence(!st.painted),
       comments());
     for (const el of body.querySelectorAll('.actions [name]')) el.dataset.shown = el.value;
     if (st.painted) { fitGraph(); return; }
@@ -198,6 +198,8 @@ export function renderIncident(main, ctx, id, params) {
       setTimeout(() => {
         if (!alive || !graph.isConnected) return;
         graph.replaceWith(graphSection(st.detail));
+        const list = document.getElementById('evidence');
+        if (list) list.replaceChildren(...st.evidence.map(eventItem));
         fitGraph();
       });
     }));
@@ -447,7 +449,9 @@ export function renderIncident(main, ctx, id, params) {
       h('p', { class: 'muted ev-id' }, 'event ', h('code', {}, ev.id)));
   }
 
-  function evidence() {
+  // evidence lists the loaded evidence events; later leaves the list to
+  // fill after the first paint.
+  function evidence(later) {
     const more = st.nextEvidence ? h('button', {
       type: 'button', onclick: async () => {
         try {
@@ -460,7 +464,7 @@ export function renderIncident(main, ctx, id, params) {
     }, 'Load more evidence') : '';
     return h('section', { class: 'card', 'aria-labelledby': 'ev-h' },
       h('h2', { id: 'ev-h' }, `Evidence events (${st.evidence.length}${st.nextEvidence ? '+' : ''})`),
-      h('div', { id: 'evidence' }, st.evidence.map(eventItem)), more);
+      h('div', { id: 'evidence' }, later ? h('p', { class: 'muted' }, 'Loading the evidence…') : st.evidence.map(eventItem)), more);
   }
 
   function comments() {
