@@ -14,6 +14,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ocsf"
 )
 
@@ -152,5 +154,37 @@ func (m *cpuMeter) report(b *testing.B, rows int) {
 	b.ReportMetric(float64((processCPU()-m.client).Nanoseconds())/float64(rows), "client-cpu-ns/row")
 	if m.serverPID != "" {
 		b.ReportMetric(float64((serverCPU(m.serverPID)-m.server).Nanoseconds())/float64(rows), "server-cpu-ns/row")
+	}
+}
+
+// BenchmarkGetIncident measures Store.GetIncident of an incident shaped
+// like the demo's attack chain (the console's first request): 30 alerts of
+// two events each, written in 16 versions, read with its graph, alerts and
+// first evidence page.
+func BenchmarkGetIncident(b *testing.B) {
+	s := testStore(b)
+	var evs []ocsf.Event
+	var als []alert.Alert
+	for i := range 30 {
+		e1, e2 := fmt.Sprintf("ev-%02d-a", i), fmt.Sprintf("ev-%02d-b", i)
+		evs = append(evs, testEvent("t1", e1, time.Duration(i)*time.Minute), testEvent("t1", e2, time.Duration(i)*time.Minute+time.Second))
+		als = append(als, testAlert("t1", fmt.Sprintf("al-%02d", i), time.Duration(i)*time.Minute+time.Second, e1, e2))
+	}
+	write(b, s, Batch{Events: evs, Alerts: als})
+	for v := range 16 {
+		n := 2 * (v + 1)
+		write(b, s, Batch{Incidents: []incident.Incident{testIncident("t1", "inc-1", uint64(v+1), als[:min(n, len(als))]...)}})
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		d, err := s.GetIncident(ctx, []string{"t1"}, "inc-1", "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(d.Alerts) != 30 || len(d.Evidence) != 60 {
+			b.Fatalf("got %d alerts and %d evidence events, want 30 and 60", len(d.Alerts), len(d.Evidence))
+		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/incident"
@@ -495,22 +497,37 @@ func (s *Store) GetIncident(ctx context.Context, tenants []string, id, evidenceC
 		return casework.IncidentDetail{}, err
 	}
 	d := casework.IncidentDetail{Incident: in}
-	if d.Nodes, err = s.nodes(ctx, in.TenantUID, in.ID, in.Version); err != nil {
-		return d, err
-	}
-	if d.Edges, err = s.edges(ctx, in.TenantUID, in.ID, in.Version); err != nil {
-		return d, err
-	}
-	// The alerts of merged incidents are served through the survivor.
-	var withMerged casework.Incident
-	if d.MergedFrom, withMerged, err = s.withMergedAlerts(ctx, in); err != nil {
-		return d, err
-	}
-	if d.Alerts, err = s.incidentAlerts(ctx, withMerged); err != nil {
-		return d, err
-	}
-	d.Evidence, d.NextEvidenceCursor, err = s.evidence(ctx, withMerged, evidenceCursor)
-	return d, err
+	// The graph, the alerts and the evidence are independent reads of one
+	// version: they run at once, so the answer waits for the slowest query
+	// rather than for their sum (the console paints once it arrives).
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		d.Nodes, err = s.nodes(gctx, in.TenantUID, in.ID, in.Version)
+		return err
+	})
+	g.Go(func() (err error) {
+		d.Edges, err = s.edges(gctx, in.TenantUID, in.ID, in.Version)
+		return err
+	})
+	g.Go(func() error {
+		// The alerts of merged incidents are served through the survivor.
+		merged, withMerged, err := s.withMergedAlerts(gctx, in)
+		if err != nil {
+			return err
+		}
+		d.MergedFrom = merged
+		ag, actx := errgroup.WithContext(gctx)
+		ag.Go(func() (err error) {
+			d.Alerts, err = s.incidentAlerts(actx, withMerged)
+			return err
+		})
+		ag.Go(func() (err error) {
+			d.Evidence, d.NextEvidenceCursor, err = s.evidence(actx, withMerged, evidenceCursor)
+			return err
+		})
+		return ag.Wait()
+	})
+	return d, g.Wait()
 }
 
 // maxMerged bounds the incidents whose alerts one survivor serves.

@@ -59,31 +59,42 @@ func shot(t *testing.T, ctx context.Context, name string, action func(*[]byte) c
 // Performance API times this page alone) and waits for its first paint.
 func openIncident(t *testing.T, ctx context.Context, base, id string) (painted, fcp float64) {
 	t.Helper()
-	var p struct{ Painted, FCP, API float64 }
+	var p struct {
+		Painted, FCP, API, Graph float64
+		Calls                    []string
+	}
 	browse(t, ctx, "open the incident",
 		chromedp.Navigate("about:blank"),
 		chromedp.Navigate(base+"/ui/#/incidents/"+id),
 		chromedp.WaitVisible(`body[data-incident-painted]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`body[data-graph-drawn]`, chromedp.ByQuery),
 		chromedp.Evaluate(`(() => {
+			const g = performance.getEntriesByName('musubi:incident-graph')[0];
 			const m = performance.getEntriesByName('musubi:incident-painted')[0];
 			const f = performance.getEntriesByName('first-contentful-paint')[0];
 			const d = performance.getEntriesByName('musubi:incident-data')[0];
-			return {Painted: m ? m.startTime : -1, FCP: f ? f.startTime : -1, API: d ? d.startTime : -1};
+			// Every request until the first paint: when it started, when
+			// its answer began and ended (ms after navigation start).
+			const calls = performance.getEntriesByType('resource').filter((r) => !m || r.startTime <= m.startTime).map((r) =>
+				new URL(r.name).pathname.replace(/^.*\/(v1|ui)\//, '$1/') + new URL(r.name).search + ' ' + r.startTime.toFixed(0) + '→' + r.responseStart.toFixed(0) + '→' + r.responseEnd.toFixed(0) + ' (' + Math.round(r.encodedBodySize / 1024) + ' KiB)');
+			return {Painted: m ? m.startTime : -1, FCP: f ? f.startTime : -1, API: d ? d.startTime : -1, Graph: g ? g.startTime : -1, Calls: calls};
 		})()`, &p))
-	t.Logf("incident page: first paint %.0f ms after navigation start; the incident and its comments had arrived at %.0f ms", p.Painted, p.API)
+	t.Logf("incident page: first paint %.0f ms after navigation start; the incident had arrived at %.0f ms; the graph was drawn at %.0f ms; requests (start→first byte→end ms):\n\t%s",
+		p.Painted, p.API, p.Graph, strings.Join(p.Calls, "\n\t"))
 	return p.Painted, p.FCP
 }
 
 // graphReport is what the page measures of its own graph.
 type graphReport struct {
-	Overlaps, Cut, Backward []string
-	Labels, Arrows          int
-	SVGWidth, WrapWidth     float64
-	WrapScroll, PageScroll  float64
+	Overlaps, Cut, Backward, Small []string
+	Labels, Arrows, Texts          int
+	SVGWidth, WrapWidth, SVGHeight float64
+	WrapScroll, WrapScrollY        float64
+	PageScroll, MinFont            float64
 }
 
 const measureGraph = `(() => {
-	const r = {Overlaps: [], Cut: [], Backward: [], Labels: 0, Arrows: 0};
+	const r = {Overlaps: [], Cut: [], Backward: [], Small: [], Labels: 0, Arrows: 0, Texts: 0};
 	const svg = document.querySelector('#graph');
 	const box = (el) => el.getBoundingClientRect();
 	const shown = (el) => { const b = box(el); return b.width > 0 && b.height > 0 && getComputedStyle(el).display !== 'none'; };
@@ -123,9 +134,22 @@ const measureGraph = `(() => {
 		else if (tb > ta && !(e.x > s.x)) r.Backward.push(what + ': later in time but not to the right');
 		else if (tb === ta && e.x < s.x - 0.5) r.Backward.push(what + ': same instant, arrow to the left');
 	}
+	// The size each node and link label is drawn at: its font size times
+	// the scale of the SVG's transform to the screen.
+	r.MinFont = 1e9;
+	for (const t of svg.querySelectorAll('.node text, .edge-label text, .lane-label')) {
+		const g = t.closest('g.node, g.edge-label');
+		if (g && !shown(g)) continue;
+		const m = t.getScreenCTM();
+		const px = parseFloat(getComputedStyle(t).fontSize) * Math.hypot(m.a, m.b);
+		r.Texts++;
+		r.MinFont = Math.min(r.MinFont, px);
+		if (px < 11 - 0.01) r.Small.push(name(t) + ': "' + t.textContent + '" at ' + px.toFixed(1) + ' px');
+	}
 	const wrap = document.querySelector('#graph-wrap');
-	r.SVGWidth = box(svg).width; r.WrapWidth = wrap.clientWidth;
+	r.SVGWidth = box(svg).width; r.WrapWidth = wrap.clientWidth; r.SVGHeight = box(svg).height;
 	r.WrapScroll = wrap.scrollWidth - wrap.clientWidth;
+	r.WrapScrollY = wrap.scrollHeight - wrap.clientHeight;
 	r.PageScroll = document.documentElement.scrollWidth - window.innerWidth;
 	return r;
 })()`
@@ -224,7 +248,7 @@ func TestUIIncidentStory(t *testing.T) {
 	// The graph.
 	var g graphReport
 	browse(t, ctx, "measure the graph", chromedp.Evaluate(measureGraph, &g))
-	t.Logf("graph at 1440 px: %.0f px wide in a %.0f px frame, %d visible link labels, %d arrows", g.SVGWidth, g.WrapWidth, g.Labels, g.Arrows)
+	t.Logf("graph at 1440 px: %.0f×%.0f px in a %.0f px frame, smallest label %.1f px (of %d), %d visible link labels, %d arrows", g.SVGWidth, g.SVGHeight, g.WrapWidth, g.MinFont, g.Texts, g.Labels, g.Arrows)
 	if g.Arrows < 20 || g.Labels < 10 {
 		t.Errorf("got %d arrows and %d visible labels, want the chain's links drawn and labelled", g.Arrows, g.Labels)
 	}
@@ -237,13 +261,35 @@ func TestUIIncidentStory(t *testing.T) {
 	if len(g.Backward) > 0 {
 		t.Errorf("%d arrows not forward in time: %v", len(g.Backward), g.Backward)
 	}
-	if g.WrapScroll > 1 || g.PageScroll > 1 || g.SVGWidth > g.WrapWidth+1 {
-		t.Errorf("the graph does not fit 1440 px on open: %.0f px in a %.0f px frame, frame scrolls %.0f px, page %.0f px", g.SVGWidth, g.WrapWidth, g.WrapScroll, g.PageScroll)
+	if g.WrapScroll > 1 || g.WrapScrollY > 1 || g.PageScroll > 1 || g.SVGWidth > g.WrapWidth+1 {
+		t.Errorf("the whole graph is not visible at 1440 px on open: %.0f px in a %.0f px frame, frame scrolls %.0f px across and %.0f px down, page %.0f px across",
+			g.SVGWidth, g.WrapWidth, g.WrapScroll, g.WrapScrollY, g.PageScroll)
+	}
+	if g.Texts < 50 || len(g.Small) > 0 {
+		t.Errorf("at 1440 px on open %d of %d graph labels are drawn below 11 px (the smallest at %.1f px): %v", len(g.Small), g.Texts, g.MinFont, g.Small)
 	}
 	var labels []string
 	browse(t, ctx, "read link labels", chromedp.Evaluate(`[...document.querySelectorAll('#graph .edge-label')].map(l => l.querySelector('text').textContent)`, &labels))
 	if !slices.Contains(labels, "same access key ASIA…QX2K · +1 m") {
 		t.Errorf("got link labels %v, want them to say what links the alerts (same access key ASIA…QX2K · +1 m)", labels)
+	}
+	// A "+N" pill opens the minor entities of its alert.
+	var more struct {
+		N, Before, After int
+		Label            string
+	}
+	browse(t, ctx, "open a +N pill",
+		chromedp.Evaluate(`(() => {
+			const m = document.querySelector('#graph .node.more');
+			window.__more = {N: Number(m.querySelector('text').textContent.replace('+', '')), Before: document.querySelectorAll('#graph .node.entity').length, Label: m.getAttribute('aria-label')};
+			delete document.body.dataset.graphDrawn;
+			return true;
+		})()`, nil),
+		chromedp.Click(`#graph .node.more`, chromedp.ByQuery),
+		chromedp.Poll(`document.body.dataset.graphDrawn && document.querySelectorAll('#graph .node.entity').length !== window.__more.Before`, nil, chromedp.WithPollingTimeout(10*time.Second)),
+		chromedp.Evaluate(`({...window.__more, After: document.querySelectorAll('#graph .node.entity').length})`, &more))
+	if more.N < 1 || more.After != more.Before+more.N || !strings.HasPrefix(more.Label, "show ") {
+		t.Errorf("a +N pill (%q) opened %d → %d entities, want %d more", more.Label, more.Before, more.After, more.N)
 	}
 	// "Observed" links appear for the selected node only.
 	var observed [2]int

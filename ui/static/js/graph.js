@@ -21,9 +21,10 @@ const DETAIL_KINDS = new Set(['process', 'file', 'user', 'hash']);
 // Short names of entity kinds for the pills (the full name is on hover).
 const KIND_SHORT = { access_key: 'key', deployment_group: 'group', deployment: 'deploy', application: 'app', principal: 'principal', instance: 'instance' };
 
-const LANE_W = 120, COL_W = 182, NODE_W = 164, PAD = 12, TOP = 8, LINE = 15, ENT_H = 22, ENT_GAP = 4, CELL_GAP = 14;
+const LANE_W = 104, COL_W = 206, NODE_W = 184, PAD = 12, TOP = 8, LINE = 15, ENT_H = 20, ENT_GAP = 3, CELL_GAP = 14;
 export const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
-const TITLE_FONT = `600 12px ${FONT}`, SUB_FONT = `11px ${FONT}`, LABEL_FONT = `10.5px ${FONT}`, LANE_FONT = `700 12px ${FONT}`;
+const TITLE_FONT = `600 12px ${FONT}`, SUB_FONT = `11px ${FONT}`, LABEL_FONT = `11px ${FONT}`, LANE_FONT = `700 12px ${FONT}`;
+const KIND_FONT = `11px ${FONT}`, VALUE_FONT = `600 11.5px ${FONT}`;
 
 let ctx2d;
 const widths = new Map();
@@ -82,9 +83,22 @@ export function edgeLabel(e) {
   return `${what} · ${gap(e.gap_ms)}`;
 }
 
-// layout places the nodes; it depends only on the incident, so the same
-// incident is always drawn the same way.
-export function layout(inc, showAll) {
+// Low-value context kinds: behind a "+N" pill under their alert until it
+// is opened (or "show every entity" is on).
+const MINOR_KINDS = new Set(['session', 'principal', 'account', 'object', 'application', 'deployment_group', 'pipeline', 'finding', 'region']);
+// Private, link-local and loopback addresses are minor too.
+const PRIVATE_IP = /^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|169\.254\.|127\.|f[cd][0-9a-f]{2}:|fe80:)/i;
+// Repeats of one rule in one lane within this time fold into one node.
+const FOLD_WINDOW_MS = 10 * 60 * 1000;
+// Columns step at most COL_W apart (nodes side by side) and, when the
+// story has more steps than the width holds, at least MIN_STEP apart: the
+// nodes then overlap in x and stack within their lane, like a Gantt chart.
+const MIN_STEP = 44, H_GAP = 10, V_GAP = 10;
+
+// layout places the nodes; it depends only on the incident, the entities
+// opened and the width it is laid out for, so the same incident is always
+// drawn the same way in one window.
+export function layout(inc, showAll, { expanded = new Set(), width: target = 1376 } = {}) {
   const alertInfo = new Map((inc.alerts || []).map((a) => ['alert:' + a.id, a]));
   const stageOf = new Map();
   for (const t of inc.timeline || []) stageOf.set('alert:' + t.alert_id, t.stage || '');
@@ -99,31 +113,29 @@ export function layout(inc, showAll) {
   alerts.sort((a, b) => (a.first_seen - b.first_seen) || a.id.localeCompare(b.id));
   const ruleOf = (n) => (alertInfo.get(n.id) || {}).rule_id || n.subtitle || n.title;
 
-  // Fold neighbours of one rule in a lane into one group.
+  // Fold repeats of one rule in a lane (the same step on several hosts, a
+  // burst) into one group, when they are close in time.
   const groups = [];
   const groupOf = new Map();
-  const lastInLane = new Map();
-  let before = null;
+  const lastOfRule = new Map();
   for (const n of alerts) {
     const lane = laneOf(stageOf.get(n.id) || n.mainstat);
-    const prev = lastInLane.get(lane);
-    // Only neighbours in time fold, so a node never spans another alert.
-    const adjacent = prev && (prev.members[prev.members.length - 1] === before || prev.members[prev.members.length - 1].first_seen === n.first_seen);
-    before = n;
-    if (adjacent && ruleOf(prev.members[0]) === ruleOf(n)) {
+    const key = lane + '\u0000' + ruleOf(n);
+    const prev = lastOfRule.get(key);
+    if (prev && n.first_seen - prev.members[prev.members.length - 1].first_seen <= FOLD_WINDOW_MS) {
       prev.members.push(n);
       groupOf.set(n.id, prev);
       continue;
     }
-    const g = { id: n.id, kind: 'alert', lane, members: [n], time: n.first_seen, entities: [] };
+    const g = { id: n.id, kind: 'alert', lane, members: [n], time: n.first_seen, entities: [], more: [] };
     groups.push(g);
     groupOf.set(n.id, g);
-    lastInLane.set(lane, g);
+    lastOfRule.set(key, g);
   }
 
   // Links between groups (one per pair, the earliest edge kept).
   const links = [];
-  const seenPair = new Set();
+  const byPair = new Map();
   const alertEdges = (inc.edges || []).filter((e) => groupOf.has(e.source) && groupOf.has(e.target));
   alertEdges.sort((a, b) => (a.time - b.time) || a.id.localeCompare(b.id));
   const preds = new Map();
@@ -131,18 +143,19 @@ export function layout(inc, showAll) {
     let a = groupOf.get(e.source), b = groupOf.get(e.target);
     if (a === b) continue;
     // An arrow points from the earlier alert to the later one.
-    if (b.time < a.time) [a, b] = [b, a];
+    if (b.time < a.time || (b.time === a.time && b.id < a.id && !(preds.get(a) || new Set()).has(b))) [a, b] = [b, a];
     const k = a.id + '>' + b.id;
-    if (seenPair.has(k)) { links.find((l) => l.key === k).edges.push(e); continue; }
-    seenPair.add(k);
-    links.push({ key: k, from: a, to: b, edges: [e] });
+    if (byPair.has(k)) { byPair.get(k).edges.push(e); continue; }
+    const l = { key: k, from: a, to: b, edges: [e] };
+    byPair.set(k, l);
+    links.push(l);
     if (!preds.has(b)) preds.set(b, new Set());
     preds.get(b).add(a);
   }
 
-  // Columns: in time order, a group joins the current column unless its
-  // lane already has one there or an earlier group it follows is there.
-  // Alerts of one instant: the ones others follow come first.
+  // Columns: in time order, a group stays in the current column unless an
+  // earlier alert it follows is there. Alerts of one instant: the ones
+  // others follow come first.
   for (const g of groups) g.depth = 0;
   for (let changed = true, n = 0; changed && n < groups.length; n++) {
     changed = false;
@@ -153,16 +166,15 @@ export function layout(inc, showAll) {
     }
   }
   let col = 0;
-  const used = new Set();
-  for (const g of [...groups].sort((a, b) => (a.time - b.time) || (a.depth - b.depth) || a.id.localeCompare(b.id))) {
-    const clash = used.has(col + ':' + g.lane) || [...(preds.get(g) || [])].some((p) => p.col === col && p.time < g.time);
-    if (clash) { col++; used.clear(); }
+  const order = [...groups].sort((a, b) => (a.time - b.time) || (a.depth - b.depth) || a.id.localeCompare(b.id));
+  for (const g of order) {
+    if ([...(preds.get(g) || [])].some((p) => p.col === col && p.time < g.time)) col++;
     g.col = col;
-    used.add(col + ':' + g.lane);
   }
   const cols = col + 1;
 
-  // Context entities beside the first alert that names them.
+  // Context entities under the first alert that names them; the minor
+  // kinds behind a "+N" pill.
   const rank = (k) => { const i = KIND_ORDER.indexOf(k); return i < 0 ? KIND_ORDER.length : i; };
   const entityFirst = new Map();
   const observed = [];
@@ -180,6 +192,7 @@ export function layout(inc, showAll) {
   for (const [id, g] of entityFirst) {
     const n = nodeByID.get(id);
     const ent = { ...n, kind: 'entity', group: g };
+    if (!showAll && !expanded.has(g.id) && (MINOR_KINDS.has(n.entity) || (n.entity === 'ip' && PRIVATE_IP.test(n.value)))) { g.more.push(ent); continue; }
     g.entities.push(ent);
     entities.push(ent);
   }
@@ -198,18 +211,58 @@ export function layout(inc, showAll) {
     g.h = 8 + g.lines.length * LINE + g.sub.length * 14 + 6;
     g.severity = Math.max(...g.members.map((m) => m.severity_id || 0));
     g.correlated = g.members.some((m) => /^corr-/.test(m.value));
-    for (const e of g.entities) {
+    // The "+N" pill sits beside the last entity, or alone under the node.
+    g.moreText = g.more.length ? `+${g.more.length}` : '';
+    const moreW = g.more.length ? textWidth(g.moreText, KIND_FONT) + 16 : 0;
+    g.entities.forEach((e, j) => {
+      e.w = NODE_W - 8 - (j === g.entities.length - 1 && moreW ? moreW + 4 : 0);
       const kind = KIND_SHORT[e.entity] || human(e.entity);
       e.kindText = kind;
-      e.kindW = textWidth(kind, `10.5px ${FONT}`) + 6;
-      e.label = fitID(e.value, `600 11.5px ${FONT}`, NODE_W - 8 - 9 - e.kindW - 8);
-    }
-    g.cellH = g.h + g.entities.length * (ENT_H + ENT_GAP);
+      e.kindW = textWidth(kind, KIND_FONT) + 6;
+      e.label = fitID(e.value, VALUE_FONT, e.w - 9 - e.kindW - 8);
+    });
+    g.moreW = moreW;
+    g.cellH = g.h + Math.max(g.entities.length, g.more.length ? 1 : 0) * (ENT_H + ENT_GAP);
   }
 
-  // Lanes: as tall as their tallest cell; a lane with no alert is skipped.
+  // x by column. Each step between columns wants to be wide enough that a
+  // group clears the one before it in its lane (so nothing stacks); when
+  // those wishes exceed the width, every step keeps MIN_STEP and the rest
+  // of the width is shared in proportion to what each step wanted beyond
+  // it.
+  const want = new Array(cols).fill(MIN_STEP);
+  want[0] = 0;
+  const lastIn = new Map();
+  for (const g of order) {
+    const p = lastIn.get(g.lane);
+    if (p && p.col < g.col) {
+      // The steps from p's column to g's share what clearing p needs.
+      const need = (NODE_W + H_GAP) / (g.col - p.col);
+      for (let c = p.col + 1; c <= g.col; c++) want[c] = Math.max(want[c], Math.min(COL_W, need));
+    }
+    lastIn.set(g.lane, g);
+  }
+  const room = target - (PAD * 2 + LANE_W + NODE_W);
+  const extra = want.reduce((n, w, c) => n + (c ? w - MIN_STEP : 0), 0);
+  const k = extra > 0 ? Math.max(0, Math.min(1, (room - (cols - 1) * MIN_STEP) / extra)) : 1;
+  const colX = [PAD + LANE_W];
+  for (let c = 1; c < cols; c++) colX.push(colX[c - 1] + Math.floor(MIN_STEP + (want[c] - MIN_STEP) * k));
+  for (const g of groups) g.x = colX[g.col];
+
+  // y within a lane: each group takes the highest place where it overlaps
+  // no group placed before it (in time order).
+  const placedIn = lanes.map(() => []);
+  for (const g of order) {
+    const mine = placedIn[g.lane];
+    const hits = (y) => mine.some((o) => o.x < g.x + NODE_W + H_GAP && g.x < o.x + NODE_W + H_GAP && o.dy < y + g.cellH + V_GAP && y < o.dy + o.cellH + V_GAP);
+    const ys = [0, ...mine.map((o) => o.dy + o.cellH + V_GAP)].sort((a, b) => a - b);
+    g.dy = ys.find((y) => !hits(y));
+    mine.push(g);
+  }
+
+  // Lanes: as tall as their content; a lane with no alert is skipped.
   const laneH = lanes.map(() => 0);
-  for (const g of groups) laneH[g.lane] = Math.max(laneH[g.lane], g.cellH);
+  for (const g of groups) laneH[g.lane] = Math.max(laneH[g.lane], g.dy + g.cellH);
   const laneY = [];
   let y = TOP;
   const laneLines = lanes.map((l) => wrap(human(l), LANE_FONT, LANE_W - 24));
@@ -219,40 +272,59 @@ export function layout(inc, showAll) {
     y += laneH[i];
   }
   for (const g of groups) {
-    g.x = PAD + LANE_W + g.col * COL_W;
-    g.y = laneY[g.lane] + CELL_GAP / 2;
-    g.entities.forEach((e, j) => { e.x = g.x + 8; e.y = g.y + g.h + ENT_GAP + j * (ENT_H + ENT_GAP); e.h = ENT_H; e.w = NODE_W - 8; });
+    g.y = laneY[g.lane] + CELL_GAP / 2 + g.dy;
+    g.entities.forEach((e, j) => { e.x = g.x + 8; e.y = g.y + g.h + ENT_GAP + j * (ENT_H + ENT_GAP); e.h = ENT_H; });
+    if (g.more.length) {
+      const row = Math.max(0, g.entities.length - 1);
+      g.moreBox = { x: g.x + NODE_W - g.moreW, y: g.y + g.h + ENT_GAP + row * (ENT_H + ENT_GAP), w: g.moreW, h: ENT_H };
+    }
   }
-  const width = PAD * 2 + LANE_W + cols * COL_W - (COL_W - NODE_W);
+  const width = colX[cols - 1] + NODE_W + PAD;
   return { lanes, laneY, laneH, laneLines, groups, groupOf, links, entities, observed, width, height: y + PAD, cols };
 }
 
+// linkPath draws the arrow from a to b. Apart in x, it is a curve from a's
+// right side to b's left; overlapping in x (stacked in the Gantt layout),
+// it leaves a's top or bottom near its left edge and turns right into b's
+// left side; at one instant in one column, it runs down a's right side.
 function linkPath(a, b) {
   const ay = a.y + Math.min(a.h / 2, 24), by = b.y + Math.min(b.h / 2, 24);
   if (a.col === b.col) {
-    // Same instant: down (or up) the right side.
     const x = a.x + NODE_W, bend = 22 + Math.min(30, Math.abs(by - ay) / 8);
-    return `M${x},${ay} C${x + bend},${ay} ${x + bend},${by} ${x + 2},${by}`;
+    return { d: `M${x},${ay} C${x + bend},${ay} ${x + bend},${by} ${x + 2},${by}`, pts: cubicPoints(x, ay, x + bend, ay, x + bend, by, x + 2, by) };
   }
-  const x1 = a.x + NODE_W, x2 = b.x - 2;
-  const mx = (x1 + x2) / 2;
-  return `M${x1},${ay} C${mx},${ay} ${mx},${by} ${x2},${by}`;
+  if (b.x >= a.x + NODE_W + 8) {
+    const x1 = a.x + NODE_W, x2 = b.x - 2;
+    const mx = (x1 + x2) / 2;
+    return { d: `M${x1},${ay} C${mx},${ay} ${mx},${by} ${x2},${by}`, pts: cubicPoints(x1, ay, mx, ay, mx, by, x2, by) };
+  }
+  const x0 = a.x + Math.min(14, (b.x - a.x) / 3), down = b.y > a.y;
+  const y0 = down ? a.y + a.h : a.y;
+  const r = Math.min(6, Math.abs(by - y0) / 2, (b.x - x0) / 2);
+  const yr = down ? by - r : by + r;
+  const d = `M${x0},${y0} L${x0},${yr} Q${x0},${by} ${x0 + r},${by} L${b.x - 2},${by}`;
+  const pts = [];
+  for (let i = 0; i <= 8; i++) pts.push([x0, y0 + (yr - y0) * i / 8]);
+  for (let i = 0; i <= 4; i++) pts.push([x0 + r + (b.x - 2 - x0 - r) * i / 4, by]);
+  return { d, pts };
 }
 
-// bezier evaluates a path of the form linkPath makes at t.
-function bezier(d, t) {
-  const n = d.match(/-?[\d.]+/g).map(Number);
-  const [x0, y0, x1, y1, x2, y2, x3, y3] = n;
-  const u = 1 - t;
-  return [u * u * u * x0 + 3 * u * u * t * x1 + 3 * u * t * t * x2 + t * t * t * x3, u * u * u * y0 + 3 * u * u * t * y1 + 3 * u * t * t * y2 + t * t * t * y3];
+// cubicPoints samples a cubic Bézier curve.
+function cubicPoints(x0, y0, x1, y1, x2, y2, x3, y3) {
+  const out = [];
+  for (let i = 0; i <= 16; i++) {
+    const t = i / 16, u = 1 - t;
+    out.push([u * u * u * x0 + 3 * u * u * t * x1 + 3 * u * t * t * x2 + t * t * t * x3, u * u * u * y0 + 3 * u * u * t * y1 + 3 * u * t * t * y2 + t * t * t * y3]);
+  }
+  return out;
 }
 
 const overlaps = (a, b) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
 
 // renderGraph draws inc; it returns the view (toolbar, scrollable graph,
 // minimap) and fit(), which scales the graph to the width it was given.
-export function renderGraph(inc, { showAll, onSelect }) {
-  const L = layout(inc, showAll);
+export function renderGraph(inc, { showAll, onSelect, expanded, onExpand, width }) {
+  const L = layout(inc, showAll, { expanded, width });
   const svg = s('svg', {
     class: 'graph', id: 'graph', viewBox: `0 0 ${L.width} ${L.height}`, 'data-width': L.width, 'data-height': L.height,
     role: 'group', 'aria-label': `Incident graph: ${L.groups.length} alert nodes, ${L.entities.length} entities, ${L.links.length} links between alerts`,
@@ -273,34 +345,41 @@ export function renderGraph(inc, { showAll, onSelect }) {
   for (const g of L.groups) {
     boxes.push({ x: g.x, y: g.y, w: NODE_W, h: g.h });
     for (const e of g.entities) boxes.push({ x: e.x, y: e.y, w: e.w, h: e.h });
+    if (g.moreBox) boxes.push(g.moreBox);
   }
   const edgeLayer = s('g', { class: 'edges' });
   const observedLayer = s('g', { class: 'observed-layer' });
   const labelLayer = s('g', { class: 'edge-labels' });
   const placed = [];
   for (const l of L.links) {
-    const d = linkPath(l.from, l.to);
+    const { d, pts } = linkPath(l.from, l.to);
     const e = l.edges[0];
     const label = edgeLabel(e);
     const title = l.edges.map((x) => `${x.relation} — ${x.join_key || '—'} — ${gap(x.gap_ms)} — rule ${x.rule_id || '?'} — ${(x.event_ids || []).length} evidence event(s)`).join('\n');
     const src = 'alert:' + l.from.members[0].value, dst = 'alert:' + l.to.members[0].value;
     edgeLayer.append(s('path', { d, class: `edge strong${e.relation === 'sequence' ? ' sequence' : ''}`, 'data-source': src, 'data-target': dst, 'marker-end': 'url(#arrow)' },
       s('title', {}, title)));
-    const w = textWidth(label, LABEL_FONT) + 8, hgt = 15;
+    const w = textWidth(label, LABEL_FONT) + 8, hgt = 16;
+    // Places along the link, from its middle outwards; at each, the label
+    // centred on the link, then beside it.
+    const mid = (pts.length - 1) / 2;
+    const along = pts.map((p, i) => [p, Math.abs(i - mid)]).sort((a, b) => a[1] - b[1]).map((x) => x[0]);
     let spot = null;
-    for (const t of [0.5, 0.4, 0.6, 0.3, 0.7, 0.2, 0.8, 0.12, 0.88]) {
-      const [px, py] = bezier(d, t);
-      const box = { x: px - w / 2, y: py - hgt / 2, w, h: hgt };
-      if (box.x < LANE_W || box.x + w > L.width || box.y < 0 || box.y + hgt > L.height) continue;
-      if (boxes.some((b) => overlaps(b, box)) || placed.some((b) => overlaps(b, box))) continue;
-      spot = box; break;
+    search: for (const [px, py] of along) {
+      for (const [bx, by] of [[px - w / 2, py - hgt / 2], [px + 4, py - hgt / 2], [px - w - 4, py - hgt / 2], [px - w / 2, py - hgt - 3], [px - w / 2, py + 3]]) {
+        const box = { x: bx, y: by, w, h: hgt };
+        if (box.x < LANE_W || box.x + w > L.width || box.y < 0 || box.y + hgt > L.height) continue;
+        if (boxes.some((b) => overlaps(b, box)) || placed.some((b) => overlaps(b, box))) continue;
+        spot = box;
+        break search;
+      }
     }
-    if (!spot) { const [px, py] = bezier(d, 0.5); spot = { x: px - w / 2, y: py - hgt / 2, w, h: hgt, hidden: true }; }
+    if (!spot) { const [px, py] = pts[Math.floor(mid)]; spot = { x: px - w / 2, y: py - hgt / 2, w, h: hgt, hidden: true }; }
     if (!spot.hidden) placed.push(spot);
     labelLayer.append(s('g', { class: `edge-label${spot.hidden ? ' tucked' : ''}`, 'data-source': src, 'data-target': dst, transform: `translate(${spot.x},${spot.y})` },
       s('title', {}, title),
       s('rect', { width: w, height: hgt, rx: 3 }),
-      s('text', { x: 4, y: 11 }, label)));
+      s('text', { x: 4, y: 12 }, label)));
   }
   content.append(edgeLayer, observedLayer);
 
@@ -340,8 +419,7 @@ export function renderGraph(inc, { showAll, onSelect }) {
     s('title', {}, `${first.title}\n${g.members.map((m) => `${fmtClock(m.first_seen)} ${m.subtitle || ''}`).join('\n')}`),
     s('rect', { width: NODE_W, height: g.h, rx: 5 }),
     s('text', { class: 'n-title', x: 8, y: 8 + 11 }, g.lines.map((ln, j) => s('tspan', { x: 8, dy: j ? LINE : 0 }, ln))),
-    s('text', { class: 'n-sub', x: 8, y: 8 + g.lines.length * LINE + 10 }, g.sub.map((ln, j) => s('tspan', { x: 8, dy: j ? 14 : 0 }, ln))),
-    g.count > 1 ? s('text', { class: 'n-count', x: NODE_W - 6, y: g.h - 6, 'text-anchor': 'end' }, `×${g.count}`) : '');
+    s('text', { class: 'n-sub', x: 8, y: 8 + g.lines.length * LINE + 10 }, g.sub.map((ln, j) => s('tspan', { x: 8, dy: j ? 14 : 0 }, ln))));
     for (const m of members) elements.set(m, el);
     activate(el, first.id);
     nodeLayer.append(el);
@@ -352,12 +430,26 @@ export function renderGraph(inc, { showAll, onSelect }) {
       },
       s('title', {}, `${human(e.entity)}: ${e.value}${e.subtitle && e.subtitle !== e.entity ? '\n' + e.subtitle : ''}`),
       s('rect', { width: e.w, height: e.h, rx: e.h / 2 }),
-      s('text', { class: 'n-kind', x: 9, y: 15 }, e.kindText),
-      s('text', { class: 'n-value', x: 9 + e.kindW, y: 15, 'data-full': e.value }, e.label));
+      s('text', { class: 'n-kind', x: 9, y: 14 }, e.kindText),
+      s('text', { class: 'n-value', x: 9 + e.kindW, y: 14, 'data-full': e.value }, e.label));
       ee.addEventListener('copy', (ev) => { ev.preventDefault(); ev.clipboardData.setData('text/plain', e.value); });
       elements.set(e.id, ee);
       activate(ee, e.id);
       nodeLayer.append(ee);
+    }
+    if (g.moreBox) {
+      const b = g.moreBox;
+      const more = s('g', {
+        class: 'node more', tabindex: 0, role: 'button', 'data-node-id': 'more:' + first.id, transform: `translate(${b.x},${b.y})`,
+        'aria-label': `show ${g.more.length} more entities: ${g.more.map((e) => `${human(e.entity)} ${e.value}`).join(', ')}`,
+      },
+      s('title', {}, g.more.map((e) => `${human(e.entity)}: ${e.value}`).join('\n')),
+      s('rect', { width: b.w, height: b.h, rx: b.h / 2 }),
+      s('text', { class: 'n-kind', x: 8, y: 14 }, g.moreText));
+      const open = (ev) => { ev.preventDefault(); ev.stopPropagation(); if (onExpand) onExpand(first.id); };
+      more.addEventListener('click', open);
+      more.addEventListener('keydown', (ev) => { if (ev.key === 'Enter' || ev.key === ' ') open(ev); });
+      nodeLayer.append(more);
     }
   }
   content.append(nodeLayer, labelLayer);
@@ -369,6 +461,7 @@ export function renderGraph(inc, { showAll, onSelect }) {
   const setZoom = (z, keepCenter = true) => {
     const cx = (wrapEl.scrollLeft + wrapEl.clientWidth / 2) / zoom, cy = (wrapEl.scrollTop + wrapEl.clientHeight / 2) / zoom;
     zoom = Math.max(0.2, Math.min(3, z));
+    if (z > 1) wrapEl.classList.remove('fitted');
     svg.setAttribute('width', String(Math.round(L.width * zoom)));
     svg.setAttribute('height', String(Math.round(L.height * zoom)));
     zoomLabel.textContent = `${Math.round(zoom * 100)}%`;
@@ -396,8 +489,11 @@ export function renderGraph(inc, { showAll, onSelect }) {
       while (t.getComputedTextLength() > room && t.textContent.length > 2) t.textContent = t.textContent.slice(0, -2) + '…';
     }
   };
+  // fit shows the whole graph: scaled down to the frame's width when wider
+  // (never up), and the frame as tall as the graph.
   const fit = () => {
     settle();
+    wrapEl.classList.add('fitted');
     const w = wrapEl.clientWidth - 2;
     if (w > 0) setZoom(Math.min(1, w / L.width), false);
   };

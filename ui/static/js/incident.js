@@ -18,8 +18,27 @@ const TRANSITIONS = {
 const VERDICTS = ['true_positive', 'benign_positive', 'false_positive', 'undetermined', 'duplicate'];
 const rank = { viewer: 1, analyst: 2, admin: 3 };
 
+// fetchIncident asks for an incident and its comments at once.
+function fetchIncident(id) {
+  return Promise.all([
+    api('/v1/incidents/' + encodeURIComponent(id)),
+    api(`/v1/incidents/${encodeURIComponent(id)}/comments`)]);
+}
+
+let prefetched = null;
+
+// prefetchIncident starts loading incident id before the page is shown
+// (while the console still asks who the token is), so the first paint does
+// not wait for two round trips in a row. The next renderIncident of id
+// takes it over.
+export function prefetchIncident(id) {
+  const p = fetchIncident(id);
+  p.catch(() => {}); // the page that takes it over reports the failure
+  prefetched = { id, p };
+}
+
 export function renderIncident(main, ctx, id, params) {
-  const st = { detail: null, etag: '', comments: [], evidence: [], nextEvidence: '', showAll: false, selected: null, pending: null, graph: null };
+  const st = { detail: null, etag: '', comments: [], evidence: [], nextEvidence: '', showAll: false, expanded: new Set(), selected: null, pending: null, graph: null };
   const canAct = (rank[ctx.me.role] || 0) >= rank.analyst;
   const banner = h('div', { id: 'banner', class: 'banner', role: 'alert', hidden: true });
   const body = h('div', { class: 'incident' }, h('p', { class: 'muted' }, 'Loading incident…'));
@@ -52,10 +71,9 @@ export function renderIncident(main, ctx, id, params) {
 
   async function load(clearBanner) {
     try {
-      // The incident and its comments are asked for at once.
-      const [{ data, etag }, c] = await Promise.all([
-        api('/v1/incidents/' + encodeURIComponent(id)),
-        api(`/v1/incidents/${encodeURIComponent(id)}/comments`)]);
+      const pre = prefetched && prefetched.id === id && !st.detail ? prefetched.p : null;
+      prefetched = null;
+      const [{ data, etag }, c] = await (pre || fetchIncident(id));
       if (!alive) return;
       if (!st.painted) performance.mark('musubi:incident-data');
       st.detail = data; st.etag = etag;
@@ -140,6 +158,11 @@ export function renderIncident(main, ctx, id, params) {
     const d = st.detail;
     const w = d.workflow || {};
     const sev = effectiveSeverity(d);
+    // The first paint shows the header, the story and the timeline; the
+    // graph, the costliest part to lay out, and the evidence are drawn in
+    // the task after it.
+    const graph = st.painted ? graphSection(d) : h('section', { class: 'card', id: 'graph-pending', 'aria-busy': 'true', 'aria-labelledby': 'graph-h' },
+      h('h2', { id: 'graph-h' }, 'Graph'), h('p', { class: 'muted' }, 'Drawing the graph…'));
     body.replaceChildren(
       h('header', { class: 'inc-head' },
         h('div', { class: 'inc-title' }, sevBadge(sev, !!w.severity_override), h('h1', { id: 'incident-title' }, d.title)),
@@ -161,21 +184,34 @@ export function renderIncident(main, ctx, id, params) {
         h('div', { class: 'summary-grid' },
           h('div', {}, h('h3', {}, 'Impact scope'), impact(d)),
           h('div', {}, h('h3', { id: 'kc-h' }, 'Kill chain'), killChain(d)))),
-      graphSection(d),
+      graph,
       timeline(d),
-      evidence(),
+      evidence(!st.painted),
       comments());
     for (const el of body.querySelectorAll('.actions [name]')) el.dataset.shown = el.value;
-    if (st.graph) requestAnimationFrame(() => {
+    if (st.painted) { fitGraph(); return; }
+    st.painted = true;
+    // Two frames: the second starts once the first has been painted.
+    requestAnimationFrame(() => requestAnimationFrame(() => {
+      performance.mark('musubi:incident-painted');
+      document.body.dataset.incidentPainted = String(Math.round(performance.now()));
+      setTimeout(() => {
+        if (!alive || !graph.isConnected) return;
+        graph.replaceWith(graphSection(st.detail));
+        const list = document.getElementById('evidence');
+        if (list) list.replaceChildren(...st.evidence.map(eventItem));
+        fitGraph();
+      });
+    }));
+  }
+
+  function fitGraph() {
+    if (!st.graph) return;
+    requestAnimationFrame(() => {
       st.graph.fit();
-      if (!st.painted) {
-        st.painted = true;
-        requestAnimationFrame(() => {
-          performance.mark('musubi:incident-painted');
-          document.body.dataset.incidentPainted = String(Math.round(performance.now()));
-        });
-      }
       if (st.selected) st.graph.select(st.selected);
+      performance.mark('musubi:incident-graph');
+      document.body.dataset.graphDrawn = String(Math.round(performance.now()));
     });
   }
 
@@ -272,6 +308,11 @@ export function renderIncident(main, ctx, id, params) {
     }), ' show every entity (processes, files, users, hashes)');
     st.graph = renderGraph(d, {
       showAll: st.showAll,
+      expanded: st.expanded,
+      // Laid out for the width of the page's cards (the frame's border and
+      // the card's padding aside), so that it fits on open.
+      width: Math.max(1000, body.clientWidth - 32),
+      onExpand: (gid) => { st.expanded.add(gid); render(); },
       onSelect: async (nodeID, members) => {
         st.selected = nodeID;
         const n = (d.nodes || []).find((x) => x.id === nodeID);
@@ -408,7 +449,9 @@ export function renderIncident(main, ctx, id, params) {
       h('p', { class: 'muted ev-id' }, 'event ', h('code', {}, ev.id)));
   }
 
-  function evidence() {
+  // evidence lists the loaded evidence events; later leaves the list to
+  // fill after the first paint.
+  function evidence(later) {
     const more = st.nextEvidence ? h('button', {
       type: 'button', onclick: async () => {
         try {
@@ -421,7 +464,7 @@ export function renderIncident(main, ctx, id, params) {
     }, 'Load more evidence') : '';
     return h('section', { class: 'card', 'aria-labelledby': 'ev-h' },
       h('h2', { id: 'ev-h' }, `Evidence events (${st.evidence.length}${st.nextEvidence ? '+' : ''})`),
-      h('div', { id: 'evidence' }, st.evidence.map(eventItem)), more);
+      h('div', { id: 'evidence' }, later ? h('p', { class: 'muted' }, 'Loading the evidence…') : st.evidence.map(eventItem)), more);
   }
 
   function comments() {
@@ -446,5 +489,10 @@ export function renderIncident(main, ctx, id, params) {
   }
 
   load(false);
-  return () => { alive = false; document.title = 'Musubi console'; };
+  return () => {
+    alive = false;
+    document.title = 'Musubi console';
+    delete document.body.dataset.incidentPainted;
+    delete document.body.dataset.graphDrawn;
+  };
 }
