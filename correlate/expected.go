@@ -41,7 +41,7 @@ func (c *Correlator) noteTheft(a *alert.Alert) {
 		if o.Entity != ocsf.EntityInstance || o.Value == "" || o.Name == sessionNameAttr {
 			continue
 		}
-		k := ekey{tenant: tenant, kind: kindIndex[ocsf.EntityInstance], value: o.Value}
+		k := ekey{tenant: tenant, kind: kindIndex[ocsf.EntityInstance], value: strings.Clone(o.Value)}
 		if t, ok := c.theft[k]; !ok || a.Time < t {
 			c.theft[k] = a.Time
 		}
@@ -66,16 +66,18 @@ func (c *Correlator) noteSource(ev *ocsf.Event) {
 	if !ok {
 		return
 	}
-	k := sourcePair{c.tenant(ev.Metadata.TenantUID), session, ip}
+	// Kept past the event: copies, not slices of its decoded record (an
+	// assignment replaces a map's string key with the one given).
+	k := sourcePair{c.tenant(ev.Metadata.TenantUID), strings.Clone(session), strings.Clone(ip)}
 	seen, ok := c.pairs[k]
 	if !ok {
 		seen = pairSeen{ev.Time, ev.Time}
 	}
 	seen.first, seen.last = min(seen.first, ev.Time), max(seen.last, ev.Time)
 	c.pairs[k] = seen
-	sk := sourcePair{k.tenant, session, ""}
+	sk := sourcePair{k.tenant, k.session, ""}
 	if f, ok := c.firstSource[sk]; !ok || ev.Time < f.t || ev.Time == f.t && ip < f.ip {
-		c.firstSource[sk] = firstSource{ip, ev.Time}
+		c.firstSource[sk] = firstSource{k.ip, ev.Time}
 	}
 }
 

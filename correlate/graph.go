@@ -89,6 +89,9 @@ func (g *graph) touch(k ekey, t int64) (uint32, bool) {
 		g.ents = append(g.ents, entity{})
 		i = uint32(len(g.ents) - 1)
 	}
+	// Keys outlive their event: keep a copy of the value, not a slice of
+	// the event's decoded record (which it would keep alive whole).
+	k.value = strings.Clone(k.value)
 	g.ents[i] = entity{key: k, first: t, last: t}
 	g.index[k] = i
 	return i, true
@@ -110,12 +113,12 @@ func (g *graph) addHalf(a, b uint32, t int64, ev string) bool {
 			continue
 		}
 		if t < l.first || (t == l.first && ev < l.ev) {
-			l.first, l.ev = t, ev
+			l.first, l.ev = t, strings.Clone(ev)
 		}
 		l.last = max(l.last, t)
 		return false
 	}
-	e.links = append(e.links, link{to: b, first: t, last: t, ev: ev})
+	e.links = append(e.links, link{to: b, first: t, last: t, ev: strings.Clone(ev)})
 	return true
 }
 

@@ -172,13 +172,17 @@ func (s *seqEngine) observeEvent(ev *ocsf.Event) []*seqMatch {
 				continue
 			}
 			// Keep only the observables the rule keys on: events are many.
+			// Items outlive their event, so they keep copies of its
+			// strings, not slices of its decoded record.
 			var ents []ocsf.Observable
 			for _, o := range ev.Observables {
 				if matchesSpec(st.On, o) || matchesSpec(st.Key, o) || matchesSpec(st.Distinct, o) {
+					o.Name, o.Value = strings.Clone(o.Name), strings.Clone(o.Value)
 					ents = append(ents, o)
 				}
 			}
-			x := &item{id: ev.Metadata.UID, tenant: ev.Metadata.TenantUID, t: ev.Time, events: []string{ev.Metadata.UID}, ents: ents}
+			id := strings.Clone(ev.Metadata.UID)
+			x := &item{id: id, tenant: ev.Metadata.TenantUID, t: ev.Time, events: []string{id}, ents: ents}
 			out = append(out, s.observe(rs, k, x)...)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 	"sort"
 	"strings"
@@ -39,6 +40,10 @@ of each incident with its story, entities and timeline (markdown). With
 ClickHouse as they are correlated, under their own tenant, so the console
 and Grafana can be used on the investigation.`
 
+// defaultReplayMemoryMiB is replay's default soft memory limit: the
+// target of a replay's peak RSS at the default windows.
+const defaultReplayMemoryMiB = 450
+
 func replayCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cf commonFlags
 	flags := newFlagSet("replay", replayUsage, stdout, stderr)
@@ -54,6 +59,7 @@ func replayCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	lateness := flags.Duration("lateness", -1, "allowed lateness of the correlator (default correlate.allowed_lateness)")
 	quiet := flags.Bool("quiet", false, "no progress line and no summary on stderr")
 	cpuprofile := flags.String("cpuprofile", "", "write a CPU profile of the replay to this file (go tool pprof)")
+	memLimit := flags.Int("memory-limit-mib", defaultReplayMemoryMiB, "soft limit of the replay's memory in MiB: the garbage collector works harder near it (0: none; GOMEMLIMIT, when set, wins)")
 	if code, stop := flags.parse(args); stop {
 		return code
 	}
@@ -63,6 +69,14 @@ func replayCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "musubi replay: "+format+"\n", a...)
 		return 1
+	}
+	if *memLimit < 0 {
+		return flags.usageError()
+	}
+	// Without a limit the heap grows to twice what is live before a
+	// collection, so the process would need twice the replay's state.
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && *memLimit > 0 {
+		debug.SetMemoryLimit(int64(*memLimit) << 20)
 	}
 	cfg, err := cf.load()
 	if err != nil {
