@@ -2,6 +2,7 @@ package casework
 
 import (
 	"encoding/json"
+	"errors"
 	"time"
 )
 
@@ -37,3 +38,7 @@ type InventoryQuery struct {
 	// store's MaxResultRows).
 	Limit int
 }
+
+// ErrInventoryTruncated is returned with the rows read when more resources
+// match an InventoryQuery than its limit allows.
+var ErrInventoryTruncated = errors.New("inventory has more resources than the limit")

@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -73,7 +72,7 @@ type InventoryQuery = casework.InventoryQuery
 
 // ErrInventoryTruncated is returned with the rows read when more resources
 // match than the limit allows.
-var ErrInventoryTruncated = errors.New("storage: inventory has more resources than the limit")
+var ErrInventoryTruncated = casework.ErrInventoryTruncated
 
 // InventoryAsOf returns, for every resource of the tenant, its latest
 // configuration item captured at or before q.AsOf, leaving out resources
