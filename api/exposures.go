@@ -14,6 +14,7 @@ import (
 
 	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/exposure"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ocsf"
 )
 
@@ -136,8 +137,18 @@ func (s *Server) listExposures(w http.ResponseWriter, r *http.Request) *problem 
 
 // findExposures reads one tenant's inventory and finds its paths.
 func (s *Server) findExposures(ctx context.Context, q casework.InventoryQuery) ([]exposure.Path, bool, error) {
+	inv, truncated, err := s.inventory(ctx, q)
+	if err != nil {
+		return nil, false, err
+	}
+	return exposure.Find(inv), truncated, nil
+}
+
+// inventory reads one tenant's inventory as of q.AsOf; truncated reports
+// that it has more resources than one read returns.
+func (s *Server) inventory(ctx context.Context, q casework.InventoryQuery) (_ *exposure.Inventory, truncated bool, _ error) {
 	rows, err := s.opts.Store.InventoryAsOf(ctx, q)
-	truncated := errors.Is(err, casework.ErrInventoryTruncated)
+	truncated = errors.Is(err, casework.ErrInventoryTruncated)
 	if err != nil && !truncated {
 		return nil, false, err
 	}
@@ -151,5 +162,58 @@ func (s *Server) findExposures(ctx context.Context, q casework.InventoryQuery) (
 		// is a defect of the store, not of the request.
 		return nil, false, fmt.Errorf("decode the inventory of tenant %s: %w", q.TenantUID, err)
 	}
-	return exposure.Find(exposure.NewInventory(items, nil)), truncated, nil
+	return exposure.NewInventory(items, nil), truncated, nil
+}
+
+// IncidentExposures is the answer of GET /v1/incidents/{id}/exposures.
+type IncidentExposures struct {
+	IncidentID string `json:"incident_id"`
+	// AsOf is the incident's first event time: the paths are those the
+	// inventory predicted before the incident began.
+	AsOf  time.Time        `json:"as_of"`
+	Items []exposure.Match `json:"items"`
+	// InventoryTruncated: see ExposurePage.
+	InventoryTruncated bool `json:"inventory_truncated"`
+}
+
+// incidentExposures serves GET /v1/incidents/{id}/exposures: the paths
+// predicted on the incident's accounts as of its first event whose assets
+// the incident's entities resolve to (exposure.Walked), each with the
+// nodes it shares and since when the inventory showed it.
+func (s *Server) incidentExposures(w http.ResponseWriter, r *http.Request) *problem {
+	id, prob := incidentID(r)
+	if prob != nil {
+		return prob
+	}
+	if errs := unknownParams(r.URL.Query()); len(errs) > 0 {
+		return badRequest("invalid query parameters", errs...)
+	}
+	p := principalFrom(r.Context())
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	d, err := s.opts.Store.GetIncident(ctx, p.tenants, id, "")
+	if err != nil {
+		return s.storeError(r, err, "incident")
+	}
+	asOf := time.UnixMilli(d.FirstSeen).UTC()
+	inv, truncated, err := s.inventory(ctx, casework.InventoryQuery{TenantUID: d.TenantUID, AsOf: asOf, Accounts: d.Accounts})
+	if err != nil {
+		return s.storeError(r, err, "inventory")
+	}
+	account := ""
+	if len(d.Accounts) == 1 {
+		account = d.Accounts[0] // a private address means something in it
+	}
+	var ents []exposure.EntityRef
+	for _, n := range d.Nodes {
+		if n.Kind == incident.NodeEntity && n.Entity != "" {
+			ents = append(ents, exposure.EntityRef{Kind: n.Entity, Value: n.Value, Account: account})
+		}
+	}
+	out := IncidentExposures{IncidentID: d.ID, AsOf: asOf, Items: exposure.Walked(inv, exposure.Find(inv), ents), InventoryTruncated: truncated}
+	if out.Items == nil {
+		out.Items = []exposure.Match{}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
 }

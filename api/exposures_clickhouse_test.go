@@ -14,8 +14,10 @@ import (
 
 	"github.com/musubi-xdr/musubi/api"
 	"github.com/musubi-xdr/musubi/exposure"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ingest/awsconfig"
 	"github.com/musubi-xdr/musubi/internal/apitest"
+	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/storage"
 )
 
@@ -247,6 +249,68 @@ func TestExposures(t *testing.T) {
 		}
 		if r := e.do(http.MethodGet, "/v1/exposures?limit=1&cursor="+first, apitest.TokAcmeViewer, nil); r.code != http.StatusBadRequest {
 			t.Errorf("another token's cursor: got %d, want 400", r.code)
+		}
+	})
+
+	t.Run("incident", func(t *testing.T) {
+		session := "arn:aws:sts::" + apitest.AcmeAccount + ":assumed-role/web-frontend-role/" + hardened.ResourceID
+		object := "acme-release-artifacts/storefront/release.zip"
+		mk := func(id string, first time.Time) incident.Incident {
+			in := incident.Incident{ID: id, Version: 1, TenantUID: "acme", Title: "bundle tampering", Severity: ocsf.SeverityHigh,
+				Status: "new", FirstSeen: first.UnixMilli(), LastSeen: first.Add(time.Minute).UnixMilli(), Accounts: []string{apitest.AcmeAccount}}
+			for _, n := range []incident.Node{
+				{ID: "session", Kind: incident.NodeEntity, Entity: ocsf.EntitySession, Value: session},
+				{ID: "object", Kind: incident.NodeEntity, Entity: ocsf.EntityObject, Value: object},
+				{ID: "ip", Kind: incident.NodeEntity, Entity: ocsf.EntityIP, Value: "198.51.100.77"},
+			} {
+				n.Title, n.FirstSeen = n.Value, in.FirstSeen
+				in.Nodes = append(in.Nodes, n)
+			}
+			return in
+		}
+		// One incident before IMDSv2 was required, one after.
+		before, after := mk("inc-xp-before", captured.Add(time.Hour)), mk("inc-xp-after", captured.Add(3*time.Hour))
+		if err := e.store.Write(context.Background(), storage.Batch{Incidents: []incident.Incident{before, after}}); err != nil {
+			t.Fatal(err)
+		}
+		walked := func(id, token string) api.IncidentExposures {
+			t.Helper()
+			var got api.IncidentExposures
+			e.get("/v1/incidents/"+id+"/exposures", token, &got)
+			return got
+		}
+		kinds := func(got api.IncidentExposures) []string {
+			var out []string
+			for _, m := range got.Items {
+				out = append(out, string(m.Path.Kind))
+				if len(m.Shared) != 2 || m.Shared[0].Entity != "session:"+session || m.Shared[1].Node.Value != object {
+					t.Errorf("%s: got shared %+v, want the session on the role and the object", m.Path.ID, m.Shared)
+				}
+				if m.Since != acme[0].CaptureTime {
+					t.Errorf("%s: since %d, want the snapshot's capture %d", m.Path.ID, m.Since, acme[0].CaptureTime)
+				}
+			}
+			return out
+		}
+		got := walked(before.ID, apitest.TokAcmeViewer)
+		if k := kinds(got); !slices.Equal(k, []string{string(exposure.KindInternetToProduction), string(exposure.KindRoleToProduction)}) {
+			t.Errorf("before IMDSv2: got paths %q, want the internet path and its role variant", k)
+		}
+		if !got.AsOf.Equal(time.UnixMilli(before.FirstSeen)) || got.IncidentID != before.ID {
+			t.Errorf("got incident %s as of %s, want %s as of its first event", got.IncidentID, got.AsOf, before.ID)
+		}
+		if k := kinds(walked(after.ID, apitest.TokAcmeViewer)); !slices.Equal(k, []string{string(exposure.KindRoleToProduction)}) {
+			t.Errorf("after IMDSv2: got paths %q, want the role variant only", k)
+		}
+		// The seeded incident's bucket lies on no path.
+		if got := walked("inc-a1", apitest.TokAcmeViewer); len(got.Items) != 0 {
+			t.Errorf("inc-a1: got %d paths, want none", len(got.Items))
+		}
+		if r := e.do(http.MethodGet, "/v1/incidents/"+before.ID+"/exposures", apitest.TokGlobexAnalyst, nil); r.code != http.StatusNotFound {
+			t.Errorf("another tenant's incident: got %d, want 404", r.code)
+		}
+		if r := e.do(http.MethodGet, "/v1/incidents/"+before.ID+"/exposures?as_of=2026-01-01T00:00:00Z", apitest.TokAcmeViewer, nil); r.code != http.StatusBadRequest {
+			t.Errorf("an unknown parameter: got %d, want 400", r.code)
 		}
 	})
 }
