@@ -46,9 +46,8 @@ type ExposurePage struct {
 //
 // Paths are computed per request from the inventory (no table of paths):
 // Find takes tens of milliseconds on a tenant of fifty accounts
-// (exposure.BenchmarkFind). Vulnerabilities are not read here yet, so an
-// instance is an entry point by IMDSv1 only, not by an exploitable
-// Inspector finding.
+// (exposure.BenchmarkFind). The Inspector findings open at the time are
+// kept in the same inventory (exposure.VulnerabilityResourceType).
 func (s *Server) listExposures(w http.ResponseWriter, r *http.Request) *problem {
 	p := principalFrom(r.Context())
 	v := r.URL.Query()
@@ -152,17 +151,26 @@ func (s *Server) inventory(ctx context.Context, q casework.InventoryQuery) (_ *e
 	if err != nil && !truncated {
 		return nil, false, err
 	}
-	raw := make([]json.RawMessage, len(rows))
-	for i, r := range rows {
-		raw[i] = r.Item
+	// Rows are written from decoded items; one that does not decode is a
+	// defect of the store, not of the request.
+	raw := make([]json.RawMessage, 0, len(rows))
+	var vulns []exposure.Vulnerability
+	for _, r := range rows {
+		if r.ResourceType != exposure.VulnerabilityResourceType {
+			raw = append(raw, r.Item)
+			continue
+		}
+		var v exposure.Vulnerability
+		if err := json.Unmarshal(r.Item, &v); err != nil {
+			return nil, false, fmt.Errorf("decode vulnerability %s of tenant %s: %w", r.ResourceID, q.TenantUID, err)
+		}
+		vulns = append(vulns, v)
 	}
 	items, err := exposure.DecodeItems(raw)
 	if err != nil {
-		// Rows are written from decoded items; one that does not decode
-		// is a defect of the store, not of the request.
 		return nil, false, fmt.Errorf("decode the inventory of tenant %s: %w", q.TenantUID, err)
 	}
-	return exposure.NewInventory(items, nil), truncated, nil
+	return exposure.NewInventory(items, vulns), truncated, nil
 }
 
 // IncidentExposures is the answer of GET /v1/incidents/{id}/exposures.

@@ -9,15 +9,18 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/musubi-xdr/musubi/api"
 	"github.com/musubi-xdr/musubi/exposure"
 	"github.com/musubi-xdr/musubi/incident"
+	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/ingest/awsconfig"
 	"github.com/musubi-xdr/musubi/internal/apitest"
 	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/pipeline"
 	"github.com/musubi-xdr/musubi/storage"
 )
 
@@ -57,10 +60,10 @@ func writeItems(t *testing.T, store *storage.Store, tenant string, items []awsco
 
 // wantExposures is what exposure.Find concludes on each tenant's items,
 // ordered as the API orders them.
-func wantExposures(byTenant map[string][]awsconfig.Item) []api.Exposure {
+func wantExposures(byTenant map[string][]awsconfig.Item, vulns map[string][]exposure.Vulnerability) []api.Exposure {
 	var out []api.Exposure
 	for tenant, items := range byTenant {
-		for _, p := range exposure.Find(exposure.NewInventory(items, nil)) {
+		for _, p := range exposure.Find(exposure.NewInventory(items, vulns[tenant])) {
 			out = append(out, api.Exposure{TenantUID: tenant, Path: p})
 		}
 	}
@@ -99,6 +102,36 @@ func TestExposures(t *testing.T) {
 	acme, globex := seedItems(t, apitest.AcmeAccount), seedItems(t, apitest.GlobexAccount)
 	writeItems(t, e.store, "acme", acme)
 	writeItems(t, e.store, "globex", globex)
+	// Inspector's exploitable finding on globex's web server, open, then
+	// closed the next day: rows as serve derives them from the events.
+	finding, err := os.ReadFile("../ingest/inspector/testdata/ec2_critical_exploitable.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	finding = bytes.ReplaceAll(finding, []byte("111122223333"), []byte(apitest.GlobexAccount))
+	closed := bytes.Replace(bytes.Replace(finding, []byte(`"status": "ACTIVE"`), []byte(`"status": "CLOSED"`), 1),
+		[]byte(`"updatedAt": "Nov 30, 2026, 7:45:10 AM"`), []byte(`"updatedAt": "Dec 1, 2026, 7:45:10 AM"`), 1)
+	var findings []ocsf.Event
+	for _, rec := range [][]byte{finding, closed} {
+		evs, errs := ingest.NewDecoder(ingest.DefaultLimits()).Decode(ingest.SourceAuto, rec)
+		if len(errs) != 0 || len(evs) != 1 {
+			t.Fatalf("inspector fixture: %d events, %v", len(evs), errs)
+		}
+		evs[0].Metadata.TenantUID = "globex"
+		findings = append(findings, evs[0])
+	}
+	v, ok := exposure.VulnerabilityOf(&findings[0])
+	if !ok || !v.Serious() {
+		t.Fatal("the Inspector fixture is not a serious vulnerability on an instance")
+	}
+	globexVulns := map[string][]exposure.Vulnerability{"globex": {v}}
+	vulnRows := pipeline.InventoryOf(findings)
+	if len(vulnRows) != 2 || !vulnRows[1].Deleted {
+		t.Fatalf("got %d finding rows, want the open finding and its closing", len(vulnRows))
+	}
+	if err := e.store.WriteInventory(context.Background(), vulnRows); err != nil {
+		t.Fatal(err)
+	}
 	captured := time.UnixMilli(acme[0].CaptureTime).UTC()
 	asOf := captured.Add(time.Hour).Format(time.RFC3339)
 
@@ -125,7 +158,7 @@ func TestExposures(t *testing.T) {
 	}
 
 	t.Run("tenant scope and content", func(t *testing.T) {
-		want := wantExposures(map[string][]awsconfig.Item{"acme": acme})
+		want := wantExposures(map[string][]awsconfig.Item{"acme": acme}, nil)
 		if !slices.ContainsFunc(want, func(x api.Exposure) bool { return x.Kind == exposure.KindInternetToProduction }) {
 			t.Fatal("no internet path on the seed account: the test would prove nothing")
 		}
@@ -152,11 +185,11 @@ func TestExposures(t *testing.T) {
 			}
 		}
 
-		both := wantExposures(map[string][]awsconfig.Item{"acme": acme, "globex": globex})
+		both := wantExposures(map[string][]awsconfig.Item{"acme": acme, "globex": globex}, globexVulns)
 		if got, w := exposureIDs(list(apitest.TokRootAdmin, url.Values{"as_of": {asOf}}).Items), exposureIDs(both); !slices.Equal(got, w) {
 			t.Errorf("root: got paths %q, want %q", got, w)
 		}
-		if got, w := exposureIDs(list(apitest.TokGlobexAnalyst, url.Values{"as_of": {asOf}}).Items), exposureIDs(wantExposures(map[string][]awsconfig.Item{"globex": globex})); !slices.Equal(got, w) {
+		if got, w := exposureIDs(list(apitest.TokGlobexAnalyst, url.Values{"as_of": {asOf}}).Items), exposureIDs(wantExposures(map[string][]awsconfig.Item{"globex": globex}, globexVulns)); !slices.Equal(got, w) {
 			t.Errorf("globex: got paths %q, want %q", got, w)
 		}
 		if got := list(apitest.TokRootAdmin, url.Values{"as_of": {asOf}, "tenant": {"globex"}}).Items; slices.ContainsFunc(got, func(x api.Exposure) bool { return x.TenantUID != "globex" }) {
@@ -177,7 +210,7 @@ func TestExposures(t *testing.T) {
 				latest = append(latest, it)
 			}
 		}
-		want := wantExposures(map[string][]awsconfig.Item{"acme": latest})
+		want := wantExposures(map[string][]awsconfig.Item{"acme": latest}, nil)
 		if got, w := exposureIDs(now.Items), exposureIDs(want); !slices.Equal(got, w) {
 			t.Errorf("after IMDSv2: got paths %q, want %q", got, w)
 		}
@@ -311,6 +344,37 @@ func TestExposures(t *testing.T) {
 		}
 		if r := e.do(http.MethodGet, "/v1/incidents/"+before.ID+"/exposures?as_of=2026-01-01T00:00:00Z", apitest.TokAcmeViewer, nil); r.code != http.StatusBadRequest {
 			t.Errorf("an unknown parameter: got %d, want 400", r.code)
+		}
+	})
+
+	t.Run("vulnerabilities", func(t *testing.T) {
+		cve := func(items []api.Exposure) bool {
+			for _, p := range items {
+				if p.Kind != exposure.KindInternetToProduction {
+					continue
+				}
+				for _, h := range p.Hops {
+					if slices.ContainsFunc(h.Evidence, func(e string) bool { return strings.Contains(e, v.CVE) }) {
+						return true
+					}
+				}
+			}
+			return false
+		}
+		open := list(apitest.TokGlobexAnalyst, url.Values{"as_of": {asOf}})
+		want := wantExposures(map[string][]awsconfig.Item{"globex": globex}, globexVulns)
+		gotJS, _ := json.Marshal(open.Items)
+		wantJS, _ := json.Marshal(want)
+		if !bytes.Equal(gotJS, wantJS) || !cve(open.Items) {
+			t.Errorf("with the open finding: got %s\nwant %s (the internet path with %s as evidence)", gotJS, wantJS, v.CVE)
+		}
+		after := list(apitest.TokGlobexAnalyst, url.Values{"as_of": {captured.Add(48 * time.Hour).Format(time.RFC3339)}})
+		if cve(after.Items) || len(after.Items) == 0 {
+			t.Errorf("after the finding closed: got %d paths, CVE evidence %v; want the IMDSv1 path without the CVE", len(after.Items), cve(after.Items))
+		}
+		// acme has no finding: its paths name no CVE.
+		if cve(list(apitest.TokAcmeViewer, url.Values{"as_of": {asOf}}).Items) {
+			t.Error("acme's paths name globex's vulnerability")
 		}
 	})
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/musubi-xdr/musubi/config"
 	"github.com/musubi-xdr/musubi/exposure"
+	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/ingest/awsconfig"
 	"github.com/musubi-xdr/musubi/internal/chtest"
 	"github.com/musubi-xdr/musubi/storage"
@@ -25,7 +26,8 @@ import (
 // TestServeWritesInventory publishes AWS Config deliveries to the
 // awsconfig raw topic of a Kafka broker (kfake, over the wire) — a
 // snapshot file, a history file with a deletion, an EventBridge change
-// notification and the snapshot once more, as a redelivery — and runs the
+// notification and the snapshot once more, as a redelivery — and an
+// Inspector finding to the inspector topic, and runs the
 // real engine, in -role all and -role detect, into the real ClickHouse.
 // Once every offset is committed the inventory must already be stored
 // (it is written with the batch's events, before the commit): per tenant,
@@ -52,17 +54,21 @@ func serveWritesInventory(t *testing.T, role string) {
 	}
 	snapshot, history, change := read("snapshot_seed_account.json"), read("history_hardened_account.json"), read("eventbridge_change_imds.json")
 	msgs := []kafka.Message{{Value: snapshot}, {Value: history}, {Value: change}, {Value: snapshot}}
+	finding, err := os.ReadFile("../../ingest/inspector/testdata/ec2_critical_exploitable.json")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	cfg := config.Default()
 	cfg.Role = role
-	topic := cfg.Kafka.Topics["awsconfig"]
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic, cfg.Kafka.SignalsTopic))
+	topic, inspTopic := cfg.Kafka.Topics["awsconfig"], cfg.Kafka.Topics["inspector"]
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic, inspTopic, cfg.Kafka.SignalsTopic))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cluster.Close()
 	cfg.Kafka.Brokers = cluster.ListenAddrs()
-	cfg.Kafka.Topics = map[string]string{"awsconfig": topic}
+	cfg.Kafka.Topics = map[string]string{"awsconfig": topic, "inspector": inspTopic}
 	cfg.ClickHouse.Addr = []string{chtest.Addr()}
 	cfg.ClickHouse.Database = db
 	cfg.Rules.Dir = "../../detections"
@@ -74,6 +80,11 @@ func serveWritesInventory(t *testing.T, role string) {
 	}
 	w := &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: topic, BatchTimeout: 5 * time.Millisecond}
 	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	w = &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: inspTopic, BatchTimeout: 5 * time.Millisecond}
+	if err := w.WriteMessages(ctx, kafka.Message{Value: finding}); err != nil {
 		t.Fatal(err)
 	}
 	w.Close()
@@ -92,7 +103,7 @@ func serveWritesInventory(t *testing.T, role string) {
 			t.Errorf("engine: %v", err)
 		}
 	}()
-	waitFor(t, ctx, "every message committed", func() bool { return committedAll(ctx, cfg) == int64(len(msgs)) })
+	waitFor(t, ctx, "every message committed", func() bool { return committedAll(ctx, cfg) == int64(len(msgs)+1) })
 
 	scfg := storage.Default()
 	scfg.Addr, scfg.Database = []string{chtest.Addr()}, db
@@ -112,6 +123,11 @@ func serveWritesInventory(t *testing.T, role string) {
 		return items
 	}
 	byTenant := map[string][]awsconfig.Item{"acme": parse(snapshot)}
+	fev, errs := ingest.NewDecoder(ingest.DefaultLimits()).Decode(ingest.SourceAuto, finding)
+	if len(errs) != 0 || len(fev) != 1 {
+		t.Fatalf("inspector fixture: %v", errs)
+	}
+	findingARN, findingAt := fev[0].FindingInfo.UID, time.UnixMilli(fev[0].Time)
 	byTenant["globex"] = append(parse(history), parse(change)...)
 	want := func(tenant string, asOf time.Time) []string {
 		latest := map[string]awsconfig.Item{}
@@ -126,6 +142,11 @@ func serveWritesInventory(t *testing.T, role string) {
 			if !it.Deleted() {
 				out = append(out, k)
 			}
+		}
+		// Inspector's finding on the seed's web server (open, updated
+		// before the snapshot) is kept as a resource of its own.
+		if tenant == "acme" && asOf.UnixMilli() >= findingAt.UnixMilli() {
+			out = append(out, "111122223333 "+exposure.VulnerabilityResourceType+" "+findingARN)
 		}
 		slices.Sort(out)
 		return out
@@ -164,7 +185,7 @@ func serveWritesInventory(t *testing.T, role string) {
 
 	// The redelivered snapshot folded: one row per item.
 	var n uint64
-	if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".asset_inventory FINAL WHERE tenant_uid = 'acme'").Scan(&n); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".asset_inventory FINAL WHERE tenant_uid = 'acme' AND resource_type != '"+exposure.VulnerabilityResourceType+"'").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if want := len(byTenant["acme"]); int(n) != want {
@@ -174,15 +195,27 @@ func serveWritesInventory(t *testing.T, role string) {
 	// The items stored are the typed items: the seed account's path is
 	// found on them.
 	_, rows := got("acme", changeAt)
-	raw := make([]json.RawMessage, len(rows))
-	for i, r := range rows {
-		raw[i] = r.Item
+	var raw []json.RawMessage
+	var vulns []exposure.Vulnerability
+	for _, r := range rows {
+		if r.ResourceType == exposure.VulnerabilityResourceType {
+			var v exposure.Vulnerability
+			if err := json.Unmarshal(r.Item, &v); err != nil {
+				t.Fatal(err)
+			}
+			vulns = append(vulns, v)
+			continue
+		}
+		raw = append(raw, r.Item)
+	}
+	if len(vulns) != 1 || !vulns[0].Serious() {
+		t.Errorf("got vulnerabilities %+v, want Inspector's exploitable finding", vulns)
 	}
 	items, err := exposure.DecodeItems(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	paths := exposure.Find(exposure.NewInventory(items, nil))
+	paths := exposure.Find(exposure.NewInventory(items, vulns))
 	if !slices.ContainsFunc(paths, func(p exposure.Path) bool { return p.Kind == exposure.KindInternetToProduction }) {
 		t.Errorf("no internet-to-production path on the stored seed account; got %d paths", len(paths))
 	}
