@@ -61,10 +61,10 @@ func (s *Server) listExposures(w http.ResponseWriter, r *http.Request) *problem 
 		errs = append(errs, fmt.Sprintf("kind %s is not %s or %s", quote(string(kind)), exposure.KindInternetToProduction, exposure.KindRoleToProduction))
 	}
 	minRisk := 0
-	if s := v.Get("min_risk"); s != "" {
-		n, err := strconv.Atoi(s)
+	if mr := v.Get("min_risk"); mr != "" {
+		n, err := strconv.Atoi(mr)
 		if err != nil || n < 0 || n > 100 {
-			errs = append(errs, fmt.Sprintf("min_risk %s is not a number in 0..100", quote(s)))
+			errs = append(errs, fmt.Sprintf("min_risk %s is not a number in 0..100", quote(mr)))
 		}
 		minRisk = n
 	}
