@@ -173,6 +173,8 @@ func (s *Server) routeTable() []route {
 		{"POST /v1/incidents/bulk", RoleAnalyst, s.bulkIncidents},
 		{"GET /v1/incidents.csv", RoleViewer, s.incidentsCSV},
 		{"GET /v1/alerts", RoleViewer, s.listAlerts},
+		{"GET /v1/exposures", RoleViewer, s.listExposures},
+		{"GET /v1/incidents/{id}/exposures", RoleViewer, s.incidentExposures},
 		{"GET /v1/incidents/{id}/export", RoleAnalyst, s.exportIncident},
 		{"GET /v1/incidents/{id}/comments", RoleViewer, s.listComments},
 		{"POST /v1/incidents/{id}/comments", RoleAnalyst, s.addComment},

@@ -40,6 +40,9 @@ type Store interface {
 	// ShadowMatches counts the shadow alerts (of experimental rules) per
 	// rule: how often each would have fired.
 	ShadowMatches(ctx context.Context, q casework.ShadowQuery) ([]casework.ShadowCount, error)
+	// InventoryAsOf returns a tenant's asset inventory as of a time (see
+	// exposures.go); with casework.ErrInventoryTruncated when it is cut.
+	InventoryAsOf(ctx context.Context, q casework.InventoryQuery) ([]casework.InventoryRow, error)
 }
 
 // RuleSource is what the API needs from the rule engine.

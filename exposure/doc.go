@@ -37,6 +37,13 @@
 // predicted path. Each factor names its asset and evidence, so the score
 // explains itself.
 //
+// # Paths an incident walked
+//
+// Walked matches an incident's entities to the paths they lie on, through
+// what they resolve to (as AssetRisk resolves them), and dates each path
+// by the newest capture among its assets (Match.Since): "this path was
+// predicted since …". GET /v1/incidents/{id}/exposures serves it.
+//
 // # What is approximated
 //
 //   - IAM: identity policies of the role (inline, customer managed from

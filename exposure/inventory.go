@@ -22,6 +22,14 @@ type Vulnerability struct {
 	FindingUID  string  `json:"finding_uid,omitempty"`
 }
 
+// VulnerabilityResourceType is the resource type under which the asset
+// inventory (storage's asset_inventory) keeps Inspector findings on
+// instances, one resource per finding ARN, the item being the
+// Vulnerability as JSON and a closed finding a deletion: the inventory "as
+// of T" then holds the findings open at T. AWS Config records no such
+// type, so it cannot collide with a configuration item.
+const VulnerabilityResourceType = "AWS::Inspector2::Finding"
+
 // Serious reports whether the vulnerability makes its instance an entry
 // point: high or critical with a known exploit.
 func (v Vulnerability) Serious() bool { return v.Exploitable && v.SeverityID >= ocsf.SeverityHigh }

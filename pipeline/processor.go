@@ -159,6 +159,9 @@ func (p *Processor) Process(recs []Record) storage.Batch {
 			}
 		}
 	}
+	// AWS Config items are also the asset inventory, written with the
+	// events (both roles that read raw topics: all and detect).
+	b.Inventory = InventoryOf(b.Events)
 	// Rules see the batch in event-time order (ties by uid), so what a
 	// suppression window keeps — the first event of the window — does not
 	// depend on the order the records arrived in.

@@ -17,6 +17,7 @@ import (
 	"github.com/musubi-xdr/musubi/correlate"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/pipeline"
 	"github.com/musubi-xdr/musubi/rules"
 	"github.com/musubi-xdr/musubi/storage"
 )
@@ -590,8 +591,9 @@ func (s *Stream) deliver(res correlate.Result, events []ocsf.Event, dead []stora
 		s.incs[in.ID] = gone
 	}
 	s.mu.Unlock()
-	b := storage.Batch{Events: events, Alerts: res.Alerts, Incidents: res.Incidents, DeadLetters: dead}
-	if len(b.Events) == 0 && len(b.Alerts) == 0 && len(b.Incidents) == 0 && len(b.DeadLetters) == 0 {
+	b := storage.Batch{Events: events, Alerts: res.Alerts, Incidents: res.Incidents, DeadLetters: dead,
+		Inventory: pipeline.InventoryOf(events)}
+	if b.Rows() == 0 {
 		return nil
 	}
 	return sink(b)

@@ -3,10 +3,11 @@ package storage
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/musubi-xdr/musubi/casework"
 )
 
 // TableInventory holds the asset inventory with its history (AWS Config
@@ -17,44 +18,39 @@ import (
 // when Config delivers periodic snapshots more often than the retention.
 const TableInventory = "asset_inventory"
 
-// InventoryRow is one configuration item as stored: its identity, capture
-// time and status in columns, the typed item (ingest/awsconfig.Item) as
-// JSON. Storage does not decode Item; the exposure package does.
-type InventoryRow struct {
-	TenantUID    string
-	AccountUID   string
-	ResourceType string
-	ResourceID   string
-	// CaptureMs is the capture time in milliseconds since the Unix epoch.
-	CaptureMs    int64
-	Region       string
-	ARN          string
-	ResourceName string
-	Status       string
-	Deleted      bool
-	// ItemUID is the item's deterministic id.
-	ItemUID string
-	Item    json.RawMessage
-}
+// InventoryRow is one configuration item as stored (casework.InventoryRow).
+type InventoryRow = casework.InventoryRow
 
 // WriteInventory stores configuration items, retrying transient failures.
 // Rows are idempotent: the same item written twice folds into one row.
+// Write stores a Batch's Inventory the same way, with its events.
 func (s *Store) WriteInventory(ctx context.Context, rows []InventoryRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
+	c, err := inventoryColumns(rows, time.Now().UnixMilli())
+	if err != nil {
+		return err
+	}
+	return s.insert(ctx, c)
+}
+
+// inventoryColumns encodes configuration items as asset_inventory rows.
+// inserted_ms (now) is only the ReplacingMergeTree version: a row written
+// again has the same sort key (tenant, account, type, id, capture_ms) and
+// folds.
+func inventoryColumns(rows []InventoryRow, now int64) (*columns, error) {
 	n := len(rows)
 	tenant, account, rtype, rid := mk[string](n), mk[string](n), mk[string](n), mk[string](n)
 	region, arn, name, status, uid, item := mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n)
 	ct, cms, ins := mk[time.Time](n), mk[int64](n), mk[int64](n)
 	del := mk[uint8](n)
-	now := time.Now().UnixMilli()
 	for i, r := range rows {
 		if r.TenantUID == "" || r.AccountUID == "" || r.ResourceType == "" || r.ResourceID == "" {
-			return fmt.Errorf("inventory row %d: %w: tenant, account, resource type and id are required", i, ErrPermanent)
+			return nil, fmt.Errorf("inventory row %d: %w: tenant, account, resource type and id are required", i, ErrPermanent)
 		}
 		if len(r.Item) > 0 && !json.Valid(r.Item) {
-			return fmt.Errorf("inventory row %d: %w: item is not JSON", i, ErrPermanent)
+			return nil, fmt.Errorf("inventory row %d: %w: item is not JSON", i, ErrPermanent)
 		}
 		tenant[i], account[i], rtype[i], rid[i] = r.TenantUID, r.AccountUID, r.ResourceType, r.ResourceID
 		region[i], arn[i], name[i], status[i], uid[i], item[i] = r.Region, r.ARN, r.ResourceName, r.Status, r.ItemUID, string(r.Item)
@@ -63,29 +59,20 @@ func (s *Store) WriteInventory(ctx context.Context, rows []InventoryRow) error {
 			del[i] = 1
 		}
 	}
-	return s.insert(ctx, &columns{table: TableInventory, rows: n,
+	return &columns{table: TableInventory, rows: n,
 		names: []string{"tenant_uid", "account_uid", "resource_type", "resource_id", "capture_time", "capture_ms",
 			"region", "arn", "resource_name", "status", "deleted", "item_uid", "item_json", "inserted_ms"},
 		values: []any{tenant, account, rtype, rid, ct, cms, region, arn, name, status, del, uid, item, ins},
-	})
+	}, nil
 }
 
-// InventoryQuery selects the inventory of one tenant as of a time.
-type InventoryQuery struct {
-	TenantUID string
-	// AsOf is the time the state is wanted for; zero means now.
-	AsOf time.Time
-	// Accounts and ResourceTypes narrow the result when set.
-	Accounts      []string
-	ResourceTypes []string
-	// Limit caps the resources returned (default and maximum: the
-	// store's MaxResultRows).
-	Limit int
-}
+// InventoryQuery selects the inventory of one tenant as of a time
+// (casework.InventoryQuery).
+type InventoryQuery = casework.InventoryQuery
 
 // ErrInventoryTruncated is returned with the rows read when more resources
 // match than the limit allows.
-var ErrInventoryTruncated = errors.New("storage: inventory has more resources than the limit")
+var ErrInventoryTruncated = casework.ErrInventoryTruncated
 
 // InventoryAsOf returns, for every resource of the tenant, its latest
 // configuration item captured at or before q.AsOf, leaving out resources

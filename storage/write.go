@@ -30,12 +30,15 @@ type Batch struct {
 	Alerts      []alert.Alert
 	Incidents   []incident.Incident
 	DeadLetters []DeadLetter
+	// Inventory is the asset inventory the batch's AWS Config events
+	// carry (pipeline.InventoryOf), stored in the same Write as the events.
+	Inventory []InventoryRow
 }
 
-// Rows is the number of top-level rows in b (events, alerts, incidents and
-// dead letters); the graph rows of incidents are not counted.
+// Rows is the number of top-level rows in b (events, alerts, incidents,
+// dead letters and inventory items); the graph rows of incidents are not counted.
 func (b Batch) Rows() int {
-	return len(b.Events) + len(b.Alerts) + len(b.Incidents) + len(b.DeadLetters)
+	return len(b.Events) + len(b.Alerts) + len(b.Incidents) + len(b.DeadLetters) + len(b.Inventory)
 }
 
 // DeadLetter is a record that can never be processed. Its id is (topic,
@@ -130,6 +133,13 @@ func (s *Store) encode(b Batch) ([]*columns, error) {
 	}
 	if len(b.DeadLetters) > 0 {
 		out = append(out, s.deadLetterColumns(b.DeadLetters))
+	}
+	if len(b.Inventory) > 0 {
+		c, err := inventoryColumns(b.Inventory, now)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
 	}
 	return out, nil
 }
