@@ -119,8 +119,9 @@ type Stream struct {
 	// (default GOMAXPROCS).
 	Workers int
 	// Chunk is how many events the correlator receives per call, as one
-	// of serve's batches (default 2000: each chunk's events are held
-	// whole, at about 4.5 KiB an event, while it is correlated).
+	// of serve's batches (default 5000, serve's largest batch: the
+	// correlator links a batch's events before it places its alerts, so
+	// the chunking can change which links an alert sees).
 	Chunk int
 
 	mu     sync.Mutex
@@ -207,7 +208,7 @@ func (s *Stream) Run(ctx context.Context, inputs []Input, sink Sink) (Stats, err
 	}
 	size := s.Chunk
 	if size <= 0 {
-		size = 2000
+		size = 5000
 	}
 	s.mu.Lock()
 	s.stats.Phase, s.stats.Files, s.stats.Started = "scan", len(inputs), time.Now()

@@ -210,7 +210,7 @@ func (r *report) replayMarkdown() string {
 	if x.Err != "" {
 		p("Error: %s\n\n", x.Err)
 	}
-	p("`musubi replay -quiet -format summary` (all cores, no pinning) on an `aws s3 sync`-style tree written by `bench/loadgen`: %s records over %s of event time, %d gzip files of five minutes per source (%s compressed), a PRODUCT.md chain every hour (%d chains). The export is kept under `.local/bench/` (not in the repository) and reused.\n\n",
+	p("`musubi replay -format summary` (all cores, no pinning) on an `aws s3 sync`-style tree written by `bench/loadgen`: %s records over %s of event time, %d gzip files of five minutes per source (%s compressed), a PRODUCT.md chain every hour (%d chains). The export is kept under `.local/bench/` (not in the repository) and reused.\n\n",
 		commas(int64(x.Records)), x.Span, x.Files, mib(x.Bytes), x.Chains)
 	p("| measure | value | target |\n|---|---:|---|\n")
 	p("| records/s (wall) | %s | ≥ 20,000 (issue 24) %s |\n", num(float64(x.Records)/x.Wall.Seconds()), met(float64(x.Records)/x.Wall.Seconds() >= 20_000))
