@@ -191,6 +191,7 @@ func (p *Processor) Process(recs []Record) storage.Batch {
 	res := p.corr.Process(b.Events, b.Alerts)
 	b.Alerts = res.Alerts
 	b.Incidents = res.Incidents
+	b.Links = res.Links
 	return b
 }
 
@@ -272,6 +273,7 @@ func (p *Processor) processSignals(recs []Record) storage.Batch {
 	res := p.input(in)
 	b.Alerts = res.Alerts
 	b.Incidents = res.Incidents
+	b.Links = res.Links
 	return b
 }
 

@@ -30,12 +30,16 @@ type Batch struct {
 	Alerts      []alert.Alert
 	Incidents   []incident.Incident
 	DeadLetters []DeadLetter
+	// Links are the correlator's link signals (correlate.Result.Links),
+	// stored in TableLinkSignals for a restart to read back.
+	Links []ocsf.Event
 }
 
-// Rows is the number of top-level rows in b (events, alerts, incidents and
-// dead letters); the graph rows of incidents are not counted.
+// Rows is the number of top-level rows in b (events, alerts, incidents,
+// dead letters and link signals); the graph rows of incidents are not
+// counted.
 func (b Batch) Rows() int {
-	return len(b.Events) + len(b.Alerts) + len(b.Incidents) + len(b.DeadLetters)
+	return len(b.Events) + len(b.Alerts) + len(b.Incidents) + len(b.DeadLetters) + len(b.Links)
 }
 
 // DeadLetter is a record that can never be processed. Its id is (topic,
@@ -130,6 +134,9 @@ func (s *Store) encode(b Batch) ([]*columns, error) {
 	}
 	if len(b.DeadLetters) > 0 {
 		out = append(out, s.deadLetterColumns(b.DeadLetters))
+	}
+	if len(b.Links) > 0 {
+		out = append(out, linkSignalColumns(b.Links, now))
 	}
 	return out, nil
 }

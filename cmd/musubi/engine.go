@@ -143,7 +143,7 @@ func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule
 	}
 	e.corr = corr
 	if cfg.Role != config.RoleDetect {
-		if err := restoreCorrelator(ctx, store, corr, cfg, logger); err != nil {
+		if err := restoreCorrelator(ctx, store, corr, cfg, nil, logger); err != nil {
 			return err
 		}
 	}
@@ -196,7 +196,7 @@ func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule
 			if err := corr.Reset(); err != nil {
 				return err
 			}
-			return restoreCorrelator(ctx, store, corr, cfg, logger)
+			return restoreCorrelator(ctx, store, corr, cfg, nil, logger)
 		}
 	}
 	e.consumer = pipeline.NewConsumer(pipeline.ConsumerConfig{
