@@ -222,10 +222,10 @@ func TestLateMatchCountsOnAfterEviction(t *testing.T) {
 	}
 }
 
-// stored is what storage holds after results: the latest version of every
+// storedState is what storage holds after results: the latest version of every
 // alert and the open incidents, each round-tripped through JSON (the
 // timeline is a JSON column).
-func stored(t *testing.T, results []Result) ([]incident.Incident, []alert.Alert) {
+func storedState(t *testing.T, results []Result) ([]incident.Incident, []alert.Alert) {
 	t.Helper()
 	f := final{}
 	for _, r := range results {
@@ -272,7 +272,7 @@ func TestFoldCountsOnAcrossRestarts(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c, _ := newTest(t, foldConfig(), nil)
 			results := []Result{c.Process(nil, run[:4]), c.Process(nil, run[4:10])}
-			_, before := stored(t, results)
+			_, before := storedState(t, results)
 			if len(before) != 1 || before[0].Count != 10 {
 				t.Fatalf("before the restart: got %v, want one folded alert of 10", before)
 			}
@@ -286,7 +286,7 @@ func TestFoldCountsOnAcrossRestarts(t *testing.T) {
 					t.Fatal("the folded alert was not evicted; the test needs it evicted")
 				}
 			}
-			incs, alerts := stored(t, results)
+			incs, alerts := storedState(t, results)
 			if tc.evict {
 				// The window holds only the far alerts; the folded
 				// alert is stored before it.

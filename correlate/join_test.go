@@ -238,7 +238,7 @@ func runBatches(t *testing.T, cfg Config, batches []Input, restartAt int) (incs 
 	var links []ocsf.Event
 	for i, in := range batches {
 		if i == restartAt && restartAt > 0 {
-			openIncs, alerts := stored(t, results)
+			openIncs, alerts := storedState(t, results)
 			c, _ = newTest(t, cfg, nil)
 			c.RestoreState(State{Incidents: openIncs, Alerts: alerts, Links: links})
 		}
@@ -246,7 +246,7 @@ func runBatches(t *testing.T, cfg Config, batches []Input, restartAt int) (incs 
 		results = append(results, r)
 		links = append(links, r.Links...)
 	}
-	openIncs, alerts := stored(t, results)
+	openIncs, alerts := storedState(t, results)
 	for _, in := range openIncs {
 		ids := slices.Clone(in.AlertIDs)
 		slices.Sort(ids)
