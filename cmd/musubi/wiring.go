@@ -38,6 +38,15 @@ func tenantFunc(tenants []config.Tenant) pipeline.TenantFunc {
 	}
 }
 
+// tenantIDs lists the configured tenants' ids.
+func tenantIDs(tenants []config.Tenant) []string {
+	out := make([]string, 0, len(tenants))
+	for _, t := range tenants {
+		out = append(out, t.ID)
+	}
+	return out
+}
+
 // apiSLA is the API's default SLA table with api.sla applied over it.
 func apiSLA(names map[string]time.Duration) map[int]time.Duration {
 	out := api.DefaultSLA()
