@@ -31,11 +31,11 @@ type Result struct {
 	Alerts []alert.Alert
 	// Links are the plain events of the call that taught the correlator a
 	// lineage link or the address an instance session called from,
-	// reduced by LinkSignal. They are what storage must keep, beside the
-	// alerts and incidents, for a restart or a new owner of the scope to
-	// rebuild the link graph and the session sources (State.Links); their
-	// uids are the events' own, so a replay rewrites the same rows.
-	Links []ocsf.Event
+	// reduced to what it read. They are what storage must keep, beside
+	// the alerts and incidents, for a restart or a new owner of the scope
+	// to rebuild the link graph and the session sources (State.Links);
+	// their uids are the events' own, so a replay rewrites the same rows.
+	Links []Link
 	// Late counts the events of the call that arrived later than the
 	// allowed lateness behind their source's watermark.
 	Late int
@@ -277,7 +277,7 @@ func (c *Correlator) ProcessInput(in Input) Result {
 		}
 		linked := c.link(ev)
 		if c.noteSource(ev) || linked {
-			res.Links = append(res.Links, *ev)
+			res.Links = append(res.Links, linkOf(ev, ev.Observables))
 		}
 	}
 	events, alerts := in.Events, in.Alerts
@@ -288,7 +288,7 @@ func (c *Correlator) ProcessInput(in Input) Result {
 		}
 		linked := c.linkEvent(ev)
 		if c.noteSource(ev) || linked {
-			res.Links = append(res.Links, c.LinkSignal(ev))
+			res.Links = append(res.Links, linkOf(ev, c.linkObservables(ev)))
 		}
 	}
 	// Alerts in event-time order, so a batch gives the same result however

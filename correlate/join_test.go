@@ -235,7 +235,7 @@ func runBatches(t *testing.T, cfg Config, batches []Input, restartAt int) (incs 
 	t.Helper()
 	c, _ := newTest(t, cfg, nil)
 	var results []Result
-	var links []ocsf.Event
+	var links []Link
 	for i, in := range batches {
 		if i == restartAt && restartAt > 0 {
 			openIncs, alerts := storedState(t, results)

@@ -23,7 +23,7 @@ type State struct {
 	// Links are the link signals of the window (Result.Links): the plain
 	// events that taught the correlator lineage links and the addresses
 	// instance sessions called from.
-	Links []ocsf.Event
+	Links []Link
 }
 
 // Restore rebuilds the state after a restart from the open incidents and
@@ -49,16 +49,18 @@ func (c *Correlator) Restore(incidents []incident.Incident, alerts []alert.Alert
 // sequence stages are not in storage and are lost.
 func (c *Correlator) RestoreState(st State) {
 	incidents, alerts := st.Incidents, st.Alerts
-	links := make([]*ocsf.Event, len(st.Links))
+	links := make([]*Link, len(st.Links))
 	for i := range st.Links {
 		links[i] = &st.Links[i]
 	}
-	slices.SortStableFunc(links, func(a, b *ocsf.Event) int {
-		return cmp.Or(cmp.Compare(a.Time, b.Time), strings.Compare(a.Metadata.UID, b.Metadata.UID))
+	slices.SortStableFunc(links, func(a, b *Link) int {
+		return cmp.Or(cmp.Compare(a.Time, b.Time), strings.Compare(a.UID, b.UID))
 	})
-	for _, ev := range links {
-		c.link(ev)
-		c.noteSource(ev)
+	var ev ocsf.Event
+	for _, l := range links {
+		l.event(&ev)
+		c.link(&ev)
+		c.noteSource(&ev)
 	}
 	for i := range alerts {
 		if !alerts[i].Shadow {

@@ -14,8 +14,18 @@ import (
 // from, reduced to what it reads (see Batch.Links and migration 0008).
 const TableLinkSignals = "link_signals"
 
+// LinkSignal is one row of TableLinkSignals: a plain event reduced to its
+// uid, tenant, source, operation, class, time and the observables the
+// correlator keeps (correlate.Link).
+type LinkSignal struct {
+	UID, TenantUID, LogName, Operation string
+	ClassUID                           int
+	Time                               int64
+	Observables                        []ocsf.Observable
+}
+
 // linkSignalColumns encodes link signals; the event uid is the row's id.
-func linkSignalColumns(evs []ocsf.Event, now int64) *columns {
+func linkSignalColumns(evs []LinkSignal, now int64) *columns {
 	n := len(evs)
 	tenant, uid, logName, op := mk[string](n), mk[string](n), mk[string](n), mk[string](n)
 	ts := mk[time.Time](n)
@@ -24,7 +34,7 @@ func linkSignalColumns(evs []ocsf.Event, now int64) *columns {
 	kinds, names, values := mk[[]string](n), mk[[]string](n), mk[[]string](n)
 	for i := range evs {
 		ev := &evs[i]
-		tenant[i], uid[i], logName[i], op[i] = ev.Metadata.TenantUID, ev.Metadata.UID, ev.Metadata.LogName, ev.API.Operation
+		tenant[i], uid[i], logName[i], op[i] = ev.TenantUID, ev.UID, ev.LogName, ev.Operation
 		ts[i], tms[i], ins[i] = msTime(ev.Time), ev.Time, now
 		class[i] = uint32(max(ev.ClassUID, 0))
 		k, nm, v := make([]string, len(ev.Observables)), make([]string, len(ev.Observables)), make([]string, len(ev.Observables))
@@ -41,7 +51,7 @@ func linkSignalColumns(evs []ocsf.Event, now int64) *columns {
 
 // loadLinkSignals reads the link signals since since, once each (a
 // replayed batch may have written one twice), oldest first.
-func (s *Store) loadLinkSignals(ctx context.Context, since time.Time, tenantCond string, tenantArgs []any) ([]ocsf.Event, error) {
+func (s *Store) loadLinkSignals(ctx context.Context, since time.Time, tenantCond string, tenantArgs []any) ([]LinkSignal, error) {
 	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT tenant_uid, event_uid, time_ms, log_name, class_uid, operation, obs_entity, obs_name, obs_value
 FROM `+s.t(TableLinkSignals)+`
 WHERE time >= toDateTime(?) AND time_ms >= ? AND `+tenantCond+`
@@ -51,17 +61,17 @@ ORDER BY time_ms, tenant_uid, event_uid, inserted_ms DESC LIMIT 1 BY tenant_uid,
 		return nil, fmt.Errorf("link signals: %w", err)
 	}
 	defer rows.Close()
-	out := []ocsf.Event{}
+	out := []LinkSignal{}
 	for rows.Next() {
-		var ev ocsf.Event
+		var ev LinkSignal
 		var class uint32
 		var kinds, names, values []string
-		if err := rows.Scan(&ev.Metadata.TenantUID, &ev.Metadata.UID, &ev.Time, &ev.Metadata.LogName, &class, &ev.API.Operation,
+		if err := rows.Scan(&ev.TenantUID, &ev.UID, &ev.Time, &ev.LogName, &class, &ev.Operation,
 			&kinds, &names, &values); err != nil {
 			return nil, err
 		}
 		if len(names) != len(kinds) || len(values) != len(kinds) {
-			return nil, fmt.Errorf("link signal %s: observable arrays of different lengths", ev.Metadata.UID)
+			return nil, fmt.Errorf("link signal %s: observable arrays of different lengths", ev.UID)
 		}
 		ev.ClassUID = int(class)
 		for j := range kinds {

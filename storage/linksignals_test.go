@@ -12,11 +12,8 @@ import (
 	"github.com/musubi-xdr/musubi/ocsf"
 )
 
-func linkSignal(tenant, uid string, at time.Duration) ocsf.Event {
-	var ev ocsf.Event
-	ev.ClassUID, ev.Time = ocsf.ClassAPIActivity, ms(at)
-	ev.Metadata.UID, ev.Metadata.TenantUID, ev.Metadata.LogName = uid, tenant, "cloudtrail"
-	ev.API.Operation = "AssumeRole"
+func linkSignal(tenant, uid string, at time.Duration) LinkSignal {
+	ev := LinkSignal{ClassUID: ocsf.ClassAPIActivity, Time: ms(at), UID: uid, TenantUID: tenant, LogName: "cloudtrail", Operation: "AssumeRole"}
 	ev.Observables = []ocsf.Observable{
 		ocsf.NewObservable(ocsf.EntitySession, "actor.session.uid", "arn:aws:sts::111122223333:assumed-role/web/i-0"+uid),
 		ocsf.NewObservable(ocsf.EntityIP, "src_endpoint.ip", "203.0.113.10"),
@@ -42,15 +39,15 @@ func TestLoadState(t *testing.T) {
 	fOld := testAlert("t1", "fold-old", -30*time.Hour, "ev")
 	f2 := testAlert("t2", "fold-2", -3*time.Hour, "ev")
 	plain := testAlert("t1", "al-before", -3*time.Hour, "ev")
-	write(t, s, Batch{Alerts: []alert.Alert{a1, a2, f1, fOld, f2, plain}, Links: []ocsf.Event{l1, l2, lOld},
+	write(t, s, Batch{Alerts: []alert.Alert{a1, a2, f1, fOld, f2, plain}, Links: []LinkSignal{l1, l2, lOld},
 		Incidents: []incident.Incident{testIncident("t1", "open-1", 1, a1), testIncident("t2", "open-2", 1, a2)}})
-	write(t, s, Batch{Alerts: []alert.Alert{f1b}, Links: []ocsf.Event{l1}}) // a replay, then a repeat
+	write(t, s, Batch{Alerts: []alert.Alert{f1b}, Links: []LinkSignal{l1}}) // a replay, then a repeat
 
 	st, err := s.LoadState(ctx, StateQuery{Since: since, FoldsSince: since.Add(-24 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []ocsf.Event{l1, l2}; !reflect.DeepEqual(st.Links, want) {
+	if want := []LinkSignal{l1, l2}; !reflect.DeepEqual(st.Links, want) {
 		t.Errorf("link signals:\ngot  %+v\nwant %+v", st.Links, want)
 	}
 	var folds []string
@@ -73,7 +70,7 @@ func TestLoadState(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(st.Incidents) != 1 || st.Incidents[0].ID != "open-2" || len(st.Alerts) != 1 || st.Alerts[0].ID != "al-2" ||
-		len(st.Links) != 1 || st.Links[0].Metadata.UID != "l2" || len(st.Folds) != 1 || st.Folds[0].ID != "fold-2" {
+		len(st.Links) != 1 || st.Links[0].UID != "l2" || len(st.Folds) != 1 || st.Folds[0].ID != "fold-2" {
 		t.Errorf("tenant t2 only: got incidents %v, alerts %v, links %v, folds %v", st.Incidents, st.Alerts, st.Links, st.Folds)
 	}
 	st, err = s.LoadState(ctx, StateQuery{Since: since, Tenants: []string{}})

@@ -22,7 +22,7 @@ type OpenState struct {
 	// counts and first and last seen times.
 	Folds []alert.Alert
 	// Links are the link signals stored since Since (see Batch.Links).
-	Links []ocsf.Event
+	Links []LinkSignal
 }
 
 // StateQuery says which state LoadState reads.
@@ -53,7 +53,7 @@ func (s *Store) LoadOpenState(ctx context.Context, since time.Time) (OpenState, 
 // link signals of the window.
 func (s *Store) LoadState(ctx context.Context, q StateQuery) (OpenState, error) {
 	since := q.Since
-	out := OpenState{Incidents: []incident.Incident{}, Alerts: []alert.Alert{}, Folds: []alert.Alert{}, Links: []ocsf.Event{}}
+	out := OpenState{Incidents: []incident.Incident{}, Alerts: []alert.Alert{}, Folds: []alert.Alert{}, Links: []LinkSignal{}}
 	if q.Tenants != nil && len(q.Tenants) == 0 {
 		return out, nil
 	}

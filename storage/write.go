@@ -32,7 +32,7 @@ type Batch struct {
 	DeadLetters []DeadLetter
 	// Links are the correlator's link signals (correlate.Result.Links),
 	// stored in TableLinkSignals for a restart to read back.
-	Links []ocsf.Event
+	Links []LinkSignal
 }
 
 // Rows is the number of top-level rows in b (events, alerts, incidents,

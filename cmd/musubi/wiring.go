@@ -126,7 +126,11 @@ func restoreCorrelator(ctx context.Context, store *storage.Store, corr *correlat
 	if err != nil {
 		return fmt.Errorf("restore correlation state: %w", err)
 	}
-	corr.RestoreState(correlate.State{Incidents: state.Incidents, Alerts: state.Alerts, Folds: state.Folds, Links: state.Links})
+	links := make([]correlate.Link, len(state.Links))
+	for i, l := range state.Links {
+		links[i] = correlate.Link(l)
+	}
+	corr.RestoreState(correlate.State{Incidents: state.Incidents, Alerts: state.Alerts, Folds: state.Folds, Links: links})
 	logger.Info("correlation state restored", "component", "correlate", "watermark", watermark,
 		"incidents", len(state.Incidents), "alerts", len(state.Alerts), "folds", len(state.Folds), "links", len(state.Links),
 		"tenants", tenantsLabel(tenants))
