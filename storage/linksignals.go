@@ -1,8 +1,11 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/musubi-xdr/musubi/alert"
@@ -49,13 +52,19 @@ func linkSignalColumns(evs []LinkSignal, now int64) *columns {
 	}
 }
 
-// loadLinkSignals reads the link signals since since, once each (a
-// replayed batch may have written one twice), oldest first.
+// loadLinkSignals reads the link signals since since, oldest first. The
+// signals of one tenant, source, class, operation and set of observables
+// teach the correlator the same links and session sources; of each such
+// group only the earliest and the latest come back, which restore those
+// links' and sources' first and last times exactly (and the first's event
+// as evidence), so repeated activity costs the restore two rows, not one
+// per event. A replayed batch's duplicate rows fold into their group.
 func (s *Store) loadLinkSignals(ctx context.Context, since time.Time, tenantCond string, tenantArgs []any) ([]LinkSignal, error) {
-	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT tenant_uid, event_uid, time_ms, log_name, class_uid, operation, obs_entity, obs_name, obs_value
+	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT tenant_uid, log_name, class_uid, operation, obs_entity, obs_name, obs_value,
+    argMin(event_uid, time_ms), min(time_ms), argMax(event_uid, time_ms), max(time_ms)
 FROM `+s.t(TableLinkSignals)+`
 WHERE time >= toDateTime(?) AND time_ms >= ? AND `+tenantCond+`
-ORDER BY time_ms, tenant_uid, event_uid, inserted_ms DESC LIMIT 1 BY tenant_uid, event_uid`,
+GROUP BY tenant_uid, log_name, class_uid, operation, obs_entity, obs_name, obs_value`,
 		append([]any{since.Unix(), since.UnixMilli()}, tenantArgs...)...)
 	if err != nil {
 		return nil, fmt.Errorf("link signals: %w", err)
@@ -66,8 +75,10 @@ ORDER BY time_ms, tenant_uid, event_uid, inserted_ms DESC LIMIT 1 BY tenant_uid,
 		var ev LinkSignal
 		var class uint32
 		var kinds, names, values []string
-		if err := rows.Scan(&ev.TenantUID, &ev.UID, &ev.Time, &ev.LogName, &class, &ev.Operation,
-			&kinds, &names, &values); err != nil {
+		var lastUID string
+		var lastTime int64
+		if err := rows.Scan(&ev.TenantUID, &ev.LogName, &class, &ev.Operation, &kinds, &names, &values,
+			&ev.UID, &ev.Time, &lastUID, &lastTime); err != nil {
 			return nil, err
 		}
 		if len(names) != len(kinds) || len(values) != len(kinds) {
@@ -78,8 +89,19 @@ ORDER BY time_ms, tenant_uid, event_uid, inserted_ms DESC LIMIT 1 BY tenant_uid,
 			ev.Observables = append(ev.Observables, ocsf.NewObservable(ocsf.Entity(kinds[j]), names[j], values[j]))
 		}
 		out = append(out, ev)
+		if lastUID != ev.UID {
+			last := ev
+			last.UID, last.Time = lastUID, lastTime
+			out = append(out, last)
+		}
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b LinkSignal) int {
+		return cmp.Or(cmp.Compare(a.Time, b.Time), strings.Compare(a.TenantUID, b.TenantUID), strings.Compare(a.UID, b.UID))
+	})
+	return out, nil
 }
 
 // loadFoldCounts reads the latest count and the first and last seen times

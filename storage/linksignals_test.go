@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"slices"
 	"testing"
@@ -23,7 +24,8 @@ func linkSignal(tenant, uid string, at time.Duration) LinkSignal {
 }
 
 // TestLoadState: the restore reads the link signals of the window once
-// each (a replayed batch writes them again), the latest counts of the
+// each (a replayed batch writes them again), of repeated activity only the
+// earliest and the latest, the latest counts of the
 // folded alerts stored before the window, and only the tenants asked for.
 func TestLoadState(t *testing.T) {
 	s := testStore(t)
@@ -42,12 +44,21 @@ func TestLoadState(t *testing.T) {
 	write(t, s, Batch{Alerts: []alert.Alert{a1, a2, f1, fOld, f2, plain}, Links: []LinkSignal{l1, l2, lOld},
 		Incidents: []incident.Incident{testIncident("t1", "open-1", 1, a1), testIncident("t2", "open-2", 1, a2)}})
 	write(t, s, Batch{Alerts: []alert.Alert{f1b}, Links: []LinkSignal{l1}}) // a replay, then a repeat
+	// Repeats of l2's activity: of the group only the earliest and the
+	// latest come back.
+	var repeats []LinkSignal
+	for i := range 5 {
+		r := linkSignal("t2", fmt.Sprint("l2-", i), time.Duration(2+i)*time.Minute)
+		r.Observables = l2.Observables
+		repeats = append(repeats, r)
+	}
+	write(t, s, Batch{Links: repeats})
 
 	st, err := s.LoadState(ctx, StateQuery{Since: since, FoldsSince: since.Add(-24 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []LinkSignal{l1, l2}; !reflect.DeepEqual(st.Links, want) {
+	if want := []LinkSignal{l1, l2, repeats[4]}; !reflect.DeepEqual(st.Links, want) {
 		t.Errorf("link signals:\ngot  %+v\nwant %+v", st.Links, want)
 	}
 	var folds []string
@@ -70,7 +81,7 @@ func TestLoadState(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(st.Incidents) != 1 || st.Incidents[0].ID != "open-2" || len(st.Alerts) != 1 || st.Alerts[0].ID != "al-2" ||
-		len(st.Links) != 1 || st.Links[0].UID != "l2" || len(st.Folds) != 1 || st.Folds[0].ID != "fold-2" {
+		len(st.Links) != 2 || st.Links[0].UID != "l2" || st.Links[1].UID != "l2-4" || len(st.Folds) != 1 || st.Folds[0].ID != "fold-2" {
 		t.Errorf("tenant t2 only: got incidents %v, alerts %v, links %v, folds %v", st.Incidents, st.Alerts, st.Links, st.Folds)
 	}
 	st, err = s.LoadState(ctx, StateQuery{Since: since, Tenants: []string{}})
