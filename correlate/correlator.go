@@ -29,6 +29,13 @@ type Result struct {
 	// raised by sequence rules (Correlated is set). All of them have
 	// already joined their incidents.
 	Alerts []alert.Alert
+	// Links are the plain events of the call that taught the correlator a
+	// lineage link or the address an instance session called from,
+	// reduced to what it read. They are what storage must keep, beside
+	// the alerts and incidents, for a restart or a new owner of the scope
+	// to rebuild the link graph and the session sources (State.Links);
+	// their uids are the events' own, so a replay rewrites the same rows.
+	Links []Link
 	// Late counts the events of the call that arrived later than the
 	// allowed lateness behind their source's watermark.
 	Late int
@@ -268,8 +275,10 @@ func (c *Correlator) ProcessInput(in Input) Result {
 		if c.observeTime(ev.Metadata.LogName, ev.Time) {
 			res.Late++
 		}
-		c.link(ev)
-		c.noteSource(ev)
+		linked := c.link(ev)
+		if c.noteSource(ev) || linked {
+			res.Links = append(res.Links, linkOf(ev, ev.Observables))
+		}
 	}
 	events, alerts := in.Events, in.Alerts
 	for i := range events {
@@ -277,8 +286,10 @@ func (c *Correlator) ProcessInput(in Input) Result {
 		if c.observeTime(ev.Metadata.LogName, ev.Time) {
 			res.Late++
 		}
-		c.linkEvent(ev)
-		c.noteSource(ev)
+		linked := c.linkEvent(ev)
+		if c.noteSource(ev) || linked {
+			res.Links = append(res.Links, linkOf(ev, c.linkObservables(ev)))
+		}
 	}
 	// Alerts in event-time order, so a batch gives the same result however
 	// its alerts were ordered. Shadow alerts (of experimental rules) are
@@ -494,18 +505,19 @@ func (c *Correlator) trackedIDs(tenant uint32, obs []ocsf.Observable, t int64, b
 	return buf
 }
 
-// linkEvent adds the lineage links of one event to the graph. A new link
-// that bridges two open incidents merges them.
-func (c *Correlator) linkEvent(ev *ocsf.Event) {
+// linkEvent adds the lineage links of one event to the graph and reports
+// whether the event carried one (new or seen before). A new link that
+// bridges two open incidents merges them.
+func (c *Correlator) linkEvent(ev *ocsf.Event) bool {
 	if len(ev.Observables) < 2 {
-		return
+		return false
 	}
-	c.link(ev)
+	return c.link(ev)
 }
 
 // link is linkEvent on an event of at least two observables, or on the
 // link signal of one (see LinkSignal), which keeps only the tracked ones.
-func (c *Correlator) link(ev *ocsf.Event) {
+func (c *Correlator) link(ev *ocsf.Event) bool {
 	tenant := c.tenant(ev.Metadata.TenantUID)
 	type ref struct {
 		slot uint32
@@ -546,6 +558,7 @@ func (c *Correlator) link(ev *ocsf.Event) {
 		}
 	}
 	c.m.trackedEntities.Set(float64(c.g.len()))
+	return n > 0
 }
 
 // linkAllowed reports whether a lineage rule links observable a (kind ka,

@@ -59,12 +59,13 @@ type sourcePair struct {
 }
 
 // noteSource records when a session was first seen calling from an
-// address. Kept apart from the link graph: a shared address becomes a hub
-// there and loses its links, but its history still tells who used it.
-func (c *Correlator) noteSource(ev *ocsf.Event) {
+// address, and reports whether ev was such a call. Kept apart from the
+// link graph: a shared address becomes a hub there and loses its links,
+// but its history still tells who used it.
+func (c *Correlator) noteSource(ev *ocsf.Event) bool {
 	session, ip, ok := instanceSessionSource(ev)
 	if !ok {
-		return
+		return false
 	}
 	// Kept past the event: copies, not slices of its decoded record (an
 	// assignment replaces a map's string key with the one given).
@@ -79,6 +80,7 @@ func (c *Correlator) noteSource(ev *ocsf.Event) {
 	if f, ok := c.firstSource[sk]; !ok || ev.Time < f.t || ev.Time == f.t && ip < f.ip {
 		c.firstSource[sk] = firstSource{k.ip, ev.Time}
 	}
+	return true
 }
 
 // instanceSessionSource returns the instance session an API call was made

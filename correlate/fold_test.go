@@ -1,6 +1,7 @@
 package correlate
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -218,5 +219,110 @@ func TestLateMatchCountsOnAfterEviction(t *testing.T) {
 	}
 	if a.Count != 11 || a.FirstSeen != before[id].FirstSeen || a.LastSeen != run[10].Time {
 		t.Errorf("re-created folded alert: count %d, seen %d–%d; want 11, %d–%d", a.Count, a.FirstSeen, a.LastSeen, before[id].FirstSeen, run[10].Time)
+	}
+}
+
+// storedState is what storage holds after results: the latest version of every
+// alert and the open incidents, each round-tripped through JSON (the
+// timeline is a JSON column).
+func storedState(t *testing.T, results []Result) ([]incident.Incident, []alert.Alert) {
+	t.Helper()
+	f := final{}
+	for _, r := range results {
+		f.add(t, r)
+	}
+	var incs []incident.Incident
+	b, _ := json.Marshal(f.open())
+	if err := json.Unmarshal(b, &incs); err != nil {
+		t.Fatal(err)
+	}
+	alerts := foldedAlerts(results)
+	out := make([]alert.Alert, 0, len(alerts))
+	for _, a := range alerts {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b alert.Alert) int { return strings.Compare(a.ID, b.ID) })
+	return incs, out
+}
+
+// TestFoldCountsOnAcrossRestarts: a run of repeats interrupted by a
+// restart goes on in the stored folded alert from its stored count and
+// first seen time, so the stored row never goes backwards: when the
+// folded alert is in the restored window, when only its open incident is
+// (its first match is older than the window), and when it was evicted
+// from memory before the restart and a late match re-creates it.
+func TestFoldCountsOnAcrossRestarts(t *testing.T) {
+	run := ransomRun("app-1", 0, 12)
+	cases := []struct {
+		name string
+		// restore restores c2 from what was stored after c processed
+		// run[:10] (evict: restored as after the eviction, below).
+		restore func(c2 *Correlator, incs []incident.Incident, alerts []alert.Alert)
+		evict   bool
+	}{
+		{"alert in the window", func(c2 *Correlator, incs []incident.Incident, alerts []alert.Alert) {
+			c2.RestoreState(State{Incidents: incs, Alerts: alerts})
+		}, false},
+		{"only its incident in the window", func(c2 *Correlator, incs []incident.Incident, alerts []alert.Alert) {
+			c2.RestoreState(State{Incidents: incs})
+		}, false},
+		{"evicted before the restart", nil, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := newTest(t, foldConfig(), nil)
+			results := []Result{c.Process(nil, run[:4]), c.Process(nil, run[4:10])}
+			_, before := storedState(t, results)
+			if len(before) != 1 || before[0].Count != 10 {
+				t.Fatalf("before the restart: got %v, want one folded alert of 10", before)
+			}
+			id := before[0].ID
+			if tc.evict {
+				for i, at := range []time.Duration{30 * 24 * time.Hour, 31 * 24 * time.Hour} {
+					far := mkEvent(fmt.Sprint("far-", i), "agent", at, ob(ocsf.EntityHost, "db-9"))
+					results = append(results, c.Process([]ocsf.Event{far}, []alert.Alert{mkAlert(fmt.Sprint("far-alert-", i), "host.shell", "execution", 3, far)}))
+				}
+				if _, open := c.folds[id]; open {
+					t.Fatal("the folded alert was not evicted; the test needs it evicted")
+				}
+			}
+			incs, alerts := storedState(t, results)
+			if tc.evict {
+				// The window holds only the far alerts; the folded
+				// alert is stored before it.
+				var window, older []alert.Alert
+				for _, a := range alerts {
+					if a.ID == id {
+						older = append(older, a)
+					} else {
+						window = append(window, a)
+					}
+				}
+				// Its incident is as old: outside the window too.
+				incs = slices.DeleteFunc(incs, func(in incident.Incident) bool { return slices.Contains(in.AlertIDs, id) })
+				c2, _ := newTest(t, foldConfig(), nil)
+				c2.RestoreState(State{Incidents: incs, Alerts: window, Folds: older})
+				checkFold(t, c2, run[10:], id, 12)
+				return
+			}
+			c2, _ := newTest(t, foldConfig(), nil)
+			tc.restore(c2, incs, alerts)
+			checkFold(t, c2, run[10:], id, 12)
+		})
+	}
+}
+
+// checkFold processes the repeats in and checks that folded alert id is
+// stored at count want with the run's first time as its first seen.
+func checkFold(t *testing.T, c *Correlator, in []alert.Alert, id string, want int) {
+	t.Helper()
+	after := foldedAlerts([]Result{c.Process(nil, in)})
+	a, ok := after[id]
+	if !ok {
+		t.Fatalf("the repeats after the restart did not update folded alert %s: got %v", id, after)
+	}
+	first := ransomRun("app-1", 0, 1)[0].Time
+	if a.Count != want || a.FirstSeen != first || a.LastSeen != in[len(in)-1].Time {
+		t.Errorf("after the restart: count %d, seen %d–%d; want %d, %d–%d", a.Count, a.FirstSeen, a.LastSeen, want, first, in[len(in)-1].Time)
 	}
 }

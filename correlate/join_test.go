@@ -1,6 +1,7 @@
 package correlate
 
 import (
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -221,6 +222,98 @@ func TestEveryAlertSaysWhy(t *testing.T) {
 			if r.Relation == RelLineage && len(r.Path) < 2 {
 				t.Errorf("alert %s: lineage reason without its path: %+v", e.AlertID, r)
 			}
+		}
+	}
+}
+
+// runBatches runs the batches through a fresh correlator; with restartAt >
+// 0 it restarts before batch restartAt: a new correlator restored from what
+// storage would hold (the open incidents, the latest version of every
+// alert, every link signal). It returns each open incident's alert ids and
+// every stored alert's severity.
+func runBatches(t *testing.T, cfg Config, batches []Input, restartAt int) (incs [][]string, severity map[string]int) {
+	t.Helper()
+	c, _ := newTest(t, cfg, nil)
+	var results []Result
+	var links []Link
+	for i, in := range batches {
+		if i == restartAt && restartAt > 0 {
+			openIncs, alerts := storedState(t, results)
+			c, _ = newTest(t, cfg, nil)
+			c.RestoreState(State{Incidents: openIncs, Alerts: alerts, Links: links})
+		}
+		r := c.ProcessInput(in)
+		results = append(results, r)
+		links = append(links, r.Links...)
+	}
+	openIncs, alerts := storedState(t, results)
+	for _, in := range openIncs {
+		ids := slices.Clone(in.AlertIDs)
+		slices.Sort(ids)
+		incs = append(incs, ids)
+	}
+	severity = map[string]int{}
+	for _, a := range alerts {
+		severity[a.ID] = a.Severity
+	}
+	return incs, severity
+}
+
+// TestExpectedSourcesSurviveRestart: the addresses an instance session
+// was used from and the credential reads on its instance come back after a
+// restart, from the stored link signals and alerts, so the same stream
+// with a restart in the middle gives the same incidents and alerts as
+// without: the instance's own address stays an expected source, the
+// attacker's does not become one.
+func TestExpectedSourcesSurviveRestart(t *testing.T) {
+	const own, attacker = "203.0.113.10", "198.51.100.99"
+	own0, _ := credentialUse("own-0", 0, own)
+	own1, _ := credentialUse("own-1", 10*time.Minute, own)
+	theftEv := mkEvent("theft", "agent", 35*time.Minute, ob(ocsf.EntityHost, "web-1"), ob(ocsf.EntityInstance, "i-0abc"))
+	theft := mkAlert("theft", "host.imds_credentials_from_webserver", "credential_access", ocsf.SeverityCritical, theftEv)
+	atkEv, atkUse := credentialUse("atk", 40*time.Minute, attacker)
+	ownEv, ownUse := credentialUse("own-2", 50*time.Minute, own)
+	batches := []Input{
+		{Events: []ocsf.Event{own0, own1}},
+		{Events: []ocsf.Event{theftEv}, Alerts: []alert.Alert{theft}},
+		{Events: []ocsf.Event{atkEv, ownEv}, Alerts: []alert.Alert{atkUse, ownUse}},
+	}
+	wantIncs, wantSev := runBatches(t, testConfig(), batches, 0)
+	if !slices.ContainsFunc(wantIncs, func(ids []string) bool { return slices.Equal(ids, []string{"theft", "use-atk"}) }) ||
+		wantSev["use-own-2"] != ocsf.SeverityInformational {
+		t.Fatalf("without a restart: incidents %v, severities %v; want the attacker's use with the theft and the own address informational", wantIncs, wantSev)
+	}
+	for _, at := range []int{1, 2} {
+		incs, sev := runBatches(t, testConfig(), batches, at)
+		if !slices.EqualFunc(incs, wantIncs, slices.Equal) || !maps.Equal(sev, wantSev) {
+			t.Errorf("restart before batch %d: incidents %v, severities %v; want %v, %v as without a restart", at, incs, sev, wantIncs, wantSev)
+		}
+	}
+}
+
+// TestPlainEventLinksSurviveRestart: the lineage links of plain events
+// that raised no alert come back after a restart from the stored link
+// signals (Result.Links), so an alert after the restart that needs a link
+// learned before it joins as without the restart: the host, its instance
+// and the key the instance's session used are one incident.
+func TestPlainEventLinksSurviveRestart(t *testing.T) {
+	e1 := mkEvent("e1", "agent", 0, ob(ocsf.EntityHost, "h1"))
+	link := mkEvent("e2", "agent", time.Minute, ob(ocsf.EntityHost, "h1"), ob(ocsf.EntityInstance, "i-1"))
+	link2 := mkEvent("e3", "cloudtrail", 2*time.Minute, ob(ocsf.EntityInstance, "i-1"), ob(ocsf.EntityAccessKey, "ASIA1"))
+	e4 := mkEvent("e4", "cloudtrail", 3*time.Minute, ob(ocsf.EntityAccessKey, "ASIA1"))
+	batches := []Input{
+		{Events: []ocsf.Event{e1}, Alerts: []alert.Alert{mkAlert("x1", "r1", "execution", 3, e1)}},
+		{Events: []ocsf.Event{link}},
+		{Events: []ocsf.Event{link2}},
+		{Events: []ocsf.Event{e4}, Alerts: []alert.Alert{mkAlert("x2", "r2", "discovery", 3, e4)}},
+	}
+	want, _ := runBatches(t, testConfig(), batches, 0)
+	if len(want) != 1 || len(want[0]) != 2 {
+		t.Fatalf("without a restart: incidents %v, want one of both alerts", want)
+	}
+	for at := 1; at < len(batches); at++ {
+		if got, _ := runBatches(t, testConfig(), batches, at); !slices.EqualFunc(got, want, slices.Equal) {
+			t.Errorf("restart before batch %d: incidents %v, want %v", at, got, want)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package correlate
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 
@@ -9,15 +10,72 @@ import (
 	"github.com/musubi-xdr/musubi/ocsf"
 )
 
-// Restore rebuilds the state after a restart from what storage kept: the
-// open incidents (latest versions) and the alerts of the longest window.
-// Incidents keep their ids, versions and status; their lineage links come
-// back from their "linked" edges; in-flight sequence state is rebuilt by
+// State is what storage kept of the correlator's work, for Restore.
+type State struct {
+	// Incidents are the open incidents, each at its latest version.
+	Incidents []incident.Incident
+	// Alerts are the alerts of the longest window, as stored.
+	Alerts []alert.Alert
+	// Folds are folded alerts stored before the window whose fold window
+	// may still receive a late match: only their ids, counts and first and
+	// last seen times are read.
+	Folds []alert.Alert
+	// Links are the link signals of the window (Result.Links): the plain
+	// events that taught the correlator lineage links and the addresses
+	// instance sessions called from.
+	Links []Link
+}
+
+// Restore rebuilds the state after a restart from the open incidents and
+// the alerts of the longest window: RestoreState without link signals and
+// fold counts.
+func (c *Correlator) Restore(incidents []incident.Incident, alerts []alert.Alert) {
+	c.RestoreState(State{Incidents: incidents, Alerts: alerts})
+}
+
+// RestoreState rebuilds the state after a restart, or for the scopes a new
+// assignment brought, from what storage kept. The link signals come first,
+// in event-time order, through the very code that learned them: the
+// lineage links of plain events and the addresses instance sessions were
+// used from (no incident is open yet, so they merge nothing). Incidents
+// keep their ids, versions and status; their lineage links come back from
+// their "linked" edges too; in-flight sequence state is rebuilt by
 // replaying the alerts through the sequence rules (a sequence completed
 // before the restart is not raised again: its alert id is already known).
-// Event-only sequence stages and links of events that raised no alert are
-// not in storage and are lost.
-func (c *Correlator) Restore(incidents []incident.Incident, alerts []alert.Alert) {
+// The credential reads of the window's alerts are noted again, and an
+// alert stored as an expected source is held again instead of joining an
+// incident. Folded alerts count on from their stored counts, also those
+// evicted from memory before the restart (State.Folds). Event-only
+// sequence stages are not in storage and are lost.
+func (c *Correlator) RestoreState(st State) {
+	incidents, alerts := st.Incidents, st.Alerts
+	links := make([]*Link, len(st.Links))
+	for i := range st.Links {
+		links[i] = &st.Links[i]
+	}
+	slices.SortStableFunc(links, func(a, b *Link) int {
+		return cmp.Or(cmp.Compare(a.Time, b.Time), strings.Compare(a.UID, b.UID))
+	})
+	var ev ocsf.Event
+	for _, l := range links {
+		l.event(&ev)
+		c.link(&ev)
+		c.noteSource(&ev)
+	}
+	for i := range alerts {
+		if !alerts[i].Shadow {
+			c.noteTheft(&alerts[i])
+		}
+	}
+	for i := range st.Folds {
+		a := &st.Folds[i]
+		if !strings.HasPrefix(a.ID, "fold-") || a.Count <= 0 {
+			continue
+		}
+		if t, ok := c.foldGone[a.ID]; !ok || a.Count > t.count {
+			c.foldGone[a.ID] = foldTomb{count: a.Count, first: a.FirstSeen, last: a.LastSeen}
+		}
+	}
 	byID := make(map[string]*alert.Alert, len(alerts))
 	for i := range alerts {
 		byID[alerts[i].ID] = &alerts[i]
@@ -83,6 +141,12 @@ func (c *Correlator) Restore(incidents []incident.Incident, alerts []alert.Alert
 	slices.SortFunc(ordered, alertCmp)
 	for _, a := range ordered {
 		if _, known := c.alertInc[a.ID]; !known {
+			if _, expected := c.expectedSource(a); expected && a.Severity == ocsf.SeverityInformational {
+				// Stored as informational: held again, as before the
+				// restart, so that a theft seen later releases it.
+				c.holdExpected(*a)
+				continue
+			}
 			c.addAlert(a) // an alert stored without its incident
 			c.restoreFold(a)
 		}
@@ -123,6 +187,8 @@ func ghostAlerts(inc incident.Incident) map[string]*alert.Alert {
 			ID: t.AlertID, TenantUID: inc.TenantUID, RuleID: t.RuleID, RuleVersion: t.RuleVersion, Title: t.Title,
 			Severity: t.Severity, Stage: t.Stage, Tactics: t.Tactics, Techniques: t.Techniques, Time: t.Time,
 			Source: t.Source, Correlated: t.Correlated, EventIDs: []string{},
+			// A folded alert counts on from what its incident shows.
+			Count: t.Count, FirstSeen: t.Time, LastSeen: max(t.LastSeen, t.Time),
 		}
 	}
 	for _, e := range inc.Edges {

@@ -93,10 +93,40 @@ func (c *Correlator) LinkSignal(ev *ocsf.Event) ocsf.Event {
 	out.Metadata.LogName = ev.Metadata.LogName
 	out.Metadata.TenantUID = ev.Metadata.TenantUID
 	out.API.Operation = ev.API.Operation
+	out.Observables = c.linkObservables(ev)
+	return out
+}
+
+// linkObservables are the observables of ev that LinkSignal keeps.
+func (c *Correlator) linkObservables(ev *ocsf.Event) []ocsf.Observable {
+	var out []ocsf.Observable
 	for _, o := range ev.Observables {
 		if (c.tracked[kindIndex[o.Entity]] || o.Entity == ocsf.EntitySession || o.Entity == ocsf.EntityIP) && o.Value != "" {
-			out.Observables = append(out.Observables, o)
+			out = append(out, o)
 		}
 	}
 	return out
+}
+
+// Link is a plain event reduced as LinkSignal reduces it, as a compact
+// value: what Result.Links reports and State.Links restores (an
+// ocsf.Event is several kilobytes; a batch reports many links).
+type Link struct {
+	UID, TenantUID, LogName, Operation string
+	ClassUID                           int
+	Time                               int64
+	Observables                        []ocsf.Observable
+}
+
+// linkOf is ev as a Link with the observables obs.
+func linkOf(ev *ocsf.Event, obs []ocsf.Observable) Link {
+	return Link{UID: ev.Metadata.UID, TenantUID: ev.Metadata.TenantUID, LogName: ev.Metadata.LogName, Operation: ev.API.Operation,
+		ClassUID: ev.ClassUID, Time: ev.Time, Observables: obs}
+}
+
+// event is l as the event the link graph and the session sources read.
+func (l *Link) event(ev *ocsf.Event) {
+	*ev = ocsf.Event{ClassUID: l.ClassUID, Time: l.Time, Observables: l.Observables}
+	ev.Metadata.UID, ev.Metadata.TenantUID, ev.Metadata.LogName = l.UID, l.TenantUID, l.LogName
+	ev.API.Operation = l.Operation
 }

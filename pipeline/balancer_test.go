@@ -51,10 +51,10 @@ func TestScopeBalancerKeepsPartitionIndexesTogether(t *testing.T) {
 }
 
 // TestReassignedSkipsTheFirstGeneration checks when the consumer rebuilds
-// correlation state: not for the first assignment (restored at start), on
-// every later one, and never without a hook.
+// correlation state: not for the first assignment (restored at start)
+// unless AssignFirst, on every later one, and never without a hook.
 func TestReassignedSkipsTheFirstGeneration(t *testing.T) {
-	c := &Consumer{cfg: ConsumerConfig{OnAssign: func(context.Context) error { return nil }}}
+	c := &Consumer{cfg: ConsumerConfig{OnAssign: func(context.Context, Assignment) error { return nil }}}
 	var got []bool
 	for _, n := range []int64{1, 0, 1, 0, 2} {
 		got = append(got, c.reassigned(n))
@@ -64,5 +64,14 @@ func TestReassignedSkipsTheFirstGeneration(t *testing.T) {
 	}
 	if (&Consumer{}).reassigned(2) {
 		t.Error("reassigned without an OnAssign hook")
+	}
+	// A correlate process restores its tenants on its first assignment.
+	first := &Consumer{cfg: ConsumerConfig{OnAssign: func(context.Context, Assignment) error { return nil }, AssignFirst: true}}
+	got = got[:0]
+	for _, n := range []int64{0, 1, 0, 1} {
+		got = append(got, first.reassigned(n))
+	}
+	if want := []bool{false, true, false, true}; !slices.Equal(got, want) {
+		t.Errorf("with AssignFirst: got %v, want %v", got, want)
 	}
 }

@@ -69,12 +69,17 @@ type ConsumerConfig struct {
 	// OnDurable, when set, is called with every batch once it is durable
 	// (before the commit); the webhook notifier observes incidents here.
 	OnDurable func(storage.Batch)
-	// OnAssign, when set, is called when the group hands this consumer a
-	// new assignment after its first (a rebalance), before any record of
-	// it is processed; it is retried like a write until it succeeds. The
-	// engine rebuilds its correlation state from storage here, so the
-	// state of a scope follows the partitions that carry it.
-	OnAssign func(context.Context) error
+	// OnAssign, when set, is called with the consumer's partitions when
+	// the group hands it a new assignment after its first (a rebalance),
+	// or also its first with AssignFirst, before any record of it is
+	// processed; it is retried like a write until it succeeds. The engine
+	// rebuilds its correlation state from storage here, so the state of a
+	// scope follows the partitions that carry it.
+	OnAssign func(context.Context, Assignment) error
+	// AssignFirst calls OnAssign for the first assignment too: a
+	// correlate process restores the tenants it owns only once it knows
+	// its partitions.
+	AssignFirst bool
 	// SignalsTopic, when set (-role detect), receives the signals of every
 	// durable batch (Processor.Detect), keyed by tenant and acknowledged
 	// by every in-sync replica, before the batch's offsets are committed.
@@ -281,7 +286,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if c.reassigned(rebalances) {
 			c.proc.metrics.reassignments.Inc()
 			c.logger.Info("new partition assignment; rebuilding correlation state from storage before processing it")
-			if err := c.retry(ctx, "correlation state rebuild", func() error { return c.cfg.OnAssign(ctx) }); err != nil {
+			if err := c.retry(ctx, "correlation state rebuild", func() error {
+				a, err := c.assignment(ctx, group)
+				if err != nil {
+					return err
+				}
+				return c.cfg.OnAssign(ctx, a)
+			}); err != nil {
 				return nil
 			}
 		}
@@ -438,7 +449,43 @@ func (c *Consumer) observeBuffered(queued int64) {
 // rebuild it then causes is redundant but harmless.
 func (c *Consumer) reassigned(n int64) bool {
 	c.generations += n
-	return n > 0 && c.generations > 1 && c.cfg.OnAssign != nil
+	return n > 0 && (c.generations > 1 || c.cfg.AssignFirst) && c.cfg.OnAssign != nil
+}
+
+// Assignment is the partitions the group assigned to a consumer, by topic,
+// with each topic's partition count.
+type Assignment struct {
+	Partitions map[string][]int
+	Counts     map[string]int
+}
+
+// assignment reads the consumer's assignment from the group and the
+// partition counts of its topics. An empty assignment while records
+// arrive means the group is between generations: an error, retried.
+func (c *Consumer) assignment(ctx context.Context, group *lagMonitor) (Assignment, error) {
+	parts, err := group.assignment(ctx)
+	if err != nil {
+		return Assignment{}, err
+	}
+	if len(parts) == 0 {
+		return Assignment{}, errors.New("the group has not settled this consumer's assignment yet")
+	}
+	topics := make([]string, 0, len(parts))
+	for t := range parts {
+		topics = append(topics, t)
+	}
+	resp, err := group.client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return Assignment{}, fmt.Errorf("topic metadata: %w", err)
+	}
+	a := Assignment{Partitions: parts, Counts: map[string]int{}}
+	for _, t := range resp.Topics {
+		if t.Error != nil {
+			return Assignment{}, fmt.Errorf("topic metadata of %s: %w", t.Name, t.Error)
+		}
+		a.Counts[t.Name] = len(t.Partitions)
+	}
+	return a, nil
 }
 
 // keepPending remembers the last message of each partition of a batch whose

@@ -194,7 +194,20 @@ func (p *Processor) Process(recs []Record) storage.Batch {
 	res := p.corr.Process(b.Events, b.Alerts)
 	b.Alerts = res.Alerts
 	b.Incidents = res.Incidents
+	b.Links = storedLinks(res.Links)
 	return b
+}
+
+// storedLinks are the correlator's link signals as storage keeps them.
+func storedLinks(ls []correlate.Link) []storage.LinkSignal {
+	if len(ls) == 0 {
+		return nil
+	}
+	out := make([]storage.LinkSignal, len(ls))
+	for i, l := range ls {
+		out[i] = storage.LinkSignal(l)
+	}
+	return out
 }
 
 // Idle advances the correlator's event time to now when no input arrived
@@ -275,6 +288,7 @@ func (p *Processor) processSignals(recs []Record) storage.Batch {
 	res := p.input(in)
 	b.Alerts = res.Alerts
 	b.Incidents = res.Incidents
+	b.Links = storedLinks(res.Links)
 	return b
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/correlate"
 	"github.com/musubi-xdr/musubi/ocsf"
@@ -228,3 +230,27 @@ func signalsOf(events []ocsf.Event, alerts []alert.Alert, needs NeedFunc, link f
 // NeedFunc says what the correlator needs of one plain event
 // (correlate.Correlator.Needs).
 type NeedFunc func(*ocsf.Event) correlate.Need
+
+// OwnedTenants returns the tenants whose signals land on the partitions of
+// topic that a assigns: the detect role keys every signal by its tenant
+// with kafka-go's Hash balancer over the topic's partitions, so a tenant's
+// state belongs to the consumer of that one partition.
+func OwnedTenants(tenants []string, a Assignment, topic string) []string {
+	n := a.Counts[topic]
+	owned := []string{}
+	if n <= 0 {
+		return owned
+	}
+	ids := make([]int, n)
+	for i := range ids {
+		ids[i] = i
+	}
+	mine := a.Partitions[topic]
+	h := &kafka.Hash{}
+	for _, t := range tenants {
+		if slices.Contains(mine, h.Balance(kafka.Message{Key: []byte(t)}, ids...)) {
+			owned = append(owned, t)
+		}
+	}
+	return owned
+}

@@ -1,14 +1,21 @@
 package pipeline
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/correlate"
@@ -176,4 +183,62 @@ func FuzzDecodeSignal(f *testing.F) {
 			t.Fatalf("accepted signal does not encode: %v", err)
 		}
 	})
+}
+
+// TestOwnedTenantsMatchThePartitionsSignalsLandOn: the tenants a correlate
+// process restores for its partitions are exactly the tenants whose
+// signals the signals producer (kafka-go's Hash balancer, keyed by tenant)
+// put on those partitions of a real Kafka-protocol broker.
+func TestOwnedTenantsMatchThePartitionsSignalsLandOn(t *testing.T) {
+	const topic, partitions = "signals-owned", 3
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	brokers := cluster.ListenAddrs()
+	var tenants []string
+	for i := range 40 {
+		tenants = append(tenants, fmt.Sprintf("tenant-%02d", i))
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	var msgs []kafka.Message
+	for _, tn := range tenants {
+		msgs = append(msgs, kafka.Message{Key: []byte(tn), Value: []byte("{}")})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Close()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	seen := 0
+	for p := range partitions {
+		resp, err := client.Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: p, Offset: 0, MaxBytes: 1 << 20})
+		if err != nil || resp.Error != nil {
+			t.Fatalf("fetch partition %d: %v %v", p, err, resp.Error)
+		}
+		var landed []string
+		for {
+			r, err := resp.Records.ReadRecord()
+			if err != nil {
+				break
+			}
+			k, _ := io.ReadAll(r.Key)
+			landed = append(landed, string(k))
+		}
+		slices.Sort(landed)
+		seen += len(landed)
+		got := OwnedTenants(tenants, Assignment{Partitions: map[string][]int{topic: {p}}, Counts: map[string]int{topic: partitions}}, topic)
+		if !slices.Equal(got, landed) {
+			t.Errorf("partition %d: owned tenants %v, want the tenants whose signals landed there %v", p, got, landed)
+		}
+	}
+	if seen != len(tenants) {
+		t.Errorf("read %d signals back, want %d", seen, len(tenants))
+	}
+	if got := OwnedTenants(tenants, Assignment{Partitions: map[string][]int{topic: {0, 1, 2}}, Counts: map[string]int{topic: partitions}}, topic); len(got) != len(tenants) {
+		t.Errorf("every partition owns %d tenants, want all %d", len(got), len(tenants))
+	}
 }

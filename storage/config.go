@@ -91,6 +91,8 @@ func Default() Config {
 			TableComments:    400 * 24 * time.Hour,
 			TableAudit:       400 * 24 * time.Hour,
 			TableDeadLetters: 14 * 24 * time.Hour,
+			// Read back over the longest correlation window only.
+			TableLinkSignals: 7 * 24 * time.Hour,
 		},
 		EvidenceLookback: 7 * 24 * time.Hour,
 		RetryMin:         100 * time.Millisecond,

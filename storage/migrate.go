@@ -59,12 +59,13 @@ var tableSpecs = map[string]tableSpec{
 	TableNumbers:     {},
 	TableMigrations:  {},
 	TableInventory:   {monthly: true},
+	TableLinkSignals: {},
 }
 
 // Tables lists the data tables in a stable order.
 func Tables() []string {
 	return []string{TableEvents, TableAlerts, TableIncidents, TableNodes, TableEdges,
-		TableLinks, TableWorkflow, TableComments, TableAudit, TableDeadLetters, TableNumbers, TableInventory}
+		TableLinks, TableWorkflow, TableComments, TableAudit, TableDeadLetters, TableNumbers, TableInventory, TableLinkSignals}
 }
 
 //go:embed migrations/*.sql

@@ -33,12 +33,16 @@ type Batch struct {
 	// Inventory is the asset inventory the batch's AWS Config events
 	// carry (pipeline.InventoryOf), stored in the same Write as the events.
 	Inventory []InventoryRow
+	// Links are the correlator's link signals (correlate.Result.Links),
+	// stored in TableLinkSignals for a restart to read back.
+	Links []LinkSignal
 }
 
 // Rows is the number of top-level rows in b (events, alerts, incidents,
-// dead letters and inventory items); the graph rows of incidents are not counted.
+// dead letters, inventory items and link signals); the graph rows of
+// incidents are not counted.
 func (b Batch) Rows() int {
-	return len(b.Events) + len(b.Alerts) + len(b.Incidents) + len(b.DeadLetters) + len(b.Inventory)
+	return len(b.Events) + len(b.Alerts) + len(b.Incidents) + len(b.DeadLetters) + len(b.Inventory) + len(b.Links)
 }
 
 // DeadLetter is a record that can never be processed. Its id is (topic,
@@ -140,6 +144,9 @@ func (s *Store) encode(b Batch) ([]*columns, error) {
 			return nil, err
 		}
 		out = append(out, c)
+	}
+	if len(b.Links) > 0 {
+		out = append(out, linkSignalColumns(b.Links, now))
 	}
 	return out, nil
 }

@@ -142,8 +142,11 @@ func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule
 		return fmt.Errorf("correlate: %w", err)
 	}
 	e.corr = corr
-	if cfg.Role != config.RoleDetect {
-		if err := restoreCorrelator(ctx, store, corr, cfg, logger); err != nil {
+	// Role all restores every tenant now; a correlate process only the
+	// tenants whose signals partitions it is assigned, once it knows them
+	// (OnAssign with AssignFirst, below).
+	if cfg.Role == config.RoleAll {
+		if err := restoreCorrelator(ctx, store, corr, cfg, nil, logger); err != nil {
 			return err
 		}
 	}
@@ -182,7 +185,7 @@ func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule
 		return err
 	}
 	var onDurable func(storage.Batch)
-	var onAssign func(context.Context) error
+	var onAssign func(context.Context, pipeline.Assignment) error
 	if cfg.Role != config.RoleDetect {
 		// Incidents are made where the correlator runs: webhooks are sent
 		// from there, and a new assignment rebuilds its state.
@@ -195,11 +198,19 @@ func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule
 		// A new assignment after a rebalance: the scopes this engine now
 		// owns were correlated elsewhere until now, and everything that
 		// engine derived is durable in ClickHouse before its commits.
-		onAssign = func(ctx context.Context) error {
+		// A correlate process owns the tenants whose signals partitions
+		// it holds (the signals are keyed by tenant) and restores only
+		// those; role all consumes raw topics keyed by account, whose
+		// tenants it cannot tell apart, and restores every tenant.
+		onAssign = func(ctx context.Context, a pipeline.Assignment) error {
 			if err := corr.Reset(); err != nil {
 				return err
 			}
-			return restoreCorrelator(ctx, store, corr, cfg, logger)
+			var owned []string
+			if cfg.Role == config.RoleCorrelate {
+				owned = pipeline.OwnedTenants(tenantIDs(cfg.Tenants), a, cfg.Kafka.SignalsTopic)
+			}
+			return restoreCorrelator(ctx, store, corr, cfg, owned, logger)
 		}
 	}
 	e.consumer = pipeline.NewConsumer(pipeline.ConsumerConfig{
@@ -221,6 +232,7 @@ func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule
 		SourceDelay:      cfg.Correlate.SourceDelay,
 		OnDurable:        onDurable,
 		OnAssign:         onAssign,
+		AssignFirst:      cfg.Role == config.RoleCorrelate,
 	}, e.proc, store, logger)
 	return nil
 }

@@ -38,6 +38,15 @@ func tenantFunc(tenants []config.Tenant) pipeline.TenantFunc {
 	}
 }
 
+// tenantIDs lists the configured tenants' ids.
+func tenantIDs(tenants []config.Tenant) []string {
+	out := make([]string, 0, len(tenants))
+	for _, t := range tenants {
+		out = append(out, t.ID)
+	}
+	return out
+}
+
 // apiSLA is the API's default SLA table with api.sla applied over it.
 func apiSLA(names map[string]time.Duration) map[int]time.Duration {
 	out := api.DefaultSLA()
@@ -86,11 +95,20 @@ func apiTenants(ts []config.Tenant) []api.Tenant {
 	return out
 }
 
+// foldHorizon is how far before the restored window the counts of stored
+// folded alerts are read back: a late match of a folded alert evicted from
+// memory re-creates it counting on from its stored count (see
+// correlate.State.Folds), as long as the alert is younger than this.
+const foldHorizon = 7 * 24 * time.Hour
+
 // restoreCorrelator rebuilds the correlator's state from ClickHouse: the
-// open incidents and the alerts of the longest window before the newest
-// stored alert (event time, not the wall clock), so a chain split across a
-// restart is still caught, also when replaying old data.
-func restoreCorrelator(ctx context.Context, store *storage.Store, corr *correlate.Correlator, cfg config.Config, logger *slog.Logger) error {
+// open incidents, the alerts and the link signals of the longest window
+// before the newest stored alert (event time, not the wall clock), and the
+// counts of the folded alerts stored in the foldHorizon before it, so a
+// chain split across a restart is still caught, also when replaying old
+// data. tenants limits the state to the tenants this process owns; nil
+// restores every tenant.
+func restoreCorrelator(ctx context.Context, store *storage.Store, corr *correlate.Correlator, cfg config.Config, tenants []string, logger *slog.Logger) error {
 	cc := cfg.CorrelateConfig()
 	window := cc.DefaultWindow
 	for _, d := range cc.Windows {
@@ -103,12 +121,26 @@ func restoreCorrelator(ctx context.Context, store *storage.Store, corr *correlat
 	if watermark.IsZero() {
 		return nil
 	}
-	state, err := store.LoadOpenState(ctx, watermark.Add(-window-cc.AllowedLateness))
+	since := watermark.Add(-window - cc.AllowedLateness)
+	state, err := store.LoadState(ctx, storage.StateQuery{Since: since, FoldsSince: since.Add(-foldHorizon), Tenants: tenants})
 	if err != nil {
 		return fmt.Errorf("restore correlation state: %w", err)
 	}
-	corr.Restore(state.Incidents, state.Alerts)
+	links := make([]correlate.Link, len(state.Links))
+	for i, l := range state.Links {
+		links[i] = correlate.Link(l)
+	}
+	corr.RestoreState(correlate.State{Incidents: state.Incidents, Alerts: state.Alerts, Folds: state.Folds, Links: links})
 	logger.Info("correlation state restored", "component", "correlate", "watermark", watermark,
-		"incidents", len(state.Incidents), "alerts", len(state.Alerts))
+		"incidents", len(state.Incidents), "alerts", len(state.Alerts), "folds", len(state.Folds), "links", len(state.Links),
+		"tenants", tenantsLabel(tenants))
 	return nil
+}
+
+// tenantsLabel describes a tenant filter for a log line.
+func tenantsLabel(tenants []string) any {
+	if tenants == nil {
+		return "all"
+	}
+	return tenants
 }

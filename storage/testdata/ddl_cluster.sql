@@ -334,3 +334,23 @@ DROP TABLE IF EXISTS musubi.alerts ON CLUSTER musubi_cluster;
 
 CREATE TABLE IF NOT EXISTS musubi.alerts ON CLUSTER musubi_cluster AS musubi.alerts_local
 ENGINE = Distributed(musubi_cluster, musubi, alerts_local, cityHash64(tenant_uid, alert_id));
+
+CREATE TABLE IF NOT EXISTS musubi.link_signals_local ON CLUSTER musubi_cluster (
+    tenant_uid LowCardinality(String),
+    event_uid String,
+    time DateTime('UTC'),
+    time_ms Int64,
+    log_name LowCardinality(String),
+    class_uid UInt32,
+    operation LowCardinality(String),
+    obs_entity Array(String),
+    obs_name Array(String),
+    obs_value Array(String),
+    inserted_ms Int64
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/musubi/link_signals_local', '{replica}', inserted_ms)
+PARTITION BY toYYYYMMDD(time)
+ORDER BY (tenant_uid, time, event_uid)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE IF NOT EXISTS musubi.link_signals ON CLUSTER musubi_cluster AS musubi.link_signals_local
+ENGINE = Distributed(musubi_cluster, musubi, link_signals_local, cityHash64(tenant_uid, event_uid));

@@ -271,3 +271,20 @@ ORDER BY (tenant_uid, incident_id)
 SETTINGS index_granularity = 1024;
 
 ALTER TABLE musubi.alerts  ADD COLUMN shadow UInt8 DEFAULT 0;
+
+CREATE TABLE IF NOT EXISTS musubi.link_signals  (
+    tenant_uid LowCardinality(String),
+    event_uid String,
+    time DateTime('UTC'),
+    time_ms Int64,
+    log_name LowCardinality(String),
+    class_uid UInt32,
+    operation LowCardinality(String),
+    obs_entity Array(String),
+    obs_name Array(String),
+    obs_value Array(String),
+    inserted_ms Int64
+) ENGINE = ReplacingMergeTree(inserted_ms)
+PARTITION BY toYYYYMMDD(time)
+ORDER BY (tenant_uid, time, event_uid)
+SETTINGS index_granularity = 8192;

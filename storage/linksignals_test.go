@@ -1,0 +1,91 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/incident"
+	"github.com/musubi-xdr/musubi/ocsf"
+)
+
+func linkSignal(tenant, uid string, at time.Duration) LinkSignal {
+	ev := LinkSignal{ClassUID: ocsf.ClassAPIActivity, Time: ms(at), UID: uid, TenantUID: tenant, LogName: "cloudtrail", Operation: "AssumeRole"}
+	ev.Observables = []ocsf.Observable{
+		ocsf.NewObservable(ocsf.EntitySession, "actor.session.uid", "arn:aws:sts::111122223333:assumed-role/web/i-0"+uid),
+		ocsf.NewObservable(ocsf.EntityIP, "src_endpoint.ip", "203.0.113.10"),
+		ocsf.NewObservable(ocsf.EntityInstance, "actor.session.name", "i-0"+uid),
+	}
+	return ev
+}
+
+// TestLoadState: the restore reads the link signals of the window once
+// each (a replayed batch writes them again), of repeated activity only the
+// earliest and the latest, the latest counts of the
+// folded alerts stored before the window, and only the tenants asked for.
+func TestLoadState(t *testing.T) {
+	s := testStore(t)
+	ctx := context.Background()
+	since := t0.Add(-time.Hour)
+	l1, l2, lOld := linkSignal("t1", "l1", 0), linkSignal("t2", "l2", time.Minute), linkSignal("t1", "l-old", -2*time.Hour)
+	a1, a2 := testAlert("t1", "al-1", 0, "ev"), testAlert("t2", "al-2", time.Minute, "ev")
+	// A folded alert before the window, rewritten with a higher count;
+	// another one older than FoldsSince; a plain alert before the window.
+	f1 := testAlert("t1", "fold-1", -3*time.Hour, "ev")
+	f1b := f1
+	f1b.Count, f1b.LastSeen = 12, ms(-150*time.Minute)
+	fOld := testAlert("t1", "fold-old", -30*time.Hour, "ev")
+	f2 := testAlert("t2", "fold-2", -3*time.Hour, "ev")
+	plain := testAlert("t1", "al-before", -3*time.Hour, "ev")
+	write(t, s, Batch{Alerts: []alert.Alert{a1, a2, f1, fOld, f2, plain}, Links: []LinkSignal{l1, l2, lOld},
+		Incidents: []incident.Incident{testIncident("t1", "open-1", 1, a1), testIncident("t2", "open-2", 1, a2)}})
+	write(t, s, Batch{Alerts: []alert.Alert{f1b}, Links: []LinkSignal{l1}}) // a replay, then a repeat
+	// Repeats of l2's activity: of the group only the earliest and the
+	// latest come back.
+	var repeats []LinkSignal
+	for i := range 5 {
+		r := linkSignal("t2", fmt.Sprint("l2-", i), time.Duration(2+i)*time.Minute)
+		r.Observables = l2.Observables
+		repeats = append(repeats, r)
+	}
+	write(t, s, Batch{Links: repeats})
+
+	st, err := s.LoadState(ctx, StateQuery{Since: since, FoldsSince: since.Add(-24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []LinkSignal{l1, l2, repeats[4]}; !reflect.DeepEqual(st.Links, want) {
+		t.Errorf("link signals:\ngot  %+v\nwant %+v", st.Links, want)
+	}
+	var folds []string
+	for _, a := range st.Folds {
+		folds = append(folds, a.ID)
+		if a.ID == "fold-1" && (a.Count != 12 || a.FirstSeen != f1.FirstSeen || a.LastSeen != f1b.LastSeen) {
+			t.Errorf("fold-1: count %d, seen %d–%d; want 12, %d–%d", a.Count, a.FirstSeen, a.LastSeen, f1.FirstSeen, f1b.LastSeen)
+		}
+	}
+	slices.Sort(folds)
+	if want := []string{"fold-1", "fold-2"}; !slices.Equal(folds, want) {
+		t.Errorf("folded alerts before the window: got %v, want %v", folds, want)
+	}
+	if len(st.Incidents) != 2 || len(st.Alerts) != 2 {
+		t.Errorf("every tenant: got %d incidents and %d alerts, want 2 and 2", len(st.Incidents), len(st.Alerts))
+	}
+
+	st, err = s.LoadState(ctx, StateQuery{Since: since, FoldsSince: since.Add(-24 * time.Hour), Tenants: []string{"t2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Incidents) != 1 || st.Incidents[0].ID != "open-2" || len(st.Alerts) != 1 || st.Alerts[0].ID != "al-2" ||
+		len(st.Links) != 2 || st.Links[0].UID != "l2" || st.Links[1].UID != "l2-4" || len(st.Folds) != 1 || st.Folds[0].ID != "fold-2" {
+		t.Errorf("tenant t2 only: got incidents %v, alerts %v, links %v, folds %v", st.Incidents, st.Alerts, st.Links, st.Folds)
+	}
+	st, err = s.LoadState(ctx, StateQuery{Since: since, Tenants: []string{}})
+	if err != nil || len(st.Incidents)+len(st.Alerts)+len(st.Links)+len(st.Folds) != 0 {
+		t.Errorf("no tenant: got %+v, err %v; want nothing", st, err)
+	}
+}
