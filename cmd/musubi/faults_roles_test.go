@@ -116,12 +116,13 @@ type stored struct {
 	alerts                         map[string]uint32 // detection alerts
 	correlated                     []string          // rules of the correlated alerts
 	incidents                      map[string]string
-	high                           []string // entities of each open high or critical incident
+	mergedAway                     map[string]bool // incidents merged into another
+	high                           []string        // entities of each open high or critical incident
 }
 
 func readStored(t *testing.T, ctx context.Context, conn driver.Conn) stored {
 	t.Helper()
-	s := stored{alerts: map[string]uint32{}, incidents: map[string]string{}}
+	s := stored{alerts: map[string]uint32{}, incidents: map[string]string{}, mergedAway: map[string]bool{}}
 	if err := conn.QueryRow(ctx, "SELECT uniqExact(event_uid), count() FROM events").Scan(&s.events, &s.eventRows); err != nil {
 		t.Fatal(err)
 	}
@@ -168,6 +169,7 @@ func readStored(t *testing.T, ctx context.Context, conn driver.Conn) stored {
 		slices.Sort(alerts)
 		slices.Sort(accounts)
 		s.incidents[id] = fmt.Sprintf("severity %d, merged into %q, %q, accounts %v, alerts %v, entities %v", sev, merged, title, accounts, alerts, ents)
+		s.mergedAway[id] = merged != ""
 		if merged == "" && sev >= 4 {
 			s.high = append(s.high, strings.Join(ents, " "))
 		}
@@ -177,7 +179,12 @@ func readStored(t *testing.T, ctx context.Context, conn driver.Conn) stored {
 }
 
 // compareStored reports every difference between a split-role run and a
-// -role all run of the same input.
+// -role all run of the same input. An incident merged away in one run may
+// be missing from the other: the correlator links a batch's events before
+// it places the batch's alerts, so where the batches break (they differ
+// between one process and a detect → signals → correlate pipeline) decides
+// whether an alert opens an incident that a later link merges into
+// another. Every open incident must be the same.
 func compareStored(t *testing.T, got, want stored) {
 	t.Helper()
 	if got.events != want.events || got.eventsFinal != got.events {
@@ -197,12 +204,21 @@ func compareStored(t *testing.T, got, want stored) {
 		t.Errorf("correlation rules that raised alerts: split roles %v, -role all %v", got.correlated, want.correlated)
 	}
 	for id, w := range want.incidents {
-		if g := got.incidents[id]; g != w {
+		g, ok := got.incidents[id]
+		if !ok && want.mergedAway[id] {
+			t.Logf("incident %s was merged away in the -role all run only: %s", id, w)
+			continue
+		}
+		if g != w {
 			t.Errorf("incident %s:\n split roles %s\n -role all   %s", id, g, w)
 		}
 	}
 	for id, g := range got.incidents {
 		if _, ok := want.incidents[id]; !ok {
+			if got.mergedAway[id] {
+				t.Logf("incident %s was merged away in the split-role run only: %s", id, g)
+				continue
+			}
 			t.Errorf("incident %s of the split roles is not one of -role all: %s", id, g)
 		}
 	}
