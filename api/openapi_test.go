@@ -120,8 +120,9 @@ func TestRoutesNeedRoles(t *testing.T) {
 		"GET /v1/entities/{type}/{value...}": RoleViewer, "GET /v1/rules": RoleViewer, "GET /v1/rules/shadow": RoleViewer, "GET /v1/me": RoleViewer,
 		"PATCH /v1/incidents/{id}": RoleAnalyst, "POST /v1/incidents/{id}/comments": RoleAnalyst, "POST /v1/incidents/{id}/merge": RoleAnalyst,
 		"PATCH /v1/incidents/{id}/comments/{comment_id}": RoleAnalyst, "DELETE /v1/incidents/{id}/comments/{comment_id}": RoleAnalyst,
-		"POST /v1/incidents/bulk": RoleAnalyst,
-		"GET /v1/incidents.csv":   RoleViewer, "GET /v1/alerts": RoleViewer, "GET /v1/incidents/{id}/export": RoleAnalyst,
+		"POST /v1/incidents/bulk": RoleAnalyst, "POST /v1/alerts/{alert_id}/move": RoleAnalyst,
+		"GET /v1/views": RoleViewer, "POST /v1/views": RoleAnalyst, "DELETE /v1/views/{view_id}": RoleAnalyst,
+		"GET /v1/incidents.csv": RoleViewer, "GET /v1/alerts": RoleViewer, "GET /v1/incidents/{id}/export": RoleAnalyst,
 		"POST /-/reload": RoleAdmin, "GET /v1/audit": RoleAdmin, "GET /v1/admin/tokens": RoleAdmin, "POST /v1/admin/tokens": RoleAdmin,
 		"DELETE /v1/admin/tokens/{id}": RoleAdmin, "GET /v1/admin/tenants": RoleAdmin,
 	}

@@ -59,12 +59,14 @@ var tableSpecs = map[string]tableSpec{
 	TableNumbers:     {},
 	TableMigrations:  {},
 	TableInventory:   {monthly: true},
+	TableMoves:       {},
+	TableViews:       {},
 }
 
 // Tables lists the data tables in a stable order.
 func Tables() []string {
 	return []string{TableEvents, TableAlerts, TableIncidents, TableNodes, TableEdges,
-		TableLinks, TableWorkflow, TableComments, TableAudit, TableDeadLetters, TableNumbers, TableInventory}
+		TableLinks, TableWorkflow, TableComments, TableAudit, TableDeadLetters, TableNumbers, TableInventory, TableMoves, TableViews}
 }
 
 //go:embed migrations/*.sql

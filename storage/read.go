@@ -440,7 +440,10 @@ func (s *Store) ListIncidents(ctx context.Context, q casework.IncidentQuery) (ca
 		page.Items = append(page.Items, in)
 		last = cursor{Sort: q.Sort, Desc: q.Desc, Value: sortValue(q.Sort, in), Tenant: in.TenantUID, ID: in.ID}
 	}
-	return page, rows.Err()
+	if err := rows.Err(); err != nil {
+		return casework.IncidentPage{}, err
+	}
+	return page, s.withMoves(ctx, page.Items)
 }
 
 func sortValue(sort string, in casework.Incident) int64 {
@@ -506,6 +509,14 @@ func (s *Store) GetIncident(ctx context.Context, tenants []string, id, evidenceC
 	if d.MergedFrom, withMerged, err = s.withMergedAlerts(ctx, in); err != nil {
 		return d, err
 	}
+	// Analysts' moves decide where an alert is (moves.go).
+	set := append([]string{in.ID}, d.MergedFrom...)
+	moves, err := s.latestMoves(ctx, in.TenantUID, set)
+	if err != nil {
+		return d, err
+	}
+	d.AlertIDs = applyMoves(in, []string{in.ID}, moves, false).AlertIDs
+	withMerged = applyMoves(withMerged, set, moves, true)
 	if d.Alerts, err = s.incidentAlerts(ctx, withMerged); err != nil {
 		return d, err
 	}
@@ -798,6 +809,9 @@ func (s *Store) EntityPivot(ctx context.Context, q casework.EntityQuery) (casewo
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
+		return out, err
+	}
+	if err := s.withMoves(ctx, out.Incidents); err != nil {
 		return out, err
 	}
 
