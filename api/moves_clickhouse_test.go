@@ -63,7 +63,9 @@ func TestAPIMoveAlert(t *testing.T) {
 		}
 		return e.do(http.MethodPost, "/v1/alerts/"+alertID+"/move", token, body, h...)
 	}
-	to := func(id string) map[string]string { return map[string]string{"to": id, "reason": "same session key as the rest"} }
+	to := func(id string) map[string]string {
+		return map[string]string{"to": id, "reason": "same session key as the rest"}
+	}
 
 	refusals := []struct {
 		name, token, alert string
