@@ -379,33 +379,6 @@ func TestAPITokenNamesUnique(t *testing.T) {
 	}
 }
 
-// BenchmarkAPIPatch measures one PATCH on an idle server, end to end
-// through HTTP against the real ClickHouse, and reports its p50 and p99:
-//
-//	MUSUBI_REQUIRE_CLICKHOUSE=1 go test ./cmd/musubi/ -run '^$' -bench APIPatch -benchtime 300x
-func BenchmarkAPIPatch(b *testing.B) {
-	e := newAPIEnv(b)
-	etag := `"1.0"`
-	lat := make([]time.Duration, 0, b.N)
-	b.ResetTimer()
-	for i := range b.N {
-		start := time.Now()
-		r := e.do(http.MethodPatch, "/v1/incidents/inc-a1", apitest.TokAcmeAnalyst, map[string]any{"tags": []string{fmt.Sprint("t", i)}}, "If-Match", etag)
-		lat = append(lat, time.Since(start))
-		if r.code != http.StatusOK {
-			b.Fatalf("PATCH %d: got %d %.300s", i, r.code, r.body)
-		}
-		etag = r.header.Get("ETag")
-	}
-	b.StopTimer()
-	slices.Sort(lat)
-	q := func(p float64) float64 {
-		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
-	}
-	b.ReportMetric(q(0.50), "p50-ms")
-	b.ReportMetric(q(0.99), "p99-ms")
-}
-
 // TestAPICursorsSigned: paging cursors are signed and bound to their query
 // and tenants. A forged but well-formed cursor, an edited one, one from
 // another query or for other tenants, or one signed with another key is a

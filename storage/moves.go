@@ -18,9 +18,19 @@ import (
 // state, and knows nothing of analysts. A move is therefore not a change of
 // the correlator's rows (its next version would undo it) but a row of its
 // own, applied on every read: an alert's incident is the target of its
-// latest move when it was moved, else the correlator's. The correlator
-// keeps its graph (the edges say why it linked the alert); the alert list,
-// the evidence, the queue's alert_ids and the alert queue follow the move.
+// latest move when it was moved, else the correlator's.
+//
+// What follows a move: an incident's alerts, evidence and alert_ids (GET
+// one, the queue rows, a PATCH's answer, the entity pivot, the export),
+// the alert queue (an alert moved into a low incident is in it, one moved
+// into a high incident is not), and merges (they move the merged
+// incident's alerts as they are). What keeps the correlator's view: the
+// graph and timeline (they explain why the correlator linked the alert),
+// the incident's severity, risk, stages, rule ids, accounts and entities,
+// and so the queue filters on them (rule, entity, account, search through
+// alerts). The correlator does not read moves: it may still link a new
+// alert to the source incident through the moved alert's entities; the
+// analyst then moves that one too.
 const TableMoves = "alert_moves"
 
 // maxMoves bounds the moves read for the incidents of one read.
@@ -213,8 +223,9 @@ func bump(in casework.Incident, actor string, now time.Time) casework.Workflow {
 // alert is and both incidents' rows, lets m.Check refuse, then writes the
 // audit entries (one on each incident, and m.Audit's), both incidents'
 // next workflow versions (their ETags change) and the move. It answers
-// ErrNotFound for an alert outside m.Tenants or a target outside the
-// alert's tenant.
+// ErrNotFound for an alert outside m.Tenants, ErrNoTarget for a target
+// outside the alert's tenant and ErrConflict when a merge moved the alert
+// while the move waited for the locks.
 func (s *Store) MoveAlert(ctx context.Context, m casework.AlertMove) (casework.AlertMoved, error) {
 	if err := checkTenants(m.Tenants); err != nil {
 		return casework.AlertMoved{}, err

@@ -101,6 +101,16 @@ func (s *Store) UpdateIncidentWorkflow(ctx context.Context, u casework.WorkflowU
 			return *l.last, fmt.Errorf("incident %s workflow is at version %d or later, not %d: %w", u.IncidentID, l.last.Workflow.Version, u.ExpectedVersion, casework.ErrConflict)
 		}
 	}
+	// The alert moves of the incident, for the answer's alert ids, are
+	// read beside the row, not after the write: moves of this incident
+	// take its lock, which this update holds, so they cannot change in
+	// between, and the answer waits for one round trip less
+	// (BenchmarkAPIPatch).
+	movesC := make(chan movesResult, 1)
+	go func() {
+		m, err := s.latestMoves(ctx, tenants[0], []string{u.IncidentID})
+		movesC <- movesResult{m, err}
+	}()
 	in, err := s.getIncident(ctx, tenants, u.IncidentID, false)
 	if err != nil {
 		return casework.Incident{}, err
@@ -175,11 +185,17 @@ func (s *Store) UpdateIncidentWorkflow(ctx context.Context, u casework.WorkflowU
 	last.Workflow.Tags = slices.Clone(next.Tags)
 	l.last = &last
 	// The answer's alert ids as analysts' moves leave them.
-	rows := []casework.Incident{in}
-	if err := s.withMoves(ctx, rows); err != nil {
-		return casework.Incident{}, err
+	moves := <-movesC
+	if moves.err != nil {
+		return casework.Incident{}, moves.err
 	}
-	return rows[0], nil
+	return applyMoves(in, []string{in.ID}, moves.moves, false), nil
+}
+
+// movesResult is what latestMoves answered.
+type movesResult struct {
+	moves map[string]alertMove
+	err   error
 }
 
 // stampTimes sets the case times of the new workflow state w of an
