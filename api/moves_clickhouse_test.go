@@ -8,7 +8,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/internal/apitest"
@@ -248,5 +250,48 @@ func TestAPIMoveAlertRace(t *testing.T) {
 	}
 	if holders != 1 {
 		t.Errorf("al-a2 is in %d incidents, want exactly one", holders)
+	}
+}
+
+// TestAPIMoveOrphanAlert: an alert of the alert queue that is in no
+// incident joins one; the answer's from is null, the alert leaves the
+// alert queue and the incident lists it, its time outside the incident's
+// span included.
+func TestAPIMoveOrphanAlert(t *testing.T) {
+	e := newAPIEnv(t)
+	orphan := alert.Alert{ID: "al-o1", TenantUID: "acme", RuleID: "aws.ec2.scan", RuleVersion: "1", Title: "scan", Severity: 2,
+		Time: e.now.Add(-30 * time.Hour).UnixMilli(), AccountUID: apitest.AcmeAccount, Source: "vpcflow", EventIDs: []string{}}
+	if err := e.store.Write(context.Background(), storage.Batch{Alerts: []alert.Alert{orphan}}); err != nil {
+		t.Fatal(err)
+	}
+	var q alertPage
+	e.get("/v1/alerts", apitest.TokAcmeAnalyst, &q)
+	if got := alertIDs(q); !slices.Equal(got, []string{"al-a3", "al-o1"}) {
+		t.Fatalf("the alert queue before: got %v, want al-a3, al-o1", got)
+	}
+	r := e.do(http.MethodPost, "/v1/alerts/al-o1/move", apitest.TokAcmeAnalyst, map[string]string{"to": "inc-a1", "reason": "the scan came first"}, "If-Match", `"1.0"`)
+	if r.code != http.StatusOK {
+		t.Fatalf("move al-o1 into inc-a1: got %d %.300s", r.code, r.body)
+	}
+	var res map[string]json.RawMessage
+	var to casework.Incident
+	if err := json.Unmarshal(r.body, &res); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(res["to"], &to); err != nil {
+		t.Fatal(err)
+	}
+	if string(res["from"]) != "null" || !slices.Contains(to.AlertIDs, "al-o1") {
+		t.Errorf("the answer: got %.400s, want from null and al-o1 in to", r.body)
+	}
+	e.get("/v1/alerts", apitest.TokAcmeAnalyst, &q)
+	if got := alertIDs(q); !slices.Equal(got, []string{"al-a3"}) {
+		t.Errorf("the alert queue after: got %v, want al-a3", got)
+	}
+	if a, _, etag := e.incidentAlerts(t, "inc-a1"); !slices.Equal(a, []string{"al-a1", "al-a2", "al-o1"}) || etag != `"1.1"` {
+		t.Errorf("inc-a1 after: got alerts %v ETag %s, want al-a1, al-a2, al-o1 and \"1.1\"", a, etag)
+	}
+	if got := e.auditOf("inc-a1", "incident.alert.move"); len(got) != 1 {
+		t.Errorf("got %d incident.alert.move entries on inc-a1, want 1", len(got))
 	}
 }
