@@ -291,6 +291,28 @@ func (s *Store) MoveAlert(ctx context.Context, m casework.AlertMove) (casework.A
 			Time: now, TenantUID: tenant, Actor: m.Actor, Action: "incident.alert.move", IncidentID: in.ID, Details: details,
 		})
 	}
+	// The answer's alert ids, read before the writes (a failed read
+	// refuses the move rather than answering an error for a move that
+	// was made), with this move applied.
+	ids := []string{m.To}
+	if src != nil {
+		ids = append(ids, src.ID)
+	}
+	moves, err := s.latestMoves(ctx, tenant, ids)
+	if err != nil {
+		return casework.AlertMoved{}, err
+	}
+	if moves == nil {
+		moves = map[string]alertMove{}
+	}
+	moves[m.AlertID] = alertMove{to: m.To, timeMS: alertTime, version: version + 1}
+	for i, in := range wfs {
+		wfs[i] = applyMoves(in, []string{in.ID}, moves, false)
+	}
+	res.To = wfs[0]
+	if src != nil {
+		res.From = &wfs[1]
+	}
 	if m.Audit != nil {
 		audits = append(audits, m.Audit(res))
 	}
@@ -307,13 +329,6 @@ func (s *Store) MoveAlert(ctx context.Context, m casework.AlertMove) (casework.A
 		[]string{m.AlertID}, []string{from}, []int64{alertTime}, []uint64{version}))
 	if err != nil {
 		return casework.AlertMoved{}, err
-	}
-	if err := s.withMoves(ctx, wfs); err != nil {
-		return casework.AlertMoved{}, err
-	}
-	res.To = wfs[0]
-	if src != nil {
-		res.From = &wfs[1]
 	}
 	return res, nil
 }

@@ -101,16 +101,6 @@ func (s *Store) UpdateIncidentWorkflow(ctx context.Context, u casework.WorkflowU
 			return *l.last, fmt.Errorf("incident %s workflow is at version %d or later, not %d: %w", u.IncidentID, l.last.Workflow.Version, u.ExpectedVersion, casework.ErrConflict)
 		}
 	}
-	// The alert moves of the incident, for the answer's alert ids, are
-	// read beside the row, not after the write: moves of this incident
-	// take its lock, which this update holds, so they cannot change in
-	// between, and the answer waits for one round trip less
-	// (BenchmarkAPIPatch).
-	movesC := make(chan movesResult, 1)
-	go func() {
-		m, err := s.latestMoves(ctx, tenants[0], []string{u.IncidentID})
-		movesC <- movesResult{m, err}
-	}()
 	in, err := s.getIncident(ctx, tenants, u.IncidentID, false)
 	if err != nil {
 		return casework.Incident{}, err
@@ -156,6 +146,17 @@ func (s *Store) UpdateIncidentWorkflow(ctx context.Context, u casework.WorkflowU
 	if u.SeverityOverride != nil {
 		next.SeverityOverride = *u.SeverityOverride
 	}
+	// The alert moves of the incident, for the answer's alert ids, are
+	// read before the write, not after it: a read that fails then refuses
+	// the update instead of answering an error for a change that was
+	// made. Moves of this incident take its lock, which this update
+	// holds, so they cannot change until the answer. One query on one
+	// connection at a time: 200 concurrent updates must not exhaust the
+	// pool (BenchmarkAPIPatchConcurrent).
+	moves, err := s.latestMoves(ctx, in.TenantUID, []string{in.ID})
+	if err != nil {
+		return casework.Incident{}, err
+	}
 	next.Version = cur.Version + 1
 	next.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
 	next.UpdatedBy = u.Actor
@@ -185,17 +186,7 @@ func (s *Store) UpdateIncidentWorkflow(ctx context.Context, u casework.WorkflowU
 	last.Workflow.Tags = slices.Clone(next.Tags)
 	l.last = &last
 	// The answer's alert ids as analysts' moves leave them.
-	moves := <-movesC
-	if moves.err != nil {
-		return casework.Incident{}, moves.err
-	}
-	return applyMoves(in, []string{in.ID}, moves.moves, false), nil
-}
-
-// movesResult is what latestMoves answered.
-type movesResult struct {
-	moves map[string]alertMove
-	err   error
+	return applyMoves(in, []string{in.ID}, moves, false), nil
 }
 
 // stampTimes sets the case times of the new workflow state w of an
