@@ -234,9 +234,16 @@ func (s *Store) MoveAlert(ctx context.Context, m casework.AlertMove) (casework.A
 	if err != nil {
 		return casework.AlertMoved{}, err
 	}
-	// The alert's lock keeps two moves of it apart; an alert id cannot
-	// contain the NUL that separates the key's parts.
-	_, unlockAlert := s.lockIncident(tenant+"\x00alert", m.AlertID)
+	// The alert's lock keeps two moves of it apart (an alert id cannot
+	// contain the NUL that separates the key's parts). A move that finds
+	// another move of the alert under way is refused at once rather than
+	// queued: the one under way changes where the alert is and the
+	// target's ETag, so the queued one would be refused anyway, after
+	// reads that, twenty racing moves deep, outlast the request's deadline.
+	unlockAlert, ok := s.tryLock(tenant+"\x00alert", m.AlertID)
+	if !ok {
+		return casework.AlertMoved{}, fmt.Errorf("alert %s is being moved by another request: %w", m.AlertID, casework.ErrConflict)
+	}
 	defer unlockAlert()
 	from, _, err := s.alertIncident(ctx, tenant, m.AlertID)
 	if err != nil {

@@ -49,6 +49,30 @@ func (s *Store) lockIncident(tenant, id string) (*wfLock, func()) {
 	}
 }
 
+// tryLock takes the in-process lock of key (tenant, id) if nobody holds
+// it, and returns its release function; false when it is held.
+func (s *Store) tryLock(tenant, id string) (func(), bool) {
+	key := tenant + "\x00" + id
+	s.wfMu.Lock()
+	defer s.wfMu.Unlock()
+	l := s.wfLocks[key]
+	if l != nil {
+		return nil, false
+	}
+	l = &wfLock{refs: 1}
+	l.mu.Lock()
+	s.wfLocks[key] = l
+	return func() {
+		l.mu.Unlock()
+		s.wfMu.Lock()
+		l.refs--
+		if l.refs == 0 {
+			delete(s.wfLocks, key)
+		}
+		s.wfMu.Unlock()
+	}, true
+}
+
 // UpdateIncidentWorkflow applies u with compare-and-set semantics: it reads
 // the incident's latest version and workflow version (one query), fails
 // with ErrConflict unless the workflow is at u.ExpectedVersion and, when
