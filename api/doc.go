@@ -1,7 +1,8 @@
 // Package api is Musubi's HTTP API: the SOC incident queue (list, filter,
 // page), the incident graph with its evidence, the analyst workflow
 // (status, assignee, severity override, tags, verdicts) with optimistic
-// concurrency on ETag/If-Match, comments, merges, the entity pivot, rules
+// concurrency on ETag/If-Match, comments, merges, moving alerts between
+// incidents, saved views of the queue per user, the entity pivot, rules
 // and reload, token and tenant administration, the audit log, health and
 // metrics. docs/api.md describes it for users; openapi.json is the contract,
 // served at /v1/openapi.json and checked against Routes() by a test.

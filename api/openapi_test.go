@@ -123,7 +123,9 @@ func TestRoutesNeedRoles(t *testing.T) {
 		"POST /v1/incidents/bulk":          RoleAnalyst,
 		"GET /v1/exposures":                RoleViewer,
 		"GET /v1/incidents/{id}/exposures": RoleViewer,
-		"GET /v1/incidents.csv":            RoleViewer, "GET /v1/alerts": RoleViewer, "GET /v1/incidents/{id}/export": RoleAnalyst,
+		"POST /v1/alerts/{alert_id}/move":  RoleAnalyst,
+		"GET /v1/views":                    RoleViewer, "POST /v1/views": RoleAnalyst, "DELETE /v1/views/{view_id}": RoleAnalyst,
+		"GET /v1/incidents.csv": RoleViewer, "GET /v1/alerts": RoleViewer, "GET /v1/incidents/{id}/export": RoleAnalyst,
 		"POST /-/reload": RoleAdmin, "GET /v1/audit": RoleAdmin, "GET /v1/admin/tokens": RoleAdmin, "POST /v1/admin/tokens": RoleAdmin,
 		"DELETE /v1/admin/tokens/{id}": RoleAdmin, "GET /v1/admin/tenants": RoleAdmin,
 	}

@@ -37,6 +37,17 @@ type Store interface {
 	// ListAlerts returns a page of the alert queue: alerts in no incident
 	// of severity q.HighSeverity or more.
 	ListAlerts(ctx context.Context, q casework.AlertQuery) (casework.AlertPage, error)
+	// MoveAlert moves an alert to another incident of its tenant (see
+	// casework.AlertMove); a target outside the alert's tenant is
+	// casework.ErrNoTarget.
+	MoveAlert(ctx context.Context, m casework.AlertMove) (casework.AlertMoved, error)
+	// ListViews, CreateView and DeleteView keep the saved views of one
+	// principal (owner: the token's name); CreateView answers ErrConflict
+	// for a name the owner uses already, DeleteView ErrNotFound for a view
+	// that is not the owner's.
+	ListViews(ctx context.Context, owner string) ([]casework.SavedView, error)
+	CreateView(ctx context.Context, v casework.SavedView) (casework.SavedView, error)
+	DeleteView(ctx context.Context, owner, id string) (casework.SavedView, error)
 	// ShadowMatches counts the shadow alerts (of experimental rules) per
 	// rule: how often each would have fired.
 	ShadowMatches(ctx context.Context, q casework.ShadowQuery) ([]casework.ShadowCount, error)

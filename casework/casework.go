@@ -21,6 +21,9 @@ var (
 	// ErrInvalidArgument: the caller's input (a query parameter, a cursor)
 	// is not acceptable; the API answers 400.
 	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrNoTarget: the incident a change names as its target (an alert's
+	// move) does not exist in the tenant it must be in; the API answers 422.
+	ErrNoTarget = errors.New("no such target incident")
 )
 
 // ClosedStatuses are the workflow statuses that mean an analyst is done
@@ -369,4 +372,41 @@ type ShadowCount struct {
 type AlertPage struct {
 	Items      []alert.Alert `json:"items"`
 	NextCursor string        `json:"next_cursor,omitempty"`
+}
+
+// AlertMove moves one alert to another incident of its tenant.
+type AlertMove struct {
+	Tenants []string
+	AlertID string
+	// To is the incident the alert moves to.
+	To     string
+	Reason string
+	Actor  string
+	// Check, when set, is called under the locks with the incident that
+	// holds the alert now (nil when it is in none) and the target, as the
+	// store read them; its error refuses the move and is returned as it is.
+	Check func(from *Incident, to Incident) error
+	// Audit, when set, returns one more audit entry (the request's),
+	// written with the move's own, before the move.
+	Audit func(res AlertMoved) AuditEntry
+}
+
+// AlertMoved is the result of a move: both incidents' queue rows with
+// their new workflow versions and alerts.
+type AlertMoved struct {
+	AlertID   string `json:"alert_id"`
+	TenantUID string `json:"tenant_uid"`
+	// From is the incident the alert left; nil when it was in none.
+	From *Incident `json:"from"`
+	To   Incident  `json:"to"`
+}
+
+// SavedView is a named set of queue filters of one principal: Query is
+// the query string of GET /v1/incidents it stands for.
+type SavedView struct {
+	ID        string    `json:"id"`
+	Owner     string    `json:"owner"`
+	Name      string    `json:"name"`
+	Query     string    `json:"query"`
+	CreatedAt time.Time `json:"created_at"`
 }

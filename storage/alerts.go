@@ -55,8 +55,15 @@ func (s *Store) ListAlerts(ctx context.Context, q casework.AlertQuery) (casework
 	// versions, so max(severity_id) is the latest one's.
 	high := "SELECT incident_id FROM " + s.t(TableIncidents) + " WHERE tenant_uid IN " + placeholders(len(q.Tenants)) +
 		" GROUP BY incident_id HAVING max(severity_id) >= ?"
+	// An alert an analyst moved is where its latest move put it
+	// (moves.go), whatever the correlator's links say.
+	moved := "SELECT alert_id FROM " + s.t(TableMoves) + " WHERE tenant_uid IN " + placeholders(len(q.Tenants))
 	b.add("alert_id GLOBAL NOT IN (SELECT alert_id FROM "+s.t(TableLinks)+" WHERE tenant_uid IN "+placeholders(len(q.Tenants))+
-		" AND incident_id GLOBAL IN ("+high+"))", append(append(append([]any{}, tenants...), tenants...), q.HighSeverity)...)
+		" AND incident_id GLOBAL IN ("+high+") AND alert_id GLOBAL NOT IN ("+moved+"))",
+		append(append(append(append([]any{}, tenants...), tenants...), q.HighSeverity), tenants...)...)
+	b.add("alert_id GLOBAL NOT IN (SELECT alert_id FROM (SELECT alert_id, argMax(incident_id, version) AS inc FROM "+s.t(TableMoves)+
+		" WHERE tenant_uid IN "+placeholders(len(q.Tenants))+" GROUP BY alert_id) WHERE inc GLOBAL IN ("+high+"))",
+		append(append(append([]any{}, tenants...), tenants...), q.HighSeverity)...)
 	rows, err := s.conn.Query(s.readCtx(ctx), "SELECT "+alertColumnsSQL+" FROM "+s.t(TableAlerts)+b.where()+
 		fmt.Sprintf(" ORDER BY time_ms DESC, alert_id DESC, inserted_ms DESC LIMIT 1 BY alert_id LIMIT %d", limit+1), b.args...)
 	if err != nil {

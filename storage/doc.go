@@ -78,6 +78,20 @@
 // incident_alerts links an incident version to its alerts; the alert to
 // evidence-event link is alerts.event_ids, which the evidence query joins.
 //
+// alert_moves: an analyst's move of an alert to another incident (and the
+// moves a merge makes), ORDER BY (tenant_uid, alert_id) with the move's
+// version, no partitions (few rows). The correlator rewrites alert_ids and
+// the links from its own state with every version, so a move cannot be a
+// change of its rows: it is a row of its own that every read applies (the
+// incident's alerts, evidence and alert_ids, the alert queue). moves.go
+// says which reads follow it and which keep the correlator's view.
+//
+// saved_views: a principal's named queue filters, ORDER BY (owner,
+// view_id), versioned like comments (a deletion is a version). The one
+// table without a tenant, and the only one without a tenant_uid column: a
+// view belongs to a token name, and its query is checked against the
+// caller's tenants when it is used.
+//
 // incident_comments, audit_log: append-only, monthly partitions, ids chosen
 // by the caller (or random) so a retried request folds. Workflow changes
 // and merges write their audit entry (deterministic id) before the change.
@@ -88,8 +102,8 @@
 // (zstd), because they are the only copy once the offset is committed.
 // DeadLetter.Time should be the record's timestamp so a replay folds.
 //
-// schema_migrations is the one table without a tenant: it describes the
-// database, not data (its tenant_uid column is always empty).
+// schema_migrations describes the database, not data: its tenant_uid
+// column is always empty. saved_views (above) has none.
 //
 // DateTime columns are DateTime('UTC'), so partitions are UTC days whatever
 // the server's timezone.

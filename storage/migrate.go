@@ -60,12 +60,14 @@ var tableSpecs = map[string]tableSpec{
 	TableMigrations:  {},
 	TableInventory:   {monthly: true},
 	TableLinkSignals: {},
+	TableMoves:       {},
+	TableViews:       {},
 }
 
 // Tables lists the data tables in a stable order.
 func Tables() []string {
 	return []string{TableEvents, TableAlerts, TableIncidents, TableNodes, TableEdges,
-		TableLinks, TableWorkflow, TableComments, TableAudit, TableDeadLetters, TableNumbers, TableInventory, TableLinkSignals}
+		TableLinks, TableWorkflow, TableComments, TableAudit, TableDeadLetters, TableNumbers, TableInventory, TableLinkSignals, TableMoves, TableViews}
 }
 
 //go:embed migrations/*.sql

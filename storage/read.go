@@ -442,7 +442,10 @@ func (s *Store) ListIncidents(ctx context.Context, q casework.IncidentQuery) (ca
 		page.Items = append(page.Items, in)
 		last = cursor{Sort: q.Sort, Desc: q.Desc, Value: sortValue(q.Sort, in), Tenant: in.TenantUID, ID: in.ID}
 	}
-	return page, rows.Err()
+	if err := rows.Err(); err != nil {
+		return casework.IncidentPage{}, err
+	}
+	return page, s.withMoves(ctx, page.Items)
 }
 
 func sortValue(sort string, in casework.Incident) int64 {
@@ -516,6 +519,14 @@ func (s *Store) GetIncident(ctx context.Context, tenants []string, id, evidenceC
 			return err
 		}
 		d.MergedFrom = merged
+		// Analysts' moves decide where an alert is (moves.go).
+		set := append([]string{in.ID}, merged...)
+		moves, err := s.latestMoves(gctx, in.TenantUID, set)
+		if err != nil {
+			return err
+		}
+		d.AlertIDs = applyMoves(in, []string{in.ID}, moves, false).AlertIDs
+		withMerged = applyMoves(withMerged, set, moves, true)
 		ag, actx := errgroup.WithContext(gctx)
 		ag.Go(func() (err error) {
 			d.Alerts, err = s.incidentAlerts(actx, withMerged)
@@ -815,6 +826,9 @@ func (s *Store) EntityPivot(ctx context.Context, q casework.EntityQuery) (casewo
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
+		return out, err
+	}
+	if err := s.withMoves(ctx, out.Incidents); err != nil {
 		return out, err
 	}
 

@@ -458,12 +458,18 @@ func TestCommentsAuditMerge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var actions []string
+	var actions, merged []string
 	for _, e := range audit {
 		actions = append(actions, e.Action)
+		if e.Action == "incident.merge" {
+			merged = append(merged, e.IncidentID)
+		}
 	}
-	if want := []string{"incident.merge", "incident.comment", "incident.comment"}; !slices.Equal(actions, want) {
-		t.Errorf("audit actions newest first: got %v, want %v", actions, want)
+	slices.Sort(merged)
+	// The merge is audited on both incidents.
+	if want := []string{"incident.merge", "incident.merge", "incident.comment", "incident.comment"}; !slices.Equal(actions, want) ||
+		!slices.Equal(merged, []string{"inc-a", "inc-b"}) {
+		t.Errorf("audit actions newest first: got %v (merge on %v), want %v (merge on inc-a and inc-b)", actions, merged, want)
 	}
 	if err := s.AppendAudit(ctx, casework.AuditEntry{TenantUID: "t2", Actor: "system", Action: "rules.reload"}); err != nil {
 		t.Fatal(err)

@@ -39,6 +39,8 @@ type Store struct {
 	// wfLocks serializes workflow updates per incident in this process.
 	wfMu    sync.Mutex
 	wfLocks map[string]*wfLock
+	// updateSlots bounds the workflow updates that use the pool at once.
+	updateSlots chan struct{}
 
 	// numbers assigns incident numbers (numbers.go).
 	numbers numberer
@@ -128,6 +130,8 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 		metrics: newMetrics(reg),
 		enc:     enc, dec: dec,
 		wfLocks: map[string]*wfLock{},
+		// One slot per connection of the pool: see updateSlot.
+		updateSlots: make(chan struct{}, cfg.MaxOpenConns),
 	}
 	if err := s.Ping(ctx); err != nil {
 		_ = conn.Close()

@@ -49,6 +49,48 @@ func (s *Store) lockIncident(tenant, id string) (*wfLock, func()) {
 	}
 }
 
+// tryLock takes the in-process lock of key (tenant, id) if nobody holds
+// it, and returns its release function; false when it is held.
+func (s *Store) tryLock(tenant, id string) (func(), bool) {
+	key := tenant + "\x00" + id
+	s.wfMu.Lock()
+	defer s.wfMu.Unlock()
+	l := s.wfLocks[key]
+	if l != nil {
+		return nil, false
+	}
+	l = &wfLock{refs: 1}
+	l.mu.Lock()
+	s.wfLocks[key] = l
+	return func() {
+		l.mu.Unlock()
+		s.wfMu.Lock()
+		l.refs--
+		if l.refs == 0 {
+			delete(s.wfLocks, key)
+		}
+		s.wfMu.Unlock()
+	}, true
+}
+
+// updateSlot waits, until ctx ends, for one of the slots that bound the
+// workflow updates using the connection pool at once (one per connection),
+// and returns its release. A burst of updates of many incidents then
+// queues here, within the request's deadline, instead of waiting in the
+// pool, which gives up after Config.DialTimeout: 200 concurrent PATCHes
+// answered 503 half of the time before (BenchmarkAPIPatchConcurrent).
+func (s *Store) updateSlot(ctx context.Context) (func(), error) {
+	if s.updateSlots == nil {
+		return func() {}, nil
+	}
+	select {
+	case s.updateSlots <- struct{}{}:
+		return func() { <-s.updateSlots }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for a connection: %w", ctx.Err())
+	}
+}
+
 // UpdateIncidentWorkflow applies u with compare-and-set semantics: it reads
 // the incident's latest version and workflow version (one query), fails
 // with ErrConflict unless the workflow is at u.ExpectedVersion and, when
@@ -101,6 +143,11 @@ func (s *Store) UpdateIncidentWorkflow(ctx context.Context, u casework.WorkflowU
 			return *l.last, fmt.Errorf("incident %s workflow is at version %d or later, not %d: %w", u.IncidentID, l.last.Workflow.Version, u.ExpectedVersion, casework.ErrConflict)
 		}
 	}
+	release, err := s.updateSlot(ctx)
+	if err != nil {
+		return casework.Incident{}, err
+	}
+	defer release()
 	in, err := s.getIncident(ctx, tenants, u.IncidentID, false)
 	if err != nil {
 		return casework.Incident{}, err
@@ -146,6 +193,17 @@ func (s *Store) UpdateIncidentWorkflow(ctx context.Context, u casework.WorkflowU
 	if u.SeverityOverride != nil {
 		next.SeverityOverride = *u.SeverityOverride
 	}
+	// The alert moves of the incident, for the answer's alert ids, are
+	// read before the write, not after it: a read that fails then refuses
+	// the update instead of answering an error for a change that was
+	// made. Moves of this incident take its lock, which this update
+	// holds, so they cannot change until the answer. One query on one
+	// connection at a time: 200 concurrent updates must not exhaust the
+	// pool (BenchmarkAPIPatchConcurrent).
+	moves, err := s.latestMoves(ctx, in.TenantUID, []string{in.ID})
+	if err != nil {
+		return casework.Incident{}, err
+	}
 	next.Version = cur.Version + 1
 	next.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
 	next.UpdatedBy = u.Actor
@@ -174,7 +232,8 @@ func (s *Store) UpdateIncidentWorkflow(ctx context.Context, u casework.WorkflowU
 	last := in
 	last.Workflow.Tags = slices.Clone(next.Tags)
 	l.last = &last
-	return in, nil
+	// The answer's alert ids as analysts' moves leave them.
+	return applyMoves(in, []string{in.ID}, moves, false), nil
 }
 
 // stampTimes sets the case times of the new workflow state w of an
@@ -215,30 +274,56 @@ func zeroMS(t time.Time) int64 {
 // latest incident version with its workflow, without graph, timeline,
 // alerts or evidence. It is one query.
 func (s *Store) IncidentRow(ctx context.Context, tenants []string, id string) (casework.Incident, error) {
-	return s.getIncident(ctx, tenants, id, false)
+	in, err := s.getIncident(ctx, tenants, id, false)
+	if err != nil {
+		return in, err
+	}
+	rows := []casework.Incident{in}
+	err = s.withMoves(ctx, rows)
+	return rows[0], err
 }
 
 func (s *Store) writeWorkflow(ctx context.Context, tenant, id string, w casework.Workflow, audit ...casework.AuditEntry) error {
-	c := &columns{table: TableWorkflow, rows: 1,
-		names: []string{"tenant_uid", "incident_id", "version", "updated", "updated_ms", "updated_by", "status", "assignee",
-			"verdict", "reason", "tags", "severity_override", "merged_into", "acknowledged_ms", "resolved_ms", "closed_ms",
-			"classification", "impact", "team"},
-		values: []any{[]string{tenant}, []string{id}, []uint64{w.Version}, []time.Time{w.UpdatedAt}, []int64{w.UpdatedAt.UnixMilli()},
-			[]string{w.UpdatedBy}, []string{w.Status}, []string{w.Assignee}, []string{w.Verdict}, []string{w.Reason},
-			[][]string{nonNil(w.Tags)}, []uint8{clampU8(w.SeverityOverride)}, []string{w.MergedInto},
-			[]int64{zeroMS(w.AcknowledgedAt)}, []int64{zeroMS(w.ResolvedAt)}, []int64{zeroMS(w.ClosedAt)},
-			[]string{w.Classification}, []string{w.Impact}, []string{w.Team}},
-	}
+	var in casework.Incident
+	in.ID, in.Workflow = id, w
 	// The audit entry goes first: an audited change that failed to apply is
 	// visible as such, an unaudited change is not possible.
 	if err := s.AppendAudit(ctx, audit...); err != nil {
 		return err
 	}
-	return s.insert(ctx, c)
+	return s.insert(ctx, workflowColumns(tenant, []casework.Incident{in}))
+}
+
+// workflowColumns are the workflow rows of incidents of tenant (each
+// in.Workflow under in.ID).
+func workflowColumns(tenant string, ins []casework.Incident) *columns {
+	n := len(ins)
+	c := &columns{table: TableWorkflow, rows: n,
+		names: []string{"tenant_uid", "incident_id", "version", "updated", "updated_ms", "updated_by", "status", "assignee",
+			"verdict", "reason", "tags", "severity_override", "merged_into", "acknowledged_ms", "resolved_ms", "closed_ms",
+			"classification", "impact", "team"},
+	}
+	tenants, ids, versions, updated, updatedMS := mk[string](n), mk[string](n), mk[uint64](n), mk[time.Time](n), mk[int64](n)
+	by, status, assignee, verdict, reason, tags := mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[string](n), mk[[]string](n)
+	sev, merged, ack, resolved, closed := mk[uint8](n), mk[string](n), mk[int64](n), mk[int64](n), mk[int64](n)
+	class, impact, team := mk[string](n), mk[string](n), mk[string](n)
+	for i, in := range ins {
+		w := in.Workflow
+		tenants[i], ids[i], versions[i], updated[i], updatedMS[i] = tenant, in.ID, w.Version, w.UpdatedAt, w.UpdatedAt.UnixMilli()
+		by[i], status[i], assignee[i], verdict[i], reason[i], tags[i] = w.UpdatedBy, w.Status, w.Assignee, w.Verdict, w.Reason, nonNil(w.Tags)
+		sev[i], merged[i], ack[i], resolved[i], closed[i] = clampU8(w.SeverityOverride), w.MergedInto, zeroMS(w.AcknowledgedAt), zeroMS(w.ResolvedAt), zeroMS(w.ClosedAt)
+		class[i], impact[i], team[i] = w.Classification, w.Impact, w.Team
+	}
+	c.values = []any{tenants, ids, versions, updated, updatedMS, by, status, assignee, verdict, reason, tags, sev, merged,
+		ack, resolved, closed, class, impact, team}
+	return c
 }
 
 // RecordMerge marks incident from as merged into incident into (both in the
-// same tenant), as a new workflow version of from, and audits it.
+// same tenant), as a new workflow version of from, and moves from's alerts
+// (as analysts' moves left them) to into, which gets a new workflow version
+// too (its alerts changed, so its ETag does). Each incident gets an audit
+// entry naming the alerts.
 func (s *Store) RecordMerge(ctx context.Context, tenants []string, from, into, actor, reason string) (casework.Workflow, error) {
 	src, err := s.getIncident(ctx, tenants, from, false)
 	if err != nil {
@@ -251,26 +336,81 @@ func (s *Store) RecordMerge(ctx context.Context, tenants []string, from, into, a
 	if src.ID == dst.ID {
 		return casework.Workflow{}, fmt.Errorf("%w: an incident cannot be merged into itself", casework.ErrInvalidArgument)
 	}
-	l, unlock := s.lockIncident(src.TenantUID, src.ID)
+	tenant := src.TenantUID
+	unlock := s.lockIncidents(tenant, src.ID, dst.ID)
 	defer unlock()
-	l.last = nil // this write does not go through UpdateIncidentWorkflow
-	row, err := s.getIncident(ctx, []string{src.TenantUID}, src.ID, false)
+	if src, err = s.getIncident(ctx, []string{tenant}, src.ID, false); err != nil {
+		return casework.Workflow{}, err
+	}
+	if dst, err = s.getIncident(ctx, []string{tenant}, dst.ID, false); err != nil {
+		return casework.Workflow{}, err
+	}
+	moves, err := s.latestMoves(ctx, tenant, []string{src.ID})
 	if err != nil {
 		return casework.Workflow{}, err
 	}
-	cur := row.Workflow
-	next := cur
+	alerts := applyMoves(src, []string{src.ID}, moves, false).AlertIDs
+	times, err := s.linkTimes(ctx, tenant, src.ID)
+	if err != nil {
+		return casework.Workflow{}, err
+	}
+	prev, alertTimes, froms := make([]uint64, len(alerts)), make([]int64, len(alerts)), make([]string, len(alerts))
+	for i, id := range alerts {
+		froms[i], alertTimes[i] = src.ID, times[id]
+		if m, ok := moves[id]; ok {
+			prev[i], alertTimes[i] = m.version, m.timeMS
+		}
+	}
+
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	next := src.Workflow
 	next.Status, next.MergedInto, next.Reason = "merged", dst.ID, reason
-	next.Version = cur.Version + 1
-	next.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
-	next.UpdatedBy = actor
-	stampTimes(&next, row.EffectiveStatus)
-	details, _ := json.Marshal(map[string]string{"from": src.ID, "into": dst.ID, "reason": reason})
-	err = s.writeWorkflow(ctx, src.TenantUID, src.ID, next, casework.AuditEntry{
-		ID:   deterministicID("merge", src.TenantUID, src.ID, fmt.Sprint(next.Version)),
-		Time: next.UpdatedAt, TenantUID: src.TenantUID, Actor: actor, Action: "incident.merge", IncidentID: src.ID, Details: details,
+	next.Version = src.Workflow.Version + 1
+	next.UpdatedAt, next.UpdatedBy = now, actor
+	stampTimes(&next, src.EffectiveStatus)
+	merged, survivor := src, dst
+	merged.Workflow, survivor.Workflow = next, bump(dst, actor, now)
+	details, _ := json.Marshal(map[string]any{"from": src.ID, "into": dst.ID, "reason": reason, "alert_ids": nonNil(alerts)})
+	err = s.AppendAudit(ctx, casework.AuditEntry{
+		ID:   deterministicID("merge", tenant, src.ID, fmt.Sprint(next.Version)),
+		Time: now, TenantUID: tenant, Actor: actor, Action: "incident.merge", IncidentID: src.ID, Details: details,
+	}, casework.AuditEntry{
+		ID:   deterministicID("merge.into", tenant, dst.ID, fmt.Sprint(survivor.Workflow.Version)),
+		Time: now, TenantUID: tenant, Actor: actor, Action: "incident.merge", IncidentID: dst.ID, Details: details,
 	})
-	return next, err
+	if err != nil {
+		return casework.Workflow{}, err
+	}
+	if err := s.insert(ctx, workflowColumns(tenant, []casework.Incident{merged, survivor})); err != nil {
+		return casework.Workflow{}, err
+	}
+	if len(alerts) > 0 {
+		if err := s.insert(ctx, moveColumns(tenant, actor, "merged into "+dst.ID+": "+reason, now, dst.ID, alerts, froms, alertTimes, prev)); err != nil {
+			return casework.Workflow{}, err
+		}
+	}
+	return next, nil
+}
+
+// linkTimes returns the event time of every alert the correlator linked to
+// incident id, by alert id.
+func (s *Store) linkTimes(ctx context.Context, tenant, id string) (map[string]int64, error) {
+	rows, err := s.conn.Query(s.readCtx(ctx), "SELECT alert_id, max(alert_time_ms) FROM "+s.t(TableLinks)+
+		" WHERE tenant_uid = ? AND incident_id = ? GROUP BY alert_id LIMIT "+fmt.Sprint(maxGraphRows), tenant, id)
+	if err != nil {
+		return nil, fmt.Errorf("incident links: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var a string
+		var t int64
+		if err := rows.Scan(&a, &t); err != nil {
+			return nil, err
+		}
+		out[a] = t
+	}
+	return out, rows.Err()
 }
 
 // AppendAudit stores audit entries. Entries without an ID get a random one,

@@ -354,3 +354,35 @@ SETTINGS index_granularity = 8192;
 
 CREATE TABLE IF NOT EXISTS musubi.link_signals ON CLUSTER musubi_cluster AS musubi.link_signals_local
 ENGINE = Distributed(musubi_cluster, musubi, link_signals_local, cityHash64(tenant_uid, event_uid));
+
+CREATE TABLE IF NOT EXISTS musubi.alert_moves_local ON CLUSTER musubi_cluster (
+    tenant_uid LowCardinality(String),
+    alert_id String,
+    version UInt64,
+    incident_id String,
+    from_incident String,
+    alert_time_ms Int64,
+    moved_ms Int64,
+    moved_by String,
+    reason String
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/musubi/alert_moves_local', '{replica}', version)
+ORDER BY (tenant_uid, alert_id)
+SETTINGS index_granularity = 1024;
+
+CREATE TABLE IF NOT EXISTS musubi.alert_moves ON CLUSTER musubi_cluster AS musubi.alert_moves_local
+ENGINE = Distributed(musubi_cluster, musubi, alert_moves_local, cityHash64(tenant_uid, alert_id));
+
+CREATE TABLE IF NOT EXISTS musubi.saved_views_local ON CLUSTER musubi_cluster (
+    owner String,
+    view_id String,
+    version UInt64,
+    name String,
+    query String,
+    created_ms Int64,
+    deleted UInt8
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/musubi/saved_views_local', '{replica}', version)
+ORDER BY (owner, view_id)
+SETTINGS index_granularity = 1024;
+
+CREATE TABLE IF NOT EXISTS musubi.saved_views ON CLUSTER musubi_cluster AS musubi.saved_views_local
+ENGINE = Distributed(musubi_cluster, musubi, saved_views_local, cityHash64(owner, view_id));

@@ -288,3 +288,29 @@ CREATE TABLE IF NOT EXISTS musubi.link_signals  (
 PARTITION BY toYYYYMMDD(time)
 ORDER BY (tenant_uid, time, event_uid)
 SETTINGS index_granularity = 8192;
+
+CREATE TABLE IF NOT EXISTS musubi.alert_moves  (
+    tenant_uid LowCardinality(String),
+    alert_id String,
+    version UInt64,
+    incident_id String,
+    from_incident String,
+    alert_time_ms Int64,
+    moved_ms Int64,
+    moved_by String,
+    reason String
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY (tenant_uid, alert_id)
+SETTINGS index_granularity = 1024;
+
+CREATE TABLE IF NOT EXISTS musubi.saved_views  (
+    owner String,
+    view_id String,
+    version UInt64,
+    name String,
+    query String,
+    created_ms Int64,
+    deleted UInt8
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY (owner, view_id)
+SETTINGS index_granularity = 1024;
