@@ -538,6 +538,9 @@ func (c *Correlator) link(ev *ocsf.Event) bool {
 		refs = append(refs, ref{i, ki, o.Name})
 	}
 	n := 0
+	// Links keep the event's uid past the event: one copy for all of
+	// them, not a slice of its decoded record (which it would keep alive).
+	var uid string
 	for x := 0; x < len(refs) && n < c.cfg.MaxLinksPerEvent; x++ {
 		ra := refs[x]
 		for y := x + 1; y < len(refs) && n < c.cfg.MaxLinksPerEvent; y++ {
@@ -547,7 +550,10 @@ func (c *Correlator) link(ev *ocsf.Event) bool {
 			}
 			n++
 			a, b := ra.slot, rb.slot
-			if !c.g.addLink(a, b, ev.Time, ev.Metadata.UID) {
+			if uid == "" {
+				uid = strings.Clone(ev.Metadata.UID)
+			}
+			if !c.g.addLink(a, b, ev.Time, uid) {
 				continue
 			}
 			c.checkHub(a)

@@ -98,7 +98,8 @@ func (g *graph) touch(k ekey, t int64) (uint32, bool) {
 }
 
 // addLink records a link between a and b seen at t in event ev and reports
-// whether the link is new.
+// whether the link is new. ev is kept: the caller passes a copy, not a
+// slice of the event's decoded record.
 func (g *graph) addLink(a, b uint32, t int64, ev string) bool {
 	added := g.addHalf(a, b, t, ev)
 	g.addHalf(b, a, t, ev)
@@ -113,12 +114,12 @@ func (g *graph) addHalf(a, b uint32, t int64, ev string) bool {
 			continue
 		}
 		if t < l.first || (t == l.first && ev < l.ev) {
-			l.first, l.ev = t, strings.Clone(ev)
+			l.first, l.ev = t, ev
 		}
 		l.last = max(l.last, t)
 		return false
 	}
-	e.links = append(e.links, link{to: b, first: t, last: t, ev: strings.Clone(ev)})
+	e.links = append(e.links, link{to: b, first: t, last: t, ev: ev})
 	return true
 }
 
