@@ -80,19 +80,8 @@ func TestServeEndToEnd(t *testing.T) {
 	_ = json.Unmarshal(records[0], &eventID)
 
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e, err := newEngine(ctx, cfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- e.run(runCtx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("engine: %v", err)
-		}
-	}()
+	e, stop := startEngine(t, ctx, cfg, logger)
+	defer stop()
 
 	w := &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: cfg.Kafka.Topics["cloudtrail"], BatchTimeout: 10 * time.Millisecond}
 	msgs := []kafka.Message{{Value: records[0]}, {Value: []byte(`{"eventVersion": "1.09", "eventName": `)}}
@@ -153,7 +142,7 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 
 	// Both offsets are committed: the batch was durable before the commit.
-	waitFor(t, ctx, "committed offsets", func() bool { return committed(t, ctx, cfg) == 2 })
+	waitFor(t, ctx, "committed offsets", func() bool { return committed(ctx, cfg) == 2 })
 
 	// The webhook announced the incident.
 	select {
@@ -187,19 +176,43 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 }
 
-// committed sums the committed offsets of the consumer group.
-func committed(t *testing.T, ctx context.Context, cfg config.Config) int64 {
+// startEngine runs the engine of cfg until the returned stop is called,
+// which reports the error the engine ended with.
+func startEngine(t *testing.T, ctx context.Context, cfg config.Config, logger *slog.Logger) (*engine, func()) {
 	t.Helper()
+	e, err := newEngine(ctx, cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.run(runCtx) }()
+	return e, func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("engine: %v", err)
+		}
+	}
+}
+
+// committed sums the committed offsets of the consumer group over every
+// topic of cfg (partitions 0 and 1; a partition a topic lacks has none).
+func committed(ctx context.Context, cfg config.Config) int64 {
 	client := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...)}
-	topic := cfg.Kafka.Topics["cloudtrail"]
-	resp, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: cfg.Kafka.GroupID, Topics: map[string][]int{topic: {0, 1}}})
+	req := &kafka.OffsetFetchRequest{GroupID: cfg.Kafka.GroupID, Topics: map[string][]int{}}
+	for _, topic := range cfg.Kafka.Topics {
+		req.Topics[topic] = []int{0, 1}
+	}
+	resp, err := client.OffsetFetch(ctx, req)
 	if err != nil {
 		return -1
 	}
 	var sum int64
-	for _, p := range resp.Topics[topic] {
-		if p.CommittedOffset > 0 {
-			sum += p.CommittedOffset
+	for _, parts := range resp.Topics {
+		for _, p := range parts {
+			if p.CommittedOffset > 0 {
+				sum += p.CommittedOffset
+			}
 		}
 	}
 	return sum

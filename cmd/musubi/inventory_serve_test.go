@@ -90,20 +90,9 @@ func serveWritesInventory(t *testing.T, role string) {
 	w.Close()
 
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e, err := newEngine(ctx, cfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- e.run(runCtx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("engine: %v", err)
-		}
-	}()
-	waitFor(t, ctx, "every message committed", func() bool { return committedAll(ctx, cfg) == int64(len(msgs)+1) })
+	_, stop := startEngine(t, ctx, cfg, logger)
+	defer stop()
+	waitFor(t, ctx, "every message committed", func() bool { return committed(ctx, cfg) == int64(len(msgs)+1) })
 
 	scfg := storage.Default()
 	scfg.Addr, scfg.Database = []string{chtest.Addr()}, db

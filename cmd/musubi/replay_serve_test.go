@@ -111,20 +111,9 @@ func replayEqualsServe(t *testing.T, dir string) {
 		w.Close()
 		total += int64(len(msgs))
 	}
-	e, err := newEngine(ctx, cfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- e.run(runCtx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("engine: %v", err)
-		}
-	}()
-	waitFor(t, ctx, "every message committed", func() bool { return committedAll(ctx, cfg) == total })
+	_, stop := startEngine(t, ctx, cfg, logger)
+	defer stop()
+	waitFor(t, ctx, "every message committed", func() bool { return committed(ctx, cfg) == total })
 
 	// The engine flushes what idle time releases (threshold windows) on
 	// its own; what it has stored must become the replay's incidents.
@@ -157,29 +146,6 @@ func replayEqualsServe(t *testing.T, dir string) {
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-}
-
-// committedAll sums the committed offsets of the consumer group over every
-// topic of cfg (one partition each).
-func committedAll(ctx context.Context, cfg config.Config) int64 {
-	client := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...)}
-	req := &kafka.OffsetFetchRequest{GroupID: cfg.Kafka.GroupID, Topics: map[string][]int{}}
-	for _, topic := range cfg.Kafka.Topics {
-		req.Topics[topic] = []int{0}
-	}
-	resp, err := client.OffsetFetch(ctx, req)
-	if err != nil {
-		return -1
-	}
-	var sum int64
-	for _, parts := range resp.Topics {
-		for _, p := range parts {
-			if p.CommittedOffset > 0 {
-				sum += p.CommittedOffset
-			}
-		}
-	}
-	return sum
 }
 
 // incidentRows describes open incidents as incidentRow does, sorted.
