@@ -233,17 +233,7 @@ func (f *Format) NormalizeTo(ev *ocsf.Event, line []byte, context string, n int)
 	str := string(line)
 	var vals values
 	i := 0
-	for p := 0; p < len(str); {
-		for p < len(str) && (str[p] == ' ' || str[p] == '\t') {
-			p++
-		}
-		if p == len(str) {
-			break
-		}
-		q := p
-		for q < len(str) && str[q] != ' ' && str[q] != '\t' {
-			q++
-		}
+	for p, q := nextValue(str, 0); p < len(str); p, q = nextValue(str, q) {
 		if i >= len(f.fields) {
 			return scan.Errorf(scan.ReasonInvalidValue, "more values than the format has fields ("+strconv.Itoa(len(f.fields))+")")
 		}
@@ -253,7 +243,6 @@ func (f *Format) NormalizeTo(ev *ocsf.Event, line []byte, context string, n int)
 		} else if v != "-" {
 			vals.addExtra(f.names[i], v)
 		}
-		p = q
 		i++
 	}
 	if i != len(f.fields) {
@@ -269,17 +258,7 @@ func (f *Format) NormalizeTo(ev *ocsf.Event, line []byte, context string, n int)
 func (f *Format) Time(line []byte) (int64, bool) {
 	var start, end []byte
 	i := 0
-	for p := 0; p < len(line); {
-		for p < len(line) && (line[p] == ' ' || line[p] == '\t') {
-			p++
-		}
-		if p == len(line) {
-			break
-		}
-		q := p
-		for q < len(line) && line[q] != ' ' && line[q] != '\t' {
-			q++
-		}
+	for p, q := nextValue(line, 0); p < len(line); p, q = nextValue(line, q) {
 		if i >= len(f.fields) {
 			return 0, false
 		}
@@ -289,21 +268,45 @@ func (f *Format) Time(line []byte) (int64, bool) {
 		case fEnd:
 			end = line[p:q]
 		}
-		p = q
 		i++
 	}
 	if i != len(f.fields) {
 		return 0, false
 	}
-	s, okS := atoi(string(start))
-	e, okE := atoi(string(end))
-	switch {
-	case okS:
-		return s * 1000, true
-	case okE:
-		return e * 1000, true
+	s, _, ok := times(string(start), string(end))
+	return s * 1000, ok
+}
+
+// nextValue returns the bounds [p, q) of the first value of a line (values
+// are separated by spaces or tabs) at or after from; p is len(line) when
+// none is left.
+func nextValue[T ~string | ~[]byte](line T, from int) (p, q int) {
+	p = from
+	for p < len(line) && (line[p] == ' ' || line[p] == '\t') {
+		p++
 	}
-	return 0, false
+	q = p
+	for q < len(line) && line[q] != ' ' && line[q] != '\t' {
+		q++
+	}
+	return p, q
+}
+
+// times reads a record's start and end in seconds; either stands for the
+// other when it is missing, and ok is false when both are.
+func times(startS, endS string) (start, end int64, ok bool) {
+	start, okS := atoi(startS)
+	end, okE := atoi(endS)
+	if !okS && !okE {
+		return 0, 0, false
+	}
+	if !okS {
+		start = end
+	}
+	if !okE {
+		end = start
+	}
+	return start, end, true
 }
 
 // NormalizeJSON decodes one flow record written as a JSON object keyed by
@@ -371,16 +374,9 @@ func build(ev *ocsf.Event, vals *values, raw []byte, format [16]byte, context st
 	ev.SeverityID, ev.Severity = ocsf.SeverityInformational, "Informational"
 	ev.Raw = raw
 
-	start, okS := atoi(v[fStart])
-	end, okE := atoi(v[fEnd])
-	if !okS && !okE {
+	start, end, ok := times(v[fStart], v[fEnd])
+	if !ok {
 		return scan.Errorf(scan.ReasonMissingField, "a flow record needs start or end")
-	}
-	if !okS {
-		start = end
-	}
-	if !okE {
-		end = start
 	}
 	ev.StartTime, ev.EndTime, ev.Time = start*1000, end*1000, start*1000
 
