@@ -38,15 +38,19 @@ func (s *Store) lockIncident(tenant, id string) (*wfLock, func()) {
 	l.refs++
 	s.wfMu.Unlock()
 	l.mu.Lock()
-	return l, func() {
-		l.mu.Unlock()
-		s.wfMu.Lock()
-		l.refs--
-		if l.refs == 0 {
-			delete(s.wfLocks, key)
-		}
-		s.wfMu.Unlock()
+	return l, func() { s.unlockIncident(key, l) }
+}
+
+// unlockIncident releases l, the lock of key, and drops it when nobody
+// else holds or waits for it.
+func (s *Store) unlockIncident(key string, l *wfLock) {
+	l.mu.Unlock()
+	s.wfMu.Lock()
+	l.refs--
+	if l.refs == 0 {
+		delete(s.wfLocks, key)
 	}
+	s.wfMu.Unlock()
 }
 
 // tryLock takes the in-process lock of key (tenant, id) if nobody holds
@@ -62,15 +66,7 @@ func (s *Store) tryLock(tenant, id string) (func(), bool) {
 	l = &wfLock{refs: 1}
 	l.mu.Lock()
 	s.wfLocks[key] = l
-	return func() {
-		l.mu.Unlock()
-		s.wfMu.Lock()
-		l.refs--
-		if l.refs == 0 {
-			delete(s.wfLocks, key)
-		}
-		s.wfMu.Unlock()
-	}, true
+	return func() { s.unlockIncident(key, l) }, true
 }
 
 // updateSlot waits, until ctx ends, for one of the slots that bound the
