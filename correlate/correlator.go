@@ -86,6 +86,9 @@ type Correlator struct {
 	// held are the alerts judged expected sources, kept for re-checking.
 	held        map[string]alert.Alert
 	firstSource map[sourcePair]firstSource
+	// own are the addresses reported as an instance's own (see
+	// noteOwnAddress).
+	own map[ownAddress]pairSeen
 
 	srcMax    map[string]int64
 	floor     int64 // watermark floor set by Advance
@@ -230,6 +233,7 @@ func (c *Correlator) Reset() error {
 	c.pairs = make(map[sourcePair]pairSeen)
 	c.held = make(map[string]alert.Alert)
 	c.firstSource = make(map[sourcePair]firstSource)
+	c.own = make(map[ownAddress]pairSeen)
 	c.srcMax = make(map[string]int64)
 	c.floor, c.wm, c.lastSweep = -1<<62, -1<<62, 0
 	c.seen = make(map[uint32]struct{})
@@ -276,7 +280,7 @@ func (c *Correlator) ProcessInput(in Input) Result {
 			res.Late++
 		}
 		linked := c.link(ev)
-		if c.noteSource(ev) || linked {
+		if c.noteSource(ev) || c.noteOwnAddress(ev) || linked {
 			res.Links = append(res.Links, linkOf(ev, ev.Observables))
 		}
 	}
@@ -287,7 +291,7 @@ func (c *Correlator) ProcessInput(in Input) Result {
 			res.Late++
 		}
 		linked := c.linkEvent(ev)
-		if c.noteSource(ev) || linked {
+		if c.noteSource(ev) || c.noteOwnAddress(ev) || linked {
 			res.Links = append(res.Links, linkOf(ev, c.linkObservables(ev)))
 		}
 	}
@@ -1040,6 +1044,11 @@ func (c *Correlator) sweep() {
 		if p.last+c.maxWin+c.lateMS < c.wm {
 			delete(c.pairs, k)
 			delete(c.firstSource, sourcePair{k.tenant, k.session, ""})
+		}
+	}
+	for k, p := range c.own {
+		if p.last+c.maxWin+c.lateMS < c.wm {
+			delete(c.own, k)
 		}
 	}
 	c.seq.evict(c.wm)

@@ -2,6 +2,7 @@ package correlate
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -132,6 +133,10 @@ func (c *Correlator) expectedSource(a *alert.Alert) (string, bool) {
 		return "", false
 	}
 	tenant := c.tenant(a.TenantUID)
+	if own, ok := c.own[ownAddress{tenant, instance, ip}]; ok && a.Time >= own.first-c.maxWin && a.Time <= own.last+c.maxWin {
+		return fmt.Sprintf("expected source: %s is %s's own address, as reported on %s",
+			ip, instance, msString(own.first)), true
+	}
 	seen, ok := c.pairs[sourcePair{tenant, session, ip}]
 	if !ok {
 		return "", false
@@ -150,6 +155,79 @@ func (c *Correlator) expectedSource(a *alert.Alert) (string, bool) {
 			ip, instance), true
 	}
 	return "", false
+}
+
+// An instance's own addresses. A call from an address the instance has
+// (its public or Elastic IP) is not a use outside the instance, whether or
+// not anything read its credentials: the credential read is an alert of
+// its own. Findings and inventory report them: a GuardDuty finding's
+// instance details, an AWS Config item, an Inspector finding — any event
+// that names exactly one instance and device addresses (device.ip,
+// device.public_ip, device.ipv6; a CloudTrail call has none: its address
+// is the caller's, src_endpoint.ip). An address counts as the
+// instance's own within the longest correlation window of the times it was
+// reported, and is forgotten as long after its last report.
+
+// ownAddress is an address reported as an instance's own.
+type ownAddress struct {
+	tenant       uint32
+	instance, ip string
+}
+
+// ownAddressReport returns the one instance ev names and whether ev
+// reports device addresses of it.
+func ownAddressReport(ev *ocsf.Event) bool {
+	instance, ok := reportedInstance(ev)
+	if !ok || instance == "" {
+		return false
+	}
+	for _, o := range ev.Observables {
+		if o.Entity == ocsf.EntityIP && o.Value != "" && slices.Contains(DeviceIPNames, o.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// reportedInstance is the one instance ev names; ok is false when it
+// names several. A GuardDuty finding on an instance's credentials names
+// it once, as the session's name, because the observables keep one of
+// equal values: device.instance_uid is the same instance.
+func reportedInstance(ev *ocsf.Event) (instance string, ok bool) {
+	for _, o := range ev.Observables {
+		if o.Entity != ocsf.EntityInstance || o.Value == "" {
+			continue
+		}
+		if instance != "" && instance != o.Value {
+			return "", false
+		}
+		instance = o.Value
+	}
+	return instance, true
+}
+
+// noteOwnAddress records the device addresses ev reports of the one
+// instance it names, and reports whether it did.
+func (c *Correlator) noteOwnAddress(ev *ocsf.Event) bool {
+	if !ownAddressReport(ev) {
+		return false
+	}
+	instance, _ := reportedInstance(ev)
+	tenant := c.tenant(ev.Metadata.TenantUID)
+	for _, o := range ev.Observables {
+		if o.Entity != ocsf.EntityIP || o.Value == "" || !slices.Contains(DeviceIPNames, o.Name) {
+			continue
+		}
+		// Kept past the event: copies, not slices of its decoded record.
+		k := ownAddress{tenant, strings.Clone(instance), strings.Clone(o.Value)}
+		seen, ok := c.own[k]
+		if !ok {
+			seen = pairSeen{ev.Time, ev.Time}
+		}
+		seen.first, seen.last = min(seen.first, ev.Time), max(seen.last, ev.Time)
+		c.own[k] = seen
+	}
+	return true
 }
 
 func msString(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339) }

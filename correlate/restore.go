@@ -61,6 +61,7 @@ func (c *Correlator) RestoreState(st State) {
 		l.event(&ev)
 		c.link(&ev)
 		c.noteSource(&ev)
+		c.noteOwnAddress(&ev)
 	}
 	for i := range alerts {
 		if !alerts[i].Shadow {

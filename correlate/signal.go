@@ -72,7 +72,7 @@ func (c *Correlator) Needs(ev *ocsf.Event) Need {
 			}
 		}
 	}
-	if sessionSource(ev) {
+	if sessionSource(ev) || ownAddressReport(ev) {
 		return NeedLinks
 	}
 	return NeedTime
@@ -86,7 +86,8 @@ func sessionSource(ev *ocsf.Event) bool {
 
 // LinkSignal reduces ev to what the entity-link graph and the session
 // sources read: its uid, source, tenant, time, class, operation and the
-// observables the correlator tracks (and the session and caller address).
+// observables the correlator tracks (and the session, the instance and the
+// addresses).
 func (c *Correlator) LinkSignal(ev *ocsf.Event) ocsf.Event {
 	out := ocsf.Event{ClassUID: ev.ClassUID, Time: ev.Time}
 	out.Metadata.UID = ev.Metadata.UID
@@ -101,7 +102,7 @@ func (c *Correlator) LinkSignal(ev *ocsf.Event) ocsf.Event {
 func (c *Correlator) linkObservables(ev *ocsf.Event) []ocsf.Observable {
 	var out []ocsf.Observable
 	for _, o := range ev.Observables {
-		if (c.tracked[kindIndex[o.Entity]] || o.Entity == ocsf.EntitySession || o.Entity == ocsf.EntityIP) && o.Value != "" {
+		if (c.tracked[kindIndex[o.Entity]] || o.Entity == ocsf.EntitySession || o.Entity == ocsf.EntityIP || o.Entity == ocsf.EntityInstance) && o.Value != "" {
 			out = append(out, o)
 		}
 	}
