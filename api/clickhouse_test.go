@@ -36,6 +36,8 @@ type apiEnv struct {
 	t     testing.TB
 	url   string
 	store *storage.Store
+	// db is the name of the test's own ClickHouse database.
+	db    string
 	rules *stubRules
 	now   time.Time
 	// cursorKey, when set, is the key of the servers started after.
@@ -69,7 +71,7 @@ func newAPIEnv(t testing.TB) *apiEnv {
 	now := time.Now().UTC().Truncate(time.Second)
 	apitest.SeedIncidents(t, store, now.Add(-2*time.Hour))
 
-	e := &apiEnv{t: t, store: store, rules: &stubRules{}, now: now}
+	e := &apiEnv{t: t, store: store, db: db, rules: &stubRules{}, now: now}
 	e.url = e.server(false)
 	return e
 }

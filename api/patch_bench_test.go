@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/musubi-xdr/musubi/internal/apitest"
+	"github.com/musubi-xdr/musubi/internal/chtest"
 )
 
 // rawPatch sends one PATCH and returns its status, new ETag and latency:
@@ -65,6 +68,61 @@ func BenchmarkAPIPatch(b *testing.B) {
 	}
 	b.StopTimer()
 	reportQuantiles(b, lat)
+}
+
+// BenchmarkAPIPatchHistory measures whether a PATCH costs more on an
+// incident with a long workflow history: it alternates PATCHes of an
+// incident that had 2,000 workflow versions before the first (written as
+// 20 inserts of 100 versions, as many parts as a burst of updates leaves
+// until ClickHouse merges them) with PATCHes of one that starts with none,
+// so both meet the same load on a shared machine, and reports p50 and p99
+// of each:
+//
+//	MUSUBI_REQUIRE_CLICKHOUSE=1 go test ./api/ -run '^$' -bench 'APIPatchHistory' -benchtime 300x -count 6
+func BenchmarkAPIPatchHistory(b *testing.B) {
+	const prior, perInsert = 2000, 100
+	e := newAPIEnv(b)
+	e.addIncident("inc-history", "acme", apitest.AcmeAccount)
+	e.addIncident("inc-fresh", "acme", apitest.AcmeAccount)
+	conn, err := clickhouse.Open(chtest.Options(e.db))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	for from := 0; from < prior; from += perInsert {
+		err := conn.Exec(context.Background(), fmt.Sprintf(`INSERT INTO incident_workflow
+    (tenant_uid, incident_id, version, updated, updated_ms, updated_by, status, assignee, tags, acknowledged_ms)
+SELECT 'acme', 'inc-history', number + 1, now(), toInt64(now()) * 1000, 'alice', 'in_progress', 'alice',
+    [concat('h', toString(number))], toInt64(now()) * 1000
+FROM system.numbers WHERE number >= %d LIMIT %d`, from, perInsert))
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	client := &http.Client{}
+	ids := []string{"inc-history", "inc-fresh"}
+	etags := []string{fmt.Sprintf(`"1.%d"`, prior), `"1.0"`}
+	lat := [][]time.Duration{make([]time.Duration, 0, b.N), make([]time.Duration, 0, b.N)}
+	b.ResetTimer()
+	for i := range b.N {
+		for k, id := range ids {
+			code, next, d, err := e.rawPatch(client, id, etags[k], fmt.Appendf(nil, `{"tags": ["t%d"]}`, i))
+			if err != nil || code != http.StatusOK {
+				b.Fatalf("PATCH %d of %s: got %d %v", i, id, code, err)
+			}
+			lat[k] = append(lat[k], d)
+			etags[k] = next
+		}
+	}
+	b.StopTimer()
+	for k, name := range []string{"history", "fresh"} {
+		slices.Sort(lat[k])
+		q := func(p float64) float64 {
+			return float64(lat[k][min(len(lat[k])-1, int(p*float64(len(lat[k]))))].Microseconds()) / 1000
+		}
+		b.ReportMetric(q(0.50), name+"-p50-ms")
+		b.ReportMetric(q(0.99), name+"-p99-ms")
+	}
 }
 
 // BenchmarkAPIPatchConcurrent sends 200 PATCHes at once, each to its own

@@ -403,6 +403,26 @@ func (m ifMatch) check(in casework.Incident) *problem {
 	return &problem{Status: http.StatusPreconditionFailed, Title: "Precondition Failed", Detail: detail, etag: cur}
 }
 
+// stale reports whether the header cannot match the incident whose row
+// this store last wrote is last, whatever the correlator wrote since:
+// each ETag names an incident or a workflow version below last's (both
+// only grow), or the header has only weak ones. last's incident version
+// may be behind the database's, so an ETag naming a newer one is not
+// stale here; the row read decides it. The 412 answered for a stale
+// request carries last's ETag, whose incident half may then be behind
+// too: a retry with it is refused after a read, with the current one.
+func (m ifMatch) stale(last casework.Incident) bool {
+	for _, tag := range m.strong {
+		iv, wv, _ := strings.Cut(strings.Trim(tag, `"`), ".")
+		i, err1 := strconv.ParseUint(iv, 10, 64)
+		w, err2 := strconv.ParseUint(wv, 10, 64)
+		if err1 != nil || err2 != nil || (i >= last.Version && w >= last.Workflow.Version) {
+			return false
+		}
+	}
+	return true
+}
+
 // readJSONBody reads a JSON request body: the content type must be one of
 // types, the size at most maxBodyBytes.
 func readJSONBody(r *http.Request, types ...string) ([]byte, *problem) {
@@ -571,6 +591,14 @@ func (s *Server) applyPatch(ctx context.Context, r *http.Request, p *principal, 
 			return casework.WorkflowUpdate{}, refusedError{unprocessable("the patch is not valid for this incident", all)}
 		}
 		return d, nil
+	}
+	u.Stale = func(last casework.Incident) error {
+		if cond.stale(last) {
+			cur = last.Effective()
+			ref.tenant = last.TenantUID
+			return refusedError{cond.check(last)}
+		}
+		return nil
 	}
 	u.Audit = func(after casework.Workflow) casework.AuditEntry {
 		return s.auditEntry(r, p, cur.TenantUID, actionPatch, id, auditDetails{Status: http.StatusOK, Before: cur.Workflow, After: withTags(after)})

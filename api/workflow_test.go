@@ -213,3 +213,35 @@ func TestParseIfMatch(t *testing.T) {
 		}
 	}
 }
+
+// TestIfMatchStale: a request queued behind a write is refused without a
+// read only when its If-Match cannot match whatever the correlator wrote
+// since that write (the incident version may have grown, the workflow
+// version not).
+func TestIfMatchStale(t *testing.T) {
+	var last casework.Incident
+	last.Version = 4
+	last.Workflow.Version = 7
+	for _, c := range []struct {
+		header string
+		want   bool
+	}{
+		{`"4.7"`, false},          // the last write's own
+		{`"5.7"`, false},          // the correlator may be at 5
+		{`"4.6"`, true},           // an older workflow
+		{`"3.7"`, true},           // an older incident
+		{`"3.7", "9.7"`, false},   // one of them may match
+		{`"4.6", "3.9"`, true},    // none can
+		{`W/"4.7"`, true},         // weak never matches
+		{`W/"4.7", "4.7"`, false}, // the strong one may
+		{`"18446744073709551615.8"`, false},
+	} {
+		m, prob := parseETags(c.header, "If-Match")
+		if prob != nil {
+			t.Fatalf("%s: %s", c.header, prob.Detail)
+		}
+		if got := m.stale(last); got != c.want {
+			t.Errorf("%s against 4.7: stale %v, want %v", c.header, got, c.want)
+		}
+	}
+}

@@ -236,12 +236,19 @@ type WorkflowUpdate struct {
 	// incident's lock with the incident's current row and returns the
 	// changes to apply (only Status, Assignee, Team, Verdict, Reason,
 	// Classification, Impact, Tags and SeverityOverride of its result are
-	// used). An error refuses the
-	// update and is returned as it is. It may be called twice: first with
-	// the row the store last wrote, when a write just happened, so a
-	// request queued behind it can be refused without a read; then with
-	// the row read.
+	// used). An error refuses the update and is returned as it is.
 	Decide func(cur Incident) (WorkflowUpdate, error)
+	// Stale, when set with Decide, lets a request queued behind another
+	// write of the incident be refused without a read: it is called under
+	// the lock with the row the store last wrote, and an error refuses the
+	// update as it is. That row's workflow half is current (workflow
+	// versions are written under the lock), but its incident version is
+	// the one read before that write and may be behind: the correlator
+	// writes new incident versions without the lock. So Stale may refuse
+	// only what is stale whatever the correlator wrote since (an expected
+	// incident or workflow version below the row's; both only grow);
+	// anything else goes on to Decide with the row read.
+	Stale func(last Incident) error
 	// Audit, when set, returns one more audit entry (the request's) that is
 	// written with the change's own entry, in one insert, before the change.
 	Audit func(after Workflow) AuditEntry

@@ -592,3 +592,78 @@ func TestResultRowCap(t *testing.T) {
 		t.Errorf("got %d alerts, err %v; want 5", len(st.Alerts), err)
 	}
 }
+
+// TestWorkflowQueuedBehindWriteAfterCorrelator: while requests queue for
+// an incident's lock, the store keeps the row it last wrote so that stale
+// ones are refused without a read. That row's incident version is the one
+// read before the write; the correlator writes new incident versions
+// without the lock, so a request carrying the newer, current ETag must
+// still go through, and only what is stale whatever the correlator wrote
+// since may be refused without a read.
+func TestWorkflowQueuedBehindWriteAfterCorrelator(t *testing.T) {
+	s := testStore(t)
+	ctx := context.Background()
+	a := testAlert("t1", "al", 0, "ev")
+	write(t, s, Batch{Incidents: []incident.Incident{testIncident("t1", "inc", 1, a)}})
+	// Another request waits for the incident's lock all along (pinned
+	// here), so the lock, and the row last written under it, stay.
+	key := "t1\x00inc"
+	s.wfMu.Lock()
+	s.wfLocks[key] = &wfLock{refs: 1}
+	s.wfMu.Unlock()
+	defer func() {
+		s.wfMu.Lock()
+		defer s.wfMu.Unlock()
+		l := s.wfLocks[key]
+		if l.refs--; l.refs == 0 {
+			delete(s.wfLocks, key)
+		}
+	}()
+	decided := 0
+	// update asks for a change of inc expecting incident version iv and
+	// workflow version wv, as the API's If-Match does.
+	update := func(iv, wv uint64) (casework.Incident, error) {
+		return s.UpdateIncidentWorkflow(ctx, casework.WorkflowUpdate{Tenants: []string{"t1"}, IncidentID: "inc", Actor: "alice",
+			Decide: func(cur casework.Incident) (casework.WorkflowUpdate, error) {
+				decided++
+				if cur.Version != iv || cur.Workflow.Version != wv {
+					return casework.WorkflowUpdate{}, fmt.Errorf("at %d.%d, not %d.%d: %w", cur.Version, cur.Workflow.Version, iv, wv, casework.ErrConflict)
+				}
+				return casework.WorkflowUpdate{Assignee: ptr("alice")}, nil
+			},
+			Stale: func(last casework.Incident) error {
+				if iv < last.Version || wv < last.Workflow.Version {
+					return fmt.Errorf("at %d.%d or later, not %d.%d: %w", last.Version, last.Workflow.Version, iv, wv, casework.ErrConflict)
+				}
+				return nil
+			},
+		})
+	}
+	if _, err := update(1, 0); err != nil {
+		t.Fatal(err)
+	}
+	// The correlator extends the incident; the analyst reads "2.1".
+	write(t, s, Batch{Incidents: []incident.Incident{testIncident("t1", "inc", 2, a)}})
+	in, err := update(2, 1)
+	if err != nil {
+		t.Fatalf("update with the current ETag 2.1 after a correlator write: got %v, want success", err)
+	}
+	if in.Version != 2 || in.Workflow.Version != 2 {
+		t.Errorf("got incident %d, workflow %d; want 2, 2", in.Version, in.Workflow.Version)
+	}
+	// Stale whatever the correlator wrote: refused without a read (Decide
+	// is not called). An incident version beyond the last write's may be
+	// the database's: the row read decides.
+	for _, c := range []struct {
+		iv, wv  uint64
+		decided int
+	}{{2, 1, 0}, {1, 2, 0}, {3, 2, 1}} {
+		before := decided
+		if _, err := update(c.iv, c.wv); !errors.Is(err, casework.ErrConflict) {
+			t.Errorf("update expecting %d.%d at 2.2: got %v, want casework.ErrConflict", c.iv, c.wv, err)
+		}
+		if got := decided - before; got != c.decided {
+			t.Errorf("update expecting %d.%d at 2.2: Decide called %d times, want %d", c.iv, c.wv, got, c.decided)
+		}
+	}
+}
