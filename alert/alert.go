@@ -48,4 +48,19 @@ type Alert struct {
 	// correlator keeps that id instead of folding it, so the id does not
 	// depend on which match arrived first.
 	Keyed bool `json:"-"`
+	// Origins are where the alert's input was read from, for counting a
+	// match replayed after a crash once. A detection alert carries the
+	// position of the record its event came from (none when its input has
+	// no ordered positions, such as files); a folded alert carries, per
+	// topic and partition, the highest position among the matches it
+	// counted.
+	Origins []Origin `json:"-"`
+}
+
+// Origin is a position in an ordered input: a Kafka topic, partition and
+// offset.
+type Origin struct {
+	Topic     string
+	Partition int32
+	Offset    int64
 }

@@ -73,7 +73,7 @@ func (c *Correlator) RestoreState(st State) {
 			continue
 		}
 		if t, ok := c.foldGone[a.ID]; !ok || a.Count > t.count {
-			c.foldGone[a.ID] = foldTomb{count: a.Count, first: a.FirstSeen, last: a.LastSeen}
+			c.foldGone[a.ID] = foldTomb{count: a.Count, first: a.FirstSeen, last: a.LastSeen, origins: a.Origins, stored: a.Origins}
 		}
 	}
 	byID := make(map[string]*alert.Alert, len(alerts))

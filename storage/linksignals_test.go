@@ -37,7 +37,10 @@ func TestLoadState(t *testing.T) {
 	// another one older than FoldsSince; a plain alert before the window.
 	f1 := testAlert("t1", "fold-1", -3*time.Hour, "ev")
 	f1b := f1
+	f1.Origins = []alert.Origin{{Topic: "agent", Partition: 0, Offset: 5}}
 	f1b.Count, f1b.LastSeen = 12, ms(-150*time.Minute)
+	f1b.Origins = []alert.Origin{{Topic: "agent", Partition: 0, Offset: 9}, {Topic: "agent-2", Partition: 3, Offset: 1 << 40}}
+	a1.Origins = []alert.Origin{{Topic: "cloudtrail", Partition: 2, Offset: 7}}
 	fOld := testAlert("t1", "fold-old", -30*time.Hour, "ev")
 	f2 := testAlert("t2", "fold-2", -3*time.Hour, "ev")
 	plain := testAlert("t1", "al-before", -3*time.Hour, "ev")
@@ -67,6 +70,12 @@ func TestLoadState(t *testing.T) {
 		if a.ID == "fold-1" && (a.Count != 12 || a.FirstSeen != f1.FirstSeen || a.LastSeen != f1b.LastSeen) {
 			t.Errorf("fold-1: count %d, seen %d–%d; want 12, %d–%d", a.Count, a.FirstSeen, a.LastSeen, f1.FirstSeen, f1b.LastSeen)
 		}
+		if a.ID == "fold-1" && !reflect.DeepEqual(a.Origins, f1b.Origins) {
+			t.Errorf("fold-1 origins: got %v, want those of its latest count %v", a.Origins, f1b.Origins)
+		}
+		if a.ID == "fold-2" && a.Origins != nil {
+			t.Errorf("fold-2 origins: got %v, want none", a.Origins)
+		}
 	}
 	slices.Sort(folds)
 	if want := []string{"fold-1", "fold-2"}; !slices.Equal(folds, want) {
@@ -74,6 +83,11 @@ func TestLoadState(t *testing.T) {
 	}
 	if len(st.Incidents) != 2 || len(st.Alerts) != 2 {
 		t.Errorf("every tenant: got %d incidents and %d alerts, want 2 and 2", len(st.Incidents), len(st.Alerts))
+	}
+	for _, a := range st.Alerts {
+		if a.ID == "al-1" && !reflect.DeepEqual(a.Origins, a1.Origins) {
+			t.Errorf("al-1 origins: got %v, want %v", a.Origins, a1.Origins)
+		}
 	}
 
 	st, err = s.LoadState(ctx, StateQuery{Since: since, FoldsSince: since.Add(-24 * time.Hour), Tenants: []string{"t2"}})

@@ -465,6 +465,7 @@ func alertColumns(as []alert.Alert, now int64) (*columns, error) {
 		class, count                                                                     = mk[uint32](n), mk[uint32](n)
 		sev, corr, shadow                                                                = mk[uint8](n), mk[uint8](n), mk[uint8](n)
 		tactics, techs, ents, evIDs                                                      = mk[[]string](n), mk[[]string](n), mk[[]string](n), mk[[]string](n)
+		oTopics, oParts, oOffsets                                                        = mk[[]string](n), mk[[]int32](n), mk[[]int64](n)
 	)
 	for i := range as {
 		a := &as[i]
@@ -495,13 +496,19 @@ func alertColumns(as []alert.Alert, now int64) (*columns, error) {
 		if a.FirstSeen == 0 {
 			firstMS[i], lastMS[i] = a.Time, a.Time
 		}
+		oTopics[i], oParts[i], oOffsets[i] = make([]string, len(a.Origins)), make([]int32, len(a.Origins)), make([]int64, len(a.Origins))
+		for j, o := range a.Origins {
+			oTopics[i][j], oParts[i][j], oOffsets[i][j] = o.Topic, o.Partition, o.Offset
+		}
 	}
 	return &columns{table: TableAlerts, rows: n,
 		names: []string{"tenant_uid", "alert_id", "time", "time_ms", "class_uid", "rule_id", "rule_version", "title", "severity_id",
 			"stage", "tactics", "techniques", "account_uid", "region", "source", "entities", "observables_json", "event_ids",
-			"correlated", "summary", "fold_count", "first_seen_ms", "last_seen_ms", "inserted_ms", "shadow"},
+			"correlated", "summary", "fold_count", "first_seen_ms", "last_seen_ms", "inserted_ms", "shadow",
+			"origin_topics", "origin_partitions", "origin_offsets"},
 		values: []any{tenant, id, ts, tms, class, ruleID, ruleVer, title, sev,
-			stage, tactics, techs, account, region, source, ents, obs, evIDs, corr, summary, count, firstMS, lastMS, ins, shadow},
+			stage, tactics, techs, account, region, source, ents, obs, evIDs, corr, summary, count, firstMS, lastMS, ins, shadow,
+			oTopics, oParts, oOffsets},
 	}, nil
 }
 

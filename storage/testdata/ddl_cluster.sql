@@ -386,3 +386,14 @@ SETTINGS index_granularity = 1024;
 
 CREATE TABLE IF NOT EXISTS musubi.saved_views ON CLUSTER musubi_cluster AS musubi.saved_views_local
 ENGINE = Distributed(musubi_cluster, musubi, saved_views_local, cityHash64(owner, view_id));
+
+ALTER TABLE musubi.alerts_local ADD COLUMN origin_topics Array(String);
+
+ALTER TABLE musubi.alerts_local ADD COLUMN origin_partitions Array(Int32);
+
+ALTER TABLE musubi.alerts_local ADD COLUMN origin_offsets Array(Int64);
+
+DROP TABLE IF EXISTS musubi.alerts ON CLUSTER musubi_cluster;
+
+CREATE TABLE IF NOT EXISTS musubi.alerts ON CLUSTER musubi_cluster AS musubi.alerts_local
+ENGINE = Distributed(musubi_cluster, musubi, alerts_local, cityHash64(tenant_uid, alert_id));

@@ -314,3 +314,9 @@ CREATE TABLE IF NOT EXISTS musubi.saved_views  (
 ) ENGINE = ReplacingMergeTree(version)
 ORDER BY (owner, view_id)
 SETTINGS index_granularity = 1024;
+
+ALTER TABLE musubi.alerts  ADD COLUMN origin_topics Array(String);
+
+ALTER TABLE musubi.alerts  ADD COLUMN origin_partitions Array(Int32);
+
+ALTER TABLE musubi.alerts  ADD COLUMN origin_offsets Array(Int64);
