@@ -55,6 +55,18 @@ type Alert struct {
 	// topic and partition, the highest position among the matches it
 	// counted.
 	Origins []Origin `json:"-"`
+	// Unheld is set on an alert the correlator stores as informational
+	// because its source is expected (an instance role used from the
+	// instance's own address): the severity and summary its rule gave it,
+	// which it takes back when later evidence releases it into an
+	// incident, also after a restart.
+	Unheld *Unheld `json:"-"`
+}
+
+// Unheld is what a held alert's rule gave it.
+type Unheld struct {
+	Severity int
+	Summary  string
 }
 
 // Origin is a position in an ordered input: a Kafka topic, partition and

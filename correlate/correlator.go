@@ -330,6 +330,7 @@ func (c *Correlator) ProcessInput(in Input) Result {
 					cp.ID = c.foldID(&cp)
 				}
 				cp.Count, cp.FirstSeen, cp.LastSeen = 1, cp.Time, cp.Time
+				cp.Unheld = &alert.Unheld{Severity: cp.Severity, Summary: cp.Summary}
 				cp.Severity, cp.Summary = ocsf.SeverityInformational, why
 				expected = append(expected, cp)
 				c.m.dropped.WithLabelValues("expected_source").Inc()

@@ -143,8 +143,13 @@ func (c *Correlator) RestoreState(st State) {
 		if _, known := c.alertInc[a.ID]; !known {
 			if _, expected := c.expectedSource(a); expected && a.Severity == ocsf.SeverityInformational {
 				// Stored as informational: held again, as before the
-				// restart, so that a theft seen later releases it.
-				c.holdExpected(*a)
+				// restart, so that a theft seen later releases it with
+				// the severity and summary its rule gave it.
+				h := *a
+				if u := h.Unheld; u != nil {
+					h.Severity, h.Summary, h.Unheld = u.Severity, u.Summary, nil
+				}
+				c.holdExpected(h)
 				continue
 			}
 			c.addAlert(a) // an alert stored without its incident

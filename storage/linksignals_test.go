@@ -41,6 +41,7 @@ func TestLoadState(t *testing.T) {
 	f1b.Count, f1b.LastSeen = 12, ms(-150*time.Minute)
 	f1b.Origins = []alert.Origin{{Topic: "agent", Partition: 0, Offset: 9}, {Topic: "agent-2", Partition: 3, Offset: 1 << 40}}
 	a1.Origins = []alert.Origin{{Topic: "cloudtrail", Partition: 2, Offset: 7}}
+	a2.Severity, a2.Unheld = ocsf.SeverityInformational, &alert.Unheld{Severity: ocsf.SeverityHigh, Summary: "the rule's summary"}
 	fOld := testAlert("t1", "fold-old", -30*time.Hour, "ev")
 	f2 := testAlert("t2", "fold-2", -3*time.Hour, "ev")
 	plain := testAlert("t1", "al-before", -3*time.Hour, "ev")
@@ -85,8 +86,11 @@ func TestLoadState(t *testing.T) {
 		t.Errorf("every tenant: got %d incidents and %d alerts, want 2 and 2", len(st.Incidents), len(st.Alerts))
 	}
 	for _, a := range st.Alerts {
-		if a.ID == "al-1" && !reflect.DeepEqual(a.Origins, a1.Origins) {
-			t.Errorf("al-1 origins: got %v, want %v", a.Origins, a1.Origins)
+		if a.ID == "al-1" && (!reflect.DeepEqual(a.Origins, a1.Origins) || a.Unheld != nil) {
+			t.Errorf("al-1: got origins %v, unheld %v; want %v, none", a.Origins, a.Unheld, a1.Origins)
+		}
+		if a.ID == "al-2" && (a.Severity != ocsf.SeverityInformational || !reflect.DeepEqual(a.Unheld, a2.Unheld)) {
+			t.Errorf("al-2 (held): got severity %d, unheld %+v; want informational, %+v", a.Severity, a.Unheld, a2.Unheld)
 		}
 	}
 

@@ -466,6 +466,7 @@ func alertColumns(as []alert.Alert, now int64) (*columns, error) {
 		sev, corr, shadow                                                                = mk[uint8](n), mk[uint8](n), mk[uint8](n)
 		tactics, techs, ents, evIDs                                                      = mk[[]string](n), mk[[]string](n), mk[[]string](n), mk[[]string](n)
 		oTopics, oParts, oOffsets                                                        = mk[[]string](n), mk[[]int32](n), mk[[]int64](n)
+		unheldSev, unheldSummary                                                         = mk[uint8](n), mk[string](n)
 	)
 	for i := range as {
 		a := &as[i]
@@ -500,15 +501,18 @@ func alertColumns(as []alert.Alert, now int64) (*columns, error) {
 		for j, o := range a.Origins {
 			oTopics[i][j], oParts[i][j], oOffsets[i][j] = o.Topic, o.Partition, o.Offset
 		}
+		if u := a.Unheld; u != nil {
+			unheldSev[i], unheldSummary[i] = max(clampU8(u.Severity), 1), u.Summary
+		}
 	}
 	return &columns{table: TableAlerts, rows: n,
 		names: []string{"tenant_uid", "alert_id", "time", "time_ms", "class_uid", "rule_id", "rule_version", "title", "severity_id",
 			"stage", "tactics", "techniques", "account_uid", "region", "source", "entities", "observables_json", "event_ids",
 			"correlated", "summary", "fold_count", "first_seen_ms", "last_seen_ms", "inserted_ms", "shadow",
-			"origin_topics", "origin_partitions", "origin_offsets"},
+			"origin_topics", "origin_partitions", "origin_offsets", "unheld_severity", "unheld_summary"},
 		values: []any{tenant, id, ts, tms, class, ruleID, ruleVer, title, sev,
 			stage, tactics, techs, account, region, source, ents, obs, evIDs, corr, summary, count, firstMS, lastMS, ins, shadow,
-			oTopics, oParts, oOffsets},
+			oTopics, oParts, oOffsets, unheldSev, unheldSummary},
 	}, nil
 }
 

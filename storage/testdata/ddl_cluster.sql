@@ -393,6 +393,10 @@ ALTER TABLE musubi.alerts_local ADD COLUMN origin_partitions Array(Int32);
 
 ALTER TABLE musubi.alerts_local ADD COLUMN origin_offsets Array(Int64);
 
+ALTER TABLE musubi.alerts_local ADD COLUMN unheld_severity UInt8 DEFAULT 0;
+
+ALTER TABLE musubi.alerts_local ADD COLUMN unheld_summary String DEFAULT '';
+
 DROP TABLE IF EXISTS musubi.alerts ON CLUSTER musubi_cluster;
 
 CREATE TABLE IF NOT EXISTS musubi.alerts ON CLUSTER musubi_cluster AS musubi.alerts_local

@@ -320,3 +320,7 @@ ALTER TABLE musubi.alerts  ADD COLUMN origin_topics Array(String);
 ALTER TABLE musubi.alerts  ADD COLUMN origin_partitions Array(Int32);
 
 ALTER TABLE musubi.alerts  ADD COLUMN origin_offsets Array(Int64);
+
+ALTER TABLE musubi.alerts  ADD COLUMN unheld_severity UInt8 DEFAULT 0;
+
+ALTER TABLE musubi.alerts  ADD COLUMN unheld_summary String DEFAULT '';
