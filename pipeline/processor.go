@@ -214,7 +214,20 @@ func (p *Processor) Process(recs []Record) storage.Batch {
 	b.Alerts = res.Alerts
 	b.Incidents = res.Incidents
 	b.Links = storedLinks(res.Links)
+	b.Stages = storedStages(res.Stages)
 	return b
+}
+
+// storedStages are the correlator's stage inputs as storage keeps them.
+func storedStages(ss []correlate.StageInput) []storage.StageInput {
+	if len(ss) == 0 {
+		return nil
+	}
+	out := make([]storage.StageInput, len(ss))
+	for i, s := range ss {
+		out[i] = storage.StageInput(s)
+	}
+	return out
 }
 
 // storedLinks are the correlator's link signals as storage keeps them.
@@ -311,6 +324,7 @@ func (p *Processor) processSignals(recs []Record) storage.Batch {
 	b.Alerts = res.Alerts
 	b.Incidents = res.Incidents
 	b.Links = storedLinks(res.Links)
+	b.Stages = storedStages(res.Stages)
 	return b
 }
 

@@ -57,6 +57,16 @@ func TestLoadState(t *testing.T) {
 		repeats = append(repeats, r)
 	}
 	write(t, s, Batch{Links: repeats})
+	// Stage inputs: one written twice (a replayed batch), one of another
+	// stage of the same event, one before the window, one of tenant t2.
+	key := []ocsf.Observable{ocsf.NewObservable(ocsf.EntityAccessKey, "actor.user.credential_uid", "AKIA1")}
+	s1 := StageInput{TenantUID: "t1", RuleID: "r.seq", RuleSum: "abc", Stage: 0, UID: "ev-s1", Time: ms(time.Minute), Observables: key}
+	s1b := s1
+	s1b.Stage = 1
+	sOld := StageInput{TenantUID: "t1", RuleID: "r.seq", RuleSum: "abc", UID: "ev-old", Time: ms(-2 * time.Hour), Observables: key}
+	s2 := StageInput{TenantUID: "t2", RuleID: "r.seq", RuleSum: "abc", UID: "ev-s2", Time: ms(2 * time.Minute), Observables: key}
+	write(t, s, Batch{Stages: []StageInput{s1, sOld, s2}})
+	write(t, s, Batch{Stages: []StageInput{s1, s1b}})
 
 	st, err := s.LoadState(ctx, StateQuery{Since: since, FoldsSince: since.Add(-24 * time.Hour)})
 	if err != nil {
@@ -64,6 +74,9 @@ func TestLoadState(t *testing.T) {
 	}
 	if want := []LinkSignal{l1, l2, repeats[4]}; !reflect.DeepEqual(st.Links, want) {
 		t.Errorf("link signals:\ngot  %+v\nwant %+v", st.Links, want)
+	}
+	if want := []StageInput{s1, s1b, s2}; !reflect.DeepEqual(st.Stages, want) {
+		t.Errorf("stage inputs:\ngot  %+v\nwant %+v", st.Stages, want)
 	}
 	var folds []string
 	for _, a := range st.Folds {
@@ -99,11 +112,12 @@ func TestLoadState(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(st.Incidents) != 1 || st.Incidents[0].ID != "open-2" || len(st.Alerts) != 1 || st.Alerts[0].ID != "al-2" ||
-		len(st.Links) != 2 || st.Links[0].UID != "l2" || st.Links[1].UID != "l2-4" || len(st.Folds) != 1 || st.Folds[0].ID != "fold-2" {
-		t.Errorf("tenant t2 only: got incidents %v, alerts %v, links %v, folds %v", st.Incidents, st.Alerts, st.Links, st.Folds)
+		len(st.Links) != 2 || st.Links[0].UID != "l2" || st.Links[1].UID != "l2-4" || len(st.Folds) != 1 || st.Folds[0].ID != "fold-2" ||
+		len(st.Stages) != 1 || st.Stages[0].UID != "ev-s2" {
+		t.Errorf("tenant t2 only: got incidents %v, alerts %v, links %v, folds %v, stages %v", st.Incidents, st.Alerts, st.Links, st.Folds, st.Stages)
 	}
 	st, err = s.LoadState(ctx, StateQuery{Since: since, Tenants: []string{}})
-	if err != nil || len(st.Incidents)+len(st.Alerts)+len(st.Links)+len(st.Folds) != 0 {
+	if err != nil || len(st.Incidents)+len(st.Alerts)+len(st.Links)+len(st.Folds)+len(st.Stages) != 0 {
 		t.Errorf("no tenant: got %+v, err %v; want nothing", st, err)
 	}
 }

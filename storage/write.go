@@ -36,13 +36,17 @@ type Batch struct {
 	// Links are the correlator's link signals (correlate.Result.Links),
 	// stored in TableLinkSignals for a restart to read back.
 	Links []LinkSignal
+	// Stages are the plain events sequence rules' stages kept
+	// (correlate.Result.Stages), stored in TableStageInputs for a restart
+	// to read back.
+	Stages []StageInput
 }
 
 // Rows is the number of top-level rows in b (events, alerts, incidents,
-// dead letters, inventory items and link signals); the graph rows of
-// incidents are not counted.
+// dead letters, inventory items, link signals and stage inputs); the graph
+// rows of incidents are not counted.
 func (b Batch) Rows() int {
-	return len(b.Events) + len(b.Alerts) + len(b.Incidents) + len(b.DeadLetters) + len(b.Inventory) + len(b.Links)
+	return len(b.Events) + len(b.Alerts) + len(b.Incidents) + len(b.DeadLetters) + len(b.Inventory) + len(b.Links) + len(b.Stages)
 }
 
 // DeadLetter is a record that can never be processed. Its id is (topic,
@@ -147,6 +151,9 @@ func (s *Store) encode(b Batch) ([]*columns, error) {
 	}
 	if len(b.Links) > 0 {
 		out = append(out, linkSignalColumns(b.Links, now))
+	}
+	if len(b.Stages) > 0 {
+		out = append(out, stageInputColumns(b.Stages, now))
 	}
 	return out, nil
 }
