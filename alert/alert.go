@@ -48,4 +48,31 @@ type Alert struct {
 	// correlator keeps that id instead of folding it, so the id does not
 	// depend on which match arrived first.
 	Keyed bool `json:"-"`
+	// Origins are where the alert's input was read from, for counting a
+	// match replayed after a crash once. A detection alert carries the
+	// position of the record its event came from (none when its input has
+	// no ordered positions, such as files); a folded alert carries, per
+	// topic and partition, the highest position among the matches it
+	// counted.
+	Origins []Origin `json:"-"`
+	// Unheld is set on an alert the correlator stores as informational
+	// because its source is expected (an instance role used from the
+	// instance's own address): the severity and summary its rule gave it,
+	// which it takes back when later evidence releases it into an
+	// incident, also after a restart.
+	Unheld *Unheld `json:"-"`
+}
+
+// Unheld is what a held alert's rule gave it.
+type Unheld struct {
+	Severity int
+	Summary  string
+}
+
+// Origin is a position in an ordered input: a Kafka topic, partition and
+// offset.
+type Origin struct {
+	Topic     string
+	Partition int32
+	Offset    int64
 }

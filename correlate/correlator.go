@@ -36,6 +36,11 @@ type Result struct {
 	// to rebuild the link graph and the session sources (State.Links);
 	// their uids are the events' own, so a replay rewrites the same rows.
 	Links []Link
+	// Stages are the plain events of the call that a sequence rule's stage
+	// kept, reduced to what it keeps: what storage must keep for a restart
+	// or a new owner of the scope to resume the rule's chains
+	// (State.Stages); their uids are the events' own.
+	Stages []StageInput
 	// Late counts the events of the call that arrived later than the
 	// allowed lateness behind their source's watermark.
 	Late int
@@ -334,6 +339,7 @@ func (c *Correlator) ProcessInput(in Input) Result {
 					cp.ID = c.foldID(&cp)
 				}
 				cp.Count, cp.FirstSeen, cp.LastSeen = 1, cp.Time, cp.Time
+				cp.Unheld = &alert.Unheld{Severity: cp.Severity, Summary: cp.Summary}
 				cp.Severity, cp.Summary = ocsf.SeverityInformational, why
 				expected = append(expected, cp)
 				c.m.dropped.WithLabelValues("expected_source").Inc()
@@ -375,6 +381,7 @@ func (c *Correlator) ProcessInput(in Input) Result {
 	for _, ev := range evOrder {
 		res.Alerts = append(res.Alerts, c.raise(c.seq.observeEvent(ev))...)
 	}
+	res.Stages = c.seq.takeKept()
 	c.updateWatermark()
 	res.Alerts = append(res.Alerts, c.raise(c.seq.fire(c.wm))...)
 	c.sweep()

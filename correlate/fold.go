@@ -48,6 +48,9 @@ type fold struct {
 	early, late []evRef
 	extra       int      // varying entities gathered beyond the first match's
 	raw         []string // ids of the folded matches, for de-duplication
+	// stored are the origins of the version read back from storage (see
+	// replayed); nil for a fold begun in this process.
+	stored []alert.Origin
 }
 
 type evRef struct {
@@ -95,13 +98,28 @@ func (c *Correlator) foldAlert(a *alert.Alert) (*alert.Alert, bool) {
 		return nil, false
 	}
 	id := c.foldID(a)
+	f := c.folds[id]
+	stored := c.foldGone[id].stored
+	if f != nil {
+		stored = f.stored
+	}
+	if replayed(stored, a.Origins) {
+		// Counted before a crash: the batch was stored, not committed,
+		// and is read again.
+		if f != nil {
+			c.foldOf[a.ID] = id
+			f.raw = append(f.raw, a.ID)
+		}
+		c.m.foldReplays.Inc()
+		return nil, false
+	}
 	c.foldOf[a.ID] = id
 	ref := sampleRefs(a)
-	f := c.folds[id]
 	if f == nil {
 		fa := *a
 		fa.ID = id
 		fa.Count, fa.FirstSeen, fa.LastSeen = 1, a.Time, a.Time
+		fa.Origins = mergeOrigins(nil, a.Origins)
 		if t, ok := c.foldGone[id]; ok {
 			// A late match re-creates an evicted folded alert: it
 			// counts on from what was stored, instead of replacing
@@ -110,9 +128,10 @@ func (c *Correlator) foldAlert(a *alert.Alert) (*alert.Alert, bool) {
 			fa.Count += t.count
 			fa.FirstSeen, fa.LastSeen = min(t.first, a.Time), max(t.last, a.Time)
 			fa.Time = fa.FirstSeen
+			fa.Origins = mergeOrigins(fa.Origins, t.origins)
 		}
 		fa.Entities = slices.Clone(a.Entities)
-		f = &fold{alert: &fa, repTime: a.Time, repID: a.ID, raw: []string{a.ID}}
+		f = &fold{alert: &fa, repTime: a.Time, repID: a.ID, raw: []string{a.ID}, stored: stored}
 		f.addEvidence(ref)
 		c.folds[id] = f
 		return &fa, true
@@ -120,6 +139,7 @@ func (c *Correlator) foldAlert(a *alert.Alert) (*alert.Alert, bool) {
 	fa := f.alert
 	f.raw = append(f.raw, a.ID)
 	fa.Count++
+	fa.Origins = mergeOrigins(fa.Origins, a.Origins)
 	fa.FirstSeen, fa.LastSeen = min(fa.FirstSeen, a.Time), max(fa.LastSeen, a.Time)
 	fa.Time = fa.FirstSeen
 	fa.Severity = max(fa.Severity, a.Severity)
@@ -141,6 +161,40 @@ func (c *Correlator) foldAlert(a *alert.Alert) (*alert.Alert, bool) {
 	}
 	f.addEvidence(ref)
 	return fa, false
+}
+
+// replayed reports whether a match read from origins was counted in the
+// stored version of its folded alert, whose origins are stored. Input is
+// processed in whole batches, in order within each partition, and a
+// batch's folded alerts are stored after the whole batch was folded: so
+// the stored version counted every match of a partition up to its stored
+// position, and a match at or below it is one read again after a crash
+// (or by the next owner of the partition). Only the stored origins are
+// compared: within a batch, matches are folded in event-time order, not
+// in offset order.
+func replayed(stored, origins []alert.Origin) bool {
+	for _, o := range origins {
+		for _, s := range stored {
+			if s.Topic == o.Topic && s.Partition == o.Partition && o.Offset <= s.Offset {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// mergeOrigins adds from to into, keeping the highest offset per topic
+// and partition; into is not shared with from.
+func mergeOrigins(into, from []alert.Origin) []alert.Origin {
+	for _, o := range from {
+		i := slices.IndexFunc(into, func(x alert.Origin) bool { return x.Topic == o.Topic && x.Partition == o.Partition })
+		if i < 0 {
+			into = append(into, o)
+		} else {
+			into[i].Offset = max(into[i].Offset, o.Offset)
+		}
+	}
+	return into
 }
 
 // sampleRefs returns the evidence of one match with its time.
@@ -181,8 +235,8 @@ func (f *fold) addEvidence(refs []evRef) {
 }
 
 // restoreFold records a stored folded alert, so repeats after a restart
-// count on. The matches it folded before are not known one by one: a
-// replayed match is counted again.
+// count on. The matches it folded before are not known one by one; its
+// origins tell a replayed match (see replayed), which is not counted again.
 func (c *Correlator) restoreFold(a *alert.Alert) {
 	if a.Correlated || c.cfg.FoldWindow <= 0 || !strings.HasPrefix(a.ID, "fold-") {
 		return
@@ -196,7 +250,18 @@ func (c *Correlator) restoreFold(a *alert.Alert) {
 	if a.FirstSeen == 0 {
 		a.FirstSeen, a.LastSeen = a.Time, a.Time
 	}
-	f := &fold{alert: a, repTime: a.Time, repID: a.ID}
+	if t, ok := c.foldGone[a.ID]; ok {
+		// Stored before the restored window (State.Folds) and rebuilt
+		// from its incident, which keeps no origins.
+		delete(c.foldGone, a.ID)
+		if t.count > a.Count {
+			a.Count = t.count
+		}
+		a.FirstSeen, a.LastSeen = min(a.FirstSeen, t.first), max(a.LastSeen, t.last)
+		a.Origins = mergeOrigins(a.Origins, t.origins)
+	}
+	a.Origins = slices.Clone(a.Origins)
+	f := &fold{alert: a, repTime: a.Time, repID: a.ID, stored: slices.Clone(a.Origins)}
 	for _, id := range a.EventIDs {
 		f.early = append(f.early, evRef{a.FirstSeen, id})
 	}
@@ -211,6 +276,9 @@ func (c *Correlator) restoreFold(a *alert.Alert) {
 type foldTomb struct {
 	count       int
 	first, last int64
+	// origins are the folded alert's; stored those its stored version
+	// was read back with (see fold.stored).
+	origins, stored []alert.Origin
 }
 
 // maxFoldTombs bounds the evicted folds remembered; past it they are
@@ -231,7 +299,7 @@ func (c *Correlator) forgetFold(id string) {
 	if len(c.foldGone) >= maxFoldTombs {
 		clear(c.foldGone)
 	}
-	c.foldGone[id] = foldTomb{count: f.alert.Count, first: f.alert.FirstSeen, last: f.alert.LastSeen}
+	c.foldGone[id] = foldTomb{count: f.alert.Count, first: f.alert.FirstSeen, last: f.alert.LastSeen, origins: f.alert.Origins, stored: f.stored}
 	for _, r := range f.raw {
 		delete(c.foldOf, r)
 	}

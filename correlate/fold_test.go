@@ -326,3 +326,93 @@ func checkFold(t *testing.T, c *Correlator, in []alert.Alert, id string, want in
 		t.Errorf("after the restart: count %d, seen %d–%d; want %d, %d–%d", a.Count, a.FirstSeen, a.LastSeen, want, first, in[len(in)-1].Time)
 	}
 }
+
+// TestReplayedBatchCountsOnce: after a crash between the durable write of
+// a batch and its offset commit, the restarted correlator is restored from
+// what was stored (which counted the batch) and reads the batch again; the
+// folded alert counts each match once. The matches come from two
+// partitions, and each batch is folded in event-time order, which is not
+// offset order; the replay arrives in another order than the first time.
+// Without origins (input without ordered positions, such as files) the
+// replay is counted again, which the last case shows, so the test can
+// tell the two apart.
+func TestReplayedBatchCountsOnce(t *testing.T) {
+	run := ransomRun("app-1", 0, 18)
+	for i := range run {
+		// Offsets fall as event time rises within each batch of 6.
+		run[i].Origins = []alert.Origin{{Topic: "agent", Partition: int32(i % 2), Offset: int64(100 + (i/6)*6 + 5 - i%6)}}
+	}
+	reversed := func(as []alert.Alert) []alert.Alert {
+		out := slices.Clone(as)
+		slices.Reverse(out)
+		return out
+	}
+	cases := []struct {
+		name string
+		// restore restores c2 from what was stored after the crash.
+		restore   func(c2 *Correlator, incs []incident.Incident, alerts []alert.Alert)
+		noOrigins bool
+		want      int
+	}{
+		{"alert in the window", func(c2 *Correlator, incs []incident.Incident, alerts []alert.Alert) {
+			c2.RestoreState(State{Incidents: incs, Alerts: alerts})
+		}, false, 18},
+		{"alert before the window, its incident in it", func(c2 *Correlator, incs []incident.Incident, alerts []alert.Alert) {
+			c2.RestoreState(State{Incidents: incs, Folds: alerts})
+		}, false, 18},
+		{"only its count stored", func(c2 *Correlator, _ []incident.Incident, alerts []alert.Alert) {
+			c2.RestoreState(State{Folds: alerts})
+		}, false, 18},
+		{"input without positions", func(c2 *Correlator, incs []incident.Incident, alerts []alert.Alert) {
+			c2.RestoreState(State{Incidents: incs, Alerts: alerts})
+		}, true, 24},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := slices.Clone(run)
+			if tc.noOrigins {
+				for i := range in {
+					in[i].Origins = nil
+				}
+			}
+			c, reg := newTest(t, foldConfig(), nil)
+			// Batch 1 is stored and committed; batch 2 is stored, then
+			// the process is killed before the commit.
+			results := []Result{c.Process(nil, in[:6]), c.Process(nil, in[6:12])}
+			incs, stored := storedState(t, results)
+			if len(stored) != 1 || stored[0].Count != 12 {
+				t.Fatalf("before the crash: got %v, want one folded alert of 12", stored)
+			}
+			id := stored[0].ID
+			if !tc.noOrigins {
+				want := []alert.Origin{{Topic: "agent", Partition: 0, Offset: 111}, {Topic: "agent", Partition: 1, Offset: 110}}
+				if got := stored[0].Origins; len(got) != 2 || !slices.ContainsFunc(got, func(o alert.Origin) bool { return o == want[0] }) ||
+					!slices.ContainsFunc(got, func(o alert.Origin) bool { return o == want[1] }) {
+					t.Fatalf("stored origins %v, want %v", got, want)
+				}
+			}
+			c2, reg2 := newTest(t, foldConfig(), nil)
+			tc.restore(c2, incs, stored)
+			// The replay of batch 2 (in another order) and batch 3.
+			replay := foldedAlerts([]Result{c2.Process(nil, reversed(in[6:12]))})
+			after := foldedAlerts([]Result{c2.Process(nil, reversed(in[12:]))})
+			a, ok := after[id]
+			if !ok {
+				t.Fatalf("batch 3 did not update folded alert %s: got %v", id, after)
+			}
+			if a.Count != tc.want {
+				t.Errorf("after the replay and batch 3: got count %d, want %d", a.Count, tc.want)
+			}
+			if got, ok := replay[id]; !tc.noOrigins && ok && got.Count != 12 {
+				t.Errorf("the replay stored count %d, want 12 (nothing new)", got.Count)
+			}
+			replays := metricValue(t, reg2, "musubi_correlate_fold_replays_total")
+			if want := map[bool]float64{false: 6, true: 0}[tc.noOrigins]; replays != want {
+				t.Errorf("got %v replays counted, want %v", replays, want)
+			}
+			if got := metricValue(t, reg, "musubi_correlate_fold_replays_total"); got != 0 {
+				t.Errorf("the first process counted %v replays, want 0", got)
+			}
+		})
+	}
+}

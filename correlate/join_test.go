@@ -1,6 +1,7 @@
 package correlate
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"testing"
@@ -315,5 +316,70 @@ func TestPlainEventLinksSurviveRestart(t *testing.T) {
 		if got, _ := runBatches(t, testConfig(), batches, at); !slices.EqualFunc(got, want, slices.Equal) {
 			t.Errorf("restart before batch %d: incidents %v, want %v", at, got, want)
 		}
+	}
+}
+
+// TestReleasedAlertTakesItsRuleSeverity: an alert held as an expected
+// source is stored as informational; when a later credential theft on its
+// instance releases it into the theft's incident, it takes back the
+// severity and summary its rule gave it, and the incident's severity and
+// risk count it — also when a restart falls between the hold and the
+// theft, so the held alert comes back from its stored, informational row.
+func TestReleasedAlertTakesItsRuleSeverity(t *testing.T) {
+	cfg := testConfig()
+	cfg.FoldWindow = time.Hour
+	cfg.AllowedLateness = 24 * time.Hour
+	atkEv, atkUse := credentialUse("atk", time.Hour, "198.51.100.99")
+	atkUse.Severity, atkUse.Summary = ocsf.SeverityHigh, "instance credentials used from 198.51.100.99"
+	theftEv := mkEvent("theft", "agent", 30*time.Minute, ob(ocsf.EntityHost, "web-1"), ob(ocsf.EntityInstance, "i-0abc"))
+	theft := mkAlert("theft", "host.imds_credentials_from_webserver", "credential_access", ocsf.SeverityHigh, theftEv)
+	// The theft's incident on its own, for comparison.
+	alone, _ := newTest(t, cfg, nil)
+	fa := final{}
+	fa.add(t, alone.Process([]ocsf.Event{theftEv}, []alert.Alert{theft}))
+	theftID := alone.foldID(&theft)
+	lone := fa.containing(theftID)
+	if lone == nil {
+		t.Fatal("the theft alone opened no incident")
+	}
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprint("restart=", restart), func(t *testing.T) {
+			c, _ := newTest(t, cfg, nil)
+			f := final{}
+			r1 := c.Process([]ocsf.Event{atkEv}, []alert.Alert{atkUse})
+			f.add(t, r1)
+			if len(r1.Alerts) != 1 || r1.Alerts[0].Severity != ocsf.SeverityInformational || f.containing(r1.Alerts[0].ID) != nil {
+				t.Fatalf("the first use: got %+v, want it held, stored as informational", r1.Alerts)
+			}
+			held := r1.Alerts[0]
+			if restart {
+				incs, alerts := storedState(t, []Result{r1})
+				c, _ = newTest(t, cfg, nil)
+				c.RestoreState(State{Incidents: incs, Alerts: alerts, Links: r1.Links})
+			}
+			r2 := c.Process([]ocsf.Event{theftEv}, []alert.Alert{theft})
+			f.add(t, r2)
+			in := f.containing(theftID)
+			if in == nil || !slices.Contains(in.AlertIDs, held.ID) {
+				t.Fatalf("the held use did not come back into the theft's incident: %v", in)
+			}
+			var released *alert.Alert
+			for i := range r2.Alerts {
+				if r2.Alerts[i].ID == held.ID {
+					released = &r2.Alerts[i]
+				}
+			}
+			if released == nil || released.Severity != ocsf.SeverityHigh || released.Summary != atkUse.Summary {
+				t.Errorf("the released alert as stored: got %+v, want severity %d and the rule's summary %q", released, ocsf.SeverityHigh, atkUse.Summary)
+			}
+			for _, e := range in.Timeline {
+				if e.AlertID == held.ID && e.Severity != ocsf.SeverityHigh {
+					t.Errorf("the released alert in the timeline: got severity %d, want %d", e.Severity, ocsf.SeverityHigh)
+				}
+			}
+			if in.RiskScore <= lone.RiskScore || in.Severity < lone.Severity {
+				t.Errorf("incident severity %d, risk %d; want above the theft alone (%d, %d)", in.Severity, in.RiskScore, lone.Severity, lone.RiskScore)
+			}
+		})
 	}
 }

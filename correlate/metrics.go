@@ -11,6 +11,7 @@ type metrics struct {
 	shadowMatches   *prometheus.CounterVec
 	sequenceInputs  prometheus.Gauge
 	dropped         *prometheus.CounterVec
+	foldReplays     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -47,9 +48,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "musubi_correlate_dropped_total",
 			Help: "State the correlator declined to keep, by reason (caps, hubs, evictions; shadow for alerts of experimental rules, stored but never correlated; sequence_cost_limit, sequence_timeout and sequence_eval for stage conditions that failed to evaluate).",
 		}, []string{"reason"}),
+		foldReplays: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "musubi_correlate_fold_replays_total",
+			Help: "Detection matches read again after a crash or a rebalance that their stored folded alert had already counted (not counted again).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.trackedEntities, m.openIncidents, m.lateEvents, m.merges, m.sequenceMatches, m.shadowMatches, m.sequenceInputs, m.dropped)
+		reg.MustRegister(m.trackedEntities, m.openIncidents, m.lateEvents, m.merges, m.sequenceMatches, m.shadowMatches, m.sequenceInputs, m.dropped, m.foldReplays)
 	}
 	return m
 }

@@ -24,6 +24,9 @@ type State struct {
 	// events that taught the correlator lineage links and the addresses
 	// instance sessions called from.
 	Links []Link
+	// Stages are the stage inputs of the window (Result.Stages): the plain
+	// events sequence rules' stages kept.
+	Stages []StageInput
 }
 
 // Restore rebuilds the state after a restart from the open incidents and
@@ -45,8 +48,10 @@ func (c *Correlator) Restore(incidents []incident.Incident, alerts []alert.Alert
 // The credential reads of the window's alerts are noted again, and an
 // alert stored as an expected source is held again instead of joining an
 // incident. Folded alerts count on from their stored counts, also those
-// evicted from memory before the restart (State.Folds). Event-only
-// sequence stages are not in storage and are lost.
+// evicted from memory before the restart (State.Folds). The plain events
+// that sequence stages kept come back from State.Stages, interleaved with
+// the alerts in event-time order, into the same rule if its document is
+// unchanged.
 func (c *Correlator) RestoreState(st State) {
 	incidents, alerts := st.Incidents, st.Alerts
 	links := make([]*Link, len(st.Links))
@@ -74,7 +79,7 @@ func (c *Correlator) RestoreState(st State) {
 			continue
 		}
 		if t, ok := c.foldGone[a.ID]; !ok || a.Count > t.count {
-			c.foldGone[a.ID] = foldTomb{count: a.Count, first: a.FirstSeen, last: a.LastSeen}
+			c.foldGone[a.ID] = foldTomb{count: a.Count, first: a.FirstSeen, last: a.LastSeen, origins: a.Origins, stored: a.Origins}
 		}
 	}
 	byID := make(map[string]*alert.Alert, len(alerts))
@@ -140,12 +145,31 @@ func (c *Correlator) RestoreState(st State) {
 		}
 	}
 	slices.SortFunc(ordered, alertCmp)
+	stages := make([]*StageInput, len(st.Stages))
+	for i := range st.Stages {
+		stages[i] = &st.Stages[i]
+	}
+	slices.SortFunc(stages, func(a, b *StageInput) int {
+		return cmp.Or(cmp.Compare(a.Time, b.Time), strings.Compare(a.UID, b.UID), strings.Compare(a.RuleID, b.RuleID), cmp.Compare(a.Stage, b.Stage))
+	})
+	next := 0
+	restoreStages := func(before int64, all bool) {
+		for ; next < len(stages) && (all || stages[next].Time < before); next++ {
+			c.raise(c.seq.restoreInput(stages[next]))
+		}
+	}
 	for _, a := range ordered {
+		restoreStages(a.Time, false)
 		if _, known := c.alertInc[a.ID]; !known {
 			if _, expected := c.expectedSource(a); expected && a.Severity == ocsf.SeverityInformational {
 				// Stored as informational: held again, as before the
-				// restart, so that a theft seen later releases it.
-				c.holdExpected(*a)
+				// restart, so that a theft seen later releases it with
+				// the severity and summary its rule gave it.
+				h := *a
+				if u := h.Unheld; u != nil {
+					h.Severity, h.Summary, h.Unheld = u.Severity, u.Summary, nil
+				}
+				c.holdExpected(h)
 				continue
 			}
 			c.addAlert(a) // an alert stored without its incident
@@ -160,6 +184,7 @@ func (c *Correlator) RestoreState(st State) {
 		}
 		c.srcMax[src] = max(c.srcMax[src], a.Time)
 	}
+	restoreStages(0, true)
 	c.updateWatermark()
 	c.m.trackedEntities.Set(float64(c.g.len()))
 	c.m.openIncidents.Set(float64(len(c.incs)))

@@ -91,6 +91,52 @@ type seqEngine struct {
 	// adapter is the stage conditions' environment's, for the events'
 	// activations.
 	adapter types.Adapter
+	// kept are the plain events stages kept since the last takeKept, as
+	// storage keeps them (Result.Stages).
+	kept []StageInput
+}
+
+// StageInput is a plain event that a sequence rule's stage kept, reduced to
+// what the stage keeps of it: what Result.Stages reports and State.Stages
+// restores. Alerts that feed stages are stored anyway and replayed by
+// RestoreState; a plain event is not, so without these a chain whose stage
+// an event matched would start over after a restart or a rebalance.
+type StageInput struct {
+	TenantUID string
+	// RuleID and RuleSum name the rule and its document's content hash: a
+	// restore puts the input back only into the same rule unchanged.
+	RuleID, RuleSum string
+	Stage           int
+	// UID is the event's own uid, so a replay rewrites the same row.
+	UID         string
+	Time        int64
+	Observables []ocsf.Observable
+}
+
+// takeKept returns the stage inputs kept since the last call.
+func (s *seqEngine) takeKept() []StageInput {
+	if s == nil {
+		return nil
+	}
+	k := s.kept
+	s.kept = nil
+	return k
+}
+
+// restoreInput puts a stored stage input back into its stage, as
+// observeEvent put it there, and returns the matches it completes.
+func (s *seqEngine) restoreInput(in *StageInput) []*seqMatch {
+	if s == nil {
+		return nil
+	}
+	for _, rs := range s.rules {
+		if rs.r.ID != in.RuleID || rs.r.sum != in.RuleSum || in.Stage < 0 || in.Stage >= len(rs.r.Stages) {
+			continue
+		}
+		x := &item{id: in.UID, tenant: in.TenantUID, t: in.Time, events: []string{in.UID}, ents: in.Observables}
+		return s.observe(rs, in.Stage, x)
+	}
+	return nil
 }
 
 func newSeqEngine(rs []*SequenceRule, cfg Config, m *metrics) (*seqEngine, error) {
@@ -183,6 +229,7 @@ func (s *seqEngine) observeEvent(ev *ocsf.Event) []*seqMatch {
 			}
 			id := strings.Clone(ev.Metadata.UID)
 			x := &item{id: id, tenant: ev.Metadata.TenantUID, t: ev.Time, events: []string{id}, ents: ents}
+			s.kept = append(s.kept, StageInput{TenantUID: x.tenant, RuleID: rs.r.ID, RuleSum: rs.r.sum, Stage: k, UID: id, Time: ev.Time, Observables: ents})
 			out = append(out, s.observe(rs, k, x)...)
 		}
 	}

@@ -2,6 +2,7 @@ package correlate
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -505,5 +506,92 @@ stages:
 				t.Errorf("got %v stage evaluation errors, want 0", got)
 			}
 		})
+	}
+}
+
+const eventThenAlertRule = `kind: correlation
+id: t.event_then_alert
+title: A new access key, then impact with it
+severity: high
+span: 3h
+stages:
+  - event: event.api.operation == "CreateAccessKey"
+    key: {entity: access_key}
+  - alert: alert.stage == "impact"
+    on: {entity: access_key}
+    max_gap: 1h
+`
+
+// TestSequenceEventStagesSurviveRestart: a stage matched by a plain event
+// (which raised no alert) comes back after a restart from the stored
+// stage inputs (Result.Stages), so the chain it starts completes after the
+// restart as without one — for an ordered chain and for a threshold whose
+// first inputs arrived before the restart. Restored without them, the
+// chain starts over and nothing is raised.
+func TestSequenceEventStagesSurviveRestart(t *testing.T) {
+	key := ob(ocsf.EntityAccessKey, "AKIA1")
+	create := mkEvent("e-create", "cloudtrail", 0, key)
+	create.API.Operation = "CreateAccessKey"
+	impactEv := mkEvent("e-impact", "cloudtrail", 20*time.Minute, key)
+	impact := mkAlert("x-impact", "r-impact", "impact", 3, impactEv)
+	var reads []ocsf.Event
+	for i, ip := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.3"} {
+		e := mkEvent("g"+string(rune('a'+i)), "cloudtrail", time.Duration(i)*time.Minute, key, ob(ocsf.EntityIP, ip))
+		e.API.Operation = "GetObject"
+		reads = append(reads, e)
+	}
+	cases := []struct {
+		name         string
+		rule         string
+		before       []ocsf.Event
+		after        []ocsf.Event
+		afterAlerts  []alert.Alert
+		storedStages int
+	}{
+		{"event stage, then an alert", eventThenAlertRule, []ocsf.Event{create}, []ocsf.Event{impactEv}, []alert.Alert{impact}, 1},
+		{"threshold of events", thresholdRule, reads[:2], reads[2:], nil, 2},
+	}
+	for _, tc := range cases {
+		for _, restore := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/restore stages=%v", tc.name, restore), func(t *testing.T) {
+				rs := parse(t, tc.rule)
+				c, _ := newTest(t, testConfig(), rs)
+				r1 := c.Process(tc.before, nil)
+				if len(corrOnly(r1)) != 0 || len(r1.Stages) != tc.storedStages {
+					t.Fatalf("before the restart: %d correlated alerts, %d stage inputs to store; want 0 and %d", len(corrOnly(r1)), len(r1.Stages), tc.storedStages)
+				}
+				for _, s := range r1.Stages {
+					if s.RuleID != rs[0].ID || s.Stage != 0 || s.UID == "" || len(s.Observables) == 0 {
+						t.Errorf("stage input to store: %+v", s)
+					}
+				}
+				incs, alerts := storedState(t, []Result{r1})
+				st := State{Incidents: incs, Alerts: alerts, Links: r1.Links}
+				if restore {
+					st.Stages = r1.Stages
+				}
+				c2, _ := newTest(t, testConfig(), rs)
+				c2.RestoreState(st)
+				// The restore raises nothing by itself.
+				if r := c2.Process(nil, nil); len(corrOnly(r)) != 0 {
+					t.Fatalf("the restore raised %d correlated alerts", len(corrOnly(r)))
+				}
+				r2 := c2.Process(tc.after, tc.afterAlerts)
+				want := map[bool]int{true: 1, false: 0}[restore]
+				if got := len(corrOnly(r2)); got != want {
+					t.Fatalf("after the restart: got %d correlated alerts, want %d", got, want)
+				}
+				if !restore {
+					return
+				}
+				// The same stream without a restart raises the same alert.
+				c3, _ := newTest(t, testConfig(), rs)
+				c3.Process(tc.before, nil)
+				r3 := c3.Process(tc.after, tc.afterAlerts)
+				if len(corrOnly(r3)) != 1 || corrOnly(r3)[0].ID != corrOnly(r2)[0].ID || !slices.Equal(corrOnly(r3)[0].EventIDs, corrOnly(r2)[0].EventIDs) {
+					t.Errorf("with a restart %+v, without %+v; want the same", corrOnly(r2), corrOnly(r3))
+				}
+			})
+		}
 	}
 }

@@ -300,7 +300,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		for _, m := range msgs {
 			recs = append(recs, Record{
 				Source: c.cfg.Topics[m.Topic], Topic: m.Topic, Partition: m.Partition,
-				Offset: m.Offset, Value: m.Value, Time: m.Time,
+				Offset: m.Offset, Value: m.Value, Time: m.Time, Ordered: true,
 			})
 			c.proc.metrics.records.WithLabelValues(m.Topic).Inc()
 		}

@@ -26,6 +26,19 @@ type Record struct {
 	Value     []byte
 	// Time is when the record was appended (Kafka) or read (files).
 	Time time.Time
+	// Ordered is set when Offset orders the records of Topic and Partition
+	// (a Kafka message): the alerts of the record then carry it as their
+	// origin, so the correlator counts a match that a crash makes it read
+	// again once (alert.Origins).
+	Ordered bool
+}
+
+// origin is where r was read from, if it has an ordered position.
+func (r *Record) origin() []alert.Origin {
+	if !r.Ordered {
+		return nil
+	}
+	return []alert.Origin{{Topic: r.Topic, Partition: int32(r.Partition), Offset: r.Offset}}
 }
 
 // Evaluator evaluates detection rules on one event.
@@ -57,6 +70,7 @@ type Processor struct {
 	lastWarn   time.Time
 	suppressed int
 	order      []int // reused: a batch's events in event-time order
+	recOf      []int // reused: the record each event of a batch came from
 
 	// needs and link, when set (-role detect), make Process publish
 	// signals instead of correlating: see Detect.
@@ -116,6 +130,7 @@ func (p *Processor) Process(recs []Record) storage.Batch {
 		return p.processSignals(recs)
 	}
 	var b storage.Batch
+	p.recOf = p.recOf[:0]
 	for i := range recs {
 		r := &recs[i]
 		src := r.Source
@@ -128,6 +143,9 @@ func (p *Processor) Process(recs []Record) storage.Batch {
 		var errs []*ingest.DecodeError
 		b.Events, errs = p.decoder.DecodeAppend(b.Events, src, r.Value)
 		events := b.Events[n0:]
+		for range events {
+			p.recOf = append(p.recOf, i)
+		}
 		for _, de := range errs {
 			raw := de.Raw
 			if raw == nil {
@@ -181,6 +199,7 @@ func (p *Processor) Process(recs []Record) storage.Batch {
 			if a.TenantUID == "" {
 				a.TenantUID = b.Events[i].Metadata.TenantUID
 			}
+			a.Origins = recs[p.recOf[i]].origin()
 			b.Alerts = append(b.Alerts, a)
 		}
 	}
@@ -195,7 +214,20 @@ func (p *Processor) Process(recs []Record) storage.Batch {
 	b.Alerts = res.Alerts
 	b.Incidents = res.Incidents
 	b.Links = storedLinks(res.Links)
+	b.Stages = storedStages(res.Stages)
 	return b
+}
+
+// storedStages are the correlator's stage inputs as storage keeps them.
+func storedStages(ss []correlate.StageInput) []storage.StageInput {
+	if len(ss) == 0 {
+		return nil
+	}
+	out := make([]storage.StageInput, len(ss))
+	for i, s := range ss {
+		out[i] = storage.StageInput(s)
+	}
+	return out
 }
 
 // storedLinks are the correlator's link signals as storage keeps them.
@@ -282,6 +314,9 @@ func (p *Processor) processSignals(recs []Record) storage.Batch {
 		in.Events = append(in.Events, s.Events...)
 		for _, a := range s.Alerts {
 			a.Alert.Keyed = a.Keyed
+			// The signal's own position: the correlate role's input is
+			// the signals topic, read in order and replayed after a crash.
+			a.Alert.Origins = r.origin()
 			in.Alerts = append(in.Alerts, a.Alert)
 		}
 	}
@@ -289,6 +324,7 @@ func (p *Processor) processSignals(recs []Record) storage.Batch {
 	b.Alerts = res.Alerts
 	b.Incidents = res.Incidents
 	b.Links = storedLinks(res.Links)
+	b.Stages = storedStages(res.Stages)
 	return b
 }
 

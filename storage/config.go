@@ -93,6 +93,7 @@ func Default() Config {
 			TableDeadLetters: 14 * 24 * time.Hour,
 			// Read back over the longest correlation window only.
 			TableLinkSignals: 7 * 24 * time.Hour,
+			TableStageInputs: 7 * 24 * time.Hour,
 		},
 		EvidenceLookback: 7 * 24 * time.Hour,
 		RetryMin:         100 * time.Millisecond,

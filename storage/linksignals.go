@@ -104,10 +104,13 @@ GROUP BY tenant_uid, log_name, class_uid, operation, obs_entity, obs_name, obs_v
 	return out, nil
 }
 
-// loadFoldCounts reads the latest count and the first and last seen times
-// of every folded alert stored from from to to, newest first.
+// loadFoldCounts reads the latest count, first and last seen times and
+// origins of every folded alert stored from from to to, newest first. The
+// origins are those of the highest count: a folded alert's origins grow
+// only with its count.
 func (s *Store) loadFoldCounts(ctx context.Context, from, to time.Time, tenantCond string, tenantArgs []any) ([]alert.Alert, error) {
-	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT tenant_uid, alert_id, max(fold_count), min(first_seen_ms), max(last_seen_ms)
+	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT tenant_uid, alert_id, max(fold_count), min(first_seen_ms), max(last_seen_ms),
+    argMax(origin_topics, fold_count), argMax(origin_partitions, fold_count), argMax(origin_offsets, fold_count)
 FROM `+s.t(TableAlerts)+`
 WHERE time >= toStartOfHour(toDateTime(?)) AND time_ms >= ? AND time_ms < ? AND alert_id LIKE 'fold-%' AND `+tenantCond+`
 GROUP BY tenant_uid, alert_id ORDER BY max(last_seen_ms) DESC, tenant_uid, alert_id LIMIT ?`,
@@ -120,9 +123,13 @@ GROUP BY tenant_uid, alert_id ORDER BY max(last_seen_ms) DESC, tenant_uid, alert
 	for rows.Next() {
 		var a alert.Alert
 		var count uint32
-		if err := rows.Scan(&a.TenantUID, &a.ID, &count, &a.FirstSeen, &a.LastSeen); err != nil {
+		var oTopics []string
+		var oParts []int32
+		var oOffsets []int64
+		if err := rows.Scan(&a.TenantUID, &a.ID, &count, &a.FirstSeen, &a.LastSeen, &oTopics, &oParts, &oOffsets); err != nil {
 			return nil, err
 		}
+		a.Origins = origins(oTopics, oParts, oOffsets)
 		a.Count, a.Time = int(count), a.FirstSeen
 		out = append(out, a)
 	}

@@ -60,6 +60,7 @@ var tableSpecs = map[string]tableSpec{
 	TableMigrations:  {},
 	TableInventory:   {monthly: true},
 	TableLinkSignals: {},
+	TableStageInputs: {},
 	TableMoves:       {},
 	TableViews:       {},
 }
@@ -67,7 +68,7 @@ var tableSpecs = map[string]tableSpec{
 // Tables lists the data tables in a stable order.
 func Tables() []string {
 	return []string{TableEvents, TableAlerts, TableIncidents, TableNodes, TableEdges,
-		TableLinks, TableWorkflow, TableComments, TableAudit, TableDeadLetters, TableNumbers, TableInventory, TableLinkSignals, TableMoves, TableViews}
+		TableLinks, TableWorkflow, TableComments, TableAudit, TableDeadLetters, TableNumbers, TableInventory, TableLinkSignals, TableStageInputs, TableMoves, TableViews}
 }
 
 //go:embed migrations/*.sql

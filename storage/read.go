@@ -654,18 +654,29 @@ WHERE tenant_uid = ? AND incident_id = ? AND version = ? ORDER BY detail__time_m
 }
 
 const alertColumnsSQL = `tenant_uid, alert_id, time_ms, rule_id, rule_version, title, severity_id, stage, tactics, techniques,
-    account_uid, region, source, observables_json, event_ids, correlated, summary, fold_count, first_seen_ms, last_seen_ms, shadow`
+    account_uid, region, source, observables_json, event_ids, correlated, summary, fold_count, first_seen_ms, last_seen_ms, shadow,
+    origin_topics, origin_partitions, origin_offsets, unheld_severity, unheld_summary`
 
 func scanAlert(r scanner) (alert.Alert, error) {
 	var a alert.Alert
 	var sev, corr, shadow uint8
 	var obs string
 	var count uint32
+	var oTopics []string
+	var oParts []int32
+	var oOffsets []int64
+	var unheldSev uint8
+	var unheldSummary string
 	err := r.Scan(&a.TenantUID, &a.ID, &a.Time, &a.RuleID, &a.RuleVersion, &a.Title, &sev, &a.Stage, &a.Tactics, &a.Techniques,
-		&a.AccountUID, &a.Region, &a.Source, &obs, &a.EventIDs, &corr, &a.Summary, &count, &a.FirstSeen, &a.LastSeen, &shadow)
+		&a.AccountUID, &a.Region, &a.Source, &obs, &a.EventIDs, &corr, &a.Summary, &count, &a.FirstSeen, &a.LastSeen, &shadow,
+		&oTopics, &oParts, &oOffsets, &unheldSev, &unheldSummary)
 	if err != nil {
 		return a, err
 	}
+	if unheldSev > 0 {
+		a.Unheld = &alert.Unheld{Severity: int(unheldSev), Summary: unheldSummary}
+	}
+	a.Origins = origins(oTopics, oParts, oOffsets)
 	a.Count = int(count)
 	a.Severity, a.Correlated, a.Shadow = int(sev), corr == 1, shadow == 1
 	if obs != "" && obs != "null" {
@@ -680,6 +691,19 @@ func scanAlert(r scanner) (alert.Alert, error) {
 		a.Techniques = nil
 	}
 	return a, nil
+}
+
+// origins reads alert.Origins back from its three columns.
+func origins(topics []string, parts []int32, offsets []int64) []alert.Origin {
+	n := min(len(topics), len(parts), len(offsets))
+	if n == 0 {
+		return nil
+	}
+	out := make([]alert.Origin, n)
+	for i := range n {
+		out[i] = alert.Origin{Topic: topics[i], Partition: parts[i], Offset: offsets[i]}
+	}
+	return out
 }
 
 // alertTimeSlack widens an incident's time span when its alerts are looked

@@ -23,6 +23,8 @@ type OpenState struct {
 	Folds []alert.Alert
 	// Links are the link signals stored since Since (see Batch.Links).
 	Links []LinkSignal
+	// Stages are the stage inputs stored since Since (see Batch.Stages).
+	Stages []StageInput
 }
 
 // StateQuery says which state LoadState reads.
@@ -53,7 +55,7 @@ func (s *Store) LoadOpenState(ctx context.Context, since time.Time) (OpenState, 
 // link signals of the window.
 func (s *Store) LoadState(ctx context.Context, q StateQuery) (OpenState, error) {
 	since := q.Since
-	out := OpenState{Incidents: []incident.Incident{}, Alerts: []alert.Alert{}, Folds: []alert.Alert{}, Links: []LinkSignal{}}
+	out := OpenState{Incidents: []incident.Incident{}, Alerts: []alert.Alert{}, Folds: []alert.Alert{}, Links: []LinkSignal{}, Stages: []StageInput{}}
 	if q.Tenants != nil && len(q.Tenants) == 0 {
 		return out, nil
 	}
@@ -171,6 +173,9 @@ WHERE last_seen >= toDateTime(?) AND `+tenantCond+` AND `+latest+` ORDER BY tena
 			return out, err
 		}
 	}
-	out.Links, err = s.loadLinkSignals(ctx, since, tenantCond, tenantArgs)
+	if out.Links, err = s.loadLinkSignals(ctx, since, tenantCond, tenantArgs); err != nil {
+		return out, err
+	}
+	out.Stages, err = s.loadStageInputs(ctx, since, tenantCond, tenantArgs)
 	return out, err
 }

@@ -36,13 +36,17 @@ type Batch struct {
 	// Links are the correlator's link signals (correlate.Result.Links),
 	// stored in TableLinkSignals for a restart to read back.
 	Links []LinkSignal
+	// Stages are the plain events sequence rules' stages kept
+	// (correlate.Result.Stages), stored in TableStageInputs for a restart
+	// to read back.
+	Stages []StageInput
 }
 
 // Rows is the number of top-level rows in b (events, alerts, incidents,
-// dead letters, inventory items and link signals); the graph rows of
-// incidents are not counted.
+// dead letters, inventory items, link signals and stage inputs); the graph
+// rows of incidents are not counted.
 func (b Batch) Rows() int {
-	return len(b.Events) + len(b.Alerts) + len(b.Incidents) + len(b.DeadLetters) + len(b.Inventory) + len(b.Links)
+	return len(b.Events) + len(b.Alerts) + len(b.Incidents) + len(b.DeadLetters) + len(b.Inventory) + len(b.Links) + len(b.Stages)
 }
 
 // DeadLetter is a record that can never be processed. Its id is (topic,
@@ -147,6 +151,9 @@ func (s *Store) encode(b Batch) ([]*columns, error) {
 	}
 	if len(b.Links) > 0 {
 		out = append(out, linkSignalColumns(b.Links, now))
+	}
+	if len(b.Stages) > 0 {
+		out = append(out, stageInputColumns(b.Stages, now))
 	}
 	return out, nil
 }
@@ -465,6 +472,8 @@ func alertColumns(as []alert.Alert, now int64) (*columns, error) {
 		class, count                                                                     = mk[uint32](n), mk[uint32](n)
 		sev, corr, shadow                                                                = mk[uint8](n), mk[uint8](n), mk[uint8](n)
 		tactics, techs, ents, evIDs                                                      = mk[[]string](n), mk[[]string](n), mk[[]string](n), mk[[]string](n)
+		oTopics, oParts, oOffsets                                                        = mk[[]string](n), mk[[]int32](n), mk[[]int64](n)
+		unheldSev, unheldSummary                                                         = mk[uint8](n), mk[string](n)
 	)
 	for i := range as {
 		a := &as[i]
@@ -495,13 +504,22 @@ func alertColumns(as []alert.Alert, now int64) (*columns, error) {
 		if a.FirstSeen == 0 {
 			firstMS[i], lastMS[i] = a.Time, a.Time
 		}
+		oTopics[i], oParts[i], oOffsets[i] = make([]string, len(a.Origins)), make([]int32, len(a.Origins)), make([]int64, len(a.Origins))
+		for j, o := range a.Origins {
+			oTopics[i][j], oParts[i][j], oOffsets[i][j] = o.Topic, o.Partition, o.Offset
+		}
+		if u := a.Unheld; u != nil {
+			unheldSev[i], unheldSummary[i] = max(clampU8(u.Severity), 1), u.Summary
+		}
 	}
 	return &columns{table: TableAlerts, rows: n,
 		names: []string{"tenant_uid", "alert_id", "time", "time_ms", "class_uid", "rule_id", "rule_version", "title", "severity_id",
 			"stage", "tactics", "techniques", "account_uid", "region", "source", "entities", "observables_json", "event_ids",
-			"correlated", "summary", "fold_count", "first_seen_ms", "last_seen_ms", "inserted_ms", "shadow"},
+			"correlated", "summary", "fold_count", "first_seen_ms", "last_seen_ms", "inserted_ms", "shadow",
+			"origin_topics", "origin_partitions", "origin_offsets", "unheld_severity", "unheld_summary"},
 		values: []any{tenant, id, ts, tms, class, ruleID, ruleVer, title, sev,
-			stage, tactics, techs, account, region, source, ents, obs, evIDs, corr, summary, count, firstMS, lastMS, ins, shadow},
+			stage, tactics, techs, account, region, source, ents, obs, evIDs, corr, summary, count, firstMS, lastMS, ins, shadow,
+			oTopics, oParts, oOffsets, unheldSev, unheldSummary},
 	}, nil
 }
 

@@ -130,9 +130,13 @@ func restoreCorrelator(ctx context.Context, store *storage.Store, corr *correlat
 	for i, l := range state.Links {
 		links[i] = correlate.Link(l)
 	}
-	corr.RestoreState(correlate.State{Incidents: state.Incidents, Alerts: state.Alerts, Folds: state.Folds, Links: links})
+	stages := make([]correlate.StageInput, len(state.Stages))
+	for i, si := range state.Stages {
+		stages[i] = correlate.StageInput(si)
+	}
+	corr.RestoreState(correlate.State{Incidents: state.Incidents, Alerts: state.Alerts, Folds: state.Folds, Links: links, Stages: stages})
 	logger.Info("correlation state restored", "component", "correlate", "watermark", watermark,
-		"incidents", len(state.Incidents), "alerts", len(state.Alerts), "folds", len(state.Folds), "links", len(state.Links),
+		"incidents", len(state.Incidents), "alerts", len(state.Alerts), "folds", len(state.Folds), "links", len(state.Links), "stage_inputs", len(state.Stages),
 		"tenants", tenantsLabel(tenants))
 	return nil
 }

@@ -386,3 +386,38 @@ SETTINGS index_granularity = 1024;
 
 CREATE TABLE IF NOT EXISTS musubi.saved_views ON CLUSTER musubi_cluster AS musubi.saved_views_local
 ENGINE = Distributed(musubi_cluster, musubi, saved_views_local, cityHash64(owner, view_id));
+
+ALTER TABLE musubi.alerts_local ADD COLUMN origin_topics Array(String);
+
+ALTER TABLE musubi.alerts_local ADD COLUMN origin_partitions Array(Int32);
+
+ALTER TABLE musubi.alerts_local ADD COLUMN origin_offsets Array(Int64);
+
+ALTER TABLE musubi.alerts_local ADD COLUMN unheld_severity UInt8 DEFAULT 0;
+
+ALTER TABLE musubi.alerts_local ADD COLUMN unheld_summary String DEFAULT '';
+
+DROP TABLE IF EXISTS musubi.alerts ON CLUSTER musubi_cluster;
+
+CREATE TABLE IF NOT EXISTS musubi.alerts ON CLUSTER musubi_cluster AS musubi.alerts_local
+ENGINE = Distributed(musubi_cluster, musubi, alerts_local, cityHash64(tenant_uid, alert_id));
+
+CREATE TABLE IF NOT EXISTS musubi.stage_inputs_local ON CLUSTER musubi_cluster (
+    tenant_uid LowCardinality(String),
+    rule_id LowCardinality(String),
+    rule_sum String,
+    stage UInt16,
+    event_uid String,
+    time DateTime('UTC'),
+    time_ms Int64,
+    obs_entity Array(String),
+    obs_name Array(String),
+    obs_value Array(String),
+    inserted_ms Int64
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/musubi/stage_inputs_local', '{replica}', inserted_ms)
+PARTITION BY toYYYYMMDD(time)
+ORDER BY (tenant_uid, time, rule_id, stage, event_uid)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE IF NOT EXISTS musubi.stage_inputs ON CLUSTER musubi_cluster AS musubi.stage_inputs_local
+ENGINE = Distributed(musubi_cluster, musubi, stage_inputs_local, cityHash64(tenant_uid, event_uid));

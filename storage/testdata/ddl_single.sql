@@ -314,3 +314,30 @@ CREATE TABLE IF NOT EXISTS musubi.saved_views  (
 ) ENGINE = ReplacingMergeTree(version)
 ORDER BY (owner, view_id)
 SETTINGS index_granularity = 1024;
+
+ALTER TABLE musubi.alerts  ADD COLUMN origin_topics Array(String);
+
+ALTER TABLE musubi.alerts  ADD COLUMN origin_partitions Array(Int32);
+
+ALTER TABLE musubi.alerts  ADD COLUMN origin_offsets Array(Int64);
+
+ALTER TABLE musubi.alerts  ADD COLUMN unheld_severity UInt8 DEFAULT 0;
+
+ALTER TABLE musubi.alerts  ADD COLUMN unheld_summary String DEFAULT '';
+
+CREATE TABLE IF NOT EXISTS musubi.stage_inputs  (
+    tenant_uid LowCardinality(String),
+    rule_id LowCardinality(String),
+    rule_sum String,
+    stage UInt16,
+    event_uid String,
+    time DateTime('UTC'),
+    time_ms Int64,
+    obs_entity Array(String),
+    obs_name Array(String),
+    obs_value Array(String),
+    inserted_ms Int64
+) ENGINE = ReplacingMergeTree(inserted_ms)
+PARTITION BY toYYYYMMDD(time)
+ORDER BY (tenant_uid, time, rule_id, stage, event_uid)
+SETTINGS index_granularity = 8192;
