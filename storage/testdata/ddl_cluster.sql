@@ -386,3 +386,10 @@ SETTINGS index_granularity = 1024;
 
 CREATE TABLE IF NOT EXISTS musubi.saved_views ON CLUSTER musubi_cluster AS musubi.saved_views_local
 ENGINE = Distributed(musubi_cluster, musubi, saved_views_local, cityHash64(owner, view_id));
+
+ALTER TABLE musubi.incidents_local ADD COLUMN risk_json String DEFAULT '';
+
+DROP TABLE IF EXISTS musubi.incidents ON CLUSTER musubi_cluster;
+
+CREATE TABLE IF NOT EXISTS musubi.incidents ON CLUSTER musubi_cluster AS musubi.incidents_local
+ENGINE = Distributed(musubi_cluster, musubi, incidents_local, cityHash64(tenant_uid, incident_id));

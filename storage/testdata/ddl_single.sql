@@ -314,3 +314,5 @@ CREATE TABLE IF NOT EXISTS musubi.saved_views  (
 ) ENGINE = ReplacingMergeTree(version)
 ORDER BY (owner, view_id)
 SETTINGS index_granularity = 1024;
+
+ALTER TABLE musubi.incidents  ADD COLUMN risk_json String DEFAULT '';
