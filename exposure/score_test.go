@@ -55,7 +55,7 @@ func TestExplain(t *testing.T) {
 }
 
 // rowsOf stores items as a store would return them.
-func rowsOf(t *testing.T, tenant string) []casework.InventoryRow {
+func rowsOf(t testing.TB, tenant string) []casework.InventoryRow {
 	t.Helper()
 	var rows []casework.InventoryRow
 	for _, it := range seedItems(t) {
@@ -145,4 +145,33 @@ func TestScorer(t *testing.T) {
 	if len(reads) != n || bare[0].RiskScore != 30 || bare[0].Risk == nil || len(bare[0].Risk.Factors) != 0 || bare[1].Risk != nil {
 		t.Errorf("no entities: %d reads, got %d %+v and tombstone %+v; want no read, 30 without factors, the tombstone untouched", len(reads)-n, bare[0].RiskScore, bare[0].Risk, bare[1].Risk)
 	}
+}
+
+// BenchmarkScore scores one incident on the seed's account: cold reads
+// and decodes the inventory and finds its paths (a new incident, or one
+// past the cache's TTL); cached reuses the snapshot (an incident's later
+// versions).
+func BenchmarkScore(b *testing.B) {
+	rows := rowsOf(b, "acme")
+	read := func(context.Context, casework.InventoryQuery) ([]casework.InventoryRow, error) { return rows, nil }
+	b.Run("cold", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			s := exposure.NewScorer(read, exposure.ScorerConfig{})
+			incs := []incident.Incident{webIncident("a", 1000)}
+			if err := s.Score(context.Background(), incs); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		s := exposure.NewScorer(read, exposure.ScorerConfig{})
+		b.ReportAllocs()
+		for b.Loop() {
+			incs := []incident.Incident{webIncident("a", 1000)}
+			if err := s.Score(context.Background(), incs); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
