@@ -26,9 +26,13 @@ func (e *apiEnv) addIncident(id, tenant, account string) {
 	}
 }
 
-// queue returns the ids of the acme queue for query.
+// queue returns the ids of the acme queue for query, by last_seen unless
+// query sorts.
 func (e *apiEnv) queue(t *testing.T, query string) []string {
 	t.Helper()
+	if !strings.Contains(query, "sort=") {
+		query += "&sort=last_seen"
+	}
 	var page casework.IncidentPage
 	e.get("/v1/incidents?"+query, apitest.TokAcmeAnalyst, &page)
 	return ids(page.Items)

@@ -392,7 +392,7 @@ func TestAPICursorsSigned(t *testing.T) {
 	e.url = urlA
 
 	var p1 casework.IncidentPage
-	e.get("/v1/incidents?status=new&limit=1", apitest.TokAcmeAnalyst, &p1)
+	e.get("/v1/incidents?sort=last_seen&status=new&limit=1", apitest.TokAcmeAnalyst, &p1)
 	if p1.NextCursor == "" {
 		t.Fatal("no next cursor on a page of 1 of 3")
 	}
@@ -409,16 +409,16 @@ func TestAPICursorsSigned(t *testing.T) {
 		name, url, path, token string
 		code                   int
 	}{
-		{"the same query", urlA, "/v1/incidents?status=new&limit=1&cursor=" + p1.NextCursor, apitest.TokAcmeAnalyst, 200},
-		{"another page size", urlA, "/v1/incidents?status=new&limit=2&cursor=" + p1.NextCursor, apitest.TokAcmeAnalyst, 200},
-		{"another analyst of the tenant", urlA, "/v1/incidents?status=new&limit=1&cursor=" + p1.NextCursor, apitest.TokAcmeAnalyst2, 200},
-		{"a replica with the same key", urlB, "/v1/incidents?status=new&limit=1&cursor=" + p1.NextCursor, apitest.TokAcmeAnalyst, 200},
-		{"forged", urlA, "/v1/incidents?status=new&limit=1&cursor=" + forged, apitest.TokAcmeAnalyst, 400},
-		{"edited", urlA, "/v1/incidents?status=new&limit=1&cursor=" + base64.RawURLEncoding.EncodeToString(flipped), apitest.TokAcmeAnalyst, 400},
+		{"the same query", urlA, "/v1/incidents?sort=last_seen&status=new&limit=1&cursor=" + p1.NextCursor, apitest.TokAcmeAnalyst, 200},
+		{"another page size", urlA, "/v1/incidents?sort=last_seen&status=new&limit=2&cursor=" + p1.NextCursor, apitest.TokAcmeAnalyst, 200},
+		{"another analyst of the tenant", urlA, "/v1/incidents?sort=last_seen&status=new&limit=1&cursor=" + p1.NextCursor, apitest.TokAcmeAnalyst2, 200},
+		{"a replica with the same key", urlB, "/v1/incidents?sort=last_seen&status=new&limit=1&cursor=" + p1.NextCursor, apitest.TokAcmeAnalyst, 200},
+		{"forged", urlA, "/v1/incidents?sort=last_seen&status=new&limit=1&cursor=" + forged, apitest.TokAcmeAnalyst, 400},
+		{"edited", urlA, "/v1/incidents?sort=last_seen&status=new&limit=1&cursor=" + base64.RawURLEncoding.EncodeToString(flipped), apitest.TokAcmeAnalyst, 400},
 		{"another filter", urlA, "/v1/incidents?status=closed&limit=1&cursor=" + p1.NextCursor, apitest.TokAcmeAnalyst, 400},
 		{"no filter", urlA, "/v1/incidents?limit=1&cursor=" + p1.NextCursor, apitest.TokAcmeAnalyst, 400},
-		{"other tenants", urlA, "/v1/incidents?status=new&limit=1&cursor=" + p1.NextCursor, apitest.TokRootAdmin, 400},
-		{"another key", urlOther, "/v1/incidents?status=new&limit=1&cursor=" + p1.NextCursor, apitest.TokAcmeAnalyst, 400},
+		{"other tenants", urlA, "/v1/incidents?sort=last_seen&status=new&limit=1&cursor=" + p1.NextCursor, apitest.TokRootAdmin, 400},
+		{"another key", urlOther, "/v1/incidents?sort=last_seen&status=new&limit=1&cursor=" + p1.NextCursor, apitest.TokAcmeAnalyst, 400},
 		{"forged evidence cursor", urlA, "/v1/incidents/inc-a1?evidence_cursor=" + base64.RawURLEncoding.EncodeToString([]byte(`{"t":0,"u":"ev-a1"}`)), apitest.TokAcmeAnalyst, 400},
 	}
 	for _, c := range cases {
@@ -691,7 +691,7 @@ func TestAPICaseTiming(t *testing.T) {
 	}
 	// The same in the queue and the detail, and as filters.
 	var page casework.IncidentPage
-	e.get("/v1/incidents?sla=breached", apitest.TokAcmeAnalyst, &page)
+	e.get("/v1/incidents?sla=breached&sort=last_seen", apitest.TokAcmeAnalyst, &page)
 	if got := ids(page.Items); !slices.Equal(got, []string{"inc-a3", "inc-a1"}) {
 		t.Errorf("sla=breached: got %v, want [inc-a3 inc-a1]", got)
 	}

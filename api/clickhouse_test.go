@@ -246,6 +246,10 @@ func TestAPIAnalystQueue(t *testing.T) {
 	e := newAPIEnv(t)
 	var page casework.IncidentPage
 	e.get("/v1/incidents", apitest.TokAcmeAnalyst, &page)
+	if got, want := ids(page.Items), []string{"inc-a1", "inc-a3", "inc-a2"}; !slices.Equal(got, want) {
+		t.Errorf("queue by default (risk_score desc): got %v, want %v", got, want)
+	}
+	e.get("/v1/incidents?sort=last_seen", apitest.TokAcmeAnalyst, &page)
 	if got, want := ids(page.Items), []string{"inc-a3", "inc-a2", "inc-a1"}; !slices.Equal(got, want) {
 		t.Errorf("queue by last_seen desc: got %v, want %v", got, want)
 	}
@@ -272,7 +276,11 @@ func TestAPIAnalystQueue(t *testing.T) {
 	for _, f := range filters {
 		t.Run(f.query, func(t *testing.T) {
 			var p casework.IncidentPage
-			e.get("/v1/incidents?"+f.query, apitest.TokAcmeAnalyst, &p)
+			q := f.query
+			if !strings.Contains(q, "sort=") {
+				q += "&sort=last_seen"
+			}
+			e.get("/v1/incidents?"+q, apitest.TokAcmeAnalyst, &p)
 			if got := ids(p.Items); !slices.Equal(got, f.want) {
 				t.Errorf("got %v, want %v", got, f.want)
 			}
@@ -284,7 +292,7 @@ func TestAPIAnalystQueue(t *testing.T) {
 	cursor := ""
 	for range 5 {
 		var p casework.IncidentPage
-		e.get("/v1/incidents?limit=1&cursor="+cursor, apitest.TokAcmeAnalyst, &p)
+		e.get("/v1/incidents?sort=last_seen&limit=1&cursor="+cursor, apitest.TokAcmeAnalyst, &p)
 		walked = append(walked, ids(p.Items)...)
 		if cursor = p.NextCursor; cursor == "" {
 			break

@@ -3,7 +3,6 @@ package api
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/exposure"
-	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ocsf"
 )
 
@@ -153,24 +151,11 @@ func (s *Server) inventory(ctx context.Context, q casework.InventoryQuery) (_ *e
 	}
 	// Rows are written from decoded items; one that does not decode is a
 	// defect of the store, not of the request.
-	raw := make([]json.RawMessage, 0, len(rows))
-	var vulns []exposure.Vulnerability
-	for _, r := range rows {
-		if r.ResourceType != exposure.VulnerabilityResourceType {
-			raw = append(raw, r.Item)
-			continue
-		}
-		var v exposure.Vulnerability
-		if err := json.Unmarshal(r.Item, &v); err != nil {
-			return nil, false, fmt.Errorf("decode vulnerability %s of tenant %s: %w", r.ResourceID, q.TenantUID, err)
-		}
-		vulns = append(vulns, v)
-	}
-	items, err := exposure.DecodeItems(raw)
+	inv, err := exposure.InventoryFromRows(rows)
 	if err != nil {
-		return nil, false, fmt.Errorf("decode the inventory of tenant %s: %w", q.TenantUID, err)
+		return nil, false, fmt.Errorf("the inventory of tenant %s: %w", q.TenantUID, err)
 	}
-	return exposure.NewInventory(items, vulns), truncated, nil
+	return inv, truncated, nil
 }
 
 // IncidentExposures is the answer of GET /v1/incidents/{id}/exposures.
@@ -208,16 +193,7 @@ func (s *Server) incidentExposures(w http.ResponseWriter, r *http.Request) *prob
 	if err != nil {
 		return s.storeError(r, err, "inventory")
 	}
-	account := ""
-	if len(d.Accounts) == 1 {
-		account = d.Accounts[0] // a private address means something in it
-	}
-	var ents []exposure.EntityRef
-	for _, n := range d.Nodes {
-		if n.Kind == incident.NodeEntity && n.Entity != "" {
-			ents = append(ents, exposure.EntityRef{Kind: n.Entity, Value: n.Value, Account: account})
-		}
-	}
+	ents := exposure.EntitiesOf(&d.Incident.Incident)
 	out := IncidentExposures{IncidentID: d.ID, AsOf: asOf, Items: exposure.Walked(inv, exposure.Find(inv), ents), InventoryTruncated: truncated}
 	if out.Items == nil {
 		out.Items = []exposure.Match{}

@@ -34,7 +34,9 @@ var (
 // parseIncidentQuery validates the queue's query parameters and reports every
 // problem at once.
 func parseIncidentQuery(v url.Values, p *principal, now time.Time) (casework.IncidentQuery, *problem) {
-	q := casework.IncidentQuery{Tenants: p.tenants, Sort: "last_seen", Desc: true, Limit: defaultPage}
+	// The queue's default order is risk, highest first: the correlator's
+	// risk with the incident's asset factors (exposure.Scorer).
+	q := casework.IncidentQuery{Tenants: p.tenants, Sort: "risk_score", Desc: true, Limit: defaultPage}
 	errs := unknownParams(v, "status", "min_severity", "assignee", "tag", "rule", "entity_type", "entity_value", "account",
 		"from", "to", "q", "sort", "order", "limit", "cursor", "tenant", "sla",
 		"team", "verdict", "max_severity", "closed_from", "closed_to", "search")
@@ -194,6 +196,9 @@ func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request) *problem 
 		page.Items[i] = page.Items[i].Effective()
 		page.Items[i].Timing = timing(page.Items[i], s.opts.SLA, now)
 	}
+	if err := s.explainRisk(ctx, p.tenants, page.Items); err != nil {
+		return s.storeError(r, err, "incident")
+	}
 	page.NextCursor = s.cursors.sign(scope, page.NextCursor)
 	if page.Items == nil {
 		page.Items = []casework.Incident{}
@@ -232,9 +237,36 @@ func (s *Server) getIncident(w http.ResponseWriter, r *http.Request) *problem {
 	d.Incident = d.Incident.Effective()
 	d.NextEvidenceCursor = s.cursors.sign(scope, d.NextEvidenceCursor)
 	d.Timing = timing(d.Incident, s.opts.SLA, s.opts.Now())
+	one := []casework.Incident{d.Incident}
+	if err := s.explainRisk(ctx, p.tenants, one); err != nil {
+		return s.storeError(r, err, "incident")
+	}
+	d.Risk = one[0].Risk
 	fillDetail(&d)
 	w.Header().Set("ETag", etag(d.Incident))
 	writeJSON(w, http.StatusOK, d)
+	return nil
+}
+
+// explainRisk sets the risk explanation of every incident of items that
+// has one (incident.RiskExplanation, stored with the version it explains).
+func (s *Server) explainRisk(ctx context.Context, tenants []string, items []casework.Incident) error {
+	if len(items) == 0 {
+		return nil
+	}
+	ids := make([]string, len(items))
+	for i := range items {
+		ids[i] = items[i].ID
+	}
+	exs, err := s.opts.Store.RiskExplanations(ctx, tenants, ids)
+	if err != nil {
+		return err
+	}
+	for i := range items {
+		if ex, ok := exs[items[i].ID]; ok {
+			items[i].Risk = &ex
+		}
+	}
 	return nil
 }
 

@@ -76,7 +76,7 @@ func TestParseIncidentQuery(t *testing.T) {
 		check    func(casework.IncidentQuery) bool
 	}{
 		{"", 0, func(q casework.IncidentQuery) bool {
-			return q.Sort == "last_seen" && q.Desc && q.Limit == 50 && len(q.Tenants) == 2
+			return q.Sort == "risk_score" && q.Desc && q.Limit == 50 && len(q.Tenants) == 2
 		}},
 		{"assignee=me", 0, func(q casework.IncidentQuery) bool { return q.Assignee == "alice" }},
 		{"assignee=none&status=new,closed&status=merged", 0, func(q casework.IncidentQuery) bool { return q.Assignee == "none" && len(q.Status) == 3 }},

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/musubi-xdr/musubi/casework"
+	"github.com/musubi-xdr/musubi/incident"
 )
 
 // Store is what the API needs from storage, in casework's types, which
@@ -54,6 +55,9 @@ type Store interface {
 	// InventoryAsOf returns a tenant's asset inventory as of a time (see
 	// exposures.go); with casework.ErrInventoryTruncated when it is cut.
 	InventoryAsOf(ctx context.Context, q casework.InventoryQuery) ([]casework.InventoryRow, error)
+	// RiskExplanations returns, by incident id, how the latest version's
+	// risk score of each of ids was made (absent: not scored).
+	RiskExplanations(ctx context.Context, tenants, ids []string) (map[string]incident.RiskExplanation, error)
 }
 
 // RuleSource is what the API needs from the rule engine.

@@ -21,6 +21,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/musubi-xdr/musubi/exposure"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/internal/secret"
 	"github.com/musubi-xdr/musubi/internal/tlsconf"
@@ -47,9 +48,14 @@ type Config struct {
 	Pipeline   Pipeline   `yaml:"pipeline"`
 	API        API        `yaml:"api"`
 	Ingest     Ingest     `yaml:"ingest"`
+	Exposure   Exposure   `yaml:"exposure"`
 	Tenants    []Tenant   `yaml:"tenants"`
 	Log        Log        `yaml:"log"`
 }
+
+// Exposure is the exposure section, owned by the asset risk of incidents
+// (package exposure): crown_jewel_tags marks crown-jewel assets.
+type Exposure = exposure.RiskOptions
 
 // Kafka is the kafka section, owned by the consumer (package pipeline).
 type Kafka = pipeline.KafkaConfig

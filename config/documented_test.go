@@ -33,7 +33,7 @@ func readmeExample(t *testing.T) []byte {
 // correlator configurations and the sections the components own.
 func effective(c Config) any {
 	return []any{c.Role, c.Kafka, c.StorageConfig(), c.ClickHouse.MigrateOnStart, c.Rules, c.CorrelateConfig(),
-		c.Correlate.SourceDelay, c.Pipeline, c.API, c.Ingest, c.Tenants, c.Log}
+		c.Correlate.SourceDelay, c.Pipeline, c.API, c.Ingest, c.Exposure, c.Tenants, c.Log}
 }
 
 // leaves returns the path of every key of the document whose value is a

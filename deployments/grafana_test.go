@@ -613,6 +613,20 @@ func valueChecks(ctx context.Context, t *testing.T, s seeded) map[string]func(*t
 				}
 			}
 		},
+		"musubi-soc-overview/Incidents on predicted attack paths/A": func(t *testing.T, s seeded, r result) {
+			// The attack walked the demo account's predicted path; the
+			// row names the path and the asset factors of its score.
+			i := slices.Index(r.strings("incident_id"), s.incident)
+			if i < 0 {
+				t.Fatalf("the attack incident %s is not on the panel (got %v)", s.incident, r.strings("incident_id"))
+			}
+			if p := r.strings("predicted_path")[i]; !strings.HasPrefix(p, "xp-") {
+				t.Errorf("predicted_path %q, want a path id", p)
+			}
+			if f := r.strings("asset_factors")[i]; !strings.Contains(f, "on_predicted_path") || !strings.Contains(f, "imdsv1_allowed") {
+				t.Errorf("asset_factors %q, want on_predicted_path and imdsv1_allowed", f)
+			}
+		},
 		"musubi-incident/Timeline/A":      rowsWant(alerts),
 		"musubi-incident/Links and why/A": rowsWant(edges),
 	}

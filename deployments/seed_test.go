@@ -14,6 +14,7 @@ import (
 
 	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/exposure"
 	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/internal/chtest"
@@ -172,6 +173,14 @@ func seedWith(t *testing.T, eventsOnly bool) seeded {
 	experimental := *pack.Rules()[0]
 	experimental.ID, experimental.Status = "seed.experimental_copy", rules.StatusExperimental
 	batch.Alerts = append(batch.Alerts, rules.NewAlert(&experimental, &batch.Events[0]))
+	// The demo account's AWS Config snapshot, stored before the attack's
+	// incidents are scored by their assets as serve scores them, so the
+	// exposure panel has the attack on its predicted path.
+	seedInventory(ctx, t, store, tenant)
+	scorer := exposure.NewScorer(store.InventoryAsOf, exposure.ScorerConfig{})
+	if err := scorer.Score(ctx, batch.Incidents); err != nil {
+		t.Fatal(err)
+	}
 	if err := store.Write(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
@@ -185,6 +194,26 @@ func seedWith(t *testing.T, eventsOnly bool) seeded {
 
 	s.conn = openSeeded(t, cfg)
 	return s
+}
+
+// seedInventory stores the demo account's AWS Config snapshot as tenant's
+// inventory, as serve derives it from the events.
+func seedInventory(ctx context.Context, t *testing.T, store *storage.Store, tenant string) {
+	t.Helper()
+	data, err := os.ReadFile("../testdata/demo/config-snapshot.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, errs := ingest.NewDecoder(ingest.DefaultLimits()).Decode(ingest.SourceAuto, data)
+	if len(errs) != 0 || len(evs) == 0 {
+		t.Fatalf("demo inventory: %d events, %v", len(evs), errs)
+	}
+	for i := range evs {
+		evs[i].Metadata.TenantUID = tenant
+	}
+	if err := store.WriteInventory(ctx, pipeline.InventoryOf(evs)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // attackIncident is the most severe incident of batch (the attack), and

@@ -54,7 +54,7 @@ type RiskOptions struct {
 	// CrownJewelTags marks crown jewels: an asset with a tag whose key is
 	// listed (any case) and whose value is one of the listed values (any
 	// case; an empty list matches any value).
-	CrownJewelTags map[string][]string
+	CrownJewelTags map[string][]string `yaml:"crown_jewel_tags"`
 }
 
 // AssetRisk scores an incident's entities by the assets they resolve to in

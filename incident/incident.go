@@ -30,6 +30,45 @@ type Incident struct {
 	Timeline   []TimelineEntry `json:"timeline"`
 	// MergedInto names the incident this one was merged into, if any.
 	MergedInto string `json:"merged_into,omitempty"`
+	// Risk explains RiskScore when the incident's assets were scored
+	// (package exposure): the correlator's part and each asset factor's
+	// contribution. Nil when no inventory was consulted.
+	Risk *RiskExplanation `json:"risk_explanation,omitempty"`
+}
+
+// RiskExplanation says how an incident's RiskScore is made: RiskScore is
+// Correlation plus the Points of every factor, at most 100.
+type RiskExplanation struct {
+	// Correlation is the correlator's risk, from the alerts alone
+	// (kill-chain coverage, tactics, sources, join confidence).
+	Correlation int `json:"correlation"`
+	// Factors are the asset factors found, each with what it adds.
+	Factors []RiskFactor `json:"factors"`
+	// InventoryAsOf is the time (ms since epoch) of the inventory the
+	// factors were read from: the incident's first event.
+	InventoryAsOf int64 `json:"inventory_as_of"`
+	// InventoryTruncated: the tenant's inventory had more resources than
+	// one read returns, so factors on the rest may be missing.
+	InventoryTruncated bool `json:"inventory_truncated,omitempty"`
+	// Unavailable says why the inventory could not be read; the score is
+	// then the correlator's alone.
+	Unavailable string `json:"unavailable,omitempty"`
+}
+
+// RiskFactor is one asset factor of an incident's risk.
+type RiskFactor struct {
+	// Name is the factor (internet_facing, imdsv1_allowed,
+	// exploitable_vulnerability, role_writes_deployment_source,
+	// production_target, crown_jewel, on_predicted_path).
+	Name string `json:"name"`
+	// Weight is the factor's weight, 0–100; Points what it adds to the
+	// score: Weight scaled by the room the correlator's risk leaves.
+	Weight int `json:"weight"`
+	Points int `json:"points"`
+	// Asset is the incident entity (kind:value) the factor was found on;
+	// Evidence what the inventory shows.
+	Asset    string `json:"asset"`
+	Evidence string `json:"evidence"`
 }
 
 // NodeKind says whether a node is an entity or an alert.

@@ -536,7 +536,7 @@ func incidentColumns(incs []incident.Incident, now int64) ([]*columns, error) {
 		sev, risk                                           = mk[uint8](n), mk[uint8](n)
 		first, lastMS, upd                                  = mk[int64](n), mk[int64](n), mk[int64](n)
 		stages, tactics, techs, accounts, ruleIDs, alertIDs = mk[[]string](n), mk[[]string](n), mk[[]string](n), mk[[]string](n), mk[[]string](n), mk[[]string](n)
-		ents                                                = mk[[]string](n)
+		ents, riskJSON                                      = mk[[]string](n), mk[string](n)
 		nodeCount, edgeCount                                = mk[uint32](n), mk[uint32](n)
 	)
 	nodes := &columns{table: TableNodes, names: []string{"tenant_uid", "incident_id", "version", "last_seen", "id", "title", "subtitle",
@@ -575,6 +575,13 @@ func incidentColumns(incs []incident.Incident, now int64) ([]*columns, error) {
 		stages[i], tactics[i], techs[i] = nonNil(in.Stages), nonNil(in.Tactics), nonNil(in.Techniques)
 		accounts[i], ruleIDs[i], alertIDs[i] = nonNil(in.Accounts), nonNil(in.RuleIDs), nonNil(in.AlertIDs)
 		timeline[i], merged[i] = string(tl), in.MergedInto
+		if in.Risk != nil {
+			rj, err := json.Marshal(in.Risk)
+			if err != nil {
+				return nil, fmt.Errorf("%w: encode the risk of incident %s: %w", ErrPermanent, in.ID, err)
+			}
+			riskJSON[i] = string(rj)
+		}
 		nodeCount[i], edgeCount[i] = uint32(len(in.Nodes)), uint32(len(in.Edges))
 		var ek []string
 		for _, nd := range in.Nodes {
@@ -607,10 +614,10 @@ func incidentColumns(incs []incident.Incident, now int64) ([]*columns, error) {
 	inc := &columns{table: TableIncidents, rows: n,
 		names: []string{"tenant_uid", "incident_id", "version", "last_seen", "title", "severity_id", "risk_score", "status",
 			"first_seen_ms", "last_seen_ms", "stages", "tactics", "techniques", "accounts", "rule_ids", "alert_ids", "entities",
-			"node_count", "edge_count", "timeline_json", "merged_into", "updated_ms"},
+			"node_count", "edge_count", "timeline_json", "merged_into", "updated_ms", "risk_json"},
 		values: []any{tenant, id, version, last, title, sev, risk, status,
 			first, lastMS, stages, tactics, techs, accounts, ruleIDs, alertIDs, ents,
-			nodeCount, edgeCount, timeline, merged, upd},
+			nodeCount, edgeCount, timeline, merged, upd, riskJSON},
 	}
 	nodes.rows = len(nID)
 	nodes.values = []any{nT, nI, nVer, nLast, nID, nTitle, nSub, nMain, nSec, nColor, nKind, nEnt, nVal, nSev, nFirst}

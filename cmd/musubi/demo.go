@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/musubi-xdr/musubi/api"
 	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/config"
 	"github.com/musubi-xdr/musubi/ingest"
@@ -27,9 +28,10 @@ import (
 
 func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cf commonFlags
-	fs := newFlagSet("demo", "demo [flags]\n\nRuns the whole product on embedded defaults: the local ClickHouse (start it\nwith 'make clickhouse-start' or use 'make demo'), an in-process Kafka broker\nunless -brokers or MUSUBI_KAFKA_BROKERS names one, the engine and the API.\nIt publishes the bundled attack scenario and its benign background to the\nraw topics, prints the incidents Musubi found and how to open them through\nthe API, then keeps serving until Ctrl-C.", stdout, stderr)
+	fs := newFlagSet("demo", "demo [flags]\n\nRuns the whole product on embedded defaults: the local ClickHouse (start it\nwith 'make clickhouse-start' or use 'make demo'), an in-process Kafka broker\nunless -brokers or MUSUBI_KAFKA_BROKERS names one, the engine and the API.\nIt publishes the demo account's AWS Config snapshot, prints the attack\npath Musubi predicts from it, then publishes the bundled attack scenario\nand its benign background to the raw topics, prints the incidents Musubi found and how to open them through\nthe API, then keeps serving until Ctrl-C.", stdout, stderr)
 	cf.register(fs, flagsAll)
 	data := fs.String("data", "testdata/scenarios", "directory of telemetry files to publish")
+	inventory := fs.String("inventory", "testdata/demo", "directory of AWS Config files published before the telemetry (the demo account's assets; empty: none)")
 	exitAfter := fs.Bool("exit", false, "exit after printing the incidents instead of serving")
 	wait := fs.Duration("wait", 90*time.Second, "how long to wait for the incidents")
 	if code, stop := fs.parse(args); stop {
@@ -78,6 +80,26 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	done := make(chan error, 1)
 	go func() { done <- e.run(ctx) }()
 
+	if *inventory != "" {
+		// The inventory first: the path is predicted before anyone walks it.
+		n, err := publishDir(ctx, cfg, *inventory, stdout)
+		if err != nil {
+			fmt.Fprintf(stderr, "musubi demo: publish: %v\n", err)
+			cancel()
+			<-done
+			return 1
+		}
+		fmt.Fprintf(stdout, "▸ published %d AWS Config message(s) of the demo account from %s\n\n", n, *inventory)
+		paths, err := waitForExposures(ctx, base, secret, *wait)
+		if err != nil {
+			fmt.Fprintf(stderr, "musubi demo: %v\n", err)
+			cancel()
+			<-done
+			return 1
+		}
+		printDemoPaths(stdout, paths)
+	}
+
 	n, err := publishDir(ctx, cfg, *data, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "musubi demo: publish: %v\n", err)
@@ -102,6 +124,9 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		}
 	}
 	printDemoIncidents(stdout, incidents)
+	if *inventory != "" && len(incidents) > 0 {
+		printDemoLink(ctx, stdout, base, secret, incidents)
+	}
 	fmt.Fprintf(stdout, "\nOpen them through the API (demo admin token below):\n")
 	fmt.Fprintf(stdout, "  export MUSUBI_TOKEN=%s\n", secret)
 	fmt.Fprintf(stdout, "  curl -s -H \"Authorization: Bearer $MUSUBI_TOKEN\" '%s/v1/incidents?min_severity=4'\n", base)
@@ -225,6 +250,81 @@ func getAPI(ctx context.Context, url, token string, v any) error {
 		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, b)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// waitForExposures polls GET /v1/exposures until the published inventory
+// gives a predicted path, or until timeout.
+func waitForExposures(ctx context.Context, base, token string, timeout time.Duration) ([]api.Exposure, error) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		var page api.ExposurePage
+		if err := getAPI(ctx, base+"/v1/exposures", token, &page); err == nil && len(page.Items) > 0 {
+			return page.Items, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return nil, fmt.Errorf("no predicted attack path from the demo inventory within %s; check the log above for errors", timeout)
+}
+
+// printDemoPaths prints the predicted paths with their hops and the
+// countermeasures that would break them.
+func printDemoPaths(w io.Writer, paths []api.Exposure) {
+	fmt.Fprintf(w, "Before the attack, Musubi predicts %d attack path(s) from the inventory alone:\n\n", len(paths))
+	for _, p := range paths {
+		fmt.Fprintf(w, "  [risk %d] %s in account %s (%s)\n", p.Risk, p.Kind, p.Account, p.ID)
+		for i, n := range p.Nodes() {
+			arrow := "      "
+			if i > 0 {
+				arrow = "    → "
+			}
+			fmt.Fprintf(w, "  %s%s %s\n", arrow, n.Entity, n.Value)
+		}
+		var breaks []string
+		for _, c := range p.Countermeasures {
+			if c.Effect == "breaks" {
+				breaks = append(breaks, c.ID)
+			}
+		}
+		if len(breaks) > 0 {
+			fmt.Fprintf(w, "      broken by any of: %s\n", strings.Join(breaks, ", "))
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+// printDemoLink prints how the most severe incident's risk is made and the
+// predicted paths it walked (GET /v1/incidents/{id}/exposures).
+func printDemoLink(ctx context.Context, w io.Writer, base, token string, incidents []casework.Incident) {
+	top := incidents[0] // printDemoIncidents sorted them by severity
+	var d casework.IncidentDetail
+	if err := getAPI(ctx, base+"/v1/incidents/"+top.ID, token, &d); err == nil && d.Risk != nil {
+		parts := []string{fmt.Sprintf("correlation %d", d.Risk.Correlation)}
+		for _, f := range d.Risk.Factors {
+			parts = append(parts, fmt.Sprintf("%s +%d (weight %d)", f.Name, f.Points, f.Weight))
+		}
+		fmt.Fprintf(w, "\nRisk %d of %s = %s\n", d.RiskScore, top.ID, strings.Join(parts, ", "))
+	}
+	var ex api.IncidentExposures
+	if err := getAPI(ctx, base+"/v1/incidents/"+top.ID+"/exposures", token, &ex); err != nil {
+		fmt.Fprintf(w, "\n(could not read the incident's predicted paths: %v)\n", err)
+		return
+	}
+	if len(ex.Items) == 0 {
+		fmt.Fprintf(w, "\nThe incident lies on no predicted path.\n")
+		return
+	}
+	for _, m := range ex.Items {
+		var shared []string
+		for _, n := range m.Shared {
+			shared = append(shared, string(n.Node.Entity)+" "+n.Node.Value)
+		}
+		fmt.Fprintf(w, "\nThe incident walked predicted path %s (predicted since %s): %s\n", m.Path.ID,
+			time.UnixMilli(m.Since).UTC().Format("2006-01-02 15:04 UTC"), strings.Join(shared, ", "))
+	}
 }
 
 // demoEntityOrder is the order the demo lists an incident's entities in:

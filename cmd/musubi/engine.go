@@ -233,8 +233,18 @@ func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule
 		OnDurable:        onDurable,
 		OnAssign:         onAssign,
 		AssignFirst:      cfg.Role == config.RoleCorrelate,
-	}, e.proc, store, logger)
+	}, e.proc, e.writer(), logger)
 	return nil
+}
+
+// writer is what the consumer writes batches with: the store, and where
+// incidents are made (roles all and correlate) the asset scorer in front
+// of it.
+func (e *engine) writer() pipeline.Writer {
+	if e.cfg.Role == config.RoleDetect {
+		return e.store
+	}
+	return newAssetScorer(e.store, e.cfg.Exposure, e.logger, e.registry)
 }
 
 // ready reports whether the dependencies of the engine's role answer

@@ -119,11 +119,19 @@ func replayCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return fail("%v", err)
 	}
 	out := newIncidentCollector()
+	var scored *assetScorer
+	if store != nil {
+		scored = newAssetScorer(store, cfg.Exposure, logger, nil)
+	}
 	sink := func(b storage.Batch) error {
-		out.add(b)
-		if store != nil {
-			return store.Write(ctx, b)
+		if scored != nil {
+			// Scored before they are collected: the summary shows the
+			// stored risk.
+			err := scored.Write(ctx, b)
+			out.add(b)
+			return err
 		}
+		out.add(b)
 		return nil
 	}
 	if *cpuprofile != "" {

@@ -8,9 +8,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/musubi-xdr/musubi/api"
 	"github.com/musubi-xdr/musubi/config"
 	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/exposure"
 	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/pipeline"
 	"github.com/musubi-xdr/musubi/storage"
@@ -147,4 +150,54 @@ func tenantsLabel(tenants []string) any {
 		return "all"
 	}
 	return tenants
+}
+
+// assetScorer adds asset risk to the incidents of each batch before the
+// store writes them (exposure.Scorer, reading the inventory from the same
+// store): the join of incidents and assets happens where incidents are
+// written, so the queue sorts by the stored risk (docs/design.md, "Risk
+// from assets").
+type assetScorer struct {
+	store  *storage.Store
+	scorer *exposure.Scorer
+	errs   prometheus.Counter
+	logger *slog.Logger
+	last   time.Time // of the last error log
+}
+
+func newAssetScorer(store *storage.Store, opt exposure.RiskOptions, logger *slog.Logger, reg prometheus.Registerer) *assetScorer {
+	errs := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "musubi_exposure_risk_errors_total",
+		Help: "Incident versions written with the correlator's risk alone because their inventory could not be read.",
+	})
+	if reg != nil {
+		reg.MustRegister(errs)
+	}
+	return &assetScorer{store: store, scorer: exposure.NewScorer(store.InventoryAsOf, exposure.ScorerConfig{Risk: opt}), errs: errs,
+		logger: logger.With("component", "asset_risk")}
+}
+
+// Write scores b's incidents and writes b. A batch that carries inventory
+// and incidents writes its inventory first (the rows are idempotent and
+// fold when the whole batch rewrites them), so an incident is scored on
+// the configuration items that arrived with it. An inventory that cannot
+// be read leaves the correlator's risk (the explanation says so) and is
+// counted; the batch is written all the same.
+func (a *assetScorer) Write(ctx context.Context, b storage.Batch) error {
+	if len(b.Incidents) == 0 {
+		return a.store.Write(ctx, b)
+	}
+	if len(b.Inventory) > 0 {
+		if err := a.store.Write(ctx, storage.Batch{Inventory: b.Inventory}); err != nil {
+			return err
+		}
+	}
+	if err := a.scorer.Score(ctx, b.Incidents); err != nil {
+		a.errs.Inc()
+		if time.Since(a.last) > time.Minute {
+			a.last = time.Now()
+			a.logger.Warn("incidents written without asset risk", "err", err)
+		}
+	}
+	return a.store.Write(ctx, b)
 }

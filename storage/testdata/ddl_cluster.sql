@@ -421,3 +421,10 @@ SETTINGS index_granularity = 8192;
 
 CREATE TABLE IF NOT EXISTS musubi.stage_inputs ON CLUSTER musubi_cluster AS musubi.stage_inputs_local
 ENGINE = Distributed(musubi_cluster, musubi, stage_inputs_local, cityHash64(tenant_uid, event_uid));
+
+ALTER TABLE musubi.incidents_local ADD COLUMN risk_json String DEFAULT '';
+
+DROP TABLE IF EXISTS musubi.incidents ON CLUSTER musubi_cluster;
+
+CREATE TABLE IF NOT EXISTS musubi.incidents ON CLUSTER musubi_cluster AS musubi.incidents_local
+ENGINE = Distributed(musubi_cluster, musubi, incidents_local, cityHash64(tenant_uid, incident_id));

@@ -341,3 +341,5 @@ CREATE TABLE IF NOT EXISTS musubi.stage_inputs  (
 PARTITION BY toYYYYMMDD(time)
 ORDER BY (tenant_uid, time, rule_id, stage, event_uid)
 SETTINGS index_granularity = 8192;
+
+ALTER TABLE musubi.incidents  ADD COLUMN risk_json String DEFAULT '';
