@@ -56,7 +56,7 @@ export function renderExposures(main, ctx, params) {
     Object.entries(KINDS).map(([k, v]) => h('option', { value: k, selected: f.kind === k }, v)));
   const account = h('input', { name: 'account', id: 'exp-account', value: f.account, placeholder: '12-digit account', inputmode: 'numeric', 'aria-label': 'Account', size: 14 });
   const minRisk = h('input', { name: 'min_risk', id: 'exp-min-risk', type: 'number', min: 0, max: 100, value: f.min_risk, 'aria-label': 'Minimum risk', style: 'width: 5em' });
-  const form = h('form', { class: 'filters', id: 'exp-filters', 'aria-label': 'Filter paths' },
+  const form = h('form', { class: 'exp-filters', id: 'exp-filters', 'aria-label': 'Filter paths' },
     h('label', {}, 'Kind ', kind), h('label', {}, 'Account ', account), h('label', {}, 'Risk at least ', minRisk),
     h('button', { type: 'submit' }, 'Apply'));
   form.addEventListener('submit', (ev) => {
