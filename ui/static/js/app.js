@@ -4,7 +4,7 @@
 
 import { api, session, APIError } from './api.js';
 import { h, timeZone, setTimeZone, zoneName } from './dom.js';
-import { renderQueue } from './queue.js';
+import { renderQueue, prefetchQueue } from './queue.js';
 import { renderIncident, prefetchIncident } from './incident.js';
 import { renderEntity } from './entity.js';
 import { renderRules } from './rules.js';
@@ -117,8 +117,11 @@ document.getElementById('tenant').addEventListener('change', (ev) => {
 (async () => {
   if (!session.token) { showLogin(); return; }
   // An incident's address: its data is asked for while /v1/me answers.
-  const { parts } = parseHash();
+  const { parts, params } = parseHash();
   if (parts[0] === 'incidents' && parts[1]) prefetchIncident(decodeURIComponent(parts[1]));
+  // The queue, for the tenant picked last in this tab (start keeps it
+  // when the token still has it).
+  else if (!parts.length && session.tenant) prefetchQueue(params, session.tenant);
   try {
     const { data } = await api('/v1/me');
     await start(data);
