@@ -84,7 +84,7 @@ func TestUIExposures(t *testing.T) {
 	if len(got.Evidence) == 0 {
 		t.Errorf("the hops show no evidence")
 	}
-	screenshot(t, ctx, "exposures")
+	shot(t, ctx, "exposures", func(b *[]byte) chromedp.Action { return chromedp.CaptureScreenshot(b) })
 
 	// The kind filter asks the API for the shorter variant only.
 	browse(t, ctx, "filter by kind",
@@ -122,5 +122,5 @@ func TestUIExposures(t *testing.T) {
 			t.Errorf("the incident's exposure card does not say %q:\n%s", w, link)
 		}
 	}
-	screenshot(t, ctx, "incident-exposure", "#exposure-link")
+	shot(t, ctx, "incident-exposure", func(b *[]byte) chromedp.Action { return chromedp.Screenshot(`#exposure-link`, b, chromedp.ByQuery) })
 }
