@@ -364,7 +364,7 @@ func TestUIAnalystWorksTheAttackChain(t *testing.T) {
 
 	// First paint of the queue on a fresh load (the token is in the session).
 	var paint struct {
-		Painted, Response, FCP float64
+		Painted, Response, FCP     float64
 		MeStart, MeEnd, QueueStart float64
 	}
 	browse(t, ctx, "reload the queue",

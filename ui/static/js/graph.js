@@ -1,10 +1,13 @@
 // The incident graph, drawn as SVG with a deterministic layout that tells
-// the story in time: one horizontal lane per kill-chain stage (in the
-// incident's order), alerts placed left to right by event time, so every
+// the story in time: alerts placed left to right by event time, so every
 // alert-to-alert arrow points right (or down, between alerts of the same
-// instant). Repeats of one rule next to each other in a lane fold into one
-// node with a count. Each alert carries, just below it, the context
-// entities it was the first to name. Links between alerts are labelled
+// instant), and the kill-chain stages (in the incident's order) streaming
+// down the page: at any time the stages read top to bottom, and a later
+// stage rises into the room earlier ones left, so the whole story fits one
+// screen. Repeats of one rule in a stage fold into one node with a count,
+// and linked steps of a stage within minutes into one node naming each.
+// Each alert carries, just below it, the context entities it was the
+// first to name. Links between alerts are labelled
 // with what joins them ("same access key ASIA…QX2K · +5 m"); labels that
 // would cover a node or another label are placed further along their link
 // or, failing that, shown only on hover and when an end is selected.
@@ -25,7 +28,7 @@ const KIND_SHORT = { access_key: 'key', deployment_group: 'group', deployment: '
 // the widest whose story fits the height it is given.
 const NODE_WIDTHS = Array.from({ length: 23 }, (_, i) => 184 - 2 * i); // 184 … 140
 let NODE_W = 184;
-const LANE_W = 0, LABEL_H = 16, LANE_GAP = 10, COL_W = 206, PAD = 12, TOP = 6, LINE = 14, SUB_LINE = 13, ENT_H = 19, ENT_GAP = 3, CELL_GAP = 10;
+const LABEL_H = 16, LANE_GAP = 10, COL_W = 206, PAD = 12, TOP = 6, LINE = 14, SUB_LINE = 13, ENT_H = 19, ENT_GAP = 3, CELL_GAP = 10;
 // An entity pill is at most this wide, so that two usually share a row.
 const PILL_MAX = 124;
 export const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
@@ -310,12 +313,12 @@ function layoutAt(inc, showAll, expanded, target) {
     }
     lastIn.set(g.lane, g);
   }
-  const room = target - (PAD * 2 + LANE_W + NODE_W);
+  const room = target - (PAD * 2 + NODE_W);
   const extra = want.reduce((n, w, c) => n + (c ? w - MIN_STEP : 0), 0);
   // (k above 1 spreads the steps over the whole width: more room between
   // the stages that share a time.)
   const k = extra > 0 ? Math.max(0, (room - (cols - 1) * MIN_STEP) / extra) : 1;
-  const colX = [PAD + LANE_W];
+  const colX = [PAD];
   for (let c = 1; c < cols; c++) colX.push(colX[c - 1] + Math.floor(MIN_STEP + (want[c] - MIN_STEP) * k));
   for (const g of groups) g.x = colX[g.col];
 
