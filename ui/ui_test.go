@@ -1,6 +1,8 @@
 package ui
 
 import (
+	"bytes"
+	"compress/gzip"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -50,6 +52,37 @@ func TestHandler(t *testing.T) {
 	}
 	if again := get("/ui/js/app.js", "If-None-Match", etag); again.StatusCode != http.StatusNotModified {
 		t.Errorf("revalidation: got %d, want 304", again.StatusCode)
+	}
+	// Browsers that accept gzip get the compressed file, under its own
+	// ETag, and revalidate it; others get the file as it is.
+	plain, _ := io.ReadAll(get("/ui/js/graph.js").Body)
+	for _, accept := range []string{"gzip, deflate, br", "br;q=1.0, gzip;q=0.8"} {
+		zr := get("/ui/js/graph.js", "Accept-Encoding", accept)
+		if zr.Header.Get("Content-Encoding") != "gzip" || !strings.HasPrefix(zr.Header.Get("Content-Type"), "text/javascript") || !strings.Contains(zr.Header.Get("Vary"), "Accept-Encoding") {
+			t.Fatalf("Accept-Encoding %q: got encoding %q, type %q, vary %q; want gzip JavaScript that varies by Accept-Encoding", accept, zr.Header.Get("Content-Encoding"), zr.Header.Get("Content-Type"), zr.Header.Get("Vary"))
+		}
+		gz, err := gzip.NewReader(zr.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unzipped, err := io.ReadAll(gz)
+		if err != nil || !bytes.Equal(unzipped, plain) || zr.ContentLength >= int64(len(plain)) {
+			t.Errorf("gzip body: %d bytes for %d, unzips to the file: %v (%v)", zr.ContentLength, len(plain), bytes.Equal(unzipped, plain), err)
+		}
+		if zr.Header.Get("ETag") == etag || zr.Header.Get("ETag") == "" {
+			t.Errorf("the gzip body has ETag %q, want its own", zr.Header.Get("ETag"))
+		}
+		if again := get("/ui/js/graph.js", "Accept-Encoding", accept, "If-None-Match", zr.Header.Get("ETag")); again.StatusCode != http.StatusNotModified {
+			t.Errorf("revalidating the gzip body: got %d, want 304", again.StatusCode)
+		}
+	}
+	for _, accept := range []string{"", "gzip;q=0", "br"} {
+		if zr := get("/ui/js/graph.js", "Accept-Encoding", accept); zr.Header.Get("Content-Encoding") != "" {
+			t.Errorf("Accept-Encoding %q: got encoding %q, want none", accept, zr.Header.Get("Content-Encoding"))
+		}
+	}
+	if zr := get("/ui/incidents/inc-1", "Accept-Encoding", "gzip"); zr.Header.Get("Content-Encoding") != "gzip" || !strings.HasPrefix(zr.Header.Get("Content-Type"), "text/html") {
+		t.Errorf("entry page: got encoding %q, type %q; want gzip HTML", zr.Header.Get("Content-Encoding"), zr.Header.Get("Content-Type"))
 	}
 	if resp := get("/"); resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/ui/" {
 		t.Errorf("GET /: got %d to %q, want 302 to /ui/", resp.StatusCode, resp.Header.Get("Location"))

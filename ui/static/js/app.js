@@ -1,12 +1,14 @@
 // The console's entry: sign-in, the header and the hash router
-// (#/ queue, #/incidents/{id}, #/entities/{type}/{value}, #/rules).
+// (#/ queue, #/incidents/{id}, #/entities/{type}/{value}, #/exposures,
+// #/rules).
 
 import { api, session, APIError } from './api.js';
 import { h, timeZone, setTimeZone, zoneName } from './dom.js';
-import { renderQueue } from './queue.js';
+import { renderQueue, prefetchQueue } from './queue.js';
 import { renderIncident, prefetchIncident } from './incident.js';
 import { renderEntity } from './entity.js';
 import { renderRules } from './rules.js';
+import { renderExposures } from './exposures.js';
 
 const main = document.getElementById('main');
 const ctx = { me: null, tenant: '' };
@@ -68,7 +70,7 @@ function route() {
   if (!ctx.me) return;
   const { parts, params } = parseHash();
   for (const a of document.querySelectorAll('[data-nav]')) {
-    const on = (a.dataset.nav === 'rules') === (parts[0] === 'rules');
+    const on = a.dataset.nav === (['rules', 'exposures'].includes(parts[0]) ? parts[0] : 'queue');
     if (on) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
   document.title = parts[0] === 'rules' ? 'Rules — Musubi' : parts[0] === 'entities' ? `${decodeURIComponent(parts.slice(2).join('/'))} — Musubi` : 'Incident queue — Musubi';
@@ -77,6 +79,8 @@ function route() {
       cleanup = renderIncident(main, ctx, decodeURIComponent(parts[1]), params);
     } else if (parts[0] === 'entities' && parts.length >= 3) {
       cleanup = renderEntity(main, ctx, decodeURIComponent(parts[1]), decodeURIComponent(parts.slice(2).join('/')), params);
+    } else if (parts[0] === 'exposures') {
+      cleanup = renderExposures(main, ctx, params);
     } else if (parts[0] === 'rules') {
       cleanup = renderRules(main, ctx);
     } else {
@@ -113,8 +117,11 @@ document.getElementById('tenant').addEventListener('change', (ev) => {
 (async () => {
   if (!session.token) { showLogin(); return; }
   // An incident's address: its data is asked for while /v1/me answers.
-  const { parts } = parseHash();
+  const { parts, params } = parseHash();
   if (parts[0] === 'incidents' && parts[1]) prefetchIncident(decodeURIComponent(parts[1]));
+  // The queue, for the tenant picked last in this tab (start keeps it
+  // when the token still has it).
+  else if (!parts.length && session.tenant) prefetchQueue(params, session.tenant);
   try {
     const { data } = await api('/v1/me');
     await start(data);

@@ -1,10 +1,13 @@
 // The incident graph, drawn as SVG with a deterministic layout that tells
-// the story in time: one horizontal lane per kill-chain stage (in the
-// incident's order), alerts placed left to right by event time, so every
+// the story in time: alerts placed left to right by event time, so every
 // alert-to-alert arrow points right (or down, between alerts of the same
-// instant). Repeats of one rule next to each other in a lane fold into one
-// node with a count. Each alert carries, just below it, the context
-// entities it was the first to name. Links between alerts are labelled
+// instant), and the kill-chain stages (in the incident's order) streaming
+// down the page: at any time the stages read top to bottom, and a later
+// stage rises into the room earlier ones left, so the whole story fits one
+// screen. Repeats of one rule in a stage fold into one node with a count,
+// and linked steps of a stage within minutes into one node naming each.
+// Each alert carries, just below it, the context entities it was the
+// first to name. Links between alerts are labelled
 // with what joins them ("same access key ASIA…QX2K · +5 m"); labels that
 // would cover a node or another label are placed further along their link
 // or, failing that, shown only on hover and when an end is selected.
@@ -21,7 +24,13 @@ const DETAIL_KINDS = new Set(['process', 'file', 'user', 'hash']);
 // Short names of entity kinds for the pills (the full name is on hover).
 const KIND_SHORT = { access_key: 'key', deployment_group: 'group', deployment: 'deploy', application: 'app', principal: 'principal', instance: 'instance' };
 
-const LANE_W = 104, COL_W = 206, NODE_W = 184, PAD = 12, TOP = 8, LINE = 15, ENT_H = 20, ENT_GAP = 3, CELL_GAP = 14;
+// NODE_W is the width of an alert node: layout tries NODE_WIDTHS and keeps
+// the widest whose story fits the height it is given.
+const NODE_WIDTHS = Array.from({ length: 23 }, (_, i) => 184 - 2 * i); // 184 … 140
+let NODE_W = 184;
+const LABEL_H = 16, LANE_GAP = 10, COL_W = 206, PAD = 12, TOP = 6, LINE = 14, SUB_LINE = 13, ENT_H = 19, ENT_GAP = 3, CELL_GAP = 10;
+// An entity pill is at most this wide, so that two usually share a row.
+const PILL_MAX = 124;
 export const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
 const TITLE_FONT = `600 12px ${FONT}`, SUB_FONT = `11px ${FONT}`, LABEL_FONT = `11px ${FONT}`, LANE_FONT = `700 12px ${FONT}`;
 const KIND_FONT = `11px ${FONT}`, VALUE_FONT = `600 11.5px ${FONT}`;
@@ -90,15 +99,32 @@ const MINOR_KINDS = new Set(['session', 'principal', 'account', 'object', 'appli
 const PRIVATE_IP = /^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|169\.254\.|127\.|f[cd][0-9a-f]{2}:|fe80:)/i;
 // Repeats of one rule in one lane within this time fold into one node.
 const FOLD_WINDOW_MS = 10 * 60 * 1000;
+// Stages are told apart by TINTS background tints (app.css), in order.
+const TINTS = 9;
+// Linked steps of one stage within this time fold into one node.
+const STEP_WINDOW_MS = 5 * 60 * 1000;
 // Columns step at most COL_W apart (nodes side by side) and, when the
 // story has more steps than the width holds, at least MIN_STEP apart: the
 // nodes then overlap in x and stack within their lane, like a Gantt chart.
-const MIN_STEP = 44, H_GAP = 10, V_GAP = 10;
+const MIN_STEP = 44, H_GAP = 10, V_GAP = 6;
 
 // layout places the nodes; it depends only on the incident, the entities
 // opened and the width it is laid out for, so the same incident is always
 // drawn the same way in one window.
-export function layout(inc, showAll, { expanded = new Set(), width: target = 1376 } = {}) {
+export function layout(inc, showAll, { expanded = new Set(), width = 1376, height = Infinity, widths = NODE_WIDTHS } = {}) {
+  let best = null;
+  for (const w of widths) {
+    NODE_W = w;
+    const L = layoutAt(inc, showAll, expanded, width);
+    L.nodeW = w;
+    if (!best || L.height < best.height) best = L;
+    if (L.height <= height) { best = L; break; }
+  }
+  NODE_W = best.nodeW;
+  return best;
+}
+
+function layoutAt(inc, showAll, expanded, target) {
   const alertInfo = new Map((inc.alerts || []).map((a) => ['alert:' + a.id, a]));
   const stageOf = new Map();
   for (const t of inc.timeline || []) stageOf.set('alert:' + t.alert_id, t.stage || '');
@@ -131,6 +157,30 @@ export function layout(inc, showAll, { expanded = new Set(), width: target = 137
     groups.push(g);
     groupOf.set(n.id, g);
     lastOfRule.set(key, g);
+  }
+
+  // Steps of one stage that follow each other within STEP_WINDOW_MS
+  // and are linked (one process fetching credentials, then reading them)
+  // fold into one node that names each step: a lane then holds the
+  // story's steps side by side instead of stacked.
+  const linked = new Set();
+  for (const e of inc.edges || []) {
+    const a = groupOf.get(e.source), b = groupOf.get(e.target);
+    if (a && b && a !== b) { linked.add(a.id + '>' + b.id); linked.add(b.id + '>' + a.id); }
+  }
+  const lastInLane = new Map();
+  for (const g of [...groups]) {
+    const prev = lastInLane.get(g.lane);
+    const prevLast = prev && prev.members[prev.members.length - 1].first_seen;
+    if (prev && g.time - prevLast <= STEP_WINDOW_MS && (linked.has(prev.id + '>' + g.id) || (prev.steps || [prev.id]).some((id) => linked.has(id + '>' + g.id)))) {
+      prev.steps = prev.steps || [prev.id];
+      prev.steps.push(g.id);
+      prev.members.push(...g.members);
+      for (const m of g.members) groupOf.set(m.id, prev);
+      groups.splice(groups.indexOf(g), 1);
+      continue;
+    }
+    lastInLane.set(g.lane, g);
   }
 
   // Links between groups (one per pair, the earliest edge kept).
@@ -188,11 +238,13 @@ export function layout(inc, showAll, { expanded = new Set(), width: target = 137
     const cur = entityFirst.get(en);
     if (!cur || g.time < cur.time || (g.time === cur.time && g.id < cur.id)) entityFirst.set(en, g);
   }
+  // A host is named on its alert's node already (its second line).
+  const namedOn = (g, n) => n.entity === 'host' && g.members.some((m) => ((alertInfo.get(m.id) || {}).entities || []).some((x) => x.entity === 'host' && x.value === n.value));
   const entities = [];
   for (const [id, g] of entityFirst) {
     const n = nodeByID.get(id);
     const ent = { ...n, kind: 'entity', group: g };
-    if (!showAll && !expanded.has(g.id) && (MINOR_KINDS.has(n.entity) || (n.entity === 'ip' && PRIVATE_IP.test(n.value)))) { g.more.push(ent); continue; }
+    if (!showAll && !expanded.has(g.id) && (MINOR_KINDS.has(n.entity) || (n.entity === 'ip' && PRIVATE_IP.test(n.value)) || namedOn(g, n))) { g.more.push(ent); continue; }
     g.entities.push(ent);
     entities.push(ent);
   }
@@ -201,28 +253,47 @@ export function layout(inc, showAll, { expanded = new Set(), width: target = 137
   // Sizes.
   for (const g of groups) {
     const first = g.members[0];
-    g.lines = wrap(first.title, TITLE_FONT, NODE_W - 16);
+    // Each step's title in full; more than one step each starts with "›".
+    g.titles = [...new Set(g.members.map((m) => m.title))];
+    g.lines = [];
+    g.titleStart = [];
+    for (const t of g.titles) {
+      g.titleStart.push(g.lines.length);
+      g.lines.push(...wrap(g.titles.length > 1 ? '› ' + t : t, TITLE_FONT, NODE_W - 16));
+    }
+    const last = g.members.reduce((m, x) => Math.max(m, x.first_seen), 0);
     const info = alertInfo.get(first.id) || {};
     const count = g.members.reduce((n, m) => n + ((alertInfo.get(m.id) || {}).count || 1), 0);
     g.count = count;
     const hosts = [...new Set(g.members.flatMap((m) => ((alertInfo.get(m.id) || {}).entities || []).filter((x) => x.entity === 'host').map((x) => x.value)))];
     const where = hosts.length ? hosts.join(', ') : (info.source || '');
-    g.sub = wrap(`${fmtClock(first.first_seen)}${count > 1 ? ` · ×${count}` : ''}${where ? ' · ' + where : ''}`, SUB_FONT, NODE_W - 16);
-    g.h = 8 + g.lines.length * LINE + g.sub.length * 14 + 6;
+    g.sub = wrap(`${fmtClock(first.first_seen)}${last > first.first_seen + 999 && g.titles.length > 1 ? '–' + fmtClock(last) : ''}${count > 1 ? ` · ×${count}` : ''}${where ? ' · ' + where : ''}`, SUB_FONT, NODE_W - 16);
+    g.h = 6 + g.lines.length * LINE + g.sub.length * SUB_LINE + 5;
     g.severity = Math.max(...g.members.map((m) => m.severity_id || 0));
     g.correlated = g.members.some((m) => /^corr-/.test(m.value));
     // The "+N" pill sits beside the last entity, or alone under the node.
     g.moreText = g.more.length ? `+${g.more.length}` : '';
     const moreW = g.more.length ? textWidth(g.moreText, KIND_FONT) + 16 : 0;
-    g.entities.forEach((e, j) => {
-      e.w = NODE_W - 8 - (j === g.entities.length - 1 && moreW ? moreW + 4 : 0);
+    // Pills flow in rows under the node, as wide as what they say.
+    let ox = 4, row = 0;
+    const room = NODE_W - 4;
+    g.entities.forEach((e) => {
       const kind = KIND_SHORT[e.entity] || human(e.entity);
       e.kindText = kind;
       e.kindW = textWidth(kind, KIND_FONT) + 6;
-      e.label = fitID(e.value, VALUE_FONT, e.w - 9 - e.kindW - 8);
+      e.label = fitID(e.value, VALUE_FONT, PILL_MAX - 9 - e.kindW - 8);
+      e.w = Math.min(PILL_MAX, 9 + e.kindW + textWidth(e.label, VALUE_FONT) + 8);
+      if (ox > 4 && ox + e.w > room) { row++; ox = 4; }
+      e.ox = ox; e.oy = row;
+      ox += e.w + 4;
     });
     g.moreW = moreW;
-    g.cellH = g.h + Math.max(g.entities.length, g.more.length ? 1 : 0) * (ENT_H + ENT_GAP);
+    if (moreW) {
+      if (g.entities.length && ox + moreW > room) { row++; ox = 4; }
+      g.moreAt = { ox: g.entities.length ? ox : NODE_W - moreW, oy: row };
+    }
+    const rows = g.entities.length || moreW ? row + 1 : 0;
+    g.cellH = g.h + rows * (ENT_H + ENT_GAP);
   }
 
   // x by column. Each step between columns wants to be wide enough that a
@@ -242,45 +313,55 @@ export function layout(inc, showAll, { expanded = new Set(), width: target = 137
     }
     lastIn.set(g.lane, g);
   }
-  const room = target - (PAD * 2 + LANE_W + NODE_W);
+  const room = target - (PAD * 2 + NODE_W);
   const extra = want.reduce((n, w, c) => n + (c ? w - MIN_STEP : 0), 0);
-  const k = extra > 0 ? Math.max(0, Math.min(1, (room - (cols - 1) * MIN_STEP) / extra)) : 1;
-  const colX = [PAD + LANE_W];
+  // (k above 1 spreads the steps over the whole width: more room between
+  // the stages that share a time.)
+  const k = extra > 0 ? Math.max(0, (room - (cols - 1) * MIN_STEP) / extra) : 1;
+  const colX = [PAD];
   for (let c = 1; c < cols; c++) colX.push(colX[c - 1] + Math.floor(MIN_STEP + (want[c] - MIN_STEP) * k));
   for (const g of groups) g.x = colX[g.col];
 
-  // y within a lane: each group takes the highest place where it overlaps
-  // no group placed before it (in time order).
-  const placedIn = lanes.map(() => []);
-  for (const g of order) {
-    const mine = placedIn[g.lane];
-    const hits = (y) => mine.some((o) => o.x < g.x + NODE_W + H_GAP && g.x < o.x + NODE_W + H_GAP && o.dy < y + g.cellH + V_GAP && y < o.dy + o.cellH + V_GAP);
-    const ys = [0, ...mine.map((o) => o.dy + o.cellH + V_GAP)].sort((a, b) => a - b);
-    g.dy = ys.find((y) => !hits(y));
-    mine.push(g);
-  }
-
-  // Lanes: as tall as their content; a lane with no alert is skipped.
-  const laneH = lanes.map(() => 0);
-  for (const g of groups) laneH[g.lane] = Math.max(laneH[g.lane], g.dy + g.cellH);
-  const laneY = [];
-  let y = TOP;
-  const laneLines = lanes.map((l) => wrap(human(l), LANE_FONT, LANE_W - 24));
+  // y: the stages stream down the page. Lanes are placed in kill-chain
+  // order; a group sits below every group of an earlier stage that it
+  // shares columns with (so at any time the stages read top to bottom in
+  // order) and takes the highest such place where it overlaps no group of
+  // its own stage. A stage's first group carries the stage's name above
+  // it. Where the story moves on in time, later stages rise into the room
+  // earlier ones left, instead of each stage taking a full-width band.
+  const placed = [];
+  const firstOf = new Map();
+  for (const g of order) if (!firstOf.has(g.lane)) firstOf.set(g.lane, g);
+  const laneLines = lanes.map((l) => [human(l)]);
   for (let i = 0; i < lanes.length; i++) {
-    laneY.push(y);
-    if (laneH[i] > 0) laneH[i] = Math.max(laneH[i], laneLines[i].length * 15 + 12) + CELL_GAP;
-    y += laneH[i];
+    const mine = [];
+    for (const g of order) {
+      if (g.lane !== i) continue;
+      g.labelH = firstOf.get(i) === g ? LABEL_H : 0;
+      const tall = g.labelH + g.cellH;
+      const across = (o) => o.x < g.x + NODE_W + H_GAP && g.x < o.x + NODE_W + H_GAP;
+      let floor = TOP;
+      for (const o of placed) if (across(o)) floor = Math.max(floor, o.top + o.tall + LANE_GAP);
+      const hits = (y) => mine.some((o) => across(o) && o.top < y + tall + V_GAP && y < o.top + o.tall + V_GAP);
+      const ys = [floor, ...mine.filter(across).map((o) => o.top + o.tall + V_GAP)].filter((y) => y >= floor).sort((a, b) => a - b);
+      g.top = ys.find((y) => !hits(y));
+      g.tall = tall;
+      g.y = g.top + g.labelH;
+      mine.push(g);
+    }
+    placed.push(...mine);
   }
+  let bottom = TOP;
   for (const g of groups) {
-    g.y = laneY[g.lane] + CELL_GAP / 2 + g.dy;
-    g.entities.forEach((e, j) => { e.x = g.x + 8; e.y = g.y + g.h + ENT_GAP + j * (ENT_H + ENT_GAP); e.h = ENT_H; });
+    bottom = Math.max(bottom, g.top + g.tall);
+    for (const e of g.entities) { e.x = g.x + e.ox; e.y = g.y + g.h + ENT_GAP + e.oy * (ENT_H + ENT_GAP); e.h = ENT_H; }
     if (g.more.length) {
-      const row = Math.max(0, g.entities.length - 1);
-      g.moreBox = { x: g.x + NODE_W - g.moreW, y: g.y + g.h + ENT_GAP + row * (ENT_H + ENT_GAP), w: g.moreW, h: ENT_H };
+      g.moreBox = { x: g.x + g.moreAt.ox, y: g.y + g.h + ENT_GAP + g.moreAt.oy * (ENT_H + ENT_GAP), w: g.moreW, h: ENT_H };
     }
   }
+  const y = bottom + CELL_GAP / 2;
   const width = colX[cols - 1] + NODE_W + PAD;
-  return { lanes, laneY, laneH, laneLines, groups, groupOf, links, entities, observed, width, height: y + PAD, cols };
+  return { lanes, firstOf, laneLines, groups, groupOf, links, entities, observed, width, height: y + PAD, cols };
 }
 
 // linkPath draws the arrow from a to b. Apart in x, it is a curve from a's
@@ -323,8 +404,8 @@ const overlaps = (a, b) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h
 
 // renderGraph draws inc; it returns the view (toolbar, scrollable graph,
 // minimap) and fit(), which scales the graph to the width it was given.
-export function renderGraph(inc, { showAll, onSelect, expanded, onExpand, width }) {
-  const L = layout(inc, showAll, { expanded, width });
+export function renderGraph(inc, { showAll, onSelect, expanded, onExpand, width, height }) {
+  const L = layout(inc, showAll, { expanded, width, height });
   const svg = s('svg', {
     class: 'graph', id: 'graph', viewBox: `0 0 ${L.width} ${L.height}`, 'data-width': L.width, 'data-height': L.height,
     role: 'group', 'aria-label': `Incident graph: ${L.groups.length} alert nodes, ${L.entities.length} entities, ${L.links.length} links between alerts`,
@@ -334,16 +415,19 @@ export function renderGraph(inc, { showAll, onSelect, expanded, onExpand, width 
     s('path', { d: 'M0,0 L10,5 L0,10 z', class: 'arrowhead' }))));
   const content = s('g', { id: 'graph-content' });
   svg.append(content);
-  L.lanes.forEach((lane, i) => {
-    if (!L.laneH[i]) return;
-    content.append(s('rect', { class: `lane ${i % 2 ? 'odd' : 'even'}`, x: 0, y: L.laneY[i], width: L.width, height: L.laneH[i] }));
-    content.append(s('text', { class: 'lane-label', x: PAD, y: L.laneY[i] + 18, 'data-lane': lane },
-      L.laneLines[i].map((ln, j) => s('tspan', { x: PAD, dy: j ? 15 : 0 }, ln))));
-  });
+  // Each group's place is tinted with its stage's colour; the stage's
+  // first group carries its name.
+  for (const g of L.groups) {
+    content.append(s('rect', { class: `lane tint-${g.lane % TINTS}`, x: g.x - 4, y: g.top - 3, width: NODE_W + 8, height: g.tall + 6, rx: 4, 'data-lane': L.lanes[g.lane] }));
+  }
+  for (const [i, g] of L.firstOf) {
+    content.append(s('text', { class: 'lane-label', x: g.x + 2, y: g.top + 12, 'data-lane': L.lanes[i] }, L.laneLines[i][0]));
+  }
 
   const boxes = [];
   for (const g of L.groups) {
     boxes.push({ x: g.x, y: g.y, w: NODE_W, h: g.h });
+    if (g.labelH) boxes.push({ x: g.x, y: g.top, w: textWidth(L.laneLines[g.lane][0], LANE_FONT) + 4, h: g.labelH });
     for (const e of g.entities) boxes.push({ x: e.x, y: e.y, w: e.w, h: e.h });
     if (g.moreBox) boxes.push(g.moreBox);
   }
@@ -366,9 +450,11 @@ export function renderGraph(inc, { showAll, onSelect, expanded, onExpand, width 
     const along = pts.map((p, i) => [p, Math.abs(i - mid)]).sort((a, b) => a[1] - b[1]).map((x) => x[0]);
     let spot = null;
     search: for (const [px, py] of along) {
-      for (const [bx, by] of [[px - w / 2, py - hgt / 2], [px + 4, py - hgt / 2], [px - w - 4, py - hgt / 2], [px - w / 2, py - hgt - 3], [px - w / 2, py + 3]]) {
+      for (const [bx, by] of [[px - w / 2, py - hgt / 2], [px + 4, py - hgt / 2], [px - w - 4, py - hgt / 2], [px - w / 2, py - hgt - 3], [px - w / 2, py + 3],
+        [px + 4, py - hgt - 3], [px + 4, py + 3], [px - w - 4, py - hgt - 3], [px - w - 4, py + 3],
+        [px + 4, py - 2 * hgt - 6], [px + 4, py + hgt + 6], [px - w - 4, py - 2 * hgt - 6], [px - w - 4, py + hgt + 6]]) {
         const box = { x: bx, y: by, w, h: hgt };
-        if (box.x < LANE_W || box.x + w > L.width || box.y < 0 || box.y + hgt > L.height) continue;
+        if (box.x < 0 || box.x + w > L.width || box.y < 0 || box.y + hgt > L.height) continue;
         if (boxes.some((b) => overlaps(b, box)) || placed.some((b) => overlaps(b, box))) continue;
         spot = box;
         break search;
@@ -414,12 +500,12 @@ export function renderGraph(inc, { showAll, onSelect, expanded, onExpand, width 
     const el = s('g', {
       class: `node alert sev-${g.severity}${g.correlated ? ' correlated' : ''}`, tabindex: 0, role: 'button',
       'data-node-id': first.id, 'data-members': members.join(' '), 'data-time': g.time, 'data-col': g.col, transform: `translate(${g.x},${g.y})`,
-      'aria-label': `alert ${first.title}${g.count > 1 ? `, ${g.count} times` : ''}, ${SEVERITY[g.severity] || ''}`,
+      'aria-label': `alert ${g.titles.join('; then ')}${g.count > 1 ? `, ${g.count} times` : ''}, ${SEVERITY[g.severity] || ''}`,
     },
-    s('title', {}, `${first.title}\n${g.members.map((m) => `${fmtClock(m.first_seen)} ${m.subtitle || ''}`).join('\n')}`),
+    s('title', {}, `${g.titles.join('\n')}\n${g.members.map((m) => `${fmtClock(m.first_seen)} ${m.subtitle || ''}`).join('\n')}`),
     s('rect', { width: NODE_W, height: g.h, rx: 5 }),
-    s('text', { class: 'n-title', x: 8, y: 8 + 11 }, g.lines.map((ln, j) => s('tspan', { x: 8, dy: j ? LINE : 0 }, ln))),
-    s('text', { class: 'n-sub', x: 8, y: 8 + g.lines.length * LINE + 10 }, g.sub.map((ln, j) => s('tspan', { x: 8, dy: j ? 14 : 0 }, ln))));
+    s('text', { class: 'n-title', x: 8, y: 6 + 11 }, g.lines.map((ln, j) => s('tspan', { x: 8, dy: j ? LINE : 0 }, ln))),
+    s('text', { class: 'n-sub', x: 8, y: 6 + g.lines.length * LINE + 10 }, g.sub.map((ln, j) => s('tspan', { x: 8, dy: j ? SUB_LINE : 0 }, ln))));
     for (const m of members) elements.set(m, el);
     activate(el, first.id);
     nodeLayer.append(el);
@@ -430,8 +516,8 @@ export function renderGraph(inc, { showAll, onSelect, expanded, onExpand, width 
       },
       s('title', {}, `${human(e.entity)}: ${e.value}${e.subtitle && e.subtitle !== e.entity ? '\n' + e.subtitle : ''}`),
       s('rect', { width: e.w, height: e.h, rx: e.h / 2 }),
-      s('text', { class: 'n-kind', x: 9, y: 14 }, e.kindText),
-      s('text', { class: 'n-value', x: 9 + e.kindW, y: 14, 'data-full': e.value }, e.label));
+      s('text', { class: 'n-kind', x: 9, y: 13.5 }, e.kindText),
+      s('text', { class: 'n-value', x: 9 + e.kindW, y: 13.5, 'data-full': e.value }, e.label));
       ee.addEventListener('copy', (ev) => { ev.preventDefault(); ev.clipboardData.setData('text/plain', e.value); });
       elements.set(e.id, ee);
       activate(ee, e.id);
@@ -445,7 +531,7 @@ export function renderGraph(inc, { showAll, onSelect, expanded, onExpand, width 
       },
       s('title', {}, g.more.map((e) => `${human(e.entity)}: ${e.value}`).join('\n')),
       s('rect', { width: b.w, height: b.h, rx: b.h / 2 }),
-      s('text', { class: 'n-kind', x: 8, y: 14 }, g.moreText));
+      s('text', { class: 'n-kind', x: 8, y: 13.5 }, g.moreText));
       const open = (ev) => { ev.preventDefault(); ev.stopPropagation(); if (onExpand) onExpand(first.id); };
       more.addEventListener('click', open);
       more.addEventListener('keydown', (ev) => { if (ev.key === 'Enter' || ev.key === ' ') open(ev); });
@@ -540,7 +626,9 @@ export function renderGraph(inc, { showAll, onSelect, expanded, onExpand, width 
     btn('+', 'Zoom in', () => setZoom(zoom * 1.25), 'graph-zoom-in'),
     btn('100%', 'Actual size', () => setZoom(1), 'graph-actual'),
     zoomLabel,
-    h('span', { class: 'muted' }, 'Ctrl+wheel zooms, drag pans; time runs left to right.'));
+    h('span', { class: 'muted', title: 'Time runs left to right; at any time the stages read top to bottom. Ctrl+wheel zooms, drag pans.' }, 'Time →, stages ↓'),
+    h('ol', { class: 'stage-legend', id: 'stage-legend', 'aria-label': 'Stages, in kill-chain order' },
+      L.lanes.map((lane, i) => (L.firstOf.has(i) ? h('li', { class: `tint-${i % TINTS}`, 'data-lane': lane }, human(lane)) : '')).filter(Boolean)));
   setZoom(1, false);
   toolbar.append(h('div', { class: 'minimap-box', title: 'Minimap: click to move there' }, mini));
   const el = h('div', { class: 'graph-view' }, toolbar, wrapEl);

@@ -6,6 +6,7 @@ import { api, APIError, query } from './api.js';
 import { h, sevBadge, effectiveSeverity, fmtTime, gap, human, jsonBlock, TACTICS, SEVERITY, announce, shortID, copyable } from './dom.js';
 import { renderGraph } from './graph.js';
 import { story, impact, killChain, describe } from './story.js';
+import { exposureLink } from './exposures.js';
 
 const TRANSITIONS = {
   new: ['in_progress', 'on_hold', 'resolved', 'closed'],
@@ -184,6 +185,9 @@ export function renderIncident(main, ctx, id, params) {
         h('div', { class: 'summary-grid' },
           h('div', {}, h('h3', {}, 'Impact scope'), impact(d)),
           h('div', {}, h('h3', { id: 'kc-h' }, 'Kill chain'), killChain(d)))),
+      // The predicted path the incident walked, asked for once, beside the
+      // incident's own requests.
+      st.exposures || (st.exposures = exposureLink(id)),
       graph,
       timeline(d),
       evidence(!st.painted),
@@ -312,6 +316,9 @@ export function renderIncident(main, ctx, id, params) {
       // Laid out for the width of the page's cards (the frame's border and
       // the card's padding aside), so that it fits on open.
       width: Math.max(1000, body.clientWidth - 32),
+      // and, when it can, short enough that the graph and its toolbar fit
+      // the window's height: the whole story on one screen.
+      height: Math.max(560, window.innerHeight - 60),
       onExpand: (gid) => { st.expanded.add(gid); render(); },
       onSelect: async (nodeID, members) => {
         st.selected = nodeID;
