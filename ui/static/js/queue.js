@@ -79,7 +79,7 @@ export function renderQueue(main, ctx, params) {
     field('Account', 'account', text('account', '12 digits')),
     field(`From (${zoneName()}, 24 h)`, 'from', h('input', { name: 'from', type: 'datetime-local', value: inputTime(f.from) })),
     field(`To (${zoneName()}, 24 h)`, 'to', h('input', { name: 'to', type: 'datetime-local', value: inputTime(f.to) })),
-    field('Sort', 'sort', select('sort', [['', 'last seen'], ['first_seen', 'first seen'], ['severity', 'severity'], ['risk_score', 'risk score'], ['updated', 'updated']])),
+    field('Sort', 'sort', select('sort', [['', 'risk score'], ['last_seen', 'last seen'], ['first_seen', 'first seen'], ['severity', 'severity'], ['updated', 'updated']])),
     field('Order', 'order', select('order', [['', 'newest / highest first'], ['asc', 'oldest / lowest first']])),
     h('div', { class: 'filter-buttons' },
       h('button', { type: 'submit', class: 'primary' }, 'Apply'),
