@@ -99,6 +99,7 @@ type segmenter struct {
 	maxRecord, keep int
 	n               int // records so far
 	skipped         int // bytes skipBlank consumed
+	lastLen         int // the last segment's length
 	started, done   bool
 	pending         []byte // a line read past the end of the previous segment
 }
@@ -172,7 +173,9 @@ func (g *segmenter) next() (*segment, error) {
 	if g.done {
 		return nil, nil
 	}
-	seg := &segment{first: g.n}
+	// Sized as the last segment, plus room: appending from nothing
+	// would copy a segment's bytes several times over.
+	seg := &segment{first: g.n, data: make([]byte, 0, min(g.lastLen+g.lastLen/8+4096, g.maxBytes+g.maxBytes/8))}
 	var err error
 	if g.mode == modeArray {
 		err = g.array(seg)
@@ -182,6 +185,7 @@ func (g *segmenter) next() (*segment, error) {
 	if err != nil {
 		return nil, err
 	}
+	g.lastLen = len(seg.data)
 	if seg.records == 0 && len(seg.dead) == 0 && seg.size == 0 {
 		return nil, nil
 	}
@@ -279,8 +283,11 @@ func (g *segmenter) array(seg *segment) error {
 			}
 			return err
 		}
-		if c == ']' {
+		if c == ']' || c == ',' {
+			_, _ = g.br.ReadByte()
 			seg.size++
+		}
+		if c == ']' {
 			if err := g.trailer(seg); err != nil {
 				return err
 			}
@@ -288,7 +295,6 @@ func (g *segmenter) array(seg *segment) error {
 			break
 		}
 		if c == ',' {
-			seg.size++
 			continue
 		}
 		start := len(seg.data)
@@ -296,7 +302,7 @@ func (g *segmenter) array(seg *segment) error {
 			seg.data = append(seg.data, ',')
 			start++
 		}
-		size, end, truncated, err := g.element(seg, c)
+		size, end, truncated, err := g.element(seg)
 		seg.size += int64(size)
 		if err != nil {
 			return err
@@ -343,7 +349,8 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// skipped counts the bytes skipBlank consumed before the byte it returns.
+// skipBlank returns the next byte that is not blank without consuming it;
+// skipped counts the blanks it consumed.
 func (g *segmenter) skipBlank() (byte, error) {
 	g.skipped = 0
 	for {
@@ -356,52 +363,97 @@ func (g *segmenter) skipBlank() (byte, error) {
 			g.skipped++
 			continue
 		}
-		return c, nil
+		return c, g.br.UnreadByte()
 	}
 }
 
-// element appends the element starting with c to seg.data (up to
-// maxRecord bytes, then only its first keep bytes) and consumes the comma
-// or bracket that ends it. It reports the element's size, whether the
-// bracket closed the array, and whether the file ended inside it.
-func (g *segmenter) element(seg *segment, c byte) (size int, end, truncated bool, err error) {
+// inert marks the bytes that change no state of the element scanner
+// outside strings (inStr: inside them).
+var inert, inertStr [256]bool
+
+func init() {
+	for c := range 256 {
+		inert[c] = !bytes.ContainsRune([]byte(`"{}[],`), rune(c))
+		inertStr[c] = c != '"' && c != '\\'
+	}
+}
+
+// element appends the element at the reader (not blank) to seg.data (up
+// to maxRecord bytes, then only its first keep bytes) and consumes the
+// comma or bracket that ends it. It reports the element's size, whether
+// the bracket closed the array, and whether the file ended inside it.
+// It scans the reader's buffer in place, a buffer at a time.
+func (g *segmenter) element(seg *segment) (size int, end, truncated bool, err error) {
 	start := len(seg.data)
 	depth := 0
 	inStr, esc := false, false
+	keep := func(b []byte) {
+		if room := g.maxRecord - (len(seg.data) - start); size <= g.maxRecord && room >= 0 {
+			seg.data = append(seg.data, b[:min(len(b), room)]...)
+		}
+		size += len(b)
+		if size > g.maxRecord && len(seg.data)-start > g.keep {
+			seg.data = seg.data[:start+g.keep]
+		}
+	}
 	for {
-		if !inStr && depth == 0 && (c == ',' || c == ']') {
-			// Trailing blanks are not part of the element.
-			seg.data = seg.data[:start+len(bytes.TrimRight(seg.data[start:], " \t\r\n"))]
-			return size, c == ']', false, nil
-		}
-		size++
-		if size <= g.maxRecord {
-			seg.data = append(seg.data, c)
-		} else if size == g.maxRecord+1 {
-			seg.data = seg.data[:start+min(g.keep, g.maxRecord)]
-		}
-		switch {
-		case inStr:
-			switch {
-			case esc:
-				esc = false
-			case c == '\\':
-				esc = true
-			case c == '"':
-				inStr = false
-			}
-		case c == '"':
-			inStr = true
-		case c == '{' || c == '[':
-			depth++
-		case (c == '}' || c == ']') && depth > 0:
-			depth--
-		}
-		c, err = g.br.ReadByte()
-		if err != nil {
+		buf, err := g.br.Peek(max(1, g.br.Buffered()))
+		if len(buf) == 0 {
 			if errors.Is(err, io.EOF) {
 				return size, true, true, nil
 			}
+			return size, false, false, err
+		}
+		i := 0
+		for i < len(buf) {
+			if inStr {
+				for i < len(buf) && inertStr[buf[i]] && !esc {
+					i++
+				}
+				if i == len(buf) {
+					break
+				}
+				switch c := buf[i]; {
+				case esc:
+					esc = false
+				case c == '\\':
+					esc = true
+				case c == '"':
+					inStr = false
+				}
+				i++
+				continue
+			}
+			for i < len(buf) && inert[buf[i]] {
+				i++
+			}
+			if i == len(buf) {
+				break
+			}
+			c := buf[i]
+			if depth == 0 && (c == ',' || c == ']') {
+				keep(buf[:i])
+				// Trailing blanks are not part of the element.
+				if size <= g.maxRecord {
+					seg.data = seg.data[:start+len(bytes.TrimRight(seg.data[start:], " \t\r\n"))]
+				}
+				_, err := g.br.Discard(i + 1)
+				return size, c == ']', false, err
+			}
+			switch c {
+			case '"':
+				inStr = true
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth > 0 {
+					depth--
+				}
+			}
+			i++
+		}
+		keep(buf)
+		if _, err := g.br.Discard(len(buf)); err != nil {
 			return size, false, false, err
 		}
 	}
