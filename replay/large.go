@@ -15,11 +15,12 @@ import (
 // feed starts reading a large file in segments for the merge: one
 // goroutine cuts the file, in order, and hands each segment to a decoding
 // goroutine (at most workers at once); the parts reach the run in file
-// order, at most workers of them decoded ahead of the merge.
+// order, at most workers-1 (at least one) of them ahead of the one the
+// merge waits for.
 func (s *Stream) feed(dec *ingest.Decoder, in Input, r *run) {
 	ctx := s.ctx
 	workers := s.workers
-	parts := make(chan *part, workers)
+	parts := make(chan *part, max(1, workers-1))
 	r.parts = parts
 	sem := make(chan struct{}, workers)
 	s.feeders.Add(1)

@@ -15,7 +15,7 @@ import (
 // Default segmentation of large files (see Stream.SegmentBytes).
 const (
 	defaultSegmentBytes   = 16 << 20
-	defaultSegmentRecords = 4096
+	defaultSegmentRecords = 1024
 )
 
 // stream opens the input's content as a stream, gunzipped when it is gzip

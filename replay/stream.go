@@ -131,7 +131,7 @@ type Stream struct {
 	// SegmentBytes, or that holds more records than one message may
 	// (ingest.Limits.MaxRecords), is read in segments of whole records of
 	// at most SegmentBytes and SegmentRecords each (default 16 MiB and
-	// 4096), so memory does not grow with the file (see segment.go).
+	// 1024), so memory does not grow with the file (see segment.go).
 	SegmentBytes, SegmentRecords int
 
 	mu      sync.Mutex
