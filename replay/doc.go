@@ -26,6 +26,12 @@
 //     for the merge (two per worker) and the files whose time windows
 //     overlap the merge point — for delivery
 //     files of a few minutes each, a handful — not the input.
+//   - A large file (more than Stream.SegmentBytes after gzip, or more
+//     records than one message may hold) is never read whole: both passes
+//     stream it in segments of whole records (segment.go), each decoded
+//     as a message with the usual limits and dead letters, and the merge
+//     takes its segments' events in event-time order using their windows
+//     from the first pass (large.go).
 //
 // Inputs are plain files, gzip files, directories as `aws s3 sync` writes
 // them (walked recursively) and tar (extracted to a temporary directory)

@@ -1,10 +1,13 @@
 package replay
 
 import (
+	"bytes"
 	"cmp"
 	"container/heap"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"maps"
 	"math"
 	"runtime"
@@ -123,11 +126,21 @@ type Stream struct {
 	// correlator links a batch's events before it places its alerts, so
 	// the chunking can change which links an alert sees).
 	Chunk int
+	// SegmentBytes and SegmentRecords bound the pieces a large file is
+	// read in: a file whose content (after gzip) is larger than
+	// SegmentBytes, or that holds more records than one message may
+	// (ingest.Limits.MaxRecords), is read in segments of whole records of
+	// at most SegmentBytes and SegmentRecords each (default 16 MiB and
+	// 1024), so memory does not grow with the file (see segment.go).
+	SegmentBytes, SegmentRecords int
 
-	mu     sync.Mutex
-	stats  Stats
-	alerts map[string]struct{}
-	incs   map[string]bool // id → merged away
+	mu      sync.Mutex
+	ctx     context.Context // Run's, for the feeders of large files
+	workers int
+	feeders sync.WaitGroup
+	stats   Stats
+	alerts  map[string]struct{}
+	incs    map[string]bool // id → merged away
 }
 
 // NewStream loads the rules of o.RulesDir and a fresh correlator with
@@ -172,6 +185,45 @@ type run struct {
 	pos     int
 	order   int
 	bytes   int64
+
+	// A large file (big) is read in segments, whose windows (segs) the
+	// first pass read; its events arrive in parts, one per segment,
+	// merged into events as the run drains (see merger.fill).
+	big       bool
+	segs      []segWin
+	sufMin    []int64 // sufMin[j]: the earliest event of segments j on
+	next      int     // the next segment to merge into events
+	parts     chan *part
+	rawTotal  int64 // the file's decompressed size
+	bytesDone int64 // of bytes, those counted done with the parts merged
+}
+
+// segWin is the first pass's window of one segment of a large file.
+type segWin struct {
+	lo, hi  int64
+	records int
+	size    int64
+}
+
+// part is one decoded segment of a large file: its events (filtered and
+// sorted as a file's), their matches and its dead letters. done closes
+// when it is decoded.
+type part struct {
+	events  []ocsf.Event
+	matches [][]rules.Match
+	dead    []storage.DeadLetter
+	bytes   int64 // its share of the file's stored size
+	done    chan struct{}
+}
+
+// nextLo is the earliest event time the segments not yet merged into the
+// run's events can hold: unknown (the least time) when the file has more
+// segments than the first pass saw.
+func (r *run) nextLo() int64 {
+	if r.next < len(r.sufMin) {
+		return r.sufMin[r.next]
+	}
+	return math.MinInt64
 }
 
 func (r *run) head() *ocsf.Event { return &r.events[r.pos] }
@@ -238,7 +290,11 @@ func (s *Stream) Run(ctx context.Context, inputs []Input, sink Sink) (Stats, err
 	s.mu.Unlock()
 
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	defer func() {
+		cancel()
+		s.feeders.Wait()
+	}()
+	s.ctx, s.workers = ctx, workers
 	ready := make([]chan *run, len(order))
 	for i := range ready {
 		ready[i] = make(chan *run, 1)
@@ -281,7 +337,7 @@ func (s *Stream) Run(ctx context.Context, inputs []Input, sink Sink) (Stats, err
 	free := make(chan []ocsf.Event, 4)
 	corrDone := make(chan error, 1)
 	go func() { corrDone <- s.correlate(toCorr, free, sink, cancel) }()
-	m := merger{s: s, size: size, out: toCorr, free: free, ctx: ctx}
+	m := merger{s: s, size: size, out: toCorr, free: free, ctx: ctx, maxBuffered: 4 * s.segmentRecords()}
 	err = m.merge(order, runs, ready, inflight)
 	if err == nil {
 		err = m.flush()
@@ -353,28 +409,102 @@ func (s *Stream) scan(ctx context.Context, inputs []Input, workers int) ([]*run,
 
 // window reads one input's source and event-time window into r, marking
 // it skipped when the filter rules the whole file out. It runs on a worker.
+// A large file is read in segments, each windowed, and marked big.
 func (s *Stream) window(dec *ingest.Decoder, in Input, r *run) {
-	data, err := in.Read()
+	rc, err := in.stream()
 	if err != nil {
 		r.readErr = err
 		return
 	}
-	r.src = ingest.Detect(data)
+	defer rc.Close()
+	limit := s.segmentBytes()
+	head, err := readAll(io.LimitReader(rc, int64(limit)+1), min(in.Size+1, int64(limit)+1))
+	if err != nil {
+		r.readErr = named(in.Name, err)
+		return
+	}
+	r.src = ingest.Detect(head)
 	if !s.filter.keepSource(r.src) {
 		r.skip = true
 		return
 	}
-	w := dec.Window(r.src, data)
-	r.lo, r.hi, r.records = w.Lo, w.Hi, w.Records
+	if len(head) <= limit {
+		w := dec.Window(r.src, head)
+		if w.Records < dec.Limits().MaxRecords {
+			r.lo, r.hi, r.records = w.Lo, w.Hi, w.Records
+			if r.records > 0 && !s.filter.overlaps(r.lo, r.hi) {
+				r.skip = true
+			}
+			return
+		}
+	}
+	r.big = true
+	g := newSegmenter(io.MultiReader(bytes.NewReader(head), rc), r.src, dec.Limits(), limit, s.segmentRecords())
+	for {
+		seg, err := g.next()
+		if err != nil {
+			r.readErr = named(in.Name, err)
+			return
+		}
+		if seg == nil {
+			break
+		}
+		w := windowSegment(dec, r.src, seg)
+		r.segs = append(r.segs, segWin{lo: w.Lo, hi: w.Hi, records: w.Records, size: seg.size})
+		r.rawTotal += seg.size
+		if w.Records > 0 {
+			if r.records == 0 || w.Lo < r.lo {
+				r.lo = w.Lo
+			}
+			if r.records == 0 || w.Hi > r.hi {
+				r.hi = w.Hi
+			}
+		}
+		r.records += w.Records
+	}
+	r.sufMin = make([]int64, len(r.segs)+1)
+	r.sufMin[len(r.segs)] = math.MaxInt64
+	for j := len(r.segs) - 1; j >= 0; j-- {
+		r.sufMin[j] = r.sufMin[j+1]
+		if r.segs[j].records > 0 {
+			r.sufMin[j] = min(r.sufMin[j], r.segs[j].lo)
+		}
+	}
 	if r.records > 0 && !s.filter.overlaps(r.lo, r.hi) {
 		r.skip = true
 	}
+}
+
+// named prefixes an error with the file's name unless it has it already.
+func named(name string, err error) error {
+	if strings.HasPrefix(err.Error(), name+":") {
+		return err
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+func (s *Stream) segmentBytes() int {
+	if s.SegmentBytes > 0 {
+		return s.SegmentBytes
+	}
+	return defaultSegmentBytes
+}
+
+func (s *Stream) segmentRecords() int {
+	if s.SegmentRecords > 0 {
+		return s.SegmentRecords
+	}
+	return defaultSegmentRecords
 }
 
 // load decodes one input into r, whose window the first pass read: it
 // filters, sets the tenant, sorts by event time (ties by uid) and runs the
 // rules on each event. It runs on a worker.
 func (s *Stream) load(dec *ingest.Decoder, in Input, r *run) {
+	if r.big {
+		s.feed(dec, in, r)
+		return
+	}
 	data, err := in.Read()
 	if err != nil {
 		// The scan read it; a file changed under the replay is a dead
@@ -393,6 +523,12 @@ func (s *Stream) load(dec *ingest.Decoder, in Input, r *run) {
 			Record: de.Record, Raw: raw, Reason: de.Reason, Error: de.Error(), Time: time.Now(),
 		})
 	}
+	r.events, r.matches = s.prepare(events)
+}
+
+// prepare filters a file's (or a segment's) events, sets their tenant,
+// sorts them by event time (ties by uid) and runs the rules on each.
+func (s *Stream) prepare(events []ocsf.Event) ([]ocsf.Event, [][]rules.Match) {
 	kept := events[:0]
 	filtered := 0
 	for i := range events {
@@ -414,16 +550,16 @@ func (s *Stream) load(dec *ingest.Decoder, in Input, r *run) {
 		}
 		return strings.Compare(a.Metadata.UID, b.Metadata.UID)
 	})
-	r.events = kept
-	r.matches = make([][]rules.Match, len(kept))
+	matches := make([][]rules.Match, len(kept))
 	for i := range kept {
-		r.matches[i] = s.st.engine.Match(&kept[i])
+		matches[i] = s.st.engine.Match(&kept[i])
 	}
 	if filtered > 0 {
 		s.mu.Lock()
 		s.stats.Filtered += int64(filtered)
 		s.mu.Unlock()
 	}
+	return kept, matches
 }
 
 // decodeAsServe decodes one file as serve decodes the messages it arrives
@@ -475,6 +611,9 @@ type merger struct {
 	out  chan<- chunk
 	free chan []ocsf.Event
 	ctx  context.Context
+	// maxBuffered bounds the events of a large file held to put its
+	// segments in order (see fill).
+	maxBuffered int
 }
 
 // emitBefore moves every buffered event earlier than t into chunks.
@@ -497,6 +636,11 @@ func (m *merger) emitBefore(t int64) error {
 		r.events[r.pos] = ocsf.Event{}
 		r.matches[r.pos] = nil
 		r.pos++
+		if r.parts != nil {
+			if err := m.fill(r); err != nil {
+				return err
+			}
+		}
 		if r.pos == len(r.events) {
 			heap.Pop(&m.h)
 			r.events, r.matches = nil, nil
@@ -621,12 +765,19 @@ func (m *merger) merge(order []int, runs []*run, ready []chan *run, inflight cha
 		m.cur.dead = append(m.cur.dead, r.dead...)
 		s.mu.Lock()
 		s.stats.FilesDone++
-		s.stats.BytesDone += r.bytes
+		if !r.big {
+			s.stats.BytesDone += r.bytes
+		}
 		for _, dl := range r.dead {
 			s.stats.DeadLetters[dl.Reason]++
 		}
 		s.mu.Unlock()
 		r.dead = nil
+		if r.parts != nil {
+			if err := m.fill(r); err != nil {
+				return err
+			}
+		}
 		if len(r.events) > 0 {
 			heap.Push(&m.h, r)
 		}
