@@ -1,0 +1,239 @@
+package rules
+
+import (
+	"reflect"
+	"strings"
+
+	"cel.dev/cel-go/cel"
+	celast "cel.dev/cel-go/common/ast"
+
+	"github.com/musubi-xdr/musubi/ocsf"
+)
+
+// Untracked evaluation.
+//
+// Cost tracking is a large share of a rule's evaluation: the tracker is
+// cloned for every evaluation and charged at every step. A rule whose cost
+// is provably under CostLimit on an event gains nothing from it, so each
+// condition is compiled twice: the tracked program, with the cost limit and
+// Musubi's function prices, and, when the condition qualifies, an untracked
+// one. The engine runs the untracked program only when both hold:
+//
+//   - the condition's worst-case cost, estimated by cel-go's checker with
+//     the strict size hints of sizeEstimator (every string, including list
+//     elements and JSON values, at most untrackedMaxString bytes; every
+//     list and map at most untrackedMaxList entries; a value of unknown
+//     size is unbounded), is at most CostLimit — decided once, at load;
+//   - the event is within those hints for every variable the condition
+//     reads — checked once per event (eventFits for `event`, jsonFits for
+//     the raw request and response bodies), and only when a rule that could
+//     take the untracked path runs.
+//
+// Under both, the tracked program could not have reached CostLimit (the
+// estimator prices each of Musubi's functions at least as high as
+// CostTrackers charges it at run time, and cel-go's own estimates bound its
+// trackers), so both programs return the same result. Every other
+// evaluation — a rule whose estimate is above the limit or unbounded, or an
+// event with a longer string or list (ingest lets records of up to 1 MiB
+// through) — runs the tracked program under the cost limit as before. The
+// evaluation deadline of conditions that iterate applies on both paths.
+const (
+	untrackedMaxString = estimatedMaxString
+	untrackedMaxList   = estimatedMaxList
+)
+
+// Variables a condition reads, for activation.fits.
+const (
+	readsEvent uint8 = 1 << iota
+	readsRequest
+	readsResponse
+)
+
+// untrackedProgramOptions are those of the untracked program: the tracked
+// program's options without the cost limit and trackers.
+func untrackedProgramOptions() []cel.ProgramOption {
+	return []cel.ProgramOption{
+		cel.EvalOptions(cel.OptOptimize),
+		cel.InterruptCheckFrequency(64),
+	}
+}
+
+// variablesRead is the set of variables (readsEvent, …) that expression a
+// names. A comprehension variable that shadows one only adds to the set.
+func variablesRead(a *celast.AST) uint8 {
+	var reads uint8
+	nav := celast.NavigateAST(a)
+	for _, id := range celast.MatchDescendants(nav, celast.KindMatcher(celast.IdentKind)) {
+		switch id.AsIdent() {
+		case "event":
+			reads |= readsEvent
+		case "request":
+			reads |= readsRequest
+		case "response":
+			reads |= readsResponse
+		}
+	}
+	return reads
+}
+
+// sizePlan lists the fields of a struct type that eventFits measures:
+// strings, lists and nested structs, with the nested plans resolved once.
+// ok is false when the type holds a kind the plan cannot measure (a map,
+// a pointer, an interface); such a type never fits.
+type sizePlan struct {
+	ok     bool
+	fields []sizeField
+}
+
+type sizeField struct {
+	index int
+	kind  reflect.Kind // String, Struct or Slice
+	elem  *sizePlan    // the struct of a Struct field or of a slice's elements
+	strs  bool         // a slice of strings
+	bytes bool         // a []byte (sized like a string)
+}
+
+// eventPlan is the plan of ocsf.Event: every field a condition can read
+// (all but those tagged cel:"-").
+var eventPlan = newSizePlan(reflect.TypeFor[ocsf.Event]())
+
+func newSizePlan(t reflect.Type) *sizePlan {
+	p := &sizePlan{ok: true}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() || strings.Split(f.Tag.Get("cel"), ",")[0] == "-" {
+			continue
+		}
+		switch f.Type.Kind() {
+		case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+			reflect.Float32, reflect.Float64:
+		case reflect.String:
+			p.fields = append(p.fields, sizeField{index: i, kind: reflect.String})
+		case reflect.Struct:
+			sub := newSizePlan(f.Type)
+			p.ok = p.ok && sub.ok
+			p.fields = append(p.fields, sizeField{index: i, kind: reflect.Struct, elem: sub})
+		case reflect.Slice:
+			sf := sizeField{index: i, kind: reflect.Slice}
+			switch e := f.Type.Elem(); e.Kind() {
+			case reflect.String:
+				sf.strs = true
+			case reflect.Uint8:
+				sf.bytes = true
+			case reflect.Struct:
+				sf.elem = newSizePlan(e)
+				p.ok = p.ok && sf.elem.ok
+			default:
+				p.ok = false
+			}
+			p.fields = append(p.fields, sf)
+		default:
+			p.ok = false
+		}
+	}
+	return p
+}
+
+// eventFits reports whether every string of ev that a condition can read
+// is at most untrackedMaxString bytes and every list at most
+// untrackedMaxList entries: the size hints of the strict cost estimate.
+func eventFits(ev *ocsf.Event) bool {
+	return eventPlan.ok && eventPlan.fits(reflect.ValueOf(ev).Elem())
+}
+
+func (p *sizePlan) fits(v reflect.Value) bool {
+	for i := range p.fields {
+		f := &p.fields[i]
+		fv := v.Field(f.index)
+		switch f.kind {
+		case reflect.String:
+			if fv.Len() > untrackedMaxString {
+				return false
+			}
+		case reflect.Struct:
+			if !f.elem.fits(fv) {
+				return false
+			}
+		case reflect.Slice:
+			n := fv.Len()
+			switch {
+			case f.bytes:
+				if n > untrackedMaxString {
+					return false
+				}
+				continue
+			case n > untrackedMaxList:
+				return false
+			}
+			for j := range n {
+				e := fv.Index(j)
+				if f.strs {
+					if e.Len() > untrackedMaxString {
+						return false
+					}
+				} else if !f.elem.fits(e) {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// jsonFits reports whether the JSON body raw, decoded as decodeBody does,
+// holds no string (key or value) longer than untrackedMaxString bytes and
+// no array or object of more than untrackedMaxList entries. It scans the
+// bytes without decoding them. A decoded string's length is bounded from
+// above: a byte of a multi-byte sequence counts 3 (an invalid byte decodes
+// to U+FFFD, 3 bytes), an escape \uXXXX counts 3 and any other escape 1.
+// The entries of a container are bounded by its top-level commas plus one.
+// On invalid JSON the answer does not matter: decodeBody reads it as an
+// empty object, which fits.
+func jsonFits(raw []byte) bool {
+	if len(raw) <= untrackedMaxString/3 && len(raw) < 2*untrackedMaxList {
+		// Too short for a long string or a long container.
+		return true
+	}
+	var stack [64]int
+	counts := stack[:0]
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; c {
+		case '"':
+			n := 0
+			for i++; i < len(raw) && raw[i] != '"'; i++ {
+				switch b := raw[i]; {
+				case b == '\\':
+					if i+1 < len(raw) && raw[i+1] == 'u' {
+						n += 3
+						i += 5
+					} else {
+						n++
+						i++
+					}
+				case b >= 0x80:
+					n += 3
+				default:
+					n++
+				}
+			}
+			if n > untrackedMaxString {
+				return false
+			}
+		case '[', '{':
+			counts = append(counts, 1)
+		case ',':
+			if k := len(counts); k > 0 {
+				counts[k-1]++
+				if counts[k-1] > untrackedMaxList {
+					return false
+				}
+			}
+		case ']', '}':
+			if k := len(counts); k > 0 {
+				counts = counts[:k-1]
+			}
+		}
+	}
+	return true
+}
