@@ -3,6 +3,7 @@ package rules
 import (
 	"reflect"
 	"strings"
+	"unsafe"
 
 	"cel.dev/cel-go/cel"
 	celast "cel.dev/cel-go/common/ast"
@@ -76,21 +77,28 @@ func variablesRead(a *celast.AST) uint8 {
 	return reads
 }
 
-// sizePlan lists the fields of a struct type that eventFits measures:
-// strings, lists and nested structs, with the nested plans resolved once.
-// ok is false when the type holds a kind the plan cannot measure (a map,
-// a pointer, an interface); such a type never fits.
+// sizePlan lists the fields of a struct type that eventFits measures, as
+// byte offsets: its strings and slices, those of nested structs flattened
+// in, so a check is one pass over a flat list. ok is false when the type
+// holds a kind the plan cannot measure (a map, a pointer, an interface);
+// such a type never fits.
+//
+// The plan is read with unsafe pointer arithmetic instead of reflect:
+// BenchmarkEventFits measured about 1.5 µs per event walking ocsf.Event
+// with reflect.Value, as much as the cost tracking the check saves; the
+// offsets come from reflect once, at init, so the layout cannot drift.
 type sizePlan struct {
 	ok     bool
 	fields []sizeField
 }
 
 type sizeField struct {
-	index int
-	kind  reflect.Kind // String, Struct or Slice
-	elem  *sizePlan    // the struct of a Struct field or of a slice's elements
-	strs  bool         // a slice of strings
-	bytes bool         // a []byte (sized like a string)
+	off      uintptr
+	kind     reflect.Kind // String or Slice
+	strs     bool         // a slice of strings
+	bytes    bool         // a []byte, sized like a string
+	elem     *sizePlan    // the plan of a slice's struct elements
+	elemSize uintptr
 }
 
 // eventPlan is the plan of ocsf.Event: every field a condition can read
@@ -99,30 +107,34 @@ var eventPlan = newSizePlan(reflect.TypeFor[ocsf.Event]())
 
 func newSizePlan(t reflect.Type) *sizePlan {
 	p := &sizePlan{ok: true}
+	p.add(t, 0)
+	return p
+}
+
+func (p *sizePlan) add(t reflect.Type, base uintptr) {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if !f.IsExported() || strings.Split(f.Tag.Get("cel"), ",")[0] == "-" {
 			continue
 		}
+		off := base + f.Offset
 		switch f.Type.Kind() {
 		case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
 			reflect.Float32, reflect.Float64:
 		case reflect.String:
-			p.fields = append(p.fields, sizeField{index: i, kind: reflect.String})
+			p.fields = append(p.fields, sizeField{off: off, kind: reflect.String})
 		case reflect.Struct:
-			sub := newSizePlan(f.Type)
-			p.ok = p.ok && sub.ok
-			p.fields = append(p.fields, sizeField{index: i, kind: reflect.Struct, elem: sub})
+			p.add(f.Type, off)
 		case reflect.Slice:
-			sf := sizeField{index: i, kind: reflect.Slice}
+			sf := sizeField{off: off, kind: reflect.Slice}
 			switch e := f.Type.Elem(); e.Kind() {
 			case reflect.String:
 				sf.strs = true
 			case reflect.Uint8:
 				sf.bytes = true
 			case reflect.Struct:
-				sf.elem = newSizePlan(e)
+				sf.elem, sf.elemSize = newSizePlan(e), e.Size()
 				p.ok = p.ok && sf.elem.ok
 			default:
 				p.ok = false
@@ -132,47 +144,51 @@ func newSizePlan(t reflect.Type) *sizePlan {
 			p.ok = false
 		}
 	}
-	return p
 }
 
 // eventFits reports whether every string of ev that a condition can read
 // is at most untrackedMaxString bytes and every list at most
 // untrackedMaxList entries: the size hints of the strict cost estimate.
 func eventFits(ev *ocsf.Event) bool {
-	return eventPlan.ok && eventPlan.fits(reflect.ValueOf(ev).Elem())
+	return eventPlan.ok && eventPlan.fits(unsafe.Pointer(ev))
 }
 
-func (p *sizePlan) fits(v reflect.Value) bool {
+// fits measures the struct at base, whose type is the plan's.
+func (p *sizePlan) fits(base unsafe.Pointer) bool {
 	for i := range p.fields {
 		f := &p.fields[i]
-		fv := v.Field(f.index)
-		switch f.kind {
-		case reflect.String:
-			if fv.Len() > untrackedMaxString {
+		ptr := unsafe.Add(base, f.off)
+		if f.kind == reflect.String {
+			if len(*(*string)(ptr)) > untrackedMaxString {
 				return false
 			}
-		case reflect.Struct:
-			if !f.elem.fits(fv) {
+			continue
+		}
+		switch {
+		case f.bytes:
+			if len(*(*[]byte)(ptr)) > untrackedMaxString {
 				return false
 			}
-		case reflect.Slice:
-			n := fv.Len()
-			switch {
-			case f.bytes:
-				if n > untrackedMaxString {
+		case f.strs:
+			ss := *(*[]string)(ptr)
+			if len(ss) > untrackedMaxList {
+				return false
+			}
+			for _, s := range ss {
+				if len(s) > untrackedMaxString {
 					return false
 				}
-				continue
-			case n > untrackedMaxList:
+			}
+		default:
+			// Every slice header has the same layout; only the element
+			// size differs.
+			hdr := *(*[]byte)(ptr)
+			if len(hdr) > untrackedMaxList {
 				return false
 			}
-			for j := range n {
-				e := fv.Index(j)
-				if f.strs {
-					if e.Len() > untrackedMaxString {
-						return false
-					}
-				} else if !f.elem.fits(e) {
+			data := unsafe.Pointer(unsafe.SliceData(hdr))
+			for j := range len(hdr) {
+				if !f.elem.fits(unsafe.Add(data, uintptr(j)*f.elemSize)) {
 					return false
 				}
 			}

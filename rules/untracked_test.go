@@ -279,3 +279,19 @@ func TestJSONFits(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkEventFits measures the once-per-event check of the untracked
+// path on the events of the pack's tests and fixtures.
+func BenchmarkEventFits(b *testing.B) {
+	s, err := Load("../detections")
+	if err != nil {
+		b.Fatal(err)
+	}
+	evs := packEvents(&testing.T{}, s)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		ev := evs[i%len(evs)]
+		eventFits(ev)
+		jsonFits(ev.API.Request.Data)
+	}
+}
