@@ -160,50 +160,61 @@ func TestUntrackedPathTaken(t *testing.T) {
 }
 
 // TestOversizedInputsStayTracked checks that a rule with an untracked
-// program is still stopped by the cost limit on an event whose field is
-// above the estimate's size hints: a long string, a long list, a long
-// string or a long array in the request body.
+// program runs tracked on an event with an input above the estimate's size
+// hints — a long string, a long list, a long string or a long array in the
+// request body — and, where that input makes it expensive, is stopped by
+// the cost limit.
 func TestOversizedInputsStayTracked(t *testing.T) {
-	// Each input costs above CostLimit with the pattern below, which is
-	// long enough that a scan of 2 MiB does; on inputs within the size
-	// hints the same rules cost far less.
-	const pattern = `(needle|pin|thread|button|thimble)[0-9a-f]{8,17}x`
+	// The pattern is long enough that a scan of 2 MiB costs above
+	// CostLimit, while the strict estimate over 16 KiB stays under it. Its
+	// literal prefix lets the regexp package skip through the haystack
+	// quickly (the cost limit stops a call only once it returns).
+	const pattern = `needle[0-9a-f]{8,17}x(pin|thread|button|thimble)`
 	huge := strings.Repeat("haystack ", 1<<18)
 	body, _ := json.Marshal(map[string]any{"policy": huge})
-	listBody := `{"items":[` + strings.Repeat("1,", 600_000) + `2]}`
+	value := strings.Repeat("v", 50_000)
 	tests := []struct {
 		name, cond string
 		ev         func() *ocsf.Event
+		limit      bool // the cost limit must stop it
 	}{
 		{"long string", `'event.message.matches("` + pattern + `")'`, func() *ocsf.Event {
 			ev := ctEvent("X", "")
 			ev.Message = huge
 			return ev
-		}},
-		{"long list", `'event.observables.exists(o, o.value == "needle")'`, func() *ocsf.Event {
+		}, true},
+		{"long list", `'event.observables.exists(o, o.value.contains("needle"))'`, func() *ocsf.Event {
 			ev := ctEvent("X", "")
-			ev.Observables = make([]ocsf.Observable, 400_000)
+			for range 1500 {
+				ev.Observables = append(ev.Observables, ocsf.Observable{Value: value})
+			}
 			return ev
-		}},
+		}, true},
 		{"long body string", `'string(request.?policy.orValue("")).matches("` + pattern + `")'`, func() *ocsf.Event {
 			return ctEvent("X", string(body))
-		}},
+		}, true},
 		{"long body array", `'request.?items.orValue([]).exists(i, i == 3)'`, func() *ocsf.Event {
-			return ctEvent("X", listBody)
-		}},
+			return ctEvent("X", `{"items":[`+strings.Repeat("1,", untrackedMaxList)+`2]}`)
+		}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := mustLoad(t, map[string]string{"r.yaml": ruleYAML("t.huge", tt.cond)})
-			r := s.Rules()[0]
-			if r.fast == nil {
+			if s.Rules()[0].fast == nil {
 				t.Fatalf("got no untracked program, want one (bound on small events)")
 			}
-			e := NewEngine(nil, nil)
+			e := NewEngine(prometheus.NewRegistry(), nil)
 			e.EvalTimeout = time.Minute // the cost limit, not the deadline, must stop it
-			_, reason, err := e.eval(r, newActivation(tt.ev(), s.adapter), nil)
-			if reason != ReasonCostLimit {
-				t.Errorf("got reason %q (err %v), want %q", reason, err, ReasonCostLimit)
+			e.Swap(s)
+			e.Evaluate(tt.ev())
+			untracked := counterValue(t, e.metrics.untracked.WithLabelValues("t.huge"))
+			cost := counterValue(t, e.metrics.cost.WithLabelValues("t.huge"))
+			if untracked != 0 || cost == 0 {
+				t.Errorf("got %v untracked evaluations and cost %v, want 0 and a tracked cost", untracked, cost)
+			}
+			limited := counterValue(t, e.metrics.errors.WithLabelValues("t.huge", ReasonCostLimit))
+			if want := map[bool]float64{true: 1}[tt.limit]; limited != want {
+				t.Errorf("got %v cost-limit errors, want %v", limited, want)
 			}
 		})
 	}
