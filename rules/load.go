@@ -511,7 +511,10 @@ func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Ru
 			return exprPos(condNode, lines, line, col)
 		}, file, id, "condition")
 		problems = append(problems, probs...)
-		r.prg, r.fast, r.fastBound, r.reads, r.iterates, r.pre = ce.prg, ce.fast, ce.bound, ce.reads, ce.iterates, ce.pre
+		r.prg, r.iterates, r.pre = ce.prg, ce.iterates, ce.pre
+		if ce.ast != nil {
+			r.fast, r.fastBound, r.reads = untrackedProgram(env, ce.ast)
+		}
 		r.fields = append(r.fields, ce.refs...)
 	}
 	if r.SuppressionKey != "" {
@@ -628,15 +631,11 @@ func exprPos(n *yaml.Node, lines []string, line, col int) (int, int) {
 // top-level event attributes the expression reads, for the class check of
 // Lint.
 // compiledExpr is a compiled rule expression: its program, whether it has
-// comprehensions, the event fields it reads and its prefilter; fast is its
-// untracked program when its strict estimate is within CostLimit (nil
-// otherwise), to be run only on events within the strict size hints of the
-// variables in reads (see untracked.go).
+// comprehensions, the event fields it reads and its prefilter; ast is the
+// checked expression, for untrackedProgram.
 type compiledExpr struct {
 	prg      cel.Program
-	fast     cel.Program
-	bound    uint64 // the strict estimate that admitted fast
-	reads    uint8
+	ast      *cel.Ast
 	iterates bool
 	refs     []fieldRef
 	pre      Prefilter
@@ -683,16 +682,7 @@ func compileExpr(env *cel.Env, expr string, want *cel.Type, pos func(line, col i
 		bad("%v", err)
 		return compiledExpr{}, problems
 	}
-	var fast cel.Program
-	var bound uint64
-	if strict, err := env.EstimateCost(ast, sizeEstimator{strict: true}); err == nil && strict.Max <= CostLimit {
-		if fast, err = env.Program(ast, untrackedProgramOptions()...); err != nil {
-			bad("%v", err)
-			return compiledExpr{}, problems
-		}
-		bound = strict.Max
-	}
-	return compiledExpr{prg: prg, fast: fast, bound: bound, reads: variablesRead(ast.NativeRep()), iterates: iterates,
+	return compiledExpr{prg: prg, ast: ast, iterates: iterates,
 		refs: eventFields(ast.NativeRep(), pos, what), pre: NewPrefilter(ast.NativeRep())}, nil
 }
 

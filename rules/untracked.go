@@ -50,13 +50,22 @@ const (
 	readsResponse
 )
 
-// untrackedProgramOptions are those of the untracked program: the tracked
-// program's options without the cost limit and trackers.
-func untrackedProgramOptions() []cel.ProgramOption {
-	return []cel.ProgramOption{
-		cel.EvalOptions(cel.OptOptimize),
-		cel.InterruptCheckFrequency(64),
+// untrackedProgram returns the untracked program of a detection rule's
+// checked condition, its strict estimate and the variables it reads, or a
+// nil program when the strict estimate is above CostLimit or unbounded.
+// Its options are the tracked program's (ProgramOptions) without the cost
+// limit and trackers. Only detection conditions get one: exceptions,
+// suppression keys and correlation stages run tracked.
+func untrackedProgram(env *cel.Env, ast *cel.Ast) (cel.Program, uint64, uint8) {
+	est, err := env.EstimateCost(ast, sizeEstimator{strict: true})
+	if err != nil || est.Max > CostLimit {
+		return nil, 0, 0
 	}
+	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.InterruptCheckFrequency(64))
+	if err != nil {
+		return nil, 0, 0 // the tracked program, built with the same options, compiled
+	}
+	return prg, est.Max, variablesRead(ast.NativeRep())
 }
 
 // variablesRead is the set of variables (readsEvent, …) that expression a
