@@ -26,6 +26,29 @@ type activation struct {
 	decoded  uint8 // bit 1: request decoded, bit 2: response decoded
 	badJSON  bool  // a body was present but not valid JSON
 	decodeFn func(json.RawMessage) (ref.Val, bool)
+	// checked and fit are, per variable (readsEvent, …), whether the
+	// variable was measured against the strict size hints and whether it
+	// is within them; see fits.
+	checked, fit uint8
+}
+
+// fits reports whether every variable in reads is within the strict size
+// hints of the untracked fast path (see untracked.go). Each variable is
+// measured once per event, the first time a rule asks.
+func (a *activation) fits(reads uint8) bool {
+	if todo := reads &^ a.checked; todo != 0 {
+		if todo&readsEvent != 0 && eventFits(a.ev) {
+			a.fit |= readsEvent
+		}
+		if todo&readsRequest != 0 && jsonFits(a.ev.API.Request.Data) {
+			a.fit |= readsRequest
+		}
+		if todo&readsResponse != 0 && jsonFits(a.ev.API.Response.Data) {
+			a.fit |= readsResponse
+		}
+		a.checked |= todo
+	}
+	return reads&a.fit == reads
 }
 
 func newActivation(ev *ocsf.Event, adapter types.Adapter) *activation {

@@ -57,9 +57,11 @@
 // rule count grows. Before a candidate's condition runs, the engine checks
 // its literal prerequisites (Prefilter: the top-level conjuncts that compare
 // an event field with literals, such as event.status_id != 2 or
-// event.cloud.account.uid == "…"); an event that fails one is never shown
-// to the CEL program, and an event that reaches no program costs no
-// activation.
+// event.cloud.account.uid == "…", and the literal prefix of an anchored
+// regular expression, such as "i-" of
+// event.actor.session.name.matches('^i-[0-9a-f]{8,17}$')); an event that
+// fails one is never shown to the CEL program, and an event that reaches no
+// program costs no activation.
 //
 // # Exceptions and shadow mode
 //
@@ -120,7 +122,14 @@
 // above MaxEstimatedCost. At evaluation each rule runs under CostLimit and,
 // when it iterates, a deadline (Engine.EvalTimeout); a rule that exceeds
 // either is stopped, counted in musubi_rules_errors_total, and the other
-// rules of the event still run.
+// rules of the event still run. Cost tracking is skipped only where it
+// cannot matter: a rule whose worst-case cost, estimated with every string
+// at most 16 KiB and every list and map at most 256 entries, is within
+// CostLimit runs without it on an event whose strings, lists and JSON
+// bodies are within those sizes (checked once per event); on any other
+// event, and always for a rule whose estimate is above the limit or
+// unbounded, it runs tracked. The deadline applies either way (see
+// untracked.go).
 //
 // # Lifecycle
 //
@@ -151,7 +160,8 @@
 //	musubi_rules_excepted_total{rule,exception} matches a tuning exception covered
 //	musubi_rules_shadow_matches_total{rule}    matches of experimental rules (shadow mode)
 //	musubi_rules_errors_total{rule,reason}     cost_limit, timeout, eval, not_bool, panic, bad_json
-//	musubi_rules_cost_total{rule}              CEL cost units spent
+//	musubi_rules_cost_total{rule}              CEL cost units spent by tracked evaluations
+//	musubi_rules_untracked_evaluations_total{rule} evaluations run without cost tracking
 //	musubi_rules_loaded                        rules in the running set
 //	musubi_rules_reloads_total{outcome}        success, failure
 //

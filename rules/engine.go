@@ -72,6 +72,8 @@ type engineSet struct {
 
 type ruleMetrics struct {
 	evals, matches, cost, suppressed prometheus.Counter
+	// untracked counts the evaluations run without cost tracking.
+	untracked prometheus.Counter
 	// shadow counts the matches of an experimental rule (nil otherwise).
 	shadow prometheus.Counter
 	// excepts are the exceptions naming the rule, each with its counter.
@@ -85,7 +87,7 @@ type exceptionRef struct {
 
 type metrics struct {
 	evals, matches, cost, suppressed, errors *prometheus.CounterVec
-	excepted, shadow                         *prometheus.CounterVec
+	excepted, shadow, untracked              *prometheus.CounterVec
 	loaded                                   prometheus.Gauge
 	reloads                                  *prometheus.CounterVec
 }
@@ -102,7 +104,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "musubi_rules_errors_total", Help: "Rule evaluations that failed, by rule and reason (cost_limit, timeout, eval, not_bool, panic, bad_json).",
 		}, []string{"rule", "reason"}),
 		cost: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "musubi_rules_cost_total", Help: "CEL evaluation cost units spent, by rule.",
+			Name: "musubi_rules_cost_total", Help: "CEL evaluation cost units spent by evaluations run under the cost limit, by rule.",
+		}, []string{"rule"}),
+		untracked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "musubi_rules_untracked_evaluations_total", Help: "Rule evaluations run without cost tracking, because the rule's worst-case cost on an event within the estimate's size hints is under the cost limit, by rule.",
 		}, []string{"rule"}),
 		suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "musubi_rules_suppressed_total", Help: "Matches folded into an earlier alert by suppression, by rule.",
@@ -125,6 +130,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.matches = register(reg, m.matches)
 		m.errors = register(reg, m.errors)
 		m.cost = register(reg, m.cost)
+		m.untracked = register(reg, m.untracked)
 		m.suppressed = register(reg, m.suppressed)
 		m.excepted = register(reg, m.excepted)
 		m.shadow = register(reg, m.shadow)
@@ -177,6 +183,7 @@ func (e *Engine) Swap(s *Set) {
 			matches:    e.metrics.matches.WithLabelValues(r.ID),
 			cost:       e.metrics.cost.WithLabelValues(r.ID),
 			suppressed: e.metrics.suppressed.WithLabelValues(r.ID),
+			untracked:  e.metrics.untracked.WithLabelValues(r.ID),
 		}
 		if r.Shadow() {
 			m.shadow = e.metrics.shadow.WithLabelValues(r.ID)
@@ -193,6 +200,7 @@ func (e *Engine) Swap(s *Set) {
 				e.metrics.evals.DeleteLabelValues(r.ID)
 				e.metrics.matches.DeleteLabelValues(r.ID)
 				e.metrics.cost.DeleteLabelValues(r.ID)
+				e.metrics.untracked.DeleteLabelValues(r.ID)
 				e.metrics.suppressed.DeleteLabelValues(r.ID)
 				e.metrics.shadow.DeleteLabelValues(r.ID)
 				e.metrics.errors.DeletePartialMatch(prometheus.Labels{"rule": r.ID})
@@ -314,7 +322,9 @@ func (e *Engine) exceptedBy(r *Rule, ev *ocsf.Event, act *activation, excepts []
 }
 
 // eval evaluates one rule's condition under the cost limit and, when it
-// iterates, a deadline.
+// iterates, a deadline. A rule whose worst-case cost on this event is
+// provably under the cost limit runs its untracked program instead (see
+// untracked.go), with the same deadline.
 func (e *Engine) eval(r *Rule, act *activation, m *ruleMetrics) (matched bool, reason string, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -324,7 +334,14 @@ func (e *Engine) eval(r *Rule, act *activation, m *ruleMetrics) (matched bool, r
 	if m != nil {
 		m.evals.Inc()
 	}
-	out, det, err := e.run(r.prg, r.iterates, act)
+	prg := r.prg
+	if r.fast != nil && act.fits(r.reads) {
+		prg = r.fast
+		if m != nil {
+			m.untracked.Inc()
+		}
+	}
+	out, det, err := e.run(prg, r.iterates, act)
 	if m != nil {
 		if c := det.ActualCost(); c != nil {
 			m.cost.Add(float64(*c))

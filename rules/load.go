@@ -512,6 +512,9 @@ func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Ru
 		}, file, id, "condition")
 		problems = append(problems, probs...)
 		r.prg, r.iterates, r.pre = ce.prg, ce.iterates, ce.pre
+		if ce.ast != nil {
+			r.fast, r.fastBound, r.reads = untrackedProgram(env, ce.ast)
+		}
 		r.fields = append(r.fields, ce.refs...)
 	}
 	if r.SuppressionKey != "" {
@@ -628,9 +631,11 @@ func exprPos(n *yaml.Node, lines []string, line, col int) (int, int) {
 // top-level event attributes the expression reads, for the class check of
 // Lint.
 // compiledExpr is a compiled rule expression: its program, whether it has
-// comprehensions, the event fields it reads and its prefilter.
+// comprehensions, the event fields it reads and its prefilter; ast is the
+// checked expression, for untrackedProgram.
 type compiledExpr struct {
 	prg      cel.Program
+	ast      *cel.Ast
 	iterates bool
 	refs     []fieldRef
 	pre      Prefilter
@@ -677,7 +682,8 @@ func compileExpr(env *cel.Env, expr string, want *cel.Type, pos func(line, col i
 		bad("%v", err)
 		return compiledExpr{}, problems
 	}
-	return compiledExpr{prg: prg, iterates: iterates, refs: eventFields(ast.NativeRep(), pos, what), pre: NewPrefilter(ast.NativeRep())}, nil
+	return compiledExpr{prg: prg, ast: ast, iterates: iterates,
+		refs: eventFields(ast.NativeRep(), pos, what), pre: NewPrefilter(ast.NativeRep())}, nil
 }
 
 // ProgramOptions are the options every rule program is built with: constant
@@ -694,41 +700,73 @@ func ProgramOptions() []cel.ProgramOption {
 }
 
 // sizeEstimator bounds the sizes of event fields for the worst-case cost
-// estimate: strings up to estimatedMaxString, lists and maps up to
-// estimatedMaxList entries.
-type sizeEstimator struct{}
+// estimate: strings up to estimatedMaxString (list elements up to
+// estimatedMaxItem), lists and maps up to estimatedMaxList entries. The
+// load-time check uses it as is. With strict set it is the estimate the
+// untracked fast path relies on (see untracked.go): every string, list
+// element and JSON value up to untrackedMaxString, every list and map up
+// to untrackedMaxList, the very hints the engine checks on each event
+// before it takes that path; a value it cannot size is unbounded.
+type sizeEstimator struct {
+	strict bool
+}
 
 // A value without a path comes from a variable bound by cel.bind (the
 // subject process of a rule that reads Process Activity and findings alike:
 // cel.bind(proc, event.class_uid == 1007 ? event.process :
 // event.actor.process, ...)); everything a rule reads derives from the
 // event, so it gets the same bounds, its list elements those of a list.
-func (sizeEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
+func (e sizeEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 	p := n.Path()
 	switch n.Type().Kind() {
 	case types.StringKind, types.BytesKind:
-		if len(p) > 0 && p[len(p)-1] == "@items" {
+		if len(p) > 0 && p[len(p)-1] == "@items" && !e.strict {
 			// elements of lists: paths, names, observable values
 			s := cost.RangedSizeEstimate(0, estimatedMaxItem)
 			return &s
 		}
-		s := cost.RangedSizeEstimate(0, estimatedMaxString)
+		s := cost.RangedSizeEstimate(0, e.maxString())
 		return &s
 	case types.ListKind, types.MapKind:
-		s := cost.RangedSizeEstimate(0, estimatedMaxList)
+		s := cost.RangedSizeEstimate(0, e.maxList())
 		return &s
 	case types.DynKind:
 		if p == nil {
 			return nil
 		}
-		s := cost.RangedSizeEstimate(0, estimatedMaxString)
+		s := cost.RangedSizeEstimate(0, e.maxDyn())
 		return &s
 	}
 	return nil
 }
 
+func (e sizeEstimator) maxString() uint64 {
+	if e.strict {
+		return untrackedMaxString
+	}
+	return estimatedMaxString
+}
+
+func (e sizeEstimator) maxList() uint64 {
+	if e.strict {
+		return untrackedMaxList
+	}
+	return estimatedMaxList
+}
+
+// maxDyn bounds a value of unknown type: a string, or a list or map, of a
+// JSON body. The load-time estimate sizes it as a string; the strict one as
+// the larger of a string and a list.
+func (e sizeEstimator) maxDyn() uint64 {
+	if e.strict {
+		return max(untrackedMaxString, untrackedMaxList)
+	}
+	return estimatedMaxString
+}
+
 // EstimateCallCost prices Musubi's library functions as scans of their
-// string operand; basename and base64_decode return at most their input.
+// string operand, at least as high as CostTrackers charges them at run
+// time; basename and base64_decode return at most their input.
 func (e sizeEstimator) EstimateCallCost(function, overloadID string, target *cost.AstNode, args []cost.AstNode) *cost.CallEstimate {
 	var operand cost.AstNode
 	switch {
@@ -750,24 +788,59 @@ func (e sizeEstimator) EstimateCallCost(function, overloadID string, target *cos
 	case "orValue", "value", "_?._", "_[?_]", "dyn":
 		// optional access into request/response: a JSON value whose size
 		// we cannot know; bounded like a list of the event (the cost limit
-		// still applies at evaluation)
+		// still applies at evaluation). The strict estimate bounds it as
+		// any JSON value of a body that fits.
 		sz := cost.RangedSizeEstimate(0, estimatedMaxList)
+		if e.strict {
+			sz = cost.RangedSizeEstimate(0, e.maxDyn())
+		}
 		return cost.NewCallEstimate(cost.FixedCostEstimate(1), &sz)
 	case "basename", "base64_decode":
 		c, sz := cost.EstimateStringScan(sizeOrMax(e, operand))
-		return cost.NewCallEstimate(c, sz)
+		return cost.NewCallEstimate(c.Add(cost.FixedCostEstimate(1)), sz)
+	case "json_text":
+		// CostTrackers charges a fixed price; the text can be longer than
+		// any field (a body re-encoded), so the strict estimate cannot size
+		// it and whatever scans it is unbounded.
+		c := cost.FixedCostEstimate(estimatedMaxString / 10)
+		if e.strict {
+			sz := cost.UnknownSizeEstimate()
+			return cost.NewCallEstimate(c, &sz)
+		}
+		return cost.NewCallEstimate(c, nil)
 	case "cidr_match", "is_public_ip", "is_private_ip", "is_ip":
 		return cost.NewCallEstimate(cost.FixedCostEstimate(2), nil)
 	case "iequals", "icontains", "istartsWith", "iendsWith", "glob", "iglob":
-		sz := sizeOrMax(e, operand)
+		// CostTrackers: 1 + len(s)/10, plus len(p)/10 for one pattern or
+		// times the number of patterns of a list; glob and iglob times the
+		// stars of one pattern.
+		c, _ := cost.EstimateStringScan(sizeOrMax(e, operand))
+		c = c.Add(cost.FixedCostEstimate(1))
 		if len(args) > 0 {
-			// a list argument multiplies the scans
-			if n := cost.EstimateSize(e, args[len(args)-1]); !n.IsUnknown() && args[len(args)-1].Type().Kind() == types.ListKind {
-				sz = sz.Multiply(n)
+			pat := args[len(args)-1]
+			if pat.Type().Kind() == types.ListKind {
+				// a list argument multiplies the scans
+				if n := cost.EstimateSize(e, pat); !n.IsUnknown() {
+					c = n.MultiplyByCost(c)
+				} else {
+					c = cost.UnknownCostEstimate()
+				}
+			} else {
+				psz := sizeOrMax(e, pat)
+				pc, _ := cost.EstimateStringScan(psz)
+				c = c.Add(pc)
+				if function == "glob" || function == "iglob" {
+					stars := psz
+					if pat.Expr() != nil && pat.Expr().Kind() == celast.LiteralKind {
+						if lit, ok := pat.Expr().AsLiteral().Value().(string); ok {
+							stars = cost.FixedSizeEstimate(max(1, uint64(strings.Count(lit, "*"))))
+						}
+					}
+					c = stars.MultiplyByCost(c)
+				}
 			}
 		}
-		c, _ := cost.EstimateStringScan(sz)
-		return cost.NewCallEstimate(c.Add(cost.FixedCostEstimate(1)), nil)
+		return cost.NewCallEstimate(c, nil)
 	}
 	return nil
 }
@@ -777,7 +850,7 @@ func (e sizeEstimator) EstimateCallCost(function, overloadID string, target *cos
 func sizeOrMax(e sizeEstimator, n cost.AstNode) cost.SizeEstimate {
 	sz := cost.EstimateSize(e, n)
 	if sz.IsUnknown() {
-		return cost.RangedSizeEstimate(0, estimatedMaxString)
+		return cost.RangedSizeEstimate(0, e.maxString())
 	}
 	return sz
 }

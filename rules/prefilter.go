@@ -1,10 +1,13 @@
 package rules
 
 import (
+	"regexp/syntax"
 	"slices"
+	"strings"
 
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/operators"
+	"cel.dev/cel-go/common/overloads"
 	"cel.dev/cel-go/common/types"
 
 	"github.com/musubi-xdr/musubi/ocsf"
@@ -13,6 +16,8 @@ import (
 // Prefilter is what an event must carry for a condition to be true: the
 // comparisons of a typed event field with literals (event.class_uid == 4001,
 // event.api.operation in ["PutObject", "CopyObject"], event.status_id != 2)
+// and the literal prefixes of anchored regular expressions
+// (event.actor.session.name.matches('^i-[0-9a-f]{8,17}$') needs "i-")
 // among the condition's top-level conjuncts. CEL's && is false as soon as one side is false, even
 // if the other side errs, so an event that fails one of them cannot satisfy
 // the condition: checking these in Go first spares the program's evaluation
@@ -25,18 +30,24 @@ type Prefilter struct {
 }
 
 // literalCheck is one conjunct: the field equals one of the literals (or,
-// negated, none of them). The accessor is resolved when the check is built,
-// so Admits does no map lookups.
+// negated, none of them), or, with isPrefix, the string field starts with
+// prefix. The accessor is resolved when the check is built, so Admits does
+// no map lookups.
 type literalCheck struct {
-	neg  bool
-	intf func(*ocsf.Event) int64
-	strf func(*ocsf.Event) string
-	ints []int64
-	strs []string
+	neg      bool
+	isPrefix bool
+	prefix   string
+	intf     func(*ocsf.Event) int64
+	strf     func(*ocsf.Event) string
+	ints     []int64
+	strs     []string
 }
 
 // admits reports whether ev passes the check.
 func (c *literalCheck) admits(ev *ocsf.Event) bool {
+	if c.isPrefix {
+		return strings.HasPrefix(c.strf(ev), c.prefix)
+	}
 	var in bool
 	if c.intf != nil {
 		in = slices.Contains(c.ints, c.intf(ev))
@@ -75,6 +86,7 @@ var (
 		"event.metadata.tenant_uid":   func(e *ocsf.Event) string { return e.Metadata.TenantUID },
 		"event.metadata.product.name": func(e *ocsf.Event) string { return e.Metadata.Product.Name },
 		"event.actor.user.name":       func(e *ocsf.Event) string { return e.Actor.User.Name },
+		"event.actor.session.name":    func(e *ocsf.Event) string { return e.Actor.Session.Name },
 		"event.status":                func(e *ocsf.Event) string { return e.Status },
 		"event.finding_info.uid":      func(e *ocsf.Event) string { return e.FindingInfo.UID },
 		"event.process.name":          func(e *ocsf.Event) string { return e.Process.Name },
@@ -119,6 +131,16 @@ func NewPrefilter(a *celast.AST) Prefilter {
 					p.checks = append(p.checks, c)
 				}
 			}
+		case overloads.Matches:
+			// field.matches("^lit…") or matches(field, "^lit…")
+			if call.IsMemberFunction() && len(args) == 1 {
+				args = []celast.Expr{call.Target(), args[0]}
+			}
+			if len(args) == 2 {
+				if c, ok := regexPrefixCheck(args[0], args[1]); ok {
+					p.checks = append(p.checks, c)
+				}
+			}
 		}
 	}
 	walk(a.Expr())
@@ -155,6 +177,33 @@ func literalIn(f, list celast.Expr) (literalCheck, bool) {
 		return literalCheck{}, false
 	}
 	return checkOf(path, list.AsList().Elements())
+}
+
+// regexPrefixCheck reads `field.matches(pattern)` where pattern is a
+// constant regular expression anchored at the start of the text and
+// followed by a literal (case-sensitive): a field that does not start with
+// that literal cannot match. The regexp package parses the pattern as
+// cel-go's matches() compiles it (RE2 syntax, Perl flags).
+func regexPrefixCheck(f, pat celast.Expr) (literalCheck, bool) {
+	path, ok := eventPath(f)
+	if !ok || pat.Kind() != celast.LiteralKind {
+		return literalCheck{}, false
+	}
+	strf := strFields[path]
+	lit, ok := pat.AsLiteral().(types.String)
+	if strf == nil || !ok {
+		return literalCheck{}, false
+	}
+	re, err := syntax.Parse(string(lit), syntax.Perl)
+	if err != nil {
+		return literalCheck{}, false
+	}
+	re = re.Simplify()
+	if re.Op != syntax.OpConcat || len(re.Sub) < 2 || re.Sub[0].Op != syntax.OpBeginText ||
+		re.Sub[1].Op != syntax.OpLiteral || re.Sub[1].Flags&syntax.FoldCase != 0 {
+		return literalCheck{}, false
+	}
+	return literalCheck{isPrefix: true, prefix: string(re.Sub[1].Rune), strf: strf}, true
 }
 
 // checkOf builds a check when the field has an accessor and every literal

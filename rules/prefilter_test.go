@@ -22,6 +22,7 @@ func prefilterEvents() []*ocsf.Event {
 					ev.Metadata.LogName = map[int]string{ocsf.ClassAPIActivity: "cloudtrail", 4001: "vpcflow", 1007: "agent"}[class]
 					ev.DstEndpoint.Port = 443 * action
 					ev.SrcEndpoint.IP = []string{"10.0.0.1", "203.0.113.9", "198.51.100.7"}[action]
+					ev.Actor.Session.Name = []string{"i-0a1b2c3d4e5f6", "alice", ""}[action]
 					if user == "" {
 						ev.Process.Name, ev.Process.CmdLine = "sh", "sh"
 					}
@@ -61,6 +62,14 @@ func TestPrefilterNeverRejectsAMatch(t *testing.T) {
 		{`event.status_id != 2 || event.action_id != 1`, 0},
 		{`!(event.status_id != 2) && event.action_id != dyn(1.0)`, 0},
 		{`event.actor.user.type == "IAMUser" && event.class_uid in [6003, 3002]`, 2},
+		{`event.actor.session.name.matches('^i-[0-9a-f]{8,17}$') && event.class_uid == 6003`, 2},
+		{`matches(event.actor.session.name, "^i-[0-9a-f]+")`, 1},
+		{`event.actor.session.name.matches('(?i)^I-[0-9A-F]+')`, 0},             // a case-folded literal is the program's
+		{`event.actor.session.name.matches('i-[0-9a-f]+')`, 0},                  // unanchored: the literal may start anywhere
+		{`event.actor.session.name.matches('(?m)^i-[0-9a-f]+')`, 0},             // ^ of any line
+		{`event.actor.session.name.matches('^(i-|alice)')`, 0},                  // no single literal
+		{`!event.actor.session.name.matches('^i-') && event.status_id == 2`, 1}, // a negation constrains nothing
+		{`event.process.cmd_line.matches('^sh') && event.status_id == 2`, 1},    // cmd_line has no accessor
 	}
 	events := prefilterEvents()
 	for _, tt := range tests {

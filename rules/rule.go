@@ -89,6 +89,9 @@ type Rule struct {
 	Line int
 
 	prg        cel.Program
+	fast       cel.Program // the untracked program, or nil; see untracked.go
+	fastBound  uint64      // fast's worst-case cost on events within the strict size hints
+	reads      uint8       // the variables the condition reads (readsEvent, …)
 	suppress   cel.Program
 	iterates   bool      // the condition has comprehensions: evaluate under a deadline
 	pre        Prefilter // the condition's literal prerequisites, checked before it runs
