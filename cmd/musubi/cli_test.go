@@ -117,7 +117,7 @@ func TestOnlyUsedFlags(t *testing.T) {
 	}{
 		{[]string{"serve"}, []string{"-brokers", "-clickhouse", "-config", "-listen", "-log-level", "-role", "-rules"}},
 		{[]string{"config", "check"}, []string{"-brokers", "-clickhouse", "-config", "-listen", "-log-level", "-role", "-rules"}},
-		{[]string{"demo"}, []string{"-brokers", "-clickhouse", "-config", "-data", "-exit", "-listen", "-log-level", "-rules", "-wait"}},
+		{[]string{"demo"}, []string{"-brokers", "-clickhouse", "-config", "-data", "-exit", "-inventory", "-listen", "-log-level", "-rules", "-wait"}},
 		{[]string{"migrate", "up"}, []string{"-clickhouse", "-config", "-log-level"}},
 		{[]string{"migrate", "status"}, []string{"-clickhouse", "-config", "-log-level"}},
 		{[]string{"replay"}, []string{"-account", "-clickhouse", "-config", "-cpuprofile", "-format", "-lateness", "-log-level", "-memory-limit-mib", "-min-severity", "-quiet", "-rules", "-since", "-source", "-tenant", "-until", "-write"}},
