@@ -83,10 +83,12 @@ func newUIEnv(t *testing.T) *uiEnv {
 		t.Fatal(err)
 	}
 	batch := proc.Process(recs)
-	if err := store.Write(ctx, batch); err != nil {
+	// The inventory first, and the incidents scored by their assets as
+	// serve scores them.
+	seedInventory(t, store)
+	if err := newAssetScorer(store, cfg.Exposure, logger, nil).Write(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
-	seedInventory(t, store)
 	env := &uiEnv{store: store}
 	latest := replay.LatestVersions(batch.Incidents)
 	for _, in := range latest {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/musubi-xdr/musubi/api"
+	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/internal/apitest"
 )
 
@@ -122,5 +124,67 @@ func TestUIExposures(t *testing.T) {
 			t.Errorf("the incident's exposure card does not say %q:\n%s", w, link)
 		}
 	}
+
+	// The incident's risk explains itself: the correlator's part and every
+	// asset factor the API gives, and the assets with factors are marked
+	// in the graph with the factors on hover.
+	var detail struct {
+		RiskScore int                       `json:"risk_score"`
+		Risk      *incident.RiskExplanation `json:"risk_explanation"`
+	}
+	if code := getJSON(t, env.url+"/v1/incidents/"+env.chainID, apitest.TokAcmeViewer, &detail); code != 200 || detail.Risk == nil || len(detail.Risk.Factors) == 0 {
+		t.Fatalf("GET the attack incident: %d, risk explanation %+v; want the seeded inventory's asset factors", code, detail.Risk)
+	}
+	var why struct {
+		Text      string
+		Factors   []string
+		AtRisk    []string
+		AtRiskTip []string
+	}
+	browse(t, ctx, "the incident's risk",
+		chromedp.WaitVisible(`#risk-why`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#graph`, chromedp.ByQuery),
+		chromedp.Evaluate(`(() => ({
+			Text: document.querySelector('#risk-why').textContent,
+			Factors: [...document.querySelectorAll('#risk-why li[data-factor]')].map((li) => li.dataset.factor + '@' + li.dataset.asset),
+			AtRisk: [...document.querySelectorAll('#graph .node.entity.at-risk')].map((g) => g.dataset.nodeId)
+				.concat([...document.querySelectorAll('#graph .node.more.at-risk')].flatMap((g) => g.dataset.atRisk.split(' '))),
+			AtRiskTip: [...document.querySelectorAll('#graph .node.at-risk > title')].map((x) => x.textContent),
+		}))()`, &why))
+	var wantFactors []string
+	assets := map[string]bool{}
+	for _, f := range detail.Risk.Factors {
+		wantFactors = append(wantFactors, f.Name+"@"+f.Asset)
+		assets[f.Asset] = true
+	}
+	if strings.Join(why.Factors, " ") != strings.Join(wantFactors, " ") {
+		t.Errorf("the risk card lists factors %v, the API %v", why.Factors, wantFactors)
+	}
+	if !strings.Contains(why.Text, "Risk "+strconv.Itoa(detail.RiskScore)) || !strings.Contains(why.Text, strconv.Itoa(detail.Risk.Correlation)+" from the alerts") {
+		t.Errorf("the risk card does not say how %d is made from %d: %q", detail.RiskScore, detail.Risk.Correlation, why.Text)
+	}
+	for _, id := range why.AtRisk {
+		if !assets[id] {
+			t.Errorf("graph node %s is marked at risk, but no factor names it", id)
+		}
+	}
+	if len(why.AtRisk) == 0 {
+		t.Errorf("no asset with a factor is marked in the graph (factors on %v)", wantFactors)
+	}
+	marked := map[string]bool{}
+	for _, id := range why.AtRisk {
+		marked[id] = true
+	}
+	for a := range assets {
+		if !marked[a] {
+			t.Errorf("asset %s has a risk factor but is not marked in the graph (marked %v)", a, why.AtRisk)
+		}
+	}
+	for _, tip := range why.AtRiskTip {
+		if !strings.Contains(strings.ToLower(tip), "asset risk:") {
+			t.Errorf("an at-risk node's hover text does not list its factors: %q", tip)
+		}
+	}
+	fmt.Printf("incident risk in the console: %d = %d + factors %v; graph marks %v\n", detail.RiskScore, detail.Risk.Correlation, wantFactors, why.AtRisk)
 	shot(t, ctx, "incident-exposure", func(b *[]byte) chromedp.Action { return chromedp.Screenshot(`#exposure-link`, b, chromedp.ByQuery) })
 }

@@ -15,6 +15,7 @@
 // selected node.
 
 import { s, h, human, gap, shortID, fmtClock, SEVERITY } from './dom.js';
+import { riskFactorsByAsset, riskFactorName } from './story.js';
 
 // Entity kinds shown by default; processes, files, users and hashes are
 // behind "show every entity".
@@ -406,6 +407,7 @@ const overlaps = (a, b) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h
 // minimap) and fit(), which scales the graph to the width it was given.
 export function renderGraph(inc, { showAll, onSelect, expanded, onExpand, width, height }) {
   const L = layout(inc, showAll, { expanded, width, height });
+  const riskOf = riskFactorsByAsset(inc);
   const svg = s('svg', {
     class: 'graph', id: 'graph', viewBox: `0 0 ${L.width} ${L.height}`, 'data-width': L.width, 'data-height': L.height,
     role: 'group', 'aria-label': `Incident graph: ${L.groups.length} alert nodes, ${L.entities.length} entities, ${L.links.length} links between alerts`,
@@ -510,11 +512,15 @@ export function renderGraph(inc, { showAll, onSelect, expanded, onExpand, width,
     activate(el, first.id);
     nodeLayer.append(el);
     for (const e of g.entities) {
+      // An asset with factors of the incident's risk says so: outlined,
+      // and the factors and their evidence on hover and to readers.
+      const risks = riskOf.get(e.id) || [];
+      const riskText = risks.map((f) => `${riskFactorName(f.name)} (+${f.points}): ${f.evidence}`).join('\n');
       const ee = s('g', {
-        class: `node entity kind-${e.entity}`, tabindex: 0, role: 'button', 'data-node-id': e.id, transform: `translate(${e.x},${e.y})`,
-        'aria-label': `${human(e.entity)} ${e.value}`,
+        class: `node entity kind-${e.entity}${risks.length ? ' at-risk' : ''}`, tabindex: 0, role: 'button', 'data-node-id': e.id, transform: `translate(${e.x},${e.y})`,
+        'aria-label': `${human(e.entity)} ${e.value}${risks.length ? ' — asset risk: ' + risks.map((f) => riskFactorName(f.name)).join(', ') : ''}`,
       },
-      s('title', {}, `${human(e.entity)}: ${e.value}${e.subtitle && e.subtitle !== e.entity ? '\n' + e.subtitle : ''}`),
+      s('title', {}, `${human(e.entity)}: ${e.value}${e.subtitle && e.subtitle !== e.entity ? '\n' + e.subtitle : ''}${riskText ? '\nAsset risk:\n' + riskText : ''}`),
       s('rect', { width: e.w, height: e.h, rx: e.h / 2 }),
       s('text', { class: 'n-kind', x: 9, y: 13.5 }, e.kindText),
       s('text', { class: 'n-value', x: 9 + e.kindW, y: 13.5, 'data-full': e.value }, e.label));
@@ -525,11 +531,15 @@ export function renderGraph(inc, { showAll, onSelect, expanded, onExpand, width,
     }
     if (g.moreBox) {
       const b = g.moreBox;
+      // Hidden assets with risk factors mark the pill that holds them.
+      const risky = g.more.filter((e) => riskOf.has(e.id));
+      const moreRisk = (e) => (riskOf.get(e.id) || []).map((f) => ` — asset risk: ${riskFactorName(f.name)} (+${f.points}): ${f.evidence}`).join('');
       const more = s('g', {
-        class: 'node more', tabindex: 0, role: 'button', 'data-node-id': 'more:' + first.id, transform: `translate(${b.x},${b.y})`,
-        'aria-label': `show ${g.more.length} more entities: ${g.more.map((e) => `${human(e.entity)} ${e.value}`).join(', ')}`,
+        class: `node more${risky.length ? ' at-risk' : ''}`, tabindex: 0, role: 'button', 'data-node-id': 'more:' + first.id, transform: `translate(${b.x},${b.y})`,
+        'data-at-risk': risky.map((e) => e.id).join(' '),
+        'aria-label': `show ${g.more.length} more entities: ${g.more.map((e) => `${human(e.entity)} ${e.value}`).join(', ')}${risky.length ? `; with asset risk: ${risky.map((e) => e.value).join(', ')}` : ''}`,
       },
-      s('title', {}, g.more.map((e) => `${human(e.entity)}: ${e.value}`).join('\n')),
+      s('title', {}, g.more.map((e) => `${human(e.entity)}: ${e.value}${moreRisk(e)}`).join('\n')),
       s('rect', { width: b.w, height: b.h, rx: b.h / 2 }),
       s('text', { class: 'n-kind', x: 8, y: 13.5 }, g.moreText));
       const open = (ev) => { ev.preventDefault(); ev.stopPropagation(); if (onExpand) onExpand(first.id); };

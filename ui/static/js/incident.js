@@ -5,7 +5,7 @@
 import { api, APIError, query } from './api.js';
 import { h, sevBadge, effectiveSeverity, fmtTime, gap, human, jsonBlock, TACTICS, SEVERITY, announce, shortID, copyable } from './dom.js';
 import { renderGraph } from './graph.js';
-import { story, impact, killChain, describe } from './story.js';
+import { story, impact, killChain, describe, riskWhy } from './story.js';
 import { exposureLink } from './exposures.js';
 
 const TRANSITIONS = {
@@ -183,7 +183,7 @@ export function renderIncident(main, ctx, id, params) {
         h('h2', { id: 'sum-h' }, 'What happened'),
         story(d),
         h('div', { class: 'summary-grid' },
-          h('div', {}, h('h3', {}, 'Impact scope'), impact(d)),
+          h('div', {}, h('h3', {}, 'Impact scope'), impact(d), h('h3', { id: 'risk-h' }, 'Why this risk'), riskWhy(d)),
           h('div', {}, h('h3', { id: 'kc-h' }, 'Kill chain'), killChain(d)))),
       // The predicted path the incident walked, asked for once, beside the
       // incident's own requests.

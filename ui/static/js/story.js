@@ -94,6 +94,45 @@ export function impact(d) {
     h('dd', {}, v.slice(0, 6).map((x) => ent(x, 26)), v.length > 6 ? h('span', { class: 'muted' }, ` +${v.length - 6} more`) : ''))));
 }
 
+// RISK_FACTORS names the asset factors of an incident's risk.
+const RISK_FACTORS = {
+  internet_facing: 'internet-facing', imdsv1_allowed: 'IMDSv1 allowed', exploitable_vulnerability: 'exploitable vulnerability',
+  role_writes_deployment_source: 'role writes a deployment source', production_target: 'production target',
+  crown_jewel: 'crown jewel', on_predicted_path: 'on a predicted attack path',
+};
+
+export const riskFactorName = (name) => RISK_FACTORS[name] || human(name);
+
+// riskFactorsByAsset maps each entity node id (kind:value) to the asset
+// factors of the incident's risk found on it.
+export function riskFactorsByAsset(d) {
+  const m = new Map();
+  for (const f of (d.risk_explanation || {}).factors || []) {
+    if (!m.has(f.asset)) m.set(f.asset, []);
+    m.get(f.asset).push(f);
+  }
+  return m;
+}
+
+// riskWhy says how the risk score is made: the correlator's part and each
+// asset factor with its points, asset and evidence.
+export function riskWhy(d) {
+  const x = d.risk_explanation;
+  if (!x) return h('p', { class: 'muted', id: 'risk-why' }, `Risk ${d.risk_score}, from the alerts alone (the incident's assets were not scored).`);
+  const factors = x.factors || [];
+  const lead = h('p', { class: 'risk-sum' }, h('strong', {}, `Risk ${d.risk_score}`), ` = ${x.correlation} from the alerts`,
+    factors.length ? ` + ${factors.reduce((n, f) => n + f.points, 0)} from ${factors.length} asset factor${factors.length === 1 ? '' : 's'}` : ', no asset factor',
+    d.risk_score >= 100 && factors.length ? ' (at most 100)' : '',
+    x.inventory_as_of ? h('span', { class: 'muted' }, ` · inventory as of ${fmtTime(x.inventory_as_of)}`) : '');
+  return h('div', { id: 'risk-why', class: 'risk-why' }, lead,
+    x.unavailable ? h('p', { class: 'muted' }, `Assets not scored: ${x.unavailable}`) : '',
+    x.inventory_truncated ? h('p', { class: 'muted' }, 'The inventory was truncated: factors on some assets may be missing.') : '',
+    factors.length ? h('ul', { class: 'risk-factors' }, factors.map((f) => h('li', { 'data-factor': f.name, 'data-asset': f.asset },
+      h('span', { class: 'points' }, `+${f.points}`), ' ', h('strong', {}, riskFactorName(f.name)),
+      h('span', { class: 'muted' }, ` (weight ${f.weight}) on `), ent(f.asset.slice(f.asset.indexOf(':') + 1), 40),
+      f.evidence ? h('div', { class: 'muted evidence-line' }, f.evidence) : ''))) : '');
+}
+
 // killChain shows the stages in order, each with its own tactic, its
 // alerts (by title) and when it was first seen.
 export function killChain(d) {
