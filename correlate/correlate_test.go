@@ -738,3 +738,37 @@ func TestIncidentEmittedBeforeEviction(t *testing.T) {
 		}
 	}
 }
+
+// Only the partners an address was linked with within the window make it
+// a hub: a partner long gone may or may not have been evicted yet,
+// depending on how far the watermark moved, that is on how the input was
+// cut into batches; it must count the same (not at all) either way.
+func TestHubPartnersCountWithinWindow(t *testing.T) {
+	cfg := testConfig()
+	cfg.HubPartnerLimit = 3
+	cfg.Windows[ocsf.EntityPrincipal] = 30 * time.Minute
+	call := func(user string, d time.Duration) ocsf.Event {
+		e := mkEvent("n-"+user, "cloudtrail", d, ocsf.NewObservable(ocsf.EntityPrincipal, "actor.user.uid", "arn:aws:iam::1:user/"+user),
+			ocsf.NewObservable(ocsf.EntityIP, "src_endpoint.ip", "192.0.2.200"))
+		e.ClassUID = ocsf.ClassAPIActivity
+		return e
+	}
+	// Three callers at midnight, two more after the principals' window.
+	events := []ocsf.Event{call("alice", 0), call("bob", time.Second), call("carol", 2*time.Second),
+		call("dave", 90*time.Minute), call("erin", 2*time.Hour)}
+	hubs := func(batches [][]ocsf.Event) float64 {
+		c, reg := newTest(t, cfg, nil)
+		for _, b := range batches {
+			c.Process(b, nil)
+		}
+		return metricValue(t, reg, "musubi_correlate_dropped_total", "reason", "hub")
+	}
+	var single [][]ocsf.Event
+	for _, e := range events {
+		single = append(single, []ocsf.Event{e})
+	}
+	one, each := hubs([][]ocsf.Event{events}), hubs(single)
+	if one != each || one != 0 {
+		t.Errorf("hubs: %v in one batch, %v in batches of one event; want 0 in both: at most two partners were linked within the window", one, each)
+	}
+}

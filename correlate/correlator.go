@@ -567,8 +567,8 @@ func (c *Correlator) link(ev *ocsf.Event) bool {
 			if !c.g.addLink(a, b, ev.Time, uid) {
 				continue
 			}
-			c.checkHub(a)
-			c.checkHub(b)
+			c.checkHub(a, ev.Time)
+			c.checkHub(b, ev.Time)
 			if !c.g.ents[a].hub && !c.g.ents[b].hub {
 				c.bridge([]uint32{a, b}, ev.Time)
 			}
@@ -603,8 +603,24 @@ func nameMatch(globs []string, name string) bool {
 	return false
 }
 
-func (c *Correlator) checkHub(i uint32) {
-	if e := &c.g.ents[i]; !e.hub && len(e.links) > c.cfg.HubPartnerLimit {
+func (c *Correlator) checkHub(i uint32, t int64) {
+	e := &c.g.ents[i]
+	if e.hub || len(e.links) <= c.cfg.HubPartnerLimit {
+		return
+	}
+	// Only the partners linked within the window at t count: a partner
+	// seen longer ago may already have been evicted or not, depending on
+	// how far the watermark moved, that is on how the input was cut into
+	// batches. Counted this way, whether an entity becomes a hub, and
+	// when, depends on event times only.
+	w := c.window[e.key.kind]
+	live := 0
+	for _, l := range e.links {
+		if l.last >= t-min(w, c.window[c.g.ents[l.to].key.kind]) {
+			live++
+		}
+	}
+	if live > c.cfg.HubPartnerLimit {
 		c.markSplit(i)
 		c.g.makeHub(i)
 		c.m.dropped.WithLabelValues("hub").Inc()
@@ -626,14 +642,36 @@ func (c *Correlator) markSplit(i uint32) {
 }
 
 // bridge merges the open incidents that a new link, seen at time t
-// between the entities of start, connects: through strong paths always,
-// through weak ones unless the incidents name different identities.
+// between the entities of start, connects. The link only finds the
+// candidates; what joins is decided as if the link had been known when
+// their alerts were placed: each alert of a candidate looks for incidents
+// again, by the rules an arriving alert joins by (addAlert). So whether a
+// link arrives before an alert or after it — in the same batch or in a
+// later one — does not change the incidents.
 func (c *Correlator) bridge(start []uint32, t int64) {
 	hits := c.reach(seeker{t: t, sev: WeakJoinSeverity, link: true}, start)
 	if len(hits) < 2 {
 		return
 	}
-	c.mergeHits(hits)
+	var alerts []*alert.Alert
+	for _, h := range hits {
+		if in := c.incs[h.slot]; in != nil {
+			alerts = append(alerts, in.alerts...)
+		}
+	}
+	slices.SortFunc(alerts, alertCmp)
+	for _, a := range alerts {
+		slot, ok := c.alertInc[a.ID]
+		in := c.incs[slot]
+		if !ok || in == nil {
+			continue
+		}
+		var arr [16]uint32
+		ids := c.trackedIDs(in.tenant, a.Entities, a.Time, arr[:0])
+		if again := c.reach(seeker{t: a.Time, sev: joinSeverity(a), ids: alertIdentities(a)}, ids); len(again) >= 2 {
+			c.mergeHits(again)
+		}
+	}
 }
 
 // mergeHits merges the incidents hit into the best of them; an incident

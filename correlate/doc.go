@@ -20,13 +20,19 @@
 // through at most Config.MaxDepth usable links (a link is usable within the
 // shorter window of its two kinds); otherwise it opens an incident. An
 // alert, or a new link from a plain event, that reaches two incidents
-// merges them: the loser is emitted once more with MergedInto set.
+// merges them: the loser is emitted once more with MergedInto set. A new
+// link only finds the incidents it may connect; each of their alerts then
+// looks for incidents again by the rules an arriving alert joins by, so a
+// link joins what it would have joined had it been known when the alerts
+// were placed, and how the input was cut into batches does not matter.
 //
 // Hubs never glue: addresses in Config.HubIPs (NAT, VPC endpoints,
 // link-local IMDS), values with Config.HubSuffixes (AWS service principals),
 // values in Config.HubValues, any account or region on its own, anything
 // that is not an address where an address is expected, and every entity
-// that gains more than Config.HubPartnerLimit link partners. Kinds outside
+// that gains more than Config.HubPartnerLimit link partners within its
+// window (counted by the links' event times, not by what the watermark has
+// evicted so far, which depends on the batches). Kinds outside
 // JoinKinds (account, region, role, bucket, file, user, ...) appear in the
 // graph as context nodes but are not joined on.
 //
