@@ -133,7 +133,7 @@ func (c *Correlator) expectedSource(a *alert.Alert) (string, bool) {
 		return "", false
 	}
 	tenant := c.tenant(a.TenantUID)
-	if own, ok := c.own[ownAddress{tenant, instance, ip}]; ok && a.Time >= own.first-c.maxWin && a.Time <= own.last+c.maxWin {
+	if own, ok := c.own[ownAddress{tenant, instance, ip}]; ok && a.Time >= own.first-causalSlack && a.Time <= own.last+c.maxWin {
 		return fmt.Sprintf("expected source: %s is %s's own address, as reported on %s",
 			ip, instance, msString(own.first)), true
 	}
@@ -165,8 +165,10 @@ func (c *Correlator) expectedSource(a *alert.Alert) (string, bool) {
 // that names exactly one instance and device addresses (device.ip,
 // device.public_ip, device.ipv6; a CloudTrail call has none: its address
 // is the caller's, src_endpoint.ip). An address counts as the
-// instance's own within the longest correlation window of the times it was
-// reported, and is forgotten as long after its last report.
+// instance's own from its first report on (a report does not reach back:
+// an alert placed before it stays placed, whatever the batch boundaries)
+// until the longest correlation window after its last, and is forgotten
+// then.
 
 // ownAddress is an address reported as an instance's own.
 type ownAddress struct {

@@ -114,3 +114,28 @@ func TestOwnAddressSurvivesRestart(t *testing.T) {
 		t.Errorf("the own call's severity: %d with a restart, %d without; want informational in both", gotSev["use-own"], wantSev["use-own"])
 	}
 }
+
+// A report does not reach back: a call from the address before the first
+// report is judged without it, in one batch as in two, so the incidents do
+// not depend on where batches are cut.
+func TestOwnAddressDoesNotReachBack(t *testing.T) {
+	const own, attacker = "203.0.113.10", "198.51.100.99"
+	theftEv := mkEvent("theft", "agent", 0, ob(ocsf.EntityHost, "web-1"), ob(ocsf.EntityInstance, "i-0abc"))
+	theft := mkAlert("theft", "host.imds_credentials_from_webserver", "credential_access", ocsf.SeverityCritical, theftEv)
+	atkEv, atkUse := credentialUse("atk", time.Minute, attacker)
+	earlyEv, earlyUse := credentialUse("own-early", 2*time.Minute, own)
+	finding := ownAddressFinding("gd", 5*time.Minute, own, attacker)
+	one := []Input{{Events: []ocsf.Event{theftEv, atkEv, earlyEv, finding}, Alerts: []alert.Alert{theft, atkUse, earlyUse}}}
+	two := []Input{
+		{Events: []ocsf.Event{theftEv, atkEv, earlyEv}, Alerts: []alert.Alert{theft, atkUse, earlyUse}},
+		{Events: []ocsf.Event{finding}},
+	}
+	incOne, sevOne := runBatches(t, testConfig(), one, 0)
+	incTwo, sevTwo := runBatches(t, testConfig(), two, 0)
+	if !slices.EqualFunc(incOne, incTwo, slices.Equal) || sevOne["use-own-early"] != sevTwo["use-own-early"] {
+		t.Errorf("one batch: %v (severity %d); two batches: %v (severity %d)", incOne, sevOne["use-own-early"], incTwo, sevTwo["use-own-early"])
+	}
+	if sevOne["use-own-early"] == ocsf.SeverityInformational {
+		t.Errorf("the call before the first report was held as an expected source by the later report")
+	}
+}
