@@ -40,11 +40,7 @@ func linkSignalColumns(evs []LinkSignal, now int64) *columns {
 		tenant[i], uid[i], logName[i], op[i] = ev.TenantUID, ev.UID, ev.LogName, ev.Operation
 		ts[i], tms[i], ins[i] = msTime(ev.Time), ev.Time, now
 		class[i] = uint32(max(ev.ClassUID, 0))
-		k, nm, v := make([]string, len(ev.Observables)), make([]string, len(ev.Observables)), make([]string, len(ev.Observables))
-		for j, o := range ev.Observables {
-			k[j], nm[j], v[j] = string(o.Entity), o.Name, o.Value
-		}
-		kinds[i], names[i], values[i] = k, nm, v
+		kinds[i], names[i], values[i] = observableColumns(ev.Observables)
 	}
 	return &columns{table: TableLinkSignals, rows: n,
 		names:  []string{"tenant_uid", "event_uid", "time", "time_ms", "log_name", "class_uid", "operation", "obs_entity", "obs_name", "obs_value", "inserted_ms"},
@@ -81,12 +77,9 @@ GROUP BY tenant_uid, log_name, class_uid, operation, obs_entity, obs_name, obs_v
 			&ev.UID, &ev.Time, &lastUID, &lastTime); err != nil {
 			return nil, err
 		}
-		if len(names) != len(kinds) || len(values) != len(kinds) {
-			return nil, fmt.Errorf("link signal %s: observable arrays of different lengths", ev.UID)
-		}
 		ev.ClassUID = int(class)
-		for j := range kinds {
-			ev.Observables = append(ev.Observables, ocsf.NewObservable(ocsf.Entity(kinds[j]), names[j], values[j]))
+		if ev.Observables, err = observablesOf(kinds, names, values); err != nil {
+			return nil, fmt.Errorf("link signal %s: %w", ev.UID, err)
 		}
 		out = append(out, ev)
 		if lastUID != ev.UID {
@@ -134,4 +127,27 @@ GROUP BY tenant_uid, alert_id ORDER BY max(last_seen_ms) DESC, tenant_uid, alert
 		out = append(out, a)
 	}
 	return out, rows.Err()
+}
+
+// observableColumns splits observables into the parallel arrays the
+// obs_entity, obs_name and obs_value columns store them as.
+func observableColumns(obs []ocsf.Observable) (kinds, names, values []string) {
+	kinds, names, values = make([]string, len(obs)), make([]string, len(obs)), make([]string, len(obs))
+	for j, o := range obs {
+		kinds[j], names[j], values[j] = string(o.Entity), o.Name, o.Value
+	}
+	return kinds, names, values
+}
+
+// observablesOf joins the arrays observableColumns made back into
+// observables.
+func observablesOf(kinds, names, values []string) ([]ocsf.Observable, error) {
+	if len(names) != len(kinds) || len(values) != len(kinds) {
+		return nil, fmt.Errorf("observable arrays of different lengths (%d, %d, %d)", len(kinds), len(names), len(values))
+	}
+	obs := make([]ocsf.Observable, 0, len(kinds))
+	for j := range kinds {
+		obs = append(obs, ocsf.NewObservable(ocsf.Entity(kinds[j]), names[j], values[j]))
+	}
+	return obs, nil
 }

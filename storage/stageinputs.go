@@ -39,11 +39,7 @@ func stageInputColumns(ins []StageInput, now int64) *columns {
 		tenant[i], rule[i], sum[i], uid[i] = in.TenantUID, in.RuleID, in.RuleSum, in.UID
 		stage[i] = uint16(max(0, min(in.Stage, 65535)))
 		ts[i], tms[i], inserted[i] = msTime(in.Time), in.Time, now
-		k, nm, v := make([]string, len(in.Observables)), make([]string, len(in.Observables)), make([]string, len(in.Observables))
-		for j, o := range in.Observables {
-			k[j], nm[j], v[j] = string(o.Entity), o.Name, o.Value
-		}
-		kinds[i], names[i], values[i] = k, nm, v
+		kinds[i], names[i], values[i] = observableColumns(in.Observables)
 	}
 	return &columns{table: TableStageInputs, rows: n,
 		names:  []string{"tenant_uid", "rule_id", "rule_sum", "stage", "event_uid", "time", "time_ms", "obs_entity", "obs_name", "obs_value", "inserted_ms"},
@@ -73,8 +69,8 @@ LIMIT 1 BY tenant_uid, rule_id, rule_sum, stage, event_uid`,
 			return nil, err
 		}
 		in.Stage = int(stage)
-		for j := range min(len(kinds), len(names), len(values)) {
-			in.Observables = append(in.Observables, ocsf.NewObservable(ocsf.Entity(kinds[j]), names[j], values[j]))
+		if in.Observables, err = observablesOf(kinds, names, values); err != nil {
+			return nil, fmt.Errorf("stage input %s: %w", in.UID, err)
 		}
 		out = append(out, in)
 	}
