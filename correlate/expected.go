@@ -176,19 +176,31 @@ type ownAddress struct {
 	instance, ip string
 }
 
-// ownAddressReport returns the one instance ev names and whether ev
-// reports device addresses of it.
+// ownAddressReport reports whether ev reports device addresses of the one
+// instance it names.
 func ownAddressReport(ev *ocsf.Event) bool {
+	_, ok := reportedOwner(ev)
+	return ok
+}
+
+// reportedOwner returns the one instance ev names when ev also reports
+// device addresses (of it).
+func reportedOwner(ev *ocsf.Event) (string, bool) {
 	instance, ok := reportedInstance(ev)
 	if !ok || instance == "" {
-		return false
+		return "", false
 	}
 	for _, o := range ev.Observables {
-		if o.Entity == ocsf.EntityIP && o.Value != "" && slices.Contains(DeviceIPNames, o.Name) {
-			return true
+		if isDeviceAddress(o) {
+			return instance, true
 		}
 	}
-	return false
+	return "", false
+}
+
+// isDeviceAddress reports whether o is a host's own address.
+func isDeviceAddress(o ocsf.Observable) bool {
+	return o.Entity == ocsf.EntityIP && o.Value != "" && slices.Contains(DeviceIPNames, o.Name)
 }
 
 // reportedInstance is the one instance ev names; ok is false when it
@@ -211,13 +223,13 @@ func reportedInstance(ev *ocsf.Event) (instance string, ok bool) {
 // noteOwnAddress records the device addresses ev reports of the one
 // instance it names, and reports whether it did.
 func (c *Correlator) noteOwnAddress(ev *ocsf.Event) bool {
-	if !ownAddressReport(ev) {
+	instance, ok := reportedOwner(ev)
+	if !ok {
 		return false
 	}
-	instance, _ := reportedInstance(ev)
 	tenant := c.tenant(ev.Metadata.TenantUID)
 	for _, o := range ev.Observables {
-		if o.Entity != ocsf.EntityIP || o.Value == "" || !slices.Contains(DeviceIPNames, o.Name) {
+		if !isDeviceAddress(o) {
 			continue
 		}
 		// Kept past the event: copies, not slices of its decoded record.
