@@ -69,8 +69,14 @@ type ScorerConfig struct {
 	// CacheSize bounds the inventory snapshots kept (default 256); TTL is
 	// how long one is reused (default 5 minutes), so an item that arrives
 	// after an incident began counts from the incident's next change on.
+	// EmptyTTL is how long an empty inventory is reused (default 30
+	// seconds): a tenant that sends no AWS Config data costs one read per
+	// incident and EmptyTTL, not one per incident version, and its first
+	// Config snapshot counts within EmptyTTL. Forget drops a tenant's
+	// snapshots at once when its inventory is written in this process.
 	CacheSize int
 	TTL       time.Duration
+	EmptyTTL  time.Duration
 	// Now is the clock of the cache (default time.Now).
 	Now func() time.Time
 }
@@ -80,8 +86,9 @@ type ScorerConfig struct {
 // incident's first event, finds the predicted paths on it, scores the
 // incident's entities (AssetRisk) and sets RiskScore and Risk (Explain).
 // Snapshots are cached per tenant, accounts and time, so an incident's
-// later versions cost no read; an empty inventory is not cached. Safe for
-// concurrent use.
+// later versions cost no read; an empty inventory is kept for a shorter
+// time (EmptyTTL), and Forget drops a tenant's snapshots when new items
+// of it are written. Safe for concurrent use.
 type Scorer struct {
 	read InventoryReader
 	cfg  ScorerConfig
@@ -92,9 +99,11 @@ type Scorer struct {
 }
 
 type snapshot struct {
+	tenant    string
 	inv       *Inventory
 	paths     []Path
 	truncated bool
+	empty     bool
 	loaded    time.Time
 }
 
@@ -106,6 +115,10 @@ func NewScorer(read InventoryReader, cfg ScorerConfig) *Scorer {
 	if cfg.TTL <= 0 {
 		cfg.TTL = 5 * time.Minute
 	}
+	if cfg.EmptyTTL <= 0 {
+		cfg.EmptyTTL = 30 * time.Second
+	}
+	cfg.EmptyTTL = min(cfg.EmptyTTL, cfg.TTL)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -172,7 +185,7 @@ func (s *Scorer) snapshot(ctx context.Context, tenant string, accounts []string,
 	key := tenant + "\x00" + strings.Join(accts, ",") + "\x00" + asOf.Format(time.RFC3339Nano)
 	now := s.cfg.Now()
 	s.mu.Lock()
-	if sn, ok := s.cache[key]; ok && now.Sub(sn.loaded) < s.cfg.TTL {
+	if sn, ok := s.cache[key]; ok && now.Sub(sn.loaded) < s.ttl(sn) {
 		s.mu.Unlock()
 		return sn, nil
 	}
@@ -187,13 +200,9 @@ func (s *Scorer) snapshot(ctx context.Context, tenant string, accounts []string,
 	if err != nil {
 		return nil, fmt.Errorf("decode the inventory: %w", err)
 	}
-	sn := &snapshot{inv: inv, paths: Find(inv), truncated: truncated, loaded: now}
-	if len(rows) == 0 {
-		// Nothing known yet: read again next time rather than keep an
-		// empty account for the TTL (the first Config snapshot may still
-		// be on its way).
-		return sn, nil
-	}
+	// Nothing known yet is kept for EmptyTTL only: the first Config
+	// snapshot may still be on its way.
+	sn := &snapshot{tenant: tenant, inv: inv, paths: Find(inv), truncated: truncated, empty: len(rows) == 0, loaded: now}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -206,4 +215,28 @@ func (s *Scorer) snapshot(ctx context.Context, tenant string, accounts []string,
 		s.order = s.order[1:]
 	}
 	return sn, nil
+}
+
+func (s *Scorer) ttl(sn *snapshot) time.Duration {
+	if sn.empty {
+		return s.cfg.EmptyTTL
+	}
+	return s.cfg.TTL
+}
+
+// Forget drops the cached snapshots of tenant, so its next incident is
+// scored on the inventory as stored now: the writer calls it when it
+// stores configuration items of the tenant.
+func (s *Scorer) Forget(tenant string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kept := s.order[:0]
+	for _, key := range s.order {
+		if s.cache[key].tenant == tenant {
+			delete(s.cache, key)
+			continue
+		}
+		kept = append(kept, key)
+	}
+	s.order = kept
 }

@@ -84,7 +84,7 @@ func webIncident(id string, first int64) incident.Incident {
 // its first event, once per snapshot while it is fresh; scoring a scored
 // incident again starts from the correlator's part; an inventory that
 // cannot be read leaves the correlator's risk and says why; an empty
-// inventory is read again next time.
+// inventory is kept for the shorter EmptyTTL.
 func TestScorer(t *testing.T) {
 	var reads []casework.InventoryQuery
 	fail, empty := false, true
@@ -107,7 +107,16 @@ func TestScorer(t *testing.T) {
 	if incs[0].RiskScore != 40 || incs[0].Risk == nil || len(incs[0].Risk.Factors) != 0 {
 		t.Errorf("empty inventory: got %d %+v, want 40 and no factors", incs[0].RiskScore, incs[0].Risk)
 	}
+	// The empty inventory is kept for EmptyTTL (30 s by default), then
+	// read again.
 	empty = false
+	if err := s.Score(context.Background(), incs); err != nil {
+		t.Fatal(err)
+	}
+	if len(reads) != 1 || incs[0].RiskScore != 40 {
+		t.Fatalf("within EmptyTTL: %d reads, risk %d; want the empty snapshot again (1 read, 40)", len(reads), incs[0].RiskScore)
+	}
+	now = now.Add(30 * time.Second)
 	if err := s.Score(context.Background(), incs); err != nil {
 		t.Fatal(err)
 	}
@@ -144,6 +153,55 @@ func TestScorer(t *testing.T) {
 	}
 	if len(reads) != n || bare[0].RiskScore != 30 || bare[0].Risk == nil || len(bare[0].Risk.Factors) != 0 || bare[1].Risk != nil {
 		t.Errorf("no entities: %d reads, got %d %+v and tombstone %+v; want no read, 30 without factors, the tombstone untouched", len(reads)-n, bare[0].RiskScore, bare[0].Risk, bare[1].Risk)
+	}
+}
+
+// TestScorerForget: Forget drops the tenant's snapshots, empty or not,
+// and keeps the other tenants'.
+func TestScorerForget(t *testing.T) {
+	reads := map[string]int{}
+	empty := map[string]bool{"globex": true}
+	read := func(_ context.Context, q casework.InventoryQuery) ([]casework.InventoryRow, error) {
+		reads[q.TenantUID]++
+		if empty[q.TenantUID] {
+			return nil, nil
+		}
+		return rowsOf(t, q.TenantUID), nil
+	}
+	now := time.Unix(1_800_000_000, 0)
+	s := exposure.NewScorer(read, exposure.ScorerConfig{Now: func() time.Time { return now }})
+	acme, globex := webIncident("a", 1000), webIncident("b", 1000)
+	globex.TenantUID = "globex"
+	incs := []incident.Incident{acme, globex}
+	score := func() {
+		t.Helper()
+		if err := s.Score(context.Background(), incs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	score()
+	score()
+	if reads["acme"] != 1 || reads["globex"] != 1 {
+		t.Fatalf("cached: reads %v; want one per tenant", reads)
+	}
+	if incs[1].RiskScore != 40 {
+		t.Fatalf("globex without inventory: risk %d, want 40", incs[1].RiskScore)
+	}
+	// globex's first Config items are written: forgetting globex makes its
+	// next incident version read them; acme's snapshot stays.
+	empty["globex"] = false
+	s.Forget("globex")
+	score()
+	if reads["acme"] != 1 || reads["globex"] != 2 {
+		t.Errorf("after Forget(globex): reads %v; want acme 1, globex 2", reads)
+	}
+	if incs[1].RiskScore <= 40 || incs[1].RiskScore != incs[0].RiskScore {
+		t.Errorf("globex after its inventory: risk %d; want acme's %d", incs[1].RiskScore, incs[0].RiskScore)
+	}
+	s.Forget("acme")
+	score()
+	if reads["acme"] != 2 || reads["globex"] != 2 {
+		t.Errorf("after Forget(acme): reads %v; want acme 2, globex 2", reads)
 	}
 }
 

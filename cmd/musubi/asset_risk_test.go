@@ -73,6 +73,34 @@ func TestAssetScorerWritesInventoryFirst(t *testing.T) {
 		t.Errorf("correlation %d, want the correlator's 40", ex.Correlation)
 	}
 
+	// A tenant scored before it had any inventory: its empty snapshot is
+	// cached, and a batch of its Config items alone (no incidents) makes
+	// the scorer forget it, so the incident's next version is scored on
+	// them at once.
+	late := web
+	late.TenantUID = "late"
+	if err := w.Write(ctx, storage.Batch{Incidents: []incident.Incident{late}}); err != nil {
+		t.Fatal(err)
+	}
+	lateEvs := slices.Clone(evs)
+	for i := range lateEvs {
+		lateEvs[i].Metadata.TenantUID = "late"
+	}
+	if err := w.Write(ctx, storage.Batch{Events: lateEvs, Inventory: pipeline.InventoryOf(lateEvs)}); err != nil {
+		t.Fatal(err)
+	}
+	late.Version = 2
+	if err := w.Write(ctx, storage.Batch{Incidents: []incident.Incident{late}}); err != nil {
+		t.Fatal(err)
+	}
+	lateExs, err := store.RiskExplanations(ctx, []string{"late"}, []string{"inc-web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := lateExs["inc-web"]; len(got.Factors) != len(ex.Factors) {
+		t.Errorf("late tenant's incident after its inventory: %d factors %+v; want %d as for default", len(got.Factors), got.Factors, len(ex.Factors))
+	}
+
 	// The store closed: scoring fails, the write still runs (and fails
 	// on its own account), and the failure is counted.
 	closed, err := storage.Open(ctx, cfg, slog.New(slog.DiscardHandler), nil)

@@ -183,14 +183,23 @@ func newAssetScorer(store *storage.Store, opt exposure.RiskOptions, logger *slog
 // the configuration items that arrived with it. An inventory that cannot
 // be read leaves the correlator's risk (the explanation says so) and is
 // counted; the batch is written all the same.
+//
+// Written inventory makes the scorer forget the snapshots of its tenants,
+// so their next incidents are scored on it at once rather than after the
+// scorer's cache time.
 func (a *assetScorer) Write(ctx context.Context, b storage.Batch) error {
 	if len(b.Incidents) == 0 {
-		return a.store.Write(ctx, b)
+		err := a.store.Write(ctx, b)
+		if err == nil {
+			a.forget(b.Inventory)
+		}
+		return err
 	}
 	if len(b.Inventory) > 0 {
 		if err := a.store.Write(ctx, storage.Batch{Inventory: b.Inventory}); err != nil {
 			return err
 		}
+		a.forget(b.Inventory)
 	}
 	if err := a.scorer.Score(ctx, b.Incidents); err != nil {
 		a.errs.Inc()
@@ -200,4 +209,14 @@ func (a *assetScorer) Write(ctx context.Context, b storage.Batch) error {
 		}
 	}
 	return a.store.Write(ctx, b)
+}
+
+func (a *assetScorer) forget(items []storage.InventoryRow) {
+	last := ""
+	for _, it := range items {
+		if it.TenantUID != last {
+			last = it.TenantUID
+			a.scorer.Forget(last)
+		}
+	}
 }
