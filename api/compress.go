@@ -45,9 +45,12 @@ import (
 // compressMinBytes is the smallest body that is compressed.
 const compressMinBytes = 1024
 
-// gzipLevel trades CPU for bytes. Level 1 (BestSpeed) compresses an
-// incident's JSON about as well as the default level 6 for JSON's
-// repetitive keys, at a fraction of the CPU (BenchmarkCompressIncident).
+// gzipLevel trades CPU for bytes. On 281 KiB of JSON level 1 (BestSpeed)
+// takes a third to a fifth of the CPU of the default level 6 for 1.4
+// times the bytes (BenchmarkCompressIncident: 55 KiB against 39 KiB); the
+// demo incident's 278 KiB become 39 KiB at level 1. An incident is read
+// far more often than the network is the bottleneck on a busy server, so
+// CPU wins.
 const gzipLevel = gzip.BestSpeed
 
 var gzipWriters = sync.Pool{New: func() any {
