@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestAcceptsGzip(t *testing.T) {
@@ -222,17 +223,36 @@ func TestCompressStreams(t *testing.T) {
 	if resp.Header.Get("Content-Encoding") != "gzip" {
 		t.Fatalf("got Content-Encoding %q, want gzip", resp.Header.Get("Content-Encoding"))
 	}
-	zr, err := gzip.NewReader(resp.Body)
-	if err != nil {
+	// The first row must arrive while the handler waits: a Flush that did
+	// not reach the client would leave this read waiting, so it is bounded.
+	type read struct {
+		zr    *gzip.Reader
+		first []byte
+		err   error
+	}
+	got := make(chan read, 1)
+	go func() {
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			got <- read{err: err}
+			return
+		}
+		first := make([]byte, len("id,title\n"))
+		_, err = io.ReadFull(zr, first)
+		got <- read{zr, first, err}
+	}()
+	var r read
+	select {
+	case r = <-got:
+	case <-time.After(10 * time.Second):
 		close(next)
-		t.Fatal(err)
+		t.Fatal("the flushed header row did not reach the client within 10 s")
 	}
-	first := make([]byte, len("id,title\n"))
-	_, err = io.ReadFull(zr, first)
 	close(next)
-	if err != nil || string(first) != "id,title\n" {
-		t.Fatalf("got %q, %v before the handler went on, want the flushed header row", first, err)
+	if r.err != nil || string(r.first) != "id,title\n" {
+		t.Fatalf("got %q, %v before the handler went on, want the flushed header row", r.first, r.err)
 	}
+	zr := r.zr
 	rest, err := io.ReadAll(zr)
 	if err != nil {
 		t.Fatal(err)
