@@ -64,6 +64,8 @@ type Server struct {
 	cursors  cursorSigner
 	// notCanonical answers paths with ".", ".." or empty segments.
 	notCanonical http.Handler
+	// handler is route, with compression (compress.go).
+	handler http.Handler
 }
 
 // Limits on what a request may ask for.
@@ -151,6 +153,7 @@ func New(opts Options) (*Server, error) {
 		return badRequest(fmt.Sprintf("the path %s is not canonical: it has \".\", \"..\" or empty segments; send %s",
 			quote(r.URL.EscapedPath()), quote(cleanPath(r.URL.EscapedPath()))))
 	})
+	s.handler = compress(http.HandlerFunc(s.dispatch))
 	return s, nil
 }
 
@@ -207,6 +210,11 @@ func (s *Server) Routes() []string {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.handler.ServeHTTP(w, r)
+}
+
+// dispatch sends a request to its route's handler.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	if p := r.URL.EscapedPath(); cleanPath(p) != p {
 		// net/http would answer an HTML redirect to the cleaned path; an API
 		// answers a problem, and a client that sends "..", "." or "//"
@@ -327,6 +335,10 @@ func (w *statusWriter) WriteHeader(code int) {
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the writer underneath (to
+// flush a streamed answer through the compressor).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.code == 0 {

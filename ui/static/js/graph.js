@@ -93,6 +93,17 @@ export function edgeLabel(e) {
   return `${what} · ${gap(e.gap_ms)}`;
 }
 
+// edgeLabels are a link's labels, longest first: the full one
+// (edgeLabel), the kind's short name with the value ("key ASIA…QX2K ·
+// +1 m"), and the kind alone ("key · +1 m").
+export function edgeLabels(e) {
+  const full = edgeLabel(e);
+  const m = /^([a-z_]+)(?:@[^=:]*)?[:=](.*)$/.exec(e.join_key || '');
+  if (!m) return [full, full, full];
+  const kind = KIND_SHORT[m[1]] || human(m[1]);
+  return [full, `${kind} ${shortID(m[2], 10)} · ${gap(e.gap_ms)}`, `${kind} · ${gap(e.gap_ms)}`];
+}
+
 // Low-value context kinds: behind a "+N" pill under their alert until it
 // is opened (or "show every entity" is on).
 const MINOR_KINDS = new Set(['session', 'principal', 'account', 'object', 'application', 'deployment_group', 'pipeline', 'finding', 'region']);
@@ -108,6 +119,9 @@ const STEP_WINDOW_MS = 5 * 60 * 1000;
 // story has more steps than the width holds, at least MIN_STEP apart: the
 // nodes then overlap in x and stack within their lane, like a Gantt chart.
 const MIN_STEP = 44, H_GAP = 10, V_GAP = 6;
+// Distances from its link at which a label may sit, tied to it by a leader
+// line, when none of its places on the link is free.
+const FAR_STEPS = [28, 40, 56, 72, 90, 110];
 
 // layout places the nodes; it depends only on the incident, the entities
 // opened and the width it is laid out for, so the same incident is always
@@ -436,38 +450,87 @@ export function renderGraph(inc, { showAll, onSelect, expanded, onExpand, width,
   const edgeLayer = s('g', { class: 'edges' });
   const observedLayer = s('g', { class: 'observed-layer' });
   const labelLayer = s('g', { class: 'edge-labels' });
+  // Link labels, placed in rounds so that every link gets one: first each
+  // link's full label ("same access key ASIA…QX2K · +1 m") where it fits;
+  // then, for the links left, a shorter one ("key ASIA…QX2K · +1 m"), then
+  // the shortest ("key · +1 m"); the full text is on hover either way. A
+  // round places the links with the fewest free places first. A label
+  // goes on its link, from its middle outwards — centred, beside, above or
+  // below — where it covers no node, stage name or other label.
   const placed = [];
-  for (const l of L.links) {
+  const items = L.links.map((l) => {
     const { d, pts } = linkPath(l.from, l.to);
     const e = l.edges[0];
-    const label = edgeLabel(e);
-    const title = l.edges.map((x) => `${x.relation} — ${x.join_key || '—'} — ${gap(x.gap_ms)} — rule ${x.rule_id || '?'} — ${(x.event_ids || []).length} evidence event(s)`).join('\n');
-    const src = 'alert:' + l.from.members[0].value, dst = 'alert:' + l.to.members[0].value;
-    edgeLayer.append(s('path', { d, class: `edge strong${e.relation === 'sequence' ? ' sequence' : ''}`, 'data-source': src, 'data-target': dst, 'marker-end': 'url(#arrow)' },
-      s('title', {}, title)));
-    const w = textWidth(label, LABEL_FONT) + 8, hgt = 16;
-    // Places along the link, from its middle outwards; at each, the label
-    // centred on the link, then beside it.
-    const mid = (pts.length - 1) / 2;
-    const along = pts.map((p, i) => [p, Math.abs(i - mid)]).sort((a, b) => a[1] - b[1]).map((x) => x[0]);
-    let spot = null;
-    search: for (const [px, py] of along) {
-      for (const [bx, by] of [[px - w / 2, py - hgt / 2], [px + 4, py - hgt / 2], [px - w - 4, py - hgt / 2], [px - w / 2, py - hgt - 3], [px - w / 2, py + 3],
-        [px + 4, py - hgt - 3], [px + 4, py + 3], [px - w - 4, py - hgt - 3], [px - w - 4, py + 3],
-        [px + 4, py - 2 * hgt - 6], [px + 4, py + hgt + 6], [px - w - 4, py - 2 * hgt - 6], [px - w - 4, py + hgt + 6]]) {
-        const box = { x: bx, y: by, w, h: hgt };
+    return {
+      l, d, pts, e, texts: edgeLabels(e), spot: null,
+      title: l.edges.map((x) => `${x.relation} — ${x.join_key || '—'} — ${gap(x.gap_ms)} — rule ${x.rule_id || '?'} — ${(x.event_ids || []).length} evidence event(s)`).join('\n'),
+      src: 'alert:' + l.from.members[0].value, dst: 'alert:' + l.to.members[0].value,
+    };
+  });
+  const hgt = 16;
+  const spots = (it, text, far) => {
+    const w = textWidth(text, LABEL_FONT) + 8;
+    const mid = (it.pts.length - 1) / 2;
+    const along = it.pts.map((p, i) => [p, Math.abs(i - mid)]).sort((a, b) => a[1] - b[1]).map((x) => x[0]);
+    const near = ([px, py]) => [[px - w / 2, py - hgt / 2], [px + 4, py - hgt / 2], [px - w - 4, py - hgt / 2], [px - w / 2, py - hgt - 3], [px - w / 2, py + 3],
+      [px + 4, py - hgt - 3], [px + 4, py + 3], [px - w - 4, py - hgt - 3], [px - w - 4, py + 3],
+      [px + 4, py - 2 * hgt - 6], [px + 4, py + hgt + 6], [px - w - 4, py - 2 * hgt - 6], [px - w - 4, py + hgt + 6]];
+    // Away from the link, a label is tied to it by a leader line: centred
+    // at growing distances in twelve directions.
+    const tried = [];
+    if (far) {
+      for (const r of FAR_STEPS) {
+        for (const [px, py] of along) tried.push([[px, py], Array.from({ length: 12 }, (_, k) => [px + r * Math.cos(k * Math.PI / 6) - w / 2, py + r * Math.sin(k * Math.PI / 6) - hgt / 2])]);
+      }
+    } else {
+      for (const p of along) tried.push([p, near(p)]);
+    }
+    const out = [];
+    for (const [[px, py], cands] of tried) {
+      for (const [bx, by] of cands) {
+        const box = { x: bx, y: by, w, h: hgt, text, anchor: far ? [px, py] : null };
         if (box.x < 0 || box.x + w > L.width || box.y < 0 || box.y + hgt > L.height) continue;
         if (boxes.some((b) => overlaps(b, box)) || placed.some((b) => overlaps(b, box))) continue;
-        spot = box;
-        break search;
+        out.push(box);
       }
     }
-    if (!spot) { const [px, py] = pts[Math.floor(mid)]; spot = { x: px - w / 2, y: py - hgt / 2, w, h: hgt, hidden: true }; }
-    if (!spot.hidden) placed.push(spot);
-    labelLayer.append(s('g', { class: `edge-label${spot.hidden ? ' tucked' : ''}`, 'data-source': src, 'data-target': dst, transform: `translate(${spot.x},${spot.y})` },
+    return out;
+  };
+  // Rounds: which label (0 full, 1 short, 2 shortest) and whether away
+  // from the link.
+  for (const [which, far] of [[0, false], [1, false], [2, false], [1, true], [2, true]]) {
+    let left = items.filter((it) => !it.spot);
+    for (const it of left) it.free = spots(it, it.texts[which], far);
+    while (left.length) {
+      // The most constrained link first; ties in link order.
+      const best = left.reduce((a, b) => (b.free.length < a.free.length ? b : a));
+      left = left.filter((it) => it !== best);
+      if (!best.free.length) continue;
+      best.spot = best.free[0];
+      placed.push(best.spot);
+      for (const it of left) it.free = it.free.filter((b) => !overlaps(b, best.spot));
+    }
+  }
+  for (const it of items) {
+    const { d, pts, e, title, src, dst } = it;
+    edgeLayer.append(s('path', { d, class: `edge strong${e.relation === 'sequence' ? ' sequence' : ''}`, 'data-source': src, 'data-target': dst, 'marker-end': 'url(#arrow)' },
+      s('title', {}, title)));
+    let spot = it.spot;
+    if (!spot) {
+      const text = it.texts[0], w = textWidth(text, LABEL_FONT) + 8;
+      const [px, py] = pts[Math.floor((pts.length - 1) / 2)];
+      spot = { x: px - w / 2, y: py - hgt / 2, w, h: hgt, text, hidden: true };
+    }
+    // The leader runs from the label's nearest edge to its place on the link.
+    const leader = spot.anchor && s('line', {
+      class: 'leader', x1: Math.max(0, Math.min(spot.w, spot.anchor[0] - spot.x)), y1: Math.max(0, Math.min(hgt, spot.anchor[1] - spot.y)),
+      x2: spot.anchor[0] - spot.x, y2: spot.anchor[1] - spot.y,
+    });
+    labelLayer.append(s('g', { class: `edge-label${spot.hidden ? ' tucked' : ''}${leader ? ' led' : ''}`, 'data-source': src, 'data-target': dst, 'data-full': it.texts[0], transform: `translate(${spot.x},${spot.y})` },
       s('title', {}, title),
-      s('rect', { width: w, height: hgt, rx: 3 }),
-      s('text', { x: 4, y: 12 }, label)));
+      ...(leader ? [leader] : []),
+      s('rect', { width: spot.w, height: hgt, rx: 3 }),
+      s('text', { x: 4, y: 12 }, spot.text)));
   }
   content.append(edgeLayer, observedLayer);
 
