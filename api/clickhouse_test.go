@@ -44,6 +44,8 @@ type apiEnv struct {
 	cursorKey []byte
 	// sla, when set, is the SLA table of the servers started after.
 	sla map[int]time.Duration
+	// wrap, when set, wraps the store of the servers started after.
+	wrap func(api.Store) api.Store
 }
 
 type stubRules struct{ reloads int }
@@ -85,8 +87,12 @@ func (e *apiEnv) server(restoreTokens bool) string {
 	expired := tok(apitest.TokExpired, "old", api.RoleAdmin, "*")
 	expired.Expires = e.now.Add(-time.Minute)
 	reg := prometheus.NewRegistry()
+	var store api.Store = e.store
+	if e.wrap != nil {
+		store = e.wrap(store)
+	}
 	srv, err := api.New(api.Options{
-		Store:    e.store,
+		Store:    store,
 		Rules:    e.rules,
 		Ready:    e.store.Ping,
 		Registry: reg,

@@ -583,6 +583,9 @@ func (s *Server) applyPatch(ctx context.Context, r *http.Request, p *principal, 
 		cur = row
 		ref.tenant = row.TenantUID
 		if prob := cond.check(row); prob != nil {
+			if len(errs) == 0 && cond.replays(row, p.name, patch) {
+				return casework.WorkflowUpdate{}, errReplayed
+			}
 			return casework.WorkflowUpdate{}, refusedError{prob}
 		}
 		d, terrs := checkTransition(row.Workflow, row.Workflow.Status, patch)
@@ -593,7 +596,9 @@ func (s *Server) applyPatch(ctx context.Context, r *http.Request, p *principal, 
 		return d, nil
 	}
 	u.Stale = func(last casework.Incident) error {
-		if cond.stale(last) {
+		// A retry of the change this process last wrote is decided on the
+		// row read (Decide), not refused here.
+		if cond.stale(last) && !cond.replays(last.Effective(), p.name, patch) {
 			cur = last.Effective()
 			ref.tenant = last.TenantUID
 			return refusedError{cond.check(last)}
@@ -609,12 +614,68 @@ func (s *Server) applyPatch(ctx context.Context, r *http.Request, p *principal, 
 		if errors.As(err, &refused) {
 			return casework.Incident{}, refused.prob
 		}
+		if errors.Is(err, errReplayed) {
+			return s.replayed(ctx, r, p, cur)
+		}
 		return casework.Incident{}, s.storeError(r, err, "incident")
 	}
 	s.audits.WithLabelValues("written").Inc()
 	next = next.Effective()
 	next.Timing = timing(next, s.opts.SLA, s.opts.Now())
 	return next, nil
+}
+
+// replays reports whether a patch whose If-Match does not match row is
+// the retry of the change that made row's workflow version: its one
+// strong ETag names row's incident version and the workflow version just
+// before row's, row's version was written by actor, and row already holds
+// every value the patch sets. That is what a client sees whose PATCH
+// landed but was answered 503 (or whose answer was lost): its retry
+// carries the ETag it read before its own change. Such a retry is
+// answered 200 with the current incident and ETag, writing nothing; any
+// other change behind it, another principal's version or a different
+// change is 412 as before.
+func (m ifMatch) replays(row casework.Incident, actor string, patch incidentPatch) bool {
+	w := row.Workflow
+	if w.Version == 0 || w.UpdatedBy != actor || len(m.strong) != 1 ||
+		m.strong[0] != fmt.Sprintf(`"%d.%d"`, row.Version, w.Version-1) {
+		return false
+	}
+	return patch.holds(w)
+}
+
+// holds reports whether w already has every value p sets.
+func (p incidentPatch) holds(w casework.Workflow) bool {
+	eq := func(v *string, have string) bool { return v == nil || *v == have }
+	tags := w.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	return (p.Status == nil || *p.Status == currentStatus(w.Status)) &&
+		eq(p.Assignee, w.Assignee) && eq(p.Team, w.Team) && eq(p.Impact, w.Impact) &&
+		eq(p.Verdict, w.Verdict) && eq(p.Reason, w.Reason) && eq(p.Classification, w.Classification) &&
+		(p.SeverityOverride == nil || *p.SeverityOverride == w.SeverityOverride) &&
+		(p.Tags == nil || slices.Equal(*p.Tags, tags))
+}
+
+// errReplayed is how Decide tells applyPatch that the patch is a retry of
+// the change already made (ifMatch.replays): nothing is written.
+var errReplayed = errors.New("the change is already made")
+
+// replayed answers the retry of a change already made (cur is the row
+// Decide saw): the incident's current queue row, and an audit entry
+// saying the retry wrote nothing.
+func (s *Server) replayed(ctx context.Context, r *http.Request, p *principal, cur casework.Incident) (casework.Incident, *problem) {
+	in, err := s.opts.Store.IncidentRow(ctx, []string{cur.TenantUID}, cur.ID)
+	if err != nil {
+		return casework.Incident{}, s.storeError(r, err, "incident")
+	}
+	in = in.Effective()
+	in.Workflow = withTags(in.Workflow)
+	_ = s.audit(r, p, in.TenantUID, actionPatch, in.ID, auditDetails{Status: http.StatusOK,
+		Reason: fmt.Sprintf("a retry of the change that made workflow version %d; nothing was written", in.Workflow.Version)})
+	in.Timing = timing(in, s.opts.SLA, s.opts.Now())
+	return in, nil
 }
 
 // withTags returns w with an empty tag list for none, so clients always

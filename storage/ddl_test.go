@@ -46,9 +46,16 @@ func TestRenderDDLGolden(t *testing.T) {
 				if tc.cluster == "" && (strings.Contains(s, "ON CLUSTER") || strings.Contains(s, "Replicated") || strings.Contains(s, "Distributed")) {
 					t.Errorf("single-node DDL has cluster syntax: %s", s)
 				}
-				// ALTERs run once per shard (execPerShard), everything
-				// else ON CLUSTER.
+				// ALTERs run once per shard (execPerShard), a backfill
+				// once, through the Distributed tables, everything else ON
+				// CLUSTER.
 				alter := strings.HasPrefix(s, "ALTER TABLE ")
+				if strings.HasPrefix(s, "INSERT INTO ") {
+					if tc.cluster != "" && (strings.Contains(s, "ON CLUSTER") || strings.Contains(s, "_local")) {
+						t.Errorf("cluster DDL: a backfill runs once through the Distributed tables: %s", s)
+					}
+					continue
+				}
 				if tc.cluster != "" && alter == strings.Contains(s, "ON CLUSTER "+tc.cluster) {
 					t.Errorf("cluster DDL: ALTERs run once per shard, everything else ON CLUSTER: %s", s)
 				}

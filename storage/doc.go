@@ -130,7 +130,9 @@
 // row id, so all versions of a row meet on one shard and fold there.
 // Inserts use insert_distributed_sync=1 so Write returns only when the
 // shards hold the rows. IN subqueries are GLOBAL IN, which Distributed
-// tables require. A migration that adds columns alters the _local tables
+// tables require (the moves of an incident use dialect.globalIn: a plain IN
+// on one node, where 18.16 uses the primary key for it and not for GLOBAL
+// IN). A migration that adds columns alters the _local tables
 // once per shard (not ON CLUSTER: 18.16's replica election for it can stop
 // a server's DDL worker) and recreates the Distributed table ON CLUSTER
 // (18.16 refuses ALTER ON CLUSTER of a table that is not replicated). Retention and the watermark

@@ -62,13 +62,14 @@ var tableSpecs = map[string]tableSpec{
 	TableLinkSignals: {},
 	TableStageInputs: {},
 	TableMoves:       {},
+	TableMovesIndex:  {},
 	TableViews:       {},
 }
 
 // Tables lists the data tables in a stable order.
 func Tables() []string {
 	return []string{TableEvents, TableAlerts, TableIncidents, TableNodes, TableEdges,
-		TableLinks, TableWorkflow, TableComments, TableAudit, TableDeadLetters, TableNumbers, TableInventory, TableLinkSignals, TableStageInputs, TableMoves, TableViews}
+		TableLinks, TableWorkflow, TableComments, TableAudit, TableDeadLetters, TableNumbers, TableInventory, TableLinkSignals, TableStageInputs, TableMoves, TableMovesIndex, TableViews}
 }
 
 //go:embed migrations/*.sql
@@ -143,6 +144,19 @@ func (d dialect) local(t string) string {
 // table is the fully qualified name reads and inserts use.
 func (d dialect) table(t string) string { return d.db + "." + t }
 
+// globalIn is the IN of a subquery whose table may be Distributed: GLOBAL
+// IN on a cluster (a plain IN would run the subquery on every shard
+// against every shard), a plain IN on one node, where it means the same
+// and, unlike GLOBAL IN, ClickHouse 18.16 uses the primary key for it (a
+// keyed lookup of one alert's moves read 1 granule by IN and all 22 of
+// the table by GLOBAL IN).
+func (d dialect) globalIn() string {
+	if d.cluster == "" {
+		return "IN"
+	}
+	return "GLOBAL IN"
+}
+
 // parts is the table that lists the data parts of every shard: this
 // server's system.parts on one node, and on a cluster system.parts of one
 // replica of each shard (a shard's replicas hold the same partitions).
@@ -198,6 +212,10 @@ func (d dialect) funcs(altered *[]string, keys map[string]string) template.FuncM
 			}
 			return []string{d.db + "." + d.local(t)}
 		},
+		// all names the table a statement reads or inserts every row of:
+		// the table, or on a cluster the Distributed table in front of it
+		// (such a statement runs once, on one node).
+		"all":        func(t string) string { return d.db + "." + t },
 		"on_cluster": d.onCluster,
 		"engine":     d.engine,
 		"distributed": func(t, key string) string {

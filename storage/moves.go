@@ -33,6 +33,12 @@ import (
 // analyst then moves that one too.
 const TableMoves = "alert_moves"
 
+// TableMovesIndex finds the moves of an incident: a row (incident, alert)
+// for the target and for the source of every move. alert_moves is keyed
+// by alert, so without it the moves of one incident were found by reading
+// every move of its tenant (each PATCH did).
+const TableMovesIndex = "alert_moves_by_incident"
+
 // maxMoves bounds the moves read for the incidents of one read.
 const maxMoves = 100_000
 
@@ -49,11 +55,12 @@ func (s *Store) latestMoves(ctx context.Context, tenant string, incidents []stri
 	if len(incidents) == 0 {
 		return nil, nil
 	}
-	ids := anySlice(incidents)
-	args := append(append([]any{tenant, tenant}, ids...), ids...)
+	// Both reads go by their table's key: the alerts moved into or out of
+	// the incidents from the index, then those alerts' moves.
+	args := append([]any{tenant, tenant}, anySlice(incidents)...)
 	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT alert_id, argMax(incident_id, version), argMax(alert_time_ms, version), max(version) FROM `+s.t(TableMoves)+`
-WHERE tenant_uid = ? AND alert_id GLOBAL IN (SELECT alert_id FROM `+s.t(TableMoves)+`
-    WHERE tenant_uid = ? AND (incident_id IN `+placeholders(len(ids))+` OR from_incident IN `+placeholders(len(ids))+`))
+WHERE tenant_uid = ? AND alert_id `+s.dialect.globalIn()+` (SELECT alert_id FROM `+s.t(TableMovesIndex)+`
+    WHERE tenant_uid = ? AND incident_id IN `+placeholders(len(incidents))+`)
 GROUP BY alert_id LIMIT `+fmt.Sprint(maxMoves), args...)
 	if err != nil {
 		return nil, fmt.Errorf("alert moves: %w", err)
@@ -332,8 +339,8 @@ func (s *Store) MoveAlert(ctx context.Context, m casework.AlertMove) (casework.A
 	if err := s.insert(ctx, workflowColumns(tenant, wfs)); err != nil {
 		return casework.AlertMoved{}, err
 	}
-	err = s.insert(ctx, moveColumns(tenant, m.Actor, m.Reason, now, m.To,
-		[]string{m.AlertID}, []string{from}, []int64{alertTime}, []uint64{version}))
+	err = s.insertMoves(ctx, tenant, m.Actor, m.Reason, now, m.To,
+		[]string{m.AlertID}, []string{from}, []int64{alertTime}, []uint64{version})
 	if err != nil {
 		return casework.AlertMoved{}, err
 	}
@@ -354,4 +361,26 @@ func moveColumns(tenant, actor, reason string, now time.Time, to string, alerts,
 		names:  []string{"tenant_uid", "alert_id", "version", "incident_id", "from_incident", "alert_time_ms", "moved_ms", "moved_by", "reason"},
 		values: []any{tenants, alerts, versions, tos, from, times, nows, actors, reasons},
 	}
+}
+
+// insertMoves writes the move rows of alerts (as moveColumns takes them)
+// and, first, their rows of the index by incident: an index row without
+// its move (the second insert failed) only makes a read look at an alert
+// whose latest move it then reads as it is; a move without its index row
+// would be missed.
+func (s *Store) insertMoves(ctx context.Context, tenant, actor, reason string, now time.Time, to string, alerts, from []string, times []int64, prev []uint64) error {
+	var tenants, incs, ids []string
+	for i, a := range alerts {
+		for _, inc := range []string{to, from[i]} {
+			if inc != "" {
+				tenants, incs, ids = append(tenants, tenant), append(incs, inc), append(ids, a)
+			}
+		}
+	}
+	err := s.insert(ctx, &columns{table: TableMovesIndex, rows: len(ids),
+		names: []string{"tenant_uid", "incident_id", "alert_id"}, values: []any{tenants, incs, ids}})
+	if err != nil {
+		return err
+	}
+	return s.insert(ctx, moveColumns(tenant, actor, reason, now, to, alerts, from, times, prev))
 }

@@ -94,6 +94,12 @@ func (s *Store) latestIncidentsOf(tenants []string, inner *builder, withTimeline
 	if withTimeline {
 		timeline = "argMax(timeline_json, version)"
 	}
+	// The entities serve the queue's filters; one incident's row (a
+	// PATCH's, a merge's) does not read them.
+	entities := "argMax(entities, version)"
+	if id != "" {
+		entities = "emptyArrayString()"
+	}
 	// nil tenants (only the correlator's restore) means every tenant.
 	tenantCond, args := "1 = 1", []any{}
 	if tenants != nil {
@@ -131,7 +137,7 @@ FROM (
         argMax(stages, version) AS i_stages, argMax(tactics, version) AS i_tactics,
         argMax(techniques, version) AS i_techniques, argMax(accounts, version) AS i_accounts,
         argMax(rule_ids, version) AS i_rule_ids, argMax(alert_ids, version) AS i_alert_ids,
-        argMax(entities, version) AS i_entities, argMax(merged_into, version) AS i_merged,
+        ` + entities + ` AS i_entities, argMax(merged_into, version) AS i_merged,
         argMax(updated_ms, version) AS i_updated, ` + timeline + ` AS i_timeline
     FROM ` + s.t(TableIncidents) + `
     WHERE ` + tenantCond + innerWhere + `

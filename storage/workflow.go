@@ -391,7 +391,7 @@ func (s *Store) RecordMerge(ctx context.Context, tenants []string, from, into, a
 		return casework.Workflow{}, err
 	}
 	if len(alerts) > 0 {
-		if err := s.insert(ctx, moveColumns(tenant, actor, "merged into "+dst.ID+": "+reason, now, dst.ID, alerts, froms, alertTimes, prev)); err != nil {
+		if err := s.insertMoves(ctx, tenant, actor, "merged into "+dst.ID+": "+reason, now, dst.ID, alerts, froms, alertTimes, prev); err != nil {
 			return casework.Workflow{}, err
 		}
 	}

@@ -428,3 +428,19 @@ DROP TABLE IF EXISTS musubi.incidents ON CLUSTER musubi_cluster;
 
 CREATE TABLE IF NOT EXISTS musubi.incidents ON CLUSTER musubi_cluster AS musubi.incidents_local
 ENGINE = Distributed(musubi_cluster, musubi, incidents_local, cityHash64(tenant_uid, incident_id));
+
+CREATE TABLE IF NOT EXISTS musubi.alert_moves_by_incident_local ON CLUSTER musubi_cluster (
+    tenant_uid LowCardinality(String),
+    incident_id String,
+    alert_id String
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/musubi/alert_moves_by_incident_local', '{replica}')
+ORDER BY (tenant_uid, incident_id, alert_id)
+SETTINGS index_granularity = 1024;
+
+CREATE TABLE IF NOT EXISTS musubi.alert_moves_by_incident ON CLUSTER musubi_cluster AS musubi.alert_moves_by_incident_local
+ENGINE = Distributed(musubi_cluster, musubi, alert_moves_by_incident_local, cityHash64(tenant_uid, incident_id));
+
+INSERT INTO musubi.alert_moves_by_incident (tenant_uid, incident_id, alert_id)
+SELECT tenant_uid, inc, alert_id FROM musubi.alert_moves
+ARRAY JOIN [incident_id, from_incident] AS inc
+WHERE inc != '';

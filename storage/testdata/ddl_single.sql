@@ -343,3 +343,16 @@ ORDER BY (tenant_uid, time, rule_id, stage, event_uid)
 SETTINGS index_granularity = 8192;
 
 ALTER TABLE musubi.incidents  ADD COLUMN risk_json String DEFAULT '';
+
+CREATE TABLE IF NOT EXISTS musubi.alert_moves_by_incident  (
+    tenant_uid LowCardinality(String),
+    incident_id String,
+    alert_id String
+) ENGINE = ReplacingMergeTree()
+ORDER BY (tenant_uid, incident_id, alert_id)
+SETTINGS index_granularity = 1024;
+
+INSERT INTO musubi.alert_moves_by_incident (tenant_uid, incident_id, alert_id)
+SELECT tenant_uid, inc, alert_id FROM musubi.alert_moves
+ARRAY JOIN [incident_id, from_incident] AS inc
+WHERE inc != '';
