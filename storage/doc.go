@@ -85,6 +85,12 @@
 // change of its rows: it is a row of its own that every read applies (the
 // incident's alerts, evidence and alert_ids, the alert queue). moves.go
 // says which reads follow it and which keep the correlator's view.
+// alert_moves_by_incident indexes the moves by incident: a row (tenant,
+// incident, alert) for the target and the source of every move, ORDER BY
+// (tenant_uid, incident_id, alert_id). An incident's moves are read
+// through it by key (the alerts it names, then their latest moves by
+// alert_moves' key), so a PATCH reads its incident's moves, not its
+// tenant's (TestWorkflowUpdateReadsOnlyItsIncident).
 //
 // saved_views: a principal's named queue filters, ORDER BY (owner,
 // view_id), versioned like comments (a deletion is a version). The one
