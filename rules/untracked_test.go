@@ -114,8 +114,8 @@ func TestUntrackedAgreesWithTracked(t *testing.T) {
 			case want.Equal(got) != types.True:
 				t.Errorf("rule %s on %s: got %v untracked, want %v", r.ID, ev.Metadata.UID, got, want)
 			}
-			if c := det.ActualCost(); fits && c != nil && *c > r.fastBound {
-				t.Errorf("rule %s on %s: tracked cost %d above the strict estimate %d", r.ID, ev.Metadata.UID, *c, r.fastBound)
+			if c := det.ActualCost(); fits && c != nil && *c > r.strict {
+				t.Errorf("rule %s on %s: tracked cost %d above the strict estimate %d", r.ID, ev.Metadata.UID, *c, r.strict)
 			}
 		}
 	}
