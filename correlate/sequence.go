@@ -470,3 +470,29 @@ func (st *SequenceStage) mayMatchEvent(ev *ocsf.Event) bool {
 	return !st.OnAlerts && (len(st.LogNames) == 0 || slices.Contains(st.LogNames, ev.Metadata.LogName)) &&
 		(len(st.Operations) == 0 || slices.Contains(st.Operations, ev.API.Operation)) && (st.cond == nil || st.cond.Admits(ev))
 }
+
+// Cost reports the static cost and the gating of each stage condition of
+// the rule, for `musubi rules lint -cost`. An alert stage's condition runs
+// for every alert of its log names (alerts have no prefilter).
+func (r *SequenceRule) Cost() []rules.RuleCost {
+	var out []rules.RuleCost
+	for i, st := range r.Stages {
+		if st.cond == nil {
+			continue
+		}
+		name := st.Name
+		if name == "" {
+			name = fmt.Sprintf("stage %d", i+1)
+		}
+		c := st.cond.Cost(r.ID, name, r.File, r.Line, st.LogNames, st.Operations)
+		if st.OnAlerts {
+			c.Prefiltered, c.Prefilter = false, nil
+			c.Gate = "evaluated for every alert"
+			if len(st.LogNames) > 0 {
+				c.Gate += " of log " + strings.Join(st.LogNames, "/")
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}

@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
@@ -25,6 +26,8 @@ type Condition struct {
 	prg      cel.Program
 	iterates bool
 	pre      Prefilter
+	estimate uint64 // the load-time worst-case estimate
+	strict   uint64 // the strict estimate (see untracked.go); MaxUint64 when unbounded
 }
 
 // ExprAt locates a CEL expression in a rule file, so that its problems are
@@ -49,7 +52,11 @@ func CompileCondition(env *cel.Env, expr string, at ExprAt) (*Condition, []error
 	if len(probs) > 0 {
 		return nil, probs
 	}
-	return &Condition{prg: ce.prg, iterates: ce.iterates, pre: ce.pre}, nil
+	c := &Condition{prg: ce.prg, iterates: ce.iterates, pre: ce.pre, estimate: ce.estimate, strict: math.MaxUint64}
+	if est, err := env.EstimateCost(ce.ast, sizeEstimator{strict: true}); err == nil {
+		c.strict = est.Max
+	}
+	return c, nil
 }
 
 // Admits reports whether an event can satisfy the condition (a condition

@@ -128,8 +128,10 @@
 // CostLimit runs without it on an event whose strings, lists and JSON
 // bodies are within those sizes (checked once per event); on any other
 // event, and always for a rule whose estimate is above the limit or
-// unbounded, it runs tracked. The deadline applies either way (see
-// untracked.go).
+// unbounded, it runs tracked. The deadline applies to tracked evaluations
+// only: an untracked one is bounded by its estimate before it runs (see
+// untracked.go). `musubi rules lint -cost` lists each rule's estimates,
+// its path and its prefilter.
 //
 // # Lifecycle
 //

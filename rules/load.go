@@ -511,9 +511,9 @@ func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Ru
 			return exprPos(condNode, lines, line, col)
 		}, file, id, "condition")
 		problems = append(problems, probs...)
-		r.prg, r.iterates, r.pre = ce.prg, ce.iterates, ce.pre
+		r.prg, r.iterates, r.pre, r.estimate = ce.prg, ce.iterates, ce.pre, ce.estimate
 		if ce.ast != nil {
-			r.fast, r.fastBound, r.reads = untrackedProgram(env, ce.ast)
+			r.fast, r.strict, r.reads, r.trackedWhy = untrackedProgram(env, ce.ast)
 		}
 		r.fields = append(r.fields, ce.refs...)
 	}
@@ -639,6 +639,7 @@ type compiledExpr struct {
 	iterates bool
 	refs     []fieldRef
 	pre      Prefilter
+	estimate uint64 // the load-time worst-case estimate
 }
 
 func compileExpr(env *cel.Env, expr string, want *cel.Type, pos func(line, col int) (int, int), file, id, what string) (compiledExpr, []error) {
@@ -682,7 +683,7 @@ func compileExpr(env *cel.Env, expr string, want *cel.Type, pos func(line, col i
 		bad("%v", err)
 		return compiledExpr{}, problems
 	}
-	return compiledExpr{prg: prg, ast: ast, iterates: iterates,
+	return compiledExpr{prg: prg, ast: ast, iterates: iterates, estimate: est.Max,
 		refs: eventFields(ast.NativeRep(), pos, what), pre: NewPrefilter(ast.NativeRep())}, nil
 }
 

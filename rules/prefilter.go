@@ -1,8 +1,10 @@
 package rules
 
 import (
+	"fmt"
 	"regexp/syntax"
 	"slices"
+	"strconv"
 	"strings"
 
 	celast "cel.dev/cel-go/common/ast"
@@ -34,6 +36,7 @@ type Prefilter struct {
 // prefix. The accessor is resolved when the check is built, so Admits does
 // no map lookups.
 type literalCheck struct {
+	path     string // the field, as the condition names it (event.api.operation)
 	neg      bool
 	isPrefix bool
 	prefix   string
@@ -161,6 +164,56 @@ func (p Prefilter) Admits(ev *ocsf.Event) bool {
 // Len is the number of checks.
 func (p Prefilter) Len() int { return len(p.checks) }
 
+// Checks describes each check as CEL-like text (event.class_uid == 4001,
+// event.api.operation in ["A", "B"], event.actor.session.name starts with
+// "i-"), in the order of the condition.
+func (p Prefilter) Checks() []string {
+	out := make([]string, 0, len(p.checks))
+	for i := range p.checks {
+		out = append(out, p.checks[i].String())
+	}
+	return out
+}
+
+// Narrows reports whether a check reads a field other than the class and
+// log name that a rule's sources already index: the prefilter then rules
+// out events of the rule's own classes.
+func (p Prefilter) Narrows() bool {
+	for i := range p.checks {
+		switch p.checks[i].path {
+		case "event.class_uid", "event.category_uid", "event.metadata.log_name":
+		default:
+			return true
+		}
+	}
+	return false
+}
+
+func (c *literalCheck) String() string {
+	if c.isPrefix {
+		return fmt.Sprintf("%s starts with %q", c.path, c.prefix)
+	}
+	var lits []string
+	for _, v := range c.ints {
+		lits = append(lits, strconv.FormatInt(v, 10))
+	}
+	for _, v := range c.strs {
+		lits = append(lits, strconv.Quote(v))
+	}
+	if len(lits) == 1 {
+		op := " == "
+		if c.neg {
+			op = " != "
+		}
+		return c.path + op + lits[0]
+	}
+	op := " in "
+	if c.neg {
+		op = " not in "
+	}
+	return c.path + op + "[" + strings.Join(lits, ", ") + "]"
+}
+
 // literalEquals reads `field == literal`.
 func literalEquals(f, lit celast.Expr) (literalCheck, bool) {
 	path, ok := eventPath(f)
@@ -203,14 +256,14 @@ func regexPrefixCheck(f, pat celast.Expr) (literalCheck, bool) {
 		re.Sub[1].Op != syntax.OpLiteral || re.Sub[1].Flags&syntax.FoldCase != 0 {
 		return literalCheck{}, false
 	}
-	return literalCheck{isPrefix: true, prefix: string(re.Sub[1].Rune), strf: strf}, true
+	return literalCheck{path: path, isPrefix: true, prefix: string(re.Sub[1].Rune), strf: strf}, true
 }
 
 // checkOf builds a check when the field has an accessor and every literal
 // has the field's own type (CEL's heterogeneous equality, 2 == 2.0, is left
 // to the program).
 func checkOf(path string, lits []celast.Expr) (literalCheck, bool) {
-	c := literalCheck{intf: intFields[path], strf: strFields[path]}
+	c := literalCheck{path: path, intf: intFields[path], strf: strFields[path]}
 	isInt, isStr := c.intf != nil, c.strf != nil
 	if !isInt && !isStr {
 		return c, false

@@ -90,7 +90,9 @@ type Rule struct {
 
 	prg        cel.Program
 	fast       cel.Program // the untracked program, or nil; see untracked.go
-	fastBound  uint64      // fast's worst-case cost on events within the strict size hints
+	strict     uint64      // the strict estimate: fast's worst-case cost on events within its size hints
+	trackedWhy string      // why fast is nil (the strict estimate is unbounded or above CostLimit)
+	estimate   uint64      // the load-time worst-case estimate, checked against MaxEstimatedCost
 	reads      uint8       // the variables the condition reads (readsEvent, …)
 	suppress   cel.Program
 	iterates   bool      // the condition has comprehensions: evaluate under a deadline

@@ -343,7 +343,9 @@ func TestDeadlineStopsEvaluation(t *testing.T) {
 	e.EvalTimeout = time.Nanosecond
 	e.Swap(s)
 	ev := ctEvent("X", "")
-	for range 200 {
+	// More observables than the strict estimate's size hints, so the rule
+	// runs tracked, under the deadline (an untracked evaluation has none).
+	for range untrackedMaxList + 44 {
 		ev.Observables = append(ev.Observables, ocsf.Observable{Value: "xxxxxxxx"})
 	}
 	_, reason, err := e.eval(s.Rules()[0], newActivation(ev, s.adapter), nil)

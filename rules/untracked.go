@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"unsafe"
@@ -36,8 +38,16 @@ import (
 // trackers), so both programs return the same result. Every other
 // evaluation — a rule whose estimate is above the limit or unbounded, or an
 // event with a longer string or list (ingest lets records of up to 1 MiB
-// through) — runs the tracked program under the cost limit as before. The
-// evaluation deadline of conditions that iterate applies on both paths.
+// through) — runs the tracked program under the cost limit as before.
+//
+// The untracked path has no deadline either. The deadline of a tracked
+// evaluation that iterates guards against work the cost limit has not yet
+// stopped; an untracked evaluation's work is bounded before it starts, by
+// the strict estimate (at most CostLimit, the most a tracked evaluation may
+// spend), so a per-evaluation context and timer would buy nothing and cost
+// about a seventh of Evaluate (profile of BenchmarkEvaluatePack). A rule
+// that iterates over an event beyond the size hints runs tracked, under
+// both the cost limit and the deadline.
 const (
 	untrackedMaxString = estimatedMaxString
 	untrackedMaxList   = estimatedMaxList
@@ -52,20 +62,32 @@ const (
 
 // untrackedProgram returns the untracked program of a detection rule's
 // checked condition, its strict estimate and the variables it reads, or a
-// nil program when the strict estimate is above CostLimit or unbounded.
-// Its options are the tracked program's (ProgramOptions) without the cost
-// limit and trackers. Only detection conditions get one: exceptions,
-// suppression keys and correlation stages run tracked.
-func untrackedProgram(env *cel.Env, ast *cel.Ast) (cel.Program, uint64, uint8) {
+// nil program when the strict estimate is above CostLimit or unbounded;
+// why then says which (for `musubi rules lint -cost`). Its options are the
+// tracked program's (ProgramOptions) without the cost limit and trackers.
+// Only detection conditions get one: exceptions, suppression keys and
+// correlation stages run tracked.
+func untrackedProgram(env *cel.Env, ast *cel.Ast) (prg cel.Program, strict uint64, reads uint8, why string) {
 	est, err := env.EstimateCost(ast, sizeEstimator{strict: true})
-	if err != nil || est.Max > CostLimit {
-		return nil, 0, 0
+	switch {
+	case err != nil:
+		return nil, math.MaxUint64, 0, "strict cost estimate failed: " + err.Error()
+	case est.Max == math.MaxUint64:
+		why = "unbounded strict estimate (a value of unknown size)"
+		nav := celast.NavigateAST(ast.NativeRep())
+		if len(celast.MatchDescendants(nav, celast.FunctionMatcher("json_text"))) > 0 {
+			why = "unbounded strict estimate (json_text output has no size bound)"
+		}
+		return nil, est.Max, 0, why
+	case est.Max > CostLimit:
+		return nil, est.Max, 0, fmt.Sprintf("strict estimate above the cost limit %d", CostLimit)
 	}
-	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.InterruptCheckFrequency(64))
+	prg, err = env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.InterruptCheckFrequency(64))
 	if err != nil {
-		return nil, 0, 0 // the tracked program, built with the same options, compiled
+		// the tracked program, built with the same options, compiled
+		return nil, est.Max, 0, "untracked program: " + err.Error()
 	}
-	return prg, est.Max, variablesRead(ast.NativeRep())
+	return prg, est.Max, variablesRead(ast.NativeRep()), ""
 }
 
 // variablesRead is the set of variables (readsEvent, …) that expression a

@@ -114,8 +114,8 @@ func TestUntrackedAgreesWithTracked(t *testing.T) {
 			case want.Equal(got) != types.True:
 				t.Errorf("rule %s on %s: got %v untracked, want %v", r.ID, ev.Metadata.UID, got, want)
 			}
-			if c := det.ActualCost(); fits && c != nil && *c > r.fastBound {
-				t.Errorf("rule %s on %s: tracked cost %d above the strict estimate %d", r.ID, ev.Metadata.UID, *c, r.fastBound)
+			if c := det.ActualCost(); fits && c != nil && *c > r.strict {
+				t.Errorf("rule %s on %s: tracked cost %d above the strict estimate %d", r.ID, ev.Metadata.UID, *c, r.strict)
 			}
 		}
 	}
@@ -308,5 +308,63 @@ func BenchmarkEventFits(b *testing.B) {
 		ev := evs[i%len(evs)]
 		eventFits(ev)
 		jsonFits(ev.API.Request.Data)
+	}
+}
+
+// TestUntrackedPathHasNoDeadline checks that an iterating rule on an event
+// within the size hints runs untracked without a deadline context: a
+// deadline of 1ns does not stop it, and its evaluation allocates no more
+// than its untracked program alone. The same rule on an event beyond the
+// hints runs tracked and is stopped by its deadline.
+func TestUntrackedPathHasNoDeadline(t *testing.T) {
+	s := mustLoad(t, map[string]string{
+		"slow.yaml": ruleYAML("t.slow", `'event.observables.exists(a, event.observables.exists(b, a.type_id == b.type_id + 1000))'`),
+	})
+	r := s.Rules()[0]
+	if r.fast == nil || !r.iterates {
+		t.Fatalf("got untracked program %v, iterates %v; want an iterating rule with an untracked program", r.fast != nil, r.iterates)
+	}
+	e := NewEngine(prometheus.NewRegistry(), nil)
+	e.EvalTimeout = time.Nanosecond
+	e.Swap(s)
+	withObservables := func(n int) *ocsf.Event {
+		ev := ctEvent("X", "")
+		for range n {
+			ev.Observables = append(ev.Observables, ocsf.Observable{Value: "xxxxxxxx"})
+		}
+		return ev
+	}
+
+	small := withObservables(untrackedMaxList) // 65,536 inner iterations
+	act := newActivation(small, s.adapter)
+	m := e.set.Load().rules[r]
+	matched, reason, err := e.eval(r, act, m)
+	if err != nil || matched {
+		t.Fatalf("within the hints: got matched %v, reason %q, err %v; want false and no error (no deadline)", matched, reason, err)
+	}
+	if got := counterValue(t, m.untracked); got != 1 {
+		t.Fatalf("got %v untracked evaluations, want 1", got)
+	}
+	act = newActivation(withObservables(16), s.adapter) // a cheaper one to count allocations on
+	// The program alone, the engine's untracked path, and the program under
+	// a deadline context (what the path did before): the context and its
+	// timer cost about ten allocations, the race detector's noise one or two.
+	direct := testing.AllocsPerRun(20, func() { _, _, _ = r.fast.Eval(act) })
+	viaEngine := testing.AllocsPerRun(20, func() { _, _, _ = e.eval(r, act, nil) })
+	withDeadline := testing.AllocsPerRun(20, func() { _, _, _ = evalProgram(r.fast, true, act, time.Minute) })
+	if withDeadline-direct < 4 {
+		t.Fatalf("got %v allocations with a deadline context and %v without: the comparison cannot tell them apart", withDeadline, direct)
+	}
+	if viaEngine >= direct+(withDeadline-direct)/2 {
+		t.Errorf("got %v allocations per untracked evaluation, want about the program's own %v, not the %v of a deadline context", viaEngine, direct, withDeadline)
+	}
+
+	big := withObservables(untrackedMaxList + 1)
+	_, reason, err = e.eval(r, newActivation(big, s.adapter), m)
+	if err == nil || reason != ReasonTimeout {
+		t.Errorf("beyond the hints: got reason %q, err %v; want %q (tracked, under the deadline)", reason, err, ReasonTimeout)
+	}
+	if got := counterValue(t, m.untracked); got != 1 {
+		t.Errorf("got %v untracked evaluations after the oversized event, want still 1", got)
 	}
 }

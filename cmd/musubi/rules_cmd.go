@@ -5,18 +5,22 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/musubi-xdr/musubi/correlate"
 	"github.com/musubi-xdr/musubi/rules"
 )
 
-const rulesUsage = `Usage: musubi rules <lint|test|coverage> [-format FORMAT] [-scenarios DIR] DIR
+const rulesUsage = `Usage: musubi rules <lint|test|coverage> [-format FORMAT] [-cost] [-scenarios DIR] DIR
        musubi rules import sigma [-out DIR] [-license ID] FILE|DIR
 
   lint      parse, type-check and compile every rule, detection and
             correlation; check the metadata a shipped rule must have (ATT&CK,
-            stage, sources, entities, tests)
+            stage, sources, entities, tests); with -cost, list each rule's
+            worst-case CEL cost, whether it runs untracked or tracked, and
+            what prefilters it
   test      run every rule's inline tests; with -scenarios, also replay every
             scenario directory (telemetry files + expected.json) under DIR
             through normalize → rules → correlate, in file order and in
@@ -37,7 +41,8 @@ The exit code is 1 when any rule fails.
 
 // rulesActions are the actions of `musubi rules` and their help.
 var rulesActions = map[string]string{
-	"lint":     "rules lint [-format text|json] DIR\n\nParses, type-checks and compiles every rule, detection and correlation, and\nchecks the metadata a shipped rule must have (ATT&CK, stage, sources,\nentities, tests). The exit code is 1 when any rule fails.",
+	"lint": "rules lint [-format text|json] [-cost] DIR\n\nParses, type-checks and compiles every rule, detection and correlation, and\nchecks the metadata a shipped rule must have (ATT&CK, stage, sources,\nentities, tests). The exit code is 1 when any rule fails.\n\n" +
+		"With -cost it also lists every detection rule and correlation stage\ncondition, most expensive first: its worst-case CEL cost (STRICT, the\nestimate over the size hints the engine checks on each event; unbounded\nwhen it has none; LOAD, the estimate checked against the load limit),\nwhether the engine evaluates it untracked (no cost tracking, no deadline;\nonly rules whose strict estimate is within the cost limit) or tracked and\nwhy, and what gates it: the operations of its sources and the literal\nconjuncts of its condition checked before it runs, or \"evaluated for every\nevent of\" its classes. Cost alone never fails the lint.",
 	"test":     "rules test [-format text|json] [-scenarios DIR] [-orders N] DIR\n\nRuns every rule's and every exception's inline tests; with -scenarios, also replays every scenario\ndirectory (telemetry files + expected.json) through normalize → rules →\ncorrelate, in file order and in shuffled orders, and checks the expected\nincident. The exit code is 1 when any rule or scenario fails.",
 	"import":   "rules import sigma [-out DIR] [-license ID] [-format text|json] FILE|DIR\n\nConverts Sigma rules into Musubi rule files under -out, each with a\ngenerated matching and non-matching test checked against the converted\ncondition. A rule with a construct Musubi cannot express is not written; it\nis listed with every reason. -license is recorded for rules that name none\n(DRL-1.1 for SigmaHQ's). The exit code is 1 when any rule was not converted.",
 	"coverage": "rules coverage [-format text|json|navigator] DIR\n\nPrints the ATT&CK coverage; with -format json an ATT&CK Navigator layer\n(format 4.5) under \"layer\".",
@@ -63,7 +68,10 @@ func rulesCommand(args []string, stdout, stderr io.Writer) int {
 		"coverage": {"text", "json", "navigator"},
 	}[action]
 	format := fs.String("format", "text", "output format: "+strings.Join(formats, ", "))
-	scenarios, orders := new(string), new(int)
+	scenarios, orders, withCost := new(string), new(int), new(bool)
+	if action == "lint" {
+		fs.BoolVar(withCost, "cost", false, "also list each rule's static cost, evaluation path (untracked or tracked) and prefilter")
+	}
 	if action == "test" {
 		fs.StringVar(scenarios, "scenarios", "", "directory of scenario tests")
 		fs.IntVar(orders, "orders", 5, "orders each scenario is replayed in: file order, then shuffled")
@@ -84,10 +92,15 @@ func rulesCommand(args []string, stdout, stderr io.Writer) int {
 		rep := rules.Lint(dir)
 		seqProblems := lintCorrelation(dir)
 		cases = lintCases(rep, seqProblems)
+		var costs *rules.CostReport
+		if *withCost {
+			costs = costReport(dir)
+		}
 		report, ok = struct {
 			*rules.LintReport
-			Correlation []string `json:"correlation_problems,omitempty"`
-		}{rep, seqProblems}, rep.OK && len(seqProblems) == 0
+			Correlation []string          `json:"correlation_problems,omitempty"`
+			Cost        *rules.CostReport `json:"cost,omitempty"`
+		}{rep, seqProblems, costs}, rep.OK && len(seqProblems) == 0
 		text = func() {
 			for _, p := range rep.Problems {
 				fmt.Fprintln(stdout, p)
@@ -99,6 +112,9 @@ func rulesCommand(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintln(stdout, "warning:", w)
 			}
 			seq, _ := correlate.LoadRules(dir)
+			if costs != nil {
+				writeCostTable(stdout, costs)
+			}
 			fmt.Fprintf(stdout, "%d detection rules, %d correlation rules, %d problems\n", rep.Rules, len(seq), len(rep.Problems)+len(seqProblems))
 		}
 	case "test":
@@ -208,6 +224,56 @@ func rulesCommand(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// costReport is the -cost report of dir: its detection rules and the
+// stage conditions of its correlation rules. Rules that do not load are
+// left out (lint lists their problems).
+func costReport(dir string) *rules.CostReport {
+	rep := &rules.CostReport{Rules: []rules.RuleCost{}}
+	if s, err := rules.Load(dir); err == nil {
+		rep = s.Cost()
+	}
+	if seq, err := correlate.LoadRules(dir); err == nil {
+		for _, r := range seq {
+			for _, c := range r.Cost() {
+				rep.Add(c)
+			}
+		}
+	}
+	return rep
+}
+
+// writeCostTable prints the -cost report as a table and a summary line.
+func writeCostTable(w io.Writer, rep *rules.CostReport) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RULE\tSTRICT\tLOAD\tEVALUATION\tGATED BY")
+	det, corr := 0, 0
+	for _, c := range rep.Rules {
+		name := c.RuleID
+		if c.Kind == rules.KindCorrelation {
+			name += " [" + c.Stage + "]"
+			corr++
+		} else {
+			det++
+		}
+		strict := strconv.FormatUint(c.Strict, 10)
+		if c.Unbounded {
+			strict = "unbounded"
+		}
+		eval := "untracked"
+		if !c.Untracked {
+			eval = "tracked"
+			if c.Deadline {
+				eval += "+deadline"
+			}
+			eval += ": " + c.TrackedBecause
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", name, strict, c.Estimate, eval, c.Gate)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "cost: %d rules (%d detection, %d correlation stage conditions), %d untracked, %d prefiltered\n",
+		len(rep.Rules), det, corr, rep.Untracked, rep.Prefiltered)
 }
 
 // lintCorrelation loads the correlation rules of dir and lists their
