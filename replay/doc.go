@@ -31,7 +31,9 @@
 //     stream it in segments of whole records (segment.go), each decoded
 //     as a message with the usual limits and dead letters, and the merge
 //     takes its segments' events in event-time order using their windows
-//     from the first pass (large.go).
+//     from the first pass (large.go). The segments read ahead over all
+//     large files share one budget (Stream.SegmentBudget), so overlapping
+//     large files do not each read ahead.
 //
 // Inputs are plain files, gzip files, directories as `aws s3 sync` writes
 // them (walked recursively) and tar (extracted to a temporary directory)

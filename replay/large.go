@@ -2,8 +2,10 @@ package replay
 
 import (
 	"cmp"
+	"context"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/musubi-xdr/musubi/ingest"
@@ -12,11 +14,90 @@ import (
 	"github.com/musubi-xdr/musubi/storage"
 )
 
+// segBudget bounds the segments of large files cut and not yet merged
+// into their runs, over all large files at once: each large file's feeder
+// takes a share before it cuts a segment and the merge gives it back when
+// it merges the segment's part. Without it every open large file would
+// read ahead on its own (a segment being cut, one per decoding goroutine,
+// the queued parts), so overlapping large files held about three
+// segments each.
+//
+// The k-way merge needs the next segment of the file it waits for
+// (merger.fill), which another file's read-ahead may have spent the budget
+// on. So the file the merge waits for, when it holds no segment at all, may
+// take one beyond the limit: the budget never blocks the merge, and at most
+// limit+1 segments are cut and unmerged at once, however many large files
+// overlap. (The alternative, bounding how many large files are open, would
+// have to deliver the others' records late or read them again.) What the
+// budget does not count is each open file's current segment once merged
+// into its run, which the k-way merge needs to compare heads: that part of
+// memory still grows with the number of large files whose time ranges
+// overlap.
+type segBudget struct {
+	mu          sync.Mutex
+	cond        sync.Cond
+	limit, used int
+	peak        int // the most segments held at once, for tests
+	stopped     bool
+}
+
+// newSegBudget returns a budget of limit segments whose waiters give up
+// when ctx is done.
+func newSegBudget(ctx context.Context, limit int) *segBudget {
+	b := &segBudget{limit: max(1, limit)}
+	b.cond.L = &b.mu
+	context.AfterFunc(ctx, func() {
+		b.mu.Lock()
+		b.stopped = true
+		b.cond.Broadcast()
+		b.mu.Unlock()
+	})
+	return b
+}
+
+// acquire waits until r may cut a segment: the budget has room, or the
+// merge waits for r and r holds none. It reports false when the replay
+// stops.
+func (b *segBudget) acquire(r *run) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for !b.stopped && b.used >= b.limit && !(r.wanted && r.held == 0) {
+		b.cond.Wait()
+	}
+	if b.stopped {
+		return false
+	}
+	b.used++
+	r.held++
+	b.peak = max(b.peak, b.used)
+	return true
+}
+
+// release gives back a segment of r's.
+func (b *segBudget) release(r *run) {
+	b.mu.Lock()
+	b.used--
+	r.held--
+	b.cond.Broadcast()
+	b.mu.Unlock()
+}
+
+// want marks whether the merge waits for r's next part.
+func (b *segBudget) want(r *run, w bool) {
+	b.mu.Lock()
+	r.wanted = w
+	if w {
+		b.cond.Broadcast()
+	}
+	b.mu.Unlock()
+}
+
 // feed starts reading a large file in segments for the merge: one
-// goroutine cuts the file, in order, and hands each segment to a decoding
-// goroutine (at most workers at once); the parts reach the run in file
-// order, at most workers-1 (at least one) of them ahead of the one the
-// merge waits for.
+// goroutine cuts the file, in order, a segment at a time as the shared
+// segment budget allows, and hands each segment to a decoding goroutine
+// (at most workers at once); the parts reach the run in file order, at
+// most workers-1 (at least one) of them queued ahead of the one the merge
+// waits for.
 func (s *Stream) feed(dec *ingest.Decoder, in Input, r *run) {
 	ctx := s.ctx
 	workers := s.workers
@@ -51,17 +132,22 @@ func (s *Stream) feed(dec *ingest.Decoder, in Input, r *run) {
 		g := newSegmenter(rc, r.src, dec.Limits(), s.segmentBytes(), s.segmentRecords())
 		left := r.bytes
 		for j := 0; ; j++ {
+			if !s.budget.acquire(r) {
+				return
+			}
 			seg, err := g.next()
 			if err != nil {
+				s.budget.release(r)
 				// The first pass read it: a file changed under the
 				// replay is a dead letter of its own.
 				unreadable(err)
 				return
 			}
 			if seg == nil {
+				s.budget.release(r)
 				return
 			}
-			p := &part{done: make(chan struct{})}
+			p := &part{done: make(chan struct{}), held: true}
 			if r.rawTotal > 0 {
 				p.bytes = min(left, r.bytes*seg.size/r.rawTotal)
 				left -= p.bytes
@@ -212,11 +298,13 @@ func (m *merger) fill(r *run) error {
 		}
 		var p *part
 		var ok bool
+		s.budget.want(r, true)
 		select {
 		case p, ok = <-r.parts:
 		case <-m.ctx.Done():
 			return m.ctx.Err()
 		}
+		s.budget.want(r, false)
 		if !ok {
 			r.parts = nil
 			s.mu.Lock()
@@ -240,6 +328,9 @@ func (m *merger) fill(r *run) error {
 		s.mu.Unlock()
 		r.events, r.matches = mergeSorted(r.events[r.pos:], r.matches[r.pos:], p.events, p.matches)
 		r.pos = 0
+		if p.held {
+			s.budget.release(r)
+		}
 	}
 	return nil
 }

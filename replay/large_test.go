@@ -126,6 +126,14 @@ type replayed struct {
 
 func replayWith(t *testing.T, o Options, segBytes, segRecords int, paths ...string) replayed {
 	t.Helper()
+	out, _ := replayStream(t, o, func(s *Stream) { s.SegmentBytes, s.SegmentRecords = segBytes, segRecords }, paths...)
+	return out
+}
+
+// replayStream replays paths with a Stream that set configures, and
+// returns what the sink received and the Stream.
+func replayStream(t *testing.T, o Options, set func(*Stream), paths ...string) (replayed, *Stream) {
+	t.Helper()
 	inputs, cleanup, err := Inputs(paths)
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +144,7 @@ func replayWith(t *testing.T, o Options, segBytes, segRecords int, paths ...stri
 		t.Fatal(err)
 	}
 	s.Chunk = 50
-	s.SegmentBytes, s.SegmentRecords = segBytes, segRecords
+	set(s)
 	var out replayed
 	out.stats, err = s.Run(context.Background(), inputs, func(b storage.Batch) error {
 		for _, ev := range b.Events {
@@ -154,7 +162,7 @@ func replayWith(t *testing.T, o Options, segBytes, segRecords int, paths ...stri
 	}
 	slices.Sort(out.alerts)
 	out.alerts = slices.Compact(out.alerts)
-	return out
+	return out, s
 }
 
 // sameReplay requires two replays to have correlated the same events in the
@@ -280,6 +288,72 @@ func TestLargeFileMalformedRecords(t *testing.T) {
 		}
 		if got.stats.DeadLettersTotal() != 2 {
 			t.Errorf("%s: counted dead letters %v", name, got.stats.DeadLetters)
+		}
+	}
+}
+
+// overlappingCloudTrail writes n CloudTrail files, each the attack chain's
+// records repeated over three days, file i shifted by i minutes (ids made
+// unique): every file's time range overlaps every other's, so the merge
+// holds all of them open at once.
+func overlappingCloudTrail(t *testing.T, dir string, n int) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(attackChain, "cloudtrail.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ct struct{ Records []map[string]any }
+	if err := json.Unmarshal(data, &ct); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		var records []map[string]any
+		for k := range 3 {
+			for _, r := range ct.Records {
+				c := maps.Clone(r)
+				tm, err := time.Parse(time.RFC3339Nano, r["eventTime"].(string))
+				if err != nil {
+					t.Fatal(err)
+				}
+				c["eventTime"] = tm.Add(time.Duration(k)*24*time.Hour + time.Duration(i)*time.Minute).Format(time.RFC3339Nano)
+				c["eventID"] = fmt.Sprintf("%v-%d-%d", r["eventID"], i, k)
+				records = append(records, c)
+			}
+		}
+		out, err := json.Marshal(map[string]any{"Records": records})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("ct-%02d.json", i)), out, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestOverlappingLargeFilesShareBudget replays 12 large files whose time
+// ranges all overlap, in segments of 8 records with a budget of 3
+// segments: the merge still progresses, never more than budget+1 segments
+// (the one the merge waits for) are cut and unmerged at once, and the
+// replay equals the one of whole files. Without the budget the same
+// replay holds two to four segments per file (25 and more).
+func TestOverlappingLargeFilesShareBudget(t *testing.T) {
+	const files, budget = 12, 3
+	dir := t.TempDir()
+	overlappingCloudTrail(t, dir, files)
+	whole, _ := replayStream(t, options(), func(*Stream) {}, dir)
+	if whole.stats.Records < 700 || len(whole.alerts) == 0 || len(graphs(whole.incs)) < 2 {
+		t.Fatalf("the files replayed %d records, %d alerts, %d incidents: too little to compare", whole.stats.Records, len(whole.alerts), len(graphs(whole.incs)))
+	}
+	for _, workers := range []int{1, 4} {
+		got, s := replayStream(t, options(), func(s *Stream) {
+			s.SegmentBytes, s.SegmentRecords, s.SegmentBudget, s.Workers = 8<<10, 8, budget, workers
+		}, dir)
+		sameReplay(t, fmt.Sprintf("workers %d", workers), got, whole)
+		if s.budget.peak > budget+1 || s.budget.peak < 1 {
+			t.Errorf("workers %d: %d segments cut and unmerged at once, want 1 to %d", workers, s.budget.peak, budget+1)
+		}
+		if s.budget.used != 0 {
+			t.Errorf("workers %d: %d segments still held after the replay", workers, s.budget.used)
 		}
 	}
 }

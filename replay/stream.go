@@ -133,11 +133,19 @@ type Stream struct {
 	// at most SegmentBytes and SegmentRecords each (default 16 MiB and
 	// 1024), so memory does not grow with the file (see segment.go).
 	SegmentBytes, SegmentRecords int
+	// SegmentBudget bounds the segments of large files cut but not yet
+	// merged (being cut, decoded, or decoded and waiting for the merge),
+	// over every large file at once (default twice Workers): however many
+	// large files overlap, their read-ahead shares it. The file the merge
+	// waits for may take one segment more when the budget is spent, so
+	// that the merge always progresses (see segBudget).
+	SegmentBudget int
 
 	mu      sync.Mutex
 	ctx     context.Context // Run's, for the feeders of large files
 	workers int
 	feeders sync.WaitGroup
+	budget  *segBudget
 	stats   Stats
 	alerts  map[string]struct{}
 	incs    map[string]bool // id → merged away
@@ -196,6 +204,11 @@ type run struct {
 	parts     chan *part
 	rawTotal  int64 // the file's decompressed size
 	bytesDone int64 // of bytes, those counted done with the parts merged
+	// held counts the file's segments cut and not yet merged; wanted is
+	// set while the merge waits for the file's next part. Both are
+	// guarded by the segBudget's mutex.
+	held   int
+	wanted bool
 }
 
 // segWin is the first pass's window of one segment of a large file.
@@ -214,6 +227,7 @@ type part struct {
 	dead    []storage.DeadLetter
 	bytes   int64 // its share of the file's stored size
 	done    chan struct{}
+	held    bool // it holds a share of the segment budget
 }
 
 // nextLo is the earliest event time the segments not yet merged into the
@@ -295,6 +309,11 @@ func (s *Stream) Run(ctx context.Context, inputs []Input, sink Sink) (Stats, err
 		s.feeders.Wait()
 	}()
 	s.ctx, s.workers = ctx, workers
+	budget := s.SegmentBudget
+	if budget <= 0 {
+		budget = 2 * workers
+	}
+	s.budget = newSegBudget(ctx, budget)
 	ready := make([]chan *run, len(order))
 	for i := range ready {
 		ready[i] = make(chan *run, 1)
