@@ -384,8 +384,8 @@ func (c *Correlator) ProcessInput(in Input) Result {
 	res.Stages = c.seq.takeKept()
 	c.updateWatermark()
 	res.Alerts = append(res.Alerts, c.raise(c.seq.fire(c.wm))...)
-	c.sweep()
 	res.Incidents = c.emit()
+	c.sweep()
 	c.m.lateEvents.Add(float64(res.Late))
 	return res
 }
