@@ -412,6 +412,7 @@ func (c *Correlator) joinCandidates(tenant uint32, a *alert.Alert, alerts []*ale
 		if depth[cur] >= c.cfg.MaxDepth || len(queue) >= maxVisit {
 			continue
 		}
+		n0 := len(queue)
 		for _, l := range e.links {
 			if _, ok := depth[l.to]; ok {
 				continue
@@ -430,8 +431,22 @@ func (c *Correlator) joinCandidates(tenant uint32, a *alert.Alert, alerts []*ale
 			arrive[l.to] = l.last
 			queue = append(queue, l.to)
 		}
+		// The entities found from cur in the order of their keys, not of
+		// when their links were learned (which eviction and re-learning
+		// change with the batches): of several equally short paths, the
+		// one through the smallest keys explains the join.
+		slices.SortFunc(queue[n0:], c.entityCmp)
 	}
 	return out
+}
+
+// entityCmp orders entities by their node id (kind, then value).
+func (c *Correlator) entityCmp(a, b uint32) int {
+	ka, kb := c.g.ents[a].key, c.g.ents[b].key
+	if r := strings.Compare(string(kindOf(ka.kind)), string(kindOf(kb.kind))); r != 0 {
+		return r
+	}
+	return strings.Compare(ka.value, kb.value)
 }
 
 // pathSteps describes a lineage path: each entity with the time and event

@@ -110,6 +110,7 @@ type Correlator struct {
 	clock     func() time.Time // wall clock, for versions only
 	restoring bool
 	seen      map[uint32]struct{} // scratch for reach
+	met       []uint32            // scratch for bridge
 	// splitCheck holds incidents an entity was part of when it became a
 	// hub; emit re-checks that they still hold together.
 	splitCheck map[uint32]struct{}
@@ -384,8 +385,8 @@ func (c *Correlator) ProcessInput(in Input) Result {
 	res.Stages = c.seq.takeKept()
 	c.updateWatermark()
 	res.Alerts = append(res.Alerts, c.raise(c.seq.fire(c.wm))...)
-	c.sweep()
 	res.Incidents = c.emit()
+	c.sweep()
 	c.m.lateEvents.Add(float64(res.Late))
 	return res
 }
@@ -649,10 +650,16 @@ func (c *Correlator) markSplit(i uint32) {
 // link arrives before an alert or after it — in the same batch or in a
 // later one — does not change the incidents.
 func (c *Correlator) bridge(start []uint32, t int64) {
-	hits := c.reach(seeker{t: t, sev: WeakJoinSeverity, link: true}, start)
+	met := c.met[:0]
+	hits := c.reach(seeker{t: t, sev: WeakJoinSeverity, link: true, met: &met}, start)
+	c.met = met
 	if len(hits) < 2 {
 		return
 	}
+	// Only an alert that carries an entity the link's walk met can reach
+	// through the link: the others would find what they found when they
+	// were placed, so they do not look again.
+	slices.Sort(met)
 	var alerts []*alert.Alert
 	for _, h := range hits {
 		if in := c.incs[h.slot]; in != nil {
@@ -668,6 +675,9 @@ func (c *Correlator) bridge(start []uint32, t int64) {
 		}
 		var arr [16]uint32
 		ids := c.trackedIDs(in.tenant, a.Entities, a.Time, arr[:0])
+		if !slices.ContainsFunc(ids, func(i uint32) bool { _, ok := slices.BinarySearch(met, i); return ok }) {
+			continue
+		}
 		if again := c.reach(seeker{t: a.Time, sev: joinSeverity(a), ids: alertIdentities(a)}, ids); len(again) >= 2 {
 			c.mergeHits(again)
 		}
@@ -706,6 +716,8 @@ type seeker struct {
 	sev  int
 	ids  identities
 	link bool // a new lineage link, not an alert
+	// met, if set, receives every entity the walk visited.
+	met *[]uint32
 }
 
 // hit is an open incident a seeker reaches, and whether through a strong
@@ -800,6 +812,11 @@ func (c *Correlator) reach(s seeker, start []uint32) []hit {
 				next.nvia++
 			}
 			queue = append(queue, next)
+		}
+	}
+	if s.met != nil {
+		for _, it := range queue {
+			*s.met = append(*s.met, it.ent)
 		}
 	}
 	slices.SortFunc(hits, func(a, b hit) int { return cmp.Compare(a.slot, b.slot) })

@@ -21,8 +21,10 @@
 // shorter window of its two kinds); otherwise it opens an incident. An
 // alert, or a new link from a plain event, that reaches two incidents
 // merges them: the loser is emitted once more with MergedInto set. A new
-// link only finds the incidents it may connect; each of their alerts then
-// looks for incidents again by the rules an arriving alert joins by, so a
+// link only finds the incidents it may connect; each of their alerts that
+// carries an entity the link's walk met then looks for incidents again by
+// the rules an arriving alert joins by (the others cannot reach through
+// the link), so a
 // link joins what it would have joined had it been known when the alerts
 // were placed, and how the input was cut into batches does not matter.
 //
