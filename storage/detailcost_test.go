@@ -115,8 +115,9 @@ func (c *costConn) take() []*queryCost {
 // detailFixture writes an incident shaped like the demo's attack chain
 // (30 alerts of two events each, 16 versions) into tenant t1 among what a
 // busy tenant holds besides: 3,000 other events in the same hours and 200
-// other incidents with their workflow, so that a read that is not keyed by
-// the incident shows in the rows it reads.
+// other incidents with their workflow, and two granules of later events
+// in the evidence window, so that a read that is not keyed by the incident
+// shows in the rows or bytes it reads.
 func detailFixture(t testing.TB, s *Store) {
 	t.Helper()
 	var evs []ocsf.Event
@@ -128,6 +129,11 @@ func detailFixture(t testing.TB, s *Store) {
 	}
 	for i := range 3000 {
 		evs = append(evs, testEvent("t1", fmt.Sprintf("noise-%05d", i), time.Duration(i)*time.Second))
+	}
+	// Two more granules (8,192 rows each) of the tenant's events in the
+	// evidence window, after the incident's.
+	for i := range 2 * 8192 {
+		evs = append(evs, testEvent("t1", fmt.Sprintf("later-%05d", i), 2*time.Hour+time.Duration(i)*time.Second))
 	}
 	write(t, s, Batch{Events: evs, Alerts: als})
 	for v := range 16 {
@@ -183,6 +189,17 @@ func TestGetIncidentCost(t *testing.T) {
 	t.Logf("%d queries, %d rows, %d bytes read", len(qs), rows, bytes)
 	if len(qs) != 7 {
 		t.Errorf("one detail read made %d queries, want 7", len(qs))
+	}
+	// The evidence read reads the event JSON and raw bytes of the granule
+	// holding the incident's events, not of every event in its window.
+	var all uint64
+	if err := cc.Conn.QueryRow(ctx, "SELECT sum(length(event_json) + length(raw)) FROM "+s.t(TableEvents)+" WHERE tenant_uid = 't1'").Scan(&all); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range qs {
+		if strings.Contains(q.sql, "FROM "+s.t(TableEvents)) && q.bytes > all/2 {
+			t.Errorf("the evidence read read %d bytes; the events of its window hold %d bytes of JSON and raw records", q.bytes, all)
+		}
 	}
 	for _, sh := range cc.short {
 		t.Errorf("the detail read waits for one query before making the next: %s", sh)
