@@ -595,10 +595,11 @@ const maxMerged = 1000
 // were merged into (at their latest workflow version), their ids.
 func (s *Store) mergesOf(ctx context.Context, tenant string) (map[string][]string, error) {
 	// Only incidents ever merged are aggregated: the inner IN reads the
-	// one merged_into column, not every incident's workflow history.
+	// one merged_into column, not every incident's workflow history
+	// (GLOBAL: on a cluster the table is Distributed, see evidence).
 	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT incident_id, m FROM (
     SELECT incident_id, argMax(merged_into, version) AS m, argMax(status, version) AS st FROM `+s.t(TableWorkflow)+`
-    WHERE tenant_uid = ? AND incident_id IN (SELECT incident_id FROM `+s.t(TableWorkflow)+` WHERE tenant_uid = ? AND merged_into != '')
+    WHERE tenant_uid = ? AND incident_id GLOBAL IN (SELECT incident_id FROM `+s.t(TableWorkflow)+` WHERE tenant_uid = ? AND merged_into != '')
     GROUP BY incident_id
 ) WHERE st = 'merged' AND m != '' ORDER BY incident_id LIMIT ?`, tenant, tenant, maxMerged*10)
 	if err != nil {
