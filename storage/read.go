@@ -500,16 +500,81 @@ type evidenceCursor struct {
 // GetIncident returns the latest version of incident id in one of tenants:
 // its workflow state, graph, timeline, alerts and the first (or the
 // cursor's) page of evidence events, oldest first.
+//
+// It makes two rounds of queries, each at once, so the answer waits for
+// the slowest query of each round rather than for their sum (the console
+// paints once it arrives; on a loaded server every round trip counts):
+// the incident row with, for a single tenant, the tenant's merges and the
+// incident's alert moves; then the graph, the alerts and the evidence of
+// that version. Incidents with others merged into them take one more
+// round (the merged incidents' alerts and their moves).
 func (s *Store) GetIncident(ctx context.Context, tenants []string, id, evidenceCursor string) (casework.IncidentDetail, error) {
-	in, err := s.getIncident(ctx, tenants, id, true)
-	if err != nil {
+	var (
+		in    casework.Incident
+		into  map[string][]string
+		moves map[string]alertMove
+	)
+	// With one tenant the merges and moves are the tenant's and can be
+	// read before the incident row names its tenant.
+	early := len(tenants) == 1
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		in, err = s.getIncident(gctx, tenants, id, true)
+		return err
+	})
+	if early {
+		g.Go(func() (err error) {
+			into, err = s.mergesOf(gctx, tenants[0])
+			return err
+		})
+		g.Go(func() (err error) {
+			moves, err = s.latestMoves(gctx, tenants[0], []string{id})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
 		return casework.IncidentDetail{}, err
 	}
+	if !early {
+		g, gctx = errgroup.WithContext(ctx)
+		g.Go(func() (err error) {
+			into, err = s.mergesOf(gctx, in.TenantUID)
+			return err
+		})
+		g.Go(func() (err error) {
+			moves, err = s.latestMoves(gctx, in.TenantUID, []string{in.ID})
+			return err
+		})
+		if err := g.Wait(); err != nil {
+			return casework.IncidentDetail{}, err
+		}
+	}
 	d := casework.IncidentDetail{Incident: in}
-	// The graph, the alerts and the evidence are independent reads of one
-	// version: they run at once, so the answer waits for the slowest query
-	// rather than for their sum (the console paints once it arrives).
-	g, gctx := errgroup.WithContext(ctx)
+	// The alerts of merged incidents are served through the survivor.
+	merged := mergedInto(into, in.ID)
+	withMerged := in
+	set := []string{in.ID}
+	if len(merged) > 0 {
+		set = append(set, merged...)
+		g, gctx = errgroup.WithContext(ctx)
+		g.Go(func() (err error) {
+			withMerged, err = s.withMergedAlerts(gctx, in, merged)
+			return err
+		})
+		g.Go(func() (err error) {
+			moves, err = s.latestMoves(gctx, in.TenantUID, set)
+			return err
+		})
+		if err := g.Wait(); err != nil {
+			return casework.IncidentDetail{}, err
+		}
+	}
+	d.MergedFrom = merged
+	// Analysts' moves decide where an alert is (moves.go).
+	d.AlertIDs = applyMoves(in, []string{in.ID}, moves, false).AlertIDs
+	withMerged = applyMoves(withMerged, set, moves, true)
+
+	g, gctx = errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
 		d.Nodes, err = s.nodes(gctx, in.TenantUID, in.ID, in.Version)
 		return err
@@ -518,31 +583,13 @@ func (s *Store) GetIncident(ctx context.Context, tenants []string, id, evidenceC
 		d.Edges, err = s.edges(gctx, in.TenantUID, in.ID, in.Version)
 		return err
 	})
-	g.Go(func() error {
-		// The alerts of merged incidents are served through the survivor.
-		merged, withMerged, err := s.withMergedAlerts(gctx, in)
-		if err != nil {
-			return err
-		}
-		d.MergedFrom = merged
-		// Analysts' moves decide where an alert is (moves.go).
-		set := append([]string{in.ID}, merged...)
-		moves, err := s.latestMoves(gctx, in.TenantUID, set)
-		if err != nil {
-			return err
-		}
-		d.AlertIDs = applyMoves(in, []string{in.ID}, moves, false).AlertIDs
-		withMerged = applyMoves(withMerged, set, moves, true)
-		ag, actx := errgroup.WithContext(gctx)
-		ag.Go(func() (err error) {
-			d.Alerts, err = s.incidentAlerts(actx, withMerged)
-			return err
-		})
-		ag.Go(func() (err error) {
-			d.Evidence, d.NextEvidenceCursor, err = s.evidence(actx, withMerged, evidenceCursor)
-			return err
-		})
-		return ag.Wait()
+	g.Go(func() (err error) {
+		d.Alerts, err = s.incidentAlerts(gctx, withMerged)
+		return err
+	})
+	g.Go(func() (err error) {
+		d.Evidence, d.NextEvidenceCursor, err = s.evidence(gctx, withMerged, evidenceCursor)
+		return err
 	})
 	return d, g.Wait()
 }
@@ -550,34 +597,38 @@ func (s *Store) GetIncident(ctx context.Context, tenants []string, id, evidenceC
 // maxMerged bounds the incidents whose alerts one survivor serves.
 const maxMerged = 1000
 
-// withMergedAlerts finds the incidents merged into in, directly or through
-// another merged incident, and returns their ids and a copy of in whose
-// alert ids and time span include theirs (for reading alerts and
-// evidence; the graph stays in's own).
-func (s *Store) withMergedAlerts(ctx context.Context, in casework.Incident) ([]string, casework.Incident, error) {
+// mergesOf returns the merges of tenant: for each incident that others
+// were merged into (at their latest workflow version), their ids.
+func (s *Store) mergesOf(ctx context.Context, tenant string) (map[string][]string, error) {
+	// Only incidents ever merged are aggregated: the inner IN reads the
+	// one merged_into column, not every incident's workflow history
+	// (GLOBAL: on a cluster the table is Distributed, see evidence).
 	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT incident_id, m FROM (
     SELECT incident_id, argMax(merged_into, version) AS m, argMax(status, version) AS st FROM `+s.t(TableWorkflow)+`
-    WHERE tenant_uid = ? GROUP BY incident_id
-) WHERE st = 'merged' AND m != '' ORDER BY incident_id LIMIT ?`, in.TenantUID, maxMerged*10)
+    WHERE tenant_uid = ? AND incident_id GLOBAL IN (SELECT incident_id FROM `+s.t(TableWorkflow)+` WHERE tenant_uid = ? AND merged_into != '')
+    GROUP BY incident_id
+) WHERE st = 'merged' AND m != '' ORDER BY incident_id LIMIT ?`, tenant, tenant, maxMerged*10)
 	if err != nil {
-		return nil, in, fmt.Errorf("merged incidents: %w", err)
+		return nil, fmt.Errorf("merged incidents: %w", err)
 	}
+	defer rows.Close()
 	into := map[string][]string{}
 	for rows.Next() {
 		var from, to string
 		if err := rows.Scan(&from, &to); err != nil {
-			rows.Close()
-			return nil, in, err
+			return nil, err
 		}
 		into[to] = append(into[to], from)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, in, err
-	}
+	return into, rows.Err()
+}
+
+// mergedInto returns the incidents merged into id, directly or through
+// another merged incident, sorted.
+func mergedInto(into map[string][]string, id string) []string {
 	var merged []string
-	seen := map[string]bool{in.ID: true}
-	for queue := []string{in.ID}; len(queue) > 0 && len(merged) < maxMerged; queue = queue[1:] {
+	seen := map[string]bool{id: true}
+	for queue := []string{id}; len(queue) > 0 && len(merged) < maxMerged; queue = queue[1:] {
 		for _, from := range into[queue[0]] {
 			if !seen[from] {
 				seen[from] = true
@@ -586,15 +637,19 @@ func (s *Store) withMergedAlerts(ctx context.Context, in casework.Incident) ([]s
 			}
 		}
 	}
-	if len(merged) == 0 {
-		return nil, in, nil
-	}
 	slices.Sort(merged)
-	rows, err = s.conn.Query(s.readCtx(ctx), `SELECT argMax(alert_ids, version), min(first_seen_ms), max(last_seen_ms) FROM `+
+	return merged
+}
+
+// withMergedAlerts returns a copy of in whose alert ids and time span
+// include those of the incidents merged into it (for reading alerts and
+// evidence; the graph stays in's own).
+func (s *Store) withMergedAlerts(ctx context.Context, in casework.Incident, merged []string) (casework.Incident, error) {
+	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT argMax(alert_ids, version), min(first_seen_ms), max(last_seen_ms) FROM `+
 		s.t(TableIncidents)+` WHERE tenant_uid = ? AND incident_id IN `+placeholders(len(merged))+` GROUP BY incident_id`,
 		append([]any{in.TenantUID}, anySlice(merged)...)...)
 	if err != nil {
-		return nil, in, fmt.Errorf("merged incidents' alerts: %w", err)
+		return in, fmt.Errorf("merged incidents' alerts: %w", err)
 	}
 	defer rows.Close()
 	out := in
@@ -603,7 +658,7 @@ func (s *Store) withMergedAlerts(ctx context.Context, in casework.Incident) ([]s
 		var ids []string
 		var first, last int64
 		if err := rows.Scan(&ids, &first, &last); err != nil {
-			return nil, in, err
+			return in, err
 		}
 		for _, id := range ids {
 			if !slices.Contains(out.AlertIDs, id) {
@@ -612,7 +667,7 @@ func (s *Store) withMergedAlerts(ctx context.Context, in casework.Incident) ([]s
 		}
 		out.FirstSeen, out.LastSeen = min(out.FirstSeen, first), max(out.LastSeen, last)
 	}
-	return merged, out, rows.Err()
+	return out, rows.Err()
 }
 
 func (s *Store) nodes(ctx context.Context, tenant, id string, version uint64) ([]incident.Node, error) {
@@ -772,15 +827,19 @@ func (s *Store) evidence(ctx context.Context, in casework.Incident, after string
 	from := time.UnixMilli(in.FirstSeen).Add(-s.cfg.EvidenceLookback - alertTimeSlack).Unix()
 	to := time.UnixMilli(in.LastSeen).Add(alertTimeSlack).Unix()
 	alertFrom := time.UnixMilli(in.FirstSeen).Add(-alertTimeSlack).Unix()
-	b := &builder{}
-	b.add("tenant_uid = ?", in.TenantUID)
-	b.add("time >= toDateTime(?) AND time <= toDateTime(?)", max(from, 0), to)
 	// GLOBAL: on a cluster both tables are Distributed and a plain IN
 	// subquery would be refused (distributed_product_mode=deny); on one
-	// node it is the same as IN.
-	b.add("event_uid GLOBAL IN (SELECT arrayJoin(event_ids) FROM "+s.t(TableAlerts)+
-		" WHERE tenant_uid = ? AND time >= toDateTime(?) AND time <= toDateTime(?) AND alert_id IN "+placeholders(len(in.AlertIDs))+")",
-		append([]any{in.TenantUID, max(alertFrom, 0), to}, anySlice(in.AlertIDs)...)...)
+	// node it is the same as IN. PREWHERE: the window holds every event of
+	// the tenant for more than a week, and 18.16 does not move an IN
+	// subquery to PREWHERE itself, so without it the server reads the
+	// event JSON and raw bytes of all of them to keep the page's few
+	// (measured: 20,000 events of 1 KB, 20 MB read for 2 without it, 0.3 MB
+	// with it).
+	prewhere := " PREWHERE event_uid GLOBAL IN (SELECT arrayJoin(event_ids) FROM " + s.t(TableAlerts) +
+		" WHERE tenant_uid = ? AND time >= toDateTime(?) AND time <= toDateTime(?) AND alert_id IN " + placeholders(len(in.AlertIDs)) + ")"
+	b := &builder{args: append([]any{in.TenantUID, max(alertFrom, 0), to}, anySlice(in.AlertIDs)...)}
+	b.add("tenant_uid = ?", in.TenantUID)
+	b.add("time >= toDateTime(?) AND time <= toDateTime(?)", max(from, 0), to)
 	if after != "" {
 		var c evidenceCursor
 		if err := decodeCursor(after, &c); err != nil {
@@ -788,7 +847,7 @@ func (s *Store) evidence(ctx context.Context, in casework.Incident, after string
 		}
 		b.add("(time_ms > ? OR (time_ms = ? AND event_uid > ?))", c.Time, c.Time, c.UID)
 	}
-	q := "SELECT " + evidenceColumnsSQL + " FROM " + s.t(TableEvents) + b.where() +
+	q := "SELECT " + evidenceColumnsSQL + " FROM " + s.t(TableEvents) + prewhere + b.where() +
 		fmt.Sprintf(" ORDER BY time_ms, event_uid LIMIT 1 BY event_uid LIMIT %d", evidencePageSize+1)
 	rows, err := s.conn.Query(s.readCtx(ctx), q, b.args...)
 	if err != nil {
