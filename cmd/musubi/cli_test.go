@@ -122,7 +122,7 @@ func TestOnlyUsedFlags(t *testing.T) {
 		{[]string{"migrate", "status"}, []string{"-clickhouse", "-config", "-log-level"}},
 		{[]string{"replay"}, []string{"-account", "-clickhouse", "-config", "-cpuprofile", "-format", "-lateness", "-log-level", "-memory-limit-mib", "-min-severity", "-quiet", "-rules", "-since", "-source", "-tenant", "-until", "-write"}},
 		{[]string{"normalize"}, []string{"-max-record-bytes", "-source"}},
-		{[]string{"rules", "lint"}, []string{"-format"}},
+		{[]string{"rules", "lint"}, []string{"-cost", "-format"}},
 		{[]string{"rules", "coverage"}, []string{"-format"}},
 		{[]string{"rules", "test"}, []string{"-format", "-orders", "-scenarios"}},
 		{[]string{"version"}, nil},
