@@ -137,7 +137,11 @@ func writeExport(dir string, seed uint64, entities, n int) (files int, chains in
 
 // runReplay generates (or reuses) the export and replays it with
 // `musubi replay -quiet -format summary` as a child process, measuring its
-// wall time, CPU time and peak RSS (the child's rusage).
+// wall time, CPU time (the child's rusage) and peak RSS (the VmHWM the
+// replay reports in its summary: the child's rusage ru_maxrss is not its own,
+// since Go's vfork runs the child in the harness's memory until exec and the
+// kernel counts that memory's high-water mark, and the harness holds the
+// preloaded stream).
 func (h *harness) runReplay(ctx context.Context, n int) replayResult {
 	res := replayResult{Records: n}
 	dir := filepath.Join(".local", "bench", fmt.Sprintf("replay-export-%d-seed%d", n, h.seed))
@@ -162,7 +166,6 @@ func (h *harness) runReplay(ctx context.Context, n int) replayResult {
 		return res
 	}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		res.PeakRSS = ru.Maxrss * 1024
 		res.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	if err != nil && cmd.ProcessState.ExitCode() != 1 { // 1: dead letters, reported in the summary
@@ -177,6 +180,7 @@ func (h *harness) runReplay(ctx context.Context, n int) replayResult {
 		}
 	}
 	res.Summary = strings.TrimSpace(stderr.String())
+	res.PeakRSS = peakFromSummary(res.Summary)
 	// The replay must have read the whole export and found every chain.
 	replayed := -1
 	if m := replayedRe.FindStringSubmatch(res.Summary); m != nil {
@@ -198,6 +202,20 @@ func (h *harness) runReplay(ctx context.Context, n int) replayResult {
 // "replayed 1440 files (113.0 MiB), 1,000,000 records in …".
 var replayedRe = regexp.MustCompile(`replayed \d+ files \([^)]*\), ([\d,]+) records`)
 
+// peakRe reads the replay's own peak RSS from its summary line
+// "peak memory: 243.1 MiB".
+var peakRe = regexp.MustCompile(`(?m)^peak memory: ([\d.]+) (KiB|MiB|GiB)$`)
+
+// peakFromSummary is the peak RSS in bytes the replay's summary reports, or 0.
+func peakFromSummary(summary string) int64 {
+	m := peakRe.FindStringSubmatch(summary)
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return int64(v * float64(map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[m[2]]))
+}
+
 // replayMarkdown renders the replay section.
 func (r *report) replayMarkdown() string {
 	x := r.replay
@@ -216,7 +234,7 @@ func (r *report) replayMarkdown() string {
 	p("| records/s (wall) | %s | ≥ 20,000 (issue 24) %s |\n", num(float64(x.Records)/x.Wall.Seconds()), met(float64(x.Records)/x.Wall.Seconds() >= 20_000))
 	p("| records per CPU-second | %s | |\n", num(float64(x.Records)/x.CPU.Seconds()))
 	p("| wall / CPU time | %s / %s | |\n", x.Wall.Round(time.Millisecond), x.CPU.Round(time.Millisecond))
-	p("| peak RSS (child's rusage) | %s | ≤ 500 MiB %s |\n", mib(x.PeakRSS), met(x.PeakRSS <= 500<<20))
+	p("| peak RSS (the replay's VmHWM) | %s | ≤ 500 MiB %s |\n", mib(x.PeakRSS), met(x.PeakRSS <= 500<<20))
 	p("| incidents (high or critical) | %d (%d) for %d chains | |\n\n", x.Incidents, x.High, x.Chains)
 	p("<details><summary>the replay's summary</summary>\n\n```\n%s\n```\n\n</details>\n\n%s", x.Summary, r.stamp())
 	return b.String()
