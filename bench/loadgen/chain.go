@@ -12,7 +12,7 @@ import (
 // role, access key, bucket, release key and deployment, so two chains share
 // nothing a correlator could join on.
 func chain(cfg Config, n int, t0 time.Time) []Record {
-	rng := rand.New(rand.NewPCG(cfg.Seed^0x636861696e, uint64(n)))
+	rng := chainRand(cfg, n)
 	at := func(frac float64) time.Time { return t0.Add(time.Duration(frac * float64(cfg.ChainSpan))) }
 	c := chainIDs(rng, n)
 	var out []Record
@@ -126,6 +126,29 @@ func chain(cfg Config, n int, t0 time.Time) []Record {
 		panic("loadgen: the chain must end with the ransom note")
 	}
 	return out
+}
+
+// ChainIdentifiers returns the identifiers that only chain number n
+// (1-based) of a stream generated with cfg uses: its account, instances,
+// host names, private, attacker and C2 addresses, role, role ID, access
+// key, bucket, release object, deployment and payload hash. No background
+// record and no other chain holds any of them, so an incident holding one
+// is that chain's.
+func ChainIdentifiers(cfg Config, n int) []string {
+	cfg = cfg.withDefaults()
+	c := chainIDs(chainRand(cfg, n), n)
+	out := []string{c.account, c.role, c.roleID, c.key, c.bucket, c.bundle, c.bucket + "/" + c.bundle, c.deployment,
+		c.attacker, c.c2, c.payloadHash}
+	for _, h := range []host{c.web, c.tgt1, c.tgt2} {
+		out = append(out, h.name, h.instance, h.ip)
+	}
+	return out
+}
+
+// chainRand is the random source of chain n: its identifiers are the
+// first values drawn.
+func chainRand(cfg Config, n int) *rand.Rand {
+	return rand.New(rand.NewPCG(cfg.Seed^0x636861696e, uint64(n)))
 }
 
 // ids are one chain's fresh identifiers.

@@ -199,3 +199,52 @@ func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
 		}
 	}
 }
+
+// TestChainIdentifiers: every identifier ChainIdentifiers gives for a
+// chain appears in that chain's records and in no other record, whole
+// (not as part of a longer value).
+func TestChainIdentifiers(t *testing.T) {
+	cfg := testConfig(5)
+	g := New(cfg)
+	recs := generate(g, 10*time.Second)
+	for n := 1; n <= g.Chains(); n++ {
+		ids := ChainIdentifiers(cfg, n)
+		if len(ids) < 15 {
+			t.Fatalf("chain %d: got %d identifiers, want at least 15", n, len(ids))
+		}
+		for _, id := range ids {
+			in := 0
+			for _, r := range recs {
+				if !holds(r.Value, id) {
+					continue
+				}
+				if r.Chain != n {
+					t.Fatalf("chain %d identifier %q is in a record of chain %d:\n%s", n, id, r.Chain, r.Value)
+				}
+				in++
+			}
+			if in == 0 {
+				t.Errorf("chain %d identifier %q is in none of its records", n, id)
+			}
+		}
+	}
+}
+
+// holds reports whether b holds id as a whole value: not preceded or
+// followed by a character a value could go on with.
+func holds(b []byte, id string) bool {
+	word := func(c byte) bool {
+		return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '.' || c == '-' || c == '_'
+	}
+	for i := 0; ; {
+		j := bytes.Index(b[i:], []byte(id))
+		if j < 0 {
+			return false
+		}
+		s, e := i+j, i+j+len(id)
+		if (s == 0 || !word(b[s-1])) && (e == len(b) || !word(b[e])) {
+			return true
+		}
+		i = s + 1
+	}
+}

@@ -50,8 +50,10 @@ func message(ts topicSet, r loadgen.Record) kafka.Message {
 // preload writes n records of g to the topics as fast as the broker takes
 // them, and then the rest of the chains already begun (with the background
 // records in between), and returns how many records and chains it wrote.
-func preload(ctx context.Context, brokers []string, ts topicSet, g *loadgen.Generator, n int) (records, chains int, err error) {
+// Where each chain's records went is noted in places.
+func preload(ctx context.Context, brokers []string, ts topicSet, g *loadgen.Generator, n int, places *chainPlaces) (records, chains int, err error) {
 	w := newWriter(brokers)
+	w.Completion = places.written
 	defer w.Close()
 	const chunk = 20_000
 	msgs := make([]kafka.Message, 0, chunk)
@@ -61,6 +63,7 @@ func preload(ctx context.Context, brokers []string, ts topicSet, g *loadgen.Gene
 		}
 		r := g.Next()
 		records++
+		places.add(r)
 		if r.Last {
 			chains++
 		}

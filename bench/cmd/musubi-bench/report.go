@@ -214,7 +214,7 @@ func (r *report) markdown() string {
 	p("## End-to-end throughput, one engine core\n\n")
 	p("`musubi serve` as its own process, `GOMAXPROCS=1`, pinned to core 0, consuming the preloaded topics from kfake and writing to ClickHouse; events/s from the consumer group's committed offsets, from the first commit (start-up excluded) to the end of the topics. ")
 	p("\"Per engine CPU-second\" divides by the engine process's own user+system time, which the other processes on the machine disturb less than wall-clock time.\n\n")
-	p("| run | events/s | per engine CPU-second | vs ceiling | peak RSS | high incidents / chains | measured |\n|---|---:|---:|---:|---:|---:|---|\n")
+	p("| run | events/s | per engine CPU-second | vs ceiling | peak RSS | chains → one high incident each | measured |\n|---|---:|---:|---:|---:|---|---|\n")
 	row := func(t throughput, chains bool) {
 		if t.Err != "" {
 			p("| %s | error | | | | | %s |\n", t.Name, strings.ReplaceAll(firstLine(t.Err), "|", "/"))
@@ -225,10 +225,8 @@ func (r *report) markdown() string {
 			ratio = fmt.Sprintf("%.2f", t.PerSecond/r.ceiling.PerSecond)
 		}
 		inc := ""
-		if chains && t.Complete {
-			inc = fmt.Sprintf("%d / %d", t.HighIncidents, t.Chains)
-		} else if chains {
-			inc = fmt.Sprintf("%d / – (stream not finished)", t.HighIncidents)
+		if chains {
+			inc = t.Tally.cell()
 		}
 		window := fmt.Sprintf("%s events in %.1f s", commas(t.Events), t.Seconds)
 		if !t.Complete {
@@ -243,8 +241,9 @@ func (r *report) markdown() string {
 		row(t, true)
 	}
 	p("\n%s", r.stamp())
+	r.chainNotes(p)
 	p("The ceiling is measured before and (except in the quick check) after the engine runs; the better of the two is the ceiling the ratios use. It is the same stream through `musubi-bench sink` under the same constraints: the pipeline's reader settings and batching (5000 records / 1 s), `ingest` decode, `storage.Write` of the events (raw bytes kept, as `serve` does), commit — no rules, no correlation, no alerts or incidents to write. ")
-	p("High incidents are counted in ClickHouse after the run (latest version, not merged); each injected chain should be exactly one.\n\n")
+	p("Chains are judged in ClickHouse after the run, on the latest version of each incident of at least high severity that was not merged: a chain is judged only when the run committed every one of its records (a run the time limit stops holds chains still arriving, whose pieces are separate incidents until their links arrive), and should then be held by exactly one high incident — one holding its identifiers (its own account, instances, hosts, addresses, key, bucket, deployment) and no other chain's. A high incident holding no chain's identifier is a finding on the generated background and is listed with its rules.\n\n")
 
 	if l := r.latency; l != nil {
 		p("## Detection latency\n\n")
@@ -435,7 +434,7 @@ func (r *report) summary() string {
 			fmt.Fprintf(&b, "  %-22s error: %s\n", t.Name, firstLine(t.Err))
 			continue
 		}
-		fmt.Fprintf(&b, "  %-22s %9.0f events/s  %9.0f per CPU-s  %d/%d chains → high incidents\n", t.Name, t.PerSecond, t.PerCPUSecond, t.HighIncidents, t.Chains)
+		fmt.Fprintf(&b, "  %-22s %9.0f events/s  %9.0f per CPU-s  %s\n", t.Name, t.PerSecond, t.PerCPUSecond, t.Tally.short())
 	}
 	if l := r.latency; l != nil {
 		fmt.Fprintf(&b, "  latency at %.0f ev/s     p50 %s  p99 %s  (%d/%d chains)\n", l.Rate, l.P50.Round(time.Millisecond), l.P99.Round(time.Millisecond), l.Detected, l.Chains)
@@ -451,4 +450,35 @@ func (r *report) summary() string {
 		fmt.Fprintf(&b, "  ERROR %s\n", firstLine(e))
 	}
 	return b.String()
+}
+
+// chainNotes lists, under the throughput table, the chains that were not
+// one high incident and the high incidents on no chain, per run.
+func (r *report) chainNotes(p func(string, ...any)) {
+	for _, t := range r.engine {
+		x := t.Tally
+		if t.Err != "" || (x.ok() && x.Partial == 0) {
+			continue
+		}
+		p("%s:\n\n", t.Name)
+		if x.Err != "" {
+			p("- chains not judged: %s\n", x.Err)
+		}
+		if len(x.Split) > 0 {
+			p("- chains split over several high incidents: %v\n", x.Split)
+		}
+		if len(x.Missed) > 0 {
+			p("- chains in no high incident: %v\n", x.Missed)
+		}
+		if x.Glued > 0 {
+			p("- %d high incidents hold two chains or more\n", x.Glued)
+		}
+		if x.Partial > 0 {
+			p("- %d high incidents hold pieces of chains the run did not consume whole (not judged)\n", x.Partial)
+		}
+		for _, u := range x.Unrelated {
+			p("- high incident on no chain: %s\n", strings.ReplaceAll(u, "|", "/"))
+		}
+		p("\n")
+	}
 }

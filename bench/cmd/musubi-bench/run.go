@@ -165,18 +165,19 @@ func (p *proc) peakRSS() int64 {
 
 // throughput is one measured run.
 type throughput struct {
-	Name          string
-	Rules         int
-	Events        int64 // records committed in the measured window
-	Seconds       float64
-	PerSecond     float64
-	CPUSeconds    float64
-	PerCPUSecond  float64
-	PeakRSS       int64
-	Complete      bool
-	HighIncidents int
-	Chains        int
-	Err           string
+	Name         string
+	Rules        int
+	Events       int64 // records committed in the measured window
+	Seconds      float64
+	PerSecond    float64
+	CPUSeconds   float64
+	PerCPUSecond float64
+	PeakRSS      int64
+	Complete     bool
+	// Tally maps the run's high incidents onto the chains.
+	Tally  chainTally
+	Chains int
+	Err    string
 }
 
 // measure waits for group to commit the topics' end offsets (or for the
@@ -258,13 +259,4 @@ func chConn(addr string) (driver.Conn, error) {
 		Addr: []string{addr}, Auth: clickhouse.Auth{Username: "default"}, DialTimeout: 5 * time.Second,
 		Settings: clickhouse.Settings{"allow_experimental_low_cardinality_type": 1},
 	})
-}
-
-// highIncidents counts the latest versions of incidents of at least high
-// severity that were not merged into another.
-func highIncidents(ctx context.Context, conn driver.Conn, db string) (int, error) {
-	var n uint64
-	err := conn.QueryRow(ctx, `SELECT count() FROM (SELECT incident_id, argMax(severity_id, version) AS s, argMax(merged_into, version) AS m
-		FROM `+db+`.incidents GROUP BY incident_id) WHERE s >= 4 AND m = ''`).Scan(&n)
-	return int(n), err
 }

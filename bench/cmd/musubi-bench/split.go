@@ -36,10 +36,11 @@ type splitRun struct {
 	DetectCPU     float64 // CPU seconds of the detect processes, in the window
 	CorrCPU       float64 // CPU seconds of the correlate process, in the window
 	PeakRSS       int64   // sum over the processes
-	HighIncidents int
-	Chains        int
-	Complete      bool
-	Err           string
+	// Tally maps the run's high incidents onto the chains.
+	Tally    chainTally
+	Chains   int
+	Complete bool
+	Err      string
 }
 
 // unpinned returns argv allowed on every core (the harness itself may be
@@ -203,9 +204,24 @@ func (h *harness) runSplit(ctx context.Context, n, repeat int, rulesDir string, 
 		res.DetectPerSec = float64(res.Events) / res.DetectSeconds
 	}
 	conn, err := chConn(h.clickhouse)
-	if err == nil {
-		res.HighIncidents, _ = highIncidents(ctx, conn, db)
-		conn.Close()
+	if err != nil {
+		res.Tally = chainTally{Err: err.Error()}
+		return res
+	}
+	defer conn.Close()
+	switch {
+	case res.Complete || n == 0:
+		// -role all correlates what it commits, as the engine runs do.
+		res.Tally = h.judgeChains(ctx, conn, db, group)
+	default:
+		// Detect's commits say nothing of what correlate has done
+		// with the signals still in their topic: nothing is judged.
+		incs, err := highIncidents(ctx, conn, db)
+		if err != nil {
+			res.Tally = chainTally{Err: err.Error()}
+			break
+		}
+		res.Tally = tally(incs, h.gen, chains, func(int) bool { return false })
 	}
 	return res
 }
@@ -253,8 +269,8 @@ func (h *harness) splitAll(ctx context.Context, counts []int, repeats int, rules
 				h.logf("split roles: detect ×%d: %s", n, firstLine(s.Err))
 				h.report.errors = append(h.report.errors, fmt.Sprintf("split detect ×%d run %d: %s", n, r, s.Err))
 			} else {
-				h.logf("split roles: detect ×%d: %.0f events/s end to end (detect alone %.0f), %d signal messages, %d high incidents for %d chains",
-					n, s.PerSecond, s.DetectPerSec, s.Signals, s.HighIncidents, s.Chains)
+				h.logf("split roles: detect ×%d: %.0f events/s end to end (detect alone %.0f), %d signal messages, %s",
+					n, s.PerSecond, s.DetectPerSec, s.Signals, s.Tally.short())
 			}
 			if ctx.Err() != nil {
 				return
@@ -336,7 +352,7 @@ func (r *report) splitMarkdown() string {
 	p("**Every process runs with `GOMAXPROCS=1` on either core — nothing is pinned — and shares the machine's %d cores with kfake, the harness, ClickHouse and whatever else runs on it (other engineers' builds and tests)**, so two detect processes can at best use the second core the others leave. ", r.nproc)
 	p("End to end is from the first raw commit with every detect member in the group (start-up and the first rebalance not counted) to the correlate group's commit of the last signal; \"detect alone\" ends at detect's last raw commit. ")
 	p("The first row is the reference: one `-role all` process under the same conditions (unpinned, `GOMAXPROCS=1`), which detects and correlates itself. Each configuration ran %d times, interleaved; the median is shown with the lowest and highest run.\n\n", r.splitRepeats())
-	p("| processes | end to end, events/s | detect alone, events/s | CPU s per 1,000 events (detect / correlate) | signal messages | peak RSS (all) | high incidents / chains | runs |\n|---|---:|---:|---:|---:|---:|---:|---|\n")
+	p("| processes | end to end, events/s | detect alone, events/s | CPU s per 1,000 events (detect / correlate) | signal messages | peak RSS (all) | chains → one high incident each | runs |\n|---|---:|---:|---:|---:|---:|---|---|\n")
 	var counts []int
 	for _, s := range r.split {
 		if !slices.Contains(counts, s.Detect) {
@@ -363,7 +379,7 @@ func (r *report) splitMarkdown() string {
 			}
 			rss = append(rss, float64(s.PeakRSS))
 			sig = append(sig, commas(s.Signals))
-			inc = append(inc, fmt.Sprintf("%d/%d", s.HighIncidents, s.Chains))
+			inc = append(inc, s.Tally.cell())
 			w := fmt.Sprintf("%s in %.1f s", commas(s.Events), s.Seconds)
 			if !s.Complete {
 				w += " (time limit)"
