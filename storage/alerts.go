@@ -51,18 +51,20 @@ func (s *Store) ListAlerts(ctx context.Context, q casework.AlertQuery) (casework
 		}
 		b.add("(time_ms < ? OR (time_ms = ? AND alert_id < ?))", c.Time, c.Time, c.ID)
 	}
-	// GLOBAL: see evidence. An incident's severity only grows with its
-	// versions, so max(severity_id) is the latest one's.
+	// The subqueries' IN is the dialect's (globalIn). An incident's
+	// severity only grows with its versions, so max(severity_id) is the
+	// latest one's.
+	in, notIn := s.dialect.globalIn(), s.dialect.globalNotIn()
 	high := "SELECT incident_id FROM " + s.t(TableIncidents) + " WHERE tenant_uid IN " + placeholders(len(q.Tenants)) +
 		" GROUP BY incident_id HAVING max(severity_id) >= ?"
 	// An alert an analyst moved is where its latest move put it
 	// (moves.go), whatever the correlator's links say.
 	moved := "SELECT alert_id FROM " + s.t(TableMoves) + " WHERE tenant_uid IN " + placeholders(len(q.Tenants))
-	b.add("alert_id GLOBAL NOT IN (SELECT alert_id FROM "+s.t(TableLinks)+" WHERE tenant_uid IN "+placeholders(len(q.Tenants))+
-		" AND incident_id GLOBAL IN ("+high+") AND alert_id GLOBAL NOT IN ("+moved+"))",
+	b.add("alert_id "+notIn+" (SELECT alert_id FROM "+s.t(TableLinks)+" WHERE tenant_uid IN "+placeholders(len(q.Tenants))+
+		" AND incident_id "+in+" ("+high+") AND alert_id "+notIn+" ("+moved+"))",
 		append(append(append(append([]any{}, tenants...), tenants...), q.HighSeverity), tenants...)...)
-	b.add("alert_id GLOBAL NOT IN (SELECT alert_id FROM (SELECT alert_id, argMax(incident_id, version) AS inc FROM "+s.t(TableMoves)+
-		" WHERE tenant_uid IN "+placeholders(len(q.Tenants))+" GROUP BY alert_id) WHERE inc GLOBAL IN ("+high+"))",
+	b.add("alert_id "+notIn+" (SELECT alert_id FROM (SELECT alert_id, argMax(incident_id, version) AS inc FROM "+s.t(TableMoves)+
+		" WHERE tenant_uid IN "+placeholders(len(q.Tenants))+" GROUP BY alert_id) WHERE inc "+in+" ("+high+"))",
 		append(append(append([]any{}, tenants...), tenants...), q.HighSeverity)...)
 	rows, err := s.conn.Query(s.readCtx(ctx), "SELECT "+alertColumnsSQL+" FROM "+s.t(TableAlerts)+b.where()+
 		fmt.Sprintf(" ORDER BY time_ms DESC, alert_id DESC, inserted_ms DESC LIMIT 1 BY alert_id LIMIT %d", limit+1), b.args...)

@@ -4,113 +4,14 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/ClickHouse/clickhouse-go/v2"
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ocsf"
 )
-
-// queryCost is what one query cost the server: the rows and bytes it read
-// (its progress packets) and the time from sending it to closing its rows.
-type queryCost struct {
-	sql         string
-	rows, bytes uint64
-	took        time.Duration
-}
-
-// costConn counts the queries made through a store's connection and what
-// each read.
-// With rounds set, it holds each query until every query of its round is
-// in flight: rounds[i] is the number of queries of the i-th round. A read
-// that waits for one query before making the next never fills its round,
-// and each query is then let go after roundWait and the round reported.
-type costConn struct {
-	driver.Conn
-	mu      sync.Mutex
-	queries []*queryCost
-	rounds  []int
-	gates   []chan struct{}
-	arrived []int
-	short   []string
-}
-
-// roundWait is how long a query waits for the rest of its round: far
-// longer than a loaded server takes to start the queries of a round.
-const roundWait = 20 * time.Second
-
-// hold blocks the n-th query (from 0) until its round is complete.
-func (c *costConn) hold(n int) {
-	r, first := 0, 0
-	for r < len(c.rounds) && n >= first+c.rounds[r] {
-		first += c.rounds[r]
-		r++
-	}
-	if r == len(c.rounds) {
-		return
-	}
-	c.arrived[r]++
-	gate := c.gates[r]
-	if c.arrived[r] == c.rounds[r] {
-		close(gate)
-	}
-	c.mu.Unlock()
-	defer c.mu.Lock()
-	select {
-	case <-gate:
-	case <-time.After(roundWait):
-		c.mu.Lock()
-		c.short = append(c.short, fmt.Sprintf("round %d: %d of %d queries in flight together", r+1, c.arrived[r], c.rounds[r]))
-		c.mu.Unlock()
-	}
-}
-
-type costRows struct {
-	driver.Rows
-	c     *queryCost
-	start time.Time
-	once  sync.Once
-}
-
-func (r *costRows) Close() error {
-	err := r.Rows.Close()
-	r.once.Do(func() { r.c.took = time.Since(r.start) })
-	return err
-}
-
-func (c *costConn) Query(ctx context.Context, q string, args ...any) (driver.Rows, error) {
-	qc := &queryCost{sql: strings.Join(strings.Fields(q), " ")}
-	c.mu.Lock()
-	c.queries = append(c.queries, qc)
-	c.hold(len(c.queries) - 1)
-	c.mu.Unlock()
-	ctx = clickhouse.Context(ctx, clickhouse.WithProgress(func(p *clickhouse.Progress) {
-		c.mu.Lock()
-		qc.rows += p.Rows
-		qc.bytes += p.Bytes
-		c.mu.Unlock()
-	}))
-	start := time.Now()
-	rows, err := c.Conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	return &costRows{Rows: rows, c: qc, start: start}, nil
-}
-
-func (c *costConn) take() []*queryCost {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	q := c.queries
-	c.queries = nil
-	return q
-}
 
 // detailFixture writes an incident shaped like the demo's attack chain
 // (30 alerts of two events each, 16 versions) into tenant t1 among what a
@@ -166,12 +67,8 @@ func TestGetIncidentCost(t *testing.T) {
 	detailFixture(t, s)
 	// The incident row, the tenant's merges and the incident's moves; then
 	// the nodes, edges, alerts and evidence.
-	rounds := []int{3, 4}
-	cc := &costConn{Conn: s.conn, rounds: rounds, arrived: make([]int, len(rounds))}
-	for range rounds {
-		cc.gates = append(cc.gates, make(chan struct{}))
-	}
-	s.conn = cc
+	cc, stop := watch(s, 3, 4)
+	defer stop()
 	ctx := context.Background()
 	d, err := s.GetIncident(ctx, []string{"t1"}, "inc-1", "")
 	if err != nil {
@@ -180,15 +77,15 @@ func TestGetIncidentCost(t *testing.T) {
 	if len(d.Alerts) != 30 || len(d.Evidence) != 60 || len(d.Nodes) != 31 || len(d.Edges) != 30 {
 		t.Fatalf("got %d alerts, %d evidence events, %d nodes, %d edges; want 30, 60, 31, 30", len(d.Alerts), len(d.Evidence), len(d.Nodes), len(d.Edges))
 	}
-	qs := cc.take()
+	qs := cc.sent()
 	var rows, bytes uint64
 	for _, q := range qs {
 		rows, bytes = rows+q.rows, bytes+q.bytes
 		t.Logf("%6.1f ms %7d rows %9d bytes  %.150s", float64(q.took.Microseconds())/1000, q.rows, q.bytes, q.sql)
 	}
-	t.Logf("%d queries, %d rows, %d bytes read", len(qs), rows, bytes)
+	t.Logf("%d statements, %d rows, %d bytes read", len(qs), rows, bytes)
 	if len(qs) != 7 {
-		t.Errorf("one detail read made %d queries, want 7", len(qs))
+		t.Errorf("one detail read sent %d statements, want 7", len(qs))
 	}
 	// The evidence read reads the event JSON and raw bytes of the granule
 	// holding the incident's events, not of every event in its window.
@@ -202,6 +99,6 @@ func TestGetIncidentCost(t *testing.T) {
 		}
 	}
 	for _, sh := range cc.short {
-		t.Errorf("the detail read waits for one query before making the next: %s", sh)
+		t.Errorf("the detail read waits for one statement before sending the next: %s", sh)
 	}
 }

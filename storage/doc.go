@@ -135,13 +135,14 @@
 // shards by cityHash64(tenant_uid, incident_id) (incident tables) or the
 // row id, so all versions of a row meet on one shard and fold there.
 // Inserts use insert_distributed_sync=1 so Write returns only when the
-// shards hold the rows. IN subqueries are GLOBAL IN, which Distributed
-// tables require (the moves of an incident use dialect.globalIn: a plain IN
-// on one node, where 18.16 uses the primary key for it and not for GLOBAL
-// IN). A migration that adds columns alters the _local tables
-// once per shard (not ON CLUSTER: 18.16's replica election for it can stop
-// a server's DDL worker) and recreates the Distributed table ON CLUSTER
-// (18.16 refuses ALTER ON CLUSTER of a table that is not replicated). Retention and the watermark
+// shards hold the rows. Every IN or NOT IN over a subquery is the
+// dialect's (dialect.globalIn): GLOBAL on a cluster, which Distributed
+// tables require, and plain on one node, where it means the same and 18.16
+// uses the primary key for it and not for GLOBAL IN. A migration that
+// adds columns alters the _local tables once per shard (not ON CLUSTER:
+// 18.16's replica election for it can stop a server's DDL worker) and
+// recreates the Distributed table ON CLUSTER (18.16 refuses ALTER ON
+// CLUSTER of a table that is not replicated). Retention and the watermark
 // list the partitions of every shard (cluster(<name>, system, parts)) and
 // retention drops them from the _local tables of each shard. Open requires
 // load_balancing = in_order in the user's profile, so reads go to the

@@ -157,6 +157,14 @@ func (d dialect) globalIn() string {
 	return "GLOBAL IN"
 }
 
+// globalNotIn is the NOT IN of a subquery, chosen as globalIn chooses.
+func (d dialect) globalNotIn() string {
+	if d.cluster == "" {
+		return "NOT IN"
+	}
+	return "GLOBAL NOT IN"
+}
+
 // parts is the table that lists the data parts of every shard: this
 // server's system.parts on one node, and on a cluster system.parts of one
 // replica of each shard (a shard's replicas hold the same partitions).

@@ -174,7 +174,7 @@ func (s *Store) alertIncident(ctx context.Context, tenant, id string) (string, u
 		return inc, version, err
 	}
 	rows, err = s.conn.Query(s.readCtx(ctx), "SELECT incident_id FROM "+s.t(TableLinks)+" WHERE tenant_uid = ? AND alert_id = ?"+
-		" AND incident_id GLOBAL NOT IN (SELECT incident_id FROM "+s.t(TableIncidents)+" WHERE tenant_uid = ? AND merged_into != '')"+
+		" AND incident_id "+s.dialect.globalNotIn()+" (SELECT incident_id FROM "+s.t(TableIncidents)+" WHERE tenant_uid = ? AND merged_into != '')"+
 		" GROUP BY incident_id ORDER BY incident_id LIMIT 1", tenant, id, tenant)
 	if err != nil {
 		return "", 0, fmt.Errorf("alert links: %w", err)

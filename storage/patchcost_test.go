@@ -5,54 +5,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/incident"
 )
-
-// countingConn records the statements a Store sends and the rows the
-// server reports it read for them (its progress packets).
-type countingConn struct {
-	driver.Conn
-	mu      sync.Mutex
-	selects []string
-	inserts []string
-	read    uint64
-}
-
-func (c *countingConn) progress(ctx context.Context) context.Context {
-	return clickhouse.Context(ctx, clickhouse.WithProgress(func(p *clickhouse.Progress) {
-		c.mu.Lock()
-		c.read += p.Rows
-		c.mu.Unlock()
-	}))
-}
-
-func (c *countingConn) Query(ctx context.Context, q string, args ...any) (driver.Rows, error) {
-	c.mu.Lock()
-	c.selects = append(c.selects, q)
-	c.mu.Unlock()
-	return c.Conn.Query(c.progress(ctx), q, args...)
-}
-
-func (c *countingConn) QueryRow(ctx context.Context, q string, args ...any) driver.Row {
-	c.mu.Lock()
-	c.selects = append(c.selects, q)
-	c.mu.Unlock()
-	return c.Conn.QueryRow(c.progress(ctx), q, args...)
-}
-
-func (c *countingConn) PrepareBatch(ctx context.Context, q string, opts ...driver.PrepareBatchOption) (driver.Batch, error) {
-	c.mu.Lock()
-	c.inserts = append(c.inserts, q)
-	c.mu.Unlock()
-	return c.Conn.PrepareBatch(ctx, q, opts...)
-}
 
 // TestWorkflowUpdateReadsOnlyItsIncident counts what one workflow update
 // (the store's part of a PATCH) sends and reads, in a tenant with 20,000
@@ -95,29 +53,36 @@ FROM system.numbers LIMIT %d`,
 		t.Fatal(err)
 	}
 
-	cc := &countingConn{Conn: s.conn}
-	s.conn = cc
+	cc, stop := watch(s)
 	in, err := s.UpdateIncidentWorkflow(ctx, casework.WorkflowUpdate{Tenants: []string{"t1"}, IncidentID: "inc", Actor: "alice",
 		Status: ptr("in_progress"), Assignee: ptr("alice")})
-	s.conn = cc.Conn
+	stop()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{"al-1", "x"}; !slices.Equal(in.AlertIDs, want) {
 		t.Errorf("got alert ids %v, want %v (al-2 moved out, x moved in)", in.AlertIDs, want)
 	}
-	if len(cc.selects) != 2 {
-		t.Errorf("got %d reads, want 2 (the incident's row, its moves):\n%s", len(cc.selects), strings.Join(cc.selects, "\n---\n"))
+	var read uint64
+	for _, st := range cc.sent() {
+		read += st.rows
 	}
-	if len(cc.inserts) != 2 {
-		t.Errorf("got %d inserts, want 2 (audit, workflow): %v", len(cc.inserts), cc.inserts)
+	reads, inserts, execs := cc.sent("Query", "QueryRow"), cc.sent("PrepareBatch"), cc.sent("Exec")
+	if len(reads) != 2 {
+		t.Errorf("got %d reads, want 2 (the incident's row, its moves):\n%s", len(reads), sqlOf(reads, "\n---\n"))
+	}
+	if len(inserts) != 2 {
+		t.Errorf("got %d inserts, want 2 (audit, workflow): %s", len(inserts), sqlOf(inserts, "; "))
+	}
+	if len(execs) != 0 {
+		t.Errorf("got %d other statements, want none: %s", len(execs), sqlOf(execs, "; "))
 	}
 	// Each keyed read reads whole granules (1,024 rows for the moves and
 	// their index): a handful of them, not the tenant's 60,000 rows.
-	if cc.read == 0 || cc.read > 8*1024 {
-		t.Errorf("the update read %d rows, want 1 to %d (this incident's rows and moves only)", cc.read, 8*1024)
+	if read == 0 || read > 8*1024 {
+		t.Errorf("the update read %d rows, want 1 to %d (this incident's rows and moves only)", read, 8*1024)
 	}
-	t.Logf("one update: %d reads, %d inserts, %d rows read", len(cc.selects), len(cc.inserts), cc.read)
+	t.Logf("one update: %d reads, %d inserts, %d rows read", len(reads), len(inserts), read)
 }
 
 // TestMovesIndexBackfill: the migration that adds alert_moves_by_incident

@@ -340,17 +340,18 @@ func (s *Store) ListIncidents(ctx context.Context, q casework.IncidentQuery) (ca
 			}
 			// Entity values, the latest text of live comments, and alerts
 			// whose title or summary holds the text or whose evidence
-			// events do (the normalized event's fields). GLOBAL: see
-			// evidence.
+			// events do (the normalized event's fields). The subqueries'
+			// IN is the dialect's (globalIn).
+			in := s.dialect.globalIn()
 			cond += ` OR arrayExists(x -> positionCaseInsensitiveUTF8(substring(x, position(x, ':') + 1), ?) > 0, i_entities)
-    OR (tenant_uid, incident_id) GLOBAL IN (SELECT tenant_uid, incident_id FROM (
+    OR (tenant_uid, incident_id) ` + in + ` (SELECT tenant_uid, incident_id FROM (
         SELECT tenant_uid, incident_id, comment_id, argMax(body, version) AS b, argMax(deleted, version) AS d
         FROM ` + s.t(TableComments) + ` WHERE ` + tin + ` GROUP BY tenant_uid, incident_id, comment_id)
         WHERE d = 0 AND positionCaseInsensitiveUTF8(b, ?) > 0)
-    OR (tenant_uid, incident_id) GLOBAL IN (SELECT tenant_uid, incident_id FROM ` + s.t(TableLinks) + ` WHERE (tenant_uid, alert_id) GLOBAL IN (
+    OR (tenant_uid, incident_id) ` + in + ` (SELECT tenant_uid, incident_id FROM ` + s.t(TableLinks) + ` WHERE (tenant_uid, alert_id) ` + in + ` (
         SELECT tenant_uid, alert_id FROM ` + s.t(TableAlerts) + ` ARRAY JOIN if(empty(event_ids), [''], event_ids) AS ev WHERE ` + tin + `
         AND (positionCaseInsensitiveUTF8(title, ?) > 0 OR positionCaseInsensitiveUTF8(summary, ?) > 0
-        OR (tenant_uid, ev) GLOBAL IN (SELECT tenant_uid, event_uid FROM ` + s.t(TableEvents) + ` WHERE ` + tin + evTime + `
+        OR (tenant_uid, ev) ` + in + ` (SELECT tenant_uid, event_uid FROM ` + s.t(TableEvents) + ` WHERE ` + tin + evTime + `
             AND positionCaseInsensitiveUTF8(event_json, ?) > 0))))`
 			args = append(args, q.Text)
 			args = append(append(args, tenants...), q.Text)
@@ -600,12 +601,12 @@ const maxMerged = 1000
 // mergesOf returns the merges of tenant: for each incident that others
 // were merged into (at their latest workflow version), their ids.
 func (s *Store) mergesOf(ctx context.Context, tenant string) (map[string][]string, error) {
-	// Only incidents ever merged are aggregated: the inner IN reads the
-	// one merged_into column, not every incident's workflow history
-	// (GLOBAL: on a cluster the table is Distributed, see evidence).
+	// Only incidents ever merged are aggregated: the inner IN (the
+	// dialect's, globalIn) reads the one merged_into column, not every
+	// incident's workflow history.
 	rows, err := s.conn.Query(s.readCtx(ctx), `SELECT incident_id, m FROM (
     SELECT incident_id, argMax(merged_into, version) AS m, argMax(status, version) AS st FROM `+s.t(TableWorkflow)+`
-    WHERE tenant_uid = ? AND incident_id GLOBAL IN (SELECT incident_id FROM `+s.t(TableWorkflow)+` WHERE tenant_uid = ? AND merged_into != '')
+    WHERE tenant_uid = ? AND incident_id `+s.dialect.globalIn()+` (SELECT incident_id FROM `+s.t(TableWorkflow)+` WHERE tenant_uid = ? AND merged_into != '')
     GROUP BY incident_id
 ) WHERE st = 'merged' AND m != '' ORDER BY incident_id LIMIT ?`, tenant, tenant, maxMerged*10)
 	if err != nil {
@@ -827,15 +828,15 @@ func (s *Store) evidence(ctx context.Context, in casework.Incident, after string
 	from := time.UnixMilli(in.FirstSeen).Add(-s.cfg.EvidenceLookback - alertTimeSlack).Unix()
 	to := time.UnixMilli(in.LastSeen).Add(alertTimeSlack).Unix()
 	alertFrom := time.UnixMilli(in.FirstSeen).Add(-alertTimeSlack).Unix()
-	// GLOBAL: on a cluster both tables are Distributed and a plain IN
-	// subquery would be refused (distributed_product_mode=deny); on one
-	// node it is the same as IN. PREWHERE: the window holds every event of
-	// the tenant for more than a week, and 18.16 does not move an IN
-	// subquery to PREWHERE itself, so without it the server reads the
+	// The IN is the dialect's (globalIn): on a cluster both tables are
+	// Distributed and a plain IN subquery would be refused
+	// (distributed_product_mode=deny). PREWHERE: the window holds every
+	// event of the tenant for more than a week, and 18.16 does not move an
+	// IN subquery to PREWHERE itself, so without it the server reads the
 	// event JSON and raw bytes of all of them to keep the page's few
 	// (measured: 20,000 events of 1 KB, 20 MB read for 2 without it, 0.3 MB
 	// with it).
-	prewhere := " PREWHERE event_uid GLOBAL IN (SELECT arrayJoin(event_ids) FROM " + s.t(TableAlerts) +
+	prewhere := " PREWHERE event_uid " + s.dialect.globalIn() + " (SELECT arrayJoin(event_ids) FROM " + s.t(TableAlerts) +
 		" WHERE tenant_uid = ? AND time >= toDateTime(?) AND time <= toDateTime(?) AND alert_id IN " + placeholders(len(in.AlertIDs)) + ")"
 	b := &builder{args: append([]any{in.TenantUID, max(alertFrom, 0), to}, anySlice(in.AlertIDs)...)}
 	b.add("tenant_uid = ?", in.TenantUID)

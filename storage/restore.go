@@ -93,8 +93,8 @@ func (s *Store) LoadState(ctx context.Context, q StateQuery) (OpenState, error) 
 
 	if len(out.Incidents) > 0 {
 		// The graph rows of every incident's latest version, in one query
-		// per table (GLOBAL IN: see evidence).
-		latest := "(tenant_uid, incident_id, version) GLOBAL IN (SELECT tenant_uid, incident_id, max(version) FROM " + s.t(TableIncidents) +
+		// per table.
+		latest := "(tenant_uid, incident_id, version) " + s.dialect.globalIn() + " (SELECT tenant_uid, incident_id, max(version) FROM " + s.t(TableIncidents) +
 			" WHERE last_seen >= toDateTime(?) AND " + tenantCond + " GROUP BY tenant_uid, incident_id)"
 		graphArgs := append(append([]any{since.Unix()}, tenantArgs...), since.Unix())
 		graphArgs = append(graphArgs, tenantArgs...)

@@ -5,30 +5,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/incident"
 )
-
-// timedConn times each statement a Store sends, from the call to the
-// end of its result (a read's Close, an insert's Send), by the kind of
-// statement (kindOf).
-type timedConn struct {
-	driver.Conn
-	mu    sync.Mutex
-	times map[string][]time.Duration
-}
-
-func (c *timedConn) record(q string, start time.Time) {
-	d := time.Since(start)
-	c.mu.Lock()
-	c.times[kindOf(q)] = append(c.times[kindOf(q)], d)
-	c.mu.Unlock()
-}
 
 // kindOf names a statement of a workflow update by the table it serves.
 func kindOf(q string) string {
@@ -39,38 +21,6 @@ func kindOf(q string) string {
 		return "read-moves"
 	}
 	return "read-incident"
-}
-
-type timedRows struct {
-	driver.Rows
-	done func()
-}
-
-func (r timedRows) Close() error { err := r.Rows.Close(); r.done(); return err }
-
-type timedBatch struct {
-	driver.Batch
-	done func()
-}
-
-func (b timedBatch) Send() error { err := b.Batch.Send(); b.done(); return err }
-
-func (c *timedConn) Query(ctx context.Context, q string, args ...any) (driver.Rows, error) {
-	start := time.Now()
-	rows, err := c.Conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	return timedRows{rows, func() { c.record(q, start) }}, nil
-}
-
-func (c *timedConn) PrepareBatch(ctx context.Context, q string, opts ...driver.PrepareBatchOption) (driver.Batch, error) {
-	start := time.Now()
-	b, err := c.Conn.PrepareBatch(ctx, q, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return timedBatch{b, func() { c.record(q, start) }}, nil
 }
 
 // BenchmarkWorkflowUpdateStatements makes b.N workflow updates of one
@@ -90,8 +40,7 @@ func BenchmarkWorkflowUpdateStatements(b *testing.B) {
 		return count(b, s, "SELECT toUInt64(sum(value)) FROM system.events WHERE event = 'DelayedInserts'")
 	}
 	before := delayed()
-	tc := &timedConn{Conn: s.conn, times: map[string][]time.Duration{}}
-	s.conn = tc
+	cc, stop := watch(s)
 	b.ResetTimer()
 	for i := range b.N {
 		_, err := s.UpdateIncidentWorkflow(ctx, casework.WorkflowUpdate{Tenants: []string{"t1"}, IncidentID: "inc", Actor: "alice",
@@ -101,8 +50,12 @@ func BenchmarkWorkflowUpdateStatements(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	s.conn = tc.Conn
-	for kind, lat := range tc.times {
+	stop()
+	times := map[string][]time.Duration{}
+	for _, st := range cc.sent() {
+		times[kindOf(st.sql)] = append(times[kindOf(st.sql)], st.took)
+	}
+	for kind, lat := range times {
 		slices.Sort(lat)
 		q := func(p float64) float64 {
 			return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
