@@ -111,7 +111,7 @@ func (b *builder) entityNode(kind ocsf.Entity, value string, t int64) string {
 // isHub reports whether the entity never glues incidents.
 func (c *Correlator) isHub(tenant uint32, kind ocsf.Entity, value string) bool {
 	if i, ok := c.g.index[ekey{tenant: tenant, kind: kindIndex[kind], value: value}]; ok {
-		return c.g.ents[i].hub
+		return c.g.ent(i).hub
 	}
 	return c.hubs.isHub(kind, value)
 }
@@ -388,18 +388,18 @@ func (c *Correlator) joinCandidates(tenant uint32, a *alert.Alert, alerts []*ale
 	for _, s := range start {
 		depth[s] = 0
 		from[s] = 0
-		strong[s] = strongKinds[c.g.ents[s].key.kind]
+		strong[s] = strongKinds[c.g.ent(s).key.kind]
 	}
 	for q := 0; q < len(queue); q++ {
 		cur := queue[q]
-		e := &c.g.ents[cur]
+		e := c.g.ent(cur)
 		if d := depth[cur]; d > 0 {
 			j, ok := holder[e.key]
 			// An object's link must come after the holder touched it.
 			if ok && e.key.kind == objectKind && arrive[cur] < alerts[j].Time-causalSlack {
 				ok = false
 			}
-			if ok && a.Time-alerts[j].Time <= c.window[e.key.kind]+c.window[c.g.ents[queue[0]].key.kind] {
+			if ok && a.Time-alerts[j].Time <= c.window[e.key.kind]+c.window[c.g.ent(queue[0]).key.kind] {
 				var path []uint32
 				for x := cur; x != 0; x = from[x] {
 					path = append(path, x)
@@ -417,7 +417,7 @@ func (c *Correlator) joinCandidates(tenant uint32, a *alert.Alert, alerts []*ale
 			if _, ok := depth[l.to]; ok {
 				continue
 			}
-			o := &c.g.ents[l.to]
+			o := c.g.ent(l.to)
 			lw := min(c.window[e.key.kind], c.window[o.key.kind])
 			if o.hub || a.Time < l.first-lw || a.Time > l.last+lw {
 				continue
@@ -442,7 +442,7 @@ func (c *Correlator) joinCandidates(tenant uint32, a *alert.Alert, alerts []*ale
 
 // entityCmp orders entities by their node id (kind, then value).
 func (c *Correlator) entityCmp(a, b uint32) int {
-	ka, kb := c.g.ents[a].key, c.g.ents[b].key
+	ka, kb := c.g.ent(a).key, c.g.ent(b).key
 	if r := strings.Compare(string(kindOf(ka.kind)), string(kindOf(kb.kind))); r != 0 {
 		return r
 	}
@@ -454,10 +454,10 @@ func (c *Correlator) entityCmp(a, b uint32) int {
 func (c *Correlator) pathSteps(path []uint32, t int64) []incident.PathStep {
 	out := make([]incident.PathStep, 0, len(path))
 	for i, p := range path {
-		e := &c.g.ents[p]
+		e := c.g.ent(p)
 		st := incident.PathStep{Entity: entityNodeID(kindOf(e.key.kind), e.key.value), Time: t}
 		if i > 0 {
-			for _, l := range c.g.ents[path[i-1]].links {
+			for _, l := range c.g.ent(path[i-1]).links {
 				if l.to == p {
 					st.Time, st.EventID = l.first, l.ev
 				}
@@ -471,7 +471,7 @@ func (c *Correlator) pathSteps(path []uint32, t int64) []incident.PathStep {
 func (c *Correlator) pathKey(path []uint32) string {
 	parts := make([]string, len(path))
 	for i, p := range path {
-		e := &c.g.ents[p]
+		e := c.g.ent(p)
 		parts[i] = entityNodeID(kindOf(e.key.kind), e.key.value)
 	}
 	return strings.Join(parts, " ~ ")
@@ -484,10 +484,10 @@ func (b *builder) lineagePath(path []uint32) []string {
 	g := &b.c.g
 	prev := ""
 	for i, p := range path {
-		e := &g.ents[p]
+		e := g.ent(p)
 		id := b.entityNode(kindOf(e.key.kind), e.key.value, e.first)
 		if i > 0 && id != "" && prev != "" {
-			for _, l := range g.ents[path[i-1]].links {
+			for _, l := range g.ent(path[i-1]).links {
 				if l.to == p {
 					b.edge(incident.Edge{Source: prev, Target: id, Relation: RelLinked, JoinKey: "event", Time: l.first, EventIDs: []string{l.ev}})
 					evs = append(evs, l.ev)

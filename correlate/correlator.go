@@ -291,6 +291,7 @@ func (c *Correlator) ProcessInput(in Input) Result {
 		}
 	}
 	events, alerts := in.Events, in.Alerts
+	var obs []ocsf.Observable // chunk the links' observables are carved from
 	for i := range events {
 		ev := &events[i]
 		if c.observeTime(ev.Metadata.LogName, ev.Time) {
@@ -298,7 +299,7 @@ func (c *Correlator) ProcessInput(in Input) Result {
 		}
 		linked := c.linkEvent(ev)
 		if c.noteSource(ev) || c.noteOwnAddress(ev) || linked {
-			res.Links = append(res.Links, linkOf(ev, c.linkObservables(ev)))
+			res.Links = append(res.Links, linkOf(ev, c.linkObservables(ev, &obs)))
 		}
 	}
 	// Alerts in event-time order, so a batch gives the same result however
@@ -444,7 +445,7 @@ func (c *Correlator) raise(ms []*seqMatch) []alert.Alert {
 			var arr [16]uint32
 			ids := c.trackedIDs(in.tenant, a.Entities, a.Time, arr[:0])
 			for _, i := range ids {
-				if e := &c.g.ents[i]; !e.hub && c.joinable[e.key.kind] {
+				if e := c.g.ent(i); !e.hub && c.joinable[e.key.kind] {
 					addMember(e, slot, a.Time, a.Time)
 				}
 			}
@@ -508,7 +509,7 @@ func (c *Correlator) trackedIDs(tenant uint32, obs []ocsf.Observable, t int64, b
 		k := ekey{tenant: tenant, kind: ki, value: o.Value}
 		i, isNew := c.g.touch(k, t)
 		if isNew && c.hubs.isHub(o.Entity, o.Value) {
-			c.g.ents[i].hub = true
+			c.g.ent(i).hub = true
 		}
 		if !slices.Contains(buf, i) {
 			buf = append(buf, i)
@@ -545,32 +546,29 @@ func (c *Correlator) link(ev *ocsf.Event) bool {
 		}
 		i, isNew := c.g.touch(ekey{tenant: tenant, kind: ki, value: o.Value}, ev.Time)
 		if isNew && c.hubs.isHub(o.Entity, o.Value) {
-			c.g.ents[i].hub = true
+			c.g.ent(i).hub = true
 		}
 		refs = append(refs, ref{i, ki, o.Name})
 	}
 	n := 0
 	// Links keep the event's uid past the event: one copy for all of
-	// them, not a slice of its decoded record (which it would keep alive).
+	// them, made only if one stores it (see addLink).
 	var uid string
 	for x := 0; x < len(refs) && n < c.cfg.MaxLinksPerEvent; x++ {
 		ra := refs[x]
 		for y := x + 1; y < len(refs) && n < c.cfg.MaxLinksPerEvent; y++ {
 			rb := refs[y]
-			if ra.slot == rb.slot || c.g.ents[ra.slot].hub || c.g.ents[rb.slot].hub || !c.linkAllowed(ev, ra.kind, ra.name, rb.kind, rb.name) {
+			if ra.slot == rb.slot || c.g.ent(ra.slot).hub || c.g.ent(rb.slot).hub || !c.linkAllowed(ev, ra.kind, ra.name, rb.kind, rb.name) {
 				continue
 			}
 			n++
 			a, b := ra.slot, rb.slot
-			if uid == "" {
-				uid = strings.Clone(ev.Metadata.UID)
-			}
-			if !c.g.addLink(a, b, ev.Time, uid) {
+			if !c.g.addLink(a, b, ev.Time, ev.Metadata.UID, &uid) {
 				continue
 			}
 			c.checkHub(a, ev.Time)
 			c.checkHub(b, ev.Time)
-			if !c.g.ents[a].hub && !c.g.ents[b].hub {
+			if !c.g.ent(a).hub && !c.g.ent(b).hub {
 				c.bridge([]uint32{a, b}, ev.Time)
 			}
 		}
@@ -605,7 +603,7 @@ func nameMatch(globs []string, name string) bool {
 }
 
 func (c *Correlator) checkHub(i uint32, t int64) {
-	e := &c.g.ents[i]
+	e := c.g.ent(i)
 	if e.hub || len(e.links) <= c.cfg.HubPartnerLimit {
 		return
 	}
@@ -617,7 +615,7 @@ func (c *Correlator) checkHub(i uint32, t int64) {
 	w := c.window[e.key.kind]
 	live := 0
 	for _, l := range e.links {
-		if l.last >= t-min(w, c.window[c.g.ents[l.to].key.kind]) {
+		if l.last >= t-min(w, c.window[c.g.ent(l.to).key.kind]) {
 			live++
 		}
 	}
@@ -631,12 +629,12 @@ func (c *Correlator) checkHub(i uint32, t int64) {
 // markSplit records the incidents that entity i, about to become a hub,
 // may have glued: those it is a member of and those of its partners.
 func (c *Correlator) markSplit(i uint32) {
-	e := &c.g.ents[i]
+	e := c.g.ent(i)
 	for _, m := range e.members {
 		c.splitCheck[m.inc] = struct{}{}
 	}
 	for _, l := range e.links {
-		for _, m := range c.g.ents[l.to].members {
+		for _, m := range c.g.ent(l.to).members {
 			c.splitCheck[m.inc] = struct{}{}
 		}
 	}
@@ -752,18 +750,18 @@ func (c *Correlator) reach(s seeker, start []uint32) []hit {
 	seen := c.seen
 	defer clear(seen)
 	for _, x := range start {
-		if c.g.ents[x].hub || !s.link && !joinsOn(c.g.ents[x].key.kind, s.sev) {
+		if c.g.ent(x).hub || !s.link && !joinsOn(c.g.ent(x).key.kind, s.sev) {
 			continue
 		}
 		if _, ok := seen[x]; !ok {
 			seen[x] = struct{}{}
-			queue = append(queue, item{ent: x, strong: strongKinds[c.g.ents[x].key.kind], arrive: s.t})
+			queue = append(queue, item{ent: x, strong: strongKinds[c.g.ent(x).key.kind], arrive: s.t})
 		}
 	}
 	var hits []hit
 	for q := 0; q < len(queue); q++ {
 		it := queue[q]
-		e := &c.g.ents[it.ent]
+		e := c.g.ent(it.ent)
 		w := c.window[e.key.kind]
 		if c.joinable[e.key.kind] {
 			for _, m := range e.members {
@@ -795,7 +793,7 @@ func (c *Correlator) reach(s seeker, start []uint32) []hit {
 			if _, ok := seen[l.to]; ok {
 				continue
 			}
-			o := &c.g.ents[l.to]
+			o := c.g.ent(l.to)
 			lw := min(w, c.window[o.key.kind])
 			if o.hub || s.t < l.first-lw || s.t > l.last+lw {
 				continue
@@ -911,7 +909,7 @@ func (c *Correlator) attach(in *openIncident, a *alert.Alert, ids []uint32) {
 // alert a at time t.
 func (c *Correlator) addMembers(slot uint32, a *alert.Alert, t int64, ids []uint32) {
 	for _, i := range ids {
-		e := &c.g.ents[i]
+		e := c.g.ent(i)
 		if e.hub || !c.joinable[e.key.kind] || !joinsOn(e.key.kind, joinSeverity(a)) {
 			continue
 		}
@@ -960,7 +958,7 @@ func (c *Correlator) merge(winner, loser uint32) {
 	for _, a := range l.alerts {
 		ids := c.trackedIDs(l.tenant, a.Entities, a.Time, arr[:0])
 		for _, i := range ids {
-			e := &c.g.ents[i]
+			e := c.g.ent(i)
 			e.members = slices.DeleteFunc(e.members, func(m membership) bool { return m.inc == loser })
 		}
 		c.attach(w, a, ids)
@@ -1074,8 +1072,8 @@ func (c *Correlator) sweep() {
 			delete(c.incs, s)
 		}
 	}
-	for i := 1; i < len(c.g.ents); i++ {
-		e := &c.g.ents[i]
+	for i := 1; i < c.g.slots(); i++ {
+		e := c.g.ent(uint32(i))
 		if e.key.kind == 0 {
 			continue // free slot
 		}
@@ -1125,8 +1123,8 @@ func (c *Correlator) evictOldest(n int) {
 		slot uint32
 	}
 	all := make([]age, 0, c.g.len())
-	for i := 1; i < len(c.g.ents); i++ {
-		if e := &c.g.ents[i]; e.key.kind != 0 {
+	for i := 1; i < c.g.slots(); i++ {
+		if e := c.g.ent(uint32(i)); e.key.kind != 0 {
 			all = append(all, age{e.last, uint32(i)})
 		}
 	}

@@ -62,23 +62,37 @@ type entity struct {
 }
 
 // graph is the entity-link graph: interned entities and lineage links.
+// Entities live in pages of entPage slots that never move: a graph that
+// grows allocates one page per entPage entities instead of copying a
+// growing slice (most of a stream's correlation allocation before, see
+// bench/stage BenchmarkCorrelate).
 type graph struct {
 	index map[ekey]uint32
-	ents  []entity // slot 0 is unused so that 0 means "none"
+	pages [][]entity // slot 0 is unused so that 0 means "none"
+	n     uint32     // slots in use or freed, slot 0 included
 	free  []uint32
 }
 
+// entPage is the number of entities of one page (a power of two).
+const entPage = 1 << 10
+
 func newGraph() graph {
-	return graph{index: make(map[ekey]uint32), ents: make([]entity, 1)}
+	return graph{index: make(map[ekey]uint32), n: 1, pages: [][]entity{make([]entity, entPage)}}
 }
 
 func (g *graph) len() int { return len(g.index) }
+
+// ent returns the entity in slot i.
+func (g *graph) ent(i uint32) *entity { return &g.pages[i/entPage][i%entPage] }
+
+// slots is one past the highest slot ever used.
+func (g *graph) slots() int { return int(g.n) }
 
 // touch interns k and widens its seen range to t; it reports the slot and
 // whether the entity is new.
 func (g *graph) touch(k ekey, t int64) (uint32, bool) {
 	if i, ok := g.index[k]; ok {
-		e := &g.ents[i]
+		e := g.ent(i)
 		e.first, e.last = min(e.first, t), max(e.last, t)
 		return i, false
 	}
@@ -86,46 +100,69 @@ func (g *graph) touch(k ekey, t int64) (uint32, bool) {
 	if n := len(g.free); n > 0 {
 		i, g.free = g.free[n-1], g.free[:n-1]
 	} else {
-		g.ents = append(g.ents, entity{})
-		i = uint32(len(g.ents) - 1)
+		if g.n%entPage == 0 {
+			g.pages = append(g.pages, make([]entity, entPage))
+		}
+		i = g.n
+		g.n++
 	}
 	// Keys outlive their event: keep a copy of the value, not a slice of
 	// the event's decoded record (which it would keep alive whole).
 	k.value = strings.Clone(k.value)
-	g.ents[i] = entity{key: k, first: t, last: t}
+	*g.ent(i) = entity{key: k, first: t, last: t}
 	g.index[k] = i
 	return i, true
 }
 
 // addLink records a link between a and b seen at t in event ev and reports
-// whether the link is new. ev is kept: the caller passes a copy, not a
-// slice of the event's decoded record.
-func (g *graph) addLink(a, b uint32, t int64, ev string) bool {
-	added := g.addHalf(a, b, t, ev)
-	g.addHalf(b, a, t, ev)
+// whether the link is new. ev may be a slice of the event's decoded record,
+// which a link must not keep alive: a half that stores it stores the copy
+// in *kept, made the first time one is needed and shared by every link of
+// the event (most links of an event are seen before, with evidence as
+// early, and store nothing).
+func (g *graph) addLink(a, b uint32, t int64, ev string, kept *string) bool {
+	added := g.addHalf(a, b, t, ev, kept)
+	g.addHalf(b, a, t, ev, kept)
 	return added
 }
 
-func (g *graph) addHalf(a, b uint32, t int64, ev string) bool {
-	e := &g.ents[a]
+func (g *graph) addHalf(a, b uint32, t int64, ev string, kept *string) bool {
+	e := g.ent(a)
 	for i := range e.links {
 		l := &e.links[i]
 		if l.to != b {
 			continue
 		}
 		if t < l.first || (t == l.first && ev < l.ev) {
-			l.first, l.ev = t, ev
+			l.first, l.ev = t, keepString(ev, kept)
 		}
 		l.last = max(l.last, t)
 		return false
 	}
-	e.links = append(e.links, link{to: b, first: t, last: t, ev: ev})
+	if e.links == nil {
+		// Most linked entities gain a few partners: room for them at
+		// once, not a list grown one by one (see bench/stage
+		// BenchmarkCorrelate).
+		e.links = make([]link, 0, firstLinks)
+	}
+	e.links = append(e.links, link{to: b, first: t, last: t, ev: keepString(ev, kept)})
 	return true
+}
+
+// firstLinks is the room an entity's first link makes for its links.
+const firstLinks = 4
+
+// keepString returns the copy of s in *kept, making it on first use.
+func keepString(s string, kept *string) string {
+	if *kept == "" {
+		*kept = strings.Clone(s)
+	}
+	return *kept
 }
 
 // makeHub turns e into a hub: it keeps no links from now on.
 func (g *graph) makeHub(i uint32) {
-	e := &g.ents[i]
+	e := g.ent(i)
 	e.hub = true
 	for _, l := range e.links {
 		g.dropHalf(l.to, i)
@@ -135,18 +172,18 @@ func (g *graph) makeHub(i uint32) {
 }
 
 func (g *graph) dropHalf(a, b uint32) {
-	e := &g.ents[a]
+	e := g.ent(a)
 	e.links = slices.DeleteFunc(e.links, func(l link) bool { return l.to == b })
 }
 
 // remove evicts entity i.
 func (g *graph) remove(i uint32) {
-	e := &g.ents[i]
+	e := g.ent(i)
 	for _, l := range e.links {
 		g.dropHalf(l.to, i)
 	}
 	delete(g.index, e.key)
-	g.ents[i] = entity{}
+	*g.ent(i) = entity{}
 	g.free = append(g.free, i)
 }
 

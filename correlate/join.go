@@ -66,7 +66,7 @@ var identityKind = func() [numKinds]bool {
 // while the incident names some.
 func (c *Correlator) viaConflicts(via []uint32, ids identities) bool {
 	for _, v := range via {
-		e := &c.g.ents[v]
+		e := c.g.ent(v)
 		have := ids[kindOf(e.key.kind)]
 		if len(have) > 0 && !slices.Contains(have, e.key.value) {
 			return true

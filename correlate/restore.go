@@ -103,7 +103,8 @@ func (c *Correlator) RestoreState(st State) {
 				if len(e.EventIDs) > 0 {
 					ev = e.EventIDs[0]
 				}
-				c.g.addLink(a, b, e.Time, ev)
+				var kept string
+				c.g.addLink(a, b, e.Time, ev, &kept)
 			}
 		}
 		var in *openIncident
@@ -197,7 +198,7 @@ func (c *Correlator) restoreEntity(tenant uint32, nodeID string, t int64) (uint3
 		return 0, false
 	}
 	i, _ := c.g.touch(ekey{tenant: tenant, kind: ki, value: value}, t)
-	return i, !c.g.ents[i].hub
+	return i, !c.g.ent(i).hub
 }
 
 // ghostAlerts rebuilds the alerts of a stored incident from its timeline

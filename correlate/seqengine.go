@@ -28,6 +28,9 @@ type item struct {
 	// version counts in-place updates of a threshold item whose window
 	// gained an input that arrived out of order.
 	version int
+	// one holds the event id of an item of one event: events is then a
+	// slice of it, not an allocation of its own.
+	one [1]string
 }
 
 func itemLess(a, b *item) int {
@@ -94,6 +97,32 @@ type seqEngine struct {
 	// kept are the plain events stages kept since the last takeKept, as
 	// storage keeps them (Result.Stages).
 	kept []StageInput
+	// alertReads are the fields of `alert` any stage condition reads
+	// (alertAll: every field), the only ones an alert's activation holds.
+	alertReads []string
+	alertAll   bool
+	// names interns the attribute names of kept observables (at most
+	// maxNames of them; others are copied).
+	names map[string]string
+}
+
+// maxNames bounds the interned attribute names.
+const maxNames = 1024
+
+// name returns a copy of the attribute name n that does not keep its
+// event alive: the interned one when n is known.
+func (s *seqEngine) name(n string) string {
+	if in, ok := s.names[n]; ok {
+		return in
+	}
+	n = strings.Clone(n)
+	if len(s.names) < maxNames {
+		if s.names == nil {
+			s.names = make(map[string]string)
+		}
+		s.names[n] = n
+	}
+	return n
 }
 
 // StageInput is a plain event that a sequence rule's stage kept, reduced to
@@ -147,8 +176,17 @@ func newSeqEngine(rs []*SequenceRule, cfg Config, m *metrics) (*seqEngine, error
 	s := &seqEngine{cfg: cfg, m: m, lateMS: cfg.AllowedLateness.Milliseconds(), adapter: env.CELTypeAdapter()}
 	for _, r := range rs {
 		st := &ruleState{r: r, fired: map[string]fired{}, timers: map[string]*timer{}}
-		for range r.Stages {
+		for _, sg := range r.Stages {
 			st.stages = append(st.stages, &stageState{byOn: map[string][]*item{}, byKey: map[string][]*item{}, ids: map[string]*item{}, raw: map[string][]*item{}})
+			if !sg.OnAlerts {
+				continue
+			}
+			s.alertAll = s.alertAll || sg.alertAll
+			for _, f := range sg.alertReads {
+				if !slices.Contains(s.alertReads, f) {
+					s.alertReads = append(s.alertReads, f)
+				}
+			}
 		}
 		s.rules = append(s.rules, st)
 	}
@@ -171,6 +209,7 @@ func (s *seqEngine) replace(rs []*SequenceRule) {
 		}
 	}
 	s.rules = next.rules
+	s.alertReads, s.alertAll = next.alertReads, next.alertAll
 }
 
 func (s *seqEngine) observeAlert(a *alert.Alert) []*seqMatch {
@@ -181,11 +220,11 @@ func (s *seqEngine) observeAlert(a *alert.Alert) []*seqMatch {
 	var out []*seqMatch
 	for _, rs := range s.rules {
 		for k, st := range rs.r.Stages {
-			if !st.OnAlerts || (len(st.LogNames) > 0 && !slices.Contains(st.LogNames, a.Source)) {
+			if !st.OnAlerts || (len(st.LogNames) > 0 && !slices.Contains(st.LogNames, a.Source)) || !st.alertPre.admits(a) {
 				continue
 			}
 			if act == nil {
-				act = alertActivation(a)
+				act = alertActivation(a, s.alertReads, s.alertAll)
 			}
 			if !s.eval(st, act) {
 				continue
@@ -220,15 +259,30 @@ func (s *seqEngine) observeEvent(ev *ocsf.Event) []*seqMatch {
 			// Keep only the observables the rule keys on: events are many.
 			// Items outlive their event, so they keep copies of its
 			// strings, not slices of its decoded record.
+			// Attribute names are few: they are interned, not copied.
+			keep := func(o *ocsf.Observable) bool {
+				return matchesSpec(st.On, *o) || matchesSpec(st.Key, *o) || matchesSpec(st.Distinct, *o)
+			}
+			n := 0
+			for i := range ev.Observables {
+				if keep(&ev.Observables[i]) {
+					n++
+				}
+			}
 			var ents []ocsf.Observable
-			for _, o := range ev.Observables {
-				if matchesSpec(st.On, o) || matchesSpec(st.Key, o) || matchesSpec(st.Distinct, o) {
-					o.Name, o.Value = strings.Clone(o.Name), strings.Clone(o.Value)
+			if n > 0 {
+				ents = make([]ocsf.Observable, 0, n)
+			}
+			for i := range ev.Observables {
+				if o := ev.Observables[i]; keep(&o) {
+					o.Name, o.Value = s.name(o.Name), strings.Clone(o.Value)
 					ents = append(ents, o)
 				}
 			}
 			id := strings.Clone(ev.Metadata.UID)
-			x := &item{id: id, tenant: ev.Metadata.TenantUID, t: ev.Time, events: []string{id}, ents: ents}
+			x := &item{id: id, tenant: ev.Metadata.TenantUID, t: ev.Time, ents: ents}
+			x.one[0] = id
+			x.events = x.one[:]
 			s.kept = append(s.kept, StageInput{TenantUID: x.tenant, RuleID: rs.r.ID, RuleSum: rs.r.sum, Stage: k, UID: id, Time: ev.Time, Observables: ents})
 			out = append(out, s.observe(rs, k, x)...)
 		}

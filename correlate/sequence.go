@@ -181,6 +181,11 @@ type SequenceStage struct {
 	Within     time.Duration
 	Absent     bool
 	cond       *rules.Condition
+	alertPre   alertFilter // of an alert condition
+	// alertReads are the fields of `alert` the condition reads; with
+	// alertAll it needs every field.
+	alertReads []string
+	alertAll   bool
 }
 
 var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
@@ -424,6 +429,12 @@ func compileRule(env *cel.Env, file string, lines []string, root *yaml.Node, rf 
 				File: file, RuleID: rf.ID, What: where, Node: rules.MapValue(sn, exprKey), Lines: lines})
 			errs = append(errs, probs...)
 			st.cond = cond
+			if st.OnAlerts && cond != nil {
+				st.alertPre = newAlertFilter(env, st.Expr)
+				var only bool
+				st.alertReads, only = alertReads(env, st.Expr)
+				st.alertAll = !only
+			}
 		}
 		r.Stages = append(r.Stages, st)
 	}
@@ -441,19 +452,62 @@ func compileRule(env *cel.Env, file string, lines []string, root *yaml.Node, rf 
 	return r, nil
 }
 
-// alertActivation is the `alert` variable of a stage condition.
-func alertActivation(a *alert.Alert) map[string]any {
-	ents := make([]any, 0, len(a.Entities))
-	for _, o := range a.Entities {
-		ents = append(ents, map[string]any{"name": o.Name, "entity": string(o.Entity), "value": o.Value, "type": o.Type})
+// alertActivation is the `alert` variable of a stage condition: the
+// fields in reads, or every field when all is set (building every field
+// for every alert was most of what sequence rules allocated, see bench/stage
+// BenchmarkCorrelate).
+func alertActivation(a *alert.Alert, reads []string, all bool) map[string]any {
+	n := len(reads)
+	if all {
+		n = len(alertFields)
 	}
-	return map[string]any{"alert": map[string]any{
-		"id": a.ID, "tenant_uid": a.TenantUID, "rule_id": a.RuleID, "rule_version": a.RuleVersion, "title": a.Title,
-		"severity": int64(a.Severity), "severity_id": int64(a.Severity), "stage": a.Stage,
-		"tactics": orEmpty(a.Tactics), "techniques": orEmpty(a.Techniques), "time": a.Time,
-		"account_uid": a.AccountUID, "region": a.Region, "source": a.Source, "entities": ents,
-		"event_ids": orEmpty(a.EventIDs), "correlated": a.Correlated, "summary": a.Summary,
-	}}
+	m := make(map[string]any, n)
+	for _, f := range alertFields {
+		if !all && !slices.Contains(reads, f) {
+			continue
+		}
+		switch f {
+		case "id":
+			m[f] = a.ID
+		case "tenant_uid":
+			m[f] = a.TenantUID
+		case "rule_id":
+			m[f] = a.RuleID
+		case "rule_version":
+			m[f] = a.RuleVersion
+		case "title":
+			m[f] = a.Title
+		case "severity", "severity_id":
+			m[f] = int64(a.Severity)
+		case "stage":
+			m[f] = a.Stage
+		case "tactics":
+			m[f] = orEmpty(a.Tactics)
+		case "techniques":
+			m[f] = orEmpty(a.Techniques)
+		case "time":
+			m[f] = a.Time
+		case "account_uid":
+			m[f] = a.AccountUID
+		case "region":
+			m[f] = a.Region
+		case "source":
+			m[f] = a.Source
+		case "entities":
+			ents := make([]any, 0, len(a.Entities))
+			for _, o := range a.Entities {
+				ents = append(ents, map[string]any{"name": o.Name, "entity": string(o.Entity), "value": o.Value, "type": o.Type})
+			}
+			m[f] = ents
+		case "event_ids":
+			m[f] = orEmpty(a.EventIDs)
+		case "correlated":
+			m[f] = a.Correlated
+		case "summary":
+			m[f] = a.Summary
+		}
+	}
+	return map[string]any{"alert": m}
 }
 
 func orEmpty(s []string) []string {

@@ -94,17 +94,19 @@ func (c *Correlator) LinkSignal(ev *ocsf.Event) ocsf.Event {
 	out.Metadata.LogName = ev.Metadata.LogName
 	out.Metadata.TenantUID = ev.Metadata.TenantUID
 	out.API.Operation = ev.API.Operation
-	out.Observables = c.linkObservables(ev)
+	out.Observables = c.linkObservables(ev, nil)
 	return out
 }
 
-// linkObservables are the observables of ev that LinkSignal keeps.
-func (c *Correlator) linkObservables(ev *ocsf.Event) []ocsf.Observable {
+// linkObservables are the observables of ev that LinkSignal keeps. With
+// chunk set they are carved from *chunk, which is refilled as needed: the
+// links of one batch share a few allocations (see bench/stage
+// BenchmarkCorrelate), and live as long as the batch's Result.
+func (c *Correlator) linkObservables(ev *ocsf.Event, chunk *[]ocsf.Observable) []ocsf.Observable {
 	keep := func(o *ocsf.Observable) bool {
 		return (c.tracked[kindIndex[o.Entity]] || o.Entity == ocsf.EntitySession || o.Entity == ocsf.EntityIP || o.Entity == ocsf.EntityInstance) && o.Value != ""
 	}
-	// Counted first so the slice is allocated once, not grown (a linked
-	// event carries several: see bench/stage BenchmarkCorrelate).
+	// Counted first so the slice is allocated once, not grown.
 	n := 0
 	for i := range ev.Observables {
 		if keep(&ev.Observables[i]) {
@@ -114,7 +116,17 @@ func (c *Correlator) linkObservables(ev *ocsf.Event) []ocsf.Observable {
 	if n == 0 {
 		return nil
 	}
-	out := make([]ocsf.Observable, 0, n)
+	var out []ocsf.Observable
+	if chunk == nil {
+		out = make([]ocsf.Observable, 0, n)
+	} else {
+		if cap(*chunk)-len(*chunk) < n {
+			*chunk = make([]ocsf.Observable, 0, max(n, obsChunk))
+		}
+		l := len(*chunk)
+		out = (*chunk)[l : l : l+n]
+		*chunk = (*chunk)[:l+n]
+	}
 	for i := range ev.Observables {
 		if keep(&ev.Observables[i]) {
 			out = append(out, ev.Observables[i])
@@ -122,6 +134,9 @@ func (c *Correlator) linkObservables(ev *ocsf.Event) []ocsf.Observable {
 	}
 	return out
 }
+
+// obsChunk is how many observables a batch's links take at once.
+const obsChunk = 256
 
 // Link is a plain event reduced as LinkSignal reduces it, as a compact
 // value: what Result.Links reports and State.Links restores (an
