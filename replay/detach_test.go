@@ -43,8 +43,8 @@ func TestPreparedEventsOwnTheirBytes(t *testing.T) {
 				withParams++
 			}
 			if !bytes.Equal(got.Raw, w.Raw) || !bytes.Equal(got.API.Request.Data, w.API.Request.Data) || !bytes.Equal(got.API.Response.Data, w.API.Response.Data) {
-				t.Errorf("store raw %v, event %d: raw %q, request %q, response %q after its source changed; want %q, %q, %q",
-					storeRaw, i, got.Raw, got.API.Request.Data, got.API.Response.Data, w.Raw, w.API.Request.Data, w.API.Response.Data)
+				t.Errorf("store raw %v, event %d: request %.40q after its source was overwritten; want %.40q (and the raw record and response unchanged)",
+					storeRaw, i, got.API.Request.Data, w.API.Request.Data)
 			}
 			if storeRaw != (len(got.Raw) > 0) {
 				t.Errorf("store raw %v, event %d: raw record of %d bytes", storeRaw, i, len(got.Raw))
