@@ -120,7 +120,7 @@ func TestOnlyUsedFlags(t *testing.T) {
 		{[]string{"demo"}, []string{"-brokers", "-clickhouse", "-config", "-data", "-exit", "-inventory", "-listen", "-log-level", "-rules", "-wait"}},
 		{[]string{"migrate", "up"}, []string{"-clickhouse", "-config", "-log-level"}},
 		{[]string{"migrate", "status"}, []string{"-clickhouse", "-config", "-log-level"}},
-		{[]string{"replay"}, []string{"-account", "-clickhouse", "-config", "-cpuprofile", "-format", "-lateness", "-log-level", "-memory-limit-mib", "-min-severity", "-quiet", "-rules", "-since", "-source", "-tenant", "-until", "-write"}},
+		{[]string{"replay"}, []string{"-account", "-clickhouse", "-config", "-cpuprofile", "-format", "-lateness", "-log-level", "-memory-limit-mib", "-memprofile", "-min-severity", "-quiet", "-rules", "-since", "-source", "-tenant", "-until", "-write"}},
 		{[]string{"normalize"}, []string{"-max-record-bytes", "-source"}},
 		{[]string{"rules", "lint"}, []string{"-cost", "-format"}},
 		{[]string{"rules", "coverage"}, []string{"-format"}},

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -60,6 +61,7 @@ func replayCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	lateness := flags.Duration("lateness", -1, "allowed lateness of the correlator (default correlate.allowed_lateness)")
 	quiet := flags.Bool("quiet", false, "no progress line and no summary on stderr")
 	cpuprofile := flags.String("cpuprofile", "", "write a CPU profile of the replay to this file (go tool pprof)")
+	memprofile := flags.String("memprofile", "", "write a heap profile of the replay at its largest live heap to this file (go tool pprof)")
 	memLimit := flags.Int("memory-limit-mib", defaultReplayMemoryMiB, "soft limit of the replay's memory in MiB: the garbage collector works harder near it (0: none; GOMEMLIMIT, when set, wins)")
 	if code, stop := flags.parse(args); stop {
 		return code
@@ -90,6 +92,9 @@ func replayCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	logger := newLogger(cfg.Log, stderr)
 	opts := offlineOptions(cfg, logger)
+	// Raw records are kept only to be stored: without -write they would
+	// be memory for nothing.
+	opts.StoreRaw = opts.StoreRaw && *write
 	if *lateness >= 0 {
 		opts.Correlate.AllowedLateness = *lateness
 	}
@@ -146,6 +151,10 @@ func replayCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		defer pprof.StopCPUProfile()
 	}
+	stopHeap := func() error { return nil }
+	if *memprofile != "" {
+		stopHeap = watchHeap(*memprofile)
+	}
 	stopProgress := func() {}
 	if !*quiet && isTerminal(stderr) {
 		stopProgress = showProgress(stderr, stream.Progress)
@@ -154,6 +163,9 @@ func replayCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	stopProgress()
 	if err != nil {
 		return fail("%v", err)
+	}
+	if err := stopHeap(); err != nil {
+		return fail("memprofile: %v", err)
 	}
 	incidents := out.incidents(*minSeverity)
 	switch *format {
@@ -343,6 +355,59 @@ func writeMarkdown(w io.Writer, incs []replayedIncident) error {
 
 func mdCell(s string) string {
 	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+}
+
+// watchHeap writes a heap profile to path whenever the live heap (as of the
+// last collection) passes its largest so far, checked twice a second, until
+// the returned stop is called, which writes it once more if the heap grew
+// since. The profile so shows what the replay held at its peak, not at its
+// end, when the correlator's windows have closed.
+func watchHeap(path string) (stop func() error) {
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	var peak uint64
+	var err error
+	check := func() {
+		metrics.Read(sample)
+		if live := sample[0].Value.Uint64(); live > peak+peak/50 || peak == 0 {
+			peak = live
+			if e := writeHeapProfile(path); e != nil && err == nil {
+				err = e
+			}
+		}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				check()
+				return
+			case <-t.C:
+				check()
+			}
+		}
+	})
+	return func() error { close(done); wg.Wait(); return err }
+}
+
+// writeHeapProfile writes the heap profile to path, replacing it whole.
+func writeHeapProfile(path string) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // isTerminal reports whether w is a character device (a terminal).
