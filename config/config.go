@@ -173,6 +173,11 @@ type API struct {
 	// Config.APIDirectory).
 	Analysts []string            `yaml:"analysts"`
 	Teams    map[string][]string `yaml:"teams"`
+	// Pprof serves Go's runtime profiles (net/http/pprof) under
+	// /debug/pprof/ on this listener, without authentication like
+	// /metrics. Off by default: a CPU profile costs the engine CPU while
+	// it runs, and the profiles show the process's internals.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Webhook is one receiver of incident notifications.

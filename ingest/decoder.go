@@ -565,13 +565,17 @@ func normalize(ev *ocsf.Event, src Source, rec []byte, depth int, context string
 }
 
 // reserve makes room for n more events (at most MaxRecords in all) in one
-// allocation: events are large, so growing by append costs.
+// allocation: events are large, so growing by append costs. DecodeAppend
+// adds message after message to one slice (a pipeline batch's), so the
+// slice grows by at least half of its capacity: growing it to the exact
+// size would copy every event already in the batch again for each
+// multi-record message (BenchmarkDecodeAppendBatch).
 func (b *batch) reserve(n int) {
 	n = min(n, b.d.limits.MaxRecords-b.n)
 	if b.win != nil || n <= 1 || cap(b.events)-len(b.events) >= n {
 		return
 	}
-	b.events = append(make([]ocsf.Event, 0, len(b.events)+n), b.events...)
+	b.events = append(make([]ocsf.Event, 0, len(b.events)+max(n, cap(b.events)/2)), b.events...)
 }
 
 // next returns a zero event appended to the batch, to be filled in place;

@@ -115,8 +115,8 @@ func TestOnlyUsedFlags(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"serve"}, []string{"-brokers", "-clickhouse", "-config", "-listen", "-log-level", "-role", "-rules"}},
-		{[]string{"config", "check"}, []string{"-brokers", "-clickhouse", "-config", "-listen", "-log-level", "-role", "-rules"}},
+		{[]string{"serve"}, []string{"-brokers", "-clickhouse", "-config", "-listen", "-log-level", "-pprof", "-role", "-rules"}},
+		{[]string{"config", "check"}, []string{"-brokers", "-clickhouse", "-config", "-listen", "-log-level", "-pprof", "-role", "-rules"}},
 		{[]string{"demo"}, []string{"-brokers", "-clickhouse", "-config", "-data", "-exit", "-inventory", "-listen", "-log-level", "-rules", "-wait"}},
 		{[]string{"migrate", "up"}, []string{"-clickhouse", "-config", "-log-level"}},
 		{[]string{"migrate", "status"}, []string{"-clickhouse", "-config", "-log-level"}},

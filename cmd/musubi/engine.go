@@ -21,7 +21,6 @@ import (
 	"github.com/musubi-xdr/musubi/pipeline"
 	"github.com/musubi-xdr/musubi/rules"
 	"github.com/musubi-xdr/musubi/storage"
-	"github.com/musubi-xdr/musubi/ui"
 )
 
 // engine is every component of `musubi serve`, wired from one Config.
@@ -114,7 +113,7 @@ func newEngine(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *
 	}
 	e.listener = ln
 	// The console (/ui/) is served beside the API, outside /v1.
-	e.server = &http.Server{Handler: ui.Mount(handler), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	e.server = &http.Server{Handler: serverHandler(cfg.API, handler), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
 	return e, nil
 }
 

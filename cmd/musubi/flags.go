@@ -87,6 +87,28 @@ func (c *commonFlags) load() (config.Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// serveFlags are the flags of serve that config check takes too, so that
+// check validates exactly what serve would load.
+type serveFlags struct {
+	role  string
+	pprof bool
+}
+
+func (s *serveFlags) register(fs *cmdFlags, roleHelp string) {
+	fs.StringVar(&s.role, "role", "", roleHelp)
+	fs.BoolVar(&s.pprof, "pprof", false, "serve Go's runtime profiles at /debug/pprof/ on the API listener (overrides api.pprof)")
+}
+
+// apply adds the flags that were set to cf's overrides.
+func (s *serveFlags) apply(cf *commonFlags) {
+	if role := s.role; role != "" {
+		cf.overrides = append(cf.overrides, func(c *config.Config) { c.Role = role })
+	}
+	if s.pprof {
+		cf.overrides = append(cf.overrides, func(c *config.Config) { c.API.Pprof = true })
+	}
+}
+
 func splitList(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
@@ -187,16 +209,14 @@ func configCommand(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	var cf commonFlags
-	var role string
+	var sf serveFlags
 	fs := newFlagSet("config check", "config check [flags] [FILE]\n\nValidates the configuration (file, environment and defaults) as serve would\nload it and reports every problem.", stdout, stderr)
 	cf.register(fs, flagsAll)
-	fs.StringVar(&role, "role", "", "the role serve would run (overrides role, MUSUBI_ROLE)")
+	sf.register(fs, "the role serve would run (overrides role, MUSUBI_ROLE)")
 	if code, stop := fs.parse(args[1:]); stop {
 		return code
 	}
-	if role != "" {
-		cf.overrides = append(cf.overrides, func(c *config.Config) { c.Role = role })
-	}
+	sf.apply(&cf)
 	if fs.NArg() == 1 && cf.configPath == "" {
 		cf.configPath = fs.Arg(0)
 	}

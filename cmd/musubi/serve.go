@@ -4,22 +4,18 @@ import (
 	"context"
 	"fmt"
 	"io"
-
-	"github.com/musubi-xdr/musubi/config"
 )
 
 func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cf commonFlags
-	var role string
+	var sf serveFlags
 	fs := newFlagSet("serve", "serve [flags]\n\nRuns the engine: consumes the raw Kafka topics, normalizes, detects,\ncorrelates, writes to ClickHouse (committing offsets only after the write)\nand serves the HTTP API, /healthz, /readyz and /metrics. Rules reload on\nfile change, on SIGHUP and on POST /-/reload.", stdout, stderr)
 	cf.register(fs, flagsAll)
-	fs.StringVar(&role, "role", "", "what to run: all, api (API and console, no Kafka), detect (raw topics → events and signals) or correlate (signals → alerts and incidents) (overrides role, MUSUBI_ROLE)")
+	sf.register(fs, "what to run: all, api (API and console, no Kafka), detect (raw topics → events and signals) or correlate (signals → alerts and incidents) (overrides role, MUSUBI_ROLE)")
 	if code, stop := fs.parse(args); stop {
 		return code
 	}
-	if role != "" {
-		cf.overrides = append(cf.overrides, func(c *config.Config) { c.Role = role })
-	}
+	sf.apply(&cf)
 	cfg, err := cf.load()
 	if err != nil {
 		fmt.Fprintf(stderr, "musubi serve: invalid configuration:\n%v\n", err)
@@ -33,7 +29,7 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	stopHUP := reloadOnSIGHUP(ctx, e)
 	defer stopHUP()
-	logger.Info("serving", "role", cfg.Role, "api", "http://"+e.addr())
+	logger.Info("serving", "role", cfg.Role, "api", "http://"+e.addr(), "pprof", cfg.API.Pprof)
 	if err := e.run(ctx); err != nil {
 		fmt.Fprintf(stderr, "musubi serve: %v\n", err)
 		return 1

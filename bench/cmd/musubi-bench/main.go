@@ -87,6 +87,8 @@ type harness struct {
 	report *report
 	// splitLatencyOnly: the split-roles run measures only the latency.
 	splitLatencyOnly bool
+	// profile takes Go profiles of the throughput runs (-profile).
+	profile *profiling
 }
 
 func benchMain(args []string) int {
@@ -110,6 +112,8 @@ func benchMain(args []string) int {
 	splitLatencyRate := fs.Float64("split-latency-rate", 0, "events/s of the split-roles latency runs (default 70% of the median one-detect throughput)")
 	splitLatencyOnly := fs.Bool("split-latency-only", false, "with -only-split: only the latency runs (needs -split-latency-rate); their subsection is added to the existing \"Split roles\" section")
 	onlySplit := fs.Bool("only-split", false, "run only the split-roles benchmarks and replace the \"Split roles\" section of -out")
+	profileDir := fs.String("profile", "", "take Go profiles of the ceiling and engine throughput runs into this directory: CPU over the first -profile-seconds of the measured window, heap at its end (go tool pprof BINARY FILE)")
+	profileSeconds := fs.Int("profile-seconds", 30, "length of the CPU profiles of -profile")
 	_ = fs.Parse(args)
 
 	def := func(v *int, full, q int) {
@@ -185,6 +189,13 @@ func benchMain(args []string) int {
 		return 1
 	}
 	h.report = newReport(*quick, "musubi-bench "+strings.Join(args, " "))
+	if *profileDir != "" {
+		if err := os.MkdirAll(*profileDir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "musubi-bench:", err)
+			return 1
+		}
+		h.profile = &profiling{dir: *profileDir, seconds: *profileSeconds, addrs: map[string]string{}}
+	}
 	h.report.splitLatencyRate = *splitLatencyRate
 	h.splitLatencyOnly = *splitLatencyOnly
 	var err error
@@ -375,7 +386,7 @@ func (h *harness) run(ctx context.Context, sizes []int, events, count int, skipM
 		if err != nil {
 			return err
 		}
-		t, err := measure(ctx, h, p, group, runFor)
+		t, err := measure(ctx, h, p, group, name, runFor)
 		p.stop()
 		t.Name, t.Rules, t.Chains = fmt.Sprintf("engine, %d rules", n), n, chains
 		if err != nil {
@@ -450,13 +461,23 @@ func (h *harness) runCeiling(ctx context.Context, label string, runFor time.Dura
 	group := "bench-ceiling-" + label + "-" + h.id
 	h.logf("ceiling (%s): consume → decode → write events → commit", label)
 	t := throughput{Name: "ceiling (no rules, no correlation), " + label}
-	p, err := start(pinned(h.self, "sink", "-brokers", strings.Join(h.brokers, ","), "-group", group, "-topics", "bench.load",
-		"-clickhouse", h.clickhouse, "-database", db), filepath.Join(h.work, "ceiling-"+label+".log"))
+	name := "ceiling-" + label
+	argv := pinned(h.self, "sink", "-brokers", strings.Join(h.brokers, ","), "-group", group, "-topics", "bench.load",
+		"-clickhouse", h.clickhouse, "-database", db)
+	if h.profile != nil {
+		addr, err := h.profile.addr(name)
+		if err != nil {
+			t.Err = err.Error()
+			return t
+		}
+		argv = append(argv, "-pprof", addr)
+	}
+	p, err := start(argv, filepath.Join(h.work, name+".log"))
 	if err != nil {
 		t.Err = err.Error()
 		return t
 	}
-	m, err := measure(ctx, h, p, group, runFor)
+	m, err := measure(ctx, h, p, group, name, runFor)
 	p.stop()
 	h.dropDB(db)
 	m.Name = t.Name

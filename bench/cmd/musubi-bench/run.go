@@ -183,8 +183,12 @@ type throughput struct {
 // measure waits for group to commit the topics' end offsets (or for the
 // deadline) while p runs. The window starts at the first commit, so
 // start-up (migrations, rule compilation, the group join) is not counted.
-func measure(ctx context.Context, h *harness, p engineProcs, group string, deadline time.Duration) (throughput, error) {
+//
+// With -profile, run name's profiles are taken from the start of the window
+// (profiling.start).
+func measure(ctx context.Context, h *harness, p engineProcs, group, name string, deadline time.Duration) (throughput, error) {
 	var t throughput
+	var profiled func() (string, error)
 	var t0 time.Time
 	var c0 int64
 	var cpu0 time.Duration
@@ -199,6 +203,9 @@ func measure(ctx context.Context, h *harness, p engineProcs, group string, deadl
 		if err == nil && committed > 0 && t0.IsZero() {
 			t0, c0, cpu0 = now, committed, p.cpuTime()
 			limit = now.Add(deadline)
+			if h.profile != nil {
+				profiled = h.profile.start(ctx, name)
+			}
 		}
 		if !t0.IsZero() && (committed >= end || now.After(limit)) {
 			t.Events = committed - c0
@@ -223,6 +230,13 @@ func measure(ctx context.Context, h *harness, p engineProcs, group string, deadl
 		t.PerCPUSecond = float64(t.Events) / t.CPUSeconds
 	}
 	t.PeakRSS = p.peakRSS()
+	if profiled != nil {
+		files, err := profiled()
+		if err != nil {
+			return t, err
+		}
+		h.logf("profiles: %s", files)
+	}
 	return t, nil
 }
 
@@ -247,7 +261,15 @@ func (h *harness) engineConfig(name, group string, ts topicSet, rulesDir, db str
 	}
 	fmt.Fprintf(&b, "clickhouse:\n  addr: [%q]\n  database: %q\n  migrate_on_start: true\n", h.clickhouse, db)
 	fmt.Fprintf(&b, "rules:\n  dir: %q\n", rulesDir)
-	fmt.Fprintf(&b, "api:\n  listen: 127.0.0.1:0\n")
+	if h.profile != nil {
+		addr, err := h.profile.addr(name)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "api:\n  listen: %q\n  pprof: true\n", addr)
+	} else {
+		fmt.Fprintf(&b, "api:\n  listen: 127.0.0.1:0\n")
+	}
 	fmt.Fprintf(&b, "log:\n  level: warn\n")
 	path := filepath.Join(h.work, name+".yaml")
 	return path, os.WriteFile(path, []byte(b.String()), 0o644)

@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/musubi-xdr/musubi/ingest"
+	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/storage"
 )
 
@@ -32,7 +33,14 @@ func sinkMain(args []string) int {
 	db := fs.String("database", "", "ClickHouse database (created)")
 	batchSize := fs.Int("batch", 5000, "records per batch (pipeline.batch_size)")
 	flush := fs.Duration("flush", time.Second, "partial batch wait (pipeline.flush_interval)")
+	pprofAddr := fs.String("pprof", "", "serve Go's profiles at http://ADDR/debug/pprof/ (the harness's -profile)")
 	_ = fs.Parse(args)
+	if *pprofAddr != "" {
+		if err := servePprof(*pprofAddr); err != nil {
+			fmt.Fprintln(os.Stderr, "sink:", err)
+			return 1
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := sink(ctx, strings.Split(*brokers, ","), *group, newTopicSet(*prefix), *addr, *db, *batchSize, *flush); err != nil && !errors.Is(err, context.Canceled) {
@@ -83,16 +91,19 @@ func sink(ctx context.Context, brokers []string, group string, ts topicSet, addr
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		var b storage.Batch
+		// As pipeline.Processor decodes: every message's events appended
+		// to one slice, sized for one event per message.
+		b := storage.Batch{Events: make([]ocsf.Event, 0, len(msgs))}
 		for _, m := range msgs {
-			evs, errs := dec.Decode(sources[m.Topic], m.Value)
+			n0 := len(b.Events)
+			var errs []*ingest.DecodeError
+			b.Events, errs = dec.DecodeAppend(b.Events, sources[m.Topic], m.Value)
 			if len(errs) > 0 {
 				return fmt.Errorf("%s/%d/%d: %v", m.Topic, m.Partition, m.Offset, errs[0])
 			}
-			for i := range evs {
-				evs[i].Metadata.TenantUID = "default"
+			for i := n0; i < len(b.Events); i++ {
+				b.Events[i].Metadata.TenantUID = "default"
 			}
-			b.Events = append(b.Events, evs...)
 		}
 		for {
 			if err = store.Write(ctx, b); err == nil || ctx.Err() != nil {
