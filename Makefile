@@ -71,7 +71,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-## bench: the end-to-end benchmark (engine on one core, 10–1000 rules, ceiling, detection latency, stage costs); writes BENCHMARKS.md (about 10 minutes).
+## bench: the end-to-end benchmark (engine on one core, 10–1000 rules, ceiling, detection latency, stage costs); writes BENCHMARKS.md (about 30 minutes).
 bench: build clickhouse-start
 	$(GO) build -o bin/musubi-bench ./bench/cmd/musubi-bench
 	./bin/musubi-bench -engine $(BIN) -out BENCHMARKS.md
