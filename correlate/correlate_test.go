@@ -176,12 +176,20 @@ func TestAttackChainIsOneIncident(t *testing.T) {
 		t.Error("no lineage edge through the malicious deployment with the CreateDeployment event as evidence")
 	}
 
-	ci := f.containing("a-ci-put")
-	if ci == nil || !slices.Contains(ci.AlertIDs, "a-ci-hook-1") || !slices.Contains(ci.AlertIDs, "a-ci-hook-2") {
-		t.Fatalf("CI deployment alerts not grouped: %+v", ci)
+	// The CI hooks share their deployment (a strong kind); the medium
+	// upload reaches them only through the object, a weak kind, which the
+	// low hooks may not join on: it stays apart, in every batch cut.
+	ci := f.containing("a-ci-hook-1")
+	if ci == nil || !slices.Contains(ci.AlertIDs, "a-ci-hook-2") {
+		t.Fatalf("CI deployment hooks not grouped: %+v", ci)
 	}
-	if ci.Severity >= ocsf.SeverityHigh {
-		t.Errorf("legitimate CI deployment severity = %d (risk %d), want below high", ci.Severity, ci.RiskScore)
+	if slices.Contains(ci.AlertIDs, "a-ci-put") {
+		t.Errorf("got the CI upload joined with the low CI hooks through the object, want it apart")
+	}
+	for _, in := range []*incident.Incident{ci, f.containing("a-ci-put")} {
+		if in.Severity >= ocsf.SeverityHigh {
+			t.Errorf("legitimate CI deployment severity = %d (risk %d), want below high", in.Severity, in.RiskScore)
+		}
 	}
 	if a, b := f.containing("a-noise-alice"), f.containing("a-noise-bob"); a == nil || b == nil || a.ID == b.ID {
 		t.Error("users behind the shared NAT address were glued together")

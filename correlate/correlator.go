@@ -446,7 +446,7 @@ func (c *Correlator) raise(ms []*seqMatch) []alert.Alert {
 			ids := c.trackedIDs(in.tenant, a.Entities, a.Time, arr[:0])
 			for _, i := range ids {
 				if e := c.g.ent(i); !e.hub && c.joinable[e.key.kind] {
-					addMember(e, slot, a.Time, a.Time)
+					addMember(e, slot, a.Time, a.Time, weakOK(joinSeverity(&a)))
 				}
 			}
 			in.first, in.last = min(in.first, a.Time), max(in.last, a.Time)
@@ -776,7 +776,13 @@ func (c *Correlator) reach(s seeker, start []uint32) []hit {
 				if e.key.kind == objectKind && (it.depth > 0 || s.link) && it.arrive < m.first-causalSlack {
 					continue
 				}
-				if !it.strong && (!weakOK(s.sev) || s.ids.conflicts(in.ids) || c.viaConflicts(it.via[:it.nvia], in.ids)) {
+				// A weak path joins alerts of at least WeakJoinSeverity on
+				// both sides, the seeker and one that holds the member: a
+				// host alert does not reach an informational deployment
+				// alert's incident through the host, as that alert, placed
+				// later, would not reach the host's. A new link only finds
+				// candidates (see bridge): their alerts' own walks decide.
+				if !it.strong && (!weakOK(s.sev) || !m.weak && !s.link || s.ids.conflicts(in.ids) || c.viaConflicts(it.via[:it.nvia], in.ids)) {
 					continue
 				}
 				if i := slices.IndexFunc(hits, func(h hit) bool { return h.slot == m.inc }); i >= 0 {
@@ -913,7 +919,7 @@ func (c *Correlator) addMembers(slot uint32, a *alert.Alert, t int64, ids []uint
 		if e.hub || !c.joinable[e.key.kind] || !joinsOn(e.key.kind, joinSeverity(a)) {
 			continue
 		}
-		addMember(e, slot, t, t)
+		addMember(e, slot, t, t, weakOK(joinSeverity(a)))
 	}
 }
 
@@ -921,10 +927,11 @@ func (c *Correlator) addMembers(slot uint32, a *alert.Alert, t int64, ids []uint
 // longest ago goes first.
 const maxMembers = 8
 
-func addMember(e *entity, inc uint32, first, last int64) {
+func addMember(e *entity, inc uint32, first, last int64, weak bool) {
 	for j := range e.members {
 		if m := &e.members[j]; m.inc == inc {
 			m.first, m.last = min(m.first, first), max(m.last, last)
+			m.weak = m.weak || weak
 			return
 		}
 	}
@@ -937,7 +944,7 @@ func addMember(e *entity, inc uint32, first, last int64) {
 		}
 		e.members = slices.Delete(e.members, oldest, oldest+1)
 	}
-	e.members = append(e.members, membership{inc: inc, first: first, last: last})
+	e.members = append(e.members, membership{inc: inc, weak: weak, first: first, last: last})
 }
 
 // merge moves loser's alerts into winner, unless the result would exceed

@@ -45,9 +45,11 @@ type link struct {
 }
 
 // membership says that an entity was carried by alerts of an open incident
-// between first and last (event time).
+// between first and last (event time), and whether one of them may join on
+// weak kinds (weakOK): only then does a weak path reach the membership.
 type membership struct {
 	inc         uint32
+	weak        bool // in the padding after inc: the size stays 24 bytes
 	first, last int64
 }
 

@@ -135,6 +135,43 @@ func TestInformationalAlertsJoinOnlyOnActivity(t *testing.T) {
 	}
 }
 
+// A high host alert and an informational deployment alert are joined by a
+// weak path (host → deployment) only if both were at least medium: in
+// whichever order the alerts and the link that connects them arrive, they
+// stay apart. The host alert is the earlier one: in one batch it is placed
+// before the deployment alert exists, and the deployment alert, too low for
+// a weak path, does not reach the host; in batches cut after each event the
+// link arrives last and both alerts look again through it.
+func TestWeakPathNeedsMediumOnBothSides(t *testing.T) {
+	host := ob(ocsf.EntityHost, "app-1")
+	dep := ob(ocsf.EntityDeployment, "d-BENIGN001")
+	hostEv := mkEvent("host", "agent", 0, host, ob(ocsf.EntityProcess, "app-1:42"))
+	depEv := mkEvent("deploy", "cloudtrail", 90*time.Minute, dep, ob(ocsf.EntitySession, "arn:aws:sts::1:assumed-role/pipeline/run"))
+	hook := mkEvent("hook", "agent", 91*time.Minute, host, dep)
+	hostAlert := mkAlert("host", "dpkg", "execution", ocsf.SeverityHigh, hostEv)
+	depAlert := mkAlert("deploy", "deploy", "execution", ocsf.SeverityInformational, depEv)
+	for _, tc := range []struct {
+		name    string
+		batches [][]ocsf.Event
+		alerts  [][]alert.Alert
+	}{
+		{"one batch", [][]ocsf.Event{{hostEv, depEv, hook}}, [][]alert.Alert{{hostAlert, depAlert}}},
+		{"link last", [][]ocsf.Event{{hostEv}, {depEv}, {hook}}, [][]alert.Alert{{hostAlert}, {depAlert}, nil}},
+		{"link first", [][]ocsf.Event{{hook}, {hostEv}, {depEv}}, [][]alert.Alert{nil, {hostAlert}, {depAlert}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := newTest(t, testConfig(), nil)
+			f := final{}
+			for i := range tc.batches {
+				f.add(t, c.Process(tc.batches[i], tc.alerts[i]))
+			}
+			if together(f.open(), "host", "deploy") {
+				t.Error("got the host alert joined with the informational deployment alert through the host, want them apart")
+			}
+		})
+	}
+}
+
 // credentialUse is a CloudTrail call of an instance's role session from ip
 // and the alert a detection raises on it.
 func credentialUse(uid string, d time.Duration, ip string) (ocsf.Event, alert.Alert) {
