@@ -3,12 +3,11 @@ package correlate
 import (
 	"slices"
 
-	"cel.dev/cel-go/cel"
 	celast "cel.dev/cel-go/common/ast"
-	"cel.dev/cel-go/common/operators"
 	"cel.dev/cel-go/common/types"
 
 	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/rules"
 )
 
 // alertFilter is the literal prerequisites of an alert stage's condition:
@@ -39,47 +38,17 @@ var alertStrFields = map[string]func(*alert.Alert) string{
 	"summary":      func(a *alert.Alert) string { return a.Summary },
 }
 
-// newAlertFilter derives the filter of an alert condition; a condition it
-// cannot parse gets none (the condition's own compile reports why).
-func newAlertFilter(env *cel.Env, expr string) alertFilter {
-	ast, iss := env.Parse(expr)
-	if iss.Err() != nil {
-		return nil
-	}
+// newAlertFilter derives the filter of a parsed alert condition.
+func newAlertFilter(e celast.Expr) alertFilter {
 	var f alertFilter
-	var walk func(e celast.Expr)
-	walk = func(e celast.Expr) {
-		if e.Kind() != celast.CallKind {
-			return
-		}
-		call := e.AsCall()
-		args := call.Args()
-		switch call.FunctionName() {
-		case operators.LogicalAnd:
-			for _, x := range args {
-				walk(x)
-			}
-		case operators.Equals, operators.NotEquals:
-			if len(args) != 2 {
-				return
-			}
-			c, ok := alertLiterals(args[0], []celast.Expr{args[1]})
-			if !ok {
-				c, ok = alertLiterals(args[1], []celast.Expr{args[0]})
-			}
-			if ok {
-				c.neg = call.FunctionName() == operators.NotEquals
+	rules.WalkConjuncts(e, func(call celast.CallExpr) {
+		if cmp, ok := rules.ReadLiteralComparison(call); ok {
+			if c, ok := alertLiterals(cmp.Operand, cmp.Literals); ok {
+				c.neg = cmp.Neg
 				f = append(f, c)
 			}
-		case operators.In:
-			if len(args) == 2 && args[1].Kind() == celast.ListKind && len(args[1].AsList().OptionalIndices()) == 0 {
-				if c, ok := alertLiterals(args[0], args[1].AsList().Elements()); ok {
-					f = append(f, c)
-				}
-			}
 		}
-	}
-	walk(ast.NativeRep().Expr())
+	})
 	return f
 }
 
@@ -97,9 +66,6 @@ func alertLiterals(sel celast.Expr, lits []celast.Expr) (alertCheck, bool) {
 		return alertCheck{}, false
 	}
 	for _, l := range lits {
-		if l.Kind() != celast.LiteralKind {
-			return alertCheck{}, false
-		}
 		v, ok := l.AsLiteral().(types.String)
 		if !ok {
 			return alertCheck{}, false
@@ -120,17 +86,13 @@ func (f alertFilter) admits(a *alert.Alert) bool {
 	return true
 }
 
-// alertReads returns the fields of `alert` the condition expr reads, and
-// false when it reads the variable otherwise than field by field (or
-// cannot be parsed): then it needs every field.
-func alertReads(env *cel.Env, expr string) ([]string, bool) {
-	ast, iss := env.Parse(expr)
-	if iss.Err() != nil {
-		return nil, false
-	}
+// alertReads returns the fields of `alert` the parsed condition e reads,
+// and false when it reads the variable otherwise than field by field: then
+// it needs every field.
+func alertReads(e celast.Expr) ([]string, bool) {
 	var fields []string
 	idents, selects := 0, 0
-	celast.PostOrderVisit(ast.NativeRep().Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+	celast.PostOrderVisit(e, celast.NewExprVisitor(func(e celast.Expr) {
 		switch e.Kind() {
 		case celast.IdentKind:
 			if e.AsIdent() == "alert" {

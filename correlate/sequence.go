@@ -430,10 +430,16 @@ func compileRule(env *cel.Env, file string, lines []string, root *yaml.Node, rf 
 			errs = append(errs, probs...)
 			st.cond = cond
 			if st.OnAlerts && cond != nil {
-				st.alertPre = newAlertFilter(env, st.Expr)
-				var only bool
-				st.alertReads, only = alertReads(env, st.Expr)
-				st.alertAll = !only
+				// It compiled, so it parses.
+				if ast, iss := env.Parse(st.Expr); iss.Err() == nil {
+					e := ast.NativeRep().Expr()
+					st.alertPre = newAlertFilter(e)
+					var only bool
+					st.alertReads, only = alertReads(e)
+					st.alertAll = !only
+				} else {
+					st.alertAll = true
+				}
 			}
 		}
 		r.Stages = append(r.Stages, st)

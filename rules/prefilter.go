@@ -104,50 +104,87 @@ func NewPrefilter(a *celast.AST) Prefilter {
 	if a == nil {
 		return p
 	}
-	var walk func(e celast.Expr)
-	walk = func(e celast.Expr) {
-		if e.Kind() != celast.CallKind {
+	WalkConjuncts(a.Expr(), func(call celast.CallExpr) {
+		if cmp, ok := ReadLiteralComparison(call); ok {
+			if path, ok := eventPath(cmp.Operand); ok {
+				if c, ok := checkOf(path, cmp.Literals); ok {
+					c.neg = cmp.Neg
+					p.checks = append(p.checks, c)
+				}
+			}
 			return
 		}
-		call := e.AsCall()
+		if call.FunctionName() != overloads.Matches {
+			return
+		}
+		// field.matches("^lit…") or matches(field, "^lit…")
 		args := call.Args()
-		switch call.FunctionName() {
-		case operators.LogicalAnd:
-			for _, x := range args {
-				walk(x)
-			}
-		case operators.Equals, operators.NotEquals:
-			if len(args) != 2 {
-				return
-			}
-			c, ok := literalEquals(args[0], args[1])
-			if !ok {
-				c, ok = literalEquals(args[1], args[0])
-			}
-			if ok {
-				c.neg = call.FunctionName() == operators.NotEquals
+		if call.IsMemberFunction() && len(args) == 1 {
+			args = []celast.Expr{call.Target(), args[0]}
+		}
+		if len(args) == 2 {
+			if c, ok := regexPrefixCheck(args[0], args[1]); ok {
 				p.checks = append(p.checks, c)
 			}
-		case operators.In:
-			if len(args) == 2 {
-				if c, ok := literalIn(args[0], args[1]); ok {
-					p.checks = append(p.checks, c)
-				}
-			}
-		case overloads.Matches:
-			// field.matches("^lit…") or matches(field, "^lit…")
-			if call.IsMemberFunction() && len(args) == 1 {
-				args = []celast.Expr{call.Target(), args[0]}
-			}
-			if len(args) == 2 {
-				if c, ok := regexPrefixCheck(args[0], args[1]); ok {
-					p.checks = append(p.checks, c)
-				}
+		}
+	})
+	return p
+}
+
+// WalkConjuncts calls visit with each call among the top-level conjuncts
+// of e: the operands of && (nested ones too), or e itself. CEL's && is
+// false as soon as one operand is, so each is a prerequisite of e.
+func WalkConjuncts(e celast.Expr, visit func(call celast.CallExpr)) {
+	if e.Kind() != celast.CallKind {
+		return
+	}
+	call := e.AsCall()
+	if call.FunctionName() != operators.LogicalAnd {
+		visit(call)
+		return
+	}
+	for _, x := range call.Args() {
+		WalkConjuncts(x, visit)
+	}
+}
+
+// LiteralComparison is a conjunct comparing an operand with literals:
+// `x == lit` or `lit == x`, `x != lit` (Neg), `x in [lit, …]`.
+type LiteralComparison struct {
+	Operand  celast.Expr
+	Literals []celast.Expr
+	Neg      bool
+}
+
+// ReadLiteralComparison reads call as a LiteralComparison; false when it
+// is another call or a side is not made of literals.
+func ReadLiteralComparison(call celast.CallExpr) (LiteralComparison, bool) {
+	args := call.Args()
+	if len(args) != 2 {
+		return LiteralComparison{}, false
+	}
+	switch call.FunctionName() {
+	case operators.Equals, operators.NotEquals:
+		neg := call.FunctionName() == operators.NotEquals
+		switch {
+		case args[1].Kind() == celast.LiteralKind:
+			return LiteralComparison{Operand: args[0], Literals: args[1:], Neg: neg}, true
+		case args[0].Kind() == celast.LiteralKind:
+			return LiteralComparison{Operand: args[1], Literals: args[:1], Neg: neg}, true
+		}
+	case operators.In:
+		if args[1].Kind() != celast.ListKind || len(args[1].AsList().OptionalIndices()) > 0 {
+			return LiteralComparison{}, false
+		}
+		lits := args[1].AsList().Elements()
+		for _, l := range lits {
+			if l.Kind() != celast.LiteralKind {
+				return LiteralComparison{}, false
 			}
 		}
+		return LiteralComparison{Operand: args[0], Literals: lits}, true
 	}
-	walk(a.Expr())
-	return p
+	return LiteralComparison{}, false
 }
 
 // Admits reports whether ev passes every check: false means the condition
@@ -212,24 +249,6 @@ func (c *literalCheck) String() string {
 		op = " not in "
 	}
 	return c.path + op + "[" + strings.Join(lits, ", ") + "]"
-}
-
-// literalEquals reads `field == literal`.
-func literalEquals(f, lit celast.Expr) (literalCheck, bool) {
-	path, ok := eventPath(f)
-	if !ok || lit.Kind() != celast.LiteralKind {
-		return literalCheck{}, false
-	}
-	return checkOf(path, []celast.Expr{lit})
-}
-
-// literalIn reads `field in [literal, …]`.
-func literalIn(f, list celast.Expr) (literalCheck, bool) {
-	path, ok := eventPath(f)
-	if !ok || list.Kind() != celast.ListKind || len(list.AsList().OptionalIndices()) > 0 {
-		return literalCheck{}, false
-	}
-	return checkOf(path, list.AsList().Elements())
 }
 
 // regexPrefixCheck reads `field.matches(pattern)` where pattern is a
