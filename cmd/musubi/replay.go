@@ -11,7 +11,6 @@ import (
 	"runtime/metrics"
 	"runtime/pprof"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/musubi-xdr/musubi/config"
 	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ingest"
+	"github.com/musubi-xdr/musubi/internal/peakrss"
 	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/replay"
 	"github.com/musubi-xdr/musubi/storage"
@@ -500,31 +500,9 @@ func writeSummary(w io.Writer, s replay.Stats) {
 	}
 	fmt.Fprintf(w, "; late records: %d\n", s.Late)
 	fmt.Fprintf(w, "alerts: %d; incidents: %d\n", s.Alerts, s.Incidents)
-	if peak := peakMemory(); peak > 0 {
+	if peak := peakrss.Of(os.Getpid()); peak > 0 {
 		fmt.Fprintf(w, "peak memory: %s\n", bytesize(peak))
 	}
-}
-
-// peakMemory is this process's peak resident set size (VmHWM) in bytes, or 0
-// where /proc does not say. A parent's rusage of the replay cannot tell it:
-// Go starts children with vfork, which runs the child in the parent's memory
-// until exec, and the kernel counts that memory's high-water mark as the
-// child's ru_maxrss.
-func peakMemory() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				return 0
-			}
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 // count formats n with thousands separators.

@@ -14,6 +14,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/musubi-xdr/musubi/internal/peakrss"
 )
 
 // proc is a process the harness started, pinned to one core.
@@ -149,19 +151,7 @@ func (p *proc) cpuTime() time.Duration {
 }
 
 // peakRSS is VmHWM in bytes.
-func (p *proc) peakRSS() int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
+func (p *proc) peakRSS() int64 { return peakrss.Of(p.cmd.Process.Pid) }
 
 // throughput is one measured run.
 type throughput struct {
