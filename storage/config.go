@@ -46,7 +46,7 @@ type Config struct {
 	// always follow incidents. Keep incident_workflow at least as long as
 	// incidents, or analysts' state disappears from live incidents.
 	Retention map[string]time.Duration `yaml:"retention"`
-	// StoreRaw keeps each event's source record, zstd-compressed.
+	// StoreRaw keeps each event's source record, as it came (RawNone).
 	StoreRaw bool `yaml:"store_raw"`
 	// EvidenceLookback is how far before an incident's first alert the
 	// evidence events of its alerts are searched for.

@@ -21,12 +21,16 @@
 // pooled arenas and turned into strings once per batch, so encoding a
 // batch costs a few allocations, not a few per row.
 //
-// Compression: 18.16 has no per-column CODEC clause, so the raw source
-// record is compressed client-side with zstd (raw, raw_encoding = 'zstd')
-// when Config.StoreRaw is set; all other columns get the server's default
-// block compression (LZ4). On current ClickHouse one may additionally add
-// CODEC(ZSTD(3)) to event_json with ALTER TABLE ... MODIFY COLUMN; the
-// stored bytes and the queries stay the same.
+// Compression: the raw source record (raw, when Config.StoreRaw is set) is
+// stored as it came (raw_encoding empty), like every other column: the
+// native protocol's LZ4 compresses each block on the wire and the server
+// compresses each part with its default method (LZ4; zstd where the
+// server's <compression> section says so), both over many records at
+// once, which finds far more than compressing each record alone (rows
+// earlier versions wrote with raw_encoding = 'zstd' are still read). On
+// current ClickHouse one may additionally add CODEC(ZSTD(3)) to event_json
+// and raw with ALTER TABLE ... MODIFY COLUMN; the stored bytes and the
+// queries stay the same.
 //
 // # Idempotency
 //
@@ -104,8 +108,8 @@
 //
 // dead_letters: PARTITION BY toYYYYMMDD(time), ORDER BY (tenant_uid,
 // source, topic, kafka_partition, kafka_offset, record): one message may
-// hold several bad records (a CloudTrail delivery file), each its own row. Raw bytes are always kept
-// (zstd), because they are the only copy once the offset is committed.
+// hold several bad records (a CloudTrail delivery file), each its own row. Raw bytes are always kept,
+// because they are the only copy once the offset is committed.
 // DeadLetter.Time should be the record's timestamp so a replay folds.
 //
 // schema_migrations describes the database, not data: its tenant_uid

@@ -33,8 +33,8 @@ type Store struct {
 	log     *slog.Logger
 	dialect dialect
 	metrics *metrics
-	enc     *zstd.Encoder
-	dec     *zstd.Decoder
+	// dec reads raw columns earlier versions compressed (RawZstd).
+	dec *zstd.Decoder
 
 	// wfLocks serializes workflow updates per incident in this process.
 	wfMu    sync.Mutex
@@ -116,10 +116,6 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 	if err != nil {
 		return nil, fmt.Errorf("open clickhouse: %w", err)
 	}
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
-	if err != nil {
-		return nil, err
-	}
 	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
 	if err != nil {
 		return nil, err
@@ -128,7 +124,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 		cfg: cfg, conn: conn, opts: opts, dialect: newDialect(cfg),
 		log:     logger.With("component", "storage"),
 		metrics: newMetrics(reg),
-		enc:     enc, dec: dec,
+		dec:     dec,
 		wfLocks: map[string]*wfLock{},
 		// One slot per connection of the pool: see updateSlot.
 		updateSlots: make(chan struct{}, cfg.MaxOpenConns),

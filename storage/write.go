@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -65,7 +66,12 @@ type DeadLetter struct {
 	Time          time.Time
 }
 
-// Raw encodings of the raw columns.
+// Raw encodings of the raw columns (raw_encoding). Musubi writes RawNone:
+// the record as it came, left to ClickHouse's block compression, which
+// compresses a block of similar records together (the mix's events: 195
+// bytes a record on disk, against 516 for each record zstd-compressed on
+// its own, and no client CPU for it). RawZstd rows, each record
+// compressed alone, were written by earlier versions and are still read.
 const (
 	RawNone = ""
 	RawZstd = "zstd"
@@ -78,6 +84,18 @@ type columns struct {
 	names  []string
 	values []any
 	rows   int
+	// arena backs string values of the table (eventColumns) without a
+	// copy; release hands it back once no INSERT reads them.
+	arena *arenaBufs
+}
+
+// release returns the table's arena to the pool. The values must not be
+// read after it.
+func (c *columns) release() {
+	if c.arena != nil {
+		arenas.Put(c.arena)
+		c.arena = nil
+	}
 }
 
 func (c *columns) insertSQL(s *Store) string {
@@ -95,6 +113,11 @@ func (s *Store) Write(ctx context.Context, b Batch) error {
 	if err != nil {
 		return err
 	}
+	defer func() {
+		for _, c := range tables {
+			c.release()
+		}
+	}()
 	if len(b.Incidents) > 0 {
 		// Numbers first: an incident is never visible without one for
 		// longer than its first write takes.
@@ -378,13 +401,22 @@ func (s *Store) eventColumns(evs []ocsf.Event, now int64) (*columns, error) {
 		sev                                                                = mk[uint8](n)
 		ents                                                               = mk[[]string](n)
 	)
-	// Every event's JSON and compressed raw bytes go into one arena; one
-	// string conversion of the arena then backs every row's value, so a
-	// batch costs two allocations here instead of three per event.
+	// Every event's JSON and raw bytes go into one arena, and every row's
+	// value is a string over it, made without a copy (unsafe.String): the
+	// arena is not written again until the columns are released after the
+	// last INSERT attempt, and clickhouse-go copies each value of a String
+	// or Array(String) column (all that the arena backs) into its own
+	// block. Copying the batch's megabytes into a string instead cost a
+	// fifth of Write's CPU (bench/stage BenchmarkWrite's profile).
 	// ocsf.Event.AppendJSON writes what encoding/json would, without
 	// reflection (BenchmarkEncodeEvents, bench/stage BenchmarkWrite).
 	ab := arenas.Get().(*arenaBufs)
-	defer arenas.Put(ab)
+	handed := false
+	defer func() {
+		if !handed {
+			arenas.Put(ab)
+		}
+	}()
 	// Size the arena once from the bytes per row of the last batch, rather
 	// than doubling it from nothing whenever the pool was emptied by a GC.
 	if want := int(arenaRowBytes.Load()) * (n + n/8); cap(ab.main) < want {
@@ -430,25 +462,29 @@ func (s *Store) eventColumns(evs []ocsf.Event, now int64) (*columns, error) {
 			return nil, fmt.Errorf("%w: encode event %s: %w", ErrPermanent, e.Metadata.UID, err)
 		}
 		jsEnd[i] = len(arena)
-		if s.cfg.StoreRaw && len(e.Raw) > 0 {
-			arena = s.enc.EncodeAll(e.Raw, arena)
-			rawEnc[i] = RawZstd
+		if s.cfg.StoreRaw {
+			// As it came: the native protocol's LZ4 and the part's
+			// compression see a block of records and so find what one
+			// record shares with the next, which compressing each
+			// record alone cannot (see RawNone).
+			arena = append(arena, e.Raw...)
 		}
 		rawEnd[i] = len(arena)
 	}
-	all := string(arena)
+	all := unsafe.String(unsafe.SliceData(arena), len(arena))
 	for i, start := 0, 0; i < n; i++ {
 		js[i], raw[i] = all[start:jsEnd[i]], all[jsEnd[i]:rawEnd[i]]
 		start = rawEnd[i]
 	}
-	entAll, keys := string(entArena), make([]string, len(entEnd))
+	entAll, keys := unsafe.String(unsafe.SliceData(entArena), len(entArena)), make([]string, len(entEnd))
 	for k, start := 0, 0; k < len(entEnd); k++ {
 		keys[k], start = entAll[start:entEnd[k]], entEnd[k]
 	}
 	for i, start := 0, 0; i < n; i++ {
 		ents[i], start = keys[start:entRows[i]:entRows[i]], entRows[i]
 	}
-	return &columns{table: TableEvents, rows: n,
+	handed = true
+	return &columns{table: TableEvents, rows: n, arena: ab,
 		names: []string{"tenant_uid", "event_uid", "time", "time_ms", "class_uid", "activity_id", "type_uid", "severity_id",
 			"status", "log_name", "product", "account_uid", "region", "api_service", "operation",
 			"actor_user_uid", "actor_user_name", "actor_session_uid", "access_key_uid", "src_ip", "dst_ip",
@@ -652,9 +688,7 @@ func (s *Store) deadLetterColumns(ds []DeadLetter) *columns {
 		ts[i], tms[i] = t.Truncate(time.Second), t.UnixMilli()
 		// Dead letters always keep their bytes: they are the only copy
 		// left once the offset is committed.
-		if len(d.Raw) > 0 {
-			raw[i], rawEnc[i] = string(s.enc.EncodeAll(d.Raw, nil)), RawZstd
-		}
+		raw[i] = string(d.Raw)
 	}
 	return &columns{table: TableDeadLetters, rows: n,
 		names:  []string{"tenant_uid", "source", "topic", "kafka_partition", "kafka_offset", "record", "time", "time_ms", "reason", "error", "raw", "raw_encoding"},
