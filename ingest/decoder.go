@@ -545,7 +545,7 @@ func normalize(ev *ocsf.Event, src Source, rec []byte, depth int, context string
 	case SourceGuardDuty:
 		*ev, err = guardduty.Normalize(rec, depth)
 	case SourceAgent:
-		*ev, err = agent.Normalize(rec, depth)
+		return agent.NormalizeTo(ev, rec, depth)
 	case SourceFalco:
 		*ev, err = agent.NormalizeFalco(rec, depth)
 	case SourceVPCFlow:

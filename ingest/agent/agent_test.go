@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/musubi-xdr/musubi/bench/loadgen"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/ingest/agent"
 	"github.com/musubi-xdr/musubi/ingest/internal/golden"
@@ -227,17 +228,51 @@ func FuzzNormalize(f *testing.F) {
 	})
 }
 
-func BenchmarkNormalize(b *testing.B) {
-	data, err := os.ReadFile("testdata/process_codedeploy_payload.json")
-	if err != nil {
-		b.Fatal(err)
+// agentRecords returns varied OCSF agent records, compacted: every agent
+// fixture (one record per line of a .jsonl) and n records of the load
+// generator's host-agent mix (process, file and network activity).
+func agentRecords(tb testing.TB, n int) [][]byte {
+	tb.Helper()
+	files, _ := filepath.Glob("testdata/*.json*")
+	var recs [][]byte
+	for _, f := range files {
+		if strings.HasPrefix(filepath.Base(f), "falco") {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		lines := [][]byte{data}
+		if strings.HasSuffix(f, ".jsonl") {
+			lines = bytes.Split(bytes.TrimSpace(data), []byte("\n"))
+		}
+		for _, l := range lines {
+			var c bytes.Buffer
+			if err := json.Compact(&c, l); err != nil {
+				tb.Fatalf("%s: %v", f, err)
+			}
+			recs = append(recs, c.Bytes())
+		}
 	}
-	var c bytes.Buffer
-	json.Compact(&c, data)
+	g := loadgen.New(loadgen.Config{Seed: 1, Mix: loadgen.Mix{Agent: 1}})
+	for range n {
+		recs = append(recs, g.Next().Value)
+	}
+	return recs
+}
+
+// BenchmarkNormalize decodes varied agent records (see agentRecords).
+func BenchmarkNormalize(b *testing.B) {
+	recs := agentRecords(b, 200)
+	var size int
+	for _, r := range recs {
+		size += len(r)
+	}
 	b.ReportAllocs()
-	b.SetBytes(int64(c.Len()))
-	for b.Loop() {
-		if _, err := agent.Normalize(c.Bytes(), 64); err != nil {
+	b.SetBytes(int64(size / len(recs)))
+	for i := 0; b.Loop(); i++ {
+		if _, err := agent.Normalize(recs[i%len(recs)], 64); err != nil {
 			b.Fatal(err)
 		}
 	}
