@@ -306,6 +306,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		batch := c.proc.Process(recs)
 		sigs := c.proc.TakeSignals()
+		events := batch.Events
 		batch, rejected, err := c.write(ctx, batch, recs)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -313,6 +314,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			return err // nothing committed: the batch is read again after a restart
 		}
+		c.proc.Recycle(events)
 		c.durable(batch)
 		if signals != nil && !rejected && len(sigs) > 0 {
 			// After the write, before the commit: a crash in between

@@ -199,7 +199,8 @@ func BenchmarkProcessor(b *testing.B) {
 			for done := 0; done < b.N; {
 				start := done % len(prs)
 				n := min(batchSize, b.N-done, len(prs)-start)
-				p.Process(prs[start : start+n])
+				// As the consumer does once a batch is durable.
+				p.Recycle(p.Process(prs[start : start+n]).Events)
 				done += n
 			}
 		})
