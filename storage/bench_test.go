@@ -15,7 +15,6 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
-	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ocsf"
@@ -160,21 +159,11 @@ func (m *cpuMeter) report(b *testing.B, rows int) {
 // BenchmarkGetIncident measures Store.GetIncident of an incident shaped
 // like the demo's attack chain (the console's first request): 30 alerts of
 // two events each, written in 16 versions, read with its graph, alerts and
-// first evidence page.
+// first evidence page, among a busy tenant's other events and incidents
+// (detailFixture, which TestGetIncidentCost reads too).
 func BenchmarkGetIncident(b *testing.B) {
 	s := testStore(b)
-	var evs []ocsf.Event
-	var als []alert.Alert
-	for i := range 30 {
-		e1, e2 := fmt.Sprintf("ev-%02d-a", i), fmt.Sprintf("ev-%02d-b", i)
-		evs = append(evs, testEvent("t1", e1, time.Duration(i)*time.Minute), testEvent("t1", e2, time.Duration(i)*time.Minute+time.Second))
-		als = append(als, testAlert("t1", fmt.Sprintf("al-%02d", i), time.Duration(i)*time.Minute+time.Second, e1, e2))
-	}
-	write(b, s, Batch{Events: evs, Alerts: als})
-	for v := range 16 {
-		n := 2 * (v + 1)
-		write(b, s, Batch{Incidents: []incident.Incident{testIncident("t1", "inc-1", uint64(v+1), als[:min(n, len(als))]...)}})
-	}
+	detailFixture(b, s)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
