@@ -110,7 +110,10 @@
 // cidr_match, is_public_ip, is_private_ip, is_ip, iequals, icontains,
 // istartsWith, iendsWith, glob, iglob (each taking a string or a list of
 // strings meaning "any of"), base64_decode and basename. matches() takes an
-// RE2 pattern that must be a constant; it is compiled once at load.
+// RE2 pattern that must be a constant; it is compiled once at load, with
+// the literals every match must contain (".aws/" of
+// `\b(cat|curl)\b.*\.aws/`), which are looked for first: a text without
+// one is not matched without running the regular expression.
 //
 // # Limits
 //

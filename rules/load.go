@@ -688,12 +688,14 @@ func compileExpr(env *cel.Env, expr string, want *cel.Type, pos func(line, col i
 }
 
 // ProgramOptions are the options every rule program is built with: constant
-// folding and regex precompilation, the cost limit with Musubi's function
+// folding and regex precompilation (with the literal guard of
+// guardedMatches), the cost limit with Musubi's function
 // prices, and interrupt checks so a deadline can stop comprehensions.
 // Correlation stage conditions get them through CompileCondition.
 func ProgramOptions() []cel.ProgramOption {
 	return []cel.ProgramOption{
 		cel.EvalOptions(cel.OptOptimize),
+		guardedMatches(),
 		cel.CostLimit(CostLimit),
 		cel.CostTrackerOptions(CostTrackers()...),
 		cel.InterruptCheckFrequency(64),

@@ -82,7 +82,7 @@ func untrackedProgram(env *cel.Env, ast *cel.Ast) (prg cel.Program, strict uint6
 	case est.Max > CostLimit:
 		return nil, est.Max, 0, fmt.Sprintf("strict estimate above the cost limit %d", CostLimit)
 	}
-	prg, err = env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.InterruptCheckFrequency(64))
+	prg, err = env.Program(ast, cel.EvalOptions(cel.OptOptimize), guardedMatches(), cel.InterruptCheckFrequency(64))
 	if err != nil {
 		// the tracked program, built with the same options, compiled
 		return nil, est.Max, 0, "untracked program: " + err.Error()
