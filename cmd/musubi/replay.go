@@ -363,18 +363,7 @@ func mdCell(s string) string {
 // since. The profile so shows what the replay held at its peak, not at its
 // end, when the correlator's windows have closed.
 func watchHeap(path string) (stop func() error) {
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	var peak uint64
-	var err error
-	check := func() {
-		metrics.Read(sample)
-		if live := sample[0].Value.Uint64(); live > peak+peak/50 || peak == 0 {
-			peak = live
-			if e := writeHeapProfile(path); e != nil && err == nil {
-				err = e
-			}
-		}
-	}
+	w := &heapWatch{path: path}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -383,14 +372,35 @@ func watchHeap(path string) (stop func() error) {
 		for {
 			select {
 			case <-done:
-				check()
+				w.check()
 				return
 			case <-t.C:
-				check()
+				w.check()
 			}
 		}
 	})
-	return func() error { close(done); wg.Wait(); return err }
+	return func() error { close(done); wg.Wait(); return w.err }
+}
+
+// heapWatch is watchHeap's state: the largest live heap profiled so far
+// and the first error writing a profile.
+type heapWatch struct {
+	path string
+	peak uint64
+	err  error
+}
+
+// check writes a profile when the live heap is the first seen or more
+// than 2% above the largest profiled.
+func (w *heapWatch) check() {
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(sample)
+	if live := sample[0].Value.Uint64(); live > w.peak+w.peak/50 || w.peak == 0 {
+		w.peak = live
+		if e := writeHeapProfile(w.path); e != nil && w.err == nil {
+			w.err = e
+		}
+	}
 }
 
 // writeHeapProfile writes the heap profile to path, replacing it whole.
