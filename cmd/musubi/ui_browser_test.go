@@ -184,6 +184,9 @@ func chromium() string {
 	return ""
 }
 
+// browserTimeout bounds a browser's start and a test's whole use of it.
+const browserTimeout = 4 * time.Minute
+
 // newBrowser starts a headless Chromium with a fresh profile; JavaScript
 // exceptions on the page fail the test.
 func newBrowser(t *testing.T) context.Context {
@@ -221,10 +224,16 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1440, 1000),
+		// chromedp gives Chromium 20 s to print its DevTools address; a
+		// cold start beside the race-enabled tests of other packages on a
+		// loaded machine took longer ("websocket url timeout reached").
+		// The bound is only there to stop a browser that never starts, so
+		// it is the browser context's own.
+		chromedp.WSURLReadTimeout(browserTimeout),
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	bctx, cancelBrowser := chromedp.NewContext(actx)
-	ctx, cancel := context.WithTimeout(bctx, 4*time.Minute)
+	ctx, cancel := context.WithTimeout(bctx, browserTimeout)
 	t.Cleanup(func() { cancel(); cancelBrowser(); cancelAlloc() })
 	chromedp.ListenTarget(ctx, func(ev any) {
 		if e, ok := ev.(*runtime.EventExceptionThrown); ok {
