@@ -229,7 +229,7 @@ func (b *batch) json(src Source, data []byte, unwrap int, context string) {
 			return
 		}
 		if len(data) <= headLen || !mayHoldContainer(data) {
-			b.fail(src, reasonOf(err), idx, 0, data, err)
+			b.fail(src, scan.ReasonOf(err), idx, 0, data, err)
 			return
 		}
 		b.n-- // not a record after all: decode it as an envelope below
@@ -294,7 +294,7 @@ func nextRecordLine(data []byte, pos int) int {
 func (b *batch) badRecord(src Source, raw []byte, offset int, err error) {
 	idx := b.n
 	b.n++
-	b.fail(src, reasonOf(err), idx, offset, raw, err)
+	b.fail(src, scan.ReasonOf(err), idx, offset, raw, err)
 }
 
 // array decodes the elements of a JSON array as records.
@@ -526,7 +526,7 @@ func (b *batch) record(src Source, rec []byte, offset int, context string) {
 		return
 	}
 	if err := b.decodeRecord(src, rec, context, idx); err != nil {
-		b.fail(src, reasonOf(err), idx, offset, rec, err)
+		b.fail(src, scan.ReasonOf(err), idx, offset, rec, err)
 	}
 }
 
@@ -662,7 +662,7 @@ func (b *batch) flowLine(format *vpcflow.Format, l []byte, offset int, context s
 		}
 		var ev ocsf.Event
 		if err := normalizeFlow(&ev, format, l, context, max(line, 0)); err != nil {
-			b.fail(SourceVPCFlow, reasonOf(err), idx, offset, l, err)
+			b.fail(SourceVPCFlow, scan.ReasonOf(err), idx, offset, l, err)
 			return
 		}
 		b.win.add(ev.Time)
@@ -670,7 +670,7 @@ func (b *batch) flowLine(format *vpcflow.Format, l []byte, offset int, context s
 	}
 	if err := normalizeFlow(b.next(), format, l, context, max(line, 0)); err != nil {
 		b.drop()
-		b.fail(SourceVPCFlow, reasonOf(err), idx, offset, l, err)
+		b.fail(SourceVPCFlow, scan.ReasonOf(err), idx, offset, l, err)
 	}
 }
 

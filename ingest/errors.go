@@ -1,8 +1,6 @@
 package ingest
 
 import (
-	"encoding/json"
-	"errors"
 	"strconv"
 
 	"github.com/musubi-xdr/musubi/ingest/internal/scan"
@@ -56,23 +54,3 @@ func (e *DecodeError) Error() string {
 }
 
 func (e *DecodeError) Unwrap() error { return e.Err }
-
-// reasoner is implemented by the decoders' errors.
-type reasoner interface{ DecodeReason() string }
-
-// reasonOf classifies an error from a decoder.
-func reasonOf(err error) string {
-	var r reasoner
-	if errors.As(err, &r) {
-		return r.DecodeReason()
-	}
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return ReasonInvalidJSON
-	}
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return ReasonWrongType
-	}
-	return ReasonInvalidValue
-}

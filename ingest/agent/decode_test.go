@@ -3,7 +3,6 @@ package agent
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -18,24 +17,6 @@ import (
 
 // stdDecode is the reference decoder: encoding/json.
 func stdDecode(rec []byte, ev *ocsf.Event) error { return json.Unmarshal(rec, ev) }
-
-// reasonOf classifies an error as ingest does (ingest.reasonOf): the
-// dead-letter reason of a record.
-func reasonOf(err error) string {
-	var se *scan.Error
-	if errors.As(err, &se) {
-		return se.Reason
-	}
-	var syn *json.SyntaxError
-	if errors.As(err, &syn) {
-		return scan.ReasonInvalidJSON
-	}
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return scan.ReasonWrongType
-	}
-	return scan.ReasonInvalidValue
-}
 
 // hostile are records that probe where decoders part from encoding/json.
 var hostile = []string{
@@ -158,8 +139,8 @@ func sameResult(t *testing.T, what string, gerr, werr error, got, want *ocsf.Eve
 	case (gerr == nil) != (werr == nil):
 		t.Fatalf("%s: error %v, encoding/json's %v", what, gerr, werr)
 	case gerr != nil:
-		if reasonOf(gerr) != reasonOf(werr) || gerr.Error() != werr.Error() {
-			t.Fatalf("%s: error %q (%s), encoding/json's %q (%s)", what, gerr, reasonOf(gerr), werr, reasonOf(werr))
+		if scan.ReasonOf(gerr) != scan.ReasonOf(werr) || gerr.Error() != werr.Error() {
+			t.Fatalf("%s: error %q (%s), encoding/json's %q (%s)", what, gerr, scan.ReasonOf(gerr), werr, scan.ReasonOf(werr))
 		}
 	case !reflect.DeepEqual(*got, *want):
 		t.Fatalf("%s: event differs from encoding/json's:\n got %+v\nwant %+v", what, *got, *want)

@@ -13,6 +13,8 @@ package scan
 
 import (
 	"encoding/binary"
+	"encoding/json"
+	"errors"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -53,6 +55,26 @@ func (e *Error) Error() string {
 // DecodeReason returns the machine reason; ingest reads it through an
 // interface so that every decoder can classify its own errors.
 func (e *Error) DecodeReason() string { return e.Reason }
+
+// ReasonOf classifies an error from a decoder: the reason of an error
+// that carries one (DecodeReason: scan's own and the decoders'), else
+// invalid_json for encoding/json's syntax errors, wrong_type for its type
+// errors, and invalid_value for anything else.
+func ReasonOf(err error) string {
+	var r interface{ DecodeReason() string }
+	if errors.As(err, &r) {
+		return r.DecodeReason()
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return ReasonInvalidJSON
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return ReasonWrongType
+	}
+	return ReasonInvalidValue
+}
 
 // Errorf returns an Error without a position.
 func Errorf(reason, msg string) *Error { return &Error{Reason: reason, Offset: -1, Msg: msg} }
