@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/musubi-xdr/musubi/bench/loadgen"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/ingest/agent"
 	"github.com/musubi-xdr/musubi/ingest/internal/golden"
@@ -229,37 +228,19 @@ func FuzzNormalize(f *testing.F) {
 }
 
 // agentRecords returns varied OCSF agent records, compacted: every agent
-// fixture (one record per line of a .jsonl) and n records of the load
-// generator's host-agent mix (process, file and network activity).
+// fixture record and n records of the load generator's host-agent mix.
 func agentRecords(tb testing.TB, n int) [][]byte {
 	tb.Helper()
-	files, _ := filepath.Glob("testdata/*.json*")
-	var recs [][]byte
-	for _, f := range files {
-		if strings.HasPrefix(filepath.Base(f), "falco") {
-			continue
-		}
-		data, err := os.ReadFile(f)
-		if err != nil {
+	_, fixtures := agent.FixtureRecords(tb, false)
+	recs := make([][]byte, 0, len(fixtures)+n)
+	for _, r := range fixtures {
+		var c bytes.Buffer
+		if err := json.Compact(&c, r); err != nil {
 			tb.Fatal(err)
 		}
-		lines := [][]byte{data}
-		if strings.HasSuffix(f, ".jsonl") {
-			lines = bytes.Split(bytes.TrimSpace(data), []byte("\n"))
-		}
-		for _, l := range lines {
-			var c bytes.Buffer
-			if err := json.Compact(&c, l); err != nil {
-				tb.Fatalf("%s: %v", f, err)
-			}
-			recs = append(recs, c.Bytes())
-		}
+		recs = append(recs, c.Bytes())
 	}
-	g := loadgen.New(loadgen.Config{Seed: 1, Mix: loadgen.Mix{Agent: 1}})
-	for range n {
-		recs = append(recs, g.Next().Value)
-	}
-	return recs
+	return append(recs, agent.GeneratedRecords(n)...)
 }
 
 // BenchmarkNormalize decodes varied agent records (see agentRecords).

@@ -71,35 +71,48 @@ var hostile = []string{
 	`{"class_uid":1007,"time":1,"x":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}`,
 }
 
-// seeds returns the fixtures and the hostile records.
+// seeds returns the fixtures (each file whole and each of its records),
+// records of the load generator and the hostile records.
 func seeds(tb testing.TB) [][]byte {
-	recs := fixtures(tb)
+	files, recs := FixtureRecords(tb, true)
+	recs = append(append(recs, files...), GeneratedRecords(10)...)
 	for _, h := range hostile {
 		recs = append(recs, []byte(h))
 	}
 	return recs
 }
 
-// fixtures returns every fixture of the package, Falco's too (each file
-// whole, and one record per line of a .jsonl), and records of the load
-// generator's agent mix.
-func fixtures(tb testing.TB) [][]byte {
+// FixtureRecords reads the package's fixtures, Falco's only when falco is
+// set: each file whole, and each record (a .json file, a line of a .jsonl)
+// as it is written there. It is exported for the external tests.
+func FixtureRecords(tb testing.TB, falco bool) (files, records [][]byte) {
 	tb.Helper()
-	files, _ := filepath.Glob("testdata/*.json*")
-	var recs [][]byte
-	for _, f := range files {
+	names, _ := filepath.Glob("testdata/*.json*")
+	for _, f := range names {
+		if !falco && strings.HasPrefix(filepath.Base(f), "falco") {
+			continue
+		}
 		data, err := os.ReadFile(f)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		recs = append(recs, data)
+		files = append(files, data)
 		if strings.HasSuffix(f, ".jsonl") {
-			recs = append(recs, bytes.Split(bytes.TrimSpace(data), []byte("\n"))...)
+			records = append(records, bytes.Split(bytes.TrimSpace(data), []byte("\n"))...)
+		} else {
+			records = append(records, data)
 		}
 	}
+	return files, records
+}
+
+// GeneratedRecords returns n records of the load generator's host-agent
+// mix (process, file and network activity).
+func GeneratedRecords(n int) [][]byte {
 	g := loadgen.New(loadgen.Config{Seed: 1, Mix: loadgen.Mix{Agent: 1}})
-	for range 10 {
-		recs = append(recs, g.Next().Value)
+	recs := make([][]byte, n)
+	for i := range recs {
+		recs[i] = g.Next().Value
 	}
 	return recs
 }
@@ -197,13 +210,15 @@ func BenchmarkDecode(b *testing.B) {
 	}
 }
 
-// agentSample is the fixtures that Normalize accepts.
+// agentSample is the fixture records and generated records that
+// Normalize accepts.
 func agentSample(tb testing.TB) [][]byte {
-	var recs [][]byte
-	for _, r := range fixtures(tb) {
+	_, recs := FixtureRecords(tb, false)
+	var ok [][]byte
+	for _, r := range append(recs, GeneratedRecords(10)...) {
 		if _, err := Normalize(r, 64); err == nil {
-			recs = append(recs, r)
+			ok = append(ok, r)
 		}
 	}
-	return recs
+	return ok
 }
