@@ -693,13 +693,14 @@ func compileExpr(env *cel.Env, expr string, want *cel.Type, pos func(line, col i
 // prices, and interrupt checks so a deadline can stop comprehensions.
 // Correlation stage conditions get them through CompileCondition.
 func ProgramOptions() []cel.ProgramOption {
-	return []cel.ProgramOption{
-		cel.EvalOptions(cel.OptOptimize),
-		guardedMatches(),
-		cel.CostLimit(CostLimit),
-		cel.CostTrackerOptions(CostTrackers()...),
-		cel.InterruptCheckFrequency(64),
-	}
+	return append(evalOptions(), cel.CostLimit(CostLimit), cel.CostTrackerOptions(CostTrackers()...))
+}
+
+// evalOptions are the options of every program, tracked or not (see
+// untrackedProgram): constant folding, regex precompilation with the
+// literal guard, interrupt checks.
+func evalOptions() []cel.ProgramOption {
+	return []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize), guardedMatches(), cel.InterruptCheckFrequency(64)}
 }
 
 // sizeEstimator bounds the sizes of event fields for the worst-case cost

@@ -64,7 +64,7 @@ const (
 // checked condition, its strict estimate and the variables it reads, or a
 // nil program when the strict estimate is above CostLimit or unbounded;
 // why then says which (for `musubi rules lint -cost`). Its options are the
-// tracked program's (ProgramOptions) without the cost limit and trackers.
+// tracked program's without the cost limit and trackers (evalOptions).
 // Only detection conditions get one: exceptions, suppression keys and
 // correlation stages run tracked.
 func untrackedProgram(env *cel.Env, ast *cel.Ast) (prg cel.Program, strict uint64, reads uint8, why string) {
@@ -82,7 +82,7 @@ func untrackedProgram(env *cel.Env, ast *cel.Ast) (prg cel.Program, strict uint6
 	case est.Max > CostLimit:
 		return nil, est.Max, 0, fmt.Sprintf("strict estimate above the cost limit %d", CostLimit)
 	}
-	prg, err = env.Program(ast, cel.EvalOptions(cel.OptOptimize), guardedMatches(), cel.InterruptCheckFrequency(64))
+	prg, err = env.Program(ast, evalOptions()...)
 	if err != nil {
 		// the tracked program, built with the same options, compiled
 		return nil, est.Max, 0, "untracked program: " + err.Error()
