@@ -42,6 +42,7 @@ func TestRecycledEventsChangeNoResult(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	alerts := 0
 	run := func(recycle bool) []string {
 		eng := rules.NewEngine(nil, nil)
 		eng.Swap(set)
@@ -57,6 +58,7 @@ func TestRecycledEventsChangeNoResult(t *testing.T) {
 			b := p.Process(recs[lo:hi])
 			lo = hi
 			batches = append(batches, b)
+			alerts += len(b.Alerts)
 			derived = append(derived, derivedJSON(t, b))
 			whole = append(whole, wholeJSON(t, b))
 			if recycle {
@@ -71,7 +73,6 @@ func TestRecycledEventsChangeNoResult(t *testing.T) {
 		return whole
 	}
 	fresh, recycled := run(false), run(true)
-	alerts := 0
 	for i := range fresh {
 		if fresh[i] != recycled[i] {
 			k := 0
@@ -81,13 +82,6 @@ func TestRecycledEventsChangeNoResult(t *testing.T) {
 			k = max(k-300, 0)
 			t.Errorf("batch %d differs with recycled events:\nrecycled …%.600s\nfresh    …%.600s", i, recycled[i][k:], fresh[i][k:])
 		}
-	}
-	for _, s := range fresh {
-		var b struct{ Alerts []json.RawMessage }
-		if err := json.Unmarshal([]byte(s), &b); err != nil {
-			t.Fatal(err)
-		}
-		alerts += len(b.Alerts)
 	}
 	if alerts == 0 {
 		t.Fatal("the stream raised no alert: the test compares nothing")
