@@ -18,6 +18,9 @@ import (
 )
 
 // Result is what one Process or Advance call changed.
+//
+// A Result shares no memory that later calls change: the consumer writes
+// one batch's Result while the next batch is correlated.
 type Result struct {
 	// Incidents holds every incident changed by the call, at its latest
 	// version, sorted by id. An incident merged into another (or re-keyed
@@ -364,7 +367,14 @@ func (c *Correlator) ProcessInput(in Input) Result {
 	}
 	folded := make([]alert.Alert, 0, len(changed)+len(res.Alerts))
 	for _, fa := range changed {
-		folded = append(folded, *fa)
+		// A Result is written while the next batch is correlated, so it
+		// shares nothing that later matches change: their origins move
+		// on in place (mergeOrigins). The evidence sample is replaced,
+		// never written into, and entities only grow past this copy's
+		// length.
+		a := *fa
+		a.Origins = slices.Clone(fa.Origins)
+		folded = append(folded, a)
 	}
 	res.Alerts = append(append(append(folded, expected...), shadows...), res.Alerts...)
 	// Sequence rules see events in event-time order too (ties by uid): a

@@ -1,6 +1,7 @@
 package correlate
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -415,4 +416,65 @@ func TestReplayedBatchCountsOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestResultsDoNotChangeWithLaterInput: the consumer writes a batch's
+// Result while the correlator already processes the next batch, so
+// nothing in a Result may share memory that later input changes. Repeats
+// fold into the same alerts across batches (their counts, evidence,
+// entities and origins move on) and their incidents grow.
+func TestResultsDoNotChangeWithLaterInput(t *testing.T) {
+	c, _ := newTest(t, foldConfig(), nil)
+	run := append(ransomRun("app-1", 0, 40), ransomRun("app-2", 5*time.Second, 40)...)
+	slices.SortStableFunc(run, func(a, b alert.Alert) int { return cmp.Compare(a.Time, b.Time) })
+	for i := range run {
+		run[i].Origins = []alert.Origin{{Topic: "agent", Partition: int32(i % 2), Offset: int64(i)}}
+	}
+	var results []Result
+	var snaps []string
+	for i := 0; i < len(run); i += 7 {
+		r := c.Process(nil, run[i:min(i+7, len(run))])
+		results = append(results, r)
+		snaps = append(snaps, snapshot(t, r))
+	}
+	refolds := 0
+	for _, r := range results[1:] {
+		for _, a := range r.Alerts {
+			if a.Count > 7 {
+				refolds++
+			}
+		}
+	}
+	if refolds == 0 {
+		t.Fatal("no alert folded across batches: the test shows nothing")
+	}
+	for i, r := range results {
+		if got := snapshot(t, r); got != snaps[i] {
+			k := 0
+			for k < len(got) && k < len(snaps[i]) && got[k] == snaps[i][k] {
+				k++
+			}
+			k = max(k-200, 0)
+			t.Errorf("result %d changed when later batches were processed:\nnow …%.400s\nwas …%.400s", i, got[k:], snaps[i][k:])
+		}
+	}
+}
+
+// snapshot is every field of r as text, those JSON leaves out of an
+// alert included.
+func snapshot(t *testing.T, r Result) string {
+	t.Helper()
+	js, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	b.Write(js)
+	for _, a := range r.Alerts {
+		fmt.Fprintf(&b, "\n%s keyed=%v origins=%v", a.ID, a.Keyed, a.Origins)
+		if a.Unheld != nil {
+			fmt.Fprintf(&b, " unheld=%+v", *a.Unheld)
+		}
+	}
+	return b.String()
 }

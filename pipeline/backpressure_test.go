@@ -56,7 +56,7 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // offset group committed there (0 before its first commit).
 func groupOffsets(t *testing.T, ctx context.Context, brokers []string, group, topic string) (end, committed int64) {
 	t.Helper()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: testTransport(t)}
 	lo, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(0)}}})
 	if err != nil || len(lo.Topics[topic]) == 0 {
 		return -1, -1
@@ -73,7 +73,8 @@ func groupOffsets(t *testing.T, ctx context.Context, brokers []string, group, to
 // a correlate consumer joined by a signals topic, and blocks the
 // correlate side's first write while detect publishes a signal for every
 // few raw records. The correlate process must hold no more than its
-// prefetch bound plus one batch (musubi_kafka_consumer_buffered_messages)
+// prefetch bound plus two batches — the one it processed while the first
+// waits to be written, and that one (musubi_kafka_consumer_buffered_messages) —
 // and read nothing past it, while the signals wait on the topic as its
 // group's lag; detect must not be slowed (it commits every raw record).
 // Once the write goes through, every signal is correlated exactly once and
@@ -143,7 +144,7 @@ func TestSlowCorrelatePushesBackOnTheSignalsTopic(t *testing.T) {
 		}
 	}()
 
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, BatchTimeout: time.Millisecond}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, BatchTimeout: time.Millisecond, Transport: testTransport(t)}
 	defer w.Close()
 	if err := w.WriteMessages(ctx, msgs...); err != nil {
 		t.Fatal(err)
@@ -167,14 +168,15 @@ func TestSlowCorrelatePushesBackOnTheSignalsTopic(t *testing.T) {
 		t.Fatalf("correlate committed %d signals while its first write is stuck, want 0", committed)
 	}
 	// The client fills its prefetch queue up to its bound and stops
-	// there, beside the batch in hand (one to corrBatch messages): the
+	// there, beside the batches in hand (the one stuck in its write and
+	// the one processed behind it, one to corrBatch messages each): the
 	// gauge reaches the full queue and never passes the bound.
-	bound := float64(queueCap + corrBatch)
+	bound := float64(queueCap + 2*corrBatch)
 	var held float64
 	waitUntil(t, ctx, done, func() bool {
 		held = gaugeValue(t, reg, "musubi_kafka_consumer_buffered_messages")
 		if held > bound {
-			t.Fatalf("correlate holds %v signal messages, want at most %v (prefetch %d + batch %d)", held, bound, queueCap, corrBatch)
+			t.Fatalf("correlate holds %v signal messages, want at most %v (prefetch %d + 2 batches of %d)", held, bound, queueCap, corrBatch)
 		}
 		return held > queueCap
 	})
@@ -190,8 +192,8 @@ func TestSlowCorrelatePushesBackOnTheSignalsTopic(t *testing.T) {
 		fed += n
 	}
 	mu.Unlock()
-	if fed > corrBatch*detectBatch {
-		t.Fatalf("correlate was fed %d events while its first batch is stuck, want at most %d (one batch of signals)", fed, corrBatch*detectBatch)
+	if fed > 2*corrBatch*detectBatch {
+		t.Fatalf("correlate was fed %d events while its first batch is stuck, want at most %d (two batches of signals)", fed, 2*corrBatch*detectBatch)
 	}
 	if held >= float64(signals) {
 		t.Fatalf("the bound %v is not below the %d signals waiting: the test shows nothing", held, signals)

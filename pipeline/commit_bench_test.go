@@ -24,7 +24,7 @@ func BenchmarkCommitFence(b *testing.B) {
 	}
 	defer cluster.Close()
 	brokers := cluster.ListenAddrs()
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, BatchTimeout: time.Millisecond}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, BatchTimeout: time.Millisecond, Transport: testTransport(b)}
 	defer w.Close()
 	if err := w.WriteMessages(ctx, kafka.Message{Value: []byte("{}")}); err != nil {
 		b.Fatal(err)
@@ -43,7 +43,7 @@ func BenchmarkCommitFence(b *testing.B) {
 		b.Fatal(err)
 	}
 	logger := slog.New(slog.DiscardHandler)
-	group := &lagMonitor{client: &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}, group: "bench", clientID: clientID}
+	group := &lagMonitor{client: &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: testTransport(b)}, group: "bench", clientID: clientID}
 	if owned, err := group.assignment(ctx); err != nil || len(owned[topic]) != 1 {
 		b.Fatalf("got assignment %v (%v), want partition 0 of %s", owned, err, topic)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 
 	"github.com/musubi-xdr/musubi/ingest"
+	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/storage"
 )
 
@@ -130,7 +131,8 @@ type Consumer struct {
 	// now is the clock the detection latency is measured with.
 	now func() time.Time
 	// inHand is the number of fetched messages of the batch being
-	// processed, written and committed (musubi_kafka_consumer_buffered_messages).
+	// processed and of the one being written and committed
+	// (musubi_kafka_consumer_buffered_messages).
 	inHand atomic.Int64
 }
 
@@ -227,13 +229,61 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	c.logger.Info("consuming", "brokers", c.cfg.Brokers, "group", c.cfg.GroupID, "topics", topics, "signals_topic", c.cfg.SignalsTopic)
 
-	msgs := make([]kafka.Message, 0, c.cfg.BatchSize)
-	recs := make([]Record, 0, c.cfg.BatchSize)
+	// The write of a batch — with its signals, dead letters and commit —
+	// overlaps the fetch and processing of the next: the engine decodes,
+	// evaluates and correlates batch n+1 while ClickHouse stores batch n.
+	// One batch at most is on its way (aloft), and the next waits for it
+	// to land before it is handed on, so writes and commits keep their
+	// order, a failed write stops the consumer before anything later is
+	// committed, and memory holds at most two batches — or one that
+	// outgrew the batch bounds once decoded (oversized), which lands
+	// before the next is fetched. Everything that needs storage to hold
+	// what came before (the idle timers, a state rebuild after a
+	// rebalance) lands the batch aloft first.
+	landCtx, stopLanding := context.WithCancel(ctx)
+	flights := make(chan *flight)
+	landings := make(chan error, 1)
+	go func() {
+		for f := range flights {
+			landings <- c.land(landCtx, f, r, group, signals, dlq)
+		}
+	}()
+	var aloft, spare *flight
+	// settle waits for the batch aloft to land and keeps its slices for
+	// the next batch; it returns errStopped or the error that stops the
+	// consumer.
+	settle := func() error {
+		if aloft == nil {
+			return nil
+		}
+		err := <-landings
+		c.inHand.Add(-int64(len(aloft.msgs)))
+		if err == nil {
+			c.proc.Recycle(aloft.events)
+			spare = aloft
+		}
+		aloft = nil
+		return err
+	}
+	defer func() {
+		// Run returns with a batch aloft only when it stops: nothing of
+		// that batch is committed, and it is read again after a restart.
+		stopLanding()
+		close(flights)
+		if aloft != nil {
+			<-landings
+		}
+	}()
 	for {
-		msgs = msgs[:0]
-		c.inHand.Store(0)
-		start, err := c.fetchBatch(ctx, r, &msgs)
+		f := &flight{msgs: make([]kafka.Message, 0, c.cfg.BatchSize), recs: make([]Record, 0, c.cfg.BatchSize)}
+		if spare != nil {
+			f.msgs, f.recs, spare = spare.msgs[:0], spare.recs[:0], nil
+		}
+		start, err := c.fetchBatch(ctx, r, &f.msgs)
 		if errors.Is(err, errIdle) {
+			if err := settle(); err != nil {
+				return stopped(err)
+			}
 			c.commitPending(ctx, r, group)
 			if !c.seenInput {
 				// Until this consumer has received input, event time
@@ -275,15 +325,21 @@ func (c *Consumer) Run(ctx context.Context) error {
 				c.logger.Warn("fetch failed; the reader retries, nothing is committed meanwhile", "error", err)
 				c.lastFetchLog = time.Now()
 			}
-			if len(msgs) == 0 {
+			if len(f.msgs) == 0 {
+				spare = f
 				continue
 			}
 		}
 		c.seenInput = true
-		c.inHand.Store(int64(len(msgs)))
+		c.inHand.Add(int64(len(f.msgs)))
 		rebalances, queued := stats.take()
 		c.observeBuffered(queued)
 		if c.reassigned(rebalances) {
+			// The rebuild reads storage, which must hold every batch
+			// processed before it.
+			if err := settle(); err != nil {
+				return stopped(err)
+			}
 			c.proc.metrics.reassignments.Inc()
 			c.logger.Info("new partition assignment; rebuilding correlation state from storage before processing it")
 			if err := c.retry(ctx, "correlation state rebuild", func() error {
@@ -296,57 +352,117 @@ func (c *Consumer) Run(ctx context.Context) error {
 				return nil
 			}
 		}
-		recs = recs[:0]
-		for _, m := range msgs {
-			recs = append(recs, Record{
+		for _, m := range f.msgs {
+			f.recs = append(f.recs, Record{
 				Source: c.cfg.Topics[m.Topic], Topic: m.Topic, Partition: m.Partition,
 				Offset: m.Offset, Value: m.Value, Time: m.Time, Ordered: true,
 			})
 			c.proc.metrics.records.WithLabelValues(m.Topic).Inc()
 		}
-		batch := c.proc.Process(recs)
-		sigs := c.proc.TakeSignals()
-		events := batch.Events
-		batch, rejected, err := c.write(ctx, batch, recs)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err // nothing committed: the batch is read again after a restart
+		f.start = start
+		f.batch = c.proc.Process(f.recs)
+		f.events = f.batch.Events
+		f.sigs = c.proc.TakeSignals()
+		if err := settle(); err != nil {
+			return stopped(err)
 		}
-		c.proc.Recycle(events)
-		c.durable(batch)
-		if signals != nil && !rejected && len(sigs) > 0 {
-			// After the write, before the commit: a crash in between
-			// publishes the same signals again, which the correlator folds.
-			if err := c.retry(ctx, "signal publish", func() error { return c.publishSignals(ctx, signals, sigs) }); err != nil {
-				return nil
+		big := c.oversized(f.batch)
+		aloft = f
+		flights <- f
+		if big {
+			if err := settle(); err != nil {
+				return stopped(err)
 			}
 		}
-		if dlq != nil && len(batch.DeadLetters) > 0 {
-			if err := c.retry(ctx, "dead-letter publish", func() error { return publishDeadLetters(ctx, dlq, batch.DeadLetters) }); err != nil {
-				return nil
-			}
-		}
-		if c.crashBeforeCommit != nil && c.crashBeforeCommit() {
-			return errCrashed
-		}
-		if err := c.commit(ctx, r, group, msgs); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			// The batch is durable; a lost commit only means it is
-			// processed again after a restart, and deterministic ids fold
-			// the rewrite. The offsets are kept and committed with the next
-			// batch or when input goes idle, so a partition that receives
-			// nothing more does not stay behind.
-			c.keepPending(msgs)
-			c.logger.Warn("offset commit failed; retried with the next commit", "error", err)
-			continue
-		}
-		c.proc.metrics.commits.Inc()
-		c.proc.metrics.batches.Observe(time.Since(start).Seconds())
 	}
+}
+
+// oversized reports whether b outgrew the batch bounds once decoded: more
+// events than BatchSize (a compressed file of many records), or more raw
+// bytes kept, of events and dead letters, than BatchBytes. Such a batch
+// is not held beside another.
+func (c *Consumer) oversized(b storage.Batch) bool {
+	if len(b.Events) > c.cfg.BatchSize {
+		return true
+	}
+	n := 0
+	for i := range b.Events {
+		n += len(b.Events[i].Raw)
+	}
+	for i := range b.DeadLetters {
+		n += len(b.DeadLetters[i].Raw)
+	}
+	return n > c.cfg.BatchBytes
+}
+
+// flight is a processed batch on its way to storage and to its commit.
+type flight struct {
+	msgs  []kafka.Message
+	recs  []Record
+	start time.Time // when its first message was fetched
+	batch storage.Batch
+	// events are the batch's events, handed back to the processor
+	// (Recycle) once the batch is durable.
+	events []ocsf.Event
+	sigs   []EncodedSignal
+}
+
+// errStopped says the consumer stops without an error: its context
+// ended while a batch was landing.
+var errStopped = errors.New("consumer stopped")
+
+// stopped returns what Run returns for an error of land.
+func stopped(err error) error {
+	if errors.Is(err, errStopped) {
+		return nil
+	}
+	return err
+}
+
+// land makes f durable, publishes its signals and dead letters and
+// commits its offsets. It returns errStopped when ctx ends and an error
+// when the consumer cannot go on; a failed commit is not one (the offsets
+// are kept and committed with the next commit).
+func (c *Consumer) land(ctx context.Context, f *flight, r *kafka.Reader, group assignments, signals, dlq *kafka.Writer) error {
+	batch, rejected, err := c.write(ctx, f.batch, f.recs)
+	if err != nil {
+		if ctx.Err() != nil {
+			return errStopped
+		}
+		return err // nothing committed: the batch is read again after a restart
+	}
+	c.durable(batch)
+	if signals != nil && !rejected && len(f.sigs) > 0 {
+		// After the write, before the commit: a crash in between
+		// publishes the same signals again, which the correlator folds.
+		if err := c.retry(ctx, "signal publish", func() error { return c.publishSignals(ctx, signals, f.sigs) }); err != nil {
+			return errStopped
+		}
+	}
+	if dlq != nil && len(batch.DeadLetters) > 0 {
+		if err := c.retry(ctx, "dead-letter publish", func() error { return publishDeadLetters(ctx, dlq, batch.DeadLetters) }); err != nil {
+			return errStopped
+		}
+	}
+	if c.crashBeforeCommit != nil && c.crashBeforeCommit() {
+		return errCrashed
+	}
+	if err := c.commit(ctx, r, group, f.msgs); err != nil {
+		if ctx.Err() != nil {
+			return errStopped
+		}
+		// The batch is durable; a lost commit only means it is
+		// processed again after a restart, and deterministic ids fold
+		// the rewrite. The offsets are kept and committed with the next
+		// batch or when input goes idle, so a partition that receives
+		// nothing more does not stay behind.
+		c.keepPending(f.msgs)
+		c.logger.Warn("offset commit failed; retried with the next commit", "error", err)
+		return nil
+	}
+	c.proc.metrics.commits.Inc()
+	c.proc.metrics.batches.Observe(time.Since(f.start).Seconds())
+	return nil
 }
 
 // waitForTopics returns once every topic exists. A consumer group over a
@@ -436,9 +552,10 @@ func (s *readerStats) take() (rebalances, queued int64) {
 }
 
 // observeBuffered sets musubi_kafka_consumer_buffered_messages: the
-// messages the reader prefetched (queued) plus the batch in hand. Both are
-// bounded — kafka.queue_capacity (kafka.signals_queue_capacity for -role
-// correlate) and pipeline.batch_size — so when processing or writing is
+// messages the reader prefetched (queued) plus the batches in hand (the one
+// being processed and the one being written). Both are bounded —
+// kafka.queue_capacity (kafka.signals_queue_capacity for -role correlate)
+// and two pipeline.batch_size — so when processing or writing is
 // slow this stays at the bound and the lag grows on the topic instead.
 func (c *Consumer) observeBuffered(queued int64) {
 	c.proc.metrics.buffered.Set(float64(queued + c.inHand.Load()))

@@ -99,7 +99,7 @@ func TestConsumerLagPerPartitionDuringStall(t *testing.T) {
 	}
 	defer cluster.Close()
 	brokers := cluster.ListenAddrs()
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: lagTopic, Balancer: byKey{}, BatchTimeout: time.Millisecond}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: lagTopic, Balancer: byKey{}, BatchTimeout: time.Millisecond, Transport: testTransport(t)}
 	defer w.Close()
 	produce := func(partition, n int) {
 		t.Helper()

@@ -15,8 +15,8 @@ type metrics struct {
 	fetchErrors   prometheus.Counter
 	lag           *prometheus.GaugeVec
 	lagErrors     prometheus.Counter
-	// buffered is what the consumer holds in memory: prefetched messages
-	// and the batch in hand.
+	// buffered is what the consumer holds in memory: prefetched messages,
+	// the batch being processed and the batch being written.
 	buffered prometheus.Gauge
 	// detectionLatency is event time → incident durable.
 	detectionLatency prometheus.Histogram
@@ -77,7 +77,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"topic", "partition"}),
 		buffered: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "musubi_kafka_consumer_buffered_messages",
-			Help: "Messages this consumer holds in memory, not yet committed: those its Kafka client prefetched (at most kafka.queue_capacity, kafka.signals_queue_capacity for -role correlate) plus the batch being processed and written (at most pipeline.batch_size). Sampled at every fetch and every kafka.lag_interval; when processing or writing is slow it stays at that bound and the consumer lag grows instead.",
+			Help: "Messages this consumer holds in memory, not yet committed: those its Kafka client prefetched (at most kafka.queue_capacity, kafka.signals_queue_capacity for -role correlate) plus the batch being processed and the one before it, being written and committed (at most pipeline.batch_size each). Sampled at every fetch and every kafka.lag_interval; when processing or writing is slow it stays at that bound and the consumer lag grows instead.",
 		}),
 		lagErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "musubi_kafka_lag_errors_total",

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/bench/loadgen"
 	"github.com/musubi-xdr/musubi/correlate"
 	"github.com/musubi-xdr/musubi/ingest"
@@ -88,11 +89,25 @@ func TestRecycledEventsChangeNoResult(t *testing.T) {
 	}
 }
 
-// derivedJSON is what a batch derived besides its events.
+// derivedJSON is what a batch derived besides its events, with what of
+// its alerts the JSON form leaves out (the origins a replay is told by,
+// an expected source's held severity).
 func derivedJSON(t *testing.T, b storage.Batch) string {
 	t.Helper()
 	b.Events = nil
-	return wholeJSON(t, b)
+	type hidden struct {
+		Origins []alert.Origin
+		Unheld  *alert.Unheld
+	}
+	var h []hidden
+	for _, a := range b.Alerts {
+		h = append(h, hidden{a.Origins, a.Unheld})
+	}
+	js, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wholeJSON(t, b) + string(js)
 }
 
 // wholeJSON is the batch as JSON, incident versions (the wall clock)

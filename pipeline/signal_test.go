@@ -201,7 +201,7 @@ func TestOwnedTenantsMatchThePartitionsSignalsLandOn(t *testing.T) {
 	for i := range 40 {
 		tenants = append(tenants, fmt.Sprintf("tenant-%02d", i))
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, Transport: testTransport(t)}
 	var msgs []kafka.Message
 	for _, tn := range tenants {
 		msgs = append(msgs, kafka.Message{Key: []byte(tn), Value: []byte("{}")})
@@ -212,7 +212,7 @@ func TestOwnedTenantsMatchThePartitionsSignalsLandOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = w.Close()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: testTransport(t)}
 	seen := 0
 	for p := range partitions {
 		resp, err := client.Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: p, Offset: 0, MaxBytes: 1 << 20})

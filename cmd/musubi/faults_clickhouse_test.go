@@ -35,7 +35,9 @@ func outageDuration(t *testing.T) time.Duration {
 // producing while it is down, and starts it again on the same data: no
 // offset may advance while the database is down (except the one batch whose
 // write completed before the stop), memory stays bounded, and after the
-// restart the engine catches up with nothing lost or duplicated.
+// restart the engine catches up with nothing lost or duplicated. The
+// engine takes at most two batches from Kafka beyond its commits: the one
+// it cannot write and the one it processed meanwhile.
 func TestClickHouseOutage(t *testing.T) {
 	outage := outageDuration(t)
 	ctx, cancel := context.WithTimeout(context.Background(), outage+6*time.Minute)
@@ -97,8 +99,9 @@ func TestClickHouseOutage(t *testing.T) {
 	if maxCommitted > atStop+int64(env.cfg.Pipeline.BatchSize) {
 		t.Errorf("offsets advanced from %d to %d while ClickHouse was down, want at most one batch (%d)", atStop, maxCommitted, env.cfg.Pipeline.BatchSize)
 	}
-	if maxRecords > float64(maxCommitted)+float64(env.cfg.Pipeline.BatchSize) {
-		t.Errorf("the engine took %.0f records from Kafka with %d committed: more than one batch in flight", maxRecords, maxCommitted)
+	// The batch whose write fails and the one processed behind it.
+	if maxRecords > float64(maxCommitted)+2*float64(env.cfg.Pipeline.BatchSize) {
+		t.Errorf("the engine took %.0f records from Kafka with %d committed: more than two batches in flight", maxRecords, maxCommitted)
 	}
 	if retries < 1 {
 		t.Errorf("no write retries while the database was down; engine log:\n%s", engineLog(env))
@@ -119,8 +122,9 @@ func TestClickHouseOutage(t *testing.T) {
 
 // TestSlowClickHouse puts a proxy that delays every 16 KiB chunk between
 // the engine and ClickHouse: backpressure must reach Kafka (consumer lag
-// grows, committed offsets fall behind), the engine holds at most one batch
-// and bounded memory, and once the database is fast again everything is
+// grows, committed offsets fall behind), the engine holds at most two
+// batches (the one being written and the one processed behind it) and
+// bounded memory, and once the database is fast again everything is
 // stored.
 func TestSlowClickHouse(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
@@ -152,10 +156,10 @@ func TestSlowClickHouse(t *testing.T) {
 	start := time.Now()
 	maxLag, maxRSS, maxInFlight := 0.0, 0.0, 0.0
 	for time.Since(start) < slowFor {
-		// The records counter is read before the committed offsets: the
-		// engine commits a batch before it takes the next, so offsets read
-		// later can only be further on, and the difference never counts a
-		// batch committed and replaced between the two reads as in flight.
+		// The records counter is read before the committed offsets:
+		// offsets read later can only be further on, so the difference
+		// never counts a batch committed between the two reads as in
+		// flight.
 		r := metric(base, "musubi_pipeline_records_total")
 		committed := env.committed(ctx)
 		maxLag = max(maxLag, metric(base, "musubi_kafka_consumer_lag"))
@@ -168,13 +172,13 @@ func TestSlowClickHouse(t *testing.T) {
 	behind := int64(len(recs)) - env.committed(ctx)
 	fmt.Printf("slow ClickHouse: injected %s per 16 KiB chunk for %s with %d records produced\n", delay, slowFor, len(recs)-200)
 	fmt.Printf("  consumer lag up to %.0f (musubi_kafka_consumer_lag), %d records not committed after the slow period\n", maxLag, behind)
-	fmt.Printf("  records taken from Kafka and not committed at most %.0f (one batch is %d); engine memory at most %.0f MiB (cap %d MiB)\n",
-		maxInFlight, env.cfg.Pipeline.BatchSize, maxRSS, memCapMiB)
+	fmt.Printf("  records taken from Kafka and not committed at most %.0f (two batches are %d); engine memory at most %.0f MiB (cap %d MiB)\n",
+		maxInFlight, 2*env.cfg.Pipeline.BatchSize, maxRSS, memCapMiB)
 	if maxLag <= 0 || behind <= int64(env.cfg.Pipeline.BatchSize) {
 		t.Errorf("no backpressure: lag %.0f, %d records behind", maxLag, behind)
 	}
-	if maxInFlight > float64(env.cfg.Pipeline.BatchSize) {
-		t.Errorf("got %.0f records in flight, want at most one batch (%d)", maxInFlight, env.cfg.Pipeline.BatchSize)
+	if maxInFlight > 2*float64(env.cfg.Pipeline.BatchSize) {
+		t.Errorf("got %.0f records in flight, want at most two batches (%d)", maxInFlight, 2*env.cfg.Pipeline.BatchSize)
 	}
 	if maxRSS > memCapMiB {
 		t.Errorf("engine memory reached %.0f MiB, want under %d MiB", maxRSS, memCapMiB)

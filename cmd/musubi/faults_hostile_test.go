@@ -125,7 +125,7 @@ func TestHostileInputEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	hostile := hostileRecords(t, stop[0])
-	w := &kafka.Writer{Addr: kafka.TCP(env.brokers...), Topic: ctTopic, BatchBytes: 32 << 20, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll}
+	w := &kafka.Writer{Addr: kafka.TCP(env.brokers...), Topic: ctTopic, BatchBytes: 32 << 20, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: testTransport(t)}
 	defer w.Close()
 	produced := 0
 	for _, h := range hostile {

@@ -63,7 +63,7 @@ func plainLinkRecords(t *testing.T) (a, p, b []byte) {
 // produceAgent publishes records to the agent topic, one message each.
 func produceAgent(t *testing.T, ctx context.Context, brokers []string, topic string, recs ...[]byte) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: testTransport(t)}
 	defer w.Close()
 	var km []kafka.Message
 	for _, r := range recs {

@@ -23,8 +23,9 @@ import (
 // process writes directly. Detection goes on: every raw record is stored
 // and committed, and its signals are published. The correlate process
 // cannot make its incident writes durable, so it commits no signal, holds
-// at most kafka.signals_queue_capacity + pipeline.batch_size signal
-// messages in memory (musubi_kafka_consumer_buffered_messages) with bounded
+// at most kafka.signals_queue_capacity + 2 × pipeline.batch_size signal
+// messages in memory — the batch stuck in its write and the one processed
+// behind it (musubi_kafka_consumer_buffered_messages) — with bounded
 // memory, and the rest waits on the signals topic. Once the proxy lets
 // traffic through again, every signal is folded in: no stored alert is left
 // outside an incident.
@@ -67,7 +68,7 @@ func TestStalledCorrelateProcessPushesBack(t *testing.T) {
 
 	proxy.Stall()
 	env.produce(t, ctx, recs[first:])
-	bound := float64(defaults.Kafka.SignalsQueueCapacity + env.cfg.Pipeline.BatchSize)
+	bound := float64(defaults.Kafka.SignalsQueueCapacity + 2*env.cfg.Pipeline.BatchSize)
 	maxBuffered, maxRSS := 0.0, 0.0
 	sample := func() {
 		maxBuffered = max(maxBuffered, metric(corrBase, "musubi_kafka_consumer_buffered_messages"))
@@ -106,7 +107,7 @@ func TestStalledCorrelateProcessPushesBack(t *testing.T) {
 	}
 	backlog := signalsBacklog(ctx, env.brokers)
 	committedStalled := signalsCommitted(ctx, env.brokers)
-	fmt.Printf("stalled correlate process: %d records; detect published %.0f signals in %d messages; correlate held at most %.0f (bound %.0f = signals_queue_capacity + batch_size), %d waited on the topic; signal offsets committed %d at the stall, %d while stalled; correlate memory at most %.0f MiB (cap %d MiB)\n",
+	fmt.Printf("stalled correlate process: %d records; detect published %.0f signals in %d messages; correlate held at most %.0f (bound %.0f = signals_queue_capacity + 2 × batch_size), %d waited on the topic; signal offsets committed %d at the stall, %d while stalled; correlate memory at most %.0f MiB (cap %d MiB)\n",
 		len(recs), published, messages, maxBuffered, bound, backlog, committedAtStall, committedStalled, maxRSS, memCapMiB)
 	if maxBuffered > bound {
 		t.Errorf("the correlate process held %.0f signal messages, want at most %.0f", maxBuffered, bound)

@@ -57,7 +57,7 @@ func rolesCluster(t *testing.T, partitions int) (*kfake.Cluster, map[string]stri
 // its account, as the README asks producers to.
 func produceChain(t *testing.T, ctx context.Context, brokers []string, topics map[string]string, recs []chainRecord) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: testTransport(t)}
 	defer w.Close()
 	var km []kafka.Message
 	for _, r := range recs {

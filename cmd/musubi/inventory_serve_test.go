@@ -78,12 +78,12 @@ func serveWritesInventory(t *testing.T, role string) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: topic, BatchTimeout: 5 * time.Millisecond}
+	w := &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: topic, BatchTimeout: 5 * time.Millisecond, Transport: testTransport(t)}
 	if err := w.WriteMessages(ctx, msgs...); err != nil {
 		t.Fatal(err)
 	}
 	w.Close()
-	w = &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: inspTopic, BatchTimeout: 5 * time.Millisecond}
+	w = &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: inspTopic, BatchTimeout: 5 * time.Millisecond, Transport: testTransport(t)}
 	if err := w.WriteMessages(ctx, kafka.Message{Value: finding}); err != nil {
 		t.Fatal(err)
 	}

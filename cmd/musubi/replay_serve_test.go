@@ -104,7 +104,7 @@ func replayEqualsServe(t *testing.T, dir string) {
 
 	var total int64
 	for src, msgs := range bySource {
-		w := &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: topics[string(src)], BatchTimeout: 5 * time.Millisecond}
+		w := &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: topics[string(src)], BatchTimeout: 5 * time.Millisecond, Transport: testTransport(t)}
 		if err := w.WriteMessages(ctx, msgs...); err != nil {
 			t.Fatal(err)
 		}

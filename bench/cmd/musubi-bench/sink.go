@@ -71,9 +71,28 @@ func sink(ctx context.Context, brokers []string, group string, ts topicSet, addr
 	})
 	defer r.Close()
 	dec := ingest.NewDecoder(ingest.DefaultLimits())
-	msgs := make([]kafka.Message, 0, batchSize)
+	// As pipeline.Consumer does, the write and commit of a batch run
+	// beside the fetch and decoding of the next, one batch at most on
+	// its way.
+	type flight struct {
+		msgs []kafka.Message
+		b    storage.Batch
+	}
+	flights, landed := make(chan flight), make(chan error, 1)
+	go func() {
+		for f := range flights {
+			landed <- land(ctx, store, r, f.b, f.msgs)
+		}
+	}()
+	aloft := false
+	defer func() {
+		close(flights)
+		if aloft {
+			<-landed
+		}
+	}()
 	for {
-		msgs = msgs[:0]
+		msgs := make([]kafka.Message, 0, batchSize)
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
 			return err
@@ -105,17 +124,28 @@ func sink(ctx context.Context, brokers []string, group string, ts topicSet, addr
 				b.Events[i].Metadata.TenantUID = "default"
 			}
 		}
-		for {
-			if err = store.Write(ctx, b); err == nil || ctx.Err() != nil {
-				break
+		if aloft {
+			aloft = false
+			if err := <-landed; err != nil {
+				return err
 			}
-			time.Sleep(100 * time.Millisecond)
 		}
-		if err != nil {
-			return err
-		}
-		if err := r.CommitMessages(ctx, msgs...); err != nil {
-			return err
-		}
+		flights <- flight{msgs, b}
+		aloft = true
 	}
+}
+
+// land writes b, retrying until it is durable, and commits msgs.
+func land(ctx context.Context, store *storage.Store, r *kafka.Reader, b storage.Batch, msgs []kafka.Message) error {
+	var err error
+	for {
+		if err = store.Write(ctx, b); err == nil || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	return r.CommitMessages(ctx, msgs...)
 }
