@@ -26,6 +26,7 @@ func (c Config) StorageConfig() storage.Config {
 	sc.Addr, sc.Database, sc.Username, sc.Password, sc.TLS = ch.Addr, ch.Database, ch.Username, ch.Password, ch.TLS
 	sc.Cluster, sc.StoreRaw, sc.MaxExecutionTime = ch.Cluster, ch.StoreRaw, ch.MaxExecutionTime
 	sc.MaxOpenConns, sc.DialTimeout, sc.IncidentNumbers = ch.MaxOpenConns, ch.DialTimeout, ch.IncidentNumbers
+	sc.Compression = ch.Compression
 	for table, d := range ch.Retention {
 		sc.Retention[table] = d
 	}

@@ -88,6 +88,9 @@ type ClickHouse struct {
 	MigrateOnStart   bool          `yaml:"migrate_on_start"`
 	StoreRaw         bool          `yaml:"store_raw"`
 	MaxExecutionTime time.Duration `yaml:"max_execution_time"`
+	// Compression is the native protocol's block compression (none, lz4,
+	// lz4hc, zstd; see storage.Config.Compression).
+	Compression string `yaml:"compression"`
 	// MaxOpenConns bounds the connection pool that the pipeline and the
 	// API share. A query waits for a free connection at most
 	// dial_timeout; the API answers 503 with Retry-After when it cannot get
@@ -241,6 +244,7 @@ func Default() Config {
 			MaxExecutionTime: 30 * time.Second,
 			MaxOpenConns:     16,
 			DialTimeout:      5 * time.Second,
+			Compression:      storage.Default().Compression,
 			Retention:        map[string]time.Duration{},
 			IncidentNumbers:  storage.Default().IncidentNumbers,
 		},

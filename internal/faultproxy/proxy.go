@@ -26,6 +26,7 @@ type Proxy struct {
 	conns   map[net.Conn]struct{}
 	closed  bool
 	chunks  int64
+	bytes   int64
 
 	wg sync.WaitGroup
 }
@@ -89,6 +90,14 @@ func (p *Proxy) Chunks() int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.chunks
+}
+
+// Bytes is how many bytes the proxy has forwarded so far, both
+// directions together.
+func (p *Proxy) Bytes() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.bytes
 }
 
 // Close stops accepting, cuts every connection and waits for the
@@ -162,6 +171,7 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 			p.mu.Lock()
 			delay, resume := p.delay, p.resume
 			p.chunks++
+			p.bytes += int64(n)
 			p.mu.Unlock()
 			<-resume
 			if delay > 0 {

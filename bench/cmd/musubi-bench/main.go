@@ -74,12 +74,15 @@ type harness struct {
 	quick      bool
 	brokers    []string
 	clickhouse string
-	engine     string
-	self       string
-	work       string
-	entities   int
-	load, live topicSet
-	pack, corr string
+	// compression is clickhouse.compression of the engine and the
+	// ceiling; empty keeps the default (lz4).
+	compression string
+	engine      string
+	self        string
+	work        string
+	entities    int
+	load, live  topicSet
+	pack, corr  string
 	// gen is the configuration of the preloaded stream; places says
 	// where its chains' records are.
 	gen    loadgen.Config
@@ -103,6 +106,7 @@ func benchMain(args []string) int {
 	skipMicro := fs.Bool("skip-micro", false, "skip the go test benchmarks")
 	engine := fs.String("engine", "bin/musubi", "the musubi binary to benchmark")
 	ch := fs.String("clickhouse", envOr("MUSUBI_CLICKHOUSE_ADDR", "127.0.0.1:19000"), "ClickHouse native address")
+	compression := fs.String("compression", "", "clickhouse.compression of the engine and the ceiling (none, lz4, lz4hc, zstd; empty: the default, lz4)")
 	seed := fs.Uint64("seed", 1, "load generator seed")
 	entities := fs.Int("entities", 20000, "distinct background entities")
 	replayN := fs.Int("replay", 0, "records of the generated export the offline replay runs on (default 1000000, quick 100000; negative skips it)")
@@ -180,7 +184,7 @@ func benchMain(args []string) int {
 	_, _ = rand.Read(idb[:])
 	self, _ := os.Executable()
 	h := &harness{
-		id: hex.EncodeToString(idb[:]), seed: *seed, quick: *quick, clickhouse: *ch, engine: *engine, self: self,
+		id: hex.EncodeToString(idb[:]), seed: *seed, quick: *quick, clickhouse: *ch, compression: *compression, engine: *engine, self: self,
 		entities: *entities, load: newTopicSet("bench.load"), live: newTopicSet("bench.live"),
 	}
 	h.work = filepath.Join(".local", "bench", "run-"+h.id)
@@ -463,7 +467,7 @@ func (h *harness) runCeiling(ctx context.Context, label string, runFor time.Dura
 	t := throughput{Name: "ceiling (no rules, no correlation), " + label}
 	name := "ceiling-" + label
 	argv := pinned(h.self, "sink", "-brokers", strings.Join(h.brokers, ","), "-group", group, "-topics", "bench.load",
-		"-clickhouse", h.clickhouse, "-database", db)
+		"-clickhouse", h.clickhouse, "-database", db, "-compression", h.compression)
 	if h.profile != nil {
 		addr, err := h.profile.addr(name)
 		if err != nil {

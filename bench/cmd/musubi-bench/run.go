@@ -250,6 +250,9 @@ func (h *harness) engineConfig(name, group string, ts topicSet, rulesDir, db str
 		fmt.Fprintf(&b, "    %s: %q\n", s, t)
 	}
 	fmt.Fprintf(&b, "clickhouse:\n  addr: [%q]\n  database: %q\n  migrate_on_start: true\n", h.clickhouse, db)
+	if h.compression != "" {
+		fmt.Fprintf(&b, "  compression: %q\n", h.compression)
+	}
 	fmt.Fprintf(&b, "rules:\n  dir: %q\n", rulesDir)
 	if h.profile != nil {
 		addr, err := h.profile.addr(name)

@@ -31,6 +31,7 @@ func sinkMain(args []string) int {
 	prefix := fs.String("topics", "bench.load", "topic prefix")
 	addr := fs.String("clickhouse", "127.0.0.1:19000", "ClickHouse native address")
 	db := fs.String("database", "", "ClickHouse database (created)")
+	compression := fs.String("compression", "", "clickhouse.compression (empty: the default, lz4)")
 	batchSize := fs.Int("batch", 5000, "records per batch (pipeline.batch_size)")
 	flush := fs.Duration("flush", time.Second, "partial batch wait (pipeline.flush_interval)")
 	pprofAddr := fs.String("pprof", "", "serve Go's profiles at http://ADDR/debug/pprof/ (the harness's -profile)")
@@ -43,16 +44,22 @@ func sinkMain(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := sink(ctx, strings.Split(*brokers, ","), *group, newTopicSet(*prefix), *addr, *db, *batchSize, *flush); err != nil && !errors.Is(err, context.Canceled) {
+	if err := sink(ctx, strings.Split(*brokers, ","), *group, newTopicSet(*prefix), *addr, *db, *compression, *batchSize, *flush); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, "sink:", err)
 		return 1
 	}
 	return 0
 }
 
-func sink(ctx context.Context, brokers []string, group string, ts topicSet, addr, db string, batchSize int, flush time.Duration) error {
+func sink(ctx context.Context, brokers []string, group string, ts topicSet, addr, db, compression string, batchSize int, flush time.Duration) error {
 	cfg := storage.Default()
 	cfg.Addr, cfg.Database, cfg.StoreRaw = []string{addr}, db, true
+	if compression != "" {
+		cfg.Compression = compression
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
 	store, err := storage.Open(ctx, cfg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		return err
