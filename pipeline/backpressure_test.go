@@ -13,6 +13,7 @@ import (
 
 	"github.com/musubi-xdr/musubi/correlate"
 	"github.com/musubi-xdr/musubi/ingest"
+	"github.com/musubi-xdr/musubi/internal/kafkatest"
 	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/storage"
 )
@@ -56,7 +57,7 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // offset group committed there (0 before its first commit).
 func groupOffsets(t *testing.T, ctx context.Context, brokers []string, group, topic string) (end, committed int64) {
 	t.Helper()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: testTransport(t)}
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: kafkatest.Transport(t)}
 	lo, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(0)}}})
 	if err != nil || len(lo.Topics[topic]) == 0 {
 		return -1, -1
@@ -144,7 +145,7 @@ func TestSlowCorrelatePushesBackOnTheSignalsTopic(t *testing.T) {
 		}
 	}()
 
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, BatchTimeout: time.Millisecond, Transport: testTransport(t)}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, BatchTimeout: time.Millisecond, Transport: kafkatest.Transport(t)}
 	defer w.Close()
 	if err := w.WriteMessages(ctx, msgs...); err != nil {
 		t.Fatal(err)

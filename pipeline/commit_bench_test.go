@@ -8,6 +8,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/musubi-xdr/musubi/internal/kafkatest"
 )
 
 // BenchmarkCommitFence measures one offset commit of a batch through a
@@ -24,7 +26,7 @@ func BenchmarkCommitFence(b *testing.B) {
 	}
 	defer cluster.Close()
 	brokers := cluster.ListenAddrs()
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, BatchTimeout: time.Millisecond, Transport: testTransport(b)}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, BatchTimeout: time.Millisecond, Transport: kafkatest.Transport(b)}
 	defer w.Close()
 	if err := w.WriteMessages(ctx, kafka.Message{Value: []byte("{}")}); err != nil {
 		b.Fatal(err)
@@ -43,7 +45,7 @@ func BenchmarkCommitFence(b *testing.B) {
 		b.Fatal(err)
 	}
 	logger := slog.New(slog.DiscardHandler)
-	group := &lagMonitor{client: &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: testTransport(b)}, group: "bench", clientID: clientID}
+	group := &lagMonitor{client: &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: kafkatest.Transport(b)}, group: "bench", clientID: clientID}
 	if owned, err := group.assignment(ctx); err != nil || len(owned[topic]) != 1 {
 		b.Fatalf("got assignment %v (%v), want partition 0 of %s", owned, err, topic)
 	}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/musubi-xdr/musubi/correlate"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/internal/chtest"
+	"github.com/musubi-xdr/musubi/internal/kafkatest"
 	"github.com/musubi-xdr/musubi/rules"
 	"github.com/musubi-xdr/musubi/storage"
 )
@@ -83,29 +83,6 @@ func stratusRecords(t *testing.T) []kafka.Message {
 	return msgs
 }
 
-// transports holds each test's own kafka-go transport (testTransport).
-var transports sync.Map
-
-// testTransport is the test's own kafka-go transport for its writers and
-// clients. kafka-go's default transport is shared by the whole process
-// and caches each address's metadata: a cluster of an earlier test on
-// the same, reused, port would lend this test its partitions (a topic of
-// four partitions where this cluster has one), and a write to a
-// partition this cluster does not have fails with Unknown Topic Or
-// Partition.
-func testTransport(tb testing.TB) *kafka.Transport {
-	if tr, ok := transports.Load(tb); ok {
-		return tr.(*kafka.Transport)
-	}
-	tr := &kafka.Transport{}
-	transports.Store(tb, tr)
-	tb.Cleanup(func() {
-		transports.Delete(tb)
-		tr.CloseIdleConnections()
-	})
-	return tr
-}
-
 // testBroker starts a kfake broker holding the raw CloudTrail topic and a
 // writer to it; both close when the test ends.
 func testBroker(t *testing.T) (*kfake.Cluster, *kafka.Writer) {
@@ -115,7 +92,7 @@ func testBroker(t *testing.T) (*kfake.Cluster, *kafka.Writer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(cluster.Close)
-	w := &kafka.Writer{Addr: kafka.TCP(cluster.ListenAddrs()...), Topic: topic, BatchTimeout: 5 * time.Millisecond, Transport: testTransport(t)}
+	w := &kafka.Writer{Addr: kafka.TCP(cluster.ListenAddrs()...), Topic: topic, BatchTimeout: 5 * time.Millisecond, Transport: kafkatest.Transport(t)}
 	t.Cleanup(func() { w.Close() })
 	return cluster, w
 }
@@ -272,7 +249,7 @@ func offlineAlerts(t *testing.T, rulesDir string, msgs []kafka.Message) int {
 
 func committedOffset(t *testing.T, ctx context.Context, brokers []string) int64 {
 	t.Helper()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: testTransport(t)}
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: kafkatest.Transport(t)}
 	resp, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: "musubi", Topics: map[string][]int{topic: {0}}})
 	if err != nil || len(resp.Topics[topic]) == 0 {
 		return -1

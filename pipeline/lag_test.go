@@ -15,6 +15,7 @@ import (
 	"github.com/musubi-xdr/musubi/correlate"
 	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ingest"
+	"github.com/musubi-xdr/musubi/internal/kafkatest"
 	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/storage"
 )
@@ -99,7 +100,7 @@ func TestConsumerLagPerPartitionDuringStall(t *testing.T) {
 	}
 	defer cluster.Close()
 	brokers := cluster.ListenAddrs()
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: lagTopic, Balancer: byKey{}, BatchTimeout: time.Millisecond, Transport: testTransport(t)}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: lagTopic, Balancer: byKey{}, BatchTimeout: time.Millisecond, Transport: kafkatest.Transport(t)}
 	defer w.Close()
 	produce := func(partition, n int) {
 		t.Helper()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/correlate"
+	"github.com/musubi-xdr/musubi/internal/kafkatest"
 	"github.com/musubi-xdr/musubi/ocsf"
 )
 
@@ -201,7 +202,7 @@ func TestOwnedTenantsMatchThePartitionsSignalsLandOn(t *testing.T) {
 	for i := range 40 {
 		tenants = append(tenants, fmt.Sprintf("tenant-%02d", i))
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, Transport: testTransport(t)}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, Transport: kafkatest.Transport(t)}
 	var msgs []kafka.Message
 	for _, tn := range tenants {
 		msgs = append(msgs, kafka.Message{Key: []byte(tn), Value: []byte("{}")})
@@ -212,7 +213,7 @@ func TestOwnedTenantsMatchThePartitionsSignalsLandOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = w.Close()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: testTransport(t)}
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: kafkatest.Transport(t)}
 	seen := 0
 	for p := range partitions {
 		resp, err := client.Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: p, Offset: 0, MaxBytes: 1 << 20})

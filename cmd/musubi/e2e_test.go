@@ -11,7 +11,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/config"
 	"github.com/musubi-xdr/musubi/internal/chtest"
+	"github.com/musubi-xdr/musubi/internal/kafkatest"
 	"github.com/musubi-xdr/musubi/notify"
 )
 
@@ -33,28 +33,6 @@ const stratusStop = "../../ingest/cloudtrail/testdata/stratus/aws.defense-evasio
 // → alert → incident → ClickHouse → GET /v1/incidents, with a malformed
 // record that must become a dead letter, and offsets committed after the
 // write.
-// transports holds each test's own kafka-go transport (testTransport).
-var transports sync.Map
-
-// testTransport is the test's own kafka-go transport for its writers.
-// kafka-go's default transport is shared by the whole process and caches
-// each address's metadata: a kfake cluster of an earlier test on the
-// same, reused, port would lend this test its partitions, and a write to
-// a partition this test's cluster does not have fails with Unknown Topic
-// Or Partition.
-func testTransport(tb testing.TB) *kafka.Transport {
-	if tr, ok := transports.Load(tb); ok {
-		return tr.(*kafka.Transport)
-	}
-	tr := &kafka.Transport{}
-	transports.Store(tb, tr)
-	tb.Cleanup(func() {
-		transports.Delete(tb)
-		tr.CloseIdleConnections()
-	})
-	return tr
-}
-
 func TestServeEndToEnd(t *testing.T) {
 	db, conn := chtest.Database(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -106,7 +84,7 @@ func TestServeEndToEnd(t *testing.T) {
 	e, stop := startEngine(t, ctx, cfg, logger)
 	defer stop()
 
-	w := &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: cfg.Kafka.Topics["cloudtrail"], BatchTimeout: 10 * time.Millisecond, Transport: testTransport(t)}
+	w := &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: cfg.Kafka.Topics["cloudtrail"], BatchTimeout: 10 * time.Millisecond, Transport: kafkatest.Transport(t)}
 	msgs := []kafka.Message{{Value: records[0]}, {Value: []byte(`{"eventVersion": "1.09", "eventName": `)}}
 	if err := w.WriteMessages(ctx, msgs...); err != nil {
 		t.Fatal(err)

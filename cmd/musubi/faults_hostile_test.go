@@ -21,6 +21,7 @@ import (
 
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/internal/chtest"
+	"github.com/musubi-xdr/musubi/internal/kafkatest"
 )
 
 // hostileRecord is one record an attacker or a broken producer could put on
@@ -125,7 +126,7 @@ func TestHostileInputEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	hostile := hostileRecords(t, stop[0])
-	w := &kafka.Writer{Addr: kafka.TCP(env.brokers...), Topic: ctTopic, BatchBytes: 32 << 20, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: testTransport(t)}
+	w := &kafka.Writer{Addr: kafka.TCP(env.brokers...), Topic: ctTopic, BatchBytes: 32 << 20, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: kafkatest.Transport(t)}
 	defer w.Close()
 	produced := 0
 	for _, h := range hostile {

@@ -18,6 +18,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/musubi-xdr/musubi/internal/chtest"
+	"github.com/musubi-xdr/musubi/internal/kafkatest"
 )
 
 // plainLinkRecords are three agent records of the attack chain's web host,
@@ -63,7 +64,7 @@ func plainLinkRecords(t *testing.T) (a, p, b []byte) {
 // produceAgent publishes records to the agent topic, one message each.
 func produceAgent(t *testing.T, ctx context.Context, brokers []string, topic string, recs ...[]byte) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: testTransport(t)}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: kafkatest.Transport(t)}
 	defer w.Close()
 	var km []kafka.Message
 	for _, r := range recs {

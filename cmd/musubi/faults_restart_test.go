@@ -21,6 +21,7 @@ import (
 	"github.com/musubi-xdr/musubi/config"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/internal/chtest"
+	"github.com/musubi-xdr/musubi/internal/kafkatest"
 	"github.com/musubi-xdr/musubi/ocsf"
 )
 
@@ -64,7 +65,7 @@ func attackChainMessages(t *testing.T, topics map[string]string) []scenarioMessa
 // produceScenario publishes msgs, each with the key key gives it.
 func produceScenario(t *testing.T, ctx context.Context, brokers []string, msgs []scenarioMessage, key func(i int, m scenarioMessage) string) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: testTransport(t)}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: kafkatest.Transport(t)}
 	defer w.Close()
 	var km []kafka.Message
 	for i, m := range msgs {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/musubi-xdr/musubi/config"
 	"github.com/musubi-xdr/musubi/internal/chtest"
+	"github.com/musubi-xdr/musubi/internal/kafkatest"
 )
 
 // rolesYAML is the configuration the split-role tests add: one tenant
@@ -57,7 +58,7 @@ func rolesCluster(t *testing.T, partitions int) (*kfake.Cluster, map[string]stri
 // its account, as the README asks producers to.
 func produceChain(t *testing.T, ctx context.Context, brokers []string, topics map[string]string, recs []chainRecord) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: testTransport(t)}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: kafkatest.Transport(t)}
 	defer w.Close()
 	var km []kafka.Message
 	for _, r := range recs {

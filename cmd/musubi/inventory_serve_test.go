@@ -20,6 +20,7 @@ import (
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/ingest/awsconfig"
 	"github.com/musubi-xdr/musubi/internal/chtest"
+	"github.com/musubi-xdr/musubi/internal/kafkatest"
 	"github.com/musubi-xdr/musubi/storage"
 )
 
@@ -78,12 +79,12 @@ func serveWritesInventory(t *testing.T, role string) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: topic, BatchTimeout: 5 * time.Millisecond, Transport: testTransport(t)}
+	w := &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: topic, BatchTimeout: 5 * time.Millisecond, Transport: kafkatest.Transport(t)}
 	if err := w.WriteMessages(ctx, msgs...); err != nil {
 		t.Fatal(err)
 	}
 	w.Close()
-	w = &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: inspTopic, BatchTimeout: 5 * time.Millisecond, Transport: testTransport(t)}
+	w = &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: inspTopic, BatchTimeout: 5 * time.Millisecond, Transport: kafkatest.Transport(t)}
 	if err := w.WriteMessages(ctx, kafka.Message{Value: finding}); err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/musubi-xdr/musubi/incident"
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/internal/chtest"
+	"github.com/musubi-xdr/musubi/internal/kafkatest"
 	"github.com/musubi-xdr/musubi/replay"
 	"github.com/musubi-xdr/musubi/storage"
 )
@@ -104,7 +105,7 @@ func replayEqualsServe(t *testing.T, dir string) {
 
 	var total int64
 	for src, msgs := range bySource {
-		w := &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: topics[string(src)], BatchTimeout: 5 * time.Millisecond, Transport: testTransport(t)}
+		w := &kafka.Writer{Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: topics[string(src)], BatchTimeout: 5 * time.Millisecond, Transport: kafkatest.Transport(t)}
 		if err := w.WriteMessages(ctx, msgs...); err != nil {
 			t.Fatal(err)
 		}
