@@ -108,6 +108,9 @@ func (c *columns) insertSQL(s *Store) string {
 // example a schema mismatch) is returned at once, wrapped in ErrPermanent;
 // the tables inserted before it stay inserted, which is harmless because
 // every row has a deterministic id and a repeated write folds.
+//
+// Write reads the raw bytes of b's events and dead letters in place,
+// without a copy: they must not change until it returns.
 func (s *Store) Write(ctx context.Context, b Batch) error {
 	tables, err := s.encode(b)
 	if err != nil {
@@ -401,13 +404,17 @@ func (s *Store) eventColumns(evs []ocsf.Event, now int64) (*columns, error) {
 		sev                                                                = mk[uint8](n)
 		ents                                                               = mk[[]string](n)
 	)
-	// Every event's JSON and raw bytes go into one arena, and every row's
-	// value is a string over it, made without a copy (unsafe.String): the
-	// arena is not written again until the columns are released after the
-	// last INSERT attempt, and clickhouse-go copies each value of a String
-	// or Array(String) column (all that the arena backs) into its own
-	// block. Copying the batch's megabytes into a string instead cost a
-	// fifth of Write's CPU (bench/stage BenchmarkWrite's profile).
+	// Every event's JSON goes into one arena, and every row's value is a
+	// string over it, made without a copy (unsafe.String): the arena is
+	// not written again until the columns are released after the last
+	// INSERT attempt, and clickhouse-go copies each value of a String or
+	// Array(String) column (all that the arena backs) into its own block.
+	// Copying the batch's megabytes into a string instead cost a fifth of
+	// Write's CPU (bench/stage BenchmarkWrite's profile). The raw records
+	// are strings over the events' own bytes in the same way, which do not
+	// change while Write runs (see Write); copied into the arena they were
+	// a second copy of the batch's records, for a file of many records
+	// tens of megabytes.
 	// ocsf.Event.AppendJSON writes what encoding/json would, without
 	// reflection (BenchmarkEncodeEvents, bench/stage BenchmarkWrite).
 	ab := arenas.Get().(*arenaBufs)
@@ -425,7 +432,7 @@ func (s *Store) eventColumns(evs []ocsf.Event, now int64) (*columns, error) {
 	arena := ab.main[:0]
 	defer func() { arenaRowBytes.Store(int64(len(arena) / max(n, 1))) }()
 	defer func() { ab.main = arena[:0] }()
-	jsEnd, rawEnd := mk[int](n), mk[int](n)
+	jsEnd := mk[int](n)
 	// The entities likewise: "kind:value" keys appended to one arena, cut
 	// into one flat slice that every row's list is a window of.
 	entArena := ab.ents[:0]
@@ -467,14 +474,12 @@ func (s *Store) eventColumns(evs []ocsf.Event, now int64) (*columns, error) {
 			// compression see a block of records and so find what one
 			// record shares with the next, which compressing each
 			// record alone cannot (see RawNone).
-			arena = append(arena, e.Raw...)
+			raw[i] = bytesString(e.Raw)
 		}
-		rawEnd[i] = len(arena)
 	}
 	all := unsafe.String(unsafe.SliceData(arena), len(arena))
 	for i, start := 0, 0; i < n; i++ {
-		js[i], raw[i] = all[start:jsEnd[i]], all[jsEnd[i]:rawEnd[i]]
-		start = rawEnd[i]
+		js[i], start = all[start:jsEnd[i]], jsEnd[i]
 	}
 	entAll, keys := unsafe.String(unsafe.SliceData(entArena), len(entArena)), make([]string, len(entEnd))
 	for k, start := 0, 0; k < len(entEnd); k++ {
@@ -494,6 +499,12 @@ func (s *Store) eventColumns(evs []ocsf.Event, now int64) (*columns, error) {
 			actorUID, actorName, session, key, srcIP, dstIP,
 			devUID, devHost, ents, msg, js, raw, rawEnc, ins},
 	}, nil
+}
+
+// bytesString is b as a string without a copy, for a column value that
+// clickhouse-go copies into its block while b does not change.
+func bytesString(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 // arenaBufs are the byte arenas eventColumns encodes a batch into before
@@ -687,8 +698,9 @@ func (s *Store) deadLetterColumns(ds []DeadLetter) *columns {
 		}
 		ts[i], tms[i] = t.Truncate(time.Second), t.UnixMilli()
 		// Dead letters always keep their bytes: they are the only copy
-		// left once the offset is committed.
-		raw[i] = string(d.Raw)
+		// left once the offset is committed. Read in place (see Write):
+		// a record flood's dead letter holds tens of megabytes.
+		raw[i] = bytesString(d.Raw)
 	}
 	return &columns{table: TableDeadLetters, rows: n,
 		names:  []string{"tenant_uid", "source", "topic", "kafka_partition", "kafka_offset", "record", "time", "time_ms", "reason", "error", "raw", "raw_encoding"},
