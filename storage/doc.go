@@ -17,9 +17,10 @@
 // Encoding: a batch is sent column by column (one typed slice per column,
 // blocks of sendBlockRows rows). event_json is ocsf.Event.AppendJSON's
 // output — byte for byte encoding/json's, written without reflection — and
-// every row's JSON, compressed raw record and entity keys are appended to
-// pooled arenas and turned into strings once per batch, so encoding a
-// batch costs a few allocations, not a few per row.
+// every row's JSON and entity keys are appended to pooled arenas and turned
+// into strings once per batch, so encoding a batch costs a few allocations,
+// not a few per row. Raw records and dead letters are strings over their
+// own bytes (Write's caller leaves them unchanged while it runs).
 //
 // Compression: the raw source record (raw, when Config.StoreRaw is set) is
 // stored as it came (raw_encoding empty), like every other column: the
