@@ -19,7 +19,6 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 
 	"github.com/musubi-xdr/musubi/ingest"
-	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/storage"
 )
 
@@ -259,7 +258,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		err := <-landings
 		c.inHand.Add(-int64(len(aloft.msgs)))
 		if err == nil {
-			c.proc.Recycle(aloft.events)
+			c.proc.Recycle(aloft.batch.Events)
 			spare = aloft
 		}
 		aloft = nil
@@ -275,9 +274,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 	}()
 	for {
-		f := &flight{msgs: make([]kafka.Message, 0, c.cfg.BatchSize), recs: make([]Record, 0, c.cfg.BatchSize)}
+		f := &flight{}
 		if spare != nil {
 			f.msgs, f.recs, spare = spare.msgs[:0], spare.recs[:0], nil
+		} else {
+			f.msgs, f.recs = make([]kafka.Message, 0, c.cfg.BatchSize), make([]Record, 0, c.cfg.BatchSize)
 		}
 		start, err := c.fetchBatch(ctx, r, &f.msgs)
 		if errors.Is(err, errIdle) {
@@ -361,7 +362,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		f.start = start
 		f.batch = c.proc.Process(f.recs)
-		f.events = f.batch.Events
 		f.sigs = c.proc.TakeSignals()
 		if err := settle(); err != nil {
 			return stopped(err)
@@ -400,11 +400,10 @@ type flight struct {
 	msgs  []kafka.Message
 	recs  []Record
 	start time.Time // when its first message was fetched
+	// batch is what Process derived; its events go back to the processor
+	// (Recycle) once the batch is durable, whatever land stored instead.
 	batch storage.Batch
-	// events are the batch's events, handed back to the processor
-	// (Recycle) once the batch is durable.
-	events []ocsf.Event
-	sigs   []EncodedSignal
+	sigs  []EncodedSignal
 }
 
 // errStopped says the consumer stops without an error: its context

@@ -61,21 +61,21 @@ func (noRules) Evaluate(*ocsf.Event) []alert.Alert { return nil }
 func runMemoryConsumer(t *testing.T, ctx context.Context, brokers []string, cfg ConsumerConfig) (*memoryWriter, <-chan error, context.CancelFunc) {
 	t.Helper()
 	mem := &memoryWriter{events: map[string]int{}}
-	done, _, stop := runConsumer(t, ctx, brokers, cfg, mem)
+	done, _, stop := runConsumer(t, ctx, brokers, cfg, noRules{}, mem)
 	return mem, done, stop
 }
 
-// runConsumer runs a consumer of the test topic (no rules, raw bytes
+// runConsumer runs a consumer of the test topic (rules ev, raw bytes
 // kept) into w until the test ends or stop is called; cfg needs only what
 // the test tunes.
-func runConsumer(t *testing.T, ctx context.Context, brokers []string, cfg ConsumerConfig, w Writer) (<-chan error, *Processor, context.CancelFunc) {
+func runConsumer(t *testing.T, ctx context.Context, brokers []string, cfg ConsumerConfig, ev Evaluator, w Writer) (<-chan error, *Processor, context.CancelFunc) {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	corr, err := correlate.New(correlate.DefaultConfig(), nil, logger, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	proc := NewProcessor(ingest.NewDecoder(ingest.DefaultLimits()), noRules{}, corr, func(string) string { return "default" }, true, logger, nil)
+	proc := NewProcessor(ingest.NewDecoder(ingest.DefaultLimits()), ev, corr, func(string) string { return "default" }, true, logger, nil)
 	cfg.Brokers, cfg.GroupID, cfg.Topics = brokers, "musubi", map[string]ingest.Source{topic: ingest.SourceCloudTrail}
 	c := NewConsumer(cfg, proc, w, logger)
 	done := make(chan error, 1)

@@ -53,7 +53,7 @@ func runWriterConsumer(t *testing.T, ctx context.Context, brokers []string, w Wr
 	done, proc, _ := runConsumer(t, ctx, brokers, ConsumerConfig{
 		BatchSize: 50, FlushInterval: 100 * time.Millisecond, MaxWait: testMaxWait, QueueCapacity: 100,
 		RetryBackoff: time.Millisecond, MaxBackoff: time.Millisecond,
-	}, w)
+	}, noRules{}, w)
 	return done, proc
 }
 

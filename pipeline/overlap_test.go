@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -10,8 +9,6 @@ import (
 	"time"
 
 	"github.com/musubi-xdr/musubi/alert"
-	"github.com/musubi-xdr/musubi/correlate"
-	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/ocsf"
 	"github.com/musubi-xdr/musubi/storage"
 )
@@ -78,20 +75,10 @@ func TestWriteOverlapsTheNextBatch(t *testing.T) {
 	}
 	const batch = 50
 	rules := &countingRules{at: batch, reached: make(chan struct{})}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	corr, err := correlate.New(correlate.DefaultConfig(), nil, logger, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proc := NewProcessor(ingest.NewDecoder(ingest.DefaultLimits()), rules, corr, func(string) string { return "default" }, true, logger, nil)
 	w := &orderWriter{t: t, ctx: ctx, brokers: brokers, rules: rules}
-	c := NewConsumer(ConsumerConfig{
-		Brokers: brokers, GroupID: "musubi", Topics: map[string]ingest.Source{topic: ingest.SourceCloudTrail},
+	done, _, stop := runConsumer(t, ctx, brokers, ConsumerConfig{
 		BatchSize: batch, FlushInterval: 100 * time.Millisecond, MaxWait: testMaxWait, QueueCapacity: 100,
-	}, proc, w, logger)
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- c.Run(runCtx) }()
+	}, rules, w)
 	waitUntil(t, ctx, done, func() bool { return committedOffset(t, ctx, brokers) == int64(len(msgs)) })
 	stop()
 	if err := <-done; err != nil {
