@@ -3,9 +3,12 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -59,7 +62,7 @@ type Config struct {
 	// AttemptTimeout bounds one INSERT attempt.
 	AttemptTimeout time.Duration `yaml:"attempt_timeout"`
 	// Compression is how the native protocol compresses the blocks both
-	// ways (Compressions): lz4 by default; none spares the engine's CPU
+	// ways (compressions): lz4 by default; none spares the engine's CPU
 	// (about a tenth of it goes to LZ4 when it writes the raw records)
 	// where ClickHouse is on the same host or a fast network, at many
 	// times the bytes on the wire; zstd sends the fewest bytes for more
@@ -82,9 +85,9 @@ type NumberConfig struct {
 	Allocators int `yaml:"allocators"`
 }
 
-// Compressions are the native protocol's block compressions by their
+// compressions are the native protocol's block compressions by their
 // names in Config.Compression.
-var Compressions = map[string]clickhouse.CompressionMethod{
+var compressions = map[string]clickhouse.CompressionMethod{
 	"none":  clickhouse.CompressionNone,
 	"lz4":   clickhouse.CompressionLZ4,
 	"lz4hc": clickhouse.CompressionLZ4HC,
@@ -191,8 +194,8 @@ func (c Config) Validate() error {
 	if c.AttemptTimeout <= 0 {
 		bad("attempt_timeout must be positive")
 	}
-	if _, ok := Compressions[c.Compression]; !ok {
-		bad("compression %q: want one of none, lz4, lz4hc, zstd", c.Compression)
+	if _, ok := compressions[c.Compression]; !ok {
+		bad("compression %q: want one of %s", c.Compression, strings.Join(slices.Sorted(maps.Keys(compressions)), ", "))
 	}
 	for _, err := range c.TLS.Validate() {
 		bad("tls.%v", err)

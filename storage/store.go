@@ -110,7 +110,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.R
 		MaxOpenConns:    cfg.MaxOpenConns,
 		MaxIdleConns:    cfg.MaxOpenConns,
 		ConnMaxLifetime: 0,
-		Compression:     &clickhouse.Compression{Method: Compressions[cfg.Compression]},
+		Compression:     &clickhouse.Compression{Method: compressions[cfg.Compression]},
 	}
 	conn, err := clickhouse.Open(&opts)
 	if err != nil {

@@ -477,11 +477,11 @@ func (s *Store) eventColumns(evs []ocsf.Event, now int64) (*columns, error) {
 			raw[i] = bytesString(e.Raw)
 		}
 	}
-	all := unsafe.String(unsafe.SliceData(arena), len(arena))
+	all := bytesString(arena)
 	for i, start := 0, 0; i < n; i++ {
 		js[i], start = all[start:jsEnd[i]], jsEnd[i]
 	}
-	entAll, keys := unsafe.String(unsafe.SliceData(entArena), len(entArena)), make([]string, len(entEnd))
+	entAll, keys := bytesString(entArena), make([]string, len(entEnd))
 	for k, start := 0, 0; k < len(entEnd); k++ {
 		keys[k], start = entAll[start:entEnd[k]], entEnd[k]
 	}

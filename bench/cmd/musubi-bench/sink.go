@@ -55,10 +55,7 @@ func sink(ctx context.Context, brokers []string, group string, ts topicSet, addr
 	cfg := storage.Default()
 	cfg.Addr, cfg.Database, cfg.StoreRaw = []string{addr}, db, true
 	if compression != "" {
-		cfg.Compression = compression
-	}
-	if err := cfg.Validate(); err != nil {
-		return err
+		cfg.Compression = compression // storage.Open validates it
 	}
 	store, err := storage.Open(ctx, cfg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
@@ -86,13 +83,16 @@ func sink(ctx context.Context, brokers []string, group string, ts topicSet, addr
 		b    storage.Batch
 	}
 	flights, landed := make(chan flight), make(chan error, 1)
+	landCtx, stopLanding := context.WithCancel(ctx)
 	go func() {
 		for f := range flights {
-			landed <- land(ctx, store, r, f.b, f.msgs)
+			landed <- land(landCtx, store, r, f.b, f.msgs)
 		}
 	}()
 	aloft := false
 	defer func() {
+		// A write still retrying when the sink stops is given up.
+		stopLanding()
 		close(flights)
 		if aloft {
 			<-landed
