@@ -59,6 +59,32 @@ func BenchmarkWriteEvents(b *testing.B) {
 	}
 }
 
+// BenchmarkWriteBlockRows writes 3,000-row batches of events with raw
+// records (a pipeline batch's size at a few thousand events a second) in
+// native blocks of different sizes, the choice behind sendBlockRows:
+// allocation per batch, and the client's and the server's CPU per row.
+func BenchmarkWriteBlockRows(b *testing.B) {
+	for _, rows := range []int{64, 128, 256, 1024, 4096} {
+		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
+			defer func(n int) { sendBlockRows = n }(sendBlockRows)
+			sendBlockRows = rows
+			s := testStore(b)
+			const batch = 3000
+			evs := benchEvents(batch, true)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu := startCPU()
+			for i := 0; i < b.N; i++ {
+				if err := s.Write(ctx, Batch{Events: evs}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cpu.report(b, b.N*batch)
+		})
+	}
+}
+
 // BenchmarkWriteEventsConcurrent runs two writers (as two pipeline
 // partitions would), so one encodes while the other waits for the server.
 func BenchmarkWriteEventsConcurrent(b *testing.B) {

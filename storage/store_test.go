@@ -400,6 +400,77 @@ func TestEventRowsRoundTrip(t *testing.T) {
 	}
 }
 
+// A batch written after a larger one, whose column slices it may reuse,
+// stores its own rows: nothing of the earlier batch's values shows through
+// in a column the later one leaves empty (here raw, written for the first
+// batch and not for the second).
+func TestEventRowsAfterALargerBatch(t *testing.T) {
+	s := testStore(t)
+	ctx := context.Background()
+	var first, second []ocsf.Event
+	for i := range 12 {
+		e := testEvent("tenant-a", fmt.Sprintf("a-%02d", i), time.Duration(i)*time.Second)
+		e.Device.UID, e.Device.Hostname, e.Message = "i-0first", "first-host", "first message"
+		first = append(first, e)
+	}
+	for i := range 5 {
+		var e ocsf.Event
+		e.SetClass(ocsf.ClassAPIActivity, 1, "Create")
+		e.Time = ms(time.Duration(i) * time.Second)
+		e.Metadata.UID, e.Metadata.TenantUID = fmt.Sprintf("b-%02d", i), "tenant-a"
+		e.Raw = []byte(`{"eventID":"b"}`)
+		second = append(second, e)
+	}
+	// The second batch is written without raw records, so its raw column
+	// is never assigned row by row.
+	for i, b := range [][]ocsf.Event{first, second} {
+		s.cfg.StoreRaw = i == 0
+		if err := s.Write(ctx, Batch{Events: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := s.conn.Query(ctx, "SELECT event_uid, actor_session_uid, access_key_uid, src_ip, device_uid, device_hostname, message, entities, raw FROM "+s.t(TableEvents)+" FINAL WHERE event_uid LIKE 'b-%' ORDER BY event_uid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := 0
+	for rows.Next() {
+		var uid, session, key, ip, dev, host, msg, raw string
+		var ents []string
+		if err := rows.Scan(&uid, &session, &key, &ip, &dev, &host, &msg, &ents, &raw); err != nil {
+			t.Fatal(err)
+		}
+		if session+key+ip+dev+host+msg+raw != "" || len(ents) != 0 {
+			t.Errorf("%s: got session %q key %q ip %q device %q %q message %q entities %q raw %q, want all empty", uid, session, key, ip, dev, host, msg, ents, raw)
+		}
+		got++
+	}
+	if got != len(second) {
+		t.Errorf("got %d rows of the second batch, want %d", got, len(second))
+	}
+}
+
+// take reuses the last batch's slice of the same type where it is large
+// enough, cleared, and makes a new one otherwise.
+func TestTakeReusesClearedSlices(t *testing.T) {
+	old := []any{[]string{"a", "b", "c"}, []int64{1, 2}, []string{"x"}}
+	sl := slab{old: old, used: old[:0]}
+	s := take[string](&sl, 2)     // reuses old[0]
+	n := take[int64](&sl, 3)      // old[1] is too small
+	u := take[uint8](&sl, 1)      // old[2] is another type
+	extra := take[string](&sl, 1) // nothing left to reuse
+	if len(s) != 2 || cap(s) != 3 || s[0] != "" || s[1] != "" {
+		t.Errorf("reused slice = %q (cap %d), want two empty strings over the old array", s, cap(s))
+	}
+	if len(n) != 3 || n[0] != 0 || len(u) != 1 || len(extra) != 1 {
+		t.Errorf("new slices = %v %v %v, want zero values of length 3, 1, 1", n, u, extra)
+	}
+	if len(sl.used) != 4 {
+		t.Errorf("used holds %d slices, want the 4 taken", len(sl.used))
+	}
+}
+
 // The arena an events INSERT's strings are cut from stays the batch's own
 // until its last attempt: a batch encoded while the first attempt's retry
 // waits (here, in the attempt hook) gets another arena, and the retried
