@@ -1,9 +1,12 @@
 package rules
 
 import (
+	"fmt"
 	"regexp"
 	"regexp/syntax"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -60,8 +63,71 @@ func FuzzGuardedMatchAgreesWithRegexp(f *testing.F) {
 		if err != nil {
 			t.Fatalf("%q compiles with regexp but not guarded: %v", pattern, err)
 		}
-		if got, want := m.match(text), re.MatchString(text); got != want {
-			t.Fatalf("pattern %q, text %q: guarded %v, regexp %v (required %q)", pattern, text, got, want, m.required)
+		want := re.MatchString(text)
+		// The second answer comes from the memo when the text is short.
+		for i := range 2 {
+			if got := m.match(text); got != want {
+				t.Fatalf("pattern %q, text %q, call %d: guarded %v, regexp %v (required %q)", pattern, text, i+1, got, want, m.required)
+			}
+		}
+	})
+}
+
+// The memo answers a repeated short text as the pattern did, keeps at most
+// memoEntries texts, and answers the same from many goroutines at once.
+func TestGuardedMatchMemo(t *testing.T) {
+	m, err := newGuardedMatch(`^i-[0-9a-f]{8,17}$`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	texts := []string{"i-0123456789abcdef0", "i-xyz", "web-role", strings.Repeat("i-0", 30)}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 3 * memoEntries {
+				s := texts[(i+g)%len(texts)]
+				if i%3 == 0 {
+					s = fmt.Sprintf("i-%016x", i) // distinct texts fill the memo
+				}
+				if got, want := m.match(s), m.re.MatchString(s); got != want {
+					t.Errorf("match(%q) = %v, want %v", s, got, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := len(m.memo.seen); n == 0 || n > memoEntries {
+		t.Errorf("memo holds %d texts, want 1 to %d", n, memoEntries)
+	}
+	for s := range m.memo.seen {
+		if len(s) > memoMaxText {
+			t.Errorf("memo holds a text of %d bytes, longer than %d", len(s), memoMaxText)
+		}
+	}
+}
+
+// BenchmarkGuardedMatch runs a session-name pattern over texts that recur,
+// as a stream's session names do, with and without the memo.
+func BenchmarkGuardedMatch(b *testing.B) {
+	texts := make([]string, 500)
+	for i := range texts {
+		texts[i] = fmt.Sprintf("i-%017x", i*7919)
+	}
+	m, err := newGuardedMatch(`^i-[0-9a-f]{8,17}$`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("memo", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			m.match(texts[i%len(texts)])
+		}
+	})
+	b.Run("regexp", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			m.re.MatchString(texts[i%len(texts)])
 		}
 	})
 }
