@@ -34,7 +34,7 @@ func guardedMatches() cel.ProgramOption {
 }
 
 func guardedMatchCall(call interpreter.InterpretableCall, pattern string) (interpreter.InterpretableCall, error) {
-	m, err := newGuardedMatch(pattern)
+	m, err := sharedGuardedMatch(pattern)
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +60,7 @@ type guardedMatch struct {
 
 // matchMemo remembers the regular expression's answer for texts of at
 // most memoMaxText bytes, up to memoEntries of them, and forgets them all
-// when full. A rule's patterns mostly test short identifiers that recur
+// when full (about 100 KB at most). A rule's patterns mostly test short identifiers that recur
 // from event to event — a session name against `^i-[0-9a-f]{8,17}$`, a
 // process's basename against a list of web servers — where a map lookup
 // is several times cheaper than running the pattern (BenchmarkGuardedMatch).
@@ -76,8 +76,42 @@ type matchMemo struct {
 
 const (
 	memoMaxText = 64
-	memoEntries = 4096
+	memoEntries = 1024
 )
+
+// guardedShared holds one guardedMatch per pattern for every program that
+// uses it: the rules that test a session name against the same pattern,
+// and the tracked and untracked programs of one rule, share one memo, so
+// the first rule's answer serves the rest on the same event and the memos
+// take at most about 100 KB per distinct pattern. It keeps up to
+// maxSharedPatterns patterns; past that (rule sets reloaded again and again
+// with ever new patterns) a program gets a guardedMatch of its own, which
+// goes with it.
+var guardedShared struct {
+	sync.Mutex
+	byPattern map[string]*guardedMatch
+}
+
+const maxSharedPatterns = 4096
+
+func sharedGuardedMatch(pattern string) (*guardedMatch, error) {
+	guardedShared.Lock()
+	defer guardedShared.Unlock()
+	if m, ok := guardedShared.byPattern[pattern]; ok {
+		return m, nil
+	}
+	m, err := newGuardedMatch(pattern)
+	if err != nil {
+		return nil, err
+	}
+	if guardedShared.byPattern == nil {
+		guardedShared.byPattern = make(map[string]*guardedMatch)
+	}
+	if len(guardedShared.byPattern) < maxSharedPatterns {
+		guardedShared.byPattern[pattern] = m
+	}
+	return m, nil
+}
 
 func newGuardedMatch(pattern string) (*guardedMatch, error) {
 	re, err := regexp.Compile(pattern)

@@ -109,6 +109,53 @@ func TestGuardedMatchMemo(t *testing.T) {
 	}
 }
 
+// Programs that use the same pattern share its guardedMatch, and so its
+// memo; another pattern gets its own.
+func TestGuardedMatchShared(t *testing.T) {
+	a, err := sharedGuardedMatch(`^i-[0-9a-f]{8,17}$`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := sharedGuardedMatch(`^i-[0-9a-f]{8,17}$`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := sharedGuardedMatch(`^(nginx|httpd)$`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != b || a == c {
+		t.Errorf("same pattern shared: %v, other pattern apart: %v", a == b, a != c)
+	}
+	if _, err := sharedGuardedMatch(`(`); err == nil {
+		t.Error("an invalid pattern compiled")
+	}
+	// Two rules' programs over the same pattern share it through cel-go's
+	// regex optimization.
+	s := mustLoad(t, map[string]string{
+		"a.yaml": ruleYAML("t.a", `'event.actor.session.name.matches("^i-[0-9a-f]{8,17}x$")'`),
+		"b.yaml": ruleYAML("t.b", `'event.actor.session.name.matches("^i-[0-9a-f]{8,17}x$") && event.api.operation == "X"'`),
+	})
+	guardedShared.Lock()
+	m := guardedShared.byPattern["^i-[0-9a-f]{8,17}x$"]
+	guardedShared.Unlock()
+	if m == nil {
+		t.Fatal("the rules' pattern is not in the shared registry")
+	}
+	e := NewEngine(nil, nil)
+	e.Swap(s)
+	ev := ctEvent("X", "")
+	ev.Actor.Session.Name = "i-0123456789abcdefx"
+	if got := e.Evaluate(ev); len(got) != 2 {
+		t.Fatalf("got %d alerts, want both rules'", len(got))
+	}
+	m.memo.mu.Lock()
+	defer m.memo.mu.Unlock()
+	if ok, known := m.memo.seen[ev.Actor.Session.Name]; !known || !ok || len(m.memo.seen) != 1 {
+		t.Errorf("the shared memo holds %v, want the one session name both rules tested, matched", m.memo.seen)
+	}
+}
+
 // BenchmarkGuardedMatch runs a session-name pattern over texts that recur,
 // as a stream's session names do, with and without the memo.
 func BenchmarkGuardedMatch(b *testing.B) {
