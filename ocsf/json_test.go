@@ -185,3 +185,56 @@ func BenchmarkAppendJSON(b *testing.B) {
 		}
 	})
 }
+
+// plain8 answers as a byte-by-byte check does on words made of the bytes
+// around every boundary it tests (0x1f/0x20, the quote, the backslash,
+// 0x7f/0x80, 0xff), each in every position, and on random words.
+func TestPlain8(t *testing.T) {
+	plain := func(w uint64) bool {
+		for k := range 8 {
+			c := byte(w >> (8 * k))
+			if c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+				return false
+			}
+		}
+		return true
+	}
+	edges := []byte{0x00, 0x01, 0x1f, 0x20, 0x21, '"', 0x23, 0x5b, '\\', 0x5d, 'a', 0x7e, 0x7f, 0x80, 0x9f, 0xc3, 0xe2, 0xff}
+	check := func(w uint64) {
+		if got, want := plain8(w), plain(w); got != want {
+			t.Fatalf("plain8(%#016x) = %v, want %v", w, got, want)
+		}
+	}
+	for _, base := range []byte{'a', 0x20, 0x7e} {
+		for _, x := range edges {
+			for _, y := range edges {
+				for p := range 8 {
+					for q := range 8 {
+						var w uint64
+						for k := range 8 {
+							c := base
+							switch k {
+							case p:
+								c = x
+							case q:
+								c = y
+							}
+							w |= uint64(c) << (8 * k)
+						}
+						check(w)
+					}
+				}
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 1_000_000 {
+		check(r.Uint64())
+		// Mostly printable ASCII, as text is.
+		var w uint64
+		for k := range 8 {
+			w |= uint64(0x20+r.IntN(0x60)) << (8 * k)
+		}
+		check(w)
+	}
+}

@@ -207,6 +207,20 @@ func BenchmarkProcessor(b *testing.B) {
 	}
 }
 
+// BenchmarkEventJSON is ocsf.Event.AppendJSON per decoded event of the
+// mix: the OCSF document the write stores for each event.
+func BenchmarkEventJSON(b *testing.B) {
+	evs := decoded(b, stream())
+	var buf []byte
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		var err error
+		if buf, err = evs[i%len(evs)].AppendJSON(buf[:0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkWrite is storage.Store.Write of the mix's events (raw bytes
 // kept, as serve does by default) into the local ClickHouse, per event, in
 // batches of 5000. It skips without ClickHouse unless

@@ -281,6 +281,7 @@ func (r *report) markdown() string {
 			stage(fmt.Sprintf("rules, %d", n), "bench/stage", fmt.Sprintf("Rules/rules=%d", n))
 		}
 		stage("correlate (300-rule alerts)", "bench/stage", "Correlate")
+		stage("event JSON (the document the write stores)", "bench/stage", "EventJSON")
 		stage("write (ClickHouse, events with raw)", "bench/stage", "Write")
 		for _, n := range []int{10, 100, 300, 1000} {
 			stage(fmt.Sprintf("Processor: decode → rules (%d) → correlate", n), "bench/stage", fmt.Sprintf("Processor/rules=%d", n))
