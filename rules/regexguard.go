@@ -60,10 +60,11 @@ type guardedMatch struct {
 
 // matchMemo remembers the regular expression's answer for texts of at
 // most memoMaxText bytes, up to memoEntries of them, and forgets them all
-// when full (about 100 KB at most). A rule's patterns mostly test short identifiers that recur
-// from event to event — a session name against `^i-[0-9a-f]{8,17}$`, a
-// process's basename against a list of web servers — where a map lookup
-// is several times cheaper than running the pattern (BenchmarkGuardedMatch).
+// when full (about 100 KB at most). A rule's patterns mostly test short
+// identifiers that recur from event to event — a session name against
+// `^i-[0-9a-f]{8,17}$`, a process's basename against a list of web
+// servers — where a map lookup is several times cheaper than running the
+// pattern (BenchmarkGuardedMatch).
 // Longer texts (command lines, paths, user agents) vary too much to be
 // worth keeping and go to the regexp package each time. The texts are
 // copied, so the memo holds no event's memory. Evaluations on other
