@@ -85,15 +85,15 @@ const (
 // and the tracked and untracked programs of one rule, share one memo, so
 // the first rule's answer serves the rest on the same event and the memos
 // take at most about 100 KB per distinct pattern. It keeps up to
-// maxSharedPatterns patterns; past that (rule sets reloaded again and again
-// with ever new patterns) a program gets a guardedMatch of its own, which
-// goes with it.
+// maxSharedPatterns patterns (the pack has 49), so its memos stay within
+// about 25 MB; past that (rule sets reloaded again and again with ever new
+// patterns) a program gets a guardedMatch of its own, which goes with it.
 var guardedShared struct {
 	sync.Mutex
 	byPattern map[string]*guardedMatch
 }
 
-const maxSharedPatterns = 4096
+const maxSharedPatterns = 256
 
 func sharedGuardedMatch(pattern string) (*guardedMatch, error) {
 	guardedShared.Lock()
