@@ -334,6 +334,16 @@ func (x cand) better(y cand) bool {
 	return x.key < y.key
 }
 
+// step is how joinCandidates' walk reached an entity: from which entity,
+// after how many links, whether through strong kinds only, and the last
+// time of the link that led there.
+type step struct {
+	from   uint32
+	depth  int
+	strong bool
+	arrive int64
+}
+
 // joinCandidates finds how alert a joins the alerts before it: through an
 // identical joinable entity within its window, or through lineage links
 // usable at a's time.
@@ -379,42 +389,42 @@ func (c *Correlator) joinCandidates(tenant uint32, a *alert.Alert, alerts []*ale
 	if c.cfg.MaxDepth == 0 {
 		return out
 	}
-	// Breadth-first through lineage, remembering the way back.
-	from := map[uint32]uint32{}
-	depth := map[uint32]int{}
-	strong := map[uint32]bool{}
-	arrive := map[uint32]int64{}
-	queue := slices.Clone(start)
+	// Breadth-first through lineage, remembering the way back. One map of
+	// the walk's steps, kept between calls (four maps made anew for each
+	// alert were most of incident building's allocation).
+	steps := c.steps
+	clear(steps)
+	queue := append(c.stepQueue[:0], start...)
+	defer func() { c.stepQueue = queue[:0] }()
 	for _, s := range start {
-		depth[s] = 0
-		from[s] = 0
-		strong[s] = strongKinds[c.g.ent(s).key.kind]
+		steps[s] = step{strong: strongKinds[c.g.ent(s).key.kind]}
 	}
 	for q := 0; q < len(queue); q++ {
 		cur := queue[q]
+		st := steps[cur]
 		e := c.g.ent(cur)
-		if d := depth[cur]; d > 0 {
+		if d := st.depth; d > 0 {
 			j, ok := holder[e.key]
 			// An object's link must come after the holder touched it.
-			if ok && e.key.kind == objectKind && arrive[cur] < alerts[j].Time-causalSlack {
+			if ok && e.key.kind == objectKind && st.arrive < alerts[j].Time-causalSlack {
 				ok = false
 			}
 			if ok && a.Time-alerts[j].Time <= c.window[e.key.kind]+c.window[c.g.ent(queue[0]).key.kind] {
 				var path []uint32
-				for x := cur; x != 0; x = from[x] {
+				for x := cur; x != 0; x = steps[x].from {
 					path = append(path, x)
 				}
 				slices.Reverse(path)
-				offer(cand{j: j, key: c.pathKey(path), depth: d, path: path, strong: strong[cur]})
+				offer(cand{j: j, key: c.pathKey(path), depth: d, path: path, strong: st.strong})
 				continue
 			}
 		}
-		if depth[cur] >= c.cfg.MaxDepth || len(queue) >= maxVisit {
+		if st.depth >= c.cfg.MaxDepth || len(queue) >= maxVisit {
 			continue
 		}
 		n0 := len(queue)
 		for _, l := range e.links {
-			if _, ok := depth[l.to]; ok {
+			if _, ok := steps[l.to]; ok {
 				continue
 			}
 			o := c.g.ent(l.to)
@@ -422,13 +432,10 @@ func (c *Correlator) joinCandidates(tenant uint32, a *alert.Alert, alerts []*ale
 			if o.hub || a.Time < l.first-lw || a.Time > l.last+lw {
 				continue
 			}
-			if depth[cur] == 0 && e.key.kind == objectKind && l.last < a.Time-causalSlack {
+			if st.depth == 0 && e.key.kind == objectKind && l.last < a.Time-causalSlack {
 				continue
 			}
-			depth[l.to] = depth[cur] + 1
-			from[l.to] = cur
-			strong[l.to] = strong[cur] && strongKinds[o.key.kind]
-			arrive[l.to] = l.last
+			steps[l.to] = step{from: cur, depth: st.depth + 1, strong: st.strong && strongKinds[o.key.kind], arrive: l.last}
 			queue = append(queue, l.to)
 		}
 		// The entities found from cur in the order of their keys, not of

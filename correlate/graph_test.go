@@ -1,0 +1,105 @@
+package correlate
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/musubi-xdr/musubi/alert"
+	"github.com/musubi-xdr/musubi/ocsf"
+)
+
+// slotOf is the graph slot of an entity of tenantA.
+func slotOf(t *testing.T, c *Correlator, kind ocsf.Entity, value string) uint32 {
+	t.Helper()
+	i, ok := c.g.index[ekey{tenant: c.tenant(tenantA), kind: kindIndex[kind], value: value}]
+	if !ok {
+		t.Fatalf("%s %q is not tracked", kind, value)
+	}
+	return i
+}
+
+// A walk through a neighbourhood larger than its stack-held queue reuses
+// the queue and the visit marks of the walks before it: once warm, it
+// allocates at most the incidents it returns.
+func TestWalkAllocatesNothingOnceWarm(t *testing.T) {
+	c, _ := newTest(t, testConfig(), nil)
+	host := ob(ocsf.EntityHost, "web-9")
+	var events []ocsf.Event
+	for i := range 60 { // below the hub limit of 64 partners
+		events = append(events, mkEvent(fmt.Sprintf("e%d", i), "agent", time.Duration(i)*time.Second, host, ob(ocsf.EntityInstance, fmt.Sprintf("i-%04d", i))))
+	}
+	c.Process(events, []alert.Alert{mkAlert("a1", "r1", "execution", ocsf.SeverityHigh, events[0])})
+
+	s := seeker{t: at(time.Minute), sev: ocsf.SeverityHigh, link: true}
+	start := []uint32{slotOf(t, c, ocsf.EntityInstance, "i-0059")}
+	if hits := c.reach(s, start); len(hits) != 1 {
+		t.Fatalf("the walk found %d incidents, want the one of a1", len(hits))
+	}
+	if n := cap(c.walk); n <= 32 {
+		t.Fatalf("the walk's queue holds %d entities: the neighbourhood is too small to test its reuse", n)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { c.reach(s, start) }); allocs > 1 {
+		t.Errorf("a warm walk allocated %.0f times, want at most 1 (its hits)", allocs)
+	}
+}
+
+// The visit marks are generations: when the generation wraps, marks left
+// by walks before the wrap must not read as visited by the walk after it.
+func TestWalkMarksAfterWrap(t *testing.T) {
+	host := ob(ocsf.EntityHost, "web-9")
+	inst := ob(ocsf.EntityInstance, "i-0abc")
+	sess := ob(ocsf.EntitySession, "arn:aws:sts::1:assumed-role/web/i-0abc")
+	e1 := mkEvent("e1", "agent", 0, host, inst)
+	e2 := mkEvent("e2", "cloudtrail", time.Minute, inst, sess)
+	e3 := mkEvent("e3", "cloudtrail", 2*time.Minute, sess, ob(ocsf.EntityAccessKey, "ASIAEXAMPLE0001"))
+	alerts := []alert.Alert{
+		mkAlert("a1", "r1", "execution", ocsf.SeverityHigh, e1),
+		mkAlert("a2", "r2", "exfiltration", ocsf.SeverityHigh, e3),
+	}
+	for _, wrap := range []bool{false, true} {
+		t.Run(fmt.Sprintf("wrap=%v", wrap), func(t *testing.T) {
+			c, _ := newTest(t, testConfig(), nil)
+			if wrap {
+				// Every slot marked as the first walk after the wrap
+				// would mark it, were the marks not cleared.
+				c.visit = ^uint32(0)
+				c.visited = make([]uint32, 4*entPage)
+				for i := range c.visited {
+					c.visited[i] = 1
+				}
+			}
+			f := final{}
+			f.add(t, c.Process([]ocsf.Event{e1, e2, e3}, alerts))
+			if !together(f.open(), "a1", "a2") {
+				t.Error("the alerts linked through the instance and the session were not joined")
+			}
+			if wrap && c.visit == ^uint32(0) {
+				t.Error("no walk ran: the wrap was not tested")
+			}
+		})
+	}
+}
+
+// Only entities of kinds some lineage rule links are interned for an
+// event's links: a process named beside its host is not, until an alert
+// carries it. Linked kinds are interned whether or not this event links
+// them, so their first and last sightings stay what they were.
+func TestOnlyLinkableKindsAreInterned(t *testing.T) {
+	c, _ := newTest(t, testConfig(), nil)
+	host := ob(ocsf.EntityHost, "web-9")
+	proc := ob(ocsf.EntityProcess, "web-9:4242")
+	e1 := mkEvent("e1", "agent", 0, host, proc, ob(ocsf.EntityHash, "9f86d081884c7d659a2feaa0c55ad015"))
+	c.Process([]ocsf.Event{e1}, nil)
+	if n := c.g.len(); n != 1 {
+		t.Fatalf("an event of a host, a process and a hash interned %d entities, want 1 (the host)", n)
+	}
+	slotOf(t, c, ocsf.EntityHost, "web-9")
+
+	e2 := mkEvent("e2", "agent", time.Minute, host, proc)
+	c.Process([]ocsf.Event{e2}, []alert.Alert{mkAlert("a1", "r1", "execution", ocsf.SeverityHigh, e2)})
+	p := c.g.ent(slotOf(t, c, ocsf.EntityProcess, "web-9:4242"))
+	if len(p.members) != 1 {
+		t.Errorf("the alerted process is a member of %d incidents, want 1", len(p.members))
+	}
+}
