@@ -684,9 +684,13 @@ func (c *Correlator) bridge(start []uint32, t int64) {
 	if len(hits) < 2 {
 		return
 	}
-	// Only an alert that carries an entity the link's walk met can reach
-	// through the link: the others would find what they found when they
-	// were placed, so they do not look again.
+	// Only an alert that carries an entity the link's walk met within
+	// MaxDepth-1 links can reach through the link (to its far end and on):
+	// the others would find what they found when they were placed, so
+	// they do not look again. On a long stream most of the entities a walk
+	// meets are at its last depth; re-walking their alerts too made the
+	// merges of new links most of the correlator's time (bench/stage
+	// BenchmarkCorrelateLong).
 	slices.Sort(met)
 	var alerts []*alert.Alert
 	for _, h := range hits {
@@ -744,7 +748,9 @@ type seeker struct {
 	sev  int
 	ids  identities
 	link bool // a new lineage link, not an alert
-	// met, if set, receives every entity the walk visited.
+	// met, if set, receives every entity the walk met fewer than MaxDepth
+	// links from start: from the others, no walk of MaxDepth links reaches
+	// past start.
 	met *[]uint32
 }
 
@@ -865,7 +871,9 @@ func (c *Correlator) reach(s seeker, start []uint32) []hit {
 	}
 	if s.met != nil {
 		for _, it := range queue {
-			*s.met = append(*s.met, it.ent)
+			if int(it.depth) < c.cfg.MaxDepth {
+				*s.met = append(*s.met, it.ent)
+			}
 		}
 	}
 	slices.SortFunc(hits, func(a, b hit) int { return cmp.Compare(a.slot, b.slot) })

@@ -23,9 +23,9 @@
 // alert, or a new link from a plain event, that reaches two incidents
 // merges them: the loser is emitted once more with MergedInto set. A new
 // link only finds the incidents it may connect; each of their alerts that
-// carries an entity the link's walk met then looks for incidents again by
-// the rules an arriving alert joins by (the others cannot reach through
-// the link), so a
+// carries an entity the link's walk met fewer than MaxDepth links from it
+// then looks for incidents again by the rules an arriving alert joins by
+// (the others cannot reach through the link), so a
 // link joins what it would have joined had it been known when the alerts
 // were placed, and how the input was cut into batches does not matter.
 //

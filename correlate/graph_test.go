@@ -103,3 +103,40 @@ func TestOnlyLinkableKindsAreInterned(t *testing.T) {
 		t.Errorf("the alerted process is a member of %d incidents, want 1", len(p.members))
 	}
 }
+
+// The entities a link's walk reports as met are those fewer than MaxDepth
+// links from the link: an alert that carries only entities further away
+// cannot reach through the link, so bridge does not make it look again.
+func TestLinkWalkMeetsWithinMaxDepth(t *testing.T) {
+	c, _ := newTest(t, testConfig(), nil)
+	if c.cfg.MaxDepth != 3 {
+		t.Fatalf("MaxDepth is %d; the chain below is built for 3", c.cfg.MaxDepth)
+	}
+	h := ob(ocsf.EntityHost, "web-9")
+	i := ob(ocsf.EntityInstance, "i-0abc")
+	s := ob(ocsf.EntitySession, "arn:aws:sts::1:assumed-role/web/i-0abc")
+	k := ob(ocsf.EntityAccessKey, "ASIAEXAMPLE0001")
+	h2 := ob(ocsf.EntityHost, "web-10")
+	events := []ocsf.Event{
+		mkEvent("e1", "agent", 0, h, i),
+		mkEvent("e2", "cloudtrail", time.Minute, i, s),
+		mkEvent("e3", "cloudtrail", 2*time.Minute, s, k),
+		mkEvent("e4", "agent", 3*time.Minute, k, h2),
+	}
+	c.Process(events, []alert.Alert{mkAlert("a1", "r1", "execution", ocsf.SeverityHigh, events[3])})
+
+	var met []uint32
+	c.reach(seeker{t: at(4 * time.Minute), sev: WeakJoinSeverity, link: true, met: &met}, []uint32{slotOf(t, c, ocsf.EntityHost, "web-9")})
+	got := map[string]bool{}
+	for _, x := range met {
+		got[c.g.ent(x).key.value] = true
+	}
+	for _, o := range []ocsf.Observable{h, i, s} {
+		if !got[o.Value] {
+			t.Errorf("%s, 2 links or fewer from the start, is not reported as met", o.Value)
+		}
+	}
+	if got[k.Value] || got[h2.Value] {
+		t.Errorf("met holds entities %d or more links from the start: %v", c.cfg.MaxDepth, got)
+	}
+}

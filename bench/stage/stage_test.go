@@ -164,6 +164,66 @@ func BenchmarkCorrelate(b *testing.B) {
 	}
 }
 
+// longStreamSize is the length of make bench's throughput stream (326,131
+// records at 300,000 preloaded events with their chains).
+const longStreamSize = 326_000
+
+// longStream is the long stream's events and their alerts of 300 rules,
+// made once per test binary (-count runs share them).
+var longStream struct {
+	once   sync.Once
+	events []ocsf.Event
+	alerts [][]alert.Alert
+}
+
+// BenchmarkCorrelateLong is correlate.Correlator.Process over a stream as
+// long as make bench's throughput runs, generated as they generate it
+// (20,000 background entities, a chain every 0.5 s of event time), with
+// its alerts of 300 rules computed beforehand. One op is the whole stream
+// through a fresh correlator, so its state grows to what the engine's
+// holds at the end of a run (BenchmarkCorrelate's short stream, repeated,
+// keeps the link graph small and the incidents few, and cannot show what
+// grows with them). ns/event divides by the stream's events; B/op and
+// allocs/op count only the correlator's work (the batches' copies are
+// made with the timer stopped).
+func BenchmarkCorrelateLong(b *testing.B) {
+	longStream.once.Do(func() {
+		g := loadgen.New(loadgen.Config{Seed: 1, Start: time.Unix(1_790_000_000, 0), Rate: 20_000, Entities: 20_000,
+			ChainEvery: 500 * time.Millisecond, ChainSpan: 2 * time.Second})
+		recs := make([]loadgen.Record, longStreamSize)
+		for i := range recs {
+			recs[i] = g.Next()
+		}
+		longStream.events = decode(b, recs)
+		e := ruleEngine(b, 300)
+		longStream.alerts = make([][]alert.Alert, len(longStream.events))
+		for i := range longStream.events {
+			longStream.alerts[i] = e.Evaluate(&longStream.events[i])
+		}
+	})
+	evs, alerts := longStream.events, longStream.alerts
+	var batchAlerts []alert.Alert
+	for b.Loop() {
+		b.StopTimer()
+		corr := packCorrelator(b)
+		b.StartTimer()
+		for start := 0; start < len(evs); start += batchSize {
+			end := min(start+batchSize, len(evs))
+			b.StopTimer()
+			batch := make([]ocsf.Event, end-start)
+			copy(batch, evs[start:end])
+			batchAlerts = batchAlerts[:0]
+			for j := start; j < end; j++ {
+				batchAlerts = append(batchAlerts, alerts[j]...)
+			}
+			b.StartTimer()
+			corr.Process(batch, batchAlerts)
+		}
+	}
+	b.ReportMetric(float64(len(evs)), "events/op")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(evs)), "ns/event")
+}
+
 // packCorrelator is a correlator with the pack's correlation rules.
 func packCorrelator(b *testing.B) *correlate.Correlator {
 	b.Helper()

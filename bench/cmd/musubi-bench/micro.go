@@ -28,7 +28,7 @@ type goTest struct {
 func (h *harness) micro(ctx context.Context, count int) error {
 	var runs []goTest
 	if h.quick {
-		runs = []goTest{{bench: "Decode|Rules/rules=300$|Correlate|Processor/rules=300$|Write", benchtime: "100ms", count: count, pkgs: []string{"./bench/stage"}}}
+		runs = []goTest{{bench: "Decode|Rules/rules=300$|Correlate$|Processor/rules=300$|Write", benchtime: "100ms", count: count, pkgs: []string{"./bench/stage"}}}
 	} else {
 		runs = []goTest{
 			{bench: ".", benchtime: "200ms", count: count, pkgs: []string{"./ingest/cloudtrail", "./ingest/vpcflow", "./ingest/guardduty", "./ingest/agent", "./rules", "./bench/stage"}},

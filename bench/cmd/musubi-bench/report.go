@@ -281,6 +281,16 @@ func (r *report) markdown() string {
 			stage(fmt.Sprintf("rules, %d", n), "bench/stage", fmt.Sprintf("Rules/rules=%d", n))
 		}
 		stage("correlate (300-rule alerts)", "bench/stage", "Correlate")
+		// One op of CorrelateLong is its whole stream: per event from its
+		// own metrics.
+		if ns, ok := r.micro1("bench/stage", "CorrelateLong", "ns/event"); ok {
+			n, _ := r.micro1("bench/stage", "CorrelateLong", "events/op")
+			bb, _ := r.micro1("bench/stage", "CorrelateLong", "B/op")
+			al, _ := r.micro1("bench/stage", "CorrelateLong", "allocs/op")
+			if n > 0 {
+				p("| correlate, over a stream as long as the throughput runs' (%s events; state grown as at their end) | `bench/stage` CorrelateLong | %s | %s | %s |\n", num(n), num(ns), num(bb/n), num(al/n))
+			}
+		}
 		stage("event JSON (the document the write stores)", "bench/stage", "EventJSON")
 		stage("write (ClickHouse, events with raw)", "bench/stage", "Write")
 		for _, n := range []int{10, 100, 300, 1000} {
