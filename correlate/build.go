@@ -395,7 +395,6 @@ func (c *Correlator) joinCandidates(tenant uint32, a *alert.Alert, alerts []*ale
 	steps := c.steps
 	clear(steps)
 	queue := append(c.stepQueue[:0], start...)
-	defer func() { c.stepQueue = queue[:0] }()
 	for _, s := range start {
 		steps[s] = step{strong: strongKinds[c.g.ent(s).key.kind]}
 	}
@@ -444,6 +443,7 @@ func (c *Correlator) joinCandidates(tenant uint32, a *alert.Alert, alerts []*ale
 		// one through the smallest keys explains the join.
 		slices.SortFunc(queue[n0:], c.entityCmp)
 	}
+	c.stepQueue = queue[:0]
 	return out
 }
 

@@ -797,7 +797,6 @@ func (c *Correlator) reach(s seeker, start []uint32) []hit {
 		return nil
 	}
 	queue := c.walk[:0]
-	defer func() { c.walk = queue[:0] }()
 	mark := c.startVisit()
 	visited := c.visited
 	for _, x := range start {
@@ -876,6 +875,7 @@ func (c *Correlator) reach(s seeker, start []uint32) []hit {
 			}
 		}
 	}
+	c.walk = queue[:0]
 	slices.SortFunc(hits, func(a, b hit) int { return cmp.Compare(a.slot, b.slot) })
 	return hits
 }

@@ -2,6 +2,7 @@ package correlate
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -138,5 +139,29 @@ func TestLinkWalkMeetsWithinMaxDepth(t *testing.T) {
 	}
 	if got[k.Value] || got[h2.Value] {
 		t.Errorf("met holds entities %d or more links from the start: %v", c.cfg.MaxDepth, got)
+	}
+}
+
+// What a detect process ships of a plain event follows what link() reads:
+// an event naming only kinds no lineage rule links is its time alone, and
+// a link signal keeps only the linked kinds (and the session, instance and
+// addresses the session sources read).
+func TestLinkSignalCarriesLinkedKindsOnly(t *testing.T) {
+	c, _ := newTest(t, testConfig(), nil)
+	proc := ob(ocsf.EntityProcess, "web-9:4242")
+	hash := ob(ocsf.EntityHash, "9f86d081884c7d659a2feaa0c55ad015")
+	if got := c.Needs(new(mkEvent("e1", "agent", 0, proc, hash))); got != NeedTime {
+		t.Errorf("an event of a process and a hash needs %v, want its time only", got)
+	}
+	ev := mkEvent("e2", "agent", 0, ob(ocsf.EntityHost, "web-9"), proc, hash, ob(ocsf.EntityInstance, "i-0abc"))
+	if got := c.Needs(&ev); got != NeedLinks {
+		t.Fatalf("an event of a host, an instance, a process and a hash needs %v, want its links", got)
+	}
+	var kinds []ocsf.Entity
+	for _, o := range c.LinkSignal(&ev).Observables {
+		kinds = append(kinds, o.Entity)
+	}
+	if want := []ocsf.Entity{ocsf.EntityHost, ocsf.EntityInstance}; !slices.Equal(kinds, want) {
+		t.Errorf("the link signal carries %v, want %v", kinds, want)
 	}
 }

@@ -49,8 +49,8 @@ type Input struct {
 // Needs reports what the correlator needs of ev (a plain event; its alerts
 // travel apart): the whole event when a stage of a sequence rule may match
 // it (the stage's source, operation and literal prerequisites admit it; its
-// condition is evaluated only by the correlating process), its tracked
-// entities when it touches the entity-link graph or names the address an
+// condition is evaluated only by the correlating process), its entities
+// of linked kinds when it touches the entity-link graph or names the address an
 // instance session calls from, else only its time. It reads the
 // correlator's configuration and rules only, never its state, so a detect
 // process calls it on a correlator it never feeds.
@@ -67,7 +67,7 @@ func (c *Correlator) Needs(ev *ocsf.Event) Need {
 	}
 	if len(ev.Observables) >= 2 {
 		for _, o := range ev.Observables {
-			if c.tracked[kindIndex[o.Entity]] && o.Value != "" {
+			if c.linked[kindIndex[o.Entity]] && o.Value != "" {
 				return NeedLinks
 			}
 		}
@@ -86,8 +86,8 @@ func sessionSource(ev *ocsf.Event) bool {
 
 // LinkSignal reduces ev to what the entity-link graph and the session
 // sources read: its uid, source, tenant, time, class, operation and the
-// observables the correlator tracks (and the session, the instance and the
-// addresses).
+// observables of the kinds its lineage rules link (and the session, the
+// instance and the addresses).
 func (c *Correlator) LinkSignal(ev *ocsf.Event) ocsf.Event {
 	out := ocsf.Event{ClassUID: ev.ClassUID, Time: ev.Time}
 	out.Metadata.UID = ev.Metadata.UID
@@ -104,7 +104,7 @@ func (c *Correlator) LinkSignal(ev *ocsf.Event) ocsf.Event {
 // BenchmarkCorrelate), and live as long as the batch's Result.
 func (c *Correlator) linkObservables(ev *ocsf.Event, chunk *[]ocsf.Observable) []ocsf.Observable {
 	keep := func(o *ocsf.Observable) bool {
-		return (c.tracked[kindIndex[o.Entity]] || o.Entity == ocsf.EntitySession || o.Entity == ocsf.EntityIP || o.Entity == ocsf.EntityInstance) && o.Value != ""
+		return (c.linked[kindIndex[o.Entity]] || o.Entity == ocsf.EntitySession || o.Entity == ocsf.EntityIP || o.Entity == ocsf.EntityInstance) && o.Value != ""
 	}
 	// Counted first so the slice is allocated once, not grown.
 	n := 0

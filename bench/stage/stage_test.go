@@ -138,30 +138,45 @@ func BenchmarkRules(b *testing.B) {
 // correlator's state grows over the run as it would in a stream.
 func BenchmarkCorrelate(b *testing.B) {
 	evs := decoded(b, stream())
+	alerts := alertsOf(b, evs)
+	corr := packCorrelator(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	var f feeder
+	for done := 0; done < b.N; {
+		start := done % len(evs)
+		n := min(batchSize, b.N-done, len(evs)-start)
+		f.process(b, corr, evs[start:start+n], alerts[start:start+n])
+		done += n
+	}
+}
+
+// alertsOf evaluates 300 rules on every event, once, before a correlation
+// benchmark's timer starts.
+func alertsOf(b *testing.B, evs []ocsf.Event) [][]alert.Alert {
 	e := ruleEngine(b, 300)
 	alerts := make([][]alert.Alert, len(evs))
 	for i := range evs {
 		alerts[i] = e.Evaluate(&evs[i])
 	}
-	corr := packCorrelator(b)
-	b.ReportAllocs()
-	b.ResetTimer()
-	var batchAlerts []alert.Alert
-	for done := 0; done < b.N; {
-		start := done % len(evs)
-		n := min(batchSize, b.N-done, len(evs)-start)
-		b.StopTimer()
-		// Events are reused across passes; fresh ids keep them distinct.
-		batch := make([]ocsf.Event, n)
-		copy(batch, evs[start:start+n])
-		batchAlerts = batchAlerts[:0]
-		for j := range batch {
-			batchAlerts = append(batchAlerts, alerts[start+j]...)
-		}
-		b.StartTimer()
-		corr.Process(batch, batchAlerts)
-		done += n
+	return alerts
+}
+
+// feeder hands a correlator one batch at a time as the pipeline does: a
+// copy of the batch's events (Process keeps what it needs of them) and
+// their alerts, both made with the timer stopped.
+type feeder struct{ alerts []alert.Alert }
+
+func (f *feeder) process(b *testing.B, corr *correlate.Correlator, evs []ocsf.Event, alerts [][]alert.Alert) {
+	b.StopTimer()
+	batch := make([]ocsf.Event, len(evs))
+	copy(batch, evs)
+	f.alerts = f.alerts[:0]
+	for _, as := range alerts {
+		f.alerts = append(f.alerts, as...)
 	}
+	b.StartTimer()
+	corr.Process(batch, f.alerts)
 }
 
 // longStreamSize is the length of make bench's throughput stream (326,131
@@ -195,29 +210,17 @@ func BenchmarkCorrelateLong(b *testing.B) {
 			recs[i] = g.Next()
 		}
 		longStream.events = decode(b, recs)
-		e := ruleEngine(b, 300)
-		longStream.alerts = make([][]alert.Alert, len(longStream.events))
-		for i := range longStream.events {
-			longStream.alerts[i] = e.Evaluate(&longStream.events[i])
-		}
+		longStream.alerts = alertsOf(b, longStream.events)
 	})
 	evs, alerts := longStream.events, longStream.alerts
-	var batchAlerts []alert.Alert
+	var f feeder
 	for b.Loop() {
 		b.StopTimer()
 		corr := packCorrelator(b)
 		b.StartTimer()
 		for start := 0; start < len(evs); start += batchSize {
 			end := min(start+batchSize, len(evs))
-			b.StopTimer()
-			batch := make([]ocsf.Event, end-start)
-			copy(batch, evs[start:end])
-			batchAlerts = batchAlerts[:0]
-			for j := start; j < end; j++ {
-				batchAlerts = append(batchAlerts, alerts[j]...)
-			}
-			b.StartTimer()
-			corr.Process(batch, batchAlerts)
+			f.process(b, corr, evs[start:end], alerts[start:end])
 		}
 	}
 	b.ReportMetric(float64(len(evs)), "events/op")
