@@ -16,10 +16,11 @@
 //
 // Encoding: a batch is sent column by column (one typed slice per column,
 // blocks of sendBlockRows rows). event_json is ocsf.Event.AppendJSON's
-// output — byte for byte encoding/json's, written without reflection — and
-// every row's JSON and entity keys are appended to pooled arenas and turned
-// into strings once per batch, so encoding a batch costs a few allocations,
-// not a few per row. Raw records and dead letters are strings over their
+// output — byte for byte encoding/json's, written without reflection —
+// appended to a pooled arena one block at a time as the INSERT sends it (a
+// batch's documents are never all in memory); the entity keys go to
+// another arena, turned into strings once per batch. Encoding a batch costs
+// a few allocations, not a few per row. Raw records and dead letters are strings over their
 // own bytes (Write's caller leaves them unchanged while it runs).
 //
 // Compression: the raw source record (raw, when Config.StoreRaw is set) is

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -70,6 +71,13 @@ func testEvent(tenant, uid string, at time.Duration) ocsf.Event {
 	e.AddObservable(ocsf.EntityBucket, "resources.uid", "artifacts")
 	e.Raw = []byte(`{"eventID":"` + uid + `","eventName":"PutObject"}`)
 	return e
+}
+
+// blockRows sends INSERTs in blocks of n rows for the rest of the test.
+func blockRows(t *testing.T, n int) {
+	old := sendBlockRows
+	sendBlockRows = n
+	t.Cleanup(func() { sendBlockRows = old })
 }
 
 func testAlert(tenant, id string, at time.Duration, events ...string) alert.Alert {
@@ -338,8 +346,7 @@ func TestTransientClassification(t *testing.T) {
 // OCSF JSON as encoding/json writes it, the entity keys, and the raw bytes.
 func TestEventRowsRoundTrip(t *testing.T) {
 	s := testStore(t)
-	defer func(n int) { sendBlockRows = n }(sendBlockRows)
-	sendBlockRows = 3
+	blockRows(t, 3)
 	ctx := context.Background()
 	var evs []ocsf.Event
 	for i := range 8 {
@@ -397,6 +404,70 @@ func TestEventRowsRoundTrip(t *testing.T) {
 	}
 	if got != len(evs) {
 		t.Errorf("got %d rows, want %d", got, len(evs))
+	}
+}
+
+// An event whose JSON cannot be written (here an unmapped member that is
+// not JSON) is found as its block is written, after earlier blocks of the
+// same INSERT went out: the write fails permanently and the INSERT is
+// abandoned whole, so none of the batch's events is stored.
+func TestUnencodableEventAbandonsTheInsert(t *testing.T) {
+	s := testStore(t)
+	blockRows(t, 3)
+	ctx := context.Background()
+	var evs []ocsf.Event
+	for i := range 8 {
+		evs = append(evs, testEvent("tenant-bad", fmt.Sprintf("bad-%d", i), time.Duration(i)*time.Second))
+	}
+	evs[7].Unmapped = json.RawMessage(`{"tlsDetails":`)
+	err := s.Write(ctx, Batch{Events: evs})
+	if !errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), "bad-7") {
+		t.Fatalf("Write = %v, want a permanent error naming event bad-7", err)
+	}
+	var n uint64
+	if err := s.conn.QueryRow(ctx, "SELECT count() FROM "+s.t(TableEvents)+" WHERE tenant_uid = 'tenant-bad'").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d events of the rejected batch stored, want none", n)
+	}
+}
+
+// The events' JSON documents are written one block at a time over one
+// arena: its capacity stays near a block's documents, not the batch's.
+func TestEventJSONArenaHoldsOneBlock(t *testing.T) {
+	blockRows(t, 4)
+	arenaRowBytes.Store(0) // sized by this test's rows alone
+	s := &Store{cfg: Default()}
+	var evs []ocsf.Event
+	for i := range 64 {
+		e := testEvent("t", fmt.Sprintf("arena-%d", i), 0)
+		e.Message = strings.Repeat("m", 1000)
+		evs = append(evs, e)
+	}
+	c, err := s.eventColumns(evs, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.release()
+	c.arena.main = nil // an earlier test's pooled arena would hide the growth
+	js := c.values[slices.Index(c.names, "event_json")].([]string)
+	total := 0
+	for lo := 0; lo < c.rows; lo += sendBlockRows {
+		hi := min(lo+sendBlockRows, c.rows)
+		if err := c.fill(lo, hi); err != nil {
+			t.Fatal(err)
+		}
+		for i := lo; i < hi; i++ {
+			want, _ := evs[i].AppendJSON(nil)
+			if js[i] != string(want) {
+				t.Fatalf("row %d: event_json %.60q…, want the event's", i, js[i])
+			}
+			total += len(js[i])
+		}
+	}
+	if got := cap(c.arena.main); got > total/4 {
+		t.Errorf("arena capacity %d bytes for %d bytes of documents in blocks of %d of %d rows, want about one block's", got, total, sendBlockRows, c.rows)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,6 +88,11 @@ type columns struct {
 	// arena backs string values of the table (eventColumns) without a
 	// copy; release hands it back once no INSERT reads them.
 	arena *arenaBufs
+	// fill, when set, makes the values of rows [lo, hi) that are written
+	// only as their block is sent (the events' JSON documents), each
+	// block's over the same small arena: a batch's documents are never in
+	// memory all at once. An error is the rows' own (never transient).
+	fill func(lo, hi int) error
 }
 
 // release returns the table's arena to the pool. The values must not be
@@ -291,6 +297,12 @@ func (s *Store) sendBlocks(ctx context.Context, c *columns) error {
 	// while the next is being appended (measured with BenchmarkWriteEvents).
 	for lo := 0; lo < c.rows; lo += sendBlockRows {
 		hi := min(lo+sendBlockRows, c.rows)
+		if c.fill != nil {
+			if err := c.fill(lo, hi); err != nil {
+				_ = batch.Abort()
+				return err
+			}
+		}
 		for i, v := range c.values {
 			if err := appendRows(batch.Column(i), v, lo, hi, c.rows); err != nil {
 				_ = batch.Abort()
@@ -394,118 +406,140 @@ func Transient(err error) bool {
 
 // eventColumns encodes events. The event is kept whole as OCSF JSON
 // (event_json) and its most-hunted attributes are lifted into columns.
+// The rows are written block by block as the INSERT sends them (see
+// eventRows.fill); only what no block can fix is checked here.
 func (s *Store) eventColumns(evs []ocsf.Event, now int64) (*columns, error) {
-	n := len(evs)
-	ab := arenas.Get().(*arenaBufs)
-	handed := false
-	defer func() {
-		if !handed {
-			arenas.Put(ab)
-		}
-	}()
-	// The column slices are the last batch's when they are large enough
-	// (a 5,000-row batch's are 2.4 MB), like the arenas below.
-	sl := slab{old: ab.cols, used: ab.cols[:0]}
-	defer func() { ab.cols = sl.used }()
-	var (
-		tenant, uid, status, logName, product, account, region, apiSvc, op = take[string](&sl, n), take[string](&sl, n), take[string](&sl, n), take[string](&sl, n), take[string](&sl, n), take[string](&sl, n), take[string](&sl, n), take[string](&sl, n), take[string](&sl, n)
-		actorUID, actorName, session, key, srcIP, dstIP, devUID, devHost   = take[string](&sl, n), take[string](&sl, n), take[string](&sl, n), take[string](&sl, n), take[string](&sl, n), take[string](&sl, n), take[string](&sl, n), take[string](&sl, n)
-		msg, js, raw, rawEnc                                               = take[string](&sl, n), take[string](&sl, n), take[string](&sl, n), take[string](&sl, n)
-		ts                                                                 = take[time.Time](&sl, n)
-		tms, ins                                                           = take[int64](&sl, n), take[int64](&sl, n)
-		class, typ                                                         = take[uint32](&sl, n), take[uint32](&sl, n)
-		act                                                                = take[int32](&sl, n)
-		sev                                                                = take[uint8](&sl, n)
-		ents                                                               = take[[]string](&sl, n)
-		jsEnd, entRows                                                     = take[int](&sl, n), take[int](&sl, n)
-	)
-	// Every event's JSON goes into one arena, and every row's value is a
-	// string over it, made without a copy (unsafe.String): the arena is
-	// not written again until the columns are released after the last
-	// INSERT attempt, and clickhouse-go copies each value of a String or
-	// Array(String) column (all that the arena backs) into its own block.
-	// Copying the batch's megabytes into a string instead cost a fifth of
-	// Write's CPU (bench/stage BenchmarkWrite's profile). The raw records
-	// are strings over the events' own bytes in the same way, which do not
-	// change while Write runs (see Write); copied into the arena they were
-	// a second copy of the batch's records, for a file of many records
-	// tens of megabytes.
-	// ocsf.Event.AppendJSON writes what encoding/json would, without
-	// reflection (BenchmarkEncodeEvents, bench/stage BenchmarkWrite).
-	// Size the arena once from the bytes per row of the last batch, rather
-	// than doubling it from nothing whenever the pool was emptied by a GC.
-	if want := int(arenaRowBytes.Load()) * (n + n/8); cap(ab.main) < want {
-		ab.main = make([]byte, 0, want)
-	}
-	arena := ab.main[:0]
-	defer func() { arenaRowBytes.Store(int64(len(arena) / max(n, 1))) }()
-	defer func() { ab.main = arena[:0] }()
-	// The entities likewise: "kind:value" keys appended to one arena, cut
-	// into one flat slice that every row's list is a window of.
-	entArena := ab.ents[:0]
-	defer func() { ab.ents = entArena[:0] }()
-	entEnd := ab.entEnd[:0] // entEnd[k] ends the k-th key in entArena
-	defer func() { ab.entEnd = entEnd[:0] }()
-	var err error
 	for i := range evs {
-		e := &evs[i]
-		if e.Metadata.UID == "" {
+		if evs[i].Metadata.UID == "" {
 			return nil, fmt.Errorf("%w: event %d has no metadata.uid", ErrPermanent, i)
 		}
-		tenant[i], uid[i] = e.Metadata.TenantUID, e.Metadata.UID
-		ts[i], tms[i], ins[i] = msTime(e.Time), e.Time, now
-		class[i], typ[i], act[i], sev[i] = uint32(e.ClassUID), uint32(e.TypeUID), int32(e.ActivityID), clampU8(e.SeverityID)
-		status[i], logName[i], product[i] = e.Status, e.Metadata.LogName, e.Metadata.Product.Name
-		account[i], region[i] = e.Cloud.Account.UID, e.Cloud.Region
-		apiSvc[i], op[i] = e.API.Service.Name, e.API.Operation
-		actorUID[i], actorName[i] = e.Actor.User.UID, e.Actor.User.Name
-		session[i] = e.Actor.Session.UID
-		key[i] = e.Actor.User.CredentialUID
-		if key[i] == "" {
-			key[i] = e.Actor.Session.CredentialUID
-		}
-		srcIP[i], dstIP[i] = e.SrcEndpoint.IP, e.DstEndpoint.IP
-		devUID[i], devHost[i] = e.Device.UID, e.Device.Hostname
-		msg[i] = e.Message
-		for _, o := range e.Observables {
-			entArena = appendEntityKey(entArena, o)
-			entEnd = append(entEnd, len(entArena))
-		}
-		entRows[i] = len(entEnd)
-		if arena, err = e.AppendJSON(arena); err != nil {
-			return nil, fmt.Errorf("%w: encode event %s: %w", ErrPermanent, e.Metadata.UID, err)
-		}
-		jsEnd[i] = len(arena)
-		if s.cfg.StoreRaw {
-			// As it came: the native protocol's LZ4 and the part's
-			// compression see a block of records and so find what one
-			// record shares with the next, which compressing each
-			// record alone cannot (see RawNone).
-			raw[i] = bytesString(e.Raw)
-		}
 	}
-	all := bytesString(arena)
-	for i, start := 0, 0; i < n; i++ {
-		js[i], start = all[start:jsEnd[i]], jsEnd[i]
-	}
-	entAll, keys := bytesString(entArena), take[string](&sl, len(entEnd))
-	for k, start := 0, 0; k < len(entEnd); k++ {
-		keys[k], start = entAll[start:entEnd[k]], entEnd[k]
-	}
-	for i, start := 0, 0; i < n; i++ {
-		ents[i], start = keys[start:entRows[i]:entRows[i]], entRows[i]
-	}
-	handed = true
-	return &columns{table: TableEvents, rows: n, arena: ab,
+	n := len(evs)
+	ab := arenas.Get().(*arenaBufs)
+	// The column slices are the last batch's when they are large enough
+	// (a 5,000-row batch's are 2.4 MB).
+	sl := slab{old: ab.cols, used: ab.cols[:0]}
+	r := &eventRows{evs: evs, ab: ab, now: now, storeRaw: s.cfg.StoreRaw}
+	r.tenant, r.uid, r.status, r.logName, r.product = take[string](&sl, n), take[string](&sl, n), take[string](&sl, n), take[string](&sl, n), take[string](&sl, n)
+	r.account, r.region, r.apiSvc, r.op = take[string](&sl, n), take[string](&sl, n), take[string](&sl, n), take[string](&sl, n)
+	r.actorUID, r.actorName, r.session, r.key = take[string](&sl, n), take[string](&sl, n), take[string](&sl, n), take[string](&sl, n)
+	r.srcIP, r.dstIP, r.devUID, r.devHost = take[string](&sl, n), take[string](&sl, n), take[string](&sl, n), take[string](&sl, n)
+	r.msg, r.js, r.raw, r.rawEnc = take[string](&sl, n), take[string](&sl, n), take[string](&sl, n), take[string](&sl, n)
+	r.ts = take[time.Time](&sl, n)
+	r.tms, r.ins = take[int64](&sl, n), take[int64](&sl, n)
+	r.class, r.typ = take[uint32](&sl, n), take[uint32](&sl, n)
+	r.act = take[int32](&sl, n)
+	r.sev = take[uint8](&sl, n)
+	r.ents = take[[]string](&sl, n)
+	ab.cols = sl.used
+	return &columns{table: TableEvents, rows: n, arena: ab, fill: r.fill,
 		names: []string{"tenant_uid", "event_uid", "time", "time_ms", "class_uid", "activity_id", "type_uid", "severity_id",
 			"status", "log_name", "product", "account_uid", "region", "api_service", "operation",
 			"actor_user_uid", "actor_user_name", "actor_session_uid", "access_key_uid", "src_ip", "dst_ip",
 			"device_uid", "device_hostname", "entities", "message", "event_json", "raw", "raw_encoding", "inserted_ms"},
-		values: []any{tenant, uid, ts, tms, class, act, typ, sev,
-			status, logName, product, account, region, apiSvc, op,
-			actorUID, actorName, session, key, srcIP, dstIP,
-			devUID, devHost, ents, msg, js, raw, rawEnc, ins},
+		values: []any{r.tenant, r.uid, r.ts, r.tms, r.class, r.act, r.typ, r.sev,
+			r.status, r.logName, r.product, r.account, r.region, r.apiSvc, r.op,
+			r.actorUID, r.actorName, r.session, r.key, r.srcIP, r.dstIP,
+			r.devUID, r.devHost, r.ents, r.msg, r.js, r.raw, r.rawEnc, r.ins},
 	}, nil
+}
+
+// eventRows is the events INSERT's column slices, one value per row, and
+// what fill writes them from.
+type eventRows struct {
+	evs      []ocsf.Event
+	ab       *arenaBufs
+	now      int64
+	storeRaw bool
+
+	tenant, uid, status, logName, product, account, region, apiSvc, op []string
+	actorUID, actorName, session, key, srcIP, dstIP, devUID, devHost   []string
+	msg, js, raw, rawEnc                                               []string
+	ts                                                                 []time.Time
+	tms, ins                                                           []int64
+	class, typ                                                         []uint32
+	act                                                                []int32
+	sev                                                                []uint8
+	ents                                                               [][]string
+}
+
+// fill writes rows [lo, hi), one block, just before the INSERT sends it.
+// The OCSF JSON documents and the entity keys ("kind:value") are appended
+// to arenas that every block reuses from their start (clickhouse-go has
+// copied the last block's values into its own buffers by then), and each
+// value is a string over them made without a copy (unsafe.String), cut
+// once the block is written since an arena may move while it grows.
+// Writing a batch's documents at once kept them all in memory until the
+// INSERT ended (27 MB for 5,000 events of the benchmark's mix, held by
+// the pool between batches too); a block's are about 1.4 MB, and each
+// event is read once, in one pass. The raw records are strings over the
+// events' own bytes, which do not change while Write runs (see Write);
+// copied into an arena they were a second copy of the batch's records.
+// ocsf.Event.AppendJSON writes what encoding/json would, without
+// reflection (BenchmarkEncodeEvents). A retry writes the rows again, byte
+// for byte the same.
+func (r *eventRows) fill(lo, hi int) error {
+	ab := r.ab
+	// Size the arena from the bytes per row of the last block rather than
+	// doubling it from nothing whenever the pool was emptied by a GC.
+	if want := int(arenaRowBytes.Load()) * (hi - lo + (hi-lo)/8); cap(ab.main) < want {
+		ab.main = make([]byte, 0, want)
+	}
+	arena, entArena := ab.main[:0], ab.ents[:0]
+	entEnd := ab.entEnd[:0] // entEnd[k] ends the k-th key in entArena
+	jsEnd := ab.jsEnd[:0]   // jsEnd[i-lo] ends row i's document in arena
+	rowEnt := ab.rowEnt[:0] // rowEnt[i-lo] ends row i's keys in entEnd
+	var err error
+	for i := lo; i < hi; i++ {
+		e := &r.evs[i]
+		r.tenant[i], r.uid[i] = e.Metadata.TenantUID, e.Metadata.UID
+		r.ts[i], r.tms[i], r.ins[i] = msTime(e.Time), e.Time, r.now
+		r.class[i], r.typ[i], r.act[i], r.sev[i] = uint32(e.ClassUID), uint32(e.TypeUID), int32(e.ActivityID), clampU8(e.SeverityID)
+		r.status[i], r.logName[i], r.product[i] = e.Status, e.Metadata.LogName, e.Metadata.Product.Name
+		r.account[i], r.region[i] = e.Cloud.Account.UID, e.Cloud.Region
+		r.apiSvc[i], r.op[i] = e.API.Service.Name, e.API.Operation
+		r.actorUID[i], r.actorName[i] = e.Actor.User.UID, e.Actor.User.Name
+		r.session[i] = e.Actor.Session.UID
+		r.key[i] = e.Actor.User.CredentialUID
+		if r.key[i] == "" {
+			r.key[i] = e.Actor.Session.CredentialUID
+		}
+		r.srcIP[i], r.dstIP[i] = e.SrcEndpoint.IP, e.DstEndpoint.IP
+		r.devUID[i], r.devHost[i] = e.Device.UID, e.Device.Hostname
+		r.msg[i] = e.Message
+		if r.storeRaw {
+			// As it came: the native protocol's LZ4 and the part's
+			// compression see a block of records and so find what one
+			// record shares with the next, which compressing each
+			// record alone cannot (see RawNone).
+			r.raw[i] = bytesString(e.Raw)
+		}
+		for _, o := range e.Observables {
+			entArena = appendEntityKey(entArena, o)
+			entEnd = append(entEnd, len(entArena))
+		}
+		rowEnt = append(rowEnt, len(entEnd))
+		if arena, err = e.AppendJSON(arena); err != nil {
+			return &encodeError{column: "event_json", err: fmt.Errorf("event %s: %w", e.Metadata.UID, err)}
+		}
+		jsEnd = append(jsEnd, len(arena))
+	}
+	all := bytesString(arena)
+	for i, start := lo, 0; i < hi; i++ {
+		r.js[i], start = all[start:jsEnd[i-lo]], jsEnd[i-lo]
+	}
+	entAll := bytesString(entArena)
+	keys := slices.Grow(ab.keys[:0], len(entEnd))[:len(entEnd)]
+	for k, start := 0, 0; k < len(entEnd); k++ {
+		keys[k], start = entAll[start:entEnd[k]], entEnd[k]
+	}
+	for i, start := lo, 0; i < hi; i++ {
+		end := rowEnt[i-lo]
+		r.ents[i], start = keys[start:end:end], end
+	}
+	ab.main, ab.ents, ab.entEnd, ab.jsEnd, ab.rowEnt, ab.keys = arena[:0], entArena[:0], entEnd[:0], jsEnd[:0], rowEnt[:0], keys[:0]
+	arenaRowBytes.Store(int64(len(arena) / max(hi-lo, 1)))
+	return nil
 }
 
 // bytesString is b as a string without a copy, for a column value that
@@ -514,13 +548,16 @@ func bytesString(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
-// arenaBufs are what eventColumns encodes a batch into, reused across
-// batches: the byte arenas of the JSON documents and the entity keys (and
-// where each key ends), and the typed column slices of the last batch.
+// arenaBufs are what the events INSERT encodes its rows into, reused
+// across batches: the typed column slices of the last batch, and what
+// eventRows.fill writes a block into (the byte arenas of the JSON
+// documents and of the entity keys, where each document and key ends, and
+// the keys as strings).
 type arenaBufs struct {
-	main, ents []byte
-	entEnd     []int
-	cols       []any
+	cols                  []any
+	main, ents            []byte
+	entEnd, jsEnd, rowEnt []int
+	keys                  []string
 }
 
 // slab hands out a table's column slices, reusing the last batch's (taken
