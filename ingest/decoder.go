@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/musubi-xdr/musubi/ingest/agent"
 	"github.com/musubi-xdr/musubi/ingest/awsconfig"
@@ -29,6 +30,8 @@ import (
 type Decoder struct {
 	limits     Limits
 	flowFormat *vpcflow.Format
+	// share lets events' strings share their record's bytes (ShareInput).
+	share bool
 }
 
 // NewDecoder returns a decoder with the given limits; zero or negative
@@ -37,6 +40,18 @@ type Decoder struct {
 func NewDecoder(l Limits) *Decoder {
 	return &Decoder{limits: l.withDefaults(), flowFormat: vpcflow.DefaultFormat()}
 }
+
+// ShareInput lets the strings of CloudTrail events share the bytes of the
+// records they come from instead of a copy of each record, for records that
+// are at least half of their payload (a message, or what was unwrapped
+// from it). A record of a many-record payload (a delivery file) is still
+// copied: a string kept from it, such as an alert's in an open incident,
+// then keeps that record alive and not the whole file. The caller promises
+// never to modify data once Decode has it, also after the events are
+// dropped; the pipeline's Kafka messages, which the client allocates one
+// by one, never are. Without it strings never alias data. Call it before
+// the decoder is shared.
+func (d *Decoder) ShareInput() { d.share = true }
 
 // Limits returns the limits in effect.
 func (d *Decoder) Limits() Limits { return d.limits }
@@ -94,7 +109,8 @@ func (b *batch) rest(offset int, rec []byte) []byte {
 //
 // Events may reference data: Raw and the raw API request and response are
 // sub-slices of it (or of its decompressed copy), so data must not be
-// modified while the events are in use. Strings never alias data.
+// modified while the events are in use. Strings never alias data unless
+// the decoder shares its input (ShareInput).
 //
 // With SourceAuto the source is detected per message (see Detect);
 // EventBridge envelopes and CloudWatch Logs payloads name their content, so
@@ -533,7 +549,10 @@ func (b *batch) record(src Source, rec []byte, offset int, context string) {
 // normalize dispatches one record to its source's decoder, turning a panic
 // into an error so that one bad record never costs the rest of a message.
 // The event is written into *ev, in place.
-func normalize(ev *ocsf.Event, src Source, rec []byte, depth int, context string, idx int) (err error) {
+//
+// With share, the strings of a CloudTrail event are substrings of rec
+// itself rather than of a copy (Decoder.ShareInput).
+func normalize(ev *ocsf.Event, src Source, rec []byte, share bool, depth int, context string, idx int) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = scan.Errorf(ReasonInternal, fmt.Sprintf("panic: %v\n%s", r, debug.Stack()))
@@ -541,6 +560,9 @@ func normalize(ev *ocsf.Event, src Source, rec []byte, depth int, context string
 	}()
 	switch src {
 	case SourceCloudTrail:
+		if share {
+			return cloudtrail.NormalizeText(ev, rec, unsafe.String(unsafe.SliceData(rec), len(rec)), depth)
+		}
 		return cloudtrail.NormalizeTo(ev, rec, depth)
 	case SourceGuardDuty:
 		*ev, err = guardduty.Normalize(rec, depth)

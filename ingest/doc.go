@@ -67,7 +67,9 @@
 // slice. Events keep the record's bytes as sub-slices of the message (Raw,
 // and for CloudTrail the raw request and response parameters), so a message
 // must not be modified while its events are in use. Strings never alias the
-// message.
+// message, unless the decoder shares its input (Decoder.ShareInput): then a
+// CloudTrail record that is at least half of its message is not copied,
+// and its event's strings keep the message alive.
 //
 // # Identity of events
 //

@@ -58,7 +58,10 @@ func (d *Decoder) Window(src Source, data []byte) (w Window) {
 func (b *batch) decodeRecord(src Source, rec []byte, context string, idx int) error {
 	depth := b.d.limits.MaxDepth
 	if b.win == nil {
-		if err := normalize(b.next(), src, rec, depth, context, idx); err != nil {
+		// A record that is most of its payload is shared with it; one of
+		// many is copied, so that a string kept from it keeps only it.
+		share := b.d.share && 2*len(rec) >= len(b.cur)
+		if err := normalize(b.next(), src, rec, share, depth, context, idx); err != nil {
 			b.drop()
 			return err
 		}
@@ -67,7 +70,7 @@ func (b *batch) decodeRecord(src Source, rec []byte, context string, idx int) er
 	t, ok := recordTime(src, rec, depth)
 	if !ok {
 		var ev ocsf.Event
-		if err := normalize(&ev, src, rec, depth, context, idx); err != nil {
+		if err := normalize(&ev, src, rec, false, depth, context, idx); err != nil {
 			return err
 		}
 		t = ev.Time

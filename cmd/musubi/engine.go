@@ -151,6 +151,10 @@ func (e *engine) wireDataPath(ctx context.Context, seq []*correlate.SequenceRule
 	}
 
 	dec := ingest.NewDecoder(cfg.Ingest)
+	// The processor decodes only Kafka messages, whose values kafka-go
+	// allocates one by one and nothing writes again: events may share
+	// their bytes instead of copying each record.
+	dec.ShareInput()
 	e.proc = pipeline.NewProcessor(dec, e.rules, corr, tenantFunc(cfg.Tenants), cfg.ClickHouse.StoreRaw, logger, e.registry)
 	groupID, signalsTopic, queue := cfg.Kafka.GroupID, "", cfg.Kafka.QueueCapacity
 	topics := map[string]ingest.Source{}

@@ -81,7 +81,15 @@ func Normalize(rec []byte, maxDepth int) (ocsf.Event, error) {
 func NormalizeTo(ev *ocsf.Event, rec []byte, maxDepth int) error {
 	// One string copy that every field is a substring of: one allocation
 	// instead of one per field.
-	p := parser{s: scan.New(rec, string(rec), maxDepth), ev: ev}
+	return NormalizeText(ev, rec, string(rec), maxDepth)
+}
+
+// NormalizeText is NormalizeTo with the string every field is a substring
+// of given: text must hold rec's bytes. A caller that never modifies rec
+// may pass rec itself as a string (unsafe.String) and save the copy; the
+// event's strings then keep rec alive (ingest.Decoder.ShareInput).
+func NormalizeText(ev *ocsf.Event, rec []byte, text string, maxDepth int) error {
+	p := parser{s: scan.New(rec, text, maxDepth), ev: ev}
 	ev.Observables = make([]ocsf.Observable, 0, 16)
 	if err := p.parse(); err != nil {
 		return err

@@ -75,6 +75,7 @@ func sink(ctx context.Context, brokers []string, group string, ts topicSet, addr
 	})
 	defer r.Close()
 	dec := ingest.NewDecoder(ingest.DefaultLimits())
+	dec.ShareInput() // as the engine's: Kafka message values are never written again
 	// As pipeline.Consumer does, the write and commit of a batch run
 	// beside the fetch and decoding of the next, one batch at most on
 	// its way.
