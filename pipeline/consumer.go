@@ -276,6 +276,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	for {
 		f := &flight{}
 		if spare != nil {
+			// Cleared first, so that the landed batch's messages are
+			// released now rather than as the fetch reaches their slots.
+			clear(spare.msgs)
+			clear(spare.recs)
 			f.msgs, f.recs, spare = spare.msgs[:0], spare.recs[:0], nil
 		} else {
 			f.msgs, f.recs = make([]kafka.Message, 0, c.cfg.BatchSize), make([]Record, 0, c.cfg.BatchSize)

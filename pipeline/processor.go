@@ -131,8 +131,13 @@ func NewProcessor(dec *ingest.Decoder, ev Evaluator, corr Correlator, tenant Ten
 // into the same slice. Nothing of an event may be kept by reference past
 // Recycle but what it points to: the correlator keeps copies, and alerts
 // keep strings and slices the decoder allocated, which a reused slot
-// never writes into.
+// never writes into. The events are cleared here, not as the next batch
+// reaches their slots: until then they kept the durable batch's Kafka
+// messages, decoded strings and observables alive beside the two batches
+// in hand (about a third of a batch more memory on average, at 5,000
+// events some 20 MB more heap at every collection).
 func (p *Processor) Recycle(events []ocsf.Event) {
+	clear(events[:cap(events)])
 	p.spare = events
 }
 

@@ -19,7 +19,9 @@ import (
 // next: what earlier batches returned (alerts, incidents, link signals,
 // stage inputs, dead letters) must not change when their events' memory
 // is reused, and every batch must equal what fresh slices give. Batches
-// shrink and grow, so slots are reused, left over and outgrown.
+// shrink and grow, so slots are reused, left over and outgrown. The
+// recycling run decodes as the engine does, its strings sharing the
+// records' bytes (ingest.Decoder.ShareInput); the fresh one copies them.
 func TestRecycledEventsChangeNoResult(t *testing.T) {
 	g := loadgen.New(loadgen.Config{Seed: 7, Rate: 2000, ChainEvery: 300 * time.Millisecond, ChainSpan: 200 * time.Millisecond})
 	recs := make([]Record, 4000)
@@ -51,7 +53,11 @@ func TestRecycledEventsChangeNoResult(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := NewProcessor(ingest.NewDecoder(ingest.DefaultLimits()), eng, corr, func(string) string { return "default" }, true, slog.New(slog.DiscardHandler), nil)
+		dec := ingest.NewDecoder(ingest.DefaultLimits())
+		if recycle {
+			dec.ShareInput()
+		}
+		p := NewProcessor(dec, eng, corr, func(string) string { return "default" }, true, slog.New(slog.DiscardHandler), nil)
 		var batches []storage.Batch
 		var derived, whole []string
 		for i, lo := 0, 0; lo < len(recs); i++ {
@@ -86,6 +92,39 @@ func TestRecycledEventsChangeNoResult(t *testing.T) {
 	}
 	if alerts == 0 {
 		t.Fatal("the stream raised no alert: the test compares nothing")
+	}
+}
+
+// Recycle lets go of what the durable batch's events point to (records,
+// strings, observables) at once, not only as the next batch reaches their
+// slots: a smaller next batch would otherwise keep the rest alive.
+func TestRecycleReleasesTheBatch(t *testing.T) {
+	g := loadgen.New(loadgen.Config{Seed: 3, Rate: 2000})
+	recs := make([]Record, 200)
+	for i := range recs {
+		r := g.Next()
+		recs[i] = Record{Source: ingest.Source(r.Source), Topic: r.Source, Offset: int64(i), Value: r.Value, Time: r.Time}
+	}
+	eng := rules.NewEngine(nil, nil)
+	corr, err := correlate.New(correlate.DefaultConfig(), nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewProcessor(ingest.NewDecoder(ingest.DefaultLimits()), eng, corr, func(string) string { return "default" }, true, slog.New(slog.DiscardHandler), nil)
+	b := p.Process(recs)
+	if len(b.Events) < len(recs) || b.Events[0].Raw == nil {
+		t.Fatalf("%d events from %d records, the first without its record", len(b.Events), len(recs))
+	}
+	evs := b.Events[:cap(b.Events)]
+	p.Recycle(b.Events)
+	for i := range evs {
+		if e := &evs[i]; e.Raw != nil || e.Metadata.UID != "" || e.Observables != nil {
+			t.Fatalf("slot %d of the recycled batch still holds event %q (%d bytes of record)", i, e.Metadata.UID, len(e.Raw))
+		}
+	}
+	next := p.Process(recs[:10])
+	if len(next.Events) != 10 || &next.Events[0] != &evs[0] {
+		t.Fatalf("the next batch did not decode into the recycled slice")
 	}
 }
 
