@@ -113,7 +113,10 @@ func (c *columns) insertSQL(s *Store) string {
 // It returns nil only when every row is stored. A permanent error (for
 // example a schema mismatch) is returned at once, wrapped in ErrPermanent;
 // the tables inserted before it stay inserted, which is harmless because
-// every row has a deterministic id and a repeated write folds.
+// every row has a deterministic id and a repeated write folds. An event
+// whose JSON cannot be written is found as its block is filled, after the
+// INSERT's earlier blocks went out; the INSERT is abandoned, and the
+// server may keep those blocks' rows, as after any failure mid-INSERT.
 //
 // Write reads the raw bytes of b's events and dead letters in place,
 // without a copy: they must not change until it returns.
