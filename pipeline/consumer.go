@@ -216,14 +216,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	var signals *kafka.Writer
 	if c.cfg.SignalsTopic != "" {
-		// Keyed by tenant: one tenant's signals land on one partition of
-		// the signals topic, so one correlate process owns its state.
-		signals = &kafka.Writer{
-			Addr: kafka.TCP(c.cfg.Brokers...), Topic: c.cfg.SignalsTopic,
-			Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
-			BatchTimeout: 5 * time.Millisecond, BatchBytes: 2 * maxSignalBytes,
-			Transport: tr,
-		}
+		signals = newSignalWriter(c.cfg.Brokers, c.cfg.SignalsTopic, tr)
 		defer signals.Close()
 	}
 	c.logger.Info("consuming", "brokers", c.cfg.Brokers, "group", c.cfg.GroupID, "topics", topics, "signals_topic", c.cfg.SignalsTopic)

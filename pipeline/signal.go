@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 
@@ -73,6 +74,30 @@ type EncodedSignal struct {
 // maxSignalBytes bounds one signal message below Kafka's default
 // message.max.bytes (1 MB); a larger one is split.
 const maxSignalBytes = 512 << 10
+
+// signalBatchBytes bounds the messages kafka-go sends to the signals topic
+// as one record batch, by its estimate of their size; the broker holds the
+// batch to its message.max.bytes whole (1,048,588 bytes by default), its
+// framing included. At twice maxSignalBytes a batch the estimate filled to
+// 1,048,576 bytes (a message of the largest size and one a little
+// smaller) was about 50 bytes too large on the wire, and the broker
+// refused it: the detect process retried it, without committing, until
+// stopped (seen in make bench's split runs). A message of the largest
+// size and half as much again leave a quarter of the broker's limit for
+// framing (TestSignalBatchesFitTheBroker).
+const signalBatchBytes = maxSignalBytes + maxSignalBytes/2
+
+// newSignalWriter is the producer of a detect process's signals, keyed by
+// tenant: one tenant's signals land on one partition of the signals topic,
+// so one correlate process owns its state.
+func newSignalWriter(brokers []string, topic string, tr *kafka.Transport) *kafka.Writer {
+	return &kafka.Writer{
+		Addr: kafka.TCP(brokers...), Topic: topic,
+		Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
+		BatchTimeout: 5 * time.Millisecond, BatchBytes: signalBatchBytes,
+		Transport: tr,
+	}
+}
 
 // encodeSignal encodes s, split into several messages when it is larger
 // than maxSignalBytes.

@@ -243,3 +243,40 @@ func TestOwnedTenantsMatchThePartitionsSignalsLandOn(t *testing.T) {
 		t.Errorf("every partition owns %d tenants, want all %d", len(got), len(tenants))
 	}
 }
+
+// A detect process publishes a batch's signal messages in one call, and
+// kafka-go sends as many as its estimate of their size lets into
+// signalBatchBytes as one record batch, which the broker holds whole to
+// its message.max.bytes (kfake keeps Kafka's default, 1,048,588 bytes).
+// The batch's own framing comes on top of the estimate: a batch of
+// messages encodeSignal may make, filling the estimate exactly, must
+// still go through.
+func TestSignalBatchesFitTheBroker(t *testing.T) {
+	const topic = "musubi.signals"
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	w := newSignalWriter(cluster.ListenAddrs(), topic, &kafka.Transport{})
+	w.MaxAttempts = 1 // a refused batch fails the call rather than being retried
+	defer w.Close()
+	key := []byte("acme")
+	// kafka-go's estimate of a message without headers: its value and key
+	// with the old message format's framing (Message.totalSize).
+	estimate := func(value int) int { return 1 + 4 + 1 + 1 + 4 + len(key) + 4 + value + 8 }
+	second := signalBatchBytes - estimate(maxSignalBytes) - estimate(0)
+	if second <= 0 || second > maxSignalBytes {
+		t.Fatalf("no second message fills a batch: %d bytes", second)
+	}
+	msgs := []kafka.Message{
+		{Key: key, Value: []byte(strings.Repeat("a", maxSignalBytes))},
+		{Key: key, Value: []byte(strings.Repeat("b", second))},
+		{Key: key, Value: []byte(strings.Repeat("c", maxSignalBytes))},
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatalf("publishing signal messages of %d, %d and %d bytes: %v", maxSignalBytes, second, maxSignalBytes, err)
+	}
+}
