@@ -161,14 +161,9 @@ func (p *Processor) Process(recs []Record) storage.Batch {
 	if cap(events) < len(recs) {
 		events = make([]ocsf.Event, 0, len(recs))
 	}
+	// Recycle cleared every slot: one this batch does not reuse keeps
+	// nothing of the last batch alive.
 	b := storage.Batch{Events: events[:0]}
-	defer func() {
-		// Slots this batch did not reuse would keep the last batch's
-		// events (and the records they point into) alive.
-		if n := len(b.Events); cap(b.Events) == cap(events) && n < len(events) {
-			clear(events[n:])
-		}
-	}()
 	p.recOf = p.recOf[:0]
 	for i := range recs {
 		r := &recs[i]
