@@ -563,36 +563,53 @@ func (c *Correlator) linkEvent(ev *ocsf.Event) bool {
 func (c *Correlator) link(ev *ocsf.Event) bool {
 	tenant := c.tenant(ev.Metadata.TenantUID)
 	type ref struct {
-		slot uint32
+		slot uint32 // 0 until interned
 		kind uint8
 		name string
+		obs  *ocsf.Observable
 	}
 	var arr [16]ref
 	refs := arr[:0]
-	for _, o := range ev.Observables {
-		ki := kindIndex[o.Entity]
-		if !c.linked[ki] || o.Value == "" {
-			continue
+	for i := range ev.Observables {
+		o := &ev.Observables[i]
+		if ki := kindIndex[o.Entity]; c.linked[ki] && o.Value != "" {
+			refs = append(refs, ref{kind: ki, name: o.Name, obs: o})
 		}
-		i, isNew := c.g.touch(ekey{tenant: tenant, kind: ki, value: o.Value}, ev.Time)
-		if isNew && c.hubs.isHub(o.Entity, o.Value) {
-			c.g.ent(i).hub = true
+	}
+	// An entity is interned when a lineage rule first links it with
+	// another of the event's, not for being named: most of an event's
+	// linkable entities are linked by no rule for that event (a VPC flow's
+	// addresses, a read-only call's key), and interning each of them
+	// filled a long stream's graph with entities that had neither links
+	// nor incidents (two in five of the benchmark's). The graph's entities
+	// are thus those of links and alerts, and their seen range is that of
+	// the links and alerts that name them.
+	slot := func(r *ref) uint32 {
+		if r.slot == 0 {
+			i, isNew := c.g.touch(ekey{tenant: tenant, kind: r.kind, value: r.obs.Value}, ev.Time)
+			if isNew && c.hubs.isHub(r.obs.Entity, r.obs.Value) {
+				c.g.ent(i).hub = true
+			}
+			r.slot = i
 		}
-		refs = append(refs, ref{i, ki, o.Name})
+		return r.slot
 	}
 	n := 0
 	// Links keep the event's uid past the event: one copy for all of
 	// them, made only if one stores it (see addLink).
 	var uid string
 	for x := 0; x < len(refs) && n < c.cfg.MaxLinksPerEvent; x++ {
-		ra := refs[x]
+		ra := &refs[x]
 		for y := x + 1; y < len(refs) && n < c.cfg.MaxLinksPerEvent; y++ {
-			rb := refs[y]
-			if ra.slot == rb.slot || c.g.ent(ra.slot).hub || c.g.ent(rb.slot).hub || !c.linkAllowed(ev, ra.kind, ra.name, rb.kind, rb.name) {
+			rb := &refs[y]
+			if ra.kind == rb.kind && ra.obs.Value == rb.obs.Value || !c.linkAllowed(ev, ra.kind, ra.name, rb.kind, rb.name) {
+				continue
+			}
+			a, b := slot(ra), slot(rb)
+			if c.g.ent(a).hub || c.g.ent(b).hub {
 				continue
 			}
 			n++
-			a, b := ra.slot, rb.slot
 			if !c.g.addLink(a, b, ev.Time, ev.Metadata.UID, &uid) {
 				continue
 			}

@@ -11,8 +11,9 @@
 // access key ↔ the IP an API caller acted from ↔ agent host and its own
 // addresses; deployment lineage: the identity that wrote an S3 object
 // (write operations only, not its readers) → object → CodeDeploy
-// deployment → target instance or host); entities of other kinds are
-// interned only when an alert carries them. Rules can be narrowed by
+// deployment → target instance or host); an entity is interned for an
+// event only when a rule links it with another of the event's entities,
+// and otherwise only when an alert carries it. Rules can be narrowed by
 // operation, class and attribute name, so the peers a host talks to and
 // shared principals such as an instance profile do not link. Each link
 // keeps the event-time range it was seen in and the id of its earliest

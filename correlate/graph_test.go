@@ -82,26 +82,38 @@ func TestWalkMarksAfterWrap(t *testing.T) {
 	}
 }
 
-// Only entities of kinds some lineage rule links are interned for an
-// event's links: a process named beside its host is not, until an alert
-// carries it. Linked kinds are interned whether or not this event links
-// them, so their first and last sightings stay what they were.
-func TestOnlyLinkableKindsAreInterned(t *testing.T) {
+// Only entities some lineage rule links in the event are interned for its
+// links: a process or a hash never (no rule links their kinds), a host only
+// once an event links it, until an alert carries it. An entity's seen range
+// is that of the links and alerts that name it.
+func TestOnlyLinkedEntitiesAreInterned(t *testing.T) {
 	c, _ := newTest(t, testConfig(), nil)
 	host := ob(ocsf.EntityHost, "web-9")
 	proc := ob(ocsf.EntityProcess, "web-9:4242")
 	e1 := mkEvent("e1", "agent", 0, host, proc, ob(ocsf.EntityHash, "9f86d081884c7d659a2feaa0c55ad015"))
 	c.Process([]ocsf.Event{e1}, nil)
-	if n := c.g.len(); n != 1 {
-		t.Fatalf("an event of a host, a process and a hash interned %d entities, want 1 (the host)", n)
+	if n := c.g.len(); n != 0 {
+		t.Fatalf("an event of a host, a process and a hash, which no rule links, interned %d entities, want 0", n)
 	}
-	slotOf(t, c, ocsf.EntityHost, "web-9")
 
-	e2 := mkEvent("e2", "agent", time.Minute, host, proc)
-	c.Process([]ocsf.Event{e2}, []alert.Alert{mkAlert("a1", "r1", "execution", ocsf.SeverityHigh, e2)})
+	e2 := mkEvent("e2", "agent", time.Minute, host, proc, ob(ocsf.EntityInstance, "i-0abc"))
+	c.Process([]ocsf.Event{e2}, nil)
+	if n := c.g.len(); n != 2 {
+		t.Fatalf("an event linking a host and an instance interned %d entities, want 2", n)
+	}
+	h := c.g.ent(slotOf(t, c, ocsf.EntityHost, "web-9"))
+	if len(h.links) != 1 || h.first != e2.Time || h.last != e2.Time {
+		t.Errorf("the host has %d links, seen %d..%d; want 1 link, seen at the linking event's time %d", len(h.links), h.first, h.last, e2.Time)
+	}
+
+	e3 := mkEvent("e3", "agent", 2*time.Minute, host, proc)
+	c.Process([]ocsf.Event{e3}, []alert.Alert{mkAlert("a1", "r1", "execution", ocsf.SeverityHigh, e3)})
 	p := c.g.ent(slotOf(t, c, ocsf.EntityProcess, "web-9:4242"))
 	if len(p.members) != 1 {
 		t.Errorf("the alerted process is a member of %d incidents, want 1", len(p.members))
+	}
+	if h := c.g.ent(slotOf(t, c, ocsf.EntityHost, "web-9")); h.last != e3.Time {
+		t.Errorf("the alerted host was last seen at %d, want the alert's time %d", h.last, e3.Time)
 	}
 }
 
