@@ -122,9 +122,9 @@ type Stream struct {
 	// (default GOMAXPROCS).
 	Workers int
 	// Chunk is how many events the correlator receives per call, as one
-	// of serve's batches (default 5000, serve's largest batch: the
-	// correlator links a batch's events before it places its alerts, so
-	// the chunking can change which links an alert sees).
+	// of serve's batches (default 5000, as serve with pipeline.batch_size
+	// 5000: the correlator links a batch's events before it places its
+	// alerts, so the chunking can change which links an alert sees).
 	Chunk int
 	// SegmentBytes and SegmentRecords bound the pieces a large file is
 	// read in: a file whose content (after gzip) is larger than

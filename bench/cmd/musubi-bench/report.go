@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/musubi-xdr/musubi/pipeline"
 )
 
 // Targets of issue 9.
@@ -242,7 +244,7 @@ func (r *report) markdown() string {
 	}
 	p("\n%s", r.stamp())
 	r.chainNotes(p)
-	p("The ceiling is measured before and (except in the quick check) after the engine runs; the better of the two is the ceiling the ratios use. It is the same stream through `musubi-bench sink` under the same constraints: the pipeline's reader settings and batching (5000 records / 1 s), `ingest` decode, `storage.Write` of the events (raw bytes kept, as `serve` does), commit — no rules, no correlation, no alerts or incidents to write. ")
+	p("The ceiling is measured before and (except in the quick check) after the engine runs; the better of the two is the ceiling the ratios use. It is the same stream through `musubi-bench sink` under the same constraints: the pipeline's reader settings and default batching (%d records / 1 s), `ingest` decode, `storage.Write` of the events (raw bytes kept, as `serve` does), commit — no rules, no correlation, no alerts or incidents to write. ", pipeline.DefaultBatch().BatchSize)
 	p("Chains are judged in ClickHouse after the run, on the latest version of each incident of at least high severity that was not merged: a chain is judged only when the run committed every one of its records (a run the time limit stops holds chains still arriving, whose pieces are separate incidents until their links arrive), and should then be held by exactly one high incident — one holding its identifiers (its own account, instances, hosts, addresses, key, bucket, deployment) and no other chain's. A high incident holding no chain's identifier is a finding on the generated background and is listed with its rules.\n\n")
 
 	if l := r.latency; l != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/musubi-xdr/musubi/ingest"
 	"github.com/musubi-xdr/musubi/ocsf"
+	"github.com/musubi-xdr/musubi/pipeline"
 	"github.com/musubi-xdr/musubi/storage"
 )
 
@@ -32,7 +33,7 @@ func sinkMain(args []string) int {
 	addr := fs.String("clickhouse", "127.0.0.1:19000", "ClickHouse native address")
 	db := fs.String("database", "", "ClickHouse database (created)")
 	compression := fs.String("compression", "", "clickhouse.compression (empty: the default, lz4)")
-	batchSize := fs.Int("batch", 5000, "records per batch (pipeline.batch_size)")
+	batchSize := fs.Int("batch", pipeline.DefaultBatch().BatchSize, "records per batch (pipeline.batch_size; the engine's default)")
 	flush := fs.Duration("flush", time.Second, "partial batch wait (pipeline.flush_interval)")
 	pprofAddr := fs.String("pprof", "", "serve Go's profiles at http://ADDR/debug/pprof/ (the harness's -profile)")
 	_ = fs.Parse(args)
