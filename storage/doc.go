@@ -15,7 +15,8 @@
 // sort columns come from allow-lists), and every INSERT names its columns.
 //
 // Encoding: a batch is sent column by column (one typed slice per column,
-// blocks of sendBlockRows rows). event_json is ocsf.Event.AppendJSON's
+// blocks of sendBlockRows rows; each String column sized for the first
+// block, see reserveStrings). event_json is ocsf.Event.AppendJSON's
 // output — byte for byte encoding/json's, written without reflection —
 // appended to a pooled arena one block at a time as the INSERT sends it (a
 // batch's documents are never all in memory); the entity keys go to
