@@ -61,3 +61,43 @@ func TestReserveStringsSizesTheFirstBlock(t *testing.T) {
 	}
 	t.Logf("rows %d bytes: grown %d, reserved %d bytes allocated", size, grown, once)
 }
+
+// colAppender is a column as an INSERT's batch hands it out.
+type colAppender struct{ column.Interface }
+
+func (c colAppender) Append(v any) error {
+	_, err := c.Interface.Append(v)
+	return err
+}
+
+// A LowCardinality string column appended row by row (appendRows' way,
+// without reflection) holds exactly what clickhouse-go's slice append
+// gives it, empty values and repeats included.
+func TestLowCardinalityRowsEncodeAsTheSlice(t *testing.T) {
+	vals := []string{"CloudTrail", "", "vpcflow", "CloudTrail", "", "agent", "guardduty", "agent", "CloudTrail"}
+	encode := func(lc bool) []byte {
+		col, err := column.Type("LowCardinality(String)").Column("log_name", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lc {
+			if !lowCardinality([]column.Interface{col}, 0) {
+				t.Fatal("a LowCardinality(String) column is not recognised as one")
+			}
+			if err := appendRows(colAppender{col}, true, vals, 2, 8, len(vals)); err != nil {
+				t.Fatal(err)
+			}
+		} else if _, err := col.Append(vals[2:8]); err != nil {
+			t.Fatal(err)
+		}
+		if col.Rows() != 6 {
+			t.Fatalf("the column holds %d rows, want 6", col.Rows())
+		}
+		var buf proto.Buffer
+		col.Encode(&buf)
+		return buf.Buf
+	}
+	if string(encode(true)) != string(encode(false)) {
+		t.Fatal("row by row the LowCardinality column encodes other rows than the slice append")
+	}
+}
