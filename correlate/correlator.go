@@ -565,7 +565,6 @@ func (c *Correlator) link(ev *ocsf.Event) bool {
 	type ref struct {
 		slot uint32 // 0 until interned
 		kind uint8
-		name string
 		obs  *ocsf.Observable
 	}
 	var arr [16]ref
@@ -573,7 +572,7 @@ func (c *Correlator) link(ev *ocsf.Event) bool {
 	for i := range ev.Observables {
 		o := &ev.Observables[i]
 		if ki := kindIndex[o.Entity]; c.linked[ki] && o.Value != "" {
-			refs = append(refs, ref{kind: ki, name: o.Name, obs: o})
+			refs = append(refs, ref{kind: ki, obs: o})
 		}
 	}
 	// An entity is interned when a lineage rule first links it with
@@ -602,7 +601,7 @@ func (c *Correlator) link(ev *ocsf.Event) bool {
 		ra := &refs[x]
 		for y := x + 1; y < len(refs) && n < c.cfg.MaxLinksPerEvent; y++ {
 			rb := &refs[y]
-			if ra.kind == rb.kind && ra.obs.Value == rb.obs.Value || !c.linkAllowed(ev, ra.kind, ra.name, rb.kind, rb.name) {
+			if ra.kind == rb.kind && ra.obs.Value == rb.obs.Value || !c.linkAllowed(ev, ra.kind, ra.obs.Name, rb.kind, rb.obs.Name) {
 				continue
 			}
 			a, b := slot(ra), slot(rb)
