@@ -48,12 +48,19 @@ func (m *Manager) AddCompanion(c Companion) {
 	m.companions = append(m.companions, c)
 }
 
-// NewManager returns a manager of dir for e; logger may be nil.
+// NewManager returns a manager of dir for e; logger may be nil. A set e
+// already runs is taken to be dir's content (the caller loaded it from
+// dir): polls reload only when the directory differs from it, not once
+// more at the first poll.
 func NewManager(dir string, e *Engine, logger *slog.Logger) *Manager {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{dir: dir, engine: e, logger: logger.With("component", "rules", "dir", dir), Interval: DefaultPollInterval}
+	m := &Manager{dir: dir, engine: e, logger: logger.With("component", "rules", "dir", dir), Interval: DefaultPollInterval}
+	if s := e.Set(); s != nil {
+		m.lastHash = s.Hash
+	}
+	return m
 }
 
 // Reload loads the directory and swaps the new set in. On error the running

@@ -102,6 +102,33 @@ func TestManagerFollowsConfigMapSwap(t *testing.T) {
 	}
 }
 
+// TestManagerKeepsTheSetItWasGiven: a set the caller loaded from the
+// directory before making the manager is not compiled again by the first
+// poll; a change still is.
+func TestManagerKeepsTheSetItWasGiven(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"a.yaml": ruleYAML("t.a", "'true'")})
+	s, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEngine(prometheus.NewRegistry(), nil)
+	e.Swap(s)
+	m := NewManager(dir, e, nil)
+	m.poll()
+	if e.Set() != s {
+		t.Error("the first poll replaced the set loaded from the unchanged directory")
+	}
+	if got := counterValue(t, e.metrics.reloads.WithLabelValues("success")); got != 0 {
+		t.Errorf("got %v reloads of the unchanged directory, want 0", got)
+	}
+	writeFiles(t, dir, map[string]string{"b.yaml": ruleYAML("t.b", "'true'")})
+	m.poll()
+	if got := ruleIDs(e.Set()); len(got) != 2 {
+		t.Errorf("got running rules %v after a rule was added, want 2", got)
+	}
+}
+
 func TestManagerRunFailsWithoutRules(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"a.yaml": "id: [broken"})
