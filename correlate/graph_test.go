@@ -177,3 +177,29 @@ func TestLinkSignalCarriesLinkedKindsOnly(t *testing.T) {
 		t.Errorf("the link signal carries %v, want %v", kinds, want)
 	}
 }
+
+// An entity's link list grows by half when full, not doubled: the room a
+// doubling leaves unused was a third of a long stream's link memory. The
+// links kept are the same either way.
+func TestLinkListsGrowByHalf(t *testing.T) {
+	g := newGraph()
+	hub, _ := g.touch(ekey{kind: 1, value: "host"}, 0)
+	var kept string
+	want := []int{firstLinks, firstLinks, firstLinks, firstLinks, 6, 6, 9, 9, 9, 13}
+	for n := range want {
+		p, _ := g.touch(ekey{kind: 2, value: fmt.Sprintf("i-%d", n)}, int64(n))
+		if !g.addLink(hub, p, int64(n), fmt.Sprintf("e%d", n), &kept) {
+			t.Fatalf("link %d: not new", n)
+		}
+		kept = ""
+		links := g.ent(hub).links
+		if len(links) != n+1 || cap(links) != want[n] {
+			t.Fatalf("after %d links: %d kept in room for %d, want room for %d", n+1, len(links), cap(links), want[n])
+		}
+	}
+	for i, l := range g.ent(hub).links {
+		if l.first != int64(i) || l.ev != fmt.Sprintf("e%d", i) || g.ent(l.to).key.value != fmt.Sprintf("i-%d", i) {
+			t.Errorf("link %d: got %+v to %q", i, l, g.ent(l.to).key.value)
+		}
+	}
+}
