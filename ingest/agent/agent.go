@@ -145,13 +145,14 @@ func normalizeTo(ev *ocsf.Event, rec []byte, maxDepth int, decode func([]byte, *
 		ev.Cloud.Region = ev.Device.Region
 	}
 	given := ev.Observables
-	ev.Observables = make([]ocsf.Observable, 0, 16)
+	room := ev.CollectObservables()
 	Observables(ev)
 	for _, o := range given {
 		if k := kindOf(o.TypeID, o.Value); k != "" {
 			ev.AddObservable(k, o.Name, o.Value)
 		}
 	}
+	ev.KeepObservables(room)
 	return nil
 }
 

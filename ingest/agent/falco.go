@@ -145,8 +145,9 @@ func NormalizeFalco(rec []byte, maxDepth int) (ocsf.Event, error) {
 	if p.File.Path != "" && p.File.Name == "" {
 		p.File.Name = p.File.Path[strings.LastIndexByte(p.File.Path, '/')+1:]
 	}
-	ev.Observables = make([]ocsf.Observable, 0, 12)
+	room := ev.CollectObservables()
 	Observables(&ev)
+	ev.KeepObservables(room)
 	if unm != nil || tagsRaw != nil {
 		out := []byte{'{'}
 		if unm != nil {

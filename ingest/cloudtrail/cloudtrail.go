@@ -90,7 +90,7 @@ func NormalizeTo(ev *ocsf.Event, rec []byte, maxDepth int) error {
 // event's strings then keep rec alive (ingest.Decoder.ShareInput).
 func NormalizeText(ev *ocsf.Event, rec []byte, text string, maxDepth int) error {
 	p := parser{s: scan.New(rec, text, maxDepth), ev: ev}
-	ev.Observables = make([]ocsf.Observable, 0, 16)
+	defer ev.KeepObservables(ev.CollectObservables())
 	if err := p.parse(); err != nil {
 		return err
 	}

@@ -477,7 +477,7 @@ func build(ev *ocsf.Event, vals *values, raw []byte, format [16]byte, context st
 		ev.Disposition, ev.DispositionID = "Blocked", 2
 	}
 
-	ev.Observables = make([]ocsf.Observable, 0, 8)
+	room := ev.CollectObservables()
 	ev.AddObservable(ocsf.EntityAccount, "cloud.account.uid", ev.Cloud.Account.UID)
 	ev.AddObservable(ocsf.EntityRegion, "cloud.region", ev.Cloud.Region)
 	ev.AddObservable(ocsf.EntityIP, "src_endpoint.ip", src.IP)
@@ -498,6 +498,7 @@ func build(ev *ocsf.Event, vals *values, raw []byte, format [16]byte, context st
 	ev.AddObservable(ocsf.EntityCluster, "unmapped.ecs-cluster-name", dash(v[fECSClusterName]))
 	ev.AddObservable(ocsf.EntityContainer, "unmapped.ecs-container-id", dash(v[fECSContainerID]))
 	ev.AddObservable(ocsf.EntityContainer, "unmapped.ecs-second-container-id", dash(v[fECSSecondContainerID]))
+	ev.KeepObservables(room)
 
 	ev.Unmapped = unmapped(vals)
 	return nil
