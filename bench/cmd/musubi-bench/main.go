@@ -113,6 +113,7 @@ func benchMain(args []string) int {
 	onlyReplay := fs.Bool("only-replay", false, "run only the offline replay benchmark")
 	split := fs.String("split", "", "detect process counts of the split-roles runs, comma-separated (default 1,2; quick none; \"none\" skips them)")
 	splitRepeat := fs.Int("split-repeat", 3, "runs of each split-roles configuration and of its latency run")
+	latencyRate := fs.Float64("latency-rate", 0, "events/s of the detection latency run (default 70% of the 300-rule throughput); a fixed rate compares runs of different binaries")
 	splitLatencyRate := fs.Float64("split-latency-rate", 0, "events/s of the split-roles latency runs (default 70% of the median one-detect throughput)")
 	splitLatencyOnly := fs.Bool("split-latency-only", false, "with -only-split: only the latency runs (needs -split-latency-rate); their subsection is added to the existing \"Split roles\" section")
 	onlySplit := fs.Bool("only-split", false, "run only the split-roles benchmarks and replace the \"Split roles\" section of -out")
@@ -200,6 +201,7 @@ func benchMain(args []string) int {
 		}
 		h.profile = &profiling{dir: *profileDir, seconds: *profileSeconds, addrs: map[string]string{}}
 	}
+	h.report.latencyRate = *latencyRate
 	h.report.splitLatencyRate = *splitLatencyRate
 	h.splitLatencyOnly = *splitLatencyOnly
 	var err error
@@ -425,13 +427,16 @@ func (h *harness) run(ctx context.Context, sizes []int, events, count int, skipM
 		}
 	}
 
-	// Detection latency at 70% of the 300-rule maximum.
+	// Detection latency at 70% of the 300-rule maximum, or at -latency-rate.
 	n := 300
 	if !contains(sizes, 300) {
 		n = sizes[len(sizes)-1]
 	}
-	if max300 > 0 {
+	if max300 > 0 || h.report.latencyRate > 0 {
 		rate := 0.7 * max300
+		if h.report.latencyRate > 0 {
+			rate = h.report.latencyRate
+		}
 		h.logf("latency: %.0f events/s for %s with %d rules", rate, latencyFor, n)
 		l, err := h.runLatency(ctx, filepath.Join(h.work, fmt.Sprintf("rules-%d", n)), n, rate, latencyFor)
 		if err != nil {
