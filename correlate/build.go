@@ -466,7 +466,7 @@ func (c *Correlator) pathSteps(path []uint32, t int64) []incident.PathStep {
 		if i > 0 {
 			for _, l := range c.g.ent(path[i-1]).links {
 				if l.to == p {
-					st.Time, st.EventID = l.first, l.ev
+					st.Time, st.EventID = l.first, c.g.evs.id(l.ev)
 				}
 			}
 		}
@@ -496,8 +496,9 @@ func (b *builder) lineagePath(path []uint32) []string {
 		if i > 0 && id != "" && prev != "" {
 			for _, l := range g.ent(path[i-1]).links {
 				if l.to == p {
-					b.edge(incident.Edge{Source: prev, Target: id, Relation: RelLinked, JoinKey: "event", Time: l.first, EventIDs: []string{l.ev}})
-					evs = append(evs, l.ev)
+					ev := g.evs.id(l.ev)
+					b.edge(incident.Edge{Source: prev, Target: id, Relation: RelLinked, JoinKey: "event", Time: l.first, EventIDs: []string{ev}})
+					evs = append(evs, ev)
 				}
 			}
 		}

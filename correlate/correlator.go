@@ -596,7 +596,7 @@ func (c *Correlator) link(ev *ocsf.Event) bool {
 	n := 0
 	// Links keep the event's uid past the event: one copy for all of
 	// them, made only if one stores it (see addLink).
-	var uid string
+	var uid uint32
 	for x := 0; x < len(refs) && n < c.cfg.MaxLinksPerEvent; x++ {
 		ra := &refs[x]
 		for y := x + 1; y < len(refs) && n < c.cfg.MaxLinksPerEvent; y++ {

@@ -37,11 +37,15 @@ type ekey struct {
 
 // link is one side of an undirected lineage link. first is the earliest
 // event time the link was seen at and ev the id of that event (the smallest
-// id on ties), so the evidence is the same whatever the arrival order.
+// id on ties), so the evidence is the same whatever the arrival order. ev
+// is the event id's slot in the graph's evidence table (0: no id): the two
+// halves of a link, and every link an event made, share one copy of the
+// id, and a link is 24 bytes instead of the 40 it took with the id's
+// string header in it (links are most of the correlator's memory).
 type link struct {
 	to          uint32
+	ev          uint32
 	first, last int64
-	ev          string
 }
 
 // membership says that an entity was carried by alerts of an open incident
@@ -73,6 +77,64 @@ type graph struct {
 	pages [][]entity // slot 0 is unused so that 0 means "none"
 	n     uint32     // slots in use or freed, slot 0 included
 	free  []uint32
+	evs   evidence
+}
+
+// evidence holds the event ids links keep as their evidence, each once,
+// with the number of link halves that name it: an id is forgotten with
+// the last link that names it. Slot 0 is the empty id.
+type evidence struct {
+	ids  []string
+	refs []uint32
+	free []uint32
+}
+
+// keep returns the slot of s for one more link half. kept is the slot made
+// for the event s is the id of, 0 until a half first stores it: every link
+// of the event shares it. s may be a slice of the event's decoded record,
+// which a link must not keep alive: the slot holds a copy.
+func (v *evidence) keep(s string, kept *uint32) uint32 {
+	if s == "" {
+		return 0
+	}
+	// A slot whose halves were all dropped since (an entity of the
+	// event's turned hub) is free, and may be another id's by now.
+	if k := *kept; k != 0 && v.refs[k] > 0 && v.ids[k] == s {
+		v.refs[k]++
+		return k
+	}
+	if len(v.ids) == 0 {
+		v.ids, v.refs = make([]string, 1, 1024), make([]uint32, 1, 1024)
+	}
+	var k uint32
+	if n := len(v.free); n > 0 {
+		k, v.free = v.free[n-1], v.free[:n-1]
+		v.ids[k], v.refs[k] = strings.Clone(s), 1
+	} else {
+		k = uint32(len(v.ids))
+		v.ids, v.refs = append(v.ids, strings.Clone(s)), append(v.refs, 1)
+	}
+	*kept = k
+	return k
+}
+
+// id returns the event id in slot k.
+func (v *evidence) id(k uint32) string {
+	if k == 0 {
+		return ""
+	}
+	return v.ids[k]
+}
+
+// drop releases one link half's hold on slot k.
+func (v *evidence) drop(k uint32) {
+	if k == 0 {
+		return
+	}
+	if v.refs[k]--; v.refs[k] == 0 {
+		v.ids[k] = ""
+		v.free = append(v.free, k)
+	}
 }
 
 // entPage is the number of entities of one page (a power of two).
@@ -117,26 +179,26 @@ func (g *graph) touch(k ekey, t int64) (uint32, bool) {
 }
 
 // addLink records a link between a and b seen at t in event ev and reports
-// whether the link is new. ev may be a slice of the event's decoded record,
-// which a link must not keep alive: a half that stores it stores the copy
-// in *kept, made the first time one is needed and shared by every link of
-// the event (most links of an event are seen before, with evidence as
-// early, and store nothing).
-func (g *graph) addLink(a, b uint32, t int64, ev string, kept *string) bool {
+// whether the link is new. kept is the event's evidence slot (see
+// evidence.keep), zero before the event's first link: most links of an
+// event are seen before, with evidence as early, and store nothing.
+func (g *graph) addLink(a, b uint32, t int64, ev string, kept *uint32) bool {
 	added := g.addHalf(a, b, t, ev, kept)
 	g.addHalf(b, a, t, ev, kept)
 	return added
 }
 
-func (g *graph) addHalf(a, b uint32, t int64, ev string, kept *string) bool {
+func (g *graph) addHalf(a, b uint32, t int64, ev string, kept *uint32) bool {
 	e := g.ent(a)
 	for i := range e.links {
 		l := &e.links[i]
 		if l.to != b {
 			continue
 		}
-		if t < l.first || (t == l.first && ev < l.ev) {
-			l.first, l.ev = t, keepString(ev, kept)
+		if t < l.first || (t == l.first && ev < g.evs.id(l.ev)) {
+			old := l.ev
+			l.first, l.ev = t, g.evs.keep(ev, kept)
+			g.evs.drop(old)
 		}
 		l.last = max(l.last, t)
 		return false
@@ -157,20 +219,12 @@ func (g *graph) addHalf(a, b uint32, t int64, ev string, kept *string) bool {
 		copy(grown, e.links)
 		e.links = grown
 	}
-	e.links = append(e.links, link{to: b, first: t, last: t, ev: keepString(ev, kept)})
+	e.links = append(e.links, link{to: b, first: t, last: t, ev: g.evs.keep(ev, kept)})
 	return true
 }
 
 // firstLinks is the room an entity's first link makes for its links.
 const firstLinks = 4
-
-// keepString returns the copy of s in *kept, making it on first use.
-func keepString(s string, kept *string) string {
-	if *kept == "" {
-		*kept = strings.Clone(s)
-	}
-	return *kept
-}
 
 // makeHub turns e into a hub: it keeps no links from now on.
 func (g *graph) makeHub(i uint32) {
@@ -178,6 +232,7 @@ func (g *graph) makeHub(i uint32) {
 	e.hub = true
 	for _, l := range e.links {
 		g.dropHalf(l.to, i)
+		g.evs.drop(l.ev)
 	}
 	e.links = nil
 	e.members = nil
@@ -185,7 +240,13 @@ func (g *graph) makeHub(i uint32) {
 
 func (g *graph) dropHalf(a, b uint32) {
 	e := g.ent(a)
-	e.links = slices.DeleteFunc(e.links, func(l link) bool { return l.to == b })
+	e.links = slices.DeleteFunc(e.links, func(l link) bool {
+		if l.to != b {
+			return false
+		}
+		g.evs.drop(l.ev)
+		return true
+	})
 }
 
 // remove evicts entity i.
@@ -193,6 +254,7 @@ func (g *graph) remove(i uint32) {
 	e := g.ent(i)
 	for _, l := range e.links {
 		g.dropHalf(l.to, i)
+		g.evs.drop(l.ev)
 	}
 	delete(g.index, e.key)
 	*g.ent(i) = entity{}

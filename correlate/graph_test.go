@@ -2,6 +2,7 @@ package correlate
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -184,22 +185,125 @@ func TestLinkSignalCarriesLinkedKindsOnly(t *testing.T) {
 func TestLinkListsGrowByHalf(t *testing.T) {
 	g := newGraph()
 	hub, _ := g.touch(ekey{kind: 1, value: "host"}, 0)
-	var kept string
+	var kept uint32
 	want := []int{firstLinks, firstLinks, firstLinks, firstLinks, 6, 6, 9, 9, 9, 13}
 	for n := range want {
 		p, _ := g.touch(ekey{kind: 2, value: fmt.Sprintf("i-%d", n)}, int64(n))
 		if !g.addLink(hub, p, int64(n), fmt.Sprintf("e%d", n), &kept) {
 			t.Fatalf("link %d: not new", n)
 		}
-		kept = ""
+		kept = 0
 		links := g.ent(hub).links
 		if len(links) != n+1 || cap(links) != want[n] {
 			t.Fatalf("after %d links: %d kept in room for %d, want room for %d", n+1, len(links), cap(links), want[n])
 		}
 	}
 	for i, l := range g.ent(hub).links {
-		if l.first != int64(i) || l.ev != fmt.Sprintf("e%d", i) || g.ent(l.to).key.value != fmt.Sprintf("i-%d", i) {
+		if l.first != int64(i) || g.evs.id(l.ev) != fmt.Sprintf("e%d", i) || g.ent(l.to).key.value != fmt.Sprintf("i-%d", i) {
 			t.Errorf("link %d: got %+v to %q", i, l, g.ent(l.to).key.value)
+		}
+	}
+}
+
+// A link's evidence id lives in the graph's evidence table, once per event
+// and held by the link halves that name it: whatever links are added,
+// re-seen with earlier evidence, or dropped with an entity turned hub or
+// evicted, each half reads the id of the earliest event it was seen in (the
+// smallest on ties) and the table keeps exactly the ids some half names.
+func TestEvidenceFollowsLinks(t *testing.T) {
+	type half struct{ a, b string }
+	type seen struct {
+		first int64
+		ev    string
+	}
+	rng := rand.New(rand.NewPCG(7, 11))
+	for round := range 50 {
+		g := newGraph()
+		model := map[half]seen{}
+		keys := make([]string, 12)
+		for i := range keys {
+			keys[i] = fmt.Sprintf("host-%d", i)
+		}
+		slot := func(k string) uint32 {
+			i, _ := g.touch(ekey{kind: 1, value: k}, 0)
+			return i
+		}
+		forget := func(k string) {
+			for h := range model {
+				if h.a == k || h.b == k {
+					delete(model, h)
+				}
+			}
+		}
+		for step := range 400 {
+			switch op := rng.IntN(20); {
+			case op == 0:
+				k := keys[rng.IntN(len(keys))]
+				if i, ok := g.index[ekey{kind: 1, value: k}]; ok {
+					g.makeHub(i)
+					g.remove(i) // a hub keeps no links; evict it so it links again
+					forget(k)
+				}
+			case op == 1:
+				k := keys[rng.IntN(len(keys))]
+				if i, ok := g.index[ekey{kind: 1, value: k}]; ok {
+					g.remove(i)
+					forget(k)
+				}
+			default:
+				// An event linking a few entities pairwise, at a time
+				// that may be earlier than links already seen.
+				ev := fmt.Sprintf("ev-%03d", rng.IntN(300))
+				at := int64(rng.IntN(50))
+				var kept uint32
+				n := 2 + rng.IntN(3)
+				for x := range n {
+					for y := x + 1; y < n; y++ {
+						ka, kb := keys[(step+x*5)%len(keys)], keys[(step+y*7+1)%len(keys)]
+						if ka == kb {
+							continue
+						}
+						g.addLink(slot(ka), slot(kb), at, ev, &kept)
+						for _, h := range []half{{ka, kb}, {kb, ka}} {
+							m, ok := model[h]
+							if !ok || at < m.first || at == m.first && ev < m.ev {
+								model[h] = seen{at, ev}
+							}
+						}
+						if rng.IntN(30) == 0 {
+							// An entity of the event turns hub in the
+							// middle of its links.
+							g.makeHub(slot(ka))
+							g.remove(slot(ka))
+							forget(ka)
+						}
+					}
+				}
+			}
+			refs := map[uint32]uint32{}
+			got := 0
+			for k, i := range g.index {
+				for _, l := range g.ent(i).links {
+					other := g.ent(l.to).key.value
+					m, ok := model[half{k.value, other}]
+					if !ok || m.first != l.first || m.ev != g.evs.id(l.ev) {
+						t.Fatalf("round %d step %d: half %s→%s reads %d %q, want %+v (known %v)", round, step, k.value, other, l.first, g.evs.id(l.ev), m, ok)
+					}
+					refs[l.ev]++
+					got++
+				}
+			}
+			if got != len(model) {
+				t.Fatalf("round %d step %d: %d halves, want %d", round, step, got, len(model))
+			}
+			for k := 1; k < len(g.evs.ids); k++ {
+				if g.evs.refs[k] != refs[uint32(k)] || (refs[uint32(k)] == 0) != (g.evs.ids[k] == "") {
+					t.Fatalf("round %d step %d: slot %d holds %q for %d halves, %d name it", round, step, k, g.evs.ids[k], g.evs.refs[k], refs[uint32(k)])
+				}
+			}
+			if live := len(g.evs.ids) - 1 - len(g.evs.free); len(g.evs.ids) > 0 && live != len(refs) {
+				t.Fatalf("round %d step %d: %d slots in use, %d named", round, step, live, len(refs))
+			}
 		}
 	}
 }

@@ -103,7 +103,7 @@ func (c *Correlator) RestoreState(st State) {
 				if len(e.EventIDs) > 0 {
 					ev = e.EventIDs[0]
 				}
-				var kept string
+				var kept uint32
 				c.g.addLink(a, b, e.Time, ev, &kept)
 			}
 		}
