@@ -41,10 +41,10 @@ func itemLess(a, b *item) int {
 }
 
 type stageState struct {
-	byOn  map[string][]*item // tenant \x00 value of on
-	byKey map[string][]*item // tenant \x00 value of key
+	byOn  map[tval][]*item // by tenant and value of on
+	byKey map[tval][]*item // by tenant and value of key
 	ids   map[string]*item
-	raw   map[string][]*item // threshold inputs by group
+	raw   map[tval][]*item // threshold inputs by tenant and group
 }
 
 // timer waits for the absent last stage of a chain.
@@ -177,7 +177,7 @@ func newSeqEngine(rs []*SequenceRule, cfg Config, m *metrics) (*seqEngine, error
 	for _, r := range rs {
 		st := &ruleState{r: r, fired: map[string]fired{}, timers: map[string]*timer{}}
 		for _, sg := range r.Stages {
-			st.stages = append(st.stages, &stageState{byOn: map[string][]*item{}, byKey: map[string][]*item{}, ids: map[string]*item{}, raw: map[string][]*item{}})
+			st.stages = append(st.stages, &stageState{byOn: map[tval][]*item{}, byKey: map[tval][]*item{}, ids: map[string]*item{}, raw: map[tval][]*item{}})
 			if !sg.OnAlerts {
 				continue
 			}
@@ -309,7 +309,11 @@ func (s *seqEngine) eval(st *SequenceStage, act any) (ok bool) {
 	return ok
 }
 
-func tkey(tenant, v string) string { return tenant + "\x00" + v }
+// tval is a value of a tenant: the key of a stage's inputs by value. It
+// shares its strings with the item it indexes (the tenant's and the
+// observable's); a key made of the two joined was a string of its own for
+// every value of every input kept.
+type tval struct{ tenant, value string }
 
 // observe records x at stage k and returns the matches it completes.
 func (s *seqEngine) observe(rs *ruleState, k int, x *item) []*seqMatch {
@@ -339,7 +343,7 @@ func (s *seqEngine) threshold(rs *ruleState, k int, x *item) []*seqMatch {
 	}
 	var out []*seqMatch
 	for _, g := range groups {
-		gk := tkey(x.tenant, g)
+		gk := tval{x.tenant, g}
 		list := ss.raw[gk]
 		if slices.ContainsFunc(list, func(o *item) bool { return o.id == x.id }) {
 			continue
@@ -428,9 +432,9 @@ func (s *seqEngine) register(rs *ruleState, k int, x *item) []*seqMatch {
 		return nil
 	}
 	ss.ids[x.id] = x
-	add := func(m map[string][]*item, vals []string) {
+	add := func(m map[tval][]*item, vals []string) {
 		for _, v := range vals {
-			tk := tkey(x.tenant, v)
+			tk := tval{x.tenant, v}
 			l := append(m[tk], x)
 			if over := len(l) - s.cfg.MaxPartialsPerKey; over > 0 {
 				slices.SortFunc(l, itemLess)
@@ -532,7 +536,7 @@ func (s *seqEngine) anchors(rs *ruleState, k int, x *item) []*item {
 		var prev []*item
 		for _, it := range level {
 			for _, v := range it.on {
-				for _, p := range rs.stages[j-1].byKey[tkey(it.tenant, v)] {
+				for _, p := range rs.stages[j-1].byKey[tval{it.tenant, v}] {
 					if !seen[p] && p.t <= it.t && it.t-p.t <= gap && p.id != it.id {
 						seen[p] = true
 						prev = append(prev, p)
@@ -558,7 +562,7 @@ func (s *seqEngine) fwdMin(rs *ruleState, k int, x *item, deadline int64, end in
 	gap := rs.r.Stages[k+1].MaxGap.Milliseconds()
 	var cands []*item
 	for _, v := range x.key {
-		for _, q := range rs.stages[k+1].byOn[tkey(x.tenant, v)] {
+		for _, q := range rs.stages[k+1].byOn[tval{x.tenant, v}] {
 			if q.t < x.t || q.t-x.t > gap || q.t > deadline || slices.Contains(cands, q) ||
 				slices.ContainsFunc(used, func(u *item) bool { return u.id == q.id }) {
 				continue
@@ -581,7 +585,7 @@ func (s *seqEngine) fwdMin(rs *ruleState, k int, x *item, deadline int64, end in
 func (s *seqEngine) followed(rs *ruleState, ch []*item, deadline int64) bool {
 	last := ch[len(ch)-1]
 	for _, v := range last.key {
-		for _, q := range rs.stages[len(rs.stages)-1].byOn[tkey(last.tenant, v)] {
+		for _, q := range rs.stages[len(rs.stages)-1].byOn[tval{last.tenant, v}] {
 			if q.t >= last.t && q.t <= deadline {
 				return true
 			}
@@ -696,7 +700,7 @@ func (s *seqEngine) evict(wm int64) {
 	for _, rs := range s.rules {
 		horizon := wm - rs.r.Span.Milliseconds() - s.lateMS
 		for _, ss := range rs.stages {
-			for _, m := range []map[string][]*item{ss.byOn, ss.byKey, ss.raw} {
+			for _, m := range []map[tval][]*item{ss.byOn, ss.byKey, ss.raw} {
 				for k, l := range m {
 					l = slices.DeleteFunc(l, func(it *item) bool {
 						if it.t < horizon {
