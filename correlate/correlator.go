@@ -476,7 +476,7 @@ func (c *Correlator) raise(ms []*seqMatch) []alert.Alert {
 			ids := c.trackedIDs(in.tenant, a.Entities, a.Time, arr[:0])
 			for _, i := range ids {
 				if e := c.g.ent(i); !e.hub && c.joinable[e.key.kind] {
-					addMember(e, slot, a.Time, a.Time, weakOK(joinSeverity(&a)))
+					c.g.addMember(i, slot, a.Time, a.Time, weakOK(joinSeverity(&a)))
 				}
 			}
 			in.first, in.last = min(in.first, a.Time), max(in.last, a.Time)
@@ -675,12 +675,11 @@ func (c *Correlator) checkHub(i uint32, t int64) {
 // markSplit records the incidents that entity i, about to become a hub,
 // may have glued: those it is a member of and those of its partners.
 func (c *Correlator) markSplit(i uint32) {
-	e := c.g.ent(i)
-	for _, m := range e.members {
+	for _, m := range c.g.memberships(i) {
 		c.splitCheck[m.inc] = struct{}{}
 	}
-	for _, l := range e.links {
-		for _, m := range c.g.ent(l.to).members {
+	for _, l := range c.g.ent(i).links {
+		for _, m := range c.g.memberships(l.to) {
 			c.splitCheck[m.inc] = struct{}{}
 		}
 	}
@@ -830,7 +829,7 @@ func (c *Correlator) reach(s seeker, start []uint32) []hit {
 		e := c.g.ent(it.ent)
 		w := c.window[e.key.kind]
 		if c.joinable[e.key.kind] {
-			for _, m := range e.members {
+			for _, m := range c.g.memberships(it.ent) {
 				in, open := c.incs[m.inc]
 				if !open || s.t < m.first-w || s.t > m.last+w {
 					continue
@@ -988,7 +987,7 @@ func (c *Correlator) addMembers(slot uint32, a *alert.Alert, t int64, ids []uint
 		if e.hub || !c.joinable[e.key.kind] || !joinsOn(e.key.kind, joinSeverity(a)) {
 			continue
 		}
-		addMember(e, slot, t, t, weakOK(joinSeverity(a)))
+		c.g.addMember(i, slot, t, t, weakOK(joinSeverity(a)))
 	}
 }
 
@@ -996,24 +995,27 @@ func (c *Correlator) addMembers(slot uint32, a *alert.Alert, t int64, ids []uint
 // longest ago goes first.
 const maxMembers = 8
 
-func addMember(e *entity, inc uint32, first, last int64, weak bool) {
-	for j := range e.members {
-		if m := &e.members[j]; m.inc == inc {
+// addMember records that entity i belongs to incident inc between first
+// and last.
+func (g *graph) addMember(i, inc uint32, first, last int64, weak bool) {
+	ms := g.memberships(i)
+	for j := range ms {
+		if m := &ms[j]; m.inc == inc {
 			m.first, m.last = min(m.first, first), max(m.last, last)
 			m.weak = m.weak || weak
 			return
 		}
 	}
-	if len(e.members) >= maxMembers {
+	if len(ms) >= maxMembers {
 		oldest := 0
-		for j := range e.members {
-			if e.members[j].last < e.members[oldest].last {
+		for j := range ms {
+			if ms[j].last < ms[oldest].last {
 				oldest = j
 			}
 		}
-		e.members = slices.Delete(e.members, oldest, oldest+1)
+		ms = slices.Delete(ms, oldest, oldest+1)
 	}
-	e.members = append(e.members, membership{inc: inc, weak: weak, first: first, last: last})
+	g.setMemberships(i, append(ms, membership{inc: inc, weak: weak, first: first, last: last}))
 }
 
 // merge moves loser's alerts into winner, unless the result would exceed
@@ -1034,8 +1036,7 @@ func (c *Correlator) merge(winner, loser uint32) {
 	for _, a := range l.alerts {
 		ids := c.trackedIDs(l.tenant, a.Entities, a.Time, arr[:0])
 		for _, i := range ids {
-			e := c.g.ent(i)
-			e.members = slices.DeleteFunc(e.members, func(m membership) bool { return m.inc == loser })
+			c.g.setMemberships(i, slices.DeleteFunc(c.g.memberships(i), func(m membership) bool { return m.inc == loser }))
 		}
 		c.attach(w, a, ids)
 	}
@@ -1157,9 +1158,8 @@ func (c *Correlator) sweep() {
 			c.g.remove(uint32(i))
 			continue
 		}
-		e.members = slices.DeleteFunc(e.members, func(m membership) bool { _, ok := c.incs[m.inc]; return !ok })
-		if len(e.members) == 0 {
-			e.members = nil
+		if e.member {
+			c.g.setMemberships(uint32(i), slices.DeleteFunc(c.g.memberships(uint32(i)), func(m membership) bool { _, ok := c.incs[m.inc]; return !ok }))
 		}
 	}
 	if over := c.g.len() - c.cfg.MaxEntities; over > 0 {

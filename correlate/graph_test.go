@@ -109,9 +109,8 @@ func TestOnlyLinkedEntitiesAreInterned(t *testing.T) {
 
 	e3 := mkEvent("e3", "agent", 2*time.Minute, host, proc)
 	c.Process([]ocsf.Event{e3}, []alert.Alert{mkAlert("a1", "r1", "execution", ocsf.SeverityHigh, e3)})
-	p := c.g.ent(slotOf(t, c, ocsf.EntityProcess, "web-9:4242"))
-	if len(p.members) != 1 {
-		t.Errorf("the alerted process is a member of %d incidents, want 1", len(p.members))
+	if n := len(c.g.memberships(slotOf(t, c, ocsf.EntityProcess, "web-9:4242"))); n != 1 {
+		t.Errorf("the alerted process is a member of %d incidents, want 1", n)
 	}
 	if h := c.g.ent(slotOf(t, c, ocsf.EntityHost, "web-9")); h.last != e3.Time {
 		t.Errorf("the alerted host was last seen at %d, want the alert's time %d", h.last, e3.Time)

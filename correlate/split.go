@@ -87,8 +87,7 @@ func (c *Correlator) splitHubbed() {
 		var arr [16]uint32
 		for _, a := range in.alerts {
 			for _, i := range c.trackedIDs(in.tenant, a.Entities, a.Time, arr[:0]) {
-				e := c.g.ent(i)
-				e.members = slices.DeleteFunc(e.members, func(m membership) bool { return m.inc == s })
+				c.g.setMemberships(i, slices.DeleteFunc(c.g.memberships(i), func(m membership) bool { return m.inc == s }))
 			}
 		}
 		in.alerts, in.ids = nil, nil
