@@ -991,33 +991,6 @@ func (c *Correlator) addMembers(slot uint32, a *alert.Alert, t int64, ids []uint
 	}
 }
 
-// maxMembers bounds the incidents one entity remembers; the one seen
-// longest ago goes first.
-const maxMembers = 8
-
-// addMember records that entity i belongs to incident inc between first
-// and last.
-func (g *graph) addMember(i, inc uint32, first, last int64, weak bool) {
-	ms := g.memberships(i)
-	for j := range ms {
-		if m := &ms[j]; m.inc == inc {
-			m.first, m.last = min(m.first, first), max(m.last, last)
-			m.weak = m.weak || weak
-			return
-		}
-	}
-	if len(ms) >= maxMembers {
-		oldest := 0
-		for j := range ms {
-			if ms[j].last < ms[oldest].last {
-				oldest = j
-			}
-		}
-		ms = slices.Delete(ms, oldest, oldest+1)
-	}
-	g.setMemberships(i, append(ms, membership{inc: inc, weak: weak, first: first, last: last}))
-}
-
 // merge moves loser's alerts into winner, unless the result would exceed
 // the alert cap.
 func (c *Correlator) merge(winner, loser uint32) {

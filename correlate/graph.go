@@ -108,9 +108,6 @@ func (v *evidence) keep(s string, kept *uint32) uint32 {
 		v.refs[k]++
 		return k
 	}
-	if len(v.ids) == 0 {
-		v.ids, v.refs = make([]string, 1, 1024), make([]uint32, 1, 1024)
-	}
 	var k uint32
 	if n := len(v.free); n > 0 {
 		k, v.free = v.free[n-1], v.free[:n-1]
@@ -146,7 +143,8 @@ func (v *evidence) drop(k uint32) {
 const entPage = 1 << 10
 
 func newGraph() graph {
-	return graph{index: make(map[ekey]uint32), n: 1, pages: [][]entity{make([]entity, entPage)}, members: make(map[uint32][]membership)}
+	return graph{index: make(map[ekey]uint32), n: 1, pages: [][]entity{make([]entity, entPage)},
+		evs: evidence{ids: make([]string, 1, 1024), refs: make([]uint32, 1, 1024)}, members: make(map[uint32][]membership)}
 }
 
 func (g *graph) len() int { return len(g.index) }
@@ -171,6 +169,33 @@ func (g *graph) setMemberships(i uint32, ms []membership) {
 	} else {
 		delete(g.members, i)
 	}
+}
+
+// maxMembers bounds the incidents one entity remembers; the one seen
+// longest ago goes first.
+const maxMembers = 8
+
+// addMember records that entity i belongs to incident inc between first
+// and last.
+func (g *graph) addMember(i, inc uint32, first, last int64, weak bool) {
+	ms := g.memberships(i)
+	for j := range ms {
+		if m := &ms[j]; m.inc == inc {
+			m.first, m.last = min(m.first, first), max(m.last, last)
+			m.weak = m.weak || weak
+			return
+		}
+	}
+	if len(ms) >= maxMembers {
+		oldest := 0
+		for j := range ms {
+			if ms[j].last < ms[oldest].last {
+				oldest = j
+			}
+		}
+		ms = slices.Delete(ms, oldest, oldest+1)
+	}
+	g.setMemberships(i, append(ms, membership{inc: inc, weak: weak, first: first, last: last}))
 }
 
 // slots is one past the highest slot ever used.

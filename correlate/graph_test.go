@@ -300,7 +300,7 @@ func TestEvidenceFollowsLinks(t *testing.T) {
 					t.Fatalf("round %d step %d: slot %d holds %q for %d halves, %d name it", round, step, k, g.evs.ids[k], g.evs.refs[k], refs[uint32(k)])
 				}
 			}
-			if live := len(g.evs.ids) - 1 - len(g.evs.free); len(g.evs.ids) > 0 && live != len(refs) {
+			if live := len(g.evs.ids) - 1 - len(g.evs.free); live != len(refs) {
 				t.Fatalf("round %d step %d: %d slots in use, %d named", round, step, live, len(refs))
 			}
 		}
