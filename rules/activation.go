@@ -26,29 +26,37 @@ type activation struct {
 	decoded  uint8 // bit 1: request decoded, bit 2: response decoded
 	badJSON  bool  // a body was present but not valid JSON
 	decodeFn func(json.RawMessage) (ref.Val, bool)
-	// checked and fit are, per variable (readsEvent, …), whether the
-	// variable was measured against the strict size hints and whether it
-	// is within them; see fits.
-	checked, fit uint8
+	// checked is the set of variables (readsEvent, …) measured against
+	// the tiers of size hints of the untracked path; fit[t] those within
+	// tier t of untrackedTiers. See fits.
+	checked uint8
+	fit     [len(untrackedTiers)]uint8
 }
 
-// fits reports whether every variable in reads is within the strict size
-// hints of the untracked fast path (see untracked.go). Each variable is
-// measured once per event, the first time a rule asks.
-func (a *activation) fits(reads uint8) bool {
+// fits reports whether every variable in reads is within tier t of the
+// size hints of the untracked fast path (see untracked.go). Each variable
+// is measured once per event, the first time a rule asks.
+func (a *activation) fits(reads uint8, t int8) bool {
 	if todo := reads &^ a.checked; todo != 0 {
-		if todo&readsEvent != 0 && eventFits(a.ev) {
-			a.fit |= readsEvent
+		if todo&readsEvent != 0 {
+			a.within(readsEvent, eventTier(a.ev))
 		}
-		if todo&readsRequest != 0 && jsonFits(a.ev.API.Request.Data) {
-			a.fit |= readsRequest
+		if todo&readsRequest != 0 {
+			a.within(readsRequest, jsonTier(a.ev.API.Request.Data))
 		}
-		if todo&readsResponse != 0 && jsonFits(a.ev.API.Response.Data) {
-			a.fit |= readsResponse
+		if todo&readsResponse != 0 {
+			a.within(readsResponse, jsonTier(a.ev.API.Response.Data))
 		}
 		a.checked |= todo
 	}
-	return reads&a.fit == reads
+	return reads&a.fit[t] == reads
+}
+
+// within records that variable v is within tier t and every wider one.
+func (a *activation) within(v uint8, t int8) {
+	for i := range t + 1 {
+		a.fit[i] |= v
+	}
 }
 
 func newActivation(ev *ocsf.Event, adapter types.Adapter) *activation {

@@ -54,7 +54,7 @@ func CompileCondition(env *cel.Env, expr string, at ExprAt) (*Condition, []error
 		return nil, probs
 	}
 	c := &Condition{prg: ce.prg, iterates: ce.iterates, pre: ce.pre, estimate: ce.estimate, strict: math.MaxUint64}
-	if est, err := env.EstimateCost(ce.ast, sizeEstimator{strict: true}); err == nil {
+	if est, err := env.EstimateCost(ce.ast, sizeEstimator{hints: &untrackedTiers[0]}); err == nil {
 		c.strict = est.Max
 	}
 	return c, nil

@@ -39,9 +39,15 @@ type RuleCost struct {
 	Unbounded bool   `json:"unbounded,omitempty"`
 	// Untracked: events within the size hints run the program without
 	// cost tracking or deadline. Otherwise TrackedBecause says why every
-	// evaluation runs tracked.
-	Untracked      bool   `json:"untracked"`
-	TrackedBecause string `json:"tracked_because,omitempty"`
+	// evaluation runs tracked. UntrackedWithin, when set, names narrower
+	// hints than the widest ("strings ≤ 2048 B, lists ≤ 64"): the strict
+	// estimate is above the cost limit over the widest, and UntrackedBound
+	// is the estimate over these, which events must be within to run
+	// untracked (the others run tracked).
+	Untracked       bool   `json:"untracked"`
+	UntrackedWithin string `json:"untracked_within,omitempty"`
+	UntrackedBound  uint64 `json:"untracked_bound,omitempty"`
+	TrackedBecause  string `json:"tracked_because,omitempty"`
 	// Deadline: tracked evaluations run under the evaluation deadline (the
 	// condition iterates).
 	Deadline bool `json:"deadline"`
@@ -96,6 +102,11 @@ func (r *Rule) Cost() RuleCost {
 		c.Unbounded = true
 	} else {
 		c.Strict = r.strict
+	}
+	if r.fast != nil && r.fastTier > 0 {
+		h := untrackedTiers[r.fastTier]
+		c.UntrackedWithin = fmt.Sprintf("strings ≤ %d B, lists ≤ %d", h.maxString, h.maxList)
+		c.UntrackedBound = r.fastBound
 	}
 	if len(r.Sources.Operations) > 0 {
 		c.Sources = append(c.Sources, listCheck("event.api.operation", r.Sources.Operations))

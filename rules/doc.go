@@ -129,8 +129,10 @@
 // cannot matter: a rule whose worst-case cost, estimated with every string
 // at most 16 KiB and every list and map at most 256 entries, is within
 // CostLimit runs without it on an event whose strings, lists and JSON
-// bodies are within those sizes (checked once per event); on any other
-// event, and always for a rule whose estimate is above the limit or
+// bodies are within those sizes (checked once per event); a rule whose
+// estimate is within it only over strings of 2 KiB and lists of 64
+// entries runs without it on events within those; on any other event,
+// and always for a rule whose estimate is above the limit over both or
 // unbounded, it runs tracked. The deadline applies to tracked evaluations
 // only: an untracked one is bounded by its estimate before it runs (see
 // untracked.go). `musubi rules lint -cost` lists each rule's estimates,

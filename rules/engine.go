@@ -341,7 +341,7 @@ func (e *Engine) eval(r *Rule, act *activation, m *ruleMetrics) (matched bool, r
 		out ref.Val
 		det *cel.EvalDetails
 	)
-	if r.fast != nil && act.fits(r.reads) {
+	if r.fast != nil && act.fits(r.reads, r.fastTier) {
 		// Bounded by its strict estimate, as the cost limit would bound it:
 		// no tracking and no deadline, so no context and no timer (the
 		// deadline's context.WithTimeout was about a seventh of Evaluate).

@@ -513,7 +513,8 @@ func compileDoc(env *cel.Env, file string, lines []string, root *yaml.Node) (*Ru
 		problems = append(problems, probs...)
 		r.prg, r.iterates, r.pre, r.estimate = ce.prg, ce.iterates, ce.pre, ce.estimate
 		if ce.ast != nil {
-			r.fast, r.strict, r.reads, r.trackedWhy = untrackedProgram(env, ce.ast)
+			u := untrackedProgram(env, ce.ast)
+			r.fast, r.fastTier, r.fastBound, r.strict, r.reads, r.trackedWhy = u.prg, u.tier, u.bound, u.strict, u.reads, u.why
 		}
 		r.fields = append(r.fields, ce.refs...)
 	}
@@ -706,14 +707,17 @@ func evalOptions() []cel.ProgramOption {
 // sizeEstimator bounds the sizes of event fields for the worst-case cost
 // estimate: strings up to estimatedMaxString (list elements up to
 // estimatedMaxItem), lists and maps up to estimatedMaxList entries. The
-// load-time check uses it as is. With strict set it is the estimate the
-// untracked fast path relies on (see untracked.go): every string, list
-// element and JSON value up to untrackedMaxString, every list and map up
-// to untrackedMaxList, the very hints the engine checks on each event
-// before it takes that path; a value it cannot size is unbounded.
+// load-time check uses it as is. With hints set it is a strict estimate,
+// which the untracked fast path relies on (see untracked.go): every
+// string, list element and JSON value up to hints.maxString, every list
+// and map up to hints.maxList, the very hints the engine checks on each
+// event before it takes that path; a value it cannot size is unbounded.
 type sizeEstimator struct {
-	strict bool
+	hints *sizeHints
 }
+
+// strict reports whether this is a strict estimate.
+func (e sizeEstimator) strict() bool { return e.hints != nil }
 
 // A value without a path comes from a variable bound by cel.bind (the
 // subject process of a rule that reads Process Activity and findings alike:
@@ -724,7 +728,7 @@ func (e sizeEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 	p := n.Path()
 	switch n.Type().Kind() {
 	case types.StringKind, types.BytesKind:
-		if len(p) > 0 && p[len(p)-1] == "@items" && !e.strict {
+		if len(p) > 0 && p[len(p)-1] == "@items" && !e.strict() {
 			// elements of lists: paths, names, observable values
 			s := cost.RangedSizeEstimate(0, estimatedMaxItem)
 			return &s
@@ -745,15 +749,15 @@ func (e sizeEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 }
 
 func (e sizeEstimator) maxString() uint64 {
-	if e.strict {
-		return untrackedMaxString
+	if e.strict() {
+		return e.hints.maxString
 	}
 	return estimatedMaxString
 }
 
 func (e sizeEstimator) maxList() uint64 {
-	if e.strict {
-		return untrackedMaxList
+	if e.strict() {
+		return e.hints.maxList
 	}
 	return estimatedMaxList
 }
@@ -762,8 +766,8 @@ func (e sizeEstimator) maxList() uint64 {
 // JSON body. The load-time estimate sizes it as a string; the strict one as
 // the larger of a string and a list.
 func (e sizeEstimator) maxDyn() uint64 {
-	if e.strict {
-		return max(untrackedMaxString, untrackedMaxList)
+	if e.strict() {
+		return max(e.hints.maxString, e.hints.maxList)
 	}
 	return estimatedMaxString
 }
@@ -795,7 +799,7 @@ func (e sizeEstimator) EstimateCallCost(function, overloadID string, target *cos
 		// still applies at evaluation). The strict estimate bounds it as
 		// any JSON value of a body that fits.
 		sz := cost.RangedSizeEstimate(0, estimatedMaxList)
-		if e.strict {
+		if e.strict() {
 			sz = cost.RangedSizeEstimate(0, e.maxDyn())
 		}
 		return cost.NewCallEstimate(cost.FixedCostEstimate(1), &sz)
@@ -807,7 +811,7 @@ func (e sizeEstimator) EstimateCallCost(function, overloadID string, target *cos
 		// any field (a body re-encoded), so the strict estimate cannot size
 		// it and whatever scans it is unbounded.
 		c := cost.FixedCostEstimate(estimatedMaxString / 10)
-		if e.strict {
+		if e.strict() {
 			sz := cost.UnknownSizeEstimate()
 			return cost.NewCallEstimate(c, &sz)
 		}

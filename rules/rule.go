@@ -90,7 +90,9 @@ type Rule struct {
 
 	prg        cel.Program
 	fast       cel.Program // the untracked program, or nil; see untracked.go
-	strict     uint64      // the strict estimate: fast's worst-case cost on events within its size hints
+	fastTier   int8        // the tier of untrackedTiers an event must be within for fast
+	fastBound  uint64      // fast's worst-case cost on events within that tier (its strict estimate there)
+	strict     uint64      // the strict estimate over the widest size hints; MaxUint64 when unbounded
 	trackedWhy string      // why fast is nil (the strict estimate is unbounded or above CostLimit)
 	estimate   uint64      // the load-time worst-case estimate, checked against MaxEstimatedCost
 	reads      uint8       // the variables the condition reads (readsEvent, …)

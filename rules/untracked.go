@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"reflect"
@@ -23,12 +24,13 @@ import (
 // one. The engine runs the untracked program only when both hold:
 //
 //   - the condition's worst-case cost, estimated by cel-go's checker with
-//     the strict size hints of sizeEstimator (every string, including list
+//     strict size hints of sizeEstimator (every string, including list
 //     elements and JSON values, at most untrackedMaxString bytes; every
 //     list and map at most untrackedMaxList entries; a value of unknown
-//     size is unbounded), is at most CostLimit — decided once, at load;
+//     size is unbounded) or with narrower ones (below), is at most
+//     CostLimit — decided once, at load;
 //   - the event is within those hints for every variable the condition
-//     reads — checked once per event (eventFits for `event`, jsonFits for
+//     reads — checked once per event (eventTier for `event`, jsonTier for
 //     the raw request and response bodies), and only when a rule that could
 //     take the untracked path runs.
 //
@@ -48,10 +50,52 @@ import (
 // about a seventh of Evaluate (profile of BenchmarkEvaluatePack). A rule
 // that iterates over an event beyond the size hints runs tracked, under
 // both the cost limit and the deadline.
+//
+// The size hints come in tiers (untrackedTiers), widest first. A condition
+// whose strict estimate over the widest hints is above CostLimit may still
+// be within it over narrower ones — a regular expression or a scan over a
+// list of strings costs in proportion to their sizes — and then runs
+// untracked on the events within those narrower hints, which are most
+// events (strings of at most 2 KiB, lists of at most 64 entries), and
+// tracked on the others.
 const (
 	untrackedMaxString = estimatedMaxString
 	untrackedMaxList   = estimatedMaxList
+	narrowMaxString    = 2 << 10
+	narrowMaxList      = 64
 )
+
+// sizeHints bound the strings (with list elements and JSON values) and
+// the lists and maps of a strict estimate.
+type sizeHints struct {
+	maxString, maxList uint64
+}
+
+// untrackedTiers are the size hints an untracked program can be admitted
+// under, widest first; each tier is within the one before it, so an event
+// within a tier is within every wider one.
+var untrackedTiers = [...]sizeHints{
+	{maxString: untrackedMaxString, maxList: untrackedMaxList},
+	{maxString: narrowMaxString, maxList: narrowMaxList},
+}
+
+// sizes is the longest string and the longest list or map of a value.
+type sizes struct {
+	str, list int
+}
+
+// tier returns the narrowest tier of untrackedTiers the sizes are within,
+// or -1 when they are above the widest.
+func (s sizes) tier() int8 {
+	t := int8(-1)
+	for i := range untrackedTiers {
+		if uint64(s.str) > untrackedTiers[i].maxString || uint64(s.list) > untrackedTiers[i].maxList {
+			break
+		}
+		t = int8(i)
+	}
+	return t
+}
 
 // Variables a condition reads, for activation.fits.
 const (
@@ -60,34 +104,59 @@ const (
 	readsResponse
 )
 
+// untracked is what untrackedProgram decides for a condition.
+type untracked struct {
+	prg    cel.Program // nil when every evaluation runs tracked; why says why
+	tier   int8        // the tier of untrackedTiers an event must be within for prg
+	strict uint64      // the strict estimate over the widest hints; MaxUint64 when unbounded
+	bound  uint64      // prg's strict estimate over its tier's hints
+	reads  uint8       // the variables the condition reads (readsEvent, …)
+	why    string
+}
+
 // untrackedProgram returns the untracked program of a detection rule's
-// checked condition, its strict estimate and the variables it reads, or a
-// nil program when the strict estimate is above CostLimit or unbounded;
-// why then says which (for `musubi rules lint -cost`). Its options are the
-// tracked program's without the cost limit and trackers (evalOptions).
-// Only detection conditions get one: exceptions, suppression keys and
-// correlation stages run tracked.
-func untrackedProgram(env *cel.Env, ast *cel.Ast) (prg cel.Program, strict uint64, reads uint8, why string) {
-	est, err := env.EstimateCost(ast, sizeEstimator{strict: true})
-	switch {
-	case err != nil:
-		return nil, math.MaxUint64, 0, "strict cost estimate failed: " + err.Error()
-	case est.Max == math.MaxUint64:
-		why = "unbounded strict estimate (a value of unknown size)"
-		nav := celast.NavigateAST(ast.NativeRep())
-		if len(celast.MatchDescendants(nav, celast.FunctionMatcher("json_text"))) > 0 {
-			why = "unbounded strict estimate (json_text output has no size bound)"
+// checked condition with the widest tier of size hints over which its
+// strict estimate is at most CostLimit, or no program when it is above
+// CostLimit or unbounded over every tier; why then says which (for `musubi
+// rules lint -cost`). Its options are the tracked program's without the
+// cost limit and trackers (evalOptions). Only detection conditions get
+// one: exceptions, suppression keys and correlation stages run tracked.
+func untrackedProgram(env *cel.Env, ast *cel.Ast) untracked {
+	u := untracked{tier: -1, strict: math.MaxUint64}
+	for i := range untrackedTiers {
+		est, err := env.EstimateCost(ast, sizeEstimator{hints: &untrackedTiers[i]})
+		if i == 0 {
+			switch {
+			case err != nil:
+				u.why = "strict cost estimate failed: " + err.Error()
+				return u
+			case est.Max == math.MaxUint64:
+				u.why = "unbounded strict estimate (a value of unknown size)"
+				nav := celast.NavigateAST(ast.NativeRep())
+				if len(celast.MatchDescendants(nav, celast.FunctionMatcher("json_text"))) > 0 {
+					u.why = "unbounded strict estimate (json_text output has no size bound)"
+				}
+				return u
+			}
+			u.strict = est.Max
 		}
-		return nil, est.Max, 0, why
-	case est.Max > CostLimit:
-		return nil, est.Max, 0, fmt.Sprintf("strict estimate above the cost limit %d", CostLimit)
+		if err == nil && est.Max <= CostLimit {
+			u.tier, u.bound = int8(i), est.Max
+			break
+		}
 	}
-	prg, err = env.Program(ast, evalOptions()...)
+	if u.tier < 0 {
+		u.why = fmt.Sprintf("strict estimate above the cost limit %d", CostLimit)
+		return u
+	}
+	prg, err := env.Program(ast, evalOptions()...)
 	if err != nil {
 		// the tracked program, built with the same options, compiled
-		return nil, est.Max, 0, "untracked program: " + err.Error()
+		u.tier, u.why = -1, "untracked program: "+err.Error()
+		return u
 	}
-	return prg, est.Max, variablesRead(ast.NativeRep()), ""
+	u.prg, u.reads = prg, variablesRead(ast.NativeRep())
+	return u
 }
 
 // variablesRead is the set of variables (readsEvent, …) that expression a
@@ -108,7 +177,9 @@ func variablesRead(a *celast.AST) uint8 {
 	return reads
 }
 
-// sizePlan lists the fields of a struct type that eventFits measures, as
+var comma = []byte{','}
+
+// sizePlan lists the fields of a struct type that eventTier measures, as
 // byte offsets: its strings and slices, those of nested structs flattened
 // in, so a check is one pass over a flat list. ok is false when the type
 // holds a kind the plan cannot measure (a map, a pointer, an interface);
@@ -177,71 +248,118 @@ func (p *sizePlan) add(t reflect.Type, base uintptr) {
 	}
 }
 
-// eventFits reports whether every string of ev that a condition can read
-// is at most untrackedMaxString bytes and every list at most
-// untrackedMaxList entries: the size hints of the strict cost estimate.
-func eventFits(ev *ocsf.Event) bool {
-	return eventPlan.ok && eventPlan.fits(unsafe.Pointer(ev))
+// eventTier returns the narrowest tier of untrackedTiers that every string
+// of ev a condition can read (list elements included) and every list are
+// within, or -1 when it is above the widest.
+func eventTier(ev *ocsf.Event) int8 {
+	if !eventPlan.ok {
+		return -1
+	}
+	c, _ := eventPlan.measure(unsafe.Pointer(ev), narrowest())
+	return c.tier
 }
 
-// fits measures the struct at base, whose type is the plan's.
-func (p *sizePlan) fits(base unsafe.Pointer) bool {
+// tierCheck is the narrowest tier that what was measured so far is within,
+// with its limits.
+type tierCheck struct {
+	tier               int8
+	maxString, maxList int
+}
+
+func narrowest() tierCheck { return tierAt(len(untrackedTiers) - 1) }
+
+func tierAt(t int) tierCheck {
+	h := untrackedTiers[t]
+	return tierCheck{tier: int8(t), maxString: int(h.maxString), maxList: int(h.maxList)}
+}
+
+// widen moves c to the narrowest tier whose limits are at least str and
+// list; its tier is -1 when there is none.
+func (c tierCheck) widen(str, list int) tierCheck {
+	for t := int(c.tier) - 1; t >= 0; t-- {
+		if w := tierAt(t); str <= w.maxString && list <= w.maxList {
+			return w
+		}
+	}
+	return tierCheck{tier: -1}
+}
+
+// measure widens c to the tier the struct at base, whose type is the
+// plan's, is within. It returns false, with c's tier -1, as soon as a
+// string or list is above the widest tier. The limits are compared as the
+// fields are read and the tier changes only on a longer one, so a walk over
+// an event within the narrowest tier does what a single test would.
+func (p *sizePlan) measure(base unsafe.Pointer, c tierCheck) (tierCheck, bool) {
 	for i := range p.fields {
 		f := &p.fields[i]
 		ptr := unsafe.Add(base, f.off)
 		if f.kind == reflect.String {
-			if len(*(*string)(ptr)) > untrackedMaxString {
-				return false
+			if n := len(*(*string)(ptr)); n > c.maxString {
+				if c = c.widen(n, 0); c.tier < 0 {
+					return c, false
+				}
 			}
 			continue
 		}
 		switch {
 		case f.bytes:
-			if len(*(*[]byte)(ptr)) > untrackedMaxString {
-				return false
+			if n := len(*(*[]byte)(ptr)); n > c.maxString {
+				if c = c.widen(n, 0); c.tier < 0 {
+					return c, false
+				}
 			}
 		case f.strs:
 			ss := *(*[]string)(ptr)
-			if len(ss) > untrackedMaxList {
-				return false
+			if len(ss) > c.maxList {
+				if c = c.widen(0, len(ss)); c.tier < 0 {
+					return c, false
+				}
 			}
-			for _, s := range ss {
-				if len(s) > untrackedMaxString {
-					return false
+			for _, v := range ss {
+				if n := len(v); n > c.maxString {
+					if c = c.widen(n, 0); c.tier < 0 {
+						return c, false
+					}
 				}
 			}
 		default:
 			// Every slice header has the same layout; only the element
 			// size differs.
 			hdr := *(*[]byte)(ptr)
-			if len(hdr) > untrackedMaxList {
-				return false
+			if len(hdr) > c.maxList {
+				if c = c.widen(0, len(hdr)); c.tier < 0 {
+					return c, false
+				}
 			}
 			data := unsafe.Pointer(unsafe.SliceData(hdr))
 			for j := range len(hdr) {
-				if !f.elem.fits(unsafe.Add(data, uintptr(j)*f.elemSize)) {
-					return false
+				var ok bool
+				if c, ok = f.elem.measure(unsafe.Add(data, uintptr(j)*f.elemSize), c); !ok {
+					return c, false
 				}
 			}
 		}
 	}
-	return true
+	return c, true
 }
 
-// jsonFits reports whether the JSON body raw, decoded as decodeBody does,
-// holds no string (key or value) longer than untrackedMaxString bytes and
-// no array or object of more than untrackedMaxList entries. It scans the
-// bytes without decoding them. A decoded string's length is bounded from
-// above: a byte of a multi-byte sequence counts 3 (an invalid byte decodes
-// to U+FFFD, 3 bytes), an escape \uXXXX counts 3 and any other escape 1.
-// The entries of a container are bounded by its top-level commas plus one.
-// On invalid JSON the answer does not matter: decodeBody reads it as an
-// empty object, which fits.
-func jsonFits(raw []byte) bool {
-	if len(raw) <= untrackedMaxString/3 && len(raw) < 2*untrackedMaxList {
-		// Too short for a long string or a long container.
-		return true
+// jsonTier returns the narrowest tier of untrackedTiers that the JSON body
+// raw, decoded as decodeBody does, is within — its strings (keys and
+// values) and its arrays and objects — or -1 when it is above the widest.
+// It scans the bytes without decoding them. A decoded string's length is
+// bounded from above: a byte of a multi-byte sequence counts 3 (an invalid
+// byte decodes to U+FFFD, 3 bytes), an escape \uXXXX counts 3 and any
+// other escape 1. The entries of a container are bounded by its top-level
+// commas plus one. On invalid JSON the answer does not matter: decodeBody
+// reads it as an empty object, which is within every tier.
+func jsonTier(raw []byte) int8 {
+	last := len(untrackedTiers) - 1
+	if h := untrackedTiers[last]; uint64(len(raw)) <= h.maxString/3 && uint64(bytes.Count(raw, comma)) < h.maxList {
+		// Too short for a string above the narrowest tier, and too few
+		// commas for a container above it.
+		return int8(last)
 	}
+	var s sizes
 	var stack [64]int
 	counts := stack[:0]
 	for i := 0; i < len(raw); i++ {
@@ -265,16 +383,19 @@ func jsonFits(raw []byte) bool {
 				}
 			}
 			if n > untrackedMaxString {
-				return false
+				return -1
 			}
+			s.str = max(s.str, n)
 		case '[', '{':
 			counts = append(counts, 1)
+			s.list = max(s.list, 1)
 		case ',':
 			if k := len(counts); k > 0 {
 				counts[k-1]++
 				if counts[k-1] > untrackedMaxList {
-					return false
+					return -1
 				}
+				s.list = max(s.list, counts[k-1])
 			}
 		case ']', '}':
 			if k := len(counts); k > 0 {
@@ -282,5 +403,5 @@ func jsonFits(raw []byte) bool {
 			}
 		}
 	}
-	return true
+	return s.tier()
 }

@@ -98,7 +98,7 @@ func TestUntrackedAgreesWithTracked(t *testing.T) {
 				continue
 			}
 			act := newActivation(ev, s.adapter)
-			fits := act.fits(r.reads)
+			fits := act.fits(r.reads, r.fastTier)
 			if fits {
 				fitting++
 			}
@@ -115,8 +115,8 @@ func TestUntrackedAgreesWithTracked(t *testing.T) {
 			case want.Equal(got) != types.True:
 				t.Errorf("rule %s on %s: got %v untracked, want %v", r.ID, ev.Metadata.UID, got, want)
 			}
-			if c := det.ActualCost(); fits && c != nil && *c > r.strict {
-				t.Errorf("rule %s on %s: tracked cost %d above the strict estimate %d", r.ID, ev.Metadata.UID, *c, r.strict)
+			if c := det.ActualCost(); fits && c != nil && *c > r.fastBound {
+				t.Errorf("rule %s on %s: tracked cost %d above the strict estimate %d of tier %d", r.ID, ev.Metadata.UID, *c, r.fastBound, r.fastTier)
 			}
 		}
 	}
@@ -221,17 +221,145 @@ func TestOversizedInputsStayTracked(t *testing.T) {
 	}
 }
 
+// lineageScans scans process lineages with long regular expressions: its
+// strict estimate is above the cost limit over every tier of size hints,
+// its load-time estimate within MaxEstimatedCost.
+const lineageScans = `event.actor.process.lineage.exists(p, p.matches("(needle|pin|thread|button|thimble|spool|bobbin|shuttle|yarn|wool|silk|linen|cotton|hemp|jute)[0-9a-f]{8,17}(x|y|z)+[a-z]{2,9}(stitch|seam)")) || event.process.lineage.exists(p, p.matches("(needle|pin|thread|button|thimble|spool|bobbin|shuttle|yarn|wool|silk|linen|cotton|hemp|jute)[0-9a-f]{8,17}(x|y|z)+[a-z]{2,9}(hem|knot)")) || event.actor.process.lineage.exists(p, p.matches("(needle|pin|thread|button|thimble|spool|bobbin|shuttle|yarn|wool|silk|linen|cotton|hemp|jute)[0-9a-f]{8,17}(x|y|z)+[a-z]{2,9}(weft|warp)"))`
+
 // TestUnboundedRulesStayTracked checks that a rule whose strict estimate is
-// above the cost limit or unbounded gets no untracked program.
+// above the cost limit over every tier of size hints, or unbounded, gets no
+// untracked program.
 func TestUnboundedRulesStayTracked(t *testing.T) {
 	for _, cond := range []string{
-		`'event.observables.exists(o, o.value.matches("(needle|pin|thread|button)[0-9a-f]{8,17}"))'`,
+		`'` + lineageScans + `'`,
 		`'json_text(request).contains("needle")'`,
 	} {
 		s := mustLoad(t, map[string]string{"r.yaml": ruleYAML("t.big", cond)})
 		if s.Rules()[0].fast != nil {
 			t.Errorf("%s: got an untracked program, want none", cond)
 		}
+	}
+}
+
+// TestNarrowTierRunsUntracked checks a rule whose strict estimate is above
+// the cost limit over the widest size hints and within it over the narrow
+// ones: it runs untracked on events within the narrow hints (up to their
+// very limits) and tracked on an event between the two, with the same
+// result, and the cost report says so.
+func TestNarrowTierRunsUntracked(t *testing.T) {
+	s := mustLoad(t, map[string]string{
+		"r.yaml": ruleYAML("t.narrow", `'event.observables.exists(o, o.value.matches("(needle|pin|thread|button)[0-9a-f]{8,17}x"))'`),
+	})
+	r := s.Rules()[0]
+	if r.fast == nil || r.fastTier != 1 {
+		t.Fatalf("got untracked program %v in tier %d, want one in the narrow tier 1", r.fast != nil, r.fastTier)
+	}
+	if r.strict <= CostLimit || r.fastBound > CostLimit {
+		t.Fatalf("got strict estimates %d (widest) and %d (narrow), want above and within the cost limit %d", r.strict, r.fastBound, CostLimit)
+	}
+	e := NewEngine(prometheus.NewRegistry(), nil)
+	e.Swap(s)
+	untracked := e.metrics.untracked.WithLabelValues("t.narrow")
+	cost := e.metrics.cost.WithLabelValues("t.narrow")
+	withObservables := func(uid string, values ...string) *ocsf.Event {
+		ev := ctEvent("X", "")
+		ev.Metadata.UID = uid
+		for _, v := range values {
+			ev.Observables = append(ev.Observables, ocsf.Observable{Value: v})
+		}
+		return ev
+	}
+	atLimit := make([]string, narrowMaxList)
+	atLimit[0] = strings.Repeat("y", narrowMaxString)
+	atLimit[narrowMaxList-1] = "pin0123abcdx"
+	tests := []struct {
+		name      string
+		ev        *ocsf.Event
+		alerts    int
+		untracked bool
+	}{
+		{"small event", withObservables("uid-small", "needle0123abcd89x"), 1, true},
+		{"at the narrow limits", withObservables("uid-at", atLimit...), 1, true},
+		{"string above the narrow limit", withObservables("uid-string", strings.Repeat("y", narrowMaxString+1), "pin0123abcdx"), 1, false},
+		{"list above the narrow limit", withObservables("uid-list", append(atLimit, "z")...), 1, false},
+		{"no match above the narrow limit", withObservables("uid-none", strings.Repeat("y", narrowMaxString+1)), 0, false},
+	}
+	for _, tt := range tests {
+		u0, c0 := counterValue(t, untracked), counterValue(t, cost)
+		if got := e.Evaluate(tt.ev); len(got) != tt.alerts {
+			t.Errorf("%s: got %d alerts, want %d", tt.name, len(got), tt.alerts)
+		}
+		du, dc := counterValue(t, untracked)-u0, counterValue(t, cost)-c0
+		if tt.untracked && (du != 1 || dc != 0) || !tt.untracked && (du != 0 || dc == 0) {
+			t.Errorf("%s: got %v untracked evaluations and cost %v, want untracked %v", tt.name, du, dc, tt.untracked)
+		}
+	}
+	c := r.Cost()
+	if !c.Untracked || c.UntrackedWithin == "" || c.UntrackedBound != r.fastBound || c.Strict != r.strict {
+		t.Errorf("cost report: untracked %v within %q bound %d strict %d; want untracked within the narrow hints, bound %d, strict %d",
+			c.Untracked, c.UntrackedWithin, c.UntrackedBound, c.Strict, r.fastBound, r.strict)
+	}
+}
+
+// TestEventTier checks which tier of size hints an event is measured in.
+func TestEventTier(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*ocsf.Event)
+		want int8
+	}{
+		{"empty", func(*ocsf.Event) {}, 1},
+		{"string at the narrow limit", func(e *ocsf.Event) { e.Message = strings.Repeat("a", narrowMaxString) }, 1},
+		{"string above the narrow limit", func(e *ocsf.Event) { e.Message = strings.Repeat("a", narrowMaxString+1) }, 0},
+		{"string in a list above the narrow limit", func(e *ocsf.Event) {
+			e.Process.Lineage = []string{"/bin/sh", strings.Repeat("a", narrowMaxString+1)}
+		}, 0},
+		{"list at the narrow limit", func(e *ocsf.Event) { e.Observables = make([]ocsf.Observable, narrowMaxList) }, 1},
+		{"list above the narrow limit", func(e *ocsf.Event) { e.Observables = make([]ocsf.Observable, narrowMaxList+1) }, 0},
+		{"string list above the narrow limit", func(e *ocsf.Event) { e.Actor.Process.Lineage = make([]string, narrowMaxList+1) }, 0},
+		{"a long list, then a longer string", func(e *ocsf.Event) {
+			e.Resources = make([]ocsf.Resource, narrowMaxList+1)
+			e.Resources[narrowMaxList].UID = strings.Repeat("a", untrackedMaxString+1)
+		}, -1},
+		{"above the widest", func(e *ocsf.Event) { e.Message = strings.Repeat("a", untrackedMaxString+1) }, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := &ocsf.Event{}
+			tt.edit(ev)
+			if got := eventTier(ev); got != tt.want {
+				t.Errorf("got tier %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestJSONTier checks which tier of size hints a request body is measured
+// in, on both sides of the narrow tier's limits and of its short cut for
+// short bodies.
+func TestJSONTier(t *testing.T) {
+	list := func(n int) string { return "[" + strings.TrimSuffix(strings.Repeat("1,", n), ",") + "]" }
+	tests := []struct {
+		name, body string
+		want       int8
+	}{
+		{"empty", ``, 1},
+		{"short", `{"a":"b","c":[1,2]}`, 1},
+		{"string at the narrow limit", `{"a":"` + strings.Repeat("a", narrowMaxString) + `"}`, 1},
+		{"string above the narrow limit", `{"a":"` + strings.Repeat("a", narrowMaxString+1) + `"}`, 0},
+		{"non-ASCII string above the narrow limit", `{"a":"` + strings.Repeat("é", narrowMaxString/6+1) + `"}`, 0},
+		{"array at the narrow limit", `{"a":` + list(narrowMaxList) + `}`, 1},
+		{"array above the narrow limit", `{"a":` + list(narrowMaxList+1) + `}`, 0},
+		{"commas in a short string do not count", `{"a":"` + strings.Repeat(",", 4*narrowMaxList) + `"}`, 1},
+		{"many small arrays", `{"a":[` + strings.TrimSuffix(strings.Repeat(list(narrowMaxList)+",", narrowMaxList), ",") + `]}`, 1},
+		{"above the widest", `{"a":` + list(untrackedMaxList+1) + `}`, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := jsonTier([]byte(tt.body)); got != tt.want {
+				t.Errorf("got tier %d, want %d", got, tt.want)
+			}
+		})
 	}
 }
 
@@ -259,7 +387,7 @@ func TestEventFits(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ev := &ocsf.Event{}
 			tt.edit(ev)
-			if got := eventFits(ev); got != tt.want {
+			if got := eventTier(ev) >= 0; got != tt.want {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
 		})
@@ -289,16 +417,16 @@ func TestJSONFits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := jsonFits([]byte(tt.body)); got != tt.want {
+			if got := jsonTier([]byte(tt.body)) >= 0; got != tt.want {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
 		})
 	}
 }
 
-// BenchmarkEventFits measures the once-per-event check of the untracked
+// BenchmarkEventTier measures the once-per-event measure of the untracked
 // path on the events of the pack's tests and fixtures.
-func BenchmarkEventFits(b *testing.B) {
+func BenchmarkEventTier(b *testing.B) {
 	s, err := Load("../detections")
 	if err != nil {
 		b.Fatal(err)
@@ -307,8 +435,8 @@ func BenchmarkEventFits(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		ev := evs[i%len(evs)]
-		eventFits(ev)
-		jsonFits(ev.API.Request.Data)
+		eventTier(ev)
+		jsonTier(ev.API.Request.Data)
 	}
 }
 

@@ -262,6 +262,12 @@ func writeCostTable(w io.Writer, rep *rules.CostReport) {
 			strict = "unbounded"
 		}
 		eval := "untracked"
+		if c.UntrackedWithin != "" {
+			eval = fmt.Sprintf("untracked within %s (estimate %d), else tracked", c.UntrackedWithin, c.UntrackedBound)
+			if c.Deadline {
+				eval += "+deadline"
+			}
+		}
 		if !c.Untracked {
 			eval = "tracked"
 			if c.Deadline {

@@ -98,6 +98,7 @@ func TestRulesLintCostText(t *testing.T) {
 	}{
 		{"cost.json_text", []string{"unbounded", "tracked: unbounded strict estimate (json_text", `event.api.operation == "PutBucketPolicy"`}},
 		{"cost.scan_above_limit", []string{"tracked+deadline: strict estimate above the cost limit", "evaluated for every event of class 1007, log agent"}},
+		{"cost.scan_narrow", []string{"untracked within strings ≤ 2048 B, lists ≤ 64 (estimate ", "), else tracked+deadline", "evaluated for every event of class 1007, log agent"}},
 		{"cost.regex_prefix", []string{"untracked", `event.class_uid == 6003 && event.metadata.log_name == "cloudtrail" && event.actor.session.name starts with "i-"`}},
 		{"cost.op_untracked", []string{"untracked", `event.api.operation == "StopLogging" && event.metadata.log_name == "cloudtrail" && event.status_id != 2`}},
 		{"cost.class_only", []string{"untracked", "evaluated for every event of class 4001, log vpcflow"}},
@@ -119,11 +120,11 @@ func TestRulesLintCostText(t *testing.T) {
 			rest = rest[i+len(w):]
 		}
 	}
-	wantOrder := []string{"cost.json_text", "cost.scan_above_limit", "cost.regex_prefix"}
-	if len(order) < 3 || !slices.Equal(order[:3], wantOrder) {
+	wantOrder := []string{"cost.json_text", "cost.scan_above_limit", "cost.scan_narrow", "cost.regex_prefix"}
+	if len(order) < len(wantOrder) || !slices.Equal(order[:len(wantOrder)], wantOrder) {
 		t.Errorf("got rows in order %v, want the unbounded and most expensive first: %v", order, wantOrder)
 	}
-	if want := "cost: 6 rules (5 detection, 1 correlation stage conditions), 3 untracked, 4 prefiltered"; !strings.Contains(stdout.String(), want) {
+	if want := "cost: 7 rules (6 detection, 1 correlation stage conditions), 4 untracked, 4 prefiltered"; !strings.Contains(stdout.String(), want) {
 		t.Errorf("got\n%s\nwant the summary %q", stdout.String(), want)
 	}
 }
@@ -139,15 +140,17 @@ func TestRulesLintCostJSON(t *testing.T) {
 		OK   bool `json:"ok"`
 		Cost struct {
 			Rules []struct {
-				RuleID         string   `json:"rule_id"`
-				Kind           string   `json:"kind"`
-				Strict         uint64   `json:"strict_estimate"`
-				Unbounded      bool     `json:"unbounded"`
-				Untracked      bool     `json:"untracked"`
-				TrackedBecause string   `json:"tracked_because"`
-				Deadline       bool     `json:"deadline"`
-				Prefilter      []string `json:"prefilter"`
-				Prefiltered    bool     `json:"prefiltered"`
+				RuleID          string   `json:"rule_id"`
+				Kind            string   `json:"kind"`
+				Strict          uint64   `json:"strict_estimate"`
+				Unbounded       bool     `json:"unbounded"`
+				Untracked       bool     `json:"untracked"`
+				UntrackedWithin string   `json:"untracked_within"`
+				UntrackedBound  uint64   `json:"untracked_bound"`
+				TrackedBecause  string   `json:"tracked_because"`
+				Deadline        bool     `json:"deadline"`
+				Prefilter       []string `json:"prefilter"`
+				Prefiltered     bool     `json:"prefiltered"`
 			} `json:"rules"`
 			Untracked   int `json:"untracked"`
 			Prefiltered int `json:"prefiltered"`
@@ -165,6 +168,7 @@ func TestRulesLintCostJSON(t *testing.T) {
 	want := map[string]class{
 		"cost.json_text":        {kind: "detection", prefiltered: true, unbounded: true, because: "json_text"},
 		"cost.scan_above_limit": {kind: "detection", deadline: true, because: "above the cost limit"},
+		"cost.scan_narrow":      {kind: "detection", untracked: true, deadline: true},
 		"cost.regex_prefix":     {kind: "detection", untracked: true, prefiltered: true},
 		"cost.op_untracked":     {kind: "detection", untracked: true, prefiltered: true},
 		"cost.class_only":       {kind: "detection", untracked: true},
@@ -178,6 +182,13 @@ func TestRulesLintCostJSON(t *testing.T) {
 		}
 		if r.Untracked != (r.TrackedBecause == "") {
 			t.Errorf("%s: untracked %v with tracked_because %q", r.RuleID, r.Untracked, r.TrackedBecause)
+		}
+		// Only the single scan is untracked within narrower hints than
+		// the widest, under a bound within the cost limit that its
+		// strict estimate over the widest is above.
+		if narrow := r.RuleID == "cost.scan_narrow"; narrow != (r.UntrackedWithin != "") ||
+			narrow && (r.UntrackedBound == 0 || r.UntrackedBound > 1_000_000 || r.Strict <= 1_000_000) {
+			t.Errorf("%s: got untracked within %q, bound %d, strict %d", r.RuleID, r.UntrackedWithin, r.UntrackedBound, r.Strict)
 		}
 	}
 	for id, w := range want {
@@ -194,8 +205,8 @@ func TestRulesLintCostJSON(t *testing.T) {
 			t.Errorf("%s: got %+v, want %+v", id, g, w)
 		}
 	}
-	if len(got) != len(want) || rep.Cost.Untracked != 3 || rep.Cost.Prefiltered != 4 || !rep.OK {
-		t.Errorf("got %d entries, %d untracked, %d prefiltered, ok %v; want %d, 3, 4, true", len(got), rep.Cost.Untracked, rep.Cost.Prefiltered, rep.OK, len(want))
+	if len(got) != len(want) || rep.Cost.Untracked != 4 || rep.Cost.Prefiltered != 4 || !rep.OK {
+		t.Errorf("got %d entries, %d untracked, %d prefiltered, ok %v; want %d, 4, 4, true", len(got), rep.Cost.Untracked, rep.Cost.Prefiltered, rep.OK, len(want))
 	}
 	// Without -cost the report has no cost section.
 	stdout.Reset()
