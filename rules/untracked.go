@@ -79,24 +79,6 @@ var untrackedTiers = [...]sizeHints{
 	{maxString: narrowMaxString, maxList: narrowMaxList},
 }
 
-// sizes is the longest string and the longest list or map of a value.
-type sizes struct {
-	str, list int
-}
-
-// tier returns the narrowest tier of untrackedTiers the sizes are within,
-// or -1 when they are above the widest.
-func (s sizes) tier() int8 {
-	t := int8(-1)
-	for i := range untrackedTiers {
-		if uint64(s.str) > untrackedTiers[i].maxString || uint64(s.list) > untrackedTiers[i].maxList {
-			break
-		}
-		t = int8(i)
-	}
-	return t
-}
-
 // Variables a condition reads, for activation.fits.
 const (
 	readsEvent uint8 = 1 << iota
@@ -359,7 +341,7 @@ func jsonTier(raw []byte) int8 {
 		// commas for a container above it.
 		return int8(last)
 	}
-	var s sizes
+	t := narrowest()
 	var stack [64]int
 	counts := stack[:0]
 	for i := 0; i < len(raw); i++ {
@@ -382,20 +364,21 @@ func jsonTier(raw []byte) int8 {
 					n++
 				}
 			}
-			if n > untrackedMaxString {
-				return -1
+			if n > t.maxString {
+				if t = t.widen(n, 0); t.tier < 0 {
+					return -1
+				}
 			}
-			s.str = max(s.str, n)
 		case '[', '{':
 			counts = append(counts, 1)
-			s.list = max(s.list, 1)
 		case ',':
 			if k := len(counts); k > 0 {
 				counts[k-1]++
-				if counts[k-1] > untrackedMaxList {
-					return -1
+				if counts[k-1] > t.maxList {
+					if t = t.widen(0, counts[k-1]); t.tier < 0 {
+						return -1
+					}
 				}
-				s.list = max(s.list, counts[k-1])
 			}
 		case ']', '}':
 			if k := len(counts); k > 0 {
@@ -403,5 +386,5 @@ func jsonTier(raw []byte) int8 {
 			}
 		}
 	}
-	return s.tier()
+	return t.tier
 }
