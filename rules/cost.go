@@ -31,9 +31,9 @@ type RuleCost struct {
 	File  string `json:"file"`
 	Line  int    `json:"line"`
 	// Estimate is the load-time worst-case estimate, checked against
-	// MaxEstimatedCost. Strict is the estimate under the strict size hints
-	// of the untracked path (see untracked.go); Unbounded says it has no
-	// bound (Strict is then 0).
+	// MaxEstimatedCost. Strict is the estimate under the widest strict
+	// size hints of the untracked path (see untracked.go); Unbounded says
+	// it has no bound (Strict is then 0).
 	Estimate  uint64 `json:"estimate"`
 	Strict    uint64 `json:"strict_estimate,omitempty"`
 	Unbounded bool   `json:"unbounded,omitempty"`

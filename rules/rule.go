@@ -93,7 +93,7 @@ type Rule struct {
 	fastTier   int8        // the tier of untrackedTiers an event must be within for fast
 	fastBound  uint64      // fast's worst-case cost on events within that tier (its strict estimate there)
 	strict     uint64      // the strict estimate over the widest size hints; MaxUint64 when unbounded
-	trackedWhy string      // why fast is nil (the strict estimate is unbounded or above CostLimit)
+	trackedWhy string      // why fast is nil (the strict estimate is unbounded, or above CostLimit over every tier)
 	estimate   uint64      // the load-time worst-case estimate, checked against MaxEstimatedCost
 	reads      uint8       // the variables the condition reads (readsEvent, …)
 	suppress   cel.Program

@@ -363,6 +363,102 @@ func TestJSONTier(t *testing.T) {
 	}
 }
 
+// TestTiersNest checks that each tier of size hints is within the one
+// before it: an event measured within a tier is then within every wider
+// one, which activation.within and the tier checks rely on.
+func TestTiersNest(t *testing.T) {
+	for i := 1; i < len(untrackedTiers); i++ {
+		if a, b := untrackedTiers[i], untrackedTiers[i-1]; a.maxString > b.maxString || a.maxList > b.maxList {
+			t.Errorf("tier %d %+v is not within tier %d %+v", i, a, i-1, b)
+		}
+	}
+}
+
+// TestShadowedVariableCounts checks that a variable a comprehension
+// shadows, still read through a leading dot, counts as read: the rule must
+// then run tracked on an event above the hints.
+func TestShadowedVariableCounts(t *testing.T) {
+	s := mustLoad(t, map[string]string{
+		"r.yaml": ruleYAML("t.shadow", `'["x"].exists(event, .event.message.contains("needle"))'`),
+	})
+	r := s.Rules()[0]
+	if r.fast == nil || r.reads&readsEvent == 0 {
+		t.Fatalf("got untracked program %v, reads %b; want one reading the event", r.fast != nil, r.reads)
+	}
+	big := ctEvent("X", "")
+	big.Message = strings.Repeat("x", untrackedMaxString) + " needle"
+	if newActivation(big, s.adapter).fits(r.reads, r.fastTier) {
+		t.Error("an event above the hints fits a rule that reads it through a shadowed name")
+	}
+}
+
+// TestNarrowRuleMeasuresEveryVariable checks that a narrow-tier rule
+// reading the event and the request body runs tracked when the body is
+// above the narrow hints though the event is within them, and untracked
+// when both are within; a wide-tier rule on the same event, measured
+// first, does not change that.
+func TestNarrowRuleMeasuresEveryVariable(t *testing.T) {
+	s := mustLoad(t, map[string]string{
+		"a.yaml": ruleYAML("t.wide", `'event.message.contains("needle")'`),
+		"b.yaml": ruleYAML("t.narrow_body", `'event.observables.exists(o, o.value.matches("(needle|pin|thread|button)[0-9a-f]{8,17}x")) || string(request.?policy.orValue("")).contains("needle")'`),
+	})
+	var wide, narrow *Rule
+	for _, r := range s.Rules() {
+		switch r.ID {
+		case "t.wide":
+			wide = r
+		case "t.narrow_body":
+			narrow = r
+		}
+	}
+	if wide.fast == nil || wide.fastTier != 0 || narrow.fast == nil || narrow.fastTier != 1 || narrow.reads != readsEvent|readsRequest {
+		t.Fatalf("got tiers %d and %d, reads %b; want a wide rule and a narrow one reading event and request", wide.fastTier, narrow.fastTier, narrow.reads)
+	}
+	for _, tt := range []struct {
+		name string
+		body string
+		want bool
+	}{
+		{"body within", `{"policy":"` + strings.Repeat("p", narrowMaxString) + `"}`, true},
+		{"body above", `{"policy":"` + strings.Repeat("p", narrowMaxString+1) + `"}`, false},
+	} {
+		act := newActivation(ctEvent("X", tt.body), s.adapter)
+		if !act.fits(wide.reads, wide.fastTier) {
+			t.Errorf("%s: the wide rule does not fit a small event", tt.name)
+		}
+		if got := act.fits(narrow.reads, narrow.fastTier); got != tt.want {
+			t.Errorf("%s: the narrow rule fits %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestNarrowBoundHoldsAtTheLimits runs the tracked program of a narrow-tier
+// rule on the costliest event within the narrow hints (every list full,
+// every string at the limit, no match): its actual cost must stay within
+// the estimate that admitted the untracked program.
+func TestNarrowBoundHoldsAtTheLimits(t *testing.T) {
+	s := mustLoad(t, map[string]string{
+		"r.yaml": ruleYAML("t.narrow", `'event.observables.exists(o, o.value.matches("(needle|pin|thread|button)[0-9a-f]{8,17}x"))'`),
+	})
+	r := s.Rules()[0]
+	ev := ctEvent("X", "")
+	for range narrowMaxList {
+		ev.Observables = append(ev.Observables, ocsf.Observable{Value: strings.Repeat("needle0123abcd", narrowMaxString/14)})
+	}
+	act := newActivation(ev, s.adapter)
+	if !act.fits(r.reads, r.fastTier) {
+		t.Fatal("the event at the narrow limits does not fit the narrow tier")
+	}
+	_, det, err := evalProgram(r.prg, r.iterates, act, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := det.ActualCost(); c == nil || *c > r.fastBound {
+		t.Errorf("got tracked cost %v, want at most the narrow estimate %d", c, r.fastBound)
+	}
+}
+
+// TestEventFits checks the widest tier's limits.
 func TestEventFits(t *testing.T) {
 	if !eventPlan.ok {
 		t.Fatal("the size plan of ocsf.Event cannot measure it: every event would run tracked")
