@@ -161,8 +161,6 @@ func variablesRead(a *celast.AST) uint8 {
 	return reads
 }
 
-var comma = []byte{','}
-
 // sizePlan lists the fields of a struct type that eventTier measures, as
 // byte offsets: its strings and slices, those of nested structs flattened
 // in, so a check is one pass over a flat list. ok is false when the type
@@ -239,8 +237,7 @@ func eventTier(ev *ocsf.Event) int8 {
 	if !eventPlan.ok {
 		return -1
 	}
-	c, _ := eventPlan.measure(unsafe.Pointer(ev), narrowest())
-	return c.tier
+	return eventPlan.measure(unsafe.Pointer(ev), narrowest()).tier
 }
 
 // tierCheck is the narrowest tier that what was measured so far is within,
@@ -268,63 +265,65 @@ func (c tierCheck) widen(str, list int) tierCheck {
 	return tierCheck{tier: -1}
 }
 
+// withString and withList widen c to hold a string of n bytes or a list
+// of n entries; the tier is -1 when no tier does.
+func (c tierCheck) withString(n int) tierCheck {
+	if n > c.maxString {
+		return c.widen(n, 0)
+	}
+	return c
+}
+
+func (c tierCheck) withList(n int) tierCheck {
+	if n > c.maxList {
+		return c.widen(0, n)
+	}
+	return c
+}
+
 // measure widens c to the tier the struct at base, whose type is the
-// plan's, is within. It returns false, with c's tier -1, as soon as a
-// string or list is above the widest tier. The limits are compared as the
-// fields are read and the tier changes only on a longer one, so a walk over
-// an event within the narrowest tier does what a single test would.
-func (p *sizePlan) measure(base unsafe.Pointer, c tierCheck) (tierCheck, bool) {
+// plan's, is within, and stops with tier -1 as soon as a string or list is
+// above the widest. The limits are compared as the fields are read and the
+// tier changes only on a longer one, so a walk over an event within the
+// narrowest tier does what a single test would.
+func (p *sizePlan) measure(base unsafe.Pointer, c tierCheck) tierCheck {
 	for i := range p.fields {
 		f := &p.fields[i]
 		ptr := unsafe.Add(base, f.off)
-		if f.kind == reflect.String {
-			if n := len(*(*string)(ptr)); n > c.maxString {
-				if c = c.widen(n, 0); c.tier < 0 {
-					return c, false
-				}
-			}
-			continue
-		}
 		switch {
+		case f.kind == reflect.String:
+			c = c.withString(len(*(*string)(ptr)))
 		case f.bytes:
-			if n := len(*(*[]byte)(ptr)); n > c.maxString {
-				if c = c.widen(n, 0); c.tier < 0 {
-					return c, false
-				}
-			}
+			c = c.withString(len(*(*[]byte)(ptr)))
 		case f.strs:
 			ss := *(*[]string)(ptr)
-			if len(ss) > c.maxList {
-				if c = c.widen(0, len(ss)); c.tier < 0 {
-					return c, false
-				}
+			if c = c.withList(len(ss)); c.tier < 0 {
+				return c
 			}
 			for _, v := range ss {
-				if n := len(v); n > c.maxString {
-					if c = c.widen(n, 0); c.tier < 0 {
-						return c, false
-					}
+				if c = c.withString(len(v)); c.tier < 0 {
+					return c
 				}
 			}
 		default:
 			// Every slice header has the same layout; only the element
 			// size differs.
 			hdr := *(*[]byte)(ptr)
-			if len(hdr) > c.maxList {
-				if c = c.widen(0, len(hdr)); c.tier < 0 {
-					return c, false
-				}
+			if c = c.withList(len(hdr)); c.tier < 0 {
+				return c
 			}
 			data := unsafe.Pointer(unsafe.SliceData(hdr))
 			for j := range len(hdr) {
-				var ok bool
-				if c, ok = f.elem.measure(unsafe.Add(data, uintptr(j)*f.elemSize), c); !ok {
-					return c, false
+				if c = f.elem.measure(unsafe.Add(data, uintptr(j)*f.elemSize), c); c.tier < 0 {
+					return c
 				}
 			}
 		}
+		if c.tier < 0 {
+			return c
+		}
 	}
-	return c, true
+	return c
 }
 
 // jsonTier returns the narrowest tier of untrackedTiers that the JSON body
@@ -338,7 +337,7 @@ func (p *sizePlan) measure(base unsafe.Pointer, c tierCheck) (tierCheck, bool) {
 // reads it as an empty object, which is within every tier.
 func jsonTier(raw []byte) int8 {
 	last := len(untrackedTiers) - 1
-	if h := untrackedTiers[last]; uint64(len(raw)) <= h.maxString/3 && uint64(bytes.Count(raw, comma)) < h.maxList {
+	if h := untrackedTiers[last]; uint64(len(raw)) <= h.maxString/3 && uint64(bytes.Count(raw, []byte{','})) < h.maxList {
 		// Too short for a string above the narrowest tier, and too few
 		// commas for a container above it.
 		return int8(last)
@@ -366,20 +365,16 @@ func jsonTier(raw []byte) int8 {
 					n++
 				}
 			}
-			if n > t.maxString {
-				if t = t.widen(n, 0); t.tier < 0 {
-					return -1
-				}
+			if t = t.withString(n); t.tier < 0 {
+				return -1
 			}
 		case '[', '{':
 			counts = append(counts, 1)
 		case ',':
 			if k := len(counts); k > 0 {
 				counts[k-1]++
-				if counts[k-1] > t.maxList {
-					if t = t.widen(0, counts[k-1]); t.tier < 0 {
-						return -1
-					}
+				if t = t.withList(counts[k-1]); t.tier < 0 {
+					return -1
 				}
 			}
 		case ']', '}':
