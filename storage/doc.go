@@ -14,6 +14,17 @@
 // parameters (values are bound client-side with ? and identifiers such as
 // sort columns come from allow-lists), and every INSERT names its columns.
 //
+// VPC flow records: a record in the default format, or a custom one of the
+// common fields (vpcflow.Row says which), is stored as typed flow_*
+// columns (ports, protocol, packets, bytes, action, interface, ...)
+// beside src_ip, dst_ip, account_uid, region and time_ms, with event_json
+// empty: its OCSF document is ten times the 111-byte line. The reader
+// builds the document back from the columns (scanEvidence: the same bytes
+// ocsf.Event.AppendJSON wrote before, TestFlowRowsRoundTrip), and the
+// full-text search looks in their addresses, ids and ports
+// (eventTextSQL). Every other row keeps the flow columns at their
+// defaults.
+//
 // Encoding: a batch is sent column by column (one typed slice per column,
 // blocks of sendBlockRows rows; each String column sized for the first
 // block, see reserveStrings). event_json is ocsf.Event.AppendJSON's

@@ -14,6 +14,7 @@ import (
 	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/casework"
 	"github.com/musubi-xdr/musubi/incident"
+	"github.com/musubi-xdr/musubi/ingest/vpcflow"
 	"github.com/musubi-xdr/musubi/ocsf"
 )
 
@@ -352,7 +353,7 @@ func (s *Store) ListIncidents(ctx context.Context, q casework.IncidentQuery) (ca
         SELECT tenant_uid, alert_id FROM ` + s.t(TableAlerts) + ` ARRAY JOIN if(empty(event_ids), [''], event_ids) AS ev WHERE ` + tin + `
         AND (positionCaseInsensitiveUTF8(title, ?) > 0 OR positionCaseInsensitiveUTF8(summary, ?) > 0
         OR (tenant_uid, ev) ` + in + ` (SELECT tenant_uid, event_uid FROM ` + s.t(TableEvents) + ` WHERE ` + tin + evTime + `
-            AND positionCaseInsensitiveUTF8(event_json, ?) > 0))))`
+            AND positionCaseInsensitiveUTF8(` + eventTextSQL + `, ?) > 0))))`
 			args = append(args, q.Text)
 			args = append(append(args, tenants...), q.Text)
 			args = append(append(args, tenants...), q.Text, q.Text)
@@ -797,13 +798,31 @@ ORDER BY time_ms, alert_id, inserted_ms DESC LIMIT 1 BY alert_id LIMIT `+fmt.Spr
 	return out, rows.Err()
 }
 
-const evidenceColumnsSQL = "event_uid, tenant_uid, time_ms, log_name, class_uid, operation, event_json, raw, raw_encoding"
+// eventTextSQL is the text a search looks for in an event: its document,
+// or a flow row's addresses, ids and ports (its document is not stored).
+const eventTextSQL = "if(event_json != '', event_json, concat(src_ip, ' ', dst_ip, ' ', account_uid, ' ', region, ' ', " +
+	"flow_interface, ' ', flow_instance, ' ', flow_vpc, ' ', flow_subnet, ' ', flow_zone, ' ', " +
+	"toString(flow_src_port), ' ', toString(flow_dst_port)))"
+
+// evidenceColumnsSQL reads an event's document, or the typed columns of a
+// flow row it is built back from (flowColumnsSQL, scanEvidence).
+const evidenceColumnsSQL = "event_uid, tenant_uid, time_ms, log_name, class_uid, operation, event_json, raw, raw_encoding, " + flowColumnsSQL
+
+// flowColumnsSQL are the columns of a flow row (vpcflow.Row) besides
+// event_uid, time_ms and event_json, in the order scanEvidence reads them.
+const flowColumnsSQL = "account_uid, region, src_ip, dst_ip, flow_version, flow_log_status, flow_action, flow_direction, flow_zone, " +
+	"flow_interface, flow_instance, flow_vpc, flow_subnet, flow_src_port, flow_dst_port, " +
+	"flow_protocol, flow_tcp_flags, flow_ip_version, flow_packets, flow_bytes, flow_end_ms"
 
 func (s *Store) scanEvidence(r scanner) (casework.Evidence, error) {
 	var e casework.Evidence
 	var class uint32
 	var js, raw, enc string
-	if err := r.Scan(&e.ID, &e.TenantUID, &e.Time, &e.Source, &class, &e.Operation, &js, &raw, &enc); err != nil {
+	var f vpcflow.Row
+	if err := r.Scan(&e.ID, &e.TenantUID, &e.Time, &e.Source, &class, &e.Operation, &js, &raw, &enc,
+		&f.Account, &f.Region, &f.SrcIP, &f.DstIP, &f.Version, &f.LogStatus, &f.Action, &f.Direction, &f.Zone,
+		&f.Interface, &f.Instance, &f.VPC, &f.Subnet, &f.SrcPort, &f.DstPort,
+		&f.Protocol, &f.TCPFlags, &f.IPVersion, &f.Packets, &f.Bytes, &f.End); err != nil {
 		return e, err
 	}
 	e.ClassUID, e.Normalized = int(class), json.RawMessage(js)
@@ -812,6 +831,18 @@ func (s *Store) scanEvidence(r scanner) (casework.Evidence, error) {
 		return e, fmt.Errorf("event %s raw: %w", e.ID, err)
 	}
 	e.Raw = string(raws)
+	if js == "" && e.Source == vpcflow.LogName {
+		// A flow row: its document is built back from its columns.
+		f.UID, f.Start = e.ID, e.Time
+		var ev ocsf.Event
+		f.Event(&ev, nil)
+		ev.Metadata.TenantUID = e.TenantUID
+		b, err := ev.AppendJSON(nil)
+		if err != nil {
+			return e, fmt.Errorf("event %s: %w", e.ID, err)
+		}
+		e.Normalized = b
+	}
 	return e, nil
 }
 

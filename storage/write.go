@@ -23,6 +23,7 @@ import (
 
 	"github.com/musubi-xdr/musubi/alert"
 	"github.com/musubi-xdr/musubi/incident"
+	"github.com/musubi-xdr/musubi/ingest/vpcflow"
 	"github.com/musubi-xdr/musubi/ocsf"
 )
 
@@ -487,7 +488,9 @@ func Transient(err error) bool {
 }
 
 // eventColumns encodes events. The event is kept whole as OCSF JSON
-// (event_json) and its most-hunted attributes are lifted into columns.
+// (event_json) and its most-hunted attributes are lifted into columns; a
+// VPC flow record that a vpcflow.Row holds is kept as the Row's typed
+// columns instead, with event_json empty.
 // The rows are written block by block as the INSERT sends them (see
 // eventRows.fill); only what no block can fix is checked here.
 func (s *Store) eventColumns(evs []ocsf.Event, now int64) (*columns, error) {
@@ -513,16 +516,28 @@ func (s *Store) eventColumns(evs []ocsf.Event, now int64) (*columns, error) {
 	r.act = take[int32](&sl, n)
 	r.sev = take[uint8](&sl, n)
 	r.ents = take[[]string](&sl, n)
+	f := &r.flow
+	f.version, f.logStatus, f.zone = take[string](&sl, n), take[string](&sl, n), take[string](&sl, n)
+	f.iface, f.instance, f.vpc, f.subnet = take[string](&sl, n), take[string](&sl, n), take[string](&sl, n), take[string](&sl, n)
+	f.action, f.direction, f.ipVersion = take[uint8](&sl, n), take[uint8](&sl, n), take[uint8](&sl, n)
+	f.srcPort, f.dstPort = take[uint16](&sl, n), take[uint16](&sl, n)
+	f.protocol, f.tcpFlags, f.packets, f.bytes, f.end = take[int64](&sl, n), take[int64](&sl, n), take[int64](&sl, n), take[int64](&sl, n), take[int64](&sl, n)
 	ab.cols = sl.used
 	return &columns{table: TableEvents, rows: n, arena: ab, fill: r.fill,
 		names: []string{"tenant_uid", "event_uid", "time", "time_ms", "class_uid", "activity_id", "type_uid", "severity_id",
 			"status", "log_name", "product", "account_uid", "region", "api_service", "operation",
 			"actor_user_uid", "actor_user_name", "actor_session_uid", "access_key_uid", "src_ip", "dst_ip",
-			"device_uid", "device_hostname", "entities", "message", "event_json", "raw", "raw_encoding", "inserted_ms"},
+			"device_uid", "device_hostname", "entities", "message", "event_json", "raw", "raw_encoding", "inserted_ms",
+			"flow_version", "flow_log_status", "flow_action", "flow_direction", "flow_zone",
+			"flow_interface", "flow_instance", "flow_vpc", "flow_subnet", "flow_src_port", "flow_dst_port",
+			"flow_protocol", "flow_tcp_flags", "flow_ip_version", "flow_packets", "flow_bytes", "flow_end_ms"},
 		values: []any{r.tenant, r.uid, r.ts, r.tms, r.class, r.act, r.typ, r.sev,
 			r.status, r.logName, r.product, r.account, r.region, r.apiSvc, r.op,
 			r.actorUID, r.actorName, r.session, r.key, r.srcIP, r.dstIP,
-			r.devUID, r.devHost, r.ents, r.msg, r.js, r.raw, r.rawEnc, r.ins},
+			r.devUID, r.devHost, r.ents, r.msg, r.js, r.raw, r.rawEnc, r.ins,
+			f.version, f.logStatus, f.action, f.direction, f.zone,
+			f.iface, f.instance, f.vpc, f.subnet, f.srcPort, f.dstPort,
+			f.protocol, f.tcpFlags, f.ipVersion, f.packets, f.bytes, f.end},
 	}, nil
 }
 
@@ -543,6 +558,25 @@ type eventRows struct {
 	act                                                                []int32
 	sev                                                                []uint8
 	ents                                                               [][]string
+	flow                                                               flowColumns
+}
+
+// flowColumns are the typed columns of a flow record's row (vpcflow.Row),
+// at their zero values in every other row.
+type flowColumns struct {
+	version, logStatus, zone, iface, instance, vpc, subnet []string
+	action, direction, ipVersion                           []uint8
+	srcPort, dstPort                                       []uint16
+	protocol, tcpFlags, packets, bytes, end                []int64
+}
+
+// set writes row i.
+func (f *flowColumns) set(i int, r *vpcflow.Row) {
+	f.version[i], f.logStatus[i], f.zone[i] = r.Version, r.LogStatus, r.Zone
+	f.iface[i], f.instance[i], f.vpc[i], f.subnet[i] = r.Interface, r.Instance, r.VPC, r.Subnet
+	f.action[i], f.direction[i], f.ipVersion[i] = r.Action, r.Direction, r.IPVersion
+	f.srcPort[i], f.dstPort[i] = r.SrcPort, r.DstPort
+	f.protocol[i], f.tcpFlags[i], f.packets[i], f.bytes[i], f.end[i] = r.Protocol, r.TCPFlags, r.Packets, r.Bytes, r.End
 }
 
 // fill writes rows [lo, hi), one block, just before the INSERT sends it.
@@ -601,8 +635,14 @@ func (r *eventRows) fill(lo, hi int) error {
 			entEnd = append(entEnd, len(entArena))
 		}
 		rowEnt = append(rowEnt, len(entEnd))
-		if arena, err = e.AppendJSON(arena); err != nil {
-			return &encodeError{column: "event_json", err: fmt.Errorf("event %s: %w", e.Metadata.UID, err)}
+		// A flow record a Row holds is its typed columns, and no
+		// document: the reader builds the document back (scanEvidence).
+		row, compact := vpcflow.RowOf(e)
+		r.flow.set(i, &row)
+		if !compact {
+			if arena, err = e.AppendJSON(arena); err != nil {
+				return &encodeError{column: "event_json", err: fmt.Errorf("event %s: %w", e.Metadata.UID, err)}
+			}
 		}
 		jsEnd = append(jsEnd, len(arena))
 	}

@@ -350,7 +350,8 @@ func dash(s string) string {
 	return s
 }
 
-var protocols = map[string]string{"1": "icmp", "6": "tcp", "17": "udp", "47": "gre", "50": "esp", "51": "ah", "58": "ipv6-icmp", "132": "sctp"}
+// protocols names the common IANA protocol numbers.
+var protocols = [...]string{1: "icmp", 6: "tcp", 17: "udp", 47: "gre", 50: "esp", 51: "ah", 58: "ipv6-icmp", 132: "sctp"}
 
 // boundaries maps traffic-path to OCSF connection_info.boundary_id/boundary.
 var boundaries = [...]struct {
@@ -362,16 +363,22 @@ var boundaries = [...]struct {
 	7: {10, "Gateway VPC"}, 8: {11, "Internet Gateway"},
 }
 
-// jsonSum stands for the format of JSON records in their ids.
-var jsonSum = [16]byte{'j', 's', 'o', 'n'}
-
-func build(ev *ocsf.Event, vals *values, raw []byte, format [16]byte, context string, n int) error {
-	v := &vals.v
+// setClass sets what every flow event is: Network Activity, Traffic,
+// informational.
+func setClass(ev *ocsf.Event) {
 	ev.ClassUID, ev.ClassName = ocsf.ClassNetworkActivity, "Network Activity"
 	ev.CategoryUID, ev.CategoryName = ocsf.CategoryNetwork, "Network Activity"
 	ev.ActivityID, ev.ActivityName = 6, "Traffic"
 	ev.TypeUID, ev.TypeName = ocsf.ClassNetworkActivity*100+6, "Network Activity: Traffic"
 	ev.SeverityID, ev.Severity = ocsf.SeverityInformational, "Informational"
+}
+
+// jsonSum stands for the format of JSON records in their ids.
+var jsonSum = [16]byte{'j', 's', 'o', 'n'}
+
+func build(ev *ocsf.Event, vals *values, raw []byte, format [16]byte, context string, n int) error {
+	v := &vals.v
+	setClass(ev)
 	ev.Raw = raw
 
 	start, end, ok := times(v[fStart], v[fEnd])
@@ -395,14 +402,7 @@ func build(ev *ocsf.Event, vals *values, raw []byte, format [16]byte, context st
 	ev.Cloud.Region = dash(v[fRegion])
 	ev.Cloud.Zone = dash(v[fAZID])
 
-	status := v[fLogStatus]
-	switch status {
-	case "OK", "":
-		ev.StatusID, ev.Status = 1, "Success"
-	default: // NODATA, SKIPDATA
-		ev.StatusID, ev.Status = 99, "Other"
-	}
-	ev.StatusCode = status
+	setStatus(ev, v[fLogStatus])
 	ev.StatusDetail = dash(v[fRejectReason])
 
 	src, dst := &ev.SrcEndpoint, &ev.DstEndpoint
@@ -432,9 +432,9 @@ func build(ev *ocsf.Event, vals *values, raw []byte, format [16]byte, context st
 	switch v[fFlowDirection] {
 	case "ingress":
 		local = dst
-		ci.Direction, ci.DirectionID = "Inbound", 1
+		setDirection(ci, directionIngress)
 	case "egress":
-		ci.Direction, ci.DirectionID = "Outbound", 2
+		setDirection(ci, directionEgress)
 	}
 	local.InterfaceUID = dash(v[fInterfaceID])
 	local.InstanceUID = dash(v[fInstanceID])
@@ -447,17 +447,16 @@ func build(ev *ocsf.Event, vals *values, raw []byte, format [16]byte, context st
 	}
 
 	if p, ok := atoi(v[fProtocol]); ok {
-		ci.ProtocolNum = int(p)
-		ci.ProtocolName = protocols[v[fProtocol]]
+		setProtocol(ci, p)
 	}
 	if f, ok := atoi(v[fTCPFlags]); ok {
 		ci.TCPFlags = int(f)
 	}
 	switch v[fType] {
 	case "IPv4":
-		ci.ProtocolVer, ci.ProtocolVerID = "Internet Protocol version 4 (IPv4)", 4
+		setIPVersion(ci, 4)
 	case "IPv6":
-		ci.ProtocolVer, ci.ProtocolVerID = "Internet Protocol version 6 (IPv6)", 6
+		setIPVersion(ci, 6)
 	}
 	if tp, ok := atoi(v[fTrafficPath]); ok && tp > 0 && int(tp) < len(boundaries) {
 		ci.BoundaryID, ci.Boundary = boundaries[tp].id, boundaries[tp].name
@@ -470,13 +469,86 @@ func build(ev *ocsf.Event, vals *values, raw []byte, format [16]byte, context st
 	}
 	switch v[fAction] {
 	case "ACCEPT":
+		setAction(ev, actionAllowed)
+	case "REJECT":
+		setAction(ev, actionDenied)
+	}
+
+	addObservables(ev, local, dash(v[fECSClusterName]), dash(v[fECSContainerID]), dash(v[fECSSecondContainerID]))
+	ev.Unmapped = unmapped(vals)
+	return nil
+}
+
+// setStatus sets the status of a record's log-status (OK, NODATA,
+// SKIPDATA, or none).
+func setStatus(ev *ocsf.Event, logStatus string) {
+	switch logStatus {
+	case "OK", "":
+		ev.StatusID, ev.Status = 1, "Success"
+	default: // NODATA, SKIPDATA
+		ev.StatusID, ev.Status = 99, "Other"
+	}
+	ev.StatusCode = logStatus
+}
+
+// The direction ids of a record's flow-direction, as OCSF numbers them.
+const (
+	directionIngress = 1 // Inbound
+	directionEgress  = 2 // Outbound
+)
+
+// setDirection sets the direction of a direction id.
+func setDirection(ci *ocsf.ConnectionInfo, id int) {
+	switch id {
+	case directionIngress:
+		ci.Direction, ci.DirectionID = "Inbound", 1
+	case directionEgress:
+		ci.Direction, ci.DirectionID = "Outbound", 2
+	}
+}
+
+// setProtocol sets the IANA protocol number and, for the common ones, its
+// name.
+func setProtocol(ci *ocsf.ConnectionInfo, num int64) {
+	ci.ProtocolNum = int(num)
+	if num >= 0 && num < int64(len(protocols)) {
+		ci.ProtocolName = protocols[num]
+	}
+}
+
+// setIPVersion sets the IP version (4 or 6) of a record's type.
+func setIPVersion(ci *ocsf.ConnectionInfo, version int) {
+	switch version {
+	case 4:
+		ci.ProtocolVer, ci.ProtocolVerID = "Internet Protocol version 4 (IPv4)", 4
+	case 6:
+		ci.ProtocolVer, ci.ProtocolVerID = "Internet Protocol version 6 (IPv6)", 6
+	}
+}
+
+// The action ids of a record's action, as OCSF numbers them.
+const (
+	actionAllowed = 1 // ACCEPT
+	actionDenied  = 2 // REJECT
+)
+
+// setAction sets the action and disposition of an action id.
+func setAction(ev *ocsf.Event, id int) {
+	switch id {
+	case actionAllowed:
 		ev.Action, ev.ActionID = "Allowed", 1
 		ev.Disposition, ev.DispositionID = "Allowed", 1
-	case "REJECT":
+	case actionDenied:
 		ev.Action, ev.ActionID = "Denied", 2
 		ev.Disposition, ev.DispositionID = "Blocked", 2
 	}
+}
 
+// addObservables names the entities of a built record: its account,
+// region, addresses, the local side's instance, and the ECS cluster and
+// containers (values of unmapped fields).
+func addObservables(ev *ocsf.Event, local *ocsf.NetworkEndpoint, ecsCluster, ecsContainer, ecsSecondContainer string) {
+	src, dst := &ev.SrcEndpoint, &ev.DstEndpoint
 	room := ev.CollectObservables()
 	ev.AddObservable(ocsf.EntityAccount, "cloud.account.uid", ev.Cloud.Account.UID)
 	ev.AddObservable(ocsf.EntityRegion, "cloud.region", ev.Cloud.Region)
@@ -495,13 +567,10 @@ func build(ev *ocsf.Event, vals *values, raw []byte, format [16]byte, context st
 		}
 		ev.AddObservable(ocsf.EntityInstance, name, local.InstanceUID)
 	}
-	ev.AddObservable(ocsf.EntityCluster, "unmapped.ecs-cluster-name", dash(v[fECSClusterName]))
-	ev.AddObservable(ocsf.EntityContainer, "unmapped.ecs-container-id", dash(v[fECSContainerID]))
-	ev.AddObservable(ocsf.EntityContainer, "unmapped.ecs-second-container-id", dash(v[fECSSecondContainerID]))
+	ev.AddObservable(ocsf.EntityCluster, "unmapped.ecs-cluster-name", ecsCluster)
+	ev.AddObservable(ocsf.EntityContainer, "unmapped.ecs-container-id", ecsContainer)
+	ev.AddObservable(ocsf.EntityContainer, "unmapped.ecs-second-container-id", ecsSecondContainer)
 	ev.KeepObservables(room)
-
-	ev.Unmapped = unmapped(vals)
-	return nil
 }
 
 // unmappedFields are the mapped-elsewhere-or-nowhere fields kept in unmapped.

@@ -356,3 +356,37 @@ INSERT INTO musubi.alert_moves_by_incident (tenant_uid, incident_id, alert_id)
 SELECT tenant_uid, inc, alert_id FROM musubi.alert_moves
 ARRAY JOIN [incident_id, from_incident] AS inc
 WHERE inc != '';
+
+ALTER TABLE musubi.events  ADD COLUMN flow_version LowCardinality(String) DEFAULT '';
+
+ALTER TABLE musubi.events  ADD COLUMN flow_log_status LowCardinality(String) DEFAULT '';
+
+ALTER TABLE musubi.events  ADD COLUMN flow_action UInt8 DEFAULT 0;
+
+ALTER TABLE musubi.events  ADD COLUMN flow_direction UInt8 DEFAULT 0;
+
+ALTER TABLE musubi.events  ADD COLUMN flow_zone LowCardinality(String) DEFAULT '';
+
+ALTER TABLE musubi.events  ADD COLUMN flow_interface String DEFAULT '';
+
+ALTER TABLE musubi.events  ADD COLUMN flow_instance String DEFAULT '';
+
+ALTER TABLE musubi.events  ADD COLUMN flow_vpc String DEFAULT '';
+
+ALTER TABLE musubi.events  ADD COLUMN flow_subnet String DEFAULT '';
+
+ALTER TABLE musubi.events  ADD COLUMN flow_src_port UInt16 DEFAULT 0;
+
+ALTER TABLE musubi.events  ADD COLUMN flow_dst_port UInt16 DEFAULT 0;
+
+ALTER TABLE musubi.events  ADD COLUMN flow_protocol Int64 DEFAULT 0;
+
+ALTER TABLE musubi.events  ADD COLUMN flow_tcp_flags Int64 DEFAULT 0;
+
+ALTER TABLE musubi.events  ADD COLUMN flow_ip_version UInt8 DEFAULT 0;
+
+ALTER TABLE musubi.events  ADD COLUMN flow_packets Int64 DEFAULT 0;
+
+ALTER TABLE musubi.events  ADD COLUMN flow_bytes Int64 DEFAULT 0;
+
+ALTER TABLE musubi.events  ADD COLUMN flow_end_ms Int64 DEFAULT 0;

@@ -1,0 +1,117 @@
+package vpcflow
+
+import "github.com/musubi-xdr/musubi/ocsf"
+
+// Row is a flow event as a handful of typed values: what storage keeps of
+// a record in the default format or a custom one of the common fields
+// (the v2 fields, VPC, subnet, instance, TCP flags, type, region, zone,
+// flow direction, and packet addresses equal to the record's) instead of
+// the event's OCSF document, which is ten times the record's size. Event
+// builds the very event back.
+//
+// A record that uses anything else — packet addresses other than the
+// record's, AWS services, a traffic path, a reject reason, Transit
+// Gateway or ECS fields, fields Musubi does not map — has no Row (RowOf is
+// false): its event is stored whole.
+type Row struct {
+	UID, Account, Region, Zone string
+	// Version is the record's version field as written.
+	Version string
+	// LogStatus is the record's log-status as written (OK, NODATA,
+	// SKIPDATA, or empty).
+	LogStatus string
+	// Direction is the OCSF direction id of flow-direction: 1 ingress, 2
+	// egress, 0 none.
+	Direction uint8
+	// The local side's interface, instance, VPC and subnet: the
+	// destination's for ingress, else the source's.
+	Interface, Instance, VPC, Subnet string
+	SrcIP, DstIP                     string
+	SrcPort, DstPort                 uint16
+	Protocol, TCPFlags               int64
+	Packets, Bytes                   int64
+	// IPVersion is 4, 6, or 0 when the record has no type.
+	IPVersion uint8
+	// Action is the OCSF action id: 1 accepted, 2 rejected, 0 neither.
+	Action uint8
+	// Start and End are the flow's window in Unix milliseconds.
+	Start, End int64
+}
+
+// RowOf returns the Row of a flow event that Normalize, NormalizeTo or
+// NormalizeJSON built, and false for any other event and for a record
+// whose event a Row cannot hold (see Row).
+func RowOf(ev *ocsf.Event) (Row, bool) {
+	src, dst, ci := &ev.SrcEndpoint, &ev.DstEndpoint, &ev.ConnectionInfo
+	local, other := src, dst
+	if ci.DirectionID == directionIngress {
+		local, other = dst, src
+	}
+	if ev.Metadata.LogName != LogName || ev.Metadata.Product.Name != "Amazon VPC" || ev.ClassUID != ocsf.ClassNetworkActivity ||
+		ci.DirectionID < 0 || ci.DirectionID > directionEgress ||
+		// A direction is the one unmapped field a Row holds: traffic
+		// path, ECS, Transit Gateway and unknown fields are not.
+		string(ev.Unmapped) != unmappedDirection[ci.DirectionID] ||
+		ev.StatusDetail != "" || ci.BoundaryID != 0 ||
+		len(src.IntermediateIPs) > 0 || len(dst.IntermediateIPs) > 0 || src.SvcName != "" || dst.SvcName != "" ||
+		other.InterfaceUID != "" || other.InstanceUID != "" || other.VPCUID != "" || other.SubnetUID != "" ||
+		src.Port < 0 || src.Port > 65535 || dst.Port < 0 || dst.Port > 65535 ||
+		ci.ProtocolVerID != 0 && ci.ProtocolVerID != 4 && ci.ProtocolVerID != 6 ||
+		ev.ActionID < 0 || ev.ActionID > actionDenied ||
+		ev.Time != ev.StartTime || ev.Metadata.UID == "" {
+		return Row{}, false
+	}
+	return Row{
+		UID: ev.Metadata.UID, Account: ev.Cloud.Account.UID, Region: ev.Cloud.Region, Zone: ev.Cloud.Zone,
+		Version: ev.Metadata.Product.Version, LogStatus: ev.StatusCode, Direction: uint8(ci.DirectionID),
+		Interface: local.InterfaceUID, Instance: local.InstanceUID, VPC: local.VPCUID, Subnet: local.SubnetUID,
+		SrcIP: src.IP, DstIP: dst.IP, SrcPort: uint16(src.Port), DstPort: uint16(dst.Port),
+		Protocol: int64(ci.ProtocolNum), TCPFlags: int64(ci.TCPFlags),
+		Packets: ev.Traffic.Packets, Bytes: ev.Traffic.Bytes,
+		IPVersion: uint8(ci.ProtocolVerID), Action: uint8(ev.ActionID),
+		Start: ev.StartTime, End: ev.EndTime,
+	}, true
+}
+
+// unmappedDirection is the unmapped object of a record whose only
+// unmapped field is its flow direction, by direction id.
+var unmappedDirection = [...]string{"", `{"flow-direction":"ingress"}`, `{"flow-direction":"egress"}`}
+
+// Event fills *ev, which must be zero, with the event r was taken from:
+// the same fields build sets, in the same way, so that the two encode to
+// the same OCSF document (TestRowRoundTrip, FuzzRowRoundTrip). raw is the
+// record, when it was kept.
+func (r *Row) Event(ev *ocsf.Event, raw []byte) {
+	setClass(ev)
+	ev.Raw = raw
+	ev.StartTime, ev.EndTime, ev.Time = r.Start, r.End, r.Start
+
+	md := &ev.Metadata
+	md.Version = ocsf.Version
+	md.Product.Name, md.Product.VendorName, md.Product.Version = "Amazon VPC", "AWS", r.Version
+	md.LogName, md.UID = LogName, r.UID
+
+	ev.Cloud.Provider, ev.Cloud.Account.UID, ev.Cloud.Region, ev.Cloud.Zone = "AWS", r.Account, r.Region, r.Zone
+	setStatus(ev, r.LogStatus)
+
+	src, dst, ci := &ev.SrcEndpoint, &ev.DstEndpoint, &ev.ConnectionInfo
+	src.IP, dst.IP = r.SrcIP, r.DstIP
+	src.Port, dst.Port = int(r.SrcPort), int(r.DstPort)
+	local := src
+	if r.Direction == directionIngress {
+		local = dst
+	}
+	setDirection(ci, int(r.Direction))
+	local.InterfaceUID, local.InstanceUID, local.VPCUID, local.SubnetUID = r.Interface, r.Instance, r.VPC, r.Subnet
+	if r.Protocol != 0 {
+		setProtocol(ci, r.Protocol)
+	}
+	ci.TCPFlags = int(r.TCPFlags)
+	setIPVersion(ci, int(r.IPVersion))
+	ev.Traffic.Bytes, ev.Traffic.Packets = r.Bytes, r.Packets
+	setAction(ev, int(r.Action))
+	if r.Direction != 0 {
+		ev.Unmapped = []byte(unmappedDirection[r.Direction])
+	}
+	addObservables(ev, local, "", "", "")
+}
