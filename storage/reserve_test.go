@@ -2,6 +2,7 @@ package storage
 
 import (
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -9,10 +10,10 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
 )
 
-// A String column reserved for its first block holds exactly the block's
+// A String column reserved for a block holds exactly the block's
 // rows afterwards (the row that sized it is gone), and appending them
 // allocates about the buffer once instead of growing it step by step.
-func TestReserveStringsSizesTheFirstBlock(t *testing.T) {
+func TestReserveStringsSizesTheBlock(t *testing.T) {
 	rows := make([]string, 256)
 	for i := range rows {
 		rows[i] = strings.Repeat(string(rune('a'+i%26)), 1000+i)
@@ -33,7 +34,7 @@ func TestReserveStringsSizesTheFirstBlock(t *testing.T) {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		if reserve {
-			reserveStrings([]column.Interface{col}, []any{rows}, len(rows))
+			reserveStrings([]column.Interface{col}, []any{rows}, []int{size})
 			if col.Rows() != 0 {
 				t.Fatalf("the reserved column holds %d rows, want 0", col.Rows())
 			}
@@ -47,7 +48,7 @@ func TestReserveStringsSizesTheFirstBlock(t *testing.T) {
 		return buf.Buf, after.TotalAlloc - before.TotalAlloc
 	}
 	// The zeroes the column is sized from are made on first use and kept.
-	reserveStrings([]column.Interface{newCol()}, []any{rows}, len(rows))
+	reserveStrings([]column.Interface{newCol()}, []any{rows}, []int{size})
 	plain, grown := appendBlock(false)
 	reserved, once := appendBlock(true)
 	if string(plain) != string(reserved) {
@@ -99,5 +100,40 @@ func TestLowCardinalityRowsEncodeAsTheSlice(t *testing.T) {
 	}
 	if string(encode(true)) != string(encode(false)) {
 		t.Fatal("row by row the LowCardinality column encodes other rows than the slice append")
+	}
+}
+
+// An INSERT's String columns are sized for the largest block the table's
+// INSERTs held before, not only for their first block, and what is
+// remembered shrinks by an eighth an INSERT.
+func TestBlockMemoRemembersTheLargestBlock(t *testing.T) {
+	small, large := strings.Repeat("s", 10), strings.Repeat("L", 1000)
+	// Two String columns and an Int64 one; the first block small, the
+	// second large.
+	values := []any{[]string{small, small, large, large}, []int64{1, 2, 3, 4}, []string{"a", "b", "c", "d"}}
+	var m blockMemo
+	most := make([]int, len(values))
+	blockBytes(most, values, 0, 2)
+	if got := m.recall("events", slices.Clone(most)); !slices.Equal(got, []int{20, 0, 2}) {
+		t.Errorf("first INSERT: got %v, want the first block's bytes [20 0 2]", got)
+	}
+	blockBytes(most, values, 2, 4)
+	if !slices.Equal(most, []int{2000, 0, 2}) {
+		t.Fatalf("largest blocks: got %v, want [2000 0 2]", most)
+	}
+	m.keep("events", most)
+	first := make([]int, len(values))
+	blockBytes(first, values, 0, 2)
+	if got := m.recall("events", first); !slices.Equal(got, []int{2000, 0, 2}) {
+		t.Errorf("next INSERT: got %v, want the largest block before [2000 0 2]", got)
+	}
+	if got := m.recall("alerts", []int{5, 0, 0}); !slices.Equal(got, []int{5, 0, 0}) {
+		t.Errorf("another table: got %v, want its own first block [5 0 0]", got)
+	}
+	for range 3 {
+		m.keep("events", []int{20, 0, 2})
+	}
+	if got := m.recall("events", []int{20, 0, 2}); got[0] != 1341 {
+		t.Errorf("after three small INSERTs: got %d, want 1341 (2000 less an eighth, rounded down, three times)", got[0])
 	}
 }

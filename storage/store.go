@@ -44,6 +44,9 @@ type Store struct {
 
 	// numbers assigns incident numbers (numbers.go).
 	numbers numberer
+
+	// blocks remembers each table's largest String blocks (reserveStrings).
+	blocks blockMemo
 }
 
 type metrics struct {

@@ -475,6 +475,11 @@ func TestEventJSONArenaHoldsOneBlock(t *testing.T) {
 	defer c.release()
 	c.arena.main = nil // an earlier test's pooled arena would hide the growth
 	js := c.values[slices.Index(c.names, "event_json")].([]string)
+	uids := c.values[slices.Index(c.names, "event_uid")].([]string)
+	byUID := map[string]*ocsf.Event{}
+	for i := range evs {
+		byUID[evs[i].Metadata.UID] = &evs[i]
+	}
 	total := 0
 	for lo := 0; lo < c.rows; lo += sendBlockRows {
 		hi := min(lo+sendBlockRows, c.rows)
@@ -482,7 +487,7 @@ func TestEventJSONArenaHoldsOneBlock(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := lo; i < hi; i++ {
-			want, _ := evs[i].AppendJSON(nil)
+			want, _ := byUID[uids[i]].AppendJSON(nil)
 			if js[i] != string(want) {
 				t.Fatalf("row %d: event_json %.60q…, want the event's", i, js[i])
 			}
