@@ -19,8 +19,10 @@
 // columns (ports, protocol, packets, bytes, action, interface, ...)
 // beside src_ip, dst_ip, account_uid, region and time_ms, with event_json
 // empty: its OCSF document is ten times the 111-byte line. The reader
-// builds the document back from the columns (scanEvidence: the same bytes
-// ocsf.Event.AppendJSON wrote before, TestFlowRowsRoundTrip), and the
+// builds the document back from the columns with the reading version's
+// vpcflow code (scanEvidence: the same bytes ocsf.Event.AppendJSON wrote
+// before, TestFlowRowsRoundTrip; a later mapping change shows in rows
+// already stored, as it would in a replay of the record), and the
 // full-text search looks in their addresses, ids and ports
 // (eventTextSQL). Every other row keeps the flow columns at their
 // defaults.
@@ -34,8 +36,8 @@
 // recent INSERTs (blockMemo), since sorted blocks differ in size.
 //
 // Encoding: a batch is sent column by column (one typed slice per column,
-// blocks of sendBlockRows rows; each String column sized for the first
-// block, see reserveStrings). event_json is ocsf.Event.AppendJSON's
+// blocks of sendBlockRows rows; each String column sized for the largest
+// block expected, see reserveStrings). event_json is ocsf.Event.AppendJSON's
 // output — byte for byte encoding/json's, written without reflection —
 // appended to a pooled arena one block at a time as the INSERT sends it (a
 // batch's documents are never all in memory); the entity keys go to

@@ -21,7 +21,8 @@ import (
 // a vpcflow.Row holds as typed columns, the others as documents) in one
 // batch with an API event, and reads each back as evidence and through an
 // entity pivot: the same OCSF document and raw record as written. A search
-// finds an incident by an interface id that only a typed flow row holds.
+// finds an incident by an interface id and by the uid of an event that
+// only a typed flow row holds.
 func TestFlowRowsRoundTrip(t *testing.T) {
 	// An interface id that only a typed flow row holds.
 	const onlyTyped = "eni-0feedfacecafe0042"
@@ -125,14 +126,10 @@ func TestFlowRowsRoundTrip(t *testing.T) {
 	}
 	check("entity pivot", act.Events, named)
 
-	for _, text := range []string{onlyTyped, "not-" + onlyTyped} {
+	for text, wantN := range map[string]int{onlyTyped: 1, own.Metadata.UID: 1, "not-" + onlyTyped: 0} {
 		p, err := s.ListIncidents(ctx, casework.IncidentQuery{Tenants: []string{"t1"}, Text: text, FullText: true, Limit: 10})
 		if err != nil {
 			t.Fatal(err)
-		}
-		wantN := 1
-		if text != onlyTyped {
-			wantN = 0
 		}
 		if len(p.Items) != wantN {
 			t.Errorf("search %q: got %d incidents, want %d", text, len(p.Items), wantN)

@@ -799,10 +799,13 @@ ORDER BY time_ms, alert_id, inserted_ms DESC LIMIT 1 BY alert_id LIMIT `+fmt.Spr
 }
 
 // eventTextSQL is the text a search looks for in an event: its document,
-// or a flow row's addresses, ids and ports (its document is not stored).
-const eventTextSQL = "if(event_json != '', event_json, concat(src_ip, ' ', dst_ip, ' ', account_uid, ' ', region, ' ', " +
+// or a flow row's uid, addresses, ids, ports, protocol number and log
+// status (its document is not stored). 18.16's if() computes both
+// branches, so the concat is built for every event of the window the
+// search reads.
+const eventTextSQL = "if(event_json != '', event_json, concat(event_uid, ' ', src_ip, ' ', dst_ip, ' ', account_uid, ' ', region, ' ', " +
 	"flow_interface, ' ', flow_instance, ' ', flow_vpc, ' ', flow_subnet, ' ', flow_zone, ' ', " +
-	"toString(flow_src_port), ' ', toString(flow_dst_port)))"
+	"toString(flow_src_port), ' ', toString(flow_dst_port), ' ', toString(flow_protocol), ' ', flow_log_status))"
 
 // evidenceColumnsSQL reads an event's document, or the typed columns of a
 // flow row it is built back from (flowColumnsSQL, scanEvidence).

@@ -104,36 +104,47 @@ func TestLowCardinalityRowsEncodeAsTheSlice(t *testing.T) {
 }
 
 // An INSERT's String columns are sized for the largest block the table's
-// INSERTs held before, not only for their first block, and what is
-// remembered shrinks by an eighth an INSERT.
+// INSERTs held before, not only for its first block; an INSERT of one
+// block for that block alone; what is remembered shrinks by an eighth an
+// INSERT and is capped at maxZeroBuf. The calls are sendBlocks' own.
 func TestBlockMemoRemembersTheLargestBlock(t *testing.T) {
 	small, large := strings.Repeat("s", 10), strings.Repeat("L", 1000)
 	// Two String columns and an Int64 one; the first block small, the
 	// second large.
 	values := []any{[]string{small, small, large, large}, []int64{1, 2, 3, 4}, []string{"a", "b", "c", "d"}}
 	var m blockMemo
-	most := make([]int, len(values))
-	blockBytes(most, values, 0, 2)
-	if got := m.recall("events", slices.Clone(most)); !slices.Equal(got, []int{20, 0, 2}) {
-		t.Errorf("first INSERT: got %v, want the first block's bytes [20 0 2]", got)
+	insert := func(blocks ...[2]int) (reserved []int) {
+		most := make([]int, len(values))
+		for k, b := range blocks {
+			blockBytes(most, values, b[0], b[1])
+			if k == 0 {
+				reserved = m.want("events", most, len(blocks) > 1)
+			}
+		}
+		m.keep("events", most)
+		return reserved
 	}
-	blockBytes(most, values, 2, 4)
-	if !slices.Equal(most, []int{2000, 0, 2}) {
-		t.Fatalf("largest blocks: got %v, want [2000 0 2]", most)
+	if got := insert([2]int{0, 2}, [2]int{2, 4}); !slices.Equal(got, []int{20, 0, 2}) {
+		t.Errorf("first INSERT: got %v, want its first block's bytes [20 0 2]", got)
 	}
-	m.keep("events", most)
-	first := make([]int, len(values))
-	blockBytes(first, values, 0, 2)
-	if got := m.recall("events", first); !slices.Equal(got, []int{2000, 0, 2}) {
-		t.Errorf("next INSERT: got %v, want the largest block before [2000 0 2]", got)
+	if got := insert([2]int{0, 2}, [2]int{2, 4}); !slices.Equal(got, []int{2000, 0, 2}) {
+		t.Errorf("second INSERT: got %v, want the largest block before [2000 0 2]", got)
 	}
-	if got := m.recall("alerts", []int{5, 0, 0}); !slices.Equal(got, []int{5, 0, 0}) {
+	if got := insert([2]int{0, 2}); !slices.Equal(got, []int{20, 0, 2}) {
+		t.Errorf("an INSERT of one block: got %v, want that block [20 0 2]", got)
+	}
+	// Three INSERTs of small blocks since the large one: 2000 less an
+	// eighth (rounded down) three times.
+	insert([2]int{0, 2}, [2]int{0, 2})
+	insert([2]int{0, 2}, [2]int{0, 2})
+	if got := m.want("events", []int{20, 0, 2}, true); got[0] != 1341 {
+		t.Errorf("after three small INSERTs: got %d, want 1341", got[0])
+	}
+	if got := m.want("alerts", []int{5, 0, 0}, true); !slices.Equal(got, []int{5, 0, 0}) {
 		t.Errorf("another table: got %v, want its own first block [5 0 0]", got)
 	}
-	for range 3 {
-		m.keep("events", []int{20, 0, 2})
-	}
-	if got := m.recall("events", []int{20, 0, 2}); got[0] != 1341 {
-		t.Errorf("after three small INSERTs: got %d, want 1341 (2000 less an eighth, rounded down, three times)", got[0])
+	m.keep("events", []int{64 << 20, 0, 0})
+	if got := m.want("events", []int{20, 0, 2}, true); got[0] != maxZeroBuf {
+		t.Errorf("after a 64 MiB block: got %d, want at most maxZeroBuf (%d)", got[0], maxZeroBuf)
 	}
 }

@@ -302,7 +302,7 @@ func (s *Store) sendBlocks(ctx context.Context, c *columns) error {
 	// buffers stay small and are reused, and the server decodes one block
 	// while the next is being appended (measured with BenchmarkWriteEvents).
 	var cols []column.Interface
-	most := make([]int, len(c.values)) // the largest block of each String column
+	most := make([]int, len(c.values)) // this INSERT's largest block of each String column
 	for lo := 0; lo < c.rows; lo += sendBlockRows {
 		hi := min(lo+sendBlockRows, c.rows)
 		if c.fill != nil {
@@ -314,7 +314,7 @@ func (s *Store) sendBlocks(ctx context.Context, c *columns) error {
 		blockBytes(most, c.values, lo, hi)
 		if lo == 0 {
 			cols = batch.Columns()
-			reserveStrings(cols, c.values, s.blocks.recall(c.table, most))
+			reserveStrings(cols, c.values, s.blocks.want(c.table, most, hi < c.rows))
 		}
 		for i, v := range c.values {
 			if err := appendRows(batch.Column(i), lowCardinality(cols, i), v, lo, hi, c.rows); err != nil {
@@ -362,18 +362,24 @@ type blockMemo struct {
 	most map[string][]int
 }
 
-// recall returns the bytes to reserve for each String column of an INSERT
-// into table whose first block is first: the larger of first and what the
-// table's blocks held before. first is updated in place.
-func (m *blockMemo) recall(table string, first []int) []int {
+// want returns the bytes to reserve for each String column of an INSERT
+// into table whose first block holds first[i]: first itself when no block
+// follows (more false), else, in a new slice, the larger of first and
+// what the table's blocks held before, that at most maxZeroBuf (a larger
+// block grows its buffer as it is appended).
+func (m *blockMemo) want(table string, first []int, more bool) []int {
+	if !more {
+		return first
+	}
+	out := slices.Clone(first)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for i, n := range m.most[table] {
-		if i < len(first) {
-			first[i] = max(first[i], n)
+		if i < len(out) {
+			out[i] = max(out[i], min(n, maxZeroBuf))
 		}
 	}
-	return first
+	return out
 }
 
 // keep records the largest blocks of an INSERT into table. What was

@@ -1,6 +1,13 @@
 package vpcflow
 
-import "github.com/musubi-xdr/musubi/ocsf"
+import (
+	"bytes"
+	"slices"
+	"sync"
+	"unsafe"
+
+	"github.com/musubi-xdr/musubi/ocsf"
+)
 
 // Row is a flow event as a handful of typed values: what storage keeps of
 // a record in the default format or a custom one of the common fields
@@ -39,29 +46,26 @@ type Row struct {
 }
 
 // RowOf returns the Row of a flow event that Normalize, NormalizeTo or
-// NormalizeJSON built, and false for any other event and for a record
-// whose event a Row cannot hold (see Row).
+// NormalizeJSON built, and false for any other event, for a record whose
+// event a Row cannot hold (see Row), and for a flow event anything changed
+// after it was built beyond its tenant: the event that the Row builds
+// (Row.Event) must be the event itself, field for field.
 func RowOf(ev *ocsf.Event) (Row, bool) {
 	src, dst, ci := &ev.SrcEndpoint, &ev.DstEndpoint, &ev.ConnectionInfo
-	local, other := src, dst
+	local := src
 	if ci.DirectionID == directionIngress {
-		local, other = dst, src
+		local = dst
 	}
-	if ev.Metadata.LogName != LogName || ev.Metadata.Product.Name != "Amazon VPC" || ev.ClassUID != ocsf.ClassNetworkActivity ||
+	// What no Row holds, found without building its event.
+	if ev.Metadata.LogName != LogName || ev.Metadata.Product.Name != "Amazon VPC" ||
 		ci.DirectionID < 0 || ci.DirectionID > directionEgress ||
-		// A direction is the one unmapped field a Row holds: traffic
-		// path, ECS, Transit Gateway and unknown fields are not.
 		string(ev.Unmapped) != unmappedDirection[ci.DirectionID] ||
-		ev.StatusDetail != "" || ci.BoundaryID != 0 ||
-		len(src.IntermediateIPs) > 0 || len(dst.IntermediateIPs) > 0 || src.SvcName != "" || dst.SvcName != "" ||
-		other.InterfaceUID != "" || other.InstanceUID != "" || other.VPCUID != "" || other.SubnetUID != "" ||
+		len(src.IntermediateIPs) > 0 || len(dst.IntermediateIPs) > 0 ||
 		src.Port < 0 || src.Port > 65535 || dst.Port < 0 || dst.Port > 65535 ||
-		ci.ProtocolVerID != 0 && ci.ProtocolVerID != 4 && ci.ProtocolVerID != 6 ||
-		ev.ActionID < 0 || ev.ActionID > actionDenied ||
-		ev.Time != ev.StartTime || ev.Metadata.UID == "" {
+		ev.ActionID < 0 || ev.ActionID > actionDenied || ci.ProtocolVerID < 0 || ci.ProtocolVerID > 255 {
 		return Row{}, false
 	}
-	return Row{
+	r := Row{
 		UID: ev.Metadata.UID, Account: ev.Cloud.Account.UID, Region: ev.Cloud.Region, Zone: ev.Cloud.Zone,
 		Version: ev.Metadata.Product.Version, LogStatus: ev.StatusCode, Direction: uint8(ci.DirectionID),
 		Interface: local.InterfaceUID, Instance: local.InstanceUID, VPC: local.VPCUID, Subnet: local.SubnetUID,
@@ -70,7 +74,36 @@ func RowOf(ev *ocsf.Event) (Row, bool) {
 		Packets: ev.Traffic.Packets, Bytes: ev.Traffic.Bytes,
 		IPVersion: uint8(ci.ProtocolVerID), Action: uint8(ev.ActionID),
 		Start: ev.StartTime, End: ev.EndTime,
-	}, true
+	}
+	back := rowEvents.Get().(*ocsf.Event)
+	defer func() { *back = ocsf.Event{}; rowEvents.Put(back) }()
+	r.Event(back, ev.Raw)
+	if !slices.Equal(back.Observables, ev.Observables) || !bytes.Equal(back.Unmapped, ev.Unmapped) {
+		return Row{}, false
+	}
+	back.Observables, back.Unmapped, back.Metadata.TenantUID = ev.Observables, ev.Unmapped, ev.Metadata.TenantUID
+	if !sameMemory(back, ev) {
+		return Row{}, false
+	}
+	return r, true
+}
+
+// rowEvents are the events RowOf builds to compare, reused: an event is
+// 3.6 KB.
+var rowEvents = sync.Pool{New: func() any { return new(ocsf.Event) }}
+
+// sameMemory reports whether a and b hold the same bytes. RowOf runs for
+// every flow event the writer stores, and comparing two events field by
+// field would list every field of the model (and miss the next one
+// added); equal bytes mean equal fields. It errs only one way: a string
+// equal in content but not in place, an empty slice that is not nil, or
+// padding that is not zero make a and b differ, and the event is stored
+// whole. Row.Event shares every string it sets with the decoder (the
+// same setters, the same constants) or takes it from the event itself,
+// so a decoded flow event compares equal (TestRowRoundTrip).
+func sameMemory(a, b *ocsf.Event) bool {
+	n := int(unsafe.Sizeof(*a))
+	return unsafe.String((*byte)(unsafe.Pointer(a)), n) == unsafe.String((*byte)(unsafe.Pointer(b)), n)
 }
 
 // unmappedDirection is the unmapped object of a record whose only
@@ -85,13 +118,8 @@ func (r *Row) Event(ev *ocsf.Event, raw []byte) {
 	setClass(ev)
 	ev.Raw = raw
 	ev.StartTime, ev.EndTime, ev.Time = r.Start, r.End, r.Start
-
-	md := &ev.Metadata
-	md.Version = ocsf.Version
-	md.Product.Name, md.Product.VendorName, md.Product.Version = "Amazon VPC", "AWS", r.Version
-	md.LogName, md.UID = LogName, r.UID
-
-	ev.Cloud.Provider, ev.Cloud.Account.UID, ev.Cloud.Region, ev.Cloud.Zone = "AWS", r.Account, r.Region, r.Zone
+	setMetadata(ev, r.UID, r.Version)
+	ev.Cloud.Account.UID, ev.Cloud.Region, ev.Cloud.Zone = r.Account, r.Region, r.Zone
 	setStatus(ev, r.LogStatus)
 
 	src, dst, ci := &ev.SrcEndpoint, &ev.DstEndpoint, &ev.ConnectionInfo
@@ -110,8 +138,10 @@ func (r *Row) Event(ev *ocsf.Event, raw []byte) {
 	setIPVersion(ci, int(r.IPVersion))
 	ev.Traffic.Bytes, ev.Traffic.Packets = r.Bytes, r.Packets
 	setAction(ev, int(r.Action))
-	if r.Direction != 0 {
-		ev.Unmapped = []byte(unmappedDirection[r.Direction])
+	if d := ci.DirectionID; d == directionIngress || d == directionEgress {
+		// Only a direction setDirection knows: a row read back may hold
+		// anything.
+		ev.Unmapped = []byte(unmappedDirection[d])
 	}
 	addObservables(ev, local, "", "", "")
 }

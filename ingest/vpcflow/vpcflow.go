@@ -373,6 +373,16 @@ func setClass(ev *ocsf.Event) {
 	ev.SeverityID, ev.Severity = ocsf.SeverityInformational, "Informational"
 }
 
+// setMetadata sets the metadata of a flow record's event and its cloud
+// provider.
+func setMetadata(ev *ocsf.Event, uid, version string) {
+	md := &ev.Metadata
+	md.Version = ocsf.Version
+	md.Product.Name, md.Product.VendorName, md.Product.Version = "Amazon VPC", "AWS", version
+	md.LogName, md.UID = LogName, uid
+	ev.Cloud.Provider = "AWS"
+}
+
 // jsonSum stands for the format of JSON records in their ids.
 var jsonSum = [16]byte{'j', 's', 'o', 'n'}
 
@@ -387,17 +397,10 @@ func build(ev *ocsf.Event, vals *values, raw []byte, format [16]byte, context st
 	}
 	ev.StartTime, ev.EndTime, ev.Time = start*1000, end*1000, start*1000
 
-	md := &ev.Metadata
-	md.Version = ocsf.Version
-	md.Product.Name, md.Product.VendorName = "Amazon VPC", "AWS"
+	setMetadata(ev, uid(format, context, n, raw), v[fVersion])
 	if v[fResourceType] == "TransitGateway" || v[fTGWID] != "" {
-		md.Product.Name = "Amazon VPC Transit Gateway"
+		ev.Metadata.Product.Name = "Amazon VPC Transit Gateway"
 	}
-	md.Product.Version = v[fVersion]
-	md.LogName = LogName
-	md.UID = uid(format, context, n, raw)
-
-	ev.Cloud.Provider = "AWS"
 	ev.Cloud.Account.UID = dash(v[fAccountID])
 	ev.Cloud.Region = dash(v[fRegion])
 	ev.Cloud.Zone = dash(v[fAZID])
