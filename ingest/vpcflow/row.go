@@ -51,19 +51,16 @@ type Row struct {
 // after it was built beyond its tenant: the event that the Row builds
 // (Row.Event) must be the event itself, field for field.
 func RowOf(ev *ocsf.Event) (Row, bool) {
+	if ev.Metadata.LogName != LogName {
+		return Row{}, false
+	}
+	// Everything else is the comparison below: a field the Row cannot
+	// hold (a Transit Gateway product, a packet address, unmapped fields,
+	// a value out of a column's range) builds another event.
 	src, dst, ci := &ev.SrcEndpoint, &ev.DstEndpoint, &ev.ConnectionInfo
 	local := src
 	if ci.DirectionID == directionIngress {
 		local = dst
-	}
-	// What no Row holds, found without building its event.
-	if ev.Metadata.LogName != LogName || ev.Metadata.Product.Name != "Amazon VPC" ||
-		ci.DirectionID < 0 || ci.DirectionID > directionEgress ||
-		string(ev.Unmapped) != unmappedDirection[ci.DirectionID] ||
-		len(src.IntermediateIPs) > 0 || len(dst.IntermediateIPs) > 0 ||
-		src.Port < 0 || src.Port > 65535 || dst.Port < 0 || dst.Port > 65535 ||
-		ev.ActionID < 0 || ev.ActionID > actionDenied || ci.ProtocolVerID < 0 || ci.ProtocolVerID > 255 {
-		return Row{}, false
 	}
 	r := Row{
 		UID: ev.Metadata.UID, Account: ev.Cloud.Account.UID, Region: ev.Cloud.Region, Zone: ev.Cloud.Zone,
@@ -106,9 +103,8 @@ func sameMemory(a, b *ocsf.Event) bool {
 	return unsafe.String((*byte)(unsafe.Pointer(a)), n) == unsafe.String((*byte)(unsafe.Pointer(b)), n)
 }
 
-// unmappedDirection is the unmapped object of a record whose only
-// unmapped field is its flow direction, by direction id.
-var unmappedDirection = [...]string{"", `{"flow-direction":"ingress"}`, `{"flow-direction":"egress"}`}
+// flowDirections are the values of flow-direction by direction id.
+var flowDirections = [...]string{directionIngress: "ingress", directionEgress: "egress"}
 
 // Event fills *ev, which must be zero, with the event r was taken from:
 // the same fields build sets, in the same way, so that the two encode to
@@ -131,17 +127,18 @@ func (r *Row) Event(ev *ocsf.Event, raw []byte) {
 	}
 	setDirection(ci, int(r.Direction))
 	local.InterfaceUID, local.InstanceUID, local.VPCUID, local.SubnetUID = r.Interface, r.Instance, r.VPC, r.Subnet
-	if r.Protocol != 0 {
-		setProtocol(ci, r.Protocol)
-	}
+	setProtocol(ci, r.Protocol)
 	ci.TCPFlags = int(r.TCPFlags)
 	setIPVersion(ci, int(r.IPVersion))
 	ev.Traffic.Bytes, ev.Traffic.Packets = r.Bytes, r.Packets
 	setAction(ev, int(r.Action))
-	if d := ci.DirectionID; d == directionIngress || d == directionEgress {
-		// Only a direction setDirection knows: a row read back may hold
-		// anything.
-		ev.Unmapped = []byte(unmappedDirection[d])
+	if ci.Direction != "" {
+		// The one unmapped field a Row holds, written as the decoder
+		// writes unmapped fields. Only a direction setDirection knows: a
+		// row read back may hold anything.
+		var vals values
+		vals.v[fFlowDirection] = flowDirections[ci.DirectionID]
+		ev.Unmapped = unmapped(&vals)
 	}
 	addObservables(ev, local, "", "", "")
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/musubi-xdr/musubi/ingest/vpcflow"
@@ -93,7 +92,7 @@ func change(v reflect.Value) bool {
 		v.SetBool(!v.Bool())
 	case reflect.Slice:
 		if v.Type() == reflect.TypeFor[json.RawMessage]() {
-			v.SetBytes([]byte(`{"changed":"` + strings.Repeat("x", 3) + `"}`))
+			v.SetBytes([]byte(`{"changed":"x"}`))
 			return true
 		}
 		el := reflect.New(v.Type().Elem()).Elem()
@@ -109,16 +108,7 @@ func change(v reflect.Value) bool {
 			return false
 		}
 		v.Set(reflect.Append(v, el))
-	case reflect.Pointer:
-		v.Set(reflect.New(v.Type().Elem()))
-	case reflect.Map:
-		m := reflect.MakeMap(v.Type())
-		k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
-		change(k)
-		change(e)
-		m.SetMapIndex(k, e)
-		v.Set(m)
-	default:
+	default: // a kind the event model does not use yet: the test says so
 		return false
 	}
 	return true
